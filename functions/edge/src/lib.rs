@@ -1,0 +1,211 @@
+//! The production URL KooGallery calls (spec callbacks §0, §3, §12). For every request:
+//! size limit → `timestamp` window → signature over the raw bytes (constant time, current or previous
+//! key) → nonce replay guard → dispatch on `activity` → `Body-Sign` over the exact bytes sent.
+//! Always HTTP 200 with a JSON result code (Decisions §3); nothing is written before the checks pass.
+
+use std::{sync::Arc, time::Instant};
+
+use async_trait::async_trait;
+use chrono::Duration;
+use koogallery::{
+    ResultCode,
+    config::Config,
+    ports::{Clock, NonceStore},
+    signing::{KeyRing, body_sign_header, verify_basic},
+    time::parse_request_timestamp,
+    wire::{Activity, Reply},
+};
+use serde_json::Value;
+
+/// Hands a verified request to the callback that serves its `activity`: an in-process call locally,
+/// a synchronous invocation of that callback's own function on AWS.
+#[async_trait]
+pub trait Dispatcher: Send + Sync {
+    async fn dispatch(&self, activity: Activity, body: &Value) -> Reply;
+}
+
+/// What goes back over HTTP: always status 200, JSON, with `Body-Sign`.
+#[derive(Debug, Clone)]
+pub struct EdgeResponse {
+    pub body: Vec<u8>,
+    /// The `Body-Sign` header value (spec callbacks §3.3).
+    pub body_sign: String,
+    pub result_code: ResultCode,
+}
+
+impl EdgeResponse {
+    pub const STATUS: u16 = 200;
+    pub const CONTENT_TYPE: &'static str = "application/json;charset=UTF-8";
+}
+
+pub struct Edge {
+    keys: KeyRing,
+    nonces: Arc<dyn NonceStore>,
+    clock: Arc<dyn Clock>,
+    dispatcher: Arc<dyn Dispatcher>,
+    window_ms: i64,
+    nonce_ttl: Duration,
+    max_body_bytes: usize,
+}
+
+/// The signature parameters KooGallery appends to the production URL (callbacks §3.1).
+#[derive(Debug, Default)]
+struct SignatureParams {
+    signature: Option<String>,
+    timestamp: Option<String>,
+    nonce: Option<String>,
+}
+
+fn signature_params(query: &str) -> SignatureParams {
+    let mut p = SignatureParams::default();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let slot = match k.as_ref() {
+            "signature" => &mut p.signature,
+            "timestamp" => &mut p.timestamp,
+            "nonce" => &mut p.nonce,
+            _ => continue,
+        };
+        if slot.is_none() && !v.trim().is_empty() {
+            *slot = Some(v.trim().to_owned());
+        }
+    }
+    p
+}
+
+/// Longest accepted nonce: documented ones are 16–64 characters.
+const MAX_NONCE_LEN: usize = 128;
+
+impl Edge {
+    pub fn new(
+        config: &Config,
+        nonces: Arc<dyn NonceStore>,
+        clock: Arc<dyn Clock>,
+        dispatcher: Arc<dyn Dispatcher>,
+    ) -> Self {
+        Self {
+            keys: config.keys.basic.clone(),
+            nonces,
+            clock,
+            dispatcher,
+            window_ms: i64::try_from(config.timestamp_window.as_millis()).unwrap_or(60_000),
+            nonce_ttl: Duration::from_std(config.nonce_ttl).unwrap_or(Duration::minutes(5)),
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+
+    /// Serves one V2 basic-interface call: the raw query string (without `?`) and the raw body bytes.
+    pub async fn handle_basic(&self, query: &str, body: &[u8]) -> EdgeResponse {
+        let started = Instant::now();
+        let (reply, activity, test) = match self.verify_and_dispatch(query, body).await {
+            Ok((reply, activity, test)) => (reply, Some(activity), test),
+            Err(reply) => (reply, None, false),
+        };
+        let response = self.sign(&reply);
+        tracing::info!(
+            target: "koogallery::callback",
+            activity = activity.map(Activity::as_str).unwrap_or("-"),
+            result_code = reply.result_code.as_str(),
+            result_msg = %reply.result_msg,
+            test,
+            body_bytes = body.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "callback"
+        );
+        response
+    }
+
+    /// Signs a reply with the current basic key (Decisions §3).
+    pub fn sign(&self, reply: &Reply) -> EdgeResponse {
+        let body = reply.to_bytes();
+        EdgeResponse {
+            body_sign: body_sign_header(self.keys.current.expose(), &body),
+            body,
+            result_code: reply.result_code,
+        }
+    }
+
+    async fn verify_and_dispatch(
+        &self,
+        query: &str,
+        body: &[u8],
+    ) -> Result<(Reply, Activity, bool), Reply> {
+        let invalid = |msg: String| Reply::new(ResultCode::InvalidParameter, msg);
+        let auth = |msg: &str| Reply::new(ResultCode::AuthenticationFailed, msg);
+
+        if body.len() > self.max_body_bytes {
+            return Err(invalid(format!(
+                "request body exceeds {} bytes",
+                self.max_body_bytes
+            )));
+        }
+        let p = signature_params(query);
+        let Some(signature) = p.signature else {
+            return Err(auth("signature is missing"));
+        };
+        // The official sample answers 000002 for a missing timestamp or nonce and a stale timestamp (§3.1).
+        let Some(ts_raw) = p.timestamp else {
+            return Err(invalid("timestamp is missing".into()));
+        };
+        let Some(nonce) = p.nonce else {
+            return Err(invalid("nonce is missing".into()));
+        };
+        if nonce.len() > MAX_NONCE_LEN {
+            return Err(invalid("nonce is too long".into()));
+        }
+        let Some(ts_ms) = parse_request_timestamp(&ts_raw) else {
+            return Err(invalid(format!(
+                "timestamp {ts_raw:?} is not epoch milliseconds"
+            )));
+        };
+        let now = self.clock.now();
+        if (now.timestamp_millis() - ts_ms).abs() > self.window_ms {
+            return Err(invalid(format!(
+                "timestamp is outside the accepted window of {} s",
+                self.window_ms / 1000
+            )));
+        }
+        // The signature covers the exact timestamp string received, not its parsed value.
+        let matched = verify_basic(&self.keys, &nonce, &ts_raw, &signature, body)
+            .map_err(|e| auth(&format!("signature verification failed: {e}")))?;
+        if matched.previous_key {
+            tracing::warn!("request signed with the previous basic key; finish the key rotation");
+        }
+        match self
+            .nonces
+            .remember(&nonce, now, now + self.nonce_ttl)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(auth("nonce has been used already (replay)")),
+            Err(e) => {
+                tracing::warn!(error = %e, "nonce store unavailable");
+                return Err(Reply::new(
+                    ResultCode::InternalError,
+                    "temporary internal error; please retry",
+                ));
+            }
+        }
+
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| invalid(format!("body is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(invalid("body must be a JSON object".into()));
+        }
+        let activity = match value.get("activity") {
+            None | Some(Value::Null) => return Err(invalid("activity is missing".into())),
+            Some(Value::String(s)) => Activity::parse(s.trim())
+                .ok_or_else(|| invalid(format!("unknown activity {s:?}")))?,
+            Some(other) => return Err(invalid(format!("activity must be a string, got {other}"))),
+        };
+        let test = matches!(value.get("testFlag"), Some(Value::String(s)) if s == "1")
+            || value.get("testFlag").and_then(Value::as_i64) == Some(1);
+        Ok((
+            self.dispatcher.dispatch(activity, &value).await,
+            activity,
+            test,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

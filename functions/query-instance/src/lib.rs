@@ -1,0 +1,240 @@
+//! `queryInstance` (spec callbacks §6.2): up to 100 comma-separated instance IDs, one batched read.
+//!
+//! One ID: `000004` while provisioning (Decisions §5), the failure's own code after a permanent failure,
+//! `000003` when unknown or released, else `000000` with `info[]`. Several IDs: `info[]` holds the ready
+//! ones; if none is ready the answer is that of the first requested ID, so a poll for a single order
+//! behaves the same whether or not KooGallery batches it.
+
+use koogallery::{
+    CallbackError, ResultCode,
+    crypto::{EncryptType, encrypt_credential},
+    domain::{Instance, InstanceState},
+    services::{Services, run_callback},
+    wire::{AppInfo, InstanceInfo, QueryInstanceRequest, Reply},
+};
+
+pub async fn handle(svc: &Services, body: &serde_json::Value) -> Reply {
+    run_callback("queryInstance", body, |req| query_instance(svc, req)).await
+}
+
+pub async fn query_instance(
+    svc: &Services,
+    req: QueryInstanceRequest,
+) -> Result<Reply, CallbackError> {
+    let ids = req.instance_ids();
+    let found = svc.store.get_many(&ids).await?;
+    // Answer in request order, whatever order the store returned.
+    let in_order: Vec<Option<&Instance>> = ids
+        .iter()
+        .map(|id| found.iter().find(|i| i.instance_id == *id))
+        .collect();
+
+    let encryption = svc.config.credential_encryption;
+    let mut info = Vec::new();
+    for inst in in_order.iter().flatten().filter(|i| i.is_ready()) {
+        info.push(InstanceInfo {
+            instance_id: inst.instance_id.clone(),
+            app_info: inst
+                .app_info
+                .as_ref()
+                .map(|a| present(a, encryption, svc))
+                .transpose()?,
+            usage_info: None,
+        });
+    }
+    if info.is_empty() {
+        return Ok(not_ready_reply(ids[0], in_order[0]));
+    }
+    let mut reply = Reply::success();
+    if let Some(kind) = encryption {
+        reply = reply.with("encryptType", kind.wire());
+    }
+    Ok(reply.with("info", info))
+}
+
+fn not_ready_reply(id: &str, inst: Option<&Instance>) -> Reply {
+    match inst {
+        None => Reply::new(
+            ResultCode::InstanceNotFound,
+            format!("instance {id} does not exist"),
+        ),
+        Some(i) => match (i.state, &i.failure) {
+            (InstanceState::Provisioning, _) => {
+                Reply::new(ResultCode::Processing, "instance is being provisioned")
+            }
+            (InstanceState::Failed, Some(f)) => Reply::new(f.code, f.message.clone()),
+            (InstanceState::Released, _) => Reply::new(
+                ResultCode::InstanceNotFound,
+                format!("instance {id} has been released"),
+            ),
+            _ => Reply::code(ResultCode::InternalError),
+        },
+    }
+}
+
+/// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
+/// (Decisions §4). An encrypted value over 128 characters is refused rather than sent truncated.
+fn present(
+    app: &AppInfo,
+    encryption: Option<EncryptType>,
+    svc: &Services,
+) -> Result<AppInfo, CallbackError> {
+    let Some(kind) = encryption else {
+        return Ok(app.clone());
+    };
+    let key = svc.config.keys.basic.current.expose();
+    let enc = |v: &Option<String>| -> Result<Option<String>, CallbackError> {
+        v.as_deref()
+            .map(|plain| {
+                encrypt_credential(key, plain, kind).map_err(|e| CallbackError::Rejected {
+                    code: ResultCode::InternalError,
+                    message: format!("credential cannot be encrypted: {e}"),
+                })
+            })
+            .transpose()
+    };
+    Ok(AppInfo {
+        user_name: enc(&app.user_name)?,
+        password: enc(&app.password)?,
+        ..app.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koogallery::{
+        config::Config,
+        crypto::decrypt_field,
+        domain::Outcome,
+        memory::TestBed,
+        ports::{Clock, InstanceStore},
+    };
+    use serde_json::json;
+
+    async fn seed(bed: &TestBed, id: &str, ready: bool) {
+        let now = bed.clock.now();
+        let (mut i, ev) = Instance::new_provisioning(&format!("O-{id}"), "L", id, false, now);
+        let mut events = vec![ev];
+        if ready {
+            let app = AppInfo {
+                front_end_url: format!("https://app/{id}"),
+                admin_url: None,
+                user_name: Some("admin".into()),
+                password: Some("S3cret!pass".into()),
+                memo: None,
+            };
+            let Outcome::Changed(e) = i.activate(app, now).unwrap() else {
+                panic!()
+            };
+            events.push(e);
+        }
+        bed.store.create_for_order_line(&i, &events).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn provisioning_answers_000004_without_info() {
+        let bed = TestBed::default_keys();
+        seed(&bed, "p1", false).await;
+        let r = handle(
+            &bed.services,
+            &json!({"activity":"queryInstance","instanceId":"p1"}),
+        )
+        .await;
+        assert_eq!(r.result_code, ResultCode::Processing);
+        assert!(!r.fields.contains_key("info"));
+    }
+
+    #[tokio::test]
+    async fn active_answers_app_info_in_request_order_and_skips_unknown() {
+        let bed = TestBed::default_keys();
+        seed(&bed, "a1", true).await;
+        seed(&bed, "a2", true).await;
+        let r = handle(
+            &bed.services,
+            &json!({"activity":"queryInstance","instanceId":"a2,zzz,a1"}),
+        )
+        .await;
+        assert_eq!(r.result_code, ResultCode::Success);
+        let info: Vec<InstanceInfo> = r.field("info").unwrap();
+        let ids: Vec<&str> = info.iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(ids, ["a2", "a1"]);
+        assert_eq!(
+            info[0].app_info.as_ref().unwrap().password.as_deref(),
+            Some("S3cret!pass")
+        );
+        assert!(!r.fields.contains_key("encryptType"));
+    }
+
+    #[tokio::test]
+    async fn unknown_answers_000003_and_too_many_ids_000002() {
+        let bed = TestBed::default_keys();
+        let r = handle(
+            &bed.services,
+            &json!({"activity":"queryInstance","instanceId":"nope"}),
+        )
+        .await;
+        assert_eq!(r.result_code, ResultCode::InstanceNotFound);
+        let ids: Vec<String> = (0..101).map(|i| format!("i{i}")).collect();
+        let r = handle(
+            &bed.services,
+            &json!({"activity":"queryInstance","instanceId":ids.join(",")}),
+        )
+        .await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    }
+
+    #[tokio::test]
+    async fn permanent_failure_answers_its_own_code() {
+        let bed = TestBed::default_keys();
+        seed(&bed, "f1", false).await;
+        koogallery::domain::mutate(bed.store.as_ref(), "f1", |i| {
+            Ok(i.fail(
+                ResultCode::NoResource,
+                "no capacity left".into(),
+                chrono::Utc::now(),
+            ))
+        })
+        .await
+        .unwrap();
+        let r = handle(
+            &bed.services,
+            &json!({"activity":"queryInstance","instanceId":"f1"}),
+        )
+        .await;
+        assert_eq!(r.result_code, ResultCode::NoResource);
+        assert_eq!(r.result_msg, "no capacity left");
+    }
+
+    #[tokio::test]
+    async fn encryption_setting_encrypts_credentials_that_decrypt_with_the_basic_key() {
+        let mut config = Config::with_keys("basic-key", "kit-key");
+        config.credential_encryption = Some(EncryptType::Aes128);
+        let bed = TestBed::new(config);
+        seed(&bed, "e1", true).await;
+        let r = handle(
+            &bed.services,
+            &json!({"activity":"queryInstance","instanceId":"e1"}),
+        )
+        .await;
+        assert_eq!(r.field::<String>("encryptType").as_deref(), Some("2"));
+        let info: Vec<InstanceInfo> = r.field("info").unwrap();
+        let app = info[0].app_info.as_ref().unwrap();
+        let pw = app.password.as_deref().unwrap();
+        assert_ne!(pw, "S3cret!pass");
+        assert!(pw.len() <= 128);
+        assert_eq!(
+            decrypt_field("basic-key", pw, EncryptType::Aes128).unwrap(),
+            "S3cret!pass"
+        );
+        assert_eq!(
+            decrypt_field(
+                "basic-key",
+                app.user_name.as_deref().unwrap(),
+                EncryptType::Aes128
+            )
+            .unwrap(),
+            "admin"
+        );
+    }
+}

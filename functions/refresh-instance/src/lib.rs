@@ -1,0 +1,125 @@
+//! `refreshInstance` (spec callbacks §6.3): renewal, trial→formal, renewal cancellation, change on
+//! renewal. Sets the expiry to the absolute `expireTime`; idempotent per (instanceId, orderId, scene).
+
+use koogallery::{
+    CallbackError,
+    services::{Services, change_instance, run_callback},
+    time::parse_compact,
+    wire::{RefreshInstanceRequest, Reply},
+};
+
+pub async fn handle(svc: &Services, body: &serde_json::Value) -> Reply {
+    run_callback("refreshInstance", body, |req| refresh_instance(svc, req)).await
+}
+
+pub async fn refresh_instance(
+    svc: &Services,
+    req: RefreshInstanceRequest,
+) -> Result<Reply, CallbackError> {
+    let expire_time = parse_compact(req.expire_time.trim()).ok_or_else(|| {
+        CallbackError::InvalidParameter(format!("expireTime {:?} is not a time", req.expire_time))
+    })?;
+    let now = svc.clock.now();
+    change_instance(svc, &req.instance_id, |i| {
+        i.refresh(
+            req.scene,
+            &req.order_id,
+            req.product_id.clone(),
+            expire_time,
+            now,
+        )
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koogallery::{ResultCode, memory::TestBed, ports::Job};
+    use serde_json::json;
+
+    async fn active(bed: &TestBed) {
+        let r = new_instance_like(bed).await;
+        assert_eq!(r, "i1");
+    }
+
+    async fn new_instance_like(bed: &TestBed) -> String {
+        use koogallery::{domain::Instance, ports::InstanceStore, wire::AppInfo};
+        let now = chrono::Utc::now();
+        let (mut i, ev) = Instance::new_provisioning("O", "O-1", "i1", false, now);
+        let app = AppInfo {
+            front_end_url: "https://a".into(),
+            admin_url: None,
+            user_name: None,
+            password: None,
+            memo: None,
+        };
+        let koogallery::domain::Outcome::Changed(ev2) = i.activate(app, now).unwrap() else {
+            panic!()
+        };
+        bed.store
+            .create_for_order_line(&i, &[ev, ev2])
+            .await
+            .unwrap();
+        i.instance_id
+    }
+
+    fn body(scene: &str, order: &str, expire: &str) -> serde_json::Value {
+        json!({"activity":"refreshInstance","instanceId":"i1","orderId":order,"orderLineId":format!("{order}-1"),
+               "scene":scene,"expireTime":expire})
+    }
+
+    #[tokio::test]
+    async fn every_scene_sets_the_expiry_and_repeats_are_success_without_new_history() {
+        let bed = TestBed::default_keys();
+        active(&bed).await;
+        let cases = [
+            ("TRIAL_TO_FORMAL", "F1", "20270101000000"),
+            ("RENEWAL", "R1", "20280101000000"),
+            ("UNSUBSCRIBE_RENEWAL_PERIOD", "R1", "20270101000000"),
+            ("RENEWAL_CHANGE", "C1", "20290101000000123"),
+        ];
+        for (scene, order, exp) in cases {
+            let r = handle(&bed.services, &body(scene, order, exp)).await;
+            assert_eq!(
+                r.result_code,
+                ResultCode::Success,
+                "{scene}: {}",
+                r.result_msg
+            );
+            let i = bed.store.get_instance("i1").await;
+            assert_eq!(i.expire_time, parse_compact(exp), "{scene}");
+        }
+        let events_before = koogallery::ports::InstanceStore::events(bed.store.as_ref(), "i1")
+            .await
+            .unwrap()
+            .len();
+        let r = handle(&bed.services, &body("RENEWAL", "R1", "20280101000000")).await;
+        assert_eq!(r.result_code, ResultCode::Success);
+        let events_after = koogallery::ports::InstanceStore::events(bed.store.as_ref(), "i1")
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(events_before, events_after, "a repeat records nothing");
+        // One notice per change for the vendor's systems.
+        let notices = bed
+            .queue
+            .take_all()
+            .into_iter()
+            .filter(|j| matches!(j, Job::Notify { .. }))
+            .count();
+        assert!(notices >= 4);
+    }
+
+    #[tokio::test]
+    async fn unknown_instance_is_000003_and_bad_time_000002() {
+        let bed = TestBed::default_keys();
+        let r = handle(&bed.services, &body("RENEWAL", "R1", "20280101000000")).await;
+        assert_eq!(r.result_code, ResultCode::InstanceNotFound);
+        active(&bed).await;
+        let r = handle(&bed.services, &body("RENEWAL", "R1", "2028-01-01")).await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+        let r = handle(&bed.services, &body("BOGUS", "R1", "20280101000000")).await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    }
+}
