@@ -142,7 +142,6 @@ pub enum EventKind {
         order_id: String,
         order_line_id: String,
     },
-    OrderDetailsUpdated,
     Released {
         order_id: Option<String>,
     },
@@ -159,7 +158,6 @@ impl EventKind {
             Self::Frozen => "frozen",
             Self::Unfrozen => "unfrozen",
             Self::Upgraded { .. } => "upgraded",
-            Self::OrderDetailsUpdated => "order_details_updated",
             Self::Released { .. } => "released",
         }
     }
