@@ -223,9 +223,15 @@ async fn lifecycle_notices_are_delivered_once_and_leave_the_outbox() {
     };
     assert_eq!(b.worker.process(&d).await.unwrap(), JobOutcome::Notified);
     assert_eq!(b.worker.process(&d).await.unwrap(), JobOutcome::AlreadyDone);
-    let notices = b.provisioner.notices.lock().unwrap();
-    assert_eq!(notices.len(), 1);
-    assert_eq!(notices[0].event.kind.name(), "upgraded");
+    let kinds: Vec<&str> = b
+        .provisioner
+        .notices
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.event.kind.name())
+        .collect();
+    assert_eq!(kinds, ["upgraded"]);
     assert!(
         b.bed
             .store

@@ -1,0 +1,405 @@
+//! [`InstanceStore`] and [`NonceStore`] over redb, mirroring `koogallery::memory::MemoryStore`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use koogallery::{
+    StoreError,
+    domain::{Instance, InstanceEvent},
+    ports::{CreateOutcome, InstanceStore, NonceStore},
+};
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+
+use crate::{EVENTS, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, millis};
+
+/// Expired nonces removed per `remember` call: each call adds at most one entry and removes up to
+/// this many, so the table tracks the live set without any call doing unbounded work.
+const NONCE_PURGE_BATCH: usize = 32;
+
+fn decode_instance(id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Fault::Corrupt(format!("instance {id} cannot be decoded: {e}")))
+}
+
+fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>, Fault> {
+    serde_json::to_vec(value).map_err(|e| Fault::Corrupt(format!("cannot encode {what}: {e}")))
+}
+
+/// Just the optimistic-concurrency field: a compare-and-set needs nothing else from the record.
+#[derive(serde::Deserialize)]
+struct VersionOnly {
+    version: u64,
+}
+
+/// Appends events under (instanceId, seq). History is append-only: a seq already stored is refused
+/// as a conflict (the whole transaction is dropped) rather than overwriting an entry. The domain
+/// hands out each seq once per version, so this only fires on a caller bug.
+fn append_events(
+    txn: &WriteTransaction,
+    instance_id: &str,
+    events: &[InstanceEvent],
+) -> Result<(), Fault> {
+    let mut table = txn.open_table(EVENTS)?;
+    for ev in events {
+        let json = encode("event", ev)?;
+        if table
+            .insert((instance_id, ev.seq), json.as_slice())?
+            .is_some()
+        {
+            tracing::error!(
+                instance_id,
+                seq = ev.seq,
+                "event seq already stored; save refused"
+            );
+            return Err(Fault::Conflict);
+        }
+    }
+    Ok(())
+}
+
+fn create(
+    instance: &Instance,
+    events: &[InstanceEvent],
+    txn: WriteTransaction,
+) -> Result<CreateOutcome, Fault> {
+    let id = instance.instance_id.as_str();
+    {
+        let mut lines = txn.open_table(ORDER_LINES)?;
+        let mut instances = txn.open_table(INSTANCES)?;
+        let line_key = (instance.order_id.as_str(), instance.order_line_id.as_str());
+        let existing_id = lines.get(line_key)?.map(|g| g.value().to_owned());
+        if let Some(existing_id) = existing_id {
+            // Nothing written: dropping the transaction aborts it.
+            let bytes = instances.get(existing_id.as_str())?.ok_or_else(|| {
+                Fault::Corrupt(format!(
+                    "order line ({}, {}) points at missing instance {existing_id}",
+                    instance.order_id, instance.order_line_id
+                ))
+            })?;
+            let existing = decode_instance(&existing_id, bytes.value())?;
+            return Ok(CreateOutcome::Existing(Box::new(existing)));
+        }
+        if instances.get(id)?.is_some() {
+            // A businessId reused across orders: refuse rather than overwrite another order's instance.
+            return Err(Fault::Conflict);
+        }
+        let mut stored = instance.clone();
+        stored.version = 1;
+        instances.insert(id, encode("instance", &stored)?.as_slice())?;
+        lines.insert(line_key, id)?;
+    }
+    {
+        // The memory store replaces the history on create; drop any orphaned events for this id.
+        let mut table: Table<(&str, u64), &[u8]> = txn.open_table(EVENTS)?;
+        table.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
+    }
+    append_events(&txn, id, events)?;
+    txn.commit()?;
+    Ok(CreateOutcome::Created)
+}
+
+fn save(
+    instance: &Instance,
+    expected_version: u64,
+    events: &[InstanceEvent],
+    txn: WriteTransaction,
+) -> Result<(), Fault> {
+    let id = instance.instance_id.as_str();
+    {
+        let mut instances = txn.open_table(INSTANCES)?;
+        let current = match instances.get(id)? {
+            // Saving against a missing record is a conflict, never a blind create.
+            None => return Err(Fault::Conflict),
+            Some(bytes) => {
+                serde_json::from_slice::<VersionOnly>(bytes.value())
+                    .map_err(|e| Fault::Corrupt(format!("instance {id} cannot be decoded: {e}")))?
+                    .version
+            }
+        };
+        if current != expected_version {
+            return Err(Fault::Conflict);
+        }
+        let mut stored = instance.clone();
+        stored.version = expected_version + 1;
+        instances.insert(id, encode("instance", &stored)?.as_slice())?;
+    }
+    append_events(&txn, id, events)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Removes up to [`NONCE_PURGE_BATCH`] nonces that expired at or before `now_ms`.
+fn purge_expired_nonces(txn: &WriteTransaction, now_ms: i64) -> Result<(), Fault> {
+    let mut index = txn.open_table(NONCE_EXPIRY)?;
+    let mut nonces = txn.open_table(NONCES)?;
+    // Everything below (now+1, "") has expiry <= now: "" sorts before every other nonce.
+    let upper = now_ms.saturating_add(1);
+    let expired: Vec<(i64, String)> = index
+        .range(..(upper, ""))?
+        .take(NONCE_PURGE_BATCH)
+        .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
+        .collect::<Result<_, _>>()?;
+    for (exp, nonce) in &expired {
+        index.remove((*exp, nonce.as_str()))?;
+        nonces.remove(nonce.as_str())?;
+    }
+    Ok(())
+}
+
+fn remember(nonce: &str, now_ms: i64, exp_ms: i64, txn: WriteTransaction) -> Result<bool, Fault> {
+    purge_expired_nonces(&txn, now_ms)?;
+    let fresh = {
+        let mut nonces = txn.open_table(NONCES)?;
+        let mut index = txn.open_table(NONCE_EXPIRY)?;
+        let previous = nonces.get(nonce)?.map(|g| g.value());
+        match previous {
+            Some(exp) if exp > now_ms => false,
+            _ => {
+                if let Some(old) = previous {
+                    index.remove((old, nonce))?;
+                }
+                nonces.insert(nonce, exp_ms)?;
+                index.insert((exp_ms, nonce), ())?;
+                true
+            }
+        }
+    };
+    // Committed on a replay too, so the purge work is kept.
+    txn.commit()?;
+    Ok(fresh)
+}
+
+#[async_trait]
+impl InstanceStore for EmbeddedStore {
+    async fn create_for_order_line(
+        &self,
+        instance: &Instance,
+        events: &[InstanceEvent],
+    ) -> Result<CreateOutcome, StoreError> {
+        let (instance, events) = (instance.clone(), events.to_vec());
+        // redb runs one write transaction at a time, so the check-then-insert is atomic and
+        // exactly one of any number of concurrent creators sees the order line absent.
+        Ok(self
+            .blocking(move |db| create(&instance, &events, db.begin_write()?))
+            .await?)
+    }
+
+    async fn get(&self, instance_id: &str) -> Result<Option<Instance>, StoreError> {
+        let id = instance_id.to_owned();
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(INSTANCES)?;
+                let found = table.get(id.as_str())?;
+                found.map(|b| decode_instance(&id, b.value())).transpose()
+            })
+            .await?)
+    }
+
+    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Instance>, StoreError> {
+        let ids: Vec<String> = instance_ids.iter().map(|s| (*s).to_owned()).collect();
+        Ok(self
+            .blocking(move |db| {
+                // One snapshot for the whole batch; unknown IDs are left out, order kept.
+                let table = db.begin_read()?.open_table(INSTANCES)?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(bytes) = table.get(id.as_str())? {
+                        out.push(decode_instance(id, bytes.value())?);
+                    }
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    async fn save(
+        &self,
+        instance: &Instance,
+        expected_version: u64,
+        events: &[InstanceEvent],
+    ) -> Result<(), StoreError> {
+        let (instance, events) = (instance.clone(), events.to_vec());
+        Ok(self
+            .blocking(move |db| save(&instance, expected_version, &events, db.begin_write()?))
+            .await?)
+    }
+
+    async fn events(&self, instance_id: &str) -> Result<Vec<InstanceEvent>, StoreError> {
+        let id = instance_id.to_owned();
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(EVENTS)?;
+                let mut out = Vec::new();
+                for entry in table.range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))? {
+                    let (key, bytes) = entry?;
+                    let seq = key.value().1;
+                    out.push(serde_json::from_slice(bytes.value()).map_err(|e| {
+                        Fault::Corrupt(format!("event {id}#{seq} cannot be decoded: {e}"))
+                    })?);
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+}
+
+#[async_trait]
+impl NonceStore for EmbeddedStore {
+    /// Expiries are compared at millisecond resolution (the stored unit); a nonce counts as
+    /// remembered while its expiry is strictly after `now`, as in the memory store.
+    async fn remember(
+        &self,
+        nonce: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let nonce = nonce.to_owned();
+        let (now_ms, exp_ms) = (millis(now), millis(expires_at));
+        Ok(self
+            .blocking(move |db| remember(&nonce, now_ms, exp_ms, db.begin_write()?))
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use koogallery::ports::{InstanceStore, NonceStore};
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        koogallery::time::parse_compact("20260101000000").unwrap()
+    }
+
+    fn fresh() -> (tempfile::TempDir, EmbeddedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path().join("db.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn write_raw(store: &EmbeddedStore, f: impl FnOnce(&WriteTransaction)) {
+        let txn = store.database().begin_write().unwrap();
+        f(&txn);
+        txn.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_instance_json_is_a_corrupt_error_not_a_panic() {
+        let (_dir, store) = fresh();
+        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        store.create_for_order_line(&inst, &[ev]).await.unwrap();
+        write_raw(&store, |txn| {
+            let mut t = txn.open_table(INSTANCES).unwrap();
+            t.insert("inst-1", b"{not json".as_slice()).unwrap();
+        });
+
+        assert!(matches!(
+            store.get("inst-1").await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.get_many(&["inst-1"]).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.save(&inst, 1, &[]).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        // A retried newInstance for the same order line meets the damaged record too.
+        let (dup, dup_ev) = Instance::new_provisioning("O", "O-1", "inst-2", false, t0());
+        assert!(matches!(
+            store.create_for_order_line(&dup, &[dup_ev]).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(
+            !StoreError::Corrupt(String::new()).is_retryable(),
+            "callers stop retrying a corrupt record"
+        );
+    }
+
+    #[tokio::test]
+    async fn corrupt_event_json_is_a_corrupt_error() {
+        let (_dir, store) = fresh();
+        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        store.create_for_order_line(&inst, &[ev]).await.unwrap();
+        write_raw(&store, |txn| {
+            let mut t = txn.open_table(EVENTS).unwrap();
+            t.insert(("inst-1", 7u64), [0xffu8, 0x00].as_slice())
+                .unwrap();
+        });
+        assert!(matches!(
+            store.events("inst-1").await,
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn order_line_pointing_at_a_missing_instance_is_corrupt() {
+        let (_dir, store) = fresh();
+        write_raw(&store, |txn| {
+            let mut t = txn.open_table(ORDER_LINES).unwrap();
+            t.insert(("O", "O-1"), "gone").unwrap();
+        });
+        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        assert!(matches!(
+            store.create_for_order_line(&inst, &[ev]).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(
+            store.get("inst-1").await.unwrap().is_none(),
+            "nothing written"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_event_seq_is_refused_without_touching_history() {
+        let (_dir, store) = fresh();
+        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        store
+            .create_for_order_line(&inst, std::slice::from_ref(&ev))
+            .await
+            .unwrap();
+        let mut stale = ev.clone();
+        stale.kind = koogallery::domain::EventKind::Provisioned;
+        assert!(matches!(
+            store.save(&inst, 1, &[stale]).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(store.events("inst-1").await.unwrap(), [ev]);
+        assert_eq!(store.get("inst-1").await.unwrap().unwrap().version, 1);
+    }
+
+    #[tokio::test]
+    async fn expired_nonces_are_purged_in_bounded_batches() {
+        let (_dir, store) = fresh();
+        let store = Arc::new(store);
+        let exp = t0() + chrono::Duration::seconds(1);
+        for i in 0..100 {
+            assert!(store.remember(&format!("n{i}"), t0(), exp).await.unwrap());
+        }
+        let count = |s: &EmbeddedStore| {
+            let txn = s.database().begin_read().unwrap();
+            let n = txn.open_table(NONCES).unwrap().len().unwrap();
+            let i = txn.open_table(NONCE_EXPIRY).unwrap().len().unwrap();
+            assert_eq!(n, i, "index and table agree");
+            n
+        };
+        assert_eq!(count(&store), 100);
+        let later = t0() + chrono::Duration::seconds(2);
+        let later_exp = later + chrono::Duration::seconds(300);
+        assert!(store.remember("fresh-1", later, later_exp).await.unwrap());
+        assert_eq!(count(&store), 100 - NONCE_PURGE_BATCH as u64 + 1);
+        // A replay still commits its purge batch.
+        assert!(!store.remember("fresh-1", later, later_exp).await.unwrap());
+        assert_eq!(count(&store), 100 - 2 * NONCE_PURGE_BATCH as u64 + 1);
+        // Re-remembering an expired nonce moves its index entry instead of duplicating it.
+        assert!(store.remember("n99", later, later_exp).await.unwrap());
+        assert!(!store.remember("n99", later, later_exp).await.unwrap());
+        for _ in 0..10 {
+            store.remember("fresh-1", later, later_exp).await.unwrap();
+        }
+        assert_eq!(count(&store), 2, "only the live nonces remain");
+    }
+}

@@ -1,0 +1,33 @@
+//! The shared port contracts, run against a fresh embedded store in a temporary directory.
+
+use std::sync::Arc;
+
+use koogallery::contract::{
+    concurrent_create_contract, instance_store_contract, nonce_store_contract,
+};
+use koogallery_embedded::EmbeddedStore;
+
+fn fresh() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    // A nested path also checks that `open` creates parent directories.
+    let store = EmbeddedStore::open(dir.path().join("data/nested/store.redb")).unwrap();
+    (dir, Arc::new(store))
+}
+
+#[tokio::test]
+async fn embedded_store_passes_the_instance_store_contract() {
+    let (_dir, store) = fresh();
+    instance_store_contract(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_passes_the_concurrent_create_contract() {
+    let (_dir, store) = fresh();
+    concurrent_create_contract(store).await;
+}
+
+#[tokio::test]
+async fn embedded_store_passes_the_nonce_store_contract() {
+    let (_dir, store) = fresh();
+    nonce_store_contract(store).await;
+}

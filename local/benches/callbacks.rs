@@ -1,0 +1,147 @@
+//! In-process cost of a signed callback through the edge, next to the bare HMAC + JSON parse it cannot
+//! avoid. Run: `make bench` (or `cargo bench -p koogallery-local --bench callbacks`).
+//!
+//! - `bare/verify_and_parse`: signature check on the raw bytes plus parsing the body.
+//! - `edge/*/memory`: the whole edge (window, signature, nonce guard, dispatch, callback, Body-Sign)
+//!   on the in-memory store and queue: the code's own cost.
+//! - `edge/*/embedded`: the same on the durable redb file store, as `make run` serves it.
+
+use std::{
+    hint::black_box,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use edge::Edge;
+use koogallery::{
+    config::Config,
+    memory::{MemoryQueue, MemoryStore},
+    ports::{Clock, InstanceStore, JobQueue, NonceStore, SystemClock},
+    services::Services,
+    signing::{basic_signature, canonical_payload, verify_basic},
+};
+use koogallery_embedded::EmbeddedStore;
+use koogallery_local::InProcessDispatcher;
+
+const KEY: &str = "bench-access-key";
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn signed(body: &[u8]) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nonce = format!("bench-nonce-{n:020}");
+    let ts = SystemClock.now().timestamp_millis().to_string();
+    let payload = canonical_payload(body).expect("bench bodies are JSON objects");
+    let sig = basic_signature(KEY, &nonce, &ts, payload.as_bytes());
+    format!("signature={sig}&timestamp={ts}&nonce={nonce}")
+}
+
+fn new_instance_body() -> Vec<u8> {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!(
+        r#"{{"activity":"newInstance","orderId":"CSBENCH{n}","orderLineId":"CSBENCH{n}-000001","businessId":"bench-{n}","testFlag":"0"}}"#
+    )
+    .into_bytes()
+}
+
+fn edge_on(
+    store: Arc<dyn InstanceStore>,
+    nonces: Arc<dyn NonceStore>,
+    queue: Arc<dyn JobQueue>,
+) -> Edge {
+    let config = Arc::new(Config::with_keys(KEY, "bench-kit-key"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let services = Services {
+        store,
+        queue,
+        clock: clock.clone(),
+        config: config.clone(),
+    };
+    Edge::new(
+        &config,
+        nonces,
+        clock,
+        Arc::new(InProcessDispatcher { services }),
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let body = new_instance_body();
+    let query = signed(&body);
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let (sig, ts, nonce) = (&params[0].1, &params[1].1, &params[2].1);
+    let ring = koogallery::signing::KeyRing::new(koogallery::signing::SecretKey::new(KEY), None);
+    c.bench_function("bare/verify_and_parse", |b| {
+        b.iter(|| {
+            verify_basic(&ring, nonce, ts, sig, black_box(&body)).expect("valid");
+            black_box(serde_json::from_slice::<serde_json::Value>(&body).expect("json"))
+        })
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let embedded = Arc::new(EmbeddedStore::open(dir.path().join("bench.redb")).expect("store"));
+    let memory = Arc::new(MemoryStore::new());
+    let edges = [
+        (
+            "memory",
+            edge_on(memory.clone(), memory.clone(), Arc::new(MemoryQueue::new())),
+        ),
+        (
+            "embedded",
+            edge_on(
+                embedded.clone(),
+                embedded.clone(),
+                Arc::new(embedded.queue()),
+            ),
+        ),
+    ];
+
+    for (name, edge) in &edges {
+        c.bench_function(&format!("edge/new_instance/{name}"), |b| {
+            b.to_async(&rt).iter_batched(
+                || {
+                    let body = new_instance_body();
+                    (signed(&body), body)
+                },
+                |(q, body)| async move {
+                    let r = edge.handle_basic(&q, &body).await;
+                    assert_eq!(r.result_code, koogallery::ResultCode::Processing);
+                    r
+                },
+                BatchSize::SmallInput,
+            )
+        });
+
+        // One active instance to query, created through the edge with a debug call.
+        let setup = br#"{"activity":"newInstance","orderId":"CSQ","orderLineId":"CSQ-000001","businessId":"bench-query","testFlag":"1"}"#;
+        rt.block_on(edge.handle_basic(&signed(setup), setup));
+        let query_body = br#"{"activity":"queryInstance","instanceId":"bench-query"}"#;
+        c.bench_function(&format!("edge/query_instance/{name}"), |b| {
+            b.to_async(&rt).iter_batched(
+                || signed(query_body),
+                |q| async move {
+                    let r = edge.handle_basic(&q, query_body).await;
+                    assert_eq!(r.result_code, koogallery::ResultCode::Success);
+                    r
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,350 @@
+//! `koogallery-sim`: play KooGallery against a production URL.
+//!
+//! ```text
+//! koogallery-sim lifecycle --url URL [--key K] [--order-id ID] [--test-flag]
+//! koogallery-sim call --url URL [--key K] --activity queryInstance --field instanceId=abc
+//! koogallery-sim call --url URL [--key K] --body '{"activity":"queryInstance","instanceId":"abc"}'
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use koogallery_sim::{
+    CallOptions, DEFAULT_ACCESS_KEY, DEFAULT_URL, LifecycleOptions, SimError, Simulator,
+};
+use serde_json::{Map, Value};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "koogallery-sim",
+    version,
+    about = "Plays KooGallery against a vendor's production URL: signed calls and the whole purchase lifecycle"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Target {
+    /// The vendor's production URL.
+    #[arg(long, default_value = DEFAULT_URL)]
+    url: String,
+    /// The basic-interface access key (signs requests, checks Body-Sign).
+    #[arg(
+        long,
+        env = "KOOGALLERY_ACCESS_KEY",
+        default_value = DEFAULT_ACCESS_KEY,
+        hide_env_values = true
+    )]
+    key: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Walk the whole purchase lifecycle, checking every answer; exits 1 on the first failure.
+    Lifecycle {
+        #[command(flatten)]
+        target: Target,
+        /// Order ID of the purchase (default: CS + 15 random characters).
+        #[arg(long)]
+        order_id: Option<String>,
+        /// Send "testFlag":"1" in every body (seller-console debugging).
+        #[arg(long)]
+        test_flag: bool,
+        /// Seconds to poll queryInstance for the instance to become ready.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        poll_timeout: u64,
+        /// Milliseconds between two polls.
+        #[arg(long, default_value_t = 250, value_name = "MS")]
+        poll_interval: u64,
+    },
+    /// Sign and send one call, print the answer; exits 1 unless HTTP 200 with a valid Body-Sign.
+    Call {
+        #[command(flatten)]
+        target: Target,
+        /// The activity (e.g. queryInstance); overrides "activity" of --body.
+        #[arg(long)]
+        activity: Option<String>,
+        /// A body field: KEY=VALUE (string) or KEY:=JSON (raw JSON, e.g. productInfo:='{"skuCode":"s"}').
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+        /// The whole body as a JSON object (--field and --activity are added to it).
+        #[arg(long, value_name = "JSON")]
+        body: Option<String>,
+        /// Add "testFlag":"1".
+        #[arg(long)]
+        test_flag: bool,
+        /// Send this nonce instead of a random one (replay tests).
+        #[arg(long)]
+        nonce: Option<String>,
+        /// Send this timestamp (epoch ms) instead of now (stale-timestamp tests).
+        #[arg(long, value_name = "MS")]
+        timestamp: Option<i64>,
+        /// Sign with this key instead of --key (forged-signature tests); Body-Sign is still checked with --key.
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match Cli::parse().command {
+        Command::Lifecycle {
+            target,
+            order_id,
+            test_flag,
+            poll_timeout,
+            poll_interval,
+        } => {
+            let mut opts = LifecycleOptions {
+                test_flag,
+                poll_timeout: Duration::from_secs(poll_timeout),
+                poll_interval: Duration::from_millis(poll_interval),
+                ..LifecycleOptions::default()
+            };
+            if let Some(order_id) = order_id {
+                opts.order_id = order_id;
+            }
+            lifecycle(&target, &opts).await
+        }
+        Command::Call {
+            target,
+            activity,
+            fields,
+            body,
+            test_flag,
+            nonce,
+            timestamp,
+            sign_key,
+        } => {
+            let body = match build_body(activity.as_deref(), &fields, body.as_deref(), test_flag) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = CallOptions {
+                nonce,
+                timestamp_ms: timestamp,
+                key: sign_key,
+            };
+            call(&target, &body, opts).await
+        }
+    }
+}
+
+async fn lifecycle(target: &Target, opts: &LifecycleOptions) -> ExitCode {
+    let sim = match Simulator::new(&target.url, &target.key) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    println!(
+        "KooGallery lifecycle against {} (order {}{})",
+        sim.url(),
+        opts.order_id,
+        if opts.test_flag { ", testFlag 1" } else { "" }
+    );
+    let (report, outcome) = sim.run_lifecycle_report(opts).await;
+    println!("{report}");
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn call(target: &Target, body: &Value, opts: CallOptions) -> ExitCode {
+    let sim = match Simulator::new(&target.url, &target.key) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let answer = match sim.call_with(body, opts).await {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    // Re-parse the raw bytes so the JSON is printed in the order received.
+    let pretty = serde_json::from_slice::<Value>(&answer.raw)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| String::from_utf8_lossy(&answer.raw).into_owned());
+    println!("{pretty}");
+    let slow = if answer.is_slow() {
+        " (SLOW: KooGallery gives up after 5 s)"
+    } else {
+        ""
+    };
+    println!(
+        "HTTP {} · resultCode {} · Body-Sign {} · {} ms{slow}",
+        answer.http_status,
+        answer.reply.result_code,
+        if answer.body_sign_valid {
+            "valid"
+        } else {
+            "INVALID or missing"
+        },
+        answer.elapsed.as_millis()
+    );
+    if answer.http_status == 200 && answer.body_sign_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fail(e: &SimError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// The body of `call`: `--body` (an object), then `--activity`, `--field`s and `--test-flag`.
+fn build_body(
+    activity: Option<&str>,
+    fields: &[String],
+    body: Option<&str>,
+    test_flag: bool,
+) -> Result<Value, String> {
+    let mut map = match body {
+        None => Map::new(),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("--body must be a JSON object".to_owned()),
+            Err(e) => return Err(format!("--body is not JSON: {e}")),
+        },
+    };
+    if let Some(activity) = activity {
+        // `activity` first, as KooGallery's bodies have it (the signature does not depend on it).
+        let mut with_activity = Map::new();
+        with_activity.insert("activity".to_owned(), Value::from(activity));
+        map.remove("activity");
+        with_activity.extend(map);
+        map = with_activity;
+    }
+    for field in fields {
+        let (key, value) = parse_field(field)?;
+        map.insert(key, value);
+    }
+    if test_flag {
+        map.insert("testFlag".to_owned(), Value::from("1"));
+    }
+    if !map.get("activity").is_some_and(Value::is_string) {
+        return Err("no activity: pass --activity NAME or a --body with \"activity\"".to_owned());
+    }
+    Ok(Value::Object(map))
+}
+
+/// `KEY=VALUE` → string value; `KEY:=JSON` → raw JSON value.
+fn parse_field(field: &str) -> Result<(String, Value), String> {
+    let (key, value) = field
+        .split_once('=')
+        .ok_or_else(|| format!("--field {field:?} is not KEY=VALUE or KEY:=JSON"))?;
+    let (key, value) = match key.strip_suffix(':') {
+        Some(key) => (
+            key,
+            serde_json::from_str(value)
+                .map_err(|e| format!("--field {key}:= value is not JSON: {e}"))?,
+        ),
+        None => (key, Value::from(value)),
+    };
+    if key.is_empty() {
+        return Err(format!("--field {field:?} has an empty name"));
+    }
+    Ok((key.to_owned(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use serde_json::json;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn fields_and_activity_build_the_body() {
+        let body = build_body(
+            Some("changeInstanceCheck"),
+            &[
+                "instanceId=abc".to_owned(),
+                r#"productInfo:={"skuCode":"s","linearValue":5}"#.to_owned(),
+                "memo=a=b".to_owned(),
+            ],
+            None,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            body.to_string(),
+            r#"{"activity":"changeInstanceCheck","instanceId":"abc","productInfo":{"skuCode":"s","linearValue":5},"memo":"a=b","testFlag":"1"}"#
+        );
+    }
+
+    #[test]
+    fn body_json_is_merged_and_activity_overridden() {
+        let body = build_body(
+            Some("queryInstance"),
+            &["instanceId=x".to_owned()],
+            Some(r#"{"instanceId":"y","activity":"newInstance"}"#),
+            false,
+        )
+        .unwrap();
+        assert_eq!(body, json!({"activity":"queryInstance","instanceId":"x"}));
+        let kept = build_body(None, &[], Some(r#"{"activity":"releaseInstance"}"#), false);
+        assert_eq!(kept.unwrap(), json!({"activity":"releaseInstance"}));
+    }
+
+    #[test]
+    fn bad_call_arguments_are_errors() {
+        assert!(build_body(None, &["instanceId=x".to_owned()], None, false).is_err());
+        assert!(build_body(Some("x"), &["noequals".to_owned()], None, false).is_err());
+        assert!(build_body(Some("x"), &["=v".to_owned()], None, false).is_err());
+        assert!(build_body(Some("x"), &["k:={".to_owned()], None, false).is_err());
+        assert!(build_body(Some("x"), &[], Some("[1]"), false).is_err());
+        assert!(build_body(Some("x"), &[], Some("{"), false).is_err());
+    }
+
+    #[test]
+    fn lifecycle_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "lifecycle",
+            "--url",
+            "http://h/p",
+            "--key",
+            "k",
+            "--order-id",
+            "CS1",
+            "--test-flag",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Lifecycle {
+                target,
+                order_id,
+                test_flag,
+                poll_timeout,
+                ..
+            } => {
+                assert_eq!(
+                    (target.url.as_str(), target.key.as_str()),
+                    ("http://h/p", "k")
+                );
+                assert_eq!(order_id.as_deref(), Some("CS1"));
+                assert!(test_flag);
+                assert_eq!(poll_timeout, 30);
+            }
+            Command::Call { .. } => panic!("parsed as call"),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The local host over real HTTP: the simulator plays KooGallery.
+
+use std::{sync::Arc, time::Duration};
+
+use koogallery::{
+    ResultCode,
+    memory::{Scripted, ScriptedProvisioner},
+    signing::verify_body_sign,
+    wire::InstanceInfo,
+};
+use koogallery_e2e::{KEY, config, host, simulator};
+use koogallery_sim::{CallOptions, LifecycleOptions};
+use serde_json::json;
+
+fn lifecycle_options(order: &str, test_flag: bool) -> LifecycleOptions {
+    LifecycleOptions {
+        order_id: order.into(),
+        test_flag,
+        poll_timeout: Duration::from_secs(20),
+        poll_interval: Duration::from_millis(50),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_lifecycle_through_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), config(), None).await;
+    let report = simulator(&h)
+        .run_lifecycle(&lifecycle_options("CSE2E0001", false))
+        .await
+        .expect("lifecycle passes");
+    println!("{report}");
+    assert!(report.steps.iter().all(|s| s.ok));
+    assert!(
+        report.steps.len() >= 15,
+        "every activity and probe was walked"
+    );
+    // The history tells the whole story.
+    let events = koogallery::ports::InstanceStore::events(h.store.as_ref(), &report.instance_id)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    for k in [
+        "created",
+        "provisioning_started",
+        "provisioned",
+        "refreshed",
+        "frozen",
+        "unfrozen",
+        "upgraded",
+        "released",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_lifecycle_creates_nothing_outside_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let provisioner = Arc::new(ScriptedProvisioner::default());
+    let h = host(dir.path(), config(), Some(provisioner.clone())).await;
+    let report = simulator(&h)
+        .run_lifecycle(&lifecycle_options("CSE2EDEBUG", true))
+        .await
+        .expect("debug lifecycle passes");
+    assert!(report.steps.iter().all(|s| s.ok));
+    assert_eq!(
+        provisioner.provision_calls(),
+        0,
+        "testFlag=1 provisions nothing"
+    );
+    assert!(
+        provisioner.notices.lock().unwrap().is_empty(),
+        "testFlag=1 notifies no one"
+    );
+    let depth = h.queue.depth(chrono::Utc::now()).unwrap();
+    assert_eq!((depth.ready, depth.in_flight, depth.dead), (0, 0, 0));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_duplicates_make_one_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let provisioner = Arc::new(ScriptedProvisioner::default());
+    let h = host(dir.path(), config(), Some(provisioner.clone())).await;
+    let sim = Arc::new(simulator(&h));
+    let mut calls = Vec::new();
+    for i in 0..16 {
+        let sim = sim.clone();
+        calls.push(tokio::spawn(async move {
+            sim.call(
+                &json!({"activity":"newInstance","orderId":"CSCONC","orderLineId":"CSCONC-000001",
+                             "businessId": format!("biz-{i}")}),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for c in calls {
+        let a = c.await.unwrap();
+        assert!(a.body_sign_valid);
+        assert!(
+            matches!(
+                a.reply.result_code,
+                ResultCode::Processing | ResultCode::Success
+            ),
+            "{:?}",
+            a.reply
+        );
+        ids.insert(a.reply.field::<String>("instanceId").unwrap());
+    }
+    assert_eq!(ids.len(), 1, "one instanceId for every duplicate");
+    let id = ids.into_iter().next().unwrap();
+    wait_for(&sim, &id, ResultCode::Success).await;
+    assert_eq!(provisioner.provision_calls(), 1, "provisioned exactly once");
+    h.shutdown().await;
+}
+
+async fn wait_for(
+    sim: &koogallery_sim::Simulator,
+    id: &str,
+    code: ResultCode,
+) -> koogallery::wire::Reply {
+    for _ in 0..400 {
+        let a = sim
+            .call(&json!({"activity":"queryInstance","instanceId":id}))
+            .await
+            .unwrap();
+        if a.reply.result_code == code {
+            return a.reply;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("instance {id} never answered {code}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_failures_retry_then_dead_letter_and_the_order_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.worker.max_attempts = 3;
+    let provisioner = Arc::new(ScriptedProvisioner::new(vec![Scripted::Transient; 10]));
+    let h = host(dir.path(), cfg, Some(provisioner.clone())).await;
+    let sim = simulator(&h);
+    let a = sim
+        .call(&json!({"activity":"newInstance","orderId":"CSFAIL","orderLineId":"CSFAIL-000001","businessId":"fail-1"}))
+        .await
+        .unwrap();
+    assert_eq!(a.reply.result_code, ResultCode::Processing);
+    let reply = wait_for(&sim, "fail-1", ResultCode::InternalError).await;
+    assert!(
+        reply.result_msg.contains("after 3 attempts"),
+        "{}",
+        reply.result_msg
+    );
+    assert_eq!(
+        provisioner.provision_calls(),
+        3,
+        "retried up to the limit, not beyond"
+    );
+    // The job is not lost: it waits in the dead-letter table with its reason.
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead = h.queue.dead_letters().unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = host(dir.path(), config(), None).await;
+    let sim = simulator(&first);
+    sim.call(&json!({"activity":"newInstance","orderId":"CSDUR","orderLineId":"CSDUR-000001","businessId":"dur-1"}))
+        .await
+        .unwrap();
+    let before = wait_for(&sim, "dur-1", ResultCode::Success).await;
+    let freeze = sim
+        .call(&json!({"activity":"updateInstanceStatus","instanceId":"dur-1","status":"FREEZE"}))
+        .await
+        .unwrap();
+    assert_eq!(freeze.reply.result_code, ResultCode::Success);
+    first.shutdown().await;
+
+    let second = host(dir.path(), config(), None).await;
+    let sim = simulator(&second);
+    let after = wait_for(&sim, "dur-1", ResultCode::Success).await;
+    let (b, a): (Vec<InstanceInfo>, Vec<InstanceInfo>) =
+        (before.field("info").unwrap(), after.field("info").unwrap());
+    assert_eq!(a, b, "the same credentials after a restart");
+    let dup = sim
+        .call(&json!({"activity":"newInstance","orderId":"CSDUR","orderLineId":"CSDUR-000001","businessId":"dur-2"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        dup.reply.field::<String>("instanceId").as_deref(),
+        Some("dur-1")
+    );
+    let inst = koogallery::ports::InstanceStore::get(second.store.as_ref(), "dur-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.state, koogallery::domain::InstanceState::Frozen);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_http_input_gets_a_signed_result_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.max_body_bytes = 1024;
+    let h = host(dir.path(), cfg, None).await;
+    let sim = simulator(&h);
+    let client = reqwest::Client::new();
+
+    // Oversize: rejected before anything is read into the store.
+    let big = json!({"activity":"queryInstance","instanceId": "x".repeat(4096)});
+    let a = sim.call(&big).await.unwrap();
+    assert_eq!(
+        (a.http_status, a.reply.result_code),
+        (200, ResultCode::InvalidParameter)
+    );
+    assert!(a.body_sign_valid);
+
+    // Unsigned garbage.
+    let r = client
+        .post(h.produce_url())
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sign = r.headers()["body-sign"].to_str().unwrap().to_owned();
+    let body = r.bytes().await.unwrap();
+    assert!(verify_body_sign(KEY, &body, &sign));
+    let reply: koogallery::wire::Reply = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply.result_code, ResultCode::AuthenticationFailed);
+
+    // Replay, forged, stale.
+    let q = json!({"activity":"queryInstance","instanceId":"nope"});
+    let opts = CallOptions {
+        nonce: Some("fixed-nonce-0001".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        sim.call_with(&q, opts.clone())
+            .await
+            .unwrap()
+            .reply
+            .result_code,
+        ResultCode::InstanceNotFound
+    );
+    assert_eq!(
+        sim.call_with(&q, opts).await.unwrap().reply.result_code,
+        ResultCode::AuthenticationFailed
+    );
+    let forged = CallOptions {
+        key: Some("not-the-key".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        sim.call_with(&q, forged).await.unwrap().reply.result_code,
+        ResultCode::AuthenticationFailed
+    );
+    let stale = CallOptions {
+        timestamp_ms: Some(chrono::Utc::now().timestamp_millis() - 600_000),
+        ..Default::default()
+    };
+    assert_eq!(
+        sim.call_with(&q, stale).await.unwrap().reply.result_code,
+        ResultCode::InvalidParameter
+    );
+
+    // Kit paths are reserved and answer clearly; unknown paths are a JSON 404.
+    let r = client
+        .post(format!("{}/produceAPI/v2/tenantSync", h.produce_url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let reply: koogallery::wire::Reply = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(reply.result_msg.contains("tenantSync"));
+    let r = client
+        .get(format!("http://{}/nowhere", h.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    h.shutdown().await;
+}
