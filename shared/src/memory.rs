@@ -28,6 +28,8 @@ struct Tables {
     order_lines: HashMap<(String, String), String>,
     events: HashMap<String, Vec<InstanceEvent>>,
     nonces: HashMap<String, DateTime<Utc>>,
+    /// (expiry, nonce), so expired nonces are dropped from the front in O(log n) each.
+    nonce_expiry: std::collections::BTreeSet<(DateTime<Utc>, String)>,
 }
 
 /// Instances, order lines, events and nonces in a mutex-guarded map.
@@ -146,16 +148,21 @@ impl NonceStore for MemoryStore {
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut t = self.lock()?;
-        if t.nonces.len() > 10_000 {
-            t.nonces.retain(|_, exp| *exp > now);
-        }
-        match t.nonces.get(nonce) {
-            Some(exp) if *exp > now => Ok(false),
-            _ => {
-                t.nonces.insert(nonce.to_owned(), expires_at);
-                Ok(true)
+        while let Some((exp, old)) = t.nonce_expiry.first().cloned() {
+            if exp > now {
+                break;
+            }
+            t.nonce_expiry.pop_first();
+            if t.nonces.get(&old) == Some(&exp) {
+                t.nonces.remove(&old);
             }
         }
+        if t.nonces.get(nonce).is_some_and(|exp| *exp > now) {
+            return Ok(false);
+        }
+        t.nonces.insert(nonce.to_owned(), expires_at);
+        t.nonce_expiry.insert((expires_at, nonce.to_owned()));
+        Ok(true)
     }
 }
 

@@ -72,6 +72,15 @@ fn signature_params(query: &str) -> SignatureParams {
     p
 }
 
+/// What the log line reports about a verified request (identifiers only, never credentials).
+#[derive(Debug, Default)]
+struct Seen {
+    activity: Option<Activity>,
+    instance_id: Option<String>,
+    order_id: Option<String>,
+    test: bool,
+}
+
 /// Longest accepted nonce: documented ones are 16–64 characters.
 const MAX_NONCE_LEN: usize = 128;
 
@@ -96,17 +105,19 @@ impl Edge {
     /// Serves one V2 basic-interface call: the raw query string (without `?`) and the raw body bytes.
     pub async fn handle_basic(&self, query: &str, body: &[u8]) -> EdgeResponse {
         let started = Instant::now();
-        let (reply, activity, test) = match self.verify_and_dispatch(query, body).await {
-            Ok((reply, activity, test)) => (reply, Some(activity), test),
-            Err(reply) => (reply, None, false),
+        let (reply, seen) = match self.verify_and_dispatch(query, body).await {
+            Ok((reply, seen)) => (reply, seen),
+            Err(reply) => (reply, Seen::default()),
         };
         let response = self.sign(&reply);
         tracing::info!(
             target: "koogallery::callback",
-            activity = activity.map(Activity::as_str).unwrap_or("-"),
+            activity = seen.activity.map(Activity::as_str).unwrap_or("-"),
             result_code = reply.result_code.as_str(),
             result_msg = %reply.result_msg,
-            test,
+            instance_id = seen.instance_id.or_else(|| reply.field::<String>("instanceId")).as_deref().unwrap_or("-"),
+            order_id = seen.order_id.as_deref().unwrap_or("-"),
+            test = seen.test,
             body_bytes = body.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "callback"
@@ -124,11 +135,7 @@ impl Edge {
         }
     }
 
-    async fn verify_and_dispatch(
-        &self,
-        query: &str,
-        body: &[u8],
-    ) -> Result<(Reply, Activity, bool), Reply> {
+    async fn verify_and_dispatch(&self, query: &str, body: &[u8]) -> Result<(Reply, Seen), Reply> {
         let invalid = |msg: String| Reply::new(ResultCode::InvalidParameter, msg);
         let auth = |msg: &str| Reply::new(ResultCode::AuthenticationFailed, msg);
 
@@ -197,13 +204,20 @@ impl Edge {
                 .ok_or_else(|| invalid(format!("unknown activity {s:?}")))?,
             Some(other) => return Err(invalid(format!("activity must be a string, got {other}"))),
         };
-        let test = matches!(value.get("testFlag"), Some(Value::String(s)) if s == "1")
-            || value.get("testFlag").and_then(Value::as_i64) == Some(1);
-        Ok((
-            self.dispatcher.dispatch(activity, &value).await,
-            activity,
-            test,
-        ))
+        let text = |k: &str| {
+            value
+                .get(k)
+                .and_then(Value::as_str)
+                .map(|s| s.chars().take(200).collect::<String>())
+        };
+        let seen = Seen {
+            activity: Some(activity),
+            instance_id: text("instanceId"),
+            order_id: text("orderId"),
+            test: matches!(value.get("testFlag"), Some(Value::String(s)) if s == "1")
+                || value.get("testFlag").and_then(Value::as_i64) == Some(1),
+        };
+        Ok((self.dispatcher.dispatch(activity, &value).await, seen))
     }
 }
 
