@@ -161,6 +161,17 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// Hands a verified request to the callback that serves its `activity`: an in-process call locally,
+/// a synchronous invocation of that callback's own function on AWS.
+#[async_trait]
+pub trait Dispatcher: Send + Sync {
+    async fn dispatch(
+        &self,
+        activity: crate::wire::Activity,
+        body: &serde_json::Value,
+    ) -> crate::wire::Reply;
+}
+
 /// The wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

@@ -5,7 +5,6 @@
 
 use std::{sync::Arc, time::Instant};
 
-use async_trait::async_trait;
 use chrono::Duration;
 use koogallery::{
     ResultCode,
@@ -17,12 +16,7 @@ use koogallery::{
 };
 use serde_json::Value;
 
-/// Hands a verified request to the callback that serves its `activity`: an in-process call locally,
-/// a synchronous invocation of that callback's own function on AWS.
-#[async_trait]
-pub trait Dispatcher: Send + Sync {
-    async fn dispatch(&self, activity: Activity, body: &Value) -> Reply;
-}
+pub use koogallery::ports::Dispatcher;
 
 /// What goes back over HTTP: always status 200, JSON, with `Body-Sign`.
 #[derive(Debug, Clone)]

@@ -5,6 +5,8 @@ use koogallery::{
     signing::{basic_signature, canonical_payload, verify_body_sign},
 };
 
+use async_trait::async_trait;
+
 use super::*;
 
 const KEY: &str = "edge-test-key";
