@@ -4,21 +4,56 @@ CARGO ?= cargo
 PORT ?= 8080
 export PORT
 
-.PHONY: run test lint unit bench simulate fmt clean
+VENV := $(CURDIR)/.venv
+MOTO_PORT ?= 5055
+# The emulator (moto: DynamoDB + SQS) and fake credentials for the AWS adapters' tests and local runs.
+EMULATOR_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(MOTO_PORT) AWS_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test MOTO_PORT=$(MOTO_PORT)
+# cargo-lambda finds zig with `python3 -m ziglang`: the venv's python3 must come first.
+TOOLS_PATH := PATH="$(VENV)/bin:$$PATH"
+
+.PHONY: run test lint unit validate tools bench simulate run-aws-local build deploy fmt clean
 
 ## run: build optimised and serve the production interface on 127.0.0.1:$(PORT)/produce (data in .data/)
 run:
 	$(CARGO) run --release --locked -p koogallery-local
 
-## test: formatting, lints and every test (unit, contract, end-to-end over HTTP)
-test: lint unit
+## test: formatting, lints, the template lint, and every test: unit, port contracts on the embedded
+## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both
+test: lint validate
+	bash scripts/emulator.sh start
+	$(EMULATOR_ENV) $(CARGO) test --locked --workspace -- --include-ignored; \
+	  status=$$?; bash scripts/emulator.sh stop; exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
+## unit: every test that needs no emulator (quick loop while developing)
 unit:
 	$(CARGO) test --locked --workspace
+
+## tools: the pinned Python-packaged tools in .venv (moto, cfn-lint, SAM CLI, cargo-lambda + zig)
+tools:
+	bash scripts/tools.sh
+
+## validate: lint the SAM template
+validate: tools
+	$(TOOLS_PATH) cfn-lint template.yaml
+	$(TOOLS_PATH) AWS_DEFAULT_REGION=us-east-1 sam validate --lint
+
+## run-aws-local: the local host on the AWS adapters against the emulator (same PORT and keys as `make run`)
+run-aws-local: tools
+	bash scripts/emulator.sh start
+	$(EMULATOR_ENV) KOOGALLERY_BACKEND=aws $(CARGO) run --release --locked -p koogallery-local --features aws
+
+## build: the Lambda bundle (cargo lambda, arm64) through SAM
+build: tools
+	$(TOOLS_PATH) sam build --beta-features
+
+## deploy: sam deploy (guided the first time, until samconfig.toml holds a region)
+deploy: build
+	if grep -q '^region' samconfig.toml; then $(TOOLS_PATH) sam deploy; else $(TOOLS_PATH) sam deploy --guided; fi
 
 ## bench: criterion figures for BENCHMARKS.md
 bench:
@@ -33,4 +68,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf .data
+	rm -rf .data .aws-sam

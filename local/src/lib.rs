@@ -100,6 +100,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("AWS resources: {0}")]
+    Aws(String),
     #[error("provisioner: {0}")]
     Provisioner(#[from] koogallery::ports::ProvisionError),
 }
@@ -177,6 +179,32 @@ pub async fn start_with(
         Arc::new(InProcessDispatcher { services }),
     ));
 
+    let (addr, stop, stopped, server) = serve(edge, &settings, config.max_body_bytes).await?;
+    let worker_task = tokio::spawn(run_worker(queue.clone(), worker, clock, wake, stopped));
+    tracing::info!(%addr, data = %path.display(), "local host ready: POST http://{addr}/produce");
+    Ok(RunningHost {
+        addr,
+        store,
+        queue,
+        stop,
+        tasks: vec![server, worker_task],
+    })
+}
+
+/// Binds the listener and serves the router until the returned sender says stop.
+async fn serve(
+    edge: Arc<Edge>,
+    settings: &LocalSettings,
+    max_body_bytes: usize,
+) -> Result<
+    (
+        SocketAddr,
+        watch::Sender<bool>,
+        watch::Receiver<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
+    StartError,
+> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -188,8 +216,7 @@ pub async fn start_with(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-
-    let app = router(edge, config.max_body_bytes);
+    let app = router(edge, max_body_bytes);
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -202,15 +229,7 @@ pub async fn start_with(
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
-    let worker_task = tokio::spawn(run_worker(queue.clone(), worker, clock, wake, stopped));
-    tracing::info!(%addr, data = %path.display(), "local host ready: POST http://{addr}/produce");
-    Ok(RunningHost {
-        addr,
-        store,
-        queue,
-        stop,
-        tasks: vec![server, worker_task],
-    })
+    Ok((addr, stop, stopped, server))
 }
 
 /// The HTTP surface: the production URL, the Kit sub-paths (reserved), and a health check.
@@ -273,13 +292,9 @@ async fn produce(
     }
 }
 
-/// The Kit syncs (callbacks §9) arrive in a later release; answer clearly rather than 404.
+/// The Kit syncs (callbacks §9) arrive in a later release.
 async fn kit(State(edge): State<Arc<Edge>>, Path(name): Path<String>) -> Response {
-    let reply = Reply::new(
-        ResultCode::InvalidParameter,
-        format!("Kit interface {name} is not enabled on this deployment"),
-    );
-    to_http(edge.sign(&reply))
+    to_http(edge.handle_kit(&name))
 }
 
 /// How long a delivered job stays hidden from other deliveries: longer than one attempt can take.
@@ -347,6 +362,9 @@ pub async fn run_worker(
         }
     }
 }
+
+#[cfg(feature = "aws")]
+pub mod aws;
 
 /// Structured logs: JSON lines when `KOOGALLERY_LOG_FORMAT=json` (as on AWS), compact text otherwise.
 pub fn init_tracing() {

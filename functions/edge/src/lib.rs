@@ -119,6 +119,16 @@ impl Edge {
         response
     }
 
+    /// The Kit syncs (`/produce/produceAPI/v2/{name}`, callbacks §9) arrive in a later release; until
+    /// then they get a clear, signed `000002` rather than a 404.
+    pub fn handle_kit(&self, name: &str) -> EdgeResponse {
+        let name: String = name.chars().take(64).collect();
+        self.sign(&Reply::new(
+            ResultCode::InvalidParameter,
+            format!("Kit interface {name} is not enabled on this deployment"),
+        ))
+    }
+
     /// Signs a reply with the current basic key (Decisions §3).
     pub fn sign(&self, reply: &Reply) -> EdgeResponse {
         let body = reply.to_bytes();
@@ -214,6 +224,9 @@ impl Edge {
         Ok((self.dispatcher.dispatch(activity, &value).await, seen))
     }
 }
+
+#[cfg(feature = "lambda")]
+pub mod lambda;
 
 #[cfg(test)]
 mod tests;

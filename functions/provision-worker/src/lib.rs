@@ -10,6 +10,9 @@
 //! [`Worker::process`] returns what happened; [`Worker::disposition`] turns that into the queue action
 //! (ack, retry after a delay, dead-letter) for whichever queue delivered it.
 
+pub mod batch;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod provisioners;
 
 use std::{sync::Arc, time::Duration};

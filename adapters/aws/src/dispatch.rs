@@ -1,0 +1,260 @@
+//! The edge's [`Dispatcher`] on AWS: each verified request is a synchronous (`RequestResponse`)
+//! invocation of the function that serves its `activity`; the function's answer is the callback's
+//! [`Reply`]. Any failure on the way (SDK error, function error, unparsable answer) answers
+//! `000005` "temporary internal error; please retry" and logs the cause — never the request body,
+//! which may carry credentials.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::{Client, error::DisplayErrorContext, primitives::Blob, types::InvocationType};
+use koogallery::{
+    ResultCode,
+    ports::Dispatcher,
+    wire::{Activity, Reply},
+};
+use serde_json::Value;
+
+/// The environment variable naming the function of each activity (set by the SAM template).
+pub fn function_env_var(activity: Activity) -> &'static str {
+    match activity {
+        Activity::NewInstance => "KOOGALLERY_FN_NEW_INSTANCE",
+        Activity::QueryInstance => "KOOGALLERY_FN_QUERY_INSTANCE",
+        Activity::RefreshInstance => "KOOGALLERY_FN_REFRESH_INSTANCE",
+        Activity::UpdateInstanceStatus => "KOOGALLERY_FN_UPDATE_INSTANCE_STATUS",
+        Activity::ReleaseInstance => "KOOGALLERY_FN_RELEASE_INSTANCE",
+        Activity::UpgradeInstance => "KOOGALLERY_FN_UPGRADE_INSTANCE",
+        Activity::ChangeInstanceCheck => "KOOGALLERY_FN_CHANGE_INSTANCE_CHECK",
+    }
+}
+
+/// The dispatcher's configuration is incomplete.
+#[derive(Debug, thiserror::Error)]
+#[error("callback functions not configured: {} not set", .missing.join(", "))]
+pub struct DispatcherConfigError {
+    /// The unset environment variables.
+    pub missing: Vec<&'static str>,
+}
+
+/// Dispatches each activity to its own Lambda function.
+#[derive(Debug, Clone)]
+pub struct LambdaDispatcher {
+    client: Client,
+    functions: HashMap<Activity, String>,
+}
+
+/// How much of a function's error message goes into the log.
+const MAX_LOGGED_ERROR: usize = 500;
+
+fn retry_later() -> Reply {
+    Reply::new(
+        ResultCode::InternalError,
+        "temporary internal error; please retry",
+    )
+}
+
+/// The callback's answer from an invocation's payload. The error names the JSON problem only:
+/// a reply may hold encrypted credentials.
+pub(crate) fn parse_reply(payload: &[u8]) -> Result<Reply, String> {
+    serde_json::from_slice(payload).map_err(|e| {
+        format!(
+            "answer is not a reply ({:?} error at line {}, column {}, {} bytes)",
+            e.classify(),
+            e.line(),
+            e.column(),
+            payload.len()
+        )
+    })
+}
+
+/// `errorType: errorMessage` of a function error payload (the runtime's error object), shortened.
+pub(crate) fn describe_function_error(payload: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+    let kind = v.get("errorType").and_then(Value::as_str).unwrap_or("?");
+    let message = v.get("errorMessage").and_then(Value::as_str).unwrap_or("");
+    let mut out = format!("{kind}: {message}");
+    if out.chars().count() > MAX_LOGGED_ERROR {
+        out = out.chars().take(MAX_LOGGED_ERROR).collect::<String>() + "…";
+    }
+    out
+}
+
+impl LambdaDispatcher {
+    pub fn new(client: Client, functions: HashMap<Activity, String>) -> Self {
+        Self { client, functions }
+    }
+
+    /// Function names from `KOOGALLERY_FN_NEW_INSTANCE`, `KOOGALLERY_FN_QUERY_INSTANCE`, … (one per
+    /// activity, see [`function_env_var`]); the error lists every unset one.
+    pub fn from_env(client: Client) -> Result<Self, DispatcherConfigError> {
+        Self::from_lookup(client, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Self::from_env`] with another source of settings.
+    pub fn from_lookup(
+        client: Client,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, DispatcherConfigError> {
+        let mut functions = HashMap::new();
+        let mut missing = Vec::new();
+        for activity in Activity::ALL {
+            let var = function_env_var(activity);
+            match lookup(var).filter(|v| !v.trim().is_empty()) {
+                Some(name) => {
+                    functions.insert(activity, name.trim().to_owned());
+                }
+                None => missing.push(var),
+            }
+        }
+        if missing.is_empty() {
+            Ok(Self::new(client, functions))
+        } else {
+            Err(DispatcherConfigError { missing })
+        }
+    }
+
+    /// The function serving `activity`, if configured.
+    pub fn function(&self, activity: Activity) -> Option<&str> {
+        self.functions.get(&activity).map(String::as_str)
+    }
+}
+
+#[async_trait]
+impl Dispatcher for LambdaDispatcher {
+    async fn dispatch(&self, activity: Activity, body: &Value) -> Reply {
+        let Some(function) = self.function(activity) else {
+            tracing::error!(%activity, "no function configured for this activity");
+            return retry_later();
+        };
+        let payload = match serde_json::to_vec(body) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(%activity, error = %e, "cannot encode the request for the callback");
+                return retry_later();
+            }
+        };
+        let out = match self
+            .client
+            .invoke()
+            .function_name(function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(%activity, function, error = %DisplayErrorContext(&e), "callback invocation failed");
+                return retry_later();
+            }
+        };
+        let answer = out.payload().map(Blob::as_ref).unwrap_or_default();
+        if let Some(kind) = out.function_error() {
+            tracing::error!(
+                %activity,
+                function,
+                function_error = kind,
+                cause = %describe_function_error(answer),
+                "callback function failed"
+            );
+            return retry_later();
+        }
+        match parse_reply(answer) {
+            Ok(reply) => reply,
+            Err(cause) => {
+                tracing::error!(%activity, function, %cause, "callback answer unusable");
+                retry_later()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_lambda::config::{BehaviorVersion, Region};
+
+    use super::*;
+
+    fn offline_client() -> Client {
+        Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn from_lookup_reads_every_activity_and_names_the_missing_ones() {
+        let all: HashMap<String, String> = Activity::ALL
+            .into_iter()
+            .map(|a| (function_env_var(a).to_owned(), format!("fn-{a}")))
+            .collect();
+        let d = LambdaDispatcher::from_lookup(offline_client(), |k| all.get(k).cloned()).unwrap();
+        assert_eq!(d.function(Activity::NewInstance), Some("fn-newInstance"));
+        assert_eq!(
+            d.function(Activity::ChangeInstanceCheck),
+            Some("fn-changeInstanceCheck")
+        );
+
+        let partial = |k: &str| {
+            (k != "KOOGALLERY_FN_QUERY_INSTANCE" && k != "KOOGALLERY_FN_UPGRADE_INSTANCE")
+                .then(|| all.get(k).cloned())
+                .flatten()
+        };
+        let err = LambdaDispatcher::from_lookup(offline_client(), partial).unwrap_err();
+        assert_eq!(
+            err.missing,
+            [
+                "KOOGALLERY_FN_QUERY_INSTANCE",
+                "KOOGALLERY_FN_UPGRADE_INSTANCE"
+            ]
+        );
+        assert_eq!(
+            err.to_string(),
+            "callback functions not configured: KOOGALLERY_FN_QUERY_INSTANCE, KOOGALLERY_FN_UPGRADE_INSTANCE not set"
+        );
+        assert!(LambdaDispatcher::from_lookup(offline_client(), |_| Some(" ".into())).is_err());
+    }
+
+    #[test]
+    fn env_var_names_are_distinct() {
+        let names: std::collections::HashSet<_> =
+            Activity::ALL.into_iter().map(function_env_var).collect();
+        assert_eq!(names.len(), Activity::ALL.len());
+    }
+
+    #[test]
+    fn replies_parse_and_failures_do_not_echo_content() {
+        let reply =
+            parse_reply(br#"{"resultCode":"000000","resultMsg":"success.","instanceId":"i-1"}"#)
+                .unwrap();
+        assert_eq!(reply.result_code, ResultCode::Success);
+        assert_eq!(reply.fields.get("instanceId"), Some(&Value::from("i-1")));
+        let err = parse_reply(br#"{"resultCode":"secret-ish"}"#).unwrap_err();
+        assert!(!err.contains("secret-ish"), "{err}");
+        assert!(parse_reply(b"").is_err());
+        assert!(parse_reply(b"null").is_err());
+    }
+
+    #[test]
+    fn function_errors_are_summarised() {
+        assert_eq!(
+            describe_function_error(br#"{"errorType":"Panic","errorMessage":"boom"}"#),
+            "Panic: boom"
+        );
+        assert_eq!(describe_function_error(b"garbage"), "?: ");
+        let long = format!(
+            r#"{{"errorType":"E","errorMessage":"{}"}}"#,
+            "x".repeat(2000)
+        );
+        assert!(describe_function_error(long.as_bytes()).chars().count() <= MAX_LOGGED_ERROR + 1);
+    }
+
+    #[test]
+    fn retry_reply_is_the_internal_error() {
+        let r = retry_later();
+        assert_eq!(r.result_code, ResultCode::InternalError);
+        assert_eq!(r.result_msg, "temporary internal error; please retry");
+    }
+}

@@ -1,0 +1,59 @@
+//! The AWS adapters of the KooGallery production interface:
+//!
+//! - [`DynamoStore`]: [`InstanceStore`](koogallery::ports::InstanceStore) and
+//!   [`NonceStore`](koogallery::ports::NonceStore) on one DynamoDB table (key schema in [`dynamo`]),
+//!   with the exact semantics of [`koogallery::memory::MemoryStore`].
+//! - [`SqsQueue`]: [`JobQueue`](koogallery::ports::JobQueue) on SQS, plus the consumer helpers a
+//!   local polling loop and the tests use (on AWS the Lambda event source receives and deletes).
+//! - [`SecretsManagerSecrets`]: the [`Secrets`](koogallery::ports::Secrets) port on Secrets Manager,
+//!   fetched once per execution environment; [`keys_from_secret_json`] is its pure parser.
+//! - [`LambdaDispatcher`]: the edge's [`Dispatcher`](koogallery::ports::Dispatcher), a synchronous
+//!   invocation of the callback function that serves the activity.
+//! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
+//!
+//! Every client is built from [`sdk_config`], which honours `AWS_ENDPOINT_URL` and `AWS_REGION`:
+//! that is how tests and local runs point the adapters at the emulator (`scripts/emulator.sh`).
+
+pub mod bootstrap;
+pub mod dispatch;
+pub mod dynamo;
+pub mod secrets;
+pub mod sqs;
+
+pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
+pub use dynamo::DynamoStore;
+pub use secrets::{SecretsManagerSecrets, keys_from_secret_json};
+pub use sqs::{SqsDelivery, SqsQueue};
+
+use aws_config::BehaviorVersion;
+
+/// The shared SDK configuration: region, credentials and endpoint from the environment and the
+/// usual AWS configuration chain. `AWS_ENDPOINT_URL` (e.g. `http://127.0.0.1:5055`) sends every
+/// client to the emulator.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Whole seconds for an SQS time parameter: rounds a fraction up (a visibility timeout never hides
+/// a message for less than asked) and caps at `max_secs`.
+pub(crate) fn whole_secs(d: std::time::Duration, max_secs: i32) -> i32 {
+    let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    i32::try_from(secs).unwrap_or(i32::MAX).min(max_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::whole_secs;
+
+    #[test]
+    fn whole_secs_rounds_up_and_caps() {
+        assert_eq!(whole_secs(Duration::ZERO, 20), 0);
+        assert_eq!(whole_secs(Duration::from_millis(1), 20), 1);
+        assert_eq!(whole_secs(Duration::from_millis(1500), 20), 2);
+        assert_eq!(whole_secs(Duration::from_secs(3), 20), 3);
+        assert_eq!(whole_secs(Duration::from_secs(60), 20), 20);
+        assert_eq!(whole_secs(Duration::MAX, 43_200), 43_200);
+    }
+}

@@ -1,0 +1,52 @@
+//! Shared set-up of the emulator tests: the SDK configuration from the environment that
+//! `scripts/emulator.sh start` prints, and unique resource names.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// The SDK configuration for the emulator. Panics with instructions when `AWS_ENDPOINT_URL` is not
+/// set: these tests must never run against real AWS by accident.
+pub async fn emulator_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let Some(endpoint) = endpoint else {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: these tests need the AWS emulator. Run \
+             `scripts/tools.sh && eval \"$(scripts/emulator.sh start)\"` (which exports \
+             AWS_ENDPOINT_URL=http://127.0.0.1:5055 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
+             AWS_SECRET_ACCESS_KEY=test), then `cargo test -p koogallery-aws -- --include-ignored`"
+        );
+    };
+    let config = koogallery_aws::sdk_config().await;
+    assert!(
+        config.region().is_some(),
+        "AWS_REGION is not set (emulator at {endpoint}); export AWS_REGION=us-east-1"
+    );
+    config
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `probe` every 100 ms until it yields a value or `timeout` passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

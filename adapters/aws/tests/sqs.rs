@@ -1,0 +1,227 @@
+//! `SqsQueue` against the emulator: producer port, consumer helpers, redrive to the DLQ.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use common::{emulator_config, eventually, unique};
+use koogallery::ports::{Job, JobQueue};
+use koogallery_aws::{SqsDelivery, SqsQueue, bootstrap::ensure_queues};
+
+const SHORT: Duration = Duration::from_secs(1);
+const LONG: Duration = Duration::from_secs(30);
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A fresh queue and its DLQ, redriving after `max_receive_count` receives.
+async fn queues(max_receive_count: u32) -> (SqsQueue, SqsQueue) {
+    let config = emulator_config().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let (url, dlq_url) = ensure_queues(&client, &unique("jobs"), max_receive_count)
+        .await
+        .unwrap();
+    (
+        SqsQueue::new(client.clone(), url),
+        SqsQueue::new(client, dlq_url),
+    )
+}
+
+fn job() -> Job {
+    Job::Provision {
+        instance_id: unique("biz"),
+    }
+}
+
+/// The next delivery, polling without blocking the emulator.
+async fn next(queue: &SqsQueue, visibility: Duration) -> SqsDelivery {
+    eventually("a delivery", PATIENCE, || async {
+        queue
+            .receive(1, Duration::ZERO, visibility)
+            .await
+            .unwrap()
+            .pop()
+    })
+    .await
+}
+
+async fn nothing_visible(queue: &SqsQueue) {
+    let got = queue.receive(10, Duration::ZERO, LONG).await.unwrap();
+    assert!(got.is_empty(), "unexpected deliveries: {got:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn enqueue_receive_delete() {
+    let (queue, _) = queues(3).await;
+    let job = job();
+    queue.enqueue(&job).await.unwrap();
+    let d = next(&queue, LONG).await;
+    assert_eq!(d.job.as_ref(), Ok(&job));
+    assert_eq!(d.attempt, 1);
+    assert!(!d.message_id.is_empty());
+    queue.delete(&d.receipt_handle).await.unwrap();
+
+    let config = emulator_config().await;
+    let attrs = aws_sdk_sqs::Client::new(&config)
+        .get_queue_attributes()
+        .queue_url(queue.queue_url())
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name: QueueAttributeName| {
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(count(QueueAttributeName::ApproximateNumberOfMessages), "0");
+    assert_eq!(
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        "0"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn visibility_timeout_hides_then_redelivers_with_attempt_2() {
+    let (queue, _) = queues(5).await;
+    let job = job();
+    queue.enqueue(&job).await.unwrap();
+    let first = next(&queue, SHORT).await;
+    assert_eq!(first.attempt, 1);
+    nothing_visible(&queue).await;
+    let second = next(&queue, LONG).await;
+    assert_eq!(second.message_id, first.message_id);
+    assert_eq!(second.attempt, 2);
+    assert_eq!(second.job, Ok(job));
+    queue.delete(&second.receipt_handle).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn change_visibility_releases_and_hides() {
+    let (queue, _) = queues(5).await;
+    queue.enqueue(&job()).await.unwrap();
+    let first = next(&queue, LONG).await;
+    nothing_visible(&queue).await;
+
+    // Zero: visible again at once.
+    queue
+        .change_visibility(&first.receipt_handle, Duration::ZERO)
+        .await
+        .unwrap();
+    let second = next(&queue, LONG).await;
+    assert_eq!(second.message_id, first.message_id);
+    assert_eq!(second.attempt, 2);
+
+    // A short backoff: hidden now, back after it.
+    queue
+        .change_visibility(&second.receipt_handle, SHORT)
+        .await
+        .unwrap();
+    nothing_visible(&queue).await;
+    let third = next(&queue, LONG).await;
+    assert_eq!(third.message_id, first.message_id);
+    assert_eq!(third.attempt, 3);
+    queue.delete(&third.receipt_handle).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn unacknowledged_messages_land_in_the_dlq_after_max_receive_count() {
+    let (queue, dlq) = queues(2).await;
+    let job = job();
+    queue.enqueue(&job).await.unwrap();
+    assert_eq!(next(&queue, SHORT).await.attempt, 1);
+    assert_eq!(next(&queue, SHORT).await.attempt, 2);
+    // The next receive past the limit moves the message instead of delivering it.
+    let dead = eventually("the message in the DLQ", PATIENCE, || async {
+        let again = queue.receive(1, Duration::ZERO, SHORT).await.unwrap();
+        assert!(
+            again.iter().all(|d| d.attempt <= 2),
+            "delivered past maxReceiveCount: {again:?}"
+        );
+        dlq.receive(1, Duration::ZERO, LONG).await.unwrap().pop()
+    })
+    .await;
+    assert_eq!(dead.job, Ok(job));
+    dlq.delete(&dead.receipt_handle).await.unwrap();
+    nothing_visible(&queue).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_corrupt_body_is_delivered_as_an_error_with_the_raw_body() {
+    let (queue, dlq) = queues(3).await;
+    queue
+        .send_raw(queue.queue_url(), r#"{"type":"explode"}"#)
+        .await
+        .unwrap();
+    let d = next(&queue, LONG).await;
+    // The raw body comes back, so it can be dead-lettered unchanged.
+    let raw = d.job.unwrap_err();
+    assert_eq!(raw, r#"{"type":"explode"}"#);
+    queue.send_raw(dlq.queue_url(), &raw).await.unwrap();
+    queue.delete(&d.receipt_handle).await.unwrap();
+    let dead = next(&dlq, LONG).await;
+    assert_eq!(dead.job, Err(raw));
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn send_raw_moves_a_failed_job_to_the_dlq() {
+    let (queue, dlq) = queues(3).await;
+    let job = job();
+    queue.enqueue(&job).await.unwrap();
+    let d = next(&queue, LONG).await;
+    let body = serde_json::to_string(d.job.as_ref().unwrap()).unwrap();
+    queue.send_raw(dlq.queue_url(), &body).await.unwrap();
+    queue.delete(&d.receipt_handle).await.unwrap();
+    let dead = next(&dlq, LONG).await;
+    assert_eq!(dead.job, Ok(job));
+    assert_eq!(dead.attempt, 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn ensure_queues_is_idempotent_and_updates_the_redrive_policy() {
+    let config = emulator_config().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let name = unique("jobs");
+    let first = ensure_queues(&client, &name, 3).await.unwrap();
+    let second = ensure_queues(&client, &name, 5).await.unwrap();
+    assert_eq!(first, second);
+    assert!(first.1.ends_with(&format!("{name}-dlq")), "{first:?}");
+    let attrs = client
+        .get_queue_attributes()
+        .queue_url(&first.0)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(policy["maxReceiveCount"].to_string().trim_matches('"'), "5");
+    assert!(
+        policy["deadLetterTargetArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{name}-dlq"))
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn an_unknown_queue_is_an_error_with_context() {
+    let (queue, _) = queues(3).await;
+    let bogus = format!("{}-missing", queue.queue_url());
+    let err = queue.send_raw(&bogus, "{}").await.unwrap_err();
+    assert!(err.0.contains("SendMessage"), "{err}");
+}

@@ -1,0 +1,115 @@
+//! The whole lifecycle over real HTTP with the local host on the AWS adapters (DynamoDB and SQS on
+//! the emulator), including 16 concurrent duplicate newInstance calls. `make test` starts the emulator.
+
+use std::{sync::Arc, time::Duration};
+
+use koogallery::{ResultCode, memory::ScriptedProvisioner};
+use koogallery_e2e::{KEY, config};
+use koogallery_local::{
+    LocalSettings,
+    aws::{AwsSettings, RunningAwsHost, start_aws},
+};
+use koogallery_sim::{LifecycleOptions, Simulator};
+use serde_json::json;
+
+fn require_emulator() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run through `make test`, which starts the emulator"
+    );
+}
+
+async fn host(provisioner: Option<Arc<dyn koogallery::ports::Provisioner>>) -> RunningAwsHost {
+    require_emulator();
+    let unique = uuid_like();
+    let aws = AwsSettings {
+        table: format!("e2e-{unique}"),
+        queue: format!("e2e-{unique}"),
+    };
+    let settings = LocalSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: std::env::temp_dir(),
+    };
+    start_aws(config(), settings, aws, provisioner)
+        .await
+        .expect("host on the AWS adapters starts")
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn full_lifecycle_through_the_aws_adapters() {
+    let h = host(None).await;
+    let sim = Simulator::new(&h.produce_url(), KEY).unwrap();
+    let opts = LifecycleOptions {
+        order_id: format!("CSAWS{}", uuid_like()),
+        test_flag: false,
+        poll_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(100),
+    };
+    let report = sim
+        .run_lifecycle(&opts)
+        .await
+        .expect("lifecycle passes on DynamoDB + SQS");
+    println!("{report}");
+    assert!(report.steps.iter().all(|s| s.ok));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn sixteen_concurrent_duplicates_make_one_instance_on_dynamodb() {
+    let provisioner = Arc::new(ScriptedProvisioner::default());
+    let h = host(Some(provisioner.clone())).await;
+    let sim = Arc::new(Simulator::new(&h.produce_url(), KEY).unwrap());
+    let order = format!("CSDUP{}", uuid_like());
+    let mut calls = Vec::new();
+    for i in 0..16 {
+        let (sim, order) = (sim.clone(), order.clone());
+        calls.push(tokio::spawn(async move {
+            sim.call(&json!({"activity":"newInstance","orderId":order,"orderLineId":format!("{order}-000001"),
+                             "businessId":format!("dup-{i}-{order}")}))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for c in calls {
+        let a = c.await.unwrap();
+        assert!(
+            matches!(
+                a.reply.result_code,
+                ResultCode::Processing | ResultCode::Success
+            ),
+            "{:?}",
+            a.reply
+        );
+        ids.insert(a.reply.field::<String>("instanceId").unwrap());
+    }
+    assert_eq!(ids.len(), 1, "one instance for 16 concurrent duplicates");
+    let id = ids.into_iter().next().unwrap();
+    let mut ready = false;
+    for _ in 0..300 {
+        let a = sim
+            .call(&json!({"activity":"queryInstance","instanceId":id}))
+            .await
+            .unwrap();
+        if a.reply.result_code == ResultCode::Success {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the instance became active");
+    assert_eq!(provisioner.provision_calls(), 1, "provisioned exactly once");
+    h.shutdown().await;
+}
