@@ -4,13 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use koogallery::{ResultCode, memory::ScriptedProvisioner};
-use koogallery_e2e::{KEY, config};
+use koogallery_e2e::{KEY, config, sixteen_concurrent_duplicates, wait_for};
 use koogallery_local::{
     LocalSettings,
     aws::{AwsSettings, RunningAwsHost, start_aws},
 };
 use koogallery_sim::{LifecycleOptions, Simulator};
-use serde_json::json;
 
 fn require_emulator() {
     assert!(
@@ -71,45 +70,8 @@ async fn sixteen_concurrent_duplicates_make_one_instance_on_dynamodb() {
     let provisioner = Arc::new(ScriptedProvisioner::default());
     let h = host(Some(provisioner.clone())).await;
     let sim = Arc::new(Simulator::new(&h.produce_url(), KEY).unwrap());
-    let order = format!("CSDUP{}", uuid_like());
-    let mut calls = Vec::new();
-    for i in 0..16 {
-        let (sim, order) = (sim.clone(), order.clone());
-        calls.push(tokio::spawn(async move {
-            sim.call(&json!({"activity":"newInstance","orderId":order,"orderLineId":format!("{order}-000001"),
-                             "businessId":format!("dup-{i}-{order}")}))
-                .await
-                .unwrap()
-        }));
-    }
-    let mut ids = std::collections::BTreeSet::new();
-    for c in calls {
-        let a = c.await.unwrap();
-        assert!(
-            matches!(
-                a.reply.result_code,
-                ResultCode::Processing | ResultCode::Success
-            ),
-            "{:?}",
-            a.reply
-        );
-        ids.insert(a.reply.field::<String>("instanceId").unwrap());
-    }
-    assert_eq!(ids.len(), 1, "one instance for 16 concurrent duplicates");
-    let id = ids.into_iter().next().unwrap();
-    let mut ready = false;
-    for _ in 0..300 {
-        let a = sim
-            .call(&json!({"activity":"queryInstance","instanceId":id}))
-            .await
-            .unwrap();
-        if a.reply.result_code == ResultCode::Success {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the instance became active");
+    let id = sixteen_concurrent_duplicates(sim.clone(), &format!("CSDUP{}", uuid_like())).await;
+    wait_for(&sim, &id, ResultCode::Success).await;
     assert_eq!(provisioner.provision_calls(), 1, "provisioned exactly once");
     h.shutdown().await;
 }

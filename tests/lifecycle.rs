@@ -8,7 +8,7 @@ use koogallery::{
     signing::verify_body_sign,
     wire::InstanceInfo,
 };
-use koogallery_e2e::{KEY, config, host, simulator};
+use koogallery_e2e::{KEY, config, host, simulator, sixteen_concurrent_duplicates, wait_for};
 use koogallery_sim::{CallOptions, LifecycleOptions};
 use serde_json::json;
 
@@ -85,55 +85,10 @@ async fn sixteen_concurrent_duplicates_make_one_instance() {
     let provisioner = Arc::new(ScriptedProvisioner::default());
     let h = host(dir.path(), config(), Some(provisioner.clone())).await;
     let sim = Arc::new(simulator(&h));
-    let mut calls = Vec::new();
-    for i in 0..16 {
-        let sim = sim.clone();
-        calls.push(tokio::spawn(async move {
-            sim.call(
-                &json!({"activity":"newInstance","orderId":"CSCONC","orderLineId":"CSCONC-000001",
-                             "businessId": format!("biz-{i}")}),
-            )
-            .await
-            .unwrap()
-        }));
-    }
-    let mut ids = std::collections::BTreeSet::new();
-    for c in calls {
-        let a = c.await.unwrap();
-        assert!(a.body_sign_valid);
-        assert!(
-            matches!(
-                a.reply.result_code,
-                ResultCode::Processing | ResultCode::Success
-            ),
-            "{:?}",
-            a.reply
-        );
-        ids.insert(a.reply.field::<String>("instanceId").unwrap());
-    }
-    assert_eq!(ids.len(), 1, "one instanceId for every duplicate");
-    let id = ids.into_iter().next().unwrap();
+    let id = sixteen_concurrent_duplicates(sim.clone(), "CSCONC").await;
     wait_for(&sim, &id, ResultCode::Success).await;
     assert_eq!(provisioner.provision_calls(), 1, "provisioned exactly once");
     h.shutdown().await;
-}
-
-async fn wait_for(
-    sim: &koogallery_sim::Simulator,
-    id: &str,
-    code: ResultCode,
-) -> koogallery::wire::Reply {
-    for _ in 0..400 {
-        let a = sim
-            .call(&json!({"activity":"queryInstance","instanceId":id}))
-            .await
-            .unwrap();
-        if a.reply.result_code == code {
-            return a.reply;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("instance {id} never answered {code}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

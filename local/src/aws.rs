@@ -7,7 +7,6 @@ use std::{sync::Arc, time::Duration};
 use koogallery::{
     config::Config,
     ports::{Clock, Provisioner, SystemClock},
-    services::Services,
 };
 use koogallery_aws::{DynamoStore, SqsQueue, bootstrap};
 use provision_worker::{
@@ -17,7 +16,7 @@ use provision_worker::{
 };
 use tokio::sync::watch;
 
-use super::{Edge, InProcessDispatcher, LocalSettings, StartError, serve};
+use super::{LocalSettings, StartError, assemble, serve};
 
 /// Table and queue names on the emulator.
 #[derive(Debug, Clone)]
@@ -85,29 +84,13 @@ pub async fn start_aws(
     let sqs = SqsQueue::new(sqs_client, queue_url);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let config = Arc::new(config);
-    let services = Services {
-        store: store.clone(),
-        queue: Arc::new(sqs.clone()),
-        clock: clock.clone(),
-        config: config.clone(),
-    };
-    let provisioner = match provisioner {
-        Some(p) => p,
-        None => provision_worker::provisioners::from_config(&config.provisioner)?,
-    };
-    let worker = Arc::new(Worker {
-        store: store.clone(),
-        provisioner,
-        marketplace: Arc::new(koogallery::offline::OfflineMarketplace::new(clock.clone())),
-        clock: clock.clone(),
-        config: config.worker,
-    });
-    let edge = Arc::new(Edge::new(
-        &config,
+    let (worker, edge) = assemble(
         store.clone(),
+        Arc::new(sqs.clone()),
         clock,
-        Arc::new(InProcessDispatcher { services }),
-    ));
+        config.clone(),
+        provisioner,
+    )?;
     let (addr, stop, stopped, server) = serve(edge, &settings, config.max_body_bytes).await?;
     let settle = SqsSettle {
         queue: sqs.clone(),

@@ -152,33 +152,17 @@ pub async fn start_with(
     let wake = Arc::new(Notify::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let config = Arc::new(config);
-    let services = Services {
-        store: store.clone(),
-        queue: Arc::new(WakingQueue {
-            queue: queue.clone(),
-            wake: wake.clone(),
-        }),
-        clock: clock.clone(),
-        config: config.clone(),
-    };
-    let provisioner = match provisioner {
-        Some(p) => p,
-        None => provision_worker::provisioners::from_config(&config.provisioner)?,
-    };
-    let worker = Arc::new(Worker {
-        store: store.clone(),
-        provisioner,
-        marketplace: Arc::new(koogallery::offline::OfflineMarketplace::new(clock.clone())),
-        clock: clock.clone(),
-        config: config.worker,
+    let queue_port = Arc::new(WakingQueue {
+        queue: queue.clone(),
+        wake: wake.clone(),
     });
-    let edge = Arc::new(Edge::new(
-        &config,
+    let (worker, edge) = assemble(
         store.clone(),
+        queue_port,
         clock.clone(),
-        Arc::new(InProcessDispatcher { services }),
-    ));
-
+        config.clone(),
+        provisioner,
+    )?;
     let (addr, stop, stopped, server) = serve(edge, &settings, config.max_body_bytes).await?;
     let worker_task = tokio::spawn(run_worker(queue.clone(), worker, clock, wake, stopped));
     tracing::info!(%addr, data = %path.display(), "local host ready: POST http://{addr}/produce");
@@ -189,6 +173,46 @@ pub async fn start_with(
         stop,
         tasks: vec![server, worker_task],
     })
+}
+
+/// Wires one backend's store and queue to the callbacks, the edge and the worker: the same for the
+/// embedded store and for the AWS adapters.
+fn assemble<S>(
+    store: Arc<S>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+    provisioner: Option<Arc<dyn koogallery::ports::Provisioner>>,
+) -> Result<(Arc<Worker>, Arc<Edge>), StartError>
+where
+    S: koogallery::ports::InstanceStore + koogallery::ports::NonceStore + 'static,
+{
+    let services = Services {
+        store: store.clone(),
+        queue,
+        clock: clock.clone(),
+        config: config.clone(),
+    };
+    let provisioner = match provisioner {
+        Some(p) => p,
+        None => provision_worker::provisioners::from_config(&config.provisioner)?,
+    };
+    let worker = Arc::new(Worker {
+        store: store.clone(),
+        provisioner,
+        // Query Order against KooGallery arrives in a later release; until then orders are synthesised
+        // and every answer says so in the logs.
+        marketplace: Arc::new(koogallery::offline::OfflineMarketplace::new(clock.clone())),
+        clock: clock.clone(),
+        config: config.worker,
+    });
+    let edge = Arc::new(Edge::new(
+        &config,
+        store,
+        clock,
+        Arc::new(InProcessDispatcher { services }),
+    ));
+    Ok((worker, edge))
 }
 
 /// Binds the listener and serves the router until the returned sender says stop.

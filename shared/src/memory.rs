@@ -315,6 +315,17 @@ impl Provisioner for ScriptedProvisioner {
     }
 }
 
+/// The access information seeded instances get.
+pub fn sample_app_info(instance_id: &str) -> AppInfo {
+    AppInfo {
+        front_end_url: format!("https://app.example.com/{instance_id}"),
+        admin_url: None,
+        user_name: Some("admin".into()),
+        password: Some("S3cret!pass".into()),
+        memo: None,
+    }
+}
+
 /// A complete in-process service set for tests and benchmarks, with handles on the fakes.
 pub struct TestBed {
     pub services: crate::services::Services,
@@ -341,6 +352,28 @@ impl TestBed {
             queue,
             clock,
         }
+    }
+
+    /// Seeds an instance for order `O-{instance_id}` as newInstance leaves it (provisioning) or, with
+    /// `active`, as the worker leaves it after provisioning with [`sample_app_info`]. Returns it as stored.
+    pub async fn seed(&self, instance_id: &str, active: bool) -> Instance {
+        use crate::ports::Clock;
+        let now = self.clock.now();
+        let order = format!("O-{instance_id}");
+        let (mut inst, created) =
+            Instance::new_provisioning(&order, &format!("{order}-000001"), instance_id, false, now);
+        let mut events = vec![created];
+        if active {
+            match inst.activate(sample_app_info(instance_id), now) {
+                Ok(crate::domain::Outcome::Changed(ev)) => events.push(ev),
+                other => panic!("a new instance must activate: {other:?}"),
+            }
+        }
+        match self.store.create_for_order_line(&inst, &events).await {
+            Ok(CreateOutcome::Created) => {}
+            other => panic!("seeding {instance_id} failed: {other:?}"),
+        }
+        self.store.get_instance(instance_id).await
     }
 
     /// Defaults with the basic key `test-access-key` and Kit key `test-kit-key`.

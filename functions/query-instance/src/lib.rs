@@ -103,33 +103,11 @@ fn present(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use koogallery::{
-        config::Config,
-        crypto::decrypt_field,
-        domain::Outcome,
-        memory::TestBed,
-        ports::{Clock, InstanceStore},
-    };
+    use koogallery::{config::Config, crypto::decrypt_field, memory::TestBed};
     use serde_json::json;
 
     async fn seed(bed: &TestBed, id: &str, ready: bool) {
-        let now = bed.clock.now();
-        let (mut i, ev) = Instance::new_provisioning(&format!("O-{id}"), "L", id, false, now);
-        let mut events = vec![ev];
-        if ready {
-            let app = AppInfo {
-                front_end_url: format!("https://app/{id}"),
-                admin_url: None,
-                user_name: Some("admin".into()),
-                password: Some("S3cret!pass".into()),
-                memo: None,
-            };
-            let Outcome::Changed(e) = i.activate(app, now).unwrap() else {
-                panic!()
-            };
-            events.push(e);
-        }
-        bed.store.create_for_order_line(&i, &events).await.unwrap();
+        bed.seed(id, ready).await;
     }
 
     #[tokio::test]

@@ -39,29 +39,7 @@ mod tests {
     use serde_json::json;
 
     async fn active(bed: &TestBed) {
-        let r = new_instance_like(bed).await;
-        assert_eq!(r, "i1");
-    }
-
-    async fn new_instance_like(bed: &TestBed) -> String {
-        use koogallery::{domain::Instance, ports::InstanceStore, wire::AppInfo};
-        let now = chrono::Utc::now();
-        let (mut i, ev) = Instance::new_provisioning("O", "O-1", "i1", false, now);
-        let app = AppInfo {
-            front_end_url: "https://a".into(),
-            admin_url: None,
-            user_name: None,
-            password: None,
-            memo: None,
-        };
-        let koogallery::domain::Outcome::Changed(ev2) = i.activate(app, now).unwrap() else {
-            panic!()
-        };
-        bed.store
-            .create_for_order_line(&i, &[ev, ev2])
-            .await
-            .unwrap();
-        i.instance_id
+        bed.seed("i1", true).await;
     }
 
     fn body(scene: &str, order: &str, expire: &str) -> serde_json::Value {

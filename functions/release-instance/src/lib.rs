@@ -30,29 +30,16 @@ mod tests {
     use super::*;
     use koogallery::{
         ResultCode,
-        domain::{Instance, InstanceState, Outcome},
+        domain::InstanceState,
         memory::TestBed,
         ports::{InstanceStore, Job},
-        wire::AppInfo,
     };
     use serde_json::json;
 
     #[tokio::test]
     async fn release_then_repeat_is_success_and_notifies_once() {
         let bed = TestBed::default_keys();
-        let now = chrono::Utc::now();
-        let (mut i, ev) = Instance::new_provisioning("O", "O-1", "i1", false, now);
-        let app = AppInfo {
-            front_end_url: "https://a".into(),
-            admin_url: None,
-            user_name: None,
-            password: None,
-            memo: None,
-        };
-        let Outcome::Changed(e) = i.activate(app, now).unwrap() else {
-            panic!()
-        };
-        bed.store.create_for_order_line(&i, &[ev, e]).await.unwrap();
+        bed.seed("i1", true).await;
         let body = json!({"activity":"releaseInstance","instanceId":"i1","orderId":"U1"});
         assert_eq!(
             handle(&bed.services, &body).await.result_code,

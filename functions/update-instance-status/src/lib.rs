@@ -29,33 +29,11 @@ pub async fn update_instance_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use koogallery::{
-        ResultCode,
-        domain::{Instance, InstanceState, Outcome},
-        memory::TestBed,
-        ports::InstanceStore,
-        wire::AppInfo,
-    };
+    use koogallery::{ResultCode, domain::InstanceState, memory::TestBed, ports::InstanceStore};
     use serde_json::json;
 
     async fn seed(bed: &TestBed, active: bool) {
-        let now = chrono::Utc::now();
-        let (mut i, ev) = Instance::new_provisioning("O", "O-1", "i1", false, now);
-        let mut evs = vec![ev];
-        if active {
-            let app = AppInfo {
-                front_end_url: "https://a".into(),
-                admin_url: None,
-                user_name: None,
-                password: None,
-                memo: None,
-            };
-            let Outcome::Changed(e) = i.activate(app, now).unwrap() else {
-                panic!()
-            };
-            evs.push(e);
-        }
-        bed.store.create_for_order_line(&i, &evs).await.unwrap();
+        bed.seed("i1", active).await;
     }
 
     fn body(status: &str) -> serde_json::Value {

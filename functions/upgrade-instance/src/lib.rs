@@ -28,29 +28,15 @@ mod tests {
     use super::*;
     use koogallery::{
         ResultCode,
-        domain::{Instance, Outcome},
         memory::TestBed,
         ports::{InstanceStore, Job},
-        wire::AppInfo,
     };
     use serde_json::json;
 
     #[tokio::test]
     async fn upgrade_is_recorded_once_and_queued_for_the_worker() {
         let bed = TestBed::default_keys();
-        let now = chrono::Utc::now();
-        let (mut i, ev) = Instance::new_provisioning("O", "O-1", "i1", false, now);
-        let app = AppInfo {
-            front_end_url: "https://a".into(),
-            admin_url: None,
-            user_name: None,
-            password: None,
-            memo: None,
-        };
-        let Outcome::Changed(e) = i.activate(app, now).unwrap() else {
-            panic!()
-        };
-        bed.store.create_for_order_line(&i, &[ev, e]).await.unwrap();
+        bed.seed("i1", true).await;
         let body = json!({"activity":"upgradeInstance","instanceId":"i1","orderId":"UP1","orderLineId":"UP1-000001"});
         assert_eq!(
             handle(&bed.services, &body).await.result_code,
