@@ -45,7 +45,8 @@ validate: tools
 ## run-aws-local: the local host on the AWS adapters against the emulator (same PORT and keys as `make run`)
 run-aws-local: tools
 	bash scripts/emulator.sh start
-	$(EMULATOR_ENV) KOOGALLERY_BACKEND=aws $(CARGO) run --release --locked -p koogallery-local --features aws
+	trap 'bash scripts/emulator.sh stop' EXIT; \
+	  $(EMULATOR_ENV) KOOGALLERY_BACKEND=aws $(CARGO) run --release --locked -p koogallery-local --features aws
 
 ## build: the Lambda bundle (cargo lambda, arm64) through SAM
 build: tools
