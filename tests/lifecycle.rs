@@ -36,9 +36,10 @@ async fn full_lifecycle_through_http() {
         "every activity and probe was walked"
     );
     // The history tells the whole story.
-    let events = koogallery::ports::InstanceStore::events(h.store.as_ref(), &report.instance_id)
-        .await
-        .unwrap();
+    let events =
+        koogallery::ports::InstanceStore::events(h.backend.store.as_ref(), &report.instance_id)
+            .await
+            .unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
     for k in [
         "created",
@@ -74,7 +75,7 @@ async fn debug_lifecycle_creates_nothing_outside_the_table() {
         provisioner.notices.lock().unwrap().is_empty(),
         "testFlag=1 notifies no one"
     );
-    let depth = h.queue.depth(chrono::Utc::now()).unwrap();
+    let depth = h.backend.queue.depth(chrono::Utc::now()).unwrap();
     assert_eq!((depth.ready, depth.in_flight, depth.dead), (0, 0, 0));
     h.shutdown().await;
 }
@@ -118,7 +119,7 @@ async fn worker_failures_retry_then_dead_letter_and_the_order_fails() {
     // The job is not lost: it waits in the dead-letter table with its reason.
     let mut dead = Vec::new();
     for _ in 0..100 {
-        dead = h.queue.dead_letters().unwrap();
+        dead = h.backend.queue.dead_letters().unwrap();
         if !dead.is_empty() {
             break;
         }
@@ -159,7 +160,7 @@ async fn a_restart_loses_nothing() {
         dup.reply.field::<String>("instanceId").as_deref(),
         Some("dur-1")
     );
-    let inst = koogallery::ports::InstanceStore::get(second.store.as_ref(), "dur-1")
+    let inst = koogallery::ports::InstanceStore::get(second.backend.store.as_ref(), "dur-1")
         .await
         .unwrap()
         .unwrap();

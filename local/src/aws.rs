@@ -16,7 +16,7 @@ use provision_worker::{
 };
 use tokio::sync::watch;
 
-use super::{LocalSettings, StartError, assemble, serve};
+use super::{LocalSettings, Running, StartError, assemble, serve};
 
 /// Table and queue names on the emulator.
 #[derive(Debug, Clone)]
@@ -41,27 +41,15 @@ impl AwsSettings {
     }
 }
 
-pub struct RunningAwsHost {
-    pub addr: std::net::SocketAddr,
+/// The AWS backend: the DynamoDB store, the jobs queue and the dead-letter queue's URL.
+pub struct Aws {
     pub store: Arc<DynamoStore>,
     pub sqs: SqsQueue,
     pub dlq_url: String,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl RunningAwsHost {
-    pub fn produce_url(&self) -> String {
-        format!("http://{}/produce", self.addr)
-    }
-
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-    }
-}
+/// The local host on the AWS adapters.
+pub type RunningAwsHost = Running<Aws>;
 
 /// Creates the table and queues if needed (SAM does this on AWS), then serves.
 pub async fn start_aws(
@@ -98,11 +86,13 @@ pub async fn start_aws(
     };
     let worker_task = tokio::spawn(poll_sqs(worker, settle, stopped));
     tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST http://{addr}/produce");
-    Ok(RunningAwsHost {
+    Ok(Running {
         addr,
-        store,
-        sqs,
-        dlq_url,
+        backend: Aws {
+            store,
+            sqs,
+            dlq_url,
+        },
         stop,
         tasks: vec![server, worker_task],
     })

@@ -106,22 +106,22 @@ pub enum StartError {
     Provisioner(#[from] koogallery::ports::ProvisionError),
 }
 
-/// A started host. Dropping it does not stop it: call [`RunningHost::shutdown`].
-pub struct RunningHost {
+/// A started host with its backend's handles (`B`). Dropping it does not stop it: call
+/// [`Running::shutdown`].
+pub struct Running<B> {
     pub addr: SocketAddr,
-    pub store: Arc<EmbeddedStore>,
-    pub queue: EmbeddedQueue,
+    pub backend: B,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl RunningHost {
+impl<B> Running<B> {
     /// The production URL to paste into the simulator (or, behind HTTPS, into KooGallery).
     pub fn produce_url(&self) -> String {
         format!("http://{}/produce", self.addr)
     }
 
-    /// Stops accepting calls, lets the worker finish its current job, and closes the store.
+    /// Stops accepting calls and lets the worker finish its current job.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -129,6 +129,15 @@ impl RunningHost {
         }
     }
 }
+
+/// The embedded backend: the redb store and its queue.
+pub struct Embedded {
+    pub store: Arc<EmbeddedStore>,
+    pub queue: EmbeddedQueue,
+}
+
+/// The local host on the embedded store.
+pub type RunningHost = Running<Embedded>;
 
 /// Opens the store, binds the listener, and starts the HTTP server and the worker.
 pub async fn start(config: Config, settings: LocalSettings) -> Result<RunningHost, StartError> {
@@ -166,10 +175,9 @@ pub async fn start_with(
     let (addr, stop, stopped, server) = serve(edge, &settings, config.max_body_bytes).await?;
     let worker_task = tokio::spawn(run_worker(queue.clone(), worker, clock, wake, stopped));
     tracing::info!(%addr, data = %path.display(), "local host ready: POST http://{addr}/produce");
-    Ok(RunningHost {
+    Ok(Running {
         addr,
-        store,
-        queue,
+        backend: Embedded { store, queue },
         stop,
         tasks: vec![server, worker_task],
     })
