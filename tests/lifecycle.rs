@@ -66,6 +66,15 @@ async fn debug_lifecycle_creates_nothing_outside_the_table() {
         .await
         .expect("debug lifecycle passes");
     assert!(report.steps.iter().all(|s| s.ok));
+    // KooGallery's daily probes replay the same debug cases: the whole lifecycle passes again.
+    let replay = simulator(&h)
+        .run_lifecycle(&lifecycle_options("CSE2EDEBUG", true))
+        .await
+        .expect("a replayed debug lifecycle passes too");
+    assert_eq!(
+        replay.instance_id, report.instance_id,
+        "the same debug instance, restarted"
+    );
     assert_eq!(
         provisioner.provision_calls(),
         0,

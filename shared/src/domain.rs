@@ -145,6 +145,10 @@ pub enum EventKind {
     Released {
         order_id: Option<String>,
     },
+    /// A debug newInstance replayed a released debug instance (the daily probes replay whole cases).
+    DebugRestarted {
+        business_id: String,
+    },
 }
 
 impl EventKind {
@@ -159,6 +163,7 @@ impl EventKind {
             Self::Unfrozen => "unfrozen",
             Self::Upgraded { .. } => "upgraded",
             Self::Released { .. } => "released",
+            Self::DebugRestarted { .. } => "debug_restarted",
         }
     }
 
@@ -401,6 +406,20 @@ impl Instance {
             }),
             InstanceState::Released => Err(self.released()),
         }
+    }
+
+    /// A debug newInstance (`testFlag=1`) for a released debug record makes it active again.
+    /// KooGallery's daily probes replay the seller's debug cases (create, query, …, release) and
+    /// debug calls must be repeatable (callbacks §1); the record owns nothing outside the table, so
+    /// restarting it is safe. Real records are never restarted.
+    pub fn restart_debug(&mut self, business_id: &str, now: DateTime<Utc>) -> Outcome {
+        if !self.test || self.state != InstanceState::Released {
+            return Outcome::Unchanged;
+        }
+        let kind = EventKind::DebugRestarted {
+            business_id: business_id.to_owned(),
+        };
+        self.transition(InstanceState::Active, now, koo("newInstance"), kind)
     }
 
     /// releaseInstance (callbacks §6.5): a repeat is success and does nothing again.
@@ -648,6 +667,37 @@ mod tests {
         let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
         i.fail(ResultCode::Success, "odd".into(), now());
         assert_eq!(i.failure.unwrap().code, ResultCode::InternalError);
+    }
+
+    #[test]
+    fn only_released_debug_records_restart() {
+        let (mut debug, _) = Instance::new_provisioning("O", "O-1", "inst-1", true, now());
+        debug.activate(active().app_info.unwrap(), now()).unwrap();
+        assert_eq!(
+            debug.restart_debug("b2", now()),
+            Outcome::Unchanged,
+            "an active record stays as it is"
+        );
+        debug.release(None, now());
+        let Outcome::Changed(ev) = debug.restart_debug("b2", now()) else {
+            panic!("released debug record restarts")
+        };
+        assert_eq!(
+            (ev.from, ev.to),
+            (Some(InstanceState::Released), InstanceState::Active)
+        );
+        assert!(
+            debug.pending_notices.is_empty(),
+            "debug records notify no one"
+        );
+        let mut real = active();
+        real.release(None, now());
+        assert_eq!(
+            real.restart_debug("b2", now()),
+            Outcome::Unchanged,
+            "a real order is never revived"
+        );
+        assert_eq!(real.state, InstanceState::Released);
     }
 
     #[test]

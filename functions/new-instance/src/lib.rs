@@ -50,7 +50,15 @@ pub async fn new_instance(svc: &Services, req: NewInstanceRequest) -> Result<Rep
             {
                 enqueue_provisioning(svc, &existing.instance_id).await?;
             }
-            *existing
+            if req.test_flag && existing.test && existing.state == InstanceState::Released {
+                let (restarted, _) = mutate(svc.store.as_ref(), &existing.instance_id, |i| {
+                    Ok(i.restart_debug(&req.business_id, now))
+                })
+                .await?;
+                restarted
+            } else {
+                *existing
+            }
         }
     };
     Ok(reply_for(&instance))
@@ -202,6 +210,48 @@ mod tests {
         assert_eq!(
             again.field::<String>("instanceId").as_deref(),
             Some("biz-t")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replayed_debug_case_restarts_its_released_debug_instance() {
+        let bed = TestBed::default_keys();
+        let mut b = body("CS5", "biz-d1");
+        b["testFlag"] = json!("1");
+        handle(&bed.services, &b).await;
+        koogallery::domain::mutate(bed.store.as_ref(), "biz-d1", |i| {
+            Ok(i.release(None, chrono::Utc::now()))
+        })
+        .await
+        .unwrap();
+        // The next day's probe: same order line, new businessId.
+        b["businessId"] = json!("biz-d2");
+        let r = handle(&bed.services, &b).await;
+        assert_eq!(r.result_code, ResultCode::Success);
+        assert_eq!(r.field::<String>("instanceId").as_deref(), Some("biz-d1"));
+        assert_eq!(
+            bed.store.get_instance("biz-d1").await.state,
+            InstanceState::Active
+        );
+        assert!(bed.queue.is_empty(), "still nothing outside the table");
+    }
+
+    #[tokio::test]
+    async fn a_released_real_instance_is_never_restarted() {
+        let bed = TestBed::default_keys();
+        handle(&bed.services, &body("CS6", "biz-r1")).await;
+        koogallery::domain::mutate(bed.store.as_ref(), "biz-r1", |i| {
+            Ok(i.release(None, chrono::Utc::now()))
+        })
+        .await
+        .unwrap();
+        let mut b = body("CS6", "biz-r2");
+        b["testFlag"] = json!("1");
+        let r = handle(&bed.services, &b).await;
+        assert_eq!(r.field::<String>("instanceId").as_deref(), Some("biz-r1"));
+        assert_eq!(
+            bed.store.get_instance("biz-r1").await.state,
+            InstanceState::Released
         );
     }
 
