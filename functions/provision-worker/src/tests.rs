@@ -395,3 +395,59 @@ mod webhook {
         ));
     }
 }
+
+/// Releases the instance while "provisioning" it, as KooGallery would if the buyer unsubscribed at once.
+struct ReleasedMidway {
+    store: Arc<dyn InstanceStore>,
+    notices: Mutex<Vec<LifecycleNotice>>,
+}
+
+#[async_trait::async_trait]
+impl Provisioner for ReleasedMidway {
+    async fn provision(
+        &self,
+        request: &ProvisionRequest,
+    ) -> Result<koogallery::wire::AppInfo, ProvisionError> {
+        mutate(self.store.as_ref(), &request.instance_id, |i| {
+            Ok(i.release(None, chrono::Utc::now()))
+        })
+        .await
+        .expect("release during provisioning");
+        Ok(koogallery::memory::sample_app_info(&request.instance_id))
+    }
+
+    async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
+        self.notices.lock().unwrap().push(notice.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn resources_created_for_an_instance_released_meanwhile_are_released_too() {
+    let b = bed(vec![], 3);
+    order(&b, "i1").await;
+    let provisioner = Arc::new(ReleasedMidway {
+        store: b.bed.store.clone(),
+        notices: Mutex::default(),
+    });
+    let worker = Worker {
+        provisioner: provisioner.clone(),
+        ..b.worker
+    };
+    let d = delivery("i1", 1);
+    let r = worker.process(&d).await;
+    assert_eq!(r.as_ref().unwrap(), &JobOutcome::AlreadyDone);
+    assert_eq!(worker.disposition(&d, &r), Disposition::Ack);
+    assert_eq!(
+        b.bed.store.get_instance("i1").await.state,
+        InstanceState::Released,
+        "never activated"
+    );
+    let notices = provisioner.notices.lock().unwrap().clone();
+    assert_eq!(notices.len(), 1, "the vendor hears about the release");
+    assert_eq!(notices[0].event.kind.name(), "released");
+    assert!(
+        notices[0].instance.app_info.is_some(),
+        "with the access information it just created"
+    );
+}
