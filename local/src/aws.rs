@@ -120,10 +120,7 @@ async fn poll_sqs(worker: Arc<Worker>, settle: SqsSettle, mut stopped: watch::Re
             .map(|d| Message {
                 message_id: d.message_id.clone(),
                 receipt_handle: d.receipt_handle.clone(),
-                body: match &d.job {
-                    Ok(job) => serde_json::to_string(job).unwrap_or_default(),
-                    Err(raw) => raw.clone(),
-                },
+                body: d.body.clone(),
                 attempt: d.attempt,
             })
             .collect();

@@ -205,15 +205,12 @@ where
         Some(p) => p,
         None => provision_worker::provisioners::from_config(&config.provisioner)?,
     };
-    let worker = Arc::new(Worker {
-        store: store.clone(),
+    let worker = Arc::new(Worker::with_offline_marketplace(
+        store.clone(),
         provisioner,
-        // Query Order against KooGallery arrives in a later release; until then orders are synthesised
-        // and every answer says so in the logs.
-        marketplace: Arc::new(koogallery::offline::OfflineMarketplace::new(clock.clone())),
-        clock: clock.clone(),
-        config: config.worker,
-    });
+        clock.clone(),
+        config.worker,
+    ));
     let edge = Arc::new(Edge::new(
         &config,
         store,

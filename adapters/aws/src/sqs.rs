@@ -36,6 +36,8 @@ pub struct SqsDelivery {
     pub message_id: String,
     /// Needed to delete the message or change its visibility.
     pub receipt_handle: String,
+    /// The message body exactly as received, for settling it unchanged.
+    pub body: String,
     /// The decoded job, or — for a body that is not a job (a poison message) — the raw body,
     /// unchanged so it can be moved to the DLQ as it came ([`SqsQueue::send_raw`]). Why it does
     /// not decode is logged at receive time.
@@ -74,6 +76,7 @@ pub(crate) fn delivery(message: &Message) -> Option<SqsDelivery> {
     Some(SqsDelivery {
         message_id,
         receipt_handle,
+        body: body.to_owned(),
         job,
         attempt,
     })

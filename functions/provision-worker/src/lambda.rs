@@ -1,9 +1,6 @@
 //! The worker on AWS Lambda: the SQS event source with partial batch failures.
 
-use std::sync::Arc;
-
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use koogallery::{offline::OfflineMarketplace, ports::Clock};
 use koogallery_aws::SqsQueue;
 use koogallery_lambda::{Deployment, Error, required};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -55,16 +52,12 @@ pub fn messages(event: SqsEvent) -> Vec<Message> {
 /// The worker built from the deployment: the configured provisioner, the marketplace client.
 pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
     let config = &deployment.services.config;
-    let clock: Arc<dyn Clock> = deployment.services.clock.clone();
-    Ok(Worker {
-        store: deployment.store.clone(),
-        provisioner: crate::provisioners::from_config(&config.provisioner)?,
-        // Query Order against KooGallery arrives in a later release; until then orders are synthesised
-        // and every answer says so in the logs.
-        marketplace: Arc::new(OfflineMarketplace::new(clock.clone())),
-        clock,
-        config: config.worker,
-    })
+    Ok(Worker::with_offline_marketplace(
+        deployment.store.clone(),
+        crate::provisioners::from_config(&config.provisioner)?,
+        deployment.services.clock.clone(),
+        config.worker,
+    ))
 }
 
 /// Serves the SQS event source with partial batch failures.

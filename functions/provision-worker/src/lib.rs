@@ -93,6 +93,25 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker reading orders through the offline marketplace client. Query Order against
+    /// KooGallery arrives in a later release; until then orders are synthesised and every answer
+    /// says so in the logs.
+    pub fn with_offline_marketplace(
+        store: Arc<dyn InstanceStore>,
+        provisioner: Arc<dyn Provisioner>,
+        clock: Arc<dyn Clock>,
+        config: WorkerConfig,
+    ) -> Self {
+        let marketplace = Arc::new(koogallery::offline::OfflineMarketplace::new(clock.clone()));
+        Self {
+            store,
+            provisioner,
+            marketplace,
+            clock,
+            config,
+        }
+    }
+
     /// Runs one delivery. On the last allowed attempt a still-retryable provisioning failure becomes
     /// permanent for the instance (failed, `000005`) so KooGallery stops polling and refunds.
     pub async fn process(&self, d: &JobDelivery) -> Result<JobOutcome, JobError> {
