@@ -50,7 +50,7 @@ run-aws-local: tools
 
 ## build: the Lambda bundle (cargo lambda, arm64) through SAM
 build: tools
-	$(TOOLS_PATH) sam build --beta-features
+	$(TOOLS_PATH) sam build --beta-features --language-extensions
 
 ## deploy: sam deploy (guided the first time, until samconfig.toml holds a region)
 deploy: build
