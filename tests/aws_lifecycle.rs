@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use koogallery::{ResultCode, memory::ScriptedProvisioner};
+use koogallery::{ResultCode, testing::ScriptedProvisioner};
 use koogallery_e2e::{KEY, config, sixteen_concurrent_duplicates, wait_for};
 use koogallery_local::{
     LocalSettings,
@@ -18,7 +18,9 @@ fn require_emulator() {
     );
 }
 
-async fn host(provisioner: Option<Arc<dyn koogallery::ports::Provisioner>>) -> RunningAwsHost {
+async fn host(
+    provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
+) -> RunningAwsHost {
     require_emulator();
     let unique = uuid_like();
     let aws = AwsSettings {

@@ -4,9 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use koogallery::{
     ResultCode,
-    memory::{Scripted, ScriptedProvisioner},
-    signing::verify_body_sign,
-    wire::InstanceInfo,
+    protocol::v2_basic::InstanceInfo,
+    security::verify_body_sign,
+    testing::{Scripted, ScriptedProvisioner},
 };
 use koogallery_e2e::{KEY, config, host, simulator, sixteen_concurrent_duplicates, wait_for};
 use koogallery_sim::{CallOptions, LifecycleOptions};
@@ -37,7 +37,7 @@ async fn full_lifecycle_through_http() {
     );
     // The history tells the whole story.
     let events =
-        koogallery::ports::InstanceStore::events(h.backend.store.as_ref(), &report.instance_id)
+        koogallery::instance::InstanceStore::events(h.backend.store.as_ref(), &report.instance_id)
             .await
             .unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
@@ -105,7 +105,7 @@ async fn sixteen_concurrent_duplicates_make_one_instance() {
 async fn worker_failures_retry_then_dead_letter_and_the_order_fails() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config();
-    cfg.worker.max_attempts = 3;
+    cfg.settings.worker.max_attempts = 3;
     let provisioner = Arc::new(ScriptedProvisioner::new(vec![Scripted::Transient; 10]));
     let h = host(dir.path(), cfg, Some(provisioner.clone())).await;
     let sim = simulator(&h);
@@ -169,11 +169,11 @@ async fn a_restart_loses_nothing() {
         dup.reply.field::<String>("instanceId").as_deref(),
         Some("dur-1")
     );
-    let inst = koogallery::ports::InstanceStore::get(second.backend.store.as_ref(), "dur-1")
+    let inst = koogallery::instance::InstanceStore::get(second.backend.store.as_ref(), "dur-1")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(inst.state, koogallery::domain::InstanceState::Frozen);
+    assert_eq!(inst.state, koogallery::instance::InstanceState::Frozen);
     second.shutdown().await;
 }
 
@@ -181,7 +181,7 @@ async fn a_restart_loses_nothing() {
 async fn bad_http_input_gets_a_signed_result_code() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config();
-    cfg.max_body_bytes = 1024;
+    cfg.settings.edge.max_body_bytes = 1024;
     let h = host(dir.path(), cfg, None).await;
     let sim = simulator(&h);
     let client = reqwest::Client::new();
@@ -206,7 +206,7 @@ async fn bad_http_input_gets_a_signed_result_code() {
     let sign = r.headers()["body-sign"].to_str().unwrap().to_owned();
     let body = r.bytes().await.unwrap();
     assert!(verify_body_sign(KEY, &body, &sign));
-    let reply: koogallery::wire::Reply = serde_json::from_slice(&body).unwrap();
+    let reply: koogallery::protocol::Reply = serde_json::from_slice(&body).unwrap();
     assert_eq!(reply.result_code, ResultCode::AuthenticationFailed);
 
     // Replay, forged, stale.
@@ -252,7 +252,8 @@ async fn bad_http_input_gets_a_signed_result_code() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let reply: koogallery::wire::Reply = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let reply: koogallery::protocol::Reply =
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert!(reply.result_msg.contains("tenantSync"));
     let r = client
         .get(format!("http://{}/nowhere", h.addr))

@@ -2,7 +2,7 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use koogallery::{ResultCode, config::Config, ports::Provisioner, wire::Reply};
+use koogallery::{ResultCode, config::Config, protocol::Reply, provisioning::Provisioner};
 use koogallery_local::{LocalSettings, RunningHost, start_with};
 use koogallery_sim::Simulator;
 
@@ -10,8 +10,8 @@ pub const KEY: &str = "e2e-access-key";
 
 pub fn config() -> Config {
     let mut c = Config::with_keys(KEY, "e2e-kit-key");
-    c.worker.backoff_base = Duration::from_millis(20);
-    c.worker.backoff_max = Duration::from_millis(200);
+    c.settings.worker.backoff_base = Duration::from_millis(20);
+    c.settings.worker.backoff_max = Duration::from_millis(200);
     c
 }
 

@@ -17,14 +17,17 @@ use std::{
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use edge::Edge;
 use koogallery::{
+    callbacks::{InProcessDispatcher, Resources},
+    clock::{Clock, SystemClock},
     config::Config,
-    memory::{MemoryQueue, MemoryStore},
-    ports::{Clock, InstanceStore, JobQueue, NonceStore, SystemClock},
-    services::Services,
-    signing::{basic_signature, canonical_payload, verify_basic},
+    instance::InstanceStore,
+    jobs::JobQueue,
+    security::{
+        KeyRing, SecretKey, basic_signature, canonical_payload, replay::NonceStore, verify_basic,
+    },
+    testing::{MemoryQueue, MemoryStore},
 };
 use koogallery_embedded::EmbeddedStore;
-use koogallery_local::InProcessDispatcher;
 
 const KEY: &str = "bench-access-key";
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -51,19 +54,22 @@ fn edge_on(
     nonces: Arc<dyn NonceStore>,
     queue: Arc<dyn JobQueue>,
 ) -> Edge {
-    let config = Arc::new(Config::with_keys(KEY, "bench-kit-key"));
+    let config = Config::with_keys(KEY, "bench-kit-key");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let services = Services {
+    let resources = Resources {
         store,
-        queue,
+        queue: Some(queue),
         clock: clock.clone(),
-        config: config.clone(),
+        keys: Some(config.secrets.keys.clone()),
+        settings: config.settings.callbacks.clone(),
     };
+    let dispatcher = InProcessDispatcher::build(&resources).expect("every callback builds");
     Edge::new(
-        &config,
+        &config.settings.edge,
+        config.secrets.keys.basic.clone(),
         nonces,
         clock,
-        Arc::new(InProcessDispatcher { services }),
+        Arc::new(dispatcher),
     )
 }
 
@@ -83,7 +89,7 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let (sig, ts, nonce) = (&params[0].1, &params[1].1, &params[2].1);
-    let ring = koogallery::signing::KeyRing::new(koogallery::signing::SecretKey::new(KEY), None);
+    let ring = KeyRing::new(SecretKey::new(KEY), None);
     c.bench_function("bare/verify_and_parse", |b| {
         b.iter(|| {
             verify_basic(&ring, nonce, ts, sig, black_box(&body)).expect("valid");

@@ -2,19 +2,14 @@
 //! `AWS_ENDPOINT_URL` (the emulator that `make run-aws-local` starts). The same edge, callbacks and
 //! worker; the worker long-polls SQS and settles messages exactly as the Lambda event source does.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use koogallery::{
+    clock::{Clock, SystemClock},
     config::Config,
-    ports::{Clock, Provisioner, SystemClock},
+    provisioning::Provisioner,
 };
-use koogallery_aws::{DynamoStore, SqsQueue, bootstrap};
-use provision_worker::{
-    Worker,
-    batch::{Message, process_batch},
-    lambda::SqsSettle,
-};
-use tokio::sync::watch;
+use koogallery_aws::{DynamoStore, SqsConsumer, SqsQueue, bootstrap};
 
 use super::{LocalSettings, Running, StartError, assemble, serve};
 
@@ -65,26 +60,30 @@ pub async fn start_aws(
         .await
         .map_err(|e| StartError::Aws(e.to_string()))?;
     let (queue_url, dlq_url) =
-        bootstrap::ensure_queues(&sqs_client, &aws.queue, config.worker.max_attempts)
+        bootstrap::ensure_queues(&sqs_client, &aws.queue, config.settings.worker.max_attempts)
             .await
             .map_err(|e| StartError::Aws(e.to_string()))?;
     let store = Arc::new(DynamoStore::new(dynamo, aws.table.clone()));
     let sqs = SqsQueue::new(sqs_client, queue_url);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let config = Arc::new(config);
     let (worker, edge) = assemble(
         store.clone(),
         Arc::new(sqs.clone()),
         clock,
-        config.clone(),
+        &config,
         provisioner,
     )?;
-    let (addr, stop, stopped, server) = serve(edge, &settings, config.max_body_bytes).await?;
-    let settle = SqsSettle {
+    let (addr, stop, stopped, server) =
+        serve(edge, &settings, config.settings.edge.max_body_bytes).await?;
+    let consumer = SqsConsumer {
         queue: sqs.clone(),
         dlq_url: dlq_url.clone(),
+        // A poller deletes what it settles (on Lambda the event source does).
+        delete_on_ack: true,
     };
-    let worker_task = tokio::spawn(poll_sqs(worker, settle, stopped));
+    let worker_task = tokio::spawn(async move {
+        provision_worker::consume::poll(&worker, &consumer, stopped).await;
+    });
     tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST http://{addr}/produce");
     Ok(Running {
         addr,
@@ -96,39 +95,4 @@ pub async fn start_aws(
         stop,
         tasks: vec![server, worker_task],
     })
-}
-
-/// Long-polls the jobs queue and settles each batch as the Lambda event source would: the messages
-/// `process_batch` does not keep are deleted.
-async fn poll_sqs(worker: Arc<Worker>, settle: SqsSettle, mut stopped: watch::Receiver<bool>) {
-    let visibility = worker.config.claim_duration + Duration::from_secs(30);
-    while !*stopped.borrow() {
-        let received = tokio::select! {
-            r = settle.queue.receive(10, Duration::from_secs(1), visibility) => r,
-            _ = stopped.changed() => return,
-        };
-        let deliveries = match received {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot receive from SQS; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let messages: Vec<Message> = deliveries
-            .iter()
-            .map(|d| Message {
-                message_id: d.message_id.clone(),
-                receipt_handle: d.receipt_handle.clone(),
-                body: d.body.clone(),
-                attempt: d.attempt,
-            })
-            .collect();
-        let keep = process_batch(&worker, &settle, messages).await;
-        for d in deliveries.iter().filter(|d| !keep.contains(&d.message_id)) {
-            if let Err(e) = settle.queue.delete(&d.receipt_handle).await {
-                tracing::warn!(error = %e, "could not delete a settled message; it will be delivered again");
-            }
-        }
-    }
 }

@@ -8,55 +8,113 @@ use axum::{
     Router,
     body::Bytes,
     extract::{DefaultBodyLimit, Path, RawQuery, State, rejection::BytesRejection},
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{StatusCode, header},
+    response::Response,
     routing::{get, post},
 };
-use edge::{Dispatcher, Edge, EdgeResponse};
+use edge::{Edge, EdgeResponse};
 use koogallery::{
     ResultCode,
-    config::Config,
-    ports::{Clock, Job, JobQueue, SystemClock},
-    services::Services,
-    wire::{Activity, Reply},
+    callbacks::{InProcessDispatcher, Resources},
+    clock::{Clock, SystemClock},
+    config::{Config, ConfigError},
+    jobs::{
+        Job, JobQueue, QueueError,
+        consume::{QueueMessage, Receive, Settle},
+    },
+    protocol::Reply,
 };
 use koogallery_embedded::{EmbeddedQueue, EmbeddedStore};
-use provision_worker::{Disposition, JobDelivery, Worker};
+use provision_worker::Worker;
 use tokio::sync::{Notify, watch};
 
-/// Calls each callback's library function in this process (on AWS: a synchronous Lambda invoke).
-pub struct InProcessDispatcher {
-    pub services: Services,
-}
-
-#[async_trait]
-impl Dispatcher for InProcessDispatcher {
-    async fn dispatch(&self, activity: Activity, body: &serde_json::Value) -> Reply {
-        let s = &self.services;
-        match activity {
-            Activity::NewInstance => new_instance::handle(s, body).await,
-            Activity::QueryInstance => query_instance::handle(s, body).await,
-            Activity::RefreshInstance => refresh_instance::handle(s, body).await,
-            Activity::UpdateInstanceStatus => update_instance_status::handle(s, body).await,
-            Activity::ReleaseInstance => release_instance::handle(s, body).await,
-            Activity::UpgradeInstance => upgrade_instance::handle(s, body).await,
-            Activity::ChangeInstanceCheck => change_instance_check::handle(s, body).await,
-        }
-    }
-}
-
-/// Enqueues into the embedded queue and wakes the in-process worker at once.
-struct WakingQueue {
-    queue: EmbeddedQueue,
+/// The embedded queue as the local host uses it: enqueues wake the worker at once, and the worker
+/// receives and settles through the same [`Settle`] port as SQS. redb commits fsync, so every call
+/// runs off the async threads.
+#[derive(Clone)]
+pub struct EmbeddedJobs {
+    pub queue: EmbeddedQueue,
     wake: Arc<Notify>,
+    clock: Arc<dyn Clock>,
+}
+
+/// How long an idle worker waits before looking again (a retry falling due wakes nobody).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+fn message_id(m: &QueueMessage) -> Result<u64, QueueError> {
+    m.receipt
+        .parse()
+        .map_err(|_| QueueError(format!("not an embedded queue receipt: {}", m.receipt)))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, QueueError> + Send + 'static,
+) -> Result<T, QueueError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(QueueError(format!("queue task failed: {e}"))))
 }
 
 #[async_trait]
-impl JobQueue for WakingQueue {
-    async fn enqueue(&self, job: &Job) -> Result<(), koogallery::error::QueueError> {
+impl JobQueue for EmbeddedJobs {
+    async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
         self.queue.enqueue(job).await?;
         self.wake.notify_one();
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Settle for EmbeddedJobs {
+    async fn ack(&self, m: &QueueMessage) -> Result<(), QueueError> {
+        let (q, id) = (self.queue.clone(), message_id(m)?);
+        blocking(move || q.ack(id)).await
+    }
+
+    async fn retry_after(&self, m: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
+        let (q, id, now) = (self.queue.clone(), message_id(m)?, self.clock.now());
+        blocking(move || q.retry_later(id, now, delay)).await
+    }
+
+    async fn dead_letter(&self, m: &QueueMessage, reason: &str) -> Result<(), QueueError> {
+        let (q, id, now, reason) = (
+            self.queue.clone(),
+            message_id(m)?,
+            self.clock.now(),
+            reason.to_owned(),
+        );
+        blocking(move || q.dead_letter(id, &reason, now)).await
+    }
+}
+
+#[async_trait]
+impl Receive for EmbeddedJobs {
+    async fn receive(
+        &self,
+        _max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<QueueMessage>, QueueError> {
+        let (q, now) = (self.queue.clone(), self.clock.now());
+        match blocking(move || q.receive(now, visibility)).await? {
+            Some(d) => {
+                let body = serde_json::to_string(&d.job)
+                    .map_err(|e| QueueError(format!("cannot encode job: {e}")))?;
+                Ok(vec![QueueMessage::new(
+                    format!("embedded-{}", d.id),
+                    d.id.to_string(),
+                    body,
+                    Some(&d.attempt.to_string()),
+                )])
+            }
+            None => {
+                // Sleep until woken by an enqueue, or a retry falls due.
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                Ok(Vec::new())
+            }
+        }
     }
 }
 
@@ -102,8 +160,8 @@ pub enum StartError {
     },
     #[error("AWS resources: {0}")]
     Aws(String),
-    #[error("provisioner: {0}")]
-    Provisioner(#[from] koogallery::ports::ProvisionError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// A started host with its backend's handles (`B`). Dropping it does not stop it: call
@@ -148,7 +206,7 @@ pub async fn start(config: Config, settings: LocalSettings) -> Result<RunningHos
 pub async fn start_with(
     config: Config,
     settings: LocalSettings,
-    provisioner: Option<Arc<dyn koogallery::ports::Provisioner>>,
+    provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
 ) -> Result<RunningHost, StartError> {
     let path = settings.data_dir.join("koogallery.redb");
     let store = Arc::new(
@@ -158,22 +216,18 @@ pub async fn start_with(
         })?,
     );
     let queue = store.queue();
-    let wake = Arc::new(Notify::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let config = Arc::new(config);
-    let queue_port = Arc::new(WakingQueue {
+    let jobs = Arc::new(EmbeddedJobs {
         queue: queue.clone(),
-        wake: wake.clone(),
+        wake: Arc::new(Notify::new()),
+        clock: clock.clone(),
     });
-    let (worker, edge) = assemble(
-        store.clone(),
-        queue_port,
-        clock.clone(),
-        config.clone(),
-        provisioner,
-    )?;
-    let (addr, stop, stopped, server) = serve(edge, &settings, config.max_body_bytes).await?;
-    let worker_task = tokio::spawn(run_worker(queue.clone(), worker, clock, wake, stopped));
+    let max_body_bytes = config.settings.edge.max_body_bytes;
+    let (worker, edge) = assemble(store.clone(), jobs.clone(), clock, &config, provisioner)?;
+    let (addr, stop, stopped, server) = serve(edge, &settings, max_body_bytes).await?;
+    let worker_task = tokio::spawn(async move {
+        provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
+    });
     tracing::info!(%addr, data = %path.display(), "local host ready: POST http://{addr}/produce");
     Ok(Running {
         addr,
@@ -189,33 +243,39 @@ fn assemble<S>(
     store: Arc<S>,
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
-    config: Arc<Config>,
-    provisioner: Option<Arc<dyn koogallery::ports::Provisioner>>,
+    config: &Config,
+    provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
 ) -> Result<(Arc<Worker>, Arc<Edge>), StartError>
 where
-    S: koogallery::ports::InstanceStore + koogallery::ports::NonceStore + 'static,
+    S: koogallery::instance::InstanceStore + koogallery::security::replay::NonceStore + 'static,
 {
-    let services = Services {
+    let resources = Resources {
         store: store.clone(),
-        queue,
+        queue: Some(queue),
         clock: clock.clone(),
-        config: config.clone(),
+        keys: Some(config.secrets.keys.clone()),
+        settings: config.settings.callbacks.clone(),
     };
+    let dispatcher = InProcessDispatcher::build(&resources)?;
     let provisioner = match provisioner {
         Some(p) => p,
-        None => provision_worker::provisioners::from_config(&config.provisioner)?,
+        None => provision_worker::provisioners::from_settings(
+            &config.settings.provisioner,
+            config.secrets.webhook.clone(),
+        )?,
     };
     let worker = Arc::new(Worker::with_offline_marketplace(
         store.clone(),
         provisioner,
         clock.clone(),
-        config.worker,
+        config.settings.worker,
     ));
     let edge = Arc::new(Edge::new(
-        &config,
+        &config.settings.edge,
+        config.secrets.keys.basic.clone(),
         store,
         clock,
-        Arc::new(InProcessDispatcher { services }),
+        Arc::new(dispatcher),
     ));
     Ok((worker, edge))
 }
@@ -288,16 +348,7 @@ pub fn router(edge: Arc<Edge>, max_body_bytes: usize) -> Router {
 }
 
 fn to_http(resp: EdgeResponse) -> Response {
-    let mut r = (StatusCode::OK, resp.body).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(EdgeResponse::CONTENT_TYPE),
-    );
-    if let Ok(v) = HeaderValue::from_str(&resp.body_sign) {
-        h.insert("Body-Sign", v);
-    }
-    r
+    resp.into_http::<axum::body::Body>()
 }
 
 async fn produce(
@@ -324,72 +375,6 @@ async fn produce(
 /// The Kit syncs (callbacks §9) arrive in a later release.
 async fn kit(State(edge): State<Arc<Edge>>, Path(name): Path<String>) -> Response {
     to_http(edge.handle_kit(&name))
-}
-
-/// How long a delivered job stays hidden from other deliveries: longer than one attempt can take.
-fn visibility(worker: &Worker) -> Duration {
-    worker.config.claim_duration + Duration::from_secs(30)
-}
-
-/// Drains the embedded queue until `stopped`: ack, retry later, or dead-letter each delivery.
-pub async fn run_worker(
-    queue: EmbeddedQueue,
-    worker: Arc<Worker>,
-    clock: Arc<dyn Clock>,
-    wake: Arc<Notify>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    const IDLE_POLL: Duration = Duration::from_millis(500);
-    loop {
-        if *stopped.borrow() {
-            return;
-        }
-        let (q, now, vis) = (queue.clone(), clock.now(), visibility(&worker));
-        // redb commits fsync: keep them off the async threads.
-        let delivery = match tokio::task::spawn_blocking(move || q.receive(now, vis)).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "job queue unreadable; retrying");
-                None
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "job queue task failed; retrying");
-                None
-            }
-        };
-        let Some(d) = delivery else {
-            // Sleep until woken by an enqueue, a retry falling due, or shutdown.
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = stopped.changed() => {}
-            }
-            continue;
-        };
-        let job = JobDelivery {
-            job: d.job,
-            attempt: d.attempt,
-            delivery_id: format!("embedded-{}", d.id),
-        };
-        let result = worker.process(&job).await;
-        let now = clock.now();
-        let disposition = worker.disposition(&job, &result);
-        if let Disposition::DeadLetter(reason) = &disposition {
-            tracing::error!(job = ?job.job, attempts = job.attempt, reason, "job dead-lettered");
-        }
-        let q = queue.clone();
-        let settled = tokio::task::spawn_blocking(move || match disposition {
-            Disposition::Ack => q.ack(d.id),
-            Disposition::RetryAfter(delay) => q.retry_later(d.id, now, delay),
-            Disposition::DeadLetter(reason) => q.dead_letter(d.id, &reason, now),
-        })
-        .await;
-        let applied = settled.unwrap_or_else(|e| Err(koogallery::error::QueueError(e.to_string())));
-        if let Err(e) = applied {
-            // The lease expires and the job is delivered again: at-least-once, never lost.
-            tracing::error!(error = %e, "could not settle a job; it will be delivered again");
-        }
-    }
 }
 
 #[cfg(feature = "aws")]

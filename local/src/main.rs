@@ -8,13 +8,18 @@ use koogallery_local::{LocalSettings, init_tracing, start};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let config = Config::from_env()?;
-    if config.dev_keys {
+    if config.secrets.dev_keys {
         tracing::warn!(
             "using development keys: set KOOGALLERY_ACCESS_KEY and KOOGALLERY_KIT_KEY before going live"
         );
     }
     let settings = LocalSettings::from_env()?;
-    if std::env::var("KOOGALLERY_BACKEND").as_deref() == Ok("aws") {
+    let backend = koogallery::config::Env::process().choice(
+        "KOOGALLERY_BACKEND",
+        "embedded",
+        &["embedded", "aws"],
+    )?;
+    if backend == "aws" {
         return run_aws(config, settings).await;
     }
     let host = start(config, settings).await?;

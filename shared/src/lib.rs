@@ -1,27 +1,35 @@
-//! The KooGallery SaaS production interface, vendor side: everything the functions share.
+//! The KooGallery SaaS production interface, vendor side: one module per KooGallery concept.
 //!
-//! - [`wire`]: the V2 basic callbacks' requests and responses, [`result_code`], [`time`] formats.
-//! - [`signing`] and [`crypto`]: request signatures, `Body-Sign`, credential encryption (spec callbacks §3).
-//! - [`domain`]: the instance state machine, its event history and idempotency rules (Decisions §6).
-//! - [`ports`]: the narrow traits adapters implement (store, nonces, queue, provisioner, marketplace,
-//!   clock, secrets); [`memory`] holds in-process implementations so the whole flow tests without AWS.
-//! - [`config`]: settings read once per process.
+//! ```text
+//! protocol/      what travels on the wire: V2 basic DTOs, the reply, time formats   (callbacks §4, §6)
+//! security/      every signature and cipher, one file per scheme; the replay port    (callbacks §3)
+//! callbacks/     one module per callback (parse → apply → answer) and the registry  (callbacks §6)
+//! instance/      the purchased instance: state machine, events, store port, record  (Decisions §5–7)
+//! order/         the order behind it and the marketplace port (Query Order)         (openapi §2)
+//! provisioning/  the provisioner port: create resources, hear lifecycle notices
+//! jobs/          the job queue between callbacks and worker, and its consumer port
+//! config/        settings per concept and the typed secrets bundle
+//! testing/       fakes, the in-memory test bed, port contracts (feature `testing`)
+//! ```
+//!
+//! Wire DTOs (`protocol`) and the domain (`instance`, `order`, `provisioning`) never import each
+//! other; the callbacks translate (a test in `tests/architecture.rs` holds this). [`ResultCode`],
+//! [`clock`] and [`storage`] are the small vocabulary both sides share.
 
+pub mod callbacks;
+pub mod clock;
 pub mod config;
-pub mod crypto;
-pub mod domain;
-pub mod error;
-pub mod memory;
-pub mod offline;
-pub mod ports;
+pub mod instance;
+pub mod jobs;
+pub mod order;
+pub mod protocol;
+pub mod provisioning;
 pub mod result_code;
-pub mod services;
-pub mod signing;
-pub mod time;
-pub mod wire;
+pub mod security;
+pub mod storage;
 
-#[cfg(any(test, feature = "contract"))]
-pub mod contract;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
-pub use error::{CallbackError, StoreError};
 pub use result_code::ResultCode;
+pub use storage::StoreError;

@@ -11,8 +11,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use koogallery::signing::verify_body_sign;
-use koogallery::wire::Reply;
+use koogallery::protocol::Reply;
+use koogallery::security::verify_body_sign;
 use reqwest::Url;
 use serde_json::Value;
 

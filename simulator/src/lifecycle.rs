@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{Months, Utc};
 use koogallery::ResultCode;
-use koogallery::crypto::{EncryptType, decrypt_field};
-use koogallery::time::format_14;
-use koogallery::wire::{Activity, InstanceInfo};
+use koogallery::protocol::time::format_14;
+use koogallery::protocol::v2_basic::{Activity, InstanceInfo};
+use koogallery::security::credential_cipher::{EncryptType, decrypt_field};
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
 

@@ -3,7 +3,7 @@
 //! `POST <url>?signature=<HEX>&timestamp=<ms>&nonce=<32 alphanumerics>` with a JSON body and the
 //! headers `Accept: application/json`, `Content-Type: application/json;charset=utf8`.
 
-use koogallery::signing::{basic_signature, canonical_payload_of};
+use koogallery::security::{basic_signature, canonical_payload_of};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
 use reqwest::Url;
@@ -101,7 +101,7 @@ fn json_kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use koogallery::signing::{KeyRing, PayloadForm, SecretKey, SignatureError, verify_basic};
+    use koogallery::security::{KeyRing, PayloadForm, SecretKey, SignatureError, verify_basic};
     use serde_json::json;
 
     const KEY: &str = "TestAccessKey-0123456789abcdef";

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use koogallery::ResultCode;
-use koogallery::crypto::{EncryptType, encrypt_credential};
-use koogallery::signing::{KeyRing, SecretKey, body_sign_header, verify_basic};
-use koogallery::wire::{Activity, Reply};
+use koogallery::security::credential_cipher::{EncryptType, encrypt_credential};
+use koogallery::security::{KeyRing, SecretKey, body_sign_header, verify_basic};
+use koogallery::{protocol::Reply, protocol::v2_basic::Activity};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -10,37 +10,24 @@ use async_trait::async_trait;
 use aws_sdk_lambda::{Client, error::DisplayErrorContext, primitives::Blob, types::InvocationType};
 use koogallery::{
     ResultCode,
-    ports::Dispatcher,
-    wire::{Activity, Reply},
+    callbacks::{Dispatcher, REGISTRY, Registration},
+    protocol::Reply,
 };
 use serde_json::Value;
-
-/// The environment variable naming the function of each activity (set by the SAM template).
-pub fn function_env_var(activity: Activity) -> &'static str {
-    match activity {
-        Activity::NewInstance => "KOOGALLERY_FN_NEW_INSTANCE",
-        Activity::QueryInstance => "KOOGALLERY_FN_QUERY_INSTANCE",
-        Activity::RefreshInstance => "KOOGALLERY_FN_REFRESH_INSTANCE",
-        Activity::UpdateInstanceStatus => "KOOGALLERY_FN_UPDATE_INSTANCE_STATUS",
-        Activity::ReleaseInstance => "KOOGALLERY_FN_RELEASE_INSTANCE",
-        Activity::UpgradeInstance => "KOOGALLERY_FN_UPGRADE_INSTANCE",
-        Activity::ChangeInstanceCheck => "KOOGALLERY_FN_CHANGE_INSTANCE_CHECK",
-    }
-}
 
 /// The dispatcher's configuration is incomplete.
 #[derive(Debug, thiserror::Error)]
 #[error("callback functions not configured: {} not set", .missing.join(", "))]
 pub struct DispatcherConfigError {
     /// The unset environment variables.
-    pub missing: Vec<&'static str>,
+    pub missing: Vec<String>,
 }
 
 /// Dispatches each activity to its own Lambda function.
 #[derive(Debug, Clone)]
 pub struct LambdaDispatcher {
     client: Client,
-    functions: HashMap<Activity, String>,
+    functions: HashMap<&'static str, String>,
 }
 
 /// How much of a function's error message goes into the log.
@@ -80,12 +67,13 @@ pub(crate) fn describe_function_error(payload: &[u8]) -> String {
 }
 
 impl LambdaDispatcher {
-    pub fn new(client: Client, functions: HashMap<Activity, String>) -> Self {
+    /// `functions` maps each registered callback's `function` to its Lambda function's name.
+    pub fn new(client: Client, functions: HashMap<&'static str, String>) -> Self {
         Self { client, functions }
     }
 
     /// Function names from `KOOGALLERY_FN_NEW_INSTANCE`, `KOOGALLERY_FN_QUERY_INSTANCE`, … (one per
-    /// activity, see [`function_env_var`]); the error lists every unset one.
+    /// registered callback, [`Registration::function_env_var`]); the error lists every unset one.
     pub fn from_env(client: Client) -> Result<Self, DispatcherConfigError> {
         Self::from_lookup(client, |name| std::env::var(name).ok())
     }
@@ -97,11 +85,11 @@ impl LambdaDispatcher {
     ) -> Result<Self, DispatcherConfigError> {
         let mut functions = HashMap::new();
         let mut missing = Vec::new();
-        for activity in Activity::ALL {
-            let var = function_env_var(activity);
-            match lookup(var).filter(|v| !v.trim().is_empty()) {
+        for callback in &REGISTRY {
+            let var = callback.function_env_var();
+            match lookup(&var).filter(|v| !v.trim().is_empty()) {
                 Some(name) => {
-                    functions.insert(activity, name.trim().to_owned());
+                    functions.insert(callback.function, name.trim().to_owned());
                 }
                 None => missing.push(var),
             }
@@ -113,16 +101,17 @@ impl LambdaDispatcher {
         }
     }
 
-    /// The function serving `activity`, if configured.
-    pub fn function(&self, activity: Activity) -> Option<&str> {
-        self.functions.get(&activity).map(String::as_str)
+    /// The Lambda function serving `callback`, if configured.
+    pub fn function(&self, callback: &Registration) -> Option<&str> {
+        self.functions.get(callback.function).map(String::as_str)
     }
 }
 
 #[async_trait]
 impl Dispatcher for LambdaDispatcher {
-    async fn dispatch(&self, activity: Activity, body: &Value) -> Reply {
-        let Some(function) = self.function(activity) else {
+    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply {
+        let activity = callback.route.name();
+        let Some(function) = self.function(callback) else {
             tracing::error!(%activity, "no function configured for this activity");
             return retry_later();
         };
@@ -185,16 +174,17 @@ mod tests {
     }
 
     #[test]
-    fn from_lookup_reads_every_activity_and_names_the_missing_ones() {
-        let all: HashMap<String, String> = Activity::ALL
-            .into_iter()
-            .map(|a| (function_env_var(a).to_owned(), format!("fn-{a}")))
+    fn from_lookup_reads_every_callback_and_names_the_missing_ones() {
+        let all: HashMap<String, String> = REGISTRY
+            .iter()
+            .map(|r| (r.function_env_var(), format!("fn-{}", r.function)))
             .collect();
         let d = LambdaDispatcher::from_lookup(offline_client(), |k| all.get(k).cloned()).unwrap();
-        assert_eq!(d.function(Activity::NewInstance), Some("fn-newInstance"));
+        let by = |a: &str| koogallery::callbacks::registry::by_activity(a).unwrap();
+        assert_eq!(d.function(by("newInstance")), Some("fn-new-instance"));
         assert_eq!(
-            d.function(Activity::ChangeInstanceCheck),
-            Some("fn-changeInstanceCheck")
+            d.function(by("changeInstanceCheck")),
+            Some("fn-change-instance-check")
         );
 
         let partial = |k: &str| {
@@ -219,9 +209,11 @@ mod tests {
 
     #[test]
     fn env_var_names_are_distinct() {
-        let names: std::collections::HashSet<_> =
-            Activity::ALL.into_iter().map(function_env_var).collect();
-        assert_eq!(names.len(), Activity::ALL.len());
+        let names: std::collections::HashSet<_> = REGISTRY
+            .iter()
+            .map(Registration::function_env_var)
+            .collect();
+        assert_eq!(names.len(), REGISTRY.len());
     }
 
     #[test]

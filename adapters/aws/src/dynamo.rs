@@ -1,5 +1,5 @@
 //! [`InstanceStore`] and [`NonceStore`] on one DynamoDB table, with the exact semantics of
-//! `koogallery::memory::MemoryStore` (conditional create, compare-and-set on `version`).
+//! `koogallery::testing::MemoryStore` (conditional create, compare-and-set on `version`).
 //!
 //! # Key schema (single table)
 //!
@@ -56,8 +56,8 @@ use aws_sdk_dynamodb::{
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
-    domain::{Instance, InstanceEvent},
-    ports::{CreateOutcome, InstanceStore, NonceStore},
+    instance::{CreateOutcome, Instance, InstanceEvent, InstanceStore, record},
+    security::replay::NonceStore,
 };
 
 use self::keys::*;
@@ -360,9 +360,9 @@ fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, Strin
     }
 }
 
-fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))
+/// The record's JSON (`koogallery::instance::record`, the versioned contract) as a string attribute.
+fn json_text(bytes: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(format!("record is not UTF-8: {e}")))
 }
 
 /// The instance item; `instance.version` is stored as given.
@@ -374,7 +374,7 @@ pub(crate) fn instance_item(instance: &Instance) -> Result<Item, StoreError> {
         (VERSION.to_owned(), n(instance.version)),
         (
             DATA.to_owned(),
-            s(to_json(&format!("instance {id}"), instance)?),
+            s(json_text(record::encode_instance(instance)?)?),
         ),
         (STATE.to_owned(), s(instance.state.as_str())),
         (ORDER_ID.to_owned(), s(&instance.order_id)),
@@ -388,8 +388,8 @@ pub(crate) fn decode_instance(item: &Item) -> Result<Instance, StoreError> {
     let corrupt = |m: String| StoreError::Corrupt(format!("instance item {pk}: {m}"));
     let data = string_attr(item, DATA).map_err(corrupt)?;
     let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
-    let mut instance: Instance =
-        serde_json::from_str(data).map_err(|e| corrupt(format!("data cannot be decoded: {e}")))?;
+    let mut instance =
+        record::decode_instance(data.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
     if instance_id_of(pk) != Some(instance.instance_id.as_str()) {
         return Err(corrupt(format!(
             "data holds instance {} instead",
@@ -419,13 +419,7 @@ pub(crate) fn event_item(instance_id: &str, event: &InstanceEvent) -> Result<Ite
         (PK.to_owned(), s(instance_pk(instance_id))),
         (SK.to_owned(), s(event_sk(event.seq))),
         (SEQ.to_owned(), n(event.seq)),
-        (
-            DATA.to_owned(),
-            s(to_json(
-                &format!("event {} of {instance_id}", event.seq),
-                event,
-            )?),
-        ),
+        (DATA.to_owned(), s(json_text(record::encode_event(event)?)?)),
     ]))
 }
 
@@ -434,9 +428,8 @@ pub(crate) fn decode_event(item: &Item) -> Result<InstanceEvent, StoreError> {
     let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
     let data = string_attr(item, DATA)
         .map_err(|m| StoreError::Corrupt(format!("event item {pk}/{sk}: {m}")))?;
-    serde_json::from_str(data).map_err(|e| {
-        StoreError::Corrupt(format!("event item {pk}/{sk}: data cannot be decoded: {e}"))
-    })
+    record::decode_event(data.as_bytes())
+        .map_err(|e| StoreError::Corrupt(format!("event item {pk}/{sk}: {e}")))
 }
 
 pub(crate) fn nonce_item(nonce: &str, expires_ms: i64) -> Item {
@@ -779,7 +772,7 @@ impl NonceStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use koogallery::domain::InstanceState;
+    use koogallery::instance::InstanceState;
 
     use super::*;
 

@@ -1,13 +1,13 @@
 //! The AWS adapters of the KooGallery production interface:
 //!
-//! - [`DynamoStore`]: [`InstanceStore`](koogallery::ports::InstanceStore) and
-//!   [`NonceStore`](koogallery::ports::NonceStore) on one DynamoDB table (key schema in [`dynamo`]),
-//!   with the exact semantics of [`koogallery::memory::MemoryStore`].
-//! - [`SqsQueue`]: [`JobQueue`](koogallery::ports::JobQueue) on SQS, plus the consumer helpers a
+//! - [`DynamoStore`]: [`InstanceStore`](koogallery::instance::InstanceStore) and
+//!   [`NonceStore`](koogallery::security::replay::NonceStore) on one DynamoDB table (key schema in [`dynamo`]),
+//!   with the exact semantics of the memory store of `koogallery::testing`.
+//! - [`SqsQueue`]: [`JobQueue`](koogallery::jobs::JobQueue) on SQS, plus the consumer helpers a
 //!   local polling loop and the tests use (on AWS the Lambda event source receives and deletes).
-//! - [`SecretsManagerSecrets`]: the [`Secrets`](koogallery::ports::Secrets) port on Secrets Manager,
+//! - [`SecretsManagerSecrets`]: the [`Secrets`](koogallery::config::Secrets) port on Secrets Manager,
 //!   fetched once per execution environment; [`keys_from_secret_json`] is its pure parser.
-//! - [`LambdaDispatcher`]: the edge's [`Dispatcher`](koogallery::ports::Dispatcher), a synchronous
+//! - [`LambdaDispatcher`]: the edge's [`Dispatcher`](koogallery::callbacks::Dispatcher), a synchronous
 //!   invocation of the callback function that serves the activity.
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
@@ -23,7 +23,7 @@ pub mod sqs;
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
 pub use dynamo::DynamoStore;
 pub use secrets::{SecretsManagerSecrets, keys_from_secret_json};
-pub use sqs::{SqsDelivery, SqsQueue};
+pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
 
 use aws_config::BehaviorVersion;
 

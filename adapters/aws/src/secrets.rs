@@ -1,4 +1,4 @@
-//! The signing keys from AWS Secrets Manager.
+//! The secrets bundle from AWS Secrets Manager: the [`Secrets`] port on AWS.
 //!
 //! The secret's `SecretString` is a JSON object:
 //!
@@ -16,14 +16,15 @@
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::{Client, error::DisplayErrorContext};
 use koogallery::{
-    ports::{Keys, Secrets, SecretsError},
-    signing::{KeyRing, SecretKey},
+    config::{Keys, SecretBundle, Secrets, SecretsError},
+    security::{KeyRing, SecretKey},
 };
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-/// Parses the keys secret: the basic and Kit key rings, and the webhook secret if present.
-pub fn keys_from_secret_json(s: &str) -> Result<(Keys, Option<SecretKey>), SecretsError> {
+/// Parses the keys secret into the bundle: the basic and Kit key rings, and the webhook secret if
+/// present. Unknown fields are ignored, so a secret written for a later release still loads.
+pub fn keys_from_secret_json(s: &str) -> Result<SecretBundle, SecretsError> {
     // Only the error's kind and position are reported: serde's messages may quote content.
     let value: Value = serde_json::from_str(s).map_err(|e| {
         SecretsError(format!(
@@ -44,7 +45,11 @@ pub fn keys_from_secret_json(s: &str) -> Result<(Keys, Option<SecretKey>), Secre
     );
     let kit = KeyRing::new(required(&map, "kitKey")?, optional(&map, "kitKeyPrevious")?);
     let webhook = optional(&map, "webhookSecret")?;
-    Ok((Keys { basic, kit }, webhook))
+    Ok(SecretBundle {
+        keys: Keys { basic, kit },
+        webhook,
+        dev_keys: false,
+    })
 }
 
 fn optional(map: &Map<String, Value>, field: &str) -> Result<Option<SecretKey>, SecretsError> {
@@ -69,7 +74,7 @@ fn required(map: &Map<String, Value>, field: &str) -> Result<SecretKey, SecretsE
 pub struct SecretsManagerSecrets {
     client: Client,
     secret_id: String,
-    cache: OnceCell<(Keys, Option<SecretKey>)>,
+    cache: OnceCell<SecretBundle>,
 }
 
 impl SecretsManagerSecrets {
@@ -81,7 +86,7 @@ impl SecretsManagerSecrets {
         }
     }
 
-    async fn load(&self) -> Result<&(Keys, Option<SecretKey>), SecretsError> {
+    async fn load(&self) -> Result<&SecretBundle, SecretsError> {
         self.cache
             .get_or_try_init(|| async {
                 let out = self
@@ -108,17 +113,12 @@ impl SecretsManagerSecrets {
             })
             .await
     }
-
-    /// The webhook provisioner's shared secret, if the secret holds one.
-    pub async fn webhook_secret(&self) -> Result<Option<SecretKey>, SecretsError> {
-        Ok(self.load().await?.1.clone())
-    }
 }
 
 #[async_trait]
 impl Secrets for SecretsManagerSecrets {
-    async fn keys(&self) -> Result<Keys, SecretsError> {
-        Ok(self.load().await?.0.clone())
+    async fn bundle(&self) -> Result<SecretBundle, SecretsError> {
+        Ok(self.load().await?.clone())
     }
 }
 
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn full_secret() {
-        let (keys, webhook) = keys_from_secret_json(
+        let SecretBundle { keys, webhook, .. } = keys_from_secret_json(
             r#"{"accessKey":"ak","accessKeyPrevious":"ak0","kitKey":"kk","kitKeyPrevious":"kk0","webhookSecret":"wh"}"#,
         )
         .unwrap();
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn optional_fields_may_be_absent_null_or_empty() {
-        let (keys, webhook) = keys_from_secret_json(
+        let SecretBundle { keys, webhook, .. } = keys_from_secret_json(
             r#"{"accessKey":"ak","kitKey":"kk","accessKeyPrevious":null,"kitKeyPrevious":"  ","other":1}"#,
         )
         .unwrap();
@@ -183,11 +183,11 @@ mod tests {
 
     #[test]
     fn parsed_keys_do_not_print_values() {
-        let (keys, webhook) = keys_from_secret_json(
+        let bundle = keys_from_secret_json(
             r#"{"accessKey":"ak-value","kitKey":"kk-value","webhookSecret":"wh-value"}"#,
         )
         .unwrap();
-        let printed = format!("{keys:?} {webhook:?}");
+        let printed = format!("{bundle:?}");
         assert!(!printed.contains("-value"), "{printed}");
     }
 }

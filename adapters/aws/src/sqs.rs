@@ -6,14 +6,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::{
     Client,
     error::{DisplayErrorContext, SdkError},
     types::{Message, MessageSystemAttributeName},
 };
-use koogallery::{
-    error::QueueError,
-    ports::{Job, JobQueue},
+use koogallery::jobs::{
+    Job, JobQueue, QueueError,
+    consume::{QueueMessage, Receive, Settle},
 };
 
 use crate::whole_secs;
@@ -30,22 +31,6 @@ pub struct SqsQueue {
     queue_url: String,
 }
 
-/// One received message.
-#[derive(Debug, Clone)]
-pub struct SqsDelivery {
-    pub message_id: String,
-    /// Needed to delete the message or change its visibility.
-    pub receipt_handle: String,
-    /// The message body exactly as received, for settling it unchanged.
-    pub body: String,
-    /// The decoded job, or — for a body that is not a job (a poison message) — the raw body,
-    /// unchanged so it can be moved to the DLQ as it came ([`SqsQueue::send_raw`]). Why it does
-    /// not decode is logged at receive time.
-    pub job: Result<Job, String>,
-    /// How many times SQS has delivered the message (`ApproximateReceiveCount`), this one included.
-    pub attempt: u32,
-}
-
 fn failure<E, R>(op: &str, err: &SdkError<E, R>) -> QueueError
 where
     E: std::error::Error + 'static,
@@ -54,32 +39,38 @@ where
     QueueError(format!("SQS {op} failed: {}", DisplayErrorContext(err)))
 }
 
-/// The job in a message body, or why it is not one.
-pub(crate) fn decode_job(body: &str) -> Result<Job, serde_json::Error> {
-    serde_json::from_str(body)
+/// A received SDK message as the worker's [`QueueMessage`]; `None` without a receipt handle (nothing
+/// could be done with it).
+pub(crate) fn from_sdk(message: &Message) -> Option<QueueMessage> {
+    let receipt = message.receipt_handle()?;
+    let count = message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount));
+    Some(QueueMessage::new(
+        message.message_id().unwrap_or_default(),
+        receipt,
+        message.body().unwrap_or_default(),
+        count.map(String::as_str),
+    ))
 }
 
-/// A delivery from an SQS message; `None` without a receipt handle (nothing could be done with it).
-pub(crate) fn delivery(message: &Message) -> Option<SqsDelivery> {
-    let receipt_handle = message.receipt_handle()?.to_owned();
-    let attempt = message
-        .attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
-    let message_id = message.message_id().unwrap_or_default().to_owned();
-    let body = message.body().unwrap_or_default();
-    let job = decode_job(body).map_err(|e| {
-        tracing::warn!(%message_id, attempt, error = %e, "SQS message body is not a job");
-        body.to_owned()
-    });
-    Some(SqsDelivery {
-        message_id,
-        receipt_handle,
-        body: body.to_owned(),
-        job,
-        attempt,
-    })
+/// The Lambda SQS event source's records as the worker's [`QueueMessage`]s: the same mapping as
+/// [`from_sdk`], for the other way SQS hands over messages.
+pub fn from_lambda_event(event: SqsEvent) -> Vec<QueueMessage> {
+    event
+        .records
+        .into_iter()
+        .map(|m| {
+            QueueMessage::new(
+                m.message_id.unwrap_or_default(),
+                m.receipt_handle.unwrap_or_default(),
+                m.body.unwrap_or_default(),
+                m.attributes
+                    .get("ApproximateReceiveCount")
+                    .map(String::as_str),
+            )
+        })
+        .collect()
 }
 
 impl SqsQueue {
@@ -102,7 +93,7 @@ impl SqsQueue {
         max: i32,
         wait: Duration,
         visibility: Duration,
-    ) -> Result<Vec<SqsDelivery>, QueueError> {
+    ) -> Result<Vec<QueueMessage>, QueueError> {
         let out = self
             .client
             .receive_message()
@@ -118,7 +109,7 @@ impl SqsQueue {
             .messages()
             .iter()
             .filter_map(|m| {
-                let d = delivery(m);
+                let d = from_sdk(m);
                 if d.is_none() {
                     tracing::warn!(message_id = ?m.message_id(), "SQS message without a receipt handle skipped");
                 }
@@ -200,12 +191,56 @@ impl JobQueue for SqsQueue {
     }
 }
 
+/// The jobs queue as a consumer settles it: on the Lambda event source an ack is leaving the message
+/// out of the batch failures (Lambda deletes it), on a poller it is a delete.
+#[derive(Debug, Clone)]
+pub struct SqsConsumer {
+    pub queue: SqsQueue,
+    pub dlq_url: String,
+    /// True for a poller (`make run-aws-local`); false under the Lambda event source.
+    pub delete_on_ack: bool,
+}
+
+#[async_trait]
+impl Settle for SqsConsumer {
+    async fn ack(&self, message: &QueueMessage) -> Result<(), QueueError> {
+        if self.delete_on_ack {
+            self.queue.delete(&message.receipt).await?;
+        }
+        Ok(())
+    }
+
+    async fn retry_after(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
+        self.queue.change_visibility(&message.receipt, delay).await
+    }
+
+    async fn dead_letter(&self, message: &QueueMessage, _reason: &str) -> Result<(), QueueError> {
+        self.queue.send_raw(&self.dlq_url, &message.body).await?;
+        self.ack(message).await
+    }
+}
+
+/// How long one poll waits for a message.
+const POLL_WAIT: Duration = Duration::from_secs(1);
+
+#[async_trait]
+impl Receive for SqsConsumer {
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<QueueMessage>, QueueError> {
+        let max = i32::try_from(max).unwrap_or(MAX_MESSAGES);
+        self.queue.receive(max, POLL_WAIT, visibility).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn deliveries_decode_jobs_and_receive_counts() {
+    fn sdk_messages_and_lambda_records_map_alike() {
         let body = serde_json::to_string(&Job::Notify {
             instance_id: "i-1".into(),
             seq: 4,
@@ -218,25 +253,25 @@ mod tests {
             .body(&body)
             .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3")
             .build();
-        let d = delivery(&m).unwrap();
-        assert_eq!(d.message_id, "m-1");
-        assert_eq!(d.receipt_handle, "rh");
+        let d = from_sdk(&m).unwrap();
+        assert_eq!(d, QueueMessage::new("m-1", "rh", body.clone(), Some("3")));
         assert_eq!(d.attempt, 3);
-        assert_eq!(
-            d.job,
-            Ok(Job::Notify {
-                instance_id: "i-1".into(),
-                seq: 4
-            })
-        );
+
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "rh", "body": body,
+            "attributes": {"ApproximateReceiveCount": "3"}, "messageAttributes": {},
+            "eventSource": "aws:sqs"
+        }]}))
+        .unwrap();
+        assert_eq!(from_lambda_event(event), vec![d]);
 
         let poison = Message::builder()
             .receipt_handle("rh")
             .body("{oops")
             .build();
-        let d = delivery(&poison).unwrap();
+        let d = from_sdk(&poison).unwrap();
         assert_eq!(d.attempt, 1, "a missing count reads as the first delivery");
-        assert_eq!(d.job, Err("{oops".to_owned()), "the raw body, for the DLQ");
-        assert!(delivery(&Message::builder().body(&body).build()).is_none());
+        assert_eq!(d.body, "{oops", "the raw body, for the DLQ");
+        assert!(from_sdk(&Message::builder().body(&body).build()).is_none());
     }
 }

@@ -10,9 +10,11 @@ use chrono::{DateTime, Duration, Utc};
 use common::{emulator_config, unique};
 use koogallery::{
     StoreError,
-    contract::{concurrent_create_contract, instance_store_contract, nonce_store_contract},
-    domain::{Instance, Outcome},
-    ports::{CreateOutcome, InstanceStore, NonceStore},
+    instance::{CreateOutcome, Instance, InstanceStore, Outcome},
+    security::replay::NonceStore,
+    testing::contract::{
+        concurrent_create_contract, instance_store_contract, nonce_store_contract,
+    },
 };
 use koogallery_aws::{DynamoStore, bootstrap::ensure_table, dynamo::keys};
 
@@ -29,10 +31,10 @@ async fn store() -> DynamoStore {
 }
 
 fn t0() -> DateTime<Utc> {
-    koogallery::time::parse_compact("20260101000000").unwrap()
+    koogallery::protocol::time::parse_compact("20260101000000").unwrap()
 }
 
-fn new_instance() -> (Instance, koogallery::domain::InstanceEvent) {
+fn new_instance() -> (Instance, koogallery::instance::InstanceEvent) {
     let order = unique("CS");
     Instance::new_provisioning(
         &order,
@@ -228,7 +230,7 @@ async fn long_histories_come_back_in_order() {
     let (mut inst, ev) = new_instance();
     store.create_for_order_line(&inst, &[ev]).await.unwrap();
     inst.version = 1;
-    let app = koogallery::wire::AppInfo {
+    let app = koogallery::instance::AccessInfo {
         front_end_url: "https://a".into(),
         admin_url: None,
         user_name: None,
@@ -335,7 +337,7 @@ async fn a_missing_table_is_unavailable() {
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn events_paginate_past_one_megabyte() {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-    use koogallery::domain::{Actor, EventKind, InstanceEvent, InstanceState};
+    use koogallery::instance::{Actor, EventKind, InstanceEvent, InstanceState};
 
     let store = store().await;
     let (inst, ev) = new_instance();
@@ -367,7 +369,10 @@ async fn events_paginate_past_one_megabyte() {
             ),
             (
                 "data".to_owned(),
-                AttributeValue::S(serde_json::to_string(&event).unwrap()),
+                AttributeValue::S(
+                    String::from_utf8(koogallery::instance::record::encode_event(&event).unwrap())
+                        .unwrap(),
+                ),
             ),
         ]);
         requests.push(

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{emulator_config, unique};
-use koogallery::ports::Secrets;
+use koogallery::config::Secrets;
 use koogallery_aws::SecretsManagerSecrets;
 
 #[tokio::test]
@@ -22,7 +22,7 @@ async fn keys_are_read_once_and_cached() {
         .await
         .unwrap();
     let secrets = SecretsManagerSecrets::new(client.clone(), &id);
-    let keys = secrets.keys().await.unwrap();
+    let keys = secrets.bundle().await.unwrap().keys;
     assert_eq!(keys.basic.current.expose(), "ak");
     assert_eq!(
         keys.basic.previous.as_ref().map(|k| k.expose()),
@@ -32,9 +32,10 @@ async fn keys_are_read_once_and_cached() {
     assert!(keys.kit.previous.is_none());
     assert_eq!(
         secrets
-            .webhook_secret()
+            .bundle()
             .await
             .unwrap()
+            .webhook
             .as_ref()
             .map(|k| k.expose()),
         Some("wh")
@@ -48,9 +49,15 @@ async fn keys_are_read_once_and_cached() {
         .send()
         .await
         .unwrap();
-    assert_eq!(secrets.keys().await.unwrap().basic.current.expose(), "ak");
+    assert_eq!(
+        secrets.bundle().await.unwrap().keys.basic.current.expose(),
+        "ak"
+    );
     let fresh = SecretsManagerSecrets::new(client, &id);
-    assert_eq!(fresh.keys().await.unwrap().basic.current.expose(), "ak2");
+    assert_eq!(
+        fresh.bundle().await.unwrap().keys.basic.current.expose(),
+        "ak2"
+    );
 }
 
 #[tokio::test]
@@ -60,8 +67,9 @@ async fn errors_name_the_secret_or_the_field() {
     let client = aws_sdk_secretsmanager::Client::new(&config);
     let missing = unique("no-such-secret");
     let err = SecretsManagerSecrets::new(client.clone(), &missing)
-        .keys()
+        .bundle()
         .await
+        .map(|b| b.keys)
         .unwrap_err();
     assert!(err.0.contains(&missing), "{err}");
 
@@ -74,8 +82,9 @@ async fn errors_name_the_secret_or_the_field() {
         .await
         .unwrap();
     let err = SecretsManagerSecrets::new(client, &id)
-        .keys()
+        .bundle()
         .await
+        .map(|b| b.keys)
         .unwrap_err();
     assert!(err.0.contains("kitKey") && err.0.contains(&id), "{err}");
     assert!(!err.0.contains("ak-value"), "{err}");

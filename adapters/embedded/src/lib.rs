@@ -4,7 +4,7 @@
 //!
 //! - [`EmbeddedStore`] implements [`InstanceStore`](koogallery::ports::InstanceStore) and
 //!   [`NonceStore`](koogallery::ports::NonceStore) with the exact semantics of
-//!   [`koogallery::memory::MemoryStore`] (conditional create, compare-and-set on `version`).
+//!   [`koogallery::testing::MemoryStore`] (conditional create, compare-and-set on `version`).
 //! - [`EmbeddedQueue`] implements [`JobQueue`](koogallery::ports::JobQueue) and offers the consumer
 //!   side (receive with a visibility lease, ack, retry later, dead letters, redrive) the worker uses.
 //!
@@ -31,7 +31,7 @@ mod store;
 use std::{path::Path, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use koogallery::{StoreError, error::QueueError};
+use koogallery::{StoreError, jobs::QueueError};
 use redb::{Database, TableDefinition};
 
 pub use queue::{DeadLetter, Delivery, EmbeddedQueue, QueueDepth};

@@ -14,8 +14,8 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::{
-    error::QueueError,
-    ports::{Clock, Job, JobQueue, SystemClock},
+    clock::{Clock, SystemClock},
+    jobs::{Job, JobQueue, QueueError},
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
@@ -352,7 +352,7 @@ mod tests {
     use crate::EmbeddedStore;
 
     fn t0() -> DateTime<Utc> {
-        koogallery::time::parse_compact("20260101000000").unwrap()
+        koogallery::protocol::time::parse_compact("20260101000000").unwrap()
     }
 
     #[test]

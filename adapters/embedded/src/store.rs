@@ -1,11 +1,12 @@
-//! [`InstanceStore`] and [`NonceStore`] over redb, mirroring `koogallery::memory::MemoryStore`.
+//! [`InstanceStore`] and [`NonceStore`] over redb, mirroring `koogallery::testing::MemoryStore`. Records are encoded by
+//! `koogallery::instance::record` (the versioned on-disk contract).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
-    domain::{Instance, InstanceEvent},
-    ports::{CreateOutcome, InstanceStore, NonceStore},
+    instance::{CreateOutcome, Instance, InstanceEvent, InstanceStore, record},
+    security::replay::NonceStore,
 };
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
@@ -16,12 +17,11 @@ use crate::{EVENTS, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER
 const NONCE_PURGE_BATCH: usize = 32;
 
 fn decode_instance(id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Fault::Corrupt(format!("instance {id} cannot be decoded: {e}")))
+    record::decode_instance(bytes).map_err(|e| Fault::Corrupt(format!("instance {id}: {e}")))
 }
 
-fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>, Fault> {
-    serde_json::to_vec(value).map_err(|e| Fault::Corrupt(format!("cannot encode {what}: {e}")))
+fn corrupt(e: StoreError) -> Fault {
+    Fault::Corrupt(e.to_string())
 }
 
 /// Just the optimistic-concurrency field: a compare-and-set needs nothing else from the record.
@@ -40,7 +40,7 @@ fn append_events(
 ) -> Result<(), Fault> {
     let mut table = txn.open_table(EVENTS)?;
     for ev in events {
-        let json = encode("event", ev)?;
+        let json = record::encode_event(ev).map_err(corrupt)?;
         if table
             .insert((instance_id, ev.seq), json.as_slice())?
             .is_some()
@@ -84,7 +84,12 @@ fn create(
         }
         let mut stored = instance.clone();
         stored.version = 1;
-        instances.insert(id, encode("instance", &stored)?.as_slice())?;
+        instances.insert(
+            id,
+            record::encode_instance(&stored)
+                .map_err(corrupt)?
+                .as_slice(),
+        )?;
         lines.insert(line_key, id)?;
     }
     {
@@ -120,7 +125,12 @@ fn save(
         }
         let mut stored = instance.clone();
         stored.version = expected_version + 1;
-        instances.insert(id, encode("instance", &stored)?.as_slice())?;
+        instances.insert(
+            id,
+            record::encode_instance(&stored)
+                .map_err(corrupt)?
+                .as_slice(),
+        )?;
     }
     append_events(&txn, id, events)?;
     txn.commit()?;
@@ -232,9 +242,10 @@ impl InstanceStore for EmbeddedStore {
                 for entry in table.range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))? {
                     let (key, bytes) = entry?;
                     let seq = key.value().1;
-                    out.push(serde_json::from_slice(bytes.value()).map_err(|e| {
-                        Fault::Corrupt(format!("event {id}#{seq} cannot be decoded: {e}"))
-                    })?);
+                    out.push(
+                        record::decode_event(bytes.value())
+                            .map_err(|e| Fault::Corrupt(format!("event {id}#{seq}: {e}")))?,
+                    );
                 }
                 Ok(out)
             })
@@ -264,13 +275,13 @@ impl NonceStore for EmbeddedStore {
 mod tests {
     use std::sync::Arc;
 
-    use koogallery::ports::{InstanceStore, NonceStore};
+    use koogallery::{instance::InstanceStore, security::replay::NonceStore};
     use redb::ReadableTableMetadata;
 
     use super::*;
 
     fn t0() -> DateTime<Utc> {
-        koogallery::time::parse_compact("20260101000000").unwrap()
+        koogallery::protocol::time::parse_compact("20260101000000").unwrap()
     }
 
     fn fresh() -> (tempfile::TempDir, EmbeddedStore) {
@@ -362,7 +373,7 @@ mod tests {
             .await
             .unwrap();
         let mut stale = ev.clone();
-        stale.kind = koogallery::domain::EventKind::Provisioned;
+        stale.kind = koogallery::instance::EventKind::Provisioned;
         assert!(matches!(
             store.save(&inst, 1, &[stale]).await,
             Err(StoreError::Conflict)

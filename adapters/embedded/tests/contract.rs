@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use koogallery::contract::{
+use koogallery::testing::contract::{
     concurrent_create_contract, instance_store_contract, nonce_store_contract,
 };
 use koogallery_embedded::EmbeddedStore;

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use koogallery::{
-    domain::{Instance, InstanceState, Outcome},
-    ports::{InstanceStore, Job, NonceStore},
-    wire::AppInfo,
+    instance::{AccessInfo, Instance, InstanceState, InstanceStore, Outcome},
+    jobs::Job,
+    security::replay::NonceStore,
 };
 use koogallery_embedded::{EmbeddedStore, QueueDepth};
 
 fn t0() -> DateTime<Utc> {
-    koogallery::time::parse_compact("20260101000000").unwrap()
+    koogallery::protocol::time::parse_compact("20260101000000").unwrap()
 }
 
 fn provision(id: &str) -> Job {
@@ -35,7 +35,7 @@ async fn a_restart_loses_nothing_and_in_flight_jobs_come_back_after_their_lease(
             .await
             .unwrap();
         let mut active = store.get("inst-1").await.unwrap().unwrap();
-        let app = AppInfo {
+        let app = AccessInfo {
             front_end_url: "https://a".into(),
             admin_url: None,
             user_name: None,
@@ -77,7 +77,7 @@ async fn a_restart_loses_nothing_and_in_flight_jobs_come_back_after_their_lease(
     let (dup, dup_ev) = Instance::new_provisioning("O", "O-1", "inst-other", false, t0());
     assert!(matches!(
         store.create_for_order_line(&dup, &[dup_ev]).await.unwrap(),
-        koogallery::ports::CreateOutcome::Existing(e) if e.instance_id == "inst-1"
+        koogallery::instance::CreateOutcome::Existing(e) if e.instance_id == "inst-1"
     ));
     assert!(
         !store

@@ -5,15 +5,15 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use koogallery::{
-    memory::ManualClock,
-    ports::{Job, JobQueue},
+    jobs::{Job, JobQueue},
+    testing::ManualClock,
 };
 use koogallery_embedded::{EmbeddedQueue, EmbeddedStore, QueueDepth};
 
 const LEASE: Duration = Duration::from_secs(30);
 
 fn t0() -> DateTime<Utc> {
-    koogallery::time::parse_compact("20260101000000").unwrap()
+    koogallery::protocol::time::parse_compact("20260101000000").unwrap()
 }
 
 fn at(secs: i64) -> DateTime<Utc> {

@@ -1,17 +1,16 @@
-//! AWS Lambda wiring shared by every function. Each `main.rs` is a few lines: [`init_tracing`],
-//! [`load`] once per execution environment (configuration, secrets, AWS clients), then
-//! [`run_callback`] (or the edge's and the worker's own `lambda::run`), which call the same library
-//! functions the local host calls.
+//! AWS Lambda wiring shared by every function. Each `main.rs` is a few lines: [`init_tracing`], then
+//! [`serve_callback`] (a callback function, by its registry name) or the edge's and the worker's own
+//! `lambda::run` with [`load`]. Settings are read and the secrets bundle fetched once per execution
+//! environment, and only when the function's needs say so; keys never pass through environment
+//! variables.
 
-use std::{collections::HashMap, future::Future, sync::Arc};
+use std::sync::Arc;
 
-use koogallery::ports::Secrets;
 use koogallery::{
-    config::Config,
-    error::QueueError,
-    ports::{Job, JobQueue, SystemClock},
-    services::Services,
-    wire::Reply,
+    callbacks::{Resources, registry},
+    clock::{Clock, SystemClock},
+    config::{ConfigError, Env, SecretBundle, Secrets, Settings},
+    jobs::JobQueue,
 };
 use koogallery_aws::{DynamoStore, SecretsManagerSecrets, SqsQueue};
 pub use lambda_runtime::Error;
@@ -31,119 +30,89 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A variable the SAM template sets; its absence is a deployment error, named.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    Env::process()
+        .get(name)
+        .ok_or_else(|| ConfigError::invalid(name, "is not set (the SAM template sets it)"))
+}
+
+/// What a function loads, from its template environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Fetch the secrets bundle (`KOOGALLERY_SECRET_ID`).
+    pub secrets: bool,
+    /// Build the jobs queue (`KOOGALLERY_QUEUE_URL`).
+    pub queue: bool,
+}
+
 /// Everything a function needs, built once per execution environment.
 pub struct Deployment {
-    pub services: Services,
+    pub settings: Settings,
+    pub secrets: Option<SecretBundle>,
     pub store: Arc<DynamoStore>,
     pub sqs: Option<SqsQueue>,
+    pub clock: Arc<dyn Clock>,
     pub sdk: aws_config::SdkConfig,
 }
 
-/// Whether a function reads the keys secret (edge, queryInstance and the worker do; the others have
-/// no permission to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretUse {
-    None,
-    Keys,
-}
-
-pub fn required(name: &str) -> Result<String, Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| format!("{name} is not set (the SAM template sets it)").into())
-}
-
-/// Reads the environment and, when asked, the keys secret (once: the answer lives as long as the
-/// execution environment), and builds the DynamoDB and SQS adapters.
-pub async fn load(secret_use: SecretUse) -> Result<Deployment, Error> {
+/// Reads the settings and, as `load` asks, the secrets bundle and the queue; builds the DynamoDB
+/// adapter. A missing or bad setting stops the function's start-up with the variable's name.
+pub async fn load(load: Load) -> Result<Deployment, Error> {
     let sdk = koogallery_aws::sdk_config().await;
-    // Secret values are offered to the configuration as if they were settings, so the one loader
-    // validates everything; they never pass through the process environment.
-    let mut injected: HashMap<&'static str, String> = HashMap::new();
-    if secret_use == SecretUse::Keys {
-        let secrets = SecretsManagerSecrets::new(
+    let settings = Settings::from_env()?;
+    let secrets = if load.secrets {
+        let source = SecretsManagerSecrets::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
             required("KOOGALLERY_SECRET_ID")?,
         );
-        let keys = secrets.keys().await?;
-        injected.insert(
-            "KOOGALLERY_ACCESS_KEY",
-            keys.basic.current.expose().to_owned(),
-        );
-        injected.insert("KOOGALLERY_KIT_KEY", keys.kit.current.expose().to_owned());
-        if let Some(p) = &keys.basic.previous {
-            injected.insert("KOOGALLERY_ACCESS_KEY_PREVIOUS", p.expose().to_owned());
-        }
-        if let Some(p) = &keys.kit.previous {
-            injected.insert("KOOGALLERY_KIT_KEY_PREVIOUS", p.expose().to_owned());
-        }
-        if let Some(w) = secrets.webhook_secret().await? {
-            injected.insert("KOOGALLERY_WEBHOOK_SECRET", w.expose().to_owned());
-        }
-    }
-    let config = Config::from_lookup(|k| {
-        injected.get(k).cloned().or_else(|| {
-            // Keys only ever come from the secret on AWS, never from plain environment variables.
-            if k.starts_with("KOOGALLERY_ACCESS_KEY")
-                || k.starts_with("KOOGALLERY_KIT_KEY")
-                || k == "KOOGALLERY_WEBHOOK_SECRET"
-            {
-                return None;
-            }
-            std::env::var(k).ok().filter(|v| !v.trim().is_empty())
-        })
-    })?;
+        Some(source.bundle().await?)
+    } else {
+        None
+    };
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         required("KOOGALLERY_TABLE")?,
     ));
-    let sqs = std::env::var("KOOGALLERY_QUEUE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url));
-    let queue: Arc<dyn JobQueue> = match &sqs {
-        Some(q) => Arc::new(q.clone()),
-        None => Arc::new(NoQueue),
-    };
-    let services = Services {
-        store: store.clone(),
-        queue,
-        clock: Arc::new(SystemClock),
-        config: Arc::new(config),
+    let sqs = if load.queue {
+        Some(SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            required("KOOGALLERY_QUEUE_URL")?,
+        ))
+    } else {
+        None
     };
     Ok(Deployment {
-        services,
+        settings,
+        secrets,
         store,
         sqs,
+        clock: Arc::new(SystemClock),
         sdk,
     })
 }
 
-/// The queue of a function the template gives none (it never enqueues): refuses loudly.
-struct NoQueue;
-
-#[async_trait::async_trait]
-impl JobQueue for NoQueue {
-    async fn enqueue(&self, _job: &Job) -> Result<(), QueueError> {
-        Err(QueueError(
-            "this function has no job queue (KOOGALLERY_QUEUE_URL is not set)".into(),
-        ))
-    }
-}
-
-/// Serves one callback: the edge invokes this function with the verified body; the answer is the
-/// callback's `Reply`.
-pub async fn run_callback<F, Fut>(deployment: Deployment, callback: F) -> Result<(), Error>
-where
-    F: Fn(Services, Value) -> Fut,
-    Fut: Future<Output = Reply>,
-{
-    let services = deployment.services;
-    let callback = &callback;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let reply = callback(services.clone(), event.payload);
-        async move { Ok::<Reply, Error>(reply.await) }
+/// Serves one registered callback (`function` as in the registry, e.g. `new-instance`): the edge
+/// invokes it with the verified body and the answer is the callback's reply.
+pub async fn serve_callback(function: &str) -> Result<(), Error> {
+    let callback = registry::by_function(function)
+        .ok_or_else(|| format!("no callback named {function} is registered"))?;
+    let d = load(Load {
+        secrets: callback.needs.keys,
+        queue: callback.needs.queue,
+    })
+    .await?;
+    let resources = Resources {
+        store: d.store.clone(),
+        queue: d.sqs.map(|q| Arc::new(q) as Arc<dyn JobQueue>),
+        clock: d.clock,
+        keys: d.secrets.map(|s| s.keys),
+        settings: d.settings.callbacks,
+    };
+    let handler = callback.handler(&resources)?;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        Ok::<_, Error>(handler.call(&event.payload).await)
     }))
     .await
 }

@@ -1,13 +1,8 @@
-//! Lambda entry point: the edge invokes this function synchronously with a verified body.
-
-use koogallery_lambda::{Error, SecretUse, init_tracing, load, run_callback};
+//! Lambda entry point of the `changeInstanceCheck` callback. Its logic is `koogallery::callbacks` (the local host
+//! runs the same code); the edge invokes this function synchronously with a verified body.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    let deployment = load(SecretUse::None).await?;
-    run_callback(deployment, |services, body| async move {
-        change_instance_check::handle(&services, &body).await
-    })
-    .await
+async fn main() -> Result<(), koogallery_lambda::Error> {
+    koogallery_lambda::init_tracing();
+    koogallery_lambda::serve_callback("change-instance-check").await
 }

@@ -3,19 +3,30 @@
 use std::sync::Arc;
 
 use koogallery_aws::LambdaDispatcher;
-use koogallery_lambda::{Deployment, Error};
-use lambda_http::{Body, Request, RequestExt, Response, http::HeaderValue, http::header};
+use koogallery_lambda::{Deployment, Error, Load};
+use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::{Edge, EdgeResponse};
+use crate::Edge;
+
+/// What the edge loads: the secrets (the basic key ring); it enqueues nothing.
+pub const LOAD: Load = Load {
+    secrets: true,
+    queue: false,
+};
 
 /// Serves API Gateway: `POST /produce` and the reserved Kit paths. Always HTTP 200 + `Body-Sign`.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
     let dispatcher = LambdaDispatcher::from_env(aws_sdk_lambda::Client::new(&deployment.sdk))?;
-    let config = deployment.services.config.clone();
+    let keys = deployment
+        .secrets
+        .as_ref()
+        .map(|s| s.keys.basic.clone())
+        .ok_or("the edge needs the keys secret (KOOGALLERY_SECRET_ID)")?;
     let edge = Edge::new(
-        &config,
+        &deployment.settings.edge,
+        keys,
         deployment.store.clone(),
-        deployment.services.clock.clone(),
+        deployment.clock.clone(),
         Arc::new(dispatcher),
     );
     let edge = &edge;
@@ -40,14 +51,5 @@ pub async fn serve(edge: &Edge, req: Request) -> Response<Body> {
             edge.handle_basic(&query, req.body().as_ref()).await
         }
     };
-    let mut response = Response::new(Body::Text(String::from_utf8_lossy(&resp.body).into_owned()));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(EdgeResponse::CONTENT_TYPE),
-    );
-    if let Ok(v) = HeaderValue::from_str(&resp.body_sign) {
-        headers.insert("Body-Sign", v);
-    }
-    response
+    resp.into_http()
 }

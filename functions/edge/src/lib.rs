@@ -1,6 +1,7 @@
 //! The production URL KooGallery calls (spec callbacks §0, §3, §12). For every request:
 //! size limit → `timestamp` window → signature over the raw bytes (constant time, current or previous
-//! key) → nonce replay guard → dispatch on `activity` → `Body-Sign` over the exact bytes sent.
+//! key) → nonce replay guard → route through the callback registry (`activity` → callback) →
+//! dispatch → `Body-Sign` over the exact bytes sent.
 //! Always HTTP 200 with a JSON result code (Decisions §3); nothing is written before the checks pass.
 
 use std::{sync::Arc, time::Instant};
@@ -8,15 +9,15 @@ use std::{sync::Arc, time::Instant};
 use chrono::Duration;
 use koogallery::{
     ResultCode,
-    config::Config,
-    ports::{Clock, NonceStore},
-    signing::{KeyRing, body_sign_header, verify_basic},
-    time::parse_request_timestamp,
-    wire::{Activity, Reply},
+    callbacks::{Registration, registry},
+    clock::Clock,
+    config::EdgeSettings,
+    protocol::{Reply, time::parse_request_timestamp, v2_basic::test_flag_of},
+    security::{KeyRing, body_sign_header, replay::NonceStore, verify_basic},
 };
 use serde_json::Value;
 
-pub use koogallery::ports::Dispatcher;
+pub use koogallery::callbacks::Dispatcher;
 
 /// What goes back over HTTP: always status 200, JSON, with `Body-Sign`.
 #[derive(Debug, Clone)]
@@ -30,6 +31,24 @@ pub struct EdgeResponse {
 impl EdgeResponse {
     pub const STATUS: u16 = 200;
     pub const CONTENT_TYPE: &'static str = "application/json;charset=UTF-8";
+
+    /// The HTTP response, for any host built on the `http` crate (axum locally, `lambda_http` on
+    /// AWS): status 200, JSON, `Body-Sign`. The body is the exact bytes that were signed.
+    pub fn into_http<B: From<String>>(self) -> http::Response<B> {
+        // Replies are serde_json output: always UTF-8.
+        let body = String::from_utf8(self.body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let mut response = http::Response::new(B::from(body));
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(Self::CONTENT_TYPE),
+        );
+        if let Ok(v) = http::HeaderValue::from_str(&self.body_sign) {
+            headers.insert("Body-Sign", v);
+        }
+        response
+    }
 }
 
 pub struct Edge {
@@ -69,7 +88,7 @@ fn signature_params(query: &str) -> SignatureParams {
 /// What the log line reports about a verified request (identifiers only, never credentials).
 #[derive(Debug, Default)]
 struct Seen {
-    activity: Option<Activity>,
+    callback: Option<&'static Registration>,
     instance_id: Option<String>,
     order_id: Option<String>,
     test: bool,
@@ -79,20 +98,22 @@ struct Seen {
 const MAX_NONCE_LEN: usize = 128;
 
 impl Edge {
+    /// The edge verifies with the basic-interface key ring (Decisions §2) and routes to `dispatcher`.
     pub fn new(
-        config: &Config,
+        settings: &EdgeSettings,
+        keys: KeyRing,
         nonces: Arc<dyn NonceStore>,
         clock: Arc<dyn Clock>,
         dispatcher: Arc<dyn Dispatcher>,
     ) -> Self {
         Self {
-            keys: config.keys.basic.clone(),
+            keys,
             nonces,
             clock,
             dispatcher,
-            window_ms: i64::try_from(config.timestamp_window.as_millis()).unwrap_or(60_000),
-            nonce_ttl: Duration::from_std(config.nonce_ttl).unwrap_or(Duration::minutes(5)),
-            max_body_bytes: config.max_body_bytes,
+            window_ms: settings.timestamp_window.num_milliseconds(),
+            nonce_ttl: settings.nonce_ttl,
+            max_body_bytes: settings.max_body_bytes,
         }
     }
 
@@ -106,7 +127,7 @@ impl Edge {
         let response = self.sign(&reply);
         tracing::info!(
             target: "koogallery::callback",
-            activity = seen.activity.map(Activity::as_str).unwrap_or("-"),
+            activity = seen.callback.map_or("-", |c| c.route.name()),
             result_code = reply.result_code.as_str(),
             result_msg = %reply.result_msg,
             instance_id = seen.instance_id.or_else(|| reply.field::<String>("instanceId")).as_deref().unwrap_or("-"),
@@ -119,8 +140,9 @@ impl Edge {
         response
     }
 
-    /// The Kit syncs (`/produce/produceAPI/v2/{name}`, callbacks §9) arrive in a later release; until
-    /// then they get a clear, signed `000002` rather than a 404.
+    /// The Kit syncs (`/produce/produceAPI/v2/{name}`, callbacks §9). None is registered yet (a later
+    /// release adds them with their `x-sign` check); an unregistered one gets a clear, signed `000002`
+    /// rather than a 404.
     pub fn handle_kit(&self, name: &str) -> EdgeResponse {
         let name: String = name.chars().take(64).collect();
         self.sign(&Reply::new(
@@ -202,9 +224,9 @@ impl Edge {
         if !value.is_object() {
             return Err(invalid("body must be a JSON object".into()));
         }
-        let activity = match value.get("activity") {
+        let callback = match value.get("activity") {
             None | Some(Value::Null) => return Err(invalid("activity is missing".into())),
-            Some(Value::String(s)) => Activity::parse(s.trim())
+            Some(Value::String(s)) => registry::by_activity(s.trim())
                 .ok_or_else(|| invalid(format!("unknown activity {s:?}")))?,
             Some(other) => return Err(invalid(format!("activity must be a string, got {other}"))),
         };
@@ -215,13 +237,13 @@ impl Edge {
                 .map(|s| s.chars().take(200).collect::<String>())
         };
         let seen = Seen {
-            activity: Some(activity),
+            callback: Some(callback),
             instance_id: text("instanceId"),
             order_id: text("orderId"),
-            test: matches!(value.get("testFlag"), Some(Value::String(s)) if s == "1")
-                || value.get("testFlag").and_then(Value::as_i64) == Some(1),
+            // The same reading as the callbacks' (an invalid flag is theirs to refuse).
+            test: test_flag_of(value.get("testFlag")).unwrap_or(false),
         };
-        Ok((self.dispatcher.dispatch(activity, &value).await, seen))
+        Ok((self.dispatcher.dispatch(callback, &value).await, seen))
     }
 }
 

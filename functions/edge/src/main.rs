@@ -1,9 +1,9 @@
-//! Lambda entry point: API Gateway → verify, guard, dispatch to the callback functions, sign.
+//! Lambda entry point: API Gateway → verify, guard replays, route, invoke the callback function, sign.
 
-use koogallery_lambda::{Error, SecretUse, init_tracing, load};
+use koogallery_lambda::{Error, init_tracing, load};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    edge::lambda::run(load(SecretUse::Keys).await?).await
+    edge::lambda::run(load(edge::lambda::LOAD).await?).await
 }

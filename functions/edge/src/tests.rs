@@ -1,8 +1,10 @@
 use std::sync::Mutex;
 
 use koogallery::{
-    memory::{ManualClock, MemoryStore},
-    signing::{basic_signature, canonical_payload, verify_body_sign},
+    callbacks::Registration,
+    config::Config,
+    security::{basic_signature, canonical_payload, verify_body_sign},
+    testing::{ManualClock, MemoryStore},
 };
 
 use async_trait::async_trait;
@@ -13,12 +15,15 @@ const KEY: &str = "edge-test-key";
 
 /// Records what reached the callbacks; answers success.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(Activity, Value)>>);
+struct Recorder(Mutex<Vec<(&'static str, Value)>>);
 
 #[async_trait]
 impl Dispatcher for Recorder {
-    async fn dispatch(&self, activity: Activity, body: &Value) -> Reply {
-        self.0.lock().unwrap().push((activity, body.clone()));
+    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply {
+        self.0
+            .lock()
+            .unwrap()
+            .push((callback.route.name(), body.clone()));
         Reply::success().with("instanceId", "i-1")
     }
 }
@@ -33,7 +38,8 @@ fn bed_with(config: Config) -> Bed {
     let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
     let recorder = Arc::new(Recorder::default());
     let edge = Edge::new(
-        &config,
+        &config.settings.edge,
+        config.secrets.keys.basic.clone(),
         Arc::new(MemoryStore::new()),
         clock.clone(),
         recorder.clone(),
@@ -82,7 +88,7 @@ async fn a_signed_call_is_dispatched_and_the_answer_signed() {
     let r = b.call(&q, BODY).await;
     assert_eq!(r.result_code, ResultCode::Success);
     let calls = b.recorder.0.lock().unwrap();
-    assert_eq!(calls[0].0, Activity::NewInstance);
+    assert_eq!(calls[0].0, "newInstance");
     assert_eq!(calls[0].1["orderId"], "CS1");
 }
 
@@ -165,7 +171,7 @@ async fn malformed_json_unknown_activity_and_oversize_bodies_get_clear_000002() 
         );
     }
     let mut config = Config::with_keys(KEY, "kit");
-    config.max_body_bytes = 64;
+    config.settings.edge.max_body_bytes = 64;
     let small = bed_with(config);
     let big = format!(
         r#"{{"activity":"queryInstance","instanceId":"{}"}}"#,
@@ -181,9 +187,9 @@ async fn malformed_json_unknown_activity_and_oversize_bodies_get_clear_000002() 
 #[tokio::test]
 async fn previous_key_is_accepted_during_rotation_and_answers_are_signed_with_the_current() {
     let mut config = Config::with_keys(KEY, "kit");
-    config.keys.basic = KeyRing::new(
-        koogallery::signing::SecretKey::new(KEY),
-        Some(koogallery::signing::SecretKey::new("old-key")),
+    config.secrets.keys.basic = KeyRing::new(
+        koogallery::security::SecretKey::new(KEY),
+        Some(koogallery::security::SecretKey::new("old-key")),
     );
     let b = bed_with(config);
     let q = signed_query("old-key", BODY, b.now_ms(), "rot-1");

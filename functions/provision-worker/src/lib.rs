@@ -8,9 +8,9 @@
 //! - `Notify`: deliver one lifecycle event from the instance's outbox to the provisioner, once.
 //!
 //! [`Worker::process`] returns what happened; [`Worker::disposition`] turns that into the queue action
-//! (ack, retry after a delay, dead-letter) for whichever queue delivered it.
+//! (ack, retry after a delay, dead-letter); [`consume`] applies it for whichever queue delivered it.
 
-pub mod batch;
+pub mod consume;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod provisioners;
@@ -18,13 +18,16 @@ pub mod provisioners;
 use std::{sync::Arc, time::Duration};
 
 use koogallery::{
-    CallbackError, ResultCode,
-    config::WorkerConfig,
-    domain::{Claim, EventKind, Instance, InstanceState, Outcome, mutate},
-    ports::{
-        Clock, InstanceStore, Job, LifecycleNotice, MarketplaceClient, ProvisionError,
-        ProvisionRequest, Provisioner,
+    ResultCode,
+    clock::Clock,
+    config::WorkerSettings,
+    instance::{
+        AccessInfo, Claim, DomainError, EventKind, Instance, InstanceState, InstanceStore, Outcome,
+        mutate,
     },
+    jobs::Job,
+    order::{MarketplaceClient, MarketplaceError},
+    provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
 };
 
 /// One delivery of a job.
@@ -38,27 +41,32 @@ pub struct JobDelivery {
     pub delivery_id: String,
 }
 
-/// Why a job did not finish. Retryable or not decides between backoff and the dead-letter queue.
+/// Why a job did not finish; each keeps its cause. Retryable or not decides between backoff and
+/// the dead-letter queue.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("retry later: {0}")]
-    Retryable(String),
-    #[error("cannot succeed: {0}")]
-    Permanent(String),
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Provisioner(ProvisionError),
+    #[error(transparent)]
+    Marketplace(#[from] MarketplaceError),
+    /// Telling the vendor to remove what it created for a released instance: always retried.
+    #[error("release notice not delivered: {0}")]
+    ReleaseNotice(#[source] ProvisionError),
+    /// The job names something that is not there (an event missing from the history).
+    #[error("{0}")]
+    Gone(String),
 }
 
 impl JobError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable(_))
-    }
-}
-
-impl From<CallbackError> for JobError {
-    fn from(e: CallbackError) -> Self {
-        if e.is_retryable() {
-            Self::Retryable(e.to_string())
-        } else {
-            Self::Permanent(e.to_string())
+        match self {
+            Self::Domain(e) => e.is_retryable(),
+            Self::Provisioner(e) => e.is_retryable(),
+            Self::Marketplace(e) => e.is_retryable(),
+            Self::ReleaseNotice(_) => true,
+            Self::Gone(_) => false,
         }
     }
 }
@@ -89,7 +97,7 @@ pub struct Worker {
     pub provisioner: Arc<dyn Provisioner>,
     pub marketplace: Arc<dyn MarketplaceClient>,
     pub clock: Arc<dyn Clock>,
-    pub config: WorkerConfig,
+    pub config: WorkerSettings,
 }
 
 impl Worker {
@@ -100,9 +108,11 @@ impl Worker {
         store: Arc<dyn InstanceStore>,
         provisioner: Arc<dyn Provisioner>,
         clock: Arc<dyn Clock>,
-        config: WorkerConfig,
+        config: WorkerSettings,
     ) -> Self {
-        let marketplace = Arc::new(koogallery::offline::OfflineMarketplace::new(clock.clone()));
+        let marketplace = Arc::new(koogallery::order::offline::OfflineMarketplace::new(
+            clock.clone(),
+        ));
         Self {
             store,
             provisioner,
@@ -148,18 +158,17 @@ impl Worker {
     ) -> Disposition {
         match result {
             Ok(_) => Disposition::Ack,
-            Err(JobError::Permanent(reason)) => Disposition::DeadLetter(reason.clone()),
-            Err(JobError::Retryable(reason)) if d.attempt >= self.config.max_attempts => {
-                Disposition::DeadLetter(format!("gave up after {} attempts: {reason}", d.attempt))
+            Err(e) if !e.is_retryable() => Disposition::DeadLetter(e.to_string()),
+            Err(e) if d.attempt >= self.config.max_attempts => {
+                Disposition::DeadLetter(format!("gave up after {} attempts: {e}", d.attempt))
             }
-            Err(JobError::Retryable(_)) => Disposition::RetryAfter(self.config.backoff(d.attempt)),
+            Err(_) => Disposition::RetryAfter(self.config.backoff(d.attempt)),
         }
     }
 
     async fn provision(&self, instance_id: &str, d: &JobDelivery) -> Result<JobOutcome, JobError> {
         let now = self.clock.now();
-        let lease = chrono::Duration::from_std(self.config.claim_duration)
-            .unwrap_or(chrono::Duration::minutes(2));
+        let lease = self.config.claim_lease();
         let token = d.delivery_id.clone();
         let (instance, claimed) = mutate(self.store.as_ref(), instance_id, |i| {
             claim(i, &token, now, lease)
@@ -177,15 +186,15 @@ impl Worker {
             order: instance.order.clone().unwrap_or_default(),
         };
         match self.provisioner.provision(&request).await {
-            Ok(app_info) => {
+            Ok(access) => {
                 let now = self.clock.now();
                 match mutate(self.store.as_ref(), instance_id, |i| {
-                    i.activate(app_info.clone(), now)
+                    i.activate(access.clone(), now)
                 })
                 .await
                 {
                     Ok(_) => Ok(JobOutcome::Provisioned),
-                    Err(e) => self.released_meanwhile(instance_id, app_info, e).await,
+                    Err(e) => self.released_meanwhile(instance_id, access, e).await,
                 }
             }
             Err(ProvisionError::Rejected { code, message }) => {
@@ -196,7 +205,7 @@ impl Worker {
                 .await?;
                 Ok(JobOutcome::ProvisioningRefused(code))
             }
-            Err(ProvisionError::Transient(msg)) => Err(JobError::Retryable(msg)),
+            Err(e @ ProvisionError::Transient(_)) => Err(JobError::Provisioner(e)),
         }
     }
 
@@ -211,7 +220,7 @@ impl Worker {
             .await
         {
             Ok(o) => o,
-            Err(e) if e.is_retryable() => return Err(JobError::Retryable(e.to_string())),
+            Err(e) if e.is_retryable() => return Err(e.into()),
             Err(e) => {
                 // KooGallery does not know the order it just told us about: fail it rather than guess.
                 let msg = format!("order {} cannot be read: {e}", instance.order_id);
@@ -220,7 +229,7 @@ impl Worker {
                     Ok(i.fail(ResultCode::InternalError, msg.clone(), now))
                 })
                 .await?;
-                return Err(JobError::Permanent(msg));
+                return Err(e.into());
             }
         };
         let (instance, _) = mutate(self.store.as_ref(), &instance.instance_id, |i| {
@@ -242,14 +251,14 @@ impl Worker {
     async fn released_meanwhile(
         &self,
         instance_id: &str,
-        app_info: koogallery::wire::AppInfo,
-        activation_error: CallbackError,
+        access: AccessInfo,
+        activation_error: DomainError,
     ) -> Result<JobOutcome, JobError> {
         let Some(mut instance) = self
             .store
             .get(instance_id)
             .await
-            .map_err(CallbackError::from)?
+            .map_err(DomainError::from)?
         else {
             return Err(activation_error.into());
         };
@@ -260,7 +269,7 @@ impl Worker {
             .store
             .events(instance_id)
             .await
-            .map_err(CallbackError::from)?;
+            .map_err(DomainError::from)?;
         let Some(event) = events
             .into_iter()
             .rev()
@@ -268,11 +277,11 @@ impl Worker {
         else {
             return Err(activation_error.into());
         };
-        instance.app_info = Some(app_info);
+        instance.access = Some(access);
         self.provisioner
             .notify(&LifecycleNotice { instance, event })
             .await
-            .map_err(|e| JobError::Retryable(e.to_string()))?;
+            .map_err(JobError::ReleaseNotice)?;
         Ok(JobOutcome::AlreadyDone)
     }
 
@@ -281,11 +290,9 @@ impl Worker {
             .store
             .get(instance_id)
             .await
-            .map_err(CallbackError::from)?
+            .map_err(DomainError::from)?
         else {
-            return Err(JobError::Permanent(format!(
-                "instance {instance_id} does not exist"
-            )));
+            return Err(DomainError::NotFound(instance_id.to_owned()).into());
         };
         if !instance.pending_notices.contains(&seq) {
             return Ok(JobOutcome::AlreadyDone);
@@ -294,9 +301,9 @@ impl Worker {
             .store
             .events(instance_id)
             .await
-            .map_err(CallbackError::from)?;
+            .map_err(DomainError::from)?;
         let Some(event) = events.into_iter().find(|e| e.seq == seq) else {
-            return Err(JobError::Permanent(format!(
+            return Err(JobError::Gone(format!(
                 "event {seq} of instance {instance_id} is missing"
             )));
         };
@@ -316,7 +323,7 @@ impl Worker {
                     .await?;
                     instance = updated;
                 }
-                Err(e) if e.is_retryable() => return Err(JobError::Retryable(e.to_string())),
+                Err(e) if e.is_retryable() => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(instance_id, order_id, error = %e, "upgrade order unreadable; notifying without it")
                 }
@@ -332,7 +339,7 @@ impl Worker {
                 tracing::warn!(instance_id, seq, %code, message, "vendor refused a lifecycle notice; not retried");
                 JobOutcome::NoticeRefused
             }
-            Err(ProvisionError::Transient(msg)) => return Err(JobError::Retryable(msg)),
+            Err(e @ ProvisionError::Transient(_)) => return Err(JobError::Provisioner(e)),
         };
         mutate(self.store.as_ref(), instance_id, |i| {
             Ok(if i.pending_notices.remove(&seq) {
@@ -353,7 +360,7 @@ fn claim(
     token: &str,
     now: chrono::DateTime<chrono::Utc>,
     lease: chrono::Duration,
-) -> Result<Outcome, CallbackError> {
+) -> Result<Outcome, DomainError> {
     if i.state != InstanceState::Provisioning {
         return Ok(Outcome::Unchanged);
     }
@@ -361,10 +368,7 @@ fn claim(
         && c.token != token
         && c.until > now
     {
-        return Err(CallbackError::NotNow(format!(
-            "instance {} is being provisioned by another delivery",
-            i.instance_id
-        )));
+        return Err(DomainError::Claimed(i.instance_id.clone()));
     }
     i.provisioning.claim = Some(Claim {
         token: token.to_owned(),

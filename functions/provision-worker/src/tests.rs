@@ -1,10 +1,12 @@
 use std::sync::Mutex;
 
 use koogallery::{
+    clock::Clock,
     config::Config,
-    memory::{Scripted, ScriptedProvisioner, TestBed},
-    offline::OfflineMarketplace,
-    ports::{Clock, CreateOutcome, InstanceStore, Job},
+    instance::{CreateOutcome, InstanceStore},
+    jobs::Job,
+    order::offline::OfflineMarketplace,
+    testing::{Scripted, ScriptedProvisioner, TestBed},
 };
 
 use super::*;
@@ -23,9 +25,9 @@ fn bed(script: Vec<Scripted>, max_attempts: u32) -> Bed {
         provisioner: provisioner.clone(),
         marketplace: Arc::new(OfflineMarketplace::new(bed.clock.clone())),
         clock: bed.clock.clone(),
-        config: WorkerConfig {
+        config: WorkerSettings {
             max_attempts,
-            ..WorkerConfig::default()
+            ..WorkerSettings::default()
         },
     };
     Bed {
@@ -115,7 +117,7 @@ async fn a_second_delivery_waits_while_another_holds_the_claim() {
         ..delivery("i1", 1)
     };
     let r = b.worker.process(&other).await;
-    assert!(matches!(r, Err(JobError::Retryable(_))), "{r:?}");
+    assert!(r.as_ref().is_err_and(JobError::is_retryable), "{r:?}");
     assert_eq!(b.provisioner.provision_calls(), 0);
     // Once the claim expires (the first delivery crashed), the other takes over.
     b.bed.clock.advance(chrono::Duration::minutes(3));
@@ -277,8 +279,11 @@ async fn static_provisioner_fills_templates_and_generates_strong_passwords() {
 mod webhook {
     use super::*;
     use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
-    use koogallery::signing::SecretKey;
-    use provisioners::{HEADER_SIGNATURE, HEADER_TIMESTAMP, WebhookProvisioner, webhook_signature};
+    use koogallery::security::{
+        SecretKey,
+        webhook::{HEADER_SIGNATURE, HEADER_TIMESTAMP, webhook_signature},
+    };
+    use provisioners::WebhookProvisioner;
 
     /// A vendor endpoint answering from a script of (status, body); records verified events.
     async fn vendor(
@@ -407,13 +412,13 @@ impl Provisioner for ReleasedMidway {
     async fn provision(
         &self,
         request: &ProvisionRequest,
-    ) -> Result<koogallery::wire::AppInfo, ProvisionError> {
+    ) -> Result<koogallery::instance::AccessInfo, ProvisionError> {
         mutate(self.store.as_ref(), &request.instance_id, |i| {
             Ok(i.release(None, chrono::Utc::now()))
         })
         .await
         .expect("release during provisioning");
-        Ok(koogallery::memory::sample_app_info(&request.instance_id))
+        Ok(koogallery::testing::sample_access(&request.instance_id))
     }
 
     async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
@@ -447,7 +452,7 @@ async fn resources_created_for_an_instance_released_meanwhile_are_released_too()
     assert_eq!(notices.len(), 1, "the vendor hears about the release");
     assert_eq!(notices[0].event.kind.name(), "released");
     assert!(
-        notices[0].instance.app_info.is_some(),
+        notices[0].instance.access.is_some(),
         "with the access information it just created"
     );
 }

@@ -1,0 +1,136 @@
+use std::{sync::Mutex, time::Duration};
+
+use koogallery::{
+    ResultCode,
+    clock::Clock,
+    config::{Config, WorkerSettings},
+    instance::{Instance, InstanceState, InstanceStore},
+    jobs::QueueError,
+    order::offline::OfflineMarketplace,
+    testing::{Scripted, ScriptedProvisioner, TestBed},
+};
+
+use std::sync::Arc;
+
+use super::*;
+
+#[derive(Default)]
+struct FakeSettle {
+    retries: Mutex<Vec<(String, Duration)>>,
+    dead: Mutex<Vec<String>>,
+    dlq_down: bool,
+}
+
+#[async_trait::async_trait]
+impl Settle for FakeSettle {
+    async fn ack(&self, _m: &QueueMessage) -> Result<(), QueueError> {
+        Ok(())
+    }
+    async fn retry_after(&self, m: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
+        self.retries
+            .lock()
+            .unwrap()
+            .push((m.receipt.clone(), delay));
+        Ok(())
+    }
+    async fn dead_letter(&self, m: &QueueMessage, _reason: &str) -> Result<(), QueueError> {
+        if self.dlq_down {
+            return Err(QueueError("dlq down".into()));
+        }
+        self.dead.lock().unwrap().push(m.body.clone());
+        Ok(())
+    }
+}
+
+async fn setup(script: Vec<Scripted>) -> (TestBed, Worker) {
+    let bed = TestBed::new(Config::with_keys("k", "kk"));
+    for id in ["i1", "i2"] {
+        let (i, ev) =
+            Instance::new_provisioning(&format!("O-{id}"), "L", id, false, bed.clock.now());
+        bed.store.create_for_order_line(&i, &[ev]).await.unwrap();
+    }
+    let worker = Worker {
+        store: bed.store.clone(),
+        provisioner: Arc::new(ScriptedProvisioner::new(script)),
+        marketplace: Arc::new(OfflineMarketplace::new(bed.clock.clone())),
+        clock: bed.clock.clone(),
+        config: WorkerSettings {
+            max_attempts: 3,
+            ..WorkerSettings::default()
+        },
+    };
+    (bed, worker)
+}
+
+fn msg(id: &str, body: &str, attempt: u32) -> QueueMessage {
+    QueueMessage::new(id, format!("rh-{id}"), body, Some(&attempt.to_string()))
+}
+
+fn provision(id: &str) -> String {
+    serde_json::to_string(&Job::Provision {
+        instance_id: id.into(),
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn only_failed_messages_are_reported_and_retries_get_their_backoff() {
+    let (bed, worker) = setup(vec![Scripted::Succeed, Scripted::Transient]).await;
+    let settle = FakeSettle::default();
+    let keep = settle_batch(
+        &worker,
+        &settle,
+        vec![
+            msg("m1", &provision("i1"), 1),
+            msg("m2", &provision("i2"), 2),
+        ],
+    )
+    .await;
+    assert_eq!(keep, ["m2"]);
+    assert_eq!(
+        *settle.retries.lock().unwrap(),
+        [("rh-m2".to_owned(), Duration::from_secs(4))]
+    );
+    assert_eq!(
+        bed.store.get_instance("i1").await.state,
+        InstanceState::Active
+    );
+    assert_eq!(
+        bed.store.get_instance("i2").await.state,
+        InstanceState::Provisioning
+    );
+}
+
+#[tokio::test]
+async fn last_attempt_dead_letters_explicitly_and_fails_the_order() {
+    let (bed, worker) = setup(vec![Scripted::Transient]).await;
+    let settle = FakeSettle::default();
+    let keep = settle_batch(&worker, &settle, vec![msg("m1", &provision("i1"), 3)]).await;
+    assert!(keep.is_empty(), "acked: it is in the DLQ now");
+    assert_eq!(settle.dead.lock().unwrap().len(), 1);
+    let i = bed.store.get_instance("i1").await;
+    assert_eq!(
+        (i.state, i.failure.unwrap().code),
+        (InstanceState::Failed, ResultCode::InternalError)
+    );
+}
+
+#[tokio::test]
+async fn unreadable_bodies_go_to_the_dlq_and_stay_if_it_is_down() {
+    let (_bed, worker) = setup(vec![]).await;
+    let settle = FakeSettle::default();
+    assert!(
+        settle_batch(&worker, &settle, vec![msg("m1", "{garbage", 1)])
+            .await
+            .is_empty()
+    );
+    assert_eq!(*settle.dead.lock().unwrap(), ["{garbage"]);
+    let down = FakeSettle {
+        dlq_down: true,
+        ..FakeSettle::default()
+    };
+    assert_eq!(
+        settle_batch(&worker, &down, vec![msg("m1", "{garbage", 1)]).await,
+        ["m1"]
+    );
+}

@@ -1,0 +1,54 @@
+//! The two provisioners shipped, chosen by `KOOGALLERY_PROVISIONER`.
+//!
+//! - [`StaticProvisioner`]: the same application for every buyer; an admin user with a strong
+//!   generated password and URLs from templates with `{instanceId}`.
+//! - [`WebhookProvisioner`]: the vendor's own service decides. Each event ([`WebhookEvent`], a
+//!   versioned contract) is POSTed as signed JSON; the answer carries the access information, or a
+//!   KooGallery result code that refuses the order.
+
+use std::sync::Arc;
+
+use koogallery::{
+    config::{ConfigError, ProvisionerSettings},
+    provisioning::Provisioner,
+    security::SecretKey,
+};
+
+mod static_app;
+mod webhook;
+pub mod webhook_event;
+
+pub use static_app::{PASSWORD_LEN, StaticProvisioner, generate_password};
+pub use webhook::WebhookProvisioner;
+pub use webhook_event::{WEBHOOK_EVENT_VERSION, WebhookEvent};
+
+/// Builds the configured provisioner. The webhook needs its signing secret from the secrets bundle.
+pub fn from_settings(
+    settings: &ProvisionerSettings,
+    webhook_secret: Option<SecretKey>,
+) -> Result<Arc<dyn Provisioner>, ConfigError> {
+    Ok(match settings {
+        ProvisionerSettings::Static {
+            front_end_url,
+            admin_url,
+            admin_user,
+        } => Arc::new(StaticProvisioner {
+            front_end_url: front_end_url.clone(),
+            admin_url: admin_url.clone(),
+            admin_user: admin_user.clone(),
+        }),
+        ProvisionerSettings::Webhook { url, timeout } => {
+            let secret = webhook_secret.ok_or_else(|| {
+                ConfigError::invalid(
+                    "KOOGALLERY_WEBHOOK_SECRET",
+                    "required when KOOGALLERY_PROVISIONER=webhook (it signs each event; on AWS: \"webhookSecret\" in the keys secret)",
+                )
+            })?;
+            Arc::new(
+                WebhookProvisioner::new(url.clone(), secret, *timeout).map_err(|e| {
+                    ConfigError::invalid("KOOGALLERY_WEBHOOK_URL", format!("webhook client: {e}"))
+                })?,
+            )
+        }
+    })
+}

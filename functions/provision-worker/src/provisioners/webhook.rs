@@ -1,0 +1,162 @@
+//! The webhook provisioner: each event is POSTed as signed JSON to the vendor's URL
+//! (`koogallery::security::webhook` signs it); the answer carries the access information, or a
+//! KooGallery result code that refuses the order.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use koogallery::{
+    ResultCode,
+    instance::AccessInfo,
+    provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
+    security::{
+        SecretKey,
+        webhook::{HEADER_EVENT_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, webhook_signature},
+    },
+};
+use serde::Deserialize;
+
+use super::WebhookEvent;
+
+/// The vendor's answer. Provisioning: `frontEndUrl` (and optional `adminUrl`, `userName`, `password`,
+/// `memo`), or `resultCode` other than `000000` to refuse with that KooGallery code.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookAnswer {
+    result_code: Option<String>,
+    result_msg: Option<String>,
+    front_end_url: Option<String>,
+    admin_url: Option<String>,
+    user_name: Option<String>,
+    password: Option<String>,
+    memo: Option<String>,
+}
+
+pub struct WebhookProvisioner {
+    client: reqwest::Client,
+    url: String,
+    secret: SecretKey,
+    /// Tries per job attempt before the job itself is retried later by the queue.
+    pub tries: u32,
+    pub first_backoff: Duration,
+}
+
+impl WebhookProvisioner {
+    pub fn new(url: String, secret: SecretKey, timeout: Duration) -> Result<Self, ProvisionError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| ProvisionError::Transient(format!("webhook client: {e}")))?;
+        Ok(Self {
+            client,
+            url,
+            secret,
+            tries: 3,
+            first_backoff: Duration::from_millis(250),
+        })
+    }
+
+    /// POSTs one event, retrying transient failures with backoff; returns the 2xx answer body.
+    async fn post(&self, event: &WebhookEvent) -> Result<Vec<u8>, ProvisionError> {
+        let body =
+            serde_json::to_vec(event).map_err(|e| ProvisionError::Transient(e.to_string()))?;
+        let mut last = String::new();
+        for attempt in 0..self.tries.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(self.first_backoff * 2u32.pow(attempt - 1)).await;
+            }
+            let ts = chrono::Utc::now().timestamp_millis().to_string();
+            let sent = self
+                .client
+                .post(&self.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(HEADER_TIMESTAMP, &ts)
+                .header(HEADER_EVENT_ID, &event.event_id)
+                .header(
+                    HEADER_SIGNATURE,
+                    webhook_signature(self.secret.expose(), &ts, &body),
+                )
+                .body(body.clone())
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("webhook unreachable: {e}");
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            if status.is_success() {
+                return Ok(bytes);
+            }
+            let retryable =
+                status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
+            if !retryable {
+                // A 4xx is the vendor's answer, not an outage: refuse with its code (or 000005).
+                let answer: Option<WebhookAnswer> = serde_json::from_slice(&bytes).ok();
+                return Err(refusal(answer, &format!("webhook answered HTTP {status}")));
+            }
+            last = format!("webhook answered HTTP {status}");
+        }
+        Err(ProvisionError::Transient(last))
+    }
+}
+
+fn refusal(answer: Option<WebhookAnswer>, fallback: &str) -> ProvisionError {
+    let (code, msg) = answer
+        .map(|a| (a.result_code, a.result_msg))
+        .unwrap_or((None, None));
+    let code = code
+        .as_deref()
+        .and_then(ResultCode::parse)
+        .filter(|c| c.is_failure())
+        .unwrap_or(ResultCode::InternalError);
+    ProvisionError::Rejected {
+        code,
+        message: msg.unwrap_or_else(|| fallback.to_owned()),
+    }
+}
+
+#[async_trait]
+impl Provisioner for WebhookProvisioner {
+    async fn provision(&self, request: &ProvisionRequest) -> Result<AccessInfo, ProvisionError> {
+        let event = WebhookEvent::provision(request);
+        let bytes = self.post(&event).await?;
+        let answer: WebhookAnswer = serde_json::from_slice(&bytes).map_err(|e| {
+            ProvisionError::Transient(format!("webhook answer is not the expected JSON: {e}"))
+        })?;
+        if let Some(code) = answer.result_code.as_deref()
+            && code != ResultCode::Success.as_str()
+        {
+            return Err(refusal(Some(answer), "webhook refused"));
+        }
+        match answer.front_end_url {
+            Some(url) if !url.trim().is_empty() => Ok(AccessInfo {
+                front_end_url: url,
+                admin_url: answer.admin_url,
+                user_name: answer.user_name,
+                password: answer.password,
+                memo: answer.memo,
+            }),
+            // A 2xx without access information is a vendor bug; retrying gives the vendor time to fix it.
+            _ => Err(ProvisionError::Transient(
+                "webhook answer has no frontEndUrl".into(),
+            )),
+        }
+    }
+
+    async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
+        let event = WebhookEvent::notice(notice);
+        let bytes = self.post(&event).await?;
+        // An explicit non-success code in a 2xx answer is a refusal too.
+        if let Ok(answer) = serde_json::from_slice::<WebhookAnswer>(&bytes)
+            && let Some(code) = answer.result_code.as_deref()
+            && code != ResultCode::Success.as_str()
+        {
+            return Err(refusal(Some(answer), "webhook refused"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! The event POSTed to the vendor's webhook: a versioned contract with the vendor's own systems,
+//! independent of the domain types, so a rename in the domain cannot silently break a vendor's
+//! integration. `tests/golden/webhook_*.json` pins it and the README shows the same JSON.
+//!
+//! Version 1: camelCase; `version`, `event`, `eventId` (stable across our retries: the vendor's
+//! idempotency key), `seq` (the instance history position the event reports: `provision` carries
+//! the creation's, 0; a lifecycle notice its own), `state` (the instance's state as a result of
+//! this event, not its state when sent), `expireTime` and `order` when known, and `detail` for the
+//! events that carry more (refreshed, upgraded, released). Times are RFC 3339 UTC.
+
+use chrono::{DateTime, Utc};
+use koogallery::{
+    instance::{EventKind, InstanceState},
+    order::{ChargingMode, OrderDetails},
+    provisioning::{LifecycleNotice, ProvisionRequest},
+};
+use serde::Serialize;
+
+/// The contract version this release sends.
+pub const WEBHOOK_EVENT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    pub version: u32,
+    /// `provision`, or the lifecycle event: `refreshed`, `frozen`, `unfrozen`, `upgraded`, `released`.
+    pub event: &'static str,
+    pub event_id: String,
+    pub seq: u64,
+    pub instance_id: String,
+    pub order_id: String,
+    pub order_line_id: String,
+    /// `provisioning`, `active`, `frozen`, `failed` or `released`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<WebhookOrder>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<WebhookDetail>,
+}
+
+/// The order as Query Order described it (spec openapi §2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookOrder {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_type: Option<String>,
+    /// `PERIOD`, `ONE_TIME`, `ON_DEMAND`, `ON_DEMAND_PKG`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charging_mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_number: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// The linear attribute's quantity (users, Mbps, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    /// The order's and the line's extension parameters, in KooGallery's own `name`/`value` form.
+    pub extend_params: Vec<ExtendParam>,
+    /// True when the order was synthesised offline instead of read from KooGallery.
+    pub offline: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtendParam {
+    pub name: String,
+    pub value: String,
+}
+
+/// What a `refreshed`, `upgraded` or `released` event adds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+pub enum WebhookDetail {
+    Refreshed {
+        /// `TRIAL_TO_FORMAL`, `RENEWAL`, `UNSUBSCRIBE_RENEWAL_PERIOD`, `RENEWAL_CHANGE`.
+        scene: &'static str,
+        order_id: String,
+        expire_time: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        product_id: Option<String>,
+    },
+    Upgraded {
+        order_id: String,
+        order_line_id: String,
+    },
+    Released {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+    },
+}
+
+fn state_name(state: InstanceState) -> &'static str {
+    match state {
+        InstanceState::Provisioning => "provisioning",
+        InstanceState::Active => "active",
+        InstanceState::Failed => "failed",
+        InstanceState::Frozen => "frozen",
+        InstanceState::Released => "released",
+    }
+}
+
+fn event_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Refreshed { .. } => "refreshed",
+        EventKind::Frozen => "frozen",
+        EventKind::Unfrozen => "unfrozen",
+        EventKind::Upgraded { .. } => "upgraded",
+        EventKind::Released { .. } => "released",
+        // Not lifecycle notices; never sent, named for completeness.
+        EventKind::Created { .. } => "created",
+        EventKind::ProvisioningStarted { .. } => "provisioning_started",
+        EventKind::Provisioned => "provisioned",
+        EventKind::ProvisioningFailed { .. } => "provisioning_failed",
+        EventKind::DebugRestarted { .. } => "debug_restarted",
+    }
+}
+
+fn charging_mode(mode: ChargingMode) -> &'static str {
+    match mode {
+        ChargingMode::Period => "PERIOD",
+        ChargingMode::OneTime => "ONE_TIME",
+        ChargingMode::OnDemand => "ON_DEMAND",
+        ChargingMode::OnDemandPkg => "ON_DEMAND_PKG",
+    }
+}
+
+impl From<&OrderDetails> for WebhookOrder {
+    fn from(o: &OrderDetails) -> Self {
+        Self {
+            order_type: o.order_type.clone(),
+            charging_mode: o.charging_mode.map(charging_mode),
+            period_type: o.period_type.clone(),
+            period_number: o.period_number,
+            product_id: o.product_id.clone(),
+            sku_code: o.sku_code.clone(),
+            product_name: o.product_name.clone(),
+            quantity: o.quantity,
+            expire_time: o.expire_time,
+            customer_id: o.customer_id.clone(),
+            customer_name: o.customer_name.clone(),
+            extend_params: o
+                .extend_params
+                .iter()
+                .map(|(name, value)| ExtendParam {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            offline: o.offline,
+        }
+    }
+}
+
+impl WebhookEvent {
+    /// A new instance to provision.
+    pub fn provision(request: &ProvisionRequest) -> Self {
+        Self {
+            version: WEBHOOK_EVENT_VERSION,
+            event: "provision",
+            event_id: format!("{}:provision", request.instance_id),
+            seq: 0,
+            instance_id: request.instance_id.clone(),
+            order_id: request.order_id.clone(),
+            order_line_id: request.order_line_id.clone(),
+            state: state_name(InstanceState::Provisioning),
+            expire_time: request.order.expire_time,
+            order: Some(WebhookOrder::from(&request.order)),
+            detail: None,
+        }
+    }
+
+    /// A lifecycle change: the event's own resulting state, not the instance's state now.
+    pub fn notice(notice: &LifecycleNotice) -> Self {
+        let (i, e) = (&notice.instance, &notice.event);
+        let detail = match &e.kind {
+            EventKind::Refreshed {
+                scene,
+                order_id,
+                expire_time,
+                product_id,
+            } => Some(WebhookDetail::Refreshed {
+                scene: scene.as_str(),
+                order_id: order_id.clone(),
+                expire_time: *expire_time,
+                product_id: product_id.clone(),
+            }),
+            EventKind::Upgraded {
+                order_id,
+                order_line_id,
+            } => Some(WebhookDetail::Upgraded {
+                order_id: order_id.clone(),
+                order_line_id: order_line_id.clone(),
+            }),
+            EventKind::Released { order_id } => Some(WebhookDetail::Released {
+                order_id: order_id.clone(),
+            }),
+            _ => None,
+        };
+        Self {
+            version: WEBHOOK_EVENT_VERSION,
+            event: event_name(&e.kind),
+            event_id: format!("{}:{}", i.instance_id, e.seq),
+            seq: e.seq,
+            instance_id: i.instance_id.clone(),
+            order_id: i.order_id.clone(),
+            order_line_id: i.order_line_id.clone(),
+            state: state_name(e.to),
+            expire_time: i.expire_time,
+            order: i.order.as_ref().map(WebhookOrder::from),
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! Golden files pin the webhook JSON (version 1); the README must show the same JSON.
+
+use chrono::TimeZone;
+use koogallery::instance::{AccessInfo, Instance, Outcome, RefreshScene};
+
+use super::*;
+
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/");
+
+fn t(s: &str) -> DateTime<Utc> {
+    let n = chrono::NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S").unwrap();
+    Utc.from_utc_datetime(&n)
+}
+
+fn order() -> OrderDetails {
+    OrderDetails {
+        order_type: Some("NEW".into()),
+        charging_mode: Some(ChargingMode::Period),
+        period_type: Some("year".into()),
+        period_number: Some(1),
+        product_id: Some("OFFI740586796467507200".into()),
+        sku_code: Some("b5f5b0b2-pro".into()),
+        product_name: Some("Pro edition".into()),
+        quantity: Some(50.0),
+        expire_time: Some(t("20271121000000")),
+        customer_id: Some("68cbc86abc51458880d92f36422fa0e".into()),
+        customer_name: Some("buyer_01".into()),
+        extend_params: vec![("emailDomainName".into(), "example.com".into())],
+        offline: false,
+    }
+}
+
+/// Compares with the golden file (rewritten when `UPDATE_GOLDEN` is set) and returns its text.
+fn golden(name: &str, event: &WebhookEvent) -> String {
+    let path = format!("{GOLDEN}{name}");
+    let actual = serde_json::to_string_pretty(event).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(actual, expected, "the webhook contract changed: {name}");
+    expected
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap()
+}
+
+#[test]
+fn provision_event_is_pinned_and_documented() {
+    let request = ProvisionRequest {
+        instance_id: "87b94795-0603-4e24-8ae5-69420d60e3c8".into(),
+        order_id: "CS2211181819B4LVS".into(),
+        order_line_id: "CS2211181819B4LVS-000001".into(),
+        order: order(),
+    };
+    let text = golden("webhook_provision.json", &WebhookEvent::provision(&request));
+    assert!(
+        readme().contains(text.trim_end()),
+        "README must show the provision event as sent"
+    );
+}
+
+#[test]
+fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
+    let now = t("20261121000000");
+    let (mut i, _) = Instance::new_provisioning(
+        "CS2211181819B4LVS",
+        "CS2211181819B4LVS-000001",
+        "87b94795-0603-4e24-8ae5-69420d60e3c8",
+        false,
+        now,
+    );
+    i.order = Some(order());
+    let access = AccessInfo {
+        front_end_url: "https://app.example.com/x".into(),
+        admin_url: None,
+        user_name: None,
+        password: None,
+        memo: None,
+    };
+    i.activate(access, now).unwrap();
+    let Outcome::Changed(refreshed) = i
+        .refresh(
+            RefreshScene::Renewal,
+            "CS2311181819RENEW",
+            None,
+            t("20281121000000"),
+            now,
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    let Outcome::Changed(frozen) = i.freeze(now).unwrap() else {
+        panic!()
+    };
+    let Outcome::Changed(released) = i.release(Some("CS2411181819UNSUB".into()), now) else {
+        panic!()
+    };
+    // Sent late, after the release: still `frozen`, the state this event produced.
+    let late = WebhookEvent::notice(&LifecycleNotice {
+        instance: i.clone(),
+        event: frozen,
+    });
+    assert_eq!((late.event, late.state, late.seq), ("frozen", "frozen", 3));
+    let text = golden(
+        "webhook_refreshed.json",
+        &WebhookEvent::notice(&LifecycleNotice {
+            instance: i.clone(),
+            event: refreshed,
+        }),
+    );
+    assert!(
+        readme().contains(text.trim_end()),
+        "README must show the refreshed event as sent"
+    );
+    golden(
+        "webhook_released.json",
+        &WebhookEvent::notice(&LifecycleNotice {
+            instance: i,
+            event: released,
+        }),
+    );
+}

@@ -1,0 +1,167 @@
+//! The callbacks KooGallery makes on the production URL (spec callbacks §6): one module per callback
+//! (parse the request, apply it to the domain, answer), the [`Callback`] abstraction they share, and
+//! the [`registry`] that every host routes with: the edge, the local in-process dispatcher, the
+//! Lambda dispatcher and the Lambda functions all read the same [`REGISTRY`].
+//!
+//! Errors are mapped to KooGallery result codes once, here ([`CallbackError::result_code`]).
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::{
+    ResultCode,
+    config::ConfigError,
+    instance::{DomainError, Instance, InstanceStore, Outcome, mutate},
+    jobs::{Job, JobQueue, QueueError},
+    protocol::{
+        Reply,
+        v2_basic::{CallbackRequest, parse_request},
+    },
+    security::credential_cipher::CryptoError,
+};
+
+pub mod change_instance_check;
+pub mod new_instance;
+pub mod query_instance;
+pub mod refresh_instance;
+pub mod registry;
+pub mod release_instance;
+pub mod update_instance_status;
+pub mod upgrade_instance;
+
+pub use registry::{
+    Dispatcher, Handler, InProcessDispatcher, Needs, REGISTRY, Registration, Resources, Route,
+    StoreAccess,
+};
+
+/// Why a callback could not do what KooGallery asked. Each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    /// The request is malformed beyond what its DTO catches.
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A credential too long to encrypt within KooGallery's 128 characters (Decisions §4).
+    #[error("credential cannot be encrypted: {0}")]
+    Credential(#[from] CryptoError),
+}
+
+impl CallbackError {
+    /// True when KooGallery's own retry (hourly, for hours; callbacks §5) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::InvalidParameter(_) | Self::Credential(_) => false,
+            Self::Domain(e) => e.is_retryable(),
+            Self::Queue(_) => true,
+        }
+    }
+
+    /// The one mapping from an error to a KooGallery result code (callbacks §4).
+    pub fn result_code(&self) -> ResultCode {
+        match self {
+            Self::InvalidParameter(_) => ResultCode::InvalidParameter,
+            Self::Domain(DomainError::NotFound(_) | DomainError::Released(_)) => {
+                ResultCode::InstanceNotFound
+            }
+            // An upgrade of an instance that never got resources: "no instance resource available".
+            Self::Domain(DomainError::ProvisioningFailed {
+                change: crate::instance::Change::Upgrade,
+                ..
+            }) => ResultCode::NoResource,
+            Self::Domain(_) | Self::Queue(_) | Self::Credential(_) => ResultCode::InternalError,
+        }
+    }
+
+    /// The reply KooGallery sees. Infrastructure details stay in the logs, not in `resultMsg`.
+    pub fn to_reply(&self) -> Reply {
+        match self {
+            Self::Domain(DomainError::Store(_)) | Self::Queue(_) => Reply::new(
+                ResultCode::InternalError,
+                "temporary internal error; please retry",
+            ),
+            other => Reply::new(other.result_code(), other.to_string()),
+        }
+    }
+}
+
+/// One callback: its request type, what it is built from, and what it does.
+#[async_trait]
+pub trait Callback: Send + Sync + Sized + 'static {
+    type Request: CallbackRequest + Send;
+
+    /// Takes from the process's resources only what this callback uses.
+    fn from_resources(resources: &Resources) -> Result<Self, ConfigError>;
+
+    async fn handle(&self, request: Self::Request) -> Result<Reply, CallbackError>;
+}
+
+/// Runs one callback on a verified body: parse and validate (`000002` on failure), handle, and turn
+/// an error into its result code. Logs failures with their cause; the edge logs the summary line.
+pub(crate) async fn serve<C: Callback>(name: &'static str, callback: &C, body: &Value) -> Reply {
+    let request = match parse_request::<C::Request>(body) {
+        Ok(r) => r,
+        Err(msg) => return Reply::new(ResultCode::InvalidParameter, msg),
+    };
+    match callback.handle(request).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            let cause = error_chain(&e);
+            if e.is_retryable() {
+                tracing::warn!(callback = name, error = %cause, retryable = true, "callback failed");
+            } else {
+                tracing::info!(callback = name, error = %cause, retryable = false, "callback refused");
+            }
+            e.to_reply()
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated, for one log field.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Queues the instance's undelivered lifecycle notices (the outbox the domain keeps). Called after a
+/// change, and again on KooGallery's repeat of the same call, so a queue outage loses nothing: the
+/// failed call answers a retryable `000005` and its repeat delivers. The worker drops duplicates.
+pub(crate) async fn flush_notices(
+    queue: &dyn JobQueue,
+    instance: &Instance,
+) -> Result<(), CallbackError> {
+    for seq in &instance.pending_notices {
+        let job = Job::Notify {
+            instance_id: instance.instance_id.clone(),
+            seq: *seq,
+        };
+        queue.enqueue(&job).await?;
+    }
+    Ok(())
+}
+
+/// Applies a state change to one instance, queues its notices, and answers `000000`.
+pub(crate) async fn change_instance<F>(
+    store: &dyn InstanceStore,
+    queue: &dyn JobQueue,
+    instance_id: &str,
+    change: F,
+) -> Result<Reply, CallbackError>
+where
+    F: FnMut(&mut Instance) -> Result<Outcome, DomainError> + Send,
+{
+    let (instance, _) = mutate(store, instance_id, change).await?;
+    flush_notices(queue, &instance).await?;
+    Ok(Reply::success())
+}

@@ -1,0 +1,240 @@
+//! `queryInstance` (spec callbacks §6.2): up to 100 comma-separated instance IDs, one batched read.
+//!
+//! One ID: `000004` while provisioning (Decisions §5), the failure's own code after a permanent failure,
+//! `000003` when unknown or released, else `000000` with `info[]`. Several IDs: `info[]` holds the ready
+//! ones; if none is ready the answer is that of the first requested ID, so a poll for a single order
+//! behaves the same whether or not KooGallery batches it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Callback, CallbackError, Resources};
+use crate::{
+    ResultCode,
+    config::ConfigError,
+    instance::{AccessInfo, DomainError, Instance, InstanceState, InstanceStore},
+    protocol::{
+        Reply,
+        v2_basic::{AppInfo, InstanceInfo, QueryInstanceRequest},
+    },
+    security::{
+        SecretKey,
+        credential_cipher::{EncryptType, encrypt_credential},
+    },
+};
+
+pub struct QueryInstance {
+    store: Arc<dyn InstanceStore>,
+    /// Set when credentials are sent encrypted (Decisions §4): the kind, and the basic key.
+    cipher: Option<(EncryptType, SecretKey)>,
+}
+
+#[async_trait]
+impl Callback for QueryInstance {
+    type Request = QueryInstanceRequest;
+
+    fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
+        let cipher = match r.settings.credential_encryption {
+            None => None,
+            Some(kind) => Some((kind, r.keys()?.basic.current.clone())),
+        };
+        Ok(Self {
+            store: r.store.clone(),
+            cipher,
+        })
+    }
+
+    async fn handle(&self, req: QueryInstanceRequest) -> Result<Reply, CallbackError> {
+        let ids = req.instance_ids();
+        let found = self.store.get_many(&ids).await.map_err(DomainError::from)?;
+        // Answer in request order, whatever order the store returned.
+        let in_order: Vec<Option<&Instance>> = ids
+            .iter()
+            .map(|id| found.iter().find(|i| i.instance_id == *id))
+            .collect();
+
+        let mut info = Vec::new();
+        for inst in in_order.iter().flatten().filter(|i| i.is_ready()) {
+            info.push(InstanceInfo {
+                instance_id: inst.instance_id.clone(),
+                app_info: inst.access.as_ref().map(|a| self.present(a)).transpose()?,
+                usage_info: None,
+            });
+        }
+        if info.is_empty() {
+            return Ok(not_ready_reply(ids[0], in_order[0]));
+        }
+        let mut reply = Reply::success();
+        if let Some((kind, _)) = &self.cipher {
+            reply = reply.with("encryptType", kind.wire());
+        }
+        Ok(reply.with("info", info))
+    }
+}
+
+impl QueryInstance {
+    /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
+    /// (Decisions §4). An encrypted value over 128 characters is refused rather than sent truncated.
+    fn present(&self, access: &AccessInfo) -> Result<AppInfo, CallbackError> {
+        let secret = |v: &Option<String>| -> Result<Option<String>, CallbackError> {
+            match (&self.cipher, v.as_deref()) {
+                (Some((kind, key)), Some(plain)) => {
+                    Ok(Some(encrypt_credential(key.expose(), plain, *kind)?))
+                }
+                (_, plain) => Ok(plain.map(str::to_owned)),
+            }
+        };
+        Ok(AppInfo {
+            front_end_url: access.front_end_url.clone(),
+            admin_url: access.admin_url.clone(),
+            user_name: secret(&access.user_name)?,
+            password: secret(&access.password)?,
+            memo: access.memo.clone(),
+        })
+    }
+}
+
+fn not_ready_reply(id: &str, inst: Option<&Instance>) -> Reply {
+    let Some(i) = inst else {
+        return CallbackError::from(DomainError::NotFound(id.to_owned())).to_reply();
+    };
+    if let Err(released) = i.ensure_not_released() {
+        return CallbackError::from(released).to_reply();
+    }
+    match (i.state, &i.failure) {
+        (InstanceState::Provisioning, _) => {
+            Reply::new(ResultCode::Processing, "instance is being provisioned")
+        }
+        (InstanceState::Failed, Some(f)) => Reply::new(f.code, f.message.clone()),
+        _ => Reply::code(ResultCode::InternalError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Config,
+        protocol::v2_basic::InstanceInfo,
+        security::credential_cipher::{EncryptType, decrypt_field},
+        testing::TestBed,
+    };
+    use serde_json::json;
+
+    async fn seed(bed: &TestBed, id: &str, ready: bool) {
+        bed.seed(id, ready).await;
+    }
+
+    #[tokio::test]
+    async fn provisioning_answers_000004_without_info() {
+        let bed = TestBed::default_keys();
+        seed(&bed, "p1", false).await;
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"p1"}),
+            )
+            .await;
+        assert_eq!(r.result_code, ResultCode::Processing);
+        assert!(!r.fields.contains_key("info"));
+    }
+
+    #[tokio::test]
+    async fn active_answers_app_info_in_request_order_and_skips_unknown() {
+        let bed = TestBed::default_keys();
+        seed(&bed, "a1", true).await;
+        seed(&bed, "a2", true).await;
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"a2,zzz,a1"}),
+            )
+            .await;
+        assert_eq!(r.result_code, ResultCode::Success);
+        let info: Vec<InstanceInfo> = r.field("info").unwrap();
+        let ids: Vec<&str> = info.iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(ids, ["a2", "a1"]);
+        assert_eq!(
+            info[0].app_info.as_ref().unwrap().password.as_deref(),
+            Some("S3cret!pass")
+        );
+        assert!(!r.fields.contains_key("encryptType"));
+    }
+
+    #[tokio::test]
+    async fn unknown_answers_000003_and_too_many_ids_000002() {
+        let bed = TestBed::default_keys();
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"nope"}),
+            )
+            .await;
+        assert_eq!(r.result_code, ResultCode::InstanceNotFound);
+        let ids: Vec<String> = (0..101).map(|i| format!("i{i}")).collect();
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":ids.join(",")}),
+            )
+            .await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    }
+
+    #[tokio::test]
+    async fn permanent_failure_answers_its_own_code() {
+        let bed = TestBed::default_keys();
+        seed(&bed, "f1", false).await;
+        crate::instance::mutate(bed.store.as_ref(), "f1", |i| {
+            Ok(i.fail(
+                ResultCode::NoResource,
+                "no capacity left".into(),
+                chrono::Utc::now(),
+            ))
+        })
+        .await
+        .unwrap();
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"f1"}),
+            )
+            .await;
+        assert_eq!(r.result_code, ResultCode::NoResource);
+        assert_eq!(r.result_msg, "no capacity left");
+    }
+
+    #[tokio::test]
+    async fn encryption_setting_encrypts_credentials_that_decrypt_with_the_basic_key() {
+        let mut config = Config::with_keys("basic-key", "kit-key");
+        config.settings.callbacks.credential_encryption = Some(EncryptType::Aes128);
+        let bed = TestBed::new(config);
+        seed(&bed, "e1", true).await;
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"e1"}),
+            )
+            .await;
+        assert_eq!(r.field::<String>("encryptType").as_deref(), Some("2"));
+        let info: Vec<InstanceInfo> = r.field("info").unwrap();
+        let app = info[0].app_info.as_ref().unwrap();
+        let pw = app.password.as_deref().unwrap();
+        assert_ne!(pw, "S3cret!pass");
+        assert!(pw.len() <= 128);
+        assert_eq!(
+            decrypt_field("basic-key", pw, EncryptType::Aes128).unwrap(),
+            "S3cret!pass"
+        );
+        assert_eq!(
+            decrypt_field(
+                "basic-key",
+                app.user_name.as_deref().unwrap(),
+                EncryptType::Aes128
+            )
+            .unwrap(),
+            "admin"
+        );
+    }
+}

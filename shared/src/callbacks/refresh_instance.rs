@@ -1,0 +1,153 @@
+//! `refreshInstance` (spec callbacks §6.3): renewal, trial→formal, renewal cancellation, change on
+//! renewal. Sets the expiry to the absolute `expireTime`; idempotent per (instanceId, orderId, scene).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Callback, CallbackError, Resources, change_instance};
+use crate::{
+    clock::Clock,
+    config::ConfigError,
+    instance::InstanceStore,
+    instance::RefreshScene,
+    jobs::JobQueue,
+    protocol::{
+        Reply,
+        time::parse_compact,
+        v2_basic::{RefreshInstanceRequest, RefreshScene as WireScene},
+    },
+};
+
+pub struct RefreshInstance {
+    store: Arc<dyn InstanceStore>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl Callback for RefreshInstance {
+    type Request = RefreshInstanceRequest;
+
+    fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: r.store.clone(),
+            queue: r.queue()?,
+            clock: r.clock.clone(),
+        })
+    }
+
+    async fn handle(&self, req: RefreshInstanceRequest) -> Result<Reply, CallbackError> {
+        let now = self.clock.now();
+        let expire_time = parse_compact(req.expire_time.trim()).ok_or_else(|| {
+            CallbackError::InvalidParameter(format!(
+                "expireTime {:?} is not a time",
+                req.expire_time
+            ))
+        })?;
+        let scene = domain_scene(req.scene);
+        change_instance(
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            &req.instance_id,
+            |i| {
+                i.refresh(
+                    scene,
+                    &req.order_id,
+                    req.product_id.clone(),
+                    expire_time,
+                    now,
+                )
+            },
+        )
+        .await
+    }
+}
+
+/// The wire's scene as the domain knows it.
+fn domain_scene(scene: WireScene) -> RefreshScene {
+    match scene {
+        WireScene::TrialToFormal => RefreshScene::TrialToFormal,
+        WireScene::Renewal => RefreshScene::Renewal,
+        WireScene::UnsubscribeRenewalPeriod => RefreshScene::UnsubscribeRenewalPeriod,
+        WireScene::RenewalChange => RefreshScene::RenewalChange,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ResultCode, jobs::Job, testing::TestBed};
+    use serde_json::json;
+
+    async fn active(bed: &TestBed) {
+        bed.seed("i1", true).await;
+    }
+
+    fn body(scene: &str, order: &str, expire: &str) -> serde_json::Value {
+        json!({"activity":"refreshInstance","instanceId":"i1","orderId":order,"orderLineId":format!("{order}-1"),
+               "scene":scene,"expireTime":expire})
+    }
+
+    #[tokio::test]
+    async fn every_scene_sets_the_expiry_and_repeats_are_success_without_new_history() {
+        let bed = TestBed::default_keys();
+        active(&bed).await;
+        let cases = [
+            ("TRIAL_TO_FORMAL", "F1", "20270101000000"),
+            ("RENEWAL", "R1", "20280101000000"),
+            ("UNSUBSCRIBE_RENEWAL_PERIOD", "R1", "20270101000000"),
+            ("RENEWAL_CHANGE", "C1", "20290101000000123"),
+        ];
+        for (scene, order, exp) in cases {
+            let r = bed.call("refreshInstance", &body(scene, order, exp)).await;
+            assert_eq!(
+                r.result_code,
+                ResultCode::Success,
+                "{scene}: {}",
+                r.result_msg
+            );
+            let i = bed.store.get_instance("i1").await;
+            assert_eq!(i.expire_time, parse_compact(exp), "{scene}");
+        }
+        let events_before = crate::instance::InstanceStore::events(bed.store.as_ref(), "i1")
+            .await
+            .unwrap()
+            .len();
+        let r = bed
+            .call("refreshInstance", &body("RENEWAL", "R1", "20280101000000"))
+            .await;
+        assert_eq!(r.result_code, ResultCode::Success);
+        let events_after = crate::instance::InstanceStore::events(bed.store.as_ref(), "i1")
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(events_before, events_after, "a repeat records nothing");
+        // One notice per change for the vendor's systems.
+        let notices = bed
+            .queue
+            .take_all()
+            .into_iter()
+            .filter(|j| matches!(j, Job::Notify { .. }))
+            .count();
+        assert!(notices >= 4);
+    }
+
+    #[tokio::test]
+    async fn unknown_instance_is_000003_and_bad_time_000002() {
+        let bed = TestBed::default_keys();
+        let r = bed
+            .call("refreshInstance", &body("RENEWAL", "R1", "20280101000000"))
+            .await;
+        assert_eq!(r.result_code, ResultCode::InstanceNotFound);
+        active(&bed).await;
+        let r = bed
+            .call("refreshInstance", &body("RENEWAL", "R1", "2028-01-01"))
+            .await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+        let r = bed
+            .call("refreshInstance", &body("BOGUS", "R1", "20280101000000"))
+            .await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    }
+}

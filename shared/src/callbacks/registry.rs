@@ -1,0 +1,342 @@
+//! The one list of callbacks this product serves. Each line names the callback's route (a V2
+//! `activity` today; a Kit path, a V1 or a License activity later), the function that serves it on
+//! AWS, what that function needs, and how to build it. Everything that routes reads this list:
+//!
+//! * the edge, to accept or refuse an `activity` and to name it in its log line;
+//! * [`InProcessDispatcher`] (the local host) and the Lambda functions, to build the handler;
+//! * the Lambda dispatcher, for the environment variable naming each function;
+//! * a test that holds `template.yaml` to it (a function per callback, its environment, the edge's
+//!   permission to invoke it, no permission it does not need).
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{
+    Callback, change_instance_check::ChangeInstanceCheck, new_instance::NewInstance,
+    query_instance::QueryInstance, refresh_instance::RefreshInstance,
+    release_instance::ReleaseInstance, update_instance_status::UpdateInstanceStatus,
+    upgrade_instance::UpgradeInstance,
+};
+use crate::{
+    clock::Clock,
+    config::{CallbackSettings, ConfigError, Keys},
+    instance::InstanceStore,
+    jobs::JobQueue,
+    protocol::Reply,
+};
+
+/// Every callback served, in the order of callbacks §6.
+pub static REGISTRY: [Registration; 7] = [
+    Registration::v2(
+        "newInstance",
+        "new-instance",
+        Needs::CREATE_AND_QUEUE,
+        build::<NewInstance>,
+    ),
+    Registration::v2(
+        "queryInstance",
+        "query-instance",
+        Needs::READ_MANY_WITH_KEYS,
+        build::<QueryInstance>,
+    ),
+    Registration::v2(
+        "refreshInstance",
+        "refresh-instance",
+        Needs::UPDATE_AND_QUEUE,
+        build::<RefreshInstance>,
+    ),
+    Registration::v2(
+        "updateInstanceStatus",
+        "update-instance-status",
+        Needs::UPDATE_AND_QUEUE,
+        build::<UpdateInstanceStatus>,
+    ),
+    Registration::v2(
+        "releaseInstance",
+        "release-instance",
+        Needs::UPDATE_AND_QUEUE,
+        build::<ReleaseInstance>,
+    ),
+    Registration::v2(
+        "upgradeInstance",
+        "upgrade-instance",
+        Needs::UPDATE_AND_QUEUE,
+        build::<UpgradeInstance>,
+    ),
+    Registration::v2(
+        "changeInstanceCheck",
+        "change-instance-check",
+        Needs::READ_ONE,
+        build::<ChangeInstanceCheck>,
+    ),
+];
+
+/// Where KooGallery sends a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `POST /produce` with this `activity` in the body (callbacks §6), V2 basic signature.
+    V2 { activity: &'static str },
+    /// `POST /produce/produceAPI/v2/{path}` (callbacks §9), Kit `x-sign`.
+    Kit { path: &'static str },
+}
+
+impl Route {
+    /// The name KooGallery gives the call (the `activity`, or the Kit path).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::V2 { activity } => activity,
+            Self::Kit { path } => path,
+        }
+    }
+}
+
+/// How a callback uses the instance store; each adapter grants exactly what it implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAccess {
+    /// Reads one instance.
+    ReadOne,
+    /// Reads up to 100 instances at once.
+    ReadMany,
+    /// Reads and changes existing instances.
+    Update,
+    /// Creates instances (conditionally, per order line) and changes them.
+    Create,
+}
+
+/// What a callback's function is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    pub store: StoreAccess,
+    /// Enqueues jobs (provisioning, lifecycle notices).
+    pub queue: bool,
+    /// Reads the keys (credential encryption).
+    pub keys: bool,
+}
+
+impl Needs {
+    pub const CREATE_AND_QUEUE: Self = Self {
+        store: StoreAccess::Create,
+        queue: true,
+        keys: false,
+    };
+    pub const UPDATE_AND_QUEUE: Self = Self {
+        store: StoreAccess::Update,
+        queue: true,
+        keys: false,
+    };
+    pub const READ_MANY_WITH_KEYS: Self = Self {
+        store: StoreAccess::ReadMany,
+        queue: false,
+        keys: true,
+    };
+    pub const READ_ONE: Self = Self {
+        store: StoreAccess::ReadOne,
+        queue: false,
+        keys: false,
+    };
+}
+
+/// One line of the registry.
+pub struct Registration {
+    pub route: Route,
+    /// The callback's function: `functions/<function>`, Lambda `<Pascal>Function`, and the edge's
+    /// `KOOGALLERY_FN_<FUNCTION>` names it.
+    pub function: &'static str,
+    pub needs: Needs,
+    build: Build,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("route", &self.route)
+            .field("function", &self.function)
+            .field("needs", &self.needs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    const fn v2(
+        activity: &'static str,
+        function: &'static str,
+        needs: Needs,
+        build: Build,
+    ) -> Self {
+        Self {
+            route: Route::V2 { activity },
+            function,
+            needs,
+            build,
+        }
+    }
+
+    /// Builds this callback's handler from what the process has.
+    pub fn handler(&'static self, resources: &Resources) -> Result<Box<dyn Handler>, ConfigError> {
+        (self.build)(self.route.name(), resources)
+    }
+
+    /// The environment variable that gives the edge this callback's function name on AWS.
+    pub fn function_env_var(&self) -> String {
+        format!(
+            "KOOGALLERY_FN_{}",
+            self.function.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// The template's logical-ID prefix: `new-instance` → `NewInstance` (`NewInstanceFunction`, …).
+    pub fn resource_prefix(&self) -> String {
+        self.function
+            .split('-')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+/// The registered callback for a V2 `activity`.
+pub fn by_activity(activity: &str) -> Option<&'static Registration> {
+    REGISTRY
+        .iter()
+        .find(|r| matches!(r.route, Route::V2 { activity: a } if a == activity))
+}
+
+/// The registered callback for a Kit path (none yet: the Kit syncs are a later release).
+pub fn by_kit_path(path: &str) -> Option<&'static Registration> {
+    REGISTRY
+        .iter()
+        .find(|r| matches!(r.route, Route::Kit { path: p } if p == path))
+}
+
+/// The registered callback a function serves.
+pub fn by_function(function: &str) -> Option<&'static Registration> {
+    REGISTRY.iter().find(|r| r.function == function)
+}
+
+/// A callback behind the registry: a verified body in, the reply out.
+#[async_trait]
+pub trait Handler: Send + Sync {
+    async fn call(&self, body: &Value) -> Reply;
+}
+
+struct Served<C> {
+    name: &'static str,
+    callback: C,
+}
+
+#[async_trait]
+impl<C: Callback> Handler for Served<C> {
+    async fn call(&self, body: &Value) -> Reply {
+        super::serve(self.name, &self.callback, body).await
+    }
+}
+
+type Build = fn(&'static str, &Resources) -> Result<Box<dyn Handler>, ConfigError>;
+
+fn build<C: Callback>(
+    name: &'static str,
+    resources: &Resources,
+) -> Result<Box<dyn Handler>, ConfigError> {
+    let callback = C::from_resources(resources)?;
+    Ok(Box::new(Served { name, callback }))
+}
+
+/// What a process has built for its callbacks. Each callback takes only what it uses; a function on
+/// AWS builds only what its [`Needs`] say.
+#[derive(Clone)]
+pub struct Resources {
+    pub store: Arc<dyn InstanceStore>,
+    pub queue: Option<Arc<dyn JobQueue>>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Option<Keys>,
+    pub settings: CallbackSettings,
+}
+
+impl Resources {
+    pub fn queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {
+        self.queue.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                "KOOGALLERY_QUEUE_URL",
+                "this callback enqueues jobs: set the queue",
+            )
+        })
+    }
+
+    pub fn keys(&self) -> Result<&Keys, ConfigError> {
+        self.keys.as_ref().ok_or_else(|| {
+            ConfigError::invalid(
+                "KOOGALLERY_SECRET_ID",
+                "this callback needs the keys secret",
+            )
+        })
+    }
+}
+
+/// Hands a verified request to the callback that serves it: an in-process call locally, a
+/// synchronous invocation of that callback's own function on AWS.
+#[async_trait]
+pub trait Dispatcher: Send + Sync {
+    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply;
+}
+
+/// Every registered callback in this process (the local host, tests, benchmarks).
+pub struct InProcessDispatcher {
+    handlers: HashMap<&'static str, Box<dyn Handler>>,
+}
+
+impl InProcessDispatcher {
+    pub fn build(resources: &Resources) -> Result<Self, ConfigError> {
+        let handlers = REGISTRY
+            .iter()
+            .map(|r| Ok((r.function, r.handler(resources)?)))
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self { handlers })
+    }
+}
+
+#[async_trait]
+impl Dispatcher for InProcessDispatcher {
+    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply {
+        match self.handlers.get(callback.function) {
+            Some(h) => h.call(body).await,
+            None => Reply::new(
+                crate::ResultCode::InternalError,
+                "temporary internal error; please retry",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::v2_basic::Activity;
+
+    #[test]
+    fn every_route_function_and_env_var_is_distinct_and_routes_are_real_activities() {
+        let mut seen = std::collections::HashSet::new();
+        for r in &REGISTRY {
+            assert!(seen.insert(r.route.name()), "{r:?}");
+            assert!(seen.insert(r.function), "{r:?}");
+            if let Route::V2 { activity } = r.route {
+                assert!(
+                    Activity::parse(activity).is_some(),
+                    "{activity} is not a V2 activity"
+                );
+            }
+            assert_eq!(
+                by_function(r.function).map(|x| x.function),
+                Some(r.function)
+            );
+        }
+        assert_eq!(REGISTRY[0].function_env_var(), "KOOGALLERY_FN_NEW_INSTANCE");
+        assert_eq!(REGISTRY[3].resource_prefix(), "UpdateInstanceStatus");
+        assert!(by_activity("orderNotify").is_none(), "not served yet");
+    }
+}

@@ -1,0 +1,98 @@
+//! `upgradeInstance` (spec callbacks §6.6): an upgrade order on an unchanged instance. Recorded here
+//! (idempotent per instanceId, orderId, orderLineId); the worker reads the new spec from the
+//! marketplace and tells the provisioner.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Callback, CallbackError, Resources, change_instance};
+use crate::{
+    clock::Clock,
+    config::ConfigError,
+    instance::InstanceStore,
+    jobs::JobQueue,
+    protocol::{Reply, v2_basic::UpgradeInstanceRequest},
+};
+
+pub struct UpgradeInstance {
+    store: Arc<dyn InstanceStore>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl Callback for UpgradeInstance {
+    type Request = UpgradeInstanceRequest;
+
+    fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: r.store.clone(),
+            queue: r.queue()?,
+            clock: r.clock.clone(),
+        })
+    }
+
+    async fn handle(&self, req: UpgradeInstanceRequest) -> Result<Reply, CallbackError> {
+        let now = self.clock.now();
+        change_instance(
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            &req.instance_id,
+            |i| i.upgrade(&req.order_id, &req.order_line_id, now),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{ResultCode, instance::InstanceStore, jobs::Job, testing::TestBed};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn upgrade_is_recorded_once_and_queued_for_the_worker() {
+        let bed = TestBed::default_keys();
+        bed.seed("i1", true).await;
+        let body = json!({"activity":"upgradeInstance","instanceId":"i1","orderId":"UP1","orderLineId":"UP1-000001"});
+        assert_eq!(
+            bed.call("upgradeInstance", &body).await.result_code,
+            ResultCode::Success
+        );
+        assert_eq!(
+            bed.call("upgradeInstance", &body).await.result_code,
+            ResultCode::Success
+        );
+        let kinds: Vec<String> = bed
+            .store
+            .events("i1")
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.name().to_owned())
+            .collect();
+        assert_eq!(kinds, ["created", "provisioned", "upgraded"]);
+        assert!(bed.queue.take_all().contains(&Job::Notify {
+            instance_id: "i1".into(),
+            seq: 2
+        }));
+    }
+
+    #[tokio::test]
+    async fn unknown_instance_is_000003_and_missing_order_line_000002() {
+        let bed = TestBed::default_keys();
+        let r = bed.call(
+            "upgradeInstance",
+            &json!({"activity":"upgradeInstance","instanceId":"x","orderId":"U","orderLineId":"L"}),
+        )
+        .await;
+        assert_eq!(r.result_code, ResultCode::InstanceNotFound);
+        let r = bed
+            .call(
+                "upgradeInstance",
+                &json!({"activity":"upgradeInstance","instanceId":"x","orderId":"U"}),
+            )
+            .await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    }
+}

@@ -1,0 +1,49 @@
+//! The callbacks' own settings: how queryInstance presents credentials (Decisions §4) and what a
+//! debug newInstance answers (Decisions §7).
+
+use super::{ConfigError, Env};
+use crate::security::credential_cipher::EncryptType;
+
+/// Where a debug record's `frontEndUrl` points when no static URL template is configured.
+pub const DEBUG_FRONT_END_URL: &str = "https://debug.example.com/{instanceId}";
+
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    /// Encrypt queryInstance credentials (Decisions §4); plain text when `None`, the V2 default.
+    pub credential_encryption: Option<EncryptType>,
+    /// The `frontEndUrl` template (`{instanceId}` filled in) of debug records (Decisions §7).
+    pub debug_front_end_url: String,
+}
+
+impl Default for CallbackSettings {
+    fn default() -> Self {
+        Self {
+            credential_encryption: None,
+            debug_front_end_url: super::provisioner::DEFAULT_FRONT_END_URL.to_owned(),
+        }
+    }
+}
+
+impl CallbackSettings {
+    /// `KOOGALLERY_CREDENTIAL_ENCRYPTION` (`none`, `aes256`, `aes128`); debug records borrow the static
+    /// provisioner's `KOOGALLERY_FRONTEND_URL` so a debug answer looks like a real one.
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let credential_encryption = match env.choice(
+            "KOOGALLERY_CREDENTIAL_ENCRYPTION",
+            "none",
+            &["none", "off", "aes256", "1", "aes128", "2"],
+        )? {
+            "aes256" | "1" => Some(EncryptType::Aes256),
+            "aes128" | "2" => Some(EncryptType::Aes128),
+            _ => None,
+        };
+        let debug_front_end_url = match super::ProvisionerSettings::read(env)? {
+            super::ProvisionerSettings::Static { front_end_url, .. } => front_end_url,
+            super::ProvisionerSettings::Webhook { .. } => DEBUG_FRONT_END_URL.to_owned(),
+        };
+        Ok(Self {
+            credential_encryption,
+            debug_front_end_url,
+        })
+    }
+}

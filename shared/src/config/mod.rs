@@ -1,0 +1,168 @@
+//! Settings, read once per process from the environment, one type per concept: the edge's
+//! ([`EdgeSettings`]), the callbacks' ([`CallbackSettings`]), the provisioner's
+//! ([`ProvisionerSettings`]) and the worker's ([`WorkerSettings`]). Keys and other secrets are not
+//! settings: they come as one typed [`SecretBundle`] through the [`Secrets`] port (environment
+//! locally, Secrets Manager on AWS). A bad value stops start-up with the variable's name; nothing
+//! silently falls back to a default.
+
+use std::time::Duration;
+
+pub mod callbacks;
+pub mod edge;
+pub mod provisioner;
+pub mod secrets;
+pub mod worker;
+
+pub use callbacks::CallbackSettings;
+pub use edge::EdgeSettings;
+pub use provisioner::ProvisionerSettings;
+pub use secrets::{
+    DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, Keys, SecretBundle, Secrets, SecretsError,
+    StaticSecrets,
+};
+pub use worker::WorkerSettings;
+
+use crate::security::{KeyRing, SecretKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
+
+impl ConfigError {
+    pub fn invalid(name: &'static str, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            name,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where settings are read from: the process environment, or a map in tests. Blank values count
+/// as unset.
+pub struct Env<'a>(Box<Lookup<'a>>);
+
+type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+impl<'a> Env<'a> {
+    pub fn process() -> Self {
+        Self(Box::new(|k| std::env::var(k).ok()))
+    }
+
+    pub fn from_fn(get: impl Fn(&str) -> Option<String> + 'a) -> Self {
+        Self(Box::new(get))
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Whole seconds; `min` is the smallest value that makes sense.
+    pub fn secs(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min).map(Duration::from_secs)
+    }
+
+    /// A whole number of at least `min`.
+    pub fn number<T>(&self, name: &'static str, default: T, min: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        match raw.parse::<T>() {
+            Ok(v) if v >= min => Ok(v),
+            _ => Err(ConfigError::invalid(
+                name,
+                format!("expected a whole number of at least {min}, got {raw:?}"),
+            )),
+        }
+    }
+
+    /// One of `choices` (case-sensitive), or the default when unset.
+    pub fn choice(
+        &self,
+        name: &'static str,
+        default: &'static str,
+        choices: &[&'static str],
+    ) -> Result<&'static str, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
+            ConfigError::invalid(
+                name,
+                format!("expected one of {}, got {raw:?}", choices.join(", ")),
+            )
+        })
+    }
+}
+
+/// Every non-secret setting of one process.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub edge: EdgeSettings,
+    pub callbacks: CallbackSettings,
+    pub provisioner: ProvisionerSettings,
+    pub worker: WorkerSettings,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Env::process())
+    }
+
+    /// Reads every `KOOGALLERY_*` setting (the README lists them).
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            edge: EdgeSettings::read(env)?,
+            callbacks: CallbackSettings::read(env)?,
+            provisioner: ProvisionerSettings::read(env)?,
+            worker: WorkerSettings::read(env)?,
+        })
+    }
+}
+
+/// Settings plus secrets: everything the local host (or a test) runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub secrets: SecretBundle,
+}
+
+impl Config {
+    /// Defaults everywhere, with the given basic and Kit keys (tests, examples).
+    pub fn with_keys(basic: &str, kit: &str) -> Self {
+        Self {
+            settings: Settings::default(),
+            secrets: SecretBundle {
+                keys: Keys {
+                    basic: KeyRing::new(SecretKey::new(basic), None),
+                    kit: KeyRing::new(SecretKey::new(kit), None),
+                },
+                webhook: None,
+                dev_keys: false,
+            },
+        }
+    }
+
+    /// Settings and secrets from the process environment (the local host).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let env = Env::process();
+        Ok(Self {
+            settings: Settings::read(&env)?,
+            secrets: EnvSecrets::read(&env),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! Settings are read strictly: every bad value names its variable.
+
+use std::collections::HashMap;
+
+use super::*;
+
+fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+    vars.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let m = env(vars);
+    let env = Env::from_fn(|k| m.get(k).cloned());
+    Ok(Config {
+        settings: Settings::read(&env)?,
+        secrets: EnvSecrets::read(&env),
+    })
+}
+
+#[test]
+fn defaults_use_dev_keys_and_static_provisioner() {
+    let c = cfg(&[]).unwrap();
+    assert!(c.secrets.dev_keys);
+    assert_eq!(c.secrets.keys.basic.current.expose(), DEV_ACCESS_KEY);
+    assert!(matches!(
+        c.settings.provisioner,
+        ProvisionerSettings::Static { .. }
+    ));
+    assert!(c.settings.edge.nonce_ttl >= c.settings.edge.timestamp_window * 2);
+}
+
+#[test]
+fn keys_and_previous_keys_are_read() {
+    let c = cfg(&[
+        ("KOOGALLERY_ACCESS_KEY", "a"),
+        ("KOOGALLERY_ACCESS_KEY_PREVIOUS", "a0"),
+        ("KOOGALLERY_KIT_KEY", "k"),
+        ("KOOGALLERY_WEBHOOK_SECRET", "w"),
+    ])
+    .unwrap();
+    assert!(!c.secrets.dev_keys);
+    assert_eq!(
+        c.secrets.keys.basic.previous.as_ref().unwrap().expose(),
+        "a0"
+    );
+    assert!(c.secrets.keys.kit.previous.is_none());
+    assert_eq!(c.secrets.webhook.as_ref().map(SecretKey::expose), Some("w"));
+    let printed = format!("{:?}", c.secrets);
+    assert!(
+        !printed.contains("a0") && !printed.contains("\"w\""),
+        "{printed}"
+    );
+}
+
+#[test]
+fn bad_settings_name_the_variable() {
+    for (vars, name) in [
+        (
+            vec![("KOOGALLERY_PROVISIONER", "webhook")],
+            "KOOGALLERY_WEBHOOK_URL",
+        ),
+        (
+            vec![("KOOGALLERY_PROVISIONER", "magic")],
+            "KOOGALLERY_PROVISIONER",
+        ),
+        (
+            vec![("KOOGALLERY_CREDENTIAL_ENCRYPTION", "rot13")],
+            "KOOGALLERY_CREDENTIAL_ENCRYPTION",
+        ),
+        (
+            vec![("KOOGALLERY_WORKER_MAX_ATTEMPTS", "0")],
+            "MAX_ATTEMPTS",
+        ),
+        (
+            vec![("KOOGALLERY_WORKER_BACKOFF_SECS", "0")],
+            "BACKOFF_SECS",
+        ),
+        (
+            vec![("KOOGALLERY_TIMESTAMP_WINDOW_SECS", "0")],
+            "KOOGALLERY_TIMESTAMP_WINDOW_SECS",
+        ),
+        (
+            vec![("KOOGALLERY_TIMESTAMP_WINDOW_SECS", "99999999999999999999")],
+            "KOOGALLERY_TIMESTAMP_WINDOW_SECS",
+        ),
+        (
+            vec![("KOOGALLERY_MAX_BODY_BYTES", "lots")],
+            "KOOGALLERY_MAX_BODY_BYTES",
+        ),
+        (
+            vec![
+                ("KOOGALLERY_PROVISIONER", "webhook"),
+                ("KOOGALLERY_WEBHOOK_URL", "https://v.example"),
+                ("KOOGALLERY_WEBHOOK_TIMEOUT_SECS", "-1"),
+            ],
+            "KOOGALLERY_WEBHOOK_TIMEOUT_SECS",
+        ),
+    ] {
+        let e = cfg(&vars).unwrap_err();
+        assert!(e.to_string().contains(name), "{vars:?}: {e}");
+    }
+}
+
+#[test]
+fn debug_records_borrow_the_static_front_end_template() {
+    let c = cfg(&[(
+        "KOOGALLERY_FRONTEND_URL",
+        "https://saas.example/{instanceId}",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.settings.callbacks.debug_front_end_url,
+        "https://saas.example/{instanceId}"
+    );
+}
+
+#[test]
+fn backoff_doubles_and_caps() {
+    let w = WorkerSettings::default();
+    assert_eq!(w.backoff(1), std::time::Duration::from_secs(2));
+    assert_eq!(w.backoff(2), std::time::Duration::from_secs(4));
+    assert_eq!(w.backoff(30), w.backoff_max);
+}

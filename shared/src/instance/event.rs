@@ -1,0 +1,115 @@
+//! An instance's history: who did what, when, and the state before and after (spec callbacks §6;
+//! the lifecycle notices the vendor hears are the events [`EventKind::is_lifecycle_notice`] picks).
+
+use chrono::{DateTime, Utc};
+
+use super::InstanceState;
+use crate::ResultCode;
+
+/// The `refreshInstance` scenes (callbacks §6.3), as the domain knows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefreshScene {
+    TrialToFormal,
+    Renewal,
+    UnsubscribeRenewalPeriod,
+    RenewalChange,
+}
+
+impl RefreshScene {
+    /// The scene's name in idempotency keys and records (KooGallery's own spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TrialToFormal => "TRIAL_TO_FORMAL",
+            Self::Renewal => "RENEWAL",
+            Self::UnsubscribeRenewalPeriod => "UNSUBSCRIBE_RENEWAL_PERIOD",
+            Self::RenewalChange => "RENEWAL_CHANGE",
+        }
+    }
+}
+
+/// Who caused a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A KooGallery callback.
+    KooGallery { activity: String },
+    /// The provisioning worker.
+    Worker,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    Created {
+        business_id: String,
+    },
+    ProvisioningStarted {
+        attempt: u32,
+    },
+    Provisioned,
+    ProvisioningFailed {
+        code: ResultCode,
+        message: String,
+    },
+    Refreshed {
+        scene: RefreshScene,
+        order_id: String,
+        expire_time: DateTime<Utc>,
+        product_id: Option<String>,
+    },
+    Frozen,
+    Unfrozen,
+    Upgraded {
+        order_id: String,
+        order_line_id: String,
+    },
+    Released {
+        order_id: Option<String>,
+    },
+    /// A debug newInstance replayed a released debug instance (the daily probes replay whole cases).
+    DebugRestarted {
+        business_id: String,
+    },
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "created",
+            Self::ProvisioningStarted { .. } => "provisioning_started",
+            Self::Provisioned => "provisioned",
+            Self::ProvisioningFailed { .. } => "provisioning_failed",
+            Self::Refreshed { .. } => "refreshed",
+            Self::Frozen => "frozen",
+            Self::Unfrozen => "unfrozen",
+            Self::Upgraded { .. } => "upgraded",
+            Self::Released { .. } => "released",
+            Self::DebugRestarted { .. } => "debug_restarted",
+        }
+    }
+
+    /// Events the vendor's systems hear about through the provisioner's `notify` (after provisioning).
+    pub fn is_lifecycle_notice(&self) -> bool {
+        matches!(
+            self,
+            Self::Refreshed { .. }
+                | Self::Frozen
+                | Self::Unfrozen
+                | Self::Upgraded { .. }
+                | Self::Released { .. }
+        )
+    }
+}
+
+/// One entry of an instance's history: who, what, when, and the state before and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceEvent {
+    pub instance_id: String,
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub kind: EventKind,
+    pub from: Option<InstanceState>,
+    pub to: InstanceState,
+    /// Caused by a debug call (`testFlag=1`).
+    pub test: bool,
+}

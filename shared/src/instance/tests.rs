@@ -1,0 +1,171 @@
+//! The state machine's rules, one transition at a time.
+
+use super::*;
+
+/// The result code KooGallery sees for a domain error (mapped once, in the callbacks).
+fn code(e: DomainError) -> ResultCode {
+    crate::callbacks::CallbackError::from(e).result_code()
+}
+
+fn now() -> DateTime<Utc> {
+    crate::protocol::time::parse_compact("20260101000000").unwrap()
+}
+
+fn active() -> Instance {
+    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    let app = AccessInfo {
+        front_end_url: "https://x".into(),
+        admin_url: None,
+        user_name: None,
+        password: None,
+        memo: None,
+    };
+    assert!(matches!(
+        i.activate(app, now()).unwrap(),
+        Outcome::Changed(_)
+    ));
+    i
+}
+
+#[test]
+fn freeze_unfreeze_round_trip_is_idempotent_and_recorded() {
+    let mut i = active();
+    let Outcome::Changed(ev) = i.freeze(now()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (ev.from, ev.to),
+        (Some(InstanceState::Active), InstanceState::Frozen)
+    );
+    assert_eq!(i.freeze(now()).unwrap(), Outcome::Unchanged);
+    assert!(matches!(i.unfreeze(now()).unwrap(), Outcome::Changed(_)));
+    assert_eq!(i.unfreeze(now()).unwrap(), Outcome::Unchanged);
+    assert_eq!(i.state, InstanceState::Active);
+    assert_eq!(
+        i.pending_notices.len(),
+        2,
+        "both changes wait for the provisioner"
+    );
+}
+
+#[test]
+fn provisioning_instance_cannot_be_frozen_yet_but_can_be_released() {
+    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    let err = i.freeze(now()).unwrap_err();
+    assert!(err.is_retryable());
+    assert!(matches!(i.release(None, now()), Outcome::Changed(_)));
+    assert_eq!(i.release(None, now()), Outcome::Unchanged);
+    assert_eq!(
+        code(i.freeze(now()).unwrap_err()),
+        ResultCode::InstanceNotFound
+    );
+}
+
+#[test]
+fn refresh_is_idempotent_per_order_and_scene_and_moves_expiry_absolutely() {
+    let mut i = active();
+    let later = crate::protocol::time::parse_compact("20270101000000").unwrap();
+    let earlier = crate::protocol::time::parse_compact("20261201000000").unwrap();
+    assert!(matches!(
+        i.refresh(RefreshScene::Renewal, "R1", None, later, now())
+            .unwrap(),
+        Outcome::Changed(_)
+    ));
+    assert_eq!(
+        i.refresh(RefreshScene::Renewal, "R1", None, later, now())
+            .unwrap(),
+        Outcome::Unchanged
+    );
+    assert!(matches!(
+        i.refresh(
+            RefreshScene::UnsubscribeRenewalPeriod,
+            "R1",
+            None,
+            earlier,
+            now()
+        )
+        .unwrap(),
+        Outcome::Changed(_)
+    ));
+    assert_eq!(i.expire_time, Some(earlier));
+}
+
+#[test]
+fn failed_is_terminal_except_release() {
+    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    assert!(matches!(
+        i.fail(ResultCode::NoResource, "full".into(), now()),
+        Outcome::Changed(_)
+    ));
+    assert_eq!(i.failure.as_ref().unwrap().code, ResultCode::NoResource);
+    assert_eq!(
+        i.fail(ResultCode::InternalError, "again".into(), now()),
+        Outcome::Unchanged
+    );
+    assert!(i.activate(active().access.unwrap(), now()).is_err());
+    assert_eq!(
+        code(i.upgrade("U", "U-1", now()).unwrap_err()),
+        ResultCode::NoResource
+    );
+    assert!(matches!(i.release(None, now()), Outcome::Changed(_)));
+}
+
+#[test]
+fn a_success_code_never_becomes_a_failure_code() {
+    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    i.fail(ResultCode::Success, "odd".into(), now());
+    assert_eq!(i.failure.unwrap().code, ResultCode::InternalError);
+}
+
+#[test]
+fn only_released_debug_records_restart() {
+    let (mut debug, _) = Instance::new_provisioning("O", "O-1", "inst-1", true, now());
+    debug.activate(active().access.unwrap(), now()).unwrap();
+    assert_eq!(
+        debug.restart_debug("b2", now()),
+        Outcome::Unchanged,
+        "an active record stays as it is"
+    );
+    debug.release(None, now());
+    let Outcome::Changed(ev) = debug.restart_debug("b2", now()) else {
+        panic!("released debug record restarts")
+    };
+    assert_eq!(
+        (ev.from, ev.to),
+        (Some(InstanceState::Released), InstanceState::Active)
+    );
+    assert!(
+        debug.pending_notices.is_empty(),
+        "debug records notify no one"
+    );
+    let mut real = active();
+    real.release(None, now());
+    assert_eq!(
+        real.restart_debug("b2", now()),
+        Outcome::Unchanged,
+        "a real order is never revived"
+    );
+    assert_eq!(real.state, InstanceState::Released);
+}
+
+#[test]
+fn test_records_queue_no_notices() {
+    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", true, now());
+    let app = active().access.unwrap();
+    i.activate(app, now()).unwrap();
+    i.freeze(now()).unwrap();
+    assert!(i.pending_notices.is_empty());
+}
+
+#[test]
+fn event_sequence_numbers_increase() {
+    let mut i = active();
+    let Outcome::Changed(a) = i.freeze(now()).unwrap() else {
+        panic!()
+    };
+    let Outcome::Changed(b) = i.unfreeze(now()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(b.seq, a.seq + 1);
+    assert_eq!(i.next_seq, b.seq + 1);
+}

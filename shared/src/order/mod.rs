@@ -1,0 +1,64 @@
+//! The order behind an instance, as KooGallery's Query Order describes it (spec openapi §2), and
+//! the port through which the worker reads it ([`MarketplaceClient`]). [`offline`] answers without
+//! calling KooGallery until the real client is configured.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub mod offline;
+
+/// Billing mode of an order line (Query Order `chargingMode`, openapi §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargingMode {
+    Period,
+    OneTime,
+    OnDemand,
+    OnDemandPkg,
+}
+
+/// What the worker learns about the order from the marketplace (Query Order, openapi §2).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderDetails {
+    pub order_type: Option<String>,
+    pub charging_mode: Option<ChargingMode>,
+    pub period_type: Option<String>,
+    pub period_number: Option<u32>,
+    pub product_id: Option<String>,
+    pub sku_code: Option<String>,
+    pub product_name: Option<String>,
+    /// Linear attribute quantity (users, Mbps, …).
+    pub quantity: Option<f64>,
+    pub expire_time: Option<DateTime<Utc>>,
+    pub customer_id: Option<String>,
+    pub customer_name: Option<String>,
+    /// Extension parameters (`name`/`value`) of the order and the line.
+    pub extend_params: Vec<(String, String)>,
+    /// Synthesised by the offline marketplace client, not read from KooGallery.
+    pub offline: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MarketplaceError {
+    /// KooGallery knows no such order (or line): retrying will not help.
+    #[error("order not found: {0}")]
+    NotFound(String),
+    /// Network, throttling or server errors: retry.
+    #[error("marketplace unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl MarketplaceError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Calls KooGallery's open APIs (Query Order today; usage push and License later).
+#[async_trait]
+pub trait MarketplaceClient: Send + Sync {
+    async fn query_order(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+    ) -> Result<OrderDetails, MarketplaceError>;
+}

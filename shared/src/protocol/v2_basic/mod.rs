@@ -1,0 +1,135 @@
+//! The V2 basic interfaces (spec callbacks §6): the `activity` vocabulary, the lenient request
+//! parsing every interface shares, and one module per interface's request (and answer) shape.
+//! Requests are lenient (unknown fields ignored, `testFlag` as string or number); answers are strict
+//! (camelCase, absent optionals omitted, `resultCode` first).
+
+use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+pub mod change_instance_check;
+pub mod new_instance;
+pub mod query_instance;
+pub mod refresh_instance;
+pub mod release_instance;
+pub mod update_instance_status;
+pub mod upgrade_instance;
+
+pub use change_instance_check::{ChangeInstanceCheckRequest, ProductInfo};
+pub use new_instance::NewInstanceRequest;
+pub use query_instance::{AppInfo, InstanceInfo, MAX_QUERY_IDS, QueryInstanceRequest, UsageInfo};
+pub use refresh_instance::{RefreshInstanceRequest, RefreshScene};
+pub use release_instance::ReleaseInstanceRequest;
+pub use update_instance_status::{StatusAction, UpdateInstanceStatusRequest};
+pub use upgrade_instance::UpgradeInstanceRequest;
+
+/// Every `activity` of the V2 basic interfaces (callbacks §6), whether or not this deployment serves
+/// it: the protocol's vocabulary (the simulator speaks it). Which ones are served is the callback
+/// registry's business (`crate::callbacks::registry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Activity {
+    NewInstance,
+    QueryInstance,
+    RefreshInstance,
+    UpdateInstanceStatus,
+    ReleaseInstance,
+    UpgradeInstance,
+    ChangeInstanceCheck,
+    /// Order notification (callbacks §6.8).
+    OrderNotify,
+}
+
+impl Activity {
+    pub const ALL: [Activity; 8] = [
+        Self::NewInstance,
+        Self::QueryInstance,
+        Self::RefreshInstance,
+        Self::UpdateInstanceStatus,
+        Self::ReleaseInstance,
+        Self::UpgradeInstance,
+        Self::ChangeInstanceCheck,
+        Self::OrderNotify,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewInstance => "newInstance",
+            Self::QueryInstance => "queryInstance",
+            Self::RefreshInstance => "refreshInstance",
+            Self::UpdateInstanceStatus => "updateInstanceStatus",
+            Self::ReleaseInstance => "releaseInstance",
+            Self::UpgradeInstance => "upgradeInstance",
+            Self::ChangeInstanceCheck => "changeInstanceCheck",
+            Self::OrderNotify => "orderNotify",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `testFlag`: `"1"` marks a debug call from the seller console or the daily probes (callbacks §1).
+/// V2 pages send a string, Kit bodies an integer, non-debug calls omit it: accept all of them. The
+/// one reading of the flag: request parsing and the edge's log line both use it.
+pub fn test_flag_of(value: Option<&Value>) -> Result<bool, String> {
+    Ok(match value {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => s.trim() == "1",
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(format!("testFlag must be \"0\" or \"1\", got {other}")),
+    })
+}
+
+/// serde adapter of [`test_flag_of`].
+pub(crate) fn test_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    test_flag_of(Option::<Value>::deserialize(d)?.as_ref()).map_err(serde::de::Error::custom)
+}
+
+/// A request that can check its own mandatory fields beyond what serde enforces.
+pub trait CallbackRequest: DeserializeOwned {
+    /// Checks non-empty mandatory identifiers and sizes; the error text becomes `resultMsg`.
+    fn validate(&self) -> Result<(), String>;
+    fn is_test(&self) -> bool;
+}
+
+/// Parses and validates a verified request body; the error is a `resultMsg` for `000002`.
+pub fn parse_request<R: CallbackRequest>(body: &Value) -> Result<R, String> {
+    // serde_path_to_error names the offending field ("scene: unknown variant ..."), which serde alone
+    // does not for values read from an already-parsed body.
+    let req: R = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            format!("invalid request: {inner}")
+        } else {
+            format!("invalid request: {path}: {inner}")
+        }
+    })?;
+    req.validate()?;
+    Ok(req)
+}
+
+pub(crate) fn require(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.trim().is_empty() {
+        Err(format!("{field} must not be empty"))
+    } else if value.chars().count() > max {
+        Err(format!("{field} is longer than {max} characters"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Identifier limit: the spec gives 64 for every ID (callbacks §6). Be liberal by a factor of two so a
+/// slightly longer platform ID never fails an order, while still bounding what gets stored.
+pub const MAX_ID_LEN: usize = 128;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! `refreshInstance` request (spec callbacks §6.3).
+
+use serde::{Deserialize, Serialize};
+
+use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
+
+/// `refreshInstance` scenes (callbacks §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefreshScene {
+    TrialToFormal,
+    Renewal,
+    UnsubscribeRenewalPeriod,
+    RenewalChange,
+}
+
+impl RefreshScene {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TrialToFormal => "TRIAL_TO_FORMAL",
+            Self::Renewal => "RENEWAL",
+            Self::UnsubscribeRenewalPeriod => "UNSUBSCRIBE_RENEWAL_PERIOD",
+            Self::RenewalChange => "RENEWAL_CHANGE",
+        }
+    }
+}
+
+/// `refreshInstance` (callbacks §6.3): renewal, trial→formal, renewal cancellation, change on renewal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshInstanceRequest {
+    pub instance_id: String,
+    pub order_id: String,
+    /// Mandatory in the table; accepted when absent (be liberal) since nothing here depends on it.
+    #[serde(default)]
+    pub order_line_id: Option<String>,
+    pub scene: RefreshScene,
+    #[serde(default)]
+    pub product_id: Option<String>,
+    /// New expiry, UTC, 14 or 17 digits (Decisions §10).
+    pub expire_time: String,
+    #[serde(default, deserialize_with = "test_flag")]
+    pub test_flag: bool,
+}
+
+impl CallbackRequest for RefreshInstanceRequest {
+    fn validate(&self) -> Result<(), String> {
+        require("instanceId", &self.instance_id, MAX_ID_LEN)?;
+        require("orderId", &self.order_id, MAX_ID_LEN)?;
+        if crate::protocol::time::parse_compact(self.expire_time.trim()).is_none() {
+            return Err(format!(
+                "expireTime {:?} is not yyyyMMddHHmmss or yyyyMMddHHmmssSSS",
+                self.expire_time
+            ));
+        }
+        Ok(())
+    }
+    fn is_test(&self) -> bool {
+        self.test_flag
+    }
+}

@@ -1,0 +1,27 @@
+//! `upgradeInstance` request (spec callbacks §6.6).
+
+use serde::Deserialize;
+
+use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
+
+/// `upgradeInstance` (callbacks §6.6): a new (upgrade) order on an unchanged instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeInstanceRequest {
+    pub instance_id: String,
+    pub order_id: String,
+    pub order_line_id: String,
+    #[serde(default, deserialize_with = "test_flag")]
+    pub test_flag: bool,
+}
+
+impl CallbackRequest for UpgradeInstanceRequest {
+    fn validate(&self) -> Result<(), String> {
+        require("instanceId", &self.instance_id, MAX_ID_LEN)?;
+        require("orderId", &self.order_id, MAX_ID_LEN)?;
+        require("orderLineId", &self.order_line_id, MAX_ID_LEN)
+    }
+    fn is_test(&self) -> bool {
+        self.test_flag
+    }
+}

@@ -1,0 +1,54 @@
+//! Provisioning: creating the vendor's resources for a new instance and telling the vendor's systems
+//! about every later lifecycle change (the notices of callbacks §6.3–§6.6). The [`Provisioner`] port
+//! is implemented by the worker's static and webhook provisioners and by the test fakes.
+
+use async_trait::async_trait;
+
+use crate::{
+    ResultCode,
+    instance::{AccessInfo, Instance, InstanceEvent},
+    order::OrderDetails,
+};
+
+/// What the provisioner needs to create an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvisionRequest {
+    pub instance_id: String,
+    pub order_id: String,
+    pub order_line_id: String,
+    pub order: OrderDetails,
+}
+
+/// A lifecycle change after provisioning, for the vendor's own systems.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleNotice {
+    pub instance: Instance,
+    pub event: InstanceEvent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The vendor said no for good: the order fails with `code` and KooGallery refunds it.
+    #[error("provisioning rejected ({code}): {message}")]
+    Rejected { code: ResultCode, message: String },
+    /// Could not reach or finish: retry with backoff.
+    #[error("provisioning temporarily failed: {0}")]
+    Transient(String),
+}
+
+impl ProvisionError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+/// Creates the vendor's resources for an instance and hears about its later changes.
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    /// Creates (or, if it exists already, returns) the instance's resources. Must be idempotent per
+    /// `instance_id`: a retried job may call it again after a crash.
+    async fn provision(&self, request: &ProvisionRequest) -> Result<AccessInfo, ProvisionError>;
+
+    /// A lifecycle change of a provisioned instance. Idempotent per (`instance_id`, `event.seq`).
+    async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError>;
+}

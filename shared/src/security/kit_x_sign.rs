@@ -1,0 +1,41 @@
+//! The V2 Kit `x-sign` (spec callbacks §3.2): its own key, no inner HMAC (Decisions §2).
+
+use hmac::Mac;
+
+use super::{HmacSha256, KeyRing, Matched, SignatureError, hmac_sha256, v2_basic::verify_hex};
+
+/// MAC state of a V2 Kit `x-sign` (§3.2): no inner HMAC.
+fn kit_mac(kit_key: &str, nonce: &str, timestamp: &str, payload: &[u8]) -> HmacSha256 {
+    hmac_sha256(kit_key.as_bytes())
+        .chain_update(kit_key)
+        .chain_update(nonce)
+        .chain_update(timestamp)
+        .chain_update(payload)
+}
+
+/// V2 Kit `x-sign` (§3.2): lowercase `hex(HMAC(key, key + nonce + timestamp + payload))`.
+#[must_use]
+pub fn kit_signature(kit_key: &str, nonce: &str, timestamp: &str, payload: &[u8]) -> String {
+    hex::encode(
+        kit_mac(kit_key, nonce, timestamp, payload)
+            .finalize()
+            .into_bytes(),
+    )
+}
+
+/// Verifies a V2 Kit `x-sign` on the raw request body (§3.2, Decisions §1–2); same rules as
+/// [`verify_basic`].
+///
+/// # Errors
+/// As [`verify_basic`].
+pub fn verify_kit(
+    keys: &KeyRing,
+    nonce: &str,
+    timestamp: &str,
+    signature: &str,
+    raw_body: &[u8],
+) -> Result<Matched, SignatureError> {
+    verify_hex(keys, signature, raw_body, |key, payload| {
+        kit_mac(key, nonce, timestamp, payload)
+    })
+}

@@ -1,0 +1,130 @@
+//! The V2 basic-interface request signature (spec callbacks §3.1, Decisions §1–2), over the
+//! canonical payload or, failing that, the raw body bytes.
+
+use std::borrow::Cow;
+
+use hmac::Mac;
+use serde_json::{Map, Value};
+
+use super::{HmacSha256, KeyRing, Matched, PayloadForm, SignatureError, hmac_sha256, java_cmp};
+
+/// Why a body has no canonical payload.
+#[derive(Debug, thiserror::Error)]
+pub enum CanonicalError {
+    /// The body does not parse as JSON (the error carries a position, never body content).
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(#[source] serde_json::Error),
+    /// The body is JSON but not an object.
+    #[error("body is not a JSON object")]
+    NotAnObject,
+}
+
+/// Canonical payload (§3.1, §3.2, Decisions §1): parse the body as a JSON object, drop top-level
+/// `null` values, sort top-level keys by Java `String.compareTo` (UTF-16 code units) and serialise
+/// compactly; nested values are re-serialised compactly in received order, non-ASCII is raw and
+/// `/` is not escaped (as Jackson does).
+///
+/// # Errors
+/// [`CanonicalError`] if the body is not JSON or not a JSON object.
+pub fn canonical_payload(body: &[u8]) -> Result<String, CanonicalError> {
+    // Jackson skips a UTF-8 byte-order mark; serde_json does not.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    match serde_json::from_slice(body).map_err(CanonicalError::InvalidJson)? {
+        Value::Object(map) => Ok(canonical_payload_of(&map)),
+        _ => Err(CanonicalError::NotAnObject),
+    }
+}
+
+/// [`canonical_payload`] of an already-parsed object (the signer side).
+#[must_use]
+pub fn canonical_payload_of(map: &Map<String, Value>) -> String {
+    let mut entries: Vec<(&String, &Value)> = map.iter().filter(|(_, v)| !v.is_null()).collect();
+    entries.sort_by(|(a, _), (b, _)| java_cmp(a, b));
+    let sorted: Map<String, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // `Display` of a `Value` is compact JSON; `preserve_order` keeps the order built above.
+    Value::Object(sorted).to_string()
+}
+
+/// MAC state of a V2 basic signature (§3.1), ready to finalise or verify.
+fn basic_mac(access_key: &str, nonce: &str, timestamp: &str, payload: &[u8]) -> HmacSha256 {
+    let inner = hex::encode(
+        hmac_sha256(access_key.as_bytes())
+            .chain_update(payload)
+            .finalize()
+            .into_bytes(),
+    );
+    hmac_sha256(access_key.as_bytes())
+        .chain_update(access_key)
+        .chain_update(nonce)
+        .chain_update(timestamp)
+        .chain_update(inner)
+}
+
+/// V2 basic-interface signature (§3.1):
+/// `hex(HMAC(key, key + nonce + timestamp + hex(HMAC(key, payload))))`, lowercase.
+#[must_use]
+pub fn basic_signature(access_key: &str, nonce: &str, timestamp: &str, payload: &[u8]) -> String {
+    hex::encode(
+        basic_mac(access_key, nonce, timestamp, payload)
+            .finalize()
+            .into_bytes(),
+    )
+}
+
+/// Verifies a V2 basic-interface signature on the raw request body (§3.1, Decisions §1–2).
+///
+/// Tries, for each key of the ring (current first), the canonical payload and then the raw body
+/// bytes. `signature` is hex in either case; the comparison is constant-time.
+///
+/// # Errors
+/// [`SignatureError::Missing`] if empty, [`SignatureError::Malformed`] if not hex,
+/// [`SignatureError::Mismatch`] otherwise.
+pub fn verify_basic(
+    keys: &KeyRing,
+    nonce: &str,
+    timestamp: &str,
+    signature: &str,
+    raw_body: &[u8],
+) -> Result<Matched, SignatureError> {
+    verify_hex(keys, signature, raw_body, |key, payload| {
+        basic_mac(key, nonce, timestamp, payload)
+    })
+}
+
+/// Shared body of [`verify_basic`] and [`verify_kit`].
+pub(super) fn verify_hex(
+    keys: &KeyRing,
+    signature: &str,
+    raw_body: &[u8],
+    mac: impl Fn(&str, &[u8]) -> HmacSha256,
+) -> Result<Matched, SignatureError> {
+    let signature = signature.trim();
+    if signature.is_empty() {
+        return Err(SignatureError::Missing);
+    }
+    // `hex` accepts both cases (§3.1: compare case-insensitively).
+    let tag = hex::decode(signature).map_err(|_| SignatureError::Malformed)?;
+
+    let mut candidates: Vec<(PayloadForm, Cow<'_, [u8]>)> = Vec::with_capacity(2);
+    if let Ok(canonical) = canonical_payload(raw_body) {
+        candidates.push((PayloadForm::Canonical, Cow::Owned(canonical.into_bytes())));
+    }
+    if candidates.iter().all(|(_, p)| p.as_ref() != raw_body) {
+        candidates.push((PayloadForm::RawBody, Cow::Borrowed(raw_body)));
+    }
+
+    for (index, key) in keys.keys().enumerate() {
+        for (form, payload) in &candidates {
+            if mac(key.expose(), payload).verify_slice(&tag).is_ok() {
+                return Ok(Matched {
+                    previous_key: index > 0,
+                    payload: *form,
+                });
+            }
+        }
+    }
+    Err(SignatureError::Mismatch)
+}

@@ -1,0 +1,22 @@
+//! The failure every storage port shares (instances, nonces): whether retrying can help decides
+//! the result code, the SQS batch-item failure and the dead-letter path.
+
+/// A storage port failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost a race; the caller reloads and tries again.
+    #[error("write conflict: the record changed concurrently")]
+    Conflict,
+    /// The store could not be reached or timed out: worth retrying.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record cannot be decoded: retrying will not help.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Corrupt(_))
+    }
+}

@@ -1,0 +1,96 @@
+//! A complete in-process deployment for tests and benchmarks: the memory store, queue and clock,
+//! every registered callback behind the [`InProcessDispatcher`], and handles on the fakes.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::{ManualClock, MemoryQueue, MemoryStore, sample_access};
+use crate::{
+    callbacks::{Dispatcher, InProcessDispatcher, Resources, registry},
+    clock::Clock,
+    config::Config,
+    instance::{CreateOutcome, Instance, InstanceStore, Outcome},
+    protocol::Reply,
+};
+
+#[derive(Clone)]
+pub struct TestBed {
+    pub config: Arc<Config>,
+    pub store: Arc<MemoryStore>,
+    pub queue: Arc<MemoryQueue>,
+    pub clock: Arc<ManualClock>,
+    pub dispatcher: Arc<InProcessDispatcher>,
+}
+
+impl TestBed {
+    pub fn new(config: Config) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let queue = Arc::new(MemoryQueue::new());
+        let clock = Arc::new(ManualClock::at(Utc::now()));
+        let resources = Resources {
+            store: store.clone(),
+            queue: Some(queue.clone()),
+            clock: clock.clone(),
+            keys: Some(config.secrets.keys.clone()),
+            settings: config.settings.callbacks.clone(),
+        };
+        let dispatcher = match InProcessDispatcher::build(&resources) {
+            Ok(d) => Arc::new(d),
+            Err(e) => panic!("the test bed's callbacks cannot be built: {e}"),
+        };
+        Self {
+            config: Arc::new(config),
+            store,
+            queue,
+            clock,
+            dispatcher,
+        }
+    }
+
+    /// Defaults with the basic key `test-access-key` and Kit key `test-kit-key`.
+    pub fn default_keys() -> Self {
+        Self::new(Config::with_keys("test-access-key", "test-kit-key"))
+    }
+
+    /// The resources a host would hand its callbacks.
+    pub fn resources(&self) -> Resources {
+        Resources {
+            store: self.store.clone(),
+            queue: Some(self.queue.clone()),
+            clock: self.clock.clone(),
+            keys: Some(self.config.secrets.keys.clone()),
+            settings: self.config.settings.callbacks.clone(),
+        }
+    }
+
+    /// Calls the callback registered for V2 `activity` with a (verified) body.
+    pub async fn call(&self, activity: &str, body: &Value) -> Reply {
+        match registry::by_activity(activity) {
+            Some(r) => self.dispatcher.dispatch(r, body).await,
+            None => panic!("no callback is registered for {activity}"),
+        }
+    }
+
+    /// Seeds an instance for order `O-{instance_id}` as newInstance leaves it (provisioning) or, with
+    /// `active`, as the worker leaves it after provisioning with [`sample_access`]. Returns it as stored.
+    pub async fn seed(&self, instance_id: &str, active: bool) -> Instance {
+        let now = self.clock.now();
+        let order = format!("O-{instance_id}");
+        let (mut inst, created) =
+            Instance::new_provisioning(&order, &format!("{order}-000001"), instance_id, false, now);
+        let mut events = vec![created];
+        if active {
+            match inst.activate(sample_access(instance_id), now) {
+                Ok(Outcome::Changed(ev)) => events.push(ev),
+                other => panic!("a new instance must activate: {other:?}"),
+            }
+        }
+        match self.store.create_for_order_line(&inst, &events).await {
+            Ok(CreateOutcome::Created) => {}
+            other => panic!("seeding {instance_id} failed: {other:?}"),
+        }
+        self.store.get_instance(instance_id).await
+    }
+}

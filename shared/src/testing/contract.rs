@@ -1,0 +1,175 @@
+//! Port contract tests: every store and nonce adapter must pass these (memory, embedded, DynamoDB).
+//! Call them from an adapter's own test with a fresh, empty store. IDs are unique per call so a shared
+//! emulator can be reused.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::{
+    instance::{AccessInfo, CreateOutcome, Instance, InstanceState, InstanceStore, Outcome},
+    security::replay::NonceStore,
+    storage::StoreError,
+};
+
+fn t0() -> DateTime<Utc> {
+    crate::protocol::time::parse_compact("20260101000000").unwrap_or_default()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Conditional create, duplicates, reads, compare-and-set saves and the event history.
+pub async fn instance_store_contract(store: Arc<dyn InstanceStore>) {
+    let order = unique("CS");
+    let line = format!("{order}-000001");
+    let first_id = unique("biz");
+    let (inst, created) = Instance::new_provisioning(&order, &line, &first_id, false, t0());
+    assert_eq!(
+        store
+            .create_for_order_line(&inst, &[created])
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+
+    // A retry with a new businessId gets the first instance back.
+    let (dup, dup_ev) = Instance::new_provisioning(&order, &line, &unique("biz"), false, t0());
+    match store.create_for_order_line(&dup, &[dup_ev]).await.unwrap() {
+        CreateOutcome::Existing(existing) => assert_eq!(existing.instance_id, first_id),
+        other => panic!("duplicate order line created again: {other:?}"),
+    }
+
+    let loaded = store
+        .get(&first_id)
+        .await
+        .unwrap()
+        .expect("created instance is readable");
+    assert_eq!(loaded.state, InstanceState::Provisioning);
+    assert_eq!(loaded.version, 1, "a created record starts at version 1");
+    assert!(store.get(&unique("nope")).await.unwrap().is_none());
+
+    // Batched read skips unknown IDs.
+    let many = store
+        .get_many(&[first_id.as_str(), "does-not-exist"])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+
+    // Compare-and-set: the first save wins, a stale one conflicts and changes nothing.
+    let mut a = loaded.clone();
+    let app = AccessInfo {
+        front_end_url: "https://a".into(),
+        admin_url: None,
+        user_name: None,
+        password: None,
+        memo: None,
+    };
+    let Outcome::Changed(ev) = a.activate(app, t0()).unwrap() else {
+        panic!("activation changed nothing")
+    };
+    store
+        .save(&a, loaded.version, std::slice::from_ref(&ev))
+        .await
+        .unwrap();
+    let mut b = loaded.clone();
+    let Outcome::Changed(ev_b) = b.release(None, t0()) else {
+        panic!()
+    };
+    assert!(matches!(
+        store.save(&b, loaded.version, &[ev_b]).await,
+        Err(StoreError::Conflict)
+    ));
+    let now = store.get(&first_id).await.unwrap().unwrap();
+    assert_eq!(now.state, InstanceState::Active);
+    assert_eq!(now.version, 2);
+    assert_eq!(
+        now.access.as_ref().map(|a| a.front_end_url.as_str()),
+        Some("https://a")
+    );
+
+    // History: created, then provisioned; the losing writer's event is not there.
+    let events = store.events(&first_id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds, ["created", "provisioned"]);
+    assert_eq!(events[1].seq, events[0].seq + 1);
+
+    // Saving against a missing record is a conflict, never a blind create.
+    let (ghost, _) = Instance::new_provisioning(&unique("O"), "L", &unique("ghost"), false, t0());
+    assert!(matches!(
+        store.save(&ghost, 1, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(store.get(&ghost.instance_id).await.unwrap().is_none());
+}
+
+/// Sixteen concurrent creates for one order line: exactly one wins, all see the same instance.
+pub async fn concurrent_create_contract(store: Arc<dyn InstanceStore>) {
+    let order = unique("CS");
+    let line = format!("{order}-000001");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        let (order, line) = (order.clone(), line.clone());
+        tasks.push(tokio::spawn(async move {
+            let (inst, ev) = Instance::new_provisioning(&order, &line, &unique("biz"), false, t0());
+            let outcome = store.create_for_order_line(&inst, &[ev]).await.unwrap();
+            match outcome {
+                CreateOutcome::Created => (true, inst.instance_id),
+                CreateOutcome::Existing(e) => (false, e.instance_id),
+            }
+        }));
+    }
+    let mut winners = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (won, id) = t.await.unwrap();
+        winners += usize::from(won);
+        ids.insert(id);
+    }
+    assert_eq!(winners, 1, "exactly one concurrent create wins");
+    assert_eq!(ids.len(), 1, "every caller sees the same instanceId");
+}
+
+/// The nonce replay guard.
+pub async fn nonce_store_contract(store: Arc<dyn NonceStore>) {
+    let n = unique("nonce");
+    let exp = t0() + Duration::seconds(300);
+    assert!(
+        store.remember(&n, t0(), exp).await.unwrap(),
+        "a fresh nonce is accepted"
+    );
+    assert!(
+        !store
+            .remember(&n, t0() + Duration::seconds(10), exp)
+            .await
+            .unwrap(),
+        "a replay is refused"
+    );
+    assert!(
+        store.remember(&unique("nonce"), t0(), exp).await.unwrap(),
+        "another nonce is independent"
+    );
+    let later = t0() + Duration::seconds(301);
+    assert!(
+        store
+            .remember(&n, later, later + Duration::seconds(300))
+            .await
+            .unwrap(),
+        "expired nonces may recur"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MemoryStore;
+
+    #[tokio::test]
+    async fn memory_store_passes_the_contract() {
+        instance_store_contract(Arc::new(MemoryStore::new())).await;
+        concurrent_create_contract(Arc::new(MemoryStore::new())).await;
+        nonce_store_contract(Arc::new(MemoryStore::new())).await;
+    }
+}

@@ -1,0 +1,325 @@
+//! In-process implementations of every port, for tests, benchmarks and examples. Not durable.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::{
+    clock::Clock,
+    instance::{AccessInfo, CreateOutcome, Instance, InstanceEvent, InstanceStore},
+    jobs::{Job, JobQueue, QueueError},
+    provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
+    security::replay::NonceStore,
+    storage::StoreError,
+};
+
+#[derive(Default)]
+struct Tables {
+    instances: HashMap<String, Instance>,
+    order_lines: HashMap<(String, String), String>,
+    events: HashMap<String, Vec<InstanceEvent>>,
+    nonces: HashMap<String, DateTime<Utc>>,
+    /// (expiry, nonce), so expired nonces are dropped from the front in O(log n) each.
+    nonce_expiry: std::collections::BTreeSet<(DateTime<Utc>, String)>,
+}
+
+/// Instances, order lines, events and nonces in a mutex-guarded map.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Test helper: the stored instance, or `None`.
+    pub async fn get_instance_opt(&self, instance_id: &str) -> Option<Instance> {
+        self.tables
+            .lock()
+            .ok()
+            .and_then(|t| t.instances.get(instance_id).cloned())
+    }
+
+    /// Test helper: the stored instance; panics when it does not exist.
+    pub async fn get_instance(&self, instance_id: &str) -> Instance {
+        match self.get_instance_opt(instance_id).await {
+            Some(i) => i,
+            None => panic!("no instance {instance_id} in the memory store"),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
+        self.tables
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl InstanceStore for MemoryStore {
+    async fn create_for_order_line(
+        &self,
+        instance: &Instance,
+        events: &[InstanceEvent],
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut t = self.lock()?;
+        let key = (instance.order_id.clone(), instance.order_line_id.clone());
+        if let Some(id) = t.order_lines.get(&key) {
+            let existing = t.instances.get(id).cloned().ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "order line {key:?} points at missing instance {id}"
+                ))
+            })?;
+            return Ok(CreateOutcome::Existing(Box::new(existing)));
+        }
+        if t.instances.contains_key(&instance.instance_id) {
+            // A businessId reused across orders: refuse rather than overwrite another order's instance.
+            return Err(StoreError::Conflict);
+        }
+        let mut stored = instance.clone();
+        stored.version = 1;
+        t.order_lines.insert(key, instance.instance_id.clone());
+        t.instances.insert(instance.instance_id.clone(), stored);
+        t.events
+            .insert(instance.instance_id.clone(), events.to_vec());
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn get(&self, instance_id: &str) -> Result<Option<Instance>, StoreError> {
+        Ok(self.lock()?.instances.get(instance_id).cloned())
+    }
+
+    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Instance>, StoreError> {
+        let t = self.lock()?;
+        Ok(instance_ids
+            .iter()
+            .filter_map(|id| t.instances.get(*id).cloned())
+            .collect())
+    }
+
+    async fn save(
+        &self,
+        instance: &Instance,
+        expected_version: u64,
+        events: &[InstanceEvent],
+    ) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        let current = t.instances.get(&instance.instance_id).map(|i| i.version);
+        if current != Some(expected_version) {
+            return Err(StoreError::Conflict);
+        }
+        let mut stored = instance.clone();
+        stored.version = expected_version + 1;
+        t.instances.insert(instance.instance_id.clone(), stored);
+        t.events
+            .entry(instance.instance_id.clone())
+            .or_default()
+            .extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn events(&self, instance_id: &str) -> Result<Vec<InstanceEvent>, StoreError> {
+        Ok(self
+            .lock()?
+            .events
+            .get(instance_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl NonceStore for MemoryStore {
+    async fn remember(
+        &self,
+        nonce: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.lock()?;
+        while let Some((exp, old)) = t.nonce_expiry.first().cloned() {
+            if exp > now {
+                break;
+            }
+            t.nonce_expiry.pop_first();
+            if t.nonces.get(&old) == Some(&exp) {
+                t.nonces.remove(&old);
+            }
+        }
+        if t.nonces.get(nonce).is_some_and(|exp| *exp > now) {
+            return Ok(false);
+        }
+        t.nonces.insert(nonce.to_owned(), expires_at);
+        t.nonce_expiry.insert((expires_at, nonce.to_owned()));
+        Ok(true)
+    }
+}
+
+/// A FIFO of jobs; tests drain it by hand. `fail_next` makes the next enqueue fail (outage).
+#[derive(Default)]
+pub struct MemoryQueue {
+    jobs: Mutex<VecDeque<Job>>,
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn take_all(&self) -> Vec<Job> {
+        self.jobs
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn fail_next_enqueue(&self) {
+        self.fail_next.store(true, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryQueue {
+    async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(QueueError("simulated outage".into()));
+        }
+        self.jobs
+            .lock()
+            .map_err(|_| QueueError("poisoned".into()))?
+            .push_back(job.clone());
+        Ok(())
+    }
+}
+
+/// The access information seeded instances get.
+pub fn sample_access(instance_id: &str) -> AccessInfo {
+    AccessInfo {
+        front_end_url: format!("https://app.example.com/{instance_id}"),
+        admin_url: None,
+        user_name: Some("admin".into()),
+        password: Some("S3cret!pass".into()),
+        memo: None,
+    }
+}
+
+/// A clock tests move by hand. Starts at the given instant.
+#[derive(Debug)]
+pub struct ManualClock {
+    millis: AtomicI64,
+}
+
+impl ManualClock {
+    pub fn at(t: DateTime<Utc>) -> Self {
+        Self {
+            millis: AtomicI64::new(t.timestamp_millis()),
+        }
+    }
+
+    pub fn advance(&self, d: chrono::Duration) {
+        self.millis
+            .fetch_add(d.num_milliseconds(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.millis.load(Ordering::SeqCst))
+            .single()
+            .unwrap_or_default()
+    }
+}
+
+/// What a [`ScriptedProvisioner`] answers next.
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    Succeed,
+    Transient,
+    Reject(crate::ResultCode),
+}
+
+/// A provisioner that answers from a script (then succeeds) and records every call.
+#[derive(Default)]
+pub struct ScriptedProvisioner {
+    script: Mutex<VecDeque<Scripted>>,
+    pub provisioned: Mutex<Vec<String>>,
+    pub notices: Mutex<Vec<LifecycleNotice>>,
+}
+
+impl ScriptedProvisioner {
+    pub fn new(script: impl IntoIterator<Item = Scripted>) -> Self {
+        Self {
+            script: Mutex::new(script.into_iter().collect()),
+            ..Default::default()
+        }
+    }
+
+    pub fn provision_calls(&self) -> usize {
+        self.provisioned.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    fn next(&self) -> Scripted {
+        self.script
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop_front())
+            .unwrap_or(Scripted::Succeed)
+    }
+}
+
+#[async_trait]
+impl Provisioner for ScriptedProvisioner {
+    async fn provision(&self, request: &ProvisionRequest) -> Result<AccessInfo, ProvisionError> {
+        if let Ok(mut v) = self.provisioned.lock() {
+            v.push(request.instance_id.clone());
+        }
+        match self.next() {
+            Scripted::Succeed => Ok(AccessInfo {
+                front_end_url: format!("https://app.example.com/{}", request.instance_id),
+                admin_url: None,
+                user_name: Some("admin".into()),
+                password: Some("scripted-Password-1".into()),
+                memo: None,
+            }),
+            Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
+            Scripted::Reject(code) => Err(ProvisionError::Rejected {
+                code,
+                message: "scripted rejection".into(),
+            }),
+        }
+    }
+
+    async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
+        match self.next() {
+            Scripted::Succeed => {
+                if let Ok(mut v) = self.notices.lock() {
+                    v.push(notice.clone());
+                }
+                Ok(())
+            }
+            Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
+            Scripted::Reject(code) => Err(ProvisionError::Rejected {
+                code,
+                message: "scripted rejection".into(),
+            }),
+        }
+    }
+}

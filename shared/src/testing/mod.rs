@@ -1,0 +1,12 @@
+//! Test support, behind the `testing` feature so it is never in a production build: in-process
+//! fakes of every port ([`memory`]), a whole deployment in memory ([`TestBed`]), and the port
+//! contract tests every adapter must pass ([`contract`]).
+
+pub mod bed;
+pub mod contract;
+pub mod memory;
+
+pub use bed::TestBed;
+pub use memory::{
+    ManualClock, MemoryQueue, MemoryStore, Scripted, ScriptedProvisioner, sample_access,
+};
