@@ -380,11 +380,18 @@ async fn kit(State(edge): State<Arc<Edge>>, Path(name): Path<String>) -> Respons
 #[cfg(feature = "aws")]
 pub mod aws;
 
-/// Structured logs: JSON lines when `KOOGALLERY_LOG_FORMAT=json` (as on AWS), compact text otherwise.
-pub fn init_tracing() {
+/// Structured logs: JSON lines when `KOOGALLERY_LOG_FORMAT=json` (as on AWS), compact text when it
+/// is `text` or unset. Any other value, or a `RUST_LOG` that does not parse, stops start-up.
+pub fn init_tracing() -> Result<(), ConfigError> {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if std::env::var("KOOGALLERY_LOG_FORMAT").as_deref() == Ok("json") {
+    let env = koogallery::config::Env::process();
+    let json = env.choice("KOOGALLERY_LOG_FORMAT", "text", &["text", "json"])? == "json";
+    let filter = match env.get("RUST_LOG") {
+        None => EnvFilter::new("info"),
+        Some(directives) => EnvFilter::try_new(&directives)
+            .map_err(|e| ConfigError::invalid("RUST_LOG", e.to_string()))?,
+    };
+    if json {
         let _ = fmt()
             .json()
             .with_env_filter(filter)
@@ -393,4 +400,5 @@ pub fn init_tracing() {
     } else {
         let _ = fmt().compact().with_env_filter(filter).try_init();
     }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use koogallery_local::{LocalSettings, init_tracing, start};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    init_tracing();
+    init_tracing()?;
     let config = Config::from_env()?;
     if config.secrets.dev_keys {
         tracing::warn!(

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use koogallery::callbacks::error_chain;
 use koogallery::protocol::Reply;
 use koogallery::security::verify_body_sign;
 use reqwest::Url;
@@ -81,21 +82,6 @@ pub enum SimError {
         /// How long the simulator waited.
         waited: Duration,
     },
-}
-
-/// `e: cause: cause…`, since reqwest's own message hides the interesting part in its sources.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let msg = s.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// One answer of the vendor.

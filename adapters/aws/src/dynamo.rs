@@ -56,6 +56,7 @@ use aws_sdk_dynamodb::{
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
+    callbacks::StoreAccess,
     instance::{CreateOutcome, Instance, InstanceEvent, InstanceStore, record},
     security::replay::NonceStore,
 };
@@ -366,6 +367,22 @@ fn json_text(bytes: Vec<u8>) -> Result<String, StoreError> {
 }
 
 /// The instance item; `instance.version` is stored as given.
+/// The table actions a callback's store access needs: exactly what its IAM role grants
+/// (`template.yaml`, checked by `tests/template.rs`). `TransactWriteItems` is authorised per item, as
+/// `PutItem` and `ConditionCheckItem`.
+pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
+    match access {
+        StoreAccess::ReadOne => &["dynamodb:GetItem"],
+        StoreAccess::ReadMany => &["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+        StoreAccess::Update => &["dynamodb:GetItem", "dynamodb:PutItem"],
+        StoreAccess::Create => &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:ConditionCheckItem",
+        ],
+    }
+}
+
 pub(crate) fn instance_item(instance: &Instance) -> Result<Item, StoreError> {
     let id = &instance.instance_id;
     Ok(HashMap::from([

@@ -131,7 +131,9 @@ impl Worker {
         };
         match &result {
             Ok(outcome) => tracing::info!(job = ?d.job, attempt = d.attempt, ?outcome, "job done"),
-            Err(e) => tracing::warn!(job = ?d.job, attempt = d.attempt, error = %e, "job failed"),
+            Err(e) => {
+                tracing::warn!(job = ?d.job, attempt = d.attempt, error = %koogallery::callbacks::error_chain(e), retryable = e.is_retryable(), "job failed")
+            }
         }
         if let (Err(e), Job::Provision { instance_id }) = (&result, &d.job)
             && e.is_retryable()

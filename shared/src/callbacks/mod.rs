@@ -5,11 +5,15 @@
 //!
 //! Errors are mapped to KooGallery result codes once, here ([`CallbackError::result_code`]).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
     ResultCode,
+    clock::Clock,
     config::ConfigError,
     instance::{DomainError, Instance, InstanceStore, Outcome, mutate},
     jobs::{Job, JobQueue, QueueError},
@@ -119,13 +123,14 @@ pub(crate) async fn serve<C: Callback>(name: &'static str, callback: &C, body: &
     }
 }
 
-/// An error and its sources, `: `-separated, for one log field.
+/// An error and its sources, `: `-separated, for one log field or message (a source whose text is
+/// already there, as with `#[error(transparent)]` or `{0}` wrappers, is not repeated).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let text = s.to_string();
-        if !out.ends_with(&text) {
+        if !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
@@ -151,17 +156,71 @@ pub(crate) async fn flush_notices(
     Ok(())
 }
 
-/// Applies a state change to one instance, queues its notices, and answers `000000`.
-pub(crate) async fn change_instance<F>(
-    store: &dyn InstanceStore,
-    queue: &dyn JobQueue,
-    instance_id: &str,
-    change: F,
-) -> Result<Reply, CallbackError>
-where
-    F: FnMut(&mut Instance) -> Result<Outcome, DomainError> + Send,
-{
-    let (instance, _) = mutate(store, instance_id, change).await?;
-    flush_notices(queue, &instance).await?;
-    Ok(Reply::success())
+/// What the callbacks that change an instance's lifecycle share (refresh, status, release,
+/// upgrade): change one instance through [`mutate`], queue the notices the change produced, answer
+/// `000000`.
+pub(crate) struct InstanceChanger {
+    store: Arc<dyn InstanceStore>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+}
+
+impl InstanceChanger {
+    pub(crate) fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: r.store.clone(),
+            queue: r.queue()?,
+            clock: r.clock.clone(),
+        })
+    }
+
+    /// Applies `change` (given the time now) to one instance and queues its notices.
+    pub(crate) async fn change<F>(
+        &self,
+        instance_id: &str,
+        mut change: F,
+    ) -> Result<Reply, CallbackError>
+    where
+        F: FnMut(&mut Instance, DateTime<Utc>) -> Result<Outcome, DomainError> + Send,
+    {
+        let now = self.clock.now();
+        let (instance, _) = mutate(self.store.as_ref(), instance_id, |i| change(i, now)).await?;
+        flush_notices(self.queue.as_ref(), &instance).await?;
+        Ok(Reply::success())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StoreError;
+
+    #[test]
+    fn errors_keep_their_cause_and_map_to_one_code_each() {
+        let e = CallbackError::from(DomainError::from(StoreError::Unavailable(
+            "connection reset".into(),
+        )));
+        assert!(e.is_retryable());
+        assert_eq!(e.result_code(), ResultCode::InternalError);
+        assert_eq!(
+            error_chain(&e),
+            "instance store: store unavailable: connection reset"
+        );
+        let reply = e.to_reply();
+        assert_eq!(reply.result_msg, "temporary internal error; please retry");
+
+        let corrupt = CallbackError::from(DomainError::from(StoreError::Corrupt("bad".into())));
+        assert!(!corrupt.is_retryable(), "a corrupt record does not heal");
+
+        let released = CallbackError::from(DomainError::Released("i-1".into()));
+        assert_eq!(released.result_code(), ResultCode::InstanceNotFound);
+        assert_eq!(
+            released.to_reply().result_msg,
+            "instance i-1 has been released"
+        );
+
+        let queue = CallbackError::from(QueueError("SQS down".into()));
+        assert!(queue.is_retryable());
+        assert!(!queue.to_reply().result_msg.contains("SQS"));
+    }
 }

@@ -1,17 +1,12 @@
 //! `refreshInstance` (spec callbacks §6.3): renewal, trial→formal, renewal cancellation, change on
 //! renewal. Sets the expiry to the absolute `expireTime`; idempotent per (instanceId, orderId, scene).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{Callback, CallbackError, Resources, change_instance};
+use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
-    clock::Clock,
     config::ConfigError,
-    instance::InstanceStore,
     instance::RefreshScene,
-    jobs::JobQueue,
     protocol::{
         Reply,
         time::parse_compact,
@@ -19,26 +14,17 @@ use crate::{
     },
 };
 
-pub struct RefreshInstance {
-    store: Arc<dyn InstanceStore>,
-    queue: Arc<dyn JobQueue>,
-    clock: Arc<dyn Clock>,
-}
+pub struct RefreshInstance(InstanceChanger);
 
 #[async_trait]
 impl Callback for RefreshInstance {
     type Request = RefreshInstanceRequest;
 
     fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: r.store.clone(),
-            queue: r.queue()?,
-            clock: r.clock.clone(),
-        })
+        InstanceChanger::from_resources(r).map(Self)
     }
 
     async fn handle(&self, req: RefreshInstanceRequest) -> Result<Reply, CallbackError> {
-        let now = self.clock.now();
         let expire_time = parse_compact(req.expire_time.trim()).ok_or_else(|| {
             CallbackError::InvalidParameter(format!(
                 "expireTime {:?} is not a time",
@@ -46,11 +32,8 @@ impl Callback for RefreshInstance {
             ))
         })?;
         let scene = domain_scene(req.scene);
-        change_instance(
-            self.store.as_ref(),
-            self.queue.as_ref(),
-            &req.instance_id,
-            |i| {
+        self.0
+            .change(&req.instance_id, |i, now| {
                 i.refresh(
                     scene,
                     &req.order_id,
@@ -58,9 +41,8 @@ impl Callback for RefreshInstance {
                     expire_time,
                     now,
                 )
-            },
-        )
-        .await
+            })
+            .await
     }
 }
 

@@ -1,46 +1,30 @@
 //! `releaseInstance` (spec callbacks §6.5): the end of an instance. A repeat is success and does
 //! nothing again. The record and its history stay (released), so late repeats still answer `000000`.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{Callback, CallbackError, Resources, change_instance};
+use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
-    clock::Clock,
     config::ConfigError,
-    instance::InstanceStore,
-    jobs::JobQueue,
     protocol::{Reply, v2_basic::ReleaseInstanceRequest},
 };
 
-pub struct ReleaseInstance {
-    store: Arc<dyn InstanceStore>,
-    queue: Arc<dyn JobQueue>,
-    clock: Arc<dyn Clock>,
-}
+pub struct ReleaseInstance(InstanceChanger);
 
 #[async_trait]
 impl Callback for ReleaseInstance {
     type Request = ReleaseInstanceRequest;
 
     fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: r.store.clone(),
-            queue: r.queue()?,
-            clock: r.clock.clone(),
-        })
+        InstanceChanger::from_resources(r).map(Self)
     }
 
     async fn handle(&self, req: ReleaseInstanceRequest) -> Result<Reply, CallbackError> {
-        let now = self.clock.now();
-        change_instance(
-            self.store.as_ref(),
-            self.queue.as_ref(),
-            &req.instance_id,
-            |i| Ok(i.release(req.order_id.clone(), now)),
-        )
-        .await
+        self.0
+            .change(&req.instance_id, |i, now| {
+                Ok(i.release(req.order_id.clone(), now))
+            })
+            .await
     }
 }
 

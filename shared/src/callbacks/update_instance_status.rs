@@ -1,52 +1,34 @@
 //! `updateInstanceStatus` (spec callbacks §6.4): FREEZE / UNFREEZE, idempotent. Frozen keeps all data
 //! (the ≤ 15-day freeze period, callbacks §1).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{Callback, CallbackError, Resources, change_instance};
+use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
-    clock::Clock,
     config::ConfigError,
-    instance::InstanceStore,
-    jobs::JobQueue,
     protocol::{
         Reply,
         v2_basic::{StatusAction, UpdateInstanceStatusRequest},
     },
 };
 
-pub struct UpdateInstanceStatus {
-    store: Arc<dyn InstanceStore>,
-    queue: Arc<dyn JobQueue>,
-    clock: Arc<dyn Clock>,
-}
+pub struct UpdateInstanceStatus(InstanceChanger);
 
 #[async_trait]
 impl Callback for UpdateInstanceStatus {
     type Request = UpdateInstanceStatusRequest;
 
     fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: r.store.clone(),
-            queue: r.queue()?,
-            clock: r.clock.clone(),
-        })
+        InstanceChanger::from_resources(r).map(Self)
     }
 
     async fn handle(&self, req: UpdateInstanceStatusRequest) -> Result<Reply, CallbackError> {
-        let now = self.clock.now();
-        change_instance(
-            self.store.as_ref(),
-            self.queue.as_ref(),
-            &req.instance_id,
-            |i| match req.status {
+        self.0
+            .change(&req.instance_id, |i, now| match req.status {
                 StatusAction::Freeze => i.freeze(now),
                 StatusAction::Unfreeze => i.unfreeze(now),
-            },
-        )
-        .await
+            })
+            .await
     }
 }
 

@@ -2,46 +2,30 @@
 //! (idempotent per instanceId, orderId, orderLineId); the worker reads the new spec from the
 //! marketplace and tells the provisioner.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{Callback, CallbackError, Resources, change_instance};
+use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
-    clock::Clock,
     config::ConfigError,
-    instance::InstanceStore,
-    jobs::JobQueue,
     protocol::{Reply, v2_basic::UpgradeInstanceRequest},
 };
 
-pub struct UpgradeInstance {
-    store: Arc<dyn InstanceStore>,
-    queue: Arc<dyn JobQueue>,
-    clock: Arc<dyn Clock>,
-}
+pub struct UpgradeInstance(InstanceChanger);
 
 #[async_trait]
 impl Callback for UpgradeInstance {
     type Request = UpgradeInstanceRequest;
 
     fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: r.store.clone(),
-            queue: r.queue()?,
-            clock: r.clock.clone(),
-        })
+        InstanceChanger::from_resources(r).map(Self)
     }
 
     async fn handle(&self, req: UpgradeInstanceRequest) -> Result<Reply, CallbackError> {
-        let now = self.clock.now();
-        change_instance(
-            self.store.as_ref(),
-            self.queue.as_ref(),
-            &req.instance_id,
-            |i| i.upgrade(&req.order_id, &req.order_line_id, now),
-        )
-        .await
+        self.0
+            .change(&req.instance_id, |i, now| {
+                i.upgrade(&req.order_id, &req.order_line_id, now)
+            })
+            .await
     }
 }
 

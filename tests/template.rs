@@ -1,0 +1,351 @@
+//! `template.yaml` against the callback registry: a function per registered callback built from
+//! `functions/<name>`, the environment its needs imply, the edge's `KOOGALLERY_FN_*` variable and its
+//! permission to invoke it, and no IAM action the registry does not justify. The template's
+//! `Fn::ForEach` loops are expanded here the way CloudFormation's language extensions do.
+
+use std::collections::BTreeSet;
+
+use koogallery::callbacks::REGISTRY;
+use serde_json::{Map, Value, json};
+
+/// Functions that are not callbacks.
+const NOT_CALLBACKS: [&str; 2] = ["EdgeFunction", "ProvisionWorkerFunction"];
+
+fn load() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template parses");
+    let mut template = to_json(yaml);
+    let mappings = template.get("Mappings").cloned().unwrap_or(Value::Null);
+    let resources = template["Resources"]
+        .as_object()
+        .expect("Resources")
+        .clone();
+    template["Resources"] = Value::Object(expand(resources, &mappings));
+    template
+}
+
+/// YAML to JSON, with CloudFormation's short tags as their long forms (`!Ref x` → `{"Ref": x}`).
+fn to_json(v: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(&n).unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        other => serde_yaml_ng::to_string(&other).unwrap_or_default(),
+                    };
+                    (key.trim().to_owned(), to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => {
+            let name = t.tag.to_string().trim_start_matches('!').to_owned();
+            let inner = to_json(t.value);
+            match (name.as_str(), inner) {
+                ("Ref", v) => json!({ "Ref": v }),
+                ("GetAtt", Value::String(s)) => match s.split_once('.') {
+                    Some((res, attr)) => json!({ "Fn::GetAtt": [res, attr] }),
+                    None => json!({ "Fn::GetAtt": s }),
+                },
+                (other, v) => json!({ format!("Fn::{other}"): v }),
+            }
+        }
+    }
+}
+
+/// Expands every `Fn::ForEach::<Loop>` of `Resources`.
+fn expand(resources: Map<String, Value>, mappings: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in resources {
+        if !key.starts_with("Fn::ForEach::") {
+            out.insert(key, value);
+            continue;
+        }
+        let parts = value
+            .as_array()
+            .expect("ForEach takes [var, items, template]");
+        let var = parts[0].as_str().expect("loop variable");
+        let items = parts[1].as_array().expect("collection");
+        let body = parts[2].as_object().expect("output template");
+        for item in items {
+            let item = item.as_str().expect("string items");
+            for (k, v) in body {
+                let name = k.replace(&format!("${{{var}}}"), item);
+                out.insert(name, substitute(v, var, item, mappings));
+            }
+        }
+    }
+    out
+}
+
+fn substitute(v: &Value, var: &str, item: &str, mappings: &Value) -> Value {
+    let placeholder = format!("${{{var}}}");
+    match v {
+        Value::Object(m) if m.len() == 1 && m.get("Ref") == Some(&Value::from(var)) => {
+            Value::from(item)
+        }
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::FindInMap") => {
+            let args = substitute(&m["Fn::FindInMap"], var, item, mappings);
+            let keys: Vec<&str> = args
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match keys.as_slice() {
+                [map, key, attr] => mappings[map][key][attr].clone(),
+                _ => json!({ "Fn::FindInMap": args }),
+            }
+        }
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::Sub") => {
+            let (text, vars) = match &m["Fn::Sub"] {
+                Value::String(s) => (s.clone(), Map::new()),
+                Value::Array(a) => (
+                    a[0].as_str().unwrap_or_default().to_owned(),
+                    substitute(&a[1], var, item, mappings)
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                other => return json!({ "Fn::Sub": other }),
+            };
+            let mut text = text.replace(&placeholder, item);
+            for (name, value) in &vars {
+                if let Some(s) = value.as_str() {
+                    text = text.replace(&format!("${{{name}}}"), s);
+                }
+            }
+            if text.contains("${") {
+                json!({ "Fn::Sub": text })
+            } else {
+                Value::from(text)
+            }
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), substitute(v, var, item, mappings)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|v| substitute(v, var, item, mappings))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn statements(role: &Value) -> Vec<Value> {
+    role["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn env_names(function: &Value) -> BTreeSet<String> {
+    function["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Every disagreement between the template and the registry, in words.
+fn problems(template: &Value) -> Vec<String> {
+    let resources = template["Resources"].as_object().expect("Resources");
+    let edge = &resources["EdgeFunction"];
+    let edge_env = &edge["Properties"]["Environment"]["Variables"];
+    let invokable: Vec<Value> = statements(&resources["EdgeRole"])
+        .into_iter()
+        .filter(|s| strings(&s["Action"]).contains(&"lambda:InvokeFunction".to_owned()))
+        .flat_map(|s| match &s["Resource"] {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut registered = BTreeSet::new();
+
+    for r in &REGISTRY {
+        let prefix = r.resource_prefix();
+        let (function_id, role_id) = (format!("{prefix}Function"), format!("{prefix}Role"));
+        registered.insert(function_id.clone());
+        let Some(function) = resources.get(&function_id) else {
+            out.push(format!("{} has no {function_id}", r.function));
+            continue;
+        };
+        let code_uri = &function["Properties"]["CodeUri"];
+        if code_uri != &Value::from(format!("functions/{}", r.function)) {
+            out.push(format!(
+                "{function_id} is built from {code_uri}, not functions/{}",
+                r.function
+            ));
+        }
+        let env = env_names(function);
+        for (var, needed) in [
+            ("KOOGALLERY_QUEUE_URL", r.needs.queue),
+            ("KOOGALLERY_SECRET_ID", r.needs.keys),
+        ] {
+            if env.contains(var) != needed {
+                out.push(format!(
+                    "{function_id}: {var} set = {}, needed = {needed}",
+                    !needed
+                ));
+            }
+        }
+        let expected_ref = json!({ "Ref": function_id });
+        if edge_env.get(r.function_env_var()) != Some(&expected_ref) {
+            out.push(format!(
+                "the edge's {} does not name {function_id}",
+                r.function_env_var()
+            ));
+        }
+        if !invokable.contains(&json!({ "Fn::GetAtt": [function_id, "Arn"] })) {
+            out.push(format!("the edge may not invoke {function_id}"));
+        }
+
+        let mut expected: BTreeSet<String> = ["logs:CreateLogStream", "logs:PutLogEvents"]
+            .into_iter()
+            .chain(
+                koogallery_aws::dynamo::iam_actions(r.needs.store)
+                    .iter()
+                    .copied(),
+            )
+            .map(str::to_owned)
+            .collect();
+        if r.needs.queue {
+            expected.insert("sqs:SendMessage".into());
+        }
+        if r.needs.keys {
+            expected.insert("secretsmanager:GetSecretValue".into());
+        }
+        let Some(role) = resources.get(&role_id) else {
+            out.push(format!("{function_id} has no {role_id}"));
+            continue;
+        };
+        let role_ref = &function["Properties"]["Role"];
+        if role_ref != &json!({ "Fn::GetAtt": [role_id, "Arn"] }) {
+            out.push(format!(
+                "{function_id} does not run as {role_id}: {role_ref}"
+            ));
+        }
+        let mut granted = BTreeSet::new();
+        for s in statements(role) {
+            granted.extend(strings(&s["Action"]));
+            if strings(&s["Resource"]).iter().any(|r| r.contains('*')) {
+                out.push(format!("{role_id} grants on a wildcard resource"));
+            }
+        }
+        if granted != expected {
+            out.push(format!(
+                "{role_id} grants {:?} beyond its needs and lacks {:?}",
+                granted.difference(&expected).collect::<Vec<_>>(),
+                expected.difference(&granted).collect::<Vec<_>>()
+            ));
+        }
+    }
+
+    for (id, resource) in resources {
+        if resource["Type"] == "AWS::Serverless::Function"
+            && !NOT_CALLBACKS.contains(&id.as_str())
+            && !registered.contains(id)
+        {
+            out.push(format!(
+                "{id} is in the template but no callback is registered for it"
+            ));
+        }
+    }
+    for (var, _) in edge_env.as_object().into_iter().flatten() {
+        if var.starts_with("KOOGALLERY_FN_")
+            && !REGISTRY.iter().any(|r| r.function_env_var() == *var)
+        {
+            out.push(format!("the edge's {var} names no registered callback"));
+        }
+    }
+    for target in &invokable {
+        let id = target["Fn::GetAtt"][0].as_str().unwrap_or_default();
+        if !registered.contains(id) {
+            out.push(format!(
+                "the edge may invoke {id}, which is not a registered callback"
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_template_deploys_exactly_the_registered_callbacks() {
+    let template = load();
+    let found = problems(&template);
+    assert!(
+        found.is_empty(),
+        "template.yaml disagrees with the registry:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The check itself must catch drift: each change below is one a careless edit could make.
+#[test]
+fn drift_between_template_and_registry_is_reported() {
+    let template = load();
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = template.clone();
+        f(&mut t);
+        problems(&t).join("\n")
+    };
+    let r = &mut |t: &mut Value| {
+        t["Resources"]["EdgeFunction"]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .remove("KOOGALLERY_FN_QUERY_INSTANCE");
+    };
+    assert!(broken(r).contains("KOOGALLERY_FN_QUERY_INSTANCE"));
+    let r = &mut |t: &mut Value| {
+        t["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ChangeInstanceCheckFunction");
+    };
+    assert!(broken(r).contains("change-instance-check has no ChangeInstanceCheckFunction"));
+    let r = &mut |t: &mut Value| {
+        t["Resources"]["ChangeInstanceCheckRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect":"Allow","Action":"dynamodb:DeleteItem","Resource":"x"}));
+    };
+    assert!(broken(r).contains("dynamodb:DeleteItem"));
+    let r = &mut |t: &mut Value| {
+        t["Resources"]["NewInstanceFunction"]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .remove("KOOGALLERY_QUEUE_URL");
+    };
+    assert!(broken(r).contains("NewInstanceFunction: KOOGALLERY_QUEUE_URL"));
+    let r = &mut |t: &mut Value| {
+        t["Resources"]["ExtraFunction"] = json!({"Type": "AWS::Serverless::Function"});
+    };
+    assert!(broken(r).contains("ExtraFunction is in the template"));
+}
