@@ -5,7 +5,21 @@ use koogallery::config::Config;
 use koogallery_local::{LocalSettings, init_tracing, start};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A bad setting names its variable: say it plainly, not as a Debug dump.
+            eprintln!(
+                "koogallery-local: {}",
+                koogallery::callbacks::error_chain(e.as_ref())
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing()?;
     let config = Config::from_env()?;
     if config.secrets.dev_keys {
