@@ -1,9 +1,8 @@
 //! The local host: the same edge, callbacks and worker as on AWS, in one process on the embedded,
 //! file-backed store and queue. `make run` starts it; the end-to-end tests start it in-process.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use async_trait::async_trait;
 use axum::{
     Router,
     body::Bytes,
@@ -18,105 +17,12 @@ use koogallery::{
     callbacks::{InProcessDispatcher, Resources},
     clock::{Clock, SystemClock},
     config::{Config, ConfigError},
-    jobs::{
-        Job, JobQueue, QueueError,
-        consume::{QueueMessage, Receive, Settle},
-    },
+    jobs::JobQueue,
     protocol::Reply,
 };
-use koogallery_embedded::{EmbeddedQueue, EmbeddedStore};
+use koogallery_embedded::{EmbeddedConsumer, EmbeddedQueue, EmbeddedStore};
 use provision_worker::Worker;
-use tokio::sync::{Notify, watch};
-
-/// The embedded queue as the local host uses it: enqueues wake the worker at once, and the worker
-/// receives and settles through the same [`Settle`] port as SQS. redb commits fsync, so every call
-/// runs off the async threads.
-#[derive(Clone)]
-pub struct EmbeddedJobs {
-    pub queue: EmbeddedQueue,
-    wake: Arc<Notify>,
-    clock: Arc<dyn Clock>,
-}
-
-/// How long an idle worker waits before looking again (a retry falling due wakes nobody).
-const IDLE_POLL: Duration = Duration::from_millis(500);
-
-fn message_id(m: &QueueMessage) -> Result<u64, QueueError> {
-    m.receipt
-        .parse()
-        .map_err(|_| QueueError(format!("not an embedded queue receipt: {}", m.receipt)))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, QueueError> + Send + 'static,
-) -> Result<T, QueueError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(QueueError(format!("queue task failed: {e}"))))
-}
-
-#[async_trait]
-impl JobQueue for EmbeddedJobs {
-    async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
-        self.queue.enqueue(job).await?;
-        self.wake.notify_one();
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Settle for EmbeddedJobs {
-    async fn ack(&self, m: &QueueMessage) -> Result<(), QueueError> {
-        let (q, id) = (self.queue.clone(), message_id(m)?);
-        blocking(move || q.ack(id)).await
-    }
-
-    async fn retry_after(&self, m: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
-        let (q, id, now) = (self.queue.clone(), message_id(m)?, self.clock.now());
-        blocking(move || q.retry_later(id, now, delay)).await
-    }
-
-    async fn dead_letter(&self, m: &QueueMessage, reason: &str) -> Result<(), QueueError> {
-        let (q, id, now, reason) = (
-            self.queue.clone(),
-            message_id(m)?,
-            self.clock.now(),
-            reason.to_owned(),
-        );
-        blocking(move || q.dead_letter(id, &reason, now)).await
-    }
-}
-
-#[async_trait]
-impl Receive for EmbeddedJobs {
-    async fn receive(
-        &self,
-        _max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<QueueMessage>, QueueError> {
-        let (q, now) = (self.queue.clone(), self.clock.now());
-        match blocking(move || q.receive(now, visibility)).await? {
-            Some(d) => {
-                let body = serde_json::to_string(&d.job)
-                    .map_err(|e| QueueError(format!("cannot encode job: {e}")))?;
-                Ok(vec![QueueMessage::new(
-                    format!("embedded-{}", d.id),
-                    d.id.to_string(),
-                    body,
-                    Some(&d.attempt.to_string()),
-                )])
-            }
-            None => {
-                // Sleep until woken by an enqueue, or a retry falls due.
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                }
-                Ok(Vec::new())
-            }
-        }
-    }
-}
+use tokio::sync::watch;
 
 /// Local-only settings: where to listen and where the data lives.
 #[derive(Debug, Clone)]
@@ -217,11 +123,7 @@ pub async fn start_with(
     );
     let queue = store.queue();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let jobs = Arc::new(EmbeddedJobs {
-        queue: queue.clone(),
-        wake: Arc::new(Notify::new()),
-        clock: clock.clone(),
-    });
+    let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
     let max_body_bytes = config.settings.edge.max_body_bytes;
     let (worker, edge) = assemble(store.clone(), jobs.clone(), clock, &config, provisioner)?;
     let (addr, stop, stopped, server) = serve(edge, &settings, max_body_bytes).await?;

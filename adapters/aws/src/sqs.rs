@@ -220,6 +220,13 @@ impl Settle for SqsConsumer {
     }
 }
 
+#[async_trait]
+impl JobQueue for SqsConsumer {
+    async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
+        self.queue.enqueue(job).await
+    }
+}
+
 /// How long one poll waits for a message.
 const POLL_WAIT: Duration = Duration::from_secs(1);
 

@@ -231,3 +231,21 @@ async fn an_unknown_queue_is_an_error_with_context() {
     let err = queue.send_raw(&bogus, "{}").await.unwrap_err();
     assert!(err.0.contains("SendMessage"), "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn sqs_passes_the_job_consumer_contract() {
+    let (queue, dlq) = queues(5).await;
+    let consumer = koogallery_aws::SqsConsumer {
+        queue,
+        dlq_url: dlq.queue_url().to_owned(),
+        delete_on_ack: true,
+    };
+    koogallery::testing::contract::job_consumer_contract(&consumer).await;
+    // The dead letter kept its body, unchanged.
+    let dead = next(&dlq, LONG).await;
+    assert!(
+        matches!(job_of(&dead), Ok(Job::Notify { seq: 7, .. })),
+        "{dead:?}"
+    );
+}

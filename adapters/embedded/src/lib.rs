@@ -25,6 +25,7 @@
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
 
+mod consumer;
 mod queue;
 mod store;
 
@@ -34,6 +35,7 @@ use chrono::{DateTime, Utc};
 use koogallery::{StoreError, jobs::QueueError};
 use redb::{Database, TableDefinition};
 
+pub use consumer::EmbeddedConsumer;
 pub use queue::{DeadLetter, Delivery, EmbeddedQueue, QueueDepth};
 
 pub(crate) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");

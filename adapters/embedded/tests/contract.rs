@@ -31,3 +31,13 @@ async fn embedded_store_passes_the_nonce_store_contract() {
     let (_dir, store) = fresh();
     nonce_store_contract(store).await;
 }
+
+#[tokio::test]
+async fn embedded_queue_passes_the_job_consumer_contract() {
+    let (_dir, store) = fresh();
+    let consumer = koogallery_embedded::EmbeddedConsumer::new(
+        store.queue(),
+        std::sync::Arc::new(koogallery::clock::SystemClock),
+    );
+    koogallery::testing::contract::job_consumer_contract(&consumer).await;
+}

@@ -13,7 +13,10 @@ use koogallery::{
     clock::Clock,
     config::EdgeSettings,
     protocol::{Reply, time::parse_request_timestamp, v2_basic::test_flag_of},
-    security::{KeyRing, body_sign_header, replay::NonceStore, verify_basic},
+    security::{
+        CanonicalError, KeyRing, body_sign_header, parse_body, replay::NonceStore,
+        verify_basic_parsed,
+    },
 };
 use serde_json::Value;
 
@@ -197,9 +200,18 @@ impl Edge {
                 self.window_ms / 1000
             )));
         }
+        // One parse serves the canonical payload and, once the signature matched, the dispatch.
         // The signature covers the exact timestamp string received, not its parsed value.
-        let matched = verify_basic(&self.keys, &nonce, &ts_raw, &signature, body)
-            .map_err(|e| auth(&format!("signature verification failed: {e}")))?;
+        let parsed = parse_body(body);
+        let matched = verify_basic_parsed(
+            &self.keys,
+            &nonce,
+            &ts_raw,
+            &signature,
+            body,
+            parsed.as_ref().ok(),
+        )
+        .map_err(|e| auth(&format!("signature verification failed: {e}")))?;
         if matched.previous_key {
             tracing::warn!("request signed with the previous basic key; finish the key rotation");
         }
@@ -219,11 +231,15 @@ impl Edge {
             }
         }
 
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| invalid(format!("body is not valid JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(invalid("body must be a JSON object".into()));
-        }
+        let value = match parsed {
+            Ok(map) => Value::Object(map),
+            Err(CanonicalError::InvalidJson(e)) => {
+                return Err(invalid(format!("body is not valid JSON: {e}")));
+            }
+            Err(CanonicalError::NotAnObject) => {
+                return Err(invalid("body must be a JSON object".into()));
+            }
+        };
         let callback = match value.get("activity") {
             None | Some(Value::Null) => return Err(invalid("activity is missing".into())),
             Some(Value::String(s)) => registry::by_activity(s.trim())

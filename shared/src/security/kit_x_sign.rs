@@ -2,7 +2,10 @@
 
 use hmac::Mac;
 
-use super::{HmacSha256, KeyRing, Matched, SignatureError, hmac_sha256, v2_basic::verify_hex};
+use super::{
+    HmacSha256, KeyRing, Matched, SignatureError, canonical_payload, hmac_sha256,
+    v2_basic::verify_hex,
+};
 
 /// MAC state of a V2 Kit `x-sign` (§3.2): no inner HMAC.
 fn kit_mac(kit_key: &str, nonce: &str, timestamp: &str, payload: &[u8]) -> HmacSha256 {
@@ -35,7 +38,8 @@ pub fn verify_kit(
     signature: &str,
     raw_body: &[u8],
 ) -> Result<Matched, SignatureError> {
-    verify_hex(keys, signature, raw_body, |key, payload| {
+    let canonical = canonical_payload(raw_body).ok();
+    verify_hex(keys, signature, raw_body, canonical, |key, payload| {
         kit_mac(key, nonce, timestamp, payload)
     })
 }

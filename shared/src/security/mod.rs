@@ -34,7 +34,8 @@ pub use body_sign::{body_sign_header, verify_body_sign};
 pub use kit_x_sign::{kit_signature, verify_kit};
 pub use v1_auth_token::{v1_auth_token, verify_v1_auth_token};
 pub use v2_basic::{
-    CanonicalError, basic_signature, canonical_payload, canonical_payload_of, verify_basic,
+    CanonicalError, basic_signature, canonical_payload, canonical_payload_of, parse_body,
+    verify_basic, verify_basic_parsed,
 };
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;

@@ -27,10 +27,19 @@ pub enum CanonicalError {
 /// # Errors
 /// [`CanonicalError`] if the body is not JSON or not a JSON object.
 pub fn canonical_payload(body: &[u8]) -> Result<String, CanonicalError> {
+    parse_body(body).map(|map| canonical_payload_of(&map))
+}
+
+/// The request body as a JSON object, parsed once: the canonical payload is built from it, and the
+/// edge dispatches it after the signature matched (nothing acts on it before).
+///
+/// # Errors
+/// [`CanonicalError`] if the body is not JSON or not a JSON object.
+pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, CanonicalError> {
     // Jackson skips a UTF-8 byte-order mark; serde_json does not.
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     match serde_json::from_slice(body).map_err(CanonicalError::InvalidJson)? {
-        Value::Object(map) => Ok(canonical_payload_of(&map)),
+        Value::Object(map) => Ok(map),
         _ => Err(CanonicalError::NotAnObject),
     }
 }
@@ -40,12 +49,26 @@ pub fn canonical_payload(body: &[u8]) -> Result<String, CanonicalError> {
 pub fn canonical_payload_of(map: &Map<String, Value>) -> String {
     let mut entries: Vec<(&String, &Value)> = map.iter().filter(|(_, v)| !v.is_null()).collect();
     entries.sort_by(|(a, _), (b, _)| java_cmp(a, b));
-    let sorted: Map<String, Value> = entries
-        .into_iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    // `Display` of a `Value` is compact JSON; `preserve_order` keeps the order built above.
-    Value::Object(sorted).to_string()
+    // Written straight out, compact as `Value`'s `Display` is (same escaping, nested values in
+    // received order thanks to `preserve_order`), without cloning the map.
+    let mut out = Vec::with_capacity(64 * entries.len().max(1));
+    out.push(b'{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(&mut out, key);
+        out.push(b':');
+        write_json(&mut out, value);
+    }
+    out.push(b'}');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing JSON values and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// MAC state of a V2 basic signature (§3.1), ready to finalise or verify.
@@ -89,7 +112,25 @@ pub fn verify_basic(
     signature: &str,
     raw_body: &[u8],
 ) -> Result<Matched, SignatureError> {
-    verify_hex(keys, signature, raw_body, |key, payload| {
+    let parsed = parse_body(raw_body).ok();
+    verify_basic_parsed(keys, nonce, timestamp, signature, raw_body, parsed.as_ref())
+}
+
+/// [`verify_basic`] with the body already parsed by [`parse_body`] (`None` when it is not a JSON
+/// object): the edge parses once for the signature and for dispatch.
+///
+/// # Errors
+/// As [`verify_basic`].
+pub fn verify_basic_parsed(
+    keys: &KeyRing,
+    nonce: &str,
+    timestamp: &str,
+    signature: &str,
+    raw_body: &[u8],
+    parsed: Option<&Map<String, Value>>,
+) -> Result<Matched, SignatureError> {
+    let canonical = parsed.map(canonical_payload_of);
+    verify_hex(keys, signature, raw_body, canonical, |key, payload| {
         basic_mac(key, nonce, timestamp, payload)
     })
 }
@@ -99,6 +140,7 @@ pub(super) fn verify_hex(
     keys: &KeyRing,
     signature: &str,
     raw_body: &[u8],
+    canonical: Option<String>,
     mac: impl Fn(&str, &[u8]) -> HmacSha256,
 ) -> Result<Matched, SignatureError> {
     let signature = signature.trim();
@@ -109,7 +151,7 @@ pub(super) fn verify_hex(
     let tag = hex::decode(signature).map_err(|_| SignatureError::Malformed)?;
 
     let mut candidates: Vec<(PayloadForm, Cow<'_, [u8]>)> = Vec::with_capacity(2);
-    if let Ok(canonical) = canonical_payload(raw_body) {
+    if let Some(canonical) = canonical {
         candidates.push((PayloadForm::Canonical, Cow::Owned(canonical.into_bytes())));
     }
     if candidates.iter().all(|(_, p)| p.as_ref() != raw_body) {

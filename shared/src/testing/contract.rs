@@ -1,4 +1,5 @@
-//! Port contract tests: every store and nonce adapter must pass these (memory, embedded, DynamoDB).
+//! Port contract tests: every store and nonce adapter must pass these (memory, embedded, DynamoDB),
+//! and every job queue's consumer side (embedded, SQS).
 //! Call them from an adapter's own test with a fresh, empty store. IDs are unique per call so a shared
 //! emulator can be reused.
 
@@ -8,6 +9,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     instance::{AccessInfo, CreateOutcome, Instance, InstanceState, InstanceStore, Outcome},
+    jobs::{
+        Job, JobQueue,
+        consume::{QueueMessage, Receive},
+    },
     security::replay::NonceStore,
     storage::StoreError,
 };
@@ -158,6 +163,80 @@ pub async fn nonce_store_contract(store: Arc<dyn NonceStore>) {
             .await
             .unwrap(),
         "expired nonces may recur"
+    );
+}
+
+/// Receives until `id` (or, with `None`, the first message carrying `job`) arrives, settling
+/// nothing else; `None` when it does not come within `tries` receives.
+async fn receive_job<Q: Receive + ?Sized>(
+    queue: &Q,
+    job: &Job,
+    visibility: std::time::Duration,
+    tries: usize,
+) -> Option<QueueMessage> {
+    for _ in 0..tries {
+        let got = queue.receive(10, visibility).await.expect("receive");
+        if let Some(m) = got
+            .into_iter()
+            .find(|m| serde_json::from_str::<Job>(&m.body).ok().as_ref() == Some(job))
+        {
+            return Some(m);
+        }
+    }
+    None
+}
+
+/// The consumer side of a job queue, on a fresh queue: an enqueued job is received with receive
+/// count 1 and its body as sent; a retry brings the same message back with the count raised; an ack
+/// and a dead letter each remove it for good.
+pub async fn job_consumer_contract<Q: JobQueue + Receive>(queue: &Q) {
+    use std::time::Duration;
+    let short = Duration::from_secs(1);
+    let job = Job::Provision {
+        instance_id: unique("job"),
+    };
+    queue.enqueue(&job).await.expect("enqueue");
+    let first = receive_job(queue, &job, short, 20)
+        .await
+        .expect("an enqueued job is received");
+    assert_eq!(first.attempt, 1, "first delivery");
+    assert_eq!(
+        first.body,
+        serde_json::to_string(&job).unwrap(),
+        "the body as sent"
+    );
+    queue
+        .retry_after(&first, Duration::ZERO)
+        .await
+        .expect("retry");
+    let second = receive_job(queue, &job, short, 20)
+        .await
+        .expect("a retried job comes back");
+    assert_eq!(second.message_id, first.message_id, "the same message");
+    assert_eq!(second.attempt, 2, "its receive count raised");
+    queue.ack(&second).await.expect("ack");
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+    assert!(
+        receive_job(queue, &job, short, 2).await.is_none(),
+        "an acked job never returns"
+    );
+
+    let doomed = Job::Notify {
+        instance_id: unique("job"),
+        seq: 7,
+    };
+    queue.enqueue(&doomed).await.expect("enqueue");
+    let m = receive_job(queue, &doomed, short, 20)
+        .await
+        .expect("received");
+    queue
+        .dead_letter(&m, "contract: gave up")
+        .await
+        .expect("dead letter");
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+    assert!(
+        receive_job(queue, &doomed, short, 2).await.is_none(),
+        "a dead-lettered job leaves the queue"
     );
 }
 
