@@ -17,10 +17,15 @@ pub use lambda_runtime::Error;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-/// JSON log lines without colour or timestamps (Lambda stamps each line), one per event.
-pub fn init_tracing() {
+/// JSON log lines without colour or timestamps (Lambda stamps each line), one per event. On Lambda
+/// the log format is always JSON; a `RUST_LOG` that does not parse stops start-up, named.
+pub fn init_tracing() -> Result<(), ConfigError> {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match Env::process().get("RUST_LOG") {
+        None => EnvFilter::new("info"),
+        Some(directives) => EnvFilter::try_new(&directives)
+            .map_err(|e| ConfigError::invalid("RUST_LOG", e.to_string()))?,
+    };
     let _ = fmt()
         .json()
         .with_env_filter(filter)
@@ -28,6 +33,7 @@ pub fn init_tracing() {
         .with_ansi(false)
         .without_time()
         .try_init();
+    Ok(())
 }
 
 /// A variable the SAM template sets; its absence is a deployment error, named.

@@ -204,3 +204,17 @@ async fn signature_over_the_raw_body_is_accepted_for_nested_bodies() {
     let q = format!("signature={sig}&timestamp={}&nonce=raw-1", b.now_ms());
     assert_eq!(b.call(&q, body).await.result_code, ResultCode::Success);
 }
+
+/// Jackson, which KooGallery signs with, skips a UTF-8 byte-order mark (Decision 1), so the
+/// signature is over the body without it. Since the edge parses once for the signature and the
+/// dispatch, such a body is served as KooGallery meant it; before, it was verified and then
+/// refused as "not valid JSON".
+#[tokio::test]
+async fn a_body_with_a_byte_order_mark_is_verified_and_served() {
+    let b = bed();
+    let body = [b"\xEF\xBB\xBF".as_slice(), BODY].concat();
+    let q = signed_query(KEY, &body, b.now_ms(), "bom-1");
+    let r = b.call(&q, &body).await;
+    assert_eq!(r.result_code, ResultCode::Success, "{}", r.result_msg);
+    assert_eq!(b.calls(), 1);
+}

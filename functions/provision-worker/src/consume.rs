@@ -72,7 +72,7 @@ async fn dead_letter(settle: &dyn Settle, m: &QueueMessage, reason: &str) -> Opt
     match settle.dead_letter(m, reason).await {
         Ok(()) => None,
         Err(e) => {
-            tracing::error!(error = %e, "DLQ unreachable; leaving the job for the redrive policy");
+            tracing::error!(error = %e, "could not dead-letter the job (sending it or removing it failed); leaving it for the redrive policy");
             Some(m.message_id.clone())
         }
     }

@@ -374,7 +374,8 @@ fn claim(
     }
     i.provisioning.claim = Some(Claim {
         token: token.to_owned(),
-        until: now + lease,
+        // Total even at the edge of time: a claim never overflows into a panic.
+        until: now.checked_add_signed(lease).unwrap_or(now),
     });
     i.provisioning.attempts += 1;
     let attempt = i.provisioning.attempts;

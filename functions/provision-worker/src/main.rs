@@ -4,6 +4,6 @@ use koogallery_lambda::{Error, init_tracing, load};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
+    init_tracing()?;
     provision_worker::lambda::run(load(provision_worker::lambda::LOAD).await?).await
 }

@@ -3,6 +3,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), koogallery_lambda::Error> {
-    koogallery_lambda::init_tracing();
+    koogallery_lambda::init_tracing()?;
     koogallery_lambda::serve_callback("refresh-instance").await
 }

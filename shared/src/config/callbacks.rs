@@ -26,7 +26,9 @@ impl Default for CallbackSettings {
 
 impl CallbackSettings {
     /// `KOOGALLERY_CREDENTIAL_ENCRYPTION` (`none`, `aes256`, `aes128`); debug records borrow the static
-    /// provisioner's `KOOGALLERY_FRONTEND_URL` so a debug answer looks like a real one.
+    /// provisioner's `KOOGALLERY_FRONTEND_URL` where the process has it (the local host), so a debug
+    /// answer looks like a real one. The template does not give it to the newInstance function, which
+    /// then uses the default template.
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let credential_encryption = match env.choice(
             "KOOGALLERY_CREDENTIAL_ENCRYPTION",

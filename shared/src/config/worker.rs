@@ -52,8 +52,9 @@ impl WorkerSettings {
         })
     }
 
-    /// The claim lease as a time span (the settings keep it as a `Duration`).
+    /// The claim lease as a time span (the settings keep it as a `Duration`). `claim_duration` is a
+    /// fixed two minutes, which always converts; the cap only keeps the conversion total.
     pub fn claim_lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.claim_duration).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(self.claim_duration).unwrap_or(chrono::Duration::days(1))
     }
 }

@@ -6,7 +6,9 @@
 //! idempotency key), `seq` (the instance history position the event reports: `provision` carries
 //! the creation's, 0; a lifecycle notice its own), `state` (the instance's state as a result of
 //! this event, not its state when sent), `expireTime` and `order` when known, and `detail` for the
-//! events that carry more (refreshed, upgraded, released). Times are RFC 3339 UTC.
+//! events that carry more (refreshed, upgraded, released). The top-level `expireTime` and `order`
+//! are the instance's as known when the event is sent; `detail` holds what the event itself set
+//! (a refresh's own expiry, an upgrade's own order). Times are RFC 3339 UTC.
 
 use chrono::{DateTime, Utc};
 use koogallery::{
