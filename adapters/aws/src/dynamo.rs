@@ -530,13 +530,13 @@ impl InstanceStore for DynamoStore {
                     return self.existing(instance, existing_id).await;
                 }
                 CreateCancel::InstanceIdTaken => {
-                    // A businessId reused across orders: refuse rather than overwrite another order's instance.
+                    // A businessId reused across orders: never overwrite another order's instance.
                     tracing::warn!(
                         instance_id = %id,
                         order_id = %instance.order_id,
                         "instance ID already taken by another order line"
                     );
-                    return Err(StoreError::Conflict);
+                    return Ok(CreateOutcome::InstanceIdTaken);
                 }
                 CreateCancel::Contended if attempt < MAX_CONTENDED_RETRIES => {
                     attempt += 1;

@@ -79,8 +79,8 @@ fn create(
             return Ok(CreateOutcome::Existing(Box::new(existing)));
         }
         if instances.get(id)?.is_some() {
-            // A businessId reused across orders: refuse rather than overwrite another order's instance.
-            return Err(Fault::Conflict);
+            // A businessId reused across orders: never overwrite another order's instance.
+            return Ok(CreateOutcome::InstanceIdTaken);
         }
         let mut stored = instance.clone();
         stored.version = 1;

@@ -50,6 +50,11 @@ impl Callback for ChangeInstanceCheck {
         );
         Ok(Reply::success())
     }
+
+    /// Decisions §7: a debug check reads nothing and allows the change.
+    async fn handle_debug(&self, _req: ChangeInstanceCheckRequest) -> Reply {
+        Reply::success()
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use crate::{
 };
 
 pub mod change_instance_check;
+mod debug;
 pub mod new_instance;
 pub mod query_instance;
 pub mod refresh_instance;
@@ -99,7 +100,12 @@ pub trait Callback: Send + Sync + Sized + 'static {
     /// Takes from the process's resources only what this callback uses.
     fn from_resources(resources: &Resources) -> Result<Self, ConfigError>;
 
+    /// A real call.
     async fn handle(&self, request: Self::Request) -> Result<Reply, CallbackError>;
+
+    /// A debug call (`testFlag=1`, Decisions §7): always `000000` with stable, plausible data, on
+    /// debug records only ([`debug`]).
+    async fn handle_debug(&self, request: Self::Request) -> Reply;
 }
 
 /// Runs one callback on a verified body: parse and validate (`000002` on failure), handle, and turn
@@ -109,6 +115,9 @@ pub(crate) async fn serve<C: Callback>(name: &'static str, callback: &C, body: &
         Ok(r) => r,
         Err(msg) => return Reply::new(ResultCode::InvalidParameter, msg),
     };
+    if request.is_test() {
+        return callback.handle_debug(request).await;
+    }
     match callback.handle(request).await {
         Ok(reply) => reply,
         Err(e) => {
@@ -187,6 +196,21 @@ impl InstanceChanger {
         let (instance, _) = mutate(self.store.as_ref(), instance_id, |i| change(i, now)).await?;
         flush_notices(self.queue.as_ref(), &instance).await?;
         Ok(Reply::success())
+    }
+
+    /// The debug twin of [`Self::change`] (Decisions §7): applies `change` to the debug record of
+    /// `instance_id`, if there is one and the change applies, and answers `000000` whatever happened.
+    /// Debug records queue no notices, so nothing leaves the table.
+    pub(crate) async fn change_debug<F>(&self, instance_id: &str, mut change: F) -> Reply
+    where
+        F: FnMut(&mut Instance, DateTime<Utc>) -> Result<Outcome, DomainError> + Send,
+    {
+        let now = self.clock.now();
+        let record = debug::record_id(instance_id);
+        if let Err(e) = mutate(self.store.as_ref(), &record, |i| change(i, now)).await {
+            tracing::debug!(instance_id, error = %e, "debug call changed nothing");
+        }
+        Reply::success()
     }
 }
 

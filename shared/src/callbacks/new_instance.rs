@@ -1,19 +1,24 @@
 //! `newInstance` (spec callbacks §6.1): record the order line, enqueue provisioning, answer at once.
 //!
-//! Idempotent per (`orderId`, `orderLineId`): the instanceId is the first call's `businessId`
-//! (Decisions §6); every repeat, concurrent ones included, gets that same ID and no second provisioning.
+//! Idempotent per (`orderId`, `orderLineId`): the instanceId is the first call's `businessId`, or
+//! one derived from the order line when that `businessId` already names another order line's
+//! instance (Decisions §6); every repeat, concurrent ones included, gets that same ID and no second
+//! provisioning. Debug calls (Decisions §7) work on debug records only.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Callback, CallbackError, Resources};
+use chrono::{DateTime, Utc};
+
+use super::{Callback, CallbackError, Resources, debug};
 use crate::{
     ResultCode,
     clock::Clock,
     config::ConfigError,
     instance::{
-        AccessInfo, CreateOutcome, Instance, InstanceState, InstanceStore, Outcome, mutate,
+        CreateOutcome, DomainError, EventKind, Instance, InstanceState, InstanceStore, Outcome,
+        mutate,
     },
     jobs::{Job, JobQueue},
     protocol::{Reply, v2_basic::NewInstanceRequest},
@@ -42,60 +47,116 @@ impl Callback for NewInstance {
 
     async fn handle(&self, req: NewInstanceRequest) -> Result<Reply, CallbackError> {
         let now = self.clock.now();
-        let (mut instance, created) = Instance::new_provisioning(
-            &req.order_id,
-            &req.order_line_id,
-            &req.business_id,
-            req.test_flag,
-            now,
-        );
-        let mut events = vec![created];
-        if req.test_flag {
-            // Decisions §7: a debug call gets a stable instanceId and plausible appInfo, and nothing is
-            // created outside the table, so the record is complete at once and no job is queued.
-            if let Outcome::Changed(ev) =
-                instance.activate(self.debug_access(&instance.instance_id), now)?
-            {
-                events.push(ev);
-            }
-        }
-        let instance = match self
-            .store
-            .create_for_order_line(&instance, &events)
-            .await
-            .map_err(crate::instance::DomainError::from)?
+        let (instance, created) = self
+            .create(
+                &req.order_id,
+                &req.order_line_id,
+                &req.business_id,
+                false,
+                now,
+            )
+            .await?;
+        if created
+            || (instance.state == InstanceState::Provisioning && !instance.provisioning.enqueued)
         {
-            CreateOutcome::Created => {
-                if !instance.test {
-                    self.enqueue_provisioning(&instance.instance_id).await?;
+            // A repeat whose first call could not enqueue (queue outage) enqueues now. Two such
+            // repeats may both enqueue; the worker's claim lets only one delivery provision.
+            self.enqueue_provisioning(&instance.instance_id).await?;
+        }
+        Ok(reply_for(&instance))
+    }
+
+    /// Decisions §7: a stable instanceId and plausible appInfo at once, on a debug record that owns
+    /// nothing outside the table; no job is queued. A replay of a case whose debug instance was
+    /// released restarts it, so the probes' whole sequence passes every day.
+    async fn handle_debug(&self, req: NewInstanceRequest) -> Reply {
+        let now = self.clock.now();
+        let order_id = debug::record_id(&req.order_id);
+        let order_line_id = debug::record_id(&req.order_line_id);
+        let instance_id = match self
+            .create(&order_id, &order_line_id, &req.business_id, true, now)
+            .await
+        {
+            Ok((instance, _)) if instance.state == InstanceState::Released => {
+                let restarted = mutate(self.store.as_ref(), &instance.instance_id, |i| {
+                    Ok(i.restart_debug(&req.business_id, now))
+                })
+                .await;
+                if let Err(e) = restarted {
+                    tracing::warn!(instance_id = %instance.instance_id, error = %e, "debug record not restarted");
                 }
-                instance
+                instance.instance_id
             }
-            CreateOutcome::Existing(existing) => {
-                // A repeat whose first call could not enqueue (queue outage) enqueues now. Two such
-                // repeats may both enqueue; the worker's claim lets only one delivery provision.
-                if existing.state == InstanceState::Provisioning
-                    && !existing.provisioning.enqueued
-                    && !existing.test
-                {
-                    self.enqueue_provisioning(&existing.instance_id).await?;
-                }
-                if req.test_flag && existing.test && existing.state == InstanceState::Released {
-                    let (restarted, _) = mutate(self.store.as_ref(), &existing.instance_id, |i| {
-                        Ok(i.restart_debug(&req.business_id, now))
-                    })
-                    .await?;
-                    restarted
-                } else {
-                    *existing
-                }
+            Ok((instance, _)) => instance.instance_id,
+            Err(e) => {
+                // Still a success for the debugger: the answer needs no record (Decisions §7).
+                tracing::warn!(error = %e, "debug record not stored");
+                debug::record_id(&req.business_id)
             }
         };
-        Ok(reply_for(&instance))
+        Reply::success().with("instanceId", debug::wire_id(&instance_id))
     }
 }
 
 impl NewInstance {
+    /// Records the order line with a new instance, or finds the instance it already has (`true`
+    /// when this call created it). The instanceId is the first call's `businessId`; if that ID
+    /// already names another order line's instance, one derived from the order line instead
+    /// (Decisions §6), so a reused `businessId` never fails an order. Debug records (`test`) go to
+    /// the debug keyspace and are complete at once.
+    async fn create(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+        business_id: &str,
+        test: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Instance, bool), CallbackError> {
+        let derived = derived_instance_id(order_id, order_line_id);
+        for id in [business_id, derived.as_str()] {
+            let id = if test {
+                debug::record_id(id)
+            } else {
+                id.to_owned()
+            };
+            let (mut instance, mut created) =
+                Instance::new_provisioning(order_id, order_line_id, &id, test, now);
+            // The history keeps the businessId KooGallery sent, whatever ID the instance got.
+            created.kind = EventKind::Created {
+                business_id: business_id.to_owned(),
+            };
+            let mut events = vec![created];
+            if test {
+                let access = debug::access(&self.debug_front_end_url, debug::wire_id(&id));
+                if let Outcome::Changed(ev) = instance.activate(access, now)? {
+                    events.push(ev);
+                }
+            }
+            match self
+                .store
+                .create_for_order_line(&instance, &events)
+                .await
+                .map_err(DomainError::from)?
+            {
+                CreateOutcome::Created => return Ok((instance, true)),
+                CreateOutcome::Existing(existing) => return Ok((*existing, false)),
+                CreateOutcome::InstanceIdTaken => tracing::warn!(
+                    business_id,
+                    order_id,
+                    order_line_id,
+                    instance_id = %id,
+                    "the businessId already names another order line's instance; deriving one (Decisions §6)"
+                ),
+            }
+        }
+        Err(DomainError::Invariant {
+            instance_id: business_id.to_owned(),
+            state: InstanceState::Provisioning,
+            action: "be created: both its businessId and its derived ID are taken",
+        }
+        .into())
+    }
+
     async fn enqueue_provisioning(&self, instance_id: &str) -> Result<(), CallbackError> {
         // On failure the record stays with `enqueued == false` and the answer is a retryable 000005:
         // KooGallery calls again (hourly, for 3 h; callbacks §5) and that repeat enqueues.
@@ -118,19 +179,19 @@ impl NewInstance {
         }
         Ok(())
     }
+}
 
-    /// Plausible access information for a debug record, built like the static provisioner's.
-    fn debug_access(&self, instance_id: &str) -> AccessInfo {
-        AccessInfo {
-            front_end_url: self
-                .debug_front_end_url
-                .replace("{instanceId}", instance_id),
-            admin_url: None,
-            user_name: Some("debug-admin".into()),
-            password: Some("Debug-Only-Not-A-Real-Account-1".into()),
-            memo: Some("debug call (testFlag=1): no resources were created".into()),
-        }
-    }
+/// Decisions §6: the instanceId of an order line whose `businessId` is taken: UUIDv5 of
+/// (`orderId`, `orderLineId`), stable across KooGallery's repeats.
+pub fn derived_instance_id(order_id: &str, order_line_id: &str) -> String {
+    /// This product's UUIDv5 namespace for derived instance IDs (fixed: changing it would change
+    /// the IDs of orders already derived).
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b6f_6f67_616c_6c65_7279_2d69_6e73_7431);
+    uuid::Uuid::new_v5(
+        &NAMESPACE,
+        format!("{order_id}\n{order_line_id}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// `000004` while provisioning, `000000` once ready, the failure's own code after a permanent failure.
@@ -231,7 +292,9 @@ mod tests {
         assert_eq!(r.result_code, ResultCode::Success);
         assert_eq!(r.field::<String>("instanceId").as_deref(), Some("biz-t"));
         assert!(bed.queue.is_empty());
-        let stored = bed.store.get_instance("biz-t").await;
+        // Kept in the debug keyspace (Decisions §7), never where a real instance could be.
+        assert!(bed.store.get_instance_opt("biz-t").await.is_none());
+        let stored = bed.store.get_instance("debug:biz-t").await;
         assert!(stored.test);
         assert_eq!(stored.state, InstanceState::Active);
         let again = bed.call("newInstance", &b).await;
@@ -247,7 +310,7 @@ mod tests {
         let mut b = body("CS5", "biz-d1");
         b["testFlag"] = json!("1");
         bed.call("newInstance", &b).await;
-        crate::instance::mutate(bed.store.as_ref(), "biz-d1", |i| {
+        crate::instance::mutate(bed.store.as_ref(), "debug:biz-d1", |i| {
             Ok(i.release(None, chrono::Utc::now()))
         })
         .await
@@ -258,12 +321,14 @@ mod tests {
         assert_eq!(r.result_code, ResultCode::Success);
         assert_eq!(r.field::<String>("instanceId").as_deref(), Some("biz-d1"));
         assert_eq!(
-            bed.store.get_instance("biz-d1").await.state,
+            bed.store.get_instance("debug:biz-d1").await.state,
             InstanceState::Active
         );
         assert!(bed.queue.is_empty(), "still nothing outside the table");
     }
 
+    /// Decisions §7 (issue 7, defect 6): a debug call naming a real order line neither reads nor
+    /// changes the real record: it gets its own debug instance and a success.
     #[tokio::test]
     async fn a_released_real_instance_is_never_restarted() {
         let bed = TestBed::default_keys();
@@ -275,12 +340,38 @@ mod tests {
         .unwrap();
         let mut b = body("CS6", "biz-r2");
         b["testFlag"] = json!("1");
+        let before = bed.store.get_instance("biz-r1").await;
+        bed.queue.take_all();
         let r = bed.call("newInstance", &b).await;
-        assert_eq!(r.field::<String>("instanceId").as_deref(), Some("biz-r1"));
+        assert_eq!(r.result_code, ResultCode::Success);
         assert_eq!(
-            bed.store.get_instance("biz-r1").await.state,
-            InstanceState::Released
+            r.field::<String>("instanceId").as_deref(),
+            Some("biz-r2"),
+            "the debug call's own instance, not the real one's"
         );
+        assert_eq!(
+            bed.store.get_instance("biz-r1").await,
+            before,
+            "the real record is untouched"
+        );
+        assert!(bed.queue.is_empty());
+    }
+
+    /// Decisions §6 (issue 7, defect 8): a businessId that already names another order line's
+    /// instance gets a derived, stable ID instead of a `000005` for ever.
+    #[tokio::test]
+    async fn a_reused_business_id_gets_a_derived_instance_id() {
+        let bed = TestBed::default_keys();
+        bed.call("newInstance", &body("CS7", "biz-same")).await;
+        let r = bed.call("newInstance", &body("CS8", "biz-same")).await;
+        assert_eq!(r.result_code, ResultCode::Processing, "{}", r.result_msg);
+        let derived = derived_instance_id("CS8", "CS8-000001");
+        assert_eq!(r.field::<String>("instanceId"), Some(derived.clone()));
+        let again = bed.call("newInstance", &body("CS8", "biz-other")).await;
+        assert_eq!(again.field::<String>("instanceId"), Some(derived.clone()));
+        assert_eq!(bed.store.get_instance("biz-same").await.order_id, "CS7");
+        assert_eq!(bed.store.get_instance(&derived).await.order_id, "CS8");
+        assert_eq!(bed.queue.take_all().len(), 2, "each order provisions once");
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Callback, CallbackError, Resources};
+use super::{Callback, CallbackError, Resources, debug};
 use crate::{
     ResultCode,
     config::ConfigError,
@@ -28,6 +28,8 @@ pub struct QueryInstance {
     store: Arc<dyn InstanceStore>,
     /// Set when credentials are sent encrypted (Decisions §4): the kind, and the basic key.
     cipher: Option<(EncryptType, SecretKey)>,
+    /// `frontEndUrl` template of the plausible appInfo debug calls get (Decisions §7).
+    debug_front_end_url: String,
 }
 
 #[async_trait]
@@ -42,6 +44,7 @@ impl Callback for QueryInstance {
         Ok(Self {
             store: r.store.clone(),
             cipher,
+            debug_front_end_url: r.settings.debug_front_end_url.clone(),
         })
     }
 
@@ -70,6 +73,39 @@ impl Callback for QueryInstance {
             reply = reply.with("encryptType", kind.wire());
         }
         Ok(reply.with("info", info))
+    }
+
+    /// Decisions §7: `000000` with appInfo for every requested ID: the debug record's when there is
+    /// one (whatever its state), plausible values otherwise. Real records are never read.
+    async fn handle_debug(&self, req: QueryInstanceRequest) -> Reply {
+        let ids = req.instance_ids();
+        let record_ids: Vec<String> = ids.iter().map(|id| debug::record_id(id)).collect();
+        let refs: Vec<&str> = record_ids.iter().map(String::as_str).collect();
+        let found = self.store.get_many(&refs).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "debug records unreadable; answering plausible appInfo");
+            Vec::new()
+        });
+        let info: Vec<InstanceInfo> = ids
+            .iter()
+            .zip(&record_ids)
+            .map(|(id, record_id)| {
+                let access = found
+                    .iter()
+                    .find(|i| &i.instance_id == record_id)
+                    .and_then(|i| i.access.clone())
+                    .unwrap_or_else(|| debug::access(&self.debug_front_end_url, id));
+                InstanceInfo {
+                    instance_id: (*id).to_owned(),
+                    app_info: self.present(&access).ok(),
+                    usage_info: None,
+                }
+            })
+            .collect();
+        let mut reply = Reply::success();
+        if let Some((kind, _)) = &self.cipher {
+            reply = reply.with("encryptType", kind.wire());
+        }
+        reply.with("info", info)
     }
 }
 

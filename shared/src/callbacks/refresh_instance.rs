@@ -44,6 +44,27 @@ impl Callback for RefreshInstance {
             })
             .await
     }
+
+    /// Decisions §7: sets the debug record's expiry, if there is one; never a real one's. Always
+    /// `000000`.
+    async fn handle_debug(&self, req: RefreshInstanceRequest) -> Reply {
+        // The request was validated: its expireTime parses.
+        let Some(expire_time) = parse_compact(req.expire_time.trim()) else {
+            return Reply::success();
+        };
+        let scene = domain_scene(req.scene);
+        self.0
+            .change_debug(&req.instance_id, |i, now| {
+                i.refresh(
+                    scene,
+                    &req.order_id,
+                    req.product_id.clone(),
+                    expire_time,
+                    now,
+                )
+            })
+            .await
+    }
 }
 
 /// The wire's scene as the domain knows it.

@@ -26,6 +26,15 @@ impl Callback for ReleaseInstance {
             })
             .await
     }
+
+    /// Decisions §7: releases the debug record, if any; never a real one. Always `000000`.
+    async fn handle_debug(&self, req: ReleaseInstanceRequest) -> Reply {
+        self.0
+            .change_debug(&req.instance_id, |i, now| {
+                Ok(i.release(req.order_id.clone(), now))
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

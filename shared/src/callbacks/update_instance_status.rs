@@ -30,6 +30,16 @@ impl Callback for UpdateInstanceStatus {
             })
             .await
     }
+
+    /// Decisions §7: freezes or unfreezes the debug record, if any; never a real one. Always `000000`.
+    async fn handle_debug(&self, req: UpdateInstanceStatusRequest) -> Reply {
+        self.0
+            .change_debug(&req.instance_id, |i, now| match req.status {
+                StatusAction::Freeze => i.freeze(now),
+                StatusAction::Unfreeze => i.unfreeze(now),
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

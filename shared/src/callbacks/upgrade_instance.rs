@@ -27,6 +27,15 @@ impl Callback for UpgradeInstance {
             })
             .await
     }
+
+    /// Decisions §7: records the upgrade on the debug record, if any; never a real one. Always `000000`.
+    async fn handle_debug(&self, req: UpgradeInstanceRequest) -> Reply {
+        self.0
+            .change_debug(&req.instance_id, |i, now| {
+                i.upgrade(&req.order_id, &req.order_line_id, now)
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -13,13 +13,16 @@ pub enum CreateOutcome {
     Created,
     /// The order line was already recorded; here is its instance, whatever this call's `businessId`.
     Existing(Box<Instance>),
+    /// The instance ID is already another order line's (a `businessId` reused): nothing was
+    /// written. Decisions §6: the caller derives another ID rather than failing the order.
+    InstanceIdTaken,
 }
 
 /// Instances, their order-line idempotency records and their event history.
 #[async_trait]
 pub trait InstanceStore: Send + Sync {
     /// Atomically records the order line and creates the instance with its first events, unless the
-    /// order line exists already (then nothing is written). Exactly one of any number of concurrent callers gets `Created`.
+    /// order line exists already or the instance ID is taken (then nothing is written). Exactly one of any number of concurrent callers gets `Created`.
     async fn create_for_order_line(
         &self,
         instance: &Instance,

@@ -46,6 +46,17 @@ pub async fn instance_store_contract(store: Arc<dyn InstanceStore>) {
         other => panic!("duplicate order line created again: {other:?}"),
     }
 
+    // Another order line with the same instance ID: nothing written, the caller is told.
+    let (other, other_ev) =
+        Instance::new_provisioning(&unique("CS"), "L-2", &first_id, false, t0());
+    assert_eq!(
+        store
+            .create_for_order_line(&other, &[other_ev])
+            .await
+            .unwrap(),
+        CreateOutcome::InstanceIdTaken
+    );
+
     let loaded = store
         .get(&first_id)
         .await
@@ -123,6 +134,7 @@ pub async fn concurrent_create_contract(store: Arc<dyn InstanceStore>) {
             match outcome {
                 CreateOutcome::Created => (true, inst.instance_id),
                 CreateOutcome::Existing(e) => (false, e.instance_id),
+                CreateOutcome::InstanceIdTaken => panic!("each caller has its own businessId"),
             }
         }));
     }

@@ -82,8 +82,8 @@ impl InstanceStore for MemoryStore {
             return Ok(CreateOutcome::Existing(Box::new(existing)));
         }
         if t.instances.contains_key(&instance.instance_id) {
-            // A businessId reused across orders: refuse rather than overwrite another order's instance.
-            return Err(StoreError::Conflict);
+            // A businessId reused across orders: never overwrite another order's instance.
+            return Ok(CreateOutcome::InstanceIdTaken);
         }
         let mut stored = instance.clone();
         stored.version = 1;
