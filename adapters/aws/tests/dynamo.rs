@@ -143,7 +143,7 @@ async fn items_follow_the_documented_key_schema() {
 
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
-async fn instance_id_reused_by_another_order_line_conflicts() {
+async fn instance_id_reused_by_another_order_line_is_reported_not_written() {
     let store = store().await;
     let (inst, ev) = new_instance();
     store
@@ -152,9 +152,10 @@ async fn instance_id_reused_by_another_order_line_conflicts() {
         .unwrap();
     let mut other = inst.clone();
     other.order_line_id = format!("{}-000002", inst.order_id);
+    // The caller is told, so that newInstance can derive another ID (Decisions §6).
     assert!(matches!(
         store.create_for_order_line(&other, &[ev]).await,
-        Err(StoreError::Conflict)
+        Ok(CreateOutcome::InstanceIdTaken)
     ));
     // Nothing of the refused create was written.
     let again = store.create_for_order_line(&inst, &[]).await.unwrap();

@@ -44,8 +44,9 @@ impl Callback for ChangeInstanceCheck {
         }
         tracing::info!(
             instance_id = %req.instance_id,
-            product_id = ?req.product_info.product_id,
-            sku_code = ?req.product_info.sku_code,
+            products = req.product_info.len(),
+            product_id = ?req.product_info.first().and_then(|p| p.product_id.as_deref()),
+            sku_code = ?req.product_info.first().and_then(|p| p.sku_code.as_deref()),
             "renewal change allowed"
         );
         Ok(Reply::success())
@@ -81,9 +82,19 @@ mod tests {
             bed.call("changeInstanceCheck", &body).await.result_code,
             ResultCode::Success
         );
+        // Decisions §11 (revised): an absent productInfo is accepted; one that cannot be a product
+        // is still refused.
         let no_product = json!({"activity":"changeInstanceCheck","instanceId":"i1"});
         assert_eq!(
             bed.call("changeInstanceCheck", &no_product)
+                .await
+                .result_code,
+            ResultCode::Success
+        );
+        let bad_product =
+            json!({"activity":"changeInstanceCheck","instanceId":"i1","productInfo":42});
+        assert_eq!(
+            bed.call("changeInstanceCheck", &bad_product)
                 .await
                 .result_code,
             ResultCode::InvalidParameter

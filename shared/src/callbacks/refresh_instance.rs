@@ -35,7 +35,7 @@ impl Callback for RefreshInstance {
         self.0
             .change(&req.instance_id, |i, now| {
                 i.refresh(
-                    scene,
+                    scene.clone(),
                     &req.order_id,
                     req.product_id.clone(),
                     expire_time,
@@ -56,7 +56,7 @@ impl Callback for RefreshInstance {
         self.0
             .change_debug(&req.instance_id, |i, now| {
                 i.refresh(
-                    scene,
+                    scene.clone(),
                     &req.order_id,
                     req.product_id.clone(),
                     expire_time,
@@ -74,6 +74,11 @@ fn domain_scene(scene: WireScene) -> RefreshScene {
         WireScene::Renewal => RefreshScene::Renewal,
         WireScene::UnsubscribeRenewalPeriod => RefreshScene::UnsubscribeRenewalPeriod,
         WireScene::RenewalChange => RefreshScene::RenewalChange,
+        WireScene::Other(name) => {
+            // Decisions §11: set the expiry anyway; refusing could get a renewed customer released.
+            tracing::warn!(scene = %name, "unknown refreshInstance scene; expiry set as for a renewal");
+            RefreshScene::Other(name)
+        }
     }
 }
 
@@ -149,8 +154,41 @@ mod tests {
             .await;
         assert_eq!(r.result_code, ResultCode::InvalidParameter);
         let r = bed
-            .call("refreshInstance", &body("BOGUS", "R1", "20280101000000"))
+            .call("refreshInstance", &body("", "R1", "20280101000000"))
             .await;
         assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    }
+
+    /// Decisions §11 (issue 7, defect 8): a scene KooGallery added since still sets the expiry,
+    /// idempotently, and the history keeps its name.
+    #[tokio::test]
+    async fn an_unknown_scene_still_sets_the_expiry() {
+        let bed = TestBed::default_keys();
+        active(&bed).await;
+        let b = body("RENEWAL_PLUS", "R9", "20310101000000");
+        assert_eq!(
+            bed.call("refreshInstance", &b).await.result_code,
+            ResultCode::Success
+        );
+        assert_eq!(
+            bed.store.get_instance("i1").await.expire_time,
+            parse_compact("20310101000000")
+        );
+        assert_eq!(
+            bed.call("refreshInstance", &b).await.result_code,
+            ResultCode::Success
+        );
+        let events = crate::instance::InstanceStore::events(bed.store.as_ref(), "i1")
+            .await
+            .unwrap();
+        let refreshed: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind.name() == "refreshed")
+            .collect();
+        assert_eq!(refreshed.len(), 1, "a repeat records nothing");
+        assert!(matches!(
+            &refreshed[0].kind,
+            crate::instance::EventKind::Refreshed { scene, .. } if scene.as_str() == "RENEWAL_PLUS"
+        ));
     }
 }

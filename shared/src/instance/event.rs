@@ -6,23 +6,37 @@ use chrono::{DateTime, Utc};
 use super::InstanceState;
 use crate::ResultCode;
 
-/// The `refreshInstance` scenes (callbacks §6.3), as the domain knows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The `refreshInstance` scenes (callbacks §6.3), as the domain knows them; one it does not know is
+/// kept by name (Decisions §11).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RefreshScene {
     TrialToFormal,
     Renewal,
     UnsubscribeRenewalPeriod,
     RenewalChange,
+    Other(String),
 }
 
 impl RefreshScene {
     /// The scene's name in idempotency keys and records (KooGallery's own spelling).
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::TrialToFormal => "TRIAL_TO_FORMAL",
             Self::Renewal => "RENEWAL",
             Self::UnsubscribeRenewalPeriod => "UNSUBSCRIBE_RENEWAL_PERIOD",
             Self::RenewalChange => "RENEWAL_CHANGE",
+            Self::Other(name) => name,
+        }
+    }
+
+    /// The scene of a name, known or not.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "TRIAL_TO_FORMAL" => Self::TrialToFormal,
+            "RENEWAL" => Self::Renewal,
+            "UNSUBSCRIBE_RENEWAL_PERIOD" => Self::UnsubscribeRenewalPeriod,
+            "RENEWAL_CHANGE" => Self::RenewalChange,
+            other => Self::Other(other.to_owned()),
         }
     }
 }

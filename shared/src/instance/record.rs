@@ -197,7 +197,8 @@ enum KindRecord {
         message: String,
     },
     Refreshed {
-        scene: SceneRecord,
+        /// KooGallery's own name of the scene (`RENEWAL`, …; an unknown one as received).
+        scene: String,
         order_id: String,
         expire_time: DateTime<Utc>,
         product_id: Option<String>,
@@ -214,15 +215,6 @@ enum KindRecord {
     DebugRestarted {
         business_id: String,
     },
-}
-
-#[derive(Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-enum SceneRecord {
-    TrialToFormal,
-    Renewal,
-    UnsubscribeRenewalPeriod,
-    RenewalChange,
 }
 
 // ---- domain → record ----------------------------------------------------------------------------
@@ -269,28 +261,6 @@ impl From<ChargingModeRecord> for ChargingMode {
             ChargingModeRecord::OneTime => Self::OneTime,
             ChargingModeRecord::OnDemand => Self::OnDemand,
             ChargingModeRecord::OnDemandPkg => Self::OnDemandPkg,
-        }
-    }
-}
-
-impl From<RefreshScene> for SceneRecord {
-    fn from(s: RefreshScene) -> Self {
-        match s {
-            RefreshScene::TrialToFormal => Self::TrialToFormal,
-            RefreshScene::Renewal => Self::Renewal,
-            RefreshScene::UnsubscribeRenewalPeriod => Self::UnsubscribeRenewalPeriod,
-            RefreshScene::RenewalChange => Self::RenewalChange,
-        }
-    }
-}
-
-impl From<SceneRecord> for RefreshScene {
-    fn from(s: SceneRecord) -> Self {
-        match s {
-            SceneRecord::TrialToFormal => Self::TrialToFormal,
-            SceneRecord::Renewal => Self::Renewal,
-            SceneRecord::UnsubscribeRenewalPeriod => Self::UnsubscribeRenewalPeriod,
-            SceneRecord::RenewalChange => Self::RenewalChange,
         }
     }
 }
@@ -434,7 +404,7 @@ impl From<&InstanceEvent> for EventRecord {
                     expire_time,
                     product_id,
                 } => KindRecord::Refreshed {
-                    scene: (*scene).into(),
+                    scene: scene.as_str().to_owned(),
                     order_id: order_id.clone(),
                     expire_time: *expire_time,
                     product_id: product_id.clone(),
@@ -488,7 +458,7 @@ impl EventRecord {
                     expire_time,
                     product_id,
                 } => EventKind::Refreshed {
-                    scene: scene.into(),
+                    scene: RefreshScene::from_name(&scene),
                     order_id,
                     expire_time,
                     product_id,

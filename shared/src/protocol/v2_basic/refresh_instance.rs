@@ -1,27 +1,45 @@
 //! `refreshInstance` request (spec callbacks §6.3).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer};
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// `refreshInstance` scenes (callbacks §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// `refreshInstance` scenes (callbacks §6.3). A scene this release does not know is kept by name:
+/// it still sets the expiry (Decisions §11), since refusing it could get a renewed customer released.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RefreshScene {
     TrialToFormal,
     Renewal,
     UnsubscribeRenewalPeriod,
     RenewalChange,
+    Other(String),
 }
 
 impl RefreshScene {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::TrialToFormal => "TRIAL_TO_FORMAL",
             Self::Renewal => "RENEWAL",
             Self::UnsubscribeRenewalPeriod => "UNSUBSCRIBE_RENEWAL_PERIOD",
             Self::RenewalChange => "RENEWAL_CHANGE",
+            Self::Other(name) => name,
         }
+    }
+
+    pub fn parse(name: &str) -> Self {
+        match name.trim() {
+            "TRIAL_TO_FORMAL" => Self::TrialToFormal,
+            "RENEWAL" => Self::Renewal,
+            "UNSUBSCRIBE_RENEWAL_PERIOD" => Self::UnsubscribeRenewalPeriod,
+            "RENEWAL_CHANGE" => Self::RenewalChange,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RefreshScene {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::parse(&String::deserialize(d)?))
     }
 }
 
@@ -47,6 +65,7 @@ impl CallbackRequest for RefreshInstanceRequest {
     fn validate(&self) -> Result<(), String> {
         require("instanceId", &self.instance_id, MAX_ID_LEN)?;
         require("orderId", &self.order_id, MAX_ID_LEN)?;
+        require("scene", self.scene.as_str(), MAX_ID_LEN)?;
         if crate::protocol::time::parse_compact(self.expire_time.trim()).is_none() {
             return Err(format!(
                 "expireTime {:?} is not yyyyMMddHHmmss or yyyyMMddHHmmssSSS",

@@ -65,7 +65,13 @@ fn refresh_accepts_both_time_widths_and_rejects_garbage() {
             .contains("expireTime")
     );
     b["expireTime"] = json!("20221124023618");
+    // Decisions §11 (revised): an unknown scene is kept by name, not refused; a missing one is.
     b["scene"] = json!("SOMETHING_ELSE");
+    assert_eq!(
+        parse_request::<RefreshInstanceRequest>(&b).unwrap().scene,
+        RefreshScene::Other("SOMETHING_ELSE".into())
+    );
+    b["scene"] = json!(" ");
     assert!(
         parse_request::<RefreshInstanceRequest>(&b)
             .unwrap_err()
@@ -95,8 +101,39 @@ fn product_info_as_object_or_string() {
         )
         .unwrap();
     assert_eq!(a.product_info, b.product_info);
-    assert_eq!(a.product_info.linear_value, Some(5.0));
-    assert_eq!(a.product_info.other["x"], "y");
+    assert_eq!(a.product_info[0].linear_value, Some(5.0));
+    assert_eq!(a.product_info[0].other["x"], "y");
+}
+
+/// Decisions §11 (issue 7, defect 8): an array, a JSON string of an array, numbers as strings,
+/// or no productInfo at all are accepted; only what cannot be a product is refused.
+#[test]
+fn product_info_in_every_form_koogallery_may_send() {
+    let parse = |v: serde_json::Value| {
+        parse_request::<ChangeInstanceCheckRequest>(&json!({"instanceId":"i","productInfo":v}))
+    };
+    let list =
+        parse(json!([{"skuCode":"s1","linearValue":"10"},{"skuCode":"s2","linearValue":2.5}]))
+            .unwrap();
+    assert_eq!(list.product_info.len(), 2);
+    assert_eq!(list.product_info[0].linear_value, Some(10.0));
+    assert_eq!(list.product_info[1].sku_code.as_deref(), Some("s2"));
+    let string_list = parse(json!("[{\"productId\":123,\"linearValue\":\" 7 \"}]")).unwrap();
+    assert_eq!(
+        string_list.product_info[0].product_id.as_deref(),
+        Some("123")
+    );
+    assert_eq!(string_list.product_info[0].linear_value, Some(7.0));
+    let absent = parse_request::<ChangeInstanceCheckRequest>(&json!({"instanceId":"i"})).unwrap();
+    assert!(absent.product_info.is_empty());
+    assert!(parse(json!(null)).unwrap().product_info.is_empty());
+    let err = parse(json!(42)).unwrap_err();
+    assert!(err.contains("productInfo"), "{err}");
+    let err = parse(json!({"linearValue":"lots"})).unwrap_err();
+    assert!(
+        err.contains("linearValue") && err.contains("number"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -87,8 +87,9 @@ pub struct ExtendParam {
 #[serde(untagged, rename_all_fields = "camelCase")]
 pub enum WebhookDetail {
     Refreshed {
-        /// `TRIAL_TO_FORMAL`, `RENEWAL`, `UNSUBSCRIBE_RENEWAL_PERIOD`, `RENEWAL_CHANGE`.
-        scene: &'static str,
+        /// `TRIAL_TO_FORMAL`, `RENEWAL`, `UNSUBSCRIBE_RENEWAL_PERIOD`, `RENEWAL_CHANGE`, or a scene
+        /// KooGallery added since, by its name.
+        scene: String,
         order_id: String,
         expire_time: DateTime<Utc>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,7 +195,7 @@ impl WebhookEvent {
                 expire_time,
                 product_id,
             } => Some(WebhookDetail::Refreshed {
-                scene: scene.as_str(),
+                scene: scene.as_str().to_owned(),
                 order_id: order_id.clone(),
                 expire_time: *expire_time,
                 product_id: product_id.clone(),
