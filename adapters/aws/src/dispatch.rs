@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use aws_sdk_lambda::{Client, error::DisplayErrorContext, primitives::Blob, types::InvocationType};
 use koogallery::{
     ResultCode,
-    callbacks::{Dispatcher, REGISTRY, Registration},
+    callbacks::{Dispatcher, REGISTRY, Registration, registry::invocation},
     protocol::Reply,
+    security::KeyUsed,
 };
 use serde_json::Value;
 
@@ -109,13 +110,13 @@ impl LambdaDispatcher {
 
 #[async_trait]
 impl Dispatcher for LambdaDispatcher {
-    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply {
+    async fn dispatch(&self, callback: &'static Registration, body: &Value, key: KeyUsed) -> Reply {
         let activity = callback.route.name();
         let Some(function) = self.function(callback) else {
             tracing::error!(%activity, "no function configured for this activity");
             return retry_later();
         };
-        let payload = match serde_json::to_vec(body) {
+        let payload = match serde_json::to_vec(&invocation(body, key)) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(%activity, error = %e, "cannot encode the request for the callback");

@@ -118,7 +118,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
     let handler = callback.handler(&resources)?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(handler.call(&event.payload).await)
+        let (body, key) = registry::from_invocation(event.payload);
+        Ok::<_, Error>(handler.call(&body, key).await)
     }))
     .await
 }

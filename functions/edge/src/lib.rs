@@ -14,7 +14,7 @@ use koogallery::{
     config::EdgeSettings,
     protocol::{Reply, time::parse_request_timestamp, v2_basic::test_flag_of},
     security::{
-        CanonicalError, KeyRing, body_sign_header, parse_body, replay::NonceStore,
+        CanonicalError, KeyRing, KeyUsed, body_sign_header, parse_body, replay::NonceStore,
         verify_basic_parsed,
     },
 };
@@ -92,6 +92,8 @@ fn signature_params(query: &str) -> SignatureParams {
 #[derive(Debug, Default)]
 struct Seen {
     callback: Option<&'static Registration>,
+    /// The key that verified the request: the answer is signed with it (Decisions §13).
+    key: KeyUsed,
     instance_id: Option<String>,
     order_id: Option<String>,
     test: bool,
@@ -127,7 +129,7 @@ impl Edge {
             Ok((reply, seen)) => (reply, seen),
             Err(reply) => (reply, Seen::default()),
         };
-        let response = self.sign(&reply);
+        let response = self.sign_with(&reply, seen.key);
         tracing::info!(
             target: "koogallery::callback",
             activity = seen.callback.map_or("-", |c| c.route.name()),
@@ -154,11 +156,18 @@ impl Edge {
         ))
     }
 
-    /// Signs a reply with the current basic key (Decisions §3).
+    /// Signs a reply with the current basic key (Decisions §3): answers to requests that did not
+    /// verify, and to any verified with the current key.
     pub fn sign(&self, reply: &Reply) -> EdgeResponse {
+        self.sign_with(reply, KeyUsed::Current)
+    }
+
+    /// Signs a reply with the key that verified its request (Decisions §13), so a platform still
+    /// on the previous key during a rotation can check the answer.
+    fn sign_with(&self, reply: &Reply, key: KeyUsed) -> EdgeResponse {
         let body = reply.to_bytes();
         EdgeResponse {
-            body_sign: body_sign_header(self.keys.current.expose(), &body),
+            body_sign: body_sign_header(self.keys.key(key).expose(), &body),
             body,
             result_code: reply.result_code,
         }
@@ -254,12 +263,16 @@ impl Edge {
         };
         let seen = Seen {
             callback: Some(callback),
+            key: matched.key_used(),
             instance_id: text("instanceId"),
             order_id: text("orderId"),
             // The same reading as the callbacks' (an invalid flag is theirs to refuse).
             test: test_flag_of(value.get("testFlag")).unwrap_or(false),
         };
-        Ok((self.dispatcher.dispatch(callback, &value).await, seen))
+        Ok((
+            self.dispatcher.dispatch(callback, &value, seen.key).await,
+            seen,
+        ))
     }
 }
 

@@ -19,7 +19,12 @@ struct Recorder(Mutex<Vec<(&'static str, Value)>>);
 
 #[async_trait]
 impl Dispatcher for Recorder {
-    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply {
+    async fn dispatch(
+        &self,
+        callback: &'static Registration,
+        body: &Value,
+        _key: koogallery::security::KeyUsed,
+    ) -> Reply {
         self.0
             .lock()
             .unwrap()
@@ -185,14 +190,22 @@ async fn malformed_json_unknown_activity_and_oversize_bodies_get_clear_000002() 
 }
 
 #[tokio::test]
-async fn previous_key_is_accepted_during_rotation_and_answers_are_signed_with_the_current() {
+async fn previous_key_is_accepted_during_rotation_and_answered_with_that_key() {
     let mut config = Config::with_keys(KEY, "kit");
     config.secrets.keys.basic = KeyRing::new(
         koogallery::security::SecretKey::new(KEY),
         Some(koogallery::security::SecretKey::new("old-key")),
     );
     let b = bed_with(config);
+    // Decisions §13 (revised; issue 7, defect 8): a platform still signing with the previous key
+    // gets its answer signed with that key, which it can check.
     let q = signed_query("old-key", BODY, b.now_ms(), "rot-1");
+    let resp = b.edge.handle_basic(&q, BODY).await;
+    assert_eq!(resp.result_code, ResultCode::Success);
+    assert!(verify_body_sign("old-key", &resp.body, &resp.body_sign));
+    assert!(!verify_body_sign(KEY, &resp.body, &resp.body_sign));
+    // A request on the current key is answered with the current key.
+    let q = signed_query(KEY, BODY, b.now_ms(), "rot-2");
     assert_eq!(b.call(&q, BODY).await.result_code, ResultCode::Success);
 }
 

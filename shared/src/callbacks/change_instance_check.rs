@@ -11,6 +11,7 @@ use crate::{
     config::ConfigError,
     instance::{Change, DomainError, InstanceState, InstanceStore},
     protocol::{Reply, v2_basic::ChangeInstanceCheckRequest},
+    security::KeyUsed,
 };
 
 pub struct ChangeInstanceCheck {
@@ -27,7 +28,11 @@ impl Callback for ChangeInstanceCheck {
         })
     }
 
-    async fn handle(&self, req: ChangeInstanceCheckRequest) -> Result<Reply, CallbackError> {
+    async fn handle(
+        &self,
+        req: ChangeInstanceCheckRequest,
+        _key: KeyUsed,
+    ) -> Result<Reply, CallbackError> {
         let instance = self
             .store
             .get(&req.instance_id)
@@ -53,7 +58,7 @@ impl Callback for ChangeInstanceCheck {
     }
 
     /// Decisions §7: a debug check reads nothing and allows the change.
-    async fn handle_debug(&self, _req: ChangeInstanceCheckRequest) -> Reply {
+    async fn handle_debug(&self, _req: ChangeInstanceCheckRequest, _key: KeyUsed) -> Reply {
         Reply::success()
     }
 }

@@ -21,7 +21,7 @@ use crate::{
         Reply,
         v2_basic::{CallbackRequest, parse_request},
     },
-    security::credential_cipher::CryptoError,
+    security::{KeyUsed, credential_cipher::CryptoError},
 };
 
 pub mod change_instance_check;
@@ -100,25 +100,30 @@ pub trait Callback: Send + Sync + Sized + 'static {
     /// Takes from the process's resources only what this callback uses.
     fn from_resources(resources: &Resources) -> Result<Self, ConfigError>;
 
-    /// A real call.
-    async fn handle(&self, request: Self::Request) -> Result<Reply, CallbackError>;
+    /// A real call; `key` is the key that verified it (Decisions §13).
+    async fn handle(&self, request: Self::Request, key: KeyUsed) -> Result<Reply, CallbackError>;
 
     /// A debug call (`testFlag=1`, Decisions §7): always `000000` with stable, plausible data, on
     /// debug records only ([`debug`]).
-    async fn handle_debug(&self, request: Self::Request) -> Reply;
+    async fn handle_debug(&self, request: Self::Request, key: KeyUsed) -> Reply;
 }
 
 /// Runs one callback on a verified body: parse and validate (`000002` on failure), handle, and turn
 /// an error into its result code. Logs failures with their cause; the edge logs the summary line.
-pub(crate) async fn serve<C: Callback>(name: &'static str, callback: &C, body: &Value) -> Reply {
+pub(crate) async fn serve<C: Callback>(
+    name: &'static str,
+    callback: &C,
+    body: &Value,
+    key: KeyUsed,
+) -> Reply {
     let request = match parse_request::<C::Request>(body) {
         Ok(r) => r,
         Err(msg) => return Reply::new(ResultCode::InvalidParameter, msg),
     };
     if request.is_test() {
-        return callback.handle_debug(request).await;
+        return callback.handle_debug(request, key).await;
     }
-    match callback.handle(request).await {
+    match callback.handle(request, key).await {
         Ok(reply) => reply,
         Err(e) => {
             let cause = error_chain(&e);

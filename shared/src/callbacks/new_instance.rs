@@ -22,6 +22,7 @@ use crate::{
     },
     jobs::{Job, JobQueue},
     protocol::{Reply, v2_basic::NewInstanceRequest},
+    security::KeyUsed,
 };
 
 pub struct NewInstance {
@@ -45,7 +46,7 @@ impl Callback for NewInstance {
         })
     }
 
-    async fn handle(&self, req: NewInstanceRequest) -> Result<Reply, CallbackError> {
+    async fn handle(&self, req: NewInstanceRequest, _key: KeyUsed) -> Result<Reply, CallbackError> {
         let now = self.clock.now();
         let (instance, created) = self
             .create(
@@ -69,7 +70,7 @@ impl Callback for NewInstance {
     /// Decisions §7: a stable instanceId and plausible appInfo at once, on a debug record that owns
     /// nothing outside the table; no job is queued. A replay of a case whose debug instance was
     /// released restarts it, so the probes' whole sequence passes every day.
-    async fn handle_debug(&self, req: NewInstanceRequest) -> Reply {
+    async fn handle_debug(&self, req: NewInstanceRequest, _key: KeyUsed) -> Reply {
         let now = self.clock.now();
         let order_id = debug::record_id(&req.order_id);
         let order_line_id = debug::record_id(&req.order_line_id);

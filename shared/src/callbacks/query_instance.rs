@@ -18,16 +18,18 @@ use crate::{
         Reply,
         v2_basic::{AppInfo, InstanceInfo, QueryInstanceRequest},
     },
+    security::KeyUsed,
     security::{
-        SecretKey,
+        KeyRing,
         credential_cipher::{EncryptType, encrypt_credential},
     },
 };
 
 pub struct QueryInstance {
     store: Arc<dyn InstanceStore>,
-    /// Set when credentials are sent encrypted (Decisions §4): the kind, and the basic key.
-    cipher: Option<(EncryptType, SecretKey)>,
+    /// Set when credentials are sent encrypted (Decisions §4): the kind, and the basic key ring (a
+    /// request verified with the previous key is answered with it, Decisions §13).
+    cipher: Option<(EncryptType, KeyRing)>,
     /// `frontEndUrl` template of the plausible appInfo debug calls get (Decisions §7).
     debug_front_end_url: String,
 }
@@ -39,7 +41,7 @@ impl Callback for QueryInstance {
     fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
         let cipher = match r.settings.credential_encryption {
             None => None,
-            Some(kind) => Some((kind, r.keys()?.basic.current.clone())),
+            Some(kind) => Some((kind, r.keys()?.basic.clone())),
         };
         Ok(Self {
             store: r.store.clone(),
@@ -48,7 +50,11 @@ impl Callback for QueryInstance {
         })
     }
 
-    async fn handle(&self, req: QueryInstanceRequest) -> Result<Reply, CallbackError> {
+    async fn handle(
+        &self,
+        req: QueryInstanceRequest,
+        key: KeyUsed,
+    ) -> Result<Reply, CallbackError> {
         let ids = req.instance_ids();
         let found = self.store.get_many(&ids).await.map_err(DomainError::from)?;
         // Answer in request order, whatever order the store returned.
@@ -61,7 +67,11 @@ impl Callback for QueryInstance {
         for inst in in_order.iter().flatten().filter(|i| i.is_ready()) {
             info.push(InstanceInfo {
                 instance_id: inst.instance_id.clone(),
-                app_info: inst.access.as_ref().map(|a| self.present(a)).transpose()?,
+                app_info: inst
+                    .access
+                    .as_ref()
+                    .map(|a| self.present(a, key))
+                    .transpose()?,
                 usage_info: None,
             });
         }
@@ -77,7 +87,7 @@ impl Callback for QueryInstance {
 
     /// Decisions §7: `000000` with appInfo for every requested ID: the debug record's when there is
     /// one (whatever its state), plausible values otherwise. Real records are never read.
-    async fn handle_debug(&self, req: QueryInstanceRequest) -> Reply {
+    async fn handle_debug(&self, req: QueryInstanceRequest, key: KeyUsed) -> Reply {
         let ids = req.instance_ids();
         let record_ids: Vec<String> = ids.iter().map(|id| debug::record_id(id)).collect();
         let refs: Vec<&str> = record_ids.iter().map(String::as_str).collect();
@@ -96,7 +106,7 @@ impl Callback for QueryInstance {
                     .unwrap_or_else(|| debug::access(&self.debug_front_end_url, id));
                 InstanceInfo {
                     instance_id: (*id).to_owned(),
-                    app_info: self.present(&access).ok(),
+                    app_info: self.present(&access, key).ok(),
                     usage_info: None,
                 }
             })
@@ -112,12 +122,14 @@ impl Callback for QueryInstance {
 impl QueryInstance {
     /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
     /// (Decisions §4). An encrypted value over 128 characters is refused rather than sent truncated.
-    fn present(&self, access: &AccessInfo) -> Result<AppInfo, CallbackError> {
+    fn present(&self, access: &AccessInfo, key: KeyUsed) -> Result<AppInfo, CallbackError> {
         let secret = |v: &Option<String>| -> Result<Option<String>, CallbackError> {
             match (&self.cipher, v.as_deref()) {
-                (Some((kind, key)), Some(plain)) => {
-                    Ok(Some(encrypt_credential(key.expose(), plain, *kind)?))
-                }
+                (Some((kind, ring)), Some(plain)) => Ok(Some(encrypt_credential(
+                    ring.key(key).expose(),
+                    plain,
+                    *kind,
+                )?)),
                 (_, plain) => Ok(plain.map(str::to_owned)),
             }
         };
@@ -272,5 +284,32 @@ mod tests {
             .unwrap(),
             "admin"
         );
+    }
+
+    /// Decisions §13 (issue 7, defect 8): during a key rotation, a request verified with the previous
+    /// key gets its credentials encrypted with that key, which the platform can still decrypt.
+    #[tokio::test]
+    async fn credentials_are_encrypted_with_the_key_that_verified_the_request() {
+        use crate::security::{KeyRing, KeyUsed, SecretKey};
+        let mut config = Config::with_keys("new-key", "kit-key");
+        config.secrets.keys.basic =
+            KeyRing::new(SecretKey::new("new-key"), Some(SecretKey::new("old-key")));
+        config.settings.callbacks.credential_encryption = Some(EncryptType::Aes256);
+        let bed = TestBed::new(config);
+        seed(&bed, "k1", true).await;
+        let body = json!({"activity":"queryInstance","instanceId":"k1"});
+        for (used, key) in [
+            (KeyUsed::Previous, "old-key"),
+            (KeyUsed::Current, "new-key"),
+        ] {
+            let r = bed.call_verified_with("queryInstance", &body, used).await;
+            let info: Vec<InstanceInfo> = r.field("info").unwrap();
+            let pw = info[0].app_info.as_ref().unwrap().password.clone().unwrap();
+            assert_eq!(
+                decrypt_field(key, &pw, EncryptType::Aes256).unwrap(),
+                "S3cret!pass",
+                "{used:?}"
+            );
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::{
         time::parse_compact,
         v2_basic::{RefreshInstanceRequest, RefreshScene as WireScene},
     },
+    security::KeyUsed,
 };
 
 pub struct RefreshInstance(InstanceChanger);
@@ -24,7 +25,11 @@ impl Callback for RefreshInstance {
         InstanceChanger::from_resources(r).map(Self)
     }
 
-    async fn handle(&self, req: RefreshInstanceRequest) -> Result<Reply, CallbackError> {
+    async fn handle(
+        &self,
+        req: RefreshInstanceRequest,
+        _key: KeyUsed,
+    ) -> Result<Reply, CallbackError> {
         let expire_time = parse_compact(req.expire_time.trim()).ok_or_else(|| {
             CallbackError::InvalidParameter(format!(
                 "expireTime {:?} is not a time",
@@ -47,7 +52,7 @@ impl Callback for RefreshInstance {
 
     /// Decisions §7: sets the debug record's expiry, if there is one; never a real one's. Always
     /// `000000`.
-    async fn handle_debug(&self, req: RefreshInstanceRequest) -> Reply {
+    async fn handle_debug(&self, req: RefreshInstanceRequest, _key: KeyUsed) -> Reply {
         // The request was validated: its expireTime parses.
         let Some(expire_time) = parse_compact(req.expire_time.trim()) else {
             return Reply::success();

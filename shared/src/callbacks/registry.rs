@@ -27,6 +27,7 @@ use crate::{
     instance::InstanceStore,
     jobs::JobQueue,
     protocol::Reply,
+    security::KeyUsed,
 };
 
 /// Every callback served, in the order of callbacks §6.
@@ -217,7 +218,8 @@ pub fn by_function(function: &str) -> Option<&'static Registration> {
 /// A callback behind the registry: a verified body in, the reply out.
 #[async_trait]
 pub trait Handler: Send + Sync {
-    async fn call(&self, body: &Value) -> Reply;
+    /// `key` is the key that verified the request (Decisions §13).
+    async fn call(&self, body: &Value, key: KeyUsed) -> Reply;
 }
 
 struct Served<C> {
@@ -227,8 +229,8 @@ struct Served<C> {
 
 #[async_trait]
 impl<C: Callback> Handler for Served<C> {
-    async fn call(&self, body: &Value) -> Reply {
-        super::serve(self.name, &self.callback, body).await
+    async fn call(&self, body: &Value, key: KeyUsed) -> Reply {
+        super::serve(self.name, &self.callback, body, key).await
     }
 }
 
@@ -277,7 +279,33 @@ impl Resources {
 /// synchronous invocation of that callback's own function on AWS.
 #[async_trait]
 pub trait Dispatcher: Send + Sync {
-    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply;
+    /// `key` is the key that verified the request: the callback answers with it (Decisions §13).
+    async fn dispatch(&self, callback: &'static Registration, body: &Value, key: KeyUsed) -> Reply;
+}
+
+/// The payload the edge invokes a callback's function with on AWS: the verified body as it came,
+/// or, for a request verified with the previous key, `{"verifiedWith":"previous","body":…}` so the
+/// callback answers with that key (Decisions §13). The bare form is what earlier releases sent, so
+/// a function and an edge of different releases understand each other during a deployment.
+pub fn invocation(body: &Value, key: KeyUsed) -> Value {
+    match key {
+        KeyUsed::Current => body.clone(),
+        KeyUsed::Previous => serde_json::json!({ "verifiedWith": "previous", "body": body }),
+    }
+}
+
+/// The verified body and the key that verified it, from an invocation payload of either form.
+pub fn from_invocation(payload: Value) -> (Value, KeyUsed) {
+    match payload {
+        Value::Object(mut m)
+            if m.get("verifiedWith").and_then(Value::as_str) == Some("previous")
+                && m.get("body").is_some_and(Value::is_object) =>
+        {
+            let body = m.remove("body").unwrap_or(Value::Null);
+            (body, KeyUsed::Previous)
+        }
+        other => (other, KeyUsed::Current),
+    }
 }
 
 /// Every registered callback in this process (the local host, tests, benchmarks).
@@ -297,9 +325,9 @@ impl InProcessDispatcher {
 
 #[async_trait]
 impl Dispatcher for InProcessDispatcher {
-    async fn dispatch(&self, callback: &'static Registration, body: &Value) -> Reply {
+    async fn dispatch(&self, callback: &'static Registration, body: &Value, key: KeyUsed) -> Reply {
         match self.handlers.get(callback.function) {
-            Some(h) => h.call(body).await,
+            Some(h) => h.call(body, key).await,
             None => Reply::new(
                 crate::ResultCode::InternalError,
                 "temporary internal error; please retry",
@@ -312,6 +340,19 @@ impl Dispatcher for InProcessDispatcher {
 mod tests {
     use super::*;
     use crate::protocol::v2_basic::Activity;
+
+    #[test]
+    fn invocations_carry_the_key_and_read_back_in_either_form() {
+        let body = serde_json::json!({"activity":"queryInstance","instanceId":"i"});
+        assert_eq!(
+            invocation(&body, KeyUsed::Current),
+            body,
+            "the bare form, as before"
+        );
+        for key in [KeyUsed::Current, KeyUsed::Previous] {
+            assert_eq!(from_invocation(invocation(&body, key)), (body.clone(), key));
+        }
+    }
 
     #[test]
     fn every_route_function_and_env_var_is_distinct_and_routes_are_real_activities() {

@@ -7,6 +7,7 @@ use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
     protocol::{Reply, v2_basic::ReleaseInstanceRequest},
+    security::KeyUsed,
 };
 
 pub struct ReleaseInstance(InstanceChanger);
@@ -19,7 +20,11 @@ impl Callback for ReleaseInstance {
         InstanceChanger::from_resources(r).map(Self)
     }
 
-    async fn handle(&self, req: ReleaseInstanceRequest) -> Result<Reply, CallbackError> {
+    async fn handle(
+        &self,
+        req: ReleaseInstanceRequest,
+        _key: KeyUsed,
+    ) -> Result<Reply, CallbackError> {
         self.0
             .change(&req.instance_id, |i, now| {
                 Ok(i.release(req.order_id.clone(), now))
@@ -28,7 +33,7 @@ impl Callback for ReleaseInstance {
     }
 
     /// Decisions §7: releases the debug record, if any; never a real one. Always `000000`.
-    async fn handle_debug(&self, req: ReleaseInstanceRequest) -> Reply {
+    async fn handle_debug(&self, req: ReleaseInstanceRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| {
                 Ok(i.release(req.order_id.clone(), now))

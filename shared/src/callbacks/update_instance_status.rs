@@ -10,6 +10,7 @@ use crate::{
         Reply,
         v2_basic::{StatusAction, UpdateInstanceStatusRequest},
     },
+    security::KeyUsed,
 };
 
 pub struct UpdateInstanceStatus(InstanceChanger);
@@ -22,7 +23,11 @@ impl Callback for UpdateInstanceStatus {
         InstanceChanger::from_resources(r).map(Self)
     }
 
-    async fn handle(&self, req: UpdateInstanceStatusRequest) -> Result<Reply, CallbackError> {
+    async fn handle(
+        &self,
+        req: UpdateInstanceStatusRequest,
+        _key: KeyUsed,
+    ) -> Result<Reply, CallbackError> {
         self.0
             .change(&req.instance_id, |i, now| match req.status {
                 StatusAction::Freeze => i.freeze(now),
@@ -32,7 +37,7 @@ impl Callback for UpdateInstanceStatus {
     }
 
     /// Decisions §7: freezes or unfreezes the debug record, if any; never a real one. Always `000000`.
-    async fn handle_debug(&self, req: UpdateInstanceStatusRequest) -> Reply {
+    async fn handle_debug(&self, req: UpdateInstanceStatusRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| match req.status {
                 StatusAction::Freeze => i.freeze(now),

@@ -8,6 +8,7 @@ use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
     protocol::{Reply, v2_basic::UpgradeInstanceRequest},
+    security::KeyUsed,
 };
 
 pub struct UpgradeInstance(InstanceChanger);
@@ -20,7 +21,11 @@ impl Callback for UpgradeInstance {
         InstanceChanger::from_resources(r).map(Self)
     }
 
-    async fn handle(&self, req: UpgradeInstanceRequest) -> Result<Reply, CallbackError> {
+    async fn handle(
+        &self,
+        req: UpgradeInstanceRequest,
+        _key: KeyUsed,
+    ) -> Result<Reply, CallbackError> {
         self.0
             .change(&req.instance_id, |i, now| {
                 i.upgrade(&req.order_id, &req.order_line_id, now)
@@ -29,7 +34,7 @@ impl Callback for UpgradeInstance {
     }
 
     /// Decisions §7: records the upgrade on the debug record, if any; never a real one. Always `000000`.
-    async fn handle_debug(&self, req: UpgradeInstanceRequest) -> Reply {
+    async fn handle_debug(&self, req: UpgradeInstanceRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| {
                 i.upgrade(&req.order_id, &req.order_line_id, now)

@@ -92,6 +92,26 @@ impl KeyRing {
     }
 }
 
+/// Which key of a ring verified a request. The answer is signed, and credentials encrypted, with
+/// that same key, so a platform still on the previous key can read them (Decisions §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyUsed {
+    #[default]
+    Current,
+    Previous,
+}
+
+impl KeyRing {
+    /// The key `used` names (the current one when the ring has no previous key).
+    #[must_use]
+    pub fn key(&self, used: KeyUsed) -> &SecretKey {
+        match (used, &self.previous) {
+            (KeyUsed::Previous, Some(previous)) => previous,
+            _ => &self.current,
+        }
+    }
+}
+
 /// Why a request signature was rejected (all map to result code `000001`, §3.1).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
@@ -113,6 +133,18 @@ pub struct Matched {
     pub previous_key: bool,
     /// The payload form that matched.
     pub payload: PayloadForm,
+}
+
+impl Matched {
+    /// Which key matched.
+    #[must_use]
+    pub fn key_used(&self) -> KeyUsed {
+        if self.previous_key {
+            KeyUsed::Previous
+        } else {
+            KeyUsed::Current
+        }
+    }
 }
 
 /// The payload form a signature matched (Decisions §1).

@@ -13,6 +13,7 @@ use crate::{
     config::Config,
     instance::{CreateOutcome, Instance, InstanceStore, Outcome},
     protocol::Reply,
+    security::KeyUsed,
 };
 
 #[derive(Clone)]
@@ -65,10 +66,16 @@ impl TestBed {
         }
     }
 
-    /// Calls the callback registered for V2 `activity` with a (verified) body.
+    /// Calls the callback registered for V2 `activity` with a body verified with the current key.
     pub async fn call(&self, activity: &str, body: &Value) -> Reply {
+        self.call_verified_with(activity, body, KeyUsed::Current)
+            .await
+    }
+
+    /// Calls the callback registered for V2 `activity` with a body verified with `key`.
+    pub async fn call_verified_with(&self, activity: &str, body: &Value, key: KeyUsed) -> Reply {
         match registry::by_activity(activity) {
-            Some(r) => self.dispatcher.dispatch(r, body).await,
+            Some(r) => self.dispatcher.dispatch(r, body, key).await,
             None => panic!("no callback is registered for {activity}"),
         }
     }
