@@ -21,7 +21,8 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
         provisioners::from_settings(&deployment.settings.provisioner, webhook_secret)?,
         deployment.clock.clone(),
         deployment.settings.worker,
-    ))
+    )
+    .with_credential_encryption(deployment.settings.callbacks.credential_encryption))
 }
 
 /// Serves the SQS event source with partial batch failures.

@@ -19,6 +19,7 @@ use std::{sync::Arc, time::Duration};
 
 use koogallery::{
     ResultCode,
+    callbacks::query_instance::check_presentable,
     clock::Clock,
     config::WorkerSettings,
     instance::{
@@ -28,6 +29,7 @@ use koogallery::{
     jobs::Job,
     order::{MarketplaceClient, MarketplaceError},
     provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
+    security::credential_cipher::EncryptType,
 };
 
 /// One delivery of a job.
@@ -98,6 +100,9 @@ pub struct Worker {
     pub marketplace: Arc<dyn MarketplaceClient>,
     pub clock: Arc<dyn Clock>,
     pub config: WorkerSettings,
+    /// How queryInstance will present credentials: their limits are checked, encrypted lengths
+    /// included, when the vendor answers (`check_presentable`).
+    pub credential_encryption: Option<EncryptType>,
 }
 
 impl Worker {
@@ -119,7 +124,14 @@ impl Worker {
             marketplace,
             clock,
             config,
+            credential_encryption: None,
         }
+    }
+
+    /// Checks the vendor's appInfo against the limits of credentials presented encrypted as `kind`.
+    pub fn with_credential_encryption(mut self, kind: Option<EncryptType>) -> Self {
+        self.credential_encryption = kind;
+        self
     }
 
     /// Runs one delivery. On the last allowed attempt a still-retryable provisioning failure becomes
@@ -190,6 +202,17 @@ impl Worker {
         match self.provisioner.provision(&request).await {
             Ok(access) => {
                 let now = self.clock.now();
+                if let Err(problem) = check_presentable(&access, self.credential_encryption) {
+                    // Refuse now, clearly, rather than fail every queryInstance poll later.
+                    let message =
+                        format!("the vendor's answer cannot be sent to KooGallery: {problem}");
+                    tracing::error!(instance_id, %message, "provisioning refused");
+                    mutate(self.store.as_ref(), instance_id, |i| {
+                        Ok(i.fail(ResultCode::InternalError, message.clone(), now))
+                    })
+                    .await?;
+                    return Ok(JobOutcome::ProvisioningRefused(ResultCode::InternalError));
+                }
                 match mutate(self.store.as_ref(), instance_id, |i| {
                     i.activate(access.clone(), now)
                 })

@@ -29,6 +29,7 @@ fn bed(script: Vec<Scripted>, max_attempts: u32) -> Bed {
             max_attempts,
             ..WorkerSettings::default()
         },
+        credential_encryption: None,
     };
     Bed {
         bed,
@@ -455,4 +456,57 @@ async fn resources_created_for_an_instance_released_meanwhile_are_released_too()
         notices[0].instance.access.is_some(),
         "with the access information it just created"
     );
+}
+
+/// A vendor whose answer carries a 100-character password.
+struct LongPassword;
+
+#[async_trait::async_trait]
+impl Provisioner for LongPassword {
+    async fn provision(
+        &self,
+        request: &ProvisionRequest,
+    ) -> Result<koogallery::instance::AccessInfo, ProvisionError> {
+        Ok(koogallery::instance::AccessInfo {
+            password: Some("p".repeat(100)),
+            ..koogallery::testing::sample_access(&request.instance_id)
+        })
+    }
+
+    async fn notify(&self, _notice: &LifecycleNotice) -> Result<(), ProvisionError> {
+        Ok(())
+    }
+}
+
+/// Issue 7, defect 8: an appInfo KooGallery cannot take refuses the order at provisioning time,
+/// with a clear message, instead of being stored and failing every queryInstance poll.
+#[tokio::test]
+async fn an_app_info_over_koogallerys_limits_refuses_the_order_when_the_vendor_answers() {
+    use koogallery::security::credential_cipher::EncryptType;
+    for (encryption, refused) in [(None, false), (Some(EncryptType::Aes256), true)] {
+        let b = bed(vec![], 3);
+        order(&b, "long-1").await;
+        let worker = Worker {
+            provisioner: Arc::new(LongPassword),
+            ..b.worker
+        }
+        .with_credential_encryption(encryption);
+        let outcome = worker.process(&delivery("long-1", 1)).await.unwrap();
+        let stored = b.bed.store.get_instance("long-1").await;
+        if refused {
+            assert_eq!(
+                outcome,
+                JobOutcome::ProvisioningRefused(koogallery::ResultCode::InternalError)
+            );
+            assert_eq!(stored.state, InstanceState::Failed);
+            let message = stored.failure.unwrap().message;
+            assert!(
+                message.contains("password") && message.contains("128"),
+                "{message}"
+            );
+        } else {
+            assert_eq!(outcome, JobOutcome::Provisioned, "100 plain characters fit");
+            assert_eq!(stored.state, InstanceState::Active);
+        }
+    }
 }

@@ -143,6 +143,60 @@ impl QueryInstance {
     }
 }
 
+/// KooGallery's limits on `appInfo` (callbacks §6.2), in characters as sent.
+pub const MAX_URL_LEN: usize = 512;
+pub const MAX_MEMO_LEN: usize = 1024;
+pub const MAX_CREDENTIAL_LEN: usize = 128;
+
+/// Whether `access` can be presented to KooGallery as queryInstance's `appInfo`: URLs at most 512
+/// characters, memo 1024, userName and password 128 as sent (encrypted, when `encryption` is set:
+/// then at most 79 bytes of plain text). The worker checks this when the vendor answers, so an
+/// over-long value refuses the order clearly at provisioning time instead of failing every poll.
+pub fn check_presentable(
+    access: &AccessInfo,
+    encryption: Option<EncryptType>,
+) -> Result<(), String> {
+    let chars = |v: &str| v.chars().count();
+    let check = |field: &str, value: Option<&str>, len: usize, max: usize| match value {
+        Some(_) if len > max => Err(format!(
+            "appInfo {field} is {len} characters; KooGallery accepts at most {max}"
+        )),
+        _ => Ok(()),
+    };
+    check(
+        "frontEndUrl",
+        Some(&access.front_end_url),
+        chars(&access.front_end_url),
+        MAX_URL_LEN,
+    )?;
+    if let Some(url) = &access.admin_url {
+        check("adminUrl", Some(url), chars(url), MAX_URL_LEN)?;
+    }
+    if let Some(memo) = &access.memo {
+        check("memo", Some(memo), chars(memo), MAX_MEMO_LEN)?;
+    }
+    for (field, value) in [
+        ("userName", &access.user_name),
+        ("password", &access.password),
+    ] {
+        if let Some(v) = value {
+            let (len, how) = match encryption {
+                Some(_) => (
+                    crate::security::credential_cipher::encrypted_len(v),
+                    " once encrypted",
+                ),
+                None => (chars(v), ""),
+            };
+            if len > MAX_CREDENTIAL_LEN {
+                return Err(format!(
+                    "appInfo {field} is {len} characters{how}; KooGallery accepts at most {MAX_CREDENTIAL_LEN}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn not_ready_reply(id: &str, inst: Option<&Instance>) -> Reply {
     let Some(i) = inst else {
         return CallbackError::from(DomainError::NotFound(id.to_owned())).to_reply();
@@ -311,5 +365,37 @@ mod tests {
                 "{used:?}"
             );
         }
+    }
+
+    /// Issue 7, defect 8: the limits KooGallery puts on appInfo, encrypted lengths included.
+    #[test]
+    fn presentable_app_info_respects_koogallery_limits() {
+        let ok = crate::testing::sample_access("i");
+        assert!(check_presentable(&ok, None).is_ok());
+        assert!(check_presentable(&ok, Some(EncryptType::Aes256)).is_ok());
+        let long_url = AccessInfo {
+            front_end_url: format!("https://x/{}", "a".repeat(520)),
+            ..ok.clone()
+        };
+        let e = check_presentable(&long_url, None).unwrap_err();
+        assert!(e.contains("frontEndUrl") && e.contains("512"), "{e}");
+        let password = AccessInfo {
+            password: Some("p".repeat(100)),
+            ..ok.clone()
+        };
+        assert!(
+            check_presentable(&password, None).is_ok(),
+            "100 plain characters fit"
+        );
+        let e = check_presentable(&password, Some(EncryptType::Aes128)).unwrap_err();
+        assert!(
+            e.contains("password") && e.contains("once encrypted"),
+            "{e}"
+        );
+        let memo = AccessInfo {
+            memo: Some("m".repeat(1025)),
+            ..ok
+        };
+        assert!(check_presentable(&memo, None).unwrap_err().contains("memo"));
     }
 }

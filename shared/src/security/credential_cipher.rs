@@ -19,6 +19,14 @@ pub const IV_LEN: usize = 16;
 /// Maximum length of an encrypted `userName` / `password`, IV included (§3.4 step 6).
 pub const MAX_ENCRYPTED_LEN: usize = 128;
 
+/// The length of `plaintext` once encrypted: the IV, then Base64 of the PKCS#7-padded AES-CBC
+/// blocks (the same for AES-128 and AES-256).
+#[must_use]
+pub fn encrypted_len(plaintext: &str) -> usize {
+    let padded = 16 * (plaintext.len() / 16 + 1);
+    IV_LEN + 4 * padded.div_ceil(3)
+}
+
 /// Java `SecureRandom.getInstance("SHA1PRNG")` (SUN provider) output after `setSeed(seed)` on a
 /// fresh instance: the first `len` bytes (§3.4 step 2).
 #[must_use]
@@ -445,5 +453,22 @@ mod tests {
             let kind = if aes128 { EncryptType::Aes128 } else { EncryptType::Aes256 };
             let _ = decrypt_field(KEY, &value, kind);
         }
+    }
+
+    #[test]
+    fn encrypted_len_is_what_encryption_produces() {
+        for n in [0, 1, 15, 16, 17, 31, 32, 63, 79, 80, 100] {
+            let plain = "x".repeat(n);
+            for kind in [EncryptType::Aes128, EncryptType::Aes256] {
+                let sent = encrypt_credential_with_iv(KEY, &plain, kind, "AbCdEf0123456789");
+                let expected = encrypted_len(&plain);
+                match sent {
+                    Ok(v) => assert_eq!(v.len(), expected, "{n} bytes"),
+                    Err(_) => assert!(expected > MAX_ENCRYPTED_LEN, "{n} bytes"),
+                }
+            }
+        }
+        assert!(encrypted_len(&"x".repeat(79)) <= MAX_ENCRYPTED_LEN);
+        assert!(encrypted_len(&"x".repeat(80)) > MAX_ENCRYPTED_LEN);
     }
 }

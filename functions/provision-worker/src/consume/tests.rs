@@ -58,6 +58,7 @@ async fn setup(script: Vec<Scripted>) -> (TestBed, Worker) {
             max_attempts: 3,
             ..WorkerSettings::default()
         },
+        credential_encryption: None,
     };
     (bed, worker)
 }
