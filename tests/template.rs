@@ -203,6 +203,16 @@ fn problems(template: &Value) -> Vec<String> {
                 r.function
             ));
         }
+        // A callback must end before the edge's dispatch deadline (4 s), which ends before the
+        // edge's own timeout: KooGallery always gets the edge's signed answer.
+        let timeout = function["Properties"]["Timeout"].as_u64();
+        if !timeout
+            .is_some_and(|t| t * 1000 < koogallery::config::edge::DEFAULT_DISPATCH_DEADLINE_MS)
+        {
+            out.push(format!(
+                "{function_id} times out at {timeout:?} s, not before the edge's dispatch deadline"
+            ));
+        }
         let env = env_names(function);
         for (var, needed) in [
             ("KOOGALLERY_QUEUE_URL", r.needs.queue),
@@ -344,6 +354,10 @@ fn drift_between_template_and_registry_is_reported() {
             .remove("KOOGALLERY_QUEUE_URL");
     };
     assert!(broken(r).contains("NewInstanceFunction: KOOGALLERY_QUEUE_URL"));
+    let r = &mut |t: &mut Value| {
+        t["Resources"]["QueryInstanceFunction"]["Properties"]["Timeout"] = json!(5);
+    };
+    assert!(broken(r).contains("QueryInstanceFunction times out"));
     let r = &mut |t: &mut Value| {
         t["Resources"]["ExtraFunction"] = json!({"Type": "AWS::Serverless::Function"});
     };

@@ -80,6 +80,7 @@ impl EmbeddedStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        owner_only(path)?;
         let db = Database::create(path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(Fault::from)?;
@@ -125,6 +126,28 @@ impl EmbeddedStore {
 }
 
 /// See [`EmbeddedStore::blocking`].
+/// The store file holds customers' records and credentials: it is created readable and writable
+/// by its owner only (0600), and an existing one is tightened to that.
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let denied = |e: std::io::Error| {
+            StoreError::Unavailable(format!("cannot secure {}: {e}", path.display()))
+        };
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(denied)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(denied)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 pub(crate) async fn run_blocking<T, F>(db: Arc<Database>, work: F) -> Result<T, Fault>
 where
     T: Send + 'static,

@@ -138,3 +138,19 @@ fn a_file_open_elsewhere_in_the_process_is_reported_not_panicked() {
         Err(koogallery::StoreError::Unavailable(_))
     ));
 }
+
+/// Issue 7, AWS edges: the local store file holds credentials; it is created 0600, and an existing
+/// world-readable one is tightened.
+#[cfg(unix)]
+#[test]
+fn the_store_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh.redb");
+    drop(koogallery_embedded::EmbeddedStore::open(&fresh).unwrap());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fresh), 0o600);
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(koogallery_embedded::EmbeddedStore::open(&fresh).unwrap());
+    assert_eq!(mode(&fresh), 0o600, "an existing store is tightened");
+}

@@ -62,6 +62,7 @@ pub struct Edge {
     window_ms: i64,
     nonce_ttl: Duration,
     max_body_bytes: usize,
+    dispatch_deadline: std::time::Duration,
 }
 
 /// The signature parameters KooGallery appends to the production URL (callbacks §3.1).
@@ -119,6 +120,7 @@ impl Edge {
             window_ms: settings.timestamp_window.num_milliseconds(),
             nonce_ttl: settings.nonce_ttl,
             max_body_bytes: settings.max_body_bytes,
+            dispatch_deadline: settings.dispatch_deadline,
         }
     }
 
@@ -269,10 +271,24 @@ impl Edge {
             // The same reading as the callbacks' (an invalid flag is theirs to refuse).
             test: test_flag_of(value.get("testFlag")).unwrap_or(false),
         };
-        Ok((
-            self.dispatcher.dispatch(callback, &value, seen.key).await,
-            seen,
-        ))
+        // A callback that does not answer in time gets a signed, retryable 000005 from the edge:
+        // KooGallery retries, and never sees the gateway's unsigned timeout.
+        let dispatched = self.dispatcher.dispatch(callback, &value, seen.key);
+        let reply = match tokio::time::timeout(self.dispatch_deadline, dispatched).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                tracing::warn!(
+                    activity = callback.route.name(),
+                    deadline_ms = self.dispatch_deadline.as_millis() as u64,
+                    "callback did not answer in time"
+                );
+                Reply::new(
+                    ResultCode::InternalError,
+                    "temporary internal error; please retry",
+                )
+            }
+        };
+        Ok((reply, seen))
     }
 }
 

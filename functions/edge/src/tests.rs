@@ -231,3 +231,45 @@ async fn a_body_with_a_byte_order_mark_is_verified_and_served() {
     assert_eq!(r.result_code, ResultCode::Success, "{}", r.result_msg);
     assert_eq!(b.calls(), 1);
 }
+
+/// Never answers: a callback stuck behind a slow store or a cold dependency.
+struct Stuck;
+
+#[async_trait]
+impl Dispatcher for Stuck {
+    async fn dispatch(
+        &self,
+        _callback: &'static Registration,
+        _body: &Value,
+        _key: koogallery::security::KeyUsed,
+    ) -> Reply {
+        std::future::pending::<()>().await;
+        Reply::success()
+    }
+}
+
+/// Issue 7, AWS edges: a callback that does not answer within the dispatch deadline gets a signed,
+/// retryable `000005` from the edge, inside KooGallery's 5 s, never the gateway's unsigned 5xx.
+#[tokio::test(start_paused = true)]
+async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
+    let config = Config::with_keys(KEY, "kit");
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+    let edge = Edge::new(
+        &config.settings.edge,
+        config.secrets.keys.basic.clone(),
+        Arc::new(MemoryStore::new()),
+        clock.clone(),
+        Arc::new(Stuck),
+    );
+    let q = signed_query(KEY, BODY, clock.now().timestamp_millis(), "slow-1");
+    let started = tokio::time::Instant::now();
+    let resp = edge.handle_basic(&q, BODY).await;
+    assert_eq!(resp.result_code, ResultCode::InternalError);
+    assert!(verify_body_sign(KEY, &resp.body, &resp.body_sign));
+    assert_eq!(
+        started.elapsed(),
+        config.settings.edge.dispatch_deadline,
+        "answered at the deadline"
+    );
+    assert!(config.settings.edge.dispatch_deadline < std::time::Duration::from_secs(5));
+}
