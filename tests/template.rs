@@ -206,9 +206,8 @@ fn problems(template: &Value) -> Vec<String> {
         // A callback must end before the edge's dispatch deadline (4 s), which ends before the
         // edge's own timeout: KooGallery always gets the edge's signed answer.
         let timeout = function["Properties"]["Timeout"].as_u64();
-        if !timeout
-            .is_some_and(|t| t * 1000 < koogallery::config::edge::DEFAULT_DISPATCH_DEADLINE_MS)
-        {
+        let deadline_ms = koogallery::config::edge::DEFAULT_DISPATCH_DEADLINE_MS;
+        if timeout.is_none_or(|t| t * 1000 >= deadline_ms) {
             out.push(format!(
                 "{function_id} times out at {timeout:?} s, not before the edge's dispatch deadline"
             ));
