@@ -20,12 +20,12 @@ use koogallery::{
     callbacks::{InProcessDispatcher, Resources},
     clock::{Clock, SystemClock},
     config::Config,
-    instance::InstanceStore,
+    instance::{Instance, InstanceStore, Outcome},
     jobs::JobQueue,
     security::{
         KeyRing, SecretKey, basic_signature, canonical_payload, replay::NonceStore, verify_basic,
     },
-    testing::{MemoryQueue, MemoryStore},
+    testing::{MemoryQueue, MemoryStore, sample_access},
 };
 use koogallery_embedded::EmbeddedStore;
 
@@ -100,10 +100,11 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let embedded = Arc::new(EmbeddedStore::open(dir.path().join("bench.redb")).expect("store"));
     let memory = Arc::new(MemoryStore::new());
-    let edges = [
+    let edges: [(&str, Edge, Arc<dyn InstanceStore>); 2] = [
         (
             "memory",
             edge_on(memory.clone(), memory.clone(), Arc::new(MemoryQueue::new())),
+            memory.clone(),
         ),
         (
             "embedded",
@@ -112,10 +113,11 @@ fn bench(c: &mut Criterion) {
                 embedded.clone(),
                 Arc::new(embedded.queue()),
             ),
+            embedded.clone(),
         ),
     ];
 
-    for (name, edge) in &edges {
+    for (name, edge, store) in &edges {
         c.bench_function(&format!("edge/new_instance/{name}"), |b| {
             b.to_async(&rt).iter_batched(
                 || {
@@ -131,9 +133,17 @@ fn bench(c: &mut Criterion) {
             )
         });
 
-        // One active instance to query, created through the edge with a debug call.
-        let setup = br#"{"activity":"newInstance","orderId":"CSQ","orderLineId":"CSQ-000001","businessId":"bench-query","testFlag":"1"}"#;
-        rt.block_on(edge.handle_basic(&signed(setup), setup));
+        // One active instance to query, as the worker leaves it after provisioning. (Debug calls
+        // keep their records apart, so a real query must find a real record.)
+        let now = chrono::Utc::now();
+        let (mut inst, created) =
+            Instance::new_provisioning("CSQ", "CSQ-000001", "bench-query", false, now);
+        let Ok(Outcome::Changed(provisioned)) = inst.activate(sample_access("bench-query"), now)
+        else {
+            panic!("a new instance activates")
+        };
+        rt.block_on(store.create_for_order_line(&inst, &[created, provisioned]))
+            .expect("the instance to query is stored");
         let query_body = br#"{"activity":"queryInstance","instanceId":"bench-query"}"#;
         c.bench_function(&format!("edge/query_instance/{name}"), |b| {
             b.to_async(&rt).iter_batched(
