@@ -362,3 +362,35 @@ fn drift_between_template_and_registry_is_reported() {
     };
     assert!(broken(r).contains("ExtraFunction is in the template"));
 }
+
+/// Issue 7, AWS edges: the public route is throttled (a flood gets 429s that KooGallery retries,
+/// not an overrun table) and the worker's event source runs a bounded number of invocations.
+#[test]
+fn the_production_url_is_throttled_and_the_worker_bounded() {
+    let template = load();
+    let api = &template["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"];
+    assert_eq!(
+        api["ThrottlingRateLimit"],
+        json!({"Ref": "ProduceRateLimit"})
+    );
+    assert_eq!(
+        api["ThrottlingBurstLimit"],
+        json!({"Ref": "ProduceBurstLimit"})
+    );
+    let jobs = &template["Resources"]["ProvisionWorkerFunction"]["Properties"]["Events"]["Jobs"];
+    assert_eq!(
+        jobs["Properties"]["ScalingConfig"]["MaximumConcurrency"],
+        json!({"Ref": "WorkerMaximumConcurrency"})
+    );
+    for (name, min) in [
+        ("ProduceRateLimit", 1),
+        ("ProduceBurstLimit", 1),
+        ("WorkerMaximumConcurrency", 2),
+    ] {
+        let p = &template["Parameters"][name];
+        assert!(
+            p["Default"].as_u64().is_some_and(|d| d >= min),
+            "{name}: {p}"
+        );
+    }
+}
