@@ -56,13 +56,7 @@ fn edge_on(
 ) -> Edge {
     let config = Config::with_keys(KEY, "bench-kit-key");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let resources = Resources {
-        store,
-        queue: Some(queue),
-        clock: clock.clone(),
-        keys: Some(config.secrets.keys.clone()),
-        settings: config.settings.callbacks.clone(),
-    };
+    let resources = Resources::from_config(store, queue, clock.clone(), &config);
     let dispatcher = InProcessDispatcher::build(&resources).expect("every callback builds");
     Edge::new(
         &config.settings.edge,

@@ -151,13 +151,7 @@ fn assemble<S>(
 where
     S: koogallery::instance::InstanceStore + koogallery::security::replay::NonceStore + 'static,
 {
-    let resources = Resources {
-        store: store.clone(),
-        queue: Some(queue),
-        clock: clock.clone(),
-        keys: Some(config.secrets.keys.clone()),
-        settings: config.settings.callbacks.clone(),
-    };
+    let resources = Resources::from_config(store.clone(), queue, clock.clone(), config);
     let dispatcher = InProcessDispatcher::build(&resources)?;
     let provisioner = match provisioner {
         Some(p) => p,

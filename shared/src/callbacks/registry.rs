@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     clock::Clock,
-    config::{CallbackSettings, ConfigError, Keys},
+    config::{CallbackSettings, Config, ConfigError, Keys},
     instance::InstanceStore,
     jobs::JobQueue,
     protocol::Reply,
@@ -256,6 +256,23 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// Everything a process holding the whole [`Config`] (the local host, tests, benchmarks) hands
+    /// its callbacks. A Lambda function builds only what its [`Needs`] name instead.
+    pub fn from_config(
+        store: Arc<dyn InstanceStore>,
+        queue: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+        config: &Config,
+    ) -> Self {
+        Self {
+            store,
+            queue: Some(queue),
+            clock,
+            keys: Some(config.secrets.keys.clone()),
+            settings: config.settings.callbacks.clone(),
+        }
+    }
+
     pub fn queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {
         self.queue.clone().ok_or_else(|| {
             ConfigError::invalid(

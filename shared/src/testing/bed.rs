@@ -30,13 +30,8 @@ impl TestBed {
         let store = Arc::new(MemoryStore::new());
         let queue = Arc::new(MemoryQueue::new());
         let clock = Arc::new(ManualClock::at(Utc::now()));
-        let resources = Resources {
-            store: store.clone(),
-            queue: Some(queue.clone()),
-            clock: clock.clone(),
-            keys: Some(config.secrets.keys.clone()),
-            settings: config.settings.callbacks.clone(),
-        };
+        let resources =
+            Resources::from_config(store.clone(), queue.clone(), clock.clone(), &config);
         let dispatcher = match InProcessDispatcher::build(&resources) {
             Ok(d) => Arc::new(d),
             Err(e) => panic!("the test bed's callbacks cannot be built: {e}"),
@@ -53,17 +48,6 @@ impl TestBed {
     /// Defaults with the basic key `test-access-key` and Kit key `test-kit-key`.
     pub fn default_keys() -> Self {
         Self::new(Config::with_keys("test-access-key", "test-kit-key"))
-    }
-
-    /// The resources a host would hand its callbacks.
-    pub fn resources(&self) -> Resources {
-        Resources {
-            store: self.store.clone(),
-            queue: Some(self.queue.clone()),
-            clock: self.clock.clone(),
-            keys: Some(self.config.secrets.keys.clone()),
-            settings: self.config.settings.callbacks.clone(),
-        }
     }
 
     /// Calls the callback registered for V2 `activity` with a body verified with the current key.
