@@ -160,15 +160,12 @@ where
             config.secrets.webhook.clone(),
         )?,
     };
-    let worker = Arc::new(
-        Worker::with_offline_marketplace(
-            store.clone(),
-            provisioner,
-            clock.clone(),
-            config.settings.worker,
-        )
-        .with_credential_encryption(config.settings.callbacks.credential_encryption),
-    );
+    let worker = Arc::new(Worker::with_offline_marketplace(
+        store.clone(),
+        provisioner,
+        clock.clone(),
+        &config.settings,
+    ));
     let edge = Arc::new(Edge::new(
         &config.settings.edge,
         config.secrets.keys.basic.clone(),

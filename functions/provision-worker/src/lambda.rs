@@ -20,9 +20,8 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
         deployment.store.clone(),
         provisioners::from_settings(&deployment.settings.provisioner, webhook_secret)?,
         deployment.clock.clone(),
-        deployment.settings.worker,
-    )
-    .with_credential_encryption(deployment.settings.callbacks.credential_encryption))
+        &deployment.settings,
+    ))
 }
 
 /// Serves the SQS event source with partial batch failures.

@@ -21,7 +21,7 @@ use koogallery::{
     ResultCode,
     callbacks::query_instance::check_presentable,
     clock::Clock,
-    config::WorkerSettings,
+    config::{Settings, WorkerSettings},
     instance::{
         AccessInfo, Claim, DomainError, EventKind, Instance, InstanceState, InstanceStore, Outcome,
         mutate,
@@ -106,14 +106,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker reading orders through the offline marketplace client. Query Order against
-    /// KooGallery arrives in a later release; until then orders are synthesised and every answer
-    /// says so in the logs.
+    /// A worker reading orders through the offline marketplace client, with its retry policy and
+    /// the credential encryption queryInstance will present with, both from `settings`. Query Order
+    /// against KooGallery arrives in a later release; until then orders are synthesised and every
+    /// answer says so in the logs.
     pub fn with_offline_marketplace(
         store: Arc<dyn InstanceStore>,
         provisioner: Arc<dyn Provisioner>,
         clock: Arc<dyn Clock>,
-        config: WorkerSettings,
+        settings: &Settings,
     ) -> Self {
         let marketplace = Arc::new(koogallery::order::offline::OfflineMarketplace::new(
             clock.clone(),
@@ -123,8 +124,8 @@ impl Worker {
             provisioner,
             marketplace,
             clock,
-            config,
-            credential_encryption: None,
+            config: settings.worker,
+            credential_encryption: settings.callbacks.credential_encryption,
         }
     }
 
