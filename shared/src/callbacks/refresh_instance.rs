@@ -2,11 +2,12 @@
 //! renewal. Sets the expiry to the absolute `expireTime`; idempotent per (instanceId, orderId, scene).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
-    instance::RefreshScene,
+    instance::{DomainError, Instance, Outcome, RefreshScene},
     protocol::{
         Reply,
         time::parse_compact,
@@ -30,61 +31,50 @@ impl Callback for RefreshInstance {
         req: RefreshInstanceRequest,
         _key: KeyUsed,
     ) -> Result<Reply, CallbackError> {
-        let expire_time = parse_compact(req.expire_time.trim()).ok_or_else(|| {
+        let change = requested_change(&req).ok_or_else(|| {
             CallbackError::InvalidParameter(format!(
                 "expireTime {:?} is not a time",
                 req.expire_time
             ))
         })?;
-        let scene = domain_scene(req.scene);
-        self.0
-            .change(&req.instance_id, |i, now| {
-                i.refresh(
-                    scene.clone(),
-                    &req.order_id,
-                    req.product_id.clone(),
-                    expire_time,
-                    now,
-                )
-            })
-            .await
+        self.0.change(&req.instance_id, change).await
     }
 
     /// Decisions §7: sets the debug record's expiry, if there is one; never a real one's. Always
     /// `000000`.
     async fn handle_debug(&self, req: RefreshInstanceRequest, _key: KeyUsed) -> Reply {
-        // The request was validated: its expireTime parses.
-        let Some(expire_time) = parse_compact(req.expire_time.trim()) else {
-            return Reply::success();
-        };
-        let scene = domain_scene(req.scene);
-        self.0
-            .change_debug(&req.instance_id, |i, now| {
-                i.refresh(
-                    scene.clone(),
-                    &req.order_id,
-                    req.product_id.clone(),
-                    expire_time,
-                    now,
-                )
-            })
-            .await
+        match requested_change(&req) {
+            Some(change) => self.0.change_debug(&req.instance_id, change).await,
+            // Not reached: the request's validation refuses an expireTime that does not parse.
+            None => Reply::success(),
+        }
     }
 }
 
-/// The wire's scene as the domain knows it.
-fn domain_scene(scene: WireScene) -> RefreshScene {
-    match scene {
-        WireScene::TrialToFormal => RefreshScene::TrialToFormal,
-        WireScene::Renewal => RefreshScene::Renewal,
-        WireScene::UnsubscribeRenewalPeriod => RefreshScene::UnsubscribeRenewalPeriod,
-        WireScene::RenewalChange => RefreshScene::RenewalChange,
-        WireScene::Other(name) => {
-            // Decisions §11: set the expiry anyway; refusing could get a renewed customer released.
-            tracing::warn!(scene = %name, "unknown refreshInstance scene; expiry set as for a renewal");
-            RefreshScene::Other(name)
-        }
+/// The change a refresh asks of an instance; `None` when its expireTime is not a time.
+fn requested_change(
+    req: &RefreshInstanceRequest,
+) -> Option<impl FnMut(&mut Instance, DateTime<Utc>) -> Result<Outcome, DomainError> + Send + '_> {
+    let expire_time = parse_compact(req.expire_time.trim())?;
+    let scene = domain_scene(&req.scene);
+    Some(move |i: &mut Instance, now| {
+        i.refresh(
+            scene.clone(),
+            &req.order_id,
+            req.product_id.clone(),
+            expire_time,
+            now,
+        )
+    })
+}
+
+/// The wire's scene as the domain knows it, by KooGallery's own name.
+fn domain_scene(scene: &WireScene) -> RefreshScene {
+    if let WireScene::Other(name) = scene {
+        // Decisions §11: set the expiry anyway; refusing could get a renewed customer released.
+        tracing::warn!(scene = %name, "unknown refreshInstance scene; expiry set as for a renewal");
     }
+    RefreshScene::from_name(scene.as_str())
 }
 
 #[cfg(test)]
