@@ -1,7 +1,7 @@
 //! The callbacks' own settings: how queryInstance presents credentials (Decisions §4) and what a
 //! debug newInstance answers (Decisions §7).
 
-use super::{ConfigError, Env};
+use super::{ConfigError, Env, ProvisionerSettings};
 use crate::security::credential_cipher::EncryptType;
 
 /// Where a debug record's `frontEndUrl` points when no static URL template is configured.
@@ -29,7 +29,7 @@ impl CallbackSettings {
     /// provisioner's `KOOGALLERY_FRONTEND_URL` where the process has it (the local host), so a debug
     /// answer looks like a real one. The template does not give it to the newInstance function, which
     /// then uses the default template.
-    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+    pub fn read(env: &Env<'_>, provisioner: &ProvisionerSettings) -> Result<Self, ConfigError> {
         let credential_encryption = match env.choice(
             "KOOGALLERY_CREDENTIAL_ENCRYPTION",
             "none",
@@ -39,9 +39,9 @@ impl CallbackSettings {
             "aes128" | "2" => Some(EncryptType::Aes128),
             _ => None,
         };
-        let debug_front_end_url = match super::ProvisionerSettings::read(env)? {
-            super::ProvisionerSettings::Static { front_end_url, .. } => front_end_url,
-            super::ProvisionerSettings::Webhook { .. } => DEBUG_FRONT_END_URL.to_owned(),
+        let debug_front_end_url = match provisioner {
+            ProvisionerSettings::Static { front_end_url, .. } => front_end_url.clone(),
+            ProvisionerSettings::Webhook { .. } => DEBUG_FRONT_END_URL.to_owned(),
         };
         Ok(Self {
             credential_encryption,

@@ -122,10 +122,11 @@ impl Settings {
 
     /// Reads every `KOOGALLERY_*` setting (the README lists them).
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let provisioner = ProvisionerSettings::read(env)?;
         Ok(Self {
             edge: EdgeSettings::read(env)?,
-            callbacks: CallbackSettings::read(env)?,
-            provisioner: ProvisionerSettings::read(env)?,
+            callbacks: CallbackSettings::read(env, &provisioner)?,
+            provisioner,
             worker: WorkerSettings::read(env)?,
         })
     }
