@@ -304,11 +304,27 @@ pub trait Dispatcher: Send + Sync {
 /// or, for a request verified with the previous key, `{"verifiedWith":"previous","body":…}` so the
 /// callback answers with that key (Decisions §13). The bare form is what earlier releases sent, so
 /// a function and an edge of different releases understand each other during a deployment.
-pub fn invocation(body: &Value, key: KeyUsed) -> Value {
+/// It borrows the body: serialising it sends the request without copying it first.
+pub fn invocation(body: &Value, key: KeyUsed) -> Invocation<'_> {
     match key {
-        KeyUsed::Current => body.clone(),
-        KeyUsed::Previous => serde_json::json!({ "verifiedWith": "previous", "body": body }),
+        KeyUsed::Current => Invocation::Bare(body),
+        KeyUsed::Previous => Invocation::VerifiedWithPrevious {
+            verified_with: "previous",
+            body,
+        },
     }
+}
+
+/// An invocation payload, see [`invocation`].
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Invocation<'a> {
+    Bare(&'a Value),
+    VerifiedWithPrevious {
+        #[serde(rename = "verifiedWith")]
+        verified_with: &'static str,
+        body: &'a Value,
+    },
 }
 
 /// The verified body and the key that verified it, from an invocation payload of either form.
@@ -361,13 +377,14 @@ mod tests {
     #[test]
     fn invocations_carry_the_key_and_read_back_in_either_form() {
         let body = serde_json::json!({"activity":"queryInstance","instanceId":"i"});
+        let sent = |key| serde_json::to_value(invocation(&body, key)).unwrap();
+        assert_eq!(sent(KeyUsed::Current), body, "the bare form, as before");
         assert_eq!(
-            invocation(&body, KeyUsed::Current),
-            body,
-            "the bare form, as before"
+            sent(KeyUsed::Previous),
+            serde_json::json!({ "verifiedWith": "previous", "body": body })
         );
         for key in [KeyUsed::Current, KeyUsed::Previous] {
-            assert_eq!(from_invocation(invocation(&body, key)), (body.clone(), key));
+            assert_eq!(from_invocation(sent(key)), (body.clone(), key));
         }
     }
 
