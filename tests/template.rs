@@ -394,3 +394,44 @@ fn the_production_url_is_throttled_and_the_worker_bounded() {
         );
     }
 }
+
+/// Issue 7, defect 9: the worker's timeout covers a delivery's webhook calls (the worker checks its
+/// webhook timeout against `KOOGALLERY_WORKER_TIMEOUT_SECS`, which must be the function's own), the
+/// queue's visibility timeout is 6x the function's, and the queue keeps a job longer than either
+/// deadline lets it retry.
+#[test]
+fn the_worker_timeout_covers_its_calls_and_the_queue_outlives_the_deadlines() {
+    let template = load();
+    let worker = &template["Resources"]["ProvisionWorkerFunction"]["Properties"];
+    let timeout = worker["Timeout"].as_u64().unwrap();
+    let env = &worker["Environment"]["Variables"];
+    assert_eq!(
+        env["KOOGALLERY_WORKER_TIMEOUT_SECS"].as_u64(),
+        Some(timeout),
+        "the worker must know its own timeout"
+    );
+    // What the worker reads at start-up with the webhook provisioner at its default timeout.
+    let vars = [
+        ("KOOGALLERY_PROVISIONER", "webhook".to_owned()),
+        (
+            "KOOGALLERY_WEBHOOK_URL",
+            "https://vendor.example/hook".to_owned(),
+        ),
+        ("KOOGALLERY_WORKER_TIMEOUT_SECS", timeout.to_string()),
+    ];
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    koogallery::config::Settings::read(&koogallery::config::Env::from_fn(lookup))
+        .expect("the template's worker starts with the default webhook timeout");
+    let queue = &template["Resources"]["JobsQueue"]["Properties"];
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout);
+    let retention = queue["MessageRetentionPeriod"].as_u64().unwrap();
+    for name in ["ProvisioningDeadlineSecs", "NoticeDeadlineSecs"] {
+        let max = template["Parameters"][name]["MaxValue"].as_u64().unwrap();
+        assert!(max < retention, "{name} may outlive the queued job");
+    }
+    assert!(env.get("KOOGALLERY_WORKER_MAX_ATTEMPTS").is_none());
+}

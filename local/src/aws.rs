@@ -60,7 +60,7 @@ pub async fn start_aws(
         .await
         .map_err(|e| StartError::Aws(e.to_string()))?;
     let (queue_url, dlq_url) =
-        bootstrap::ensure_queues(&sqs_client, &aws.queue, config.settings.worker.max_attempts)
+        bootstrap::ensure_queues(&sqs_client, &aws.queue, bootstrap::REDRIVE_MAX_RECEIVES)
             .await
             .map_err(|e| StartError::Aws(e.to_string()))?;
     let store = Arc::new(DynamoStore::new(dynamo, aws.table.clone()));

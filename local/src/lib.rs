@@ -165,6 +165,7 @@ where
         provisioner,
         clock.clone(),
         &config.settings,
+        local_metrics(),
     ));
     let edge = Arc::new(Edge::new(
         &config.settings.edge,
@@ -275,6 +276,14 @@ async fn kit(State(edge): State<Arc<Edge>>, Path(name): Path<String>) -> Respons
 
 #[cfg(feature = "aws")]
 pub mod aws;
+
+/// Metrics as the logs are written: EMF lines with JSON logs (as on AWS), debug lines otherwise.
+pub fn local_metrics() -> Arc<dyn koogallery::metrics::Metrics> {
+    let json = koogallery::config::Env::process()
+        .choice("KOOGALLERY_LOG_FORMAT", "text", &["text", "json"])
+        .is_ok_and(|f| f == "json");
+    koogallery::metrics::for_log_format(json)
+}
 
 /// Structured logs: JSON lines when `KOOGALLERY_LOG_FORMAT=json` (as on AWS), compact text when it
 /// is `text` or unset. Any other value, or a `RUST_LOG` that does not parse, stops start-up.

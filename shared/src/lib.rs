@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod instance;
 pub mod jobs;
+pub mod metrics;
 pub mod order;
 pub mod protocol;
 pub mod provisioning;

@@ -149,6 +149,10 @@ pub async fn ensure_table(
 /// Creates the dead-letter queue `{name}-dlq`, then the queue `name` redriving to it after
 /// `max_receive_count` receives. An existing queue gets its redrive policy updated. Returns
 /// `(queue_url, dlq_url)`.
+/// The jobs queue's redrive `maxReceiveCount`: a safety net only (SQS's maximum). The worker
+/// dead-letters by itself at its deadlines; deferrals and retries within them take many receives.
+pub const REDRIVE_MAX_RECEIVES: u32 = 1000;
+
 pub async fn ensure_queues(
     client: &aws_sdk_sqs::Client,
     name: &str,

@@ -21,6 +21,7 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
         provisioners::from_settings(&deployment.settings.provisioner, webhook_secret)?,
         deployment.clock.clone(),
         &deployment.settings,
+        std::sync::Arc::new(koogallery::metrics::EmfStdout::from_env()),
     ))
 }
 

@@ -1,11 +1,18 @@
 //! The provisioning worker: drains the job queue (at-least-once delivery) and makes each job take
 //! effect exactly once.
 //!
-//! - `Provision`: claim the instance (one delivery at a time), learn the order from the marketplace,
-//!   call the provisioner, store the access information → active. A vendor's "no" fails the instance
-//!   with its result code (KooGallery then refunds, Decisions §5). Transient failures retry with
-//!   backoff; the last attempt marks the instance failed (`000005`) and the job is dead-lettered.
-//! - `Notify`: deliver one lifecycle event from the instance's outbox to the provisioner, once.
+//! - `Provision`: claim the instance (one delivery at a time, a token per delivery), learn the order
+//!   from the marketplace, call the provisioner, store the access information → active. A vendor's
+//!   explicit "no" (a KooGallery result code) fails the instance with that code (KooGallery then
+//!   refunds, Decisions §5). Anything else (an outage, a timeout, a misconfigured endpoint) retries
+//!   with capped, jittered backoff until the provisioning deadline, measured from the order; only
+//!   then does the order fail with `000005`. Another delivery's live claim defers the job without
+//!   spending anything.
+//! - `Notify`: drain the instance's outbox strictly in `seq` order: one drainer at a time, nothing
+//!   while provisioning is in flight, each notice retried until the vendor acknowledges it or the
+//!   notice deadline passes (then the job is dead-lettered and the outbox parked), nothing after
+//!   `released`. Every job for an instance drains its outbox, so a `Provision` job that ends in a
+//!   failed or released instance tells the vendor to clean up.
 //!
 //! [`Worker::process`] returns what happened; [`Worker::disposition`] turns that into the queue action
 //! (ack, retry after a delay, dead-letter); [`consume`] applies it for whichever queue delivered it.
@@ -17,16 +24,15 @@ pub mod provisioners;
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use koogallery::{
     ResultCode,
     callbacks::query_instance::check_presentable,
     clock::Clock,
-    config::{Settings, WorkerSettings},
-    instance::{
-        AccessInfo, Claim, DomainError, EventKind, Instance, InstanceState, InstanceStore, Outcome,
-        mutate,
-    },
+    config::{Settings, WorkerSettings, worker::CALLS_PER_DELIVERY},
+    instance::{DomainError, EventKind, Instance, InstanceStore, NoticeStep, Outcome, mutate},
     jobs::Job,
+    metrics::{Metric, Metrics},
     order::{MarketplaceClient, MarketplaceError},
     provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
     security::credential_cipher::EncryptType,
@@ -36,10 +42,11 @@ use koogallery::{
 #[derive(Debug, Clone)]
 pub struct JobDelivery {
     pub job: Job,
-    /// 1-based receive count (SQS `ApproximateReceiveCount`, the embedded queue's own count).
+    /// 1-based receive count (SQS `ApproximateReceiveCount`, the embedded queue's own count):
+    /// it paces the backoff, it decides nothing.
     pub attempt: u32,
-    /// Stable across redeliveries of the same message (SQS message ID, embedded queue ID): a
-    /// redelivery may take over its own claim at once.
+    /// The queue's message ID, for the logs. Two copies of one SQS message share it, so claims
+    /// use a token of their own per delivery ([`Worker::process`]).
     pub delivery_id: String,
 }
 
@@ -53,12 +60,17 @@ pub enum JobError {
     Provisioner(ProvisionError),
     #[error(transparent)]
     Marketplace(#[from] MarketplaceError),
-    /// Telling the vendor to remove what it created for a released instance: always retried.
-    #[error("release notice not delivered: {0}")]
-    ReleaseNotice(#[source] ProvisionError),
-    /// The job names something that is not there (an event missing from the history).
-    #[error("{0}")]
-    Gone(String),
+    /// Provisioning kept failing until its deadline: the order failed (`000005`).
+    #[error("provisioning gave up at its deadline: {0}")]
+    ProvisioningDeadline(#[source] Box<JobError>),
+    /// The oldest notice of an instance could not be delivered before its deadline: the outbox is
+    /// parked and the job dead-lettered; redriving it resumes delivery.
+    #[error("notice {seq} not delivered before its deadline: {source}")]
+    NoticeDeadline {
+        seq: u64,
+        #[source]
+        source: ProvisionError,
+    },
 }
 
 impl JobError {
@@ -67,23 +79,24 @@ impl JobError {
             Self::Domain(e) => e.is_retryable(),
             Self::Provisioner(e) => e.is_retryable(),
             Self::Marketplace(e) => e.is_retryable(),
-            Self::ReleaseNotice(_) => true,
-            Self::Gone(_) => false,
+            Self::ProvisioningDeadline(_) | Self::NoticeDeadline { .. } => false,
         }
     }
 }
 
-/// What a finished job did.
+/// What a finished (or deferred) job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobOutcome {
     Provisioned,
     /// The vendor refused; the instance failed with this code.
     ProvisioningRefused(ResultCode),
-    /// Nothing to do (already provisioned, failed, released, or notice already delivered).
+    /// Nothing to do (already provisioned, failed, released, or every notice delivered).
     AlreadyDone,
-    Notified,
-    /// The vendor refused a notice; it will not be retried.
-    NoticeRefused,
+    /// This many notices were delivered (or refused by the vendor, which is final too).
+    Notified(u32),
+    /// Not now, and not a failure: another delivery holds the instance, provisioning is in flight
+    /// before a notice, or this delivery used its calls. Comes back after the delay.
+    Deferred(Duration),
 }
 
 /// What the queue should do with a delivery.
@@ -103,6 +116,21 @@ pub struct Worker {
     /// How queryInstance will present credentials: their limits are checked, encrypted lengths
     /// included, when the vendor answers (`check_presentable`).
     pub credential_encryption: Option<EncryptType>,
+    pub metrics: Arc<dyn Metrics>,
+}
+
+/// How a delivery spends its calls to the vendor (the worker's timeout covers
+/// [`CALLS_PER_DELIVERY`]).
+struct Budget(u32);
+
+impl Budget {
+    fn take(&mut self) -> bool {
+        if self.0 == 0 {
+            return false;
+        }
+        self.0 -= 1;
+        true
+    }
 }
 
 impl Worker {
@@ -115,6 +143,7 @@ impl Worker {
         provisioner: Arc<dyn Provisioner>,
         clock: Arc<dyn Clock>,
         settings: &Settings,
+        metrics: Arc<dyn Metrics>,
     ) -> Self {
         let marketplace = Arc::new(koogallery::order::offline::OfflineMarketplace::new(
             clock.clone(),
@@ -126,6 +155,7 @@ impl Worker {
             clock,
             config: settings.worker,
             credential_encryption: settings.callbacks.credential_encryption,
+            metrics,
         }
     }
 
@@ -135,31 +165,43 @@ impl Worker {
         self
     }
 
-    /// Runs one delivery. On the last allowed attempt a still-retryable provisioning failure becomes
-    /// permanent for the instance (failed, `000005`) so KooGallery stops polling and refunds.
+    /// Runs one delivery: a `Provision` job provisions, then (like a `Notify` job) drains the
+    /// instance's outbox.
     pub async fn process(&self, d: &JobDelivery) -> Result<JobOutcome, JobError> {
+        // A token of its own per delivery: two copies of one SQS message share their MessageId, and
+        // must not both believe they hold the claim.
+        let token = format!("{}#{}", d.delivery_id, uuid::Uuid::new_v4().simple());
+        let mut budget = Budget(CALLS_PER_DELIVERY);
+        let instance_id = d.job.instance_id();
         let result = match &d.job {
-            Job::Provision { instance_id } => self.provision(instance_id, d).await,
-            Job::Notify { instance_id, seq } => self.notify(instance_id, *seq).await,
+            Job::Provision { .. } => {
+                match self.provision(instance_id, &token, &mut budget).await {
+                    Ok(JobOutcome::Deferred(wait)) => Ok(JobOutcome::Deferred(wait)),
+                    Ok(done) => self
+                        .drain(instance_id, &token, &mut budget)
+                        .await
+                        .map(|drained| match drained {
+                            JobOutcome::Deferred(_) => drained,
+                            _ => done,
+                        }),
+                    // Still provisioning: its notices wait for the retry.
+                    Err(e) if e.is_retryable() => Err(e),
+                    Err(e) => {
+                        // The order failed for good: tell the vendor now if we can (a release
+                        // notice); if not, the notice stays in the outbox for the reconciler.
+                        if let Err(notice) = self.drain(instance_id, &token, &mut budget).await {
+                            tracing::warn!(instance_id, error = %koogallery::callbacks::error_chain(&notice), "release notice not delivered yet; the reconciler will retry it");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            Job::Notify { .. } => self.drain(instance_id, &token, &mut budget).await,
         };
         match &result {
             Ok(outcome) => tracing::info!(job = ?d.job, attempt = d.attempt, ?outcome, "job done"),
             Err(e) => {
                 tracing::warn!(job = ?d.job, attempt = d.attempt, error = %koogallery::callbacks::error_chain(e), retryable = e.is_retryable(), "job failed")
-            }
-        }
-        if let (Err(e), Job::Provision { instance_id }) = (&result, &d.job)
-            && e.is_retryable()
-            && d.attempt >= self.config.max_attempts
-        {
-            let message = format!("provisioning failed after {} attempts: {e}", d.attempt);
-            let now = self.clock.now();
-            if let Err(mark) = mutate(self.store.as_ref(), instance_id, |i| {
-                Ok(i.fail(ResultCode::InternalError, message.clone(), now))
-            })
-            .await
-            {
-                tracing::error!(instance_id, error = %mark, "could not mark the instance failed; the dead letter keeps the job");
             }
         }
         result
@@ -172,27 +214,111 @@ impl Worker {
         result: &Result<JobOutcome, JobError>,
     ) -> Disposition {
         match result {
+            Ok(JobOutcome::Deferred(wait)) => Disposition::RetryAfter(*wait),
             Ok(_) => Disposition::Ack,
-            Err(e) if !e.is_retryable() => Disposition::DeadLetter(e.to_string()),
-            Err(e) if d.attempt >= self.config.max_attempts => {
-                Disposition::DeadLetter(format!("gave up after {} attempts: {e}", d.attempt))
+            Err(e) if !e.is_retryable() => {
+                Disposition::DeadLetter(koogallery::callbacks::error_chain(e))
             }
             Err(_) => Disposition::RetryAfter(self.config.backoff(d.attempt)),
         }
     }
 
-    async fn provision(&self, instance_id: &str, d: &JobDelivery) -> Result<JobOutcome, JobError> {
-        let now = self.clock.now();
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// How long from now until `until` (at least a second, so a deferral never spins).
+    fn wait_until(&self, until: DateTime<Utc>) -> Duration {
+        (until - self.now())
+            .to_std()
+            .unwrap_or_default()
+            .max(Duration::from_secs(1))
+    }
+
+    async fn provision(
+        &self,
+        instance_id: &str,
+        token: &str,
+        budget: &mut Budget,
+    ) -> Result<JobOutcome, JobError> {
+        let now = self.now();
         let lease = self.config.claim_lease();
-        let token = d.delivery_id.clone();
-        let (instance, claimed) = mutate(self.store.as_ref(), instance_id, |i| {
-            claim(i, &token, now, lease)
+        let claimed = mutate(self.store.as_ref(), instance_id, |i| {
+            i.claim_provisioning(token, now, lease)
+        })
+        .await;
+        let instance = match claimed {
+            Ok((_, Outcome::Unchanged)) => return Ok(JobOutcome::AlreadyDone),
+            Ok((instance, _)) => instance,
+            Err(DomainError::Claimed { until, .. }) => {
+                tracing::info!(instance_id, %until, "another delivery is provisioning; deferring");
+                return Ok(JobOutcome::Deferred(self.wait_until(until)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        budget.take();
+        let started = std::time::Instant::now();
+        match self.provision_claimed(instance, token).await {
+            Ok(outcome) => {
+                self.metrics.record(Metric::ProvisioningSeconds {
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+                Ok(outcome)
+            }
+            Err(e) if e.is_retryable() => self.provisioning_failed(instance_id, token, e).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A retryable provisioning failure: let the claim go so the retry can take it, or, at the
+    /// deadline measured from the order, fail the order.
+    async fn provisioning_failed(
+        &self,
+        instance_id: &str,
+        token: &str,
+        error: JobError,
+    ) -> Result<JobOutcome, JobError> {
+        if let JobError::Provisioner(ProvisionError::Misconfigured(why)) = &error {
+            tracing::error!(
+                instance_id,
+                why,
+                "the vendor's endpoint is misconfigured; provisioning keeps retrying"
+            );
+            self.metrics.record(Metric::ProvisionerMisconfigured);
+        }
+        self.metrics.record(Metric::ProvisioningRetries);
+        let now = self.now();
+        let deadline = self.config.provisioning_deadline;
+        let message = format!(
+            "provisioning did not succeed within {} s of the order: {}",
+            deadline.as_secs(),
+            koogallery::callbacks::error_chain(&error)
+        );
+        let (_, outcome) = mutate(self.store.as_ref(), instance_id, |i| {
+            let past = (now - i.created_at).to_std().unwrap_or_default() >= deadline;
+            if !past {
+                return Ok(i.end_provisioning_claim(token));
+            }
+            // Only the claim holder (us) or anyone after its expiry may fail the order.
+            i.ensure_provisioning_claim(token, now)?;
+            Ok(i.fail(ResultCode::InternalError, message.clone(), now))
         })
         .await?;
-        if matches!(claimed, Outcome::Unchanged) {
-            return Ok(JobOutcome::AlreadyDone);
+        if matches!(outcome, Outcome::Changed(_)) {
+            tracing::error!(instance_id, %message, "provisioning deadline passed; the order failed");
+            self.metrics.record(Metric::ProvisioningDeadlinePassed);
+            return Err(JobError::ProvisioningDeadline(Box::new(error)));
         }
+        Err(error)
+    }
 
+    /// Provisioning under this delivery's claim.
+    async fn provision_claimed(
+        &self,
+        instance: Instance,
+        token: &str,
+    ) -> Result<JobOutcome, JobError> {
+        let instance_id = instance.instance_id.clone();
         let instance = self.ensure_order_details(instance).await?;
         let request = ProvisionRequest {
             instance_id: instance.instance_id.clone(),
@@ -200,38 +326,49 @@ impl Worker {
             order_line_id: instance.order_line_id.clone(),
             order: instance.order.clone().unwrap_or_default(),
         };
-        match self.provisioner.provision(&request).await {
+        let answer = self.provisioner.provision(&request).await;
+        let now = self.now();
+        let fail = |code: ResultCode, message: String| {
+            let store = self.store.clone();
+            let instance_id = instance_id.clone();
+            async move {
+                mutate(store.as_ref(), &instance_id, |i| {
+                    i.ensure_provisioning_claim(token, now)?;
+                    Ok(i.fail(code, message.clone(), now))
+                })
+                .await
+            }
+        };
+        match answer {
             Ok(access) => {
-                let now = self.clock.now();
                 if let Err(problem) = check_presentable(&access, self.credential_encryption) {
-                    // Refuse now, clearly, rather than fail every queryInstance poll later.
+                    // Refuse now, clearly, rather than fail every queryInstance poll later; the
+                    // vendor hears `released` and removes what it created.
                     let message =
                         format!("the vendor's answer cannot be sent to KooGallery: {problem}");
                     tracing::error!(instance_id, %message, "provisioning refused");
-                    mutate(self.store.as_ref(), instance_id, |i| {
-                        Ok(i.fail(ResultCode::InternalError, message.clone(), now))
-                    })
-                    .await?;
+                    fail(ResultCode::InternalError, message).await?;
                     return Ok(JobOutcome::ProvisioningRefused(ResultCode::InternalError));
                 }
-                match mutate(self.store.as_ref(), instance_id, |i| {
+                let (_, outcome) = mutate(self.store.as_ref(), &instance_id, |i| {
+                    if i.state == koogallery::instance::InstanceState::Released {
+                        // Released while the call was in flight: drop the claim, and the outbox
+                        // tells the vendor `released` (the drain that follows this job).
+                        return Ok(i.end_provisioning_claim(token));
+                    }
                     i.activate(access.clone(), now)
                 })
-                .await
-                {
-                    Ok(_) => Ok(JobOutcome::Provisioned),
-                    Err(e) => self.released_meanwhile(instance_id, access, e).await,
-                }
+                .await?;
+                Ok(match outcome {
+                    Outcome::Changed(_) => JobOutcome::Provisioned,
+                    _ => JobOutcome::AlreadyDone,
+                })
             }
             Err(ProvisionError::Rejected { code, message }) => {
-                let now = self.clock.now();
-                mutate(self.store.as_ref(), instance_id, |i| {
-                    Ok(i.fail(code, message.clone(), now))
-                })
-                .await?;
+                fail(code, message).await?;
                 Ok(JobOutcome::ProvisioningRefused(code))
             }
-            Err(e @ ProvisionError::Transient(_)) => Err(JobError::Provisioner(e)),
+            Err(e) => Err(JobError::Provisioner(e)),
         }
     }
 
@@ -250,7 +387,7 @@ impl Worker {
             Err(e) => {
                 // KooGallery does not know the order it just told us about: fail it rather than guess.
                 let msg = format!("order {} cannot be read: {e}", instance.order_id);
-                let now = self.clock.now();
+                let now = self.now();
                 mutate(self.store.as_ref(), &instance.instance_id, |i| {
                     Ok(i.fail(ResultCode::InternalError, msg.clone(), now))
                 })
@@ -272,66 +409,80 @@ impl Worker {
         Ok(instance)
     }
 
-    /// Provisioning finished but KooGallery released the instance meanwhile: tell the vendor so the
-    /// resources just created are removed too.
-    async fn released_meanwhile(
+    /// Delivers the instance's pending notices in `seq` order, as far as this delivery's budget of
+    /// calls goes.
+    async fn drain(
         &self,
         instance_id: &str,
-        access: AccessInfo,
-        activation_error: DomainError,
+        token: &str,
+        budget: &mut Budget,
     ) -> Result<JobOutcome, JobError> {
-        let Some(mut instance) = self
-            .store
-            .get(instance_id)
-            .await
-            .map_err(DomainError::from)?
-        else {
-            return Err(activation_error.into());
-        };
-        if instance.state != InstanceState::Released {
-            return Err(activation_error.into());
+        let lease = self.config.claim_lease();
+        let mut delivered = 0;
+        loop {
+            let now = self.now();
+            let mut step = NoticeStep::Idle;
+            let taken = mutate(self.store.as_ref(), instance_id, |i| {
+                step = i.next_notice(now);
+                match step {
+                    NoticeStep::Deliver(_) => i.claim_outbox(token, now, lease),
+                    _ => Ok(Outcome::Unchanged),
+                }
+            })
+            .await;
+            let instance = match taken {
+                Ok((instance, _)) => instance,
+                Err(DomainError::Claimed { until, .. }) => {
+                    return Ok(JobOutcome::Deferred(self.wait_until(until)));
+                }
+                Err(DomainError::NotFound(_)) if delivered > 0 => break,
+                Err(e) => return Err(e.into()),
+            };
+            let seq = match step {
+                NoticeStep::Idle => break,
+                NoticeStep::WaitUntil(until) => {
+                    return Ok(JobOutcome::Deferred(self.wait_until(until)));
+                }
+                NoticeStep::Deliver(seq) => seq,
+            };
+            if !budget.take() {
+                // This delivery made its calls; the next one continues where it stopped.
+                mutate(self.store.as_ref(), instance_id, |i| {
+                    Ok(i.release_outbox(token))
+                })
+                .await?;
+                return Ok(JobOutcome::Deferred(Duration::from_secs(1)));
+            }
+            self.deliver(instance, seq, token).await?;
+            delivered += 1;
         }
-        let events = self
-            .store
-            .events(instance_id)
-            .await
-            .map_err(DomainError::from)?;
-        let Some(event) = events
-            .into_iter()
-            .rev()
-            .find(|e| matches!(e.kind, EventKind::Released { .. }))
-        else {
-            return Err(activation_error.into());
-        };
-        instance.access = Some(access);
-        self.provisioner
-            .notify(&LifecycleNotice { instance, event })
-            .await
-            .map_err(JobError::ReleaseNotice)?;
-        Ok(JobOutcome::AlreadyDone)
+        Ok(if delivered > 0 {
+            JobOutcome::Notified(delivered)
+        } else {
+            JobOutcome::AlreadyDone
+        })
     }
 
-    async fn notify(&self, instance_id: &str, seq: u64) -> Result<JobOutcome, JobError> {
-        let Some(instance) = self
-            .store
-            .get(instance_id)
-            .await
-            .map_err(DomainError::from)?
-        else {
-            return Err(DomainError::NotFound(instance_id.to_owned()).into());
-        };
-        if !instance.pending_notices.contains(&seq) {
-            return Ok(JobOutcome::AlreadyDone);
-        }
+    /// Delivers notice `seq` (the oldest pending) of `instance`, under this delivery's outbox claim.
+    async fn deliver(&self, instance: Instance, seq: u64, token: &str) -> Result<(), JobError> {
+        let instance_id = instance.instance_id.clone();
         let events = self
             .store
-            .events(instance_id)
+            .events(&instance_id)
             .await
             .map_err(DomainError::from)?;
         let Some(event) = events.into_iter().find(|e| e.seq == seq) else {
-            return Err(JobError::Gone(format!(
-                "event {seq} of instance {instance_id} is missing"
-            )));
+            // A pending notice without its event would block the outbox for ever: drop it, loudly.
+            tracing::error!(
+                instance_id,
+                seq,
+                "pending notice has no event in the history; skipped"
+            );
+            mutate(self.store.as_ref(), &instance_id, |i| {
+                Ok(i.notice_delivered(seq, false))
+            })
+            .await?;
+            return Ok(());
         };
         let mut instance = instance;
         if let EventKind::Upgraded {
@@ -342,7 +493,7 @@ impl Worker {
             // The upgrade order carries the new spec (callbacks §6.6); read it before telling the vendor.
             match self.marketplace.query_order(order_id, order_line_id).await {
                 Ok(order) => {
-                    let (updated, _) = mutate(self.store.as_ref(), instance_id, |i| {
+                    let (updated, _) = mutate(self.store.as_ref(), &instance_id, |i| {
                         i.order = Some(order.clone());
                         Ok(Outcome::Quiet)
                     })
@@ -355,57 +506,58 @@ impl Worker {
                 }
             }
         }
-        let outcome = match self
+        let was_final = event.kind.is_final_notice();
+        let sent = self
             .provisioner
             .notify(&LifecycleNotice { instance, event })
-            .await
-        {
-            Ok(()) => JobOutcome::Notified,
+            .await;
+        let now = self.now();
+        match sent {
+            Ok(()) => {}
             Err(ProvisionError::Rejected { code, message }) => {
                 tracing::warn!(instance_id, seq, %code, message, "vendor refused a lifecycle notice; not retried");
-                JobOutcome::NoticeRefused
             }
-            Err(e @ ProvisionError::Transient(_)) => return Err(JobError::Provisioner(e)),
-        };
-        mutate(self.store.as_ref(), instance_id, |i| {
-            Ok(if i.pending_notices.remove(&seq) {
-                Outcome::Quiet
-            } else {
-                Outcome::Unchanged
-            })
+            Err(e) => {
+                if let ProvisionError::Misconfigured(why) = &e {
+                    tracing::error!(
+                        instance_id,
+                        why,
+                        "the vendor's endpoint is misconfigured; notices keep retrying"
+                    );
+                    self.metrics.record(Metric::ProvisionerMisconfigured);
+                }
+                self.metrics.record(Metric::NoticeRetries);
+                let deadline = self.config.notice_deadline;
+                let mut parked = false;
+                mutate(self.store.as_ref(), &instance_id, |i| {
+                    let since = i.notice_failed(token, now);
+                    parked = (now - since).to_std().unwrap_or_default() >= deadline;
+                    Ok(if parked {
+                        i.park_outbox()
+                    } else {
+                        Outcome::Quiet
+                    })
+                })
+                .await?;
+                if parked {
+                    tracing::error!(
+                        instance_id,
+                        seq,
+                        "notice not delivered before its deadline; the job is dead-lettered and the outbox parked until it is redriven"
+                    );
+                    self.metrics.record(Metric::NoticeDeadlinePassed);
+                    return Err(JobError::NoticeDeadline { seq, source: e });
+                }
+                return Err(JobError::Provisioner(e));
+            }
+        }
+        mutate(self.store.as_ref(), &instance_id, |i| {
+            Ok(i.notice_delivered(seq, was_final))
         })
         .await?;
-        Ok(outcome)
+        self.metrics.record(Metric::NoticeDelivered);
+        Ok(())
     }
-}
-
-/// Takes the right to provision for this delivery: only while provisioning, and only when no other
-/// delivery holds an unexpired claim. `Unchanged` means there is nothing left to do.
-fn claim(
-    i: &mut Instance,
-    token: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    lease: chrono::Duration,
-) -> Result<Outcome, DomainError> {
-    if i.state != InstanceState::Provisioning {
-        return Ok(Outcome::Unchanged);
-    }
-    if let Some(c) = &i.provisioning.claim
-        && c.token != token
-        && c.until > now
-    {
-        return Err(DomainError::Claimed(i.instance_id.clone()));
-    }
-    i.provisioning.claim = Some(Claim {
-        token: token.to_owned(),
-        // Total even at the edge of time: a claim never overflows into a panic.
-        until: now.checked_add_signed(lease).unwrap_or(now),
-    });
-    i.provisioning.attempts += 1;
-    let attempt = i.provisioning.attempts;
-    Ok(Outcome::Changed(
-        i.note(EventKind::ProvisioningStarted { attempt }, now),
-    ))
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@ use std::sync::Mutex;
 use koogallery::{
     clock::Clock,
     config::Config,
-    instance::{CreateOutcome, InstanceStore},
+    instance::{CreateOutcome, InstanceState, InstanceStore},
     jobs::Job,
+    metrics::Metric,
     order::offline::OfflineMarketplace,
-    testing::{Scripted, ScriptedProvisioner, TestBed},
+    testing::{RecordedMetrics, Scripted, ScriptedProvisioner, TestBed},
 };
 
 use super::*;
@@ -15,26 +16,27 @@ struct Bed {
     bed: TestBed,
     worker: Worker,
     provisioner: Arc<ScriptedProvisioner>,
+    metrics: Arc<RecordedMetrics>,
 }
 
-fn bed(script: Vec<Scripted>, max_attempts: u32) -> Bed {
+fn bed(script: Vec<Scripted>) -> Bed {
     let bed = TestBed::new(Config::with_keys("k", "kk"));
     let provisioner = Arc::new(ScriptedProvisioner::new(script));
+    let metrics = Arc::new(RecordedMetrics::default());
     let worker = Worker {
         store: bed.store.clone(),
         provisioner: provisioner.clone(),
         marketplace: Arc::new(OfflineMarketplace::new(bed.clock.clone())),
         clock: bed.clock.clone(),
-        config: WorkerSettings {
-            max_attempts,
-            ..WorkerSettings::default()
-        },
+        config: WorkerSettings::default(),
         credential_encryption: None,
+        metrics: metrics.clone(),
     };
     Bed {
         bed,
         worker,
         provisioner,
+        metrics,
     }
 }
 
@@ -64,7 +66,7 @@ fn delivery(id: &str, attempt: u32) -> JobDelivery {
 
 #[tokio::test]
 async fn provisioning_activates_with_order_details_and_history() {
-    let b = bed(vec![], 3);
+    let b = bed(vec![]);
     order(&b, "i1").await;
     let d = delivery("i1", 1);
     let r = b.worker.process(&d).await;
@@ -89,7 +91,7 @@ async fn provisioning_activates_with_order_details_and_history() {
 
 #[tokio::test]
 async fn a_redelivered_job_does_not_provision_twice() {
-    let b = bed(vec![], 3);
+    let b = bed(vec![]);
     order(&b, "i1").await;
     b.worker.process(&delivery("i1", 1)).await.unwrap();
     let again = JobDelivery {
@@ -103,73 +105,171 @@ async fn a_redelivered_job_does_not_provision_twice() {
     assert_eq!(b.provisioner.provision_calls(), 1);
 }
 
+/// Issue 7, defect 2: another delivery's live claim defers the job (no attempt spent, nothing
+/// failed, not even past the deadline), and two copies of one SQS message (same MessageId) do not
+/// share a claim.
 #[tokio::test]
-async fn a_second_delivery_waits_while_another_holds_the_claim() {
-    let b = bed(vec![], 3);
+async fn a_second_delivery_defers_without_spending_anything_and_never_fails_the_holders_order() {
+    let b = bed(vec![]);
     order(&b, "i1").await;
     let now = b.bed.clock.now();
+    // A copy of the very same message is provisioning: its token starts with the same MessageId.
     mutate(b.bed.store.as_ref(), "i1", |i| {
-        claim(i, "first", now, chrono::Duration::minutes(2))
+        i.claim_provisioning("msg-i1#first-copy", now, chrono::Duration::minutes(2))
     })
     .await
     .unwrap();
-    let other = JobDelivery {
-        delivery_id: "second".into(),
+    let d = delivery("i1", 1);
+    let r = b.worker.process(&d).await;
+    assert_eq!(
+        r.as_ref().unwrap(),
+        &JobOutcome::Deferred(Duration::from_secs(120))
+    );
+    assert_eq!(
+        b.worker.disposition(&d, &r),
+        Disposition::RetryAfter(Duration::from_secs(120))
+    );
+    assert_eq!(b.provisioner.provision_calls(), 0);
+    // Far past the provisioning deadline, still only deferred: the holder may be about to succeed.
+    b.bed.clock.advance(chrono::Duration::hours(7));
+    let later = b.bed.clock.now();
+    mutate(b.bed.store.as_ref(), "i1", |i| {
+        i.provisioning.claim.as_mut().unwrap().until = later + chrono::Duration::minutes(1);
+        Ok(koogallery::instance::Outcome::Quiet)
+    })
+    .await
+    .unwrap();
+    let late = JobDelivery {
+        attempt: 900,
         ..delivery("i1", 1)
     };
-    let r = b.worker.process(&other).await;
-    assert!(r.as_ref().is_err_and(JobError::is_retryable), "{r:?}");
-    assert_eq!(b.provisioner.provision_calls(), 0);
-    // Once the claim expires (the first delivery crashed), the other takes over.
-    b.bed.clock.advance(chrono::Duration::minutes(3));
+    assert!(matches!(
+        b.worker.process(&late).await.unwrap(),
+        JobOutcome::Deferred(_)
+    ));
+    let i = b.bed.store.get_instance("i1").await;
+    assert_eq!(i.state, InstanceState::Provisioning);
+    assert_eq!(i.provisioning.attempts, 1, "a deferral is not an attempt");
+    // Once the claim expires (the holder crashed), the other takes over; past the deadline a
+    // success still provisions: the deadline only ends the retries of failures.
+    b.bed.clock.advance(chrono::Duration::minutes(2));
     assert_eq!(
-        b.worker.process(&other).await.unwrap(),
+        b.worker.process(&late).await.unwrap(),
+        JobOutcome::Provisioned
+    );
+    assert_eq!(b.provisioner.provision_calls(), 1);
+}
+
+/// Issue 7, defect 1: an outage far longer than a minute (here hours, forty failed deliveries)
+/// only delays provisioning; the backoff grows, is capped and jittered, and the order is never
+/// failed before its deadline.
+#[tokio::test]
+async fn a_long_outage_backs_off_capped_and_jittered_and_provisions_when_the_vendor_returns() {
+    let b = bed(vec![Scripted::Transient; 40]);
+    order(&b, "i1").await;
+    let cap = b.worker.config.backoff_max;
+    let mut delays = Vec::new();
+    for attempt in 1..=40 {
+        let d = delivery("i1", attempt);
+        let r = b.worker.process(&d).await;
+        let Disposition::RetryAfter(delay) = b.worker.disposition(&d, &r) else {
+            panic!("attempt {attempt}: {r:?}");
+        };
+        let ceiling = b.worker.config.backoff_ceiling(attempt);
+        assert!(
+            delay >= ceiling / 2 && delay <= ceiling,
+            "{delay:?} vs {ceiling:?}"
+        );
+        assert!(delay <= cap);
+        delays.push(delay);
+        b.bed
+            .clock
+            .advance(chrono::Duration::from_std(delay).unwrap());
+        assert_eq!(
+            b.bed.store.get_instance("i1").await.state,
+            InstanceState::Provisioning
+        );
+    }
+    let elapsed = b.bed.clock.now() - b.bed.store.get_instance("i1").await.created_at;
+    assert!(elapsed > chrono::Duration::hours(1), "{elapsed}");
+    assert!(
+        delays[30..].iter().any(|d| *d < cap),
+        "jittered below the cap"
+    );
+    assert!(
+        delays[30..].iter().all(|d| *d >= cap / 2),
+        "capped, not collapsing"
+    );
+    let d = delivery("i1", 41);
+    assert_eq!(b.worker.process(&d).await.unwrap(), JobOutcome::Provisioned);
+    assert_eq!(b.metrics.count(&Metric::ProvisioningRetries), 40);
+}
+
+/// Issue 7, defect 1: only at the deadline, measured from the order, does a failing provisioning
+/// fail the order (`000005`); the job is dead-lettered, and the vendor, who may have created
+/// something on a call that seemed to fail, hears `released` (issue 7, defect 4).
+#[tokio::test]
+async fn at_the_deadline_the_order_fails_the_job_dead_letters_and_the_vendor_hears_released() {
+    let b = bed(vec![Scripted::Transient, Scripted::Transient]);
+    order(&b, "i1").await;
+    let d1 = delivery("i1", 1);
+    let r1 = b.worker.process(&d1).await;
+    assert!(matches!(
+        b.worker.disposition(&d1, &r1),
+        Disposition::RetryAfter(_)
+    ));
+    b.bed
+        .clock
+        .advance(chrono::Duration::from_std(b.worker.config.provisioning_deadline).unwrap());
+    let d2 = delivery("i1", 2);
+    let r2 = b.worker.process(&d2).await;
+    let Disposition::DeadLetter(reason) = b.worker.disposition(&d2, &r2) else {
+        panic!("{r2:?}");
+    };
+    assert!(reason.contains("deadline"), "{reason}");
+    let i = b.bed.store.get_instance("i1").await;
+    assert_eq!(i.state, InstanceState::Failed);
+    assert_eq!(i.failure.unwrap().code, ResultCode::InternalError);
+    assert_eq!(b.metrics.count(&Metric::ProvisioningDeadlinePassed), 1);
+    let notices = b.provisioner.notices.lock().unwrap().clone();
+    assert_eq!(
+        notices.len(),
+        1,
+        "the release notice went out in the same delivery"
+    );
+    assert_eq!(notices[0].event.kind.name(), "provisioning_failed");
+    assert!(notices[0].event.kind.is_final_notice());
+    assert!(i.outbox.pending.is_empty());
+}
+
+/// Issue 7, defect 1: a 401/403/404 from the vendor's endpoint is not a refusal: it retries, and
+/// every occurrence is a metric the template alarms on.
+#[tokio::test]
+async fn a_misconfigured_webhook_keeps_retrying_and_raises_the_alarm_metric() {
+    let b = bed(vec![Scripted::Misconfigured; 3]);
+    order(&b, "i1").await;
+    for attempt in 1..=3 {
+        let d = delivery("i1", attempt);
+        let r = b.worker.process(&d).await;
+        assert!(
+            matches!(b.worker.disposition(&d, &r), Disposition::RetryAfter(_)),
+            "{r:?}"
+        );
+    }
+    assert_eq!(b.metrics.count(&Metric::ProvisionerMisconfigured), 3);
+    assert_eq!(
+        b.bed.store.get_instance("i1").await.state,
+        InstanceState::Provisioning
+    );
+    assert_eq!(
+        b.worker.process(&delivery("i1", 4)).await.unwrap(),
         JobOutcome::Provisioned
     );
 }
 
 #[tokio::test]
-async fn transient_failures_back_off_then_the_last_attempt_fails_the_instance_and_dead_letters() {
-    let b = bed(
-        vec![
-            Scripted::Transient,
-            Scripted::Transient,
-            Scripted::Transient,
-        ],
-        3,
-    );
-    order(&b, "i1").await;
-    let d1 = delivery("i1", 1);
-    let r1 = b.worker.process(&d1).await;
-    assert_eq!(
-        b.worker.disposition(&d1, &r1),
-        Disposition::RetryAfter(Duration::from_secs(2))
-    );
-    let d2 = delivery("i1", 2);
-    let r2 = b.worker.process(&d2).await;
-    assert_eq!(
-        b.worker.disposition(&d2, &r2),
-        Disposition::RetryAfter(Duration::from_secs(4))
-    );
-    assert_eq!(
-        b.bed.store.get_instance("i1").await.state,
-        InstanceState::Provisioning
-    );
-    let d3 = delivery("i1", 3);
-    let r3 = b.worker.process(&d3).await;
-    assert!(matches!(
-        b.worker.disposition(&d3, &r3),
-        Disposition::DeadLetter(_)
-    ));
-    let i = b.bed.store.get_instance("i1").await;
-    assert_eq!(i.state, InstanceState::Failed);
-    assert_eq!(i.failure.unwrap().code, ResultCode::InternalError);
-    assert_eq!(i.provisioning.attempts, 3);
-}
-
-#[tokio::test]
 async fn a_vendor_refusal_fails_the_instance_with_its_code_without_retry() {
-    let b = bed(vec![Scripted::Reject(ResultCode::SoldOut)], 3);
+    let b = bed(vec![Scripted::Reject(ResultCode::SoldOut)]);
     order(&b, "i1").await;
     let d = delivery("i1", 1);
     let r = b.worker.process(&d).await;
@@ -187,7 +287,7 @@ async fn a_vendor_refusal_fails_the_instance_with_its_code_without_retry() {
 
 #[tokio::test]
 async fn unknown_instance_is_a_permanent_error() {
-    let b = bed(vec![], 3);
+    let b = bed(vec![]);
     let d = delivery("ghost", 1);
     let r = b.worker.process(&d).await;
     assert!(matches!(
@@ -196,9 +296,47 @@ async fn unknown_instance_is_a_permanent_error() {
     ));
 }
 
+fn notify_delivery(id: &str, attempt: u32) -> JobDelivery {
+    JobDelivery {
+        job: Job::Notify {
+            instance_id: id.into(),
+            seq: 0,
+        },
+        attempt,
+        delivery_id: format!("notify-{id}"),
+    }
+}
+
+fn heard(b: &Bed) -> Vec<(String, InstanceState)> {
+    b.provisioner
+        .notices
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| (n.event.kind.name().to_owned(), n.event.to))
+        .collect()
+}
+
+/// An active instance frozen, unfrozen and released by KooGallery: three notices in its outbox.
+async fn frozen_unfrozen_released(b: &Bed, id: &str) {
+    order(b, id).await;
+    b.worker.process(&delivery(id, 1)).await.unwrap();
+    let now = b.bed.clock.now();
+    mutate(b.bed.store.as_ref(), id, |i| i.freeze(now))
+        .await
+        .unwrap();
+    mutate(b.bed.store.as_ref(), id, |i| i.unfreeze(now))
+        .await
+        .unwrap();
+    mutate(b.bed.store.as_ref(), id, |i| Ok(i.release(None, now)))
+        .await
+        .unwrap();
+    assert_eq!(b.bed.store.get_instance(id).await.outbox.pending.len(), 3);
+}
+
 #[tokio::test]
 async fn lifecycle_notices_are_delivered_once_and_leave_the_outbox() {
-    let b = bed(vec![], 3);
+    let b = bed(vec![]);
     order(&b, "i1").await;
     b.worker.process(&delivery("i1", 1)).await.unwrap();
     let now = b.bed.clock.now();
@@ -207,41 +345,203 @@ async fn lifecycle_notices_are_delivered_once_and_leave_the_outbox() {
     })
     .await
     .unwrap();
-    let seq = *b
-        .bed
-        .store
-        .get_instance("i1")
-        .await
-        .pending_notices
-        .iter()
-        .next()
-        .unwrap();
-    let d = JobDelivery {
-        job: Job::Notify {
-            instance_id: "i1".into(),
-            seq,
-        },
-        attempt: 1,
-        delivery_id: "n".into(),
-    };
-    assert_eq!(b.worker.process(&d).await.unwrap(), JobOutcome::Notified);
+    let d = notify_delivery("i1", 1);
+    assert_eq!(b.worker.process(&d).await.unwrap(), JobOutcome::Notified(1));
     assert_eq!(b.worker.process(&d).await.unwrap(), JobOutcome::AlreadyDone);
-    let kinds: Vec<&str> = b
-        .provisioner
-        .notices
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|n| n.event.kind.name())
-        .collect();
-    assert_eq!(kinds, ["upgraded"]);
+    assert_eq!(heard(&b), [("upgraded".to_owned(), InstanceState::Active)]);
     assert!(
         b.bed
             .store
             .get_instance("i1")
             .await
-            .pending_notices
+            .outbox
+            .pending
             .is_empty()
+    );
+}
+
+/// Issue 7, defect 3: the vendor hears `frozen`, `unfrozen`, `released` in that order, each with
+/// the state that event produced, even when the first fails once and jobs arrive in any order;
+/// one delivery makes at most its budget of calls and the next continues.
+#[tokio::test]
+async fn notices_arrive_in_seq_order_with_their_own_state_even_after_a_failure() {
+    let b = bed(vec![Scripted::Succeed, Scripted::Transient]);
+    frozen_unfrozen_released(&b, "i1").await;
+    let d = notify_delivery("i1", 1);
+    let r = b.worker.process(&d).await;
+    assert!(
+        matches!(b.worker.disposition(&d, &r), Disposition::RetryAfter(_)),
+        "{r:?}"
+    );
+    assert!(heard(&b).is_empty(), "nothing overtakes the failed notice");
+    // A second job for the same instance delivers from the head, two calls per delivery.
+    assert_eq!(
+        b.worker.process(&notify_delivery("i1", 2)).await.unwrap(),
+        JobOutcome::Deferred(Duration::from_secs(1))
+    );
+    assert_eq!(
+        b.worker.process(&notify_delivery("i1", 3)).await.unwrap(),
+        JobOutcome::Notified(1)
+    );
+    assert_eq!(
+        heard(&b),
+        [
+            ("frozen".to_owned(), InstanceState::Frozen),
+            ("unfrozen".to_owned(), InstanceState::Active),
+            ("released".to_owned(), InstanceState::Released),
+        ]
+    );
+    let i = b.bed.store.get_instance("i1").await;
+    assert!(i.outbox.pending.is_empty() && i.outbox.claim.is_none());
+    assert_eq!(
+        b.worker.process(&notify_delivery("i1", 4)).await.unwrap(),
+        JobOutcome::AlreadyDone
+    );
+}
+
+/// Issue 7, defect 3: while one delivery drains an outbox, another waits for it rather than
+/// sending a later notice first.
+#[tokio::test]
+async fn one_drainer_at_a_time() {
+    let b = bed(vec![]);
+    frozen_unfrozen_released(&b, "i1").await;
+    let now = b.bed.clock.now();
+    mutate(b.bed.store.as_ref(), "i1", |i| {
+        i.claim_outbox("someone-else", now, chrono::Duration::minutes(2))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        b.worker.process(&notify_delivery("i1", 1)).await.unwrap(),
+        JobOutcome::Deferred(Duration::from_secs(120))
+    );
+    assert!(heard(&b).is_empty());
+}
+
+/// Issue 7, defect 4: a notice is retried until its deadline, not for a minute; then its job is
+/// dead-lettered with an alarm, the outbox parked, and a redrive resumes delivery.
+#[tokio::test]
+async fn a_notice_retries_until_its_deadline_then_dead_letters_and_a_redrive_resumes() {
+    let mut script = vec![Scripted::Succeed];
+    script.extend(vec![Scripted::Transient; 30]);
+    let b = bed(script);
+    frozen_unfrozen_released(&b, "i1").await;
+    let deadline = chrono::Duration::from_std(b.worker.config.notice_deadline).unwrap();
+    let mut attempt = 0;
+    let reason = loop {
+        attempt += 1;
+        let d = notify_delivery("i1", attempt);
+        let r = b.worker.process(&d).await;
+        match b.worker.disposition(&d, &r) {
+            Disposition::RetryAfter(delay) => {
+                assert!(
+                    b.bed.clock.now() - b.bed.store.get_instance("i1").await.updated_at
+                        < deadline + chrono::Duration::minutes(10)
+                );
+                b.bed
+                    .clock
+                    .advance(chrono::Duration::from_std(delay).unwrap().max(deadline / 8));
+            }
+            Disposition::DeadLetter(reason) => break reason,
+            Disposition::Ack => panic!("delivered during the outage"),
+        }
+    };
+    assert!(attempt > 8, "retried through the deadline: {attempt}");
+    assert!(reason.contains("deadline"), "{reason}");
+    assert_eq!(b.metrics.count(&Metric::NoticeDeadlinePassed), 1);
+    let i = b.bed.store.get_instance("i1").await;
+    assert!(i.outbox.parked);
+    assert_eq!(i.outbox.pending.len(), 3, "nothing dropped");
+    // The vendor is back; the operator redrives the dead letter.
+    let mut script_left = 30 - attempt as usize;
+    while script_left > 0 {
+        // Burn the rest of the scripted outage directly on the provisioner.
+        let _ = b
+            .provisioner
+            .notify(&LifecycleNotice {
+                instance: i.clone(),
+                event: b.bed.store.events("i1").await.unwrap()[0].clone(),
+            })
+            .await;
+        script_left -= 1;
+    }
+    b.provisioner.notices.lock().unwrap().clear();
+    let redrive = notify_delivery("i1", 1);
+    assert_eq!(
+        b.worker.process(&redrive).await.unwrap(),
+        JobOutcome::Deferred(Duration::from_secs(1))
+    );
+    assert_eq!(
+        b.worker.process(&redrive).await.unwrap(),
+        JobOutcome::Notified(1)
+    );
+    let names: Vec<String> = heard(&b).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["frozen", "unfrozen", "released"]);
+    assert!(!b.bed.store.get_instance("i1").await.outbox.parked);
+}
+
+/// Issue 7, defect 4: a provision call that failed on our side (a timeout) may have succeeded at
+/// the vendor; a release afterwards is still sent, and it is the last thing the vendor hears.
+#[tokio::test]
+async fn a_release_after_a_provision_call_that_seemed_to_fail_is_sent() {
+    let b = bed(vec![Scripted::Transient]);
+    order(&b, "i1").await;
+    let d = delivery("i1", 1);
+    let r = b.worker.process(&d).await;
+    assert!(matches!(
+        b.worker.disposition(&d, &r),
+        Disposition::RetryAfter(_)
+    ));
+    let now = b.bed.clock.now();
+    mutate(b.bed.store.as_ref(), "i1", |i| Ok(i.release(None, now)))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.worker.process(&notify_delivery("i1", 1)).await.unwrap(),
+        JobOutcome::Notified(1)
+    );
+    assert_eq!(
+        heard(&b),
+        [("released".to_owned(), InstanceState::Released)]
+    );
+    // The provisioning retry finds the instance released and provisions nothing.
+    assert_eq!(
+        b.worker.process(&delivery("i1", 2)).await.unwrap(),
+        JobOutcome::AlreadyDone
+    );
+    assert_eq!(b.provisioner.provision_calls(), 1);
+}
+
+/// A notice waits while provisioning is in flight: the vendor hears `provision` first.
+#[tokio::test]
+async fn no_notice_overtakes_provisioning() {
+    let b = bed(vec![Scripted::Transient]);
+    order(&b, "i1").await;
+    b.worker.process(&delivery("i1", 1)).await.unwrap_err();
+    let now = b.bed.clock.now();
+    mutate(b.bed.store.as_ref(), "i1", |i| {
+        i.refresh(
+            koogallery::instance::RefreshScene::Renewal,
+            "R1",
+            None,
+            now + chrono::Duration::days(30),
+            now,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        b.worker.process(&notify_delivery("i1", 1)).await.unwrap(),
+        JobOutcome::Deferred(_)
+    ));
+    assert!(heard(&b).is_empty());
+    assert_eq!(
+        b.worker.process(&delivery("i1", 2)).await.unwrap(),
+        JobOutcome::Provisioned
+    );
+    assert_eq!(
+        heard(&b),
+        [("refreshed".to_owned(), InstanceState::Provisioning)]
     );
 }
 
@@ -364,7 +664,7 @@ mod webhook {
     }
 
     #[tokio::test]
-    async fn a_result_code_or_a_4xx_is_a_refusal_with_that_code() {
+    async fn only_a_result_code_is_a_refusal_and_other_4xx_are_misconfigurations() {
         let (url, _) = vendor(vec![(
             200,
             r#"{"resultCode":"000106","resultMsg":"sold out"}"#,
@@ -376,14 +676,34 @@ mod webhook {
             }
             other => panic!("{other:?}"),
         }
-        let (url, _) = vendor(vec![(409, "conflict")]).await;
+        let (url, _) = vendor(vec![(
+            409,
+            r#"{"resultCode":"000106","resultMsg":"none left"}"#,
+        )])
+        .await;
         assert!(matches!(
             provisioner(url).provision(&request()).await,
             Err(ProvisionError::Rejected {
-                code: ResultCode::InternalError,
+                code: ResultCode::SoldOut,
                 ..
             })
         ));
+        // Issue 7, defect 1: a WAF's 403, a rotated secret's 401, a wrong path's 404, a proxy's
+        // bare 4xx: not the vendor's "no"; never a refund.
+        for status in [401, 403, 404, 400] {
+            let (url, seen) = vendor(vec![(status, "<html>denied</html>")]).await;
+            let r = provisioner(url).provision(&request()).await;
+            assert!(
+                matches!(r, Err(ProvisionError::Misconfigured(_))),
+                "{status}: {r:?}"
+            );
+            assert!(r.unwrap_err().is_retryable());
+            assert_eq!(
+                seen.lock().unwrap().len(),
+                1,
+                "no fast retries for {status}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -430,7 +750,7 @@ impl Provisioner for ReleasedMidway {
 
 #[tokio::test]
 async fn resources_created_for_an_instance_released_meanwhile_are_released_too() {
-    let b = bed(vec![], 3);
+    let b = bed(vec![]);
     order(&b, "i1").await;
     let provisioner = Arc::new(ReleasedMidway {
         store: b.bed.store.clone(),
@@ -453,8 +773,14 @@ async fn resources_created_for_an_instance_released_meanwhile_are_released_too()
     assert_eq!(notices.len(), 1, "the vendor hears about the release");
     assert_eq!(notices[0].event.kind.name(), "released");
     assert!(
-        notices[0].instance.access.is_some(),
-        "with the access information it just created"
+        b.bed
+            .store
+            .get_instance("i1")
+            .await
+            .provisioning
+            .claim
+            .is_none(),
+        "the claim ended with the call"
     );
 }
 
@@ -484,7 +810,7 @@ impl Provisioner for LongPassword {
 async fn an_app_info_over_koogallerys_limits_refuses_the_order_when_the_vendor_answers() {
     use koogallery::security::credential_cipher::EncryptType;
     for (encryption, refused) in [(None, false), (Some(EncryptType::Aes256), true)] {
-        let b = bed(vec![], 3);
+        let b = bed(vec![]);
         order(&b, "long-1").await;
         let worker = Worker {
             provisioner: Arc::new(LongPassword),

@@ -160,7 +160,7 @@ pub(crate) async fn flush_notices(
     queue: &dyn JobQueue,
     instance: &Instance,
 ) -> Result<(), CallbackError> {
-    for seq in &instance.pending_notices {
+    for seq in &instance.outbox.pending {
         let job = Job::Notify {
             instance_id: instance.instance_id.clone(),
             seq: *seq,

@@ -123,11 +123,20 @@ impl Settings {
     /// Reads every `KOOGALLERY_*` setting (the README lists them).
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let provisioner = ProvisionerSettings::read(env)?;
+        let worker = WorkerSettings::read(env)?;
+        if let ProvisionerSettings::Webhook { timeout, .. } = &provisioner {
+            // The Lambda function's timeout, given to it by the template; unset locally.
+            let worker_timeout = match env.get("KOOGALLERY_WORKER_TIMEOUT_SECS") {
+                Some(_) => Some(env.secs("KOOGALLERY_WORKER_TIMEOUT_SECS", 0, 1)?),
+                None => None,
+            };
+            worker.check_timeout(*timeout, worker_timeout)?;
+        }
         Ok(Self {
             edge: EdgeSettings::read(env)?,
             callbacks: CallbackSettings::read(env, &provisioner)?,
             provisioner,
-            worker: WorkerSettings::read(env)?,
+            worker,
         })
     }
 }

@@ -117,9 +117,68 @@ fn debug_records_borrow_the_static_front_end_template() {
 }
 
 #[test]
-fn backoff_doubles_and_caps() {
+fn backoff_doubles_caps_and_jitters_within_half_of_its_ceiling() {
+    use std::time::Duration;
     let w = WorkerSettings::default();
-    assert_eq!(w.backoff(1), std::time::Duration::from_secs(2));
-    assert_eq!(w.backoff(2), std::time::Duration::from_secs(4));
-    assert_eq!(w.backoff(30), w.backoff_max);
+    assert_eq!(w.backoff_ceiling(1), Duration::from_secs(2));
+    assert_eq!(w.backoff_ceiling(2), Duration::from_secs(4));
+    assert_eq!(w.backoff_ceiling(30), w.backoff_max);
+    assert_eq!(w.backoff_ceiling(u32::MAX), w.backoff_max);
+    let samples: Vec<Duration> = (0..200).map(|_| w.backoff(30)).collect();
+    assert!(
+        samples
+            .iter()
+            .all(|d| *d >= w.backoff_max / 2 && *d <= w.backoff_max)
+    );
+    let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
+    assert!(distinct.len() > 10, "jittered, not one value");
+}
+
+/// Issue 7, defect 9: a job delivery (two webhook calls, each up to three tries) must end inside
+/// the worker's Lambda timeout and inside its claim; a webhook timeout that cannot is refused at
+/// start-up, naming the variable.
+#[test]
+fn the_webhook_timeout_must_fit_the_worker_timeout_and_the_claim() {
+    let webhook = |timeout: &'static str, worker: Option<&'static str>| {
+        let mut vars = vec![
+            ("KOOGALLERY_PROVISIONER", "webhook"),
+            ("KOOGALLERY_WEBHOOK_URL", "https://v.example/hook"),
+            ("KOOGALLERY_WEBHOOK_TIMEOUT_SECS", timeout),
+        ];
+        if let Some(w) = worker {
+            vars.push(("KOOGALLERY_WORKER_TIMEOUT_SECS", w));
+        }
+        cfg(&vars)
+    };
+    // The template's values: 10 s webhook timeout, 120 s function timeout.
+    assert!(webhook("10", Some("120")).is_ok());
+    let e = webhook("10", Some("60")).unwrap_err().to_string();
+    assert!(
+        e.contains("KOOGALLERY_WEBHOOK_TIMEOUT_SECS") && e.contains("60 s"),
+        "{e}"
+    );
+    let e = webhook("30", None).unwrap_err().to_string();
+    assert!(e.contains("claim"), "{e}");
+}
+
+#[test]
+fn deadlines_are_bounded_by_what_the_queue_keeps() {
+    for (name, value) in [
+        ("KOOGALLERY_PROVISIONING_DEADLINE_SECS", "300000"),
+        ("KOOGALLERY_NOTICE_DEADLINE_SECS", "300000"),
+        ("KOOGALLERY_PROVISIONING_DEADLINE_SECS", "10"),
+        ("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", "50000"),
+    ] {
+        let e = cfg(&[(name, value)]).unwrap_err().to_string();
+        assert!(e.contains(name), "{name}={value}: {e}");
+    }
+    let e = cfg(&[
+        ("KOOGALLERY_WORKER_BACKOFF_SECS", "60"),
+        ("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", "30"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("KOOGALLERY_WORKER_BACKOFF_MAX_SECS"), "{e}");
+    let ok = cfg(&[("KOOGALLERY_PROVISIONING_DEADLINE_SECS", "10800")]).unwrap();
+    assert_eq!(ok.settings.worker.provisioning_deadline.as_secs(), 10800);
 }

@@ -37,9 +37,13 @@ pub enum DomainError {
         state: InstanceState,
         action: &'static str,
     },
-    /// Another delivery of the provisioning job holds the claim: retry later.
-    #[error("instance {0} is being provisioned by another delivery")]
-    Claimed(String),
+    /// Another delivery holds the claim (to provision, or to drain the outbox) until `until`:
+    /// retry then. Waiting is not a failure and spends no attempt.
+    #[error("instance {instance_id} is held by another delivery until {until}")]
+    Claimed {
+        instance_id: String,
+        until: chrono::DateTime<chrono::Utc>,
+    },
     /// The instance never got its resources, so this change can never apply.
     #[error("instance {instance_id} failed to provision; it cannot {change}")]
     ProvisioningFailed { instance_id: String, change: Change },
@@ -58,7 +62,7 @@ impl DomainError {
     /// True when the same request later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::NotYet { .. } | Self::Claimed(_) => true,
+            Self::NotYet { .. } | Self::Claimed { .. } => true,
             Self::Store(e) => e.is_retryable(),
             Self::NotFound(_)
             | Self::Released(_)

@@ -101,7 +101,9 @@ impl EventKind {
         }
     }
 
-    /// Events the vendor's systems hear about through the provisioner's `notify` (after provisioning).
+    /// Events the vendor's systems hear about through the provisioner's `notify`, once it has (or
+    /// may have) created the instance. A provisioning failure is one only after a provision call:
+    /// the vendor hears it as `released`, to remove whatever the call may have created.
     pub fn is_lifecycle_notice(&self) -> bool {
         matches!(
             self,
@@ -110,6 +112,15 @@ impl EventKind {
                 | Self::Unfrozen
                 | Self::Upgraded { .. }
                 | Self::Released { .. }
+                | Self::ProvisioningFailed { .. }
+        )
+    }
+
+    /// After this notice the vendor hears nothing more about the instance.
+    pub fn is_final_notice(&self) -> bool {
+        matches!(
+            self,
+            Self::Released { .. } | Self::ProvisioningFailed { .. }
         )
     }
 }

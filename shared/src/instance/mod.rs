@@ -82,8 +82,38 @@ pub struct ProvisioningProgress {
     pub claim: Option<Claim>,
     /// Provisioning attempts started so far.
     pub attempts: u32,
+    /// A provision call may have reached the vendor: if the order then fails or is released, the
+    /// vendor is told (`released`) so it can remove what it may have created.
+    pub called: bool,
 }
 
+/// The instance's outbox: the lifecycle notices the vendor has not yet acknowledged, delivered one
+/// at a time in `seq` order by whichever worker delivery holds its claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outbox {
+    /// Sequence numbers of the events still to deliver.
+    pub pending: BTreeSet<u64>,
+    /// The delivery draining the outbox, and until when; one at a time keeps the order.
+    pub claim: Option<Claim>,
+    /// When delivering the oldest pending notice first failed; cleared once it is delivered.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The oldest notice passed its delivery deadline and its job was dead-lettered: the
+    /// reconciler leaves the outbox alone until a job for the instance (a redrive, a new event)
+    /// arrives and resumes it.
+    pub parked: bool,
+}
+
+/// What draining an outbox should do next ([`Instance::next_notice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeStep {
+    /// Nothing to deliver.
+    Idle,
+    /// Deliver this event now.
+    Deliver(u64),
+    /// Not yet: provisioning is in flight (the vendor must hear `provision` before anything else)
+    /// or another delivery is draining the outbox. Try again at about this time.
+    WaitUntil(DateTime<Utc>),
+}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub token: String,
@@ -106,8 +136,8 @@ pub struct Instance {
     /// Idempotency keys of refresh and upgrade calls already applied (Decisions §6).
     pub applied: BTreeSet<String>,
     pub provisioning: ProvisioningProgress,
-    /// Sequence numbers of lifecycle events not yet delivered to the provisioner (an outbox).
-    pub pending_notices: BTreeSet<u64>,
+    /// Lifecycle notices not yet delivered to the vendor, drained strictly in order.
+    pub outbox: Outbox,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version; every save bumps it by one.
@@ -147,7 +177,7 @@ impl Instance {
             expire_time: None,
             applied: BTreeSet::new(),
             provisioning: ProvisioningProgress::default(),
-            pending_notices: BTreeSet::new(),
+            outbox: Outbox::default(),
             created_at: now,
             updated_at: now,
             version: 0,
@@ -199,8 +229,12 @@ impl Instance {
         self.state = to;
         let ev = self.event(at, actor, kind, Some(from));
         // Debug records create nothing outside the table, so they notify no one (Decisions §7).
-        if ev.kind.is_lifecycle_notice() && !self.test && self.access.is_some() {
-            self.pending_notices.insert(ev.seq);
+        // The vendor hears of changes to an instance it has, or may have, created.
+        if ev.kind.is_lifecycle_notice()
+            && !self.test
+            && (self.access.is_some() || self.provisioning.called)
+        {
+            self.outbox.pending.insert(ev.seq);
         }
         Outcome::Changed(ev)
     }
@@ -329,7 +363,8 @@ impl Instance {
         if self.state == InstanceState::Released {
             return Outcome::Unchanged;
         }
-        self.provisioning.claim = None;
+        // A provisioning claim stays: the call in flight finishes first, then the vendor hears
+        // `released` (the outbox waits for the claim).
         self.transition(
             InstanceState::Released,
             now,
@@ -403,10 +438,166 @@ impl Instance {
         self.event(now, Actor::Worker, kind, Some(state))
     }
 
+    /// Takes the right to call the provisioner for delivery `token` until `now + lease`: only while
+    /// provisioning, and only when no other delivery holds an unexpired claim
+    /// ([`DomainError::Claimed`], which says until when). `Unchanged`: nothing left to provision.
+    pub fn claim_provisioning(
+        &mut self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Outcome, DomainError> {
+        if self.state != InstanceState::Provisioning {
+            return Ok(Outcome::Unchanged);
+        }
+        claim(
+            &mut self.provisioning.claim,
+            &self.instance_id,
+            token,
+            now,
+            lease,
+        )?;
+        self.provisioning.attempts += 1;
+        self.provisioning.called = true;
+        let attempt = self.provisioning.attempts;
+        Ok(Outcome::Changed(
+            self.note(EventKind::ProvisioningStarted { attempt }, now),
+        ))
+    }
+
+    /// Only the claim holder, or anyone once the claim expired, may end provisioning (fail it).
+    pub fn ensure_provisioning_claim(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        match &self.provisioning.claim {
+            Some(c) if c.token != token && c.until > now => Err(DomainError::Claimed {
+                instance_id: self.instance_id.clone(),
+                until: c.until,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops delivery `token`'s provisioning claim (its call returned to an instance released
+    /// meanwhile): the outbox may now tell the vendor.
+    pub fn end_provisioning_claim(&mut self, token: &str) -> Outcome {
+        match &self.provisioning.claim {
+            Some(c) if c.token == token => {
+                self.provisioning.claim = None;
+                Outcome::Quiet
+            }
+            _ => Outcome::Unchanged,
+        }
+    }
+
+    /// What the outbox's next step is at `now`. Nothing is sent while provisioning is in flight:
+    /// the vendor hears `provision` (or its outcome) before any later notice.
+    pub fn next_notice(&self, now: DateTime<Utc>) -> NoticeStep {
+        let Some(&head) = self.outbox.pending.first() else {
+            return NoticeStep::Idle;
+        };
+        if let Some(c) = &self.provisioning.claim
+            && c.until > now
+        {
+            return NoticeStep::WaitUntil(c.until);
+        }
+        if self.state == InstanceState::Provisioning {
+            // Between attempts: the next provisioning delivery decides; look again after a while.
+            return NoticeStep::WaitUntil(now + chrono::Duration::seconds(30));
+        }
+        NoticeStep::Deliver(head)
+    }
+
+    /// Takes the outbox for delivery `token` (one drainer at a time keeps the order); a redrive or
+    /// any new job resumes a parked outbox.
+    pub fn claim_outbox(
+        &mut self,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Outcome, DomainError> {
+        if self.outbox.pending.is_empty() {
+            return Ok(Outcome::Unchanged);
+        }
+        claim(&mut self.outbox.claim, &self.instance_id, token, now, lease)?;
+        self.outbox.parked = false;
+        Ok(Outcome::Quiet)
+    }
+
+    /// The vendor acknowledged event `seq`. After `released` (or a failed order's release notice)
+    /// nothing more is sent: the instance is gone for the vendor.
+    pub fn notice_delivered(&mut self, seq: u64, was_final: bool) -> Outcome {
+        if !self.outbox.pending.remove(&seq) {
+            return Outcome::Unchanged;
+        }
+        self.outbox.failing_since = None;
+        if was_final {
+            self.outbox.pending.clear();
+        }
+        if self.outbox.pending.is_empty() {
+            self.outbox.claim = None;
+        }
+        Outcome::Quiet
+    }
+
+    /// Delivering the oldest notice failed at `now`; the claim is let go so the retry (or the
+    /// reconciler) can take it. Returns since when it has been failing.
+    pub fn notice_failed(&mut self, token: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.release_outbox(token);
+        *self.outbox.failing_since.get_or_insert(now)
+    }
+
+    /// Delivery `token` stops draining (it used its calls); the next delivery continues.
+    pub fn release_outbox(&mut self, token: &str) -> Outcome {
+        match &self.outbox.claim {
+            Some(c) if c.token == token => {
+                self.outbox.claim = None;
+                Outcome::Quiet
+            }
+            _ => Outcome::Unchanged,
+        }
+    }
+
+    /// The oldest notice passed its deadline: its job goes to the dead-letter queue and the
+    /// outbox waits for an operator (or the next event) to resume it.
+    pub fn park_outbox(&mut self) -> Outcome {
+        self.outbox.parked = true;
+        self.outbox.failing_since = None;
+        self.outbox.claim = None;
+        Outcome::Quiet
+    }
+
     /// Whether queryInstance may hand out access information.
     pub fn is_ready(&self) -> bool {
         matches!(self.state, InstanceState::Active | InstanceState::Frozen)
     }
+}
+
+/// Takes `slot` for `token` unless another token holds it past `now`.
+fn claim(
+    slot: &mut Option<Claim>,
+    instance_id: &str,
+    token: &str,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> Result<(), DomainError> {
+    if let Some(c) = slot.as_ref()
+        && c.token != token
+        && c.until > now
+    {
+        return Err(DomainError::Claimed {
+            instance_id: instance_id.to_owned(),
+            until: c.until,
+        });
+    }
+    *slot = Some(Claim {
+        token: token.to_owned(),
+        // Total even at the edge of time: a claim never overflows into a panic.
+        until: now.checked_add_signed(lease).unwrap_or(now),
+    });
+    Ok(())
 }
 
 fn koo(activity: &str) -> Actor {

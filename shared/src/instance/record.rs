@@ -2,10 +2,11 @@
 //! item's `data` attribute): a versioned contract, independent of the domain types, so a rename in
 //! the domain cannot silently change what existing deployments have stored.
 //!
-//! * Schema 1 (this release) writes `"schema":1` and the fields below. Schema 0 is what earlier
-//!   releases wrote: the same fields without `schema`. Both are read; only schema 1 is written.
-//! * A golden test reads records written by the earlier release (`tests/fixtures/*_v0.json`) and
-//!   pins what this release writes (`tests/fixtures/*_v1.json`).
+//! * Schema 2 (this release) writes `"schema":2` and the fields below. Schema 1 is schema 2 without
+//!   `provisioning.called` and `outbox` (both default: not called, an idle outbox); schema 0 is
+//!   schema 1 without `schema`. All three are read; only schema 2 is written.
+//! * Golden tests read records written by earlier releases (`tests/fixtures/*_v0.json`, `*_v1.json`)
+//!   and pin what this release writes (`tests/fixtures/*_v2.json`).
 //!
 //! Field names are snake_case as they always were on disk (`app_info`'s own fields are camelCase, as
 //! they were). Times are RFC 3339 UTC.
@@ -16,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccessInfo, Actor, Claim, EventKind, Failure, Instance, InstanceEvent, InstanceState,
+    AccessInfo, Actor, Claim, EventKind, Failure, Instance, InstanceEvent, InstanceState, Outbox,
     ProvisioningProgress, RefreshScene,
 };
 use crate::{
@@ -26,7 +27,7 @@ use crate::{
 };
 
 /// The schema this release writes.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// Encodes an instance as stored.
 pub fn encode_instance(instance: &Instance) -> Result<Vec<u8>, StoreError> {
@@ -80,6 +81,9 @@ struct InstanceRecord {
     applied: BTreeSet<String>,
     provisioning: ProgressRecord,
     pending_notices: BTreeSet<u64>,
+    /// Absent before schema 2.
+    #[serde(default)]
+    outbox: OutboxRecord,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: u64,
@@ -149,6 +153,17 @@ struct ProgressRecord {
     enqueued: bool,
     claim: Option<ClaimRecord>,
     attempts: u32,
+    /// Absent before schema 2.
+    #[serde(default)]
+    called: bool,
+}
+
+/// The outbox's delivery state (its pending notices are `pending_notices`, as before schema 2).
+#[derive(Default, Serialize, Deserialize)]
+struct OutboxRecord {
+    claim: Option<ClaimRecord>,
+    failing_since: Option<DateTime<Utc>>,
+    parked: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -309,8 +324,17 @@ impl From<&Instance> for InstanceRecord {
                     until: c.until,
                 }),
                 attempts: i.provisioning.attempts,
+                called: i.provisioning.called,
             },
-            pending_notices: i.pending_notices.clone(),
+            pending_notices: i.outbox.pending.clone(),
+            outbox: OutboxRecord {
+                claim: i.outbox.claim.as_ref().map(|c| ClaimRecord {
+                    token: c.token.clone(),
+                    until: c.until,
+                }),
+                failing_since: i.outbox.failing_since,
+                parked: i.outbox.parked,
+            },
             created_at: i.created_at,
             updated_at: i.updated_at,
             version: i.version,
@@ -363,8 +387,17 @@ impl InstanceRecord {
                     until: c.until,
                 }),
                 attempts: self.provisioning.attempts,
+                called: self.provisioning.called,
             },
-            pending_notices: self.pending_notices,
+            outbox: Outbox {
+                pending: self.pending_notices,
+                claim: self.outbox.claim.map(|c| Claim {
+                    token: c.token,
+                    until: c.until,
+                }),
+                failing_since: self.outbox.failing_since,
+                parked: self.outbox.parked,
+            },
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
@@ -527,7 +560,7 @@ mod tests {
         );
         assert!(a.applied.contains("refresh:CS-RENEW-1:RENEWAL"));
         assert_eq!(
-            a.pending_notices.iter().copied().collect::<Vec<_>>(),
+            a.outbox.pending.iter().copied().collect::<Vec<_>>(),
             [4, 5, 6, 7]
         );
         assert_eq!(
@@ -563,47 +596,59 @@ mod tests {
         );
     }
 
-    /// What this release writes is pinned: schema 1, the schema-0 fields unchanged plus `schema`.
+    /// Re-encodes a stored record (an instance or an event) as this release writes it.
+    fn rewrite(v: &serde_json::Value, instance: bool) -> serde_json::Value {
+        let b = if instance {
+            encode_instance(&decode_instance(&bytes(v)).unwrap()).unwrap()
+        } else {
+            encode_event(&decode_event(&bytes(v)).unwrap()).unwrap()
+        };
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    /// What this release writes is pinned (`*_v2.json`): what earlier releases wrote, schema 0 and
+    /// 1, comes back unchanged but for `schema` and the fields schema 2 added, at their defaults.
     #[test]
-    fn schema_1_is_schema_0_plus_its_version_and_round_trips() {
-        for (v0, v1) in [
-            ("instance_records_v0.json", "instance_records_v1.json"),
-            ("instance_events_v0.json", "instance_events_v1.json"),
-        ] {
-            let old = fixture(v0);
+    fn schema_2_is_the_earlier_schemas_plus_the_outbox_and_round_trips() {
+        for kind in ["instance_records", "instance_events"] {
+            let instance = kind == "instance_records";
+            let golden_name = format!("{kind}_v2.json");
             if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                let written: Vec<serde_json::Value> = old
+                let written: Vec<_> = fixture(&format!("{kind}_v1.json"))
                     .iter()
-                    .map(|o| {
-                        let b = if v0.starts_with("instance_records") {
-                            encode_instance(&decode_instance(&bytes(o)).unwrap()).unwrap()
-                        } else {
-                            encode_event(&decode_event(&bytes(o)).unwrap()).unwrap()
-                        };
-                        serde_json::from_slice(&b).unwrap()
-                    })
+                    .map(|o| rewrite(o, instance))
                     .collect();
                 let text = serde_json::to_string_pretty(&written).unwrap() + "\n";
-                std::fs::write(format!("{FIXTURES}{v1}"), text).unwrap();
+                std::fs::write(format!("{FIXTURES}{golden_name}"), text).unwrap();
             }
-            let golden = fixture(v1);
-            assert_eq!(old.len(), golden.len());
-            for (o, g) in old.iter().zip(&golden) {
-                let written: serde_json::Value = if v0.starts_with("instance_records") {
-                    serde_json::from_slice(
-                        &encode_instance(&decode_instance(&bytes(o)).unwrap()).unwrap(),
-                    )
-                    .unwrap()
-                } else {
-                    serde_json::from_slice(
-                        &encode_event(&decode_event(&bytes(o)).unwrap()).unwrap(),
-                    )
-                    .unwrap()
-                };
-                assert_eq!(&written, g, "{v1} drifted");
-                let mut without = written.clone();
-                without.as_object_mut().unwrap().remove("schema");
-                assert_eq!(&without, o, "schema 1 changed a schema-0 field");
+            let golden = fixture(&golden_name);
+            for old_name in [format!("{kind}_v0.json"), format!("{kind}_v1.json")] {
+                let old = fixture(&old_name);
+                assert_eq!(old.len(), golden.len());
+                for (o, g) in old.iter().zip(&golden) {
+                    let written = rewrite(o, instance);
+                    assert_eq!(&written, g, "{golden_name} drifted (from {old_name})");
+                    assert_eq!(written["schema"], SCHEMA);
+                    let (mut w, mut o) = (written.clone(), o.clone());
+                    for v in [&mut w, &mut o] {
+                        let map = v.as_object_mut().unwrap();
+                        map.remove("schema");
+                        if instance {
+                            assert!(
+                                map.remove("outbox").is_none_or(|b| b
+                                    == serde_json::json!({"claim":null,"failing_since":null,"parked":false}))
+                            );
+                            assert!(
+                                map["provisioning"]
+                                    .as_object_mut()
+                                    .unwrap()
+                                    .remove("called")
+                                    .is_none_or(|c| c == false)
+                            );
+                        }
+                    }
+                    assert_eq!(w, o, "schema 2 changed a field of {old_name}");
+                }
             }
         }
     }

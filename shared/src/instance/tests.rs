@@ -42,7 +42,7 @@ fn freeze_unfreeze_round_trip_is_idempotent_and_recorded() {
     assert_eq!(i.unfreeze(now()).unwrap(), Outcome::Unchanged);
     assert_eq!(i.state, InstanceState::Active);
     assert_eq!(
-        i.pending_notices.len(),
+        i.outbox.pending.len(),
         2,
         "both changes wait for the provisioner"
     );
@@ -135,7 +135,7 @@ fn only_released_debug_records_restart() {
         (Some(InstanceState::Released), InstanceState::Active)
     );
     assert!(
-        debug.pending_notices.is_empty(),
+        debug.outbox.pending.is_empty(),
         "debug records notify no one"
     );
     let mut real = active();
@@ -154,7 +154,7 @@ fn test_records_queue_no_notices() {
     let app = active().access.unwrap();
     i.activate(app, now()).unwrap();
     i.freeze(now()).unwrap();
-    assert!(i.pending_notices.is_empty());
+    assert!(i.outbox.pending.is_empty());
 }
 
 #[test]

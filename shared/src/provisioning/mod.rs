@@ -34,11 +34,16 @@ pub enum ProvisionError {
     /// Could not reach or finish: retry with backoff.
     #[error("provisioning temporarily failed: {0}")]
     Transient(String),
+    /// The vendor's endpoint turned us away without a KooGallery answer (HTTP 401, 403, 404: a
+    /// WAF, a rotated secret, a wrong path). Not the vendor's "no": retried like an outage, and
+    /// alarmed, because it will not heal by itself.
+    #[error("provisioner misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 impl ProvisionError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Transient(_) | Self::Misconfigured(_))
     }
 }
 

@@ -253,6 +253,8 @@ impl Clock for ManualClock {
 pub enum Scripted {
     Succeed,
     Transient,
+    /// HTTP 401/403/404 without a result code.
+    Misconfigured,
     Reject(crate::ResultCode),
 }
 
@@ -300,6 +302,7 @@ impl Provisioner for ScriptedProvisioner {
                 memo: None,
             }),
             Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
+            Scripted::Misconfigured => Err(ProvisionError::Misconfigured("scripted 403".into())),
             Scripted::Reject(code) => Err(ProvisionError::Rejected {
                 code,
                 message: "scripted rejection".into(),
@@ -316,10 +319,34 @@ impl Provisioner for ScriptedProvisioner {
                 Ok(())
             }
             Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
+            Scripted::Misconfigured => Err(ProvisionError::Misconfigured("scripted 403".into())),
             Scripted::Reject(code) => Err(ProvisionError::Rejected {
                 code,
                 message: "scripted rejection".into(),
             }),
+        }
+    }
+}
+
+/// Keeps every metric recorded, for assertions.
+#[derive(Default)]
+pub struct RecordedMetrics(Mutex<Vec<crate::metrics::Metric>>);
+
+impl RecordedMetrics {
+    pub fn all(&self) -> Vec<crate::metrics::Metric> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// How many times `metric` was recorded.
+    pub fn count(&self, metric: &crate::metrics::Metric) -> usize {
+        self.all().iter().filter(|m| *m == metric).count()
+    }
+}
+
+impl crate::metrics::Metrics for RecordedMetrics {
+    fn record(&self, metric: crate::metrics::Metric) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(metric);
         }
     }
 }

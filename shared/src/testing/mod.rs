@@ -8,5 +8,6 @@ pub mod memory;
 
 pub use bed::TestBed;
 pub use memory::{
-    ManualClock, MemoryQueue, MemoryStore, Scripted, ScriptedProvisioner, sample_access,
+    ManualClock, MemoryQueue, MemoryStore, RecordedMetrics, Scripted, ScriptedProvisioner,
+    sample_access,
 };

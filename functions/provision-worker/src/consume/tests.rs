@@ -42,7 +42,7 @@ impl Settle for FakeSettle {
     }
 }
 
-async fn setup(script: Vec<Scripted>) -> (TestBed, Worker) {
+async fn setup(script: Vec<Scripted>, provisioning_deadline: Duration) -> (TestBed, Worker) {
     let bed = TestBed::new(Config::with_keys("k", "kk"));
     for id in ["i1", "i2"] {
         let (i, ev) =
@@ -55,13 +55,16 @@ async fn setup(script: Vec<Scripted>) -> (TestBed, Worker) {
         marketplace: Arc::new(OfflineMarketplace::new(bed.clock.clone())),
         clock: bed.clock.clone(),
         config: WorkerSettings {
-            max_attempts: 3,
+            provisioning_deadline,
             ..WorkerSettings::default()
         },
         credential_encryption: None,
+        metrics: Arc::new(koogallery::metrics::NoMetrics),
     };
     (bed, worker)
 }
+
+const HOURS: Duration = Duration::from_secs(6 * 3600);
 
 fn msg(id: &str, body: &str, attempt: u32) -> QueueMessage {
     QueueMessage::new(id, format!("rh-{id}"), body, Some(&attempt.to_string()))
@@ -76,7 +79,7 @@ fn provision(id: &str) -> String {
 
 #[tokio::test]
 async fn only_failed_messages_are_reported_and_retries_get_their_backoff() {
-    let (bed, worker) = setup(vec![Scripted::Succeed, Scripted::Transient]).await;
+    let (bed, worker) = setup(vec![Scripted::Succeed, Scripted::Transient], HOURS).await;
     let settle = FakeSettle::default();
     let keep = settle_batch(
         &worker,
@@ -88,10 +91,11 @@ async fn only_failed_messages_are_reported_and_retries_get_their_backoff() {
     )
     .await;
     assert_eq!(keep, ["m2"]);
-    assert_eq!(
-        *settle.retries.lock().unwrap(),
-        [("rh-m2".to_owned(), Duration::from_secs(4))]
-    );
+    let retries = settle.retries.lock().unwrap().clone();
+    assert_eq!(retries.len(), 1);
+    assert_eq!(retries[0].0, "rh-m2");
+    // The second delivery's backoff: 4 s, jittered down to no less than half.
+    assert!((Duration::from_secs(2)..=Duration::from_secs(4)).contains(&retries[0].1));
     assert_eq!(
         bed.store.get_instance("i1").await.state,
         InstanceState::Active
@@ -103,8 +107,8 @@ async fn only_failed_messages_are_reported_and_retries_get_their_backoff() {
 }
 
 #[tokio::test]
-async fn last_attempt_dead_letters_explicitly_and_fails_the_order() {
-    let (bed, worker) = setup(vec![Scripted::Transient]).await;
+async fn a_failure_at_the_deadline_dead_letters_explicitly_and_fails_the_order() {
+    let (bed, worker) = setup(vec![Scripted::Transient], Duration::ZERO).await;
     let settle = FakeSettle::default();
     let keep = settle_batch(&worker, &settle, vec![msg("m1", &provision("i1"), 3)]).await;
     assert!(keep.is_empty(), "acked: it is in the DLQ now");
@@ -118,7 +122,7 @@ async fn last_attempt_dead_letters_explicitly_and_fails_the_order() {
 
 #[tokio::test]
 async fn unreadable_bodies_go_to_the_dlq_and_stay_if_it_is_down() {
-    let (_bed, worker) = setup(vec![]).await;
+    let (_bed, worker) = setup(vec![], HOURS).await;
     let settle = FakeSettle::default();
     assert!(
         settle_batch(&worker, &settle, vec![msg("m1", "{garbage", 1)])

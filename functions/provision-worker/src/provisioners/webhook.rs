@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use koogallery::{
     ResultCode,
+    config::worker::{WEBHOOK_FIRST_BACKOFF, WEBHOOK_TRIES},
     instance::AccessInfo,
     provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
     security::{
@@ -51,8 +52,8 @@ impl WebhookProvisioner {
             client,
             url,
             secret,
-            tries: 3,
-            first_backoff: Duration::from_millis(250),
+            tries: WEBHOOK_TRIES,
+            first_backoff: WEBHOOK_FIRST_BACKOFF,
         })
     }
 
@@ -94,9 +95,23 @@ impl WebhookProvisioner {
             let retryable =
                 status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
             if !retryable {
-                // A 4xx is the vendor's answer, not an outage: refuse with its code (or 000005).
+                // Only an explicit KooGallery result code is the vendor's "no". Any other 4xx
+                // (401/403 from a WAF or a rotated secret, 404 from a wrong path, a proxy's 400)
+                // is a misconfiguration: it must not refund the order, and retrying now will not
+                // help, so the job backs off and an alarm is raised.
                 let answer: Option<WebhookAnswer> = serde_json::from_slice(&bytes).ok();
-                return Err(refusal(answer, &format!("webhook answered HTTP {status}")));
+                if answer
+                    .as_ref()
+                    .and_then(|a| a.result_code.as_deref())
+                    .and_then(ResultCode::parse)
+                    .is_some_and(|c| c.is_failure())
+                {
+                    return Err(refusal(answer, &format!("webhook answered HTTP {status}")));
+                }
+                return Err(ProvisionError::Misconfigured(format!(
+                    "webhook {} answered HTTP {status} without a KooGallery resultCode",
+                    self.url
+                )));
             }
             last = format!("webhook answered HTTP {status}");
         }

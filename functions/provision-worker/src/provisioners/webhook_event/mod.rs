@@ -122,11 +122,13 @@ fn event_name(kind: &EventKind) -> &'static str {
         EventKind::Unfrozen => "unfrozen",
         EventKind::Upgraded { .. } => "upgraded",
         EventKind::Released { .. } => "released",
+        // A provision call was made and the order then failed: to the vendor, a release of
+        // whatever that call created (`state` says `failed`).
+        EventKind::ProvisioningFailed { .. } => "released",
         // Not lifecycle notices; never sent, named for completeness.
         EventKind::Created { .. } => "created",
         EventKind::ProvisioningStarted { .. } => "provisioning_started",
         EventKind::Provisioned => "provisioned",
-        EventKind::ProvisioningFailed { .. } => "provisioning_failed",
         EventKind::DebugRestarted { .. } => "debug_restarted",
     }
 }
@@ -210,6 +212,9 @@ impl WebhookEvent {
             EventKind::Released { order_id } => Some(WebhookDetail::Released {
                 order_id: order_id.clone(),
             }),
+            EventKind::ProvisioningFailed { .. } => {
+                Some(WebhookDetail::Released { order_id: None })
+            }
             _ => None,
         };
         Self {

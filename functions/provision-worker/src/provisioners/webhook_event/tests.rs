@@ -123,3 +123,33 @@ fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
         }),
     );
 }
+
+/// Issue 7, defect 4: an order that failed after a provision call was made reaches the vendor as
+/// `released` with state `failed`, so it removes whatever the call may have created.
+#[test]
+fn a_failed_order_after_a_provision_call_is_sent_as_released_with_state_failed() {
+    let now = t("20261121000000");
+    let (mut i, _) = Instance::new_provisioning("CSF", "CSF-000001", "f-1", false, now);
+    i.claim_provisioning("token", now, chrono::Duration::minutes(2))
+        .unwrap();
+    let Outcome::Changed(failed) = i.fail(
+        koogallery::ResultCode::InternalError,
+        "deadline".into(),
+        now,
+    ) else {
+        panic!()
+    };
+    assert!(
+        i.outbox.pending.contains(&failed.seq),
+        "queued for the vendor"
+    );
+    let event = WebhookEvent::notice(&LifecycleNotice {
+        instance: i,
+        event: failed,
+    });
+    assert_eq!((event.event, event.state), ("released", "failed"));
+    assert_eq!(
+        serde_json::to_value(&event).unwrap()["detail"],
+        serde_json::json!({})
+    );
+}
