@@ -77,3 +77,155 @@ pub async fn wait_for(sim: &Simulator, id: &str, code: ResultCode) -> Reply {
     }
     panic!("instance {id} never answered {code}");
 }
+
+/// One request the scripted vendor received, and what it answered.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event: String,
+    pub event_id: String,
+    pub seq: u64,
+    pub instance_id: String,
+    pub state: String,
+    pub status: u16,
+}
+
+/// How the scripted vendor behaves right now.
+#[derive(Debug, Default)]
+pub struct VendorScript {
+    /// Answer every request with HTTP 503.
+    pub down: bool,
+    /// Answer this many more requests for the named event with HTTP 500.
+    pub fail_next: std::collections::BTreeMap<String, u32>,
+    /// Hold every provision request this long before answering.
+    pub provision_delay: Duration,
+}
+
+/// The vendor's webhook, inside the test: verifies every event's signature, answers from its
+/// script (credentials for a provision), and records everything it received.
+pub struct Vendor {
+    pub url: String,
+    /// Requests that reached the vendor, counted on arrival (before any delay).
+    pub arrived: Arc<std::sync::atomic::AtomicUsize>,
+    pub script: Arc<std::sync::Mutex<VendorScript>>,
+    pub received: Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+
+impl Vendor {
+    pub async fn start() -> Self {
+        use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
+        use koogallery::security::webhook::{
+            HEADER_SIGNATURE, HEADER_TIMESTAMP, webhook_signature,
+        };
+        let script = Arc::new(std::sync::Mutex::new(VendorScript::default()));
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, r, a) = (script.clone(), received.clone(), arrived.clone());
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let (script, received) = (s.clone(), r.clone());
+                a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    let ts = headers[HEADER_TIMESTAMP].to_str().unwrap_or_default().to_owned();
+                    let sig = headers[HEADER_SIGNATURE].to_str().unwrap_or_default().to_owned();
+                    assert_eq!(sig, webhook_signature(WEBHOOK_SECRET, &ts, &body), "signed");
+                    let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON event");
+                    let event = v["event"].as_str().unwrap_or_default().to_owned();
+                    let (status, delay) = {
+                        let mut sc = script.lock().unwrap();
+                        let down = sc.down;
+                        let failing = sc.fail_next.get_mut(&event).filter(|n| **n > 0);
+                        let status = if down {
+                            503
+                        } else if let Some(n) = failing {
+                            *n -= 1;
+                            500
+                        } else {
+                            200
+                        };
+                        let delay = if event == "provision" { sc.provision_delay } else { Duration::ZERO };
+                        (status, delay)
+                    };
+                    tokio::time::sleep(delay).await;
+                    let instance_id = v["instanceId"].as_str().unwrap_or_default().to_owned();
+                    received.lock().unwrap().push(Received {
+                        event: event.clone(),
+                        event_id: v["eventId"].as_str().unwrap_or_default().to_owned(),
+                        seq: v["seq"].as_u64().unwrap_or_default(),
+                        instance_id: instance_id.clone(),
+                        state: v["state"].as_str().unwrap_or_default().to_owned(),
+                        status,
+                    });
+                    let answer = if event == "provision" {
+                        serde_json::json!({"frontEndUrl": format!("https://vendor.example/{instance_id}"),
+                            "userName": "owner", "password": format!("pw-{instance_id}")})
+                    } else {
+                        serde_json::json!({"resultCode": "000000"})
+                    };
+                    (StatusCode::from_u16(status).unwrap(), answer.to_string())
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind vendor");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("vendor serves") });
+        Self {
+            url,
+            arrived,
+            script,
+            received,
+        }
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut VendorScript)) {
+        f(&mut self.script.lock().unwrap());
+    }
+
+    /// What the vendor received for one instance, in arrival order.
+    pub fn received_for(&self, instance_id: &str) -> Vec<Received> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.instance_id == instance_id)
+            .cloned()
+            .collect()
+    }
+
+    /// The events the vendor accepted (HTTP 200) for one instance, in order.
+    pub fn accepted(&self, instance_id: &str) -> Vec<String> {
+        self.received_for(instance_id)
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.event)
+            .collect()
+    }
+
+    /// Settings and secrets that point the local host's webhook provisioner here, with fast
+    /// retries for a test.
+    pub fn config(&self) -> Config {
+        let mut c = config();
+        c.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
+            url: self.url.clone(),
+            timeout: Duration::from_secs(5),
+        };
+        c.secrets.webhook = Some(koogallery::security::SecretKey::new(WEBHOOK_SECRET));
+        c
+    }
+}
+
+/// Waits (up to `limit`) until `check` holds.
+pub async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -81,6 +81,12 @@ pub async fn start_aws(
         // A poller deletes what it settles (on Lambda the event source does).
         delete_on_ack: true,
     };
+    let reconciler = super::reconciler(store.clone(), Arc::new(sqs.clone()), &worker, &config);
+    let reconcile_task = tokio::spawn(super::reconcile_every(
+        reconciler,
+        config.settings.worker.reconcile_every,
+        stopped.clone(),
+    ));
     let worker_task = tokio::spawn(async move {
         provision_worker::consume::poll(&worker, &consumer, stopped).await;
     });
@@ -93,6 +99,6 @@ pub async fn start_aws(
             dlq_url,
         },
         stop,
-        tasks: vec![server, worker_task],
+        tasks: vec![server, worker_task, reconcile_task],
     })
 }

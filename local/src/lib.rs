@@ -127,6 +127,12 @@ pub async fn start_with(
     let max_body_bytes = config.settings.edge.max_body_bytes;
     let (worker, edge) = assemble(store.clone(), jobs.clone(), clock, &config, provisioner)?;
     let (addr, stop, stopped, server) = serve(edge, &settings, max_body_bytes).await?;
+    let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
+    let reconcile_task = tokio::spawn(reconcile_every(
+        reconciler,
+        config.settings.worker.reconcile_every,
+        stopped.clone(),
+    ));
     let worker_task = tokio::spawn(async move {
         provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
     });
@@ -135,8 +141,42 @@ pub async fn start_with(
         addr,
         backend: Embedded { store, queue },
         stop,
-        tasks: vec![server, worker_task],
+        tasks: vec![server, worker_task, reconcile_task],
     })
+}
+
+/// The reconciler over the same store, queue, clock and metrics as the worker.
+fn reconciler(
+    store: Arc<dyn koogallery::instance::InstanceStore>,
+    queue: Arc<dyn JobQueue>,
+    worker: &Worker,
+    config: &Config,
+) -> koogallery::reconciler::Reconciler {
+    koogallery::reconciler::Reconciler {
+        store,
+        queue,
+        clock: worker.clock.clone(),
+        settings: config.settings.worker,
+        metrics: worker.metrics.clone(),
+    }
+}
+
+/// The local host's schedule for the reconciler (EventBridge Scheduler's job on AWS): a pass right
+/// away at start-up, which finds what a crash left behind, then one every `every`.
+async fn reconcile_every(
+    reconciler: koogallery::reconciler::Reconciler,
+    every: std::time::Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = reconciler.run_once().await {
+            tracing::error!(error = %koogallery::callbacks::error_chain(&e), "reconciler pass failed; next pass as scheduled");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Wires one backend's store and queue to the callbacks, the edge and the worker: the same for the
@@ -276,6 +316,51 @@ async fn kit(State(edge): State<Arc<Edge>>, Path(name): Path<String>) -> Respons
 
 #[cfg(feature = "aws")]
 pub mod aws;
+
+/// The whole local host as `make run` starts it: tracing, settings and secrets from the
+/// environment, the embedded store (or, with `KOOGALLERY_BACKEND=aws`, the AWS adapters), until
+/// Ctrl-C.
+pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
+    init_tracing()?;
+    let config = Config::from_env()?;
+    if config.secrets.dev_keys {
+        tracing::warn!(
+            "using development keys: set KOOGALLERY_ACCESS_KEY and KOOGALLERY_KIT_KEY before going live"
+        );
+    }
+    let settings = LocalSettings::from_env()?;
+    let backend = koogallery::config::Env::process().choice(
+        "KOOGALLERY_BACKEND",
+        "embedded",
+        &["embedded", "aws"],
+    )?;
+    if backend == "aws" {
+        return run_aws_from_env(config, settings).await;
+    }
+    let host = start(config, settings).await?;
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[cfg(feature = "aws")]
+async fn run_aws_from_env(
+    config: Config,
+    settings: LocalSettings,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use aws::{AwsSettings, start_aws};
+    let host = start_aws(config, settings, AwsSettings::from_env(), None).await?;
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn run_aws_from_env(_: Config, _: LocalSettings) -> Result<(), Box<dyn std::error::Error>> {
+    Err("KOOGALLERY_BACKEND=aws needs the `aws` feature: use `make run-aws-local`".into())
+}
 
 /// Metrics as the logs are written: EMF lines with JSON logs (as on AWS), debug lines otherwise.
 pub fn local_metrics() -> Arc<dyn koogallery::metrics::Metrics> {

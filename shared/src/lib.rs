@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod order;
 pub mod protocol;
 pub mod provisioning;
+pub mod reconciler;
 pub mod result_code;
 pub mod security;
 pub mod storage;

@@ -6,13 +6,14 @@ use std::time::Duration;
 use aws_sdk_dynamodb::{
     operation::create_table::CreateTableError,
     types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+        TimeToLiveStatus,
     },
 };
 use aws_sdk_sqs::{operation::create_queue::CreateQueueError, types::QueueAttributeName};
 
-use crate::dynamo::keys::{PK, SK, TTL};
+use crate::dynamo::keys::{PK, SK, TTL, UNSETTLED, UNSETTLED_INDEX};
 
 /// A bootstrap step failed; the message names the step and the resource.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,33 @@ pub async fn ensure_table(
             KeySchemaElement::builder()
                 .attribute_name(SK)
                 .key_type(KeyType::Range)
+                .build()
+                .map_err(build)?,
+        )
+        // The reconciler's sparse index: only unsettled instances carry the attribute (as the
+        // template's table does).
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(UNSETTLED)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(UNSETTLED_INDEX)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(UNSETTLED)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(build)?,
+                )
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .map_err(build)?,
         )

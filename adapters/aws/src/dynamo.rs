@@ -86,6 +86,10 @@ pub mod keys {
     pub const EXPIRES_MS: &str = "expires_ms";
     /// The table's time-to-live attribute (Unix seconds). A reserved word in expressions.
     pub const TTL: &str = "ttl";
+    /// Present (`"1"`) only on instance items the worker still owes something; the key of the
+    /// sparse index the reconciler queries.
+    pub const UNSETTLED: &str = "unsettled";
+    pub const UNSETTLED_INDEX: &str = "unsettled-index";
 
     pub const INSTANCE_SK: &str = "INSTANCE";
     pub const ORDER_LINE_SK: &str = "ORDERLINE";
@@ -385,7 +389,7 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
 
 pub(crate) fn instance_item(instance: &Instance) -> Result<Item, StoreError> {
     let id = &instance.instance_id;
-    Ok(HashMap::from([
+    let mut item = HashMap::from([
         (PK.to_owned(), s(instance_pk(id))),
         (SK.to_owned(), s(INSTANCE_SK)),
         (VERSION.to_owned(), n(instance.version)),
@@ -396,7 +400,11 @@ pub(crate) fn instance_item(instance: &Instance) -> Result<Item, StoreError> {
         (STATE.to_owned(), s(instance.state.as_str())),
         (ORDER_ID.to_owned(), s(&instance.order_id)),
         (ORDER_LINE_ID.to_owned(), s(&instance.order_line_id)),
-    ]))
+    ]);
+    if instance.is_unsettled() {
+        item.insert(UNSETTLED.to_owned(), s("1"));
+    }
+    Ok(item)
 }
 
 /// Decodes an instance item; `version` comes from the item's `version` attribute.
@@ -746,6 +754,37 @@ impl InstanceStore for DynamoStore {
             match out.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
                 _ => return Ok(events),
+            }
+        }
+    }
+
+    /// A query of the sparse index (eventually consistent: the reconciler looks again next run).
+    async fn unsettled(&self) -> Result<Vec<Instance>, StoreError> {
+        let mut instances = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(UNSETTLED_INDEX)
+                .key_condition_expression("#u = :u")
+                .expression_attribute_names("#u", UNSETTLED)
+                .expression_attribute_values(":u", s("1"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("Query (unsettled instances)", &e))?;
+            for item in out.items() {
+                let instance = decode_instance(item)?;
+                // The index lags the table a little; what settled meanwhile is left out.
+                if instance.is_unsettled() {
+                    instances.push(instance);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(instances),
             }
         }
     }

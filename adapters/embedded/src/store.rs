@@ -251,6 +251,25 @@ impl InstanceStore for EmbeddedStore {
             })
             .await?)
     }
+
+    /// A scan of the instances: the embedded store serves one host (`make run`), where a periodic
+    /// pass over every record is cheap; the DynamoDB adapter uses a sparse index instead.
+    async fn unsettled(&self) -> Result<Vec<Instance>, StoreError> {
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(INSTANCES)?;
+                let mut out = Vec::new();
+                for entry in table.iter()? {
+                    let (id, bytes) = entry?;
+                    let instance = decode_instance(id.value(), bytes.value())?;
+                    if instance.is_unsettled() {
+                        out.push(instance);
+                    }
+                }
+                Ok(out)
+            })
+            .await?)
+    }
 }
 
 #[async_trait]

@@ -81,9 +81,11 @@ async fn dead_letter(settle: &dyn Settle, m: &QueueMessage, reason: &str) -> Opt
 /// Messages taken per receive: SQS's maximum batch.
 const BATCH: usize = 10;
 
-/// How long a received job stays hidden from other receivers: longer than one attempt can take.
+/// How long a received job stays hidden from other receivers: longer than one delivery can take
+/// (which the settings bound by the claim), so a crashed delivery's job returns soon after its
+/// claim expires.
 pub fn visibility(worker: &Worker) -> Duration {
-    worker.config.claim_duration + Duration::from_secs(30)
+    worker.config.claim_duration + Duration::from_secs(10)
 }
 
 /// Receives and settles jobs until `stopped` says so (the local host's worker, on either backend).

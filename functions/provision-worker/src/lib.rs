@@ -448,7 +448,7 @@ impl Worker {
             if !budget.take() {
                 // This delivery made its calls; the next one continues where it stopped.
                 mutate(self.store.as_ref(), instance_id, |i| {
-                    Ok(i.release_outbox(token))
+                    Ok(i.release_outbox(token, now))
                 })
                 .await?;
                 return Ok(JobOutcome::Deferred(Duration::from_secs(1)));

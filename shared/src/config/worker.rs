@@ -29,6 +29,8 @@ pub struct WorkerSettings {
     pub backoff_max: Duration,
     /// How long one delivery holds the right to provision an instance or drain its outbox.
     pub claim_duration: Duration,
+    /// How often the local host runs the reconciler (on AWS: the template's schedule).
+    pub reconcile_every: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -39,6 +41,7 @@ impl Default for WorkerSettings {
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
             claim_duration: Duration::from_secs(120),
+            reconcile_every: Duration::from_secs(300),
         }
     }
 }
@@ -67,7 +70,10 @@ impl WorkerSettings {
     ///   keeps a message 4 days),
     /// - `KOOGALLERY_WORKER_BACKOFF_SECS` (first delay, default 2, ≥ 1),
     /// - `KOOGALLERY_WORKER_BACKOFF_MAX_SECS` (cap, default 300; at most 43200, SQS's longest
-    ///   visibility timeout).
+    ///   visibility timeout),
+    /// - `KOOGALLERY_RECONCILE_EVERY_SECS` (the local host's reconciler period, default 300),
+    /// - `KOOGALLERY_WORKER_CLAIM_SECS` (how long a delivery holds an instance, default 120, ≥ 10;
+    ///   after a crash the next delivery waits this long).
     ///
     /// `KOOGALLERY_WORKER_MAX_ATTEMPTS` (earlier releases) is refused with a pointer to the deadline
     /// that replaced it, rather than silently ignored.
@@ -101,7 +107,16 @@ impl WorkerSettings {
                 defaults.backoff_max.as_secs(),
                 1,
             )?,
-            ..defaults
+            reconcile_every: env.secs(
+                "KOOGALLERY_RECONCILE_EVERY_SECS",
+                defaults.reconcile_every.as_secs(),
+                1,
+            )?,
+            claim_duration: env.secs(
+                "KOOGALLERY_WORKER_CLAIM_SECS",
+                defaults.claim_duration.as_secs(),
+                10,
+            )?,
         };
         for (name, value) in [
             (

@@ -545,19 +545,40 @@ impl Instance {
     /// Delivering the oldest notice failed at `now`; the claim is let go so the retry (or the
     /// reconciler) can take it. Returns since when it has been failing.
     pub fn notice_failed(&mut self, token: &str, now: DateTime<Utc>) -> DateTime<Utc> {
-        self.release_outbox(token);
+        self.release_outbox(token, now);
         *self.outbox.failing_since.get_or_insert(now)
     }
 
-    /// Delivery `token` stops draining (it used its calls); the next delivery continues.
-    pub fn release_outbox(&mut self, token: &str) -> Outcome {
-        match &self.outbox.claim {
+    /// Delivery `token` stops draining (it used its calls, or failed); the next delivery
+    /// continues. The claim is kept, expired at `now`: it records when the outbox was last
+    /// worked on, which the reconciler reads ([`Self::last_activity`]).
+    pub fn release_outbox(&mut self, token: &str, now: DateTime<Utc>) -> Outcome {
+        match &mut self.outbox.claim {
             Some(c) if c.token == token => {
-                self.outbox.claim = None;
+                c.until = now;
                 Outcome::Quiet
             }
             _ => Outcome::Unchanged,
         }
+    }
+
+    /// Whether the worker still owes this instance something: provisioning, or notices. Debug
+    /// records never do (Decisions §7). The stores index these for the reconciler.
+    pub fn is_unsettled(&self) -> bool {
+        !self.test && (self.state == InstanceState::Provisioning || !self.outbox.pending.is_empty())
+    }
+
+    /// When a worker last touched the instance (an event, or a claim taken or let go).
+    pub fn last_activity(&self) -> DateTime<Utc> {
+        [
+            Some(self.updated_at),
+            self.provisioning.claim.as_ref().map(|c| c.until),
+            self.outbox.claim.as_ref().map(|c| c.until),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(self.updated_at)
     }
 
     /// The oldest notice passed its deadline: its job goes to the dead-letter queue and the

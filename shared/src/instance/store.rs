@@ -45,6 +45,10 @@ pub trait InstanceStore: Send + Sync {
 
     /// The instance's history, oldest first.
     async fn events(&self, instance_id: &str) -> Result<Vec<InstanceEvent>, StoreError>;
+
+    /// Every instance the worker still owes something ([`Instance::is_unsettled`]: provisioning,
+    /// or notices pending), for the reconciler. Adapters index them rather than scan the table.
+    async fn unsettled(&self) -> Result<Vec<Instance>, StoreError>;
 }
 
 /// Loads an instance, applies `change`, and saves record and event together with a compare-and-set,

@@ -118,6 +118,69 @@ pub async fn instance_store_contract(store: Arc<dyn InstanceStore>) {
         Err(StoreError::Conflict)
     ));
     assert!(store.get(&ghost.instance_id).await.unwrap().is_none());
+
+    unsettled_contract(store.as_ref()).await;
+}
+
+/// `unsettled` lists exactly the real instances the worker owes something (provisioning, or
+/// notices pending), and drops one as soon as it settles. Other tests may share the store, so
+/// only this test's IDs are checked.
+async fn unsettled_contract(store: &dyn InstanceStore) {
+    let create = |test: bool| {
+        let id = unique("uns");
+        let (i, ev) = Instance::new_provisioning(&unique("CS"), "L-1", &id, test, t0());
+        (id, i, ev)
+    };
+    let listed = || async {
+        store
+            .unsettled()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.instance_id)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (provisioning, i, ev) = create(false);
+    store.create_for_order_line(&i, &[ev]).await.unwrap();
+    let (debug, i, ev) = create(true);
+    store.create_for_order_line(&i, &[ev]).await.unwrap();
+    let (released, mut i, ev) = create(false);
+    store.create_for_order_line(&i, &[ev]).await.unwrap();
+    i.version = 1;
+    let app = AccessInfo {
+        front_end_url: "https://a".into(),
+        admin_url: None,
+        user_name: None,
+        password: None,
+        memo: None,
+    };
+    let Outcome::Changed(activated) = i.activate(app, t0()).unwrap() else {
+        panic!()
+    };
+    store.save(&i, 1, &[activated]).await.unwrap();
+    let settled = listed().await;
+    assert!(settled.contains(&provisioning));
+    assert!(
+        !settled.contains(&debug),
+        "debug records are never unsettled"
+    );
+    assert!(!settled.contains(&released), "active, nothing pending");
+
+    let Outcome::Changed(release) = i.release(None, t0()) else {
+        panic!()
+    };
+    assert!(i.outbox.pending.contains(&release.seq));
+    store
+        .save(&i, 2, std::slice::from_ref(&release))
+        .await
+        .unwrap();
+    assert!(listed().await.contains(&released), "a notice is pending");
+    i.notice_delivered(release.seq, true);
+    store.save(&i, 3, &[]).await.unwrap();
+    assert!(
+        !listed().await.contains(&released),
+        "settled once delivered"
+    );
 }
 
 /// Sixteen concurrent creates for one order line: exactly one wins, all see the same instance.

@@ -135,6 +135,16 @@ impl InstanceStore for MemoryStore {
             .cloned()
             .unwrap_or_default())
     }
+
+    async fn unsettled(&self) -> Result<Vec<Instance>, StoreError> {
+        Ok(self
+            .lock()?
+            .instances
+            .values()
+            .filter(|i| i.is_unsettled())
+            .cloned()
+            .collect())
+    }
 }
 
 #[async_trait]

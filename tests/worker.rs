@@ -1,0 +1,284 @@
+//! Issue 7: the worker under real traffic, over real HTTP: the local host, the KooGallery
+//! simulator, and a scripted vendor webhook inside the test (an outage longer than a minute, a
+//! release during it, duplicate deliveries, a notice that fails, SIGKILL mid-provisioning).
+
+use std::{sync::Arc, time::Duration};
+
+use koogallery::{ResultCode, jobs::Job, jobs::JobQueue};
+use koogallery_e2e::{Vendor, eventually, host, simulator};
+use serde_json::json;
+
+async fn query(sim: &koogallery_sim::Simulator, id: &str) -> ResultCode {
+    sim.call(&json!({"activity":"queryInstance","instanceId":id}))
+        .await
+        .expect("queryInstance answered")
+        .reply
+        .result_code
+}
+
+/// Waits until a host answers at the simulator's URL.
+async fn wait_ready(sim: &koogallery_sim::Simulator) {
+    for _ in 0..200 {
+        if sim
+            .call(&json!({"activity":"queryInstance","instanceId":"probe"}))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("host never answered");
+}
+
+fn new_instance(order: &str, business_id: &str) -> serde_json::Value {
+    json!({"activity":"newInstance","orderId":order,"orderLineId":format!("{order}-000001"),"businessId":business_id})
+}
+
+/// Defect 1 (a one-minute retry budget refunds good orders) and defect 4 (a release during an
+/// outage is never sent): the vendor's webhook is down for more than a minute. The order waits,
+/// answering `000004`, and is provisioned when the vendor returns; the order released during the
+/// outage is never provisioned, and the vendor hears `released` for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_a_minute_delays_provisioning_and_a_release_during_it_is_sent() {
+    let vendor = Vendor::start().await;
+    vendor.set(|s| s.down = true);
+    let mut cfg = vendor.config();
+    cfg.settings.worker.backoff_max = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let sim = simulator(&h);
+    for (order, id) in [("CSOUT", "out-1"), ("CSREL", "rel-1")] {
+        let a = sim.call(&new_instance(order, id)).await.unwrap();
+        assert_eq!(a.reply.result_code, ResultCode::Processing);
+    }
+    eventually(Duration::from_secs(10), "provisioning attempted", || {
+        vendor.received_for("rel-1").len() >= 3
+    })
+    .await;
+    let release = sim
+        .call(&json!({"activity":"releaseInstance","instanceId":"rel-1"}))
+        .await
+        .unwrap();
+    assert_eq!(release.reply.result_code, ResultCode::Success);
+
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(65) {
+        assert_eq!(
+            query(&sim, "out-1").await,
+            ResultCode::Processing,
+            "still waiting for the vendor, never refunded"
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let attempts = vendor.received_for("out-1").len();
+    assert!(
+        attempts > 6,
+        "kept retrying past the old budget: {attempts}"
+    );
+    vendor.set(|s| s.down = false);
+
+    eventually(
+        Duration::from_secs(30),
+        "provisioned after the outage",
+        || vendor.accepted("out-1") == ["provision"],
+    )
+    .await;
+    let mut code = ResultCode::Processing;
+    for _ in 0..100 {
+        code = query(&sim, "out-1").await;
+        if code == ResultCode::Success {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, ResultCode::Success);
+    eventually(
+        Duration::from_secs(30),
+        "the release reaches the vendor",
+        || vendor.accepted("rel-1") == ["released"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        vendor.accepted("rel-1"),
+        ["released"],
+        "never provisioned after its release, nothing after released"
+    );
+    h.shutdown().await;
+}
+
+/// Defect 2: duplicate deliveries of one provisioning job, while the vendor is slow to answer,
+/// make one provision call; the duplicates wait for the claim instead of provisioning again or
+/// failing the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_deliveries_make_one_provision_call() {
+    let vendor = Vendor::start().await;
+    vendor.set(|s| s.provision_delay = Duration::from_millis(1500));
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), vendor.config(), None).await;
+    let sim = simulator(&h);
+    sim.call(&new_instance("CSDUP", "dup-1")).await.unwrap();
+    for _ in 0..5 {
+        h.backend
+            .queue
+            .enqueue(&Job::Provision {
+                instance_id: "dup-1".into(),
+            })
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(20), "provisioned", || {
+        vendor.accepted("dup-1") == ["provision"]
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        vendor.received_for("dup-1").len(),
+        1,
+        "one call to the vendor for six deliveries"
+    );
+    assert_eq!(query(&sim, "dup-1").await, ResultCode::Success);
+    h.shutdown().await;
+}
+
+/// Defect 3: freeze, unfreeze and release in quick succession while the vendor fails the first
+/// notice: the vendor accepts them strictly in order, each with the state it produced, and
+/// nothing after `released`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_reach_the_vendor_in_order_when_one_fails() {
+    let vendor = Vendor::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), vendor.config(), None).await;
+    let sim = Arc::new(simulator(&h));
+    sim.call(&new_instance("CSORD", "ord-1")).await.unwrap();
+    eventually(Duration::from_secs(10), "provisioned", || {
+        vendor.accepted("ord-1") == ["provision"]
+    })
+    .await;
+    // One whole delivery of `frozen` fails (the webhook's three quick tries), then it succeeds.
+    vendor.set(|s| {
+        s.fail_next.insert("frozen".into(), 3);
+    });
+    for body in [
+        json!({"activity":"updateInstanceStatus","instanceId":"ord-1","status":"FREEZE"}),
+        json!({"activity":"updateInstanceStatus","instanceId":"ord-1","status":"UNFREEZE"}),
+        json!({"activity":"releaseInstance","instanceId":"ord-1"}),
+    ] {
+        assert_eq!(
+            sim.call(&body).await.unwrap().reply.result_code,
+            ResultCode::Success
+        );
+    }
+    eventually(Duration::from_secs(20), "every notice accepted", || {
+        vendor.accepted("ord-1").len() == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let accepted: Vec<(String, String)> = vendor
+        .received_for("ord-1")
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .map(|r| (r.event, r.state))
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            ("provision".to_owned(), "provisioning".to_owned()),
+            ("frozen".to_owned(), "frozen".to_owned()),
+            ("unfrozen".to_owned(), "active".to_owned()),
+            ("released".to_owned(), "released".to_owned()),
+        ]
+    );
+    let failed: Vec<String> = vendor
+        .received_for("ord-1")
+        .into_iter()
+        .filter(|r| r.status != 200)
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(failed, ["frozen"; 3], "the failure was real and retried");
+    h.shutdown().await;
+}
+
+/// Defect 5 and the crash half of defect 2: the host is killed (SIGKILL) while the vendor is
+/// still answering the provision call. Restarted on the same data, it provisions the instance
+/// once the dead delivery's claim expires, with the same event ID (the vendor's idempotency key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_provisioning_then_restart_provisions_the_order() {
+    let vendor = Vendor::start().await;
+    vendor.set(|s| s.provision_delay = Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_e2e-host"))
+            .env("PORT", port.to_string())
+            .env("KOOGALLERY_DATA_DIR", dir.path())
+            .env("KOOGALLERY_ACCESS_KEY", koogallery_e2e::KEY)
+            .env("KOOGALLERY_KIT_KEY", "e2e-kit-key")
+            .env("KOOGALLERY_PROVISIONER", "webhook")
+            .env("KOOGALLERY_WEBHOOK_URL", &vendor.url)
+            .env("KOOGALLERY_WEBHOOK_SECRET", koogallery_e2e::WEBHOOK_SECRET)
+            .env("KOOGALLERY_WEBHOOK_TIMEOUT_SECS", "1")
+            .env("KOOGALLERY_WORKER_CLAIM_SECS", "15")
+            .env("KOOGALLERY_WORKER_BACKOFF_SECS", "1")
+            .env("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("host starts")
+    };
+    let sim = koogallery_sim::Simulator::new(
+        &format!("http://127.0.0.1:{port}/produce"),
+        koogallery_e2e::KEY,
+    )
+    .unwrap();
+    let mut first = spawn();
+    wait_ready(&sim).await;
+    sim.call(&new_instance("CSKILL", "kill-1")).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the provision call in flight",
+        || vendor.arrived.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+    )
+    .await;
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    vendor.set(|s| s.provision_delay = Duration::ZERO);
+
+    let mut second = spawn();
+    wait_ready(&sim).await;
+    assert_eq!(query(&sim, "kill-1").await, ResultCode::Processing);
+    let mut code = ResultCode::Processing;
+    for _ in 0..120 {
+        code = query(&sim, "kill-1").await;
+        if code == ResultCode::Success {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(code, ResultCode::Success, "provisioned after the restart");
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let received = vendor.received_for("kill-1");
+    let ids: std::collections::BTreeSet<&str> =
+        received.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every attempt carries the same eventId: {received:?}"
+    );
+    let store = koogallery_embedded::EmbeddedStore::open(dir.path().join("koogallery.redb"))
+        .expect("the store survives SIGKILL");
+    let events = koogallery::instance::InstanceStore::events(&store, "kill-1")
+        .await
+        .unwrap();
+    let provisioned = events
+        .iter()
+        .filter(|e| e.kind.name() == "provisioned")
+        .count();
+    assert_eq!(provisioned, 1, "activated once");
+}
