@@ -9,7 +9,11 @@ use koogallery::callbacks::REGISTRY;
 use serde_json::{Map, Value, json};
 
 /// Functions that are not callbacks.
-const NOT_CALLBACKS: [&str; 2] = ["EdgeFunction", "ProvisionWorkerFunction"];
+const NOT_CALLBACKS: [&str; 3] = [
+    "EdgeFunction",
+    "ProvisionWorkerFunction",
+    "ReconcilerFunction",
+];
 
 fn load() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -262,6 +266,19 @@ fn problems(template: &Value) -> Vec<String> {
         }
         let mut granted = BTreeSet::new();
         for s in statements(role) {
+            if strings(&s["Action"])
+                .iter()
+                .any(|a| a.starts_with("dynamodb:"))
+            {
+                let keys =
+                    strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+                let expected = koogallery_aws::dynamo::leading_keys(r.needs.store);
+                if keys != expected {
+                    out.push(format!(
+                        "{role_id} may touch partition keys {keys:?}, not exactly {expected:?}"
+                    ));
+                }
+            }
             granted.extend(strings(&s["Action"]));
             if strings(&s["Resource"]).iter().any(|r| r.contains('*')) {
                 out.push(format!("{role_id} grants on a wildcard resource"));
@@ -361,6 +378,18 @@ fn drift_between_template_and_registry_is_reported() {
         t["Resources"]["ExtraFunction"] = json!({"Type": "AWS::Serverless::Function"});
     };
     assert!(broken(r).contains("ExtraFunction is in the template"));
+    let r = &mut |t: &mut Value| {
+        let statements = t["Resources"]["RefreshInstanceRole"]["Properties"]["Policies"][0]
+            ["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap();
+        for s in statements {
+            if s["Sid"] == "Table" {
+                s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] = json!(["*"]);
+            }
+        }
+    };
+    assert!(broken(r).contains("RefreshInstanceRole may touch partition keys"));
 }
 
 /// Issue 7, AWS edges: the public route is throttled (a flood gets 429s that KooGallery retries,
@@ -434,4 +463,124 @@ fn the_worker_timeout_covers_its_calls_and_the_queue_outlives_the_deadlines() {
         assert!(max < retention, "{name} may outlive the queued job");
     }
     assert!(env.get("KOOGALLERY_WORKER_MAX_ATTEMPTS").is_none());
+}
+
+/// Issue 7, AWS edges: each function may touch only its own partition keys (the edge its nonces,
+/// the worker instances, the reconciler only the sparse index), concurrency can be reserved, the
+/// reconciler runs on a schedule, and every alarm watches a metric the code writes.
+#[test]
+fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed() {
+    let template = load();
+    let r = &template["Resources"];
+    let keys_of = |role: &str| -> Vec<Vec<String>> {
+        statements(&r[role])
+            .into_iter()
+            .filter(|s| {
+                strings(&s["Action"])
+                    .iter()
+                    .any(|a| a.starts_with("dynamodb:"))
+            })
+            .map(|s| strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]))
+            .collect()
+    };
+    assert_eq!(keys_of("EdgeRole"), [["NONCE#*"]]);
+    assert_eq!(keys_of("ProvisionWorkerRole"), [["INSTANCE#*"]]);
+    let reconciler: Vec<Value> = statements(&r["ReconcilerRole"]);
+    let table_access: Vec<&Value> = reconciler
+        .iter()
+        .filter(|s| {
+            strings(&s["Action"])
+                .iter()
+                .any(|a| a.starts_with("dynamodb:"))
+        })
+        .collect();
+    assert_eq!(table_access.len(), 1);
+    assert_eq!(strings(&table_access[0]["Action"]), ["dynamodb:Query"]);
+    assert_eq!(
+        table_access[0]["Resource"],
+        json!({"Fn::Sub": "${Table.Arn}/index/unsettled-index"})
+    );
+    let gsi = &r["Table"]["Properties"]["GlobalSecondaryIndexes"][0];
+    assert_eq!(gsi["IndexName"], "unsettled-index");
+    assert_eq!(gsi["KeySchema"][0]["AttributeName"], "unsettled");
+    let schedule = &r["ReconcilerFunction"]["Properties"]["Events"]["EveryFiveMinutes"];
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    assert_eq!(
+        schedule["Properties"]["ScheduleExpression"],
+        "rate(5 minutes)"
+    );
+    assert!(
+        r["EdgeFunction"]["Properties"]["ReservedConcurrentExecutions"]["Fn::If"][0]
+            == "ReservesEdge"
+    );
+    assert!(
+        r["QueryInstanceFunction"]["Properties"]["ReservedConcurrentExecutions"]["Fn::If"][0]
+            == "ReservesCallbacks"
+    );
+
+    // Every custom-metric alarm watches a name and dimensions that the code writes.
+    let written: Vec<Value> = [
+        koogallery::metrics::Metric::Callback {
+            activity: "newInstance",
+            result_code: koogallery::ResultCode::InternalError,
+        },
+        koogallery::metrics::Metric::ProvisionerMisconfigured,
+        koogallery::metrics::Metric::ProvisioningDeadlinePassed,
+        koogallery::metrics::Metric::NoticeDeadlinePassed,
+        koogallery::metrics::Metric::Reconciled {
+            stuck_provisioning: 1,
+            undelivered_notices: 1,
+            parked_outboxes: 1,
+        },
+    ]
+    .iter()
+    .map(|m| serde_json::from_str(&koogallery::metrics::emf_line("N", m, 0)).unwrap())
+    .collect();
+    let mut custom = 0;
+    for (id, alarm) in r.as_object().unwrap() {
+        if alarm["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let p = &alarm["Properties"];
+        if p["Namespace"] != json!({"Fn::Sub": "KooGallery/${AWS::StackName}"}) {
+            continue;
+        }
+        custom += 1;
+        let name = p["MetricName"].as_str().unwrap();
+        let dims: Vec<(String, String)> = p["Dimensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["Name"].as_str().unwrap().to_owned(),
+                    d["Value"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let matched = written.iter().any(|line| {
+            line.get(name).is_some()
+                && line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|set| {
+                        let set = strings(set);
+                        set.len() == dims.len()
+                            && dims
+                                .iter()
+                                .all(|(k, v)| set.contains(k) && line[k] == *v.as_str())
+                    })
+        });
+        assert!(
+            matched,
+            "{id} watches {name} {dims:?}, which no metric line carries"
+        );
+    }
+    assert_eq!(custom, 6);
+    let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
+    assert_eq!(
+        namespace,
+        &json!({"Fn::Sub": "KooGallery/${AWS::StackName}"})
+    );
 }

@@ -193,6 +193,7 @@ where
 {
     let resources = Resources::from_config(store.clone(), queue, clock.clone(), config);
     let dispatcher = InProcessDispatcher::build(&resources)?;
+    let metrics = local_metrics();
     let provisioner = match provisioner {
         Some(p) => p,
         None => provision_worker::provisioners::from_settings(
@@ -205,15 +206,18 @@ where
         provisioner,
         clock.clone(),
         &config.settings,
-        local_metrics(),
+        metrics.clone(),
     ));
-    let edge = Arc::new(Edge::new(
-        &config.settings.edge,
-        config.secrets.keys.basic.clone(),
-        store,
-        clock,
-        Arc::new(dispatcher),
-    ));
+    let edge = Arc::new(
+        Edge::new(
+            &config.settings.edge,
+            config.secrets.keys.basic.clone(),
+            store,
+            clock,
+            Arc::new(dispatcher),
+        )
+        .with_metrics(metrics),
+    );
     Ok((worker, edge))
 }
 

@@ -18,7 +18,8 @@ pub const DEFAULT_NAMESPACE: &str = "KooGallery";
 /// One observation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
-    /// A callback answered `result_code` (`Callbacks`, dimensions `Activity`, `ResultCode`).
+    /// A callback answered `result_code` (`Callbacks`, dimensions `Activity` and `ResultCode`, and
+    /// `ResultCode` alone for the alarm on `000005` whatever the activity).
     Callback {
         activity: &'static str,
         result_code: ResultCode,
@@ -61,6 +62,8 @@ impl Metrics for NoMetrics {
 /// The EMF line of one observation at `timestamp_ms`.
 pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
     let mut dims: Vec<(&str, Value)> = Vec::new();
+    // Extra dimension sets beyond the one of every dimension (CloudWatch keeps each as a metric).
+    let mut rollups: Vec<Vec<&str>> = Vec::new();
     let mut values: Vec<(&str, &str, Value)> = Vec::new();
     match metric {
         Metric::Callback {
@@ -69,6 +72,7 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
         } => {
             dims.push(("Activity", json!(activity)));
             dims.push(("ResultCode", json!(result_code.as_str())));
+            rollups.push(vec!["ResultCode"]);
             values.push(("Callbacks", "Count", json!(1)));
         }
         Metric::ProvisioningSeconds { seconds } => {
@@ -109,7 +113,7 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
-                "Dimensions": [dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Dimensions": std::iter::once(dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()).chain(rollups).collect::<Vec<_>>(),
                 "Metrics": values.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }],
         }),
@@ -203,7 +207,7 @@ mod tests {
             json!({
                 "_aws": {"Timestamp": 1_700_000_000_000_i64, "CloudWatchMetrics": [{
                     "Namespace": "KooGallery/prod",
-                    "Dimensions": [["Activity", "ResultCode"]],
+                    "Dimensions": [["Activity", "ResultCode"], ["ResultCode"]],
                     "Metrics": [{"Name": "Callbacks", "Unit": "Count"}]}]},
                 "Activity": "newInstance", "ResultCode": "000005", "Callbacks": 1
             })

@@ -387,6 +387,16 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
     }
 }
 
+/// The partition keys a function with `access` may touch (the `dynamodb:LeadingKeys` condition
+/// of its role): instances (debug ones included), and order lines for the one that creates them;
+/// never the edge's nonces. `tests/template.rs` checks the template against this.
+pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
+    match access {
+        StoreAccess::Create => &["INSTANCE#*", "ORDERLINE#*"],
+        StoreAccess::ReadOne | StoreAccess::ReadMany | StoreAccess::Update => &["INSTANCE#*"],
+    }
+}
+
 pub(crate) fn instance_item(instance: &Instance) -> Result<Item, StoreError> {
     let id = &instance.instance_id;
     let mut item = HashMap::from([

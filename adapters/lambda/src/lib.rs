@@ -123,3 +123,33 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
     }))
     .await
 }
+
+/// Serves the reconciler: each scheduled invocation (any payload) runs one pass over the table's
+/// unsettled instances and answers what it found (also logged, and written as metrics).
+pub async fn serve_reconciler() -> Result<(), Error> {
+    let d = load(Load {
+        secrets: false,
+        queue: true,
+    })
+    .await?;
+    let queue = d
+        .sqs
+        .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
+    let reconciler = koogallery::reconciler::Reconciler {
+        store: d.store,
+        queue: Arc::new(queue),
+        clock: d.clock,
+        settings: d.settings.worker,
+        metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
+    };
+    let reconciler = &reconciler;
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
+        let report = reconciler.run_once().await?;
+        Ok::<_, Error>(serde_json::json!({
+            "stuckProvisioning": report.stuck_provisioning,
+            "undeliveredNotices": report.undelivered_notices,
+            "parkedOutboxes": report.parked_outboxes,
+        }))
+    }))
+    .await
+}

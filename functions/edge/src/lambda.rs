@@ -28,7 +28,8 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
         deployment.store.clone(),
         deployment.clock.clone(),
         Arc::new(dispatcher),
-    );
+    )
+    .with_metrics(Arc::new(koogallery::metrics::EmfStdout::from_env()));
     let edge = &edge;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         Ok::<_, Error>(serve(edge, req).await)

@@ -63,6 +63,7 @@ pub struct Edge {
     nonce_ttl: Duration,
     max_body_bytes: usize,
     dispatch_deadline: std::time::Duration,
+    metrics: Arc<dyn koogallery::metrics::Metrics>,
 }
 
 /// The signature parameters KooGallery appends to the production URL (callbacks §3.1).
@@ -121,7 +122,14 @@ impl Edge {
             nonce_ttl: settings.nonce_ttl,
             max_body_bytes: settings.max_body_bytes,
             dispatch_deadline: settings.dispatch_deadline,
+            metrics: Arc::new(koogallery::metrics::NoMetrics),
         }
+    }
+
+    /// Counts every answer by activity and result code (`Callbacks`, docs/operations.md).
+    pub fn with_metrics(mut self, metrics: Arc<dyn koogallery::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Serves one V2 basic-interface call: the raw query string (without `?`) and the raw body bytes.
@@ -132,6 +140,10 @@ impl Edge {
             Err(reply) => (reply, Seen::default()),
         };
         let response = self.sign_with(&reply, seen.key);
+        self.metrics.record(koogallery::metrics::Metric::Callback {
+            activity: seen.callback.map_or("unknown", |c| c.route.name()),
+            result_code: reply.result_code,
+        });
         tracing::info!(
             target: "koogallery::callback",
             activity = seen.callback.map_or("-", |c| c.route.name()),

@@ -37,22 +37,26 @@ struct Bed {
     edge: Edge,
     recorder: Arc<Recorder>,
     clock: Arc<ManualClock>,
+    metrics: Arc<koogallery::testing::RecordedMetrics>,
 }
 
 fn bed_with(config: Config) -> Bed {
     let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
     let recorder = Arc::new(Recorder::default());
+    let metrics = Arc::new(koogallery::testing::RecordedMetrics::default());
     let edge = Edge::new(
         &config.settings.edge,
         config.secrets.keys.basic.clone(),
         Arc::new(MemoryStore::new()),
         clock.clone(),
         recorder.clone(),
-    );
+    )
+    .with_metrics(metrics.clone());
     Bed {
         edge,
         recorder,
         clock,
+        metrics,
     }
 }
 
@@ -95,6 +99,30 @@ async fn a_signed_call_is_dispatched_and_the_answer_signed() {
     let calls = b.recorder.0.lock().unwrap();
     assert_eq!(calls[0].0, "newInstance");
     assert_eq!(calls[0].1["orderId"], "CS1");
+}
+
+/// Issue 7, metrics: every answer counts once, by activity and result code (the alarms read them).
+#[tokio::test]
+async fn every_answer_is_counted_by_activity_and_result_code() {
+    use koogallery::metrics::Metric;
+    let b = bed();
+    let q = signed_query(KEY, BODY, b.now_ms(), "nonce-m1");
+    b.call(&q, BODY).await;
+    let forged = signed_query("someone-else", BODY, b.now_ms(), "nonce-m2");
+    b.call(&forged, BODY).await;
+    assert_eq!(
+        b.metrics.all(),
+        [
+            Metric::Callback {
+                activity: "newInstance",
+                result_code: ResultCode::Success
+            },
+            Metric::Callback {
+                activity: "unknown",
+                result_code: ResultCode::AuthenticationFailed
+            }
+        ]
+    );
 }
 
 #[tokio::test]
