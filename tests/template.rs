@@ -220,6 +220,7 @@ fn problems(template: &Value) -> Vec<String> {
         for (var, needed) in [
             ("KOOGALLERY_QUEUE_URL", r.needs.queue),
             ("KOOGALLERY_SECRET_ID", r.needs.keys),
+            ("KOOGALLERY_CREDENTIALS_KEY_ID", r.needs.open_credentials),
         ] {
             if env.contains(var) != needed {
                 out.push(format!(
@@ -253,6 +254,9 @@ fn problems(template: &Value) -> Vec<String> {
         }
         if r.needs.keys {
             expected.insert("secretsmanager:GetSecretValue".into());
+        }
+        if r.needs.open_credentials {
+            expected.insert("kms:Decrypt".into());
         }
         let Some(role) = resources.get(&role_id) else {
             out.push(format!("{function_id} has no {role_id}"));
@@ -485,6 +489,24 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
     };
     assert_eq!(keys_of("EdgeRole"), [["NONCE#*"]]);
     assert_eq!(keys_of("ProvisionWorkerRole"), [["INSTANCE#*"]]);
+    // Passwords at rest: the worker seals (a data key per password), queryInstance opens; the key
+    // outlives the stack with the table.
+    let kms_of = |role: &str| -> Vec<String> {
+        statements(&r[role])
+            .into_iter()
+            .flat_map(|s| strings(&s["Action"]))
+            .filter(|a| a.starts_with("kms:"))
+            .collect()
+    };
+    assert_eq!(kms_of("ProvisionWorkerRole"), ["kms:GenerateDataKey"]);
+    assert_eq!(kms_of("QueryInstanceRole"), ["kms:Decrypt"]);
+    assert!(kms_of("EdgeRole").is_empty() && kms_of("NewInstanceRole").is_empty());
+    assert_eq!(r["CredentialsKey"]["DeletionPolicy"], "Retain");
+    assert_eq!(r["CredentialsKey"]["Properties"]["EnableKeyRotation"], true);
+    assert_eq!(
+        r["ProvisionWorkerFunction"]["Properties"]["Environment"]["Variables"]["KOOGALLERY_CREDENTIALS_KEY_ID"],
+        json!({"Ref": "CredentialsKey"})
+    );
     let reconciler: Vec<Value> = statements(&r["ReconcilerRole"]);
     let table_access: Vec<&Value> = reconciler
         .iter()

@@ -260,6 +260,15 @@ async fn sigkill_mid_provisioning_then_restart_provisions_the_order() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(code, ResultCode::Success, "provisioned after the restart");
+    let answer = sim
+        .call(&json!({"activity":"queryInstance","instanceId":"kill-1"}))
+        .await
+        .unwrap();
+    let info: Vec<serde_json::Value> = answer.reply.field("info").unwrap();
+    assert_eq!(
+        info[0]["appInfo"]["password"], "pw-kill-1",
+        "queryInstance still hands out the vendor's password"
+    );
     second.kill().unwrap();
     second.wait().unwrap();
 

@@ -66,12 +66,14 @@ pub async fn start_aws(
     let store = Arc::new(DynamoStore::new(dynamo, aws.table.clone()));
     let sqs = SqsQueue::new(sqs_client, queue_url);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sealer = super::local_sealer(&settings)?;
     let (worker, edge) = assemble(
         store.clone(),
         Arc::new(sqs.clone()),
         clock,
         &config,
         provisioner,
+        sealer,
     )?;
     let (addr, stop, stopped, server) =
         serve(edge, &settings, config.settings.edge.max_body_bytes).await?;

@@ -12,6 +12,7 @@ use axum::{
     routing::{get, post},
 };
 use edge::{Edge, EdgeResponse};
+use koogallery::security::at_rest::{CredentialSealer, LocalKeySealer};
 use koogallery::{
     ResultCode,
     callbacks::{InProcessDispatcher, Resources},
@@ -125,7 +126,15 @@ pub async fn start_with(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
     let max_body_bytes = config.settings.edge.max_body_bytes;
-    let (worker, edge) = assemble(store.clone(), jobs.clone(), clock, &config, provisioner)?;
+    let sealer = local_sealer(&settings)?;
+    let (worker, edge) = assemble(
+        store.clone(),
+        jobs.clone(),
+        clock,
+        &config,
+        provisioner,
+        sealer,
+    )?;
     let (addr, stop, stopped, server) = serve(edge, &settings, max_body_bytes).await?;
     let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
     let reconcile_task = tokio::spawn(reconcile_every(
@@ -143,6 +152,37 @@ pub async fn start_with(
         stop,
         tasks: vec![server, worker_task, reconcile_task],
     })
+}
+
+/// The key that seals stored passwords: `KOOGALLERY_CREDENTIALS_KEY` (base64 of 32 bytes), or
+/// else `credentials.key` in the data directory, generated on first start, owner-only (0600).
+/// Back it up with the store file: without it the stored passwords cannot be read.
+pub fn local_sealer(settings: &LocalSettings) -> Result<Arc<dyn CredentialSealer>, StartError> {
+    let sealer = match koogallery::config::Env::process().get("KOOGALLERY_CREDENTIALS_KEY") {
+        Some(key) => LocalKeySealer::from_base64(&key).map_err(|e| {
+            StartError::Config(ConfigError::invalid(
+                "KOOGALLERY_CREDENTIALS_KEY",
+                e.to_string(),
+            ))
+        })?,
+        None => {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+                StartError::Config(ConfigError::invalid(
+                    "KOOGALLERY_DATA_DIR",
+                    format!("cannot create {}: {e}", settings.data_dir.display()),
+                ))
+            })?;
+            LocalKeySealer::from_key_file(&settings.data_dir.join("credentials.key")).map_err(
+                |e| {
+                    StartError::Config(ConfigError::invalid(
+                        "KOOGALLERY_CREDENTIALS_KEY",
+                        e.to_string(),
+                    ))
+                },
+            )?
+        }
+    };
+    Ok(Arc::new(sealer))
 }
 
 /// The reconciler over the same store, queue, clock and metrics as the worker.
@@ -187,11 +227,13 @@ fn assemble<S>(
     clock: Arc<dyn Clock>,
     config: &Config,
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
+    sealer: Arc<dyn CredentialSealer>,
 ) -> Result<(Arc<Worker>, Arc<Edge>), StartError>
 where
     S: koogallery::instance::InstanceStore + koogallery::security::replay::NonceStore + 'static,
 {
-    let resources = Resources::from_config(store.clone(), queue, clock.clone(), config);
+    let resources = Resources::from_config(store.clone(), queue, clock.clone(), config)
+        .with_sealer(sealer.clone());
     let dispatcher = InProcessDispatcher::build(&resources)?;
     let metrics = local_metrics();
     let provisioner = match provisioner {
@@ -207,6 +249,7 @@ where
         clock.clone(),
         &config.settings,
         metrics.clone(),
+        sealer,
     ));
     let edge = Arc::new(
         Edge::new(

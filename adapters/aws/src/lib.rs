@@ -9,6 +9,8 @@
 //!   fetched once per execution environment; [`keys_from_secret_json`] is its pure parser.
 //! - [`LambdaDispatcher`]: the edge's [`Dispatcher`](koogallery::callbacks::Dispatcher), a synchronous
 //!   invocation of the callback function that serves the activity.
+//! - [`KmsSealer`]: the [`CredentialSealer`](koogallery::security::at_rest::CredentialSealer) port:
+//!   passwords at rest sealed by envelope encryption under the template's KMS key.
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
 //! Every client is built from [`sdk_config`], which honours `AWS_ENDPOINT_URL` and `AWS_REGION`:
@@ -17,11 +19,13 @@
 pub mod bootstrap;
 pub mod dispatch;
 pub mod dynamo;
+pub mod kms;
 pub mod secrets;
 pub mod sqs;
 
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
 pub use dynamo::DynamoStore;
+pub use kms::KmsSealer;
 pub use secrets::{SecretsManagerSecrets, keys_from_secret_json};
 pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
 

@@ -50,6 +50,8 @@ pub struct Load {
     pub secrets: bool,
     /// Build the jobs queue (`KOOGALLERY_QUEUE_URL`).
     pub queue: bool,
+    /// Seal or open passwords at rest with KMS (`KOOGALLERY_CREDENTIALS_KEY_ID`).
+    pub sealer: bool,
 }
 
 /// Everything a function needs, built once per execution environment.
@@ -58,6 +60,7 @@ pub struct Deployment {
     pub secrets: Option<SecretBundle>,
     pub store: Arc<DynamoStore>,
     pub sqs: Option<SqsQueue>,
+    pub sealer: Option<Arc<dyn koogallery::security::at_rest::CredentialSealer>>,
     pub clock: Arc<dyn Clock>,
     pub sdk: aws_config::SdkConfig,
 }
@@ -88,11 +91,21 @@ pub async fn load(load: Load) -> Result<Deployment, Error> {
     } else {
         None
     };
+    let sealer = if load.sealer {
+        Some(Arc::new(koogallery_aws::KmsSealer::new(
+            aws_sdk_kms::Client::new(&sdk),
+            required("KOOGALLERY_CREDENTIALS_KEY_ID")?,
+        ))
+            as Arc<dyn koogallery::security::at_rest::CredentialSealer>)
+    } else {
+        None
+    };
     Ok(Deployment {
         settings,
         secrets,
         store,
         sqs,
+        sealer,
         clock: Arc::new(SystemClock),
         sdk,
     })
@@ -106,6 +119,7 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
     let d = load(Load {
         secrets: callback.needs.keys,
         queue: callback.needs.queue,
+        sealer: callback.needs.open_credentials,
     })
     .await?;
     let resources = Resources {
@@ -114,6 +128,7 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         clock: d.clock,
         keys: d.secrets.map(|s| s.keys),
         settings: d.settings.callbacks,
+        sealer: d.sealer,
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;
@@ -130,6 +145,7 @@ pub async fn serve_reconciler() -> Result<(), Error> {
     let d = load(Load {
         secrets: false,
         queue: true,
+        sealer: false,
     })
     .await?;
     let queue = d

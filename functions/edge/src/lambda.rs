@@ -12,6 +12,7 @@ use crate::Edge;
 pub const LOAD: Load = Load {
     secrets: true,
     queue: false,
+    sealer: false,
 };
 
 /// Serves API Gateway: `POST /produce` and the reserved Kit paths. Always HTTP 200 + `Body-Sign`.

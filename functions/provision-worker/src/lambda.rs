@@ -11,6 +11,7 @@ use crate::{Worker, consume::settle_batch, provisioners};
 pub const LOAD: Load = Load {
     secrets: true,
     queue: true,
+    sealer: true,
 };
 
 /// The worker built from the deployment: the configured provisioner, the marketplace client.
@@ -22,6 +23,10 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
         deployment.clock.clone(),
         &deployment.settings,
         std::sync::Arc::new(koogallery::metrics::EmfStdout::from_env()),
+        deployment
+            .sealer
+            .clone()
+            .ok_or("the worker seals passwords: KOOGALLERY_CREDENTIALS_KEY_ID")?,
     ))
 }
 

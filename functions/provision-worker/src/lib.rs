@@ -30,12 +30,17 @@ use koogallery::{
     callbacks::query_instance::check_presentable,
     clock::Clock,
     config::{Settings, WorkerSettings, worker::CALLS_PER_DELIVERY},
-    instance::{DomainError, EventKind, Instance, InstanceStore, NoticeStep, Outcome, mutate},
+    instance::{
+        Credential, DomainError, EventKind, Instance, InstanceStore, NoticeStep, Outcome, mutate,
+    },
     jobs::Job,
     metrics::{Metric, Metrics},
     order::{MarketplaceClient, MarketplaceError},
     provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
-    security::credential_cipher::EncryptType,
+    security::{
+        at_rest::{CredentialSealer, SealError},
+        credential_cipher::EncryptType,
+    },
 };
 
 /// One delivery of a job.
@@ -63,6 +68,9 @@ pub enum JobError {
     /// Provisioning kept failing until its deadline: the order failed (`000005`).
     #[error("provisioning gave up at its deadline: {0}")]
     ProvisioningDeadline(#[source] Box<JobError>),
+    /// The vendor's password could not be sealed for storage (the key service is down).
+    #[error(transparent)]
+    AtRest(#[from] SealError),
     /// The oldest notice of an instance could not be delivered before its deadline: the outbox is
     /// parked and the job dead-lettered; redriving it resumes delivery.
     #[error("notice {seq} not delivered before its deadline: {source}")]
@@ -79,6 +87,7 @@ impl JobError {
             Self::Domain(e) => e.is_retryable(),
             Self::Provisioner(e) => e.is_retryable(),
             Self::Marketplace(e) => e.is_retryable(),
+            Self::AtRest(e) => e.is_retryable(),
             Self::ProvisioningDeadline(_) | Self::NoticeDeadline { .. } => false,
         }
     }
@@ -117,6 +126,8 @@ pub struct Worker {
     /// included, when the vendor answers (`check_presentable`).
     pub credential_encryption: Option<EncryptType>,
     pub metrics: Arc<dyn Metrics>,
+    /// Seals the vendor's password before it is stored (`security::at_rest`).
+    pub sealer: Arc<dyn CredentialSealer>,
 }
 
 /// How a delivery spends its calls to the vendor (the worker's timeout covers
@@ -144,6 +155,7 @@ impl Worker {
         clock: Arc<dyn Clock>,
         settings: &Settings,
         metrics: Arc<dyn Metrics>,
+        sealer: Arc<dyn CredentialSealer>,
     ) -> Self {
         let marketplace = Arc::new(koogallery::order::offline::OfflineMarketplace::new(
             clock.clone(),
@@ -156,6 +168,7 @@ impl Worker {
             config: settings.worker,
             credential_encryption: settings.callbacks.credential_encryption,
             metrics,
+            sealer,
         }
     }
 
@@ -349,6 +362,11 @@ impl Worker {
                     tracing::error!(instance_id, %message, "provisioning refused");
                     fail(ResultCode::InternalError, message).await?;
                     return Ok(JobOutcome::ProvisioningRefused(ResultCode::InternalError));
+                }
+                // The password is stored sealed; only queryInstance opens it.
+                let mut access = access;
+                if let Some(Credential::Plain(password)) = &access.password {
+                    access.password = Some(Credential::Sealed(self.sealer.seal(password).await?));
                 }
                 let (_, outcome) = mutate(self.store.as_ref(), &instance_id, |i| {
                     if i.state == koogallery::instance::InstanceState::Released {

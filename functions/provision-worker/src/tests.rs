@@ -31,6 +31,7 @@ fn bed(script: Vec<Scripted>) -> Bed {
         config: WorkerSettings::default(),
         credential_encryption: None,
         metrics: metrics.clone(),
+        sealer: bed.sealer.clone(),
     };
     Bed {
         bed,
@@ -77,6 +78,18 @@ async fn provisioning_activates_with_order_details_and_history() {
     assert!(i.order.as_ref().unwrap().offline);
     assert!(i.expire_time.is_some(), "expiry comes from the order");
     assert!(i.provisioning.claim.is_none());
+    // Issue 7, defect 9: the vendor's password is stored sealed, never plain.
+    let Some(koogallery::instance::Credential::Sealed(sealed)) =
+        i.access.as_ref().unwrap().password.clone()
+    else {
+        panic!("the password is stored plain");
+    };
+    assert!(!sealed.contains("scripted-Password-1"));
+    use koogallery::security::at_rest::CredentialSealer;
+    assert_eq!(
+        b.bed.sealer.open(&sealed).await.unwrap(),
+        "scripted-Password-1"
+    );
     let kinds: Vec<&str> = b
         .bed
         .store
@@ -566,7 +579,7 @@ async fn static_provisioner_fills_templates_and_generates_strong_passwords() {
         Some("https://admin.example.com/abc")
     );
     assert_eq!(a.user_name.as_deref(), Some("owner"));
-    let pw = a.password.unwrap();
+    let pw = a.password.unwrap().as_plain().unwrap().to_owned();
     assert_eq!(pw.len(), provisioners::PASSWORD_LEN);
     assert!(
         pw.chars().any(|c| c.is_ascii_uppercase()) && pw.chars().any(|c| c.is_ascii_lowercase())
@@ -574,7 +587,11 @@ async fn static_provisioner_fills_templates_and_generates_strong_passwords() {
     assert!(
         pw.chars().any(|c| c.is_ascii_digit()) && pw.chars().any(|c| !c.is_ascii_alphanumeric())
     );
-    assert_ne!(Some(pw), b.password, "every instance gets its own password");
+    assert_ne!(
+        Some(pw.into()),
+        b.password,
+        "every instance gets its own password"
+    );
 }
 
 mod webhook {
@@ -654,8 +671,8 @@ mod webhook {
         .await;
         let app = provisioner(url).provision(&request()).await.unwrap();
         assert_eq!(
-            (app.front_end_url.as_str(), app.password.as_deref()),
-            ("https://v/i9", Some("pw-1"))
+            (app.front_end_url.as_str(), app.password),
+            ("https://v/i9", Some("pw-1".into()))
         );
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
@@ -794,7 +811,7 @@ impl Provisioner for LongPassword {
         request: &ProvisionRequest,
     ) -> Result<koogallery::instance::AccessInfo, ProvisionError> {
         Ok(koogallery::instance::AccessInfo {
-            password: Some("p".repeat(100)),
+            password: Some("p".repeat(100).into()),
             ..koogallery::testing::sample_access(&request.instance_id)
         })
     }

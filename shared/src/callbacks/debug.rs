@@ -8,7 +8,7 @@
 //! ID they are stored under. A debug call therefore can neither read nor change a real record,
 //! whatever ID it names, and a real call never meets a debug record.
 
-use crate::instance::AccessInfo;
+use crate::instance::{AccessInfo, Credential};
 
 const PREFIX: &str = "debug:";
 
@@ -29,7 +29,7 @@ pub(crate) fn access(front_end_url: &str, instance_id: &str) -> AccessInfo {
         front_end_url: front_end_url.replace("{instanceId}", instance_id),
         admin_url: None,
         user_name: Some("debug-admin".into()),
-        password: Some("Debug-Only-Not-A-Real-Account-1".into()),
+        password: Some(Credential::plain("Debug-Only-Not-A-Real-Account-1")),
         memo: Some("debug call (testFlag=1): no resources were created".into()),
     }
 }
@@ -147,7 +147,9 @@ mod tests {
             ["d1", "never-seen", "r2"],
             "plausible appInfo for every ID"
         );
-        let real_password = sample_access("r2").password;
+        let real_password = sample_access("r2")
+            .password
+            .and_then(|p| p.as_plain().map(str::to_owned));
         for i in &info {
             let app = i.app_info.as_ref().expect("appInfo");
             assert!(app.front_end_url.contains(&i.instance_id), "{app:?}");

@@ -52,6 +52,9 @@ pub enum CallbackError {
     /// A credential too long to encrypt within KooGallery's 128 characters (Decisions §4).
     #[error("credential cannot be encrypted: {0}")]
     Credential(#[from] CryptoError),
+    /// A stored credential cannot be opened (the key service is down, or the key is wrong).
+    #[error(transparent)]
+    AtRest(#[from] crate::security::at_rest::SealError),
 }
 
 impl CallbackError {
@@ -61,6 +64,7 @@ impl CallbackError {
             Self::InvalidParameter(_) | Self::Credential(_) => false,
             Self::Domain(e) => e.is_retryable(),
             Self::Queue(_) => true,
+            Self::AtRest(e) => e.is_retryable(),
         }
     }
 
@@ -76,7 +80,9 @@ impl CallbackError {
                 change: crate::instance::Change::Upgrade,
                 ..
             }) => ResultCode::NoResource,
-            Self::Domain(_) | Self::Queue(_) | Self::Credential(_) => ResultCode::InternalError,
+            Self::Domain(_) | Self::Queue(_) | Self::Credential(_) | Self::AtRest(_) => {
+                ResultCode::InternalError
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use super::{Callback, CallbackError, Resources, debug};
 use crate::{
     ResultCode,
     config::ConfigError,
-    instance::{AccessInfo, DomainError, Instance, InstanceState, InstanceStore},
+    instance::{AccessInfo, Credential, DomainError, Instance, InstanceState, InstanceStore},
     protocol::{
         Reply,
         v2_basic::{AppInfo, InstanceInfo, QueryInstanceRequest},
@@ -21,6 +21,7 @@ use crate::{
     security::KeyUsed,
     security::{
         KeyRing,
+        at_rest::{CredentialSealer, SealError},
         credential_cipher::{EncryptType, encrypt_credential},
     },
 };
@@ -32,6 +33,8 @@ pub struct QueryInstance {
     cipher: Option<(EncryptType, KeyRing)>,
     /// `frontEndUrl` template of the plausible appInfo debug calls get (Decisions §7).
     debug_front_end_url: String,
+    /// Opens passwords sealed at rest.
+    sealer: Option<Arc<dyn CredentialSealer>>,
 }
 
 #[async_trait]
@@ -47,6 +50,7 @@ impl Callback for QueryInstance {
             store: r.store.clone(),
             cipher,
             debug_front_end_url: r.settings.debug_front_end_url.clone(),
+            sealer: r.sealer.clone(),
         })
     }
 
@@ -65,13 +69,13 @@ impl Callback for QueryInstance {
 
         let mut info = Vec::new();
         for inst in in_order.iter().flatten().filter(|i| i.is_ready()) {
+            let app_info = match &inst.access {
+                Some(a) => Some(self.present(a, key).await?),
+                None => None,
+            };
             info.push(InstanceInfo {
                 instance_id: inst.instance_id.clone(),
-                app_info: inst
-                    .access
-                    .as_ref()
-                    .map(|a| self.present(a, key))
-                    .transpose()?,
+                app_info,
                 usage_info: None,
             });
         }
@@ -95,22 +99,19 @@ impl Callback for QueryInstance {
             tracing::warn!(error = %e, "debug records unreadable; answering plausible appInfo");
             Vec::new()
         });
-        let info: Vec<InstanceInfo> = ids
-            .iter()
-            .zip(&record_ids)
-            .map(|(id, record_id)| {
-                let access = found
-                    .iter()
-                    .find(|i| &i.instance_id == record_id)
-                    .and_then(|i| i.access.clone())
-                    .unwrap_or_else(|| debug::access(&self.debug_front_end_url, id));
-                InstanceInfo {
-                    instance_id: (*id).to_owned(),
-                    app_info: self.present(&access, key).ok(),
-                    usage_info: None,
-                }
-            })
-            .collect();
+        let mut info = Vec::with_capacity(ids.len());
+        for (id, record_id) in ids.iter().zip(&record_ids) {
+            let access = found
+                .iter()
+                .find(|i| &i.instance_id == record_id)
+                .and_then(|i| i.access.clone())
+                .unwrap_or_else(|| debug::access(&self.debug_front_end_url, id));
+            info.push(InstanceInfo {
+                instance_id: (*id).to_owned(),
+                app_info: self.present(&access, key).await.ok(),
+                usage_info: None,
+            });
+        }
         let mut reply = Reply::success();
         if let Some((kind, _)) = &self.cipher {
             reply = reply.with("encryptType", kind.wire());
@@ -122,7 +123,20 @@ impl Callback for QueryInstance {
 impl QueryInstance {
     /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
     /// (Decisions §4). An encrypted value over 128 characters is refused rather than sent truncated.
-    fn present(&self, access: &AccessInfo, key: KeyUsed) -> Result<AppInfo, CallbackError> {
+    /// A password sealed at rest is opened first; the plain text exists only for this answer.
+    async fn present(&self, access: &AccessInfo, key: KeyUsed) -> Result<AppInfo, CallbackError> {
+        let password = match &access.password {
+            None => None,
+            Some(Credential::Plain(p)) => Some(p.clone()),
+            Some(Credential::Sealed(sealed)) => {
+                let sealer = self.sealer.as_ref().ok_or_else(|| {
+                    SealError::Key(
+                        "a stored password is sealed but no credential key is configured".into(),
+                    )
+                })?;
+                Some(sealer.open(sealed).await?)
+            }
+        };
         let secret = |v: &Option<String>| -> Result<Option<String>, CallbackError> {
             match (&self.cipher, v.as_deref()) {
                 (Some((kind, ring)), Some(plain)) => Ok(Some(encrypt_credential(
@@ -137,7 +151,7 @@ impl QueryInstance {
             front_end_url: access.front_end_url.clone(),
             admin_url: access.admin_url.clone(),
             user_name: secret(&access.user_name)?,
-            password: secret(&access.password)?,
+            password: secret(&password)?,
             memo: access.memo.clone(),
         })
     }
@@ -175,9 +189,11 @@ pub fn check_presentable(
     if let Some(memo) = &access.memo {
         check("memo", Some(memo), chars(memo), MAX_MEMO_LEN)?;
     }
+    // A sealed password was checked before it was sealed.
+    let password = access.password.as_ref().and_then(Credential::as_plain);
     for (field, value) in [
-        ("userName", &access.user_name),
-        ("password", &access.password),
+        ("userName", access.user_name.as_deref()),
+        ("password", password),
     ] {
         if let Some(v) = value {
             let (len, how) = match encryption {
@@ -226,6 +242,57 @@ mod tests {
 
     async fn seed(bed: &TestBed, id: &str, ready: bool) {
         bed.seed(id, ready).await;
+    }
+
+    /// Issue 7, defect 9: the password is kept sealed at rest and opened only for the answer,
+    /// which carries it as before; a sealed password with no key to open it is a retryable
+    /// `000005`, never a leak of the sealed text.
+    #[tokio::test]
+    async fn a_password_sealed_at_rest_is_opened_for_the_answer() {
+        use crate::security::at_rest::CredentialSealer;
+        let bed = TestBed::default_keys();
+        seed(&bed, "s1", true).await;
+        let sealed = bed.sealer.seal("Opened-Only-Here-1").await.unwrap();
+        crate::instance::mutate(bed.store.as_ref(), "s1", |i| {
+            i.access.as_mut().unwrap().password = Some(Credential::Sealed(sealed.clone()));
+            Ok(crate::instance::Outcome::Quiet)
+        })
+        .await
+        .unwrap();
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"s1"}),
+            )
+            .await;
+        assert_eq!(r.result_code, ResultCode::Success);
+        let info: Vec<crate::protocol::v2_basic::query_instance::InstanceInfo> =
+            r.field("info").unwrap();
+        assert_eq!(
+            info[0].app_info.as_ref().unwrap().password.as_deref(),
+            Some("Opened-Only-Here-1")
+        );
+
+        let without_key = QueryInstance {
+            sealer: None,
+            ..QueryInstance::from_resources(&Resources::from_config(
+                bed.store.clone(),
+                bed.queue.clone(),
+                bed.clock.clone(),
+                &bed.config,
+            ))
+            .unwrap()
+        };
+        let e = without_key
+            .handle(
+                serde_json::from_value(json!({"activity":"queryInstance","instanceId":"s1"}))
+                    .unwrap(),
+                KeyUsed::Current,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.result_code(), ResultCode::InternalError);
+        assert!(!e.to_reply().result_msg.contains("local1."));
     }
 
     #[tokio::test]
@@ -380,7 +447,7 @@ mod tests {
         let e = check_presentable(&long_url, None).unwrap_err();
         assert!(e.contains("frontEndUrl") && e.contains("512"), "{e}");
         let password = AccessInfo {
-            password: Some("p".repeat(100)),
+            password: Some("p".repeat(100).into()),
             ..ok.clone()
         };
         assert!(

@@ -116,6 +116,8 @@ pub struct Needs {
     pub queue: bool,
     /// Reads the keys (credential encryption).
     pub keys: bool,
+    /// Opens the passwords sealed at rest (`security::at_rest`; on AWS, KMS Decrypt).
+    pub open_credentials: bool,
 }
 
 impl Needs {
@@ -123,21 +125,25 @@ impl Needs {
         store: StoreAccess::Create,
         queue: true,
         keys: false,
+        open_credentials: false,
     };
     pub const UPDATE_AND_QUEUE: Self = Self {
         store: StoreAccess::Update,
         queue: true,
         keys: false,
+        open_credentials: false,
     };
     pub const READ_MANY_WITH_KEYS: Self = Self {
         store: StoreAccess::ReadMany,
         queue: false,
         keys: true,
+        open_credentials: true,
     };
     pub const READ_ONE: Self = Self {
         store: StoreAccess::ReadOne,
         queue: false,
         keys: false,
+        open_credentials: false,
     };
 }
 
@@ -253,6 +259,8 @@ pub struct Resources {
     pub clock: Arc<dyn Clock>,
     pub keys: Option<Keys>,
     pub settings: CallbackSettings,
+    /// Opens the passwords kept sealed at rest (queryInstance).
+    pub sealer: Option<Arc<dyn crate::security::at_rest::CredentialSealer>>,
 }
 
 impl Resources {
@@ -270,7 +278,17 @@ impl Resources {
             clock,
             keys: Some(config.secrets.keys.clone()),
             settings: config.settings.callbacks.clone(),
+            sealer: None,
         }
+    }
+
+    /// With the sealer that opens stored passwords.
+    pub fn with_sealer(
+        mut self,
+        sealer: Arc<dyn crate::security::at_rest::CredentialSealer>,
+    ) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     pub fn queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {

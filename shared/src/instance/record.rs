@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccessInfo, Actor, Claim, EventKind, Failure, Instance, InstanceEvent, InstanceState, Outbox,
-    ProvisioningProgress, RefreshScene,
+    AccessInfo, Actor, Claim, Credential, EventKind, Failure, Instance, InstanceEvent,
+    InstanceState, Outbox, ProvisioningProgress, RefreshScene,
 };
 use crate::{
     ResultCode,
@@ -114,8 +114,12 @@ struct AccessRecord {
     admin_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user_name: Option<String>,
+    /// A plain password: what records before schema 2 hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     password: Option<String>,
+    /// Schema 2: the password sealed (`security::at_rest`); never next to a plain one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_sealed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     memo: Option<String>,
 }
@@ -297,7 +301,14 @@ impl From<&Instance> for InstanceRecord {
                 front_end_url: a.front_end_url.clone(),
                 admin_url: a.admin_url.clone(),
                 user_name: a.user_name.clone(),
-                password: a.password.clone(),
+                password: match &a.password {
+                    Some(Credential::Plain(p)) => Some(p.clone()),
+                    _ => None,
+                },
+                password_sealed: match &a.password {
+                    Some(Credential::Sealed(s)) => Some(s.clone()),
+                    _ => None,
+                },
                 memo: a.memo.clone(),
             }),
             order: i.order.as_ref().map(|o| OrderRecord {
@@ -360,7 +371,10 @@ impl InstanceRecord {
                 front_end_url: a.front_end_url,
                 admin_url: a.admin_url,
                 user_name: a.user_name,
-                password: a.password,
+                password: a
+                    .password_sealed
+                    .map(Credential::Sealed)
+                    .or(a.password.map(Credential::Plain)),
                 memo: a.memo,
             }),
             order: self.order.map(|o| OrderDetails {
@@ -546,7 +560,11 @@ mod tests {
         assert_eq!(a.state, InstanceState::Frozen);
         assert_eq!(a.version, 9);
         let access = a.access.as_ref().unwrap();
-        assert_eq!(access.password.as_deref(), Some("S3cret!pass"));
+        assert_eq!(
+            access.password,
+            Some(Credential::plain("S3cret!pass")),
+            "earlier releases stored it plain"
+        );
         assert_eq!(access.memo.as_deref(), Some("memo 备注"));
         let order = a.order.as_ref().unwrap();
         assert_eq!(order.charging_mode, Some(ChargingMode::Period));
@@ -651,6 +669,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A sealed password is written as `password_sealed` only, and read back sealed.
+    #[test]
+    fn a_sealed_password_is_stored_apart_from_plain_ones() {
+        let mut i = decode_instance(&bytes(&fixture("instance_records_v0.json")[0])).unwrap();
+        i.access.as_mut().unwrap().password = Some(Credential::Sealed("local1.AAAA".into()));
+        let written: serde_json::Value =
+            serde_json::from_slice(&encode_instance(&i).unwrap()).unwrap();
+        assert_eq!(written["app_info"]["passwordSealed"], "local1.AAAA");
+        assert!(written["app_info"].get("password").is_none());
+        let back = decode_instance(&bytes(&written)).unwrap();
+        assert_eq!(
+            back.access.unwrap().password,
+            Some(Credential::Sealed("local1.AAAA".into()))
+        );
     }
 
     #[test]

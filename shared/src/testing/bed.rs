@@ -23,6 +23,8 @@ pub struct TestBed {
     pub queue: Arc<MemoryQueue>,
     pub clock: Arc<ManualClock>,
     pub dispatcher: Arc<InProcessDispatcher>,
+    /// Seals and opens stored passwords (a random key per bed).
+    pub sealer: Arc<crate::security::at_rest::LocalKeySealer>,
 }
 
 impl TestBed {
@@ -30,8 +32,10 @@ impl TestBed {
         let store = Arc::new(MemoryStore::new());
         let queue = Arc::new(MemoryQueue::new());
         let clock = Arc::new(ManualClock::at(Utc::now()));
+        let sealer = Arc::new(crate::security::at_rest::LocalKeySealer::random());
         let resources =
-            Resources::from_config(store.clone(), queue.clone(), clock.clone(), &config);
+            Resources::from_config(store.clone(), queue.clone(), clock.clone(), &config)
+                .with_sealer(sealer.clone());
         let dispatcher = match InProcessDispatcher::build(&resources) {
             Ok(d) => Arc::new(d),
             Err(e) => panic!("the test bed's callbacks cannot be built: {e}"),
@@ -42,6 +46,7 @@ impl TestBed {
             queue,
             clock,
             dispatcher,
+            sealer,
         }
     }
 

@@ -327,3 +327,53 @@ mod tests {
         nonce_store_contract(Arc::new(MemoryStore::new())).await;
     }
 }
+
+/// Every credential sealer: what it seals opens, by `again` too (another instance on the same key,
+/// with nothing cached), never shows the plain text, differs each time, and refuses an altered
+/// value as corrupt (not retryable).
+pub async fn credential_sealer_contract(
+    sealer: &dyn crate::security::at_rest::CredentialSealer,
+    again: &dyn crate::security::at_rest::CredentialSealer,
+) {
+    use crate::security::at_rest::SealError;
+    for plain in ["S3cret!pass", "密码-Ünïcode-1", "", &"x".repeat(128)] {
+        let sealed = sealer.seal(plain).await.unwrap();
+        if !plain.is_empty() {
+            assert!(
+                !sealed.contains(plain),
+                "the sealed value shows the plain text"
+            );
+        }
+        assert_ne!(
+            sealed,
+            sealer.seal(plain).await.unwrap(),
+            "a fresh nonce each time"
+        );
+        assert_eq!(sealer.open(&sealed).await.unwrap(), plain);
+        assert_eq!(
+            again.open(&sealed).await.unwrap(),
+            plain,
+            "opened without a cache"
+        );
+    }
+    let sealed = sealer.seal("tamper-me").await.unwrap();
+    let mut chars: Vec<char> = sealed.chars().collect();
+    let last = chars.len() - 3;
+    chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
+    let altered: String = chars.into_iter().collect();
+    match again.open(&altered).await {
+        Err(e @ SealError::Corrupt(_)) => assert!(!e.is_retryable()),
+        other => panic!("an altered value opened: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod local_sealer {
+    #[tokio::test]
+    async fn the_local_key_sealer_passes_the_sealer_contract() {
+        let key = crate::security::at_rest::encode_base64(&[7u8; 32]);
+        let a = crate::security::at_rest::LocalKeySealer::from_base64(&key).unwrap();
+        let b = crate::security::at_rest::LocalKeySealer::from_base64(&key).unwrap();
+        super::credential_sealer_contract(&a, &b).await;
+    }
+}

@@ -46,7 +46,7 @@ impl Provisioner for StaticProvisioner {
             front_end_url: fill(&self.front_end_url),
             admin_url: self.admin_url.as_deref().map(fill),
             user_name: Some(self.admin_user.clone()),
-            password: Some(generate_password()),
+            password: Some(generate_password().into()),
             memo: None,
         })
     }

@@ -152,7 +152,7 @@ impl Provisioner for WebhookProvisioner {
                 front_end_url: url,
                 admin_url: answer.admin_url,
                 user_name: answer.user_name,
-                password: answer.password,
+                password: answer.password.map(Into::into),
                 memo: answer.memo,
             }),
             // A 2xx without access information is a vendor bug; retrying gives the vendor time to fix it.

@@ -1,0 +1,257 @@
+//! Credentials at rest: the passwords vendors hand out are sealed (AES-256-GCM) before they are
+//! stored, and opened only to answer queryInstance, which still returns them to KooGallery as
+//! before (encrypted on the wire per Decisions §4 when configured). The table, its backups and the
+//! local store file never hold them in plain text.
+//!
+//! The [`CredentialSealer`] port has two implementations: [`LocalKeySealer`] (a key from
+//! configuration, or a generated key file readable by its owner only) here, and the AWS adapter's
+//! envelope encryption under a KMS key the template creates (a data key per sealed value, wrapped
+//! by KMS). A sealed value names its scheme in a prefix, so either side refuses the other's.
+
+use std::{io::Write, path::Path};
+
+use aes_gcm::{
+    Aes256Gcm, KeyInit, Nonce,
+    aead::{Aead, Payload},
+};
+use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use rand::RngCore;
+
+/// Bound into every sealed value: a ciphertext cannot be moved to another purpose.
+const AAD: &[u8] = b"koogallery:credential:v1";
+const NONCE_LEN: usize = 12;
+/// A value sealed by [`LocalKeySealer`]: `local1.<base64(nonce || ciphertext)>`.
+pub const LOCAL_PREFIX: &str = "local1.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The key service could not be reached: worth retrying.
+    #[error("credential key unavailable: {0}")]
+    Unavailable(String),
+    /// The sealed value is damaged, or sealed under another key or scheme: retrying cannot help.
+    #[error("sealed credential cannot be opened: {0}")]
+    Corrupt(String),
+    /// The key is missing or malformed (a setting, a key file).
+    #[error("credential key: {0}")]
+    Key(String),
+}
+
+impl SealError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Seals credentials for storage and opens them to present them.
+#[async_trait]
+pub trait CredentialSealer: Send + Sync {
+    async fn seal(&self, plaintext: &str) -> Result<String, SealError>;
+    async fn open(&self, sealed: &str) -> Result<String, SealError>;
+}
+
+/// AES-256-GCM with a fresh random nonce: `nonce || ciphertext || tag`.
+pub fn aead_seal(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(key.into());
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rng().fill_bytes(&mut nonce);
+    let sealed = cipher
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plaintext,
+                aad: AAD,
+            },
+        )
+        // Encryption fails only for inputs beyond GCM's 64 GiB limit; a credential is ≤ 128 chars.
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out
+}
+
+/// Opens what [`aead_seal`] produced under the same key.
+pub fn aead_open(key: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return Err(SealError::Corrupt("too short".into()));
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce
+        .try_into()
+        .map_err(|_| SealError::Corrupt("bad nonce".into()))?;
+    Aes256Gcm::new(key.into())
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: body,
+                aad: AAD,
+            },
+        )
+        .map_err(|_| SealError::Corrupt("authentication failed (wrong key or altered)".into()))
+}
+
+/// Decodes base64 or reports which value was bad.
+pub fn decode_base64(what: &str, text: &str) -> Result<Vec<u8>, SealError> {
+    STANDARD
+        .decode(text.trim())
+        .map_err(|e| SealError::Corrupt(format!("{what} is not base64: {e}")))
+}
+
+pub fn encode_base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String, SealError> {
+    String::from_utf8(bytes).map_err(|_| SealError::Corrupt("not UTF-8".into()))
+}
+
+/// Seals with one 256-bit key held by the process: the local host's, from
+/// `KOOGALLERY_CREDENTIALS_KEY` (base64 of 32 bytes) or a key file it generates.
+pub struct LocalKeySealer {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for LocalKeySealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalKeySealer(<key>)")
+    }
+}
+
+impl LocalKeySealer {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// A sealer with a random key (tests, and stores that live only as long as the process).
+    pub fn random() -> Self {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self { key }
+    }
+
+    /// The key given as base64 of exactly 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, SealError> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|e| SealError::Key(format!("not base64: {e}")))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| SealError::Key(format!("expected 32 bytes, got {}", b.len())))?;
+        Ok(Self { key })
+    }
+
+    /// The key kept in `path` (base64), generated there on first use and created readable and
+    /// writable by its owner only (0600). Losing this file loses the stored passwords.
+    pub fn from_key_file(path: &Path) -> Result<Self, SealError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_base64(&text)
+                .map_err(|e| SealError::Key(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let sealer = Self::random();
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let written = options
+                    .open(path)
+                    .and_then(|mut f| f.write_all(STANDARD.encode(sealer.key).as_bytes()));
+                match written {
+                    Ok(()) => Ok(sealer),
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::from_key_file(path)
+                    }
+                    Err(e) => Err(SealError::Key(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    ))),
+                }
+            }
+            Err(e) => Err(SealError::Key(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialSealer for LocalKeySealer {
+    async fn seal(&self, plaintext: &str) -> Result<String, SealError> {
+        Ok(format!(
+            "{LOCAL_PREFIX}{}",
+            STANDARD.encode(aead_seal(&self.key, plaintext.as_bytes()))
+        ))
+    }
+
+    async fn open(&self, sealed: &str) -> Result<String, SealError> {
+        let body = sealed
+            .strip_prefix(LOCAL_PREFIX)
+            .ok_or_else(|| SealError::Corrupt("not sealed with the local key".into()))?;
+        utf8(aead_open(
+            &self.key,
+            &decode_base64("sealed credential", body)?,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sealed_credentials_open_only_with_their_key_and_unaltered() {
+        let sealer = LocalKeySealer::random();
+        let sealed = sealer.seal("S3cret!pass").await.unwrap();
+        assert!(sealed.starts_with(LOCAL_PREFIX));
+        assert!(!sealed.contains("S3cret"));
+        assert_ne!(
+            sealed,
+            sealer.seal("S3cret!pass").await.unwrap(),
+            "fresh nonce"
+        );
+        assert_eq!(sealer.open(&sealed).await.unwrap(), "S3cret!pass");
+        let other = LocalKeySealer::random();
+        assert!(matches!(
+            other.open(&sealed).await,
+            Err(SealError::Corrupt(_))
+        ));
+        let mut bytes = decode_base64("x", &sealed[LOCAL_PREFIX.len()..]).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let altered = format!("{LOCAL_PREFIX}{}", encode_base64(&bytes));
+        assert!(matches!(
+            sealer.open(&altered).await,
+            Err(SealError::Corrupt(_))
+        ));
+        for junk in ["", "local1.", "local1.!!", "kms1.abc.def", "local1.AAAA"] {
+            assert!(sealer.open(junk).await.is_err(), "{junk}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_key_file_is_generated_owner_only_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.key");
+        let first = LocalKeySealer::from_key_file(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let sealed = first.seal("pw").await.unwrap();
+        let again = LocalKeySealer::from_key_file(&path).unwrap();
+        assert_eq!(again.open(&sealed).await.unwrap(), "pw");
+        std::fs::write(&path, "c2hvcnQ=").unwrap();
+        let e = LocalKeySealer::from_key_file(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("32 bytes") && e.contains("credentials.key"),
+            "{e}"
+        );
+        assert!(LocalKeySealer::from_base64("not base64!").is_err());
+    }
+}
