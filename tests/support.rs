@@ -211,7 +211,7 @@ impl Vendor {
         let mut c = config();
         c.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
             url: self.url.clone(),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
         };
         c.secrets.webhook = Some(koogallery::security::SecretKey::new(WEBHOOK_SECRET));
         c

@@ -364,6 +364,21 @@ async fn kit(State(edge): State<Arc<Edge>>, Path(name): Path<String>) -> Respons
 #[cfg(feature = "aws")]
 pub mod aws;
 
+/// `make run`'s process entry: [`run_from_env`], with a failure said plainly (a bad setting names
+/// its variable) and exit status 1.
+pub async fn main_from_env(program: &str) -> std::process::ExitCode {
+    match run_from_env().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "{program}: {}",
+                koogallery::callbacks::error_chain(e.as_ref())
+            );
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The whole local host as `make run` starts it: tracing, settings and secrets from the
 /// environment, the embedded store (or, with `KOOGALLERY_BACKEND=aws`, the AWS adapters), until
 /// Ctrl-C.

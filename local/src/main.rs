@@ -3,15 +3,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match koogallery_local::run_from_env().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // A bad setting names its variable: say it plainly, not as a Debug dump.
-            eprintln!(
-                "koogallery-local: {}",
-                koogallery::callbacks::error_chain(e.as_ref())
-            );
-            std::process::ExitCode::FAILURE
-        }
-    }
+    koogallery_local::main_from_env("koogallery-local").await
 }

@@ -56,7 +56,7 @@ impl Reconciler {
     /// longer than the longest backoff plus a claim, so a job that is merely waiting for its retry
     /// is left alone.
     pub fn stale_after(&self) -> Duration {
-        self.settings.backoff_max + self.settings.claim_duration + Duration::from_secs(60)
+        self.settings.backoff_max + self.settings.claim_duration + self.settings.reconcile_grace
     }
 
     /// One pass: queue again what is stuck, report it in the log and as metrics.

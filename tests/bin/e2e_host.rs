@@ -3,14 +3,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match koogallery_local::run_from_env().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "e2e-host: {}",
-                koogallery::callbacks::error_chain(e.as_ref())
-            );
-            std::process::ExitCode::FAILURE
-        }
-    }
+    koogallery_local::main_from_env("e2e-host").await
 }

@@ -740,62 +740,63 @@ impl InstanceStore for DynamoStore {
     }
 
     async fn events(&self, instance_id: &str) -> Result<Vec<InstanceEvent>, StoreError> {
-        let pk = instance_pk(instance_id);
-        let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":prefix", s(EVENT_SK_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(&format!("Query (events of {instance_id})"), &e))?;
-            for item in out.items() {
-                events.push(decode_event(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(events),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(instance_pk(instance_id)))
+            .expression_attribute_values(":prefix", s(EVENT_SK_PREFIX))
+            .consistent_read(true);
+        query_all(query, &format!("Query (events of {instance_id})"))
+            .await?
+            .iter()
+            .map(decode_event)
+            .collect()
     }
 
     /// A query of the sparse index (eventually consistent: the reconciler looks again next run).
     async fn unsettled(&self) -> Result<Vec<Instance>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(UNSETTLED_INDEX)
+            .key_condition_expression("#u = :u")
+            .expression_attribute_names("#u", UNSETTLED)
+            .expression_attribute_values(":u", s("1"));
         let mut instances = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(UNSETTLED_INDEX)
-                .key_condition_expression("#u = :u")
-                .expression_attribute_names("#u", UNSETTLED)
-                .expression_attribute_values(":u", s("1"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("Query (unsettled instances)", &e))?;
-            for item in out.items() {
-                let instance = decode_instance(item)?;
-                // The index lags the table a little; what settled meanwhile is left out.
-                if instance.is_unsettled() {
-                    instances.push(instance);
-                }
+        for item in query_all(query, "Query (unsettled instances)").await? {
+            let instance = decode_instance(&item)?;
+            // The index lags the table a little; what settled meanwhile is left out.
+            if instance.is_unsettled() {
+                instances.push(instance);
             }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(instances),
-            }
+        }
+        Ok(instances)
+    }
+}
+
+/// Every item a query matches, page after page.
+async fn query_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    what: &str,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = query
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| unavailable(what, &e))?;
+        items.extend(out.items().iter().cloned());
+        match out.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => return Ok(items),
         }
     }
 }

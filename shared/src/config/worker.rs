@@ -31,6 +31,9 @@ pub struct WorkerSettings {
     pub claim_duration: Duration,
     /// How often the local host runs the reconciler (on AWS: the template's schedule).
     pub reconcile_every: Duration,
+    /// How long past its longest backoff and claim an instance may go untouched before the
+    /// reconciler counts its job as lost (room for a queue backlog).
+    pub reconcile_grace: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -42,6 +45,7 @@ impl Default for WorkerSettings {
             backoff_max: Duration::from_secs(300),
             claim_duration: Duration::from_secs(120),
             reconcile_every: Duration::from_secs(300),
+            reconcile_grace: Duration::from_secs(60),
         }
     }
 }
@@ -73,7 +77,8 @@ impl WorkerSettings {
     ///   visibility timeout),
     /// - `KOOGALLERY_RECONCILE_EVERY_SECS` (the local host's reconciler period, default 300),
     /// - `KOOGALLERY_WORKER_CLAIM_SECS` (how long a delivery holds an instance, default 120, ≥ 10;
-    ///   after a crash the next delivery waits this long).
+    ///   after a crash the next delivery waits this long),
+    /// - `KOOGALLERY_RECONCILE_GRACE_SECS` (default 60: see [`WorkerSettings::reconcile_grace`]).
     ///
     /// `KOOGALLERY_WORKER_MAX_ATTEMPTS` (earlier releases) is refused with a pointer to the deadline
     /// that replaced it, rather than silently ignored.
@@ -116,6 +121,11 @@ impl WorkerSettings {
                 "KOOGALLERY_WORKER_CLAIM_SECS",
                 defaults.claim_duration.as_secs(),
                 10,
+            )?,
+            reconcile_grace: env.secs(
+                "KOOGALLERY_RECONCILE_GRACE_SECS",
+                defaults.reconcile_grace.as_secs(),
+                1,
             )?,
         };
         for (name, value) in [

@@ -147,13 +147,7 @@ async fn unsettled_contract(store: &dyn InstanceStore) {
     let (released, mut i, ev) = create(false);
     store.create_for_order_line(&i, &[ev]).await.unwrap();
     i.version = 1;
-    let app = AccessInfo {
-        front_end_url: "https://a".into(),
-        admin_url: None,
-        user_name: None,
-        password: None,
-        memo: None,
-    };
+    let app = crate::testing::sample_access(&released);
     let Outcome::Changed(activated) = i.activate(app, t0()).unwrap() else {
         panic!()
     };
