@@ -461,6 +461,11 @@ impl Worker {
                 NoticeStep::WaitUntil(until) => {
                     return Ok(JobOutcome::Deferred(self.wait_until(until)));
                 }
+                // The provisioning job drains the outbox when it ends; this one (and, if it is
+                // lost, the reconciler) looks again after the longest backoff.
+                NoticeStep::AfterProvisioning => {
+                    return Ok(JobOutcome::Deferred(self.config.backoff_max));
+                }
                 NoticeStep::Deliver(seq) => seq,
             };
             if !budget.take() {

@@ -155,9 +155,12 @@ pub enum NoticeStep {
     Idle,
     /// Deliver this event now.
     Deliver(u64),
-    /// Not yet: provisioning is in flight (the vendor must hear `provision` before anything else)
-    /// or another delivery is draining the outbox. Try again at about this time.
+    /// Not yet: a provision call is in flight (the vendor must hear `provision` before anything
+    /// else) or another delivery is draining the outbox. Try again at about this time.
     WaitUntil(DateTime<Utc>),
+    /// Not yet: the instance is still provisioning, between attempts. Its provisioning job drains
+    /// the outbox when it ends, so a separate job need only look again much later.
+    AfterProvisioning,
 }
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -549,8 +552,7 @@ impl Instance {
             return NoticeStep::WaitUntil(c.until);
         }
         if self.state == InstanceState::Provisioning {
-            // Between attempts: the next provisioning delivery decides; look again after a while.
-            return NoticeStep::WaitUntil(now + chrono::Duration::seconds(30));
+            return NoticeStep::AfterProvisioning;
         }
         NoticeStep::Deliver(head)
     }
