@@ -44,6 +44,22 @@ fn spawn_host(vendor: &Vendor, dir: &std::path::Path, port: u16) -> std::process
         .expect("host starts")
 }
 
+/// Polls queryInstance until it answers `000000` or `limit` passes; the last code it answered.
+async fn query_until_ready(
+    sim: &koogallery_sim::Simulator,
+    id: &str,
+    limit: Duration,
+) -> ResultCode {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let code = query(sim, id).await;
+        if code == ResultCode::Success || tokio::time::Instant::now() >= deadline {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Waits until a host answers at the simulator's URL.
 async fn wait_ready(sim: &koogallery_sim::Simulator) {
     for _ in 0..200 {
@@ -132,14 +148,7 @@ async fn an_outage_longer_than_a_minute_delays_provisioning_and_a_release_during
         || vendor.accepted("out-1") == ["provision"],
     )
     .await;
-    let mut code = ResultCode::Processing;
-    for _ in 0..100 {
-        code = query(&sim, "out-1").await;
-        if code == ResultCode::Success {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let code = query_until_ready(&sim, "out-1", Duration::from_secs(10)).await;
     assert_eq!(code, ResultCode::Success);
     eventually(
         Duration::from_secs(30),
@@ -301,14 +310,7 @@ async fn sigkill_mid_provisioning_then_restart_provisions_the_order() {
     let mut second = spawn();
     wait_ready(&sim).await;
     assert_eq!(query(&sim, "kill-1").await, ResultCode::Processing);
-    let mut code = ResultCode::Processing;
-    for _ in 0..120 {
-        code = query(&sim, "kill-1").await;
-        if code == ResultCode::Success {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let code = query_until_ready(&sim, "kill-1", Duration::from_secs(60)).await;
     assert_eq!(code, ResultCode::Success, "provisioned after the restart");
     let answer = sim
         .call(&json!({"activity":"queryInstance","instanceId":"kill-1"}))
@@ -403,14 +405,7 @@ async fn a_lost_job_is_found_by_the_reconciler_and_the_order_provisioned() {
     vendor.set(|s| s.down = false);
     let mut second = spawn_host(&vendor, dir.path(), port);
     wait_ready(&sim).await;
-    let mut code = ResultCode::Processing;
-    for _ in 0..90 {
-        code = query(&sim, "lost-1").await;
-        if code == ResultCode::Success {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let code = query_until_ready(&sim, "lost-1", Duration::from_secs(45)).await;
     second.kill().unwrap();
     second.wait().unwrap();
     assert_eq!(
