@@ -22,6 +22,7 @@ use std::fmt;
 use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 
+pub mod apig;
 pub mod at_rest;
 pub mod body_sign;
 pub mod credential_cipher;
