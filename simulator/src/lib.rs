@@ -18,6 +18,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 mod lifecycle;
+pub mod openapi;
 pub mod request;
 
 pub use lifecycle::{LifecycleOptions, LifecycleReport, Step, new_order_id};

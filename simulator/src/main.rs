@@ -86,6 +86,28 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         sign_key: Option<String>,
     },
+    /// Serve KooGallery's open API (Query Order) on two loopback ports, the primary and the
+    /// fallback host, verifying every request's APIG signature; until Ctrl-C. Place orders with
+    /// `POST /_sim/orders`, inject faults with `POST /_sim/faults` (see docs in the README).
+    ServeOpenapi {
+        /// The primary host's address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// The fallback host's address.
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        fallback_listen: std::net::SocketAddr,
+        /// The access key the vendor signs with (KOOGALLERY_AK).
+        #[arg(long, env = "KOOGALLERY_AK", default_value = "sim-ak")]
+        ak: String,
+        /// Its secret (KOOGALLERY_SK).
+        #[arg(
+            long,
+            env = "KOOGALLERY_SK",
+            default_value = "sim-sk",
+            hide_env_values = true
+        )]
+        sk: String,
+    },
 }
 
 #[tokio::main]
@@ -99,6 +121,29 @@ async fn main() -> ExitCode {
         .init();
 
     match Cli::parse().command {
+        Command::ServeOpenapi {
+            listen,
+            fallback_listen,
+            ak,
+            sk,
+        } => {
+            let keys = std::collections::HashMap::from([(ak.clone(), sk)]);
+            match koogallery_sim::openapi::OpenApiSim::start(keys, listen, fallback_listen).await {
+                Ok(sim) => {
+                    println!(
+                        "KooGallery open API: primary {} fallback {} (AK {ak}); Ctrl-C stops",
+                        sim.primary_url(),
+                        sim.fallback_url()
+                    );
+                    let _ = tokio::signal::ctrl_c().await;
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("koogallery-sim: cannot listen: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Lifecycle {
             target,
             order_id,
@@ -344,7 +389,35 @@ mod tests {
                 assert!(test_flag);
                 assert_eq!(poll_timeout, 30);
             }
-            Command::Call { .. } => panic!("parsed as call"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_openapi_takes_its_addresses_and_keys() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "serve-openapi",
+            "--listen",
+            "127.0.0.1:9001",
+            "--ak",
+            "my-ak",
+            "--sk",
+            "my-sk",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::ServeOpenapi {
+                listen,
+                fallback_listen,
+                ak,
+                sk,
+            } => {
+                assert_eq!(listen.port(), 9001);
+                assert_eq!(fallback_listen.port(), 8082);
+                assert_eq!((ak.as_str(), sk.as_str()), ("my-ak", "my-sk"));
+            }
+            other => panic!("parsed as {other:?}"),
         }
     }
 }

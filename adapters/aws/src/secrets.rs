@@ -16,14 +16,14 @@
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::{Client, error::DisplayErrorContext};
 use koogallery::{
-    config::{Keys, SecretBundle, Secrets, SecretsError},
+    config::{Keys, OpenApiKeys, SecretBundle, Secrets, SecretsError},
     security::{KeyRing, SecretKey},
 };
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-/// Parses the keys secret into the bundle: the basic and Kit key rings, and the webhook secret if
-/// present. Unknown fields are ignored, so a secret written for a later release still loads.
+/// Parses the keys secret into the bundle: the basic and Kit key rings, the webhook secret and the
+/// open API's `ak`/`sk` pair if present. Unknown fields are ignored, so a secret written for a later release still loads.
 pub fn keys_from_secret_json(s: &str) -> Result<SecretBundle, SecretsError> {
     // Only the error's kind and position are reported: serde's messages may quote content.
     let value: Value = serde_json::from_str(s).map_err(|e| {
@@ -45,9 +45,16 @@ pub fn keys_from_secret_json(s: &str) -> Result<SecretBundle, SecretsError> {
     );
     let kit = KeyRing::new(required(&map, "kitKey")?, optional(&map, "kitKeyPrevious")?);
     let webhook = optional(&map, "webhookSecret")?;
+    let open_api = OpenApiKeys::pair(
+        optional(&map, "ak")?.map(|k| k.expose().to_owned()),
+        optional(&map, "sk")?.map(|k| k.expose().to_owned()),
+        ("ak", "sk"),
+    )
+    .map_err(|why| SecretsError(format!("the keys secret: {why}")))?;
     Ok(SecretBundle {
         keys: Keys { basic, kit },
         webhook,
+        open_api,
         dev_keys: false,
     })
 }

@@ -17,8 +17,8 @@ pub use callbacks::CallbackSettings;
 pub use edge::EdgeSettings;
 pub use provisioner::ProvisionerSettings;
 pub use secrets::{
-    DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, Keys, SecretBundle, Secrets, SecretsError,
-    StaticSecrets,
+    DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, Keys, OpenApiKeys, SecretBundle, Secrets,
+    SecretsError, StaticSecrets,
 };
 pub use worker::WorkerSettings;
 
@@ -159,6 +159,7 @@ impl Config {
                     kit: KeyRing::new(SecretKey::new(kit), None),
                 },
                 webhook: None,
+                open_api: None,
                 dev_keys: false,
             },
         }
@@ -167,6 +168,7 @@ impl Config {
     /// Settings and secrets from the process environment (the local host).
     pub fn from_env() -> Result<Self, ConfigError> {
         let env = Env::process();
+        EnvSecrets::open_api(&env)?;
         Ok(Self {
             settings: Settings::read(&env)?,
             secrets: EnvSecrets::read(&env),

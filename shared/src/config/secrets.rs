@@ -30,8 +30,37 @@ pub struct SecretBundle {
     pub keys: Keys,
     /// Signs the events POSTed to the vendor's webhook (required by the webhook provisioner).
     pub webhook: Option<SecretKey>,
+    /// The access key pair that signs calls to KooGallery's open API (openapi §1): the seller
+    /// console's 我的凭证 → 访问密钥.
+    pub open_api: Option<OpenApiKeys>,
     /// True when a development default key is in use (logged loudly at start-up).
     pub dev_keys: bool,
+}
+
+/// An AK/SK pair. The SK is never printed.
+#[derive(Debug, Clone)]
+pub struct OpenApiKeys {
+    pub ak: String,
+    pub sk: SecretKey,
+}
+
+impl OpenApiKeys {
+    /// Both halves or neither: half a pair is a mistake worth naming.
+    pub fn pair(
+        ak: Option<String>,
+        sk: Option<String>,
+        names: (&'static str, &'static str),
+    ) -> Result<Option<Self>, String> {
+        match (ak, sk) {
+            (Some(ak), Some(sk)) => Ok(Some(Self {
+                ak,
+                sk: SecretKey::new(sk),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(format!("{} is set without {}", names.0, names.1)),
+            (None, Some(_)) => Err(format!("{} is set without {}", names.1, names.0)),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +106,19 @@ impl EnvSecrets {
                 kit: ring(kit, DEV_KIT_KEY, "KOOGALLERY_KIT_KEY_PREVIOUS"),
             },
             webhook: env.get("KOOGALLERY_WEBHOOK_SECRET").map(SecretKey::new),
+            open_api: Self::open_api(env).ok().flatten(),
             dev_keys,
         }
+    }
+
+    /// `KOOGALLERY_AK` and `KOOGALLERY_SK`: both, or neither.
+    pub fn open_api(env: &Env<'_>) -> Result<Option<OpenApiKeys>, super::ConfigError> {
+        OpenApiKeys::pair(
+            env.get("KOOGALLERY_AK"),
+            env.get("KOOGALLERY_SK"),
+            ("KOOGALLERY_AK", "KOOGALLERY_SK"),
+        )
+        .map_err(|why| super::ConfigError::invalid("KOOGALLERY_AK", why))
     }
 }
 

@@ -45,11 +45,15 @@ pub enum MarketplaceError {
     /// Network, throttling or server errors: retry.
     #[error("marketplace unavailable: {0}")]
     Unavailable(String),
+    /// The marketplace refused our credentials (a wrong AK/SK, no permission): retried, because
+    /// the order is good, and logged loudly until the setup is fixed.
+    #[error("marketplace refused our credentials: {0}")]
+    Misconfigured(String),
 }
 
 impl MarketplaceError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Misconfigured(_))
     }
 }
 

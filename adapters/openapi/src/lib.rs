@@ -1,0 +1,302 @@
+//! The client of KooGallery's open API (spec openapi §0–§2, §8; Decision 9), the
+//! [`MarketplaceClient`] the worker reads orders through.
+//!
+//! - Every request is signed with `SDK-HMAC-SHA256` (`koogallery::security::apig`) over the
+//!   headers it sends, `Host` and a fresh `X-Sdk-Date` included.
+//! - reqwest with rustls: certificates are always verified. Plain `http://` is accepted only for
+//!   loopback hosts (the simulator, tests).
+//! - On a DNS or connect failure, a timeout, or HTTP 502/503/504 the same request is sent to the
+//!   fallback host, signed again (its `Host` differs).
+//! - `MKT.*` and `APIG.*` answers are classified once ([`classify`]): retry later, a setup to fix
+//!   (wrong AK/SK, no permission: retried and logged loudly), or a refusal of this request.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use koogallery::{
+    config::OpenApiKeys,
+    order::{ChargingMode, MarketplaceClient, MarketplaceError, OrderDetails},
+    protocol::{
+        openapi::{
+            MKT_SUCCESS, is_retryable_code, is_retryable_gateway_code,
+            query_order::{self, OrderInfo, QueryOrderResponse},
+        },
+        time::parse_compact,
+    },
+    security::apig,
+};
+use reqwest::Url;
+
+/// Where and how the client calls.
+#[derive(Debug, Clone)]
+pub struct OpenApiSettings {
+    pub primary: Url,
+    pub fallback: Option<Url>,
+    /// Per request (connect included).
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {why}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub why: String,
+}
+
+impl OpenApiSettings {
+    /// Checks a base URL: `https://`, or `http://` on a loopback host only.
+    pub fn url(name: &'static str, text: &str) -> Result<Url, SettingError> {
+        let url = Url::parse(text.trim()).map_err(|e| SettingError {
+            name,
+            why: format!("not a URL ({e}): {text:?}"),
+        })?;
+        let loopback = matches!(
+            url.host_str(),
+            Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+        );
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if loopback => Ok(url),
+            "http" => Err(SettingError {
+                name,
+                why: "plain http is allowed only for a loopback host; KooGallery is https".into(),
+            }),
+            other => Err(SettingError {
+                name,
+                why: format!("unsupported scheme {other}"),
+            }),
+        }
+    }
+}
+
+pub struct OpenApiClient {
+    http: reqwest::Client,
+    settings: OpenApiSettings,
+    keys: OpenApiKeys,
+}
+
+/// One failed try on one host, and whether the other host may do better.
+enum Try {
+    /// Connection-level failure, timeout, or 502/503/504: the fallback host may answer.
+    HostDown(String),
+    /// An answer: parsed or not, it is the marketplace's.
+    Answered { status: u16, body: Vec<u8> },
+}
+
+impl OpenApiClient {
+    pub fn new(settings: OpenApiSettings, keys: OpenApiKeys) -> Result<Self, SettingError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()
+            .map_err(|e| SettingError {
+                name: "KOOGALLERY_OPENAPI_URL",
+                why: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            http,
+            settings,
+            keys,
+        })
+    }
+
+    /// A signed GET of `path?query` on `base`.
+    async fn get_once(&self, base: &Url, path: &str, query: &str) -> Try {
+        let mut url = base.clone();
+        url.set_path(path);
+        url.set_query((!query.is_empty()).then_some(query));
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Try::HostDown(format!("{base} has no host")),
+        };
+        let sdk_date = apig::sdk_date(chrono::Utc::now());
+        let headers = [
+            ("content-type", "application/json"),
+            ("host", host.as_str()),
+            (apig::HEADER_SDK_DATE, sdk_date.as_str()),
+        ];
+        let signature = apig::sign(
+            &self.keys.ak,
+            self.keys.sk.expose(),
+            &apig::Request {
+                method: "GET",
+                path,
+                query,
+                headers: &headers,
+                body: b"",
+            },
+        );
+        let sent = self
+            .http
+            .get(url)
+            .header("content-type", "application/json")
+            .header(apig::HEADER_SDK_DATE, &sdk_date)
+            .header("authorization", signature.authorization)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Try::HostDown(format!("{host}: {e}")),
+        };
+        let status = response.status().as_u16();
+        if matches!(status, 502..=504) {
+            return Try::HostDown(format!("{host} answered HTTP {status}"));
+        }
+        match response.bytes().await {
+            Ok(body) => Try::Answered {
+                status,
+                body: body.to_vec(),
+            },
+            Err(e) => Try::HostDown(format!("{host}: reading the answer: {e}")),
+        }
+    }
+
+    /// The primary host, then (re-signed) the fallback when the primary is down.
+    async fn get(&self, path: &str, query: &str) -> Result<(u16, Vec<u8>), MarketplaceError> {
+        let mut down = Vec::new();
+        let hosts = std::iter::once(&self.settings.primary).chain(self.settings.fallback.as_ref());
+        for base in hosts {
+            match self.get_once(base, path, query).await {
+                Try::Answered { status, body } => return Ok((status, body)),
+                Try::HostDown(why) => {
+                    tracing::warn!(why, "KooGallery open API host unavailable");
+                    down.push(why);
+                }
+            }
+        }
+        Err(MarketplaceError::Unavailable(down.join("; then ")))
+    }
+}
+
+/// What an answer's codes mean for the caller (openapi §8): `None` for success.
+pub fn classify(status: u16, body: &[u8]) -> Option<MarketplaceError> {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = |k: &str| {
+        value
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (code, message) = match (text("resultCode"), text("error_code")) {
+        (c, _) if !c.is_empty() => (c, text("resultMsg")),
+        (_, c) if !c.is_empty() => (c, text("error_msg")),
+        _ => (String::new(), String::new()),
+    };
+    if code == MKT_SUCCESS {
+        return None;
+    }
+    let detail = format!("HTTP {status} {code} {message}").trim().to_owned();
+    Some(if code.starts_with("APIG") {
+        if is_retryable_gateway_code(&code) {
+            MarketplaceError::Unavailable(detail)
+        } else {
+            // The gateway refused our signature or key: a setup to fix, not an order to fail.
+            MarketplaceError::Misconfigured(detail)
+        }
+    } else if code.is_empty() {
+        if status >= 500 || status == 429 {
+            MarketplaceError::Unavailable(detail)
+        } else {
+            MarketplaceError::Misconfigured(format!("unexpected answer: {detail}"))
+        }
+    } else if is_retryable_code(&code) {
+        MarketplaceError::Unavailable(detail)
+    } else if matches!(code.as_str(), "MKT.0150" | "MKT.0151" | "MKT.0154") {
+        MarketplaceError::Misconfigured(detail)
+    } else {
+        MarketplaceError::NotFound(detail)
+    })
+}
+
+fn charging_mode(s: &str) -> Option<ChargingMode> {
+    Some(match s.trim() {
+        "PERIOD" => ChargingMode::Period,
+        "ONE_TIME" => ChargingMode::OneTime,
+        "ON_DEMAND" => ChargingMode::OnDemand,
+        "ON_DEMAND_PKG" => ChargingMode::OnDemandPkg,
+        _ => return None,
+    })
+}
+
+/// The order the domain keeps, from Query Order's `orderInfo` for one line.
+pub fn order_details(
+    info: OrderInfo,
+    order_line_id: &str,
+) -> Result<OrderDetails, MarketplaceError> {
+    let Some(line) = info
+        .order_line
+        .iter()
+        .find(|l| l.order_line_id.as_deref() == Some(order_line_id))
+        .or_else(|| info.order_line.first())
+    else {
+        return Err(MarketplaceError::NotFound(format!(
+            "order {} has no line {order_line_id}",
+            info.order_id.unwrap_or_default()
+        )));
+    };
+    let product = line.product_info.first().cloned().unwrap_or_default();
+    let buyer = info.buyer_info.clone().unwrap_or_default();
+    let extend_params = info
+        .extend_params
+        .iter()
+        .chain(&line.extend_params)
+        .filter_map(|p| Some((p.name.clone()?, p.value.clone().unwrap_or_default())))
+        .collect();
+    Ok(OrderDetails {
+        order_type: info.order_type.clone(),
+        charging_mode: line.charging_mode.as_deref().and_then(charging_mode),
+        period_type: line.period_type.clone(),
+        period_number: line
+            .period_number
+            .as_deref()
+            .and_then(|n| n.trim().parse().ok()),
+        product_id: product.product_id,
+        sku_code: product.sku_code,
+        product_name: product.product_name,
+        quantity: product
+            .linear_value
+            .as_deref()
+            .and_then(|v| v.trim().parse().ok()),
+        expire_time: line.expire_time.as_deref().and_then(parse_compact),
+        customer_id: buyer.customer_id,
+        customer_name: buyer.customer_name,
+        extend_params,
+        offline: false,
+    })
+}
+
+#[async_trait]
+impl MarketplaceClient for OpenApiClient {
+    async fn query_order(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+    ) -> Result<OrderDetails, MarketplaceError> {
+        let (status, body) = self
+            .get(
+                query_order::PATH,
+                &query_order::query(order_id, Some(order_line_id)),
+            )
+            .await?;
+        if let Some(e) = classify(status, &body) {
+            if matches!(e, MarketplaceError::Misconfigured(_)) {
+                tracing::error!(order_id, error = %e, "KooGallery refused our open API credentials; fix KOOGALLERY_AK/KOOGALLERY_SK");
+            }
+            return Err(e);
+        }
+        let answer: QueryOrderResponse = serde_json::from_slice(&body).map_err(|e| {
+            MarketplaceError::Unavailable(format!(
+                "Query Order answer is not the expected JSON: {e}"
+            ))
+        })?;
+        let info = answer
+            .order_info
+            .ok_or_else(|| MarketplaceError::NotFound(format!("order {order_id}: no orderInfo")))?;
+        order_details(info, order_line_id)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,224 @@
+//! The client against the simulator's open API over real HTTP (`koogallery-sim serve-openapi`).
+
+use std::collections::HashMap;
+
+use koogallery::{order::ChargingMode, security::SecretKey};
+use koogallery_sim::openapi::{Fault, OpenApiSim, SimOrder};
+
+use super::*;
+
+async fn sim() -> OpenApiSim {
+    OpenApiSim::start(
+        HashMap::from([("sim-ak".to_owned(), "sim-sk".to_owned())]),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn client_with(primary: &str, fallback: &str, sk: &str, timeout: Duration) -> OpenApiClient {
+    OpenApiClient::new(
+        OpenApiSettings {
+            primary: OpenApiSettings::url("KOOGALLERY_OPENAPI_URL", primary).unwrap(),
+            fallback: Some(
+                OpenApiSettings::url("KOOGALLERY_OPENAPI_FALLBACK_URL", fallback).unwrap(),
+            ),
+            timeout,
+        },
+        OpenApiKeys {
+            ak: "sim-ak".into(),
+            sk: SecretKey::new(sk),
+        },
+    )
+    .unwrap()
+}
+
+fn client(s: &OpenApiSim) -> OpenApiClient {
+    client_with(
+        &s.primary_url(),
+        &s.fallback_url(),
+        "sim-sk",
+        Duration::from_secs(2),
+    )
+}
+
+#[tokio::test]
+async fn a_yearly_fifty_seat_order_is_read_with_every_field() {
+    let s = sim().await;
+    let now = chrono::Utc::now();
+    s.place(SimOrder::yearly("CSYEAR50", 50, now));
+    let order = client(&s)
+        .query_order("CSYEAR50", "CSYEAR50-000001")
+        .await
+        .unwrap();
+    assert_eq!(order.order_type.as_deref(), Some("NEW"));
+    assert_eq!(order.charging_mode, Some(ChargingMode::Period));
+    assert_eq!(
+        (order.period_type.as_deref(), order.period_number),
+        (Some("year"), Some(1))
+    );
+    assert_eq!(order.quantity, Some(50.0));
+    assert_eq!(order.sku_code.as_deref(), Some("sim-sku-pro"));
+    assert!(order.product_id.is_some() && order.product_name.is_some());
+    let expiry = order.expire_time.unwrap();
+    assert!((expiry - now).num_days() >= 364, "{expiry}");
+    assert_eq!(order.customer_name.as_deref(), Some("sim_buyer_01"));
+    assert_eq!(
+        order.extend_params,
+        [("emailDomainName".to_owned(), "buyer.example.com".to_owned())]
+    );
+    assert!(!order.offline);
+    let seen = s.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].authorized, "signed as the gateway expects");
+    assert_eq!(
+        seen[0].query,
+        "orderId=CSYEAR50&orderLineId=CSYEAR50-000001"
+    );
+    // The documented mock orders are served too.
+    let mock = client(&s)
+        .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+        .await
+        .unwrap();
+    assert_eq!(mock.charging_mode, Some(ChargingMode::OnDemand));
+}
+
+#[tokio::test]
+async fn the_primary_down_falls_back_to_the_other_host_signed_again() {
+    let s = sim().await;
+    s.set_primary_down(true);
+    let order = client(&s)
+        .query_order("MOCKPERIODYEARNEW", "MOCKPERIODYEARNEW-000001")
+        .await
+        .unwrap();
+    assert_eq!(order.period_type.as_deref(), Some("year"));
+    let seen = s.seen();
+    assert_eq!(
+        seen.iter().map(|r| r.host).collect::<Vec<_>>(),
+        ["primary", "fallback"]
+    );
+    assert_ne!(seen[0].host_header, seen[1].host_header);
+    assert!(seen[1].authorized, "re-signed for the fallback's Host");
+    // A primary that refuses connections, and a bad gateway, fall back too.
+    let refused = client_with(
+        "http://127.0.0.1:9",
+        &s.fallback_url(),
+        "sim-sk",
+        Duration::from_secs(2),
+    );
+    assert!(
+        refused
+            .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .await
+            .is_ok()
+    );
+    s.set_primary_down(false);
+    s.inject(Fault::Status { status: 502 });
+    assert!(
+        client(&s)
+            .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_on_the_fallback_and_both_down_is_retryable() {
+    let s = sim().await;
+    s.inject(Fault::Slow { millis: 1500 });
+    let c = client_with(
+        &s.primary_url(),
+        &s.fallback_url(),
+        "sim-sk",
+        Duration::from_millis(500),
+    );
+    assert!(
+        c.query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .await
+            .is_ok()
+    );
+    s.inject(Fault::Status { status: 503 });
+    s.inject(Fault::Status { status: 504 });
+    let e = client(&s)
+        .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, MarketplaceError::Unavailable(_)) && e.is_retryable(),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn each_error_class_is_told_apart() {
+    let s = sim().await;
+    let c = client(&s);
+    for (fault, retryable, kind) in [
+        (
+            Fault::Mkt {
+                code: "MKT.0999".into(),
+            },
+            true,
+            "unavailable",
+        ),
+        (
+            Fault::Mkt {
+                code: "MKT.0250".into(),
+            },
+            true,
+            "unavailable",
+        ),
+        (
+            Fault::Mkt {
+                code: "MKT.0154".into(),
+            },
+            true,
+            "credentials",
+        ),
+        (
+            Fault::Mkt {
+                code: "MKT.0101".into(),
+            },
+            false,
+            "not found",
+        ),
+        (Fault::Status { status: 500 }, true, "unavailable"),
+    ] {
+        s.inject(fault.clone());
+        let e = c
+            .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .await
+            .unwrap_err();
+        assert_eq!(e.is_retryable(), retryable, "{fault:?}: {e}");
+        assert!(e.to_string().contains(kind), "{fault:?}: {e}");
+    }
+    // An order KooGallery does not know.
+    let e = c
+        .query_order("CSNOSUCH", "CSNOSUCH-000001")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MarketplaceError::NotFound(_)), "{e}");
+    // A wrong SK: the gateway's APIG.0303, a setup to fix (retried, never a failed order).
+    let wrong = client_with(
+        &s.primary_url(),
+        &s.fallback_url(),
+        "not-the-sk",
+        Duration::from_secs(2),
+    );
+    let e = wrong
+        .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MarketplaceError::Misconfigured(_)), "{e}");
+    assert!(e.to_string().contains("APIG.0303"), "{e}");
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    assert!(OpenApiSettings::url("X", "https://mkt.myhuaweicloud.com").is_ok());
+    assert!(OpenApiSettings::url("X", "http://127.0.0.1:8081").is_ok());
+    let e = OpenApiSettings::url("X", "http://mkt.myhuaweicloud.com").unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
+    assert!(OpenApiSettings::url("X", "ftp://x").is_err());
+}

@@ -1,0 +1,462 @@
+//! `koogallery-sim serve-openapi`: KooGallery's open API as a vendor's client meets it (spec openapi
+//! §0–§2, §8), on two loopback listeners that play the primary and the fallback host.
+//!
+//! Every request's APIG signature is verified as the gateway does (`APIG.0303` for a bad
+//! signature, an unknown AK, or more than 15 minutes of skew). Query Order serves the orders placed
+//! with [`OpenApiSim::place`] (or `POST /_sim/orders`) and KooGallery's documented `MOCK…` orders.
+//! Faults are injected on demand, one per request in order ([`Fault`], or `POST /_sim/faults`),
+//! and the primary host can be taken down ([`OpenApiSim::set_primary_down`]): it then answers 503,
+//! which a client must treat as a host to fall back from.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{RawQuery, State},
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, Months, Utc};
+use koogallery::{protocol::time::format_14, security::apig};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// An order as KooGallery keeps it; what Query Order answers for its one line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimOrder {
+    pub order_id: String,
+    pub order_line_id: String,
+    #[serde(default = "new_type")]
+    pub order_type: String,
+    #[serde(default = "period")]
+    pub charging_mode: String,
+    #[serde(default)]
+    pub period_type: Option<String>,
+    #[serde(default)]
+    pub period_number: Option<u32>,
+    #[serde(default)]
+    pub expire_time: Option<DateTime<Utc>>,
+    #[serde(default = "sku")]
+    pub sku_code: String,
+    #[serde(default = "product")]
+    pub product_id: String,
+    #[serde(default = "product_name")]
+    pub product_name: String,
+    #[serde(default)]
+    pub linear_value: Option<u32>,
+    #[serde(default = "customer")]
+    pub customer_id: String,
+    #[serde(default = "customer_name")]
+    pub customer_name: String,
+}
+
+fn new_type() -> String {
+    "NEW".into()
+}
+fn period() -> String {
+    "PERIOD".into()
+}
+fn sku() -> String {
+    "sim-sku-standard".into()
+}
+fn product() -> String {
+    "OFFI000000000000000001".into()
+}
+fn product_name() -> String {
+    "Simulated product, standard edition".into()
+}
+fn customer() -> String {
+    "sim0000000000000000000000000001".into()
+}
+fn customer_name() -> String {
+    "sim_buyer_01".into()
+}
+
+impl SimOrder {
+    /// A new yearly purchase of `seats` (the linear attribute), expiring a year from `now`.
+    pub fn yearly(order_id: &str, seats: u32, now: DateTime<Utc>) -> Self {
+        Self {
+            order_id: order_id.to_owned(),
+            order_line_id: format!("{order_id}-000001"),
+            order_type: new_type(),
+            charging_mode: period(),
+            period_type: Some("year".into()),
+            period_number: Some(1),
+            expire_time: now.checked_add_months(Months::new(12)),
+            sku_code: "sim-sku-pro".into(),
+            product_id: product(),
+            product_name: "Simulated product, pro edition, yearly".into(),
+            linear_value: Some(seats),
+            customer_id: customer(),
+            customer_name: customer_name(),
+        }
+    }
+
+    /// KooGallery's documented mock orders (openapi §2), line `<id>-000001`.
+    pub fn mocks(now: DateTime<Utc>) -> Vec<Self> {
+        let mk = |id: &str, kind: &str, mode: &str, period: Option<(&str, u32)>| Self {
+            order_type: kind.into(),
+            charging_mode: mode.into(),
+            period_type: period.map(|p| p.0.to_owned()),
+            period_number: period.map(|p| p.1),
+            expire_time: period.and_then(|(unit, n)| match unit {
+                "year" => now.checked_add_months(Months::new(12 * n)),
+                "month" => now.checked_add_months(Months::new(n)),
+                _ => now.checked_add_signed(chrono::Duration::days(i64::from(n))),
+            }),
+            linear_value: Some(50),
+            ..Self::yearly(id, 50, now)
+        };
+        vec![
+            mk("MOCKPERIODYEARNEW", "NEW", "PERIOD", Some(("year", 1))),
+            mk("MOCKONETIMENEW", "NEW", "ONE_TIME", None),
+            mk("MOCKONDEMAND", "NEW", "ON_DEMAND", None),
+            mk(
+                "MOCKONDEMANDPKG",
+                "NEW",
+                "ON_DEMAND_PKG",
+                Some(("month", 1)),
+            ),
+            mk("MOCKPERIODDAYTRIAL", "TRIAL", "PERIOD", Some(("day", 7))),
+            mk(
+                "MOCKMONTYTRIALTOFORMAL",
+                "TRIAL_TO_FORMAL",
+                "PERIOD",
+                Some(("month", 1)),
+            ),
+            mk(
+                "MOCKMONTYUNSUBSCRIBE",
+                "UNSUBSCRIBE",
+                "PERIOD",
+                Some(("month", 1)),
+            ),
+            mk("MOCKMONTYRENEW", "RENEW", "PERIOD", Some(("month", 1))),
+            mk("MOCKMONTYCHANGE", "CHANGE", "PERIOD", Some(("month", 1))),
+        ]
+    }
+
+    /// Query Order's `orderInfo` for this order.
+    pub fn order_info(&self) -> Value {
+        json!({
+            "orderId": self.order_id,
+            "orderType": self.order_type,
+            "createTime": format_14(Utc::now()),
+            "orderLine": [{
+                "orderLineId": self.order_line_id,
+                "chargingMode": self.charging_mode,
+                "periodType": self.period_type,
+                "periodNumber": self.period_number,
+                "expireTime": self.expire_time.map(format_14),
+                "productInfo": [{
+                    "productId": self.product_id,
+                    "skuCode": self.sku_code,
+                    "linearValue": self.linear_value,
+                    "productName": self.product_name,
+                }],
+                "extendParams": [{"name": "emailDomainName", "value": "buyer.example.com"}],
+                "currency": "100",
+                "currencyAfterDiscount": "100",
+            }],
+            "buyerInfo": {
+                "customerId": self.customer_id,
+                "customerName": self.customer_name,
+                "customerType": 0,
+                "email": null,
+                "userId": null,
+                "userName": null,
+            },
+            "extendParams": [],
+        })
+    }
+}
+
+/// What the next request meets, in order of injection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Fault {
+    /// Answer this HTTP status with an `MKT.0999` body (502–504: with no body, as a proxy would).
+    Status { status: u16 },
+    /// Wait this long before answering.
+    Slow { millis: u64 },
+    /// Answer this `MKT.*` code (with its documented HTTP status).
+    Mkt { code: String },
+}
+
+/// A request the simulator received, for assertions.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub host: &'static str,
+    pub path: String,
+    pub query: String,
+    pub host_header: String,
+    pub authorized: bool,
+}
+
+struct Inner {
+    keys: HashMap<String, String>,
+    orders: Mutex<HashMap<String, SimOrder>>,
+    faults: Mutex<VecDeque<Fault>>,
+    primary_down: AtomicBool,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// The simulated open API, shared by its two listeners.
+#[derive(Clone)]
+pub struct OpenApiSim {
+    inner: Arc<Inner>,
+    pub primary: SocketAddr,
+    pub fallback: SocketAddr,
+}
+
+#[derive(Clone)]
+struct HostState {
+    inner: Arc<Inner>,
+    name: &'static str,
+}
+
+impl OpenApiSim {
+    /// Listens on `primary` and `fallback` (port 0: any free port) for the AK/SK pairs in `keys`.
+    pub async fn start(
+        keys: HashMap<String, String>,
+        primary: SocketAddr,
+        fallback: SocketAddr,
+    ) -> std::io::Result<Self> {
+        let now = Utc::now();
+        let orders = SimOrder::mocks(now)
+            .into_iter()
+            .map(|o| (o.order_id.clone(), o))
+            .collect();
+        let inner = Arc::new(Inner {
+            keys,
+            orders: Mutex::new(orders),
+            faults: Mutex::new(VecDeque::new()),
+            primary_down: AtomicBool::new(false),
+            seen: Mutex::new(Vec::new()),
+        });
+        let mut addrs = Vec::new();
+        for (name, addr) in [("primary", primary), ("fallback", fallback)] {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            addrs.push(listener.local_addr()?);
+            let app = router(HostState {
+                inner: inner.clone(),
+                name,
+            });
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+        Ok(Self {
+            inner,
+            primary: addrs[0],
+            fallback: addrs[1],
+        })
+    }
+
+    pub fn primary_url(&self) -> String {
+        format!("http://{}", self.primary)
+    }
+
+    pub fn fallback_url(&self) -> String {
+        format!("http://{}", self.fallback)
+    }
+
+    /// Makes `order` known to Query Order.
+    pub fn place(&self, order: SimOrder) {
+        if let Ok(mut orders) = self.inner.orders.lock() {
+            orders.insert(order.order_id.clone(), order);
+        }
+    }
+
+    /// Queues `fault` for the next request that reaches either host.
+    pub fn inject(&self, fault: Fault) {
+        if let Ok(mut faults) = self.inner.faults.lock() {
+            faults.push_back(fault);
+        }
+    }
+
+    /// While down, the primary host answers 503 to everything.
+    pub fn set_primary_down(&self, down: bool) {
+        self.inner.primary_down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn router(state: HostState) -> Router {
+    Router::new()
+        .route(
+            koogallery::protocol::openapi::query_order::PATH,
+            get(query_order),
+        )
+        .route("/_sim/orders", post(place_order))
+        .route("/_sim/faults", post(inject_fault))
+        .with_state(state)
+}
+
+fn answer(status: u16, body: Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
+}
+
+/// The documented HTTP status of an `MKT.*` code (openapi §8).
+fn mkt_status(code: &str) -> u16 {
+    match code {
+        "MKT.0101" | "MKT.0102" | "MKT.0199" => 400,
+        "MKT.0150" | "MKT.0151" | "MKT.0154" => 401,
+        "MKT.0250" => 406,
+        _ => 500,
+    }
+}
+
+async fn query_order(
+    State(state): State<HostState>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let verified = apig::verify(
+        &apig::Request {
+            method: method.as_str(),
+            path: uri.path(),
+            query: &query,
+            headers: &borrowed,
+            body: &body,
+        },
+        Utc::now(),
+        |ak| state.inner.keys.get(ak).cloned(),
+    );
+    if let Ok(mut seen) = state.inner.seen.lock() {
+        seen.push(Seen {
+            host: state.name,
+            path: uri.path().to_owned(),
+            query: query.clone(),
+            host_header: headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            authorized: verified.is_ok(),
+        });
+    }
+    if state.name == "primary" && state.inner.primary_down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if let Err(refused) = verified {
+        return answer(
+            401,
+            json!({"error_code": refused.code, "error_msg": refused.message}),
+        );
+    }
+    let fault = state
+        .inner
+        .faults
+        .lock()
+        .ok()
+        .and_then(|mut f| f.pop_front());
+    match fault {
+        Some(Fault::Status { status }) if (502..=504).contains(&status) => {
+            return StatusCode::from_u16(status)
+                .unwrap_or(StatusCode::BAD_GATEWAY)
+                .into_response();
+        }
+        Some(Fault::Status { status }) => {
+            return answer(
+                status,
+                json!({"resultCode":"MKT.0999","resultMsg":"simulated internal error"}),
+            );
+        }
+        Some(Fault::Mkt { code }) => {
+            return answer(
+                mkt_status(&code),
+                json!({"resultCode": code, "resultMsg": "simulated"}),
+            );
+        }
+        Some(Fault::Slow { millis }) => tokio::time::sleep(Duration::from_millis(millis)).await,
+        None => {}
+    }
+    let params: HashMap<String, String> = form_urlencoded_pairs(&query);
+    let Some(order_id) = params.get("orderId") else {
+        return answer(
+            400,
+            json!({"resultCode":"MKT.0101","resultMsg":"orderId is mandatory"}),
+        );
+    };
+    let order = state
+        .inner
+        .orders
+        .lock()
+        .ok()
+        .and_then(|o| o.get(order_id).cloned());
+    match order {
+        Some(order)
+            if params
+                .get("orderLineId")
+                .is_none_or(|line| *line == order.order_line_id) =>
+        {
+            answer(
+                200,
+                json!({"resultCode":"MKT.0000","resultMsg":"Success","orderInfo": order.order_info()}),
+            )
+        }
+        _ => answer(
+            400,
+            json!({"resultCode":"MKT.0101","resultMsg": format!("order {order_id} does not exist")}),
+        ),
+    }
+}
+
+fn form_urlencoded_pairs(query: &str) -> HashMap<String, String> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+async fn place_order(State(state): State<HostState>, Json(order): Json<SimOrder>) -> StatusCode {
+    if let Ok(mut orders) = state.inner.orders.lock() {
+        orders.insert(order.order_id.clone(), order);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn inject_fault(State(state): State<HostState>, Json(fault): Json<Fault>) -> StatusCode {
+    if let Ok(mut faults) = state.inner.faults.lock() {
+        faults.push_back(fault);
+    }
+    StatusCode::NO_CONTENT
+}
