@@ -87,6 +87,8 @@ pub struct Received {
     pub instance_id: String,
     pub state: String,
     pub status: u16,
+    /// The whole event as sent.
+    pub body: serde_json::Value,
 }
 
 /// How the scripted vendor behaves right now.
@@ -157,6 +159,7 @@ impl Vendor {
                         instance_id: instance_id.clone(),
                         state: v["state"].as_str().unwrap_or_default().to_owned(),
                         status,
+                        body: v.clone(),
                     });
                     let answer = if event == "provision" {
                         serde_json::json!({"frontEndUrl": format!("https://vendor.example/{instance_id}"),

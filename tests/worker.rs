@@ -81,13 +81,14 @@ fn second_worker(
     cfg: &koogallery::config::Config,
     clock: Arc<dyn koogallery::clock::Clock>,
 ) -> provision_worker::Worker {
-    provision_worker::Worker::with_offline_marketplace(
+    provision_worker::Worker::new(
         h.backend.store.clone(),
         provision_worker::provisioners::from_settings(
             &cfg.settings.provisioner,
             cfg.secrets.webhook.clone(),
         )
         .unwrap(),
+        provision_worker::marketplace(&cfg.settings.marketplace, None, clock.clone()).unwrap(),
         clock,
         &cfg.settings,
         Arc::new(koogallery::metrics::NoMetrics),
@@ -414,4 +415,63 @@ async fn a_lost_job_is_found_by_the_reconciler_and_the_order_provisioned() {
         "the reconciler re-queued the lost job"
     );
     assert_eq!(vendor.accepted("lost-1"), ["provision"]);
+}
+
+/// Issue 8: the worker reads the real order through KooGallery's open API (here the simulator's,
+/// with the primary host down so the client falls back): a yearly 50-seat purchase reaches the
+/// vendor's webhook as yearly, 50 seats, with its expiry and SKU, not as an offline month.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vendor_provisions_from_the_order_the_marketplace_served() {
+    use koogallery_sim::openapi::{OpenApiSim, SimOrder};
+    let openapi = OpenApiSim::start(
+        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    openapi.place(SimOrder::yearly("CSYEAR50E2E", 50, now));
+    openapi.set_primary_down(true);
+    let vendor = Vendor::start().await;
+    let mut cfg = vendor.config();
+    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
+        ak: "e2e-ak".into(),
+        sk: koogallery::security::SecretKey::new("e2e-sk"),
+    });
+    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
+        primary: openapi.primary_url(),
+        fallback: Some(openapi.fallback_url()),
+        timeout: Duration::from_secs(2),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let sim = simulator(&h);
+    sim.call(&new_instance("CSYEAR50E2E", "year-1"))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "provisioned", || {
+        vendor.accepted("year-1") == ["provision"]
+    })
+    .await;
+    let event = vendor.received_for("year-1").remove(0).body;
+    let order = &event["order"];
+    assert_eq!(order["periodType"], "year");
+    assert_eq!(order["periodNumber"], 1);
+    assert_eq!(order["quantity"], 50.0);
+    assert_eq!(order["skuCode"], "sim-sku-pro");
+    assert_eq!(order["chargingMode"], "PERIOD");
+    assert_eq!(order["offline"], false);
+    let expiry: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(event["expireTime"].clone()).unwrap();
+    assert!((expiry - now).num_days() >= 364, "{expiry}");
+    assert!(
+        openapi
+            .seen()
+            .iter()
+            .any(|r| r.host == "fallback" && r.authorized),
+        "read through the fallback host"
+    );
+    assert_eq!(query(&sim, "year-1").await, ResultCode::Success);
+    h.shutdown().await;
 }

@@ -243,9 +243,15 @@ where
             config.secrets.webhook.clone(),
         )?,
     };
-    let worker = Arc::new(Worker::with_offline_marketplace(
+    let marketplace = provision_worker::marketplace(
+        &config.settings.marketplace,
+        config.secrets.open_api.as_ref(),
+        clock.clone(),
+    )?;
+    let worker = Arc::new(Worker::new(
         store.clone(),
         provisioner,
+        marketplace,
         clock.clone(),
         &config.settings,
         metrics.clone(),

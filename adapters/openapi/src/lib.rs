@@ -277,7 +277,9 @@ impl MarketplaceClient for OpenApiClient {
         let (status, body) = self
             .get(
                 query_order::PATH,
-                &query_order::query(order_id, Some(order_line_id)),
+                // An empty line ID asks for the whole order (a renewal's own order, whose line
+                // the callback does not name); its first line is read.
+                &query_order::query(order_id, Some(order_line_id).filter(|l| !l.is_empty())),
             )
             .await?;
         if let Some(e) = classify(status, &body) {

@@ -17,9 +17,20 @@ pub const LOAD: Load = Load {
 /// The worker built from the deployment: the configured provisioner, the marketplace client.
 pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
     let webhook_secret = deployment.secrets.as_ref().and_then(|s| s.webhook.clone());
-    Ok(Worker::with_offline_marketplace(
+    let keys = deployment
+        .secrets
+        .as_ref()
+        .and_then(|s| s.open_api.as_ref());
+    // On AWS an offline marketplace must be chosen explicitly (KOOGALLERY_MARKETPLACE=offline).
+    let settings = koogallery::config::MarketplaceSettings::read(
+        &koogallery::config::Env::process(),
+        keys.is_some(),
+        true,
+    )?;
+    Ok(Worker::new(
         deployment.store.clone(),
         provisioners::from_settings(&deployment.settings.provisioner, webhook_secret)?,
+        crate::marketplace(&settings, keys, deployment.clock.clone())?,
         deployment.clock.clone(),
         &deployment.settings,
         std::sync::Arc::new(koogallery::metrics::EmfStdout::from_env()),

@@ -29,9 +29,13 @@ use koogallery::{
     ResultCode,
     callbacks::query_instance::check_presentable,
     clock::Clock,
-    config::{Settings, WorkerSettings, worker::CALLS_PER_DELIVERY},
+    config::{
+        ConfigError, MarketplaceSettings, OpenApiKeys, Settings, WorkerSettings,
+        worker::CALLS_PER_DELIVERY,
+    },
     instance::{
-        Credential, DomainError, EventKind, Instance, InstanceStore, NoticeStep, Outcome, mutate,
+        Credential, DomainError, EventKind, Instance, InstanceStore, NoticeStep, Outcome,
+        RefreshScene, mutate,
     },
     jobs::Job,
     metrics::{Metric, Metrics},
@@ -130,6 +134,54 @@ pub struct Worker {
     pub sealer: Arc<dyn CredentialSealer>,
 }
 
+/// The marketplace client `settings.marketplace` names: Query Order on KooGallery's open API
+/// (signed with `keys`), or the offline client, which makes orders up and says so in every answer.
+pub fn marketplace(
+    settings: &MarketplaceSettings,
+    keys: Option<&OpenApiKeys>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn MarketplaceClient>, ConfigError> {
+    match settings {
+        MarketplaceSettings::Offline => {
+            tracing::warn!("marketplace offline: orders are made up, not read from KooGallery");
+            Ok(Arc::new(
+                koogallery::order::offline::OfflineMarketplace::new(clock),
+            ))
+        }
+        MarketplaceSettings::OpenApi {
+            primary,
+            fallback,
+            timeout,
+        } => {
+            let invalid = |e: koogallery_openapi::SettingError| ConfigError::invalid(e.name, e.why);
+            let keys = keys.cloned().ok_or_else(|| {
+                ConfigError::invalid("KOOGALLERY_AK", "the open API needs the AK/SK")
+            })?;
+            let settings = koogallery_openapi::OpenApiSettings {
+                primary: koogallery_openapi::OpenApiSettings::url(
+                    "KOOGALLERY_OPENAPI_URL",
+                    primary,
+                )
+                .map_err(invalid)?,
+                fallback: fallback
+                    .as_deref()
+                    .map(|f| {
+                        koogallery_openapi::OpenApiSettings::url(
+                            "KOOGALLERY_OPENAPI_FALLBACK_URL",
+                            f,
+                        )
+                    })
+                    .transpose()
+                    .map_err(invalid)?,
+                timeout: *timeout,
+            };
+            Ok(Arc::new(
+                koogallery_openapi::OpenApiClient::new(settings, keys).map_err(invalid)?,
+            ))
+        }
+    }
+}
+
 /// How a delivery spends its calls to the vendor (the worker's timeout covers
 /// [`CALLS_PER_DELIVERY`]).
 struct Budget(u32);
@@ -145,21 +197,19 @@ impl Budget {
 }
 
 impl Worker {
-    /// A worker reading orders through the offline marketplace client, with its retry policy and
-    /// the credential encryption queryInstance will present with, both from `settings`. Query Order
-    /// against KooGallery arrives in a later release; until then orders are synthesised and every
-    /// answer says so in the logs.
-    pub fn with_offline_marketplace(
+    /// A worker reading orders through `marketplace` ([`marketplace`] builds the configured
+    /// one), with its retry policy and the credential encryption queryInstance will present with,
+    /// both from `settings`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
         store: Arc<dyn InstanceStore>,
         provisioner: Arc<dyn Provisioner>,
+        marketplace: Arc<dyn MarketplaceClient>,
         clock: Arc<dyn Clock>,
         settings: &Settings,
         metrics: Arc<dyn Metrics>,
         sealer: Arc<dyn CredentialSealer>,
     ) -> Self {
-        let marketplace = Arc::new(koogallery::order::offline::OfflineMarketplace::new(
-            clock.clone(),
-        ));
         Self {
             store,
             provisioner,
@@ -508,13 +558,27 @@ impl Worker {
             return Ok(());
         };
         let mut instance = instance;
-        if let EventKind::Upgraded {
-            order_id,
-            order_line_id,
-        } = &event.kind
-        {
-            // The upgrade order carries the new spec (callbacks §6.6); read it before telling the vendor.
-            match self.marketplace.query_order(order_id, order_line_id).await {
+        // The orders that change what the buyer has are read again before the vendor is told
+        // (callbacks §6.3, §6.6): an upgrade's order, a trial turned paid, a renewal that changes
+        // the spec. The instance keeps the new expiry, SKU and quantity; the event carries them.
+        let reread = match &event.kind {
+            EventKind::Upgraded {
+                order_id,
+                order_line_id,
+            } => Some((order_id.clone(), order_line_id.clone())),
+            EventKind::Refreshed {
+                scene: RefreshScene::TrialToFormal | RefreshScene::RenewalChange,
+                order_id,
+                ..
+            } => Some((order_id.clone(), String::new())),
+            _ => None,
+        };
+        if let Some((order_id, order_line_id)) = reread {
+            match self
+                .marketplace
+                .query_order(&order_id, &order_line_id)
+                .await
+            {
                 Ok(order) => {
                     let (updated, _) = mutate(self.store.as_ref(), &instance_id, |i| {
                         i.order = Some(order.clone());
@@ -525,7 +589,7 @@ impl Worker {
                 }
                 Err(e) if e.is_retryable() => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!(instance_id, order_id, error = %e, "upgrade order unreadable; notifying without it")
+                    tracing::warn!(instance_id, order_id, error = %e, "changed order unreadable; notifying without it")
                 }
             }
         }

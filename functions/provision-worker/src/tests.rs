@@ -854,3 +854,70 @@ async fn an_app_info_over_koogallerys_limits_refuses_the_order_when_the_vendor_a
         }
     }
 }
+
+/// Answers every order with a SKU and quantity of its own, and records what was asked.
+#[derive(Default)]
+struct RecordingMarketplace(Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl koogallery::order::MarketplaceClient for RecordingMarketplace {
+    async fn query_order(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+    ) -> Result<koogallery::order::OrderDetails, koogallery::order::MarketplaceError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((order_id.to_owned(), order_line_id.to_owned()));
+        Ok(koogallery::order::OrderDetails {
+            sku_code: Some(format!("sku-of-{order_id}")),
+            quantity: Some(99.0),
+            ..Default::default()
+        })
+    }
+}
+
+/// Issue 8: a trial turned paid (and a renewal that changes the spec) reads its order again; the
+/// instance keeps the new SKU and quantity and the vendor's notice carries them.
+#[tokio::test]
+async fn a_trial_turned_paid_reads_its_order_again_before_the_vendor_hears() {
+    let b = bed(vec![]);
+    order(&b, "t1").await;
+    let marketplace = Arc::new(RecordingMarketplace::default());
+    let worker = Worker {
+        marketplace: marketplace.clone(),
+        ..b.worker
+    };
+    worker.process(&delivery("t1", 1)).await.unwrap();
+    let now = b.bed.clock.now();
+    mutate(b.bed.store.as_ref(), "t1", |i| {
+        i.refresh(
+            koogallery::instance::RefreshScene::TrialToFormal,
+            "FORMAL1",
+            None,
+            now + chrono::Duration::days(365),
+            now,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        worker.process(&notify_delivery("t1", 1)).await.unwrap(),
+        JobOutcome::Notified(1)
+    );
+    assert!(
+        marketplace
+            .0
+            .lock()
+            .unwrap()
+            .contains(&("FORMAL1".to_owned(), String::new()))
+    );
+    let stored = b.bed.store.get_instance("t1").await.order.unwrap();
+    assert_eq!(stored.sku_code.as_deref(), Some("sku-of-FORMAL1"));
+    let notices = b.provisioner.notices.lock().unwrap().clone();
+    assert_eq!(
+        notices[0].instance.order.as_ref().unwrap().quantity,
+        Some(99.0)
+    );
+}

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 pub mod callbacks;
 pub mod edge;
+pub mod marketplace;
 pub mod provisioner;
 pub mod secrets;
 pub mod worker;
 
 pub use callbacks::CallbackSettings;
 pub use edge::EdgeSettings;
+pub use marketplace::MarketplaceSettings;
 pub use provisioner::ProvisionerSettings;
 pub use secrets::{
     DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, Keys, OpenApiKeys, SecretBundle, Secrets,
@@ -113,6 +115,9 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
     pub provisioner: ProvisionerSettings,
     pub worker: WorkerSettings,
+    /// How the worker reads orders. It depends on the secrets (an AK/SK or not), so it is read
+    /// where they are known: [`Config::from_env`] locally, the worker's start-up on AWS.
+    pub marketplace: MarketplaceSettings,
 }
 
 impl Settings {
@@ -137,6 +142,7 @@ impl Settings {
             callbacks: CallbackSettings::read(env, &provisioner)?,
             provisioner,
             worker,
+            marketplace: MarketplaceSettings::Offline,
         })
     }
 }
@@ -168,9 +174,11 @@ impl Config {
     /// Settings and secrets from the process environment (the local host).
     pub fn from_env() -> Result<Self, ConfigError> {
         let env = Env::process();
-        EnvSecrets::open_api(&env)?;
+        let has_keys = EnvSecrets::open_api(&env)?.is_some();
+        let mut settings = Settings::read(&env)?;
+        settings.marketplace = MarketplaceSettings::read(&env, has_keys, false)?;
         Ok(Self {
-            settings: Settings::read(&env)?,
+            settings,
             secrets: EnvSecrets::read(&env),
         })
     }

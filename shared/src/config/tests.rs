@@ -182,3 +182,53 @@ fn deadlines_are_bounded_by_what_the_queue_keeps() {
     let ok = cfg(&[("KOOGALLERY_PROVISIONING_DEADLINE_SECS", "10800")]).unwrap();
     assert_eq!(ok.settings.worker.provisioning_deadline.as_secs(), 10800);
 }
+
+/// Issue 8: the marketplace is the open API when an AK/SK is configured; offline only locally by
+/// default, and on AWS only when chosen explicitly.
+#[test]
+fn the_marketplace_is_the_open_api_with_keys_and_offline_only_by_choice_on_aws() {
+    use crate::config::MarketplaceSettings;
+    let read = |vars: &[(&str, &str)], keys: bool, aws: bool| {
+        let m = env(vars);
+        MarketplaceSettings::read(&Env::from_fn(|k| m.get(k).cloned()), keys, aws)
+    };
+    assert!(matches!(
+        read(&[], true, true).unwrap(),
+        MarketplaceSettings::OpenApi { ref primary, fallback: Some(ref f), .. }
+            if primary == "https://mkt.myhuaweicloud.com" && f == "https://mkt.myhuaweicloud.cn"
+    ));
+    assert_eq!(
+        read(&[], false, false).unwrap(),
+        MarketplaceSettings::Offline
+    );
+    let e = read(&[], false, true).unwrap_err().to_string();
+    assert!(
+        e.contains("KOOGALLERY_MARKETPLACE") && e.contains("offline"),
+        "{e}"
+    );
+    assert_eq!(
+        read(&[("KOOGALLERY_MARKETPLACE", "offline")], false, true).unwrap(),
+        MarketplaceSettings::Offline
+    );
+    let e = read(&[("KOOGALLERY_MARKETPLACE", "openapi")], false, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("KOOGALLERY_AK"), "{e}");
+    let intl = read(
+        &[
+            (
+                "KOOGALLERY_OPENAPI_URL",
+                "https://mkt-intl.myhuaweicloud.com",
+            ),
+            ("KOOGALLERY_OPENAPI_FALLBACK_URL", "none"),
+        ],
+        true,
+        true,
+    )
+    .unwrap();
+    assert!(matches!(
+        intl,
+        MarketplaceSettings::OpenApi { ref primary, fallback: None, .. }
+            if primary == "https://mkt-intl.myhuaweicloud.com"
+    ));
+}
