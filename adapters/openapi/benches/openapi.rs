@@ -42,7 +42,13 @@ fn bench(c: &mut Criterion) {
         body: b"",
     };
     c.bench_function("apig/sign_query_order", |b| {
-        b.iter(|| black_box(apig::sign("bench-ak", "0123456789abcdef0123456789abcdef", black_box(&request))))
+        b.iter(|| {
+            black_box(apig::sign(
+                "bench-ak",
+                "0123456789abcdef0123456789abcdef",
+                black_box(&request),
+            ))
+        })
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
