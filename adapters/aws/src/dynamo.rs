@@ -58,6 +58,7 @@ use koogallery::{
     StoreError,
     callbacks::StoreAccess,
     instance::{CreateOutcome, Instance, InstanceEvent, InstanceStore, record},
+    order::notice::{OrderNotice, OrderNoticeStore, record as notice_record},
     security::replay::NonceStore,
 };
 
@@ -120,6 +121,17 @@ pub mod keys {
     /// `EVENT#{seq:020}`: zero-padded so the sort key order is the sequence order.
     pub fn event_sk(seq: u64) -> String {
         format!("{EVENT_SK_PREFIX}{seq:020}")
+    }
+
+    pub const ORDER_NOTICE_SK: &str = "NOTICE";
+
+    /// `ORDERNOTICE#{orderId}#{orderLineId}`, escaped as order lines are.
+    pub fn order_notice_pk(order_id: &str, order_line_id: &str) -> String {
+        format!(
+            "ORDERNOTICE#{}#{}",
+            escape_component(order_id),
+            escape_component(order_line_id)
+        )
     }
 
     /// `NONCE#{nonce}`.
@@ -798,6 +810,75 @@ async fn query_all(
             Some(key) if !key.is_empty() => start = Some(key.clone()),
             _ => return Ok(items),
         }
+    }
+}
+
+impl DynamoStore {
+    fn notice_item(notice: &OrderNotice) -> Result<Item, StoreError> {
+        Ok(HashMap::from([
+            (
+                PK.to_owned(),
+                s(order_notice_pk(&notice.order_id, &notice.order_line_id)),
+            ),
+            (SK.to_owned(), s(ORDER_NOTICE_SK)),
+            (
+                DATA.to_owned(),
+                s(json_text(notice_record::encode(notice)?)?),
+            ),
+        ]))
+    }
+}
+
+#[async_trait]
+impl OrderNoticeStore for DynamoStore {
+    async fn record_notice(&self, notice: &OrderNotice) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::notice_item(notice)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("PutItem (record order notice)", &e)),
+        }
+    }
+
+    async fn notice(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+    ) -> Result<Option<OrderNotice>, StoreError> {
+        let Some(item) = self
+            .get_item(order_notice_pk(order_id, order_line_id), ORDER_NOTICE_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let data = string_attr(&item, DATA).map_err(StoreError::Corrupt)?;
+        notice_record::decode(data.as_bytes()).map(Some)
+    }
+
+    async fn update_notice(&self, notice: &OrderNotice) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::notice_item(notice)?))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem (update order notice)", &e))?;
+        Ok(())
     }
 }
 

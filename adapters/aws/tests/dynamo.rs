@@ -14,6 +14,7 @@ use koogallery::{
     security::replay::NonceStore,
     testing::contract::{
         concurrent_create_contract, instance_store_contract, nonce_store_contract,
+        order_notice_store_contract,
     },
 };
 use koogallery_aws::{DynamoStore, bootstrap::ensure_table, dynamo::keys};
@@ -395,4 +396,10 @@ async fn events_paginate_past_one_megabyte() {
     let events = store.events(&inst.instance_id).await.unwrap();
     assert_eq!(events.len(), 401);
     assert!(events.iter().enumerate().all(|(i, e)| e.seq == i as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn dynamo_store_passes_the_order_notice_contract() {
+    order_notice_store_contract(Arc::new(store().await)).await;
 }

@@ -54,6 +54,9 @@ pub(crate) const JOBS_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::ne
 pub(crate) type DeadRecord = (u32, i64, i64, &'static [u8], &'static [u8]);
 pub(crate) const JOBS_DEAD: TableDefinition<u64, DeadRecord> = TableDefinition::new("jobs_dead");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Order notices by (orderId, orderLineId): the versioned record of `order::notice::record`.
+pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("order_notices");
 
 /// Instances, order lines, events and nonces in one redb file; cheap to clone (shares the database).
 ///
@@ -94,6 +97,7 @@ impl EmbeddedStore {
             txn.open_table(JOBS_DUE).map_err(Fault::from)?;
             txn.open_table(JOBS_DEAD).map_err(Fault::from)?;
             txn.open_table(META).map_err(Fault::from)?;
+            txn.open_table(ORDER_NOTICES).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
         Ok(Self { db: Arc::new(db) })

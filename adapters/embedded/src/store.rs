@@ -1,4 +1,4 @@
-//! [`InstanceStore`] and [`NonceStore`] over redb, mirroring `koogallery::testing::MemoryStore`. Records are encoded by
+//! [`InstanceStore`], [`OrderNoticeStore`] and [`NonceStore`] over redb, mirroring `koogallery::testing::MemoryStore`. Records are encoded by
 //! `koogallery::instance::record` (the versioned on-disk contract).
 
 use async_trait::async_trait;
@@ -6,11 +6,15 @@ use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
     instance::{CreateOutcome, Instance, InstanceEvent, InstanceStore, record},
+    order::notice::{OrderNotice, OrderNoticeStore, record as notice_record},
     security::replay::NonceStore,
 };
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
-use crate::{EVENTS, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, millis};
+use crate::{
+    EVENTS, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, ORDER_NOTICES,
+    millis,
+};
 
 /// Expired nonces removed per `remember` call: each call adds at most one entry and removes up to
 /// this many, so the table tracks the live set without any call doing unbounded work.
@@ -267,6 +271,68 @@ impl InstanceStore for EmbeddedStore {
                     }
                 }
                 Ok(out)
+            })
+            .await?)
+    }
+}
+
+#[async_trait]
+impl OrderNoticeStore for EmbeddedStore {
+    async fn record_notice(&self, notice: &OrderNotice) -> Result<bool, StoreError> {
+        let notice = notice.clone();
+        Ok(self
+            .blocking(move |db| {
+                let bytes = notice_record::encode(&notice).map_err(corrupt)?;
+                // One write transaction at a time: the check and the insert are atomic.
+                let txn = db.begin_write()?;
+                let created = {
+                    let mut table = txn.open_table(ORDER_NOTICES)?;
+                    let key = (notice.order_id.as_str(), notice.order_line_id.as_str());
+                    if table.get(key)?.is_some() {
+                        false
+                    } else {
+                        table.insert(key, bytes.as_slice())?;
+                        true
+                    }
+                };
+                txn.commit()?;
+                Ok(created)
+            })
+            .await?)
+    }
+
+    async fn notice(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+    ) -> Result<Option<OrderNotice>, StoreError> {
+        let (order, line) = (order_id.to_owned(), order_line_id.to_owned());
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(ORDER_NOTICES)?;
+                let found = table.get((order.as_str(), line.as_str()))?;
+                found
+                    .map(|b| notice_record::decode(b.value()).map_err(corrupt))
+                    .transpose()
+            })
+            .await?)
+    }
+
+    async fn update_notice(&self, notice: &OrderNotice) -> Result<(), StoreError> {
+        let notice = notice.clone();
+        Ok(self
+            .blocking(move |db| {
+                let bytes = notice_record::encode(&notice).map_err(corrupt)?;
+                let txn = db.begin_write()?;
+                {
+                    let mut table = txn.open_table(ORDER_NOTICES)?;
+                    table.insert(
+                        (notice.order_id.as_str(), notice.order_line_id.as_str()),
+                        bytes.as_slice(),
+                    )?;
+                }
+                txn.commit()?;
+                Ok(())
             })
             .await?)
     }

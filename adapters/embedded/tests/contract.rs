@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use koogallery::testing::contract::{
     concurrent_create_contract, instance_store_contract, nonce_store_contract,
+    order_notice_store_contract,
 };
 use koogallery_embedded::EmbeddedStore;
 
@@ -40,4 +41,10 @@ async fn embedded_queue_passes_the_job_consumer_contract() {
         std::sync::Arc::new(koogallery::clock::SystemClock),
     );
     koogallery::testing::contract::job_consumer_contract(&consumer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_passes_the_order_notice_contract() {
+    let (_dir, store) = fresh();
+    order_notice_store_contract(store).await;
 }

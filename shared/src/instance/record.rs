@@ -124,8 +124,9 @@ struct AccessRecord {
     memo: Option<String>,
 }
 
+/// The order as stored, here and in order notices (`order::notice`).
 #[derive(Serialize, Deserialize)]
-struct OrderRecord {
+pub(crate) struct OrderRecord {
     order_type: Option<String>,
     charging_mode: Option<ChargingModeRecord>,
     period_type: Option<String>,
@@ -284,6 +285,46 @@ impl From<ChargingModeRecord> for ChargingMode {
     }
 }
 
+impl From<&OrderDetails> for OrderRecord {
+    fn from(o: &OrderDetails) -> Self {
+        Self {
+            order_type: o.order_type.clone(),
+            charging_mode: o.charging_mode.map(Into::into),
+            period_type: o.period_type.clone(),
+            period_number: o.period_number,
+            product_id: o.product_id.clone(),
+            sku_code: o.sku_code.clone(),
+            product_name: o.product_name.clone(),
+            quantity: o.quantity,
+            expire_time: o.expire_time,
+            customer_id: o.customer_id.clone(),
+            customer_name: o.customer_name.clone(),
+            extend_params: o.extend_params.clone(),
+            offline: o.offline,
+        }
+    }
+}
+
+impl From<OrderRecord> for OrderDetails {
+    fn from(o: OrderRecord) -> Self {
+        Self {
+            order_type: o.order_type,
+            charging_mode: o.charging_mode.map(Into::into),
+            period_type: o.period_type,
+            period_number: o.period_number,
+            product_id: o.product_id,
+            sku_code: o.sku_code,
+            product_name: o.product_name,
+            quantity: o.quantity,
+            expire_time: o.expire_time,
+            customer_id: o.customer_id,
+            customer_name: o.customer_name,
+            extend_params: o.extend_params,
+            offline: o.offline,
+        }
+    }
+}
+
 impl From<&Instance> for InstanceRecord {
     fn from(i: &Instance) -> Self {
         Self {
@@ -311,21 +352,7 @@ impl From<&Instance> for InstanceRecord {
                 },
                 memo: a.memo.clone(),
             }),
-            order: i.order.as_ref().map(|o| OrderRecord {
-                order_type: o.order_type.clone(),
-                charging_mode: o.charging_mode.map(Into::into),
-                period_type: o.period_type.clone(),
-                period_number: o.period_number,
-                product_id: o.product_id.clone(),
-                sku_code: o.sku_code.clone(),
-                product_name: o.product_name.clone(),
-                quantity: o.quantity,
-                expire_time: o.expire_time,
-                customer_id: o.customer_id.clone(),
-                customer_name: o.customer_name.clone(),
-                extend_params: o.extend_params.clone(),
-                offline: o.offline,
-            }),
+            order: i.order.as_ref().map(OrderRecord::from),
             expire_time: i.expire_time,
             applied: i.applied.clone(),
             provisioning: ProgressRecord {
@@ -377,21 +404,7 @@ impl InstanceRecord {
                     .or(a.password.map(Credential::Plain)),
                 memo: a.memo,
             }),
-            order: self.order.map(|o| OrderDetails {
-                order_type: o.order_type,
-                charging_mode: o.charging_mode.map(Into::into),
-                period_type: o.period_type,
-                period_number: o.period_number,
-                product_id: o.product_id,
-                sku_code: o.sku_code,
-                product_name: o.product_name,
-                quantity: o.quantity,
-                expire_time: o.expire_time,
-                customer_id: o.customer_id,
-                customer_name: o.customer_name,
-                extend_params: o.extend_params,
-                offline: o.offline,
-            }),
+            order: self.order.map(OrderDetails::from),
             expire_time: self.expire_time,
             applied: self.applied,
             provisioning: ProvisioningProgress {

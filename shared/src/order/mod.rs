@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub mod notice;
 pub mod offline;
 
 /// Billing mode of an order line (Query Order `chargingMode`, openapi §2).

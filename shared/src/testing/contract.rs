@@ -371,3 +371,57 @@ mod local_sealer {
         super::credential_sealer_contract(&a, &b).await;
     }
 }
+
+/// Every order-notice store: one record per order line whoever records it first, read back as
+/// written, updated in place.
+pub async fn order_notice_store_contract(store: Arc<dyn crate::order::notice::OrderNoticeStore>) {
+    use crate::order::{OrderDetails, notice::OrderNotice};
+    let order = unique("CS");
+    let line = format!("{order}-000001");
+    let first = OrderNotice::received(&order, &line, t0());
+    assert!(store.record_notice(&first).await.unwrap());
+    let again = OrderNotice::received(&order, &line, t0() + Duration::hours(1));
+    assert!(
+        !store.record_notice(&again).await.unwrap(),
+        "one record per order line"
+    );
+    assert_eq!(
+        store.notice(&order, &line).await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(store.notice(&order, "other-line").await.unwrap().is_none());
+    let mut read = first;
+    read.order = Some(OrderDetails {
+        sku_code: Some("sku-1".into()),
+        ..Default::default()
+    });
+    read.delivered_at = Some(t0() + Duration::minutes(1));
+    store.update_notice(&read).await.unwrap();
+    assert_eq!(store.notice(&order, &line).await.unwrap(), Some(read));
+    // Concurrent first notices: exactly one records.
+    let order = unique("CS");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, order) = (store.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .record_notice(&OrderNotice::received(&order, "L", t0()))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut recorded = 0;
+    for t in tasks {
+        recorded += usize::from(t.await.unwrap());
+    }
+    assert_eq!(recorded, 1);
+}
+
+#[cfg(test)]
+mod memory_notices {
+    #[tokio::test]
+    async fn the_memory_store_passes_the_order_notice_contract() {
+        super::order_notice_store_contract(std::sync::Arc::new(crate::testing::MemoryStore::new()))
+            .await;
+    }
+}

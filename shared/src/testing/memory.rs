@@ -28,6 +28,7 @@ struct Tables {
     nonces: HashMap<String, DateTime<Utc>>,
     /// (expiry, nonce), so expired nonces are dropped from the front in O(log n) each.
     nonce_expiry: std::collections::BTreeSet<(DateTime<Utc>, String)>,
+    notices: HashMap<(String, String), crate::order::notice::OrderNotice>,
 }
 
 /// Instances, order lines, events and nonces in a mutex-guarded map.
@@ -144,6 +145,45 @@ impl InstanceStore for MemoryStore {
             .filter(|i| i.is_unsettled())
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl crate::order::notice::OrderNoticeStore for MemoryStore {
+    async fn record_notice(
+        &self,
+        notice: &crate::order::notice::OrderNotice,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.lock()?;
+        let key = (notice.order_id.clone(), notice.order_line_id.clone());
+        if t.notices.contains_key(&key) {
+            return Ok(false);
+        }
+        t.notices.insert(key, notice.clone());
+        Ok(true)
+    }
+
+    async fn notice(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+    ) -> Result<Option<crate::order::notice::OrderNotice>, StoreError> {
+        Ok(self
+            .lock()?
+            .notices
+            .get(&(order_id.to_owned(), order_line_id.to_owned()))
+            .cloned())
+    }
+
+    async fn update_notice(
+        &self,
+        notice: &crate::order::notice::OrderNotice,
+    ) -> Result<(), StoreError> {
+        self.lock()?.notices.insert(
+            (notice.order_id.clone(), notice.order_line_id.clone()),
+            notice.clone(),
+        );
+        Ok(())
     }
 }
 

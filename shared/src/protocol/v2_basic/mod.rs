@@ -8,6 +8,7 @@ use serde_json::Value;
 
 pub mod change_instance_check;
 pub mod new_instance;
+pub mod order_notify;
 pub mod query_instance;
 pub mod refresh_instance;
 pub mod release_instance;
@@ -16,6 +17,7 @@ pub mod upgrade_instance;
 
 pub use change_instance_check::{ChangeInstanceCheckRequest, ProductInfo};
 pub use new_instance::NewInstanceRequest;
+pub use order_notify::OrderNotifyRequest;
 pub use query_instance::{AppInfo, InstanceInfo, MAX_QUERY_IDS, QueryInstanceRequest, UsageInfo};
 pub use refresh_instance::{RefreshInstanceRequest, RefreshScene};
 pub use release_instance::ReleaseInstanceRequest;
