@@ -488,7 +488,10 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             .collect()
     };
     assert_eq!(keys_of("EdgeRole"), [["NONCE#*"]]);
-    assert_eq!(keys_of("ProvisionWorkerRole"), [["INSTANCE#*"]]);
+    assert_eq!(
+        keys_of("ProvisionWorkerRole"),
+        [["INSTANCE#*", "ORDERNOTICE#*"]]
+    );
     // Passwords at rest: the worker seals (a data key per password), queryInstance opens; the key
     // outlives the stack with the table.
     let kms_of = |role: &str| -> Vec<String> {

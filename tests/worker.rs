@@ -93,6 +93,7 @@ fn second_worker(
         &cfg.settings,
         Arc::new(koogallery::metrics::NoMetrics),
         Arc::new(koogallery::security::at_rest::LocalKeySealer::random()),
+        h.backend.store.clone(),
     )
 }
 
@@ -473,5 +474,85 @@ async fn the_vendor_provisions_from_the_order_the_marketplace_served() {
         "read through the fallback host"
     );
     assert_eq!(query(&sim, "year-1").await, ResultCode::Success);
+    h.shutdown().await;
+}
+
+/// Issue 8: orderNotify end to end. KooGallery says an order line was paid; the answer is
+/// `000000` at once; the worker reads the order through the open API and the vendor hears one
+/// `order` event with it, however many times KooGallery repeats the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marketplace() {
+    use koogallery_sim::openapi::{OpenApiSim, SimOrder};
+    let openapi = OpenApiSim::start(
+        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    openapi.place(SimOrder {
+        charging_mode: "ONE_TIME".into(),
+        period_type: None,
+        period_number: None,
+        expire_time: None,
+        ..SimOrder::yearly("CSPAID0001", 3, chrono::Utc::now())
+    });
+    let vendor = Vendor::start().await;
+    let mut cfg = vendor.config();
+    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
+        ak: "e2e-ak".into(),
+        sk: koogallery::security::SecretKey::new("e2e-sk"),
+    });
+    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
+        primary: openapi.primary_url(),
+        fallback: None,
+        timeout: Duration::from_secs(2),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let sim = simulator(&h);
+    let notify = json!({"activity":"orderNotify","orderId":"CSPAID0001","orderLineId":"CSPAID0001-000001","testFlag":"0"});
+    let a = sim.call(&notify).await.unwrap();
+    assert_eq!(a.reply.result_code, ResultCode::Success);
+    assert!(a.body_sign_valid);
+    let orders = || -> Vec<serde_json::Value> {
+        vendor
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.event == "order" && r.status == 200)
+            .map(|r| r.body.clone())
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the vendor hears of the order",
+        || orders().len() == 1,
+    )
+    .await;
+    // KooGallery's repeats (it retries until it sees 000000, and may send again).
+    for _ in 0..2 {
+        assert_eq!(
+            sim.call(&notify).await.unwrap().reply.result_code,
+            ResultCode::Success
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let heard = orders();
+    assert_eq!(heard.len(), 1, "told once");
+    assert_eq!(heard[0]["eventId"], "order:CSPAID0001:CSPAID0001-000001");
+    assert_eq!(heard[0]["state"], "paid");
+    assert_eq!(heard[0]["order"]["chargingMode"], "ONE_TIME");
+    assert_eq!(heard[0]["order"]["quantity"], 3.0);
+    assert_eq!(heard[0]["order"]["offline"], false);
+    // A debug orderNotify answers 000000 and tells nobody.
+    let debug = json!({"activity":"orderNotify","orderId":"CSDEBUG01","orderLineId":"CSDEBUG01-000001","testFlag":"1"});
+    assert_eq!(
+        sim.call(&debug).await.unwrap().reply.result_code,
+        ResultCode::Success
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(orders().len(), 1);
     h.shutdown().await;
 }

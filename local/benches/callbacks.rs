@@ -56,7 +56,8 @@ fn edge_on(
 ) -> Edge {
     let config = Config::with_keys(KEY, "bench-kit-key");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let resources = Resources::from_config(store, queue, clock.clone(), &config);
+    let resources = Resources::from_config(store, queue, clock.clone(), &config)
+        .with_order_notices(Arc::new(MemoryStore::new()));
     let dispatcher = InProcessDispatcher::build(&resources).expect("every callback builds");
     Edge::new(
         &config.settings.edge,

@@ -230,10 +230,14 @@ fn assemble<S>(
     sealer: Arc<dyn CredentialSealer>,
 ) -> Result<(Arc<Worker>, Arc<Edge>), StartError>
 where
-    S: koogallery::instance::InstanceStore + koogallery::security::replay::NonceStore + 'static,
+    S: koogallery::instance::InstanceStore
+        + koogallery::order::notice::OrderNoticeStore
+        + koogallery::security::replay::NonceStore
+        + 'static,
 {
     let resources = Resources::from_config(store.clone(), queue, clock.clone(), config)
-        .with_sealer(sealer.clone());
+        .with_sealer(sealer.clone())
+        .with_order_notices(store.clone());
     let dispatcher = InProcessDispatcher::build(&resources)?;
     let metrics = local_metrics();
     let provisioner = match provisioner {
@@ -256,6 +260,7 @@ where
         &config.settings,
         metrics.clone(),
         sealer,
+        store.clone(),
     ));
     let edge = Arc::new(
         Edge::new(

@@ -238,7 +238,7 @@ mod tests {
             !b.queue
                 .take_all()
                 .iter()
-                .any(|j| j.instance_id() == "parked")
+                .any(|j| j.instance_id() == Some("parked"))
         );
     }
 }

@@ -396,6 +396,7 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
             "dynamodb:PutItem",
             "dynamodb:ConditionCheckItem",
         ],
+        StoreAccess::Notices => &["dynamodb:GetItem", "dynamodb:PutItem"],
     }
 }
 
@@ -406,6 +407,7 @@ pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
     match access {
         StoreAccess::Create => &["INSTANCE#*", "ORDERLINE#*"],
         StoreAccess::ReadOne | StoreAccess::ReadMany | StoreAccess::Update => &["INSTANCE#*"],
+        StoreAccess::Notices => &["ORDERNOTICE#*"],
     }
 }
 

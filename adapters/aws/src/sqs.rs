@@ -181,7 +181,7 @@ impl JobQueue for SqsQueue {
                 failure(
                     &format!(
                         "SendMessage (job for {}) to {}",
-                        job.instance_id(),
+                        job.subject(),
                         self.queue_url
                     ),
                     &e,

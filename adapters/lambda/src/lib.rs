@@ -129,6 +129,7 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         keys: d.secrets.map(|s| s.keys),
         settings: d.settings.callbacks,
         sealer: d.sealer,
+        order_notices: Some(d.store.clone()),
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;

@@ -38,6 +38,7 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
             .sealer
             .clone()
             .ok_or("the worker seals passwords: KOOGALLERY_CREDENTIALS_KEY_ID")?,
+        deployment.store.clone(),
     ))
 }
 

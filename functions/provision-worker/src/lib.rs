@@ -39,8 +39,9 @@ use koogallery::{
     },
     jobs::Job,
     metrics::{Metric, Metrics},
+    order::notice::OrderNoticeStore,
     order::{MarketplaceClient, MarketplaceError},
-    provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
+    provisioning::{LifecycleNotice, OrderPaid, ProvisionError, ProvisionRequest, Provisioner},
     security::{
         at_rest::{CredentialSealer, SealError},
         credential_cipher::EncryptType,
@@ -75,6 +76,9 @@ pub enum JobError {
     /// The vendor's password could not be sealed for storage (the key service is down).
     #[error(transparent)]
     AtRest(#[from] SealError),
+    /// An order notice could not be delivered before the notice deadline: dead-lettered (alarm).
+    #[error("order notice not delivered before its deadline: {0}")]
+    OrderNoticeDeadline(#[source] ProvisionError),
     /// The oldest notice of an instance could not be delivered before its deadline: the outbox is
     /// parked and the job dead-lettered; redriving it resumes delivery.
     #[error("notice {seq} not delivered before its deadline: {source}")]
@@ -92,7 +96,9 @@ impl JobError {
             Self::Provisioner(e) => e.is_retryable(),
             Self::Marketplace(e) => e.is_retryable(),
             Self::AtRest(e) => e.is_retryable(),
-            Self::ProvisioningDeadline(_) | Self::NoticeDeadline { .. } => false,
+            Self::ProvisioningDeadline(_)
+            | Self::NoticeDeadline { .. }
+            | Self::OrderNoticeDeadline(_) => false,
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct Worker {
     pub metrics: Arc<dyn Metrics>,
     /// Seals the vendor's password before it is stored (`security::at_rest`).
     pub sealer: Arc<dyn CredentialSealer>,
+    /// Paid order lines (orderNotify) and what the worker has done with them.
+    pub notices: Arc<dyn OrderNoticeStore>,
 }
 
 /// The marketplace client `settings.marketplace` names: Query Order on KooGallery's open API
@@ -209,6 +217,7 @@ impl Worker {
         settings: &Settings,
         metrics: Arc<dyn Metrics>,
         sealer: Arc<dyn CredentialSealer>,
+        notices: Arc<dyn OrderNoticeStore>,
     ) -> Self {
         Self {
             store,
@@ -219,6 +228,7 @@ impl Worker {
             credential_encryption: settings.callbacks.credential_encryption,
             metrics,
             sealer,
+            notices,
         }
     }
 
@@ -235,9 +245,8 @@ impl Worker {
         // must not both believe they hold the claim.
         let token = format!("{}#{}", d.delivery_id, uuid::Uuid::new_v4().simple());
         let mut budget = Budget(CALLS_PER_DELIVERY);
-        let instance_id = d.job.instance_id();
         let result = match &d.job {
-            Job::Provision { .. } => {
+            Job::Provision { instance_id } => {
                 match self.provision(instance_id, &token, &mut budget).await {
                     Ok(JobOutcome::Deferred(wait)) => Ok(JobOutcome::Deferred(wait)),
                     Ok(done) => self
@@ -259,7 +268,11 @@ impl Worker {
                     }
                 }
             }
-            Job::Notify { .. } => self.drain(instance_id, &token, &mut budget).await,
+            Job::Notify { instance_id, .. } => self.drain(instance_id, &token, &mut budget).await,
+            Job::OrderNotice {
+                order_id,
+                order_line_id,
+            } => self.order_notice(order_id, order_line_id).await,
         };
         match &result {
             Ok(outcome) => tracing::info!(job = ?d.job, attempt = d.attempt, ?outcome, "job done"),
@@ -438,6 +451,72 @@ impl Worker {
             }
             Err(e) => Err(JobError::Provisioner(e)),
         }
+    }
+
+    /// A paid order line: read the order once (kept on the notice), tell the vendor once. Retried
+    /// like a lifecycle notice, until the notice deadline from when KooGallery told us.
+    async fn order_notice(
+        &self,
+        order_id: &str,
+        order_line_id: &str,
+    ) -> Result<JobOutcome, JobError> {
+        let Some(mut notice) = self
+            .notices
+            .notice(order_id, order_line_id)
+            .await
+            .map_err(DomainError::from)?
+        else {
+            return Err(
+                DomainError::NotFound(format!("order notice {order_id}/{order_line_id}")).into(),
+            );
+        };
+        if notice.delivered_at.is_some() {
+            return Ok(JobOutcome::AlreadyDone);
+        }
+        let order = match notice.order.clone() {
+            Some(order) => order,
+            None => {
+                let order = self
+                    .marketplace
+                    .query_order(order_id, order_line_id)
+                    .await?;
+                notice.order = Some(order.clone());
+                self.notices
+                    .update_notice(&notice)
+                    .await
+                    .map_err(DomainError::from)?;
+                order
+            }
+        };
+        let paid = OrderPaid {
+            order_id: order_id.to_owned(),
+            order_line_id: order_line_id.to_owned(),
+            order,
+        };
+        match self.provisioner.order_paid(&paid).await {
+            Ok(()) => {}
+            Err(ProvisionError::Rejected { code, message }) => {
+                tracing::warn!(order_id, order_line_id, %code, message, "vendor refused an order notice; not retried");
+            }
+            Err(e) => {
+                self.metrics.record(Metric::NoticeRetries);
+                let waited = (self.now() - notice.received_at)
+                    .to_std()
+                    .unwrap_or_default();
+                if waited >= self.config.notice_deadline {
+                    self.metrics.record(Metric::NoticeDeadlinePassed);
+                    return Err(JobError::OrderNoticeDeadline(e));
+                }
+                return Err(JobError::Provisioner(e));
+            }
+        }
+        notice.delivered_at = Some(self.now());
+        self.notices
+            .update_notice(&notice)
+            .await
+            .map_err(DomainError::from)?;
+        self.metrics.record(Metric::NoticeDelivered);
+        Ok(JobOutcome::Notified(1))
     }
 
     /// Reads the order once per instance; the answer is kept on the record.

@@ -32,6 +32,7 @@ fn bed(script: Vec<Scripted>) -> Bed {
         credential_encryption: None,
         metrics: metrics.clone(),
         sealer: bed.sealer.clone(),
+        notices: bed.store.clone(),
     };
     Bed {
         bed,
@@ -920,4 +921,69 @@ async fn a_trial_turned_paid_reads_its_order_again_before_the_vendor_hears() {
         notices[0].instance.order.as_ref().unwrap().quantity,
         Some(99.0)
     );
+}
+
+fn order_notice_delivery(order_id: &str, attempt: u32) -> JobDelivery {
+    JobDelivery {
+        job: Job::OrderNotice {
+            order_id: order_id.into(),
+            order_line_id: format!("{order_id}-000001"),
+        },
+        attempt,
+        delivery_id: format!("order-{order_id}"),
+    }
+}
+
+/// Issue 8: a paid order line is read once through Query Order, kept on its notice, and told to
+/// the vendor once, retried through an outage; a repeat after that does nothing.
+#[tokio::test]
+async fn a_paid_order_line_is_read_kept_and_told_once_through_an_outage() {
+    use koogallery::order::notice::{OrderNotice, OrderNoticeStore};
+    let b = bed(vec![Scripted::Transient]);
+    let received =
+        OrderNotice::received("MOCKONETIMENEW", "MOCKONETIMENEW-000001", b.bed.clock.now());
+    assert!(b.bed.store.record_notice(&received).await.unwrap());
+    let first = order_notice_delivery("MOCKONETIMENEW", 1);
+    let r = b.worker.process(&first).await;
+    assert!(
+        matches!(b.worker.disposition(&first, &r), Disposition::RetryAfter(_)),
+        "{r:?}"
+    );
+    let kept = b
+        .bed
+        .store
+        .notice("MOCKONETIMENEW", "MOCKONETIMENEW-000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.order.as_ref().unwrap().charging_mode,
+        Some(koogallery::order::ChargingMode::OneTime),
+        "the order read is kept across the retry"
+    );
+    assert!(kept.delivered_at.is_none());
+    assert_eq!(
+        b.worker
+            .process(&order_notice_delivery("MOCKONETIMENEW", 2))
+            .await
+            .unwrap(),
+        JobOutcome::Notified(1)
+    );
+    assert_eq!(
+        b.worker
+            .process(&order_notice_delivery("MOCKONETIMENEW", 3))
+            .await
+            .unwrap(),
+        JobOutcome::AlreadyDone
+    );
+    let paid = b.provisioner.paid.lock().unwrap().clone();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].order_line_id, "MOCKONETIMENEW-000001");
+    // A job for a line never recorded is a bug, not an outage: dead-lettered.
+    let ghost = order_notice_delivery("CSGHOST", 1);
+    let r = b.worker.process(&ghost).await;
+    assert!(matches!(
+        b.worker.disposition(&ghost, &r),
+        Disposition::DeadLetter(_)
+    ));
 }

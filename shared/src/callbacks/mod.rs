@@ -27,6 +27,7 @@ use crate::{
 pub mod change_instance_check;
 mod debug;
 pub mod new_instance;
+pub mod order_notify;
 pub mod query_instance;
 pub mod refresh_instance;
 pub mod registry;

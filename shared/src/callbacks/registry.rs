@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{
     Callback, change_instance_check::ChangeInstanceCheck, new_instance::NewInstance,
-    query_instance::QueryInstance, refresh_instance::RefreshInstance,
+    order_notify::OrderNotify, query_instance::QueryInstance, refresh_instance::RefreshInstance,
     release_instance::ReleaseInstance, update_instance_status::UpdateInstanceStatus,
     upgrade_instance::UpgradeInstance,
 };
@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// Every callback served, in the order of callbacks §6.
-pub static REGISTRY: [Registration; 7] = [
+pub static REGISTRY: [Registration; 8] = [
     Registration::v2(
         "newInstance",
         "new-instance",
@@ -74,6 +74,12 @@ pub static REGISTRY: [Registration; 7] = [
         Needs::READ_ONE,
         build::<ChangeInstanceCheck>,
     ),
+    Registration::v2(
+        "orderNotify",
+        "order-notify",
+        Needs::RECORD_NOTICE_AND_QUEUE,
+        build::<OrderNotify>,
+    ),
 ];
 
 /// Where KooGallery sends a callback.
@@ -106,6 +112,8 @@ pub enum StoreAccess {
     Update,
     /// Creates instances (conditionally, per order line) and changes them.
     Create,
+    /// Records order notices (one per order line) and reads them; never an instance.
+    Notices,
 }
 
 /// What a callback's function is given.
@@ -138,6 +146,12 @@ impl Needs {
         queue: false,
         keys: true,
         open_credentials: true,
+    };
+    pub const RECORD_NOTICE_AND_QUEUE: Self = Self {
+        store: StoreAccess::Notices,
+        queue: true,
+        keys: false,
+        open_credentials: false,
     };
     pub const READ_ONE: Self = Self {
         store: StoreAccess::ReadOne,
@@ -261,6 +275,8 @@ pub struct Resources {
     pub settings: CallbackSettings,
     /// Opens the passwords kept sealed at rest (queryInstance).
     pub sealer: Option<Arc<dyn crate::security::at_rest::CredentialSealer>>,
+    /// Order notices (orderNotify).
+    pub order_notices: Option<Arc<dyn crate::order::notice::OrderNoticeStore>>,
 }
 
 impl Resources {
@@ -279,7 +295,25 @@ impl Resources {
             keys: Some(config.secrets.keys.clone()),
             settings: config.settings.callbacks.clone(),
             sealer: None,
+            order_notices: None,
         }
+    }
+
+    /// With the store of order notices.
+    pub fn with_order_notices(
+        mut self,
+        notices: Arc<dyn crate::order::notice::OrderNoticeStore>,
+    ) -> Self {
+        self.order_notices = Some(notices);
+        self
+    }
+
+    pub fn order_notices(
+        &self,
+    ) -> Result<Arc<dyn crate::order::notice::OrderNoticeStore>, ConfigError> {
+        self.order_notices.clone().ok_or_else(|| {
+            ConfigError::invalid("KOOGALLERY_TABLE", "this callback records order notices")
+        })
     }
 
     /// With the sealer that opens stored passwords.
@@ -425,6 +459,10 @@ mod tests {
         }
         assert_eq!(REGISTRY[0].function_env_var(), "KOOGALLERY_FN_NEW_INSTANCE");
         assert_eq!(REGISTRY[3].resource_prefix(), "UpdateInstanceStatus");
-        assert!(by_activity("orderNotify").is_none(), "not served yet");
+        assert_eq!(
+            by_activity("orderNotify").map(|r| r.function),
+            Some("order-notify")
+        );
+        assert!(by_activity("expireInstance").is_none(), "a V1 activity");
     }
 }

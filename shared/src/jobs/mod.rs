@@ -21,12 +21,30 @@ pub enum Job {
     Provision { instance_id: String },
     /// Tell the provisioner about lifecycle event `seq` (renewal, freeze, upgrade, release, …).
     Notify { instance_id: String, seq: u64 },
+    /// Read a paid order line (an `orderNotify`, callbacks §6.8) and tell the vendor.
+    OrderNotice {
+        order_id: String,
+        order_line_id: String,
+    },
 }
 
 impl Job {
-    pub fn instance_id(&self) -> &str {
+    /// The instance the job is about; an order notice is about an order line instead.
+    pub fn instance_id(&self) -> Option<&str> {
         match self {
-            Self::Provision { instance_id } | Self::Notify { instance_id, .. } => instance_id,
+            Self::Provision { instance_id } | Self::Notify { instance_id, .. } => Some(instance_id),
+            Self::OrderNotice { .. } => None,
+        }
+    }
+
+    /// What the job is about, for logs and errors.
+    pub fn subject(&self) -> String {
+        match self {
+            Self::OrderNotice {
+                order_id,
+                order_line_id,
+            } => format!("order line {order_id}/{order_line_id}"),
+            other => format!("instance {}", other.instance_id().unwrap_or_default()),
         }
     }
 }
@@ -65,5 +83,17 @@ mod tests {
         for (line, job) in fixture.lines().zip(&jobs) {
             assert_eq!(serde_json::to_string(job).unwrap(), line);
         }
+    }
+
+    /// The order notice job of this release, pinned.
+    #[test]
+    fn the_order_notice_job_is_pinned() {
+        let job = Job::OrderNotice {
+            order_id: "CS1".into(),
+            order_line_id: "CS1-000001".into(),
+        };
+        let text = r#"{"type":"order_notice","order_id":"CS1","order_line_id":"CS1-000001"}"#;
+        assert_eq!(serde_json::to_string(&job).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Job>(text).unwrap(), job);
     }
 }

@@ -26,6 +26,15 @@ pub struct LifecycleNotice {
     pub event: InstanceEvent,
 }
 
+/// A paid order line (an `orderNotify`, callbacks §6.8) as Query Order describes it: for products
+/// sold without the SaaS lifecycle (one-time, License, …) this is all the vendor hears.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderPaid {
+    pub order_id: String,
+    pub order_line_id: String,
+    pub order: OrderDetails,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     /// The vendor said no for good: the order fails with `code` and KooGallery refunds it.
@@ -56,4 +65,15 @@ pub trait Provisioner: Send + Sync {
 
     /// A lifecycle change of a provisioned instance. Idempotent per (`instance_id`, `event.seq`).
     async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError>;
+
+    /// An order line was paid. Idempotent per (`order_id`, `order_line_id`). A provisioner with
+    /// nobody to tell (the static one) lets it pass.
+    async fn order_paid(&self, paid: &OrderPaid) -> Result<(), ProvisionError> {
+        tracing::info!(
+            order_id = paid.order_id,
+            order_line_id = paid.order_line_id,
+            "order paid; this provisioner has nobody to tell"
+        );
+        Ok(())
+    }
 }

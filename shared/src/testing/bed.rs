@@ -35,7 +35,8 @@ impl TestBed {
         let sealer = Arc::new(crate::security::at_rest::LocalKeySealer::random());
         let resources =
             Resources::from_config(store.clone(), queue.clone(), clock.clone(), &config)
-                .with_sealer(sealer.clone());
+                .with_sealer(sealer.clone())
+                .with_order_notices(store.clone());
         let dispatcher = match InProcessDispatcher::build(&resources) {
             Ok(d) => Arc::new(d),
             Err(e) => panic!("the test bed's callbacks cannot be built: {e}"),

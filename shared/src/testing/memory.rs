@@ -314,6 +314,7 @@ pub struct ScriptedProvisioner {
     script: Mutex<VecDeque<Scripted>>,
     pub provisioned: Mutex<Vec<String>>,
     pub notices: Mutex<Vec<LifecycleNotice>>,
+    pub paid: Mutex<Vec<crate::provisioning::OrderPaid>>,
 }
 
 impl ScriptedProvisioner {
@@ -365,6 +366,26 @@ impl Provisioner for ScriptedProvisioner {
             Scripted::Succeed => {
                 if let Ok(mut v) = self.notices.lock() {
                     v.push(notice.clone());
+                }
+                Ok(())
+            }
+            Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
+            Scripted::Misconfigured => Err(ProvisionError::Misconfigured("scripted 403".into())),
+            Scripted::Reject(code) => Err(ProvisionError::Rejected {
+                code,
+                message: "scripted rejection".into(),
+            }),
+        }
+    }
+
+    async fn order_paid(
+        &self,
+        paid: &crate::provisioning::OrderPaid,
+    ) -> Result<(), ProvisionError> {
+        match self.next() {
+            Scripted::Succeed => {
+                if let Ok(mut v) = self.paid.lock() {
+                    v.push(paid.clone());
                 }
                 Ok(())
             }

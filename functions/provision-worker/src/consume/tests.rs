@@ -61,6 +61,7 @@ async fn setup(script: Vec<Scripted>, provisioning_deadline: Duration) -> (TestB
         credential_encryption: None,
         metrics: Arc::new(koogallery::metrics::NoMetrics),
         sealer: bed.sealer.clone(),
+        notices: bed.store.clone(),
     };
     (bed, worker)
 }

@@ -9,7 +9,7 @@ use koogallery::{
     ResultCode,
     config::worker::{WEBHOOK_FIRST_BACKOFF, WEBHOOK_TRIES},
     instance::AccessInfo,
-    provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
+    provisioning::{LifecycleNotice, OrderPaid, ProvisionError, ProvisionRequest, Provisioner},
     security::{
         SecretKey,
         webhook::{HEADER_EVENT_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, webhook_signature},
@@ -119,6 +119,17 @@ impl WebhookProvisioner {
     }
 }
 
+/// An explicit non-success code in a 2xx answer to a notice is a refusal too.
+fn refused_in_answer(bytes: &[u8]) -> Result<(), ProvisionError> {
+    if let Ok(answer) = serde_json::from_slice::<WebhookAnswer>(bytes)
+        && let Some(code) = answer.result_code.as_deref()
+        && code != ResultCode::Success.as_str()
+    {
+        return Err(refusal(Some(answer), "webhook refused"));
+    }
+    Ok(())
+}
+
 fn refusal(answer: Option<WebhookAnswer>, fallback: &str) -> ProvisionError {
     let (code, msg) = answer
         .map(|a| (a.result_code, a.result_msg))
@@ -162,16 +173,14 @@ impl Provisioner for WebhookProvisioner {
         }
     }
 
+    async fn order_paid(&self, paid: &OrderPaid) -> Result<(), ProvisionError> {
+        let bytes = self.post(&WebhookEvent::order(paid)).await?;
+        refused_in_answer(&bytes)
+    }
+
     async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
         let event = WebhookEvent::notice(notice);
         let bytes = self.post(&event).await?;
-        // An explicit non-success code in a 2xx answer is a refusal too.
-        if let Ok(answer) = serde_json::from_slice::<WebhookAnswer>(&bytes)
-            && let Some(code) = answer.result_code.as_deref()
-            && code != ResultCode::Success.as_str()
-        {
-            return Err(refusal(Some(answer), "webhook refused"));
-        }
-        Ok(())
+        refused_in_answer(&bytes)
     }
 }

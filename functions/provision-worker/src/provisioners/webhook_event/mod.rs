@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use koogallery::{
     instance::{EventKind, InstanceState},
     order::{ChargingMode, OrderDetails},
-    provisioning::{LifecycleNotice, ProvisionRequest},
+    provisioning::{LifecycleNotice, OrderPaid, ProvisionRequest},
 };
 use serde::Serialize;
 
@@ -25,11 +25,14 @@ pub const WEBHOOK_EVENT_VERSION: u32 = 1;
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEvent {
     pub version: u32,
-    /// `provision`, or the lifecycle event: `refreshed`, `frozen`, `unfrozen`, `upgraded`, `released`.
+    /// `provision`, the lifecycle event (`refreshed`, `frozen`, `unfrozen`, `upgraded`,
+    /// `released`), or `order` (a paid order line, from orderNotify).
     pub event: &'static str,
     pub event_id: String,
     pub seq: u64,
-    pub instance_id: String,
+    /// Absent only from `order` events: a paid order line is not (yet) an instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     pub order_id: String,
     pub order_line_id: String,
     /// `provisioning`, `active`, `frozen`, `failed` or `released`.
@@ -177,12 +180,30 @@ impl WebhookEvent {
             event: "provision",
             event_id: format!("{}:provision", request.instance_id),
             seq: 0,
-            instance_id: request.instance_id.clone(),
+            instance_id: Some(request.instance_id.clone()),
             order_id: request.order_id.clone(),
             order_line_id: request.order_line_id.clone(),
             state: state_name(InstanceState::Provisioning),
             expire_time: request.order.expire_time,
             order: Some(WebhookOrder::from(&request.order)),
+            detail: None,
+        }
+    }
+
+    /// A paid order line (orderNotify): `state` is `paid`, `order` what Query Order answered, and
+    /// `eventId` is `order:<orderId>:<orderLineId>` (the vendor's idempotency key).
+    pub fn order(paid: &OrderPaid) -> Self {
+        Self {
+            version: WEBHOOK_EVENT_VERSION,
+            event: "order",
+            event_id: format!("order:{}:{}", paid.order_id, paid.order_line_id),
+            seq: 0,
+            instance_id: None,
+            order_id: paid.order_id.clone(),
+            order_line_id: paid.order_line_id.clone(),
+            state: "paid",
+            expire_time: paid.order.expire_time,
+            order: Some(WebhookOrder::from(&paid.order)),
             detail: None,
         }
     }
@@ -222,7 +243,7 @@ impl WebhookEvent {
             event: event_name(&e.kind),
             event_id: format!("{}:{}", i.instance_id, e.seq),
             seq: e.seq,
-            instance_id: i.instance_id.clone(),
+            instance_id: Some(i.instance_id.clone()),
             order_id: i.order_id.clone(),
             order_line_id: i.order_line_id.clone(),
             state: state_name(e.to),

@@ -153,3 +153,24 @@ fn a_failed_order_after_a_provision_call_is_sent_as_released_with_state_failed()
         serde_json::json!({})
     );
 }
+
+/// Issue 8: a paid order line (orderNotify) reaches the vendor as an `order` event: no instance,
+/// state `paid`, the order as Query Order described it, a stable `eventId`.
+#[test]
+fn the_order_event_is_pinned() {
+    let paid = OrderPaid {
+        order_id: "CS2211181819B4LVS".into(),
+        order_line_id: "CS2211181819B4LVS-000001".into(),
+        order: order(),
+    };
+    let text = golden("webhook_order.json", &WebhookEvent::order(&paid));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["event"], "order");
+    assert_eq!(v["state"], "paid");
+    assert_eq!(
+        v["eventId"],
+        "order:CS2211181819B4LVS:CS2211181819B4LVS-000001"
+    );
+    assert!(v.get("instanceId").is_none());
+    assert_eq!(v["order"]["quantity"], 50.0);
+}
