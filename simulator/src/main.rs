@@ -59,6 +59,10 @@ enum Command {
         /// Milliseconds between two polls.
         #[arg(long, default_value_t = 250, value_name = "MS")]
         poll_interval: u64,
+        /// A running `serve-openapi` (its primary URL): the order is placed there first, a
+        /// yearly purchase of 50 seats, so the service provisions from what Query Order answers.
+        #[arg(long, value_name = "URL")]
+        openapi: Option<String>,
     },
     /// Sign and send one call, print the answer; exits 1 unless HTTP 200 with a valid Body-Sign.
     Call {
@@ -107,6 +111,10 @@ enum Command {
             hide_env_values = true
         )]
         sk: String,
+        /// The seller's interconnection key, which body-signs usage pushes (the basic interfaces'
+        /// access key).
+        #[arg(long = "key", env = "KOOGALLERY_ACCESS_KEY", default_value = koogallery::config::DEV_ACCESS_KEY, hide_env_values = true)]
+        interconnection_key: String,
     },
 }
 
@@ -126,10 +134,12 @@ async fn main() -> ExitCode {
             fallback_listen,
             ak,
             sk,
+            interconnection_key,
         } => {
             let keys = std::collections::HashMap::from([(ak.clone(), sk)]);
             match koogallery_sim::openapi::OpenApiSim::start(keys, listen, fallback_listen).await {
                 Ok(sim) => {
+                    sim.set_interconnection_key(&interconnection_key);
                     println!(
                         "KooGallery open API: primary {} fallback {} (AK {ak}); Ctrl-C stops",
                         sim.primary_url(),
@@ -150,6 +160,7 @@ async fn main() -> ExitCode {
             test_flag,
             poll_timeout,
             poll_interval,
+            openapi,
         } => {
             let mut opts = LifecycleOptions {
                 test_flag,
@@ -159,6 +170,12 @@ async fn main() -> ExitCode {
             };
             if let Some(order_id) = order_id {
                 opts.order_id = order_id;
+            }
+            if let Some(openapi) = openapi
+                && let Err(e) = place_order(&openapi, &opts.order_id).await
+            {
+                eprintln!("koogallery-sim: cannot place the order at {openapi}: {e}");
+                return ExitCode::FAILURE;
             }
             lifecycle(&target, &opts).await
         }
@@ -187,6 +204,27 @@ async fn main() -> ExitCode {
             call(&target, &body, opts).await
         }
     }
+}
+
+/// Places a yearly 50-seat order for `order_id` on a running `serve-openapi`.
+async fn place_order(openapi: &str, order_id: &str) -> Result<(), String> {
+    let order = serde_json::json!({
+        "orderId": order_id, "orderLineId": format!("{order_id}-000001"),
+        "periodType": "year", "periodNumber": 1, "linearValue": 50,
+        "skuCode": "sim-sku-pro",
+        "expireTime": chrono::Utc::now().checked_add_months(chrono::Months::new(12)),
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/_sim/orders", openapi.trim_end_matches('/')))
+        .json(&order)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    println!("placed a yearly 50-seat order {order_id} at {openapi}");
+    Ok(())
 }
 
 async fn lifecycle(target: &Target, opts: &LifecycleOptions) -> ExitCode {
@@ -412,6 +450,7 @@ mod tests {
                 fallback_listen,
                 ak,
                 sk,
+                ..
             } => {
                 assert_eq!(listen.port(), 9001);
                 assert_eq!(fallback_listen.port(), 8082);

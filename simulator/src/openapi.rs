@@ -203,8 +203,32 @@ pub struct Seen {
     pub authorized: bool,
 }
 
+/// A usage record KooGallery accepted (openapi §3).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UsageRecord {
+    pub instance_id: String,
+    pub record_time: String,
+    pub begin_time: String,
+    pub end_time: String,
+    pub usage_value: String,
+    pub metering_sn: String,
+    #[serde(default)]
+    pub relate_pkg_instance: Option<String>,
+}
+
+#[derive(Default)]
+struct Usage {
+    accepted: Vec<UsageRecord>,
+    /// Records dropped as repeats: the same instance and window (openapi §3 rule 5), or the same
+    /// `metering_sn`.
+    duplicates: usize,
+}
+
 struct Inner {
     keys: HashMap<String, String>,
+    /// The seller's interconnection key: the usage push's body signature (openapi §3).
+    interconnection_key: Mutex<String>,
+    usage: Mutex<Usage>,
     orders: Mutex<HashMap<String, SimOrder>>,
     faults: Mutex<VecDeque<Fault>>,
     primary_down: AtomicBool,
@@ -239,6 +263,8 @@ impl OpenApiSim {
             .collect();
         let inner = Arc::new(Inner {
             keys,
+            interconnection_key: Mutex::new(koogallery::config::DEV_ACCESS_KEY.to_owned()),
+            usage: Mutex::new(Usage::default()),
             orders: Mutex::new(orders),
             faults: Mutex::new(VecDeque::new()),
             primary_down: AtomicBool::new(false),
@@ -290,6 +316,23 @@ impl OpenApiSim {
         self.inner.primary_down.store(down, Ordering::SeqCst);
     }
 
+    /// The key usage pushes are body-signed with (the basic interfaces' access key; the
+    /// development key unless set).
+    pub fn set_interconnection_key(&self, key: &str) {
+        if let Ok(mut k) = self.inner.interconnection_key.lock() {
+            *k = key.to_owned();
+        }
+    }
+
+    /// Usage records accepted so far, in order, and how many repeats were dropped.
+    pub fn usage(&self) -> (Vec<UsageRecord>, usize) {
+        self.inner
+            .usage
+            .lock()
+            .map(|u| (u.accepted.clone(), u.duplicates))
+            .unwrap_or_default()
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.inner
             .seen
@@ -305,6 +348,7 @@ fn router(state: HostState) -> Router {
             koogallery::protocol::openapi::query_order::PATH,
             get(query_order),
         )
+        .route(USAGE_PATH, post(usage_push))
         .route("/_sim/orders", post(place_order))
         .route("/_sim/faults", post(inject_fault))
         .with_state(state)
@@ -328,15 +372,23 @@ fn mkt_status(code: &str) -> u16 {
     }
 }
 
-async fn query_order(
-    State(state): State<HostState>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let query = query.unwrap_or_default();
+/// The new usage push (openapi §3).
+pub const USAGE_PATH: &str = "/api/mkp-openapi-public/global/v1/isv/usage-data";
+/// Records per push, and how far back a window may begin (openapi §3).
+pub const MAX_USAGE_RECORDS: usize = 1000;
+pub const USAGE_HORIZON_DAYS: i64 = 21;
+
+/// The gateway's part, shared by every API: note the request, refuse a down primary or a bad
+/// signature, apply the next injected fault. `Err` is the answer to send instead.
+async fn gateway(
+    state: &HostState,
+    method: &Method,
+    uri: &Uri,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    envelope: (&str, &str),
+) -> Result<(), Response> {
     let pairs: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
@@ -354,9 +406,9 @@ async fn query_order(
         &apig::Request {
             method: method.as_str(),
             path: uri.path(),
-            query: &query,
+            query,
             headers: &borrowed,
-            body: &body,
+            body,
         },
         Utc::now(),
         |ak| state.inner.keys.get(ak).cloned(),
@@ -365,7 +417,7 @@ async fn query_order(
         seen.push(Seen {
             host: state.name,
             path: uri.path().to_owned(),
-            query: query.clone(),
+            query: query.to_owned(),
             host_header: headers
                 .get("host")
                 .and_then(|h| h.to_str().ok())
@@ -375,14 +427,15 @@ async fn query_order(
         });
     }
     if state.name == "primary" && state.inner.primary_down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
     }
     if let Err(refused) = verified {
-        return answer(
+        return Err(answer(
             401,
             json!({"error_code": refused.code, "error_msg": refused.message}),
-        );
+        ));
     }
+    let (code_field, msg_field) = envelope;
     let fault = state
         .inner
         .faults
@@ -391,24 +444,169 @@ async fn query_order(
         .and_then(|mut f| f.pop_front());
     match fault {
         Some(Fault::Status { status }) if (502..=504).contains(&status) => {
-            return StatusCode::from_u16(status)
+            Err(StatusCode::from_u16(status)
                 .unwrap_or(StatusCode::BAD_GATEWAY)
-                .into_response();
+                .into_response())
         }
-        Some(Fault::Status { status }) => {
-            return answer(
-                status,
-                json!({"resultCode":"MKT.0999","resultMsg":"simulated internal error"}),
+        Some(Fault::Status { status }) => Err(answer(
+            status,
+            json!({code_field: "MKT.0999", msg_field: "simulated internal error"}),
+        )),
+        Some(Fault::Mkt { code }) => Err(answer(
+            mkt_status(&code),
+            json!({code_field: code, msg_field: "simulated"}),
+        )),
+        Some(Fault::Slow { millis }) => {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+fn usage_error(code: &str, message: impl Into<String>) -> Response {
+    answer(
+        mkt_status(code),
+        json!({"error_code": code, "error_msg": message.into()}),
+    )
+}
+
+/// Whether `value` is a positive decimal with at most 4 decimals.
+fn valid_usage_value(value: &str) -> bool {
+    let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
+    decimals <= 4 && value.parse::<f64>().is_ok_and(|v| v.is_finite() && v > 0.0)
+}
+
+async fn usage_push(
+    State(state): State<HostState>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = query.unwrap_or_default();
+    if let Err(refused) = gateway(
+        &state,
+        &method,
+        &uri,
+        &query,
+        &headers,
+        &body,
+        ("error_code", "error_msg"),
+    )
+    .await
+    {
+        return refused;
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let key = state
+        .inner
+        .interconnection_key
+        .lock()
+        .map(|k| k.clone())
+        .unwrap_or_default();
+    if !koogallery::security::usage_push::verify_usage_signature(
+        &key,
+        header("ts"),
+        header("nonce"),
+        &body,
+        header("signature"),
+    ) {
+        return usage_error("MKT.0102", "Invalid body sign");
+    }
+    #[derive(Deserialize)]
+    struct Push {
+        usage_records: Vec<UsageRecord>,
+    }
+    let push: Push = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return usage_error("MKT.0101", format!("usage_records: {e}")),
+    };
+    if push.usage_records.len() > MAX_USAGE_RECORDS {
+        return usage_error(
+            "MKT.9003",
+            format!(
+                "{} records; at most {MAX_USAGE_RECORDS}",
+                push.usage_records.len()
+            ),
+        );
+    }
+    let horizon = Utc::now() - chrono::Duration::days(USAGE_HORIZON_DAYS);
+    for r in &push.usage_records {
+        let Ok(begin) = chrono::NaiveDateTime::parse_from_str(&r.begin_time, apig::SDK_DATE_FORMAT)
+        else {
+            return usage_error(
+                "MKT.9002",
+                format!("begin_time {:?} is not yyyyMMddTHHmmssZ", r.begin_time),
+            );
+        };
+        if begin.and_utc() < horizon {
+            return usage_error(
+                "MKT.9004",
+                format!(
+                    "begin_time {} is more than {USAGE_HORIZON_DAYS} days ago",
+                    r.begin_time
+                ),
             );
         }
-        Some(Fault::Mkt { code }) => {
-            return answer(
-                mkt_status(&code),
-                json!({"resultCode": code, "resultMsg": "simulated"}),
+        if !valid_usage_value(&r.usage_value)
+            || r.metering_sn.is_empty()
+            || r.instance_id.is_empty()
+        {
+            return usage_error(
+                "MKT.9002",
+                format!("invalid usage record {}", r.metering_sn),
             );
         }
-        Some(Fault::Slow { millis }) => tokio::time::sleep(Duration::from_millis(millis)).await,
-        None => {}
+    }
+    if let Ok(mut usage) = state.inner.usage.lock() {
+        for r in push.usage_records {
+            let repeat = usage.accepted.iter().any(|a| {
+                a.metering_sn == r.metering_sn
+                    || (a.instance_id == r.instance_id
+                        && a.begin_time == r.begin_time
+                        && a.end_time == r.end_time)
+            });
+            if repeat {
+                usage.duplicates += 1;
+            } else {
+                usage.accepted.push(r);
+            }
+        }
+    }
+    answer(
+        200,
+        json!({"error_code": "MKT.0000", "error_msg": "success"}),
+    )
+}
+
+async fn query_order(
+    State(state): State<HostState>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = query.unwrap_or_default();
+    if let Err(refused) = gateway(
+        &state,
+        &method,
+        &uri,
+        &query,
+        &headers,
+        &body,
+        ("resultCode", "resultMsg"),
+    )
+    .await
+    {
+        return refused;
     }
     let params: HashMap<String, String> = form_urlencoded_pairs(&query);
     let Some(order_id) = params.get("orderId") else {

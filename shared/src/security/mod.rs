@@ -28,6 +28,7 @@ pub mod body_sign;
 pub mod credential_cipher;
 pub mod kit_x_sign;
 pub mod replay;
+pub mod usage_push;
 pub mod v1_auth_token;
 pub mod v2_basic;
 pub mod webhook;
