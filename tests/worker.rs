@@ -75,6 +75,35 @@ async fn wait_ready(sim: &koogallery_sim::Simulator) {
     panic!("host never answered");
 }
 
+/// The simulator's open API for AK `e2e-ak`, and the vendor's config pointed at it (the worker
+/// reads orders there; the fallback host only when `fallback`).
+async fn openapi_and_config(
+    vendor: &Vendor,
+    fallback: bool,
+) -> (
+    koogallery_sim::openapi::OpenApiSim,
+    koogallery::config::Config,
+) {
+    let openapi = koogallery_sim::openapi::OpenApiSim::start(
+        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut cfg = vendor.config();
+    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
+        ak: "e2e-ak".into(),
+        sk: koogallery::security::SecretKey::new("e2e-sk"),
+    });
+    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
+        primary: openapi.primary_url(),
+        fallback: fallback.then(|| openapi.fallback_url()),
+        timeout: Duration::from_secs(2),
+    };
+    (openapi, cfg)
+}
+
 /// Another worker over the host's own store and queue.
 fn second_worker(
     h: &koogallery_local::RunningHost,
@@ -423,28 +452,15 @@ async fn a_lost_job_is_found_by_the_reconciler_and_the_order_provisioned() {
 /// vendor's webhook as yearly, 50 seats, with its expiry and SKU, not as an offline month.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vendor_provisions_from_the_order_the_marketplace_served() {
-    use koogallery_sim::openapi::{OpenApiSim, SimOrder};
-    let openapi = OpenApiSim::start(
-        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let now = chrono::Utc::now();
-    openapi.place(SimOrder::yearly("CSYEAR50E2E", 50, now));
-    openapi.set_primary_down(true);
     let vendor = Vendor::start().await;
-    let mut cfg = vendor.config();
-    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
-        ak: "e2e-ak".into(),
-        sk: koogallery::security::SecretKey::new("e2e-sk"),
-    });
-    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
-        primary: openapi.primary_url(),
-        fallback: Some(openapi.fallback_url()),
-        timeout: Duration::from_secs(2),
-    };
+    let (openapi, cfg) = openapi_and_config(&vendor, true).await;
+    let now = chrono::Utc::now();
+    openapi.place(koogallery_sim::openapi::SimOrder::yearly(
+        "CSYEAR50E2E",
+        50,
+        now,
+    ));
+    openapi.set_primary_down(true);
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path(), cfg, None).await;
     let sim = simulator(&h);
@@ -482,14 +498,9 @@ async fn the_vendor_provisions_from_the_order_the_marketplace_served() {
 /// `order` event with it, however many times KooGallery repeats the call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marketplace() {
-    use koogallery_sim::openapi::{OpenApiSim, SimOrder};
-    let openapi = OpenApiSim::start(
-        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    use koogallery_sim::openapi::SimOrder;
+    let vendor = Vendor::start().await;
+    let (openapi, cfg) = openapi_and_config(&vendor, false).await;
     openapi.place(SimOrder {
         charging_mode: "ONE_TIME".into(),
         period_type: None,
@@ -497,17 +508,6 @@ async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marke
         expire_time: None,
         ..SimOrder::yearly("CSPAID0001", 3, chrono::Utc::now())
     });
-    let vendor = Vendor::start().await;
-    let mut cfg = vendor.config();
-    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
-        ak: "e2e-ak".into(),
-        sk: koogallery::security::SecretKey::new("e2e-sk"),
-    });
-    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
-        primary: openapi.primary_url(),
-        fallback: None,
-        timeout: Duration::from_secs(2),
-    };
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path(), cfg, None).await;
     let sim = simulator(&h);

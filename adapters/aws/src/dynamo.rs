@@ -793,6 +793,25 @@ impl InstanceStore for DynamoStore {
     }
 }
 
+/// A conditional `PutItem`: true when written, false when its condition failed.
+async fn put_if(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    what: &str,
+) -> Result<bool, StoreError> {
+    match put.send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(PutItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(what, &e)),
+    }
+}
+
 /// Every item a query matches, page after page.
 async fn query_all(
     query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
@@ -834,27 +853,14 @@ impl DynamoStore {
 #[async_trait]
 impl OrderNoticeStore for DynamoStore {
     async fn record_notice(&self, notice: &OrderNotice) -> Result<bool, StoreError> {
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Self::notice_item(notice)?))
             .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable("PutItem (record order notice)", &e)),
-        }
+            .expression_attribute_names("#pk", PK);
+        put_if(put, "PutItem (record order notice)").await
     }
 
     async fn notice(
@@ -892,7 +898,7 @@ impl NonceStore for DynamoStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -900,22 +906,9 @@ impl NonceStore for DynamoStore {
             .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#exp", EXPIRES_MS)
-            .expression_attribute_values(":now", n(now.timestamp_millis()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            // The nonce itself is not secret, but keep it out of error text anyway.
-            Err(e) => Err(unavailable("PutItem (remember nonce)", &e)),
-        }
+            .expression_attribute_values(":now", n(now.timestamp_millis()));
+        // The nonce itself is not secret, but keep it out of error text anyway.
+        put_if(put, "PutItem (remember nonce)").await
     }
 }
 

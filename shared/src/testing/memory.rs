@@ -329,6 +329,19 @@ impl ScriptedProvisioner {
         self.provisioned.lock().map(|v| v.len()).unwrap_or(0)
     }
 
+    /// The next scripted answer to a notice: success, or the scripted failure.
+    fn answer(&self) -> Result<(), ProvisionError> {
+        match self.next() {
+            Scripted::Succeed => Ok(()),
+            Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
+            Scripted::Misconfigured => Err(ProvisionError::Misconfigured("scripted 403".into())),
+            Scripted::Reject(code) => Err(ProvisionError::Rejected {
+                code,
+                message: "scripted rejection".into(),
+            }),
+        }
+    }
+
     fn next(&self) -> Scripted {
         self.script
             .lock()
@@ -362,40 +375,22 @@ impl Provisioner for ScriptedProvisioner {
     }
 
     async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
-        match self.next() {
-            Scripted::Succeed => {
-                if let Ok(mut v) = self.notices.lock() {
-                    v.push(notice.clone());
-                }
-                Ok(())
-            }
-            Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
-            Scripted::Misconfigured => Err(ProvisionError::Misconfigured("scripted 403".into())),
-            Scripted::Reject(code) => Err(ProvisionError::Rejected {
-                code,
-                message: "scripted rejection".into(),
-            }),
+        self.answer()?;
+        if let Ok(mut v) = self.notices.lock() {
+            v.push(notice.clone());
         }
+        Ok(())
     }
 
     async fn order_paid(
         &self,
         paid: &crate::provisioning::OrderPaid,
     ) -> Result<(), ProvisionError> {
-        match self.next() {
-            Scripted::Succeed => {
-                if let Ok(mut v) = self.paid.lock() {
-                    v.push(paid.clone());
-                }
-                Ok(())
-            }
-            Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
-            Scripted::Misconfigured => Err(ProvisionError::Misconfigured("scripted 403".into())),
-            Scripted::Reject(code) => Err(ProvisionError::Rejected {
-                code,
-                message: "scripted rejection".into(),
-            }),
+        self.answer()?;
+        if let Ok(mut v) = self.paid.lock() {
+            v.push(paid.clone());
         }
+        Ok(())
     }
 }
 
