@@ -266,3 +266,45 @@ async fn bad_http_input_gets_a_signed_result_code() {
     assert_eq!(r.status(), 404);
     h.shutdown().await;
 }
+
+/// Issue 10: `koogallery-sim load` drives signed calls, each with its own nonce, and counts every
+/// answer other than the expected code as unexpected (here, all of them under a wrong key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_mode_reports_throughput_latency_and_unexpected_answers() {
+    use koogallery_sim::load::{LoadActivity, LoadOptions, run_load};
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), config(), None).await;
+    let opts = LoadOptions {
+        activity: LoadActivity::Mix,
+        connections: 4,
+        duration: Duration::from_secs(1),
+        rate: None,
+        instance_id: None,
+    };
+    let report = run_load(&h.produce_url(), KEY, &opts).await.unwrap();
+    assert!(report.requests > 10, "{report}");
+    assert_eq!(report.unexpected, 0, "{report}");
+    assert!(
+        report.by_code.get("000000").copied().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(
+        report.by_code.get("000004").copied().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(report.requests_per_second() > 0.0);
+    let forged = run_load(
+        &h.produce_url(),
+        "not-the-key",
+        &LoadOptions {
+            activity: LoadActivity::NewInstance,
+            duration: Duration::from_millis(300),
+            ..opts
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged.unexpected, forged.requests, "{forged}");
+    assert!(forged.by_code.contains_key("000001"), "{forged}");
+    h.shutdown().await;
+}

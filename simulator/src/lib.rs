@@ -18,6 +18,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 mod lifecycle;
+pub mod load;
 pub mod openapi;
 pub mod request;
 

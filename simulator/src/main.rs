@@ -90,6 +90,27 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         sign_key: Option<String>,
     },
+    /// Load the production URL with signed calls, each with its own nonce; report requests/s,
+    /// latency percentiles and answers by result code. Exits 1 on any unexpected answer.
+    Load {
+        #[command(flatten)]
+        target: Target,
+        /// queryInstance, newInstance, or mix (nine queries to one newInstance).
+        #[arg(long, default_value = "queryInstance")]
+        activity: koogallery_sim::load::LoadActivity,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Requests per second across all connections (default: as fast as answered).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// The instance to query (default: one is bought first).
+        #[arg(long)]
+        instance_id: Option<String>,
+    },
     /// Serve KooGallery's open API (Query Order) on two loopback ports, the primary and the
     /// fallback host, verifying every request's APIG signature; until Ctrl-C. Place orders with
     /// `POST /_sim/orders`, inject faults with `POST /_sim/faults` (see docs in the README).
@@ -129,6 +150,33 @@ async fn main() -> ExitCode {
         .init();
 
     match Cli::parse().command {
+        Command::Load {
+            target,
+            activity,
+            connections,
+            duration,
+            rate,
+            instance_id,
+        } => {
+            let opts = koogallery_sim::load::LoadOptions {
+                activity,
+                connections,
+                duration: Duration::from_secs(duration),
+                rate,
+                instance_id,
+            };
+            match koogallery_sim::load::run_load(&target.url, &target.key, &opts).await {
+                Ok(report) => {
+                    println!("{report}");
+                    if report.unexpected == 0 && report.requests > 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::ServeOpenapi {
             listen,
             fallback_listen,

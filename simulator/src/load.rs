@@ -1,0 +1,308 @@
+//! `koogallery-sim load`: many signed calls at once against a production URL, as KooGallery's
+//! polling and probes make them, every request signed with a nonce of its own. Requests are signed
+//! ahead by a signer task and the signing is timed apart, so the latency and throughput reported
+//! are the server's: send to the last byte of the answer, over keep-alive connections.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hdrhistogram::Histogram;
+use reqwest::Url;
+use serde_json::{Value, json};
+use tokio::{sync::mpsc, time::Instant};
+
+use crate::{SimError, Simulator, random_nonce, sign_request};
+
+/// What the load sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadActivity {
+    /// queryInstance of one ready instance: `000000` expected.
+    QueryInstance,
+    /// newInstance of a distinct order each time: `000004` (or `000000`) expected.
+    NewInstance,
+    /// Nine queryInstance calls to one newInstance.
+    Mix,
+}
+
+impl std::str::FromStr for LoadActivity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "queryInstance" => Ok(Self::QueryInstance),
+            "newInstance" => Ok(Self::NewInstance),
+            "mix" => Ok(Self::Mix),
+            other => Err(format!(
+                "expected queryInstance, newInstance or mix, got {other:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub activity: LoadActivity,
+    pub connections: usize,
+    pub duration: Duration,
+    /// Requests per second across all connections; as fast as possible when `None`.
+    pub rate: Option<u64>,
+    /// The instance queryInstance asks for; one is bought first when `None`.
+    pub instance_id: Option<String>,
+}
+
+/// What a load run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub requests: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+    /// Answers by result code (`http <status>` for a non-200, `error` for a transport failure).
+    pub by_code: BTreeMap<String, u64>,
+    /// Answers other than the activity's expected code.
+    pub unexpected: u64,
+    /// Mean time to sign one request, off the measured path.
+    pub signing: Duration,
+}
+
+impl LoadReport {
+    pub fn requests_per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    fn ms(&self, quantile: f64) -> f64 {
+        self.latency_us.value_at_quantile(quantile) as f64 / 1000.0
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} requests in {:.1} s: {:.0} requests/s",
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.requests_per_second()
+        )?;
+        writeln!(
+            f,
+            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            self.ms(0.5),
+            self.ms(0.9),
+            self.ms(0.99),
+            self.latency_us.max() as f64 / 1000.0
+        )?;
+        let codes: Vec<String> = self
+            .by_code
+            .iter()
+            .map(|(code, n)| format!("{code}: {n}"))
+            .collect();
+        writeln!(f, "answers: {}", codes.join(", "))?;
+        writeln!(
+            f,
+            "signing (off the measured path): {:.1} µs per request",
+            self.signing.as_secs_f64() * 1e6
+        )?;
+        write!(f, "unexpected answers: {}", self.unexpected)
+    }
+}
+
+/// One request to send, and the codes that count as expected for it.
+struct Prepared {
+    url: Url,
+    body: Vec<u8>,
+    expected: &'static [&'static str],
+}
+
+const QUERY_OK: &[&str] = &["000000"];
+const NEW_OK: &[&str] = &["000004", "000000"];
+
+fn body_for(activity: LoadActivity, n: u64, instance_id: &str) -> (Value, &'static [&'static str]) {
+    let new = || {
+        let order = format!("CSLOAD{}{n:010}", std::process::id());
+        (
+            json!({"activity":"newInstance","orderId":order,"orderLineId":format!("{order}-000001"),
+                "businessId":format!("load-{order}"),"testFlag":"0"}),
+            NEW_OK,
+        )
+    };
+    match activity {
+        LoadActivity::QueryInstance => (
+            json!({"activity":"queryInstance","instanceId":instance_id,"testFlag":"0"}),
+            QUERY_OK,
+        ),
+        LoadActivity::NewInstance => new(),
+        LoadActivity::Mix if n % 10 == 9 => new(),
+        LoadActivity::Mix => (
+            json!({"activity":"queryInstance","instanceId":instance_id,"testFlag":"0"}),
+            QUERY_OK,
+        ),
+    }
+}
+
+/// Buys one instance and waits until queryInstance answers it ready.
+async fn ready_instance(sim: &Simulator) -> Result<String, SimError> {
+    let order = format!("CSLOADQ{}", std::process::id());
+    let answer = sim
+        .call(&json!({"activity":"newInstance","orderId":order,"orderLineId":format!("{order}-000001"),"businessId":format!("load-q-{order}")}))
+        .await?;
+    let id = answer.reply.field::<String>("instanceId").ok_or_else(|| {
+        SimError::InvalidOptions(format!("newInstance answered {:?}", answer.reply))
+    })?;
+    for _ in 0..200 {
+        let a = sim
+            .call(&json!({"activity":"queryInstance","instanceId":id}))
+            .await?;
+        if a.reply.result_code.as_str() == "000000" {
+            return Ok(id);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(SimError::InvalidOptions(format!(
+        "instance {id} never became ready"
+    )))
+}
+
+/// Runs the load against `url` signed with `key`.
+pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadReport, SimError> {
+    if opts.connections == 0 {
+        return Err(SimError::InvalidOptions("at least one connection".into()));
+    }
+    let sim = Simulator::new(url, key)?;
+    let base = sim.url().clone();
+    let instance_id = match (&opts.instance_id, opts.activity) {
+        (Some(id), _) => id.clone(),
+        (None, LoadActivity::NewInstance) => String::new(),
+        (None, _) => ready_instance(&sim).await?,
+    };
+
+    // Signing time and count, across the signers (one per connection, each keeping a small
+    // queue of freshly signed requests ahead of its connection).
+    let signing_ns = Arc::new(AtomicU64::new(0));
+    let signed_count = Arc::new(AtomicU64::new(0));
+    let instance_id: Arc<str> = instance_id.into();
+    let deadline = Instant::now() + opts.duration;
+    let pace = opts
+        .rate
+        .map(|r| Duration::from_secs_f64(opts.connections as f64 / r.max(1) as f64));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut signers = Vec::new();
+    for connection in 0..opts.connections as u64 {
+        let (tx, mut rx) = mpsc::channel::<Prepared>(64);
+        let (key, activity, base, instance_id) = (
+            key.to_owned(),
+            opts.activity,
+            base.clone(),
+            instance_id.clone(),
+        );
+        let (ns, count) = (signing_ns.clone(), signed_count.clone());
+        let stride = opts.connections as u64;
+        signers.push(tokio::spawn(async move {
+            let mut n = connection;
+            loop {
+                let (body, expected) = body_for(activity, n, &instance_id);
+                n += stride;
+                let started = std::time::Instant::now();
+                let signed = sign_request(
+                    &base,
+                    &key,
+                    &body,
+                    &random_nonce(),
+                    chrono::Utc::now().timestamp_millis(),
+                );
+                ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                count.fetch_add(1, Ordering::Relaxed);
+                let Ok(signed) = signed else { return };
+                let prepared = Prepared {
+                    url: signed.url,
+                    body: signed.body,
+                    expected,
+                };
+                if tx.send(prepared).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(SimError::Client)?;
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds");
+            let mut by_code: BTreeMap<String, u64> = BTreeMap::new();
+            let mut unexpected = 0u64;
+            let mut ticker = pace.map(tokio::time::interval);
+            while Instant::now() < deadline {
+                if let Some(t) = ticker.as_mut() {
+                    t.tick().await;
+                }
+                let Some(p) = rx.recv().await else {
+                    break;
+                };
+                let sent = Instant::now();
+                let answer = client
+                    .post(p.url)
+                    .header("content-type", "application/json")
+                    .body(p.body)
+                    .send()
+                    .await;
+                let code = match answer {
+                    Ok(r) if r.status().is_success() => match r.bytes().await {
+                        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                            .ok()
+                            .and_then(|v| v["resultCode"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| "unparsable".into()),
+                        Err(_) => "error".into(),
+                    },
+                    Ok(r) => format!("http {}", r.status().as_u16()),
+                    Err(_) => "error".into(),
+                };
+                let micros = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                let _ = latency.record(micros.max(1));
+                if !p.expected.contains(&code.as_str()) {
+                    unexpected += 1;
+                }
+                *by_code.entry(code).or_default() += 1;
+            }
+            (latency, by_code, unexpected)
+        }));
+    }
+    let mut latency =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    let mut by_code = BTreeMap::new();
+    let mut unexpected = 0;
+    for task in tasks {
+        let Ok((h, codes, bad)) = task.await else {
+            continue;
+        };
+        let _ = latency.add(&h);
+        for (code, n) in codes {
+            *by_code.entry(code).or_default() += n;
+        }
+        unexpected += bad;
+    }
+    let elapsed = started.elapsed();
+    for signer in signers {
+        signer.abort();
+    }
+    let (spent, signed) = (
+        Duration::from_nanos(signing_ns.load(Ordering::Relaxed)),
+        signed_count.load(Ordering::Relaxed),
+    );
+    Ok(LoadReport {
+        requests: latency.len(),
+        elapsed,
+        latency_us: latency,
+        by_code,
+        unexpected,
+        signing: spent / u32::try_from(signed.max(1)).unwrap_or(u32::MAX),
+    })
+}
