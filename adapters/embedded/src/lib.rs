@@ -26,6 +26,7 @@
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
 
 mod consumer;
+mod nonces;
 mod queue;
 mod store;
 
@@ -58,6 +59,9 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_notices");
 
+/// How long the replay guard gathers nonces before one durable commit (see `nonces`).
+pub const NONCE_GROUP_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Instances, order lines, events and nonces in one redb file; cheap to clone (shares the database).
 ///
 /// redb allows a file to be open once per process: open it once and clone the handle (or call
@@ -65,6 +69,7 @@ pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    nonces: Arc<nonces::NonceGuard>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -77,6 +82,15 @@ impl EmbeddedStore {
     /// Opens the database file at `path`, creating it (and its parent directories) if missing, and
     /// creates any missing table so later read transactions never meet an absent one.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, NONCE_GROUP_EVERY)
+    }
+
+    /// [`Self::open`], with the replay guard gathering nonces for `nonce_group` before each
+    /// durable commit.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        nonce_group: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -100,7 +114,24 @@ impl EmbeddedStore {
             txn.open_table(ORDER_NOTICES).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let nonces = nonces::NonceGuard::start(db.clone(), nonce_group)?;
+        Ok(Self { db, nonces })
+    }
+
+    /// Writes the nonces accepted since the last group commit now (tests, and a shutdown that
+    /// cannot wait for the last clone to drop).
+    pub fn flush_nonces(&self) -> Result<usize, StoreError> {
+        Ok(self.nonces.flush(chrono::Utc::now().timestamp_millis())?)
+    }
+
+    /// Nonces accepted and not yet on disk.
+    pub fn unflushed_nonces(&self) -> usize {
+        self.nonces.pending()
+    }
+
+    pub(crate) fn nonce_guard(&self) -> &nonces::NonceGuard {
+        &self.nonces
     }
 
     /// The job queue kept in the same file, stamping enqueued jobs with the wall clock.

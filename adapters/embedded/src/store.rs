@@ -142,7 +142,7 @@ fn save(
 }
 
 /// Removes up to [`NONCE_PURGE_BATCH`] nonces that expired at or before `now_ms`.
-fn purge_expired_nonces(txn: &WriteTransaction, now_ms: i64) -> Result<(), Fault> {
+pub(crate) fn purge_expired_nonces(txn: &WriteTransaction, now_ms: i64) -> Result<(), Fault> {
     let mut index = txn.open_table(NONCE_EXPIRY)?;
     let mut nonces = txn.open_table(NONCES)?;
     // Everything below (now+1, "") has expiry <= now: "" sorts before every other nonce.
@@ -157,29 +157,6 @@ fn purge_expired_nonces(txn: &WriteTransaction, now_ms: i64) -> Result<(), Fault
         nonces.remove(nonce.as_str())?;
     }
     Ok(())
-}
-
-fn remember(nonce: &str, now_ms: i64, exp_ms: i64, txn: WriteTransaction) -> Result<bool, Fault> {
-    purge_expired_nonces(&txn, now_ms)?;
-    let fresh = {
-        let mut nonces = txn.open_table(NONCES)?;
-        let mut index = txn.open_table(NONCE_EXPIRY)?;
-        let previous = nonces.get(nonce)?.map(|g| g.value());
-        match previous {
-            Some(exp) if exp > now_ms => false,
-            _ => {
-                if let Some(old) = previous {
-                    index.remove((old, nonce))?;
-                }
-                nonces.insert(nonce, exp_ms)?;
-                index.insert((exp_ms, nonce), ())?;
-                true
-            }
-        }
-    };
-    // Committed on a replay too, so the purge work is kept.
-    txn.commit()?;
-    Ok(fresh)
 }
 
 #[async_trait]
@@ -348,17 +325,15 @@ impl NonceStore for EmbeddedStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let nonce = nonce.to_owned();
-        let (now_ms, exp_ms) = (millis(now), millis(expires_at));
+        // In memory, persisted by the next group commit (`nonces`): no disk write on this path.
         Ok(self
-            .blocking(move |db| remember(&nonce, now_ms, exp_ms, db.begin_write()?))
-            .await?)
+            .nonce_guard()
+            .remember(nonce, millis(now), millis(expires_at)))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use koogallery::{instance::InstanceStore, security::replay::NonceStore};
     use redb::ReadableTableMetadata;
@@ -469,8 +444,9 @@ mod tests {
 
     #[tokio::test]
     async fn expired_nonces_are_purged_in_bounded_batches() {
-        let (_dir, store) = fresh();
-        let store = Arc::new(store);
+        let dir = tempfile::tempdir().unwrap();
+        // Groups are committed only when the test says so.
+        let store = EmbeddedStore::open_with(dir.path().join("s.redb"), HOUR).unwrap();
         let exp = t0() + chrono::Duration::seconds(1);
         for i in 0..100 {
             assert!(store.remember(&format!("n{i}"), t0(), exp).await.unwrap());
@@ -482,20 +458,63 @@ mod tests {
             assert_eq!(n, i, "index and table agree");
             n
         };
+        assert_eq!(count(&store), 0, "nothing on disk before the group commit");
+        assert_eq!(store.flush_nonces().unwrap(), 100);
         assert_eq!(count(&store), 100);
         let later = t0() + chrono::Duration::seconds(2);
         let later_exp = later + chrono::Duration::seconds(300);
         assert!(store.remember("fresh-1", later, later_exp).await.unwrap());
-        assert_eq!(count(&store), 100 - NONCE_PURGE_BATCH as u64 + 1);
-        // A replay still commits its purge batch.
         assert!(!store.remember("fresh-1", later, later_exp).await.unwrap());
-        assert_eq!(count(&store), 100 - 2 * NONCE_PURGE_BATCH as u64 + 1);
+        store.nonce_guard().flush(millis(later)).unwrap();
+        assert_eq!(count(&store), 100 - NONCE_PURGE_BATCH as u64 + 1);
         // Re-remembering an expired nonce moves its index entry instead of duplicating it.
         assert!(store.remember("n99", later, later_exp).await.unwrap());
         assert!(!store.remember("n99", later, later_exp).await.unwrap());
-        for _ in 0..10 {
-            store.remember("fresh-1", later, later_exp).await.unwrap();
+        for i in 0..10 {
+            store
+                .remember(&format!("more-{i}"), later, later_exp)
+                .await
+                .unwrap();
+            store.nonce_guard().flush(millis(later)).unwrap();
         }
-        assert_eq!(count(&store), 2, "only the live nonces remain");
+        assert_eq!(count(&store), 12, "only the live nonces remain");
+    }
+
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    /// Issue 10: a replay is refused across a clean restart (the last group is written when the
+    /// store closes), and a crash forgets at most the group not yet committed: what is on disk is
+    /// exactly what was accepted up to the last group commit.
+    #[tokio::test]
+    async fn a_replay_is_refused_across_a_restart_and_a_crash_forgets_only_the_last_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let now = chrono::Utc::now();
+        let exp = now + chrono::Duration::seconds(120);
+        {
+            let store = EmbeddedStore::open_with(&path, HOUR).unwrap();
+            assert!(store.remember("committed", now, exp).await.unwrap());
+            store.flush_nonces().unwrap();
+            assert!(store.remember("last-group", now, exp).await.unwrap());
+            assert_eq!(store.unflushed_nonces(), 1);
+            // A crash now would lose only "last-group": the disk holds "committed".
+            let txn = store.database().begin_read().unwrap();
+            let on_disk = txn.open_table(NONCES).unwrap();
+            assert!(on_disk.get("committed").unwrap().is_some());
+            assert!(on_disk.get("last-group").unwrap().is_none());
+        }
+        // A clean close wrote the last group.
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert!(!store.remember("committed", now, exp).await.unwrap());
+        assert!(!store.remember("last-group", now, exp).await.unwrap());
+        assert!(store.remember("new", now, exp).await.unwrap());
+        // The flusher commits a group by itself, within moments.
+        for _ in 0..200 {
+            if store.unflushed_nonces() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.unflushed_nonces(), 0);
     }
 }

@@ -1,0 +1,204 @@
+//! The replay guard's nonces on the embedded store, checked in memory and persisted in groups.
+//!
+//! A request's nonce is checked and recorded in memory, and the answer does not wait for the
+//! disk. A flusher thread writes the nonces recorded since its last pass in one durable commit, at
+//! most [`NonceGuard::every`] after the first of them, which is one fsync per group instead of
+//! one per request. On open, the unexpired nonces on disk are loaded back.
+//!
+//! What a crash can forget: the nonces accepted since the last group commit, that is, within the
+//! last `every` (2 ms by default) plus the commit in flight. A replay of one of those is still
+//! refused by the timestamp window once it passes (±60 s). Until then it reaches a callback, and
+//! every callback is idempotent, so the replay changes nothing. A clean shutdown flushes
+//! everything (`Drop`).
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Condvar, Mutex, Weak},
+    time::Duration,
+};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::{Fault, NONCE_EXPIRY, NONCES};
+
+/// Expired nonces dropped from memory per check, so no request does unbounded work.
+const PURGE_BATCH: usize = 64;
+
+#[derive(Default)]
+struct State {
+    live: HashMap<String, i64>,
+    expiry: BTreeSet<(i64, String)>,
+    /// Accepted since the last group commit: (nonce, expiry ms).
+    pending: Vec<(String, i64)>,
+}
+
+/// What the flusher thread shares with the store: never the database itself, which it borrows
+/// (a `Weak`) only for the moment of a commit, so closing the store closes the file at once.
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+pub(crate) struct NonceGuard {
+    db: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+impl NonceGuard {
+    /// Loads the nonces of `db` and starts the flusher.
+    pub(crate) fn start(db: Arc<Database>, every: Duration) -> Result<Arc<Self>, Fault> {
+        let mut state = State::default();
+        {
+            let read = db.begin_read()?;
+            let table = read.open_table(NONCES)?;
+            for entry in table.iter()? {
+                let (nonce, exp) = entry?;
+                // All of them: expiry is judged against each request's own time, and the
+                // expired ones leave memory (and the disk) in bounded batches.
+                let (nonce, exp) = (nonce.value().to_owned(), exp.value());
+                state.expiry.insert((exp, nonce.clone()));
+                state.live.insert(nonce, exp);
+            }
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let (thread_shared, thread_db) = (shared.clone(), Arc::downgrade(&db));
+        std::thread::Builder::new()
+            .name("nonce-flusher".into())
+            .spawn(move || flusher(thread_shared, thread_db, every))
+            .map_err(|e| Fault::Task(format!("cannot start the nonce flusher: {e}")))?;
+        Ok(Arc::new(Self { db, shared }))
+    }
+
+    /// True the first time `nonce` is seen while unexpired at `now_ms`.
+    pub(crate) fn remember(&self, nonce: &str, now_ms: i64, exp_ms: i64) -> bool {
+        let mut s = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..PURGE_BATCH {
+            let Some((exp, _)) = s.expiry.first() else {
+                break;
+            };
+            if *exp > now_ms {
+                break;
+            }
+            if let Some((_, old)) = s.expiry.pop_first() {
+                s.live.remove(&old);
+            }
+        }
+        if let Some(&exp) = s.live.get(nonce) {
+            if exp > now_ms {
+                return false;
+            }
+            s.expiry.remove(&(exp, nonce.to_owned()));
+        }
+        s.live.insert(nonce.to_owned(), exp_ms);
+        s.expiry.insert((exp_ms, nonce.to_owned()));
+        s.pending.push((nonce.to_owned(), exp_ms));
+        if s.pending.len() == 1 {
+            self.shared.wake.notify_one();
+        }
+        true
+    }
+
+    /// Writes the pending group in one durable commit, with a bounded purge of expired ones.
+    pub(crate) fn flush(&self, now_ms: i64) -> Result<usize, Fault> {
+        flush(&self.shared, &self.db, now_ms)
+    }
+
+    /// Nonces accepted and not yet on disk.
+    pub(crate) fn pending(&self) -> usize {
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.pending.len())
+            .unwrap_or(0)
+    }
+}
+
+fn flush(shared: &Shared, db: &Database, now_ms: i64) -> Result<usize, Fault> {
+    let group = std::mem::take(
+        &mut shared
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending,
+    );
+    if group.is_empty() {
+        return Ok(0);
+    }
+    let written = (|| -> Result<(), Fault> {
+        let txn = db.begin_write()?;
+        crate::store::purge_expired_nonces(&txn, now_ms)?;
+        {
+            let mut nonces = txn.open_table(NONCES)?;
+            let mut index = txn.open_table(NONCE_EXPIRY)?;
+            for (nonce, exp) in &group {
+                if let Some(old) = nonces.insert(nonce.as_str(), *exp)?.map(|g| g.value()) {
+                    index.remove((old, nonce.as_str()))?;
+                }
+                index.insert((*exp, nonce.as_str()), ())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    })();
+    match written {
+        Ok(()) => Ok(group.len()),
+        Err(e) => {
+            // Kept for the next pass: nothing accepted is dropped for a failed commit.
+            let mut s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut again = group;
+            again.append(&mut s.pending);
+            s.pending = again;
+            Err(e)
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Waits for a group to start, gathers it for `every`, commits it; ends with the store.
+fn flusher(shared: Arc<Shared>, db: Weak<Database>, every: Duration) {
+    use std::sync::atomic::Ordering;
+    while !shared.closed.load(Ordering::SeqCst) {
+        let waiting = {
+            let s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            let (s, _) = shared
+                .wake
+                .wait_timeout_while(s, Duration::from_millis(200), |s| {
+                    s.pending.is_empty() && !shared.closed.load(Ordering::SeqCst)
+                })
+                .unwrap_or_else(|p| p.into_inner());
+            !s.pending.is_empty()
+        };
+        if !waiting || shared.closed.load(Ordering::SeqCst) {
+            continue;
+        }
+        std::thread::sleep(every);
+        if shared.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(db) = db.upgrade() else { return };
+        if let Err(e) = flush(&shared, &db, now_ms()) {
+            tracing::error!(error = ?e, "cannot persist nonces; retrying with the next group");
+        }
+    }
+}
+
+impl Drop for NonceGuard {
+    /// A clean shutdown keeps every nonce accepted; the flusher stops.
+    fn drop(&mut self) {
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.wake.notify_all();
+        if let Err(e) = self.flush(now_ms()) {
+            tracing::error!(error = ?e, "nonces accepted since the last group are not on disk");
+        }
+    }
+}
