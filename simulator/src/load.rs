@@ -154,14 +154,15 @@ async fn ready_instance(sim: &Simulator) -> Result<String, SimError> {
     let id = answer.reply.field::<String>("instanceId").ok_or_else(|| {
         SimError::InvalidOptions(format!("newInstance answered {:?}", answer.reply))
     })?;
-    for _ in 0..200 {
+    // Up to a minute: behind a backlog of provisioning (after a newInstance load) it takes a while.
+    for _ in 0..600 {
         let a = sim
             .call(&json!({"activity":"queryInstance","instanceId":id}))
             .await?;
         if a.reply.result_code.as_str() == "000000" {
             return Ok(id);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(SimError::InvalidOptions(format!(
         "instance {id} never became ready"

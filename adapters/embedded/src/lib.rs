@@ -158,6 +158,10 @@ impl EmbeddedStore {
     pub(crate) fn database(&self) -> &Database {
         &self.db
     }
+
+    pub(crate) fn database_ref(&self) -> &Database {
+        &self.db
+    }
 }
 
 /// See [`EmbeddedStore::blocking`].

@@ -185,21 +185,22 @@ impl InstanceStore for EmbeddedStore {
             .await?)
     }
 
+    /// queryInstance's read, KooGallery's hot path: inline on the runtime, without the hop to a
+    /// blocking thread that writes take. A redb read never waits for a writer (it reads the last
+    /// committed snapshot), and the records it touches are recent, hence in the page cache.
     async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Instance>, StoreError> {
-        let ids: Vec<String> = instance_ids.iter().map(|s| (*s).to_owned()).collect();
-        Ok(self
-            .blocking(move |db| {
-                // One snapshot for the whole batch; unknown IDs are left out, order kept.
-                let table = db.begin_read()?.open_table(INSTANCES)?;
-                let mut out = Vec::with_capacity(ids.len());
-                for id in &ids {
-                    if let Some(bytes) = table.get(id.as_str())? {
-                        out.push(decode_instance(id, bytes.value())?);
-                    }
+        let read = || -> Result<Vec<Instance>, Fault> {
+            // One snapshot for the whole batch; unknown IDs are left out, order kept.
+            let table = self.database_ref().begin_read()?.open_table(INSTANCES)?;
+            let mut out = Vec::with_capacity(instance_ids.len());
+            for id in instance_ids {
+                if let Some(bytes) = table.get(*id)? {
+                    out.push(decode_instance(id, bytes.value())?);
                 }
-                Ok(out)
-            })
-            .await?)
+            }
+            Ok(out)
+        };
+        Ok(read()?)
     }
 
     async fn save(
