@@ -43,6 +43,8 @@ struct Shared {
 pub(crate) struct NonceGuard {
     db: Arc<Database>,
     shared: Arc<Shared>,
+    /// Joined on drop, so the file is closed when the last store clone is gone.
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl NonceGuard {
@@ -67,11 +69,15 @@ impl NonceGuard {
             closed: std::sync::atomic::AtomicBool::new(false),
         });
         let (thread_shared, thread_db) = (shared.clone(), Arc::downgrade(&db));
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("nonce-flusher".into())
             .spawn(move || flusher(thread_shared, thread_db, every))
             .map_err(|e| Fault::Task(format!("cannot start the nonce flusher: {e}")))?;
-        Ok(Arc::new(Self { db, shared }))
+        Ok(Arc::new(Self {
+            db,
+            shared,
+            flusher: Mutex::new(Some(handle)),
+        }))
     }
 
     /// True the first time `nonce` is seen while unexpired at `now_ms`.
@@ -179,7 +185,14 @@ fn flusher(shared: Arc<Shared>, db: Weak<Database>, every: Duration) {
         if !waiting || shared.closed.load(Ordering::SeqCst) {
             continue;
         }
-        std::thread::sleep(every);
+        // Gather the group for `every`; a close cuts the wait short (and flushes by itself).
+        {
+            let s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = shared
+                .wake
+                .wait_timeout_while(s, every, |_| !shared.closed.load(Ordering::SeqCst))
+                .unwrap_or_else(|p| p.into_inner());
+        }
         if shared.closed.load(Ordering::SeqCst) {
             return;
         }
@@ -197,6 +210,11 @@ impl Drop for NonceGuard {
             .closed
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.wake.notify_all();
+        let handle = self.flusher.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            // It stops within one wait (it holds the database only while committing).
+            let _ = handle.join();
+        }
         if let Err(e) = self.flush(now_ms()) {
             tracing::error!(error = ?e, "nonces accepted since the last group are not on disk");
         }
