@@ -235,6 +235,20 @@ struct Inner {
     seen: Mutex<Vec<Seen>>,
 }
 
+impl Inner {
+    fn place(&self, order: SimOrder) {
+        if let Ok(mut orders) = self.orders.lock() {
+            orders.insert(order.order_id.clone(), order);
+        }
+    }
+
+    fn inject(&self, fault: Fault) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.push_back(fault);
+        }
+    }
+}
+
 /// The simulated open API, shared by its two listeners.
 #[derive(Clone)]
 pub struct OpenApiSim {
@@ -299,16 +313,12 @@ impl OpenApiSim {
 
     /// Makes `order` known to Query Order.
     pub fn place(&self, order: SimOrder) {
-        if let Ok(mut orders) = self.inner.orders.lock() {
-            orders.insert(order.order_id.clone(), order);
-        }
+        self.inner.place(order);
     }
 
     /// Queues `fault` for the next request that reaches either host.
     pub fn inject(&self, fault: Fault) {
-        if let Ok(mut faults) = self.inner.faults.lock() {
-            faults.push_back(fault);
-        }
+        self.inner.inject(fault);
     }
 
     /// While down, the primary host answers 503 to everything.
@@ -646,15 +656,11 @@ fn form_urlencoded_pairs(query: &str) -> HashMap<String, String> {
 }
 
 async fn place_order(State(state): State<HostState>, Json(order): Json<SimOrder>) -> StatusCode {
-    if let Ok(mut orders) = state.inner.orders.lock() {
-        orders.insert(order.order_id.clone(), order);
-    }
+    state.inner.place(order);
     StatusCode::NO_CONTENT
 }
 
 async fn inject_fault(State(state): State<HostState>, Json(fault): Json<Fault>) -> StatusCode {
-    if let Ok(mut faults) = state.inner.faults.lock() {
-        faults.push_back(fault);
-    }
+    state.inner.inject(fault);
     StatusCode::NO_CONTENT
 }

@@ -154,11 +154,6 @@ impl EmbeddedStore {
         run_blocking(self.db.clone(), work).await
     }
 
-    #[cfg(test)]
-    pub(crate) fn database(&self) -> &Database {
-        &self.db
-    }
-
     pub(crate) fn database_ref(&self) -> &Database {
         &self.db
     }

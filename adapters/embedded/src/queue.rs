@@ -360,7 +360,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path().join("q.redb")).unwrap();
         let q = store.queue();
-        let bad = enqueue(store.database(), b"{\"type\":\"nonsense\"}", millis(t0())).unwrap();
+        let bad = enqueue(
+            store.database_ref(),
+            b"{\"type\":\"nonsense\"}",
+            millis(t0()),
+        )
+        .unwrap();
         let job = Job::Provision {
             instance_id: "i-1".into(),
         };

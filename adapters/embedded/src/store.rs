@@ -352,7 +352,7 @@ mod tests {
     }
 
     fn write_raw(store: &EmbeddedStore, f: impl FnOnce(&WriteTransaction)) {
-        let txn = store.database().begin_write().unwrap();
+        let txn = store.database_ref().begin_write().unwrap();
         f(&txn);
         txn.commit().unwrap();
     }
@@ -453,7 +453,7 @@ mod tests {
             assert!(store.remember(&format!("n{i}"), t0(), exp).await.unwrap());
         }
         let count = |s: &EmbeddedStore| {
-            let txn = s.database().begin_read().unwrap();
+            let txn = s.database_ref().begin_read().unwrap();
             let n = txn.open_table(NONCES).unwrap().len().unwrap();
             let i = txn.open_table(NONCE_EXPIRY).unwrap().len().unwrap();
             assert_eq!(n, i, "index and table agree");
@@ -499,7 +499,7 @@ mod tests {
             assert!(store.remember("last-group", now, exp).await.unwrap());
             assert_eq!(store.unflushed_nonces(), 1);
             // A crash now would lose only "last-group": the disk holds "committed".
-            let txn = store.database().begin_read().unwrap();
+            let txn = store.database_ref().begin_read().unwrap();
             let on_disk = txn.open_table(NONCES).unwrap();
             assert!(on_disk.get("committed").unwrap().is_some());
             assert!(on_disk.get("last-group").unwrap().is_none());

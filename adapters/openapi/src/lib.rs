@@ -127,11 +127,12 @@ impl OpenApiClient {
                 body: b"",
             },
         );
-        let sent = self
-            .http
-            .get(url)
-            .header("content-type", "application/json")
-            .header(apig::HEADER_SDK_DATE, &sdk_date)
+        // Exactly the headers signed (reqwest writes `Host` from the URL, the same value).
+        let mut request = self.http.get(url);
+        for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
+            request = request.header(*name, *value);
+        }
+        let sent = request
             .header("authorization", signature.authorization)
             .send()
             .await;

@@ -519,13 +519,7 @@ impl Instance {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DomainError> {
-        match &self.provisioning.claim {
-            Some(c) if c.token != token && c.until > now => Err(DomainError::Claimed {
-                instance_id: self.instance_id.clone(),
-                until: c.until,
-            }),
-            _ => Ok(()),
-        }
+        not_held_by_another(&self.provisioning.claim, &self.instance_id, token, now)
     }
 
     /// Drops delivery `token`'s provisioning claim (its call returned to an instance released
@@ -643,6 +637,22 @@ impl Instance {
     }
 }
 
+/// `Claimed` (with until when) if another token holds `slot` past `now`.
+fn not_held_by_another(
+    slot: &Option<Claim>,
+    instance_id: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    match slot {
+        Some(c) if c.token != token && c.until > now => Err(DomainError::Claimed {
+            instance_id: instance_id.to_owned(),
+            until: c.until,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Takes `slot` for `token` unless another token holds it past `now`.
 fn claim(
     slot: &mut Option<Claim>,
@@ -651,15 +661,7 @@ fn claim(
     now: DateTime<Utc>,
     lease: chrono::Duration,
 ) -> Result<(), DomainError> {
-    if let Some(c) = slot.as_ref()
-        && c.token != token
-        && c.until > now
-    {
-        return Err(DomainError::Claimed {
-            instance_id: instance_id.to_owned(),
-            until: c.until,
-        });
-    }
+    not_held_by_another(slot, instance_id, token, now)?;
     *slot = Some(Claim {
         token: token.to_owned(),
         // Total even at the edge of time: a claim never overflows into a panic.

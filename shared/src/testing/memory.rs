@@ -329,7 +329,7 @@ impl ScriptedProvisioner {
         self.provisioned.lock().map(|v| v.len()).unwrap_or(0)
     }
 
-    /// The next scripted answer to a notice: success, or the scripted failure.
+    /// The next scripted answer: success, or the scripted failure.
     fn answer(&self) -> Result<(), ProvisionError> {
         match self.next() {
             Scripted::Succeed => Ok(()),
@@ -357,21 +357,14 @@ impl Provisioner for ScriptedProvisioner {
         if let Ok(mut v) = self.provisioned.lock() {
             v.push(request.instance_id.clone());
         }
-        match self.next() {
-            Scripted::Succeed => Ok(AccessInfo {
-                front_end_url: format!("https://app.example.com/{}", request.instance_id),
-                admin_url: None,
-                user_name: Some("admin".into()),
-                password: Some("scripted-Password-1".into()),
-                memo: None,
-            }),
-            Scripted::Transient => Err(ProvisionError::Transient("scripted outage".into())),
-            Scripted::Misconfigured => Err(ProvisionError::Misconfigured("scripted 403".into())),
-            Scripted::Reject(code) => Err(ProvisionError::Rejected {
-                code,
-                message: "scripted rejection".into(),
-            }),
-        }
+        self.answer()?;
+        Ok(AccessInfo {
+            front_end_url: format!("https://app.example.com/{}", request.instance_id),
+            admin_url: None,
+            user_name: Some("admin".into()),
+            password: Some("scripted-Password-1".into()),
+            memo: None,
+        })
     }
 
     async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
