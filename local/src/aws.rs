@@ -70,6 +70,8 @@ pub async fn start_aws(
     let (worker, edge) = assemble(
         store.clone(),
         Arc::new(sqs.clone()),
+        // DynamoDB then SQS, as the Lambda function does.
+        None,
         clock,
         &config,
         provisioner,

@@ -130,6 +130,8 @@ pub async fn start_with(
     let (worker, edge) = assemble(
         store.clone(),
         jobs.clone(),
+        // The record and its job in one redb commit.
+        Some(store.clone()),
         clock,
         &config,
         provisioner,
@@ -224,6 +226,7 @@ async fn reconcile_every(
 fn assemble<S>(
     store: Arc<S>,
     queue: Arc<dyn JobQueue>,
+    intake: Option<Arc<dyn koogallery::instance::OrderLineIntake>>,
     clock: Arc<dyn Clock>,
     config: &Config,
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
@@ -235,9 +238,12 @@ where
         + koogallery::security::replay::NonceStore
         + 'static,
 {
-    let resources = Resources::from_config(store.clone(), queue, clock.clone(), config)
+    let mut resources = Resources::from_config(store.clone(), queue, clock.clone(), config)
         .with_sealer(sealer.clone())
         .with_order_notices(store.clone());
+    if let Some(intake) = intake {
+        resources = resources.with_intake(intake);
+    }
     let dispatcher = InProcessDispatcher::build(&resources)?;
     let metrics = local_metrics();
     let provisioner = match provisioner {

@@ -11,7 +11,6 @@ use koogallery::{
         consume::{QueueMessage, Receive, Settle},
     },
 };
-use tokio::sync::Notify;
 
 use crate::EmbeddedQueue;
 
@@ -21,7 +20,6 @@ use crate::EmbeddedQueue;
 #[derive(Clone)]
 pub struct EmbeddedConsumer {
     queue: EmbeddedQueue,
-    wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
 }
 
@@ -30,7 +28,6 @@ impl EmbeddedConsumer {
     pub fn new(queue: EmbeddedQueue, clock: Arc<dyn Clock>) -> Self {
         Self {
             queue: queue.with_clock(clock.clone()),
-            wake: Arc::new(Notify::new()),
             clock,
         }
     }
@@ -56,9 +53,8 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl JobQueue for EmbeddedConsumer {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
-        self.queue.enqueue(job).await?;
-        self.wake.notify_one();
-        Ok(())
+        // The queue wakes the worker (so does a job queued with its instance).
+        self.queue.enqueue(job).await
     }
 }
 
@@ -107,7 +103,7 @@ impl Receive for EmbeddedConsumer {
             None => {
                 // Sleep until woken by an enqueue, or a retry falls due.
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    _ = self.queue.job_queued() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
                 Ok(Vec::new())

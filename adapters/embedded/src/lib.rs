@@ -30,11 +30,19 @@ mod nonces;
 mod queue;
 mod store;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    ops::{Deref, DerefMut},
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use chrono::{DateTime, Utc};
 use koogallery::{StoreError, jobs::QueueError};
-use redb::{Database, TableDefinition};
+use redb::{Database, TableDefinition, WriteTransaction};
+use tokio::sync::Notify;
 
 pub use consumer::EmbeddedConsumer;
 pub use queue::{DeadLetter, Delivery, EmbeddedQueue, QueueDepth};
@@ -59,6 +67,69 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_notices");
 
+/// The database file and what every handle on it shares: the count of durable commits (how "one
+/// commit per newInstance" is checked) and the wake-up of the worker when a job is queued, by the
+/// queue or with an instance ([`EmbeddedStore`]'s `OrderLineIntake`).
+pub(crate) struct Db {
+    inner: Database,
+    commits: AtomicU64,
+    pub(crate) jobs_queued: Notify,
+}
+
+impl Db {
+    fn new(inner: Database) -> Self {
+        Self {
+            inner,
+            commits: AtomicU64::new(0),
+            jobs_queued: Notify::new(),
+        }
+    }
+
+    /// A write transaction whose commit is counted. It shadows `Database::begin_write`, so no
+    /// write can bypass the count.
+    pub(crate) fn begin_write(&self) -> Result<Write<'_>, redb::TransactionError> {
+        Ok(Write {
+            txn: self.inner.begin_write()?,
+            db: self,
+        })
+    }
+}
+
+impl Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.inner
+    }
+}
+
+/// A redb write transaction of a [`Db`]; see [`Db::begin_write`].
+pub(crate) struct Write<'a> {
+    txn: WriteTransaction,
+    db: &'a Db,
+}
+
+impl Write<'_> {
+    /// Commits durably (fsync'd) and counts the commit.
+    pub(crate) fn commit(self) -> Result<(), redb::CommitError> {
+        self.txn.commit()?;
+        self.db.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Deref for Write<'_> {
+    type Target = WriteTransaction;
+    fn deref(&self) -> &WriteTransaction {
+        &self.txn
+    }
+}
+
+impl DerefMut for Write<'_> {
+    fn deref_mut(&mut self) -> &mut WriteTransaction {
+        &mut self.txn
+    }
+}
+
 /// How long the replay guard gathers nonces before one durable commit (see `nonces`).
 pub const NONCE_GROUP_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -68,7 +139,7 @@ pub const NONCE_GROUP_EVERY: std::time::Duration = std::time::Duration::from_mil
 /// [`EmbeddedStore::queue`]) wherever it is needed.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     nonces: Arc<nonces::NonceGuard>,
 }
 
@@ -98,8 +169,9 @@ impl EmbeddedStore {
             })?;
         }
         owner_only(path)?;
-        let db = Database::create(path)
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let db = Db::new(Database::create(path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+        })?);
         let txn = db.begin_write().map_err(Fault::from)?;
         {
             txn.open_table(INSTANCES).map_err(Fault::from)?;
@@ -130,6 +202,12 @@ impl EmbeddedStore {
         self.nonces.pending()
     }
 
+    /// Durable commits made on this file since it was opened (every handle's: store, queue,
+    /// replay guard). What the tests count writes per callback with.
+    pub fn durable_commits(&self) -> u64 {
+        self.db.commits.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn nonce_guard(&self) -> &nonces::NonceGuard {
         &self.nonces
     }
@@ -149,12 +227,12 @@ impl EmbeddedStore {
     pub(crate) async fn blocking<T, F>(&self, work: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, Fault> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, Fault> + Send + 'static,
     {
         run_blocking(self.db.clone(), work).await
     }
 
-    pub(crate) fn database_ref(&self) -> &Database {
+    pub(crate) fn database_ref(&self) -> &Db {
         &self.db
     }
 }
@@ -182,10 +260,10 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) async fn run_blocking<T, F>(db: Arc<Database>, work: F) -> Result<T, Fault>
+pub(crate) async fn run_blocking<T, F>(db: Arc<Db>, work: F) -> Result<T, Fault>
 where
     T: Send + 'static,
-    F: FnOnce(&Database) -> Result<T, Fault> + Send + 'static,
+    F: FnOnce(&Db) -> Result<T, Fault> + Send + 'static,
 {
     tokio::task::spawn_blocking(move || work(&db))
         .await

@@ -17,9 +17,9 @@ use std::{
     time::Duration,
 };
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable};
 
-use crate::{Fault, NONCE_EXPIRY, NONCES};
+use crate::{Db, Fault, NONCE_EXPIRY, NONCES};
 
 /// Expired nonces dropped from memory per check, so no request does unbounded work.
 const PURGE_BATCH: usize = 64;
@@ -41,7 +41,7 @@ struct Shared {
 }
 
 pub(crate) struct NonceGuard {
-    db: Arc<Database>,
+    db: Arc<Db>,
     shared: Arc<Shared>,
     /// Joined on drop, so the file is closed when the last store clone is gone.
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -49,7 +49,7 @@ pub(crate) struct NonceGuard {
 
 impl NonceGuard {
     /// Loads the nonces of `db` and starts the flusher.
-    pub(crate) fn start(db: Arc<Database>, every: Duration) -> Result<Arc<Self>, Fault> {
+    pub(crate) fn start(db: Arc<Db>, every: Duration) -> Result<Arc<Self>, Fault> {
         let mut state = State::default();
         {
             let read = db.begin_read()?;
@@ -124,7 +124,7 @@ impl NonceGuard {
     }
 }
 
-fn flush(shared: &Shared, db: &Database, now_ms: i64) -> Result<usize, Fault> {
+fn flush(shared: &Shared, db: &Db, now_ms: i64) -> Result<usize, Fault> {
     let group = std::mem::take(
         &mut shared
             .state
@@ -169,7 +169,7 @@ fn now_ms() -> i64 {
 }
 
 /// Waits for a group to start, gathers it for `every`, commits it; ends with the store.
-fn flusher(shared: Arc<Shared>, db: Weak<Database>, every: Duration) {
+fn flusher(shared: Arc<Shared>, db: Weak<Db>, every: Duration) {
     use std::sync::atomic::Ordering;
     while !shared.closed.load(Ordering::SeqCst) {
         let waiting = {

@@ -17,10 +17,10 @@ use koogallery::{
     clock::{Clock, SystemClock},
     jobs::{Job, JobQueue, QueueError},
 };
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::{
-    Fault, JOBS, JOBS_DEAD, JOBS_DUE, JobRecord, META, from_millis, millis, millis_after,
+    Db, Fault, JOBS, JOBS_DEAD, JOBS_DUE, JobRecord, META, from_millis, millis, millis_after,
     run_blocking,
 };
 
@@ -63,7 +63,7 @@ pub struct QueueDepth {
 /// The job queue: producer ([`JobQueue`]) and consumer side. Cheap to clone (shares the database).
 #[derive(Clone)]
 pub struct EmbeddedQueue {
-    db: Arc<Database>,
+    db: Arc<Db>,
     clock: Arc<dyn Clock>,
 }
 
@@ -88,7 +88,13 @@ fn decode_job(json: &[u8]) -> Result<Job, String> {
 }
 
 impl EmbeddedQueue {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    /// Resolves when a job may have been queued since the last call (a waiter that misses the
+    /// signal still finds the job on its next poll).
+    pub(crate) async fn job_queued(&self) {
+        self.db.jobs_queued.notified().await
+    }
+
+    pub(crate) fn new(db: Arc<Db>) -> Self {
         Self {
             db,
             clock: Arc::new(SystemClock),
@@ -317,19 +323,24 @@ fn to_usize(n: u64) -> usize {
 }
 
 /// One write transaction: take the next id from the persistent counter, store the message, index it.
-fn enqueue(db: &Database, json: &[u8], now_ms: i64) -> Result<u64, Fault> {
+fn enqueue(db: &Db, json: &[u8], now_ms: i64) -> Result<u64, Fault> {
     let txn = db.begin_write()?;
-    let id = {
-        let mut meta = txn.open_table(META)?;
-        let id = meta.get(NEXT_JOB_ID)?.map_or(1, |g| g.value());
-        meta.insert(NEXT_JOB_ID, id.saturating_add(1))?;
-        let mut jobs = txn.open_table(JOBS)?;
-        jobs.insert(id, (0u32, now_ms, now_ms, json))?;
-        let mut due = txn.open_table(JOBS_DUE)?;
-        due.insert((now_ms, id), ())?;
-        id
-    };
+    let id = enqueue_in(&txn, json, now_ms)?;
     txn.commit()?;
+    db.jobs_queued.notify_one();
+    Ok(id)
+}
+
+/// Appends a job, visible from `now_ms`, within `txn`: the caller commits (and then wakes the
+/// worker through `Db::jobs_queued`).
+pub(crate) fn enqueue_in(txn: &WriteTransaction, json: &[u8], now_ms: i64) -> Result<u64, Fault> {
+    let mut meta = txn.open_table(META)?;
+    let id = meta.get(NEXT_JOB_ID)?.map_or(1, |g| g.value());
+    meta.insert(NEXT_JOB_ID, id.saturating_add(1))?;
+    let mut jobs = txn.open_table(JOBS)?;
+    jobs.insert(id, (0u32, now_ms, now_ms, json))?;
+    let mut due = txn.open_table(JOBS_DUE)?;
+    due.insert((now_ms, id), ())?;
     Ok(id)
 }
 

@@ -5,14 +5,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
-    instance::{CreateOutcome, Instance, InstanceEvent, InstanceStore, record},
+    instance::{
+        CreateOutcome, Instance, InstanceEvent, InstanceStore, IntakeError, OrderLineIntake,
+        record,
+    },
+    jobs::Job,
     order::notice::{OrderNotice, OrderNoticeStore, record as notice_record},
     security::replay::NonceStore,
 };
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::{
-    EVENTS, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, ORDER_NOTICES,
+    EVENTS, Write, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, ORDER_NOTICES,
     millis,
 };
 
@@ -60,10 +64,13 @@ fn append_events(
     Ok(())
 }
 
+/// The conditional create; with `job` (JSON, visible-from millis), the job is queued in the same
+/// transaction, so the record and its job are one durable commit.
 fn create(
     instance: &Instance,
     events: &[InstanceEvent],
-    txn: WriteTransaction,
+    job: Option<(&[u8], i64)>,
+    txn: Write<'_>,
 ) -> Result<CreateOutcome, Fault> {
     let id = instance.instance_id.as_str();
     {
@@ -102,6 +109,9 @@ fn create(
         table.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
     }
     append_events(&txn, id, events)?;
+    if let Some((json, now_ms)) = job {
+        crate::queue::enqueue_in(&txn, json, now_ms)?;
+    }
     txn.commit()?;
     Ok(CreateOutcome::Created)
 }
@@ -110,7 +120,7 @@ fn save(
     instance: &Instance,
     expected_version: u64,
     events: &[InstanceEvent],
-    txn: WriteTransaction,
+    txn: Write<'_>,
 ) -> Result<(), Fault> {
     let id = instance.instance_id.as_str();
     {
@@ -170,7 +180,7 @@ impl InstanceStore for EmbeddedStore {
         // redb runs one write transaction at a time, so the check-then-insert is atomic and
         // exactly one of any number of concurrent creators sees the order line absent.
         Ok(self
-            .blocking(move |db| create(&instance, &events, db.begin_write()?))
+            .blocking(move |db| create(&instance, &events, None, db.begin_write()?))
             .await?)
     }
 
@@ -251,6 +261,35 @@ impl InstanceStore for EmbeddedStore {
                 Ok(out)
             })
             .await?)
+    }
+}
+
+/// newInstance's write as one durable commit: the record, its order line, its events and its
+/// provisioning job in one redb transaction (the queue lives in the same file).
+#[async_trait]
+impl OrderLineIntake for EmbeddedStore {
+    async fn create_and_enqueue(
+        &self,
+        instance: &Instance,
+        events: &[InstanceEvent],
+        job: &Job,
+    ) -> Result<CreateOutcome, IntakeError> {
+        let json = serde_json::to_vec(job)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode job: {e}")))?;
+        // Visible from the order's own time: the instance's clock is the callbacks' (injected in
+        // tests), as the consumer's is.
+        let now_ms = millis(instance.created_at);
+        let (instance, events) = (instance.clone(), events.to_vec());
+        let outcome = self
+            .blocking(move |db| {
+                create(&instance, &events, Some((&json, now_ms)), db.begin_write()?)
+            })
+            .await
+            .map_err(StoreError::from)?;
+        if outcome == CreateOutcome::Created {
+            self.database_ref().jobs_queued.notify_one();
+        }
+        Ok(outcome)
     }
 }
 

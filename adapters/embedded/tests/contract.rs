@@ -48,3 +48,18 @@ async fn embedded_store_passes_the_order_notice_contract() {
     let (_dir, store) = fresh();
     order_notice_store_contract(store).await;
 }
+
+#[tokio::test]
+async fn embedded_store_passes_the_order_line_intake_contract() {
+    let (_dir, store) = fresh();
+    let consumer = koogallery_embedded::EmbeddedConsumer::new(
+        store.queue(),
+        std::sync::Arc::new(koogallery::clock::SystemClock),
+    );
+    koogallery::testing::contract::order_line_intake_contract(
+        store.as_ref(),
+        store.as_ref(),
+        &consumer,
+    )
+    .await;
+}

@@ -130,6 +130,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         settings: d.settings.callbacks,
         sealer: d.sealer,
         order_notices: Some(d.store.clone()),
+        // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
+        intake: None,
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;

@@ -17,8 +17,8 @@ use crate::{
     clock::Clock,
     config::ConfigError,
     instance::{
-        CreateOutcome, DomainError, EventKind, Instance, InstanceState, InstanceStore, Outcome,
-        mutate,
+        CreateOutcome, DomainError, EventKind, Instance, InstanceState, InstanceStore, IntakeError,
+        OrderLineIntake, Outcome, mutate,
     },
     jobs::{Job, JobQueue},
     protocol::{Reply, v2_basic::NewInstanceRequest},
@@ -27,6 +27,9 @@ use crate::{
 
 pub struct NewInstance {
     store: Arc<dyn InstanceStore>,
+    /// The record and its provisioning job in one write (one durable commit on the embedded store).
+    intake: Arc<dyn OrderLineIntake>,
+    /// Only for a repeat whose first call could not queue its job.
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
     /// `frontEndUrl` template of debug records (Decisions §7).
@@ -40,6 +43,7 @@ impl Callback for NewInstance {
     fn from_resources(r: &Resources) -> Result<Self, ConfigError> {
         Ok(Self {
             store: r.store.clone(),
+            intake: r.intake()?,
             queue: r.queue()?,
             clock: r.clock.clone(),
             debug_front_end_url: r.settings.debug_front_end_url.clone(),
@@ -57,8 +61,9 @@ impl Callback for NewInstance {
                 now,
             )
             .await?;
-        if created
-            || (instance.state == InstanceState::Provisioning && !instance.provisioning.enqueued)
+        if !created
+            && instance.state == InstanceState::Provisioning
+            && !instance.provisioning.enqueued
         {
             // A repeat whose first call could not enqueue (queue outage) enqueues now. Two such
             // repeats may both enqueue; the worker's claim lets only one delivery provision.
@@ -127,18 +132,31 @@ impl NewInstance {
                 business_id: business_id.to_owned(),
             };
             let mut events = vec![created];
+            // Written with the record: the intake queues the job in the same unit (or unmarks it
+            // when it could not), so no write follows the enqueue.
+            instance.provisioning.enqueued = !test;
             if test {
                 let access = debug::access(&self.debug_front_end_url, debug::wire_id(&id));
                 if let Outcome::Changed(ev) = instance.activate(access, now)? {
                     events.push(ev);
                 }
             }
-            match self
-                .store
-                .create_for_order_line(&instance, &events)
-                .await
-                .map_err(DomainError::from)?
-            {
+            let outcome = if test {
+                self.store
+                    .create_for_order_line(&instance, &events)
+                    .await
+                    .map_err(DomainError::from)?
+            } else {
+                let job = Job::Provision {
+                    instance_id: id.clone(),
+                };
+                match self.intake.create_and_enqueue(&instance, &events, &job).await {
+                    Ok(outcome) => outcome,
+                    Err(IntakeError::Store(e)) => return Err(DomainError::from(e).into()),
+                    Err(IntakeError::Queue(e)) => return Err(e.into()),
+                }
+            };
+            match outcome {
                 CreateOutcome::Created => return Ok((instance, true)),
                 CreateOutcome::Existing(existing) => return Ok((*existing, false)),
                 CreateOutcome::InstanceIdTaken => tracing::warn!(

@@ -277,6 +277,9 @@ pub struct Resources {
     pub sealer: Option<Arc<dyn crate::security::at_rest::CredentialSealer>>,
     /// Order notices (orderNotify).
     pub order_notices: Option<Arc<dyn crate::order::notice::OrderNoticeStore>>,
+    /// newInstance's single write, where the backend has one (the embedded store); otherwise
+    /// [`Self::intake`] composes `store` and `queue`.
+    pub intake: Option<Arc<dyn crate::instance::OrderLineIntake>>,
 }
 
 impl Resources {
@@ -296,6 +299,24 @@ impl Resources {
             settings: config.settings.callbacks.clone(),
             sealer: None,
             order_notices: None,
+            intake: None,
+        }
+    }
+
+    /// With a store that records an instance and queues its job in one write.
+    pub fn with_intake(mut self, intake: Arc<dyn crate::instance::OrderLineIntake>) -> Self {
+        self.intake = Some(intake);
+        self
+    }
+
+    /// newInstance's write: the configured intake, or the create then the enqueue.
+    pub fn intake(&self) -> Result<Arc<dyn crate::instance::OrderLineIntake>, ConfigError> {
+        match &self.intake {
+            Some(i) => Ok(i.clone()),
+            None => Ok(Arc::new(crate::instance::StoreThenQueue {
+                store: self.store.clone(),
+                queue: self.queue()?,
+            })),
         }
     }
 

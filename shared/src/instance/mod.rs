@@ -26,7 +26,9 @@ pub mod store;
 
 pub use error::{Change, DomainError};
 pub use event::{Actor, EventKind, InstanceEvent, RefreshScene};
-pub use store::{CreateOutcome, InstanceStore, mutate};
+pub use store::{
+    CreateOutcome, InstanceStore, IntakeError, OrderLineIntake, StoreThenQueue, mutate,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InstanceState {

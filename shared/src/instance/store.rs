@@ -3,8 +3,13 @@
 
 use async_trait::async_trait;
 
+use std::sync::Arc;
+
 use super::{DomainError, Instance, InstanceEvent, Outcome};
-use crate::storage::StoreError;
+use crate::{
+    jobs::{Job, JobQueue, QueueError},
+    storage::StoreError,
+};
 
 /// Result of the conditional create keyed by (`orderId`, `orderLineId`).
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +54,77 @@ pub trait InstanceStore: Send + Sync {
     /// Every instance the worker still owes something ([`Instance::is_unsettled`]: provisioning,
     /// or notices pending), for the reconciler. Adapters index them rather than scan the table.
     async fn unsettled(&self) -> Result<Vec<Instance>, StoreError>;
+}
+
+/// newInstance's one write (callbacks §6.1): the order line's new instance and its provisioning
+/// job, as a single durable unit where the backend has one. The embedded store writes both in one
+/// redb transaction (they share a file); DynamoDB and SQS cannot share a transaction, so
+/// [`StoreThenQueue`] makes the conditional create, then one enqueue.
+///
+/// The caller marks the instance `provisioning.enqueued` before calling: the mark is written with
+/// the record, so no second write follows the enqueue on KooGallery's path.
+#[async_trait]
+pub trait OrderLineIntake: Send + Sync {
+    /// [`InstanceStore::create_for_order_line`], and on `Created` also queues `job`. On `Existing`
+    /// or `InstanceIdTaken` nothing is written or queued. An error after the record was created
+    /// leaves it marked not enqueued (or, if even that write fails, to the reconciler): the caller
+    /// answers a retryable code and KooGallery's repeat queues the job.
+    async fn create_and_enqueue(
+        &self,
+        instance: &Instance,
+        events: &[InstanceEvent],
+        job: &Job,
+    ) -> Result<CreateOutcome, IntakeError>;
+}
+
+/// Why newInstance's write failed; both kinds are worth KooGallery's retry.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The record was created but its job could not be queued.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// [`OrderLineIntake`] over a store and a queue that share no transaction (DynamoDB and SQS, the
+/// test bed): the conditional create, then one enqueue. If the enqueue fails, the record is marked
+/// not enqueued so KooGallery's repeat queues the job; if that write fails too, the instance is
+/// still unsettled and the reconciler queues it once it has been idle past its grace.
+pub struct StoreThenQueue {
+    pub store: Arc<dyn InstanceStore>,
+    pub queue: Arc<dyn JobQueue>,
+}
+
+#[async_trait]
+impl OrderLineIntake for StoreThenQueue {
+    async fn create_and_enqueue(
+        &self,
+        instance: &Instance,
+        events: &[InstanceEvent],
+        job: &Job,
+    ) -> Result<CreateOutcome, IntakeError> {
+        let outcome = self.store.create_for_order_line(instance, events).await?;
+        if outcome != CreateOutcome::Created {
+            return Ok(outcome);
+        }
+        if let Err(e) = self.queue.enqueue(job).await {
+            let id = instance.instance_id.as_str();
+            let unmarked = mutate(self.store.as_ref(), id, |i| {
+                if !i.provisioning.enqueued {
+                    return Ok(Outcome::Unchanged);
+                }
+                i.provisioning.enqueued = false;
+                Ok(Outcome::Quiet)
+            })
+            .await;
+            if let Err(m) = unmarked {
+                tracing::warn!(instance_id = id, error = %m, "job not queued and not marked so; the reconciler will queue it");
+            }
+            return Err(e.into());
+        }
+        Ok(outcome)
+    }
 }
 
 /// Loads an instance, applies `change`, and saves record and event together with a compare-and-set,

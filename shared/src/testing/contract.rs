@@ -8,10 +8,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::{
-    instance::{AccessInfo, CreateOutcome, Instance, InstanceState, InstanceStore, Outcome},
+    instance::{
+        AccessInfo, CreateOutcome, Instance, InstanceState, InstanceStore, OrderLineIntake,
+        Outcome,
+    },
     jobs::{
         Job, JobQueue,
-        consume::{QueueMessage, Receive},
+        consume::{QueueMessage, Receive, Settle},
     },
     security::replay::NonceStore,
     storage::StoreError,
@@ -175,6 +178,84 @@ async fn unsettled_contract(store: &dyn InstanceStore) {
         !listed().await.contains(&released),
         "settled once delivered"
     );
+}
+
+/// Every [`OrderLineIntake`] (newInstance's write), with `consumer` reading the queue it writes to:
+/// a new order line's instance is stored as sent (marked enqueued) and its job is delivered; a
+/// repeat for the order line, or an instance ID another order line has, writes and queues nothing.
+pub async fn order_line_intake_contract<Q: Receive + Settle + ?Sized>(
+    intake: &dyn OrderLineIntake,
+    store: &dyn InstanceStore,
+    consumer: &Q,
+) {
+    let visibility = std::time::Duration::from_secs(30);
+    let new_line = |order: &str, id: &str| {
+        let (mut inst, ev) =
+            Instance::new_provisioning(order, &format!("{order}-000001"), id, false, t0());
+        inst.provisioning.enqueued = true;
+        let job = Job::Provision {
+            instance_id: id.to_owned(),
+        };
+        (inst, ev, job)
+    };
+    let (order, id) = (unique("CS"), unique("biz"));
+    let (inst, ev, job) = new_line(&order, &id);
+    let outcome = intake
+        .create_and_enqueue(&inst, std::slice::from_ref(&ev), &job)
+        .await
+        .unwrap();
+    assert_eq!(outcome, CreateOutcome::Created);
+    let stored = store.get(&id).await.unwrap().expect("the instance is stored");
+    assert!(stored.provisioning.enqueued, "stored marked enqueued");
+    assert_eq!(stored.order_id, order);
+    assert_eq!(store.events(&id).await.unwrap(), vec![ev.clone()]);
+    let m = receive_job(consumer, &job, visibility, 20)
+        .await
+        .expect("the instance's job is queued");
+    consumer.ack(&m).await.unwrap();
+
+    // A repeat of the order line (another businessId): the first instance, nothing written.
+    let (again, ev2, job2) = new_line(&order, &unique("biz"));
+    match intake
+        .create_and_enqueue(&again, std::slice::from_ref(&ev2), &job2)
+        .await
+        .unwrap()
+    {
+        CreateOutcome::Existing(e) => assert_eq!(e.instance_id, id),
+        other => panic!("a repeat finds the order line's instance, got {other:?}"),
+    }
+    assert!(store.get(&again.instance_id).await.unwrap().is_none());
+    // Another order line naming the same instance ID: refused, nothing written.
+    let (taken, ev3, job3) = new_line(&unique("CS"), &id);
+    assert_eq!(
+        intake
+            .create_and_enqueue(&taken, std::slice::from_ref(&ev3), &job3)
+            .await
+            .unwrap(),
+        CreateOutcome::InstanceIdTaken
+    );
+    assert_eq!(store.get(&id).await.unwrap().unwrap().order_id, order);
+
+    // A marker order line: its job comes, and nothing queued for the calls above came before it.
+    let (marker, ev4, job4) = new_line(&unique("CS"), &unique("biz"));
+    intake
+        .create_and_enqueue(&marker, std::slice::from_ref(&ev4), &job4)
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        for m in consumer.receive(10, visibility).await.expect("receive") {
+            let got: Option<Job> = serde_json::from_str(&m.body).ok();
+            assert!(
+                got.as_ref() != Some(&job) && got.as_ref() != Some(&job2),
+                "a repeat or a refused create queued a job: {got:?}"
+            );
+            if got.as_ref() == Some(&job4) {
+                consumer.ack(&m).await.unwrap();
+                return;
+            }
+        }
+    }
+    panic!("the marker order line's job never came");
 }
 
 /// Sixteen concurrent creates for one order line: exactly one wins, all see the same instance.
