@@ -249,3 +249,27 @@ async fn sqs_passes_the_job_consumer_contract() {
         "{dead:?}"
     );
 }
+
+/// newInstance's write on AWS: DynamoDB's conditional transaction, then one SQS enqueue.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn dynamodb_then_sqs_passes_the_order_line_intake_contract() {
+    let (queue, dlq) = queues(5).await;
+    let client = aws_sdk_dynamodb::Client::new(&emulator_config().await);
+    let table = unique("koogallery-intake");
+    koogallery_aws::bootstrap::ensure_table(&client, &table)
+        .await
+        .unwrap();
+    let store = std::sync::Arc::new(koogallery_aws::DynamoStore::new(client, &table));
+    let intake = koogallery::instance::StoreThenQueue {
+        store: store.clone(),
+        queue: std::sync::Arc::new(queue.clone()),
+    };
+    let consumer = koogallery_aws::SqsConsumer {
+        queue,
+        dlq_url: dlq.queue_url().to_owned(),
+        delete_on_ack: true,
+    };
+    koogallery::testing::contract::order_line_intake_contract(&intake, store.as_ref(), &consumer)
+        .await;
+}

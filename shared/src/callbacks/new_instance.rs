@@ -251,6 +251,8 @@ mod tests {
         );
         let stored = bed.store.get_instance("biz-1").await;
         assert!(stored.provisioning.enqueued);
+        // On AWS: one conditional transaction and one enqueue, no write after it (issue 10).
+        assert_eq!(stored.version, 1, "the mark was written with the record");
     }
 
     #[tokio::test]
