@@ -53,11 +53,16 @@ fn edge_on(
     store: Arc<dyn InstanceStore>,
     nonces: Arc<dyn NonceStore>,
     queue: Arc<dyn JobQueue>,
+    intake: Option<Arc<dyn koogallery::instance::OrderLineIntake>>,
 ) -> Edge {
     let config = Config::with_keys(KEY, "bench-kit-key");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let resources = Resources::from_config(store, queue, clock.clone(), &config)
+    let mut resources = Resources::from_config(store, queue, clock.clone(), &config)
         .with_order_notices(Arc::new(MemoryStore::new()));
+    if let Some(intake) = intake {
+        // As the local host: the record and its job in one commit.
+        resources = resources.with_intake(intake);
+    }
     let dispatcher = InProcessDispatcher::build(&resources).expect("every callback builds");
     Edge::new(
         &config.settings.edge,
@@ -98,7 +103,12 @@ fn bench(c: &mut Criterion) {
     let edges: [(&str, Edge, Arc<dyn InstanceStore>); 2] = [
         (
             "memory",
-            edge_on(memory.clone(), memory.clone(), Arc::new(MemoryQueue::new())),
+            edge_on(
+                memory.clone(),
+                memory.clone(),
+                Arc::new(MemoryQueue::new()),
+                None,
+            ),
             memory.clone(),
         ),
         (
@@ -107,6 +117,7 @@ fn bench(c: &mut Criterion) {
                 embedded.clone(),
                 embedded.clone(),
                 Arc::new(embedded.queue()),
+                Some(embedded.clone()),
             ),
             embedded.clone(),
         ),

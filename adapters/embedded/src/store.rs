@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
     instance::{
-        CreateOutcome, Instance, InstanceEvent, InstanceStore, IntakeError, OrderLineIntake,
-        record,
+        CreateOutcome, Instance, InstanceEvent, InstanceStore, IntakeError, OrderLineIntake, record,
     },
     jobs::Job,
     order::notice::{OrderNotice, OrderNoticeStore, record as notice_record},
@@ -16,8 +15,8 @@ use koogallery::{
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::{
-    EVENTS, Write, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, ORDER_NOTICES,
-    millis,
+    EVENTS, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, ORDER_NOTICES,
+    Write, millis,
 };
 
 /// Expired nonces removed per `remember` call: each call adds at most one entry and removes up to

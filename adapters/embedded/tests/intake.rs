@@ -44,7 +44,9 @@ async fn new_instance(h: &Host, order: &str, business_id: &str) -> koogallery::p
     let body = json!({"activity":"newInstance","orderId":order,
         "orderLineId":format!("{order}-000001"),"businessId":business_id});
     let callback = registry::by_activity("newInstance").unwrap();
-    h.dispatcher.dispatch(callback, &body, KeyUsed::Current).await
+    h.dispatcher
+        .dispatch(callback, &body, KeyUsed::Current)
+        .await
 }
 
 #[tokio::test]

@@ -150,7 +150,11 @@ impl NewInstance {
                 let job = Job::Provision {
                     instance_id: id.clone(),
                 };
-                match self.intake.create_and_enqueue(&instance, &events, &job).await {
+                match self
+                    .intake
+                    .create_and_enqueue(&instance, &events, &job)
+                    .await
+                {
                     Ok(outcome) => outcome,
                     Err(IntakeError::Store(e)) => return Err(DomainError::from(e).into()),
                     Err(IntakeError::Queue(e)) => return Err(e.into()),

@@ -9,8 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     instance::{
-        AccessInfo, CreateOutcome, Instance, InstanceState, InstanceStore, OrderLineIntake,
-        Outcome,
+        AccessInfo, CreateOutcome, Instance, InstanceState, InstanceStore, OrderLineIntake, Outcome,
     },
     jobs::{
         Job, JobQueue,
@@ -205,7 +204,11 @@ pub async fn order_line_intake_contract<Q: Receive + Settle + ?Sized>(
         .await
         .unwrap();
     assert_eq!(outcome, CreateOutcome::Created);
-    let stored = store.get(&id).await.unwrap().expect("the instance is stored");
+    let stored = store
+        .get(&id)
+        .await
+        .unwrap()
+        .expect("the instance is stored");
     assert!(stored.provisioning.enqueued, "stored marked enqueued");
     assert_eq!(stored.order_id, order);
     assert_eq!(store.events(&id).await.unwrap(), vec![ev.clone()]);
