@@ -8,6 +8,7 @@
 //! order/         the order behind it and the marketplace port (Query Order)         (openapi §2)
 //! provisioning/  the provisioner port: create resources, hear lifecycle notices
 //! jobs/          the job queue between callbacks and worker, and its consumer port
+//! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates (openapi §3)
 //! config/        settings per concept and the typed secrets bundle
 //! testing/       fakes, the in-memory test bed, port contracts (feature `testing`)
 //! ```
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod instance;
 pub mod jobs;
+pub mod metering;
 pub mod metrics;
 pub mod order;
 pub mod protocol;

@@ -45,6 +45,20 @@ pub enum Metric {
         undelivered_notices: u64,
         parked_outboxes: u64,
     },
+    /// What one usage push pass settled (`UsageAccepted`, `UsageRejected`, `UsageDeferred` windows)
+    /// and how many unpushed windows approach the 21-day horizon (`UsageNearHorizon`).
+    UsagePass {
+        accepted: u64,
+        rejected: u64,
+        deferred: u64,
+        near_horizon: u64,
+    },
+    /// KooGallery refused a usage record for good, or it passed the horizon (`UsageRecordsRejected`).
+    UsageRejected,
+    /// A usage push failed and will be retried (`UsagePushFailures`).
+    UsagePushFailed,
+    /// KooGallery refused the usage push's credentials or signature (`UsagePushMisconfigured`).
+    UsagePushMisconfigured,
 }
 
 /// Where observations go.
@@ -97,11 +111,31 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
             values.push(("UndeliveredNotices", "Count", json!(undelivered_notices)));
             values.push(("ParkedOutboxes", "Count", json!(parked_outboxes)));
         }
+        Metric::UsagePass {
+            accepted,
+            rejected,
+            deferred,
+            near_horizon,
+        } => {
+            values.push(("UsageAccepted", "Count", json!(accepted)));
+            values.push(("UsageRejected", "Count", json!(rejected)));
+            values.push(("UsageDeferred", "Count", json!(deferred)));
+            values.push(("UsageNearHorizon", "Count", json!(near_horizon)));
+        }
+        Metric::UsageRejected => values.push(("UsageRecordsRejected", "Count", json!(1))),
+        Metric::UsagePushFailed => values.push(("UsagePushFailures", "Count", json!(1))),
+        Metric::UsagePushMisconfigured => {
+            values.push(("UsagePushMisconfigured", "Count", json!(1)))
+        }
     }
     if dims.is_empty() {
         // Every line has one dimension set with at least one dimension: the component.
         let component = match metric {
             Metric::Reconciled { .. } => "reconciler",
+            Metric::UsagePass { .. }
+            | Metric::UsageRejected
+            | Metric::UsagePushFailed
+            | Metric::UsagePushMisconfigured => "metering",
             _ => "worker",
         };
         dims.push(("Component", json!(component)));

@@ -21,6 +21,9 @@
 //! | `jobs_due`         | (visible_at ms, job id)    | `()` — index, so `receive` is a range scan         |
 //! | `jobs_dead`        | job id                     | (attempts, enqueued_at ms, at ms, reason, job JSON) |
 //! | `meta`             | name (`next_job_id`)       | u64                                                |
+//! | `usage_windows`    | (instanceId, start ms)     | usage window as JSON (`metering::record`)          |
+//! | `usage_due`        | (end ms, instanceId)       | `()` — index of unsettled windows, oldest first     |
+//! | `usage_keys`       | idempotency key            | what the key was applied to, as JSON               |
 //!
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
@@ -29,6 +32,7 @@ mod consumer;
 mod nonces;
 mod queue;
 mod store;
+mod usage;
 
 use std::{
     ops::{Deref, DerefMut},
@@ -64,6 +68,13 @@ pub(crate) type DeadRecord = (u32, i64, i64, &'static [u8], &'static [u8]);
 pub(crate) const JOBS_DEAD: TableDefinition<u64, DeadRecord> = TableDefinition::new("jobs_dead");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Order notices by (orderId, orderLineId): the versioned record of `order::notice::record`.
+/// Usage windows by (instanceId, window start ms): `koogallery::metering::record` (schema 1).
+pub(crate) const USAGE_WINDOWS: TableDefinition<(&str, i64), &[u8]> =
+    TableDefinition::new("usage_windows");
+/// Unsettled usage windows by (window end ms, instanceId): what the push reads, oldest first.
+pub(crate) const USAGE_DUE: TableDefinition<(i64, &str), ()> = TableDefinition::new("usage_due");
+/// Idempotency keys of applied usage reports: their `KeyRecord` JSON.
+pub(crate) const USAGE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_keys");
 pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_notices");
 
@@ -184,6 +195,9 @@ impl EmbeddedStore {
             txn.open_table(JOBS_DEAD).map_err(Fault::from)?;
             txn.open_table(META).map_err(Fault::from)?;
             txn.open_table(ORDER_NOTICES).map_err(Fault::from)?;
+            txn.open_table(USAGE_WINDOWS).map_err(Fault::from)?;
+            txn.open_table(USAGE_DUE).map_err(Fault::from)?;
+            txn.open_table(USAGE_KEYS).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);

@@ -63,3 +63,9 @@ async fn embedded_store_passes_the_order_line_intake_contract() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn embedded_store_passes_the_usage_store_contract() {
+    let (_dir, store) = fresh();
+    koogallery::testing::contract::usage_store_contract(store).await;
+}

@@ -100,37 +100,42 @@ impl OpenApiClient {
         })
     }
 
-    /// A signed GET of `path?query` on `base`.
-    async fn get_once(&self, base: &Url, path: &str, query: &str) -> Try {
+    /// One signed request on `base`: `method path?query` with `body` and `extra` headers, every
+    /// header sent also signed.
+    async fn send_once(&self, base: &Url, call: &Call<'_>) -> Try {
         let mut url = base.clone();
-        url.set_path(path);
-        url.set_query((!query.is_empty()).then_some(query));
+        url.set_path(call.path);
+        url.set_query((!call.query.is_empty()).then_some(call.query));
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
             (None, _) => return Try::HostDown(format!("{base} has no host")),
         };
         let sdk_date = apig::sdk_date(chrono::Utc::now());
-        let headers = [
+        let mut headers: Vec<(&str, &str)> = vec![
             ("content-type", "application/json"),
             ("host", host.as_str()),
             (apig::HEADER_SDK_DATE, sdk_date.as_str()),
         ];
+        headers.extend(call.extra.iter().map(|(k, v)| (*k, v.as_str())));
         let signature = apig::sign(
             &self.keys.ak,
             self.keys.sk.expose(),
             &apig::Request {
-                method: "GET",
-                path,
-                query,
+                method: call.method.as_str(),
+                path: call.path,
+                query: call.query,
                 headers: &headers,
-                body: b"",
+                body: call.body,
             },
         );
         // Exactly the headers signed (reqwest writes `Host` from the URL, the same value).
-        let mut request = self.http.get(url);
+        let mut request = self.http.request(call.method.clone(), url);
         for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
             request = request.header(*name, *value);
+        }
+        if !call.body.is_empty() {
+            request = request.body(call.body.to_vec());
         }
         let sent = request
             .header("authorization", signature.authorization)
@@ -153,12 +158,27 @@ impl OpenApiClient {
         }
     }
 
-    /// The primary host, then (re-signed) the fallback when the primary is down.
-    async fn get(&self, path: &str, query: &str) -> Result<(u16, Vec<u8>), MarketplaceError> {
+    /// The primary host, then (re-signed) the fallback when the primary is down. `fresh` makes
+    /// the per-attempt headers (the usage push's `ts`, `nonce`, `signature`).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &str,
+        body: &[u8],
+        fresh: impl Fn() -> Vec<(&'static str, String)>,
+    ) -> Result<(u16, Vec<u8>), String> {
         let mut down = Vec::new();
         let hosts = std::iter::once(&self.settings.primary).chain(self.settings.fallback.as_ref());
         for base in hosts {
-            match self.get_once(base, path, query).await {
+            let call = Call {
+                method: method.clone(),
+                path,
+                query,
+                body,
+                extra: fresh(),
+            };
+            match self.send_once(base, &call).await {
                 Try::Answered { status, body } => return Ok((status, body)),
                 Try::HostDown(why) => {
                     tracing::warn!(why, "KooGallery open API host unavailable");
@@ -166,8 +186,23 @@ impl OpenApiClient {
                 }
             }
         }
-        Err(MarketplaceError::Unavailable(down.join("; then ")))
+        Err(down.join("; then "))
     }
+
+    async fn get(&self, path: &str, query: &str) -> Result<(u16, Vec<u8>), MarketplaceError> {
+        self.send(reqwest::Method::GET, path, query, b"", Vec::new)
+            .await
+            .map_err(MarketplaceError::Unavailable)
+    }
+}
+
+/// One request as [`OpenApiClient::send_once`] signs and sends it.
+struct Call<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    query: &'a str,
+    body: &'a [u8],
+    extra: Vec<(&'static str, String)>,
 }
 
 /// What an answer's codes mean for the caller (openapi §8): `None` for success.
@@ -300,6 +335,8 @@ impl MarketplaceClient for OpenApiClient {
         order_details(info, order_line_id)
     }
 }
+
+pub mod usage;
 
 #[cfg(test)]
 mod tests;

@@ -403,6 +403,7 @@ mod tests {
         instance_store_contract(Arc::new(MemoryStore::new())).await;
         concurrent_create_contract(Arc::new(MemoryStore::new())).await;
         nonce_store_contract(Arc::new(MemoryStore::new())).await;
+        usage_store_contract(Arc::new(MemoryStore::new())).await;
     }
 }
 
@@ -508,4 +509,133 @@ mod memory_notices {
         super::order_notice_store_contract(std::sync::Arc::new(crate::testing::MemoryStore::new()))
             .await;
     }
+}
+
+/// Every usage store: batches applied all or nothing, each idempotency key once, windows read
+/// back as written, the unsettled ones listed oldest first, compare-and-set saves, and no report
+/// ever added to a sealed window.
+pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
+    use crate::metering::{IngestError, UsageReport, WindowKey, WindowState, ingest::Refusal};
+    let (a, b) = (unique("usage-a"), unique("usage-b"));
+    let h = |n: i64| t0() + Duration::hours(n);
+    let report = |id: &str, q: &str, at: DateTime<Utc>, key: &str| UsageReport {
+        instance_id: id.to_owned(),
+        quantity: q.parse().unwrap(),
+        occurred_at: at,
+        idempotency_key: format!("{id}/{key}"),
+    };
+    let now = h(5);
+    let batch = vec![
+        report(&a, "1.5", h(1) + Duration::minutes(10), "1"),
+        report(&a, "2", h(1) + Duration::minutes(50), "2"),
+        report(&a, "0.25", h(2), "3"),
+        report(&b, "7", h(1) + Duration::minutes(5), "4"),
+    ];
+    let outcome = store.ingest(&batch, now).await.unwrap();
+    assert_eq!((outcome.applied, outcome.duplicates), (4, 0));
+    let key = |id: &str, n: i64| WindowKey {
+        instance_id: id.to_owned(),
+        start: h(n),
+    };
+    let w = store
+        .window(&key(&a, 1))
+        .await
+        .unwrap()
+        .expect("window a@1");
+    assert_eq!((w.total, w.reports), ("3.5".parse().unwrap(), 2));
+    assert_eq!(w.state, WindowState::Open);
+
+    // The same batch again: every report a duplicate, nothing added.
+    let again = store.ingest(&batch, now).await.unwrap();
+    assert_eq!((again.applied, again.duplicates), (0, 4));
+    assert_eq!(
+        store.window(&key(&a, 1)).await.unwrap().unwrap().total,
+        w.total
+    );
+
+    // A reused key with other content refuses the whole batch: the new report is not stored.
+    let mixed = vec![
+        report(&a, "5", h(3), "5"),
+        report(&a, "9", h(1) + Duration::minutes(10), "1"),
+    ];
+    let err = store.ingest(&mixed, now).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::Invalid {
+                index: 1,
+                reason: Refusal::KeyReused(_)
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        store.window(&key(&a, 3)).await.unwrap().is_none(),
+        "all or nothing"
+    );
+
+    // Due: windows whose hour ended, oldest first, then by instance.
+    let ours = |ws: Vec<crate::metering::UsageWindow>| -> Vec<(String, DateTime<Utc>)> {
+        ws.into_iter()
+            .filter(|w| w.instance_id == a || w.instance_id == b)
+            .map(|w| (w.instance_id, w.start))
+            .collect()
+    };
+    let mut first_hour = vec![(a.clone(), h(1)), (b.clone(), h(1))];
+    first_hour.sort();
+    assert_eq!(ours(store.due(h(2), 10_000).await.unwrap()), first_hour);
+    let all = ours(store.due(h(3), 10_000).await.unwrap());
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2], (a.clone(), h(2)));
+
+    // Sealing is a compare-and-set; a stale copy loses.
+    let mut sealed = store.window(&key(&a, 1)).await.unwrap().unwrap();
+    let stale = sealed.clone();
+    assert!(sealed.seal(now));
+    store.save_window(&sealed).await.unwrap();
+    assert!(matches!(
+        store.save_window(&stale).await,
+        Err(StoreError::Conflict)
+    ));
+    let read = store.window(&key(&a, 1)).await.unwrap().unwrap();
+    assert_eq!(read.sealed(), sealed.sealed());
+    assert_eq!(read.version, sealed.version + 1);
+
+    // A sealed window takes nothing more, and the batch around the late report is not stored.
+    let late = vec![
+        report(&b, "1", h(4), "6"),
+        report(&a, "1", h(1) + Duration::minutes(59), "7"),
+    ];
+    let err = store.ingest(&late, now).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::Invalid {
+                index: 1,
+                reason: Refusal::WindowReported { .. }
+            }
+        ),
+        "{err}"
+    );
+    assert!(store.window(&key(&b, 4)).await.unwrap().is_none());
+
+    // Settled windows leave the due list.
+    let mut accepted = read;
+    accepted.accept(now);
+    store.save_window(&accepted).await.unwrap();
+    let left = ours(store.due(h(3), 10_000).await.unwrap());
+    assert!(!left.contains(&(a.clone(), h(1))), "{left:?}");
+    assert_eq!(left.len(), 2);
+    assert_eq!(
+        store.due(h(3), 1).await.unwrap().len(),
+        1,
+        "the limit holds"
+    );
+
+    let of_a = store.windows_of(&a).await.unwrap();
+    assert_eq!(
+        of_a.iter().map(|w| w.start).collect::<Vec<_>>(),
+        vec![h(1), h(2)]
+    );
+    assert!(matches!(of_a[0].state, WindowState::Accepted { .. }));
 }

@@ -29,6 +29,9 @@ struct Tables {
     /// (expiry, nonce), so expired nonces are dropped from the front in O(log n) each.
     nonce_expiry: std::collections::BTreeSet<(DateTime<Utc>, String)>,
     notices: HashMap<(String, String), crate::order::notice::OrderNotice>,
+    usage_windows:
+        std::collections::BTreeMap<crate::metering::WindowKey, crate::metering::UsageWindow>,
+    usage_keys: HashMap<String, crate::metering::ingest::KeyRecord>,
 }
 
 /// Instances, order lines, events and nonces in a mutex-guarded map.
@@ -184,6 +187,92 @@ impl crate::order::notice::OrderNoticeStore for MemoryStore {
             notice.clone(),
         );
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::metering::UsageStore for MemoryStore {
+    async fn ingest(
+        &self,
+        reports: &[crate::metering::UsageReport],
+        now: DateTime<Utc>,
+    ) -> Result<crate::metering::IngestOutcome, crate::metering::IngestError> {
+        let mut t = self.lock()?;
+        let mut windows: HashMap<_, _> = reports
+            .iter()
+            .filter_map(|r| {
+                let key = r.window();
+                t.usage_windows.get(&key).cloned().map(|w| (key, w))
+            })
+            .collect();
+        let known: HashMap<_, _> = reports
+            .iter()
+            .filter_map(|r| {
+                t.usage_keys
+                    .get(&r.idempotency_key)
+                    .map(|k| (r.idempotency_key.clone(), k.clone()))
+            })
+            .collect();
+        let applied = crate::metering::ingest::apply(reports, &mut windows, &known, now)?;
+        for key in applied.changed {
+            if let Some(mut w) = windows.remove(&key) {
+                w.version += 1;
+                t.usage_windows.insert(key, w);
+            }
+        }
+        t.usage_keys.extend(applied.new_keys);
+        Ok(applied.outcome)
+    }
+
+    async fn due(
+        &self,
+        ended_by: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::metering::UsageWindow>, StoreError> {
+        let t = self.lock()?;
+        let mut due: Vec<_> = t
+            .usage_windows
+            .values()
+            .filter(|w| w.is_unsettled() && w.end() <= ended_by)
+            .cloned()
+            .collect();
+        due.sort_by(|a, b| (a.start, &a.instance_id).cmp(&(b.start, &b.instance_id)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn save_window(&self, window: &crate::metering::UsageWindow) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        let key = window.key();
+        match t.usage_windows.get(&key) {
+            Some(stored) if stored.version == window.version => {
+                let mut w = window.clone();
+                w.version += 1;
+                t.usage_windows.insert(key, w);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn window(
+        &self,
+        key: &crate::metering::WindowKey,
+    ) -> Result<Option<crate::metering::UsageWindow>, StoreError> {
+        Ok(self.lock()?.usage_windows.get(key).cloned())
+    }
+
+    async fn windows_of(
+        &self,
+        instance_id: &str,
+    ) -> Result<Vec<crate::metering::UsageWindow>, StoreError> {
+        Ok(self
+            .lock()?
+            .usage_windows
+            .values()
+            .filter(|w| w.instance_id == instance_id)
+            .cloned()
+            .collect())
     }
 }
 

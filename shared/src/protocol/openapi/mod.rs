@@ -4,6 +4,7 @@
 //! strict in what is sent.
 
 pub mod query_order;
+pub mod usage;
 
 /// The China site's hosts (openapi §0). The international site's primary is
 /// `https://mkt-intl.myhuaweicloud.com`; both fall back to the China fallback host.

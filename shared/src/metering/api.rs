@@ -1,0 +1,254 @@
+//! The usage ingestion API the vendor's application calls (`POST /usage`, issue 9): its JSON body,
+//! its signature, and its answers. The same body is the SQS message format for apps on AWS.
+//!
+//! ```text
+//! POST /usage
+//! x-usage-timestamp: <Unix epoch milliseconds>
+//! x-usage-nonce:     <random, 8 to 64 characters, never reused>
+//! x-usage-signature: base64(HMAC-SHA256(usage key, "ts={timestamp}&nonce={nonce}&body={raw body}"))
+//!
+//! {"records":[{"instanceId":"…","quantity":"1.5","occurredAt":"2026-11-21T13:25:00Z",
+//!              "idempotencyKey":"app-event-42"}]}
+//! ```
+//! The scheme is KooGallery's own usage-push body signature (openapi §3), keyed with a secret the
+//! vendor's app and this service share (`KOOGALLERY_USAGE_KEY`), checked on the raw bytes in
+//! constant time, within ±5 minutes, and each nonce once.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{IngestError, IngestOutcome, UsageReport};
+
+pub const HEADER_TIMESTAMP: &str = "x-usage-timestamp";
+pub const HEADER_NONCE: &str = "x-usage-nonce";
+pub const HEADER_SIGNATURE: &str = "x-usage-signature";
+
+/// How far a request's timestamp may be from this host's clock.
+pub const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// The body of `POST /usage` (and of an SQS usage message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UsageBatch {
+    pub records: Vec<UsageRecordIn>,
+}
+
+/// One report as the app sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRecordIn {
+    pub instance_id: String,
+    /// A JSON string (exact; recommended) or number, in the SKU's metered unit.
+    #[serde(deserialize_with = "quantity")]
+    #[serde(serialize_with = "rust_decimal::serde::str::serialize")]
+    pub quantity: Decimal,
+    /// RFC 3339 (`2026-11-21T13:25:00Z`, any offset).
+    pub occurred_at: DateTime<Utc>,
+    pub idempotency_key: String,
+}
+
+/// A quantity from a string (exact) or a JSON number (its shortest decimal form).
+fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Q {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    let text = match Q::deserialize(d)? {
+        Q::Text(s) => s,
+        Q::Number(n) => n.to_string(),
+    };
+    let text = text.trim();
+    // `from_str_exact` refuses what cannot be held exactly rather than rounding it; scientific
+    // notation (a JSON number may use it) is read by `from_scientific`.
+    Decimal::from_str_exact(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .map_err(|_| serde::de::Error::custom(format!("quantity {text:?} is not a decimal number")))
+}
+
+impl UsageBatch {
+    /// Parses a body, naming the field at fault.
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        })
+    }
+
+    pub fn into_reports(self) -> Vec<UsageReport> {
+        self.records
+            .into_iter()
+            .map(|r| UsageReport {
+                instance_id: r.instance_id,
+                quantity: r.quantity,
+                occurred_at: r.occurred_at,
+                idempotency_key: r.idempotency_key,
+            })
+            .collect()
+    }
+}
+
+/// Why a request was not taken, with the HTTP status it is answered with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("usage ingestion is not configured: set KOOGALLERY_USAGE_KEY")]
+    NotConfigured,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Refused(#[from] IngestError),
+}
+
+impl ApiError {
+    /// 401 for the signature, 400 for the body or a refused report, 503 when retrying may help.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NotConfigured => 503,
+            Self::Unauthorized(_) => 401,
+            Self::BadRequest(_) => 400,
+            Self::Refused(e) if e.is_retryable() => 503,
+            Self::Refused(_) => 400,
+        }
+    }
+
+    /// `{"error": "...", "index": n?, "retryable": bool}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "error": self.to_string(),
+            "retryable": self.status() == 503,
+        });
+        if let Self::Refused(IngestError::Invalid { index, .. }) = self {
+            v["index"] = (*index).into();
+        }
+        v
+    }
+}
+
+/// The answer to an ingested batch.
+pub fn accepted(outcome: IngestOutcome) -> serde_json::Value {
+    serde_json::json!({"applied": outcome.applied, "duplicates": outcome.duplicates})
+}
+
+/// Checks the signature headers of a request (not the nonce's novelty: the caller's replay
+/// guard does that). Constant time; the key and the signature are never logged.
+pub fn verify(
+    key: &str,
+    timestamp: Option<&str>,
+    nonce: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let (Some(ts), Some(nonce), Some(sig)) = (timestamp, nonce, signature) else {
+        return Err(ApiError::Unauthorized(
+            "x-usage-timestamp, x-usage-nonce and x-usage-signature are required",
+        ));
+    };
+    let ms: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::Unauthorized("x-usage-timestamp must be epoch milliseconds"))?;
+    if (now.timestamp_millis() - ms).abs() > MAX_SKEW_MS {
+        return Err(ApiError::Unauthorized(
+            "x-usage-timestamp is more than 5 minutes from this host's clock",
+        ));
+    }
+    let n = nonce.trim().len();
+    if !(8..=64).contains(&n) {
+        return Err(ApiError::Unauthorized(
+            "x-usage-nonce must be 8 to 64 characters",
+        ));
+    }
+    if !crate::security::usage_push::verify_usage_signature(key, ts.trim(), nonce.trim(), body, sig)
+    {
+        return Err(ApiError::Unauthorized("x-usage-signature does not match"));
+    }
+    Ok(())
+}
+
+/// Signs a request as the vendor's app must (the Rust client and the simulator use it).
+pub fn sign(key: &str, body: &[u8], now: DateTime<Utc>) -> [(&'static str, String); 3] {
+    let ts = now.timestamp_millis().to_string();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let sig = crate::security::usage_push::usage_signature(key, &ts, &nonce, body);
+    [
+        (HEADER_TIMESTAMP, ts),
+        (HEADER_NONCE, nonce),
+        (HEADER_SIGNATURE, sig),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_reads_quantities_exactly_from_strings_and_numbers() {
+        let b = UsageBatch::parse(
+            br#"{"records":[
+              {"instanceId":"i-1","quantity":"1.2345","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"},
+              {"instanceId":"i-1","quantity":0.1,"occurredAt":"2026-11-21T21:25:00+08:00","idempotencyKey":"b"},
+              {"instanceId":"i-1","quantity":1e2,"occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"c"}]}"#,
+        )
+        .unwrap();
+        let r = b.into_reports();
+        assert_eq!(r[0].quantity.to_string(), "1.2345");
+        assert_eq!(r[1].quantity.to_string(), "0.1");
+        assert_eq!(r[1].occurred_at, r[0].occurred_at);
+        assert_eq!(r[2].quantity, Decimal::from(100));
+    }
+
+    #[test]
+    fn a_bad_body_names_the_field() {
+        let e = UsageBatch::parse(br#"{"records":[{"instanceId":"i","quantity":"abc","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}]}"#).unwrap_err();
+        assert!(e.contains("records[0].quantity"), "{e}");
+        let e = UsageBatch::parse(br#"{"records":[{"instanceId":"i","quantity":"NaN","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}]}"#).unwrap_err();
+        assert!(e.contains("quantity"), "{e}");
+        let e = UsageBatch::parse(br#"{"records":[{"instanceId":"i","quantity":"1","occurredAt":"yesterday","idempotencyKey":"a"}]}"#).unwrap_err();
+        assert!(e.contains("records[0].occurredAt"), "{e}");
+        assert!(UsageBatch::parse(b"[]").is_err());
+    }
+
+    #[test]
+    fn the_signature_is_checked_on_the_raw_bytes() {
+        let now = Utc::now();
+        let body = br#"{"records":[]}"#;
+        let [(_, ts), (_, nonce), (_, sig)] = sign("app-key", body, now);
+        assert!(verify("app-key", Some(&ts), Some(&nonce), Some(&sig), body, now).is_ok());
+        let wrong = |r: Result<(), ApiError>| assert_eq!(r.unwrap_err().status(), 401);
+        wrong(verify(
+            "other",
+            Some(&ts),
+            Some(&nonce),
+            Some(&sig),
+            body,
+            now,
+        ));
+        wrong(verify(
+            "app-key",
+            Some(&ts),
+            Some(&nonce),
+            Some(&sig),
+            b"{\"records\":[ ]}",
+            now,
+        ));
+        wrong(verify("app-key", None, Some(&nonce), Some(&sig), body, now));
+        wrong(verify(
+            "app-key",
+            Some(&ts),
+            Some(&nonce),
+            Some(&sig),
+            body,
+            now + chrono::Duration::minutes(6),
+        ));
+    }
+}

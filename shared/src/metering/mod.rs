@@ -1,0 +1,212 @@
+//! Pay-per-use metering (spec openapi §3 and §3.2, callbacks §6.2 and §8.2, Decision 8): the usage
+//! the vendor's application reports, kept per (instance, UTC hour) window, and pushed to KooGallery
+//! once per window so that no hour is billed twice or lost.
+//!
+//! ```text
+//! report ──ingest──▶ open window ──seal (hour over + grace)──▶ sealed ──push──▶ accepted
+//!   (idempotency key,    (sum, counts)      content frozen:                 └─▶ rejected (MKT code
+//!    applied once)                          metering_sn, value, record_time      kept, reported)
+//! ```
+//!
+//! A window's content is frozen when it is sealed, before its first push: every retry resends the
+//! very same record (same `metering_sn`, window and value; only `ts`, `nonce` and the signatures
+//! are fresh), and usage reported for an hour already sealed is refused with a clear error rather
+//! than changing what KooGallery may already hold.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub mod api;
+pub mod ingest;
+pub mod pricing;
+pub mod push;
+pub mod record;
+pub mod store;
+
+pub use ingest::{IngestError, IngestOutcome, UsageReport};
+pub use push::{PushAnswer, PushError, UsagePusher, UsageSink};
+pub use store::{UsageStore, UsageStoreError};
+
+/// Metering windows are UTC hours (openapi §3: hourly reporting; non-overlapping windows).
+pub const WINDOW: Duration = Duration::hours(1);
+
+/// KooGallery refuses records whose `begin_time` is more than 21 days old (`MKT.9004`, openapi §3).
+pub const HORIZON: Duration = Duration::days(21);
+
+/// At most this many records per usage push (openapi §3; `MKT.9003` beyond).
+pub const MAX_RECORDS_PER_PUSH: usize = 1000;
+
+/// `usage_value` is Double(12,4): at most 4 decimals (openapi §3), and at most 8 integer digits.
+pub const MAX_DECIMALS: u32 = 4;
+
+/// The largest value one record (one window) can carry: 12 digits, 4 of them decimals.
+pub fn max_window_value() -> Decimal {
+    Decimal::new(999_999_999_999, MAX_DECIMALS)
+}
+
+/// The start of the UTC hour `t` falls in.
+pub fn window_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(WINDOW).unwrap_or(t)
+}
+
+/// Decision 8: `metering_sn` is UUIDv5 of (instance, dimension, window start), so a retry, a
+/// restart or a second pusher computes the very same serial for the same window.
+pub fn metering_sn(instance_id: &str, package: Option<&str>, start: DateTime<Utc>) -> String {
+    /// This product's UUIDv5 namespace for metering serials (fixed: changing it would change the
+    /// serials of windows already pushed).
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b6f_6f67_616c_6c65_7279_2d75_7361_6765);
+    let name = format!(
+        "{instance_id}\n{}\n{}",
+        package.unwrap_or(""),
+        start.format("%Y%m%dT%H%M%SZ")
+    );
+    uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// The key of a window: the instance and the start of its hour.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowKey {
+    pub instance_id: String,
+    pub start: DateTime<Utc>,
+}
+
+/// One instance's usage in one UTC hour, and how far it got towards KooGallery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageWindow {
+    pub instance_id: String,
+    pub start: DateTime<Utc>,
+    /// The sum of the reports applied (each idempotency key once).
+    pub total: Decimal,
+    /// How many reports were applied.
+    pub reports: u64,
+    /// When the first and the last report were applied (ingestion time).
+    pub first_reported_at: DateTime<Utc>,
+    pub last_reported_at: DateTime<Utc>,
+    pub state: WindowState,
+    /// Optimistic concurrency, as for instances: bumped by every save.
+    pub version: u64,
+}
+
+/// Where a window is on its way to KooGallery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowState {
+    /// Still taking reports.
+    Open,
+    /// Frozen: this record, and nothing else, is what KooGallery gets for the window.
+    Sealed(Sealed),
+    /// KooGallery answered `MKT.0000` for a push carrying the record.
+    Accepted { sealed: Sealed, at: DateTime<Utc> },
+    /// KooGallery refused the record itself (alone in its push); kept and reported, not retried.
+    Rejected {
+        sealed: Sealed,
+        code: String,
+        message: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A window's record as frozen at sealing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub metering_sn: String,
+    pub value: Decimal,
+    /// `record_time`: when the record was made (sealing time), sent unchanged on every retry.
+    pub record_time: DateTime<Utc>,
+    /// Push attempts that did not settle the window (outage, 5xx, fallback host down, …).
+    pub failed_pushes: u32,
+    /// The last failure, for the operator.
+    pub last_error: Option<String>,
+}
+
+impl UsageWindow {
+    /// A fresh, open window for `key`, first reported at `now`.
+    pub fn open(key: &WindowKey, now: DateTime<Utc>) -> Self {
+        Self {
+            instance_id: key.instance_id.clone(),
+            start: key.start,
+            total: Decimal::ZERO,
+            reports: 0,
+            first_reported_at: now,
+            last_reported_at: now,
+            state: WindowState::Open,
+            version: 0,
+        }
+    }
+
+    pub fn key(&self) -> WindowKey {
+        WindowKey {
+            instance_id: self.instance_id.clone(),
+            start: self.start,
+        }
+    }
+
+    /// The window's end (exclusive), `end_time` of its record.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start + WINDOW
+    }
+
+    /// Still owed to KooGallery: open, or sealed and not yet settled.
+    pub fn is_unsettled(&self) -> bool {
+        matches!(self.state, WindowState::Open | WindowState::Sealed(_))
+    }
+
+    /// The frozen record, once sealed.
+    pub fn sealed(&self) -> Option<&Sealed> {
+        match &self.state {
+            WindowState::Open => None,
+            WindowState::Sealed(s)
+            | WindowState::Accepted { sealed: s, .. }
+            | WindowState::Rejected { sealed: s, .. } => Some(s),
+        }
+    }
+
+    /// Freezes the window's content (`true`), unless it is already sealed. An open window with no
+    /// usage is not sealed: nothing is pushed for an empty hour (openapi §3: `usage_value` > 0).
+    pub fn seal(&mut self, now: DateTime<Utc>) -> bool {
+        if self.state != WindowState::Open || self.total <= Decimal::ZERO {
+            return false;
+        }
+        self.state = WindowState::Sealed(Sealed {
+            metering_sn: metering_sn(&self.instance_id, None, self.start),
+            value: self.total,
+            record_time: now,
+            failed_pushes: 0,
+            last_error: None,
+        });
+        true
+    }
+
+    /// KooGallery accepted the window's record.
+    pub fn accept(&mut self, now: DateTime<Utc>) {
+        if let WindowState::Sealed(s) = &self.state {
+            self.state = WindowState::Accepted {
+                sealed: s.clone(),
+                at: now,
+            };
+        }
+    }
+
+    /// KooGallery refused the window's record for good.
+    pub fn reject(&mut self, code: &str, message: &str, now: DateTime<Utc>) {
+        if let WindowState::Sealed(s) = &self.state {
+            self.state = WindowState::Rejected {
+                sealed: s.clone(),
+                code: code.to_owned(),
+                message: message.to_owned(),
+                at: now,
+            };
+        }
+    }
+
+    /// A push carrying the record did not settle it; it is retried as it is.
+    pub fn push_failed(&mut self, error: &str) {
+        if let WindowState::Sealed(s) = &mut self.state {
+            s.failed_pushes = s.failed_pushes.saturating_add(1);
+            s.last_error = Some(error.chars().take(500).collect());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

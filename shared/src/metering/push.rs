@@ -1,0 +1,261 @@
+//! The usage push (spec openapi §3, Decision 8): every window whose hour is over (plus a grace
+//! period) is sealed and pushed, oldest first, at most 1000 records per call, until KooGallery
+//! accepts or refuses it. A pass that meets an outage stops and the next pass resumes from the
+//! oldest unsettled window, so an outage of any length is caught up.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+
+use super::{HORIZON, MAX_RECORDS_PER_PUSH, UsageStore, UsageWindow, WINDOW, WindowState};
+use crate::{
+    clock::Clock,
+    metrics::{Metric, Metrics},
+    storage::StoreError,
+};
+
+/// One record as KooGallery receives it (openapi §3 `UsagePushData`), from a sealed window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRecord {
+    pub instance_id: String,
+    pub metering_sn: String,
+    pub value: Decimal,
+    pub begin: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub record_time: DateTime<Utc>,
+    /// `relate_pkg_instance`: the stop-when-used-up package the usage is deducted from.
+    pub package: Option<String>,
+}
+
+impl PushRecord {
+    /// The window's frozen record; `None` while it is open.
+    pub fn of(window: &UsageWindow) -> Option<Self> {
+        let sealed = window.sealed()?;
+        Some(Self {
+            instance_id: window.instance_id.clone(),
+            metering_sn: sealed.metering_sn.clone(),
+            value: sealed.value,
+            begin: window.start,
+            end: window.end(),
+            record_time: sealed.record_time,
+            package: None,
+        })
+    }
+}
+
+/// KooGallery's answer to one push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushAnswer {
+    /// `MKT.0000`: every record of the push was received.
+    Accepted,
+    /// A refusal about the records' content (`MKT.9001` unknown instance, `MKT.9002` invalid
+    /// usage, `MKT.9004` out of range, `MKT.0150` another seller's instance, `MKT.01xx`
+    /// parameters): the push is split until the record at fault is alone, then it is kept as
+    /// rejected and reported.
+    Refused { code: String, message: String },
+}
+
+/// A push that settled nothing; the records are pushed again, unchanged, by a later pass.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Network failure, timeout, 5xx, `MKT.0999` or `MKT.0250` on the primary and fallback hosts.
+    #[error("KooGallery's usage push is unavailable: {0}")]
+    Unavailable(String),
+    /// KooGallery refused the credentials or the body signature (`MKT.0102`, `MKT.0151`,
+    /// `MKT.0154`, HTTP 401/403): an operator must fix the keys.
+    #[error("the usage push is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// Where pushes go: KooGallery's open API (`koogallery-openapi`), or a fake.
+#[async_trait]
+pub trait UsageSink: Send + Sync {
+    /// One usage push of at most [`MAX_RECORDS_PER_PUSH`] records, with fresh `ts`, `nonce` and
+    /// signatures, on the fallback host when the primary cannot be reached.
+    async fn push(&self, records: &[PushRecord]) -> Result<PushAnswer, PushError>;
+}
+
+/// How the pusher runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushSettings {
+    /// How long after its hour a window still takes reports before it is sealed and pushed.
+    /// KooGallery wants an hour's usage within minutes 0–15 of the next hour (openapi §3).
+    pub grace: Duration,
+    /// Windows this close to the 21-day horizon raise `UsageNearHorizon` (days before it is lost).
+    pub horizon_warning: Duration,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            grace: Duration::minutes(5),
+            horizon_warning: Duration::days(3),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PushReport {
+    pub sealed: usize,
+    pub pushes: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    /// Windows left for the next pass because a push failed.
+    pub deferred: usize,
+    /// Unsettled windows within `horizon_warning` of the 21-day horizon.
+    pub near_horizon: usize,
+    /// The pass stopped on an outage or a misconfiguration.
+    pub stopped: Option<String>,
+}
+
+/// The hourly push over a usage store and a sink.
+pub struct UsagePusher {
+    pub store: Arc<dyn UsageStore>,
+    pub sink: Arc<dyn UsageSink>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<dyn Metrics>,
+    pub settings: PushSettings,
+}
+
+/// Why a pass could not finish for a reason of its own (the store); push failures are reported.
+#[derive(Debug, thiserror::Error)]
+#[error("usage push pass failed: {0}")]
+pub struct PassError(#[from] pub StoreError);
+
+impl UsagePusher {
+    /// Seals and pushes every due window, oldest first, until none is left or a push fails.
+    pub async fn run_once(&self) -> Result<PushReport, PassError> {
+        let now = self.clock.now();
+        let mut report = PushReport::default();
+        let ended_by = now - self.settings.grace;
+        loop {
+            let due = self.store.due(ended_by, MAX_RECORDS_PER_PUSH).await?;
+            if due.is_empty() {
+                break;
+            }
+            // A round that settles nothing (every write lost a race) ends the pass: the next
+            // pass reads the windows again.
+            let progress = (report.sealed, report.accepted, report.rejected);
+            let mut batch = Vec::with_capacity(due.len());
+            for mut window in due {
+                if window.state == WindowState::Open {
+                    if !window.seal(now) {
+                        continue;
+                    }
+                    match self.save(&mut window).await? {
+                        true => report.sealed += 1,
+                        // A batch reached it first: the next round reads it again.
+                        false => continue,
+                    }
+                }
+                if window.start + WINDOW <= now - HORIZON {
+                    // KooGallery would refuse it (`MKT.9004`): kept as rejected, not sent.
+                    window.reject("MKT.9004", "not sent: older than the 21-day horizon", now);
+                    if self.save(&mut window).await? {
+                        report.rejected += 1;
+                        self.metrics.record(Metric::UsageRejected);
+                    }
+                    continue;
+                }
+                if window.start + WINDOW <= now - (HORIZON - self.settings.horizon_warning) {
+                    report.near_horizon += 1;
+                }
+                batch.push(window);
+            }
+            if !batch.is_empty()
+                && let Err(e) = self.push_split(batch, &mut report, now).await?
+            {
+                report.stopped = Some(e.to_string());
+                if matches!(e, PushError::Misconfigured(_)) {
+                    self.metrics.record(Metric::UsagePushMisconfigured);
+                }
+                break;
+            }
+            if progress == (report.sealed, report.accepted, report.rejected) {
+                break;
+            }
+        }
+        if report.near_horizon > 0 {
+            tracing::error!(
+                windows = report.near_horizon,
+                "usage windows approach KooGallery's 21-day horizon unpushed"
+            );
+        }
+        self.metrics.record(Metric::UsagePass {
+            accepted: report.accepted as u64,
+            rejected: report.rejected as u64,
+            deferred: report.deferred as u64,
+            near_horizon: report.near_horizon as u64,
+        });
+        Ok(report)
+    }
+
+    /// Pushes `batch` (oldest first); a refusal splits it in halves until the record at fault is
+    /// alone. `Ok(Err(_))`: a push failed and the pass should stop (its windows are marked).
+    async fn push_split(
+        &self,
+        batch: Vec<UsageWindow>,
+        report: &mut PushReport,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), PushError>, StoreError> {
+        let mut stack = vec![batch];
+        while let Some(mut part) = stack.pop() {
+            let records: Vec<PushRecord> = part.iter().filter_map(PushRecord::of).collect();
+            report.pushes += 1;
+            match self.sink.push(&records).await {
+                Ok(PushAnswer::Accepted) => {
+                    for w in &mut part {
+                        w.accept(now);
+                        if self.save(w).await? {
+                            report.accepted += 1;
+                        }
+                    }
+                }
+                Ok(PushAnswer::Refused { code, message }) if part.len() == 1 => {
+                    let w = &mut part[0];
+                    tracing::error!(instance_id = %w.instance_id, start = %w.start, %code, %message,
+                        "KooGallery refused a usage record; kept as rejected");
+                    w.reject(&code, &message, now);
+                    if self.save(w).await? {
+                        report.rejected += 1;
+                        self.metrics.record(Metric::UsageRejected);
+                    }
+                }
+                Ok(PushAnswer::Refused { .. }) => {
+                    let second = part.split_off(part.len() / 2);
+                    // The older half first: the stack pops the last pushed.
+                    stack.push(second);
+                    stack.push(part);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, records = part.len(), "usage push failed; retried by the next pass");
+                    let left: usize = stack.iter().map(Vec::len).sum::<usize>() + part.len();
+                    for w in &mut part {
+                        w.push_failed(&e.to_string());
+                        self.save(w).await?;
+                    }
+                    report.deferred += left;
+                    self.metrics.record(Metric::UsagePushFailed);
+                    return Ok(Err(e));
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Saves with compare-and-set; `false` when another writer was first (the window is read again
+    /// by the next round or pass).
+    async fn save(&self, window: &mut UsageWindow) -> Result<bool, StoreError> {
+        match self.store.save_window(window).await {
+            Ok(()) => {
+                window.version += 1;
+                Ok(true)
+            }
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

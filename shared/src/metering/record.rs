@@ -1,0 +1,167 @@
+//! How a usage window is kept on disk and in DynamoDB: a versioned contract (schema 1), pinned by
+//! the golden file `tests/fixtures/usage_window_v1.json`. Domain renames never change it: the
+//! stored form is this module's own struct.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::{Sealed, UsageWindow, WindowState, ingest::KeyRecord};
+use crate::storage::StoreError;
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    schema: u32,
+    instance_id: String,
+    start: DateTime<Utc>,
+    #[serde(with = "rust_decimal::serde::str")]
+    total: Decimal,
+    reports: u64,
+    first_reported_at: DateTime<Utc>,
+    last_reported_at: DateTime<Utc>,
+    version: u64,
+    /// `open`, `sealed`, `accepted` or `rejected`.
+    state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<StoredSealed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    settled_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredSealed {
+    metering_sn: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    value: Decimal,
+    record_time: DateTime<Utc>,
+    failed_pushes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
+impl From<&Sealed> for StoredSealed {
+    fn from(s: &Sealed) -> Self {
+        Self {
+            metering_sn: s.metering_sn.clone(),
+            value: s.value,
+            record_time: s.record_time,
+            failed_pushes: s.failed_pushes,
+            last_error: s.last_error.clone(),
+        }
+    }
+}
+
+impl From<StoredSealed> for Sealed {
+    fn from(s: StoredSealed) -> Self {
+        Self {
+            metering_sn: s.metering_sn,
+            value: s.value,
+            record_time: s.record_time,
+            failed_pushes: s.failed_pushes,
+            last_error: s.last_error,
+        }
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("usage window: {e}"))
+}
+
+/// The stored bytes of `w`.
+pub fn encode_window(w: &UsageWindow) -> Result<Vec<u8>, StoreError> {
+    let (state, sealed, settled_at, code, message) = match &w.state {
+        WindowState::Open => ("open", None, None, None, None),
+        WindowState::Sealed(s) => ("sealed", Some(s.into()), None, None, None),
+        WindowState::Accepted { sealed, at } => {
+            ("accepted", Some(sealed.into()), Some(*at), None, None)
+        }
+        WindowState::Rejected {
+            sealed,
+            code,
+            message,
+            at,
+        } => (
+            "rejected",
+            Some(sealed.into()),
+            Some(*at),
+            Some(code.clone()),
+            Some(message.clone()),
+        ),
+    };
+    serde_json::to_vec(&Stored {
+        schema: SCHEMA,
+        instance_id: w.instance_id.clone(),
+        start: w.start,
+        total: w.total,
+        reports: w.reports,
+        first_reported_at: w.first_reported_at,
+        last_reported_at: w.last_reported_at,
+        version: w.version,
+        state: state.to_owned(),
+        sealed,
+        settled_at,
+        code,
+        message,
+    })
+    .map_err(corrupt)
+}
+
+/// A window back from its stored bytes; `Corrupt` for an unknown schema or state.
+pub fn decode_window(bytes: &[u8]) -> Result<UsageWindow, StoreError> {
+    let s: Stored = serde_json::from_slice(bytes).map_err(corrupt)?;
+    if s.schema != SCHEMA {
+        return Err(corrupt(format!("unknown schema {}", s.schema)));
+    }
+    let record: Option<Sealed> = s.sealed.map(Sealed::from);
+    let sealed = || -> Result<Sealed, StoreError> {
+        record
+            .clone()
+            .ok_or_else(|| corrupt(format!("a {} window without its record", s.state)))
+    };
+    let settled = || {
+        s.settled_at
+            .ok_or_else(|| corrupt("a settled window without its time"))
+    };
+    let state = match s.state.as_str() {
+        "open" => WindowState::Open,
+        "sealed" => WindowState::Sealed(sealed()?),
+        "accepted" => WindowState::Accepted {
+            sealed: sealed()?,
+            at: settled()?,
+        },
+        "rejected" => WindowState::Rejected {
+            sealed: sealed()?,
+            code: s.code.clone().unwrap_or_default(),
+            message: s.message.clone().unwrap_or_default(),
+            at: settled()?,
+        },
+        other => return Err(corrupt(format!("unknown state {other}"))),
+    };
+    Ok(UsageWindow {
+        instance_id: s.instance_id,
+        start: s.start,
+        total: s.total,
+        reports: s.reports,
+        first_reported_at: s.first_reported_at,
+        last_reported_at: s.last_reported_at,
+        state,
+        version: s.version,
+    })
+}
+
+/// The stored bytes of an idempotency key's record (camelCase JSON, schema-free: three fields).
+pub fn encode_key(k: &KeyRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(k).map_err(corrupt)
+}
+
+pub fn decode_key(bytes: &[u8]) -> Result<KeyRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(corrupt)
+}

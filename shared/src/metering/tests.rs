@@ -1,0 +1,268 @@
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+
+use super::{
+    ingest::{self, IngestError, Refusal, UsageReport},
+    *,
+};
+use crate::instance::Instance;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn report(instance: &str, quantity: &str, at: &str, key: &str) -> UsageReport {
+    UsageReport {
+        instance_id: instance.into(),
+        quantity: d(quantity),
+        occurred_at: t(at),
+        idempotency_key: key.into(),
+    }
+}
+
+fn refusal(e: IngestError) -> (usize, Refusal) {
+    match e {
+        IngestError::Invalid { index, reason } => (index, reason),
+        other => panic!("expected a refused report, got {other}"),
+    }
+}
+
+#[test]
+fn windows_are_utc_hours_and_serials_are_stable() {
+    assert_eq!(
+        window_start(t("2026-11-21T13:25:59.999Z")),
+        t("2026-11-21T13:00:00Z")
+    );
+    let sn = metering_sn("i-1", None, t("2026-11-21T13:00:00Z"));
+    // Pinned (computed apart, with Python's uuid.uuid5): a change would re-bill every window
+    // already pushed under the old serial.
+    assert_eq!(sn, "53b97790-218c-5e39-8b4e-c27ad1e188c0");
+    assert_eq!(sn, metering_sn("i-1", None, t("2026-11-21T13:00:00Z")));
+    assert_ne!(sn, metering_sn("i-1", None, t("2026-11-21T14:00:00Z")));
+    assert_ne!(sn, metering_sn("i-2", None, t("2026-11-21T13:00:00Z")));
+    assert_ne!(
+        sn,
+        metering_sn("i-1", Some("pkg"), t("2026-11-21T13:00:00Z"))
+    );
+}
+
+#[test]
+fn a_batch_is_checked_before_anything_is_applied() {
+    let now = t("2026-11-21T14:00:00Z");
+    let ok = report("i-1", "1.5", "2026-11-21T13:10:00Z", "k1");
+    assert!(ingest::check_batch(std::slice::from_ref(&ok), now).is_ok());
+    assert!(matches!(
+        ingest::check_batch(&[], now),
+        Err(IngestError::Empty)
+    ));
+    let many = vec![ok.clone(); ingest::MAX_BATCH + 1];
+    assert!(matches!(
+        ingest::check_batch(&many, now),
+        Err(IngestError::TooMany { got: 1001 })
+    ));
+    let cases = [
+        (
+            report("i-1", "0", "2026-11-21T13:10:00Z", "k"),
+            "NotPositive",
+        ),
+        (
+            report("i-1", "-2", "2026-11-21T13:10:00Z", "k"),
+            "NotPositive",
+        ),
+        (
+            report("i-1", "1.23456", "2026-11-21T13:10:00Z", "k"),
+            "TooManyDecimals",
+        ),
+        (
+            report("i-1", "100000000", "2026-11-21T13:10:00Z", "k"),
+            "TooLarge",
+        ),
+        (report("i-1", "1", "2026-11-21T14:01:00Z", "k"), "Future"),
+        (report("i-1", "1", "2026-11-21T13:10:00Z", ""), "BadKey"),
+    ];
+    for (bad, kind) in cases {
+        let (index, reason) = refusal(ingest::check_batch(&[ok.clone(), bad], now).unwrap_err());
+        assert_eq!(index, 1);
+        assert!(format!("{reason:?}").starts_with(kind), "{reason:?}");
+    }
+    // Trailing zeros are not decimals: 1.50000 is 1.5.
+    assert!(
+        ingest::check_batch(
+            &[report("i-1", "1.50000", "2026-11-21T13:10:00Z", "k")],
+            now
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn reports_must_name_a_live_real_instance_that_existed_then() {
+    let created = t("2026-11-21T12:30:00Z");
+    let mut instances = HashMap::new();
+    let (live, _) = Instance::new_provisioning("O1", "O1-1", "i-live", false, created);
+    let (debug, _) = Instance::new_provisioning("O2", "O2-1", "i-debug", true, created);
+    let (mut gone, _) = Instance::new_provisioning("O3", "O3-1", "i-gone", false, created);
+    let _ = gone.release(None, created);
+    for i in [live, debug, gone] {
+        instances.insert(i.instance_id.clone(), i);
+    }
+    let at = "2026-11-21T13:00:00Z";
+    assert!(ingest::check_instances(&[report("i-live", "1", at, "k")], &instances).is_ok());
+    for (id, at, expected) in [
+        ("i-none", at, Refusal::UnknownInstance("i-none".into())),
+        ("i-debug", at, Refusal::Debug("i-debug".into())),
+        ("i-gone", at, Refusal::Released("i-gone".into())),
+    ] {
+        let (_, reason) =
+            refusal(ingest::check_instances(&[report(id, "1", at, "k")], &instances).unwrap_err());
+        assert_eq!(reason, expected);
+    }
+    let (_, reason) = refusal(
+        ingest::check_instances(
+            &[report("i-live", "1", "2026-11-21T12:29:59Z", "k")],
+            &instances,
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(reason, Refusal::BeforeInstance(..)), "{reason:?}");
+}
+
+#[test]
+fn reports_add_up_per_window_and_a_repeated_key_counts_once() {
+    let now = t("2026-11-21T14:00:00Z");
+    let batch = [
+        report("i-1", "1.5", "2026-11-21T13:10:00Z", "a"),
+        report("i-1", "2.25", "2026-11-21T13:50:00Z", "b"),
+        report("i-1", "1", "2026-11-21T12:59:59Z", "c"),
+        report("i-2", "7", "2026-11-21T13:00:00Z", "d"),
+        report("i-1", "1.5", "2026-11-21T13:10:00Z", "a"),
+    ];
+    let mut windows = HashMap::new();
+    let applied = ingest::apply(&batch, &mut windows, &HashMap::new(), now).unwrap();
+    assert_eq!(applied.outcome.applied, 4);
+    assert_eq!(applied.outcome.duplicates, 1);
+    assert_eq!(applied.new_keys.len(), 4);
+    let w13 = &windows[&WindowKey {
+        instance_id: "i-1".into(),
+        start: t("2026-11-21T13:00:00Z"),
+    }];
+    assert_eq!((w13.total, w13.reports), (d("3.75"), 2));
+    assert_eq!(applied.changed.len(), 3);
+
+    // The same batch again, against the stored keys: nothing more.
+    let known: HashMap<_, _> = applied.new_keys.into_iter().collect();
+    let again = ingest::apply(&batch, &mut windows, &known, now).unwrap();
+    assert_eq!(again.outcome.applied, 0);
+    assert_eq!(again.outcome.duplicates, 5);
+
+    // A key reused for other content is refused.
+    let (index, reason) = refusal(
+        ingest::apply(
+            &[report("i-1", "9", "2026-11-21T13:10:00Z", "a")],
+            &mut windows,
+            &known,
+            now,
+        )
+        .unwrap_err(),
+    );
+    assert_eq!((index, reason), (0, Refusal::KeyReused("a".into())));
+}
+
+#[test]
+fn a_sealed_window_takes_no_more_usage_and_keeps_its_record() {
+    let now = t("2026-11-21T14:06:00Z");
+    let key = WindowKey {
+        instance_id: "i-1".into(),
+        start: t("2026-11-21T13:00:00Z"),
+    };
+    let mut w = UsageWindow::open(&key, now);
+    w.total = d("3.75");
+    w.reports = 2;
+    assert!(w.seal(now));
+    assert!(!w.seal(now + Duration::minutes(1)), "sealed once");
+    let sealed = w.sealed().unwrap().clone();
+    assert_eq!(sealed.value, d("3.75"));
+    assert_eq!(sealed.metering_sn, metering_sn("i-1", None, key.start));
+    assert_eq!(sealed.record_time, now);
+
+    let mut windows = HashMap::from([(key.clone(), w.clone())]);
+    let (_, reason) = refusal(
+        ingest::apply(
+            &[report("i-1", "1", "2026-11-21T13:59:00Z", "late")],
+            &mut windows,
+            &HashMap::new(),
+            now,
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        matches!(reason, Refusal::WindowReported { .. }),
+        "{reason:?}"
+    );
+    assert_eq!(windows[&key], w, "nothing changed");
+
+    w.push_failed("timeout");
+    assert_eq!(w.sealed().unwrap().failed_pushes, 1);
+    assert_eq!(
+        w.sealed().unwrap().value,
+        sealed.value,
+        "the record is unchanged"
+    );
+    w.accept(now);
+    assert!(!w.is_unsettled());
+    assert_eq!(w.sealed().unwrap().metering_sn, sealed.metering_sn);
+}
+
+#[test]
+fn a_window_never_exceeds_what_one_record_carries() {
+    let now = t("2026-11-21T14:00:00Z");
+    let mut windows = HashMap::new();
+    let big = "99999999.9999";
+    ingest::apply(
+        &[report("i-1", big, "2026-11-21T13:00:00Z", "a")],
+        &mut windows,
+        &HashMap::new(),
+        now,
+    )
+    .unwrap();
+    let (_, reason) = refusal(
+        ingest::apply(
+            &[report("i-1", "0.0001", "2026-11-21T13:01:00Z", "b")],
+            &mut windows,
+            &HashMap::new(),
+            now,
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(reason, Refusal::WindowFull { .. }));
+}
+
+/// The stored form of a window is a contract: what an earlier release wrote still reads, and
+/// this release writes the very same bytes.
+#[test]
+fn stored_windows_keep_their_form() {
+    let golden = include_str!("../../tests/fixtures/usage_window_v1.json").trim();
+    let w = record::decode_window(golden.as_bytes()).unwrap();
+    assert_eq!(w.instance_id, "i-1");
+    assert_eq!(w.total, d("3.75"));
+    assert!(matches!(w.state, WindowState::Rejected { ref code, .. } if code == "MKT.9001"));
+    assert_eq!(
+        String::from_utf8(record::encode_window(&w).unwrap()).unwrap(),
+        golden
+    );
+    for state in ["open", "sealed", "accepted"] {
+        let mut v: serde_json::Value = serde_json::from_str(golden).unwrap();
+        v["state"] = state.into();
+        let w = record::decode_window(v.to_string().as_bytes()).unwrap();
+        assert_eq!(w.is_unsettled(), state != "accepted");
+    }
+    let mut v: serde_json::Value = serde_json::from_str(golden).unwrap();
+    v["schema"] = 2.into();
+    assert!(record::decode_window(v.to_string().as_bytes()).is_err());
+}
