@@ -259,3 +259,237 @@ impl UsagePusher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{
+        metering::{UsageReport, WindowKey, window_start},
+        testing::{ManualClock, MemoryStore, RecordedMetrics},
+    };
+
+    /// A scripted KooGallery: answers in turn from `script` (then accepts), keeps every push.
+    #[derive(Default)]
+    struct Sink {
+        script: Mutex<Vec<Result<PushAnswer, PushError>>>,
+        /// Refuses any push that carries this instance's record.
+        refuse_instance: Option<String>,
+        pushes: Mutex<Vec<Vec<PushRecord>>>,
+    }
+
+    #[async_trait]
+    impl UsageSink for Sink {
+        async fn push(&self, records: &[PushRecord]) -> Result<PushAnswer, PushError> {
+            self.pushes.lock().unwrap().push(records.to_vec());
+            let scripted = {
+                let mut s = self.script.lock().unwrap();
+                (!s.is_empty()).then(|| s.remove(0))
+            };
+            if let Some(answer) = scripted {
+                return answer;
+            }
+            if let Some(bad) = &self.refuse_instance
+                && records.iter().any(|r| &r.instance_id == bad)
+            {
+                return Ok(PushAnswer::Refused {
+                    code: "MKT.9001".into(),
+                    message: "instance not found".into(),
+                });
+            }
+            Ok(PushAnswer::Accepted)
+        }
+    }
+
+    struct Bed {
+        store: Arc<MemoryStore>,
+        sink: Arc<Sink>,
+        clock: Arc<ManualClock>,
+        metrics: Arc<RecordedMetrics>,
+        pusher: UsagePusher,
+    }
+
+    fn t0() -> DateTime<Utc> {
+        window_start(crate::protocol::time::parse_compact("20261121100000").unwrap())
+    }
+
+    fn bed(sink: Sink) -> Bed {
+        let store = Arc::new(MemoryStore::new());
+        let sink = Arc::new(sink);
+        let clock = Arc::new(ManualClock::at(t0()));
+        let metrics = Arc::new(RecordedMetrics::default());
+        let pusher = UsagePusher {
+            store: store.clone(),
+            sink: sink.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            settings: PushSettings::default(),
+        };
+        Bed {
+            store,
+            sink,
+            clock,
+            metrics,
+            pusher,
+        }
+    }
+
+    async fn report(b: &Bed, instance: &str, hour: i64, quantity: &str) {
+        let at = t0() + Duration::hours(hour) + Duration::minutes(30);
+        let r = UsageReport {
+            instance_id: instance.into(),
+            quantity: quantity.parse().unwrap(),
+            occurred_at: at,
+            idempotency_key: format!("{instance}-{hour}-{quantity}"),
+        };
+        b.store.ingest(&[r], at).await.unwrap();
+    }
+
+    fn pushed(b: &Bed) -> Vec<Vec<PushRecord>> {
+        b.sink.pushes.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn closed_windows_are_pushed_oldest_first_after_their_grace() {
+        let b = bed(Sink::default());
+        report(&b, "i-1", 0, "1.5").await;
+        report(&b, "i-1", 1, "2").await;
+        report(&b, "i-2", 0, "3").await;
+        // 11:04: the 10:00 hour is over but within its grace; nothing goes.
+        b.clock.advance(Duration::minutes(64));
+        assert_eq!(b.pusher.run_once().await.unwrap().pushes, 0);
+        // 11:06: the 10:00 windows go, the 11:00 one stays open.
+        b.clock.advance(Duration::minutes(2));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!((r.sealed, r.accepted, r.pushes), (2, 2, 1));
+        let p = pushed(&b);
+        assert_eq!(
+            p[0].iter()
+                .map(|r| r.instance_id.as_str())
+                .collect::<Vec<_>>(),
+            ["i-1", "i-2"]
+        );
+        assert_eq!(p[0][0].begin, t0());
+        assert_eq!(p[0][0].end, t0() + Duration::hours(1));
+        assert_eq!(p[0][0].value, "1.5".parse::<Decimal>().unwrap());
+        let open = b
+            .store
+            .window(&WindowKey {
+                instance_id: "i-1".into(),
+                start: t0() + Duration::hours(1),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.state, WindowState::Open);
+        // Nothing is pushed twice once accepted.
+        assert_eq!(b.pusher.run_once().await.unwrap().pushes, 0);
+    }
+
+    /// An outage of any length: nothing is lost, nothing is resent with other content, and the
+    /// catch-up pushes oldest first.
+    #[tokio::test]
+    async fn an_outage_is_caught_up_with_byte_identical_records() {
+        let b = bed(Sink::default());
+        report(&b, "i-1", 0, "1").await;
+        b.clock.advance(Duration::minutes(66));
+        b.sink.script.lock().unwrap().extend([
+            Err(PushError::Unavailable("primary and fallback down".into())),
+            Err(PushError::Unavailable("still down".into())),
+        ]);
+        let first = b.pusher.run_once().await.unwrap();
+        assert_eq!((first.deferred, first.accepted), (1, 0));
+        assert!(first.stopped.is_some());
+        // Hours pass; usage keeps coming for later hours.
+        report(&b, "i-1", 1, "2").await;
+        b.clock.advance(Duration::hours(1));
+        assert_eq!(b.pusher.run_once().await.unwrap().accepted, 0);
+        report(&b, "i-1", 2, "4").await;
+        b.clock.advance(Duration::hours(2));
+        let caught_up = b.pusher.run_once().await.unwrap();
+        assert_eq!(caught_up.accepted, 3);
+        let p = pushed(&b);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0][0], p[1][0], "a retry resends the very same record");
+        assert_eq!(p[2][0], p[0][0], "and so does the catch-up, oldest first");
+        assert_eq!(p[2].len(), 3);
+        assert!(b.metrics.count(&Metric::UsagePushFailed) >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_record_is_isolated_kept_and_reported_and_the_rest_accepted() {
+        let b = bed(Sink {
+            refuse_instance: Some("i-bad".into()),
+            ..Sink::default()
+        });
+        for id in ["i-1", "i-2", "i-bad", "i-3", "i-4"] {
+            report(&b, id, 0, "1").await;
+        }
+        b.clock.advance(Duration::minutes(66));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!((r.accepted, r.rejected), (4, 1));
+        let bad = b
+            .store
+            .window(&WindowKey {
+                instance_id: "i-bad".into(),
+                start: t0(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&bad.state, WindowState::Rejected { code, .. } if code == "MKT.9001"),
+            "{:?}",
+            bad.state
+        );
+        assert_eq!(b.metrics.count(&Metric::UsageRejected), 1);
+        // Not retried for ever: the next pass pushes nothing.
+        let pushes = pushed(&b).len();
+        b.pusher.run_once().await.unwrap();
+        assert_eq!(pushed(&b).len(), pushes);
+        // Every good window was accepted exactly once.
+        let accepted: usize = pushed(&b)
+            .iter()
+            .filter(|p| !p.iter().any(|r| r.instance_id == "i-bad"))
+            .map(Vec::len)
+            .sum();
+        assert_eq!(accepted, 4);
+    }
+
+    #[tokio::test]
+    async fn a_misconfigured_push_stops_the_pass_and_raises_its_metric() {
+        let b = bed(Sink::default());
+        report(&b, "i-1", 0, "1").await;
+        b.clock.advance(Duration::minutes(66));
+        b.sink
+            .script
+            .lock()
+            .unwrap()
+            .push(Err(PushError::Misconfigured(
+                "MKT.0102 Invalid body sign".into(),
+            )));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!(r.accepted, 0);
+        assert_eq!(b.metrics.count(&Metric::UsagePushMisconfigured), 1);
+        assert_eq!(b.pusher.run_once().await.unwrap().accepted, 1);
+    }
+
+    #[tokio::test]
+    async fn windows_near_the_horizon_warn_and_past_it_are_kept_unsent() {
+        let b = bed(Sink::default());
+        report(&b, "i-old", 0, "1").await;
+        b.sink
+            .script
+            .lock()
+            .unwrap()
+            .extend((0..3).map(|_| Err(PushError::Unavailable("down".into()))));
+        b.clock.advance(Duration::days(19));
+        let warned = b.pusher.run_once().await.unwrap();
+        assert_eq!(warned.near_horizon, 1);
+        b.clock.advance(Duration::days(3));
+        let past = b.pusher.run_once().await.unwrap();
+        assert_eq!((past.rejected, past.pushes), (1, 0));
+        assert_eq!(pushed(&b).len(), 1, "never sent once past the horizon");
+    }
+}
