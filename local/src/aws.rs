@@ -78,7 +78,7 @@ pub async fn start_aws(
         sealer,
     )?;
     let (addr, stop, stopped, server) =
-        serve(edge, &settings, config.settings.edge.max_body_bytes).await?;
+        serve(edge, None, &settings, config.settings.edge.max_body_bytes).await?;
     let consumer = SqsConsumer {
         queue: sqs.clone(),
         dlq_url: dlq_url.clone(),

@@ -8,7 +8,7 @@ use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, Path, RawQuery, State, rejection::BytesRejection},
     http::{StatusCode, header},
-    response::Response,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use edge::{Edge, EdgeResponse};
@@ -19,6 +19,7 @@ use koogallery::{
     clock::{Clock, SystemClock},
     config::{Config, ConfigError},
     jobs::JobQueue,
+    metering::{UsagePusher, api::UsageIngestion},
     protocol::Reply,
 };
 use koogallery_embedded::{EmbeddedConsumer, EmbeddedQueue, EmbeddedStore};
@@ -137,11 +138,25 @@ pub async fn start_with(
         provisioner,
         sealer,
     )?;
-    let (addr, stop, stopped, server) = serve(edge, &settings, max_body_bytes).await?;
+    let ingestion = Arc::new(UsageIngestion {
+        key: config.secrets.usage.clone(),
+        nonces: store.clone(),
+        instances: store.clone(),
+        usage: store.clone(),
+        clock: worker.clock.clone(),
+    });
+    let (addr, stop, stopped, server) =
+        serve(edge, Some(ingestion), &settings, max_body_bytes).await?;
     let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
+    let pusher = usage_pusher(store.clone(), &worker, &config)?;
     let reconcile_task = tokio::spawn(reconcile_every(
         reconciler,
         config.settings.worker.reconcile_every,
+        stopped.clone(),
+    ));
+    let push_task = tokio::spawn(push_every(
+        pusher,
+        config.settings.metering.push_every,
         stopped.clone(),
     ));
     let worker_task = tokio::spawn(async move {
@@ -152,7 +167,7 @@ pub async fn start_with(
         addr,
         backend: Embedded { store, queue },
         stop,
-        tasks: vec![server, worker_task, reconcile_task],
+        tasks: vec![server, worker_task, reconcile_task, push_task],
     })
 }
 
@@ -200,6 +215,65 @@ fn reconciler(
         clock: worker.clock.clone(),
         settings: config.settings.worker,
         metrics: worker.metrics.clone(),
+    }
+}
+
+/// The usage pusher over the store, when usage can reach KooGallery: with the open API
+/// configured (`KOOGALLERY_MARKETPLACE=openapi`). Offline, usage is kept, unpushed, and said so.
+fn usage_pusher(
+    store: Arc<EmbeddedStore>,
+    worker: &Worker,
+    config: &Config,
+) -> Result<Option<UsagePusher>, StartError> {
+    let Some(api) = provision_worker::open_api_client(
+        &config.settings.marketplace,
+        config.secrets.open_api.as_ref(),
+    )?
+    else {
+        tracing::warn!(
+            "usage is recorded but not pushed: the open API is not configured (KOOGALLERY_MARKETPLACE=offline)"
+        );
+        return Ok(None);
+    };
+    let sink = koogallery_openapi::usage::UsagePushClient {
+        api,
+        // The usage push's body signature is keyed with the basic interfaces' key (openapi §3).
+        key: config
+            .secrets
+            .keys
+            .basic
+            .key(koogallery::security::KeyUsed::Current)
+            .clone(),
+    };
+    Ok(Some(UsagePusher {
+        store,
+        sink: Arc::new(sink),
+        clock: worker.clock.clone(),
+        metrics: worker.metrics.clone(),
+        settings: config.settings.metering.push,
+    }))
+}
+
+/// The local host's schedule for the usage push (EventBridge Scheduler's on AWS): a pass every
+/// `every`, the first right away (it catches up whatever a stop left).
+async fn push_every(
+    pusher: Option<UsagePusher>,
+    every: std::time::Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Some(pusher) = pusher else { return };
+    loop {
+        match pusher.run_once().await {
+            Ok(report) if report.pushes > 0 || report.stopped.is_some() => {
+                tracing::info!(?report, "usage push pass")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "usage push pass failed; next pass as scheduled"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
     }
 }
 
@@ -284,6 +358,7 @@ where
 /// Binds the listener and serves the router until the returned sender says stop.
 async fn serve(
     edge: Arc<Edge>,
+    usage: Option<Arc<UsageIngestion>>,
     settings: &LocalSettings,
     max_body_bytes: usize,
 ) -> Result<
@@ -306,7 +381,7 @@ async fn serve(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let app = router(edge, max_body_bytes);
+    let app = router(edge, max_body_bytes).merge(usage_router(usage));
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -346,6 +421,59 @@ pub fn router(edge: Arc<Edge>, max_body_bytes: usize) -> Router {
         // One byte over the limit is enough for the edge to see an oversize body and answer 000002.
         .layer(DefaultBodyLimit::max(max_body_bytes + 1))
         .with_state(edge)
+}
+
+/// Largest `POST /usage` body: 1000 reports of a few hundred bytes each.
+const MAX_USAGE_BODY: usize = 1 << 20;
+
+/// `POST /usage`: the vendor's application reports usage (`koogallery::metering::api`). `None`:
+/// this backend keeps no usage (the AWS adapters, in this release), and the route says so.
+pub fn usage_router(usage: Option<Arc<UsageIngestion>>) -> Router {
+    Router::new()
+        .route("/usage", post(ingest_usage))
+        .layer(DefaultBodyLimit::max(MAX_USAGE_BODY))
+        .with_state(usage)
+}
+
+async fn ingest_usage(
+    State(usage): State<Option<Arc<UsageIngestion>>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    use koogallery::metering::api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+    let json = |status: u16, body: serde_json::Value| -> Response {
+        (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    };
+    let Some(usage) = usage else {
+        return json(
+            404,
+            serde_json::json!({"error": "usage ingestion runs on the embedded backend in this release", "retryable": false}),
+        );
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return json(
+                400,
+                serde_json::json!({"error": format!("request body rejected: {e}"), "retryable": false}),
+            );
+        }
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (status, answer) = usage
+        .handle(
+            header(HEADER_TIMESTAMP),
+            header(HEADER_NONCE),
+            header(HEADER_SIGNATURE),
+            &body,
+        )
+        .await;
+    json(status, answer)
 }
 
 fn to_http(resp: EdgeResponse) -> Response {

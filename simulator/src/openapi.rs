@@ -191,6 +191,9 @@ pub enum Fault {
     Slow { millis: u64 },
     /// Answer this `MKT.*` code (with its documented HTTP status).
     Mkt { code: String },
+    /// Do the work (a usage push is accepted), then hold the answer this long: past the client's
+    /// timeout the answer is lost, and the client cannot know it succeeded.
+    LostAnswer { millis: u64 },
 }
 
 /// A request the simulator received, for assertions.
@@ -222,6 +225,9 @@ struct Usage {
     /// Records dropped as repeats: the same instance and window (openapi §3 rule 5), or the same
     /// `metering_sn`.
     duplicates: usize,
+    /// Repeats whose content differs from the record first accepted for that window or serial:
+    /// what a vendor must never send (the second would be dropped, its usage unbilled or wrong).
+    conflicting: Vec<UsageRecord>,
 }
 
 struct Inner {
@@ -233,6 +239,8 @@ struct Inner {
     faults: Mutex<VecDeque<Fault>>,
     primary_down: AtomicBool,
     seen: Mutex<Vec<Seen>>,
+    /// Set by a `LostAnswer` fault: how long the request now in hand holds its answer.
+    hold_answer_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -283,6 +291,7 @@ impl OpenApiSim {
             faults: Mutex::new(VecDeque::new()),
             primary_down: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
+            hold_answer_ms: std::sync::atomic::AtomicU64::new(0),
         });
         let mut addrs = Vec::new();
         for (name, addr) in [("primary", primary), ("fallback", fallback)] {
@@ -332,6 +341,15 @@ impl OpenApiSim {
         if let Ok(mut k) = self.inner.interconnection_key.lock() {
             *k = key.to_owned();
         }
+    }
+
+    /// Repeats that differed from the record accepted first for their window or serial.
+    pub fn usage_conflicts(&self) -> Vec<UsageRecord> {
+        self.inner
+            .usage
+            .lock()
+            .map(|u| u.conflicting.clone())
+            .unwrap_or_default()
     }
 
     /// Usage records accepted so far, in order, and how many repeats were dropped.
@@ -470,6 +488,10 @@ async fn gateway(
             tokio::time::sleep(Duration::from_millis(millis)).await;
             Ok(())
         }
+        Some(Fault::LostAnswer { millis }) => {
+            state.inner.hold_answer_ms.store(millis, Ordering::SeqCst);
+            Ok(())
+        }
         None => Ok(()),
     }
 }
@@ -583,12 +605,27 @@ async fn usage_push(
                         && a.begin_time == r.begin_time
                         && a.end_time == r.end_time)
             });
+            let differs = usage.accepted.iter().any(|a| {
+                (a.metering_sn == r.metering_sn
+                    || (a.instance_id == r.instance_id && a.begin_time == r.begin_time))
+                    && (a.usage_value != r.usage_value
+                        || a.metering_sn != r.metering_sn
+                        || a.end_time != r.end_time
+                        || a.record_time != r.record_time)
+            });
+            if differs {
+                usage.conflicting.push(r.clone());
+            }
             if repeat {
                 usage.duplicates += 1;
             } else {
                 usage.accepted.push(r);
             }
         }
+    }
+    let hold = state.inner.hold_answer_ms.swap(0, Ordering::SeqCst);
+    if hold > 0 {
+        tokio::time::sleep(Duration::from_millis(hold)).await;
     }
     answer(
         200,

@@ -6,12 +6,13 @@
 //! {
 //!   "accessKey": "…", "accessKeyPrevious": "…",
 //!   "kitKey": "…", "kitKeyPrevious": "…",
-//!   "webhookSecret": "…"
+//!   "webhookSecret": "…",
+//!   "usageKey": "…"
 //! }
 //! ```
 //!
 //! `accessKey` and `kitKey` are required; the `…Previous` keys (accepted during a rotation) and
-//! `webhookSecret` are optional (absent, `null` or empty). Errors name the field, never a value.
+//! `webhookSecret` and `usageKey` are optional (absent, `null` or empty). Errors name the field, never a value.
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::{Client, error::DisplayErrorContext};
@@ -54,6 +55,7 @@ pub fn keys_from_secret_json(s: &str) -> Result<SecretBundle, SecretsError> {
     Ok(SecretBundle {
         keys: Keys { basic, kit },
         webhook,
+        usage: optional(&map, "usageKey")?,
         open_api,
         dev_keys: false,
     })

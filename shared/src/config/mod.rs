@@ -10,6 +10,7 @@ use std::time::Duration;
 pub mod callbacks;
 pub mod edge;
 pub mod marketplace;
+pub mod metering;
 pub mod provisioner;
 pub mod secrets;
 pub mod worker;
@@ -17,6 +18,7 @@ pub mod worker;
 pub use callbacks::CallbackSettings;
 pub use edge::EdgeSettings;
 pub use marketplace::MarketplaceSettings;
+pub use metering::MeteringSettings;
 pub use provisioner::ProvisionerSettings;
 pub use secrets::{
     DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, Keys, OpenApiKeys, SecretBundle, Secrets,
@@ -118,6 +120,8 @@ pub struct Settings {
     /// How the worker reads orders. It depends on the secrets (an AK/SK or not), so it is read
     /// where they are known: [`Config::from_env`] locally, the worker's start-up on AWS.
     pub marketplace: MarketplaceSettings,
+    /// How usage is pushed to KooGallery.
+    pub metering: MeteringSettings,
 }
 
 impl Settings {
@@ -143,6 +147,7 @@ impl Settings {
             provisioner,
             worker,
             marketplace: MarketplaceSettings::Offline,
+            metering: MeteringSettings::read(env)?,
         })
     }
 }
@@ -165,6 +170,7 @@ impl Config {
                     kit: KeyRing::new(SecretKey::new(kit), None),
                 },
                 webhook: None,
+                usage: None,
                 open_api: None,
                 dev_keys: false,
             },

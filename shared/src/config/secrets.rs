@@ -33,6 +33,8 @@ pub struct SecretBundle {
     /// The access key pair that signs calls to KooGallery's open API (openapi §1): the seller
     /// console's 我的凭证 → 访问密钥.
     pub open_api: Option<OpenApiKeys>,
+    /// Signs the vendor's application's usage reports (`POST /usage`, `metering::api`).
+    pub usage: Option<SecretKey>,
     /// True when a development default key is in use (logged loudly at start-up).
     pub dev_keys: bool,
 }
@@ -107,6 +109,7 @@ impl EnvSecrets {
             },
             webhook: env.get("KOOGALLERY_WEBHOOK_SECRET").map(SecretKey::new),
             open_api: Self::open_api(env).ok().flatten(),
+            usage: env.get("KOOGALLERY_USAGE_KEY").map(SecretKey::new),
             dev_keys,
         }
     }

@@ -187,6 +187,75 @@ pub fn sign(key: &str, body: &[u8], now: DateTime<Utc>) -> [(&'static str, Strin
     ]
 }
 
+/// `POST /usage` as a service: the same for the local host and a Lambda function.
+pub struct UsageIngestion {
+    /// `None`: ingestion is not configured, and every request says so (503).
+    pub key: Option<crate::security::SecretKey>,
+    /// The replay guard, shared with the callbacks' (nonces are kept apart by a prefix).
+    pub nonces: std::sync::Arc<dyn crate::security::replay::NonceStore>,
+    pub instances: std::sync::Arc<dyn crate::instance::InstanceStore>,
+    pub usage: std::sync::Arc<dyn super::UsageStore>,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+impl UsageIngestion {
+    /// Verifies, parses and ingests one request: the HTTP status and the JSON answer.
+    pub async fn handle(
+        &self,
+        timestamp: Option<&str>,
+        nonce: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        match self.ingest(timestamp, nonce, signature, body).await {
+            Ok(outcome) => (200, accepted(outcome)),
+            Err(e) => {
+                if e.status() == 503 {
+                    tracing::warn!(error = %e, "usage batch not taken; the app should retry");
+                }
+                (e.status(), e.body())
+            }
+        }
+    }
+
+    async fn ingest(
+        &self,
+        timestamp: Option<&str>,
+        nonce: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<IngestOutcome, ApiError> {
+        let key = self.key.as_ref().ok_or(ApiError::NotConfigured)?;
+        let now = self.clock.now();
+        verify(key.expose(), timestamp, nonce, signature, body, now)?;
+        let nonce = nonce.unwrap_or_default().trim();
+        let fresh = self
+            .nonces
+            .remember(
+                &format!("usage:{nonce}"),
+                now,
+                now + chrono::Duration::milliseconds(2 * MAX_SKEW_MS),
+            )
+            .await
+            .map_err(|e| ApiError::Refused(e.into()))?;
+        if !fresh {
+            return Err(ApiError::Unauthorized("x-usage-nonce was already used"));
+        }
+        let reports = UsageBatch::parse(body)
+            .map_err(ApiError::BadRequest)?
+            .into_reports();
+        Ok(
+            super::ingest::ingest_batch(
+                self.instances.as_ref(),
+                self.usage.as_ref(),
+                &reports,
+                now,
+            )
+            .await?,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

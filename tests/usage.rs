@@ -1,0 +1,159 @@
+//! Pay-per-use end to end (issue 9): the vendor's app reports usage over HTTP to the local host,
+//! the host pushes each closed hour to the simulated KooGallery open API while that API fails in
+//! every way it can, and the host is stopped and restarted on its data directory meanwhile.
+//! Afterwards, per (instance, hour), KooGallery holds exactly what was ingested: nothing twice with
+//! other content, nothing missing.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use koogallery::{
+    instance::{CreateOutcome, Instance, InstanceStore},
+    metering::{api::UsageRecordIn, window_start},
+};
+use koogallery_e2e::{KEY, config, host};
+use koogallery_sim::{openapi::Fault, usage::UsageClient};
+use rust_decimal::Decimal;
+
+const USAGE_KEY: &str = "e2e-usage-key";
+
+/// Seeds an active instance created `hours` ago (usage may not predate its instance).
+async fn seed(store: &dyn InstanceStore, id: &str, created: DateTime<Utc>) {
+    let (mut inst, created_ev) =
+        Instance::new_provisioning(&format!("CS{id}"), &format!("CS{id}-1"), id, false, created);
+    let mut events = vec![created_ev];
+    if let Ok(koogallery::instance::Outcome::Changed(ev)) =
+        inst.activate(koogallery::testing::sample_access(id), created)
+    {
+        events.push(ev);
+    }
+    assert_eq!(
+        store.create_for_order_line(&inst, &events).await.unwrap(),
+        CreateOutcome::Created
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_closed_hour_reaches_koogallery_once_whatever_fails() {
+    let openapi = koogallery_sim::openapi::OpenApiSim::start(
+        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    openapi.set_interconnection_key(KEY);
+    let mut cfg = config();
+    cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
+    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
+        ak: "e2e-ak".into(),
+        sk: koogallery::security::SecretKey::new("e2e-sk"),
+    });
+    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
+        primary: openapi.primary_url(),
+        fallback: Some(openapi.fallback_url()),
+        timeout: Duration::from_secs(1),
+    };
+    cfg.settings.metering.push_every = Duration::from_millis(100);
+    cfg.settings.metering.push.grace = chrono::Duration::zero();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = host(dir.path(), cfg.clone(), None).await;
+    let now = Utc::now();
+    let hour = window_start(now);
+    let instances = ["use-a", "use-b", "use-c"];
+    for id in instances {
+        seed(
+            h.backend.store.as_ref(),
+            id,
+            hour - chrono::Duration::hours(30),
+        )
+        .await;
+    }
+
+    // Faults queued for the push: 5xx, a timeout, an answer lost after KooGallery accepted,
+    // throttling, an internal error, a record-level refusal (cured by splitting the push), and
+    // the primary host down for a while.
+    for fault in [
+        Fault::Status { status: 500 },
+        Fault::Slow { millis: 1_500 },
+        // Accepted, but the answer never arrives: the retry must be the very same record.
+        Fault::LostAnswer { millis: 1_500 },
+        Fault::Mkt {
+            code: "MKT.0250".into(),
+        },
+        Fault::Mkt {
+            code: "MKT.0999".into(),
+        },
+        Fault::Mkt {
+            code: "MKT.9002".into(),
+        },
+        Fault::Status { status: 503 },
+    ] {
+        openapi.inject(fault);
+    }
+    openapi.set_primary_down(true);
+
+    // The app reports steadily: 24 closed hours for each instance, several reports per hour,
+    // some of them sent twice (a retry of the app's own), in batches.
+    let mut ingested: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    let mut n = 0u64;
+    for back in (1..=24).rev() {
+        let start = hour - chrono::Duration::hours(back);
+        let mut batch = Vec::new();
+        for id in instances {
+            for k in 0..3 {
+                n += 1;
+                let quantity: Decimal = format!("{}.{:04}", n % 7 + 1, n % 10_000).parse().unwrap();
+                let record = UsageRecordIn {
+                    instance_id: id.into(),
+                    quantity,
+                    occurred_at: start + chrono::Duration::minutes(10 + 15 * k),
+                    idempotency_key: format!("app-{n}"),
+                };
+                *ingested
+                    .entry((id.to_owned(), start.format("%Y%m%dT%H%M%SZ").to_string()))
+                    .or_default() += quantity;
+                batch.push(record);
+            }
+        }
+        if back == 12 {
+            // Halfway: the host stops and starts again on its data directory.
+            h.shutdown().await;
+            h = host(dir.path(), cfg.clone(), None).await;
+            openapi.set_primary_down(false);
+        }
+        let client = UsageClient::new(&format!("http://{}/usage", h.addr), USAGE_KEY).unwrap();
+        let answer = client.send_until_taken(&batch, 20).await.expect("taken");
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        if back % 5 == 0 {
+            // The app's own retry of a batch already taken: nothing more is applied.
+            let again = client.send_until_taken(&batch, 20).await.expect("taken");
+            assert_eq!(again.body["applied"], 0, "{:?}", again.body);
+            assert_eq!(again.body["duplicates"], 9);
+        }
+    }
+
+    // Wait until KooGallery holds every closed window.
+    let expected = ingested.len();
+    for _ in 0..300 {
+        if openapi.usage().0.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (accepted, _duplicates) = openapi.usage();
+    let mut received: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for r in &accepted {
+        let value: Decimal = r.usage_value.parse().unwrap();
+        let previous = received.insert((r.instance_id.clone(), r.begin_time.clone()), value);
+        assert!(previous.is_none(), "window accepted twice: {r:?}");
+    }
+    assert_eq!(received, ingested, "per window, accepted = ingested");
+    assert!(
+        openapi.usage_conflicts().is_empty(),
+        "a window was sent twice with different content: {:?}",
+        openapi.usage_conflicts()
+    );
+    h.shutdown().await;
+}
