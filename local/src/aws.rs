@@ -72,6 +72,8 @@ pub async fn start_aws(
         Arc::new(sqs.clone()),
         // DynamoDB then SQS, as the Lambda function does.
         None,
+        // No usage on DynamoDB yet.
+        None,
         clock,
         &config,
         provisioner,

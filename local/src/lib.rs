@@ -133,6 +133,7 @@ pub async fn start_with(
         jobs.clone(),
         // The record and its job in one redb commit.
         Some(store.clone()),
+        Some(store.clone()),
         clock,
         &config,
         provisioner,
@@ -301,6 +302,7 @@ fn assemble<S>(
     store: Arc<S>,
     queue: Arc<dyn JobQueue>,
     intake: Option<Arc<dyn koogallery::instance::OrderLineIntake>>,
+    usage: Option<Arc<dyn koogallery::metering::UsageStore>>,
     clock: Arc<dyn Clock>,
     config: &Config,
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
@@ -317,6 +319,9 @@ where
         .with_order_notices(store.clone());
     if let Some(intake) = intake {
         resources = resources.with_intake(intake);
+    }
+    if let Some(usage) = usage {
+        resources = resources.with_usage(usage);
     }
     let dispatcher = InProcessDispatcher::build(&resources)?;
     let metrics = local_metrics();

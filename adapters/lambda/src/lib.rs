@@ -132,6 +132,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         order_notices: Some(d.store.clone()),
         // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
         intake: None,
+        // Usage on DynamoDB arrives with the AWS metering functions (a later step of issue 9).
+        usage: None,
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;

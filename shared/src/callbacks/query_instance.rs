@@ -16,7 +16,7 @@ use crate::{
     instance::{AccessInfo, Credential, DomainError, Instance, InstanceState, InstanceStore},
     protocol::{
         Reply,
-        v2_basic::{AppInfo, InstanceInfo, QueryInstanceRequest},
+        v2_basic::{AppInfo, InstanceInfo, QueryInstanceRequest, query_instance::UsageInfo},
     },
     security::KeyUsed,
     security::{
@@ -35,6 +35,9 @@ pub struct QueryInstance {
     debug_front_end_url: String,
     /// Opens passwords sealed at rest.
     sealer: Option<Arc<dyn CredentialSealer>>,
+    /// Usage windows, for the `usageInfo` of on-demand and package instances.
+    usage: Option<Arc<dyn crate::metering::UsageStore>>,
+    usage_dashboard_url: Option<String>,
 }
 
 #[async_trait]
@@ -51,6 +54,8 @@ impl Callback for QueryInstance {
             cipher,
             debug_front_end_url: r.settings.debug_front_end_url.clone(),
             sealer: r.sealer.clone(),
+            usage: r.usage.clone(),
+            usage_dashboard_url: r.settings.usage_dashboard_url.clone(),
         })
     }
 
@@ -76,7 +81,7 @@ impl Callback for QueryInstance {
             info.push(InstanceInfo {
                 instance_id: inst.instance_id.clone(),
                 app_info,
-                usage_info: None,
+                usage_info: self.usage_info(inst).await?,
             });
         }
         if info.is_empty() {
@@ -121,6 +126,41 @@ impl Callback for QueryInstance {
 }
 
 impl QueryInstance {
+    /// callbacks §6.2, §8.2: on-demand (and package) instances report their cumulative usage: the
+    /// sum of every report applied, at the time of the last one (the order's time before any).
+    /// Other instances, or a process without a usage store, report none.
+    async fn usage_info(&self, inst: &Instance) -> Result<Option<Vec<UsageInfo>>, CallbackError> {
+        use crate::order::ChargingMode;
+        let on_demand = inst.order.as_ref().is_some_and(|o| {
+            matches!(
+                o.charging_mode,
+                Some(ChargingMode::OnDemand | ChargingMode::OnDemandPkg)
+            )
+        });
+        let Some(usage) = self.usage.as_ref().filter(|_| on_demand) else {
+            return Ok(None);
+        };
+        let windows = usage
+            .windows_of(&inst.instance_id)
+            .await
+            .map_err(DomainError::from)?;
+        let total: rust_decimal::Decimal = windows.iter().map(|w| w.total).sum();
+        let at = windows
+            .iter()
+            .map(|w| w.last_reported_at)
+            .max()
+            .unwrap_or(inst.created_at);
+        Ok(Some(vec![UsageInfo {
+            related_instance_id: None,
+            usage_value: rust_decimal::prelude::ToPrimitive::to_f64(&total).unwrap_or_default(),
+            statistical_time: crate::protocol::time::format_17(at),
+            dashboard_url: self
+                .usage_dashboard_url
+                .as_ref()
+                .map(|u| u.replace("{instanceId}", &inst.instance_id)),
+        }]))
+    }
+
     /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
     /// (Decisions §4). An encrypted value over 128 characters is refused rather than sent truncated.
     /// A password sealed at rest is opened first; the plain text exists only for this answer.
@@ -307,6 +347,64 @@ mod tests {
             .await;
         assert_eq!(r.result_code, ResultCode::Processing);
         assert!(!r.fields.contains_key("info"));
+    }
+
+    /// callbacks §6.2: an on-demand instance reports its cumulative usage at the last report's
+    /// time; a yearly/monthly one reports none.
+    #[tokio::test]
+    async fn on_demand_instances_report_cumulative_usage() {
+        use crate::metering::{UsageReport, UsageStore};
+        use crate::order::{ChargingMode, OrderDetails};
+        let bed = TestBed::default_keys();
+        for (id, mode) in [
+            ("od-1", ChargingMode::OnDemand),
+            ("per-1", ChargingMode::Period),
+        ] {
+            bed.seed(id, true).await;
+            crate::instance::mutate(bed.store.as_ref(), id, |i| {
+                i.order = Some(OrderDetails {
+                    charging_mode: Some(mode),
+                    ..OrderDetails::default()
+                });
+                Ok(crate::instance::Outcome::Quiet)
+            })
+            .await
+            .unwrap();
+        }
+        let now = crate::clock::Clock::now(bed.clock.as_ref());
+        let at = |m: i64| now + chrono::Duration::minutes(m);
+        let reports: Vec<UsageReport> = [("1.25", 0), ("2.5", 70), ("0.0001", 130)]
+            .iter()
+            .enumerate()
+            .map(|(n, (q, m))| UsageReport {
+                instance_id: "od-1".into(),
+                quantity: q.parse().unwrap(),
+                occurred_at: at(*m),
+                idempotency_key: format!("k{n}"),
+            })
+            .collect();
+        bed.store.ingest(&reports, at(131)).await.unwrap();
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"od-1,per-1"}),
+            )
+            .await;
+        let info: Vec<InstanceInfo> = r.field("info").unwrap();
+        let usage = info[0]
+            .usage_info
+            .as_ref()
+            .expect("on-demand reports usage");
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].usage_value, 3.7501);
+        assert_eq!(
+            usage[0].statistical_time,
+            crate::protocol::time::format_17(at(131))
+        );
+        assert!(
+            info[1].usage_info.is_none(),
+            "a period instance reports none"
+        );
     }
 
     #[tokio::test]

@@ -280,6 +280,8 @@ pub struct Resources {
     /// newInstance's single write, where the backend has one (the embedded store); otherwise
     /// [`Self::intake`] composes `store` and `queue`.
     pub intake: Option<Arc<dyn crate::instance::OrderLineIntake>>,
+    /// Usage windows (queryInstance's `usageInfo`), where the backend keeps them.
+    pub usage: Option<Arc<dyn crate::metering::UsageStore>>,
 }
 
 impl Resources {
@@ -300,7 +302,14 @@ impl Resources {
             sealer: None,
             order_notices: None,
             intake: None,
+            usage: None,
         }
+    }
+
+    /// With the usage store queryInstance reports `usageInfo` from.
+    pub fn with_usage(mut self, usage: Arc<dyn crate::metering::UsageStore>) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     /// With a store that records an instance and queues its job in one write.

@@ -13,6 +13,9 @@ pub struct CallbackSettings {
     pub credential_encryption: Option<EncryptType>,
     /// The `frontEndUrl` template (`{instanceId}` filled in) of debug records (Decisions §7).
     pub debug_front_end_url: String,
+    /// queryInstance's `usageInfo.dashboardUrl` (`{instanceId}` filled in), where the buyer sees
+    /// its usage: `KOOGALLERY_USAGE_DASHBOARD_URL`, unset by default (callbacks §6.2, optional).
+    pub usage_dashboard_url: Option<String>,
 }
 
 impl Default for CallbackSettings {
@@ -20,6 +23,7 @@ impl Default for CallbackSettings {
         Self {
             credential_encryption: None,
             debug_front_end_url: super::provisioner::DEFAULT_FRONT_END_URL.to_owned(),
+            usage_dashboard_url: None,
         }
     }
 }
@@ -46,6 +50,7 @@ impl CallbackSettings {
         Ok(Self {
             credential_encryption,
             debug_front_end_url,
+            usage_dashboard_url: env.get("KOOGALLERY_USAGE_DASHBOARD_URL"),
         })
     }
 }

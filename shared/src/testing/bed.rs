@@ -36,7 +36,8 @@ impl TestBed {
         let resources =
             Resources::from_config(store.clone(), queue.clone(), clock.clone(), &config)
                 .with_sealer(sealer.clone())
-                .with_order_notices(store.clone());
+                .with_order_notices(store.clone())
+                .with_usage(store.clone());
         let dispatcher = match InProcessDispatcher::build(&resources) {
             Ok(d) => Arc::new(d),
             Err(e) => panic!("the test bed's callbacks cannot be built: {e}"),
