@@ -146,7 +146,7 @@ fn body_for(activity: LoadActivity, n: u64, instance_id: &str) -> (Value, &'stat
 }
 
 /// Buys one instance and waits until queryInstance answers it ready.
-async fn ready_instance(sim: &Simulator) -> Result<String, SimError> {
+pub async fn ready_instance(sim: &Simulator) -> Result<String, SimError> {
     let order = format!("CSLOADQ{}", std::process::id());
     let answer = sim
         .call(&json!({"activity":"newInstance","orderId":order,"orderLineId":format!("{order}-000001"),"businessId":format!("load-q-{order}")}))

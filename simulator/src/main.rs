@@ -111,6 +111,31 @@ enum Command {
         #[arg(long)]
         instance_id: Option<String>,
     },
+    /// Report usage to the vendor's host as its application would (`POST /usage`, signed with the
+    /// usage key), print the ingestion rate, then what KooGallery received per window (with
+    /// `--openapi`: a running `serve-openapi`). Without `--instance`, one instance is bought first.
+    Usage {
+        #[command(flatten)]
+        target: Target,
+        /// The shared usage key (KOOGALLERY_USAGE_KEY).
+        #[arg(long, env = "KOOGALLERY_USAGE_KEY", hide_env_values = true)]
+        usage_key: String,
+        /// Instances to report for (repeatable).
+        #[arg(long = "instance")]
+        instances: Vec<String>,
+        /// Reports to send.
+        #[arg(long, default_value_t = 1000)]
+        records: usize,
+        /// Reports per request (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// A running `serve-openapi` (its primary URL), to print what it received per window.
+        #[arg(long)]
+        openapi: Option<String>,
+    },
     /// Serve KooGallery's open API (Query Order) on two loopback ports, the primary and the
     /// fallback host, verifying every request's APIG signature; until Ctrl-C. Place orders with
     /// `POST /_sim/orders`, inject faults with `POST /_sim/faults` (see docs in the README).
@@ -175,6 +200,57 @@ async fn main() -> ExitCode {
                     }
                 }
                 Err(e) => fail(&e),
+            }
+        }
+        Command::Usage {
+            target,
+            usage_key,
+            mut instances,
+            records,
+            batch,
+            connections,
+            openapi,
+        } => {
+            if instances.is_empty() {
+                let sim = match Simulator::new(&target.url, &target.key) {
+                    Ok(s) => s,
+                    Err(e) => return fail(&e),
+                };
+                match koogallery_sim::load::ready_instance(&sim).await {
+                    Ok(id) => instances.push(id),
+                    Err(e) => return fail(&e),
+                }
+            }
+            let mut url = target.url.clone();
+            if let Some(i) = url.rfind("/produce") {
+                url.truncate(i);
+            }
+            let opts = koogallery_sim::usage::UsageDrive {
+                url: format!("{}/usage", url.trim_end_matches('/')),
+                usage_key,
+                instances,
+                records,
+                batch,
+                connections,
+            };
+            let report = match koogallery_sim::usage::drive(&opts).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("koogallery-sim: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            print!("{report}");
+            if let Some(openapi) = openapi {
+                match koogallery_sim::usage::received(&openapi).await {
+                    Ok(table) => print!("{table}"),
+                    Err(e) => eprintln!("koogallery-sim: cannot read {openapi}: {e}"),
+                }
+            }
+            if report.refused.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
         Command::ServeOpenapi {

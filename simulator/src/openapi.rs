@@ -207,7 +207,7 @@ pub struct Seen {
 }
 
 /// A usage record KooGallery accepted (openapi §3).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct UsageRecord {
     pub instance_id: String,
     pub record_time: String,
@@ -379,6 +379,7 @@ fn router(state: HostState) -> Router {
         .route(USAGE_PATH, post(usage_push))
         .route("/_sim/orders", post(place_order))
         .route("/_sim/faults", post(inject_fault))
+        .route("/_sim/usage", get(usage_received))
         .with_state(state)
 }
 
@@ -695,6 +696,20 @@ fn form_urlencoded_pairs(query: &str) -> HashMap<String, String> {
 async fn place_order(State(state): State<HostState>, Json(order): Json<SimOrder>) -> StatusCode {
     state.inner.place(order);
     StatusCode::NO_CONTENT
+}
+
+/// What KooGallery holds: the accepted records, the dropped repeats, the conflicting ones.
+async fn usage_received(State(state): State<HostState>) -> Response {
+    let (accepted, duplicates, conflicting) = state
+        .inner
+        .usage
+        .lock()
+        .map(|u| (u.accepted.clone(), u.duplicates, u.conflicting.clone()))
+        .unwrap_or_default();
+    answer(
+        200,
+        json!({"accepted": accepted, "duplicates": duplicates, "conflicting": conflicting}),
+    )
 }
 
 async fn inject_fault(State(state): State<HostState>, Json(fault): Json<Fault>) -> StatusCode {

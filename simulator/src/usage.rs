@@ -64,3 +64,126 @@ impl UsageClient {
         None
     }
 }
+
+/// `koogallery-sim usage`: what to drive.
+#[derive(Debug, Clone)]
+pub struct UsageDrive {
+    /// The host's `…/usage` URL.
+    pub url: String,
+    pub usage_key: String,
+    pub instances: Vec<String>,
+    pub records: usize,
+    pub batch: usize,
+    pub connections: usize,
+}
+
+/// What a drive did.
+#[derive(Debug, Clone, Default)]
+pub struct DriveReport {
+    pub records: usize,
+    pub batches: usize,
+    pub applied: u64,
+    pub refused: Vec<String>,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for DriveReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} records in {} batches in {:.2} s: {:.0} records/s, {} applied",
+            self.records,
+            self.batches,
+            self.seconds,
+            self.records as f64 / self.seconds.max(1e-9),
+            self.applied
+        )?;
+        for r in &self.refused {
+            writeln!(f, "refused: {r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends `records` reports (quantity 1.0001 each, now, distinct keys) spread over the instances,
+/// `batch` per request on `connections` concurrent connections.
+pub async fn drive(opts: &UsageDrive) -> Result<DriveReport, String> {
+    if opts.instances.is_empty() || opts.batch == 0 || opts.connections == 0 {
+        return Err("at least one instance, a batch of at least 1 and one connection".into());
+    }
+    let client = std::sync::Arc::new(UsageClient::new(&opts.url, &opts.usage_key).map_err(|e| e.to_string())?);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let now = chrono::Utc::now();
+    let batches: Vec<Vec<UsageRecordIn>> = (0..opts.records)
+        .map(|n| UsageRecordIn {
+            instance_id: opts.instances[n % opts.instances.len()].clone(),
+            quantity: rust_decimal::Decimal::new(10_001, 4),
+            occurred_at: now,
+            idempotency_key: format!("sim-{run}-{n}"),
+        })
+        .collect::<Vec<_>>()
+        .chunks(opts.batch)
+        .map(<[UsageRecordIn]>::to_vec)
+        .collect();
+    let total = batches.len();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..opts.connections {
+        let (client, queue) = (client.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut applied = 0u64;
+            let mut refused = Vec::new();
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(batch) = next else { break };
+                match client.send_until_taken(&batch, 5).await {
+                    Some(a) if a.status == 200 => applied += a.body["applied"].as_u64().unwrap_or(0),
+                    Some(a) => refused.push(format!("HTTP {}: {}", a.status, a.body)),
+                    None => refused.push("no answer after 5 tries".into()),
+                }
+            }
+            (applied, refused)
+        }));
+    }
+    let mut report = DriveReport {
+        records: opts.records,
+        batches: total,
+        ..DriveReport::default()
+    };
+    for t in tasks {
+        let (applied, refused) = t.await.map_err(|e| e.to_string())?;
+        report.applied += applied;
+        report.refused.extend(refused);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// What a running `serve-openapi` received, per (instance, window): a printable table.
+pub async fn received(openapi: &str) -> Result<String, String> {
+    let url = format!("{}/_sim/usage", openapi.trim_end_matches('/'));
+    let v: serde_json::Value = reqwest::get(&url)
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = String::from("instance_id\tbegin_time\tend_time\tusage_value\tmetering_sn\n");
+    for r in v["accepted"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            r["instance_id"].as_str().unwrap_or_default(),
+            r["begin_time"].as_str().unwrap_or_default(),
+            r["end_time"].as_str().unwrap_or_default(),
+            r["usage_value"].as_str().unwrap_or_default(),
+            r["metering_sn"].as_str().unwrap_or_default(),
+        ));
+    }
+    out.push_str(&format!(
+        "repeats dropped: {}; conflicting repeats: {}\n",
+        v["duplicates"],
+        v["conflicting"].as_array().map_or(0, Vec::len)
+    ));
+    Ok(out)
+}
