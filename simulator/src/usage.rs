@@ -111,7 +111,9 @@ pub async fn drive(opts: &UsageDrive) -> Result<DriveReport, String> {
     if opts.instances.is_empty() || opts.batch == 0 || opts.connections == 0 {
         return Err("at least one instance, a batch of at least 1 and one connection".into());
     }
-    let client = std::sync::Arc::new(UsageClient::new(&opts.url, &opts.usage_key).map_err(|e| e.to_string())?);
+    let client = std::sync::Arc::new(
+        UsageClient::new(&opts.url, &opts.usage_key).map_err(|e| e.to_string())?,
+    );
     let run = uuid::Uuid::new_v4().simple().to_string();
     let now = chrono::Utc::now();
     let batches: Vec<Vec<UsageRecordIn>> = (0..opts.records)
@@ -138,7 +140,9 @@ pub async fn drive(opts: &UsageDrive) -> Result<DriveReport, String> {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some(batch) = next else { break };
                 match client.send_until_taken(&batch, 5).await {
-                    Some(a) if a.status == 200 => applied += a.body["applied"].as_u64().unwrap_or(0),
+                    Some(a) if a.status == 200 => {
+                        applied += a.body["applied"].as_u64().unwrap_or(0)
+                    }
                     Some(a) => refused.push(format!("HTTP {}: {}", a.status, a.body)),
                     None => refused.push("no answer after 5 tries".into()),
                 }
