@@ -70,10 +70,8 @@ pub async fn start_aws(
     let (worker, edge) = assemble(
         store.clone(),
         Arc::new(sqs.clone()),
-        // DynamoDB then SQS, as the Lambda function does.
-        None,
-        // No usage on DynamoDB yet.
-        None,
+        // DynamoDB then SQS, as the Lambda function does; no usage on DynamoDB yet.
+        super::Extras::default(),
         clock,
         &config,
         provisioner,

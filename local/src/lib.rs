@@ -131,9 +131,11 @@ pub async fn start_with(
     let (worker, edge) = assemble(
         store.clone(),
         jobs.clone(),
-        // The record and its job in one redb commit.
-        Some(store.clone()),
-        Some(store.clone()),
+        Extras {
+            // The record and its job in one redb commit.
+            intake: Some(store.clone()),
+            usage: Some(store.clone()),
+        },
         clock,
         &config,
         provisioner,
@@ -296,13 +298,21 @@ async fn reconcile_every(
     }
 }
 
+/// What only some backends offer the callbacks.
+#[derive(Default)]
+struct Extras {
+    /// newInstance's record and job in one write.
+    intake: Option<Arc<dyn koogallery::instance::OrderLineIntake>>,
+    /// Usage windows (queryInstance's `usageInfo`).
+    usage: Option<Arc<dyn koogallery::metering::UsageStore>>,
+}
+
 /// Wires one backend's store and queue to the callbacks, the edge and the worker: the same for the
 /// embedded store and for the AWS adapters.
 fn assemble<S>(
     store: Arc<S>,
     queue: Arc<dyn JobQueue>,
-    intake: Option<Arc<dyn koogallery::instance::OrderLineIntake>>,
-    usage: Option<Arc<dyn koogallery::metering::UsageStore>>,
+    extras: Extras,
     clock: Arc<dyn Clock>,
     config: &Config,
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
@@ -317,10 +327,10 @@ where
     let mut resources = Resources::from_config(store.clone(), queue, clock.clone(), config)
         .with_sealer(sealer.clone())
         .with_order_notices(store.clone());
-    if let Some(intake) = intake {
+    if let Some(intake) = extras.intake {
         resources = resources.with_intake(intake);
     }
-    if let Some(usage) = usage {
+    if let Some(usage) = extras.usage {
         resources = resources.with_usage(usage);
     }
     let dispatcher = InProcessDispatcher::build(&resources)?;
