@@ -1,3 +1,5 @@
+//! Metering domain tests: the batch rules, windows, sealing and the stored form (issue 9).
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
