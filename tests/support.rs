@@ -15,6 +15,32 @@ pub fn config() -> Config {
     c
 }
 
+/// The simulator's open API for AK `e2e-ak`, and `cfg` pointed at it (the fallback host only when
+/// `fallback`), each request given `timeout`.
+pub async fn with_openapi(
+    mut cfg: Config,
+    fallback: bool,
+    timeout: Duration,
+) -> (koogallery_sim::openapi::OpenApiSim, Config) {
+    let openapi = koogallery_sim::openapi::OpenApiSim::start(
+        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
+        "127.0.0.1:0".parse().expect("addr"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("the open API simulator starts");
+    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
+        ak: "e2e-ak".into(),
+        sk: koogallery::security::SecretKey::new("e2e-sk"),
+    });
+    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
+        primary: openapi.primary_url(),
+        fallback: fallback.then(|| openapi.fallback_url()),
+        timeout,
+    };
+    (openapi, cfg)
+}
+
 pub async fn host(
     dir: &Path,
     config: Config,

@@ -11,7 +11,7 @@ use koogallery::{
     instance::{CreateOutcome, Instance, InstanceStore},
     metering::{api::UsageRecordIn, window_start},
 };
-use koogallery_e2e::{KEY, config, host};
+use koogallery_e2e::{KEY, config, host, with_openapi};
 use koogallery_sim::{openapi::Fault, usage::UsageClient};
 use rust_decimal::Decimal;
 
@@ -35,25 +35,9 @@ async fn seed(store: &dyn InstanceStore, id: &str, created: DateTime<Utc>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_closed_hour_reaches_koogallery_once_whatever_fails() {
-    let openapi = koogallery_sim::openapi::OpenApiSim::start(
-        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let (openapi, mut cfg) = with_openapi(config(), true, Duration::from_secs(1)).await;
     openapi.set_interconnection_key(KEY);
-    let mut cfg = config();
     cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
-    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
-        ak: "e2e-ak".into(),
-        sk: koogallery::security::SecretKey::new("e2e-sk"),
-    });
-    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
-        primary: openapi.primary_url(),
-        fallback: Some(openapi.fallback_url()),
-        timeout: Duration::from_secs(1),
-    };
     cfg.settings.metering.push_every = Duration::from_millis(100);
     cfg.settings.metering.push.grace = chrono::Duration::zero();
 

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use koogallery::{ResultCode, jobs::Job, jobs::JobQueue};
-use koogallery_e2e::{Vendor, eventually, host, simulator};
+use koogallery_e2e::{Vendor, eventually, host, simulator, with_openapi};
 use serde_json::json;
 
 async fn query(sim: &koogallery_sim::Simulator, id: &str) -> ResultCode {
@@ -73,35 +73,6 @@ async fn wait_ready(sim: &koogallery_sim::Simulator) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("host never answered");
-}
-
-/// The simulator's open API for AK `e2e-ak`, and the vendor's config pointed at it (the worker
-/// reads orders there; the fallback host only when `fallback`).
-async fn openapi_and_config(
-    vendor: &Vendor,
-    fallback: bool,
-) -> (
-    koogallery_sim::openapi::OpenApiSim,
-    koogallery::config::Config,
-) {
-    let openapi = koogallery_sim::openapi::OpenApiSim::start(
-        std::collections::HashMap::from([("e2e-ak".to_owned(), "e2e-sk".to_owned())]),
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let mut cfg = vendor.config();
-    cfg.secrets.open_api = Some(koogallery::config::OpenApiKeys {
-        ak: "e2e-ak".into(),
-        sk: koogallery::security::SecretKey::new("e2e-sk"),
-    });
-    cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
-        primary: openapi.primary_url(),
-        fallback: fallback.then(|| openapi.fallback_url()),
-        timeout: Duration::from_secs(2),
-    };
-    (openapi, cfg)
 }
 
 /// Another worker over the host's own store and queue.
@@ -453,7 +424,7 @@ async fn a_lost_job_is_found_by_the_reconciler_and_the_order_provisioned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vendor_provisions_from_the_order_the_marketplace_served() {
     let vendor = Vendor::start().await;
-    let (openapi, cfg) = openapi_and_config(&vendor, true).await;
+    let (openapi, cfg) = with_openapi(vendor.config(), true, Duration::from_secs(2)).await;
     let now = chrono::Utc::now();
     openapi.place(koogallery_sim::openapi::SimOrder::yearly(
         "CSYEAR50E2E",
@@ -500,7 +471,7 @@ async fn the_vendor_provisions_from_the_order_the_marketplace_served() {
 async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marketplace() {
     use koogallery_sim::openapi::SimOrder;
     let vendor = Vendor::start().await;
-    let (openapi, cfg) = openapi_and_config(&vendor, false).await;
+    let (openapi, cfg) = with_openapi(vendor.config(), false, Duration::from_secs(2)).await;
     openapi.place(SimOrder {
         charging_mode: "ONE_TIME".into(),
         period_type: None,

@@ -257,15 +257,31 @@ fn usage_pusher(
     }))
 }
 
-/// The local host's schedule for the usage push (EventBridge Scheduler's on AWS): a pass every
-/// `every`, the first right away (it catches up whatever a stop left).
+/// The local host's stand-in for an EventBridge schedule: `pass` right away (it finds what a stop
+/// or a crash left behind), then once every `period`, until the host stops.
+async fn every<F, Fut>(period: std::time::Duration, mut stopped: watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        pass().await;
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// The usage push's schedule (EventBridge Scheduler's on AWS); nothing without a pusher.
 async fn push_every(
     pusher: Option<UsagePusher>,
-    every: std::time::Duration,
-    mut stopped: watch::Receiver<bool>,
+    period: std::time::Duration,
+    stopped: watch::Receiver<bool>,
 ) {
     let Some(pusher) = pusher else { return };
-    loop {
+    let pusher = &pusher;
+    every(period, stopped, move || async move {
         match pusher.run_once().await {
             Ok(report) if report.pushes > 0 || report.stopped.is_some() => {
                 tracing::info!(?report, "usage push pass")
@@ -273,29 +289,23 @@ async fn push_every(
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "usage push pass failed; next pass as scheduled"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stopped.wait_for(|s| *s) => return,
-        }
-    }
+    })
+    .await
 }
 
-/// The local host's schedule for the reconciler (EventBridge Scheduler's job on AWS): a pass right
-/// away at start-up, which finds what a crash left behind, then one every `every`.
+/// The reconciler's schedule (EventBridge Scheduler's job on AWS).
 async fn reconcile_every(
     reconciler: koogallery::reconciler::Reconciler,
-    every: std::time::Duration,
-    mut stopped: watch::Receiver<bool>,
+    period: std::time::Duration,
+    stopped: watch::Receiver<bool>,
 ) {
-    loop {
+    let reconciler = &reconciler;
+    every(period, stopped, move || async move {
         if let Err(e) = reconciler.run_once().await {
             tracing::error!(error = %koogallery::callbacks::error_chain(&e), "reconciler pass failed; next pass as scheduled");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stopped.wait_for(|s| *s) => return,
-        }
-    }
+    })
+    .await
 }
 
 /// What only some backends offer the callbacks.

@@ -9,11 +9,11 @@ use koogallery::{
     metering::{PushAnswer, PushError, UsageSink, push::PushRecord},
     protocol::openapi::{
         MKT_SUCCESS, is_retryable_code, is_retryable_gateway_code,
-        usage::{self, UsagePushAnswer, UsagePushData},
+        usage::{self, UsagePushData},
     },
     security::{
         SecretKey,
-        usage_push::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TS, usage_signature},
+        usage_push::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TS, sign_attempt},
     },
 };
 
@@ -41,17 +41,19 @@ pub fn wire(r: &PushRecord) -> UsagePushData {
 
 /// What an answer means for the pusher (openapi §3, §8).
 pub fn classify(status: u16, body: &[u8]) -> Result<PushAnswer, PushError> {
-    let answer: UsagePushAnswer = serde_json::from_slice(body).unwrap_or_default();
-    // Some gateways answer in the query-order envelope; read either.
+    // Some gateways answer in the query-order envelope; read either, from one parse.
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let code = answer
-        .error_code
-        .or_else(|| value["resultCode"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let message = answer
-        .error_msg
-        .or_else(|| value["resultMsg"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let text = |primary: &str, other: &str| {
+        value[primary]
+            .as_str()
+            .or_else(|| value[other].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (code, message) = (
+        text("error_code", "resultCode"),
+        text("error_msg", "resultMsg"),
+    );
     let detail = format!("HTTP {status} {code} {message}").trim().to_owned();
     let code = code.trim();
     if code == MKT_SUCCESS && (200..300).contains(&status) {
@@ -82,13 +84,11 @@ impl UsageSink for UsagePushClient {
         let body = usage::body(&wire);
         let key = self.key.expose();
         let fresh = || {
-            let ts = chrono::Utc::now().timestamp_millis().to_string();
-            let nonce = uuid::Uuid::new_v4().to_string();
-            let signature = usage_signature(key, &ts, &nonce, &body);
+            let s = sign_attempt(key, &body, chrono::Utc::now());
             vec![
-                (HEADER_TS, ts),
-                (HEADER_NONCE, nonce),
-                (HEADER_SIGNATURE, signature),
+                (HEADER_TS, s.ts),
+                (HEADER_NONCE, s.nonce),
+                (HEADER_SIGNATURE, s.signature),
             ]
         };
         let (status, answer) = self

@@ -177,13 +177,11 @@ pub fn verify(
 
 /// Signs a request as the vendor's app must (the Rust client and the simulator use it).
 pub fn sign(key: &str, body: &[u8], now: DateTime<Utc>) -> [(&'static str, String); 3] {
-    let ts = now.timestamp_millis().to_string();
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let sig = crate::security::usage_push::usage_signature(key, &ts, &nonce, body);
+    let s = crate::security::usage_push::sign_attempt(key, body, now);
     [
-        (HEADER_TIMESTAMP, ts),
-        (HEADER_NONCE, nonce),
-        (HEADER_SIGNATURE, sig),
+        (HEADER_TIMESTAMP, s.ts),
+        (HEADER_NONCE, s.nonce),
+        (HEADER_SIGNATURE, s.signature),
     ]
 }
 

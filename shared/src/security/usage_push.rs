@@ -23,6 +23,25 @@ pub fn usage_signature(key: &str, ts: &str, nonce: &str, body: &[u8]) -> String 
     STANDARD.encode(mac(key, ts, nonce, body).finalize().into_bytes())
 }
 
+/// One attempt's `ts` (epoch ms at `now`), fresh `nonce` (a UUID) and `signature` of `body`: what
+/// the usage push sends on every attempt, and the vendor's app on every `POST /usage`.
+pub struct Signed {
+    pub ts: String,
+    pub nonce: String,
+    pub signature: String,
+}
+
+pub fn sign_attempt(key: &str, body: &[u8], now: chrono::DateTime<chrono::Utc>) -> Signed {
+    let ts = now.timestamp_millis().to_string();
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let signature = usage_signature(key, &ts, &nonce, body);
+    Signed {
+        ts,
+        nonce,
+        signature,
+    }
+}
+
 /// Checks a `signature` header in constant time (what KooGallery does; the simulator uses it).
 pub fn verify_usage_signature(
     key: &str,

@@ -1,7 +1,7 @@
 //! 按需使用量推送(新), the usage push (spec openapi §3, Decision 8): the body the vendor sends and
-//! the answer it reads. The body is compact JSON with its keys sorted at every level: the record's
-//! fields are declared in byte order, so serde writes them sorted, and the bytes signed are the
-//! bytes sent.
+//! the codes of its answer (`error_code`, `error_msg`). The body is compact JSON with its keys
+//! sorted at every level: the record's fields are declared in byte order, so serde writes them
+//! sorted, and the bytes signed are the bytes sent.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,15 +37,6 @@ pub fn body(records: &[UsagePushData]) -> Vec<u8> {
         usage_records: records,
     })
     .unwrap_or_default()
-}
-
-/// The answer envelope (`error_code`, `error_msg`; lenient: either may be missing).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct UsagePushAnswer {
-    #[serde(default)]
-    pub error_code: Option<String>,
-    #[serde(default)]
-    pub error_msg: Option<String>,
 }
 
 /// Codes that refuse the records' content (openapi §3, §8): the pusher splits the push to find
