@@ -94,6 +94,7 @@ async fn every_closed_hour_reaches_koogallery_once_whatever_fails() {
                     quantity,
                     occurred_at: start + chrono::Duration::minutes(10 + 15 * k),
                     idempotency_key: format!("app-{n}"),
+                    package_instance_id: None,
                 };
                 *ingested
                     .entry((id.to_owned(), start.format("%Y%m%dT%H%M%SZ").to_string()))

@@ -122,6 +122,7 @@ pub async fn drive(opts: &UsageDrive) -> Result<DriveReport, String> {
             quantity: rust_decimal::Decimal::new(10_001, 4),
             occurred_at: now,
             idempotency_key: format!("sim-{run}-{n}"),
+            package_instance_id: None,
         })
         .collect::<Vec<_>>()
         .chunks(opts.batch)

@@ -67,14 +67,17 @@ pub(crate) const JOBS_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::ne
 pub(crate) type DeadRecord = (u32, i64, i64, &'static [u8], &'static [u8]);
 pub(crate) const JOBS_DEAD: TableDefinition<u64, DeadRecord> = TableDefinition::new("jobs_dead");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Order notices by (orderId, orderLineId): the versioned record of `order::notice::record`.
-/// Usage windows by (instanceId, window start ms): `koogallery::metering::record` (schema 1).
+/// Usage windows by (series: instanceId, or instanceId `\n` package; window start ms): `koogallery::metering::record` (schema 1).
 pub(crate) const USAGE_WINDOWS: TableDefinition<(&str, i64), &[u8]> =
     TableDefinition::new("usage_windows");
-/// Unsettled usage windows by (window end ms, instanceId): what the push reads, oldest first.
+/// Unsettled usage windows by (window end ms, series): what the push reads, oldest first.
 pub(crate) const USAGE_DUE: TableDefinition<(i64, &str), ()> = TableDefinition::new("usage_due");
 /// Idempotency keys of applied usage reports: their `KeyRecord` JSON.
 pub(crate) const USAGE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_keys");
+/// Package instance ID → what was used of it (`metering::record::encode_package`).
+pub(crate) const USAGE_PACKAGES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("usage_packages");
+/// Order notices by (orderId, orderLineId): the versioned record of `order::notice::record`.
 pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_notices");
 
@@ -198,6 +201,7 @@ impl EmbeddedStore {
             txn.open_table(USAGE_WINDOWS).map_err(Fault::from)?;
             txn.open_table(USAGE_DUE).map_err(Fault::from)?;
             txn.open_table(USAGE_KEYS).map_err(Fault::from)?;
+            txn.open_table(USAGE_PACKAGES).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);

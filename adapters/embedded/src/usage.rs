@@ -1,21 +1,22 @@
-//! [`UsageStore`] over redb: usage windows, the index of unsettled ones, and idempotency keys, in
-//! the same file as the instances. A batch is one write transaction (one durable commit), and redb
+//! [`UsageStore`] over redb: usage windows, the index of unsettled ones, idempotency keys and
+//! packages, in the same file as the instances. Windows are keyed by their series
+//! ([`WindowKey::series`]: the instance, or instance and package) and hour. A batch is one write transaction (one durable commit), and redb
 //! runs one writer at a time, so a batch and a seal never interleave.
-
-use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
     metering::{
-        IngestError, IngestOutcome, UsageReport, UsageStore, UsageWindow, WINDOW, WindowKey,
-        ingest, record,
+        IngestError, IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageStore,
+        UsageWindow, WINDOW, WindowKey, ingest, record, series_range,
     },
 };
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::{EmbeddedStore, Fault, USAGE_DUE, USAGE_KEYS, USAGE_WINDOWS, Write, millis};
+use crate::{
+    EmbeddedStore, Fault, USAGE_DUE, USAGE_KEYS, USAGE_PACKAGES, USAGE_WINDOWS, Write, millis,
+};
 
 fn corrupt(e: StoreError) -> Fault {
     Fault::Corrupt(e.to_string())
@@ -23,11 +24,11 @@ fn corrupt(e: StoreError) -> Fault {
 
 fn load_window(
     table: &impl ReadableTable<(&'static str, i64), &'static [u8]>,
-    instance_id: &str,
+    series: &str,
     start_ms: i64,
 ) -> Result<Option<UsageWindow>, Fault> {
     table
-        .get((instance_id, start_ms))?
+        .get((series, start_ms))?
         .map(|b| record::decode_window(b.value()).map_err(corrupt))
         .transpose()
 }
@@ -36,10 +37,11 @@ fn load_window(
 fn put_window(txn: &Write<'_>, w: &UsageWindow) -> Result<(), Fault> {
     let bytes = record::encode_window(w).map_err(corrupt)?;
     let start_ms = millis(w.start);
+    let series = w.key().series();
     txn.open_table(USAGE_WINDOWS)?
-        .insert((w.instance_id.as_str(), start_ms), bytes.as_slice())?;
+        .insert((series.as_str(), start_ms), bytes.as_slice())?;
     let mut due = txn.open_table(USAGE_DUE)?;
-    let index = (millis(w.end()), w.instance_id.as_str());
+    let index = (millis(w.end()), series.as_str());
     if w.is_unsettled() {
         due.insert(index, ())?;
     } else {
@@ -51,40 +53,53 @@ fn put_window(txn: &Write<'_>, w: &UsageWindow) -> Result<(), Fault> {
 fn ingest_in(
     txn: Write<'_>,
     reports: &[UsageReport],
+    quotas: &PackageQuotas,
     now: DateTime<Utc>,
 ) -> Result<Result<IngestOutcome, IngestError>, Fault> {
-    let mut windows = HashMap::new();
-    let mut known = HashMap::new();
+    let (window_keys, keys, packages) = ingest::touched(reports, quotas);
+    let mut loaded = ingest::Loaded::default();
     {
         let table = txn.open_table(USAGE_WINDOWS)?;
-        let keys = txn.open_table(USAGE_KEYS)?;
-        for r in reports {
-            let key = r.window();
-            if !windows.contains_key(&key)
-                && let Some(w) = load_window(&table, &key.instance_id, millis(key.start))?
-            {
-                windows.insert(key, w);
+        for key in window_keys {
+            if let Some(w) = load_window(&table, &key.series(), millis(key.start))? {
+                loaded.windows.insert(key, w);
             }
-            if let Some(k) = keys.get(r.idempotency_key.as_str())? {
-                known.insert(
-                    r.idempotency_key.clone(),
-                    record::decode_key(k.value()).map_err(corrupt)?,
-                );
+        }
+        let table = txn.open_table(USAGE_KEYS)?;
+        for k in keys {
+            if let Some(v) = table.get(k.as_str())? {
+                let rec = record::decode_key(v.value()).map_err(corrupt)?;
+                loaded.keys.insert(k, rec);
+            }
+        }
+        let table = txn.open_table(USAGE_PACKAGES)?;
+        for p in packages {
+            if let Some(v) = table.get(p.as_str())? {
+                let usage = record::decode_package(v.value()).map_err(corrupt)?;
+                loaded.packages.insert(p, usage);
             }
         }
     }
-    let applied = match ingest::apply(reports, &mut windows, &known, now) {
+    let applied = match ingest::apply(reports, quotas, &mut loaded, now) {
         Ok(a) => a,
         // Nothing written: dropping the transaction aborts it.
         Err(refused) => return Ok(Err(refused)),
     };
     for key in &applied.changed {
-        if let Some(w) = windows.get_mut(key) {
+        if let Some(w) = loaded.windows.get_mut(key) {
             w.version += 1;
             put_window(&txn, w)?;
         }
     }
     {
+        let mut table = txn.open_table(USAGE_PACKAGES)?;
+        for id in &applied.changed_packages {
+            if let Some(p) = loaded.packages.get_mut(id) {
+                p.version += 1;
+                let bytes = record::encode_package(p).map_err(corrupt)?;
+                table.insert(id.as_str(), bytes.as_slice())?;
+            }
+        }
         let mut keys = txn.open_table(USAGE_KEYS)?;
         for (k, rec) in &applied.new_keys {
             let bytes: Vec<u8> = record::encode_key(rec).map_err(corrupt)?;
@@ -100,10 +115,11 @@ impl UsageStore for EmbeddedStore {
     async fn ingest(
         &self,
         reports: &[UsageReport],
+        quotas: &PackageQuotas,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, IngestError> {
-        let reports = reports.to_vec();
-        self.blocking(move |db| ingest_in(db.begin_write()?, &reports, now))
+        let (reports, quotas) = (reports.to_vec(), quotas.clone());
+        self.blocking(move |db| ingest_in(db.begin_write()?, &reports, &quotas, now))
             .await
             .map_err(|f| IngestError::Store(f.into()))?
     }
@@ -125,9 +141,9 @@ impl UsageStore for EmbeddedStore {
                         break;
                     }
                     let (k, _) = entry?;
-                    let (end_ms, instance) = k.value();
+                    let (end_ms, series) = k.value();
                     let start_ms = end_ms - WINDOW.num_milliseconds();
-                    match load_window(&table, instance, start_ms)? {
+                    match load_window(&table, series, start_ms)? {
                         Some(w) if w.is_unsettled() => out.push(w),
                         _ => {}
                     }
@@ -144,7 +160,7 @@ impl UsageStore for EmbeddedStore {
                 let txn = db.begin_write()?;
                 let stored = {
                     let table = txn.open_table(USAGE_WINDOWS)?;
-                    load_window(&table, &window.instance_id, millis(window.start))?
+                    load_window(&table, &window.key().series(), millis(window.start))?
                 };
                 match stored {
                     Some(s) if s.version == window.version => {}
@@ -160,7 +176,7 @@ impl UsageStore for EmbeddedStore {
     }
 
     async fn window(&self, key: &WindowKey) -> Result<Option<UsageWindow>, StoreError> {
-        let (id, start_ms) = (key.instance_id.clone(), millis(key.start));
+        let (id, start_ms) = (key.series(), millis(key.start));
         Ok(self
             .blocking(move |db| {
                 let table = db.begin_read()?.open_table(USAGE_WINDOWS)?;
@@ -174,12 +190,32 @@ impl UsageStore for EmbeddedStore {
         Ok(self
             .blocking(move |db| {
                 let table = db.begin_read()?.open_table(USAGE_WINDOWS)?;
+                let (from, to) = series_range(&id);
                 let mut out = Vec::new();
-                for entry in table.range((id.as_str(), i64::MIN)..=(id.as_str(), i64::MAX))? {
+                for entry in table.range((from.as_str(), i64::MIN)..(to.as_str(), i64::MIN))? {
                     let (_, v) = entry?;
-                    out.push(record::decode_window(v.value()).map_err(corrupt)?);
+                    let w = record::decode_window(v.value()).map_err(corrupt)?;
+                    // The range may hold another instance whose ID extends this one's with a
+                    // control character; KooGallery's IDs have none, but be exact.
+                    if w.instance_id == id {
+                        out.push(w);
+                    }
                 }
+                out.sort_by(|a, b| (a.start, &a.package).cmp(&(b.start, &b.package)));
                 Ok(out)
+            })
+            .await?)
+    }
+
+    async fn package(&self, package_instance_id: &str) -> Result<Option<PackageUsage>, StoreError> {
+        let id = package_instance_id.to_owned();
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(USAGE_PACKAGES)?;
+                table
+                    .get(id.as_str())?
+                    .map(|v| record::decode_package(v.value()).map_err(corrupt))
+                    .transpose()
             })
             .await?)
     }

@@ -381,9 +381,13 @@ mod tests {
                 quantity: q.parse().unwrap(),
                 occurred_at: at(*m),
                 idempotency_key: format!("k{n}"),
+                package_instance_id: None,
             })
             .collect();
-        bed.store.ingest(&reports, at(131)).await.unwrap();
+        bed.store
+            .ingest(&reports, &Default::default(), at(131))
+            .await
+            .unwrap();
         let r = bed
             .call(
                 "queryInstance",

@@ -1,16 +1,21 @@
-//! How usage is pushed (issue 9, spec openapi §3): the pass interval, the grace after each hour,
-//! and how early the horizon alarm speaks.
+//! How usage is pushed and priced (issue 9, spec openapi §3 and §3.2): the pass interval, the
+//! grace after each hour, how early the horizon alarm speaks, the quotas of stop-when-used-up
+//! package SKUs and the pricing per SKU for bill estimates.
 
 use std::time::Duration;
 
 use super::{ConfigError, Env};
-use crate::metering::push::PushSettings;
+use crate::metering::{package::PackageQuotaList, pricing::PriceList, push::PushSettings};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeteringSettings {
     /// How often the local host runs a push pass (on AWS: the schedule's rate).
     pub push_every: Duration,
     pub push: PushSettings,
+    /// `KOOGALLERY_PACKAGE_QUOTAS`: SKU code → quota per unit.
+    pub package_quotas: PackageQuotaList,
+    /// `KOOGALLERY_PRICING`: SKU code → pricing model, for bill estimates.
+    pub pricing: PriceList,
 }
 
 impl Default for MeteringSettings {
@@ -18,15 +23,36 @@ impl Default for MeteringSettings {
         Self {
             push_every: Duration::from_secs(60),
             push: PushSettings::default(),
+            package_quotas: PackageQuotaList::default(),
+            pricing: PriceList::default(),
         }
     }
+}
+
+/// A JSON setting given inline (starting with `{`) or as the path of a file holding it.
+fn json_setting(env: &Env<'_>, name: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(value) = env.get(name) else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value.starts_with('{') {
+        return Ok(Some(value.to_owned()));
+    }
+    std::fs::read_to_string(value).map(Some).map_err(|e| {
+        ConfigError::invalid(
+            name,
+            format!("neither inline JSON nor a readable file {value}: {e}"),
+        )
+    })
 }
 
 impl MeteringSettings {
     /// `KOOGALLERY_USAGE_PUSH_EVERY_SECS` (default 60), `KOOGALLERY_USAGE_GRACE_SECS` (default
     /// 300: an hour's reports may arrive until 5 minutes past it; at most 3600, since KooGallery
     /// bills an hour at minute 15 of the next and wants it within 2 hours at worst) and
-    /// `KOOGALLERY_USAGE_HORIZON_WARNING_DAYS` (default 3, 1 to 20).
+    /// `KOOGALLERY_USAGE_HORIZON_WARNING_DAYS` (default 3, 1 to 20); `KOOGALLERY_PACKAGE_QUOTAS`
+    /// and `KOOGALLERY_PRICING` (JSON, inline or a file's path; checked here, so a typo stops
+    /// the start rather than a bill).
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let grace = env.number("KOOGALLERY_USAGE_GRACE_SECS", 300i64, 0)?;
         if grace > 3600 {
@@ -42,7 +68,19 @@ impl MeteringSettings {
                 "at most 20: the horizon is 21 days",
             ));
         }
+        let package_quotas = match json_setting(env, "KOOGALLERY_PACKAGE_QUOTAS")? {
+            Some(json) => PackageQuotaList::from_json(&json)
+                .map_err(|e| ConfigError::invalid("KOOGALLERY_PACKAGE_QUOTAS", e))?,
+            None => PackageQuotaList::default(),
+        };
+        let pricing = match json_setting(env, "KOOGALLERY_PRICING")? {
+            Some(json) => PriceList::from_json(&json)
+                .map_err(|e| ConfigError::invalid("KOOGALLERY_PRICING", e))?,
+            None => PriceList::default(),
+        };
         Ok(Self {
+            package_quotas,
+            pricing,
             push_every: env.secs("KOOGALLERY_USAGE_PUSH_EVERY_SECS", 60, 1)?,
             push: PushSettings {
                 grace: chrono::Duration::seconds(grace),

@@ -48,6 +48,8 @@ pub enum Actor {
     KooGallery { activity: String },
     /// The provisioning worker.
     Worker,
+    /// Usage ingestion (a package's quota used up).
+    Metering,
 }
 
 /// What happened.
@@ -83,6 +85,11 @@ pub enum EventKind {
     DebugRestarted {
         business_id: String,
     },
+    /// A stop-when-used-up package's quota is used up (openapi §3.2): the vendor stops the service
+    /// it pays for. The state does not change: KooGallery ends the package itself.
+    QuotaExhausted {
+        quota: rust_decimal::Decimal,
+    },
 }
 
 impl EventKind {
@@ -98,6 +105,7 @@ impl EventKind {
             Self::Upgraded { .. } => "upgraded",
             Self::Released { .. } => "released",
             Self::DebugRestarted { .. } => "debug_restarted",
+            Self::QuotaExhausted { .. } => "quota_exhausted",
         }
     }
 
@@ -113,6 +121,7 @@ impl EventKind {
                 | Self::Upgraded { .. }
                 | Self::Released { .. }
                 | Self::ProvisioningFailed { .. }
+                | Self::QuotaExhausted { .. }
         )
     }
 

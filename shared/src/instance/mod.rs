@@ -394,6 +394,23 @@ impl Instance {
         }
     }
 
+    /// The last of a stop-when-used-up package's quota was used (spec openapi §3.2): recorded
+    /// once, heard by the vendor as `quotaExhausted`; the state stays as it is.
+    pub fn quota_exhausted(&mut self, quota: rust_decimal::Decimal, now: DateTime<Utc>) -> Outcome {
+        const KEY: &str = "quota_exhausted";
+        if self.applied.contains(KEY) || self.state == InstanceState::Released {
+            return Outcome::Unchanged;
+        }
+        self.applied.insert(KEY.to_owned());
+        let state = self.state;
+        self.transition(
+            state,
+            now,
+            Actor::Metering,
+            EventKind::QuotaExhausted { quota },
+        )
+    }
+
     /// A debug newInstance (`testFlag=1`) for a released debug record makes it active again.
     /// KooGallery's daily probes replay the seller's debug cases (create, query, …, release) and
     /// debug calls must be repeatable (callbacks §1); the record owns nothing outside the table, so

@@ -200,6 +200,8 @@ enum ActorRecord {
         activity: String,
     },
     Worker,
+    /// Added within the schema: usage ingestion.
+    Metering,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -234,6 +236,11 @@ enum KindRecord {
     },
     DebugRestarted {
         business_id: String,
+    },
+    /// Added within the schema (older releases never wrote it).
+    QuotaExhausted {
+        #[serde(with = "rust_decimal::serde::str")]
+        quota: rust_decimal::Decimal,
     },
 }
 
@@ -445,6 +452,7 @@ impl From<&InstanceEvent> for EventRecord {
                     activity: activity.clone(),
                 },
                 Actor::Worker => ActorRecord::Worker,
+                Actor::Metering => ActorRecord::Metering,
             },
             kind: match &e.kind {
                 EventKind::Created { business_id } => KindRecord::Created {
@@ -484,6 +492,7 @@ impl From<&InstanceEvent> for EventRecord {
                 EventKind::DebugRestarted { business_id } => KindRecord::DebugRestarted {
                     business_id: business_id.clone(),
                 },
+                EventKind::QuotaExhausted { quota } => KindRecord::QuotaExhausted { quota: *quota },
             },
             from: e.from.map(Into::into),
             to: e.to.into(),
@@ -502,6 +511,7 @@ impl EventRecord {
             actor: match self.actor {
                 ActorRecord::KooGallery { activity } => Actor::KooGallery { activity },
                 ActorRecord::Worker => Actor::Worker,
+                ActorRecord::Metering => Actor::Metering,
             },
             kind: match self.kind {
                 KindRecord::Created { business_id } => EventKind::Created { business_id },
@@ -536,6 +546,7 @@ impl EventRecord {
                 KindRecord::DebugRestarted { business_id } => {
                     EventKind::DebugRestarted { business_id }
                 }
+                KindRecord::QuotaExhausted { quota } => EventKind::QuotaExhausted { quota },
             },
             from: self.from.map(Into::into),
             to: self.to.into(),

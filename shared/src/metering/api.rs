@@ -10,6 +10,7 @@
 //! {"records":[{"instanceId":"…","quantity":"1.5","occurredAt":"2026-11-21T13:25:00Z",
 //!              "idempotencyKey":"app-event-42"}]}
 //! ```
+//! A report consuming a package adds `"packageInstanceId"` (the package's instance ID).
 //! The scheme is KooGallery's own usage-push body signature (openapi §3), keyed with a secret the
 //! vendor's app and this service share (`KOOGALLERY_USAGE_KEY`), checked on the raw bytes in
 //! constant time, within ±5 minutes, and each nonce once.
@@ -46,6 +47,9 @@ pub struct UsageRecordIn {
     /// RFC 3339 (`2026-11-21T13:25:00Z`, any offset).
     pub occurred_at: DateTime<Utc>,
     pub idempotency_key: String,
+    /// The package the usage is deducted from (see [`super::package`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_instance_id: Option<String>,
 }
 
 /// A quantity from a string (exact) or a JSON number (its shortest decimal form).
@@ -90,6 +94,7 @@ impl UsageBatch {
                 quantity: r.quantity,
                 occurred_at: r.occurred_at,
                 idempotency_key: r.idempotency_key,
+                package_instance_id: r.package_instance_id,
             })
             .collect()
     }
@@ -135,7 +140,7 @@ impl ApiError {
 
 /// The answer to an ingested batch.
 pub fn accepted(outcome: IngestOutcome) -> serde_json::Value {
-    serde_json::json!({"applied": outcome.applied, "duplicates": outcome.duplicates})
+    serde_json::to_value(outcome).unwrap_or_default()
 }
 
 /// Checks the signature headers of a request (not the nonce's novelty: the caller's replay
@@ -193,6 +198,8 @@ pub struct UsageIngestion {
     pub nonces: std::sync::Arc<dyn crate::security::replay::NonceStore>,
     pub instances: std::sync::Arc<dyn crate::instance::InstanceStore>,
     pub usage: std::sync::Arc<dyn super::UsageStore>,
+    /// The quotas of stop-when-used-up package SKUs.
+    pub quotas: std::sync::Arc<super::package::PackageQuotaList>,
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
@@ -242,15 +249,14 @@ impl UsageIngestion {
         let reports = UsageBatch::parse(body)
             .map_err(ApiError::BadRequest)?
             .into_reports();
-        Ok(
-            super::ingest::ingest_batch(
-                self.instances.as_ref(),
-                self.usage.as_ref(),
-                &reports,
-                now,
-            )
-            .await?,
+        Ok(super::ingest::ingest_batch(
+            self.instances.as_ref(),
+            self.usage.as_ref(),
+            &self.quotas,
+            &reports,
+            now,
         )
+        .await?)
     }
 }
 

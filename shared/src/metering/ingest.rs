@@ -11,7 +11,12 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_DECIMALS, UsageWindow, WindowKey, WindowState, max_window_value, window_start};
+use super::{
+    MAX_DECIMALS, PackageQuotas, PackageUsage, UsageWindow, WindowKey, WindowState,
+    max_window_value,
+    package::{PackageQuotaList, is_package},
+    window_start,
+};
 use crate::{
     instance::{Instance, InstanceState},
     storage::StoreError,
@@ -34,13 +39,23 @@ pub struct UsageReport {
     pub occurred_at: DateTime<Utc>,
     /// The app's own key for this report: a repeat is applied once.
     pub idempotency_key: String,
+    /// The package (an `ON_DEMAND_PKG` instance) the usage is deducted from, if any.
+    pub package_instance_id: Option<String>,
 }
 
 impl UsageReport {
-    pub fn window(&self) -> WindowKey {
+    /// The report's window: a stop-when-used-up package (one with a quota in `quotas`) is a
+    /// dimension of its own; an on-demand package is not (KooGallery deducts from it).
+    pub fn window(&self, quotas: &PackageQuotas) -> WindowKey {
+        let package = self
+            .package_instance_id
+            .as_ref()
+            .filter(|p| quotas.get(p.as_str()).is_some_and(Option::is_some))
+            .cloned();
         WindowKey {
             instance_id: self.instance_id.clone(),
             start: window_start(self.occurred_at),
+            package,
         }
     }
 
@@ -49,6 +64,7 @@ impl UsageReport {
             instance_id: self.instance_id.clone(),
             quantity: self.quantity.normalize(),
             occurred_at: self.occurred_at,
+            package_instance_id: self.package_instance_id.clone(),
         }
     }
 }
@@ -61,15 +77,22 @@ pub struct KeyRecord {
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
     pub occurred_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_instance_id: Option<String>,
 }
 
 /// What an ingested batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IngestOutcome {
     /// Reports added to their windows.
     pub applied: usize,
     /// Repeats of keys already applied: nothing added.
     pub duplicates: usize,
+    /// Stop-when-used-up packages the batch names whose quota is now used up (by this batch or
+    /// before): the service they pay for stops.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exhausted_packages: Vec<String>,
 }
 
 /// Why a batch was refused. Nothing of it was stored.
@@ -123,6 +146,18 @@ pub enum Refusal {
     BadKey,
     #[error("idempotencyKey {0} was already used for a different report")]
     KeyReused(String),
+    #[error("packageInstanceId {0} is not a package instance (ON_DEMAND_PKG)")]
+    NotAPackage(String),
+    #[error("package {0} is used up: usage for it stops until the customer buys a new package")]
+    QuotaExhausted(String),
+    #[error(
+        "package {package} has {left} left, the report needs {quantity}: report what it holds, and the rest against a new package"
+    )]
+    QuotaExceeded {
+        package: String,
+        left: String,
+        quantity: String,
+    },
 }
 
 /// The checks that need nothing but the batch and the clock.
@@ -154,11 +189,14 @@ pub fn check_batch(reports: &[UsageReport], now: DateTime<Utc>) -> Result<(), In
     Ok(())
 }
 
-/// The checks against the instances the batch names (`instances`: those found).
+/// The checks against the instances the batch names (`instances`: those found, packages
+/// included), and the packages' quotas (`quota_list`).
 pub fn check_instances(
     reports: &[UsageReport],
     instances: &HashMap<String, Instance>,
-) -> Result<(), IngestError> {
+    quota_list: &PackageQuotaList,
+) -> Result<PackageQuotas, IngestError> {
+    let mut quotas = PackageQuotas::new();
     for (index, r) in reports.iter().enumerate() {
         let refuse = |reason| Err(IngestError::Invalid { index, reason });
         let Some(instance) = instances.get(&r.instance_id) else {
@@ -176,8 +214,26 @@ pub fn check_instances(
                 r.instance_id.clone(),
             ));
         }
+        let Some(package_id) = &r.package_instance_id else {
+            continue;
+        };
+        let Some(package) = instances.get(package_id) else {
+            return refuse(Refusal::UnknownInstance(package_id.clone()));
+        };
+        if package.test {
+            return refuse(Refusal::Debug(package_id.clone()));
+        }
+        if package.state == InstanceState::Released {
+            return refuse(Refusal::Released(package_id.clone()));
+        }
+        if !is_package(package) {
+            return refuse(Refusal::NotAPackage(package_id.clone()));
+        }
+        quotas
+            .entry(package_id.clone())
+            .or_insert_with(|| quota_list.quota_of(package));
     }
-    Ok(())
+    Ok(quotas)
 }
 
 /// What [`apply`] changed, for the adapter to write in one transaction.
@@ -188,20 +244,52 @@ pub struct Applied {
     pub new_keys: Vec<(String, KeyRecord)>,
     /// Windows to write (created or added to).
     pub changed: Vec<WindowKey>,
+    /// Packages to write (added to).
+    pub changed_packages: Vec<String>,
 }
 
-/// Applies a checked batch to its windows. `windows` holds every stored window the batch touches
-/// (the adapter loads them by [`UsageReport::window`]); missing ones are opened. `known` holds the
-/// stored records of the batch's keys. Pure: on `Err` the caller writes nothing.
+/// What a store loads before [`apply`]: every stored window, idempotency key and package the
+/// batch touches (missing ones are simply absent).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub windows: HashMap<WindowKey, UsageWindow>,
+    pub keys: HashMap<String, KeyRecord>,
+    pub packages: HashMap<String, PackageUsage>,
+}
+
+/// The windows, keys and packages a batch touches, for the store to load.
+pub fn touched(
+    reports: &[UsageReport],
+    quotas: &PackageQuotas,
+) -> (Vec<WindowKey>, Vec<String>, Vec<String>) {
+    let mut windows: Vec<WindowKey> = reports.iter().map(|r| r.window(quotas)).collect();
+    windows.sort();
+    windows.dedup();
+    let mut keys: Vec<String> = reports.iter().map(|r| r.idempotency_key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut packages: Vec<String> = quotas.keys().cloned().collect();
+    packages.sort();
+    (windows, keys, packages)
+}
+
+/// Applies a checked batch to what the store loaded: missing windows and packages are opened.
+/// Pure: on `Err` the caller writes nothing.
 pub fn apply(
     reports: &[UsageReport],
-    windows: &mut HashMap<WindowKey, UsageWindow>,
-    known: &HashMap<String, KeyRecord>,
+    quotas: &PackageQuotas,
+    loaded: &mut Loaded,
     now: DateTime<Utc>,
 ) -> Result<Applied, IngestError> {
+    let Loaded {
+        windows,
+        keys: known,
+        packages,
+    } = loaded;
     let mut applied = Applied::default();
     let mut batch_keys: HashMap<&str, KeyRecord> = HashMap::new();
     let mut changed = std::collections::HashSet::new();
+    let mut changed_packages = std::collections::HashSet::new();
     for (index, r) in reports.iter().enumerate() {
         let refuse = |reason| Err(IngestError::Invalid { index, reason });
         let record = r.key_record();
@@ -215,7 +303,36 @@ pub fn apply(
             applied.outcome.duplicates += 1;
             continue;
         }
-        let key = r.window();
+        if let Some(package_id) = &r.package_instance_id {
+            let quota = quotas.get(package_id).copied().flatten();
+            let package = packages
+                .entry(package_id.clone())
+                .or_insert_with(|| PackageUsage::new(package_id, quota, now));
+            // The quota as first seen stays the package's (a later change of configuration
+            // does not rewrite what was sold).
+            if let Some(left) = package.remaining() {
+                if package.exhausted_at.is_some() || left.is_zero() {
+                    return refuse(Refusal::QuotaExhausted(package_id.clone()));
+                }
+                if r.quantity > left {
+                    return refuse(Refusal::QuotaExceeded {
+                        package: package_id.clone(),
+                        left: left.normalize().to_string(),
+                        quantity: r.quantity.normalize().to_string(),
+                    });
+                }
+            }
+            *package.used.entry(r.instance_id.clone()).or_default() += r.quantity;
+            package.reports += 1;
+            package.last_reported_at = now;
+            if package.remaining().is_some_and(|left| left.is_zero()) {
+                package.exhausted_at = Some(now);
+            }
+            if changed_packages.insert(package_id.clone()) {
+                applied.changed_packages.push(package_id.clone());
+            }
+        }
+        let key = r.window(quotas);
         let window = windows
             .entry(key.clone())
             .or_insert_with(|| UsageWindow::open(&key, now));
@@ -245,19 +362,34 @@ pub fn apply(
         applied.new_keys.push((r.idempotency_key.clone(), record));
         applied.outcome.applied += 1;
     }
+    applied.outcome.exhausted_packages = quotas
+        .keys()
+        .filter(|p| packages.get(*p).is_some_and(|u| u.exhausted_at.is_some()))
+        .cloned()
+        .collect();
+    applied.outcome.exhausted_packages.sort();
     Ok(applied)
 }
 
-/// Ingests a batch: the batch checks, the instances it names (read in one pass of at most 100
-/// IDs per read), then the store's atomic apply. Nothing is stored unless all of it is.
+/// Ingests a batch: the batch checks, the instances and packages it names (read in one pass of
+/// at most 100 IDs per read), then the store's atomic apply. Nothing is stored unless all of it
+/// is. Every used-up package the batch names (now or before, or refused for it) gets its
+/// `quotaExhausted` notice recorded, once: a notice missed by a crash is made by the next batch
+/// that names the package.
 pub async fn ingest_batch(
     instances: &dyn crate::instance::InstanceStore,
     usage: &dyn super::UsageStore,
+    quota_list: &PackageQuotaList,
     reports: &[UsageReport],
     now: DateTime<Utc>,
 ) -> Result<IngestOutcome, IngestError> {
     check_batch(reports, now)?;
-    let mut ids: Vec<&str> = reports.iter().map(|r| r.instance_id.as_str()).collect();
+    let mut ids: Vec<&str> = reports
+        .iter()
+        .flat_map(|r| {
+            std::iter::once(r.instance_id.as_str()).chain(r.package_instance_id.as_deref())
+        })
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     let mut found = HashMap::with_capacity(ids.len());
@@ -266,6 +398,44 @@ pub async fn ingest_batch(
             found.insert(instance.instance_id.clone(), instance);
         }
     }
-    check_instances(reports, &found)?;
-    usage.ingest(reports, now).await
+    let quotas = check_instances(reports, &found, quota_list)?;
+    match usage.ingest(reports, &quotas, now).await {
+        Ok(outcome) => {
+            for package in &outcome.exhausted_packages {
+                notice_exhausted(instances, package, &quotas, now).await?;
+            }
+            Ok(outcome)
+        }
+        Err(IngestError::Invalid {
+            index,
+            reason: Refusal::QuotaExhausted(package),
+        }) => {
+            notice_exhausted(instances, &package, &quotas, now).await?;
+            Err(IngestError::Invalid {
+                index,
+                reason: Refusal::QuotaExhausted(package),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Records a package's `quotaExhausted` notice (idempotent: the instance records it once).
+async fn notice_exhausted(
+    instances: &dyn crate::instance::InstanceStore,
+    package: &str,
+    quotas: &PackageQuotas,
+    now: DateTime<Utc>,
+) -> Result<(), IngestError> {
+    let quota = quotas.get(package).copied().flatten().unwrap_or_default();
+    match crate::instance::mutate(instances, package, |inst| {
+        Ok(inst.quota_exhausted(quota, now))
+    })
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(crate::instance::DomainError::Store(e)) => Err(IngestError::Store(e)),
+        // Gone or released meanwhile: nothing left to stop.
+        Err(_) => Ok(()),
+    }
 }

@@ -19,12 +19,14 @@ use serde::{Deserialize, Serialize};
 
 pub mod api;
 pub mod ingest;
+pub mod package;
 pub mod pricing;
 pub mod push;
 pub mod record;
 pub mod store;
 
 pub use ingest::{IngestError, IngestOutcome, UsageReport};
+pub use package::{PackageQuotas, PackageUsage};
 pub use push::{PushAnswer, PushError, UsagePusher, UsageSink};
 pub use store::{UsageStore, UsageStoreError};
 
@@ -64,11 +66,35 @@ pub fn metering_sn(instance_id: &str, package: Option<&str>, start: DateTime<Utc
     uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
 }
 
-/// The key of a window: the instance and the start of its hour.
+/// The key of a window: the instance, the start of its hour and, for usage deducted from a
+/// stop-when-used-up package, that package (its records carry `relate_pkg_instance`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WindowKey {
     pub instance_id: String,
     pub start: DateTime<Utc>,
+    pub package: Option<String>,
+}
+
+impl WindowKey {
+    /// The id a store keys the window's series by: the instance's, or `instance\npackage` for a
+    /// package dimension (`\n` never occurs in KooGallery's IDs, and sorts before every printable
+    /// character, so an instance's series are adjacent: see [`series_range`]).
+    pub fn series(&self) -> String {
+        series_id(&self.instance_id, self.package.as_deref())
+    }
+}
+
+/// See [`WindowKey::series`].
+pub fn series_id(instance_id: &str, package: Option<&str>) -> String {
+    match package {
+        None => instance_id.to_owned(),
+        Some(p) => format!("{instance_id}\n{p}"),
+    }
+}
+
+/// The bounds `[from, to)` of every series id of an instance (its own and its packages').
+pub fn series_range(instance_id: &str) -> (String, String) {
+    (instance_id.to_owned(), format!("{instance_id}\u{b}"))
 }
 
 /// One instance's usage in one UTC hour, and how far it got towards KooGallery.
@@ -76,6 +102,8 @@ pub struct WindowKey {
 pub struct UsageWindow {
     pub instance_id: String,
     pub start: DateTime<Utc>,
+    /// The stop-when-used-up package the usage was deducted from (`relate_pkg_instance`).
+    pub package: Option<String>,
     /// The sum of the reports applied (each idempotency key once).
     pub total: Decimal,
     /// How many reports were applied.
@@ -125,6 +153,7 @@ impl UsageWindow {
         Self {
             instance_id: key.instance_id.clone(),
             start: key.start,
+            package: key.package.clone(),
             total: Decimal::ZERO,
             reports: 0,
             first_reported_at: now,
@@ -138,6 +167,7 @@ impl UsageWindow {
         WindowKey {
             instance_id: self.instance_id.clone(),
             start: self.start,
+            package: self.package.clone(),
         }
     }
 
@@ -168,7 +198,7 @@ impl UsageWindow {
             return false;
         }
         self.state = WindowState::Sealed(Sealed {
-            metering_sn: metering_sn(&self.instance_id, None, self.start),
+            metering_sn: metering_sn(&self.instance_id, self.package.as_deref(), self.start),
             value: self.total,
             record_time: now,
             failed_pushes: 0,

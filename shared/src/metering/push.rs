@@ -40,7 +40,7 @@ impl PushRecord {
             begin: window.start,
             end: window.end(),
             record_time: sealed.record_time,
-            package: None,
+            package: window.package.clone(),
         })
     }
 }
@@ -342,8 +342,9 @@ mod tests {
             quantity: quantity.parse().unwrap(),
             occurred_at: at,
             idempotency_key: format!("{instance}-{hour}-{quantity}"),
+            package_instance_id: None,
         };
-        b.store.ingest(&[r], at).await.unwrap();
+        b.store.ingest(&[r], &Default::default(), at).await.unwrap();
     }
 
     fn pushed(b: &Bed) -> Vec<Vec<PushRecord>> {
@@ -378,6 +379,7 @@ mod tests {
             .window(&WindowKey {
                 instance_id: "i-1".into(),
                 start: t0() + Duration::hours(1),
+                package: None,
             })
             .await
             .unwrap()
@@ -434,6 +436,7 @@ mod tests {
             .window(&WindowKey {
                 instance_id: "i-bad".into(),
                 start: t0(),
+                package: None,
             })
             .await
             .unwrap()

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{Sealed, UsageWindow, WindowState, ingest::KeyRecord};
+use super::{PackageUsage, Sealed, UsageWindow, WindowState, ingest::KeyRecord};
 use crate::storage::StoreError;
 
 pub const SCHEMA: u32 = 1;
@@ -17,6 +17,9 @@ struct Stored {
     schema: u32,
     instance_id: String,
     start: DateTime<Utc>,
+    /// Added within schema 1 (absent = none): the stop-when-used-up package of the usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    package: Option<String>,
     #[serde(with = "rust_decimal::serde::str")]
     total: Decimal,
     reports: u64,
@@ -100,6 +103,7 @@ pub fn encode_window(w: &UsageWindow) -> Result<Vec<u8>, StoreError> {
         schema: SCHEMA,
         instance_id: w.instance_id.clone(),
         start: w.start,
+        package: w.package.clone(),
         total: w.total,
         reports: w.reports,
         first_reported_at: w.first_reported_at,
@@ -148,6 +152,7 @@ pub fn decode_window(bytes: &[u8]) -> Result<UsageWindow, StoreError> {
     Ok(UsageWindow {
         instance_id: s.instance_id,
         start: s.start,
+        package: s.package,
         total: s.total,
         reports: s.reports,
         first_reported_at: s.first_reported_at,
@@ -157,11 +162,70 @@ pub fn decode_window(bytes: &[u8]) -> Result<UsageWindow, StoreError> {
     })
 }
 
-/// The stored bytes of an idempotency key's record (camelCase JSON, schema-free: three fields).
+/// The stored bytes of an idempotency key's record (camelCase JSON, schema-free: three fields and
+/// the optional package).
 pub fn encode_key(k: &KeyRecord) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(k).map_err(corrupt)
 }
 
 pub fn decode_key(bytes: &[u8]) -> Result<KeyRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(corrupt)
+}
+
+/// How a package's usage is kept (schema 1), pinned by `tests/fixtures/usage_package_v1.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredPackage {
+    schema: u32,
+    package_instance_id: String,
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    quota: Option<Decimal>,
+    /// Used per on-demand instance (`relatedInstanceId`), as decimal strings.
+    used: std::collections::BTreeMap<String, String>,
+    reports: u64,
+    last_reported_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exhausted_at: Option<DateTime<Utc>>,
+    version: u64,
+}
+
+/// The stored bytes of a package's usage.
+pub fn encode_package(p: &PackageUsage) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(&StoredPackage {
+        schema: SCHEMA,
+        package_instance_id: p.package_instance_id.clone(),
+        quota: p.quota,
+        used: p
+            .used
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
+        reports: p.reports,
+        last_reported_at: p.last_reported_at,
+        exhausted_at: p.exhausted_at,
+        version: p.version,
+    })
+    .map_err(corrupt)
+}
+
+/// A package's usage back from its stored bytes.
+pub fn decode_package(bytes: &[u8]) -> Result<PackageUsage, StoreError> {
+    let s: StoredPackage = serde_json::from_slice(bytes).map_err(corrupt)?;
+    if s.schema != SCHEMA {
+        return Err(corrupt(format!("unknown package schema {}", s.schema)));
+    }
+    let mut used = std::collections::BTreeMap::new();
+    for (k, v) in s.used {
+        let v: Decimal = v.parse().map_err(corrupt)?;
+        used.insert(k, v);
+    }
+    Ok(PackageUsage {
+        package_instance_id: s.package_instance_id,
+        quota: s.quota,
+        used,
+        reports: s.reports,
+        last_reported_at: s.last_reported_at,
+        exhausted_at: s.exhausted_at,
+        version: s.version,
+    })
 }

@@ -3,21 +3,30 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{IngestOutcome, UsageReport, UsageWindow, WindowKey, ingest::IngestError};
+use super::{
+    IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageWindow, WindowKey,
+    ingest::IngestError,
+};
 use crate::storage::StoreError;
 
 /// Why a usage store call failed.
 pub type UsageStoreError = StoreError;
 
-/// Usage windows per (instance, hour), with the idempotency keys of the reports applied to them.
+/// Usage windows per (instance, hour[, package]), with the idempotency keys of the reports applied
+/// to them, and what was used of each package.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
-    /// Applies a checked batch ([`super::ingest::check_batch`], `check_instances`) with
-    /// [`super::ingest::apply`], all or nothing, atomically with any concurrent batch or seal: a
-    /// report can never be added to a window after it was sealed.
+    /// Applies a checked batch ([`super::ingest::check_batch`], `check_instances`, which gives
+    /// `quotas`) with [`super::ingest::apply`] to what [`super::ingest::touched`] names, atomically
+    /// with any concurrent batch or seal: a report can never be added to a window after it was
+    /// sealed, nor a package used beyond its quota. All or nothing where the store can write the
+    /// batch in one transaction; a store that cannot (DynamoDB: 100 items per transaction) must
+    /// keep each report's key, window and package in one transaction, so that a retried batch
+    /// applies each report exactly once.
     async fn ingest(
         &self,
         reports: &[UsageReport],
+        quotas: &PackageQuotas,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, IngestError>;
 
@@ -36,6 +45,10 @@ pub trait UsageStore: Send + Sync {
     /// One window, if any usage was reported for it.
     async fn window(&self, key: &WindowKey) -> Result<Option<UsageWindow>, StoreError>;
 
-    /// Every window of an instance, oldest first (queryInstance's `usageInfo`, reports).
+    /// Every window of an instance (its own and its packages'), oldest first (queryInstance's
+    /// `usageInfo`, bill estimates).
     async fn windows_of(&self, instance_id: &str) -> Result<Vec<UsageWindow>, StoreError>;
+
+    /// What was used of a package, if it was ever named in a report.
+    async fn package(&self, package_instance_id: &str) -> Result<Option<PackageUsage>, StoreError>;
 }

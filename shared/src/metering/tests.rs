@@ -25,6 +25,32 @@ fn report(instance: &str, quantity: &str, at: &str, key: &str) -> UsageReport {
         quantity: d(quantity),
         occurred_at: t(at),
         idempotency_key: key.into(),
+        package_instance_id: None,
+    }
+}
+
+/// [`ingest::apply`] without packages, on windows and keys kept by the test.
+fn apply(
+    batch: &[UsageReport],
+    windows: &mut HashMap<WindowKey, UsageWindow>,
+    known: &HashMap<String, ingest::KeyRecord>,
+    now: DateTime<Utc>,
+) -> Result<ingest::Applied, IngestError> {
+    let mut loaded = ingest::Loaded {
+        windows: std::mem::take(windows),
+        keys: known.clone(),
+        packages: HashMap::new(),
+    };
+    let result = ingest::apply(batch, &PackageQuotas::new(), &mut loaded, now);
+    *windows = loaded.windows;
+    result
+}
+
+fn key(instance: &str, start: &str) -> WindowKey {
+    WindowKey {
+        instance_id: instance.into(),
+        start: t(start),
+        package: None,
     }
 }
 
@@ -115,20 +141,30 @@ fn reports_must_name_a_live_real_instance_that_existed_then() {
         instances.insert(i.instance_id.clone(), i);
     }
     let at = "2026-11-21T13:00:00Z";
-    assert!(ingest::check_instances(&[report("i-live", "1", at, "k")], &instances).is_ok());
+    assert!(
+        ingest::check_instances(
+            &[report("i-live", "1", at, "k")],
+            &instances,
+            &Default::default()
+        )
+        .is_ok()
+    );
     for (id, at, expected) in [
         ("i-none", at, Refusal::UnknownInstance("i-none".into())),
         ("i-debug", at, Refusal::Debug("i-debug".into())),
         ("i-gone", at, Refusal::Released("i-gone".into())),
     ] {
-        let (_, reason) =
-            refusal(ingest::check_instances(&[report(id, "1", at, "k")], &instances).unwrap_err());
+        let (_, reason) = refusal(
+            ingest::check_instances(&[report(id, "1", at, "k")], &instances, &Default::default())
+                .unwrap_err(),
+        );
         assert_eq!(reason, expected);
     }
     let (_, reason) = refusal(
         ingest::check_instances(
             &[report("i-live", "1", "2026-11-21T12:29:59Z", "k")],
             &instances,
+            &Default::default(),
         )
         .unwrap_err(),
     );
@@ -146,26 +182,23 @@ fn reports_add_up_per_window_and_a_repeated_key_counts_once() {
         report("i-1", "1.5", "2026-11-21T13:10:00Z", "a"),
     ];
     let mut windows = HashMap::new();
-    let applied = ingest::apply(&batch, &mut windows, &HashMap::new(), now).unwrap();
+    let applied = apply(&batch, &mut windows, &HashMap::new(), now).unwrap();
     assert_eq!(applied.outcome.applied, 4);
     assert_eq!(applied.outcome.duplicates, 1);
     assert_eq!(applied.new_keys.len(), 4);
-    let w13 = &windows[&WindowKey {
-        instance_id: "i-1".into(),
-        start: t("2026-11-21T13:00:00Z"),
-    }];
+    let w13 = &windows[&key("i-1", "2026-11-21T13:00:00Z")];
     assert_eq!((w13.total, w13.reports), (d("3.75"), 2));
     assert_eq!(applied.changed.len(), 3);
 
     // The same batch again, against the stored keys: nothing more.
     let known: HashMap<_, _> = applied.new_keys.into_iter().collect();
-    let again = ingest::apply(&batch, &mut windows, &known, now).unwrap();
+    let again = apply(&batch, &mut windows, &known, now).unwrap();
     assert_eq!(again.outcome.applied, 0);
     assert_eq!(again.outcome.duplicates, 5);
 
     // A key reused for other content is refused.
     let (index, reason) = refusal(
-        ingest::apply(
+        apply(
             &[report("i-1", "9", "2026-11-21T13:10:00Z", "a")],
             &mut windows,
             &known,
@@ -179,10 +212,7 @@ fn reports_add_up_per_window_and_a_repeated_key_counts_once() {
 #[test]
 fn a_sealed_window_takes_no_more_usage_and_keeps_its_record() {
     let now = t("2026-11-21T14:06:00Z");
-    let key = WindowKey {
-        instance_id: "i-1".into(),
-        start: t("2026-11-21T13:00:00Z"),
-    };
+    let key = key("i-1", "2026-11-21T13:00:00Z");
     let mut w = UsageWindow::open(&key, now);
     w.total = d("3.75");
     w.reports = 2;
@@ -195,7 +225,7 @@ fn a_sealed_window_takes_no_more_usage_and_keeps_its_record() {
 
     let mut windows = HashMap::from([(key.clone(), w.clone())]);
     let (_, reason) = refusal(
-        ingest::apply(
+        apply(
             &[report("i-1", "1", "2026-11-21T13:59:00Z", "late")],
             &mut windows,
             &HashMap::new(),
@@ -226,7 +256,7 @@ fn a_window_never_exceeds_what_one_record_carries() {
     let now = t("2026-11-21T14:00:00Z");
     let mut windows = HashMap::new();
     let big = "99999999.9999";
-    ingest::apply(
+    apply(
         &[report("i-1", big, "2026-11-21T13:00:00Z", "a")],
         &mut windows,
         &HashMap::new(),
@@ -234,7 +264,7 @@ fn a_window_never_exceeds_what_one_record_carries() {
     )
     .unwrap();
     let (_, reason) = refusal(
-        ingest::apply(
+        apply(
             &[report("i-1", "0.0001", "2026-11-21T13:01:00Z", "b")],
             &mut windows,
             &HashMap::new(),

@@ -515,14 +515,18 @@ mod memory_notices {
 /// back as written, the unsettled ones listed oldest first, compare-and-set saves, and no report
 /// ever added to a sealed window.
 pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
-    use crate::metering::{IngestError, UsageReport, WindowKey, WindowState, ingest::Refusal};
+    use crate::metering::{
+        IngestError, PackageQuotas, UsageReport, WindowKey, WindowState, ingest::Refusal,
+    };
     let (a, b) = (unique("usage-a"), unique("usage-b"));
+    let none = PackageQuotas::new();
     let h = |n: i64| t0() + Duration::hours(n);
     let report = |id: &str, q: &str, at: DateTime<Utc>, key: &str| UsageReport {
         instance_id: id.to_owned(),
         quantity: q.parse().unwrap(),
         occurred_at: at,
         idempotency_key: format!("{id}/{key}"),
+        package_instance_id: None,
     };
     let now = h(5);
     let batch = vec![
@@ -531,11 +535,12 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         report(&a, "0.25", h(2), "3"),
         report(&b, "7", h(1) + Duration::minutes(5), "4"),
     ];
-    let outcome = store.ingest(&batch, now).await.unwrap();
+    let outcome = store.ingest(&batch, &none, now).await.unwrap();
     assert_eq!((outcome.applied, outcome.duplicates), (4, 0));
     let key = |id: &str, n: i64| WindowKey {
         instance_id: id.to_owned(),
         start: h(n),
+        package: None,
     };
     let w = store
         .window(&key(&a, 1))
@@ -546,7 +551,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     assert_eq!(w.state, WindowState::Open);
 
     // The same batch again: every report a duplicate, nothing added.
-    let again = store.ingest(&batch, now).await.unwrap();
+    let again = store.ingest(&batch, &none, now).await.unwrap();
     assert_eq!((again.applied, again.duplicates), (0, 4));
     assert_eq!(
         store.window(&key(&a, 1)).await.unwrap().unwrap().total,
@@ -558,7 +563,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         report(&a, "5", h(3), "5"),
         report(&a, "9", h(1) + Duration::minutes(10), "1"),
     ];
-    let err = store.ingest(&mixed, now).await.unwrap_err();
+    let err = store.ingest(&mixed, &none, now).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -606,7 +611,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         report(&b, "1", h(4), "6"),
         report(&a, "1", h(1) + Duration::minutes(59), "7"),
     ];
-    let err = store.ingest(&late, now).await.unwrap_err();
+    let err = store.ingest(&late, &none, now).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -638,4 +643,117 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         vec![h(1), h(2)]
     );
     assert!(matches!(of_a[0].state, WindowState::Accepted { .. }));
+
+    // Packages. A stop-when-used-up package (quota 10) is a window dimension of its own; an
+    // on-demand package (no quota) only keeps what was used of it.
+    let (stop, pkg) = (unique("pkg-stop"), unique("pkg-od"));
+    let quotas: PackageQuotas = [
+        (stop.clone(), Some("10".parse().unwrap())),
+        (pkg.clone(), None),
+    ]
+    .into();
+    let with = |r: UsageReport, p: &str| UsageReport {
+        package_instance_id: Some(p.to_owned()),
+        ..r
+    };
+    let first = vec![
+        with(report(&a, "4", h(4), "p1"), &stop),
+        with(report(&b, "5", h(4) + Duration::minutes(1), "p2"), &stop),
+        with(report(&a, "2", h(4), "p3"), &pkg),
+        report(&a, "1", h(4), "p4"),
+    ];
+    let o = store.ingest(&first, &quotas, now).await.unwrap();
+    assert_eq!((o.applied, o.exhausted_packages.len()), (4, 0));
+    let in_pkg = WindowKey {
+        package: Some(stop.clone()),
+        ..key(&a, 4)
+    };
+    let w = store
+        .window(&in_pkg)
+        .await
+        .unwrap()
+        .expect("a@4 in the package");
+    assert_eq!(
+        (w.total, w.package.as_deref()),
+        ("4".parse().unwrap(), Some(stop.as_str()))
+    );
+    assert_eq!(
+        store.window(&key(&a, 4)).await.unwrap().unwrap().total,
+        "3".parse().unwrap(),
+        "an on-demand package's usage stays in the instance's own window"
+    );
+    let used = store
+        .package(&stop)
+        .await
+        .unwrap()
+        .expect("the package's usage");
+    assert_eq!(used.used[&a], "4".parse().unwrap());
+    assert_eq!(used.used[&b], "5".parse().unwrap());
+    assert_eq!(used.remaining(), Some("1".parse().unwrap()));
+    let od = store.package(&pkg).await.unwrap().unwrap();
+    assert_eq!((od.used[&a], od.remaining()), ("2".parse().unwrap(), None));
+    assert!(store.package("no-such-package").await.unwrap().is_none());
+    assert_eq!(
+        store.windows_of(&a).await.unwrap().len(),
+        4,
+        "its own and its package's"
+    );
+    assert!(
+        store
+            .due(h(5), 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|w| w.key() == in_pkg),
+        "a package window is due like any other"
+    );
+
+    // More than is left refuses the batch; exactly what is left uses the package up.
+    let over = vec![
+        report(&b, "1", h(4), "p5"),
+        with(report(&a, "1.5", h(4), "p6"), &stop),
+    ];
+    let err = store.ingest(&over, &quotas, now).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::Invalid {
+                index: 1,
+                reason: Refusal::QuotaExceeded { .. }
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        store.window(&key(&b, 4)).await.unwrap().is_none(),
+        "all or nothing"
+    );
+    let last = vec![with(report(&a, "1", h(4), "p7"), &stop)];
+    let o = store.ingest(&last, &quotas, now).await.unwrap();
+    assert_eq!(o.exhausted_packages, vec![stop.clone()]);
+    let used = store.package(&stop).await.unwrap().unwrap();
+    assert_eq!(
+        (used.remaining(), used.exhausted_at),
+        (Some(rust_decimal::Decimal::ZERO), Some(now))
+    );
+    // A repeat of the last batch is a duplicate, and still says the package is used up.
+    let o = store.ingest(&last, &quotas, now).await.unwrap();
+    assert_eq!(
+        (o.duplicates, o.exhausted_packages.clone()),
+        (1, vec![stop.clone()])
+    );
+    let err = store
+        .ingest(&[with(report(&a, "0.1", h(4), "p8"), &stop)], &quotas, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::Invalid {
+                index: 0,
+                reason: Refusal::QuotaExhausted(_)
+            }
+        ),
+        "{err}"
+    );
 }

@@ -32,6 +32,7 @@ struct Tables {
     usage_windows:
         std::collections::BTreeMap<crate::metering::WindowKey, crate::metering::UsageWindow>,
     usage_keys: HashMap<String, crate::metering::ingest::KeyRecord>,
+    usage_packages: HashMap<String, crate::metering::PackageUsage>,
 }
 
 /// Instances, order lines, events and nonces in a mutex-guarded map.
@@ -195,29 +196,37 @@ impl crate::metering::UsageStore for MemoryStore {
     async fn ingest(
         &self,
         reports: &[crate::metering::UsageReport],
+        quotas: &crate::metering::PackageQuotas,
         now: DateTime<Utc>,
     ) -> Result<crate::metering::IngestOutcome, crate::metering::IngestError> {
+        use crate::metering::ingest;
         let mut t = self.lock()?;
-        let mut windows: HashMap<_, _> = reports
-            .iter()
-            .filter_map(|r| {
-                let key = r.window();
-                t.usage_windows.get(&key).cloned().map(|w| (key, w))
-            })
-            .collect();
-        let known: HashMap<_, _> = reports
-            .iter()
-            .filter_map(|r| {
-                t.usage_keys
-                    .get(&r.idempotency_key)
-                    .map(|k| (r.idempotency_key.clone(), k.clone()))
-            })
-            .collect();
-        let applied = crate::metering::ingest::apply(reports, &mut windows, &known, now)?;
+        let (windows, keys, packages) = ingest::touched(reports, quotas);
+        let mut loaded = ingest::Loaded {
+            windows: windows
+                .into_iter()
+                .filter_map(|k| t.usage_windows.get(&k).cloned().map(|w| (k, w)))
+                .collect(),
+            keys: keys
+                .into_iter()
+                .filter_map(|k| t.usage_keys.get(&k).cloned().map(|r| (k, r)))
+                .collect(),
+            packages: packages
+                .into_iter()
+                .filter_map(|p| t.usage_packages.get(&p).cloned().map(|u| (p, u)))
+                .collect(),
+        };
+        let applied = ingest::apply(reports, quotas, &mut loaded, now)?;
         for key in applied.changed {
-            if let Some(mut w) = windows.remove(&key) {
+            if let Some(mut w) = loaded.windows.remove(&key) {
                 w.version += 1;
                 t.usage_windows.insert(key, w);
+            }
+        }
+        for id in applied.changed_packages {
+            if let Some(mut p) = loaded.packages.remove(&id) {
+                p.version += 1;
+                t.usage_packages.insert(id, p);
             }
         }
         t.usage_keys.extend(applied.new_keys);
@@ -266,13 +275,26 @@ impl crate::metering::UsageStore for MemoryStore {
         &self,
         instance_id: &str,
     ) -> Result<Vec<crate::metering::UsageWindow>, StoreError> {
-        Ok(self
+        let mut out: Vec<_> = self
             .lock()?
             .usage_windows
             .values()
             .filter(|w| w.instance_id == instance_id)
             .cloned()
-            .collect())
+            .collect();
+        out.sort_by(|a, b| (a.start, &a.package).cmp(&(b.start, &b.package)));
+        Ok(out)
+    }
+
+    async fn package(
+        &self,
+        package_instance_id: &str,
+    ) -> Result<Option<crate::metering::PackageUsage>, StoreError> {
+        Ok(self
+            .lock()?
+            .usage_packages
+            .get(package_instance_id)
+            .cloned())
     }
 }
 

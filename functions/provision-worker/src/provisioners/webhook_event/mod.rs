@@ -6,7 +6,7 @@
 //! idempotency key), `seq` (the instance history position the event reports: `provision` carries
 //! the creation's, 0; a lifecycle notice its own), `state` (the instance's state as a result of
 //! this event, not its state when sent), `expireTime` and `order` when known, and `detail` for the
-//! events that carry more (refreshed, upgraded, released). The top-level `expireTime` and `order`
+//! events that carry more (refreshed, upgraded, released, quotaExhausted). The top-level `expireTime` and `order`
 //! are the instance's as known when the event is sent; `detail` holds what the event itself set
 //! (a refresh's own expiry, an upgrade's own order). Times are RFC 3339 UTC.
 
@@ -26,7 +26,7 @@ pub const WEBHOOK_EVENT_VERSION: u32 = 1;
 pub struct WebhookEvent {
     pub version: u32,
     /// `provision`, the lifecycle event (`refreshed`, `frozen`, `unfrozen`, `upgraded`,
-    /// `released`), or `order` (a paid order line, from orderNotify).
+    /// `released`, `quotaExhausted`), or `order` (a paid order line, from orderNotify).
     pub event: &'static str,
     pub event_id: String,
     pub seq: u64,
@@ -85,7 +85,7 @@ pub struct ExtendParam {
     pub value: String,
 }
 
-/// What a `refreshed`, `upgraded` or `released` event adds.
+/// What a `refreshed`, `upgraded`, `released` or `quotaExhausted` event adds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged, rename_all_fields = "camelCase")]
 pub enum WebhookDetail {
@@ -106,6 +106,8 @@ pub enum WebhookDetail {
         #[serde(skip_serializing_if = "Option::is_none")]
         order_id: Option<String>,
     },
+    /// The package's quota (a decimal string, in the on-demand SKU's metering unit).
+    QuotaExhausted { quota: String },
 }
 
 fn state_name(state: InstanceState) -> &'static str {
@@ -125,6 +127,7 @@ fn event_name(kind: &EventKind) -> &'static str {
         EventKind::Unfrozen => "unfrozen",
         EventKind::Upgraded { .. } => "upgraded",
         EventKind::Released { .. } => "released",
+        EventKind::QuotaExhausted { .. } => "quotaExhausted",
         // A provision call was made and the order then failed: to the vendor, a release of
         // whatever that call created (`state` says `failed`).
         EventKind::ProvisioningFailed { .. } => "released",
@@ -236,6 +239,9 @@ impl WebhookEvent {
             EventKind::ProvisioningFailed { .. } => {
                 Some(WebhookDetail::Released { order_id: None })
             }
+            EventKind::QuotaExhausted { quota } => Some(WebhookDetail::QuotaExhausted {
+                quota: quota.normalize().to_string(),
+            }),
             _ => None,
         };
         Self {

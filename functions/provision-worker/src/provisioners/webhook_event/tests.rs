@@ -124,6 +124,56 @@ fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
     );
 }
 
+/// Issue 9: a stop-when-used-up package's last unit used; the state is unchanged (KooGallery ends
+/// the package), the quota is a decimal string.
+#[test]
+fn a_used_up_package_is_heard_as_quota_exhausted() {
+    let now = t("20261121000000");
+    let (mut i, _) = Instance::new_provisioning(
+        "CS2611211200PKG01",
+        "CS2611211200PKG01-000001",
+        "5b0d8f3e-pkg-0001",
+        false,
+        now,
+    );
+    i.order = Some(OrderDetails {
+        charging_mode: Some(ChargingMode::OnDemandPkg),
+        period_type: Some("month".into()),
+        sku_code: Some("b5f5b0b2-pkg-1000".into()),
+        product_name: Some("1000 calls".into()),
+        quantity: Some(1.0),
+        expire_time: None,
+        extend_params: vec![],
+        ..order()
+    });
+    let access = AccessInfo {
+        front_end_url: "https://app.example.com/x".into(),
+        admin_url: None,
+        user_name: None,
+        password: None,
+        memo: None,
+    };
+    i.activate(access, now).unwrap();
+    let Outcome::Changed(used_up) = i.quota_exhausted("1000.00".parse().unwrap(), now) else {
+        panic!()
+    };
+    assert_eq!(
+        i.quota_exhausted("1000".parse().unwrap(), now),
+        Outcome::Unchanged,
+        "heard once"
+    );
+    let event = WebhookEvent::notice(&LifecycleNotice {
+        instance: i,
+        event: used_up,
+    });
+    assert_eq!((event.event, event.state), ("quotaExhausted", "active"));
+    let text = golden("webhook_quota_exhausted.json", &event);
+    assert!(
+        readme().contains(text.trim_end()),
+        "README must show the quotaExhausted event as sent"
+    );
+}
+
 /// Issue 7, defect 4: an order that failed after a provision call was made reaches the vendor as
 /// `released` with state `failed`, so it removes whatever the call may have created.
 #[test]
