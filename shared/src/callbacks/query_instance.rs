@@ -126,11 +126,12 @@ impl Callback for QueryInstance {
 }
 
 impl QueryInstance {
-    /// callbacks §6.2, §8.2: on-demand (and package) instances report their cumulative usage: the
-    /// sum of every report applied, at the time of the last one (the order's time before any).
-    /// Other instances, or a process without a usage store, report none.
+    /// callbacks §6.2, §8.2: an on-demand instance reports its cumulative usage: the sum of every
+    /// report applied, at the time of the last one (the order's time before any). A package
+    /// reports what was used of it, one entry per on-demand instance it served
+    /// (`relatedInstanceId`). Other instances, or a process without a usage store, report none.
     async fn usage_info(&self, inst: &Instance) -> Result<Option<Vec<UsageInfo>>, CallbackError> {
-        use crate::order::ChargingMode;
+        use crate::{metering::package::is_package, order::ChargingMode};
         let on_demand = inst.order.as_ref().is_some_and(|o| {
             matches!(
                 o.charging_mode,
@@ -140,6 +141,29 @@ impl QueryInstance {
         let Some(usage) = self.usage.as_ref().filter(|_| on_demand) else {
             return Ok(None);
         };
+        let entry = |related: Option<&str>, value: rust_decimal::Decimal, at| UsageInfo {
+            related_instance_id: related.map(str::to_owned),
+            usage_value: rust_decimal::prelude::ToPrimitive::to_f64(&value).unwrap_or_default(),
+            statistical_time: crate::protocol::time::format_17(at),
+            dashboard_url: self
+                .usage_dashboard_url
+                .as_ref()
+                .map(|u| u.replace("{instanceId}", &inst.instance_id)),
+        };
+        if is_package(inst) {
+            let package = usage
+                .package(&inst.instance_id)
+                .await
+                .map_err(DomainError::from)?;
+            if let Some(p) = package.filter(|p| !p.used.is_empty()) {
+                return Ok(Some(
+                    p.used
+                        .iter()
+                        .map(|(related, used)| entry(Some(related), *used, p.last_reported_at))
+                        .collect(),
+                ));
+            }
+        }
         let windows = usage
             .windows_of(&inst.instance_id)
             .await
@@ -150,15 +174,7 @@ impl QueryInstance {
             .map(|w| w.last_reported_at)
             .max()
             .unwrap_or(inst.created_at);
-        Ok(Some(vec![UsageInfo {
-            related_instance_id: None,
-            usage_value: rust_decimal::prelude::ToPrimitive::to_f64(&total).unwrap_or_default(),
-            statistical_time: crate::protocol::time::format_17(at),
-            dashboard_url: self
-                .usage_dashboard_url
-                .as_ref()
-                .map(|u| u.replace("{instanceId}", &inst.instance_id)),
-        }]))
+        Ok(Some(vec![entry(None, total, at)]))
     }
 
     /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
@@ -408,6 +424,72 @@ mod tests {
         assert!(
             info[1].usage_info.is_none(),
             "a period instance reports none"
+        );
+    }
+
+    /// callbacks §6.2, §8.2: a package reports what was used of it, one entry per on-demand
+    /// instance it served; before any use, one entry of 0.
+    #[tokio::test]
+    async fn packages_report_their_usage_per_related_instance() {
+        use crate::metering::{UsageReport, UsageStore};
+        use crate::order::{ChargingMode, OrderDetails};
+        let bed = TestBed::default_keys();
+        for (id, mode) in [
+            ("od-a", ChargingMode::OnDemand),
+            ("od-b", ChargingMode::OnDemand),
+            ("pkg-1", ChargingMode::OnDemandPkg),
+            ("pkg-2", ChargingMode::OnDemandPkg),
+        ] {
+            bed.seed(id, true).await;
+            crate::instance::mutate(bed.store.as_ref(), id, |i| {
+                i.order = Some(OrderDetails {
+                    charging_mode: Some(mode),
+                    ..OrderDetails::default()
+                });
+                Ok(crate::instance::Outcome::Quiet)
+            })
+            .await
+            .unwrap();
+        }
+        let now = crate::clock::Clock::now(bed.clock.as_ref());
+        let reports: Vec<UsageReport> = [("od-a", "2"), ("od-b", "0.5"), ("od-a", "1")]
+            .iter()
+            .enumerate()
+            .map(|(n, (id, q))| UsageReport {
+                instance_id: (*id).into(),
+                quantity: q.parse().unwrap(),
+                occurred_at: now,
+                idempotency_key: format!("p{n}"),
+                package_instance_id: Some("pkg-1".into()),
+            })
+            .collect();
+        let quotas = [("pkg-1".to_owned(), None)].into();
+        bed.store.ingest(&reports, &quotas, now).await.unwrap();
+        let r = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"pkg-1,pkg-2,od-a"}),
+            )
+            .await;
+        let info: Vec<InstanceInfo> = r.field("info").unwrap();
+        let per = |i: usize| -> Vec<(Option<String>, f64)> {
+            info[i]
+                .usage_info
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|u| (u.related_instance_id.clone(), u.usage_value))
+                .collect()
+        };
+        assert_eq!(
+            per(0),
+            [(Some("od-a".into()), 3.0), (Some("od-b".into()), 0.5)]
+        );
+        assert_eq!(per(1), [(None, 0.0)], "an unused package reports 0");
+        assert_eq!(
+            per(2),
+            [(None, 3.0)],
+            "an on-demand package's usage stays the on-demand instance's"
         );
     }
 

@@ -298,3 +298,279 @@ fn stored_windows_keep_their_form() {
     v["schema"] = 2.into();
     assert!(record::decode_window(v.to_string().as_bytes()).is_err());
 }
+
+/// A stop-when-used-up package's window and a package's usage are stored contracts too; the
+/// serial of a package window (computed apart with Python's `uuid5`) includes the package.
+#[test]
+fn stored_packages_keep_their_form() {
+    let golden = include_str!("../../tests/fixtures/usage_window_v1_package.json").trim();
+    let w = record::decode_window(golden.as_bytes()).unwrap();
+    assert_eq!(w.package.as_deref(), Some("pkg-1"));
+    assert_eq!(
+        w.sealed().unwrap().metering_sn,
+        metering_sn("od-1", Some("pkg-1"), w.start)
+    );
+    assert_eq!(
+        w.sealed().unwrap().metering_sn,
+        "7de0e1f7-12d6-500f-a023-43aa074d81cc"
+    );
+    assert_eq!(
+        String::from_utf8(record::encode_window(&w).unwrap()).unwrap(),
+        golden
+    );
+    let mut reopened = w.clone();
+    reopened.state = WindowState::Open;
+    assert!(reopened.seal(t("2026-11-21T14:06:00Z")));
+    assert_eq!(
+        reopened.sealed(),
+        w.sealed(),
+        "sealing gives the same record"
+    );
+
+    let golden = include_str!("../../tests/fixtures/usage_package_v1.json").trim();
+    let p = record::decode_package(golden.as_bytes()).unwrap();
+    assert_eq!((p.quota, p.used_total()), (Some(d("20")), d("20")));
+    assert_eq!(p.remaining(), Some(Decimal::ZERO));
+    assert_eq!(
+        String::from_utf8(record::encode_package(&p).unwrap()).unwrap(),
+        golden
+    );
+    let mut v: serde_json::Value = serde_json::from_str(golden).unwrap();
+    v["schema"] = 2.into();
+    assert!(record::decode_package(v.to_string().as_bytes()).is_err());
+}
+
+mod packages {
+    //! Ingestion with packages: quotas read from the package order, deducted, refused beyond,
+    //! and `quotaExhausted` recorded once (healed by the next batch naming the package).
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        instance::{AccessInfo, EventKind, InstanceStore, Outcome},
+        metering::{
+            UsageStore,
+            ingest::ingest_batch,
+            package::{PackageQuotaList, QUOTA_PARAM},
+        },
+        order::{ChargingMode, OrderDetails},
+        testing::memory::MemoryStore,
+    };
+
+    const NOW: &str = "2026-11-21T14:00:00Z";
+
+    async fn instance(
+        store: &MemoryStore,
+        id: &str,
+        mode: ChargingMode,
+        sku: &str,
+        quantity: Option<f64>,
+        params: Vec<(String, String)>,
+    ) {
+        let (mut i, created) = Instance::new_provisioning(
+            &format!("O-{id}"),
+            "1",
+            id,
+            false,
+            t("2026-11-21T12:00:00Z"),
+        );
+        i.order = Some(OrderDetails {
+            charging_mode: Some(mode),
+            sku_code: Some(sku.into()),
+            quantity,
+            extend_params: params,
+            ..OrderDetails::default()
+        });
+        let access = AccessInfo {
+            front_end_url: "https://app.example.com".into(),
+            admin_url: None,
+            user_name: None,
+            password: None,
+            memo: None,
+        };
+        let Ok(Outcome::Changed(active)) = i.activate(access, t("2026-11-21T12:00:00Z")) else {
+            panic!("activate")
+        };
+        store
+            .create_for_order_line(&i, &[created, active])
+            .await
+            .unwrap();
+    }
+
+    fn used(instance: &str, package: &str, q: &str, key: &str) -> UsageReport {
+        UsageReport {
+            package_instance_id: Some(package.into()),
+            ..report(instance, q, "2026-11-21T13:30:00Z", key)
+        }
+    }
+
+    async fn bed() -> (Arc<MemoryStore>, PackageQuotaList) {
+        let store = Arc::new(MemoryStore::new());
+        instance(&store, "od", ChargingMode::OnDemand, "sku-od", None, vec![]).await;
+        // 2 units of a 10-per-unit SKU: 20.
+        instance(
+            &store,
+            "stop",
+            ChargingMode::OnDemandPkg,
+            "sku-pkg",
+            Some(2.0),
+            vec![],
+        )
+        .await;
+        // The order's own parameter wins over the SKU's.
+        let own = vec![(QUOTA_PARAM.to_owned(), "3.5".to_owned())];
+        instance(
+            &store,
+            "own",
+            ChargingMode::OnDemandPkg,
+            "sku-pkg",
+            None,
+            own,
+        )
+        .await;
+        instance(
+            &store,
+            "od-pkg",
+            ChargingMode::OnDemandPkg,
+            "sku-other",
+            None,
+            vec![],
+        )
+        .await;
+        let quotas = PackageQuotaList::from_json(r#"{"sku-pkg":"10"}"#).unwrap();
+        (store, quotas)
+    }
+
+    async fn ingest(
+        store: &Arc<MemoryStore>,
+        quotas: &PackageQuotaList,
+        batch: &[UsageReport],
+    ) -> Result<IngestOutcome, IngestError> {
+        ingest_batch(store.as_ref(), store.as_ref(), quotas, batch, t(NOW)).await
+    }
+
+    async fn notices(store: &MemoryStore, id: &str) -> usize {
+        store
+            .events(id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::QuotaExhausted { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_quota_list_takes_only_positive_decimals() {
+        assert!(PackageQuotaList::from_json(r#"{"a":"0"}"#).is_err());
+        assert!(PackageQuotaList::from_json(r#"{"a":"x"}"#).is_err());
+        assert!(PackageQuotaList::from_json(r#"{"a":"1.5"}"#).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_stop_when_used_up_package_is_deducted_refused_beyond_and_heard_once() {
+        let (store, quotas) = bed().await;
+        let o = ingest(&store, &quotas, &[used("od", "stop", "15", "a")])
+            .await
+            .unwrap();
+        assert!(o.exhausted_packages.is_empty());
+        let (_, reason) = refusal(
+            ingest(&store, &quotas, &[used("od", "stop", "5.0001", "b")])
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            reason,
+            Refusal::QuotaExceeded {
+                package: "stop".into(),
+                left: "5".into(),
+                quantity: "5.0001".into()
+            }
+        );
+        let o = ingest(&store, &quotas, &[used("od", "stop", "5", "c")])
+            .await
+            .unwrap();
+        assert_eq!(o.exhausted_packages, ["stop"]);
+        assert_eq!(notices(&store, "stop").await, 1);
+        let pending = store
+            .get("stop")
+            .await
+            .unwrap()
+            .unwrap()
+            .outbox
+            .pending
+            .len();
+        assert_eq!(pending, 1, "the vendor is told");
+        // The repeat is a duplicate and no second notice; more usage is refused.
+        ingest(&store, &quotas, &[used("od", "stop", "5", "c")])
+            .await
+            .unwrap();
+        let (_, reason) = refusal(
+            ingest(&store, &quotas, &[used("od", "stop", "1", "d")])
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(reason, Refusal::QuotaExhausted("stop".into()));
+        assert_eq!(notices(&store, "stop").await, 1);
+        // The package's usage has its own window, pushed with relate_pkg_instance.
+        let windows = store.windows_of("od").await.unwrap();
+        assert_eq!(windows.len(), 1);
+        assert_eq!(windows[0].package.as_deref(), Some("stop"));
+        assert_eq!(windows[0].total, d("20"));
+        // A new package resumes.
+        let (_, reason) = refusal(
+            ingest(&store, &quotas, &[used("od", "own", "3.6", "e")])
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(reason, Refusal::QuotaExceeded { ref left, .. } if left == "3.5"));
+        ingest(&store, &quotas, &[used("od", "own", "1", "e")])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_notice_lost_to_a_crash_is_made_by_the_next_batch_naming_the_package() {
+        let (store, quotas) = bed().await;
+        let batch = [used("od", "stop", "20", "all")];
+        // The store applied the batch, then the process died before the notice.
+        let q: PackageQuotas = [("stop".to_owned(), Some(d("20")))].into();
+        store.ingest(&batch, &q, t(NOW)).await.unwrap();
+        assert_eq!(notices(&store, "stop").await, 0);
+        let o = ingest(&store, &quotas, &batch).await.unwrap();
+        assert_eq!((o.duplicates, o.exhausted_packages.len()), (1, 1));
+        assert_eq!(notices(&store, "stop").await, 1);
+    }
+
+    #[tokio::test]
+    async fn only_live_package_instances_can_be_consumed() {
+        let (store, quotas) = bed().await;
+        for (package, expected) in [
+            ("od", Refusal::NotAPackage("od".into())),
+            ("none", Refusal::UnknownInstance("none".into())),
+        ] {
+            let (_, reason) = refusal(
+                ingest(&store, &quotas, &[used("od", package, "1", "k")])
+                    .await
+                    .unwrap_err(),
+            );
+            assert_eq!(reason, expected);
+        }
+        crate::instance::mutate(store.as_ref(), "stop", |i| Ok(i.release(None, t(NOW))))
+            .await
+            .unwrap();
+        let (_, reason) = refusal(
+            ingest(&store, &quotas, &[used("od", "stop", "1", "k")])
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(reason, Refusal::Released("stop".into()));
+        // An on-demand package has no quota here: KooGallery deducts.
+        let o = ingest(&store, &quotas, &[used("od", "od-pkg", "1000", "k")])
+            .await
+            .unwrap();
+        assert_eq!(o.applied, 1);
+        let p = store.package("od-pkg").await.unwrap().unwrap();
+        assert_eq!((p.quota, p.used["od"]), (None, d("1000")));
+    }
+}
