@@ -142,3 +142,156 @@ async fn every_closed_hour_reaches_koogallery_once_whatever_fails() {
     );
     h.shutdown().await;
 }
+
+/// Seeds an active instance with its order (charging mode, SKU, extension parameters).
+async fn seed_order(
+    store: &dyn InstanceStore,
+    id: &str,
+    created: DateTime<Utc>,
+    mode: koogallery::order::ChargingMode,
+    sku: &str,
+    params: Vec<(String, String)>,
+) {
+    seed(store, id, created).await;
+    koogallery::instance::mutate(store, id, |i| {
+        i.order = Some(koogallery::order::OrderDetails {
+            charging_mode: Some(mode),
+            sku_code: Some(sku.into()),
+            extend_params: params.clone(),
+            ..Default::default()
+        });
+        Ok(koogallery::instance::Outcome::Quiet)
+    })
+    .await
+    .unwrap();
+}
+
+/// Packages and bill estimates over HTTP, as the vendor's app sees them: a stop-when-used-up
+/// package is used up (`exhaustedPackages`, the `quotaExhausted` event, further usage refused),
+/// its usage is pushed with `relate_pkg_instance`, and the estimate prices seed 000's example
+/// (step: 8 minutes → 1.90) leaving the prepaid package usage out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packages_are_deducted_and_estimates_price_the_rest() {
+    use koogallery::order::ChargingMode;
+    let (openapi, mut cfg) = with_openapi(config(), false, Duration::from_secs(2)).await;
+    openapi.set_interconnection_key(KEY);
+    cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
+    cfg.settings.metering.push_every = Duration::from_millis(100);
+    cfg.settings.metering.push.grace = chrono::Duration::zero();
+    cfg.settings.metering.pricing = koogallery::metering::pricing::PriceList::from_json(
+        r#"{"sku-min":{"model":"step","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}}"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let hour = window_start(Utc::now()) - chrono::Duration::hours(2);
+    let store = h.backend.store.as_ref();
+    seed_order(
+        store,
+        "calls-1",
+        hour,
+        ChargingMode::OnDemand,
+        "sku-min",
+        vec![],
+    )
+    .await;
+    let quota = vec![("packageQuota".to_owned(), "10".to_owned())];
+    seed_order(
+        store,
+        "pkg-10",
+        hour,
+        ChargingMode::OnDemandPkg,
+        "sku-pkg",
+        quota,
+    )
+    .await;
+
+    let client = UsageClient::new(&format!("http://{}/usage", h.addr), USAGE_KEY).unwrap();
+    let record = |q: &str, minutes: i64, key: &str, package: Option<&str>| UsageRecordIn {
+        instance_id: "calls-1".into(),
+        quantity: q.parse().unwrap(),
+        occurred_at: hour + chrono::Duration::minutes(minutes),
+        idempotency_key: key.into(),
+        package_instance_id: package.map(str::to_owned),
+    };
+    let on_demand = [record("5", 10, "m1", None), record("3", 70, "m2", None)];
+    let a = client.send_until_taken(&on_demand, 20).await.unwrap();
+    assert_eq!(a.body["applied"], 2, "{:?}", a.body);
+    let a = client
+        .send_until_taken(&[record("7", 20, "p1", Some("pkg-10"))], 20)
+        .await
+        .unwrap();
+    assert!(a.body.get("exhaustedPackages").is_none(), "{:?}", a.body);
+    let a = client
+        .send_until_taken(&[record("4", 30, "p2", Some("pkg-10"))], 20)
+        .await
+        .unwrap();
+    assert_eq!(a.status, 400, "more than is left: {:?}", a.body);
+    assert!(
+        a.body["error"].as_str().unwrap().contains("has 3 left"),
+        "{:?}",
+        a.body
+    );
+    let a = client
+        .send_until_taken(&[record("3", 30, "p3", Some("pkg-10"))], 20)
+        .await
+        .unwrap();
+    assert_eq!(a.body["exhaustedPackages"], serde_json::json!(["pkg-10"]));
+    let a = client
+        .send_until_taken(&[record("0.5", 40, "p4", Some("pkg-10"))], 20)
+        .await
+        .unwrap();
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body["error"].as_str().unwrap().contains("used up"),
+        "{:?}",
+        a.body
+    );
+    let events = store.events("pkg-10").await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind.name() == "quota_exhausted"),
+        "the vendor is told"
+    );
+
+    // The estimate: 8 on-demand units priced by steps; the 10 from the package apart.
+    let from = (hour - chrono::Duration::hours(1)).to_rfc3339();
+    let e = client.estimate("calls-1", Some(&from), None).await.unwrap();
+    assert_eq!(e.status, 200, "{:?}", e.body);
+    assert_eq!(
+        (e.body["quantity"].as_str(), e.body["amount"].as_str()),
+        (Some("8"), Some("1.9"))
+    );
+    assert_eq!(e.body["packageQuantity"], "10");
+    let unknown = client.estimate("nobody", None, None).await.unwrap();
+    assert_eq!(unknown.status, 404);
+    let unpriced = client.estimate("pkg-10", None, None).await.unwrap();
+    assert_eq!(unpriced.status, 409, "{:?}", unpriced.body);
+    let forged = UsageClient::new(&format!("http://{}/usage", h.addr), "not-the-key").unwrap();
+    assert_eq!(
+        forged.estimate("calls-1", None, None).await.unwrap().status,
+        401
+    );
+
+    // KooGallery gets the package's hour with relate_pkg_instance, the on-demand hours without.
+    for _ in 0..100 {
+        if openapi.usage().0.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (accepted, _) = openapi.usage();
+    let mut got: Vec<(String, Option<String>)> = accepted
+        .iter()
+        .map(|r| (r.usage_value.clone(), r.relate_pkg_instance.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("10".to_owned(), Some("pkg-10".to_owned())),
+            ("3".to_owned(), None),
+            ("5".to_owned(), None)
+        ]
+    );
+    h.shutdown().await;
+}

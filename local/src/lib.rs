@@ -19,7 +19,7 @@ use koogallery::{
     clock::{Clock, SystemClock},
     config::{Config, ConfigError},
     jobs::JobQueue,
-    metering::{UsagePusher, api::UsageIngestion},
+    metering::{UsagePusher, api::UsageIngestion, estimate::UsageEstimates},
     protocol::Reply,
 };
 use koogallery_embedded::{EmbeddedConsumer, EmbeddedQueue, EmbeddedStore};
@@ -149,8 +149,19 @@ pub async fn start_with(
         quotas: Arc::new(config.settings.metering.package_quotas.clone()),
         clock: worker.clock.clone(),
     });
-    let (addr, stop, stopped, server) =
-        serve(edge, Some(ingestion), &settings, max_body_bytes).await?;
+    let estimates = Arc::new(UsageEstimates {
+        key: config.secrets.usage.clone(),
+        nonces: store.clone(),
+        instances: store.clone(),
+        usage: store.clone(),
+        prices: Arc::new(config.settings.metering.pricing.clone()),
+        clock: worker.clock.clone(),
+    });
+    let usage = UsageApi {
+        ingestion,
+        estimates,
+    };
+    let (addr, stop, stopped, server) = serve(edge, Some(usage), &settings, max_body_bytes).await?;
     let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
     let pusher = usage_pusher(store.clone(), &worker, &config)?;
     let reconcile_task = tokio::spawn(reconcile_every(
@@ -384,7 +395,7 @@ where
 /// Binds the listener and serves the router until the returned sender says stop.
 async fn serve(
     edge: Arc<Edge>,
-    usage: Option<Arc<UsageIngestion>>,
+    usage: Option<UsageApi>,
     settings: &LocalSettings,
     max_body_bytes: usize,
 ) -> Result<
@@ -454,32 +465,68 @@ const MAX_USAGE_BODY: usize = 1 << 20;
 
 /// `POST /usage`: the vendor's application reports usage (`koogallery::metering::api`). `None`:
 /// this backend keeps no usage (the AWS adapters, in this release), and the route says so.
-pub fn usage_router(usage: Option<Arc<UsageIngestion>>) -> Router {
+/// The vendor app's usage endpoints: `POST /usage` (ingestion) and `GET /usage/estimate`.
+#[derive(Clone)]
+pub struct UsageApi {
+    pub ingestion: Arc<UsageIngestion>,
+    pub estimates: Arc<UsageEstimates>,
+}
+
+pub fn usage_router(usage: Option<UsageApi>) -> Router {
     Router::new()
         .route("/usage", post(ingest_usage))
+        .route("/usage/estimate", get(estimate_usage))
         .layer(DefaultBodyLimit::max(MAX_USAGE_BODY))
         .with_state(usage)
 }
 
+fn json_answer(status: u16, body: serde_json::Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn not_served() -> Response {
+    json_answer(
+        404,
+        serde_json::json!({"error": "usage is not served by this host", "retryable": false}),
+    )
+}
+
+async fn estimate_usage(
+    State(usage): State<Option<UsageApi>>,
+    headers: axum::http::HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    use koogallery::metering::api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+    let Some(usage) = usage else {
+        return not_served();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (status, answer) = usage
+        .estimates
+        .handle(
+            header(HEADER_TIMESTAMP),
+            header(HEADER_NONCE),
+            header(HEADER_SIGNATURE),
+            query.as_deref().unwrap_or(""),
+        )
+        .await;
+    json_answer(status, answer)
+}
+
 async fn ingest_usage(
-    State(usage): State<Option<Arc<UsageIngestion>>>,
+    State(usage): State<Option<UsageApi>>,
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     use koogallery::metering::api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-    let json = |status: u16, body: serde_json::Value| -> Response {
-        (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response()
-    };
-    let Some(usage) = usage else {
-        return json(
-            404,
-            serde_json::json!({"error": "usage ingestion runs on the embedded backend in this release", "retryable": false}),
-        );
+    let json = json_answer;
+    let Some(usage) = usage.map(|u| u.ingestion) else {
+        return not_served();
     };
     let body = match body {
         Ok(b) => b,

@@ -48,6 +48,34 @@ impl UsageClient {
         Ok(UsageAnswer { status, body })
     }
 
+    /// `GET …/usage/estimate` for an instance and an optional period (RFC 3339), signed over the
+    /// raw query as the endpoint requires.
+    pub async fn estimate(
+        &self,
+        instance_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<UsageAnswer, reqwest::Error> {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("instanceId", instance_id);
+        if let Some(from) = from {
+            query.append_pair("from", from);
+        }
+        if let Some(to) = to {
+            query.append_pair("to", to);
+        }
+        let query = query.finish();
+        let url = format!("{}/estimate?{query}", self.url.trim_end_matches('/'));
+        let mut request = self.http.get(url);
+        for (name, value) in sign(&self.key, query.as_bytes(), chrono::Utc::now()) {
+            request = request.header(name, value);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or_default();
+        Ok(UsageAnswer { status, body })
+    }
+
     /// Sends a batch until the host takes it or refuses it for good (4xx): a network failure or
     /// a 503 is retried, up to `attempts` times, a pause between.
     pub async fn send_until_taken(

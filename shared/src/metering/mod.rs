@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub mod api;
+pub mod estimate;
 pub mod ingest;
 pub mod package;
 pub mod pricing;
@@ -141,6 +142,9 @@ pub struct Sealed {
     pub value: Decimal,
     /// `record_time`: when the record was made (sealing time), sent unchanged on every retry.
     pub record_time: DateTime<Utc>,
+    /// `begin_time` is the hour's start plus this many seconds (0 but for package windows: see
+    /// [`UsageWindow::seal_package`]).
+    pub begin_offset_secs: u32,
     /// Push attempts that did not settle the window (outage, 5xx, fallback host down, …).
     pub failed_pushes: u32,
     /// The last failure, for the operator.
@@ -194,6 +198,27 @@ impl UsageWindow {
     /// Freezes the window's content (`true`), unless it is already sealed. An open window with no
     /// usage is not sealed: nothing is pushed for an empty hour (openapi §3: `usage_value` > 0).
     pub fn seal(&mut self, now: DateTime<Utc>) -> bool {
+        self.seal_at(now, 0)
+    }
+
+    /// Seals a package window whose siblings (the instance's other windows of the same hour) are
+    /// `siblings`. KooGallery keeps only the first of an instance's records with the same
+    /// `begin_time` and `end_time` (openapi §3, rule 5; UNCONFIRMED whether
+    /// `relate_pkg_instance` takes part), so a package's record must never share both with the
+    /// instance's own record or another package's. Chosen: the instance's own record spans the
+    /// hour; each package's begins that many whole seconds later, the smallest offset (≥ 1) no
+    /// sealed sibling uses. Frozen with the rest of the record.
+    pub fn seal_package(&mut self, now: DateTime<Utc>, siblings: &[UsageWindow]) -> bool {
+        let used: std::collections::BTreeSet<u32> = siblings
+            .iter()
+            .filter(|w| w.start == self.start && w.package != self.package)
+            .filter_map(|w| w.sealed().map(|s| s.begin_offset_secs))
+            .collect();
+        let offset = (1..).find(|k| !used.contains(k)).unwrap_or(1);
+        self.seal_at(now, offset)
+    }
+
+    fn seal_at(&mut self, now: DateTime<Utc>, begin_offset_secs: u32) -> bool {
         if self.state != WindowState::Open || self.total <= Decimal::ZERO {
             return false;
         }
@@ -201,6 +226,7 @@ impl UsageWindow {
             metering_sn: metering_sn(&self.instance_id, self.package.as_deref(), self.start),
             value: self.total,
             record_time: now,
+            begin_offset_secs,
             failed_pushes: 0,
             last_error: None,
         });

@@ -78,6 +78,15 @@ impl Pricing {
         Ok(())
     }
 
+    /// The model's name in configuration and estimates.
+    pub fn model_name(&self) -> &'static str {
+        match self {
+            Self::Linear { .. } => "linear",
+            Self::Step { .. } => "step",
+            Self::Tier { .. } => "tier",
+        }
+    }
+
     /// What `quantity` costs.
     pub fn estimate(&self, quantity: Decimal) -> Result<Decimal, PricingError> {
         self.validate()?;

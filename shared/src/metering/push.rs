@@ -37,7 +37,7 @@ impl PushRecord {
             instance_id: window.instance_id.clone(),
             metering_sn: sealed.metering_sn.clone(),
             value: sealed.value,
-            begin: window.start,
+            begin: window.start + chrono::Duration::seconds(i64::from(sealed.begin_offset_secs)),
             end: window.end(),
             record_time: sealed.record_time,
             package: window.package.clone(),
@@ -142,7 +142,18 @@ impl UsagePusher {
             let mut batch = Vec::with_capacity(due.len());
             for mut window in due {
                 if window.state == WindowState::Open {
-                    if !window.seal(now) {
+                    let sealed = match &window.package {
+                        None => window.seal(now),
+                        // Read now, after this pass's earlier seals were saved.
+                        Some(_) => {
+                            let siblings = self
+                                .store
+                                .windows_at(&window.instance_id, window.start)
+                                .await?;
+                            window.seal_package(now, &siblings)
+                        }
+                    };
+                    if !sealed {
                         continue;
                     }
                     match self.save(&mut window).await? {
@@ -387,6 +398,65 @@ mod tests {
         assert_eq!(open.state, WindowState::Open);
         // Nothing is pushed twice once accepted.
         assert_eq!(b.pusher.run_once().await.unwrap().pushes, 0);
+    }
+
+    /// KooGallery keeps only the first of an instance's records with the same begin and end
+    /// (openapi §3 rule 5): the instance's own hour and two packages' usage in the same hour go
+    /// as three records that never share both, and a retry resends them unchanged.
+    #[tokio::test]
+    async fn package_records_never_share_an_instance_hour_range() {
+        let b = bed(Sink::default());
+        b.sink
+            .script
+            .lock()
+            .unwrap()
+            .push(Err(PushError::Unavailable("503".into())));
+        let at = t0() + Duration::minutes(30);
+        let quotas: crate::metering::PackageQuotas = [
+            ("pkg-a".to_owned(), Some(Decimal::from(100))),
+            ("pkg-b".to_owned(), Some(Decimal::from(100))),
+        ]
+        .into();
+        let reports: Vec<UsageReport> = [None, Some("pkg-a"), Some("pkg-b")]
+            .iter()
+            .enumerate()
+            .map(|(n, p)| UsageReport {
+                instance_id: "i-1".into(),
+                quantity: Decimal::from(n as i64 + 1),
+                occurred_at: at,
+                idempotency_key: format!("k{n}"),
+                package_instance_id: p.map(str::to_owned),
+            })
+            .collect();
+        b.store.ingest(&reports, &quotas, at).await.unwrap();
+        b.clock.advance(Duration::minutes(66));
+        b.pusher.run_once().await.unwrap();
+        b.pusher.run_once().await.unwrap();
+        let p = pushed(&b);
+        assert_eq!(p.len(), 2, "one failed push, one retry");
+        assert_eq!(p[0], p[1], "the retry is the same records");
+        let mut ranges: Vec<_> = p[1]
+            .iter()
+            .map(|r| (r.begin, r.end, r.package.clone()))
+            .collect();
+        ranges.sort();
+        let hour = t0();
+        assert_eq!(
+            ranges,
+            [
+                (hour, hour + WINDOW, None),
+                (
+                    hour + Duration::seconds(1),
+                    hour + WINDOW,
+                    Some("pkg-a".into())
+                ),
+                (
+                    hour + Duration::seconds(2),
+                    hour + WINDOW,
+                    Some("pkg-b".into())
+                ),
+            ]
+        );
     }
 
     /// An outage of any length: nothing is lost, nothing is resent with other content, and the

@@ -45,9 +45,16 @@ struct StoredSealed {
     #[serde(with = "rust_decimal::serde::str")]
     value: Decimal,
     record_time: DateTime<Utc>,
+    /// Added within schema 1 (absent = 0): see `Sealed::begin_offset_secs`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    begin_offset_secs: u32,
     failed_pushes: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl From<&Sealed> for StoredSealed {
@@ -56,6 +63,7 @@ impl From<&Sealed> for StoredSealed {
             metering_sn: s.metering_sn.clone(),
             value: s.value,
             record_time: s.record_time,
+            begin_offset_secs: s.begin_offset_secs,
             failed_pushes: s.failed_pushes,
             last_error: s.last_error.clone(),
         }
@@ -68,6 +76,7 @@ impl From<StoredSealed> for Sealed {
             metering_sn: s.metering_sn,
             value: s.value,
             record_time: s.record_time,
+            begin_offset_secs: s.begin_offset_secs,
             failed_pushes: s.failed_pushes,
             last_error: s.last_error,
         }

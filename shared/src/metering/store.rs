@@ -49,6 +49,18 @@ pub trait UsageStore: Send + Sync {
     /// `usageInfo`, bill estimates).
     async fn windows_of(&self, instance_id: &str) -> Result<Vec<UsageWindow>, StoreError>;
 
+    /// An instance's windows of one hour (its own and its packages'). Stores may index this;
+    /// by default it filters [`UsageStore::windows_of`].
+    async fn windows_at(
+        &self,
+        instance_id: &str,
+        start: DateTime<Utc>,
+    ) -> Result<Vec<UsageWindow>, StoreError> {
+        let mut all = self.windows_of(instance_id).await?;
+        all.retain(|w| w.start == start);
+        Ok(all)
+    }
+
     /// What was used of a package, if it was ever named in a report.
     async fn package(&self, package_instance_id: &str) -> Result<Option<PackageUsage>, StoreError>;
 }
