@@ -295,3 +295,105 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
     );
     h.shutdown().await;
 }
+
+/// The same guarantee when the host dies without warning: `make run`'s process is killed with
+/// SIGKILL twice while usage is being ingested and pushed (pushes in flight, answers lost), and
+/// started again on its data directory. KooGallery ends up with exactly what was ingested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_host_loses_and_doubles_nothing() {
+    let (openapi, _) = with_openapi(config(), true, Duration::from_secs(1)).await;
+    openapi.set_interconnection_key(KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let hour = window_start(Utc::now());
+    let instances = ["kill-a", "kill-b"];
+    {
+        // Seeded before the host owns the file.
+        let store =
+            koogallery_embedded::EmbeddedStore::open(&dir.path().join("koogallery.redb")).unwrap();
+        for id in instances {
+            seed(&store, id, hour - chrono::Duration::hours(30)).await;
+        }
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_e2e-host"))
+            .env("PORT", port.to_string())
+            .env("KOOGALLERY_DATA_DIR", dir.path())
+            .env("KOOGALLERY_ACCESS_KEY", KEY)
+            .env("KOOGALLERY_KIT_KEY", "e2e-kit-key")
+            .env("KOOGALLERY_USAGE_KEY", USAGE_KEY)
+            .env("KOOGALLERY_AK", "e2e-ak")
+            .env("KOOGALLERY_SK", "e2e-sk")
+            .env("KOOGALLERY_OPENAPI_URL", openapi.primary_url())
+            .env("KOOGALLERY_OPENAPI_FALLBACK_URL", openapi.fallback_url())
+            .env("KOOGALLERY_OPENAPI_TIMEOUT_SECS", "1")
+            .env("KOOGALLERY_USAGE_PUSH_EVERY_SECS", "1")
+            .env("KOOGALLERY_USAGE_GRACE_SECS", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("host starts")
+    };
+    let mut child = spawn();
+    let client = UsageClient::new(&format!("http://127.0.0.1:{port}/usage"), USAGE_KEY).unwrap();
+    let mut ingested: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    let mut n = 0u32;
+    for back in (1..=12).rev() {
+        let start = hour - chrono::Duration::hours(back);
+        let mut batch = Vec::new();
+        for id in instances {
+            for k in 0..2 {
+                n += 1;
+                let quantity: Decimal = format!("{}.{:02}", n % 5 + 1, n % 100).parse().unwrap();
+                batch.push(UsageRecordIn {
+                    instance_id: id.into(),
+                    quantity,
+                    occurred_at: start + chrono::Duration::minutes(5 + 20 * k),
+                    idempotency_key: format!("kill-{n}"),
+                    package_instance_id: None,
+                });
+                *ingested
+                    .entry((id.to_owned(), start.format("%Y%m%dT%H%M%SZ").to_string()))
+                    .or_default() += quantity;
+            }
+        }
+        if back == 8 || back == 4 {
+            // Answers held back so a push is in flight at the kill.
+            openapi.inject(Fault::LostAnswer { millis: 900 });
+            tokio::time::sleep(Duration::from_millis(1_300)).await;
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+            child = spawn();
+        }
+        // Retried through the restart (connection refused, then taken).
+        let answer = client.send_until_taken(&batch, 100).await.expect("taken");
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+    let expected = ingested.len();
+    for _ in 0..300 {
+        if openapi.usage().0.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().ok();
+    child.wait().ok();
+    let (accepted, _) = openapi.usage();
+    let mut received: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for r in &accepted {
+        let previous = received.insert(
+            (r.instance_id.clone(), r.begin_time.clone()),
+            r.usage_value.parse().unwrap(),
+        );
+        assert!(previous.is_none(), "window accepted twice: {r:?}");
+    }
+    assert_eq!(received, ingested, "per window, accepted = ingested");
+    assert!(
+        openapi.usage_conflicts().is_empty(),
+        "{:?}",
+        openapi.usage_conflicts()
+    );
+}

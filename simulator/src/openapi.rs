@@ -228,6 +228,48 @@ struct Usage {
     /// Repeats whose content differs from the record first accepted for that window or serial:
     /// what a vendor must never send (the second would be dropped, its usage unbilled or wrong).
     conflicting: Vec<UsageRecord>,
+    /// Indexes into `accepted`, so a push of 1000 records checks in O(1) each: by serial, by
+    /// (instance, begin, end) (rule 5's dedup) and by (instance, begin).
+    by_sn: HashMap<String, usize>,
+    by_range: HashMap<(String, String, String), usize>,
+    by_begin: HashMap<(String, String), Vec<usize>>,
+}
+
+impl Usage {
+    /// Keeps `r` unless it repeats an accepted record; notes a repeat whose content differs.
+    fn take(&mut self, r: UsageRecord) {
+        let same = |a: &UsageRecord| {
+            a.usage_value == r.usage_value
+                && a.metering_sn == r.metering_sn
+                && a.end_time == r.end_time
+                && a.record_time == r.record_time
+        };
+        let by_sn = self.by_sn.get(&r.metering_sn).copied();
+        let range = (
+            r.instance_id.clone(),
+            r.begin_time.clone(),
+            r.end_time.clone(),
+        );
+        let repeat = by_sn.is_some() || self.by_range.contains_key(&range);
+        let begin = (r.instance_id.clone(), r.begin_time.clone());
+        let differs = by_sn.is_some_and(|i| !same(&self.accepted[i]))
+            || self
+                .by_begin
+                .get(&begin)
+                .is_some_and(|is| is.iter().any(|&i| !same(&self.accepted[i])));
+        if differs {
+            self.conflicting.push(r.clone());
+        }
+        if repeat {
+            self.duplicates += 1;
+            return;
+        }
+        let i = self.accepted.len();
+        self.by_sn.insert(r.metering_sn.clone(), i);
+        self.by_range.insert(range, i);
+        self.by_begin.entry(begin).or_default().push(i);
+        self.accepted.push(r);
+    }
 }
 
 struct Inner {
@@ -600,28 +642,7 @@ async fn usage_push(
     }
     if let Ok(mut usage) = state.inner.usage.lock() {
         for r in push.usage_records {
-            let repeat = usage.accepted.iter().any(|a| {
-                a.metering_sn == r.metering_sn
-                    || (a.instance_id == r.instance_id
-                        && a.begin_time == r.begin_time
-                        && a.end_time == r.end_time)
-            });
-            let differs = usage.accepted.iter().any(|a| {
-                (a.metering_sn == r.metering_sn
-                    || (a.instance_id == r.instance_id && a.begin_time == r.begin_time))
-                    && (a.usage_value != r.usage_value
-                        || a.metering_sn != r.metering_sn
-                        || a.end_time != r.end_time
-                        || a.record_time != r.record_time)
-            });
-            if differs {
-                usage.conflicting.push(r.clone());
-            }
-            if repeat {
-                usage.duplicates += 1;
-            } else {
-                usage.accepted.push(r);
-            }
+            usage.take(r);
         }
     }
     let hold = state.inner.hold_answer_ms.swap(0, Ordering::SeqCst);
