@@ -175,6 +175,34 @@ impl UsageStore for EmbeddedStore {
             .await?)
     }
 
+    /// One transaction, one durable commit, for all of them (the push seals and settles up to
+    /// 1000 windows at a time).
+    async fn save_windows(&self, windows: &[UsageWindow]) -> Result<Vec<bool>, StoreError> {
+        let windows = windows.to_vec();
+        Ok(self
+            .blocking(move |db| {
+                let txn = db.begin_write()?;
+                let mut saved = Vec::with_capacity(windows.len());
+                for window in windows {
+                    let stored = {
+                        let table = txn.open_table(USAGE_WINDOWS)?;
+                        load_window(&table, &window.key().series(), millis(window.start))?
+                    };
+                    if stored.is_some_and(|s| s.version == window.version) {
+                        let mut next = window;
+                        next.version += 1;
+                        put_window(&txn, &next)?;
+                        saved.push(true);
+                    } else {
+                        saved.push(false);
+                    }
+                }
+                txn.commit()?;
+                Ok(saved)
+            })
+            .await?)
+    }
+
     async fn window(&self, key: &WindowKey) -> Result<Option<UsageWindow>, StoreError> {
         let (id, start_ms) = (key.series(), millis(key.start));
         Ok(self

@@ -139,42 +139,53 @@ impl UsagePusher {
             // A round that settles nothing (every write lost a race) ends the pass: the next
             // pass reads the windows again.
             let progress = (report.sealed, report.accepted, report.rejected);
-            let mut batch = Vec::with_capacity(due.len());
+            // Sealed, rejected and kept in memory first, then saved in one call.
+            let mut sealing: Vec<UsageWindow> = Vec::new();
+            let mut ready: Vec<UsageWindow> = Vec::new();
             for mut window in due {
                 if window.state == WindowState::Open {
                     let sealed = match &window.package {
                         None => window.seal(now),
-                        // Read now, after this pass's earlier seals were saved.
                         Some(_) => {
-                            let siblings = self
+                            // The siblings as stored (earlier passes) and as sealed just now.
+                            let mut siblings = self
                                 .store
                                 .windows_at(&window.instance_id, window.start)
                                 .await?;
+                            siblings.extend(sealing.iter().cloned().filter(|w| {
+                                w.instance_id == window.instance_id && w.start == window.start
+                            }));
                             window.seal_package(now, &siblings)
                         }
                     };
-                    if !sealed {
-                        continue;
+                    if sealed {
+                        sealing.push(window);
                     }
-                    match self.save(&mut window).await? {
-                        true => report.sealed += 1,
-                        // A batch reached it first: the next round reads it again.
-                        false => continue,
-                    }
+                    continue;
                 }
+                ready.push(window);
+            }
+            let saved = self.save_all(&mut sealing).await?;
+            report.sealed += saved.len();
+            ready.extend(saved);
+            ready.sort_by(|a, b| (a.end(), a.key()).cmp(&(b.end(), b.key())));
+            let mut expired = Vec::new();
+            let mut batch = Vec::with_capacity(ready.len());
+            for mut window in ready {
                 if window.start + WINDOW <= now - HORIZON {
                     // KooGallery would refuse it (`MKT.9004`): kept as rejected, not sent.
                     window.reject("MKT.9004", "not sent: older than the 21-day horizon", now);
-                    if self.save(&mut window).await? {
-                        report.rejected += 1;
-                        self.metrics.record(Metric::UsageRejected);
-                    }
+                    expired.push(window);
                     continue;
                 }
                 if window.start + WINDOW <= now - (HORIZON - self.settings.horizon_warning) {
                     report.near_horizon += 1;
                 }
                 batch.push(window);
+            }
+            for _ in self.save_all(&mut expired).await? {
+                report.rejected += 1;
+                self.metrics.record(Metric::UsageRejected);
             }
             if !batch.is_empty()
                 && let Err(e) = self.push_split(batch, &mut report, now).await?
@@ -220,10 +231,8 @@ impl UsagePusher {
                 Ok(PushAnswer::Accepted) => {
                     for w in &mut part {
                         w.accept(now);
-                        if self.save(w).await? {
-                            report.accepted += 1;
-                        }
                     }
+                    report.accepted += self.save_all(&mut part).await?.len();
                 }
                 Ok(PushAnswer::Refused { code, message }) if part.len() == 1 => {
                     let w = &mut part[0];
@@ -246,8 +255,8 @@ impl UsagePusher {
                     let left: usize = stack.iter().map(Vec::len).sum::<usize>() + part.len();
                     for w in &mut part {
                         w.push_failed(&e.to_string());
-                        self.save(w).await?;
                     }
+                    self.save_all(&mut part).await?;
                     report.deferred += left;
                     self.metrics.record(Metric::UsagePushFailed);
                     return Ok(Err(e));
@@ -255,6 +264,29 @@ impl UsagePusher {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Saves `windows` (each with compare-and-set) and returns those saved, their versions bumped;
+    /// a window another writer changed first is dropped here and read again by the next round or
+    /// pass.
+    async fn save_all(
+        &self,
+        windows: &mut Vec<UsageWindow>,
+    ) -> Result<Vec<UsageWindow>, StoreError> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let saved = self.store.save_windows(windows).await?;
+        Ok(std::mem::take(windows)
+            .into_iter()
+            .zip(saved)
+            .filter_map(|(mut w, ok)| {
+                ok.then(|| {
+                    w.version += 1;
+                    w
+                })
+            })
+            .collect())
     }
 
     /// Saves with compare-and-set; `false` when another writer was first (the window is read again

@@ -42,6 +42,22 @@ pub trait UsageStore: Send + Sync {
     /// `StoreError::Conflict` when another writer (a batch, another pusher) was first.
     async fn save_window(&self, window: &UsageWindow) -> Result<(), StoreError>;
 
+    /// Saves several windows as [`UsageStore::save_window`] does, each with its own
+    /// compare-and-set: `true` where saved (its version bumped), `false` where another writer
+    /// was first. A store that can should write them in one transaction (the push seals and
+    /// settles up to 1000 windows at a time); by default, one at a time.
+    async fn save_windows(&self, windows: &[UsageWindow]) -> Result<Vec<bool>, StoreError> {
+        let mut saved = Vec::with_capacity(windows.len());
+        for w in windows {
+            saved.push(match self.save_window(w).await {
+                Ok(()) => true,
+                Err(StoreError::Conflict) => false,
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(saved)
+    }
+
     /// One window, if any usage was reported for it.
     async fn window(&self, key: &WindowKey) -> Result<Option<UsageWindow>, StoreError>;
 

@@ -511,6 +511,18 @@ mod memory_notices {
     }
 }
 
+/// A copy of a stored window made stale by a save after it was read.
+async fn read_again_stale(
+    store: &Arc<dyn crate::metering::UsageStore>,
+    key: &crate::metering::WindowKey,
+) -> crate::metering::UsageWindow {
+    let copy = store.window(key).await.unwrap().unwrap();
+    let mut current = copy.clone();
+    current.push_failed("bump");
+    store.save_window(&current).await.unwrap();
+    copy
+}
+
 /// Every usage store: batches applied all or nothing, each idempotency key once, windows read
 /// back as written, the unsettled ones listed oldest first, compare-and-set saves, and no report
 /// ever added to a sealed window.
@@ -643,6 +655,18 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         vec![h(1), h(2)]
     );
     assert!(matches!(of_a[0].state, WindowState::Accepted { .. }));
+
+    // Several saves at once: each its own compare-and-set.
+    let fresh = store.window(&key(&a, 2)).await.unwrap().unwrap();
+    let mut sealed_fresh = fresh.clone();
+    assert!(sealed_fresh.seal(now));
+    let stale = read_again_stale(&store, &key(&b, 1)).await;
+    assert_eq!(
+        store.save_windows(&[sealed_fresh, stale]).await.unwrap(),
+        [true, false]
+    );
+    let w = store.window(&key(&a, 2)).await.unwrap().unwrap();
+    assert_eq!((w.version, w.sealed().is_some()), (fresh.version + 1, true));
 
     // Packages. A stop-when-used-up package (quota 10) is a window dimension of its own; an
     // on-demand package (no quota) only keeps what was used of it.
