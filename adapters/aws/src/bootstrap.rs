@@ -13,7 +13,10 @@ use aws_sdk_dynamodb::{
 };
 use aws_sdk_sqs::{operation::create_queue::CreateQueueError, types::QueueAttributeName};
 
-use crate::dynamo::keys::{PK, SK, TTL, UNSETTLED, UNSETTLED_INDEX};
+use crate::{
+    dynamo::keys::{PK, SK, TTL, UNSETTLED, UNSETTLED_INDEX},
+    usage::keys::{DUE, DUE_AT, DUE_INDEX},
+};
 
 /// A bootstrap step failed; the message names the step and the resource.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +90,47 @@ pub async fn ensure_table(
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(build)?,
+        )
+        // The usage pusher's sparse index: only unsettled usage windows carry its keys (see
+        // `crate::usage`), keys only.
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(DUE)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(DUE_AT)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(DUE_INDEX)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(DUE)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(build)?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(DUE_AT)
+                        .key_type(KeyType::Range)
+                        .build()
+                        .map_err(build)?,
+                )
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
                         .build(),
                 )
                 .build()

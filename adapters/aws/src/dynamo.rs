@@ -65,11 +65,11 @@ use koogallery::{
 use self::keys::*;
 
 /// DynamoDB's limit on the actions of one `TransactWriteItems`.
-const MAX_TRANSACTION_ITEMS: usize = 100;
+pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 /// DynamoDB's limit on the keys of one `BatchGetItem`.
-const MAX_BATCH_GET_KEYS: usize = 100;
+pub(crate) const MAX_BATCH_GET_KEYS: usize = 100;
 /// Rounds of `UnprocessedKeys` retries before a batched read gives up as unavailable.
-const MAX_UNPROCESSED_RETRIES: u32 = 8;
+pub(crate) const MAX_UNPROCESSED_RETRIES: u32 = 8;
 /// Retries of a create whose transaction collided with another in-flight transaction.
 const MAX_CONTENDED_RETRIES: u32 = 10;
 
@@ -154,7 +154,7 @@ pub mod keys {
     }
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Instances, order lines, events and nonces in one DynamoDB table; cheap to clone.
 #[derive(Debug, Clone)]
@@ -268,7 +268,7 @@ impl DynamoStore {
 
 /// Any SDK failure that is not a failed condition: throttling, service errors, timeouts, network,
 /// missing table, validation. Carries the operation and the full error chain.
-fn unavailable<E, R>(op: &str, err: &SdkError<E, R>) -> StoreError
+pub(crate) fn unavailable<E, R>(op: &str, err: &SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -281,7 +281,7 @@ where
 
 /// The cancellation reason codes of a cancelled transaction (`None` for any other failure), with
 /// the old item DynamoDB returned for a failed condition, if any.
-fn cancellation_reasons<R>(
+pub(crate) fn cancellation_reasons<R>(
     err: &SdkError<TransactWriteItemsError, R>,
 ) -> Option<Vec<(String, Option<Item>)>> {
     match err.as_service_error()? {
@@ -295,8 +295,8 @@ fn cancellation_reasons<R>(
     }
 }
 
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-const TRANSACTION_CONFLICT: &str = "TransactionConflict";
+pub(crate) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+pub(crate) const TRANSACTION_CONFLICT: &str = "TransactionConflict";
 
 /// What a cancelled create transaction means.
 #[derive(Debug, PartialEq)]
@@ -331,7 +331,7 @@ fn classify_create(reasons: &[(String, Option<Item>)]) -> CreateCancel {
     CreateCancel::Other(reason_codes(reasons))
 }
 
-fn reason_codes(reasons: &[(String, Option<Item>)]) -> String {
+pub(crate) fn reason_codes(reasons: &[(String, Option<Item>)]) -> String {
     reasons
         .iter()
         .map(|(c, _)| c.as_str())
@@ -340,7 +340,7 @@ fn reason_codes(reasons: &[(String, Option<Item>)]) -> String {
 }
 
 /// Exponential backoff from 10 ms, capped at 640 ms, with up to 100% jitter.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 10u64 << attempt.min(6);
     let jitter = u64::from(
         std::time::SystemTime::now()
@@ -351,15 +351,15 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
+pub(crate) fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
         Some(_) => Err(format!("attribute {name} is not a string")),
@@ -367,7 +367,7 @@ fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
     }
 }
 
-fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, String> {
+pub(crate) fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, String> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v
             .parse()
@@ -378,7 +378,7 @@ fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, Strin
 }
 
 /// The record's JSON (`koogallery::instance::record`, the versioned contract) as a string attribute.
-fn json_text(bytes: Vec<u8>) -> Result<String, StoreError> {
+pub(crate) fn json_text(bytes: Vec<u8>) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(format!("record is not UTF-8: {e}")))
 }
 

@@ -11,6 +11,9 @@
 //!   invocation of the callback function that serves the activity.
 //! - [`KmsSealer`]: the [`CredentialSealer`](koogallery::security::at_rest::CredentialSealer) port:
 //!   passwords at rest sealed by envelope encryption under the template's KMS key.
+//! - [`DynamoUsageStore`]: the [`UsageStore`](koogallery::metering::UsageStore) port (usage windows,
+//!   idempotency keys, packages) on the same table, batches over DynamoDB's 100-item transactions
+//!   split so that a retry applies each report once (key schema in [`usage`]).
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
 //! Every client is built from [`sdk_config`], which honours `AWS_ENDPOINT_URL` and `AWS_REGION`:
@@ -22,12 +25,14 @@ pub mod dynamo;
 pub mod kms;
 pub mod secrets;
 pub mod sqs;
+pub mod usage;
 
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
 pub use dynamo::DynamoStore;
 pub use kms::KmsSealer;
 pub use secrets::{SecretsManagerSecrets, keys_from_secret_json};
 pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
+pub use usage::DynamoUsageStore;
 
 use aws_config::BehaviorVersion;
 

@@ -1,0 +1,311 @@
+//! `DynamoUsageStore` against the emulator: the usage store contract, batches larger than one
+//! DynamoDB transaction (exactly once across a failure between transactions), concurrent batches,
+//! and the writes per ingested batch (BENCHMARKS.md). A table per store.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{emulator_config, unique};
+use koogallery::{
+    metering::{PackageQuotas, UsageReport, UsageStore, UsageWindow, WindowKey},
+    testing::contract::usage_store_contract,
+};
+use koogallery_aws::{DynamoUsageStore, bootstrap::ensure_table, usage::Calls};
+
+/// A store on a table of its own. The emulator (moto) deep-copies the whole table for every item
+/// of a `TransactWriteItems`, so a transaction costs it time in proportion to the table: small
+/// tables keep the 1000-report batches to seconds.
+async fn fresh_store() -> DynamoUsageStore {
+    let config = emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("koogallery-usage-test");
+    ensure_table(&client, &table).await.unwrap();
+    DynamoUsageStore::new(client, table)
+}
+
+fn t0() -> DateTime<Utc> {
+    koogallery::protocol::time::parse_compact("20260101000000").unwrap()
+}
+
+fn report(instance: &str, quantity: &str, at: DateTime<Utc>, key: &str) -> UsageReport {
+    UsageReport {
+        instance_id: instance.to_owned(),
+        quantity: quantity.parse().unwrap(),
+        occurred_at: at,
+        idempotency_key: key.to_owned(),
+        package_instance_id: None,
+    }
+}
+
+/// `count` reports, each in an hour of its own, spread over `instances` instances.
+fn spread(instances: &[String], count: usize, quantity: &str) -> Vec<UsageReport> {
+    (0..count)
+        .map(|i| {
+            let instance = &instances[i % instances.len()];
+            let hour = i64::try_from(i / instances.len()).unwrap();
+            report(
+                instance,
+                quantity,
+                t0() + Duration::hours(hour) + Duration::minutes(7),
+                &unique("key"),
+            )
+        })
+        .collect()
+}
+
+async fn windows(store: &DynamoUsageStore, instances: &[String]) -> Vec<UsageWindow> {
+    let mut all = Vec::new();
+    for id in instances {
+        all.extend(store.windows_of(id).await.unwrap());
+    }
+    all
+}
+
+/// A row of BENCHMARKS.md's table: what a batch sent DynamoDB.
+fn row(batch: &str, c: Calls) {
+    println!(
+        "| {batch} | {} | {} | {} | {} |",
+        c.writes, c.items, c.reads, c.largest_item_bytes
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn dynamo_store_passes_the_usage_store_contract() {
+    usage_store_contract(Arc::new(fresh_store().await)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_batch_over_one_transaction_applies_each_report_once_even_across_a_failure() {
+    let store = fresh_store().await;
+    let none = PackageQuotas::new();
+    let now = t0() + Duration::days(30);
+    let instances: Vec<String> = (0..10).map(|_| unique("inst")).collect();
+    let batch = spread(&instances, 1000, "1.5");
+    store.take_calls();
+
+    let o = store.ingest(&batch, &none, now).await.unwrap();
+    assert_eq!((o.applied, o.duplicates), (1000, 0));
+    let calls = store.take_calls();
+    row(
+        "1000 reports, 1000 windows (10 instances x 100 hours)",
+        calls,
+    );
+    assert_eq!(
+        (calls.writes, calls.items),
+        (20, 2000),
+        "a key and a window per report, 50 reports per transaction"
+    );
+    let stored = windows(&store, &instances).await;
+    assert_eq!(stored.len(), 1000);
+    assert!(
+        stored
+            .iter()
+            .all(|w| w.reports == 1 && w.total == "1.5".parse().unwrap())
+    );
+
+    // Sent again: every report a duplicate, nothing written, nothing changed.
+    let o = store.ingest(&batch, &none, now).await.unwrap();
+    assert_eq!((o.applied, o.duplicates), (0, 1000));
+    assert_eq!(store.take_calls().writes, 0);
+    assert_eq!(windows(&store, &instances).await, stored);
+
+    // A failure after 3 of its transactions: those stay, whole; the retry applies the rest.
+    let store = fresh_store().await;
+    let others: Vec<String> = (0..10).map(|_| unique("inst")).collect();
+    let batch = spread(&others, 1000, "2");
+    store.fail_next_ingest_after(3);
+    let err = store.ingest(&batch, &none, now).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let partial = windows(&store, &others).await;
+    assert_eq!(partial.len(), 150, "three transactions of 50 reports");
+    assert!(partial.iter().all(|w| w.reports == 1));
+    let o = store.ingest(&batch, &none, now).await.unwrap();
+    assert_eq!((o.applied, o.duplicates), (850, 150));
+    let stored = windows(&store, &others).await;
+    assert_eq!(stored.len(), 1000);
+    assert!(
+        stored
+            .iter()
+            .all(|w| w.reports == 1 && w.total == "2".parse().unwrap()),
+        "each report exactly once"
+    );
+    let o = store.ingest(&batch, &none, now).await.unwrap();
+    assert_eq!((o.applied, o.duplicates), (0, 1000));
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_thousand_reports_in_one_window_add_up_across_transactions() {
+    let store = fresh_store().await;
+    let none = PackageQuotas::new();
+    let instance = unique("inst");
+    let at = t0() + Duration::minutes(30);
+    let batch: Vec<UsageReport> = (0..1000)
+        .map(|i| report(&instance, "0.25", at, &format!("{instance}/{i}")))
+        .collect();
+    store.take_calls();
+    store.fail_next_ingest_after(4);
+    assert!(store.ingest(&batch, &none, at).await.is_err());
+    let key = WindowKey {
+        instance_id: instance.clone(),
+        start: t0(),
+        package: None,
+    };
+    let partial = store.window(&key).await.unwrap().unwrap();
+    assert_eq!(
+        partial.reports,
+        4 * 99,
+        "four transactions of 99 keys and the window"
+    );
+    let o = store.ingest(&batch, &none, at).await.unwrap();
+    assert_eq!((o.applied, o.duplicates), (1000 - 396, 396));
+    let w = store.window(&key).await.unwrap().unwrap();
+    assert_eq!((w.reports, w.total), (1000, "250".parse().unwrap()));
+    assert!(w.version > partial.version);
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn concurrent_batches_on_one_window_each_count_once() {
+    let store = Arc::new(fresh_store().await);
+    let none = PackageQuotas::new();
+    let instance = unique("inst");
+    let at = t0() + Duration::minutes(5);
+    // Every batch: 20 reports of its own, and the same 5 shared reports.
+    let shared: Vec<UsageReport> = (0..5)
+        .map(|i| report(&instance, "1", at, &format!("{instance}/shared/{i}")))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for b in 0..8 {
+        let (store, none, instance, shared) = (
+            store.clone(),
+            none.clone(),
+            instance.clone(),
+            shared.clone(),
+        );
+        tasks.spawn(async move {
+            let mut batch: Vec<UsageReport> = (0..20)
+                .map(|i| report(&instance, "1", at, &format!("{instance}/{b}/{i}")))
+                .collect();
+            batch.extend(shared);
+            store.ingest(&batch, &none, at).await.unwrap()
+        });
+    }
+    let (mut applied, mut duplicates) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let o = done.unwrap();
+        applied += o.applied;
+        duplicates += o.duplicates;
+    }
+    assert_eq!((applied, duplicates), (8 * 20 + 5, 7 * 5));
+    // All eight read the window before the first wrote it: the others lost and applied again.
+    assert!(store.take_calls().contended > 0);
+    let w = store
+        .window(&WindowKey {
+            instance_id: instance,
+            start: t0(),
+            package: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((w.reports, w.total), (165, "165".parse().unwrap()));
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn an_hour_of_windows_and_many_saves_at_once() {
+    let store = fresh_store().await;
+    let instance = unique("inst");
+    let package = unique("pkg");
+    let quotas: PackageQuotas = [(package.clone(), Some("1000".parse().unwrap()))].into();
+    let h = |n: i64| t0() + Duration::hours(n);
+    let mut batch: Vec<UsageReport> = (0..40)
+        .map(|i| report(&instance, "1", h(i), &unique("key")))
+        .collect();
+    batch.push(UsageReport {
+        package_instance_id: Some(package.clone()),
+        ..report(&instance, "2", h(3), &unique("key"))
+    });
+    store.ingest(&batch, &quotas, h(48)).await.unwrap();
+
+    // The hour's own window, then its package window; no other hour.
+    let at = store.windows_at(&instance, h(3)).await.unwrap();
+    assert_eq!(
+        at.iter()
+            .map(|w| (w.start, w.package.clone()))
+            .collect::<Vec<_>>(),
+        [(h(3), None), (h(3), Some(package.clone()))]
+    );
+    assert!(store.windows_at(&instance, h(41)).await.unwrap().is_empty());
+
+    // 41 windows sealed at once, three of them from stale copies.
+    let mut windows = store.windows_of(&instance).await.unwrap();
+    assert_eq!(windows.len(), 41);
+    for w in &mut windows {
+        assert!(w.seal(h(48)));
+    }
+    for stale in [0, 17, 40] {
+        let mut current = store.window(&windows[stale].key()).await.unwrap().unwrap();
+        current.push_failed("bump");
+        store.save_window(&current).await.unwrap();
+    }
+    store.take_calls();
+    let saved = store.save_windows(&windows).await.unwrap();
+    assert_eq!(store.take_calls().writes, 41, "one conditional put each");
+    let expected: Vec<bool> = (0..41).map(|i| ![0, 17, 40].contains(&i)).collect();
+    assert_eq!(saved, expected);
+    for (w, saved) in windows.iter().zip(saved) {
+        let stored = store.window(&w.key()).await.unwrap().unwrap();
+        assert_eq!(stored.sealed().is_some(), saved, "{:?}", w.key());
+    }
+    // The sealed ones are still due; the stale ones too (still open).
+    assert_eq!(store.due(h(48), 10_000).await.unwrap().len(), 41);
+}
+
+/// The figures of BENCHMARKS.md ("DynamoDB writes per ingested batch"; the batch of 1000 windows
+/// is measured by `a_batch_over_one_transaction_…`):
+/// `cargo test -p koogallery-aws --test usage -- --ignored --nocapture --test-threads=1 writes_per_batch a_batch_over`.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn writes_per_batch() {
+    let none = PackageQuotas::new();
+    let hour = t0() + Duration::minutes(10);
+    let now = t0() + Duration::days(60);
+    let one_window = |n: usize| -> Vec<UsageReport> {
+        let instance = unique("inst");
+        (0..n)
+            .map(|i| report(&instance, "1", hour, &format!("{instance}/{i}")))
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<UsageReport>)> = vec![
+        ("1 report", one_window(1)),
+        ("100 reports, one instance, one hour", one_window(100)),
+        ("99 reports, one instance, one hour", one_window(99)),
+        ("1000 reports, one instance, one hour", one_window(1000)),
+    ];
+    let expected = [(1, 2), (2, 102), (1, 100), (11, 1011)];
+    for ((what, batch), (writes, items)) in cases.iter().zip(expected) {
+        let store = fresh_store().await;
+        let o = store.ingest(batch, &none, now).await.unwrap();
+        assert_eq!(o.applied, batch.len());
+        let c = store.take_calls();
+        row(what, c);
+        assert_eq!((c.writes, c.items), (writes, items), "{what}");
+        assert!(c.largest_item_bytes <= 1024, "every item within 1 KB");
+    }
+    let store = fresh_store().await;
+    for (what, batch) in &cases[1..2] {
+        store.ingest(batch, &none, now).await.unwrap();
+        store.take_calls();
+        let o = store.ingest(batch, &none, now).await.unwrap();
+        assert_eq!(o.duplicates, batch.len());
+        let c = store.take_calls();
+        row(&format!("{what}, sent again"), c);
+        assert_eq!((c.writes, c.items), (0, 0));
+    }
+}
