@@ -309,7 +309,7 @@ async fn a_killed_host_loses_and_doubles_nothing() {
     {
         // Seeded before the host owns the file.
         let store =
-            koogallery_embedded::EmbeddedStore::open(&dir.path().join("koogallery.redb")).unwrap();
+            koogallery_embedded::EmbeddedStore::open(dir.path().join("koogallery.redb")).unwrap();
         for id in instances {
             seed(&store, id, hour - chrono::Duration::hours(30)).await;
         }

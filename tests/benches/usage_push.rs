@@ -32,7 +32,7 @@ async fn main() {
     openapi.set_interconnection_key(koogallery_e2e::KEY);
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        koogallery_embedded::EmbeddedStore::open(&dir.path().join("koogallery.redb")).unwrap(),
+        koogallery_embedded::EmbeddedStore::open(dir.path().join("koogallery.redb")).unwrap(),
     );
     let now = Utc::now();
     let first = window_start(now) - Duration::hours(hours);

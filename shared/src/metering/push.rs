@@ -152,9 +152,15 @@ impl UsagePusher {
                                 .store
                                 .windows_at(&window.instance_id, window.start)
                                 .await?;
-                            siblings.extend(sealing.iter().cloned().filter(|w| {
-                                w.instance_id == window.instance_id && w.start == window.start
-                            }));
+                            siblings.extend(
+                                sealing
+                                    .iter()
+                                    .filter(|w| {
+                                        w.instance_id == window.instance_id
+                                            && w.start == window.start
+                                    })
+                                    .cloned(),
+                            );
                             window.seal_package(now, &siblings)
                         }
                     };
@@ -168,7 +174,7 @@ impl UsagePusher {
             let saved = self.save_all(&mut sealing).await?;
             report.sealed += saved.len();
             ready.extend(saved);
-            ready.sort_by(|a, b| (a.end(), a.key()).cmp(&(b.end(), b.key())));
+            ready.sort_by_key(|w| (w.end(), w.key()));
             let mut expired = Vec::new();
             let mut batch = Vec::with_capacity(ready.len());
             for mut window in ready {
