@@ -304,6 +304,12 @@ impl Instance {
         }
     }
 
+    /// When a released instance was released: its last event's time (nothing records an event
+    /// after `released`).
+    pub fn released_at(&self) -> Option<DateTime<Utc>> {
+        (self.state == InstanceState::Released).then_some(self.updated_at)
+    }
+
     /// The one "released" rule: a released instance takes no further change and answers as gone.
     pub fn ensure_not_released(&self) -> Result<(), DomainError> {
         if self.state == InstanceState::Released {

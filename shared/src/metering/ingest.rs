@@ -120,7 +120,7 @@ impl IngestError {
 pub enum Refusal {
     #[error("instance {0} is unknown")]
     UnknownInstance(String),
-    #[error("instance {0} is released: it takes no more usage")]
+    #[error("instance {0} is released: it takes no usage from after its release")]
     Released(String),
     #[error("instance {0} is a debug instance: KooGallery bills no usage for it")]
     Debug(String),
@@ -205,7 +205,12 @@ pub fn check_instances(
         if instance.test {
             return refuse(Refusal::Debug(r.instance_id.clone()));
         }
-        if instance.state == InstanceState::Released {
+        // Usage from before the release may still arrive (the app batches, retries): it is
+        // taken, and its hour's record ends at the release (openapi §3 rule 3).
+        if instance
+            .released_at()
+            .is_some_and(|released| r.occurred_at >= released)
+        {
             return refuse(Refusal::Released(r.instance_id.clone()));
         }
         if r.occurred_at < instance.created_at {

@@ -136,7 +136,7 @@ fn reports_must_name_a_live_real_instance_that_existed_then() {
     let (live, _) = Instance::new_provisioning("O1", "O1-1", "i-live", false, created);
     let (debug, _) = Instance::new_provisioning("O2", "O2-1", "i-debug", true, created);
     let (mut gone, _) = Instance::new_provisioning("O3", "O3-1", "i-gone", false, created);
-    let _ = gone.release(None, created);
+    let _ = gone.release(None, t("2026-11-21T12:50:00Z"));
     for i in [live, debug, gone] {
         instances.insert(i.instance_id.clone(), i);
     }
@@ -169,6 +169,15 @@ fn reports_must_name_a_live_real_instance_that_existed_then() {
         .unwrap_err(),
     );
     assert!(matches!(reason, Refusal::BeforeInstance(..)), "{reason:?}");
+    // Usage from before the release, arriving after it, is still taken.
+    assert!(
+        ingest::check_instances(
+            &[report("i-gone", "1", "2026-11-21T12:49:59Z", "k")],
+            &instances,
+            &Default::default()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
