@@ -9,10 +9,13 @@ use koogallery::callbacks::REGISTRY;
 use serde_json::{Map, Value, json};
 
 /// Functions that are not callbacks.
-const NOT_CALLBACKS: [&str; 3] = [
+const NOT_CALLBACKS: [&str; 6] = [
     "EdgeFunction",
     "ProvisionWorkerFunction",
     "ReconcilerFunction",
+    "UsageIngestFunction",
+    "UsageQueueFunction",
+    "UsagePushFunction",
 ];
 
 fn load() -> Value {
@@ -557,6 +560,15 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             undelivered_notices: 1,
             parked_outboxes: 1,
         },
+        koogallery::metrics::Metric::UsagePass {
+            accepted: 1,
+            rejected: 1,
+            deferred: 1,
+            near_horizon: 1,
+        },
+        koogallery::metrics::Metric::UsageRejected,
+        koogallery::metrics::Metric::UsagePushFailed,
+        koogallery::metrics::Metric::UsagePushMisconfigured,
     ]
     .iter()
     .map(|m| serde_json::from_str(&koogallery::metrics::emf_line("N", m, 0)).unwrap())
@@ -602,10 +614,339 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             "{id} watches {name} {dims:?}, which no metric line carries"
         );
     }
-    assert_eq!(custom, 6);
+    assert_eq!(custom, 10);
     let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
     assert_eq!(
         namespace,
         &json!({"Fn::Sub": "KooGallery/${AWS::StackName}"})
     );
+}
+
+/// Every way the template's pay-per-use usage (issue 9) differs from what the usage functions
+/// need, in words: the `POST /usage` route, the usage queue and its redrive to the usage DLQ, the
+/// push schedule, the alarms on the metering metrics and on the DLQ, and roles no wider than the
+/// functions' table access (the usage items' partitions from `koogallery_aws::usage::keys`).
+fn usage_problems(template: &Value) -> Vec<String> {
+    use koogallery_aws::usage::keys::{DUE_INDEX, LEADING_KEYS, USAGE_PK_PREFIX};
+    let r = &template["Resources"];
+    let mut out = Vec::new();
+    let mut expect = |what: &str, ok: bool| {
+        if !ok {
+            out.push(what.to_owned());
+        }
+    };
+    let events = |function: &str| -> Vec<Value> {
+        r[function]["Properties"]["Events"]
+            .as_object()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    };
+    let env = |function: &str, var: &str| {
+        r[function]["Properties"]["Environment"]["Variables"][var].clone()
+    };
+
+    // POST /usage on the HTTP API, and only the ingest function serves it.
+    let ingest = &r["UsageIngestFunction"]["Properties"];
+    expect(
+        "UsageIngestFunction is not built from functions/usage-ingest",
+        ingest["CodeUri"] == "functions/usage-ingest",
+    );
+    expect(
+        "no route POST /usage to UsageIngestFunction on the HTTP API",
+        events("UsageIngestFunction").iter().any(|e| {
+            e["Type"] == "HttpApi"
+                && e["Properties"]["ApiId"] == json!({"Ref": "HttpApi"})
+                && e["Properties"]["Method"] == "POST"
+                && e["Properties"]["Path"] == "/usage"
+                && e["Properties"]["PayloadFormatVersion"] == "2.0"
+        }),
+    );
+    expect(
+        "UsageIngestFunction reads no usage key (KOOGALLERY_SECRET_ID)",
+        env("UsageIngestFunction", "KOOGALLERY_SECRET_ID") == json!({"Ref": "KeysSecret"}),
+    );
+    for function in ["UsageIngestFunction", "UsageQueueFunction"] {
+        expect(
+            &format!("{function} has no KOOGALLERY_PACKAGE_QUOTAS"),
+            env(function, "KOOGALLERY_PACKAGE_QUOTAS") == json!({"Ref": "PackageQuotas"}),
+        );
+    }
+
+    // The usage queue: redrive to its DLQ, the event source with partial batch failures, the
+    // explicit dead-lettering of refused batches.
+    let queue = &r["UsageQueue"]["Properties"];
+    expect(
+        "UsageQueue does not redrive to UsageDeadLetterQueue",
+        queue["RedrivePolicy"]["deadLetterTargetArn"]
+            == json!({"Fn::GetAtt": ["UsageDeadLetterQueue", "Arn"]})
+            && queue["RedrivePolicy"]["maxReceiveCount"] == json!({"Ref": "UsageMaxReceiveCount"}),
+    );
+    let timeout = r["UsageQueueFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    expect(
+        "UsageQueue's visibility timeout is under 6x the usage-queue function's",
+        queue["VisibilityTimeout"]
+            .as_u64()
+            .is_some_and(|v| v >= 6 * timeout),
+    );
+    expect(
+        "UsageQueueFunction does not consume UsageQueue with ReportBatchItemFailures",
+        events("UsageQueueFunction").iter().any(|e| {
+            e["Type"] == "SQS"
+                && e["Properties"]["Queue"] == json!({"Fn::GetAtt": ["UsageQueue", "Arn"]})
+                && strings(&e["Properties"]["FunctionResponseTypes"])
+                    .contains(&"ReportBatchItemFailures".to_owned())
+        }),
+    );
+    expect(
+        "UsageQueueFunction does not name its queues",
+        env("UsageQueueFunction", "KOOGALLERY_USAGE_QUEUE_URL") == json!({"Ref": "UsageQueue"})
+            && env("UsageQueueFunction", "KOOGALLERY_USAGE_DLQ_URL")
+                == json!({"Ref": "UsageDeadLetterQueue"}),
+    );
+    expect(
+        "UsageDeadLetterQueue keeps refused usage less than 14 days",
+        r["UsageDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 1_209_600,
+    );
+
+    // The push: on its schedule, ending before the next pass starts.
+    expect(
+        "UsagePushFunction is not scheduled by UsagePushSchedule",
+        events("UsagePushFunction").iter().any(|e| {
+            e["Type"] == "ScheduleV2"
+                && e["Properties"]["ScheduleExpression"] == json!({"Ref": "UsagePushSchedule"})
+        }),
+    );
+    expect(
+        "UsagePushSchedule does not default to every minute",
+        template["Parameters"]["UsagePushSchedule"]["Default"] == "rate(1 minute)",
+    );
+    expect(
+        "UsagePushFunction may outlive a one-minute schedule",
+        r["UsagePushFunction"]["Properties"]["Timeout"]
+            .as_u64()
+            .is_some_and(|t| t < 60),
+    );
+
+    // The alarms.
+    let alarms: Vec<&Value> = r
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(_, v)| &v["Properties"])
+        .collect();
+    for metric in [
+        "UsagePushMisconfigured",
+        "UsageNearHorizon",
+        "UsagePushFailures",
+        "UsageRecordsRejected",
+    ] {
+        expect(
+            &format!("no alarm on {metric} (Component=metering)"),
+            alarms.iter().any(|a| {
+                a["MetricName"] == metric
+                    && a["Namespace"] == json!({"Fn::Sub": "KooGallery/${AWS::StackName}"})
+                    && a["Dimensions"] == json!([{"Name": "Component", "Value": "metering"}])
+            }),
+        );
+    }
+    expect(
+        "no alarm on the usage dead-letter queue's depth",
+        alarms.iter().any(|a| {
+            a["Namespace"] == "AWS/SQS"
+                && a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && a["Dimensions"][0]["Value"]
+                    == json!({"Fn::GetAtt": ["UsageDeadLetterQueue", "QueueName"]})
+        }),
+    );
+    expect(
+        "no alarm on the usage push function's errors",
+        alarms.iter().any(|a| {
+            a["Namespace"] == "AWS/Lambda"
+                && a["MetricName"] == "Errors"
+                && a["Dimensions"][0]["Value"] == json!({"Ref": "UsagePushFunction"})
+        }),
+    );
+
+    // Least privilege: each role's table actions and partitions, and nothing on a wildcard.
+    let usage_keys: Vec<String> = LEADING_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    let with = |first: &[&str]| -> Vec<String> {
+        first
+            .iter()
+            .map(|k| (*k).to_owned())
+            .chain(usage_keys.iter().cloned())
+            .collect()
+    };
+    let writes = [
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+    ];
+    // The push reads the due windows, and a package window's siblings in its partition.
+    let push = [
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+    ];
+    for (function, role, keys, actions) in [
+        (
+            "UsageIngestFunction",
+            "UsageIngestRole",
+            with(&["NONCE#*", "INSTANCE#*"]),
+            &writes[..],
+        ),
+        (
+            "UsageQueueFunction",
+            "UsageQueueRole",
+            with(&["INSTANCE#*"]),
+            &writes[..],
+        ),
+        (
+            "UsagePushFunction",
+            "UsagePushRole",
+            vec![format!("{USAGE_PK_PREFIX}*")],
+            &push[..],
+        ),
+    ] {
+        expect(
+            &format!("{function} does not run as {role}"),
+            r[function]["Properties"]["Role"] == json!({"Fn::GetAtt": [role, "Arn"]}),
+        );
+        let statements = statements(&r[role]);
+        let table: Vec<&Value> = statements
+            .iter()
+            .filter(|s| s["Resource"] == json!({"Fn::GetAtt": ["Table", "Arn"]}))
+            .collect();
+        let ok = table.len() == 1
+            && strings(&table[0]["Action"]) == actions
+            && strings(&table[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+                == keys;
+        expect(
+            &format!("{role} may do other than {actions:?} on the table, or beyond {keys:?}"),
+            ok,
+        );
+        for s in &statements {
+            expect(
+                &format!("{role} grants on a wildcard resource"),
+                !strings(&s["Resource"]).iter().any(|x| x.contains('*')),
+            );
+            let index = strings(&s["Resource"])
+                .iter()
+                .any(|x| x.contains("/index/"));
+            expect(
+                &format!("{role} reads an index it has no use for"),
+                !index || role == "UsagePushRole",
+            );
+        }
+    }
+    let due: Vec<Value> = statements(&r["UsagePushRole"])
+        .into_iter()
+        .filter(|s| {
+            s["Resource"] == json!({"Fn::Sub": format!("${{Table.Arn}}/index/{DUE_INDEX}")})
+        })
+        .collect();
+    expect(
+        "UsagePushRole may not query the due index (only)",
+        due.len() == 1 && strings(&due[0]["Action"]) == ["dynamodb:Query"],
+    );
+    let sends: Vec<Value> = statements(&r["UsageQueueRole"])
+        .into_iter()
+        .filter(|s| strings(&s["Action"]).contains(&"sqs:SendMessage".to_owned()))
+        .collect();
+    expect(
+        "UsageQueueRole may send elsewhere than the usage dead-letter queue",
+        sends.len() == 1
+            && sends[0]["Resource"] == json!({"Fn::GetAtt": ["UsageDeadLetterQueue", "Arn"]}),
+    );
+    out
+}
+
+#[test]
+fn usage_is_routed_queued_scheduled_alarmed_and_least_privileged() {
+    let found = usage_problems(&load());
+    assert!(
+        found.is_empty(),
+        "template.yaml, usage:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Each check of [`usage_problems`] catches the edit that would break it.
+#[test]
+fn usage_drift_is_reported() {
+    let template = load();
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = template.clone();
+        f(&mut t);
+        usage_problems(&t).join("\n")
+    };
+    let remove = |id: &'static str| {
+        move |t: &mut Value| {
+            t["Resources"].as_object_mut().unwrap().remove(id);
+        }
+    };
+    for (alarm, metric) in [
+        ("UsagePushMisconfiguredAlarm", "UsagePushMisconfigured"),
+        ("UsageNearHorizonAlarm", "UsageNearHorizon"),
+        ("UsagePushFailuresAlarm", "UsagePushFailures"),
+        ("UsageRecordsRejectedAlarm", "UsageRecordsRejected"),
+    ] {
+        assert!(
+            broken(&remove(alarm)).contains(&format!("no alarm on {metric}")),
+            "{alarm}"
+        );
+    }
+    assert!(broken(&remove("UsageDeadLetterQueueAlarm")).contains("dead-letter queue's depth"));
+    assert!(broken(&remove("UsagePushErrorsAlarm")).contains("usage push function's errors"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["UsageQueue"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("RedrivePolicy");
+    };
+    assert!(broken(r).contains("does not redrive"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["UsageQueueFunction"]["Properties"]["Events"]["Usage"]["Properties"]["FunctionResponseTypes"] =
+            json!([]);
+    };
+    assert!(broken(r).contains("ReportBatchItemFailures"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["UsagePushFunction"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Events");
+    };
+    assert!(broken(r).contains("not scheduled"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["UsageIngestFunction"]["Properties"]["Events"]["Usage"]["Properties"]["Path"] =
+            json!("/usage/{proxy+}");
+    };
+    assert!(broken(r).contains("no route POST /usage"));
+    let r = &|t: &mut Value| {
+        for s in t["Resources"]["UsagePushRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"]
+            .as_array_mut()
+            .unwrap()
+        {
+            if s["Sid"] == "Table" {
+                s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] =
+                    json!(["USAGE#*", "INSTANCE#*"]);
+            }
+        }
+    };
+    assert!(broken(r).contains("UsagePushRole may do other than"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["UsageQueueRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}));
+    };
+    let found = broken(r);
+    assert!(
+        found.contains("UsageQueueRole grants on a wildcard resource"),
+        "{found}"
+    );
+    assert!(found.contains("may send elsewhere"), "{found}");
 }

@@ -1,17 +1,20 @@
 //! The local host on the AWS adapters: DynamoDB for the store and SQS for the queue, reached at
 //! `AWS_ENDPOINT_URL` (the emulator that `make run-aws-local` starts). The same edge, callbacks and
 //! worker; the worker long-polls SQS and settles messages exactly as the Lambda event source does.
+//! Usage is kept on DynamoDB (`DynamoUsageStore`): `POST /usage` is served, and the usage push
+//! runs on a timer with the pusher the Lambda function builds (`usage_push::pusher`).
 
 use std::sync::Arc;
 
 use koogallery::{
     clock::{Clock, SystemClock},
     config::Config,
+    metering::{UsageStore, api::UsageIngestion, estimate::UsageEstimates},
     provisioning::Provisioner,
 };
-use koogallery_aws::{DynamoStore, SqsConsumer, SqsQueue, bootstrap};
+use koogallery_aws::{DynamoStore, DynamoUsageStore, SqsConsumer, SqsQueue, bootstrap};
 
-use super::{LocalSettings, Running, StartError, assemble, serve};
+use super::{LocalSettings, Running, StartError, UsageApi, assemble, serve};
 
 /// Table and queue names on the emulator.
 #[derive(Debug, Clone)]
@@ -36,9 +39,11 @@ impl AwsSettings {
     }
 }
 
-/// The AWS backend: the DynamoDB store, the jobs queue and the dead-letter queue's URL.
+/// The AWS backend: the DynamoDB store, the usage store on its table, the jobs queue and the
+/// dead-letter queue's URL.
 pub struct Aws {
     pub store: Arc<DynamoStore>,
+    pub usage: Arc<DynamoUsageStore>,
     pub sqs: SqsQueue,
     pub dlq_url: String,
 }
@@ -64,21 +69,63 @@ pub async fn start_aws(
             .await
             .map_err(|e| StartError::Aws(e.to_string()))?;
     let store = Arc::new(DynamoStore::new(dynamo, aws.table.clone()));
+    let usage = Arc::new(DynamoUsageStore::from(store.as_ref()));
     let sqs = SqsQueue::new(sqs_client, queue_url);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sealer = super::local_sealer(&settings)?;
     let (worker, edge) = assemble(
         store.clone(),
         Arc::new(sqs.clone()),
-        // DynamoDB then SQS, as the Lambda function does; no usage on DynamoDB yet.
-        super::Extras::default(),
+        super::Extras {
+            // DynamoDB then SQS, as the Lambda function does.
+            intake: None,
+            usage: Some(usage.clone()),
+        },
         clock,
         &config,
         provisioner,
         sealer,
     )?;
-    let (addr, stop, stopped, server) =
-        serve(edge, None, &settings, config.settings.edge.max_body_bytes).await?;
+    let usage_api = UsageApi {
+        ingestion: Arc::new(UsageIngestion {
+            key: config.secrets.usage.clone(),
+            nonces: store.clone(),
+            instances: store.clone(),
+            usage: usage.clone(),
+            quotas: Arc::new(config.settings.metering.package_quotas.clone()),
+            clock: worker.clock.clone(),
+        }),
+        estimates: Arc::new(UsageEstimates {
+            key: config.secrets.usage.clone(),
+            nonces: store.clone(),
+            instances: store.clone(),
+            usage: usage.clone(),
+            prices: Arc::new(config.settings.metering.pricing.clone()),
+            clock: worker.clock.clone(),
+        }),
+    };
+    let (addr, stop, stopped, server) = serve(
+        edge,
+        Some(usage_api),
+        &settings,
+        config.settings.edge.max_body_bytes,
+    )
+    .await?;
+    let pusher = usage_push::pusher(
+        &config.settings,
+        &config.secrets,
+        usage.clone() as Arc<dyn UsageStore>,
+        worker.clock.clone(),
+        worker.metrics.clone(),
+    )?;
+    if pusher.is_none() {
+        tracing::warn!("{}", usage_push::NOT_CONFIGURED);
+    }
+    let push_task = tokio::spawn(super::push_every(
+        pusher,
+        config.settings.metering.push_every,
+        stopped.clone(),
+    ));
     let consumer = SqsConsumer {
         queue: sqs.clone(),
         dlq_url: dlq_url.clone(),
@@ -99,10 +146,11 @@ pub async fn start_aws(
         addr,
         backend: Aws {
             store,
+            usage,
             sqs,
             dlq_url,
         },
         stop,
-        tasks: vec![server, worker_task, reconcile_task],
+        tasks: vec![server, worker_task, reconcile_task, push_task],
     })
 }

@@ -1,16 +1,17 @@
 //! The job queue on SQS. [`SqsQueue`] implements the producer port ([`JobQueue`]: one
 //! `SendMessage` per job, body = the [`Job`] JSON). On AWS the Lambda event source receives and
 //! deletes; the consumer helpers here serve a local polling loop, the tests, and explicit
-//! dead-lettering ([`SqsQueue::send_raw`] to the DLQ).
+//! dead-lettering ([`SqsQueue::send_dead_letter`]: the body unchanged, the reason as a message
+//! attribute).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::{
     Client,
     error::{DisplayErrorContext, SdkError},
-    types::{Message, MessageSystemAttributeName},
+    types::{Message, MessageAttributeValue, MessageSystemAttributeName},
 };
 use koogallery::jobs::{
     Job, JobQueue, QueueError,
@@ -18,6 +19,12 @@ use koogallery::jobs::{
 };
 
 use crate::whole_secs;
+
+/// The message attribute a dead letter carries its reason in ([`SqsQueue::send_dead_letter`]).
+pub const REASON_ATTRIBUTE: &str = "reason";
+
+/// The longest reason a dead letter carries; longer ones are cut.
+pub const MAX_REASON_CHARS: usize = 1024;
 
 /// SQS caps: messages per receive, long-poll wait, visibility timeout (seconds).
 const MAX_MESSAGES: i32 = 10;
@@ -71,6 +78,21 @@ pub fn from_lambda_event(event: SqsEvent) -> Vec<QueueMessage> {
             )
         })
         .collect()
+}
+
+/// The answer to the Lambda SQS event source with partial batch failures
+/// (`ReportBatchItemFailures`): the messages to leave on the queue; the rest are deleted.
+pub fn batch_response(keep: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = keep
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
 }
 
 impl SqsQueue {
@@ -164,6 +186,36 @@ impl SqsQueue {
             .map_err(|e| failure(&format!("SendMessage to {queue_url}"), &e))?;
         Ok(())
     }
+
+    /// Sends `body` as-is to a dead-letter queue with why it is there: the message attribute
+    /// [`REASON_ATTRIBUTE`] (a string, cut to [`MAX_REASON_CHARS`] characters), which the SQS
+    /// console and `aws sqs receive-message --message-attribute-names reason` show.
+    pub async fn send_dead_letter(
+        &self,
+        queue_url: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let reason: String = reason.trim().chars().take(MAX_REASON_CHARS).collect();
+        let reason = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(if reason.is_empty() {
+                "unspecified".to_owned()
+            } else {
+                reason
+            })
+            .build()
+            .map_err(|e| QueueError(format!("cannot build the reason attribute: {e}")))?;
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .message_attributes(REASON_ATTRIBUTE, reason)
+            .send()
+            .await
+            .map_err(|e| failure(&format!("SendMessage (dead letter) to {queue_url}"), &e))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -214,8 +266,10 @@ impl Settle for SqsConsumer {
         self.queue.change_visibility(&message.receipt, delay).await
     }
 
-    async fn dead_letter(&self, message: &QueueMessage, _reason: &str) -> Result<(), QueueError> {
-        self.queue.send_raw(&self.dlq_url, &message.body).await?;
+    async fn dead_letter(&self, message: &QueueMessage, reason: &str) -> Result<(), QueueError> {
+        self.queue
+            .send_dead_letter(&self.dlq_url, &message.body, reason)
+            .await?;
         self.ack(message).await
     }
 }

@@ -192,6 +192,45 @@ async fn send_raw_moves_a_failed_job_to_the_dlq() {
 
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_dead_letter_keeps_its_body_and_carries_its_reason() {
+    let (queue, dlq) = queues(3).await;
+    let body = r#"{"records":[]}"#;
+    let long = format!(
+        "refused: {}",
+        "x".repeat(2 * koogallery_aws::sqs::MAX_REASON_CHARS)
+    );
+    queue
+        .send_dead_letter(dlq.queue_url(), body, &long)
+        .await
+        .unwrap();
+    let client = aws_sdk_sqs::Client::new(&emulator_config().await);
+    let got = eventually("the dead letter", PATIENCE, || async {
+        client
+            .receive_message()
+            .queue_url(dlq.queue_url())
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .and_then(|mut m| m.pop())
+    })
+    .await;
+    assert_eq!(got.body(), Some(body));
+    let reason = got
+        .message_attributes()
+        .and_then(|a| a.get(koogallery_aws::sqs::REASON_ATTRIBUTE))
+        .and_then(|v| v.string_value())
+        .expect("the reason attribute");
+    assert!(reason.starts_with("refused: x"), "{reason}");
+    assert_eq!(
+        reason.chars().count(),
+        koogallery_aws::sqs::MAX_REASON_CHARS
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn ensure_queues_is_idempotent_and_updates_the_redrive_policy() {
     let config = emulator_config().await;
     let client = aws_sdk_sqs::Client::new(&config);

@@ -65,6 +65,15 @@ pub struct Deployment {
     pub sdk: aws_config::SdkConfig,
 }
 
+impl Deployment {
+    /// The usage store (issue 9) on the deployment's table: the windows, idempotency keys and
+    /// packages of pay-per-use usage (partition keys `USAGE#`, `USAGEKEY#`, `USAGEPKG#`). The
+    /// usage functions (`usage-ingest`, `usage-queue`, `usage-push`) take it from here only.
+    pub fn usage_store(&self) -> Arc<dyn koogallery::metering::UsageStore> {
+        Arc::new(koogallery_aws::DynamoUsageStore::from(self.store.as_ref()))
+    }
+}
+
 /// Reads the settings and, as `load` asks, the secrets bundle and the queue; builds the DynamoDB
 /// adapter. A missing or bad setting stops the function's start-up with the variable's name.
 pub async fn load(load: Load) -> Result<Deployment, Error> {
@@ -132,7 +141,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         order_notices: Some(d.store.clone()),
         // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
         intake: None,
-        // Usage on DynamoDB arrives with the AWS metering functions (a later step of issue 9).
+        // queryInstance's `usageInfo` on AWS waits for the registry to name the usage reads a
+        // callback needs (its role may not read the usage partitions yet).
         usage: None,
     };
     let handler = callback.handler(&resources)?;

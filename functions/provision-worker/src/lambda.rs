@@ -1,7 +1,7 @@
 //! The worker on AWS Lambda: the SQS event source with partial batch failures.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use koogallery_aws::{SqsConsumer, from_lambda_event};
+use aws_lambda_events::event::sqs::SqsEvent;
+use koogallery_aws::{SqsConsumer, from_lambda_event, sqs::batch_response};
 use koogallery_lambda::{Deployment, Error, Load, required};
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -58,16 +58,7 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
     let (worker, settle) = (&worker, &settle);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let keep = settle_batch(worker, settle, from_lambda_event(event.payload)).await;
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = keep
-            .into_iter()
-            .map(|id| {
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                f
-            })
-            .collect();
-        Ok::<_, Error>(response)
+        Ok::<_, Error>(batch_response(keep))
     }))
     .await
 }

@@ -1,0 +1,51 @@
+//! The usage queue on AWS Lambda: the SQS event source with partial batch failures, the usage
+//! dead-letter queue for refused batches.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use koogallery::metering::UsageStore;
+use koogallery_aws::{SqsConsumer, SqsQueue, from_lambda_event, sqs::batch_response};
+use koogallery_lambda::{Deployment, Error, Load, required};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+use crate::{UsageQueue, settle_batch};
+
+/// What the function loads: the table only (no keys: IAM on the queue authorizes senders).
+pub const LOAD: Load = Load {
+    secrets: false,
+    queue: false,
+    sealer: false,
+};
+
+/// The ingestion over the deployment's table and settings.
+pub fn usage_queue(deployment: &Deployment, usage: Arc<dyn UsageStore>) -> UsageQueue {
+    UsageQueue {
+        instances: deployment.store.clone(),
+        usage,
+        quotas: Arc::new(deployment.settings.metering.package_quotas.clone()),
+        clock: deployment.clock.clone(),
+        metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
+    }
+}
+
+/// Serves the usage queue's event source (`KOOGALLERY_USAGE_QUEUE_URL`), dead-lettering refused
+/// batches to `KOOGALLERY_USAGE_DLQ_URL`.
+pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
+    let queue = usage_queue(&deployment, usage);
+    let settle = SqsConsumer {
+        queue: SqsQueue::new(
+            aws_sdk_sqs::Client::new(&deployment.sdk),
+            required("KOOGALLERY_USAGE_QUEUE_URL")?,
+        ),
+        dlq_url: required("KOOGALLERY_USAGE_DLQ_URL")?,
+        // The event source deletes what the batch response does not name.
+        delete_on_ack: false,
+    };
+    let (queue, settle) = (&queue, &settle);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let keep = settle_batch(queue, settle, from_lambda_event(event.payload)).await;
+        Ok::<_, Error>(batch_response(keep))
+    }))
+    .await
+}
