@@ -806,7 +806,7 @@ fn usage_problems(template: &Value) -> Vec<String> {
         (
             "UsagePushFunction",
             "UsagePushRole",
-            vec![format!("{USAGE_PK_PREFIX}*")],
+            vec![format!("{USAGE_PK_PREFIX}*"), "INSTANCE#*".to_owned()],
             &push[..],
         ),
     ] {
@@ -932,7 +932,7 @@ fn usage_drift_is_reported() {
         {
             if s["Sid"] == "Table" {
                 s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] =
-                    json!(["USAGE#*", "INSTANCE#*"]);
+                    json!(["USAGE#*", "INSTANCE#*", "ORDERLINE#*"]);
             }
         }
     };

@@ -115,6 +115,7 @@ pub async fn start_aws(
         &config.settings,
         &config.secrets,
         usage.clone() as Arc<dyn UsageStore>,
+        store.clone(),
         worker.clock.clone(),
         worker.metrics.clone(),
     )?;

@@ -261,11 +261,13 @@ fn usage_pusher(
             .clone(),
     };
     Ok(Some(UsagePusher {
-        store,
+        store: store.clone(),
         sink: Arc::new(sink),
         clock: worker.clock.clone(),
         metrics: worker.metrics.clone(),
         settings: config.settings.metering.push,
+        // Released instances' last hour ends at their release (openapi §3 rule 3).
+        instances: Some(store.clone()),
     }))
 }
 

@@ -74,6 +74,7 @@ async fn main() {
         clock: Arc::new(koogallery::clock::SystemClock),
         metrics: Arc::new(koogallery::metrics::NoMetrics),
         settings: PushSettings::default(),
+        instances: Some(store.clone()),
     };
     let started = Instant::now();
     let report = pusher.run_once().await.unwrap();

@@ -389,7 +389,12 @@ pub(crate) fn json_text(bytes: Vec<u8>) -> Result<String, StoreError> {
 pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
     match access {
         StoreAccess::ReadOne => &["dynamodb:GetItem"],
-        StoreAccess::ReadMany => &["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+        // queryInstance: the instances, and their usage for `usageInfo` (windows by Query).
+        StoreAccess::ReadMany => &[
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+        ],
         StoreAccess::Update => &["dynamodb:GetItem", "dynamodb:PutItem"],
         StoreAccess::Create => &[
             "dynamodb:GetItem",
@@ -406,7 +411,8 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
 pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
     match access {
         StoreAccess::Create => &["INSTANCE#*", "ORDERLINE#*"],
-        StoreAccess::ReadOne | StoreAccess::ReadMany | StoreAccess::Update => &["INSTANCE#*"],
+        StoreAccess::ReadMany => &["INSTANCE#*", "USAGE#*", "USAGEPKG#*"],
+        StoreAccess::ReadOne | StoreAccess::Update => &["INSTANCE#*"],
         StoreAccess::Notices => &["ORDERNOTICE#*"],
     }
 }

@@ -131,6 +131,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         sealer: callback.needs.open_credentials,
     })
     .await?;
+    // queryInstance's `usageInfo`: its role reads the usage partitions (`StoreAccess::ReadMany`).
+    let usage = (callback.needs.store == registry::StoreAccess::ReadMany).then(|| d.usage_store());
     let resources = Resources {
         store: d.store.clone(),
         queue: d.sqs.map(|q| Arc::new(q) as Arc<dyn JobQueue>),
@@ -141,9 +143,7 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         order_notices: Some(d.store.clone()),
         // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
         intake: None,
-        // queryInstance's `usageInfo` on AWS waits for the registry to name the usage reads a
-        // callback needs (its role may not read the usage partitions yet).
-        usage: None,
+        usage,
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;

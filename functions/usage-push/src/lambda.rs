@@ -35,6 +35,7 @@ pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(
         &settings,
         secrets,
         usage,
+        deployment.store.clone(),
         deployment.clock.clone(),
         Arc::new(koogallery::metrics::EmfStdout::from_env()),
     )?;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use koogallery::{
     clock::Clock,
     config::{ConfigError, SecretBundle, Settings},
+    instance::InstanceStore,
     metering::{UsagePusher, UsageStore, push::PassError},
     metrics::Metrics,
     security::KeyUsed,
@@ -22,13 +23,14 @@ use serde_json::{Value, json};
 /// What a pass answers when usage cannot reach KooGallery.
 pub const NOT_CONFIGURED: &str = "usage is recorded but not pushed: the open API is not configured (KOOGALLERY_MARKETPLACE=offline)";
 
-/// The pusher over `usage`, when usage can reach KooGallery: the open API configured
-/// (`settings.marketplace`, with the AK/SK of `secrets`). `None` when the marketplace is offline:
-/// usage is then kept, unpushed.
+/// The pusher over `usage` (and `instances`, for released instances' release times), when usage
+/// can reach KooGallery: the open API configured (`settings.marketplace`, with the AK/SK of
+/// `secrets`). `None` when the marketplace is offline: usage is then kept, unpushed.
 pub fn pusher(
     settings: &Settings,
     secrets: &SecretBundle,
     usage: Arc<dyn UsageStore>,
+    instances: Arc<dyn InstanceStore>,
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
 ) -> Result<Option<UsagePusher>, ConfigError> {
@@ -48,6 +50,7 @@ pub fn pusher(
         clock,
         metrics,
         settings: settings.metering.push,
+        instances: Some(instances),
     }))
 }
 

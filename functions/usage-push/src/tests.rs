@@ -49,6 +49,7 @@ async fn bed() -> Bed {
         &config.settings,
         &config.secrets,
         store.clone(),
+        store.clone(),
         Arc::new(ManualClock::at(Utc::now())),
         metrics.clone(),
     )
@@ -123,6 +124,7 @@ async fn offline_usage_is_kept_and_the_pass_says_so() {
         &config.settings,
         &config.secrets,
         Arc::new(MemoryStore::new()),
+        Arc::new(MemoryStore::new()),
         Arc::new(ManualClock::at(Utc::now())),
         Arc::new(RecordedMetrics::default()),
     )
@@ -143,6 +145,7 @@ fn the_open_api_without_its_keys_is_a_named_error() {
     let err = pusher(
         &config.settings,
         &config.secrets,
+        Arc::new(MemoryStore::new()),
         Arc::new(MemoryStore::new()),
         Arc::new(ManualClock::at(Utc::now())),
         Arc::new(RecordedMetrics::default()),

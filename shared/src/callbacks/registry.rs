@@ -106,7 +106,7 @@ impl Route {
 pub enum StoreAccess {
     /// Reads one instance.
     ReadOne,
-    /// Reads up to 100 instances at once.
+    /// Reads up to 100 instances at once, and their usage (queryInstance's `usageInfo`).
     ReadMany,
     /// Reads and changes existing instances.
     Update,

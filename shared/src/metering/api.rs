@@ -103,7 +103,9 @@ impl UsageBatch {
 /// Why a request was not taken, with the HTTP status it is answered with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("usage ingestion is not configured: set KOOGALLERY_USAGE_KEY")]
+    #[error(
+        "usage ingestion is not configured: set KOOGALLERY_USAGE_KEY (on AWS: usageKey in the keys secret)"
+    )]
     NotConfigured,
     #[error("{0}")]
     Unauthorized(&'static str),

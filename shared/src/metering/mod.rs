@@ -145,6 +145,9 @@ pub struct Sealed {
     /// `begin_time` is the hour's start plus this many seconds (0 but for package windows: see
     /// [`UsageWindow::seal_package`]).
     pub begin_offset_secs: u32,
+    /// `end_time` when the instance was released within the hour (openapi §3 rule 3: a closed
+    /// resource's records end by its close); otherwise the hour's end.
+    pub ends_at: Option<DateTime<Utc>>,
     /// Push attempts that did not settle the window (outage, 5xx, fallback host down, …).
     pub failed_pushes: u32,
     /// The last failure, for the operator.
@@ -227,10 +230,30 @@ impl UsageWindow {
             value: self.total,
             record_time: now,
             begin_offset_secs,
+            ends_at: None,
             failed_pushes: 0,
             last_error: None,
         });
         true
+    }
+
+    /// The instance was released at `released_at`: a record sealed for the hour it was released
+    /// in ends then (rounded up to the second, after its begin), not at the hour's end. Only
+    /// while still unpushed: a record once sealed is otherwise never changed.
+    pub fn close_at(&mut self, released_at: DateTime<Utc>) {
+        let start = self.start;
+        let end = self.end();
+        if let WindowState::Sealed(s) = &mut self.state
+            && s.failed_pushes == 0
+            && released_at > start
+            && released_at < end
+        {
+            let begin = start + Duration::seconds(i64::from(s.begin_offset_secs));
+            let up = released_at
+                .duration_round_up(Duration::seconds(1))
+                .unwrap_or(released_at);
+            s.ends_at = Some(up.max(begin + Duration::seconds(1)).min(end));
+        }
     }
 
     /// KooGallery accepted the window's record.

@@ -38,7 +38,7 @@ impl PushRecord {
             metering_sn: sealed.metering_sn.clone(),
             value: sealed.value,
             begin: window.start + chrono::Duration::seconds(i64::from(sealed.begin_offset_secs)),
-            end: window.end(),
+            end: sealed.ends_at.unwrap_or_else(|| window.end()),
             record_time: sealed.record_time,
             package: window.package.clone(),
         })
@@ -118,6 +118,9 @@ pub struct UsagePusher {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<dyn Metrics>,
     pub settings: PushSettings,
+    /// Where released instances' release times are read, so the record of the hour an instance
+    /// was released in ends at its release (openapi §3 rule 3). `None`: records span the hour.
+    pub instances: Option<Arc<dyn crate::instance::InstanceStore>>,
 }
 
 /// Why a pass could not finish for a reason of its own (the store); push failures are reported.
@@ -171,6 +174,7 @@ impl UsagePusher {
                 }
                 ready.push(window);
             }
+            self.close_released(&mut sealing).await?;
             let saved = self.save_all(&mut sealing).await?;
             report.sealed += saved.len();
             ready.extend(saved);
@@ -270,6 +274,30 @@ impl UsagePusher {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Ends the records just sealed for a released instance's last hour at its release.
+    async fn close_released(&self, sealing: &mut [UsageWindow]) -> Result<(), StoreError> {
+        let Some(instances) = &self.instances else {
+            return Ok(());
+        };
+        let mut ids: Vec<&str> = sealing.iter().map(|w| w.instance_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut released = std::collections::HashMap::new();
+        for chunk in ids.chunks(100) {
+            for i in instances.get_many(chunk).await? {
+                if let Some(at) = i.released_at() {
+                    released.insert(i.instance_id.clone(), at);
+                }
+            }
+        }
+        for w in sealing.iter_mut() {
+            if let Some(at) = released.get(&w.instance_id) {
+                w.close_at(*at);
+            }
+        }
+        Ok(())
     }
 
     /// Saves `windows` (each with compare-and-set) and returns those saved, their versions bumped;
@@ -374,6 +402,7 @@ mod tests {
             clock: clock.clone(),
             metrics: metrics.clone(),
             settings: PushSettings::default(),
+            instances: Some(store.clone()),
         };
         Bed {
             store,
@@ -436,6 +465,37 @@ mod tests {
         assert_eq!(open.state, WindowState::Open);
         // Nothing is pushed twice once accepted.
         assert_eq!(b.pusher.run_once().await.unwrap().pushes, 0);
+    }
+
+    /// openapi §3 rule 3: a released instance's records end by its release. The hour it was
+    /// released in is pushed ending then (rounded up to the second); earlier hours are whole.
+    #[tokio::test]
+    async fn a_released_instance_last_record_ends_at_its_release() {
+        use crate::instance::{Instance, InstanceStore};
+        let b = bed(Sink::default());
+        let (inst, ev) = Instance::new_provisioning("O1", "1", "i-rel", false, t0());
+        b.store.create_for_order_line(&inst, &[ev]).await.unwrap();
+        report(&b, "i-rel", 0, "1").await;
+        report(&b, "i-rel", 1, "2").await;
+        let released =
+            t0() + Duration::hours(1) + Duration::minutes(40) + Duration::milliseconds(250);
+        crate::instance::mutate(b.store.as_ref(), "i-rel", |i| Ok(i.release(None, released)))
+            .await
+            .unwrap();
+        b.clock.advance(Duration::minutes(126));
+        b.pusher.run_once().await.unwrap();
+        let p = pushed(&b);
+        let ends: Vec<_> = p[0].iter().map(|r| (r.begin, r.end)).collect();
+        assert_eq!(
+            ends,
+            [
+                (t0(), t0() + WINDOW),
+                (
+                    t0() + WINDOW,
+                    t0() + WINDOW + Duration::minutes(40) + Duration::seconds(1)
+                ),
+            ]
+        );
     }
 
     /// KooGallery keeps only the first of an instance's records with the same begin and end

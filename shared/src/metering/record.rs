@@ -48,6 +48,9 @@ struct StoredSealed {
     /// Added within schema 1 (absent = 0): see `Sealed::begin_offset_secs`.
     #[serde(default, skip_serializing_if = "is_zero")]
     begin_offset_secs: u32,
+    /// Added within schema 1 (absent = the hour's end): see `Sealed::ends_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ends_at: Option<DateTime<Utc>>,
     failed_pushes: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
@@ -64,6 +67,7 @@ impl From<&Sealed> for StoredSealed {
             value: s.value,
             record_time: s.record_time,
             begin_offset_secs: s.begin_offset_secs,
+            ends_at: s.ends_at,
             failed_pushes: s.failed_pushes,
             last_error: s.last_error.clone(),
         }
@@ -77,6 +81,7 @@ impl From<StoredSealed> for Sealed {
             value: s.value,
             record_time: s.record_time,
             begin_offset_secs: s.begin_offset_secs,
+            ends_at: s.ends_at,
             failed_pushes: s.failed_pushes,
             last_error: s.last_error,
         }
