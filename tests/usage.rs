@@ -293,6 +293,28 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
             ("5".to_owned(), None)
         ]
     );
+    // What KooGallery bills from what it accepted matches the vendor's estimate.
+    let period = |k: &str| {
+        DateTime::parse_from_rfc3339(e.body[k].as_str().unwrap())
+            .unwrap()
+            .to_utc()
+    };
+    let step = serde_json::from_str(
+        r#"{"model":"step","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}"#,
+    )
+    .unwrap();
+    let (quantity, amount) = koogallery_sim::usage::koogallery_bill(
+        &accepted,
+        "calls-1",
+        period("from"),
+        period("to"),
+        &step,
+    )
+    .unwrap();
+    assert_eq!(
+        (quantity.to_string(), amount.to_string()),
+        ("8".to_owned(), "1.9".to_owned())
+    );
     h.shutdown().await;
 }
 

@@ -10,6 +10,77 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+/// Prints a failure of a command other than a KooGallery call.
+fn problem(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("koogallery-sim: {e}");
+    ExitCode::FAILURE
+}
+
+/// `koogallery-sim estimate`: the vendor's estimate, and KooGallery's own bill beside it.
+async fn estimate(
+    target: &Target,
+    usage_key: &str,
+    instance: &str,
+    from: Option<String>,
+    to: Option<String>,
+    openapi: Option<String>,
+    pricing: Option<String>,
+) -> ExitCode {
+    let mut url = target.url.clone();
+    if let Some(i) = url.rfind("/produce") {
+        url.truncate(i);
+    }
+    let url = format!("{}/usage", url.trim_end_matches('/'));
+    let client = match koogallery_sim::usage::UsageClient::new(&url, usage_key) {
+        Ok(c) => c,
+        Err(e) => return problem(&e),
+    };
+    let answer = match client
+        .estimate(instance, from.as_deref(), to.as_deref())
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return problem(&e),
+    };
+    println!(
+        "vendor's estimate (HTTP {}): {}",
+        answer.status, answer.body
+    );
+    if answer.status != 200 {
+        return ExitCode::FAILURE;
+    }
+    let (Some(openapi), Some(pricing)) = (openapi, pricing) else {
+        return ExitCode::SUCCESS;
+    };
+    let pricing: koogallery::metering::pricing::Pricing = match serde_json::from_str(&pricing) {
+        Ok(p) => p,
+        Err(e) => return problem(&format!("--pricing: {e}")),
+    };
+    // The period the vendor's answer names, so both cover the same hours.
+    let time = |k: &str| {
+        answer.body[k]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.to_utc())
+    };
+    let (Some(from), Some(to)) = (time("from"), time("to")) else {
+        return problem(&"the estimate names no period");
+    };
+    let accepted = match koogallery_sim::usage::accepted(&openapi).await {
+        Ok(a) => a,
+        Err(e) => return problem(&e),
+    };
+    match koogallery_sim::usage::koogallery_bill(&accepted, instance, from, to, &pricing) {
+        Ok((quantity, amount)) => {
+            println!(
+                "KooGallery's bill from the records it accepted: quantity {quantity}, amount {amount}"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => problem(&e),
+    }
+}
 use koogallery_sim::{
     CallOptions, DEFAULT_ACCESS_KEY, DEFAULT_URL, LifecycleOptions, SimError, Simulator,
 };
@@ -136,6 +207,30 @@ enum Command {
         #[arg(long)]
         openapi: Option<String>,
     },
+    /// The vendor's bill estimate for an instance (`GET /usage/estimate`, signed with the usage
+    /// key); with `--openapi` and `--pricing`, also what KooGallery would bill from the records a
+    /// running `serve-openapi` accepted, for comparison.
+    Estimate {
+        #[command(flatten)]
+        target: Target,
+        /// The shared usage key (KOOGALLERY_USAGE_KEY).
+        #[arg(long, env = "KOOGALLERY_USAGE_KEY", hide_env_values = true)]
+        usage_key: String,
+        #[arg(long = "instance")]
+        instance: String,
+        /// Start of the period, RFC 3339 (default: this UTC month).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period, RFC 3339 (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// A running `serve-openapi` (its primary URL).
+        #[arg(long, requires = "pricing")]
+        openapi: Option<String>,
+        /// The SKU's pricing as JSON (`{"model":"step","bands":[…]}`), as in KOOGALLERY_PRICING.
+        #[arg(long)]
+        pricing: Option<String>,
+    },
     /// Serve KooGallery's open API (Query Order) on two loopback ports, the primary and the
     /// fallback host, verifying every request's APIG signature; until Ctrl-C. Place orders with
     /// `POST /_sim/orders`, inject faults with `POST /_sim/faults` (see docs in the README).
@@ -253,6 +348,15 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Estimate {
+            target,
+            usage_key,
+            instance,
+            from,
+            to,
+            openapi,
+            pricing,
+        } => estimate(&target, &usage_key, &instance, from, to, openapi, pricing).await,
         Command::ServeOpenapi {
             listen,
             fallback_listen,

@@ -220,3 +220,93 @@ pub async fn received(openapi: &str) -> Result<String, String> {
     ));
     Ok(out)
 }
+
+/// What KooGallery would bill for `instance_id` from the records it accepted (`accepted`, as
+/// `GET /_sim/usage` lists them) whose hour began in `[from, to)`, under `pricing`: the quantity
+/// and the amount. Records deducted from a package (`relate_pkg_instance`) were prepaid and are
+/// left out, as the vendor's estimate leaves them out.
+pub fn koogallery_bill(
+    accepted: &[crate::openapi::UsageRecord],
+    instance_id: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    pricing: &koogallery::metering::pricing::Pricing,
+) -> Result<(rust_decimal::Decimal, rust_decimal::Decimal), String> {
+    let mut quantity = rust_decimal::Decimal::ZERO;
+    for r in accepted
+        .iter()
+        .filter(|r| r.instance_id == instance_id && r.relate_pkg_instance.is_none())
+    {
+        let begin = chrono::NaiveDateTime::parse_from_str(&r.begin_time, "%Y%m%dT%H%M%SZ")
+            .map_err(|e| format!("begin_time {}: {e}", r.begin_time))?
+            .and_utc();
+        if begin >= from && begin < to {
+            quantity += r
+                .usage_value
+                .parse::<rust_decimal::Decimal>()
+                .map_err(|e| format!("usage_value {}: {e}", r.usage_value))?;
+        }
+    }
+    let amount = pricing.estimate(quantity).map_err(|e| e.to_string())?;
+    Ok((quantity, amount.normalize()))
+}
+
+/// The records a running `serve-openapi` accepted.
+pub async fn accepted(openapi: &str) -> Result<Vec<crate::openapi::UsageRecord>, String> {
+    let url = format!("{}/_sim/usage", openapi.trim_end_matches('/'));
+    let v: serde_json::Value = reqwest::get(&url)
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(v["accepted"].clone()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod bill_tests {
+    use super::*;
+    use crate::openapi::UsageRecord;
+
+    fn record(instance: &str, begin: &str, value: &str, package: Option<&str>) -> UsageRecord {
+        UsageRecord {
+            instance_id: instance.into(),
+            record_time: begin.into(),
+            begin_time: begin.into(),
+            end_time: begin.into(),
+            usage_value: value.into(),
+            metering_sn: format!("{instance}{begin}{value}"),
+            relate_pkg_instance: package.map(str::to_owned),
+        }
+    }
+
+    /// Seed 000's step example as KooGallery would bill it: 5 + 3 minutes in the period → 1.90;
+    /// another instance, a package's record and an hour outside the period are left out.
+    #[test]
+    fn koogallery_bills_the_accepted_on_demand_records_of_the_period() {
+        let pricing: koogallery::metering::pricing::Pricing = serde_json::from_str(
+            r#"{"model":"step","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}"#,
+        )
+        .unwrap();
+        let accepted = [
+            record("i-1", "20261101T000000Z", "5", None),
+            record("i-1", "20261101T010000Z", "3", None),
+            record("i-1", "20261101T010001Z", "7", Some("pkg")),
+            record("i-2", "20261101T010000Z", "9", None),
+            record("i-1", "20261201T000000Z", "100", None),
+        ];
+        let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let (quantity, amount) = koogallery_bill(
+            &accepted,
+            "i-1",
+            t("2026-11-01T00:00:00Z"),
+            t("2026-12-01T00:00:00Z"),
+            &pricing,
+        )
+        .unwrap();
+        assert_eq!(
+            (quantity.to_string(), amount.to_string()),
+            ("8".into(), "1.9".into())
+        );
+    }
+}
