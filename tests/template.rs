@@ -662,6 +662,14 @@ fn usage_problems(template: &Value) -> Vec<String> {
         }),
     );
     expect(
+        "no route GET /usage/estimate to UsageIngestFunction, or no KOOGALLERY_PRICING",
+        events("UsageIngestFunction").iter().any(|e| {
+            e["Type"] == "HttpApi"
+                && e["Properties"]["Method"] == "GET"
+                && e["Properties"]["Path"] == "/usage/estimate"
+        }) && env("UsageIngestFunction", "KOOGALLERY_PRICING") == json!({"Ref": "UsagePricing"}),
+    );
+    expect(
         "UsageIngestFunction reads no usage key (KOOGALLERY_SECRET_ID)",
         env("UsageIngestFunction", "KOOGALLERY_SECRET_ID") == json!({"Ref": "KeysSecret"}),
     );
@@ -784,6 +792,13 @@ fn usage_problems(template: &Value) -> Vec<String> {
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
     ];
+    // Ingestion, and estimates (an instance's windows by Query).
+    let ingest_actions = [
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+    ];
     // The push reads the due windows, and a package window's siblings in its partition.
     let push = [
         "dynamodb:BatchGetItem",
@@ -795,7 +810,7 @@ fn usage_problems(template: &Value) -> Vec<String> {
             "UsageIngestFunction",
             "UsageIngestRole",
             with(&["NONCE#*", "INSTANCE#*"]),
-            &writes[..],
+            &ingest_actions[..],
         ),
         (
             "UsageQueueFunction",
@@ -924,6 +939,13 @@ fn usage_drift_is_reported() {
             json!("/usage/{proxy+}");
     };
     assert!(broken(r).contains("no route POST /usage"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["UsageIngestFunction"]["Properties"]["Events"]
+            .as_object_mut()
+            .unwrap()
+            .remove("UsageEstimate");
+    };
+    assert!(broken(r).contains("no route GET /usage/estimate"));
     let r = &|t: &mut Value| {
         for s in t["Resources"]["UsagePushRole"]["Properties"]["Policies"][0]["PolicyDocument"]
             ["Statement"]

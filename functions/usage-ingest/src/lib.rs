@@ -1,5 +1,6 @@
 //! Usage ingestion on AWS Lambda (issue 9): API Gateway's `POST /usage` (HTTP API, payload 2.0),
-//! where the vendor's application reports usage signed with the usage key. The logic is
+//! where the vendor's application reports usage signed with the usage key, and its read-only
+//! `GET /usage/estimate` (bill estimates, `koogallery::metering::estimate`). The logic is
 //! [`UsageIngestion`] (`koogallery::metering::api`), the same as the local host's: the signature,
 //! the nonce on the DynamoDB replay guard, then the all-or-nothing batch. Every answer is JSON
 //! with its status; nothing here answers a bare 500.
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use koogallery::metering::{
     UsageStore,
     api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, UsageIngestion},
+    estimate::UsageEstimates,
 };
 use koogallery_lambda::{Deployment, Error, Load};
 use lambda_http::{
@@ -52,14 +54,51 @@ pub fn ingestion(
     })
 }
 
-/// Serves API Gateway's `POST /usage`.
+/// The estimates over the same deployment: the same usage key and replay guard, the pricing
+/// per SKU from the settings (`KOOGALLERY_PRICING`).
+pub fn estimates(ingestion: &UsageIngestion, deployment: &Deployment) -> UsageEstimates {
+    UsageEstimates {
+        key: ingestion.key.clone(),
+        nonces: ingestion.nonces.clone(),
+        instances: ingestion.instances.clone(),
+        usage: ingestion.usage.clone(),
+        prices: Arc::new(deployment.settings.metering.pricing.clone()),
+        clock: ingestion.clock.clone(),
+    }
+}
+
+/// Serves API Gateway's `POST /usage` and `GET /usage/estimate`.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
     let ingestion = ingestion(&deployment, usage)?;
-    let ingestion = &ingestion;
+    let estimates = estimates(&ingestion, &deployment);
+    let (ingestion, estimates) = (&ingestion, &estimates);
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        Ok::<_, Error>(serve(ingestion, req).await)
+        Ok::<_, Error>(route(ingestion, estimates, req).await)
     }))
     .await
+}
+
+/// A GET is an estimate (the only GET route), anything else a batch.
+pub async fn route(
+    ingestion: &UsageIngestion,
+    estimates: &UsageEstimates,
+    req: Request,
+) -> Response<Body> {
+    if req.method() != lambda_http::http::Method::GET {
+        return serve(ingestion, req).await;
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    // The raw query as sent: it is what the app signed.
+    let query = req.uri().query().unwrap_or("");
+    let (status, json) = estimates
+        .handle(
+            header(HEADER_TIMESTAMP),
+            header(HEADER_NONCE),
+            header(HEADER_SIGNATURE),
+            query,
+        )
+        .await;
+    answer(status, &json)
 }
 
 /// One request: its status and JSON answer (`{"applied":…,"duplicates":…}` or

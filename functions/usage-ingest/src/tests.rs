@@ -159,3 +159,58 @@ async fn without_a_usage_key_every_request_says_so() {
         "{json}"
     );
 }
+
+/// `GET /usage/estimate` through the same handler: signed over the raw query, priced by the
+/// SKU's model; a GET without the signature is refused.
+#[tokio::test]
+async fn a_get_is_an_estimate_signed_over_its_query() {
+    use koogallery::metering::{estimate::UsageEstimates, pricing::PriceList};
+    let b = bed(Some(KEY)).await;
+    koogallery::instance::mutate(b.store.as_ref(), "biz-1", |i| {
+        i.order = Some(koogallery::order::OrderDetails {
+            sku_code: Some("sku-min".into()),
+            ..Default::default()
+        });
+        Ok(koogallery::instance::Outcome::Quiet)
+    })
+    .await
+    .unwrap();
+    let body = batch(&b, "biz-1", "e1");
+    assert_eq!(call(&b, signed(&b, KEY, &body)).await.0, 200);
+    let estimates = UsageEstimates {
+        key: b.ingestion.key.clone(),
+        nonces: b.store.clone(),
+        instances: b.store.clone(),
+        usage: b.store.clone(),
+        prices: Arc::new(
+            PriceList::from_json(r#"{"sku-min":{"model":"linear","unitPrice":"2"}}"#).unwrap(),
+        ),
+        clock: b.clock.clone(),
+    };
+    let get = |headers: &[(&str, String)], query: &str| {
+        let mut builder = http::Request::builder()
+            .method("GET")
+            .uri(format!("/usage/estimate?{query}"));
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        builder.body(Body::Empty).unwrap()
+    };
+    let from = (b.clock.now() - Duration::hours(2)).timestamp();
+    let query = format!(
+        "instanceId=biz-1&from={}",
+        chrono::DateTime::from_timestamp(from, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let headers = sign(KEY, query.as_bytes(), b.clock.now());
+    let response = route(&b.ingestion, &estimates, get(&headers, &query)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let json: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(
+        (json["quantity"].as_str(), json["amount"].as_str()),
+        (Some("1.5"), Some("3"))
+    );
+    let response = route(&b.ingestion, &estimates, get(&[], &query)).await;
+    assert_eq!(response.status().as_u16(), 401);
+}
