@@ -163,7 +163,18 @@ pub async fn start_with(
     };
     let (addr, stop, stopped, server) = serve(edge, Some(usage), &settings, max_body_bytes).await?;
     let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
-    let pusher = usage_pusher(store.clone(), &worker, &config)?;
+    // The same pusher as the Lambda function's; offline, usage is kept, unpushed, and said so.
+    let pusher = usage_push::pusher(
+        &config.settings,
+        &config.secrets,
+        store.clone(),
+        store.clone(),
+        worker.clock.clone(),
+        worker.metrics.clone(),
+    )?;
+    if pusher.is_none() {
+        tracing::warn!("{}", usage_push::NOT_CONFIGURED);
+    }
     let reconcile_task = tokio::spawn(reconcile_every(
         reconciler,
         config.settings.worker.reconcile_every,
@@ -231,44 +242,6 @@ fn reconciler(
         settings: config.settings.worker,
         metrics: worker.metrics.clone(),
     }
-}
-
-/// The usage pusher over the store, when usage can reach KooGallery: with the open API
-/// configured (`KOOGALLERY_MARKETPLACE=openapi`). Offline, usage is kept, unpushed, and said so.
-fn usage_pusher(
-    store: Arc<EmbeddedStore>,
-    worker: &Worker,
-    config: &Config,
-) -> Result<Option<UsagePusher>, StartError> {
-    let Some(api) = provision_worker::open_api_client(
-        &config.settings.marketplace,
-        config.secrets.open_api.as_ref(),
-    )?
-    else {
-        tracing::warn!(
-            "usage is recorded but not pushed: the open API is not configured (KOOGALLERY_MARKETPLACE=offline)"
-        );
-        return Ok(None);
-    };
-    let sink = koogallery_openapi::usage::UsagePushClient {
-        api,
-        // The usage push's body signature is keyed with the basic interfaces' key (openapi §3).
-        key: config
-            .secrets
-            .keys
-            .basic
-            .key(koogallery::security::KeyUsed::Current)
-            .clone(),
-    };
-    Ok(Some(UsagePusher {
-        store: store.clone(),
-        sink: Arc::new(sink),
-        clock: worker.clock.clone(),
-        metrics: worker.metrics.clone(),
-        settings: config.settings.metering.push,
-        // Released instances' last hour ends at their release (openapi §3 rule 3).
-        instances: Some(store.clone()),
-    }))
 }
 
 /// The local host's stand-in for an EventBridge schedule: `pass` right away (it finds what a stop
