@@ -182,6 +182,32 @@ pub fn verify(
     Ok(())
 }
 
+/// A usage request's whole authentication, for `POST /usage` and `GET /usage/estimate` alike:
+/// the key configured, the signature over `signed` ([`verify`]), then the nonce unused (kept in
+/// the callbacks' replay guard under a `usage:` prefix, for twice the allowed skew).
+pub async fn authenticate(
+    key: Option<&crate::security::SecretKey>,
+    nonces: &dyn crate::security::replay::NonceStore,
+    [timestamp, nonce, signature]: [Option<&str>; 3],
+    signed: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let key = key.ok_or(ApiError::NotConfigured)?;
+    verify(key.expose(), timestamp, nonce, signature, signed, now)?;
+    let fresh = nonces
+        .remember(
+            &format!("usage:{}", nonce.unwrap_or_default().trim()),
+            now,
+            now + chrono::Duration::milliseconds(2 * MAX_SKEW_MS),
+        )
+        .await
+        .map_err(|e| ApiError::Refused(e.into()))?;
+    if !fresh {
+        return Err(ApiError::Unauthorized("x-usage-nonce was already used"));
+    }
+    Ok(())
+}
+
 /// Signs a request as the vendor's app must (the Rust client and the simulator use it).
 pub fn sign(key: &str, body: &[u8], now: DateTime<Utc>) -> [(&'static str, String); 3] {
     let s = crate::security::usage_push::sign_attempt(key, body, now);
@@ -232,22 +258,15 @@ impl UsageIngestion {
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<IngestOutcome, ApiError> {
-        let key = self.key.as_ref().ok_or(ApiError::NotConfigured)?;
         let now = self.clock.now();
-        verify(key.expose(), timestamp, nonce, signature, body, now)?;
-        let nonce = nonce.unwrap_or_default().trim();
-        let fresh = self
-            .nonces
-            .remember(
-                &format!("usage:{nonce}"),
-                now,
-                now + chrono::Duration::milliseconds(2 * MAX_SKEW_MS),
-            )
-            .await
-            .map_err(|e| ApiError::Refused(e.into()))?;
-        if !fresh {
-            return Err(ApiError::Unauthorized("x-usage-nonce was already used"));
-        }
+        authenticate(
+            self.key.as_ref(),
+            self.nonces.as_ref(),
+            [timestamp, nonce, signature],
+            body,
+            now,
+        )
+        .await?;
         let reports = UsageBatch::parse(body)
             .map_err(ApiError::BadRequest)?
             .into_reports();

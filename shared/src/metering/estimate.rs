@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::{
     UsageStore, UsageWindow,
-    api::{ApiError, MAX_SKEW_MS, verify},
+    api::{ApiError, authenticate},
     pricing::{PriceList, PricingError},
 };
 use crate::{clock::Clock, instance::InstanceStore, security::replay::NonceStore};
@@ -148,34 +148,21 @@ impl UsageEstimates {
         signature: Option<&str>,
         query: &str,
     ) -> Result<Estimate, (u16, String)> {
-        let api = |e: ApiError| (e.status(), e.to_string());
-        let key = self
-            .key
-            .as_ref()
-            .ok_or_else(|| api(ApiError::NotConfigured))?;
         let now = self.clock.now();
-        verify(
-            key.expose(),
-            timestamp,
-            nonce,
-            signature,
+        authenticate(
+            self.key.as_ref(),
+            self.nonces.as_ref(),
+            [timestamp, nonce, signature],
             query.as_bytes(),
             now,
         )
-        .map_err(api)?;
+        .await
+        .map_err(|e| match e {
+            // The replay guard unreachable (or unreadable): nothing the caller did.
+            ApiError::Refused(crate::metering::IngestError::Store(e)) => (503, e.to_string()),
+            e => (e.status(), e.to_string()),
+        })?;
         let unavailable = |e: crate::storage::StoreError| (503, e.to_string());
-        let fresh = self
-            .nonces
-            .remember(
-                &format!("usage:{}", nonce.unwrap_or_default().trim()),
-                now,
-                now + chrono::Duration::milliseconds(2 * MAX_SKEW_MS),
-            )
-            .await
-            .map_err(unavailable)?;
-        if !fresh {
-            return Err((401, "x-usage-nonce was already used".into()));
-        }
         let (instance_id, from, to) = parse_query(query, now).map_err(|e| (400, e))?;
         let refused = |e: EstimateError| {
             let status = match e {
