@@ -37,11 +37,23 @@ impl UsageClient {
             records: records.to_vec(),
         })
         .unwrap_or_default();
-        let mut request = self.http.post(&self.url).body(body.clone());
-        for (name, value) in sign(&self.key, &body, chrono::Utc::now()) {
+        let request = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        self.signed(request, &body).await
+    }
+
+    /// Sends `request` with the usage signature over `signed` (fresh timestamp and nonce).
+    async fn signed(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        signed: &[u8],
+    ) -> Result<UsageAnswer, reqwest::Error> {
+        for (name, value) in sign(&self.key, signed, chrono::Utc::now()) {
             request = request.header(name, value);
         }
-        request = request.header("content-type", "application/json");
         let response = request.send().await?;
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or_default();
@@ -66,14 +78,7 @@ impl UsageClient {
         }
         let query = query.finish();
         let url = format!("{}/estimate?{query}", self.url.trim_end_matches('/'));
-        let mut request = self.http.get(url);
-        for (name, value) in sign(&self.key, query.as_bytes(), chrono::Utc::now()) {
-            request = request.header(name, value);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or_default();
-        Ok(UsageAnswer { status, body })
+        self.signed(self.http.get(url), query.as_bytes()).await
     }
 
     /// Sends a batch until the host takes it or refuses it for good (4xx): a network failure or
@@ -195,13 +200,7 @@ pub async fn drive(opts: &UsageDrive) -> Result<DriveReport, String> {
 
 /// What a running `serve-openapi` received, per (instance, window): a printable table.
 pub async fn received(openapi: &str) -> Result<String, String> {
-    let url = format!("{}/_sim/usage", openapi.trim_end_matches('/'));
-    let v: serde_json::Value = reqwest::get(&url)
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let v = sim_usage(openapi).await?;
     let mut out = String::from("instance_id\tbegin_time\tend_time\tusage_value\tmetering_sn\n");
     for r in v["accepted"].as_array().into_iter().flatten() {
         out.push_str(&format!(
@@ -253,14 +252,19 @@ pub fn koogallery_bill(
 
 /// The records a running `serve-openapi` accepted.
 pub async fn accepted(openapi: &str) -> Result<Vec<crate::openapi::UsageRecord>, String> {
+    let v = sim_usage(openapi).await?;
+    serde_json::from_value(v["accepted"].clone()).map_err(|e| e.to_string())
+}
+
+/// `GET /_sim/usage` of a running `serve-openapi`.
+async fn sim_usage(openapi: &str) -> Result<serde_json::Value, String> {
     let url = format!("{}/_sim/usage", openapi.trim_end_matches('/'));
-    let v: serde_json::Value = reqwest::get(&url)
+    reqwest::get(&url)
         .await
         .map_err(|e| e.to_string())?
         .json()
         .await
-        .map_err(|e| e.to_string())?;
-    serde_json::from_value(v["accepted"].clone()).map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

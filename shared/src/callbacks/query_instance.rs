@@ -365,27 +365,32 @@ mod tests {
         assert!(!r.fields.contains_key("info"));
     }
 
+    /// An active instance whose order was bought in `mode`.
+    async fn seed_charged(bed: &TestBed, id: &str, mode: crate::order::ChargingMode) {
+        bed.seed(id, true).await;
+        crate::instance::mutate(bed.store.as_ref(), id, |i| {
+            i.order = Some(crate::order::OrderDetails {
+                charging_mode: Some(mode),
+                ..Default::default()
+            });
+            Ok(crate::instance::Outcome::Quiet)
+        })
+        .await
+        .unwrap();
+    }
+
     /// callbacks §6.2: an on-demand instance reports its cumulative usage at the last report's
     /// time; a yearly/monthly one reports none.
     #[tokio::test]
     async fn on_demand_instances_report_cumulative_usage() {
         use crate::metering::{UsageReport, UsageStore};
-        use crate::order::{ChargingMode, OrderDetails};
+        use crate::order::ChargingMode;
         let bed = TestBed::default_keys();
         for (id, mode) in [
             ("od-1", ChargingMode::OnDemand),
             ("per-1", ChargingMode::Period),
         ] {
-            bed.seed(id, true).await;
-            crate::instance::mutate(bed.store.as_ref(), id, |i| {
-                i.order = Some(OrderDetails {
-                    charging_mode: Some(mode),
-                    ..OrderDetails::default()
-                });
-                Ok(crate::instance::Outcome::Quiet)
-            })
-            .await
-            .unwrap();
+            seed_charged(&bed, id, mode).await;
         }
         let now = crate::clock::Clock::now(bed.clock.as_ref());
         let at = |m: i64| now + chrono::Duration::minutes(m);
@@ -432,7 +437,7 @@ mod tests {
     #[tokio::test]
     async fn packages_report_their_usage_per_related_instance() {
         use crate::metering::{UsageReport, UsageStore};
-        use crate::order::{ChargingMode, OrderDetails};
+        use crate::order::ChargingMode;
         let bed = TestBed::default_keys();
         for (id, mode) in [
             ("od-a", ChargingMode::OnDemand),
@@ -440,16 +445,7 @@ mod tests {
             ("pkg-1", ChargingMode::OnDemandPkg),
             ("pkg-2", ChargingMode::OnDemandPkg),
         ] {
-            bed.seed(id, true).await;
-            crate::instance::mutate(bed.store.as_ref(), id, |i| {
-                i.order = Some(OrderDetails {
-                    charging_mode: Some(mode),
-                    ..OrderDetails::default()
-                });
-                Ok(crate::instance::Outcome::Quiet)
-            })
-            .await
-            .unwrap();
+            seed_charged(&bed, id, mode).await;
         }
         let now = crate::clock::Clock::now(bed.clock.as_ref());
         let reports: Vec<UsageReport> = [("od-a", "2"), ("od-b", "0.5"), ("od-a", "1")]
