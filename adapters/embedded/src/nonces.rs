@@ -30,6 +30,10 @@ struct State {
     expiry: BTreeSet<(i64, String)>,
     /// Accepted since the last group commit: (nonce, expiry ms).
     pending: Vec<(String, i64)>,
+    /// Set by the close, under the same lock as the flusher's checks: a flag changed outside
+    /// the lock can land between the flusher's check and its wait, and that wake-up is lost
+    /// (the close then waits out a whole group interval).
+    closed: bool,
 }
 
 /// What the flusher thread shares with the store: never the database itself, which it borrows
@@ -37,7 +41,6 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
-    closed: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) struct NonceGuard {
@@ -66,7 +69,6 @@ impl NonceGuard {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
-            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let (thread_shared, thread_db) = (shared.clone(), Arc::downgrade(&db));
         let handle = std::thread::Builder::new()
@@ -170,31 +172,35 @@ fn now_ms() -> i64 {
 
 /// Waits for a group to start, gathers it for `every`, commits it; ends with the store.
 fn flusher(shared: Arc<Shared>, db: Weak<Db>, every: Duration) {
-    use std::sync::atomic::Ordering;
-    while !shared.closed.load(Ordering::SeqCst) {
-        let waiting = {
-            let s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    let lock = || shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        {
+            let s = lock();
             let (s, _) = shared
                 .wake
                 .wait_timeout_while(s, Duration::from_millis(200), |s| {
-                    s.pending.is_empty() && !shared.closed.load(Ordering::SeqCst)
+                    s.pending.is_empty() && !s.closed
                 })
                 .unwrap_or_else(|p| p.into_inner());
-            !s.pending.is_empty()
-        };
-        if !waiting || shared.closed.load(Ordering::SeqCst) {
-            continue;
-        }
-        // Gather the group for `every`; a close cuts the wait short (and flushes by itself).
-        {
-            let s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = shared
+            if s.closed {
+                // The close flushes by itself.
+                return;
+            }
+            if s.pending.is_empty() {
+                continue;
+            }
+            // Gather the group for `every`; a close cuts the wait short.
+            let (s, _) = shared
                 .wake
-                .wait_timeout_while(s, every, |_| !shared.closed.load(Ordering::SeqCst))
+                .wait_timeout_while(s, every, |s| {
+                    #[cfg(test)]
+                    tests::between_check_and_wait();
+                    !s.closed
+                })
                 .unwrap_or_else(|p| p.into_inner());
-        }
-        if shared.closed.load(Ordering::SeqCst) {
-            return;
+            if s.closed {
+                return;
+            }
         }
         let Some(db) = db.upgrade() else { return };
         if let Err(e) = flush(&shared, &db, now_ms()) {
@@ -206,10 +212,11 @@ fn flusher(shared: Arc<Shared>, db: Weak<Db>, every: Duration) {
 impl Drop for NonceGuard {
     /// A clean shutdown keeps every nonce accepted; the flusher stops.
     fn drop(&mut self) {
-        self.shared
-            .closed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.shared.wake.notify_all();
+        {
+            let mut s = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.closed = true;
+            self.shared.wake.notify_all();
+        }
         let handle = self.flusher.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {
             // It stops within one wait (it holds the database only while committing).
@@ -217,6 +224,63 @@ impl Drop for NonceGuard {
         }
         if let Err(e) = self.flush(now_ms()) {
             tracing::error!(error = ?e, "nonces accepted since the last group are not on disk");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    /// How long the flusher lingers between checking for a close and starting to wait: a
+    /// window the scheduler opens rarely (CI hit it once) held open on purpose.
+    static LINGER_MS: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn between_check_and_wait() {
+        std::thread::sleep(Duration::from_millis(LINGER_MS.load(Ordering::SeqCst)));
+    }
+
+    fn memory_db() -> Arc<Db> {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(NONCES).unwrap();
+        txn.open_table(NONCE_EXPIRY).unwrap();
+        txn.commit().unwrap();
+        Arc::new(Db::new(db))
+    }
+
+    /// A close wakes a flusher that is gathering a group, however the two interleave. CI once
+    /// lost that wake-up: the close set its flag and notified outside the lock, between the
+    /// flusher's check and its wait, and the store's drop waited out a whole group interval
+    /// (an hour in that test). Here the flusher lingers in that window every time; a drop that
+    /// has not returned well within the interval is the lost wake-up.
+    #[test]
+    fn a_close_always_wakes_the_flusher_and_keeps_the_last_group() {
+        LINGER_MS.store(20, Ordering::SeqCst);
+        for round in 0..10 {
+            let db = memory_db();
+            let guard = NonceGuard::start(db.clone(), Duration::from_secs(3600)).unwrap();
+            assert!(guard.remember("n", 0, i64::MAX));
+            // The flusher is now in (or about to enter) the window.
+            std::thread::sleep(Duration::from_millis(5));
+            let (done, closed) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                drop(guard);
+                let _ = done.send(());
+            });
+            closed
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("round {round}: closing the guard hung"));
+            let read = db.begin_read().unwrap();
+            let nonces = read.open_table(NONCES).unwrap();
+            assert!(
+                nonces.get("n").unwrap().is_some(),
+                "round {round}: the group is on disk"
+            );
         }
     }
 }
