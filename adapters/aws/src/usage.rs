@@ -9,6 +9,7 @@
 //! | window          | `USAGE#{instanceId}`            | `W#{start:015}` or `W#{start:015}#{package}` | `version` (N), `data` (S, [`record::encode_window`]); while unsettled also `usage_due` (S, `"1"`) and `usage_due_at` (S, `{end:015}#{series}`) |
 //! | idempotency key | `USAGEKEY#{idempotencyKey}`     | `USAGEKEY`                                   | `data` (S, [`record::encode_key`]) |
 //! | package         | `USAGEPKG#{packageInstanceId}`  | `USAGEPKG`                                   | `version` (N), `data` (S, [`record::encode_package`]) |
+//! | push claim      | `USAGE#` (no instance)          | `PUSH` (never a window's `W#…`)              | `push_holder` (S), `push_until` (N, Unix millis) |
 //!
 //! - `start` and `end` are Unix milliseconds, zero-padded to 15 digits (until the year 33658); a
 //!   time before 1970 is refused as corrupt (no instance is that old). The fixed width keeps the
@@ -46,6 +47,14 @@
 //! 1000 windows) sends those puts [`SAVE_CONCURRENCY`] at a time rather than as transactions: each
 //! window is its own compare-and-set, so one stale copy must not fail the others, and a plain put
 //! costs half the write units of a transactional one.
+//!
+//! # The push claim
+//!
+//! [`UsageStore::claim_push`] is a `PutItem` of the claim item on the condition
+//! `attribute_not_exists(pk) OR push_until <= :now OR push_holder = :holder`; a failed condition
+//! is a claim refused. [`UsageStore::release_push`] puts it back expired (`push_until` 0) on the
+//! condition `push_holder = :holder`, so a release never drops another holder's claim; it is a
+//! `PutItem` under `USAGE#`, as the pusher's role already may.
 //!
 //! # Ingestion
 //!
@@ -144,6 +153,12 @@ pub mod keys {
 
     /// The largest time the 15-digit keys hold (Unix millis).
     const MAX_MILLIS: i64 = 999_999_999_999_999;
+
+    /// The push claim's item (`usage_pk("")`: no instance has an empty ID).
+    pub const PUSH_CLAIM_PK: &str = USAGE_PK_PREFIX;
+    pub const PUSH_CLAIM_SK: &str = "PUSH";
+    pub const PUSH_HOLDER: &str = "push_holder";
+    pub const PUSH_UNTIL: &str = "push_until";
 
     /// The partition keys the usage items live under (for an IAM `dynamodb:LeadingKeys` condition).
     pub const LEADING_KEYS: &[&str] = &["USAGE#*", "USAGEKEY#*", "USAGEPKG#*"];
@@ -1032,6 +1047,70 @@ impl UsageStore for DynamoUsageStore {
             .await?
             .map(|item| decode_package_item(&item))
             .transpose()
+    }
+
+    async fn claim_push(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.count_write(1, 64);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(PUSH_CLAIM_PK))
+            .item(SK, s(PUSH_CLAIM_SK))
+            .item(PUSH_HOLDER, s(holder))
+            .item(PUSH_UNTIL, n(until.timestamp_millis()))
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #until <= :now OR #holder = :holder",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#until", PUSH_UNTIL)
+            .expression_attribute_names("#holder", PUSH_HOLDER)
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":holder", s(holder));
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("PutItem (claim the usage push)", &e)),
+        }
+    }
+
+    async fn release_push(&self, holder: &str) -> Result<(), StoreError> {
+        self.count_write(1, 64);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(PUSH_CLAIM_PK))
+            .item(SK, s(PUSH_CLAIM_SK))
+            .item(PUSH_HOLDER, s(""))
+            .item(PUSH_UNTIL, n(0))
+            .condition_expression("#holder = :holder")
+            .expression_attribute_names("#holder", PUSH_HOLDER)
+            .expression_attribute_values(":holder", s(holder));
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("PutItem (release the usage push)", &e)),
+        }
     }
 }
 

@@ -88,6 +88,9 @@ pub(crate) struct Db {
     inner: Database,
     commits: AtomicU64,
     pub(crate) jobs_queued: Notify,
+    /// The usage push's claim (`UsageStore::claim_push`), in memory: redb locks the file, so
+    /// every pusher of this file is in this process, and a claim must not outlive a crash.
+    pub(crate) push_claim: std::sync::Mutex<Option<koogallery::metering::store::PushClaim>>,
 }
 
 impl Db {
@@ -96,6 +99,7 @@ impl Db {
             inner,
             commits: AtomicU64::new(0),
             jobs_queued: Notify::new(),
+            push_claim: std::sync::Mutex::new(None),
         }
     }
 

@@ -9,7 +9,7 @@ use koogallery::{
     StoreError,
     metering::{
         IngestError, IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageStore,
-        UsageWindow, WINDOW, WindowKey, ingest, record, series_range,
+        UsageWindow, WINDOW, WindowKey, ingest, record, series_range, store::PushClaim,
     },
 };
 use redb::{ReadableDatabase, ReadableTable};
@@ -246,5 +246,29 @@ impl UsageStore for EmbeddedStore {
                     .transpose()
             })
             .await?)
+    }
+
+    async fn claim_push(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut held = self
+            .database_ref()
+            .push_claim
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Ok(PushClaim::claim(&mut held, holder, now, until))
+    }
+
+    async fn release_push(&self, holder: &str) -> Result<(), StoreError> {
+        let mut held = self
+            .database_ref()
+            .push_claim
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        PushClaim::release(&mut held, holder);
+        Ok(())
     }
 }

@@ -43,8 +43,14 @@ pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(
         tracing::warn!("{NOT_CONFIGURED}");
     }
     let pusher = pusher.as_ref();
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(pass(pusher).await?)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // The invocation's deadline (Unix millis): the pass holds the push until then, and the
+        // function cannot outlive it, so passes never overlap (`UsagePusher::run_until`).
+        let deadline = i64::try_from(event.context.deadline)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .and_then(chrono::DateTime::from_timestamp_millis);
+        Ok::<_, Error>(pass(pusher, deadline).await?)
     }))
     .await
 }

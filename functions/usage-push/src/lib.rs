@@ -10,6 +10,7 @@ pub mod lambda;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use koogallery::{
     clock::Clock,
     config::{ConfigError, SecretBundle, Settings},
@@ -54,13 +55,20 @@ pub fn pusher(
     }))
 }
 
-/// One scheduled pass; its report is the invocation's answer. A store failure fails the
-/// invocation (the function's errors alarm); push failures are in the report and the metrics.
-pub async fn pass(pusher: Option<&UsagePusher>) -> Result<Value, PassError> {
+/// One scheduled pass, holding the push until `deadline` (the invocation's, on Lambda; `None`:
+/// [`UsagePusher::run_once`]'s); its report is the invocation's answer. A store failure fails
+/// the invocation (the function's errors alarm); push failures are in the report and the metrics.
+pub async fn pass(
+    pusher: Option<&UsagePusher>,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Value, PassError> {
     let Some(pusher) = pusher else {
         return Ok(json!({ "pushed": false, "why": NOT_CONFIGURED }));
     };
-    let report = pusher.run_once().await?;
+    let report = match deadline {
+        Some(deadline) => pusher.run_until(deadline).await?,
+        None => pusher.run_once().await?,
+    };
     if report.pushes > 0 || report.stopped.is_some() || report.near_horizon > 0 {
         tracing::info!(?report, "usage push pass");
     }

@@ -83,7 +83,7 @@ async fn closed_hour(b: &Bed) {
 async fn a_pass_pushes_closed_hours_signed_with_the_access_key() {
     let b = bed().await;
     closed_hour(&b).await;
-    let report = pass(Some(&b.pusher)).await.unwrap();
+    let report = pass(Some(&b.pusher), None).await.unwrap();
     assert_eq!(report["accepted"], 1, "{report}");
     assert_eq!(report["stopped"], Value::Null, "{report}");
     let (accepted, _) = b.sim.usage();
@@ -96,7 +96,29 @@ async fn a_pass_pushes_closed_hours_signed_with_the_access_key() {
         ("biz-1", "2.5")
     );
     // Nothing left for the next pass.
-    assert_eq!(pass(Some(&b.pusher)).await.unwrap()["pushes"], 0);
+    assert_eq!(pass(Some(&b.pusher), None).await.unwrap()["pushes"], 0);
+}
+
+/// The invocation's deadline bounds the pass: one that could not finish a round before it starts
+/// none (the next invocation pushes), and the claim it took is given up.
+#[tokio::test]
+async fn a_pass_starts_no_round_it_cannot_finish_before_the_invocation_deadline() {
+    let b = bed().await;
+    closed_hour(&b).await;
+    let now = b.pusher.clock.now();
+    let report = pass(Some(&b.pusher), Some(now + Span::seconds(5)))
+        .await
+        .unwrap();
+    assert_eq!(report["pushes"], 0, "{report}");
+    assert!(
+        report["stopped"].as_str().unwrap().contains("deadline"),
+        "{report}"
+    );
+    assert!(b.sim.usage().0.is_empty());
+    let report = pass(Some(&b.pusher), Some(now + Span::seconds(55)))
+        .await
+        .unwrap();
+    assert_eq!(report["accepted"], 1, "{report}");
 }
 
 #[tokio::test]
@@ -104,7 +126,7 @@ async fn a_refused_signature_stops_the_pass_and_is_counted() {
     let b = bed().await;
     b.sim.set_interconnection_key("another-key");
     closed_hour(&b).await;
-    let report = pass(Some(&b.pusher)).await.unwrap();
+    let report = pass(Some(&b.pusher), None).await.unwrap();
     assert_eq!(report["accepted"], 0, "{report}");
     assert!(
         report["stopped"]
@@ -130,7 +152,7 @@ async fn offline_usage_is_kept_and_the_pass_says_so() {
     )
     .unwrap();
     assert!(built.is_none());
-    let answer = pass(None).await.unwrap();
+    let answer = pass(None, None).await.unwrap();
     assert_eq!(answer, json!({"pushed": false, "why": NOT_CONFIGURED}));
 }
 

@@ -92,6 +92,17 @@ impl UsageStore for Flaky {
     async fn package(&self, id: &str) -> Result<Option<PackageUsage>, StoreError> {
         self.store.package(id).await
     }
+    async fn claim_push(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.store.claim_push(holder, now, until).await
+    }
+    async fn release_push(&self, holder: &str) -> Result<(), StoreError> {
+        self.store.release_push(holder).await
+    }
 }
 
 struct Bed {

@@ -210,7 +210,9 @@ impl UsageWindow {
     /// `relate_pkg_instance` takes part), so a package's record must never share both with the
     /// instance's own record or another package's. Chosen: the instance's own record spans the
     /// hour; each package's begins that many whole seconds later, the smallest offset (≥ 1) no
-    /// sealed sibling uses. Frozen with the rest of the record.
+    /// sealed sibling uses. Frozen with the rest of the record. The siblings are read by the one
+    /// pass holding the push ([`store::UsageStore::claim_push`]), so no other pass picks the same
+    /// offset meanwhile.
     pub fn seal_package(&mut self, now: DateTime<Utc>, siblings: &[UsageWindow]) -> bool {
         let used: std::collections::BTreeSet<u32> = siblings
             .iter()

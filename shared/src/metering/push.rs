@@ -107,8 +107,10 @@ pub struct PushReport {
     pub deferred: usize,
     /// Unsettled windows within `horizon_warning` of the 21-day horizon.
     pub near_horizon: usize,
-    /// The pass stopped on an outage or a misconfiguration.
+    /// The pass stopped on an outage or a misconfiguration, or near its deadline.
     pub stopped: Option<String>,
+    /// Another pass held the push: this one did nothing.
+    pub skipped: bool,
 }
 
 /// The hourly push over a usage store and a sink.
@@ -128,13 +130,54 @@ pub struct UsagePusher {
 #[error("usage push pass failed: {0}")]
 pub struct PassError(#[from] pub StoreError);
 
+/// How long a pass started by [`UsagePusher::run_once`] holds the push (one process pushing: the
+/// local hosts).
+pub const PASS_CLAIM: Duration = Duration::minutes(5);
+
+/// A pass starts no round (a push of up to 1000 records and its saves) this close to its deadline,
+/// so it normally ends, and gives the claim up, before the deadline.
+pub const ROUND_RESERVE: Duration = Duration::seconds(10);
+
 impl UsagePusher {
-    /// Seals and pushes every due window, oldest first, until none is left or a push fails.
+    /// [`Self::run_until`] [`PASS_CLAIM`] from now.
     pub async fn run_once(&self) -> Result<PushReport, PassError> {
+        self.run_until(self.clock.now() + PASS_CLAIM).await
+    }
+
+    /// Seals and pushes every due window, oldest first, until none is left, a push fails or
+    /// `deadline` nears, holding the push ([`UsageStore::claim_push`]) until `deadline`. A pass
+    /// that finds the push held by another does nothing (`skipped`). On Lambda the deadline is the
+    /// invocation's: the function cannot outlive its claim, so two passes never overlap.
+    pub async fn run_until(&self, deadline: DateTime<Utc>) -> Result<PushReport, PassError> {
+        let holder = uuid::Uuid::new_v4().to_string();
         let now = self.clock.now();
+        if !self.store.claim_push(&holder, now, deadline).await? {
+            tracing::info!("another usage push pass holds the push; this one skips");
+            return Ok(PushReport {
+                skipped: true,
+                ..PushReport::default()
+            });
+        }
+        let report = self.pass(now, deadline).await;
+        if let Err(e) = self.store.release_push(&holder).await {
+            // The claim lapses at the deadline by itself.
+            tracing::warn!(error = %e, "cannot give the usage push claim up");
+        }
+        report
+    }
+
+    async fn pass(
+        &self,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Result<PushReport, PassError> {
         let mut report = PushReport::default();
         let ended_by = now - self.settings.grace;
         loop {
+            if self.clock.now() + ROUND_RESERVE >= deadline {
+                report.stopped = Some("the pass's deadline is near; the next pass goes on".into());
+                break;
+            }
             let due = self.store.due(ended_by, MAX_RECORDS_PER_PUSH).await?;
             if due.is_empty() {
                 break;
@@ -354,12 +397,17 @@ mod tests {
         /// Refuses any push that carries this instance's record.
         refuse_instance: Option<String>,
         pushes: Mutex<Vec<Vec<PushRecord>>>,
+        /// Each push takes this long on this clock.
+        slow: Option<(Arc<ManualClock>, Duration)>,
     }
 
     #[async_trait]
     impl UsageSink for Sink {
         async fn push(&self, records: &[PushRecord]) -> Result<PushAnswer, PushError> {
             self.pushes.lock().unwrap().push(records.to_vec());
+            if let Some((clock, took)) = &self.slow {
+                clock.advance(*took);
+            }
             let scripted = {
                 let mut s = self.script.lock().unwrap();
                 (!s.is_empty()).then(|| s.remove(0))
@@ -427,6 +475,81 @@ mod tests {
 
     fn pushed(b: &Bed) -> Vec<Vec<PushRecord>> {
         b.sink.pushes.lock().unwrap().clone()
+    }
+
+    /// One pass at a time (package offsets depend on it): a pass that finds the push held does
+    /// nothing, and one that ends gives the push up.
+    #[tokio::test]
+    async fn a_pass_skips_while_another_holds_the_push_and_gives_it_up_when_done() {
+        let b = bed(Sink::default());
+        report(&b, "i-1", 0, "1.5").await;
+        b.clock.advance(Duration::hours(2));
+        let now = b.clock.now();
+        assert!(
+            b.store
+                .claim_push("another pass", now, now + Duration::seconds(55))
+                .await
+                .unwrap()
+        );
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!(
+            r,
+            PushReport {
+                skipped: true,
+                ..PushReport::default()
+            }
+        );
+        assert!(pushed(&b).is_empty());
+        // That claim lapses at its deadline (a pass killed by its timeout never gives it up).
+        b.clock.advance(Duration::seconds(55));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!((r.skipped, r.accepted), (false, 1));
+        // Given up: the next pass claims at once.
+        let now = b.clock.now();
+        assert!(
+            b.store
+                .claim_push("next pass", now, now + Duration::seconds(55))
+                .await
+                .unwrap()
+        );
+    }
+
+    /// A pass starts no round it may not finish before its deadline: what is left is the next
+    /// pass's.
+    #[tokio::test]
+    async fn a_pass_starts_no_round_within_the_reserve_of_its_deadline() {
+        let clock = Arc::new(ManualClock::at(t0()));
+        let mut b = bed(Sink {
+            slow: Some((clock.clone(), Duration::seconds(30))),
+            ..Sink::default()
+        });
+        b.clock = clock.clone();
+        b.pusher.clock = clock.clone();
+        let at = t0() + Duration::minutes(30);
+        let reports: Vec<UsageReport> = (0..1500)
+            .map(|i| UsageReport {
+                instance_id: format!("i-{i:04}"),
+                quantity: "1".parse().unwrap(),
+                occurred_at: at,
+                idempotency_key: format!("k-{i}"),
+                package_instance_id: None,
+            })
+            .collect();
+        b.store
+            .ingest(&reports, &Default::default(), at)
+            .await
+            .unwrap();
+        clock.advance(Duration::hours(2));
+        let r = b
+            .pusher
+            .run_until(clock.now() + Duration::seconds(35))
+            .await
+            .unwrap();
+        // Round one at 0 s (35 s left); round two would start at 30 s, within the 10 s reserve.
+        assert_eq!((r.accepted, r.pushes), (1000, 1));
+        assert!(r.stopped.unwrap().contains("deadline"));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!((r.accepted, r.stopped), (500, None));
     }
 
     #[tokio::test]

@@ -79,4 +79,56 @@ pub trait UsageStore: Send + Sync {
 
     /// What was used of a package, if it was ever named in a report.
     async fn package(&self, package_instance_id: &str) -> Result<Option<PackageUsage>, StoreError>;
+
+    /// Claims the push for `holder` until `until`: granted when no claim is held, the one held
+    /// expired at or before `now`, or `holder` holds it (an extension). One push pass at a time
+    /// is what keeps a package record's begin offset unique in its hour (see
+    /// [`super::UsageWindow::seal_package`]), and spares KooGallery duplicate pushes. A store
+    /// whose file only one process can open may keep the claim in that process's memory.
+    async fn claim_push(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `holder`'s claim; a claim another holder took since is left alone.
+    async fn release_push(&self, holder: &str) -> Result<(), StoreError>;
+}
+
+/// The push claim as held: who holds it, and until when (see [`UsageStore::claim_push`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushClaim {
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+impl PushClaim {
+    /// Applies a claim of `holder` until `until` at `now` to what is held (`current`): true, and
+    /// `current` replaced, when it is granted ([`UsageStore::claim_push`]'s rule).
+    pub fn claim(
+        current: &mut Option<PushClaim>,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> bool {
+        let free = match current {
+            None => true,
+            Some(held) => held.until <= now || held.holder == holder,
+        };
+        if free {
+            *current = Some(PushClaim {
+                holder: holder.to_owned(),
+                until,
+            });
+        }
+        free
+    }
+
+    /// Applies a release by `holder` to what is held.
+    pub fn release(current: &mut Option<PushClaim>, holder: &str) {
+        if current.as_ref().is_some_and(|held| held.holder == holder) {
+            *current = None;
+        }
+    }
 }

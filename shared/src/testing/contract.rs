@@ -780,4 +780,46 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         ),
         "{err}"
     );
+    // The push claim: one holder at a time, extended by its holder, free once it lapses, and
+    // given up only by its holder.
+    let claim = |holder: &'static str, at: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_push(holder, at, at + Duration::seconds(55))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(claim("pass-1", now).await, "nothing held");
+    assert!(
+        !claim("pass-2", now + Duration::seconds(1)).await,
+        "held by pass-1"
+    );
+    assert!(
+        claim("pass-1", now + Duration::seconds(50)).await,
+        "its holder extends it"
+    );
+    assert!(
+        !claim("pass-2", now + Duration::seconds(104)).await,
+        "extended to 105 s"
+    );
+    assert!(
+        claim("pass-2", now + Duration::seconds(105)).await,
+        "lapsed"
+    );
+    store.release_push("pass-1").await.unwrap();
+    assert!(
+        !claim("pass-3", now + Duration::seconds(106)).await,
+        "pass-1 no longer held it"
+    );
+    store.release_push("pass-2").await.unwrap();
+    assert!(
+        claim("pass-3", now + Duration::seconds(106)).await,
+        "given up"
+    );
+    assert!(
+        store.windows_of("").await.unwrap().is_empty(),
+        "the claim is no window"
+    );
 }

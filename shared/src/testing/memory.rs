@@ -33,6 +33,7 @@ struct Tables {
         std::collections::BTreeMap<crate::metering::WindowKey, crate::metering::UsageWindow>,
     usage_keys: HashMap<String, crate::metering::ingest::KeyRecord>,
     usage_packages: HashMap<String, crate::metering::PackageUsage>,
+    push_claim: Option<crate::metering::store::PushClaim>,
 }
 
 /// Instances, order lines, events and nonces in a mutex-guarded map.
@@ -295,6 +296,26 @@ impl crate::metering::UsageStore for MemoryStore {
             .usage_packages
             .get(package_instance_id)
             .cloned())
+    }
+
+    async fn claim_push(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.lock()?;
+        Ok(crate::metering::store::PushClaim::claim(
+            &mut t.push_claim,
+            holder,
+            now,
+            until,
+        ))
+    }
+
+    async fn release_push(&self, holder: &str) -> Result<(), StoreError> {
+        crate::metering::store::PushClaim::release(&mut self.lock()?.push_claim, holder);
+        Ok(())
     }
 }
 
