@@ -7,7 +7,7 @@
 //! | item            | `pk`                            | `sk`                                         | other attributes |
 //! |-----------------|---------------------------------|----------------------------------------------|------------------|
 //! | window          | `USAGE#{instanceId}`            | `W#{start:015}` or `W#{start:015}#{package}` | `version` (N), `data` (S, [`record::encode_window`]); while unsettled also `usage_due` (S, `"1"`) and `usage_due_at` (S, `{end:015}#{series}`) |
-//! | idempotency key | `USAGEKEY#{idempotencyKey}`     | `USAGEKEY`                                   | `data` (S, [`record::encode_key`]) |
+//! | idempotency key | `USAGEKEY#{idempotencyKey}`     | `USAGEKEY`                                   | `data` (S, [`record::encode_key`]), `ttl` (N, Unix seconds: `KeyRecord::keep_until`, for the table's TTL) |
 //! | package         | `USAGEPKG#{packageInstanceId}`  | `USAGEPKG`                                   | `version` (N), `data` (S, [`record::encode_package`]) |
 //! | push claim      | `USAGE#` (no instance)          | `PUSH` (never a window's `W#…`)              | `push_holder` (S), `push_until` (N, Unix millis) |
 //!
@@ -121,7 +121,7 @@ use self::keys::*;
 use crate::dynamo::{
     CONDITION_FAILED, DynamoStore, Item, MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ITEMS,
     MAX_UNPROCESSED_RETRIES, TRANSACTION_CONFLICT, backoff, cancellation_reasons, json_text,
-    keys::{DATA, PK, SK, VERSION},
+    keys::{DATA, PK, SK, TTL, VERSION},
     n, number_attr, reason_codes, s, string_attr, unavailable,
 };
 
@@ -596,6 +596,8 @@ impl DynamoUsageStore {
                     (PK.to_owned(), s(key_pk(key))),
                     (SK.to_owned(), s(KEY_SK)),
                     (DATA.to_owned(), s(json_text(record::encode_key(rec)?)?)),
+                    // DynamoDB deletes it once its retention is over (ingest's module docs).
+                    (TTL.to_owned(), n(rec.keep_until().timestamp())),
                 ]);
                 push(&mut chunk, item, None)?;
                 chunk.keys.push(key.clone());

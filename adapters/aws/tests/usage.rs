@@ -6,13 +6,18 @@ mod common;
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use common::{emulator_config, unique};
 use koogallery::{
     metering::{PackageQuotas, UsageReport, UsageStore, UsageWindow, WindowKey},
     testing::contract::usage_store_contract,
 };
-use koogallery_aws::{DynamoUsageStore, bootstrap::ensure_table, usage::Calls};
+use koogallery_aws::{
+    DynamoUsageStore,
+    bootstrap::ensure_table,
+    usage::{Calls, keys},
+};
 
 /// A store on a table of its own. The emulator (moto) deep-copies the whole table for every item
 /// of a `TransactWriteItems`, so a transaction costs it time in proportion to the table: small
@@ -75,6 +80,37 @@ fn row(batch: &str, c: Calls) {
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn dynamo_store_passes_the_usage_store_contract() {
     usage_store_contract(Arc::new(fresh_store().await)).await;
+}
+
+/// An idempotency key carries the table's `ttl` (Unix seconds) at the end of its retention, so
+/// keys do not pile up for ever.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn usage_keys_carry_their_retention_as_the_table_ttl() {
+    let store = fresh_store().await;
+    let r = report("i-ttl", "1", t0() + Duration::minutes(10), "k-ttl");
+    store
+        .ingest(
+            std::slice::from_ref(&r),
+            &PackageQuotas::new(),
+            t0() + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&emulator_config().await);
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(keys::key_pk(&r.idempotency_key)))
+        .key("sk", AttributeValue::S(keys::KEY_SK.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the key is stored");
+    // t0's hour + 21 days + 1 day.
+    let expected = (t0() + Duration::days(22)).timestamp().to_string();
+    assert_eq!(item["ttl"], AttributeValue::N(expected));
 }
 
 #[tokio::test]

@@ -74,6 +74,10 @@ pub(crate) const USAGE_WINDOWS: TableDefinition<(&str, i64), &[u8]> =
 pub(crate) const USAGE_DUE: TableDefinition<(i64, &str), ()> = TableDefinition::new("usage_due");
 /// Idempotency keys of applied usage reports: their `KeyRecord` JSON.
 pub(crate) const USAGE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_keys");
+/// The usage keys by (keep until ms, key): those past their retention
+/// (`KeyRecord::keep_until`) are dropped a few per batch.
+pub(crate) const USAGE_KEY_EXPIRY: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("usage_key_expiry");
 /// Package instance ID → what was used of it (`metering::record::encode_package`).
 pub(crate) const USAGE_PACKAGES: TableDefinition<&str, &[u8]> =
     TableDefinition::new("usage_packages");
@@ -205,6 +209,8 @@ impl EmbeddedStore {
             txn.open_table(USAGE_WINDOWS).map_err(Fault::from)?;
             txn.open_table(USAGE_DUE).map_err(Fault::from)?;
             txn.open_table(USAGE_KEYS).map_err(Fault::from)?;
+            txn.open_table(USAGE_KEY_EXPIRY).map_err(Fault::from)?;
+            usage::index_key_expiry(&txn)?;
             txn.open_table(USAGE_PACKAGES).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;

@@ -12,11 +12,27 @@ use koogallery::{
         UsageWindow, WINDOW, WindowKey, ingest, record, series_range, store::PushClaim,
     },
 };
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::{
-    EmbeddedStore, Fault, USAGE_DUE, USAGE_KEYS, USAGE_PACKAGES, USAGE_WINDOWS, Write, millis,
+    EmbeddedStore, Fault, USAGE_DUE, USAGE_KEY_EXPIRY, USAGE_KEYS, USAGE_PACKAGES, USAGE_WINDOWS,
+    Write, millis,
 };
+
+/// Indexes the retention of keys stored before the index existed (files written before it; once).
+pub(crate) fn index_key_expiry(txn: &Write<'_>) -> Result<(), Fault> {
+    let mut expiry = txn.open_table(USAGE_KEY_EXPIRY)?;
+    let keys = txn.open_table(USAGE_KEYS)?;
+    if !expiry.is_empty()? || keys.is_empty()? {
+        return Ok(());
+    }
+    for entry in keys.iter()? {
+        let (key, bytes) = entry?;
+        let rec = record::decode_key(bytes.value()).map_err(corrupt)?;
+        expiry.insert((millis(rec.keep_until()), key.value()), ())?;
+    }
+    Ok(())
+}
 
 fn corrupt(e: StoreError) -> Fault {
     Fault::Corrupt(e.to_string())
@@ -101,9 +117,22 @@ fn ingest_in(
             }
         }
         let mut keys = txn.open_table(USAGE_KEYS)?;
+        let mut expiry = txn.open_table(USAGE_KEY_EXPIRY)?;
         for (k, rec) in &applied.new_keys {
             let bytes: Vec<u8> = record::encode_key(rec).map_err(corrupt)?;
             keys.insert(k.as_str(), bytes.as_slice())?;
+            expiry.insert((millis(rec.keep_until()), k.as_str()), ())?;
+        }
+        // The keys past their retention, a few per batch (ingest's module docs: a repeat of
+        // one is refused as too old before any key is read).
+        let past: Vec<(i64, String)> = expiry
+            .range(..(millis(now).saturating_add(1), ""))?
+            .take(ingest::KEY_PURGE_BATCH)
+            .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
+            .collect::<Result<_, _>>()?;
+        for (until, key) in &past {
+            expiry.remove((*until, key.as_str()))?;
+            keys.remove(key.as_str())?;
         }
     }
     txn.commit()?;
@@ -270,5 +299,79 @@ impl UsageStore for EmbeddedStore {
             .unwrap_or_else(|p| p.into_inner());
         PushClaim::release(&mut held, holder);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use koogallery::metering::ingest::KEY_PURGE_BATCH;
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+
+    fn report(key: &str, at: DateTime<Utc>) -> UsageReport {
+        UsageReport {
+            instance_id: "i-1".into(),
+            quantity: "1".parse().unwrap(),
+            occurred_at: at,
+            idempotency_key: key.into(),
+            package_instance_id: None,
+        }
+    }
+
+    /// (keys, index entries) on disk.
+    fn counts(store: &EmbeddedStore) -> (u64, u64) {
+        let read = store.database_ref().begin_read().unwrap();
+        (
+            read.open_table(USAGE_KEYS).unwrap().len().unwrap(),
+            read.open_table(USAGE_KEY_EXPIRY).unwrap().len().unwrap(),
+        )
+    }
+
+    /// Keys do not pile up for ever: past their retention they go, a bounded number per batch;
+    /// a file written before the retention index gets it when opened.
+    #[tokio::test]
+    async fn usage_keys_past_their_retention_are_dropped_a_few_per_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let t0 = koogallery::protocol::time::parse_compact("20261101100000").unwrap();
+        let none = PackageQuotas::new();
+        {
+            let store = EmbeddedStore::open(&path).unwrap();
+            let old: Vec<UsageReport> = (0..KEY_PURGE_BATCH + 6)
+                .map(|i| report(&format!("old-{i}"), t0))
+                .collect();
+            store.ingest(&old, &none, t0).await.unwrap();
+            let n = (KEY_PURGE_BATCH + 6) as u64;
+            assert_eq!(counts(&store), (n, n));
+            // A file from before the index: the index is built when it is opened.
+            let txn = store.database_ref().begin_write().unwrap();
+            txn.delete_table(USAGE_KEY_EXPIRY).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(&path).unwrap();
+        let n = (KEY_PURGE_BATCH + 6) as u64;
+        assert_eq!(counts(&store), (n, n));
+        // Within the retention nothing goes; the repeat is a duplicate.
+        let kept = t0 + Duration::days(22) - Duration::seconds(1);
+        let outcome = store
+            .ingest(&[report("old-0", t0)], &none, kept)
+            .await
+            .unwrap();
+        assert_eq!(outcome.duplicates, 1);
+        assert_eq!(counts(&store), (n, n));
+        // Past it: a batch drops at most KEY_PURGE_BATCH of them; the next, the rest.
+        let later = t0 + Duration::days(23);
+        store
+            .ingest(&[report("new-1", later)], &none, later)
+            .await
+            .unwrap();
+        assert_eq!(counts(&store), (7, 7));
+        store
+            .ingest(&[report("new-2", later)], &none, later)
+            .await
+            .unwrap();
+        assert_eq!(counts(&store), (2, 2));
     }
 }

@@ -4,6 +4,10 @@
 //! A batch is all or nothing: one bad report refuses the batch with its index and reason, and
 //! nothing is stored. Each report carries the app's own idempotency key; a repeat of a key with the
 //! same content is applied once (and counted as a duplicate), with other content it is refused.
+//!
+//! Keys are kept for [`KeyRecord::keep_until`]: 22 days after their report's hour. By then a
+//! repeat is refused anyway, as too old to bill ([`Refusal::BeyondHorizon`]: KooGallery takes no
+//! record more than 21 days old, openapi §3), so dropping the key loses nothing.
 
 use std::collections::HashMap;
 
@@ -12,7 +16,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MAX_DECIMALS, PackageQuotas, PackageUsage, UsageWindow, WindowKey, WindowState,
+    HORIZON, MAX_DECIMALS, PackageQuotas, PackageUsage, UsageWindow, WindowKey, WindowState,
     max_window_value,
     package::{PackageQuotaList, is_package},
     window_start,
@@ -30,6 +34,16 @@ pub const MAX_KEY_LEN: usize = 128;
 
 /// How far ahead of this host's clock a report's time may be (the app's clock may run ahead).
 pub const FUTURE_TOLERANCE: Duration = Duration::seconds(5);
+
+/// A report whose hour starts within this of KooGallery's 21-day horizon is refused: its record
+/// could not be sealed and pushed before KooGallery stops taking it (`MKT.9004`).
+pub const HORIZON_SLACK: Duration = Duration::hours(1);
+
+/// How long after the horizon an idempotency key is still kept ([`KeyRecord::keep_until`]).
+pub const KEY_MARGIN: Duration = Duration::days(1);
+
+/// Keys past their retention a store drops per batch at most, so no batch does unbounded work.
+pub const KEY_PURGE_BATCH: usize = 64;
 
 /// One usage report: `quantity` of the instance's metered unit, used at `occurred_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +93,15 @@ pub struct KeyRecord {
     pub occurred_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_instance_id: Option<String>,
+}
+
+impl KeyRecord {
+    /// Until when the key must be kept: [`KEY_MARGIN`] past the horizon of its report's hour.
+    /// From [`HORIZON_SLACK`] before the horizon, [`check_batch`] refuses a repeat before any key
+    /// is read, so a store may drop the key after this.
+    pub fn keep_until(&self) -> DateTime<Utc> {
+        window_start(self.occurred_at) + HORIZON + KEY_MARGIN
+    }
 }
 
 /// What an ingested batch did.
@@ -132,6 +155,10 @@ pub enum Refusal {
     TooLarge(String),
     #[error("occurredAt {0} is in the future")]
     Future(String),
+    #[error(
+        "occurredAt {0} is too old: KooGallery bills no usage record older than 21 days, and this hour's could not reach it in time"
+    )]
+    BeyondHorizon(String),
     #[error("occurredAt {0} is before instance {1} was created")]
     BeforeInstance(String, String),
     #[error(
@@ -184,6 +211,9 @@ pub fn check_batch(reports: &[UsageReport], now: DateTime<Utc>) -> Result<(), In
         }
         if r.occurred_at > now + FUTURE_TOLERANCE {
             return refuse(Refusal::Future(r.occurred_at.to_rfc3339()));
+        }
+        if window_start(r.occurred_at) <= now - HORIZON + HORIZON_SLACK {
+            return refuse(Refusal::BeyondHorizon(r.occurred_at.to_rfc3339()));
         }
     }
     Ok(())

@@ -112,6 +112,11 @@ fn a_batch_is_checked_before_anything_is_applied() {
             "TooLarge",
         ),
         (report("i-1", "1", "2026-11-21T14:01:00Z", "k"), "Future"),
+        // Its hour (10-31 15:00) starts less than an hour after the 21-day horizon (10-31 14:00).
+        (
+            report("i-1", "1", "2026-10-31T15:59:59Z", "k"),
+            "BeyondHorizon",
+        ),
         (report("i-1", "1", "2026-11-21T13:10:00Z", ""), "BadKey"),
     ];
     for (bad, kind) in cases {
@@ -178,6 +183,27 @@ fn reports_must_name_a_live_real_instance_that_existed_then() {
         )
         .is_ok()
     );
+}
+
+/// The oldest hour taken starts more than an hour after KooGallery's 21-day horizon.
+#[test]
+fn usage_too_old_to_bill_is_refused_and_keys_outlive_every_repeat_it_could_refuse() {
+    let now = t("2026-11-21T14:00:00Z");
+    let oldest = report("i-1", "1", "2026-10-31T16:00:00Z", "k");
+    assert!(ingest::check_batch(std::slice::from_ref(&oldest), now).is_ok());
+    let key = ingest::KeyRecord {
+        instance_id: oldest.instance_id.clone(),
+        quantity: oldest.quantity,
+        occurred_at: oldest.occurred_at,
+        package_instance_id: None,
+    };
+    assert_eq!(key.keep_until(), t("2026-11-22T16:00:00Z"));
+    // An hour later (a day before the key may go), its repeat is refused as too old, before any
+    // key is read.
+    let (_, reason) = refusal(
+        ingest::check_batch(std::slice::from_ref(&oldest), now + Duration::hours(1)).unwrap_err(),
+    );
+    assert!(matches!(reason, Refusal::BeyondHorizon(_)), "{reason:?}");
 }
 
 #[test]
@@ -347,6 +373,46 @@ fn stored_packages_keep_their_form() {
     let mut v: serde_json::Value = serde_json::from_str(golden).unwrap();
     v["schema"] = 2.into();
     assert!(record::decode_package(v.to_string().as_bytes()).is_err());
+}
+
+/// The memory store drops keys past their retention too: until then a key is the report it was
+/// first used for; after, it is forgotten (a repeat would be refused as too old anyway).
+#[tokio::test]
+async fn the_memory_store_forgets_keys_past_their_retention() {
+    use crate::{metering::UsageStore, testing::MemoryStore};
+    let store = MemoryStore::new();
+    let none = PackageQuotas::new();
+    let t0 = t("2026-11-01T10:00:00Z");
+    store
+        .ingest(
+            &[report("i-1", "1", "2026-11-01T10:00:00Z", "k")],
+            &none,
+            t0,
+        )
+        .await
+        .unwrap();
+    let other = |at: &str| report("i-1", "2", at, "k");
+    let kept = t0 + Duration::days(22) - Duration::seconds(1);
+    let err = store
+        .ingest(&[other("2026-11-23T09:00:00Z")], &none, kept)
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(err), (0, Refusal::KeyReused("k".into())));
+    // The first batch past it drops the key; the one after may use it afresh.
+    let later = t0 + Duration::days(22);
+    store
+        .ingest(
+            &[report("i-1", "1", "2026-11-23T09:00:00Z", "x")],
+            &none,
+            later,
+        )
+        .await
+        .unwrap();
+    let outcome = store
+        .ingest(&[other("2026-11-23T09:00:00Z")], &none, later)
+        .await
+        .unwrap();
+    assert_eq!(outcome.applied, 1);
 }
 
 mod packages {

@@ -32,6 +32,8 @@ struct Tables {
     usage_windows:
         std::collections::BTreeMap<crate::metering::WindowKey, crate::metering::UsageWindow>,
     usage_keys: HashMap<String, crate::metering::ingest::KeyRecord>,
+    /// (keep until, key): the keys past their retention are dropped from the front.
+    usage_key_expiry: std::collections::BTreeSet<(DateTime<Utc>, String)>,
     usage_packages: HashMap<String, crate::metering::PackageUsage>,
     push_claim: Option<crate::metering::store::PushClaim>,
 }
@@ -230,7 +232,20 @@ impl crate::metering::UsageStore for MemoryStore {
                 t.usage_packages.insert(id, p);
             }
         }
-        t.usage_keys.extend(applied.new_keys);
+        for (key, record) in applied.new_keys {
+            t.usage_key_expiry
+                .insert((record.keep_until(), key.clone()));
+            t.usage_keys.insert(key, record);
+        }
+        for _ in 0..crate::metering::ingest::KEY_PURGE_BATCH {
+            match t.usage_key_expiry.first() {
+                Some((until, _)) if *until <= now => {}
+                _ => break,
+            }
+            if let Some((_, key)) = t.usage_key_expiry.pop_first() {
+                t.usage_keys.remove(&key);
+            }
+        }
         Ok(applied.outcome)
     }
 
