@@ -567,6 +567,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             near_horizon: 1,
         },
         koogallery::metrics::Metric::UsageRejected,
+        koogallery::metrics::Metric::UsageBatchRefused,
         koogallery::metrics::Metric::UsagePushFailed,
         koogallery::metrics::Metric::UsagePushMisconfigured,
     ]
@@ -614,7 +615,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             "{id} watches {name} {dims:?}, which no metric line carries"
         );
     }
-    assert_eq!(custom, 10);
+    assert_eq!(custom, 11);
     let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
     assert_eq!(
         namespace,
@@ -750,6 +751,7 @@ fn usage_problems(template: &Value) -> Vec<String> {
         "UsageNearHorizon",
         "UsagePushFailures",
         "UsageRecordsRejected",
+        "UsageBatchesRefused",
     ] {
         expect(
             &format!("no alarm on {metric} (Component=metering)"),
@@ -907,6 +909,7 @@ fn usage_drift_is_reported() {
         ("UsageNearHorizonAlarm", "UsageNearHorizon"),
         ("UsagePushFailuresAlarm", "UsagePushFailures"),
         ("UsageRecordsRejectedAlarm", "UsageRecordsRejected"),
+        ("UsageBatchesRefusedAlarm", "UsageBatchesRefused"),
     ] {
         assert!(
             broken(&remove(alarm)).contains(&format!("no alarm on {metric}")),

@@ -55,6 +55,9 @@ pub enum Metric {
     },
     /// KooGallery refused a usage record for good, or it passed the horizon (`UsageRecordsRejected`).
     UsageRejected,
+    /// A batch from the usage queue was refused at ingestion and dead-lettered
+    /// (`UsageBatchesRefused`): the app sends something to fix.
+    UsageBatchRefused,
     /// A usage push failed and will be retried (`UsagePushFailures`).
     UsagePushFailed,
     /// KooGallery refused the usage push's credentials or signature (`UsagePushMisconfigured`).
@@ -123,6 +126,7 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
             values.push(("UsageNearHorizon", "Count", json!(near_horizon)));
         }
         Metric::UsageRejected => values.push(("UsageRecordsRejected", "Count", json!(1))),
+        Metric::UsageBatchRefused => values.push(("UsageBatchesRefused", "Count", json!(1))),
         Metric::UsagePushFailed => values.push(("UsagePushFailures", "Count", json!(1))),
         Metric::UsagePushMisconfigured => {
             values.push(("UsagePushMisconfigured", "Count", json!(1)))
@@ -134,6 +138,7 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
             Metric::Reconciled { .. } => "reconciler",
             Metric::UsagePass { .. }
             | Metric::UsageRejected
+            | Metric::UsageBatchRefused
             | Metric::UsagePushFailed
             | Metric::UsagePushMisconfigured => "metering",
             _ => "worker",

@@ -134,7 +134,7 @@ async fn settle_one(queue: &UsageQueue, settle: &dyn Settle, m: QueueMessage) ->
         }
         Disposition::Refused(reason) => {
             tracing::error!(message_id = %m.message_id, attempt = m.attempt, %reason, "usage batch refused; moved to the usage dead-letter queue");
-            queue.metrics.record(Metric::UsageRejected);
+            queue.metrics.record(Metric::UsageBatchRefused);
             match settle.dead_letter(&m, &reason).await {
                 Ok(()) => None,
                 Err(e) => {

@@ -204,7 +204,12 @@ async fn good_batches_are_acked_refused_ones_dead_lettered_with_their_reason() {
     assert_eq!(dead[1].0, "{not json");
     assert!(dead[1].1.starts_with("not a usage batch"), "{dead:?}");
     assert_eq!(dead[2].1, "the batch has no reports");
-    assert_eq!(b.metrics.count(&Metric::UsageRejected), 3);
+    assert_eq!(b.metrics.count(&Metric::UsageBatchRefused), 3);
+    assert_eq!(
+        b.metrics.count(&Metric::UsageRejected),
+        0,
+        "no record was refused"
+    );
     assert!(b.queues.retried.lock().unwrap().is_empty());
 }
 
@@ -235,7 +240,7 @@ async fn a_store_outage_leaves_the_batch_on_the_queue_with_a_backoff_until_it_pa
     let keep = settle_batch(&b.queue, &b.queues, vec![message("m-1", &good, 4)]).await;
     assert!(keep.is_empty());
     assert_eq!(total(&b, "biz-1").await, "2");
-    assert_eq!(b.metrics.count(&Metric::UsageRejected), 1);
+    assert_eq!(b.metrics.count(&Metric::UsageBatchRefused), 1);
 }
 
 #[tokio::test]
