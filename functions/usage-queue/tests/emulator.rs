@@ -211,7 +211,7 @@ async fn batches_are_ingested_and_refused_ones_dead_lettered_with_their_reason()
     assert!(dead[0].1.contains("nobody"), "{dead:?}");
     assert_eq!(dead[1].0, "{oops");
     assert!(dead[1].1.starts_with("not a usage batch"), "{dead:?}");
-    assert_eq!(b.metrics.count(&Metric::UsageRejected), 2);
+    assert_eq!(b.metrics.count(&Metric::UsageBatchRefused), 2);
     // Nothing left on the usage queue: the good one deleted, the refused ones moved.
     let left = b.queue.receive(10, Duration::ZERO, LONG).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
@@ -241,5 +241,5 @@ async fn a_batch_the_table_cannot_take_stays_and_comes_back_after_its_backoff() 
     let keep = settle_batch(&b.usage_queue(b.usage.clone()), &b.consumer(), again).await;
     assert!(keep.is_empty());
     assert_eq!(b.total().await.as_deref(), Some("3"));
-    assert_eq!(b.metrics.count(&Metric::UsageRejected), 0);
+    assert_eq!(b.metrics.count(&Metric::UsageBatchRefused), 0);
 }
