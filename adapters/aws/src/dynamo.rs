@@ -697,17 +697,9 @@ impl InstanceStore for DynamoStore {
             for (k, v) in values {
                 put = put.expression_attribute_values(k, v);
             }
-            return match put.send().await {
-                Ok(_) => Ok(()),
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    Err(StoreError::Conflict)
-                }
-                Err(e) => Err(unavailable(&format!("PutItem (save instance {id})"), &e)),
+            return match put_if(put, &format!("PutItem (save instance {id})")).await? {
+                true => Ok(()),
+                false => Err(StoreError::Conflict),
             };
         }
 
@@ -800,7 +792,7 @@ impl InstanceStore for DynamoStore {
 }
 
 /// A conditional `PutItem`: true when written, false when its condition failed.
-async fn put_if(
+pub(crate) async fn put_if(
     put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
     what: &str,
 ) -> Result<bool, StoreError> {

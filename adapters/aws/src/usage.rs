@@ -103,7 +103,6 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
-    operation::put_item::PutItemError,
     types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem},
 };
 use chrono::{DateTime, Utc};
@@ -122,7 +121,7 @@ use crate::dynamo::{
     CONDITION_FAILED, DynamoStore, Item, MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ITEMS,
     MAX_UNPROCESSED_RETRIES, TRANSACTION_CONFLICT, backoff, cancellation_reasons, json_text,
     keys::{DATA, PK, SK, TTL, VERSION},
-    n, number_attr, reason_codes, s, string_attr, unavailable,
+    n, number_attr, put_if, reason_codes, s, string_attr, unavailable,
 };
 
 /// How many times a batch is read and applied again after losing to a concurrent writer.
@@ -973,23 +972,13 @@ impl UsageStore for DynamoUsageStore {
             .condition_expression("#v = :expected")
             .expression_attribute_names("#v", VERSION)
             .expression_attribute_values(":expected", n(window.version));
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(unavailable(
-                &format!(
-                    "PutItem (save usage window {} at {})",
-                    window.instance_id, window.start
-                ),
-                &e,
-            )),
+        let what = format!(
+            "PutItem (save usage window {} at {})",
+            window.instance_id, window.start
+        );
+        match put_if(put, &what).await? {
+            true => Ok(()),
+            false => Err(StoreError::Conflict),
         }
     }
 
@@ -1074,18 +1063,8 @@ impl UsageStore for DynamoUsageStore {
             .expression_attribute_names("#holder", PUSH_HOLDER)
             .expression_attribute_values(":now", n(now.timestamp_millis()))
             .expression_attribute_values(":holder", s(holder));
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable("PutItem (claim the usage push)", &e)),
-        }
+        // A failed condition: another holder's claim is live.
+        put_if(put, "PutItem (claim the usage push)").await
     }
 
     async fn release_push(&self, holder: &str) -> Result<(), StoreError> {
@@ -1101,18 +1080,9 @@ impl UsageStore for DynamoUsageStore {
             .condition_expression("#holder = :holder")
             .expression_attribute_names("#holder", PUSH_HOLDER)
             .expression_attribute_values(":holder", s(holder));
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable("PutItem (release the usage push)", &e)),
-        }
+        // A failed condition: another holder took the claim since; it stays.
+        put_if(put, "PutItem (release the usage push)").await?;
+        Ok(())
     }
 }
 

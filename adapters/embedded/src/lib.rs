@@ -351,6 +351,28 @@ impl From<Fault> for QueueError {
     }
 }
 
+/// Removes up to `limit` entries of an expiry index (expiry ms, key) that expired at or before
+/// `now_ms`, with the keys they index in `table` (the nonces, the usage keys).
+pub(crate) fn purge_expired<V: redb::Value + 'static>(
+    index: &mut redb::Table<(i64, &'static str), ()>,
+    table: &mut redb::Table<&'static str, V>,
+    now_ms: i64,
+    limit: usize,
+) -> Result<(), Fault> {
+    use redb::ReadableTable;
+    // Everything below (now+1, "") expired at or before now: "" sorts before every other key.
+    let expired: Vec<(i64, String)> = index
+        .range(..(now_ms.saturating_add(1), ""))?
+        .take(limit)
+        .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
+        .collect::<Result<_, _>>()?;
+    for (at, key) in &expired {
+        index.remove((*at, key.as_str()))?;
+        table.remove(key.as_str())?;
+    }
+    Ok(())
+}
+
 /// Unix millis: the resolution of every stored time (ordering keys, nonce expiries).
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

@@ -154,18 +154,7 @@ fn save(
 pub(crate) fn purge_expired_nonces(txn: &WriteTransaction, now_ms: i64) -> Result<(), Fault> {
     let mut index = txn.open_table(NONCE_EXPIRY)?;
     let mut nonces = txn.open_table(NONCES)?;
-    // Everything below (now+1, "") has expiry <= now: "" sorts before every other nonce.
-    let upper = now_ms.saturating_add(1);
-    let expired: Vec<(i64, String)> = index
-        .range(..(upper, ""))?
-        .take(NONCE_PURGE_BATCH)
-        .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
-        .collect::<Result<_, _>>()?;
-    for (exp, nonce) in &expired {
-        index.remove((*exp, nonce.as_str()))?;
-        nonces.remove(nonce.as_str())?;
-    }
-    Ok(())
+    crate::purge_expired(&mut index, &mut nonces, now_ms, NONCE_PURGE_BATCH)
 }
 
 #[async_trait]

@@ -125,15 +125,7 @@ fn ingest_in(
         }
         // The keys past their retention, a few per batch (ingest's module docs: a repeat of
         // one is refused as too old before any key is read).
-        let past: Vec<(i64, String)> = expiry
-            .range(..(millis(now).saturating_add(1), ""))?
-            .take(ingest::KEY_PURGE_BATCH)
-            .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_owned())))
-            .collect::<Result<_, _>>()?;
-        for (until, key) in &past {
-            expiry.remove((*until, key.as_str()))?;
-            keys.remove(key.as_str())?;
-        }
+        crate::purge_expired(&mut expiry, &mut keys, millis(now), ingest::KEY_PURGE_BATCH)?;
     }
     txn.commit()?;
     Ok(Ok(applied.outcome))

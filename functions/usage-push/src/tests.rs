@@ -139,10 +139,9 @@ async fn a_refused_signature_stops_the_pass_and_is_counted() {
     assert!(b.sim.usage().0.is_empty());
 }
 
-#[tokio::test]
-async fn offline_usage_is_kept_and_the_pass_says_so() {
-    let config = Config::with_keys(ACCESS_KEY, "kit-key");
-    let built = pusher(
+/// The pusher `config` builds, over stores of its own.
+fn pusher_over_fresh_stores(config: &Config) -> Result<Option<UsagePusher>, ConfigError> {
+    pusher(
         &config.settings,
         &config.secrets,
         Arc::new(MemoryStore::new()),
@@ -150,7 +149,12 @@ async fn offline_usage_is_kept_and_the_pass_says_so() {
         Arc::new(ManualClock::at(Utc::now())),
         Arc::new(RecordedMetrics::default()),
     )
-    .unwrap();
+}
+
+#[tokio::test]
+async fn offline_usage_is_kept_and_the_pass_says_so() {
+    let config = Config::with_keys(ACCESS_KEY, "kit-key");
+    let built = pusher_over_fresh_stores(&config).unwrap();
     assert!(built.is_none());
     let answer = pass(None, None).await.unwrap();
     assert_eq!(answer, json!({"pushed": false, "why": NOT_CONFIGURED}));
@@ -164,15 +168,6 @@ fn the_open_api_without_its_keys_is_a_named_error() {
         fallback: None,
         timeout: Duration::from_secs(5),
     };
-    let err = pusher(
-        &config.settings,
-        &config.secrets,
-        Arc::new(MemoryStore::new()),
-        Arc::new(MemoryStore::new()),
-        Arc::new(ManualClock::at(Utc::now())),
-        Arc::new(RecordedMetrics::default()),
-    )
-    .err()
-    .expect("no AK/SK");
+    let err = pusher_over_fresh_stores(&config).err().expect("no AK/SK");
     assert!(err.to_string().contains("KOOGALLERY_AK"), "{err}");
 }
