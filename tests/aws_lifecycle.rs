@@ -24,17 +24,20 @@ fn require_emulator() {
     );
 }
 
+/// A host and its own data directory (removed when the test ends): tests never share one, so
+/// nothing an earlier or a parallel run left behind can change what a test sees.
 async fn host(
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
-) -> RunningAwsHost {
+) -> (RunningAwsHost, tempfile::TempDir) {
     host_with(config(), provisioner).await
 }
 
 async fn host_with(
     config: koogallery::config::Config,
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
-) -> RunningAwsHost {
+) -> (RunningAwsHost, tempfile::TempDir) {
     require_emulator();
+    let data = tempfile::tempdir().expect("a data directory for this test");
     let unique = uuid_like();
     let aws = AwsSettings {
         table: format!("e2e-{unique}"),
@@ -42,11 +45,12 @@ async fn host_with(
     };
     let settings = LocalSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: std::env::temp_dir(),
+        data_dir: data.path().to_path_buf(),
     };
-    start_aws(config, settings, aws, provisioner)
+    let host = start_aws(config, settings, aws, provisioner)
         .await
-        .expect("host on the AWS adapters starts")
+        .expect("host on the AWS adapters starts");
+    (host, data)
 }
 
 fn uuid_like() -> String {
@@ -62,7 +66,7 @@ fn uuid_like() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn full_lifecycle_through_the_aws_adapters() {
-    let h = host(None).await;
+    let (h, _data) = host(None).await;
     let sim = Simulator::new(&h.produce_url(), KEY).unwrap();
     let opts = LifecycleOptions {
         order_id: format!("CSAWS{}", uuid_like()),
@@ -83,7 +87,7 @@ async fn full_lifecycle_through_the_aws_adapters() {
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn sixteen_concurrent_duplicates_make_one_instance_on_dynamodb() {
     let provisioner = Arc::new(ScriptedProvisioner::default());
-    let h = host(Some(provisioner.clone())).await;
+    let (h, _data) = host(Some(provisioner.clone())).await;
     let sim = Arc::new(Simulator::new(&h.produce_url(), KEY).unwrap());
     let id = sixteen_concurrent_duplicates(sim.clone(), &format!("CSDUP{}", uuid_like())).await;
     wait_for(&sim, &id, ResultCode::Success).await;
@@ -102,7 +106,7 @@ async fn usage_is_ingested_into_dynamodb_and_pushed() {
     cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
     cfg.settings.metering.push_every = Duration::from_millis(200);
     cfg.settings.metering.push.grace = chrono::Duration::zero();
-    let h = host_with(cfg, None).await;
+    let (h, _data) = host_with(cfg, None).await;
 
     let hour = window_start(chrono::Utc::now());
     let id = format!("use-aws-{}", uuid_like());

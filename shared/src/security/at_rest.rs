@@ -143,22 +143,20 @@ impl LocalKeySealer {
 
     /// The key kept in `path` (base64), generated there on first use and created readable and
     /// writable by its owner only (0600). Losing this file loses the stored passwords.
+    ///
+    /// The file appears whole or not at all: the key is written to a temporary file in the same
+    /// directory (0600), synced, then linked into place only if no key is there yet, and the
+    /// directory is synced. Two processes starting at once end with one key (the second reads the
+    /// first's), and a crash never leaves an empty file or replaces a key that sealed passwords.
     pub fn from_key_file(path: &Path) -> Result<Self, SealError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::from_base64(&text)
                 .map_err(|e| SealError::Key(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let sealer = Self::random();
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let written = options
-                    .open(path)
-                    .and_then(|mut f| f.write_all(STANDARD.encode(sealer.key).as_bytes()));
-                match written {
+                match write_new_file_atomically(path, STANDARD.encode(sealer.key).as_bytes()) {
                     Ok(()) => Ok(sealer),
-                    // Another process created it first: use theirs.
+                    // Another process put its key there first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         Self::from_key_file(path)
                     }
@@ -174,6 +172,32 @@ impl LocalKeySealer {
             ))),
         }
     }
+}
+
+/// Creates `path` holding `contents`, owner-only, never visible half-written: a synced temporary
+/// file in the same directory is hard-linked into place (`AlreadyExists` if `path` exists, which
+/// is then left untouched), and the directory is synced so the new name survives a crash.
+pub fn write_new_file_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // tempfile creates the file 0600 on unix, with a random name, in the target's directory.
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[async_trait]
@@ -253,5 +277,56 @@ mod tests {
             "{e}"
         );
         assert!(LocalKeySealer::from_base64("not base64!").is_err());
+    }
+
+    /// Many processes starting at once on a fresh data directory: before the file was written
+    /// atomically, a reader could see it created but still empty ("expected 32 bytes, got 0").
+    #[test]
+    fn concurrent_first_starts_end_with_one_key_and_no_leftovers() {
+        for round in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("credentials.key");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        let (barrier, path) = (barrier.clone(), path.clone());
+                        s.spawn(move || {
+                            barrier.wait();
+                            LocalKeySealer::from_key_file(&path)
+                                .unwrap_or_else(|e| panic!("round {round}: {e}"))
+                                .key
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(keys.iter().all(|k| *k == keys[0]), "round {round}: one key");
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(
+                names,
+                vec!["credentials.key"],
+                "round {round}: no temp files"
+            );
+        }
+    }
+
+    #[test]
+    fn an_existing_file_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_new_file_atomically(&path, b"first").unwrap();
+        let e = write_new_file_atomically(&path, b"second").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
     }
 }
