@@ -527,3 +527,51 @@ async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marke
     assert_eq!(orders().len(), 1);
     h.shutdown().await;
 }
+
+/// Internal details never reach KooGallery's `resultMsg`: a webhook URL that carries the vendor's
+/// token in its query, unreachable until the provisioning deadline, fails the order with a fixed
+/// text; the cause (which names the URL) goes to the log only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_order_answers_a_fixed_message_that_never_carries_the_webhook_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = koogallery_e2e::config();
+    let url = format!("http://127.0.0.1:{}/hook?token=s3cret-token", free_port());
+    cfg.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
+        url,
+        timeout: Duration::from_secs(1),
+    };
+    cfg.secrets.webhook = Some(koogallery::security::SecretKey::new("w"));
+    // Set directly (start-up would refuse under 60 s) so the deadline passes within the test.
+    cfg.settings.worker.provisioning_deadline = Duration::from_secs(1);
+    let h = host(dir.path(), cfg, None).await;
+    let sim = simulator(&h);
+    let answer = sim
+        .call(&new_instance("CSLEAK", "biz-leak"))
+        .await
+        .expect("newInstance answered");
+    let id: String = answer.reply.field("instanceId").expect("instanceId");
+    let mut last = None;
+    for _ in 0..400 {
+        let a = sim
+            .call(&json!({"activity":"queryInstance","instanceId":id}))
+            .await
+            .expect("queryInstance answered");
+        let text = String::from_utf8_lossy(&a.raw).into_owned();
+        assert!(
+            !text.contains("s3cret") && !text.contains("/hook"),
+            "KooGallery's answer names the webhook: {text}"
+        );
+        if a.reply.result_code != ResultCode::Processing {
+            last = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failed = last.expect("the order fails at its deadline");
+    assert_eq!(failed.reply.result_code, ResultCode::InternalError);
+    assert_eq!(
+        failed.reply.result_msg,
+        provision_worker::PROVISIONING_DEADLINE_PASSED
+    );
+    h.shutdown().await;
+}

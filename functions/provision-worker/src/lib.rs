@@ -48,6 +48,10 @@ use koogallery::{
     },
 };
 
+/// `resultMsg` of an order whose provisioning kept failing until its deadline (the cause is logged).
+pub const PROVISIONING_DEADLINE_PASSED: &str =
+    "provisioning did not succeed before its deadline; the order fails";
+
 /// One delivery of a job.
 #[derive(Debug, Clone)]
 pub struct JobDelivery {
@@ -368,11 +372,10 @@ impl Worker {
         self.metrics.record(Metric::ProvisioningRetries);
         let now = self.now();
         let deadline = self.config.provisioning_deadline;
-        let message = format!(
-            "provisioning did not succeed within {} s of the order: {}",
-            deadline.as_secs(),
-            koogallery::callbacks::error_chain(&error)
-        );
+        // KooGallery's `resultMsg` gets a fixed text: the cause (a webhook URL with its query,
+        // a store's or a key service's words) goes to the log only.
+        let message = PROVISIONING_DEADLINE_PASSED.to_owned();
+        let cause = koogallery::callbacks::error_chain(&error);
         let (_, outcome) = mutate(self.store.as_ref(), instance_id, |i| {
             let past = (now - i.created_at).to_std().unwrap_or_default() >= deadline;
             if !past {
@@ -384,7 +387,7 @@ impl Worker {
         })
         .await?;
         if matches!(outcome, Outcome::Changed(_)) {
-            tracing::error!(instance_id, %message, "provisioning deadline passed; the order failed");
+            tracing::error!(instance_id, deadline_secs = deadline.as_secs(), error = %cause, "provisioning deadline passed; the order failed");
             self.metrics.record(Metric::ProvisioningDeadlinePassed);
             return Err(JobError::ProvisioningDeadline(Box::new(error)));
         }
@@ -423,6 +426,7 @@ impl Worker {
                 if let Err(problem) = check_presentable(&access, self.credential_encryption) {
                     // Refuse now, clearly, rather than fail every queryInstance poll later; the
                     // vendor hears `released` and removes what it created.
+                    // `problem` names the field and its length only, never its value.
                     let message =
                         format!("the vendor's answer cannot be sent to KooGallery: {problem}");
                     tracing::error!(instance_id, %message, "provisioning refused");

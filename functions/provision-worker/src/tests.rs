@@ -725,6 +725,67 @@ mod webhook {
         }
     }
 
+    /// A redirect is never followed: a 301/302/303 would turn the POST into a body-less GET whose
+    /// 2xx page counted as a delivered notice. Every 3xx is a misconfiguration (retried, alarmed),
+    /// and its message never carries the URL's query (where a vendor may keep a token).
+    #[tokio::test]
+    async fn a_redirect_is_a_misconfiguration_and_never_a_delivery() {
+        use axum::{extract::Path, routing::get};
+        let (gets, posts) = (Arc::new(Mutex::new(0u32)), Arc::new(Mutex::new(0u32)));
+        let (g, p) = (gets.clone(), posts.clone());
+        let app = Router::new()
+            .route(
+                "/hook/{status}",
+                post(move |Path(status): Path<u16>| {
+                    let p = p.clone();
+                    async move {
+                        *p.lock().unwrap() += 1;
+                        (
+                            StatusCode::from_u16(status).unwrap(),
+                            [(axum::http::header::LOCATION, "/moved")],
+                            "",
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/moved",
+                get(move || {
+                    let g = g.clone();
+                    async move {
+                        *g.lock().unwrap() += 1;
+                        "<html>welcome</html>"
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let paid = OrderPaid {
+            order_id: "o".into(),
+            order_line_id: "l".into(),
+            order: Default::default(),
+        };
+        for status in [301u16, 302, 303, 307, 308] {
+            let mut hook = provisioner(format!("http://{addr}/hook/{status}?token=s3cret-token"));
+            hook.tries = 1;
+            let r = hook.order_paid(&paid).await;
+            match &r {
+                Err(ProvisionError::Misconfigured(why)) => {
+                    assert!(why.contains("redirect"), "{status}: {why}");
+                    assert!(
+                        !why.contains("s3cret-token"),
+                        "{status}: the URL's query leaked: {why}"
+                    );
+                }
+                other => panic!("{status}: a redirect must not count as delivered: {other:?}"),
+            }
+            assert!(r.unwrap_err().is_retryable(), "{status}");
+        }
+        assert_eq!(*posts.lock().unwrap(), 5);
+        assert_eq!(*gets.lock().unwrap(), 0, "no redirect was followed");
+    }
+
     #[tokio::test]
     async fn persistent_outage_is_transient_and_unreachable_too() {
         let (url, seen) = vendor(vec![(500, ""), (502, ""), (504, "")]).await;

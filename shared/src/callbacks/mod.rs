@@ -40,6 +40,9 @@ pub use registry::{
     StoreAccess,
 };
 
+/// `resultMsg` of a failure that a later retry may not meet.
+pub const RETRY_LATER: &str = "temporary internal error; please retry";
+
 /// Why a callback could not do what KooGallery asked. Each keeps its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -87,12 +90,24 @@ impl CallbackError {
         }
     }
 
-    /// The reply KooGallery sees. Infrastructure details stay in the logs, not in `resultMsg`.
+    /// The reply KooGallery sees: a short fixed text per kind of failure. Infrastructure details
+    /// (store and queue errors, key service answers) stay in the logs, never in `resultMsg`; the
+    /// domain's own refusals name only what the request named.
     pub fn to_reply(&self) -> Reply {
         match self {
-            Self::Domain(DomainError::Store(_)) | Self::Queue(_) => Reply::new(
+            Self::Domain(DomainError::Store(_)) | Self::Queue(_) => {
+                Reply::new(ResultCode::InternalError, RETRY_LATER)
+            }
+            Self::AtRest(e) if e.is_retryable() => {
+                Reply::new(ResultCode::InternalError, RETRY_LATER)
+            }
+            Self::AtRest(_) => Reply::new(
                 ResultCode::InternalError,
-                "temporary internal error; please retry",
+                "internal error: the instance's stored credentials cannot be opened",
+            ),
+            Self::Credential(_) => Reply::new(
+                ResultCode::InternalError,
+                "internal error: the credentials do not fit KooGallery's 128 characters once encrypted",
             ),
             other => Reply::new(other.result_code(), other.to_string()),
         }
@@ -259,5 +274,20 @@ mod tests {
         let queue = CallbackError::from(QueueError("SQS down".into()));
         assert!(queue.is_retryable());
         assert!(!queue.to_reply().result_msg.contains("SQS"));
+
+        // A key service's or a key file's own words never reach KooGallery.
+        use crate::security::at_rest::SealError;
+        for e in [
+            SealError::Unavailable("kms: arn:aws:kms:eu-west-1:123:key/abc throttled".into()),
+            SealError::Corrupt("authentication failed (arn:aws:kms:...)".into()),
+            SealError::Key("/srv/secret/credentials.key: expected 32 bytes".into()),
+        ] {
+            let retryable = e.is_retryable();
+            let reply = CallbackError::from(e).to_reply();
+            assert_eq!(reply.result_code, ResultCode::InternalError);
+            assert!(!reply.result_msg.contains("arn:"), "{}", reply.result_msg);
+            assert!(!reply.result_msg.contains("/srv"), "{}", reply.result_msg);
+            assert_eq!(reply.result_msg == RETRY_LATER, retryable);
+        }
     }
 }

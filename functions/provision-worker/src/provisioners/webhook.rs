@@ -46,6 +46,9 @@ impl WebhookProvisioner {
     pub fn new(url: String, secret: SecretKey, timeout: Duration) -> Result<Self, ProvisionError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            // A redirect would turn the POST into a body-less GET (301/302/303) whose 2xx page
+            // then counts as delivered: a 3xx is a misconfiguration, as a 401/403/404 is.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ProvisionError::Transient(format!("webhook client: {e}")))?;
         Ok(Self {
@@ -83,7 +86,8 @@ impl WebhookProvisioner {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    last = format!("webhook unreachable: {e}");
+                    // Without the URL: its query string may hold the vendor's token.
+                    last = format!("webhook unreachable: {}", e.without_url());
                     continue;
                 }
             };
@@ -108,15 +112,25 @@ impl WebhookProvisioner {
                 {
                     return Err(refusal(answer, &format!("webhook answered HTTP {status}")));
                 }
+                let what = if status.is_redirection() {
+                    "a redirect (not followed: the event would arrive as a body-less GET)"
+                } else {
+                    "no KooGallery resultCode"
+                };
                 return Err(ProvisionError::Misconfigured(format!(
-                    "webhook {} answered HTTP {status} without a KooGallery resultCode",
-                    self.url
+                    "webhook {} answered HTTP {status} with {what}",
+                    without_query(&self.url)
                 )));
             }
             last = format!("webhook answered HTTP {status}");
         }
         Err(ProvisionError::Transient(last))
     }
+}
+
+/// The URL as it may be logged: no query string or fragment (a vendor may put a token there).
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
 }
 
 /// An explicit non-success code in a 2xx answer to a notice is a refusal too.
