@@ -39,7 +39,14 @@ pub fn verify_kit(
     raw_body: &[u8],
 ) -> Result<Matched, SignatureError> {
     let canonical = canonical_payload(raw_body).ok();
-    verify_hex(keys, signature, raw_body, canonical, |key, payload| {
-        kit_mac(key, nonce, timestamp, payload)
-    })
+    // Decision 1's fallback forms are the basic interfaces' (the sample's `Map<String,String>`);
+    // Kit bodies carry arrays and objects, so only the canonical payload and the raw bytes.
+    verify_hex(
+        keys,
+        signature,
+        raw_body,
+        canonical,
+        Vec::new,
+        |key, payload| kit_mac(key, nonce, timestamp, payload),
+    )
 }

@@ -155,6 +155,13 @@ impl Matched {
 pub enum PayloadForm {
     /// The canonical payload of [`canonical_payload`] (for V1: the sorted `k=v&…` string).
     Canonical,
+    /// Decision 1's fallback: the canonical payload with top-level numbers and booleans as
+    /// strings (the official sample binds the body as `Map<String,String>`).
+    CanonicalStringValues,
+    /// Decision 1's fallback: the canonical payload with nested object keys sorted too.
+    CanonicalNestedSorted,
+    /// Both of the above at once.
+    CanonicalStringValuesNestedSorted,
     /// The raw request body bytes (fallback for bodies the platform may not canonicalise, §3.1).
     RawBody,
 }

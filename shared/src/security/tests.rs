@@ -592,3 +592,55 @@ proptest! {
         let _ = verify_body_sign(KEY, &body, &sig);
     }
 }
+
+/// Decision 1: the official sample binds the body as `Map<String,String>` (numbers and booleans
+/// become strings) and may sort nested keys; those forms are tried after the canonical payload
+/// fails, before the raw bytes.
+#[test]
+fn decision_1_fallback_forms_match_after_the_canonical_payload() {
+    let keys = ring(KEY);
+    let raw = br#"{"orderAmount":12.5,"activity":"changeInstanceCheck","trial":true,"productInfo":{"skuCode":"s1","amount":3},"instanceId":"i-1","periodNumber":2}"#;
+    let signed_over = |payload: &str| basic_signature(KEY, NONCE, TS, payload.as_bytes());
+    let form = |sig: &str| verify_basic(&keys, NONCE, TS, sig, raw).map(|m| m.payload);
+
+    let canonical = canonical_payload(raw).unwrap();
+    assert_eq!(form(&signed_over(&canonical)), Ok(PayloadForm::Canonical));
+
+    let strings = r#"{"activity":"changeInstanceCheck","instanceId":"i-1","orderAmount":"12.5","periodNumber":"2","productInfo":{"skuCode":"s1","amount":3},"trial":"true"}"#;
+    assert_eq!(
+        form(&signed_over(strings)),
+        Ok(PayloadForm::CanonicalStringValues)
+    );
+    let nested = r#"{"activity":"changeInstanceCheck","instanceId":"i-1","orderAmount":12.5,"periodNumber":2,"productInfo":{"amount":3,"skuCode":"s1"},"trial":true}"#;
+    assert_eq!(
+        form(&signed_over(nested)),
+        Ok(PayloadForm::CanonicalNestedSorted)
+    );
+    let both = r#"{"activity":"changeInstanceCheck","instanceId":"i-1","orderAmount":"12.5","periodNumber":"2","productInfo":{"amount":3,"skuCode":"s1"},"trial":"true"}"#;
+    assert_eq!(
+        form(&signed_over(both)),
+        Ok(PayloadForm::CanonicalStringValuesNestedSorted)
+    );
+    // The previous key still works with every form, and says so.
+    let rotated = KeyRing::new(SecretKey::new("new-key"), Some(SecretKey::new(KEY)));
+    let m = verify_basic(&rotated, NONCE, TS, &signed_over(strings), raw).unwrap();
+    assert_eq!(
+        (m.previous_key, m.payload),
+        (true, PayloadForm::CanonicalStringValues)
+    );
+    // Raw bytes last; anything else is still a mismatch.
+    assert_eq!(
+        form(&basic_signature(KEY, NONCE, TS, raw)),
+        Ok(PayloadForm::RawBody)
+    );
+    assert_eq!(
+        form(&signed_over(r#"{"activity":"changeInstanceCheck"}"#)),
+        Err(SignatureError::Mismatch)
+    );
+    // Kit signatures keep to the canonical payload and the raw bytes.
+    let kit = kit_signature(KEY, NONCE, TS, strings.as_bytes());
+    assert_eq!(
+        verify_kit(&keys, NONCE, TS, &kit, raw),
+        Err(SignatureError::Mismatch)
+    );
+}

@@ -1,8 +1,6 @@
 //! The V2 basic-interface request signature (spec callbacks §3.1, Decisions §1–2), over the
 //! canonical payload or, failing that, the raw body bytes.
 
-use std::borrow::Cow;
-
 use hmac::Mac;
 use serde_json::{Map, Value};
 
@@ -130,17 +128,87 @@ pub fn verify_basic_parsed(
     parsed: Option<&Map<String, Value>>,
 ) -> Result<Matched, SignatureError> {
     let canonical = parsed.map(canonical_payload_of);
-    verify_hex(keys, signature, raw_body, canonical, |key, payload| {
-        basic_mac(key, nonce, timestamp, payload)
-    })
+    verify_hex(
+        keys,
+        signature,
+        raw_body,
+        canonical,
+        || parsed.map(canonical_fallbacks).unwrap_or_default(),
+        |key, payload| basic_mac(key, nonce, timestamp, payload),
+    )
 }
 
-/// Shared body of [`verify_basic`] and [`verify_kit`].
+/// Decision 1's other canonical forms, tried only after the canonical payload failed: top-level
+/// numbers and booleans as strings, nested object keys sorted, and both. A form that equals one
+/// before it is left out.
+fn canonical_fallbacks(map: &Map<String, Value>) -> Vec<(PayloadForm, Vec<u8>)> {
+    let stringified: Map<String, Value> = map
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Number(n) => Value::String(n.to_string()),
+                Value::Bool(b) => Value::String(b.to_string()),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let nested_sorted = |m: &Map<String, Value>| -> Map<String, Value> {
+        m.iter()
+            .map(|(k, v)| (k.clone(), sort_nested_keys(v)))
+            .collect()
+    };
+    let mut out: Vec<(PayloadForm, Vec<u8>)> = Vec::with_capacity(3);
+    let first = canonical_payload_of(map).into_bytes();
+    for (form, payload) in [
+        (
+            PayloadForm::CanonicalStringValues,
+            canonical_payload_of(&stringified),
+        ),
+        (
+            PayloadForm::CanonicalNestedSorted,
+            canonical_payload_of(&nested_sorted(map)),
+        ),
+        (
+            PayloadForm::CanonicalStringValuesNestedSorted,
+            canonical_payload_of(&nested_sorted(&stringified)),
+        ),
+    ] {
+        let payload = payload.into_bytes();
+        if payload != first && out.iter().all(|(_, p)| *p != payload) {
+            out.push((form, payload));
+        }
+    }
+    out
+}
+
+/// `value` with the keys of every nested object sorted (Java `String.compareTo` order).
+fn sort_nested_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|(a, _), (b, _)| java_cmp(a, b));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sort_nested_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sort_nested_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Shared body of [`verify_basic`] and [`verify_kit`]: the canonical payload first (with every
+/// key of the ring), then the `fallbacks` (built only if the canonical payload failed), then the
+/// raw body bytes.
 pub(super) fn verify_hex(
     keys: &KeyRing,
     signature: &str,
     raw_body: &[u8],
     canonical: Option<String>,
+    fallbacks: impl FnOnce() -> Vec<(PayloadForm, Vec<u8>)>,
     mac: impl Fn(&str, &[u8]) -> HmacSha256,
 ) -> Result<Matched, SignatureError> {
     let signature = signature.trim();
@@ -149,24 +217,32 @@ pub(super) fn verify_hex(
     }
     // `hex` accepts both cases (§3.1: compare case-insensitively).
     let tag = hex::decode(signature).map_err(|_| SignatureError::Malformed)?;
+    let matches = |payload: &[u8]| {
+        keys.keys()
+            .position(|key| mac(key.expose(), payload).verify_slice(&tag).is_ok())
+    };
+    let matched = |index: usize, payload: PayloadForm| Matched {
+        previous_key: index > 0,
+        payload,
+    };
 
-    let mut candidates: Vec<(PayloadForm, Cow<'_, [u8]>)> = Vec::with_capacity(2);
-    if let Some(canonical) = canonical {
-        candidates.push((PayloadForm::Canonical, Cow::Owned(canonical.into_bytes())));
+    let canonical = canonical.map(String::into_bytes);
+    if let Some(c) = &canonical
+        && let Some(i) = matches(c)
+    {
+        return Ok(matched(i, PayloadForm::Canonical));
     }
-    if candidates.iter().all(|(_, p)| p.as_ref() != raw_body) {
-        candidates.push((PayloadForm::RawBody, Cow::Borrowed(raw_body)));
-    }
-
-    for (index, key) in keys.keys().enumerate() {
-        for (form, payload) in &candidates {
-            if mac(key.expose(), payload).verify_slice(&tag).is_ok() {
-                return Ok(Matched {
-                    previous_key: index > 0,
-                    payload: *form,
-                });
-            }
+    let mut tried: Vec<Vec<u8>> = canonical.into_iter().collect();
+    for (form, payload) in fallbacks() {
+        if let Some(i) = matches(&payload) {
+            return Ok(matched(i, form));
         }
+        tried.push(payload);
+    }
+    if tried.iter().all(|p| p.as_slice() != raw_body)
+        && let Some(i) = matches(raw_body)
+    {
+        return Ok(matched(i, PayloadForm::RawBody));
     }
     Err(SignatureError::Mismatch)
 }
