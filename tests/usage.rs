@@ -168,8 +168,10 @@ async fn seed_order(
 
 /// Packages and bill estimates over HTTP, as the vendor's app sees them: a stop-when-used-up
 /// package is used up (`exhaustedPackages`, the `quotaExhausted` event, further usage refused),
-/// its usage is pushed with `relate_pkg_instance`, and the estimate prices seed 000's example
-/// (step: 8 minutes → 1.90) leaving the prepaid package usage out.
+/// its usage is pushed with `relate_pkg_instance`, and the estimate prices KooGallery's example
+/// (step: 8 minutes in one daily cycle → 1.90) leaving the prepaid package usage out. The same
+/// minutes under hourly cycles are two cycles (1.30 + 0.90). KooGallery's bill from what it
+/// accepted equals each estimate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packages_are_deducted_and_estimates_price_the_rest() {
     use koogallery::order::ChargingMode;
@@ -178,9 +180,11 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
     cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
     cfg.settings.metering.push_every = Duration::from_millis(100);
     cfg.settings.metering.push.grace = chrono::Duration::zero();
-    cfg.settings.metering.pricing = koogallery::metering::pricing::PriceList::from_json(
-        r#"{"sku-min":{"model":"step","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}}"#,
-    )
+    let daily = r#"{"model":"step","cycle":"day","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}"#;
+    let hourly = r#"{"model":"step","cycle":"hour","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}"#;
+    cfg.settings.metering.pricing = koogallery::metering::pricing::PriceList::from_json(&format!(
+        r#"{{"sku-min":{daily},"sku-hourly":{hourly}}}"#
+    ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path(), cfg, None).await;
@@ -192,6 +196,15 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
         hour,
         ChargingMode::OnDemand,
         "sku-min",
+        vec![],
+    )
+    .await;
+    seed_order(
+        store,
+        "calls-2",
+        hour,
+        ChargingMode::OnDemand,
+        "sku-hourly",
         vec![],
     )
     .await;
@@ -207,16 +220,25 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
     .await;
 
     let client = UsageClient::new(&format!("http://{}/usage", h.addr), USAGE_KEY).unwrap();
-    let record = |q: &str, minutes: i64, key: &str, package: Option<&str>| UsageRecordIn {
-        instance_id: "calls-1".into(),
-        quantity: q.parse().unwrap(),
-        occurred_at: hour + chrono::Duration::minutes(minutes),
-        idempotency_key: key.into(),
-        package_instance_id: package.map(str::to_owned),
+    let record_of =
+        |instance: &str, q: &str, minutes: i64, key: &str, package: Option<&str>| UsageRecordIn {
+            instance_id: instance.into(),
+            quantity: q.parse().unwrap(),
+            occurred_at: hour + chrono::Duration::minutes(minutes),
+            idempotency_key: key.into(),
+            package_instance_id: package.map(str::to_owned),
+        };
+    let record = |q: &str, minutes: i64, key: &str, package: Option<&str>| {
+        record_of("calls-1", q, minutes, key, package)
     };
-    let on_demand = [record("5", 10, "m1", None), record("3", 70, "m2", None)];
+    let on_demand = [
+        record("5", 10, "m1", None),
+        record("3", 70, "m2", None),
+        record_of("calls-2", "5", 10, "h1", None),
+        record_of("calls-2", "3", 70, "h2", None),
+    ];
     let a = client.send_until_taken(&on_demand, 20).await.unwrap();
-    assert_eq!(a.body["applied"], 2, "{:?}", a.body);
+    assert_eq!(a.body["applied"], 4, "{:?}", a.body);
     let a = client
         .send_until_taken(&[record("7", 20, "p1", Some("pkg-10"))], 20)
         .await
@@ -253,7 +275,8 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
         "the vendor is told"
     );
 
-    // The estimate: 8 on-demand units priced by steps; the 10 from the package apart.
+    // The estimate: 8 on-demand units priced by steps in one daily cycle; the 10 from the
+    // package apart. Under hourly cycles, the same 8 are 5 in one cycle and 3 in the next.
     let from = (hour - chrono::Duration::hours(1)).to_rfc3339();
     let e = client.estimate("calls-1", Some(&from), None).await.unwrap();
     assert_eq!(e.status, 200, "{:?}", e.body);
@@ -262,6 +285,17 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
         (Some("8"), Some("1.9"))
     );
     assert_eq!(e.body["packageQuantity"], "10");
+    assert_eq!(
+        (&e.body["schema"], &e.body["cycle"]),
+        (&2.into(), &"day".into())
+    );
+    let e2 = client.estimate("calls-2", Some(&from), None).await.unwrap();
+    assert_eq!(
+        (e2.body["quantity"].as_str(), e2.body["amount"].as_str()),
+        (Some("8"), Some("2.2")),
+        "{:?}",
+        e2.body
+    );
     let unknown = client.estimate("nobody", None, None).await.unwrap();
     assert_eq!(unknown.status, 404);
     let unpriced = client.estimate("pkg-10", None, None).await.unwrap();
@@ -274,7 +308,7 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
 
     // KooGallery gets the package's hour with relate_pkg_instance, the on-demand hours without.
     for _ in 0..100 {
-        if openapi.usage().0.len() >= 3 {
+        if openapi.usage().0.len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -282,6 +316,7 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
     let (accepted, _) = openapi.usage();
     let mut got: Vec<(String, Option<String>)> = accepted
         .iter()
+        .filter(|r| r.instance_id != "calls-2")
         .map(|r| (r.usage_value.clone(), r.relate_pkg_instance.clone()))
         .collect();
     got.sort();
@@ -294,27 +329,32 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
         ]
     );
     // What KooGallery bills from what it accepted matches the vendor's estimate.
-    let period = |k: &str| {
-        DateTime::parse_from_rfc3339(e.body[k].as_str().unwrap())
-            .unwrap()
-            .to_utc()
-    };
-    let step = serde_json::from_str(
-        r#"{"model":"step","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}"#,
-    )
-    .unwrap();
-    let (quantity, amount) = koogallery_sim::usage::koogallery_bill(
-        &accepted,
-        "calls-1",
-        period("from"),
-        period("to"),
-        &step,
-    )
-    .unwrap();
-    assert_eq!(
-        (quantity.to_string(), amount.to_string()),
-        ("8".to_owned(), "1.9".to_owned())
-    );
+    for (instance, estimate, pricing) in [("calls-1", &e, daily), ("calls-2", &e2, hourly)] {
+        let period = |k: &str| {
+            DateTime::parse_from_rfc3339(estimate.body[k].as_str().unwrap())
+                .unwrap()
+                .to_utc()
+        };
+        let (quantity, amount) = koogallery_sim::usage::koogallery_bill(
+            &accepted,
+            instance,
+            period("from"),
+            period("to"),
+            &serde_json::from_str(pricing).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                Some(quantity.to_string().as_str()),
+                Some(amount.to_string().as_str())
+            ),
+            (
+                estimate.body["quantity"].as_str(),
+                estimate.body["amount"].as_str()
+            ),
+            "{instance}"
+        );
+    }
     h.shutdown().await;
 }
 

@@ -53,11 +53,15 @@ async fn estimate(
     let (Some(openapi), Some(pricing)) = (openapi, pricing) else {
         return ExitCode::SUCCESS;
     };
-    let pricing: koogallery::metering::pricing::Pricing = match serde_json::from_str(&pricing) {
+    let pricing: koogallery::metering::pricing::Pricing = match serde_json::from_str(&pricing)
+        .map_err(|e| e.to_string())
+        .and_then(|p: koogallery::metering::pricing::Pricing| {
+            p.validate().map(|()| p).map_err(|e| e.to_string())
+        }) {
         Ok(p) => p,
         Err(e) => return problem(&format!("--pricing: {e}")),
     };
-    // The period the vendor's answer names, so both cover the same hours.
+    // The period the vendor's answer names (`to` exclusive), so both cover the same records.
     let time = |k: &str| {
         answer.body[k]
             .as_str()
@@ -218,16 +222,17 @@ enum Command {
         usage_key: String,
         #[arg(long = "instance")]
         instance: String,
-        /// Start of the period, RFC 3339 (default: this UTC month).
+        /// Start of the period, RFC 3339, inclusive (default: this UTC month).
         #[arg(long)]
         from: Option<String>,
-        /// End of the period, RFC 3339 (default: now).
+        /// End of the period, RFC 3339, exclusive (default: now).
         #[arg(long)]
         to: Option<String>,
         /// A running `serve-openapi` (its primary URL).
         #[arg(long, requires = "pricing")]
         openapi: Option<String>,
-        /// The SKU's pricing as JSON (`{"model":"step","bands":[…]}`), as in KOOGALLERY_PRICING.
+        /// The SKU's pricing as JSON (`{"model":"step","cycle":"day","bands":[…]}`), as in
+        /// KOOGALLERY_PRICING.
         #[arg(long)]
         pricing: Option<String>,
     },

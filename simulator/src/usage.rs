@@ -221,9 +221,11 @@ pub async fn received(openapi: &str) -> Result<String, String> {
 }
 
 /// What KooGallery would bill for `instance_id` from the records it accepted (`accepted`, as
-/// `GET /_sim/usage` lists them) whose hour began in `[from, to)`, under `pricing`: the quantity
-/// and the amount. Records deducted from a package (`relate_pkg_instance`) were prepaid and are
-/// left out, as the vendor's estimate leaves them out.
+/// `GET /_sim/usage` lists them) whose `begin_time` is in `[from, to)` (`to` exclusive), under
+/// `pricing`: the quantity and the amount. Rated as KooGallery rates (openapi §3.2): step bands
+/// per billing cycle counted from the instance's first accepted record, tier bands per record.
+/// Records deducted from a package (`relate_pkg_instance`) were prepaid and are left out, as the
+/// vendor's estimate leaves them out.
 pub fn koogallery_bill(
     accepted: &[crate::openapi::UsageRecord],
     instance_id: &str,
@@ -231,22 +233,30 @@ pub fn koogallery_bill(
     to: chrono::DateTime<chrono::Utc>,
     pricing: &koogallery::metering::pricing::Pricing,
 ) -> Result<(rust_decimal::Decimal, rust_decimal::Decimal), String> {
-    let mut quantity = rust_decimal::Decimal::ZERO;
-    for r in accepted
+    use koogallery::metering::pricing::Record;
+    let records = accepted
         .iter()
         .filter(|r| r.instance_id == instance_id && r.relate_pkg_instance.is_none())
-    {
-        let begin = chrono::NaiveDateTime::parse_from_str(&r.begin_time, "%Y%m%dT%H%M%SZ")
-            .map_err(|e| format!("begin_time {}: {e}", r.begin_time))?
-            .and_utc();
-        if begin >= from && begin < to {
-            quantity += r
-                .usage_value
-                .parse::<rust_decimal::Decimal>()
-                .map_err(|e| format!("usage_value {}: {e}", r.usage_value))?;
-        }
-    }
-    let amount = pricing.estimate(quantity).map_err(|e| e.to_string())?;
+        .map(|r| {
+            Ok(Record {
+                begin: chrono::NaiveDateTime::parse_from_str(&r.begin_time, "%Y%m%dT%H%M%SZ")
+                    .map_err(|e| format!("begin_time {}: {e}", r.begin_time))?
+                    .and_utc(),
+                quantity: r
+                    .usage_value
+                    .parse()
+                    .map_err(|e| format!("usage_value {}: {e}", r.usage_value))?,
+            })
+        })
+        .collect::<Result<Vec<Record>, String>>()?;
+    let quantity = records
+        .iter()
+        .filter(|r| r.begin >= from && r.begin < to)
+        .map(|r| r.quantity)
+        .sum();
+    let amount = pricing
+        .bill(&records, from, to)
+        .map_err(|e| e.to_string())?;
     Ok((quantity, amount.normalize()))
 }
 
@@ -284,14 +294,21 @@ mod bill_tests {
         }
     }
 
-    /// Seed 000's step example as KooGallery would bill it: 5 + 3 minutes in the period → 1.90;
-    /// another instance, a package's record and an hour outside the period are left out.
+    fn pricing(json: &str) -> koogallery::metering::pricing::Pricing {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    const BANDS: &str = r#""bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]"#;
+
+    /// KooGallery's step example as it bills it: 5 + 3 minutes in one daily cycle → 1.90;
+    /// another instance, a package's record and a record at `to` (excluded) are left out.
     #[test]
     fn koogallery_bills_the_accepted_on_demand_records_of_the_period() {
-        let pricing: koogallery::metering::pricing::Pricing = serde_json::from_str(
-            r#"{"model":"step","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]}"#,
-        )
-        .unwrap();
+        let step = pricing(&format!(r#"{{"model":"step","cycle":"day",{BANDS}}}"#));
         let accepted = [
             record("i-1", "20261101T000000Z", "5", None),
             record("i-1", "20261101T010000Z", "3", None),
@@ -299,18 +316,27 @@ mod bill_tests {
             record("i-2", "20261101T010000Z", "9", None),
             record("i-1", "20261201T000000Z", "100", None),
         ];
-        let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
-        let (quantity, amount) = koogallery_bill(
-            &accepted,
-            "i-1",
-            t("2026-11-01T00:00:00Z"),
-            t("2026-12-01T00:00:00Z"),
-            &pricing,
-        )
-        .unwrap();
+        let (from, to) = (t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z"));
+        let (quantity, amount) = koogallery_bill(&accepted, "i-1", from, to, &step).unwrap();
         assert_eq!(
             (quantity.to_string(), amount.to_string()),
             ("8".into(), "1.9".into())
         );
+    }
+
+    /// Across cycles and records, as KooGallery rates: hourly step cycles 1.30 + 0.90, tier per
+    /// record 1.00 + 0.90 (the total, 8, would be 1.90 and 1.60).
+    #[test]
+    fn koogallery_bills_per_cycle_and_per_record() {
+        let accepted = [
+            record("i-1", "20261101T100000Z", "5", None),
+            record("i-1", "20261101T110000Z", "3", None),
+        ];
+        let (from, to) = (t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z"));
+        let hourly = pricing(&format!(r#"{{"model":"step","cycle":"hour",{BANDS}}}"#));
+        let tier = pricing(&format!(r#"{{"model":"tier",{BANDS}}}"#));
+        let bill = |p| koogallery_bill(&accepted, "i-1", from, to, p).unwrap().1;
+        assert_eq!(bill(&hourly).to_string(), "2.2");
+        assert_eq!(bill(&tier).to_string(), "1.9");
     }
 }

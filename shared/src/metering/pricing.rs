@@ -1,9 +1,19 @@
-//! Bill estimates (spec openapi §3.2): what a quantity of usage costs under the SKU's pricing
-//! model. KooGallery rates and charges the customer itself; these estimates only let the vendor
-//! (and its customer) see what to expect. Money and quantities are exact decimals.
+//! Bill estimates (spec openapi §3.2): what usage costs under the SKU's pricing model, rated as
+//! KooGallery rates it. KooGallery rates and charges the customer itself; these estimates only let
+//! the vendor (and its customer) see what to expect. Money and quantities are exact decimals.
+//!
+//! What a model's bands apply to (openapi §3.2, from KooGallery's seller guide on listing an
+//! on-demand specification):
+//! * linear: every unit at the one price;
+//! * step (阶梯): the usage of one **billing cycle** (计费周期), each band's share at its price,
+//!   summed. Cycles are fixed, chosen per SKU when listing (hourly or daily), and counted from
+//!   the first use: a daily cycle is every 24 hours from the instance's first usage record;
+//! * tier: each **usage record** (单次话单, here one pushed hourly record) on its own, all of it at
+//!   the price of the band its own quantity falls in.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +28,35 @@ pub struct Band {
     pub unit_price: Decimal,
 }
 
-/// How a SKU's usage is priced.
+/// A SKU's billing cycle (计费周期), as chosen when listing it: KooGallery offers hourly and daily
+/// billing (seller guide, "Billing Cycle and Rule"; openapi §3 rule 2). A cycle is counted from
+/// the first use, not from midnight or the hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cycle {
+    Hour,
+    Day,
+}
+
+impl Cycle {
+    pub fn length(self) -> Duration {
+        match self {
+            Self::Hour => Duration::hours(1),
+            Self::Day => Duration::days(1),
+        }
+    }
+
+    /// The cycle's name in configuration and estimates.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hour => "hour",
+            Self::Day => "day",
+        }
+    }
+}
+
+/// How a SKU's usage is priced. `cycle` is the SKU's billing cycle: required for step (its bands
+/// apply per cycle), accepted and only shown for the others (their amount does not depend on it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "model",
@@ -30,11 +68,29 @@ pub enum Pricing {
     Linear {
         #[serde(with = "rust_decimal::serde::str")]
         unit_price: Decimal,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cycle: Option<Cycle>,
     },
-    /// 阶梯: each band's share of the quantity at that band's price, summed.
-    Step { bands: Vec<Band> },
-    /// The whole quantity at the price of the band the total falls in.
-    Tier { bands: Vec<Band> },
+    /// 阶梯: per billing cycle, each band's share of the cycle's usage at that band's price, summed.
+    Step {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cycle: Option<Cycle>,
+        bands: Vec<Band>,
+    },
+    /// Per usage record, the whole record at the price of the band its quantity falls in.
+    Tier {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cycle: Option<Cycle>,
+        bands: Vec<Band>,
+    },
+}
+
+/// One usage record as KooGallery rates it: when it begins (`begin_time`) and its quantity
+/// (`usage_value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub begin: DateTime<Utc>,
+    pub quantity: Decimal,
 }
 
 /// A pricing configuration that cannot price anything.
@@ -46,20 +102,28 @@ pub enum PricingError {
     BandsOutOfOrder,
     #[error("prices and band limits must not be negative")]
     Negative,
+    #[error(
+        "a step price needs the SKU's billing cycle, as chosen when listing it: \"cycle\":\"hour\" or \"day\""
+    )]
+    NoCycle,
     #[error("the quantity exceeds the last band's limit {0}")]
     BeyondLastBand(Decimal),
+    #[error("the amount is too large to compute")]
+    Overflow,
 }
 
 impl Pricing {
-    /// Checks the bands: increasing limits, only the last unlimited, nothing negative.
+    /// Checks the bands (increasing limits, only the last unlimited, nothing negative) and that a
+    /// step price has its cycle.
     pub fn validate(&self) -> Result<(), PricingError> {
         let (name, bands) = match self {
-            Self::Linear { unit_price } if unit_price.is_sign_negative() => {
+            Self::Linear { unit_price, .. } if unit_price.is_sign_negative() => {
                 return Err(PricingError::Negative);
             }
             Self::Linear { .. } => return Ok(()),
-            Self::Step { bands } => ("step", bands),
-            Self::Tier { bands } => ("tier", bands),
+            Self::Step { cycle: None, .. } => return Err(PricingError::NoCycle),
+            Self::Step { bands, .. } => ("step", bands),
+            Self::Tier { bands, .. } => ("tier", bands),
         };
         if bands.is_empty() {
             return Err(PricingError::NoBands(name));
@@ -87,18 +151,31 @@ impl Pricing {
         }
     }
 
-    /// What `quantity` costs.
-    pub fn estimate(&self, quantity: Decimal) -> Result<Decimal, PricingError> {
+    /// The SKU's billing cycle, if configured.
+    pub fn cycle(&self) -> Option<Cycle> {
+        match self {
+            Self::Linear { cycle, .. } | Self::Step { cycle, .. } | Self::Tier { cycle, .. } => {
+                *cycle
+            }
+        }
+    }
+
+    /// What `quantity` costs priced on its own: for step, the usage of one billing cycle; for
+    /// tier, one usage record.
+    pub fn price_of(&self, quantity: Decimal) -> Result<Decimal, PricingError> {
         self.validate()?;
         let quantity = quantity.max(Decimal::ZERO);
+        let times = |q: Decimal, p: Decimal| q.checked_mul(p).ok_or(PricingError::Overflow);
         match self {
-            Self::Linear { unit_price } => Ok(quantity * unit_price),
-            Self::Step { bands } => {
+            Self::Linear { unit_price, .. } => times(quantity, *unit_price),
+            Self::Step { bands, .. } => {
                 let (mut total, mut floor) = (Decimal::ZERO, Decimal::ZERO);
                 for b in bands {
                     let ceiling = b.up_to.unwrap_or(Decimal::MAX).min(quantity);
                     if ceiling > floor {
-                        total += (ceiling - floor) * b.unit_price;
+                        total = total
+                            .checked_add(times(ceiling - floor, b.unit_price)?)
+                            .ok_or(PricingError::Overflow)?;
                         floor = ceiling;
                     }
                     if floor >= quantity {
@@ -107,16 +184,79 @@ impl Pricing {
                 }
                 Err(PricingError::BeyondLastBand(floor))
             }
-            Self::Tier { bands } => bands
-                .iter()
-                .find(|b| b.up_to.is_none_or(|u| quantity <= u))
-                .map(|b| quantity * b.unit_price)
-                .ok_or_else(|| {
-                    PricingError::BeyondLastBand(
-                        bands.last().and_then(|b| b.up_to).unwrap_or_default(),
-                    )
-                }),
+            Self::Tier { bands, .. } => {
+                let band = bands
+                    .iter()
+                    .find(|b| b.up_to.is_none_or(|u| quantity <= u))
+                    .ok_or_else(|| {
+                        PricingError::BeyondLastBand(
+                            bands.last().and_then(|b| b.up_to).unwrap_or_default(),
+                        )
+                    })?;
+                times(quantity, band.unit_price)
+            }
         }
+    }
+
+    /// What the records beginning in `[from, to)` cost (`from` inclusive, `to` exclusive).
+    /// `records` are all of the instance's on-demand records, in any order, so that step cycles
+    /// are counted from the first of them whatever the period. A cycle that began before `from`
+    /// counts its usage before `from` towards its bands: the period is charged what its usage
+    /// adds to the cycle's charge, so the amounts of adjacent periods add up to that of both.
+    pub fn bill(
+        &self,
+        records: &[Record],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Decimal, PricingError> {
+        self.validate()?;
+        let mut amount = Decimal::ZERO;
+        let mut add = |a: Decimal| -> Result<(), PricingError> {
+            amount = amount.checked_add(a).ok_or(PricingError::Overflow)?;
+            Ok(())
+        };
+        match self {
+            Self::Linear { .. } | Self::Tier { .. } => {
+                for r in records.iter().filter(|r| r.begin >= from && r.begin < to) {
+                    add(self.price_of(r.quantity)?)?;
+                }
+            }
+            Self::Step { cycle, .. } => {
+                let length = cycle
+                    .ok_or(PricingError::NoCycle)?
+                    .length()
+                    .num_milliseconds();
+                let Some(first) = records
+                    .iter()
+                    .filter(|r| r.quantity > Decimal::ZERO)
+                    .map(|r| r.begin)
+                    .min()
+                else {
+                    return Ok(Decimal::ZERO);
+                };
+                // Per cycle (by its number from the first use): the usage before the period and
+                // within it. UNCONFIRMED how KooGallery dates the first use and places a record
+                // that straddles a cycle's end; chosen: the first record's `begin_time`, and the
+                // cycle a record's `begin_time` falls in (hourly records never straddle cycles
+                // counted from the start of one).
+                let mut cycles: BTreeMap<i64, (Decimal, Decimal)> = BTreeMap::new();
+                for r in records.iter().filter(|r| r.begin < to) {
+                    let n = (r.begin - first).num_milliseconds().div_euclid(length);
+                    let (before, within) = cycles.entry(n).or_default();
+                    let sum = if r.begin < from { before } else { within };
+                    *sum = sum
+                        .checked_add(r.quantity.max(Decimal::ZERO))
+                        .ok_or(PricingError::Overflow)?;
+                }
+                for (before, within) in cycles.into_values() {
+                    if within > Decimal::ZERO {
+                        let all = before.checked_add(within).ok_or(PricingError::Overflow)?;
+                        add(self.price_of(all)? - self.price_of(before)?)?;
+                    }
+                }
+            }
+        }
+        Ok(amount)
     }
 }
 
@@ -143,11 +283,24 @@ impl PriceList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
     }
 
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn record(begin: &str, quantity: &str) -> Record {
+        Record {
+            begin: t(begin),
+            quantity: d(quantity),
+        }
+    }
+
+    /// KooGallery's example bands (openapi §3.2): 0.3/min up to 3 minutes, 0.2/min beyond.
     fn seed_bands() -> Vec<Band> {
         vec![
             Band {
@@ -161,28 +314,157 @@ mod tests {
         ]
     }
 
-    /// Seed 000's pricing example (openapi §3.2): 8 minutes, 0.3/min for the first 3, 0.2 beyond.
+    fn step(cycle: Cycle) -> Pricing {
+        Pricing::Step {
+            cycle: Some(cycle),
+            bands: seed_bands(),
+        }
+    }
+
+    fn tier() -> Pricing {
+        Pricing::Tier {
+            cycle: None,
+            bands: seed_bands(),
+        }
+    }
+
+    /// The whole of November 2026.
+    fn november() -> (DateTime<Utc>, DateTime<Utc>) {
+        (t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z"))
+    }
+
+    /// KooGallery's own example (openapi §3.2), within one cycle and one record: 8 minutes at
+    /// step → 0.3×3 + 0.2×5 = 1.90; a record of 8 at tier → 8×0.2 = 1.60, of 2 → 0.60.
     #[test]
-    fn seed_000_step_and_tier_examples() {
-        let step = Pricing::Step {
-            bands: seed_bands(),
+    fn koogallery_example_within_one_cycle_and_one_record() {
+        let (from, to) = november();
+        let step = step(Cycle::Day);
+        assert_eq!(step.price_of(d("8")).unwrap(), d("1.90"));
+        assert_eq!(step.price_of(d("2")).unwrap(), d("0.6"));
+        assert_eq!(step.price_of(d("3")).unwrap(), d("0.9"));
+        // 5 and 3 minutes in two hourly records of the same daily cycle.
+        let one_day = [
+            record("2026-11-03T10:00:00Z", "5"),
+            record("2026-11-04T09:00:00Z", "3"),
+        ];
+        assert_eq!(step.bill(&one_day, from, to).unwrap(), d("1.90"));
+
+        let tier = tier();
+        assert_eq!(tier.price_of(d("8")).unwrap(), d("1.60"));
+        assert_eq!(tier.price_of(d("2")).unwrap(), d("0.60"));
+        let one_record = [record("2026-11-03T10:00:00Z", "8")];
+        assert_eq!(tier.bill(&one_record, from, to).unwrap(), d("1.60"));
+    }
+
+    /// Step bands start again with every cycle, counted from the first use (not from midnight):
+    /// daily from 10:00, a record at 09:00 the next day is in the first cycle, one at 10:00 in
+    /// the second. Priced on the total (8 → 1.90) it would be too little.
+    #[test]
+    fn step_bands_start_again_with_every_cycle() {
+        let (from, to) = november();
+        let two_days = [
+            record("2026-11-03T10:00:00Z", "5"),
+            record("2026-11-04T10:00:00Z", "3"),
+        ];
+        // 0.3×3 + 0.2×2 = 1.30, then 0.3×3 = 0.90.
+        assert_eq!(
+            step(Cycle::Day).bill(&two_days, from, to).unwrap(),
+            d("2.2")
+        );
+        // Hourly: each hour its own cycle.
+        let hours = [
+            record("2026-11-03T10:00:00Z", "5"),
+            record("2026-11-03T11:00:00Z", "3"),
+            record("2026-11-03T12:00:00Z", "1"),
+        ];
+        assert_eq!(step(Cycle::Hour).bill(&hours, from, to).unwrap(), d("2.5"));
+        // The same hours in one daily cycle: 9 → 0.9 + 1.2.
+        assert_eq!(step(Cycle::Day).bill(&hours, from, to).unwrap(), d("2.1"));
+        // The first use anchors the cycles, whatever the period asked for.
+        let late_start = [
+            record("2026-10-31T23:00:00Z", "1"),
+            record("2026-11-01T22:00:00Z", "3"),
+            record("2026-11-01T23:00:00Z", "3"),
+        ];
+        // Cycle 1 (Oct 31 23:00 – Nov 1 23:00): 1 before the period, 3 within: the cycle's
+        // 4 → 1.10 less the 0.30 charged before; cycle 2: 3 → 0.90.
+        assert_eq!(
+            step(Cycle::Day).bill(&late_start, from, to).unwrap(),
+            d("1.7")
+        );
+    }
+
+    /// Tier bands apply to each record's own quantity: 5 → 1.00 and 3 → 0.90, where the total 8
+    /// would be 1.60; two records of 2 are 0.60 each, where 4 would be 0.80.
+    #[test]
+    fn tier_prices_each_record_on_its_own() {
+        let (from, to) = november();
+        let tier = tier();
+        let records = [
+            record("2026-11-03T10:00:00Z", "5"),
+            record("2026-11-03T11:00:00Z", "3"),
+        ];
+        assert_eq!(tier.bill(&records, from, to).unwrap(), d("1.9"));
+        let small = [
+            record("2026-11-03T10:00:00Z", "2"),
+            record("2026-11-03T11:00:00Z", "2"),
+        ];
+        assert_eq!(tier.bill(&small, from, to).unwrap(), d("1.2"));
+        let linear = Pricing::Linear {
+            unit_price: d("0.25"),
+            cycle: Some(Cycle::Hour),
         };
-        assert_eq!(step.estimate(d("8")).unwrap(), d("1.90"));
-        let tier = Pricing::Tier {
-            bands: seed_bands(),
-        };
-        assert_eq!(tier.estimate(d("8")).unwrap(), d("1.60"));
-        assert_eq!(tier.estimate(d("2")).unwrap(), d("0.6"));
-        assert_eq!(step.estimate(d("2")).unwrap(), d("0.6"));
-        assert_eq!(step.estimate(d("3")).unwrap(), d("0.9"));
+        assert_eq!(linear.bill(&records, from, to).unwrap(), d("2"));
+    }
+
+    /// `from` is inclusive, `to` exclusive: a record beginning at `to` belongs to the next period.
+    #[test]
+    fn the_period_includes_from_and_excludes_to() {
+        let records = [
+            record("2026-11-01T00:00:00Z", "1"),
+            record("2026-12-01T00:00:00Z", "100"),
+        ];
+        let (from, to) = november();
+        for p in [step(Cycle::Day), tier()] {
+            assert_eq!(p.bill(&records, from, to).unwrap(), d("0.3"), "{p:?}");
+        }
+        assert_eq!(tier().bill(&records, to, to).unwrap(), Decimal::ZERO);
+    }
+
+    proptest! {
+        /// Whatever the records and wherever the period is split, the two halves cost what the
+        /// whole costs (a cycle across the split is charged once, not twice at its cheap bands).
+        #[test]
+        fn adjacent_periods_add_up(
+            hours in proptest::collection::vec((0i64..24 * 6, 1u32..600), 0..30),
+            split in 0i64..24 * 6,
+            hourly in any::<bool>(),
+        ) {
+            let start = t("2026-11-01T05:00:00Z");
+            let records: Vec<Record> = hours
+                .iter()
+                .map(|&(h, q)| Record {
+                    begin: start + Duration::hours(h),
+                    quantity: Decimal::new(i64::from(q), 1),
+                })
+                .collect();
+            let (from, to) = (start, start + Duration::days(7));
+            let mid = start + Duration::hours(split);
+            for p in [step(if hourly { Cycle::Hour } else { Cycle::Day }), tier()] {
+                let whole = p.bill(&records, from, to).unwrap();
+                let halves = p.bill(&records, from, mid).unwrap() + p.bill(&records, mid, to).unwrap();
+                prop_assert_eq!(whole, halves);
+            }
+        }
     }
 
     #[test]
     fn linear_is_quantity_times_price_exactly() {
         let p = Pricing::Linear {
             unit_price: d("0.0001"),
+            cycle: None,
         };
-        assert_eq!(p.estimate(d("12345.6789")).unwrap(), d("1.23456789"));
+        assert_eq!(p.price_of(d("12345.6789")).unwrap(), d("1.23456789"));
     }
 
     #[test]
@@ -192,19 +474,39 @@ mod tests {
             unit_price: d("1"),
         }];
         let step = Pricing::Step {
+            cycle: Some(Cycle::Day),
             bands: bands.clone(),
         };
-        assert_eq!(step.estimate(d("10")).unwrap(), d("10"));
+        assert_eq!(step.price_of(d("10")).unwrap(), d("10"));
         assert!(matches!(
-            step.estimate(d("11")),
+            step.price_of(d("11")),
             Err(PricingError::BeyondLastBand(_))
         ));
-        assert!(Pricing::Tier { bands }.estimate(d("11")).is_err());
+        let tier = Pricing::Tier { cycle: None, bands };
+        assert!(tier.price_of(d("11")).is_err());
+        // Per record: two records of 6 are within the band, where their sum is not.
+        let (from, to) = november();
+        let two = [
+            record("2026-11-03T10:00:00Z", "6"),
+            record("2026-11-03T11:00:00Z", "6"),
+        ];
+        assert_eq!(tier.bill(&two, from, to).unwrap(), d("12"));
+        assert!(step.bill(&two, from, to).is_err());
+    }
+
+    #[test]
+    fn an_amount_too_large_is_an_error_not_a_panic() {
+        let p = Pricing::Linear {
+            unit_price: Decimal::MAX,
+            cycle: None,
+        };
+        assert_eq!(p.price_of(d("2")), Err(PricingError::Overflow));
     }
 
     #[test]
     fn bad_bands_are_refused_with_a_reason() {
         let unordered = Pricing::Step {
+            cycle: Some(Cycle::Day),
             bands: vec![
                 Band {
                     up_to: Some(d("5")),
@@ -218,6 +520,7 @@ mod tests {
         };
         assert_eq!(unordered.validate(), Err(PricingError::BandsOutOfOrder));
         let unlimited_first = Pricing::Tier {
+            cycle: None,
             bands: vec![
                 Band {
                     up_to: None,
@@ -234,12 +537,17 @@ mod tests {
             Err(PricingError::BandsOutOfOrder)
         );
         assert_eq!(
-            Pricing::Step { bands: vec![] }.validate(),
+            Pricing::Step {
+                cycle: Some(Cycle::Hour),
+                bands: vec![]
+            }
+            .validate(),
             Err(PricingError::NoBands("step"))
         );
         assert_eq!(
             Pricing::Linear {
-                unit_price: d("-1")
+                unit_price: d("-1"),
+                cycle: None,
             }
             .validate(),
             Err(PricingError::Negative)
@@ -249,15 +557,27 @@ mod tests {
     #[test]
     fn a_price_list_reads_from_json_and_checks_every_sku() {
         let list = PriceList::from_json(
-            r#"{"sku-a":{"model":"step","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]},
-                "sku-b":{"model":"linear","unitPrice":"0.5"}}"#,
+            r#"{"sku-a":{"model":"step","cycle":"day","bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]},
+                "sku-b":{"model":"linear","unitPrice":"0.5"},
+                "sku-c":{"model":"tier","cycle":"hour","bands":[{"unitPrice":"0.5"}]}}"#,
         )
         .unwrap();
-        assert_eq!(
-            list.for_sku("sku-a").unwrap().estimate(d("8")).unwrap(),
-            d("1.9")
-        );
+        let a = list.for_sku("sku-a").unwrap();
+        assert_eq!(a.price_of(d("8")).unwrap(), d("1.9"));
+        assert_eq!(a.cycle(), Some(Cycle::Day));
+        assert_eq!(list.for_sku("sku-b").unwrap().cycle(), None);
+        assert_eq!(list.for_sku("sku-c").unwrap().cycle(), Some(Cycle::Hour));
         let err = PriceList::from_json(r#"{"x":{"model":"tier","bands":[]}}"#).unwrap_err();
         assert!(err.contains("SKU x"), "{err}");
+        // A step price without its cycle cannot be rated as KooGallery rates it.
+        let err = PriceList::from_json(r#"{"s":{"model":"step","bands":[{"unitPrice":"0.2"}]}}"#)
+            .unwrap_err();
+        assert!(err.contains("SKU s") && err.contains("cycle"), "{err}");
+        // KooGallery bills hourly or daily: nothing else.
+        let err = PriceList::from_json(
+            r#"{"s":{"model":"step","cycle":"month","bands":[{"unitPrice":"0.2"}]}}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("month"), "{err}");
     }
 }
