@@ -1,6 +1,10 @@
 //! Credentials at rest on AWS: envelope encryption under the KMS key the template creates
 //! (`CredentialsKey`). Each sealed password has a data key of its own (GenerateDataKey, AES-256),
-//! kept wrapped by KMS next to the ciphertext: `kms1.<base64 wrapped key>.<base64 nonce||ct>`.
+//! kept wrapped by KMS next to the ciphertext: `kms2.<base64 wrapped key>.<base64 nonce||ct>`.
+//! A value is bound to its instance twice: the data key is generated under the KMS encryption
+//! context `{"instanceId": …}` (Decrypt needs the same), and the instance ID is the AES-GCM
+//! associated data, so even a data key still cached does not open a value copied to another
+//! record. `kms1.` values (sealed before, unbound) keep opening.
 //! Opening unwraps the data key with KMS Decrypt once per execution environment (a small cache
 //! keyed by the wrapped key), so a polled queryInstance costs KMS one call per instance, not per
 //! poll. The worker needs `kms:GenerateDataKey`, queryInstance `kms:Decrypt`, nothing else does.
@@ -10,10 +14,15 @@ use std::{collections::HashMap, sync::Mutex};
 use async_trait::async_trait;
 use aws_sdk_kms::{primitives::Blob, types::DataKeySpec};
 use koogallery::security::at_rest::{
-    CredentialSealer, SealError, aead_open, aead_seal, decode_base64, encode_base64,
+    CredentialSealer, SealError, aead_open, aead_seal, bound_to, decode_base64, encode_base64,
+    unbound_v1,
 };
 
-pub const KMS_PREFIX: &str = "kms1.";
+pub const KMS_PREFIX: &str = "kms2.";
+/// Sealed before values were bound to their instance; opened without an encryption context.
+pub const KMS_PREFIX_V1: &str = "kms1.";
+/// The KMS encryption context key that binds a data key to its instance.
+pub const CONTEXT_INSTANCE_ID: &str = "instanceId";
 /// Unwrapped data keys kept per execution environment; past this the cache starts afresh.
 const CACHE_LIMIT: usize = 10_000;
 
@@ -55,12 +64,13 @@ fn data_key(bytes: &[u8]) -> Result<[u8; 32], SealError> {
 
 #[async_trait]
 impl CredentialSealer for KmsSealer {
-    async fn seal(&self, plaintext: &str) -> Result<String, SealError> {
+    async fn seal(&self, instance_id: &str, plaintext: &str) -> Result<String, SealError> {
         let out = self
             .client
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
+            .encryption_context(CONTEXT_INSTANCE_ID, instance_id)
             .send()
             .await
             .map_err(|e| {
@@ -75,7 +85,7 @@ impl CredentialSealer for KmsSealer {
             ));
         };
         let key = data_key(plain_key.as_ref())?;
-        let sealed = aead_seal(&key, plaintext.as_bytes());
+        let sealed = aead_seal(&key, &bound_to(instance_id), plaintext.as_bytes());
         self.remember(wrapped.as_ref().to_vec(), key);
         Ok(format!(
             "{KMS_PREFIX}{}.{}",
@@ -84,37 +94,44 @@ impl CredentialSealer for KmsSealer {
         ))
     }
 
-    async fn open(&self, sealed: &str) -> Result<String, SealError> {
-        let (wrapped, body) = sealed
-            .strip_prefix(KMS_PREFIX)
-            .and_then(|rest| rest.split_once('.'))
+    async fn open(&self, instance_id: &str, sealed: &str) -> Result<String, SealError> {
+        let (bound, rest) = if let Some(rest) = sealed.strip_prefix(KMS_PREFIX) {
+            (true, rest)
+        } else if let Some(rest) = sealed.strip_prefix(KMS_PREFIX_V1) {
+            (false, rest)
+        } else {
+            return Err(SealError::Corrupt("not sealed with KMS".into()));
+        };
+        let (wrapped, body) = rest
+            .split_once('.')
             .ok_or_else(|| SealError::Corrupt("not sealed with KMS".into()))?;
         let wrapped = decode_base64("wrapped data key", wrapped)?;
         let body = decode_base64("sealed credential", body)?;
         let key = match self.cached(&wrapped) {
             Some(key) => key,
             None => {
-                let out = self
+                let mut decrypt = self
                     .client
                     .decrypt()
                     .key_id(&self.key_id)
-                    .ciphertext_blob(Blob::new(wrapped.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        let wrong = e.as_service_error().is_some_and(|s| {
-                            s.is_invalid_ciphertext_exception() || s.is_incorrect_key_exception()
-                        });
-                        let text = format!(
-                            "KMS Decrypt: {}",
-                            aws_sdk_kms::error::DisplayErrorContext(e)
-                        );
-                        if wrong {
-                            SealError::Corrupt(text)
-                        } else {
-                            SealError::Unavailable(text)
-                        }
-                    })?;
+                    .ciphertext_blob(Blob::new(wrapped.clone()));
+                if bound {
+                    decrypt = decrypt.encryption_context(CONTEXT_INSTANCE_ID, instance_id);
+                }
+                let out = decrypt.send().await.map_err(|e| {
+                    let wrong = e.as_service_error().is_some_and(|s| {
+                        s.is_invalid_ciphertext_exception() || s.is_incorrect_key_exception()
+                    });
+                    let text = format!(
+                        "KMS Decrypt: {}",
+                        aws_sdk_kms::error::DisplayErrorContext(e)
+                    );
+                    if wrong {
+                        SealError::Corrupt(text)
+                    } else {
+                        SealError::Unavailable(text)
+                    }
+                })?;
                 let key = data_key(
                     out.plaintext()
                         .ok_or_else(|| {
@@ -126,7 +143,12 @@ impl CredentialSealer for KmsSealer {
                 key
             }
         };
-        String::from_utf8(aead_open(&key, &body)?)
+        let aad = if bound {
+            bound_to(instance_id)
+        } else {
+            unbound_v1().to_vec()
+        };
+        String::from_utf8(aead_open(&key, &aad, &body)?)
             .map_err(|_| SealError::Corrupt("not UTF-8".into()))
     }
 }

@@ -31,12 +31,32 @@ async fn kms_sealer_passes_the_sealer_contract() {
     // Another key cannot open it.
     let other_key = new_key(&client).await;
     use koogallery::security::at_rest::CredentialSealer;
-    let sealed = sealer.seal("only-for-the-right-key").await.unwrap();
-    assert!(sealed.starts_with("kms1."));
+    let sealed = sealer.seal("i-1", "only-for-the-right-key").await.unwrap();
+    assert!(sealed.starts_with("kms2."));
     assert!(
-        KmsSealer::new(client, other_key)
-            .open(&sealed)
+        KmsSealer::new(client.clone(), other_key)
+            .open("i-1", &sealed)
             .await
             .is_err()
+    );
+
+    // Sealed by the version-1 code (no encryption context, unbound associated data) still opens.
+    use koogallery::security::at_rest::{aead_seal, encode_base64, unbound_v1};
+    let data_key = client
+        .generate_data_key()
+        .key_id(&key)
+        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+        .send()
+        .await
+        .unwrap();
+    let plain_key: [u8; 32] = data_key.plaintext().unwrap().as_ref().try_into().unwrap();
+    let v1 = format!(
+        "kms1.{}.{}",
+        encode_base64(data_key.ciphertext_blob().unwrap().as_ref()),
+        encode_base64(&aead_seal(&plain_key, unbound_v1(), b"old-pass"))
+    );
+    assert_eq!(
+        KmsSealer::new(client, &key).open("any", &v1).await.unwrap(),
+        "old-pass"
     );
 }

@@ -436,7 +436,9 @@ impl Worker {
                 // The password is stored sealed; only queryInstance opens it.
                 let mut access = access;
                 if let Some(Credential::Plain(password)) = &access.password {
-                    access.password = Some(Credential::Sealed(self.sealer.seal(password).await?));
+                    access.password = Some(Credential::Sealed(
+                        self.sealer.seal(&instance_id, password).await?,
+                    ));
                 }
                 let (_, outcome) = mutate(self.store.as_ref(), &instance_id, |i| {
                     if i.state == koogallery::instance::InstanceState::Released {

@@ -88,8 +88,16 @@ async fn provisioning_activates_with_order_details_and_history() {
     assert!(!sealed.contains("scripted-Password-1"));
     use koogallery::security::at_rest::CredentialSealer;
     assert_eq!(
-        b.bed.sealer.open(&sealed).await.unwrap(),
+        b.bed.sealer.open(&i.instance_id, &sealed).await.unwrap(),
         "scripted-Password-1"
+    );
+    assert!(
+        b.bed
+            .sealer
+            .open("another-instance", &sealed)
+            .await
+            .is_err(),
+        "sealed for its own instance only"
     );
     let kinds: Vec<&str> = b
         .bed

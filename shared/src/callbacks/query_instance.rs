@@ -75,7 +75,7 @@ impl Callback for QueryInstance {
         let mut info = Vec::new();
         for inst in in_order.iter().flatten().filter(|i| i.is_ready()) {
             let app_info = match &inst.access {
-                Some(a) => Some(self.present(a, key).await?),
+                Some(a) => Some(self.present(&inst.instance_id, a, key).await?),
                 None => None,
             };
             info.push(InstanceInfo {
@@ -113,7 +113,7 @@ impl Callback for QueryInstance {
                 .unwrap_or_else(|| debug::access(&self.debug_front_end_url, id));
             info.push(InstanceInfo {
                 instance_id: (*id).to_owned(),
-                app_info: self.present(&access, key).await.ok(),
+                app_info: self.present(record_id, &access, key).await.ok(),
                 usage_info: None,
             });
         }
@@ -179,8 +179,14 @@ impl QueryInstance {
 
     /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
     /// (Decisions §4). An encrypted value over 128 characters is refused rather than sent truncated.
-    /// A password sealed at rest is opened first; the plain text exists only for this answer.
-    async fn present(&self, access: &AccessInfo, key: KeyUsed) -> Result<AppInfo, CallbackError> {
+    /// A password sealed at rest is opened first (for `instance_id`, the record it was read from);
+    /// the plain text exists only for this answer.
+    async fn present(
+        &self,
+        instance_id: &str,
+        access: &AccessInfo,
+        key: KeyUsed,
+    ) -> Result<AppInfo, CallbackError> {
         let password = match &access.password {
             None => None,
             Some(Credential::Plain(p)) => Some(p.clone()),
@@ -190,7 +196,7 @@ impl QueryInstance {
                         "a stored password is sealed but no credential key is configured".into(),
                     )
                 })?;
-                Some(sealer.open(sealed).await?)
+                Some(sealer.open(instance_id, sealed).await?)
             }
         };
         let secret = |v: &Option<String>| -> Result<Option<String>, CallbackError> {
@@ -308,7 +314,7 @@ mod tests {
         use crate::security::at_rest::CredentialSealer;
         let bed = TestBed::default_keys();
         seed(&bed, "s1", true).await;
-        let sealed = bed.sealer.seal("Opened-Only-Here-1").await.unwrap();
+        let sealed = bed.sealer.seal("s1", "Opened-Only-Here-1").await.unwrap();
         crate::instance::mutate(bed.store.as_ref(), "s1", |i| {
             i.access.as_mut().unwrap().password = Some(Credential::Sealed(sealed.clone()));
             Ok(crate::instance::Outcome::Quiet)
@@ -328,6 +334,23 @@ mod tests {
             info[0].app_info.as_ref().unwrap().password.as_deref(),
             Some("Opened-Only-Here-1")
         );
+
+        // The same sealed value copied into another instance's record does not open there.
+        seed(&bed, "s2", true).await;
+        crate::instance::mutate(bed.store.as_ref(), "s2", |i| {
+            i.access.as_mut().unwrap().password = Some(Credential::Sealed(sealed.clone()));
+            Ok(crate::instance::Outcome::Quiet)
+        })
+        .await
+        .unwrap();
+        let copied = bed
+            .call(
+                "queryInstance",
+                &json!({"activity":"queryInstance","instanceId":"s2"}),
+            )
+            .await;
+        assert_eq!(copied.result_code, ResultCode::InternalError);
+        assert!(copied.field::<serde_json::Value>("info").is_none());
 
         let without_key = QueryInstance {
             sealer: None,

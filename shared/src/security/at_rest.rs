@@ -7,6 +7,11 @@
 //! configuration, or a generated key file readable by its owner only) here, and the AWS adapter's
 //! envelope encryption under a KMS key the template creates (a data key per sealed value, wrapped
 //! by KMS). A sealed value names its scheme in a prefix, so either side refuses the other's.
+//!
+//! Since scheme version 2 (`local2.`, `kms2.`) a sealed value is bound to its instance: the
+//! instance ID is authenticated with it (AES-GCM associated data; on AWS also the KMS encryption
+//! context), so a sealed password copied into another instance's record does not open. Values
+//! sealed before (`local1.`, `kms1.`) keep opening, unbound, as they always did.
 
 use std::{io::Write, path::Path};
 
@@ -18,11 +23,28 @@ use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use rand::RngCore;
 
-/// Bound into every sealed value: a ciphertext cannot be moved to another purpose.
-const AAD: &[u8] = b"koogallery:credential:v1";
+/// Bound into every version-1 sealed value: a ciphertext cannot be moved to another purpose.
+const AAD_V1: &[u8] = b"koogallery:credential:v1";
 const NONCE_LEN: usize = 12;
-/// A value sealed by [`LocalKeySealer`]: `local1.<base64(nonce || ciphertext)>`.
-pub const LOCAL_PREFIX: &str = "local1.";
+/// A value sealed by [`LocalKeySealer`]: `local2.<base64(nonce || ciphertext)>`, bound to its
+/// instance ([`bound_to`]).
+pub const LOCAL_PREFIX: &str = "local2.";
+/// A value sealed before values were bound to their instance; still opened.
+pub const LOCAL_PREFIX_V1: &str = "local1.";
+
+/// What a version-2 sealed value authenticates besides its text: its purpose and its instance.
+#[must_use]
+pub fn bound_to(instance_id: &str) -> Vec<u8> {
+    let mut aad = b"koogallery:credential:v2:".to_vec();
+    aad.extend_from_slice(instance_id.as_bytes());
+    aad
+}
+
+/// The associated data of a version-1 sealed value (not bound to an instance).
+#[must_use]
+pub fn unbound_v1() -> &'static [u8] {
+    AAD_V1
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -43,15 +65,17 @@ impl SealError {
     }
 }
 
-/// Seals credentials for storage and opens them to present them.
+/// Seals credentials for storage and opens them to present them, each bound to its instance.
 #[async_trait]
 pub trait CredentialSealer: Send + Sync {
-    async fn seal(&self, plaintext: &str) -> Result<String, SealError>;
-    async fn open(&self, sealed: &str) -> Result<String, SealError>;
+    async fn seal(&self, instance_id: &str, plaintext: &str) -> Result<String, SealError>;
+    /// Opens what was sealed for `instance_id` (or, unbound, before version 2); a value sealed
+    /// for another instance is [`SealError::Corrupt`].
+    async fn open(&self, instance_id: &str, sealed: &str) -> Result<String, SealError>;
 }
 
-/// AES-256-GCM with a fresh random nonce: `nonce || ciphertext || tag`.
-pub fn aead_seal(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+/// AES-256-GCM with a fresh random nonce, authenticating `aad`: `nonce || ciphertext || tag`.
+pub fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new(key.into());
     let mut nonce = [0u8; NONCE_LEN];
     rand::rng().fill_bytes(&mut nonce);
@@ -60,7 +84,7 @@ pub fn aead_seal(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
             &Nonce::from(nonce),
             Payload {
                 msg: plaintext,
-                aad: AAD,
+                aad,
             },
         )
         // Encryption fails only for inputs beyond GCM's 64 GiB limit; a credential is ≤ 128 chars.
@@ -71,8 +95,8 @@ pub fn aead_seal(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Opens what [`aead_seal`] produced under the same key.
-pub fn aead_open(key: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+/// Opens what [`aead_seal`] produced under the same key and associated data.
+pub fn aead_open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
     if sealed.len() < NONCE_LEN + 16 {
         return Err(SealError::Corrupt("too short".into()));
     }
@@ -81,14 +105,12 @@ pub fn aead_open(key: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         .try_into()
         .map_err(|_| SealError::Corrupt("bad nonce".into()))?;
     Aes256Gcm::new(key.into())
-        .decrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: body,
-                aad: AAD,
-            },
-        )
-        .map_err(|_| SealError::Corrupt("authentication failed (wrong key or altered)".into()))
+        .decrypt(&Nonce::from(nonce), Payload { msg: body, aad })
+        .map_err(|_| {
+            SealError::Corrupt(
+                "authentication failed (wrong key, altered, or another instance's)".into(),
+            )
+        })
 }
 
 /// Decodes base64 or reports which value was bad.
@@ -202,19 +224,28 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl CredentialSealer for LocalKeySealer {
-    async fn seal(&self, plaintext: &str) -> Result<String, SealError> {
+    async fn seal(&self, instance_id: &str, plaintext: &str) -> Result<String, SealError> {
         Ok(format!(
             "{LOCAL_PREFIX}{}",
-            STANDARD.encode(aead_seal(&self.key, plaintext.as_bytes()))
+            STANDARD.encode(aead_seal(
+                &self.key,
+                &bound_to(instance_id),
+                plaintext.as_bytes()
+            ))
         ))
     }
 
-    async fn open(&self, sealed: &str) -> Result<String, SealError> {
-        let body = sealed
-            .strip_prefix(LOCAL_PREFIX)
-            .ok_or_else(|| SealError::Corrupt("not sealed with the local key".into()))?;
+    async fn open(&self, instance_id: &str, sealed: &str) -> Result<String, SealError> {
+        let (aad, body) = if let Some(body) = sealed.strip_prefix(LOCAL_PREFIX) {
+            (bound_to(instance_id), body)
+        } else if let Some(body) = sealed.strip_prefix(LOCAL_PREFIX_V1) {
+            (AAD_V1.to_vec(), body)
+        } else {
+            return Err(SealError::Corrupt("not sealed with the local key".into()));
+        };
         utf8(aead_open(
             &self.key,
+            &aad,
             &decode_base64("sealed credential", body)?,
         )?)
     }
@@ -227,18 +258,18 @@ mod tests {
     #[tokio::test]
     async fn sealed_credentials_open_only_with_their_key_and_unaltered() {
         let sealer = LocalKeySealer::random();
-        let sealed = sealer.seal("S3cret!pass").await.unwrap();
+        let sealed = sealer.seal("i-1", "S3cret!pass").await.unwrap();
         assert!(sealed.starts_with(LOCAL_PREFIX));
         assert!(!sealed.contains("S3cret"));
         assert_ne!(
             sealed,
-            sealer.seal("S3cret!pass").await.unwrap(),
+            sealer.seal("i-1", "S3cret!pass").await.unwrap(),
             "fresh nonce"
         );
-        assert_eq!(sealer.open(&sealed).await.unwrap(), "S3cret!pass");
+        assert_eq!(sealer.open("i-1", &sealed).await.unwrap(), "S3cret!pass");
         let other = LocalKeySealer::random();
         assert!(matches!(
-            other.open(&sealed).await,
+            other.open("i-1", &sealed).await,
             Err(SealError::Corrupt(_))
         ));
         let mut bytes = decode_base64("x", &sealed[LOCAL_PREFIX.len()..]).unwrap();
@@ -246,11 +277,18 @@ mod tests {
         bytes[last] ^= 1;
         let altered = format!("{LOCAL_PREFIX}{}", encode_base64(&bytes));
         assert!(matches!(
-            sealer.open(&altered).await,
+            sealer.open("i-1", &altered).await,
             Err(SealError::Corrupt(_))
         ));
-        for junk in ["", "local1.", "local1.!!", "kms1.abc.def", "local1.AAAA"] {
-            assert!(sealer.open(junk).await.is_err(), "{junk}");
+        for junk in [
+            "",
+            "local2.",
+            "local2.!!",
+            "kms2.abc.def",
+            "local2.AAAA",
+            "local1.AAAA",
+        ] {
+            assert!(sealer.open("i-1", junk).await.is_err(), "{junk}");
         }
     }
 
@@ -265,9 +303,9 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
-        let sealed = first.seal("pw").await.unwrap();
+        let sealed = first.seal("i-1", "pw").await.unwrap();
         let again = LocalKeySealer::from_key_file(&path).unwrap();
-        assert_eq!(again.open(&sealed).await.unwrap(), "pw");
+        assert_eq!(again.open("i-1", &sealed).await.unwrap(), "pw");
         std::fs::write(&path, "c2hvcnQ=").unwrap();
         let e = LocalKeySealer::from_key_file(&path)
             .unwrap_err()

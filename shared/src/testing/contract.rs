@@ -408,15 +408,15 @@ mod tests {
 }
 
 /// Every credential sealer: what it seals opens, by `again` too (another instance on the same key,
-/// with nothing cached), never shows the plain text, differs each time, and refuses an altered
-/// value as corrupt (not retryable).
+/// with nothing cached), never shows the plain text, differs each time, opens only for the
+/// instance it was sealed for, and refuses an altered value as corrupt (not retryable).
 pub async fn credential_sealer_contract(
     sealer: &dyn crate::security::at_rest::CredentialSealer,
     again: &dyn crate::security::at_rest::CredentialSealer,
 ) {
     use crate::security::at_rest::SealError;
     for plain in ["S3cret!pass", "密码-Ünïcode-1", "", &"x".repeat(128)] {
-        let sealed = sealer.seal(plain).await.unwrap();
+        let sealed = sealer.seal("i-owner", plain).await.unwrap();
         if !plain.is_empty() {
             assert!(
                 !sealed.contains(plain),
@@ -425,22 +425,30 @@ pub async fn credential_sealer_contract(
         }
         assert_ne!(
             sealed,
-            sealer.seal(plain).await.unwrap(),
+            sealer.seal("i-owner", plain).await.unwrap(),
             "a fresh nonce each time"
         );
-        assert_eq!(sealer.open(&sealed).await.unwrap(), plain);
+        assert_eq!(sealer.open("i-owner", &sealed).await.unwrap(), plain);
         assert_eq!(
-            again.open(&sealed).await.unwrap(),
+            again.open("i-owner", &sealed).await.unwrap(),
             plain,
             "opened without a cache"
         );
+        // Copied into another instance's record, it does not open: with the data key cached
+        // (`sealer`) or not (`again`).
+        for other in [sealer, again] {
+            match other.open("i-other", &sealed).await {
+                Err(e @ SealError::Corrupt(_)) => assert!(!e.is_retryable()),
+                got => panic!("a value sealed for i-owner opened for i-other: {got:?}"),
+            }
+        }
     }
-    let sealed = sealer.seal("tamper-me").await.unwrap();
+    let sealed = sealer.seal("i-owner", "tamper-me").await.unwrap();
     let mut chars: Vec<char> = sealed.chars().collect();
     let last = chars.len() - 3;
     chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
     let altered: String = chars.into_iter().collect();
-    match again.open(&altered).await {
+    match again.open("i-owner", &altered).await {
         Err(e @ SealError::Corrupt(_)) => assert!(!e.is_retryable()),
         other => panic!("an altered value opened: {other:?}"),
     }
@@ -454,6 +462,21 @@ mod local_sealer {
         let a = crate::security::at_rest::LocalKeySealer::from_base64(&key).unwrap();
         let b = crate::security::at_rest::LocalKeySealer::from_base64(&key).unwrap();
         super::credential_sealer_contract(&a, &b).await;
+    }
+
+    /// A password sealed before values were bound to their instance (`local1.`, golden) still opens.
+    #[tokio::test]
+    async fn a_value_sealed_before_binding_still_opens() {
+        use crate::security::at_rest::CredentialSealer;
+        let key = crate::security::at_rest::encode_base64(&[7u8; 32]);
+        let sealer = crate::security::at_rest::LocalKeySealer::from_base64(&key).unwrap();
+        // Sealed by the version-1 code under the key [7; 32].
+        let v1 = include_str!("../../tests/fixtures/sealed_local_v1.txt").trim();
+        assert!(v1.starts_with("local1."));
+        assert_eq!(
+            sealer.open("any-instance", v1).await.unwrap(),
+            "S3cret!pass"
+        );
     }
 }
 
