@@ -868,15 +868,35 @@ fn usage_problems(template: &Value) -> Vec<String> {
         "UsagePushRole may not query the due index (only)",
         due.len() == 1 && strings(&due[0]["Action"]) == ["dynamodb:Query"],
     );
-    let sends: Vec<Value> = statements(&r["UsageQueueRole"])
-        .into_iter()
-        .filter(|s| strings(&s["Action"]).contains(&"sqs:SendMessage".to_owned()))
-        .collect();
-    expect(
-        "UsageQueueRole may send elsewhere than the usage dead-letter queue",
-        sends.len() == 1
-            && sends[0]["Resource"] == json!({"Fn::GetAtt": ["UsageDeadLetterQueue", "Arn"]}),
-    );
+    // Ingestion queues a used-up package's notice on the jobs queue (the worker delivers it at
+    // once); the usage queue's function also dead-letters refused batches. Nothing else is sent.
+    let jobs = json!({"Fn::GetAtt": ["JobsQueue", "Arn"]});
+    let usage_dlq = json!({"Fn::GetAtt": ["UsageDeadLetterQueue", "Arn"]});
+    for (function, role, targets) in [
+        ("UsageIngestFunction", "UsageIngestRole", vec![jobs.clone()]),
+        (
+            "UsageQueueFunction",
+            "UsageQueueRole",
+            vec![usage_dlq, jobs],
+        ),
+    ] {
+        let mut sends: Vec<Value> = statements(&r[role])
+            .into_iter()
+            .filter(|s| strings(&s["Action"]).contains(&"sqs:SendMessage".to_owned()))
+            .map(|s| s["Resource"].clone())
+            .collect();
+        sends.sort_by_key(Value::to_string);
+        let mut targets = targets;
+        targets.sort_by_key(Value::to_string);
+        expect(
+            &format!("{role} may send elsewhere than {targets:?}, or not there"),
+            sends == targets,
+        );
+        expect(
+            &format!("{function} does not name the jobs queue (KOOGALLERY_QUEUE_URL)"),
+            env(function, "KOOGALLERY_QUEUE_URL") == json!({"Ref": "JobsQueue"}),
+        );
+    }
     out
 }
 
@@ -974,4 +994,29 @@ fn usage_drift_is_reported() {
         "{found}"
     );
     assert!(found.contains("may send elsewhere"), "{found}");
+    for (role, function) in [
+        ("UsageIngestRole", "UsageIngestFunction"),
+        ("UsageQueueRole", "UsageQueueFunction"),
+    ] {
+        let r = &|t: &mut Value| {
+            t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|s| s["Sid"] != "QueueJobs");
+        };
+        assert!(
+            broken(r).contains(&format!("{role} may send elsewhere")),
+            "{role}"
+        );
+        let r = &|t: &mut Value| {
+            t["Resources"][function]["Properties"]["Environment"]["Variables"]
+                .as_object_mut()
+                .unwrap()
+                .remove("KOOGALLERY_QUEUE_URL");
+        };
+        assert!(
+            broken(r).contains(&format!("{function} does not name the jobs queue")),
+            "{function}"
+        );
+    }
 }

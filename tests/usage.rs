@@ -459,3 +459,63 @@ async fn a_killed_host_loses_and_doubles_nothing() {
         openapi.usage_conflicts()
     );
 }
+
+/// The vendor hears `quotaExhausted` within seconds of the batch that used up its package: the
+/// batch queues the delivery. The reconciler (which would otherwise find the notice, minutes
+/// later) runs only at start-up here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vendor_hears_quota_exhausted_within_seconds() {
+    use koogallery::order::ChargingMode;
+    let vendor = koogallery_e2e::Vendor::start().await;
+    let mut cfg = vendor.config();
+    cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
+    cfg.settings.worker.reconcile_every = Duration::from_secs(3600);
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let store = h.backend.store.as_ref();
+    let created = Utc::now() - chrono::Duration::minutes(30);
+    seed_order(
+        store,
+        "od-q",
+        created,
+        ChargingMode::OnDemand,
+        "sku-od",
+        vec![],
+    )
+    .await;
+    let quota = vec![("packageQuota".to_owned(), "4".to_owned())];
+    seed_order(
+        store,
+        "pkg-q",
+        created,
+        ChargingMode::OnDemandPkg,
+        "sku-pkg",
+        quota,
+    )
+    .await;
+
+    let client = UsageClient::new(&format!("http://{}/usage", h.addr), USAGE_KEY).unwrap();
+    let a = client
+        .send_until_taken(
+            &[UsageRecordIn {
+                instance_id: "od-q".into(),
+                quantity: "4".parse().unwrap(),
+                occurred_at: Utc::now() - chrono::Duration::minutes(1),
+                idempotency_key: "q-1".into(),
+                package_instance_id: Some("pkg-q".into()),
+            }],
+            20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.body["exhaustedPackages"], serde_json::json!(["pkg-q"]));
+    koogallery_e2e::eventually(
+        Duration::from_secs(5),
+        "quotaExhausted reaches the vendor",
+        || vendor.accepted("pkg-q") == ["quotaExhausted"],
+    )
+    .await;
+    let heard = &vendor.received_for("pkg-q")[0].body;
+    assert_eq!(heard["state"], "active", "{heard}");
+    h.shutdown().await;
+}

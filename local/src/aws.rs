@@ -92,6 +92,7 @@ pub async fn start_aws(
             nonces: store.clone(),
             instances: store.clone(),
             usage: usage.clone(),
+            jobs: Arc::new(sqs.clone()),
             quotas: Arc::new(config.settings.metering.package_quotas.clone()),
             clock: worker.clock.clone(),
         }),

@@ -146,6 +146,7 @@ pub async fn start_with(
         nonces: store.clone(),
         instances: store.clone(),
         usage: store.clone(),
+        jobs: Arc::new(queue.clone()),
         quotas: Arc::new(config.settings.metering.package_quotas.clone()),
         clock: worker.clock.clone(),
     });

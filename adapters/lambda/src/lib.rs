@@ -72,6 +72,19 @@ impl Deployment {
     pub fn usage_store(&self) -> Arc<dyn koogallery::metering::UsageStore> {
         Arc::new(koogallery_aws::DynamoUsageStore::from(self.store.as_ref()))
     }
+
+    /// The jobs queue, when [`Load::queue`] asked for it (`KOOGALLERY_QUEUE_URL`).
+    pub fn job_queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {
+        self.sqs
+            .clone()
+            .map(|q| Arc::new(q) as Arc<dyn JobQueue>)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "KOOGALLERY_QUEUE_URL",
+                    "is not loaded: the function's Load must ask for the queue",
+                )
+            })
+    }
 }
 
 /// Reads the settings and, as `load` asks, the secrets bundle and the queue; builds the DynamoDB

@@ -19,10 +19,11 @@ use lambda_http::{
 };
 use serde_json::{Value, json};
 
-/// What the function loads: the secrets (the usage key); it queues nothing.
+/// What the function loads: the secrets (the usage key) and the jobs queue (a used-up package's
+/// `quotaExhausted` notice).
 pub const LOAD: Load = Load {
     secrets: true,
-    queue: false,
+    queue: true,
     sealer: false,
 };
 
@@ -30,7 +31,7 @@ pub const LOAD: Load = Load {
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The ingestion service over the deployment: the usage key from the keys secret (`usageKey`),
-/// nonces and instances on the table, the package quotas from the settings.
+/// nonces and instances on the table, the jobs queue, the package quotas from the settings.
 pub fn ingestion(
     deployment: &Deployment,
     usage: Arc<dyn UsageStore>,
@@ -49,6 +50,7 @@ pub fn ingestion(
         nonces: deployment.store.clone(),
         instances: deployment.store.clone(),
         usage,
+        jobs: deployment.job_queue()?,
         quotas: Arc::new(deployment.settings.metering.package_quotas.clone()),
         clock: deployment.clock.clone(),
     })

@@ -37,6 +37,7 @@ async fn bed(key: Option<&str>) -> Bed {
         nonces: store.clone(),
         instances: store.clone(),
         usage: store.clone(),
+        jobs: Arc::new(koogallery::testing::MemoryQueue::new()),
         quotas: Arc::new(PackageQuotaList::default()),
         clock: clock.clone(),
     };

@@ -11,28 +11,33 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::{UsageQueue, settle_batch};
 
-/// What the function loads: the table only (no keys: IAM on the queue authorizes senders).
+/// What the function loads: the table and the jobs queue (a used-up package's `quotaExhausted`
+/// notice); no keys: IAM on the usage queue authorizes senders.
 pub const LOAD: Load = Load {
     secrets: false,
-    queue: false,
+    queue: true,
     sealer: false,
 };
 
 /// The ingestion over the deployment's table and settings.
-pub fn usage_queue(deployment: &Deployment, usage: Arc<dyn UsageStore>) -> UsageQueue {
-    UsageQueue {
+pub fn usage_queue(
+    deployment: &Deployment,
+    usage: Arc<dyn UsageStore>,
+) -> Result<UsageQueue, Error> {
+    Ok(UsageQueue {
         instances: deployment.store.clone(),
         usage,
+        jobs: deployment.job_queue()?,
         quotas: Arc::new(deployment.settings.metering.package_quotas.clone()),
         clock: deployment.clock.clone(),
         metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
-    }
+    })
 }
 
 /// Serves the usage queue's event source (`KOOGALLERY_USAGE_QUEUE_URL`), dead-lettering refused
 /// batches to `KOOGALLERY_USAGE_DLQ_URL`.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
-    let queue = usage_queue(&deployment, usage);
+    let queue = usage_queue(&deployment, usage)?;
     let settle = SqsConsumer {
         queue: SqsQueue::new(
             aws_sdk_sqs::Client::new(&deployment.sdk),

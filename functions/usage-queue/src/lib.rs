@@ -18,7 +18,10 @@ use std::{sync::Arc, time::Duration};
 use koogallery::{
     clock::Clock,
     instance::InstanceStore,
-    jobs::consume::{QueueMessage, Settle},
+    jobs::{
+        JobQueue,
+        consume::{QueueMessage, Settle},
+    },
     metering::{
         IngestError, IngestOutcome, UsageStore, api::UsageBatch, ingest::ingest_batch,
         package::PackageQuotaList,
@@ -33,6 +36,8 @@ const MAX_REASON_CHARS: usize = 300;
 pub struct UsageQueue {
     pub instances: Arc<dyn InstanceStore>,
     pub usage: Arc<dyn UsageStore>,
+    /// The jobs queue: a used-up package's `quotaExhausted` notice is delivered from it.
+    pub jobs: Arc<dyn JobQueue>,
     /// The quotas of stop-when-used-up package SKUs (`KOOGALLERY_PACKAGE_QUOTAS`).
     pub quotas: Arc<PackageQuotaList>,
     pub clock: Arc<dyn Clock>,
@@ -61,6 +66,7 @@ impl UsageQueue {
         match ingest_batch(
             self.instances.as_ref(),
             self.usage.as_ref(),
+            self.jobs.as_ref(),
             &self.quotas,
             &reports,
             self.clock.now(),

@@ -131,6 +131,7 @@ async fn bed() -> Bed {
     let queue = UsageQueue {
         instances: store.clone(),
         usage: flaky.clone(),
+        jobs: Arc::new(koogallery::testing::MemoryQueue::new()),
         quotas: Arc::new(PackageQuotaList::default()),
         clock: clock.clone(),
         metrics: metrics.clone(),

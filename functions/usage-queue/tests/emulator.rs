@@ -40,6 +40,8 @@ fn unique(prefix: &str) -> String {
 struct Bed {
     sqs: aws_sdk_sqs::Client,
     queue: SqsQueue,
+    /// The jobs queue (a used-up package's notice).
+    jobs: SqsQueue,
     dlq_url: String,
     store: Arc<DynamoStore>,
     usage: Arc<DynamoUsageStore>,
@@ -54,6 +56,7 @@ impl Bed {
         ensure_table(&dynamo, &table).await.unwrap();
         let sqs = aws_sdk_sqs::Client::new(&config);
         let (url, dlq_url) = ensure_queues(&sqs, &unique("usage"), 3).await.unwrap();
+        let (jobs_url, _) = ensure_queues(&sqs, &unique("jobs"), 3).await.unwrap();
         let store = Arc::new(DynamoStore::new(dynamo, table));
         let usage = Arc::new(DynamoUsageStore::from(store.as_ref()));
         // An instance created ten minutes ago, to report usage for.
@@ -70,6 +73,7 @@ impl Bed {
             .unwrap();
         Self {
             queue: SqsQueue::new(sqs.clone(), url),
+            jobs: SqsQueue::new(sqs.clone(), jobs_url),
             sqs,
             dlq_url,
             store,
@@ -82,7 +86,8 @@ impl Bed {
         UsageQueue {
             instances: self.store.clone(),
             usage,
-            quotas: Arc::new(PackageQuotaList::default()),
+            jobs: Arc::new(self.jobs.clone()),
+            quotas: Arc::new(PackageQuotaList::from_json(r#"{"sku-pkg":"5"}"#).unwrap()),
             clock: Arc::new(SystemClock),
             metrics: self.metrics.clone(),
         }
@@ -242,4 +247,73 @@ async fn a_batch_the_table_cannot_take_stays_and_comes_back_after_its_backoff() 
     assert!(keep.is_empty());
     assert_eq!(b.total().await.as_deref(), Some("3"));
     assert_eq!(b.metrics.count(&Metric::UsageBatchRefused), 0);
+}
+
+/// A batch that uses up a stop-when-used-up package queues the drain of the package's outbox on
+/// the jobs queue: the worker tells the vendor `quotaExhausted` at once, not the reconciler's
+/// next pass.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_used_up_package_queues_its_notice_on_the_jobs_queue() {
+    use koogallery::{
+        instance::mutate,
+        jobs::Job,
+        order::{ChargingMode, OrderDetails},
+    };
+    let b = Bed::new().await;
+    let created = Utc::now() - chrono::Duration::minutes(10);
+    let (mut package, event) = Instance::new_provisioning("O-2", "O-2-1", "pkg-1", false, created);
+    package.order = Some(OrderDetails {
+        charging_mode: Some(ChargingMode::OnDemandPkg),
+        sku_code: Some("sku-pkg".into()),
+        ..OrderDetails::default()
+    });
+    b.store
+        .create_for_order_line(&package, &[event])
+        .await
+        .unwrap();
+    mutate(b.store.as_ref(), "pkg-1", |i| {
+        i.activate(koogallery::testing::sample_access("pkg-1"), created)
+    })
+    .await
+    .unwrap();
+    let body = json!({"records": [{
+        "instanceId": "biz-1", "quantity": "5", "occurredAt": Utc::now().to_rfc3339(),
+        "idempotencyKey": unique("e"), "packageInstanceId": "pkg-1",
+    }]})
+    .to_string();
+    b.send(&body).await;
+    let keep = settle_batch(
+        &b.usage_queue(b.usage.clone()),
+        &b.consumer(),
+        b.receive(1).await,
+    )
+    .await;
+    assert!(keep.is_empty(), "{keep:?}");
+    let seq = *b
+        .store
+        .get("pkg-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .outbox
+        .pending
+        .last()
+        .expect("quotaExhausted is pending");
+    let jobs = b
+        .jobs
+        .receive(10, Duration::from_secs(1), LONG)
+        .await
+        .unwrap();
+    let jobs: Vec<Job> = jobs
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    assert_eq!(
+        jobs,
+        [Job::Notify {
+            instance_id: "pkg-1".into(),
+            seq
+        }]
+    );
 }

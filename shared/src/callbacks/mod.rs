@@ -175,19 +175,15 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Queues a drain of the instance's outbox when it holds undelivered lifecycle notices. One job is
-/// enough: whichever delivery drains the outbox sends every pending notice, in `seq` order. Called
-/// after a change, and again on KooGallery's repeat of the same call, so a queue outage loses
-/// nothing: the failed call answers a retryable `000005` and its repeat queues the drain.
+/// Queues a drain of the instance's outbox when it holds undelivered lifecycle notices
+/// ([`Job::drain`]). Called after a change, and again on KooGallery's repeat of the same call, so a
+/// queue outage loses nothing: the failed call answers a retryable `000005` and its repeat queues
+/// the drain.
 pub(crate) async fn flush_notices(
     queue: &dyn JobQueue,
     instance: &Instance,
 ) -> Result<(), CallbackError> {
-    if let Some(&seq) = instance.outbox.pending.last() {
-        let job = Job::Notify {
-            instance_id: instance.instance_id.clone(),
-            seq,
-        };
+    if let Some(job) = Job::drain(instance) {
         queue.enqueue(&job).await?;
     }
     Ok(())

@@ -49,6 +49,18 @@ impl Job {
     }
 }
 
+impl Job {
+    /// The job that drains `instance`'s outbox, when it holds undelivered lifecycle notices. One
+    /// job is enough: whichever delivery drains the outbox sends every pending notice, in `seq`
+    /// order.
+    pub fn drain(instance: &crate::instance::Instance) -> Option<Self> {
+        instance.outbox.pending.last().map(|&seq| Self::Notify {
+            instance_id: instance.instance_id.clone(),
+            seq,
+        })
+    }
+}
+
 /// The producer side of the job queue. Consumers are adapter-specific (SQS event source, embedded runner).
 #[async_trait]
 pub trait JobQueue: Send + Sync {

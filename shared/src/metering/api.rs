@@ -226,6 +226,8 @@ pub struct UsageIngestion {
     pub nonces: std::sync::Arc<dyn crate::security::replay::NonceStore>,
     pub instances: std::sync::Arc<dyn crate::instance::InstanceStore>,
     pub usage: std::sync::Arc<dyn super::UsageStore>,
+    /// The jobs queue: a used-up package's `quotaExhausted` notice is delivered from it.
+    pub jobs: std::sync::Arc<dyn crate::jobs::JobQueue>,
     /// The quotas of stop-when-used-up package SKUs.
     pub quotas: std::sync::Arc<super::package::PackageQuotaList>,
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
@@ -273,6 +275,7 @@ impl UsageIngestion {
         Ok(super::ingest::ingest_batch(
             self.instances.as_ref(),
             self.usage.as_ref(),
+            self.jobs.as_ref(),
             &self.quotas,
             &reports,
             now,

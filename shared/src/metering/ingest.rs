@@ -22,7 +22,8 @@ use super::{
     window_start,
 };
 use crate::{
-    instance::{Instance, InstanceState},
+    instance::{Instance, InstanceState, Outcome},
+    jobs::{Job, JobQueue},
     storage::StoreError,
 };
 
@@ -409,11 +410,13 @@ pub fn apply(
 /// Ingests a batch: the batch checks, the instances and packages it names (read in one pass of
 /// at most 100 IDs per read), then the store's atomic apply. Nothing is stored unless all of it
 /// is. Every used-up package the batch names (now or before, or refused for it) gets its
-/// `quotaExhausted` notice recorded, once: a notice missed by a crash is made by the next batch
-/// that names the package.
+/// `quotaExhausted` notice recorded, once, and the drain of its outbox queued on `jobs` so the
+/// vendor hears it within seconds: a notice missed by a crash is made by the next batch that
+/// names the package.
 pub async fn ingest_batch(
     instances: &dyn crate::instance::InstanceStore,
     usage: &dyn super::UsageStore,
+    jobs: &dyn JobQueue,
     quota_list: &PackageQuotaList,
     reports: &[UsageReport],
     now: DateTime<Utc>,
@@ -437,7 +440,7 @@ pub async fn ingest_batch(
     match usage.ingest(reports, &quotas, now).await {
         Ok(outcome) => {
             for package in &outcome.exhausted_packages {
-                notice_exhausted(instances, package, &quotas, now).await?;
+                notice_exhausted(instances, jobs, package, &quotas, now).await?;
             }
             Ok(outcome)
         }
@@ -445,7 +448,7 @@ pub async fn ingest_batch(
             index,
             reason: Refusal::QuotaExhausted(package),
         }) => {
-            notice_exhausted(instances, &package, &quotas, now).await?;
+            notice_exhausted(instances, jobs, &package, &quotas, now).await?;
             Err(IngestError::Invalid {
                 index,
                 reason: Refusal::QuotaExhausted(package),
@@ -455,22 +458,37 @@ pub async fn ingest_batch(
     }
 }
 
-/// Records a package's `quotaExhausted` notice (idempotent: the instance records it once).
+/// Records a package's `quotaExhausted` notice (idempotent: the instance records it once) and,
+/// when this call recorded it, queues the drain of the package's outbox.
 async fn notice_exhausted(
     instances: &dyn crate::instance::InstanceStore,
+    jobs: &dyn JobQueue,
     package: &str,
     quotas: &PackageQuotas,
     now: DateTime<Utc>,
 ) -> Result<(), IngestError> {
     let quota = quotas.get(package).copied().flatten().unwrap_or_default();
-    match crate::instance::mutate(instances, package, |inst| {
+    let instance = match crate::instance::mutate(instances, package, |inst| {
         Ok(inst.quota_exhausted(quota, now))
     })
     .await
     {
-        Ok(_) => Ok(()),
-        Err(crate::instance::DomainError::Store(e)) => Err(IngestError::Store(e)),
+        Ok((instance, Outcome::Changed(_))) => instance,
+        // Recorded before: its drain was queued then (or the reconciler queues it).
+        Ok(_) => return Ok(()),
+        Err(crate::instance::DomainError::Store(e)) => return Err(IngestError::Store(e)),
         // Gone or released meanwhile: nothing left to stop.
-        Err(_) => Ok(()),
+        Err(_) => return Ok(()),
+    };
+    if let Some(job) = Job::drain(&instance)
+        && let Err(e) = jobs.enqueue(&job).await
+    {
+        // The notice is in the package's outbox already, and the batch is applied: failing the
+        // batch would not queue it again (a repeat finds the notice recorded). The reconciler
+        // finds the undelivered notice and queues its drain; the vendor hears it minutes late,
+        // never not at all.
+        tracing::warn!(package_instance_id = package, error = %e,
+            "could not queue the quotaExhausted notice; the reconciler will");
     }
+    Ok(())
 }

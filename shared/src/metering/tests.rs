@@ -424,13 +424,14 @@ mod packages {
     use super::*;
     use crate::{
         instance::{AccessInfo, EventKind, InstanceStore, Outcome},
+        jobs::Job,
         metering::{
             UsageStore,
             ingest::ingest_batch,
             package::{PackageQuotaList, QUOTA_PARAM},
         },
         order::{ChargingMode, OrderDetails},
-        testing::memory::MemoryStore,
+        testing::memory::{MemoryQueue, MemoryStore},
     };
 
     const NOW: &str = "2026-11-21T14:00:00Z";
@@ -522,7 +523,16 @@ mod packages {
         quotas: &PackageQuotaList,
         batch: &[UsageReport],
     ) -> Result<IngestOutcome, IngestError> {
-        ingest_batch(store.as_ref(), store.as_ref(), quotas, batch, t(NOW)).await
+        ingest_queued(store, &MemoryQueue::new(), quotas, batch).await
+    }
+
+    async fn ingest_queued(
+        store: &Arc<MemoryStore>,
+        jobs: &MemoryQueue,
+        quotas: &PackageQuotaList,
+        batch: &[UsageReport],
+    ) -> Result<IngestOutcome, IngestError> {
+        ingest_batch(store.as_ref(), store.as_ref(), jobs, quotas, batch, t(NOW)).await
     }
 
     async fn notices(store: &MemoryStore, id: &str) -> usize {
@@ -602,6 +612,59 @@ mod packages {
         ingest(&store, &quotas, &[used("od", "own", "1", "e")])
             .await
             .unwrap();
+    }
+
+    /// The vendor hears `quotaExhausted` from the worker within seconds, not from the
+    /// reconciler's next pass: the batch that records the notice queues its outbox's drain (once,
+    /// not again for each later batch naming the package).
+    #[tokio::test]
+    async fn the_notice_is_queued_for_delivery_when_it_is_recorded() {
+        let (store, quotas) = bed().await;
+        let jobs = MemoryQueue::new();
+        ingest_queued(&store, &jobs, &quotas, &[used("od", "stop", "19", "a")])
+            .await
+            .unwrap();
+        assert!(jobs.is_empty(), "nothing to tell yet");
+        ingest_queued(&store, &jobs, &quotas, &[used("od", "stop", "1", "b")])
+            .await
+            .unwrap();
+        let seq = *store
+            .get("stop")
+            .await
+            .unwrap()
+            .unwrap()
+            .outbox
+            .pending
+            .last()
+            .expect("the notice is pending");
+        assert_eq!(
+            jobs.take_all(),
+            [Job::Notify {
+                instance_id: "stop".into(),
+                seq
+            }]
+        );
+        let refused = ingest_queued(&store, &jobs, &quotas, &[used("od", "stop", "1", "c")]).await;
+        assert!(refused.is_err());
+        assert!(jobs.is_empty(), "queued once");
+    }
+
+    /// A queue outage neither fails the batch (it is applied) nor loses the notice: it stays in
+    /// the package's outbox, where the reconciler finds it.
+    #[tokio::test]
+    async fn a_queue_outage_leaves_the_notice_to_the_reconciler() {
+        let (store, quotas) = bed().await;
+        let jobs = MemoryQueue::new();
+        jobs.fail_next_enqueue();
+        let o = ingest_queued(&store, &jobs, &quotas, &[used("od", "stop", "20", "a")])
+            .await
+            .unwrap();
+        assert_eq!((o.applied, o.exhausted_packages.len()), (1, 1));
+        assert!(jobs.is_empty());
+        let package = store.get("stop").await.unwrap().unwrap();
+        assert_eq!(package.outbox.pending.len(), 1);
+        let unsettled = store.unsettled().await.unwrap();
+        assert!(unsettled.iter().any(|i| i.instance_id == "stop"));
     }
 
     #[tokio::test]
