@@ -164,7 +164,9 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| ApiError::Unauthorized("x-usage-timestamp must be epoch milliseconds"))?;
-    if (now.timestamp_millis() - ms).abs() > MAX_SKEW_MS {
+    // The distance as an unsigned number: `now - ms` overflows for a timestamp far enough off
+    // (and wrapped, in a release build, into a negative "skew" that passed).
+    if now.timestamp_millis().abs_diff(ms) > MAX_SKEW_MS.unsigned_abs() {
         return Err(ApiError::Unauthorized(
             "x-usage-timestamp is more than 5 minutes from this host's clock",
         ));
@@ -344,5 +346,110 @@ mod tests {
             body,
             now + chrono::Duration::minutes(6),
         ));
+    }
+
+    fn assert_refused(r: Result<(), ApiError>, why: &str) {
+        match r {
+            Err(e @ ApiError::Unauthorized(_)) => assert!(e.to_string().contains(why), "{e}"),
+            other => panic!("expected a 401 naming {why:?}, got {other:?}"),
+        }
+    }
+
+    /// `x-usage-timestamp`: any value a header can carry is compared without overflow; a
+    /// signature over a timestamp `i64::MIN` away from now (whose skew overflowed, and wrapped to
+    /// a negative skew that passed) is refused.
+    #[test]
+    fn any_usage_timestamp_is_compared_without_overflow() {
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
+        let body = br#"{"records":[]}"#;
+        let nonce = "nonce-0123456789";
+        for ts in [
+            now_ms.wrapping_add(i64::MIN).to_string(),
+            now_ms.wrapping_add(i64::MAX).to_string(),
+            i64::MIN.to_string(),
+            i64::MAX.to_string(),
+            (now_ms - MAX_SKEW_MS - 1).to_string(),
+            (now_ms + MAX_SKEW_MS + 1).to_string(),
+            "0".to_owned(),
+            "-1".to_owned(),
+        ] {
+            let sig = crate::security::usage_push::usage_signature("k", &ts, nonce, body);
+            assert_refused(
+                verify("k", Some(&ts), Some(nonce), Some(&sig), body, now),
+                "more than 5 minutes",
+            );
+        }
+        for ts in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "1e12",
+            "",
+            "12 34",
+            "١٢٣",
+        ] {
+            let sig = crate::security::usage_push::usage_signature("k", ts, nonce, body);
+            assert_refused(
+                verify("k", Some(ts), Some(nonce), Some(&sig), body, now),
+                "epoch milliseconds",
+            );
+        }
+        for ts in [now_ms - MAX_SKEW_MS, now_ms + MAX_SKEW_MS] {
+            let ts = format!(" {ts} ");
+            let sig = crate::security::usage_push::usage_signature("k", ts.trim(), nonce, body);
+            assert!(verify("k", Some(&ts), Some(nonce), Some(&sig), body, now).is_ok());
+        }
+    }
+
+    /// `x-usage-nonce`: counted in bytes after trimming, 8 to 64.
+    #[test]
+    fn the_usage_nonce_is_bounded() {
+        let now = Utc::now();
+        let ts = now.timestamp_millis().to_string();
+        let body = b"{}";
+        let check = |nonce: &str| {
+            let sig = crate::security::usage_push::usage_signature("k", &ts, nonce.trim(), body);
+            verify("k", Some(&ts), Some(nonce), Some(&sig), body, now)
+        };
+        for nonce in ["1234567", "        ", &"n".repeat(65), &"é".repeat(33)] {
+            assert_refused(check(nonce), "8 to 64");
+        }
+        for nonce in ["12345678", " 12345678 ", &"n".repeat(64), &"é".repeat(32)] {
+            assert!(check(nonce).is_ok(), "{nonce:?}");
+        }
+    }
+
+    /// `x-usage-signature`: whatever it holds (not base64, the wrong length, huge) is a 401.
+    #[test]
+    fn any_usage_signature_is_a_clean_refusal() {
+        let now = Utc::now();
+        let ts = now.timestamp_millis().to_string();
+        let (nonce, body) = ("nonce-0123456789", b"{}");
+        let good = crate::security::usage_push::usage_signature("k", &ts, nonce, body);
+        let short = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 31]);
+        for sig in [
+            "",
+            "not base64!",
+            "====",
+            &short,
+            &"A".repeat(100_000),
+            &good[1..],
+        ] {
+            assert_refused(
+                verify("k", Some(&ts), Some(nonce), Some(sig), body, now),
+                "does not match",
+            );
+        }
+        assert!(
+            verify(
+                "k",
+                Some(&ts),
+                Some(nonce),
+                Some(&format!(" {good} ")),
+                body,
+                now
+            )
+            .is_ok()
+        );
     }
 }
