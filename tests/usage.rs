@@ -519,3 +519,83 @@ async fn the_vendor_hears_quota_exhausted_within_seconds() {
     assert_eq!(heard["state"], "active", "{heard}");
     h.shutdown().await;
 }
+
+/// A refused report is named by its `index` (from 0) whether a rule refuses it or the parser
+/// cannot read it (`"NaN"`, `"abc"`: before, serde's error came without one); every refusal is
+/// `{"error", "retryable", "index"?}` as the README documents, and nothing of the batch is
+/// stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_report_names_its_index() {
+    let mut cfg = config();
+    cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let now = Utc::now();
+    seed(
+        h.backend.store.as_ref(),
+        "idx-1",
+        now - chrono::Duration::hours(2),
+    )
+    .await;
+    let url = format!("http://{}/usage", h.addr);
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let mut req = http.post(&url).body(body.clone());
+            for (name, value) in
+                koogallery::metering::api::sign(USAGE_KEY, body.as_bytes(), Utc::now())
+            {
+                req = req.header(name, value);
+            }
+            let resp = req.send().await.expect("answered");
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.expect("a body");
+            let json: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON answer");
+            (status, json)
+        }
+    };
+    let at = now.to_rfc3339();
+    let report = |quantity: &str, key: &str| {
+        format!(
+            r#"{{"instanceId":"idx-1","quantity":{quantity},"occurredAt":"{at}","idempotencyKey":"{key}"}}"#
+        )
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    for (quantity, why) in [
+        (r#""NaN""#, "not a decimal"),
+        (r#""abc""#, "not a decimal"),
+        ("NaN", "records[1].quantity"),
+        (r#""-1""#, "greater than 0"),
+        (r#""1.00001""#, "decimals"),
+    ] {
+        let body = format!(
+            r#"{{"records":[{},{},{}]}}"#,
+            report(r#""1""#, "k0"),
+            report(quantity, "k1"),
+            report(r#""1""#, "k2")
+        );
+        let (status, answer) = post(body).await;
+        assert_eq!(status, 400, "{quantity}: {answer}");
+        assert_eq!(keys(&answer), ["error", "index", "retryable"], "{answer}");
+        assert_eq!(answer["index"], 1, "{quantity}: {answer}");
+        assert_eq!(answer["retryable"], false);
+        assert!(answer["error"].as_str().unwrap().contains(why), "{answer}");
+    }
+    // A body at fault as a whole names no report.
+    let (status, answer) = post("not json".into()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(keys(&answer), ["error", "retryable"], "{answer}");
+    // Nothing of the refused batches was stored: their first report is new.
+    let (status, answer) = post(format!(r#"{{"records":[{}]}}"#, report(r#""1""#, "k0"))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["applied"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(1), Some(0))
+    );
+    h.shutdown().await;
+}

@@ -217,7 +217,8 @@ impl Edge {
             )));
         };
         let now = self.clock.now();
-        if (now.timestamp_millis() - ts_ms).abs() > self.window_ms {
+        // Unsigned distance: no overflow whatever the parser lets through (today at most 13 digits).
+        if now.timestamp_millis().abs_diff(ts_ms) > self.window_ms.unsigned_abs() {
             return Err(invalid(format!(
                 "timestamp is outside the accepted window of {} s",
                 self.window_ms / 1000

@@ -170,6 +170,35 @@ async fn stale_future_or_missing_timestamp_and_missing_nonce_are_000002() {
     assert_eq!(b.calls(), 1);
 }
 
+/// Whatever the `timestamp` parameter holds, it is compared with the clock without overflow and
+/// refused with a signed `000002` when it is not a time in the window.
+#[tokio::test]
+async fn any_timestamp_is_compared_without_overflow() {
+    let b = bed();
+    for (i, ts) in [
+        "9999999999999",
+        "0000000000000",
+        "0",
+        "9999999999",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "99999999999999999999",
+        "+1",
+        "1e12",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let payload = canonical_payload(BODY).unwrap();
+        let sig = basic_signature(KEY, &format!("n-ov-{i}"), ts, payload.as_bytes());
+        let q = format!("signature={sig}&timestamp={ts}&nonce=n-ov-{i}").replace('+', "%2B");
+        let r = b.call(&q, BODY).await;
+        assert_eq!(r.result_code, ResultCode::InvalidParameter, "{ts}: {r:?}");
+        assert!(r.result_msg.contains("timestamp"), "{ts}: {}", r.result_msg);
+    }
+    assert_eq!(b.calls(), 0);
+}
+
 #[tokio::test]
 async fn a_replayed_nonce_is_refused() {
     let b = bed();

@@ -72,18 +72,41 @@ fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         .map_err(|_| serde::de::Error::custom(format!("quantity {text:?} is not a decimal number")))
 }
 
+/// Why a body is not a batch: the message names the field at fault and, when it lies in one
+/// report, `index` names that report (as for a report refused by the rules).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MalformedBatch {
+    /// The report at fault; `None` when the body as a whole is (not JSON, cut short, no
+    /// `records` list, an unknown top-level field).
+    pub index: Option<usize>,
+    pub message: String,
+}
+
 impl UsageBatch {
-    /// Parses a body, naming the field at fault.
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
+    /// Parses a body, naming the field at fault and the report it lies in.
+    pub fn parse(body: &[u8]) -> Result<Self, MalformedBatch> {
         let de = &mut serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let batch: Self = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." {
+            let message = if path == "." {
                 e.inner().to_string()
             } else {
                 format!("{path}: {}", e.inner())
-            }
-        })
+            };
+            // A body cut short faults no report in particular, whatever the parser was reading.
+            let index = match e.inner().classify() {
+                serde_json::error::Category::Eof => None,
+                _ => report_index(e.path()),
+            };
+            MalformedBatch { index, message }
+        })?;
+        // Nothing may follow the batch (but whitespace).
+        de.end().map_err(|e| MalformedBatch {
+            index: None,
+            message: e.to_string(),
+        })?;
+        Ok(batch)
     }
 
     pub fn into_reports(self) -> Vec<UsageReport> {
@@ -100,6 +123,18 @@ impl UsageBatch {
     }
 }
 
+/// The report a parse error lies in: the `n` of a path `records[n]…`.
+fn report_index(path: &serde_path_to_error::Path) -> Option<usize> {
+    use serde_path_to_error::Segment;
+    let mut segments = path.iter();
+    match (segments.next(), segments.next()) {
+        (Some(Segment::Map { key }), Some(Segment::Seq { index })) if key == "records" => {
+            Some(*index)
+        }
+        _ => None,
+    }
+}
+
 /// Why a request was not taken, with the HTTP status it is answered with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -109,8 +144,8 @@ pub enum ApiError {
     NotConfigured,
     #[error("{0}")]
     Unauthorized(&'static str),
-    #[error("{0}")]
-    BadRequest(String),
+    #[error(transparent)]
+    Malformed(#[from] MalformedBatch),
     #[error(transparent)]
     Refused(#[from] IngestError),
 }
@@ -121,22 +156,32 @@ impl ApiError {
         match self {
             Self::NotConfigured => 503,
             Self::Unauthorized(_) => 401,
-            Self::BadRequest(_) => 400,
+            Self::Malformed(_) => 400,
             Self::Refused(e) if e.is_retryable() => 503,
             Self::Refused(_) => 400,
         }
     }
 
-    /// `{"error": "...", "index": n?, "retryable": bool}`.
+    /// `{"error": "...", "retryable": bool, "index": n}`: `index` (from 0) whenever one report is
+    /// at fault, malformed or refused by a rule (README, `POST /usage`).
     pub fn body(&self) -> serde_json::Value {
         let mut v = serde_json::json!({
             "error": self.to_string(),
             "retryable": self.status() == 503,
         });
-        if let Self::Refused(IngestError::Invalid { index, .. }) = self {
-            v["index"] = (*index).into();
+        if let Some(index) = self.index() {
+            v["index"] = index.into();
         }
         v
+    }
+
+    /// The report at fault, if one is.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            Self::Refused(IngestError::Invalid { index, .. }) => Some(*index),
+            Self::Malformed(m) => m.index,
+            _ => None,
+        }
     }
 }
 
@@ -164,7 +209,9 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| ApiError::Unauthorized("x-usage-timestamp must be epoch milliseconds"))?;
-    if (now.timestamp_millis() - ms).abs() > MAX_SKEW_MS {
+    // The distance as an unsigned number: `now - ms` overflows for a timestamp far enough off
+    // (and wrapped, in a release build, into a negative "skew" that passed).
+    if now.timestamp_millis().abs_diff(ms) > MAX_SKEW_MS.unsigned_abs() {
         return Err(ApiError::Unauthorized(
             "x-usage-timestamp is more than 5 minutes from this host's clock",
         ));
@@ -269,9 +316,7 @@ impl UsageIngestion {
             now,
         )
         .await?;
-        let reports = UsageBatch::parse(body)
-            .map_err(ApiError::BadRequest)?
-            .into_reports();
+        let reports = UsageBatch::parse(body)?.into_reports();
         Ok(super::ingest::ingest_batch(
             self.instances.as_ref(),
             self.usage.as_ref(),
@@ -307,12 +352,158 @@ mod tests {
     #[test]
     fn a_bad_body_names_the_field() {
         let e = UsageBatch::parse(br#"{"records":[{"instanceId":"i","quantity":"abc","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}]}"#).unwrap_err();
-        assert!(e.contains("records[0].quantity"), "{e}");
+        assert!(e.message.contains("records[0].quantity"), "{e}");
         let e = UsageBatch::parse(br#"{"records":[{"instanceId":"i","quantity":"NaN","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}]}"#).unwrap_err();
-        assert!(e.contains("quantity"), "{e}");
+        assert!(e.message.contains("quantity"), "{e}");
         let e = UsageBatch::parse(br#"{"records":[{"instanceId":"i","quantity":"1","occurredAt":"yesterday","idempotencyKey":"a"}]}"#).unwrap_err();
-        assert!(e.contains("records[0].occurredAt"), "{e}");
+        assert!(e.message.contains("records[0].occurredAt"), "{e}");
         assert!(UsageBatch::parse(b"[]").is_err());
+    }
+
+    /// A report the parser cannot read is named by its index, as one the rules refuse is; a body
+    /// at fault as a whole names none.
+    #[test]
+    fn a_malformed_report_is_named_by_its_index() {
+        let good = r#"{"instanceId":"i","quantity":"1","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}"#;
+        let batch = |bad: &str| format!(r#"{{"records":[{good},{good},{bad}]}}"#);
+        for bad in [
+            r#"{"instanceId":"i","quantity":"NaN","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}"#,
+            r#"{"instanceId":"i","quantity":"abc","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}"#,
+            r#"{"instanceId":"i","quantity":NaN,"occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}"#,
+            r#"{"instanceId":"i","quantity":1e400,"occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}"#,
+            r#"{"instanceId":"i","quantity":"1","occurredAt":"2026-11-21T13:25:00Z"}"#,
+            r#"{"instanceId":7,"quantity":"1","occurredAt":"2026-11-21T13:25:00Z","idempotencyKey":"a"}"#,
+            r#"42"#,
+        ] {
+            let e = UsageBatch::parse(batch(bad).as_bytes()).unwrap_err();
+            assert_eq!(e.index, Some(2), "{bad}: {e}");
+            let answer = ApiError::from(e).body();
+            assert_eq!(answer["index"], 2, "{answer}");
+            assert_eq!(answer["retryable"], false);
+            assert!(
+                answer["error"].as_str().unwrap().contains("records[2]"),
+                "{answer}"
+            );
+        }
+        for whole in [
+            "".to_owned(),
+            "not json".to_owned(),
+            "[]".to_owned(),
+            r#"{"records":{}}"#.to_owned(),
+            r#"{"records":[],"extra":1}"#.to_owned(),
+            format!(r#"{{"records":[{good},{{"instanceId":"i","#),
+            format!(r#"{{"records":[{good}]}} trailing"#),
+        ] {
+            let e = UsageBatch::parse(whole.as_bytes()).unwrap_err();
+            assert_eq!(e.index, None, "{whole}: {e}");
+            assert!(ApiError::from(e).body().get("index").is_none());
+        }
+        assert!(UsageBatch::parse(format!("{{\"records\":[{good}]}}\n").as_bytes()).is_ok());
+    }
+
+    fn assert_refused(r: Result<(), ApiError>, why: &str) {
+        match r {
+            Err(e @ ApiError::Unauthorized(_)) => assert!(e.to_string().contains(why), "{e}"),
+            other => panic!("expected a 401 naming {why:?}, got {other:?}"),
+        }
+    }
+
+    /// `x-usage-timestamp`: any value a header can carry is compared without overflow; a
+    /// signature over a timestamp `i64::MIN` away from now (whose skew overflowed, and wrapped to
+    /// a negative skew that passed) is refused.
+    #[test]
+    fn any_usage_timestamp_is_compared_without_overflow() {
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
+        let body = br#"{"records":[]}"#;
+        let nonce = "nonce-0123456789";
+        for ts in [
+            now_ms.wrapping_add(i64::MIN).to_string(),
+            now_ms.wrapping_add(i64::MAX).to_string(),
+            i64::MIN.to_string(),
+            i64::MAX.to_string(),
+            (now_ms - MAX_SKEW_MS - 1).to_string(),
+            (now_ms + MAX_SKEW_MS + 1).to_string(),
+            "0".to_owned(),
+            "-1".to_owned(),
+        ] {
+            let sig = crate::security::usage_push::usage_signature("k", &ts, nonce, body);
+            assert_refused(
+                verify("k", Some(&ts), Some(nonce), Some(&sig), body, now),
+                "more than 5 minutes",
+            );
+        }
+        for ts in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "1e12",
+            "",
+            "12 34",
+            "١٢٣",
+        ] {
+            let sig = crate::security::usage_push::usage_signature("k", ts, nonce, body);
+            assert_refused(
+                verify("k", Some(ts), Some(nonce), Some(&sig), body, now),
+                "epoch milliseconds",
+            );
+        }
+        for ts in [now_ms - MAX_SKEW_MS, now_ms + MAX_SKEW_MS] {
+            let ts = format!(" {ts} ");
+            let sig = crate::security::usage_push::usage_signature("k", ts.trim(), nonce, body);
+            assert!(verify("k", Some(&ts), Some(nonce), Some(&sig), body, now).is_ok());
+        }
+    }
+
+    /// `x-usage-nonce`: counted in bytes after trimming, 8 to 64.
+    #[test]
+    fn the_usage_nonce_is_bounded() {
+        let now = Utc::now();
+        let ts = now.timestamp_millis().to_string();
+        let body = b"{}";
+        let check = |nonce: &str| {
+            let sig = crate::security::usage_push::usage_signature("k", &ts, nonce.trim(), body);
+            verify("k", Some(&ts), Some(nonce), Some(&sig), body, now)
+        };
+        for nonce in ["1234567", "        ", &"n".repeat(65), &"é".repeat(33)] {
+            assert_refused(check(nonce), "8 to 64");
+        }
+        for nonce in ["12345678", " 12345678 ", &"n".repeat(64), &"é".repeat(32)] {
+            assert!(check(nonce).is_ok(), "{nonce:?}");
+        }
+    }
+
+    /// `x-usage-signature`: whatever it holds (not base64, the wrong length, huge) is a 401.
+    #[test]
+    fn any_usage_signature_is_a_clean_refusal() {
+        let now = Utc::now();
+        let ts = now.timestamp_millis().to_string();
+        let (nonce, body) = ("nonce-0123456789", b"{}");
+        let good = crate::security::usage_push::usage_signature("k", &ts, nonce, body);
+        let short = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 31]);
+        for sig in [
+            "",
+            "not base64!",
+            "====",
+            &short,
+            &"A".repeat(100_000),
+            &good[1..],
+        ] {
+            assert_refused(
+                verify("k", Some(&ts), Some(nonce), Some(sig), body, now),
+                "does not match",
+            );
+        }
+        assert!(
+            verify(
+                "k",
+                Some(&ts),
+                Some(nonce),
+                Some(&format!(" {good} ")),
+                body,
+                now
+            )
+            .is_ok()
+        );
     }
 
     #[test]

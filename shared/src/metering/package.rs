@@ -111,7 +111,9 @@ impl PackageQuotaList {
             .and_then(|q| Decimal::try_from(q).ok())
             .filter(|q| *q > Decimal::ZERO)
             .unwrap_or(Decimal::ONE);
-        Some(per_unit * units)
+        // The quantity is KooGallery's order data: a product past what a decimal holds is a quota
+        // no usage can reach, not a panic.
+        Some(per_unit.checked_mul(units).unwrap_or(Decimal::MAX))
     }
 }
 
@@ -121,4 +123,25 @@ pub fn is_package(instance: &Instance) -> bool {
         .order
         .as_ref()
         .is_some_and(|o| o.charging_mode == Some(ChargingMode::OnDemandPkg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An order quantity near what a decimal holds, times the SKU's quota per unit, overflowed.
+    #[test]
+    fn a_huge_order_quantity_gives_a_huge_quota_not_a_panic() {
+        let list = PackageQuotaList::from_json(r#"{"sku-pkg":"1000"}"#).unwrap();
+        let (mut package, _) = Instance::new_provisioning("O", "O-1", "pkg", false, Utc::now());
+        package.order = Some(crate::order::OrderDetails {
+            charging_mode: Some(ChargingMode::OnDemandPkg),
+            sku_code: Some("sku-pkg".into()),
+            quantity: Some(5e28),
+            ..Default::default()
+        });
+        assert_eq!(list.quota_of(&package), Some(Decimal::MAX));
+        package.order.as_mut().unwrap().quantity = Some(3.0);
+        assert_eq!(list.quota_of(&package), Some(Decimal::from(3000)));
+    }
 }
