@@ -13,7 +13,7 @@ use crate::{UsageQueue, settle_batch};
 
 /// What the function loads: the table only (no keys: IAM on the queue authorizes senders).
 pub const LOAD: Load = Load {
-    secrets: false,
+    secrets: &[],
     queue: false,
     sealer: false,
 };

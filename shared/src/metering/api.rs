@@ -104,7 +104,7 @@ impl UsageBatch {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(
-        "usage ingestion is not configured: set KOOGALLERY_USAGE_KEY (on AWS: usageKey in the keys secret)"
+        "usage ingestion is not configured: set KOOGALLERY_USAGE_KEY (on AWS: usageKey in the usage key secret)"
     )]
     NotConfigured,
     #[error("{0}")]
