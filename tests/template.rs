@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use koogallery::callbacks::REGISTRY;
+use koogallery::{callbacks::REGISTRY, config::SecretPart};
 use serde_json::{Map, Value, json};
 
 /// Functions that are not callbacks.
@@ -222,7 +222,7 @@ fn problems(template: &Value) -> Vec<String> {
         let env = env_names(function);
         for (var, needed) in [
             ("KOOGALLERY_QUEUE_URL", r.needs.queue),
-            ("KOOGALLERY_SECRET_ID", r.needs.keys),
+            (SecretPart::CallbackKeys.env_var(), r.needs.keys),
             ("KOOGALLERY_CREDENTIALS_KEY_ID", r.needs.open_credentials),
         ] {
             if env.contains(var) != needed {
@@ -431,6 +431,51 @@ fn the_production_url_is_throttled_and_the_worker_bounded() {
     }
 }
 
+/// A function's environment as it starts with the template's parameters at their defaults, or
+/// at `overrides`: each `!Ref` to a parameter resolved, other references as placeholders.
+fn resolved_env(
+    template: &Value,
+    function: &str,
+    overrides: &[(&str, u64)],
+) -> Vec<(String, String)> {
+    let params = &template["Parameters"];
+    template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .expect("variables")
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Object(m) => match m.get("Ref").and_then(Value::as_str) {
+                    Some(p) if params.get(p).is_some() => {
+                        match overrides.iter().find(|(o, _)| *o == p) {
+                            Some((_, v)) => v.to_string(),
+                            None => match &params[p]["Default"] {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            },
+                        }
+                    }
+                    _ => format!("https://placeholder.example/{name}"),
+                },
+                other => other.to_string(),
+            };
+            (name.clone(), text)
+        })
+        .collect()
+}
+
+/// What the worker reads at start-up from the template's environment (as `Settings::from_env`).
+fn worker_settings(
+    template: &Value,
+    overrides: &[(&str, u64)],
+) -> Result<koogallery::config::Settings, koogallery::config::ConfigError> {
+    let vars = resolved_env(template, "ProvisionWorkerFunction", overrides);
+    let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    koogallery::config::Settings::read(&koogallery::config::Env::from_fn(lookup))
+}
+
 /// Issue 7, defect 9: the worker's timeout covers a delivery's webhook calls (the worker checks its
 /// webhook timeout against `KOOGALLERY_WORKER_TIMEOUT_SECS`, which must be the function's own), the
 /// queue's visibility timeout is 6x the function's, and the queue keeps a job longer than either
@@ -446,7 +491,8 @@ fn the_worker_timeout_covers_its_calls_and_the_queue_outlives_the_deadlines() {
         Some(timeout),
         "the worker must know its own timeout"
     );
-    // What the worker reads at start-up with the webhook provisioner at its default timeout.
+    // What the worker reads at start-up with the webhook provisioner at its default timeout, and
+    // the open API (both hosts) at its default: every call of a delivery fits.
     let vars = [
         ("KOOGALLERY_PROVISIONER", "webhook".to_owned()),
         (
@@ -460,16 +506,194 @@ fn the_worker_timeout_covers_its_calls_and_the_queue_outlives_the_deadlines() {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.clone())
     };
-    koogallery::config::Settings::read(&koogallery::config::Env::from_fn(lookup))
+    let env_vars = koogallery::config::Env::from_fn(lookup);
+    let mut settings = koogallery::config::Settings::read(&env_vars)
         .expect("the template's worker starts with the default webhook timeout");
+    settings.marketplace = koogallery::config::MarketplaceSettings::read(&env_vars, true, true)
+        .expect("the open API at its defaults");
+    settings
+        .check_delivery()
+        .expect("the webhook and Query Order calls of a delivery fit the worker's timeout");
     let queue = &template["Resources"]["JobsQueue"]["Properties"];
     assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout);
-    let retention = queue["MessageRetentionPeriod"].as_u64().unwrap();
-    for name in ["ProvisioningDeadlineSecs", "NoticeDeadlineSecs"] {
-        let max = template["Parameters"][name]["MaxValue"].as_u64().unwrap();
-        assert!(max < retention, "{name} may outlive the queued job");
-    }
     assert!(env.get("KOOGALLERY_WORKER_MAX_ATTEMPTS").is_none());
+}
+
+/// Every way the jobs queue's limits and the worker's deadlines disagree, in words: the worker
+/// is told the queue's own maxReceiveCount and retention (and refuses to start when its deadlines,
+/// at its backoff, could outlive them), and the reconciler waits for the worker's longest backoff.
+fn queue_limit_problems(template: &Value) -> Vec<String> {
+    let r = &template["Resources"];
+    let p = &template["Parameters"];
+    let mut out = Vec::new();
+    let env = |function: &str, var: &str| {
+        r[function]["Properties"]["Environment"]["Variables"][var].clone()
+    };
+    let queue = &r["JobsQueue"]["Properties"];
+    if queue["RedrivePolicy"]["maxReceiveCount"] != json!({"Ref": "MaxReceiveCount"})
+        || env(
+            "ProvisionWorkerFunction",
+            "KOOGALLERY_JOBS_MAX_RECEIVE_COUNT",
+        ) != json!({"Ref": "MaxReceiveCount"})
+    {
+        out.push(
+            "the worker is not told the jobs queue's maxReceiveCount (MaxReceiveCount)".into(),
+        );
+    }
+    let retention = queue["MessageRetentionPeriod"].as_u64().unwrap_or_default();
+    if env("ProvisionWorkerFunction", "KOOGALLERY_JOBS_RETENTION_SECS").as_u64() != Some(retention)
+    {
+        out.push(format!(
+            "the worker is not told the jobs queue's retention ({retention} s)"
+        ));
+    }
+    let backoff = json!({"Ref": "WorkerBackoffMaxSecs"});
+    for function in ["ProvisionWorkerFunction", "ReconcilerFunction"] {
+        if env(function, "KOOGALLERY_WORKER_BACKOFF_MAX_SECS") != backoff {
+            out.push(format!(
+                "{function} does not take KOOGALLERY_WORKER_BACKOFF_MAX_SECS from WorkerBackoffMaxSecs"
+            ));
+        }
+    }
+    // The parameters at their defaults: the worker starts, and the arithmetic holds on its own
+    // terms too: every receive but the last waits at least half the backoff cap, so the receives
+    // span at least (maxReceiveCount - 1) x cap / 2, which must cover both deadlines, and the
+    // retention must exceed them.
+    let default = |name: &str| p[name]["Default"].as_u64().unwrap_or_default();
+    match worker_settings(template, &[]) {
+        Ok(settings) => {
+            let limits = settings.worker.queue_limits;
+            if limits.map(|l| (u64::from(l.max_receive_count), l.retention.as_secs()))
+                != Some((default("MaxReceiveCount"), retention))
+            {
+                out.push(format!("the worker reads other queue limits: {limits:?}"));
+            }
+        }
+        Err(e) => out.push(format!("the worker refuses the defaults: {e}")),
+    }
+    let deadlines = default("ProvisioningDeadlineSecs") + default("NoticeDeadlineSecs");
+    if default("MaxReceiveCount").saturating_sub(1) * default("WorkerBackoffMaxSecs") / 2
+        < deadlines
+    {
+        out.push(format!(
+            "MaxReceiveCount x WorkerBackoffMaxSecs / 2 does not cover the deadlines ({deadlines} s)"
+        ));
+    }
+    if retention <= deadlines {
+        out.push(format!(
+            "the jobs queue keeps a job {retention} s, less than its deadlines ({deadlines} s)"
+        ));
+    }
+    // The deadlines at their largest allowed values can be made to fit: some allowed backoff
+    // cap does (the worker names the least one when it refuses).
+    let max = |name: &str| p[name]["MaxValue"].as_u64().unwrap_or_default();
+    let at_most = [
+        ("ProvisioningDeadlineSecs", max("ProvisioningDeadlineSecs")),
+        ("NoticeDeadlineSecs", max("NoticeDeadlineSecs")),
+        ("MaxReceiveCount", max("MaxReceiveCount")),
+    ];
+    let fits = |cap: u64| {
+        let mut o = at_most.to_vec();
+        o.push(("WorkerBackoffMaxSecs", cap));
+        worker_settings(template, &o).is_ok()
+    };
+    let (low, high) = (
+        p["WorkerBackoffMaxSecs"]["MinValue"]
+            .as_u64()
+            .unwrap_or_default(),
+        max("WorkerBackoffMaxSecs"),
+    );
+    if !(low..=high).step_by(60).any(fits) {
+        out.push("no allowed WorkerBackoffMaxSecs fits the largest deadlines".into());
+    }
+    out
+}
+
+/// Issue 16, item 12: the jobs queue's maxReceiveCount and retention outlast the deadlines.
+#[test]
+fn the_jobs_queue_limits_outlast_the_deadlines_and_the_worker_checks_them() {
+    let template = load();
+    let found = queue_limit_problems(&template);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    // The worker itself refuses what does not fit, naming the settings: the earlier 300 s cap
+    // (48 h of notice retries then take over 1000 receives), or the smallest MaxReceiveCount.
+    for overrides in [
+        vec![("WorkerBackoffMaxSecs", 300)],
+        vec![("MaxReceiveCount", 100)],
+    ] {
+        let e = worker_settings(&template, &overrides)
+            .err()
+            .unwrap_or_else(|| panic!("{overrides:?} accepted"))
+            .to_string();
+        assert!(
+            e.contains("KOOGALLERY_JOBS_MAX_RECEIVE_COUNT") && e.contains("MaxReceiveCount"),
+            "{e}"
+        );
+    }
+}
+
+/// Each check of [`queue_limit_problems`] catches the edit that would break it.
+#[test]
+fn queue_limit_drift_is_reported() {
+    let template = load();
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = template.clone();
+        f(&mut t);
+        queue_limit_problems(&t).join("\n")
+    };
+    let vars = |t: &mut Value, function: &str| {
+        t["Resources"][function]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .clone()
+    };
+    let set = |t: &mut Value, function: &str, var: &str, v: Value| {
+        let mut m = vars(t, function);
+        m.insert(var.to_owned(), v);
+        t["Resources"][function]["Properties"]["Environment"]["Variables"] = Value::Object(m);
+    };
+    let r = |t: &mut Value| {
+        t["Resources"]["JobsQueue"]["Properties"]["MessageRetentionPeriod"] = json!(345_600);
+    };
+    assert!(broken(&r).contains("retention"));
+    let r = |t: &mut Value| {
+        t["Resources"]["JobsQueue"]["Properties"]["MessageRetentionPeriod"] = json!(172_800);
+        set(
+            t,
+            "ProvisionWorkerFunction",
+            "KOOGALLERY_JOBS_RETENTION_SECS",
+            json!(172_800),
+        );
+    };
+    assert!(broken(&r).contains("keeps a job 172800 s"));
+    let r = |t: &mut Value| {
+        t["Parameters"]["WorkerBackoffMaxSecs"]["Default"] = json!(300);
+    };
+    let found = broken(&r);
+    assert!(found.contains("refuses the defaults"), "{found}");
+    assert!(found.contains("does not cover the deadlines"), "{found}");
+    let r = |t: &mut Value| {
+        set(
+            t,
+            "ReconcilerFunction",
+            "KOOGALLERY_WORKER_BACKOFF_MAX_SECS",
+            json!(300),
+        );
+    };
+    assert!(broken(&r).contains("ReconcilerFunction does not take"));
+    let r = |t: &mut Value| {
+        set(
+            t,
+            "ProvisionWorkerFunction",
+            "KOOGALLERY_JOBS_MAX_RECEIVE_COUNT",
+            json!(1000),
+        );
+    };
+    assert!(broken(&r).contains("maxReceiveCount (MaxReceiveCount)"));
+    let r = |t: &mut Value| {
+        t["Parameters"]["WorkerBackoffMaxSecs"]["MaxValue"] = json!(600);
+    };
+    assert!(broken(&r).contains("no allowed WorkerBackoffMaxSecs"));
 }
 
 /// Issue 7, AWS edges: each function may touch only its own partition keys (the edge its nonces,
@@ -513,24 +737,67 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
         r["ProvisionWorkerFunction"]["Properties"]["Environment"]["Variables"]["KOOGALLERY_CREDENTIALS_KEY_ID"],
         json!({"Ref": "CredentialsKey"})
     );
+    // The reconciler queries the unsettled index's shards (and the legacy index), then reads the
+    // instances it names: nothing else, and no write.
+    use koogallery_aws::dynamo::keys::{
+        LEGACY_UNSETTLED, LEGACY_UNSETTLED_INDEX, UNSETTLED_INDEX, UNSETTLED_SHARD,
+    };
     let reconciler: Vec<Value> = statements(&r["ReconcilerRole"]);
-    let table_access: Vec<&Value> = reconciler
+    let table_access: Vec<(Vec<String>, Value, Vec<String>)> = reconciler
         .iter()
         .filter(|s| {
             strings(&s["Action"])
                 .iter()
                 .any(|a| a.starts_with("dynamodb:"))
         })
+        .map(|s| {
+            (
+                strings(&s["Action"]),
+                s["Resource"].clone(),
+                strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
+            )
+        })
         .collect();
-    assert_eq!(table_access.len(), 1);
-    assert_eq!(strings(&table_access[0]["Action"]), ["dynamodb:Query"]);
+    let index = |name: &str| json!({"Fn::Sub": format!("${{Table.Arn}}/index/{name}")});
     assert_eq!(
-        table_access[0]["Resource"],
-        json!({"Fn::Sub": "${Table.Arn}/index/unsettled-index"})
+        table_access,
+        [
+            (
+                vec!["dynamodb:Query".to_owned()],
+                json!([index(UNSETTLED_INDEX), index(LEGACY_UNSETTLED_INDEX)]),
+                vec![]
+            ),
+            (
+                vec!["dynamodb:BatchGetItem".to_owned()],
+                json!({"Fn::GetAtt": ["Table", "Arn"]}),
+                vec!["INSTANCE#*".to_owned()]
+            ),
+        ]
     );
-    let gsi = &r["Table"]["Properties"]["GlobalSecondaryIndexes"][0];
-    assert_eq!(gsi["IndexName"], "unsettled-index");
-    assert_eq!(gsi["KeySchema"][0]["AttributeName"], "unsettled");
+    // The sparse index is spread over shards and projects keys only; the legacy one stays
+    // as it was (an update may not change an index, nor add one and remove another).
+    let gsis = r["Table"]["Properties"]["GlobalSecondaryIndexes"]
+        .as_array()
+        .unwrap();
+    let gsi = |name: &str| {
+        gsis.iter()
+            .find(|g| g["IndexName"] == name)
+            .unwrap_or_else(|| panic!("no index {name}"))
+    };
+    let sharded = gsi(UNSETTLED_INDEX);
+    assert_eq!(sharded["KeySchema"][0]["AttributeName"], UNSETTLED_SHARD);
+    assert_eq!(sharded["KeySchema"].as_array().unwrap().len(), 1);
+    assert_eq!(sharded["Projection"]["ProjectionType"], "KEYS_ONLY");
+    let legacy = gsi(LEGACY_UNSETTLED_INDEX);
+    assert_eq!(legacy["KeySchema"][0]["AttributeName"], LEGACY_UNSETTLED);
+    assert_eq!(legacy["Projection"]["ProjectionType"], "ALL");
+    let attributes: Vec<&Value> = r["Table"]["Properties"]["AttributeDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["AttributeName"])
+        .collect();
+    assert!(attributes.contains(&&json!(UNSETTLED_SHARD)));
     let schedule = &r["ReconcilerFunction"]["Properties"]["Events"]["EveryFiveMinutes"];
     assert_eq!(schedule["Type"], "ScheduleV2");
     assert_eq!(
@@ -671,8 +938,8 @@ fn usage_problems(template: &Value) -> Vec<String> {
         }) && env("UsageIngestFunction", "KOOGALLERY_PRICING") == json!({"Ref": "UsagePricing"}),
     );
     expect(
-        "UsageIngestFunction reads no usage key (KOOGALLERY_SECRET_ID)",
-        env("UsageIngestFunction", "KOOGALLERY_SECRET_ID") == json!({"Ref": "KeysSecret"}),
+        "UsageIngestFunction reads no usage key (KOOGALLERY_USAGE_KEY_SECRET_ID)",
+        env("UsageIngestFunction", SecretPart::Usage.env_var()) == json!({"Ref": "UsageKeySecret"}),
     );
     for function in ["UsageIngestFunction", "UsageQueueFunction"] {
         expect(
@@ -807,24 +1074,27 @@ fn usage_problems(template: &Value) -> Vec<String> {
         "dynamodb:PutItem",
         "dynamodb:Query",
     ];
-    for (function, role, keys, actions) in [
+    let owned = |v: &[&str]| -> Vec<String> { v.iter().map(|k| (*k).to_owned()).collect() };
+    // Each role's table statements: (actions, partition keys). The push only reads instances (the
+    // release times of released ones); it writes its own windows only.
+    for (function, role, expected) in [
         (
             "UsageIngestFunction",
             "UsageIngestRole",
-            with(&["NONCE#*", "INSTANCE#*"]),
-            &ingest_actions[..],
+            vec![(owned(&ingest_actions), with(&["NONCE#*", "INSTANCE#*"]))],
         ),
         (
             "UsageQueueFunction",
             "UsageQueueRole",
-            with(&["INSTANCE#*"]),
-            &writes[..],
+            vec![(owned(&writes), with(&["INSTANCE#*"]))],
         ),
         (
             "UsagePushFunction",
             "UsagePushRole",
-            vec![format!("{USAGE_PK_PREFIX}*"), "INSTANCE#*".to_owned()],
-            &push[..],
+            vec![
+                (owned(&push), vec![format!("{USAGE_PK_PREFIX}*")]),
+                (owned(&["dynamodb:BatchGetItem"]), owned(&["INSTANCE#*"])),
+            ],
         ),
     ] {
         expect(
@@ -832,17 +1102,19 @@ fn usage_problems(template: &Value) -> Vec<String> {
             r[function]["Properties"]["Role"] == json!({"Fn::GetAtt": [role, "Arn"]}),
         );
         let statements = statements(&r[role]);
-        let table: Vec<&Value> = statements
+        let table: Vec<(Vec<String>, Vec<String>)> = statements
             .iter()
             .filter(|s| s["Resource"] == json!({"Fn::GetAtt": ["Table", "Arn"]}))
+            .map(|s| {
+                (
+                    strings(&s["Action"]),
+                    strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
+                )
+            })
             .collect();
-        let ok = table.len() == 1
-            && strings(&table[0]["Action"]) == actions
-            && strings(&table[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
-                == keys;
         expect(
-            &format!("{role} may do other than {actions:?} on the table, or beyond {keys:?}"),
-            ok,
+            &format!("{role} may do other than {expected:?} on the table"),
+            table == expected,
         );
         for s in &statements {
             expect(
@@ -983,6 +1255,18 @@ fn usage_drift_is_reported() {
     };
     assert!(broken(r).contains("UsagePushRole may do other than"));
     let r = &|t: &mut Value| {
+        for s in t["Resources"]["UsagePushRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"]
+            .as_array_mut()
+            .unwrap()
+        {
+            if s["Sid"] == "ReadInstances" {
+                s["Action"] = json!(["dynamodb:BatchGetItem", "dynamodb:PutItem"]);
+            }
+        }
+    };
+    assert!(broken(r).contains("UsagePushRole may do other than"));
+    let r = &|t: &mut Value| {
         t["Resources"]["UsageQueueRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
             .as_array_mut()
             .unwrap()
@@ -1019,4 +1303,241 @@ fn usage_drift_is_reported() {
             "{function}"
         );
     }
+}
+
+/// Issue 16, item 9: which parts of the secrets each function may read, and so holds: exactly the
+/// parts it uses. The callbacks' come from the registry (`needs.keys`: the callback keys).
+fn secret_parts(function: &str) -> Option<Vec<SecretPart>> {
+    use SecretPart::*;
+    Some(match function {
+        // Verifies and signs KooGallery's calls.
+        "EdgeFunction" => vec![CallbackKeys],
+        // Query Order (AK/SK) and the webhook's signature.
+        "ProvisionWorkerFunction" => vec![OpenApi, Webhook],
+        // The push (AK/SK), its body signed with the basic-interface key.
+        "UsagePushFunction" => vec![CallbackKeys, OpenApi],
+        // Internet-facing: the usage key, and nothing else.
+        "UsageIngestFunction" => vec![Usage],
+        "ReconcilerFunction" | "UsageQueueFunction" => vec![],
+        other => {
+            let r = REGISTRY
+                .iter()
+                .find(|r| format!("{}Function", r.resource_prefix()) == other)?;
+            if r.needs.keys {
+                vec![CallbackKeys]
+            } else {
+                vec![]
+            }
+        }
+    })
+}
+
+/// The secret resource of each part.
+const SECRETS: [(SecretPart, &str); 4] = [
+    (SecretPart::CallbackKeys, "KeysSecret"),
+    (SecretPart::OpenApi, "OpenApiSecret"),
+    (SecretPart::Webhook, "WebhookSecret"),
+    (SecretPart::Usage, "UsageKeySecret"),
+];
+
+fn secret_of(part: SecretPart) -> &'static str {
+    SECRETS
+        .iter()
+        .find(|(p, _)| *p == part)
+        .map(|(_, id)| *id)
+        .unwrap()
+}
+
+/// Every way a function could read more of the secrets than it uses, in words: the secrets are
+/// the four parts, each created holding its own fields only; a function is named exactly its
+/// parts' secrets, and its role may `GetSecretValue` on exactly those, nothing else.
+fn secret_problems(template: &Value) -> Vec<String> {
+    let resources = template["Resources"].as_object().expect("Resources");
+    let mut out = Vec::new();
+    let secrets: BTreeSet<&str> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let expected: BTreeSet<&str> = SECRETS.iter().map(|(_, id)| *id).collect();
+    if secrets != expected {
+        out.push(format!("the secrets are {secrets:?}, not {expected:?}"));
+    }
+    for (part, id) in SECRETS {
+        let p = &resources.get(id).cloned().unwrap_or_default()["Properties"];
+        let generated = &p["GenerateSecretString"];
+        let initial = p["SecretString"]
+            .as_str()
+            .or(generated["SecretStringTemplate"].as_str())
+            .unwrap_or("{}");
+        let mut fields: Vec<String> = serde_json::from_str::<Map<String, Value>>(initial)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_else(|_| vec![format!("(not JSON: {initial})")]);
+        fields.extend(generated["GenerateStringKey"].as_str().map(str::to_owned));
+        for field in fields {
+            if !part.fields().contains(&field.as_str()) {
+                out.push(format!(
+                    "{id} is created with {field}, not a field of {part:?}"
+                ));
+            }
+        }
+    }
+    let mut readers = BTreeSet::new();
+    for (id, function) in resources {
+        if function["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let Some(parts) = secret_parts(id) else {
+            out.push(format!("{id}: which secrets it may read is not listed"));
+            continue;
+        };
+        // JSON values compared as their text (`Value` has no order).
+        let named: BTreeSet<(String, String)> = function["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(var, _)| var.ends_with("SECRET_ID"))
+            .map(|(var, v)| (var.clone(), v.to_string()))
+            .collect();
+        let expected: BTreeSet<(String, String)> = parts
+            .iter()
+            .map(|p| {
+                (
+                    p.env_var().to_owned(),
+                    json!({"Ref": secret_of(*p)}).to_string(),
+                )
+            })
+            .collect();
+        if named != expected {
+            out.push(format!(
+                "{id} is named the secrets {named:?}, not exactly {expected:?}"
+            ));
+        }
+        let Some(role) = function["Properties"]["Role"]["Fn::GetAtt"][0].as_str() else {
+            out.push(format!("{id} has no role of its own"));
+            continue;
+        };
+        readers.insert(role.to_owned());
+        let mut actions = BTreeSet::new();
+        let mut readable: BTreeSet<String> = BTreeSet::new();
+        for s in statements(&resources.get(role).cloned().unwrap_or_default()) {
+            let secret_actions: Vec<String> = strings(&s["Action"])
+                .into_iter()
+                .filter(|a| a.starts_with("secretsmanager:") || a == "*")
+                .collect();
+            let on_secret = match &s["Resource"] {
+                Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            let names_a_secret = on_secret
+                .iter()
+                .any(|r| SECRETS.iter().any(|(_, id)| r == &json!({"Ref": id})));
+            if secret_actions.is_empty() && !names_a_secret {
+                continue;
+            }
+            actions.extend(strings(&s["Action"]));
+            readable.extend(on_secret.iter().map(Value::to_string));
+        }
+        let want_actions: BTreeSet<String> = if parts.is_empty() {
+            BTreeSet::new()
+        } else {
+            ["secretsmanager:GetSecretValue".to_owned()].into()
+        };
+        let want: BTreeSet<String> = parts
+            .iter()
+            .map(|p| json!({"Ref": secret_of(*p)}).to_string())
+            .collect();
+        if actions != want_actions || readable != want {
+            out.push(format!(
+                "{role} may do {actions:?} on {readable:?}, not exactly {want_actions:?} on {want:?}"
+            ));
+        }
+    }
+    for (id, r) in resources {
+        if r["Type"] == "AWS::IAM::Role"
+            && !readers.contains(id)
+            && statements(r).iter().any(|s| {
+                strings(&s["Action"])
+                    .iter()
+                    .any(|a| a.starts_with("secretsmanager:"))
+            })
+        {
+            out.push(format!("{id} may read secrets and runs no function"));
+        }
+    }
+    out
+}
+
+#[test]
+fn each_function_may_read_exactly_the_secrets_it_uses() {
+    let found = secret_problems(&load());
+    assert!(
+        found.is_empty(),
+        "template.yaml, secrets:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Each check of [`secret_problems`] catches the edit that would break it.
+#[test]
+fn secret_drift_is_reported() {
+    let template = load();
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = template.clone();
+        f(&mut t);
+        secret_problems(&t).join("\n")
+    };
+    let read_keys = |t: &mut Value, role: &str, resource: Value| {
+        for s in t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap()
+        {
+            if s["Sid"] == "ReadKeys" {
+                s["Resource"] = resource.clone();
+            }
+        }
+    };
+    // The single keys secret of earlier releases, read by the internet-facing ingestion.
+    let r = |t: &mut Value| read_keys(t, "UsageIngestRole", json!({"Ref": "KeysSecret"}));
+    assert!(broken(&r).contains("UsageIngestRole may do"));
+    let r = |t: &mut Value| {
+        read_keys(
+            t,
+            "ProvisionWorkerRole",
+            json!([{"Ref": "OpenApiSecret"}, {"Ref": "WebhookSecret"}, {"Ref": "UsageKeySecret"}]),
+        )
+    };
+    assert!(broken(&r).contains("ProvisionWorkerRole may do"));
+    let r = |t: &mut Value| {
+        t["Resources"]["EdgeFunction"]["Properties"]["Environment"]["Variables"]["KOOGALLERY_OPENAPI_SECRET_ID"] =
+            json!({"Ref": "OpenApiSecret"});
+    };
+    assert!(broken(&r).contains("EdgeFunction is named the secrets"));
+    let r = |t: &mut Value| {
+        t["Resources"]["ProvisionWorkerFunction"]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .remove("KOOGALLERY_WEBHOOK_SECRET_ID");
+    };
+    assert!(broken(&r).contains("ProvisionWorkerFunction is named the secrets"));
+    let r = |t: &mut Value| {
+        t["Resources"]["KeysSecret"]["Properties"]["GenerateSecretString"]["SecretStringTemplate"] =
+            json!(r#"{"kitKey":"REPLACE_ME","ak":"","sk":""}"#);
+    };
+    assert!(broken(&r).contains("KeysSecret is created with ak"));
+    let r = |t: &mut Value| {
+        t["Resources"]["ReconcilerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Allow", "Action": "secretsmanager:*", "Resource": {"Ref": "WebhookSecret"}}));
+    };
+    assert!(broken(&r).contains("ReconcilerRole may do"));
+    let r = |t: &mut Value| {
+        t["Resources"]["ExtraSecret"] = json!({"Type": "AWS::SecretsManager::Secret"});
+        t["Resources"]["ExtraFunction"] = json!({"Type": "AWS::Serverless::Function"});
+    };
+    let found = broken(&r);
+    assert!(found.contains("the secrets are"), "{found}");
+    assert!(found.contains("ExtraFunction: which secrets"), "{found}");
 }

@@ -14,7 +14,9 @@ use aws_sdk_dynamodb::{
 use aws_sdk_sqs::{operation::create_queue::CreateQueueError, types::QueueAttributeName};
 
 use crate::{
-    dynamo::keys::{PK, SK, TTL, UNSETTLED, UNSETTLED_INDEX},
+    dynamo::keys::{
+        LEGACY_UNSETTLED, LEGACY_UNSETTLED_INDEX, PK, SK, TTL, UNSETTLED_INDEX, UNSETTLED_SHARD,
+    },
     usage::keys::{DUE, DUE_AT, DUE_INDEX},
 };
 
@@ -68,11 +70,11 @@ pub async fn ensure_table(
                 .build()
                 .map_err(build)?,
         )
-        // The reconciler's sparse index: only unsettled instances carry the attribute (as the
-        // template's table does).
+        // The reconciler's sparse index: only unsettled instances carry the attribute, their
+        // shard; keys only (as the template's table).
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name(UNSETTLED)
+                .attribute_name(UNSETTLED_SHARD)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .map_err(build)?,
@@ -82,7 +84,34 @@ pub async fn ensure_table(
                 .index_name(UNSETTLED_INDEX)
                 .key_schema(
                     KeySchemaElement::builder()
-                        .attribute_name(UNSETTLED)
+                        .attribute_name(UNSETTLED_SHARD)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(build)?,
+                )
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .map_err(build)?,
+        )
+        // The legacy index of earlier releases, which the template keeps for now: the reconciler
+        // still queries it for instances not saved since (see `dynamo::keys`).
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(LEGACY_UNSETTLED)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(LEGACY_UNSETTLED_INDEX)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(LEGACY_UNSETTLED)
                         .key_type(KeyType::Hash)
                         .build()
                         .map_err(build)?,
@@ -218,13 +247,19 @@ pub async fn ensure_table(
     Ok(())
 }
 
-/// Creates the dead-letter queue `{name}-dlq`, then the queue `name` redriving to it after
-/// `max_receive_count` receives. An existing queue gets its redrive policy updated. Returns
-/// `(queue_url, dlq_url)`.
 /// The jobs queue's redrive `maxReceiveCount`: a safety net only (SQS's maximum). The worker
-/// dead-letters by itself at its deadlines; deferrals and retries within them take many receives.
+/// dead-letters by itself at its deadlines; deferrals and retries within them take many receives
+/// (`WorkerSettings::check_queue_limits` checks that they fit).
 pub const REDRIVE_MAX_RECEIVES: u32 = 1000;
 
+/// How long the jobs queue keeps a message: 7 days, as the template's `JobsQueue`; longer than a
+/// job can live within its deadlines (`WorkerSettings::longest_job_life`), and half the dead-letter
+/// queue's 14 (a message redriven by the queue keeps its age).
+pub const JOBS_RETENTION_SECS: u32 = 604_800;
+
+/// Creates the dead-letter queue `{name}-dlq`, then the queue `name` redriving to it after
+/// `max_receive_count` receives and keeping messages [`JOBS_RETENTION_SECS`]. An existing queue
+/// gets its redrive policy and retention updated. Returns `(queue_url, dlq_url)`.
 pub async fn ensure_queues(
     client: &aws_sdk_sqs::Client,
     name: &str,
@@ -259,8 +294,18 @@ pub async fn ensure_queues(
         "maxReceiveCount": max_receive_count,
     })
     .to_string();
-    let queue_url =
-        create_queue(client, name, &[(QueueAttributeName::RedrivePolicy, policy)]).await?;
+    let queue_url = create_queue(
+        client,
+        name,
+        &[
+            (QueueAttributeName::RedrivePolicy, policy),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                JOBS_RETENTION_SECS.to_string(),
+            ),
+        ],
+    )
+    .await?;
     Ok((queue_url, dlq_url))
 }
 

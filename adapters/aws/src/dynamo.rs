@@ -8,7 +8,7 @@
 //!
 //! | item        | `pk`                                   | `sk`                 | other attributes                                              |
 //! |-------------|----------------------------------------|----------------------|---------------------------------------------------------------|
-//! | instance    | `INSTANCE#{instanceId}`                | `INSTANCE`           | `version` (N), `data` (S, the `Instance` JSON), `state` (S), `order_id` (S), `order_line_id` (S) |
+//! | instance    | `INSTANCE#{instanceId}`                | `INSTANCE`           | `version` (N), `data` (S, the `Instance` JSON), `state` (S), `order_id` (S), `order_line_id` (S), `unsettled_shard` (S, only while unsettled) |
 //! | order line  | `ORDERLINE#{orderId}#{orderLineId}`    | `ORDERLINE`          | `instance_id` (S), `order_id` (S), `order_line_id` (S)        |
 //! | event       | `INSTANCE#{instanceId}`                | `EVENT#{seq:020}`    | `data` (S, the `InstanceEvent` JSON), `seq` (N)               |
 //! | nonce       | `NONCE#{nonce}`                        | `NONCE`              | `expires_ms` (N, Unix millis), `ttl` (N, Unix seconds)        |
@@ -20,6 +20,11 @@
 //!   no two (orderId, orderLineId) pairs share a key; KooGallery IDs contain neither, so in practice
 //!   the key reads `ORDERLINE#CS1906666666ABCDE#CS1906666666ABCDE-000001`.
 //! - `version` is authoritative for optimistic concurrency; the `data` JSON carries the same value.
+//! - `unsettled_shard` (`"0"` to `"15"`, a hash of the instance ID) keys the sparse, keys-only index
+//!   `unsettled-shard-index`: [`InstanceStore::unsettled`] queries its 16 shards at once, then reads
+//!   the instances. Earlier releases wrote `unsettled` = `"1"` instead (index `unsettled-index`,
+//!   one hot partition); an item loses it at its next save, and until then the legacy index is
+//!   queried too ([`keys::LEGACY_UNSETTLED`]).
 //! - A nonce counts only while `expires_ms > now`; `ttl` lets DynamoDB delete it eventually (TTL
 //!   deletion lags by up to days, which is why the condition checks `expires_ms`, not presence).
 //!   `ttl` is a reserved word: expressions name it through an expression attribute name.
@@ -87,10 +92,28 @@ pub mod keys {
     pub const EXPIRES_MS: &str = "expires_ms";
     /// The table's time-to-live attribute (Unix seconds). A reserved word in expressions.
     pub const TTL: &str = "ttl";
-    /// Present (`"1"`) only on instance items the worker still owes something; the key of the
-    /// sparse index the reconciler queries.
-    pub const UNSETTLED: &str = "unsettled";
-    pub const UNSETTLED_INDEX: &str = "unsettled-index";
+    /// Present only on instance items the worker still owes something: the instance's shard
+    /// ([`unsettled_shard`]), the key of the sparse, keys-only index the reconciler queries, one
+    /// query per shard, so no one index partition takes every unsettled instance's writes.
+    pub const UNSETTLED_SHARD: &str = "unsettled_shard";
+    pub const UNSETTLED_INDEX: &str = "unsettled-shard-index";
+    /// How many shards [`UNSETTLED_INDEX`] is spread over.
+    pub const UNSETTLED_SHARDS: u8 = 16;
+    /// Earlier releases marked unsettled instances with this attribute, always `"1"`, the key of
+    /// the legacy index below (one hot partition, every attribute projected). Nothing writes it
+    /// any more: an item leaves that index at its next save. Until every item has been saved
+    /// once, the reconciler queries it too (`DynamoStore::unsettled`); a later release drops it.
+    pub const LEGACY_UNSETTLED: &str = "unsettled";
+    pub const LEGACY_UNSETTLED_INDEX: &str = "unsettled-index";
+    pub const LEGACY_UNSETTLED_KEY: &str = "1";
+
+    /// The shard of an instance in [`UNSETTLED_INDEX`], `"0"` to `"15"`: from a hash of its ID,
+    /// the same on every save (a shard that changed would rewrite the index entry).
+    pub fn unsettled_shard(instance_id: &str) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(instance_id.as_bytes());
+        (digest[0] % UNSETTLED_SHARDS).to_string()
+    }
 
     pub const INSTANCE_SK: &str = "INSTANCE";
     pub const ORDER_LINE_SK: &str = "ORDERLINE";
@@ -432,7 +455,7 @@ pub(crate) fn instance_item(instance: &Instance) -> Result<Item, StoreError> {
         (ORDER_LINE_ID.to_owned(), s(&instance.order_line_id)),
     ]);
     if instance.is_unsettled() {
-        item.insert(UNSETTLED.to_owned(), s("1"));
+        item.insert(UNSETTLED_SHARD.to_owned(), s(unsettled_shard(id)));
     }
     Ok(item)
 }
@@ -769,25 +792,58 @@ impl InstanceStore for DynamoStore {
             .collect()
     }
 
-    /// A query of the sparse index (eventually consistent: the reconciler looks again next run).
+    /// The keys in the sparse index, all shards queried at once, and those still in the legacy
+    /// index of earlier releases; then the instances themselves, read consistently (the index
+    /// projects keys only, and lags the table a little: what settled meanwhile is left out).
     async fn unsettled(&self) -> Result<Vec<Instance>, StoreError> {
-        let query = self
+        let shard = |key: String| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(UNSETTLED_INDEX)
+                .key_condition_expression("#u = :u")
+                .expression_attribute_names("#u", UNSETTLED_SHARD)
+                .expression_attribute_values(":u", s(key))
+        };
+        let legacy = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(UNSETTLED_INDEX)
+            .index_name(LEGACY_UNSETTLED_INDEX)
             .key_condition_expression("#u = :u")
-            .expression_attribute_names("#u", UNSETTLED)
-            .expression_attribute_values(":u", s("1"));
-        let mut instances = Vec::new();
-        for item in query_all(query, "Query (unsettled instances)").await? {
-            let instance = decode_instance(&item)?;
-            // The index lags the table a little; what settled meanwhile is left out.
-            if instance.is_unsettled() {
-                instances.push(instance);
-            }
+            .expression_attribute_names("#u", LEGACY_UNSETTLED)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":u", s(LEGACY_UNSETTLED_KEY))
+            // Every attribute is projected there; only the key is needed.
+            .projection_expression("#pk");
+        let shards = (0..UNSETTLED_SHARDS).map(|k| shard(k.to_string()));
+        let (pages, legacy) = futures_util::future::try_join(
+            futures_util::future::try_join_all(
+                shards.map(|q| query_all(q, "Query (unsettled instances)")),
+            ),
+            query_all(legacy, "Query (unsettled instances, legacy index)"),
+        )
+        .await?;
+        if !legacy.is_empty() {
+            tracing::info!(
+                instances = legacy.len(),
+                "unsettled instances still in the legacy index {LEGACY_UNSETTLED_INDEX}; each moves at its next save"
+            );
         }
-        Ok(instances)
+        let mut ids = Vec::new();
+        for item in pages.iter().flatten().chain(&legacy) {
+            let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
+            let id = instance_id_of(pk)
+                .ok_or_else(|| StoreError::Corrupt(format!("{pk} in the unsettled index")))?;
+            ids.push(id);
+        }
+        // `get_many` asks once per ID (an item may be in both indexes while it moves).
+        Ok(self
+            .get_many(&ids)
+            .await?
+            .into_iter()
+            .filter(Instance::is_unsettled)
+            .collect())
     }
 }
 
@@ -1081,5 +1137,20 @@ mod tests {
         assert!(backoff(1) >= Duration::from_millis(20));
         assert!(backoff(1) < Duration::from_millis(40));
         assert!(backoff(50) < Duration::from_millis(1280));
+    }
+
+    /// The shard of an instance is stable (a save never moves it) and the shards share the
+    /// instances about evenly.
+    #[test]
+    fn unsettled_shards_are_stable_and_spread() {
+        let mut counts = [0u32; UNSETTLED_SHARDS as usize];
+        for k in 0..1600 {
+            let id = format!("CS2611210000{k:05}-000001");
+            let shard = unsettled_shard(&id);
+            assert_eq!(shard, unsettled_shard(&id));
+            let n: usize = shard.parse().unwrap();
+            counts[n] += 1;
+        }
+        assert!(counts.iter().all(|c| (50..=150).contains(c)), "{counts:?}");
     }
 }

@@ -6,7 +6,8 @@
 //! - [`SqsQueue`]: [`JobQueue`](koogallery::jobs::JobQueue) on SQS, plus the consumer helpers a
 //!   local polling loop and the tests use (on AWS the Lambda event source receives and deletes).
 //! - [`SecretsManagerSecrets`]: the [`Secrets`](koogallery::config::Secrets) port on Secrets Manager,
-//!   fetched once per execution environment; [`keys_from_secret_json`] is its pure parser.
+//!   one secret per [`SecretPart`](koogallery::config::SecretPart), each fetched once per execution
+//!   environment; [`part_from_secret_json`] is its pure parser.
 //! - [`LambdaDispatcher`]: the edge's [`Dispatcher`](koogallery::callbacks::Dispatcher), a synchronous
 //!   invocation of the callback function that serves the activity.
 //! - [`KmsSealer`]: the [`CredentialSealer`](koogallery::security::at_rest::CredentialSealer) port:
@@ -30,7 +31,7 @@ pub mod usage;
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
 pub use dynamo::DynamoStore;
 pub use kms::KmsSealer;
-pub use secrets::{SecretsManagerSecrets, keys_from_secret_json};
+pub use secrets::{SecretsManagerSecrets, part_from_secret_json};
 pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
 pub use usage::DynamoUsageStore;
 

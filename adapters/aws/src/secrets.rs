@@ -1,133 +1,202 @@
-//! The secrets bundle from AWS Secrets Manager: the [`Secrets`] port on AWS.
+//! The [`Secrets`] port on AWS Secrets Manager. The keys are kept in four secrets, one per
+//! [`SecretPart`], so that each function's role can read exactly the parts it uses; a function is
+//! given the secret of each of its parts in that part's variable. Each secret's `SecretString` is a
+//! JSON object:
 //!
-//! The secret's `SecretString` is a JSON object:
+//! | part | variable | JSON |
+//! |------|----------|------|
+//! | callback keys | `KOOGALLERY_CALLBACK_KEYS_SECRET_ID` | `{"accessKey", "accessKeyPrevious"?, "kitKey", "kitKeyPrevious"?}` |
+//! | open API | `KOOGALLERY_OPENAPI_SECRET_ID` | `{"ak", "sk"}` (both or neither) |
+//! | webhook | `KOOGALLERY_WEBHOOK_SECRET_ID` | `{"webhookSecret"}` |
+//! | usage key | `KOOGALLERY_USAGE_KEY_SECRET_ID` | `{"usageKey"}` |
 //!
-//! ```json
-//! {
-//!   "accessKey": "…", "accessKeyPrevious": "…",
-//!   "kitKey": "…", "kitKeyPrevious": "…",
-//!   "webhookSecret": "…",
-//!   "usageKey": "…"
-//! }
-//! ```
-//!
-//! `accessKey` and `kitKey` are required; the `…Previous` keys (accepted during a rotation) and
-//! `webhookSecret` and `usageKey` are optional (absent, `null` or empty). Errors name the field, never a value.
+//! `accessKey` and `kitKey` are required; the other fields are optional (absent, `null` or empty).
+//! Unknown fields are ignored, so a secret written for a later release still loads; a field of
+//! another part (left in the callback keys secret from the single keys secret of earlier releases)
+//! is ignored too, and named in a start-up warning: it is readable by every function of this part.
+//! Errors name the secret and the field, never a value.
+
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::{Client, error::DisplayErrorContext};
 use koogallery::{
-    config::{Keys, OpenApiKeys, SecretBundle, Secrets, SecretsError},
+    config::{ConfigError, Env, HeldSecrets, Keys, OpenApiKeys, SecretPart, Secrets, SecretsError},
     security::{KeyRing, SecretKey},
 };
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-/// Parses the keys secret into the bundle: the basic and Kit key rings, the webhook secret and the
-/// open API's `ak`/`sk` pair if present. Unknown fields are ignored, so a secret written for a later release still loads.
-pub fn keys_from_secret_json(s: &str) -> Result<SecretBundle, SecretsError> {
+/// One part parsed from its secret.
+#[derive(Debug)]
+pub struct ParsedPart {
+    /// The part's secrets (the other parts `None`).
+    pub held: HeldSecrets,
+    /// Fields of other parts found in this secret (ignored; they should be moved out).
+    pub misplaced: Vec<String>,
+}
+
+/// Parses the secret of `part`. Errors name the field (and the part), never a value.
+pub fn part_from_secret_json(part: SecretPart, s: &str) -> Result<ParsedPart, SecretsError> {
+    let what = part.describe();
     // Only the error's kind and position are reported: serde's messages may quote content.
     let value: Value = serde_json::from_str(s).map_err(|e| {
         SecretsError(format!(
-            "the keys secret is not valid JSON ({:?} error at line {}, column {})",
+            "{what} is not valid JSON ({:?} error at line {}, column {})",
             e.classify(),
             e.line(),
             e.column()
         ))
     })?;
     let Value::Object(map) = value else {
-        return Err(SecretsError(
-            "the keys secret is not a JSON object".to_owned(),
-        ));
+        return Err(SecretsError(format!("{what} is not a JSON object")));
     };
-    let basic = KeyRing::new(
-        required(&map, "accessKey")?,
-        optional(&map, "accessKeyPrevious")?,
-    );
-    let kit = KeyRing::new(required(&map, "kitKey")?, optional(&map, "kitKeyPrevious")?);
-    let webhook = optional(&map, "webhookSecret")?;
-    let open_api = OpenApiKeys::pair(
-        optional(&map, "ak")?.map(|k| k.expose().to_owned()),
-        optional(&map, "sk")?.map(|k| k.expose().to_owned()),
-        ("ak", "sk"),
-    )
-    .map_err(|why| SecretsError(format!("the keys secret: {why}")))?;
-    Ok(SecretBundle {
-        keys: Keys { basic, kit },
-        webhook,
-        usage: optional(&map, "usageKey")?,
-        open_api,
-        dev_keys: false,
-    })
+    let mut held = HeldSecrets::default();
+    match part {
+        SecretPart::CallbackKeys => {
+            let basic = KeyRing::new(
+                required(&map, part, "accessKey")?,
+                optional(&map, part, "accessKeyPrevious")?,
+            );
+            let kit = KeyRing::new(
+                required(&map, part, "kitKey")?,
+                optional(&map, part, "kitKeyPrevious")?,
+            );
+            held.keys = Some(Keys { basic, kit });
+        }
+        SecretPart::OpenApi => {
+            held.open_api = OpenApiKeys::pair(
+                optional(&map, part, "ak")?.map(|k| k.expose().to_owned()),
+                optional(&map, part, "sk")?.map(|k| k.expose().to_owned()),
+                ("ak", "sk"),
+            )
+            .map_err(|why| SecretsError(format!("{what}: {why}")))?;
+        }
+        SecretPart::Webhook => held.webhook = optional(&map, part, "webhookSecret")?,
+        SecretPart::Usage => held.usage = optional(&map, part, "usageKey")?,
+    }
+    let misplaced = map
+        .keys()
+        .filter(|field| SecretPart::of_field(field).is_some_and(|p| p != part))
+        .cloned()
+        .collect();
+    Ok(ParsedPart { held, misplaced })
 }
 
-fn optional(map: &Map<String, Value>, field: &str) -> Result<Option<SecretKey>, SecretsError> {
+fn optional(
+    map: &Map<String, Value>,
+    part: SecretPart,
+    field: &str,
+) -> Result<Option<SecretKey>, SecretsError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(v)) if v.trim().is_empty() => Ok(None),
         Some(Value::String(v)) => Ok(Some(SecretKey::new(v.clone()))),
         Some(_) => Err(SecretsError(format!(
-            "field {field} of the keys secret is not a string"
+            "field {field} of {} is not a string",
+            part.describe()
         ))),
     }
 }
 
-fn required(map: &Map<String, Value>, field: &str) -> Result<SecretKey, SecretsError> {
-    optional(map, field)?
-        .ok_or_else(|| SecretsError(format!("the keys secret has no {field} (missing or empty)")))
+fn required(
+    map: &Map<String, Value>,
+    part: SecretPart,
+    field: &str,
+) -> Result<SecretKey, SecretsError> {
+    optional(map, part, field)?.ok_or_else(|| {
+        SecretsError(format!(
+            "{} has no {field} (missing or empty)",
+            part.describe()
+        ))
+    })
 }
 
-/// The [`Secrets`] port on Secrets Manager: the secret is fetched on first use and cached for the
-/// life of the execution environment (a failed fetch is not cached; the next call tries again).
+/// The [`Secrets`] port on Secrets Manager: the secret of each configured part, fetched on first
+/// use and cached for the life of the execution environment (a failed fetch is not cached; the
+/// next call tries again).
 #[derive(Debug)]
 pub struct SecretsManagerSecrets {
     client: Client,
-    secret_id: String,
-    cache: OnceCell<SecretBundle>,
+    ids: BTreeMap<SecretPart, String>,
+    cache: HashMap<SecretPart, OnceCell<HeldSecrets>>,
 }
 
 impl SecretsManagerSecrets {
-    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
-        Self {
-            client,
-            secret_id: secret_id.into(),
-            cache: OnceCell::new(),
-        }
+    /// Each part read from the secret (ARN or name) given for it.
+    pub fn new(client: Client, ids: impl IntoIterator<Item = (SecretPart, String)>) -> Self {
+        let ids: BTreeMap<SecretPart, String> = ids.into_iter().collect();
+        let cache = ids.keys().map(|p| (*p, OnceCell::new())).collect();
+        Self { client, ids, cache }
     }
 
-    async fn load(&self) -> Result<&SecretBundle, SecretsError> {
-        self.cache
-            .get_or_try_init(|| async {
-                let out = self
-                    .client
-                    .get_secret_value()
-                    .secret_id(&self.secret_id)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        SecretsError(format!(
-                            "cannot read secret {}: {}",
-                            self.secret_id,
-                            DisplayErrorContext(e)
-                        ))
-                    })?;
-                let raw = out.secret_string().ok_or_else(|| {
-                    SecretsError(format!(
-                        "secret {} has no SecretString (binary secrets are not supported)",
-                        self.secret_id
-                    ))
-                })?;
-                keys_from_secret_json(raw)
-                    .map_err(|e| SecretsError(format!("secret {}: {}", self.secret_id, e.0)))
+    /// The secret of each of `parts` from its variable ([`SecretPart::env_var`]); a variable not
+    /// set stops start-up, named.
+    pub fn from_env(
+        client: Client,
+        parts: &[SecretPart],
+        env: &Env<'_>,
+    ) -> Result<Self, ConfigError> {
+        let ids = parts
+            .iter()
+            .map(|part| {
+                env.get(part.env_var()).map(|id| (*part, id)).ok_or_else(|| {
+                    ConfigError::invalid(
+                        part.env_var(),
+                        format!(
+                            "is not set: it names {} (the SAM template sets it; the single keys secret of earlier releases is split, see docs/deploy.md)",
+                            part.describe()
+                        ),
+                    )
+                })
             })
-            .await
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(client, ids))
+    }
+
+    async fn load(&self, part: SecretPart) -> Result<&HeldSecrets, SecretsError> {
+        let (Some(id), Some(cell)) = (self.ids.get(&part), self.cache.get(&part)) else {
+            return Err(SecretsError(format!(
+                "{} is not configured ({})",
+                part.describe(),
+                part.env_var()
+            )));
+        };
+        let named = |why: String| SecretsError(format!("secret {id} ({}): {why}", part.env_var()));
+        cell.get_or_try_init(|| async {
+            let out = self
+                .client
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| named(format!("cannot be read: {}", DisplayErrorContext(e))))?;
+            let raw = out.secret_string().ok_or_else(|| {
+                named("has no SecretString (binary secrets are not supported)".to_owned())
+            })?;
+            let parsed = part_from_secret_json(part, raw).map_err(|e| named(e.0))?;
+            if !parsed.misplaced.is_empty() {
+                tracing::warn!(
+                    secret = %id,
+                    fields = ?parsed.misplaced,
+                    "{} holds fields of another secret; they are ignored here and readable by every function that reads this one: move them to their own secret (docs/deploy.md)",
+                    part.describe()
+                );
+            }
+            Ok(parsed.held)
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl Secrets for SecretsManagerSecrets {
-    async fn bundle(&self) -> Result<SecretBundle, SecretsError> {
-        Ok(self.load().await?.clone())
+    async fn read_parts(&self, parts: &[SecretPart]) -> Result<HeldSecrets, SecretsError> {
+        let mut held = HeldSecrets::default();
+        for part in parts {
+            held = held.merge(self.load(*part).await?.clone());
+        }
+        Ok(held)
     }
 }
 
@@ -135,12 +204,15 @@ impl Secrets for SecretsManagerSecrets {
 mod tests {
     use super::*;
 
+    fn parse(part: SecretPart, s: &str) -> HeldSecrets {
+        part_from_secret_json(part, s).unwrap().held
+    }
+
     #[test]
-    fn full_secret() {
-        let SecretBundle { keys, webhook, .. } = keys_from_secret_json(
-            r#"{"accessKey":"ak","accessKeyPrevious":"ak0","kitKey":"kk","kitKeyPrevious":"kk0","webhookSecret":"wh"}"#,
-        )
-        .unwrap();
+    fn each_part_reads_its_own_fields_only() {
+        let all = r#"{"accessKey":"ak","accessKeyPrevious":"ak0","kitKey":"kk","kitKeyPrevious":"kk0","webhookSecret":"wh","ak":"AK","sk":"SK","usageKey":"uk"}"#;
+        let held = parse(SecretPart::CallbackKeys, all);
+        let keys = held.keys.as_ref().unwrap();
         assert_eq!(keys.basic.current.expose(), "ak");
         assert_eq!(
             keys.basic.previous.as_ref().map(SecretKey::expose),
@@ -151,52 +223,136 @@ mod tests {
             keys.kit.previous.as_ref().map(SecretKey::expose),
             Some("kk0")
         );
-        assert_eq!(webhook.as_ref().map(SecretKey::expose), Some("wh"));
+        assert!(held.open_api.is_none() && held.webhook.is_none() && held.usage.is_none());
+
+        let held = parse(SecretPart::OpenApi, r#"{"ak":"AK","sk":"SK"}"#);
+        let pair = held.open_api.as_ref().unwrap();
+        assert_eq!((pair.ak.as_str(), pair.sk.expose()), ("AK", "SK"));
+        assert!(held.keys.is_none() && held.webhook.is_none() && held.usage.is_none());
+
+        let held = parse(SecretPart::Webhook, r#"{"webhookSecret":"wh"}"#);
+        assert_eq!(held.webhook.as_ref().map(SecretKey::expose), Some("wh"));
+        assert!(held.keys.is_none() && held.open_api.is_none() && held.usage.is_none());
+
+        let held = parse(SecretPart::Usage, r#"{"usageKey":"uk"}"#);
+        assert_eq!(held.usage.as_ref().map(SecretKey::expose), Some("uk"));
+        assert!(held.keys.is_none() && held.open_api.is_none() && held.webhook.is_none());
+    }
+
+    /// A callback keys secret still holding the fields of the earlier single keys secret loads,
+    /// ignores them, and names them (never their values) for the start-up warning.
+    #[test]
+    fn fields_of_other_parts_are_ignored_and_named() {
+        let parsed = part_from_secret_json(
+            SecretPart::CallbackKeys,
+            r#"{"accessKey":"ak","kitKey":"kk","ak":"AK-value","sk":"SK-value","usageKey":"uk","other":1}"#,
+        )
+        .unwrap();
+        assert!(parsed.held.open_api.is_none() && parsed.held.usage.is_none());
+        let mut misplaced = parsed.misplaced.clone();
+        misplaced.sort();
+        assert_eq!(misplaced, ["ak", "sk", "usageKey"]);
+        let clean = part_from_secret_json(SecretPart::OpenApi, r#"{"ak":"AK","sk":"SK"}"#).unwrap();
+        assert!(clean.misplaced.is_empty());
     }
 
     #[test]
     fn optional_fields_may_be_absent_null_or_empty() {
-        let SecretBundle { keys, webhook, .. } = keys_from_secret_json(
+        let held = parse(
+            SecretPart::CallbackKeys,
             r#"{"accessKey":"ak","kitKey":"kk","accessKeyPrevious":null,"kitKeyPrevious":"  ","other":1}"#,
-        )
-        .unwrap();
+        );
+        let keys = held.keys.unwrap();
         assert!(keys.basic.previous.is_none());
         assert!(keys.kit.previous.is_none());
-        assert!(webhook.is_none());
+        // The new secrets are created empty: their parts are then absent, not an error.
+        assert!(
+            parse(SecretPart::OpenApi, r#"{"ak":"","sk":""}"#)
+                .open_api
+                .is_none()
+        );
+        assert!(parse(SecretPart::Webhook, "{}").webhook.is_none());
+        assert!(
+            parse(SecretPart::Usage, r#"{"usageKey":null}"#)
+                .usage
+                .is_none()
+        );
     }
 
     #[test]
-    fn errors_name_the_field_and_never_a_value() {
-        let err = |s: &str| keys_from_secret_json(s).unwrap_err().0;
-        let e = err(r#"{"kitKey":"kk-secret-value"}"#);
-        assert!(e.contains("accessKey"), "{e}");
+    fn errors_name_the_part_and_the_field_and_never_a_value() {
+        let err = |part, s: &str| part_from_secret_json(part, s).unwrap_err().0;
+        let keys = SecretPart::CallbackKeys;
+        let e = err(keys, r#"{"kitKey":"kk-secret-value"}"#);
+        assert!(
+            e.contains("accessKey") && e.contains("callback keys"),
+            "{e}"
+        );
         assert!(!e.contains("kk-secret-value"), "{e}");
-        let e = err(r#"{"accessKey":"ak-secret-value","kitKey":""}"#);
+        let e = err(keys, r#"{"accessKey":"ak-secret-value","kitKey":""}"#);
         assert!(e.contains("kitKey"), "{e}");
         assert!(!e.contains("ak-secret-value"), "{e}");
-        let e = err(r#"{"accessKey":"ak","kitKey":"kk","webhookSecret":12345}"#);
+        let e = err(SecretPart::Webhook, r#"{"webhookSecret":12345}"#);
         assert!(e.contains("webhookSecret") && !e.contains("12345"), "{e}");
-        let e = err(r#"{"accessKey": 98765, "kitKey":"kk"}"#);
+        let e = err(keys, r#"{"accessKey": 98765, "kitKey":"kk"}"#);
         assert!(e.contains("accessKey") && !e.contains("98765"), "{e}");
-        let e = err(r#"{"accessKey":"ak-secret-value" "kitKey":"kk"}"#);
+        let e = err(SecretPart::OpenApi, r#"{"ak":"AK-value"}"#);
+        assert!(
+            e.contains("open API") && e.contains("sk") && !e.contains("AK-value"),
+            "{e}"
+        );
+        let e = err(keys, r#"{"accessKey":"ak-secret-value" "kitKey":"kk"}"#);
         assert!(
             e.contains("not valid JSON") && !e.contains("ak-secret-value"),
             "{e}"
         );
-        let e = err(r#"["ak-secret-value"]"#);
+        let e = err(SecretPart::Usage, r#"["ak-secret-value"]"#);
         assert!(
-            e.contains("not a JSON object") && !e.contains("ak-secret-value"),
+            e.contains("usage key secret is not a JSON object") && !e.contains("ak-secret-value"),
             "{e}"
         );
     }
 
     #[test]
     fn parsed_keys_do_not_print_values() {
-        let bundle = keys_from_secret_json(
-            r#"{"accessKey":"ak-value","kitKey":"kk-value","webhookSecret":"wh-value"}"#,
+        let held = parse(
+            SecretPart::CallbackKeys,
+            r#"{"accessKey":"ak-value","kitKey":"kk-value"}"#,
         )
-        .unwrap();
-        let printed = format!("{bundle:?}");
+        .merge(parse(
+            SecretPart::Webhook,
+            r#"{"webhookSecret":"wh-value"}"#,
+        ));
+        let printed = format!("{held:?}");
         assert!(!printed.contains("-value"), "{printed}");
+    }
+
+    #[test]
+    fn a_part_without_its_variable_stops_start_up_named() {
+        let vars = [(SecretPart::OpenApi.env_var(), "arn:open-api")];
+        let env = Env::from_fn(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        let client = Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                .build(),
+        );
+        assert!(
+            SecretsManagerSecrets::from_env(client.clone(), &[SecretPart::OpenApi], &env).is_ok()
+        );
+        let e = SecretsManagerSecrets::from_env(
+            client,
+            &[SecretPart::OpenApi, SecretPart::Webhook],
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("KOOGALLERY_WEBHOOK_SECRET_ID") && e.contains("webhook secret"),
+            "{e}"
+        );
     }
 }

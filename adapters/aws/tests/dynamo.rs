@@ -403,3 +403,145 @@ async fn events_paginate_past_one_megabyte() {
 async fn dynamo_store_passes_the_order_notice_contract() {
     order_notice_store_contract(Arc::new(store().await)).await;
 }
+
+/// The ids `unsettled` lists.
+async fn unsettled_ids(store: &DynamoStore) -> std::collections::BTreeSet<String> {
+    store
+        .unsettled()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect()
+}
+
+/// Issue 16, item 13: unsettled instances are spread over the index's shards by a hash of their
+/// ID (not one constant key), the index holds keys only, and `unsettled` finds them in every
+/// shard.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn unsettled_instances_are_spread_over_shards_of_a_keys_only_index() {
+    let store = store().await;
+    let client = store.client();
+    let description = client
+        .describe_table()
+        .table_name(table())
+        .send()
+        .await
+        .unwrap();
+    let index = description
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .find(|g| g.index_name() == Some(keys::UNSETTLED_INDEX))
+        .expect("the sharded index");
+    assert_eq!(
+        index.projection().and_then(|p| p.projection_type()),
+        Some(&aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+    );
+
+    let mut ids = Vec::new();
+    let mut shards = std::collections::BTreeSet::new();
+    for _ in 0..48 {
+        let (inst, ev) = new_instance();
+        store.create_for_order_line(&inst, &[ev]).await.unwrap();
+        let item = client
+            .get_item()
+            .table_name(table())
+            .key(
+                keys::PK,
+                AttributeValue::S(keys::instance_pk(&inst.instance_id)),
+            )
+            .key(keys::SK, AttributeValue::S(keys::INSTANCE_SK.into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        let shard = keys::unsettled_shard(&inst.instance_id);
+        assert_eq!(
+            item.get(keys::UNSETTLED_SHARD),
+            Some(&AttributeValue::S(shard.clone()))
+        );
+        assert!(
+            !item.contains_key(keys::LEGACY_UNSETTLED),
+            "nothing writes the legacy key"
+        );
+        shards.insert(shard);
+        ids.push(inst.instance_id);
+    }
+    // 48 IDs over 16 shards: about 15 in use; all in one would be the hot partition again.
+    assert!(shards.len() >= 8, "{shards:?}");
+    let listed = unsettled_ids(&store).await;
+    assert!(ids.iter().all(|id| listed.contains(id)));
+
+    // One shard's query answers keys only: the table's and the index's.
+    let shard = keys::unsettled_shard(&ids[0]);
+    let out = client
+        .query()
+        .table_name(table())
+        .index_name(keys::UNSETTLED_INDEX)
+        .key_condition_expression("#u = :u")
+        .expression_attribute_names("#u", keys::UNSETTLED_SHARD)
+        .expression_attribute_values(":u", AttributeValue::S(shard))
+        .send()
+        .await
+        .unwrap();
+    assert!(!out.items().is_empty());
+    for item in out.items() {
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, [keys::PK, keys::SK, keys::UNSETTLED_SHARD]);
+    }
+}
+
+/// Issue 16, item 13: an instance written by an earlier release (`unsettled` = "1", the legacy
+/// index's one key) is still found; its next save moves it to its shard.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn instances_under_the_legacy_key_are_found_until_saved_again() {
+    let store = store().await;
+    let (inst, ev) = new_instance();
+    store.create_for_order_line(&inst, &[ev]).await.unwrap();
+    // As an earlier release left it.
+    let key = |item: &str| keys::instance_pk(item);
+    store
+        .client()
+        .update_item()
+        .table_name(table())
+        .key(keys::PK, AttributeValue::S(key(&inst.instance_id)))
+        .key(keys::SK, AttributeValue::S(keys::INSTANCE_SK.into()))
+        .update_expression("SET #old = :one REMOVE #shard")
+        .expression_attribute_names("#old", keys::LEGACY_UNSETTLED)
+        .expression_attribute_names("#shard", keys::UNSETTLED_SHARD)
+        .expression_attribute_values(":one", AttributeValue::S(keys::LEGACY_UNSETTLED_KEY.into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(unsettled_ids(&store).await.contains(&inst.instance_id));
+
+    let mut loaded = store.get(&inst.instance_id).await.unwrap().unwrap();
+    loaded.provisioning.enqueued = true;
+    store.save(&loaded, 1, &[]).await.unwrap();
+    let item = store
+        .client()
+        .get_item()
+        .table_name(table())
+        .key(keys::PK, AttributeValue::S(key(&inst.instance_id)))
+        .key(keys::SK, AttributeValue::S(keys::INSTANCE_SK.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!item.contains_key(keys::LEGACY_UNSETTLED));
+    assert!(item.contains_key(keys::UNSETTLED_SHARD));
+    let listed = store.unsettled().await.unwrap();
+    let found: Vec<&Instance> = listed
+        .iter()
+        .filter(|i| i.instance_id == inst.instance_id)
+        .collect();
+    assert_eq!(found.len(), 1, "listed once, from its shard");
+    assert_eq!(found[0].version, 2, "read from the table, not the index");
+}

@@ -1,15 +1,15 @@
 //! AWS Lambda wiring shared by every function. Each `main.rs` is a few lines: [`init_tracing`], then
 //! [`serve_callback`] (a callback function, by its registry name) or the edge's and the worker's own
-//! `lambda::run` with [`load`]. Settings are read and the secrets bundle fetched once per execution
-//! environment, and only when the function's needs say so; keys never pass through environment
-//! variables.
+//! `lambda::run` with [`load`]. Settings are read and the secrets fetched once per execution
+//! environment, only the parts the function uses (each from its own secret, which the function's
+//! role alone may read); keys never pass through environment variables.
 
 use std::sync::Arc;
 
 use koogallery::{
     callbacks::{Resources, registry},
     clock::{Clock, SystemClock},
-    config::{ConfigError, Env, SecretBundle, Secrets, Settings},
+    config::{ConfigError, Env, HeldSecrets, SecretPart, Secrets, Settings},
     jobs::JobQueue,
 };
 use koogallery_aws::{DynamoStore, SecretsManagerSecrets, SqsQueue};
@@ -46,8 +46,9 @@ pub fn required(name: &'static str) -> Result<String, ConfigError> {
 /// What a function loads, from its template environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Load {
-    /// Fetch the secrets bundle (`KOOGALLERY_SECRET_ID`).
-    pub secrets: bool,
+    /// The parts of the secrets to fetch, each from the secret its variable names
+    /// ([`SecretPart::env_var`]); the function's role may read exactly these.
+    pub secrets: &'static [SecretPart],
     /// Build the jobs queue (`KOOGALLERY_QUEUE_URL`).
     pub queue: bool,
     /// Seal or open passwords at rest with KMS (`KOOGALLERY_CREDENTIALS_KEY_ID`).
@@ -57,7 +58,8 @@ pub struct Load {
 /// Everything a function needs, built once per execution environment.
 pub struct Deployment {
     pub settings: Settings,
-    pub secrets: Option<SecretBundle>,
+    /// The parts [`Load::secrets`] asked for; the others are `None`.
+    pub secrets: HeldSecrets,
     pub store: Arc<DynamoStore>,
     pub sqs: Option<SqsQueue>,
     pub sealer: Option<Arc<dyn koogallery::security::at_rest::CredentialSealer>>,
@@ -87,19 +89,22 @@ impl Deployment {
     }
 }
 
-/// Reads the settings and, as `load` asks, the secrets bundle and the queue; builds the DynamoDB
-/// adapter. A missing or bad setting stops the function's start-up with the variable's name.
+/// Reads the settings and, as `load` asks, the parts of the secrets and the queue; builds the
+/// DynamoDB adapter. A missing or bad setting stops the function's start-up with the variable's
+/// name; a missing or bad secret with the secret's and the field's.
 pub async fn load(load: Load) -> Result<Deployment, Error> {
     let sdk = koogallery_aws::sdk_config().await;
     let settings = Settings::from_env()?;
-    let secrets = if load.secrets {
-        let source = SecretsManagerSecrets::new(
-            aws_sdk_secretsmanager::Client::new(&sdk),
-            required("KOOGALLERY_SECRET_ID")?,
-        );
-        Some(source.bundle().await?)
+    let secrets = if load.secrets.is_empty() {
+        HeldSecrets::default()
     } else {
-        None
+        SecretsManagerSecrets::from_env(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            load.secrets,
+            &Env::process(),
+        )?
+        .read_parts(load.secrets)
+        .await?
     };
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
@@ -139,7 +144,11 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
     let callback = registry::by_function(function)
         .ok_or_else(|| format!("no callback named {function} is registered"))?;
     let d = load(Load {
-        secrets: callback.needs.keys,
+        secrets: if callback.needs.keys {
+            &[SecretPart::CallbackKeys]
+        } else {
+            &[]
+        },
         queue: callback.needs.queue,
         sealer: callback.needs.open_credentials,
     })
@@ -150,7 +159,7 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         store: d.store.clone(),
         queue: d.sqs.map(|q| Arc::new(q) as Arc<dyn JobQueue>),
         clock: d.clock,
-        keys: d.secrets.map(|s| s.keys),
+        keys: d.secrets.keys,
         settings: d.settings.callbacks,
         sealer: d.sealer,
         order_notices: Some(d.store.clone()),
@@ -171,7 +180,7 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
 /// unsettled instances and answers what it found (also logged, and written as metrics).
 pub async fn serve_reconciler() -> Result<(), Error> {
     let d = load(Load {
-        secrets: false,
+        secrets: &[],
         queue: true,
         sealer: false,
     })

@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
+use koogallery::config::SecretPart;
 use koogallery_aws::LambdaDispatcher;
 use koogallery_lambda::{Deployment, Error, Load};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::Edge;
 
-/// What the edge loads: the secrets (the basic key ring); it enqueues nothing.
+/// What the edge loads: the callback keys (the basic key ring); it enqueues nothing.
 pub const LOAD: Load = Load {
-    secrets: true,
+    secrets: &[SecretPart::CallbackKeys],
     queue: false,
     sealer: false,
 };
@@ -18,11 +19,7 @@ pub const LOAD: Load = Load {
 /// Serves API Gateway: `POST /produce` and the reserved Kit paths. Always HTTP 200 + `Body-Sign`.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
     let dispatcher = LambdaDispatcher::from_env(aws_sdk_lambda::Client::new(&deployment.sdk))?;
-    let keys = deployment
-        .secrets
-        .as_ref()
-        .map(|s| s.keys.basic.clone())
-        .ok_or("the edge needs the keys secret (KOOGALLERY_SECRET_ID)")?;
+    let keys = deployment.secrets.keys()?.basic.clone();
     let edge = Edge::new(
         &deployment.settings.edge,
         keys,

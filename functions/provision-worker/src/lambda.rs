@@ -1,36 +1,46 @@
 //! The worker on AWS Lambda: the SQS event source with partial batch failures.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use koogallery::config::SecretPart;
 use koogallery_aws::{SqsConsumer, from_lambda_event, sqs::batch_response};
 use koogallery_lambda::{Deployment, Error, Load, required};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::{Worker, consume::settle_batch, provisioners};
 
-/// What the worker function loads: the secrets (webhook signing secret) and the jobs queue.
+/// What the worker function loads: the open API's AK/SK (Query Order), the webhook signing
+/// secret, the jobs queue and the sealer.
 pub const LOAD: Load = Load {
-    secrets: true,
+    secrets: &[SecretPart::OpenApi, SecretPart::Webhook],
     queue: true,
     sealer: true,
 };
 
 /// The worker built from the deployment: the configured provisioner, the marketplace client.
 pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
-    let webhook_secret = deployment.secrets.as_ref().and_then(|s| s.webhook.clone());
-    let keys = deployment
-        .secrets
-        .as_ref()
-        .and_then(|s| s.open_api.as_ref());
+    let webhook_secret = deployment.secrets.webhook.clone();
+    let keys = deployment.secrets.open_api.as_ref();
     // On AWS an offline marketplace must be chosen explicitly (KOOGALLERY_MARKETPLACE=offline).
-    let settings = koogallery::config::MarketplaceSettings::read(
+    let mut settings = deployment.settings.clone();
+    settings.marketplace = koogallery::config::MarketplaceSettings::read(
         &koogallery::config::Env::process(),
         keys.is_some(),
         true,
     )?;
+    // A delivery's Query Order calls, now known, must fit the function's timeout too.
+    settings.check_delivery()?;
+    // The template names the queue's limits; without them the deadlines could outlive the queue.
+    for name in [
+        "KOOGALLERY_WORKER_TIMEOUT_SECS",
+        "KOOGALLERY_JOBS_MAX_RECEIVE_COUNT",
+        "KOOGALLERY_JOBS_RETENTION_SECS",
+    ] {
+        required(name)?;
+    }
     Ok(Worker::new(
         deployment.store.clone(),
         provisioners::from_settings(&deployment.settings.provisioner, webhook_secret)?,
-        crate::marketplace(&settings, keys, deployment.clock.clone())?,
+        crate::marketplace(&settings.marketplace, keys, deployment.clock.clone())?,
         deployment.clock.clone(),
         &deployment.settings,
         std::sync::Arc::new(koogallery::metrics::EmfStdout::from_env()),

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use koogallery::config::SecretPart;
 use koogallery::metering::{
     UsageStore,
     api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, UsageIngestion},
@@ -19,10 +20,10 @@ use lambda_http::{
 };
 use serde_json::{Value, json};
 
-/// What the function loads: the secrets (the usage key) and the jobs queue (a used-up package's
-/// `quotaExhausted` notice).
+/// What the function loads: the usage key, from its own secret (this function faces the
+/// internet: it holds no other key), and the jobs queue (a used-up package's `quotaExhausted`).
 pub const LOAD: Load = Load {
-    secrets: true,
+    secrets: &[SecretPart::Usage],
     queue: true,
     sealer: false,
 };
@@ -30,19 +31,16 @@ pub const LOAD: Load = Load {
 /// The largest body taken, as on the local host: 1000 reports of a few hundred bytes each.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// The ingestion service over the deployment: the usage key from the keys secret (`usageKey`),
-/// nonces and instances on the table, the jobs queue, the package quotas from the settings.
+/// The ingestion service over the deployment: the usage key from the usage key secret
+/// (`usageKey`), nonces and instances on the table, the jobs queue, the package quotas from the settings.
 pub fn ingestion(
     deployment: &Deployment,
     usage: Arc<dyn UsageStore>,
 ) -> Result<UsageIngestion, Error> {
-    let secrets = deployment
-        .secrets
-        .as_ref()
-        .ok_or("usage ingestion needs the keys secret (KOOGALLERY_SECRET_ID)")?;
+    let secrets = &deployment.secrets;
     if secrets.usage.is_none() {
         tracing::warn!(
-            "the keys secret has no usageKey: POST /usage answers 503 until it is written there"
+            "the usage key secret (KOOGALLERY_USAGE_KEY_SECRET_ID) has no usageKey: POST /usage answers 503 until it is written there"
         );
     }
     Ok(UsageIngestion {

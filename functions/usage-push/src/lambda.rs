@@ -3,19 +3,19 @@
 use std::sync::Arc;
 
 use koogallery::{
-    config::{Env, MarketplaceSettings},
+    config::{Env, MarketplaceSettings, SecretPart},
     metering::UsageStore,
 };
 use koogallery_lambda::{Deployment, Error, Load};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::{NOT_CONFIGURED, pass, pusher};
+use crate::{NOT_CONFIGURED, pass, pusher_from};
 
-/// What the function loads: the secrets (the AK/SK, and the interconnection key that signs the
-/// push's body); it queues nothing.
+/// What the function loads: the open API's AK/SK, and the callback keys (the basic-interface key
+/// signs the push's body); it queues nothing.
 pub const LOAD: Load = Load {
-    secrets: true,
+    secrets: &[SecretPart::CallbackKeys, SecretPart::OpenApi],
     queue: false,
     sealer: false,
 };
@@ -23,15 +23,12 @@ pub const LOAD: Load = Load {
 /// Serves the schedule: any payload runs one pass. A store failure fails the invocation (the
 /// function's errors alarm); push failures are in the answer and the metrics.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
-    let secrets = deployment
-        .secrets
-        .as_ref()
-        .ok_or("the usage push needs the keys secret (KOOGALLERY_SECRET_ID)")?;
+    let secrets = &deployment.secrets;
     let mut settings = deployment.settings.clone();
     // As for the worker: on AWS an offline marketplace must be chosen explicitly.
     settings.marketplace =
         MarketplaceSettings::read(&Env::process(), secrets.open_api.is_some(), true)?;
-    let pusher = pusher(
+    let pusher = pusher_from(
         &settings,
         secrets,
         usage,

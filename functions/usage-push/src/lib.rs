@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use koogallery::{
     clock::Clock,
-    config::{ConfigError, SecretBundle, Settings},
+    config::{ConfigError, HeldSecrets, SecretBundle, Settings},
     instance::InstanceStore,
     metering::{UsagePusher, UsageStore, push::PassError},
     metrics::Metrics,
@@ -35,6 +35,19 @@ pub fn pusher(
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
 ) -> Result<Option<UsagePusher>, ConfigError> {
+    pusher_from(settings, &secrets.held(), usage, instances, clock, metrics)
+}
+
+/// [`pusher`] from the parts of the secrets a function holds (on AWS: the callback keys and the
+/// open API's AK/SK, each from its own secret).
+pub fn pusher_from(
+    settings: &Settings,
+    secrets: &HeldSecrets,
+    usage: Arc<dyn UsageStore>,
+    instances: Arc<dyn InstanceStore>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<dyn Metrics>,
+) -> Result<Option<UsagePusher>, ConfigError> {
     let Some(api) =
         provision_worker::open_api_client(&settings.marketplace, secrets.open_api.as_ref())?
     else {
@@ -43,7 +56,7 @@ pub fn pusher(
     let sink = koogallery_openapi::usage::UsagePushClient {
         api,
         // The usage push's body signature is keyed with the basic interfaces' key (openapi §3).
-        key: secrets.keys.basic.key(KeyUsed::Current).clone(),
+        key: secrets.keys()?.basic.key(KeyUsed::Current).clone(),
     };
     Ok(Some(UsagePusher {
         store: usage,

@@ -14,7 +14,7 @@ use crate::{UsageQueue, settle_batch};
 /// What the function loads: the table and the jobs queue (a used-up package's `quotaExhausted`
 /// notice); no keys: IAM on the usage queue authorizes senders.
 pub const LOAD: Load = Load {
-    secrets: false,
+    secrets: &[],
     queue: true,
     sealer: false,
 };

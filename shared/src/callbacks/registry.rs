@@ -122,7 +122,7 @@ pub struct Needs {
     pub store: StoreAccess,
     /// Enqueues jobs (provisioning, lifecycle notices).
     pub queue: bool,
-    /// Reads the keys (credential encryption).
+    /// Reads the callback keys (credential encryption; on AWS the callback keys secret).
     pub keys: bool,
     /// Opens the passwords sealed at rest (`security::at_rest`; on AWS, KMS Decrypt).
     pub open_credentials: bool,
@@ -367,8 +367,8 @@ impl Resources {
     pub fn keys(&self) -> Result<&Keys, ConfigError> {
         self.keys.as_ref().ok_or_else(|| {
             ConfigError::invalid(
-                "KOOGALLERY_SECRET_ID",
-                "this callback needs the keys secret",
+                crate::config::SecretPart::CallbackKeys.env_var(),
+                "this callback needs the callback keys secret",
             )
         })
     }

@@ -6,6 +6,10 @@ use std::time::Duration;
 use super::{ConfigError, Env};
 use crate::protocol::openapi::{DEFAULT_FALLBACK_URL, DEFAULT_PRIMARY_URL};
 
+/// The longest `KOOGALLERY_OPENAPI_TIMEOUT_SECS`: a call on both hosts then takes at most 20 s,
+/// which the worker's delivery and the usage push's scheduled pass (55 s) can hold.
+pub const MAX_OPENAPI_TIMEOUT_SECS: u64 = 10;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum MarketplaceSettings {
     /// Orders are made up (plausible, honouring the documented `MOCK…` IDs); provision events say
@@ -27,7 +31,7 @@ impl MarketplaceSettings {
     /// `KOOGALLERY_OPENAPI_URL` (default `https://mkt.myhuaweicloud.com`; the international site is
     /// `https://mkt-intl.myhuaweicloud.com`), `KOOGALLERY_OPENAPI_FALLBACK_URL` (default
     /// `https://mkt.myhuaweicloud.cn`; `none` for no fallback), `KOOGALLERY_OPENAPI_TIMEOUT_SECS`
-    /// (default 5).
+    /// (per request on one host, default 5, at most [`MAX_OPENAPI_TIMEOUT_SECS`]).
     pub fn read(env: &Env<'_>, has_keys: bool, require_choice: bool) -> Result<Self, ConfigError> {
         let mode = match env.get("KOOGALLERY_MARKETPLACE") {
             Some(_) => env.choice("KOOGALLERY_MARKETPLACE", "openapi", &["openapi", "offline"])?,
@@ -35,7 +39,7 @@ impl MarketplaceSettings {
             None if require_choice => {
                 return Err(ConfigError::invalid(
                     "KOOGALLERY_MARKETPLACE",
-                    "no open API AK/SK (\"ak\"/\"sk\" in the keys secret): put them there, or set offline explicitly to provision from made-up orders",
+                    "no open API AK/SK (\"ak\"/\"sk\" in the open API secret, KOOGALLERY_OPENAPI_SECRET_ID): put them there, or set offline explicitly to provision from made-up orders",
                 ));
             }
             None => "offline",
@@ -46,7 +50,7 @@ impl MarketplaceSettings {
         if !has_keys {
             return Err(ConfigError::invalid(
                 "KOOGALLERY_AK",
-                "KOOGALLERY_MARKETPLACE=openapi needs the AK/SK (locally KOOGALLERY_AK and KOOGALLERY_SK; on AWS \"ak\"/\"sk\" in the keys secret)",
+                "KOOGALLERY_MARKETPLACE=openapi needs the AK/SK (locally KOOGALLERY_AK and KOOGALLERY_SK; on AWS \"ak\"/\"sk\" in the open API secret, KOOGALLERY_OPENAPI_SECRET_ID)",
             ));
         }
         let fallback = match env.get("KOOGALLERY_OPENAPI_FALLBACK_URL") {
@@ -54,12 +58,33 @@ impl MarketplaceSettings {
             Some(v) => Some(v),
             None => Some(DEFAULT_FALLBACK_URL.to_owned()),
         };
+        let timeout = env.secs("KOOGALLERY_OPENAPI_TIMEOUT_SECS", 5, 1)?;
+        if timeout.as_secs() > MAX_OPENAPI_TIMEOUT_SECS {
+            return Err(ConfigError::invalid(
+                "KOOGALLERY_OPENAPI_TIMEOUT_SECS",
+                format!(
+                    "at most {MAX_OPENAPI_TIMEOUT_SECS} s, got {} (a call may wait that long on each host)",
+                    timeout.as_secs()
+                ),
+            ));
+        }
         Ok(Self::OpenApi {
             primary: env
                 .get("KOOGALLERY_OPENAPI_URL")
                 .unwrap_or_else(|| DEFAULT_PRIMARY_URL.to_owned()),
             fallback,
-            timeout: env.secs("KOOGALLERY_OPENAPI_TIMEOUT_SECS", 5, 1)?,
+            timeout,
         })
+    }
+
+    /// The longest one call to the open API can take: the timeout on the primary host, then on
+    /// the fallback. Nothing when offline.
+    pub fn longest_call(&self) -> Duration {
+        match self {
+            Self::Offline => Duration::ZERO,
+            Self::OpenApi {
+                fallback, timeout, ..
+            } => *timeout * (1 + u32::from(fallback.is_some())),
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Settings, read once per process from the environment, one type per concept: the edge's
 //! ([`EdgeSettings`]), the callbacks' ([`CallbackSettings`]), the provisioner's
 //! ([`ProvisionerSettings`]) and the worker's ([`WorkerSettings`]). Keys and other secrets are not
-//! settings: they come as one typed [`SecretBundle`] through the [`Secrets`] port (environment
-//! locally, Secrets Manager on AWS). A bad value stops start-up with the variable's name; nothing
-//! silently falls back to a default.
+//! settings: they come through the [`Secrets`] port, the whole [`SecretBundle`] from the environment
+//! locally, on AWS only the [`SecretPart`]s a function uses, each from its own Secrets Manager
+//! secret. A bad value stops start-up with the variable's name; nothing silently falls back to a
+//! default.
 
 use std::time::Duration;
 
@@ -21,10 +22,10 @@ pub use marketplace::MarketplaceSettings;
 pub use metering::MeteringSettings;
 pub use provisioner::ProvisionerSettings;
 pub use secrets::{
-    DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, Keys, OpenApiKeys, SecretBundle, Secrets,
-    SecretsError, StaticSecrets,
+    DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, HeldSecrets, Keys, OpenApiKeys, SecretBundle,
+    SecretPart, Secrets, SecretsError, StaticSecrets,
 };
-pub use worker::WorkerSettings;
+pub use worker::{QueueLimits, WorkerSettings};
 
 use crate::security::{KeyRing, SecretKey};
 
@@ -132,23 +133,28 @@ impl Settings {
     /// Reads every `KOOGALLERY_*` setting (the README lists them).
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let provisioner = ProvisionerSettings::read(env)?;
-        let worker = WorkerSettings::read(env)?;
-        if let ProvisionerSettings::Webhook { timeout, .. } = &provisioner {
-            // The Lambda function's timeout, given to it by the template; unset locally.
-            let worker_timeout = match env.get("KOOGALLERY_WORKER_TIMEOUT_SECS") {
-                Some(_) => Some(env.secs("KOOGALLERY_WORKER_TIMEOUT_SECS", 0, 1)?),
-                None => None,
-            };
-            worker.check_timeout(*timeout, worker_timeout)?;
-        }
-        Ok(Self {
+        let settings = Self {
             edge: EdgeSettings::read(env)?,
             callbacks: CallbackSettings::read(env, &provisioner)?,
             provisioner,
-            worker,
+            worker: WorkerSettings::read(env)?,
             marketplace: MarketplaceSettings::Offline,
             metering: MeteringSettings::read(env)?,
-        })
+        };
+        settings.check_delivery()?;
+        Ok(settings)
+    }
+
+    /// A job delivery's calls (the vendor's webhook, KooGallery's Query Order) fit the worker's
+    /// timeout and its claim ([`WorkerSettings::check_timeout`]). [`Self::read`] checks the
+    /// webhook; check again once [`Self::marketplace`] is known.
+    pub fn check_delivery(&self) -> Result<(), ConfigError> {
+        let webhook = match &self.provisioner {
+            ProvisionerSettings::Webhook { timeout, .. } => Some(*timeout),
+            ProvisionerSettings::Static { .. } => None,
+        };
+        self.worker
+            .check_timeout(webhook, self.marketplace.longest_call())
     }
 }
 
@@ -183,6 +189,7 @@ impl Config {
         let has_keys = EnvSecrets::open_api(&env)?.is_some();
         let mut settings = Settings::read(&env)?;
         settings.marketplace = MarketplaceSettings::read(&env, has_keys, false)?;
+        settings.check_delivery()?;
         Ok(Self {
             settings,
             secrets: EnvSecrets::read(&env),

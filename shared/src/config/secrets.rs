@@ -1,11 +1,16 @@
-//! The secrets one deployment holds, as one typed bundle, and the [`Secrets`] port that yields it:
-//! from the environment locally ([`EnvSecrets`]), from Secrets Manager on AWS (the AWS adapter), from
-//! a fixed value in tests ([`StaticSecrets`]). Keys never pass through settings or fake environment
-//! variables, and never appear in `Debug` output ([`SecretKey`] redacts itself).
+//! The secrets one deployment holds, and the [`Secrets`] port that yields them: from the
+//! environment locally ([`EnvSecrets`], the whole [`SecretBundle`]), from Secrets Manager on AWS (the
+//! AWS adapter), from a fixed value in tests ([`StaticSecrets`]). Keys never pass through settings or
+//! fake environment variables, and never appear in `Debug` output ([`SecretKey`] redacts itself).
 //!
-//! Room for what comes next: the open API's APIG AK/SK, the RSA private key that decrypts the Kit
-//! `clientSecret`, SSO client credentials and a License signing key each become one more optional
-//! field here and one more field of the Secrets Manager JSON.
+//! On AWS the secrets are kept in four parts ([`SecretPart`]), one Secrets Manager secret each, so
+//! that every function can read exactly the parts it uses: the internet-facing usage ingestion holds
+//! the usage key only, never the seller's AK/SK or the callback keys. A function holds its parts as
+//! [`HeldSecrets`].
+//!
+//! Room for what comes next: the RSA private key that decrypts the Kit `clientSecret`, SSO client
+//! credentials and a License signing key each become one more optional field here and one more part
+//! (or field of a part).
 
 use async_trait::async_trait;
 
@@ -65,6 +70,121 @@ impl OpenApiKeys {
     }
 }
 
+/// One of the secrets a deployment on AWS keeps apart: each is its own Secrets Manager secret (a
+/// JSON object with the part's [`fields`](Self::fields)), named to a function by its
+/// [`env_var`](Self::env_var), and readable only by the functions that use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SecretPart {
+    /// The basic-interface and Kit key rings: verify and sign KooGallery's calls, encrypt
+    /// queryInstance credentials, key the usage push's body signature (openapi §3).
+    CallbackKeys,
+    /// The AK/SK that signs calls to KooGallery's open API (Query Order, the usage push).
+    OpenApi,
+    /// Signs the events POSTed to the vendor's webhook.
+    Webhook,
+    /// Signs the vendor's application's usage reports (`POST /usage`).
+    Usage,
+}
+
+impl SecretPart {
+    pub const ALL: [Self; 4] = [
+        Self::CallbackKeys,
+        Self::OpenApi,
+        Self::Webhook,
+        Self::Usage,
+    ];
+
+    /// The variable that names the part's secret (its ARN or name) to a function.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Self::CallbackKeys => "KOOGALLERY_CALLBACK_KEYS_SECRET_ID",
+            Self::OpenApi => "KOOGALLERY_OPENAPI_SECRET_ID",
+            Self::Webhook => "KOOGALLERY_WEBHOOK_SECRET_ID",
+            Self::Usage => "KOOGALLERY_USAGE_KEY_SECRET_ID",
+        }
+    }
+
+    /// The JSON fields of the part's secret.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::CallbackKeys => &["accessKey", "accessKeyPrevious", "kitKey", "kitKeyPrevious"],
+            Self::OpenApi => &["ak", "sk"],
+            Self::Webhook => &["webhookSecret"],
+            Self::Usage => &["usageKey"],
+        }
+    }
+
+    /// What the part is, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CallbackKeys => "the callback keys secret",
+            Self::OpenApi => "the open API secret",
+            Self::Webhook => "the webhook secret",
+            Self::Usage => "the usage key secret",
+        }
+    }
+
+    /// The part a secret field belongs to.
+    pub fn of_field(field: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.fields().contains(&field))
+    }
+}
+
+/// The secrets one process holds: on AWS only the [`SecretPart`]s its function reads (the others
+/// are `None`), locally all of them ([`SecretBundle::held`]).
+#[derive(Debug, Clone, Default)]
+pub struct HeldSecrets {
+    pub keys: Option<Keys>,
+    pub open_api: Option<OpenApiKeys>,
+    pub webhook: Option<SecretKey>,
+    pub usage: Option<SecretKey>,
+}
+
+impl HeldSecrets {
+    /// The callback keys, or an error naming the variable that would have brought them.
+    pub fn keys(&self) -> Result<&Keys, super::ConfigError> {
+        self.keys.as_ref().ok_or_else(|| {
+            super::ConfigError::invalid(
+                SecretPart::CallbackKeys.env_var(),
+                "this function needs the callback keys secret (accessKey, kitKey)",
+            )
+        })
+    }
+
+    /// `other`'s parts where it has them, ours elsewhere.
+    pub fn merge(self, other: HeldSecrets) -> Self {
+        Self {
+            keys: other.keys.or(self.keys),
+            open_api: other.open_api.or(self.open_api),
+            webhook: other.webhook.or(self.webhook),
+            usage: other.usage.or(self.usage),
+        }
+    }
+
+    /// Only the `parts` asked for.
+    pub fn only(self, parts: &[SecretPart]) -> Self {
+        let has = |p| parts.contains(&p);
+        Self {
+            keys: self.keys.filter(|_| has(SecretPart::CallbackKeys)),
+            open_api: self.open_api.filter(|_| has(SecretPart::OpenApi)),
+            webhook: self.webhook.filter(|_| has(SecretPart::Webhook)),
+            usage: self.usage.filter(|_| has(SecretPart::Usage)),
+        }
+    }
+}
+
+impl SecretBundle {
+    /// The whole bundle as held secrets (every part).
+    pub fn held(&self) -> HeldSecrets {
+        HeldSecrets {
+            keys: Some(self.keys.clone()),
+            open_api: self.open_api.clone(),
+            webhook: self.webhook.clone(),
+            usage: self.usage.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("secrets unavailable: {0}")]
 pub struct SecretsError(pub String);
@@ -72,7 +192,9 @@ pub struct SecretsError(pub String);
 /// Where the secrets come from; read once per process and cached by the caller.
 #[async_trait]
 pub trait Secrets: Send + Sync {
-    async fn bundle(&self) -> Result<SecretBundle, SecretsError>;
+    /// The `parts` asked for, and only those (a part whose fields are all optional and unset
+    /// comes back `None`).
+    async fn read_parts(&self, parts: &[SecretPart]) -> Result<HeldSecrets, SecretsError>;
 }
 
 /// Secrets fixed at start-up (tests, examples).
@@ -81,8 +203,8 @@ pub struct StaticSecrets(pub SecretBundle);
 
 #[async_trait]
 impl Secrets for StaticSecrets {
-    async fn bundle(&self) -> Result<SecretBundle, SecretsError> {
-        Ok(self.0.clone())
+    async fn read_parts(&self, parts: &[SecretPart]) -> Result<HeldSecrets, SecretsError> {
+        Ok(self.0.held().only(parts))
     }
 }
 
@@ -127,7 +249,7 @@ impl EnvSecrets {
 
 #[async_trait]
 impl Secrets for EnvSecrets {
-    async fn bundle(&self) -> Result<SecretBundle, SecretsError> {
-        Ok(Self::read(&Env::process()))
+    async fn read_parts(&self, parts: &[SecretPart]) -> Result<HeldSecrets, SecretsError> {
+        Ok(EnvSecrets::read(&Env::process()).held().only(parts))
     }
 }

@@ -232,3 +232,237 @@ fn the_marketplace_is_the_open_api_with_keys_and_offline_only_by_choice_on_aws()
             if primary == "https://mkt-intl.myhuaweicloud.com"
     ));
 }
+
+/// A delivery's Query Order calls count in the timeout check: two of them, each up to the open
+/// API timeout on each host. A webhook timeout that fits the worker alone no longer passes when
+/// the Query Orders do not fit beside it; the open API timeout has an upper bound.
+#[test]
+fn the_query_order_calls_count_in_the_worker_timeout_and_the_open_api_timeout_is_bounded() {
+    use crate::config::MarketplaceSettings;
+    let read = |vars: &[(&str, &str)]| -> Result<Settings, ConfigError> {
+        let m = env(vars);
+        let env = Env::from_fn(|k| m.get(k).cloned());
+        let mut settings = Settings::read(&env)?;
+        settings.marketplace = MarketplaceSettings::read(&env, true, true)?;
+        settings.check_delivery()?;
+        Ok(settings)
+    };
+    let webhook = [
+        ("KOOGALLERY_PROVISIONER", "webhook"),
+        ("KOOGALLERY_WEBHOOK_URL", "https://v.example/hook"),
+        ("KOOGALLERY_WEBHOOK_TIMEOUT_SECS", "10"),
+    ];
+    // The template's: 10 s webhook, 5 s open API on two hosts, 120 s function.
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut vars = webhook.to_vec();
+        vars.extend_from_slice(extra);
+        read(&vars)
+    };
+    assert!(with(&[("KOOGALLERY_WORKER_TIMEOUT_SECS", "120")]).is_ok());
+    // 2 x 30.75 s of webhook + 5 s fits 80 s; with 2 x 10 s of Query Order (5 s on each host)
+    // it does not.
+    let e = with(&[("KOOGALLERY_WORKER_TIMEOUT_SECS", "80")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Query Order") && e.contains("86 s") && e.contains("80 s"),
+        "{e}"
+    );
+    // Without the fallback host, one try per call: 2 x (30.75 + 5) + 5 s fits.
+    assert!(
+        with(&[
+            ("KOOGALLERY_WORKER_TIMEOUT_SECS", "80"),
+            ("KOOGALLERY_OPENAPI_FALLBACK_URL", "none"),
+        ])
+        .is_ok()
+    );
+    // The static provisioner makes no call, but reads the order: the Query Orders alone count.
+    let e = read(&[
+        ("KOOGALLERY_WORKER_TIMEOUT_SECS", "30"),
+        ("KOOGALLERY_OPENAPI_TIMEOUT_SECS", "10"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("KOOGALLERY_OPENAPI_TIMEOUT_SECS") && e.contains("45 s"),
+        "{e}"
+    );
+    let e = read(&[("KOOGALLERY_OPENAPI_TIMEOUT_SECS", "11")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("KOOGALLERY_OPENAPI_TIMEOUT_SECS") && e.contains("at most 10"),
+        "{e}"
+    );
+    assert!(read(&[("KOOGALLERY_OPENAPI_TIMEOUT_SECS", "10")]).is_ok());
+}
+
+/// The jobs queue's limits (on AWS: maxReceiveCount and retention, from the template) must hold
+/// a job through both deadlines: else a live job reaches the dead-letter queue, or expires. The
+/// error names the settings and, for the receives, the least backoff cap that fits.
+#[test]
+fn the_deadlines_must_fit_the_jobs_queue_receives_and_retention() {
+    let limits = [
+        ("KOOGALLERY_JOBS_MAX_RECEIVE_COUNT", "1000"),
+        ("KOOGALLERY_JOBS_RETENTION_SECS", "604800"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut vars = limits.to_vec();
+        vars.extend_from_slice(extra);
+        cfg(&vars).map(|c| c.settings.worker)
+    };
+    // The template's defaults: 6 h + 48 h, a 600 s cap.
+    let w = with(&[("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", "600")]).unwrap();
+    assert_eq!(
+        w.queue_limits,
+        Some(QueueLimits {
+            max_receive_count: 1000,
+            retention: std::time::Duration::from_secs(604_800)
+        })
+    );
+    // The earlier cap of 300 s: 48 h of notice retries alone take more than 1000 receives.
+    let e = with(&[("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", "300")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("KOOGALLERY_JOBS_MAX_RECEIVE_COUNT")
+            && e.contains("KOOGALLERY_NOTICE_DEADLINE_SECS")
+            && e.contains("dead-letter"),
+        "{e}"
+    );
+    // The least cap the message names does fit, and one second less does not.
+    let least: u64 = e
+        .split("to at least ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no least cap in {e}"));
+    let cap = |secs: u64| {
+        let secs = secs.to_string();
+        let mut vars: Vec<(&str, &str)> = limits.to_vec();
+        vars.push(("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", &secs));
+        cfg(&vars)
+    };
+    assert!(cap(least).is_ok(), "{least}");
+    assert!(cap(least - 1).is_err(), "{least}");
+    // Both deadlines at their 3-day maximum outlive a 6-day retention, whatever the cap.
+    let e = cfg(&[
+        ("KOOGALLERY_JOBS_MAX_RECEIVE_COUNT", "1000"),
+        ("KOOGALLERY_JOBS_RETENTION_SECS", "518400"),
+        ("KOOGALLERY_PROVISIONING_DEADLINE_SECS", "259200"),
+        ("KOOGALLERY_NOTICE_DEADLINE_SECS", "259200"),
+        ("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", "1200"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("KOOGALLERY_JOBS_RETENTION_SECS") && e.contains("expire"),
+        "{e}"
+    );
+    // Both or neither, and within SQS's own limits.
+    for (vars, name) in [
+        (
+            vec![("KOOGALLERY_JOBS_MAX_RECEIVE_COUNT", "1000")],
+            "KOOGALLERY_JOBS_RETENTION_SECS",
+        ),
+        (
+            vec![
+                ("KOOGALLERY_JOBS_MAX_RECEIVE_COUNT", "1001"),
+                ("KOOGALLERY_JOBS_RETENTION_SECS", "604800"),
+            ],
+            "KOOGALLERY_JOBS_MAX_RECEIVE_COUNT",
+        ),
+        (
+            vec![
+                ("KOOGALLERY_JOBS_MAX_RECEIVE_COUNT", "1000"),
+                ("KOOGALLERY_JOBS_RETENTION_SECS", "1209601"),
+            ],
+            "KOOGALLERY_JOBS_RETENTION_SECS",
+        ),
+    ] {
+        let e = cfg(&vars).unwrap_err().to_string();
+        assert!(e.contains(name), "{vars:?}: {e}");
+    }
+    // Locally there are no limits to check.
+    assert!(cfg(&[]).unwrap().settings.worker.queue_limits.is_none());
+}
+
+/// `receives_needed` bounds what the backoff really does: a job retried with the jitter drawn
+/// afresh each time, until the longest retry has passed, never takes more receives.
+#[test]
+fn receives_needed_bounds_the_jittered_retries() {
+    use std::time::Duration;
+    for (base, max, deadline) in [(2, 600, 21_600), (2, 300, 3600), (1, 60, 7200), (5, 5, 600)] {
+        let w = WorkerSettings {
+            backoff_base: Duration::from_secs(base),
+            backoff_max: Duration::from_secs(max),
+            provisioning_deadline: Duration::from_secs(deadline),
+            notice_deadline: Duration::from_secs(deadline),
+            ..WorkerSettings::default()
+        };
+        let bound = w.receives_needed() - worker::DEFERRAL_ALLOWANCE;
+        let mut most = 0;
+        for _ in 0..20 {
+            let (mut waited, mut receives) = (Duration::ZERO, 1u64);
+            while waited < w.longest_retry() {
+                waited += w.backoff(receives as u32);
+                receives += 1;
+            }
+            most = most.max(receives);
+        }
+        assert!(most <= bound, "{base}/{max}/{deadline}: {most} > {bound}");
+        // And it is not loose by more than the jitter allows (at most twice the fewest).
+        assert!(
+            bound <= 2 * most + 2,
+            "{base}/{max}/{deadline}: {bound} vs {most}"
+        );
+    }
+}
+
+/// The four parts of the secrets on AWS: every field in exactly one part, each part named by its
+/// own variable; a source yields the parts asked for and nothing more.
+#[tokio::test]
+async fn a_secrets_source_yields_only_the_parts_asked_for() {
+    let mut seen = std::collections::BTreeSet::new();
+    for part in SecretPart::ALL {
+        assert!(part.env_var().ends_with("_SECRET_ID"), "{part:?}");
+        for field in part.fields() {
+            assert!(seen.insert(*field), "{field} is in two parts");
+            assert_eq!(SecretPart::of_field(field), Some(part));
+        }
+    }
+    let vars = env(&[
+        ("KOOGALLERY_ACCESS_KEY", "a"),
+        ("KOOGALLERY_KIT_KEY", "k"),
+        ("KOOGALLERY_AK", "AK"),
+        ("KOOGALLERY_SK", "SK"),
+        ("KOOGALLERY_WEBHOOK_SECRET", "w"),
+        ("KOOGALLERY_USAGE_KEY", "u"),
+    ]);
+    let bundle = EnvSecrets::read(&Env::from_fn(|k| vars.get(k).cloned()));
+    let source = StaticSecrets(bundle);
+    let usage = source.read_parts(&[SecretPart::Usage]).await.unwrap();
+    assert_eq!(usage.usage.as_ref().map(SecretKey::expose), Some("u"));
+    assert!(usage.keys.is_none() && usage.open_api.is_none() && usage.webhook.is_none());
+    assert!(
+        usage
+            .keys()
+            .unwrap_err()
+            .to_string()
+            .contains("KOOGALLERY_CALLBACK_KEYS_SECRET_ID")
+    );
+    let push = source
+        .read_parts(&[SecretPart::CallbackKeys, SecretPart::OpenApi])
+        .await
+        .unwrap();
+    assert_eq!(push.keys().unwrap().basic.current.expose(), "a");
+    assert_eq!(push.open_api.as_ref().map(|k| k.ak.as_str()), Some("AK"));
+    assert!(push.webhook.is_none() && push.usage.is_none());
+    let all = source.read_parts(&SecretPart::ALL).await.unwrap();
+    assert!(
+        all.keys.is_some()
+            && all.open_api.is_some()
+            && all.webhook.is_some()
+            && all.usage.is_some()
+    );
+}

@@ -139,7 +139,7 @@ fn report_index(path: &serde_path_to_error::Path) -> Option<usize> {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(
-        "usage ingestion is not configured: set KOOGALLERY_USAGE_KEY (on AWS: usageKey in the keys secret)"
+        "usage ingestion is not configured: set KOOGALLERY_USAGE_KEY (on AWS: usageKey in the usage key secret)"
     )]
     NotConfigured,
     #[error("{0}")]

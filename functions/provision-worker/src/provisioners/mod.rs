@@ -41,7 +41,7 @@ pub fn from_settings(
             let secret = webhook_secret.ok_or_else(|| {
                 ConfigError::invalid(
                     "KOOGALLERY_WEBHOOK_SECRET",
-                    "required when KOOGALLERY_PROVISIONER=webhook (it signs each event; on AWS: \"webhookSecret\" in the keys secret)",
+                    "required when KOOGALLERY_PROVISIONER=webhook (it signs each event; on AWS: \"webhookSecret\" in the webhook secret, KOOGALLERY_WEBHOOK_SECRET_ID)",
                 )
             })?;
             Arc::new(
