@@ -9,8 +9,13 @@ concurrent, so long polls do not block the table.
 
 moto 5.2.5's TransactWriteItems also deep-copies the whole table once per item of the transaction
 (for its rollback), so a 100-item transaction on a table of usage windows took seconds and
-gigabytes. One copy per table per transaction is what the rollback needs; the patch below keeps
-the first copy of each table and hands it out again within the same transaction.
+gigabytes, and even one copy per transaction grows with the table: every callback adds a nonce to
+it, so after a few thousand calls each newInstance (one transaction) and each instance save with
+its event (another) cost a copy of tens of thousands of items, and a storm of newInstance calls
+never caught up. The rollback needs only the items the transaction writes: the patch below keeps
+an undo log of those (their state before, or their absence) instead of copying any table, and puts
+them back if the transaction fails. DynamoDB requests run one at a time (the lock above), so nothing
+else sees the items in between, as with real DynamoDB's atomic transactions.
 
 Usage (what scripts/emulator.sh runs): python moto_server.py -H 127.0.0.1 -p 5055
 """
@@ -44,37 +49,60 @@ def _call(self, environ, start_response):
 werkzeug_app.DomainDispatcherApplication.__call__ = _call
 
 
-class _OneCopyPerTable:
-    """`copy` as moto's DynamoDB models use it, copying each table once (the originals are kept
-    alive for the transaction, so an id is never reused)."""
-
-    def __init__(self):
-        self.tables = {}
+class _NoTableCopy:
+    """`copy` as moto's transact_write_items uses it, without copying the tables (the undo log
+    below replaces the copies it would roll back to)."""
 
     def deepcopy(self, x, *args):
         if isinstance(x, dynamodb_models.Table):
-            seen = self.tables.get(id(x))
-            if seen is None or seen[0] is not x:
-                seen = (x, copy.deepcopy(x, *args))
-                self.tables[id(x)] = seen
-            return seen[1]
+            return x
         return copy.deepcopy(x, *args)
 
 
 _transact_write_items = dynamodb_models.DynamoDBBackend.transact_write_items
 
 
-def _transact_once_per_table(self, transact_items):
+def _item_key(backend, op_type, op):
+    """The key of the item one transaction entry writes, as moto's transact_write_items finds it."""
+    if op_type == "Put":
+        table = backend.get_table(op["TableName"])
+        attrs = op["Item"]
+        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+        if table.range_key_attr is not None:
+            key[table.range_key_attr] = attrs[table.range_key_attr]
+        return key
+    return op["Key"]
+
+
+def _transact_with_undo_log(self, transact_items):
+    undo = []
+    for entry in transact_items:
+        try:
+            op_type, op = next(iter(entry.items()))
+            key = _item_key(self, op_type, op)
+            current = self.get_item(op["TableName"], key)
+        except Exception:
+            # An entry moto will refuse (no such table, a bad key): the transaction reports it.
+            continue
+        before = None if current is None else copy.deepcopy(current.to_json()["Attributes"])
+        undo.append((op["TableName"], key, before))
     # Safe to swap the module's `copy`: DynamoDB requests run one at a time (the lock above).
     saved = dynamodb_models.copy
-    dynamodb_models.copy = _OneCopyPerTable()
+    dynamodb_models.copy = _NoTableCopy()
     try:
         return _transact_write_items(self, transact_items)
+    except BaseException:
+        for table_name, key, before in reversed(undo):
+            if before is not None:
+                self.put_item(table_name, before)
+            elif self.get_item(table_name, key) is not None:
+                self.delete_item(table_name, key)
+        raise
     finally:
         dynamodb_models.copy = saved
 
 
-dynamodb_models.DynamoDBBackend.transact_write_items = _transact_once_per_table
+dynamodb_models.DynamoDBBackend.transact_write_items = _transact_with_undo_log
 
 if __name__ == "__main__":
     main()

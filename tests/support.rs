@@ -6,6 +6,8 @@ use koogallery::{ResultCode, config::Config, protocol::Reply, provisioning::Prov
 use koogallery_local::{LocalSettings, RunningHost, start_with};
 use koogallery_sim::Simulator;
 
+pub mod proxy;
+
 pub const KEY: &str = "e2e-access-key";
 
 pub fn config() -> Config {
@@ -257,4 +259,60 @@ pub async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// [`config`] with the webhook provisioner pointed at `url`, signing with [`WEBHOOK_SECRET`].
+pub fn webhook_config(url: &str) -> Config {
+    let mut c = config();
+    c.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
+        url: url.to_owned(),
+        timeout: Duration::from_secs(10),
+    };
+    c.secrets.webhook = Some(koogallery::security::SecretKey::new(WEBHOOK_SECRET));
+    c
+}
+
+/// A name no other test or run uses (tables, queues, orders).
+pub fn unique() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{:x}{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// The local host on the AWS adapters with a table and queues of its own and its own data
+/// directory (removed with the returned guard), reaching the emulator at `endpoint` (a test's
+/// proxy) or else at `AWS_ENDPOINT_URL`.
+pub async fn aws_host(
+    config: Config,
+    provisioner: Option<Arc<dyn Provisioner>>,
+    endpoint: Option<&str>,
+) -> (koogallery_local::aws::RunningAwsHost, tempfile::TempDir) {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run through `make test`, which starts the emulator"
+    );
+    let data = tempfile::tempdir().expect("a data directory for this test");
+    let name = format!("e2e-{}", unique());
+    let aws = koogallery_local::aws::AwsSettings {
+        table: name.clone(),
+        queue: name,
+    };
+    let settings = LocalSettings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.path().to_path_buf(),
+    };
+    let sdk = match endpoint {
+        Some(url) => koogallery_aws::sdk_config_at(url).await,
+        None => koogallery_aws::sdk_config().await,
+    };
+    let host = koogallery_local::aws::start_aws_with(config, settings, aws, provisioner, sdk)
+        .await
+        .expect("host on the AWS adapters starts");
+    (host, data)
 }

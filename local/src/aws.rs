@@ -59,6 +59,18 @@ pub async fn start_aws(
     provisioner: Option<Arc<dyn Provisioner>>,
 ) -> Result<RunningAwsHost, StartError> {
     let sdk = koogallery_aws::sdk_config().await;
+    start_aws_with(config, settings, aws, provisioner, sdk).await
+}
+
+/// [`start_aws`] with the SDK configured by the caller (tests that reach the emulator through a
+/// proxy of their own: `koogallery_aws::sdk_config_at`).
+pub async fn start_aws_with(
+    config: Config,
+    settings: LocalSettings,
+    aws: AwsSettings,
+    provisioner: Option<Arc<dyn Provisioner>>,
+    sdk: koogallery_aws::SdkConfig,
+) -> Result<RunningAwsHost, StartError> {
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs_client = aws_sdk_sqs::Client::new(&sdk);
     bootstrap::ensure_table(&dynamo, &aws.table)

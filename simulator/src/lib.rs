@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod load;
 pub mod openapi;
 pub mod request;
+pub mod storm;
 pub mod usage;
 
 pub use lifecycle::{LifecycleOptions, LifecycleReport, Step, new_order_id};

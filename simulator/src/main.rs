@@ -4,6 +4,7 @@
 //! koogallery-sim lifecycle --url URL [--key K] [--order-id ID] [--test-flag]
 //! koogallery-sim call --url URL [--key K] --activity queryInstance --field instanceId=abc
 //! koogallery-sim call --url URL [--key K] --body '{"activity":"queryInstance","instanceId":"abc"}'
+//! koogallery-sim storm --url URL [--key K] --webhook-secret S [--deliveries 10000] [--connections 64]
 //! ```
 
 use std::process::ExitCode;
@@ -186,6 +187,41 @@ enum Command {
         #[arg(long)]
         instance_id: Option<String>,
     },
+    /// newInstance deliveries with KooGallery's repeats (a share of them for order lines already
+    /// sent, some in flight with their original), then checks one instance and one provisioning
+    /// per order line: every repeat answered with the same instanceId, every line ready through
+    /// queryInstance, one provision event per instance at the webhook this command serves. Start
+    /// the host with KOOGALLERY_PROVISIONER=webhook, KOOGALLERY_WEBHOOK_URL=http://<--webhook-listen>/hook
+    /// and the same KOOGALLERY_WEBHOOK_SECRET. Exits 1 on any violation.
+    Storm {
+        #[command(flatten)]
+        target: Target,
+        /// newInstance deliveries in all, repeats included.
+        #[arg(long, default_value_t = 10_000)]
+        deliveries: usize,
+        /// The share of deliveries that repeat an order line already sent.
+        #[arg(long, default_value_t = 0.3)]
+        duplicates: f64,
+        /// Deliveries in flight at once.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Deliveries started per second (default: as fast as answered).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Where the vendor's webhook is served (the host's KOOGALLERY_WEBHOOK_URL is
+        /// http://ADDR/hook).
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        webhook_listen: std::net::SocketAddr,
+        /// The secret the host signs webhook events with.
+        #[arg(long, env = "KOOGALLERY_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        /// Seconds every order line has to become ready after the last delivery.
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        ready_timeout: u64,
+        /// Seed of the plan (default: random; the report names the run).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Report usage to the vendor's host as its application would (`POST /usage`, signed with the
     /// usage key), print the ingestion rate, then what KooGallery received per window (with
     /// `--openapi`: a running `serve-openapi`). Without `--instance`, one instance is bought first.
@@ -275,6 +311,30 @@ async fn main() -> ExitCode {
         .init();
 
     match Cli::parse().command {
+        Command::Storm {
+            target,
+            deliveries,
+            duplicates,
+            connections,
+            rate,
+            webhook_listen,
+            webhook_secret,
+            ready_timeout,
+            seed,
+        } => {
+            let mut opts = koogallery_sim::storm::StormOptions {
+                deliveries,
+                duplicate_share: duplicates,
+                connections,
+                rate,
+                ready_timeout: Duration::from_secs(ready_timeout),
+                ..Default::default()
+            };
+            if let Some(seed) = seed {
+                opts.seed = seed;
+            }
+            storm(&target, &opts, webhook_listen, &webhook_secret).await
+        }
         Command::Load {
             target,
             activity,
@@ -436,6 +496,40 @@ async fn main() -> ExitCode {
             };
             call(&target, &body, opts).await
         }
+    }
+}
+
+/// `koogallery-sim storm`: serves the webhook, runs the storm, prints the report.
+async fn storm(
+    target: &Target,
+    opts: &koogallery_sim::storm::StormOptions,
+    webhook_listen: std::net::SocketAddr,
+    webhook_secret: &str,
+) -> ExitCode {
+    let webhook =
+        match koogallery_sim::storm::WebhookReceiver::start(webhook_listen, webhook_secret).await {
+            Ok(w) => w,
+            Err(e) => {
+                return problem(&format!(
+                    "cannot serve the webhook on {webhook_listen}: {e}"
+                ));
+            }
+        };
+    println!(
+        "vendor webhook on {} (the host's KOOGALLERY_WEBHOOK_URL); storm against {}",
+        webhook.url(),
+        target.url
+    );
+    match koogallery_sim::storm::run_storm(&target.url, &target.key, opts, &webhook).await {
+        Ok(report) => {
+            println!("{report}");
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e),
     }
 }
 
@@ -659,6 +753,37 @@ mod tests {
                 assert_eq!(order_id.as_deref(), Some("CS1"));
                 assert!(test_flag);
                 assert_eq!(poll_timeout, 30);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn storm_takes_its_figures() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "storm",
+            "--webhook-secret",
+            "s",
+            "--deliveries",
+            "500",
+            "--connections",
+            "8",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Storm {
+                deliveries,
+                duplicates,
+                connections,
+                webhook_listen,
+                webhook_secret,
+                ..
+            } => {
+                assert_eq!((deliveries, connections), (500, 8));
+                assert!((duplicates - 0.3).abs() < f64::EPSILON);
+                assert_eq!(webhook_listen.port(), 8091);
+                assert_eq!(webhook_secret, "s");
             }
             other => panic!("parsed as {other:?}"),
         }

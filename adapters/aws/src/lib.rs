@@ -36,12 +36,22 @@ pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
 pub use usage::DynamoUsageStore;
 
 use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 /// The shared SDK configuration: region, credentials and endpoint from the environment and the
 /// usual AWS configuration chain. `AWS_ENDPOINT_URL` (e.g. `http://127.0.0.1:5055`) sends every
 /// client to the emulator.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// [`sdk_config`] with `endpoint` instead of `AWS_ENDPOINT_URL` (a test's proxy in front of the
+/// emulator).
+pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await
 }
 
 /// Whole seconds for an SQS time parameter: rounds a fraction up (a visibility timeout never hides

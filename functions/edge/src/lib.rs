@@ -188,6 +188,10 @@ impl Edge {
     }
 
     async fn verify_and_dispatch(&self, query: &str, body: &[u8]) -> Result<(Reply, Seen), Reply> {
+        // One deadline for everything that waits on the store or a callback (the nonce guard and
+        // the dispatch), counted from the request's arrival: a store that stops answering gets
+        // KooGallery a signed, retryable 000005 in time, not a silent timeout (callbacks §5).
+        let deadline = tokio::time::Instant::now() + self.dispatch_deadline;
         let invalid = |msg: String| Reply::new(ResultCode::InvalidParameter, msg);
         let auth = |msg: &str| Reply::new(ResultCode::AuthenticationFailed, msg);
 
@@ -239,19 +243,24 @@ impl Edge {
         if matched.previous_key {
             tracing::warn!("request signed with the previous basic key; finish the key rotation");
         }
-        match self
-            .nonces
-            .remember(&nonce, now, now + self.nonce_ttl)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return Err(auth("nonce has been used already (replay)")),
-            Err(e) => {
+        let remembered = tokio::time::timeout_at(
+            deadline,
+            self.nonces.remember(&nonce, now, now + self.nonce_ttl),
+        )
+        .await;
+        match remembered {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Err(auth("nonce has been used already (replay)")),
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "nonce store unavailable");
-                return Err(Reply::new(
-                    ResultCode::InternalError,
-                    "temporary internal error; please retry",
-                ));
+                return Err(retry_later());
+            }
+            Err(_) => {
+                tracing::warn!(
+                    deadline_ms = self.dispatch_deadline.as_millis() as u64,
+                    "nonce store did not answer in time"
+                );
+                return Err(retry_later());
             }
         }
 
@@ -285,24 +294,38 @@ impl Edge {
             test: test_flag_of(value.get("testFlag")).unwrap_or(false),
         };
         // A callback that does not answer in time gets a signed, retryable 000005 from the edge:
-        // KooGallery retries, and never sees the gateway's unsigned timeout.
-        let dispatched = self.dispatcher.dispatch(callback, &value, seen.key);
-        let reply = match tokio::time::timeout(self.dispatch_deadline, dispatched).await {
-            Ok(reply) => reply,
+        // KooGallery retries, and never sees the gateway's unsigned timeout. The deadline ends the
+        // wait, not the callback: it runs on as a task of its own, so a write and its enqueue
+        // (newInstance's record, then its job) are never cut apart, and the retry finds the work
+        // done (or under way) instead of a record whose job was never sent.
+        let (dispatcher, key) = (self.dispatcher.clone(), seen.key);
+        let dispatched =
+            tokio::spawn(async move { dispatcher.dispatch(callback, &value, key).await });
+        let reply = match tokio::time::timeout_at(deadline, dispatched).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                tracing::error!(activity = callback.route.name(), error = %e, "callback failed");
+                retry_later()
+            }
             Err(_) => {
                 tracing::warn!(
                     activity = callback.route.name(),
                     deadline_ms = self.dispatch_deadline.as_millis() as u64,
-                    "callback did not answer in time"
+                    "callback did not answer in time; it runs on"
                 );
-                Reply::new(
-                    ResultCode::InternalError,
-                    "temporary internal error; please retry",
-                )
+                retry_later()
             }
         };
         Ok((reply, seen))
     }
+}
+
+/// The signed, retryable answer for a store or a callback that failed or missed the deadline.
+fn retry_later() -> Reply {
+    Reply::new(
+        ResultCode::InternalError,
+        "temporary internal error; please retry",
+    )
 }
 
 #[cfg(feature = "lambda")]

@@ -330,3 +330,125 @@ async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
     );
     assert!(config.settings.edge.dispatch_deadline < std::time::Duration::from_secs(5));
 }
+
+/// A nonce store that answers after `delay`, or never (`None`): a store that stopped, reached
+/// through an SDK with no timeout of its own.
+struct SlowNonces(Option<std::time::Duration>);
+
+#[async_trait]
+impl NonceStore for SlowNonces {
+    async fn remember(
+        &self,
+        _nonce: &str,
+        _now: chrono::DateTime<chrono::Utc>,
+        _expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, koogallery::StoreError> {
+        match self.0 {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => std::future::pending::<()>().await,
+        }
+        Ok(true)
+    }
+}
+
+/// A callback that takes `delay`, then says it finished.
+struct Slow {
+    delay: std::time::Duration,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Dispatcher for Slow {
+    async fn dispatch(
+        &self,
+        _callback: &'static Registration,
+        _body: &Value,
+        _key: koogallery::security::KeyUsed,
+    ) -> Reply {
+        tokio::time::sleep(self.delay).await;
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Reply::success()
+    }
+}
+
+fn edge_over(nonces: Arc<dyn NonceStore>, dispatcher: Arc<dyn Dispatcher>) -> (Edge, String) {
+    let config = Config::with_keys(KEY, "kit");
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+    let q = signed_query(KEY, BODY, clock.now().timestamp_millis(), "slow-store-1");
+    let edge = Edge::new(
+        &config.settings.edge,
+        config.secrets.keys.basic.clone(),
+        nonces,
+        clock,
+        dispatcher,
+    );
+    (edge, q)
+}
+
+/// The store stops answering (an outage): the nonce guard waits no longer than the deadline, and
+/// KooGallery gets a signed, retryable 000005 in time instead of no answer at all.
+#[tokio::test(start_paused = true)]
+async fn a_nonce_store_that_stops_answering_gets_a_signed_retryable_answer_at_the_deadline() {
+    let recorder = Arc::new(Recorder::default());
+    let (edge, q) = edge_over(Arc::new(SlowNonces(None)), recorder.clone());
+    let started = tokio::time::Instant::now();
+    let resp = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        edge.handle_basic(&q, BODY),
+    )
+    .await
+    .expect("answered, not left waiting on the store");
+    assert_eq!(resp.result_code, ResultCode::InternalError);
+    assert!(verify_body_sign(KEY, &resp.body, &resp.body_sign));
+    assert_eq!(
+        started.elapsed(),
+        Config::with_keys(KEY, "kit")
+            .settings
+            .edge
+            .dispatch_deadline
+    );
+    assert!(recorder.0.lock().unwrap().is_empty(), "nothing dispatched");
+}
+
+/// One deadline covers the nonce guard and the callback together: a slow store and a slow
+/// callback still answer within KooGallery's 5 s.
+#[tokio::test(start_paused = true)]
+async fn the_deadline_counts_from_arrival_not_from_the_dispatch() {
+    let deadline = Config::with_keys(KEY, "kit")
+        .settings
+        .edge
+        .dispatch_deadline;
+    let slow = Arc::new(Slow {
+        delay: deadline * 3 / 4,
+        finished: Default::default(),
+    });
+    let (edge, q) = edge_over(Arc::new(SlowNonces(Some(deadline * 3 / 4))), slow);
+    let started = tokio::time::Instant::now();
+    let resp = edge.handle_basic(&q, BODY).await;
+    assert_eq!(resp.result_code, ResultCode::InternalError);
+    assert_eq!(started.elapsed(), deadline, "answered at the deadline");
+}
+
+/// The deadline ends the wait, not the callback: a callback past it runs to its end (newInstance's
+/// record and its job are never cut apart; KooGallery's retry finds the work done).
+#[tokio::test(start_paused = true)]
+async fn a_callback_past_the_deadline_still_runs_to_its_end() {
+    let deadline = Config::with_keys(KEY, "kit")
+        .settings
+        .edge
+        .dispatch_deadline;
+    let slow = Arc::new(Slow {
+        delay: deadline * 2,
+        finished: Default::default(),
+    });
+    let (edge, q) = edge_over(Arc::new(MemoryStore::new()), slow.clone());
+    let resp = edge.handle_basic(&q, BODY).await;
+    assert_eq!(resp.result_code, ResultCode::InternalError);
+    assert!(!slow.finished.load(std::sync::atomic::Ordering::SeqCst));
+    tokio::time::sleep(deadline * 2).await;
+    assert!(
+        slow.finished.load(std::sync::atomic::Ordering::SeqCst),
+        "the callback ran on after the answer"
+    );
+}
