@@ -837,6 +837,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
         koogallery::metrics::Metric::UsageBatchRefused,
         koogallery::metrics::Metric::UsagePushFailed,
         koogallery::metrics::Metric::UsagePushMisconfigured,
+        koogallery::metrics::Metric::UsagePushSystemicRefusal,
     ]
     .iter()
     .map(|m| serde_json::from_str(&koogallery::metrics::emf_line("N", m, 0)).unwrap())
@@ -882,7 +883,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             "{id} watches {name} {dims:?}, which no metric line carries"
         );
     }
-    assert_eq!(custom, 11);
+    assert_eq!(custom, 12);
     let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
     assert_eq!(
         namespace,
@@ -1019,6 +1020,7 @@ fn usage_problems(template: &Value) -> Vec<String> {
         "UsagePushFailures",
         "UsageRecordsRejected",
         "UsageBatchesRefused",
+        "UsagePushSystemicRefusals",
     ] {
         expect(
             &format!("no alarm on {metric} (Component=metering)"),
@@ -1202,6 +1204,10 @@ fn usage_drift_is_reported() {
         ("UsagePushFailuresAlarm", "UsagePushFailures"),
         ("UsageRecordsRejectedAlarm", "UsageRecordsRejected"),
         ("UsageBatchesRefusedAlarm", "UsageBatchesRefused"),
+        (
+            "UsagePushSystemicRefusalsAlarm",
+            "UsagePushSystemicRefusals",
+        ),
     ] {
         assert!(
             broken(&remove(alarm)).contains(&format!("no alarm on {metric}")),

@@ -599,3 +599,74 @@ async fn every_refused_report_names_its_index() {
     );
     h.shutdown().await;
 }
+
+/// KooGallery refuses every usage push with `MKT.0100` for a while (a refusal that names no
+/// record), then recovers: nothing is rejected on the way, and every window is then accepted,
+/// once, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_of_everything_for_a_while_rejects_nothing() {
+    use koogallery::metering::{UsageStore, WindowState};
+    let (openapi, mut cfg) = with_openapi(config(), false, Duration::from_secs(2)).await;
+    openapi.set_interconnection_key(KEY);
+    cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
+    cfg.settings.metering.push_every = Duration::from_millis(100);
+    cfg.settings.metering.push.grace = chrono::Duration::zero();
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let hour = window_start(Utc::now());
+    let instances = ["sys-a", "sys-b", "sys-c", "sys-d", "sys-e"];
+    for id in instances {
+        seed(
+            h.backend.store.as_ref(),
+            id,
+            hour - chrono::Duration::hours(8),
+        )
+        .await;
+    }
+    openapi.inject(Fault::MktFor {
+        code: "MKT.0100".into(),
+        millis: 3_000,
+    });
+    let client = UsageClient::new(&format!("http://{}/usage", h.addr), USAGE_KEY).unwrap();
+    let mut batch = Vec::new();
+    for back in 1..=6 {
+        for id in instances {
+            batch.push(UsageRecordIn {
+                instance_id: id.into(),
+                quantity: "1.5".parse().unwrap(),
+                occurred_at: hour - chrono::Duration::hours(back) + chrono::Duration::minutes(7),
+                idempotency_key: format!("{id}-{back}"),
+                package_instance_id: None,
+            });
+        }
+    }
+    let a = client.send_until_taken(&batch, 20).await.unwrap();
+    assert_eq!(a.body["applied"], 30, "{:?}", a.body);
+    for _ in 0..200 {
+        if openapi.usage().0.len() >= 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pushes = openapi
+        .seen()
+        .iter()
+        .filter(|s| s.path == koogallery_sim::openapi::USAGE_PATH)
+        .count();
+    assert!(pushes > 2, "the refusal was met: {pushes} pushes");
+    let (accepted, _) = openapi.usage();
+    assert_eq!(accepted.len(), 30, "every window accepted");
+    assert!(openapi.usage_conflicts().is_empty());
+    let usage = h.backend.store.as_ref();
+    for id in instances {
+        for w in usage.windows_of(id).await.unwrap() {
+            assert!(
+                matches!(w.state, WindowState::Accepted { .. }),
+                "{id} {}: {:?}",
+                w.start,
+                w.state
+            );
+        }
+    }
+    h.shutdown().await;
+}

@@ -62,6 +62,9 @@ pub enum Metric {
     UsagePushFailed,
     /// KooGallery refused the usage push's credentials or signature (`UsagePushMisconfigured`).
     UsagePushMisconfigured,
+    /// KooGallery refused every usage record a pass tried, singling none out: the pass stopped
+    /// and the windows wait (`UsagePushSystemicRefusals`).
+    UsagePushSystemicRefusal,
 }
 
 /// Where observations go.
@@ -131,6 +134,9 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
         Metric::UsagePushMisconfigured => {
             values.push(("UsagePushMisconfigured", "Count", json!(1)))
         }
+        Metric::UsagePushSystemicRefusal => {
+            values.push(("UsagePushSystemicRefusals", "Count", json!(1)))
+        }
     }
     if dims.is_empty() {
         // Every line has one dimension set with at least one dimension: the component.
@@ -140,7 +146,8 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
             | Metric::UsageRejected
             | Metric::UsageBatchRefused
             | Metric::UsagePushFailed
-            | Metric::UsagePushMisconfigured => "metering",
+            | Metric::UsagePushMisconfigured
+            | Metric::UsagePushSystemicRefusal => "metering",
             _ => "worker",
         };
         dims.push(("Component", json!(component)));
@@ -280,5 +287,9 @@ mod tests {
             assert_eq!(v[name], 1, "{name}");
             assert_eq!(v["Component"], "worker", "{name}");
         }
+        let v: Value =
+            serde_json::from_str(&emf_line("K", &Metric::UsagePushSystemicRefusal, 1)).unwrap();
+        assert_eq!(v["UsagePushSystemicRefusals"], 1);
+        assert_eq!(v["Component"], "metering");
     }
 }

@@ -194,6 +194,9 @@ pub enum Fault {
     /// Do the work (a usage push is accepted), then hold the answer this long: past the client's
     /// timeout the answer is lost, and the client cannot know it succeeded.
     LostAnswer { millis: u64 },
+    /// Answer this `MKT.*` code to every request for this long, from the request that meets it
+    /// (KooGallery refusing everything for a while, e.g. `MKT.0100`), then recover.
+    MktFor { code: String, millis: u64 },
 }
 
 /// A request the simulator received, for assertions.
@@ -283,6 +286,8 @@ struct Inner {
     seen: Mutex<Vec<Seen>>,
     /// Set by a `LostAnswer` fault: how long the request now in hand holds its answer.
     hold_answer_ms: std::sync::atomic::AtomicU64,
+    /// Set by a `MktFor` fault: the code every request meets until when.
+    refusing: Mutex<Option<(String, std::time::Instant)>>,
 }
 
 impl Inner {
@@ -334,6 +339,7 @@ impl OpenApiSim {
             primary_down: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
             hold_answer_ms: std::sync::atomic::AtomicU64::new(0),
+            refusing: Mutex::new(None),
         });
         let mut addrs = Vec::new();
         for (name, addr) in [("primary", primary), ("fallback", fallback)] {
@@ -507,6 +513,16 @@ async fn gateway(
         ));
     }
     let (code_field, msg_field) = envelope;
+    let refusing = state.inner.refusing.lock().ok().and_then(|mut r| {
+        r.take_if(|(_, until)| *until <= std::time::Instant::now());
+        r.as_ref().map(|(code, _)| code.clone())
+    });
+    if let Some(code) = refusing {
+        return Err(answer(
+            mkt_status(&code),
+            json!({code_field: code, msg_field: "simulated: refusing every request for a while"}),
+        ));
+    }
     let fault = state
         .inner
         .faults
@@ -534,6 +550,16 @@ async fn gateway(
         Some(Fault::LostAnswer { millis }) => {
             state.inner.hold_answer_ms.store(millis, Ordering::SeqCst);
             Ok(())
+        }
+        Some(Fault::MktFor { code, millis }) => {
+            let until = std::time::Instant::now() + Duration::from_millis(millis);
+            if let Ok(mut r) = state.inner.refusing.lock() {
+                *r = Some((code.clone(), until));
+            }
+            Err(answer(
+                mkt_status(&code),
+                json!({code_field: code, msg_field: "simulated: refusing every request for a while"}),
+            ))
         }
         None => Ok(()),
     }

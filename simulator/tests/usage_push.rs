@@ -139,3 +139,28 @@ async fn bad_signatures_oversized_old_or_invalid_pushes_are_refused() {
     }
     assert!(s.usage().0.is_empty(), "nothing refused was kept");
 }
+
+/// `mktFor`: KooGallery refuses every request with one code for a while, keeping nothing, then
+/// recovers.
+#[tokio::test]
+async fn a_refusal_for_a_while_refuses_everything_then_recovers() {
+    use koogallery_sim::openapi::Fault;
+    let s = sim().await;
+    s.inject(Fault::MktFor {
+        code: "MKT.0100".into(),
+        millis: 300,
+    });
+    for sn in ["r-1", "r-2", "r-3"] {
+        assert_eq!(
+            push(&s, vec![record(sn, 1, "1")], "seller-key", "sim-sk").await,
+            (500, "MKT.0100".to_owned())
+        );
+    }
+    assert!(s.usage().0.is_empty(), "nothing refused was kept");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(
+        push(&s, vec![record("r-4", 1, "1")], "seller-key", "sim-sk").await,
+        (200, "MKT.0000".to_owned())
+    );
+    assert_eq!(s.usage().0.len(), 1);
+}

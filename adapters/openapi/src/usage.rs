@@ -58,7 +58,7 @@ pub fn classify(status: u16, body: &[u8]) -> Result<PushAnswer, PushError> {
     let code = code.trim();
     if code == MKT_SUCCESS && (200..300).contains(&status) {
         Ok(PushAnswer::Accepted)
-    } else if usage::is_record_refusal(code) {
+    } else if usage::is_content_refusal(code) {
         Ok(PushAnswer::Refused {
             code: code.to_owned(),
             message: message.trim().to_owned(),

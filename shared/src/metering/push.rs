@@ -2,6 +2,15 @@
 //! period) is sealed and pushed, oldest first, at most 1000 records per call, until KooGallery
 //! accepts or refuses it. A pass that meets an outage stops and the next pass resumes from the
 //! oldest unsettled window, so an outage of any length is caught up.
+//!
+//! A refused push is split in halves until the records at fault are alone. KooGallery's refusal
+//! codes do not say whether one record or the whole request is at fault (`MKT.0100` input
+//! validation, `MKT.0101`, `MKT.0199`, openapi §8), so the pusher tells them apart by comparison:
+//! a record is rejected for good only when KooGallery refuses it alone both before and after
+//! accepting another push of the batch (it singles that record out). A refusal that hits every
+//! record tried, or refused pushes in a row beyond what isolating one record takes (then a probe
+//! with the newest record is refused too), is systemic: the pass stops, the windows stay pending
+//! and unchanged, `UsagePushSystemicRefusals` raises the alarm, and the next pass tries again.
 
 use std::sync::Arc;
 
@@ -50,10 +59,10 @@ impl PushRecord {
 pub enum PushAnswer {
     /// `MKT.0000`: every record of the push was received.
     Accepted,
-    /// A refusal about the records' content (`MKT.9001` unknown instance, `MKT.9002` invalid
+    /// A refusal about the push's content (`MKT.9001` unknown instance, `MKT.9002` invalid
     /// usage, `MKT.9004` out of range, `MKT.0150` another seller's instance, `MKT.01xx`
-    /// parameters): the push is split until the record at fault is alone, then it is kept as
-    /// rejected and reported.
+    /// parameters), of one record or of every record: the pusher tells which by splitting the
+    /// push (see the module's documentation).
     Refused { code: String, message: String },
 }
 
@@ -137,6 +146,44 @@ pub const PASS_CLAIM: Duration = Duration::minutes(5);
 /// A pass starts no round (a push of up to 1000 records and its saves) this close to its deadline,
 /// so it normally ends, and gives the claim up, before the deadline.
 pub const ROUND_RESERVE: Duration = Duration::seconds(10);
+
+/// Refused pushes in a row a batch may meet beyond the `⌈log2 n⌉ + 1` that isolate one record of
+/// `n`, before the pusher probes with the batch's newest record (a few records at fault next to
+/// each other need a few more).
+pub const SYSTEMIC_MARGIN: u32 = 4;
+
+/// Refused pushes in a row after which a batch of `n` records probes, then stops as systemic.
+pub fn refusal_limit(n: usize) -> u32 {
+    let isolate = usize::BITS - n.saturating_sub(1).leading_zeros() + 1;
+    isolate + SYSTEMIC_MARGIN
+}
+
+/// Why a batch's pushes stopped the pass.
+#[derive(Debug, thiserror::Error)]
+enum Halt {
+    /// A push failed (outage, credentials).
+    #[error(transparent)]
+    Failed(PushError),
+    /// KooGallery refused every record tried: nothing singles a record out.
+    #[error(
+        "KooGallery refused every usage record tried ({code} {message}); kept pending, retried by the next pass"
+    )]
+    Systemic { code: String, message: String },
+}
+
+/// A part of a batch to push: its windows, oldest first, and whether each of them was already
+/// refused alone before KooGallery accepted another push (refused alone again, it is rejected).
+struct Part {
+    windows: Vec<UsageWindow>,
+    recheck: bool,
+}
+
+/// A record KooGallery refused alone, not yet judged.
+struct Suspect {
+    window: UsageWindow,
+    code: String,
+    message: String,
+}
 
 impl UsagePusher {
     /// [`Self::run_until`] [`PASS_CLAIM`] from now.
@@ -241,11 +288,15 @@ impl UsagePusher {
                 self.metrics.record(Metric::UsageRejected);
             }
             if !batch.is_empty()
-                && let Err(e) = self.push_split(batch, &mut report, now).await?
+                && let Err(halt) = self.push_split(batch, &mut report, now).await?
             {
-                report.stopped = Some(e.to_string());
-                if matches!(e, PushError::Misconfigured(_)) {
-                    self.metrics.record(Metric::UsagePushMisconfigured);
+                report.stopped = Some(halt.to_string());
+                match halt {
+                    Halt::Failed(PushError::Misconfigured(_)) => {
+                        self.metrics.record(Metric::UsagePushMisconfigured)
+                    }
+                    Halt::Systemic { .. } => self.metrics.record(Metric::UsagePushSystemicRefusal),
+                    Halt::Failed(_) => {}
                 }
                 break;
             }
@@ -268,55 +319,146 @@ impl UsagePusher {
         Ok(report)
     }
 
-    /// Pushes `batch` (oldest first); a refusal splits it in halves until the record at fault is
-    /// alone. `Ok(Err(_))`: a push failed and the pass should stop (its windows are marked).
+    /// Pushes `batch` (oldest first); a refusal splits it in halves until the records at fault
+    /// are alone, and a record refused alone is rejected only when KooGallery refuses it alone
+    /// again after accepting another push (the module's documentation has the whole rule).
+    /// `Ok(Err(_))`: the pass should stop; the windows not settled are marked and stay pending.
     async fn push_split(
         &self,
         batch: Vec<UsageWindow>,
         report: &mut PushReport,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), PushError>, StoreError> {
-        let mut stack = vec![batch];
-        while let Some(mut part) = stack.pop() {
-            let records: Vec<PushRecord> = part.iter().filter_map(PushRecord::of).collect();
+    ) -> Result<Result<(), Halt>, StoreError> {
+        let limit = refusal_limit(batch.len());
+        let mut stack = vec![Part {
+            windows: batch,
+            recheck: false,
+        }];
+        // Refused alone, not yet judged: pushed again (`recheck`) after KooGallery next accepts.
+        let mut suspects: Vec<Suspect> = Vec::new();
+        // The last record KooGallery accepted: pushed again, unchanged (a duplicate KooGallery
+        // drops, openapi §3 rule 5, as for any retry), it shows whether KooGallery still accepts
+        // records when nothing else is left to compare the suspects with.
+        let mut witness: Option<UsageWindow> = None;
+        // Refused pushes since the last accepted one.
+        let mut streak = 0u32;
+        let halt = loop {
+            let probe = streak >= limit || (stack.is_empty() && !suspects.is_empty());
+            let (mut part, is_witness) = if probe {
+                // The newest record left alone, as far from the refusals as the batch goes, or
+                // else the witness.
+                if let Some(w) = stack.first_mut().and_then(|p| p.windows.pop()) {
+                    let part = Part {
+                        windows: vec![w],
+                        recheck: false,
+                    };
+                    stack.retain(|p| !p.windows.is_empty());
+                    (part, false)
+                } else if let Some(w) = witness.take() {
+                    let part = Part {
+                        windows: vec![w],
+                        recheck: false,
+                    };
+                    (part, true)
+                } else {
+                    // Every record tried was refused: nothing singles one out.
+                    let (code, message) = suspects
+                        .last()
+                        .map(|s| (s.code.clone(), s.message.clone()))
+                        .unwrap_or_default();
+                    break Some(Halt::Systemic { code, message });
+                }
+            } else {
+                match stack.pop() {
+                    Some(part) => (part, false),
+                    None => break None,
+                }
+            };
+            let records: Vec<PushRecord> = part.windows.iter().filter_map(PushRecord::of).collect();
             report.pushes += 1;
             match self.sink.push(&records).await {
                 Ok(PushAnswer::Accepted) => {
-                    for w in &mut part {
-                        w.accept(now);
+                    streak = 0;
+                    if !is_witness {
+                        for w in &mut part.windows {
+                            w.accept(now);
+                        }
+                        part.windows = self.save_all(&mut part.windows).await?;
+                        report.accepted += part.windows.len();
                     }
-                    report.accepted += self.save_all(&mut part).await?.len();
-                }
-                Ok(PushAnswer::Refused { code, message }) if part.len() == 1 => {
-                    let w = &mut part[0];
-                    tracing::error!(instance_id = %w.instance_id, start = %w.start, %code, %message,
-                        "KooGallery refused a usage record; kept as rejected");
-                    w.reject(&code, &message, now);
-                    if self.save(w).await? {
-                        report.rejected += 1;
-                        self.metrics.record(Metric::UsageRejected);
+                    witness = part.windows.pop().or(witness);
+                    if !suspects.is_empty() {
+                        // Refused alone before this acceptance: once more, now.
+                        stack.push(Part {
+                            windows: suspects.drain(..).map(|s| s.window).collect(),
+                            recheck: true,
+                        });
                     }
                 }
-                Ok(PushAnswer::Refused { .. }) => {
-                    let second = part.split_off(part.len() / 2);
-                    // The older half first: the stack pops the last pushed.
-                    stack.push(second);
-                    stack.push(part);
+                Ok(PushAnswer::Refused { code, message }) => {
+                    streak += 1;
+                    if part.windows.len() > 1 {
+                        let second = part.windows.split_off(part.windows.len() / 2);
+                        // The older half first: the stack pops the last pushed.
+                        stack.push(Part {
+                            windows: second,
+                            recheck: part.recheck,
+                        });
+                        stack.push(part);
+                    } else if part.recheck {
+                        // Refused alone before and after KooGallery accepted other records.
+                        let w = &mut part.windows[0];
+                        tracing::error!(instance_id = %w.instance_id, start = %w.start, %code, %message,
+                            "KooGallery refused a usage record; kept as rejected");
+                        w.reject(&code, &message, now);
+                        if self.save(w).await? {
+                            report.rejected += 1;
+                            self.metrics.record(Metric::UsageRejected);
+                        }
+                    } else if !is_witness {
+                        suspects.extend(part.windows.drain(..).map(|window| Suspect {
+                            window,
+                            code: code.clone(),
+                            message: message.clone(),
+                        }));
+                    }
+                    if probe {
+                        break Some(Halt::Systemic { code, message });
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, records = part.len(), "usage push failed; retried by the next pass");
-                    let left: usize = stack.iter().map(Vec::len).sum::<usize>() + part.len();
-                    for w in &mut part {
-                        w.push_failed(&e.to_string());
+                    if !is_witness {
+                        stack.push(part);
                     }
-                    self.save_all(&mut part).await?;
-                    report.deferred += left;
-                    self.metrics.record(Metric::UsagePushFailed);
-                    return Ok(Err(e));
+                    break Some(Halt::Failed(e));
                 }
             }
+        };
+        let Some(halt) = halt else {
+            return Ok(Ok(()));
+        };
+        let mut left: Vec<UsageWindow> = suspects
+            .into_iter()
+            .map(|s| s.window)
+            .chain(stack.into_iter().flat_map(|p| p.windows))
+            .collect();
+        match &halt {
+            Halt::Failed(e) => {
+                tracing::warn!(error = %e, records = left.len(), "usage push failed; retried by the next pass");
+                self.metrics.record(Metric::UsagePushFailed);
+            }
+            Halt::Systemic { code, message } => {
+                tracing::error!(%code, %message, records = left.len(), pushes = report.pushes,
+                    "KooGallery refused every usage record tried; kept pending, retried by the next pass");
+            }
         }
-        Ok(Ok(()))
+        let why = halt.to_string();
+        for w in &mut left {
+            w.push_failed(&why);
+        }
+        report.deferred += left.len();
+        self.save_all(&mut left).await?;
+        Ok(Err(halt))
     }
 
     /// Ends the records just sealed for a released instance's last hour at its release.
@@ -394,8 +536,8 @@ mod tests {
     #[derive(Default)]
     struct Sink {
         script: Mutex<Vec<Result<PushAnswer, PushError>>>,
-        /// Refuses any push that carries this instance's record.
-        refuse_instance: Option<String>,
+        /// Refuses any push that carries one of these instances' records.
+        refuse_instances: Vec<String>,
         pushes: Mutex<Vec<Vec<PushRecord>>>,
         /// Each push takes this long on this clock.
         slow: Option<(Arc<ManualClock>, Duration)>,
@@ -415,8 +557,9 @@ mod tests {
             if let Some(answer) = scripted {
                 return answer;
             }
-            if let Some(bad) = &self.refuse_instance
-                && records.iter().any(|r| &r.instance_id == bad)
+            if records
+                .iter()
+                .any(|r| self.refuse_instances.contains(&r.instance_id))
             {
                 return Ok(PushAnswer::Refused {
                     code: "MKT.9001".into(),
@@ -713,7 +856,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_record_is_isolated_kept_and_reported_and_the_rest_accepted() {
         let b = bed(Sink {
-            refuse_instance: Some("i-bad".into()),
+            refuse_instances: vec!["i-bad".into()],
             ..Sink::default()
         });
         for id in ["i-1", "i-2", "i-bad", "i-3", "i-4"] {
@@ -742,13 +885,155 @@ mod tests {
         let pushes = pushed(&b).len();
         b.pusher.run_once().await.unwrap();
         assert_eq!(pushed(&b).len(), pushes);
-        // Every good window was accepted exactly once.
-        let accepted: usize = pushed(&b)
-            .iter()
+        // Every good window was accepted, and pushed once but for the one record pushed again,
+        // unchanged, to show KooGallery still took records after i-bad (the newest) was refused.
+        let good: Vec<PushRecord> = pushed(&b)
+            .into_iter()
             .filter(|p| !p.iter().any(|r| r.instance_id == "i-bad"))
-            .map(Vec::len)
-            .sum();
-        assert_eq!(accepted, 4);
+            .flatten()
+            .collect();
+        let distinct: std::collections::BTreeSet<&str> =
+            good.iter().map(|r| r.metering_sn.as_str()).collect();
+        assert_eq!((distinct.len(), good.len()), (4, 5));
+    }
+
+    fn refused(code: &str) -> Result<PushAnswer, PushError> {
+        Ok(PushAnswer::Refused {
+            code: code.into(),
+            message: "simulated".into(),
+        })
+    }
+
+    async fn states(b: &Bed, ids: &[String]) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for id in ids {
+            let w = b.store.windows_of(id).await.unwrap();
+            out.push(match w[0].state {
+                WindowState::Open => "open",
+                WindowState::Sealed(_) => "sealed",
+                WindowState::Accepted { .. } => "accepted",
+                WindowState::Rejected { .. } => "rejected",
+            });
+        }
+        out
+    }
+
+    /// KooGallery answers `MKT.0100` to every push for a while (it says nothing of which record
+    /// is at fault): no record is singled out, so none is rejected. The pass stops after a few
+    /// pushes (not one per record), raises the alarm, and keeps every window pending, unchanged;
+    /// once KooGallery recovers, every window is accepted.
+    #[tokio::test]
+    async fn a_refusal_of_every_record_is_systemic_and_rejects_none() {
+        let b = bed(Sink::default());
+        let ids: Vec<String> = (0..40).map(|i| format!("i-{i:02}")).collect();
+        for id in &ids {
+            report(&b, id, 0, "1").await;
+        }
+        b.clock.advance(Duration::minutes(66));
+        b.sink
+            .script
+            .lock()
+            .unwrap()
+            .extend((0..200).map(|_| refused("MKT.0100")));
+        for _ in 0..3 {
+            let r = b.pusher.run_once().await.unwrap();
+            assert_eq!((r.accepted, r.rejected, r.deferred), (0, 0, 40), "{r:?}");
+            assert!(r.pushes <= refusal_limit(40) as usize + 1, "{r:?}");
+            assert!(r.stopped.unwrap().contains("MKT.0100"));
+        }
+        assert_eq!(b.metrics.count(&Metric::UsagePushSystemicRefusal), 3);
+        assert_eq!(b.metrics.count(&Metric::UsageRejected), 0);
+        assert!(states(&b, &ids).await.iter().all(|s| *s == "sealed"));
+        let first = pushed(&b)[0].clone();
+        b.sink.script.lock().unwrap().clear();
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!((r.accepted, r.rejected, r.stopped), (40, 0, None));
+        assert_eq!(pushed(&b).last().unwrap(), &first, "the very same records");
+        assert!(states(&b, &ids).await.iter().all(|s| *s == "accepted"));
+    }
+
+    /// KooGallery recovers while a refused push is being split: the record refused alone before
+    /// the first acceptance is pushed again, accepted, not rejected.
+    #[tokio::test]
+    async fn a_record_refused_before_a_recovery_is_tried_again_not_rejected() {
+        let b = bed(Sink::default());
+        let ids: Vec<String> = (0..8).map(|i| format!("i-{i}")).collect();
+        for id in &ids {
+            report(&b, id, 0, "1").await;
+        }
+        b.clock.advance(Duration::minutes(66));
+        // 8, 4, 2 and then i-0 alone refused; everything after accepted.
+        b.sink
+            .script
+            .lock()
+            .unwrap()
+            .extend((0..4).map(|_| refused("MKT.0199")));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!(
+            (r.accepted, r.rejected, r.stopped.as_deref()),
+            (8, 0, None),
+            "{r:?}"
+        );
+        assert!(states(&b, &ids).await.iter().all(|s| *s == "accepted"));
+    }
+
+    /// Records at fault next to each other at the head of the batch take more refusals in a row
+    /// than isolating one does: a probe with the newest record shows KooGallery takes records,
+    /// and each record at fault is then refused alone again and rejected; the rest accepted.
+    #[tokio::test]
+    async fn records_at_fault_clustered_at_the_head_are_still_singled_out() {
+        let bad: Vec<String> = (0..6).map(|i| format!("i-{i:02}")).collect();
+        let b = bed(Sink {
+            refuse_instances: bad.clone(),
+            ..Sink::default()
+        });
+        let ids: Vec<String> = (0..16).map(|i| format!("i-{i:02}")).collect();
+        for id in &ids {
+            report(&b, id, 0, "1").await;
+        }
+        b.clock.advance(Duration::minutes(66));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!(
+            (r.accepted, r.rejected, r.stopped.as_deref()),
+            (10, 6, None),
+            "{r:?}"
+        );
+        let s = states(&b, &ids).await;
+        assert_eq!(&s[..6], ["rejected"; 6]);
+        assert_eq!(&s[6..], ["accepted"; 10]);
+        assert_eq!(b.metrics.count(&Metric::UsagePushSystemicRefusal), 0);
+    }
+
+    /// A record refused with nothing else to compare it with is not rejected on a guess: it waits
+    /// (systemic for now) until a later hour's records are accepted beside it, then it is.
+    #[tokio::test]
+    async fn a_lone_refused_record_waits_for_a_comparison() {
+        let b = bed(Sink {
+            refuse_instances: vec!["i-bad".into()],
+            ..Sink::default()
+        });
+        report(&b, "i-bad", 0, "1").await;
+        b.clock.advance(Duration::minutes(66));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!((r.accepted, r.rejected, r.deferred), (0, 0, 1));
+        assert_eq!(b.metrics.count(&Metric::UsagePushSystemicRefusal), 1);
+        report(&b, "i-good", 1, "1").await;
+        b.clock.advance(Duration::hours(1));
+        let r = b.pusher.run_once().await.unwrap();
+        assert_eq!(
+            (r.accepted, r.rejected, r.stopped.as_deref()),
+            (1, 1, None),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn the_refusal_limit_covers_isolating_one_record() {
+        assert_eq!(refusal_limit(1), 1 + SYSTEMIC_MARGIN);
+        assert_eq!(refusal_limit(2), 2 + SYSTEMIC_MARGIN);
+        assert_eq!(refusal_limit(1000), 11 + SYSTEMIC_MARGIN);
+        assert_eq!(refusal_limit(1024), 11 + SYSTEMIC_MARGIN);
+        assert_eq!(refusal_limit(1025), 12 + SYSTEMIC_MARGIN);
     }
 
     #[tokio::test]

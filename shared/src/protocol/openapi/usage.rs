@@ -39,10 +39,13 @@ pub fn body(records: &[UsagePushData]) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Codes that refuse the records' content (openapi §3, §8): the pusher splits the push to find
-/// the record at fault. `MKT.9003` (too many records) cannot happen with at most 1000 per push,
-/// and splitting cures it if it does.
-pub fn is_record_refusal(code: &str) -> bool {
+/// Codes that refuse the push's content (openapi §3, §8): a record's (`MKT.9001` unknown
+/// instance, …) or every record's alike (`MKT.0100` input validation, `MKT.0101`, `MKT.0199`
+/// say nothing of which). The pusher tells them apart by splitting the push
+/// (`metering::push`): only a record refused alone while KooGallery accepts others is rejected.
+/// `MKT.9003` (too many records) cannot happen with at most 1000 per push, and splitting cures
+/// it if it does.
+pub fn is_content_refusal(code: &str) -> bool {
     matches!(
         code.trim(),
         "MKT.9001"
