@@ -115,10 +115,10 @@ async fn worker_failures_retry_until_the_deadline_then_dead_letter_and_the_order
         .unwrap();
     assert_eq!(a.reply.result_code, ResultCode::Processing);
     let reply = wait_for(&sim, "fail-1", ResultCode::InternalError).await;
-    assert!(
-        reply.result_msg.contains("within 1 s of the order"),
-        "{}",
-        reply.result_msg
+    // A fixed text: the cause (here the provisioner's transient error) is in the log only.
+    assert_eq!(
+        reply.result_msg,
+        provision_worker::PROVISIONING_DEADLINE_PASSED
     );
     let calls = provisioner.provision_calls();
     assert!(calls >= 3, "retried until the deadline: {calls} calls");

@@ -670,3 +670,71 @@ async fn a_refusal_of_everything_for_a_while_rejects_nothing() {
     }
     h.shutdown().await;
 }
+
+/// openapi §3 rule 3 over HTTP: an instance ordered mid-hour gets its first record from its start
+/// (to the second), not from the hour's start; its next hour is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_record_of_an_instance_begins_at_its_start() {
+    let (openapi, mut cfg) = with_openapi(config(), false, Duration::from_secs(2)).await;
+    openapi.set_interconnection_key(KEY);
+    cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
+    cfg.settings.metering.push_every = Duration::from_millis(100);
+    cfg.settings.metering.push.grace = chrono::Duration::zero();
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let first = window_start(Utc::now()) - chrono::Duration::hours(2);
+    let created = first + chrono::Duration::milliseconds(59 * 60_000 + 8_300);
+    seed(h.backend.store.as_ref(), "mid-1", created).await;
+    let client = UsageClient::new(&format!("http://{}/usage", h.addr), USAGE_KEY).unwrap();
+    let report = |minutes: i64, key: &str| UsageRecordIn {
+        instance_id: "mid-1".into(),
+        quantity: "2".parse().unwrap(),
+        occurred_at: first + chrono::Duration::minutes(minutes),
+        idempotency_key: key.into(),
+        package_instance_id: None,
+    };
+    let before = client
+        .send_until_taken(&[report(59, "m-1")], 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        before.status, 400,
+        "usage before the start: {:?}",
+        before.body
+    );
+    let just_after = UsageRecordIn {
+        occurred_at: created + chrono::Duration::seconds(20),
+        ..report(0, "m-2")
+    };
+    let a = client
+        .send_until_taken(&[just_after, report(70, "m-3")], 20)
+        .await
+        .unwrap();
+    assert_eq!(a.body["applied"], 2, "{:?}", a.body);
+    for _ in 0..100 {
+        if openapi.usage().0.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut got: Vec<(String, String)> = openapi
+        .usage()
+        .0
+        .into_iter()
+        .map(|r| (r.begin_time, r.end_time))
+        .collect();
+    got.sort();
+    let fmt = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    let second = first + chrono::Duration::hours(1);
+    assert_eq!(
+        got,
+        [
+            (
+                fmt(first + chrono::Duration::seconds(59 * 60 + 8)),
+                fmt(second)
+            ),
+            (fmt(second), fmt(second + chrono::Duration::hours(1))),
+        ]
+    );
+    h.shutdown().await;
+}

@@ -117,12 +117,22 @@ pub async fn start_with(
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
 ) -> Result<RunningHost, StartError> {
     let path = settings.data_dir.join("koogallery.redb");
-    let store = Arc::new(
-        EmbeddedStore::open(&path).map_err(|source| StartError::Store {
-            dir: settings.data_dir.display().to_string(),
-            source,
-        })?,
-    );
+    let store = EmbeddedStore::open(&path).map_err(|source| StartError::Store {
+        dir: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    start_on(store, config, settings, provisioner).await
+}
+
+/// [`start_with`] on a store already open (outage tests: a store whose disk fills up); the data
+/// directory still holds the generated credentials key.
+pub async fn start_on(
+    store: EmbeddedStore,
+    config: Config,
+    settings: LocalSettings,
+    provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
+) -> Result<RunningHost, StartError> {
+    let store = Arc::new(store);
     let queue = store.queue();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
@@ -189,7 +199,7 @@ pub async fn start_with(
     let worker_task = tokio::spawn(async move {
         provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
     });
-    tracing::info!(%addr, data = %path.display(), "local host ready: POST http://{addr}/produce");
+    tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce");
     Ok(Running {
         addr,
         backend: Embedded { store, queue },

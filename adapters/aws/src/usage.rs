@@ -6,7 +6,8 @@
 //!
 //! | item            | `pk`                            | `sk`                                         | other attributes |
 //! |-----------------|---------------------------------|----------------------------------------------|------------------|
-//! | window          | `USAGE#{instanceId}`            | `W#{start:015}` or `W#{start:015}#{package}` | `version` (N), `data` (S, [`record::encode_window`]); while unsettled also `usage_due` (S, `"1"`) and `usage_due_at` (S, `{end:015}#{series}`) |
+//! | window          | `USAGE#{instanceId}`            | `W#{start:015}` or `W#{start:015}#{package}` | `version` (N), `data` (S, [`record::encode_window`]), `usage` (S, what it adds up to: [`usage_of`]); while unsettled also `usage_due` (S, `"1"`) and `usage_due_at` (S, `{end:015}#{series}`) |
+//! | usage total     | `USAGE#{instanceId}`            | `TOTAL`                                      | `version` (N), `data` (S, [`record::encode_total`]) |
 //! | idempotency key | `USAGEKEY#{idempotencyKey}`     | `USAGEKEY`                                   | `data` (S, [`record::encode_key`]), `ttl` (N, Unix seconds: `KeyRecord::keep_until`, for the table's TTL) |
 //! | package         | `USAGEPKG#{packageInstanceId}`  | `USAGEPKG`                                   | `version` (N), `data` (S, [`record::encode_package`]) |
 //! | push claim      | `USAGE#` (no instance)          | `PUSH` (never a window's `W#…`)              | `push_holder` (S), `push_until` (N, Unix millis) |
@@ -22,6 +23,18 @@
 //! - `data` is the versioned stored form of `koogallery::metering::record`; `version` is
 //!   authoritative for compare-and-set (the JSON carries the same value).
 //! - `series` is [`WindowKey::series`] (the instance, or instance `\n` package).
+//! - A window, a usage total or a package may also carry a hold, `usage_hold` (S, a batch's
+//!   token) and `usage_hold_until` (N, Unix millis): see Ingestion. A total or a package item may
+//!   be a hold alone (no `data`): it reads as absent.
+//!
+//! # Usage totals
+//!
+//! An instance's [`UsageTotal`] is written in the same transaction as the windows it sums, so
+//! [`UsageStore::usage_totals`] is one `BatchGetItem` for up to 100 instances. Tables written
+//! before totals were kept have windows without a total: an instance without one is summed from
+//! its windows (one `Query`, as before) when it is read, and the first batch that reports usage
+//! for it writes its total, built from its windows in that batch's first transaction
+//! (conditioned on no total existing yet). Reads never write (queryInstance's role only reads).
 //!
 //! # The due index
 //!
@@ -42,8 +55,9 @@
 //! # Saves
 //!
 //! [`UsageStore::save_window`] is a `PutItem` at `version + 1` on the condition `version =
-//! expected` (a missing window fails it too: `Conflict`), with the due-index attributes as the
-//! window's state says. [`UsageStore::save_windows`] (the pusher's seals and settlements, up to
+//! expected` (a missing window fails it too: `Conflict`), `usage` unchanged (a save never changes
+//! what a window adds up to, so totals stay its sum) and no live hold, with the due-index
+//! attributes as the window's state says. [`UsageStore::save_windows`] (the pusher's seals and settlements, up to
 //! 1000 windows) sends those puts [`SAVE_CONCURRENCY`] at a time rather than as transactions: each
 //! window is its own compare-and-set, so one stale copy must not fail the others, and a plain put
 //! costs half the write units of a transactional one.
@@ -58,32 +72,49 @@
 //!
 //! # Ingestion
 //!
-//! 1. Everything [`ingest::touched`] names is read with strongly consistent `BatchGetItem` (100
-//!    keys per call, the calls concurrent, `UnprocessedKeys` retried with backoff).
-//! 2. [`ingest::apply`]: a refusal is returned and nothing is written; a batch of duplicates only
-//!    writes nothing.
-//! 3. Every changed window and package is put at its loaded version + 1 on the condition
-//!    `version = loaded` (`attribute_not_exists(pk)` for a new one), every new key on the
-//!    condition `attribute_not_exists(pk)`. When that is at most 100 items (DynamoDB's limit per
+//! 1. Everything [`ingest::touched`] names, and the usage total of every instance the batch
+//!    names, is read with strongly consistent `BatchGetItem` (100 keys per call, the calls
+//!    concurrent, `UnprocessedKeys` retried with backoff); a missing total is built from the
+//!    instance's windows (see Usage totals).
+//! 2. [`ingest::apply`] validates and applies the whole batch: a refusal is returned and nothing
+//!    is written; a batch of duplicates only writes nothing.
+//! 3. Every changed window, package and total is put at its loaded version + 1 on the condition
+//!    `version = loaded` (`attribute_not_exists` for a new one), every new key on the condition
+//!    `attribute_not_exists(pk)`. When that is at most 100 items (DynamoDB's limit per
 //!    transaction), it is **one** `TransactWriteItems`: all or nothing, like redb's one commit.
+//!    Its totals and packages are also conditioned on no other batch holding them (below).
 //! 4. A batch over 100 items is written in several transactions, sent one after the other. The
 //!    reports applied are grouped by package and window (order does not change what a batch that
 //!    passed adds up to: quantities are positive, so no subset of it can exceed a quota or a
 //!    window that the whole did not) and cut into chunks of at most 100 items; each chunk's
-//!    transaction writes its reports' keys together with the windows and packages they add to, at
-//!    the values the chunks so far give ([`ingest::apply`] again, chunk by chunk), each conditioned
-//!    on the version the previous write of this batch left. A failure between two transactions (a
-//!    crash, a timeout, an outage) therefore leaves whole chunks: every report is stored with its
-//!    key or not at all, and the batch sent again applies each report exactly once (those already
-//!    stored are its duplicates). This is the relaxation of "all or nothing" that
-//!    [`UsageStore::ingest`] allows a store that cannot write a batch in one transaction; its
-//!    other consequence is that a seal or another batch using the same package between two of its
-//!    transactions can refuse the rest (`WindowReported`, `QuotaExceeded`) after the first chunks
-//!    were stored: the refusal is returned, and what was stored stays applied, once.
-//! 5. A transaction cancelled by a failed condition or a conflicting transaction means a
-//!    concurrent writer (another batch, a seal): the batch is read and applied again from step 1,
-//!    at most [`MAX_INGEST_ATTEMPTS`] times, then `StoreError::Conflict` (retryable). Reports that
-//!    this call stored in an earlier attempt are counted as applied, not as duplicates.
+//!    transaction writes its reports' keys together with the windows, packages and totals they
+//!    add to, at the values the chunks so far give ([`ingest::apply`] again, chunk by chunk), each
+//!    conditioned on the version the previous write of this batch left. A failure between two
+//!    transactions (a crash, a timeout, an outage) therefore leaves whole chunks: every report is
+//!    stored with its key or not at all, and the batch sent again applies each report exactly
+//!    once (those already stored are its duplicates).
+//! 5. **Holds**: so that what step 2 validated cannot change under a batch of several
+//!    transactions, and nothing of a refused batch is ever stored, such a batch first holds, before
+//!    its first transaction, every total, package and existing window it will write: a `PutItem`
+//!    of the item as loaded plus `usage_hold` = the batch's token and `usage_hold_until` = now +
+//!    [`HOLD_FOR`], on the condition `version = loaded` and no other live hold (a new total or
+//!    package is held by a hold-only item). While held, another batch cannot write the instance
+//!    or the package (its transaction carries the total or package conditioned on no live hold),
+//!    and a seal cannot save the window ([`UsageStore::save_window`] is conditioned on no live
+//!    hold); a window the batch creates can be neither (it does not exist until the batch
+//!    writes it, and only a batch writing the instance's total can create it). A hold refused
+//!    (a concurrent writer since step 1) drops the holds taken and goes back to step 1, where
+//!    the batch may now be refused, with nothing written. Each item's last write in the batch
+//!    puts it without the hold; earlier writes keep it. The batch sends no transaction within
+//!    [`HOLD_MARGIN`] of its holds' end (a retryable error instead); a batch that stops early drops
+//!    its holds, and a crashed one's lapse after [`HOLD_FOR`]. Not held: idempotency keys. Two
+//!    batches sent at once that use one key for two different reports (an app's mistake) can
+//!    still see the second refused (`KeyReused`) after its first transactions were stored.
+//! 6. A transaction cancelled by a failed condition or a conflicting transaction means a
+//!    concurrent writer (another batch, a seal) or a live hold: the batch is read and applied
+//!    again from step 1, at most [`MAX_INGEST_ATTEMPTS`] times, then `StoreError::Conflict`
+//!    (retryable). Reports that this call stored in an earlier attempt are counted as applied,
+//!    not as duplicates.
 //!
 //! Every transaction carries its own `ClientRequestToken`, so when the SDK retries one that did
 //! commit (a lost answer), DynamoDB answers success instead of failing its conditions.
@@ -110,7 +141,7 @@ use koogallery::{
     StoreError,
     metering::{
         IngestError, IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageStore,
-        UsageWindow, WindowKey,
+        UsageTotal, UsageWindow, WindowKey,
         ingest::{self, Applied, Loaded},
         record,
     },
@@ -127,8 +158,15 @@ use crate::dynamo::{
 /// How many times a batch is read and applied again after losing to a concurrent writer.
 pub const MAX_INGEST_ATTEMPTS: u32 = 10;
 
-/// How many of [`UsageStore::save_windows`]'s conditional puts are in flight at once.
+/// How many of [`UsageStore::save_windows`]'s conditional puts (and of a batch's holds, and of the
+/// reads that sum windows for instances without a total) are in flight at once.
 pub const SAVE_CONCURRENCY: usize = 32;
+
+/// How long a batch of several transactions holds what it validated (module docs, Ingestion 5).
+pub const HOLD_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A batch sends no transaction this close to its holds' end.
+pub const HOLD_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Item keys and attribute names of the usage items (see the [module docs](super)).
 pub mod keys {
@@ -143,6 +181,14 @@ pub mod keys {
     pub const KEY_SK: &str = "USAGEKEY";
     pub const PACKAGE_PK_PREFIX: &str = "USAGEPKG#";
     pub const PACKAGE_SK: &str = "USAGEPKG";
+    /// The sort key of an instance's usage total, in its usage partition (never a window's `W#…`).
+    pub const TOTAL_SK: &str = "TOTAL";
+    /// What a window adds up to (`usage_of`): a save must leave it unchanged.
+    pub const USAGE: &str = "usage";
+    /// The token of the batch holding the item (module docs, Ingestion 5).
+    pub const HOLD: &str = "usage_hold";
+    /// Until when (Unix millis) the hold lasts.
+    pub const HOLD_UNTIL: &str = "usage_hold_until";
     /// Present (`"1"`) only on unsettled windows: the partition key of the due index.
     pub const DUE: &str = "usage_due";
     /// `{end:015}#{series}`: the sort key of the due index.
@@ -252,6 +298,38 @@ struct Counters {
     largest_item_bytes: AtomicU64,
     /// Fault injection: see [`DynamoUsageStore::fail_next_ingest_after`]; `u64::MAX` when off.
     fail_after: AtomicU64,
+    /// See [`DynamoUsageStore::pause_next_ingest_after`].
+    pause: std::sync::Mutex<Option<PauseAt>>,
+}
+
+/// Where the next batch pauses (see [`DynamoUsageStore::pause_next_ingest_after`]).
+#[derive(Debug)]
+struct PauseAt {
+    after: u64,
+    reached: tokio::sync::oneshot::Sender<()>,
+    resume: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// A test's handle on a paused batch: wait until it [`reached`](Self::reached) its pause, do
+/// something concurrent, then [`resume`](Self::resume) it.
+#[derive(Debug)]
+pub struct IngestPause {
+    reached: Option<tokio::sync::oneshot::Receiver<()>>,
+    resume: tokio::sync::oneshot::Sender<()>,
+}
+
+impl IngestPause {
+    /// Waits until the batch pauses (returns at once if it ended without pausing).
+    pub async fn reached(&mut self) {
+        if let Some(reached) = self.reached.take() {
+            let _ = reached.await;
+        }
+    }
+
+    /// Lets the batch go on.
+    pub fn resume(self) {
+        let _ = self.resume.send(());
+    }
 }
 
 impl Default for Counters {
@@ -263,6 +341,7 @@ impl Default for Counters {
             contended: AtomicU64::new(0),
             largest_item_bytes: AtomicU64::new(0),
             fail_after: AtomicU64::new(NO_FAULT),
+            pause: std::sync::Mutex::new(None),
         }
     }
 }
@@ -290,14 +369,145 @@ struct Chunk {
     items: Vec<TransactWriteItem>,
     /// The idempotency keys it stores.
     keys: Vec<String>,
+    /// The items it leaves held (written with the hold: the batch writes them again later), and
+    /// those it puts without the hold, as (`pk`, `sk`).
+    held: Vec<(String, String)>,
+    released: Vec<(String, String)>,
     largest_item_bytes: u64,
 }
 
 /// How a batch's writes ended.
 enum Written {
     All,
-    /// A transaction lost to a concurrent writer (its cancellation codes).
+    /// A transaction lost to a concurrent writer or a hold (its cancellation codes).
     Contended(String),
+}
+
+/// What one attempt at a batch came to.
+enum Attempt {
+    Done(IngestOutcome),
+    /// Lost to a concurrent writer: read and apply again.
+    Contended(String),
+}
+
+/// A batch's hold on what it validated (module docs, Ingestion 5).
+#[derive(Debug, Clone)]
+struct Hold {
+    token: String,
+    until_ms: i64,
+}
+
+/// What one call to [`UsageStore::ingest`] did so far, across its attempts.
+struct Progress {
+    /// The batch's token: its holds, and its own hold passes every hold check.
+    token: String,
+    /// Committed transactions.
+    committed: u64,
+    /// The idempotency keys they stored.
+    own: HashSet<String>,
+    /// Items this call holds, as (`pk`, `sk`): dropped when the call ends.
+    held: HashSet<(String, String)>,
+    fault: Option<u64>,
+    pause: Option<PauseAt>,
+}
+
+/// A condition expression with its names and values, for a `Put` in a transaction or a
+/// `PutItem`.
+struct Condition {
+    parts: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Condition {
+    fn new(part: &str) -> Self {
+        Self {
+            parts: vec![part.to_owned()],
+            names: HashMap::new(),
+            values: HashMap::new(),
+        }
+    }
+
+    /// `version = stored`, or no version stored (a new item, or a hold alone).
+    fn on_version(stored: Option<u64>) -> Self {
+        let mut c = match stored {
+            Some(v) => {
+                let mut c = Self::new("#v = :v");
+                c.values.insert(":v".into(), n(v));
+                c
+            }
+            None => Self::new("attribute_not_exists(#v)"),
+        };
+        c.names.insert("#v".into(), VERSION.into());
+        c
+    }
+
+    /// No item at all.
+    fn absent() -> Self {
+        let mut c = Self::new("attribute_not_exists(#pk)");
+        c.names.insert("#pk".into(), PK.into());
+        c
+    }
+
+    fn and(mut self, part: &str) -> Self {
+        self.parts.push(part.to_owned());
+        self
+    }
+
+    /// No live hold but `token`'s, if any (`now_ms`: this host's clock).
+    fn and_free(self, now_ms: i64, token: &str) -> Self {
+        let mut c = self.and("(attribute_not_exists(#hu) OR #hu < :now OR #h = :me)");
+        c.hold_names();
+        c.values.insert(":now".into(), n(now_ms));
+        c.values.insert(":me".into(), s(token));
+        c
+    }
+
+    /// Held by `token`.
+    fn and_mine(self, token: &str) -> Self {
+        let mut c = self.and("#h = :me");
+        c.names.insert("#h".into(), HOLD.into());
+        c.values.insert(":me".into(), s(token));
+        c
+    }
+
+    fn hold_names(&mut self) {
+        self.names.insert("#h".into(), HOLD.into());
+        self.names.insert("#hu".into(), HOLD_UNTIL.into());
+    }
+
+    fn expression(&self) -> String {
+        self.parts.join(" AND ")
+    }
+
+    fn put(self, item: Item, table: &str) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(self.expression())
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values((!self.values.is_empty()).then_some(self.values))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot build DynamoDB Put: {e}")))
+    }
+
+    fn put_item(
+        self,
+        put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        put.condition_expression(self.expression())
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values((!self.values.is_empty()).then_some(self.values))
+    }
+}
+
+/// This host's clock, Unix millis: what holds are measured in.
+fn wall_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn millis_of(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl DynamoUsageStore {
@@ -335,6 +545,92 @@ impl DynamoUsageStore {
         self.counters
             .fail_after
             .store(transactions.min(NO_FAULT - 1), Ordering::SeqCst);
+    }
+
+    /// For tests and benchmarks: puts `windows` as they are and touches no usage total, as a
+    /// release from before totals left a table (`BatchWriteItem`s of 25, [`SAVE_CONCURRENCY`] at a
+    /// time, unprocessed items retried).
+    pub async fn put_windows_without_totals(
+        &self,
+        windows: &[UsageWindow],
+    ) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(windows.len());
+        for w in windows {
+            let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                .set_item(Some(window_item(w)?))
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("cannot build PutRequest: {e}")))?;
+            requests.push(
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(put)
+                    .build(),
+            );
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        let mut todo = requests.chunks(25).map(<[_]>::to_vec);
+        loop {
+            while calls.len() < SAVE_CONCURRENCY {
+                let Some(mut pending) = todo.next() else {
+                    break;
+                };
+                let store = self.clone();
+                calls.spawn(async move {
+                    let mut retries = 0;
+                    while !pending.is_empty() {
+                        store.count_write(pending.len(), 0);
+                        let out = store
+                            .client
+                            .batch_write_item()
+                            .request_items(&store.table, std::mem::take(&mut pending))
+                            .send()
+                            .await
+                            .map_err(|e| unavailable("BatchWriteItem (usage windows)", &e))?;
+                        pending = out
+                            .unprocessed_items()
+                            .and_then(|u| u.get(&store.table))
+                            .cloned()
+                            .unwrap_or_default();
+                        if !pending.is_empty() {
+                            retries += 1;
+                            if retries > MAX_UNPROCESSED_RETRIES {
+                                return Err(StoreError::Unavailable(
+                                    "BatchWriteItem (usage windows): items still unprocessed"
+                                        .into(),
+                                ));
+                            }
+                            tokio::time::sleep(backoff(retries)).await;
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            done.map_err(|e| StoreError::Unavailable(format!("BatchWriteItem task failed: {e}")))??;
+        }
+        Ok(())
+    }
+
+    /// For tests: the next [`UsageStore::ingest`] that gets as far pauses once `transactions` of
+    /// its transactions have committed (after its holds, if it takes any), before it sends the
+    /// next, until the handle is resumed; a test does something concurrent meanwhile.
+    pub fn pause_next_ingest_after(&self, transactions: u64) -> IngestPause {
+        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+        *self
+            .counters
+            .pause
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(PauseAt {
+            after: transactions,
+            reached: reached_tx,
+            resume: resume_rx,
+        });
+        IngestPause {
+            reached: Some(reached_rx),
+            resume: resume_tx,
+        }
     }
 
     fn count_read(&self) {
@@ -433,14 +729,45 @@ impl DynamoUsageStore {
         Ok(items)
     }
 
-    /// What the batch touches, as stored (`version` from the attribute).
+    /// The windows of each of `instance_ids`, [`SAVE_CONCURRENCY`] queries at a time.
+    async fn windows_of_many(
+        &self,
+        instance_ids: Vec<String>,
+    ) -> Result<Vec<(String, Vec<UsageWindow>)>, StoreError> {
+        let mut out = Vec::with_capacity(instance_ids.len());
+        let mut calls = tokio::task::JoinSet::new();
+        let mut todo = instance_ids.into_iter();
+        loop {
+            while calls.len() < SAVE_CONCURRENCY {
+                let Some(id) = todo.next() else { break };
+                let store = self.clone();
+                calls.spawn(async move {
+                    let windows = store.windows_of(&id).await;
+                    (id, windows)
+                });
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            let (id, windows) =
+                done.map_err(|e| StoreError::Unavailable(format!("Query task failed: {e}")))?;
+            out.push((id, windows?));
+        }
+        Ok(out)
+    }
+
+    /// What the batch touches, as stored (`version` from the attribute), and the usage total of
+    /// every instance it names; a total not stored (a table from before totals) is built from the
+    /// instance's windows, and named in the second set (its write is a creation).
     async fn load(
         &self,
         reports: &[UsageReport],
         quotas: &PackageQuotas,
-    ) -> Result<Loaded, StoreError> {
+    ) -> Result<(Loaded, HashSet<String>), StoreError> {
         let (windows, keys, packages) = ingest::touched(reports, quotas);
-        let mut request = Vec::with_capacity(windows.len() + keys.len() + packages.len());
+        let instances = ingest::instances_of(reports);
+        let mut request =
+            Vec::with_capacity(windows.len() + keys.len() + packages.len() + instances.len());
         for w in &windows {
             let (pk, sk) = window_key(w)?;
             request.push(key_of(pk, sk));
@@ -451,9 +778,15 @@ impl DynamoUsageStore {
                 .iter()
                 .map(|p| key_of(package_pk(p), PACKAGE_SK.to_owned())),
         );
+        request.extend(
+            instances
+                .iter()
+                .map(|i| key_of(usage_pk(i), TOTAL_SK.to_owned())),
+        );
         let mut loaded = Loaded::default();
         for item in self.batch_get(request).await? {
             let pk = string_attr(&item, PK).map_err(StoreError::Corrupt)?;
+            let sk = string_attr(&item, SK).map_err(StoreError::Corrupt)?;
             if let Some(key) = pk.strip_prefix(KEY_PK_PREFIX) {
                 let data = string_attr(&item, DATA)
                     .map_err(|m| StoreError::Corrupt(format!("usage key item {pk}: {m}")))?;
@@ -461,134 +794,339 @@ impl DynamoUsageStore {
                     .keys
                     .insert(key.to_owned(), record::decode_key(data.as_bytes())?);
             } else if pk.starts_with(PACKAGE_PK_PREFIX) {
-                let p = decode_package_item(&item)?;
-                loaded.packages.insert(p.package_instance_id.clone(), p);
+                if let Some(p) = decode_package_item(&item)? {
+                    loaded.packages.insert(p.package_instance_id.clone(), p);
+                }
+            } else if sk == TOTAL_SK {
+                if let Some(t) = decode_total_item(&item)? {
+                    loaded.totals.insert(t.instance_id.clone(), t);
+                }
             } else {
                 let w = decode_window_item(&item)?;
                 loaded.windows.insert(w.key(), w);
             }
         }
-        Ok(loaded)
+        let missing: Vec<String> = instances
+            .into_iter()
+            .filter(|i| !loaded.totals.contains_key(i))
+            .collect();
+        let mut built = HashSet::with_capacity(missing.len());
+        for (id, queried) in self.windows_of_many(missing).await? {
+            // The batch's windows as just read win over the query's copies; what changed between
+            // the two reads fails the total's creation (its condition) and is read again.
+            let mut all: std::collections::BTreeMap<WindowKey, UsageWindow> =
+                queried.into_iter().map(|w| (w.key(), w)).collect();
+            for (key, w) in loaded.windows.iter().filter(|(k, _)| k.instance_id == id) {
+                all.insert(key.clone(), w.clone());
+            }
+            let all: Vec<UsageWindow> = all.into_values().collect();
+            if let Some(total) = UsageTotal::of_windows(&id, &all) {
+                loaded.totals.insert(id.clone(), total);
+            }
+            built.insert(id);
+        }
+        Ok((loaded, built))
     }
 
-    /// A conditional `Put` for a batch's transaction: on the stored version, or on the item
-    /// being new.
-    fn put(&self, item: Item, stored_version: Option<u64>) -> Result<Put, StoreError> {
-        let put = Put::builder().table_name(&self.table).set_item(Some(item));
-        let put = match stored_version {
-            Some(v) => put
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", VERSION)
-                .expression_attribute_values(":v", n(v)),
-            None => put
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", PK),
-        };
-        put.build()
-            .map_err(|e| StoreError::Unavailable(format!("cannot build DynamoDB Put: {e}")))
-    }
-
-    /// The batch's writes, cut into transactions of at most 100 items (see the module docs).
-    /// `loaded` is what was read, `applied` and `whole` what [`ingest::apply`] made of the whole
-    /// batch.
-    fn plan(
+    /// One attempt at a batch: read, validate and apply the whole of it, hold what it will write
+    /// when that takes several transactions, write.
+    async fn attempt(
         &self,
         reports: &[UsageReport],
         quotas: &PackageQuotas,
-        loaded: &Loaded,
-        applied: &Applied,
-        whole: &Loaded,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Chunk>, IngestError> {
-        // The reports applied: the first report of each new key.
-        let mut fresh: HashSet<&str> = applied.new_keys.iter().map(|(k, _)| k.as_str()).collect();
-        let mut todo: Vec<&UsageReport> = reports
-            .iter()
-            .filter(|r| fresh.remove(r.idempotency_key.as_str()))
-            .collect();
-        let fits = applied.new_keys.len() + applied.changed.len() + applied.changed_packages.len()
-            <= MAX_TRANSACTION_ITEMS;
-        let groups: Vec<Vec<UsageReport>> = if fits {
-            vec![todo.into_iter().cloned().collect()]
-        } else {
-            // Stable: a window's reports keep their order.
-            todo.sort_by_cached_key(|r| (r.package_instance_id.clone(), r.window(quotas)));
-            let mut groups = Vec::new();
-            let mut group: Vec<UsageReport> = Vec::new();
-            let mut windows = HashSet::new();
-            let mut packages = HashSet::new();
-            for r in todo {
-                let window = r.window(quotas);
-                let cost = |windows: &HashSet<WindowKey>, packages: &HashSet<String>| {
-                    1 + usize::from(!windows.contains(&window))
-                        + usize::from(
-                            r.package_instance_id
-                                .as_ref()
-                                .is_some_and(|p| !packages.contains(p)),
-                        )
-                };
-                let items = group.len() + windows.len() + packages.len();
-                if items + cost(&windows, &packages) > MAX_TRANSACTION_ITEMS {
-                    groups.push(std::mem::take(&mut group));
-                    windows.clear();
-                    packages.clear();
-                }
-                windows.insert(window);
-                if let Some(p) = &r.package_instance_id {
-                    packages.insert(p.clone());
-                }
-                group.push(r.clone());
-            }
-            groups.push(group);
-            groups
-        };
+        progress: &mut Progress,
+    ) -> Result<Attempt, IngestError> {
+        let (loaded, built) = self.load(reports, quotas).await?;
+        let mut whole = loaded.clone();
+        let applied = ingest::apply(reports, quotas, &mut whole, now)?;
+        let outcome = credit_own(applied.outcome.clone(), reports, &progress.own);
+        if applied.new_keys.is_empty() {
+            return Ok(Attempt::Done(outcome));
+        }
+        let groups = group(reports, quotas, &applied);
+        let hold = (groups.len() > 1).then(|| Hold {
+            token: progress.token.clone(),
+            until_ms: wall_ms().saturating_add(millis_of(HOLD_FOR)),
+        });
+        if let Some(hold) = &hold
+            && !self
+                .take_holds(&loaded, &built, &applied, hold, progress)
+                .await?
+        {
+            // Written since it was read: let go, and read again (where it may now be refused,
+            // with nothing written).
+            self.release_holds(progress).await;
+            return Ok(Attempt::Contended("a hold was refused".into()));
+        }
+        let chunks = self.build(
+            groups,
+            Planned {
+                quotas,
+                loaded: &loaded,
+                built: &built,
+                applied: &applied,
+                whole: &whole,
+                now,
+                token: &progress.token,
+                hold: hold.as_ref(),
+            },
+        )?;
+        Ok(match self.write(chunks, hold.as_ref(), progress).await? {
+            Written::All => Attempt::Done(outcome),
+            Written::Contended(codes) => Attempt::Contended(codes),
+        })
+    }
 
+    /// Holds every total, package and existing window the batch will write, each on the version
+    /// it was validated at (module docs, Ingestion 5). `false` when one was written since (or
+    /// is held by another batch); the holds taken are in `progress.held` either way.
+    async fn take_holds(
+        &self,
+        loaded: &Loaded,
+        built: &HashSet<String>,
+        applied: &Applied,
+        hold: &Hold,
+        progress: &mut Progress,
+    ) -> Result<bool, StoreError> {
+        let mut puts: Vec<(Item, Option<u64>)> = Vec::new();
+        for id in &applied.changed_totals {
+            puts.push(
+                match loaded.totals.get(id).filter(|_| !built.contains(id)) {
+                    Some(t) => (total_item(t)?, Some(t.version)),
+                    None => (key_of(usage_pk(id), TOTAL_SK.to_owned()), None),
+                },
+            );
+        }
+        for id in &applied.changed_packages {
+            puts.push(match loaded.packages.get(id) {
+                Some(p) => (package_item(p)?, Some(p.version)),
+                None => (key_of(package_pk(id), PACKAGE_SK.to_owned()), None),
+            });
+        }
+        for key in &applied.changed {
+            if let Some(w) = loaded.windows.get(key) {
+                puts.push((window_item(w)?, Some(w.version)));
+            }
+        }
+        let now = wall_ms();
+        let mut calls = tokio::task::JoinSet::new();
+        let mut todo = puts.into_iter();
+        let mut all = true;
+        loop {
+            while calls.len() < SAVE_CONCURRENCY {
+                let Some((item, version)) = todo.next() else {
+                    break;
+                };
+                let (store, hold) = (self.clone(), hold.clone());
+                calls.spawn(async move {
+                    let key = (
+                        string_attr(&item, PK).unwrap_or_default().to_owned(),
+                        string_attr(&item, SK).unwrap_or_default().to_owned(),
+                    );
+                    let item = with_hold(item, &hold);
+                    store.count_write(1, item_bytes(&item));
+                    let put = store
+                        .client
+                        .put_item()
+                        .table_name(&store.table)
+                        .set_item(Some(item));
+                    let put = Condition::on_version(version)
+                        .and_free(now, &hold.token)
+                        .put_item(put);
+                    (key, put_if(put, "PutItem (hold for a usage batch)").await)
+                });
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            let (key, result) =
+                done.map_err(|e| StoreError::Unavailable(format!("PutItem task failed: {e}")))?;
+            match result {
+                Ok(true) => {
+                    progress.held.insert(key);
+                }
+                Ok(false) => all = false,
+                // The holds in flight finish or not; `progress.held` lists those known taken, and
+                // the rest lapse.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Drops this call's holds that are still on: each held item put back without its hold, on
+    /// the condition that it is still this call's and unchanged. Best effort: a hold not dropped
+    /// lapses after [`HOLD_FOR`].
+    async fn release_holds(&self, progress: &mut Progress) {
+        let held: Vec<Item> = progress
+            .held
+            .drain()
+            .map(|(pk, sk)| key_of(pk, sk))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let items = match self.batch_get(held).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a usage batch's holds to drop them; they lapse");
+                return;
+            }
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        let mut todo = items
+            .into_iter()
+            .filter(|item| string_attr(item, HOLD).ok() == Some(progress.token.as_str()));
+        loop {
+            while calls.len() < SAVE_CONCURRENCY {
+                let Some(mut item) = todo.next() else { break };
+                let (store, token) = (self.clone(), progress.token.clone());
+                calls.spawn(async move {
+                    let version = number_attr::<u64>(&item, VERSION).ok();
+                    item.remove(HOLD);
+                    item.remove(HOLD_UNTIL);
+                    store.count_write(1, item_bytes(&item));
+                    let put = store
+                        .client
+                        .put_item()
+                        .table_name(&store.table)
+                        .set_item(Some(item));
+                    let put = Condition::on_version(version)
+                        .and_mine(&token)
+                        .put_item(put);
+                    put_if(put, "PutItem (drop a usage batch's hold)").await
+                });
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            if let Ok(Err(e)) = done {
+                tracing::warn!(error = %e, "could not drop a usage batch's hold; it lapses");
+            }
+        }
+    }
+
+    /// The batch's writes, cut into transactions of at most 100 items (see the module docs), in
+    /// the groups [`group`] made.
+    fn build(
+        &self,
+        groups: Vec<Vec<UsageReport>>,
+        p: Planned<'_>,
+    ) -> Result<Vec<Chunk>, IngestError> {
         let internal = |what: &str| {
             IngestError::Store(StoreError::Corrupt(format!(
                 "usage batch: {what} (a bug: the chunks differ from the batch)"
             )))
         };
-        let mut state = copy(loaded);
-        let mut stored_windows: HashSet<WindowKey> = loaded.windows.keys().cloned().collect();
-        let mut stored_packages: HashSet<String> = loaded.packages.keys().cloned().collect();
+        // The last chunk writing each window, package and total: it drops the hold.
+        let mut last_window: HashMap<WindowKey, usize> = HashMap::new();
+        let mut last_package: HashMap<String, usize> = HashMap::new();
+        let mut last_total: HashMap<String, usize> = HashMap::new();
+        for (i, group) in groups.iter().enumerate() {
+            for r in group {
+                last_window.insert(r.window(p.quotas), i);
+                if let Some(pkg) = &r.package_instance_id {
+                    last_package.insert(pkg.clone(), i);
+                }
+                last_total.insert(r.instance_id.clone(), i);
+            }
+        }
+        let now_ms = wall_ms();
+        let mut state = p.loaded.clone();
+        let mut stored_windows: HashSet<WindowKey> = p.loaded.windows.keys().cloned().collect();
+        let mut stored_packages: HashSet<String> = p.loaded.packages.keys().cloned().collect();
+        let mut stored_totals: HashSet<String> = p
+            .loaded
+            .totals
+            .keys()
+            .filter(|id| !p.built.contains(*id))
+            .cloned()
+            .collect();
         let mut chunks = Vec::with_capacity(groups.len());
-        for group in groups {
-            let a = ingest::apply(&group, quotas, &mut state, now)?;
+        for (i, group) in groups.into_iter().enumerate() {
+            let a = ingest::apply(&group, p.quotas, &mut state, p.now)?;
             if a.outcome.applied != group.len() {
                 return Err(internal("a chunk applied fewer reports than planned"));
             }
             let mut chunk = Chunk {
                 items: Vec::with_capacity(MAX_TRANSACTION_ITEMS),
                 keys: Vec::with_capacity(a.new_keys.len()),
+                held: Vec::new(),
+                released: Vec::new(),
                 largest_item_bytes: 0,
             };
-            let push = |chunk: &mut Chunk, item: Item, version: Option<u64>| {
+            // `keep`: written again by a later chunk, so it stays held until then.
+            let push = |chunk: &mut Chunk, item: Item, condition: Condition, keep: bool| {
+                let key = (
+                    string_attr(&item, PK).unwrap_or_default().to_owned(),
+                    string_attr(&item, SK).unwrap_or_default().to_owned(),
+                );
+                let item = match (keep, p.hold) {
+                    (true, Some(hold)) => {
+                        chunk.held.push(key);
+                        with_hold(item, hold)
+                    }
+                    _ => {
+                        chunk.released.push(key);
+                        item
+                    }
+                };
                 chunk.largest_item_bytes = chunk.largest_item_bytes.max(item_bytes(&item));
-                let put = self.put(item, version)?;
+                let put = condition.put(item, &self.table)?;
                 chunk
                     .items
                     .push(TransactWriteItem::builder().put(put).build());
                 Ok::<(), StoreError>(())
+            };
+            // Totals and packages: on their version, and held by this batch (several
+            // transactions) or by none but it (one).
+            let holding = |c: Condition| {
+                if p.hold.is_some() {
+                    c.and_mine(p.token)
+                } else {
+                    c.and_free(now_ms, p.token)
+                }
             };
             for key in &a.changed {
                 let w = state
                     .windows
                     .get_mut(key)
                     .ok_or_else(|| internal("a changed window is missing"))?;
-                let stored = stored_windows.contains(key).then_some(w.version);
+                let condition = match stored_windows.contains(key) {
+                    true => Condition::on_version(Some(w.version)),
+                    false => Condition::absent(),
+                };
                 w.version += 1;
-                push(&mut chunk, window_item(w)?, stored)?;
+                let keep = last_window.get(key).is_some_and(|&l| l > i);
+                push(&mut chunk, window_item(w)?, condition, keep)?;
                 stored_windows.insert(key.clone());
             }
             for id in &a.changed_packages {
-                let p = state
+                let pkg = state
                     .packages
                     .get_mut(id)
                     .ok_or_else(|| internal("a changed package is missing"))?;
-                let stored = stored_packages.contains(id).then_some(p.version);
-                p.version += 1;
-                push(&mut chunk, package_item(p)?, stored)?;
+                let condition = holding(Condition::on_version(
+                    stored_packages.contains(id).then_some(pkg.version),
+                ));
+                pkg.version += 1;
+                let keep = last_package.get(id).is_some_and(|&l| l > i);
+                push(&mut chunk, package_item(pkg)?, condition, keep)?;
                 stored_packages.insert(id.clone());
+            }
+            for id in &a.changed_totals {
+                let t = state
+                    .totals
+                    .get_mut(id)
+                    .ok_or_else(|| internal("a changed total is missing"))?;
+                let condition = holding(Condition::on_version(
+                    stored_totals.contains(id).then_some(t.version),
+                ));
+                t.version += 1;
+                let keep = last_total.get(id).is_some_and(|&l| l > i);
+                push(&mut chunk, total_item(t)?, condition, keep)?;
+                stored_totals.insert(id.clone());
             }
             for (key, rec) in &a.new_keys {
                 let item = HashMap::from([
@@ -598,15 +1136,19 @@ impl DynamoUsageStore {
                     // DynamoDB deletes it once its retention is over (ingest's module docs).
                     (TTL.to_owned(), n(rec.keep_until().timestamp())),
                 ]);
-                push(&mut chunk, item, None)?;
+                chunk.largest_item_bytes = chunk.largest_item_bytes.max(item_bytes(&item));
+                let put = Condition::absent().put(item, &self.table)?;
+                chunk
+                    .items
+                    .push(TransactWriteItem::builder().put(put).build());
                 chunk.keys.push(key.clone());
             }
             state.keys.extend(a.new_keys);
             chunks.push(chunk);
         }
         // The chunks must add up to what the whole batch makes (versions aside).
-        for key in &applied.changed {
-            let (Some(a), Some(b)) = (state.windows.get(key), whole.windows.get(key)) else {
+        for key in &p.applied.changed {
+            let (Some(a), Some(b)) = (state.windows.get(key), p.whole.windows.get(key)) else {
                 return Err(internal("a window is missing"));
             };
             if (UsageWindow {
@@ -619,8 +1161,8 @@ impl DynamoUsageStore {
                 return Err(internal("a window adds up differently"));
             }
         }
-        for id in &applied.changed_packages {
-            let (Some(a), Some(b)) = (state.packages.get(id), whole.packages.get(id)) else {
+        for id in &p.applied.changed_packages {
+            let (Some(a), Some(b)) = (state.packages.get(id), p.whole.packages.get(id)) else {
                 return Err(internal("a package is missing"));
             };
             if (PackageUsage {
@@ -633,37 +1175,62 @@ impl DynamoUsageStore {
                 return Err(internal("a package adds up differently"));
             }
         }
+        for id in &p.applied.changed_totals {
+            let (Some(a), Some(b)) = (state.totals.get(id), p.whole.totals.get(id)) else {
+                return Err(internal("a total is missing"));
+            };
+            if !a.same_sums(b) {
+                return Err(internal("a total adds up differently"));
+            }
+        }
         Ok(chunks)
     }
 
-    /// Sends the chunks in order. `committed` counts this call's committed transactions, `own`
-    /// collects the keys they stored.
+    /// Sends the chunks in order; with a hold, none within [`HOLD_MARGIN`] of its end.
     async fn write(
         &self,
         chunks: Vec<Chunk>,
-        fault: Option<u64>,
-        committed: &mut u64,
-        own: &mut HashSet<String>,
+        hold: Option<&Hold>,
+        progress: &mut Progress,
     ) -> Result<Written, StoreError> {
         let total = chunks.len();
         for (i, chunk) in chunks.into_iter().enumerate() {
-            if fault == Some(*committed) {
+            let committed = progress.committed;
+            if progress.fault == Some(committed) {
                 return Err(StoreError::Unavailable(format!(
                     "injected fault: usage batch stopped after {committed} transactions ({i} of {total} in this attempt)"
                 )));
             }
-            self.count_write(chunk.items.len(), chunk.largest_item_bytes);
+            if let Some(pause) = progress.pause.take_if(|p| p.after == committed) {
+                let _ = pause.reached.send(());
+                let _ = pause.resume.await;
+            }
+            if let Some(hold) = hold
+                && wall_ms().saturating_add(millis_of(HOLD_MARGIN)) >= hold.until_ms
+            {
+                return Err(StoreError::Unavailable(format!(
+                    "usage batch: its holds end in under {} s; stopped before transaction {} of {total} (send it again)",
+                    HOLD_MARGIN.as_secs(),
+                    i + 1
+                )));
+            }
+            let items = chunk.items;
+            self.count_write(items.len(), chunk.largest_item_bytes);
             let sent = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(chunk.items))
+                .set_transact_items(Some(items))
                 .client_request_token(request_token())
                 .send()
                 .await;
             let err = match sent {
                 Ok(_) => {
-                    *committed += 1;
-                    own.extend(chunk.keys);
+                    progress.committed += 1;
+                    progress.own.extend(chunk.keys);
+                    progress.held.extend(chunk.held);
+                    for key in &chunk.released {
+                        progress.held.remove(key);
+                    }
                     continue;
                 }
                 Err(err) => err,
@@ -689,6 +1256,87 @@ impl DynamoUsageStore {
         }
         Ok(Written::All)
     }
+}
+
+/// What [`DynamoUsageStore::build`] plans the chunks from.
+struct Planned<'a> {
+    quotas: &'a PackageQuotas,
+    /// What was read, and which of its totals were built (not stored).
+    loaded: &'a Loaded,
+    built: &'a HashSet<String>,
+    /// What [`ingest::apply`] made of the whole batch.
+    applied: &'a Applied,
+    whole: &'a Loaded,
+    now: DateTime<Utc>,
+    token: &'a str,
+    /// The batch's hold on what it writes (several transactions).
+    hold: Option<&'a Hold>,
+}
+
+/// The reports a batch applies (the first report of each new key), in the groups its
+/// transactions write: one group when it fits one transaction, else grouped by package and
+/// window and cut at 100 items (a key, and each window, package and total the first time the
+/// group names it).
+fn group(
+    reports: &[UsageReport],
+    quotas: &PackageQuotas,
+    applied: &Applied,
+) -> Vec<Vec<UsageReport>> {
+    let mut fresh: HashSet<&str> = applied.new_keys.iter().map(|(k, _)| k.as_str()).collect();
+    let mut todo: Vec<&UsageReport> = reports
+        .iter()
+        .filter(|r| fresh.remove(r.idempotency_key.as_str()))
+        .collect();
+    let items = applied.new_keys.len()
+        + applied.changed.len()
+        + applied.changed_packages.len()
+        + applied.changed_totals.len();
+    if items <= MAX_TRANSACTION_ITEMS {
+        return vec![todo.into_iter().cloned().collect()];
+    }
+    // Stable: a window's reports keep their order.
+    todo.sort_by_cached_key(|r| (r.package_instance_id.clone(), r.window(quotas)));
+    let mut groups = Vec::new();
+    let mut group: Vec<UsageReport> = Vec::new();
+    let mut windows = HashSet::new();
+    let mut packages = HashSet::new();
+    let mut instances = HashSet::new();
+    for r in todo {
+        let window = r.window(quotas);
+        let cost = |windows: &HashSet<WindowKey>,
+                    packages: &HashSet<String>,
+                    instances: &HashSet<String>| {
+            1 + usize::from(!windows.contains(&window))
+                + usize::from(
+                    r.package_instance_id
+                        .as_ref()
+                        .is_some_and(|p| !packages.contains(p)),
+                )
+                + usize::from(!instances.contains(&r.instance_id))
+        };
+        let items = group.len() + windows.len() + packages.len() + instances.len();
+        if items + cost(&windows, &packages, &instances) > MAX_TRANSACTION_ITEMS {
+            groups.push(std::mem::take(&mut group));
+            windows.clear();
+            packages.clear();
+            instances.clear();
+        }
+        windows.insert(window);
+        if let Some(p) = &r.package_instance_id {
+            packages.insert(p.clone());
+        }
+        instances.insert(r.instance_id.clone());
+        group.push(r.clone());
+    }
+    groups.push(group);
+    groups
+}
+
+/// `item` with `hold` on it.
+fn with_hold(mut item: Item, hold: &Hold) -> Item {
+    item.insert(HOLD.to_owned(), s(hold.token.clone()));
+    item.insert(HOLD_UNTIL.to_owned(), n(hold.until_ms));
+    item
 }
 
 /// One chunk of a `BatchGetItem`, its `UnprocessedKeys` retried with backoff.
@@ -743,14 +1391,6 @@ fn key_of(pk: String, sk: String) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }
 
-fn copy(l: &Loaded) -> Loaded {
-    Loaded {
-        windows: l.windows.clone(),
-        keys: l.keys.clone(),
-        packages: l.packages.clone(),
-    }
-}
-
 /// The window item; `w.version` is stored as given. The due-index attributes only while the
 /// window is unsettled.
 fn window_item(w: &UsageWindow) -> Result<Item, StoreError> {
@@ -761,6 +1401,7 @@ fn window_item(w: &UsageWindow) -> Result<Item, StoreError> {
         (SK.to_owned(), s(sk)),
         (VERSION.to_owned(), n(w.version)),
         (DATA.to_owned(), s(json_text(record::encode_window(w)?)?)),
+        (USAGE.to_owned(), s(usage_of(w))),
     ]);
     if w.is_unsettled() {
         item.insert(DUE.to_owned(), s(DUE_PARTITION));
@@ -797,8 +1438,12 @@ fn package_item(p: &PackageUsage) -> Result<Item, StoreError> {
     ]))
 }
 
-fn decode_package_item(item: &Item) -> Result<PackageUsage, StoreError> {
+/// A package's usage from its item; `None` for a hold alone (no `data`).
+fn decode_package_item(item: &Item) -> Result<Option<PackageUsage>, StoreError> {
     let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
+    if !item.contains_key(DATA) {
+        return Ok(None);
+    }
     let corrupt = |m: String| StoreError::Corrupt(format!("usage package item {pk}: {m}"));
     let data = string_attr(item, DATA).map_err(corrupt)?;
     let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
@@ -810,7 +1455,48 @@ fn decode_package_item(item: &Item) -> Result<PackageUsage, StoreError> {
         )));
     }
     p.version = version;
-    Ok(p)
+    Ok(Some(p))
+}
+
+fn total_item(t: &UsageTotal) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        (PK.to_owned(), s(usage_pk(&t.instance_id))),
+        (SK.to_owned(), s(TOTAL_SK)),
+        (VERSION.to_owned(), n(t.version)),
+        (DATA.to_owned(), s(json_text(record::encode_total(t)?)?)),
+    ]))
+}
+
+/// An instance's usage total from its item; `None` for a hold alone (no `data`).
+fn decode_total_item(item: &Item) -> Result<Option<UsageTotal>, StoreError> {
+    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
+    if !item.contains_key(DATA) {
+        return Ok(None);
+    }
+    let corrupt = |m: String| StoreError::Corrupt(format!("usage total item {pk}: {m}"));
+    let data = string_attr(item, DATA).map_err(corrupt)?;
+    let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
+    let mut t = record::decode_total(data.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
+    if usage_pk(&t.instance_id) != pk {
+        return Err(corrupt(format!(
+            "data holds the total of {} instead",
+            t.instance_id
+        )));
+    }
+    t.version = version;
+    Ok(Some(t))
+}
+
+/// What a window adds up to, as its item's `usage` attribute: total, reports, and when the first
+/// and the last were applied (Unix millis). A save is conditioned on it being unchanged.
+pub fn usage_of(w: &UsageWindow) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        w.total.normalize(),
+        w.reports,
+        w.first_reported_at.timestamp_millis(),
+        w.last_reported_at.timestamp_millis()
+    )
 }
 
 /// An item's size as DynamoDB counts it, near enough: attribute names plus values (strings by
@@ -872,31 +1558,40 @@ impl UsageStore for DynamoUsageStore {
             NO_FAULT => None,
             n => Some(n),
         };
-        let mut own = HashSet::new();
-        let mut committed = 0;
+        let pause = self
+            .counters
+            .pause
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut progress = Progress {
+            token: request_token(),
+            committed: 0,
+            own: HashSet::new(),
+            held: HashSet::new(),
+            fault,
+            pause,
+        };
         let mut attempt = 0;
-        loop {
-            let loaded = self.load(reports, quotas).await?;
-            let mut whole = copy(&loaded);
-            let applied = ingest::apply(reports, quotas, &mut whole, now)?;
-            let outcome = credit_own(applied.outcome.clone(), reports, &own);
-            if applied.new_keys.is_empty() {
-                return Ok(outcome);
-            }
-            let chunks = self.plan(reports, quotas, &loaded, &applied, &whole, now)?;
-            match self.write(chunks, fault, &mut committed, &mut own).await? {
-                Written::All => return Ok(outcome),
-                Written::Contended(codes) => {
+        let result = loop {
+            match self.attempt(reports, quotas, now, &mut progress).await {
+                Ok(Attempt::Done(outcome)) => break Ok(outcome),
+                Ok(Attempt::Contended(codes)) => {
                     self.counters.contended.fetch_add(1, Ordering::Relaxed);
                     attempt += 1;
                     if attempt >= MAX_INGEST_ATTEMPTS {
                         tracing::warn!(attempt, codes, "usage batch still contended; giving up");
-                        return Err(IngestError::Store(StoreError::Conflict));
+                        break Err(IngestError::Store(StoreError::Conflict));
                     }
                     tokio::time::sleep(backoff(attempt)).await;
                 }
+                Err(e) => break Err(e),
             }
-        }
+        };
+        // Whatever ended the call, the holds it still has go (each item's last write dropped its
+        // own: after a whole batch there is none left).
+        self.release_holds(&mut progress).await;
+        result
     }
 
     async fn due(
@@ -969,9 +1664,16 @@ impl UsageStore for DynamoUsageStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#v = :expected")
+            .condition_expression(
+                "#v = :expected AND (attribute_not_exists(#u) OR #u = :usage) \
+                 AND (attribute_not_exists(#hu) OR #hu < :now)",
+            )
             .expression_attribute_names("#v", VERSION)
-            .expression_attribute_values(":expected", n(window.version));
+            .expression_attribute_names("#u", USAGE)
+            .expression_attribute_names("#hu", HOLD_UNTIL)
+            .expression_attribute_values(":expected", n(window.version))
+            .expression_attribute_values(":usage", s(usage_of(window)))
+            .expression_attribute_values(":now", n(wall_ms()));
         let what = format!(
             "PutItem (save usage window {} at {})",
             window.instance_id, window.start
@@ -1034,10 +1736,40 @@ impl UsageStore for DynamoUsageStore {
     }
 
     async fn package(&self, package_instance_id: &str) -> Result<Option<PackageUsage>, StoreError> {
-        self.get_item(package_pk(package_instance_id), PACKAGE_SK)
+        match self
+            .get_item(package_pk(package_instance_id), PACKAGE_SK)
             .await?
-            .map(|item| decode_package_item(&item))
-            .transpose()
+        {
+            Some(item) => decode_package_item(&item),
+            None => Ok(None),
+        }
+    }
+
+    /// One `BatchGetItem` per 100 instances (concurrent); an instance without a total (a table
+    /// from before totals) is summed from its windows, [`SAVE_CONCURRENCY`] queries at a time.
+    async fn usage_totals(&self, instance_ids: &[&str]) -> Result<Vec<UsageTotal>, StoreError> {
+        let mut ids: Vec<&str> = instance_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let keys = ids
+            .iter()
+            .map(|id| key_of(usage_pk(id), TOTAL_SK.to_owned()))
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for item in self.batch_get(keys).await? {
+            if let Some(t) = decode_total_item(&item)? {
+                out.push(t);
+            }
+        }
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !out.iter().any(|t| t.instance_id == **id))
+            .map(|id| (*id).to_owned())
+            .collect();
+        for (id, windows) in self.windows_of_many(missing).await? {
+            out.extend(UsageTotal::of_windows(&id, &windows));
+        }
+        Ok(out)
     }
 
     async fn claim_push(
@@ -1213,7 +1945,7 @@ mod tests {
         }
         let p = PackageUsage::new("pkg-1", Some("10".parse().unwrap()), t0());
         let mut item = package_item(&p).unwrap();
-        assert_eq!(decode_package_item(&item).unwrap(), p);
+        assert_eq!(decode_package_item(&item).unwrap(), Some(p));
         item.insert(PK.into(), s(package_pk("pkg-2")));
         assert!(matches!(
             decode_package_item(&item),

@@ -24,14 +24,20 @@
 //! | `usage_windows`    | (instanceId, start ms)     | usage window as JSON (`metering::record`)          |
 //! | `usage_due`        | (end ms, instanceId)       | `()` — index of unsettled windows, oldest first     |
 //! | `usage_keys`       | idempotency key            | what the key was applied to, as JSON               |
+//! | `usage_packages`   | package instanceId         | what was used of the package, as JSON              |
+//! | `usage_totals`     | instanceId                 | the sum of its windows, as JSON (written with them; built on open for older files) |
 //!
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
 
 mod consumer;
 mod nonces;
+#[cfg(test)]
+mod purge_tests;
 mod queue;
 mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod usage;
 
 use std::{
@@ -45,10 +51,11 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use koogallery::{StoreError, jobs::QueueError};
-use redb::{Database, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 use tokio::sync::Notify;
 
 pub use consumer::EmbeddedConsumer;
+pub use nonces::{MAX_UNPERSISTED, MAX_UNPERSISTED_FOR};
 pub use queue::{DeadLetter, Delivery, EmbeddedQueue, QueueDepth};
 
 pub(crate) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -81,15 +88,35 @@ pub(crate) const USAGE_KEY_EXPIRY: TableDefinition<(i64, &str), ()> =
 /// Package instance ID → what was used of it (`metering::record::encode_package`).
 pub(crate) const USAGE_PACKAGES: TableDefinition<&str, &[u8]> =
     TableDefinition::new("usage_packages");
+/// instanceId → its usage total as JSON (`metering::record::encode_total`), written with its windows.
+pub(crate) const USAGE_TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_totals");
 /// Order notices by (orderId, orderLineId): the versioned record of `order::notice::record`.
 pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_notices");
+
+/// How a [`Db`] (re)opens its file: redb latches an I/O failure (a full disk, say) and refuses
+/// every later transaction until the file is closed and opened again.
+pub(crate) type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// After an I/O failure the file is reopened at most this often, so a disk that stays full costs a
+/// failed open per interval, not one per request.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The open file, or none while it is closed after an I/O failure; `generation` counts reopens,
+/// so two callers that met the same failure reopen once.
+struct Handle {
+    db: Option<Arc<Database>>,
+    generation: u64,
+    last_attempt: Option<std::time::Instant>,
+}
 
 /// The database file and what every handle on it shares: the count of durable commits (how "one
 /// commit per newInstance" is checked) and the wake-up of the worker when a job is queued, by the
 /// queue or with an instance ([`EmbeddedStore`]'s `OrderLineIntake`).
 pub(crate) struct Db {
-    inner: Database,
+    handle: std::sync::RwLock<Handle>,
+    /// None for a database that cannot be opened again (an in-memory one, in tests).
+    opener: Option<Opener>,
     commits: AtomicU64,
     pub(crate) jobs_queued: Notify,
     /// The usage push's claim (`UsageStore::claim_push`), in memory: redb locks the file, so
@@ -98,29 +125,87 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    fn new(inner: Database) -> Self {
+    fn with_opener(inner: Database, opener: Option<Opener>) -> Self {
         Self {
-            inner,
+            handle: std::sync::RwLock::new(Handle {
+                db: Some(Arc::new(inner)),
+                generation: 0,
+                last_attempt: None,
+            }),
+            opener,
             commits: AtomicU64::new(0),
             jobs_queued: Notify::new(),
             push_claim: std::sync::Mutex::new(None),
         }
     }
 
-    /// A write transaction whose commit is counted. It shadows `Database::begin_write`, so no
-    /// write can bypass the count.
-    pub(crate) fn begin_write(&self) -> Result<Write<'_>, redb::TransactionError> {
-        Ok(Write {
-            txn: self.inner.begin_write()?,
-            db: self,
-        })
+    /// A write transaction whose commit is counted: no write can bypass the count.
+    pub(crate) fn begin_write(&self) -> Result<Write<'_>, Fault> {
+        let txn = self.on_open_file(|db| db.begin_write().map_err(Fault::from))?;
+        Ok(Write { txn, db: self })
     }
-}
 
-impl Deref for Db {
-    type Target = Database;
-    fn deref(&self) -> &Database {
-        &self.inner
+    /// A read of the last committed state.
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, Fault> {
+        self.on_open_file(|db| db.begin_read().map_err(Fault::from))
+    }
+
+    /// Runs `begin` on the open file; after a latched I/O failure, reopens the file (at most once
+    /// per [`REOPEN_EVERY`]) and runs it once more. Nothing half-written survives the reopen: redb
+    /// opens at the last durable commit. No lock is held while `begin` waits (a write waits for
+    /// the writer before it).
+    fn on_open_file<T>(&self, begin: impl Fn(&Database) -> Result<T, Fault>) -> Result<T, Fault> {
+        let (db, seen) = self.current();
+        if let Some(db) = db {
+            match begin(&db) {
+                Err(e) if e.is_latched_io_failure() && self.opener.is_some() => {}
+                done => return done,
+            }
+        }
+        self.reopen(seen);
+        match self.current().0 {
+            Some(db) => begin(&db),
+            None => Err(Fault::Db(redb::Error::Io(std::io::Error::other(
+                "the store file is closed after an I/O failure; it is reopened on a later call",
+            )))),
+        }
+    }
+
+    fn current(&self) -> (Option<Arc<Database>>, u64) {
+        let handle = self.handle.read().unwrap_or_else(|p| p.into_inner());
+        (handle.db.clone(), handle.generation)
+    }
+
+    /// Closes the file of generation `seen` and opens it again, unless another caller did already
+    /// or the last attempt was too recent.
+    fn reopen(&self, seen: u64) {
+        let Some(opener) = &self.opener else { return };
+        let mut handle = self.handle.write().unwrap_or_else(|p| p.into_inner());
+        if handle.generation != seen {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if handle
+            .last_attempt
+            .is_some_and(|at| now.duration_since(at) < REOPEN_EVERY)
+        {
+            return;
+        }
+        handle.last_attempt = Some(now);
+        // Closed first: redb opens a file once per process. A caller still beginning a transaction
+        // on the failed file, or a write transaction still running on it, keeps it open a moment;
+        // this attempt then fails, a later one not.
+        drop(handle.db.take());
+        match opener() {
+            Ok(db) => {
+                handle.db = Some(Arc::new(db));
+                handle.generation += 1;
+                tracing::warn!("store file reopened after an I/O failure");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the store file; retrying on a later call")
+            }
+        }
     }
 }
 
@@ -184,17 +269,47 @@ impl EmbeddedStore {
         path: impl AsRef<Path>,
         nonce_group: std::time::Duration,
     ) -> Result<Self, StoreError> {
-        let path = path.as_ref();
+        let owned = path.as_ref().to_owned();
+        Self::open_by(
+            path.as_ref(),
+            nonce_group,
+            Box::new(move || Database::create(&owned)),
+        )
+    }
+
+    /// [`Self::open`], with the file on `disk` (outage tests: a disk that fills up).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn open_on(
+        path: impl AsRef<Path>,
+        disk: &testing::LimitedDisk,
+    ) -> Result<Self, StoreError> {
+        let (owned, disk) = (path.as_ref().to_owned(), disk.clone());
+        Self::open_by(
+            path.as_ref(),
+            NONCE_GROUP_EVERY,
+            Box::new(move || redb::Builder::new().create_with_backend(disk.backend(&owned)?)),
+        )
+    }
+
+    /// The file at `path`, opened (and after an I/O failure, reopened) by `opener`.
+    fn open_by(
+        path: &Path,
+        nonce_group: std::time::Duration,
+        opener: Opener,
+    ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         owner_only(path)?;
-        let db = Db::new(Database::create(path).map_err(|e| {
-            StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
-        })?);
-        let txn = db.begin_write().map_err(Fault::from)?;
+        let db = Db::with_opener(
+            opener().map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?,
+            Some(opener),
+        );
+        let txn = db.begin_write()?;
         {
             txn.open_table(INSTANCES).map_err(Fault::from)?;
             txn.open_table(ORDER_LINES).map_err(Fault::from)?;
@@ -212,17 +327,18 @@ impl EmbeddedStore {
             txn.open_table(USAGE_KEY_EXPIRY).map_err(Fault::from)?;
             usage::index_key_expiry(&txn)?;
             txn.open_table(USAGE_PACKAGES).map_err(Fault::from)?;
+            usage::build_usage_totals(&txn)?;
         }
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);
-        let nonces = nonces::NonceGuard::start(db.clone(), nonce_group)?;
+        let nonces = nonces::NonceGuard::start(db.clone(), nonces::Limits::every(nonce_group))?;
         Ok(Self { db, nonces })
     }
 
     /// Writes the nonces accepted since the last group commit now (tests, and a shutdown that
     /// cannot wait for the last clone to drop).
     pub fn flush_nonces(&self) -> Result<usize, StoreError> {
-        Ok(self.nonces.flush(chrono::Utc::now().timestamp_millis())?)
+        Ok(self.nonces.flush()?)
     }
 
     /// Nonces accepted and not yet on disk.
@@ -309,6 +425,13 @@ pub(crate) enum Fault {
     Conflict,
     /// The blocking task panicked or was cancelled.
     Task(String),
+}
+
+impl Fault {
+    /// redb refuses every transaction after an I/O failure until the file is opened again.
+    fn is_latched_io_failure(&self) -> bool {
+        matches!(self, Fault::Db(redb::Error::PreviousIo))
+    }
 }
 
 macro_rules! from_redb {

@@ -3,37 +3,111 @@
 //! A request's nonce is checked and recorded in memory, and the answer does not wait for the
 //! disk. A flusher thread writes the nonces recorded since its last pass in one durable commit, at
 //! most [`NonceGuard::every`] after the first of them, which is one fsync per group instead of
-//! one per request. On open, the unexpired nonces on disk are loaded back.
+//! one per request. On open, the unexpired nonces on disk are loaded back (the expiry index is
+//! read from now on: expired ones cost nothing).
 //!
-//! What a crash can forget: the nonces accepted since the last group commit, that is, within the
-//! last `every` (2 ms by default) plus the commit in flight. A replay of one of those is still
+//! What a crash can forget: the nonces not yet on disk, those of the group being gathered (`every`,
+//! 2 ms by default) and of the commit in flight. The guard bounds them whatever the disk does: at
+//! most [`MAX_UNPERSISTED`] nonces, none accepted more than [`MAX_UNPERSISTED_FOR`] ago, and
+//! after a failed commit none new until a commit succeeds again. A nonce it cannot take so is
+//! refused (`StoreError::Unavailable`: the edge answers a signed, retryable `000005`, and
+//! KooGallery retries) rather than accepted unpersisted. A replay of a forgotten nonce is still
 //! refused by the timestamp window once it passes (±60 s). Until then it reaches a callback, and
 //! every callback is idempotent, so the replay changes nothing. A clean shutdown flushes
 //! everything (`Drop`).
+//!
+//! Expired nonces leave as fast as new ones arrive: each check drops up to [`PURGE_BATCH`] of them
+//! from memory against the one it adds, and each commit drops from disk as many as it writes plus
+//! [`DISK_PURGE_SLACK`] (which also clears, commit by commit, those left by an earlier run).
 
 use std::{
     collections::{BTreeSet, HashMap},
     sync::{Arc, Condvar, Mutex, Weak},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use redb::{ReadableDatabase, ReadableTable};
+use koogallery::StoreError;
 
 use crate::{Db, Fault, NONCE_EXPIRY, NONCES};
 
 /// Expired nonces dropped from memory per check, so no request does unbounded work.
 const PURGE_BATCH: usize = 64;
 
+/// Expired nonces a commit drops from disk beyond the number it writes.
+pub(crate) const DISK_PURGE_SLACK: usize = 256;
+
+/// The most nonces accepted and not yet on disk (the group gathered and the commit in flight):
+/// about 140 ms of the local host's full rate, far above a group behind a long write.
+pub const MAX_UNPERSISTED: usize = 4096;
+
+/// The longest a nonce accepted may wait for the disk before the guard takes no new one.
+pub const MAX_UNPERSISTED_FOR: Duration = Duration::from_secs(1);
+
+/// After a failed commit the flusher tries again after this, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// How much the guard lets wait for the disk (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) every: Duration,
+    pub(crate) max_unpersisted: usize,
+    pub(crate) max_unpersisted_for: Duration,
+}
+
+impl Limits {
+    pub(crate) fn every(every: Duration) -> Self {
+        Self {
+            every,
+            max_unpersisted: MAX_UNPERSISTED,
+            max_unpersisted_for: MAX_UNPERSISTED_FOR,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     live: HashMap<String, i64>,
     expiry: BTreeSet<(i64, String)>,
-    /// Accepted since the last group commit: (nonce, expiry ms).
+    /// Accepted since the last group was taken: (nonce, expiry ms).
     pending: Vec<(String, i64)>,
+    /// When the first of `pending` was accepted.
+    pending_since: Option<Instant>,
+    /// The commit in flight: how many nonces it writes, and when the first of them was accepted.
+    committing: usize,
+    committing_since: Option<Instant>,
+    /// The last commit failed: no new nonce is taken until one succeeds.
+    failed: bool,
+    /// The latest request time seen (ms): expiry is judged on the requests' clock, so the disk
+    /// is purged on it too.
+    clock_ms: i64,
     /// Set by the close, under the same lock as the flusher's checks: a flag changed outside
     /// the lock can land between the flusher's check and its wait, and that wake-up is lost
     /// (the close then waits out a whole group interval).
     closed: bool,
+}
+
+impl State {
+    /// Why a new nonce cannot be taken now, if it cannot.
+    fn refusal(&self, limits: &Limits) -> Option<String> {
+        if self.failed {
+            return Some("the replay guard cannot persist nonces: its last commit failed".into());
+        }
+        let waiting = self.pending.len() + self.committing;
+        if waiting >= limits.max_unpersisted {
+            return Some(format!(
+                "the replay guard has {waiting} nonces waiting for the disk"
+            ));
+        }
+        let oldest = self.committing_since.or(self.pending_since);
+        if oldest.is_some_and(|t| t.elapsed() >= limits.max_unpersisted_for) {
+            return Some(format!(
+                "the replay guard's nonces have waited for the disk over {:?}",
+                limits.max_unpersisted_for
+            ));
+        }
+        None
+    }
 }
 
 /// What the flusher thread shares with the store: never the database itself, which it borrows
@@ -41,6 +115,16 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// One commit at a time (the flusher's, a forced flush, the close's), so the commit in flight
+    /// is one group.
+    committing: Mutex<()>,
+    limits: Limits,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub(crate) struct NonceGuard {
@@ -51,29 +135,35 @@ pub(crate) struct NonceGuard {
 }
 
 impl NonceGuard {
-    /// Loads the nonces of `db` and starts the flusher.
-    pub(crate) fn start(db: Arc<Db>, every: Duration) -> Result<Arc<Self>, Fault> {
-        let mut state = State::default();
+    /// Loads the unexpired nonces of `db` and starts the flusher.
+    pub(crate) fn start(db: Arc<Db>, limits: Limits) -> Result<Arc<Self>, Fault> {
+        let now_ms = now_ms();
+        let mut state = State {
+            // Nothing is purged from disk before the first request says what time it is.
+            clock_ms: i64::MIN,
+            ..State::default()
+        };
         {
             let read = db.begin_read()?;
-            let table = read.open_table(NONCES)?;
-            for entry in table.iter()? {
-                let (nonce, exp) = entry?;
-                // All of them: expiry is judged against each request's own time, and the
-                // expired ones leave memory (and the disk) in bounded batches.
-                let (nonce, exp) = (nonce.value().to_owned(), exp.value());
-                state.expiry.insert((exp, nonce.clone()));
-                state.live.insert(nonce, exp);
+            let index = read.open_table(NONCE_EXPIRY)?;
+            // Only those expiring after now: "" sorts before every nonce.
+            for entry in index.range((now_ms.saturating_add(1), "")..)? {
+                let (key, _) = entry?;
+                let (exp, nonce) = key.value();
+                state.expiry.insert((exp, nonce.to_owned()));
+                state.live.insert(nonce.to_owned(), exp);
             }
         }
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
+            committing: Mutex::new(()),
+            limits,
         });
         let (thread_shared, thread_db) = (shared.clone(), Arc::downgrade(&db));
         let handle = std::thread::Builder::new()
             .name("nonce-flusher".into())
-            .spawn(move || flusher(thread_shared, thread_db, every))
+            .spawn(move || flusher(thread_shared, thread_db))
             .map_err(|e| Fault::Task(format!("cannot start the nonce flusher: {e}")))?;
         Ok(Arc::new(Self {
             db,
@@ -82,9 +172,16 @@ impl NonceGuard {
         }))
     }
 
-    /// True the first time `nonce` is seen while unexpired at `now_ms`.
-    pub(crate) fn remember(&self, nonce: &str, now_ms: i64, exp_ms: i64) -> bool {
-        let mut s = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// True the first time `nonce` is seen while unexpired at `now_ms`; an error when it is new
+    /// and the guard cannot take it without letting more wait for the disk than it promises.
+    pub(crate) fn remember(
+        &self,
+        nonce: &str,
+        now_ms: i64,
+        exp_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.shared.lock();
+        s.clock_ms = s.clock_ms.max(now_ms);
         for _ in 0..PURGE_BATCH {
             let Some((exp, _)) = s.expiry.first() else {
                 break;
@@ -96,86 +193,115 @@ impl NonceGuard {
                 s.live.remove(&old);
             }
         }
-        if let Some(&exp) = s.live.get(nonce) {
-            if exp > now_ms {
-                return false;
-            }
+        let known = s.live.get(nonce).copied();
+        if known.is_some_and(|exp| exp > now_ms) {
+            return Ok(false);
+        }
+        if let Some(why) = s.refusal(&self.shared.limits) {
+            return Err(StoreError::Unavailable(why));
+        }
+        if let Some(exp) = known {
             s.expiry.remove(&(exp, nonce.to_owned()));
         }
         s.live.insert(nonce.to_owned(), exp_ms);
         s.expiry.insert((exp_ms, nonce.to_owned()));
         s.pending.push((nonce.to_owned(), exp_ms));
         if s.pending.len() == 1 {
+            s.pending_since = Some(Instant::now());
             self.shared.wake.notify_one();
         }
-        true
+        Ok(true)
     }
 
-    /// Writes the pending group in one durable commit, with a bounded purge of expired ones.
-    pub(crate) fn flush(&self, now_ms: i64) -> Result<usize, Fault> {
-        flush(&self.shared, &self.db, now_ms)
+    /// Writes the pending group in one durable commit, dropping expired ones from disk as it goes.
+    pub(crate) fn flush(&self) -> Result<usize, Fault> {
+        flush(&self.shared, &self.db)
     }
 
     /// Nonces accepted and not yet on disk.
     pub(crate) fn pending(&self) -> usize {
-        self.shared
-            .state
-            .lock()
-            .map(|s| s.pending.len())
-            .unwrap_or(0)
+        let s = self.shared.lock();
+        s.pending.len() + s.committing
+    }
+
+    /// Nonces held in memory (live, and expired ones not yet dropped).
+    #[cfg(test)]
+    pub(crate) fn in_memory(&self) -> usize {
+        self.shared.lock().live.len()
     }
 }
 
-fn flush(shared: &Shared, db: &Db, now_ms: i64) -> Result<usize, Fault> {
-    let group = std::mem::take(
-        &mut shared
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending,
-    );
-    if group.is_empty() {
-        return Ok(0);
-    }
-    let written = (|| -> Result<(), Fault> {
-        let txn = db.begin_write()?;
-        crate::store::purge_expired_nonces(&txn, now_ms)?;
-        {
-            let mut nonces = txn.open_table(NONCES)?;
-            let mut index = txn.open_table(NONCE_EXPIRY)?;
-            for (nonce, exp) in &group {
-                if let Some(old) = nonces.insert(nonce.as_str(), *exp)?.map(|g| g.value()) {
-                    index.remove((old, nonce.as_str()))?;
-                }
-                index.insert((*exp, nonce.as_str()), ())?;
-            }
+fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
+    let _one = shared.committing.lock().unwrap_or_else(|p| p.into_inner());
+    let (group, now_ms) = {
+        let mut s = shared.lock();
+        let group = std::mem::take(&mut s.pending);
+        if group.is_empty() {
+            return Ok(0);
         }
-        txn.commit()?;
-        Ok(())
-    })();
+        s.committing = group.len();
+        s.committing_since = s.pending_since.take();
+        (group, s.clock_ms)
+    };
+    let written = commit(db, &group, now_ms);
+    let mut s = shared.lock();
+    s.committing = 0;
+    let since = s.committing_since.take();
     match written {
-        Ok(()) => Ok(group.len()),
+        Ok(()) => {
+            if std::mem::take(&mut s.failed) {
+                tracing::warn!("nonces persisted again; the replay guard takes new ones");
+            }
+            Ok(group.len())
+        }
         Err(e) => {
-            // Kept for the next pass: nothing accepted is dropped for a failed commit.
-            let mut s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            // Kept for the next pass: nothing accepted is dropped for a failed commit, and
+            // nothing new is taken until one succeeds.
             let mut again = group;
             again.append(&mut s.pending);
             s.pending = again;
+            s.pending_since = since.or(s.pending_since);
+            s.failed = true;
             Err(e)
         }
     }
+}
+
+/// `group` in one durable commit, with as many expired nonces dropped as it adds, and more.
+fn commit(db: &Db, group: &[(String, i64)], now_ms: i64) -> Result<(), Fault> {
+    let txn = db.begin_write()?;
+    {
+        let mut nonces = txn.open_table(NONCES)?;
+        let mut index = txn.open_table(NONCE_EXPIRY)?;
+        crate::purge_expired(
+            &mut index,
+            &mut nonces,
+            now_ms,
+            group.len() + DISK_PURGE_SLACK,
+        )?;
+        for (nonce, exp) in group {
+            if let Some(old) = nonces.insert(nonce.as_str(), *exp)?.map(|g| g.value()) {
+                index.remove((old, nonce.as_str()))?;
+            }
+            index.insert((*exp, nonce.as_str()), ())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Waits for a group to start, gathers it for `every`, commits it; ends with the store.
-fn flusher(shared: Arc<Shared>, db: Weak<Db>, every: Duration) {
-    let lock = || shared.state.lock().unwrap_or_else(|p| p.into_inner());
+/// Waits for a group to start, gathers it for `every`, commits it; ends with the store. After a
+/// failed commit it waits (longer each time, up to [`RETRY_MAX`]) and commits the kept group again.
+fn flusher(shared: Arc<Shared>, db: Weak<Db>) {
+    let every = shared.limits.every;
+    let mut retry = RETRY_FIRST;
     loop {
         {
-            let s = lock();
+            let s = shared.lock();
             let (s, _) = shared
                 .wake
                 .wait_timeout_while(s, Duration::from_millis(200), |s| {
@@ -203,8 +329,22 @@ fn flusher(shared: Arc<Shared>, db: Weak<Db>, every: Duration) {
             }
         }
         let Some(db) = db.upgrade() else { return };
-        if let Err(e) = flush(&shared, &db, now_ms()) {
-            tracing::error!(error = ?e, "cannot persist nonces; retrying with the next group");
+        let flushed = flush(&shared, &db);
+        drop(db);
+        match flushed {
+            Ok(_) => retry = RETRY_FIRST,
+            Err(e) => {
+                tracing::error!(error = ?e, retry_in = ?retry, "cannot persist nonces; new ones are refused until a commit succeeds");
+                let s = shared.lock();
+                let (s, _) = shared
+                    .wake
+                    .wait_timeout_while(s, retry, |s| !s.closed)
+                    .unwrap_or_else(|p| p.into_inner());
+                if s.closed {
+                    return;
+                }
+                retry = (retry * 2).min(RETRY_MAX);
+            }
         }
     }
 }
@@ -213,7 +353,7 @@ impl Drop for NonceGuard {
     /// A clean shutdown keeps every nonce accepted; the flusher stops.
     fn drop(&mut self) {
         {
-            let mut s = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = self.shared.lock();
             s.closed = true;
             self.shared.wake.notify_all();
         }
@@ -222,7 +362,7 @@ impl Drop for NonceGuard {
             // It stops within one wait (it holds the database only while committing).
             let _ = handle.join();
         }
-        if let Err(e) = self.flush(now_ms()) {
+        if let Err(e) = self.flush() {
             tracing::error!(error = ?e, "nonces accepted since the last group are not on disk");
         }
     }
@@ -231,6 +371,8 @@ impl Drop for NonceGuard {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    use redb::ReadableTableMetadata;
 
     use super::*;
 
@@ -242,15 +384,35 @@ mod tests {
         std::thread::sleep(Duration::from_millis(LINGER_MS.load(Ordering::SeqCst)));
     }
 
-    fn memory_db() -> Arc<Db> {
-        let db = redb::Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap();
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn with_tables(db: redb::Database, opener: Option<crate::Opener>) -> Arc<Db> {
+        let db = Db::with_opener(db, opener);
         let txn = db.begin_write().unwrap();
         txn.open_table(NONCES).unwrap();
         txn.open_table(NONCE_EXPIRY).unwrap();
         txn.commit().unwrap();
-        Arc::new(Db::new(db))
+        Arc::new(db)
+    }
+
+    fn memory_db() -> Arc<Db> {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        with_tables(db, None)
+    }
+
+    fn file_db(path: &std::path::Path) -> Arc<Db> {
+        with_tables(redb::Database::create(path).unwrap(), None)
+    }
+
+    /// (nonces, index entries) on disk; they always agree.
+    fn on_disk(db: &Db) -> u64 {
+        let read = db.begin_read().unwrap();
+        let n = read.open_table(NONCES).unwrap().len().unwrap();
+        let i = read.open_table(NONCE_EXPIRY).unwrap().len().unwrap();
+        assert_eq!(n, i, "the nonces and their expiry index agree");
+        n
     }
 
     /// A close wakes a flusher that is gathering a group, however the two interleave. CI once
@@ -263,8 +425,8 @@ mod tests {
         LINGER_MS.store(20, Ordering::SeqCst);
         for round in 0..10 {
             let db = memory_db();
-            let guard = NonceGuard::start(db.clone(), Duration::from_secs(3600)).unwrap();
-            assert!(guard.remember("n", 0, i64::MAX));
+            let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+            assert!(guard.remember("n", 0, i64::MAX).unwrap());
             // The flusher is now in (or about to enter) the window.
             std::thread::sleep(Duration::from_millis(5));
             let (done, closed) = std::sync::mpsc::channel();
@@ -282,5 +444,136 @@ mod tests {
                 "round {round}: the group is on disk"
             );
         }
+    }
+
+    /// Ten simulated minutes of steady load on the store's own clock (the requests' time), with
+    /// the edge's nonce lifetime (5 × 60 s): groups of 100 nonces, about what a group holds at
+    /// the local host's full rate (2 ms of gathering plus the commit at ~29 000 calls/s), one per
+    /// simulated second (the rate itself does not matter here: what must hold is that a commit
+    /// drops as many as it writes). Once the first nonces expire, disk and memory hold exactly
+    /// the nonces of the last 5 minutes, and the file stops growing. The old purge, 32 per commit,
+    /// left 4 080 too many on disk a minute after the first expiries, and 4 080 more each minute.
+    #[test]
+    fn at_steady_state_as_many_nonces_leave_as_arrive_in_memory_and_on_disk() {
+        const TTL_MS: i64 = 300_000;
+        const GROUP: usize = 100;
+        const GROUP_MS: i64 = 1000;
+        const PER_MINUTE: i64 = 60_000 / GROUP_MS;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nonces.redb");
+        let db = file_db(&path);
+        let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+        let t0: i64 = 1_800_000_000_000;
+        // Accepted within the last TTL: what the guard must keep, and all it may keep.
+        let live = (TTL_MS / GROUP_MS) as u64 * GROUP as u64;
+        let mut file_sizes = Vec::new();
+        for g in 0..10 * PER_MINUTE {
+            let now = t0 + g * GROUP_MS;
+            for i in 0..GROUP {
+                assert!(
+                    guard
+                        .remember(&format!("{g}-{i}"), now, now + TTL_MS)
+                        .unwrap()
+                );
+            }
+            assert_eq!(guard.flush().unwrap(), GROUP);
+            let minute = (g + 1) / PER_MINUTE;
+            if (g + 1) % PER_MINUTE == 0 && minute >= 5 {
+                assert_eq!(on_disk(&db), live, "minute {minute}: on disk");
+                assert_eq!(guard.in_memory() as u64, live, "minute {minute}: in memory");
+                file_sizes.push(std::fs::metadata(&path).unwrap().len());
+            }
+        }
+        // The file grows while the live set does (the first 5 minutes), then no more: freed
+        // pages are reused.
+        let (at_6, at_10) = (file_sizes[1], file_sizes[5]);
+        assert!(
+            at_10 <= at_6,
+            "the file kept growing at steady state: {file_sizes:?}"
+        );
+    }
+
+    /// Only the unexpired nonces of a file are loaded on open (all of them were, expired or not).
+    #[test]
+    fn only_unexpired_nonces_are_loaded_on_open() {
+        let db = memory_db();
+        let now = now_ms();
+        {
+            let txn = db.begin_write().unwrap();
+            let mut nonces = txn.open_table(NONCES).unwrap();
+            let mut index = txn.open_table(NONCE_EXPIRY).unwrap();
+            for i in 0..1000 {
+                let (nonce, exp) = (format!("old-{i}"), now - 1000 - i);
+                nonces.insert(nonce.as_str(), exp).unwrap();
+                index.insert((exp, nonce.as_str()), ()).unwrap();
+            }
+            for i in 0..10 {
+                let (nonce, exp) = (format!("live-{i}"), now + 300_000);
+                nonces.insert(nonce.as_str(), exp).unwrap();
+                index.insert((exp, nonce.as_str()), ()).unwrap();
+            }
+            drop((nonces, index));
+            txn.commit().unwrap();
+        }
+        let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+        assert_eq!(guard.in_memory(), 10);
+        assert!(!guard.remember("live-3", now, now + 300_000).unwrap());
+        assert!(guard.remember("old-3", now, now + 300_000).unwrap());
+        // The expired ones leave the disk with the next commits.
+        guard.flush().unwrap();
+        // One written (old-3 again, in place), one plus the slack of the oldest dropped.
+        assert_eq!(on_disk(&db), 1010 - (1 + DISK_PURGE_SLACK as u64));
+    }
+
+    /// A commit stuck behind a long write (here, a write transaction held open) lets nonces wait
+    /// for the disk; the guard takes no more than it promises, then refuses until the commit is
+    /// through. A replay is still told apart.
+    #[test]
+    fn nonces_waiting_behind_a_long_write_are_bounded_in_number_and_age() {
+        let db = memory_db();
+        let limits = Limits {
+            every: Duration::from_millis(1),
+            max_unpersisted: 10,
+            max_unpersisted_for: Duration::from_millis(300),
+        };
+        let guard = NonceGuard::start(db.clone(), limits).unwrap();
+        let now = 1_800_000_000_000;
+        let long_write = db.begin_write().unwrap();
+        for i in 0..10 {
+            assert!(guard.remember(&format!("n{i}"), now, now + 1000).unwrap());
+        }
+        assert!(matches!(
+            guard.remember("n10", now, now + 1000),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(!guard.remember("n3", now, now + 1000).unwrap(), "a replay");
+        assert_eq!(guard.pending(), 10);
+        drop(long_write);
+        wait_until(|| guard.pending() == 0);
+        assert!(guard.remember("n10", now, now + 1000).unwrap());
+        wait_until(|| guard.pending() == 0);
+        assert_eq!(on_disk(&db), 11);
+
+        // By age: one nonce waits longer than the bound.
+        let long_write = db.begin_write().unwrap();
+        assert!(guard.remember("a", now, now + 1000).unwrap());
+        std::thread::sleep(limits.max_unpersisted_for);
+        assert!(matches!(
+            guard.remember("b", now, now + 1000),
+            Err(StoreError::Unavailable(_))
+        ));
+        drop(long_write);
+        wait_until(|| guard.pending() == 0);
+        assert!(guard.remember("b", now, now + 1000).unwrap());
+    }
+
+    pub(crate) fn wait_until(mut done: impl FnMut() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("timed out");
     }
 }

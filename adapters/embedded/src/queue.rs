@@ -17,7 +17,7 @@ use koogallery::{
     clock::{Clock, SystemClock},
     jobs::{Job, JobQueue, QueueError},
 };
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::{
     Db, Fault, JOBS, JOBS_DEAD, JOBS_DUE, JobRecord, META, from_millis, millis, millis_after,
@@ -128,7 +128,7 @@ impl EmbeddedQueue {
     ) -> Result<Option<Delivery>, QueueError> {
         let now_ms = millis(now);
         let lease_end = millis_after(now, visibility);
-        let txn = self.db.begin_write().map_err(Fault::from)?;
+        let txn = self.db.begin_write()?;
         let delivery = {
             let mut due = txn.open_table(JOBS_DUE).map_err(Fault::from)?;
             let mut jobs = txn.open_table(JOBS).map_err(Fault::from)?;
@@ -181,7 +181,7 @@ impl EmbeddedQueue {
 
     /// Done: deletes the message. A no-op if it is gone already (acked or dead-lettered).
     pub fn ack(&self, id: u64) -> Result<(), QueueError> {
-        let txn = self.db.begin_write().map_err(Fault::from)?;
+        let txn = self.db.begin_write()?;
         {
             let mut jobs = txn.open_table(JOBS).map_err(Fault::from)?;
             let mut due = txn.open_table(JOBS_DUE).map_err(Fault::from)?;
@@ -203,7 +203,7 @@ impl EmbeddedQueue {
         delay: Duration,
     ) -> Result<(), QueueError> {
         let visible_at = millis_after(now, delay);
-        let txn = self.db.begin_write().map_err(Fault::from)?;
+        let txn = self.db.begin_write()?;
         {
             let mut jobs = txn.open_table(JOBS).map_err(Fault::from)?;
             let mut due = txn.open_table(JOBS_DUE).map_err(Fault::from)?;
@@ -221,7 +221,7 @@ impl EmbeddedQueue {
     /// Moves the message to the dead-letter table with `reason`, its receive count and `now`.
     /// A no-op if it is gone.
     pub fn dead_letter(&self, id: u64, reason: &str, now: DateTime<Utc>) -> Result<(), QueueError> {
-        let txn = self.db.begin_write().map_err(Fault::from)?;
+        let txn = self.db.begin_write()?;
         {
             let mut jobs = txn.open_table(JOBS).map_err(Fault::from)?;
             let mut due = txn.open_table(JOBS_DUE).map_err(Fault::from)?;
@@ -249,7 +249,7 @@ impl EmbeddedQueue {
     /// The dead letters, oldest id first. Entries whose job cannot be decoded are logged and left
     /// out (they still count in [`QueueDepth::dead`] and can be redriven by id).
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
-        let txn = self.db.begin_read().map_err(Fault::from)?;
+        let txn = self.db.begin_read()?;
         let dead = txn.open_table(JOBS_DEAD).map_err(Fault::from)?;
         let mut out = Vec::new();
         for entry in dead.iter().map_err(Fault::from)? {
@@ -274,7 +274,7 @@ impl EmbeddedQueue {
     /// receive count (so the worker's attempt budget starts over). False if there is no such entry.
     pub fn redrive(&self, id: u64, now: DateTime<Utc>) -> Result<bool, QueueError> {
         let now_ms = millis(now);
-        let txn = self.db.begin_write().map_err(Fault::from)?;
+        let txn = self.db.begin_write()?;
         let found = {
             let mut jobs = txn.open_table(JOBS).map_err(Fault::from)?;
             let mut due = txn.open_table(JOBS_DUE).map_err(Fault::from)?;
@@ -301,7 +301,7 @@ impl EmbeddedQueue {
     /// queued messages are `in_flight`.
     pub fn depth(&self, now: DateTime<Utc>) -> Result<QueueDepth, QueueError> {
         let now_ms = millis(now);
-        let txn = self.db.begin_read().map_err(Fault::from)?;
+        let txn = self.db.begin_read()?;
         let due = txn.open_table(JOBS_DUE).map_err(Fault::from)?;
         let jobs = txn.open_table(JOBS).map_err(Fault::from)?;
         let dead = txn.open_table(JOBS_DEAD).map_err(Fault::from)?;

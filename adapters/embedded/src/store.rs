@@ -12,16 +12,9 @@ use koogallery::{
     order::notice::{OrderNotice, OrderNoticeStore, record as notice_record},
     security::replay::NonceStore,
 };
-use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
-use crate::{
-    EVENTS, EmbeddedStore, Fault, INSTANCES, NONCE_EXPIRY, NONCES, ORDER_LINES, ORDER_NOTICES,
-    Write, millis,
-};
-
-/// Expired nonces removed per `remember` call: each call adds at most one entry and removes up to
-/// this many, so the table tracks the live set without any call doing unbounded work.
-const NONCE_PURGE_BATCH: usize = 32;
+use crate::{EVENTS, EmbeddedStore, Fault, INSTANCES, ORDER_LINES, ORDER_NOTICES, Write, millis};
 
 fn decode_instance(id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
     record::decode_instance(bytes).map_err(|e| Fault::Corrupt(format!("instance {id}: {e}")))
@@ -148,13 +141,6 @@ fn save(
     append_events(&txn, id, events)?;
     txn.commit()?;
     Ok(())
-}
-
-/// Removes up to [`NONCE_PURGE_BATCH`] nonces that expired at or before `now_ms`.
-pub(crate) fn purge_expired_nonces(txn: &WriteTransaction, now_ms: i64) -> Result<(), Fault> {
-    let mut index = txn.open_table(NONCE_EXPIRY)?;
-    let mut nonces = txn.open_table(NONCES)?;
-    crate::purge_expired(&mut index, &mut nonces, now_ms, NONCE_PURGE_BATCH)
 }
 
 #[async_trait]
@@ -354,17 +340,17 @@ impl NonceStore for EmbeddedStore {
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         // In memory, persisted by the next group commit (`nonces`): no disk write on this path.
-        Ok(self
-            .nonce_guard()
-            .remember(nonce, millis(now), millis(expires_at)))
+        // Refused (retryable) while the guard cannot persist what it takes.
+        self.nonce_guard()
+            .remember(nonce, millis(now), millis(expires_at))
     }
 }
 
 #[cfg(test)]
 mod tests {
 
+    use crate::NONCES;
     use koogallery::{instance::InstanceStore, security::replay::NonceStore};
-    use redb::ReadableTableMetadata;
 
     use super::*;
 
@@ -468,44 +454,6 @@ mod tests {
         ));
         assert_eq!(store.events("inst-1").await.unwrap(), [ev]);
         assert_eq!(store.get("inst-1").await.unwrap().unwrap().version, 1);
-    }
-
-    #[tokio::test]
-    async fn expired_nonces_are_purged_in_bounded_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        // Groups are committed only when the test says so.
-        let store = EmbeddedStore::open_with(dir.path().join("s.redb"), HOUR).unwrap();
-        let exp = t0() + chrono::Duration::seconds(1);
-        for i in 0..100 {
-            assert!(store.remember(&format!("n{i}"), t0(), exp).await.unwrap());
-        }
-        let count = |s: &EmbeddedStore| {
-            let txn = s.database_ref().begin_read().unwrap();
-            let n = txn.open_table(NONCES).unwrap().len().unwrap();
-            let i = txn.open_table(NONCE_EXPIRY).unwrap().len().unwrap();
-            assert_eq!(n, i, "index and table agree");
-            n
-        };
-        assert_eq!(count(&store), 0, "nothing on disk before the group commit");
-        assert_eq!(store.flush_nonces().unwrap(), 100);
-        assert_eq!(count(&store), 100);
-        let later = t0() + chrono::Duration::seconds(2);
-        let later_exp = later + chrono::Duration::seconds(300);
-        assert!(store.remember("fresh-1", later, later_exp).await.unwrap());
-        assert!(!store.remember("fresh-1", later, later_exp).await.unwrap());
-        store.nonce_guard().flush(millis(later)).unwrap();
-        assert_eq!(count(&store), 100 - NONCE_PURGE_BATCH as u64 + 1);
-        // Re-remembering an expired nonce moves its index entry instead of duplicating it.
-        assert!(store.remember("n99", later, later_exp).await.unwrap());
-        assert!(!store.remember("n99", later, later_exp).await.unwrap());
-        for i in 0..10 {
-            store
-                .remember(&format!("more-{i}"), later, later_exp)
-                .await
-                .unwrap();
-            store.nonce_guard().flush(millis(later)).unwrap();
-        }
-        assert_eq!(count(&store), 12, "only the live nonces remain");
     }
 
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -2,6 +2,10 @@
 //! packages, in the same file as the instances. Windows are keyed by their series
 //! ([`WindowKey::series`]: the instance, or instance and package) and hour. A batch is one write transaction (one durable commit), and redb
 //! runs one writer at a time, so a batch and a seal never interleave.
+//!
+//! Each instance's [`UsageTotal`] (`usage_totals`) is written in the batch's transaction with the
+//! windows it sums. A file written before totals were kept gets them when it is opened: one pass
+//! over its windows, once ([`build_usage_totals`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,14 +13,14 @@ use koogallery::{
     StoreError,
     metering::{
         IngestError, IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageStore,
-        UsageWindow, WINDOW, WindowKey, ingest, record, series_range, store::PushClaim,
+        UsageTotal, UsageWindow, WINDOW, WindowKey, ingest, record, series_range, store::PushClaim,
     },
 };
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::{
-    EmbeddedStore, Fault, USAGE_DUE, USAGE_KEY_EXPIRY, USAGE_KEYS, USAGE_PACKAGES, USAGE_WINDOWS,
-    Write, millis,
+    EmbeddedStore, Fault, USAGE_DUE, USAGE_KEY_EXPIRY, USAGE_KEYS, USAGE_PACKAGES, USAGE_TOTALS,
+    USAGE_WINDOWS, Write, millis,
 };
 
 /// Indexes the retention of keys stored before the index existed (files written before it; once).
@@ -66,6 +70,56 @@ fn put_window(txn: &Write<'_>, w: &UsageWindow) -> Result<(), Fault> {
     Ok(())
 }
 
+/// Builds every instance's usage total from its windows, for a file written before totals were
+/// kept (opened with windows and no total; once: afterwards every batch writes the totals with
+/// its windows).
+pub(crate) fn build_usage_totals(txn: &Write<'_>) -> Result<(), Fault> {
+    let mut totals = txn.open_table(USAGE_TOTALS)?;
+    let windows = txn.open_table(USAGE_WINDOWS)?;
+    if !totals.is_empty()? || windows.is_empty()? {
+        return Ok(());
+    }
+    let mut built: std::collections::BTreeMap<String, UsageTotal> = Default::default();
+    for entry in windows.iter()? {
+        let (_, bytes) = entry?;
+        let w = record::decode_window(bytes.value()).map_err(corrupt)?;
+        match built.get_mut(&w.instance_id) {
+            Some(t) => {
+                t.total += w.total;
+                t.reports += w.reports;
+                t.windows += 1;
+                t.last_reported_at = t.last_reported_at.max(w.last_reported_at);
+            }
+            None => {
+                if let Some(t) = UsageTotal::of_windows(&w.instance_id, std::slice::from_ref(&w)) {
+                    built.insert(w.instance_id.clone(), t);
+                }
+            }
+        }
+    }
+    for (id, t) in &built {
+        totals.insert(
+            id.as_str(),
+            record::encode_total(t).map_err(corrupt)?.as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The stored total of each of `ids` that has one.
+fn load_totals(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    ids: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<Vec<UsageTotal>, Fault> {
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(v) = table.get(id.as_ref())? {
+            out.push(record::decode_total(v.value()).map_err(corrupt)?);
+        }
+    }
+    Ok(out)
+}
+
 fn ingest_in(
     txn: Write<'_>,
     reports: &[UsageReport],
@@ -95,6 +149,10 @@ fn ingest_in(
                 loaded.packages.insert(p, usage);
             }
         }
+        let table = txn.open_table(USAGE_TOTALS)?;
+        for t in load_totals(&table, ingest::instances_of(reports))? {
+            loaded.totals.insert(t.instance_id.clone(), t);
+        }
     }
     let applied = match ingest::apply(reports, quotas, &mut loaded, now) {
         Ok(a) => a,
@@ -105,6 +163,16 @@ fn ingest_in(
         if let Some(w) = loaded.windows.get_mut(key) {
             w.version += 1;
             put_window(&txn, w)?;
+        }
+    }
+    {
+        let mut table = txn.open_table(USAGE_TOTALS)?;
+        for id in &applied.changed_totals {
+            if let Some(t) = loaded.totals.get_mut(id) {
+                t.version += 1;
+                let bytes = record::encode_total(t).map_err(corrupt)?;
+                table.insert(id.as_str(), bytes.as_slice())?;
+            }
         }
     }
     {
@@ -123,12 +191,36 @@ fn ingest_in(
             keys.insert(k.as_str(), bytes.as_slice())?;
             expiry.insert((millis(rec.keep_until()), k.as_str()), ())?;
         }
-        // The keys past their retention, a few per batch (ingest's module docs: a repeat of
-        // one is refused as too old before any key is read).
-        crate::purge_expired(&mut expiry, &mut keys, millis(now), ingest::KEY_PURGE_BATCH)?;
+        // The keys past their retention, as many as the batch adds and a few more, so purging
+        // keeps pace with ingestion (ingest's module docs: a repeat of one is refused as too old
+        // before any key is read).
+        let purge = applied.new_keys.len() + ingest::KEY_PURGE_BATCH;
+        crate::purge_expired(&mut expiry, &mut keys, millis(now), purge)?;
     }
     txn.commit()?;
     Ok(Ok(applied.outcome))
+}
+
+impl EmbeddedStore {
+    /// For tests and benchmarks: puts `windows` as they are, in one transaction, and touches no
+    /// usage total, as a release from before totals left a file (they are built when it is
+    /// opened again, if it has none).
+    pub async fn put_windows_without_totals(
+        &self,
+        windows: &[UsageWindow],
+    ) -> Result<(), StoreError> {
+        let windows = windows.to_vec();
+        Ok(self
+            .blocking(move |db| {
+                let txn = db.begin_write()?;
+                for w in &windows {
+                    put_window(&txn, w)?;
+                }
+                txn.commit()?;
+                Ok(())
+            })
+            .await?)
+    }
 }
 
 #[async_trait]
@@ -184,7 +276,7 @@ impl UsageStore for EmbeddedStore {
                     load_window(&table, &window.key().series(), millis(window.start))?
                 };
                 match stored {
-                    Some(s) if s.version == window.version => {}
+                    Some(s) if s.version == window.version && s.same_usage(&window) => {}
                     _ => return Err(Fault::Conflict),
                 }
                 let mut next = window;
@@ -209,7 +301,8 @@ impl UsageStore for EmbeddedStore {
                         let table = txn.open_table(USAGE_WINDOWS)?;
                         load_window(&table, &window.key().series(), millis(window.start))?
                     };
-                    if stored.is_some_and(|s| s.version == window.version) {
+                    if stored.is_some_and(|s| s.version == window.version && s.same_usage(&window))
+                    {
                         let mut next = window;
                         next.version += 1;
                         put_window(&txn, &next)?;
@@ -265,6 +358,17 @@ impl UsageStore for EmbeddedStore {
                     .get(id.as_str())?
                     .map(|v| record::decode_package(v.value()).map_err(corrupt))
                     .transpose()
+            })
+            .await?)
+    }
+
+    /// One read transaction for all of them.
+    async fn usage_totals(&self, instance_ids: &[&str]) -> Result<Vec<UsageTotal>, StoreError> {
+        let ids: Vec<String> = instance_ids.iter().map(|&id| id.to_owned()).collect();
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(USAGE_TOTALS)?;
+                load_totals(&table, ids)
             })
             .await?)
     }
@@ -353,13 +457,13 @@ mod tests {
             .unwrap();
         assert_eq!(outcome.duplicates, 1);
         assert_eq!(counts(&store), (n, n));
-        // Past it: a batch drops at most KEY_PURGE_BATCH of them; the next, the rest.
+        // Past it: a batch drops at most as many as it adds plus KEY_PURGE_BATCH; the next, the rest.
         let later = t0 + Duration::days(23);
         store
             .ingest(&[report("new-1", later)], &none, later)
             .await
             .unwrap();
-        assert_eq!(counts(&store), (7, 7));
+        assert_eq!(counts(&store), (6, 6));
         store
             .ingest(&[report("new-2", later)], &none, later)
             .await

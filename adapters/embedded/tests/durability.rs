@@ -25,7 +25,9 @@ async fn a_restart_loses_nothing_and_in_flight_jobs_come_back_after_their_lease(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("koogallery.redb");
     let lease = Duration::from_secs(30);
-    let nonce_exp = t0() + chrono::Duration::seconds(300);
+    // Nonces on the wall clock: only those unexpired when the file is opened are loaded.
+    let nonce_at = chrono::Utc::now();
+    let nonce_exp = nonce_at + chrono::Duration::seconds(300);
 
     let (in_flight, dead, ready) = {
         let store = EmbeddedStore::open(&path).unwrap();
@@ -46,7 +48,12 @@ async fn a_restart_loses_nothing_and_in_flight_jobs_come_back_after_their_lease(
             panic!("activation changed nothing")
         };
         store.save(&active, 1, &[ev]).await.unwrap();
-        assert!(store.remember("nonce-1", t0(), nonce_exp).await.unwrap());
+        assert!(
+            store
+                .remember("nonce-1", nonce_at, nonce_exp)
+                .await
+                .unwrap()
+        );
 
         let q = store.queue();
         let in_flight = q.enqueue_at(&provision("a"), t0()).unwrap();
@@ -81,7 +88,11 @@ async fn a_restart_loses_nothing_and_in_flight_jobs_come_back_after_their_lease(
     ));
     assert!(
         !store
-            .remember("nonce-1", t0() + chrono::Duration::seconds(1), nonce_exp)
+            .remember(
+                "nonce-1",
+                nonce_at + chrono::Duration::seconds(1),
+                nonce_exp
+            )
             .await
             .unwrap(),
         "a remembered nonce is still refused after a restart"
@@ -153,4 +164,66 @@ fn the_store_file_is_readable_by_its_owner_only() {
     std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o644)).unwrap();
     drop(koogallery_embedded::EmbeddedStore::open(&fresh).unwrap());
     assert_eq!(mode(&fresh), 0o600, "an existing store is tightened");
+}
+
+/// A file written by the version before the purge and replay-guard changes (commit 5a1291d)
+/// still opens and reads as written: the layout is a versioned contract. It holds an instance,
+/// 468 expired nonces and 5 live ones (expiring in 2100), and one usage report (key `k-1`).
+/// Made with that commit's store: `open`, `create_for_order_line` (O / O-1 / inst-1), 500
+/// `remember("old-{i}")` expired 5 minutes before, `flush_nonces`, 5 `remember("live-{i}")`,
+/// `ingest` of 3 on `i-1` with key `k-1`, close.
+#[tokio::test]
+async fn a_file_written_by_the_previous_version_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/written-by-5a1291d.redb"
+    );
+    std::fs::copy(fixture, &path).unwrap();
+    let store = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(
+        store.get("inst-1").await.unwrap().unwrap().order_id,
+        "O",
+        "the instance"
+    );
+    let now = chrono::Utc::now();
+    let exp = now + chrono::Duration::seconds(300);
+    for i in 0..5 {
+        assert!(
+            !store
+                .remember(&format!("live-{i}"), now, exp)
+                .await
+                .unwrap(),
+            "live-{i} is remembered"
+        );
+    }
+    assert!(
+        store.remember("old-7", now, exp).await.unwrap(),
+        "an expired nonce is not"
+    );
+    use koogallery::metering::{PackageQuotas, UsageReport, UsageStore};
+    let windows = store.windows_of("i-1").await.unwrap();
+    assert_eq!(windows[0].total.to_string(), "3");
+    // The same key with other content: refused, so the key was read back.
+    let other = UsageReport {
+        instance_id: "i-1".into(),
+        quantity: "4".parse().unwrap(),
+        occurred_at: windows[0].start,
+        idempotency_key: "k-1".into(),
+        package_instance_id: None,
+    };
+    let refused = store
+        .ingest(&[other], &PackageQuotas::new(), windows[0].start)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(koogallery::metering::IngestError::Invalid {
+                reason: koogallery::metering::ingest::Refusal::KeyReused(_),
+                ..
+            })
+        ),
+        "its usage key is kept: {refused:?}"
+    );
 }

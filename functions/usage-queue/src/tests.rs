@@ -92,6 +92,12 @@ impl UsageStore for Flaky {
     async fn package(&self, id: &str) -> Result<Option<PackageUsage>, StoreError> {
         self.store.package(id).await
     }
+    async fn usage_totals(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<koogallery::metering::UsageTotal>, StoreError> {
+        self.store.usage_totals(ids).await
+    }
     async fn claim_push(
         &self,
         holder: &str,

@@ -5,9 +5,10 @@
 //! ones; if none is ready the answer is that of the first requested ID, so a poll for a single order
 //! behaves the same whether or not KooGallery batches it.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
+use rust_decimal::Decimal;
 
 use super::{Callback, CallbackError, Resources, debug};
 use crate::{
@@ -72,8 +73,15 @@ impl Callback for QueryInstance {
             .map(|id| found.iter().find(|i| i.instance_id == *id))
             .collect();
 
-        let mut info = Vec::new();
-        for inst in in_order.iter().flatten().filter(|i| i.is_ready()) {
+        let ready: Vec<&Instance> = in_order
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|i| i.is_ready())
+            .collect();
+        let mut usage = self.usage_of(&ready).await?;
+        let mut info = Vec::with_capacity(ready.len());
+        for inst in ready {
             let app_info = match &inst.access {
                 Some(a) => Some(self.present(&inst.instance_id, a, key).await?),
                 None => None,
@@ -81,7 +89,7 @@ impl Callback for QueryInstance {
             info.push(InstanceInfo {
                 instance_id: inst.instance_id.clone(),
                 app_info,
-                usage_info: self.usage_info(inst).await?,
+                usage_info: usage.remove(&inst.instance_id),
             });
         }
         if info.is_empty() {
@@ -130,18 +138,57 @@ impl QueryInstance {
     /// report applied, at the time of the last one (the order's time before any). A package
     /// reports what was used of it, one entry per on-demand instance it served
     /// (`relatedInstanceId`). Other instances, or a process without a usage store, report none.
-    async fn usage_info(&self, inst: &Instance) -> Result<Option<Vec<UsageInfo>>, CallbackError> {
+    ///
+    /// Read from the running sums the store keeps (the instances' usage totals in one batched
+    /// read, the packages' usage concurrently), never from the hourly windows: a poll costs the
+    /// same whatever an instance's age.
+    async fn usage_of(
+        &self,
+        instances: &[&Instance],
+    ) -> Result<HashMap<String, Vec<UsageInfo>>, CallbackError> {
         use crate::{metering::package::is_package, order::ChargingMode};
-        let on_demand = inst.order.as_ref().is_some_and(|o| {
-            matches!(
-                o.charging_mode,
-                Some(ChargingMode::OnDemand | ChargingMode::OnDemandPkg)
-            )
-        });
-        let Some(usage) = self.usage.as_ref().filter(|_| on_demand) else {
-            return Ok(None);
+        let Some(usage) = self.usage.as_ref() else {
+            return Ok(HashMap::new());
         };
-        let entry = |related: Option<&str>, value: rust_decimal::Decimal, at| UsageInfo {
+        let on_demand: Vec<&Instance> = instances
+            .iter()
+            .copied()
+            .filter(|i| {
+                i.order.as_ref().is_some_and(|o| {
+                    matches!(
+                        o.charging_mode,
+                        Some(ChargingMode::OnDemand | ChargingMode::OnDemandPkg)
+                    )
+                })
+            })
+            .collect();
+        if on_demand.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut ids: Vec<&str> = on_demand.iter().map(|i| i.instance_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let packages: Vec<&str> = on_demand
+            .iter()
+            .filter(|i| is_package(i))
+            .map(|i| i.instance_id.as_str())
+            .collect();
+        let (totals, used) = tokio::join!(
+            usage.usage_totals(&ids),
+            futures_util::future::try_join_all(packages.iter().map(|id| usage.package(id)))
+        );
+        let totals: HashMap<String, crate::metering::UsageTotal> = totals
+            .map_err(DomainError::from)?
+            .into_iter()
+            .map(|t| (t.instance_id.clone(), t))
+            .collect();
+        let used: HashMap<&str, crate::metering::PackageUsage> = packages
+            .iter()
+            .copied()
+            .zip(used.map_err(DomainError::from)?)
+            .filter_map(|(id, p)| Some((id, p.filter(|p| !p.used.is_empty())?)))
+            .collect();
+        let entry = |inst: &Instance, related: Option<&str>, value: Decimal, at| UsageInfo {
             related_instance_id: related.map(str::to_owned),
             usage_value: rust_decimal::prelude::ToPrimitive::to_f64(&value).unwrap_or_default(),
             statistical_time: crate::protocol::time::format_17(at),
@@ -150,31 +197,21 @@ impl QueryInstance {
                 .as_ref()
                 .map(|u| u.replace("{instanceId}", &inst.instance_id)),
         };
-        if is_package(inst) {
-            let package = usage
-                .package(&inst.instance_id)
-                .await
-                .map_err(DomainError::from)?;
-            if let Some(p) = package.filter(|p| !p.used.is_empty()) {
-                return Ok(Some(
-                    p.used
-                        .iter()
-                        .map(|(related, used)| entry(Some(related), *used, p.last_reported_at))
-                        .collect(),
-                ));
-            }
+        let mut out = HashMap::with_capacity(on_demand.len());
+        for inst in on_demand {
+            let id = inst.instance_id.as_str();
+            let entries = match (used.get(id), totals.get(id)) {
+                (Some(p), _) => p
+                    .used
+                    .iter()
+                    .map(|(related, v)| entry(inst, Some(related), *v, p.last_reported_at))
+                    .collect(),
+                (None, Some(t)) => vec![entry(inst, None, t.total, t.last_reported_at)],
+                (None, None) => vec![entry(inst, None, Decimal::ZERO, inst.created_at)],
+            };
+            out.insert(id.to_owned(), entries);
         }
-        let windows = usage
-            .windows_of(&inst.instance_id)
-            .await
-            .map_err(DomainError::from)?;
-        let total: rust_decimal::Decimal = windows.iter().map(|w| w.total).sum();
-        let at = windows
-            .iter()
-            .map(|w| w.last_reported_at)
-            .max()
-            .unwrap_or(inst.created_at);
-        Ok(Some(vec![entry(None, total, at)]))
+        Ok(out)
     }
 
     /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
@@ -509,6 +546,157 @@ mod tests {
             per(2),
             [(None, 3.0)],
             "an on-demand package's usage stays the on-demand instance's"
+        );
+    }
+
+    /// The memory store with its window reads refused, and its usage-total reads counted.
+    struct NoWindowReads {
+        store: Arc<crate::testing::MemoryStore>,
+        total_reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl crate::metering::UsageStore for NoWindowReads {
+        async fn ingest(
+            &self,
+            reports: &[crate::metering::UsageReport],
+            quotas: &crate::metering::PackageQuotas,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<crate::metering::IngestOutcome, crate::metering::IngestError> {
+            self.store.ingest(reports, quotas, now).await
+        }
+        async fn due(
+            &self,
+            ended_by: chrono::DateTime<chrono::Utc>,
+            limit: usize,
+        ) -> Result<Vec<crate::metering::UsageWindow>, crate::StoreError> {
+            self.store.due(ended_by, limit).await
+        }
+        async fn save_window(
+            &self,
+            window: &crate::metering::UsageWindow,
+        ) -> Result<(), crate::StoreError> {
+            self.store.save_window(window).await
+        }
+        async fn window(
+            &self,
+            key: &crate::metering::WindowKey,
+        ) -> Result<Option<crate::metering::UsageWindow>, crate::StoreError> {
+            self.store.window(key).await
+        }
+        async fn windows_of(
+            &self,
+            instance_id: &str,
+        ) -> Result<Vec<crate::metering::UsageWindow>, crate::StoreError> {
+            Err(crate::StoreError::Unavailable(format!(
+                "queryInstance read every window of {instance_id}"
+            )))
+        }
+        async fn windows_at(
+            &self,
+            instance_id: &str,
+            _: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<crate::metering::UsageWindow>, crate::StoreError> {
+            self.windows_of(instance_id).await
+        }
+        async fn package(
+            &self,
+            id: &str,
+        ) -> Result<Option<crate::metering::PackageUsage>, crate::StoreError> {
+            self.store.package(id).await
+        }
+        async fn usage_totals(
+            &self,
+            ids: &[&str],
+        ) -> Result<Vec<crate::metering::UsageTotal>, crate::StoreError> {
+            self.total_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.store.usage_totals(ids).await
+        }
+        async fn claim_push(
+            &self,
+            holder: &str,
+            now: chrono::DateTime<chrono::Utc>,
+            until: chrono::DateTime<chrono::Utc>,
+        ) -> Result<bool, crate::StoreError> {
+            self.store.claim_push(holder, now, until).await
+        }
+        async fn release_push(&self, holder: &str) -> Result<(), crate::StoreError> {
+            self.store.release_push(holder).await
+        }
+    }
+
+    /// Issue 16, item 3: a poll never reads an instance's hourly windows (they grow by one an
+    /// hour for ever), only the running totals, in one batched read for all the IDs.
+    #[tokio::test]
+    async fn usage_info_reads_running_totals_never_the_windows() {
+        use crate::metering::{UsageReport, UsageStore};
+        use crate::order::ChargingMode;
+        let bed = TestBed::default_keys();
+        let ids: Vec<String> = (0..100).map(|i| format!("od-{i}")).collect();
+        for id in &ids {
+            seed_charged(&bed, id, ChargingMode::OnDemand).await;
+        }
+        seed_charged(&bed, "pkg-1", ChargingMode::OnDemandPkg).await;
+        let now = crate::clock::Clock::now(bed.clock.as_ref());
+        // 48 hours of usage for the first ten, one report an hour.
+        let reports: Vec<UsageReport> = ids[..10]
+            .iter()
+            .flat_map(|id| {
+                (0..48).map(move |h| UsageReport {
+                    instance_id: id.clone(),
+                    quantity: "0.5".parse().unwrap(),
+                    occurred_at: now + chrono::Duration::hours(h),
+                    idempotency_key: format!("{id}/{h}"),
+                    package_instance_id: (h == 0).then(|| "pkg-1".to_owned()),
+                })
+            })
+            .collect();
+        let quotas = [("pkg-1".to_owned(), None)].into();
+        bed.store
+            .ingest(&reports, &quotas, now + chrono::Duration::days(3))
+            .await
+            .unwrap();
+        let counted = Arc::new(NoWindowReads {
+            store: bed.store.clone(),
+            total_reads: Default::default(),
+        });
+        let query = QueryInstance {
+            usage: Some(counted.clone()),
+            ..QueryInstance::from_resources(&Resources::from_config(
+                bed.store.clone(),
+                bed.queue.clone(),
+                bed.clock.clone(),
+                &bed.config,
+            ))
+            .unwrap()
+        };
+        let mut all = ids.clone();
+        all.push("pkg-1".into());
+        let reply = query
+            .handle(
+                serde_json::from_value(
+                    json!({"activity":"queryInstance","instanceId":all[1..].join(",")}),
+                )
+                .unwrap(),
+                KeyUsed::Current,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.result_code, ResultCode::Success);
+        let info: Vec<InstanceInfo> = reply.field("info").unwrap();
+        assert_eq!(info.len(), 100);
+        let value = |i: usize| info[i].usage_info.as_ref().unwrap()[0].usage_value;
+        assert_eq!(value(0), 24.0, "od-1: 48 half units");
+        assert_eq!(value(10), 0.0, "od-11 reported nothing");
+        let pkg = info[99].usage_info.as_ref().unwrap();
+        assert_eq!(pkg.len(), 10, "one entry per instance the package served");
+        assert_eq!(
+            counted
+                .total_reads
+                .load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one batched read of the totals"
         );
     }
 

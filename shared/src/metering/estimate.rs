@@ -378,7 +378,7 @@ mod tests {
     #[test]
     fn a_record_counts_by_its_begin_time() {
         let mut package = window("2026-11-01T01:00:00Z", "7", Some("pkg"));
-        package.seal_package(t("2026-11-01T02:06:00Z"), &[]);
+        package.seal_package(t("2026-11-01T02:06:00Z"), None, &[]);
         let windows = [window("2026-11-01T01:00:00Z", "3", None), package];
         let e = estimate(
             "i-1",

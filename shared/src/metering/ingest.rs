@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    HORIZON, MAX_DECIMALS, PackageQuotas, PackageUsage, UsageWindow, WindowKey, WindowState,
-    max_window_value,
+    HORIZON, MAX_DECIMALS, PackageQuotas, PackageUsage, UsageTotal, UsageWindow, WindowKey,
+    WindowState, max_window_value,
     package::{PackageQuotaList, is_package},
     window_start,
 };
@@ -43,7 +43,8 @@ pub const HORIZON_SLACK: Duration = Duration::hours(1);
 /// How long after the horizon an idempotency key is still kept ([`KeyRecord::keep_until`]).
 pub const KEY_MARGIN: Duration = Duration::days(1);
 
-/// Keys past their retention a store drops per batch at most, so no batch does unbounded work.
+/// Keys past their retention a store drops per batch beyond the number the batch adds: purging
+/// keeps pace with ingestion, and no batch does unbounded work.
 pub const KEY_PURGE_BATCH: usize = 64;
 
 /// One usage report: `quantity` of the instance's metered unit, used at `occurred_at`.
@@ -282,15 +283,21 @@ pub struct Applied {
     pub changed: Vec<WindowKey>,
     /// Packages to write (added to).
     pub changed_packages: Vec<String>,
+    /// Instances whose [`UsageTotal`] to write (in the same transaction as their windows).
+    pub changed_totals: Vec<String>,
 }
 
 /// What a store loads before [`apply`]: every stored window, idempotency key and package the
-/// batch touches (missing ones are simply absent).
-#[derive(Debug, Default)]
+/// batch touches, and the [`UsageTotal`] of every instance it names (missing ones are simply
+/// absent). A store that holds windows written before totals were kept must load the total it
+/// builds from them ([`UsageTotal::of_windows`]) rather than leave it absent: absent means no
+/// window at all.
+#[derive(Debug, Default, Clone)]
 pub struct Loaded {
     pub windows: HashMap<WindowKey, UsageWindow>,
     pub keys: HashMap<String, KeyRecord>,
     pub packages: HashMap<String, PackageUsage>,
+    pub totals: HashMap<String, UsageTotal>,
 }
 
 /// The windows, keys and packages a batch touches, for the store to load.
@@ -309,6 +316,14 @@ pub fn touched(
     (windows, keys, packages)
 }
 
+/// The instances a batch names (whose [`UsageTotal`]s the store loads), sorted.
+pub fn instances_of(reports: &[UsageReport]) -> Vec<String> {
+    let mut ids: Vec<String> = reports.iter().map(|r| r.instance_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// Applies a checked batch to what the store loaded: missing windows and packages are opened.
 /// Pure: on `Err` the caller writes nothing.
 pub fn apply(
@@ -321,11 +336,13 @@ pub fn apply(
         windows,
         keys: known,
         packages,
+        totals,
     } = loaded;
     let mut applied = Applied::default();
     let mut batch_keys: HashMap<&str, KeyRecord> = HashMap::new();
     let mut changed = std::collections::HashSet::new();
     let mut changed_packages = std::collections::HashSet::new();
+    let mut changed_totals = std::collections::HashSet::new();
     for (index, r) in reports.iter().enumerate() {
         let refuse = |reason| Err(IngestError::Invalid { index, reason });
         let record = r.key_record();
@@ -385,12 +402,25 @@ pub fn apply(
                 start: key.start.to_rfc3339(),
             });
         }
+        let new_window = window.reports == 0;
         window.total = total;
-        if window.reports == 0 {
+        if new_window {
             window.first_reported_at = now;
         }
         window.reports += 1;
-        window.last_reported_at = now;
+        // The latest, whatever order batches with skewed clocks commit in: the instance's
+        // total keeps the same maximum (`UsageTotal::last_reported_at`).
+        window.last_reported_at = window.last_reported_at.max(now);
+        let sum = totals
+            .entry(r.instance_id.clone())
+            .or_insert_with(|| UsageTotal::new(&r.instance_id, now));
+        sum.total += r.quantity;
+        sum.reports += 1;
+        sum.windows += u64::from(new_window);
+        sum.last_reported_at = sum.last_reported_at.max(now);
+        if changed_totals.insert(r.instance_id.clone()) {
+            applied.changed_totals.push(r.instance_id.clone());
+        }
         if changed.insert(key.clone()) {
             applied.changed.push(key);
         }

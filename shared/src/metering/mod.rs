@@ -31,6 +31,67 @@ pub use package::{PackageQuotas, PackageUsage};
 pub use push::{PushAnswer, PushError, UsagePusher, UsageSink};
 pub use store::{UsageStore, UsageStoreError};
 
+/// What an instance used in all: the sum of its windows (its own and its packages'), kept by the
+/// store in the same write as the windows it sums, so that queryInstance's `usageInfo` reads one
+/// record per instance however many hours it has (callbacks §6.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageTotal {
+    pub instance_id: String,
+    /// The sum of the windows' totals.
+    pub total: Decimal,
+    /// The sum of the windows' reports.
+    pub reports: u64,
+    /// How many windows there are.
+    pub windows: u64,
+    /// The latest of the windows' `last_reported_at`.
+    pub last_reported_at: DateTime<Utc>,
+    /// Optimistic concurrency, as for windows: bumped by every save.
+    pub version: u64,
+}
+
+impl UsageTotal {
+    /// Nothing reported yet.
+    pub fn new(instance_id: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            instance_id: instance_id.to_owned(),
+            total: Decimal::ZERO,
+            reports: 0,
+            windows: 0,
+            last_reported_at: now,
+            version: 0,
+        }
+    }
+
+    /// The total of `windows` (an instance's, as [`UsageStore::windows_of`] gives them): how a
+    /// store builds the total of data written before totals were kept. `None` without windows.
+    pub fn of_windows(instance_id: &str, windows: &[UsageWindow]) -> Option<Self> {
+        let mut ours = windows.iter().filter(|w| w.instance_id == instance_id);
+        let first = ours.next()?;
+        let mut total = Self {
+            last_reported_at: first.last_reported_at,
+            ..Self::new(instance_id, first.last_reported_at)
+        };
+        for w in std::iter::once(first).chain(ours) {
+            total.total += w.total;
+            total.reports += w.reports;
+            total.windows += 1;
+            total.last_reported_at = total.last_reported_at.max(w.last_reported_at);
+        }
+        Some(total)
+    }
+
+    /// Whether it sums the same as `other`, versions aside.
+    pub fn same_sums(&self, other: &Self) -> bool {
+        Self {
+            version: 0,
+            ..self.clone()
+        } == Self {
+            version: 0,
+            ..other.clone()
+        }
+    }
+}
+
 /// Metering windows are UTC hours (openapi §3: hourly reporting; non-overlapping windows).
 pub const WINDOW: Duration = Duration::hours(1);
 
@@ -142,8 +203,9 @@ pub struct Sealed {
     pub value: Decimal,
     /// `record_time`: when the record was made (sealing time), sent unchanged on every retry.
     pub record_time: DateTime<Utc>,
-    /// `begin_time` is the hour's start plus this many seconds (0 but for package windows: see
-    /// [`UsageWindow::seal_package`]).
+    /// `begin_time` is the hour's start plus this many seconds: 0, but for the first hour of an
+    /// instance, which begins at the instance's start (openapi §3 rule 3: see
+    /// [`UsageWindow::seal_from`]), and for package windows (see [`UsageWindow::seal_package`]).
     pub begin_offset_secs: u32,
     /// `end_time` when the instance was released within the hour (openapi §3 rule 3: a closed
     /// resource's records end by its close); otherwise the hour's end.
@@ -183,6 +245,23 @@ impl UsageWindow {
         self.start + WINDOW
     }
 
+    /// Whether `other` adds up to the same (total, reports and when they were reported). Only
+    /// ingestion changes that; a save that would is refused ([`store::UsageStore::save_window`]),
+    /// which keeps [`UsageTotal`] equal to the sum of the windows.
+    pub fn same_usage(&self, other: &UsageWindow) -> bool {
+        (
+            self.total,
+            self.reports,
+            self.first_reported_at,
+            self.last_reported_at,
+        ) == (
+            other.total,
+            other.reports,
+            other.first_reported_at,
+            other.last_reported_at,
+        )
+    }
+
     /// Still owed to KooGallery: open, or sealed and not yet settled.
     pub fn is_unsettled(&self) -> bool {
         matches!(self.state, WindowState::Open | WindowState::Sealed(_))
@@ -200,26 +279,62 @@ impl UsageWindow {
 
     /// Freezes the window's content (`true`), unless it is already sealed. An open window with no
     /// usage is not sealed: nothing is pushed for an empty hour (openapi §3: `usage_value` > 0).
+    /// The record spans the hour: [`Self::seal_from`] with the instance's start when it is known.
     pub fn seal(&mut self, now: DateTime<Utc>) -> bool {
-        self.seal_at(now, 0)
+        self.seal_from(now, None)
+    }
+
+    /// [`Self::seal`] for an instance that started at `started_at`: the record of the hour it
+    /// started in begins then, not at the hour's start (openapi §3 rule 3: while a resource is
+    /// open, `begin_time` is not before its start). Usage from before the start is refused at
+    /// ingestion, so none falls outside the record.
+    pub fn seal_from(&mut self, now: DateTime<Utc>, started_at: Option<DateTime<Utc>>) -> bool {
+        let offset = self.start_offset(started_at);
+        self.seal_at(now, offset)
+    }
+
+    /// Seconds from the hour's start to `started_at` when it falls within the hour, else 0.
+    /// Truncated to the second: `begin_time` has whole seconds, and KooGallery's own times
+    /// (`yyyyMMddHHmmss`) count a resource started at 19:59:08.300 as started at 19:59:08;
+    /// rounding up could move the begin to the hour's end.
+    fn start_offset(&self, started_at: Option<DateTime<Utc>>) -> u32 {
+        started_at
+            .filter(|t| *t > self.start && *t < self.end())
+            .and_then(|t| u32::try_from((t - self.start).num_seconds()).ok())
+            .unwrap_or(0)
     }
 
     /// Seals a package window whose siblings (the instance's other windows of the same hour) are
-    /// `siblings`. KooGallery keeps only the first of an instance's records with the same
-    /// `begin_time` and `end_time` (openapi §3, rule 5; UNCONFIRMED whether
-    /// `relate_pkg_instance` takes part), so a package's record must never share both with the
-    /// instance's own record or another package's. Chosen: the instance's own record spans the
-    /// hour; each package's begins that many whole seconds later, the smallest offset (≥ 1) no
-    /// sealed sibling uses. Frozen with the rest of the record. The siblings are read by the one
-    /// pass holding the push ([`store::UsageStore::claim_push`]), so no other pass picks the same
-    /// offset meanwhile.
-    pub fn seal_package(&mut self, now: DateTime<Utc>, siblings: &[UsageWindow]) -> bool {
+    /// `siblings`, for an instance that started at `started_at` ([`Self::seal_from`]).
+    /// KooGallery keeps only the first of an instance's records with the same `begin_time` and
+    /// `end_time` (openapi §3, rule 5; UNCONFIRMED whether `relate_pkg_instance` takes part), so
+    /// a package's record must never share both with the instance's own record or another
+    /// package's. Chosen: the instance's own record begins at the hour's start (or, in its first
+    /// hour, at the instance's start); each package's begins that many whole seconds later, the
+    /// smallest offset no sealed sibling uses. Frozen with the rest of the record. The siblings
+    /// are read by the one pass holding the push ([`store::UsageStore::claim_push`]), so no other
+    /// pass picks the same offset meanwhile.
+    pub fn seal_package(
+        &mut self,
+        now: DateTime<Utc>,
+        started_at: Option<DateTime<Utc>>,
+        siblings: &[UsageWindow],
+    ) -> bool {
         let used: std::collections::BTreeSet<u32> = siblings
             .iter()
             .filter(|w| w.start == self.start && w.package != self.package)
             .filter_map(|w| w.sealed().map(|s| s.begin_offset_secs))
             .collect();
-        let offset = (1..).find(|k| !used.contains(k)).unwrap_or(1);
+        let base = self.start_offset(started_at);
+        let last = u32::try_from(WINDOW.num_seconds() - 1).unwrap_or(u32::MAX);
+        let free = |k: &u32| !used.contains(k);
+        // Within the hour, after the instance's start. An instance started in the hour's last
+        // seconds, with more packages used in them than seconds left (hardly ever), gets a begin
+        // before its start rather than a sibling's range, which KooGallery would drop unbilled.
+        let offset = (base + 1..=last)
+            .find(free)
+            .or_else(|| (1..).find(free))
+            .unwrap_or(1);
         self.seal_at(now, offset)
     }
 

@@ -12,7 +12,7 @@
 //! with the newest record is refused too), is systemic: the pass stops, the windows stay pending
 //! and unchanged, `UsagePushSystemicRefusals` raises the alarm, and the next pass tries again.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -129,8 +129,9 @@ pub struct UsagePusher {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<dyn Metrics>,
     pub settings: PushSettings,
-    /// Where released instances' release times are read, so the record of the hour an instance
-    /// was released in ends at its release (openapi §3 rule 3). `None`: records span the hour.
+    /// Where instances' start and release times are read, so the record of the hour an instance
+    /// started in begins at its start, and that of the hour it was released in ends at its
+    /// release (openapi §3 rule 3). `None`: records span the hour.
     pub instances: Option<Arc<dyn crate::instance::InstanceStore>>,
 }
 
@@ -176,6 +177,13 @@ enum Halt {
 struct Part {
     windows: Vec<UsageWindow>,
     recheck: bool,
+}
+
+/// When an instance started (the order reached this service: usage before it is refused at
+/// ingestion) and, if released, was released.
+struct Lifetime {
+    started_at: DateTime<Utc>,
+    released_at: Option<DateTime<Utc>>,
 }
 
 /// A record KooGallery refused alone, not yet judged.
@@ -235,10 +243,12 @@ impl UsagePusher {
             // Sealed, rejected and kept in memory first, then saved in one call.
             let mut sealing: Vec<UsageWindow> = Vec::new();
             let mut ready: Vec<UsageWindow> = Vec::new();
+            let lifetimes = self.lifetimes(&due).await?;
             for mut window in due {
                 if window.state == WindowState::Open {
+                    let started_at = lifetimes.get(&window.instance_id).map(|l| l.started_at);
                     let sealed = match &window.package {
-                        None => window.seal(now),
+                        None => window.seal_from(now, started_at),
                         Some(_) => {
                             // The siblings as stored (earlier passes) and as sealed just now.
                             let mut siblings = self
@@ -254,7 +264,7 @@ impl UsagePusher {
                                     })
                                     .cloned(),
                             );
-                            window.seal_package(now, &siblings)
+                            window.seal_package(now, started_at, &siblings)
                         }
                     };
                     if sealed {
@@ -264,7 +274,12 @@ impl UsagePusher {
                 }
                 ready.push(window);
             }
-            self.close_released(&mut sealing).await?;
+            for w in &mut sealing {
+                if let Some(released_at) = lifetimes.get(&w.instance_id).and_then(|l| l.released_at)
+                {
+                    w.close_at(released_at);
+                }
+            }
             let saved = self.save_all(&mut sealing).await?;
             report.sealed += saved.len();
             ready.extend(saved);
@@ -461,28 +476,35 @@ impl UsagePusher {
         Ok(Err(halt))
     }
 
-    /// Ends the records just sealed for a released instance's last hour at its release.
-    async fn close_released(&self, sealing: &mut [UsageWindow]) -> Result<(), StoreError> {
+    /// When the instances of the open windows among `due` started and, if released, were
+    /// released: the record of the hour an instance started in begins at its start, that of the
+    /// hour it was released in ends at its release (openapi §3 rule 3). Empty without
+    /// [`Self::instances`] (records then span their hours).
+    async fn lifetimes(
+        &self,
+        due: &[UsageWindow],
+    ) -> Result<HashMap<String, Lifetime>, StoreError> {
+        let mut lifetimes = HashMap::new();
         let Some(instances) = &self.instances else {
-            return Ok(());
+            return Ok(lifetimes);
         };
-        let mut ids: Vec<&str> = sealing.iter().map(|w| w.instance_id.as_str()).collect();
+        let mut ids: Vec<&str> = due
+            .iter()
+            .filter(|w| w.state == WindowState::Open)
+            .map(|w| w.instance_id.as_str())
+            .collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut released = std::collections::HashMap::new();
         for chunk in ids.chunks(100) {
             for i in instances.get_many(chunk).await? {
-                if let Some(at) = i.released_at() {
-                    released.insert(i.instance_id.clone(), at);
-                }
+                let lifetime = Lifetime {
+                    started_at: i.created_at,
+                    released_at: i.released_at(),
+                };
+                lifetimes.insert(i.instance_id, lifetime);
             }
         }
-        for w in sealing.iter_mut() {
-            if let Some(at) = released.get(&w.instance_id) {
-                w.close_at(*at);
-            }
-        }
-        Ok(())
+        Ok(lifetimes)
     }
 
     /// Saves `windows` (each with compare-and-set) and returns those saved, their versions bumped;
@@ -731,6 +753,89 @@ mod tests {
         assert_eq!(open.state, WindowState::Open);
         // Nothing is pushed twice once accepted.
         assert_eq!(b.pusher.run_once().await.unwrap().pushes, 0);
+    }
+
+    /// openapi §3 rule 3: while a resource is open, `begin_time` is not before its start. An
+    /// instance ordered at 10:59:08.3 gets its first record from 10:59:08 (truncated to the
+    /// second), not from 10:00:00; its package's record begins a second later (never the
+    /// instance's own range, rule 5); later hours are whole. The serial stays the hour's
+    /// (Decision 8: a retry or another pusher computes the same).
+    #[tokio::test]
+    async fn an_instance_first_record_begins_at_its_start() {
+        use crate::instance::{Instance, InstanceStore};
+        let b = bed(Sink::default());
+        let created = t0() + Duration::minutes(59) + Duration::milliseconds(8_300);
+        let (inst, ev) = Instance::new_provisioning("O1", "1", "i-new", false, created);
+        b.store.create_for_order_line(&inst, &[ev]).await.unwrap();
+        let quotas: crate::metering::PackageQuotas =
+            [("pkg".to_owned(), Some(Decimal::from(100)))].into();
+        let at = t0() + Duration::minutes(59) + Duration::seconds(30);
+        let reports: Vec<UsageReport> = [(None, 0), (Some("pkg"), 0), (None, 1)]
+            .iter()
+            .map(|(package, hour)| UsageReport {
+                instance_id: "i-new".into(),
+                quantity: Decimal::ONE,
+                occurred_at: at + Duration::hours(*hour),
+                idempotency_key: format!("{package:?}-{hour}"),
+                package_instance_id: package.map(str::to_owned),
+            })
+            .collect();
+        b.store.ingest(&reports, &quotas, at).await.unwrap();
+        b.clock.advance(Duration::minutes(126));
+        b.pusher.run_once().await.unwrap();
+        let mut ranges: Vec<_> = pushed(&b)
+            .concat()
+            .into_iter()
+            .map(|r| (r.begin, r.end, r.package, r.metering_sn))
+            .collect();
+        ranges.sort();
+        let begin = t0() + Duration::minutes(59) + Duration::seconds(8);
+        let hour = t0() + WINDOW;
+        assert_eq!(
+            ranges,
+            [
+                (
+                    begin,
+                    hour,
+                    None,
+                    crate::metering::metering_sn("i-new", None, t0())
+                ),
+                (
+                    begin + Duration::seconds(1),
+                    hour,
+                    Some("pkg".to_owned()),
+                    crate::metering::metering_sn("i-new", Some("pkg"), t0())
+                ),
+                (
+                    hour,
+                    hour + WINDOW,
+                    None,
+                    crate::metering::metering_sn("i-new", None, hour)
+                ),
+            ]
+        );
+    }
+
+    /// Both halves of rule 3 at once: an instance started and released within one hour has a
+    /// record from its start to its release.
+    #[tokio::test]
+    async fn an_instance_started_and_released_within_the_hour_has_one_record_between() {
+        use crate::instance::{Instance, InstanceStore};
+        let b = bed(Sink::default());
+        let created = t0() + Duration::minutes(10);
+        let (inst, ev) = Instance::new_provisioning("O1", "1", "i-brief", false, created);
+        b.store.create_for_order_line(&inst, &[ev]).await.unwrap();
+        report(&b, "i-brief", 0, "1").await;
+        let released = t0() + Duration::minutes(40);
+        crate::instance::mutate(b.store.as_ref(), "i-brief", |i| {
+            Ok(i.release(None, released))
+        })
+        .await
+        .unwrap();
+        b.clock.advance(Duration::minutes(66));
+        b.pusher.run_once().await.unwrap();
+        let p = pushed(&b);
+        assert_eq!((p[0][0].begin, p[0][0].end), (created, released));
     }
 
     /// openapi §3 rule 3: a released instance's records end by its release. The hour it was

@@ -1,12 +1,13 @@
 //! How a usage window is kept on disk and in DynamoDB: a versioned contract (schema 1), pinned by
-//! the golden file `tests/fixtures/usage_window_v1.json`. Domain renames never change it: the
-//! stored form is this module's own struct.
+//! the golden file `tests/fixtures/usage_window_v1.json`; likewise a package's usage and an
+//! instance's usage total. Domain renames never change them: the stored form is this module's own
+//! struct.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{PackageUsage, Sealed, UsageWindow, WindowState, ingest::KeyRecord};
+use super::{PackageUsage, Sealed, UsageTotal, UsageWindow, WindowState, ingest::KeyRecord};
 use crate::storage::StoreError;
 
 pub const SCHEMA: u32 = 1;
@@ -240,6 +241,52 @@ pub fn decode_package(bytes: &[u8]) -> Result<PackageUsage, StoreError> {
         reports: s.reports,
         last_reported_at: s.last_reported_at,
         exhausted_at: s.exhausted_at,
+        version: s.version,
+    })
+}
+
+/// How an instance's [`UsageTotal`] is kept (schema 1), pinned by
+/// `tests/fixtures/usage_total_v1.json`. Added after windows: a store whose windows were written
+/// without it builds it from them (see `UsageStore::usage_totals`).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredTotal {
+    schema: u32,
+    instance_id: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    total: Decimal,
+    reports: u64,
+    windows: u64,
+    last_reported_at: DateTime<Utc>,
+    version: u64,
+}
+
+/// The stored bytes of an instance's usage total.
+pub fn encode_total(t: &UsageTotal) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(&StoredTotal {
+        schema: SCHEMA,
+        instance_id: t.instance_id.clone(),
+        total: t.total,
+        reports: t.reports,
+        windows: t.windows,
+        last_reported_at: t.last_reported_at,
+        version: t.version,
+    })
+    .map_err(corrupt)
+}
+
+/// An instance's usage total back from its stored bytes.
+pub fn decode_total(bytes: &[u8]) -> Result<UsageTotal, StoreError> {
+    let s: StoredTotal = serde_json::from_slice(bytes).map_err(corrupt)?;
+    if s.schema != SCHEMA {
+        return Err(corrupt(format!("unknown usage total schema {}", s.schema)));
+    }
+    Ok(UsageTotal {
+        instance_id: s.instance_id,
+        total: s.total,
+        reports: s.reports,
+        windows: s.windows,
+        last_reported_at: s.last_reported_at,
         version: s.version,
     })
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageWindow, WindowKey,
+    IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageTotal, UsageWindow, WindowKey,
     ingest::IngestError,
 };
 use crate::storage::StoreError;
@@ -13,7 +13,12 @@ use crate::storage::StoreError;
 pub type UsageStoreError = StoreError;
 
 /// Usage windows per (instance, hour[, package]), with the idempotency keys of the reports applied
-/// to them, and what was used of each package.
+/// to them, what was used of each package, and each instance's [`UsageTotal`].
+///
+/// The running sums are written with what they sum, in the same transaction: a package's usage
+/// with its reports, an instance's total with its windows. Only ingestion changes what a window
+/// adds up to; a save never does. So at every commit an instance's total is the sum of its
+/// windows (`usage_store_contract` holds every store to it).
 #[async_trait]
 pub trait UsageStore: Send + Sync {
     /// Applies a checked batch ([`super::ingest::check_batch`], `check_instances`, which gives
@@ -39,7 +44,9 @@ pub trait UsageStore: Send + Sync {
     ) -> Result<Vec<UsageWindow>, StoreError>;
 
     /// Writes `window` if its stored version is still `window.version` (then bumps it);
-    /// `StoreError::Conflict` when another writer (a batch, another pusher) was first.
+    /// `StoreError::Conflict` when another writer (a batch, another pusher) was first, and when
+    /// the save would change what the window adds up to ([`UsageWindow::same_usage`]: only
+    /// ingestion does, with the instance's total).
     async fn save_window(&self, window: &UsageWindow) -> Result<(), StoreError>;
 
     /// Saves several windows as [`UsageStore::save_window`] does, each with its own
@@ -79,6 +86,19 @@ pub trait UsageStore: Send + Sync {
 
     /// What was used of a package, if it was ever named in a report.
     async fn package(&self, package_instance_id: &str) -> Result<Option<PackageUsage>, StoreError>;
+
+    /// The usage totals of `instance_ids` (queryInstance's `usageInfo`: up to 100 at a time),
+    /// in no particular order; an instance with no usage has none. A bounded number of reads
+    /// per instance, however many windows it has, made concurrently where the store can. A
+    /// store holding windows written before totals were kept answers what their sum is all the
+    /// same (it built the totals when it was opened, or sums those windows until a batch writes
+    /// the total: each store says which).
+    async fn usage_totals(&self, instance_ids: &[&str]) -> Result<Vec<UsageTotal>, StoreError>;
+
+    /// One instance's usage total ([`UsageStore::usage_totals`]).
+    async fn usage_total(&self, instance_id: &str) -> Result<Option<UsageTotal>, StoreError> {
+        Ok(self.usage_totals(&[instance_id]).await?.pop())
+    }
 
     /// Claims the push for `holder` until `until`: granted when no claim is held, the one held
     /// expired at or before `now`, or `holder` holds it (an extension). One push pass at a time

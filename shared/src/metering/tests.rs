@@ -39,7 +39,7 @@ fn apply(
     let mut loaded = ingest::Loaded {
         windows: std::mem::take(windows),
         keys: known.clone(),
-        packages: HashMap::new(),
+        ..Default::default()
     };
     let result = ingest::apply(batch, &PackageQuotas::new(), &mut loaded, now);
     *windows = loaded.windows;
@@ -362,6 +362,32 @@ fn stored_packages_keep_their_form() {
         "sealing gives the same record"
     );
 
+    // The first hour of an instance begins at its start: the offset rides in the field package
+    // windows already had (schema 1 unchanged), and the serial stays the hour's.
+    let golden = include_str!("../../tests/fixtures/usage_window_v1_first_hour.json").trim();
+    let w = record::decode_window(golden.as_bytes()).unwrap();
+    let record = super::push::PushRecord::of(&w).unwrap();
+    assert_eq!(
+        (record.begin, record.end),
+        (t("2026-11-21T19:59:08Z"), t("2026-11-21T20:00:00Z"))
+    );
+    assert_eq!(record.metering_sn, metering_sn("i-7", None, w.start));
+    assert_eq!(
+        String::from_utf8(record::encode_window(&w).unwrap()).unwrap(),
+        golden
+    );
+    let mut reopened = w.clone();
+    reopened.state = WindowState::Open;
+    assert!(reopened.seal_from(
+        t("2026-11-21T20:06:00Z"),
+        Some(t("2026-11-21T19:59:08.300Z"))
+    ));
+    assert_eq!(
+        reopened.sealed(),
+        w.sealed(),
+        "sealing gives the same record"
+    );
+
     let golden = include_str!("../../tests/fixtures/usage_package_v1.json").trim();
     let p = record::decode_package(golden.as_bytes()).unwrap();
     assert_eq!((p.quota, p.used_total()), (Some(d("20")), d("20")));
@@ -373,6 +399,92 @@ fn stored_packages_keep_their_form() {
     let mut v: serde_json::Value = serde_json::from_str(golden).unwrap();
     v["schema"] = 2.into();
     assert!(record::decode_package(v.to_string().as_bytes()).is_err());
+}
+
+/// An instance's usage total is a stored contract too (added after windows and packages).
+#[test]
+fn stored_totals_keep_their_form() {
+    let golden = include_str!("../../tests/fixtures/usage_total_v1.json").trim();
+    let total = record::decode_total(golden.as_bytes()).unwrap();
+    assert_eq!(
+        (
+            total.instance_id.as_str(),
+            total.total,
+            total.reports,
+            total.windows
+        ),
+        ("od-1", d("3.7501"), 3, 2)
+    );
+    assert_eq!(total.last_reported_at, t("2026-11-21T15:11:00Z"));
+    assert_eq!(total.version, 3);
+    assert_eq!(
+        String::from_utf8(record::encode_total(&total).unwrap()).unwrap(),
+        golden
+    );
+    let mut v: serde_json::Value = serde_json::from_str(golden).unwrap();
+    v["schema"] = 2.into();
+    assert!(record::decode_total(v.to_string().as_bytes()).is_err());
+}
+
+/// [`ingest::apply`] keeps each named instance's total the sum of its windows, own and
+/// package, as a store built from them would find it; duplicates and refused batches add nothing.
+#[test]
+fn totals_follow_the_windows_they_sum() {
+    let quotas: PackageQuotas = [("pkg".to_owned(), Some(d("100")))].into();
+    let with_pkg = |r: UsageReport| UsageReport {
+        package_instance_id: Some("pkg".into()),
+        ..r
+    };
+    let mut loaded = ingest::Loaded::default();
+    let first = vec![
+        report("i-1", "1.5", "2026-11-21T13:10:00Z", "a"),
+        report("i-1", "2", "2026-11-21T13:20:00Z", "b"),
+        with_pkg(report("i-1", "0.25", "2026-11-21T13:30:00Z", "c")),
+        report("i-2", "4", "2026-11-21T14:10:00Z", "d"),
+    ];
+    let at1 = t("2026-11-21T14:30:00Z");
+    // As a store does: the keys applied are kept.
+    let store = |batch: &[UsageReport], loaded: &mut ingest::Loaded, now| {
+        let a = ingest::apply(batch, &quotas, loaded, now).unwrap();
+        loaded.keys.extend(a.new_keys.clone());
+        a
+    };
+    let a = store(&first, &mut loaded, at1);
+    assert_eq!(a.changed_totals, ["i-1", "i-2"]);
+    let at2 = t("2026-11-21T14:40:00Z");
+    let second = vec![
+        report("i-1", "1.5", "2026-11-21T13:10:00Z", "a"),
+        report("i-1", "3", "2026-11-21T14:05:00Z", "e"),
+    ];
+    assert_eq!(store(&second, &mut loaded, at2).outcome.duplicates, 1);
+    // A clock behind the last batch's does not move the latest back.
+    let behind = vec![report("i-2", "1", "2026-11-21T14:20:00Z", "f")];
+    store(&behind, &mut loaded, t("2026-11-21T14:25:00Z"));
+    let refused = vec![
+        report("i-2", "7", "2026-11-21T14:50:00Z", "g"),
+        report("i-2", "1", "2026-11-21T14:50:00Z", "g"),
+    ];
+    let before = loaded.clone();
+    assert!(ingest::apply(&refused, &quotas, &mut loaded.clone(), at2).is_err());
+    for id in ["i-1", "i-2"] {
+        let windows: Vec<UsageWindow> = loaded
+            .windows
+            .values()
+            .filter(|w| w.instance_id == id)
+            .cloned()
+            .collect();
+        let built = UsageTotal::of_windows(id, &windows).unwrap();
+        assert!(built.same_sums(&loaded.totals[id]), "{id}: {built:?}");
+        assert!(before.totals[id].same_sums(&loaded.totals[id]));
+    }
+    let i1 = &loaded.totals["i-1"];
+    assert_eq!((i1.total, i1.reports, i1.windows), (d("6.75"), 4, 3));
+    assert_eq!(i1.last_reported_at, at2);
+    assert_eq!(loaded.totals["i-2"].last_reported_at, at1);
+    assert_eq!(
+        loaded.windows[&key("i-2", "2026-11-21T14:00:00Z")].last_reported_at,
+        at1
+    );
 }
 
 /// The memory store drops keys past their retention too: until then a key is the report it was

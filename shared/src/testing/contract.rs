@@ -546,9 +546,61 @@ async fn read_again_stale(
     copy
 }
 
+/// The running sums equal what they sum: each instance's usage total its windows' (none without
+/// windows), read one at a time and in one batched read, and each stop-when-used-up package's use
+/// per instance its package windows'.
+async fn assert_totals_sum_windows(
+    store: &Arc<dyn crate::metering::UsageStore>,
+    instances: &[&str],
+    stop_packages: &[&str],
+    step: &str,
+) {
+    use crate::metering::UsageTotal;
+    let mut ids = instances.to_vec();
+    ids.push("usage-nobody");
+    let batched = store.usage_totals(&ids).await.unwrap();
+    let mut expected = 0;
+    for id in instances {
+        let windows = store.windows_of(id).await.unwrap();
+        let built = UsageTotal::of_windows(id, &windows);
+        let stored = store.usage_total(id).await.unwrap();
+        match (&built, &stored) {
+            (None, None) => {}
+            (Some(b), Some(s)) => {
+                assert!(
+                    b.same_sums(s),
+                    "{step}: {id}: stored {s:?}, windows sum {b:?}"
+                );
+                expected += 1;
+                let one = batched.iter().filter(|t| t.instance_id == *id).count();
+                assert_eq!(one, 1, "{step}: {id} once in the batched read");
+                let in_batch = batched.iter().find(|t| t.instance_id == *id).unwrap();
+                assert!(in_batch.same_sums(s), "{step}: {id}: batched {in_batch:?}");
+            }
+            _ => panic!("{step}: {id}: stored {stored:?}, windows sum {built:?}"),
+        }
+        for package in stop_packages {
+            let in_windows: rust_decimal::Decimal = windows
+                .iter()
+                .filter(|w| w.package.as_deref() == Some(*package))
+                .map(|w| w.total)
+                .sum();
+            let used = store
+                .package(package)
+                .await
+                .unwrap()
+                .and_then(|p| p.used.get(*id).copied())
+                .unwrap_or_default();
+            assert_eq!(used, in_windows, "{step}: {package} used by {id}");
+        }
+    }
+    assert_eq!(batched.len(), expected, "{step}: {batched:?}");
+}
+
 /// Every usage store: batches applied all or nothing, each idempotency key once, windows read
-/// back as written, the unsettled ones listed oldest first, compare-and-set saves, and no report
-/// ever added to a sealed window.
+/// back as written, the unsettled ones listed oldest first, compare-and-set saves, no report
+/// ever added to a sealed window, and each instance's usage total the sum of its windows after
+/// every step.
 pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     use crate::metering::{
         IngestError, PackageQuotas, UsageReport, WindowKey, WindowState, ingest::Refusal,
@@ -572,6 +624,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     ];
     let outcome = store.ingest(&batch, &none, now).await.unwrap();
     assert_eq!((outcome.applied, outcome.duplicates), (4, 0));
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "first batch").await;
     let key = |id: &str, n: i64| WindowKey {
         instance_id: id.to_owned(),
         start: h(n),
@@ -588,6 +641,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     // The same batch again: every report a duplicate, nothing added.
     let again = store.ingest(&batch, &none, now).await.unwrap();
     assert_eq!((again.applied, again.duplicates), (0, 4));
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "the batch again").await;
     assert_eq!(
         store.window(&key(&a, 1)).await.unwrap().unwrap().total,
         w.total
@@ -613,6 +667,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         store.window(&key(&a, 3)).await.unwrap().is_none(),
         "all or nothing"
     );
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "a refused batch").await;
 
     // Due: windows whose hour ended, oldest first, then by instance.
     let ours = |ws: Vec<crate::metering::UsageWindow>| -> Vec<(String, DateTime<Utc>)> {
@@ -640,6 +695,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     let read = store.window(&key(&a, 1)).await.unwrap().unwrap();
     assert_eq!(read.sealed(), sealed.sealed());
     assert_eq!(read.version, sealed.version + 1);
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "sealed").await;
 
     // A sealed window takes nothing more, and the batch around the late report is not stored.
     let late = vec![
@@ -658,6 +714,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         "{err}"
     );
     assert!(store.window(&key(&b, 4)).await.unwrap().is_none());
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "a late report refused").await;
 
     // Settled windows leave the due list.
     let mut accepted = read;
@@ -665,6 +722,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     store.save_window(&accepted).await.unwrap();
     let left = ours(store.due(h(3), 10_000).await.unwrap());
     assert!(!left.contains(&(a.clone(), h(1))), "{left:?}");
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "accepted").await;
     assert_eq!(left.len(), 2);
     assert_eq!(
         store.due(h(3), 1).await.unwrap().len(),
@@ -690,6 +748,22 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     );
     let w = store.window(&key(&a, 2)).await.unwrap().unwrap();
     assert_eq!((w.version, w.sealed().is_some()), (fresh.version + 1, true));
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "saved several").await;
+
+    // A save never changes what a window adds up to: that is ingestion's, with the total. A
+    // copy whose usage differs from the stored one is refused as a stale copy is.
+    let mut rejected = store.window(&key(&a, 2)).await.unwrap().unwrap();
+    let mut inflated = rejected.clone();
+    inflated.total += rust_decimal::Decimal::ONE;
+    inflated.reports += 1;
+    assert!(matches!(
+        store.save_window(&inflated).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.save_windows(&[inflated]).await.unwrap(), [false]);
+    rejected.reject("MKT.9001", "instance not found", now);
+    store.save_window(&rejected).await.unwrap();
+    assert_totals_sum_windows(&store, &[&a, &b], &[], "rejected").await;
 
     // Packages. A stop-when-used-up package (quota 10) is a window dimension of its own; an
     // on-demand package (no quota) only keeps what was used of it.
@@ -711,6 +785,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     ];
     let o = store.ingest(&first, &quotas, now).await.unwrap();
     assert_eq!((o.applied, o.exhausted_packages.len()), (4, 0));
+    assert_totals_sum_windows(&store, &[&a, &b], &[&stop], "packages").await;
     let in_pkg = WindowKey {
         package: Some(stop.clone()),
         ..key(&a, 4)
@@ -775,6 +850,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         store.window(&key(&b, 4)).await.unwrap().is_none(),
         "all or nothing"
     );
+    assert_totals_sum_windows(&store, &[&a, &b], &[&stop], "over the quota").await;
     let last = vec![with(report(&a, "1", h(4), "p7"), &stop)];
     let o = store.ingest(&last, &quotas, now).await.unwrap();
     assert_eq!(o.exhausted_packages, vec![stop.clone()]);
@@ -789,6 +865,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         (o.duplicates, o.exhausted_packages.clone()),
         (1, vec![stop.clone()])
     );
+    assert_totals_sum_windows(&store, &[&a, &b], &[&stop], "used up").await;
     let err = store
         .ingest(&[with(report(&a, "0.1", h(4), "p8"), &stop)], &quotas, now)
         .await

@@ -20,7 +20,7 @@ use crate::{
     storage::StoreError,
 };
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Tables {
     instances: HashMap<String, Instance>,
     order_lines: HashMap<(String, String), String>,
@@ -35,6 +35,7 @@ struct Tables {
     /// (keep until, key): the keys past their retention are dropped from the front.
     usage_key_expiry: std::collections::BTreeSet<(DateTime<Utc>, String)>,
     usage_packages: HashMap<String, crate::metering::PackageUsage>,
+    usage_totals: HashMap<String, crate::metering::UsageTotal>,
     push_claim: Option<crate::metering::store::PushClaim>,
 }
 
@@ -63,6 +64,30 @@ impl MemoryStore {
             Some(i) => i,
             None => panic!("no instance {instance_id} in the memory store"),
         }
+    }
+
+    /// Test helper: everything stored, as text. Equal snapshots before and after a request: it
+    /// wrote nothing (the fuzz targets hold unauthenticated requests to that).
+    pub fn snapshot(&self) -> String {
+        self.tables
+            .lock()
+            .map(|t| format!("{t:?}"))
+            .unwrap_or_default()
+    }
+
+    /// Test helper: as [`Self::snapshot`], without the replay guard's nonces (a request that
+    /// authenticated and was then refused has used its nonce, and must have written nothing else).
+    pub fn snapshot_without_nonces(&self) -> String {
+        let Ok(mut t) = self.tables.lock() else {
+            return String::new();
+        };
+        // Moved out and back unchanged: a map's iteration order is kept by a move.
+        let nonces = std::mem::take(&mut t.nonces);
+        let expiry = std::mem::take(&mut t.nonce_expiry);
+        let text = format!("{:?}", *t);
+        t.nonces = nonces;
+        t.nonce_expiry = expiry;
+        text
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
@@ -218,6 +243,10 @@ impl crate::metering::UsageStore for MemoryStore {
                 .into_iter()
                 .filter_map(|p| t.usage_packages.get(&p).cloned().map(|u| (p, u)))
                 .collect(),
+            totals: ingest::instances_of(reports)
+                .into_iter()
+                .filter_map(|i| t.usage_totals.get(&i).cloned().map(|u| (i, u)))
+                .collect(),
         };
         let applied = ingest::apply(reports, quotas, &mut loaded, now)?;
         for key in applied.changed {
@@ -232,12 +261,20 @@ impl crate::metering::UsageStore for MemoryStore {
                 t.usage_packages.insert(id, p);
             }
         }
+        for id in applied.changed_totals {
+            if let Some(mut total) = loaded.totals.remove(&id) {
+                total.version += 1;
+                t.usage_totals.insert(id, total);
+            }
+        }
+        // As many expired keys go as the batch adds, and a few more: purging keeps pace.
+        let purge = applied.new_keys.len() + crate::metering::ingest::KEY_PURGE_BATCH;
         for (key, record) in applied.new_keys {
             t.usage_key_expiry
                 .insert((record.keep_until(), key.clone()));
             t.usage_keys.insert(key, record);
         }
-        for _ in 0..crate::metering::ingest::KEY_PURGE_BATCH {
+        for _ in 0..purge {
             match t.usage_key_expiry.first() {
                 Some((until, _)) if *until <= now => {}
                 _ => break,
@@ -270,7 +307,7 @@ impl crate::metering::UsageStore for MemoryStore {
         let mut t = self.lock()?;
         let key = window.key();
         match t.usage_windows.get(&key) {
-            Some(stored) if stored.version == window.version => {
+            Some(stored) if stored.version == window.version && stored.same_usage(window) => {
                 let mut w = window.clone();
                 w.version += 1;
                 t.usage_windows.insert(key, w);
@@ -311,6 +348,17 @@ impl crate::metering::UsageStore for MemoryStore {
             .usage_packages
             .get(package_instance_id)
             .cloned())
+    }
+
+    async fn usage_totals(
+        &self,
+        instance_ids: &[&str],
+    ) -> Result<Vec<crate::metering::UsageTotal>, StoreError> {
+        let t = self.lock()?;
+        Ok(instance_ids
+            .iter()
+            .filter_map(|id| t.usage_totals.get(*id).cloned())
+            .collect())
     }
 
     async fn claim_push(
