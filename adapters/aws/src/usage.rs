@@ -1429,62 +1429,86 @@ fn decode_window_item(item: &Item) -> Result<UsageWindow, StoreError> {
     Ok(w)
 }
 
-fn package_item(p: &PackageUsage) -> Result<Item, StoreError> {
+/// A versioned record's item: its key, `version` and `data` (a package's usage, a total).
+fn record_item(pk: String, sk: &str, version: u64, data: Vec<u8>) -> Result<Item, StoreError> {
     Ok(HashMap::from([
-        (PK.to_owned(), s(package_pk(&p.package_instance_id))),
-        (SK.to_owned(), s(PACKAGE_SK)),
-        (VERSION.to_owned(), n(p.version)),
-        (DATA.to_owned(), s(json_text(record::encode_package(p)?)?)),
+        (PK.to_owned(), s(pk)),
+        (SK.to_owned(), s(sk)),
+        (VERSION.to_owned(), n(version)),
+        (DATA.to_owned(), s(json_text(data)?)),
     ]))
+}
+
+/// A versioned record from its item, checked to belong to the item's partition (`pk_of` the
+/// record's owner) and given the item's `version`; `None` for a hold alone (no `data`). `what`
+/// names the record in errors.
+fn decode_record_item<T>(
+    item: &Item,
+    what: &str,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    pk_of: impl FnOnce(&T) -> (String, String),
+    set_version: impl FnOnce(&mut T, u64),
+) -> Result<Option<T>, StoreError> {
+    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
+    if !item.contains_key(DATA) {
+        return Ok(None);
+    }
+    let corrupt = |m: String| StoreError::Corrupt(format!("{what} item {pk}: {m}"));
+    let data = string_attr(item, DATA).map_err(corrupt)?;
+    let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
+    let mut record = decode(data.as_bytes()).map_err(corrupt)?;
+    let (owner_pk, owner) = pk_of(&record);
+    if owner_pk != pk {
+        return Err(corrupt(format!("data holds {what} of {owner} instead")));
+    }
+    set_version(&mut record, version);
+    Ok(Some(record))
+}
+
+fn package_item(p: &PackageUsage) -> Result<Item, StoreError> {
+    record_item(
+        package_pk(&p.package_instance_id),
+        PACKAGE_SK,
+        p.version,
+        record::encode_package(p)?,
+    )
 }
 
 /// A package's usage from its item; `None` for a hold alone (no `data`).
 fn decode_package_item(item: &Item) -> Result<Option<PackageUsage>, StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    if !item.contains_key(DATA) {
-        return Ok(None);
-    }
-    let corrupt = |m: String| StoreError::Corrupt(format!("usage package item {pk}: {m}"));
-    let data = string_attr(item, DATA).map_err(corrupt)?;
-    let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
-    let mut p = record::decode_package(data.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
-    if package_pk(&p.package_instance_id) != pk {
-        return Err(corrupt(format!(
-            "data holds package {} instead",
-            p.package_instance_id
-        )));
-    }
-    p.version = version;
-    Ok(Some(p))
+    decode_record_item(
+        item,
+        "usage package",
+        |b| record::decode_package(b).map_err(|e| e.to_string()),
+        |p: &PackageUsage| {
+            let id = p.package_instance_id.clone();
+            (package_pk(&id), id)
+        },
+        |p, v| p.version = v,
+    )
 }
 
 fn total_item(t: &UsageTotal) -> Result<Item, StoreError> {
-    Ok(HashMap::from([
-        (PK.to_owned(), s(usage_pk(&t.instance_id))),
-        (SK.to_owned(), s(TOTAL_SK)),
-        (VERSION.to_owned(), n(t.version)),
-        (DATA.to_owned(), s(json_text(record::encode_total(t)?)?)),
-    ]))
+    record_item(
+        usage_pk(&t.instance_id),
+        TOTAL_SK,
+        t.version,
+        record::encode_total(t)?,
+    )
 }
 
 /// An instance's usage total from its item; `None` for a hold alone (no `data`).
 fn decode_total_item(item: &Item) -> Result<Option<UsageTotal>, StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    if !item.contains_key(DATA) {
-        return Ok(None);
-    }
-    let corrupt = |m: String| StoreError::Corrupt(format!("usage total item {pk}: {m}"));
-    let data = string_attr(item, DATA).map_err(corrupt)?;
-    let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
-    let mut t = record::decode_total(data.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
-    if usage_pk(&t.instance_id) != pk {
-        return Err(corrupt(format!(
-            "data holds the total of {} instead",
-            t.instance_id
-        )));
-    }
-    t.version = version;
-    Ok(Some(t))
+    decode_record_item(
+        item,
+        "usage total",
+        |b| record::decode_total(b).map_err(|e| e.to_string()),
+        |t: &UsageTotal| {
+            let id = t.instance_id.clone();
+            (usage_pk(&id), id)
+        },
+        |t, v| t.version = v,
+    )
 }
 
 /// What a window adds up to, as its item's `usage` attribute: total, reports, and when the first

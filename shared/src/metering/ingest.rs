@@ -478,7 +478,12 @@ pub async fn ingest_batch(
             index,
             reason: Refusal::QuotaExhausted(package),
         }) => {
-            notice_exhausted(instances, jobs, &package, &quotas, now).await?;
+            // Only a package used up as stored: one used up by the refused batch's own earlier
+            // reports is not (nothing of the batch was stored), and its notice would stop a
+            // service that still has quota.
+            if used_up_as_stored(usage, &package, &quotas, now).await? {
+                notice_exhausted(instances, jobs, &package, &quotas, now).await?;
+            }
             Err(IngestError::Invalid {
                 index,
                 reason: Refusal::QuotaExhausted(package),
@@ -486,6 +491,22 @@ pub async fn ingest_batch(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether `package` is used up as the store holds it (a package never used is, when its quota
+/// is zero).
+async fn used_up_as_stored(
+    usage: &dyn super::UsageStore,
+    package: &str,
+    quotas: &PackageQuotas,
+    now: DateTime<Utc>,
+) -> Result<bool, IngestError> {
+    let stored = usage
+        .package(package)
+        .await
+        .map_err(IngestError::Store)?
+        .unwrap_or_else(|| PackageUsage::new(package, quotas.get(package).copied().flatten(), now));
+    Ok(stored.exhausted_at.is_some() || stored.remaining().is_some_and(|left| left.is_zero()))
 }
 
 /// Records a package's `quotaExhausted` notice (idempotent: the instance records it once) and,

@@ -664,6 +664,34 @@ mod packages {
         assert!(PackageQuotaList::from_json(r#"{"a":"1.5"}"#).is_ok());
     }
 
+    /// A batch whose first reports use a package up and whose next one is refused for it is
+    /// refused whole: nothing is stored, so the package is not used up and no `quotaExhausted`
+    /// may reach the vendor (found by the usage API's fuzz target: the refusal recorded it).
+    #[tokio::test]
+    async fn a_refused_batch_that_used_a_package_up_itself_notices_nothing() {
+        let (store, quotas) = bed().await;
+        let jobs = MemoryQueue::new();
+        let batch = [used("od", "stop", "20", "a"), used("od", "stop", "1", "b")];
+        let (index, reason) = refusal(
+            ingest_queued(&store, &jobs, &quotas, &batch)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!((index, reason), (1, Refusal::QuotaExhausted("stop".into())));
+        assert_eq!(notices(&store, "stop").await, 0, "no notice");
+        assert!(jobs.is_empty(), "no drain queued");
+        assert!(
+            store.package("stop").await.unwrap().is_none(),
+            "nothing stored"
+        );
+        // The first report alone uses it up, and that is heard.
+        ingest_queued(&store, &jobs, &quotas, &batch[..1])
+            .await
+            .unwrap();
+        assert_eq!(notices(&store, "stop").await, 1);
+        assert_eq!(jobs.len(), 1);
+    }
+
     #[tokio::test]
     async fn a_stop_when_used_up_package_is_deducted_refused_beyond_and_heard_once() {
         let (store, quotas) = bed().await;
