@@ -100,7 +100,9 @@ async fn measure(b: &Backend, ids: &[String], windows: usize, runs: usize, old_r
     let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let resources = Resources::from_config(b.instances.clone(), queue, clock, &config)
-        .with_usage(b.usage.clone());
+        .with_usage(b.usage.clone())
+        // Every callback is built; queryInstance reads no order notices.
+        .with_order_notices(Arc::new(koogallery::testing::MemoryStore::new()));
     let dispatcher = InProcessDispatcher::build(&resources).unwrap();
     let query = by_activity("queryInstance").unwrap();
     for n in [1, IDS] {
