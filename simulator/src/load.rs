@@ -74,10 +74,6 @@ impl LoadReport {
     pub fn requests_per_second(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
-
-    fn ms(&self, quantile: f64) -> f64 {
-        self.latency_us.value_at_quantile(quantile) as f64 / 1000.0
-    }
 }
 
 impl fmt::Display for LoadReport {
@@ -89,14 +85,7 @@ impl fmt::Display for LoadReport {
             self.elapsed.as_secs_f64(),
             self.requests_per_second()
         )?;
-        writeln!(
-            f,
-            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-            self.ms(0.5),
-            self.ms(0.9),
-            self.ms(0.99),
-            self.latency_us.max() as f64 / 1000.0
-        )?;
+        write_latency(f, &self.latency_us)?;
         let codes: Vec<String> = self
             .by_code
             .iter()
@@ -306,4 +295,20 @@ pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadRe
         unexpected,
         signing: spent / u32::try_from(signed.max(1)).unwrap_or(u32::MAX),
     })
+}
+
+/// The latency line both load reports print: p50, p90, p99 and max of a histogram of microseconds.
+pub(crate) fn write_latency(
+    f: &mut std::fmt::Formatter<'_>,
+    us: &Histogram<u64>,
+) -> std::fmt::Result {
+    let ms = |quantile: f64| us.value_at_quantile(quantile) as f64 / 1000.0;
+    writeln!(
+        f,
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        us.max() as f64 / 1000.0
+    )
 }

@@ -405,10 +405,6 @@ impl StormReport {
     pub fn rate(&self) -> f64 {
         self.deliveries as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
-
-    fn ms(&self, quantile: f64) -> f64 {
-        self.latency_us.value_at_quantile(quantile) as f64 / 1000.0
-    }
 }
 
 impl fmt::Display for StormReport {
@@ -432,14 +428,7 @@ impl fmt::Display for StormReport {
             self.latency_us.len(),
             self.latency_us.len().saturating_sub(self.deliveries as u64)
         )?;
-        writeln!(
-            f,
-            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-            self.ms(0.5),
-            self.ms(0.9),
-            self.ms(0.99),
-            self.latency_us.max() as f64 / 1000.0
-        )?;
+        crate::load::write_latency(f, &self.latency_us)?;
         let outcomes: Vec<String> = self
             .by_outcome
             .iter()
