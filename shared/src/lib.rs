@@ -8,6 +8,7 @@
 //! order/         the order behind it and the marketplace port (Query Order)         (openapi §2)
 //! provisioning/  the provisioner port: create resources, hear lifecycle notices
 //! jobs/          the job queue between callbacks and worker, and its consumer port
+//! directory/     the 联营 tenant directory the Kit syncs keep, and its port          (callbacks §9)
 //! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates (openapi §3)
 //! config/        settings per concept and the typed secrets bundle
 //! testing/       fakes, the in-memory test bed, port contracts (feature `testing`)
@@ -20,6 +21,7 @@
 pub mod callbacks;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod instance;
 pub mod jobs;
 pub mod metering;

@@ -3,8 +3,7 @@
 //! Requests are lenient (unknown fields ignored, `testFlag` as string or number); answers are strict
 //! (camelCase, absent optionals omitted, `resultCode` first).
 
-use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 pub mod change_instance_check;
 pub mod new_instance;
@@ -77,66 +76,8 @@ impl std::fmt::Display for Activity {
     }
 }
 
-/// `testFlag`: `"1"` marks a debug call from the seller console or the daily probes (callbacks §1).
-/// V2 pages send a string, Kit bodies an integer, non-debug calls omit it: accept all of them. The
-/// one reading of the flag: request parsing and the edge's log line both use it.
-pub fn test_flag_of(value: Option<&Value>) -> Result<bool, String> {
-    Ok(match value {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => s.trim() == "1",
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(format!("testFlag must be \"0\" or \"1\", got {other}")),
-    })
-}
-
-/// serde adapter of [`test_flag_of`].
-pub(crate) fn test_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    test_flag_of(Option::<Value>::deserialize(d)?.as_ref()).map_err(serde::de::Error::custom)
-}
-
-/// A request that can check its own mandatory fields beyond what serde enforces.
-pub trait CallbackRequest: DeserializeOwned {
-    /// Checks non-empty mandatory identifiers and sizes; the error text becomes `resultMsg`.
-    fn validate(&self) -> Result<(), String>;
-    fn is_test(&self) -> bool;
-}
-
-/// Parses and validates a verified request body; the error is a `resultMsg` for `000002`.
-pub fn parse_request<R: CallbackRequest>(body: &Value) -> Result<R, String> {
-    // The common case, a valid body, takes the plain (faster) path. Only a body that fails is read
-    // again with serde_path_to_error, which names the offending field ("scene: unknown variant
-    // ..."), as serde alone does not for values read from an already-parsed body.
-    if let Ok(req) = R::deserialize(body) {
-        req.validate()?;
-        return Ok(req);
-    }
-    let req: R = serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            format!("invalid request: {inner}")
-        } else {
-            format!("invalid request: {path}: {inner}")
-        }
-    })?;
-    req.validate()?;
-    Ok(req)
-}
-
-pub(crate) fn require(field: &str, value: &str, max: usize) -> Result<(), String> {
-    if value.trim().is_empty() {
-        Err(format!("{field} must not be empty"))
-    } else if value.chars().count() > max {
-        Err(format!("{field} is longer than {max} characters"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Identifier limit: the spec gives 64 for every ID (callbacks §6). Be liberal by a factor of two so a
-/// slightly longer platform ID never fails an order, while still bounding what gets stored.
-pub const MAX_ID_LEN: usize = 128;
+pub use crate::protocol::request::{CallbackRequest, MAX_ID_LEN, parse_request, test_flag_of};
+pub(crate) use crate::protocol::request::{require, test_flag};
 
 #[cfg(test)]
 mod tests;

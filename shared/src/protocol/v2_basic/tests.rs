@@ -3,7 +3,7 @@
 use super::*;
 use crate::ResultCode;
 use crate::protocol::{Reply, reply::MAX_RESULT_MSG};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[test]
 fn new_instance_doc_body_parses_and_test_flag_forms_are_accepted() {

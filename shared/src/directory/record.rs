@@ -1,0 +1,282 @@
+//! The stored form of directory records (`v` 1): what the embedded file and the DynamoDB table hold
+//! across releases. `tests/fixtures/directory_records_v1.json` pins it; never change a field's name
+//! or meaning without a new version that still reads this one.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{App, Department, DirectoryEvent, Tenant, User};
+use crate::storage::StoreError;
+
+/// The record version this release writes.
+pub const DIRECTORY_RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantV1 {
+    v: u32,
+    order_id: String,
+    tenant_code: String,
+    name: String,
+    domain_name: String,
+    synced_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppV1 {
+    v: u32,
+    app_id: String,
+    client_id: String,
+    sealed_client_secret: String,
+    synced_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserV1 {
+    v: u32,
+    app_id: String,
+    user_name: String,
+    name: String,
+    org_code: String,
+    role: String,
+    enabled: bool,
+    revoked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    position: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    employee_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    employee_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mobile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    work_place: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entry_date: Option<String>,
+    synced_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DepartmentV1 {
+    v: u32,
+    #[serde(flatten)]
+    department: Department,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EventV1 {
+    v: u32,
+    #[serde(flatten)]
+    event: DirectoryEvent,
+}
+
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    serde_json::to_vec(record).expect("directory records always serialise")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let version: Version = serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("{what} record: {e}")))?;
+    if version.v != DIRECTORY_RECORD_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "{what} record version {} is newer than this release reads ({DIRECTORY_RECORD_VERSION})",
+            version.v
+        )));
+    }
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what} record: {e}")))
+}
+
+pub fn encode_tenant(t: &Tenant) -> Vec<u8> {
+    encode(&TenantV1 {
+        v: DIRECTORY_RECORD_VERSION,
+        order_id: t.order_id.clone(),
+        tenant_code: t.tenant_code.clone(),
+        name: t.name.clone(),
+        domain_name: t.domain_name.clone(),
+        synced_at: t.synced_at,
+    })
+}
+
+pub fn decode_tenant(bytes: &[u8]) -> Result<Tenant, StoreError> {
+    let r: TenantV1 = decode("tenant", bytes)?;
+    Ok(Tenant {
+        order_id: r.order_id,
+        tenant_code: r.tenant_code,
+        name: r.name,
+        domain_name: r.domain_name,
+        synced_at: r.synced_at,
+    })
+}
+
+pub fn encode_app(a: &App) -> Vec<u8> {
+    encode(&AppV1 {
+        v: DIRECTORY_RECORD_VERSION,
+        app_id: a.app_id.clone(),
+        client_id: a.client_id.clone(),
+        sealed_client_secret: a.sealed_client_secret.clone(),
+        synced_at: a.synced_at,
+    })
+}
+
+pub fn decode_app(bytes: &[u8]) -> Result<App, StoreError> {
+    let r: AppV1 = decode("app", bytes)?;
+    Ok(App {
+        app_id: r.app_id,
+        client_id: r.client_id,
+        sealed_client_secret: r.sealed_client_secret,
+        synced_at: r.synced_at,
+    })
+}
+
+pub fn encode_user(u: &User) -> Vec<u8> {
+    encode(&UserV1 {
+        v: DIRECTORY_RECORD_VERSION,
+        app_id: u.app_id.clone(),
+        user_name: u.user_name.clone(),
+        name: u.name.clone(),
+        org_code: u.org_code.clone(),
+        role: u.role.clone(),
+        enabled: u.enabled,
+        revoked: u.revoked,
+        position: u.position.clone(),
+        employee_code: u.employee_code.clone(),
+        employee_type: u.employee_type.clone(),
+        mobile: u.mobile.clone(),
+        email: u.email.clone(),
+        work_place: u.work_place.clone(),
+        entry_date: u.entry_date.clone(),
+        synced_at: u.synced_at,
+    })
+}
+
+pub fn decode_user(bytes: &[u8]) -> Result<User, StoreError> {
+    let r: UserV1 = decode("user", bytes)?;
+    Ok(User {
+        app_id: r.app_id,
+        user_name: r.user_name,
+        name: r.name,
+        org_code: r.org_code,
+        role: r.role,
+        enabled: r.enabled,
+        revoked: r.revoked,
+        position: r.position,
+        employee_code: r.employee_code,
+        employee_type: r.employee_type,
+        mobile: r.mobile,
+        email: r.email,
+        work_place: r.work_place,
+        entry_date: r.entry_date,
+        synced_at: r.synced_at,
+    })
+}
+
+pub fn encode_department(d: &Department) -> Vec<u8> {
+    encode(&DepartmentV1 {
+        v: DIRECTORY_RECORD_VERSION,
+        department: d.clone(),
+    })
+}
+
+pub fn decode_department(bytes: &[u8]) -> Result<Department, StoreError> {
+    Ok(decode::<DepartmentV1>("department", bytes)?.department)
+}
+
+pub fn encode_event(e: &DirectoryEvent) -> Vec<u8> {
+    encode(&EventV1 {
+        v: DIRECTORY_RECORD_VERSION,
+        event: e.clone(),
+    })
+}
+
+pub fn decode_event(bytes: &[u8]) -> Result<DirectoryEvent, StoreError> {
+    Ok(decode::<EventV1>("directory event", bytes)?.event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{EventBody, EventUser};
+
+    fn at() -> DateTime<Utc> {
+        "2026-12-05T01:02:03Z".parse().unwrap()
+    }
+
+    /// The records an earlier release stored must still read, and this release must write the
+    /// very same bytes.
+    #[test]
+    fn stored_directory_records_keep_their_form() {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/directory_records_v1.json"
+        ))
+        .unwrap();
+        let bytes = |k: &str| serde_json::to_vec(&fixture[k]).unwrap();
+        let tenant = Tenant {
+            order_id: "CS1906666666ABCDE".into(),
+            tenant_code: "huawei".into(),
+            name: "华为技术有限公司".into(),
+            domain_name: "https://example.tenantaccount.com".into(),
+            synced_at: at(),
+        };
+        assert_eq!(decode_tenant(&bytes("tenant")).unwrap(), tenant);
+        assert_eq!(encode_tenant(&tenant), bytes("tenant"));
+        let app = App {
+            app_id: "app-001".into(),
+            client_id: "client-001".into(),
+            sealed_client_secret: "local2.AAAA".into(),
+            synced_at: at(),
+        };
+        assert_eq!(decode_app(&bytes("app")).unwrap(), app);
+        assert_eq!(encode_app(&app), bytes("app"));
+        let user = User {
+            app_id: "app-001".into(),
+            user_name: "zhangsan01".into(),
+            name: "张三".into(),
+            org_code: "10000".into(),
+            role: "admin".into(),
+            enabled: true,
+            revoked: false,
+            position: Some("工程师".into()),
+            employee_code: None,
+            employee_type: Some("1".into()),
+            mobile: None,
+            email: Some("zhangsan@example.com".into()),
+            work_place: None,
+            entry_date: None,
+            synced_at: at(),
+        };
+        assert_eq!(decode_user(&bytes("user")).unwrap(), user);
+        assert_eq!(encode_user(&user), bytes("user"));
+        let department = Department {
+            org_code: "10001".into(),
+            org_name: "研发部".into(),
+            parent_code: Some("10000".into()),
+        };
+        assert_eq!(decode_department(&bytes("department")).unwrap(), department);
+        assert_eq!(encode_department(&department), bytes("department"));
+        let event = DirectoryEvent {
+            seq: 7,
+            at: at(),
+            body: EventBody::UsersAuthorized {
+                app_id: "app-001".into(),
+                users: vec![EventUser::from(&user)],
+            },
+        };
+        assert_eq!(decode_event(&bytes("event")).unwrap(), event);
+        assert_eq!(encode_event(&event), bytes("event"));
+    }
+
+    #[test]
+    fn a_newer_version_is_refused_not_misread() {
+        let err = decode_tenant(br#"{"v":2,"orderId":"o"}"#).unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+    }
+}
