@@ -278,3 +278,16 @@ pub trait TenantDirectory: Send + Sync {
     /// Marks every event up to `seq` delivered (they are no longer pending).
     async fn events_delivered(&self, key: &TenantKey, seq: u64) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn the_memory_directory_passes_the_contract() {
+        crate::testing::contract::directory_contract(Arc::new(
+            crate::testing::MemoryDirectory::new(),
+        ))
+        .await;
+    }
+}

@@ -923,3 +923,242 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         "the claim is no window"
     );
 }
+
+/// Every tenant directory (Decisions §16): upserts, deletes of unknown keys, revoke keeps the
+/// record, a tenant's deletion takes its apps, users and departments (and nothing of another
+/// tenant, nor of the same tenant under another instance), a full department replace, a
+/// 500-user sync, events numbered per tenant from 1 and drained in order.
+pub async fn directory_contract(dir: Arc<dyn crate::directory::TenantDirectory>) {
+    use crate::directory::{App, Department, DirectoryChange as C, Tenant, TenantKey, User};
+    let now = t0();
+    let key = TenantKey::new(unique("inst"), unique("tenant"));
+    let other_instance = TenantKey::new(unique("inst"), key.tenant_id.clone());
+    let seller = TenantKey::new("", unique("tenant"));
+    let apply = |k: TenantKey, c: C| {
+        let dir = dir.clone();
+        async move {
+            let events = c.events();
+            dir.apply(&k, &c, &events, now).await.unwrap()
+        }
+    };
+    let tenant = |name: &str| Tenant {
+        order_id: "CS1".into(),
+        tenant_code: "code".into(),
+        name: name.into(),
+        domain_name: "https://idaas.example.com".into(),
+        synced_at: now,
+    };
+    let app = |id: &str| App {
+        app_id: id.into(),
+        client_id: format!("client-{id}"),
+        sealed_client_secret: format!("sealed-{id}"),
+        synced_at: now,
+    };
+    let user = |app: &str, name: &str| User {
+        app_id: app.into(),
+        user_name: name.into(),
+        name: "张三".into(),
+        org_code: "10000".into(),
+        role: "user".into(),
+        enabled: true,
+        revoked: false,
+        position: None,
+        employee_code: None,
+        employee_type: None,
+        mobile: Some("13800000000".into()),
+        email: None,
+        work_place: None,
+        entry_date: None,
+        synced_at: now,
+    };
+    let dept = |code: &str, parent: Option<&str>| Department {
+        org_code: code.into(),
+        org_name: format!("部门{code}"),
+        parent_code: parent.map(Into::into),
+    };
+
+    // Nothing yet; deleting what is unknown is fine.
+    assert_eq!(dir.tenant(&key).await.unwrap(), None);
+    let first = apply(key.clone(), C::DeleteTenant).await;
+    assert_eq!(
+        (first.first_seq, first.last_seq),
+        (1, 1),
+        "events are numbered from 1"
+    );
+
+    // Tenant upsert and modify, isolated per instance.
+    apply(key.clone(), C::PutTenant(tenant("甲"))).await;
+    apply(key.clone(), C::PutTenant(tenant("乙"))).await;
+    apply(other_instance.clone(), C::PutTenant(tenant("丙"))).await;
+    apply(seller.clone(), C::PutTenant(tenant("卖家"))).await;
+    assert_eq!(dir.tenant(&key).await.unwrap().unwrap().name, "乙");
+    assert_eq!(
+        dir.tenant(&other_instance).await.unwrap().unwrap().name,
+        "丙"
+    );
+    assert_eq!(dir.tenant(&seller).await.unwrap().unwrap().name, "卖家");
+
+    // Apps and 500 users in one sync.
+    apply(key.clone(), C::PutApp(app("a1"))).await;
+    apply(key.clone(), C::PutApp(app("a2"))).await;
+    apply(other_instance.clone(), C::PutApp(app("a1"))).await;
+    let ids: Vec<String> = (0..500).map(|i| format!("user{i:03}")).collect();
+    let users: Vec<User> = ids.iter().map(|n| user("a1", n)).collect();
+    let applied = apply(
+        key.clone(),
+        C::PutUsers {
+            app_id: "a1".into(),
+            users,
+        },
+    )
+    .await;
+    assert_eq!(
+        applied.last_seq - applied.first_seq + 1,
+        5,
+        "500 users: 5 events"
+    );
+    apply(
+        key.clone(),
+        C::PutUsers {
+            app_id: "a2".into(),
+            users: vec![user("a2", "user000")],
+        },
+    )
+    .await;
+    let stored = dir.users(&key, "a1").await.unwrap();
+    assert_eq!(stored.len(), 500);
+    assert!(
+        stored.windows(2).all(|w| w[0].user_name < w[1].user_name),
+        "by userName"
+    );
+    assert_eq!(stored[7], user("a1", "user007"));
+    assert_eq!(
+        dir.apps(&key)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.app_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
+
+    // Revoke keeps the record; modify authorizes again; delete removes; unknown names are fine.
+    apply(
+        key.clone(),
+        C::RevokeUsers {
+            app_id: "a1".into(),
+            user_names: vec!["user001".into(), "nobody".into()],
+        },
+    )
+    .await;
+    let revoked = dir.user(&key, "a1", "user001").await.unwrap().unwrap();
+    assert!(revoked.revoked && !revoked.may_use_app());
+    assert_eq!(
+        dir.user(&key, "a1", "nobody").await.unwrap(),
+        None,
+        "revoke creates nothing"
+    );
+    assert!(
+        dir.user(&key, "a2", "user000")
+            .await
+            .unwrap()
+            .unwrap()
+            .may_use_app(),
+        "per app"
+    );
+    apply(
+        key.clone(),
+        C::PutUsers {
+            app_id: "a1".into(),
+            users: vec![user("a1", "user001")],
+        },
+    )
+    .await;
+    assert!(
+        dir.user(&key, "a1", "user001")
+            .await
+            .unwrap()
+            .unwrap()
+            .may_use_app()
+    );
+    apply(
+        key.clone(),
+        C::DeleteUsers {
+            app_id: "a1".into(),
+            user_names: vec!["user002".into(), "nobody".into()],
+        },
+    )
+    .await;
+    assert_eq!(dir.user(&key, "a1", "user002").await.unwrap(), None);
+    assert_eq!(dir.users(&key, "a1").await.unwrap().len(), 499);
+
+    // Departments: single upserts, then a full replace (parents after children, a missing parent).
+    apply(key.clone(), C::PutDepartment(dept("old", None))).await;
+    apply(
+        key.clone(),
+        C::DeleteDepartment {
+            org_code: "never".into(),
+        },
+    )
+    .await;
+    let all: Vec<Department> = (0..1200)
+        .rev()
+        .map(|i| {
+            dept(
+                &format!("d{i:04}"),
+                (i > 0).then(|| format!("d{:04}", i - 1)).as_deref(),
+            )
+        })
+        .chain([dept("orphan", Some("missing"))])
+        .collect();
+    apply(key.clone(), C::ReplaceDepartments(all.clone())).await;
+    let depts = dir.departments(&key).await.unwrap();
+    assert_eq!(depts.len(), 1201, "replaced, not merged: `old` is gone");
+    assert!(depts.iter().all(|d| d.org_code != "old"));
+    assert!(depts.contains(&dept("orphan", Some("missing"))));
+    assert!(depts.contains(&dept("d0000", None)));
+    apply(
+        key.clone(),
+        C::DeleteDepartment {
+            org_code: "orphan".into(),
+        },
+    )
+    .await;
+    assert_eq!(dir.departments(&key).await.unwrap().len(), 1200);
+
+    // Deleting an app takes its users.
+    apply(
+        key.clone(),
+        C::DeleteApp {
+            app_id: "a2".into(),
+        },
+    )
+    .await;
+    assert_eq!(dir.users(&key, "a2").await.unwrap(), []);
+    assert_eq!(dir.apps(&key).await.unwrap().len(), 1);
+
+    // Events: numbered without gaps, drained in order, in pages.
+    let pending = dir.pending_events(&key, 1000).await.unwrap();
+    let seqs: Vec<u64> = pending.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(pending[1].body.name(), "tenantSynced");
+    let page = dir.pending_events(&key, 3).await.unwrap();
+    assert_eq!(page, pending[..3]);
+    dir.events_delivered(&key, 3).await.unwrap();
+    assert_eq!(dir.pending_events(&key, 1).await.unwrap()[0].seq, 4);
+    let last = pending.last().unwrap().seq;
+
+    // Deleting the tenant takes apps, users, departments; not the other instance's; numbering
+    // goes on, and the deletion's own event is pending.
+    let deleted = apply(key.clone(), C::DeleteTenant).await;
+    assert_eq!(deleted.first_seq, last + 1);
+    assert_eq!(dir.tenant(&key).await.unwrap(), None);
+    assert_eq!(dir.apps(&key).await.unwrap(), []);
+    assert_eq!(dir.users(&key, "a1").await.unwrap(), []);
+    assert_eq!(dir.departments(&key).await.unwrap(), []);
+    assert_eq!(dir.apps(&other_instance).await.unwrap().len(), 1);
+    let after = dir.pending_events(&key, 1000).await.unwrap();
+    assert_eq!(after.last().unwrap().body.name(), "tenantDeleted");
+    dir.events_delivered(&key, deleted.last_seq).await.unwrap();
+    assert_eq!(dir.pending_events(&key, 10).await.unwrap(), []);
+}

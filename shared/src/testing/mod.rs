@@ -4,9 +4,11 @@
 
 pub mod bed;
 pub mod contract;
+pub mod directory;
 pub mod memory;
 
 pub use bed::TestBed;
+pub use directory::MemoryDirectory;
 pub use memory::{
     ManualClock, MemoryQueue, MemoryStore, RecordedMetrics, Scripted, ScriptedProvisioner,
     sample_access,

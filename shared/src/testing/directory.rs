@@ -1,0 +1,192 @@
+//! The tenant directory in memory ([`MemoryDirectory`]): the reference the adapters' contract is
+//! written against, and the test bed's directory.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, PoisonError},
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    directory::{
+        App, Applied, Department, DirectoryChange, DirectoryEvent, EventBody, Tenant,
+        TenantDirectory, TenantKey, User,
+    },
+    storage::StoreError,
+};
+
+#[derive(Default)]
+struct TenantData {
+    tenant: Option<Tenant>,
+    apps: BTreeMap<String, App>,
+    users: BTreeMap<(String, String), User>,
+    departments: BTreeMap<String, Department>,
+    /// The last `seq` numbered; survives a tenant's deletion, so numbering never restarts.
+    last_seq: u64,
+    pending: BTreeMap<u64, DirectoryEvent>,
+}
+
+/// Every tenant in one mutex.
+#[derive(Default)]
+pub struct MemoryDirectory {
+    tenants: Mutex<BTreeMap<TenantKey, TenantData>>,
+}
+
+impl MemoryDirectory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Applies a change to one tenant's data: the rules every adapter follows (Decisions §16).
+fn apply_to(data: &mut TenantData, change: &DirectoryChange) {
+    match change {
+        DirectoryChange::PutTenant(t) => data.tenant = Some(t.clone()),
+        DirectoryChange::DeleteTenant => {
+            data.tenant = None;
+            data.apps.clear();
+            data.users.clear();
+            data.departments.clear();
+        }
+        DirectoryChange::PutApp(a) => {
+            data.apps.insert(a.app_id.clone(), a.clone());
+        }
+        DirectoryChange::DeleteApp { app_id } => {
+            data.apps.remove(app_id);
+            data.users.retain(|(app, _), _| app != app_id);
+        }
+        DirectoryChange::PutUsers { app_id, users } => {
+            for u in users {
+                data.users
+                    .insert((app_id.clone(), u.user_name.clone()), u.clone());
+            }
+        }
+        DirectoryChange::RevokeUsers { app_id, user_names } => {
+            for name in user_names {
+                if let Some(u) = data.users.get_mut(&(app_id.clone(), name.clone())) {
+                    u.revoked = true;
+                }
+            }
+        }
+        DirectoryChange::DeleteUsers { app_id, user_names } => {
+            for name in user_names {
+                data.users.remove(&(app_id.clone(), name.clone()));
+            }
+        }
+        DirectoryChange::PutDepartment(d) => {
+            data.departments.insert(d.org_code.clone(), d.clone());
+        }
+        DirectoryChange::DeleteDepartment { org_code } => {
+            data.departments.remove(org_code);
+        }
+        DirectoryChange::ReplaceDepartments(all) => {
+            data.departments = all
+                .iter()
+                .map(|d| (d.org_code.clone(), d.clone()))
+                .collect();
+        }
+    }
+}
+
+#[async_trait]
+impl TenantDirectory for MemoryDirectory {
+    async fn apply(
+        &self,
+        key: &TenantKey,
+        change: &DirectoryChange,
+        events: &[EventBody],
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        let data = tenants.entry(key.clone()).or_default();
+        apply_to(data, change);
+        let first_seq = data.last_seq + 1;
+        for body in events {
+            data.last_seq += 1;
+            let seq = data.last_seq;
+            data.pending.insert(
+                seq,
+                DirectoryEvent {
+                    seq,
+                    at: now,
+                    body: body.clone(),
+                },
+            );
+        }
+        Ok(Applied {
+            first_seq,
+            last_seq: data.last_seq,
+        })
+    }
+
+    async fn tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants.get(key).and_then(|d| d.tenant.clone()))
+    }
+
+    async fn apps(&self, key: &TenantKey) -> Result<Vec<App>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants
+            .get(key)
+            .map(|d| d.apps.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn user(
+        &self,
+        key: &TenantKey,
+        app_id: &str,
+        user_name: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants.get(key).and_then(|d| {
+            d.users
+                .get(&(app_id.to_owned(), user_name.to_owned()))
+                .cloned()
+        }))
+    }
+
+    async fn users(&self, key: &TenantKey, app_id: &str) -> Result<Vec<User>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants
+            .get(key)
+            .map(|d| {
+                d.users
+                    .iter()
+                    .filter(|((app, _), _)| app == app_id)
+                    .map(|(_, u)| u.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn departments(&self, key: &TenantKey) -> Result<Vec<Department>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants
+            .get(key)
+            .map(|d| d.departments.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn pending_events(
+        &self,
+        key: &TenantKey,
+        limit: usize,
+    ) -> Result<Vec<DirectoryEvent>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants
+            .get(key)
+            .map(|d| d.pending.values().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn events_delivered(&self, key: &TenantKey, seq: u64) -> Result<(), StoreError> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(d) = tenants.get_mut(key) {
+            d.pending.retain(|&s, _| s > seq);
+        }
+        Ok(())
+    }
+}
