@@ -7,6 +7,9 @@
 //!   [`koogallery::testing::MemoryStore`] (conditional create, compare-and-set on `version`).
 //! - [`EmbeddedQueue`] implements [`JobQueue`](koogallery::ports::JobQueue) and offers the consumer
 //!   side (receive with a visibility lease, ack, retry later, dead letters, redrive) the worker uses.
+//! - [`EmbeddedStore`] also implements [`TenantDirectory`](koogallery::directory::TenantDirectory)
+//!   (the Kit syncs' tenant directory, Decisions §16) with the semantics of
+//!   [`koogallery::testing::MemoryDirectory`].
 //!
 //! # Key layout
 //!
@@ -26,11 +29,18 @@
 //! | `usage_keys`       | idempotency key            | what the key was applied to, as JSON               |
 //! | `usage_packages`   | package instanceId         | what was used of the package, as JSON              |
 //! | `usage_totals`     | instanceId                 | the sum of its windows, as JSON (written with them; built on open for older files) |
+//! | `dir_tenants`      | (instanceId, tenantId)     | tenant (`directory::record`, `v` 1)                |
+//! | `dir_apps`         | (instanceId, tenantId, appId) | app, its client secret sealed (`directory::record`) |
+//! | `dir_users`        | (instanceId, tenantId, appId, userName) | user (`directory::record`)            |
+//! | `dir_departments`  | (instanceId, tenantId, orgCode) | department (`directory::record`)              |
+//! | `dir_last_seq`     | (instanceId, tenantId)     | the last event seq numbered, u64 (kept after the tenant's deletion) |
+//! | `dir_events`       | (instanceId, tenantId, seq) | undelivered `DirectoryEvent` (`directory::record`) |
 //!
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
 
 mod consumer;
+mod directory;
 mod nonces;
 #[cfg(test)]
 mod purge_tests;
@@ -93,6 +103,25 @@ pub(crate) const USAGE_TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::n
 /// Order notices by (orderId, orderLineId): the versioned record of `order::notice::record`.
 pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_notices");
+
+// The tenant directory (Decisions §16; `directory`). Keys are redb tuples, compared element by
+// element with each element's length stored, so a tenant's range never takes in another whose ids
+// merely extend its own ("t1" and "t10"), and an empty instanceId (the seller's credential) is a
+// key like any other; no separator character is needed.
+pub(crate) const DIR_TENANTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("dir_tenants");
+pub(crate) const DIR_APPS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("dir_apps");
+pub(crate) const DIR_USERS: TableDefinition<(&str, &str, &str, &str), &[u8]> =
+    TableDefinition::new("dir_users");
+pub(crate) const DIR_DEPARTMENTS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("dir_departments");
+/// A tenant's last event seq: its own table, so numbering survives the tenant's deletion and the
+/// delivery of every event.
+pub(crate) const DIR_LAST_SEQ: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("dir_last_seq");
+pub(crate) const DIR_EVENTS: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("dir_events");
 
 /// How a [`Db`] (re)opens its file: redb latches an I/O failure (a full disk, say) and refuses
 /// every later transaction until the file is closed and opened again.
@@ -328,6 +357,14 @@ impl EmbeddedStore {
             usage::index_key_expiry(&txn)?;
             txn.open_table(USAGE_PACKAGES).map_err(Fault::from)?;
             usage::build_usage_totals(&txn)?;
+            // Created here, like the others, so a file written before the directory existed
+            // opens with an empty one.
+            txn.open_table(DIR_TENANTS).map_err(Fault::from)?;
+            txn.open_table(DIR_APPS).map_err(Fault::from)?;
+            txn.open_table(DIR_USERS).map_err(Fault::from)?;
+            txn.open_table(DIR_DEPARTMENTS).map_err(Fault::from)?;
+            txn.open_table(DIR_LAST_SEQ).map_err(Fault::from)?;
+            txn.open_table(DIR_EVENTS).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);

@@ -1,0 +1,359 @@
+//! [`TenantDirectory`] over redb (Decisions §16; spec callbacks §9), mirroring
+//! `koogallery::testing::MemoryDirectory`: records in `dir_tenants`, `dir_apps`, `dir_users` and
+//! `dir_departments`, the tenant's event numbering in `dir_last_seq`, undelivered events in
+//! `dir_events` (key layout: the crate docs). Values are the versioned records of
+//! `koogallery::directory::record`.
+//!
+//! A sync is one write transaction, one durable commit, with the events it produces: a 500-user
+//! authSync or a 5 000-department allOrgSync is stored whole or not at all. redb runs one writer
+//! at a time, so two syncs of a tenant never number the same seq.
+//!
+//! A tenant's records are a key range: its (instanceId, tenantId) tuple is compared element by
+//! element, never as a string prefix (see [`Scope`]).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use koogallery::{
+    StoreError,
+    directory::{
+        App, Applied, Department, DirectoryChange, DirectoryEvent, EventBody, Tenant,
+        TenantDirectory, TenantKey, User, record,
+    },
+};
+use redb::{AccessGuard, ReadableTable, StorageError};
+
+use crate::{
+    DIR_APPS, DIR_DEPARTMENTS, DIR_EVENTS, DIR_LAST_SEQ, DIR_TENANTS, DIR_USERS, EmbeddedStore,
+    Fault, Write,
+};
+
+/// The smallest string above `s`: nothing sorts strictly between `s` and `s` + NUL, so a key
+/// range from (…, `s`, "") up to (…, [`after`]`(s)`, "") holds exactly the keys whose element is
+/// `s`, whatever the ids hold.
+fn after(s: &str) -> String {
+    format!("{s}\0")
+}
+
+/// One tenant's key parts, owned so they move into the blocking task.
+struct Scope {
+    instance_id: String,
+    tenant_id: String,
+    /// [`after`] the tenant id: the exclusive end of the tenant's ranges.
+    tenant_end: String,
+}
+
+impl Scope {
+    fn of(key: &TenantKey) -> Self {
+        Self {
+            instance_id: key.instance_id.clone(),
+            tenant_id: key.tenant_id.clone(),
+            tenant_end: after(&key.tenant_id),
+        }
+    }
+
+    fn key(&self) -> (&str, &str) {
+        (self.instance_id.as_str(), self.tenant_id.as_str())
+    }
+
+    /// The tenant's apps or departments.
+    fn range3(&self) -> std::ops::Range<(&str, &str, &str)> {
+        let (i, t, end) = (
+            self.instance_id.as_str(),
+            self.tenant_id.as_str(),
+            self.tenant_end.as_str(),
+        );
+        (i, t, "")..(i, end, "")
+    }
+
+    /// The tenant's users, of every app.
+    fn range4(&self) -> std::ops::Range<(&str, &str, &str, &str)> {
+        let (i, t, end) = (
+            self.instance_id.as_str(),
+            self.tenant_id.as_str(),
+            self.tenant_end.as_str(),
+        );
+        (i, t, "", "")..(i, end, "", "")
+    }
+
+    /// The tenant's events up to `seq`.
+    fn events_to(&self, seq: u64) -> std::ops::RangeInclusive<(&str, &str, u64)> {
+        (self.instance_id.as_str(), self.tenant_id.as_str(), 0)
+            ..=(self.instance_id.as_str(), self.tenant_id.as_str(), seq)
+    }
+
+    /// A record that cannot be decoded, named with its tenant (never a panic: a damaged file is
+    /// reported, and retrying will not help).
+    fn corrupt(&self, e: StoreError) -> Fault {
+        let m = match e {
+            StoreError::Corrupt(m) => m,
+            other => other.to_string(),
+        };
+        Fault::Corrupt(format!(
+            "{m} (instance {:?}, tenant {:?})",
+            self.instance_id, self.tenant_id
+        ))
+    }
+}
+
+type Entry<'a, K> = Result<(AccessGuard<'a, K>, AccessGuard<'a, &'static [u8]>), StorageError>;
+
+/// Decodes the values of a range scan, in key order.
+fn decode_all<'a, K: redb::Key + 'static, T>(
+    scope: &Scope,
+    entries: impl Iterator<Item = Entry<'a, K>>,
+    decode: fn(&[u8]) -> Result<T, StoreError>,
+) -> Result<Vec<T>, Fault> {
+    entries
+        .map(|entry| {
+            let (_, v) = entry?;
+            decode(v.value()).map_err(|e| scope.corrupt(e))
+        })
+        .collect()
+}
+
+/// Applies `change` to the tenant's records: `MemoryDirectory`'s `apply_to`, the rules every
+/// adapter follows (Decisions §16). Unknown records are upserted or, deleted, a success.
+fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(), Fault> {
+    let (i, t) = s.key();
+    match change {
+        DirectoryChange::PutTenant(tenant) => {
+            txn.open_table(DIR_TENANTS)?
+                .insert(s.key(), record::encode_tenant(tenant).as_slice())?;
+        }
+        DirectoryChange::DeleteTenant => {
+            // Range deletes of this (instanceId, tenantId) only; its event numbering and
+            // undelivered events stay (the `tenantDeleted` event is among them).
+            txn.open_table(DIR_TENANTS)?.remove(s.key())?;
+            txn.open_table(DIR_APPS)?
+                .retain_in(s.range3(), |_, _| false)?;
+            txn.open_table(DIR_USERS)?
+                .retain_in(s.range4(), |_, _| false)?;
+            txn.open_table(DIR_DEPARTMENTS)?
+                .retain_in(s.range3(), |_, _| false)?;
+        }
+        DirectoryChange::PutApp(app) => {
+            txn.open_table(DIR_APPS)?.insert(
+                (i, t, app.app_id.as_str()),
+                record::encode_app(app).as_slice(),
+            )?;
+        }
+        DirectoryChange::DeleteApp { app_id } => {
+            txn.open_table(DIR_APPS)?.remove((i, t, app_id.as_str()))?;
+            let end = after(app_id);
+            txn.open_table(DIR_USERS)?.retain_in(
+                (i, t, app_id.as_str(), "")..(i, t, end.as_str(), ""),
+                |_, _| false,
+            )?;
+        }
+        DirectoryChange::PutUsers { app_id, users } => {
+            let mut table = txn.open_table(DIR_USERS)?;
+            for u in users {
+                table.insert(
+                    (i, t, app_id.as_str(), u.user_name.as_str()),
+                    record::encode_user(u).as_slice(),
+                )?;
+            }
+        }
+        DirectoryChange::RevokeUsers { app_id, user_names } => {
+            // The record is kept, marked revoked; an unknown user gets none (Decisions §16).
+            let mut table = txn.open_table(DIR_USERS)?;
+            for name in user_names {
+                let k = (i, t, app_id.as_str(), name.as_str());
+                let stored = table
+                    .get(k)?
+                    .map(|v| record::decode_user(v.value()))
+                    .transpose()
+                    .map_err(|e| s.corrupt(e))?;
+                if let Some(mut u) = stored {
+                    u.revoked = true;
+                    table.insert(k, record::encode_user(&u).as_slice())?;
+                }
+            }
+        }
+        DirectoryChange::DeleteUsers { app_id, user_names } => {
+            let mut table = txn.open_table(DIR_USERS)?;
+            for name in user_names {
+                table.remove((i, t, app_id.as_str(), name.as_str()))?;
+            }
+        }
+        DirectoryChange::PutDepartment(d) => {
+            txn.open_table(DIR_DEPARTMENTS)?.insert(
+                (i, t, d.org_code.as_str()),
+                record::encode_department(d).as_slice(),
+            )?;
+        }
+        DirectoryChange::DeleteDepartment { org_code } => {
+            txn.open_table(DIR_DEPARTMENTS)?
+                .remove((i, t, org_code.as_str()))?;
+        }
+        DirectoryChange::ReplaceDepartments(all) => {
+            // allOrgSync (callbacks §9.5): the whole set, replaced in this one transaction.
+            let mut table = txn.open_table(DIR_DEPARTMENTS)?;
+            table.retain_in(s.range3(), |_, _| false)?;
+            for d in all {
+                table.insert(
+                    (i, t, d.org_code.as_str()),
+                    record::encode_department(d).as_slice(),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The change and its events, numbered after the tenant's last seq, in one durable commit.
+fn apply_in(
+    txn: Write<'_>,
+    s: &Scope,
+    change: &DirectoryChange,
+    events: &[EventBody],
+    now: DateTime<Utc>,
+) -> Result<Applied, Fault> {
+    let (i, t) = s.key();
+    change_in(&txn, s, change)?;
+    let applied = {
+        let mut seqs = txn.open_table(DIR_LAST_SEQ)?;
+        let last = seqs.get(s.key())?.map(|v| v.value()).unwrap_or(0);
+        let mut table = txn.open_table(DIR_EVENTS)?;
+        let mut seq = last;
+        for body in events {
+            seq += 1;
+            let event = DirectoryEvent {
+                seq,
+                at: now,
+                body: body.clone(),
+            };
+            if table
+                .insert((i, t, seq), record::encode_event(&event).as_slice())?
+                .is_some()
+            {
+                // Seqs only grow, so one already stored means `dir_last_seq` lost its place:
+                // refuse (the transaction is dropped) rather than overwrite an undelivered event.
+                return Err(Fault::Corrupt(format!(
+                    "directory event {seq} of instance {i:?}, tenant {t:?} is already stored \
+                     above the last seq {last}"
+                )));
+            }
+        }
+        if seq != last {
+            seqs.insert(s.key(), seq)?;
+        }
+        Applied {
+            first_seq: last + 1,
+            last_seq: seq,
+        }
+    };
+    txn.commit()?;
+    Ok(applied)
+}
+
+#[async_trait]
+impl TenantDirectory for EmbeddedStore {
+    async fn apply(
+        &self,
+        key: &TenantKey,
+        change: &DirectoryChange,
+        events: &[EventBody],
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let (s, change, events) = (Scope::of(key), change.clone(), events.to_vec());
+        Ok(self
+            .blocking(move |db| apply_in(db.begin_write()?, &s, &change, &events, now))
+            .await?)
+    }
+
+    async fn tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError> {
+        let s = Scope::of(key);
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(DIR_TENANTS)?;
+                table
+                    .get(s.key())?
+                    .map(|v| record::decode_tenant(v.value()))
+                    .transpose()
+                    .map_err(|e| s.corrupt(e))
+            })
+            .await?)
+    }
+
+    async fn apps(&self, key: &TenantKey) -> Result<Vec<App>, StoreError> {
+        let s = Scope::of(key);
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(DIR_APPS)?;
+                decode_all(&s, table.range(s.range3())?, record::decode_app)
+            })
+            .await?)
+    }
+
+    async fn user(
+        &self,
+        key: &TenantKey,
+        app_id: &str,
+        user_name: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let (s, app_id, user_name) = (Scope::of(key), app_id.to_owned(), user_name.to_owned());
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(DIR_USERS)?;
+                let (i, t) = s.key();
+                table
+                    .get((i, t, app_id.as_str(), user_name.as_str()))?
+                    .map(|v| record::decode_user(v.value()))
+                    .transpose()
+                    .map_err(|e| s.corrupt(e))
+            })
+            .await?)
+    }
+
+    async fn users(&self, key: &TenantKey, app_id: &str) -> Result<Vec<User>, StoreError> {
+        let (s, app_id) = (Scope::of(key), app_id.to_owned());
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(DIR_USERS)?;
+                let (i, t) = s.key();
+                let end = after(&app_id);
+                let range = (i, t, app_id.as_str(), "")..(i, t, end.as_str(), "");
+                decode_all(&s, table.range(range)?, record::decode_user)
+            })
+            .await?)
+    }
+
+    async fn departments(&self, key: &TenantKey) -> Result<Vec<Department>, StoreError> {
+        let s = Scope::of(key);
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(DIR_DEPARTMENTS)?;
+                decode_all(&s, table.range(s.range3())?, record::decode_department)
+            })
+            .await?)
+    }
+
+    async fn pending_events(
+        &self,
+        key: &TenantKey,
+        limit: usize,
+    ) -> Result<Vec<DirectoryEvent>, StoreError> {
+        let s = Scope::of(key);
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(DIR_EVENTS)?;
+                let pending = table.range(s.events_to(u64::MAX))?.take(limit);
+                decode_all(&s, pending, record::decode_event)
+            })
+            .await?)
+    }
+
+    async fn events_delivered(&self, key: &TenantKey, seq: u64) -> Result<(), StoreError> {
+        let s = Scope::of(key);
+        Ok(self
+            .blocking(move |db| {
+                let txn = db.begin_write()?;
+                txn.open_table(DIR_EVENTS)?
+                    .retain_in(s.events_to(seq), |_, _| false)?;
+                txn.commit()?;
+                Ok(())
+            })
+            .await?)
+    }
+}
