@@ -69,3 +69,9 @@ async fn embedded_store_passes_the_usage_store_contract() {
     let (_dir, store) = fresh();
     koogallery::testing::contract::usage_store_contract(store).await;
 }
+
+#[tokio::test]
+async fn embedded_store_passes_the_directory_contract() {
+    let (_dir, store) = fresh();
+    koogallery::testing::contract::directory_contract(store).await;
+}
