@@ -357,3 +357,142 @@ impl TenantDirectory for EmbeddedStore {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::LimitedDisk;
+
+    fn user(name: &str) -> User {
+        User {
+            app_id: "a1".into(),
+            user_name: name.into(),
+            name: "张三".into(),
+            org_code: "10000".into(),
+            role: "user".into(),
+            enabled: true,
+            revoked: false,
+            position: None,
+            employee_code: None,
+            employee_type: None,
+            mobile: None,
+            email: None,
+            work_place: None,
+            entry_date: None,
+            synced_at: Utc::now(),
+        }
+    }
+
+    fn put_users(n: usize) -> DirectoryChange {
+        DirectoryChange::PutUsers {
+            app_id: "a1".into(),
+            users: (0..n).map(|i| user(&format!("user{i:03}"))).collect(),
+        }
+    }
+
+    async fn apply(
+        store: &EmbeddedStore,
+        key: &TenantKey,
+        change: &DirectoryChange,
+    ) -> Result<Applied, StoreError> {
+        store.apply(key, change, &change.events(), Utc::now()).await
+    }
+
+    /// A 500-user sync whose commit runs out of space leaves none of its users and none of its
+    /// events, and does not move the numbering: the sync is retried whole (callbacks §9: the
+    /// Kit's retry, after a retryable error).
+    #[tokio::test]
+    async fn a_sync_cut_short_by_a_full_disk_leaves_nothing_of_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = LimitedDisk::new();
+        let store = EmbeddedStore::open_on(dir.path().join("s.redb"), &disk).unwrap();
+        let key = TenantKey::new("inst-1", "tenant-1");
+        apply(&store, &key, &put_users(1)).await.unwrap();
+
+        // Room for part of the commit only.
+        disk.fill_after(8 * 1024);
+        let cut = apply(&store, &key, &put_users(500)).await;
+        assert!(
+            matches!(&cut, Err(e @ StoreError::Unavailable(_)) if e.is_retryable()),
+            "{cut:?}"
+        );
+        assert!(disk.refused_writes() > 0, "the disk was full");
+        disk.free();
+
+        // The store reopens its file after the I/O failure (at most every 200 ms).
+        let mut users = None;
+        for _ in 0..500 {
+            if let Ok(u) = store.users(&key, "a1").await {
+                users = Some(u);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let users = users.expect("the store recovers once space is freed");
+        assert_eq!(users.len(), 1, "none of the 500 stored");
+        let pending = store.pending_events(&key, 100).await.unwrap();
+        assert_eq!(pending.len(), 1, "none of its events either");
+
+        let retried = apply(&store, &key, &put_users(500)).await.unwrap();
+        assert_eq!(
+            (retried.first_seq, retried.last_seq),
+            (2, 6),
+            "numbered after the last stored event"
+        );
+        assert_eq!(store.users(&key, "a1").await.unwrap().len(), 500);
+    }
+
+    /// A damaged value is reported as corrupt (not retryable), never a panic; a sync that meets
+    /// one writes nothing.
+    #[tokio::test]
+    async fn a_corrupt_record_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+        let key = TenantKey::new("", "tenant-1");
+        apply(&store, &key, &put_users(2)).await.unwrap();
+        {
+            let txn = store.database_ref().begin_write().unwrap();
+            txn.open_table(DIR_USERS)
+                .unwrap()
+                .insert(
+                    ("", "tenant-1", "a1", "user001"),
+                    b"\xff not json".as_slice(),
+                )
+                .unwrap();
+            txn.open_table(DIR_TENANTS)
+                .unwrap()
+                .insert(("", "tenant-1"), br#"{"v":9}"#.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let corrupt = |r: Result<(), StoreError>| {
+            assert!(matches!(&r, Err(StoreError::Corrupt(_))), "{r:?}");
+            assert!(!r.unwrap_err().is_retryable());
+        };
+        corrupt(store.users(&key, "a1").await.map(drop));
+        corrupt(store.user(&key, "a1", "user001").await.map(drop));
+        corrupt(store.tenant(&key).await.map(drop));
+        assert!(
+            store.user(&key, "a1", "user000").await.unwrap().is_some(),
+            "the others still read"
+        );
+
+        let revoke = DirectoryChange::RevokeUsers {
+            app_id: "a1".into(),
+            user_names: vec!["user000".into(), "user001".into()],
+        };
+        corrupt(apply(&store, &key, &revoke).await.map(drop));
+        assert!(
+            !store
+                .user(&key, "a1", "user000")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked,
+            "nothing of the refused sync was written"
+        );
+        assert_eq!(store.pending_events(&key, 10).await.unwrap().len(), 1);
+    }
+}
