@@ -66,7 +66,7 @@ fn edge_on(
     let dispatcher = InProcessDispatcher::build(&resources).expect("every callback builds");
     Edge::new(
         &config.settings.edge,
-        config.secrets.keys.basic.clone(),
+        config.secrets.keys.clone(),
         nonces,
         clock,
         Arc::new(dispatcher),

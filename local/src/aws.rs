@@ -85,6 +85,7 @@ pub async fn start_aws_with(
     let sqs = SqsQueue::new(sqs_client, queue_url);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sealer = super::local_sealer(&settings)?;
+    let kit_key = super::local_kit_key(&config, &settings)?;
     let (worker, edge) = assemble(
         store.clone(),
         Arc::new(sqs.clone()),
@@ -92,6 +93,11 @@ pub async fn start_aws_with(
             // DynamoDB then SQS, as the Lambda function does.
             intake: None,
             usage: Some(usage.clone()),
+            directory: Some(Arc::new(koogallery_aws::DynamoDirectory::new(
+                store.client().clone(),
+                aws.table.clone(),
+            ))),
+            kit_key: Some(kit_key.clone()),
         },
         clock,
         &config,
@@ -121,7 +127,7 @@ pub async fn start_aws_with(
         edge,
         Some(usage_api),
         &settings,
-        config.settings.edge.max_body_bytes,
+        Some(kit_key.public_key_pem()),
     )
     .await?;
     let pusher = usage_push::pusher(

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, RawQuery, State, rejection::BytesRejection},
+    extract::{DefaultBodyLimit, RawQuery, State, rejection::BytesRejection},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -136,8 +136,8 @@ pub async fn start_on(
     let queue = store.queue();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
-    let max_body_bytes = config.settings.edge.max_body_bytes;
     let sealer = local_sealer(&settings)?;
+    let kit_key = local_kit_key(&config, &settings)?;
     let (worker, edge) = assemble(
         store.clone(),
         jobs.clone(),
@@ -145,6 +145,8 @@ pub async fn start_on(
             // The record and its job in one redb commit.
             intake: Some(store.clone()),
             usage: Some(store.clone()),
+            directory: Some(store.clone()),
+            kit_key: Some(kit_key.clone()),
         },
         clock,
         &config,
@@ -172,7 +174,8 @@ pub async fn start_on(
         ingestion,
         estimates,
     };
-    let (addr, stop, stopped, server) = serve(edge, Some(usage), &settings, max_body_bytes).await?;
+    let (addr, stop, stopped, server) =
+        serve(edge, Some(usage), &settings, Some(kit_key.public_key_pem())).await?;
     let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
     // The same pusher as the Lambda function's; offline, usage is kept, unpushed, and said so.
     let pusher = usage_push::pusher(
@@ -199,7 +202,7 @@ pub async fn start_on(
     let worker_task = tokio::spawn(async move {
         provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
     });
-    tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce");
+    tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce (Kit: /produce/produceAPI/v2/…; public key: GET /kit/public-key)");
     Ok(Running {
         addr,
         backend: Embedded { store, queue },
@@ -237,6 +240,28 @@ pub fn local_sealer(settings: &LocalSettings) -> Result<Arc<dyn CredentialSealer
         }
     };
     Ok(Arc::new(sealer))
+}
+
+/// The Kit RSA key (Decisions §14): `KOOGALLERY_KIT_RSA_KEY` (PEM), or else `kit-rsa-key.pem` in
+/// the data directory, generated on first start, owner-only. Back it up with the store file: its
+/// public half is what the seller uploaded to KooGallery.
+pub fn local_kit_key(
+    config: &Config,
+    settings: &LocalSettings,
+) -> Result<Arc<koogallery::security::kit_client_secret::ClientSecretKey>, StartError> {
+    use koogallery::security::kit_client_secret::{KEY_ENV, load_or_generate};
+    if let Some(key) = &config.secrets.kit_rsa {
+        return Ok(key.clone());
+    }
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        StartError::Config(ConfigError::invalid(
+            "KOOGALLERY_DATA_DIR",
+            format!("cannot create {}: {e}", settings.data_dir.display()),
+        ))
+    })?;
+    load_or_generate(&settings.data_dir)
+        .map(Arc::new)
+        .map_err(|e| StartError::Config(ConfigError::invalid(KEY_ENV, e.to_string())))
 }
 
 /// The reconciler over the same store, queue, clock and metrics as the worker.
@@ -313,6 +338,10 @@ struct Extras {
     intake: Option<Arc<dyn koogallery::instance::OrderLineIntake>>,
     /// Usage windows (queryInstance's `usageInfo`).
     usage: Option<Arc<dyn koogallery::metering::UsageStore>>,
+    /// The tenant directory (the Kit syncs).
+    directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
+    /// The Kit RSA key (applicationSync's `clientSecret`).
+    kit_key: Option<Arc<koogallery::security::kit_client_secret::ClientSecretKey>>,
 }
 
 /// Wires one backend's store and queue to the callbacks, the edge and the worker: the same for the
@@ -341,6 +370,12 @@ where
     if let Some(usage) = extras.usage {
         resources = resources.with_usage(usage);
     }
+    if let Some(directory) = extras.directory.clone() {
+        resources = resources.with_directory(directory);
+    }
+    if let Some(key) = extras.kit_key {
+        resources = resources.with_client_secret_key(key);
+    }
     let dispatcher = InProcessDispatcher::build(&resources)?;
     let metrics = local_metrics();
     let provisioner = match provisioner {
@@ -355,7 +390,7 @@ where
         config.secrets.open_api.as_ref(),
         clock.clone(),
     )?;
-    let worker = Arc::new(Worker::new(
+    let mut worker = Worker::new(
         store.clone(),
         provisioner,
         marketplace,
@@ -364,11 +399,15 @@ where
         metrics.clone(),
         sealer,
         store.clone(),
-    ));
+    );
+    if let Some(directory) = extras.directory {
+        worker = worker.with_directory(directory);
+    }
+    let worker = Arc::new(worker);
     let edge = Arc::new(
         Edge::new(
             &config.settings.edge,
-            config.secrets.keys.basic.clone(),
+            config.secrets.keys.clone(),
             store,
             clock,
             Arc::new(dispatcher),
@@ -383,7 +422,7 @@ async fn serve(
     edge: Arc<Edge>,
     usage: Option<UsageApi>,
     settings: &LocalSettings,
-    max_body_bytes: usize,
+    kit_public_key: Option<String>,
 ) -> Result<
     (
         SocketAddr,
@@ -404,7 +443,7 @@ async fn serve(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let app = router(edge, max_body_bytes).merge(usage_router(usage));
+    let app = router(edge, kit_public_key).merge(usage_router(usage));
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -420,11 +459,18 @@ async fn serve(
     Ok((addr, stop, stopped, server))
 }
 
-/// The HTTP surface: the production URL, the Kit sub-paths (reserved), and a health check.
-pub fn router(edge: Arc<Edge>, max_body_bytes: usize) -> Router {
+/// The HTTP surface: the production URL with its Kit sub-paths (every family goes through the
+/// edge, which recognises it by method and path), the Kit public key, and a health check.
+pub fn router(edge: Arc<Edge>, kit_public_key: Option<String>) -> Router {
+    let max_body_bytes = edge.max_body_bytes();
+    let public_key = get(move || {
+        let pem = kit_public_key.clone();
+        async move { kit_public_key_answer(pem) }
+    });
     Router::new()
         .route("/produce", post(produce))
-        .route("/produce/produceAPI/v2/{name}", post(kit))
+        .route("/produce/produceAPI/{*rest}", axum::routing::any(produce))
+        .route("/kit/public-key", public_key)
         .route(
             "/healthz",
             get(|| async {
@@ -541,13 +587,22 @@ fn to_http(resp: EdgeResponse) -> Response {
 
 async fn produce(
     State(edge): State<Arc<Edge>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body {
         Ok(body) => to_http(
-            edge.handle_basic(query.as_deref().unwrap_or(""), &body)
-                .await,
+            edge.handle(edge::Inbound {
+                method: &method,
+                path: uri.path(),
+                query: query.as_deref().unwrap_or(""),
+                headers: &headers,
+                body: &body,
+            })
+            .await,
         ),
         Err(rejection) => {
             // Too large (or unreadable): still HTTP 200 with a signed result code.
@@ -555,14 +610,26 @@ async fn produce(
                 ResultCode::InvalidParameter,
                 format!("request body rejected: {rejection}"),
             );
-            to_http(edge.sign(&reply))
+            to_http(edge.refuse(&method, uri.path(), &reply))
         }
     }
 }
 
-/// The Kit syncs (callbacks §9) arrive in a later release.
-async fn kit(State(edge): State<Arc<Edge>>, Path(name): Path<String>) -> Response {
-    to_http(edge.handle_kit(&name))
+/// `GET /kit/public-key`: the public half of the Kit RSA key (SubjectPublicKeyInfo PEM), which the
+/// seller uploads in 卖家中心 → 应用工具 → 应用凭证管理 (callbacks §3.5). Public, so no signature.
+fn kit_public_key_answer(pem: Option<String>) -> Response {
+    match pem {
+        Some(pem) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            pem,
+        )
+            .into_response(),
+        None => json_answer(
+            404,
+            serde_json::json!({"error": "this host has no Kit RSA key"}),
+        ),
+    }
 }
 
 #[cfg(feature = "aws")]

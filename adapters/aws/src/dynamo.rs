@@ -425,6 +425,17 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
             "dynamodb:ConditionCheckItem",
         ],
         StoreAccess::Notices => &["dynamodb:GetItem", "dynamodb:PutItem"],
+        // The Kit syncs (`DynamoDirectory`): reads and queries of one tenant's partition, batch
+        // writes of its records, the transaction that numbers its events.
+        StoreAccess::Directory => &[
+            "dynamodb:BatchWriteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:TransactWriteItems",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ],
     }
 }
 
@@ -437,6 +448,7 @@ pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
         StoreAccess::ReadMany => &["INSTANCE#*", "USAGE#*", "USAGEPKG#*"],
         StoreAccess::ReadOne | StoreAccess::Update => &["INSTANCE#*"],
         StoreAccess::Notices => &["ORDERNOTICE#*"],
+        StoreAccess::Directory => &["DIR#*"],
     }
 }
 

@@ -166,6 +166,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
         intake: None,
         usage,
+        directory: None,
+        client_secret_key: None,
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;

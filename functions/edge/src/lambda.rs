@@ -7,7 +7,7 @@ use koogallery_aws::LambdaDispatcher;
 use koogallery_lambda::{Deployment, Error, Load};
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::Edge;
+use crate::{Edge, Inbound};
 
 /// What the edge loads: the callback keys (the basic key ring); it enqueues nothing.
 pub const LOAD: Load = Load {
@@ -16,10 +16,10 @@ pub const LOAD: Load = Load {
     sealer: false,
 };
 
-/// Serves API Gateway: `POST /produce` and the reserved Kit paths. Always HTTP 200 + `Body-Sign`.
+/// Serves API Gateway: `POST /produce` and the Kit paths. Always HTTP 200 + `Body-Sign`.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
     let dispatcher = LambdaDispatcher::from_env(aws_sdk_lambda::Client::new(&deployment.sdk))?;
-    let keys = deployment.secrets.keys()?.basic.clone();
+    let keys = deployment.secrets.keys()?.clone();
     let edge = Edge::new(
         &deployment.settings.edge,
         keys,
@@ -35,20 +35,23 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
     .await
 }
 
-/// One API Gateway request through the edge.
+/// One API Gateway request through the edge, whatever its family: the edge recognises it by method
+/// and path.
 pub async fn serve(edge: &Edge, req: Request) -> Response<Body> {
     let path = req.raw_http_path().to_owned();
-    let resp = match path.split_once("/produceAPI/") {
-        Some((_, rest)) => edge.handle_kit(rest.trim_start_matches("v2/")),
-        None => {
-            // Rebuild the query from API Gateway's decoded parameters; only signature, timestamp
-            // and nonce are read from it.
-            let params = req.query_string_parameters();
-            let query = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(params.iter())
-                .finish();
-            edge.handle_basic(&query, req.body().as_ref()).await
-        }
-    };
-    resp.into_http()
+    // Rebuild the query from API Gateway's decoded parameters; only the signature parameters are
+    // read from it.
+    let params = req.query_string_parameters();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter())
+        .finish();
+    edge.handle(Inbound {
+        method: req.method(),
+        path: &path,
+        query: &query,
+        headers: req.headers(),
+        body: req.body().as_ref(),
+    })
+    .await
+    .into_http()
 }

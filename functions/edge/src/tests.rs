@@ -46,7 +46,7 @@ fn bed_with(config: Config) -> Bed {
     let metrics = Arc::new(koogallery::testing::RecordedMetrics::default());
     let edge = Edge::new(
         &config.settings.edge,
-        config.secrets.keys.basic.clone(),
+        config.secrets.keys.clone(),
         Arc::new(MemoryStore::new()),
         clock.clone(),
         recorder.clone(),
@@ -313,7 +313,7 @@ async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
     let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
     let edge = Edge::new(
         &config.settings.edge,
-        config.secrets.keys.basic.clone(),
+        config.secrets.keys.clone(),
         Arc::new(MemoryStore::new()),
         clock.clone(),
         Arc::new(Stuck),
@@ -378,7 +378,7 @@ fn edge_over(nonces: Arc<dyn NonceStore>, dispatcher: Arc<dyn Dispatcher>) -> (E
     let q = signed_query(KEY, BODY, clock.now().timestamp_millis(), "slow-store-1");
     let edge = Edge::new(
         &config.settings.edge,
-        config.secrets.keys.basic.clone(),
+        config.secrets.keys.clone(),
         nonces,
         clock,
         dispatcher,
@@ -451,4 +451,237 @@ async fn a_callback_past_the_deadline_still_runs_to_its_end() {
         slow.finished.load(std::sync::atomic::Ordering::SeqCst),
         "the callback ran on after the answer"
     );
+}
+
+// ---- The Kit family (callbacks §3.2, §9; Decisions §2, §13, §18) ----
+
+const KIT: &str = "kit";
+const KIT_BODY: &[u8] = br#"{"instanceId":"i-1","orderId":"CS1","tenantId":"t-1","tenantCode":"c","name":"n","domainName":"https://idaas.example.com","flag":1,"testFlag":0,"timeStamp":"20240101120000000"}"#;
+
+/// Kit headers signed with `key` (hex, upper-case as the pages' examples).
+fn kit_headers(key: &str, body: &[u8], ts: &str, nonce: &str) -> http::HeaderMap {
+    let payload = canonical_payload(body).unwrap();
+    let sign =
+        koogallery::security::kit_signature(key, nonce, ts, payload.as_bytes()).to_uppercase();
+    let mut h = http::HeaderMap::new();
+    h.insert("x-sign", sign.parse().unwrap());
+    h.insert("x-timestamp", ts.parse().unwrap());
+    h.insert("x-nonce", nonce.parse().unwrap());
+    h
+}
+
+impl Bed {
+    async fn kit_call(&self, name: &str, headers: &http::HeaderMap, body: &[u8]) -> Reply {
+        self.kit_call_signed(name, headers, body, KIT).await
+    }
+
+    async fn kit_call_signed(
+        &self,
+        name: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        answer_key: &str,
+    ) -> Reply {
+        let path = format!("/stage/produce/produceAPI/v2/{name}");
+        let resp = self
+            .edge
+            .handle(Inbound {
+                method: &http::Method::POST,
+                path: &path,
+                query: "",
+                headers,
+                body,
+            })
+            .await;
+        assert!(
+            verify_body_sign(answer_key, &resp.body, &resp.body_sign),
+            "a Kit answer is signed with the Kit key that verified it"
+        );
+        serde_json::from_slice(&resp.body).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_kit_call_signed_with_the_kit_key_reaches_its_callback_and_is_answered_with_that_key() {
+    let b = bed();
+    let ts = b.now_ms().to_string();
+    let r = b
+        .kit_call(
+            "tenantSync",
+            &kit_headers(KIT, KIT_BODY, &ts, "k-1"),
+            KIT_BODY,
+        )
+        .await;
+    assert_eq!(r.result_code, ResultCode::Success, "{r:?}");
+    let calls = b.recorder.0.lock().unwrap();
+    assert_eq!(calls[0].0, "tenantSync");
+    assert_eq!(calls[0].1["tenantId"], "t-1");
+}
+
+#[tokio::test]
+async fn kit_checks_come_in_the_samples_order_with_its_codes() {
+    let b = bed();
+    let now = b.now_ms();
+    let good = kit_headers(KIT, KIT_BODY, &now.to_string(), "k-order");
+    let without = |name: &str| {
+        let mut h = good.clone();
+        h.remove(name);
+        h
+    };
+    let code = |r: Reply| r.result_code;
+    // Missing or stale timestamp, missing nonce: 000002. Missing or wrong x-sign: 000001.
+    assert_eq!(
+        code(
+            b.kit_call("tenantSync", &without("x-timestamp"), KIT_BODY)
+                .await
+        ),
+        ResultCode::InvalidParameter
+    );
+    let stale = kit_headers(KIT, KIT_BODY, &(now - 61_000).to_string(), "k-stale");
+    assert_eq!(
+        code(b.kit_call("tenantSync", &stale, KIT_BODY).await),
+        ResultCode::InvalidParameter
+    );
+    assert_eq!(
+        code(
+            b.kit_call("tenantSync", &without("x-nonce"), KIT_BODY)
+                .await
+        ),
+        ResultCode::InvalidParameter
+    );
+    // Without x-sign but with a stale timestamp: the timestamp is named first (§3.2's order).
+    let mut stale_unsigned = stale.clone();
+    stale_unsigned.remove("x-sign");
+    let r = b.kit_call("tenantSync", &stale_unsigned, KIT_BODY).await;
+    assert!(r.result_msg.contains("x-timestamp"), "{r:?}");
+    let r = b.kit_call("tenantSync", &without("x-sign"), KIT_BODY).await;
+    assert_eq!(r.result_code, ResultCode::AuthenticationFailed);
+    assert!(r.result_msg.contains("x-sign"), "{r:?}");
+    let tampered = br#"{"instanceId":"i-1","orderId":"CS1","tenantId":"t-2","tenantCode":"c","name":"n","domainName":"https://idaas.example.com","flag":1,"testFlag":0,"timeStamp":"20240101120000000"}"#;
+    assert_eq!(
+        code(b.kit_call("tenantSync", &good, tampered).await),
+        ResultCode::AuthenticationFailed
+    );
+    assert_eq!(b.calls(), 0, "nothing refused reaches a callback");
+    // The good one, then its replay.
+    assert_eq!(
+        code(b.kit_call("tenantSync", &good, KIT_BODY).await),
+        ResultCode::Success
+    );
+    let replay = b.kit_call("tenantSync", &good, KIT_BODY).await;
+    assert_eq!(replay.result_code, ResultCode::AuthenticationFailed);
+    assert!(replay.result_msg.contains("replay"), "{replay:?}");
+    assert_eq!(b.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_basic_key_is_refused_on_kit_routes_and_the_kit_key_on_basic_ones() {
+    let b = bed();
+    let ts = b.now_ms();
+    let basic_signed = kit_headers(KEY, KIT_BODY, &ts.to_string(), "k-cross-1");
+    let r = b.kit_call("tenantSync", &basic_signed, KIT_BODY).await;
+    assert_eq!(r.result_code, ResultCode::AuthenticationFailed);
+    let q = signed_query(KIT, BODY, ts, "k-cross-2");
+    assert_eq!(
+        b.call(&q, BODY).await.result_code,
+        ResultCode::AuthenticationFailed
+    );
+    assert_eq!(b.calls(), 0);
+}
+
+#[tokio::test]
+async fn each_family_has_its_own_nonce_namespace() {
+    let b = bed();
+    let ts = b.now_ms();
+    let q = signed_query(KEY, BODY, ts, "shared-nonce");
+    assert_eq!(b.call(&q, BODY).await.result_code, ResultCode::Success);
+    let h = kit_headers(KIT, KIT_BODY, &ts.to_string(), "shared-nonce");
+    assert_eq!(
+        b.kit_call("tenantSync", &h, KIT_BODY).await.result_code,
+        ResultCode::Success
+    );
+    assert_eq!(b.calls(), 2);
+}
+
+#[tokio::test]
+async fn the_kit_body_limit_is_its_own_and_larger_than_the_basic_one() {
+    let b = bed();
+    let ts = b.now_ms();
+    // A 3 MiB authSync (far over the basic limit, under the Kit one) is verified and dispatched.
+    let users: Vec<Value> = (0..6000)
+        .map(|i| serde_json::json!({"userName": format!("user{i:05}"), "name": "张三".repeat(60), "orgCode": "10000", "role": "user", "enable": "true"}))
+        .collect();
+    let big = serde_json::to_vec(&serde_json::json!({"tenantId":"t","appId":"a","userList":users,"flag":1,"testFlag":0,"timeStamp":"x"})).unwrap();
+    assert!(
+        big.len() > 2 * 1024 * 1024 && big.len() < 4 * 1024 * 1024,
+        "{}",
+        big.len()
+    );
+    let h = kit_headers(KIT, &big, &ts.to_string(), "k-big");
+    assert_eq!(
+        b.kit_call("authSync", &h, &big).await.result_code,
+        ResultCode::Success
+    );
+    // The same size on the basic route is refused before anything else.
+    let q = signed_query(KEY, &big, ts, "b-big");
+    let r = b.call(&q, &big).await;
+    assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    assert!(r.result_msg.contains("exceeds"), "{r:?}");
+    // Over the Kit limit: refused, signed with the Kit key.
+    let huge = vec![b' '; koogallery::config::edge::DEFAULT_KIT_MAX_BODY_BYTES + 1];
+    let r = b
+        .kit_call(
+            "authSync",
+            &kit_headers(KIT, b"{}", &ts.to_string(), "k-huge"),
+            &huge,
+        )
+        .await;
+    assert_eq!(r.result_code, ResultCode::InvalidParameter);
+}
+
+#[tokio::test]
+async fn unknown_kit_names_v1_paths_and_get_are_refused_clearly_and_signed() {
+    let b = bed();
+    let ts = b.now_ms().to_string();
+    let h = kit_headers(KIT, KIT_BODY, &ts, "k-unknown");
+    let r = b.kit_call("queryInstance", &h, KIT_BODY).await;
+    assert_eq!(r.result_code, ResultCode::InvalidParameter);
+    assert!(r.result_msg.contains("unknown Kit interface"), "{r:?}");
+    for (method, path, needle) in [
+        (
+            http::Method::POST,
+            "/produce/produceAPI/tenantSync",
+            "V1 Kit",
+        ),
+        (http::Method::GET, "/produce", "V1 GET"),
+    ] {
+        let resp = b
+            .edge
+            .handle(Inbound {
+                method: &method,
+                path,
+                query: "",
+                headers: &http::HeaderMap::new(),
+                body: b"",
+            })
+            .await;
+        assert!(verify_body_sign(KEY, &resp.body, &resp.body_sign));
+        let r: Reply = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(r.result_code, ResultCode::InvalidParameter);
+        assert!(r.result_msg.contains(needle), "{r:?}");
+    }
+    assert_eq!(b.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_kit_call_verified_with_the_previous_kit_key_is_answered_with_it() {
+    let mut config = Config::with_keys(KEY, KIT);
+    config.secrets.keys.kit = koogallery::security::KeyRing::new(
+        koogallery::security::SecretKey::new("kit-new"),
+        Some(koogallery::security::SecretKey::new(KIT)),
+    );
+    let b = bed_with(config);
+    let h = kit_headers(KIT, KIT_BODY, &b.now_ms().to_string(), "k-prev");
+    let r = b.kit_call_signed("tenantSync", &h, KIT_BODY, KIT).await;
+    assert_eq!(r.result_code, ResultCode::Success);
 }

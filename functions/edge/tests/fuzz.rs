@@ -46,6 +46,7 @@ use proptest::{
 use serde_json::{Map, Value};
 
 const KEY: &str = "fuzz-access-key";
+const KIT_KEY: &str = "fuzz-kit-key";
 /// Small, so that bodies over it are generated too.
 const MAX_BODY: usize = 2048;
 const WINDOW_MS: i64 = 60_000;
@@ -554,7 +555,8 @@ fn query() -> impl Strategy<Value = Query> {
 enum Via {
     /// `handle_basic`, as the local host calls it.
     Direct,
-    /// `handle_kit`, as both hosts call it for `/produce/produceAPI/v2/{name}`.
+    /// `handle` on `/produce/produceAPI/v2/{name}`, as both hosts call it (no Kit headers: the
+    /// fuzz signs basic calls only, so every Kit call here is unauthenticated).
     Kit(String),
     /// API Gateway's request through the Lambda adapter.
     Lambda {
@@ -607,7 +609,7 @@ struct Bed {
 }
 
 async fn bed() -> Bed {
-    let mut config = Config::with_keys(KEY, "fuzz-kit-key");
+    let mut config = Config::with_keys(KEY, KIT_KEY);
     config.settings.edge.max_body_bytes = MAX_BODY;
     config.settings.edge.timestamp_window = chrono::Duration::milliseconds(WINDOW_MS);
     let test = TestBed::new(config);
@@ -619,7 +621,7 @@ async fn bed() -> Bed {
     });
     let edge = Edge::new(
         &test.config.settings.edge,
-        test.config.secrets.keys.basic.clone(),
+        test.config.secrets.keys.clone(),
         test.store.clone(),
         test.clock.clone(),
         counting.clone(),
@@ -695,7 +697,17 @@ fn build_query(b: &mut Bed, q: &Query, body: &[u8]) -> (String, bool, Option<Str
 }
 
 /// The answer as sent over HTTP: status, headers, the exact body bytes.
+/// The key a path's answers are signed with: the Kit key for the Kit paths, the basic key else.
+fn answer_key(path: &str) -> &'static str {
+    if path.contains("/produceAPI/v2/") {
+        KIT_KEY
+    } else {
+        KEY
+    }
+}
+
 fn checked_answer(
+    key: &str,
     status: u16,
     content_type: Option<&str>,
     sign: Option<&str>,
@@ -705,7 +717,7 @@ fn checked_answer(
     prop_assert_eq!(content_type, Some(EdgeResponse::CONTENT_TYPE));
     let sign = sign.ok_or_else(|| TestCaseError::fail("no Body-Sign header"))?;
     prop_assert!(
-        verify_body_sign(KEY, body, sign),
+        verify_body_sign(key, body, sign),
         "Body-Sign does not verify over the bytes sent"
     );
     let json: Value = serde_json::from_slice(body)
@@ -716,10 +728,11 @@ fn checked_answer(
     serde_json::from_value(json).map_err(|e| TestCaseError::fail(format!("not a reply: {e}")))
 }
 
-fn answer_of(resp: EdgeResponse) -> Result<Reply, TestCaseError> {
+fn answer_of(key: &str, resp: EdgeResponse) -> Result<Reply, TestCaseError> {
     let http = resp.into_http::<String>();
     let header = |n: &str| http.headers().get(n).and_then(|v| v.to_str().ok());
     checked_answer(
+        key,
         http.status().as_u16(),
         header("content-type"),
         header("Body-Sign"),
@@ -729,8 +742,21 @@ fn answer_of(resp: EdgeResponse) -> Result<Reply, TestCaseError> {
 
 async fn send(b: &Bed, via: &Via, query: &str, body: &[u8]) -> Result<Reply, TestCaseError> {
     match via {
-        Via::Direct => answer_of(b.edge.handle_basic(query, body).await),
-        Via::Kit(name) => answer_of(b.edge.handle_kit(name)),
+        Via::Direct => answer_of(KEY, b.edge.handle_basic(query, body).await),
+        Via::Kit(name) => {
+            let path = format!("/produce/produceAPI/v2/{name}");
+            let resp = b
+                .edge
+                .handle(edge::Inbound {
+                    method: &http::Method::POST,
+                    path: &path,
+                    query,
+                    headers: &http::HeaderMap::new(),
+                    body,
+                })
+                .await;
+            answer_of(answer_key(&path), resp)
+        }
         Via::Lambda {
             method,
             path,
@@ -765,6 +791,7 @@ async fn through_lambda(
     let resp = edge::lambda::serve(&b.edge, req).await;
     let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok());
     checked_answer(
+        answer_key(path),
         resp.status().as_u16(),
         header("content-type"),
         header("Body-Sign"),
@@ -772,20 +799,37 @@ async fn through_lambda(
     )
 }
 
-/// Without the Lambda adapter, its routing by hand.
+/// Without the Lambda adapter: the same request straight into the edge.
 #[cfg(not(feature = "lambda"))]
 async fn through_lambda(
     b: &Bed,
-    _method: &str,
+    method: &str,
     path: &str,
-    _headers: &[(String, String)],
+    headers: &[(String, String)],
     query: &str,
     body: &[u8],
 ) -> Result<Reply, TestCaseError> {
-    match path.split_once("/produceAPI/") {
-        Some((_, name)) => answer_of(b.edge.handle_kit(name)),
-        None => answer_of(b.edge.handle_basic(query, body).await),
+    let method = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::POST);
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            map.append(n, v);
+        }
     }
+    let resp = b
+        .edge
+        .handle(edge::Inbound {
+            method: &method,
+            path,
+            query,
+            headers: &map,
+            body,
+        })
+        .await;
+    answer_of(answer_key(path), resp)
 }
 
 async fn run(requests: Vec<Request>) -> Result<(), TestCaseError> {

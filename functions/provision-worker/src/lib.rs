@@ -91,12 +91,20 @@ pub enum JobError {
         #[source]
         source: ProvisionError,
     },
+    /// The tenant directory (Kit syncs) could not be read or updated.
+    #[error("tenant directory: {0}")]
+    Directory(#[source] koogallery::StoreError),
+    /// A directory notice reached a worker built without the tenant directory: a wiring error.
+    #[error("this worker has no tenant directory to deliver directory events from")]
+    NoDirectory,
 }
 
 impl JobError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Domain(e) => e.is_retryable(),
+            Self::Directory(e) => e.is_retryable(),
+            Self::NoDirectory => false,
             Self::Provisioner(e) => e.is_retryable(),
             Self::Marketplace(e) => e.is_retryable(),
             Self::AtRest(e) => e.is_retryable(),
@@ -144,6 +152,8 @@ pub struct Worker {
     pub sealer: Arc<dyn CredentialSealer>,
     /// Paid order lines (orderNotify) and what the worker has done with them.
     pub notices: Arc<dyn OrderNoticeStore>,
+    /// The tenant directory whose events the worker delivers (the Kit syncs, callbacks §9).
+    pub directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
 }
 
 /// The marketplace client `settings.marketplace` names: Query Order on KooGallery's open API
@@ -236,7 +246,17 @@ impl Worker {
             metrics,
             sealer,
             notices,
+            directory: None,
         }
+    }
+
+    /// Delivers the tenant directory's events too.
+    pub fn with_directory(
+        mut self,
+        directory: Arc<dyn koogallery::directory::TenantDirectory>,
+    ) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     /// Checks the vendor's appInfo against the limits of credentials presented encrypted as `kind`.
@@ -280,6 +300,13 @@ impl Worker {
                 order_id,
                 order_line_id,
             } => self.order_notice(order_id, order_line_id).await,
+            Job::DirectoryNotice {
+                instance_id,
+                tenant_id,
+            } => {
+                let key = koogallery::directory::TenantKey::new(instance_id, tenant_id);
+                self.directory_notices(&key, &mut budget).await
+            }
         };
         match &result {
             Ok(outcome) => tracing::info!(job = ?d.job, attempt = d.attempt, ?outcome, "job done"),
@@ -526,6 +553,58 @@ impl Worker {
             .map_err(DomainError::from)?;
         self.metrics.record(Metric::NoticeDelivered);
         Ok(JobOutcome::Notified(1))
+    }
+
+    /// Delivers the tenant's pending directory events in `seq` order, each marked delivered once
+    /// the vendor took it (or refused it: a refusal is final, like an order notice's). A failure
+    /// stops the pass, so nothing is delivered out of order; the job is retried with backoff.
+    async fn directory_notices(
+        &self,
+        key: &koogallery::directory::TenantKey,
+        budget: &mut Budget,
+    ) -> Result<JobOutcome, JobError> {
+        let directory = self.directory.as_ref().ok_or(JobError::NoDirectory)?;
+        let mut delivered = 0;
+        loop {
+            let pending = directory
+                .pending_events(key, 20)
+                .await
+                .map_err(JobError::Directory)?;
+            if pending.is_empty() {
+                break;
+            }
+            for event in pending {
+                if !budget.take() {
+                    return Ok(JobOutcome::Deferred(Duration::from_secs(1)));
+                }
+                let seq = event.seq;
+                let notice = koogallery::provisioning::DirectoryNotice {
+                    tenant: key.clone(),
+                    event,
+                };
+                match self.provisioner.directory_changed(&notice).await {
+                    Ok(()) => {}
+                    Err(ProvisionError::Rejected { code, message }) => {
+                        tracing::warn!(tenant_id = key.tenant_id, seq, %code, message, "vendor refused a directory event; not retried");
+                    }
+                    Err(e) => {
+                        self.metrics.record(Metric::NoticeRetries);
+                        return Err(JobError::Provisioner(e));
+                    }
+                }
+                directory
+                    .events_delivered(key, seq)
+                    .await
+                    .map_err(JobError::Directory)?;
+                delivered += 1;
+                self.metrics.record(Metric::NoticeDelivered);
+            }
+        }
+        Ok(if delivered == 0 {
+            JobOutcome::AlreadyDone
+        } else {
+            JobOutcome::Notified(delivered)
+        })
     }
 
     /// Reads the order once per instance; the answer is kept on the record.

@@ -1,4 +1,4 @@
-//! The callbacks KooGallery makes on the production URL (spec callbacks §6): one module per callback
+//! The callbacks KooGallery makes on the production URL (spec callbacks §6, the Kit syncs §9): one module per callback
 //! (parse the request, apply it to the domain, answer), the [`Callback`] abstraction they share, and
 //! the [`registry`] that every host routes with: the edge, the local in-process dispatcher, the
 //! Lambda dispatcher and the Lambda functions all read the same [`REGISTRY`].
@@ -19,25 +19,31 @@ use crate::{
     jobs::{Job, JobQueue, QueueError},
     protocol::{
         Reply,
-        v2_basic::{CallbackRequest, parse_request},
+        request::{CallbackRequest, parse_request, test_flag_of},
     },
     security::{KeyUsed, credential_cipher::CryptoError},
 };
 
+pub mod all_org_sync;
+pub mod application_sync;
+pub mod auth_sync;
 pub mod change_instance_check;
 mod debug;
+mod directory_sync;
 pub mod new_instance;
 pub mod order_notify;
 pub mod query_instance;
 pub mod refresh_instance;
 pub mod registry;
 pub mod release_instance;
+pub mod single_org_sync;
+pub mod tenant_sync;
 pub mod update_instance_status;
 pub mod upgrade_instance;
 
 pub use registry::{
-    Dispatcher, Handler, InProcessDispatcher, Needs, REGISTRY, Registration, Resources, Route,
-    StoreAccess,
+    Dispatcher, Family, Handler, InProcessDispatcher, Needs, REGISTRY, Registration, Resources,
+    Route, StoreAccess,
 };
 
 /// `resultMsg` of a failure that a later retry may not meet.
@@ -59,6 +65,12 @@ pub enum CallbackError {
     /// A stored credential cannot be opened (the key service is down, or the key is wrong).
     #[error(transparent)]
     AtRest(#[from] crate::security::at_rest::SealError),
+    /// The tenant directory (Kit syncs) failed.
+    #[error("tenant directory: {0}")]
+    Directory(#[source] crate::storage::StoreError),
+    /// applicationSync's `clientSecret` does not decrypt with the deployment's key (Decisions §14).
+    #[error("clientSecret cannot be decrypted: {0}")]
+    ClientSecret(#[source] crate::security::kit_client_secret::DecryptError),
 }
 
 impl CallbackError {
@@ -69,6 +81,8 @@ impl CallbackError {
             Self::Domain(e) => e.is_retryable(),
             Self::Queue(_) => true,
             Self::AtRest(e) => e.is_retryable(),
+            Self::Directory(e) => e.is_retryable(),
+            Self::ClientSecret(_) => false,
         }
     }
 
@@ -84,9 +98,13 @@ impl CallbackError {
                 change: crate::instance::Change::Upgrade,
                 ..
             }) => ResultCode::NoResource,
-            Self::Domain(_) | Self::Queue(_) | Self::Credential(_) | Self::AtRest(_) => {
-                ResultCode::InternalError
-            }
+            // The official sample's code for an undecryptable secret (callbacks §3.5).
+            Self::ClientSecret(_) => ResultCode::MobileConflict,
+            Self::Domain(_)
+            | Self::Queue(_)
+            | Self::Credential(_)
+            | Self::AtRest(_)
+            | Self::Directory(_) => ResultCode::InternalError,
         }
     }
 
@@ -95,8 +113,12 @@ impl CallbackError {
     /// domain's own refusals name only what the request named.
     pub fn to_reply(&self) -> Reply {
         match self {
-            Self::Domain(DomainError::Store(_)) | Self::Queue(_) => {
+            Self::Domain(DomainError::Store(_)) | Self::Queue(_) | Self::Directory(_) => {
                 Reply::new(ResultCode::InternalError, RETRY_LATER)
+            }
+            // The sample's text; which check failed stays in the logs.
+            Self::ClientSecret(_) => {
+                Reply::new(ResultCode::MobileConflict, "something wrong with appSecret")
             }
             Self::AtRest(e) if e.is_retryable() => {
                 Reply::new(ResultCode::InternalError, RETRY_LATER)
@@ -119,6 +141,10 @@ impl CallbackError {
 pub trait Callback: Send + Sync + Sized + 'static {
     type Request: CallbackRequest + Send;
 
+    /// A debug call (`testFlag` 1) is answered `000000` before its body is read, whatever it holds:
+    /// the Kit syncs' rule (Decisions §15, §17). The basic interfaces parse first.
+    const DEBUG_BEFORE_PARSE: bool = false;
+
     /// Takes from the process's resources only what this callback uses.
     fn from_resources(resources: &Resources) -> Result<Self, ConfigError>;
 
@@ -138,6 +164,9 @@ pub(crate) async fn serve<C: Callback>(
     body: &Value,
     key: KeyUsed,
 ) -> Reply {
+    if C::DEBUG_BEFORE_PARSE && test_flag_of(body.get("testFlag")) == Ok(true) {
+        return Reply::success();
+    }
     let request = match parse_request::<C::Request>(body) {
         Ok(r) => r,
         Err(msg) => return Reply::new(ResultCode::InvalidParameter, msg),

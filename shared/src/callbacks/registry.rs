@@ -1,10 +1,9 @@
-//! The one list of callbacks this product serves. Each line names the callback's route (a V2
-//! `activity` today; a Kit path, a V1 or a License activity later), the function that serves it on
-//! AWS, what that function needs, and how to build it. Everything that routes reads this list:
+//! The one list of callbacks this product serves. Each line names the callback's route (its
+//! protocol [`Family`] and its name in that family: a V2 `activity`, a Kit path; a V1 or a License
+//! activity later), the function that serves it on AWS, what that function needs, and how to build
+//! it. Everything that routes reads this list:
 //!
-//! * the edge, to accept or refuse an `activity` and to name it in its log line (Kit routes are a
-//!   reserved kind: until the Kit issue adds their `x-sign` check and routing, the edge answers
-//!   every Kit path `000002` "not enabled");
+//! * the edge, to accept or refuse a call (by family and name) and to name it in its log line;
 //! * [`InProcessDispatcher`] (the local host) and the Lambda functions, to build the handler;
 //! * the Lambda dispatcher, for the environment variable naming each function;
 //! * a test that holds `template.yaml` to it (a function per callback, its environment, the edge's
@@ -16,10 +15,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    Callback, change_instance_check::ChangeInstanceCheck, new_instance::NewInstance,
+    Callback, all_org_sync::AllOrgSync, application_sync::ApplicationSync, auth_sync::AuthSync,
+    change_instance_check::ChangeInstanceCheck, new_instance::NewInstance,
     order_notify::OrderNotify, query_instance::QueryInstance, refresh_instance::RefreshInstance,
-    release_instance::ReleaseInstance, update_instance_status::UpdateInstanceStatus,
-    upgrade_instance::UpgradeInstance,
+    release_instance::ReleaseInstance, single_org_sync::SingleOrgSync, tenant_sync::TenantSync,
+    update_instance_status::UpdateInstanceStatus, upgrade_instance::UpgradeInstance,
 };
 use crate::{
     clock::Clock,
@@ -30,8 +30,9 @@ use crate::{
     security::KeyUsed,
 };
 
-/// Every callback served, in the order of callbacks §6.
-pub static REGISTRY: [Registration; 8] = [
+/// Every callback served: the V2 basic interfaces in the order of callbacks §6, then the Kit syncs
+/// in the order of §9.
+pub static REGISTRY: [Registration; 13] = [
     Registration::v2(
         "newInstance",
         "new-instance",
@@ -80,7 +81,58 @@ pub static REGISTRY: [Registration; 8] = [
         Needs::RECORD_NOTICE_AND_QUEUE,
         build::<OrderNotify>,
     ),
+    Registration::kit(
+        "tenantSync",
+        "tenant-sync",
+        Needs::DIRECTORY_SYNC,
+        build::<TenantSync>,
+    ),
+    Registration::kit(
+        "applicationSync",
+        "application-sync",
+        Needs::DIRECTORY_SYNC_WITH_CLIENT_SECRET,
+        build::<ApplicationSync>,
+    ),
+    Registration::kit(
+        "authSync",
+        "auth-sync",
+        Needs::DIRECTORY_SYNC,
+        build::<AuthSync>,
+    ),
+    Registration::kit(
+        "singleOrgSync",
+        "single-org-sync",
+        Needs::DIRECTORY_SYNC,
+        build::<SingleOrgSync>,
+    ),
+    Registration::kit(
+        "allOrgSync",
+        "all-org-sync",
+        Needs::DIRECTORY_SYNC,
+        build::<AllOrgSync>,
+    ),
 ];
+
+/// A family of KooGallery calls: how they are recognised, signed and answered (the edge holds one
+/// authenticator per family). The V1 GET interface and the License callbacks join here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `POST {production URL}?signature=…&timestamp=…&nonce=…`, dispatched on `activity`
+    /// (callbacks §3.1, §6).
+    V2Basic,
+    /// `POST {production URL}/produceAPI/v2/{name}` with `x-sign`, `x-timestamp`, `x-nonce`
+    /// headers and the Kit key (callbacks §3.2, §9).
+    Kit,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V2Basic => "v2-basic",
+            Self::Kit => "kit",
+        }
+    }
+}
 
 /// Where KooGallery sends a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,6 +151,14 @@ impl Route {
             Self::Kit { path } => path,
         }
     }
+
+    /// The family the call belongs to.
+    pub fn family(&self) -> Family {
+        match self {
+            Self::V2 { .. } => Family::V2Basic,
+            Self::Kit { .. } => Family::Kit,
+        }
+    }
 }
 
 /// How a callback uses the instance store; each adapter grants exactly what it implies.
@@ -114,6 +174,8 @@ pub enum StoreAccess {
     Create,
     /// Records order notices (one per order line) and reads them; never an instance.
     Notices,
+    /// Keeps the tenant directory (the Kit syncs); never an instance.
+    Directory,
 }
 
 /// What a callback's function is given.
@@ -126,38 +188,57 @@ pub struct Needs {
     pub keys: bool,
     /// Opens the passwords sealed at rest (`security::at_rest`; on AWS, KMS Decrypt).
     pub open_credentials: bool,
+    /// Decrypts applicationSync's `clientSecret` with the deployment's RSA key and seals it at rest
+    /// (on AWS: the Kit RSA key secret, and KMS GenerateDataKey).
+    pub client_secret: bool,
 }
 
 impl Needs {
+    pub const DIRECTORY_SYNC: Self = Self {
+        store: StoreAccess::Directory,
+        queue: true,
+        keys: false,
+        open_credentials: false,
+        client_secret: false,
+    };
+    pub const DIRECTORY_SYNC_WITH_CLIENT_SECRET: Self = Self {
+        client_secret: true,
+        ..Self::DIRECTORY_SYNC
+    };
     pub const CREATE_AND_QUEUE: Self = Self {
         store: StoreAccess::Create,
         queue: true,
         keys: false,
         open_credentials: false,
+        client_secret: false,
     };
     pub const UPDATE_AND_QUEUE: Self = Self {
         store: StoreAccess::Update,
         queue: true,
         keys: false,
         open_credentials: false,
+        client_secret: false,
     };
     pub const READ_MANY_WITH_KEYS: Self = Self {
         store: StoreAccess::ReadMany,
         queue: false,
         keys: true,
         open_credentials: true,
+        client_secret: false,
     };
     pub const RECORD_NOTICE_AND_QUEUE: Self = Self {
         store: StoreAccess::Notices,
         queue: true,
         keys: false,
         open_credentials: false,
+        client_secret: false,
     };
     pub const READ_ONE: Self = Self {
         store: StoreAccess::ReadOne,
         queue: false,
         keys: false,
         open_credentials: false,
+        client_secret: false,
     };
 }
 
@@ -196,6 +277,15 @@ impl Registration {
         }
     }
 
+    const fn kit(path: &'static str, function: &'static str, needs: Needs, build: Build) -> Self {
+        Self {
+            route: Route::Kit { path },
+            function,
+            needs,
+            build,
+        }
+    }
+
     /// Builds this callback's handler from what the process has.
     pub fn handler(&'static self, resources: &Resources) -> Result<Box<dyn Handler>, ConfigError> {
         (self.build)(self.route.name(), resources)
@@ -225,9 +315,14 @@ impl Registration {
 
 /// The registered callback for a V2 `activity`.
 pub fn by_activity(activity: &str) -> Option<&'static Registration> {
+    by_route(Family::V2Basic, activity)
+}
+
+/// The registered callback of `family` named `name` (an `activity`, a Kit path).
+pub fn by_route(family: Family, name: &str) -> Option<&'static Registration> {
     REGISTRY
         .iter()
-        .find(|r| matches!(r.route, Route::V2 { activity: a } if a == activity))
+        .find(|r| r.route.family() == family && r.route.name() == name)
 }
 
 /// The registered callback a function serves.
@@ -282,6 +377,10 @@ pub struct Resources {
     pub intake: Option<Arc<dyn crate::instance::OrderLineIntake>>,
     /// Usage windows (queryInstance's `usageInfo`), where the backend keeps them.
     pub usage: Option<Arc<dyn crate::metering::UsageStore>>,
+    /// The tenant directory (the Kit syncs).
+    pub directory: Option<Arc<dyn crate::directory::TenantDirectory>>,
+    /// The RSA key applicationSync's `clientSecret` is encrypted for (Decisions §14).
+    pub client_secret_key: Option<Arc<crate::security::kit_client_secret::ClientSecretKey>>,
 }
 
 impl Resources {
@@ -303,7 +402,55 @@ impl Resources {
             order_notices: None,
             intake: None,
             usage: None,
+            directory: None,
+            client_secret_key: None,
         }
+    }
+
+    /// With the tenant directory the Kit syncs keep.
+    pub fn with_directory(mut self, directory: Arc<dyn crate::directory::TenantDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// With the RSA key that decrypts applicationSync's `clientSecret`.
+    pub fn with_client_secret_key(
+        mut self,
+        key: Arc<crate::security::kit_client_secret::ClientSecretKey>,
+    ) -> Self {
+        self.client_secret_key = Some(key);
+        self
+    }
+
+    pub fn directory(&self) -> Result<Arc<dyn crate::directory::TenantDirectory>, ConfigError> {
+        self.directory.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                "KOOGALLERY_TABLE",
+                "this callback keeps the tenant directory",
+            )
+        })
+    }
+
+    pub fn client_secret_key(
+        &self,
+    ) -> Result<Arc<crate::security::kit_client_secret::ClientSecretKey>, ConfigError> {
+        self.client_secret_key.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                crate::security::kit_client_secret::KEY_ENV,
+                "applicationSync decrypts clientSecret with the Kit RSA key",
+            )
+        })
+    }
+
+    pub fn sealer(
+        &self,
+    ) -> Result<Arc<dyn crate::security::at_rest::CredentialSealer>, ConfigError> {
+        self.sealer.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                "KOOGALLERY_CREDENTIALS_KEY_ID",
+                "this callback seals or opens credentials at rest",
+            )
+        })
     }
 
     /// With the usage store queryInstance reports `usageInfo` from.
@@ -476,12 +623,20 @@ mod tests {
         for r in &REGISTRY {
             assert!(seen.insert(r.route.name()), "{r:?}");
             assert!(seen.insert(r.function), "{r:?}");
-            if let Route::V2 { activity } = r.route {
-                assert!(
+            match r.route {
+                Route::V2 { activity } => assert!(
                     Activity::parse(activity).is_some(),
                     "{activity} is not a V2 activity"
-                );
+                ),
+                Route::Kit { path } => assert!(
+                    crate::protocol::kit::KitInterface::parse(path).is_some(),
+                    "{path} is not a Kit interface"
+                ),
             }
+            assert_eq!(
+                by_route(r.route.family(), r.route.name()).map(|x| x.function),
+                Some(r.function)
+            );
             assert_eq!(
                 by_function(r.function).map(|x| x.function),
                 Some(r.function)
@@ -494,5 +649,14 @@ mod tests {
             Some("order-notify")
         );
         assert!(by_activity("expireInstance").is_none(), "a V1 activity");
+        assert!(
+            by_activity("tenantSync").is_none(),
+            "a Kit name is no activity"
+        );
+        assert_eq!(
+            by_route(Family::Kit, "authSync").map(|r| r.function),
+            Some("auth-sync")
+        );
+        assert!(by_route(Family::Kit, "queryInstance").is_none());
     }
 }

@@ -7,8 +7,14 @@ use super::{ConfigError, Env};
 
 /// Accepted clock skew of a request `timestamp`, both ways (Decisions §1).
 pub const DEFAULT_TIMESTAMP_WINDOW_SECS: u64 = 60;
-/// Largest request body accepted. V2 bodies are a few hundred bytes; Kit user lists (≤ 500 users) fit too.
+/// Largest basic-interface request body accepted: V2 bodies are a few hundred bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest Kit request body accepted by default (Decisions §18: at least 2 MiB): a 500-user
+/// authSync at the documented field maxima is about 0.6 MB; allOrgSync is unbounded.
+pub const DEFAULT_KIT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The Kit body limit's ceiling: on AWS the edge invokes the callback's function with the body,
+/// and a synchronous Lambda invocation carries at most 6 MB (API Gateway takes 10 MB).
+pub const MAX_KIT_MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// Nonces are remembered for this many timestamp windows: at least two (Decisions §1).
 const NONCE_WINDOWS: i32 = 5;
 
@@ -22,6 +28,8 @@ pub struct EdgeSettings {
     /// How long nonces are remembered.
     pub nonce_ttl: Duration,
     pub max_body_bytes: usize,
+    /// The Kit family's own body limit (Decisions §18).
+    pub kit_max_body_bytes: usize,
     /// How long a callback may take before the edge answers `000005` itself.
     pub dispatch_deadline: std::time::Duration,
 }
@@ -38,12 +46,14 @@ impl EdgeSettings {
             timestamp_window,
             nonce_ttl: timestamp_window * NONCE_WINDOWS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            kit_max_body_bytes: DEFAULT_KIT_MAX_BODY_BYTES,
             dispatch_deadline: std::time::Duration::from_millis(DEFAULT_DISPATCH_DEADLINE_MS),
         }
     }
 
-    /// `KOOGALLERY_TIMESTAMP_WINDOW_SECS` (1 s to 1 h), `KOOGALLERY_MAX_BODY_BYTES` and
-    /// `KOOGALLERY_DISPATCH_DEADLINE_MS` (100 to 4500).
+    /// `KOOGALLERY_TIMESTAMP_WINDOW_SECS` (1 s to 1 h), `KOOGALLERY_MAX_BODY_BYTES`,
+    /// `KOOGALLERY_KIT_MAX_BODY_BYTES` (2 MiB to 5 MiB) and `KOOGALLERY_DISPATCH_DEADLINE_MS`
+    /// (100 to 4500).
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         const WINDOW: &str = "KOOGALLERY_TIMESTAMP_WINDOW_SECS";
         let secs: i64 = env.number(WINDOW, DEFAULT_TIMESTAMP_WINDOW_SECS as i64, 1)?;
@@ -53,12 +63,33 @@ impl EdgeSettings {
                 format!("at most 3600 seconds, got {secs}"),
             ));
         }
+        const KIT_BODY: &str = "KOOGALLERY_KIT_MAX_BODY_BYTES";
+        let kit_max_body_bytes =
+            env.number(KIT_BODY, DEFAULT_KIT_MAX_BODY_BYTES, 2 * 1024 * 1024)?;
+        if kit_max_body_bytes > MAX_KIT_MAX_BODY_BYTES {
+            return Err(ConfigError::invalid(
+                KIT_BODY,
+                format!(
+                    "at most {MAX_KIT_MAX_BODY_BYTES} bytes (a Lambda invocation's payload), got {kit_max_body_bytes}"
+                ),
+            ));
+        }
+        const DEADLINE: &str = "KOOGALLERY_DISPATCH_DEADLINE_MS";
+        let deadline_ms: u64 = env.number(DEADLINE, DEFAULT_DISPATCH_DEADLINE_MS, 100)?;
+        if deadline_ms > 4500 {
+            return Err(ConfigError::invalid(
+                DEADLINE,
+                format!("at most 4500 ms (KooGallery waits 5 s), got {deadline_ms}"),
+            ));
+        }
         Ok(Self {
             max_body_bytes: env.number(
                 "KOOGALLERY_MAX_BODY_BYTES",
                 DEFAULT_MAX_BODY_BYTES,
                 1024,
             )?,
+            kit_max_body_bytes,
+            dispatch_deadline: std::time::Duration::from_millis(deadline_ms),
             ..Self::with_window(Duration::seconds(secs))
         })
     }

@@ -178,6 +178,7 @@ impl Config {
                 webhook: None,
                 usage: None,
                 open_api: None,
+                kit_rsa: None,
                 dev_keys: false,
             },
         }
@@ -190,10 +191,9 @@ impl Config {
         let mut settings = Settings::read(&env)?;
         settings.marketplace = MarketplaceSettings::read(&env, has_keys, false)?;
         settings.check_delivery()?;
-        Ok(Self {
-            settings,
-            secrets: EnvSecrets::read(&env),
-        })
+        let mut secrets = EnvSecrets::read(&env);
+        secrets.kit_rsa = EnvSecrets::kit_rsa(&env)?;
+        Ok(Self { settings, secrets })
     }
 }
 

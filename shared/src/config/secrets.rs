@@ -40,6 +40,9 @@ pub struct SecretBundle {
     pub open_api: Option<OpenApiKeys>,
     /// Signs the vendor's application's usage reports (`POST /usage`, `metering::api`).
     pub usage: Option<SecretKey>,
+    /// Decrypts applicationSync's `clientSecret` (Decisions §14). Locally, when unset, the host
+    /// generates one in its data directory (`kit_client_secret::load_or_generate`).
+    pub kit_rsa: Option<std::sync::Arc<crate::security::kit_client_secret::ClientSecretKey>>,
     /// True when a development default key is in use (logged loudly at start-up).
     pub dev_keys: bool,
 }
@@ -232,8 +235,27 @@ impl EnvSecrets {
             webhook: env.get("KOOGALLERY_WEBHOOK_SECRET").map(SecretKey::new),
             open_api: Self::open_api(env).ok().flatten(),
             usage: env.get("KOOGALLERY_USAGE_KEY").map(SecretKey::new),
+            kit_rsa: None,
             dev_keys,
         }
+    }
+
+    /// `KOOGALLERY_KIT_RSA_KEY`: the Kit RSA private key as PEM; one that does not parse or is
+    /// under 3072 bits stops start-up (Decisions §14).
+    pub fn kit_rsa(
+        env: &Env<'_>,
+    ) -> Result<
+        Option<std::sync::Arc<crate::security::kit_client_secret::ClientSecretKey>>,
+        super::ConfigError,
+    > {
+        use crate::security::kit_client_secret::{ClientSecretKey, KEY_ENV};
+        env.get(KEY_ENV)
+            .map(|pem| {
+                ClientSecretKey::from_pem(&pem)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| super::ConfigError::invalid(KEY_ENV, e.to_string()))
+            })
+            .transpose()
     }
 
     /// `KOOGALLERY_AK` and `KOOGALLERY_SK`: both, or neither.

@@ -26,6 +26,11 @@ pub enum Job {
         order_id: String,
         order_line_id: String,
     },
+    /// Deliver the tenant's pending directory events (the Kit syncs, callbacks §9) in `seq` order.
+    DirectoryNotice {
+        instance_id: String,
+        tenant_id: String,
+    },
 }
 
 impl Job {
@@ -33,7 +38,7 @@ impl Job {
     pub fn instance_id(&self) -> Option<&str> {
         match self {
             Self::Provision { instance_id } | Self::Notify { instance_id, .. } => Some(instance_id),
-            Self::OrderNotice { .. } => None,
+            Self::OrderNotice { .. } | Self::DirectoryNotice { .. } => None,
         }
     }
 
@@ -44,6 +49,10 @@ impl Job {
                 order_id,
                 order_line_id,
             } => format!("order line {order_id}/{order_line_id}"),
+            Self::DirectoryNotice {
+                instance_id,
+                tenant_id,
+            } => format!("tenant {tenant_id} of instance {instance_id:?}"),
             other => format!("instance {}", other.instance_id().unwrap_or_default()),
         }
     }
@@ -95,6 +104,18 @@ mod tests {
         for (line, job) in fixture.lines().zip(&jobs) {
             assert_eq!(serde_json::to_string(job).unwrap(), line);
         }
+    }
+
+    /// The directory notice job, pinned.
+    #[test]
+    fn the_directory_notice_job_is_pinned() {
+        let job = Job::DirectoryNotice {
+            instance_id: "i-1".into(),
+            tenant_id: "t-1".into(),
+        };
+        let text = r#"{"type":"directory_notice","instance_id":"i-1","tenant_id":"t-1"}"#;
+        assert_eq!(serde_json::to_string(&job).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Job>(text).unwrap(), job);
     }
 
     /// The order notice job of this release, pinned.

@@ -26,6 +26,13 @@ pub struct LifecycleNotice {
     pub event: InstanceEvent,
 }
 
+/// Directory events of one tenant (the Kit syncs, callbacks §9), in `seq` order, for the vendor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectoryNotice {
+    pub tenant: crate::directory::TenantKey,
+    pub event: crate::directory::DirectoryEvent,
+}
+
 /// A paid order line (an `orderNotify`, callbacks §6.8) as Query Order describes it: for products
 /// sold without the SaaS lifecycle (one-time, License, …) this is all the vendor hears.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +75,19 @@ pub trait Provisioner: Send + Sync {
 
     /// An order line was paid. Idempotent per (`order_id`, `order_line_id`). A provisioner with
     /// nobody to tell (the static one) lets it pass.
+    /// A tenant directory event. Idempotent per (`tenant`, `event.seq`); called in `seq` order. A
+    /// provisioner with nobody to tell (the static one) lets it pass: the vendor reads the
+    /// directory through the port instead.
+    async fn directory_changed(&self, notice: &DirectoryNotice) -> Result<(), ProvisionError> {
+        tracing::info!(
+            tenant_id = notice.tenant.tenant_id,
+            seq = notice.event.seq,
+            event = notice.event.body.name(),
+            "directory changed; this provisioner has nobody to tell"
+        );
+        Ok(())
+    }
+
     async fn order_paid(&self, paid: &OrderPaid) -> Result<(), ProvisionError> {
         tracing::info!(
             order_id = paid.order_id,

@@ -2,8 +2,10 @@
 
 use hmac::Mac;
 
+use serde_json::{Map, Value};
+
 use super::{
-    HmacSha256, KeyRing, Matched, SignatureError, canonical_payload, hmac_sha256,
+    HmacSha256, KeyRing, Matched, SignatureError, canonical_payload_of, hmac_sha256, parse_body,
     v2_basic::verify_hex,
 };
 
@@ -38,7 +40,23 @@ pub fn verify_kit(
     signature: &str,
     raw_body: &[u8],
 ) -> Result<Matched, SignatureError> {
-    let canonical = canonical_payload(raw_body).ok();
+    let parsed = parse_body(raw_body).ok();
+    verify_kit_parsed(keys, nonce, timestamp, signature, raw_body, parsed.as_ref())
+}
+
+/// [`verify_kit`] on a body the caller has parsed already (the edge parses once).
+///
+/// # Errors
+/// As [`verify_kit`].
+pub fn verify_kit_parsed(
+    keys: &KeyRing,
+    nonce: &str,
+    timestamp: &str,
+    signature: &str,
+    raw_body: &[u8],
+    parsed: Option<&Map<String, Value>>,
+) -> Result<Matched, SignatureError> {
+    let canonical = parsed.map(canonical_payload_of);
     // Decision 1's fallback forms are the basic interfaces' (the sample's `Map<String,String>`);
     // Kit bodies carry arrays and objects, so only the canonical payload and the raw bytes.
     verify_hex(

@@ -3,14 +3,14 @@
 //!
 //! * [`v2_basic`]: the V2 basic-interface request signature (§3.1) and its canonical payload.
 //! * [`kit_x_sign`]: the V2 Kit `x-sign` (§3.2).
+//! * [`kit_client_secret`]: RSA-OAEP for applicationSync's `clientSecret` (§3.5, Decisions §14).
 //! * [`v1_auth_token`]: the retired V1 GET interface's `authToken` (§3.6).
 //! * [`body_sign`]: the `Body-Sign` response header (§3.3).
 //! * [`credential_cipher`]: SHA1PRNG-keyed AES-CBC for credentials (§3.4).
 //! * [`webhook`]: the signature on the events this product POSTs to the vendor's own webhook.
 //! * [`replay`]: the nonce replay guard's port (Decisions §1).
 //!
-//! Room is left for the open API's APIG `SDK-HMAC-SHA256` signer, RSA-OAEP for Kit `clientSecret`
-//! and the License signatures: each gets its own file here.
+//! Room is left for the License signatures: each gets its own file here.
 //!
 //! Every verification compares MACs in constant time (`Mac::verify_slice`) and accepts the current
 //! and the previous key of a [`KeyRing`] (Decisions §2). Nothing here logs; keys never appear in
@@ -26,6 +26,7 @@ pub mod apig;
 pub mod at_rest;
 pub mod body_sign;
 pub mod credential_cipher;
+pub mod kit_client_secret;
 pub mod kit_x_sign;
 pub mod replay;
 pub mod usage_push;
@@ -34,7 +35,7 @@ pub mod v2_basic;
 pub mod webhook;
 
 pub use body_sign::{body_sign_header, verify_body_sign};
-pub use kit_x_sign::{kit_signature, verify_kit};
+pub use kit_x_sign::{kit_signature, verify_kit, verify_kit_parsed};
 pub use v1_auth_token::{v1_auth_token, verify_v1_auth_token};
 pub use v2_basic::{
     CanonicalError, basic_signature, canonical_payload, canonical_payload_of, parse_body,

@@ -25,6 +25,18 @@ pub struct TestBed {
     pub dispatcher: Arc<InProcessDispatcher>,
     /// Seals and opens stored passwords (a random key per bed).
     pub sealer: Arc<crate::security::at_rest::LocalKeySealer>,
+    /// The tenant directory the Kit syncs keep.
+    pub directory: Arc<super::MemoryDirectory>,
+    /// The Kit RSA key (the 3072-bit test fixture).
+    pub client_secret_key: Arc<crate::security::kit_client_secret::ClientSecretKey>,
+}
+
+/// The Kit RSA key of tests: a 3072-bit fixture (generating one per test would cost seconds).
+pub fn test_client_secret_key() -> crate::security::kit_client_secret::ClientSecretKey {
+    crate::security::kit_client_secret::ClientSecretKey::from_pem(include_str!(
+        "../../tests/fixtures/kit/kit_rsa_3072.pem"
+    ))
+    .unwrap_or_else(|e| panic!("the test key fixture: {e}"))
 }
 
 impl TestBed {
@@ -33,11 +45,15 @@ impl TestBed {
         let queue = Arc::new(MemoryQueue::new());
         let clock = Arc::new(ManualClock::at(Utc::now()));
         let sealer = Arc::new(crate::security::at_rest::LocalKeySealer::random());
+        let directory = Arc::new(super::MemoryDirectory::new());
+        let client_secret_key = Arc::new(test_client_secret_key());
         let resources =
             Resources::from_config(store.clone(), queue.clone(), clock.clone(), &config)
                 .with_sealer(sealer.clone())
                 .with_order_notices(store.clone())
-                .with_usage(store.clone());
+                .with_usage(store.clone())
+                .with_directory(directory.clone())
+                .with_client_secret_key(client_secret_key.clone());
         let dispatcher = match InProcessDispatcher::build(&resources) {
             Ok(d) => Arc::new(d),
             Err(e) => panic!("the test bed's callbacks cannot be built: {e}"),
@@ -49,6 +65,8 @@ impl TestBed {
             clock,
             dispatcher,
             sealer,
+            directory,
+            client_secret_key,
         }
     }
 
@@ -57,17 +75,17 @@ impl TestBed {
         Self::new(Config::with_keys("test-access-key", "test-kit-key"))
     }
 
-    /// Calls the callback registered for V2 `activity` with a body verified with the current key.
-    pub async fn call(&self, activity: &str, body: &Value) -> Reply {
-        self.call_verified_with(activity, body, KeyUsed::Current)
-            .await
+    /// Calls the callback registered as `name` (a V2 `activity`, a Kit path: names are unique
+    /// across families) with a body verified with the current key.
+    pub async fn call(&self, name: &str, body: &Value) -> Reply {
+        self.call_verified_with(name, body, KeyUsed::Current).await
     }
 
-    /// Calls the callback registered for V2 `activity` with a body verified with `key`.
-    pub async fn call_verified_with(&self, activity: &str, body: &Value, key: KeyUsed) -> Reply {
-        match registry::by_activity(activity) {
+    /// Calls the callback registered as `name` with a body verified with `key`.
+    pub async fn call_verified_with(&self, name: &str, body: &Value, key: KeyUsed) -> Reply {
+        match registry::REGISTRY.iter().find(|r| r.route.name() == name) {
             Some(r) => self.dispatcher.dispatch(r, body, key).await,
-            None => panic!("no callback is registered for {activity}"),
+            None => panic!("no callback is registered for {name}"),
         }
     }
 

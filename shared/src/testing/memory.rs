@@ -432,6 +432,14 @@ impl MemoryQueue {
         self.jobs.lock().map(|q| q.len()).unwrap_or(0)
     }
 
+    /// The queued jobs, left in the queue.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.jobs
+            .lock()
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
