@@ -33,6 +33,7 @@ fn bed(script: Vec<Scripted>) -> Bed {
         metrics: metrics.clone(),
         sealer: bed.sealer.clone(),
         notices: bed.store.clone(),
+        directory: Some(bed.directory.clone()),
     };
     Bed {
         bed,
@@ -1053,6 +1054,112 @@ async fn a_paid_order_line_is_read_kept_and_told_once_through_an_outage() {
     let r = b.worker.process(&ghost).await;
     assert!(matches!(
         b.worker.disposition(&ghost, &r),
+        Disposition::DeadLetter(_)
+    ));
+}
+
+/// Records the directory events it hears; fails transiently on `fail_seq` once, refuses `refuse_seq`.
+struct DirectoryListener {
+    heard: Mutex<Vec<u64>>,
+    fail_seq: Mutex<Option<u64>>,
+    refuse_seq: u64,
+}
+
+#[async_trait::async_trait]
+impl Provisioner for DirectoryListener {
+    async fn provision(
+        &self,
+        _: &koogallery::provisioning::ProvisionRequest,
+    ) -> Result<koogallery::instance::AccessInfo, ProvisionError> {
+        Err(ProvisionError::Transient("not in this test".into()))
+    }
+    async fn notify(&self, _: &LifecycleNotice) -> Result<(), ProvisionError> {
+        Ok(())
+    }
+    async fn directory_changed(
+        &self,
+        notice: &koogallery::provisioning::DirectoryNotice,
+    ) -> Result<(), ProvisionError> {
+        let seq = notice.event.seq;
+        if self
+            .fail_seq
+            .lock()
+            .unwrap()
+            .take_if(|s| *s == seq)
+            .is_some()
+        {
+            return Err(ProvisionError::Transient("vendor down".into()));
+        }
+        self.heard.lock().unwrap().push(seq);
+        if seq == self.refuse_seq {
+            return Err(ProvisionError::Rejected {
+                code: koogallery::ResultCode::InvalidParameter,
+                message: "no".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn directory_events_reach_the_vendor_in_order_once_each_and_survive_a_failure() {
+    use koogallery::directory::{DirectoryChange, TenantDirectory, TenantKey};
+    let b = bed(vec![]);
+    let key = TenantKey::new("i-1", "t-1");
+    for code in ["a", "b", "c", "d"] {
+        let change = DirectoryChange::DeleteDepartment {
+            org_code: code.into(),
+        };
+        b.bed
+            .directory
+            .apply(&key, &change, &change.events(), chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let listener = Arc::new(DirectoryListener {
+        heard: Mutex::default(),
+        fail_seq: Mutex::new(Some(3)),
+        refuse_seq: 2,
+    });
+    let worker = Worker {
+        provisioner: listener.clone(),
+        ..b.worker
+    };
+    let d = JobDelivery {
+        job: Job::DirectoryNotice {
+            instance_id: "i-1".into(),
+            tenant_id: "t-1".into(),
+        },
+        attempt: 1,
+        delivery_id: "msg-dir".into(),
+    };
+    // 1 delivered, 2 refused (final): the delivery's call budget is spent, it comes back.
+    let r = worker.process(&d).await;
+    assert!(matches!(r, Ok(JobOutcome::Deferred(_))), "{r:?}");
+    assert_eq!(*listener.heard.lock().unwrap(), [1, 2]);
+    // 3 fails: the pass stops there, and is retried.
+    let r = worker.process(&d).await;
+    assert!(r.as_ref().is_err_and(|e| e.is_retryable()), "{r:?}");
+    assert!(matches!(
+        worker.disposition(&d, &r),
+        Disposition::RetryAfter(_)
+    ));
+    let r = worker.process(&d).await.unwrap();
+    assert_eq!(r, JobOutcome::Notified(2));
+    assert_eq!(
+        *listener.heard.lock().unwrap(),
+        [1, 2, 3, 4],
+        "in order, none twice"
+    );
+    assert_eq!(worker.process(&d).await.unwrap(), JobOutcome::AlreadyDone);
+    // A worker without a directory dead-letters the job: a wiring error, named.
+    let bare = Worker {
+        directory: None,
+        ..worker
+    };
+    let r = bare.process(&d).await;
+    assert!(matches!(
+        bare.disposition(&d, &r),
         Disposition::DeadLetter(_)
     ));
 }

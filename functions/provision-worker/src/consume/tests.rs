@@ -62,6 +62,7 @@ async fn setup(script: Vec<Scripted>, provisioning_deadline: Duration) -> (TestB
         metrics: Arc::new(koogallery::metrics::NoMetrics),
         sealer: bed.sealer.clone(),
         notices: bed.store.clone(),
+        directory: Some(bed.directory.clone()),
     };
     (bed, worker)
 }

@@ -61,7 +61,10 @@ impl WebhookProvisioner {
     }
 
     /// POSTs one event, retrying transient failures with backoff; returns the 2xx answer body.
-    async fn post(&self, event: &WebhookEvent) -> Result<Vec<u8>, ProvisionError> {
+    async fn post<E: serde::Serialize + HasEventId>(
+        &self,
+        event: &E,
+    ) -> Result<Vec<u8>, ProvisionError> {
         let body =
             serde_json::to_vec(event).map_err(|e| ProvisionError::Transient(e.to_string()))?;
         let mut last = String::new();
@@ -75,7 +78,7 @@ impl WebhookProvisioner {
                 .post(&self.url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(HEADER_TIMESTAMP, &ts)
-                .header(HEADER_EVENT_ID, &event.event_id)
+                .header(HEADER_EVENT_ID, event.event_id())
                 .header(
                     HEADER_SIGNATURE,
                     webhook_signature(self.secret.expose(), &ts, &body),
@@ -159,6 +162,23 @@ fn refusal(answer: Option<WebhookAnswer>, fallback: &str) -> ProvisionError {
     }
 }
 
+/// The `X-Event-Id` of what is POSTed: the vendor's idempotency key.
+trait HasEventId {
+    fn event_id(&self) -> &str;
+}
+
+impl HasEventId for WebhookEvent {
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
+impl HasEventId for super::webhook_event::DirectoryWebhookEvent {
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
 #[async_trait]
 impl Provisioner for WebhookProvisioner {
     async fn provision(&self, request: &ProvisionRequest) -> Result<AccessInfo, ProvisionError> {
@@ -194,6 +214,15 @@ impl Provisioner for WebhookProvisioner {
 
     async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
         let event = WebhookEvent::notice(notice);
+        let bytes = self.post(&event).await?;
+        refused_in_answer(&bytes)
+    }
+
+    async fn directory_changed(
+        &self,
+        notice: &koogallery::provisioning::DirectoryNotice,
+    ) -> Result<(), ProvisionError> {
+        let event = super::webhook_event::DirectoryWebhookEvent::from_notice(notice);
         let bytes = self.post(&event).await?;
         refused_in_answer(&bytes)
     }

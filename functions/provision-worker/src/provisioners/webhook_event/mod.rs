@@ -45,6 +45,43 @@ pub struct WebhookEvent {
     pub detail: Option<WebhookDetail>,
 }
 
+/// A tenant directory event (the 联营 Kit syncs, callbacks §9), version 1: `version`, `event`
+/// (`tenantSynced`, `tenantDeleted`, `appSynced`, `appDeleted`, `usersAuthorized`, `usersRevoked`,
+/// `usersDeleted`, `orgSynced`, `orgDeleted`, `orgsReplaced`), `eventId` (stable across retries),
+/// `seq` (per tenant, from 1: apply an event only if its `seq` is above the last one applied for
+/// the tenant; delivery is at least once, in order), `instanceId` (empty for the seller's own app
+/// credential), `tenantId`, `at` (when the sync was applied, RFC 3339 UTC), then the event's own
+/// fields (the directory's event form, `directory::EventBody`, pinned by the golden files).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWebhookEvent {
+    pub version: u32,
+    pub event_id: String,
+    pub seq: u64,
+    pub instance_id: String,
+    pub tenant_id: String,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub body: koogallery::directory::EventBody,
+}
+
+impl DirectoryWebhookEvent {
+    pub fn from_notice(notice: &koogallery::provisioning::DirectoryNotice) -> Self {
+        Self {
+            version: WEBHOOK_EVENT_VERSION,
+            event_id: format!(
+                "dir:{}:{}:{}",
+                notice.tenant.instance_id, notice.tenant.tenant_id, notice.event.seq
+            ),
+            seq: notice.event.seq,
+            instance_id: notice.tenant.instance_id.clone(),
+            tenant_id: notice.tenant.tenant_id.clone(),
+            at: notice.event.at,
+            body: notice.event.body.clone(),
+        }
+    }
+}
+
 /// The order as Query Order described it (spec openapi §2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -31,7 +31,7 @@ fn order() -> OrderDetails {
 }
 
 /// Compares with the golden file (rewritten when `UPDATE_GOLDEN` is set) and returns its text.
-fn golden(name: &str, event: &WebhookEvent) -> String {
+fn golden(name: &str, event: &impl serde::Serialize) -> String {
     let path = format!("{GOLDEN}{name}");
     let actual = serde_json::to_string_pretty(event).unwrap() + "\n";
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -223,4 +223,81 @@ fn the_order_event_is_pinned() {
     );
     assert!(v.get("instanceId").is_none());
     assert_eq!(v["order"]["quantity"], 50.0);
+}
+
+#[test]
+fn directory_events_are_pinned_and_documented() {
+    use koogallery::directory::{Department, DirectoryEvent, EventBody, EventUser, TenantKey};
+    use koogallery::provisioning::DirectoryNotice;
+    let notice = |seq, body| DirectoryNotice {
+        tenant: TenantKey::new(
+            "87b94795-0603-4e24-8ae5-69420d60e3c8",
+            "68cbc86abc51458880d92f36422fa0e",
+        ),
+        event: DirectoryEvent {
+            seq,
+            at: t("20261205010203"),
+            body,
+        },
+    };
+    let users = EventBody::UsersAuthorized {
+        app_id: "app-001".into(),
+        users: vec![EventUser {
+            user_name: "zhangsan01".into(),
+            name: "张三".into(),
+            org_code: "10000".into(),
+            role: "admin".into(),
+            enabled: true,
+            position: None,
+            employee_code: None,
+            employee_type: Some("1".into()),
+            mobile: None,
+            email: Some("zhangsan@example.com".into()),
+            work_place: None,
+            entry_date: None,
+        }],
+    };
+    let text = golden(
+        "webhook_users_authorized.json",
+        &DirectoryWebhookEvent::from_notice(&notice(3, users)),
+    );
+    assert!(
+        readme().contains(text.trim_end()),
+        "README must show usersAuthorized as sent"
+    );
+    let tenant = EventBody::TenantSynced {
+        order_id: "CS2211181819B4LVS".into(),
+        tenant_code: "huawei".into(),
+        name: "华为技术有限公司".into(),
+        domain_name: "https://example.tenantaccount.com".into(),
+    };
+    let text = golden(
+        "webhook_tenant_synced.json",
+        &DirectoryWebhookEvent::from_notice(&notice(1, tenant)),
+    );
+    assert!(
+        readme().contains(text.trim_end()),
+        "README must show tenantSynced as sent"
+    );
+    let orgs = EventBody::OrgsReplaced {
+        part: 1,
+        parts: 1,
+        total: 2,
+        departments: vec![
+            Department {
+                org_code: "10000".into(),
+                org_name: "总部".into(),
+                parent_code: None,
+            },
+            Department {
+                org_code: "10001".into(),
+                org_name: "研发部".into(),
+                parent_code: Some("10000".into()),
+            },
+        ],
+    };
+    golden(
+        "webhook_orgs_replaced.json",
+        &DirectoryWebhookEvent::from_notice(&notice(4, orgs)),
+    );
 }
