@@ -57,8 +57,10 @@
 //! A 500-user authSync: `GetItem` (`SEQ`), 20 `BatchWriteItem`s, one `TransactWriteItems` (6
 //! items): 22 requests. A 5 000-department allOrgSync: `BatchGetItem` (`SEQ`, `ORGSET`), 200
 //! `BatchWriteItem`s, one `TransactWriteItems` (12 items), then the previous generation's `Query`
-//! (keys only) and its deletes (200 `BatchWriteItem`s when it held 5 000). A single-record sync
-//! (tenant, app, department) is a `GetItem` and a `TransactWriteItems`.
+//! (keys only, a page per MB read) and its deletes: 203 requests when there was no set before,
+//! about 404 when it replaces 5 000 departments (two `Query` pages, 200 more `BatchWriteItem`s).
+//! A single-record sync (tenant, app, department) is a `GetItem` (`BatchGetItem` with `ORGSET`
+//! for a department) and a `TransactWriteItems`.
 //! [`DynamoDirectory::take_calls`] counts them.
 
 use std::{
@@ -621,7 +623,8 @@ impl DynamoDirectory {
         Ok(())
     }
 
-    /// Deletes every item of the partition under `prefix` (keys read first, page after page).
+    /// Deletes every item of the partition under each of `prefixes` (keys read first, page after
+    /// page; the queries concurrent).
     async fn sweep(&self, pk: &str, prefixes: &[&str], what: &str) -> Result<(), StoreError> {
         let found = futures_util::future::try_join_all(
             prefixes
