@@ -168,7 +168,9 @@ pub mod keys {
         expires_ms.div_euclid(1000) + i64::from(expires_ms.rem_euclid(1000) > 0)
     }
 
-    fn escape_component(s: &str) -> std::borrow::Cow<'_, str> {
+    /// A key component with `%` and `#` percent-escaped (`%25`, `%23`): it never holds `#`, so
+    /// `#` separates components unambiguously.
+    pub fn escape_component(s: &str) -> std::borrow::Cow<'_, str> {
         if s.contains(['%', '#']) {
             s.replace('%', "%25").replace('#', "%23").into()
         } else {

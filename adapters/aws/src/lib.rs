@@ -15,12 +15,16 @@
 //! - [`DynamoUsageStore`]: the [`UsageStore`](koogallery::metering::UsageStore) port (usage windows,
 //!   idempotency keys, packages) on the same table, batches over DynamoDB's 100-item transactions
 //!   split so that a retry applies each report once (key schema in [`usage`]).
+//! - [`DynamoDirectory`]: the [`TenantDirectory`](koogallery::directory::TenantDirectory) port
+//!   (the Kit syncs' tenants, apps, users, departments and their numbered events) on the same
+//!   table, one partition per tenant (key schema in [`directory`]).
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
 //! Every client is built from [`sdk_config`], which honours `AWS_ENDPOINT_URL` and `AWS_REGION`:
 //! that is how tests and local runs point the adapters at the emulator (`scripts/emulator.sh`).
 
 pub mod bootstrap;
+pub mod directory;
 pub mod dispatch;
 pub mod dynamo;
 pub mod kms;
@@ -28,6 +32,7 @@ pub mod secrets;
 pub mod sqs;
 pub mod usage;
 
+pub use directory::DynamoDirectory;
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
 pub use dynamo::DynamoStore;
 pub use kms::KmsSealer;

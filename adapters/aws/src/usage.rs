@@ -1538,7 +1538,7 @@ fn item_bytes(item: &Item) -> u64 {
 }
 
 /// A `ClientRequestToken` no other transaction uses: the time and a per-process random number.
-fn request_token() -> String {
+pub(crate) fn request_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
