@@ -247,7 +247,7 @@ async fn bad_http_input_gets_a_signed_result_code() {
         ResultCode::InvalidParameter
     );
 
-    // Kit paths are reserved and answer clearly; unknown paths are a JSON 404.
+    // A Kit path without its x-sign headers is refused clearly; unknown paths are a JSON 404.
     let r = client
         .post(format!("{}/produceAPI/v2/tenantSync", h.produce_url()))
         .body("{}")
@@ -257,7 +257,8 @@ async fn bad_http_input_gets_a_signed_result_code() {
     assert_eq!(r.status(), 200);
     let reply: koogallery::protocol::Reply =
         serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert!(reply.result_msg.contains("tenantSync"));
+    assert_eq!(reply.result_code, ResultCode::InvalidParameter);
+    assert!(reply.result_msg.contains("x-timestamp"), "{reply:?}");
     let r = client
         .get(format!("http://{}/nowhere", h.addr))
         .send()

@@ -223,7 +223,11 @@ fn problems(template: &Value) -> Vec<String> {
         for (var, needed) in [
             ("KOOGALLERY_QUEUE_URL", r.needs.queue),
             (SecretPart::CallbackKeys.env_var(), r.needs.keys),
-            ("KOOGALLERY_CREDENTIALS_KEY_ID", r.needs.open_credentials),
+            (
+                "KOOGALLERY_CREDENTIALS_KEY_ID",
+                r.needs.open_credentials || r.needs.client_secret,
+            ),
+            (SecretPart::KitRsa.env_var(), r.needs.client_secret),
         ] {
             if env.contains(var) != needed {
                 out.push(format!(
@@ -260,6 +264,11 @@ fn problems(template: &Value) -> Vec<String> {
         }
         if r.needs.open_credentials {
             expected.insert("kms:Decrypt".into());
+        }
+        // applicationSync: reads the Kit RSA key, seals the client secret (a data key per value).
+        if r.needs.client_secret {
+            expected.insert("secretsmanager:GetSecretValue".into());
+            expected.insert("kms:GenerateDataKey".into());
         }
         let Some(role) = resources.get(&role_id) else {
             out.push(format!("{function_id} has no {role_id}"));
@@ -715,9 +724,10 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             .collect()
     };
     assert_eq!(keys_of("EdgeRole"), [["NONCE#*"]]);
+    // The worker also delivers the Kit syncs' directory events.
     assert_eq!(
         keys_of("ProvisionWorkerRole"),
-        [["INSTANCE#*", "ORDERNOTICE#*"]]
+        [vec!["INSTANCE#*", "ORDERNOTICE#*"], vec!["DIR#*"]]
     );
     // Passwords at rest: the worker seals (a data key per password), queryInstance opens; the key
     // outlives the stack with the table.
@@ -1325,21 +1335,24 @@ fn secret_parts(function: &str) -> Option<Vec<SecretPart>> {
             let r = REGISTRY
                 .iter()
                 .find(|r| format!("{}Function", r.resource_prefix()) == other)?;
-            if r.needs.keys {
-                vec![CallbackKeys]
-            } else {
-                vec![]
-            }
+            [
+                (r.needs.keys, CallbackKeys),
+                (r.needs.client_secret, KitRsa),
+            ]
+            .into_iter()
+            .filter_map(|(needed, part)| needed.then_some(part))
+            .collect()
         }
     })
 }
 
 /// The secret resource of each part.
-const SECRETS: [(SecretPart, &str); 4] = [
+const SECRETS: [(SecretPart, &str); 5] = [
     (SecretPart::CallbackKeys, "KeysSecret"),
     (SecretPart::OpenApi, "OpenApiSecret"),
     (SecretPart::Webhook, "WebhookSecret"),
     (SecretPart::Usage, "UsageKeySecret"),
+    (SecretPart::KitRsa, "KitRsaSecret"),
 ];
 
 fn secret_of(part: SecretPart) -> &'static str {

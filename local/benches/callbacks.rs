@@ -63,7 +63,8 @@ fn edge_on(
         // As the local host: the record and its job in one commit.
         resources = resources.with_intake(intake);
     }
-    let dispatcher = InProcessDispatcher::build(&resources).expect("every callback builds");
+    let dispatcher = InProcessDispatcher::build(&koogallery::testing::with_kit(resources.clone()))
+        .expect("every callback builds");
     Edge::new(
         &config.settings.edge,
         config.secrets.keys.clone(),

@@ -93,9 +93,8 @@ pub async fn start_aws_with(
             // DynamoDB then SQS, as the Lambda function does.
             intake: None,
             usage: Some(usage.clone()),
-            directory: Some(Arc::new(koogallery_aws::DynamoDirectory::new(
-                store.client().clone(),
-                aws.table.clone(),
+            directory: Some(Arc::new(koogallery_aws::DynamoDirectory::from(
+                store.as_ref(),
             ))),
             kit_key: Some(kit_key.clone()),
         },

@@ -103,7 +103,8 @@ async fn measure(b: &Backend, ids: &[String], windows: usize, runs: usize, old_r
         .with_usage(b.usage.clone())
         // Every callback is built; queryInstance reads no order notices.
         .with_order_notices(Arc::new(koogallery::testing::MemoryStore::new()));
-    let dispatcher = InProcessDispatcher::build(&resources).unwrap();
+    let dispatcher =
+        InProcessDispatcher::build(&koogallery::testing::with_kit(resources.clone())).unwrap();
     let query = by_activity("queryInstance").unwrap();
     for n in [1, IDS] {
         let asked = &ids[..n];

@@ -429,14 +429,15 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
         StoreAccess::Notices => &["dynamodb:GetItem", "dynamodb:PutItem"],
         // The Kit syncs (`DynamoDirectory`): reads and queries of one tenant's partition, batch
         // writes of its records, the transaction that numbers its events.
+        // TransactWriteItems is authorised per item (PutItem, DeleteItem, ConditionCheckItem).
         StoreAccess::Directory => &[
+            "dynamodb:BatchGetItem",
             "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
-            "dynamodb:TransactWriteItems",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
         ],
     }
 }

@@ -74,6 +74,14 @@ pub fn part_from_secret_json(part: SecretPart, s: &str) -> Result<ParsedPart, Se
         }
         SecretPart::Webhook => held.webhook = optional(&map, part, "webhookSecret")?,
         SecretPart::Usage => held.usage = optional(&map, part, "usageKey")?,
+        SecretPart::KitRsa => {
+            let pem = required(&map, part, "kitRsaPrivateKey")?;
+            // The key's own error names the problem (too small, not PEM), never its bytes.
+            let key =
+                koogallery::security::kit_client_secret::ClientSecretKey::from_pem(pem.expose())
+                    .map_err(|e| SecretsError(format!("{what}: kitRsaPrivateKey: {e}")))?;
+            held.kit_rsa = Some(std::sync::Arc::new(key));
+        }
     }
     let misplaced = map
         .keys()

@@ -31,7 +31,8 @@ fn host() -> Host {
     let resources = Resources::from_config(store.clone(), consumer.clone(), clock, &config)
         .with_order_notices(store.clone())
         .with_intake(store.clone());
-    let dispatcher = InProcessDispatcher::build(&resources).unwrap();
+    let dispatcher =
+        InProcessDispatcher::build(&koogallery::testing::with_kit(resources.clone())).unwrap();
     Host {
         _dir: dir,
         store,

@@ -75,6 +75,11 @@ impl Deployment {
         Arc::new(koogallery_aws::DynamoUsageStore::from(self.store.as_ref()))
     }
 
+    /// The tenant directory (the Kit syncs) on the deployment's table (partition keys `DIR#`).
+    pub fn directory(&self) -> Arc<dyn koogallery::directory::TenantDirectory> {
+        Arc::new(koogallery_aws::DynamoDirectory::from(self.store.as_ref()))
+    }
+
     /// The jobs queue, when [`Load::queue`] asked for it (`KOOGALLERY_QUEUE_URL`).
     pub fn job_queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {
         self.sqs
@@ -144,17 +149,21 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
     let callback = registry::by_function(function)
         .ok_or_else(|| format!("no callback named {function} is registered"))?;
     let d = load(Load {
-        secrets: if callback.needs.keys {
-            &[SecretPart::CallbackKeys]
-        } else {
-            &[]
+        secrets: match (callback.needs.keys, callback.needs.client_secret) {
+            (true, true) => &[SecretPart::CallbackKeys, SecretPart::KitRsa],
+            (true, false) => &[SecretPart::CallbackKeys],
+            (false, true) => &[SecretPart::KitRsa],
+            (false, false) => &[],
         },
         queue: callback.needs.queue,
-        sealer: callback.needs.open_credentials,
+        sealer: callback.needs.open_credentials || callback.needs.client_secret,
     })
     .await?;
     // queryInstance's `usageInfo`: its role reads the usage partitions (`StoreAccess::ReadMany`).
     let usage = (callback.needs.store == registry::StoreAccess::ReadMany).then(|| d.usage_store());
+    // The Kit syncs: their role reads and writes the directory partitions (`DIR#`).
+    let directory =
+        (callback.needs.store == registry::StoreAccess::Directory).then(|| d.directory());
     let resources = Resources {
         store: d.store.clone(),
         queue: d.sqs.map(|q| Arc::new(q) as Arc<dyn JobQueue>),
@@ -166,8 +175,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
         intake: None,
         usage,
-        directory: None,
-        client_secret_key: None,
+        directory,
+        client_secret_key: d.secrets.kit_rsa.clone(),
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;

@@ -102,6 +102,12 @@ fn recognise<'a>(method: &http::Method, path: &'a str) -> Recognised<'a> {
             "the V1 GET interface is not served by this deployment".into(),
         );
     }
+    if method != http::Method::POST {
+        return Recognised::NotServed(format!(
+            "the production URL takes POST, not {}",
+            clip(method.as_str())
+        ));
+    }
     Recognised::V2Basic
 }
 

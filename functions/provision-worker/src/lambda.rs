@@ -37,7 +37,7 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
     ] {
         required(name)?;
     }
-    Ok(Worker::new(
+    let worker = Worker::new(
         deployment.store.clone(),
         provisioners::from_settings(&deployment.settings.provisioner, webhook_secret)?,
         crate::marketplace(&settings.marketplace, keys, deployment.clock.clone())?,
@@ -49,7 +49,9 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
             .clone()
             .ok_or("the worker seals passwords: KOOGALLERY_CREDENTIALS_KEY_ID")?,
         deployment.store.clone(),
-    ))
+    );
+    // The Kit syncs' directory events (partition keys `DIR#`).
+    Ok(worker.with_directory(deployment.directory()))
 }
 
 /// Serves the SQS event source with partial batch failures.

@@ -87,14 +87,17 @@ pub enum SecretPart {
     Webhook,
     /// Signs the vendor's application's usage reports (`POST /usage`).
     Usage,
+    /// The Kit RSA private key (PEM) that decrypts applicationSync's `clientSecret` (Decisions §14).
+    KitRsa,
 }
 
 impl SecretPart {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::CallbackKeys,
         Self::OpenApi,
         Self::Webhook,
         Self::Usage,
+        Self::KitRsa,
     ];
 
     /// The variable that names the part's secret (its ARN or name) to a function.
@@ -104,6 +107,7 @@ impl SecretPart {
             Self::OpenApi => "KOOGALLERY_OPENAPI_SECRET_ID",
             Self::Webhook => "KOOGALLERY_WEBHOOK_SECRET_ID",
             Self::Usage => "KOOGALLERY_USAGE_KEY_SECRET_ID",
+            Self::KitRsa => "KOOGALLERY_KIT_RSA_SECRET_ID",
         }
     }
 
@@ -114,6 +118,7 @@ impl SecretPart {
             Self::OpenApi => &["ak", "sk"],
             Self::Webhook => &["webhookSecret"],
             Self::Usage => &["usageKey"],
+            Self::KitRsa => &["kitRsaPrivateKey"],
         }
     }
 
@@ -124,6 +129,7 @@ impl SecretPart {
             Self::OpenApi => "the open API secret",
             Self::Webhook => "the webhook secret",
             Self::Usage => "the usage key secret",
+            Self::KitRsa => "the Kit RSA key secret",
         }
     }
 
@@ -141,6 +147,7 @@ pub struct HeldSecrets {
     pub open_api: Option<OpenApiKeys>,
     pub webhook: Option<SecretKey>,
     pub usage: Option<SecretKey>,
+    pub kit_rsa: Option<std::sync::Arc<crate::security::kit_client_secret::ClientSecretKey>>,
 }
 
 impl HeldSecrets {
@@ -161,6 +168,7 @@ impl HeldSecrets {
             open_api: other.open_api.or(self.open_api),
             webhook: other.webhook.or(self.webhook),
             usage: other.usage.or(self.usage),
+            kit_rsa: other.kit_rsa.or(self.kit_rsa),
         }
     }
 
@@ -172,6 +180,7 @@ impl HeldSecrets {
             open_api: self.open_api.filter(|_| has(SecretPart::OpenApi)),
             webhook: self.webhook.filter(|_| has(SecretPart::Webhook)),
             usage: self.usage.filter(|_| has(SecretPart::Usage)),
+            kit_rsa: self.kit_rsa.filter(|_| has(SecretPart::KitRsa)),
         }
     }
 }
@@ -184,6 +193,7 @@ impl SecretBundle {
             open_api: self.open_api.clone(),
             webhook: self.webhook.clone(),
             usage: self.usage.clone(),
+            kit_rsa: self.kit_rsa.clone(),
         }
     }
 }

@@ -38,13 +38,17 @@ impl TenantKey {
         }
     }
 
-    /// What an app's sealed client secret is bound to (`security::at_rest`): another tenant's or
-    /// app's record cannot open it. Key parts never hold control characters (the Kit requests
-    /// refuse them), so `\x1f` separates them unambiguously.
+    /// What an app's sealed client secret is bound to (`security::at_rest`; on AWS also the KMS
+    /// encryption context): another tenant's or app's record cannot open it. Each part has `%` and
+    /// `/` percent-encoded, so `/` separates them unambiguously, and the prefix keeps the binding
+    /// apart from any instance ID's.
     pub fn app_binding(&self, app_id: &str) -> String {
+        let part = |s: &str| s.replace('%', "%25").replace('/', "%2F");
         format!(
-            "kit-app\u{1f}{}\u{1f}{}\u{1f}{}",
-            self.instance_id, self.tenant_id, app_id
+            "kit-app/{}/{}/{}",
+            part(&self.instance_id),
+            part(&self.tenant_id),
+            part(app_id)
         )
     }
 }
@@ -282,6 +286,16 @@ pub trait TenantDirectory: Send + Sync {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    #[test]
+    fn app_bindings_never_collide() {
+        use super::TenantKey;
+        let a = TenantKey::new("a/b", "c").app_binding("d");
+        let b = TenantKey::new("a", "b/c").app_binding("d");
+        let c = TenantKey::new("a%2Fb", "c").app_binding("d");
+        assert!(a != b && a != c && b != c, "{a} {b} {c}");
+        assert_eq!(TenantKey::new("", "t").app_binding("x"), "kit-app//t/x");
+    }
 
     #[tokio::test]
     async fn the_memory_directory_passes_the_contract() {

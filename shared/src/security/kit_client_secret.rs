@@ -326,6 +326,43 @@ fn decode_base64(input: &str) -> Result<Vec<u8>, DecryptError> {
         .map_err(|_| DecryptError::NotBase64)
 }
 
+/// The deployment's key as PEM (PKCS#8 or PKCS#1), locally; on AWS the Kit RSA key secret holds it.
+pub const KEY_ENV: &str = "KOOGALLERY_KIT_RSA_KEY";
+/// The key file the local host generates in its data directory when [`KEY_ENV`] is unset.
+pub const KEY_FILE: &str = "kit-rsa-key.pem";
+
+/// The key in `dir`'s [`KEY_FILE`], generated (owner-only, written atomically, never replaced) on
+/// first use. Back it up with the data: the seller uploaded its public key, and a new key means
+/// uploading again (and KooGallery's 订单修改设置 for existing orders, callbacks §3.5).
+pub fn load_or_generate(dir: &std::path::Path) -> Result<ClientSecretKey, KeyError> {
+    let path = dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => return ClientSecretKey::from_pem(&pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(KeyError::Parse(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let key = ClientSecretKey::generate()?;
+    let pem = key.to_pkcs8_pem()?;
+    match super::at_rest::write_new_file_atomically(&path, pem.as_bytes()) {
+        Ok(()) => Ok(key),
+        // Another process generated it first: theirs is the key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| KeyError::Parse(format!("cannot read {}: {e}", path.display())))?;
+            ClientSecretKey::from_pem(&pem)
+        }
+        Err(e) => Err(KeyError::Parse(format!(
+            "cannot write {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,42 +603,5 @@ mod tests {
         let reloaded =
             ClientSecretKey::from_pem(&key.to_pkcs8_pem().expect("encodes")).expect("reloads");
         assert_eq!(reloaded.public_key_pem(), key.public_key_pem());
-    }
-}
-
-/// The deployment's key as PEM (PKCS#8 or PKCS#1), locally; on AWS the Kit RSA key secret holds it.
-pub const KEY_ENV: &str = "KOOGALLERY_KIT_RSA_KEY";
-/// The key file the local host generates in its data directory when [`KEY_ENV`] is unset.
-pub const KEY_FILE: &str = "kit-rsa-key.pem";
-
-/// The key in `dir`'s [`KEY_FILE`], generated (owner-only, written atomically, never replaced) on
-/// first use. Back it up with the data: the seller uploaded its public key, and a new key means
-/// uploading again (and KooGallery's 订单修改设置 for existing orders, callbacks §3.5).
-pub fn load_or_generate(dir: &std::path::Path) -> Result<ClientSecretKey, KeyError> {
-    let path = dir.join(KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(pem) => return ClientSecretKey::from_pem(&pem),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(KeyError::Parse(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
-    }
-    let key = ClientSecretKey::generate()?;
-    let pem = key.to_pkcs8_pem()?;
-    match super::at_rest::write_new_file_atomically(&path, pem.as_bytes()) {
-        Ok(()) => Ok(key),
-        // Another process generated it first: theirs is the key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let pem = std::fs::read_to_string(&path)
-                .map_err(|e| KeyError::Parse(format!("cannot read {}: {e}", path.display())))?;
-            ClientSecretKey::from_pem(&pem)
-        }
-        Err(e) => Err(KeyError::Parse(format!(
-            "cannot write {}: {e}",
-            path.display()
-        ))),
     }
 }

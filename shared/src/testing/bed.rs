@@ -31,6 +31,22 @@ pub struct TestBed {
     pub client_secret_key: Arc<crate::security::kit_client_secret::ClientSecretKey>,
 }
 
+/// `resources` with what the Kit syncs need, where missing: a memory directory, the test RSA key,
+/// a random sealer. For tests and benchmarks that build their own [`Resources`].
+pub fn with_kit(mut resources: Resources) -> Resources {
+    if resources.directory.is_none() {
+        resources = resources.with_directory(Arc::new(super::MemoryDirectory::new()));
+    }
+    if resources.client_secret_key.is_none() {
+        resources = resources.with_client_secret_key(Arc::new(test_client_secret_key()));
+    }
+    if resources.sealer.is_none() {
+        resources =
+            resources.with_sealer(Arc::new(crate::security::at_rest::LocalKeySealer::random()));
+    }
+    resources
+}
+
 /// The Kit RSA key of tests: a 3072-bit fixture (generating one per test would cost seconds).
 pub fn test_client_secret_key() -> crate::security::kit_client_secret::ClientSecretKey {
     crate::security::kit_client_secret::ClientSecretKey::from_pem(include_str!(

@@ -7,7 +7,7 @@ pub mod contract;
 pub mod directory;
 pub mod memory;
 
-pub use bed::TestBed;
+pub use bed::{TestBed, test_client_secret_key, with_kit};
 pub use directory::MemoryDirectory;
 pub use memory::{
     ManualClock, MemoryQueue, MemoryStore, RecordedMetrics, Scripted, ScriptedProvisioner,

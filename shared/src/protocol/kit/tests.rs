@@ -1,3 +1,5 @@
+//! Parsing of the Kit bodies: flags, mandatory fields, lists as arrays or strings (Decisions §15).
+
 use serde_json::json;
 
 use super::*;
