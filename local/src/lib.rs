@@ -650,6 +650,28 @@ pub async fn main_from_env(program: &str) -> std::process::ExitCode {
     }
 }
 
+/// `koogallery-local kit-public-key`: the Kit RSA public key (SubjectPublicKeyInfo PEM) of the
+/// key the host uses: `KOOGALLERY_KIT_RSA_KEY`, or the data directory's key file (generated now if
+/// there is none yet, exactly as the host would on start).
+pub fn print_kit_public_key(program: &str) -> std::process::ExitCode {
+    let key = Config::from_env()
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            let settings = LocalSettings::from_env()?;
+            local_kit_key(&config, &settings).map_err(|e| e.to_string())
+        });
+    match key {
+        Ok(key) => {
+            print!("{}", key.public_key_pem());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The whole local host as `make run` starts it: tracing, settings and secrets from the
 /// environment, the embedded store (or, with `KOOGALLERY_BACKEND=aws`, the AWS adapters), until
 /// Ctrl-C.

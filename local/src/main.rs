@@ -1,7 +1,11 @@
 //! `make run`: the production interface on 127.0.0.1:$PORT, data in $KOOGALLERY_DATA_DIR.
 //! `make run-aws-local`: the same on the AWS adapters against the emulator (`KOOGALLERY_BACKEND=aws`).
+//! `koogallery-local kit-public-key`: print the Kit RSA public key the seller uploads (callbacks §3.5).
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    koogallery_local::main_from_env("koogallery-local").await
+    match std::env::args().nth(1).as_deref() {
+        Some("kit-public-key") => koogallery_local::print_kit_public_key("koogallery-local"),
+        _ => koogallery_local::main_from_env("koogallery-local").await,
+    }
 }

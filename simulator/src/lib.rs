@@ -17,6 +17,7 @@ use koogallery::security::verify_body_sign;
 use reqwest::Url;
 use serde_json::Value;
 
+pub mod kit;
 mod lifecycle;
 pub mod load;
 pub mod openapi;

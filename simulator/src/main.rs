@@ -5,6 +5,9 @@
 //! koogallery-sim call --url URL [--key K] --activity queryInstance --field instanceId=abc
 //! koogallery-sim call --url URL [--key K] --body '{"activity":"queryInstance","instanceId":"abc"}'
 //! koogallery-sim storm --url URL [--key K] --webhook-secret S [--deliveries 10000] [--connections 64]
+//! koogallery-sim lifecycle --kit --url URL [--key K] [--kit-key KK] [--users 500] [--orgs 5000]
+//! koogallery-sim kit tenant-sync|application-sync|auth-sync|single-org-sync|all-org-sync|public-key
+//!     --url URL [--kit-key KK] [--instance-id I] [--tenant-id T] [--flag F] [--users N] [--orgs N]
 //! ```
 
 use std::process::ExitCode;
@@ -117,6 +120,171 @@ struct Target {
     key: String,
 }
 
+/// What the Kit calls are signed with and how large they are.
+#[derive(Args, Debug)]
+struct KitArgs {
+    /// The Kit key (signs x-sign, checks Body-Sign).
+    #[arg(
+        long,
+        env = "KOOGALLERY_KIT_KEY",
+        default_value = koogallery_sim::kit::DEFAULT_KIT_KEY,
+        hide_env_values = true
+    )]
+    kit_key: String,
+    /// Users in the authSync.
+    #[arg(long, default_value_t = 500)]
+    users: usize,
+    /// Departments in the allOrgSync.
+    #[arg(long, default_value_t = 5000)]
+    orgs: usize,
+    /// Depth of the department tree.
+    #[arg(long, default_value_t = 1000)]
+    depth: usize,
+}
+
+impl KitArgs {
+    fn sizes(&self) -> koogallery_sim::kit::KitSizes {
+        koogallery_sim::kit::KitSizes {
+            users: self.users,
+            departments: self.orgs,
+            depth: self.depth,
+        }
+    }
+}
+
+/// `koogallery-sim lifecycle --kit`.
+async fn joint_purchase(
+    target: &Target,
+    kit_args: &KitArgs,
+    order_id: &str,
+    poll: Duration,
+) -> ExitCode {
+    let (basic, kit) = match (
+        Simulator::new(&target.url, &target.key),
+        koogallery_sim::kit::KitSimulator::new(&target.url, &kit_args.kit_key),
+    ) {
+        (Ok(b), Ok(k)) => (b, k),
+        (Err(e), _) | (_, Err(e)) => return problem(&e),
+    };
+    match koogallery_sim::kit::run_joint_purchase(&basic, &kit, order_id, kit_args.sizes(), poll)
+        .await
+    {
+        Ok((instance_id, steps)) => {
+            println!("联营 purchase of instance {instance_id}: every answer 000000 and signed");
+            for s in steps {
+                println!(
+                    "  {:<24} {}  {:>8.1} ms  {:>9} bytes",
+                    s.name,
+                    s.result_code,
+                    s.elapsed.as_secs_f64() * 1000.0,
+                    s.body_bytes
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => problem(&e),
+    }
+}
+
+/// `koogallery-sim kit …`: one Kit sync.
+async fn kit_call(
+    interface: &str,
+    url: &str,
+    kit_args: &KitArgs,
+    ids: (&str, &str, &str),
+    flag: i64,
+) -> ExitCode {
+    use koogallery_sim::kit;
+    let (instance_id, tenant_id, app_id) = ids;
+    let sim = match kit::KitSimulator::new(url, &kit_args.kit_key) {
+        Ok(s) => s,
+        Err(e) => return problem(&e),
+    };
+    if interface == "public-key" {
+        return match sim.public_key().await {
+            Ok(pem) => {
+                print!("{pem}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => problem(&e),
+        };
+    }
+    let (name, body) = match interface {
+        "tenant-sync" => (
+            "tenantSync",
+            kit::tenant_sync(
+                instance_id,
+                "CS-SIM",
+                tenant_id,
+                "https://idaas.example.com",
+                flag,
+            ),
+        ),
+        "application-sync" => {
+            let pem = match sim.public_key().await {
+                Ok(p) => p,
+                Err(e) => return problem(&e),
+            };
+            match kit::application_sync(
+                instance_id,
+                tenant_id,
+                app_id,
+                "sim-client-secret",
+                &pem,
+                flag,
+            ) {
+                Ok(b) => ("applicationSync", b),
+                Err(e) => return problem(&e),
+            }
+        }
+        "auth-sync" => (
+            "authSync",
+            kit::auth_sync(
+                instance_id,
+                tenant_id,
+                app_id,
+                &kit::users(kit_args.users),
+                flag,
+            ),
+        ),
+        "single-org-sync" => (
+            "singleOrgSync",
+            kit::single_org_sync(instance_id, tenant_id, "D-SIM", "模拟部门", "", flag),
+        ),
+        _ => (
+            "allOrgSync",
+            kit::all_org_sync(
+                instance_id,
+                tenant_id,
+                &kit::departments(kit_args.orgs, kit_args.depth),
+            ),
+        ),
+    };
+    match sim.call(name, &body).await {
+        Ok(a) => {
+            println!(
+                "{name}: HTTP {} {} {} (Body-Sign {}) in {:.1} ms",
+                a.http_status,
+                a.reply.result_code.as_str(),
+                a.reply.result_msg,
+                if a.body_sign_valid {
+                    "valid"
+                } else {
+                    "INVALID"
+                },
+                a.elapsed.as_secs_f64() * 1000.0
+            );
+            if a.http_status == 200 && a.body_sign_valid && a.reply.result_code.as_str() == "000000"
+            {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => problem(&e),
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Walk the whole purchase lifecycle, checking every answer; exits 1 on the first failure.
@@ -139,6 +307,34 @@ enum Command {
         /// yearly purchase of 50 seats, so the service provisions from what Query Order answers.
         #[arg(long, value_name = "URL")]
         openapi: Option<String>,
+        /// A 联营 purchase instead: newInstance, then the Kit syncs (tenant, app with an encrypted
+        /// clientSecret, authSync, allOrgSync, single org syncs, revoke, deletes), then release.
+        #[arg(long)]
+        kit: bool,
+        #[command(flatten)]
+        kit_args: KitArgs,
+    },
+    /// Sign and send one Kit sync (callbacks §9) with realistic data, or print the service's Kit
+    /// public key; exits 1 unless 000000 with a valid Body-Sign.
+    Kit {
+        /// tenant-sync, application-sync, auth-sync, single-org-sync, all-org-sync, or public-key.
+        #[arg(value_parser = ["tenant-sync", "application-sync", "auth-sync", "single-org-sync", "all-org-sync", "public-key"])]
+        interface: String,
+        /// The vendor's production URL.
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+        #[command(flatten)]
+        kit_args: KitArgs,
+        /// instanceId (empty: the seller's own credential).
+        #[arg(long, default_value = "sim-instance")]
+        instance_id: String,
+        #[arg(long, default_value = "sim-tenant")]
+        tenant_id: String,
+        #[arg(long, default_value = "sim-app")]
+        app_id: String,
+        /// The flag: 0 delete, 1 add, 2 modify (3 revoke, authSync).
+        #[arg(long, default_value_t = 1)]
+        flag: i64,
     },
     /// Sign and send one call, print the answer; exits 1 unless HTTP 200 with a valid Body-Sign.
     Call {
@@ -454,7 +650,19 @@ async fn main() -> ExitCode {
             poll_timeout,
             poll_interval,
             openapi,
+            kit,
+            kit_args,
         } => {
+            if kit {
+                let order = order_id.unwrap_or_else(koogallery_sim::new_order_id);
+                return joint_purchase(
+                    &target,
+                    &kit_args,
+                    &order,
+                    Duration::from_secs(poll_timeout),
+                )
+                .await;
+            }
             let mut opts = LifecycleOptions {
                 test_flag,
                 poll_timeout: Duration::from_secs(poll_timeout),
@@ -471,6 +679,24 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             lifecycle(&target, &opts).await
+        }
+        Command::Kit {
+            interface,
+            url,
+            kit_args,
+            instance_id,
+            tenant_id,
+            app_id,
+            flag,
+        } => {
+            kit_call(
+                &interface,
+                &url,
+                &kit_args,
+                (&instance_id, &tenant_id, &app_id),
+                flag,
+            )
+            .await
         }
         Command::Call {
             target,
@@ -753,6 +979,50 @@ mod tests {
                 assert_eq!(order_id.as_deref(), Some("CS1"));
                 assert!(test_flag);
                 assert_eq!(poll_timeout, 30);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kit_commands_take_their_interface_and_sizes() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "kit",
+            "auth-sync",
+            "--kit-key",
+            "kk",
+            "--users",
+            "20",
+            "--flag",
+            "3",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Kit {
+                interface,
+                kit_args,
+                flag,
+                ..
+            } => {
+                assert_eq!(
+                    (interface.as_str(), kit_args.kit_key.as_str()),
+                    ("auth-sync", "kk")
+                );
+                assert_eq!((kit_args.users, flag), (20, 3));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["koogallery-sim", "kit", "tenantsync"]).is_err());
+        let cli =
+            Cli::try_parse_from(["koogallery-sim", "lifecycle", "--kit", "--orgs", "50"]).unwrap();
+        match cli.command {
+            Command::Lifecycle { kit, kit_args, .. } => {
+                assert!(kit);
+                assert_eq!(
+                    (kit_args.orgs, kit_args.users, kit_args.depth),
+                    (50, 500, 1000)
+                );
             }
             other => panic!("parsed as {other:?}"),
         }

@@ -364,6 +364,43 @@ pub fn load_or_generate(dir: &std::path::Path) -> Result<ClientSecretKey, KeyErr
 }
 
 #[cfg(test)]
+mod key_file_tests {
+    use super::*;
+
+    #[test]
+    fn the_key_file_is_generated_once_owner_only_and_a_small_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_generate(dir.path()).unwrap();
+        assert!(first.bits() >= MIN_KEY_BITS);
+        let path = dir.path().join(KEY_FILE);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = load_or_generate(dir.path()).unwrap();
+        assert_eq!(
+            again.public_key_pem(),
+            first.public_key_pem(),
+            "reused, never replaced"
+        );
+        std::fs::write(
+            &path,
+            include_str!("../../tests/fixtures/kit/kit_rsa_2048.pem"),
+        )
+        .unwrap();
+        assert!(matches!(
+            load_or_generate(dir.path()),
+            Err(KeyError::TooSmall { bits: 2048 })
+        ));
+        std::fs::write(&path, "not a key").unwrap();
+        let err = load_or_generate(dir.path()).unwrap_err().to_string();
+        assert!(!err.contains("not a key"), "{err}");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
