@@ -826,8 +826,19 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
     // Every custom-metric alarm watches a name and dimensions that the code writes.
     let written: Vec<Value> = [
         koogallery::metrics::Metric::Callback {
+            family: "v2-basic",
             activity: "newInstance",
             result_code: koogallery::ResultCode::InternalError,
+        },
+        koogallery::metrics::Metric::Callback {
+            family: "kit",
+            activity: "tenantSync",
+            result_code: koogallery::ResultCode::InternalError,
+        },
+        koogallery::metrics::Metric::Callback {
+            family: "kit",
+            activity: "applicationSync",
+            result_code: koogallery::ResultCode::MobileConflict,
         },
         koogallery::metrics::Metric::ProvisionerMisconfigured,
         koogallery::metrics::Metric::ProvisioningDeadlinePassed,
@@ -893,7 +904,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             "{id} watches {name} {dims:?}, which no metric line carries"
         );
     }
-    assert_eq!(custom, 12);
+    assert_eq!(custom, 14);
     let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
     assert_eq!(
         namespace,

@@ -18,9 +18,12 @@ pub const DEFAULT_NAMESPACE: &str = "KooGallery";
 /// One observation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
-    /// A callback answered `result_code` (`Callbacks`, dimensions `Activity` and `ResultCode`, and
+    /// A callback answered `result_code` (`Callbacks`, dimensions `Activity` and `ResultCode`; rolled
+    /// up by `Family` and `ResultCode` too; and
     /// `ResultCode` alone for the alarm on `000005` whatever the activity).
     Callback {
+        /// The protocol family (`v2-basic`, `kit`; `-` for a request no family recognised).
+        family: &'static str,
         activity: &'static str,
         result_code: ResultCode,
     },
@@ -85,14 +88,20 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
     // Extra dimension sets beyond the one of every dimension (CloudWatch keeps each as a metric).
     let mut rollups: Vec<Vec<&str>> = Vec::new();
     let mut values: Vec<(&str, &str, Value)> = Vec::new();
+    // Keys of the line that are in a rollup only, not in the set of every dimension: added later,
+    // they leave the metrics alarms and dashboards already watch unchanged.
+    let mut rollup_only: Vec<(&str, Value)> = Vec::new();
     match metric {
         Metric::Callback {
+            family,
             activity,
             result_code,
         } => {
             dims.push(("Activity", json!(activity)));
             dims.push(("ResultCode", json!(result_code.as_str())));
             rollups.push(vec!["ResultCode"]);
+            rollup_only.push(("Family", json!(family)));
+            rollups.push(vec!["Family", "ResultCode"]);
             values.push(("Callbacks", "Count", json!(1)));
         }
         Metric::ProvisioningSeconds { seconds } => {
@@ -164,7 +173,7 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
             }],
         }),
     );
-    for (k, v) in dims {
+    for (k, v) in dims.into_iter().chain(rollup_only) {
         line.insert(k.into(), v);
     }
     for (name, _, v) in values {
@@ -242,6 +251,7 @@ mod tests {
         let line = emf_line(
             "KooGallery/prod",
             &Metric::Callback {
+                family: "v2-basic",
                 activity: "newInstance",
                 result_code: ResultCode::InternalError,
             },
@@ -253,9 +263,9 @@ mod tests {
             json!({
                 "_aws": {"Timestamp": 1_700_000_000_000_i64, "CloudWatchMetrics": [{
                     "Namespace": "KooGallery/prod",
-                    "Dimensions": [["Activity", "ResultCode"], ["ResultCode"]],
+                    "Dimensions": [["Activity", "ResultCode"], ["ResultCode"], ["Family", "ResultCode"]],
                     "Metrics": [{"Name": "Callbacks", "Unit": "Count"}]}]},
-                "Activity": "newInstance", "ResultCode": "000005", "Callbacks": 1
+                "Activity": "newInstance", "ResultCode": "000005", "Family": "v2-basic", "Callbacks": 1
             })
         );
         let v: Value = serde_json::from_str(&emf_line(

@@ -318,6 +318,7 @@ impl Edge {
         started: Instant,
     ) {
         self.metrics.record(koogallery::metrics::Metric::Callback {
+            family: family.map_or("-", Family::name),
             activity: seen.callback.map_or("unknown", |c| c.route.name()),
             result_code: reply.result_code,
         });

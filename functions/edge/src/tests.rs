@@ -114,10 +114,12 @@ async fn every_answer_is_counted_by_activity_and_result_code() {
         b.metrics.all(),
         [
             Metric::Callback {
+                family: "v2-basic",
                 activity: "newInstance",
                 result_code: ResultCode::Success
             },
             Metric::Callback {
+                family: "v2-basic",
                 activity: "unknown",
                 result_code: ResultCode::AuthenticationFailed
             }
