@@ -193,6 +193,7 @@ async fn kit_call(
     kit_args: &KitArgs,
     ids: (&str, &str, &str),
     flag: i64,
+    repeat: u64,
 ) -> ExitCode {
     use koogallery_sim::kit;
     let (instance_id, tenant_id, app_id) = ids;
@@ -260,6 +261,19 @@ async fn kit_call(
             ),
         ),
     };
+    if repeat > 1 {
+        return match kit::repeat(&sim, name, &body, repeat).await {
+            Ok(report) => {
+                print!("{report}");
+                if report.wrong == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => problem(&e),
+        };
+    }
     match sim.call(name, &body).await {
         Ok(a) => {
             println!(
@@ -335,6 +349,9 @@ enum Command {
         /// The flag: 0 delete, 1 add, 2 modify (3 revoke, authSync).
         #[arg(long, default_value_t = 1)]
         flag: i64,
+        /// Send the same call this many times in a row and report latency percentiles.
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
     },
     /// Sign and send one call, print the answer; exits 1 unless HTTP 200 with a valid Body-Sign.
     Call {
@@ -688,6 +705,7 @@ async fn main() -> ExitCode {
             tenant_id,
             app_id,
             flag,
+            repeat,
         } => {
             kit_call(
                 &interface,
@@ -695,6 +713,7 @@ async fn main() -> ExitCode {
                 &kit_args,
                 (&instance_id, &tenant_id, &app_id),
                 flag,
+                repeat,
             )
             .await
         }

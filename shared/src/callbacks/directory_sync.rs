@@ -202,6 +202,17 @@ mod tests {
             depts[0].parent_code, None,
             "an empty parentCode is the top department"
         );
+        // A cycle and a missing parent are stored as given, never walked (Decisions §16).
+        let cycle = json!({"instanceId":"i-1","tenantId":"t-1","testFlag":0,"timeStamp":"x",
+            "orgInfoList":[{"orgCode":"A","orgName":"甲","parentCode":"B"},{"orgCode":"B","orgName":"乙","parentCode":"A"},{"orgCode":"C","orgName":"丙","parentCode":"nowhere"}]});
+        assert_eq!(
+            bed.call("allOrgSync", &cycle).await.result_code,
+            ResultCode::Success
+        );
+        let stored = bed.directory.departments(&key()).await.unwrap();
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[0].parent_code.as_deref(), Some("B"));
+        assert_eq!(stored[2].parent_code.as_deref(), Some("nowhere"));
         let again = json!({"instanceId":"i-1","tenantId":"t-1","testFlag":0,"timeStamp":"x","orgInfoList":[{"orgCode":"9","orgName":"新"}]});
         bed.call("allOrgSync", &again).await;
         assert_eq!(
