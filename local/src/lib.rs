@@ -610,7 +610,7 @@ async fn produce(
                 ResultCode::InvalidParameter,
                 format!("request body rejected: {rejection}"),
             );
-            to_http(edge.refuse(&method, uri.path(), &reply))
+            to_http(edge.refuse(uri.path(), &reply))
         }
     }
 }

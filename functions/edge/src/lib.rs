@@ -261,7 +261,7 @@ impl Edge {
                     req.body.len(),
                     Instant::now(),
                 );
-                self.refuse(req.method, req.path, &reply)
+                self.refuse(req.path, &reply)
             }
         }
     }
@@ -274,7 +274,7 @@ impl Edge {
 
     /// A reply to a request the host refused before the edge saw it (a body too large to read),
     /// signed with the current key of the family its path names.
-    pub fn refuse(&self, _method: &http::Method, path: &str, reply: &Reply) -> EdgeResponse {
+    pub fn refuse(&self, path: &str, reply: &Reply) -> EdgeResponse {
         let auth = if path.contains(kit::V2_PATH_PREFIX) {
             &self.kit
         } else {
