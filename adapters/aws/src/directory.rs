@@ -11,56 +11,82 @@
 //! | tenant            | `DIR#{instanceId}#{tenantId}`    | `TENANT`                            | `data` (S, [`record::encode_tenant`]) |
 //! | app               | `DIR#{instanceId}#{tenantId}`    | `APP#{appId}`                       | `data` (S, [`record::encode_app`]) |
 //! | user              | `DIR#{instanceId}#{tenantId}`    | `USER#{appId}#{userName}`           | `data` (S, [`record::encode_user`]) |
-//! | department set    | `DIR#{instanceId}#{tenantId}`    | `ORGSET`                            | `generation` (S): the current generation |
-//! | department        | `DIR#{instanceId}#{tenantId}`    | `ORG#{generation}#{orgCode}`        | `data` (S, [`record::encode_department`]) |
+//! | department set    | `DIR#{instanceId}#{tenantId}`    | `ORGSET`                            | `generation` (S): the current generation; `chunks` (N): how many chunks it has |
+//! | department chunk  | `DIR#{instanceId}#{tenantId}`    | `ORGCHUNK#{generation}#{index:04}`  | `data` (S, [`record::encode_department_chunk`]) |
+//! | department (read only) | `DIR#{instanceId}#{tenantId}` | `ORG#{generation}#{orgCode}`      | `data` (S, [`record::encode_department`]) |
 //! | event numbering   | `DIR#{instanceId}#{tenantId}`    | `SEQ`                               | `seq` (N): the last `seq` numbered |
 //! | pending event     | `DIR#{instanceId}#{tenantId}`    | `EVENT#{seq:020}`                   | `seq` (N), `data` (S, [`record::encode_event`]) |
 //!
 //! - Every ID in a key (instanceId, tenantId, appId, userName, orgCode) has `%` and `#`
 //!   percent-escaped (`%25`, `%23`), so `#` only ever separates components and no two IDs share a
 //!   key. An empty instanceId (the seller's own credential, callbacks §9) is valid: `DIR##{tenantId}`.
-//! - A tenant without an `ORGSET` item has generation [`FIRST_GENERATION`] (`0`); later generations
-//!   are random UUIDs (32 hex digits). A generation never holds `#`.
+//! - The department set is read as a whole (`departments()`), never one department at a time, so
+//!   a generation's departments are stored in **chunks**: JSON arrays of departments sorted by
+//!   orgCode, split by encoded size (at most [`MAX_CHUNK_BYTES`], well under DynamoDB's 400 KB
+//!   item limit, however long the names), indexed from `0000`. A generation is written once and
+//!   never changed (copy-on-write): every department change writes a new one and flips `ORGSET`
+//!   to it, so a reader that finds all the chunks `ORGSET` counted has the whole set.
+//! - Generations are random UUIDs (32 hex digits), never reused; a generation never holds `#`.
+//!   An `ORGSET` without `chunks`, or no `ORGSET` at all (generation [`FIRST_GENERATION`], `0`),
+//!   is a set written by a release before the chunks: one `ORG#{generation}#{orgCode}` item per
+//!   department. It is still read as such, and the next department change rewrites it in chunks
+//!   (and deletes the items); nothing writes `ORG#` items any more.
 //! - The zero-padded `seq` makes the sort key order the delivery order.
 //! - Reads are strongly consistent and page past DynamoDB's 1 MB per `Query`; the lists are sorted
 //!   by their ID as the memory directory sorts them (the escaped keys need not sort so).
 //!
 //! # Applying a sync
 //!
-//! 1. **Bulk records** first: an authSync's users, an allOrgSync's departments (under a fresh
-//!    generation), the users a revoke marks (read first: a user not stored is not created), the
-//!    items a delete sweeps. `BatchWriteItem`s of 25, [`BATCH_CONCURRENCY`] in flight,
-//!    `UnprocessedItems` retried [`MAX_UNPROCESSED_ROUNDS`] times with a short backoff; what is
-//!    still unprocessed fails the sync (`Unavailable`), never dropped.
+//! 1. **Bulk records** first: an authSync's users, the users a revoke marks (read first: a user
+//!    not stored is not created), the items a delete sweeps, and a new department generation's
+//!    chunks when they do not fit in step 2's transaction (below). `BatchWriteItem`s of 25,
+//!    [`BATCH_CONCURRENCY`] in flight, `UnprocessedItems` retried [`MAX_UNPROCESSED_ROUNDS`] times
+//!    with a short backoff; what is still unprocessed fails the sync (`Unavailable`), never
+//!    dropped.
 //! 2. **One `TransactWriteItems`**: `SEQ` advanced on the condition that it still holds the value
 //!    read, the events put under the seqs that follow (each on `attribute_not_exists`), the
-//!    change's single record if it has one (tenant, app, department put or delete), and for the
-//!    department changes the `ORGSET` item: flipped to the new generation by an allOrgSync, checked
-//!    unchanged by a singleOrgSync (which writes into the current generation). A failed condition
-//!    means a concurrent apply won: `SEQ` (and `ORGSET`) are read again and the transaction rebuilt,
-//!    at most [`MAX_SEQ_ATTEMPTS`] times, then `Conflict`. So the vendor never hears of a change
-//!    that was not stored, and a tenant's events get gap-free increasing seqs however many applies
-//!    run at once. Each attempt carries its own `ClientRequestToken`: an SDK retry of a committed
-//!    transaction is answered as a success, not numbered twice.
-//! 3. After an allOrgSync, the previous generation's items are deleted, best effort: a leftover is
-//!    never read (readers read `ORGSET`, then `ORG#{generation}#`), and a tenant deletion sweeps it.
+//!    change's single record if it has one (tenant, app), and for the department changes the
+//!    `ORGSET` item flipped to the new generation (with its chunk count) on the condition that it
+//!    still names the generation read. The new generation's chunks ride in this transaction when
+//!    they fit beside the events (DynamoDB: 100 actions, 4 MB; kept to [`MAX_INLINE_BYTES`]): up
+//!    to about 1.5 MB of departments for an allOrgSync (its events repeat them), about 3 MB for a
+//!    singleOrgSync; else step 1 wrote them. An allOrgSync
+//!    builds its chunks once; a singleOrgSync reads the current set first (`ORGSET`, then its
+//!    chunks, or its items in the per-item layout), applies the change and chunks the result
+//!    under a new generation, on every attempt (a change that changes nothing, such as deleting a
+//!    department not there, writes no generation and only checks `ORGSET`). A failed condition
+//!    means a concurrent apply won: `SEQ` and `ORGSET` (and a singleOrgSync's set) are read again
+//!    and the transaction rebuilt, at most [`MAX_SEQ_ATTEMPTS`] times, then `Conflict`; chunks
+//!    written ahead for a cancelled attempt are deleted, best effort. So the vendor never hears of
+//!    a change that was not stored, a tenant's events get gap-free increasing seqs however many
+//!    applies run at once, and department changes land in the order of their seqs. Each attempt
+//!    carries its own `ClientRequestToken`: an SDK retry of a committed transaction is answered as
+//!    a success, not numbered twice.
+//! 3. After a department change, the previous generation is deleted, best effort: its chunks by
+//!    key (`ORGSET` counted them), or, in the per-item layout, its `ORG#{generation}#` items
+//!    (keys read by `Query`, a page per MB). A leftover is never read, and a tenant deletion
+//!    sweeps it. A reader that finds a chunk gone reads `ORGSET` again: the set was replaced
+//!    under it.
 //!
-//! A tenant deletion sweeps `TENANT`, `APP#`, `USER#`, `ORGSET` and `ORG#` items and keeps `SEQ`
-//! and `EVENT#` items: numbering never restarts, and the `tenantDeleted` event stays pending. A
-//! record written in step 1 is stored even when step 2 then fails; the sync is answered with an
-//! error and KooGallery sends it again (a repeat stores the same records). Two bulk syncs of one
-//! tenant applied at the same moment may leave the records of either, in whichever order their
-//! batches landed; their events are still numbered without gaps.
+//! A tenant deletion sweeps `TENANT`, `APP#`, `USER#`, `ORGSET`, `ORGCHUNK#` and `ORG#` items and
+//! keeps `SEQ` and `EVENT#` items: numbering never restarts, and the `tenantDeleted` event stays
+//! pending. A record written in step 1 is stored even when step 2 then fails; the sync is
+//! answered with an error and KooGallery sends it again (a repeat stores the same records). Two
+//! bulk syncs of one tenant applied at the same moment may leave the records of either, in
+//! whichever order their batches landed; their events are still numbered without gaps.
 //!
 //! # Calls
 //!
 //! A 500-user authSync: `GetItem` (`SEQ`), 20 `BatchWriteItem`s, one `TransactWriteItems` (6
-//! items): 22 requests. A 5 000-department allOrgSync: `BatchGetItem` (`SEQ`, `ORGSET`), 200
-//! `BatchWriteItem`s, one `TransactWriteItems` (12 items), then the previous generation's `Query`
-//! (keys only, a page per MB read) and its deletes: 203 requests when there was no set before,
-//! about 404 when it replaces 5 000 departments (two `Query` pages, 200 more `BatchWriteItem`s).
-//! A single-record sync (tenant, app, department) is a `GetItem` (`BatchGetItem` with `ORGSET`
-//! for a department) and a `TransactWriteItems`.
+//! items): 22 requests. A 5 000-department allOrgSync (about 300 KB of chunks with short names):
+//! `BatchGetItem` (`SEQ`, `ORGSET`) and one `TransactWriteItems` (`SEQ`, `ORGSET`, the chunks,
+//! 10 events), then the old set dropped: 3 requests, whether it replaces 5 000 departments (one
+//! `BatchWriteItem` deletes their chunks) or there was no set before (a `Query` finds no
+//! generation-0 items). A singleOrgSync on 5 000 departments: 2 `BatchGetItem`s (`SEQ` and
+//! `ORGSET`, then the chunks), the `TransactWriteItems`, one `BatchWriteItem` (the old chunks): 4.
+//! A set too big for the transaction adds a `BatchWriteItem` per 25 chunks ahead of it. Reading
+//! the departments is a `GetItem` (`ORGSET`) and a `BatchGetItem` (the chunks, 40 a request). A
+//! tenant or app sync is a `GetItem` and a `TransactWriteItems`.
 //! [`DynamoDirectory::take_calls`] counts them.
 
 use std::{
