@@ -11,56 +11,82 @@
 //! | tenant            | `DIR#{instanceId}#{tenantId}`    | `TENANT`                            | `data` (S, [`record::encode_tenant`]) |
 //! | app               | `DIR#{instanceId}#{tenantId}`    | `APP#{appId}`                       | `data` (S, [`record::encode_app`]) |
 //! | user              | `DIR#{instanceId}#{tenantId}`    | `USER#{appId}#{userName}`           | `data` (S, [`record::encode_user`]) |
-//! | department set    | `DIR#{instanceId}#{tenantId}`    | `ORGSET`                            | `generation` (S): the current generation |
-//! | department        | `DIR#{instanceId}#{tenantId}`    | `ORG#{generation}#{orgCode}`        | `data` (S, [`record::encode_department`]) |
+//! | department set    | `DIR#{instanceId}#{tenantId}`    | `ORGSET`                            | `generation` (S): the current generation; `chunks` (N): how many chunks it has |
+//! | department chunk  | `DIR#{instanceId}#{tenantId}`    | `ORGCHUNK#{generation}#{index:04}`  | `data` (S, [`record::encode_department_chunk`]) |
+//! | department (read only) | `DIR#{instanceId}#{tenantId}` | `ORG#{generation}#{orgCode}`      | `data` (S, [`record::encode_department`]) |
 //! | event numbering   | `DIR#{instanceId}#{tenantId}`    | `SEQ`                               | `seq` (N): the last `seq` numbered |
 //! | pending event     | `DIR#{instanceId}#{tenantId}`    | `EVENT#{seq:020}`                   | `seq` (N), `data` (S, [`record::encode_event`]) |
 //!
 //! - Every ID in a key (instanceId, tenantId, appId, userName, orgCode) has `%` and `#`
 //!   percent-escaped (`%25`, `%23`), so `#` only ever separates components and no two IDs share a
 //!   key. An empty instanceId (the seller's own credential, callbacks §9) is valid: `DIR##{tenantId}`.
-//! - A tenant without an `ORGSET` item has generation [`FIRST_GENERATION`] (`0`); later generations
-//!   are random UUIDs (32 hex digits). A generation never holds `#`.
+//! - The department set is read as a whole (`departments()`), never one department at a time, so
+//!   a generation's departments are stored in **chunks**: JSON arrays of departments sorted by
+//!   orgCode, split by encoded size (at most [`MAX_CHUNK_BYTES`], well under DynamoDB's 400 KB
+//!   item limit, however long the names), indexed from `0000`. A generation is written once and
+//!   never changed (copy-on-write): every department change writes a new one and flips `ORGSET`
+//!   to it, so a reader that finds all the chunks `ORGSET` counted has the whole set.
+//! - Generations are random UUIDs (32 hex digits), never reused; a generation never holds `#`.
+//!   An `ORGSET` without `chunks`, or no `ORGSET` at all (generation [`FIRST_GENERATION`], `0`),
+//!   is a set written by a release before the chunks: one `ORG#{generation}#{orgCode}` item per
+//!   department. It is still read as such, and the next department change rewrites it in chunks
+//!   (and deletes the items); nothing writes `ORG#` items any more.
 //! - The zero-padded `seq` makes the sort key order the delivery order.
 //! - Reads are strongly consistent and page past DynamoDB's 1 MB per `Query`; the lists are sorted
 //!   by their ID as the memory directory sorts them (the escaped keys need not sort so).
 //!
 //! # Applying a sync
 //!
-//! 1. **Bulk records** first: an authSync's users, an allOrgSync's departments (under a fresh
-//!    generation), the users a revoke marks (read first: a user not stored is not created), the
-//!    items a delete sweeps. `BatchWriteItem`s of 25, [`BATCH_CONCURRENCY`] in flight,
-//!    `UnprocessedItems` retried [`MAX_UNPROCESSED_ROUNDS`] times with a short backoff; what is
-//!    still unprocessed fails the sync (`Unavailable`), never dropped.
+//! 1. **Bulk records** first: an authSync's users, the users a revoke marks (read first: a user
+//!    not stored is not created), the items a delete sweeps, and a new department generation's
+//!    chunks when they do not fit in step 2's transaction (below). `BatchWriteItem`s of 25,
+//!    [`BATCH_CONCURRENCY`] in flight, `UnprocessedItems` retried [`MAX_UNPROCESSED_ROUNDS`] times
+//!    with a short backoff; what is still unprocessed fails the sync (`Unavailable`), never
+//!    dropped.
 //! 2. **One `TransactWriteItems`**: `SEQ` advanced on the condition that it still holds the value
 //!    read, the events put under the seqs that follow (each on `attribute_not_exists`), the
-//!    change's single record if it has one (tenant, app, department put or delete), and for the
-//!    department changes the `ORGSET` item: flipped to the new generation by an allOrgSync, checked
-//!    unchanged by a singleOrgSync (which writes into the current generation). A failed condition
-//!    means a concurrent apply won: `SEQ` (and `ORGSET`) are read again and the transaction rebuilt,
-//!    at most [`MAX_SEQ_ATTEMPTS`] times, then `Conflict`. So the vendor never hears of a change
-//!    that was not stored, and a tenant's events get gap-free increasing seqs however many applies
-//!    run at once. Each attempt carries its own `ClientRequestToken`: an SDK retry of a committed
-//!    transaction is answered as a success, not numbered twice.
-//! 3. After an allOrgSync, the previous generation's items are deleted, best effort: a leftover is
-//!    never read (readers read `ORGSET`, then `ORG#{generation}#`), and a tenant deletion sweeps it.
+//!    change's single record if it has one (tenant, app), and for the department changes the
+//!    `ORGSET` item flipped to the new generation (with its chunk count) on the condition that it
+//!    still names the generation read. The new generation's chunks ride in this transaction when
+//!    they fit beside the events (DynamoDB: 100 actions, 4 MB; kept to [`MAX_INLINE_BYTES`]): up
+//!    to about 1.5 MB of departments for an allOrgSync (its events repeat them), about 3 MB for a
+//!    singleOrgSync; else step 1 wrote them. An allOrgSync
+//!    builds its chunks once; a singleOrgSync reads the current set first (`ORGSET`, then its
+//!    chunks, or its items in the per-item layout), applies the change and chunks the result
+//!    under a new generation, on every attempt (a change that changes nothing, such as deleting a
+//!    department not there, writes no generation and only checks `ORGSET`). A failed condition
+//!    means a concurrent apply won: `SEQ` and `ORGSET` (and a singleOrgSync's set) are read again
+//!    and the transaction rebuilt, at most [`MAX_SEQ_ATTEMPTS`] times, then `Conflict`; chunks
+//!    written ahead for a cancelled attempt are deleted, best effort. So the vendor never hears of
+//!    a change that was not stored, a tenant's events get gap-free increasing seqs however many
+//!    applies run at once, and department changes land in the order of their seqs. Each attempt
+//!    carries its own `ClientRequestToken`: an SDK retry of a committed transaction is answered as
+//!    a success, not numbered twice.
+//! 3. After a department change, the previous generation is deleted, best effort: its chunks by
+//!    key (`ORGSET` counted them), or, in the per-item layout, its `ORG#{generation}#` items
+//!    (keys read by `Query`, a page per MB). A leftover is never read, and a tenant deletion
+//!    sweeps it. A reader that finds a chunk gone reads `ORGSET` again: the set was replaced
+//!    under it.
 //!
-//! A tenant deletion sweeps `TENANT`, `APP#`, `USER#`, `ORGSET` and `ORG#` items and keeps `SEQ`
-//! and `EVENT#` items: numbering never restarts, and the `tenantDeleted` event stays pending. A
-//! record written in step 1 is stored even when step 2 then fails; the sync is answered with an
-//! error and KooGallery sends it again (a repeat stores the same records). Two bulk syncs of one
-//! tenant applied at the same moment may leave the records of either, in whichever order their
-//! batches landed; their events are still numbered without gaps.
+//! A tenant deletion sweeps `TENANT`, `APP#`, `USER#`, `ORGSET`, `ORGCHUNK#` and `ORG#` items and
+//! keeps `SEQ` and `EVENT#` items: numbering never restarts, and the `tenantDeleted` event stays
+//! pending. A record written in step 1 is stored even when step 2 then fails; the sync is
+//! answered with an error and KooGallery sends it again (a repeat stores the same records). Two
+//! bulk syncs of one tenant applied at the same moment may leave the records of either, in
+//! whichever order their batches landed; their events are still numbered without gaps.
 //!
 //! # Calls
 //!
 //! A 500-user authSync: `GetItem` (`SEQ`), 20 `BatchWriteItem`s, one `TransactWriteItems` (6
-//! items): 22 requests. A 5 000-department allOrgSync: `BatchGetItem` (`SEQ`, `ORGSET`), 200
-//! `BatchWriteItem`s, one `TransactWriteItems` (12 items), then the previous generation's `Query`
-//! (keys only, a page per MB read) and its deletes: 203 requests when there was no set before,
-//! about 404 when it replaces 5 000 departments (two `Query` pages, 200 more `BatchWriteItem`s).
-//! A single-record sync (tenant, app, department) is a `GetItem` (`BatchGetItem` with `ORGSET`
-//! for a department) and a `TransactWriteItems`.
+//! items): 22 requests. A 5 000-department allOrgSync (about 300 KB of chunks with short names):
+//! `BatchGetItem` (`SEQ`, `ORGSET`) and one `TransactWriteItems` (`SEQ`, `ORGSET`, the chunks,
+//! 10 events), then the old set dropped: 3 requests, whether it replaces 5 000 departments (one
+//! `BatchWriteItem` deletes their chunks) or there was no set before (a `Query` finds no
+//! generation-0 items). A singleOrgSync on 5 000 departments: 2 `BatchGetItem`s (`SEQ` and
+//! `ORGSET`, then the chunks), the `TransactWriteItems`, one `BatchWriteItem` (the old chunks): 4.
+//! A set too big for the transaction adds a `BatchWriteItem` per 25 chunks ahead of it. Reading
+//! the departments is a `GetItem` (`ORGSET`) and a `BatchGetItem` (the chunks, 40 a request). A
+//! tenant or app sync is a `GetItem` and a `TransactWriteItems`.
 //! [`DynamoDirectory::take_calls`] counts them.
 
 use std::{
@@ -113,6 +139,14 @@ pub const MAX_SEQ_ATTEMPTS: u32 = 10;
 const MAX_DEPARTMENT_READS: u32 = 5;
 /// DynamoDB's limit on an item's size.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// The encoded JSON of one department chunk at most (split by size, not by count: names can be
+/// long), well under [`MAX_ITEM_BYTES`].
+pub const MAX_CHUNK_BYTES: usize = 300 * 1024;
+/// The items of a numbering transaction at most when it carries the department chunks: DynamoDB
+/// allows 4 MB, the rest is margin for how it counts.
+pub const MAX_INLINE_BYTES: usize = 3 * 1024 * 1024;
+/// The chunk keys of one `BatchGetItem`: 40 chunks of at most 400 KB stay under its 16 MB answer.
+const CHUNKS_PER_GET: usize = 40;
 /// The actions of the numbering transaction besides the events: `SEQ`, `ORGSET`, one record.
 const FIXED_ACTIONS: usize = 3;
 
@@ -127,13 +161,19 @@ pub mod keys {
     pub const APP_SK_PREFIX: &str = "APP#";
     pub const USER_SK_PREFIX: &str = "USER#";
     pub const ORGSET_SK: &str = "ORGSET";
+    /// The departments of a generation one item each, as releases before the chunks wrote them
+    /// (still read, never written).
     pub const ORG_SK_PREFIX: &str = "ORG#";
-    /// What a tenant deletion sweeps besides apps and users: `ORG#…` and `ORGSET`.
+    pub const ORGCHUNK_SK_PREFIX: &str = "ORGCHUNK#";
+    /// What a tenant deletion sweeps besides apps and users: `ORGCHUNK#…`, `ORG#…` and `ORGSET`.
     pub const ORG_SWEEP_PREFIX: &str = "ORG";
     pub const SEQ_SK: &str = "SEQ";
     pub const EVENT_SK_PREFIX: &str = "EVENT#";
     /// The `ORGSET` item's attribute: the generation the departments are read from.
     pub const GENERATION: &str = "generation";
+    /// The `ORGSET` item's attribute: how many chunks the generation has. Absent: its departments
+    /// are `ORG#{generation}#…` items, one each (written by a release before the chunks).
+    pub const CHUNKS: &str = "chunks";
     /// The generation of a tenant that has no `ORGSET` item (no allOrgSync yet).
     pub const FIRST_GENERATION: &str = "0";
     /// The partition keys the directory lives under (for an IAM `dynamodb:LeadingKeys` condition).
@@ -172,6 +212,16 @@ pub mod keys {
     /// `ORG#{generation}#{orgCode}`.
     pub fn org_sk(generation: &str, org_code: &str) -> String {
         format!("{}{}", org_prefix(generation), esc(org_code))
+    }
+
+    /// `ORGCHUNK#{generation}#`: the prefix of one generation's chunks.
+    pub fn chunk_prefix(generation: &str) -> String {
+        format!("{ORGCHUNK_SK_PREFIX}{generation}#")
+    }
+
+    /// `ORGCHUNK#{generation}#{index:04}`.
+    pub fn chunk_sk(generation: &str, index: u32) -> String {
+        format!("{}{index:04}", chunk_prefix(generation))
     }
 
     /// `EVENT#{seq:020}`: zero-padded so the sort key order is the delivery order.
@@ -240,20 +290,49 @@ impl From<&DynamoStore> for DynamoDirectory {
     }
 }
 
+/// What an `ORGSET` item names: the current department set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SetRef {
+    generation: String,
+    /// `Some(n)`: `ORGCHUNK#{generation}#0000` … `n - 1`. `None`: `ORG#{generation}#…` items, one
+    /// per department (a release before the chunks wrote them).
+    chunks: Option<u32>,
+}
+
 /// What the numbering transaction was built on.
 #[derive(Debug, Clone, Default)]
 struct State {
     last_seq: u64,
     /// A `SEQ` item exists (else the transaction creates it).
     seq_stored: bool,
-    /// The `ORGSET` generation, when one is stored (read only for department changes).
-    generation: Option<String>,
+    /// The `ORGSET` item, when one is stored (read only for department changes). None:
+    /// generation [`FIRST_GENERATION`], one item per department.
+    set: Option<SetRef>,
 }
 
-impl State {
-    fn generation(&self) -> &str {
-        self.generation.as_deref().unwrap_or(FIRST_GENERATION)
-    }
+fn generation_of(set: Option<&SetRef>) -> &str {
+    set.map_or(FIRST_GENERATION, |s| s.generation.as_str())
+}
+
+/// A department set written under a new generation, which the numbering transaction flips
+/// `ORGSET` to.
+struct NewSet {
+    generation: String,
+    /// The chunk items, by index.
+    chunks: Vec<Item>,
+    /// The chunks ride in the numbering transaction; else they are written ahead by
+    /// `BatchWriteItem` (too many bytes or actions for one transaction).
+    inline: bool,
+}
+
+/// What a singleOrgSync makes of the set read.
+enum Edit {
+    /// A chunk of the generation read is gone: the set was replaced meanwhile. Read again.
+    Stale,
+    /// The change changes nothing (a department deleted that is not there, or put as it is):
+    /// `ORGSET` is only checked.
+    Unchanged,
+    Changed(NewSet),
 }
 
 /// The numbering transaction of one attempt.
@@ -330,11 +409,12 @@ impl Cond {
 
     /// `ORGSET` still names the generation read (or is still absent).
     fn generation_unchanged(state: &State) -> Self {
-        match &state.generation {
-            Some(g) => Self {
+        // A generation is never reused (a fresh UUID each time), so its name says it all.
+        match &state.set {
+            Some(set) => Self {
                 expression: "#g = :g",
                 names: vec![("#g", GENERATION)],
-                values: vec![(":g", s(g))],
+                values: vec![(":g", s(&set.generation))],
             },
             None => Self::absent(),
         }
@@ -515,7 +595,16 @@ impl DynamoDirectory {
     /// Every item `keys` names that exists (strongly consistent), in no particular order: 100
     /// keys per `BatchGetItem`, [`BATCH_CONCURRENCY`] in flight, `UnprocessedKeys` retried.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let chunks: Vec<Vec<Item>> = keys.chunks(MAX_BATCH_GET_KEYS).map(<[_]>::to_vec).collect();
+        self.batch_get_by(keys, MAX_BATCH_GET_KEYS).await
+    }
+
+    /// [`Self::batch_get`] with `per_request` keys per `BatchGetItem`.
+    async fn batch_get_by(
+        &self,
+        keys: Vec<Item>,
+        per_request: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let chunks: Vec<Vec<Item>> = keys.chunks(per_request).map(<[_]>::to_vec).collect();
         let calls: Vec<_> = chunks
             .into_iter()
             .map(|chunk| self.batch_get_chunk(chunk))
@@ -657,7 +746,7 @@ impl DynamoDirectory {
                     state.last_seq = decode_seq_item(item)?;
                     state.seq_stored = true;
                 }
-                ORGSET_SK => state.generation = Some(decode_generation_item(item)?),
+                ORGSET_SK => state.set = Some(decode_orgset_item(item)?),
                 other => {
                     return Err(StoreError::Corrupt(format!(
                         "directory {pk}: asked for SEQ and ORGSET, got {other}"
@@ -668,26 +757,199 @@ impl DynamoDirectory {
         Ok(state)
     }
 
-    /// The current generation (`None`: no `ORGSET`, generation `0`).
-    async fn read_generation(&self, pk: &str) -> Result<Option<String>, StoreError> {
+    /// The current department set (`None`: no `ORGSET`, generation `0`, one item per department).
+    async fn read_orgset(&self, pk: &str) -> Result<Option<SetRef>, StoreError> {
         self.get_item(pk, ORGSET_SK)
             .await?
-            .map(|item| decode_generation_item(&item))
+            .map(|item| decode_orgset_item(&item))
             .transpose()
     }
 
-    /// Step 1 (module docs): the records that do not ride in the numbering transaction.
-    async fn write_records(
+    /// The departments of `set`, by `org_code`; `None` when a chunk is gone (the set was replaced
+    /// and dropped meanwhile). One item per department (a release before the chunks): read
+    /// whatever is under the generation's prefix.
+    async fn read_set(
         &self,
         pk: &str,
+        set: Option<&SetRef>,
+    ) -> Result<Option<Vec<Department>>, StoreError> {
+        let generation = generation_of(set);
+        let mut departments = match set.and_then(|s| s.chunks) {
+            Some(0) => Vec::new(),
+            Some(n) => {
+                let keys = (0..n)
+                    .map(|i| key_of(pk, chunk_sk(generation, i)))
+                    .collect();
+                let items = self.batch_get_by(keys, CHUNKS_PER_GET).await?;
+                if items.len() < n as usize {
+                    return Ok(None);
+                }
+                let mut departments = Vec::new();
+                for item in &items {
+                    departments.extend(decode_chunk_item(item, generation, n)?);
+                }
+                departments
+            }
+            None => {
+                let prefix = org_prefix(generation);
+                self.query(pk, SkRange::Prefix(&prefix), false, None)
+                    .await?
+                    .iter()
+                    .map(|item| decode_department_item(item, generation))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        departments.sort_by(|a, b| a.org_code.cmp(&b.org_code));
+        if let Some(twice) = departments
+            .windows(2)
+            .find(|w| w[0].org_code == w[1].org_code)
+        {
+            return Err(StoreError::Corrupt(format!(
+                "directory {pk}: department {:?} is stored twice in generation {generation}",
+                twice[0].org_code
+            )));
+        }
+        Ok(Some(departments))
+    }
+
+    /// `departments` (by `org_code`, each once) in chunks under a fresh generation; in the
+    /// numbering transaction when they fit there beside `events`.
+    fn new_set(
+        &self,
+        pk: &str,
+        departments: &[Department],
+        events: &[EventBody],
+        now: DateTime<Utc>,
+    ) -> Result<NewSet, StoreError> {
+        let generation = uuid::Uuid::new_v4().simple().to_string();
+        let chunks = record::split_department_chunks(departments, MAX_CHUNK_BYTES)
+            .into_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let index = u32::try_from(i).map_err(|_| {
+                    StoreError::Corrupt(format!("directory {pk}: {i} department chunks"))
+                })?;
+                let item = record_item(pk, chunk_sk(&generation, index), bytes)?;
+                check_size(&item)?;
+                Ok(item)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let inline = fits_inline(pk, &chunks, events, now)?;
+        Ok(NewSet {
+            generation,
+            chunks,
+            inline,
+        })
+    }
+
+    /// The chunks of a set too big for the numbering transaction, ahead of it.
+    async fn write_ahead(&self, set: &NewSet) -> Result<(), StoreError> {
+        if set.inline {
+            return Ok(());
+        }
+        let puts = set
+            .chunks
+            .iter()
+            .map(|c| put_request(c.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(puts, "department chunks").await
+    }
+
+    /// A set written ahead whose transaction was cancelled: never read, deleted best effort.
+    async fn discard(&self, pk: &str, set: &NewSet) {
+        if set.inline {
+            return;
+        }
+        let deletes = set
+            .chunks
+            .iter()
+            .map(|c| delete_request(key_from(c)?))
+            .collect::<Result<Vec<_>, _>>();
+        let done = match deletes {
+            Ok(deletes) => self.batch_write(deletes, "discard department chunks").await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            tracing::warn!(
+                pk = %pk, generation = %set.generation, error = %e,
+                "department chunks of a cancelled sync not deleted; they are never read, and a tenant deletion sweeps them"
+            );
+        }
+    }
+
+    /// Step 3 (module docs): the set `ORGSET` no longer names, deleted best effort.
+    async fn drop_set(&self, pk: &str, old: Option<&SetRef>) {
+        let generation = generation_of(old);
+        let dropped = match old.and_then(|s| s.chunks) {
+            Some(n) => {
+                let deletes = (0..n)
+                    .map(|i| delete_request(key_of(pk, chunk_sk(generation, i))))
+                    .collect::<Result<Vec<_>, _>>();
+                match deletes {
+                    Ok(deletes) => self.batch_write(deletes, "drop replaced departments").await,
+                    Err(e) => Err(e),
+                }
+            }
+            // One item per department (also generation 0: a release before the chunks may have
+            // written there without an `ORGSET`).
+            None => {
+                self.sweep(pk, &[&org_prefix(generation)], "drop replaced departments")
+                    .await
+            }
+        };
+        if let Err(e) = dropped {
+            tracing::warn!(
+                pk = %pk, generation = generation, error = %e,
+                "replaced departments not deleted; they are never read, and a tenant deletion sweeps them"
+            );
+        }
+    }
+
+    /// A singleOrgSync on the set `state` names: read it, apply the change, and (if it changes
+    /// anything) chunk the result under a new generation.
+    async fn edit_set(
+        &self,
+        pk: &str,
+        state: &State,
         change: &DirectoryChange,
-        new_generation: &str,
-    ) -> Result<(), StoreError> {
+        events: &[EventBody],
+        now: DateTime<Utc>,
+    ) -> Result<Edit, StoreError> {
+        let Some(departments) = self.read_set(pk, state.set.as_ref()).await? else {
+            return Ok(Edit::Stale);
+        };
+        let mut by_code: std::collections::BTreeMap<String, Department> = departments
+            .into_iter()
+            .map(|d| (d.org_code.clone(), d))
+            .collect();
+        let changed = match change {
+            DirectoryChange::PutDepartment(d) => {
+                by_code.insert(d.org_code.clone(), d.clone()).as_ref() != Some(d)
+            }
+            DirectoryChange::DeleteDepartment { org_code } => by_code.remove(org_code).is_some(),
+            _ => unreachable!("edit_set is only called for a singleOrgSync"),
+        };
+        if !changed {
+            return Ok(Edit::Unchanged);
+        }
+        let departments: Vec<Department> = by_code.into_values().collect();
+        Ok(Edit::Changed(self.new_set(
+            pk,
+            &departments,
+            events,
+            now,
+        )?))
+    }
+
+    /// Step 1 (module docs): the records that do not ride in the numbering transaction.
+    /// (The department changes write their chunks apart: [`Self::new_set`].)
+    async fn write_records(&self, pk: &str, change: &DirectoryChange) -> Result<(), StoreError> {
         match change {
             DirectoryChange::PutTenant(_)
             | DirectoryChange::PutApp(_)
             | DirectoryChange::PutDepartment(_)
-            | DirectoryChange::DeleteDepartment { .. } => Ok(()),
+            | DirectoryChange::DeleteDepartment { .. }
+            | DirectoryChange::ReplaceDepartments(_) => Ok(()),
             // `TENANT` goes in the transaction; `SEQ` and `EVENT#` stay (numbering never
             // restarts; the tenantDeleted event must stay pending).
             DirectoryChange::DeleteTenant => {
@@ -744,20 +1006,6 @@ impl DynamoDirectory {
                     .collect::<Result<Vec<_>, _>>()?;
                 self.batch_write(deletes, "delete users").await
             }
-            DirectoryChange::ReplaceDepartments(all) => {
-                // Under a generation no reader reads until the transaction flips ORGSET to it.
-                let puts = last_wins(all, |d| &d.org_code)
-                    .into_iter()
-                    .map(|d| {
-                        put_request(record_item(
-                            pk,
-                            org_sk(new_generation, &d.org_code),
-                            record::encode_department(d),
-                        )?)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.batch_write(puts, "replace departments").await
-            }
         }
     }
 
@@ -769,7 +1017,7 @@ impl DynamoDirectory {
         events: &[EventBody],
         now: DateTime<Utc>,
         state: &State,
-        new_generation: &str,
+        set: Option<&NewSet>,
     ) -> Result<Planned, StoreError> {
         let first_seq = state.last_seq + 1;
         let last_seq = state.last_seq + events.len() as u64;
@@ -777,20 +1025,22 @@ impl DynamoDirectory {
         if !events.is_empty() {
             items.push(self.tx_put(seq_item(pk, last_seq), Some(Cond::seq_unchanged(state)))?);
         }
-        match change {
-            // A singleOrgSync writes into the current generation: it must still be current.
-            DirectoryChange::PutDepartment(_) | DirectoryChange::DeleteDepartment { .. } => {
-                items
-                    .push(self.tx_check(key_of(pk, ORGSET_SK), Cond::generation_unchanged(state))?);
-            }
-            DirectoryChange::ReplaceDepartments(_) => items.push(self.tx_put(
-                generation_item(pk, new_generation),
+        // A department change flips ORGSET from the set read to its new set (a singleOrgSync's
+        // new set is built from the one read; a replacement must not flip a set it did not
+        // see replaced); a singleOrgSync that changes nothing checks the set is still current.
+        if let Some(set) = set {
+            let chunks = u32::try_from(set.chunks.len()).unwrap_or(u32::MAX);
+            items.push(self.tx_put(
+                orgset_item(pk, &set.generation, chunks),
                 Some(Cond::generation_unchanged(state)),
-            )?),
-            _ => {}
+            )?);
+        } else if matches!(
+            change,
+            DirectoryChange::PutDepartment(_) | DirectoryChange::DeleteDepartment { .. }
+        ) {
+            items.push(self.tx_check(key_of(pk, ORGSET_SK), Cond::generation_unchanged(state))?);
         }
         let guards = items.len();
-        let generation = state.generation();
         let record = match change {
             DirectoryChange::PutTenant(t) => Some(self.tx_put(
                 record_item(pk, TENANT_SK.to_owned(), record::encode_tenant(t))?,
@@ -804,23 +1054,20 @@ impl DynamoDirectory {
             DirectoryChange::DeleteApp { app_id } => {
                 Some(self.tx_delete(key_of(pk, app_sk(app_id)))?)
             }
-            DirectoryChange::PutDepartment(d) => Some(self.tx_put(
-                record_item(
-                    pk,
-                    org_sk(generation, &d.org_code),
-                    record::encode_department(d),
-                )?,
-                None,
-            )?),
-            DirectoryChange::DeleteDepartment { org_code } => {
-                Some(self.tx_delete(key_of(pk, org_sk(generation, org_code)))?)
-            }
             DirectoryChange::PutUsers { .. }
             | DirectoryChange::RevokeUsers { .. }
             | DirectoryChange::DeleteUsers { .. }
+            | DirectoryChange::PutDepartment(_)
+            | DirectoryChange::DeleteDepartment { .. }
             | DirectoryChange::ReplaceDepartments(_) => None,
         };
         items.extend(record);
+        // A new generation's chunks: no reader reads them before ORGSET names it.
+        if let Some(set) = set.filter(|s| s.inline) {
+            for chunk in &set.chunks {
+                items.push(self.tx_put(chunk.clone(), None)?);
+            }
+        }
         let events_from = items.len();
         for (seq, body) in (first_seq..).zip(events) {
             let event = DirectoryEvent {
@@ -909,57 +1156,90 @@ impl TenantDirectory for DynamoDirectory {
             )));
         }
         let pk = tenant_pk(key);
-        let replacing = matches!(change, DirectoryChange::ReplaceDepartments(_));
-        let with_generation = matches!(
+        let departments = matches!(
             change,
             DirectoryChange::PutDepartment(_)
                 | DirectoryChange::DeleteDepartment { .. }
                 | DirectoryChange::ReplaceDepartments(_)
         );
-        let new_generation = if replacing {
-            uuid::Uuid::new_v4().simple().to_string()
-        } else {
-            String::new()
+        // An allOrgSync's new set does not depend on what is stored: built (and written ahead,
+        // if it does not fit in the transaction) once, whatever the attempts.
+        let replacement = match change {
+            DirectoryChange::ReplaceDepartments(all) => {
+                let mut all: Vec<Department> = last_wins(all, |d| &d.org_code)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                all.sort_by(|a, b| a.org_code.cmp(&b.org_code));
+                let set = self.new_set(&pk, &all, events, now)?;
+                self.write_ahead(&set).await?;
+                Some(set)
+            }
+            _ => {
+                self.write_records(&pk, change).await?;
+                None
+            }
         };
-        self.write_records(&pk, change, &new_generation).await?;
 
         let mut attempt = 0;
-        let (applied, state) = loop {
-            let state = self.read_state(&pk, with_generation).await?;
-            let planned = self.plan(&pk, change, events, now, &state, &new_generation)?;
-            let applied = planned.applied;
-            if planned.items.is_empty() {
-                // Nothing to number and no record to write (an empty authSync).
-                break (applied, state);
-            }
-            match self.transact(&pk, planned).await? {
-                None => break (applied, state),
-                Some(codes) => {
-                    attempt += 1;
-                    if attempt >= MAX_SEQ_ATTEMPTS {
-                        tracing::warn!(
-                            pk = %pk, change = change.name(), codes = %codes,
-                            "directory sync still contended after {attempt} attempts"
-                        );
-                        return Err(StoreError::Conflict);
+        let (applied, state, edited) = loop {
+            let state = self.read_state(&pk, departments).await?;
+            // A singleOrgSync's new set is built from the set read, on every attempt.
+            let edited = match change {
+                DirectoryChange::PutDepartment(_) | DirectoryChange::DeleteDepartment { .. } => {
+                    match self.edit_set(&pk, &state, change, events, now).await? {
+                        Edit::Stale => None,
+                        Edit::Unchanged => Some(None),
+                        Edit::Changed(set) => {
+                            self.write_ahead(&set).await?;
+                            Some(Some(set))
+                        }
                     }
-                    tokio::time::sleep(backoff(attempt)).await;
                 }
+                _ => Some(None),
+            };
+            let contended = match &edited {
+                None => Some("a chunk of the set read is gone".to_owned()),
+                Some(edited) => {
+                    let set = replacement.as_ref().or(edited.as_ref());
+                    let planned = self.plan(&pk, change, events, now, &state, set)?;
+                    let applied = planned.applied;
+                    if planned.items.is_empty() {
+                        // Nothing to number and no record to write (an empty authSync).
+                        break (applied, state, None);
+                    }
+                    match self.transact(&pk, planned).await? {
+                        None => {
+                            break (
+                                applied,
+                                state,
+                                edited.as_ref().map(|s| s.generation.clone()),
+                            );
+                        }
+                        Some(codes) => Some(codes),
+                    }
+                }
+            };
+            if let Some(Some(set)) = &edited {
+                self.discard(&pk, set).await;
             }
+            attempt += 1;
+            if attempt >= MAX_SEQ_ATTEMPTS {
+                tracing::warn!(
+                    pk = %pk, change = change.name(), codes = ?contended,
+                    "directory sync still contended after {attempt} attempts"
+                );
+                if let Some(set) = &replacement {
+                    self.discard(&pk, set).await;
+                }
+                return Err(StoreError::Conflict);
+            }
+            tokio::time::sleep(backoff(attempt)).await;
         };
 
-        if replacing {
-            // Step 3, best effort: the previous generation is no longer read.
-            let old = state.generation();
-            let sweep = self
-                .sweep(&pk, &[&org_prefix(old)], "drop replaced departments")
-                .await;
-            if let Err(e) = sweep {
-                tracing::warn!(
-                    pk = %pk, generation = old, error = %e,
-                    "replaced departments not deleted; they are never read, and a tenant deletion sweeps them"
-                );
-            }
+        if replacement.is_some() || edited.is_some() {
+            // Step 3, best effort: the previous set is no longer read.
+            self.drop_set(&pk, state.set.as_ref()).await;
         }
         Ok(applied)
     }
@@ -1008,27 +1288,32 @@ impl TenantDirectory for DynamoDirectory {
         Ok(users)
     }
 
-    /// `ORGSET`, the generation's departments, and `ORGSET` again: a replacement that flipped
-    /// it meanwhile may be deleting what was read, so the read starts over.
+    /// `ORGSET`, then the set it names: its chunks (a generation's chunks never change, so all of
+    /// them found is the whole set), or, one item per department (a release before the chunks),
+    /// the generation's items and `ORGSET` again. A set replaced meanwhile may be deleted under
+    /// the read, which then starts over.
     async fn departments(&self, key: &TenantKey) -> Result<Vec<Department>, StoreError> {
         let pk = tenant_pk(key);
-        let mut generation = self.read_generation(&pk).await?;
+        let mut set = self.read_orgset(&pk).await?;
         for _ in 0..MAX_DEPARTMENT_READS {
-            let current = generation.as_deref().unwrap_or(FIRST_GENERATION);
-            let prefix = org_prefix(current);
-            let items = self
-                .query(&pk, SkRange::Prefix(&prefix), false, None)
-                .await?;
-            let after = self.read_generation(&pk).await?;
-            if after == generation {
-                let mut departments = items
-                    .iter()
-                    .map(|item| decode_department_item(item, current))
-                    .collect::<Result<Vec<_>, _>>()?;
-                departments.sort_by(|a, b| a.org_code.cmp(&b.org_code));
+            let read = self.read_set(&pk, set.as_ref()).await?;
+            let chunked = set.as_ref().is_some_and(|s| s.chunks.is_some());
+            if chunked && let Some(departments) = read {
                 return Ok(departments);
             }
-            generation = after;
+            let after = self.read_orgset(&pk).await?;
+            if after == set {
+                match read {
+                    Some(departments) => return Ok(departments),
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "directory {pk}: a chunk of department generation {} is missing",
+                            generation_of(set.as_ref())
+                        )));
+                    }
+                }
+            }
+            set = after;
         }
         Err(StoreError::Unavailable(format!(
             "directory {pk}: the department set was replaced during each of {MAX_DEPARTMENT_READS} reads"
@@ -1105,10 +1390,38 @@ fn seq_item(pk: &str, last_seq: u64) -> Item {
     item
 }
 
-fn generation_item(pk: &str, generation: &str) -> Item {
+fn orgset_item(pk: &str, generation: &str, chunks: u32) -> Item {
     let mut item = key_of(pk, ORGSET_SK);
     item.insert(GENERATION.to_owned(), s(generation));
+    item.insert(CHUNKS.to_owned(), n(chunks));
     item
+}
+
+/// Whether a new set's chunks fit in the numbering transaction beside `events`: DynamoDB's 100
+/// actions, and [`MAX_INLINE_BYTES`] of items (the events sized with the longest seq).
+fn fits_inline(
+    pk: &str,
+    chunks: &[Item],
+    events: &[EventBody],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if chunks.len() + events.len() + FIXED_ACTIONS > MAX_TRANSACTION_ITEMS {
+        return Ok(false);
+    }
+    // SEQ and ORGSET: keys and a number or a generation.
+    let mut bytes = 2 * 256 + chunks.iter().map(item_bytes).sum::<usize>();
+    for body in events {
+        let event = DirectoryEvent {
+            seq: u64::MAX,
+            at: now,
+            body: body.clone(),
+        };
+        bytes += item_bytes(&event_item(pk, &event)?);
+        if bytes > MAX_INLINE_BYTES {
+            return Ok(false);
+        }
+    }
+    Ok(bytes <= MAX_INLINE_BYTES)
 }
 
 fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
@@ -1132,16 +1445,7 @@ fn delete_request(key: Item) -> Result<WriteRequest, StoreError> {
 /// `Unavailable`. (Names and string values by their bytes; what this module writes holds nothing
 /// else but small numbers.)
 fn check_size(item: &Item) -> Result<(), StoreError> {
-    let bytes: usize = item
-        .iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    AttributeValue::S(v) | AttributeValue::N(v) => v.len(),
-                    _ => 0,
-                }
-        })
-        .sum();
+    let bytes = item_bytes(item);
     if bytes > MAX_ITEM_BYTES {
         let sk = string_attr(item, SK).unwrap_or("?");
         return Err(StoreError::Corrupt(format!(
@@ -1149,6 +1453,20 @@ fn check_size(item: &Item) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// An item's size as DynamoDB counts it (names and string values by their bytes; numbers by
+/// their digits, a little more than DynamoDB counts).
+fn item_bytes(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(v) | AttributeValue::N(v) => v.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
 }
 
 /// The last of the items sharing a key, in the order of their first appearance.
@@ -1245,7 +1563,7 @@ fn decode_seq_item(item: &Item) -> Result<u64, StoreError> {
     number_attr(item, SEQ).map_err(|m| corrupt(item, "seq", m))
 }
 
-fn decode_generation_item(item: &Item) -> Result<String, StoreError> {
+fn decode_orgset_item(item: &Item) -> Result<SetRef, StoreError> {
     let g = string_attr(item, GENERATION).map_err(|m| corrupt(item, "department set", m))?;
     if !is_generation(g) {
         return Err(corrupt(
@@ -1254,7 +1572,37 @@ fn decode_generation_item(item: &Item) -> Result<String, StoreError> {
             format!("generation {g:?} cannot be part of a key"),
         ));
     }
-    Ok(g.to_owned())
+    let chunks = if item.contains_key(CHUNKS) {
+        Some(number_attr::<u32>(item, CHUNKS).map_err(|m| corrupt(item, "department set", m))?)
+    } else {
+        None
+    };
+    Ok(SetRef {
+        generation: g.to_owned(),
+        chunks,
+    })
+}
+
+/// A chunk of `generation`, which has `count` of them.
+fn decode_chunk_item(
+    item: &Item,
+    generation: &str,
+    count: u32,
+) -> Result<Vec<Department>, StoreError> {
+    let (sk, data) = parts(item, "department chunk")?;
+    let index = sk
+        .strip_prefix(&chunk_prefix(generation))
+        .and_then(|i| i.parse::<u32>().ok())
+        .filter(|i| *i < count && sk == chunk_sk(generation, *i));
+    if index.is_none() {
+        return Err(corrupt(
+            item,
+            "department chunk",
+            format!("not one of the {count} chunks of generation {generation}"),
+        ));
+    }
+    record::decode_department_chunk(data.as_bytes())
+        .map_err(|e| corrupt(item, "department chunk", e))
 }
 
 #[cfg(test)]
@@ -1296,6 +1644,8 @@ mod tests {
         assert_eq!(user_sk("app-1", "zhangsan"), "USER#app-1#zhangsan");
         assert_eq!(users_prefix("app-1"), "USER#app-1#");
         assert_eq!(org_sk("0", "10001"), "ORG#0#10001");
+        assert_eq!(chunk_sk("g1", 3), "ORGCHUNK#g1#0003");
+        assert_eq!(chunk_prefix("g1"), "ORGCHUNK#g1#");
         assert_eq!(event_sk(7), "EVENT#00000000000000000007");
         assert_eq!(event_sk(u64::MAX), "EVENT#18446744073709551615");
         assert_eq!(LEADING_KEYS, [format!("{DIR_PK_PREFIX}*").as_str()]);
@@ -1327,6 +1677,7 @@ mod tests {
             user_sk("a", "u"),
             ORGSET_SK.to_owned(),
             org_sk("0", "d"),
+            chunk_sk("0", 0),
             SEQ_SK.to_owned(),
             event_sk(1),
         ];
@@ -1334,17 +1685,19 @@ mod tests {
             APP_SK_PREFIX,
             USER_SK_PREFIX,
             ORG_SK_PREFIX,
+            ORGCHUNK_SK_PREFIX,
             EVENT_SK_PREFIX,
         ];
         for p in prefixes {
             assert_eq!(kinds.iter().filter(|k| k.starts_with(p)).count(), 1, "{p}");
         }
-        // A tenant deletion's `ORG` sweep takes the departments and ORGSET, nothing else.
+        // A tenant deletion's `ORG` sweep takes the departments (both layouts) and ORGSET,
+        // nothing else.
         let swept: Vec<_> = kinds
             .iter()
             .filter(|k| k.starts_with(ORG_SWEEP_PREFIX))
             .collect();
-        assert_eq!(swept, [ORGSET_SK, &org_sk("0", "d")]);
+        assert_eq!(swept, [ORGSET_SK, &org_sk("0", "d"), &chunk_sk("0", 0)]);
         // Delivered events are a BETWEEN range: EVENT# up to the seq.
         assert!(EVENT_SK_PREFIX < event_sk(0).as_str());
         assert!(event_sk(9) < event_sk(10));
@@ -1395,12 +1748,45 @@ mod tests {
         assert!(matches!(decode_seq_item(&seq), Err(StoreError::Corrupt(_))));
 
         assert_eq!(
-            decode_generation_item(&generation_item(pk, "abc")).unwrap(),
-            "abc"
+            decode_orgset_item(&orgset_item(pk, "abc", 2)).unwrap(),
+            SetRef {
+                generation: "abc".into(),
+                chunks: Some(2)
+            }
         );
+        // Written by a release before the chunks: one item per department.
+        let mut per_item = orgset_item(pk, "abc", 2);
+        per_item.remove(CHUNKS);
+        assert_eq!(decode_orgset_item(&per_item).unwrap().chunks, None);
+        let mut bad_count = orgset_item(pk, "abc", 2);
+        bad_count.insert(CHUNKS.into(), s("2"));
+        assert!(matches!(
+            decode_orgset_item(&bad_count),
+            Err(StoreError::Corrupt(_))
+        ));
         for bad in ["", "a#b"] {
             assert!(matches!(
-                decode_generation_item(&generation_item(pk, bad)),
+                decode_orgset_item(&orgset_item(pk, bad, 1)),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+
+        let departments = [Department {
+            org_code: "d1".into(),
+            org_name: "研发部".into(),
+            parent_code: None,
+        }];
+        let chunk = record_item(
+            pk,
+            chunk_sk("g", 1),
+            record::encode_department_chunk(&departments),
+        )
+        .unwrap();
+        assert_eq!(decode_chunk_item(&chunk, "g", 2).unwrap(), departments);
+        // Another generation's, or past the count: corrupt, not misread.
+        for (generation, count) in [("h", 2), ("g", 1)] {
+            assert!(matches!(
+                decode_chunk_item(&chunk, generation, count),
                 Err(StoreError::Corrupt(_))
             ));
         }
@@ -1427,6 +1813,20 @@ mod tests {
         let item = record_item("DIR#i#t", TENANT_SK.into(), vec![b'x'; MAX_ITEM_BYTES]).unwrap();
         assert!(matches!(check_size(&item), Err(StoreError::Corrupt(_))));
         assert!(check_size(&seq_item("DIR#i#t", 1)).is_ok());
+    }
+
+    #[test]
+    fn chunks_ride_in_the_transaction_while_they_fit() {
+        let pk = "DIR#i#t";
+        let chunk = |kb: usize| record_item(pk, chunk_sk("g", 0), vec![b'x'; kb * 1024]).unwrap();
+        let small = [EventBody::TenantDeleted];
+        assert!(fits_inline(pk, &[chunk(300)], &small, t0()).unwrap());
+        assert!(fits_inline(pk, &vec![chunk(300); 10], &small, t0()).unwrap());
+        // Over the bytes, or over the actions.
+        assert!(!fits_inline(pk, &vec![chunk(300); 11], &small, t0()).unwrap());
+        assert!(!fits_inline(pk, &vec![chunk(1); 97], &small, t0()).unwrap());
+        assert!(fits_inline(pk, &vec![chunk(1); 96], &small, t0()).unwrap());
+        assert!(fits_inline(pk, &[], &small, t0()).unwrap());
     }
 
     #[test]
@@ -1465,7 +1865,7 @@ mod tests {
     #[test]
     fn generation_conditions_follow_the_state_read() {
         let absent = State::default();
-        assert_eq!(absent.generation(), FIRST_GENERATION);
+        assert_eq!(generation_of(absent.set.as_ref()), FIRST_GENERATION);
         assert_eq!(
             Cond::generation_unchanged(&absent).expression,
             "attribute_not_exists(#pk)"
@@ -1474,9 +1874,12 @@ mod tests {
         let stored = State {
             last_seq: 4,
             seq_stored: true,
-            generation: Some("g1".into()),
+            set: Some(SetRef {
+                generation: "g1".into(),
+                chunks: Some(1),
+            }),
         };
-        assert_eq!(stored.generation(), "g1");
+        assert_eq!(generation_of(stored.set.as_ref()), "g1");
         assert_eq!(Cond::generation_unchanged(&stored).expression, "#g = :g");
         assert_eq!(
             Cond::seq_unchanged(&stored).values(),

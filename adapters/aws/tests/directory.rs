@@ -1,5 +1,6 @@
 //! `DynamoDirectory` against the emulator: the shared directory contract, the documented key
-//! schema read back raw, a 500-user authSync and a 5 000-department allOrgSync, IDs holding `#`
+//! schema read back raw, a 500-user authSync and a 5 000-department allOrgSync, department sets
+//! in several chunks, the one-item-per-department layout of earlier releases, IDs holding `#`
 //! and `%`, concurrent applies, and damaged items. A table per directory: the emulator (moto)
 //! copies the whole table for every item of a `TransactWriteItems`, so small tables stay fast.
 
@@ -20,7 +21,7 @@ use koogallery::{
 use koogallery_aws::{
     DynamoDirectory,
     bootstrap::ensure_table,
-    directory::{DirectoryCalls, keys},
+    directory::{DirectoryCalls, MAX_CHUNK_BYTES, keys},
     dynamo::keys::{DATA, PK, SEQ, SK},
 };
 
@@ -186,12 +187,20 @@ async fn items_follow_the_documented_key_schema() {
     .await;
     apply(&dir, &key, C::PutDepartment(dept("d0", None))).await;
     let raw = raw_partition(&dir, pk).await;
-    assert!(
-        raw.contains_key("ORG#0#d0"),
-        "before any allOrgSync the generation is 0: {:?}",
+    let first = attr(&raw["ORGSET"], keys::GENERATION)
+        .as_s()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        attr(&raw["ORGSET"], keys::CHUNKS),
+        &AttributeValue::N("1".into())
+    );
+    assert_eq!(
+        record::decode_department_chunk(data(&raw[&format!("ORGCHUNK#{first}#0000")])).unwrap(),
+        [dept("d0", None)],
+        "a singleOrgSync writes the set as a new generation: {:?}",
         raw.keys()
     );
-    assert!(!raw.contains_key("ORGSET"));
     let applied = apply(
         &dir,
         &key,
@@ -207,11 +216,15 @@ async fn items_follow_the_documented_key_schema() {
         .clone();
     assert_eq!(generation.len(), 32, "a UUID: {generation}");
     assert!(generation.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(generation, first);
+    assert_eq!(
+        attr(&raw["ORGSET"], keys::CHUNKS),
+        &AttributeValue::N("1".into())
+    );
     let mut expected: Vec<String> = vec![
         "APP#a1".into(),
+        format!("ORGCHUNK#{generation}#0000"),
         "ORGSET".into(),
-        format!("ORG#{generation}#d1"),
-        format!("ORG#{generation}#d2"),
         "SEQ".into(),
         "TENANT".into(),
         "USER#a1#u1".into(),
@@ -221,7 +234,7 @@ async fn items_follow_the_documented_key_schema() {
     assert_eq!(
         raw.keys().cloned().collect::<Vec<_>>(),
         expected,
-        "the replaced generation 0 is gone"
+        "the replaced generation is gone"
     );
 
     // Bodies: the versioned records of koogallery::directory::record, in `data`.
@@ -235,8 +248,9 @@ async fn items_follow_the_documented_key_schema() {
         user("a1", "u1")
     );
     assert_eq!(
-        record::decode_department(data(&raw[&format!("ORG#{generation}#d2")])).unwrap(),
-        dept("d2", Some("d1"))
+        record::decode_department_chunk(data(&raw[&format!("ORGCHUNK#{generation}#0000")]))
+            .unwrap(),
+        [dept("d1", None), dept("d2", Some("d1"))]
     );
     assert_eq!(attr(&raw["SEQ"], SEQ), &AttributeValue::N("5".into()));
     let event_sk = format!("EVENT#{:020}", 3);
@@ -326,10 +340,12 @@ async fn a_5000_department_all_org_sync_completes_and_replaces() {
             .collect()
     };
     dir.take_calls();
+    let started = std::time::Instant::now();
     let first = apply(&dir, &key, C::ReplaceDepartments(set("a"))).await;
+    let took = started.elapsed();
     let calls = dir.take_calls();
     println!(
-        "5 000-department allOrgSync (no set before): {calls:?}, {} requests",
+        "5 000-department allOrgSync (no set before): {calls:?}, {} requests, {took:?} on this endpoint",
         calls.total()
     );
     assert_eq!(
@@ -337,41 +353,330 @@ async fn a_5000_department_all_org_sync_completes_and_replaces() {
         (1, 10),
         "10 events of 500"
     );
+    // The figures in the module docs: SEQ and ORGSET read, the chunks in the numbering
+    // transaction, generation 0's items looked for (an earlier release may have left some).
     assert_eq!(
         calls,
         DirectoryCalls {
             batch_get_item: 1,
-            batch_write_item: 200,
             transact_write_items: 1,
             query: 1,
             ..DirectoryCalls::default()
         }
     );
 
+    let started = std::time::Instant::now();
     let second = apply(&dir, &key, C::ReplaceDepartments(set("b"))).await;
+    let took = started.elapsed();
     let calls = dir.take_calls();
     println!(
-        "5 000-department allOrgSync (replacing 5 000): {calls:?}, {} requests",
+        "5 000-department allOrgSync (replacing 5 000): {calls:?}, {} requests, {took:?} on this endpoint",
         calls.total()
     );
     assert_eq!(second.first_seq, 11);
     assert_eq!(
-        calls.batch_write_item, 400,
-        "200 to put, 200 to drop the old set"
+        calls,
+        DirectoryCalls {
+            batch_get_item: 1,
+            transact_write_items: 1,
+            batch_write_item: 1,
+            ..DirectoryCalls::default()
+        },
+        "the old chunks dropped by key"
     );
-    assert_eq!(calls.transact_write_items, 1);
+
+    // A singleOrgSync on the 5 000: SEQ and ORGSET, the chunks, the transaction (the new
+    // generation in it), the old chunks dropped.
+    let started = std::time::Instant::now();
+    let single = apply(&dir, &key, C::PutDepartment(dept("b0012", Some("b0002")))).await;
+    let took = started.elapsed();
+    let calls = dir.take_calls();
+    println!(
+        "singleOrgSync on 5 000 departments: {calls:?}, {} requests, {took:?} on this endpoint",
+        calls.total()
+    );
+    assert_eq!(single.first_seq, 21);
+    assert_eq!(
+        calls,
+        DirectoryCalls {
+            batch_get_item: 2,
+            transact_write_items: 1,
+            batch_write_item: 1,
+            ..DirectoryCalls::default()
+        }
+    );
+    // Changing nothing (a department not there) writes no generation: ORGSET only checked.
+    apply(
+        &dir,
+        &key,
+        C::DeleteDepartment {
+            org_code: "zz".into(),
+        },
+    )
+    .await;
+    let calls = dir.take_calls();
+    assert_eq!(
+        calls,
+        DirectoryCalls {
+            batch_get_item: 2,
+            transact_write_items: 1,
+            ..DirectoryCalls::default()
+        }
+    );
 
     let departments = dir.departments(&key).await.unwrap();
     assert_eq!(departments.len(), 5000);
     assert!(departments.iter().all(|d| d.org_code.starts_with('b')));
-    assert_eq!(departments[12], dept("b0012", Some("b0001")));
-    // The old generation was dropped: only the current set is stored.
-    let orgs = raw_items(&dir, &keys::tenant_pk(&key))
-        .await
-        .iter()
-        .filter(|i| i[SK].as_s().unwrap().starts_with(keys::ORG_SK_PREFIX))
-        .count();
-    assert_eq!(orgs, 5000);
+    assert_eq!(departments[12], dept("b0012", Some("b0002")));
+    assert_eq!(departments[13], dept("b0013", Some("b0001")));
+    assert_eq!(dir.take_calls().total(), 2, "ORGSET and the chunks");
+    // The old generations were dropped: only the current set's chunks are stored.
+    let raw = raw_partition(&dir, &keys::tenant_pk(&key)).await;
+    let generation = attr(&raw["ORGSET"], keys::GENERATION).as_s().unwrap();
+    let chunks = chunk_keys(&raw);
+    assert!(!chunks.is_empty());
+    assert!(
+        chunks
+            .iter()
+            .all(|k| k.starts_with(&format!("ORGCHUNK#{generation}#"))),
+        "{chunks:?}"
+    );
+    assert_eq!(
+        attr(&raw["ORGSET"], keys::CHUNKS),
+        &AttributeValue::N(chunks.len().to_string())
+    );
+    assert!(!raw.keys().any(|k| k.starts_with(keys::ORG_SK_PREFIX)));
+}
+
+/// The sort keys of the partition's department chunks.
+fn chunk_keys(raw: &BTreeMap<String, AttributeValue>) -> Vec<&String> {
+    raw.keys()
+        .filter(|k| k.starts_with(keys::ORGCHUNK_SK_PREFIX))
+        .collect()
+}
+
+/// A department with a long name (`len` characters, three bytes each in UTF-8).
+fn long_dept(i: usize, len: usize) -> Department {
+    Department {
+        org_code: format!("L{i:05}"),
+        org_name: format!("{i}{}", "研".repeat(len)),
+        parent_code: (i > 0).then(|| format!("L{:05}", i / 10)),
+    }
+}
+
+/// Long names: the set split into chunks by their encoded size, each under DynamoDB's item
+/// limit; in the numbering transaction while they fit, else written ahead; a singleOrgSync
+/// rewrites the set as a new generation either way.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn long_department_names_take_several_chunks() {
+    let dir = fresh_directory().await;
+    let key = TenantKey::new(unique("inst"), "t");
+    let pk = keys::tenant_pk(&key);
+
+    // Names of 200 characters (about 650 bytes a department: 500 of them, an `orgsReplaced`
+    // event, stay under DynamoDB's item limit). About 1 MB of departments: 4 chunks, in the
+    // transaction with their 3 events.
+    let set: Vec<Department> = (0..1500).map(|i| long_dept(i, 200)).collect();
+    let expected_chunks = record::split_department_chunks(&set, MAX_CHUNK_BYTES).len();
+    dir.take_calls();
+    apply(&dir, &key, C::ReplaceDepartments(set.clone())).await;
+    let calls = dir.take_calls();
+    println!("1 500 long-named departments ({expected_chunks} chunks): {calls:?}");
+    assert!(expected_chunks > 2, "{expected_chunks}");
+    assert_eq!(
+        (calls.transact_write_items, calls.batch_write_item),
+        (1, 0),
+        "in the transaction"
+    );
+    let raw = raw_partition(&dir, &pk).await;
+    let chunks = chunk_keys(&raw);
+    assert_eq!(chunks.len(), expected_chunks, "{chunks:?}");
+    for k in &chunks {
+        let bytes = data(&raw[*k]).len();
+        assert!(bytes <= MAX_CHUNK_BYTES, "{k}: {bytes}");
+    }
+    assert_eq!(dir.departments(&key).await.unwrap(), set);
+
+    // About 3.3 MB, and as much again in its 10 events: too much for one transaction, so the
+    // chunks are written ahead.
+    let mut set: Vec<Department> = (0..5000).map(|i| long_dept(i, 200)).collect();
+    let expected_chunks = record::split_department_chunks(&set, MAX_CHUNK_BYTES).len();
+    dir.take_calls();
+    apply(&dir, &key, C::ReplaceDepartments(set.clone())).await;
+    let calls = dir.take_calls();
+    println!("5 000 long-named departments ({expected_chunks} chunks): {calls:?}");
+    assert_eq!(
+        calls,
+        DirectoryCalls {
+            batch_get_item: 1,
+            batch_write_item: 2,
+            transact_write_items: 1,
+            ..DirectoryCalls::default()
+        },
+        "the chunks ahead, the old ones dropped"
+    );
+    let raw = raw_partition(&dir, &pk).await;
+    let chunks = chunk_keys(&raw);
+    assert_eq!(chunks.len(), expected_chunks, "{chunks:?}");
+    assert!(expected_chunks > 10, "{expected_chunks}");
+    assert_eq!(
+        attr(&raw["ORGSET"], keys::CHUNKS),
+        &AttributeValue::N(chunks.len().to_string())
+    );
+    assert_eq!(dir.departments(&key).await.unwrap(), set);
+
+    // A singleOrgSync on it: a new generation (written ahead too: over 3 MB), the old one
+    // dropped.
+    let before = attr(&raw["ORGSET"], keys::GENERATION)
+        .as_s()
+        .unwrap()
+        .clone();
+    dir.take_calls();
+    apply(
+        &dir,
+        &key,
+        C::DeleteDepartment {
+            org_code: "L00007".into(),
+        },
+    )
+    .await;
+    let calls = dir.take_calls();
+    println!("singleOrgSync on 5 000 long-named departments: {calls:?}");
+    assert_eq!(
+        calls,
+        DirectoryCalls {
+            batch_get_item: 2,
+            batch_write_item: 2,
+            transact_write_items: 1,
+            ..DirectoryCalls::default()
+        }
+    );
+    set.remove(7);
+    assert_eq!(dir.departments(&key).await.unwrap(), set);
+    let raw = raw_partition(&dir, &pk).await;
+    let after = attr(&raw["ORGSET"], keys::GENERATION).as_s().unwrap();
+    assert_ne!(after, &before);
+    assert!(
+        chunk_keys(&raw)
+            .iter()
+            .all(|k| k.starts_with(&format!("ORGCHUNK#{after}#")))
+    );
+
+    // A tenant deletion sweeps the chunks and ORGSET.
+    apply(&dir, &key, C::DeleteTenant).await;
+    let raw = raw_partition(&dir, &pk).await;
+    assert!(
+        !raw.keys().any(|k| k.starts_with("ORG")),
+        "{:?}",
+        raw.keys()
+    );
+    assert_eq!(dir.departments(&key).await.unwrap(), []);
+}
+
+/// A department set as releases before the chunks stored it (one item per department, `ORGSET`
+/// without a chunk count, or no `ORGSET` at all: generation 0) is read as it is, and the next
+/// singleOrgSync rewrites it in chunks.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_per_item_set_of_an_earlier_release_reads_and_migrates() {
+    let dir = fresh_directory().await;
+    let put_dept = |pk: String, generation: &'static str, d: Department| {
+        let dir = dir.clone();
+        async move {
+            let body = String::from_utf8(record::encode_department(&d)).unwrap();
+            let sk = format!("ORG#{generation}#{}", d.org_code.replace('#', "%23"));
+            put_raw(&dir, &pk, &sk, &[(DATA, AttributeValue::S(body))]).await;
+        }
+    };
+
+    // Flipped by an allOrgSync of the earlier release.
+    let key = TenantKey::new(unique("inst"), "t");
+    let pk = keys::tenant_pk(&key);
+    let old: Vec<Department> = (0..30)
+        .map(|i| dept(&format!("d{i:02}"), (i > 0).then_some("d00")))
+        .chain([dept("x#1", None)])
+        .collect();
+    put_raw(
+        &dir,
+        &pk,
+        "ORGSET",
+        &[(
+            keys::GENERATION,
+            AttributeValue::S("0123456789abcdef0123456789abcdef".into()),
+        )],
+    )
+    .await;
+    for d in &old {
+        put_dept(pk.clone(), "0123456789abcdef0123456789abcdef", d.clone()).await;
+    }
+    // A leftover of another generation is not read.
+    put_dept(pk.clone(), "ffff", dept("stale", None)).await;
+    let mut expected = old.clone();
+    expected.sort_by(|a, b| a.org_code.cmp(&b.org_code));
+    assert_eq!(dir.departments(&key).await.unwrap(), expected);
+
+    apply(&dir, &key, C::PutDepartment(dept("d99", Some("d00")))).await;
+    expected.push(dept("d99", Some("d00")));
+    expected.sort_by(|a, b| a.org_code.cmp(&b.org_code));
+    assert_eq!(dir.departments(&key).await.unwrap(), expected);
+    let raw = raw_partition(&dir, &pk).await;
+    let generation = attr(&raw["ORGSET"], keys::GENERATION).as_s().unwrap();
+    assert_eq!(
+        attr(&raw["ORGSET"], keys::CHUNKS),
+        &AttributeValue::N("1".into())
+    );
+    assert_eq!(
+        record::decode_department_chunk(data(&raw[&format!("ORGCHUNK#{generation}#0000")]))
+            .unwrap(),
+        expected
+    );
+    let per_item: Vec<&String> = raw.keys().filter(|k| k.starts_with("ORG#")).collect();
+    assert_eq!(
+        per_item,
+        ["ORG#ffff#stale"],
+        "the migrated items are dropped"
+    );
+
+    // Generation 0 (singleOrgSyncs of the earlier release, no allOrgSync): no ORGSET.
+    let key = TenantKey::new(unique("inst"), "t");
+    let pk = keys::tenant_pk(&key);
+    for d in [dept("a", None), dept("b", Some("a"))] {
+        put_dept(pk.clone(), "0", d).await;
+    }
+    assert_eq!(
+        dir.departments(&key).await.unwrap(),
+        [dept("a", None), dept("b", Some("a"))]
+    );
+    apply(
+        &dir,
+        &key,
+        C::DeleteDepartment {
+            org_code: "a".into(),
+        },
+    )
+    .await;
+    assert_eq!(dir.departments(&key).await.unwrap(), [dept("b", Some("a"))]);
+    let raw = raw_partition(&dir, &pk).await;
+    assert!(
+        !raw.keys().any(|k| k.starts_with("ORG#")),
+        "{:?}",
+        raw.keys()
+    );
+    assert_eq!(chunk_keys(&raw).len(), 1);
+
+    // An allOrgSync over generation 0 drops its items too.
+    let key = TenantKey::new(unique("inst"), "t");
+    let pk = keys::tenant_pk(&key);
+    put_dept(pk.clone(), "0", dept("a", None)).await;
+    apply(&dir, &key, C::ReplaceDepartments(vec![dept("z", None)])).await;
+    assert_eq!(dir.departments(&key).await.unwrap(), [dept("z", None)]);
+    let raw = raw_partition(&dir, &pk).await;
+    assert!(
+        !raw.keys().any(|k| k.starts_with("ORG#")),
+        "{:?}",
+        raw.keys()
+    );
 }
 
 /// `#` and `%` in any ID never make two keys one.
@@ -609,6 +914,57 @@ async fn damaged_items_are_corrupt() {
     )
     .await;
     assert!(corrupt(dir.departments(&key).await));
+    // A chunk count that is not a number; a chunk missing; a chunk that does not decode.
+    put_raw(
+        &dir,
+        &pk,
+        "ORGSET",
+        &[
+            (keys::GENERATION, AttributeValue::S("g".into())),
+            (keys::CHUNKS, AttributeValue::S("2".into())),
+        ],
+    )
+    .await;
+    assert!(corrupt(dir.departments(&key).await));
+    put_raw(
+        &dir,
+        &pk,
+        "ORGSET",
+        &[
+            (keys::GENERATION, AttributeValue::S("g".into())),
+            (keys::CHUNKS, AttributeValue::N("2".into())),
+        ],
+    )
+    .await;
+    let chunk = String::from_utf8(record::encode_department_chunk(&[dept("d", None)])).unwrap();
+    put_raw(
+        &dir,
+        &pk,
+        "ORGCHUNK#g#0000",
+        &[(DATA, AttributeValue::S(chunk))],
+    )
+    .await;
+    assert!(corrupt(dir.departments(&key).await));
+    put_raw(
+        &dir,
+        &pk,
+        "ORGCHUNK#g#0001",
+        &[(DATA, AttributeValue::S("{\"v\":1}".into()))],
+    )
+    .await;
+    assert!(corrupt(dir.departments(&key).await));
+    let chunk = String::from_utf8(record::encode_department_chunk(&[dept("e", None)])).unwrap();
+    put_raw(
+        &dir,
+        &pk,
+        "ORGCHUNK#g#0001",
+        &[(DATA, AttributeValue::S(chunk))],
+    )
+    .await;
+    assert_eq!(
+        dir.departments(&key).await.unwrap(),
+        [dept("d", None), dept("e", None)]
+    );
     put_raw(
         &dir,
         &pk,

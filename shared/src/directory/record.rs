@@ -68,6 +68,19 @@ struct DepartmentV1 {
     department: Department,
 }
 
+/// A chunk of a department set, as written: the departments borrowed.
+#[derive(Debug, Serialize)]
+struct DepartmentChunkV1Out<'a> {
+    v: u32,
+    departments: &'a [Department],
+}
+
+/// `v` is checked by [`decode`].
+#[derive(Debug, Deserialize)]
+struct DepartmentChunkV1 {
+    departments: Vec<Department>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct EventV1 {
     v: u32,
@@ -190,6 +203,47 @@ pub fn decode_department(bytes: &[u8]) -> Result<Department, StoreError> {
     Ok(decode::<DepartmentV1>("department", bytes)?.department)
 }
 
+/// A chunk of a department set: `{"v":1,"departments":[{"orgCode":..,"orgName":..,"parentCode":..}]}`
+/// (each department as [`encode_department`] writes it, without its own `v`), in the order given.
+pub fn encode_department_chunk(departments: &[Department]) -> Vec<u8> {
+    encode(&DepartmentChunkV1Out {
+        v: DIRECTORY_RECORD_VERSION,
+        departments,
+    })
+}
+
+pub fn decode_department_chunk(bytes: &[u8]) -> Result<Vec<Department>, StoreError> {
+    Ok(decode::<DepartmentChunkV1>("department chunk", bytes)?.departments)
+}
+
+/// `departments` encoded as chunks ([`encode_department_chunk`]) of at most `max_bytes` each, in
+/// the order given, split by encoded size (names can be long). A department too big for a chunk
+/// of its own still gets one (over `max_bytes`: the store refuses it). No departments: no chunk.
+pub fn split_department_chunks(departments: &[Department], max_bytes: usize) -> Vec<Vec<u8>> {
+    // `{"v":1,"departments":[` … `]}`, and a comma between two departments.
+    let envelope = encode_department_chunk(&[]).len();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut size = envelope;
+    for (i, d) in departments.iter().enumerate() {
+        let len = serde_json::to_vec(d)
+            .expect("departments always serialise")
+            .len();
+        let added = len + usize::from(i > start);
+        if i > start && size + added > max_bytes {
+            chunks.push(encode_department_chunk(&departments[start..i]));
+            start = i;
+            size = envelope + len;
+        } else {
+            size += added;
+        }
+    }
+    if start < departments.len() {
+        chunks.push(encode_department_chunk(&departments[start..]));
+    }
+    chunks
+}
+
 pub fn encode_event(e: &DirectoryEvent) -> Vec<u8> {
     encode(&EventV1 {
         v: DIRECTORY_RECORD_VERSION,
@@ -262,6 +316,19 @@ mod tests {
         };
         assert_eq!(decode_department(&bytes("department")).unwrap(), department);
         assert_eq!(encode_department(&department), bytes("department"));
+        let chunk = vec![
+            Department {
+                org_code: "10000".into(),
+                org_name: "华为".into(),
+                parent_code: None,
+            },
+            department.clone(),
+        ];
+        assert_eq!(
+            decode_department_chunk(&bytes("departmentChunk")).unwrap(),
+            chunk
+        );
+        assert_eq!(encode_department_chunk(&chunk), bytes("departmentChunk"));
         let event = DirectoryEvent {
             seq: 7,
             at: at(),
@@ -278,5 +345,43 @@ mod tests {
     fn a_newer_version_is_refused_not_misread() {
         let err = decode_tenant(br#"{"v":2,"orderId":"o"}"#).unwrap_err();
         assert!(!err.is_retryable(), "{err}");
+        let err = decode_department_chunk(br#"{"v":2,"departments":[]}"#).unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+    }
+
+    #[test]
+    fn department_chunks_split_by_encoded_size() {
+        let dept = |i: usize, name_len: usize| Department {
+            org_code: format!("d{i:04}"),
+            org_name: "部".repeat(name_len),
+            parent_code: (i > 0).then(|| format!("d{:04}", i - 1)),
+        };
+        assert!(split_department_chunks(&[], 1000).is_empty());
+        // Long names: a few departments per chunk, none over the limit, all there in order.
+        let all: Vec<Department> = (0..50).map(|i| dept(i, 100 + i * 7)).collect();
+        let max = 2_000;
+        let chunks = split_department_chunks(&all, max);
+        assert!(chunks.len() > 5, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| c.len() <= max));
+        let back: Vec<Department> = chunks
+            .iter()
+            .flat_map(|c| decode_department_chunk(c).unwrap())
+            .collect();
+        assert_eq!(back, all);
+        // Packed: no chunk could have taken the next one's first department.
+        for pair in chunks.windows(2) {
+            let mut joined = decode_department_chunk(&pair[0]).unwrap();
+            joined.push(decode_department_chunk(&pair[1]).unwrap().remove(0));
+            assert!(encode_department_chunk(&joined).len() > max);
+        }
+        // Short names: one chunk.
+        let small: Vec<Department> = (0..10).map(|i| dept(i, 2)).collect();
+        assert_eq!(
+            split_department_chunks(&small, max),
+            [encode_department_chunk(&small)]
+        );
+        // A department bigger than a chunk still gets its own.
+        let big = [dept(0, 1), dept(1, 1_000), dept(2, 1)];
+        assert_eq!(split_department_chunks(&big, 1_000).len(), 3);
     }
 }
