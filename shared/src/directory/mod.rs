@@ -154,6 +154,30 @@ pub enum DirectoryChange {
 /// events, each well under any store's item limit (DynamoDB: 400 KB).
 pub const USERS_PER_EVENT: usize = 100;
 pub const DEPARTMENTS_PER_EVENT: usize = 500;
+/// The most JSON the departments of one `orgsReplaced` event may take: names may be long (the
+/// requests accept 512 characters), so parts are cut by size too, well under 400 KB.
+pub const MAX_EVENT_DEPARTMENT_BYTES: usize = 256 * 1024;
+
+/// The parts of a department set, each at most [`DEPARTMENTS_PER_EVENT`] departments and
+/// [`MAX_EVENT_DEPARTMENT_BYTES`] of JSON; an empty set is one empty part.
+fn department_parts(all: &[Department]) -> Vec<&[Department]> {
+    let mut parts = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, d) in all.iter().enumerate() {
+        let size = serde_json::to_vec(d).map_or(0, |v| v.len()) + 1;
+        if i > start
+            && (i - start == DEPARTMENTS_PER_EVENT || bytes + size > MAX_EVENT_DEPARTMENT_BYTES)
+        {
+            parts.push(&all[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < all.len() || parts.is_empty() {
+        parts.push(&all[start..]);
+    }
+    parts
+}
 
 impl DirectoryChange {
     /// The events the vendor hears of this change, in order (without their `seq`: the store
@@ -202,11 +226,8 @@ impl DirectoryChange {
                 org_code: org_code.clone(),
             }],
             Self::ReplaceDepartments(all) => {
-                let parts = all.len().div_ceil(DEPARTMENTS_PER_EVENT).max(1) as u32;
-                let mut chunks: Vec<&[Department]> = all.chunks(DEPARTMENTS_PER_EVENT).collect();
-                if chunks.is_empty() {
-                    chunks.push(&[]);
-                }
+                let chunks = department_parts(all);
+                let parts = chunks.len() as u32;
                 chunks
                     .into_iter()
                     .enumerate()
@@ -286,6 +307,57 @@ pub trait TenantDirectory: Send + Sync {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    #[test]
+    fn department_events_are_cut_by_count_and_by_size() {
+        use super::{
+            DEPARTMENTS_PER_EVENT, Department, DirectoryChange, EventBody,
+            MAX_EVENT_DEPARTMENT_BYTES,
+        };
+        let dept = |i: usize, name_len: usize| Department {
+            org_code: format!("D{i:05}"),
+            org_name: "部".repeat(name_len),
+            parent_code: None,
+        };
+        let parts = |all: Vec<Department>| {
+            DirectoryChange::ReplaceDepartments(all)
+                .events()
+                .into_iter()
+                .map(|e| match e {
+                    EventBody::OrgsReplaced {
+                        departments,
+                        part,
+                        parts,
+                        ..
+                    } => (departments, part, parts),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let short = parts((0..5000).map(|i| dept(i, 4)).collect());
+        assert_eq!(short.len(), 10);
+        assert!(
+            short
+                .iter()
+                .all(|(d, _, n)| d.len() == DEPARTMENTS_PER_EVENT && *n == 10)
+        );
+        // 512 three-byte characters each: 500 of them would be 770 KB.
+        let long = parts((0..1000).map(|i| dept(i, 512)).collect());
+        assert!(long.len() > 2, "{}", long.len());
+        for (d, _, _) in &long {
+            assert!(serde_json::to_vec(d).unwrap().len() <= MAX_EVENT_DEPARTMENT_BYTES);
+        }
+        assert_eq!(long.iter().map(|(d, _, _)| d.len()).sum::<usize>(), 1000);
+        assert_eq!(
+            long.last().map(|(_, p, n)| (*p, *n)),
+            Some((long.len() as u32, long.len() as u32))
+        );
+        assert_eq!(
+            parts(vec![]).len(),
+            1,
+            "an empty set is still reported, as one empty part"
+        );
+    }
 
     #[test]
     fn app_bindings_never_collide() {
