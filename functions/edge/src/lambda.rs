@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::{Edge, Inbound};
 
-/// What the edge loads: the callback keys (the basic key ring); it enqueues nothing.
+/// What the edge loads: the callback keys (the basic and the Kit key rings); it enqueues nothing.
 pub const LOAD: Load = Load {
     secrets: &[SecretPart::CallbackKeys],
     queue: false,
