@@ -1616,23 +1616,7 @@ mod tests {
     }
 
     fn user(name: &str) -> User {
-        User {
-            app_id: "a1".into(),
-            user_name: name.into(),
-            name: "张三".into(),
-            org_code: "10000".into(),
-            role: "user".into(),
-            enabled: true,
-            revoked: false,
-            position: None,
-            employee_code: None,
-            employee_type: None,
-            mobile: None,
-            email: None,
-            work_place: None,
-            entry_date: None,
-            synced_at: t0(),
-        }
+        koogallery::testing::directory::sample_user("a1", name, t0())
     }
 
     #[test]

@@ -16,7 +16,10 @@ use koogallery::{
     directory::{
         App, Department, DirectoryChange as C, Tenant, TenantDirectory, TenantKey, User, record,
     },
-    testing::contract::directory_contract,
+    testing::{
+        contract::directory_contract,
+        directory::{sample_app, sample_department as dept, sample_tenant, sample_user},
+    },
 };
 use koogallery_aws::{
     DynamoDirectory,
@@ -38,50 +41,15 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn tenant(name: &str) -> Tenant {
-    Tenant {
-        order_id: "CS1".into(),
-        tenant_code: "code".into(),
-        name: name.into(),
-        domain_name: "https://idaas.example.com".into(),
-        synced_at: t0(),
-    }
+    sample_tenant(name, t0())
 }
 
 fn app(id: &str) -> App {
-    App {
-        app_id: id.into(),
-        client_id: format!("client-{id}"),
-        sealed_client_secret: format!("sealed-{id}"),
-        synced_at: t0(),
-    }
+    sample_app(id, t0())
 }
 
 fn user(app: &str, name: &str) -> User {
-    User {
-        app_id: app.into(),
-        user_name: name.into(),
-        name: "张三".into(),
-        org_code: "10000".into(),
-        role: "user".into(),
-        enabled: true,
-        revoked: false,
-        position: None,
-        employee_code: None,
-        employee_type: None,
-        mobile: Some("13800000000".into()),
-        email: None,
-        work_place: None,
-        entry_date: None,
-        synced_at: t0(),
-    }
-}
-
-fn dept(code: &str, parent: Option<&str>) -> Department {
-    Department {
-        org_code: code.into(),
-        org_name: format!("部门{code}"),
-        parent_code: parent.map(Into::into),
-    }
+    sample_user(app, name, t0())
 }
 
 /// Applies `change` with the events it produces.

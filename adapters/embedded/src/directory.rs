@@ -366,23 +366,7 @@ mod tests {
     use crate::testing::LimitedDisk;
 
     fn user(name: &str) -> User {
-        User {
-            app_id: "a1".into(),
-            user_name: name.into(),
-            name: "张三".into(),
-            org_code: "10000".into(),
-            role: "user".into(),
-            enabled: true,
-            revoked: false,
-            position: None,
-            employee_code: None,
-            employee_type: None,
-            mobile: None,
-            email: None,
-            work_place: None,
-            entry_date: None,
-            synced_at: Utc::now(),
-        }
+        koogallery::testing::directory::sample_user("a1", name, Utc::now())
     }
 
     fn put_users(n: usize) -> DirectoryChange {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use koogallery::directory::{
     App, Department, DirectoryChange as C, Tenant, TenantDirectory, TenantKey, User,
 };
+use koogallery::testing::directory::{sample_app, sample_department, sample_tenant, sample_user};
 use koogallery_embedded::EmbeddedStore;
 
 fn t0() -> DateTime<Utc> {
@@ -13,50 +14,19 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn tenant(name: &str) -> Tenant {
-    Tenant {
-        order_id: "CS1".into(),
-        tenant_code: "code".into(),
-        name: name.into(),
-        domain_name: "https://idaas.example.com".into(),
-        synced_at: t0(),
-    }
+    sample_tenant(name, t0())
 }
 
 fn app(id: &str) -> App {
-    App {
-        app_id: id.into(),
-        client_id: format!("client-{id}"),
-        sealed_client_secret: format!("sealed-{id}"),
-        synced_at: t0(),
-    }
+    sample_app(id, t0())
 }
 
 fn user(app: &str, name: &str) -> User {
-    User {
-        app_id: app.into(),
-        user_name: name.into(),
-        name: "张三".into(),
-        org_code: "10000".into(),
-        role: "user".into(),
-        enabled: true,
-        revoked: false,
-        position: None,
-        employee_code: None,
-        employee_type: None,
-        mobile: None,
-        email: None,
-        work_place: None,
-        entry_date: None,
-        synced_at: t0(),
-    }
+    sample_user(app, name, t0())
 }
 
 fn dept(code: &str) -> Department {
-    Department {
-        org_code: code.into(),
-        org_name: format!("部门{code}"),
-        parent_code: None,
-    }
+    sample_department(code, None)
 }
 
 fn put_users(app_id: &str, n: usize) -> C {

@@ -929,7 +929,7 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
 /// tenant, nor of the same tenant under another instance), a full department replace, a
 /// 500-user sync, events numbered per tenant from 1 and drained in order.
 pub async fn directory_contract(dir: Arc<dyn crate::directory::TenantDirectory>) {
-    use crate::directory::{App, Department, DirectoryChange as C, Tenant, TenantKey, User};
+    use crate::directory::{Department, DirectoryChange as C, TenantKey, User};
     let now = t0();
     let key = TenantKey::new(unique("inst"), unique("tenant"));
     let other_instance = TenantKey::new(unique("inst"), key.tenant_id.clone());
@@ -941,41 +941,11 @@ pub async fn directory_contract(dir: Arc<dyn crate::directory::TenantDirectory>)
             dir.apply(&k, &c, &events, now).await.unwrap()
         }
     };
-    let tenant = |name: &str| Tenant {
-        order_id: "CS1".into(),
-        tenant_code: "code".into(),
-        name: name.into(),
-        domain_name: "https://idaas.example.com".into(),
-        synced_at: now,
-    };
-    let app = |id: &str| App {
-        app_id: id.into(),
-        client_id: format!("client-{id}"),
-        sealed_client_secret: format!("sealed-{id}"),
-        synced_at: now,
-    };
-    let user = |app: &str, name: &str| User {
-        app_id: app.into(),
-        user_name: name.into(),
-        name: "张三".into(),
-        org_code: "10000".into(),
-        role: "user".into(),
-        enabled: true,
-        revoked: false,
-        position: None,
-        employee_code: None,
-        employee_type: None,
-        mobile: Some("13800000000".into()),
-        email: None,
-        work_place: None,
-        entry_date: None,
-        synced_at: now,
-    };
-    let dept = |code: &str, parent: Option<&str>| Department {
-        org_code: code.into(),
-        org_name: format!("部门{code}"),
-        parent_code: parent.map(Into::into),
-    };
+    use crate::testing::directory::{sample_app, sample_department, sample_tenant, sample_user};
+    let tenant = |name: &str| sample_tenant(name, now);
+    let app = |id: &str| sample_app(id, now);
+    let user = |app: &str, name: &str| sample_user(app, name, now);
+    let dept = sample_department;
 
     // Nothing yet; deleting what is unknown is fine.
     assert_eq!(dir.tenant(&key).await.unwrap(), None);

@@ -1,5 +1,6 @@
 //! The tenant directory in memory ([`MemoryDirectory`]): the reference the adapters' contract is
-//! written against, and the test bed's directory.
+//! written against, and the test bed's directory; and the sample records every directory test
+//! builds (`sample_*`).
 
 use std::{
     collections::BTreeMap,
@@ -26,6 +27,57 @@ struct TenantData {
     /// The last `seq` numbered; survives a tenant's deletion, so numbering never restarts.
     last_seq: u64,
     pending: BTreeMap<u64, DirectoryEvent>,
+}
+
+/// A tenant synced at `at`.
+pub fn sample_tenant(name: &str, at: DateTime<Utc>) -> Tenant {
+    Tenant {
+        order_id: "CS1".into(),
+        tenant_code: "code".into(),
+        name: name.into(),
+        domain_name: "https://idaas.example.com".into(),
+        synced_at: at,
+    }
+}
+
+/// An app whose client is `client-{app_id}` and whose sealed secret is `sealed-{app_id}`.
+pub fn sample_app(app_id: &str, at: DateTime<Utc>) -> App {
+    App {
+        app_id: app_id.into(),
+        client_id: format!("client-{app_id}"),
+        sealed_client_secret: format!("sealed-{app_id}"),
+        synced_at: at,
+    }
+}
+
+/// An enabled user of `app_id`, role `user`.
+pub fn sample_user(app_id: &str, user_name: &str, at: DateTime<Utc>) -> User {
+    User {
+        app_id: app_id.into(),
+        user_name: user_name.into(),
+        name: "张三".into(),
+        org_code: "10000".into(),
+        role: "user".into(),
+        enabled: true,
+        revoked: false,
+        position: None,
+        employee_code: None,
+        employee_type: None,
+        mobile: Some("13800000000".into()),
+        email: None,
+        work_place: None,
+        entry_date: None,
+        synced_at: at,
+    }
+}
+
+/// Department `org_code`, named `部门{org_code}`.
+pub fn sample_department(org_code: &str, parent_code: Option<&str>) -> Department {
+    Department {
+        org_code: org_code.into(),
+        org_name: format!("部门{org_code}"),
+        parent_code: parent_code.map(Into::into),
+    }
 }
 
 /// Every tenant in one mutex.
