@@ -82,9 +82,14 @@ enum Recognised<'a> {
     NotServed(String),
 }
 
+/// The Kit interface a path names, if it is a V2 Kit path (`…/produceAPI/v2/{name}`).
+fn kit_name(path: &str) -> Option<&str> {
+    path.rsplit_once(kit::V2_PATH_PREFIX).map(|(_, name)| name)
+}
+
 fn recognise<'a>(method: &http::Method, path: &'a str) -> Recognised<'a> {
     let clip = |s: &str| s.chars().take(64).collect::<String>();
-    if let Some((_, name)) = path.rsplit_once(kit::V2_PATH_PREFIX) {
+    if let Some(name) = kit_name(path) {
         return if method == http::Method::POST {
             Recognised::Kit(name.trim_end_matches('/'))
         } else {
@@ -120,7 +125,32 @@ struct Authenticator {
     max_body_bytes: usize,
     /// Prepended to the family's nonces: each family has its own replay namespace (Decisions §2).
     nonce_namespace: &'static str,
+    /// The names of its signature, timestamp and nonce, for the messages.
+    names: CredentialNames,
+    /// Its official sample refuses a missing signature (`000001`) before it looks at the timestamp
+    /// and the nonce (§3.1); the Kit sample checks them first (§3.2).
+    signature_checked_first: bool,
+    /// Its signature scheme, on the raw body and the body parsed once.
+    verify: Verify,
 }
+
+/// The names a family gives its signature, timestamp and nonce.
+struct CredentialNames {
+    signature: &'static str,
+    timestamp: &'static str,
+    nonce: &'static str,
+}
+
+/// A signature scheme (`security::verify_basic_parsed`, `security::verify_kit_parsed`): key ring,
+/// nonce, timestamp, signature, raw body, parsed body.
+type Verify = fn(
+    &KeyRing,
+    &str,
+    &str,
+    &str,
+    &[u8],
+    Option<&serde_json::Map<String, Value>>,
+) -> Result<koogallery::security::Matched, koogallery::security::SignatureError>;
 
 /// The signature parameters of a request: the query of a basic call (callbacks §3.1), the `x-…`
 /// headers of a Kit call (§3.2).
@@ -210,6 +240,13 @@ impl Edge {
                 max_body_bytes: settings.max_body_bytes,
                 // Unprefixed, as every earlier release stored them.
                 nonce_namespace: "",
+                names: CredentialNames {
+                    signature: "signature",
+                    timestamp: "timestamp",
+                    nonce: "nonce",
+                },
+                signature_checked_first: true,
+                verify: verify_basic_parsed,
             },
             kit: Authenticator {
                 family: Family::Kit,
@@ -217,6 +254,13 @@ impl Edge {
                 window_ms,
                 max_body_bytes: settings.kit_max_body_bytes,
                 nonce_namespace: "kit:",
+                names: CredentialNames {
+                    signature: "x-sign",
+                    timestamp: "x-timestamp",
+                    nonce: "x-nonce",
+                },
+                signature_checked_first: false,
+                verify: verify_kit_parsed,
             },
             nonces,
             clock,
@@ -275,7 +319,7 @@ impl Edge {
     /// A reply to a request the host refused before the edge saw it (a body too large to read),
     /// signed with the current key of the family its path names.
     pub fn refuse(&self, path: &str, reply: &Reply) -> EdgeResponse {
-        let auth = if path.contains(kit::V2_PATH_PREFIX) {
+        let auth = if kit_name(path).is_some() {
             &self.kit
         } else {
             &self.basic
@@ -351,11 +395,11 @@ impl Edge {
         let deadline = tokio::time::Instant::now() + self.dispatch_deadline;
         let invalid = |msg: String| Reply::new(ResultCode::InvalidParameter, msg);
         let auth_failed = |msg: &str| Reply::new(ResultCode::AuthenticationFailed, msg);
-        let names = |family: Family| match family {
-            Family::Kit => ("x-sign", "x-timestamp", "x-nonce"),
-            _ => ("signature", "timestamp", "nonce"),
-        };
-        let (sig_name, ts_name, nonce_name) = names(auth.family);
+        let CredentialNames {
+            signature: sig_name,
+            timestamp: ts_name,
+            nonce: nonce_name,
+        } = auth.names;
 
         if body.len() > auth.max_body_bytes {
             return Err(invalid(format!(
@@ -366,7 +410,7 @@ impl Edge {
         // Each family's own order of checks, as its official sample has it: a basic call without
         // a signature is 000001 first (§3.1); a Kit call checks its timestamp and nonce, then
         // x-sign (§3.2). Missing or stale timestamps and missing nonces are 000002 in both.
-        if auth.family == Family::V2Basic && credentials.signature.is_none() {
+        if auth.signature_checked_first && credentials.signature.is_none() {
             return Err(auth_failed(&format!("{sig_name} is missing")));
         }
         let Some(ts_raw) = credentials.timestamp else {
@@ -398,24 +442,14 @@ impl Edge {
         // One parse serves the canonical payload and, once the signature matched, the dispatch.
         // The signature covers the exact timestamp string received, not its parsed value.
         let parsed = parse_body(body);
-        let matched = match auth.family {
-            Family::Kit => verify_kit_parsed(
-                &auth.keys,
-                &nonce,
-                &ts_raw,
-                &signature,
-                body,
-                parsed.as_ref().ok(),
-            ),
-            Family::V2Basic => verify_basic_parsed(
-                &auth.keys,
-                &nonce,
-                &ts_raw,
-                &signature,
-                body,
-                parsed.as_ref().ok(),
-            ),
-        }
+        let matched = (auth.verify)(
+            &auth.keys,
+            &nonce,
+            &ts_raw,
+            &signature,
+            body,
+            parsed.as_ref().ok(),
+        )
         .map_err(|e| auth_failed(&format!("signature verification failed: {e}")))?;
         if matched.previous_key {
             tracing::warn!(
