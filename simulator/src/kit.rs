@@ -6,9 +6,8 @@
 
 use std::time::Instant;
 
-use koogallery::protocol::Reply;
 use koogallery::security::kit_client_secret::{OaepVariant, encrypt_for};
-use koogallery::security::{canonical_payload_of, kit_signature, verify_body_sign};
+use koogallery::security::{canonical_payload_of, kit_signature};
 use rand::seq::SliceRandom as _;
 use reqwest::Url;
 use serde_json::{Value, json};
@@ -134,36 +133,8 @@ impl KitSimulator {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| SimError::Http(name.into(), e))?;
-        let http_status = resp.status().as_u16();
-        let body_sign = resp
-            .headers()
-            .get("body-sign")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let raw = resp
-            .bytes()
-            .await
-            .map_err(|e| SimError::Http(name.into(), e))?
-            .to_vec();
-        let elapsed = started.elapsed();
-        let body_sign_valid = body_sign
-            .as_deref()
-            .is_some_and(|h| verify_body_sign(&self.kit_key, &raw, h));
-        let reply: Reply = serde_json::from_slice(&raw).map_err(|e| SimError::BadAnswer {
-            step: name.into(),
-            detail: format!(
-                "HTTP {http_status}: the answer is not a KooGallery reply ({e}); body: {}",
-                snippet(&raw)
-            ),
-        })?;
-        Ok(Answer {
-            http_status,
-            reply,
-            body_sign_valid,
-            elapsed,
-            raw,
-        })
+            .map_err(|e| crate::transport_error(name, e))?;
+        crate::read_answer(name, resp, &self.kit_key, started).await
     }
 }
 

@@ -261,45 +261,56 @@ impl Simulator {
             .send()
             .await
             .map_err(|e| transport_error(step, e))?;
-        let http_status = response.status().as_u16();
-        let body_sign = response
-            .headers()
-            .get("body-sign")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let raw = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(step, e))?
-            .to_vec();
-        let elapsed = started.elapsed();
-
-        let body_sign_valid = body_sign
-            .as_deref()
-            .is_some_and(|h| verify_body_sign(&self.access_key, &raw, h));
-        let reply: Reply = serde_json::from_slice(&raw).map_err(|e| SimError::BadAnswer {
-            step: step.to_owned(),
-            detail: format!(
-                "HTTP {http_status}: the answer is not a KooGallery reply ({e}); body: {}",
-                snippet(&raw)
-            ),
-        })?;
-        tracing::debug!(
-            step,
-            http_status,
-            result_code = %reply.result_code,
-            body_sign_valid,
-            elapsed_ms = elapsed.as_millis(),
-            "answer"
-        );
-        Ok(Answer {
-            http_status,
-            reply,
-            body_sign_valid,
-            elapsed,
-            raw,
-        })
+        read_answer(step, response, &self.access_key, started).await
     }
+}
+
+/// Reads a vendor's answer to a call sent at `started`: its status, whether its `Body-Sign`
+/// verifies with `key` over the exact bytes received, and the KooGallery reply. Errors name `step`.
+pub(crate) async fn read_answer(
+    step: &str,
+    response: reqwest::Response,
+    key: &str,
+    started: Instant,
+) -> Result<Answer, SimError> {
+    let http_status = response.status().as_u16();
+    let body_sign = response
+        .headers()
+        .get("body-sign")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let raw = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(step, e))?
+        .to_vec();
+    let elapsed = started.elapsed();
+
+    let body_sign_valid = body_sign
+        .as_deref()
+        .is_some_and(|h| verify_body_sign(key, &raw, h));
+    let reply: Reply = serde_json::from_slice(&raw).map_err(|e| SimError::BadAnswer {
+        step: step.to_owned(),
+        detail: format!(
+            "HTTP {http_status}: the answer is not a KooGallery reply ({e}); body: {}",
+            snippet(&raw)
+        ),
+    })?;
+    tracing::debug!(
+        step,
+        http_status,
+        result_code = %reply.result_code,
+        body_sign_valid,
+        elapsed_ms = elapsed.as_millis(),
+        "answer"
+    );
+    Ok(Answer {
+        http_status,
+        reply,
+        body_sign_valid,
+        elapsed,
+        raw,
+    })
 }
 
 /// A reqwest failure as a [`SimError`] naming the step; the URL's query (signature, nonce) is

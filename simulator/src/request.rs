@@ -3,6 +3,7 @@
 //! `POST <url>?signature=<HEX>&timestamp=<ms>&nonce=<32 alphanumerics>` with a JSON body and the
 //! headers `Accept: application/json`, `Content-Type: application/json;charset=utf8`.
 
+use koogallery::protocol::request::json_kind;
 use koogallery::security::{basic_signature, canonical_payload_of};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -85,17 +86,6 @@ pub fn sign_request(
         timestamp,
         signature,
     })
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -65,3 +65,15 @@ pub(crate) fn require(field: &str, value: &str, max: usize) -> Result<(), String
 /// Identifier limit: the spec gives 64 for every ID (callbacks §6). Be liberal by a factor of two so a
 /// slightly longer platform ID never fails an order, while still bounding what gets stored.
 pub const MAX_ID_LEN: usize = 128;
+
+/// What kind of JSON value `v` is, for messages that must not quote it (`"a string"`, `"null"`).
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -12,6 +12,8 @@
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use serde_json::Value;
 
+use crate::protocol::request::json_kind;
+
 pub mod all_org_sync;
 pub mod application_sync;
 pub mod auth_sync;
@@ -139,19 +141,8 @@ where
             .collect(),
         other => Err(D::Error::custom(format!(
             "must be an array (or a JSON-encoded array), got {}",
-            kind(&other)
+            json_kind(&other)
         ))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -165,7 +156,7 @@ pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
         Some(other) => {
             return Err(serde::de::Error::custom(format!(
                 "must be a string, got {}",
-                kind(&other)
+                json_kind(&other)
             )));
         }
     })
