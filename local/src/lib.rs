@@ -222,24 +222,27 @@ pub fn local_sealer(settings: &LocalSettings) -> Result<Arc<dyn CredentialSealer
                 e.to_string(),
             ))
         })?,
-        None => {
-            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        None => LocalKeySealer::from_key_file(&data_dir(settings)?.join("credentials.key"))
+            .map_err(|e| {
                 StartError::Config(ConfigError::invalid(
-                    "KOOGALLERY_DATA_DIR",
-                    format!("cannot create {}: {e}", settings.data_dir.display()),
+                    "KOOGALLERY_CREDENTIALS_KEY",
+                    e.to_string(),
                 ))
-            })?;
-            LocalKeySealer::from_key_file(&settings.data_dir.join("credentials.key")).map_err(
-                |e| {
-                    StartError::Config(ConfigError::invalid(
-                        "KOOGALLERY_CREDENTIALS_KEY",
-                        e.to_string(),
-                    ))
-                },
-            )?
-        }
+            })?,
     };
     Ok(Arc::new(sealer))
+}
+
+/// The data directory, created if it is not there yet (the key files generated on first start
+/// live in it).
+fn data_dir(settings: &LocalSettings) -> Result<&std::path::Path, StartError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        StartError::Config(ConfigError::invalid(
+            "KOOGALLERY_DATA_DIR",
+            format!("cannot create {}: {e}", settings.data_dir.display()),
+        ))
+    })?;
+    Ok(&settings.data_dir)
 }
 
 /// The Kit RSA key (Decisions §14): `KOOGALLERY_KIT_RSA_KEY` (PEM), or else `kit-rsa-key.pem` in
@@ -253,13 +256,7 @@ pub fn local_kit_key(
     if let Some(key) = &config.secrets.kit_rsa {
         return Ok(key.clone());
     }
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        StartError::Config(ConfigError::invalid(
-            "KOOGALLERY_DATA_DIR",
-            format!("cannot create {}: {e}", settings.data_dir.display()),
-        ))
-    })?;
-    load_or_generate(&settings.data_dir)
+    load_or_generate(data_dir(settings)?)
         .map(Arc::new)
         .map_err(|e| StartError::Config(ConfigError::invalid(KEY_ENV, e.to_string())))
 }
