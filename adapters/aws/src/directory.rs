@@ -1144,9 +1144,9 @@ impl TenantDirectory for DynamoDirectory {
         &self,
         key: &TenantKey,
         change: &DirectoryChange,
-        events: &[EventBody],
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
+        let events = &change.events();
         if events.len() + FIXED_ACTIONS > MAX_TRANSACTION_ITEMS {
             // Retrying cannot help, so this is not reported as `Unavailable`.
             return Err(StoreError::Corrupt(format!(

@@ -52,14 +52,13 @@ fn user(app: &str, name: &str) -> User {
     sample_user(app, name, t0())
 }
 
-/// Applies `change` with the events it produces.
+/// Applies `change`.
 async fn apply(
     dir: &DynamoDirectory,
     key: &TenantKey,
     change: C,
 ) -> koogallery::directory::Applied {
-    let events = change.events();
-    dir.apply(key, &change, &events, t0()).await.unwrap()
+    dir.apply(key, &change, t0()).await.unwrap()
 }
 
 /// Every item of a partition, raw, by sort key.
@@ -814,8 +813,7 @@ async fn concurrent_applies_number_events_without_gaps() {
             } else {
                 C::PutDepartment(dept(&format!("d{i}"), None))
             };
-            let events = change.events();
-            dir.apply(&key, &change, &events, t0()).await
+            dir.apply(&key, &change, t0()).await
         });
     }
     let mut seqs = Vec::new();
@@ -871,9 +869,7 @@ async fn damaged_items_are_corrupt() {
     assert!(corrupt(dir.apps(&key).await));
     put_raw(&dir, &pk, "SEQ", &[(SEQ, AttributeValue::S("7".into()))]).await;
     let change = C::PutApp(app("a3"));
-    assert!(corrupt(
-        dir.apply(&key, &change, &change.events(), t0()).await
-    ));
+    assert!(corrupt(dir.apply(&key, &change, t0()).await));
     put_raw(
         &dir,
         &pk,
@@ -971,8 +967,7 @@ async fn racing_department_syncs_end_as_their_seqs_order_them() {
         for change in changes {
             let (dir, key) = (dir.clone(), key.clone());
             tasks.spawn(async move {
-                let events = change.events();
-                let applied = dir.apply(&key, &change, &events, t0()).await.unwrap();
+                let applied = dir.apply(&key, &change, t0()).await.unwrap();
                 (applied.first_seq, change)
             });
         }
@@ -982,10 +977,7 @@ async fn racing_department_syncs_end_as_their_seqs_order_them() {
         }
         done.sort_by_key(|(seq, _)| *seq);
         for (_, change) in &done {
-            memory
-                .apply(&key, change, &change.events(), t0())
-                .await
-                .unwrap();
+            memory.apply(&key, change, t0()).await.unwrap();
         }
         assert_eq!(
             dir.departments(&key).await.unwrap(),

@@ -253,10 +253,9 @@ impl TenantDirectory for EmbeddedStore {
         &self,
         key: &TenantKey,
         change: &DirectoryChange,
-        events: &[EventBody],
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
-        let (s, change, events) = (Scope::of(key), change.clone(), events.to_vec());
+        let (s, change, events) = (Scope::of(key), change.clone(), change.events());
         Ok(self
             .blocking(move |db| apply_in(db.begin_write()?, &s, &change, &events, now))
             .await?)
@@ -381,7 +380,7 @@ mod tests {
         key: &TenantKey,
         change: &DirectoryChange,
     ) -> Result<Applied, StoreError> {
-        store.apply(key, change, &change.events(), Utc::now()).await
+        store.apply(key, change, Utc::now()).await
     }
 
     /// A 500-user sync whose commit runs out of space leaves none of its users and none of its

@@ -39,8 +39,7 @@ fn put_users(app_id: &str, n: usize) -> C {
 }
 
 async fn apply(dir: &EmbeddedStore, key: &TenantKey, change: C) -> koogallery::directory::Applied {
-    let events = change.events();
-    dir.apply(key, &change, &events, t0()).await.unwrap()
+    dir.apply(key, &change, t0()).await.unwrap()
 }
 
 #[tokio::test]

@@ -1112,7 +1112,7 @@ async fn directory_events_reach_the_vendor_in_order_once_each_and_survive_a_fail
         };
         b.bed
             .directory
-            .apply(&key, &change, &change.events(), chrono::Utc::now())
+            .apply(&key, &change, chrono::Utc::now())
             .await
             .unwrap();
     }

@@ -36,10 +36,9 @@ impl DirectorySync {
         key: &TenantKey,
         change: DirectoryChange,
     ) -> Result<Reply, CallbackError> {
-        let events = change.events();
         let applied = self
             .directory
-            .apply(key, &change, &events, self.clock.now())
+            .apply(key, &change, self.clock.now())
             .await
             .map_err(CallbackError::Directory)?;
         tracing::info!(

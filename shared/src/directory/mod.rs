@@ -269,14 +269,14 @@ pub struct Applied {
 /// Where the tenant directory lives. Each adapter passes `testing::directory_contract`.
 #[async_trait]
 pub trait TenantDirectory: Send + Sync {
-    /// Applies one sync and records its events (numbered after the tenant's last one, from 1) in
-    /// one durable write: either both are stored or neither. Idempotent in effect: a repeat stores
-    /// the same records (and numbers its events anew; the vendor's copies are ordered by `seq`).
+    /// Applies one sync and records its events ([`DirectoryChange::events`], numbered after the
+    /// tenant's last one, from 1) in one durable write: either both are stored or neither.
+    /// Idempotent in effect: a repeat stores the same records (and numbers its events anew; the
+    /// vendor's copies are ordered by `seq`).
     async fn apply(
         &self,
         key: &TenantKey,
         change: &DirectoryChange,
-        events: &[EventBody],
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError>;
 

@@ -936,10 +936,7 @@ pub async fn directory_contract(dir: Arc<dyn crate::directory::TenantDirectory>)
     let seller = TenantKey::new("", unique("tenant"));
     let apply = |k: TenantKey, c: C| {
         let dir = dir.clone();
-        async move {
-            let events = c.events();
-            dir.apply(&k, &c, &events, now).await.unwrap()
-        }
+        async move { dir.apply(&k, &c, now).await.unwrap() }
     };
     use crate::testing::directory::{sample_app, sample_department, sample_tenant, sample_user};
     let tenant = |name: &str| sample_tenant(name, now);

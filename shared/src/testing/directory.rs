@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     directory::{
-        App, Applied, Department, DirectoryChange, DirectoryEvent, EventBody, Tenant,
-        TenantDirectory, TenantKey, User,
+        App, Applied, Department, DirectoryChange, DirectoryEvent, Tenant, TenantDirectory,
+        TenantKey, User,
     },
     storage::StoreError,
 };
@@ -148,9 +148,9 @@ impl TenantDirectory for MemoryDirectory {
         &self,
         key: &TenantKey,
         change: &DirectoryChange,
-        events: &[EventBody],
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
+        let events = change.events();
         let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
         let data = tenants.entry(key.clone()).or_default();
         apply_to(data, change);
