@@ -301,7 +301,7 @@ impl Edge {
                 self.log(
                     None,
                     &reply,
-                    &Seen::default(),
+                    Seen::default(),
                     req.body.len(),
                     Instant::now(),
                 );
@@ -349,7 +349,7 @@ impl Edge {
             Err(reply) => (reply, Seen::default()),
         };
         let response = sign_with(auth, &reply, seen.key);
-        self.log(Some(auth.family), &reply, &seen, body.len(), started);
+        self.log(Some(auth.family), &reply, seen, body.len(), started);
         response
     }
 
@@ -357,7 +357,7 @@ impl Edge {
         &self,
         family: Option<Family>,
         reply: &Reply,
-        seen: &Seen,
+        seen: Seen,
         body_bytes: usize,
         started: Instant,
     ) {
@@ -372,7 +372,7 @@ impl Edge {
             activity = seen.callback.map_or("-", |c| c.route.name()),
             result_code = reply.result_code.as_str(),
             result_msg = %reply.result_msg,
-            instance_id = seen.instance_id.clone().or_else(|| reply.field::<String>("instanceId")).as_deref().unwrap_or("-"),
+            instance_id = seen.instance_id.or_else(|| reply.field::<String>("instanceId")).as_deref().unwrap_or("-"),
             order_id = seen.order_id.as_deref().unwrap_or("-"),
             tenant_id = seen.tenant_id.as_deref().unwrap_or("-"),
             test = seen.test,
@@ -457,13 +457,16 @@ impl Edge {
                 "request signed with the previous key; finish the key rotation"
             );
         }
+        // The basic family's namespace is empty: its nonces are remembered as received, with no
+        // copy on the hot path.
+        let nonce_key = if auth.nonce_namespace.is_empty() {
+            std::borrow::Cow::Borrowed(nonce.as_str())
+        } else {
+            std::borrow::Cow::Owned(format!("{}{nonce}", auth.nonce_namespace))
+        };
         let remembered = tokio::time::timeout_at(
             deadline,
-            self.nonces.remember(
-                &format!("{}{nonce}", auth.nonce_namespace),
-                now,
-                now + self.nonce_ttl,
-            ),
+            self.nonces.remember(&nonce_key, now, now + self.nonce_ttl),
         )
         .await;
         match remembered {
