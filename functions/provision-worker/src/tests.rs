@@ -570,11 +570,11 @@ async fn no_notice_overtakes_provisioning() {
 }
 
 #[tokio::test]
-async fn static_provisioner_fills_templates_and_generates_strong_passwords() {
+async fn static_provisioner_fills_templates_and_never_hands_out_a_credential() {
     let p = provisioners::StaticProvisioner {
         front_end_url: "https://app.example.com/t/{instanceId}".into(),
         admin_url: Some("https://admin.example.com/{instanceId}".into()),
-        admin_user: "owner".into(),
+        memo: "Sign up at app.example.com/t/{instanceId}".into(),
     };
     let req = ProvisionRequest {
         instance_id: "abc".into(),
@@ -583,26 +583,14 @@ async fn static_provisioner_fills_templates_and_generates_strong_passwords() {
         order: Default::default(),
     };
     let a = p.provision(&req).await.unwrap();
-    let b = p.provision(&req).await.unwrap();
     assert_eq!(a.front_end_url, "https://app.example.com/t/abc");
     assert_eq!(
         a.admin_url.as_deref(),
         Some("https://admin.example.com/abc")
     );
-    assert_eq!(a.user_name.as_deref(), Some("owner"));
-    let pw = a.password.unwrap().as_plain().unwrap().to_owned();
-    assert_eq!(pw.len(), provisioners::PASSWORD_LEN);
-    assert!(
-        pw.chars().any(|c| c.is_ascii_uppercase()) && pw.chars().any(|c| c.is_ascii_lowercase())
-    );
-    assert!(
-        pw.chars().any(|c| c.is_ascii_digit()) && pw.chars().any(|c| !c.is_ascii_alphanumeric())
-    );
-    assert_ne!(
-        Some(pw.into()),
-        b.password,
-        "every instance gets its own password"
-    );
+    assert_eq!(a.memo.as_deref(), Some("Sign up at app.example.com/t/abc"));
+    // A password made up here is one the vendor's application would never accept.
+    assert!(a.user_name.is_none() && a.password.is_none(), "{a:?}");
 }
 
 mod webhook {

@@ -32,6 +32,29 @@ fn defaults_use_dev_keys_and_static_provisioner() {
 }
 
 #[test]
+fn the_static_provisioner_refuses_the_old_admin_account_setting_and_bounds_its_memo() {
+    // A deployment that still sets KOOGALLERY_ADMIN_USER expects buyers to get an account: it
+    // must hear at start-up that they no longer do, not find out from a buyer.
+    let err = cfg(&[("KOOGALLERY_ADMIN_USER", "admin")]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("KOOGALLERY_ADMIN_USER: no longer used"),
+        "{err}"
+    );
+    let long = "x".repeat(1025);
+    let err = cfg(&[("KOOGALLERY_STATIC_MEMO", long.as_str())]).unwrap_err();
+    assert!(
+        err.to_string().starts_with("KOOGALLERY_STATIC_MEMO:"),
+        "{err}"
+    );
+    let c = cfg(&[("KOOGALLERY_STATIC_MEMO", "Sign up at {instanceId}")]).unwrap();
+    match c.settings.provisioner {
+        ProvisionerSettings::Static { memo, .. } => assert_eq!(memo, "Sign up at {instanceId}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn keys_and_previous_keys_are_read() {
     let c = cfg(&[
         ("KOOGALLERY_ACCESS_KEY", "a"),

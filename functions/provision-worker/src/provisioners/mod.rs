@@ -1,7 +1,7 @@
 //! The two provisioners shipped, chosen by `KOOGALLERY_PROVISIONER`.
 //!
-//! - [`StaticProvisioner`]: the same application for every buyer; an admin user with a strong
-//!   generated password and URLs from templates with `{instanceId}`.
+//! - [`StaticProvisioner`]: the same application for every buyer: URLs from templates with
+//!   `{instanceId}` and a sign-up memo, never an account the application would not know.
 //! - [`WebhookProvisioner`]: the vendor's own service decides. Each event ([`WebhookEvent`], a
 //!   versioned contract) is POSTed as signed JSON; the answer carries the access information, or a
 //!   KooGallery result code that refuses the order.
@@ -18,7 +18,7 @@ mod static_app;
 mod webhook;
 pub mod webhook_event;
 
-pub use static_app::{PASSWORD_LEN, StaticProvisioner, generate_password};
+pub use static_app::StaticProvisioner;
 pub use webhook::WebhookProvisioner;
 pub use webhook_event::{WEBHOOK_EVENT_VERSION, WebhookEvent};
 
@@ -31,11 +31,11 @@ pub fn from_settings(
         ProvisionerSettings::Static {
             front_end_url,
             admin_url,
-            admin_user,
+            memo,
         } => Arc::new(StaticProvisioner {
             front_end_url: front_end_url.clone(),
             admin_url: admin_url.clone(),
-            admin_user: admin_user.clone(),
+            memo: memo.clone(),
         }),
         ProvisionerSettings::Webhook { url, timeout } => {
             let secret = webhook_secret.ok_or_else(|| {
