@@ -171,3 +171,97 @@ fn the_readme_and_the_architecture_name_every_module_of_shared_and_nothing_that_
         );
     }
 }
+
+/// The README's settings table is the catalog: every setting an operator sets (or a secret set
+/// locally) has its row, with its default as the catalog writes it, and no row names a variable
+/// the code does not read. A retired setting is named where the README says what replaced it;
+/// the template's own variables are in docs/deploy.md or the README.
+#[test]
+fn the_readme_settings_table_is_the_settings_catalog() {
+    use koogallery::config::catalog::{ALL, Origin};
+    let readme = read("README.md");
+    let deploy = read("docs/deploy.md");
+    let table = section(&readme, "## Configuration");
+    let rows = rows(&table);
+    let row_of = |name: &str| {
+        rows.iter()
+            .find(|(cell, _)| code_spans(cell).contains(&name))
+            .map(|(_, row)| *row)
+    };
+    for setting in ALL {
+        match setting.origin {
+            Origin::Operator | Origin::Secret => {
+                let row = row_of(setting.name).unwrap_or_else(|| {
+                    panic!("README's settings table has no row for {}", setting.name)
+                });
+                let default_cell = row.split('|').nth(2).unwrap_or("");
+                // Long defaults (a sentence) are described, not quoted.
+                if let Some(default) = setting.default.filter(|d| d.len() <= 40) {
+                    let shown = code_spans(default_cell);
+                    assert!(
+                        shown
+                            .iter()
+                            .any(|s| s.trim_end_matches('/') == default.trim_end_matches('/')),
+                        "README shows {}'s default as {default_cell:?}, the code's is {default:?}",
+                        setting.name
+                    );
+                }
+            }
+            Origin::Retired => assert!(
+                readme.contains(setting.name),
+                "README does not say that {} is no longer read",
+                setting.name
+            ),
+            Origin::Template => assert!(
+                deploy.contains(setting.name) || readme.contains(setting.name),
+                "neither docs/deploy.md nor README names {}, which the template sets",
+                setting.name
+            ),
+        }
+    }
+    let known: BTreeSet<&str> = ALL.iter().map(|s| s.name).collect();
+    for (cell, _) in &rows {
+        for name in code_spans(cell) {
+            if name.starts_with("KOOGALLERY_") || name == "PORT" || name == "RUST_LOG" {
+                assert!(
+                    known.contains(name),
+                    "README's settings table names {name}, which no code reads (not in config::catalog)"
+                );
+            }
+        }
+    }
+}
+
+/// Settings are read through `config::Env` with their catalog entry, never straight from the
+/// process environment: one definition, one reader.
+#[test]
+fn no_production_code_reads_the_environment_around_the_catalog() {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() && name != "tests" && name != "benches" && name != "target" {
+                walk(&p, out);
+            } else if name.ends_with(".rs") && name != "tests.rs" {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for dir in ["shared/src", "functions", "adapters", "local/src"] {
+        walk(&root().join(dir), &mut files);
+    }
+    let the_reader = root().join("shared/src/config/mod.rs");
+    let mut offenders = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        if f != the_reader && (code.contains("std::env::var(") || code.contains("env::var_os(")) {
+            offenders.push(f.strip_prefix(root()).unwrap().display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "read settings through koogallery::config::Env and config::catalog: {offenders:?}"
+    );
+}

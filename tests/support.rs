@@ -36,8 +36,8 @@ pub async fn with_openapi(
         sk: koogallery::security::SecretKey::new("e2e-sk"),
     });
     cfg.settings.marketplace = koogallery::config::MarketplaceSettings::OpenApi {
-        primary: openapi.primary_url(),
-        fallback: fallback.then(|| openapi.fallback_url()),
+        primary: openapi.primary_url().parse().expect("a URL"),
+        fallback: fallback.then(|| openapi.fallback_url().parse().expect("a URL")),
         timeout,
     };
     (openapi, cfg)

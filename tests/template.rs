@@ -213,8 +213,10 @@ fn problems(template: &Value) -> Vec<String> {
         // A callback must end before the edge's dispatch deadline (4 s), which ends before the
         // edge's own timeout: KooGallery always gets the edge's signed answer.
         let timeout = function["Properties"]["Timeout"].as_u64();
-        let deadline_ms = koogallery::config::edge::DEFAULT_DISPATCH_DEADLINE_MS;
-        if timeout.is_none_or(|t| t * 1000 >= deadline_ms) {
+        let deadline_ms = koogallery::config::EdgeSettings::default()
+            .dispatch_deadline
+            .as_millis();
+        if timeout.is_none_or(|t| u128::from(t) * 1000 >= deadline_ms) {
             out.push(format!(
                 "{function_id} times out at {timeout:?} s, not before the edge's dispatch deadline"
             ));
@@ -475,17 +477,23 @@ fn resolved_env(
         .collect()
 }
 
-/// What the worker reads at start-up from the template's environment (as `Settings::from_env`).
+/// What the worker reads at start-up from the template's environment, with its AK/SK.
 fn worker_settings(
     template: &Value,
     overrides: &[(&str, u64)],
 ) -> Result<koogallery::config::Settings, koogallery::config::ConfigError> {
     let vars = resolved_env(template, "ProvisionWorkerFunction", overrides);
     let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    koogallery::config::Settings::read(&koogallery::config::Env::from_fn(lookup))
+    koogallery::config::Settings::read(&koogallery::config::Env::from_fn(lookup), WORKER_ON_AWS)
 }
 
-/// Issue 7, defect 9: the worker's timeout covers a delivery's webhook calls (the worker checks its
+/// The worker holds the open API's AK/SK and may not run offline unless told to.
+const WORKER_ON_AWS: koogallery::config::OpenApiAccess = koogallery::config::OpenApiAccess {
+    held: true,
+    offline_by_default: false,
+};
+
+/// The worker's timeout covers a delivery's webhook calls (the worker checks its
 /// webhook timeout against `KOOGALLERY_WORKER_TIMEOUT_SECS`, which must be the function's own), the
 /// queue's visibility timeout is 6x the function's, and the queue keeps a job longer than either
 /// deadline lets it retry.
@@ -516,13 +524,9 @@ fn the_worker_timeout_covers_its_calls_and_the_queue_outlives_the_deadlines() {
             .map(|(_, v)| v.clone())
     };
     let env_vars = koogallery::config::Env::from_fn(lookup);
-    let mut settings = koogallery::config::Settings::read(&env_vars)
-        .expect("the template's worker starts with the default webhook timeout");
-    settings.marketplace = koogallery::config::MarketplaceSettings::read(&env_vars, true, true)
-        .expect("the open API at its defaults");
-    settings
-        .check_delivery()
-        .expect("the webhook and Query Order calls of a delivery fit the worker's timeout");
+    koogallery::config::Settings::read(&env_vars, WORKER_ON_AWS).expect(
+        "the webhook (default timeout) and Query Order (open API at its defaults) calls of a delivery fit the worker's timeout",
+    );
     let queue = &template["Resources"]["JobsQueue"]["Properties"];
     assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout);
     assert!(env.get("KOOGALLERY_WORKER_MAX_ATTEMPTS").is_none());

@@ -26,15 +26,11 @@ pub struct AwsSettings {
 impl AwsSettings {
     /// `KOOGALLERY_TABLE` (default `koogallery-local`) and `KOOGALLERY_QUEUE` (default `koogallery-jobs`).
     pub fn from_env() -> Self {
-        let var = |k: &str, d: &str| {
-            std::env::var(k)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| d.into())
-        };
+        use koogallery::config::{Env, catalog};
+        let env = Env::process();
         Self {
-            table: var("KOOGALLERY_TABLE", "koogallery-local"),
-            queue: var("KOOGALLERY_QUEUE", "koogallery-jobs"),
+            table: env.text(&catalog::TABLE).unwrap_or_default(),
+            queue: env.text(&catalog::QUEUE).unwrap_or_default(),
         }
     }
 }

@@ -17,8 +17,9 @@ use koogallery::{
     ResultCode,
     callbacks::{InProcessDispatcher, Resources},
     clock::{Clock, SystemClock},
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, Env, catalog},
     jobs::JobQueue,
+    logging::LogSettings,
     metering::{UsagePusher, api::UsageIngestion, estimate::UsageEstimates},
     protocol::Reply,
 };
@@ -35,21 +36,15 @@ pub struct LocalSettings {
 
 impl LocalSettings {
     /// `PORT` (default 8080) on 127.0.0.1 and `KOOGALLERY_DATA_DIR` (default `.data/`).
-    pub fn from_env() -> Result<Self, String> {
-        let port = match std::env::var("PORT") {
-            Ok(p) if !p.trim().is_empty() => p
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| format!("PORT: expected a port number, got {p:?}"))?,
-            _ => 8080,
-        };
-        let data_dir = std::env::var("KOOGALLERY_DATA_DIR")
-            .ok()
-            .filter(|d| !d.trim().is_empty())
-            .unwrap_or_else(|| ".data".into());
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Env::process())
+    }
+
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let port: u16 = env.number(&catalog::PORT, 0)?;
         Ok(Self {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
-            data_dir: PathBuf::from(data_dir),
+            data_dir: PathBuf::from(env.text(&catalog::DATA_DIR).unwrap_or_default()),
         })
     }
 }
@@ -215,20 +210,14 @@ pub async fn start_on(
 /// else `credentials.key` in the data directory, generated on first start, owner-only (0600).
 /// Back it up with the store file: without it the stored passwords cannot be read.
 pub fn local_sealer(settings: &LocalSettings) -> Result<Arc<dyn CredentialSealer>, StartError> {
-    let sealer = match koogallery::config::Env::process().get("KOOGALLERY_CREDENTIALS_KEY") {
-        Some(key) => LocalKeySealer::from_base64(&key).map_err(|e| {
-            StartError::Config(ConfigError::invalid(
-                "KOOGALLERY_CREDENTIALS_KEY",
-                e.to_string(),
-            ))
-        })?,
+    let setting = &catalog::CREDENTIALS_KEY;
+    let invalid = |e: koogallery::security::at_rest::SealError| {
+        StartError::Config(ConfigError::invalid(setting.name, e.to_string()))
+    };
+    let sealer = match Env::process().get(setting) {
+        Some(key) => LocalKeySealer::from_base64(&key).map_err(invalid)?,
         None => LocalKeySealer::from_key_file(&data_dir(settings)?.join("credentials.key"))
-            .map_err(|e| {
-                StartError::Config(ConfigError::invalid(
-                    "KOOGALLERY_CREDENTIALS_KEY",
-                    e.to_string(),
-                ))
-            })?,
+            .map_err(invalid)?,
     };
     Ok(Arc::new(sealer))
 }
@@ -252,7 +241,8 @@ pub fn local_kit_key(
     config: &Config,
     settings: &LocalSettings,
 ) -> Result<Arc<koogallery::security::kit_client_secret::ClientSecretKey>, StartError> {
-    use koogallery::security::kit_client_secret::{KEY_ENV, load_or_generate};
+    use koogallery::security::kit_client_secret::load_or_generate;
+    const KEY_ENV: &str = koogallery::config::catalog::KIT_RSA_KEY.name;
     if let Some(key) = &config.secrets.kit_rsa {
         return Ok(key.clone());
     }
@@ -654,7 +644,7 @@ pub fn print_kit_public_key(program: &str) -> std::process::ExitCode {
     let key = Config::from_env()
         .map_err(|e| e.to_string())
         .and_then(|config| {
-            let settings = LocalSettings::from_env()?;
+            let settings = LocalSettings::from_env().map_err(|e| e.to_string())?;
             local_kit_key(&config, &settings).map_err(|e| e.to_string())
         });
     match key {
@@ -673,7 +663,8 @@ pub fn print_kit_public_key(program: &str) -> std::process::ExitCode {
 /// environment, the embedded store (or, with `KOOGALLERY_BACKEND=aws`, the AWS adapters), until
 /// Ctrl-C.
 pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
-    init_tracing()?;
+    let log = LogSettings::read(&Env::process())?;
+    koogallery::logging::init(&log);
     let config = Config::from_env()?;
     if config.secrets.dev_keys {
         tracing::warn!(
@@ -681,11 +672,7 @@ pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let settings = LocalSettings::from_env()?;
-    let backend = koogallery::config::Env::process().choice(
-        "KOOGALLERY_BACKEND",
-        "embedded",
-        &["embedded", "aws"],
-    )?;
+    let backend = Env::process().choice(&catalog::BACKEND, &["embedded", "aws"])?;
     if backend == "aws" {
         return run_aws_from_env(config, settings).await;
     }
@@ -716,31 +703,6 @@ async fn run_aws_from_env(_: Config, _: LocalSettings) -> Result<(), Box<dyn std
 
 /// Metrics as the logs are written: EMF lines with JSON logs (as on AWS), debug lines otherwise.
 pub fn local_metrics() -> Arc<dyn koogallery::metrics::Metrics> {
-    let json = koogallery::config::Env::process()
-        .choice("KOOGALLERY_LOG_FORMAT", "text", &["text", "json"])
-        .is_ok_and(|f| f == "json");
+    let json = LogSettings::read(&Env::process()).is_ok_and(|log| log.format.is_json());
     koogallery::metrics::for_log_format(json)
-}
-
-/// Structured logs: JSON lines when `KOOGALLERY_LOG_FORMAT=json` (as on AWS), compact text when it
-/// is `text` or unset. Any other value, or a `RUST_LOG` that does not parse, stops start-up.
-pub fn init_tracing() -> Result<(), ConfigError> {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let env = koogallery::config::Env::process();
-    let json = env.choice("KOOGALLERY_LOG_FORMAT", "text", &["text", "json"])? == "json";
-    let filter = match env.get("RUST_LOG") {
-        None => EnvFilter::new("info"),
-        Some(directives) => EnvFilter::try_new(&directives)
-            .map_err(|e| ConfigError::invalid("RUST_LOG", e.to_string()))?,
-    };
-    if json {
-        let _ = fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_current_span(false)
-            .try_init();
-    } else {
-        let _ = fmt().compact().with_env_filter(filter).try_init();
-    }
-    Ok(())
 }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod directory;
 pub mod instance;
 pub mod jobs;
+pub mod logging;
 pub mod metering;
 pub mod metrics;
 pub mod order;

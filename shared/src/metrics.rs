@@ -12,9 +12,6 @@ use serde_json::{Map, Value, json};
 
 use crate::ResultCode;
 
-/// The namespace when `KOOGALLERY_METRICS_NAMESPACE` is unset (the template sets `KooGallery/<stack>`).
-pub const DEFAULT_NAMESPACE: &str = "KooGallery";
-
 /// One observation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
@@ -196,14 +193,12 @@ impl EmfStdout {
         }
     }
 
-    /// `KOOGALLERY_METRICS_NAMESPACE`, or [`DEFAULT_NAMESPACE`].
+    /// `KOOGALLERY_METRICS_NAMESPACE` (the template sets `KooGallery/<stack>`), or its default.
     pub fn from_env() -> Self {
         Self::new(
-            std::env::var("KOOGALLERY_METRICS_NAMESPACE")
-                .ok()
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            crate::config::Env::process()
+                .text(&crate::config::catalog::METRICS_NAMESPACE)
+                .unwrap_or_default(),
         )
     }
 }

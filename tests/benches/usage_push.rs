@@ -62,7 +62,7 @@ async fn main() {
     let ingest_secs = started.elapsed().as_secs_f64();
     eprintln!("ingested in {ingest_secs:.1} s; pushing");
     let api =
-        provision_worker::open_api_client(&cfg.settings.marketplace, cfg.secrets.open_api.as_ref())
+        koogallery_openapi::client_for(&cfg.settings.marketplace, cfg.secrets.open_api.as_ref())
             .unwrap()
             .unwrap();
     let pusher = koogallery::metering::UsagePusher {

@@ -76,7 +76,8 @@ impl LambdaDispatcher {
     /// Function names from `KOOGALLERY_FN_NEW_INSTANCE`, `KOOGALLERY_FN_QUERY_INSTANCE`, … (one per
     /// registered callback, [`Registration::function_env_var`]); the error lists every unset one.
     pub fn from_env(client: Client) -> Result<Self, DispatcherConfigError> {
-        Self::from_lookup(client, |name| std::env::var(name).ok())
+        let env = koogallery::config::Env::process();
+        Self::from_lookup(client, |name| env.derived(name))
     }
 
     /// As [`Self::from_env`] with another source of settings.

@@ -148,7 +148,7 @@ impl SecretsManagerSecrets {
         let ids = parts
             .iter()
             .map(|part| {
-                env.get(part.env_var()).map(|id| (*part, id)).ok_or_else(|| {
+                env.get(part.setting()).map(|id| (*part, id)).ok_or_else(|| {
                     ConfigError::invalid(
                         part.env_var(),
                         format!(

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use koogallery::{
     callbacks::{Resources, registry},
     clock::{Clock, SystemClock},
-    config::{ConfigError, Env, HeldSecrets, SecretPart, Secrets, Settings},
+    config::{
+        ConfigError, Env, HeldSecrets, OpenApiAccess, SecretPart, Secrets, Setting, Settings,
+        catalog,
+    },
     jobs::JobQueue,
 };
 use koogallery_aws::{DynamoStore, SecretsManagerSecrets, SqsQueue};
@@ -17,30 +20,16 @@ pub use lambda_runtime::Error;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-/// JSON log lines without colour or timestamps (Lambda stamps each line), one per event. On Lambda
-/// the log format is always JSON; a `RUST_LOG` that does not parse stops start-up, named.
+/// JSON log lines without colour or timestamps (Lambda stamps each line), one per event; a
+/// `RUST_LOG` that does not parse stops start-up, named.
 pub fn init_tracing() -> Result<(), ConfigError> {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let filter = match Env::process().get("RUST_LOG") {
-        None => EnvFilter::new("info"),
-        Some(directives) => EnvFilter::try_new(&directives)
-            .map_err(|e| ConfigError::invalid("RUST_LOG", e.to_string()))?,
-    };
-    let _ = fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_ansi(false)
-        .without_time()
-        .try_init();
+    koogallery::logging::init(&koogallery::logging::LogSettings::lambda(&Env::process())?);
     Ok(())
 }
 
 /// A variable the SAM template sets; its absence is a deployment error, named.
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    Env::process()
-        .get(name)
-        .ok_or_else(|| ConfigError::invalid(name, "is not set (the SAM template sets it)"))
+pub fn required(setting: &Setting) -> Result<String, ConfigError> {
+    Env::process().required(setting)
 }
 
 /// What a function loads, from its template environment.
@@ -68,7 +57,7 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The usage store (issue 9) on the deployment's table: the windows, idempotency keys and
+    /// The usage store on the deployment's table: the windows, idempotency keys and
     /// packages of pay-per-use usage (partition keys `USAGE#`, `USAGEKEY#`, `USAGEPKG#`). The
     /// usage functions (`usage-ingest`, `usage-queue`, `usage-push`) take it from here only.
     pub fn usage_store(&self) -> Arc<dyn koogallery::metering::UsageStore> {
@@ -87,7 +76,7 @@ impl Deployment {
             .map(|q| Arc::new(q) as Arc<dyn JobQueue>)
             .ok_or_else(|| {
                 ConfigError::invalid(
-                    "KOOGALLERY_QUEUE_URL",
+                    catalog::QUEUE_URL.name,
                     "is not loaded: the function's Load must ask for the queue",
                 )
             })
@@ -99,26 +88,33 @@ impl Deployment {
 /// name; a missing or bad secret with the secret's and the field's.
 pub async fn load(load: Load) -> Result<Deployment, Error> {
     let sdk = koogallery_aws::sdk_config().await;
-    let settings = Settings::from_env()?;
+    let env = Env::process();
     let secrets = if load.secrets.is_empty() {
         HeldSecrets::default()
     } else {
         SecretsManagerSecrets::from_env(
             aws_sdk_secretsmanager::Client::new(&sdk),
             load.secrets,
-            &Env::process(),
+            &env,
         )?
         .read_parts(load.secrets)
         .await?
     };
+    // A function that calls the open API must have its AK/SK, or be told explicitly to run
+    // offline: a deployment must not provision from made-up orders by accident.
+    let open_api = OpenApiAccess {
+        held: secrets.open_api.is_some(),
+        offline_by_default: !load.secrets.contains(&SecretPart::OpenApi),
+    };
+    let settings = Settings::read(&env, open_api)?;
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
-        required("KOOGALLERY_TABLE")?,
+        env.required(&catalog::TABLE)?,
     ));
     let sqs = if load.queue {
         Some(SqsQueue::new(
             aws_sdk_sqs::Client::new(&sdk),
-            required("KOOGALLERY_QUEUE_URL")?,
+            env.required(&catalog::QUEUE_URL)?,
         ))
     } else {
         None
@@ -126,7 +122,7 @@ pub async fn load(load: Load) -> Result<Deployment, Error> {
     let sealer = if load.sealer {
         Some(Arc::new(koogallery_aws::KmsSealer::new(
             aws_sdk_kms::Client::new(&sdk),
-            required("KOOGALLERY_CREDENTIALS_KEY_ID")?,
+            env.required(&catalog::CREDENTIALS_KEY_ID)?,
         ))
             as Arc<dyn koogallery::security::at_rest::CredentialSealer>)
     } else {

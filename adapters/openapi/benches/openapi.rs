@@ -67,8 +67,11 @@ fn bench(c: &mut Criterion) {
         sim.place(SimOrder::yearly("CSBENCH", 50, chrono::Utc::now()));
         let client = OpenApiClient::new(
             OpenApiSettings {
-                primary: OpenApiSettings::url("KOOGALLERY_OPENAPI_URL", &sim.primary_url())
-                    .expect("loopback"),
+                primary: koogallery::config::marketplace::base_url(
+                    "KOOGALLERY_OPENAPI_URL",
+                    &sim.primary_url(),
+                )
+                .expect("loopback"),
                 fallback: None,
                 timeout: Duration::from_secs(5),
             },

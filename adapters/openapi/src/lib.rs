@@ -10,11 +10,11 @@
 //! - `MKT.*` and `APIG.*` answers are classified once ([`classify`]): retry later, a setup to fix
 //!   (wrong AK/SK, no permission: retried and logged loudly), or a refusal of this request.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use koogallery::{
-    config::OpenApiKeys,
+    config::{ConfigError, MarketplaceSettings, OpenApiKeys, catalog},
     order::{ChargingMode, MarketplaceClient, MarketplaceError, OrderDetails},
     protocol::{
         openapi::{
@@ -36,37 +36,48 @@ pub struct OpenApiSettings {
     pub timeout: Duration,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: {why}")]
-pub struct SettingError {
-    pub name: &'static str,
-    pub why: String,
-}
-
 impl OpenApiSettings {
-    /// Checks a base URL: `https://`, or `http://` on a loopback host only.
-    pub fn url(name: &'static str, text: &str) -> Result<Url, SettingError> {
-        let url = Url::parse(text.trim()).map_err(|e| SettingError {
-            name,
-            why: format!("not a URL ({e}): {text:?}"),
-        })?;
-        let loopback = matches!(
-            url.host_str(),
-            Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-        );
-        match url.scheme() {
-            "https" => Ok(url),
-            "http" if loopback => Ok(url),
-            "http" => Err(SettingError {
-                name,
-                why: "plain http is allowed only for a loopback host; KooGallery is https".into(),
-            }),
-            other => Err(SettingError {
-                name,
-                why: format!("unsupported scheme {other}"),
+    /// The hosts and timeout `settings` name, or `None` when the marketplace is offline.
+    pub fn from_marketplace(settings: &MarketplaceSettings) -> Option<Self> {
+        match settings {
+            MarketplaceSettings::Offline => None,
+            MarketplaceSettings::OpenApi {
+                primary,
+                fallback,
+                timeout,
+            } => Some(Self {
+                primary: primary.clone(),
+                fallback: fallback.clone(),
+                timeout: *timeout,
             }),
         }
     }
+}
+
+/// The HTTP client could not be built (no TLS roots, say): the process cannot reach KooGallery.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the open API's HTTP client: {0}")]
+pub struct ClientBuildError(#[source] reqwest::Error);
+
+impl From<ClientBuildError> for ConfigError {
+    fn from(e: ClientBuildError) -> Self {
+        ConfigError::invalid(catalog::OPENAPI_URL.name, e.to_string())
+    }
+}
+
+/// KooGallery's open API client as `settings` configure it (Query Order, the usage push), or
+/// `None` when the marketplace is offline.
+pub fn client_for(
+    settings: &MarketplaceSettings,
+    keys: Option<&OpenApiKeys>,
+) -> Result<Option<Arc<OpenApiClient>>, ConfigError> {
+    let Some(settings) = OpenApiSettings::from_marketplace(settings) else {
+        return Ok(None);
+    };
+    let keys = keys
+        .cloned()
+        .ok_or_else(|| ConfigError::invalid(catalog::AK.name, "the open API needs the AK/SK"))?;
+    Ok(Some(Arc::new(OpenApiClient::new(settings, keys)?)))
 }
 
 pub struct OpenApiClient {
@@ -84,15 +95,12 @@ enum Try {
 }
 
 impl OpenApiClient {
-    pub fn new(settings: OpenApiSettings, keys: OpenApiKeys) -> Result<Self, SettingError> {
+    pub fn new(settings: OpenApiSettings, keys: OpenApiKeys) -> Result<Self, ClientBuildError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .build()
-            .map_err(|e| SettingError {
-                name: "KOOGALLERY_OPENAPI_URL",
-                why: format!("cannot build the HTTP client: {e}"),
-            })?;
+            .map_err(ClientBuildError)?;
         Ok(Self {
             http,
             settings,

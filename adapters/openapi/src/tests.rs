@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use koogallery::{order::ChargingMode, security::SecretKey};
+use koogallery::{config::marketplace::base_url, order::ChargingMode, security::SecretKey};
 use koogallery_sim::openapi::{Fault, OpenApiSim, SimOrder};
 
 use super::*;
@@ -20,10 +20,8 @@ async fn sim() -> OpenApiSim {
 fn client_with(primary: &str, fallback: &str, sk: &str, timeout: Duration) -> OpenApiClient {
     OpenApiClient::new(
         OpenApiSettings {
-            primary: OpenApiSettings::url("KOOGALLERY_OPENAPI_URL", primary).unwrap(),
-            fallback: Some(
-                OpenApiSettings::url("KOOGALLERY_OPENAPI_FALLBACK_URL", fallback).unwrap(),
-            ),
+            primary: base_url("KOOGALLERY_OPENAPI_URL", primary).unwrap(),
+            fallback: Some(base_url("KOOGALLERY_OPENAPI_FALLBACK_URL", fallback).unwrap()),
             timeout,
         },
         OpenApiKeys {
@@ -216,9 +214,9 @@ async fn each_error_class_is_told_apart() {
 
 #[test]
 fn plain_http_only_to_loopback() {
-    assert!(OpenApiSettings::url("X", "https://mkt.myhuaweicloud.com").is_ok());
-    assert!(OpenApiSettings::url("X", "http://127.0.0.1:8081").is_ok());
-    let e = OpenApiSettings::url("X", "http://mkt.myhuaweicloud.com").unwrap_err();
+    assert!(base_url("X", "https://mkt.myhuaweicloud.com").is_ok());
+    assert!(base_url("X", "http://127.0.0.1:8081").is_ok());
+    let e = base_url("X", "http://mkt.myhuaweicloud.com").unwrap_err();
     assert!(e.to_string().contains("loopback"), "{e}");
-    assert!(OpenApiSettings::url("X", "ftp://x").is_err());
+    assert!(base_url("X", "ftp://x").is_err());
 }

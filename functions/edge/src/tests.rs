@@ -630,7 +630,7 @@ async fn the_kit_body_limit_is_its_own_and_larger_than_the_basic_one() {
     assert_eq!(r.result_code, ResultCode::InvalidParameter);
     assert!(r.result_msg.contains("exceeds"), "{r:?}");
     // Over the Kit limit: refused, signed with the Kit key.
-    let huge = vec![b' '; koogallery::config::edge::DEFAULT_KIT_MAX_BODY_BYTES + 1];
+    let huge = vec![b' '; koogallery::config::EdgeSettings::default().kit_max_body_bytes + 1];
     let r = b
         .kit_call(
             "authSync",

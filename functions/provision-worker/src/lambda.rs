@@ -1,7 +1,7 @@
 //! The worker on AWS Lambda: the SQS event source with partial batch failures.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use koogallery::config::SecretPart;
+use koogallery::config::{ConfigError, SecretPart, catalog};
 use koogallery_aws::{SqsConsumer, from_lambda_event, sqs::batch_response};
 use koogallery_lambda::{Deployment, Error, Load, required};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -20,22 +20,15 @@ pub const LOAD: Load = Load {
 pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
     let webhook_secret = deployment.secrets.webhook.clone();
     let keys = deployment.secrets.open_api.as_ref();
-    // On AWS an offline marketplace must be chosen explicitly (KOOGALLERY_MARKETPLACE=offline).
-    let mut settings = deployment.settings.clone();
-    settings.marketplace = koogallery::config::MarketplaceSettings::read(
-        &koogallery::config::Env::process(),
-        keys.is_some(),
-        true,
-    )?;
-    // A delivery's Query Order calls, now known, must fit the function's timeout too.
-    settings.check_delivery()?;
-    // The template names the queue's limits; without them the deadlines could outlive the queue.
-    for name in [
-        "KOOGALLERY_WORKER_TIMEOUT_SECS",
-        "KOOGALLERY_JOBS_MAX_RECEIVE_COUNT",
-        "KOOGALLERY_JOBS_RETENTION_SECS",
-    ] {
-        required(name)?;
+    let settings = &deployment.settings;
+    // The template names the function's timeout and the queue's limits; without them a delivery
+    // could outlive the function, or the deadlines the queue.
+    let worker = &settings.worker;
+    if worker.function_timeout.is_none() {
+        return Err(ConfigError::not_set(&catalog::WORKER_TIMEOUT_SECS).into());
+    }
+    if worker.queue_limits.is_none() {
+        return Err(ConfigError::not_set(&catalog::JOBS_MAX_RECEIVE_COUNT).into());
     }
     let worker = Worker::new(
         deployment.store.clone(),
@@ -63,7 +56,7 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
         .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
     let settle = SqsConsumer {
         queue,
-        dlq_url: required("KOOGALLERY_DLQ_URL")?,
+        dlq_url: required(&catalog::DLQ_URL)?,
         // The event source deletes what the batch response does not name.
         delete_on_ack: false,
     };

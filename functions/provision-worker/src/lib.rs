@@ -163,7 +163,7 @@ pub fn marketplace(
     keys: Option<&OpenApiKeys>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn MarketplaceClient>, ConfigError> {
-    match open_api_client(settings, keys)? {
+    match koogallery_openapi::client_for(settings, keys)? {
         Some(client) => Ok(client),
         None => {
             tracing::warn!("marketplace offline: orders are made up, not read from KooGallery");
@@ -172,39 +172,6 @@ pub fn marketplace(
             ))
         }
     }
-}
-
-/// KooGallery's open API client as `settings` configure it (Query Order, the usage push), or
-/// `None` when the marketplace is offline.
-pub fn open_api_client(
-    settings: &MarketplaceSettings,
-    keys: Option<&OpenApiKeys>,
-) -> Result<Option<Arc<koogallery_openapi::OpenApiClient>>, ConfigError> {
-    let MarketplaceSettings::OpenApi {
-        primary,
-        fallback,
-        timeout,
-    } = settings
-    else {
-        return Ok(None);
-    };
-    let invalid = |e: koogallery_openapi::SettingError| ConfigError::invalid(e.name, e.why);
-    let keys = keys
-        .cloned()
-        .ok_or_else(|| ConfigError::invalid("KOOGALLERY_AK", "the open API needs the AK/SK"))?;
-    let settings = koogallery_openapi::OpenApiSettings {
-        primary: koogallery_openapi::OpenApiSettings::url("KOOGALLERY_OPENAPI_URL", primary)
-            .map_err(invalid)?,
-        fallback: fallback
-            .as_deref()
-            .map(|f| koogallery_openapi::OpenApiSettings::url("KOOGALLERY_OPENAPI_FALLBACK_URL", f))
-            .transpose()
-            .map_err(invalid)?,
-        timeout: *timeout,
-    };
-    Ok(Some(Arc::new(
-        koogallery_openapi::OpenApiClient::new(settings, keys).map_err(invalid)?,
-    )))
 }
 
 /// How a delivery spends its calls to the vendor (the worker's timeout covers

@@ -2,10 +2,7 @@
 
 use std::sync::Arc;
 
-use koogallery::{
-    config::{Env, MarketplaceSettings, SecretPart},
-    metering::UsageStore,
-};
+use koogallery::{config::SecretPart, metering::UsageStore};
 use koogallery_lambda::{Deployment, Error, Load};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -24,12 +21,8 @@ pub const LOAD: Load = Load {
 /// function's errors alarm); push failures are in the answer and the metrics.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
     let secrets = &deployment.secrets;
-    let mut settings = deployment.settings.clone();
-    // As for the worker: on AWS an offline marketplace must be chosen explicitly.
-    settings.marketplace =
-        MarketplaceSettings::read(&Env::process(), secrets.open_api.is_some(), true)?;
     let pusher = pusher_from(
-        &settings,
+        &deployment.settings,
         secrets,
         usage,
         deployment.store.clone(),

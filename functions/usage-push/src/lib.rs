@@ -49,7 +49,7 @@ pub fn pusher_from(
     metrics: Arc<dyn Metrics>,
 ) -> Result<Option<UsagePusher>, ConfigError> {
     let Some(api) =
-        provision_worker::open_api_client(&settings.marketplace, secrets.open_api.as_ref())?
+        koogallery_openapi::client_for(&settings.marketplace, secrets.open_api.as_ref())?
     else {
         return Ok(None);
     };

@@ -39,8 +39,8 @@ async fn bed() -> Bed {
         sk: SecretKey::new("push-sk"),
     });
     config.settings.marketplace = MarketplaceSettings::OpenApi {
-        primary: sim.primary_url(),
-        fallback: Some(sim.fallback_url()),
+        primary: sim.primary_url().parse().unwrap(),
+        fallback: Some(sim.fallback_url().parse().unwrap()),
         timeout: Duration::from_secs(5),
     };
     let store = Arc::new(MemoryStore::new());
@@ -164,7 +164,7 @@ async fn offline_usage_is_kept_and_the_pass_says_so() {
 fn the_open_api_without_its_keys_is_a_named_error() {
     let mut config = Config::with_keys(ACCESS_KEY, "kit-key");
     config.settings.marketplace = MarketplaceSettings::OpenApi {
-        primary: "https://mkt.myhuaweicloud.com".into(),
+        primary: "https://mkt.myhuaweicloud.com".parse().unwrap(),
         fallback: None,
         timeout: Duration::from_secs(5),
     };

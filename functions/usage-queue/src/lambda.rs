@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use koogallery::metering::UsageStore;
+use koogallery::{config::catalog, metering::UsageStore};
 use koogallery_aws::{SqsConsumer, SqsQueue, from_lambda_event, sqs::batch_response};
 use koogallery_lambda::{Deployment, Error, Load, required};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -41,9 +41,9 @@ pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(
     let settle = SqsConsumer {
         queue: SqsQueue::new(
             aws_sdk_sqs::Client::new(&deployment.sdk),
-            required("KOOGALLERY_USAGE_QUEUE_URL")?,
+            required(&catalog::USAGE_QUEUE_URL)?,
         ),
-        dlq_url: required("KOOGALLERY_USAGE_DLQ_URL")?,
+        dlq_url: required(&catalog::USAGE_DLQ_URL)?,
         // The event source deletes what the batch response does not name.
         delete_on_ack: false,
     };

@@ -436,7 +436,7 @@ impl Resources {
     ) -> Result<Arc<crate::security::kit_client_secret::ClientSecretKey>, ConfigError> {
         self.client_secret_key.clone().ok_or_else(|| {
             ConfigError::invalid(
-                crate::security::kit_client_secret::KEY_ENV,
+                crate::config::catalog::KIT_RSA_KEY.name,
                 "applicationSync decrypts clientSecret with the Kit RSA key",
             )
         })

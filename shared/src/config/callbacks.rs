@@ -1,7 +1,7 @@
 //! The callbacks' own settings: how queryInstance presents credentials (Decisions §4) and what a
 //! debug newInstance answers (Decisions §7).
 
-use super::{ConfigError, Env, ProvisionerSettings};
+use super::{ConfigError, Env, ProvisionerSettings, catalog};
 use crate::security::credential_cipher::EncryptType;
 
 /// Where a debug record's `frontEndUrl` points when no static URL template is configured.
@@ -20,11 +20,8 @@ pub struct CallbackSettings {
 
 impl Default for CallbackSettings {
     fn default() -> Self {
-        Self {
-            credential_encryption: None,
-            debug_front_end_url: super::provisioner::DEFAULT_FRONT_END_URL.to_owned(),
-            usage_dashboard_url: None,
-        }
+        Self::read(&Env::empty(), &ProvisionerSettings::default())
+            .expect("the catalog's defaults are valid")
     }
 }
 
@@ -35,8 +32,7 @@ impl CallbackSettings {
     /// then uses the default template.
     pub fn read(env: &Env<'_>, provisioner: &ProvisionerSettings) -> Result<Self, ConfigError> {
         let credential_encryption = match env.choice(
-            "KOOGALLERY_CREDENTIAL_ENCRYPTION",
-            "none",
+            &catalog::CREDENTIAL_ENCRYPTION,
             &["none", "off", "aes256", "1", "aes128", "2"],
         )? {
             "aes256" | "1" => Some(EncryptType::Aes256),
@@ -50,7 +46,7 @@ impl CallbackSettings {
         Ok(Self {
             credential_encryption,
             debug_front_end_url,
-            usage_dashboard_url: env.get("KOOGALLERY_USAGE_DASHBOARD_URL"),
+            usage_dashboard_url: env.get(&catalog::USAGE_DASHBOARD_URL),
         })
     }
 }

@@ -1,10 +1,10 @@
-//! How usage is pushed and priced (issue 9, spec openapi §3 and §3.2): the pass interval, the
+//! How usage is pushed and priced (spec openapi §3 and §3.2): the pass interval, the
 //! grace after each hour, how early the horizon alarm speaks, the quotas of stop-when-used-up
 //! package SKUs and the pricing per SKU for bill estimates.
 
 use std::time::Duration;
 
-use super::{ConfigError, Env};
+use super::{ConfigError, Env, Setting, catalog};
 use crate::metering::{package::PackageQuotaList, pricing::PriceList, push::PushSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,18 +20,14 @@ pub struct MeteringSettings {
 
 impl Default for MeteringSettings {
     fn default() -> Self {
-        Self {
-            push_every: Duration::from_secs(60),
-            push: PushSettings::default(),
-            package_quotas: PackageQuotaList::default(),
-            pricing: PriceList::default(),
-        }
+        Self::read(&Env::empty()).expect("the catalog's defaults are valid")
     }
 }
 
 /// A JSON setting given inline (starting with `{`) or as the path of a file holding it.
-fn json_setting(env: &Env<'_>, name: &'static str) -> Result<Option<String>, ConfigError> {
-    let Some(value) = env.get(name) else {
+fn json_setting(env: &Env<'_>, setting: &Setting) -> Result<Option<String>, ConfigError> {
+    let name = setting.name;
+    let Some(value) = env.get(setting) else {
         return Ok(None);
     };
     let value = value.trim();
@@ -54,34 +50,34 @@ impl MeteringSettings {
     /// and `KOOGALLERY_PRICING` (JSON, inline or a file's path; checked here, so a typo stops
     /// the start rather than a bill).
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let grace = env.number("KOOGALLERY_USAGE_GRACE_SECS", 300i64, 0)?;
+        let grace = env.number(&catalog::USAGE_GRACE_SECS, 0i64)?;
         if grace > 3600 {
             return Err(ConfigError::invalid(
-                "KOOGALLERY_USAGE_GRACE_SECS",
+                catalog::USAGE_GRACE_SECS.name,
                 "at most 3600: KooGallery wants an hour's usage within minutes of its end",
             ));
         }
-        let warning = env.number("KOOGALLERY_USAGE_HORIZON_WARNING_DAYS", 3i64, 1)?;
+        let warning = env.number(&catalog::USAGE_HORIZON_WARNING_DAYS, 1i64)?;
         if warning > 20 {
             return Err(ConfigError::invalid(
-                "KOOGALLERY_USAGE_HORIZON_WARNING_DAYS",
+                catalog::USAGE_HORIZON_WARNING_DAYS.name,
                 "at most 20: the horizon is 21 days",
             ));
         }
-        let package_quotas = match json_setting(env, "KOOGALLERY_PACKAGE_QUOTAS")? {
+        let package_quotas = match json_setting(env, &catalog::PACKAGE_QUOTAS)? {
             Some(json) => PackageQuotaList::from_json(&json)
-                .map_err(|e| ConfigError::invalid("KOOGALLERY_PACKAGE_QUOTAS", e))?,
+                .map_err(|e| ConfigError::invalid(catalog::PACKAGE_QUOTAS.name, e))?,
             None => PackageQuotaList::default(),
         };
-        let pricing = match json_setting(env, "KOOGALLERY_PRICING")? {
+        let pricing = match json_setting(env, &catalog::PRICING)? {
             Some(json) => PriceList::from_json(&json)
-                .map_err(|e| ConfigError::invalid("KOOGALLERY_PRICING", e))?,
+                .map_err(|e| ConfigError::invalid(catalog::PRICING.name, e))?,
             None => PriceList::default(),
         };
         Ok(Self {
             package_quotas,
             pricing,
-            push_every: env.secs("KOOGALLERY_USAGE_PUSH_EVERY_SECS", 60, 1)?,
+            push_every: env.secs(&catalog::USAGE_PUSH_EVERY_SECS, 1)?,
             push: PushSettings {
                 grace: chrono::Duration::seconds(grace),
                 horizon_warning: chrono::Duration::days(warning),

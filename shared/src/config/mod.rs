@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 pub mod callbacks;
+pub mod catalog;
 pub mod edge;
 pub mod marketplace;
 pub mod metering;
@@ -17,8 +18,9 @@ pub mod secrets;
 pub mod worker;
 
 pub use callbacks::CallbackSettings;
+pub use catalog::Setting;
 pub use edge::EdgeSettings;
-pub use marketplace::MarketplaceSettings;
+pub use marketplace::{MarketplaceSettings, OpenApiAccess};
 pub use metering::MeteringSettings;
 pub use provisioner::ProvisionerSettings;
 pub use secrets::{
@@ -36,6 +38,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// A setting the SAM template sets is missing: a deployment error.
+    pub fn not_set(setting: &Setting) -> Self {
+        Self::invalid(setting.name, "is not set (the SAM template sets it)")
+    }
+
     pub fn invalid(name: &'static str, problem: impl Into<String>) -> Self {
         Self::Invalid {
             name,
@@ -45,7 +52,8 @@ impl ConfigError {
 }
 
 /// Where settings are read from: the process environment, or a map in tests. Blank values count
-/// as unset.
+/// as unset. Every read names its [`Setting`], whose default it applies: a default is written once,
+/// in the [`catalog`].
 pub struct Env<'a>(Box<Lookup<'a>>);
 
 type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
@@ -55,90 +63,136 @@ impl<'a> Env<'a> {
         Self(Box::new(|k| std::env::var(k).ok()))
     }
 
+    /// Nothing set: every setting at its default.
+    pub fn empty() -> Self {
+        Self(Box::new(|_| None))
+    }
+
     pub fn from_fn(get: impl Fn(&str) -> Option<String> + 'a) -> Self {
         Self(Box::new(get))
     }
 
-    pub fn get(&self, name: &str) -> Option<String> {
+    /// A variable whose name is derived rather than listed (the edge's `KOOGALLERY_FN_<NAME>`,
+    /// from the registry).
+    pub fn derived(&self, name: &str) -> Option<String> {
         (self.0)(name)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     }
 
-    /// Whole seconds; `min` is the smallest value that makes sense.
-    pub fn secs(
-        &self,
-        name: &'static str,
-        default: u64,
-        min: u64,
-    ) -> Result<Duration, ConfigError> {
-        self.number(name, default, min).map(Duration::from_secs)
+    /// The value set, if any (no default).
+    pub fn get(&self, setting: &Setting) -> Option<String> {
+        self.derived(setting.name)
     }
 
-    /// A whole number of at least `min`.
-    pub fn number<T>(&self, name: &'static str, default: T, min: T) -> Result<T, ConfigError>
+    /// The value set, or else the setting's default.
+    pub fn text(&self, setting: &Setting) -> Option<String> {
+        self.get(setting)
+            .or_else(|| setting.default.map(str::to_owned))
+    }
+
+    /// A value the template must set; its absence is a deployment error, named.
+    pub fn required(&self, setting: &Setting) -> Result<String, ConfigError> {
+        self.get(setting)
+            .ok_or_else(|| ConfigError::not_set(setting))
+    }
+
+    /// Whole seconds of at least `min`, defaulted.
+    pub fn secs(&self, setting: &Setting, min: u64) -> Result<Duration, ConfigError> {
+        self.number(setting, min).map(Duration::from_secs)
+    }
+
+    /// Whole seconds of at least `min`, or nothing when unset (a setting without a default).
+    pub fn optional_secs(
+        &self,
+        setting: &Setting,
+        min: u64,
+    ) -> Result<Option<Duration>, ConfigError> {
+        Ok(self.optional_number(setting, min)?.map(Duration::from_secs))
+    }
+
+    /// A whole number of at least `min`, defaulted.
+    pub fn number<T>(&self, setting: &Setting, min: T) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
+        match self.text(setting) {
+            Some(raw) => Self::parse_number(setting, &raw, min),
+            None => Err(ConfigError::invalid(setting.name, "is not set")),
+        }
+    }
+
+    /// A whole number of at least `min`, or nothing when unset.
+    pub fn optional_number<T>(&self, setting: &Setting, min: T) -> Result<Option<T>, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        self.get(setting)
+            .map(|raw| Self::parse_number(setting, &raw, min))
+            .transpose()
+    }
+
+    fn parse_number<T>(setting: &Setting, raw: &str, min: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
         match raw.parse::<T>() {
             Ok(v) if v >= min => Ok(v),
             _ => Err(ConfigError::invalid(
-                name,
+                setting.name,
                 format!("expected a whole number of at least {min}, got {raw:?}"),
             )),
         }
     }
 
-    /// One of `choices` (case-sensitive), or the default when unset.
+    /// One of `choices` (case-sensitive), defaulted.
     pub fn choice(
         &self,
-        name: &'static str,
-        default: &'static str,
+        setting: &Setting,
         choices: &[&'static str],
     ) -> Result<&'static str, ConfigError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
+        let raw = self.text(setting).unwrap_or_default();
         choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
             ConfigError::invalid(
-                name,
+                setting.name,
                 format!("expected one of {}, got {raw:?}", choices.join(", ")),
             )
         })
     }
 }
 
-/// Every non-secret setting of one process.
-#[derive(Debug, Clone, Default)]
+/// Every non-secret setting of one process, read once at its start.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub edge: EdgeSettings,
     pub callbacks: CallbackSettings,
     pub provisioner: ProvisionerSettings,
     pub worker: WorkerSettings,
-    /// How the worker reads orders. It depends on the secrets (an AK/SK or not), so it is read
-    /// where they are known: [`Config::from_env`] locally, the worker's start-up on AWS.
+    /// How the worker and the usage push reach KooGallery. An unset choice depends on the
+    /// secrets (an AK/SK or not), so [`Settings::read`] is told what the process holds.
     pub marketplace: MarketplaceSettings,
     /// How usage is pushed to KooGallery.
     pub metering: MeteringSettings,
 }
 
-impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::read(&Env::process())
+impl Default for Settings {
+    /// Every setting at its default, offline (tests, examples).
+    fn default() -> Self {
+        Self::read(&Env::empty(), OpenApiAccess::NONE).expect("the catalog's defaults are valid")
     }
+}
 
-    /// Reads every `KOOGALLERY_*` setting (the README lists them).
-    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+impl Settings {
+    /// Reads every setting of the [`catalog`] once, and checks them together: a job delivery's
+    /// calls must fit the worker's timeout and its claim.
+    pub fn read(env: &Env<'_>, open_api: OpenApiAccess) -> Result<Self, ConfigError> {
         let provisioner = ProvisionerSettings::read(env)?;
         let settings = Self {
             edge: EdgeSettings::read(env)?,
             callbacks: CallbackSettings::read(env, &provisioner)?,
             provisioner,
             worker: WorkerSettings::read(env)?,
-            marketplace: MarketplaceSettings::Offline,
+            marketplace: MarketplaceSettings::read(env, open_api)?,
             metering: MeteringSettings::read(env)?,
         };
         settings.check_delivery()?;
@@ -146,9 +200,8 @@ impl Settings {
     }
 
     /// A job delivery's calls (the vendor's webhook, KooGallery's Query Order) fit the worker's
-    /// timeout and its claim ([`WorkerSettings::check_timeout`]). [`Self::read`] checks the
-    /// webhook; check again once [`Self::marketplace`] is known.
-    pub fn check_delivery(&self) -> Result<(), ConfigError> {
+    /// timeout and its claim ([`WorkerSettings::check_timeout`]).
+    fn check_delivery(&self) -> Result<(), ConfigError> {
         let webhook = match &self.provisioner {
             ProvisionerSettings::Webhook { timeout, .. } => Some(*timeout),
             ProvisionerSettings::Static { .. } => None,
@@ -187,10 +240,11 @@ impl Config {
     /// Settings and secrets from the process environment (the local host).
     pub fn from_env() -> Result<Self, ConfigError> {
         let env = Env::process();
-        let has_keys = EnvSecrets::open_api(&env)?.is_some();
-        let mut settings = Settings::read(&env)?;
-        settings.marketplace = MarketplaceSettings::read(&env, has_keys, false)?;
-        settings.check_delivery()?;
+        let open_api = OpenApiAccess {
+            held: EnvSecrets::open_api(&env)?.is_some(),
+            offline_by_default: true,
+        };
+        let settings = Settings::read(&env, open_api)?;
         let mut secrets = EnvSecrets::read(&env);
         secrets.kit_rsa = EnvSecrets::kit_rsa(&env)?;
         Ok(Self { settings, secrets })

@@ -101,14 +101,20 @@ impl SecretPart {
     ];
 
     /// The variable that names the part's secret (its ARN or name) to a function.
-    pub fn env_var(self) -> &'static str {
+    pub fn setting(self) -> &'static super::Setting {
+        use super::catalog;
         match self {
-            Self::CallbackKeys => "KOOGALLERY_CALLBACK_KEYS_SECRET_ID",
-            Self::OpenApi => "KOOGALLERY_OPENAPI_SECRET_ID",
-            Self::Webhook => "KOOGALLERY_WEBHOOK_SECRET_ID",
-            Self::Usage => "KOOGALLERY_USAGE_KEY_SECRET_ID",
-            Self::KitRsa => "KOOGALLERY_KIT_RSA_SECRET_ID",
+            Self::CallbackKeys => &catalog::CALLBACK_KEYS_SECRET_ID,
+            Self::OpenApi => &catalog::OPENAPI_SECRET_ID,
+            Self::Webhook => &catalog::WEBHOOK_SECRET_ID,
+            Self::Usage => &catalog::USAGE_KEY_SECRET_ID,
+            Self::KitRsa => &catalog::KIT_RSA_SECRET_ID,
         }
+    }
+
+    /// The name of [`Self::setting`].
+    pub fn env_var(self) -> &'static str {
+        self.setting().name
     }
 
     /// The JSON fields of the part's secret.
@@ -228,10 +234,11 @@ pub struct EnvSecrets;
 
 impl EnvSecrets {
     pub fn read(env: &Env<'_>) -> SecretBundle {
-        let basic = env.get("KOOGALLERY_ACCESS_KEY");
-        let kit = env.get("KOOGALLERY_KIT_KEY");
+        use super::catalog;
+        let basic = env.get(&catalog::ACCESS_KEY);
+        let kit = env.get(&catalog::KIT_KEY);
         let dev_keys = basic.is_none() || kit.is_none();
-        let ring = |current: Option<String>, dev: &str, previous: &str| {
+        let ring = |current: Option<String>, dev: &str, previous: &super::Setting| {
             KeyRing::new(
                 SecretKey::new(current.unwrap_or_else(|| dev.to_owned())),
                 env.get(previous).map(SecretKey::new),
@@ -239,12 +246,12 @@ impl EnvSecrets {
         };
         SecretBundle {
             keys: Keys {
-                basic: ring(basic, DEV_ACCESS_KEY, "KOOGALLERY_ACCESS_KEY_PREVIOUS"),
-                kit: ring(kit, DEV_KIT_KEY, "KOOGALLERY_KIT_KEY_PREVIOUS"),
+                basic: ring(basic, DEV_ACCESS_KEY, &catalog::ACCESS_KEY_PREVIOUS),
+                kit: ring(kit, DEV_KIT_KEY, &catalog::KIT_KEY_PREVIOUS),
             },
-            webhook: env.get("KOOGALLERY_WEBHOOK_SECRET").map(SecretKey::new),
+            webhook: env.get(&catalog::WEBHOOK_SECRET).map(SecretKey::new),
             open_api: Self::open_api(env).ok().flatten(),
-            usage: env.get("KOOGALLERY_USAGE_KEY").map(SecretKey::new),
+            usage: env.get(&catalog::USAGE_KEY).map(SecretKey::new),
             kit_rsa: None,
             dev_keys,
         }
@@ -258,21 +265,23 @@ impl EnvSecrets {
         Option<std::sync::Arc<crate::security::kit_client_secret::ClientSecretKey>>,
         super::ConfigError,
     > {
-        use crate::security::kit_client_secret::{ClientSecretKey, KEY_ENV};
-        env.get(KEY_ENV)
+        use crate::security::kit_client_secret::ClientSecretKey;
+        let setting = &super::catalog::KIT_RSA_KEY;
+        env.get(setting)
             .map(|pem| {
                 ClientSecretKey::from_pem(&pem)
                     .map(std::sync::Arc::new)
-                    .map_err(|e| super::ConfigError::invalid(KEY_ENV, e.to_string()))
+                    .map_err(|e| super::ConfigError::invalid(setting.name, e.to_string()))
             })
             .transpose()
     }
 
     /// `KOOGALLERY_AK` and `KOOGALLERY_SK`: both, or neither.
     pub fn open_api(env: &Env<'_>) -> Result<Option<OpenApiKeys>, super::ConfigError> {
+        use super::catalog::{AK, SK};
         OpenApiKeys::pair(
-            env.get("KOOGALLERY_AK"),
-            env.get("KOOGALLERY_SK"),
+            env.get(&AK),
+            env.get(&SK),
             ("KOOGALLERY_AK", "KOOGALLERY_SK"),
         )
         .map_err(|why| super::ConfigError::invalid("KOOGALLERY_AK", why))

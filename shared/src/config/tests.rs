@@ -14,7 +14,7 @@ fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let m = env(vars);
     let env = Env::from_fn(|k| m.get(k).cloned());
     Ok(Config {
-        settings: Settings::read(&env)?,
+        settings: Settings::read(&env, OpenApiAccess::NONE)?,
         secrets: EnvSecrets::read(&env),
     })
 }
@@ -206,19 +206,23 @@ fn deadlines_are_bounded_by_what_the_queue_keeps() {
     assert_eq!(ok.settings.worker.provisioning_deadline.as_secs(), 10800);
 }
 
-/// Issue 8: the marketplace is the open API when an AK/SK is configured; offline only locally by
-/// default, and on AWS only when chosen explicitly.
+/// The marketplace is the open API when an AK/SK is configured; offline only locally by default,
+/// and on AWS only when chosen explicitly.
 #[test]
 fn the_marketplace_is_the_open_api_with_keys_and_offline_only_by_choice_on_aws() {
     use crate::config::MarketplaceSettings;
     let read = |vars: &[(&str, &str)], keys: bool, aws: bool| {
         let m = env(vars);
-        MarketplaceSettings::read(&Env::from_fn(|k| m.get(k).cloned()), keys, aws)
+        let access = OpenApiAccess {
+            held: keys,
+            offline_by_default: !aws,
+        };
+        MarketplaceSettings::read(&Env::from_fn(|k| m.get(k).cloned()), access)
     };
     assert!(matches!(
         read(&[], true, true).unwrap(),
         MarketplaceSettings::OpenApi { ref primary, fallback: Some(ref f), .. }
-            if primary == "https://mkt.myhuaweicloud.com" && f == "https://mkt.myhuaweicloud.cn"
+            if primary.as_str() == "https://mkt.myhuaweicloud.com/" && f.as_str() == "https://mkt.myhuaweicloud.cn/"
     ));
     assert_eq!(
         read(&[], false, false).unwrap(),
@@ -252,7 +256,7 @@ fn the_marketplace_is_the_open_api_with_keys_and_offline_only_by_choice_on_aws()
     assert!(matches!(
         intl,
         MarketplaceSettings::OpenApi { ref primary, fallback: None, .. }
-            if primary == "https://mkt-intl.myhuaweicloud.com"
+            if primary.as_str() == "https://mkt-intl.myhuaweicloud.com/"
     ));
 }
 
@@ -261,14 +265,14 @@ fn the_marketplace_is_the_open_api_with_keys_and_offline_only_by_choice_on_aws()
 /// the Query Orders do not fit beside it; the open API timeout has an upper bound.
 #[test]
 fn the_query_order_calls_count_in_the_worker_timeout_and_the_open_api_timeout_is_bounded() {
-    use crate::config::MarketplaceSettings;
     let read = |vars: &[(&str, &str)]| -> Result<Settings, ConfigError> {
         let m = env(vars);
         let env = Env::from_fn(|k| m.get(k).cloned());
-        let mut settings = Settings::read(&env)?;
-        settings.marketplace = MarketplaceSettings::read(&env, true, true)?;
-        settings.check_delivery()?;
-        Ok(settings)
+        let aws = OpenApiAccess {
+            held: true,
+            offline_by_default: false,
+        };
+        Settings::read(&env, aws)
     };
     let webhook = [
         ("KOOGALLERY_PROVISIONER", "webhook"),

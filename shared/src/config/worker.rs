@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{ConfigError, Env};
+use super::{ConfigError, Env, catalog};
 
 /// Tries of one webhook call within a job delivery, and the pause before each retry
 /// (`first`, `2 × first`, …): the webhook provisioner's own fast retries.
@@ -69,17 +69,7 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self {
-            provisioning_deadline: Duration::from_secs(6 * 3600),
-            notice_deadline: Duration::from_secs(48 * 3600),
-            backoff_base: Duration::from_secs(2),
-            backoff_max: Duration::from_secs(300),
-            claim_duration: Duration::from_secs(120),
-            reconcile_every: Duration::from_secs(300),
-            reconcile_grace: Duration::from_secs(60),
-            function_timeout: None,
-            queue_limits: None,
-        }
+        Self::read(&Env::empty()).expect("the catalog's defaults are valid")
     }
 }
 
@@ -120,79 +110,47 @@ impl WorkerSettings {
     /// `KOOGALLERY_WORKER_MAX_ATTEMPTS` (earlier releases) is refused with a pointer to the deadline
     /// that replaced it, rather than silently ignored.
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
-        if env.get("KOOGALLERY_WORKER_MAX_ATTEMPTS").is_some() {
+        if env.get(&catalog::WORKER_MAX_ATTEMPTS).is_some() {
             return Err(ConfigError::invalid(
-                "KOOGALLERY_WORKER_MAX_ATTEMPTS",
+                catalog::WORKER_MAX_ATTEMPTS.name,
                 "no longer used: provisioning retries until KOOGALLERY_PROVISIONING_DEADLINE_SECS after the order; remove it",
             ));
         }
-        let defaults = Self::default();
         let three_days = 3 * 24 * 3600;
         let settings = Self {
-            provisioning_deadline: env.secs(
-                "KOOGALLERY_PROVISIONING_DEADLINE_SECS",
-                defaults.provisioning_deadline.as_secs(),
-                60,
-            )?,
-            notice_deadline: env.secs(
-                "KOOGALLERY_NOTICE_DEADLINE_SECS",
-                defaults.notice_deadline.as_secs(),
-                60,
-            )?,
-            backoff_base: env.secs(
-                "KOOGALLERY_WORKER_BACKOFF_SECS",
-                defaults.backoff_base.as_secs(),
-                1,
-            )?,
-            backoff_max: env.secs(
-                "KOOGALLERY_WORKER_BACKOFF_MAX_SECS",
-                defaults.backoff_max.as_secs(),
-                1,
-            )?,
-            reconcile_every: env.secs(
-                "KOOGALLERY_RECONCILE_EVERY_SECS",
-                defaults.reconcile_every.as_secs(),
-                1,
-            )?,
-            claim_duration: env.secs(
-                "KOOGALLERY_WORKER_CLAIM_SECS",
-                defaults.claim_duration.as_secs(),
-                10,
-            )?,
-            reconcile_grace: env.secs(
-                "KOOGALLERY_RECONCILE_GRACE_SECS",
-                defaults.reconcile_grace.as_secs(),
-                1,
-            )?,
-            function_timeout: match env.get("KOOGALLERY_WORKER_TIMEOUT_SECS") {
-                Some(_) => Some(env.secs("KOOGALLERY_WORKER_TIMEOUT_SECS", 0, 1)?),
-                None => None,
-            },
+            provisioning_deadline: env.secs(&catalog::PROVISIONING_DEADLINE_SECS, 60)?,
+            notice_deadline: env.secs(&catalog::NOTICE_DEADLINE_SECS, 60)?,
+            backoff_base: env.secs(&catalog::WORKER_BACKOFF_SECS, 1)?,
+            backoff_max: env.secs(&catalog::WORKER_BACKOFF_MAX_SECS, 1)?,
+            reconcile_every: env.secs(&catalog::RECONCILE_EVERY_SECS, 1)?,
+            claim_duration: env.secs(&catalog::WORKER_CLAIM_SECS, 10)?,
+            reconcile_grace: env.secs(&catalog::RECONCILE_GRACE_SECS, 1)?,
+            function_timeout: env.optional_secs(&catalog::WORKER_TIMEOUT_SECS, 1)?,
             queue_limits: QueueLimits::read(env)?,
         };
-        for (name, value) in [
+        for (setting, value) in [
             (
-                "KOOGALLERY_PROVISIONING_DEADLINE_SECS",
+                &catalog::PROVISIONING_DEADLINE_SECS,
                 settings.provisioning_deadline,
             ),
-            ("KOOGALLERY_NOTICE_DEADLINE_SECS", settings.notice_deadline),
+            (&catalog::NOTICE_DEADLINE_SECS, settings.notice_deadline),
         ] {
             if value.as_secs() > three_days {
                 return Err(ConfigError::invalid(
-                    name,
+                    setting.name,
                     format!("at most {three_days} s (3 days)"),
                 ));
             }
         }
         if settings.backoff_max.as_secs() > 43_200 {
             return Err(ConfigError::invalid(
-                "KOOGALLERY_WORKER_BACKOFF_MAX_SECS",
+                catalog::WORKER_BACKOFF_MAX_SECS.name,
                 "at most 43200 s (SQS's longest visibility timeout)",
             ));
         }
         if settings.backoff_max < settings.backoff_base {
             return Err(ConfigError::invalid(
-                "KOOGALLERY_WORKER_BACKOFF_MAX_SECS",
+                catalog::WORKER_BACKOFF_MAX_SECS.name,
                 "must not be below KOOGALLERY_WORKER_BACKOFF_SECS",
             ));
         }
@@ -254,7 +212,7 @@ impl WorkerSettings {
                 None => "lower the deadlines".to_owned(),
             };
             return Err(ConfigError::invalid(
-                "KOOGALLERY_JOBS_MAX_RECEIVE_COUNT",
+                catalog::JOBS_MAX_RECEIVE_COUNT.name,
                 format!(
                     "a job may retry for {} s (KOOGALLERY_PROVISIONING_DEADLINE_SECS + KOOGALLERY_NOTICE_DEADLINE_SECS); with retries as little as half of KOOGALLERY_WORKER_BACKOFF_MAX_SECS ({} s) apart that takes up to {needed} receives, more than the jobs queue's maxReceiveCount of {} (template: MaxReceiveCount), so a live job would reach the dead-letter queue: {fix}",
                     self.longest_retry().as_secs(),
@@ -266,7 +224,7 @@ impl WorkerSettings {
         let life = self.longest_job_life();
         if life >= limits.retention {
             return Err(ConfigError::invalid(
-                "KOOGALLERY_JOBS_RETENTION_SECS",
+                catalog::JOBS_RETENTION_SECS.name,
                 format!(
                     "a job may live {} s (KOOGALLERY_PROVISIONING_DEADLINE_SECS + KOOGALLERY_NOTICE_DEADLINE_SECS, plus twice KOOGALLERY_WORKER_BACKOFF_MAX_SECS and KOOGALLERY_WORKER_CLAIM_SECS), not less than the jobs queue keeps a message ({} s), so a live job would expire unseen: lower the deadlines or the backoff",
                     life.as_secs(),
@@ -333,9 +291,9 @@ impl WorkerSettings {
         let needed = (webhook_call + open_api_call) * CALLS_PER_DELIVERY + STORE_MARGIN;
         // Name the setting that weighs most.
         let name = if open_api_call > webhook_call {
-            "KOOGALLERY_OPENAPI_TIMEOUT_SECS"
+            catalog::OPENAPI_TIMEOUT_SECS.name
         } else {
-            "KOOGALLERY_WEBHOOK_TIMEOUT_SECS"
+            catalog::WEBHOOK_TIMEOUT_SECS.name
         };
         let made_of = format!(
             "{CALLS_PER_DELIVERY} x (a webhook call of up to {} s: {WEBHOOK_TRIES} tries x KOOGALLERY_WEBHOOK_TIMEOUT_SECS, plus pauses; and a Query Order of up to {} s: KOOGALLERY_OPENAPI_TIMEOUT_SECS on each host), plus {} s for the store",
@@ -373,9 +331,13 @@ impl QueueLimits {
     /// `KOOGALLERY_JOBS_MAX_RECEIVE_COUNT` (1 to 1000) and `KOOGALLERY_JOBS_RETENTION_SECS` (60 to
     /// 1209600), both or neither.
     pub fn read(env: &Env<'_>) -> Result<Option<Self>, ConfigError> {
-        const COUNT: &str = "KOOGALLERY_JOBS_MAX_RECEIVE_COUNT";
-        const RETENTION: &str = "KOOGALLERY_JOBS_RETENTION_SECS";
-        match (env.get(COUNT), env.get(RETENTION)) {
+        let (count, retention) = (
+            &catalog::JOBS_MAX_RECEIVE_COUNT,
+            &catalog::JOBS_RETENTION_SECS,
+        );
+        const COUNT: &str = catalog::JOBS_MAX_RECEIVE_COUNT.name;
+        const RETENTION: &str = catalog::JOBS_RETENTION_SECS.name;
+        match (env.get(count), env.get(retention)) {
             (None, None) => Ok(None),
             (Some(_), None) => Err(ConfigError::invalid(
                 RETENTION,
@@ -386,14 +348,14 @@ impl QueueLimits {
                 format!("must be set with {RETENTION}"),
             )),
             (Some(_), Some(_)) => {
-                let max_receive_count: u32 = env.number(COUNT, 0, 1)?;
+                let max_receive_count: u32 = env.number(count, 1)?;
                 if max_receive_count > SQS_MAX_RECEIVE_COUNT {
                     return Err(ConfigError::invalid(
                         COUNT,
                         format!("at most {SQS_MAX_RECEIVE_COUNT} (SQS's largest)"),
                     ));
                 }
-                let retention = env.secs(RETENTION, 0, 60)?;
+                let retention = env.secs(retention, 60)?;
                 if retention.as_secs() > SQS_MAX_RETENTION_SECS {
                     return Err(ConfigError::invalid(
                         RETENTION,

@@ -326,9 +326,8 @@ fn decode_base64(input: &str) -> Result<Vec<u8>, DecryptError> {
         .map_err(|_| DecryptError::NotBase64)
 }
 
-/// The deployment's key as PEM (PKCS#8 or PKCS#1), locally; on AWS the Kit RSA key secret holds it.
-pub const KEY_ENV: &str = "KOOGALLERY_KIT_RSA_KEY";
-/// The key file the local host generates in its data directory when [`KEY_ENV`] is unset.
+/// The key file the local host generates in its data directory when `KOOGALLERY_KIT_RSA_KEY`
+/// (the key as PEM, PKCS#8 or PKCS#1; on AWS the Kit RSA key secret holds it) is unset.
 pub const KEY_FILE: &str = "kit-rsa-key.pem";
 
 /// The key in `dir`'s [`KEY_FILE`], generated (owner-only, written atomically, never replaced) on
