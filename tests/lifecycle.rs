@@ -268,7 +268,7 @@ async fn bad_http_input_gets_a_signed_result_code() {
     h.shutdown().await;
 }
 
-/// Issue 10: `koogallery-sim load` drives signed calls, each with its own nonce, and counts every
+/// `koogallery-sim load` drives signed calls, each with its own nonce, and counts every
 /// answer other than the expected code as unexpected (here, all of them under a wrong key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_mode_reports_throughput_latency_and_unexpected_answers() {

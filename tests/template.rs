@@ -410,7 +410,7 @@ fn drift_between_template_and_registry_is_reported() {
     assert!(broken(r).contains("RefreshInstanceRole may touch partition keys"));
 }
 
-/// Issue 7, AWS edges: the public route is throttled (a flood gets 429s that KooGallery retries,
+/// The public route is throttled (a flood gets 429s that KooGallery retries,
 /// not an overrun table) and the worker's event source runs a bounded number of invocations.
 #[test]
 fn the_production_url_is_throttled_and_the_worker_bounded() {
@@ -622,7 +622,7 @@ fn queue_limit_problems(template: &Value) -> Vec<String> {
     out
 }
 
-/// Issue 16, item 12: the jobs queue's maxReceiveCount and retention outlast the deadlines.
+/// The jobs queue's maxReceiveCount and retention outlast the deadlines.
 #[test]
 fn the_jobs_queue_limits_outlast_the_deadlines_and_the_worker_checks_them() {
     let template = load();
@@ -709,7 +709,7 @@ fn queue_limit_drift_is_reported() {
     assert!(broken(&r).contains("no allowed WorkerBackoffMaxSecs"));
 }
 
-/// Issue 7, AWS edges: each function may touch only its own partition keys (the edge its nonces,
+/// Each function may touch only its own partition keys (the edge its nonces,
 /// the worker instances, the reconciler only the sparse index), concurrency can be reserved, the
 /// reconciler runs on a schedule, and every alarm watches a metric the code writes.
 #[test]
@@ -916,7 +916,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
     );
 }
 
-/// Every way the template's pay-per-use usage (issue 9) differs from what the usage functions
+/// Every way the template's pay-per-use usage differs from what the usage functions
 /// need, in words: the `POST /usage` route, the usage queue and its redrive to the usage DLQ, the
 /// push schedule, the alarms on the metering metrics and on the DLQ, and roles no wider than the
 /// functions' table access (the usage items' partitions from `koogallery_aws::usage::keys`).
@@ -1332,7 +1332,7 @@ fn usage_drift_is_reported() {
     }
 }
 
-/// Issue 16, item 9: which parts of the secrets each function may read, and so holds: exactly the
+/// Which parts of the secrets each function may read, and so holds: exactly the
 /// parts it uses. The callbacks' come from the registry (`needs.keys`: the callback keys).
 fn secret_parts(function: &str) -> Option<Vec<SecretPart>> {
     use SecretPart::*;

@@ -1,4 +1,4 @@
-//! Pay-per-use end to end (issue 9): the vendor's app reports usage over HTTP to the local host,
+//! Pay-per-use end to end: the vendor's app reports usage over HTTP to the local host,
 //! the host pushes each closed hour to the simulated KooGallery open API while that API fails in
 //! every way it can, and the host is stopped and restarted on its data directory meanwhile.
 //! Afterwards, per (instance, hour), KooGallery holds exactly what was ingested: nothing twice with
@@ -683,8 +683,8 @@ async fn a_refusal_of_everything_for_a_while_rejects_nothing() {
     h.shutdown().await;
 }
 
-/// openapi §3 rule 3 over HTTP: an instance ordered mid-hour gets its first record from its start
-/// (to the second), not from the hour's start; its next hour is whole.
+/// docs/protocol/openapi.md §3 rule 3 over HTTP: an instance ordered mid-hour gets its first record
+/// from its start (to the second), not from the hour's start; its next hour is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_record_of_an_instance_begins_at_its_start() {
     let (openapi, mut cfg) = with_openapi(config(), false, Duration::from_secs(2)).await;

@@ -1,4 +1,4 @@
-//! Issue 7: the worker under real traffic, over real HTTP: the local host, the KooGallery
+//! The worker under real traffic, over real HTTP: the local host, the KooGallery
 //! simulator, and a scripted vendor webhook inside the test (an outage longer than a minute, a
 //! release during it, duplicate deliveries, a notice that fails, SIGKILL mid-provisioning).
 
@@ -345,7 +345,7 @@ async fn sigkill_mid_provisioning_then_restart_provisions_the_order() {
         .count();
     assert_eq!(provisioned, 1, "activated once");
     drop(store);
-    // Issue 7, defect 9: the store file never holds the password in plain text; the key that
+    // The store file never holds the password in plain text; the key that
     // seals it is a file of its own, readable by its owner only.
     let file = std::fs::read(dir.path().join("koogallery.redb")).unwrap();
     assert!(
@@ -418,7 +418,7 @@ async fn a_lost_job_is_found_by_the_reconciler_and_the_order_provisioned() {
     assert_eq!(vendor.accepted("lost-1"), ["provision"]);
 }
 
-/// Issue 8: the worker reads the real order through KooGallery's open API (here the simulator's,
+/// The worker reads the real order through KooGallery's open API (here the simulator's,
 /// with the primary host down so the client falls back): a yearly 50-seat purchase reaches the
 /// vendor's webhook as yearly, 50 seats, with its expiry and SKU, not as an offline month.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -464,7 +464,7 @@ async fn the_vendor_provisions_from_the_order_the_marketplace_served() {
     h.shutdown().await;
 }
 
-/// Issue 8: orderNotify end to end. KooGallery says an order line was paid; the answer is
+/// OrderNotify end to end. KooGallery says an order line was paid; the answer is
 /// `000000` at once; the worker reads the order through the open API and the vendor hears one
 /// `order` event with it, however many times KooGallery repeats the call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,9 +234,9 @@ fn data_dir(settings: &LocalSettings) -> Result<&std::path::Path, StartError> {
     Ok(&settings.data_dir)
 }
 
-/// The Kit RSA key (Decisions §14): `KOOGALLERY_KIT_RSA_KEY` (PEM), or else `kit-rsa-key.pem` in
-/// the data directory, generated on first start, owner-only. Back it up with the store file: its
-/// public half is what the seller uploaded to KooGallery.
+/// The Kit RSA key (docs/protocol/decisions.md §14): `KOOGALLERY_KIT_RSA_KEY` (PEM), or else
+/// `kit-rsa-key.pem` in the data directory, generated on first start, owner-only. Back it up with
+/// the store file: its public half is what the seller uploaded to KooGallery.
 pub fn local_kit_key(
     config: &Config,
     settings: &LocalSettings,
@@ -603,7 +603,8 @@ async fn produce(
 }
 
 /// `GET /kit/public-key`: the public half of the Kit RSA key (SubjectPublicKeyInfo PEM), which the
-/// seller uploads in 卖家中心 → 应用工具 → 应用凭证管理 (callbacks §3.5). Public, so no signature.
+/// seller uploads in 卖家中心 → 应用工具 → 应用凭证管理 (docs/protocol/callbacks.md §3.5). Public, so no
+/// signature.
 fn kit_public_key_answer(pem: Option<String>) -> Response {
     match pem {
         Some(pem) => (

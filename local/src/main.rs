@@ -1,6 +1,7 @@
 //! `make run`: the production interface on 127.0.0.1:$PORT, data in $KOOGALLERY_DATA_DIR.
-//! `make run-aws-local`: the same on the AWS adapters against the emulator (`KOOGALLERY_BACKEND=aws`).
-//! `koogallery-local kit-public-key`: print the Kit RSA public key the seller uploads (callbacks §3.5).
+//! `make run-aws-local`: the same on the AWS adapters against the emulator
+//! (`KOOGALLERY_BACKEND=aws`). `koogallery-local kit-public-key`: print the Kit RSA public key the
+//! seller uploads (docs/protocol/callbacks.md §3.5).
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

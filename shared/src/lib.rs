@@ -1,18 +1,22 @@
 //! The KooGallery SaaS production interface, vendor side: one module per KooGallery concept.
 //!
 //! ```text
-//! protocol/      what travels on the wire: V2 basic DTOs, the reply, time formats   (callbacks §4, §6)
-//! security/      every signature and cipher, one file per scheme; the replay port    (callbacks §3)
-//! callbacks/     one module per callback (parse → apply → answer) and the registry  (callbacks §6)
-//! instance/      the purchased instance: state machine, events, store port, record  (Decisions §5–7)
-//! order/         the order behind it and the marketplace port (Query Order)         (openapi §2)
+//! protocol/      what travels on the wire: V2 basic and Kit DTOs, the reply, time formats
+//! security/      every signature and cipher, one file per scheme; the replay port
+//! callbacks/     one module per callback (parse → apply → answer) and the registry
+//! instance/      the purchased instance: state machine, events, store port, record
+//! order/         the order behind it and the marketplace port (Query Order), order notices
 //! provisioning/  the provisioner port: create resources, hear lifecycle notices
 //! jobs/          the job queue between callbacks and worker, and its consumer port
-//! directory/     the 联营 tenant directory the Kit syncs keep, and its port          (callbacks §9)
-//! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates (openapi §3)
-//! config/        settings per concept and the typed secrets bundle
+//! directory/     the 联营 tenant directory the Kit syncs keep, and its port
+//! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates
+//! config/        every setting defined once (catalog), per concept; the typed secrets
+//! logging        one log set-up for every process
 //! testing/       fakes, the in-memory test bed, port contracts (feature `testing`)
 //! ```
+//!
+//! `docs/architecture.md` names the protocol sections each module implements; the protocol
+//! itself is in `docs/protocol/`.
 //!
 //! Wire DTOs (`protocol`) and the domain (`instance`, `order`, `provisioning`) never import each
 //! other; the callbacks translate (a test in `tests/architecture.rs` holds this). [`ResultCode`],

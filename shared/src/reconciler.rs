@@ -154,7 +154,7 @@ mod tests {
         b.store.create_for_order_line(&i, &[ev]).await.unwrap();
     }
 
-    /// Issue 7, defect 5: a provisioning job that died outside the worker (its instance still
+    /// A provisioning job that died outside the worker (its instance still
     /// provisioning, "enqueued", nobody working on it) is queued again, and so is an undelivered
     /// notice; what is merely waiting for its retry, and debug records, are left alone.
     #[tokio::test]

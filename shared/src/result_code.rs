@@ -1,4 +1,5 @@
-//! KooGallery result codes (spec callbacks §4). Always sent as a 6-character string with HTTP 200.
+//! KooGallery result codes (docs/protocol/callbacks.md §4). Always sent as a 6-character string
+//! with HTTP 200.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -9,7 +10,8 @@ pub enum ResultCode {
     Success,
     /// `000001` authentication failed (signature, token, replayed nonce).
     AuthenticationFailed,
-    /// `000002` invalid request parameter (also stale timestamp / missing nonce, per the official sample).
+    /// `000002` invalid request parameter (also stale timestamp / missing nonce, per the official
+    /// sample).
     InvalidParameter,
     /// `000003` instance ID does not exist.
     InstanceNotFound,
@@ -72,7 +74,8 @@ impl ResultCode {
         }
     }
 
-    /// Parses a code. Older docs wrote the async code as the 7-digit "0000004"; accept it (be liberal).
+    /// Parses a code. Older docs wrote the async code as the 7-digit "0000004"; accept it (be
+    /// liberal).
     pub fn parse(s: &str) -> Option<Self> {
         if s == "0000004" {
             return Some(Self::Processing);
@@ -100,8 +103,8 @@ impl ResultCode {
         }
     }
 
-    /// Codes with which a provisioning attempt may end for good (Decisions §5): the order then fails
-    /// and KooGallery refunds it.
+    /// Codes with which a provisioning attempt may end for good (docs/protocol/decisions.md §5):
+    /// the order then fails and KooGallery refunds it.
     pub fn is_failure(self) -> bool {
         !matches!(self, Self::Success | Self::Processing)
     }

@@ -1,4 +1,4 @@
-//! Plays KooGallery's 联营 Kit syncs (spec callbacks §3.2, §9): each call POSTed to
+//! Plays KooGallery's 联营 Kit syncs (docs/protocol/callbacks.md §3.2, §9): each call POSTed to
 //! `{production URL}/produceAPI/v2/{name}` with `x-sign`, `x-timestamp` and `x-nonce` made with the
 //! Kit key, the answer's `Body-Sign` checked with the same key; realistic bodies (Chinese names, a
 //! 500-user authSync, a deep department tree sent parents-after-children, a `clientSecret`
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{Answer, SimError, random_nonce, snippet};
 
-/// The Kit sub-path KooGallery appends to the production URL (callbacks §9).
+/// The Kit sub-path KooGallery appends to the production URL (docs/protocol/callbacks.md §9).
 pub const KIT_PATH: &str = "/produceAPI/v2/";
 /// The development Kit key of the local host.
 pub const DEFAULT_KIT_KEY: &str = "dev-kit-key-change-me";
@@ -35,7 +35,7 @@ impl std::fmt::Debug for KitSimulator {
     }
 }
 
-/// `timeStamp` of a Kit body: `yyyyMMddHHmmssSSS` in GMT+8 (callbacks §9).
+/// `timeStamp` of a Kit body: `yyyyMMddHHmmssSSS` in GMT+8 (docs/protocol/callbacks.md §9).
 pub fn kit_time_stamp() -> String {
     (chrono::Utc::now() + chrono::Duration::hours(8))
         .format("%Y%m%d%H%M%S%3f")
@@ -259,7 +259,7 @@ pub fn auth_sync(
 
 /// A flat department list of `n` departments in a tree `depth` levels deep (a chain of `depth`
 /// under the top, the rest spread under it), shuffled so parents often come after children, as
-/// the page allows (callbacks §9.5).
+/// the page allows (docs/protocol/callbacks.md §9.5).
 pub fn departments(n: usize, depth: usize) -> Vec<Value> {
     let depth = depth.clamp(1, n.max(1));
     let mut list: Vec<Value> = (0..n)

@@ -1,10 +1,10 @@
 //! Plays KooGallery against a vendor's production URL.
 //!
-//! [`Simulator::call`] signs a JSON body exactly as KooGallery does (spec callbacks §3.1: query
-//! parameters `signature` / `timestamp` / `nonce`, POST JSON body), sends it, and checks the
-//! answer's `Body-Sign` header (§3.3). [`Simulator::run_lifecycle`] walks a whole purchase —
-//! create, poll, renew, freeze, upgrade, change check, negative probes, release — asserting each
-//! answer (§6.1–§6.7).
+//! [`Simulator::call`] signs a JSON body exactly as KooGallery does
+//! (docs/protocol/callbacks.md §3.1: query parameters `signature` / `timestamp` / `nonce`, POST
+//! JSON body), sends it, and checks the answer's `Body-Sign` header (§3.3).
+//! [`Simulator::run_lifecycle`] walks a whole purchase — create, poll, renew, freeze, upgrade,
+//! change check, negative probes, release — asserting each answer (§6.1–§6.7).
 //!
 //! Request building is the pure function [`request::sign_request`]; nothing here logs the key.
 
@@ -31,7 +31,8 @@ pub use request::{SignedRequest, random_nonce, sign_request};
 /// Per-call HTTP timeout of the simulator (connect + answer).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// KooGallery's own per-call limit (callbacks §1, §5): slower answers are flagged in reports.
+/// KooGallery's own per-call limit (docs/protocol/callbacks.md §1, §5): slower answers are flagged
+/// in reports.
 pub const KOOGALLERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The local production URL (`make run`).
@@ -119,7 +120,8 @@ pub struct CallOptions {
     pub nonce: Option<String>,
     /// Timestamp (epoch ms) to send instead of now.
     pub timestamp_ms: Option<i64>,
-    /// Key to sign with instead of the access key. `Body-Sign` is still checked with the access key.
+    /// Key to sign with instead of the access key. `Body-Sign` is still checked with the access
+    /// key.
     pub key: Option<String>,
 }
 

@@ -1,4 +1,5 @@
-//! The purchase lifecycle as KooGallery drives it (spec callbacks §6.1–§6.7), step by step.
+//! The purchase lifecycle as KooGallery drives it (docs/protocol/callbacks.md §6.1–§6.7), step by
+//! step.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -733,8 +734,9 @@ impl Run<'_> {
                 Value::from(format!("sim-unknown-{}", uuid::Uuid::new_v4().simple())),
             )],
         );
-        // Debug calls answer 000000 with plausible appInfo for any ID (spec Decisions §7): the
-        // probes must pass whatever order they replay the cases in.
+        // Debug calls answer 000000 with plausible appInfo for any ID
+        // (docs/protocol/decisions.md §7): the probes must pass whatever order they replay the
+        // cases in.
         let gone: &[ResultCode] = if self.opts.test_flag {
             &[Success]
         } else {

@@ -328,8 +328,8 @@ enum Command {
         #[command(flatten)]
         kit_args: KitArgs,
     },
-    /// Sign and send one Kit sync (callbacks §9) with realistic data, or print the service's Kit
-    /// public key; exits 1 unless 000000 with a valid Body-Sign.
+    /// Sign and send one Kit sync (docs/protocol/callbacks.md §9) with realistic data, or print the
+    /// service's Kit public key; exits 1 unless 000000 with a valid Body-Sign.
     Kit {
         /// tenant-sync, application-sync, auth-sync, single-org-sync, all-org-sync, or public-key.
         #[arg(value_parser = ["tenant-sync", "application-sync", "auth-sync", "single-org-sync", "all-org-sync", "public-key"])]
@@ -360,7 +360,8 @@ enum Command {
         /// The activity (e.g. queryInstance); overrides "activity" of --body.
         #[arg(long)]
         activity: Option<String>,
-        /// A body field: KEY=VALUE (string) or KEY:=JSON (raw JSON, e.g. productInfo:='{"skuCode":"s"}').
+        /// A body field: KEY=VALUE (string) or KEY:=JSON (raw JSON, e.g.
+        /// productInfo:='{"skuCode":"s"}').
         #[arg(long = "field", value_name = "KEY=VALUE")]
         fields: Vec<String>,
         /// The whole body as a JSON object (--field and --activity are added to it).
@@ -375,7 +376,8 @@ enum Command {
         /// Send this timestamp (epoch ms) instead of now (stale-timestamp tests).
         #[arg(long, value_name = "MS")]
         timestamp: Option<i64>,
-        /// Sign with this key instead of --key (forged-signature tests); Body-Sign is still checked with --key.
+        /// Sign with this key instead of --key (forged-signature tests); Body-Sign is still checked
+        /// with --key.
         #[arg(long, value_name = "KEY")]
         sign_key: Option<String>,
     },
@@ -404,8 +406,9 @@ enum Command {
     /// sent, some in flight with their original), then checks one instance and one provisioning
     /// per order line: every repeat answered with the same instanceId, every line ready through
     /// queryInstance, one provision event per instance at the webhook this command serves. Start
-    /// the host with KOOGALLERY_PROVISIONER=webhook, KOOGALLERY_WEBHOOK_URL=http://<--webhook-listen>/hook
-    /// and the same KOOGALLERY_WEBHOOK_SECRET. Exits 1 on any violation.
+    /// the host with KOOGALLERY_PROVISIONER=webhook,
+    /// KOOGALLERY_WEBHOOK_URL=http://<--webhook-listen>/hook and the same
+    /// KOOGALLERY_WEBHOOK_SECRET. Exits 1 on any violation.
     Storm {
         #[command(flatten)]
         target: Target,

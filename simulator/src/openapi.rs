@@ -1,5 +1,5 @@
-//! `koogallery-sim serve-openapi`: KooGallery's open API as a vendor's client meets it (spec openapi
-//! §0–§2, §8), on two loopback listeners that play the primary and the fallback host.
+//! `koogallery-sim serve-openapi`: KooGallery's open API as a vendor's client meets it (spec
+//! openapi §0–§2, §8), on two loopback listeners that play the primary and the fallback host.
 //!
 //! Every request's APIG signature is verified as the gateway does (`APIG.0303` for a bad
 //! signature, an unknown AK, or more than 15 minutes of skew). Query Order serves the orders placed
@@ -103,7 +103,7 @@ impl SimOrder {
         }
     }
 
-    /// KooGallery's documented mock orders (openapi §2), line `<id>-000001`.
+    /// KooGallery's documented mock orders (docs/protocol/openapi.md §2), line `<id>-000001`.
     pub fn mocks(now: DateTime<Utc>) -> Vec<Self> {
         let mk = |id: &str, kind: &str, mode: &str, period: Option<(&str, u32)>| Self {
             order_type: kind.into(),
@@ -209,7 +209,7 @@ pub struct Seen {
     pub authorized: bool,
 }
 
-/// A usage record KooGallery accepted (openapi §3).
+/// A usage record KooGallery accepted (docs/protocol/openapi.md §3).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct UsageRecord {
     pub instance_id: String,
@@ -225,8 +225,8 @@ pub struct UsageRecord {
 #[derive(Default)]
 struct Usage {
     accepted: Vec<UsageRecord>,
-    /// Records dropped as repeats: the same instance and window (openapi §3 rule 5), or the same
-    /// `metering_sn`.
+    /// Records dropped as repeats: the same instance and window (docs/protocol/openapi.md §3 rule
+    /// 5), or the same `metering_sn`.
     duplicates: usize,
     /// Repeats whose content differs from the record first accepted for that window or serial:
     /// what a vendor must never send (the second would be dropped, its usage unbilled or wrong).
@@ -277,7 +277,8 @@ impl Usage {
 
 struct Inner {
     keys: HashMap<String, String>,
-    /// The seller's interconnection key: the usage push's body signature (openapi §3).
+    /// The seller's interconnection key: the usage push's body signature
+    /// (docs/protocol/openapi.md §3).
     interconnection_key: Mutex<String>,
     usage: Mutex<Usage>,
     orders: Mutex<HashMap<String, SimOrder>>,
@@ -439,7 +440,7 @@ fn answer(status: u16, body: Value) -> Response {
         .into_response()
 }
 
-/// The documented HTTP status of an `MKT.*` code (openapi §8).
+/// The documented HTTP status of an `MKT.*` code (docs/protocol/openapi.md §8).
 fn mkt_status(code: &str) -> u16 {
     match code {
         "MKT.0101" | "MKT.0102" | "MKT.0199" => 400,
@@ -449,9 +450,9 @@ fn mkt_status(code: &str) -> u16 {
     }
 }
 
-/// The new usage push (openapi §3).
+/// The new usage push (docs/protocol/openapi.md §3).
 pub const USAGE_PATH: &str = "/api/mkp-openapi-public/global/v1/isv/usage-data";
-/// Records per push, and how far back a window may begin (openapi §3).
+/// Records per push, and how far back a window may begin (docs/protocol/openapi.md §3).
 pub const MAX_USAGE_RECORDS: usize = 1000;
 pub const USAGE_HORIZON_DAYS: i64 = 21;
 

@@ -1,4 +1,5 @@
-//! Building a signed request exactly as KooGallery does (spec callbacks §3.1), as a pure function.
+//! Building a signed request exactly as KooGallery does (docs/protocol/callbacks.md §3.1), as a
+//! pure function.
 //!
 //! `POST <url>?signature=<HEX>&timestamp=<ms>&nonce=<32 alphanumerics>` with a JSON body and the
 //! headers `Accept: application/json`, `Content-Type: application/json;charset=utf8`.

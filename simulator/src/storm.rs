@@ -2,13 +2,15 @@
 //! of the deliveries repeats an order line already sent (same `orderId`/`orderLineId`, the same or
 //! a new `businessId`, always a new nonce and timestamp), half of them sent right beside their
 //! original so that both are in flight at once. A delivery answered with a signed, retryable
-//! `000005` (or not answered in KooGallery's 5 s) is repeated, as KooGallery does (callbacks §5).
+//! `000005` (or not answered in KooGallery's 5 s) is repeated, as KooGallery does
+//! (docs/protocol/callbacks.md §5).
 //!
-//! Then it checks what must hold whatever the load (callbacks §6.1, Decisions §6): every delivery
-//! of an order line was answered with the same instanceId, and no two lines share one; every line
-//! becomes ready through queryInstance; and the vendor's webhook, played here by
-//! [`WebhookReceiver`], received exactly one provisioning per line and none for an instance nobody
-//! was answered. Any breach is a violation in the report (and a non-zero exit of the command).
+//! Then it checks what must hold whatever the load (docs/protocol/callbacks.md §6.1,
+//! docs/protocol/decisions.md §6): every delivery of an order line was answered with the same
+//! instanceId, and no two lines share one; every line becomes ready through queryInstance; and the
+//! vendor's webhook, played here by [`WebhookReceiver`], received exactly one provisioning per line
+//! and none for an instance nobody was answered. Any breach is a violation in the report (and a
+//! non-zero exit of the command).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -561,7 +563,8 @@ async fn deliver(
 }
 
 /// Polls in flight at once, and the pause between two rounds of polls: KooGallery's own cadence
-/// is not published (callbacks §5); a gentle one leaves the host's worker the store.
+/// is not published (docs/protocol/callbacks.md §5); a gentle one leaves the host's worker the
+/// store.
 const POLL_CONNECTIONS: usize = 16;
 const POLL_PAUSE: Duration = Duration::from_secs(1);
 

@@ -345,7 +345,8 @@ fn new_validates_url_and_key_and_hides_the_key() {
     assert!(!format!("{opts:?}").contains("secret-forgery"));
 }
 
-// ---- a miniature vendor, for the lifecycle -------------------------------------------------------
+// ---- a miniature vendor, for the lifecycle
+// -------------------------------------------------------
 
 #[derive(Default)]
 struct Vendor {
@@ -383,7 +384,8 @@ impl Vendor {
             .instances
             .get(&id)
             .is_some_and(|(_, released)| !released);
-        // Debug calls answer 000000 whatever the instance's state, as Decisions §7 says.
+        // Debug calls answer 000000 whatever the instance's state, as docs/protocol/decisions.md §7
+        // says.
         let debug = text("testFlag") == "1";
         let not_found = if debug {
             Reply::success()
@@ -520,7 +522,8 @@ async fn lifecycle_passes_against_a_well_behaved_vendor() {
             .iter()
             .map(|s| s.result_code.unwrap().as_str())
             .collect();
-        // A real unknown or released instance is 000003; a debug one 000000 (Decisions §7).
+        // A real unknown or released instance is 000003; a debug one 000000
+        // (docs/protocol/decisions.md §7).
         let gone = if test_flag { "000000" } else { "000003" };
         assert_eq!(
             codes[11..],
@@ -625,7 +628,8 @@ async fn invalid_lifecycle_options_are_errors() {
     ));
 }
 
-// ---- pieces --------------------------------------------------------------------------------------
+// ---- pieces
+// --------------------------------------------------------------------------------------
 
 #[test]
 fn lifecycle_defaults_and_order_ids() {

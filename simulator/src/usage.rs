@@ -222,10 +222,10 @@ pub async fn received(openapi: &str) -> Result<String, String> {
 
 /// What KooGallery would bill for `instance_id` from the records it accepted (`accepted`, as
 /// `GET /_sim/usage` lists them) whose `begin_time` is in `[from, to)` (`to` exclusive), under
-/// `pricing`: the quantity and the amount. Rated as KooGallery rates (openapi §3.2): step bands
-/// per billing cycle counted from the instance's first accepted record, tier bands per record.
-/// Records deducted from a package (`relate_pkg_instance`) were prepaid and are left out, as the
-/// vendor's estimate leaves them out.
+/// `pricing`: the quantity and the amount. Rated as KooGallery rates
+/// (docs/protocol/openapi.md §3.2): step bands per billing cycle counted from the instance's first
+/// accepted record, tier bands per record. Records deducted from a package (`relate_pkg_instance`)
+/// were prepaid and are left out, as the vendor's estimate leaves them out.
 pub fn koogallery_bill(
     accepted: &[crate::openapi::UsageRecord],
     instance_id: &str,

@@ -1,6 +1,6 @@
-//! `serve-openapi` accepts usage pushes as KooGallery does (openapi §3): both signatures checked,
-//! at most 1000 records, the 21-day horizon, repeats (same `metering_sn`, or the same instance and
-//! window) dropped, ready for the metering work.
+//! `serve-openapi` accepts usage pushes as KooGallery does (docs/protocol/openapi.md §3): both
+//! signatures checked, at most 1000 records, the 21-day horizon, repeats (same `metering_sn`, or
+//! the same instance and window) dropped, ready for the metering work.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! queryInstance's `usageInfo` on on-demand instances with a long history (issue 16, item 3): 1 and
+//! queryInstance's `usageInfo` on on-demand instances with a long history: 1 and
 //! 100 instances of `BENCH_WINDOWS` (10 000) hourly windows each, the whole callback answered from
 //! the running totals, next to what a poll read before them (every window of every instance, one
 //! instance after another). Prints BENCHMARKS.md's rows.

@@ -1,4 +1,4 @@
-//! The usage push at volume (issue 9): 100 000 closed windows (200 instances × 500 hours, all
+//! The usage push at volume: 100 000 closed windows (200 instances × 500 hours, all
 //! within KooGallery's 21 days) pushed by one pass over HTTP to the simulated open API, with the
 //! body and APIG signatures, 1000 records per call. Prints the time, the calls and what the
 //! simulator accepted. Run: `cargo bench -p koogallery-e2e --bench usage_push`.

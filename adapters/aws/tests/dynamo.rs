@@ -153,7 +153,8 @@ async fn instance_id_reused_by_another_order_line_is_reported_not_written() {
         .unwrap();
     let mut other = inst.clone();
     other.order_line_id = format!("{}-000002", inst.order_id);
-    // The caller is told, so that newInstance can derive another ID (Decisions §6).
+    // The caller is told, so that newInstance can derive another ID
+    // (docs/protocol/decisions.md §6).
     assert!(matches!(
         store.create_for_order_line(&other, &[ev]).await,
         Ok(CreateOutcome::InstanceIdTaken)
@@ -415,7 +416,7 @@ async fn unsettled_ids(store: &DynamoStore) -> std::collections::BTreeSet<String
         .collect()
 }
 
-/// Issue 16, item 13: unsettled instances are spread over the index's shards by a hash of their
+/// Unsettled instances are spread over the index's shards by a hash of their
 /// ID (not one constant key), the index holds keys only, and `unsettled` finds them in every
 /// shard.
 #[tokio::test]
@@ -496,7 +497,7 @@ async fn unsettled_instances_are_spread_over_shards_of_a_keys_only_index() {
     }
 }
 
-/// Issue 16, item 13: an instance written by an earlier release (`unsettled` = "1", the legacy
+/// An instance written by an earlier release (`unsettled` = "1", the legacy
 /// index's one key) is still found; its next save moves it to its shard.
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]

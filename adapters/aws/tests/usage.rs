@@ -363,7 +363,7 @@ async fn stored_on(store: &DynamoUsageStore, instance: &str) -> (u64, rust_decim
     )
 }
 
-/// Issue 16, item 15: a batch of several transactions validates the whole of it before its first
+/// A batch of several transactions validates the whole of it before its first
 /// write and holds what it validated, so a seal between two of its transactions cannot refuse
 /// its rest after its first reports were stored (the README: nothing of a refused batch is
 /// stored). Here the late report's hour is sealed while the batch is paused after its first
@@ -435,7 +435,7 @@ async fn a_seal_between_the_transactions_of_a_batch_cannot_refuse_its_rest() {
     store.save_window(&window).await.unwrap();
 }
 
-/// Issue 16, item 15: another batch using the same stop-when-used-up package between two
+/// Another batch using the same stop-when-used-up package between two
 /// transactions of a batch cannot make the batch's rest exceed the quota after its first
 /// reports were stored: it waits for the package (held), and is refused itself, whole, when
 /// too little is left.

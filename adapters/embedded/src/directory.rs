@@ -1,7 +1,7 @@
-//! [`TenantDirectory`] over redb (Decisions §16; spec callbacks §9), mirroring
-//! `koogallery::testing::MemoryDirectory`: records in `dir_tenants`, `dir_apps`, `dir_users` and
-//! `dir_departments`, the tenant's event numbering in `dir_last_seq`, undelivered events in
-//! `dir_events` (key layout: the crate docs). Values are the versioned records of
+//! [`TenantDirectory`] over redb (docs/protocol/decisions.md §16; docs/protocol/callbacks.md §9),
+//! mirroring `koogallery::testing::MemoryDirectory`: records in `dir_tenants`, `dir_apps`,
+//! `dir_users` and `dir_departments`, the tenant's event numbering in `dir_last_seq`, undelivered
+//! events in `dir_events` (key layout: the crate docs). Values are the versioned records of
 //! `koogallery::directory::record`.
 //!
 //! A sync is one write transaction, one durable commit, with the events it produces: a 500-user
@@ -112,7 +112,8 @@ fn decode_all<'a, K: redb::Key + 'static, T>(
 }
 
 /// Applies `change` to the tenant's records: `MemoryDirectory`'s `apply_to`, the rules every
-/// adapter follows (Decisions §16). Unknown records are upserted or, deleted, a success.
+/// adapter follows (docs/protocol/decisions.md §16). Unknown records are upserted or, deleted, a
+/// success.
 fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(), Fault> {
     let (i, t) = s.key();
     match change {
@@ -155,7 +156,8 @@ fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(),
             }
         }
         DirectoryChange::RevokeUsers { app_id, user_names } => {
-            // The record is kept, marked revoked; an unknown user gets none (Decisions §16).
+            // The record is kept, marked revoked; an unknown user gets none
+            // (docs/protocol/decisions.md §16).
             let mut table = txn.open_table(DIR_USERS)?;
             for name in user_names {
                 let k = (i, t, app_id.as_str(), name.as_str());
@@ -187,7 +189,8 @@ fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(),
                 .remove((i, t, org_code.as_str()))?;
         }
         DirectoryChange::ReplaceDepartments(all) => {
-            // allOrgSync (callbacks §9.5): the whole set, replaced in this one transaction.
+            // allOrgSync (docs/protocol/callbacks.md §9.5): the whole set, replaced in this one
+            // transaction.
             let mut table = txn.open_table(DIR_DEPARTMENTS)?;
             table.retain_in(s.range3(), |_, _| false)?;
             for d in all {
@@ -384,8 +387,8 @@ mod tests {
     }
 
     /// A 500-user sync whose commit runs out of space leaves none of its users and none of its
-    /// events, and does not move the numbering: the sync is retried whole (callbacks §9: the
-    /// Kit's retry, after a retryable error).
+    /// events, and does not move the numbering: the sync is retried whole
+    /// (docs/protocol/callbacks.md §9: the Kit's retry, after a retryable error).
     #[tokio::test]
     async fn a_sync_cut_short_by_a_full_disk_leaves_nothing_of_itself() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,9 +6,10 @@
 //!   [`NonceStore`](koogallery::ports::NonceStore) with the exact semantics of
 //!   [`koogallery::testing::MemoryStore`] (conditional create, compare-and-set on `version`).
 //! - [`EmbeddedQueue`] implements [`JobQueue`](koogallery::ports::JobQueue) and offers the consumer
-//!   side (receive with a visibility lease, ack, retry later, dead letters, redrive) the worker uses.
+//!   side (receive with a visibility lease, ack, retry later, dead letters, redrive) the worker
+//!   uses.
 //! - [`EmbeddedStore`] also implements [`TenantDirectory`](koogallery::directory::TenantDirectory)
-//!   (the Kit syncs' tenant directory, Decisions §16) with the semantics of
+//!   (the Kit syncs' tenant directory, docs/protocol/decisions.md §16) with the semantics of
 //!   [`koogallery::testing::MemoryDirectory`].
 //!
 //! # Key layout
@@ -84,7 +85,8 @@ pub(crate) const JOBS_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::ne
 pub(crate) type DeadRecord = (u32, i64, i64, &'static [u8], &'static [u8]);
 pub(crate) const JOBS_DEAD: TableDefinition<u64, DeadRecord> = TableDefinition::new("jobs_dead");
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Usage windows by (series: instanceId, or instanceId `\n` package; window start ms): `koogallery::metering::record` (schema 1).
+/// Usage windows by (series: instanceId, or instanceId `\n` package; window start ms):
+/// `koogallery::metering::record` (schema 1).
 pub(crate) const USAGE_WINDOWS: TableDefinition<(&str, i64), &[u8]> =
     TableDefinition::new("usage_windows");
 /// Unsettled usage windows by (window end ms, series): what the push reads, oldest first.
@@ -98,16 +100,17 @@ pub(crate) const USAGE_KEY_EXPIRY: TableDefinition<(i64, &str), ()> =
 /// Package instance ID → what was used of it (`metering::record::encode_package`).
 pub(crate) const USAGE_PACKAGES: TableDefinition<&str, &[u8]> =
     TableDefinition::new("usage_packages");
-/// instanceId → its usage total as JSON (`metering::record::encode_total`), written with its windows.
+/// instanceId → its usage total as JSON (`metering::record::encode_total`), written with its
+/// windows.
 pub(crate) const USAGE_TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_totals");
 /// Order notices by (orderId, orderLineId): the versioned record of `order::notice::record`.
 pub(crate) const ORDER_NOTICES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_notices");
 
-// The tenant directory (Decisions §16; `directory`). Keys are redb tuples, compared element by
-// element with each element's length stored, so a tenant's range never takes in another whose ids
-// merely extend its own ("t1" and "t10"), and an empty instanceId (the seller's credential) is a
-// key like any other; no separator character is needed.
+// The tenant directory (docs/protocol/decisions.md §16; `directory`). Keys are redb tuples,
+// compared element by element with each element's length stored, so a tenant's range never takes in
+// another whose ids merely extend its own ("t1" and "t10"), and an empty instanceId (the seller's
+// credential) is a key like any other; no separator character is needed.
 pub(crate) const DIR_TENANTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("dir_tenants");
 pub(crate) const DIR_APPS: TableDefinition<(&str, &str, &str), &[u8]> =
@@ -269,7 +272,8 @@ impl DerefMut for Write<'_> {
 /// How long the replay guard gathers nonces before one durable commit (see `nonces`).
 pub const NONCE_GROUP_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Instances, order lines, events and nonces in one redb file; cheap to clone (shares the database).
+/// Instances, order lines, events and nonces in one redb file; cheap to clone (shares the
+/// database).
 ///
 /// redb allows a file to be open once per process: open it once and clone the handle (or call
 /// [`EmbeddedStore::queue`]) wherever it is needed.

@@ -458,7 +458,7 @@ mod tests {
 
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
-    /// Issue 10: a replay is refused across a clean restart (the last group is written when the
+    /// A replay is refused across a clean restart (the last group is written when the
     /// store closes), and a crash forgets at most the group not yet committed: what is on disk is
     /// exactly what was accepted up to the last group commit.
     #[tokio::test]

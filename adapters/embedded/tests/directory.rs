@@ -1,6 +1,6 @@
-//! The tenant directory on the embedded store (Decisions §16), beyond the shared contract: it
-//! survives a restart, a large sync is one durable commit, a tenant's key range takes in no other
-//! tenant, and a file written before the directory existed opens with an empty one.
+//! The tenant directory on the embedded store (docs/protocol/decisions.md §16), beyond the shared
+//! contract: it survives a restart, a large sync is one durable commit, a tenant's key range takes
+//! in no other tenant, and a file written before the directory existed opens with an empty one.
 
 use chrono::{DateTime, Utc};
 use koogallery::directory::{
@@ -91,7 +91,8 @@ async fn the_directory_and_its_numbering_survive_a_restart() {
     assert_eq!(next.first_seq, 6, "numbering goes on after a restart");
 }
 
-/// Decisions §16: one sync, one durable commit, however many records and events it holds.
+/// docs/protocol/decisions.md §16: one sync, one durable commit, however many records and events it
+/// holds.
 #[tokio::test]
 async fn a_500_user_sync_and_a_5000_department_replace_are_one_commit_each() {
     let dir = tempfile::tempdir().unwrap();

@@ -150,7 +150,7 @@ fn a_file_open_elsewhere_in_the_process_is_reported_not_panicked() {
     ));
 }
 
-/// Issue 7, AWS edges: the local store file holds credentials; it is created 0600, and an existing
+/// The local store file holds credentials; it is created 0600, and an existing
 /// world-readable one is tightened.
 #[cfg(unix)]
 #[test]

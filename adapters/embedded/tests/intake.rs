@@ -1,4 +1,4 @@
-//! newInstance on the embedded store (issue 10): the record, its order line, its history and its
+//! newInstance on the embedded store: the record, its order line, its history and its
 //! provisioning job are one durable commit, and the worker hears of the job at once.
 
 use std::{sync::Arc, time::Duration};

@@ -1,5 +1,5 @@
-//! The client of KooGallery's open API (spec openapi §0–§2, §8; Decision 9), the
-//! [`MarketplaceClient`] the worker reads orders through.
+//! The client of KooGallery's open API (docs/protocol/openapi.md §0–§2, §8;
+//! docs/protocol/decisions.md §9), the [`MarketplaceClient`] the worker reads orders through.
 //!
 //! - Every request is signed with `SDK-HMAC-SHA256` (`koogallery::security::apig`) over the
 //!   headers it sends, `Host` and a fresh `X-Sdk-Date` included.
@@ -213,7 +213,7 @@ struct Call<'a> {
     extra: Vec<(&'static str, String)>,
 }
 
-/// What an answer's codes mean for the caller (openapi §8): `None` for success.
+/// What an answer's codes mean for the caller (docs/protocol/openapi.md §8): `None` for success.
 pub fn classify(status: u16, body: &[u8]) -> Option<MarketplaceError> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let text = |k: &str| {

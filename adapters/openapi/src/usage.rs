@@ -1,6 +1,7 @@
-//! The usage push (spec openapi §3, Decision 8) as a [`UsageSink`]: each attempt signs the exact
-//! body bytes with the seller's interconnection key (fresh `ts` and `nonce`) and the request with
-//! the AK/SK (fresh `X-Sdk-Date`), on the primary host, then the fallback.
+//! The usage push (docs/protocol/openapi.md §3, docs/protocol/decisions.md §8) as a [`UsageSink`]:
+//! each attempt signs the exact body bytes with the seller's interconnection key (fresh `ts` and
+//! `nonce`) and the request with the AK/SK (fresh `X-Sdk-Date`), on the primary host, then the
+//! fallback.
 
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ pub fn wire(r: &PushRecord) -> UsagePushData {
     }
 }
 
-/// What an answer means for the pusher (openapi §3, §8).
+/// What an answer means for the pusher (docs/protocol/openapi.md §3, §8).
 pub fn classify(status: u16, body: &[u8]) -> Result<PushAnswer, PushError> {
     // Some gateways answer in the query-order envelope; read either, from one parse.
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();

@@ -1,11 +1,12 @@
-//! The production URL KooGallery calls (spec callbacks §0, §3, §9, §12), for every protocol family:
-//! a request is recognised by method and path (the V2 basic interfaces on `POST /produce`, the Kit
-//! syncs on `POST /produce/produceAPI/v2/{name}`), then each family runs the same steps with its
-//! own authenticator (key ring, timestamp window, nonce namespace, body limit): size limit →
-//! timestamp window → signature over the raw bytes (constant time, current or previous key) → nonce
-//! replay guard → parse once → route through the callback registry (family and name → callback) →
-//! dispatch → `Body-Sign` over the exact bytes sent, with the key that verified the request.
-//! Always HTTP 200 with a JSON result code (Decisions §3); nothing is written before the checks pass.
+//! The production URL KooGallery calls (docs/protocol/callbacks.md §0, §3, §9, §12), for every
+//! protocol family: a request is recognised by method and path (the V2 basic interfaces on `POST
+//! /produce`, the Kit syncs on `POST /produce/produceAPI/v2/{name}`), then each family runs the
+//! same steps with its own authenticator (key ring, timestamp window, nonce namespace, body limit):
+//! size limit → timestamp window → signature over the raw bytes (constant time, current or previous
+//! key) → nonce replay guard → parse once → route through the callback registry (family and name →
+//! callback) → dispatch → `Body-Sign` over the exact bytes sent, with the key that verified the
+//! request. Always HTTP 200 with a JSON result code (docs/protocol/decisions.md §3); nothing is
+//! written before the checks pass.
 
 use std::{sync::Arc, time::Instant};
 
@@ -29,7 +30,7 @@ pub use koogallery::callbacks::Dispatcher;
 #[derive(Debug, Clone)]
 pub struct EdgeResponse {
     pub body: Vec<u8>,
-    /// The `Body-Sign` header value (spec callbacks §3.3).
+    /// The `Body-Sign` header value (docs/protocol/callbacks.md §3.3).
     pub body_sign: String,
     pub result_code: ResultCode,
 }
@@ -69,7 +70,8 @@ pub struct Inbound<'a> {
     pub body: &'a [u8],
 }
 
-/// Which family a request belongs to, from its method and path alone (callbacks §6, §9, §11).
+/// Which family a request belongs to, from its method and path alone
+/// (docs/protocol/callbacks.md §6, §9, §11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Recognised<'a> {
     /// `POST {production URL}`: the V2 basic interfaces, routed by `activity`.
@@ -116,14 +118,16 @@ fn recognise<'a>(method: &http::Method, path: &'a str) -> Recognised<'a> {
     Recognised::V2Basic
 }
 
-/// How one family authenticates and answers (callbacks §3.1, §3.2; Decisions §1–3, §13, §18): its
-/// key ring (current and previous), its timestamp window, its nonce namespace, its body limit.
+/// How one family authenticates and answers (docs/protocol/callbacks.md §3.1, §3.2;
+/// docs/protocol/decisions.md §1–3, §13, §18): its key ring (current and previous), its timestamp
+/// window, its nonce namespace, its body limit.
 struct Authenticator {
     family: Family,
     keys: KeyRing,
     window_ms: i64,
     max_body_bytes: usize,
-    /// Prepended to the family's nonces: each family has its own replay namespace (Decisions §2).
+    /// Prepended to the family's nonces: each family has its own replay namespace
+    /// (docs/protocol/decisions.md §2).
     nonce_namespace: &'static str,
     /// The names of its signature, timestamp and nonce, for the messages.
     names: CredentialNames,
@@ -152,8 +156,8 @@ type Verify = fn(
     Option<&serde_json::Map<String, Value>>,
 ) -> Result<koogallery::security::Matched, koogallery::security::SignatureError>;
 
-/// The signature parameters of a request: the query of a basic call (callbacks §3.1), the `x-…`
-/// headers of a Kit call (§3.2).
+/// The signature parameters of a request: the query of a basic call
+/// (docs/protocol/callbacks.md §3.1), the `x-…` headers of a Kit call (§3.2).
 #[derive(Debug, Default)]
 struct Credentials {
     signature: Option<String>,
@@ -199,7 +203,8 @@ impl Credentials {
 #[derive(Debug, Default)]
 struct Seen {
     callback: Option<&'static Registration>,
-    /// The key that verified the request: the answer is signed with it (Decisions §13).
+    /// The key that verified the request: the answer is signed with it
+    /// (docs/protocol/decisions.md §13).
     key: KeyUsed,
     instance_id: Option<String>,
     order_id: Option<String>,
@@ -223,7 +228,7 @@ pub struct Edge {
 
 impl Edge {
     /// The edge verifies basic calls with the basic key ring and Kit calls with the Kit key ring
-    /// (Decisions §2), and routes both to `dispatcher`.
+    /// (docs/protocol/decisions.md §2), and routes both to `dispatcher`.
     pub fn new(
         settings: &EdgeSettings,
         keys: Keys,
@@ -327,8 +332,8 @@ impl Edge {
         sign_with(auth, reply, KeyUsed::Current)
     }
 
-    /// Signs a reply with the current basic key (Decisions §3): answers to requests that did not
-    /// verify, and to any verified with the current key.
+    /// Signs a reply with the current basic key (docs/protocol/decisions.md §3): answers to
+    /// requests that did not verify, and to any verified with the current key.
     pub fn sign(&self, reply: &Reply) -> EdgeResponse {
         sign_with(&self.basic, reply, KeyUsed::Current)
     }
@@ -391,7 +396,8 @@ impl Edge {
     ) -> Result<(Reply, Seen), Reply> {
         // One deadline for everything that waits on the store or a callback (the nonce guard and
         // the dispatch), counted from the request's arrival: a store that stops answering gets
-        // KooGallery a signed, retryable 000005 in time, not a silent timeout (callbacks §5).
+        // KooGallery a signed, retryable 000005 in time, not a silent timeout
+        // (docs/protocol/callbacks.md §5).
         let deadline = tokio::time::Instant::now() + self.dispatch_deadline;
         let invalid = |msg: String| Reply::new(ResultCode::InvalidParameter, msg);
         let auth_failed = |msg: &str| Reply::new(ResultCode::AuthenticationFailed, msg);
@@ -423,7 +429,8 @@ impl Edge {
             )));
         };
         let now = self.clock.now();
-        // Unsigned distance: no overflow whatever the parser lets through (today at most 13 digits).
+        // Unsigned distance: no overflow whatever the parser lets through (today at most 13
+        // digits).
         if now.timestamp_millis().abs_diff(ts_ms) > auth.window_ms.unsigned_abs() {
             return Err(invalid(format!(
                 "{ts_name} is outside the accepted window of {} s",
@@ -554,8 +561,9 @@ impl Edge {
     }
 }
 
-/// Signs a reply with the key of `auth`'s ring that verified its request (Decisions §13), so a
-/// platform still on the previous key during a rotation can check the answer.
+/// Signs a reply with the key of `auth`'s ring that verified its request
+/// (docs/protocol/decisions.md §13), so a platform still on the previous key during a rotation can
+/// check the answer.
 fn sign_with(auth: &Authenticator, reply: &Reply, key: KeyUsed) -> EdgeResponse {
     let body = reply.to_bytes();
     EdgeResponse {

@@ -101,7 +101,7 @@ async fn a_signed_call_is_dispatched_and_the_answer_signed() {
     assert_eq!(calls[0].1["orderId"], "CS1");
 }
 
-/// Issue 7, metrics: every answer counts once, by activity and result code (the alarms read them).
+/// Every answer counts once, by activity and result code (the alarms read them).
 #[tokio::test]
 async fn every_answer_is_counted_by_activity_and_result_code() {
     use koogallery::metrics::Metric;
@@ -165,7 +165,7 @@ async fn stale_future_or_missing_timestamp_and_missing_nonce_are_000002() {
         (r.result_code, r.result_msg.as_str()),
         (ResultCode::InvalidParameter, "nonce is missing")
     );
-    // A ten-digit timestamp counts as seconds (Decisions §1).
+    // A ten-digit timestamp counts as seconds (docs/protocol/decisions.md §1).
     let secs = b.now_ms() / 1000;
     let r = b.call(&signed_query(KEY, BODY, secs, "n-secs"), BODY).await;
     assert_eq!(r.result_code, ResultCode::Success);
@@ -256,8 +256,8 @@ async fn previous_key_is_accepted_during_rotation_and_answered_with_that_key() {
         Some(koogallery::security::SecretKey::new("old-key")),
     );
     let b = bed_with(config);
-    // Decisions §13 (revised; issue 7, defect 8): a platform still signing with the previous key
-    // gets its answer signed with that key, which it can check.
+    // docs/protocol/decisions.md §13 (revised): a platform still signing with
+    // the previous key gets its answer signed with that key, which it can check.
     let q = signed_query("old-key", BODY, b.now_ms(), "rot-1");
     let resp = b.edge.handle_basic(&q, BODY).await;
     assert_eq!(resp.result_code, ResultCode::Success);
@@ -277,10 +277,10 @@ async fn signature_over_the_raw_body_is_accepted_for_nested_bodies() {
     assert_eq!(b.call(&q, body).await.result_code, ResultCode::Success);
 }
 
-/// Jackson, which KooGallery signs with, skips a UTF-8 byte-order mark (Decision 1), so the
-/// signature is over the body without it. Since the edge parses once for the signature and the
-/// dispatch, such a body is served as KooGallery meant it; before, it was verified and then
-/// refused as "not valid JSON".
+/// Jackson, which KooGallery signs with, skips a UTF-8 byte-order mark
+/// (docs/protocol/decisions.md §1), so the signature is over the body without it. Since the edge
+/// parses once for the signature and the dispatch, such a body is served as KooGallery meant it;
+/// before, it was verified and then refused as "not valid JSON".
 #[tokio::test]
 async fn a_body_with_a_byte_order_mark_is_verified_and_served() {
     let b = bed();
@@ -307,7 +307,7 @@ impl Dispatcher for Stuck {
     }
 }
 
-/// Issue 7, AWS edges: a callback that does not answer within the dispatch deadline gets a signed,
+/// A callback that does not answer within the dispatch deadline gets a signed,
 /// retryable `000005` from the edge, inside KooGallery's 5 s, never the gateway's unsigned 5xx.
 #[tokio::test(start_paused = true)]
 async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
@@ -455,7 +455,8 @@ async fn a_callback_past_the_deadline_still_runs_to_its_end() {
     );
 }
 
-// ---- The Kit family (callbacks §3.2, §9; Decisions §2, §13, §18) ----
+// ---- The Kit family (docs/protocol/callbacks.md §3.2, §9;
+// docs/protocol/decisions.md §2, §13, §18) ----
 
 const KIT: &str = "kit";
 const KIT_BODY: &[u8] = br#"{"instanceId":"i-1","orderId":"CS1","tenantId":"t-1","tenantCode":"c","name":"n","domainName":"https://idaas.example.com","flag":1,"testFlag":0,"timeStamp":"20240101120000000"}"#;

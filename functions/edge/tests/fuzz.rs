@@ -1,13 +1,13 @@
 //! A fuzz target on the edge (a property test): arbitrary query strings and bodies, signed and
-//! unsigned, through the entry points both hosts call ([`Edge::handle_basic`], [`Edge::handle_kit`];
-//! on AWS through `edge::lambda::serve`, with arbitrary methods, paths and headers), on a whole
-//! deployment in memory (every registered callback on the memory store and queue). Signed requests
-//! carry structurally plausible bodies (real and unknown activities, the protocol's fields with
-//! values of every type) signed with the test key, so they get past the signature and reach the
-//! callbacks. Held for every request:
+//! unsigned, through the entry points both hosts call ([`Edge::handle_basic`],
+//! [`Edge::handle_kit`]; on AWS through `edge::lambda::serve`, with arbitrary methods, paths and
+//! headers), on a whole deployment in memory (every registered callback on the memory store and
+//! queue). Signed requests carry structurally plausible bodies (real and unknown activities, the
+//! protocol's fields with values of every type) signed with the test key, so they get past the
+//! signature and reach the callbacks. Held for every request:
 //!
 //! - no panic; HTTP 200, JSON, a KooGallery result code, and a `Body-Sign` valid over the exact
-//!   bytes sent (callbacks §3.3, Decisions §3);
+//!   bytes sent (docs/protocol/callbacks.md §3.3, docs/protocol/decisions.md §3);
 //! - a request not signed with the key (unsigned, wrongly signed, stale, replayed, a Kit path)
 //!   answers `000001` or `000002`, reaches no callback, and leaves the store and the queue as they
 //!   were;
@@ -252,7 +252,7 @@ fn parts() -> impl Strategy<Value = Parts> {
         })
 }
 
-/// A well-formed body for `activity` (callbacks §6).
+/// A well-formed body for `activity` (docs/protocol/callbacks.md §6).
 fn well_formed(activity: &str, p: &Parts) -> Map<String, Value> {
     let line = format!("{}-00000{}", p.order, p.line);
     let mut m = Map::new();
@@ -439,7 +439,7 @@ fn body() -> impl Strategy<Value = Body> {
 #[derive(Debug, Clone)]
 enum Ts {
     Now,
-    /// Ten digits: seconds (Decisions §1).
+    /// Ten digits: seconds (docs/protocol/decisions.md §1).
     Seconds,
     Offset(i64),
     /// Never a time in the window.

@@ -1,21 +1,22 @@
 //! The provisioning worker: drains the job queue (at-least-once delivery) and makes each job take
 //! effect exactly once.
 //!
-//! - `Provision`: claim the instance (one delivery at a time, a token per delivery), learn the order
-//!   from the marketplace, call the provisioner, store the access information → active. A vendor's
-//!   explicit "no" (a KooGallery result code) fails the instance with that code (KooGallery then
-//!   refunds, Decisions §5). Anything else (an outage, a timeout, a misconfigured endpoint) retries
-//!   with capped, jittered backoff until the provisioning deadline, measured from the order; only
-//!   then does the order fail with `000005`. Another delivery's live claim defers the job without
-//!   spending anything.
+//! - `Provision`: claim the instance (one delivery at a time, a token per delivery), learn the
+//!   order from the marketplace, call the provisioner, store the access information → active. A
+//!   vendor's explicit "no" (a KooGallery result code) fails the instance with that code
+//!   (KooGallery then refunds, docs/protocol/decisions.md §5). Anything else (an outage, a timeout,
+//!   a misconfigured endpoint) retries with capped, jittered backoff until the provisioning
+//!   deadline, measured from the order; only then does the order fail with `000005`. Another
+//!   delivery's live claim defers the job without spending anything.
 //! - `Notify`: drain the instance's outbox strictly in `seq` order: one drainer at a time, nothing
 //!   while provisioning is in flight, each notice retried until the vendor acknowledges it or the
 //!   notice deadline passes (then the job is dead-lettered and the outbox parked), nothing after
 //!   `released`. Every job for an instance drains its outbox, so a `Provision` job that ends in a
 //!   failed or released instance tells the vendor to clean up.
 //!
-//! [`Worker::process`] returns what happened; [`Worker::disposition`] turns that into the queue action
-//! (ack, retry after a delay, dead-letter); [`consume`] applies it for whichever queue delivered it.
+//! [`Worker::process`] returns what happened; [`Worker::disposition`] turns that into the queue
+//! action (ack, retry after a delay, dead-letter); [`consume`] applies it for whichever queue
+//! delivered it.
 
 pub mod consume;
 #[cfg(feature = "lambda")]
@@ -48,7 +49,8 @@ use koogallery::{
     },
 };
 
-/// `resultMsg` of an order whose provisioning kept failing until its deadline (the cause is logged).
+/// `resultMsg` of an order whose provisioning kept failing until its deadline (the cause is
+/// logged).
 pub const PROVISIONING_DEADLINE_PASSED: &str =
     "provisioning did not succeed before its deadline; the order fails";
 
@@ -152,7 +154,8 @@ pub struct Worker {
     pub sealer: Arc<dyn CredentialSealer>,
     /// Paid order lines (orderNotify) and what the worker has done with them.
     pub notices: Arc<dyn OrderNoticeStore>,
-    /// The tenant directory whose events the worker delivers (the Kit syncs, callbacks §9).
+    /// The tenant directory whose events the worker delivers (the Kit syncs,
+    /// docs/protocol/callbacks.md §9).
     pub directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
 }
 
@@ -587,7 +590,8 @@ impl Worker {
             Ok(o) => o,
             Err(e) if e.is_retryable() => return Err(e.into()),
             Err(e) => {
-                // KooGallery does not know the order it just told us about: fail it rather than guess.
+                // KooGallery does not know the order it just told us about: fail it rather than
+                // guess.
                 let msg = format!("order {} cannot be read: {e}", instance.order_id);
                 let now = self.now();
                 mutate(self.store.as_ref(), &instance.instance_id, |i| {
@@ -670,7 +674,8 @@ impl Worker {
         })
     }
 
-    /// Delivers notice `seq` (the oldest pending) of `instance`, under this delivery's outbox claim.
+    /// Delivers notice `seq` (the oldest pending) of `instance`, under this delivery's outbox
+    /// claim.
     async fn deliver(&self, instance: Instance, seq: u64, token: &str) -> Result<(), JobError> {
         let instance_id = instance.instance_id.clone();
         let events = self
@@ -693,8 +698,9 @@ impl Worker {
         };
         let mut instance = instance;
         // The orders that change what the buyer has are read again before the vendor is told
-        // (callbacks §6.3, §6.6): an upgrade's order, a trial turned paid, a renewal that changes
-        // the spec. The instance keeps the new expiry, SKU and quantity; the event carries them.
+        // (docs/protocol/callbacks.md §6.3, §6.6): an upgrade's order, a trial turned paid, a
+        // renewal that changes the spec. The instance keeps the new expiry, SKU and quantity; the
+        // event carries them.
         let reread = match &event.kind {
             EventKind::Upgraded {
                 order_id,

@@ -80,7 +80,7 @@ async fn provisioning_activates_with_order_details_and_history() {
     assert!(i.order.as_ref().unwrap().offline);
     assert!(i.expire_time.is_some(), "expiry comes from the order");
     assert!(i.provisioning.claim.is_none());
-    // Issue 7, defect 9: the vendor's password is stored sealed, never plain.
+    // The vendor's password is stored sealed, never plain.
     let Some(koogallery::instance::Credential::Sealed(sealed)) =
         i.access.as_ref().unwrap().password.clone()
     else {
@@ -128,7 +128,7 @@ async fn a_redelivered_job_does_not_provision_twice() {
     assert_eq!(b.provisioner.provision_calls(), 1);
 }
 
-/// Issue 7, defect 2: another delivery's live claim defers the job (no attempt spent, nothing
+/// Another delivery's live claim defers the job (no attempt spent, nothing
 /// failed, not even past the deadline), and two copies of one SQS message (same MessageId) do not
 /// share a claim.
 #[tokio::test]
@@ -183,7 +183,7 @@ async fn a_second_delivery_defers_without_spending_anything_and_never_fails_the_
     assert_eq!(b.provisioner.provision_calls(), 1);
 }
 
-/// Issue 7, defect 1: an outage far longer than a minute (here hours, forty failed deliveries)
+/// An outage far longer than a minute (here hours, forty failed deliveries)
 /// only delays provisioning; the backoff grows, is capped and jittered, and the order is never
 /// failed before its deadline.
 #[tokio::test]
@@ -228,9 +228,9 @@ async fn a_long_outage_backs_off_capped_and_jittered_and_provisions_when_the_ven
     assert_eq!(b.metrics.count(&Metric::ProvisioningRetries), 40);
 }
 
-/// Issue 7, defect 1: only at the deadline, measured from the order, does a failing provisioning
+/// Only at the deadline, measured from the order, does a failing provisioning
 /// fail the order (`000005`); the job is dead-lettered, and the vendor, who may have created
-/// something on a call that seemed to fail, hears `released` (issue 7, defect 4).
+/// something on a call that seemed to fail, hears `released`.
 #[tokio::test]
 async fn at_the_deadline_the_order_fails_the_job_dead_letters_and_the_vendor_hears_released() {
     let b = bed(vec![Scripted::Transient, Scripted::Transient]);
@@ -265,7 +265,7 @@ async fn at_the_deadline_the_order_fails_the_job_dead_letters_and_the_vendor_hea
     assert!(i.outbox.pending.is_empty());
 }
 
-/// Issue 7, defect 1: a 401/403/404 from the vendor's endpoint is not a refusal: it retries, and
+/// A 401/403/404 from the vendor's endpoint is not a refusal: it retries, and
 /// every occurrence is a metric the template alarms on.
 #[tokio::test]
 async fn a_misconfigured_webhook_keeps_retrying_and_raises_the_alarm_metric() {
@@ -383,7 +383,7 @@ async fn lifecycle_notices_are_delivered_once_and_leave_the_outbox() {
     );
 }
 
-/// Issue 7, defect 3: the vendor hears `frozen`, `unfrozen`, `released` in that order, each with
+/// The vendor hears `frozen`, `unfrozen`, `released` in that order, each with
 /// the state that event produced, even when the first fails once and jobs arrive in any order;
 /// one delivery makes at most its budget of calls and the next continues.
 #[tokio::test]
@@ -422,7 +422,7 @@ async fn notices_arrive_in_seq_order_with_their_own_state_even_after_a_failure()
     );
 }
 
-/// Issue 7, defect 3: while one delivery drains an outbox, another waits for it rather than
+/// While one delivery drains an outbox, another waits for it rather than
 /// sending a later notice first.
 #[tokio::test]
 async fn one_drainer_at_a_time() {
@@ -441,7 +441,7 @@ async fn one_drainer_at_a_time() {
     assert!(heard(&b).is_empty());
 }
 
-/// Issue 7, defect 4: a notice is retried until its deadline, not for a minute; then its job is
+/// A notice is retried until its deadline, not for a minute; then its job is
 /// dead-lettered with an alarm, the outbox parked, and a redrive resumes delivery.
 #[tokio::test]
 async fn a_notice_retries_until_its_deadline_then_dead_letters_and_a_redrive_resumes() {
@@ -503,7 +503,7 @@ async fn a_notice_retries_until_its_deadline_then_dead_letters_and_a_redrive_res
     assert!(!b.bed.store.get_instance("i1").await.outbox.parked);
 }
 
-/// Issue 7, defect 4: a provision call that failed on our side (a timeout) may have succeeded at
+/// A provision call that failed on our side (a timeout) may have succeeded at
 /// the vendor; a release afterwards is still sent, and it is the last thing the vendor hears.
 #[tokio::test]
 async fn a_release_after_a_provision_call_that_seemed_to_fail_is_sent() {
@@ -704,7 +704,7 @@ mod webhook {
                 ..
             })
         ));
-        // Issue 7, defect 1: a WAF's 403, a rotated secret's 401, a wrong path's 404, a proxy's
+        // A WAF's 403, a rotated secret's 401, a wrong path's 404, a proxy's
         // bare 4xx: not the vendor's "no"; never a refund.
         for status in [401, 403, 404, 400] {
             let (url, seen) = vendor(vec![(status, "<html>denied</html>")]).await;
@@ -881,7 +881,7 @@ impl Provisioner for LongPassword {
     }
 }
 
-/// Issue 7, defect 8: an appInfo KooGallery cannot take refuses the order at provisioning time,
+/// An appInfo KooGallery cannot take refuses the order at provisioning time,
 /// with a clear message, instead of being stored and failing every queryInstance poll.
 #[tokio::test]
 async fn an_app_info_over_koogallerys_limits_refuses_the_order_when_the_vendor_answers() {
@@ -937,7 +937,7 @@ impl koogallery::order::MarketplaceClient for RecordingMarketplace {
     }
 }
 
-/// Issue 8: a trial turned paid (and a renewal that changes the spec) reads its order again; the
+/// A trial turned paid (and a renewal that changes the spec) reads its order again; the
 /// instance keeps the new SKU and quantity and the vendor's notice carries them.
 #[tokio::test]
 async fn a_trial_turned_paid_reads_its_order_again_before_the_vendor_hears() {
@@ -992,7 +992,7 @@ fn order_notice_delivery(order_id: &str, attempt: u32) -> JobDelivery {
     }
 }
 
-/// Issue 8: a paid order line is read once through Query Order, kept on its notice, and told to
+/// A paid order line is read once through Query Order, kept on its notice, and told to
 /// the vendor once, retried through an outage; a repeat after that does nothing.
 #[tokio::test]
 async fn a_paid_order_line_is_read_kept_and_told_once_through_an_outage() {

@@ -1,5 +1,6 @@
-//! Lambda entry point of the `tenantSync` Kit sync (callbacks §9). Its logic is `koogallery::callbacks` (the local host
-//! runs the same code); the edge invokes this function synchronously with a verified body.
+//! Lambda entry point of the `tenantSync` Kit sync (docs/protocol/callbacks.md §9). Its logic is
+//! `koogallery::callbacks` (the local host runs the same code); the edge invokes this function
+//! synchronously with a verified body.
 
 #[tokio::main]
 async fn main() -> Result<(), koogallery_lambda::Error> {

@@ -1,4 +1,4 @@
-//! Usage ingestion on AWS Lambda (issue 9): API Gateway's `POST /usage` (HTTP API, payload 2.0),
+//! Usage ingestion on AWS Lambda: API Gateway's `POST /usage` (HTTP API, payload 2.0),
 //! where the vendor's application reports usage signed with the usage key, and its read-only
 //! `GET /usage/estimate` (bill estimates, `koogallery::metering::estimate`). The logic is
 //! [`UsageIngestion`] (`koogallery::metering::api`), the same as the local host's: the signature,

@@ -1,4 +1,4 @@
-//! The usage push (issue 9) as a scheduled function: each pass of [`UsagePusher`]
+//! The usage push as a scheduled function: each pass of [`UsagePusher`]
 //! (`koogallery::metering::push`) seals closed hours and pushes them to KooGallery's open API,
 //! oldest first; a pass that meets an outage stops and the next one resumes. On AWS,
 //! EventBridge Scheduler invokes the Lambda function ([`lambda`], feature `lambda`) on the
@@ -55,7 +55,8 @@ pub fn pusher_from(
     };
     let sink = koogallery_openapi::usage::UsagePushClient {
         api,
-        // The usage push's body signature is keyed with the basic interfaces' key (openapi §3).
+        // The usage push's body signature is keyed with the basic interfaces' key
+        // (docs/protocol/openapi.md §3).
         key: secrets.keys()?.basic.key(KeyUsed::Current).clone(),
     };
     Ok(Some(UsagePusher {

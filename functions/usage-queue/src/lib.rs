@@ -1,4 +1,4 @@
-//! The usage queue (issue 9): apps already on AWS send their usage as SQS messages instead of
+//! The usage queue: apps already on AWS send their usage as SQS messages instead of
 //! calling `POST /usage`. A message's body is the same JSON batch ([`UsageBatch`]), unsigned: IAM
 //! on the queue decides who may send. Each message is one all-or-nothing batch through
 //! [`ingest_batch`], and then:

@@ -1,6 +1,6 @@
-//! `allOrgSync` (spec callbacks §9.5; Decisions §16): the tenant's whole department set replaces
-//! the stored one in one write. The list is stored as given: parents may come after children, a
-//! missing parent or a cycle is kept, and nothing walks the tree.
+//! `allOrgSync` (docs/protocol/callbacks.md §9.5; docs/protocol/decisions.md §16): the tenant's
+//! whole department set replaces the stored one in one write. The list is stored as given: parents
+//! may come after children, a missing parent or a cycle is kept, and nothing walks the tree.
 
 use async_trait::async_trait;
 

@@ -1,8 +1,8 @@
-//! `applicationSync` (spec callbacks §9.2, §3.5; Decisions §14, §16): the buyer's app and its OAuth
-//! client. The `clientSecret` arrives RSA-OAEP encrypted with the deployment's public key: the edge
-//! has verified `x-sign` before anything is decrypted; a secret that no OAEP variant opens is
-//! refused with `000101` and nothing stored. The plaintext is sealed at rest at once, bound to its
-//! tenant and app, and never logged.
+//! `applicationSync` (docs/protocol/callbacks.md §9.2, §3.5; docs/protocol/decisions.md §14, §16):
+//! the buyer's app and its OAuth client. The `clientSecret` arrives RSA-OAEP encrypted with the
+//! deployment's public key: the edge has verified `x-sign` before anything is decrypted; a secret
+//! that no OAEP variant opens is refused with `000101` and nothing stored. The plaintext is sealed
+//! at rest at once, bound to its tenant and app, and never logged.
 
 use std::sync::Arc;
 

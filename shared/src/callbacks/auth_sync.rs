@@ -1,6 +1,7 @@
-//! `authSync` (spec callbacks §9.3; Decisions §16): which users may use an app. Add and modify
-//! upsert (and authorize a revoked user again), revoke (flag 3) keeps the record and ends access,
-//! delete removes the record; unknown users are a success. Up to 500 users in one write.
+//! `authSync` (docs/protocol/callbacks.md §9.3; docs/protocol/decisions.md §16): which users may
+//! use an app. Add and modify upsert (and authorize a revoked user again), revoke (flag 3) keeps
+//! the record and ends access, delete removes the record; unknown users are a success. Up to 500
+//! users in one write.
 
 use async_trait::async_trait;
 

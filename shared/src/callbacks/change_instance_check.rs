@@ -1,6 +1,7 @@
-//! `changeInstanceCheck` (spec callbacks §6.7): may the instance change to `productInfo` at renewal?
-//! `000000` allows it. With no usage figures to compare yet, every change of a live instance is
-//! allowed; an unknown or released instance is `000003`, a failed one `000005`. Nothing is written.
+//! `changeInstanceCheck` (docs/protocol/callbacks.md §6.7): may the instance change to
+//! `productInfo` at renewal? `000000` allows it. With no usage figures to compare yet, every change
+//! of a live instance is allowed; an unknown or released instance is `000003`, a failed one
+//! `000005`. Nothing is written.
 
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ impl Callback for ChangeInstanceCheck {
         Ok(Reply::success())
     }
 
-    /// Decisions §7: a debug check reads nothing and allows the change.
+    /// docs/protocol/decisions.md §7: a debug check reads nothing and allows the change.
     async fn handle_debug(&self, _req: ChangeInstanceCheckRequest, _key: KeyUsed) -> Reply {
         Reply::success()
     }
@@ -87,8 +88,8 @@ mod tests {
             bed.call("changeInstanceCheck", &body).await.result_code,
             ResultCode::Success
         );
-        // Decisions §11 (revised): an absent productInfo is accepted; one that cannot be a product
-        // is still refused.
+        // docs/protocol/decisions.md §11 (revised): an absent productInfo is accepted; one that
+        // cannot be a product is still refused.
         let no_product = json!({"activity":"changeInstanceCheck","instanceId":"i1"});
         assert_eq!(
             bed.call("changeInstanceCheck", &no_product)

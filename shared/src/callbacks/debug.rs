@@ -1,8 +1,8 @@
-//! Debug calls (`testFlag=1`; spec callbacks §1, Decisions §7): the seller console's interface
-//! debugger and KooGallery's twice-daily probes, which replay the seller's debug cases in their own
-//! order. Every debug call answers `000000` with stable, plausible data, whatever state its debug
-//! record is in and for IDs never seen, and nothing outside the table is created: no provisioning,
-//! no notice to the vendor.
+//! Debug calls (`testFlag=1`; docs/protocol/callbacks.md §1, docs/protocol/decisions.md §7): the
+//! seller console's interface debugger and KooGallery's twice-daily probes, which replay the
+//! seller's debug cases in their own order. Every debug call answers `000000` with stable,
+//! plausible data, whatever state its debug record is in and for IDs never seen, and nothing
+//! outside the table is created: no provisioning, no notice to the vendor.
 //!
 //! Debug records live in their own keyspace: `debug:` precedes every instance, order and order-line
 //! ID they are stored under. A debug call therefore can neither read nor change a real record,
@@ -50,7 +50,7 @@ mod tests {
         body
     }
 
-    /// Issue 7, defect 6: replayed debug cases that name a real instance change nothing and tell
+    /// Replayed debug cases that name a real instance change nothing and tell
     /// the vendor nothing, and still pass.
     #[tokio::test]
     async fn debug_calls_never_change_a_real_instance() {
@@ -87,7 +87,7 @@ mod tests {
         assert!(bed.queue.is_empty(), "the vendor hears nothing");
     }
 
-    /// Issue 7, defect 7: whatever order the probes replay the seller's debug cases in, every
+    /// Whatever order the probes replay the seller's debug cases in, every
     /// debug call answers `000000`, for released debug instances and IDs never seen too; and a
     /// debug query never reveals a real instance's credentials.
     #[tokio::test]

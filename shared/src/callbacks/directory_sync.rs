@@ -1,8 +1,9 @@
-//! What the five Kit syncs share (spec callbacks §9; Decisions §16–17): apply one change to the
-//! tenant directory together with its events in one durable write, queue their delivery to the
-//! vendor, answer `000000`. A store failure answers a retryable `000005` and stores nothing; Kit
-//! calls are not retried by KooGallery on their own (callbacks §9), so the buyer or the seller
-//! retries, and a repeat applies the same records again.
+//! What the five Kit syncs share (docs/protocol/callbacks.md §9;
+//! docs/protocol/decisions.md §16–17): apply one change to the tenant directory together with its
+//! events in one durable write, queue their delivery to the vendor, answer `000000`. A store
+//! failure answers a retryable `000005` and stores nothing; Kit calls are not retried by KooGallery
+//! on their own (docs/protocol/callbacks.md §9), so the buyer or the seller retries, and a repeat
+//! applies the same records again.
 
 use std::sync::Arc;
 
@@ -61,8 +62,9 @@ impl DirectorySync {
     }
 }
 
-/// The Kit debug call (`testFlag` 1, Decisions §17): verified by the edge, answered `000000`,
-/// nothing stored that a real login or sync could see, nothing sent to the vendor.
+/// The Kit debug call (`testFlag` 1, docs/protocol/decisions.md §17): verified by the edge,
+/// answered `000000`, nothing stored that a real login or sync could see, nothing sent to the
+/// vendor.
 pub(crate) fn debug_reply() -> Reply {
     Reply::success()
 }
@@ -201,7 +203,8 @@ mod tests {
             depts[0].parent_code, None,
             "an empty parentCode is the top department"
         );
-        // A cycle and a missing parent are stored as given, never walked (Decisions §16).
+        // A cycle and a missing parent are stored as given, never walked
+        // (docs/protocol/decisions.md §16).
         let cycle = json!({"instanceId":"i-1","tenantId":"t-1","testFlag":0,"timeStamp":"x",
             "orgInfoList":[{"orgCode":"A","orgName":"甲","parentCode":"B"},{"orgCode":"B","orgName":"乙","parentCode":"A"},{"orgCode":"C","orgName":"丙","parentCode":"nowhere"}]});
         assert_eq!(

@@ -1,7 +1,8 @@
-//! The callbacks KooGallery makes on the production URL (spec callbacks §6, the Kit syncs §9): one module per callback
-//! (parse the request, apply it to the domain, answer), the [`Callback`] abstraction they share, and
-//! the [`registry`] that every host routes with: the edge, the local in-process dispatcher, the
-//! Lambda dispatcher and the Lambda functions all read the same [`REGISTRY`].
+//! The callbacks KooGallery makes on the production URL (docs/protocol/callbacks.md §6, the Kit
+//! syncs §9): one module per callback (parse the request, apply it to the domain, answer), the
+//! [`Callback`] abstraction they share, and the [`registry`] that every host routes with: the edge,
+//! the local in-process dispatcher, the Lambda dispatcher and the Lambda functions all read the
+//! same [`REGISTRY`].
 //!
 //! Errors are mapped to KooGallery result codes once, here ([`CallbackError::result_code`]).
 
@@ -59,7 +60,8 @@ pub enum CallbackError {
     Domain(#[from] DomainError),
     #[error(transparent)]
     Queue(#[from] QueueError),
-    /// A credential too long to encrypt within KooGallery's 128 characters (Decisions §4).
+    /// A credential too long to encrypt within KooGallery's 128 characters
+    /// (docs/protocol/decisions.md §4).
     #[error("credential cannot be encrypted: {0}")]
     Credential(#[from] CryptoError),
     /// A stored credential cannot be opened (the key service is down, or the key is wrong).
@@ -68,13 +70,15 @@ pub enum CallbackError {
     /// The tenant directory (Kit syncs) failed.
     #[error("tenant directory: {0}")]
     Directory(#[source] crate::storage::StoreError),
-    /// applicationSync's `clientSecret` does not decrypt with the deployment's key (Decisions §14).
+    /// applicationSync's `clientSecret` does not decrypt with the deployment's key
+    /// (docs/protocol/decisions.md §14).
     #[error("clientSecret cannot be decrypted: {0}")]
     ClientSecret(#[source] crate::security::kit_client_secret::DecryptError),
 }
 
 impl CallbackError {
-    /// True when KooGallery's own retry (hourly, for hours; callbacks §5) may succeed.
+    /// True when KooGallery's own retry (hourly, for hours; docs/protocol/callbacks.md §5) may
+    /// succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::InvalidParameter(_) | Self::Credential(_) => false,
@@ -86,7 +90,7 @@ impl CallbackError {
         }
     }
 
-    /// The one mapping from an error to a KooGallery result code (callbacks §4).
+    /// The one mapping from an error to a KooGallery result code (docs/protocol/callbacks.md §4).
     pub fn result_code(&self) -> ResultCode {
         match self {
             Self::InvalidParameter(_) => ResultCode::InvalidParameter,
@@ -98,7 +102,8 @@ impl CallbackError {
                 change: crate::instance::Change::Upgrade,
                 ..
             }) => ResultCode::NoResource,
-            // The official sample's code for an undecryptable secret (callbacks §3.5).
+            // The official sample's code for an undecryptable secret
+            // (docs/protocol/callbacks.md §3.5).
             Self::ClientSecret(_) => ResultCode::MobileConflict,
             Self::Domain(_)
             | Self::Queue(_)
@@ -142,17 +147,17 @@ pub trait Callback: Send + Sync + Sized + 'static {
     type Request: CallbackRequest + Send;
 
     /// A debug call (`testFlag` 1) is answered `000000` before its body is read, whatever it holds:
-    /// the Kit syncs' rule (Decisions §15, §17). The basic interfaces parse first.
+    /// the Kit syncs' rule (docs/protocol/decisions.md §15, §17). The basic interfaces parse first.
     const DEBUG_BEFORE_PARSE: bool = false;
 
     /// Takes from the process's resources only what this callback uses.
     fn from_resources(resources: &Resources) -> Result<Self, ConfigError>;
 
-    /// A real call; `key` is the key that verified it (Decisions §13).
+    /// A real call; `key` is the key that verified it (docs/protocol/decisions.md §13).
     async fn handle(&self, request: Self::Request, key: KeyUsed) -> Result<Reply, CallbackError>;
 
-    /// A debug call (`testFlag=1`, Decisions §7): always `000000` with stable, plausible data, on
-    /// debug records only ([`debug`]).
+    /// A debug call (`testFlag=1`, docs/protocol/decisions.md §7): always `000000` with stable,
+    /// plausible data, on debug records only ([`debug`]).
     async fn handle_debug(&self, request: Self::Request, key: KeyUsed) -> Reply;
 }
 
@@ -251,9 +256,9 @@ impl InstanceChanger {
         Ok(Reply::success())
     }
 
-    /// The debug twin of [`Self::change`] (Decisions §7): applies `change` to the debug record of
-    /// `instance_id`, if there is one and the change applies, and answers `000000` whatever happened.
-    /// Debug records queue no notices, so nothing leaves the table.
+    /// The debug twin of [`Self::change`] (docs/protocol/decisions.md §7): applies `change` to the
+    /// debug record of `instance_id`, if there is one and the change applies, and answers `000000`
+    /// whatever happened. Debug records queue no notices, so nothing leaves the table.
     pub(crate) async fn change_debug<F>(&self, instance_id: &str, mut change: F) -> Reply
     where
         F: FnMut(&mut Instance, DateTime<Utc>) -> Result<Outcome, DomainError> + Send,

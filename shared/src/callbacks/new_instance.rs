@@ -1,9 +1,11 @@
-//! `newInstance` (spec callbacks §6.1): record the order line, enqueue provisioning, answer at once.
+//! `newInstance` (docs/protocol/callbacks.md §6.1): record the order line, enqueue provisioning,
+//! answer at once.
 //!
 //! Idempotent per (`orderId`, `orderLineId`): the instanceId is the first call's `businessId`, or
 //! one derived from the order line when that `businessId` already names another order line's
-//! instance (Decisions §6); every repeat, concurrent ones included, gets that same ID and no second
-//! provisioning. Debug calls (Decisions §7) work on debug records only.
+//! instance (docs/protocol/decisions.md §6); every repeat, concurrent ones included, gets that same
+//! ID and no second provisioning. Debug calls (docs/protocol/decisions.md §7) work on debug records
+//! only.
 
 use std::sync::Arc;
 
@@ -32,7 +34,7 @@ pub struct NewInstance {
     /// Only for a repeat whose first call could not queue its job.
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
-    /// `frontEndUrl` template of debug records (Decisions §7).
+    /// `frontEndUrl` template of debug records (docs/protocol/decisions.md §7).
     debug_front_end_url: String,
 }
 
@@ -72,9 +74,9 @@ impl Callback for NewInstance {
         Ok(reply_for(&instance))
     }
 
-    /// Decisions §7: a stable instanceId and plausible appInfo at once, on a debug record that owns
-    /// nothing outside the table; no job is queued. A replay of a case whose debug instance was
-    /// released restarts it, so the probes' whole sequence passes every day.
+    /// docs/protocol/decisions.md §7: a stable instanceId and plausible appInfo at once, on a debug
+    /// record that owns nothing outside the table; no job is queued. A replay of a case whose debug
+    /// instance was released restarts it, so the probes' whole sequence passes every day.
     async fn handle_debug(&self, req: NewInstanceRequest, _key: KeyUsed) -> Reply {
         let now = self.clock.now();
         let order_id = debug::record_id(&req.order_id);
@@ -95,7 +97,8 @@ impl Callback for NewInstance {
             }
             Ok((instance, _)) => instance.instance_id,
             Err(e) => {
-                // Still a success for the debugger: the answer needs no record (Decisions §7).
+                // Still a success for the debugger: the answer needs no record
+                // (docs/protocol/decisions.md §7).
                 tracing::warn!(error = %e, "debug record not stored");
                 debug::record_id(&req.business_id)
             }
@@ -108,8 +111,8 @@ impl NewInstance {
     /// Records the order line with a new instance, or finds the instance it already has (`true`
     /// when this call created it). The instanceId is the first call's `businessId`; if that ID
     /// already names another order line's instance, one derived from the order line instead
-    /// (Decisions §6), so a reused `businessId` never fails an order. Debug records (`test`) go to
-    /// the debug keyspace and are complete at once.
+    /// (docs/protocol/decisions.md §6), so a reused `businessId` never fails an order. Debug
+    /// records (`test`) go to the debug keyspace and are complete at once.
     async fn create(
         &self,
         order_id: &str,
@@ -168,7 +171,7 @@ impl NewInstance {
                     order_id,
                     order_line_id,
                     instance_id = %id,
-                    "the businessId already names another order line's instance; deriving one (Decisions §6)"
+                    "the businessId already names another order line's instance; deriving one (docs/protocol/decisions.md §6)"
                 ),
             }
         }
@@ -181,8 +184,9 @@ impl NewInstance {
     }
 
     async fn enqueue_provisioning(&self, instance_id: &str) -> Result<(), CallbackError> {
-        // On failure the record stays with `enqueued == false` and the answer is a retryable 000005:
-        // KooGallery calls again (hourly, for 3 h; callbacks §5) and that repeat enqueues.
+        // On failure the record stays with `enqueued == false` and the answer is a retryable
+        // 000005: KooGallery calls again (hourly, for 3 h; docs/protocol/callbacks.md §5) and that
+        // repeat enqueues.
         self.queue
             .enqueue(&Job::Provision {
                 instance_id: instance_id.to_owned(),
@@ -204,8 +208,8 @@ impl NewInstance {
     }
 }
 
-/// Decisions §6: the instanceId of an order line whose `businessId` is taken: UUIDv5 of
-/// (`orderId`, `orderLineId`), stable across KooGallery's repeats.
+/// docs/protocol/decisions.md §6: the instanceId of an order line whose `businessId` is taken:
+/// UUIDv5 of (`orderId`, `orderLineId`), stable across KooGallery's repeats.
 pub fn derived_instance_id(order_id: &str, order_line_id: &str) -> String {
     /// This product's UUIDv5 namespace for derived instance IDs (fixed: changing it would change
     /// the IDs of orders already derived).
@@ -217,7 +221,8 @@ pub fn derived_instance_id(order_id: &str, order_line_id: &str) -> String {
     .to_string()
 }
 
-/// `000004` while provisioning, `000000` once ready, the failure's own code after a permanent failure.
+/// `000004` while provisioning, `000000` once ready, the failure's own code after a permanent
+/// failure.
 fn reply_for(instance: &Instance) -> Reply {
     let reply = match (&instance.state, &instance.failure) {
         (InstanceState::Provisioning, _) => {
@@ -225,7 +230,8 @@ fn reply_for(instance: &Instance) -> Reply {
         }
         (InstanceState::Failed, Some(f)) => Reply::new(f.code, f.message.clone()),
         (InstanceState::Failed, None) => Reply::code(ResultCode::InternalError),
-        // A repeat for an order line already released still names its instance: the creation succeeded once.
+        // A repeat for an order line already released still names its instance: the creation
+        // succeeded once.
         _ => Reply::success(),
     };
     reply.with("instanceId", &instance.instance_id)
@@ -255,7 +261,7 @@ mod tests {
         );
         let stored = bed.store.get_instance("biz-1").await;
         assert!(stored.provisioning.enqueued);
-        // On AWS: one conditional transaction and one enqueue, no write after it (issue 10).
+        // On AWS: one conditional transaction and one enqueue, no write after it.
         assert_eq!(stored.version, 1, "the mark was written with the record");
     }
 
@@ -317,7 +323,8 @@ mod tests {
         assert_eq!(r.result_code, ResultCode::Success);
         assert_eq!(r.field::<String>("instanceId").as_deref(), Some("biz-t"));
         assert!(bed.queue.is_empty());
-        // Kept in the debug keyspace (Decisions §7), never where a real instance could be.
+        // Kept in the debug keyspace (docs/protocol/decisions.md §7), never where a real instance
+        // could be.
         assert!(bed.store.get_instance_opt("biz-t").await.is_none());
         let stored = bed.store.get_instance("debug:biz-t").await;
         assert!(stored.test);
@@ -352,8 +359,8 @@ mod tests {
         assert!(bed.queue.is_empty(), "still nothing outside the table");
     }
 
-    /// Decisions §7 (issue 7, defect 6): a debug call naming a real order line neither reads nor
-    /// changes the real record: it gets its own debug instance and a success.
+    /// docs/protocol/decisions.md §7: a debug call naming a real order line
+    /// neither reads nor changes the real record: it gets its own debug instance and a success.
     #[tokio::test]
     async fn a_released_real_instance_is_never_restarted() {
         let bed = TestBed::default_keys();
@@ -382,8 +389,8 @@ mod tests {
         assert!(bed.queue.is_empty());
     }
 
-    /// Decisions §6 (issue 7, defect 8): a businessId that already names another order line's
-    /// instance gets a derived, stable ID instead of a `000005` for ever.
+    /// docs/protocol/decisions.md §6: a businessId that already names another
+    /// order line's instance gets a derived, stable ID instead of a `000005` for ever.
     #[tokio::test]
     async fn a_reused_business_id_gets_a_derived_instance_id() {
         let bed = TestBed::default_keys();

@@ -1,8 +1,9 @@
-//! `orderNotify` (spec callbacks §6.8, openapi §7): an order line was paid, for any product type.
-//! Record the order line once, queue the worker (which reads the order with Query Order, keeps it,
-//! and tells the vendor with an `order` event), and answer `000000` at once. KooGallery retries a
-//! failed call for 3 hours: a store or queue failure answers a retryable `000005`, and the repeat
-//! queues the work that is still owed. A repeat after the vendor has heard does nothing.
+//! `orderNotify` (docs/protocol/callbacks.md §6.8, docs/protocol/openapi.md §7): an order line was
+//! paid, for any product type. Record the order line once, queue the worker (which reads the order
+//! with Query Order, keeps it, and tells the vendor with an `order` event), and answer `000000` at
+//! once. KooGallery retries a failed call for 3 hours: a store or queue failure answers a retryable
+//! `000005`, and the repeat queues the work that is still owed. A repeat after the vendor has heard
+//! does nothing.
 
 use std::sync::Arc;
 
@@ -64,7 +65,7 @@ impl Callback for OrderNotify {
         Ok(Reply::success())
     }
 
-    /// Decisions §7: `000000`, and nothing recorded, queued or sent.
+    /// docs/protocol/decisions.md §7: `000000`, and nothing recorded, queued or sent.
     async fn handle_debug(&self, _req: OrderNotifyRequest, _key: KeyUsed) -> Reply {
         Reply::success()
     }

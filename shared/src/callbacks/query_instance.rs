@@ -1,9 +1,11 @@
-//! `queryInstance` (spec callbacks §6.2): up to 100 comma-separated instance IDs, one batched read.
+//! `queryInstance` (docs/protocol/callbacks.md §6.2): up to 100 comma-separated instance IDs, one
+//! batched read.
 //!
-//! One ID: `000004` while provisioning (Decisions §5), the failure's own code after a permanent failure,
-//! `000003` when unknown or released, else `000000` with `info[]`. Several IDs: `info[]` holds the ready
-//! ones; if none is ready the answer is that of the first requested ID, so a poll for a single order
-//! behaves the same whether or not KooGallery batches it.
+//! One ID: `000004` while provisioning (docs/protocol/decisions.md §5), the failure's own code
+//! after a permanent failure, `000003` when unknown or released, else `000000` with `info[]`.
+//! Several IDs: `info[]` holds the ready ones; if none is ready the answer is that of the first
+//! requested ID, so a poll for a single order behaves the same whether or not KooGallery batches
+//! it.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -29,10 +31,12 @@ use crate::{
 
 pub struct QueryInstance {
     store: Arc<dyn InstanceStore>,
-    /// Set when credentials are sent encrypted (Decisions §4): the kind, and the basic key ring (a
-    /// request verified with the previous key is answered with it, Decisions §13).
+    /// Set when credentials are sent encrypted (docs/protocol/decisions.md §4): the kind, and the
+    /// basic key ring (a request verified with the previous key is answered with it,
+    /// docs/protocol/decisions.md §13).
     cipher: Option<(EncryptType, KeyRing)>,
-    /// `frontEndUrl` template of the plausible appInfo debug calls get (Decisions §7).
+    /// `frontEndUrl` template of the plausible appInfo debug calls get
+    /// (docs/protocol/decisions.md §7).
     debug_front_end_url: String,
     /// Opens passwords sealed at rest.
     sealer: Option<Arc<dyn CredentialSealer>>,
@@ -102,8 +106,9 @@ impl Callback for QueryInstance {
         Ok(reply.with("info", info))
     }
 
-    /// Decisions §7: `000000` with appInfo for every requested ID: the debug record's when there is
-    /// one (whatever its state), plausible values otherwise. Real records are never read.
+    /// docs/protocol/decisions.md §7: `000000` with appInfo for every requested ID: the debug
+    /// record's when there is one (whatever its state), plausible values otherwise. Real records
+    /// are never read.
     async fn handle_debug(&self, req: QueryInstanceRequest, key: KeyUsed) -> Reply {
         let ids = req.instance_ids();
         let record_ids: Vec<String> = ids.iter().map(|id| debug::record_id(id)).collect();
@@ -134,9 +139,9 @@ impl Callback for QueryInstance {
 }
 
 impl QueryInstance {
-    /// callbacks §6.2, §8.2: an on-demand instance reports its cumulative usage: the sum of every
-    /// report applied, at the time of the last one (the order's time before any). A package
-    /// reports what was used of it, one entry per on-demand instance it served
+    /// docs/protocol/callbacks.md §6.2, §8.2: an on-demand instance reports its cumulative usage:
+    /// the sum of every report applied, at the time of the last one (the order's time before any).
+    /// A package reports what was used of it, one entry per on-demand instance it served
     /// (`relatedInstanceId`). Other instances, or a process without a usage store, report none.
     ///
     /// Read from the running sums the store keeps (the instances' usage totals in one batched
@@ -214,10 +219,10 @@ impl QueryInstance {
         Ok(out)
     }
 
-    /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when configured
-    /// (Decisions §4). An encrypted value over 128 characters is refused rather than sent truncated.
-    /// A password sealed at rest is opened first (for `instance_id`, the record it was read from);
-    /// the plain text exists only for this answer.
+    /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when
+    /// configured (docs/protocol/decisions.md §4). An encrypted value over 128 characters is
+    /// refused rather than sent truncated. A password sealed at rest is opened first (for
+    /// `instance_id`, the record it was read from); the plain text exists only for this answer.
     async fn present(
         &self,
         instance_id: &str,
@@ -256,7 +261,7 @@ impl QueryInstance {
     }
 }
 
-/// KooGallery's limits on `appInfo` (callbacks §6.2), in characters as sent.
+/// KooGallery's limits on `appInfo` (docs/protocol/callbacks.md §6.2), in characters as sent.
 pub const MAX_URL_LEN: usize = 512;
 pub const MAX_MEMO_LEN: usize = 1024;
 pub const MAX_CREDENTIAL_LEN: usize = 128;
@@ -343,7 +348,7 @@ mod tests {
         bed.seed(id, ready).await;
     }
 
-    /// Issue 7, defect 9: the password is kept sealed at rest and opened only for the answer,
+    /// The password is kept sealed at rest and opened only for the answer,
     /// which carries it as before; a sealed password with no key to open it is a retryable
     /// `000005`, never a leak of the sealed text.
     #[tokio::test]
@@ -439,8 +444,8 @@ mod tests {
         .unwrap();
     }
 
-    /// callbacks §6.2: an on-demand instance reports its cumulative usage at the last report's
-    /// time; a yearly/monthly one reports none.
+    /// docs/protocol/callbacks.md §6.2: an on-demand instance reports its cumulative usage at the
+    /// last report's time; a yearly/monthly one reports none.
     #[tokio::test]
     async fn on_demand_instances_report_cumulative_usage() {
         use crate::metering::{UsageReport, UsageStore};
@@ -492,8 +497,8 @@ mod tests {
         );
     }
 
-    /// callbacks §6.2, §8.2: a package reports what was used of it, one entry per on-demand
-    /// instance it served; before any use, one entry of 0.
+    /// docs/protocol/callbacks.md §6.2, §8.2: a package reports what was used of it, one entry per
+    /// on-demand instance it served; before any use, one entry of 0.
     #[tokio::test]
     async fn packages_report_their_usage_per_related_instance() {
         use crate::metering::{UsageReport, UsageStore};
@@ -626,7 +631,7 @@ mod tests {
         }
     }
 
-    /// Issue 16, item 3: a poll never reads an instance's hourly windows (they grow by one an
+    /// A poll never reads an instance's hourly windows (they grow by one an
     /// hour for ever), only the running totals, in one batched read for all the IDs.
     #[tokio::test]
     async fn usage_info_reads_running_totals_never_the_windows() {
@@ -798,8 +803,9 @@ mod tests {
         );
     }
 
-    /// Decisions §13 (issue 7, defect 8): during a key rotation, a request verified with the previous
-    /// key gets its credentials encrypted with that key, which the platform can still decrypt.
+    /// docs/protocol/decisions.md §13: during a key rotation, a request
+    /// verified with the previous key gets its credentials encrypted with that key, which the
+    /// platform can still decrypt.
     #[tokio::test]
     async fn credentials_are_encrypted_with_the_key_that_verified_the_request() {
         use crate::security::{KeyRing, KeyUsed, SecretKey};
@@ -825,7 +831,7 @@ mod tests {
         }
     }
 
-    /// Issue 7, defect 8: the limits KooGallery puts on appInfo, encrypted lengths included.
+    /// The limits KooGallery puts on appInfo, encrypted lengths included.
     #[test]
     fn presentable_app_info_respects_koogallery_limits() {
         let ok = crate::testing::sample_access("i");

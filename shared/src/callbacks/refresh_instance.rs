@@ -1,5 +1,6 @@
-//! `refreshInstance` (spec callbacks §6.3): renewal, trial→formal, renewal cancellation, change on
-//! renewal. Sets the expiry to the absolute `expireTime`; idempotent per (instanceId, orderId, scene).
+//! `refreshInstance` (docs/protocol/callbacks.md §6.3): renewal, trial→formal, renewal
+//! cancellation, change on renewal. Sets the expiry to the absolute `expireTime`; idempotent per
+//! (instanceId, orderId, scene).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -40,8 +41,8 @@ impl Callback for RefreshInstance {
         self.0.change(&req.instance_id, change).await
     }
 
-    /// Decisions §7: sets the debug record's expiry, if there is one; never a real one's. Always
-    /// `000000`.
+    /// docs/protocol/decisions.md §7: sets the debug record's expiry, if there is one; never a real
+    /// one's. Always `000000`.
     async fn handle_debug(&self, req: RefreshInstanceRequest, _key: KeyUsed) -> Reply {
         match requested_change(&req) {
             Some(change) => self.0.change_debug(&req.instance_id, change).await,
@@ -71,7 +72,8 @@ fn requested_change(
 /// The wire's scene as the domain knows it, by KooGallery's own name.
 fn domain_scene(scene: &WireScene) -> RefreshScene {
     if let WireScene::Other(name) = scene {
-        // Decisions §11: set the expiry anyway; refusing could get a renewed customer released.
+        // docs/protocol/decisions.md §11: set the expiry anyway; refusing could get a renewed
+        // customer released.
         tracing::warn!(scene = %name, "unknown refreshInstance scene; expiry set as for a renewal");
     }
     RefreshScene::from_name(scene.as_str())
@@ -154,8 +156,8 @@ mod tests {
         assert_eq!(r.result_code, ResultCode::InvalidParameter);
     }
 
-    /// Decisions §11 (issue 7, defect 8): a scene KooGallery added since still sets the expiry,
-    /// idempotently, and the history keeps its name.
+    /// docs/protocol/decisions.md §11: a scene KooGallery added since still
+    /// sets the expiry, idempotently, and the history keeps its name.
     #[tokio::test]
     async fn an_unknown_scene_still_sets_the_expiry() {
         let bed = TestBed::default_keys();

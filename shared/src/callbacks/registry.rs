@@ -30,8 +30,8 @@ use crate::{
     security::KeyUsed,
 };
 
-/// Every callback served: the V2 basic interfaces in the order of callbacks §6, then the Kit syncs
-/// in the order of §9.
+/// Every callback served: the V2 basic interfaces in the order of docs/protocol/callbacks.md §6,
+/// then the Kit syncs in the order of §9.
 pub static REGISTRY: [Registration; 13] = [
     Registration::v2(
         "newInstance",
@@ -118,10 +118,10 @@ pub static REGISTRY: [Registration; 13] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     /// `POST {production URL}?signature=…&timestamp=…&nonce=…`, dispatched on `activity`
-    /// (callbacks §3.1, §6).
+    /// (docs/protocol/callbacks.md §3.1, §6).
     V2Basic,
     /// `POST {production URL}/produceAPI/v2/{name}` with `x-sign`, `x-timestamp`, `x-nonce`
-    /// headers and the Kit key (callbacks §3.2, §9).
+    /// headers and the Kit key (docs/protocol/callbacks.md §3.2, §9).
     Kit,
 }
 
@@ -137,9 +137,10 @@ impl Family {
 /// Where KooGallery sends a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
-    /// `POST /produce` with this `activity` in the body (callbacks §6), V2 basic signature.
+    /// `POST /produce` with this `activity` in the body (docs/protocol/callbacks.md §6), V2 basic
+    /// signature.
     V2 { activity: &'static str },
-    /// `POST /produce/produceAPI/v2/{path}` (callbacks §9), Kit `x-sign`.
+    /// `POST /produce/produceAPI/v2/{path}` (docs/protocol/callbacks.md §9), Kit `x-sign`.
     Kit { path: &'static str },
 }
 
@@ -333,7 +334,7 @@ pub fn by_function(function: &str) -> Option<&'static Registration> {
 /// A callback behind the registry: a verified body in, the reply out.
 #[async_trait]
 pub trait Handler: Send + Sync {
-    /// `key` is the key that verified the request (Decisions §13).
+    /// `key` is the key that verified the request (docs/protocol/decisions.md §13).
     async fn call(&self, body: &Value, key: KeyUsed) -> Reply;
 }
 
@@ -379,7 +380,8 @@ pub struct Resources {
     pub usage: Option<Arc<dyn crate::metering::UsageStore>>,
     /// The tenant directory (the Kit syncs).
     pub directory: Option<Arc<dyn crate::directory::TenantDirectory>>,
-    /// The RSA key applicationSync's `clientSecret` is encrypted for (Decisions §14).
+    /// The RSA key applicationSync's `clientSecret` is encrypted for
+    /// (docs/protocol/decisions.md §14).
     pub client_secret_key: Option<Arc<crate::security::kit_client_secret::ClientSecretKey>>,
 }
 
@@ -525,15 +527,16 @@ impl Resources {
 /// synchronous invocation of that callback's own function on AWS.
 #[async_trait]
 pub trait Dispatcher: Send + Sync {
-    /// `key` is the key that verified the request: the callback answers with it (Decisions §13).
+    /// `key` is the key that verified the request: the callback answers with it
+    /// (docs/protocol/decisions.md §13).
     async fn dispatch(&self, callback: &'static Registration, body: &Value, key: KeyUsed) -> Reply;
 }
 
 /// The payload the edge invokes a callback's function with on AWS: the verified body as it came,
 /// or, for a request verified with the previous key, `{"verifiedWith":"previous","body":…}` so the
-/// callback answers with that key (Decisions §13). The bare form is what earlier releases sent, so
-/// a function and an edge of different releases understand each other during a deployment.
-/// It borrows the body: serialising it sends the request without copying it first.
+/// callback answers with that key (docs/protocol/decisions.md §13). The bare form is what earlier
+/// releases sent, so a function and an edge of different releases understand each other during a
+/// deployment. It borrows the body: serialising it sends the request without copying it first.
 pub fn invocation(body: &Value, key: KeyUsed) -> Invocation<'_> {
     match key {
         KeyUsed::Current => Invocation::Bare(body),

@@ -1,5 +1,6 @@
-//! `releaseInstance` (spec callbacks §6.5): the end of an instance. A repeat is success and does
-//! nothing again. The record and its history stay (released), so late repeats still answer `000000`.
+//! `releaseInstance` (docs/protocol/callbacks.md §6.5): the end of an instance. A repeat is success
+//! and does nothing again. The record and its history stay (released), so late repeats still answer
+//! `000000`.
 
 use async_trait::async_trait;
 
@@ -32,7 +33,8 @@ impl Callback for ReleaseInstance {
             .await
     }
 
-    /// Decisions §7: releases the debug record, if any; never a real one. Always `000000`.
+    /// docs/protocol/decisions.md §7: releases the debug record, if any; never a real one. Always
+    /// `000000`.
     async fn handle_debug(&self, req: ReleaseInstanceRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| {

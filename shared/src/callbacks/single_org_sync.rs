@@ -1,5 +1,6 @@
-//! `singleOrgSync` (spec callbacks §9.4; Decisions §16): one department added, modified (renamed or
-//! moved) or deleted; an unknown one is upserted on modify and a success on delete.
+//! `singleOrgSync` (docs/protocol/callbacks.md §9.4; docs/protocol/decisions.md §16): one
+//! department added, modified (renamed or moved) or deleted; an unknown one is upserted on modify
+//! and a success on delete.
 
 use async_trait::async_trait;
 

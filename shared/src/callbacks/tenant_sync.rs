@@ -1,6 +1,7 @@
-//! `tenantSync` (spec callbacks §9.1; Decisions §16): the buyer's enterprise. Add and modify store
-//! the tenant (modify of an unknown tenant stores it); delete removes the tenant with its apps,
-//! users and departments (an unknown one is a success); the instance need not exist.
+//! `tenantSync` (docs/protocol/callbacks.md §9.1; docs/protocol/decisions.md §16): the buyer's
+//! enterprise. Add and modify store the tenant (modify of an unknown tenant stores it); delete
+//! removes the tenant with its apps, users and departments (an unknown one is a success); the
+//! instance need not exist.
 
 use async_trait::async_trait;
 

@@ -1,5 +1,5 @@
-//! `updateInstanceStatus` (spec callbacks §6.4): FREEZE / UNFREEZE, idempotent. Frozen keeps all data
-//! (the ≤ 15-day freeze period, callbacks §1).
+//! `updateInstanceStatus` (docs/protocol/callbacks.md §6.4): FREEZE / UNFREEZE, idempotent. Frozen
+//! keeps all data (the ≤ 15-day freeze period, docs/protocol/callbacks.md §1).
 
 use async_trait::async_trait;
 
@@ -36,7 +36,8 @@ impl Callback for UpdateInstanceStatus {
             .await
     }
 
-    /// Decisions §7: freezes or unfreezes the debug record, if any; never a real one. Always `000000`.
+    /// docs/protocol/decisions.md §7: freezes or unfreezes the debug record, if any; never a real
+    /// one. Always `000000`.
     async fn handle_debug(&self, req: UpdateInstanceStatusRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| match req.status {

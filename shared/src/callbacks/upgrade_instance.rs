@@ -1,6 +1,6 @@
-//! `upgradeInstance` (spec callbacks §6.6): an upgrade order on an unchanged instance. Recorded here
-//! (idempotent per instanceId, orderId, orderLineId); the worker reads the new spec from the
-//! marketplace and tells the provisioner.
+//! `upgradeInstance` (docs/protocol/callbacks.md §6.6): an upgrade order on an unchanged instance.
+//! Recorded here (idempotent per instanceId, orderId, orderLineId); the worker reads the new spec
+//! from the marketplace and tells the provisioner.
 
 use async_trait::async_trait;
 
@@ -33,7 +33,8 @@ impl Callback for UpgradeInstance {
             .await
     }
 
-    /// Decisions §7: records the upgrade on the debug record, if any; never a real one. Always `000000`.
+    /// docs/protocol/decisions.md §7: records the upgrade on the debug record, if any; never a real
+    /// one. Always `000000`.
     async fn handle_debug(&self, req: UpgradeInstanceRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| {

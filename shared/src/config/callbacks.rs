@@ -1,5 +1,6 @@
-//! The callbacks' own settings: how queryInstance presents credentials (Decisions §4) and what a
-//! debug newInstance answers (Decisions §7).
+//! The callbacks' own settings: how queryInstance presents credentials
+//! (docs/protocol/decisions.md §4) and what a debug newInstance answers
+//! (docs/protocol/decisions.md §7).
 
 use super::{ConfigError, Env, ProvisionerSettings, catalog};
 use crate::security::credential_cipher::EncryptType;
@@ -9,12 +10,15 @@ pub const DEBUG_FRONT_END_URL: &str = "https://debug.example.com/{instanceId}";
 
 #[derive(Debug, Clone)]
 pub struct CallbackSettings {
-    /// Encrypt queryInstance credentials (Decisions §4); plain text when `None`, the V2 default.
+    /// Encrypt queryInstance credentials (docs/protocol/decisions.md §4); plain text when `None`,
+    /// the V2 default.
     pub credential_encryption: Option<EncryptType>,
-    /// The `frontEndUrl` template (`{instanceId}` filled in) of debug records (Decisions §7).
+    /// The `frontEndUrl` template (`{instanceId}` filled in) of debug records
+    /// (docs/protocol/decisions.md §7).
     pub debug_front_end_url: String,
     /// queryInstance's `usageInfo.dashboardUrl` (`{instanceId}` filled in), where the buyer sees
-    /// its usage: `KOOGALLERY_USAGE_DASHBOARD_URL`, unset by default (callbacks §6.2, optional).
+    /// its usage: `KOOGALLERY_USAGE_DASHBOARD_URL`, unset by default
+    /// (docs/protocol/callbacks.md §6.2, optional).
     pub usage_dashboard_url: Option<String>,
 }
 
@@ -26,10 +30,10 @@ impl Default for CallbackSettings {
 }
 
 impl CallbackSettings {
-    /// `KOOGALLERY_CREDENTIAL_ENCRYPTION` (`none`, `aes256`, `aes128`); debug records borrow the static
-    /// provisioner's `KOOGALLERY_FRONTEND_URL` where the process has it (the local host), so a debug
-    /// answer looks like a real one. The template does not give it to the newInstance function, which
-    /// then uses the default template.
+    /// `KOOGALLERY_CREDENTIAL_ENCRYPTION` (`none`, `aes256`, `aes128`); debug records borrow the
+    /// static provisioner's `KOOGALLERY_FRONTEND_URL` where the process has it (the local host), so
+    /// a debug answer looks like a real one. The template does not give it to the newInstance
+    /// function, which then uses the default template.
     pub fn read(env: &Env<'_>, provisioner: &ProvisionerSettings) -> Result<Self, ConfigError> {
         let credential_encryption = match env.choice(
             &catalog::CREDENTIAL_ENCRYPTION,

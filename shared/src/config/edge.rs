@@ -1,12 +1,12 @@
-//! The edge's settings (spec callbacks §3.1, Decisions §1): the timestamp window, how long nonces
-//! are remembered, the largest body accepted.
+//! The edge's settings (docs/protocol/callbacks.md §3.1, docs/protocol/decisions.md §1): the
+//! timestamp window, how long nonces are remembered, the largest body accepted.
 
 use chrono::Duration;
 
 use super::{ConfigError, Env, catalog};
 
-/// The Kit body limit's floor (Decisions §18: at least 2 MiB): a 500-user authSync at the
-/// documented field maxima is about 0.6 MB; allOrgSync is unbounded.
+/// The Kit body limit's floor (docs/protocol/decisions.md §18: at least 2 MiB): a 500-user authSync
+/// at the documented field maxima is about 0.6 MB; allOrgSync is unbounded.
 pub const MIN_KIT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The Kit body limit's ceiling: on AWS the edge invokes the callback's function with the body,
 /// and a synchronous Lambda invocation carries at most 6 MB (API Gateway takes 10 MB).
@@ -14,18 +14,19 @@ pub const MAX_KIT_MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// The dispatch deadline's ceiling: KooGallery waits 5 s, so it always gets a signed answer, never
 /// the gateway's bare 5xx.
 pub const MAX_DISPATCH_DEADLINE_MS: u64 = 4500;
-/// Nonces are remembered for this many timestamp windows: at least two (Decisions §1).
+/// Nonces are remembered for this many timestamp windows: at least two
+/// (docs/protocol/decisions.md §1).
 const NONCE_WINDOWS: i32 = 5;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EdgeSettings {
-    /// Accepted clock skew of a request `timestamp`, both ways (Decisions §1).
+    /// Accepted clock skew of a request `timestamp`, both ways (docs/protocol/decisions.md §1).
     pub timestamp_window: Duration,
     /// How long nonces are remembered.
     pub nonce_ttl: Duration,
     /// Largest basic-interface body: V2 bodies are a few hundred bytes.
     pub max_body_bytes: usize,
-    /// The Kit family's own body limit (Decisions §18).
+    /// The Kit family's own body limit (docs/protocol/decisions.md §18).
     pub kit_max_body_bytes: usize,
     /// How long a callback may take before the edge answers a signed, retryable `000005` itself.
     pub dispatch_deadline: std::time::Duration,

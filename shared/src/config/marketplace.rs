@@ -1,4 +1,4 @@
-//! How the worker reads orders (`KOOGALLERY_MARKETPLACE`, spec openapi §0, §2): through
+//! How the worker reads orders (`KOOGALLERY_MARKETPLACE`, docs/protocol/openapi.md §0, §2): through
 //! KooGallery's open API, or offline (orders synthesised, every answer marked and logged so).
 
 use std::time::Duration;
@@ -46,8 +46,9 @@ impl OpenApiAccess {
 impl MarketplaceSettings {
     /// `KOOGALLERY_MARKETPLACE` is `openapi` or `offline`; unset, as [`OpenApiAccess`] decides.
     /// `KOOGALLERY_OPENAPI_URL` (the international site is `https://mkt-intl.myhuaweicloud.com`),
-    /// `KOOGALLERY_OPENAPI_FALLBACK_URL` (`none` for no fallback), `KOOGALLERY_OPENAPI_TIMEOUT_SECS`
-    /// (per request on one host, at most [`MAX_OPENAPI_TIMEOUT_SECS`]).
+    /// `KOOGALLERY_OPENAPI_FALLBACK_URL` (`none` for no fallback),
+    /// `KOOGALLERY_OPENAPI_TIMEOUT_SECS` (per request on one host, at most
+    /// [`MAX_OPENAPI_TIMEOUT_SECS`]).
     pub fn read(env: &Env<'_>, keys: OpenApiAccess) -> Result<Self, ConfigError> {
         let choice = &catalog::MARKETPLACE;
         let mode = match env.get(choice) {

@@ -1,4 +1,4 @@
-//! How usage is pushed and priced (spec openapi §3 and §3.2): the pass interval, the
+//! How usage is pushed and priced (docs/protocol/openapi.md §3 and §3.2): the pass interval, the
 //! grace after each hour, how early the horizon alarm speaks, the quotas of stop-when-used-up
 //! package SKUs and the pricing per SKU for bill estimates.
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{ConfigError, Env, catalog};
 
-/// Longest `appInfo.memo` KooGallery takes (callbacks §6.2).
+/// Longest `appInfo.memo` KooGallery takes (docs/protocol/callbacks.md §6.2).
 pub const MEMO_MAX_CHARS: usize = 1024;
 
 #[derive(Debug, Clone)]

@@ -1,12 +1,13 @@
 //! The secrets one deployment holds, and the [`Secrets`] port that yields them: from the
-//! environment locally ([`EnvSecrets`], the whole [`SecretBundle`]), from Secrets Manager on AWS (the
-//! AWS adapter), from a fixed value in tests ([`StaticSecrets`]). Keys never pass through settings or
-//! fake environment variables, and never appear in `Debug` output ([`SecretKey`] redacts itself).
+//! environment locally ([`EnvSecrets`], the whole [`SecretBundle`]), from Secrets Manager on AWS
+//! (the AWS adapter), from a fixed value in tests ([`StaticSecrets`]). Keys never pass through
+//! settings or fake environment variables, and never appear in `Debug` output ([`SecretKey`]
+//! redacts itself).
 //!
 //! On AWS the secrets are kept in four parts ([`SecretPart`]), one Secrets Manager secret each, so
-//! that every function can read exactly the parts it uses: the internet-facing usage ingestion holds
-//! the usage key only, never the seller's AK/SK or the callback keys. A function holds its parts as
-//! [`HeldSecrets`].
+//! that every function can read exactly the parts it uses: the internet-facing usage ingestion
+//! holds the usage key only, never the seller's AK/SK or the callback keys. A function holds its
+//! parts as [`HeldSecrets`].
 //!
 //! Room for what comes next: the RSA private key that decrypts the Kit `clientSecret`, SSO client
 //! credentials and a License signing key each become one more optional field here and one more part
@@ -22,7 +23,8 @@ pub const DEV_ACCESS_KEY: &str = "dev-access-key-change-me";
 /// Development default for `KOOGALLERY_KIT_KEY`.
 pub const DEV_KIT_KEY: &str = "dev-kit-key-change-me";
 
-/// The signing keys: basic and Kit are separate, each with an optional previous key (Decisions §2).
+/// The signing keys: basic and Kit are separate, each with an optional previous key
+/// (docs/protocol/decisions.md §2).
 #[derive(Debug, Clone)]
 pub struct Keys {
     pub basic: KeyRing,
@@ -35,13 +37,13 @@ pub struct SecretBundle {
     pub keys: Keys,
     /// Signs the events POSTed to the vendor's webhook (required by the webhook provisioner).
     pub webhook: Option<SecretKey>,
-    /// The access key pair that signs calls to KooGallery's open API (openapi §1): the seller
-    /// console's 我的凭证 → 访问密钥.
+    /// The access key pair that signs calls to KooGallery's open API (docs/protocol/openapi.md §1):
+    /// the seller console's 我的凭证 → 访问密钥.
     pub open_api: Option<OpenApiKeys>,
     /// Signs the vendor's application's usage reports (`POST /usage`, `metering::api`).
     pub usage: Option<SecretKey>,
-    /// Decrypts applicationSync's `clientSecret` (Decisions §14). Locally, when unset, the host
-    /// generates one in its data directory (`kit_client_secret::load_or_generate`).
+    /// Decrypts applicationSync's `clientSecret` (docs/protocol/decisions.md §14). Locally, when
+    /// unset, the host generates one in its data directory (`kit_client_secret::load_or_generate`).
     pub kit_rsa: Option<std::sync::Arc<crate::security::kit_client_secret::ClientSecretKey>>,
     /// True when a development default key is in use (logged loudly at start-up).
     pub dev_keys: bool,
@@ -79,7 +81,8 @@ impl OpenApiKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecretPart {
     /// The basic-interface and Kit key rings: verify and sign KooGallery's calls, encrypt
-    /// queryInstance credentials, key the usage push's body signature (openapi §3).
+    /// queryInstance credentials, key the usage push's body signature
+    /// (docs/protocol/openapi.md §3).
     CallbackKeys,
     /// The AK/SK that signs calls to KooGallery's open API (Query Order, the usage push).
     OpenApi,
@@ -87,7 +90,8 @@ pub enum SecretPart {
     Webhook,
     /// Signs the vendor's application's usage reports (`POST /usage`).
     Usage,
-    /// The Kit RSA private key (PEM) that decrypts applicationSync's `clientSecret` (Decisions §14).
+    /// The Kit RSA private key (PEM) that decrypts applicationSync's `clientSecret`
+    /// (docs/protocol/decisions.md §14).
     KitRsa,
 }
 
@@ -258,7 +262,7 @@ impl EnvSecrets {
     }
 
     /// `KOOGALLERY_KIT_RSA_KEY`: the Kit RSA private key as PEM; one that does not parse or is
-    /// under 3072 bits stops start-up (Decisions §14).
+    /// under 3072 bits stops start-up (docs/protocol/decisions.md §14).
     pub fn kit_rsa(
         env: &Env<'_>,
     ) -> Result<

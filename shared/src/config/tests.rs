@@ -157,7 +157,7 @@ fn backoff_doubles_caps_and_jitters_within_half_of_its_ceiling() {
     assert!(distinct.len() > 10, "jittered, not one value");
 }
 
-/// Issue 7, defect 9: a job delivery (two webhook calls, each up to three tries) must end inside
+/// A job delivery (two webhook calls, each up to three tries) must end inside
 /// the worker's Lambda timeout and inside its claim; a webhook timeout that cannot is refused at
 /// start-up, naming the variable.
 #[test]

@@ -1,8 +1,8 @@
-//! What the vendor hears of directory changes (spec callbacks §9): one event per change, or per
-//! batch of users or departments, numbered per tenant. Events are stored in the same write as the
-//! change and sit in the store until delivered, so their serde form is a versioned contract: the
-//! golden file `tests/fixtures/directory_events_v1.json` pins it (and the vendor's webhook event
-//! embeds it).
+//! What the vendor hears of directory changes (docs/protocol/callbacks.md §9): one event per
+//! change, or per batch of users or departments, numbered per tenant. Events are stored in the same
+//! write as the change and sit in the store until delivered, so their serde form is a versioned
+//! contract: the golden file `tests/fixtures/directory_events_v1.json` pins it (and the vendor's
+//! webhook event embeds it).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,12 +1,13 @@
-//! The tenant directory of a 联营 product (spec callbacks §9; Decisions §15–17): what the five Kit
-//! syncs keep for the buyer's enterprise — the tenant and its auth centre, the apps and their OAuth
-//! client (the secret sealed at rest), the users authorized for each app, and the departments — and
-//! the [`TenantDirectory`] port that keeps it (memory, embedded redb, DynamoDB).
+//! The tenant directory of a 联营 product (docs/protocol/callbacks.md §9;
+//! docs/protocol/decisions.md §15–17): what the five Kit syncs keep for the buyer's enterprise —
+//! the tenant and its auth centre, the apps and their OAuth client (the secret sealed at rest), the
+//! users authorized for each app, and the departments — and the [`TenantDirectory`] port that keeps
+//! it (memory, embedded redb, DynamoDB).
 //!
-//! Keys (Decisions §16): a tenant is (instanceId, tenantId); an app adds appId; a user adds appId
-//! and userName; a department adds orgCode. The instance need not exist (an empty instanceId is the
-//! seller's own credential), and syncs may arrive in any order: add is an upsert, modify of an
-//! unknown record an upsert, delete of an unknown record a success.
+//! Keys (docs/protocol/decisions.md §16): a tenant is (instanceId, tenantId); an app adds appId; a
+//! user adds appId and userName; a department adds orgCode. The instance need not exist (an empty
+//! instanceId is the seller's own credential), and syncs may arrive in any order: add is an upsert,
+//! modify of an unknown record an upsert, delete of an unknown record a success.
 //!
 //! Every sync is one durable write, together with the [`DirectoryEvent`]s it produces for the
 //! vendor; events are numbered per tenant (`seq`) and delivered in that order, at least once.
@@ -22,8 +23,8 @@ pub mod record;
 
 pub use event::{DirectoryEvent, EventBody, EventUser};
 
-/// One tenant of one instance (Decisions §16). `instance_id` is empty for the seller's own
-/// credential (callbacks §9).
+/// One tenant of one instance (docs/protocol/decisions.md §16). `instance_id` is empty for the
+/// seller's own credential (docs/protocol/callbacks.md §9).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantKey {
     pub instance_id: String,
@@ -53,18 +54,18 @@ impl TenantKey {
     }
 }
 
-/// The buyer's enterprise (tenantSync, callbacks §9.1).
+/// The buyer's enterprise (tenantSync, docs/protocol/callbacks.md §9.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub order_id: String,
     pub tenant_code: String,
     pub name: String,
-    /// The base URL of the tenant's auth centre (callbacks §10).
+    /// The base URL of the tenant's auth centre (docs/protocol/callbacks.md §10).
     pub domain_name: String,
     pub synced_at: DateTime<Utc>,
 }
 
-/// An app of the tenant and its OAuth client (applicationSync, callbacks §9.2).
+/// An app of the tenant and its OAuth client (applicationSync, docs/protocol/callbacks.md §9.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
     pub app_id: String,
@@ -74,7 +75,7 @@ pub struct App {
     pub synced_at: DateTime<Utc>,
 }
 
-/// A user authorized (or once authorized) for an app (authSync, callbacks §9.3).
+/// A user authorized (or once authorized) for an app (authSync, docs/protocol/callbacks.md §9.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub app_id: String,
@@ -84,7 +85,8 @@ pub struct User {
     /// `user` or `admin`, as sent.
     pub role: String,
     pub enabled: bool,
-    /// authSync flag 3: access to the app revoked, the record kept (Decisions §16).
+    /// authSync flag 3: access to the app revoked, the record kept
+    /// (docs/protocol/decisions.md §16).
     pub revoked: bool,
     pub position: Option<String>,
     pub employee_code: Option<String>,
@@ -107,8 +109,8 @@ impl User {
     }
 }
 
-/// A department (singleOrgSync, allOrgSync, callbacks §9.4–§9.5). Stored as given: a missing
-/// parent or a cycle is kept, never walked (Decisions §16).
+/// A department (singleOrgSync, allOrgSync, docs/protocol/callbacks.md §9.4–§9.5). Stored as given:
+/// a missing parent or a cycle is kept, never walked (docs/protocol/decisions.md §16).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Department {

@@ -21,12 +21,14 @@ pub enum Job {
     Provision { instance_id: String },
     /// Tell the provisioner about lifecycle event `seq` (renewal, freeze, upgrade, release, …).
     Notify { instance_id: String, seq: u64 },
-    /// Read a paid order line (an `orderNotify`, callbacks §6.8) and tell the vendor.
+    /// Read a paid order line (an `orderNotify`, docs/protocol/callbacks.md §6.8) and tell the
+    /// vendor.
     OrderNotice {
         order_id: String,
         order_line_id: String,
     },
-    /// Deliver the tenant's pending directory events (the Kit syncs, callbacks §9) in `seq` order.
+    /// Deliver the tenant's pending directory events (the Kit syncs, docs/protocol/callbacks.md §9)
+    /// in `seq` order.
     DirectoryNotice {
         instance_id: String,
         tenant_id: String,
@@ -70,7 +72,8 @@ impl Job {
     }
 }
 
-/// The producer side of the job queue. Consumers are adapter-specific (SQS event source, embedded runner).
+/// The producer side of the job queue. Consumers are adapter-specific (SQS event source, embedded
+/// runner).
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError>;

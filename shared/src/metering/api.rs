@@ -1,4 +1,4 @@
-//! The usage ingestion API the vendor's application calls (`POST /usage`, issue 9): its JSON body,
+//! The usage ingestion API the vendor's application calls (`POST /usage`): its JSON body,
 //! its signature, and its answers. The same body is the SQS message format for apps on AWS.
 //!
 //! ```text
@@ -11,9 +11,9 @@
 //!              "idempotencyKey":"app-event-42"}]}
 //! ```
 //! A report consuming a package adds `"packageInstanceId"` (the package's instance ID).
-//! The scheme is KooGallery's own usage-push body signature (openapi §3), keyed with a secret the
-//! vendor's app and this service share (`KOOGALLERY_USAGE_KEY`), checked on the raw bytes in
-//! constant time, within ±5 minutes, and each nonce once.
+//! The scheme is KooGallery's own usage-push body signature (docs/protocol/openapi.md §3), keyed
+//! with a secret the vendor's app and this service share (`KOOGALLERY_USAGE_KEY`), checked on the
+//! raw bytes in constant time, within ±5 minutes, and each nonce once.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -1,5 +1,5 @@
-//! Bill estimates (spec openapi §3.2): what an instance's on-demand usage in a period costs
-//! under its SKU's pricing (`KOOGALLERY_PRICING`), served read-only at `GET /usage/estimate`.
+//! Bill estimates (docs/protocol/openapi.md §3.2): what an instance's on-demand usage in a period
+//! costs under its SKU's pricing (`KOOGALLERY_PRICING`), served read-only at `GET /usage/estimate`.
 //! KooGallery rates and charges; this only lets the vendor see what to expect, rated as KooGallery
 //! rates (see [`super::pricing`]): step bands per billing cycle, tier bands per record.
 //!
@@ -290,9 +290,10 @@ mod tests {
             .to_string()
     }
 
-    /// KooGallery's example (openapi §3.2) through the estimate, within one cycle and one record:
-    /// 5 + 3 minutes in two hours of one daily cycle → step 1.90 (the package's usage and the
-    /// hour at `to`, which is excluded, left out); one hourly record of 8 → tier 1.60.
+    /// KooGallery's example (docs/protocol/openapi.md §3.2) through the estimate, within one cycle
+    /// and one record: 5 + 3 minutes in two hours of one daily cycle → step 1.90 (the package's
+    /// usage and the hour at `to`, which is excluded, left out); one hourly record of 8 → tier
+    /// 1.60.
     #[test]
     fn koogallery_example_within_one_cycle_and_one_record() {
         let windows = [

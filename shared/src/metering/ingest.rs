@@ -1,4 +1,4 @@
-//! Usage reports from the vendor's application (issue 9): what a report is, the rules a batch must
+//! Usage reports from the vendor's application: what a report is, the rules a batch must
 //! pass before anything is stored, and how reports are applied to their windows.
 //!
 //! A batch is all or nothing: one bad report refuses the batch with its index and reason, and
@@ -7,7 +7,7 @@
 //!
 //! Keys are kept for [`KeyRecord::keep_until`]: 22 days after their report's hour. By then a
 //! repeat is refused anyway, as too old to bill ([`Refusal::BeyondHorizon`]: KooGallery takes no
-//! record more than 21 days old, openapi §3), so dropping the key loses nothing.
+//! record more than 21 days old, docs/protocol/openapi.md §3), so dropping the key loses nothing.
 
 use std::collections::HashMap;
 
@@ -238,7 +238,7 @@ pub fn check_instances(
             return refuse(Refusal::Debug(r.instance_id.clone()));
         }
         // Usage from before the release may still arrive (the app batches, retries): it is
-        // taken, and its hour's record ends at the release (openapi §3 rule 3).
+        // taken, and its hour's record ends at the release (docs/protocol/openapi.md §3 rule 3).
         if instance
             .released_at()
             .is_some_and(|released| r.occurred_at >= released)

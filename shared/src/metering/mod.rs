@@ -1,6 +1,7 @@
-//! Pay-per-use metering (spec openapi §3 and §3.2, callbacks §6.2 and §8.2, Decision 8): the usage
-//! the vendor's application reports, kept per (instance, UTC hour) window, and pushed to KooGallery
-//! once per window so that no hour is billed twice or lost.
+//! Pay-per-use metering (docs/protocol/openapi.md §3 and §3.2, docs/protocol/callbacks.md §6.2
+//! and §8.2, docs/protocol/decisions.md §8): the usage the vendor's application reports, kept per
+//! (instance, UTC hour) window, and pushed to KooGallery once per window so that no hour is billed
+//! twice or lost.
 //!
 //! ```text
 //! report ──ingest──▶ open window ──seal (hour over + grace)──▶ sealed ──push──▶ accepted
@@ -33,7 +34,7 @@ pub use store::{UsageStore, UsageStoreError};
 
 /// What an instance used in all: the sum of its windows (its own and its packages'), kept by the
 /// store in the same write as the windows it sums, so that queryInstance's `usageInfo` reads one
-/// record per instance however many hours it has (callbacks §6.2).
+/// record per instance however many hours it has (docs/protocol/callbacks.md §6.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageTotal {
     pub instance_id: String,
@@ -92,16 +93,19 @@ impl UsageTotal {
     }
 }
 
-/// Metering windows are UTC hours (openapi §3: hourly reporting; non-overlapping windows).
+/// Metering windows are UTC hours (docs/protocol/openapi.md §3: hourly reporting; non-overlapping
+/// windows).
 pub const WINDOW: Duration = Duration::hours(1);
 
-/// KooGallery refuses records whose `begin_time` is more than 21 days old (`MKT.9004`, openapi §3).
+/// KooGallery refuses records whose `begin_time` is more than 21 days old (`MKT.9004`,
+/// docs/protocol/openapi.md §3).
 pub const HORIZON: Duration = Duration::days(21);
 
-/// At most this many records per usage push (openapi §3; `MKT.9003` beyond).
+/// At most this many records per usage push (docs/protocol/openapi.md §3; `MKT.9003` beyond).
 pub const MAX_RECORDS_PER_PUSH: usize = 1000;
 
-/// `usage_value` is Double(12,4): at most 4 decimals (openapi §3), and at most 8 integer digits.
+/// `usage_value` is Double(12,4): at most 4 decimals (docs/protocol/openapi.md §3), and at most 8
+/// integer digits.
 pub const MAX_DECIMALS: u32 = 4;
 
 /// The largest value one record (one window) can carry: 12 digits, 4 of them decimals.
@@ -114,8 +118,8 @@ pub fn window_start(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(WINDOW).unwrap_or(t)
 }
 
-/// Decision 8: `metering_sn` is UUIDv5 of (instance, dimension, window start), so a retry, a
-/// restart or a second pusher computes the very same serial for the same window.
+/// docs/protocol/decisions.md §8: `metering_sn` is UUIDv5 of (instance, dimension, window start),
+/// so a retry, a restart or a second pusher computes the very same serial for the same window.
 pub fn metering_sn(instance_id: &str, package: Option<&str>, start: DateTime<Utc>) -> String {
     /// This product's UUIDv5 namespace for metering serials (fixed: changing it would change the
     /// serials of windows already pushed).
@@ -204,11 +208,11 @@ pub struct Sealed {
     /// `record_time`: when the record was made (sealing time), sent unchanged on every retry.
     pub record_time: DateTime<Utc>,
     /// `begin_time` is the hour's start plus this many seconds: 0, but for the first hour of an
-    /// instance, which begins at the instance's start (openapi §3 rule 3: see
+    /// instance, which begins at the instance's start (docs/protocol/openapi.md §3 rule 3: see
     /// [`UsageWindow::seal_from`]), and for package windows (see [`UsageWindow::seal_package`]).
     pub begin_offset_secs: u32,
-    /// `end_time` when the instance was released within the hour (openapi §3 rule 3: a closed
-    /// resource's records end by its close); otherwise the hour's end.
+    /// `end_time` when the instance was released within the hour (docs/protocol/openapi.md §3 rule
+    /// 3: a closed resource's records end by its close); otherwise the hour's end.
     pub ends_at: Option<DateTime<Utc>>,
     /// Push attempts that did not settle the window (outage, 5xx, fallback host down, …).
     pub failed_pushes: u32,
@@ -278,16 +282,17 @@ impl UsageWindow {
     }
 
     /// Freezes the window's content (`true`), unless it is already sealed. An open window with no
-    /// usage is not sealed: nothing is pushed for an empty hour (openapi §3: `usage_value` > 0).
-    /// The record spans the hour: [`Self::seal_from`] with the instance's start when it is known.
+    /// usage is not sealed: nothing is pushed for an empty hour (docs/protocol/openapi.md §3:
+    /// `usage_value` > 0). The record spans the hour: [`Self::seal_from`] with the instance's start
+    /// when it is known.
     pub fn seal(&mut self, now: DateTime<Utc>) -> bool {
         self.seal_from(now, None)
     }
 
     /// [`Self::seal`] for an instance that started at `started_at`: the record of the hour it
-    /// started in begins then, not at the hour's start (openapi §3 rule 3: while a resource is
-    /// open, `begin_time` is not before its start). Usage from before the start is refused at
-    /// ingestion, so none falls outside the record.
+    /// started in begins then, not at the hour's start (docs/protocol/openapi.md §3 rule 3: while a
+    /// resource is open, `begin_time` is not before its start). Usage from before the start is
+    /// refused at ingestion, so none falls outside the record.
     pub fn seal_from(&mut self, now: DateTime<Utc>, started_at: Option<DateTime<Utc>>) -> bool {
         let offset = self.start_offset(started_at);
         self.seal_at(now, offset)
@@ -307,11 +312,11 @@ impl UsageWindow {
     /// Seals a package window whose siblings (the instance's other windows of the same hour) are
     /// `siblings`, for an instance that started at `started_at` ([`Self::seal_from`]).
     /// KooGallery keeps only the first of an instance's records with the same `begin_time` and
-    /// `end_time` (openapi §3, rule 5; UNCONFIRMED whether `relate_pkg_instance` takes part), so
-    /// a package's record must never share both with the instance's own record or another
-    /// package's. Chosen: the instance's own record begins at the hour's start (or, in its first
-    /// hour, at the instance's start); each package's begins that many whole seconds later, the
-    /// smallest offset no sealed sibling uses. Frozen with the rest of the record. The siblings
+    /// `end_time` (docs/protocol/openapi.md §3, rule 5; UNCONFIRMED whether `relate_pkg_instance`
+    /// takes part), so a package's record must never share both with the instance's own record or
+    /// another package's. Chosen: the instance's own record begins at the hour's start (or, in its
+    /// first hour, at the instance's start); each package's begins that many whole seconds later,
+    /// the smallest offset no sealed sibling uses. Frozen with the rest of the record. The siblings
     /// are read by the one pass holding the push ([`store::UsageStore::claim_push`]), so no other
     /// pass picks the same offset meanwhile.
     pub fn seal_package(

@@ -1,6 +1,6 @@
-//! Usage packages (spec openapi §3.2, callbacks §6.2 and §8.2): 按需套餐包 (on-demand package:
-//! KooGallery deducts usage from the package, overage billed on demand) and 用完即停 (stop when
-//! used up: the vendor deducts, and stops the service when the quota is gone).
+//! Usage packages (docs/protocol/openapi.md §3.2, docs/protocol/callbacks.md §6.2 and §8.2): 按需套餐包
+//! (on-demand package: KooGallery deducts usage from the package, overage billed on demand) and
+//! 用完即停 (stop when used up: the vendor deducts, and stops the service when the quota is gone).
 //!
 //! The vendor's app names the package a report consumes (`packageInstanceId`, beside the on-demand
 //! `instanceId`). Every package keeps what was used from it per on-demand instance: queryInstance
@@ -64,7 +64,7 @@ impl PackageUsage {
 }
 
 /// The extension parameter a package order may carry its quota in (liberal: UNCONFIRMED whether
-/// KooGallery sends one; spec openapi §3.2 only says the quota comes with the package).
+/// KooGallery sends one; docs/protocol/openapi.md §3.2 only says the quota comes with the package).
 pub const QUOTA_PARAM: &str = "packageQuota";
 
 /// The quota per unit of each stop-when-used-up package SKU (`KOOGALLERY_PACKAGE_QUOTAS`, a JSON

@@ -1,9 +1,10 @@
-//! Bill estimates (spec openapi §3.2): what usage costs under the SKU's pricing model, rated as
-//! KooGallery rates it. KooGallery rates and charges the customer itself; these estimates only let
-//! the vendor (and its customer) see what to expect. Money and quantities are exact decimals.
+//! Bill estimates (docs/protocol/openapi.md §3.2): what usage costs under the SKU's pricing model,
+//! rated as KooGallery rates it. KooGallery rates and charges the customer itself; these estimates
+//! only let the vendor (and its customer) see what to expect. Money and quantities are exact
+//! decimals.
 //!
-//! What a model's bands apply to (openapi §3.2, from KooGallery's seller guide on listing an
-//! on-demand specification):
+//! What a model's bands apply to (docs/protocol/openapi.md §3.2, from KooGallery's seller guide on
+//! listing an on-demand specification):
 //! * linear: every unit at the one price;
 //! * step (阶梯): the usage of one **billing cycle** (计费周期), each band's share at its price,
 //!   summed. Cycles are fixed, chosen per SKU when listing (hourly or daily), and counted from
@@ -29,8 +30,8 @@ pub struct Band {
 }
 
 /// A SKU's billing cycle (计费周期), as chosen when listing it: KooGallery offers hourly and daily
-/// billing (seller guide, "Billing Cycle and Rule"; openapi §3 rule 2). A cycle is counted from
-/// the first use, not from midnight or the hour.
+/// billing (seller guide, "Billing Cycle and Rule"; docs/protocol/openapi.md §3 rule 2). A cycle is
+/// counted from the first use, not from midnight or the hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Cycle {
@@ -300,7 +301,8 @@ mod tests {
         }
     }
 
-    /// KooGallery's example bands (openapi §3.2): 0.3/min up to 3 minutes, 0.2/min beyond.
+    /// KooGallery's example bands (docs/protocol/openapi.md §3.2): 0.3/min up to 3 minutes, 0.2/min
+    /// beyond.
     fn seed_bands() -> Vec<Band> {
         vec![
             Band {
@@ -333,8 +335,8 @@ mod tests {
         (t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z"))
     }
 
-    /// KooGallery's own example (openapi §3.2), within one cycle and one record: 8 minutes at
-    /// step → 0.3×3 + 0.2×5 = 1.90; a record of 8 at tier → 8×0.2 = 1.60, of 2 → 0.60.
+    /// KooGallery's own example (docs/protocol/openapi.md §3.2), within one cycle and one record: 8
+    /// minutes at step → 0.3×3 + 0.2×5 = 1.90; a record of 8 at tier → 8×0.2 = 1.60, of 2 → 0.60.
     #[test]
     fn koogallery_example_within_one_cycle_and_one_record() {
         let (from, to) = november();

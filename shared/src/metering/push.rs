@@ -1,16 +1,17 @@
-//! The usage push (spec openapi §3, Decision 8): every window whose hour is over (plus a grace
-//! period) is sealed and pushed, oldest first, at most 1000 records per call, until KooGallery
-//! accepts or refuses it. A pass that meets an outage stops and the next pass resumes from the
-//! oldest unsettled window, so an outage of any length is caught up.
+//! The usage push (docs/protocol/openapi.md §3, docs/protocol/decisions.md §8): every window whose
+//! hour is over (plus a grace period) is sealed and pushed, oldest first, at most 1000 records per
+//! call, until KooGallery accepts or refuses it. A pass that meets an outage stops and the next
+//! pass resumes from the oldest unsettled window, so an outage of any length is caught up.
 //!
 //! A refused push is split in halves until the records at fault are alone. KooGallery's refusal
 //! codes do not say whether one record or the whole request is at fault (`MKT.0100` input
-//! validation, `MKT.0101`, `MKT.0199`, openapi §8), so the pusher tells them apart by comparison:
-//! a record is rejected for good only when KooGallery refuses it alone both before and after
-//! accepting another push of the batch (it singles that record out). A refusal that hits every
-//! record tried, or refused pushes in a row beyond what isolating one record takes (then a probe
-//! with the newest record is refused too), is systemic: the pass stops, the windows stay pending
-//! and unchanged, `UsagePushSystemicRefusals` raises the alarm, and the next pass tries again.
+//! validation, `MKT.0101`, `MKT.0199`, docs/protocol/openapi.md §8), so the pusher tells them apart
+//! by comparison: a record is rejected for good only when KooGallery refuses it alone both before
+//! and after accepting another push of the batch (it singles that record out). A refusal that hits
+//! every record tried, or refused pushes in a row beyond what isolating one record takes (then a
+//! probe with the newest record is refused too), is systemic: the pass stops, the windows stay
+//! pending and unchanged, `UsagePushSystemicRefusals` raises the alarm, and the next pass tries
+//! again.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -25,7 +26,8 @@ use crate::{
     storage::StoreError,
 };
 
-/// One record as KooGallery receives it (openapi §3 `UsagePushData`), from a sealed window.
+/// One record as KooGallery receives it (docs/protocol/openapi.md §3 `UsagePushData`), from a
+/// sealed window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRecord {
     pub instance_id: String,
@@ -90,7 +92,8 @@ pub trait UsageSink: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PushSettings {
     /// How long after its hour a window still takes reports before it is sealed and pushed.
-    /// KooGallery wants an hour's usage within minutes 0–15 of the next hour (openapi §3).
+    /// KooGallery wants an hour's usage within minutes 0–15 of the next hour
+    /// (docs/protocol/openapi.md §3).
     pub grace: Duration,
     /// Windows this close to the 21-day horizon raise `UsageNearHorizon` (days before it is lost).
     pub horizon_warning: Duration,
@@ -131,7 +134,7 @@ pub struct UsagePusher {
     pub settings: PushSettings,
     /// Where instances' start and release times are read, so the record of the hour an instance
     /// started in begins at its start, and that of the hour it was released in ends at its
-    /// release (openapi §3 rule 3). `None`: records span the hour.
+    /// release (docs/protocol/openapi.md §3 rule 3). `None`: records span the hour.
     pub instances: Option<Arc<dyn crate::instance::InstanceStore>>,
 }
 
@@ -352,8 +355,8 @@ impl UsagePusher {
         // Refused alone, not yet judged: pushed again (`recheck`) after KooGallery next accepts.
         let mut suspects: Vec<Suspect> = Vec::new();
         // The last record KooGallery accepted: pushed again, unchanged (a duplicate KooGallery
-        // drops, openapi §3 rule 5, as for any retry), it shows whether KooGallery still accepts
-        // records when nothing else is left to compare the suspects with.
+        // drops, docs/protocol/openapi.md §3 rule 5, as for any retry), it shows whether KooGallery
+        // still accepts records when nothing else is left to compare the suspects with.
         let mut witness: Option<UsageWindow> = None;
         // Refused pushes since the last accepted one.
         let mut streak = 0u32;
@@ -478,8 +481,8 @@ impl UsagePusher {
 
     /// When the instances of the open windows among `due` started and, if released, were
     /// released: the record of the hour an instance started in begins at its start, that of the
-    /// hour it was released in ends at its release (openapi §3 rule 3). Empty without
-    /// [`Self::instances`] (records then span their hours).
+    /// hour it was released in ends at its release (docs/protocol/openapi.md §3 rule 3). Empty
+    /// without [`Self::instances`] (records then span their hours).
     async fn lifetimes(
         &self,
         due: &[UsageWindow],
@@ -755,11 +758,11 @@ mod tests {
         assert_eq!(b.pusher.run_once().await.unwrap().pushes, 0);
     }
 
-    /// openapi §3 rule 3: while a resource is open, `begin_time` is not before its start. An
-    /// instance ordered at 10:59:08.3 gets its first record from 10:59:08 (truncated to the
-    /// second), not from 10:00:00; its package's record begins a second later (never the
+    /// docs/protocol/openapi.md §3 rule 3: while a resource is open, `begin_time` is not before its
+    /// start. An instance ordered at 10:59:08.3 gets its first record from 10:59:08 (truncated to
+    /// the second), not from 10:00:00; its package's record begins a second later (never the
     /// instance's own range, rule 5); later hours are whole. The serial stays the hour's
-    /// (Decision 8: a retry or another pusher computes the same).
+    /// (docs/protocol/decisions.md §8: a retry or another pusher computes the same).
     #[tokio::test]
     async fn an_instance_first_record_begins_at_its_start() {
         use crate::instance::{Instance, InstanceStore};
@@ -838,8 +841,9 @@ mod tests {
         assert_eq!((p[0][0].begin, p[0][0].end), (created, released));
     }
 
-    /// openapi §3 rule 3: a released instance's records end by its release. The hour it was
-    /// released in is pushed ending then (rounded up to the second); earlier hours are whole.
+    /// docs/protocol/openapi.md §3 rule 3: a released instance's records end by its release. The
+    /// hour it was released in is pushed ending then (rounded up to the second); earlier hours are
+    /// whole.
     #[tokio::test]
     async fn a_released_instance_last_record_ends_at_its_release() {
         use crate::instance::{Instance, InstanceStore};
@@ -870,8 +874,8 @@ mod tests {
     }
 
     /// KooGallery keeps only the first of an instance's records with the same begin and end
-    /// (openapi §3 rule 5): the instance's own hour and two packages' usage in the same hour go
-    /// as three records that never share both, and a retry resends them unchanged.
+    /// (docs/protocol/openapi.md §3 rule 5): the instance's own hour and two packages' usage in the
+    /// same hour go as three records that never share both, and a retry resends them unchanged.
     #[tokio::test]
     async fn package_records_never_share_an_instance_hour_range() {
         let b = bed(Sink::default());

@@ -1,4 +1,4 @@
-//! Metering domain tests: the batch rules, windows, sealing and the stored form (issue 9).
+//! Metering domain tests: the batch rules, windows, sealing and the stored form.
 
 use std::collections::HashMap;
 

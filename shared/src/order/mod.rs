@@ -1,6 +1,7 @@
-//! The order behind an instance, as KooGallery's Query Order describes it (spec openapi §2), and
-//! the port through which the worker reads it ([`MarketplaceClient`]). [`offline`] answers without
-//! calling KooGallery until the real client is configured.
+//! The order behind an instance, as KooGallery's Query Order describes it
+//! (docs/protocol/openapi.md §2), and the port through which the worker reads it
+//! ([`MarketplaceClient`]). [`offline`] answers without calling KooGallery until the real client is
+//! configured.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,7 +9,7 @@ use chrono::{DateTime, Utc};
 pub mod notice;
 pub mod offline;
 
-/// Billing mode of an order line (Query Order `chargingMode`, openapi §2).
+/// Billing mode of an order line (Query Order `chargingMode`, docs/protocol/openapi.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargingMode {
     Period,
@@ -17,7 +18,8 @@ pub enum ChargingMode {
     OnDemandPkg,
 }
 
-/// What the worker learns about the order from the marketplace (Query Order, openapi §2).
+/// What the worker learns about the order from the marketplace (Query Order,
+/// docs/protocol/openapi.md §2).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OrderDetails {
     pub order_type: Option<String>,

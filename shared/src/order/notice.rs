@@ -1,6 +1,7 @@
-//! Order notices (spec callbacks §6.8, openapi §7): KooGallery says an order line was paid, for
-//! any product (one-time, License, … as well as SaaS). Each order line is recorded once; the worker
-//! reads it with Query Order, keeps what it read, and tells the vendor once (an `order` event).
+//! Order notices (docs/protocol/callbacks.md §6.8, docs/protocol/openapi.md §7): KooGallery says an
+//! order line was paid, for any product (one-time, License, … as well as SaaS). Each order line is
+//! recorded once; the worker reads it with Query Order, keeps what it read, and tells the vendor
+//! once (an `order` event).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,6 +1,7 @@
-//! A marketplace client that never leaves the process: it synthesises a plausible order for any ID and
-//! honours KooGallery's documented mock order IDs (openapi §2). For local runs and tests until the real
-//! Query Order client is configured. Every answer is logged and marked as offline.
+//! A marketplace client that never leaves the process: it synthesises a plausible order for any ID
+//! and honours KooGallery's documented mock order IDs (docs/protocol/openapi.md §2). For local runs
+//! and tests until the real Query Order client is configured. Every answer is logged and marked as
+//! offline.
 
 use std::sync::Arc;
 

@@ -1,16 +1,18 @@
-//! What travels on the wire between KooGallery and this product (spec callbacks §4, §6; openapi):
-//! data transfer objects only. They never import the domain (`instance`, `order`, `provisioning`)
-//! and the domain never imports them; the callbacks translate.
+//! What travels on the wire between KooGallery and this product (docs/protocol/callbacks.md §4, §6;
+//! openapi): data transfer objects only. They never import the domain (`instance`, `order`,
+//! `provisioning`) and the domain never imports them; the callbacks translate.
 //!
 //! * [`request`]: what every family's requests share: `testFlag`, parsing that names the field.
-//! * [`v2_basic`]: the V2 basic interfaces' requests and answers (callbacks §6).
-//! * [`kit`]: the 联营 Kit syncs' requests (callbacks §9, Decisions §15–17).
-//! * [`reply`]: the answer every callback sends (callbacks §4).
-//! * [`time`]: the wire's time formats (Decisions §10).
-//! * [`openapi`]: KooGallery's open API as the vendor calls it (openapi §0–§2, §8).
+//! * [`v2_basic`]: the V2 basic interfaces' requests and answers (docs/protocol/callbacks.md §6).
+//! * [`kit`]: the 联营 Kit syncs' requests (docs/protocol/callbacks.md §9,
+//!   docs/protocol/decisions.md §15–17).
+//! * [`reply`]: the answer every callback sends (docs/protocol/callbacks.md §4).
+//! * [`time`]: the wire's time formats (docs/protocol/decisions.md §10).
+//! * [`openapi`]: KooGallery's open API as the vendor calls it
+//!   (docs/protocol/openapi.md §0–§2, §8).
 //!
-//! The V1 GET interface (§11) and License (openapi §5) each get a module beside `v2_basic` when they
-//! are served.
+//! The V1 GET interface (§11) and License (docs/protocol/openapi.md §5) each get a module beside
+//! `v2_basic` when they are served.
 
 pub mod kit;
 pub mod openapi;

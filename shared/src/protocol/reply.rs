@@ -1,5 +1,5 @@
-//! What every V2 basic callback answers (spec callbacks §4): `resultCode`, `resultMsg`, then the
-//! interface's own fields. Always HTTP 200 with JSON (Decisions §3).
+//! What every V2 basic callback answers (docs/protocol/callbacks.md §4): `resultCode`, `resultMsg`,
+//! then the interface's own fields. Always HTTP 200 with JSON (docs/protocol/decisions.md §3).
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
@@ -17,7 +17,7 @@ pub struct Reply {
     pub fields: Map<String, Value>,
 }
 
-/// `resultMsg` is at most 255 characters (callbacks §4).
+/// `resultMsg` is at most 255 characters (docs/protocol/callbacks.md §4).
 pub const MAX_RESULT_MSG: usize = 255;
 
 impl Reply {

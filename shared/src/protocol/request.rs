@@ -1,13 +1,15 @@
 //! What every KooGallery request family shares once its signature has been checked (spec callbacks
-//! §6, §9): the lenient reading of `testFlag`, parsing a verified body into a request DTO that names
-//! the offending field, and the identifier limits. Each family's DTOs (`v2_basic`, `kit`) build on it.
+//! §6, §9): the lenient reading of `testFlag`, parsing a verified body into a request DTO that
+//! names the offending field, and the identifier limits. Each family's DTOs (`v2_basic`, `kit`)
+//! build on it.
 
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use serde_json::Value;
 
-/// `testFlag`: `"1"` marks a debug call from the seller console or the daily probes (callbacks §1).
-/// V2 pages send a string, Kit bodies an integer, non-debug calls omit it: accept all of them. The
-/// one reading of the flag: request parsing and the edge's log line both use it.
+/// `testFlag`: `"1"` marks a debug call from the seller console or the daily probes
+/// (docs/protocol/callbacks.md §1). V2 pages send a string, Kit bodies an integer, non-debug calls
+/// omit it: accept all of them. The one reading of the flag: request parsing and the edge's log
+/// line both use it.
 pub fn test_flag_of(value: Option<&Value>) -> Result<bool, String> {
     Ok(match value {
         None | Some(Value::Null) => false,
@@ -62,8 +64,9 @@ pub(crate) fn require(field: &str, value: &str, max: usize) -> Result<(), String
     }
 }
 
-/// Identifier limit: the spec gives 64 for every ID (callbacks §6). Be liberal by a factor of two so a
-/// slightly longer platform ID never fails an order, while still bounding what gets stored.
+/// Identifier limit: the spec gives 64 for every ID (docs/protocol/callbacks.md §6). Be liberal by
+/// a factor of two so a slightly longer platform ID never fails an order, while still bounding what
+/// gets stored.
 pub const MAX_ID_LEN: usize = 128;
 
 /// What kind of JSON value `v` is, for messages that must not quote it (`"a string"`, `"null"`).

@@ -1,10 +1,10 @@
-//! Time formats on the wire (Decisions §10): UTC `yyyyMMddHHmmss` (14 digits) and
+//! Time formats on the wire (docs/protocol/decisions.md §10): UTC `yyyyMMddHHmmss` (14 digits) and
 //! `yyyyMMddHHmmssSSS` (17 digits); request timestamps in epoch milliseconds (10 digits = seconds).
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
-/// Parses a 14- or 17-digit UTC time. The refreshInstance doc example sends 17 digits where the table
-/// says 14 (callbacks §6.3), so both are accepted everywhere.
+/// Parses a 14- or 17-digit UTC time. The refreshInstance doc example sends 17 digits where the
+/// table says 14 (docs/protocol/callbacks.md §6.3), so both are accepted everywhere.
 pub fn parse_compact(s: &str) -> Option<DateTime<Utc>> {
     if !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -32,7 +32,8 @@ pub fn format_17(t: DateTime<Utc>) -> String {
 }
 
 /// Parses the signature `timestamp` query parameter into epoch milliseconds. Documented as
-/// milliseconds; some doc versions say seconds, so a 10-digit value is taken as seconds (Decisions §1).
+/// milliseconds; some doc versions say seconds, so a 10-digit value is taken as seconds
+/// (docs/protocol/decisions.md §1).
 pub fn parse_request_timestamp(s: &str) -> Option<i64> {
     if s.is_empty() || s.len() > 13 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -52,7 +53,8 @@ mod tests {
 
     #[test]
     fn seventeen_digit_expire_time_from_the_refresh_doc_parses_with_millis() {
-        // callbacks §14.7: "20221124023618256" must parse as 2022-11-24T02:36:18.256Z.
+        // docs/protocol/callbacks.md §14.7: "20221124023618256" must parse as
+        // 2022-11-24T02:36:18.256Z.
         let t = parse_compact("20221124023618256").unwrap();
         assert_eq!(
             t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -1,6 +1,7 @@
-//! Provisioning: creating the vendor's resources for a new instance and telling the vendor's systems
-//! about every later lifecycle change (the notices of callbacks §6.3–§6.6). The [`Provisioner`] port
-//! is implemented by the worker's static and webhook provisioners and by the test fakes.
+//! Provisioning: creating the vendor's resources for a new instance and telling the vendor's
+//! systems about every later lifecycle change (the notices of
+//! docs/protocol/callbacks.md §6.3–§6.6). The [`Provisioner`] port is implemented by the worker's
+//! static and webhook provisioners and by the test fakes.
 
 use async_trait::async_trait;
 
@@ -26,15 +27,17 @@ pub struct LifecycleNotice {
     pub event: InstanceEvent,
 }
 
-/// Directory events of one tenant (the Kit syncs, callbacks §9), in `seq` order, for the vendor.
+/// Directory events of one tenant (the Kit syncs, docs/protocol/callbacks.md §9), in `seq` order,
+/// for the vendor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirectoryNotice {
     pub tenant: crate::directory::TenantKey,
     pub event: crate::directory::DirectoryEvent,
 }
 
-/// A paid order line (an `orderNotify`, callbacks §6.8) as Query Order describes it: for products
-/// sold without the SaaS lifecycle (one-time, License, …) this is all the vendor hears.
+/// A paid order line (an `orderNotify`, docs/protocol/callbacks.md §6.8) as Query Order describes
+/// it: for products sold without the SaaS lifecycle (one-time, License, …) this is all the vendor
+/// hears.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPaid {
     pub order_id: String,

@@ -1,7 +1,7 @@
 //! Credentials at rest: the passwords vendors hand out are sealed (AES-256-GCM) before they are
 //! stored, and opened only to answer queryInstance, which still returns them to KooGallery as
-//! before (encrypted on the wire per Decisions §4 when configured). The table, its backups and the
-//! local store file never hold them in plain text.
+//! before (encrypted on the wire per docs/protocol/decisions.md §4 when configured). The table, its
+//! backups and the local store file never hold them in plain text.
 //!
 //! The [`CredentialSealer`] port has two implementations: [`LocalKeySealer`] (a key from
 //! configuration, or a generated key file readable by its owner only) here, and the AWS adapter's

@@ -1,4 +1,5 @@
-//! The `Body-Sign` response header (spec callbacks §3.3, Decisions §3), over the exact bytes sent.
+//! The `Body-Sign` response header (docs/protocol/callbacks.md §3.3,
+//! docs/protocol/decisions.md §3), over the exact bytes sent.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,8 +10,8 @@ use super::hmac_sha256;
 /// The only `sign_type` of a `Body-Sign` header (§3.3).
 const BODY_SIGN_TYPE: &str = "HMAC-SHA256";
 
-/// `Body-Sign` response header value (§3.3, Decisions §3), over the exact bytes sent:
-/// `sign_type="HMAC-SHA256", signature="<Base64(HMAC(access_key, body))>"`.
+/// `Body-Sign` response header value (§3.3, docs/protocol/decisions.md §3), over the exact bytes
+/// sent: `sign_type="HMAC-SHA256", signature="<Base64(HMAC(access_key, body))>"`.
 #[must_use]
 pub fn body_sign_header(access_key: &str, body: &[u8]) -> String {
     let signature = BASE64.encode(

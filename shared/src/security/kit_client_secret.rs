@@ -1,9 +1,9 @@
-//! The Kit `clientSecret` (spec callbacks §3.5, Decisions §14): in `applicationSync`
-//! `KooGallery` sends the application's `clientSecret` encrypted with the vendor's RSA
-//! public key (RSA-OAEP, Base64). This module holds the vendor's private key and
+//! The Kit `clientSecret` (docs/protocol/callbacks.md §3.5, docs/protocol/decisions.md §14): in
+//! `applicationSync` `KooGallery` sends the application's `clientSecret` encrypted with the
+//! vendor's RSA public key (RSA-OAEP, Base64). This module holds the vendor's private key and
 //! decrypts that value.
 //!
-//! Rules this file enforces (Decisions §14):
+//! Rules this file enforces (docs/protocol/decisions.md §14):
 //! - one RSA private key per deployment, modulus >= [`MIN_KEY_BITS`]; smaller keys are refused;
 //! - the public key is handed out as `SubjectPublicKeyInfo` PEM (`BEGIN PUBLIC KEY`);
 //! - Base64 input is decoded leniently (padding optional, whitespace ignored, URL-safe accepted);
@@ -28,7 +28,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 use zeroize::{Zeroize as _, Zeroizing};
 
-/// Smallest accepted modulus, in bits (Decisions §14).
+/// Smallest accepted modulus, in bits (docs/protocol/decisions.md §14).
 pub const MIN_KEY_BITS: usize = 3072;
 
 /// The OAEP parameter sets `KooGallery` may use. All use an empty label.
@@ -45,8 +45,8 @@ pub enum OaepVariant {
 }
 
 impl OaepVariant {
-    /// Decryption order (Decisions §14): the Java default first, because that is what
-    /// `KooGallery` most likely runs, then the two "same digest everywhere" variants.
+    /// Decryption order (docs/protocol/decisions.md §14): the Java default first, because that is
+    /// what `KooGallery` most likely runs, then the two "same digest everywhere" variants.
     pub const TRY_ORDER: [OaepVariant; 3] = [
         OaepVariant::Sha256Mgf1Sha1,
         OaepVariant::Sha256Mgf1Sha256,
@@ -97,7 +97,9 @@ impl Drop for DecryptedSecret {
 /// never key bytes (the underlying `pkcs1`/`pkcs8`/`rsa` errors are fixed strings).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("RSA key has {bits} bits; at least {MIN_KEY_BITS} are required (Decisions §14)")]
+    #[error(
+        "RSA key has {bits} bits; at least {MIN_KEY_BITS} are required (docs/protocol/decisions.md §14)"
+    )]
     TooSmall { bits: usize },
     #[error("cannot parse RSA private key: {0}")]
     Parse(String),
@@ -108,7 +110,7 @@ pub enum KeyError {
 }
 
 /// Decrypting a `clientSecret` failed. Fixed messages: nothing of the input or the
-/// plaintext is echoed. The caller answers result code 000101 (callbacks §3.5).
+/// plaintext is echoed. The caller answers result code 000101 (docs/protocol/callbacks.md §3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecryptError {
     #[error("clientSecret is not valid Base64")]
@@ -128,7 +130,7 @@ pub enum EncryptError {
     Encrypt(String),
 }
 
-/// The deployment's RSA private key (Decisions §14).
+/// The deployment's RSA private key (docs/protocol/decisions.md §14).
 pub struct ClientSecretKey {
     key: PrivateKey,
     bits: usize,
@@ -147,7 +149,8 @@ impl ClientSecretKey {
     ///
     /// # Errors
     /// [`KeyError::Parse`] for anything but an unencrypted RSA private key PEM;
-    /// [`KeyError::TooSmall`] for a modulus under [`MIN_KEY_BITS`] (Decisions §14).
+    /// [`KeyError::TooSmall`] for a modulus under [`MIN_KEY_BITS`]
+    /// (docs/protocol/decisions.md §14).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         // Dispatch on the first PEM label so the error says what was expected,
         // instead of a PKCS#8 parser complaining about a PKCS#1 label. (The parsers
@@ -221,7 +224,7 @@ impl ClientSecretKey {
     }
 
     /// `SubjectPublicKeyInfo` PEM (`BEGIN PUBLIC KEY`), the form handed to `KooGallery`
-    /// (Decisions §14).
+    /// (docs/protocol/decisions.md §14).
     #[must_use]
     pub fn public_key_pem(&self) -> String {
         self.public_pem.clone()
@@ -233,12 +236,13 @@ impl ClientSecretKey {
         self.bits
     }
 
-    /// Decrypts an `applicationSync` `clientSecret` (callbacks §3.5). Returns the
+    /// Decrypts an `applicationSync` `clientSecret` (docs/protocol/callbacks.md §3.5). Returns the
     /// secret and the OAEP variant that worked; the first variant of
     /// [`OaepVariant::TRY_ORDER`] that decrypts wins.
     ///
     /// # Errors
-    /// See [`DecryptError`]; every variant maps to result code 000101 (callbacks §3.5).
+    /// See [`DecryptError`]; every variant maps to result code 000101
+    /// (docs/protocol/callbacks.md §3.5).
     pub fn decrypt(
         &self,
         ciphertext_b64: &str,
@@ -273,8 +277,8 @@ impl ClientSecretKey {
 }
 
 /// Encrypts `plaintext` for `public_key_pem` (SPKI PEM) the way `KooGallery` does
-/// (callbacks §3.5), returning standard padded Base64. Used by the simulator; no key-size
-/// rule is applied here because the sender does not enforce one.
+/// (docs/protocol/callbacks.md §3.5), returning standard padded Base64. Used by the simulator; no
+/// key-size rule is applied here because the sender does not enforce one.
 ///
 /// # Errors
 /// [`EncryptError::PublicKey`] for a bad SPKI PEM, [`EncryptError::Encrypt`] if the
@@ -305,7 +309,7 @@ pub fn encrypt_for(
     Ok(STANDARD.encode(ciphertext))
 }
 
-/// Standard-alphabet Base64 (Decisions §14), tolerating what transports do to it:
+/// Standard-alphabet Base64 (docs/protocol/decisions.md §14), tolerating what transports do to it:
 /// line breaks (MIME encoders wrap at 64/76), missing `=` padding, and the URL-safe
 /// alphabet (`-`/`_` mapped back to `+`/`/`).
 fn decode_base64(input: &str) -> Result<Vec<u8>, DecryptError> {
@@ -332,7 +336,7 @@ pub const KEY_FILE: &str = "kit-rsa-key.pem";
 
 /// The key in `dir`'s [`KEY_FILE`], generated (owner-only, written atomically, never replaced) on
 /// first use. Back it up with the data: the seller uploaded its public key, and a new key means
-/// uploading again (and KooGallery's 订单修改设置 for existing orders, callbacks §3.5).
+/// uploading again (and KooGallery's 订单修改设置 for existing orders, docs/protocol/callbacks.md §3.5).
 pub fn load_or_generate(dir: &std::path::Path) -> Result<ClientSecretKey, KeyError> {
     let path = dir.join(KEY_FILE);
     match std::fs::read_to_string(&path) {

@@ -1,4 +1,5 @@
-//! The V2 Kit `x-sign` (spec callbacks §3.2): its own key, no inner HMAC (Decisions §2).
+//! The V2 Kit `x-sign` (docs/protocol/callbacks.md §3.2): its own key, no inner HMAC
+//! (docs/protocol/decisions.md §2).
 
 use hmac::Mac;
 
@@ -28,8 +29,8 @@ pub fn kit_signature(kit_key: &str, nonce: &str, timestamp: &str, payload: &[u8]
     )
 }
 
-/// Verifies a V2 Kit `x-sign` on the raw request body (§3.2, Decisions §1–2); same rules as
-/// [`verify_basic`].
+/// Verifies a V2 Kit `x-sign` on the raw request body (§3.2, docs/protocol/decisions.md §1–2); same
+/// rules as [`verify_basic`].
 ///
 /// # Errors
 /// As [`verify_basic`].
@@ -57,8 +58,9 @@ pub fn verify_kit_parsed(
     parsed: Option<&Map<String, Value>>,
 ) -> Result<Matched, SignatureError> {
     let canonical = parsed.map(canonical_payload_of);
-    // Decision 1's fallback forms are the basic interfaces' (the sample's `Map<String,String>`);
-    // Kit bodies carry arrays and objects, so only the canonical payload and the raw bytes.
+    // docs/protocol/decisions.md §1's fallback forms are the basic interfaces' (the sample's
+    // `Map<String,String>`); Kit bodies carry arrays and objects, so only the canonical payload and
+    // the raw bytes.
     verify_hex(
         keys,
         signature,

@@ -1,20 +1,21 @@
-//! Every signature and cipher the KooGallery protocol uses, one file per scheme (spec callbacks §3,
-//! Decisions §1–4):
+//! Every signature and cipher the KooGallery protocol uses, one file per scheme
+//! (docs/protocol/callbacks.md §3, docs/protocol/decisions.md §1–4):
 //!
 //! * [`v2_basic`]: the V2 basic-interface request signature (§3.1) and its canonical payload.
 //! * [`kit_x_sign`]: the V2 Kit `x-sign` (§3.2).
-//! * [`kit_client_secret`]: RSA-OAEP for applicationSync's `clientSecret` (§3.5, Decisions §14).
+//! * [`kit_client_secret`]: RSA-OAEP for applicationSync's `clientSecret` (§3.5,
+//!   docs/protocol/decisions.md §14).
 //! * [`v1_auth_token`]: the retired V1 GET interface's `authToken` (§3.6).
 //! * [`body_sign`]: the `Body-Sign` response header (§3.3).
 //! * [`credential_cipher`]: SHA1PRNG-keyed AES-CBC for credentials (§3.4).
 //! * [`webhook`]: the signature on the events this product POSTs to the vendor's own webhook.
-//! * [`replay`]: the nonce replay guard's port (Decisions §1).
+//! * [`replay`]: the nonce replay guard's port (docs/protocol/decisions.md §1).
 //!
 //! Room is left for the License signatures: each gets its own file here.
 //!
 //! Every verification compares MACs in constant time (`Mac::verify_slice`) and accepts the current
-//! and the previous key of a [`KeyRing`] (Decisions §2). Nothing here logs; keys never appear in
-//! `Debug`/`Display` output.
+//! and the previous key of a [`KeyRing`] (docs/protocol/decisions.md §2). Nothing here logs; keys
+//! never appear in `Debug`/`Display` output.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -44,7 +45,8 @@ pub use v2_basic::{
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
-/// A secret key string (accessKey / Kit key). `Debug` and `Display` print `<redacted>`; never log it.
+/// A secret key string (accessKey / Kit key). `Debug` and `Display` print `<redacted>`; never log
+/// it.
 #[derive(Clone)]
 pub struct SecretKey(String);
 
@@ -74,7 +76,8 @@ impl fmt::Display for SecretKey {
     }
 }
 
-/// The current key plus an optional previous key still accepted during rotation (Decisions §2).
+/// The current key plus an optional previous key still accepted during rotation
+/// (docs/protocol/decisions.md §2).
 #[derive(Clone, Debug)]
 pub struct KeyRing {
     /// The key the platform is expected to sign with.
@@ -97,7 +100,8 @@ impl KeyRing {
 }
 
 /// Which key of a ring verified a request. The answer is signed, and credentials encrypted, with
-/// that same key, so a platform still on the previous key can read them (Decisions §13).
+/// that same key, so a platform still on the previous key can read them
+/// (docs/protocol/decisions.md §13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyUsed {
     #[default]
@@ -151,15 +155,16 @@ impl Matched {
     }
 }
 
-/// The payload form a signature matched (Decisions §1).
+/// The payload form a signature matched (docs/protocol/decisions.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadForm {
     /// The canonical payload of [`canonical_payload`] (for V1: the sorted `k=v&…` string).
     Canonical,
-    /// Decision 1's fallback: the canonical payload with top-level numbers and booleans as
-    /// strings (the official sample binds the body as `Map<String,String>`).
+    /// docs/protocol/decisions.md §1's fallback: the canonical payload with top-level numbers and
+    /// booleans as strings (the official sample binds the body as `Map<String,String>`).
     CanonicalStringValues,
-    /// Decision 1's fallback: the canonical payload with nested object keys sorted too.
+    /// docs/protocol/decisions.md §1's fallback: the canonical payload with nested object keys
+    /// sorted too.
     CanonicalNestedSorted,
     /// Both of the above at once.
     CanonicalStringValuesNestedSorted,

@@ -1,4 +1,4 @@
-//! Every signing vector of spec callbacks §14.3–§14.6, and properties of the verifiers.
+//! Every signing vector of docs/protocol/callbacks.md §14.3–§14.6, and properties of the verifiers.
 
 use super::*;
 use super::{v1_auth_token::v1_signed_string, v2_basic::*};
@@ -593,9 +593,9 @@ proptest! {
     }
 }
 
-/// Decision 1: the official sample binds the body as `Map<String,String>` (numbers and booleans
-/// become strings) and may sort nested keys; those forms are tried after the canonical payload
-/// fails, before the raw bytes.
+/// docs/protocol/decisions.md §1: the official sample binds the body as `Map<String,String>`
+/// (numbers and booleans become strings) and may sort nested keys; those forms are tried after the
+/// canonical payload fails, before the raw bytes.
 #[test]
 fn decision_1_fallback_forms_match_after_the_canonical_payload() {
     let keys = ring(KEY);

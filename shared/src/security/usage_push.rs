@@ -1,8 +1,8 @@
-//! The body signature of a usage push (spec openapi §3, Decision 8): headers `ts` (epoch ms),
-//! `nonce` and `signature = base64(HMAC-SHA256(key, "ts={ts}&nonce={nonce}&body={body}"))`, keyed
-//! with the seller's interconnection key (the basic interfaces' access key). The body is compact
-//! JSON with its keys sorted at every level, and the bytes signed are the bytes sent. The request
-//! carries the APIG signature (`apig`) as well.
+//! The body signature of a usage push (docs/protocol/openapi.md §3, docs/protocol/decisions.md §8):
+//! headers `ts` (epoch ms), `nonce` and `signature = base64(HMAC-SHA256(key,
+//! "ts={ts}&nonce={nonce}&body={body}"))`, keyed with the seller's interconnection key (the basic
+//! interfaces' access key). The body is compact JSON with its keys sorted at every level, and the
+//! bytes signed are the bytes sent. The request carries the APIG signature (`apig`) as well.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::Mac;
@@ -59,7 +59,7 @@ pub fn verify_usage_signature(
 mod tests {
     use super::*;
 
-    /// Spec openapi §10 V4.
+    /// Spec docs/protocol/openapi.md §10 V4.
     #[test]
     fn v4_usage_push_body_signature() {
         let body = br#"{"usage_records":[{"begin_time":"20220809T080000Z","end_time":"20220809T090000Z","instance_id":"7f141bf1-aec8-4859-8323-fb3a8ad50721","metering_sn":"a1b2c3d4-0001","record_time":"20220809T091000Z","usage_value":"99"}]}"#;

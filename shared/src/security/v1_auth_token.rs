@@ -1,4 +1,4 @@
-//! The retired V1 GET interface's `authToken` (spec callbacks §3.6).
+//! The retired V1 GET interface's `authToken` (docs/protocol/callbacks.md §3.6).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;

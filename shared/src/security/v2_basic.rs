@@ -1,5 +1,6 @@
-//! The V2 basic-interface request signature (spec callbacks §3.1, Decisions §1–2), over the
-//! canonical payload or, failing that, the raw body bytes.
+//! The V2 basic-interface request signature (docs/protocol/callbacks.md §3.1,
+//! docs/protocol/decisions.md §1–2), over the canonical payload or, failing that, the raw body
+//! bytes.
 
 use hmac::Mac;
 use serde_json::{Map, Value};
@@ -17,10 +18,10 @@ pub enum CanonicalError {
     NotAnObject,
 }
 
-/// Canonical payload (§3.1, §3.2, Decisions §1): parse the body as a JSON object, drop top-level
-/// `null` values, sort top-level keys by Java `String.compareTo` (UTF-16 code units) and serialise
-/// compactly; nested values are re-serialised compactly in received order, non-ASCII is raw and
-/// `/` is not escaped (as Jackson does).
+/// Canonical payload (§3.1, §3.2, docs/protocol/decisions.md §1): parse the body as a JSON object,
+/// drop top-level `null` values, sort top-level keys by Java `String.compareTo` (UTF-16 code units)
+/// and serialise compactly; nested values are re-serialised compactly in received order, non-ASCII
+/// is raw and `/` is not escaped (as Jackson does).
 ///
 /// # Errors
 /// [`CanonicalError`] if the body is not JSON or not a JSON object.
@@ -95,7 +96,8 @@ pub fn basic_signature(access_key: &str, nonce: &str, timestamp: &str, payload: 
     )
 }
 
-/// Verifies a V2 basic-interface signature on the raw request body (§3.1, Decisions §1–2).
+/// Verifies a V2 basic-interface signature on the raw request body (§3.1,
+/// docs/protocol/decisions.md §1–2).
 ///
 /// Tries, for each key of the ring (current first), the canonical payload and then the raw body
 /// bytes. `signature` is hex in either case; the comparison is constant-time.
@@ -138,9 +140,9 @@ pub fn verify_basic_parsed(
     )
 }
 
-/// Decision 1's other canonical forms, tried only after the canonical payload failed: top-level
-/// numbers and booleans as strings, nested object keys sorted, and both. A form that equals one
-/// before it is left out.
+/// docs/protocol/decisions.md §1's other canonical forms, tried only after the canonical payload
+/// failed: top-level numbers and booleans as strings, nested object keys sorted, and both. A form
+/// that equals one before it is left out.
 fn canonical_fallbacks(map: &Map<String, Value>) -> Vec<(PayloadForm, Vec<u8>)> {
     let stringified: Map<String, Value> = map
         .iter()

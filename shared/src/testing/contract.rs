@@ -1,7 +1,7 @@
 //! Port contract tests: every store and nonce adapter must pass these (memory, embedded, DynamoDB),
 //! and every job queue's consumer side (embedded, SQS).
-//! Call them from an adapter's own test with a fresh, empty store. IDs are unique per call so a shared
-//! emulator can be reused.
+//! Call them from an adapter's own test with a fresh, empty store. IDs are unique per call so a
+//! shared emulator can be reused.
 
 use std::sync::Arc;
 
@@ -464,7 +464,8 @@ mod local_sealer {
         super::credential_sealer_contract(&a, &b).await;
     }
 
-    /// A password sealed before values were bound to their instance (`local1.`, golden) still opens.
+    /// A password sealed before values were bound to their instance (`local1.`, golden) still
+    /// opens.
     #[tokio::test]
     async fn a_value_sealed_before_binding_still_opens() {
         use crate::security::at_rest::CredentialSealer;
@@ -924,9 +925,9 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
     );
 }
 
-/// Every tenant directory (Decisions §16): upserts, deletes of unknown keys, revoke keeps the
-/// record, a tenant's deletion takes its apps, users and departments (and nothing of another
-/// tenant, nor of the same tenant under another instance), a full department replace, a
+/// Every tenant directory (docs/protocol/decisions.md §16): upserts, deletes of unknown keys,
+/// revoke keeps the record, a tenant's deletion takes its apps, users and departments (and nothing
+/// of another tenant, nor of the same tenant under another instance), a full department replace, a
 /// 500-user sync, events numbered per tenant from 1 and drained in order.
 pub async fn directory_contract(dir: Arc<dyn crate::directory::TenantDirectory>) {
     use crate::directory::{Department, DirectoryChange as C, TenantKey, User};

@@ -92,7 +92,8 @@ impl MemoryDirectory {
     }
 }
 
-/// Applies a change to one tenant's data: the rules every adapter follows (Decisions §16).
+/// Applies a change to one tenant's data: the rules every adapter follows
+/// (docs/protocol/decisions.md §16).
 fn apply_to(data: &mut TenantData, change: &DirectoryChange) {
     match change {
         DirectoryChange::PutTenant(t) => data.tenant = Some(t.clone()),

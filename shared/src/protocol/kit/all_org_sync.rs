@@ -1,5 +1,5 @@
-//! `allOrgSync` request (spec callbacks §9.5): the tenant's whole department set, to replace what
-//! is stored (Decisions §16).
+//! `allOrgSync` request (docs/protocol/callbacks.md §9.5): the tenant's whole department set, to
+//! replace what is stored (docs/protocol/decisions.md §16).
 
 use serde::Deserialize;
 
@@ -46,8 +46,8 @@ impl CallbackRequest for AllOrgSyncRequest {
                 &field("parentCode"),
                 org.parent_code.as_deref().unwrap_or(""),
             )?;
-            // orgCode is unique in a tenant (callbacks §9.4): a list naming one twice is not a
-            // department set, and keeping either copy would be a guess.
+            // orgCode is unique in a tenant (docs/protocol/callbacks.md §9.4): a list naming one
+            // twice is not a department set, and keeping either copy would be a guess.
             if !seen.insert(org.org_code.as_str()) {
                 return Err(format!(
                     "{}: {:?} appears more than once",

@@ -1,5 +1,6 @@
-//! `applicationSync` request (spec callbacks §9.2, §3.5): the buyer's app and its OAuth client; the
-//! `clientSecret` arrives RSA-OAEP encrypted with the deployment's public key (Decisions §14).
+//! `applicationSync` request (docs/protocol/callbacks.md §9.2, §3.5): the buyer's app and its OAuth
+//! client; the `clientSecret` arrives RSA-OAEP encrypted with the deployment's public key
+//! (docs/protocol/decisions.md §14).
 
 use serde::Deserialize;
 
@@ -21,7 +22,7 @@ pub struct ApplicationSyncRequest {
     pub app_id: String,
     #[serde(default)]
     pub client_id: Option<String>,
-    /// Base64 RSA-OAEP ciphertext (callbacks §3.5). Never logged.
+    /// Base64 RSA-OAEP ciphertext (docs/protocol/callbacks.md §3.5). Never logged.
     #[serde(default)]
     pub client_secret: Option<String>,
     pub flag: SyncFlag,

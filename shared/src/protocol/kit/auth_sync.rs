@@ -1,12 +1,13 @@
-//! `authSync` request (spec callbacks §9.3): which users of the tenant may use the app, up to 500
-//! per call, with their role and whether they are enabled.
+//! `authSync` request (docs/protocol/callbacks.md §9.3): which users of the tenant may use the app,
+//! up to 500 per call, with their role and whether they are enabled.
 
 use serde::{Deserialize, Deserializer};
 
 use super::{MAX_NAME_LEN, integer, list, optional_id, require_id, require_text, text};
 use crate::protocol::request::{CallbackRequest, test_flag};
 
-/// `flag` of authSync (callbacks §9.3): 3 revokes the user's access but keeps the record (Decisions §16).
+/// `flag` of authSync (docs/protocol/callbacks.md §9.3): 3 revokes the user's access but keeps the
+/// record (docs/protocol/decisions.md §16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFlag {
     Delete,

@@ -1,13 +1,13 @@
-//! The 联营 Kit syncs (spec callbacks §9, §3.2; Decisions §2, §15–18): what KooGallery POSTs to
-//! `{production URL}/produceAPI/v2/{name}` to sync a buyer's enterprise: the tenant, the app and its
-//! OAuth client, the authorized users, the departments. One module per interface's request; this one
-//! holds the vocabulary (the five names) and what their fields share: the `flag` sets, lists sent as
-//! an array or as a JSON-encoded string, and the identifier limits.
+//! The 联营 Kit syncs (docs/protocol/callbacks.md §9, §3.2; docs/protocol/decisions.md §2, §15–18):
+//! what KooGallery POSTs to `{production URL}/produceAPI/v2/{name}` to sync a buyer's enterprise:
+//! the tenant, the app and its OAuth client, the authorized users, the departments. One module per
+//! interface's request; this one holds the vocabulary (the five names) and what their fields share:
+//! the `flag` sets, lists sent as an array or as a JSON-encoded string, and the identifier limits.
 //!
 //! Requests are lenient where the pages are loose (numbers as strings, a list as a string, unknown
-//! fields ignored, `instanceId`/`orderId` empty or absent for the seller's own credential) and strict
-//! where a silent success would lose a sync for good: an unknown `flag` or a missing mandatory field is
-//! refused with `000002` naming the field (Decisions §15).
+//! fields ignored, `instanceId`/`orderId` empty or absent for the seller's own credential) and
+//! strict where a silent success would lose a sync for good: an unknown `flag` or a missing
+//! mandatory field is refused with `000002` naming the field (docs/protocol/decisions.md §15).
 
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use serde_json::Value;
@@ -26,8 +26,8 @@ pub use auth_sync::{AuthFlag, AuthSyncRequest, KitUser};
 pub use single_org_sync::SingleOrgSyncRequest;
 pub use tenant_sync::TenantSyncRequest;
 
-/// Every Kit interface (callbacks §9): the protocol's vocabulary, named by the last segment of its
-/// path. Which ones are served is the callback registry's business.
+/// Every Kit interface (docs/protocol/callbacks.md §9): the protocol's vocabulary, named by the
+/// last segment of its path. Which ones are served is the callback registry's business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KitInterface {
     TenantSync,
@@ -62,13 +62,15 @@ impl KitInterface {
     }
 }
 
-/// The sub-path KooGallery appends to the production URL for V2 Kit calls (callbacks §9).
+/// The sub-path KooGallery appends to the production URL for V2 Kit calls
+/// (docs/protocol/callbacks.md §9).
 pub const V2_PATH_PREFIX: &str = "/produceAPI/v2/";
-/// The V1 Kit sub-path (header `authToken`, callbacks §11): routed to the same callbacks once the
-/// V1 family is served.
+/// The V1 Kit sub-path (header `authToken`, docs/protocol/callbacks.md §11): routed to the same
+/// callbacks once the V1 family is served.
 pub const V1_PATH_PREFIX: &str = "/produceAPI/";
 
-/// `flag` of tenantSync, applicationSync and singleOrgSync (callbacks §9.1, §9.2, §9.4).
+/// `flag` of tenantSync, applicationSync and singleOrgSync
+/// (docs/protocol/callbacks.md §9.1, §9.2, §9.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncFlag {
     Delete,
@@ -96,7 +98,8 @@ impl<'de> Deserialize<'de> for SyncFlag {
     }
 }
 
-/// An `Integer` field (`flag`): a JSON integer, or the same digits as a string (liberal, Decisions §11).
+/// An `Integer` field (`flag`): a JSON integer, or the same digits as a string (liberal,
+/// docs/protocol/decisions.md §11).
 pub(crate) fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     match Value::deserialize(d)? {
         Value::Number(n) => n
@@ -114,7 +117,7 @@ pub(crate) fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> 
 
 /// A list sent as a JSON array (V2) or as a string holding one (V1, and the allOrgSync example,
 /// whose string does not even quote its keys: read as JSON5). Anything else is refused
-/// (Decisions §15).
+/// (docs/protocol/decisions.md §15).
 pub(crate) fn list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,

@@ -1,4 +1,5 @@
-//! `singleOrgSync` request (spec callbacks §9.4): one department added, renamed, moved or deleted.
+//! `singleOrgSync` request (docs/protocol/callbacks.md §9.4): one department added, renamed, moved
+//! or deleted.
 
 use serde::Deserialize;
 

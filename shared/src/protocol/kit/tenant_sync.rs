@@ -1,4 +1,4 @@
-//! `tenantSync` request (spec callbacks §9.1): the buyer's enterprise, the tenant.
+//! `tenantSync` request (docs/protocol/callbacks.md §9.1): the buyer's enterprise, the tenant.
 
 use serde::Deserialize;
 
@@ -20,7 +20,7 @@ pub struct TenantSyncRequest {
     pub tenant_code: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-    /// The base URL of the tenant's auth centre (callbacks §10).
+    /// The base URL of the tenant's auth centre (docs/protocol/callbacks.md §10).
     #[serde(default)]
     pub domain_name: Option<String>,
     pub flag: SyncFlag,
@@ -35,7 +35,8 @@ impl CallbackRequest for TenantSyncRequest {
         optional_id("orderId", &self.order_id)?;
         require_id("tenantId", &self.tenant_id)?;
         // A delete names only its key: refusing one for a missing name would keep a tenant the
-        // buyer removed (Decisions §15 asks for the mandatory fields of what is stored).
+        // buyer removed (docs/protocol/decisions.md §15 asks for the mandatory fields of what is
+        // stored).
         if !self.flag.is_delete() {
             require_id("tenantCode", self.tenant_code.as_deref().unwrap_or(""))?;
             require_text("name", self.name.as_deref(), MAX_NAME_LEN)?;

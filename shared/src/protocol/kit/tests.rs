@@ -1,4 +1,5 @@
-//! Parsing of the Kit bodies: flags, mandatory fields, lists as arrays or strings (Decisions §15).
+//! Parsing of the Kit bodies: flags, mandatory fields, lists as arrays or strings
+//! (docs/protocol/decisions.md §15).
 
 use serde_json::json;
 
@@ -129,7 +130,8 @@ fn user_lists_come_as_arrays_or_json_strings_and_each_user_is_checked() {
 
 #[test]
 fn the_department_list_of_the_pages_example_reads_though_its_keys_are_unquoted() {
-    // The V2 page's example: a string, keys not quoted, an extra flag (callbacks §9.5).
+    // The V2 page's example: a string, keys not quoted, an extra flag
+    // (docs/protocol/callbacks.md §9.5).
     let body = json!({
         "instanceId": "i", "tenantId": "t", "flag": 1, "testFlag": 0, "timeStamp": "20220413093539534",
         "orgInfoList": "[{orgCode:\"00000001\", orgName:\"产品部\", parentCode:\"\"},{orgCode:\"00000002\", orgName:\"研发部\", parentCode:\"00000001\"}]"

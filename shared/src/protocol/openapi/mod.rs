@@ -1,12 +1,12 @@
-//! KooGallery's open API as the vendor calls it (spec openapi §0–§2, §8): hosts and paths, the
-//! answer envelope's result codes, and one module per API's DTOs. Lenient in what is read
-//! (unknown fields ignored, `null` accepted, numbers or strings where the documentation is loose),
-//! strict in what is sent.
+//! KooGallery's open API as the vendor calls it (docs/protocol/openapi.md §0–§2, §8): hosts and
+//! paths, the answer envelope's result codes, and one module per API's DTOs. Lenient in what is
+//! read (unknown fields ignored, `null` accepted, numbers or strings where the documentation is
+//! loose), strict in what is sent.
 
 pub mod query_order;
 pub mod usage;
 
-/// The China site's hosts (openapi §0). The international site's primary is
+/// The China site's hosts (docs/protocol/openapi.md §0). The international site's primary is
 /// `https://mkt-intl.myhuaweicloud.com`; both fall back to the China fallback host.
 pub const DEFAULT_PRIMARY_URL: &str = "https://mkt.myhuaweicloud.com";
 pub const DEFAULT_FALLBACK_URL: &str = "https://mkt.myhuaweicloud.cn";
@@ -14,9 +14,9 @@ pub const DEFAULT_FALLBACK_URL: &str = "https://mkt.myhuaweicloud.cn";
 /// The result code of success.
 pub const MKT_SUCCESS: &str = "MKT.0000";
 
-/// How a client should treat a non-success `resultCode` (openapi §8): retry later (`MKT.0999`
-/// internal error, `MKT.0250` throttled), or not without fixing the request (the rest, `MKT.01xx`
-/// parameter and authorisation errors, `MKT.9xxx` unknown entities).
+/// How a client should treat a non-success `resultCode` (docs/protocol/openapi.md §8): retry later
+/// (`MKT.0999` internal error, `MKT.0250` throttled), or not without fixing the request (the rest,
+/// `MKT.01xx` parameter and authorisation errors, `MKT.9xxx` unknown entities).
 pub fn is_retryable_code(code: &str) -> bool {
     matches!(code.trim(), "MKT.0999" | "MKT.0250")
 }

@@ -1,5 +1,6 @@
-//! Query Order (查询订单, spec openapi §2): `GET /api/mkp-openapi-public/global/v1/order/query
-//! ?orderId=…[&orderLineId=…]`, answered with `resultCode`, `resultMsg` and `orderInfo`.
+//! Query Order (查询订单, docs/protocol/openapi.md §2): `GET
+//! /api/mkp-openapi-public/global/v1/order/query ?orderId=…[&orderLineId=…]`, answered with
+//! `resultCode`, `resultMsg` and `orderInfo`.
 //!
 //! Only `orderId`, `orderType`, `createTime`, `orderLine[].orderLineId` and `chargingMode` are
 //! documented as mandatory; everything else is read when present, whatever its JSON type
@@ -9,7 +10,8 @@ use serde::{Deserialize, Deserializer};
 
 pub const PATH: &str = "/api/mkp-openapi-public/global/v1/order/query";
 
-/// The query string for one order line (keys in KooGallery's own case, Decision 9).
+/// The query string for one order line (keys in KooGallery's own case,
+/// docs/protocol/decisions.md §9).
 pub fn query(order_id: &str, order_line_id: Option<&str>) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("orderId", order_id);
@@ -145,8 +147,8 @@ where
 mod tests {
     use super::*;
 
-    /// The shape of the live answer for `MOCKPERIODYEARNEW` (openapi §2), with nulls and a
-    /// field this release does not know.
+    /// The shape of the live answer for `MOCKPERIODYEARNEW` (docs/protocol/openapi.md §2), with
+    /// nulls and a field this release does not know.
     #[test]
     fn a_live_shaped_answer_is_read_with_nulls_and_unknown_fields() {
         let r: QueryOrderResponse = serde_json::from_str(

@@ -1,7 +1,7 @@
-//! 按需使用量推送(新), the usage push (spec openapi §3, Decision 8): the body the vendor sends and
-//! the codes of its answer (`error_code`, `error_msg`). The body is compact JSON with its keys
-//! sorted at every level: the record's fields are declared in byte order, so serde writes them
-//! sorted, and the bytes signed are the bytes sent.
+//! 按需使用量推送(新), the usage push (docs/protocol/openapi.md §3, docs/protocol/decisions.md §8): the
+//! body the vendor sends and the codes of its answer (`error_code`, `error_msg`). The body is
+//! compact JSON with its keys sorted at every level: the record's fields are declared in byte
+//! order, so serde writes them sorted, and the bytes signed are the bytes sent.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,9 +39,9 @@ pub fn body(records: &[UsagePushData]) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Codes that refuse the push's content (openapi §3, §8): a record's (`MKT.9001` unknown
-/// instance, …) or every record's alike (`MKT.0100` input validation, `MKT.0101`, `MKT.0199`
-/// say nothing of which). The pusher tells them apart by splitting the push
+/// Codes that refuse the push's content (docs/protocol/openapi.md §3, §8): a record's (`MKT.9001`
+/// unknown instance, …) or every record's alike (`MKT.0100` input validation, `MKT.0101`,
+/// `MKT.0199` say nothing of which). The pusher tells them apart by splitting the push
 /// (`metering::push`): only a record refused alone while KooGallery accepts others is rejected.
 /// `MKT.9003` (too many records) cannot happen with at most 1000 per push, and splitting cures
 /// it if it does.
@@ -69,7 +69,8 @@ pub fn is_credentials_refusal(code: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// Spec openapi §10 V4: the body whose signature the vector pins is what `body` writes.
+    /// Spec docs/protocol/openapi.md §10 V4: the body whose signature the vector pins is what
+    /// `body` writes.
     #[test]
     fn the_body_is_compact_with_sorted_keys_as_in_vector_v4() {
         let record = UsagePushData {

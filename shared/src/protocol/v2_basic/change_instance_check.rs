@@ -1,13 +1,14 @@
-//! `changeInstanceCheck` request (spec callbacks §6.7), read leniently (Decisions §11).
+//! `changeInstanceCheck` request (docs/protocol/callbacks.md §6.7), read leniently
+//! (docs/protocol/decisions.md §11).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// The target product of a renewal change (callbacks §6.7). Its field list is UNCONFIRMED: the likely
-/// fields are typed (each accepted as a string or a number: be liberal), everything else is kept as
-/// received.
+/// The target product of a renewal change (docs/protocol/callbacks.md §6.7). Its field list is
+/// UNCONFIRMED: the likely fields are typed (each accepted as a string or a number: be liberal),
+/// everything else is kept as received.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductInfo {
@@ -64,8 +65,8 @@ fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     })
 }
 
-/// `productInfo` as KooGallery may send it (Decisions §11): an object, an array of objects, a JSON
-/// string of either, or absent (then empty).
+/// `productInfo` as KooGallery may send it (docs/protocol/decisions.md §11): an object, an array of
+/// objects, a JSON string of either, or absent (then empty).
 fn product_infos<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ProductInfo>, D::Error> {
     fn from_value<E: serde::de::Error>(v: Value) -> Result<Vec<ProductInfo>, E> {
         match v {
@@ -94,7 +95,8 @@ fn product_infos<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ProductInfo>, D:
     from_value(Value::deserialize(d)?)
 }
 
-/// `changeInstanceCheck` (callbacks §6.7): may the instance change to `productInfo` at renewal?
+/// `changeInstanceCheck` (docs/protocol/callbacks.md §6.7): may the instance change to
+/// `productInfo` at renewal?
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeInstanceCheckRequest {

@@ -1,7 +1,7 @@
-//! The V2 basic interfaces (spec callbacks §6): the `activity` vocabulary, the lenient request
-//! parsing every interface shares, and one module per interface's request (and answer) shape.
-//! Requests are lenient (unknown fields ignored, `testFlag` as string or number); answers are strict
-//! (camelCase, absent optionals omitted, `resultCode` first).
+//! The V2 basic interfaces (docs/protocol/callbacks.md §6): the `activity` vocabulary, the lenient
+//! request parsing every interface shares, and one module per interface's request (and answer)
+//! shape. Requests are lenient (unknown fields ignored, `testFlag` as string or number); answers
+//! are strict (camelCase, absent optionals omitted, `resultCode` first).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +23,9 @@ pub use release_instance::ReleaseInstanceRequest;
 pub use update_instance_status::{StatusAction, UpdateInstanceStatusRequest};
 pub use upgrade_instance::UpgradeInstanceRequest;
 
-/// Every `activity` of the V2 basic interfaces (callbacks §6), whether or not this deployment serves
-/// it: the protocol's vocabulary (the simulator speaks it). Which ones are served is the callback
-/// registry's business (`crate::callbacks::registry`).
+/// Every `activity` of the V2 basic interfaces (docs/protocol/callbacks.md §6), whether or not this
+/// deployment serves it: the protocol's vocabulary (the simulator speaks it). Which ones are served
+/// is the callback registry's business (`crate::callbacks::registry`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Activity {
@@ -36,7 +36,7 @@ pub enum Activity {
     ReleaseInstance,
     UpgradeInstance,
     ChangeInstanceCheck,
-    /// Order notification (callbacks §6.8).
+    /// Order notification (docs/protocol/callbacks.md §6.8).
     OrderNotify,
 }
 

@@ -1,10 +1,11 @@
-//! `newInstance` request (spec callbacks §6.1).
+//! `newInstance` request (docs/protocol/callbacks.md §6.1).
 
 use serde::Deserialize;
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// `newInstance` (callbacks §6.1). The V2 body carries no customer data: the order comes from Query Order.
+/// `newInstance` (docs/protocol/callbacks.md §6.1). The V2 body carries no customer data: the order
+/// comes from Query Order.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewInstanceRequest {

@@ -1,4 +1,5 @@
-//! `orderNotify` request (spec callbacks §6.8, openapi §7): an order line was paid.
+//! `orderNotify` request (docs/protocol/callbacks.md §6.8, docs/protocol/openapi.md §7): an order
+//! line was paid.
 
 use serde::Deserialize;
 

@@ -1,13 +1,15 @@
-//! `queryInstance` request and answer (spec callbacks §6.2): `info[]` of `appInfo` and `usageInfo`.
+//! `queryInstance` request and answer (docs/protocol/callbacks.md §6.2): `info[]` of `appInfo` and
+//! `usageInfo`.
 
 use serde::{Deserialize, Serialize};
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// Most instance IDs one queryInstance may carry (callbacks §6.2).
+/// Most instance IDs one queryInstance may carry (docs/protocol/callbacks.md §6.2).
 pub const MAX_QUERY_IDS: usize = 100;
 
-/// `queryInstance` (callbacks §6.2): `instanceId` is a comma-separated list of up to 100 IDs.
+/// `queryInstance` (docs/protocol/callbacks.md §6.2): `instanceId` is a comma-separated list of up
+/// to 100 IDs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryInstanceRequest {
@@ -54,7 +56,7 @@ impl CallbackRequest for QueryInstanceRequest {
     }
 }
 
-/// Application access information (callbacks §6.2 AppInfo).
+/// Application access information (docs/protocol/callbacks.md §6.2 AppInfo).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppInfo {
@@ -69,7 +71,7 @@ pub struct AppInfo {
     pub memo: Option<String>,
 }
 
-/// Usage figures for pay-per-use and package instances (callbacks §6.2 UsageInfo).
+/// Usage figures for pay-per-use and package instances (docs/protocol/callbacks.md §6.2 UsageInfo).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageInfo {
@@ -82,7 +84,7 @@ pub struct UsageInfo {
     pub dashboard_url: Option<String>,
 }
 
-/// One entry of queryInstance's `info` (callbacks §6.2).
+/// One entry of queryInstance's `info` (docs/protocol/callbacks.md §6.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceInfo {

@@ -1,11 +1,12 @@
-//! `refreshInstance` request (spec callbacks §6.3).
+//! `refreshInstance` request (docs/protocol/callbacks.md §6.3).
 
 use serde::{Deserialize, Deserializer};
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// `refreshInstance` scenes (callbacks §6.3). A scene this release does not know is kept by name:
-/// it still sets the expiry (Decisions §11), since refusing it could get a renewed customer released.
+/// `refreshInstance` scenes (docs/protocol/callbacks.md §6.3). A scene this release does not know
+/// is kept by name: it still sets the expiry (docs/protocol/decisions.md §11), since refusing it
+/// could get a renewed customer released.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RefreshScene {
     TrialToFormal,
@@ -43,7 +44,8 @@ impl<'de> Deserialize<'de> for RefreshScene {
     }
 }
 
-/// `refreshInstance` (callbacks §6.3): renewal, trial→formal, renewal cancellation, change on renewal.
+/// `refreshInstance` (docs/protocol/callbacks.md §6.3): renewal, trial→formal, renewal
+/// cancellation, change on renewal.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshInstanceRequest {
@@ -55,7 +57,7 @@ pub struct RefreshInstanceRequest {
     pub scene: RefreshScene,
     #[serde(default)]
     pub product_id: Option<String>,
-    /// New expiry, UTC, 14 or 17 digits (Decisions §10).
+    /// New expiry, UTC, 14 or 17 digits (docs/protocol/decisions.md §10).
     pub expire_time: String,
     #[serde(default, deserialize_with = "test_flag")]
     pub test_flag: bool,

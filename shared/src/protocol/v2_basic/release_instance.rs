@@ -1,10 +1,10 @@
-//! `releaseInstance` request (spec callbacks §6.5).
+//! `releaseInstance` request (docs/protocol/callbacks.md §6.5).
 
 use serde::Deserialize;
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// `releaseInstance` (callbacks §6.5): a repeat is success.
+/// `releaseInstance` (docs/protocol/callbacks.md §6.5): a repeat is success.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseInstanceRequest {

@@ -65,7 +65,8 @@ fn refresh_accepts_both_time_widths_and_rejects_garbage() {
             .contains("expireTime")
     );
     b["expireTime"] = json!("20221124023618");
-    // Decisions §11 (revised): an unknown scene is kept by name, not refused; a missing one is.
+    // docs/protocol/decisions.md §11 (revised): an unknown scene is kept by name, not refused; a
+    // missing one is.
     b["scene"] = json!("SOMETHING_ELSE");
     assert_eq!(
         parse_request::<RefreshInstanceRequest>(&b).unwrap().scene,
@@ -105,8 +106,8 @@ fn product_info_as_object_or_string() {
     assert_eq!(a.product_info[0].other["x"], "y");
 }
 
-/// Decisions §11 (issue 7, defect 8): an array, a JSON string of an array, numbers as strings,
-/// or no productInfo at all are accepted; only what cannot be a product is refused.
+/// docs/protocol/decisions.md §11: an array, a JSON string of an array, numbers
+/// as strings, or no productInfo at all are accepted; only what cannot be a product is refused.
 #[test]
 fn product_info_in_every_form_koogallery_may_send() {
     let parse = |v: serde_json::Value| {

@@ -1,10 +1,10 @@
-//! `updateInstanceStatus` request (spec callbacks §6.4).
+//! `updateInstanceStatus` request (docs/protocol/callbacks.md §6.4).
 
 use serde::{Deserialize, Serialize};
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// `updateInstanceStatus` target (callbacks §6.4).
+/// `updateInstanceStatus` target (docs/protocol/callbacks.md §6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StatusAction {
@@ -14,7 +14,7 @@ pub enum StatusAction {
     Unfreeze,
 }
 
-/// `updateInstanceStatus` (callbacks §6.4): freeze or unfreeze, idempotent.
+/// `updateInstanceStatus` (docs/protocol/callbacks.md §6.4): freeze or unfreeze, idempotent.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateInstanceStatusRequest {

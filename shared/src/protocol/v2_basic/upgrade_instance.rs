@@ -1,10 +1,11 @@
-//! `upgradeInstance` request (spec callbacks §6.6).
+//! `upgradeInstance` request (docs/protocol/callbacks.md §6.6).
 
 use serde::Deserialize;
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 
-/// `upgradeInstance` (callbacks §6.6): a new (upgrade) order on an unchanged instance.
+/// `upgradeInstance` (docs/protocol/callbacks.md §6.6): a new (upgrade) order on an unchanged
+/// instance.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeInstanceRequest {

@@ -1,12 +1,13 @@
 //! The API Gateway `SDK-HMAC-SHA256` signature of every call to KooGallery's open API (spec openapi
-//! §1, Decision 9): [`sign`] for the client, [`verify`] for the simulator (and anything that plays
-//! the gateway). The §10 vectors are the unit tests.
+//! §1, docs/protocol/decisions.md §9): [`sign`] for the client, [`verify`] for the simulator (and
+//! anything that plays the gateway). The §10 vectors are the unit tests.
 //!
 //! Canonical request: method, the canonical URI (each path segment decoded then encoded with only
 //! RFC 3986 unreserved characters kept, a trailing `/` added), the query pairs sorted by key then
-//! value with their case kept (Decision 9), every signed header as `name:trimmed-value`, the
-//! signed header names, and the hex SHA-256 of the body. The signature is the hex HMAC-SHA256 of
-//! `SDK-HMAC-SHA256\n{X-Sdk-Date}\n{hex sha256(canonical request)}` keyed with the SK itself.
+//! value with their case kept (docs/protocol/decisions.md §9), every signed header as
+//! `name:trimmed-value`, the signed header names, and the hex SHA-256 of the body. The signature is
+//! the hex HMAC-SHA256 of `SDK-HMAC-SHA256\n{X-Sdk-Date}\n{hex sha256(canonical request)}` keyed
+//! with the SK itself.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -18,7 +19,8 @@ pub const HEADER_SDK_DATE: &str = "x-sdk-date";
 pub const HEADER_CONTENT_SHA256: &str = "x-sdk-content-sha256";
 /// `yyyyMMdd'T'HHmmss'Z'`.
 pub const SDK_DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
-/// The gateway refuses a signature more than this far from its clock (openapi §1.2).
+/// The gateway refuses a signature more than this far from its clock
+/// (docs/protocol/openapi.md §1.2).
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded (upper-case hex).

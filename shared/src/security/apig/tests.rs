@@ -1,5 +1,5 @@
-//! The signer against spec openapi §10 (V1 and V2 published, V3 and V4 derived), and the verifier
-//! against the signer.
+//! The signer against docs/protocol/openapi.md §10 (V1 and V2 published, V3 and V4 derived), and
+//! the verifier against the signer.
 
 use proptest::prelude::*;
 
@@ -82,7 +82,7 @@ fn v3_headers() -> [(&'static str, &'static str); 3] {
     ]
 }
 
-/// V3: Query Order, query keys with their case kept (Decision 9).
+/// V3: Query Order, query keys with their case kept (docs/protocol/decisions.md §9).
 #[test]
 fn v3_query_order_keeps_the_case_of_query_keys() {
     let headers = v3_headers();

@@ -6,9 +6,9 @@
 //! idempotency key), `seq` (the instance history position the event reports: `provision` carries
 //! the creation's, 0; a lifecycle notice its own), `state` (the instance's state as a result of
 //! this event, not its state when sent), `expireTime` and `order` when known, and `detail` for the
-//! events that carry more (refreshed, upgraded, released, quotaExhausted). The top-level `expireTime` and `order`
-//! are the instance's as known when the event is sent; `detail` holds what the event itself set
-//! (a refresh's own expiry, an upgrade's own order). Times are RFC 3339 UTC.
+//! events that carry more (refreshed, upgraded, released, quotaExhausted). The top-level
+//! `expireTime` and `order` are the instance's as known when the event is sent; `detail` holds what
+//! the event itself set (a refresh's own expiry, an upgrade's own order). Times are RFC 3339 UTC.
 
 use chrono::{DateTime, Utc};
 use koogallery::{
@@ -45,13 +45,14 @@ pub struct WebhookEvent {
     pub detail: Option<WebhookDetail>,
 }
 
-/// A tenant directory event (the 联营 Kit syncs, callbacks §9), version 1: `version`, `event`
-/// (`tenantSynced`, `tenantDeleted`, `appSynced`, `appDeleted`, `usersAuthorized`, `usersRevoked`,
-/// `usersDeleted`, `orgSynced`, `orgDeleted`, `orgsReplaced`), `eventId` (stable across retries),
-/// `seq` (per tenant, from 1: apply an event only if its `seq` is above the last one applied for
-/// the tenant; delivery is at least once, in order), `instanceId` (empty for the seller's own app
-/// credential), `tenantId`, `at` (when the sync was applied, RFC 3339 UTC), then the event's own
-/// fields (the directory's event form, `directory::EventBody`, pinned by the golden files).
+/// A tenant directory event (the 联营 Kit syncs, docs/protocol/callbacks.md §9), version 1:
+/// `version`, `event` (`tenantSynced`, `tenantDeleted`, `appSynced`, `appDeleted`,
+/// `usersAuthorized`, `usersRevoked`, `usersDeleted`, `orgSynced`, `orgDeleted`, `orgsReplaced`),
+/// `eventId` (stable across retries), `seq` (per tenant, from 1: apply an event only if its `seq`
+/// is above the last one applied for the tenant; delivery is at least once, in order), `instanceId`
+/// (empty for the seller's own app credential), `tenantId`, `at` (when the sync was applied, RFC
+/// 3339 UTC), then the event's own fields (the directory's event form, `directory::EventBody`,
+/// pinned by the golden files).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryWebhookEvent {
@@ -82,7 +83,7 @@ impl DirectoryWebhookEvent {
     }
 }
 
-/// The order as Query Order described it (spec openapi §2).
+/// The order as Query Order described it (docs/protocol/openapi.md §2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookOrder {

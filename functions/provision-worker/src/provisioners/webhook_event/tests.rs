@@ -124,7 +124,7 @@ fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
     );
 }
 
-/// Issue 9: a stop-when-used-up package's last unit used; the state is unchanged (KooGallery ends
+/// A stop-when-used-up package's last unit used; the state is unchanged (KooGallery ends
 /// the package), the quota is a decimal string.
 #[test]
 fn a_used_up_package_is_heard_as_quota_exhausted() {
@@ -174,7 +174,7 @@ fn a_used_up_package_is_heard_as_quota_exhausted() {
     );
 }
 
-/// Issue 7, defect 4: an order that failed after a provision call was made reaches the vendor as
+/// An order that failed after a provision call was made reaches the vendor as
 /// `released` with state `failed`, so it removes whatever the call may have created.
 #[test]
 fn a_failed_order_after_a_provision_call_is_sent_as_released_with_state_failed() {
@@ -204,7 +204,7 @@ fn a_failed_order_after_a_provision_call_is_sent_as_released_with_state_failed()
     );
 }
 
-/// Issue 8: a paid order line (orderNotify) reaches the vendor as an `order` event: no instance,
+/// A paid order line (orderNotify) reaches the vendor as an `order` event: no instance,
 /// state `paid`, the order as Query Order described it, a stable `eventId`.
 #[test]
 fn the_order_event_is_pinned() {
