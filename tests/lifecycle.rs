@@ -309,3 +309,49 @@ async fn the_load_mode_reports_throughput_latency_and_unexpected_answers() {
     assert!(forged.by_code.contains_key("000001"), "{forged}");
     h.shutdown().await;
 }
+
+/// A call the host serves no interface for (a GET, the V1 interface, a V1 Kit path, another
+/// method) still reaches the edge, and KooGallery gets HTTP 200 with a signed `000002` naming
+/// what is not served, never the router's bare 405 or 404 (docs/protocol/decisions.md §3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_no_route_serves_get_a_signed_answer_not_a_bare_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), config(), None).await;
+    let client = reqwest::Client::new();
+    let base = h.produce_url();
+    for (method, url) in [
+        (
+            reqwest::Method::GET,
+            format!("{base}?activity=newInstance&authToken=x&timeStamp=1"),
+        ),
+        (reqwest::Method::PUT, base.clone()),
+        (
+            reqwest::Method::POST,
+            format!("{base}/produceAPI/tenantSync"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{base}/produceAPI/v2/tenantSync"),
+        ),
+    ] {
+        let resp = client.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{method} {url}");
+        let sign = resp
+            .headers()
+            .get("Body-Sign")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{method} {url}: no Body-Sign"));
+        let body = resp.bytes().await.unwrap();
+        let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(reply["resultCode"], "000002", "{method} {url}: {reply}");
+        // A Kit path is answered with the Kit key, every other with the basic key.
+        let signed_by_either = koogallery::security::body_sign::verify_body_sign(KEY, &body, &sign)
+            || koogallery::security::body_sign::verify_body_sign("e2e-kit-key", &body, &sign);
+        assert!(
+            signed_by_either,
+            "{method} {url}: Body-Sign does not verify"
+        );
+    }
+    h.shutdown().await;
+}

@@ -1571,3 +1571,33 @@ fn secret_drift_is_reported() {
     assert!(found.contains("the secrets are"), "{found}");
     assert!(found.contains("ExtraFunction: which secrets"), "{found}");
 }
+
+/// Every method on the production URL and on every Kit path reaches the edge, which answers what
+/// it does not serve with a signed `000002` (docs/protocol/decisions.md §3); a route narrower than
+/// that would let API Gateway answer KooGallery with a bare, unsigned 404.
+#[test]
+fn every_method_and_kit_path_of_the_production_url_reaches_the_edge() {
+    let template = load();
+    let events = &template["Resources"]["EdgeFunction"]["Properties"]["Events"];
+    let routes: Vec<(String, String)> = events
+        .as_object()
+        .expect("the edge has events")
+        .values()
+        .filter(|e| e["Type"] == "HttpApi")
+        .map(|e| {
+            let p = &e["Properties"];
+            (
+                p["Method"].as_str().unwrap_or_default().to_owned(),
+                p["Path"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for path in ["/produce", "/produce/produceAPI/{proxy+}"] {
+        assert!(
+            routes
+                .iter()
+                .any(|(m, p)| m.eq_ignore_ascii_case("ANY") && p == path),
+            "the edge has no ANY route for {path}: {routes:?}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use koogallery::{
     clock::{Clock, SystemClock},
     config::Config,
-    metering::{UsageStore, api::UsageIngestion, estimate::UsageEstimates},
+    metering::{UsageStore, api::UsageIngestion},
     provisioning::Provisioner,
 };
 use koogallery_aws::{DynamoStore, DynamoUsageStore, SqsConsumer, SqsQueue, bootstrap};
@@ -99,8 +99,8 @@ pub async fn start_aws_with(
         provisioner,
         sealer,
     )?;
-    let usage_api = UsageApi {
-        ingestion: Arc::new(UsageIngestion {
+    let usage_api = UsageApi::new(
+        UsageIngestion {
             key: config.secrets.usage.clone(),
             nonces: store.clone(),
             instances: store.clone(),
@@ -108,16 +108,9 @@ pub async fn start_aws_with(
             jobs: Arc::new(sqs.clone()),
             quotas: Arc::new(config.settings.metering.package_quotas.clone()),
             clock: worker.clock.clone(),
-        }),
-        estimates: Arc::new(UsageEstimates {
-            key: config.secrets.usage.clone(),
-            nonces: store.clone(),
-            instances: store.clone(),
-            usage: usage.clone(),
-            prices: Arc::new(config.settings.metering.pricing.clone()),
-            clock: worker.clock.clone(),
-        }),
-    };
+        },
+        &config.settings.metering,
+    );
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage_api),

@@ -54,23 +54,10 @@ pub fn ingestion(
     })
 }
 
-/// The estimates over the same deployment: the same usage key and replay guard, the pricing
-/// per SKU from the settings (`KOOGALLERY_PRICING`).
-pub fn estimates(ingestion: &UsageIngestion, deployment: &Deployment) -> UsageEstimates {
-    UsageEstimates {
-        key: ingestion.key.clone(),
-        nonces: ingestion.nonces.clone(),
-        instances: ingestion.instances.clone(),
-        usage: ingestion.usage.clone(),
-        prices: Arc::new(deployment.settings.metering.pricing.clone()),
-        clock: ingestion.clock.clone(),
-    }
-}
-
 /// Serves API Gateway's `POST /usage` and `GET /usage/estimate`.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
     let ingestion = ingestion(&deployment, usage)?;
-    let estimates = estimates(&ingestion, &deployment);
+    let estimates = ingestion.estimates(deployment.settings.metering.pricing.clone());
     let (ingestion, estimates) = (&ingestion, &estimates);
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         Ok::<_, Error>(route(ingestion, estimates, req).await)

@@ -281,6 +281,19 @@ pub struct UsageIngestion {
 }
 
 impl UsageIngestion {
+    /// `GET /usage/estimate` beside this endpoint: the same usage key, replay guard, stores and
+    /// clock, with `prices` (`KOOGALLERY_PRICING`). Every host builds the pair this one way.
+    pub fn estimates(&self, prices: super::pricing::PriceList) -> super::estimate::UsageEstimates {
+        super::estimate::UsageEstimates {
+            key: self.key.clone(),
+            nonces: self.nonces.clone(),
+            instances: self.instances.clone(),
+            usage: self.usage.clone(),
+            prices: std::sync::Arc::new(prices),
+            clock: self.clock.clone(),
+        }
+    }
+
     /// Verifies, parses and ingests one request: the HTTP status and the JSON answer.
     pub async fn handle(
         &self,

@@ -1,0 +1,118 @@
+//! The local host on the embedded, file-backed store and queue (`make run`).
+
+use std::sync::Arc;
+
+use crate::{
+    Extras, LocalSettings, Running, StartError, UsageApi, assemble, local_kit_key, local_sealer,
+    push_every, reconcile_every, reconciler, serve,
+};
+use koogallery::{
+    clock::{Clock, SystemClock},
+    config::Config,
+    metering::api::UsageIngestion,
+};
+use koogallery_embedded::{EmbeddedConsumer, EmbeddedQueue, EmbeddedStore};
+
+/// The embedded backend: the redb store and its queue.
+pub struct Embedded {
+    pub store: Arc<EmbeddedStore>,
+    pub queue: EmbeddedQueue,
+}
+
+/// The local host on the embedded store.
+pub type RunningHost = Running<Embedded>;
+
+/// Opens the store, binds the listener, and starts the HTTP server and the worker.
+pub async fn start(config: Config, settings: LocalSettings) -> Result<RunningHost, StartError> {
+    start_with(config, settings, None).await
+}
+
+/// [`start`], with the provisioner replaced (tests).
+pub async fn start_with(
+    config: Config,
+    settings: LocalSettings,
+    provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
+) -> Result<RunningHost, StartError> {
+    let path = settings.data_dir.join("koogallery.redb");
+    let store = EmbeddedStore::open(&path).map_err(|source| StartError::Store {
+        dir: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    start_on(store, config, settings, provisioner).await
+}
+
+/// [`start_with`] on a store already open (outage tests: a store whose disk fills up); the data
+/// directory still holds the generated credentials key.
+pub async fn start_on(
+    store: EmbeddedStore,
+    config: Config,
+    settings: LocalSettings,
+    provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
+) -> Result<RunningHost, StartError> {
+    let store = Arc::new(store);
+    let queue = store.queue();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
+    let sealer = local_sealer(&settings)?;
+    let kit_key = local_kit_key(&config, &settings)?;
+    let (worker, edge) = assemble(
+        store.clone(),
+        jobs.clone(),
+        Extras {
+            // The record and its job in one redb commit.
+            intake: Some(store.clone()),
+            usage: Some(store.clone()),
+            directory: Some(store.clone()),
+            kit_key: Some(kit_key.clone()),
+        },
+        clock,
+        &config,
+        provisioner,
+        sealer,
+    )?;
+    let ingestion = UsageIngestion {
+        key: config.secrets.usage.clone(),
+        nonces: store.clone(),
+        instances: store.clone(),
+        usage: store.clone(),
+        jobs: Arc::new(queue.clone()),
+        quotas: Arc::new(config.settings.metering.package_quotas.clone()),
+        clock: worker.clock.clone(),
+    };
+    let usage = UsageApi::new(ingestion, &config.settings.metering);
+    let (addr, stop, stopped, server) =
+        serve(edge, Some(usage), &settings, Some(kit_key.public_key_pem())).await?;
+    let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
+    // The same pusher as the Lambda function's; offline, usage is kept, unpushed, and said so.
+    let pusher = usage_push::pusher(
+        &config.settings,
+        &config.secrets,
+        store.clone(),
+        store.clone(),
+        worker.clock.clone(),
+        worker.metrics.clone(),
+    )?;
+    if pusher.is_none() {
+        tracing::warn!("{}", usage_push::NOT_CONFIGURED);
+    }
+    let reconcile_task = tokio::spawn(reconcile_every(
+        reconciler,
+        config.settings.worker.reconcile_every,
+        stopped.clone(),
+    ));
+    let push_task = tokio::spawn(push_every(
+        pusher,
+        config.settings.metering.push_every,
+        stopped.clone(),
+    ));
+    let worker_task = tokio::spawn(async move {
+        provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
+    });
+    tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce (Kit: /produce/produceAPI/v2/…; public key: GET /kit/public-key)");
+    Ok(Running {
+        addr,
+        backend: Embedded { store, queue },
+        stop,
+        tasks: vec![server, worker_task, reconcile_task, push_task],
+    })
+}

@@ -1,0 +1,146 @@
+//! The HTTP surface: the production URL for every protocol family, the Kit public key, and the
+//! listener that serves them until the host stops.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use crate::{LocalSettings, StartError, UsageApi, json_answer, usage_router};
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, RawQuery, State, rejection::BytesRejection},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use edge::{Edge, EdgeResponse};
+use koogallery::{ResultCode, protocol::Reply};
+use tokio::sync::watch;
+
+/// Binds the listener and serves the router until the returned sender says stop.
+pub(crate) async fn serve(
+    edge: Arc<Edge>,
+    usage: Option<UsageApi>,
+    settings: &LocalSettings,
+    kit_public_key: Option<String>,
+) -> Result<
+    (
+        SocketAddr,
+        watch::Sender<bool>,
+        watch::Receiver<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
+    StartError,
+> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
+    let (stop, stopped) = watch::channel(false);
+    let app = router(edge, kit_public_key).merge(usage_router(usage));
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok((addr, stop, stopped, server))
+}
+
+/// The HTTP surface: the production URL with its Kit sub-paths (every family goes through the
+/// edge, which recognises it by method and path), the Kit public key, and a health check.
+pub fn router(edge: Arc<Edge>, kit_public_key: Option<String>) -> Router {
+    let max_body_bytes = edge.max_body_bytes();
+    let public_key = get(move || {
+        let pem = kit_public_key.clone();
+        async move { kit_public_key_answer(pem) }
+    });
+    // Every method reaches the edge: what it does not serve (a GET of the V1 interface, a V1 Kit
+    // path, another method) gets a signed 000002, never the router's bare 405 or 404.
+    Router::new()
+        .route("/produce", axum::routing::any(produce))
+        .route("/produce/produceAPI/{*rest}", axum::routing::any(produce))
+        .route("/kit/public-key", public_key)
+        .route(
+            "/healthz",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"status":"ok"}"#,
+                )
+            }),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"error":"not found; the production URL is POST /produce"}"#,
+            )
+        })
+        // One byte over the limit is enough for the edge to see an oversize body and answer 000002.
+        .layer(DefaultBodyLimit::max(max_body_bytes + 1))
+        .with_state(edge)
+}
+
+pub(crate) fn to_http(resp: EdgeResponse) -> Response {
+    resp.into_http::<axum::body::Body>()
+}
+
+pub(crate) async fn produce(
+    State(edge): State<Arc<Edge>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(body) => to_http(
+            edge.handle(edge::Inbound {
+                method: &method,
+                path: uri.path(),
+                query: query.as_deref().unwrap_or(""),
+                headers: &headers,
+                body: &body,
+            })
+            .await,
+        ),
+        Err(rejection) => {
+            // Too large (or unreadable): still HTTP 200 with a signed result code.
+            let reply = Reply::new(
+                ResultCode::InvalidParameter,
+                format!("request body rejected: {rejection}"),
+            );
+            to_http(edge.refuse(uri.path(), &reply))
+        }
+    }
+}
+
+/// `GET /kit/public-key`: the public half of the Kit RSA key (SubjectPublicKeyInfo PEM), which the
+/// seller uploads in 卖家中心 → 应用工具 → 应用凭证管理 (docs/protocol/callbacks.md §3.5). Public, so no
+/// signature.
+pub(crate) fn kit_public_key_answer(pem: Option<String>) -> Response {
+    match pem {
+        Some(pem) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            pem,
+        )
+            .into_response(),
+        None => json_answer(
+            404,
+            serde_json::json!({"error": "this host has no Kit RSA key"}),
+        ),
+    }
+}
