@@ -11,6 +11,10 @@ use koogallery::{
 };
 
 use super::*;
+use koogallery::{
+    instance::{Instance, mutate},
+    provisioning::{LifecycleNotice, OrderPaid, ProvisionRequest},
+};
 
 struct Bed {
     bed: TestBed,

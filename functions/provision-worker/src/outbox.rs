@@ -1,0 +1,189 @@
+//! Each instance's outbox of lifecycle notices, drained strictly in `seq` order by one delivery at
+//! a time.
+
+use std::time::Duration;
+
+use crate::{Budget, JobError, JobOutcome, Worker};
+use koogallery::{
+    instance::{DomainError, EventKind, Instance, NoticeStep, Outcome, RefreshScene, mutate},
+    metrics::Metric,
+    provisioning::{LifecycleNotice, ProvisionError},
+};
+
+impl Worker {
+    /// Delivers the instance's pending notices in `seq` order, as far as this delivery's budget of
+    /// calls goes.
+    pub(crate) async fn drain(
+        &self,
+        instance_id: &str,
+        token: &str,
+        budget: &mut Budget,
+    ) -> Result<JobOutcome, JobError> {
+        let lease = self.config.claim_lease();
+        let mut delivered = 0;
+        loop {
+            let now = self.now();
+            let mut step = NoticeStep::Idle;
+            let taken = mutate(self.store.as_ref(), instance_id, |i| {
+                step = i.next_notice(now);
+                match step {
+                    NoticeStep::Deliver(_) => i.claim_outbox(token, now, lease),
+                    _ => Ok(Outcome::Unchanged),
+                }
+            })
+            .await;
+            let instance = match taken {
+                Ok((instance, _)) => instance,
+                Err(DomainError::Claimed { until, .. }) => {
+                    return Ok(JobOutcome::Deferred(self.wait_until(until)));
+                }
+                Err(DomainError::NotFound(_)) if delivered > 0 => break,
+                Err(e) => return Err(e.into()),
+            };
+            let seq = match step {
+                NoticeStep::Idle => break,
+                NoticeStep::WaitUntil(until) => {
+                    return Ok(JobOutcome::Deferred(self.wait_until(until)));
+                }
+                // The provisioning job drains the outbox when it ends; this one (and, if it is
+                // lost, the reconciler) looks again after the longest backoff.
+                NoticeStep::AfterProvisioning => {
+                    return Ok(JobOutcome::Deferred(self.config.backoff_max));
+                }
+                NoticeStep::Deliver(seq) => seq,
+            };
+            if !budget.take() {
+                // This delivery made its calls; the next one continues where it stopped.
+                mutate(self.store.as_ref(), instance_id, |i| {
+                    Ok(i.release_outbox(token, now))
+                })
+                .await?;
+                return Ok(JobOutcome::Deferred(Duration::from_secs(1)));
+            }
+            self.deliver(instance, seq, token).await?;
+            delivered += 1;
+        }
+        Ok(if delivered > 0 {
+            JobOutcome::Notified(delivered)
+        } else {
+            JobOutcome::AlreadyDone
+        })
+    }
+
+    /// Delivers notice `seq` (the oldest pending) of `instance`, under this delivery's outbox
+    /// claim.
+    pub(crate) async fn deliver(
+        &self,
+        instance: Instance,
+        seq: u64,
+        token: &str,
+    ) -> Result<(), JobError> {
+        let instance_id = instance.instance_id.clone();
+        let events = self
+            .store
+            .events(&instance_id)
+            .await
+            .map_err(DomainError::from)?;
+        let Some(event) = events.into_iter().find(|e| e.seq == seq) else {
+            // A pending notice without its event would block the outbox for ever: drop it, loudly.
+            tracing::error!(
+                instance_id,
+                seq,
+                "pending notice has no event in the history; skipped"
+            );
+            mutate(self.store.as_ref(), &instance_id, |i| {
+                Ok(i.notice_delivered(seq, false))
+            })
+            .await?;
+            return Ok(());
+        };
+        let mut instance = instance;
+        // The orders that change what the buyer has are read again before the vendor is told
+        // (docs/protocol/callbacks.md §6.3, §6.6): an upgrade's order, a trial turned paid, a
+        // renewal that changes the spec. The instance keeps the new expiry, SKU and quantity; the
+        // event carries them.
+        let reread = match &event.kind {
+            EventKind::Upgraded {
+                order_id,
+                order_line_id,
+            } => Some((order_id.clone(), order_line_id.clone())),
+            EventKind::Refreshed {
+                scene: RefreshScene::TrialToFormal | RefreshScene::RenewalChange,
+                order_id,
+                ..
+            } => Some((order_id.clone(), String::new())),
+            _ => None,
+        };
+        if let Some((order_id, order_line_id)) = reread {
+            match self
+                .marketplace
+                .query_order(&order_id, &order_line_id)
+                .await
+            {
+                Ok(order) => {
+                    let (updated, _) = mutate(self.store.as_ref(), &instance_id, |i| {
+                        i.order = Some(order.clone());
+                        Ok(Outcome::Quiet)
+                    })
+                    .await?;
+                    instance = updated;
+                }
+                Err(e) if e.is_retryable() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(instance_id, order_id, error = %e, "changed order unreadable; notifying without it")
+                }
+            }
+        }
+        let was_final = event.kind.is_final_notice();
+        let sent = self
+            .provisioner
+            .notify(&LifecycleNotice { instance, event })
+            .await;
+        let now = self.now();
+        match sent {
+            Ok(()) => {}
+            Err(ProvisionError::Rejected { code, message }) => {
+                tracing::warn!(instance_id, seq, %code, message, "vendor refused a lifecycle notice; not retried");
+            }
+            Err(e) => {
+                if let ProvisionError::Misconfigured(why) = &e {
+                    tracing::error!(
+                        instance_id,
+                        why,
+                        "the vendor's endpoint is misconfigured; notices keep retrying"
+                    );
+                    self.metrics.record(Metric::ProvisionerMisconfigured);
+                }
+                self.metrics.record(Metric::NoticeRetries);
+                let deadline = self.config.notice_deadline;
+                let mut parked = false;
+                mutate(self.store.as_ref(), &instance_id, |i| {
+                    let since = i.notice_failed(token, now);
+                    parked = (now - since).to_std().unwrap_or_default() >= deadline;
+                    Ok(if parked {
+                        i.park_outbox()
+                    } else {
+                        Outcome::Quiet
+                    })
+                })
+                .await?;
+                if parked {
+                    tracing::error!(
+                        instance_id,
+                        seq,
+                        "notice not delivered before its deadline; the job is dead-lettered and the outbox parked until it is redriven"
+                    );
+                    self.metrics.record(Metric::NoticeDeadlinePassed);
+                    return Err(JobError::NoticeDeadline { seq, source: e });
+                }
+                return Err(JobError::Provisioner(e));
+            }
+        }
+        mutate(self.store.as_ref(), &instance_id, |i| {
+            Ok(i.notice_delivered(seq, was_final))
+        })
+        .await?;
+        self.metrics.record(Metric::NoticeDelivered);
+        Ok(())
+    }
+}
