@@ -12,6 +12,7 @@
 //! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates
 //! config/        every setting defined once (catalog), per concept; the typed secrets
 //! logging        one log set-up for every process
+//! retry          the one retry policy: a capped, doubling delay, with or without jitter
 //! testing/       fakes, the in-memory test bed, port contracts (feature `testing`)
 //! ```
 //!
@@ -36,6 +37,7 @@ pub mod protocol;
 pub mod provisioning;
 pub mod reconciler;
 pub mod result_code;
+pub mod retry;
 pub mod security;
 pub mod storage;
 

@@ -649,7 +649,7 @@ mod webhook {
         let mut p =
             WebhookProvisioner::new(url, SecretKey::new("hook-secret"), Duration::from_secs(5))
                 .unwrap();
-        p.first_backoff = Duration::from_millis(1);
+        p.retry.first = Duration::from_millis(1);
         p
     }
 

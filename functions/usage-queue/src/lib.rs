@@ -15,6 +15,7 @@ pub mod lambda;
 
 use std::{sync::Arc, time::Duration};
 
+use koogallery::retry::{Backoff, Jitter};
 use koogallery::{
     clock::Clock,
     instance::InstanceStore,
@@ -89,8 +90,16 @@ impl UsageQueue {
 /// receive, at most a minute (the store's outages are usually short; a long one ends in the
 /// dead-letter queue through the redrive policy, from where it can be redriven).
 pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.clamp(1, 6)).min(Duration::from_secs(60))
+    REDELIVERY.delay(attempt)
 }
+
+/// The redelivery policy behind [`backoff`]; no jitter, since each message has its own receive
+/// count and a queue's visibility is coarse anyway.
+pub const REDELIVERY: Backoff = Backoff {
+    first: Duration::from_secs(2),
+    max: Duration::from_secs(60),
+    jitter: Jitter::None,
+};
 
 /// Processes a batch of messages in order and returns the IDs of those to leave on the queue
 /// (SQS partial batch failure). A refused batch is dead-lettered and acknowledged; if the

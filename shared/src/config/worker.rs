@@ -4,14 +4,18 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use super::{ConfigError, Env, catalog};
+use crate::retry::{Backoff, Jitter};
 
 /// Tries of one webhook call within a job delivery, and the pause before each retry
-/// (`first`, `2 × first`, …): the webhook provisioner's own fast retries.
+/// (`first`, `2 × first`, …, without jitter: the tries must fit the delivery's budget): the
+/// webhook provisioner's own fast retries.
 pub const WEBHOOK_TRIES: u32 = 3;
-pub const WEBHOOK_FIRST_BACKOFF: Duration = Duration::from_millis(250);
+pub const WEBHOOK_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(250),
+    max: Duration::from_secs(10),
+    jitter: Jitter::None,
+};
 
 /// Calls to the vendor one job delivery may make: a provisioning call and one notice, or two
 /// notices; each may be preceded by a Query Order (the order read before provisioning, or again
@@ -74,21 +78,24 @@ impl Default for WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// The capped exponential delay before delivery `attempt + 1`, after `attempt` (1-based).
-    pub fn backoff_ceiling(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
-        self.backoff_base
-            .saturating_mul(factor)
-            .min(self.backoff_max)
+    /// The worker's retry policy: from `backoff_base`, doubling up to `backoff_max`, with equal
+    /// jitter.
+    pub fn retry(&self) -> Backoff {
+        Backoff {
+            first: self.backoff_base,
+            max: self.backoff_max,
+            jitter: Jitter::Equal,
+        }
     }
 
-    /// The delay actually used: "equal jitter", between half the ceiling and the ceiling, so the
-    /// retries of many jobs failed by one outage do not all return at once.
+    /// The capped exponential delay before delivery `attempt + 1`, after `attempt` (1-based).
+    pub fn backoff_ceiling(&self, attempt: u32) -> Duration {
+        self.retry().ceiling(attempt)
+    }
+
+    /// The delay actually used: between half the ceiling and the ceiling ([`Jitter::Equal`]).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self.backoff_ceiling(attempt);
-        let half = ceiling / 2;
-        let spread = (ceiling - half).as_millis() as u64;
-        half + Duration::from_millis(rand::rng().random_range(0..=spread))
+        self.retry().delay(attempt)
     }
 
     /// Reads:
@@ -268,10 +275,7 @@ impl WorkerSettings {
 
     /// The longest one webhook call can take: every try times out, with the pauses between.
     pub fn longest_webhook_call(webhook_timeout: Duration) -> Duration {
-        let pauses: Duration = (1..WEBHOOK_TRIES)
-            .map(|k| WEBHOOK_FIRST_BACKOFF * 2u32.pow(k - 1))
-            .sum();
-        webhook_timeout * WEBHOOK_TRIES + pauses
+        webhook_timeout * WEBHOOK_TRIES + WEBHOOK_BACKOFF.total_between(WEBHOOK_TRIES)
     }
 
     /// A delivery must end inside the worker's timeout ([`Self::function_timeout`], the Lambda

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use koogallery::{
     ResultCode,
-    config::worker::{WEBHOOK_FIRST_BACKOFF, WEBHOOK_TRIES},
+    config::worker::{WEBHOOK_BACKOFF, WEBHOOK_TRIES},
     instance::AccessInfo,
     provisioning::{LifecycleNotice, OrderPaid, ProvisionError, ProvisionRequest, Provisioner},
     security::{
@@ -39,7 +39,8 @@ pub struct WebhookProvisioner {
     secret: SecretKey,
     /// Tries per job attempt before the job itself is retried later by the queue.
     pub tries: u32,
-    pub first_backoff: Duration,
+    /// The pause before each of those tries after the first.
+    pub retry: koogallery::retry::Backoff,
 }
 
 impl WebhookProvisioner {
@@ -56,7 +57,7 @@ impl WebhookProvisioner {
             url,
             secret,
             tries: WEBHOOK_TRIES,
-            first_backoff: WEBHOOK_FIRST_BACKOFF,
+            retry: WEBHOOK_BACKOFF,
         })
     }
 
@@ -70,7 +71,7 @@ impl WebhookProvisioner {
         let mut last = String::new();
         for attempt in 0..self.tries.max(1) {
             if attempt > 0 {
-                tokio::time::sleep(self.first_backoff * 2u32.pow(attempt - 1)).await;
+                tokio::time::sleep(self.retry.delay(attempt)).await;
             }
             let ts = chrono::Utc::now().timestamp_millis().to_string();
             let sent = self
