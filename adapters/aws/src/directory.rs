@@ -118,10 +118,13 @@ use koogallery::{
 use self::keys::*;
 use crate::{
     dynamo::{
-        CONDITION_FAILED, DynamoStore, Item, MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ITEMS,
-        TRANSACTION_CONFLICT, backoff, cancellation_reasons, json_text,
+        DynamoStore,
+        attr::{Item, json_text, n, number_attr, s, string_attr},
         keys::{DATA, PK, SEQ, SK},
-        n, number_attr, reason_codes, s, string_attr, unavailable,
+        sdk::{
+            CONDITION_FAILED, MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ITEMS, TRANSACTION_CONFLICT,
+            backoff, cancellation_reasons, reason_codes, unavailable,
+        },
     },
     usage::request_token,
 };

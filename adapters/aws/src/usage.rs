@@ -149,10 +149,13 @@ use koogallery::{
 
 use self::keys::*;
 use crate::dynamo::{
-    CONDITION_FAILED, DynamoStore, Item, MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ITEMS,
-    MAX_UNPROCESSED_RETRIES, TRANSACTION_CONFLICT, backoff, cancellation_reasons, json_text,
+    DynamoStore,
+    attr::{Item, json_text, n, number_attr, s, string_attr},
     keys::{DATA, PK, SK, TTL, VERSION},
-    n, number_attr, put_if, reason_codes, s, string_attr, unavailable,
+    sdk::{
+        CONDITION_FAILED, MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ITEMS, MAX_UNPROCESSED_RETRIES,
+        TRANSACTION_CONFLICT, backoff, cancellation_reasons, put_if, reason_codes, unavailable,
+    },
 };
 
 /// How many times a batch is read and applied again after losing to a concurrent writer.

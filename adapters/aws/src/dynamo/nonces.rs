@@ -1,0 +1,36 @@
+//! [`NonceStore`] on the table: the edge's replay guard, one conditional put per nonce (module
+//! docs, Writes).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use koogallery::{StoreError, security::replay::NonceStore};
+
+use super::{
+    DynamoStore,
+    attr::n,
+    items::nonce_item,
+    keys::{EXPIRES_MS, PK},
+    sdk::put_if,
+};
+
+#[async_trait]
+impl NonceStore for DynamoStore {
+    async fn remember(
+        &self,
+        nonce: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(nonce_item(nonce, expires_at.timestamp_millis())))
+            .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#exp", EXPIRES_MS)
+            .expression_attribute_values(":now", n(now.timestamp_millis()));
+        // The nonce itself is not secret, but keep it out of error text anyway.
+        put_if(put, "PutItem (remember nonce)").await
+    }
+}
