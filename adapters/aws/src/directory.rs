@@ -117,6 +117,7 @@ use koogallery::{
 
 use self::keys::*;
 use crate::{
+    dynamo::sdk::request_token,
     dynamo::{
         DynamoStore,
         attr::{Item, json_text, n, number_attr, s, string_attr},
@@ -126,7 +127,6 @@ use crate::{
             backoff, cancellation_reasons, reason_codes, unavailable,
         },
     },
-    usage::request_token,
 };
 
 /// DynamoDB's limit on the requests of one `BatchWriteItem`.

@@ -1,7 +1,11 @@
 //! The SDK calls the stores share, and how their failures map to [`StoreError`]: DynamoDB's
 //! limits, conditional puts, paged queries, cancelled transactions, backoff.
 
-use std::time::Duration;
+use std::{
+    hash::BuildHasher,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use aws_sdk_dynamodb::{
     error::{DisplayErrorContext, SdkError},
@@ -68,6 +72,18 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
             .unwrap_or(0),
     ) % base.max(1);
     Duration::from_millis(base + jitter)
+}
+
+/// A `ClientRequestToken` no other transaction uses: the time and a per-process random number.
+pub(crate) fn request_token() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let random = std::collections::hash_map::RandomState::new()
+        .hash_one(NEXT.fetch_add(1, Ordering::Relaxed));
+    format!("{nanos:016x}{random:016x}")
 }
 
 /// A conditional `PutItem`: true when written, false when its condition failed.

@@ -1,6 +1,10 @@
-//! The key schema, the item codecs and the classification of cancelled creates, without a table.
+//! The key schema, the item codecs, the classification of cancelled creates and the request
+//! tokens, without a table.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, TimeZone, Utc};
 use koogallery::{
@@ -13,7 +17,7 @@ use super::{
     create::{CreateCancel, classify_create},
     items::*,
     keys::*,
-    sdk::{CONDITION_FAILED, backoff},
+    sdk::{CONDITION_FAILED, backoff, request_token},
 };
 
 fn t0() -> DateTime<Utc> {
@@ -195,4 +199,11 @@ fn unsettled_shards_are_stable_and_spread() {
         counts[n] += 1;
     }
     assert!(counts.iter().all(|c| (50..=150).contains(c)), "{counts:?}");
+}
+
+#[test]
+fn request_tokens_are_distinct_and_fit_dynamodb() {
+    let tokens: HashSet<String> = (0..1000).map(|_| request_token()).collect();
+    assert_eq!(tokens.len(), 1000);
+    assert!(tokens.iter().all(|t| (1..=36).contains(&t.len())));
 }
