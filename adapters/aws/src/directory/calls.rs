@@ -1,9 +1,8 @@
 //! What the directory sent DynamoDB ([`DirectoryCalls`]), counted across clones: the figures of
 //! the module docs (Calls), held by the tests.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use super::DynamoDirectory;
+use crate::dynamo::sdk::Request;
 
 /// The requests a directory sent DynamoDB (see [`DynamoDirectory::take_calls`]); each page of a
 /// `Query` and each round of unprocessed retries counts.
@@ -26,47 +25,17 @@ impl DirectoryCalls {
     }
 }
 
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub(super) get_item: AtomicU64,
-    pub(super) batch_get_item: AtomicU64,
-    pub(super) query: AtomicU64,
-    pub(super) batch_write_item: AtomicU64,
-    pub(super) transact_write_items: AtomicU64,
-}
-
-#[derive(Clone, Copy)]
-pub(super) enum Call {
-    GetItem,
-    BatchGetItem,
-    Query,
-    BatchWriteItem,
-    TransactWriteItems,
-}
-
 impl DynamoDirectory {
     /// The requests sent since the last call (or since the directory was made), counters reset.
     /// Shared by clones.
     pub fn take_calls(&self) -> DirectoryCalls {
-        let c = &self.counters;
+        let c = self.table.counts().take();
         DirectoryCalls {
-            get_item: c.get_item.swap(0, Ordering::Relaxed),
-            batch_get_item: c.batch_get_item.swap(0, Ordering::Relaxed),
-            query: c.query.swap(0, Ordering::Relaxed),
-            batch_write_item: c.batch_write_item.swap(0, Ordering::Relaxed),
-            transact_write_items: c.transact_write_items.swap(0, Ordering::Relaxed),
+            get_item: c.of(Request::GetItem),
+            batch_get_item: c.of(Request::BatchGetItem),
+            query: c.of(Request::Query),
+            batch_write_item: c.of(Request::BatchWriteItem),
+            transact_write_items: c.of(Request::TransactWriteItems),
         }
-    }
-
-    pub(super) fn count(&self, call: Call) {
-        let c = &self.counters;
-        let counter = match call {
-            Call::GetItem => &c.get_item,
-            Call::BatchGetItem => &c.batch_get_item,
-            Call::Query => &c.query,
-            Call::BatchWriteItem => &c.batch_write_item,
-            Call::TransactWriteItems => &c.transact_write_items,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -11,14 +11,17 @@ use super::{
     CHUNKS_PER_GET, DynamoDirectory, FIXED_ACTIONS, MAX_CHUNK_BYTES, MAX_DEPARTMENT_READS,
     MAX_INLINE_BYTES,
     items::{
-        check_size, decode_chunk_item, decode_department_item, decode_orgset_item, delete_request,
-        event_item, item_bytes, key_from, key_of, put_request, record_item,
+        check_size, decode_chunk_item, decode_department_item, decode_orgset_item, event_item,
+        put_request, record_item,
     },
     keys::*,
     numbering::State,
     requests::SkRange,
 };
-use crate::dynamo::{attr::Item, sdk::MAX_TRANSACTION_ITEMS};
+use crate::dynamo::{
+    attr::{Item, item_bytes, key_from, key_of},
+    sdk::{MAX_TRANSACTION_ITEMS, delete_request},
+};
 
 /// What an `ORGSET` item names: the current department set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +60,8 @@ pub(super) enum Edit {
 impl DynamoDirectory {
     /// The current department set (`None`: no `ORGSET`, generation `0`, one item per department).
     pub(super) async fn read_orgset(&self, pk: &str) -> Result<Option<SetRef>, StoreError> {
-        self.get_item(pk, ORGSET_SK)
+        self.table
+            .get_item(pk, ORGSET_SK)
             .await?
             .map(|item| decode_orgset_item(&item))
             .transpose()

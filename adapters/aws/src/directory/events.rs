@@ -5,12 +5,8 @@ use koogallery::{
     directory::{DirectoryEvent, TenantKey},
 };
 
-use super::{
-    DynamoDirectory,
-    items::{decode_event_item, delete_request, key_from},
-    keys::*,
-    requests::SkRange,
-};
+use super::{DynamoDirectory, items::decode_event_item, keys::*, requests::SkRange};
+use crate::dynamo::{attr::key_from, sdk::delete_request};
 
 impl DynamoDirectory {
     pub(super) async fn read_pending(

@@ -2,9 +2,7 @@
 //! `koogallery::directory::record` in `data`), and decoded back, a record filed under another key
 //! than its own IDs give being corrupt.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::WriteRequest;
 use koogallery::{
     StoreError,
     directory::{App, Department, DirectoryEvent, Tenant, User, record},
@@ -12,20 +10,10 @@ use koogallery::{
 
 use super::{MAX_ITEM_BYTES, departments::SetRef, keys::*};
 use crate::dynamo::{
-    attr::{Item, json_text, n, number_attr, s, string_attr},
+    attr::{Item, item_bytes, json_text, key_of, n, number_attr, s, string_attr},
     keys::{DATA, PK, SEQ, SK},
+    sdk,
 };
-
-pub(super) fn key_of(pk: &str, sk: impl Into<String>) -> Item {
-    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
-}
-
-/// The key of an item read (a keys-only query's item is just that).
-pub(super) fn key_from(item: &Item) -> Result<Item, StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
-    Ok(key_of(pk, sk))
-}
 
 /// A record item: the key and the record's versioned JSON in `data`, as the instance items keep
 /// theirs.
@@ -54,21 +42,10 @@ pub(super) fn orgset_item(pk: &str, generation: &str, chunks: u32) -> Item {
     item
 }
 
+/// A `BatchWriteItem`'s put of `item`, refused up front when over DynamoDB's item size.
 pub(super) fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
     check_size(&item)?;
-    let put = PutRequest::builder()
-        .set_item(Some(item))
-        .build()
-        .map_err(|e| build_error("PutRequest", e))?;
-    Ok(WriteRequest::builder().put_request(put).build())
-}
-
-pub(super) fn delete_request(key: Item) -> Result<WriteRequest, StoreError> {
-    let delete = DeleteRequest::builder()
-        .set_key(Some(key))
-        .build()
-        .map_err(|e| build_error("DeleteRequest", e))?;
-    Ok(WriteRequest::builder().delete_request(delete).build())
+    sdk::put_request(item)
 }
 
 /// An item over DynamoDB's 400 KB is refused up front: retrying cannot help, so it is not
@@ -83,24 +60,6 @@ pub(super) fn check_size(item: &Item) -> Result<(), StoreError> {
         )));
     }
     Ok(())
-}
-
-/// An item's size as DynamoDB counts it (names and string values by their bytes; numbers by
-/// their digits, a little more than DynamoDB counts).
-pub(super) fn item_bytes(item: &Item) -> usize {
-    item.iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    AttributeValue::S(v) | AttributeValue::N(v) => v.len(),
-                    _ => 0,
-                }
-        })
-        .sum()
-}
-
-pub(super) fn build_error(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("cannot build DynamoDB {what}: {e}"))
 }
 
 /// A corrupt item, named by its key.

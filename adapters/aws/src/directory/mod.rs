@@ -97,8 +97,6 @@
 //! [`record::encode_event`]: koogallery::directory::record::encode_event
 //! [`FIRST_GENERATION`]: keys::FIRST_GENERATION
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -110,8 +108,7 @@ use koogallery::{
     },
 };
 
-use self::calls::Counters;
-use crate::dynamo::DynamoStore;
+use crate::dynamo::{DynamoStore, sdk::Table};
 
 mod apply;
 mod calls;
@@ -125,8 +122,7 @@ mod requests;
 
 pub use calls::DirectoryCalls;
 
-/// DynamoDB's limit on the requests of one `BatchWriteItem`.
-pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
+pub use crate::dynamo::sdk::MAX_BATCH_WRITE_ITEMS;
 /// `BatchWriteItem`s (or `BatchGetItem`s) of one sync in flight at once.
 pub const BATCH_CONCURRENCY: usize = 8;
 /// Retry rounds of `UnprocessedItems`/`UnprocessedKeys` (backoff from 20 ms, doubling: about a
@@ -153,9 +149,7 @@ const FIXED_ACTIONS: usize = 3;
 /// counters).
 #[derive(Debug, Clone)]
 pub struct DynamoDirectory {
-    client: Client,
-    table: String,
-    counters: Arc<Counters>,
+    table: Table,
 }
 
 impl From<&DynamoStore> for DynamoDirectory {
@@ -168,15 +162,13 @@ impl From<&DynamoStore> for DynamoDirectory {
 impl DynamoDirectory {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
-            counters: Arc::default(),
+            table: Table::new(client, table),
         }
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 }
 

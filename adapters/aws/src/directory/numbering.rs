@@ -2,9 +2,7 @@
 //! under the seqs that follow, the change's record, `ORGSET` flipped; and what its cancellation
 //! reasons mean.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
@@ -13,20 +11,14 @@ use koogallery::{
 
 use super::{
     DynamoDirectory, FIXED_ACTIONS,
-    calls::Call,
     departments::{NewSet, SetRef},
-    items::{
-        decode_orgset_item, decode_seq_item, event_item, key_of, orgset_item, record_item, seq_item,
-    },
+    items::{decode_orgset_item, decode_seq_item, event_item, orgset_item, record_item, seq_item},
     keys::*,
 };
 use crate::dynamo::{
-    attr::{Item, n, s, string_attr},
-    keys::{PK, SEQ, SK},
-    sdk::{
-        CONDITION_FAILED, TRANSACTION_CONFLICT, cancellation_reasons, reason_codes, request_token,
-        unavailable,
-    },
+    attr::{Item, key_of, n, s, string_attr},
+    keys::{SEQ, SK},
+    sdk::{CONDITION_FAILED, Condition, TRANSACTION_CONFLICT, reason_codes, request_token},
 };
 
 /// What the numbering transaction was built on.
@@ -86,66 +78,25 @@ pub(super) fn classify(
     Cancel::Other(codes)
 }
 
-/// A condition expression with its names and values.
-pub(super) struct Cond {
-    pub(super) expression: &'static str,
-    pub(super) names: Vec<(&'static str, &'static str)>,
-    pub(super) values: Vec<(&'static str, AttributeValue)>,
+/// `SEQ` still holds what was read (or is still absent).
+pub(super) fn seq_unchanged(state: &State) -> Condition {
+    if state.seq_stored {
+        Condition::new("#seq = :seq")
+            .name("#seq", SEQ)
+            .value(":seq", n(state.last_seq))
+    } else {
+        Condition::absent()
+    }
 }
 
-impl Cond {
-    /// No such item yet.
-    pub(super) fn absent() -> Self {
-        Self {
-            expression: "attribute_not_exists(#pk)",
-            names: vec![("#pk", PK)],
-            values: vec![],
-        }
-    }
-
-    /// `SEQ` still holds what was read (or is still absent).
-    pub(super) fn seq_unchanged(state: &State) -> Self {
-        if state.seq_stored {
-            Self {
-                expression: "#seq = :seq",
-                names: vec![("#seq", SEQ)],
-                values: vec![(":seq", n(state.last_seq))],
-            }
-        } else {
-            Self::absent()
-        }
-    }
-
-    /// `ORGSET` still names the generation read (or is still absent).
-    pub(super) fn generation_unchanged(state: &State) -> Self {
-        // A generation is never reused (a fresh UUID each time), so its name says it all.
-        match &state.set {
-            Some(set) => Self {
-                expression: "#g = :g",
-                names: vec![("#g", GENERATION)],
-                values: vec![(":g", s(&set.generation))],
-            },
-            None => Self::absent(),
-        }
-    }
-
-    pub(super) fn names(&self) -> Option<HashMap<String, String>> {
-        Some(
-            self.names
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
-    /// DynamoDB refuses an empty map: `None` when there are no values.
-    pub(super) fn values(&self) -> Option<HashMap<String, AttributeValue>> {
-        (!self.values.is_empty()).then(|| {
-            self.values
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect()
-        })
+/// `ORGSET` still names the generation read (or is still absent).
+pub(super) fn generation_unchanged(state: &State) -> Condition {
+    // A generation is never reused (a fresh UUID each time), so its name says it all.
+    match &state.set {
+        Some(set) => Condition::new("#g = :g")
+            .name("#g", GENERATION)
+            .value(":g", s(&set.generation)),
+        None => Condition::absent(),
     }
 }
 
@@ -160,7 +111,7 @@ impl DynamoDirectory {
             self.batch_get(vec![key_of(pk, SEQ_SK), key_of(pk, ORGSET_SK)])
                 .await?
         } else {
-            self.get_item(pk, SEQ_SK).await?.into_iter().collect()
+            self.table.get_item(pk, SEQ_SK).await?.into_iter().collect()
         };
         let mut state = State::default();
         for item in &items {
@@ -194,7 +145,7 @@ impl DynamoDirectory {
         let last_seq = state.last_seq + events.len() as u64;
         let mut items = Vec::with_capacity(events.len() + FIXED_ACTIONS);
         if !events.is_empty() {
-            items.push(self.tx_put(seq_item(pk, last_seq), Some(Cond::seq_unchanged(state)))?);
+            items.push(self.tx_put(seq_item(pk, last_seq), Some(seq_unchanged(state)))?);
         }
         // A department change flips ORGSET from the set read to its new set (a singleOrgSync's
         // new set is built from the one read; a replacement must not flip a set it did not
@@ -203,13 +154,16 @@ impl DynamoDirectory {
             let chunks = u32::try_from(set.chunks.len()).unwrap_or(u32::MAX);
             items.push(self.tx_put(
                 orgset_item(pk, &set.generation, chunks),
-                Some(Cond::generation_unchanged(state)),
+                Some(generation_unchanged(state)),
             )?);
         } else if matches!(
             change,
             DirectoryChange::PutDepartment(_) | DirectoryChange::DeleteDepartment { .. }
         ) {
-            items.push(self.tx_check(key_of(pk, ORGSET_SK), Cond::generation_unchanged(state))?);
+            items.push(
+                self.table
+                    .tx_check(key_of(pk, ORGSET_SK), generation_unchanged(state))?,
+            );
         }
         let guards = items.len();
         items.extend(self.record_action(pk, change)?);
@@ -227,7 +181,7 @@ impl DynamoDirectory {
                 body: body.clone(),
             };
             // Never over an event still pending: a failure here means SEQ fell behind.
-            items.push(self.tx_put(event_item(pk, &event)?, Some(Cond::absent()))?);
+            items.push(self.tx_put(event_item(pk, &event)?, Some(Condition::absent()))?);
         }
         Ok(Planned {
             items,
@@ -251,13 +205,13 @@ impl DynamoDirectory {
                 record_item(pk, TENANT_SK.to_owned(), record::encode_tenant(t))?,
                 None,
             )?),
-            DirectoryChange::DeleteTenant => Some(self.tx_delete(key_of(pk, TENANT_SK))?),
+            DirectoryChange::DeleteTenant => Some(self.table.tx_delete(key_of(pk, TENANT_SK))?),
             DirectoryChange::PutApp(a) => Some(self.tx_put(
                 record_item(pk, app_sk(&a.app_id), record::encode_app(a))?,
                 None,
             )?),
             DirectoryChange::DeleteApp { app_id } => {
-                Some(self.tx_delete(key_of(pk, app_sk(app_id)))?)
+                Some(self.table.tx_delete(key_of(pk, app_sk(app_id)))?)
             }
             DirectoryChange::PutUsers { .. }
             | DirectoryChange::RevokeUsers { .. }
@@ -276,21 +230,12 @@ impl DynamoDirectory {
         planned: Planned,
     ) -> Result<Option<String>, StoreError> {
         let (guards, events_from) = (planned.guards, planned.events_from);
-        self.count(Call::TransactWriteItems);
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(planned.items))
-            .client_request_token(request_token())
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(None),
-            Err(err) => err,
-        };
         let what = format!("TransactWriteItems (directory {pk})");
-        let Some(reasons) = cancellation_reasons(&err) else {
-            return Err(unavailable(&what, &err));
+        let sent = self
+            .table
+            .transact(planned.items, Some(request_token()), &what);
+        let Some(reasons) = sent.await? else {
+            return Ok(None);
         };
         match classify(&reasons, guards, events_from) {
             Cancel::Contended(codes) => Ok(Some(codes)),

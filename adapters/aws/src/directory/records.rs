@@ -10,13 +10,11 @@ use koogallery::{
 
 use super::{
     DynamoDirectory,
-    items::{
-        decode_app_item, decode_tenant_item, decode_user_item, delete_request, key_of, put_request,
-        record_item,
-    },
+    items::{decode_app_item, decode_tenant_item, decode_user_item, put_request, record_item},
     keys::*,
     requests::SkRange,
 };
+use crate::dynamo::{attr::key_of, sdk::delete_request};
 
 impl DynamoDirectory {
     /// Step 1 (module docs): the records that do not ride in the numbering transaction.
@@ -105,7 +103,8 @@ impl DynamoDirectory {
     }
 
     pub(super) async fn read_tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError> {
-        self.get_item(&tenant_pk(key), TENANT_SK)
+        self.table
+            .get_item(&tenant_pk(key), TENANT_SK)
             .await?
             .map(|item| decode_tenant_item(&item))
             .transpose()
@@ -129,7 +128,8 @@ impl DynamoDirectory {
         app_id: &str,
         user_name: &str,
     ) -> Result<Option<User>, StoreError> {
-        self.get_item(&tenant_pk(key), &user_sk(app_id, user_name))
+        self.table
+            .get_item(&tenant_pk(key), &user_sk(app_id, user_name))
             .await?
             .map(|item| decode_user_item(&item, app_id))
             .transpose()

@@ -1,23 +1,15 @@
-//! The requests the directory sends, each counted: transaction actions, single reads, paged
-//! queries of a tenant's partition, and batches of reads and writes (step 1 of the module docs),
-//! their unprocessed keys and items retried.
+//! The requests the directory sends through its [`Table`](crate::dynamo::sdk::Table): its
+//! transaction puts (checked for size), the queries of a tenant's partition, and batches of
+//! reads and writes (step 1 of the module docs) at its own pace.
 
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, WriteRequest,
-};
-use futures_util::{StreamExt, stream};
+use aws_sdk_dynamodb::types::{TransactWriteItem, WriteRequest};
 use koogallery::StoreError;
 
-use super::{
-    BATCH_CONCURRENCY, DynamoDirectory, MAX_BATCH_WRITE_ITEMS, MAX_UNPROCESSED_ROUNDS,
-    calls::Call,
-    items::{build_error, check_size, delete_request, key_from},
-    numbering::Cond,
-};
+use super::{BATCH_CONCURRENCY, DynamoDirectory, MAX_UNPROCESSED_ROUNDS, items::check_size};
 use crate::dynamo::{
-    attr::{Item, s},
+    attr::{Item, key_from, s},
     keys::{PK, SK},
-    sdk::{MAX_BATCH_GET_KEYS, backoff, unavailable},
+    sdk::{BatchGet, BatchWrite, Condition, MAX_BATCH_GET_KEYS, delete_request},
 };
 
 /// The sort key range of a [`DynamoDirectory::query`].
@@ -38,57 +30,15 @@ impl std::fmt::Display for SkRange<'_> {
 }
 
 impl DynamoDirectory {
+    /// A transaction's put of `item` (refused up front when over DynamoDB's item size), on
+    /// `condition` if there is one.
     pub(super) fn tx_put(
         &self,
         item: Item,
-        cond: Option<Cond>,
+        condition: Option<Condition>,
     ) -> Result<TransactWriteItem, StoreError> {
         check_size(&item)?;
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
-        if let Some(c) = cond {
-            put = put
-                .condition_expression(c.expression)
-                .set_expression_attribute_names(c.names())
-                .set_expression_attribute_values(c.values());
-        }
-        let put = put.build().map_err(|e| build_error("Put", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    pub(super) fn tx_delete(&self, key: Item) -> Result<TransactWriteItem, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .build()
-            .map_err(|e| build_error("Delete", e))?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
-    }
-
-    pub(super) fn tx_check(&self, key: Item, c: Cond) -> Result<TransactWriteItem, StoreError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .condition_expression(c.expression)
-            .set_expression_attribute_names(c.names())
-            .set_expression_attribute_values(c.values())
-            .build()
-            .map_err(|e| build_error("ConditionCheck", e))?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
-    }
-
-    pub(super) async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        self.count(Call::GetItem);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(&format!("GetItem {pk}/{sk}"), &e))?;
-        Ok(out.item)
+        self.table.tx_put(item, condition)
     }
 
     /// Every item of the partition whose sort key is in `range` (strongly consistent, page after
@@ -100,51 +50,25 @@ impl DynamoDirectory {
         keys_only: bool,
         limit: Option<usize>,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(pk))
-            .scan_index_forward(true)
-            .consistent_read(true);
-        query = match range {
-            SkRange::Prefix(prefix) => query
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_values(":prefix", s(prefix)),
-            SkRange::Between(lo, hi) => query
+        let query = match range {
+            SkRange::Prefix(prefix) => self.table.query_prefix(pk, prefix),
+            SkRange::Between(lo, hi) => self
+                .table
+                .query()
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(pk))
                 .expression_attribute_values(":lo", s(lo))
-                .expression_attribute_values(":hi", s(hi)),
+                .expression_attribute_values(":hi", s(hi))
+                .consistent_read(true),
         };
+        let mut query = query.scan_index_forward(true);
         if keys_only {
             query = query.projection_expression("#pk, #sk");
         }
         let what = format!("Query {pk} ({range})");
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut page = query.clone().set_exclusive_start_key(start.take());
-            if let Some(limit) = limit {
-                let left = limit.saturating_sub(items.len());
-                page = page.limit(i32::try_from(left).unwrap_or(i32::MAX));
-            }
-            self.count(Call::Query);
-            let out = page.send().await.map_err(|e| unavailable(&what, &e))?;
-            items.extend(out.items().iter().cloned());
-            if limit.is_some_and(|l| items.len() >= l) {
-                break;
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        if let Some(limit) = limit {
-            items.truncate(limit);
-        }
-        Ok(items)
+        self.table.query_all(query, limit, &what).await
     }
 
     /// Every item `keys` names that exists (strongly consistent), in no particular order: 100
@@ -159,56 +83,13 @@ impl DynamoDirectory {
         keys: Vec<Item>,
         per_request: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        let chunks: Vec<Vec<Item>> = keys.chunks(per_request).map(<[_]>::to_vec).collect();
-        let calls: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| self.batch_get_chunk(chunk))
-            .collect();
-        let mut calls = stream::iter(calls).buffer_unordered(BATCH_CONCURRENCY);
-        let mut items = Vec::with_capacity(keys.len());
-        while let Some(got) = calls.next().await {
-            items.extend(got?);
-        }
-        Ok(items)
-    }
-
-    async fn batch_get_chunk(&self, mut pending: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::with_capacity(pending.len());
-        let mut round = 0;
-        while !pending.is_empty() {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| build_error("BatchGetItem keys", e))?;
-            self.count(Call::BatchGetItem);
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| unavailable("BatchGetItem (directory)", &e))?;
-            if let Some(found) = out.responses().and_then(|r| r.get(&self.table)) {
-                items.extend(found.iter().cloned());
-            }
-            pending = out
-                .unprocessed_keys()
-                .and_then(|u| u.get(&self.table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
-            if !pending.is_empty() {
-                round += 1;
-                if round > MAX_UNPROCESSED_ROUNDS {
-                    return Err(StoreError::Unavailable(format!(
-                        "BatchGetItem (directory): {} keys still unprocessed after {MAX_UNPROCESSED_ROUNDS} retries",
-                        pending.len()
-                    )));
-                }
-                tokio::time::sleep(backoff(round)).await;
-            }
-        }
-        Ok(items)
+        let how = BatchGet {
+            what: "BatchGetItem (directory)",
+            per_request,
+            in_flight: BATCH_CONCURRENCY,
+            retries: MAX_UNPROCESSED_ROUNDS,
+        };
+        self.table.batch_get(keys, how).await
     }
 
     /// Sends `requests` in `BatchWriteItem`s of 25, [`BATCH_CONCURRENCY`] in flight. Every
@@ -219,54 +100,11 @@ impl DynamoDirectory {
         requests: Vec<WriteRequest>,
         what: &str,
     ) -> Result<(), StoreError> {
-        let chunks: Vec<Vec<WriteRequest>> = requests
-            .chunks(MAX_BATCH_WRITE_ITEMS)
-            .map(<[_]>::to_vec)
-            .collect();
-        let calls: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| self.batch_write_chunk(chunk, what))
-            .collect();
-        let mut calls = stream::iter(calls).buffer_unordered(BATCH_CONCURRENCY);
-        while let Some(done) = calls.next().await {
-            // The batches still in flight are dropped: the sync fails and is sent again.
-            done?;
-        }
-        Ok(())
-    }
-
-    async fn batch_write_chunk(
-        &self,
-        mut pending: Vec<WriteRequest>,
-        what: &str,
-    ) -> Result<(), StoreError> {
-        let mut round = 0;
-        while !pending.is_empty() {
-            self.count(Call::BatchWriteItem);
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, std::mem::take(&mut pending))
-                .send()
-                .await
-                .map_err(|e| unavailable(&format!("BatchWriteItem ({what})"), &e))?;
-            pending = out
-                .unprocessed_items()
-                .and_then(|u| u.get(&self.table))
-                .cloned()
-                .unwrap_or_default();
-            if !pending.is_empty() {
-                round += 1;
-                if round > MAX_UNPROCESSED_ROUNDS {
-                    return Err(StoreError::Unavailable(format!(
-                        "BatchWriteItem ({what}): {} items still unprocessed after {MAX_UNPROCESSED_ROUNDS} retries",
-                        pending.len()
-                    )));
-                }
-                tokio::time::sleep(backoff(round)).await;
-            }
-        }
-        Ok(())
+        let how = BatchWrite {
+            in_flight: BATCH_CONCURRENCY,
+            retries: MAX_UNPROCESSED_ROUNDS,
+        };
+        self.table.batch_write(requests, how, what).await
     }
 
     /// Deletes every item of the partition under each of `prefixes` (keys read first, page after

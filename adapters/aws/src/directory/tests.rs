@@ -14,7 +14,7 @@ use super::{
     departments::{SetRef, fits_inline, generation_of},
     items::*,
     keys::*,
-    numbering::{Cancel, Cond, State, classify},
+    numbering::{Cancel, State, classify, generation_unchanged, seq_unchanged},
     records::{last_wins, unique},
 };
 use crate::dynamo::{
@@ -262,10 +262,10 @@ fn generation_conditions_follow_the_state_read() {
     let absent = State::default();
     assert_eq!(generation_of(absent.set.as_ref()), FIRST_GENERATION);
     assert_eq!(
-        Cond::generation_unchanged(&absent).expression,
+        generation_unchanged(&absent).expression(),
         "attribute_not_exists(#pk)"
     );
-    assert!(Cond::generation_unchanged(&absent).values().is_none());
+    assert!(generation_unchanged(&absent).values().is_none());
     let stored = State {
         last_seq: 4,
         seq_stored: true,
@@ -275,9 +275,9 @@ fn generation_conditions_follow_the_state_read() {
         }),
     };
     assert_eq!(generation_of(stored.set.as_ref()), "g1");
-    assert_eq!(Cond::generation_unchanged(&stored).expression, "#g = :g");
+    assert_eq!(generation_unchanged(&stored).expression(), "#g = :g");
     assert_eq!(
-        Cond::seq_unchanged(&stored).values(),
+        seq_unchanged(&stored).values(),
         Some(HashMap::from([(":seq".to_owned(), n(4))]))
     );
 }

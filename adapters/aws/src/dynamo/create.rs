@@ -1,7 +1,7 @@
 //! `create_for_order_line` (module docs, Writes): the order line, the instance and its events in
 //! one transaction, whose cancellation reasons say which condition failed.
 
-use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use koogallery::{
     StoreError,
     instance::{CreateOutcome, Instance, InstanceEvent},
@@ -14,8 +14,8 @@ use super::{
     items::{decode_instance, event_item, instance_item, order_line_item},
     keys::*,
     sdk::{
-        CONDITION_FAILED, MAX_TRANSACTION_ITEMS, TRANSACTION_CONFLICT, backoff,
-        cancellation_reasons, reason_codes, unavailable,
+        CONDITION_FAILED, Condition, MAX_TRANSACTION_ITEMS, TRANSACTION_CONFLICT, backoff,
+        reason_codes,
     },
 };
 
@@ -34,23 +34,11 @@ impl DynamoStore {
         }
         let items = self.create_items(instance, events)?;
         let id = &instance.instance_id;
+        let what = format!("TransactWriteItems (create instance {id})");
         let mut attempt = 0;
         loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(CreateOutcome::Created),
-                Err(err) => err,
-            };
-            let Some(reasons) = cancellation_reasons(&err) else {
-                return Err(unavailable(
-                    &format!("TransactWriteItems (create instance {id})"),
-                    &err,
-                ));
+            let Some(reasons) = self.table.transact(items.clone(), None, &what).await? else {
+                return Ok(CreateOutcome::Created);
             };
             match classify_create(&reasons) {
                 CreateCancel::OrderLineTaken(existing_id) => {
@@ -92,32 +80,19 @@ impl DynamoStore {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut stored = instance.clone();
         stored.version = 1;
-        let new_key = [("#pk", PK)];
-        let line = self.put_returning(
-            order_line_item(instance),
-            "attribute_not_exists(#pk)",
-            &new_key,
-            &[],
-            Some(ReturnValuesOnConditionCheckFailure::AllOld),
-        )?;
         let mut items = vec![
-            TransactWriteItem::builder().put(line).build(),
-            TransactWriteItem::builder()
-                .put(self.put(
-                    instance_item(&stored)?,
-                    "attribute_not_exists(#pk)",
-                    &new_key,
-                    &[],
-                )?)
-                .build(),
+            self.table.tx_put(
+                order_line_item(instance),
+                Some(Condition::absent().returning_old()),
+            )?,
+            self.table
+                .tx_put(instance_item(&stored)?, Some(Condition::absent()))?,
         ];
         for ev in events {
-            let put = aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(event_item(&instance.instance_id, ev)?))
-                .build()
-                .map_err(|e| StoreError::Unavailable(format!("cannot build DynamoDB Put: {e}")))?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(
+                self.table
+                    .tx_put(event_item(&instance.instance_id, ev)?, None)?,
+            );
         }
         Ok(items)
     }
@@ -134,7 +109,8 @@ impl DynamoStore {
             Some(id) => id,
             None => {
                 let line = self
-                    .get_item(line_pk.clone(), ORDER_LINE_SK)
+                    .table
+                    .get_item(&line_pk, ORDER_LINE_SK)
                     .await?
                     .ok_or_else(|| {
                         StoreError::Unavailable(format!(
@@ -147,7 +123,8 @@ impl DynamoStore {
             }
         };
         let item = self
-            .get_item(instance_pk(&instance_id), INSTANCE_SK)
+            .table
+            .get_item(&instance_pk(&instance_id), INSTANCE_SK)
             .await?
             .ok_or_else(|| {
                 StoreError::Corrupt(format!(

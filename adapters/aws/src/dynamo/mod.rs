@@ -48,14 +48,9 @@
 //! [`InstanceStore::unsettled`]: koogallery::instance::InstanceStore::unsettled
 //! [`NonceStore`]: koogallery::security::replay::NonceStore
 
-use aws_sdk_dynamodb::{Client, types::AttributeValue};
-use koogallery::StoreError;
+use aws_sdk_dynamodb::Client;
 
-use self::{
-    attr::Item,
-    keys::{PK, SK},
-    sdk::unavailable,
-};
+use self::sdk::{BatchGet, MAX_BATCH_GET_KEYS, MAX_UNPROCESSED_RETRIES, Table};
 
 pub(crate) mod attr;
 mod create;
@@ -72,40 +67,32 @@ pub use iam::{iam_actions, leading_keys};
 /// Instances, order lines, events and nonces in one DynamoDB table; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
+
+/// How the instance store reads batches of instances: a request at a time.
+const BATCH_GET: BatchGet = BatchGet {
+    what: "BatchGetItem",
+    per_request: MAX_BATCH_GET_KEYS,
+    in_flight: 1,
+    retries: MAX_UNPROCESSED_RETRIES,
+};
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 
     /// The client, e.g. for [`crate::bootstrap::ensure_table`].
     pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(pk.clone()))
-            .key(SK, AttributeValue::S(sk.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(&format!("GetItem {pk}"), &e))?;
-        Ok(out.item)
+        self.table.client()
     }
 }
 

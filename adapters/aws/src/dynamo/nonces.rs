@@ -10,7 +10,6 @@ use super::{
     attr::n,
     items::nonce_item,
     keys::{EXPIRES_MS, PK},
-    sdk::put_if,
 };
 
 #[async_trait]
@@ -22,15 +21,14 @@ impl NonceStore for DynamoStore {
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let put = self
-            .client
+            .table
             .put_item()
-            .table_name(&self.table)
             .set_item(Some(nonce_item(nonce, expires_at.timestamp_millis())))
             .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#exp", EXPIRES_MS)
             .expression_attribute_values(":now", n(now.timestamp_millis()));
         // The nonce itself is not secret, but keep it out of error text anyway.
-        put_if(put, "PutItem (remember nonce)").await
+        self.table.put_if(put, "PutItem (remember nonce)").await
     }
 }

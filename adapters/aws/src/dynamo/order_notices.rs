@@ -11,20 +11,21 @@ use super::{
     DynamoStore,
     items::{decode_notice, notice_item},
     keys::{ORDER_NOTICE_SK, PK, order_notice_pk},
-    sdk::{put_if, unavailable},
+    sdk::unavailable,
 };
 
 #[async_trait]
 impl OrderNoticeStore for DynamoStore {
     async fn record_notice(&self, notice: &OrderNotice) -> Result<bool, StoreError> {
         let put = self
-            .client
+            .table
             .put_item()
-            .table_name(&self.table)
             .set_item(Some(notice_item(notice)?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK);
-        put_if(put, "PutItem (record order notice)").await
+        self.table
+            .put_if(put, "PutItem (record order notice)")
+            .await
     }
 
     async fn notice(
@@ -33,7 +34,8 @@ impl OrderNoticeStore for DynamoStore {
         order_line_id: &str,
     ) -> Result<Option<OrderNotice>, StoreError> {
         let Some(item) = self
-            .get_item(order_notice_pk(order_id, order_line_id), ORDER_NOTICE_SK)
+            .table
+            .get_item(&order_notice_pk(order_id, order_line_id), ORDER_NOTICE_SK)
             .await?
         else {
             return Ok(None);
@@ -42,9 +44,8 @@ impl OrderNoticeStore for DynamoStore {
     }
 
     async fn update_notice(&self, notice: &OrderNotice) -> Result<(), StoreError> {
-        self.client
+        self.table
             .put_item()
-            .table_name(&self.table)
             .set_item(Some(notice_item(notice)?))
             .send()
             .await

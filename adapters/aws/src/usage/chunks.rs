@@ -16,18 +16,15 @@ use koogallery::{
 
 use super::{
     DynamoUsageStore,
-    condition::Condition,
-    holds::{Hold, wall_ms, with_hold},
-    items::item_bytes,
+    holds::{Hold, HoldConditions, wall_ms, with_hold},
+    items::{RecordItem, record_item},
     keys::*,
-    packages::package_item,
-    totals::total_item,
     windows::window_item,
 };
 use crate::dynamo::{
-    attr::{Item, json_text, n, s, string_attr},
+    attr::{Item, json_text, key_pair, n, s},
     keys::{DATA, PK, SK, TTL},
-    sdk::MAX_TRANSACTION_ITEMS,
+    sdk::{Condition, MAX_TRANSACTION_ITEMS, Table},
 };
 
 /// A chunk of a batch's writes: one transaction.
@@ -39,7 +36,6 @@ pub(super) struct Chunk {
     /// those it puts without the hold, as (`pk`, `sk`).
     pub(super) held: Vec<(String, String)>,
     pub(super) released: Vec<(String, String)>,
-    pub(super) largest_item_bytes: u64,
 }
 
 /// What [`DynamoUsageStore::build`] plans the chunks from.
@@ -151,7 +147,7 @@ struct LastWrites {
 
 /// Builds a batch's chunks one group after the other, each on what the chunks before it leave.
 struct Chunker<'a> {
-    table: &'a str,
+    table: &'a Table,
     p: Planned<'a>,
     now_ms: i64,
     last: LastWrites,
@@ -164,7 +160,7 @@ struct Chunker<'a> {
 }
 
 impl<'a> Chunker<'a> {
-    fn new(table: &'a str, groups: &[Vec<UsageReport>], p: Planned<'a>) -> Self {
+    fn new(table: &'a Table, groups: &[Vec<UsageReport>], p: Planned<'a>) -> Self {
         let mut last = LastWrites::default();
         for (i, group) in groups.iter().enumerate() {
             for r in group {
@@ -204,7 +200,6 @@ impl<'a> Chunker<'a> {
             keys: Vec::with_capacity(a.new_keys.len()),
             held: Vec::new(),
             released: Vec::new(),
-            largest_item_bytes: 0,
         };
         for key in &a.changed {
             let w = self
@@ -223,32 +218,18 @@ impl<'a> Chunker<'a> {
             self.stored_windows.insert(key.clone());
         }
         for id in &a.changed_packages {
-            let pkg = self
-                .state
-                .packages
-                .get_mut(id)
-                .ok_or_else(|| internal("a changed package is missing"))?;
-            let stored = self.stored_packages.contains(id).then_some(pkg.version);
-            pkg.version += 1;
-            let item = package_item(pkg)?;
+            let packages = (&mut self.state.packages, &mut self.stored_packages);
+            let (item, stored) = next_version(packages, id, "package")?;
             let keep = self.last.package.get(id).is_some_and(|&l| l > i);
             let condition = self.holding(Condition::on_version(stored));
             self.push(&mut chunk, item, condition, keep)?;
-            self.stored_packages.insert(id.clone());
         }
         for id in &a.changed_totals {
-            let t = self
-                .state
-                .totals
-                .get_mut(id)
-                .ok_or_else(|| internal("a changed total is missing"))?;
-            let stored = self.stored_totals.contains(id).then_some(t.version);
-            t.version += 1;
-            let item = total_item(t)?;
+            let totals = (&mut self.state.totals, &mut self.stored_totals);
+            let (item, stored) = next_version(totals, id, "total")?;
             let keep = self.last.total.get(id).is_some_and(|&l| l > i);
             let condition = self.holding(Condition::on_version(stored));
             self.push(&mut chunk, item, condition, keep)?;
-            self.stored_totals.insert(id.clone());
         }
         for (key, rec) in &a.new_keys {
             let item = HashMap::from([
@@ -258,11 +239,9 @@ impl<'a> Chunker<'a> {
                 // DynamoDB deletes it once its retention is over (ingest's module docs).
                 (TTL.to_owned(), n(rec.keep_until().timestamp())),
             ]);
-            chunk.largest_item_bytes = chunk.largest_item_bytes.max(item_bytes(&item));
-            let put = Condition::absent().put(item, self.table)?;
             chunk
                 .items
-                .push(TransactWriteItem::builder().put(put).build());
+                .push(self.table.tx_put(item, Some(Condition::absent()))?);
             chunk.keys.push(key.clone());
         }
         self.state.keys.extend(a.new_keys);
@@ -278,10 +257,7 @@ impl<'a> Chunker<'a> {
         condition: Condition,
         keep: bool,
     ) -> Result<(), StoreError> {
-        let key = (
-            string_attr(&item, PK).unwrap_or_default().to_owned(),
-            string_attr(&item, SK).unwrap_or_default().to_owned(),
-        );
+        let key = key_pair(&item);
         let item = match (keep, self.p.hold) {
             (true, Some(hold)) => {
                 chunk.held.push(key);
@@ -292,11 +268,7 @@ impl<'a> Chunker<'a> {
                 item
             }
         };
-        chunk.largest_item_bytes = chunk.largest_item_bytes.max(item_bytes(&item));
-        let put = condition.put(item, self.table)?;
-        chunk
-            .items
-            .push(TransactWriteItem::builder().put(put).build());
+        chunk.items.push(self.table.tx_put(item, Some(condition))?);
         Ok(())
     }
 
@@ -312,43 +284,58 @@ impl<'a> Chunker<'a> {
 
     /// The chunks must add up to what the whole batch makes (versions aside).
     fn adds_up(&self) -> Result<(), IngestError> {
-        let (state, p) = (&self.state, &self.p);
-        for key in &p.applied.changed {
-            let (Some(a), Some(b)) = (state.windows.get(key), p.whole.windows.get(key)) else {
-                return Err(internal("a window is missing"));
+        let (state, whole) = (&self.state, self.p.whole);
+        let applied = self.p.applied;
+        same(&applied.changed, "window", |k| {
+            let unversioned = |w: &UsageWindow| UsageWindow {
+                version: 0,
+                ..w.clone()
             };
-            if (UsageWindow {
+            Some(unversioned(state.windows.get(k)?) == unversioned(whole.windows.get(k)?))
+        })?;
+        same(&applied.changed_packages, "package", |id| {
+            let unversioned = |p: &PackageUsage| PackageUsage {
                 version: 0,
-                ..a.clone()
-            }) != (UsageWindow {
-                version: 0,
-                ..b.clone()
-            }) {
-                return Err(internal("a window adds up differently"));
-            }
-        }
-        for id in &p.applied.changed_packages {
-            let (Some(a), Some(b)) = (state.packages.get(id), p.whole.packages.get(id)) else {
-                return Err(internal("a package is missing"));
+                ..p.clone()
             };
-            if (PackageUsage {
-                version: 0,
-                ..a.clone()
-            }) != (PackageUsage {
-                version: 0,
-                ..b.clone()
-            }) {
-                return Err(internal("a package adds up differently"));
-            }
-        }
-        for id in &p.applied.changed_totals {
-            let (Some(a), Some(b)) = (state.totals.get(id), p.whole.totals.get(id)) else {
-                return Err(internal("a total is missing"));
-            };
-            if !a.same_sums(b) {
-                return Err(internal("a total adds up differently"));
-            }
-        }
-        Ok(())
+            Some(unversioned(state.packages.get(id)?) == unversioned(whole.packages.get(id)?))
+        })?;
+        same(&applied.changed_totals, "total", |id| {
+            Some(state.totals.get(id)?.same_sums(whole.totals.get(id)?))
+        })
     }
+}
+
+/// Record `id` (a package's usage, a total) at its next version, and noted as stored: its item,
+/// and the version it is stored at (`None`: not yet, its write creates it).
+fn next_version<T: RecordItem>(
+    (records, stored): (&mut HashMap<String, T>, &mut HashSet<String>),
+    id: &str,
+    what: &str,
+) -> Result<(Item, Option<u64>), IngestError> {
+    let record = records
+        .get_mut(id)
+        .ok_or_else(|| internal(&format!("a changed {what} is missing")))?;
+    let version = record.version();
+    let was = stored.contains(id).then_some(version);
+    record.set_version(version + 1);
+    stored.insert(id.to_owned());
+    Ok((record_item(record)?, was))
+}
+
+/// Each of `keys` is the same (`Some(true)`) in the chunks and in the whole batch; `None`: one
+/// side lacks it. `what` names it in the error.
+fn same<'k, K: 'k>(
+    keys: impl IntoIterator<Item = &'k K>,
+    what: &str,
+    alike: impl Fn(&K) -> Option<bool>,
+) -> Result<(), IngestError> {
+    for key in keys {
+        match alike(key) {
+            None => return Err(internal(&format!("a {what} is missing"))),
+            Some(false) => return Err(internal(&format!("a {what} adds up differently"))),
+            Some(true) => {}
+        }
+    }
+    Ok(())
 }

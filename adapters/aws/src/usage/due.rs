@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use koogallery::{StoreError, metering::UsageWindow};
 
-use super::{DynamoUsageStore, items::key_of, keys::*, windows::decode_window_item};
+use super::{DynamoUsageStore, keys::*, windows::decode_window_item};
 use crate::dynamo::{
-    attr::{Item, s, string_attr},
+    attr::{Item, key_of, s, string_attr},
     keys::{PK, SK},
-    sdk::{MAX_BATCH_GET_KEYS, unavailable},
+    sdk::MAX_BATCH_GET_KEYS,
 };
 
 impl DynamoUsageStore {
@@ -26,11 +26,9 @@ impl DynamoUsageStore {
         let mut start: Option<Item> = None;
         while out.len() < limit {
             let page = (limit - out.len()).min(MAX_BATCH_GET_KEYS);
-            self.count_read();
-            let found = self
-                .client
+            let query = self
+                .table
                 .query()
-                .table_name(&self.table)
                 .index_name(DUE_INDEX)
                 .key_condition_expression("#d = :d AND #at < :bound")
                 .expression_attribute_names("#d", DUE)
@@ -38,13 +36,13 @@ impl DynamoUsageStore {
                 .expression_attribute_values(":d", s(DUE_PARTITION))
                 .expression_attribute_values(":bound", s(bound.clone()))
                 .scan_index_forward(true)
-                .limit(i32::try_from(page).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("Query (due usage windows)", &e))?;
-            let mut order = Vec::with_capacity(found.items().len());
-            for item in found.items() {
+                .limit(i32::try_from(page).unwrap_or(i32::MAX));
+            let (found, next) = self
+                .table
+                .query_page(query, start.take(), "Query (due usage windows)")
+                .await?;
+            let mut order = Vec::with_capacity(found.len());
+            for item in &found {
                 let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
                 let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
                 order.push((pk.to_owned(), sk.to_owned()));
@@ -65,9 +63,9 @@ impl DynamoUsageStore {
                     .filter_map(|k| windows.remove(&k))
                     .filter(|w| w.is_unsettled() && w.end() <= ended_by),
             );
-            match found.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
+            match next {
+                Some(key) => start = Some(key),
+                None => break,
             }
         }
         out.truncate(limit);

@@ -45,7 +45,7 @@ impl DynamoUsageStore {
     ///
     /// [`UsageStore::ingest`]: koogallery::metering::UsageStore::ingest
     pub fn fail_next_ingest_after(&self, transactions: u64) {
-        self.counters
+        self.ingests
             .fail_after
             .store(transactions.min(NO_FAULT - 1), Ordering::SeqCst);
     }
@@ -58,11 +58,7 @@ impl DynamoUsageStore {
     pub fn pause_next_ingest_after(&self, transactions: u64) -> IngestPause {
         let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
         let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
-        *self
-            .counters
-            .pause
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(PauseAt {
+        *self.ingests.pause.lock().unwrap_or_else(|p| p.into_inner()) = Some(PauseAt {
             after: transactions,
             reached: reached_tx,
             resume: resume_rx,
@@ -75,12 +71,12 @@ impl DynamoUsageStore {
 
     /// The fault and the pause set for the next ingest, taken (each applies to one ingest).
     pub(super) fn take_faults(&self) -> (Option<u64>, Option<PauseAt>) {
-        let fault = match self.counters.fail_after.swap(NO_FAULT, Ordering::SeqCst) {
+        let fault = match self.ingests.fail_after.swap(NO_FAULT, Ordering::SeqCst) {
             NO_FAULT => None,
             n => Some(n),
         };
         let pause = self
-            .counters
+            .ingests
             .pause
             .lock()
             .unwrap_or_else(|p| p.into_inner())

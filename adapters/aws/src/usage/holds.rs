@@ -10,19 +10,13 @@ use koogallery::{
 };
 
 use super::{
-    DynamoUsageStore, SAVE_CONCURRENCY,
-    condition::Condition,
-    ingestion::Progress,
-    items::{item_bytes, key_of},
-    keys::*,
-    packages::package_item,
-    totals::total_item,
+    DynamoUsageStore, SAVE_CONCURRENCY, ingestion::Progress, items::record_item, keys::*,
     windows::window_item,
 };
 use crate::dynamo::{
-    attr::{Item, n, number_attr, s, string_attr},
-    keys::{PK, SK, VERSION},
-    sdk::put_if,
+    attr::{Item, key_of, key_pair, n, number_attr, s, string_attr},
+    keys::VERSION,
+    sdk::Condition,
 };
 
 /// A batch's hold on what it validated (module docs, Ingestion 5).
@@ -48,6 +42,28 @@ pub(super) fn millis_of(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The conditions on a batch's holds, on top of the version a write expects.
+pub(super) trait HoldConditions {
+    /// No live hold but `token`'s, if any (`now_ms`: this host's clock).
+    fn and_free(self, now_ms: i64, token: &str) -> Self;
+    /// Held by `token`.
+    fn and_mine(self, token: &str) -> Self;
+}
+
+impl HoldConditions for Condition {
+    fn and_free(self, now_ms: i64, token: &str) -> Self {
+        self.and("(attribute_not_exists(#hu) OR #hu < :now OR #h = :me)")
+            .name("#h", HOLD)
+            .name("#hu", HOLD_UNTIL)
+            .value(":now", n(now_ms))
+            .value(":me", s(token))
+    }
+
+    fn and_mine(self, token: &str) -> Self {
+        self.and("#h = :me").name("#h", HOLD).value(":me", s(token))
+    }
+}
+
 impl DynamoUsageStore {
     /// Holds every total, package and existing window the batch will write, each on the version
     /// it was validated at (module docs, Ingestion 5). `false` when one was written since (or
@@ -70,23 +86,17 @@ impl DynamoUsageStore {
                 let Some((item, version)) = todo.next() else {
                     break;
                 };
-                let (store, hold) = (self.clone(), hold.clone());
+                let (table, hold) = (self.table.clone(), hold.clone());
                 calls.spawn(async move {
-                    let key = (
-                        string_attr(&item, PK).unwrap_or_default().to_owned(),
-                        string_attr(&item, SK).unwrap_or_default().to_owned(),
-                    );
-                    let item = with_hold(item, &hold);
-                    store.count_write(1, item_bytes(&item));
-                    let put = store
-                        .client
-                        .put_item()
-                        .table_name(&store.table)
-                        .set_item(Some(item));
+                    let key = key_pair(&item);
+                    let put = table.put_item().set_item(Some(with_hold(item, &hold)));
                     let put = Condition::on_version(version)
                         .and_free(now, &hold.token)
                         .put_item(put);
-                    (key, put_if(put, "PutItem (hold for a usage batch)").await)
+                    (
+                        key,
+                        table.put_if(put, "PutItem (hold for a usage batch)").await,
+                    )
                 });
             }
             let Some(done) = calls.join_next().await else {
@@ -133,21 +143,18 @@ impl DynamoUsageStore {
         loop {
             while calls.len() < SAVE_CONCURRENCY {
                 let Some(mut item) = todo.next() else { break };
-                let (store, token) = (self.clone(), progress.token.clone());
+                let (table, token) = (self.table.clone(), progress.token.clone());
                 calls.spawn(async move {
                     let version = number_attr::<u64>(&item, VERSION).ok();
                     item.remove(HOLD);
                     item.remove(HOLD_UNTIL);
-                    store.count_write(1, item_bytes(&item));
-                    let put = store
-                        .client
-                        .put_item()
-                        .table_name(&store.table)
-                        .set_item(Some(item));
+                    let put = table.put_item().set_item(Some(item));
                     let put = Condition::on_version(version)
                         .and_mine(&token)
                         .put_item(put);
-                    put_if(put, "PutItem (drop a usage batch's hold)").await
+                    table
+                        .put_if(put, "PutItem (drop a usage batch's hold)")
+                        .await
                 });
             }
             let Some(done) = calls.join_next().await else {
@@ -171,15 +178,15 @@ fn hold_puts(
     for id in &applied.changed_totals {
         puts.push(
             match loaded.totals.get(id).filter(|_| !built.contains(id)) {
-                Some(t) => (total_item(t)?, Some(t.version)),
-                None => (key_of(usage_pk(id), TOTAL_SK.to_owned()), None),
+                Some(t) => (record_item(t)?, Some(t.version)),
+                None => (key_of(usage_pk(id), TOTAL_SK), None),
             },
         );
     }
     for id in &applied.changed_packages {
         puts.push(match loaded.packages.get(id) {
-            Some(p) => (package_item(p)?, Some(p.version)),
-            None => (key_of(package_pk(id), PACKAGE_SK.to_owned()), None),
+            Some(p) => (record_item(p)?, Some(p.version)),
+            None => (key_of(package_pk(id), PACKAGE_SK), None),
         });
     }
     for key in &applied.changed {

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
     metering::{
-        IngestError, IngestOutcome, PackageQuotas, UsageReport, UsageTotal, UsageWindow, WindowKey,
+        IngestError, IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageTotal,
+        UsageWindow, WindowKey,
         ingest::{self, Loaded},
         record,
     },
@@ -19,19 +20,14 @@ use super::{
     chunks::{Chunk, Planned, group},
     faults::PauseAt,
     holds::{Hold, millis_of, wall_ms},
-    items::key_of,
+    items::decode_record_item,
     keys::*,
-    packages::decode_package_item,
-    totals::decode_total_item,
     windows::decode_window_item,
 };
 use crate::dynamo::{
-    attr::{Item, string_attr},
+    attr::{Item, key_of, string_attr},
     keys::{DATA, PK, SK},
-    sdk::{
-        CONDITION_FAILED, TRANSACTION_CONFLICT, backoff, cancellation_reasons, reason_codes,
-        request_token, unavailable,
-    },
+    sdk::{backoff, lost_to_a_writer, reason_codes, request_token},
 };
 
 /// How a batch's writes ended.
@@ -85,7 +81,7 @@ impl DynamoUsageStore {
             match self.attempt(reports, quotas, now, &mut progress).await {
                 Ok(Attempt::Done(outcome)) => break Ok(outcome),
                 Ok(Attempt::Contended(codes)) => {
-                    self.counters.contended.fetch_add(1, Ordering::Relaxed);
+                    self.ingests.contended.fetch_add(1, Ordering::Relaxed);
                     attempt += 1;
                     if attempt >= MAX_INGEST_ATTEMPTS {
                         tracing::warn!(attempt, codes, "usage batch still contended; giving up");
@@ -198,44 +194,26 @@ impl DynamoUsageStore {
         let total = chunks.len();
         for (i, chunk) in chunks.into_iter().enumerate() {
             before_sending(i, total, hold, progress).await?;
-            let items = chunk.items;
-            self.count_write(items.len(), chunk.largest_item_bytes);
+            let what = format!("TransactWriteItems (usage batch, {} of {total})", i + 1);
             let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .client_request_token(request_token())
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => {
-                    progress.committed += 1;
-                    progress.own.extend(chunk.keys);
-                    progress.held.extend(chunk.held);
-                    for key in &chunk.released {
-                        progress.held.remove(key);
-                    }
-                    continue;
+                .table
+                .transact(chunk.items, Some(request_token()), &what);
+            let Some(reasons) = sent.await? else {
+                progress.committed += 1;
+                progress.own.extend(chunk.keys);
+                progress.held.extend(chunk.held);
+                for key in &chunk.released {
+                    progress.held.remove(key);
                 }
-                Err(err) => err,
+                continue;
             };
-            return match cancellation_reasons(&err) {
-                Some(reasons)
-                    if reasons
-                        .iter()
-                        .any(|(c, _)| c == CONDITION_FAILED || c == TRANSACTION_CONFLICT) =>
-                {
-                    Ok(Written::Contended(reason_codes(&reasons)))
-                }
-                Some(reasons) => Err(StoreError::Unavailable(format!(
+            return match lost_to_a_writer(&reasons) {
+                true => Ok(Written::Contended(reason_codes(&reasons))),
+                false => Err(StoreError::Unavailable(format!(
                     "usage batch: transaction {} of {total} cancelled ({})",
                     i + 1,
                     reason_codes(&reasons)
                 ))),
-                None => Err(unavailable(
-                    &format!("TransactWriteItems (usage batch, {} of {total})", i + 1),
-                    &err,
-                )),
             };
         }
         Ok(Written::All)
@@ -255,17 +233,9 @@ fn load_keys(
         let (pk, sk) = window_key(w)?;
         request.push(key_of(pk, sk));
     }
-    request.extend(keys.iter().map(|k| key_of(key_pk(k), KEY_SK.to_owned())));
-    request.extend(
-        packages
-            .iter()
-            .map(|p| key_of(package_pk(p), PACKAGE_SK.to_owned())),
-    );
-    request.extend(
-        instances
-            .iter()
-            .map(|i| key_of(usage_pk(i), TOTAL_SK.to_owned())),
-    );
+    request.extend(keys.iter().map(|k| key_of(key_pk(k), KEY_SK)));
+    request.extend(packages.iter().map(|p| key_of(package_pk(p), PACKAGE_SK)));
+    request.extend(instances.iter().map(|i| key_of(usage_pk(i), TOTAL_SK)));
     Ok(request)
 }
 
@@ -280,11 +250,11 @@ fn add_loaded(loaded: &mut Loaded, item: &Item) -> Result<(), StoreError> {
             .keys
             .insert(key.to_owned(), record::decode_key(data.as_bytes())?);
     } else if pk.starts_with(PACKAGE_PK_PREFIX) {
-        if let Some(p) = decode_package_item(item)? {
+        if let Some(p) = decode_record_item::<PackageUsage>(item)? {
             loaded.packages.insert(p.package_instance_id.clone(), p);
         }
     } else if sk == TOTAL_SK {
-        if let Some(t) = decode_total_item(item)? {
+        if let Some(t) = decode_record_item::<UsageTotal>(item)? {
             loaded.totals.insert(t.instance_id.clone(), t);
         }
     } else {

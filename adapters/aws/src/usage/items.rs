@@ -1,9 +1,8 @@
-//! What the usage items share: their keys, the item of a versioned record (a package's usage,
-//! a total), and their size.
+//! The item of a versioned record kept on its own (a package's usage, an instance's total): its
+//! key, `version` and `data`, and the record back, checked to be filed under its owner.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use koogallery::StoreError;
 
 use crate::dynamo::{
@@ -11,35 +10,34 @@ use crate::dynamo::{
     keys::{DATA, PK, SK, VERSION},
 };
 
-pub(super) fn key_of(pk: String, sk: String) -> Item {
-    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+/// A versioned record stored as an item of its own.
+pub(super) trait RecordItem: Sized {
+    /// Names the record in errors.
+    const WHAT: &'static str;
+    /// Its sort key.
+    const SK: &'static str;
+    /// The partition key of the record's owner, and the owner's ID.
+    fn owner(&self) -> (String, String);
+    fn version(&self) -> u64;
+    fn set_version(&mut self, version: u64);
+    fn encode(&self) -> Result<Vec<u8>, StoreError>;
+    fn decode(bytes: &[u8]) -> Result<Self, String>;
 }
 
 /// A versioned record's item: its key, `version` and `data` (a package's usage, a total).
-pub(super) fn record_item(
-    pk: String,
-    sk: &str,
-    version: u64,
-    data: Vec<u8>,
-) -> Result<Item, StoreError> {
+pub(super) fn record_item<T: RecordItem>(record: &T) -> Result<Item, StoreError> {
     Ok(HashMap::from([
-        (PK.to_owned(), s(pk)),
-        (SK.to_owned(), s(sk)),
-        (VERSION.to_owned(), n(version)),
-        (DATA.to_owned(), s(json_text(data)?)),
+        (PK.to_owned(), s(record.owner().0)),
+        (SK.to_owned(), s(T::SK)),
+        (VERSION.to_owned(), n(record.version())),
+        (DATA.to_owned(), s(json_text(record.encode()?)?)),
     ]))
 }
 
-/// A versioned record from its item, checked to belong to the item's partition (`pk_of` the
-/// record's owner) and given the item's `version`; `None` for a hold alone (no `data`). `what`
-/// names the record in errors.
-pub(super) fn decode_record_item<T>(
-    item: &Item,
-    what: &str,
-    decode: impl FnOnce(&[u8]) -> Result<T, String>,
-    pk_of: impl FnOnce(&T) -> (String, String),
-    set_version: impl FnOnce(&mut T, u64),
-) -> Result<Option<T>, StoreError> {
+/// A versioned record from its item, checked to belong to the item's partition (its owner's)
+/// and given the item's `version`; `None` for a hold alone (no `data`).
+pub(super) fn decode_record_item<T: RecordItem>(item: &Item) -> Result<Option<T>, StoreError> {
+    let what = T::WHAT;
     let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
     if !item.contains_key(DATA) {
         return Ok(None);
@@ -47,25 +45,11 @@ pub(super) fn decode_record_item<T>(
     let corrupt = |m: String| StoreError::Corrupt(format!("{what} item {pk}: {m}"));
     let data = string_attr(item, DATA).map_err(corrupt)?;
     let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
-    let mut record = decode(data.as_bytes()).map_err(corrupt)?;
-    let (owner_pk, owner) = pk_of(&record);
+    let mut record = T::decode(data.as_bytes()).map_err(corrupt)?;
+    let (owner_pk, owner) = record.owner();
     if owner_pk != pk {
         return Err(corrupt(format!("data holds {what} of {owner} instead")));
     }
-    set_version(&mut record, version);
+    record.set_version(version);
     Ok(Some(record))
-}
-
-/// An item's size as DynamoDB counts it, near enough: attribute names plus values (strings by
-/// their UTF-8 bytes, numbers by their digits).
-pub(super) fn item_bytes(item: &Item) -> u64 {
-    item.iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    AttributeValue::S(v) | AttributeValue::N(v) => v.len(),
-                    _ => 0,
-                }
-        })
-        .sum::<usize>() as u64
 }

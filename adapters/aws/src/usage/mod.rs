@@ -129,7 +129,7 @@
 //! [`ingest::touched`]: koogallery::metering::ingest::touched
 //! [`ingest::apply`]: koogallery::metering::ingest::apply
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, atomic::AtomicU64};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -142,12 +142,19 @@ use koogallery::{
     },
 };
 
-use self::{calls::Counters, keys::*, windows::decode_window_item};
-use crate::dynamo::DynamoStore;
+use self::{
+    faults::{NO_FAULT, PauseAt},
+    keys::*,
+    windows::decode_window_item,
+};
+use crate::dynamo::{
+    DynamoStore,
+    attr::Item,
+    sdk::{BatchGet, MAX_BATCH_GET_KEYS, MAX_UNPROCESSED_RETRIES, Table},
+};
 
 mod calls;
 mod chunks;
-mod condition;
 mod due;
 mod faults;
 mod holds;
@@ -156,7 +163,6 @@ mod items;
 pub mod keys;
 mod packages;
 mod push_claim;
-mod reads;
 mod totals;
 mod windows;
 
@@ -181,10 +187,38 @@ pub const HOLD_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
 /// (clones share their counters).
 #[derive(Debug, Clone)]
 pub struct DynamoUsageStore {
-    client: Client,
-    table: String,
-    counters: Arc<Counters>,
+    table: Table,
+    ingests: Arc<Ingests>,
 }
+
+/// What the store's ingests share across clones: how many lost to a concurrent writer, and the
+/// tests' fault and pause for the next one.
+#[derive(Debug)]
+struct Ingests {
+    contended: AtomicU64,
+    /// Fault injection: see [`DynamoUsageStore::fail_next_ingest_after`]; `u64::MAX` when off.
+    fail_after: AtomicU64,
+    /// See [`DynamoUsageStore::pause_next_ingest_after`].
+    pause: Mutex<Option<PauseAt>>,
+}
+
+impl Default for Ingests {
+    fn default() -> Self {
+        Self {
+            contended: AtomicU64::new(0),
+            fail_after: AtomicU64::new(NO_FAULT),
+            pause: Mutex::new(None),
+        }
+    }
+}
+
+/// How the usage store reads batches of keys: 100 keys a request, the requests all at once.
+const BATCH_GET: BatchGet = BatchGet {
+    what: "BatchGetItem (usage)",
+    per_request: MAX_BATCH_GET_KEYS,
+    in_flight: usize::MAX,
+    retries: MAX_UNPROCESSED_RETRIES,
+};
 
 impl From<&DynamoStore> for DynamoUsageStore {
     /// The usage store on the instance store's table.
@@ -196,15 +230,20 @@ impl From<&DynamoStore> for DynamoUsageStore {
 impl DynamoUsageStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
-            counters: Arc::default(),
+            table: Table::new(client, table),
+            ingests: Arc::default(),
         }
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
-        &self.table
+        self.table.name()
+    }
+
+    /// Every item `keys` names that exists (strongly consistent), in no particular order: 100
+    /// keys per `BatchGetItem`, the calls concurrent.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        self.table.batch_get(keys, BATCH_GET).await
     }
 }
 
@@ -237,7 +276,8 @@ impl UsageStore for DynamoUsageStore {
 
     async fn window(&self, key: &WindowKey) -> Result<Option<UsageWindow>, StoreError> {
         let (pk, sk) = window_key(key)?;
-        self.get_item(pk, &sk)
+        self.table
+            .get_item(&pk, &sk)
             .await?
             .map(|item| decode_window_item(&item))
             .transpose()

@@ -7,44 +7,48 @@ use koogallery::{
 
 use super::{
     DynamoUsageStore,
-    items::{decode_record_item, record_item},
+    items::{RecordItem, decode_record_item},
     keys::*,
 };
-use crate::dynamo::attr::Item;
 
-pub(super) fn package_item(p: &PackageUsage) -> Result<Item, StoreError> {
-    record_item(
-        package_pk(&p.package_instance_id),
-        PACKAGE_SK,
-        p.version,
-        record::encode_package(p)?,
-    )
-}
+impl RecordItem for PackageUsage {
+    const WHAT: &'static str = "usage package";
+    const SK: &'static str = PACKAGE_SK;
 
-/// A package's usage from its item; `None` for a hold alone (no `data`).
-pub(super) fn decode_package_item(item: &Item) -> Result<Option<PackageUsage>, StoreError> {
-    decode_record_item(
-        item,
-        "usage package",
-        |b| record::decode_package(b).map_err(|e| e.to_string()),
-        |p: &PackageUsage| {
-            let id = p.package_instance_id.clone();
-            (package_pk(&id), id)
-        },
-        |p, v| p.version = v,
-    )
+    fn owner(&self) -> (String, String) {
+        let id = self.package_instance_id.clone();
+        (package_pk(&id), id)
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        record::encode_package(self)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        record::decode_package(bytes).map_err(|e| e.to_string())
+    }
 }
 
 impl DynamoUsageStore {
+    /// A package's usage; `None` also for a hold alone (no `data`).
     pub(super) async fn read_package(
         &self,
         package_instance_id: &str,
     ) -> Result<Option<PackageUsage>, StoreError> {
         match self
-            .get_item(package_pk(package_instance_id), PACKAGE_SK)
+            .table
+            .get_item(&package_pk(package_instance_id), PACKAGE_SK)
             .await?
         {
-            Some(item) => decode_package_item(&item),
+            Some(item) => decode_record_item(&item),
             None => Ok(None),
         }
     }

@@ -7,7 +7,6 @@ use super::{DynamoUsageStore, keys::*};
 use crate::dynamo::{
     attr::{n, s},
     keys::{PK, SK},
-    sdk::put_if,
 };
 
 impl DynamoUsageStore {
@@ -17,11 +16,9 @@ impl DynamoUsageStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.count_write(1, 64);
         let put = self
-            .client
+            .table
             .put_item()
-            .table_name(&self.table)
             .item(PK, s(PUSH_CLAIM_PK))
             .item(SK, s(PUSH_CLAIM_SK))
             .item(PUSH_HOLDER, s(holder))
@@ -35,15 +32,15 @@ impl DynamoUsageStore {
             .expression_attribute_values(":now", n(now.timestamp_millis()))
             .expression_attribute_values(":holder", s(holder));
         // A failed condition: another holder's claim is live.
-        put_if(put, "PutItem (claim the usage push)").await
+        self.table
+            .put_if(put, "PutItem (claim the usage push)")
+            .await
     }
 
     pub(super) async fn drop_push_claim(&self, holder: &str) -> Result<(), StoreError> {
-        self.count_write(1, 64);
         let put = self
-            .client
+            .table
             .put_item()
-            .table_name(&self.table)
             .item(PK, s(PUSH_CLAIM_PK))
             .item(SK, s(PUSH_CLAIM_SK))
             .item(PUSH_HOLDER, s(""))
@@ -52,7 +49,9 @@ impl DynamoUsageStore {
             .expression_attribute_names("#holder", PUSH_HOLDER)
             .expression_attribute_values(":holder", s(holder));
         // A failed condition: another holder took the claim since; it stays.
-        put_if(put, "PutItem (release the usage push)").await?;
+        self.table
+            .put_if(put, "PutItem (release the usage push)")
+            .await?;
         Ok(())
     }
 }

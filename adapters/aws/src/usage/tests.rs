@@ -10,8 +10,8 @@ use koogallery::{
 
 use super::{
     ingestion::credit_own,
+    items::{decode_record_item, record_item},
     keys::*,
-    packages::{decode_package_item, package_item},
     windows::{decode_window_item, window_item},
 };
 use crate::dynamo::{
@@ -139,11 +139,11 @@ fn damaged_or_misfiled_items_are_corrupt() {
         ));
     }
     let p = PackageUsage::new("pkg-1", Some("10".parse().unwrap()), t0());
-    let mut item = package_item(&p).unwrap();
-    assert_eq!(decode_package_item(&item).unwrap(), Some(p));
+    let mut item = record_item(&p).unwrap();
+    assert_eq!(decode_record_item::<PackageUsage>(&item).unwrap(), Some(p));
     item.insert(PK.into(), s(package_pk("pkg-2")));
     assert!(matches!(
-        decode_package_item(&item),
+        decode_record_item::<PackageUsage>(&item),
         Err(StoreError::Corrupt(_))
     ));
 }

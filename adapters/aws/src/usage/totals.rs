@@ -8,37 +8,42 @@ use koogallery::{
 
 use super::{
     DynamoUsageStore,
-    items::{decode_record_item, key_of, record_item},
+    items::{RecordItem, decode_record_item},
     keys::*,
 };
-use crate::dynamo::attr::Item;
+use crate::dynamo::attr::key_of;
 
-pub(super) fn total_item(t: &UsageTotal) -> Result<Item, StoreError> {
-    record_item(
-        usage_pk(&t.instance_id),
-        TOTAL_SK,
-        t.version,
-        record::encode_total(t)?,
-    )
-}
+impl RecordItem for UsageTotal {
+    const WHAT: &'static str = "usage total";
+    const SK: &'static str = TOTAL_SK;
 
-/// An instance's usage total from its item; `None` for a hold alone (no `data`).
-pub(super) fn decode_total_item(item: &Item) -> Result<Option<UsageTotal>, StoreError> {
-    decode_record_item(
-        item,
-        "usage total",
-        |b| record::decode_total(b).map_err(|e| e.to_string()),
-        |t: &UsageTotal| {
-            let id = t.instance_id.clone();
-            (usage_pk(&id), id)
-        },
-        |t, v| t.version = v,
-    )
+    fn owner(&self) -> (String, String) {
+        let id = self.instance_id.clone();
+        (usage_pk(&id), id)
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        record::encode_total(self)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        record::decode_total(bytes).map_err(|e| e.to_string())
+    }
 }
 
 impl DynamoUsageStore {
     /// One `BatchGetItem` per 100 instances (concurrent); an instance without a total (a table
     /// from before totals) is summed from its windows, [`SAVE_CONCURRENCY`] queries at a time.
+    ///
+    /// [`SAVE_CONCURRENCY`]: super::SAVE_CONCURRENCY
     pub(super) async fn read_totals(
         &self,
         instance_ids: &[&str],
@@ -48,11 +53,11 @@ impl DynamoUsageStore {
         ids.dedup();
         let keys = ids
             .iter()
-            .map(|id| key_of(usage_pk(id), TOTAL_SK.to_owned()))
+            .map(|id| key_of(usage_pk(id), TOTAL_SK))
             .collect();
         let mut out = Vec::with_capacity(ids.len());
         for item in self.batch_get(keys).await? {
-            if let Some(t) = decode_total_item(&item)? {
+            if let Some(t) = decode_record_item::<UsageTotal>(&item)? {
                 out.push(t);
             }
         }

@@ -8,11 +8,11 @@ use koogallery::{
     metering::{UsageStore, UsageWindow, record},
 };
 
-use super::{DynamoUsageStore, SAVE_CONCURRENCY, holds::wall_ms, items::item_bytes, keys::*};
+use super::{DynamoUsageStore, SAVE_CONCURRENCY, holds::wall_ms, keys::*};
 use crate::dynamo::{
     attr::{Item, json_text, n, number_attr, s, string_attr},
     keys::{DATA, PK, SK, VERSION},
-    sdk::{MAX_UNPROCESSED_RETRIES, backoff, put_if, unavailable},
+    sdk::{BatchWrite, MAX_UNPROCESSED_RETRIES, put_request},
 };
 
 /// The window item; `w.version` is stored as given. The due-index attributes only while the
@@ -73,62 +73,15 @@ impl DynamoUsageStore {
         &self,
         windows: &[UsageWindow],
     ) -> Result<(), StoreError> {
-        let mut requests = Vec::with_capacity(windows.len());
-        for w in windows {
-            let put = aws_sdk_dynamodb::types::PutRequest::builder()
-                .set_item(Some(window_item(w)?))
-                .build()
-                .map_err(|e| StoreError::Unavailable(format!("cannot build PutRequest: {e}")))?;
-            requests.push(
-                aws_sdk_dynamodb::types::WriteRequest::builder()
-                    .put_request(put)
-                    .build(),
-            );
-        }
-        let mut calls = tokio::task::JoinSet::new();
-        let mut todo = requests.chunks(25).map(<[_]>::to_vec);
-        loop {
-            while calls.len() < SAVE_CONCURRENCY {
-                let Some(mut pending) = todo.next() else {
-                    break;
-                };
-                let store = self.clone();
-                calls.spawn(async move {
-                    let mut retries = 0;
-                    while !pending.is_empty() {
-                        store.count_write(pending.len(), 0);
-                        let out = store
-                            .client
-                            .batch_write_item()
-                            .request_items(&store.table, std::mem::take(&mut pending))
-                            .send()
-                            .await
-                            .map_err(|e| unavailable("BatchWriteItem (usage windows)", &e))?;
-                        pending = out
-                            .unprocessed_items()
-                            .and_then(|u| u.get(&store.table))
-                            .cloned()
-                            .unwrap_or_default();
-                        if !pending.is_empty() {
-                            retries += 1;
-                            if retries > MAX_UNPROCESSED_RETRIES {
-                                return Err(StoreError::Unavailable(
-                                    "BatchWriteItem (usage windows): items still unprocessed"
-                                        .into(),
-                                ));
-                            }
-                            tokio::time::sleep(backoff(retries)).await;
-                        }
-                    }
-                    Ok(())
-                });
-            }
-            let Some(done) = calls.join_next().await else {
-                break;
-            };
-            done.map_err(|e| StoreError::Unavailable(format!("BatchWriteItem task failed: {e}")))??;
-        }
-        Ok(())
+        let puts = windows
+            .iter()
+            .map(|w| put_request(window_item(w)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let how = BatchWrite {
+            in_flight: SAVE_CONCURRENCY,
+            retries: MAX_UNPROCESSED_RETRIES,
+        };
+        self.table.batch_write(puts, how, "usage windows").await
     }
 
     /// An instance's windows whose sort key starts with `prefix` (strongly consistent, every
@@ -138,34 +91,15 @@ impl DynamoUsageStore {
         instance_id: &str,
         prefix: String,
     ) -> Result<Vec<UsageWindow>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(usage_pk(instance_id)))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true);
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            self.count_read();
-            let page = query
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(&format!("Query (usage windows of {instance_id})"), &e))?;
-            for item in page.items() {
-                out.push(decode_window_item(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let query = self.table.query_prefix(&usage_pk(instance_id), &prefix);
+        let what = format!("Query (usage windows of {instance_id})");
+        let mut out = self
+            .table
+            .query_all(query, None, &what)
+            .await?
+            .iter()
+            .map(decode_window_item)
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| (a.start, &a.package).cmp(&(b.start, &b.package)));
         Ok(out)
     }
@@ -200,13 +134,10 @@ impl DynamoUsageStore {
     pub(super) async fn save_one(&self, window: &UsageWindow) -> Result<(), StoreError> {
         let mut next = window.clone();
         next.version += 1;
-        let item = window_item(&next)?;
-        self.count_write(1, item_bytes(&item));
         let put = self
-            .client
+            .table
             .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(window_item(&next)?))
             .condition_expression(
                 "#v = :expected AND (attribute_not_exists(#u) OR #u = :usage) \
                  AND (attribute_not_exists(#hu) OR #hu < :now)",
@@ -221,7 +152,7 @@ impl DynamoUsageStore {
             "PutItem (save usage window {} at {})",
             window.instance_id, window.start
         );
-        match put_if(put, &what).await? {
+        match self.table.put_if(put, &what).await? {
             true => Ok(()),
             false => Err(StoreError::Conflict),
         }

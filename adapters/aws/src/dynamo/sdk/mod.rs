@@ -1,5 +1,6 @@
-//! The SDK calls the stores share, and how their failures map to [`StoreError`]: DynamoDB's
-//! limits, conditional puts, paged queries, cancelled transactions, backoff.
+//! The SDK plumbing the stores share, written once: DynamoDB's limits, how SDK failures map to
+//! [`StoreError`], cancelled transactions and their reasons, backoff, request tokens; the
+//! [`Table`] every store sends its requests through, counted; [`Condition`]s.
 
 use std::{
     hash::BuildHasher,
@@ -10,15 +11,26 @@ use std::{
 use aws_sdk_dynamodb::{
     error::{DisplayErrorContext, SdkError},
     operation::{put_item::PutItemError, transact_write_items::TransactWriteItemsError},
+    types::{DeleteRequest, PutRequest, WriteRequest},
 };
 use koogallery::StoreError;
 
 use super::attr::Item;
 
+mod condition;
+mod counts;
+mod table;
+
+pub(crate) use condition::Condition;
+pub(crate) use counts::Request;
+pub(crate) use table::{BatchGet, BatchWrite, Table};
+
 /// DynamoDB's limit on the actions of one `TransactWriteItems`.
 pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 /// DynamoDB's limit on the keys of one `BatchGetItem`.
 pub(crate) const MAX_BATCH_GET_KEYS: usize = 100;
+/// DynamoDB's limit on the requests of one `BatchWriteItem`.
+pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
 /// Rounds of `UnprocessedKeys` retries before a batched read gives up as unavailable.
 pub(crate) const MAX_UNPROCESSED_RETRIES: u32 = 8;
 
@@ -35,11 +47,19 @@ where
     ))
 }
 
-/// The cancellation reason codes of a cancelled transaction (`None` for any other failure), with
-/// the old item DynamoDB returned for a failed condition, if any.
-pub(crate) fn cancellation_reasons<R>(
-    err: &SdkError<TransactWriteItemsError, R>,
-) -> Option<Vec<(String, Option<Item>)>> {
+/// A request that could not be built (a required field missing): a bug, reported as
+/// `Unavailable`.
+pub(crate) fn build_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("cannot build DynamoDB {what}: {e}"))
+}
+
+/// The reasons of a cancelled transaction, one per action in its order: the code (`None` when
+/// the action was not the cause) and the old item DynamoDB returned for a failed condition, if
+/// it was asked for.
+pub(crate) type Reasons = Vec<(String, Option<Item>)>;
+
+/// The cancellation reasons of a cancelled transaction (`None` for any other failure).
+fn cancellation_reasons<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Reasons> {
     match err.as_service_error()? {
         TransactWriteItemsError::TransactionCanceledException(e) => Some(
             e.cancellation_reasons()
@@ -60,6 +80,22 @@ pub(crate) fn reason_codes(reasons: &[(String, Option<Item>)]) -> String {
         .map(|(c, _)| c.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A failed condition or a conflicting transaction: another writer was first, or is writing
+/// right now.
+pub(crate) fn lost_to_a_writer(reasons: &[(String, Option<Item>)]) -> bool {
+    reasons
+        .iter()
+        .any(|(c, _)| c == CONDITION_FAILED || c == TRANSACTION_CONFLICT)
+}
+
+/// A transaction cancelled for another reason (throttling, validation, …): `what` names it.
+pub(crate) fn cancelled(what: &str, reasons: &[(String, Option<Item>)]) -> StoreError {
+    StoreError::Unavailable(format!(
+        "{what}: transaction cancelled ({})",
+        reason_codes(reasons)
+    ))
 }
 
 /// Exponential backoff from 10 ms, capped at 640 ms, with up to 100% jitter.
@@ -86,8 +122,26 @@ pub(crate) fn request_token() -> String {
     format!("{nanos:016x}{random:016x}")
 }
 
+/// A `BatchWriteItem`'s put of `item`.
+pub(crate) fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| build_error("PutRequest", e))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+/// A `BatchWriteItem`'s delete of the item under `key`.
+pub(crate) fn delete_request(key: Item) -> Result<WriteRequest, StoreError> {
+    let delete = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .map_err(|e| build_error("DeleteRequest", e))?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
 /// A conditional `PutItem`: true when written, false when its condition failed.
-pub(crate) async fn put_if(
+async fn put_if(
     put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
     what: &str,
 ) -> Result<bool, StoreError> {
@@ -102,27 +156,5 @@ pub(crate) async fn put_if(
             Ok(false)
         }
         Err(e) => Err(unavailable(what, &e)),
-    }
-}
-
-/// Every item a query matches, page after page.
-pub(crate) async fn query_all(
-    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    what: &str,
-) -> Result<Vec<Item>, StoreError> {
-    let mut items = Vec::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let out = query
-            .clone()
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| unavailable(what, &e))?;
-        items.extend(out.items().iter().cloned());
-        match out.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => return Ok(items),
-        }
     }
 }
