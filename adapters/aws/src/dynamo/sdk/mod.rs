@@ -17,13 +17,15 @@ use koogallery::StoreError;
 
 use super::attr::Item;
 
+mod batch;
 mod condition;
 mod counts;
 mod table;
 
+pub(crate) use batch::{BatchGet, BatchWrite};
 pub(crate) use condition::Condition;
 pub(crate) use counts::Request;
-pub(crate) use table::{BatchGet, BatchWrite, Table};
+pub(crate) use table::Table;
 
 /// DynamoDB's limit on the actions of one `TransactWriteItems`.
 pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
