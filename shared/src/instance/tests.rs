@@ -1,6 +1,7 @@
 //! The state machine's rules, one transition at a time.
 
 use super::*;
+use crate::ResultCode;
 
 /// The result code KooGallery sees for a domain error (mapped once, in the callbacks).
 fn code(e: DomainError) -> ResultCode {

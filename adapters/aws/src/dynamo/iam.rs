@@ -1,0 +1,51 @@
+//! The table's IAM policy: the actions and the partition keys each kind of store access needs,
+//! which `template.yaml` grants each function (`tests/template.rs` holds the two together).
+
+use koogallery::callbacks::StoreAccess;
+
+/// The table actions a callback's store access needs: exactly what its IAM role grants
+/// (`template.yaml`, checked by `tests/template.rs`). `TransactWriteItems` is authorised per item, as
+/// `PutItem` and `ConditionCheckItem`.
+pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
+    match access {
+        StoreAccess::ReadOne => &["dynamodb:GetItem"],
+        // queryInstance: the instances, and their usage for `usageInfo` (windows by Query).
+        StoreAccess::ReadMany => &[
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+        ],
+        StoreAccess::Update => &["dynamodb:GetItem", "dynamodb:PutItem"],
+        StoreAccess::Create => &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:ConditionCheckItem",
+        ],
+        StoreAccess::Notices => &["dynamodb:GetItem", "dynamodb:PutItem"],
+        // The Kit syncs (`DynamoDirectory`): reads and queries of one tenant's partition, batch
+        // writes of its records, the transaction that numbers its events.
+        // TransactWriteItems is authorised per item (PutItem, DeleteItem, ConditionCheckItem).
+        StoreAccess::Directory => &[
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+        ],
+    }
+}
+
+/// The partition keys a function with `access` may touch (the `dynamodb:LeadingKeys` condition
+/// of its role): instances (debug ones included), and order lines for the one that creates them;
+/// never the edge's nonces. `tests/template.rs` checks the template against this.
+pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
+    match access {
+        StoreAccess::Create => &["INSTANCE#*", "ORDERLINE#*"],
+        StoreAccess::ReadMany => &["INSTANCE#*", "USAGE#*", "USAGEPKG#*"],
+        StoreAccess::ReadOne | StoreAccess::Update => &["INSTANCE#*"],
+        StoreAccess::Notices => &["ORDERNOTICE#*"],
+        StoreAccess::Directory => &["DIR#*"],
+    }
+}
