@@ -12,7 +12,7 @@ pub enum Jitter {
     /// Exactly the ceiling: the caller's timing must be predictable (a bounded number of tries
     /// inside a known budget, or a queue's visibility that a test reads).
     None,
-    /// "Equal jitter": between half the ceiling and the ceiling, so the retries of many callers
+    /// "Equal jitter": from half the ceiling up to (not quite) the ceiling, so the retries of many callers
     /// failed by one outage do not all return at once, and none returns much sooner than meant.
     Equal,
 }
@@ -45,7 +45,10 @@ impl Backoff {
             Jitter::Equal => {
                 let half = ceiling / 2;
                 let spread = u64::try_from((ceiling - half).as_micros()).unwrap_or(u64::MAX);
-                half + Duration::from_micros(rand::rng().random_range(0..=spread))
+                if spread == 0 {
+                    return ceiling;
+                }
+                half + Duration::from_micros(rand::rng().random_range(0..spread))
             }
         }
     }
@@ -78,7 +81,7 @@ mod tests {
         for retry in [1, 3, 10] {
             let ceiling = B.ceiling(retry);
             let delays: Vec<Duration> = (0..500).map(|_| B.delay(retry)).collect();
-            assert!(delays.iter().all(|d| *d >= ceiling / 2 && *d <= ceiling));
+            assert!(delays.iter().all(|d| *d >= ceiling / 2 && *d < ceiling));
             // Jitter spreads them: 500 draws are not all one value.
             assert!(delays.iter().any(|d| *d != delays[0]), "{delays:?}");
         }

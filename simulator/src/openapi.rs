@@ -1,5 +1,6 @@
 //! `koogallery-sim serve-openapi`: KooGallery's open API as a vendor's client meets it (spec
-//! openapi §0–§2, §8), on two loopback listeners that play the primary and the fallback host.
+//! docs/protocol/openapi.md §0–§2, §8), on two loopback listeners that play the primary and the
+//! fallback host.
 //!
 //! Every request's APIG signature is verified as the gateway does (`APIG.0303` for a bad
 //! signature, an unknown AK, or more than 15 minutes of skew). Query Order serves the orders placed

@@ -4,7 +4,7 @@
 use crate::ResultCode;
 
 /// How the buyer reaches the instance: what the provisioner created and queryInstance hands out
-/// (as `appInfo`, callbacks §6.2).
+/// (as `appInfo`, docs/protocol/callbacks.md §6.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessInfo {
     pub front_end_url: String,
@@ -59,7 +59,8 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Why provisioning ended for good; `code` is what queryInstance answers (Decisions §5).
+/// Why provisioning ended for good; `code` is what queryInstance answers
+/// (docs/protocol/decisions.md §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub code: ResultCode,

@@ -27,7 +27,7 @@ impl std::fmt::Display for Change {
 pub enum DomainError {
     #[error("instance {0} does not exist")]
     NotFound(String),
-    /// Released instances are gone for KooGallery (callbacks §6.5).
+    /// Released instances are gone for KooGallery (docs/protocol/callbacks.md §6.5).
     #[error("instance {0} has been released")]
     Released(String),
     /// The change is valid but must wait (e.g. freezing while still provisioning): retry later.

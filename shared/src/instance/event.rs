@@ -1,13 +1,14 @@
-//! An instance's history: who did what, when, and the state before and after (spec callbacks §6;
-//! the lifecycle notices the vendor hears are the events [`EventKind::is_lifecycle_notice`] picks).
+//! An instance's history: who did what, when, and the state before and after
+//! (docs/protocol/callbacks.md §6; the lifecycle notices the vendor hears are the events
+//! [`EventKind::is_lifecycle_notice`] picks).
 
 use chrono::{DateTime, Utc};
 
 use super::InstanceState;
 use crate::ResultCode;
 
-/// The `refreshInstance` scenes (callbacks §6.3), as the domain knows them; one it does not know is
-/// kept by name (Decisions §11).
+/// The `refreshInstance` scenes (docs/protocol/callbacks.md §6.3), as the domain knows them; one it
+/// does not know is kept by name (docs/protocol/decisions.md §11).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RefreshScene {
     TrialToFormal,
@@ -81,12 +82,14 @@ pub enum EventKind {
     Released {
         order_id: Option<String>,
     },
-    /// A debug newInstance replayed a released debug instance (the daily probes replay whole cases).
+    /// A debug newInstance replayed a released debug instance (the daily probes replay whole
+    /// cases).
     DebugRestarted {
         business_id: String,
     },
-    /// A stop-when-used-up package's quota is used up (openapi §3.2): the vendor stops the service
-    /// it pays for. The state does not change: KooGallery ends the package itself.
+    /// A stop-when-used-up package's quota is used up (docs/protocol/openapi.md §3.2): the vendor
+    /// stops the service it pays for. The state does not change: KooGallery ends the package
+    /// itself.
     QuotaExhausted {
         quota: rust_decimal::Decimal,
     },

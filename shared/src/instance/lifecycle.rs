@@ -1,5 +1,6 @@
-//! The changes KooGallery's callbacks and the worker ask of an instance (callbacks §6.1–§6.7):
-//! each mutates the record and returns the event to store with it, or says nothing changed.
+//! The changes KooGallery's callbacks and the worker ask of an instance
+//! (docs/protocol/callbacks.md §6.1–§6.7): each mutates the record and returns the event to store
+//! with it, or says nothing changed.
 
 use chrono::{DateTime, Utc};
 
@@ -36,7 +37,8 @@ impl Instance {
         }
     }
 
-    /// Provisioning ended for good; queryInstance will answer `code` (Decisions §5).
+    /// Provisioning ended for good; queryInstance will answer `code`
+    /// (docs/protocol/decisions.md §5).
     pub fn fail(&mut self, code: ResultCode, message: String, now: DateTime<Utc>) -> Outcome {
         if self.state != InstanceState::Provisioning {
             return Outcome::Unchanged;
@@ -59,7 +61,7 @@ impl Instance {
         )
     }
 
-    /// updateInstanceStatus FREEZE (callbacks §6.4): idempotent; data is kept.
+    /// updateInstanceStatus FREEZE (docs/protocol/callbacks.md §6.4): idempotent; data is kept.
     pub fn freeze(&mut self, now: DateTime<Utc>) -> Result<Outcome, DomainError> {
         match self.state {
             InstanceState::Active => Ok(self.transition(
@@ -76,7 +78,7 @@ impl Instance {
         }
     }
 
-    /// updateInstanceStatus UNFREEZE (callbacks §6.4): idempotent.
+    /// updateInstanceStatus UNFREEZE (docs/protocol/callbacks.md §6.4): idempotent.
     pub fn unfreeze(&mut self, now: DateTime<Utc>) -> Result<Outcome, DomainError> {
         match self.state {
             InstanceState::Frozen => Ok(self.transition(
@@ -92,8 +94,8 @@ impl Instance {
         }
     }
 
-    /// The last of a stop-when-used-up package's quota was used (spec openapi §3.2): recorded
-    /// once, heard by the vendor as `quotaExhausted`; the state stays as it is.
+    /// The last of a stop-when-used-up package's quota was used (docs/protocol/openapi.md §3.2):
+    /// recorded once, heard by the vendor as `quotaExhausted`; the state stays as it is.
     pub fn quota_exhausted(&mut self, quota: rust_decimal::Decimal, now: DateTime<Utc>) -> Outcome {
         const KEY: &str = "quota_exhausted";
         if self.applied.contains(KEY) || self.state == InstanceState::Released {
@@ -111,8 +113,8 @@ impl Instance {
 
     /// A debug newInstance (`testFlag=1`) for a released debug record makes it active again.
     /// KooGallery's daily probes replay the seller's debug cases (create, query, …, release) and
-    /// debug calls must be repeatable (callbacks §1); the record owns nothing outside the table, so
-    /// restarting it is safe. Real records are never restarted.
+    /// debug calls must be repeatable (docs/protocol/callbacks.md §1); the record owns nothing
+    /// outside the table, so restarting it is safe. Real records are never restarted.
     pub fn restart_debug(&mut self, business_id: &str, now: DateTime<Utc>) -> Outcome {
         if !self.test || self.state != InstanceState::Released {
             return Outcome::Unchanged;
@@ -123,7 +125,8 @@ impl Instance {
         self.transition(InstanceState::Active, now, koo("newInstance"), kind)
     }
 
-    /// releaseInstance (callbacks §6.5): a repeat is success and does nothing again.
+    /// releaseInstance (docs/protocol/callbacks.md §6.5): a repeat is success and does nothing
+    /// again.
     pub fn release(&mut self, order_id: Option<String>, now: DateTime<Utc>) -> Outcome {
         if self.state == InstanceState::Released {
             return Outcome::Unchanged;
@@ -138,8 +141,9 @@ impl Instance {
         )
     }
 
-    /// refreshInstance (callbacks §6.3): sets the expiry to the absolute `expire_time`, also when a
-    /// cancelled renewal moves it backwards. Idempotent per (instanceId, orderId, scene).
+    /// refreshInstance (docs/protocol/callbacks.md §6.3): sets the expiry to the absolute
+    /// `expire_time`, also when a cancelled renewal moves it backwards. Idempotent per (instanceId,
+    /// orderId, scene).
     pub fn refresh(
         &mut self,
         scene: RefreshScene,
@@ -168,8 +172,9 @@ impl Instance {
         Ok(self.transition(state, now, koo("refreshInstance"), kind))
     }
 
-    /// upgradeInstance (callbacks §6.6): records the new order; the worker reads its spec from the
-    /// marketplace and tells the provisioner. Idempotent per (instanceId, orderId, orderLineId).
+    /// upgradeInstance (docs/protocol/callbacks.md §6.6): records the new order; the worker reads
+    /// its spec from the marketplace and tells the provisioner. Idempotent per (instanceId,
+    /// orderId, orderLineId).
     pub fn upgrade(
         &mut self,
         order_id: &str,

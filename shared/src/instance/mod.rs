@@ -1,5 +1,5 @@
-//! The purchased instance (spec callbacks §6.1–§6.7): its state machine, event history and
-//! idempotency rules (Decisions §5–§7).
+//! The purchased instance (docs/protocol/callbacks.md §6.1–§6.7): its state machine, event history
+//! and idempotency rules (docs/protocol/decisions.md §5–§7).
 //!
 //! ```text
 //! provisioning ──▶ active ◀──▶ frozen
@@ -71,13 +71,15 @@ pub struct Instance {
     pub order_id: String,
     pub order_line_id: String,
     pub state: InstanceState,
-    /// Created by a debug call: answered like a real one, nothing created outside the table (Decisions §7).
+    /// Created by a debug call: answered like a real one, nothing created outside the table
+    /// (docs/protocol/decisions.md §7).
     pub test: bool,
     pub failure: Option<Failure>,
     pub access: Option<AccessInfo>,
     pub order: Option<OrderDetails>,
     pub expire_time: Option<DateTime<Utc>>,
-    /// Idempotency keys of refresh and upgrade calls already applied (Decisions §6).
+    /// Idempotency keys of refresh and upgrade calls already applied
+    /// (docs/protocol/decisions.md §6).
     pub applied: BTreeSet<String>,
     pub provisioning: ProvisioningProgress,
     /// Lifecycle notices not yet delivered to the vendor, drained strictly in order.
@@ -101,7 +103,8 @@ pub enum Outcome {
 }
 
 impl Instance {
-    /// A new record for a newInstance call; the instanceId is the first call's `businessId` (Decisions §6).
+    /// A new record for a newInstance call; the instanceId is the first call's `businessId`
+    /// (docs/protocol/decisions.md §6).
     pub fn new_provisioning(
         order_id: &str,
         order_line_id: &str,
@@ -172,8 +175,9 @@ impl Instance {
         let from = self.state;
         self.state = to;
         let ev = self.event(at, actor, kind, Some(from));
-        // Debug records create nothing outside the table, so they notify no one (Decisions §7).
-        // The vendor hears of changes to an instance it has, or may have, created.
+        // Debug records create nothing outside the table, so they notify no one
+        // (docs/protocol/decisions.md §7). The vendor hears of changes to an instance it has, or
+        // may have, created.
         if ev.kind.is_lifecycle_notice()
             && !self.test
             && (self.access.is_some() || self.provisioning.called)
@@ -213,7 +217,7 @@ impl Instance {
     }
 
     /// Whether the worker still owes this instance something: provisioning, or notices. Debug
-    /// records never do (Decisions §7). The stores index these for the reconciler.
+    /// records never do (docs/protocol/decisions.md §7). The stores index these for the reconciler.
     pub fn is_unsettled(&self) -> bool {
         !self.test && (self.state == InstanceState::Provisioning || !self.outbox.pending.is_empty())
     }

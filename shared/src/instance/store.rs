@@ -1,5 +1,5 @@
 //! The instance store port (instances, their order-line idempotency records and their history) and
-//! [`mutate`], the compare-and-set loop every change goes through (Decisions §6).
+//! [`mutate`], the compare-and-set loop every change goes through (docs/protocol/decisions.md §6).
 
 use async_trait::async_trait;
 
@@ -16,10 +16,12 @@ use crate::{
 pub enum CreateOutcome {
     /// This call created the record (and its first event).
     Created,
-    /// The order line was already recorded; here is its instance, whatever this call's `businessId`.
+    /// The order line was already recorded; here is its instance, whatever this call's
+    /// `businessId`.
     Existing(Box<Instance>),
     /// The instance ID is already another order line's (a `businessId` reused): nothing was
-    /// written. Decisions §6: the caller derives another ID rather than failing the order.
+    /// written. docs/protocol/decisions.md §6: the caller derives another ID rather than failing
+    /// the order.
     InstanceIdTaken,
 }
 
@@ -27,7 +29,8 @@ pub enum CreateOutcome {
 #[async_trait]
 pub trait InstanceStore: Send + Sync {
     /// Atomically records the order line and creates the instance with its first events, unless the
-    /// order line exists already or the instance ID is taken (then nothing is written). Exactly one of any number of concurrent callers gets `Created`.
+    /// order line exists already or the instance ID is taken (then nothing is written). Exactly one
+    /// of any number of concurrent callers gets `Created`.
     async fn create_for_order_line(
         &self,
         instance: &Instance,
@@ -56,10 +59,10 @@ pub trait InstanceStore: Send + Sync {
     async fn unsettled(&self) -> Result<Vec<Instance>, StoreError>;
 }
 
-/// newInstance's one write (callbacks §6.1): the order line's new instance and its provisioning
-/// job, as a single durable unit where the backend has one. The embedded store writes both in one
-/// redb transaction (they share a file); DynamoDB and SQS cannot share a transaction, so
-/// [`StoreThenQueue`] makes the conditional create, then one enqueue.
+/// newInstance's one write (docs/protocol/callbacks.md §6.1): the order line's new instance and its
+/// provisioning job, as a single durable unit where the backend has one. The embedded store writes
+/// both in one redb transaction (they share a file); DynamoDB and SQS cannot share a transaction,
+/// so [`StoreThenQueue`] makes the conditional create, then one enqueue.
 ///
 /// The caller marks the instance `provisioning.enqueued` before calling: the mark is written with
 /// the record, so no second write follows the enqueue on KooGallery's path.

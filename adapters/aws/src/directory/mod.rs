@@ -1,10 +1,11 @@
-//! [`TenantDirectory`] on DynamoDB: the tenant directory of the Kit syncs (spec callbacks §9;
-//! Decisions §15–17) in the single table of [`crate::dynamo`], with the semantics of the memory
-//! directory (`koogallery::testing::MemoryDirectory`).
+//! [`TenantDirectory`] on DynamoDB: the tenant directory of the Kit syncs
+//! (docs/protocol/callbacks.md §9; docs/protocol/decisions.md §15–17) in the single table of
+//! [`crate::dynamo`], with the semantics of the memory directory
+//! (`koogallery::testing::MemoryDirectory`).
 //!
 //! # Items
 //!
-//! One partition per tenant (Decisions §16: a tenant is (instanceId, tenantId)):
+//! One partition per tenant (docs/protocol/decisions.md §16: a tenant is (instanceId, tenantId)):
 //!
 //! | item              | `pk`                             | `sk`                                | other attributes |
 //! |-------------------|----------------------------------|-------------------------------------|------------------|
@@ -19,7 +20,8 @@
 //!
 //! - Every ID in a key (instanceId, tenantId, appId, userName, orgCode) has `%` and `#`
 //!   percent-escaped (`%25`, `%23`), so `#` only ever separates components and no two IDs share a
-//!   key. An empty instanceId (the seller's own credential, callbacks §9) is valid: `DIR##{tenantId}`.
+//!   key. An empty instanceId (the seller's own credential, docs/protocol/callbacks.md §9) is
+//!   valid: `DIR##{tenantId}`.
 //! - The department set is read as a whole (`departments()`), never one department at a time, so
 //!   a generation's departments are stored in **chunks**: JSON arrays of departments sorted by
 //!   orgCode, split by encoded size (at most [`MAX_CHUNK_BYTES`], well under DynamoDB's 400 KB

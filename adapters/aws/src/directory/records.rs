@@ -83,7 +83,7 @@ impl DynamoDirectory {
         user_names: &[String],
     ) -> Result<(), StoreError> {
         // authSync flag 3 keeps the record, marked revoked; a user not stored is not
-        // created (Decisions §16).
+        // created (docs/protocol/decisions.md §16).
         let keys = unique(user_names)
             .map(|name| key_of(pk, user_sk(app_id, name)))
             .collect();

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::{
 use koogallery::StoreError;
 
 use super::attr::Item;
+use koogallery::retry::{Backoff, Jitter};
 
 mod batch;
 mod condition;
@@ -100,16 +101,18 @@ pub(crate) fn cancelled(what: &str, reasons: &[(String, Option<Item>)]) -> Store
     ))
 }
 
-/// Exponential backoff from 10 ms, capped at 640 ms, with up to 100% jitter.
+/// How a conflicted transaction or unprocessed items wait: 20 ms doubling to 1280 ms, equal
+/// jitter (so the `attempt`-th wait, from 0, is between 10 ms and 20 ms times 2^attempt, at
+/// most 1280 ms).
+pub(crate) const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(20),
+    max: Duration::from_millis(1280),
+    jitter: Jitter::Equal,
+};
+
+/// The wait before retry `attempt + 1` ([`RETRY`]; `attempt` counts from 0).
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 10u64 << attempt.min(6);
-    let jitter = u64::from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0),
-    ) % base.max(1);
-    Duration::from_millis(base + jitter)
+    RETRY.delay(attempt.saturating_add(1))
 }
 
 /// A `ClientRequestToken` no other transaction uses: the time and a per-process random number.
