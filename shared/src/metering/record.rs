@@ -1,7 +1,12 @@
-//! How a usage window is kept on disk and in DynamoDB: a versioned contract (schema 1), pinned by
-//! the golden file `tests/fixtures/usage_window_v1.json`; likewise a package's usage and an
-//! instance's usage total. Domain renames never change them: the stored form is this module's own
-//! struct.
+//! How a usage window is kept on disk and in DynamoDB: a versioned contract (schema 2), pinned by
+//! the golden files `tests/fixtures/usage_window_v2*.json`; likewise a package's usage and an
+//! instance's usage total (schema 1). Domain renames never change them: the stored form is this
+//! module's own struct.
+//!
+//! Window schema 2 is schema 1 with `package`, `sealed.beginOffsetSecs` and `sealed.endsAt`,
+//! which earlier releases added while still writing schema 1. A schema-1 window reads as schema 2
+//! with those absent (no package, offset 0, the hour's end): exactly what it meant when written.
+//! A release that knows only schema 1 refuses a schema-2 window loudly rather than misread it.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -10,7 +15,11 @@ use serde::{Deserialize, Serialize};
 use super::{PackageUsage, Sealed, UsageTotal, UsageWindow, WindowState, ingest::KeyRecord};
 use crate::storage::StoreError;
 
+/// The schema of packages and totals.
 pub const SCHEMA: u32 = 1;
+/// The schema this release writes windows with; [`WINDOW_SCHEMAS_READ`] are read.
+pub const WINDOW_SCHEMA: u32 = 2;
+pub const WINDOW_SCHEMAS_READ: [u32; 2] = [1, 2];
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,7 +27,7 @@ struct Stored {
     schema: u32,
     instance_id: String,
     start: DateTime<Utc>,
-    /// Added within schema 1 (absent = none): the stop-when-used-up package of the usage.
+    /// Since schema 2 (absent = none): the stop-when-used-up package of the usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     package: Option<String>,
     #[serde(with = "rust_decimal::serde::str")]
@@ -46,10 +55,10 @@ struct StoredSealed {
     #[serde(with = "rust_decimal::serde::str")]
     value: Decimal,
     record_time: DateTime<Utc>,
-    /// Added within schema 1 (absent = 0): see `Sealed::begin_offset_secs`.
+    /// Since schema 2 (absent = 0): see `Sealed::begin_offset_secs`.
     #[serde(default, skip_serializing_if = "is_zero")]
     begin_offset_secs: u32,
-    /// Added within schema 1 (absent = the hour's end): see `Sealed::ends_at`.
+    /// Since schema 2 (absent = the hour's end): see `Sealed::ends_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ends_at: Option<DateTime<Utc>>,
     failed_pushes: u32,
@@ -115,7 +124,7 @@ pub fn encode_window(w: &UsageWindow) -> Result<Vec<u8>, StoreError> {
         ),
     };
     serde_json::to_vec(&Stored {
-        schema: SCHEMA,
+        schema: WINDOW_SCHEMA,
         instance_id: w.instance_id.clone(),
         start: w.start,
         package: w.package.clone(),
@@ -136,7 +145,7 @@ pub fn encode_window(w: &UsageWindow) -> Result<Vec<u8>, StoreError> {
 /// A window back from its stored bytes; `Corrupt` for an unknown schema or state.
 pub fn decode_window(bytes: &[u8]) -> Result<UsageWindow, StoreError> {
     let s: Stored = serde_json::from_slice(bytes).map_err(corrupt)?;
-    if s.schema != SCHEMA {
+    if !WINDOW_SCHEMAS_READ.contains(&s.schema) {
         return Err(corrupt(format!("unknown schema {}", s.schema)));
     }
     let record: Option<Sealed> = s.sealed.map(Sealed::from);

@@ -310,11 +310,17 @@ fn a_window_never_exceeds_what_one_record_carries() {
     assert!(matches!(reason, Refusal::WindowFull { .. }));
 }
 
-/// The stored form of a window is a contract: what an earlier release wrote still reads, and
-/// this release writes the very same bytes.
+/// The stored form of a window is a contract: what an earlier release wrote (schema 1) still
+/// reads, and this release writes schema 2, the very same fields.
 #[test]
 fn stored_windows_keep_their_form() {
-    let golden = include_str!("../../tests/fixtures/usage_window_v1.json").trim();
+    let v1 = include_str!("../../tests/fixtures/usage_window_v1.json").trim();
+    let golden = include_str!("../../tests/fixtures/usage_window_v2.json").trim();
+    assert_eq!(
+        record::decode_window(v1.as_bytes()).unwrap(),
+        record::decode_window(golden.as_bytes()).unwrap(),
+        "a schema-1 window reads as the same window"
+    );
     let w = record::decode_window(golden.as_bytes()).unwrap();
     assert_eq!(w.instance_id, "i-1");
     assert_eq!(w.total, d("3.75"));
@@ -330,7 +336,7 @@ fn stored_windows_keep_their_form() {
         assert_eq!(w.is_unsettled(), state != "accepted");
     }
     let mut v: serde_json::Value = serde_json::from_str(golden).unwrap();
-    v["schema"] = 2.into();
+    v["schema"] = 3.into();
     assert!(record::decode_window(v.to_string().as_bytes()).is_err());
 }
 
@@ -338,8 +344,10 @@ fn stored_windows_keep_their_form() {
 /// serial of a package window (computed apart with Python's `uuid5`) includes the package.
 #[test]
 fn stored_packages_keep_their_form() {
-    let golden = include_str!("../../tests/fixtures/usage_window_v1_package.json").trim();
+    let golden = include_str!("../../tests/fixtures/usage_window_v2_package.json").trim();
+    let v1 = include_str!("../../tests/fixtures/usage_window_v1_package.json").trim();
     let w = record::decode_window(golden.as_bytes()).unwrap();
+    assert_eq!(record::decode_window(v1.as_bytes()).unwrap(), w);
     assert_eq!(w.package.as_deref(), Some("pkg-1"));
     assert_eq!(
         w.sealed().unwrap().metering_sn,
@@ -363,9 +371,11 @@ fn stored_packages_keep_their_form() {
     );
 
     // The first hour of an instance begins at its start: the offset rides in the field package
-    // windows already had (schema 1 unchanged), and the serial stays the hour's.
-    let golden = include_str!("../../tests/fixtures/usage_window_v1_first_hour.json").trim();
+    // windows already had, and the serial stays the hour's.
+    let golden = include_str!("../../tests/fixtures/usage_window_v2_first_hour.json").trim();
+    let v1 = include_str!("../../tests/fixtures/usage_window_v1_first_hour.json").trim();
     let w = record::decode_window(golden.as_bytes()).unwrap();
+    assert_eq!(record::decode_window(v1.as_bytes()).unwrap(), w);
     let record = super::push::PushRecord::of(&w).unwrap();
     assert_eq!(
         (record.begin, record.end),
