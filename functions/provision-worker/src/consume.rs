@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use koogallery::jobs::{
     Job,
-    consume::{QueueMessage, Receive, Settle},
+    consume::{self, Disposition, QueueMessage, Receive, Settle},
 };
 use tokio::sync::watch;
 
-use crate::{Disposition, JobDelivery, Worker};
+use crate::{JobDelivery, Worker};
 
 /// Processes a batch and returns the IDs of the messages to leave on the queue (SQS partial batch
 /// failure). A retryable failure hides its message for the backoff and stays; a permanent one, a
@@ -37,7 +37,8 @@ async fn settle_one(worker: &Worker, settle: &dyn Settle, m: QueueMessage) -> Op
         Ok(job) => job,
         Err(e) => {
             tracing::error!(message_id = %m.message_id, error = %e, "unreadable job; dead-lettering");
-            return dead_letter(settle, &m, &format!("unreadable job: {e}")).await;
+            let reason = format!("unreadable job: {e}");
+            return consume::settle(settle, &m, Disposition::DeadLetter(reason)).await;
         }
     };
     let delivery = JobDelivery {
@@ -46,36 +47,11 @@ async fn settle_one(worker: &Worker, settle: &dyn Settle, m: QueueMessage) -> Op
         delivery_id: m.message_id.clone(),
     };
     let result = worker.process(&delivery).await;
-    match worker.disposition(&delivery, &result) {
-        Disposition::Ack => match settle.ack(&m).await {
-            Ok(()) => None,
-            Err(e) => {
-                // The lease expires and the job is delivered again: at-least-once, never lost.
-                tracing::warn!(error = %e, "could not ack a settled job; it will be delivered again");
-                Some(m.message_id)
-            }
-        },
-        Disposition::RetryAfter(delay) => {
-            if let Err(e) = settle.retry_after(&m, delay).await {
-                tracing::warn!(error = %e, "could not set the retry delay; the queue's visibility timeout applies");
-            }
-            Some(m.message_id)
-        }
-        Disposition::DeadLetter(reason) => {
-            tracing::error!(job = ?delivery.job, attempts = delivery.attempt, reason, "job dead-lettered");
-            dead_letter(settle, &m, &reason).await
-        }
+    let disposition = worker.disposition(&delivery, &result);
+    if let Disposition::DeadLetter(reason) = &disposition {
+        tracing::error!(job = ?delivery.job, attempts = delivery.attempt, reason, "job dead-lettered");
     }
-}
-
-async fn dead_letter(settle: &dyn Settle, m: &QueueMessage, reason: &str) -> Option<String> {
-    match settle.dead_letter(m, reason).await {
-        Ok(()) => None,
-        Err(e) => {
-            tracing::error!(error = %e, "could not dead-letter the job (sending it or removing it failed); leaving it for the redrive policy");
-            Some(m.message_id.clone())
-        }
-    }
+    consume::settle(settle, &m, disposition).await
 }
 
 /// Messages taken per receive: SQS's maximum batch.

@@ -132,13 +132,8 @@ pub enum JobOutcome {
     Deferred(Duration),
 }
 
-/// What the queue should do with a delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    Ack,
-    RetryAfter(Duration),
-    DeadLetter(String),
-}
+/// What the queue should do with a delivery (the one type every consumer settles by).
+pub use koogallery::jobs::consume::Disposition;
 
 pub struct Worker {
     pub store: Arc<dyn InstanceStore>,

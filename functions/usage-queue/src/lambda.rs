@@ -9,7 +9,7 @@ use koogallery_aws::{SqsConsumer, SqsQueue, from_lambda_event, sqs::batch_respon
 use koogallery_lambda::{Deployment, Error, Load, required};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-use crate::{UsageQueue, settle_batch};
+use crate::{QueuedUsage, settle_batch};
 
 /// What the function loads: the table and the jobs queue (a used-up package's `quotaExhausted`
 /// notice); no keys: IAM on the usage queue authorizes senders.
@@ -23,8 +23,8 @@ pub const LOAD: Load = Load {
 pub fn usage_queue(
     deployment: &Deployment,
     usage: Arc<dyn UsageStore>,
-) -> Result<UsageQueue, Error> {
-    Ok(UsageQueue {
+) -> Result<QueuedUsage, Error> {
+    Ok(QueuedUsage {
         instances: deployment.store.clone(),
         usage,
         jobs: deployment.job_queue()?,

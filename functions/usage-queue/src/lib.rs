@@ -21,7 +21,7 @@ use koogallery::{
     instance::InstanceStore,
     jobs::{
         JobQueue,
-        consume::{QueueMessage, Settle},
+        consume::{self, Disposition, QueueMessage, Settle},
     },
     metering::{
         IngestError, IngestOutcome, UsageStore, api::UsageBatch, ingest::ingest_batch,
@@ -33,8 +33,8 @@ use koogallery::{
 /// What a refused batch's log line and dead letter say at most (the reason, never the body).
 const MAX_REASON_CHARS: usize = 300;
 
-/// Ingests usage batches from queue messages.
-pub struct UsageQueue {
+/// Ingests the usage batches that arrive as queue messages (the queue itself is SQS's).
+pub struct QueuedUsage {
     pub instances: Arc<dyn InstanceStore>,
     pub usage: Arc<dyn UsageStore>,
     /// The jobs queue: a used-up package's `quotaExhausted` notice is delivered from it.
@@ -45,9 +45,9 @@ pub struct UsageQueue {
     pub metrics: Arc<dyn Metrics>,
 }
 
-/// What becomes of one message.
+/// What became of one message's batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
+pub enum BatchOutcome {
     /// Applied (or every report a repeat): acknowledge it.
     Ingested(IngestOutcome),
     /// Not taken, and worth trying again (the store): leave it on the queue.
@@ -56,12 +56,12 @@ pub enum Disposition {
     Refused(String),
 }
 
-impl UsageQueue {
+impl QueuedUsage {
     /// Parses and ingests one message's body.
-    pub async fn disposition(&self, body: &str) -> Disposition {
+    pub async fn disposition(&self, body: &str) -> BatchOutcome {
         let batch = match UsageBatch::parse(body.as_bytes()) {
             Ok(batch) => batch,
-            Err(e) => return Disposition::Refused(short(&format!("not a usage batch: {e}"))),
+            Err(e) => return BatchOutcome::Refused(short(&format!("not a usage batch: {e}"))),
         };
         let reports = batch.into_reports();
         match ingest_batch(
@@ -74,14 +74,14 @@ impl UsageQueue {
         )
         .await
         {
-            Ok(outcome) => Disposition::Ingested(outcome),
+            Ok(outcome) => BatchOutcome::Ingested(outcome),
             Err(
                 e
                 @ (IngestError::Empty | IngestError::TooMany { .. } | IngestError::Invalid { .. }),
-            ) => Disposition::Refused(short(&e.to_string())),
+            ) => BatchOutcome::Refused(short(&e.to_string())),
             // A store failure is never the message's fault: even one that is not retryable
             // (a corrupt item) is retried, and left to the redrive policy and its alarm.
-            Err(e) => Disposition::Retry(short(&e.to_string())),
+            Err(e) => BatchOutcome::Retry(short(&e.to_string())),
         }
     }
 }
@@ -105,7 +105,7 @@ pub const REDELIVERY: Backoff = Backoff {
 /// (SQS partial batch failure). A refused batch is dead-lettered and acknowledged; if the
 /// dead-letter queue cannot be reached it stays, and the redrive policy moves it later.
 pub async fn settle_batch(
-    queue: &UsageQueue,
+    queue: &QueuedUsage,
     settle: &dyn Settle,
     messages: Vec<QueueMessage>,
 ) -> Vec<String> {
@@ -120,9 +120,9 @@ pub async fn settle_batch(
     keep
 }
 
-async fn settle_one(queue: &UsageQueue, settle: &dyn Settle, m: QueueMessage) -> Option<String> {
-    match queue.disposition(&m.body).await {
-        Disposition::Ingested(outcome) => {
+async fn settle_one(queue: &QueuedUsage, settle: &dyn Settle, m: QueueMessage) -> Option<String> {
+    let disposition = match queue.disposition(&m.body).await {
+        BatchOutcome::Ingested(outcome) => {
             tracing::info!(
                 message_id = %m.message_id,
                 applied = outcome.applied,
@@ -130,35 +130,21 @@ async fn settle_one(queue: &UsageQueue, settle: &dyn Settle, m: QueueMessage) ->
                 exhausted_packages = outcome.exhausted_packages.len(),
                 "usage batch ingested"
             );
-            match settle.ack(&m).await {
-                Ok(()) => None,
-                Err(e) => {
-                    // Delivered again: its reports are then repeats, applied once.
-                    tracing::warn!(message_id = %m.message_id, error = %e, "could not acknowledge an ingested usage batch");
-                    Some(m.message_id)
-                }
-            }
+            // Delivered again if the ack fails: its reports are then repeats, applied once.
+            Disposition::Ack
         }
-        Disposition::Retry(reason) => {
+        BatchOutcome::Retry(reason) => {
             let delay = backoff(m.attempt);
             tracing::warn!(message_id = %m.message_id, attempt = m.attempt, retry_in_secs = delay.as_secs(), %reason, "usage batch not taken; retried");
-            if let Err(e) = settle.retry_after(&m, delay).await {
-                tracing::warn!(message_id = %m.message_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
-            }
-            Some(m.message_id)
+            Disposition::RetryAfter(delay)
         }
-        Disposition::Refused(reason) => {
+        BatchOutcome::Refused(reason) => {
             tracing::error!(message_id = %m.message_id, attempt = m.attempt, %reason, "usage batch refused; moved to the usage dead-letter queue");
             queue.metrics.record(Metric::UsageBatchRefused);
-            match settle.dead_letter(&m, &reason).await {
-                Ok(()) => None,
-                Err(e) => {
-                    tracing::error!(message_id = %m.message_id, error = %e, "could not dead-letter a refused usage batch; the redrive policy will move it");
-                    Some(m.message_id)
-                }
-            }
+            Disposition::DeadLetter(reason)
         }
-    }
+    };
+    consume::settle(settle, &m, disposition).await
 }
 
 /// At most [`MAX_REASON_CHARS`] characters of a reason.

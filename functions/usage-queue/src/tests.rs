@@ -116,7 +116,7 @@ struct Bed {
     flaky: Arc<Flaky>,
     clock: Arc<ManualClock>,
     metrics: Arc<RecordedMetrics>,
-    queue: UsageQueue,
+    queue: QueuedUsage,
     queues: Queues,
 }
 
@@ -134,7 +134,7 @@ async fn bed() -> Bed {
         down: AtomicBool::new(false),
     });
     let metrics = Arc::new(RecordedMetrics::default());
-    let queue = UsageQueue {
+    let queue = QueuedUsage {
         instances: store.clone(),
         usage: flaky.clone(),
         jobs: Arc::new(koogallery::testing::MemoryQueue::new()),

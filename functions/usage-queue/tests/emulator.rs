@@ -18,7 +18,7 @@ use koogallery_aws::{
     sqs::REASON_ATTRIBUTE,
 };
 use serde_json::json;
-use usage_queue::{UsageQueue, settle_batch};
+use usage_queue::{QueuedUsage, settle_batch};
 
 const PATIENCE: Duration = Duration::from_secs(15);
 const LONG: Duration = Duration::from_secs(60);
@@ -82,8 +82,8 @@ impl Bed {
         }
     }
 
-    fn usage_queue(&self, usage: Arc<dyn UsageStore>) -> UsageQueue {
-        UsageQueue {
+    fn usage_queue(&self, usage: Arc<dyn UsageStore>) -> QueuedUsage {
+        QueuedUsage {
             instances: self.store.clone(),
             usage,
             jobs: Arc::new(self.jobs.clone()),

@@ -1,7 +1,7 @@
 //! The consumer side of the job queue, shared by every queue that delivers jobs: the SQS event
 //! source on Lambda, the SQS poller of `make run-aws-local`, and the embedded queue of `make run`.
 //! Each maps its messages to a [`QueueMessage`] once and settles them through [`Settle`]; the
-//! worker's one settlement loop (`provision_worker::consume`) decides ack, retry or dead letter.
+//! consumer decides a [`Disposition`] and [`settle`] applies it, the same for every consumer.
 
 use std::time::Duration;
 
@@ -52,6 +52,52 @@ pub trait Settle: Send + Sync {
     async fn retry_after(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError>;
     /// Move it to the dead-letter queue, body unchanged, and remove it from the queue.
     async fn dead_letter(&self, message: &QueueMessage, reason: &str) -> Result<(), QueueError>;
+}
+
+/// What the queue should do with a delivered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done: remove it.
+    Ack,
+    /// Not now: deliver it again after the delay.
+    RetryAfter(Duration),
+    /// Never: to the dead-letter queue, with this reason.
+    DeadLetter(String),
+}
+
+/// Applies `disposition` to `message` through `settle`, the one way every consumer (the worker,
+/// the usage queue) settles a message. `Some(message_id)` when the message must stay on the queue
+/// (an SQS partial batch failure): a retry; an ack that failed (it is delivered again, and
+/// applied once); a dead letter that could not be sent (the queue's redrive policy moves it
+/// after `maxReceiveCount`). Never lost.
+pub async fn settle(
+    settle: &dyn Settle,
+    message: &QueueMessage,
+    disposition: Disposition,
+) -> Option<String> {
+    let id = &message.message_id;
+    match disposition {
+        Disposition::Ack => match settle.ack(message).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(message_id = %id, error = %e, "could not acknowledge a settled message; it will be delivered again");
+                Some(id.clone())
+            }
+        },
+        Disposition::RetryAfter(delay) => {
+            if let Err(e) = settle.retry_after(message, delay).await {
+                tracing::warn!(message_id = %id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+            }
+            Some(id.clone())
+        }
+        Disposition::DeadLetter(reason) => match settle.dead_letter(message, &reason).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "could not dead-letter the message (sending it or removing it failed); leaving it for the redrive policy");
+                Some(id.clone())
+            }
+        },
+    }
 }
 
 /// A queue a host polls (the Lambda event source polls SQS by itself).
