@@ -1,0 +1,463 @@
+//! The command line: `Cli`, its subcommands and the arguments each one takes.
+
+use clap::{Args, Parser, Subcommand};
+use koogallery_sim::{DEFAULT_ACCESS_KEY, DEFAULT_URL};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "koogallery-sim",
+    version,
+    about = "Plays KooGallery against a vendor's production URL: signed calls and the whole purchase lifecycle"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Target {
+    /// The vendor's production URL.
+    #[arg(long, default_value = DEFAULT_URL)]
+    pub url: String,
+    /// The basic-interface access key (signs requests, checks Body-Sign).
+    #[arg(
+        long,
+        env = "KOOGALLERY_ACCESS_KEY",
+        default_value = DEFAULT_ACCESS_KEY,
+        hide_env_values = true
+    )]
+    pub key: String,
+}
+
+/// What the Kit calls are signed with and how large they are.
+#[derive(Args, Debug)]
+pub struct KitArgs {
+    /// The Kit key (signs x-sign, checks Body-Sign).
+    #[arg(
+        long,
+        env = "KOOGALLERY_KIT_KEY",
+        default_value = koogallery_sim::kit::DEFAULT_KIT_KEY,
+        hide_env_values = true
+    )]
+    pub kit_key: String,
+    /// Users in the authSync.
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+    /// Departments in the allOrgSync.
+    #[arg(long, default_value_t = 5000)]
+    pub orgs: usize,
+    /// Depth of the department tree.
+    #[arg(long, default_value_t = 1000)]
+    pub depth: usize,
+}
+
+impl KitArgs {
+    pub fn sizes(&self) -> koogallery_sim::kit::KitSizes {
+        koogallery_sim::kit::KitSizes {
+            users: self.users,
+            departments: self.orgs,
+            depth: self.depth,
+        }
+    }
+}
+
+// The structs below are what each subcommand takes. Their help text is the doc comment on the
+// `Command` variant, so they carry plain comments, not doc comments, which clap would use instead.
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Walk the whole purchase lifecycle, checking every answer; exits 1 on the first failure.
+    Lifecycle(LifecycleArgs),
+    /// Sign and send one Kit sync (docs/protocol/callbacks.md §9) with realistic data, or print the
+    /// service's Kit public key; exits 1 unless 000000 with a valid Body-Sign.
+    Kit(KitCallArgs),
+    /// Sign and send one call, print the answer; exits 1 unless HTTP 200 with a valid Body-Sign.
+    Call(CallArgs),
+    /// Load the production URL with signed calls, each with its own nonce; report requests/s,
+    /// latency percentiles and answers by result code. Exits 1 on any unexpected answer.
+    Load(LoadArgs),
+    /// newInstance deliveries with KooGallery's repeats (a share of them for order lines already
+    /// sent, some in flight with their original), then checks one instance and one provisioning
+    /// per order line: every repeat answered with the same instanceId, every line ready through
+    /// queryInstance, one provision event per instance at the webhook this command serves. Start
+    /// the host with KOOGALLERY_PROVISIONER=webhook,
+    /// KOOGALLERY_WEBHOOK_URL=http://<--webhook-listen>/hook and the same
+    /// KOOGALLERY_WEBHOOK_SECRET. Exits 1 on any violation.
+    Storm(StormArgs),
+    /// Report usage to the vendor's host as its application would (`POST /usage`, signed with the
+    /// usage key), print the ingestion rate, then what KooGallery received per window (with
+    /// `--openapi`: a running `serve-openapi`). Without `--instance`, one instance is bought first.
+    Usage(UsageArgs),
+    /// The vendor's bill estimate for an instance (`GET /usage/estimate`, signed with the usage
+    /// key); with `--openapi` and `--pricing`, also what KooGallery would bill from the records a
+    /// running `serve-openapi` accepted, for comparison.
+    Estimate(EstimateArgs),
+    /// Serve KooGallery's open API (Query Order) on two loopback ports, the primary and the
+    /// fallback host, verifying every request's APIG signature; until Ctrl-C. Place orders with
+    /// `POST /_sim/orders`, inject faults with `POST /_sim/faults` (see docs in the README).
+    ServeOpenapi(ServeOpenapiArgs),
+}
+
+// `koogallery-sim lifecycle`.
+#[derive(Args, Debug)]
+pub struct LifecycleArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Order ID of the purchase (default: CS + 15 random characters).
+    #[arg(long)]
+    pub order_id: Option<String>,
+    /// Send "testFlag":"1" in every body (seller-console debugging).
+    #[arg(long)]
+    pub test_flag: bool,
+    /// Seconds to poll queryInstance for the instance to become ready.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub poll_timeout: u64,
+    /// Milliseconds between two polls.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub poll_interval: u64,
+    /// A running `serve-openapi` (its primary URL): the order is placed there first, a
+    /// yearly purchase of 50 seats, so the service provisions from what Query Order answers.
+    #[arg(long, value_name = "URL")]
+    pub openapi: Option<String>,
+    /// A 联营 purchase instead: newInstance, then the Kit syncs (tenant, app with an encrypted
+    /// clientSecret, authSync, allOrgSync, single org syncs, revoke, deletes), then release.
+    #[arg(long)]
+    pub kit: bool,
+    #[command(flatten)]
+    pub kit_args: KitArgs,
+}
+
+// `koogallery-sim kit`.
+#[derive(Args, Debug)]
+pub struct KitCallArgs {
+    /// tenant-sync, application-sync, auth-sync, single-org-sync, all-org-sync, or public-key.
+    #[arg(value_parser = ["tenant-sync", "application-sync", "auth-sync", "single-org-sync", "all-org-sync", "public-key"])]
+    pub interface: String,
+    /// The vendor's production URL.
+    #[arg(long, default_value = DEFAULT_URL)]
+    pub url: String,
+    #[command(flatten)]
+    pub kit_args: KitArgs,
+    /// instanceId (empty: the seller's own credential).
+    #[arg(long, default_value = "sim-instance")]
+    pub instance_id: String,
+    #[arg(long, default_value = "sim-tenant")]
+    pub tenant_id: String,
+    #[arg(long, default_value = "sim-app")]
+    pub app_id: String,
+    /// The flag: 0 delete, 1 add, 2 modify (3 revoke, authSync).
+    #[arg(long, default_value_t = 1)]
+    pub flag: i64,
+    /// Send the same call this many times in a row and report latency percentiles.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u64,
+}
+
+// `koogallery-sim call`.
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The activity (e.g. queryInstance); overrides "activity" of --body.
+    #[arg(long)]
+    pub activity: Option<String>,
+    /// A body field: KEY=VALUE (string) or KEY:=JSON (raw JSON, e.g.
+    /// productInfo:='{"skuCode":"s"}').
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+    /// The whole body as a JSON object (--field and --activity are added to it).
+    #[arg(long, value_name = "JSON")]
+    pub body: Option<String>,
+    /// Add "testFlag":"1".
+    #[arg(long)]
+    pub test_flag: bool,
+    /// Send this nonce instead of a random one (replay tests).
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// Send this timestamp (epoch ms) instead of now (stale-timestamp tests).
+    #[arg(long, value_name = "MS")]
+    pub timestamp: Option<i64>,
+    /// Sign with this key instead of --key (forged-signature tests); Body-Sign is still checked
+    /// with --key.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<String>,
+}
+
+// `koogallery-sim load`.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// queryInstance, newInstance, or mix (nine queries to one newInstance).
+    #[arg(long, default_value = "queryInstance")]
+    pub activity: koogallery_sim::load::LoadActivity,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Requests per second across all connections (default: as fast as answered).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// The instance to query (default: one is bought first).
+    #[arg(long)]
+    pub instance_id: Option<String>,
+}
+
+// `koogallery-sim storm`.
+#[derive(Args, Debug)]
+pub struct StormArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// newInstance deliveries in all, repeats included.
+    #[arg(long, default_value_t = 10_000)]
+    pub deliveries: usize,
+    /// The share of deliveries that repeat an order line already sent.
+    #[arg(long, default_value_t = 0.3)]
+    pub duplicates: f64,
+    /// Deliveries in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Deliveries started per second (default: as fast as answered).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Where the vendor's webhook is served (the host's KOOGALLERY_WEBHOOK_URL is
+    /// http://ADDR/hook).
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    pub webhook_listen: std::net::SocketAddr,
+    /// The secret the host signs webhook events with.
+    #[arg(long, env = "KOOGALLERY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: String,
+    /// Seconds every order line has to become ready after the last delivery.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub ready_timeout: u64,
+    /// Seed of the plan (default: random; the report names the run).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+// `koogallery-sim usage`.
+#[derive(Args, Debug)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The shared usage key (KOOGALLERY_USAGE_KEY).
+    #[arg(long, env = "KOOGALLERY_USAGE_KEY", hide_env_values = true)]
+    pub usage_key: String,
+    /// Instances to report for (repeatable).
+    #[arg(long = "instance")]
+    pub instances: Vec<String>,
+    /// Reports to send.
+    #[arg(long, default_value_t = 1000)]
+    pub records: usize,
+    /// Reports per request (at most 1000).
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// A running `serve-openapi` (its primary URL), to print what it received per window.
+    #[arg(long)]
+    pub openapi: Option<String>,
+}
+
+// `koogallery-sim estimate`.
+#[derive(Args, Debug)]
+pub struct EstimateArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The shared usage key (KOOGALLERY_USAGE_KEY).
+    #[arg(long, env = "KOOGALLERY_USAGE_KEY", hide_env_values = true)]
+    pub usage_key: String,
+    #[arg(long = "instance")]
+    pub instance: String,
+    /// Start of the period, RFC 3339, inclusive (default: this UTC month).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the period, RFC 3339, exclusive (default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// A running `serve-openapi` (its primary URL).
+    #[arg(long, requires = "pricing")]
+    pub openapi: Option<String>,
+    /// The SKU's pricing as JSON (`{"model":"step","cycle":"day","bands":[…]}`), as in
+    /// KOOGALLERY_PRICING.
+    #[arg(long)]
+    pub pricing: Option<String>,
+}
+
+// `koogallery-sim serve-openapi`.
+#[derive(Args, Debug)]
+pub struct ServeOpenapiArgs {
+    /// The primary host's address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: std::net::SocketAddr,
+    /// The fallback host's address.
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub fallback_listen: std::net::SocketAddr,
+    /// The access key the vendor signs with (KOOGALLERY_AK).
+    #[arg(long, env = "KOOGALLERY_AK", default_value = "sim-ak")]
+    pub ak: String,
+    /// Its secret (KOOGALLERY_SK).
+    #[arg(
+        long,
+        env = "KOOGALLERY_SK",
+        default_value = "sim-sk",
+        hide_env_values = true
+    )]
+    pub sk: String,
+    /// The seller's interconnection key, which body-signs usage pushes (the basic interfaces'
+    /// access key).
+    #[arg(long = "key", env = "KOOGALLERY_ACCESS_KEY", default_value = koogallery::config::DEV_ACCESS_KEY, hide_env_values = true)]
+    pub interconnection_key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn lifecycle_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "lifecycle",
+            "--url",
+            "http://h/p",
+            "--key",
+            "k",
+            "--order-id",
+            "CS1",
+            "--test-flag",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Lifecycle(LifecycleArgs {
+                target,
+                order_id,
+                test_flag,
+                poll_timeout,
+                ..
+            }) => {
+                assert_eq!(
+                    (target.url.as_str(), target.key.as_str()),
+                    ("http://h/p", "k")
+                );
+                assert_eq!(order_id.as_deref(), Some("CS1"));
+                assert!(test_flag);
+                assert_eq!(poll_timeout, 30);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kit_commands_take_their_interface_and_sizes() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "kit",
+            "auth-sync",
+            "--kit-key",
+            "kk",
+            "--users",
+            "20",
+            "--flag",
+            "3",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Kit(KitCallArgs {
+                interface,
+                kit_args,
+                flag,
+                ..
+            }) => {
+                assert_eq!(
+                    (interface.as_str(), kit_args.kit_key.as_str()),
+                    ("auth-sync", "kk")
+                );
+                assert_eq!((kit_args.users, flag), (20, 3));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["koogallery-sim", "kit", "tenantsync"]).is_err());
+        let cli =
+            Cli::try_parse_from(["koogallery-sim", "lifecycle", "--kit", "--orgs", "50"]).unwrap();
+        match cli.command {
+            Command::Lifecycle(LifecycleArgs { kit, kit_args, .. }) => {
+                assert!(kit);
+                assert_eq!(
+                    (kit_args.orgs, kit_args.users, kit_args.depth),
+                    (50, 500, 1000)
+                );
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn storm_takes_its_figures() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "storm",
+            "--webhook-secret",
+            "s",
+            "--deliveries",
+            "500",
+            "--connections",
+            "8",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Storm(StormArgs {
+                deliveries,
+                duplicates,
+                connections,
+                webhook_listen,
+                webhook_secret,
+                ..
+            }) => {
+                assert_eq!((deliveries, connections), (500, 8));
+                assert!((duplicates - 0.3).abs() < f64::EPSILON);
+                assert_eq!(webhook_listen.port(), 8091);
+                assert_eq!(webhook_secret, "s");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_openapi_takes_its_addresses_and_keys() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "serve-openapi",
+            "--listen",
+            "127.0.0.1:9001",
+            "--ak",
+            "my-ak",
+            "--sk",
+            "my-sk",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::ServeOpenapi(ServeOpenapiArgs {
+                listen,
+                fallback_listen,
+                ak,
+                sk,
+                ..
+            }) => {
+                assert_eq!(listen.port(), 9001);
+                assert_eq!(fallback_listen.port(), 8082);
+                assert_eq!((ak.as_str(), sk.as_str()), ("my-ak", "my-sk"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+}
