@@ -61,8 +61,8 @@ impl KitArgs {
     }
 }
 
-// The structs below are what each subcommand takes. Their help text is the doc comment on the
-// `Command` variant, so they carry plain comments, not doc comments, which clap would use instead.
+// The structs below are what each subcommand takes. A subcommand's help text is the doc comment
+// on its `Command` variant; the structs carry plain comments so that it is written in one place.
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
