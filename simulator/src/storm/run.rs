@@ -13,11 +13,11 @@ use std::{
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
-use super::deliver::deliver;
+use super::deliver::{Delivered, deliver};
 use super::judge::judge_provisionings;
 use super::plan::business_id;
 use super::ready::wait_ready;
-use super::{DeliveryKind, Outcome, Plan, StormOptions, StormReport, WebhookReceiver};
+use super::{Attempt, DeliveryKind, Outcome, Plan, StormOptions, StormReport, WebhookReceiver};
 use crate::{SimError, Simulator};
 
 /// Runs a storm against `url` signed with `key`; `webhook` is the receiver the host provisions
@@ -37,101 +37,11 @@ pub async fn run_storm(
     let plan = Arc::new(Plan::new(opts)?);
     let sim = Arc::new(Simulator::new(url, key)?);
     let t0 = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..opts.connections {
-        let (sim, plan, next, opts) = (sim.clone(), plan.clone(), next.clone(), opts.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut ended = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(d) = plan.deliveries.get(i) else {
-                    break;
-                };
-                if let Some(rate) = opts.rate.filter(|r| *r > 0.0) {
-                    tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / rate)).await;
-                }
-                let delivered = deliver(&sim, &plan.body(d), i, &opts, t0).await;
-                ended.push((d.line, delivered));
-            }
-            ended
-        }));
-    }
-    let mut per_line: Vec<BTreeSet<String>> = vec![BTreeSet::new(); plan.lines];
-    let mut latency =
-        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
-    let mut by_outcome = BTreeMap::new();
-    let mut attempts = Vec::new();
-    let (mut wrong, mut wrong_examples, mut unanswered) = (0usize, Vec::new(), 0usize);
-    // One example per delivery, so a delivery retried many times does not fill the list.
-    let mut exemplified = BTreeSet::new();
-    for task in tasks {
-        let ended = task
-            .await
-            .map_err(|e| SimError::InvalidOptions(format!("a storm connection failed: {e}")))?;
-        for (line, delivered) in ended {
-            for a in delivered.attempts {
-                let micros = a.latency.as_micros().min(u128::from(u64::MAX)) as u64;
-                let _ = latency.record(micros.max(1));
-                *by_outcome.entry(a.outcome.label()).or_insert(0u64) += 1;
-                if let Outcome::Wrong(w) | Outcome::NoAnswer(w) = &a.outcome {
-                    wrong += 1;
-                    if wrong_examples.len() < 10 && exemplified.insert(a.delivery) {
-                        wrong_examples
-                            .push(format!("{} (delivery {}, line {line})", w, a.delivery));
-                    }
-                }
-                attempts.push(a);
-            }
-            match delivered.answered {
-                Some((_, id)) => {
-                    per_line[line].insert(id);
-                }
-                None => unanswered += 1,
-            }
-        }
-    }
+    let tally = send(&sim, &plan, opts, t0).await?;
     let elapsed = t0.elapsed();
 
-    let mut violations = Vec::new();
-    if wrong > 0 {
-        violations.push(format!(
-            "{wrong} attempts answered wrongly or not within KooGallery's timeout"
-        ));
-    }
-    if unanswered > 0 {
-        violations.push(format!(
-            "{unanswered} deliveries never answered with their instanceId"
-        ));
-    }
-    let split: Vec<String> = per_line
-        .iter()
-        .enumerate()
-        .filter(|(_, ids)| ids.len() > 1)
-        .map(|(line, ids)| format!("{} answered {ids:?}", plan.order_id(line)))
-        .collect();
-    if !split.is_empty() {
-        violations.push(format!(
-            "{} order lines answered more than one instanceId, e.g. {}",
-            split.len(),
-            split[0]
-        ));
-    }
-    let mut owner: HashMap<&str, usize> = HashMap::new();
-    let mut shared = 0;
-    for (line, ids) in per_line.iter().enumerate() {
-        for id in ids {
-            if owner.insert(id, line).is_some() {
-                shared += 1;
-            }
-        }
-    }
-    if shared > 0 {
-        violations.push(format!(
-            "{shared} instanceIds answered for more than one order line"
-        ));
-    }
-    let instances: BTreeSet<String> = per_line.iter().flatten().cloned().collect();
+    let mut violations = answer_violations(&tally, &plan);
+    let instances: BTreeSet<String> = tally.per_line.iter().flatten().cloned().collect();
 
     let (ready, all_ready_after, poll_wrong) = wait_ready(
         &sim,
@@ -174,17 +84,151 @@ pub async fn run_storm(
             .count(),
         connections: opts.connections,
         elapsed,
-        latency_us: latency,
-        by_outcome,
-        wrong,
-        wrong_examples,
+        latency_us: tally.latency,
+        by_outcome: tally.by_outcome,
+        wrong: tally.wrong,
+        wrong_examples: tally.wrong_examples,
         instances: instances.len(),
         ready,
         all_ready_after,
         provisionings,
         violations,
-        attempts,
+        attempts: tally.attempts,
     })
+}
+
+/// What the deliveries of a storm got, counted as they ended.
+struct Tally {
+    /// The instanceIds each order line was answered with.
+    per_line: Vec<BTreeSet<String>>,
+    latency: Histogram<u64>,
+    by_outcome: BTreeMap<String, u64>,
+    attempts: Vec<Attempt>,
+    wrong: usize,
+    wrong_examples: Vec<String>,
+    unanswered: usize,
+}
+
+/// Sends the plan's deliveries over `opts.connections` connections, at `opts.rate` if given, and
+/// counts what each ended with.
+async fn send(
+    sim: &Arc<Simulator>,
+    plan: &Arc<Plan>,
+    opts: &StormOptions,
+    t0: Instant,
+) -> Result<Tally, SimError> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..opts.connections {
+        let (sim, plan, next, opts) = (sim.clone(), plan.clone(), next.clone(), opts.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ended = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(d) = plan.deliveries.get(i) else {
+                    break;
+                };
+                if let Some(rate) = opts.rate.filter(|r| *r > 0.0) {
+                    tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / rate)).await;
+                }
+                let delivered = deliver(&sim, &plan.body(d), i, &opts, t0).await;
+                ended.push((d.line, delivered));
+            }
+            ended
+        }));
+    }
+    let mut tally = Tally {
+        per_line: vec![BTreeSet::new(); plan.lines],
+        latency: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
+            .expect("valid histogram bounds"),
+        by_outcome: BTreeMap::new(),
+        attempts: Vec::new(),
+        wrong: 0,
+        wrong_examples: Vec::new(),
+        unanswered: 0,
+    };
+    // One example per delivery, so a delivery retried many times does not fill the list.
+    let mut exemplified = BTreeSet::new();
+    for task in tasks {
+        let ended = task
+            .await
+            .map_err(|e| SimError::InvalidOptions(format!("a storm connection failed: {e}")))?;
+        for (line, delivered) in ended {
+            tally.count(line, delivered, &mut exemplified);
+        }
+    }
+    Ok(tally)
+}
+
+impl Tally {
+    /// Counts one delivery of order line `line`; `exemplified` holds the deliveries that already
+    /// have an example among the wrong ones.
+    fn count(&mut self, line: usize, delivered: Delivered, exemplified: &mut BTreeSet<usize>) {
+        for a in delivered.attempts {
+            let micros = a.latency.as_micros().min(u128::from(u64::MAX)) as u64;
+            let _ = self.latency.record(micros.max(1));
+            *self.by_outcome.entry(a.outcome.label()).or_insert(0u64) += 1;
+            if let Outcome::Wrong(w) | Outcome::NoAnswer(w) = &a.outcome {
+                self.wrong += 1;
+                if self.wrong_examples.len() < 10 && exemplified.insert(a.delivery) {
+                    self.wrong_examples
+                        .push(format!("{} (delivery {}, line {line})", w, a.delivery));
+                }
+            }
+            self.attempts.push(a);
+        }
+        match delivered.answered {
+            Some((_, id)) => {
+                self.per_line[line].insert(id);
+            }
+            None => self.unanswered += 1,
+        }
+    }
+}
+
+/// What must hold of the answers: none wrong or missing, one instanceId per order line, and no
+/// instanceId for two lines.
+fn answer_violations(tally: &Tally, plan: &Plan) -> Vec<String> {
+    let (wrong, unanswered, per_line) = (tally.wrong, tally.unanswered, &tally.per_line);
+    let mut violations = Vec::new();
+    if wrong > 0 {
+        violations.push(format!(
+            "{wrong} attempts answered wrongly or not within KooGallery's timeout"
+        ));
+    }
+    if unanswered > 0 {
+        violations.push(format!(
+            "{unanswered} deliveries never answered with their instanceId"
+        ));
+    }
+    let split: Vec<String> = per_line
+        .iter()
+        .enumerate()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(line, ids)| format!("{} answered {ids:?}", plan.order_id(line)))
+        .collect();
+    if !split.is_empty() {
+        violations.push(format!(
+            "{} order lines answered more than one instanceId, e.g. {}",
+            split.len(),
+            split[0]
+        ));
+    }
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    let mut shared = 0;
+    for (line, ids) in per_line.iter().enumerate() {
+        for id in ids {
+            if owner.insert(id, line).is_some() {
+                shared += 1;
+            }
+        }
+    }
+    if shared > 0 {
+        violations.push(format!(
+            "{shared} instanceIds answered for more than one order line"
+        ));
+    }
+    violations
 }
 
 #[cfg(test)]
