@@ -5,10 +5,10 @@ PORT ?= 8080
 export PORT
 
 VENV := $(CURDIR)/.venv
+# The emulator (moto: DynamoDB + SQS) of `make run-aws-local`. `scripts/emulator.sh run` gives a
+# command the emulator's variables and fake credentials; `make test` runs on an emulator of its own
+# (a port the OS picks) unless MOTO_PORT is set in the environment or on the command line.
 MOTO_PORT ?= 5055
-# The emulator (moto: DynamoDB + SQS) and fake credentials for the AWS adapters' tests and local runs.
-EMULATOR_ENV := AWS_ENDPOINT_URL=http://127.0.0.1:$(MOTO_PORT) AWS_REGION=us-east-1 \
-	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test MOTO_PORT=$(MOTO_PORT)
 # cargo-lambda finds zig with `python3 -m ziglang`: the venv's python3 must come first.
 TOOLS_PATH := PATH="$(VENV)/bin:$$PATH"
 
@@ -21,9 +21,7 @@ run:
 ## test: formatting, lints, the template lint, and every test: unit, port contracts on the embedded
 ## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both
 test: lint validate
-	bash scripts/emulator.sh start
-	$(EMULATOR_ENV) $(CARGO) test --locked --workspace -- --include-ignored; \
-	  status=$$?; bash scripts/emulator.sh stop; exit $$status
+	bash scripts/emulator.sh run $(CARGO) test --locked --workspace -- --include-ignored
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -44,9 +42,8 @@ validate: tools
 
 ## run-aws-local: the local host on the AWS adapters against the emulator (same PORT and keys as `make run`)
 run-aws-local: tools
-	bash scripts/emulator.sh start
-	trap 'bash scripts/emulator.sh stop' EXIT; \
-	  $(EMULATOR_ENV) KOOGALLERY_BACKEND=aws $(CARGO) run --release --locked -p koogallery-local --features aws
+	MOTO_PORT=$(MOTO_PORT) bash scripts/emulator.sh run \
+	  env KOOGALLERY_BACKEND=aws $(CARGO) run --release --locked -p koogallery-local --features aws
 
 ## build: the Lambda bundle (cargo lambda, arm64) through SAM
 build: tools

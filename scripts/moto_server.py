@@ -17,11 +17,18 @@ an undo log of those (their state before, or their absence) instead of copying a
 them back if the transaction fails. DynamoDB requests run one at a time (the lock above), so nothing
 else sees the items in between, as with real DynamoDB's atomic transactions.
 
+The server also reports the port it bound: with KOOGALLERY_MOTO_PORT_FILE set, it writes the port
+there once it is bound (`-p 0` lets the OS pick one), so scripts/emulator.sh never picks a port for
+it to bind later, and knows that what then answers on that port is this server.
+
 Usage (what scripts/emulator.sh runs): python moto_server.py -H 127.0.0.1 -p 5055
 """
 
 import copy
+import os
 import threading
+
+import werkzeug.serving
 
 import moto.dynamodb.models as dynamodb_models
 from moto.moto_server import werkzeug_app
@@ -103,6 +110,26 @@ def _transact_with_undo_log(self, transact_items):
 
 
 dynamodb_models.DynamoDBBackend.transact_write_items = _transact_with_undo_log
+
+_make_server = werkzeug.serving.make_server
+
+
+def _make_server_reporting_its_port(*args, **kwargs):
+    """werkzeug's make_server (which run_simple calls), then the port it bound: in MOTO_PORT, which
+    moto reads for its own URLs, and in the file KOOGALLERY_MOTO_PORT_FILE names (written whole,
+    then renamed, so a reader never sees half of it)."""
+    server = _make_server(*args, **kwargs)
+    os.environ["MOTO_PORT"] = str(server.port)
+    port_file = os.environ.get("KOOGALLERY_MOTO_PORT_FILE")
+    if port_file:
+        partial = f"{port_file}.partial"
+        with open(partial, "w", encoding="ascii") as f:
+            f.write(f"{server.port}\n")
+        os.replace(partial, port_file)
+    return server
+
+
+werkzeug.serving.make_server = _make_server_reporting_its_port
 
 if __name__ == "__main__":
     main()

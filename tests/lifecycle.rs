@@ -8,7 +8,9 @@ use koogallery::{
     security::verify_body_sign,
     testing::{Scripted, ScriptedProvisioner},
 };
-use koogallery_e2e::{KEY, config, host, simulator, sixteen_concurrent_duplicates, wait_for};
+use koogallery_e2e::{
+    KEY, config, eventually, host, simulator, sixteen_concurrent_duplicates, wait_for,
+};
 use koogallery_sim::{CallOptions, LifecycleOptions};
 use serde_json::json;
 
@@ -122,22 +124,22 @@ async fn worker_failures_retry_until_the_deadline_then_dead_letter_and_the_order
     );
     let calls = provisioner.provision_calls();
     assert!(calls >= 3, "retried until the deadline: {calls} calls");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The job is not lost: it waits in the dead-letter table with its reason. Dead-lettering is
+    // the last thing its last delivery does, and then no delivery is left that could call the
+    // provisioner again.
+    eventually(Duration::from_secs(30), "the job dead-lettered", || {
+        !h.backend.queue.dead_letters().unwrap().is_empty()
+    })
+    .await;
+    let dead = h.backend.queue.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    let depth = h.backend.queue.depth(chrono::Utc::now()).unwrap();
+    assert_eq!((depth.ready, depth.in_flight), (0, 0), "no delivery left");
     assert_eq!(
         provisioner.provision_calls(),
         calls,
         "nothing after the order failed"
     );
-    // The job is not lost: it waits in the dead-letter table with its reason.
-    let mut dead = Vec::new();
-    for _ in 0..100 {
-        dead = h.backend.queue.dead_letters().unwrap();
-        if !dead.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts as usize, calls);
     h.shutdown().await;
 }

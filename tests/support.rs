@@ -109,6 +109,8 @@ pub async fn wait_for(sim: &Simulator, id: &str, code: ResultCode) -> Reply {
 /// One request the scripted vendor received, and what it answered.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// Its signature verified under [`WEBHOOK_SECRET`] (a request that failed was answered 401).
+    pub signed: bool,
     pub event: String,
     pub event_id: String,
     pub seq: u64,
@@ -128,16 +130,22 @@ pub struct VendorScript {
     pub fail_next: std::collections::BTreeMap<String, u32>,
     /// Hold every provision request this long before answering.
     pub provision_delay: Duration,
+    /// Hold every provision request until this is set back to `false` (after any delay).
+    pub hold_provisions: bool,
 }
 
-/// The vendor's webhook, inside the test: verifies every event's signature, answers from its
-/// script (credentials for a provision), and records everything it received.
+/// The vendor's webhook, inside the test: records everything it receives, answers a request whose
+/// signature does not verify with 401 and the others from its script (credentials for a
+/// provision). Its readers ([`Vendor::all`], [`Vendor::received_for`], [`Vendor::accepted`]) fail
+/// the test if any request so far was not signed: the check runs in the test, where a failure
+/// counts, not in the HTTP handler, where a panic would only drop the connection.
 pub struct Vendor {
     pub url: String,
     /// Requests that reached the vendor, counted on arrival (before any delay).
     pub arrived: Arc<std::sync::atomic::AtomicUsize>,
     pub script: Arc<std::sync::Mutex<VendorScript>>,
-    pub received: Arc<std::sync::Mutex<Vec<Received>>>,
+    /// Read through [`Vendor::all`], which checks every request was signed.
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
 }
 
 pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
@@ -158,12 +166,19 @@ impl Vendor {
                 let (script, received) = (s.clone(), r.clone());
                 a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
-                    let ts = headers[HEADER_TIMESTAMP].to_str().unwrap_or_default().to_owned();
-                    let sig = headers[HEADER_SIGNATURE].to_str().unwrap_or_default().to_owned();
-                    assert_eq!(sig, webhook_signature(WEBHOOK_SECRET, &ts, &body), "signed");
-                    let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON event");
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (ts, sig) = (header(HEADER_TIMESTAMP), header(HEADER_SIGNATURE));
+                    let signed = sig == webhook_signature(WEBHOOK_SECRET, &ts, &body);
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
                     let event = v["event"].as_str().unwrap_or_default().to_owned();
-                    let (status, delay) = {
+                    let (status, delay) = if signed {
                         let mut sc = script.lock().unwrap();
                         let down = sc.down;
                         let failing = sc.fail_next.get_mut(&event).filter(|n| **n > 0);
@@ -177,10 +192,16 @@ impl Vendor {
                         };
                         let delay = if event == "provision" { sc.provision_delay } else { Duration::ZERO };
                         (status, delay)
+                    } else {
+                        (401, Duration::ZERO)
                     };
                     tokio::time::sleep(delay).await;
+                    while signed && event == "provision" && script.lock().unwrap().hold_provisions {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                     let instance_id = v["instanceId"].as_str().unwrap_or_default().to_owned();
                     received.lock().unwrap().push(Received {
+                        signed,
                         event: event.clone(),
                         event_id: v["eventId"].as_str().unwrap_or_default().to_owned(),
                         seq: v["seq"].as_u64().unwrap_or_default(),
@@ -189,7 +210,9 @@ impl Vendor {
                         status,
                         body: v.clone(),
                     });
-                    let answer = if event == "provision" {
+                    let answer = if status == 401 {
+                        serde_json::json!({"error": "bad signature"})
+                    } else if event == "provision" {
                         serde_json::json!({"frontEndUrl": format!("https://vendor.example/{instance_id}"),
                             "userName": "owner", "password": format!("pw-{instance_id}")})
                     } else {
@@ -216,14 +239,22 @@ impl Vendor {
         f(&mut self.script.lock().unwrap());
     }
 
-    /// What the vendor received for one instance, in arrival order.
+    /// Everything the vendor received so far, in the order it answered. Fails the test if a
+    /// request was not signed.
+    pub fn all(&self) -> Vec<Received> {
+        let all = self.received.lock().unwrap().clone();
+        if let Some(unsigned) = all.iter().find(|r| !r.signed) {
+            panic!("the vendor received an event that is not signed: {unsigned:?}");
+        }
+        all
+    }
+
+    /// What the vendor received for one instance, in the order it answered ([`Vendor::all`]'s
+    /// check included).
     pub fn received_for(&self, instance_id: &str) -> Vec<Received> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
+        self.all()
+            .into_iter()
             .filter(|r| r.instance_id == instance_id)
-            .cloned()
             .collect()
     }
 
@@ -315,4 +346,73 @@ pub async fn aws_host(
         .await
         .expect("host on the AWS adapters starts");
     (host, data)
+}
+
+/// `make run`'s process (the `e2e-host` binary), for the crash tests. It binds a port of its own
+/// (`PORT=0`) and reports it in its "local host ready" log line (JSON lines on its stdout, read
+/// here), so a restart never waits for a port another process may have taken since, and a test
+/// never reaches another test's host (they all answer on the same key). Killed when dropped.
+pub struct ChildHost {
+    child: std::process::Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+}
+
+impl ChildHost {
+    /// Spawns `command` (the `e2e-host` binary and its settings; its port, log settings and
+    /// stdout are set here) and waits until the host reports where it listens.
+    pub async fn start(mut command: std::process::Command) -> Self {
+        command
+            .env("PORT", "0")
+            .env("KOOGALLERY_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,koogallery_local=info")
+            .stdout(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("host starts");
+        let stdout = child.stdout.take().expect("the host's stdout is piped");
+        let (ready, reported) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut ready = Some(ready);
+            // Every line is read, after the address too, so the host never blocks on a full pipe.
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = ready_addr(&line)
+                    && let Some(ready) = ready.take()
+                {
+                    let _ = ready.send(addr);
+                }
+            }
+        });
+        let addr = match tokio::time::timeout(Duration::from_secs(60), reported).await {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(_)) => panic!("the host exited before it was ready (its stderr says why)"),
+            Err(_) => panic!("the host did not report its address within 60 s"),
+        };
+        Self { child, addr }
+    }
+
+    /// Kills it with SIGKILL, and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for ChildHost {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The address in the local host's "ready" log line (a JSON line), if `line` is that line.
+fn ready_addr(line: &str) -> Option<std::net::SocketAddr> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = &v["fields"];
+    if !fields["message"].as_str()?.starts_with("local host ready") {
+        return None;
+    }
+    fields["addr"].as_str()?.parse().ok()
 }

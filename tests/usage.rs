@@ -11,7 +11,7 @@ use koogallery::{
     instance::{CreateOutcome, Instance, InstanceStore},
     metering::{api::UsageRecordIn, window_start},
 };
-use koogallery_e2e::{KEY, config, host, with_openapi};
+use koogallery_e2e::{ChildHost, KEY, config, eventually, host, with_openapi};
 use koogallery_sim::{openapi::Fault, usage::UsageClient};
 use rust_decimal::Decimal;
 
@@ -21,12 +21,11 @@ const USAGE_KEY: &str = "e2e-usage-key";
 async fn seed(store: &dyn InstanceStore, id: &str, created: DateTime<Utc>) {
     let (mut inst, created_ev) =
         Instance::new_provisioning(&format!("CS{id}"), &format!("CS{id}-1"), id, false, created);
-    let mut events = vec![created_ev];
-    if let Ok(koogallery::instance::Outcome::Changed(ev)) =
-        inst.activate(koogallery::testing::sample_access(id), created)
-    {
-        events.push(ev);
-    }
+    let activated = inst.activate(koogallery::testing::sample_access(id), created);
+    let Ok(koogallery::instance::Outcome::Changed(active_ev)) = activated else {
+        panic!("{id} activates: {activated:?}")
+    };
+    let events = vec![created_ev, active_ev];
     assert_eq!(
         store.create_for_order_line(&inst, &events).await.unwrap(),
         CreateOutcome::Created
@@ -359,8 +358,15 @@ async fn packages_are_deducted_and_estimates_price_the_rest() {
 }
 
 /// The same guarantee when the host dies without warning: `make run`'s process is killed with
-/// SIGKILL twice while usage is being ingested and pushed (pushes in flight, answers lost), and
-/// started again on its data directory. KooGallery ends up with exactly what was ingested.
+/// SIGKILL twice while usage is being ingested and pushed, each time while a push is in flight
+/// with its answer lost (KooGallery took the records and holds the answer), and started again on
+/// its data directory. KooGallery ends up with exactly what was ingested.
+///
+/// Each kill waits for the simulated KooGallery to report that it holds a push's answer. The hold
+/// (60 s) outlasts the host's open API timeout (10 s here, the most it may be), and the test kills
+/// the host within one 50 ms poll of the report: the push is still in flight at the kill unless
+/// the machine stalls the test for 10 s. Each child listens on a port of its own, which it
+/// reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_host_loses_and_doubles_nothing() {
     let (openapi, _) = with_openapi(config(), true, Duration::from_secs(1)).await;
@@ -376,13 +382,9 @@ async fn a_killed_host_loses_and_doubles_nothing() {
             seed(&store, id, hour - chrono::Duration::hours(30)).await;
         }
     }
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_e2e-host"))
-            .env("PORT", port.to_string())
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-host"));
+        command
             .env("KOOGALLERY_DATA_DIR", dir.path())
             .env("KOOGALLERY_ACCESS_KEY", KEY)
             .env("KOOGALLERY_KIT_KEY", "e2e-kit-key")
@@ -391,16 +393,16 @@ async fn a_killed_host_loses_and_doubles_nothing() {
             .env("KOOGALLERY_SK", "e2e-sk")
             .env("KOOGALLERY_OPENAPI_URL", openapi.primary_url())
             .env("KOOGALLERY_OPENAPI_FALLBACK_URL", openapi.fallback_url())
-            .env("KOOGALLERY_OPENAPI_TIMEOUT_SECS", "1")
+            .env("KOOGALLERY_OPENAPI_TIMEOUT_SECS", "10")
             .env("KOOGALLERY_USAGE_PUSH_EVERY_SECS", "1")
-            .env("KOOGALLERY_USAGE_GRACE_SECS", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("host starts")
+            .env("KOOGALLERY_USAGE_GRACE_SECS", "0");
+        ChildHost::start(command)
     };
-    let mut child = spawn();
-    let client = UsageClient::new(&format!("http://127.0.0.1:{port}/usage"), USAGE_KEY).unwrap();
+    let usage_client = |child: &ChildHost| {
+        UsageClient::new(&format!("http://{}/usage", child.addr), USAGE_KEY).unwrap()
+    };
+    let mut child = spawn().await;
+    let mut client = usage_client(&child);
     let mut ingested: BTreeMap<(String, String), Decimal> = BTreeMap::new();
     let mut n = 0u32;
     for back in (1..=12).rev() {
@@ -422,17 +424,26 @@ async fn a_killed_host_loses_and_doubles_nothing() {
                     .or_default() += quantity;
             }
         }
-        if back == 8 || back == 4 {
-            // Answers held back so a push is in flight at the kill.
-            openapi.inject(Fault::LostAnswer { millis: 900 });
-            tokio::time::sleep(Duration::from_millis(1_300)).await;
-            child.kill().expect("SIGKILL");
-            child.wait().expect("reaped");
-            child = spawn();
+        let kill = back == 8 || back == 4;
+        let held = openapi.answers_held();
+        if kill {
+            // The next push is taken and its answer held back.
+            openapi.inject(Fault::LostAnswer { millis: 60_000 });
         }
-        // Retried through the restart (connection refused, then taken).
+        // This batch's hour is closed: taken, it is due for a push at once.
         let answer = client.send_until_taken(&batch, 100).await.expect("taken");
         assert_eq!(answer.status, 200, "{:?}", answer.body);
+        if kill {
+            eventually(
+                Duration::from_secs(30),
+                "a push in flight, its answer held",
+                || openapi.answers_held() > held,
+            )
+            .await;
+            child.kill();
+            child = spawn().await;
+            client = usage_client(&child);
+        }
     }
     let expected = ingested.len();
     for _ in 0..300 {
@@ -441,9 +452,8 @@ async fn a_killed_host_loses_and_doubles_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    child.kill().ok();
-    child.wait().ok();
-    let (accepted, _) = openapi.usage();
+    child.kill();
+    let (accepted, duplicates) = openapi.usage();
     let mut received: BTreeMap<(String, String), Decimal> = BTreeMap::new();
     for r in &accepted {
         let previous = received.insert(
@@ -457,6 +467,10 @@ async fn a_killed_host_loses_and_doubles_nothing() {
         openapi.usage_conflicts().is_empty(),
         "{:?}",
         openapi.usage_conflicts()
+    );
+    assert!(
+        duplicates >= 2,
+        "each restarted host sent again what the killed one never heard was taken: {duplicates}"
     );
 }
 

@@ -2,10 +2,20 @@
 //! simulator, and a scripted vendor webhook inside the test (an outage longer than a minute, a
 //! release during it, duplicate deliveries, a notice that fails, SIGKILL mid-provisioning).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use koogallery::{ResultCode, jobs::Job, jobs::JobQueue};
-use koogallery_e2e::{Vendor, eventually, host, simulator, with_openapi};
+use koogallery::{
+    ResultCode,
+    jobs::consume::{QueueMessage, Receive, Settle},
+    jobs::{Job, JobQueue, QueueError},
+};
+use koogallery_e2e::{ChildHost, Vendor, eventually, host, simulator, with_openapi};
 use serde_json::json;
 
 async fn query(sim: &koogallery_sim::Simulator, id: &str) -> ResultCode {
@@ -16,16 +26,12 @@ async fn query(sim: &koogallery_sim::Simulator, id: &str) -> ResultCode {
         .result_code
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// `make run`'s process on `dir`, pointed at `vendor`, with short claims and backoffs and the
-/// reconciler every second (its grace short) so crash tests take seconds.
-fn spawn_host(vendor: &Vendor, dir: &std::path::Path, port: u16) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_e2e-host"))
-        .env("PORT", port.to_string())
+/// reconciler every second (its grace short) so crash tests take seconds. It listens on a port of
+/// its own, which it reports.
+async fn spawn_host(vendor: &Vendor, dir: &std::path::Path) -> ChildHost {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-host"));
+    command
         .env("KOOGALLERY_DATA_DIR", dir)
         .env("KOOGALLERY_ACCESS_KEY", koogallery_e2e::KEY)
         .env("KOOGALLERY_KIT_KEY", "e2e-kit-key")
@@ -37,11 +43,28 @@ fn spawn_host(vendor: &Vendor, dir: &std::path::Path, port: u16) -> std::process
         .env("KOOGALLERY_WORKER_BACKOFF_SECS", "1")
         .env("KOOGALLERY_WORKER_BACKOFF_MAX_SECS", "2")
         .env("KOOGALLERY_RECONCILE_EVERY_SECS", "1")
-        .env("KOOGALLERY_RECONCILE_GRACE_SECS", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("host starts")
+        .env("KOOGALLERY_RECONCILE_GRACE_SECS", "1");
+    ChildHost::start(command).await
+}
+
+/// The simulator pointed at a child host.
+fn simulator_for(child: &ChildHost) -> koogallery_sim::Simulator {
+    koogallery_sim::Simulator::new(
+        &format!("http://{}/produce", child.addr),
+        koogallery_e2e::KEY,
+    )
+    .expect("simulator")
+}
+
+/// Waits until the host's queue holds no job, ready or in flight (leased, or put back for a
+/// retry): every delivery has been settled, so nothing more is on its way to the vendor unless a
+/// new job is queued.
+async fn all_jobs_settled(h: &koogallery_local::RunningHost) {
+    eventually(Duration::from_secs(30), "every job settled", || {
+        let depth = h.backend.queue.depth(chrono::Utc::now()).unwrap();
+        (depth.ready, depth.in_flight) == (0, 0)
+    })
+    .await;
 }
 
 /// Polls queryInstance until it answers `000000` or `limit` passes; the last code it answered.
@@ -58,21 +81,6 @@ async fn query_until_ready(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Waits until a host answers at the simulator's URL.
-async fn wait_ready(sim: &koogallery_sim::Simulator) {
-    for _ in 0..200 {
-        if sim
-            .call(&json!({"activity":"queryInstance","instanceId":"probe"}))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("host never answered");
 }
 
 /// Another worker over the host's own store and queue.
@@ -95,6 +103,60 @@ fn second_worker(
         Arc::new(koogallery::security::at_rest::LocalKeySealer::random()),
         h.backend.store.clone(),
     )
+}
+
+/// The second worker's queue, counting how it settled each delivery: acked, put back for later
+/// (with the delay asked for), or dead-lettered.
+struct Counting {
+    queue: koogallery_embedded::EmbeddedConsumer,
+    acked: AtomicUsize,
+    put_back: Mutex<Vec<Duration>>,
+    dead_lettered: AtomicUsize,
+}
+
+impl Counting {
+    fn new(queue: koogallery_embedded::EmbeddedConsumer) -> Self {
+        Self {
+            queue,
+            acked: AtomicUsize::new(0),
+            put_back: Mutex::new(Vec::new()),
+            dead_lettered: AtomicUsize::new(0),
+        }
+    }
+
+    fn put_back(&self) -> Vec<Duration> {
+        self.put_back.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Settle for Counting {
+    async fn ack(&self, m: &QueueMessage) -> Result<(), QueueError> {
+        self.acked.fetch_add(1, Ordering::SeqCst);
+        self.queue.ack(m).await
+    }
+
+    async fn retry_after(&self, m: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
+        let done = self.queue.retry_after(m, delay).await;
+        self.put_back.lock().unwrap().push(delay);
+        done
+    }
+
+    async fn dead_letter(&self, m: &QueueMessage, reason: &str) -> Result<(), QueueError> {
+        self.dead_lettered.fetch_add(1, Ordering::SeqCst);
+        self.queue.dead_letter(m, reason).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Receive for Counting {
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<QueueMessage>, QueueError> {
+        self.queue.receive(max, visibility).await
+    }
 }
 
 fn new_instance(order: &str, business_id: &str) -> serde_json::Value {
@@ -158,7 +220,8 @@ async fn an_outage_longer_than_a_minute_delays_provisioning_and_a_release_during
         || vendor.accepted("rel-1") == ["released"],
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every delivery settled: anything else for rel-1 would have had to come from one of them.
+    all_jobs_settled(&h).await;
     assert_eq!(
         vendor.accepted("rel-1"),
         ["released"],
@@ -171,29 +234,48 @@ async fn an_outage_longer_than_a_minute_delays_provisioning_and_a_release_during
 /// Lambda invocation would) while the vendor is slow to answer, make one provision call; the
 /// duplicates wait for the claim instead of spending their attempts and failing the good order
 /// under the claim holder.
+///
+/// The vendor holds the first provision call until the second worker has settled all five
+/// duplicates, so they certainly meet the claim; the webhook timeout (60 s, the claim 600 s to
+/// cover such calls) is far beyond that hold. Each duplicate must have been put back until the
+/// claim ends (minutes, not a retry's backoff of at most 200 ms), none acked or dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_deliveries_make_one_provision_call_and_never_fail_the_order() {
     let vendor = Vendor::start().await;
-    // Long enough for a duplicate to spend six deliveries (the old attempt budget) meanwhile.
-    vendor.set(|s| s.provision_delay = Duration::from_secs(8));
+    vendor.set(|s| s.hold_provisions = true);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = vendor.config();
+    let mut cfg = vendor.config();
+    cfg.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
+        url: vendor.url.clone(),
+        timeout: Duration::from_secs(60),
+    };
+    // Longer than a delivery of 60 s calls can take (2 x (3 tries x 60 s + pauses) + 5 s), as
+    // start-up requires of the settings.
+    cfg.settings.worker.claim_duration = Duration::from_secs(600);
     let h = host(dir.path(), cfg.clone(), None).await;
     let sim = simulator(&h);
-    // A second worker on the same queue and store: another concurrent invocation.
-    let clock: Arc<dyn koogallery::clock::Clock> = Arc::new(koogallery::clock::SystemClock);
-    let second = second_worker(&h, &cfg, clock.clone());
-    let consumer = koogallery_embedded::EmbeddedConsumer::new(h.backend.queue.clone(), clock);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let poller = tokio::spawn(async move {
-        provision_worker::consume::poll(&second, &consumer, stopped).await;
-    });
-
-    sim.call(&new_instance("CSDUP", "dup-1")).await.unwrap();
+    let a = sim.call(&new_instance("CSDUP", "dup-1")).await.unwrap();
+    assert_eq!(a.reply.result_code, ResultCode::Processing);
     eventually(Duration::from_secs(10), "the first call in flight", || {
-        vendor.arrived.load(std::sync::atomic::Ordering::SeqCst) >= 1
+        vendor.arrived.load(Ordering::SeqCst) >= 1
     })
     .await;
+    // A second worker on the same queue and store: another concurrent invocation. Started now,
+    // it takes every duplicate: the host's own worker waits for the held call before it receives
+    // again.
+    let clock: Arc<dyn koogallery::clock::Clock> = Arc::new(koogallery::clock::SystemClock);
+    let second = second_worker(&h, &cfg, clock.clone());
+    let consumer = Arc::new(Counting::new(koogallery_embedded::EmbeddedConsumer::new(
+        h.backend.queue.clone(),
+        clock,
+    )));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            provision_worker::consume::poll(&second, consumer.as_ref(), stopped).await;
+        })
+    };
     for _ in 0..5 {
         h.backend
             .queue
@@ -203,21 +285,56 @@ async fn duplicate_deliveries_make_one_provision_call_and_never_fail_the_order()
             .await
             .unwrap();
     }
+    eventually(
+        Duration::from_secs(30),
+        "the second worker settles the five duplicates",
+        || consumer.put_back().len() >= 5,
+    )
+    .await;
+    let claim = cfg.settings.worker.claim_duration;
+    for delay in consumer.put_back() {
+        assert!(
+            delay >= claim / 2,
+            "a duplicate waits for the claim ({claim:?}), not a retry's backoff: {delay:?}"
+        );
+    }
+    assert_eq!(consumer.acked.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        consumer.dead_lettered.load(Ordering::SeqCst),
+        0,
+        "never failed"
+    );
+    assert_eq!(query(&sim, "dup-1").await, ResultCode::Processing);
+    assert_eq!(
+        vendor.arrived.load(Ordering::SeqCst),
+        1,
+        "the duplicates called nobody"
+    );
+
+    vendor.set(|s| s.hold_provisions = false);
     eventually(Duration::from_secs(20), "provisioned", || {
         vendor.accepted("dup-1") == ["provision"]
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        query(&sim, "dup-1").await,
-        ResultCode::Success,
-        "never failed"
-    );
+    let code = query_until_ready(&sim, "dup-1", Duration::from_secs(10)).await;
+    assert_eq!(code, ResultCode::Success, "never failed");
+    // The first delivery is acked; the five duplicates stay put back until the claim would end.
+    eventually(
+        Duration::from_secs(10),
+        "the first delivery settled",
+        || {
+            let depth = h.backend.queue.depth(chrono::Utc::now()).unwrap();
+            (depth.ready, depth.in_flight, depth.dead) == (0, 5, 0)
+        },
+    )
+    .await;
+    assert_eq!(consumer.put_back().len(), 5, "each duplicate put back once");
     assert_eq!(
         vendor.received_for("dup-1").len(),
         1,
         "one call to the vendor for six deliveries"
     );
+    assert_eq!(vendor.arrived.load(Ordering::SeqCst), 1);
     let _ = stop.send(true);
     poller.await.unwrap();
     h.shutdown().await;
@@ -255,7 +372,8 @@ async fn notices_reach_the_vendor_in_order_when_one_fails() {
         vendor.accepted("ord-1").len() >= 4
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every delivery settled: a notice sent twice or out of turn would have come from one.
+    all_jobs_settled(&h).await;
     let accepted: Vec<(String, String)> = vendor
         .received_for("ord-1")
         .into_iter()
@@ -289,28 +407,24 @@ async fn sigkill_mid_provisioning_then_restart_provisions_the_order() {
     let vendor = Vendor::start().await;
     vendor.set(|s| s.provision_delay = Duration::from_secs(30));
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let spawn = || spawn_host(&vendor, dir.path(), port);
-    let sim = koogallery_sim::Simulator::new(
-        &format!("http://127.0.0.1:{port}/produce"),
-        koogallery_e2e::KEY,
-    )
-    .unwrap();
-    let mut first = spawn();
-    wait_ready(&sim).await;
-    sim.call(&new_instance("CSKILL", "kill-1")).await.unwrap();
+    let mut first = spawn_host(&vendor, dir.path()).await;
+    let a = simulator_for(&first)
+        .call(&new_instance("CSKILL", "kill-1"))
+        .await
+        .unwrap();
+    assert_eq!(a.reply.result_code, ResultCode::Processing);
     eventually(
         Duration::from_secs(10),
         "the provision call in flight",
-        || vendor.arrived.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        || vendor.arrived.load(Ordering::SeqCst) >= 1,
     )
     .await;
-    first.kill().expect("SIGKILL");
-    first.wait().unwrap();
+    first.kill();
     vendor.set(|s| s.provision_delay = Duration::ZERO);
 
-    let mut second = spawn();
-    wait_ready(&sim).await;
+    // Restarted on the same data directory (and a port of its own).
+    let mut second = spawn_host(&vendor, dir.path()).await;
+    let sim = simulator_for(&second);
     assert_eq!(query(&sim, "kill-1").await, ResultCode::Processing);
     let code = query_until_ready(&sim, "kill-1", Duration::from_secs(60)).await;
     assert_eq!(code, ResultCode::Success, "provisioned after the restart");
@@ -323,8 +437,7 @@ async fn sigkill_mid_provisioning_then_restart_provisions_the_order() {
         info[0]["appInfo"]["password"], "pw-kill-1",
         "queryInstance still hands out the vendor's password"
     );
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
 
     let received = vendor.received_for("kill-1");
     let ids: std::collections::BTreeSet<&str> =
@@ -368,21 +481,17 @@ async fn a_lost_job_is_found_by_the_reconciler_and_the_order_provisioned() {
     let vendor = Vendor::start().await;
     vendor.set(|s| s.down = true);
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut first = spawn_host(&vendor, dir.path(), port);
-    let sim = koogallery_sim::Simulator::new(
-        &format!("http://127.0.0.1:{port}/produce"),
-        koogallery_e2e::KEY,
-    )
-    .unwrap();
-    wait_ready(&sim).await;
-    sim.call(&new_instance("CSLOST", "lost-1")).await.unwrap();
+    let mut first = spawn_host(&vendor, dir.path()).await;
+    let a = simulator_for(&first)
+        .call(&new_instance("CSLOST", "lost-1"))
+        .await
+        .unwrap();
+    assert_eq!(a.reply.result_code, ResultCode::Processing);
     eventually(Duration::from_secs(10), "a provision attempt", || {
         !vendor.received_for("lost-1").is_empty()
     })
     .await;
-    first.kill().expect("SIGKILL");
-    first.wait().unwrap();
+    first.kill();
 
     // The job disappears from the queue; the record still says provisioning, job enqueued.
     {
@@ -405,11 +514,10 @@ async fn a_lost_job_is_found_by_the_reconciler_and_the_order_provisioned() {
         );
     }
     vendor.set(|s| s.down = false);
-    let mut second = spawn_host(&vendor, dir.path(), port);
-    wait_ready(&sim).await;
+    let mut second = spawn_host(&vendor, dir.path()).await;
+    let sim = simulator_for(&second);
     let code = query_until_ready(&sim, "lost-1", Duration::from_secs(45)).await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
     assert_eq!(
         code,
         ResultCode::Success,
@@ -488,12 +596,10 @@ async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marke
     assert!(a.body_sign_valid);
     let orders = || -> Vec<serde_json::Value> {
         vendor
-            .received
-            .lock()
-            .unwrap()
-            .iter()
+            .all()
+            .into_iter()
             .filter(|r| r.event == "order" && r.status == 200)
-            .map(|r| r.body.clone())
+            .map(|r| r.body)
             .collect()
     };
     eventually(
@@ -509,7 +615,9 @@ async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marke
             ResultCode::Success
         );
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Each repeat queued its work (if any was still owed) before answering: once every job is
+    // settled, nothing more is on its way to the vendor.
+    all_jobs_settled(&h).await;
     let heard = orders();
     assert_eq!(heard.len(), 1, "told once");
     assert_eq!(heard[0]["eventId"], "order:CSPAID0001:CSPAID0001-000001");
@@ -523,7 +631,19 @@ async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marke
         sim.call(&debug).await.unwrap().reply.result_code,
         ResultCode::Success
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A notice is recorded and its job queued before the answer: neither happened.
+    use koogallery::order::notice::OrderNoticeStore;
+    assert!(
+        h.backend
+            .store
+            .notice("CSDEBUG01", "CSDEBUG01-000001")
+            .await
+            .unwrap()
+            .is_none(),
+        "a debug orderNotify records nothing"
+    );
+    let depth = h.backend.queue.depth(chrono::Utc::now()).unwrap();
+    assert_eq!((depth.ready, depth.in_flight), (0, 0), "and queues nothing");
     assert_eq!(orders().len(), 1);
     h.shutdown().await;
 }
@@ -531,11 +651,26 @@ async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marke
 /// Internal details never reach KooGallery's `resultMsg`: a webhook URL that carries the vendor's
 /// token in its query, unreachable until the provisioning deadline, fails the order with a fixed
 /// text; the cause (which names the URL) goes to the log only.
+///
+/// The webhook is a listener of the test's own that accepts each connection and closes it at once:
+/// no other process can answer on its port, and it shows the worker did try the URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_order_answers_a_fixed_message_that_never_carries_the_webhook_url() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = koogallery_e2e::config();
-    let url = format!("http://127.0.0.1:{}/hook?token=s3cret-token", free_port());
+    let webhook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/hook?token=s3cret-token",
+        webhook.local_addr().unwrap()
+    );
+    let tries = Arc::new(AtomicUsize::new(0));
+    let counted = tries.clone();
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = webhook.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(connection);
+        }
+    });
     cfg.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
         url,
         timeout: Duration::from_secs(1),
@@ -573,5 +708,6 @@ async fn a_failed_order_answers_a_fixed_message_that_never_carries_the_webhook_u
         failed.reply.result_msg,
         provision_worker::PROVISIONING_DEADLINE_PASSED
     );
+    assert!(tries.load(Ordering::SeqCst) > 0, "the webhook was tried");
     h.shutdown().await;
 }

@@ -288,6 +288,8 @@ struct Inner {
     seen: Mutex<Vec<Seen>>,
     /// Set by a `LostAnswer` fault: how long the request now in hand holds its answer.
     hold_answer_ms: std::sync::atomic::AtomicU64,
+    /// Usage pushes whose answer a `LostAnswer` fault has begun to hold.
+    answers_held: std::sync::atomic::AtomicUsize,
     /// Set by a `MktFor` fault: the code every request meets until when.
     refusing: Mutex<Option<(String, std::time::Instant)>>,
 }
@@ -341,6 +343,7 @@ impl OpenApiSim {
             primary_down: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
             hold_answer_ms: std::sync::atomic::AtomicU64::new(0),
+            answers_held: std::sync::atomic::AtomicUsize::new(0),
             refusing: Mutex::new(None),
         });
         let mut addrs = Vec::new();
@@ -409,6 +412,12 @@ impl OpenApiSim {
             .lock()
             .map(|u| (u.accepted.clone(), u.duplicates))
             .unwrap_or_default()
+    }
+
+    /// How many usage pushes a `LostAnswer` fault has held the answer of, counted as the hold
+    /// begins: their records are accepted and the answer is not sent yet (the push is in flight).
+    pub fn answers_held(&self) -> usize {
+        self.inner.answers_held.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -675,6 +684,7 @@ async fn usage_push(
     }
     let hold = state.inner.hold_answer_ms.swap(0, Ordering::SeqCst);
     if hold > 0 {
+        state.inner.answers_held.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(hold)).await;
     }
     answer(

@@ -294,11 +294,18 @@ async fn a_json_reply_with_another_status_is_an_answer() {
     assert_eq!(answer.reply.result_code, ResultCode::InternalError);
 }
 
+/// An address where nothing listens, for the tests about a refused connection: a port the OS just
+/// handed out, its listener dropped. Another process could take the port before the test connects
+/// (a small race, on a fresh port from the ephemeral range); a listener kept open would accept the
+/// connection, which is not what these tests are about.
+fn refused_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
 #[tokio::test]
 async fn connection_refused_is_an_http_error_naming_the_step() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = refused_addr();
     let sim = Simulator::new(&format!("http://{addr}/produce"), KEY).unwrap();
     let err = sim
         .call(&json!({"activity":"queryInstance","instanceId":"x"}))
@@ -316,11 +323,16 @@ async fn connection_refused_is_an_http_error_naming_the_step() {
     assert!(!msg.contains("signature="), "{msg}");
 }
 
+/// A body that is not a JSON object is refused before anything is sent: a responder that would
+/// answer (and log) any request receives none. A sent request would have waited for the answer,
+/// so the log is complete once the call has returned.
 #[tokio::test]
 async fn non_object_body_is_refused_before_sending() {
-    let sim = Simulator::new("http://127.0.0.1:9/produce", KEY).unwrap();
+    let (url, log) = serve(fixed(|| Response::signed(KEY, &Reply::success()))).await;
+    let sim = Simulator::new(&url, KEY).unwrap();
     let err = sim.call(&json!(["activity"])).await.unwrap_err();
     assert!(matches!(err, SimError::InvalidBody(_)), "{err:?}");
+    assert!(log.lock().unwrap().is_empty(), "nothing was sent");
 }
 
 #[test]
@@ -607,9 +619,7 @@ async fn lifecycle_stops_at_the_first_failed_step() {
     assert!(matches!(err, SimError::BadAnswer { .. }), "{err}");
 
     // Nothing listening.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = refused_addr();
     let sim = Simulator::new(&format!("http://{addr}/p"), KEY).unwrap();
     let (report, outcome) = sim.run_lifecycle_report(&quick(false)).await;
     assert!(matches!(outcome, Err(SimError::Http(ref step, _)) if step == "newInstance"));

@@ -142,22 +142,36 @@ async fn bad_signatures_oversized_old_or_invalid_pushes_are_refused() {
 
 /// `mktFor`: KooGallery refuses every request with one code for a while, keeping nothing, then
 /// recovers.
+///
+/// The refusal lasts 5 s from the first push that meets it. The three pushes that must be refused
+/// are local round trips of milliseconds, so they fall inside it however loaded the machine (a
+/// failure says how late they came); the push that must be taken waits until 5 s have passed since
+/// the first push was answered, and so since the refusal began (a lower bound: load only makes the
+/// wait longer).
 #[tokio::test]
 async fn a_refusal_for_a_while_refuses_everything_then_recovers() {
     use koogallery_sim::openapi::Fault;
+    use std::time::Instant;
+    const REFUSING: std::time::Duration = std::time::Duration::from_secs(5);
     let s = sim().await;
     s.inject(Fault::MktFor {
         code: "MKT.0100".into(),
-        millis: 300,
+        millis: REFUSING.as_millis() as u64,
     });
+    let mut first_answered = None;
     for sn in ["r-1", "r-2", "r-3"] {
+        let got = push(&s, vec![record(sn, 1, "1")], "seller-key", "sim-sk").await;
+        let answered = *first_answered.get_or_insert_with(Instant::now);
         assert_eq!(
-            push(&s, vec![record(sn, 1, "1")], "seller-key", "sim-sk").await,
-            (500, "MKT.0100".to_owned())
+            got,
+            (500, "MKT.0100".to_owned()),
+            "{sn}, answered {:?} after the first push",
+            answered.elapsed()
         );
     }
     assert!(s.usage().0.is_empty(), "nothing refused was kept");
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let over = first_answered.expect("pushed") + REFUSING;
+    tokio::time::sleep(over.saturating_duration_since(Instant::now())).await;
     assert_eq!(
         push(&s, vec![record("r-4", 1, "1")], "seller-key", "sim-sk").await,
         (200, "MKT.0000".to_owned())

@@ -4,6 +4,8 @@ mod common;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use aws_sdk_sqs::types::QueueAttributeName;
 use common::{emulator_config, eventually, unique};
 use koogallery::jobs::consume::QueueMessage;
@@ -18,6 +20,13 @@ fn job_of(m: &QueueMessage) -> Result<Job, String> {
 const SHORT: Duration = Duration::from_secs(1);
 const LONG: Duration = Duration::from_secs(30);
 const PATIENCE: Duration = Duration::from_secs(15);
+/// The lease of the tests that watch one run out. The first look after it is set is one receive
+/// that does not wait (a local round trip, milliseconds), so it falls inside 5 s even on a loaded
+/// machine; the tests check that it did.
+const LEASE: Duration = Duration::from_secs(5);
+/// The emulator times leases on the wall clock, the test on the monotonic one: room for the two
+/// to drift over a lease (slewing is at most 0.5 ms/s).
+const CLOCKS: Duration = Duration::from_millis(50);
 
 /// A fresh queue and its DLQ, redriving after `max_receive_count` receives.
 async fn queues(max_receive_count: u32) -> (SqsQueue, SqsQueue) {
@@ -48,6 +57,39 @@ async fn next(queue: &SqsQueue, visibility: Duration) -> QueueMessage {
             .pop()
     })
     .await
+}
+
+/// Looks (receives that do not wait) until `queue` delivers again, and checks that the lease set
+/// by a call made after `leased_at` held: no look that ended before the lease could have run out
+/// saw a delivery, and at least one look did end that early (so the lease was seen holding).
+/// The checks hold however slow the machine is: load only makes looks end later.
+async fn redelivered_after(queue: &SqsQueue, leased_at: Instant, lease: Duration) -> QueueMessage {
+    let held_until = leased_at + lease - CLOCKS;
+    let mut looks_inside = 0;
+    loop {
+        let got = queue.receive(1, Duration::ZERO, LONG).await.unwrap().pop();
+        let looked = Instant::now();
+        match got {
+            Some(d) => {
+                assert!(
+                    looked >= held_until,
+                    "delivered again {:?} after the lease of {lease:?} was set",
+                    looked - leased_at
+                );
+                assert!(
+                    looks_inside > 0,
+                    "no look fell inside the lease: the hiding was not observed"
+                );
+                return d;
+            }
+            None if looked < held_until => looks_inside += 1,
+            None => assert!(
+                looked < leased_at + lease + PATIENCE,
+                "not delivered again within {PATIENCE:?} after its lease of {lease:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn nothing_visible(queue: &SqsQueue) {
@@ -89,22 +131,26 @@ async fn enqueue_receive_delete() {
     );
 }
 
+/// A received message is hidden for the visibility timeout the receive asked for, then delivered
+/// again, the same message with its receive count raised.
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn visibility_timeout_hides_then_redelivers_with_attempt_2() {
     let (queue, _) = queues(5).await;
     let job = job();
     queue.enqueue(&job).await.unwrap();
-    let first = next(&queue, SHORT).await;
+    let leased_at = Instant::now();
+    let first = next(&queue, LEASE).await;
     assert_eq!(first.attempt, 1);
-    nothing_visible(&queue).await;
-    let second = next(&queue, LONG).await;
+    let second = redelivered_after(&queue, leased_at, LEASE).await;
     assert_eq!(second.message_id, first.message_id);
     assert_eq!(second.attempt, 2);
     assert_eq!(job_of(&second), Ok(job));
     queue.delete(&second.receipt).await.unwrap();
 }
 
+/// ChangeMessageVisibility: zero releases a held message at once; a backoff hides it for that
+/// long, then it is delivered again.
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn change_visibility_releases_and_hides() {
@@ -122,13 +168,13 @@ async fn change_visibility_releases_and_hides() {
     assert_eq!(second.message_id, first.message_id);
     assert_eq!(second.attempt, 2);
 
-    // A short backoff: hidden now, back after it.
+    // A backoff: hidden now, back after it.
+    let leased_at = Instant::now();
     queue
-        .change_visibility(&second.receipt, SHORT)
+        .change_visibility(&second.receipt, LEASE)
         .await
         .unwrap();
-    nothing_visible(&queue).await;
-    let third = next(&queue, LONG).await;
+    let third = redelivered_after(&queue, leased_at, LEASE).await;
     assert_eq!(third.message_id, first.message_id);
     assert_eq!(third.attempt, 3);
     queue.delete(&third.receipt).await.unwrap();

@@ -438,7 +438,7 @@ async fn a_seal_between_the_transactions_of_a_batch_cannot_refuse_its_rest() {
 /// Another batch using the same stop-when-used-up package between two
 /// transactions of a batch cannot make the batch's rest exceed the quota after its first
 /// reports were stored: it waits for the package (held), and is refused itself, whole, when
-/// too little is left.
+/// too little is left. The batch is held between its transactions until the rival has tried.
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn another_batch_on_the_package_cannot_refuse_the_rest_of_a_batch() {
@@ -466,6 +466,8 @@ async fn another_batch_on_the_package_cannot_refuse_the_rest_of_a_batch() {
         tokio::spawn(async move { store.ingest(&batch, &quotas, now).await })
     };
     pause.reached().await;
+    // Only the rival writes from here until the batch resumes.
+    store.take_calls();
     let rival = {
         let (store, quotas) = (store.clone(), quotas.clone());
         let r = with_package(report(
@@ -476,7 +478,16 @@ async fn another_batch_on_the_package_cannot_refuse_the_rest_of_a_batch() {
         ));
         tokio::spawn(async move { store.ingest(&[r], &quotas, now).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The batch resumes once the rival has met its holds (a write refused, to be read again) or
+    // has ended: past the point where a rival could spoil the batch's rest.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.take_calls().contended == 0 && !rival.is_finished() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rival neither met the batch's holds nor ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     pause.resume();
     let ours = task.await.unwrap();
     let theirs = rival.await.unwrap();

@@ -528,24 +528,35 @@ mod tests {
     /// A commit stuck behind a long write (here, a write transaction held open) lets nonces wait
     /// for the disk; the guard takes no more than it promises, then refuses until the commit is
     /// through. A replay is still told apart.
+    ///
+    /// Each bound has a guard of its own, the other bound out of reach: the count is checked with
+    /// no age bound that a slow machine could reach mid-way (which would refuse early, for the
+    /// wrong reason), and the age with no count bound; each refusal must name its own reason.
     #[test]
     fn nonces_waiting_behind_a_long_write_are_bounded_in_number_and_age() {
-        let db = memory_db();
-        let limits = Limits {
-            every: Duration::from_millis(1),
-            max_unpersisted: 10,
-            max_unpersisted_for: Duration::from_millis(300),
-        };
-        let guard = NonceGuard::start(db.clone(), limits).unwrap();
         let now = 1_800_000_000_000;
+
+        // By number: ten wait, the eleventh is refused.
+        let db = memory_db();
+        let guard = NonceGuard::start(
+            db.clone(),
+            Limits {
+                every: Duration::from_millis(1),
+                max_unpersisted: 10,
+                max_unpersisted_for: HOUR,
+            },
+        )
+        .unwrap();
         let long_write = db.begin_write().unwrap();
         for i in 0..10 {
             assert!(guard.remember(&format!("n{i}"), now, now + 1000).unwrap());
         }
-        assert!(matches!(
-            guard.remember("n10", now, now + 1000),
-            Err(StoreError::Unavailable(_))
-        ));
+        match guard.remember("n10", now, now + 1000) {
+            Err(StoreError::Unavailable(why)) => {
+                assert!(why.contains("10 nonces waiting for the disk"), "{why}")
+            }
+            other => panic!("the eleventh nonce is refused by number: {other:?}"),
+        }
         assert!(!guard.remember("n3", now, now + 1000).unwrap(), "a replay");
         assert_eq!(guard.pending(), 10);
         drop(long_write);
@@ -554,17 +565,30 @@ mod tests {
         wait_until(|| guard.pending() == 0);
         assert_eq!(on_disk(&db), 11);
 
-        // By age: one nonce waits longer than the bound.
+        // By age: one nonce waits longer than the bound (the sleep is a lower bound: load only
+        // makes it wait longer).
+        let db = memory_db();
+        let limits = Limits {
+            every: Duration::from_millis(1),
+            max_unpersisted: MAX_UNPERSISTED,
+            max_unpersisted_for: Duration::from_millis(300),
+        };
+        let guard = NonceGuard::start(db.clone(), limits).unwrap();
         let long_write = db.begin_write().unwrap();
         assert!(guard.remember("a", now, now + 1000).unwrap());
         std::thread::sleep(limits.max_unpersisted_for);
-        assert!(matches!(
-            guard.remember("b", now, now + 1000),
-            Err(StoreError::Unavailable(_))
-        ));
+        match guard.remember("b", now, now + 1000) {
+            Err(StoreError::Unavailable(why)) => {
+                assert!(why.contains("waited for the disk over"), "{why}")
+            }
+            other => panic!("a nonce is refused once the oldest waited too long: {other:?}"),
+        }
+        assert!(!guard.remember("a", now, now + 1000).unwrap(), "a replay");
         drop(long_write);
         wait_until(|| guard.pending() == 0);
         assert!(guard.remember("b", now, now + 1000).unwrap());
+        wait_until(|| guard.pending() == 0);
+        assert_eq!(on_disk(&db), 2);
     }
 
     pub(crate) fn wait_until(mut done: impl FnMut() -> bool) {

@@ -99,22 +99,34 @@ async fn a_new_instance_is_exactly_one_durable_commit_and_a_repeat_none() {
 
 /// The job is written by the store, not the queue: the waiting worker must still wake at once
 /// rather than at its next idle poll (500 ms).
-#[tokio::test]
+///
+/// Tokio's clock is paused, so the measure is load-proof: it only moves when every task waits on a
+/// timer and no blocking task (redb's fsync'd commits run on the blocking pool) is running. The
+/// receive parks first (the 50 ms sleep ends only once it waits), the commit wakes it at 50 ms, and
+/// only the idle poll could end it at 500 ms or later, however slow the disk.
+#[tokio::test(start_paused = true)]
 async fn a_waiting_worker_wakes_for_a_job_queued_with_its_instance() {
+    const PARKED_FOR: Duration = Duration::from_millis(50);
+    const IDLE_POLL: Duration = Duration::from_millis(500);
     let h = host();
     let consumer = h.consumer.clone();
     // Nothing queued: this receive waits for a wake-up or its idle poll.
     let waiting = tokio::spawn(async move {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let got = consumer.receive(10, Duration::from_secs(30)).await.unwrap();
         (got.is_empty(), started.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    new_instance(&h, "CSWAKE", "wake-1").await;
+    tokio::time::sleep(PARKED_FOR).await;
+    let r = new_instance(&h, "CSWAKE", "wake-1").await;
+    assert_eq!(r.result_code, ResultCode::Processing, "{}", r.result_msg);
     let (empty, waited) = waiting.await.unwrap();
     assert!(empty, "the waiting receive returns to look again");
     assert!(
-        waited < Duration::from_millis(400),
+        waited >= PARKED_FOR,
+        "it waited for the commit rather than returning at once: waited {waited:?}"
+    );
+    assert!(
+        waited < IDLE_POLL,
         "woken by the commit, not by the idle poll: waited {waited:?}"
     );
 }

@@ -98,9 +98,17 @@ async fn the_primary_down_falls_back_to_the_other_host_signed_again() {
     );
     assert_ne!(seen[0].host_header, seen[1].host_header);
     assert!(seen[1].authorized, "re-signed for the fallback's Host");
-    // A primary that refuses connections, and a bad gateway, fall back too.
+    // A primary that refuses connections, and a bad gateway, fall back too. Nothing listens on
+    // a port the OS just handed out once its listener is dropped (another process could take it
+    // before the client connects: a small race on a fresh ephemeral port; a listener kept open
+    // would accept, which is not a refusal).
+    let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let refused = client_with(
-        "http://127.0.0.1:9",
+        &format!("http://127.0.0.1:{refused_port}"),
         &s.fallback_url(),
         "sim-sk",
         Duration::from_secs(2),
@@ -110,6 +118,11 @@ async fn the_primary_down_falls_back_to_the_other_host_signed_again() {
             .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
             .await
             .is_ok()
+    );
+    assert_eq!(
+        s.seen().last().map(|r| r.host),
+        Some("fallback"),
+        "answered by the fallback"
     );
     s.set_primary_down(false);
     s.inject(Fault::Status { status: 502 });

@@ -606,16 +606,39 @@ mod webhook {
     };
     use provisioners::WebhookProvisioner;
 
-    /// A vendor endpoint answering from a script of (status, body); records verified events.
-    async fn vendor(
-        script: Vec<(u16, &'static str)>,
-    ) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    /// One request to the vendor endpoint: whether its signature verified, and its JSON (`None`
+    /// if it was not JSON).
+    type Request = (bool, Option<serde_json::Value>);
+
+    /// What a vendor endpoint received, in order.
+    #[derive(Clone, Default)]
+    struct Received(Arc<Mutex<Vec<Request>>>);
+
+    impl Received {
+        /// The events received, in order. Fails the test if one was not a signed JSON event: the
+        /// endpoint records and answers such a request (401) rather than panicking in its handler,
+        /// where a panic would only have dropped the connection.
+        fn events(&self) -> Vec<serde_json::Value> {
+            let got = self.0.lock().unwrap().clone();
+            got.into_iter()
+                .enumerate()
+                .map(|(i, (signed, event))| {
+                    assert!(signed, "event {i} is signed: {event:?}");
+                    event.unwrap_or_else(|| panic!("event {i} is JSON"))
+                })
+                .collect()
+        }
+    }
+
+    /// A vendor endpoint answering signed events from a script of (status, body); records every
+    /// request (see [`Received::events`]).
+    async fn vendor(script: Vec<(u16, &'static str)>) -> (String, Received) {
         let script = Arc::new(Mutex::new(
             script
                 .into_iter()
                 .collect::<std::collections::VecDeque<_>>(),
         ));
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Received::default();
         let seen2 = seen.clone();
         let app = Router::new().route(
             "/hook",
@@ -623,16 +646,22 @@ mod webhook {
                 let script = script.clone();
                 let seen = seen2.clone();
                 async move {
-                    let ts = headers[HEADER_TIMESTAMP].to_str().unwrap().to_owned();
-                    let sig = headers[HEADER_SIGNATURE].to_str().unwrap().to_owned();
-                    assert_eq!(
-                        sig,
-                        webhook_signature("hook-secret", &ts, &body),
-                        "events are signed"
-                    );
-                    seen.lock()
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (ts, sig) = (header(HEADER_TIMESTAMP), header(HEADER_SIGNATURE));
+                    let signed = sig == webhook_signature("hook-secret", &ts, &body);
+                    seen.0
+                        .lock()
                         .unwrap()
-                        .push(serde_json::from_slice(&body).unwrap());
+                        .push((signed, serde_json::from_slice(&body).ok()));
+                    if !signed {
+                        return (StatusCode::UNAUTHORIZED, "bad signature");
+                    }
                     let (status, answer) =
                         script.lock().unwrap().pop_front().unwrap_or((200, "{}"));
                     (StatusCode::from_u16(status).unwrap(), answer)
@@ -677,7 +706,7 @@ mod webhook {
             (app.front_end_url.as_str(), app.password),
             ("https://v/i9", Some("pw-1".into()))
         );
-        let seen = seen.lock().unwrap();
+        let seen = seen.events();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1]["event"], "provision");
         assert_eq!(seen[1]["eventId"], "i9:provision");
@@ -685,7 +714,7 @@ mod webhook {
 
     #[tokio::test]
     async fn only_a_result_code_is_a_refusal_and_other_4xx_are_misconfigurations() {
-        let (url, _) = vendor(vec![(
+        let (url, seen) = vendor(vec![(
             200,
             r#"{"resultCode":"000106","resultMsg":"sold out"}"#,
         )])
@@ -696,7 +725,8 @@ mod webhook {
             }
             other => panic!("{other:?}"),
         }
-        let (url, _) = vendor(vec![(
+        assert_eq!(seen.events().len(), 1);
+        let (url, seen) = vendor(vec![(
             409,
             r#"{"resultCode":"000106","resultMsg":"none left"}"#,
         )])
@@ -708,6 +738,7 @@ mod webhook {
                 ..
             })
         ));
+        assert_eq!(seen.events().len(), 1);
         // A WAF's 403, a rotated secret's 401, a wrong path's 404, a proxy's
         // bare 4xx: not the vendor's "no"; never a refund.
         for status in [401, 403, 404, 400] {
@@ -718,11 +749,7 @@ mod webhook {
                 "{status}: {r:?}"
             );
             assert!(r.unwrap_err().is_retryable());
-            assert_eq!(
-                seen.lock().unwrap().len(),
-                1,
-                "no fast retries for {status}"
-            );
+            assert_eq!(seen.events().len(), 1, "no fast retries for {status}");
         }
     }
 
@@ -787,6 +814,10 @@ mod webhook {
         assert_eq!(*gets.lock().unwrap(), 0, "no redirect was followed");
     }
 
+    /// 5xx answers on every try, and an endpoint that cannot be talked to (it accepts each
+    /// connection and closes it at once, as a crashing server does), are transient: the order is
+    /// retried later, never failed. The endpoint is the test's own for its whole run, so no other
+    /// process can answer in its place; it counts the connections, one per try.
     #[tokio::test]
     async fn persistent_outage_is_transient_and_unreachable_too() {
         let (url, seen) = vendor(vec![(500, ""), (502, ""), (504, "")]).await;
@@ -794,12 +825,30 @@ mod webhook {
             provisioner(url).provision(&request()).await,
             Err(ProvisionError::Transient(_))
         ));
-        assert_eq!(seen.lock().unwrap().len(), 3);
-        let p = provisioner("http://127.0.0.1:9/hook".into());
-        assert!(matches!(
-            p.provision(&request()).await,
-            Err(ProvisionError::Transient(_))
-        ));
+        assert_eq!(seen.events().len(), 3);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        let p = provisioner(format!("http://{addr}/hook"));
+        match p.provision(&request()).await {
+            Err(ProvisionError::Transient(why)) => {
+                assert!(why.contains("webhook unreachable"), "{why}")
+            }
+            other => panic!("an endpoint that closes every connection: {other:?}"),
+        }
+        assert_eq!(
+            connections.load(std::sync::atomic::Ordering::SeqCst),
+            p.tries,
+            "each try reached the endpoint"
+        );
     }
 }
 

@@ -342,14 +342,23 @@ async fn receive_job<Q: Receive + ?Sized>(
 /// The consumer side of a job queue, on a fresh queue: an enqueued job is received with receive
 /// count 1 and its body as sent; a retry brings the same message back with the count raised; an ack
 /// and a dead letter each remove it for good.
+///
+/// Nothing here depends on how fast the machine runs. The first delivery is leased for longer than
+/// all the receives that look for it again can take, so only `retry_after` brings it back, never
+/// its lease running out. The acked and the dead-lettered deliveries are leased for `short`; a
+/// canary received after them with the same lease, and left unsettled, comes back only once their
+/// leases have run out too: every receive up to its return must bring neither of them back.
 pub async fn job_consumer_contract<Q: JobQueue + Receive>(queue: &Q) {
     use std::time::Duration;
+    // Each receive waits about a second at most when nothing is due (the embedded queue's idle
+    // poll, SQS's long poll), so 20 receives end well inside this lease.
+    let long = Duration::from_secs(120);
     let short = Duration::from_secs(1);
     let job = Job::Provision {
         instance_id: unique("job"),
     };
     queue.enqueue(&job).await.expect("enqueue");
-    let first = receive_job(queue, &job, short, 20)
+    let first = receive_job(queue, &job, long, 20)
         .await
         .expect("an enqueued job is received");
     assert_eq!(first.attempt, 1, "first delivery");
@@ -364,15 +373,10 @@ pub async fn job_consumer_contract<Q: JobQueue + Receive>(queue: &Q) {
         .expect("retry");
     let second = receive_job(queue, &job, short, 20)
         .await
-        .expect("a retried job comes back");
+        .expect("a retried job comes back (its lease has far to run: the retry brought it)");
     assert_eq!(second.message_id, first.message_id, "the same message");
     assert_eq!(second.attempt, 2, "its receive count raised");
     queue.ack(&second).await.expect("ack");
-    tokio::time::sleep(short + Duration::from_millis(200)).await;
-    assert!(
-        receive_job(queue, &job, short, 2).await.is_none(),
-        "an acked job never returns"
-    );
 
     let doomed = Job::Notify {
         instance_id: unique("job"),
@@ -386,11 +390,36 @@ pub async fn job_consumer_contract<Q: JobQueue + Receive>(queue: &Q) {
         .dead_letter(&m, "contract: gave up")
         .await
         .expect("dead letter");
-    tokio::time::sleep(short + Duration::from_millis(200)).await;
-    assert!(
-        receive_job(queue, &doomed, short, 2).await.is_none(),
-        "a dead-lettered job leaves the queue"
-    );
+
+    // The canary: leased as they were, after them, and never settled until it returns.
+    let canary = Job::Provision {
+        instance_id: unique("canary"),
+    };
+    queue.enqueue(&canary).await.expect("enqueue");
+    let leased = receive_job(queue, &canary, short, 20)
+        .await
+        .expect("the canary is received");
+    let mut back = None;
+    for _ in 0..60 {
+        for m in queue.receive(10, long).await.expect("receive") {
+            let got: Option<Job> = serde_json::from_str(&m.body).ok();
+            assert!(got.as_ref() != Some(&job), "an acked job never returns");
+            assert!(
+                got.as_ref() != Some(&doomed),
+                "a dead-lettered job leaves the queue"
+            );
+            if got.as_ref() == Some(&canary) {
+                back = Some(m);
+            }
+        }
+        if back.is_some() {
+            break;
+        }
+    }
+    let back = back.expect("the canary returns once its lease runs out");
+    assert_eq!(back.message_id, leased.message_id, "the same message");
+    assert_eq!(back.attempt, 2, "delivered again: its lease ran out");
+    queue.ack(&back).await.expect("ack");
 }
 
 #[cfg(test)]
