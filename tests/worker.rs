@@ -163,8 +163,8 @@ fn new_instance(order: &str, business_id: &str) -> serde_json::Value {
     json!({"activity":"newInstance","orderId":order,"orderLineId":format!("{order}-000001"),"businessId":business_id})
 }
 
-/// Defect 1 (a one-minute retry budget refunds good orders) and defect 4 (a release during an
-/// outage is never sent): the vendor's webhook is down for more than a minute. The order waits,
+/// A one-minute retry budget would refund good orders, and a release during an outage must still
+/// be sent: the vendor's webhook is down for more than a minute. The order waits,
 /// answering `000004`, and is provisioned when the vendor returns; the order released during the
 /// outage is never provisioned, and the vendor hears `released` for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +230,7 @@ async fn an_outage_longer_than_a_minute_delays_provisioning_and_a_release_during
     h.shutdown().await;
 }
 
-/// Defect 2: duplicate deliveries of one provisioning job, taken by a second worker (as a second
+/// Duplicate deliveries of one provisioning job, taken by a second worker (as a second
 /// Lambda invocation would) while the vendor is slow to answer, make one provision call; the
 /// duplicates wait for the claim instead of spending their attempts and failing the good order
 /// under the claim holder.
@@ -340,7 +340,7 @@ async fn duplicate_deliveries_make_one_provision_call_and_never_fail_the_order()
     h.shutdown().await;
 }
 
-/// Defect 3: freeze, unfreeze and release in quick succession while the vendor fails the first
+/// Freeze, unfreeze and release in quick succession while the vendor fails the first
 /// notice: the vendor accepts them strictly in order, each with the state it produced, and
 /// nothing after `released`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,7 +399,7 @@ async fn notices_reach_the_vendor_in_order_when_one_fails() {
     h.shutdown().await;
 }
 
-/// Defect 5 and the crash half of defect 2: the host is killed (SIGKILL) while the vendor is
+/// A crash mid-provisioning: the host is killed (SIGKILL) while the vendor is
 /// still answering the provision call. Restarted on the same data, it provisions the instance
 /// once the dead delivery's claim expires, with the same event ID (the vendor's idempotency key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,7 +473,7 @@ async fn sigkill_mid_provisioning_then_restart_provisions_the_order() {
     }
 }
 
-/// Defect 5: a provisioning job lost outside the worker (here taken off the queue while the host
+/// A provisioning job lost outside the worker (here taken off the queue while the host
 /// is down, as SQS's redrive policy or an expired message would) no longer leaves the order in
 /// `000004` for ever: after a restart the reconciler finds the instance and queues it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
