@@ -9,7 +9,7 @@ use std::sync::Arc;
 use koogallery::{
     clock::{Clock, SystemClock},
     config::Config,
-    metering::{UsageStore, api::UsageIngestion},
+    metering::UsageStore,
     provisioning::Provisioner,
 };
 use koogallery_aws::{DynamoStore, DynamoUsageStore, SqsConsumer, SqsQueue, bootstrap};
@@ -100,16 +100,11 @@ pub async fn start_aws_with(
         sealer,
     )?;
     let usage_api = UsageApi::new(
-        UsageIngestion {
-            key: config.secrets.usage.clone(),
-            nonces: store.clone(),
-            instances: store.clone(),
-            usage: usage.clone(),
-            jobs: Arc::new(sqs.clone()),
-            quotas: Arc::new(config.settings.metering.package_quotas.clone()),
-            clock: worker.clock.clone(),
-        },
-        &config.settings.metering,
+        &config,
+        store.clone(),
+        usage.clone(),
+        Arc::new(sqs.clone()),
+        worker.clock.clone(),
     );
     let (addr, stop, stopped, server) = serve(
         edge,

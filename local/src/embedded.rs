@@ -9,7 +9,6 @@ use crate::{
 use koogallery::{
     clock::{Clock, SystemClock},
     config::Config,
-    metering::api::UsageIngestion,
 };
 use koogallery_embedded::{EmbeddedConsumer, EmbeddedQueue, EmbeddedStore};
 
@@ -70,16 +69,13 @@ pub async fn start_on(
         provisioner,
         sealer,
     )?;
-    let ingestion = UsageIngestion {
-        key: config.secrets.usage.clone(),
-        nonces: store.clone(),
-        instances: store.clone(),
-        usage: store.clone(),
-        jobs: Arc::new(queue.clone()),
-        quotas: Arc::new(config.settings.metering.package_quotas.clone()),
-        clock: worker.clock.clone(),
-    };
-    let usage = UsageApi::new(ingestion, &config.settings.metering);
+    let usage = UsageApi::new(
+        &config,
+        store.clone(),
+        store.clone(),
+        Arc::new(queue.clone()),
+        worker.clock.clone(),
+    );
     let (addr, stop, stopped, server) =
         serve(edge, Some(usage), &settings, Some(kit_key.public_key_pem())).await?;
     let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);

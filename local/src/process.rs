@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::{LocalSettings, start};
 use koogallery::{
     config::{Config, Env, catalog},
-    logging::LogSettings,
+    logging::{LogFormat, LogSettings},
 };
 
 /// `make run`'s process entry: [`run_from_env`], with a failure said plainly (a bad setting names
@@ -71,6 +71,6 @@ pub(crate) async fn run_aws_from_env(
 
 /// Metrics as the logs are written: EMF lines with JSON logs (as on AWS), debug lines otherwise.
 pub fn local_metrics() -> Arc<dyn koogallery::metrics::Metrics> {
-    let json = LogSettings::read(&Env::process()).is_ok_and(|log| log.format.is_json());
+    let json = LogFormat::read(&Env::process()).is_ok_and(LogFormat::is_json);
     koogallery::metrics::for_log_format(json)
 }

@@ -10,14 +10,20 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use koogallery::metering::{api::UsageIngestion, estimate::UsageEstimates};
+use koogallery::{
+    clock::Clock,
+    config::Config,
+    instance::InstanceStore,
+    jobs::JobQueue,
+    metering::{UsageStore, api::UsageIngestion, estimate::UsageEstimates},
+    security::replay::NonceStore,
+};
 
 /// Largest `POST /usage` body: 1000 reports of a few hundred bytes each.
 pub(crate) const MAX_USAGE_BODY: usize = 1 << 20;
 
-/// `POST /usage`: the vendor's application reports usage (`koogallery::metering::api`). `None`:
-/// this backend keeps no usage (the AWS adapters, in this release), and the route says so.
-/// The vendor app's usage endpoints: `POST /usage` (ingestion) and `GET /usage/estimate`.
+/// The vendor app's usage endpoints: `POST /usage` (ingestion, `koogallery::metering::api`) and
+/// `GET /usage/estimate`.
 #[derive(Clone)]
 pub struct UsageApi {
     pub ingestion: Arc<UsageIngestion>,
@@ -25,8 +31,28 @@ pub struct UsageApi {
 }
 
 impl UsageApi {
-    /// Both endpoints over `ingestion`'s stores, with the configured prices.
-    pub fn new(ingestion: UsageIngestion, metering: &koogallery::config::MeteringSettings) -> Self {
+    /// Both endpoints, for either backend: its store (replay guard and instances), its usage store
+    /// and jobs queue, with the configured usage key, package quotas and prices.
+    pub fn new<S>(
+        config: &Config,
+        store: Arc<S>,
+        usage: Arc<dyn UsageStore>,
+        jobs: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+    ) -> Self
+    where
+        S: NonceStore + InstanceStore + 'static,
+    {
+        let metering = &config.settings.metering;
+        let ingestion = UsageIngestion {
+            key: config.secrets.usage.clone(),
+            nonces: store.clone(),
+            instances: store,
+            usage,
+            jobs,
+            quotas: Arc::new(metering.package_quotas.clone()),
+            clock,
+        };
         let estimates = ingestion.estimates(metering.pricing.clone());
         Self {
             ingestion: Arc::new(ingestion),

@@ -16,6 +16,14 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
+    /// A host's: `KOOGALLERY_LOG_FORMAT`, `text` or `json`.
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(match env.choice(&catalog::LOG_FORMAT, &["text", "json"])? {
+            "json" => Self::Json,
+            _ => Self::Text,
+        })
+    }
+
     /// Lines are JSON, so metrics go out as EMF lines beside them.
     pub fn is_json(self) -> bool {
         !matches!(self, Self::Text)
@@ -32,11 +40,7 @@ pub struct LogSettings {
 impl LogSettings {
     /// A host's: `KOOGALLERY_LOG_FORMAT` (`text` or `json`) and `RUST_LOG`.
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let format = match env.choice(&catalog::LOG_FORMAT, &["text", "json"])? {
-            "json" => LogFormat::Json,
-            _ => LogFormat::Text,
-        };
-        Self::with_format(env, format)
+        Self::with_format(env, LogFormat::read(env)?)
     }
 
     /// A Lambda function's: always [`LogFormat::Lambda`], and `RUST_LOG`.
