@@ -12,6 +12,7 @@
 //! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates
 //! config/        every setting defined once (catalog), per concept; the typed secrets
 //! logging        one log set-up for every process
+//! failure        what every port failure carries: its words and its cause (`Detail`)
 //! retry          the one retry policy: a capped, doubling delay, with or without jitter
 //! testing/       fakes, the in-memory test bed, port contracts (feature `testing`)
 //! ```
@@ -21,12 +22,13 @@
 //!
 //! Wire DTOs (`protocol`) and the domain (`instance`, `order`, `provisioning`) never import each
 //! other; the callbacks translate (a test in `tests/architecture.rs` holds this). [`ResultCode`],
-//! [`clock`] and [`storage`] are the small vocabulary both sides share.
+//! [`clock`], [`failure`] and [`storage`] are the small vocabulary both sides share.
 
 pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod failure;
 pub mod instance;
 pub mod jobs;
 pub mod logging;

@@ -1,5 +1,7 @@
-//! The failure every storage port shares (instances, nonces): whether retrying can help decides
-//! the result code, the SQS batch-item failure and the dead-letter path.
+//! The failure every storage port shares (instances, nonces, usage, the directory): whether
+//! retrying can help decides the result code, the SQS batch-item failure and the dead-letter path.
+
+pub use crate::failure::Detail;
 
 /// A storage port failure.
 #[derive(Debug, thiserror::Error)]
@@ -9,10 +11,10 @@ pub enum StoreError {
     Conflict,
     /// The store could not be reached or timed out: worth retrying.
     #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Detail),
     /// A stored record cannot be decoded: retrying will not help.
     #[error("stored record is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Detail),
 }
 
 impl StoreError {

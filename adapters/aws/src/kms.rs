@@ -13,6 +13,7 @@ use std::{collections::HashMap, sync::Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_kms::{primitives::Blob, types::DataKeySpec};
+use koogallery::failure::Detail;
 use koogallery::security::at_rest::{
     CredentialSealer, SealError, aead_open, aead_seal, bound_to, decode_base64, encode_base64,
     unbound_v1,
@@ -59,7 +60,7 @@ impl KmsSealer {
 fn data_key(bytes: &[u8]) -> Result<[u8; 32], SealError> {
     bytes
         .try_into()
-        .map_err(|_| SealError::Corrupt(format!("data key of {} bytes", bytes.len())))
+        .map_err(|_| SealError::Corrupt(format!("data key of {} bytes", bytes.len()).into()))
 }
 
 #[async_trait]
@@ -74,10 +75,7 @@ impl CredentialSealer for KmsSealer {
             .send()
             .await
             .map_err(|e| {
-                SealError::Unavailable(format!(
-                    "KMS GenerateDataKey: {}",
-                    aws_sdk_kms::error::DisplayErrorContext(e)
-                ))
+                SealError::Unavailable(Detail::caused_by("KMS GenerateDataKey failed", e))
             })?;
         let (Some(plain_key), Some(wrapped)) = (out.plaintext(), out.ciphertext_blob()) else {
             return Err(SealError::Unavailable(
@@ -122,14 +120,11 @@ impl CredentialSealer for KmsSealer {
                     let wrong = e.as_service_error().is_some_and(|s| {
                         s.is_invalid_ciphertext_exception() || s.is_incorrect_key_exception()
                     });
-                    let text = format!(
-                        "KMS Decrypt: {}",
-                        aws_sdk_kms::error::DisplayErrorContext(e)
-                    );
+                    let detail = Detail::caused_by("KMS Decrypt failed", e);
                     if wrong {
-                        SealError::Corrupt(text)
+                        SealError::Corrupt(detail)
                     } else {
-                        SealError::Unavailable(text)
+                        SealError::Unavailable(detail)
                     }
                 })?;
                 let key = data_key(

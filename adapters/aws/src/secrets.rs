@@ -19,9 +19,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_secretsmanager::{Client, error::DisplayErrorContext};
+use aws_sdk_secretsmanager::Client;
 use koogallery::{
     config::{ConfigError, Env, HeldSecrets, Keys, OpenApiKeys, SecretPart, Secrets, SecretsError},
+    failure::Detail,
     security::{KeyRing, SecretKey},
 };
 use serde_json::{Map, Value};
@@ -41,15 +42,17 @@ pub fn part_from_secret_json(part: SecretPart, s: &str) -> Result<ParsedPart, Se
     let what = part.describe();
     // Only the error's kind and position are reported: serde's messages may quote content.
     let value: Value = serde_json::from_str(s).map_err(|e| {
-        SecretsError(format!(
+        SecretsError::Invalid(Detail::new(format!(
             "{what} is not valid JSON ({:?} error at line {}, column {})",
             e.classify(),
             e.line(),
             e.column()
-        ))
+        )))
     })?;
     let Value::Object(map) = value else {
-        return Err(SecretsError(format!("{what} is not a JSON object")));
+        return Err(SecretsError::Invalid(
+            format!("{what} is not a JSON object").into(),
+        ));
     };
     let mut held = HeldSecrets::default();
     match part {
@@ -70,7 +73,7 @@ pub fn part_from_secret_json(part: SecretPart, s: &str) -> Result<ParsedPart, Se
                 optional(&map, part, "sk")?.map(|k| k.expose().to_owned()),
                 ("ak", "sk"),
             )
-            .map_err(|why| SecretsError(format!("{what}: {why}")))?;
+            .map_err(|why| SecretsError::Invalid(format!("{what}: {why}").into()))?;
         }
         SecretPart::Webhook => held.webhook = optional(&map, part, "webhookSecret")?,
         SecretPart::Usage => held.usage = optional(&map, part, "usageKey")?,
@@ -79,7 +82,12 @@ pub fn part_from_secret_json(part: SecretPart, s: &str) -> Result<ParsedPart, Se
             // The key's own error names the problem (too small, not PEM), never its bytes.
             let key =
                 koogallery::security::kit_client_secret::ClientSecretKey::from_pem(pem.expose())
-                    .map_err(|e| SecretsError(format!("{what}: kitRsaPrivateKey: {e}")))?;
+                    .map_err(|e| {
+                        SecretsError::Invalid(Detail::caused_by(
+                            format!("{what}: kitRsaPrivateKey"),
+                            e,
+                        ))
+                    })?;
             held.kit_rsa = Some(std::sync::Arc::new(key));
         }
     }
@@ -100,10 +108,9 @@ fn optional(
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(v)) if v.trim().is_empty() => Ok(None),
         Some(Value::String(v)) => Ok(Some(SecretKey::new(v.clone()))),
-        Some(_) => Err(SecretsError(format!(
-            "field {field} of {} is not a string",
-            part.describe()
-        ))),
+        Some(_) => Err(SecretsError::Invalid(
+            format!("field {field} of {} is not a string", part.describe()).into(),
+        )),
     }
 }
 
@@ -113,10 +120,9 @@ fn required(
     field: &str,
 ) -> Result<SecretKey, SecretsError> {
     optional(map, part, field)?.ok_or_else(|| {
-        SecretsError(format!(
-            "{} has no {field} (missing or empty)",
-            part.describe()
-        ))
+        SecretsError::Invalid(
+            format!("{} has no {field} (missing or empty)", part.describe()).into(),
+        )
     })
 }
 
@@ -164,13 +170,11 @@ impl SecretsManagerSecrets {
 
     async fn load(&self, part: SecretPart) -> Result<&HeldSecrets, SecretsError> {
         let (Some(id), Some(cell)) = (self.ids.get(&part), self.cache.get(&part)) else {
-            return Err(SecretsError(format!(
-                "{} is not configured ({})",
-                part.describe(),
-                part.env_var()
-            )));
+            return Err(SecretsError::Invalid(
+                format!("{} is not configured ({})", part.describe(), part.env_var()).into(),
+            ));
         };
-        let named = |why: String| SecretsError(format!("secret {id} ({}): {why}", part.env_var()));
+        let named = |why: &str| format!("secret {id} ({}): {why}", part.env_var());
         cell.get_or_try_init(|| async {
             let out = self
                 .client
@@ -178,11 +182,16 @@ impl SecretsManagerSecrets {
                 .secret_id(id)
                 .send()
                 .await
-                .map_err(|e| named(format!("cannot be read: {}", DisplayErrorContext(e))))?;
+                .map_err(|e| {
+                    SecretsError::Unavailable(Detail::caused_by(named("cannot be read"), e))
+                })?;
             let raw = out.secret_string().ok_or_else(|| {
-                named("has no SecretString (binary secrets are not supported)".to_owned())
+                SecretsError::Invalid(
+                    named("has no SecretString (binary secrets are not supported)").into(),
+                )
             })?;
-            let parsed = part_from_secret_json(part, raw).map_err(|e| named(e.0))?;
+            let parsed = part_from_secret_json(part, raw)
+                .map_err(|e| SecretsError::Invalid(named(e.what()).into()))?;
             if !parsed.misplaced.is_empty() {
                 tracing::warn!(
                     secret = %id,
@@ -289,7 +298,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_part_and_the_field_and_never_a_value() {
-        let err = |part, s: &str| part_from_secret_json(part, s).unwrap_err().0;
+        let err = |part, s: &str| part_from_secret_json(part, s).unwrap_err().to_string();
         let keys = SecretPart::CallbackKeys;
         let e = err(keys, r#"{"kitKey":"kk-secret-value"}"#);
         assert!(

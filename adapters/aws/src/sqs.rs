@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::{
     Client,
-    error::{DisplayErrorContext, SdkError},
+    error::SdkError,
     types::{Message, MessageAttributeValue, MessageSystemAttributeName},
 };
+use koogallery::failure::Detail;
 use koogallery::jobs::{
     Job, JobQueue, QueueError,
     consume::{QueueMessage, Receive, Settle},
@@ -38,12 +39,13 @@ pub struct SqsQueue {
     queue_url: String,
 }
 
-fn failure<E, R>(op: &str, err: &SdkError<E, R>) -> QueueError
+/// An SQS call that failed: worth retrying. Names the operation and keeps the SDK error as the
+/// source.
+fn failure<E, R>(op: &str, err: SdkError<E, R>) -> QueueError
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    SdkError<E, R>: std::error::Error + Send + Sync + 'static,
 {
-    QueueError(format!("SQS {op} failed: {}", DisplayErrorContext(err)))
+    QueueError::Unavailable(Detail::caused_by(format!("SQS {op} failed"), err))
 }
 
 /// A received SDK message as the worker's [`QueueMessage`]; `None` without a receipt handle (nothing
@@ -126,7 +128,7 @@ impl SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| failure(&format!("ReceiveMessage from {}", self.queue_url), &e))?;
+            .map_err(|e| failure(&format!("ReceiveMessage from {}", self.queue_url), e))?;
         Ok(out
             .messages()
             .iter()
@@ -148,7 +150,7 @@ impl SqsQueue {
             .receipt_handle(receipt_handle)
             .send()
             .await
-            .map_err(|e| failure(&format!("DeleteMessage on {}", self.queue_url), &e))?;
+            .map_err(|e| failure(&format!("DeleteMessage on {}", self.queue_url), e))?;
         Ok(())
     }
 
@@ -166,12 +168,7 @@ impl SqsQueue {
             .visibility_timeout(whole_secs(delay, MAX_VISIBILITY_SECS))
             .send()
             .await
-            .map_err(|e| {
-                failure(
-                    &format!("ChangeMessageVisibility on {}", self.queue_url),
-                    &e,
-                )
-            })?;
+            .map_err(|e| failure(&format!("ChangeMessageVisibility on {}", self.queue_url), e))?;
         Ok(())
     }
 
@@ -183,7 +180,7 @@ impl SqsQueue {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| failure(&format!("SendMessage to {queue_url}"), &e))?;
+            .map_err(|e| failure(&format!("SendMessage to {queue_url}"), e))?;
         Ok(())
     }
 
@@ -205,7 +202,9 @@ impl SqsQueue {
                 reason
             })
             .build()
-            .map_err(|e| QueueError(format!("cannot build the reason attribute: {e}")))?;
+            .map_err(|e| {
+                QueueError::Corrupt(Detail::caused_by("cannot build the reason attribute", e))
+            })?;
         self.client
             .send_message()
             .queue_url(queue_url)
@@ -213,7 +212,7 @@ impl SqsQueue {
             .message_attributes(REASON_ATTRIBUTE, reason)
             .send()
             .await
-            .map_err(|e| failure(&format!("SendMessage (dead letter) to {queue_url}"), &e))?;
+            .map_err(|e| failure(&format!("SendMessage (dead letter) to {queue_url}"), e))?;
         Ok(())
     }
 }
@@ -222,7 +221,7 @@ impl SqsQueue {
 impl JobQueue for SqsQueue {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
         let body = serde_json::to_string(job)
-            .map_err(|e| QueueError(format!("cannot encode job: {e}")))?;
+            .map_err(|e| QueueError::Corrupt(Detail::caused_by("cannot encode job", e)))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -236,7 +235,7 @@ impl JobQueue for SqsQueue {
                         job.subject(),
                         self.queue_url
                     ),
-                    &e,
+                    e,
                 )
             })?;
         Ok(())

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{emulator_config, unique};
-use koogallery::config::{SecretPart, Secrets};
+use std::error::Error;
+
+use koogallery::config::{SecretPart, Secrets, SecretsError};
 use koogallery_aws::SecretsManagerSecrets;
 
 async fn create(client: &aws_sdk_secretsmanager::Client, prefix: &str, value: &str) -> String {
@@ -80,9 +82,13 @@ async fn errors_name_the_secret_or_the_field() {
         .await
         .unwrap_err();
     assert!(
-        err.0.contains(&missing) && err.0.contains("KOOGALLERY_OPENAPI_SECRET_ID"),
+        err.to_string().contains(&missing)
+            && err.to_string().contains("KOOGALLERY_OPENAPI_SECRET_ID"),
         "{err}"
     );
+    // The service's own answer is kept as the source, for code that inspects it.
+    let detail = err.source().expect("a detail");
+    assert!(detail.source().is_some(), "{err:?}");
 
     let id = create(&client, "koogallery-keys", r#"{"accessKey":"ak-value"}"#).await;
     let secrets = SecretsManagerSecrets::new(client, [(SecretPart::CallbackKeys, id.clone())]);
@@ -90,9 +96,20 @@ async fn errors_name_the_secret_or_the_field() {
         .read_parts(&[SecretPart::CallbackKeys])
         .await
         .unwrap_err();
-    assert!(err.0.contains("kitKey") && err.0.contains(&id), "{err}");
-    assert!(!err.0.contains("ak-value"), "{err}");
+    assert!(
+        err.to_string().contains("kitKey") && err.to_string().contains(&id),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("ak-value"), "{err}");
+    // A malformed secret is a set-up fault: retrying cannot mend it.
+    assert!(
+        matches!(err, SecretsError::Invalid(_)) && !err.is_retryable(),
+        "{err:?}"
+    );
     // A part no secret was given for is named, not silently empty.
     let err = secrets.read_parts(&[SecretPart::Usage]).await.unwrap_err();
-    assert!(err.0.contains("KOOGALLERY_USAGE_KEY_SECRET_ID"), "{err}");
+    assert!(
+        err.to_string().contains("KOOGALLERY_USAGE_KEY_SECRET_ID"),
+        "{err}"
+    );
 }

@@ -314,7 +314,7 @@ async fn an_unknown_queue_is_an_error_with_context() {
     let (queue, _) = queues(3).await;
     let bogus = format!("{}-missing", queue.queue_url());
     let err = queue.send_raw(&bogus, "{}").await.unwrap_err();
-    assert!(err.0.contains("SendMessage"), "{err}");
+    assert!(err.to_string().contains("SendMessage"), "{err}");
 }
 
 #[tokio::test]

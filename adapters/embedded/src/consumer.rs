@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use koogallery::{
     clock::Clock,
+    failure::Detail,
     jobs::{
         Job, JobQueue, QueueError,
         consume::{QueueMessage, Receive, Settle},
@@ -37,17 +38,20 @@ impl EmbeddedConsumer {
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 fn message_id(m: &QueueMessage) -> Result<u64, QueueError> {
-    m.receipt
-        .parse()
-        .map_err(|_| QueueError(format!("not an embedded queue receipt: {}", m.receipt)))
+    m.receipt.parse().map_err(|_| {
+        QueueError::Corrupt(format!("not an embedded queue receipt: {}", m.receipt).into())
+    })
 }
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, QueueError> + Send + 'static,
 ) -> Result<T, QueueError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(QueueError(format!("queue task failed: {e}"))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(QueueError::Unavailable(Detail::caused_by(
+            "queue task failed",
+            e,
+        )))
+    })
 }
 
 #[async_trait]
@@ -92,7 +96,7 @@ impl Receive for EmbeddedConsumer {
         match blocking(move || q.receive(now, visibility)).await? {
             Some(d) => {
                 let body = serde_json::to_string(&d.job)
-                    .map_err(|e| QueueError(format!("cannot encode job: {e}")))?;
+                    .map_err(|e| QueueError::Corrupt(Detail::caused_by("cannot encode job", e)))?;
                 Ok(vec![QueueMessage::new(
                     format!("embedded-{}", d.id),
                     d.id.to_string(),

@@ -85,7 +85,7 @@ impl Scope {
     /// reported, and retrying will not help).
     fn corrupt(&self, e: StoreError) -> Fault {
         let m = match e {
-            StoreError::Corrupt(m) => m,
+            StoreError::Corrupt(m) => m.to_string(),
             other => other.to_string(),
         };
         Fault::Corrupt(format!(

@@ -61,7 +61,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use koogallery::{StoreError, jobs::QueueError};
+use koogallery::{StoreError, failure::Detail, jobs::QueueError};
 use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 use tokio::sync::Notify;
 
@@ -332,13 +332,13 @@ impl EmbeddedStore {
     ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()).into())
             })?;
         }
         owner_only(path)?;
         let db = Db::with_opener(
             opener().map_err(|e| {
-                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()).into())
             })?,
             Some(opener),
         );
@@ -430,7 +430,7 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let denied = |e: std::io::Error| {
-            StoreError::Unavailable(format!("cannot secure {}: {e}", path.display()))
+            StoreError::Unavailable(format!("cannot secure {}: {e}", path.display()).into())
         };
         std::fs::OpenOptions::new()
             .create(true)
@@ -496,10 +496,10 @@ from_redb!(
 impl From<Fault> for StoreError {
     fn from(f: Fault) -> Self {
         match f {
-            Fault::Db(e) => StoreError::Unavailable(e.to_string()),
-            Fault::Corrupt(m) => StoreError::Corrupt(m),
+            Fault::Db(e) => StoreError::Unavailable(Detail::caused_by("redb failed", e)),
+            Fault::Corrupt(m) => StoreError::Corrupt(m.into()),
             Fault::Conflict => StoreError::Conflict,
-            Fault::Task(m) => StoreError::Unavailable(format!("storage task failed: {m}")),
+            Fault::Task(m) => StoreError::Unavailable(format!("storage task failed: {m}").into()),
         }
     }
 }
@@ -507,10 +507,11 @@ impl From<Fault> for StoreError {
 impl From<Fault> for QueueError {
     fn from(f: Fault) -> Self {
         match f {
-            Fault::Db(e) => QueueError(e.to_string()),
-            Fault::Corrupt(m) => QueueError(format!("corrupt queue record: {m}")),
-            Fault::Conflict => QueueError("queue write conflict".into()),
-            Fault::Task(m) => QueueError(format!("queue task failed: {m}")),
+            Fault::Db(e) => QueueError::Unavailable(Detail::caused_by("redb failed", e)),
+            Fault::Corrupt(m) => QueueError::Corrupt(m.into()),
+            // The queue's writes are not conditional: a conflict is a race worth retrying.
+            Fault::Conflict => QueueError::Unavailable("queue write conflict".into()),
+            Fault::Task(m) => QueueError::Unavailable(format!("queue task failed: {m}").into()),
         }
     }
 }

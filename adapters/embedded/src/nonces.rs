@@ -198,7 +198,7 @@ impl NonceGuard {
             return Ok(false);
         }
         if let Some(why) = s.refusal(&self.shared.limits) {
-            return Err(StoreError::Unavailable(why));
+            return Err(StoreError::Unavailable(why.into()));
         }
         if let Some(exp) = known {
             s.expiry.remove(&(exp, nonce.to_owned()));
@@ -553,7 +553,10 @@ mod tests {
         }
         match guard.remember("n10", now, now + 1000) {
             Err(StoreError::Unavailable(why)) => {
-                assert!(why.contains("10 nonces waiting for the disk"), "{why}")
+                assert!(
+                    why.what().contains("10 nonces waiting for the disk"),
+                    "{why}"
+                )
             }
             other => panic!("the eleventh nonce is refused by number: {other:?}"),
         }
@@ -579,7 +582,7 @@ mod tests {
         std::thread::sleep(limits.max_unpersisted_for);
         match guard.remember("b", now, now + 1000) {
             Err(StoreError::Unavailable(why)) => {
-                assert!(why.contains("waited for the disk over"), "{why}")
+                assert!(why.what().contains("waited for the disk over"), "{why}")
             }
             other => panic!("a nonce is refused once the oldest waited too long: {other:?}"),
         }

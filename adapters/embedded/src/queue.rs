@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::{
     clock::{Clock, SystemClock},
+    failure::Detail,
     jobs::{Job, JobQueue, QueueError},
 };
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
@@ -111,8 +112,8 @@ impl EmbeddedQueue {
     /// Appends `job`, visible from `now`; returns its id. [`JobQueue::enqueue`] calls this with the
     /// queue's clock.
     pub fn enqueue_at(&self, job: &Job, now: DateTime<Utc>) -> Result<u64, QueueError> {
-        let json =
-            serde_json::to_vec(job).map_err(|e| QueueError(format!("cannot encode job: {e}")))?;
+        let json = serde_json::to_vec(job)
+            .map_err(|e| QueueError::Corrupt(Detail::caused_by("cannot encode job", e)))?;
         Ok(enqueue(&self.db, &json, millis(now))?)
     }
 
@@ -349,8 +350,8 @@ impl JobQueue for EmbeddedQueue {
     /// Durable once this returns: the commit is fsync'd (on a blocking thread, see
     /// `EmbeddedStore::blocking` for why).
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
-        let json =
-            serde_json::to_vec(job).map_err(|e| QueueError(format!("cannot encode job: {e}")))?;
+        let json = serde_json::to_vec(job)
+            .map_err(|e| QueueError::Corrupt(Detail::caused_by("cannot encode job", e)))?;
         let now_ms = millis(self.clock.now());
         run_blocking(self.db.clone(), move |db| enqueue(db, &json, now_ms)).await?;
         Ok(())

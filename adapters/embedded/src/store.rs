@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use koogallery::failure::Detail;
 use koogallery::{
     StoreError,
     instance::{
@@ -249,7 +250,7 @@ impl OrderLineIntake for EmbeddedStore {
         job: &Job,
     ) -> Result<CreateOutcome, IntakeError> {
         let json = serde_json::to_vec(job)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode job: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(Detail::caused_by("cannot encode job", e)))?;
         // Visible from the order's own time: the instance's clock is the callbacks' (injected in
         // tests), as the consumer's is.
         let now_ms = millis(instance.created_at);
@@ -399,7 +400,7 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         assert!(
-            !StoreError::Corrupt(String::new()).is_retryable(),
+            !StoreError::Corrupt(Detail::new("")).is_retryable(),
             "callers stop retrying a corrupt record"
         );
     }

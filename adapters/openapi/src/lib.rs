@@ -200,7 +200,7 @@ impl OpenApiClient {
     async fn get(&self, path: &str, query: &str) -> Result<(u16, Vec<u8>), MarketplaceError> {
         self.send(reqwest::Method::GET, path, query, b"", Vec::new)
             .await
-            .map_err(MarketplaceError::Unavailable)
+            .map_err(|m| MarketplaceError::Unavailable(m.into()))
     }
 }
 
@@ -234,23 +234,23 @@ pub fn classify(status: u16, body: &[u8]) -> Option<MarketplaceError> {
     let detail = format!("HTTP {status} {code} {message}").trim().to_owned();
     Some(if code.starts_with("APIG") {
         if is_retryable_gateway_code(&code) {
-            MarketplaceError::Unavailable(detail)
+            MarketplaceError::Unavailable(detail.into())
         } else {
             // The gateway refused our signature or key: a setup to fix, not an order to fail.
-            MarketplaceError::Misconfigured(detail)
+            MarketplaceError::Misconfigured(detail.into())
         }
     } else if code.is_empty() {
         if status >= 500 || status == 429 {
-            MarketplaceError::Unavailable(detail)
+            MarketplaceError::Unavailable(detail.into())
         } else {
-            MarketplaceError::Misconfigured(format!("unexpected answer: {detail}"))
+            MarketplaceError::Misconfigured(format!("unexpected answer: {detail}").into())
         }
     } else if is_retryable_code(&code) {
-        MarketplaceError::Unavailable(detail)
+        MarketplaceError::Unavailable(detail.into())
     } else if matches!(code.as_str(), "MKT.0150" | "MKT.0151" | "MKT.0154") {
-        MarketplaceError::Misconfigured(detail)
+        MarketplaceError::Misconfigured(detail.into())
     } else {
-        MarketplaceError::NotFound(detail)
+        MarketplaceError::NotFound(detail.into())
     })
 }
 
@@ -275,10 +275,13 @@ pub fn order_details(
         .find(|l| l.order_line_id.as_deref() == Some(order_line_id))
         .or_else(|| info.order_line.first())
     else {
-        return Err(MarketplaceError::NotFound(format!(
-            "order {} has no line {order_line_id}",
-            info.order_id.unwrap_or_default()
-        )));
+        return Err(MarketplaceError::NotFound(
+            format!(
+                "order {} has no line {order_line_id}",
+                info.order_id.unwrap_or_default()
+            )
+            .into(),
+        ));
     };
     let product = line.product_info.first().cloned().unwrap_or_default();
     let buyer = info.buyer_info.clone().unwrap_or_default();
@@ -333,13 +336,13 @@ impl MarketplaceClient for OpenApiClient {
             return Err(e);
         }
         let answer: QueryOrderResponse = serde_json::from_slice(&body).map_err(|e| {
-            MarketplaceError::Unavailable(format!(
-                "Query Order answer is not the expected JSON: {e}"
-            ))
+            MarketplaceError::Unavailable(
+                format!("Query Order answer is not the expected JSON: {e}").into(),
+            )
         })?;
-        let info = answer
-            .order_info
-            .ok_or_else(|| MarketplaceError::NotFound(format!("order {order_id}: no orderInfo")))?;
+        let info = answer.order_info.ok_or_else(|| {
+            MarketplaceError::NotFound(format!("order {order_id}: no orderInfo").into())
+        })?;
         order_details(info, order_line_id)
     }
 }

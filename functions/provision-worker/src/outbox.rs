@@ -149,7 +149,7 @@ impl Worker {
                 if let ProvisionError::Misconfigured(why) = &e {
                     tracing::error!(
                         instance_id,
-                        why,
+                        why = %why,
                         "the vendor's endpoint is misconfigured; notices keep retrying"
                     );
                     self.metrics.record(Metric::ProvisionerMisconfigured);

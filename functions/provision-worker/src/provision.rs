@@ -57,7 +57,7 @@ impl Worker {
         if let JobError::Provisioner(ProvisionError::Misconfigured(why)) = &error {
             tracing::error!(
                 instance_id,
-                why,
+                why = %why,
                 "the vendor's endpoint is misconfigured; provisioning keeps retrying"
             );
             self.metrics.record(Metric::ProvisionerMisconfigured);

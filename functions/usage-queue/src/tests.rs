@@ -44,7 +44,7 @@ impl Settle for Queues {
     }
     async fn dead_letter(&self, m: &QueueMessage, reason: &str) -> Result<(), QueueError> {
         if self.dlq_down.load(Ordering::SeqCst) {
-            return Err(QueueError("the DLQ is unreachable".into()));
+            return Err(QueueError::Unavailable("the DLQ is unreachable".into()));
         }
         self.dead
             .lock()

@@ -83,7 +83,7 @@ impl CallbackError {
         match self {
             Self::InvalidParameter(_) | Self::Credential(_) => false,
             Self::Domain(e) => e.is_retryable(),
-            Self::Queue(_) => true,
+            Self::Queue(e) => e.is_retryable(),
             Self::AtRest(e) => e.is_retryable(),
             Self::Directory(e) => e.is_retryable(),
             Self::ClientSecret(_) => false,
@@ -301,7 +301,7 @@ mod tests {
             "instance i-1 has been released"
         );
 
-        let queue = CallbackError::from(QueueError("SQS down".into()));
+        let queue = CallbackError::from(QueueError::Unavailable("SQS down".into()));
         assert!(queue.is_retryable());
         assert!(!queue.to_reply().result_msg.contains("SQS"));
 

@@ -593,9 +593,9 @@ mod tests {
             &self,
             instance_id: &str,
         ) -> Result<Vec<crate::metering::UsageWindow>, crate::StoreError> {
-            Err(crate::StoreError::Unavailable(format!(
-                "queryInstance read every window of {instance_id}"
-            )))
+            Err(crate::StoreError::Unavailable(
+                format!("queryInstance read every window of {instance_id}").into(),
+            ))
         }
         async fn windows_at(
             &self,

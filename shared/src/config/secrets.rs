@@ -208,9 +208,30 @@ impl SecretBundle {
     }
 }
 
+/// A [`Secrets`] port failure. Neither carries a secret's value: only which secret and field.
 #[derive(Debug, thiserror::Error)]
-#[error("secrets unavailable: {0}")]
-pub struct SecretsError(pub String);
+pub enum SecretsError {
+    /// The secret store could not be reached or timed out: worth retrying.
+    #[error("secrets unavailable: {0}")]
+    Unavailable(#[source] crate::failure::Detail),
+    /// A secret is not configured, or its content is malformed: a set-up fault that retrying
+    /// cannot fix.
+    #[error("secret invalid: {0}")]
+    Invalid(#[source] crate::failure::Detail),
+}
+
+impl SecretsError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// The words, without the variant's prefix (for messages that add their own).
+    pub fn what(&self) -> &str {
+        match self {
+            Self::Unavailable(d) | Self::Invalid(d) => d.what(),
+        }
+    }
+}
 
 /// Where the secrets come from; read once per process and cached by the caller.
 #[async_trait]

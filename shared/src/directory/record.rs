@@ -2,6 +2,7 @@
 //! across releases. `tests/fixtures/directory_records_v1.json` pins it; never change a field's name
 //! or meaning without a new version that still reads this one.
 
+use crate::failure::Detail;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -98,14 +99,15 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T,
         v: u32,
     }
     let version: Version = serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("{what} record: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by(format!("{what} record"), e)))?;
     if version.v != DIRECTORY_RECORD_VERSION {
         return Err(StoreError::Corrupt(format!(
             "{what} record version {} is newer than this release reads ({DIRECTORY_RECORD_VERSION})",
             version.v
-        )));
+        ).into()));
     }
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what} record: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by(format!("{what} record"), e)))
 }
 
 pub fn encode_tenant(t: &Tenant) -> Vec<u8> {

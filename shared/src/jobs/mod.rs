@@ -6,12 +6,26 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::failure::Detail;
+
 pub mod consume;
 
-/// A job-queue port failure; always worth retrying.
+/// A job-queue port failure.
 #[derive(Debug, thiserror::Error)]
-#[error("job queue unavailable: {0}")]
-pub struct QueueError(pub String);
+pub enum QueueError {
+    /// The queue could not be reached, timed out or refused the write: worth retrying.
+    #[error("job queue unavailable: {0}")]
+    Unavailable(#[source] Detail),
+    /// A job, a receipt or a queue record that cannot be encoded or read: retrying cannot help.
+    #[error("job queue record is corrupt: {0}")]
+    Corrupt(#[source] Detail),
+}
+
+impl QueueError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
 
 /// Work for the worker, delivered at least once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -99,7 +99,7 @@ impl From<StoredSealed> for Sealed {
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("usage window: {e}"))
+    StoreError::Corrupt(format!("usage window: {e}").into())
 }
 
 /// The stored bytes of `w`.

@@ -3,6 +3,7 @@
 //! ([`MarketplaceClient`]). [`offline`] answers without calling KooGallery until the real client is
 //! configured.
 
+use crate::failure::Detail;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -44,14 +45,14 @@ pub struct OrderDetails {
 pub enum MarketplaceError {
     /// KooGallery knows no such order (or line): retrying will not help.
     #[error("order not found: {0}")]
-    NotFound(String),
+    NotFound(#[source] Detail),
     /// Network, throttling or server errors: retry.
     #[error("marketplace unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Detail),
     /// The marketplace refused our credentials (a wrong AK/SK, no permission): retried, because
     /// the order is good, and logged loudly until the setup is fixed.
     #[error("marketplace refused our credentials: {0}")]
-    Misconfigured(String),
+    Misconfigured(#[source] Detail),
 }
 
 impl MarketplaceError {

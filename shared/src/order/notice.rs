@@ -56,7 +56,10 @@ pub mod record {
     use serde::{Deserialize, Serialize};
 
     use super::OrderNotice;
-    use crate::{instance::record::OrderRecord, storage::StoreError};
+    use crate::{
+        instance::record::OrderRecord,
+        storage::{Detail, StoreError},
+    };
 
     pub const SCHEMA: u32 = 1;
 
@@ -79,17 +82,21 @@ pub mod record {
             order: notice.order.as_ref().map(OrderRecord::from),
             delivered_at: notice.delivered_at,
         })
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode order notice: {e}")))
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by("cannot encode order notice", e)))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<OrderNotice, StoreError> {
-        let r: NoticeRecord = serde_json::from_slice(bytes)
-            .map_err(|e| StoreError::Corrupt(format!("order notice cannot be decoded: {e}")))?;
+        let r: NoticeRecord = serde_json::from_slice(bytes).map_err(|e| {
+            StoreError::Corrupt(Detail::caused_by("order notice cannot be decoded", e))
+        })?;
         if r.schema > SCHEMA {
-            return Err(StoreError::Corrupt(format!(
-                "order notice has schema {}, newer than this release reads ({SCHEMA})",
-                r.schema
-            )));
+            return Err(StoreError::Corrupt(
+                format!(
+                    "order notice has schema {}, newer than this release reads ({SCHEMA})",
+                    r.schema
+                )
+                .into(),
+            ));
         }
         Ok(OrderNotice {
             order_id: r.order_id,

@@ -3,6 +3,7 @@
 //! docs/protocol/callbacks.md §6.3–§6.6). The [`Provisioner`] port is implemented by the worker's
 //! static and webhook provisioners and by the test fakes.
 
+use crate::failure::Detail;
 use async_trait::async_trait;
 
 use crate::{
@@ -52,12 +53,12 @@ pub enum ProvisionError {
     Rejected { code: ResultCode, message: String },
     /// Could not reach or finish: retry with backoff.
     #[error("provisioning temporarily failed: {0}")]
-    Transient(String),
+    Transient(#[source] Detail),
     /// The vendor's endpoint turned us away without a KooGallery answer (HTTP 401, 403, 404: a
     /// WAF, a rotated secret, a wrong path). Not the vendor's "no": retried like an outage, and
     /// alarmed, because it will not heal by itself.
     #[error("provisioner misconfigured: {0}")]
-    Misconfigured(String),
+    Misconfigured(#[source] Detail),
 }
 
 impl ProvisionError {

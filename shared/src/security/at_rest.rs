@@ -13,6 +13,7 @@
 //! context), so a sealed password copied into another instance's record does not open. Values
 //! sealed before (`local1.`, `kms1.`) keep opening, unbound, as they always did.
 
+use crate::failure::Detail;
 use std::{io::Write, path::Path};
 
 use aes_gcm::{
@@ -50,13 +51,13 @@ pub fn unbound_v1() -> &'static [u8] {
 pub enum SealError {
     /// The key service could not be reached: worth retrying.
     #[error("credential key unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Detail),
     /// The sealed value is damaged, or sealed under another key or scheme: retrying cannot help.
     #[error("sealed credential cannot be opened: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Detail),
     /// The key is missing or malformed (a setting, a key file).
     #[error("credential key: {0}")]
-    Key(String),
+    Key(#[source] Detail),
 }
 
 impl SealError {
@@ -117,7 +118,7 @@ pub fn aead_open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, S
 pub fn decode_base64(what: &str, text: &str) -> Result<Vec<u8>, SealError> {
     STANDARD
         .decode(text.trim())
-        .map_err(|e| SealError::Corrupt(format!("{what} is not base64: {e}")))
+        .map_err(|e| SealError::Corrupt(Detail::caused_by(format!("{what} is not base64"), e)))
 }
 
 pub fn encode_base64(bytes: &[u8]) -> String {
@@ -156,10 +157,10 @@ impl LocalKeySealer {
     pub fn from_base64(text: &str) -> Result<Self, SealError> {
         let bytes = STANDARD
             .decode(text.trim())
-            .map_err(|e| SealError::Key(format!("not base64: {e}")))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| SealError::Key(format!("expected 32 bytes, got {}", b.len())))?;
+            .map_err(|e| SealError::Key(Detail::caused_by("not base64", e)))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            SealError::Key(format!("expected 32 bytes, got {}", b.len()).into())
+        })?;
         Ok(Self { key })
     }
 
@@ -173,7 +174,7 @@ impl LocalKeySealer {
     pub fn from_key_file(path: &Path) -> Result<Self, SealError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::from_base64(&text)
-                .map_err(|e| SealError::Key(format!("{}: {e}", path.display()))),
+                .map_err(|e| SealError::Key(format!("{}: {e}", path.display()).into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let sealer = Self::random();
                 match write_new_file_atomically(path, STANDARD.encode(sealer.key).as_bytes()) {
@@ -182,16 +183,14 @@ impl LocalKeySealer {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         Self::from_key_file(path)
                     }
-                    Err(e) => Err(SealError::Key(format!(
-                        "cannot create {}: {e}",
-                        path.display()
-                    ))),
+                    Err(e) => Err(SealError::Key(
+                        format!("cannot create {}: {e}", path.display()).into(),
+                    )),
                 }
             }
-            Err(e) => Err(SealError::Key(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(SealError::Key(
+                format!("cannot read {}: {e}", path.display()).into(),
+            )),
         }
     }
 }

@@ -108,9 +108,9 @@ impl InstanceStore for MemoryStore {
         let key = (instance.order_id.clone(), instance.order_line_id.clone());
         if let Some(id) = t.order_lines.get(&key) {
             let existing = t.instances.get(id).cloned().ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "order line {key:?} points at missing instance {id}"
-                ))
+                StoreError::Corrupt(
+                    format!("order line {key:?} points at missing instance {id}").into(),
+                )
             })?;
             return Ok(CreateOutcome::Existing(Box::new(existing)));
         }
@@ -453,11 +453,11 @@ impl MemoryQueue {
 impl JobQueue for MemoryQueue {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
-            return Err(QueueError("simulated outage".into()));
+            return Err(QueueError::Unavailable("simulated outage".into()));
         }
         self.jobs
             .lock()
-            .map_err(|_| QueueError("poisoned".into()))?
+            .map_err(|_| QueueError::Unavailable("poisoned".into()))?
             .push_back(job.clone());
         Ok(())
     }

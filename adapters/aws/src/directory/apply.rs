@@ -46,7 +46,7 @@ impl DynamoDirectory {
                 "{} with {} events exceeds one DynamoDB transaction ({MAX_TRANSACTION_ITEMS} actions including {FIXED_ACTIONS} for the records)",
                 change.name(),
                 events.len()
-            )));
+            ).into()));
         }
         let pk = tenant_pk(key);
         let replacement = self.before_numbering(&pk, change, events, now).await?;

@@ -106,10 +106,13 @@ impl DynamoDirectory {
             .windows(2)
             .find(|w| w[0].org_code == w[1].org_code)
         {
-            return Err(StoreError::Corrupt(format!(
-                "directory {pk}: department {:?} is stored twice in generation {generation}",
-                twice[0].org_code
-            )));
+            return Err(StoreError::Corrupt(
+                format!(
+                    "directory {pk}: department {:?} is stored twice in generation {generation}",
+                    twice[0].org_code
+                )
+                .into(),
+            ));
         }
         Ok(Some(departments))
     }
@@ -129,7 +132,7 @@ impl DynamoDirectory {
             .enumerate()
             .map(|(i, bytes)| {
                 let index = u32::try_from(i).map_err(|_| {
-                    StoreError::Corrupt(format!("directory {pk}: {i} department chunks"))
+                    StoreError::Corrupt(format!("directory {pk}: {i} department chunks").into())
                 })?;
                 let item = record_item(pk, chunk_sk(&generation, index), bytes)?;
                 check_size(&item)?;
@@ -264,10 +267,13 @@ impl DynamoDirectory {
                 match read {
                     Some(departments) => return Ok(departments),
                     None => {
-                        return Err(StoreError::Corrupt(format!(
-                            "directory {pk}: a chunk of department generation {} is missing",
-                            generation_of(set.as_ref())
-                        )));
+                        return Err(StoreError::Corrupt(
+                            format!(
+                                "directory {pk}: a chunk of department generation {} is missing",
+                                generation_of(set.as_ref())
+                            )
+                            .into(),
+                        ));
                     }
                 }
             }
@@ -275,7 +281,7 @@ impl DynamoDirectory {
         }
         Err(StoreError::Unavailable(format!(
             "directory {pk}: the department set was replaced during each of {MAX_DEPARTMENT_READS} reads"
-        )))
+        ).into()))
     }
 }
 

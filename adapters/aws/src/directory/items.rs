@@ -55,9 +55,10 @@ pub(super) fn check_size(item: &Item) -> Result<(), StoreError> {
     let bytes = item_bytes(item);
     if bytes > MAX_ITEM_BYTES {
         let sk = string_attr(item, SK).unwrap_or("?");
-        return Err(StoreError::Corrupt(format!(
-            "directory item {sk} is {bytes} bytes, over DynamoDB's {MAX_ITEM_BYTES}"
-        )));
+        return Err(StoreError::Corrupt(
+            format!("directory item {sk} is {bytes} bytes, over DynamoDB's {MAX_ITEM_BYTES}")
+                .into(),
+        ));
     }
     Ok(())
 }
@@ -66,7 +67,7 @@ pub(super) fn check_size(item: &Item) -> Result<(), StoreError> {
 fn corrupt(item: &Item, what: &str, m: impl std::fmt::Display) -> StoreError {
     let pk = string_attr(item, PK).unwrap_or("?");
     let sk = string_attr(item, SK).unwrap_or("?");
-    StoreError::Corrupt(format!("directory {what} item {pk}/{sk}: {m}"))
+    StoreError::Corrupt(format!("directory {what} item {pk}/{sk}: {m}").into())
 }
 
 /// The item's sort key and its `data`.

@@ -115,16 +115,16 @@ impl DynamoDirectory {
         };
         let mut state = State::default();
         for item in &items {
-            match string_attr(item, SK).map_err(StoreError::Corrupt)? {
+            match string_attr(item, SK).map_err(|m| StoreError::Corrupt(m.into()))? {
                 SEQ_SK => {
                     state.last_seq = decode_seq_item(item)?;
                     state.seq_stored = true;
                 }
                 ORGSET_SK => state.set = Some(decode_orgset_item(item)?),
                 other => {
-                    return Err(StoreError::Corrupt(format!(
-                        "directory {pk}: asked for SEQ and ORGSET, got {other}"
-                    )));
+                    return Err(StoreError::Corrupt(
+                        format!("directory {pk}: asked for SEQ and ORGSET, got {other}").into(),
+                    ));
                 }
             }
         }
@@ -239,12 +239,12 @@ impl DynamoDirectory {
         };
         match classify(&reasons, guards, events_from) {
             Cancel::Contended(codes) => Ok(Some(codes)),
-            Cancel::EventTaken => Err(StoreError::Corrupt(format!(
-                "directory {pk}: an event seq past the stored SEQ is already taken"
-            ))),
-            Cancel::Other(codes) => Err(StoreError::Unavailable(format!(
-                "{what}: transaction cancelled ({codes})"
-            ))),
+            Cancel::EventTaken => Err(StoreError::Corrupt(
+                format!("directory {pk}: an event seq past the stored SEQ is already taken").into(),
+            )),
+            Cancel::Other(codes) => Err(StoreError::Unavailable(
+                format!("{what}: transaction cancelled ({codes})").into(),
+            )),
         }
     }
 }

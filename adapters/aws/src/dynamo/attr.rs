@@ -1,6 +1,7 @@
 //! Attribute values and items: the helpers every store of this table builds and reads its items
 //! with.
 
+use koogallery::failure::Detail;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -38,7 +39,8 @@ pub(crate) fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Resu
 
 /// The record's JSON (`koogallery::instance::record`, the versioned contract) as a string attribute.
 pub(crate) fn json_text(bytes: Vec<u8>) -> Result<String, StoreError> {
-    String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(format!("record is not UTF-8: {e}")))
+    String::from_utf8(bytes)
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by("record is not UTF-8", e)))
 }
 
 /// The key of an item: its `pk` and `sk`.
@@ -48,8 +50,8 @@ pub(crate) fn key_of(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 
 /// The key of an item read (a keys-only query's item is just that).
 pub(crate) fn key_from(item: &Item) -> Result<Item, StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
+    let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
+    let sk = string_attr(item, SK).map_err(|m| StoreError::Corrupt(m.into()))?;
     Ok(key_of(pk, sk))
 }
 

@@ -2,6 +2,7 @@
 //! one transaction, whose cancellation reasons say which condition failed.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
+use koogallery::failure::Detail;
 use koogallery::{
     StoreError,
     instance::{CreateOutcome, Instance, InstanceEvent},
@@ -58,14 +59,15 @@ impl DynamoStore {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 CreateCancel::Contended => {
-                    return Err(StoreError::Unavailable(format!(
-                        "create instance {id}: still contended after {attempt} retries"
-                    )));
+                    return Err(StoreError::Unavailable(
+                        format!("create instance {id}: still contended after {attempt} retries")
+                            .into(),
+                    ));
                 }
                 CreateCancel::Other(codes) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "create instance {id}: transaction cancelled ({codes})"
-                    )));
+                    return Err(StoreError::Unavailable(
+                        format!("create instance {id}: transaction cancelled ({codes})").into(),
+                    ));
                 }
             }
         }
@@ -113,12 +115,17 @@ impl DynamoStore {
                     .get_item(&line_pk, ORDER_LINE_SK)
                     .await?
                     .ok_or_else(|| {
-                        StoreError::Unavailable(format!(
-                            "order line {line_pk} was taken but cannot be read back; retry"
-                        ))
+                        StoreError::Unavailable(
+                            format!(
+                                "order line {line_pk} was taken but cannot be read back; retry"
+                            )
+                            .into(),
+                        )
                     })?;
                 string_attr(&line, INSTANCE_ID)
-                    .map_err(|m| StoreError::Corrupt(format!("order line {line_pk}: {m}")))?
+                    .map_err(|m| {
+                        StoreError::Corrupt(Detail::caused_by(format!("order line {line_pk}"), m))
+                    })?
                     .to_owned()
             }
         };
@@ -127,9 +134,9 @@ impl DynamoStore {
             .get_item(&instance_pk(&instance_id), INSTANCE_SK)
             .await?
             .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "order line {line_pk} points at missing instance {instance_id}"
-                ))
+                StoreError::Corrupt(
+                    format!("order line {line_pk} points at missing instance {instance_id}").into(),
+                )
             })?;
         Ok(CreateOutcome::Existing(Box::new(decode_instance(&item)?)))
     }

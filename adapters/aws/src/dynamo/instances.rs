@@ -22,7 +22,7 @@ pub(super) fn too_many_events(op: &str, events: usize, fixed: usize) -> StoreErr
     StoreError::Corrupt(format!(
         "{op} of {events} events exceeds one DynamoDB transaction ({} actions including {fixed} for the records)",
         MAX_TRANSACTION_ITEMS
-    ))
+    ).into())
 }
 
 #[async_trait]
@@ -163,9 +163,10 @@ impl InstanceStore for DynamoStore {
         }
         let mut ids = Vec::new();
         for item in pages.iter().flatten().chain(&legacy) {
-            let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-            let id = instance_id_of(pk)
-                .ok_or_else(|| StoreError::Corrupt(format!("{pk} in the unsettled index")))?;
+            let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
+            let id = instance_id_of(pk).ok_or_else(|| {
+                StoreError::Corrupt(format!("{pk} in the unsettled index").into())
+            })?;
             ids.push(id);
         }
         // `get_many` asks once per ID (an item may be in both indexes while it moves).

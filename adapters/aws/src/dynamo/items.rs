@@ -2,6 +2,7 @@
 //! order notice, built from the domain and decoded back (the JSON in `data` is the versioned
 //! record of `koogallery`).
 
+use koogallery::failure::Detail;
 use std::collections::HashMap;
 
 use koogallery::{
@@ -38,8 +39,8 @@ pub(crate) fn instance_item(instance: &Instance) -> Result<Item, StoreError> {
 
 /// Decodes an instance item; `version` comes from the item's `version` attribute.
 pub(crate) fn decode_instance(item: &Item) -> Result<Instance, StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    let corrupt = |m: String| StoreError::Corrupt(format!("instance item {pk}: {m}"));
+    let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
+    let corrupt = |m: String| StoreError::Corrupt(format!("instance item {pk}: {m}").into());
     let data = string_attr(item, DATA).map_err(corrupt)?;
     let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
     let mut instance =
@@ -78,12 +79,12 @@ pub(crate) fn event_item(instance_id: &str, event: &InstanceEvent) -> Result<Ite
 }
 
 pub(crate) fn decode_event(item: &Item) -> Result<InstanceEvent, StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
+    let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
+    let sk = string_attr(item, SK).map_err(|m| StoreError::Corrupt(m.into()))?;
     let data = string_attr(item, DATA)
-        .map_err(|m| StoreError::Corrupt(format!("event item {pk}/{sk}: {m}")))?;
+        .map_err(|m| StoreError::Corrupt(Detail::caused_by(format!("event item {pk}/{sk}"), m)))?;
     record::decode_event(data.as_bytes())
-        .map_err(|e| StoreError::Corrupt(format!("event item {pk}/{sk}: {e}")))
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by(format!("event item {pk}/{sk}"), e)))
 }
 
 pub(crate) fn nonce_item(nonce: &str, expires_ms: i64) -> Item {
@@ -111,6 +112,6 @@ pub(crate) fn notice_item(notice: &OrderNotice) -> Result<Item, StoreError> {
 
 /// An order notice back from its item.
 pub(crate) fn decode_notice(item: &Item) -> Result<OrderNotice, StoreError> {
-    let data = string_attr(item, DATA).map_err(StoreError::Corrupt)?;
+    let data = string_attr(item, DATA).map_err(|m| StoreError::Corrupt(m.into()))?;
     notice_record::decode(data.as_bytes())
 }

@@ -49,7 +49,7 @@ impl OrderNoticeStore for DynamoStore {
             .set_item(Some(notice_item(notice)?))
             .send()
             .await
-            .map_err(|e| unavailable("PutItem (update order notice)", &e))?;
+            .map_err(|e| unavailable("PutItem (update order notice)", e))?;
         Ok(())
     }
 }

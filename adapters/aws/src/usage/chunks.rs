@@ -132,9 +132,9 @@ impl DynamoUsageStore {
 
 /// A chunk that cannot be: the chunks differ from the batch.
 fn internal(what: &str) -> IngestError {
-    IngestError::Store(StoreError::Corrupt(format!(
-        "usage batch: {what} (a bug: the chunks differ from the batch)"
-    )))
+    IngestError::Store(StoreError::Corrupt(
+        format!("usage batch: {what} (a bug: the chunks differ from the batch)").into(),
+    ))
 }
 
 /// The last chunk writing each window, package and total: it drops the hold.

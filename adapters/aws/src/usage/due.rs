@@ -43,8 +43,8 @@ impl DynamoUsageStore {
                 .await?;
             let mut order = Vec::with_capacity(found.len());
             for item in &found {
-                let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-                let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
+                let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
+                let sk = string_attr(item, SK).map_err(|m| StoreError::Corrupt(m.into()))?;
                 order.push((pk.to_owned(), sk.to_owned()));
             }
             let keys = order

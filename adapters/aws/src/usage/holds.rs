@@ -1,6 +1,7 @@
 //! A batch's holds (module docs, Ingestion 5): taken on what it validated before its first
 //! transaction, dropped by each item's last write or, best effort, when the call ends.
 
+use koogallery::failure::Detail;
 use std::collections::HashSet;
 
 use chrono::Utc;
@@ -102,8 +103,9 @@ impl DynamoUsageStore {
             let Some(done) = calls.join_next().await else {
                 break;
             };
-            let (key, result) =
-                done.map_err(|e| StoreError::Unavailable(format!("PutItem task failed: {e}")))?;
+            let (key, result) = done.map_err(|e| {
+                StoreError::Unavailable(Detail::caused_by("PutItem task failed", e))
+            })?;
             match result {
                 Ok(true) => {
                     progress.held.insert(key);

@@ -2,6 +2,7 @@
 //! read what a batch touches, validate and apply it, hold and write, and try again from the top
 //! while a concurrent writer wins.
 
+use koogallery::failure::Detail;
 use std::{collections::HashSet, sync::atomic::Ordering};
 
 use chrono::{DateTime, Utc};
@@ -209,11 +210,14 @@ impl DynamoUsageStore {
             };
             return match lost_to_a_writer(&reasons) {
                 true => Ok(Written::Contended(reason_codes(&reasons))),
-                false => Err(StoreError::Unavailable(format!(
-                    "usage batch: transaction {} of {total} cancelled ({})",
-                    i + 1,
-                    reason_codes(&reasons)
-                ))),
+                false => Err(StoreError::Unavailable(
+                    format!(
+                        "usage batch: transaction {} of {total} cancelled ({})",
+                        i + 1,
+                        reason_codes(&reasons)
+                    )
+                    .into(),
+                )),
             };
         }
         Ok(Written::All)
@@ -241,11 +245,12 @@ fn load_keys(
 
 /// Files an item read into what was loaded, by its kind.
 fn add_loaded(loaded: &mut Loaded, item: &Item) -> Result<(), StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
+    let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
+    let sk = string_attr(item, SK).map_err(|m| StoreError::Corrupt(m.into()))?;
     if let Some(key) = pk.strip_prefix(KEY_PK_PREFIX) {
-        let data = string_attr(item, DATA)
-            .map_err(|m| StoreError::Corrupt(format!("usage key item {pk}: {m}")))?;
+        let data = string_attr(item, DATA).map_err(|m| {
+            StoreError::Corrupt(Detail::caused_by(format!("usage key item {pk}"), m))
+        })?;
         loaded
             .keys
             .insert(key.to_owned(), record::decode_key(data.as_bytes())?);
@@ -276,7 +281,7 @@ async fn before_sending(
     if progress.fault == Some(committed) {
         return Err(StoreError::Unavailable(format!(
             "injected fault: usage batch stopped after {committed} transactions ({i} of {total} in this attempt)"
-        )));
+        ).into()));
     }
     if let Some(pause) = progress.pause.take_if(|p| p.after == committed) {
         let _ = pause.reached.send(());
@@ -289,7 +294,7 @@ async fn before_sending(
             "usage batch: its holds end in under {} s; stopped before transaction {} of {total} (send it again)",
             HOLD_MARGIN.as_secs(),
             i + 1
-        )));
+        ).into()));
     }
     Ok(())
 }

@@ -38,11 +38,11 @@ pub(super) fn record_item<T: RecordItem>(record: &T) -> Result<Item, StoreError>
 /// and given the item's `version`; `None` for a hold alone (no `data`).
 pub(super) fn decode_record_item<T: RecordItem>(item: &Item) -> Result<Option<T>, StoreError> {
     let what = T::WHAT;
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
+    let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
     if !item.contains_key(DATA) {
         return Ok(None);
     }
-    let corrupt = |m: String| StoreError::Corrupt(format!("{what} item {pk}: {m}"));
+    let corrupt = |m: String| StoreError::Corrupt(format!("{what} item {pk}: {m}").into());
     let data = string_attr(item, DATA).map_err(corrupt)?;
     let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
     let mut record = T::decode(data.as_bytes()).map_err(corrupt)?;

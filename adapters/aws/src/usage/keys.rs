@@ -93,9 +93,10 @@ pub fn due_bound(ended_by: DateTime<Utc>) -> Option<String> {
 fn millis_text(t: DateTime<Utc>) -> Result<String, StoreError> {
     let ms = t.timestamp_millis();
     if !(0..=MAX_MILLIS).contains(&ms) {
-        return Err(StoreError::Corrupt(format!(
-            "usage window time {t} is outside what the table's keys hold (1970 to 33658)"
-        )));
+        return Err(StoreError::Corrupt(
+            format!("usage window time {t} is outside what the table's keys hold (1970 to 33658)")
+                .into(),
+        ));
     }
     Ok(format!("{ms:015}"))
 }

@@ -1,6 +1,7 @@
 //! Usage windows: their items (the due-index attributes while unsettled), the reads of an
 //! instance's windows, and the saves (module docs, Saves).
 
+use koogallery::failure::Detail;
 use std::collections::HashMap;
 
 use koogallery::{
@@ -37,9 +38,10 @@ pub(super) fn window_item(w: &UsageWindow) -> Result<Item, StoreError> {
 /// A window back from its item; `version` from the attribute, and the item's keys must be the
 /// window's own.
 pub(super) fn decode_window_item(item: &Item) -> Result<UsageWindow, StoreError> {
-    let pk = string_attr(item, PK).map_err(StoreError::Corrupt)?;
-    let sk = string_attr(item, SK).map_err(StoreError::Corrupt)?;
-    let corrupt = |m: String| StoreError::Corrupt(format!("usage window item {pk}/{sk}: {m}"));
+    let pk = string_attr(item, PK).map_err(|m| StoreError::Corrupt(m.into()))?;
+    let sk = string_attr(item, SK).map_err(|m| StoreError::Corrupt(m.into()))?;
+    let corrupt =
+        |m: String| StoreError::Corrupt(format!("usage window item {pk}/{sk}: {m}").into());
     let data = string_attr(item, DATA).map_err(corrupt)?;
     let version: u64 = number_attr(item, VERSION).map_err(corrupt)?;
     let mut w = record::decode_window(data.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
@@ -124,8 +126,8 @@ impl DynamoUsageStore {
             let Some(done) = calls.join_next().await else {
                 break;
             };
-            let (id, windows) =
-                done.map_err(|e| StoreError::Unavailable(format!("Query task failed: {e}")))?;
+            let (id, windows) = done
+                .map_err(|e| StoreError::Unavailable(Detail::caused_by("Query task failed", e)))?;
             out.push((id, windows?));
         }
         Ok(out)
@@ -173,8 +175,9 @@ impl DynamoUsageStore {
             let Some(done) = calls.join_next().await else {
                 break;
             };
-            let (index, result) =
-                done.map_err(|e| StoreError::Unavailable(format!("PutItem task failed: {e}")))?;
+            let (index, result) = done.map_err(|e| {
+                StoreError::Unavailable(Detail::caused_by("PutItem task failed", e))
+            })?;
             match result {
                 Ok(()) => saved[index] = true,
                 Err(StoreError::Conflict) => {}

@@ -35,7 +35,7 @@ impl Settle for FakeSettle {
     }
     async fn dead_letter(&self, m: &QueueMessage, _reason: &str) -> Result<(), QueueError> {
         if self.dlq_down {
-            return Err(QueueError("dlq down".into()));
+            return Err(QueueError::Unavailable("dlq down".into()));
         }
         self.dead.lock().unwrap().push(m.body.clone());
         Ok(())

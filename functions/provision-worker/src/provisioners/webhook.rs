@@ -2,6 +2,7 @@
 //! (`koogallery::security::webhook` signs it); the answer carries the access information, or a
 //! KooGallery result code that refuses the order.
 
+use koogallery::failure::Detail;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,7 +52,7 @@ impl WebhookProvisioner {
             // then counts as delivered: a 3xx is a misconfiguration, as a 401/403/404 is.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ProvisionError::Transient(format!("webhook client: {e}")))?;
+            .map_err(|e| ProvisionError::Transient(Detail::caused_by("webhook client", e)))?;
         Ok(Self {
             client,
             url,
@@ -66,8 +67,9 @@ impl WebhookProvisioner {
         &self,
         event: &E,
     ) -> Result<Vec<u8>, ProvisionError> {
-        let body =
-            serde_json::to_vec(event).map_err(|e| ProvisionError::Transient(e.to_string()))?;
+        let body = serde_json::to_vec(event).map_err(|e| {
+            ProvisionError::Transient(Detail::caused_by("cannot encode the webhook event", e))
+        })?;
         let mut last = String::new();
         for attempt in 0..self.tries.max(1) {
             if attempt > 0 {
@@ -121,14 +123,17 @@ impl WebhookProvisioner {
                 } else {
                     "no KooGallery resultCode"
                 };
-                return Err(ProvisionError::Misconfigured(format!(
-                    "webhook {} answered HTTP {status} with {what}",
-                    without_query(&self.url)
-                )));
+                return Err(ProvisionError::Misconfigured(
+                    format!(
+                        "webhook {} answered HTTP {status} with {what}",
+                        without_query(&self.url)
+                    )
+                    .into(),
+                ));
             }
             last = format!("webhook answered HTTP {status}");
         }
-        Err(ProvisionError::Transient(last))
+        Err(ProvisionError::Transient(last.into()))
     }
 }
 
@@ -186,7 +191,9 @@ impl Provisioner for WebhookProvisioner {
         let event = WebhookEvent::provision(request);
         let bytes = self.post(&event).await?;
         let answer: WebhookAnswer = serde_json::from_slice(&bytes).map_err(|e| {
-            ProvisionError::Transient(format!("webhook answer is not the expected JSON: {e}"))
+            ProvisionError::Transient(
+                format!("webhook answer is not the expected JSON: {e}").into(),
+            )
         })?;
         if let Some(code) = answer.result_code.as_deref()
             && code != ResultCode::Success.as_str()

@@ -11,6 +11,7 @@
 //! Field names are snake_case as they always were on disk (`app_info`'s own fields are camelCase, as
 //! they were). Times are RFC 3339 UTC.
 
+use crate::failure::Detail;
 use serde::{Deserialize, Serialize};
 
 use self::{event::EventRecord, instance::InstanceRecord};
@@ -29,26 +30,27 @@ pub const SCHEMA: u32 = 2;
 /// Encodes an instance as stored.
 pub fn encode_instance(instance: &Instance) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(&InstanceRecord::from(instance))
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode instance: {e}")))
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by("cannot encode instance", e)))
 }
 
 /// Decodes a stored instance of any known schema.
 pub fn decode_instance(bytes: &[u8]) -> Result<Instance, StoreError> {
-    let record: InstanceRecord = serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("instance record cannot be decoded: {e}")))?;
+    let record: InstanceRecord = serde_json::from_slice(bytes).map_err(|e| {
+        StoreError::Corrupt(Detail::caused_by("instance record cannot be decoded", e))
+    })?;
     record.into_domain()
 }
 
 /// Encodes an event as stored.
 pub fn encode_event(event: &InstanceEvent) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(&EventRecord::from(event))
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by("cannot encode event", e)))
 }
 
 /// Decodes a stored event of any known schema.
 pub fn decode_event(bytes: &[u8]) -> Result<InstanceEvent, StoreError> {
     let record: EventRecord = serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("event record cannot be decoded: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by("event record cannot be decoded", e)))?;
     record.into_domain()
 }
 
@@ -56,7 +58,7 @@ fn check_schema(schema: u32, what: &str) -> Result<(), StoreError> {
     if schema > SCHEMA {
         return Err(StoreError::Corrupt(format!(
             "{what} has schema {schema}, newer than this release reads ({SCHEMA}); deploy the newer release"
-        )));
+        ).into()));
     }
     Ok(())
 }

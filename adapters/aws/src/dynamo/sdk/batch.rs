@@ -73,7 +73,7 @@ impl Table {
                 .request_items(&self.name, request)
                 .send()
                 .await
-                .map_err(|e| unavailable(how.what, &e))?;
+                .map_err(|e| unavailable(how.what, e))?;
             let found = out
                 .responses()
                 .and_then(|r| r.get(&self.name))
@@ -87,10 +87,13 @@ impl Table {
             Ok((found, left))
         };
         until_processed(keys, how.retries, send, |left| {
-            StoreError::Unavailable(format!(
-                "{}: {left} keys still unprocessed after {} retries",
-                how.what, how.retries
-            ))
+            StoreError::Unavailable(
+                format!(
+                    "{}: {left} keys still unprocessed after {} retries",
+                    how.what, how.retries
+                )
+                .into(),
+            )
         })
         .await
     }
@@ -131,7 +134,7 @@ impl Table {
                 .request_items(&self.name, requests)
                 .send()
                 .await
-                .map_err(|e| unavailable(&format!("BatchWriteItem ({what})"), &e))?;
+                .map_err(|e| unavailable(&format!("BatchWriteItem ({what})"), e))?;
             let left = out
                 .unprocessed_items()
                 .and_then(|u| u.get(&self.name))
@@ -140,10 +143,13 @@ impl Table {
             Ok((Vec::<()>::new(), left))
         };
         until_processed(requests, how.retries, send, |left| {
-            StoreError::Unavailable(format!(
-                "BatchWriteItem ({what}): {left} items still unprocessed after {} retries",
-                how.retries
-            ))
+            StoreError::Unavailable(
+                format!(
+                    "BatchWriteItem ({what}): {left} items still unprocessed after {} retries",
+                    how.retries
+                )
+                .into(),
+            )
         })
         .await?;
         Ok(())

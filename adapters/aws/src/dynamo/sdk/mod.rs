@@ -9,11 +9,11 @@ use std::{
 };
 
 use aws_sdk_dynamodb::{
-    error::{DisplayErrorContext, SdkError},
+    error::SdkError,
     operation::{put_item::PutItemError, transact_write_items::TransactWriteItemsError},
     types::{DeleteRequest, PutRequest, WriteRequest},
 };
-use koogallery::StoreError;
+use koogallery::{StoreError, failure::Detail};
 
 use super::attr::Item;
 use koogallery::retry::{Backoff, Jitter};
@@ -38,22 +38,18 @@ pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
 pub(crate) const MAX_UNPROCESSED_RETRIES: u32 = 8;
 
 /// Any SDK failure that is not a failed condition: throttling, service errors, timeouts, network,
-/// missing table, validation. Carries the operation and the full error chain.
-pub(crate) fn unavailable<E, R>(op: &str, err: &SdkError<E, R>) -> StoreError
+/// missing table, validation. Names the operation and keeps the SDK error as the source.
+pub(crate) fn unavailable<E, R>(op: &str, err: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    SdkError<E, R>: std::error::Error + Send + Sync + 'static,
 {
-    StoreError::Unavailable(format!(
-        "DynamoDB {op} failed: {}",
-        DisplayErrorContext(err)
-    ))
+    StoreError::Unavailable(Detail::caused_by(format!("DynamoDB {op} failed"), err))
 }
 
 /// A request that could not be built (a required field missing): a bug, reported as
 /// `Unavailable`.
 pub(crate) fn build_error(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("cannot build DynamoDB {what}: {e}"))
+    StoreError::Unavailable(format!("cannot build DynamoDB {what}: {e}").into())
 }
 
 /// The reasons of a cancelled transaction, one per action in its order: the code (`None` when
@@ -95,10 +91,9 @@ pub(crate) fn lost_to_a_writer(reasons: &[(String, Option<Item>)]) -> bool {
 
 /// A transaction cancelled for another reason (throttling, validation, …): `what` names it.
 pub(crate) fn cancelled(what: &str, reasons: &[(String, Option<Item>)]) -> StoreError {
-    StoreError::Unavailable(format!(
-        "{what}: transaction cancelled ({})",
-        reason_codes(reasons)
-    ))
+    StoreError::Unavailable(
+        format!("{what}: transaction cancelled ({})", reason_codes(reasons)).into(),
+    )
 }
 
 /// How a conflicted transaction or unprocessed items wait: 20 ms doubling to 1280 ms, equal
@@ -160,6 +155,6 @@ async fn put_if(
         {
             Ok(false)
         }
-        Err(e) => Err(unavailable(what, &e)),
+        Err(e) => Err(unavailable(what, e)),
     }
 }

@@ -84,7 +84,7 @@ impl Table {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(&format!("GetItem {pk}/{sk}"), &e))?;
+            .map_err(|e| unavailable(&format!("GetItem {pk}/{sk}"), e))?;
         Ok(out.item)
     }
 
@@ -101,7 +101,7 @@ impl Table {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| unavailable(what, &e))?;
+            .map_err(|e| unavailable(what, e))?;
         let next = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
         Ok((out.items.unwrap_or_default(), next))
     }
@@ -229,7 +229,7 @@ impl Table {
         };
         match cancellation_reasons(&err) {
             Some(reasons) => Ok(Some(reasons)),
-            None => Err(unavailable(what, &err)),
+            None => Err(unavailable(what, err)),
         }
     }
 }
