@@ -28,7 +28,9 @@ use axum::{
     routing::{get, post},
 };
 use chrono::{DateTime, Months, Utc};
-use koogallery::{protocol::time::format_14, security::apig};
+use koogallery::protocol::time::format_14;
+
+use crate::platform::{apig, usage_sign};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -623,7 +625,7 @@ async fn usage_push(
         .lock()
         .map(|k| k.clone())
         .unwrap_or_default();
-    if !koogallery::security::usage_push::verify_usage_signature(
+    if !usage_sign::verify(
         &key,
         header("ts"),
         header("nonce"),
@@ -651,7 +653,7 @@ async fn usage_push(
     }
     let horizon = Utc::now() - chrono::Duration::days(USAGE_HORIZON_DAYS);
     for r in &push.usage_records {
-        let Ok(begin) = chrono::NaiveDateTime::parse_from_str(&r.begin_time, apig::SDK_DATE_FORMAT)
+        let Ok(begin) = chrono::NaiveDateTime::parse_from_str(&r.begin_time, apig::DATE_FORMAT)
         else {
             return usage_error(
                 "MKT.9002",
