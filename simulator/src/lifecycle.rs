@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{Months, Utc};
 use koogallery::ResultCode;
-use koogallery::protocol::time::format_14;
 use koogallery::protocol::v2_basic::{Activity, InstanceInfo};
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
@@ -604,7 +603,7 @@ impl Run<'_> {
 
         // §6.3 refreshInstance RENEWAL, and KooGallery's retry of it.
         let renewal_order = new_order_id();
-        let expire_time = format_14(
+        let expire_time = crate::openapi::time_14(
             Utc::now()
                 .checked_add_months(Months::new(12))
                 .unwrap_or_else(Utc::now),
