@@ -6,12 +6,11 @@
 
 use std::time::Instant;
 
-use koogallery::security::kit_client_secret::{OaepVariant, encrypt_for};
-use koogallery::security::{canonical_payload_of, kit_signature};
 use rand::seq::SliceRandom as _;
 use reqwest::Url;
 use serde_json::{Value, json};
 
+use crate::platform::{basic_sign::canonical_payload, client_secret, kit_sign::x_sign};
 use crate::{Answer, SimError, random_nonce, snippet};
 
 /// The Kit sub-path KooGallery appends to the production URL (docs/protocol/callbacks.md §9).
@@ -120,8 +119,7 @@ impl KitSimulator {
         };
         let bytes = serde_json::to_vec(body).map_err(|e| SimError::InvalidBody(e.to_string()))?;
         let ts = chrono::Utc::now().timestamp_millis().to_string();
-        let payload = canonical_payload_of(map);
-        let sign = kit_signature(key, nonce, &ts, payload.as_bytes()).to_uppercase();
+        let sign = x_sign(key, nonce, &ts, &canonical_payload(map));
         let started = Instant::now();
         let resp = self
             .client
@@ -196,7 +194,7 @@ pub fn application_sync(
     public_key_pem: &str,
     flag: i64,
 ) -> Result<Value, SimError> {
-    let cipher = encrypt_for(public_key_pem, client_secret, OaepVariant::Sha256Mgf1Sha1)
+    let cipher = client_secret::encrypt(public_key_pem, client_secret)
         .map_err(|e| SimError::InvalidBody(format!("clientSecret: {e}")))?;
     Ok(json!({
         "instanceId": instance_id,

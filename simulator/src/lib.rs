@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use koogallery::callbacks::error_chain;
 use koogallery::protocol::Reply;
-use koogallery::security::verify_body_sign;
 use reqwest::Url;
 use serde_json::Value;
 
@@ -21,6 +20,7 @@ pub mod kit;
 mod lifecycle;
 pub mod load;
 pub mod openapi;
+pub mod platform;
 pub mod request;
 pub mod storm;
 pub mod usage;
@@ -290,7 +290,7 @@ pub(crate) async fn read_answer(
 
     let body_sign_valid = body_sign
         .as_deref()
-        .is_some_and(|h| verify_body_sign(key, &raw, h));
+        .is_some_and(|h| platform::body_sign::verify(key, &raw, h));
     let reply: Reply = serde_json::from_slice(&raw).map_err(|e| SimError::BadAnswer {
         step: step.to_owned(),
         detail: format!(

@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{Months, Utc};
 use koogallery::ResultCode;
-use koogallery::protocol::time::format_14;
 use koogallery::protocol::v2_basic::{Activity, InstanceInfo};
-use koogallery::security::credential_cipher::{EncryptType, decrypt_field};
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
 
+use crate::platform::credentials;
 use crate::{Answer, CallOptions, KOOGALLERY_TIMEOUT, SimError, Simulator, random_nonce};
 
 /// Start of a step note that flags an answer slower than KooGallery's limit.
@@ -302,10 +301,10 @@ pub(crate) fn check_instance_info(
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let kind = EncryptType::from_wire(&wire)
+            let kind = credentials::KeySize::from_wire(&wire)
                 .ok_or_else(|| format!("encryptType {wire:?} is neither \"1\" nor \"2\""))?;
             for (name, value) in &credentials {
-                decrypt_field(access_key, value, kind).map_err(|e| {
+                credentials::decrypt(access_key, value, kind).map_err(|e| {
                     format!("appInfo.{name} does not decrypt with the access key ({kind:?}): {e}")
                 })?;
             }
@@ -604,7 +603,7 @@ impl Run<'_> {
 
         // §6.3 refreshInstance RENEWAL, and KooGallery's retry of it.
         let renewal_order = new_order_id();
-        let expire_time = format_14(
+        let expire_time = crate::openapi::time_14(
             Utc::now()
                 .checked_add_months(Months::new(12))
                 .unwrap_or_else(Utc::now),

@@ -19,6 +19,7 @@ use std::{
     time::Duration,
 };
 
+use crate::platform::{apig, usage_sign};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -28,7 +29,6 @@ use axum::{
     routing::{get, post},
 };
 use chrono::{DateTime, Months, Utc};
-use koogallery::{protocol::time::format_14, security::apig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -152,13 +152,13 @@ impl SimOrder {
         json!({
             "orderId": self.order_id,
             "orderType": self.order_type,
-            "createTime": format_14(Utc::now()),
+            "createTime": time_14(Utc::now()),
             "orderLine": [{
                 "orderLineId": self.order_line_id,
                 "chargingMode": self.charging_mode,
                 "periodType": self.period_type,
                 "periodNumber": self.period_number,
-                "expireTime": self.expire_time.map(format_14),
+                "expireTime": self.expire_time.map(time_14),
                 "productInfo": [{
                     "productId": self.product_id,
                     "skuCode": self.sku_code,
@@ -431,10 +431,7 @@ impl OpenApiSim {
 
 fn router(state: HostState) -> Router {
     Router::new()
-        .route(
-            koogallery::protocol::openapi::query_order::PATH,
-            get(query_order),
-        )
+        .route(QUERY_ORDER_PATH, get(query_order))
         .route(USAGE_PATH, post(usage_push))
         .route("/_sim/orders", post(place_order))
         .route("/_sim/faults", post(inject_fault))
@@ -458,6 +455,16 @@ fn mkt_status(code: &str) -> u16 {
         "MKT.0250" => 406,
         _ => 500,
     }
+}
+
+/// Query Order (docs/protocol/openapi.md §2). KooGallery's own constants, not the service's, so a
+/// wrong path on either side shows.
+pub const QUERY_ORDER_PATH: &str = "/api/mkp-openapi-public/global/v1/order/query";
+
+/// KooGallery's `yyyyMMddHHmmss` times, UTC (docs/protocol/openapi.md §2 `createTime`,
+/// docs/protocol/callbacks.md §6.3 `expireTime`).
+pub(crate) fn time_14(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M%S").to_string()
 }
 
 /// The new usage push (docs/protocol/openapi.md §3).
@@ -623,7 +630,7 @@ async fn usage_push(
         .lock()
         .map(|k| k.clone())
         .unwrap_or_default();
-    if !koogallery::security::usage_push::verify_usage_signature(
+    if !usage_sign::verify(
         &key,
         header("ts"),
         header("nonce"),
@@ -651,7 +658,7 @@ async fn usage_push(
     }
     let horizon = Utc::now() - chrono::Duration::days(USAGE_HORIZON_DAYS);
     for r in &push.usage_records {
-        let Ok(begin) = chrono::NaiveDateTime::parse_from_str(&r.begin_time, apig::SDK_DATE_FORMAT)
+        let Ok(begin) = chrono::NaiveDateTime::parse_from_str(&r.begin_time, apig::DATE_FORMAT)
         else {
             return usage_error(
                 "MKT.9002",

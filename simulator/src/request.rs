@@ -1,17 +1,19 @@
 //! Building a signed request exactly as KooGallery does (docs/protocol/callbacks.md §3.1), as a
-//! pure function.
+//! pure function; the signature is KooGallery's own ([`crate::platform::basic_sign`]).
+//! The tests check it with the service's verifier on purpose: two independent implementations
+//! must agree.
 //!
 //! `POST <url>?signature=<HEX>&timestamp=<ms>&nonce=<32 alphanumerics>` with a JSON body and the
 //! headers `Accept: application/json`, `Content-Type: application/json;charset=utf8`.
 
 use koogallery::protocol::request::json_kind;
-use koogallery::security::{basic_signature, canonical_payload_of};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
 use reqwest::Url;
 use serde_json::Value;
 
 use crate::SimError;
+use crate::platform::basic_sign;
 
 /// Length of a generated nonce (the newest doc examples use 32 alphanumerics, §14.7).
 pub const NONCE_LEN: usize = 32;
@@ -67,10 +69,9 @@ pub fn sign_request(
             json_kind(body)
         )));
     };
-    let payload = canonical_payload_of(map);
+    let payload = basic_sign::canonical_payload(map);
     let timestamp = timestamp_ms.to_string();
-    let signature =
-        basic_signature(key, nonce, &timestamp, payload.as_bytes()).to_ascii_uppercase();
+    let signature = basic_sign::signature(key, nonce, &timestamp, &payload);
     // `Display` of a `Value` is compact JSON in insertion order (`preserve_order`).
     let bytes = body.to_string().into_bytes();
 

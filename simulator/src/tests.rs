@@ -1,6 +1,10 @@
 //! Tests of the client side against a bare HTTP/1.1 responder on a local TCP socket (no web
 //! framework): the request on the wire, answer checks, error reporting, the lifecycle's flow, and
 //! the report table.
+//!
+//! The responder plays the vendor, so it signs and verifies with the service's own `koogallery`
+//! security code: the simulator's KooGallery side (`crate::platform`) must agree with it without
+//! sharing a line (docs/protocol/callbacks.md §3.1, §3.3, §3.4).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

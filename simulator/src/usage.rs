@@ -220,45 +220,9 @@ pub async fn received(openapi: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// What KooGallery would bill for `instance_id` from the records it accepted (`accepted`, as
-/// `GET /_sim/usage` lists them) whose `begin_time` is in `[from, to)` (`to` exclusive), under
-/// `pricing`: the quantity and the amount. Rated as KooGallery rates
-/// (docs/protocol/openapi.md §3.2): step bands per billing cycle counted from the instance's first
-/// accepted record, tier bands per record. Records deducted from a package (`relate_pkg_instance`)
-/// were prepaid and are left out, as the vendor's estimate leaves them out.
-pub fn koogallery_bill(
-    accepted: &[crate::openapi::UsageRecord],
-    instance_id: &str,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-    pricing: &koogallery::metering::pricing::Pricing,
-) -> Result<(rust_decimal::Decimal, rust_decimal::Decimal), String> {
-    use koogallery::metering::pricing::Record;
-    let records = accepted
-        .iter()
-        .filter(|r| r.instance_id == instance_id && r.relate_pkg_instance.is_none())
-        .map(|r| {
-            Ok(Record {
-                begin: chrono::NaiveDateTime::parse_from_str(&r.begin_time, "%Y%m%dT%H%M%SZ")
-                    .map_err(|e| format!("begin_time {}: {e}", r.begin_time))?
-                    .and_utc(),
-                quantity: r
-                    .usage_value
-                    .parse()
-                    .map_err(|e| format!("usage_value {}: {e}", r.usage_value))?,
-            })
-        })
-        .collect::<Result<Vec<Record>, String>>()?;
-    let quantity = records
-        .iter()
-        .filter(|r| r.begin >= from && r.begin < to)
-        .map(|r| r.quantity)
-        .sum();
-    let amount = pricing
-        .bill(&records, from, to)
-        .map_err(|e| e.to_string())?;
-    Ok((quantity, amount.normalize()))
-}
+/// KooGallery's bill from the records it accepted: its own computation, independent of the
+/// vendor's estimate (docs/protocol/openapi.md §3.2).
+pub use crate::platform::bill::{Price, koogallery_bill};
 
 /// The records a running `serve-openapi` accepted.
 pub async fn accepted(openapi: &str) -> Result<Vec<crate::openapi::UsageRecord>, String> {
@@ -275,68 +239,4 @@ async fn sim_usage(openapi: &str) -> Result<serde_json::Value, String> {
         .json()
         .await
         .map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod bill_tests {
-    use super::*;
-    use crate::openapi::UsageRecord;
-
-    fn record(instance: &str, begin: &str, value: &str, package: Option<&str>) -> UsageRecord {
-        UsageRecord {
-            instance_id: instance.into(),
-            record_time: begin.into(),
-            begin_time: begin.into(),
-            end_time: begin.into(),
-            usage_value: value.into(),
-            metering_sn: format!("{instance}{begin}{value}"),
-            relate_pkg_instance: package.map(str::to_owned),
-        }
-    }
-
-    fn pricing(json: &str) -> koogallery::metering::pricing::Pricing {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-    }
-
-    const BANDS: &str = r#""bands":[{"upTo":"3","unitPrice":"0.3"},{"unitPrice":"0.2"}]"#;
-
-    /// KooGallery's step example as it bills it: 5 + 3 minutes in one daily cycle → 1.90;
-    /// another instance, a package's record and a record at `to` (excluded) are left out.
-    #[test]
-    fn koogallery_bills_the_accepted_on_demand_records_of_the_period() {
-        let step = pricing(&format!(r#"{{"model":"step","cycle":"day",{BANDS}}}"#));
-        let accepted = [
-            record("i-1", "20261101T000000Z", "5", None),
-            record("i-1", "20261101T010000Z", "3", None),
-            record("i-1", "20261101T010001Z", "7", Some("pkg")),
-            record("i-2", "20261101T010000Z", "9", None),
-            record("i-1", "20261201T000000Z", "100", None),
-        ];
-        let (from, to) = (t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z"));
-        let (quantity, amount) = koogallery_bill(&accepted, "i-1", from, to, &step).unwrap();
-        assert_eq!(
-            (quantity.to_string(), amount.to_string()),
-            ("8".into(), "1.9".into())
-        );
-    }
-
-    /// Across cycles and records, as KooGallery rates: hourly step cycles 1.30 + 0.90, tier per
-    /// record 1.00 + 0.90 (the total, 8, would be 1.90 and 1.60).
-    #[test]
-    fn koogallery_bills_per_cycle_and_per_record() {
-        let accepted = [
-            record("i-1", "20261101T100000Z", "5", None),
-            record("i-1", "20261101T110000Z", "3", None),
-        ];
-        let (from, to) = (t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z"));
-        let hourly = pricing(&format!(r#"{{"model":"step","cycle":"hour",{BANDS}}}"#));
-        let tier = pricing(&format!(r#"{{"model":"tier",{BANDS}}}"#));
-        let bill = |p| koogallery_bill(&accepted, "i-1", from, to, p).unwrap().1;
-        assert_eq!(bill(&hourly).to_string(), "2.2");
-        assert_eq!(bill(&tier).to_string(), "1.9");
-    }
 }

@@ -99,11 +99,10 @@ pub async fn estimate(args: EstimateArgs) -> ExitCode {
     let (Some(openapi), Some(pricing)) = (openapi, pricing) else {
         return ExitCode::SUCCESS;
     };
-    let pricing: koogallery::metering::pricing::Pricing = match serde_json::from_str(&pricing)
+    let pricing: koogallery_sim::usage::Price = match serde_json::from_str(&pricing)
         .map_err(|e| e.to_string())
-        .and_then(|p: koogallery::metering::pricing::Pricing| {
-            p.validate().map(|()| p).map_err(|e| e.to_string())
-        }) {
+        .and_then(|p: koogallery_sim::usage::Price| p.check().map(|()| p))
+    {
         Ok(p) => p,
         Err(e) => return problem(&format!("--pricing: {e}")),
     };
