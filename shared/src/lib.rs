@@ -13,6 +13,7 @@
 //! config/        every setting defined once (catalog), per concept; the typed secrets
 //! logging        one log set-up for every process
 //! failure        what every port failure carries: its words and its cause (`Detail`)
+//! refresh_scene  the refreshInstance scene: one type for the wire, the domain and the records
 //! retry          the one retry policy: a capped, doubling delay, with or without jitter
 //! testing/       fakes, the in-memory test bed, port contracts (feature `testing`)
 //! ```
@@ -22,7 +23,7 @@
 //!
 //! Wire DTOs (`protocol`) and the domain (`instance`, `order`, `provisioning`) never import each
 //! other; the callbacks translate (a test in `tests/architecture.rs` holds this). [`ResultCode`],
-//! [`clock`], [`failure`] and [`storage`] are the small vocabulary both sides share.
+//! [`clock`], [`failure`], [`refresh_scene`] and [`storage`] are the small vocabulary both sides share.
 
 pub mod callbacks;
 pub mod clock;
@@ -38,6 +39,7 @@ pub mod order;
 pub mod protocol;
 pub mod provisioning;
 pub mod reconciler;
+pub mod refresh_scene;
 pub mod result_code;
 pub mod retry;
 pub mod security;

@@ -9,11 +9,7 @@ use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
     instance::{DomainError, Instance, Outcome, RefreshScene},
-    protocol::{
-        Reply,
-        time::parse_compact,
-        v2_basic::{RefreshInstanceRequest, RefreshScene as WireScene},
-    },
+    protocol::{Reply, time::parse_compact, v2_basic::RefreshInstanceRequest},
     security::KeyUsed,
 };
 
@@ -57,7 +53,12 @@ fn requested_change(
     req: &RefreshInstanceRequest,
 ) -> Option<impl FnMut(&mut Instance, DateTime<Utc>) -> Result<Outcome, DomainError> + Send + '_> {
     let expire_time = parse_compact(req.expire_time.trim())?;
-    let scene = domain_scene(&req.scene);
+    if let RefreshScene::Other(name) = &req.scene {
+        // docs/protocol/decisions.md §11: set the expiry anyway; refusing could get a renewed
+        // customer released.
+        tracing::warn!(scene = %name, "unknown refreshInstance scene; expiry set as for a renewal");
+    }
+    let scene = req.scene.clone();
     Some(move |i: &mut Instance, now| {
         i.refresh(
             scene.clone(),
@@ -67,16 +68,6 @@ fn requested_change(
             now,
         )
     })
-}
-
-/// The wire's scene as the domain knows it, by KooGallery's own name.
-fn domain_scene(scene: &WireScene) -> RefreshScene {
-    if let WireScene::Other(name) = scene {
-        // docs/protocol/decisions.md §11: set the expiry anyway; refusing could get a renewed
-        // customer released.
-        tracing::warn!(scene = %name, "unknown refreshInstance scene; expiry set as for a renewal");
-    }
-    RefreshScene::from_name(scene.as_str())
 }
 
 #[cfg(test)]

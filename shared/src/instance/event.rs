@@ -6,41 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::InstanceState;
 use crate::ResultCode;
-
-/// The `refreshInstance` scenes (docs/protocol/callbacks.md §6.3), as the domain knows them; one it
-/// does not know is kept by name (docs/protocol/decisions.md §11).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RefreshScene {
-    TrialToFormal,
-    Renewal,
-    UnsubscribeRenewalPeriod,
-    RenewalChange,
-    Other(String),
-}
-
-impl RefreshScene {
-    /// The scene's name in idempotency keys and records (KooGallery's own spelling).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::TrialToFormal => "TRIAL_TO_FORMAL",
-            Self::Renewal => "RENEWAL",
-            Self::UnsubscribeRenewalPeriod => "UNSUBSCRIBE_RENEWAL_PERIOD",
-            Self::RenewalChange => "RENEWAL_CHANGE",
-            Self::Other(name) => name,
-        }
-    }
-
-    /// The scene of a name, known or not.
-    pub fn from_name(name: &str) -> Self {
-        match name {
-            "TRIAL_TO_FORMAL" => Self::TrialToFormal,
-            "RENEWAL" => Self::Renewal,
-            "UNSUBSCRIBE_RENEWAL_PERIOD" => Self::UnsubscribeRenewalPeriod,
-            "RENEWAL_CHANGE" => Self::RenewalChange,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-}
+pub use crate::refresh_scene::RefreshScene;
 
 /// Who caused a change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,48 +1,9 @@
 //! `refreshInstance` request (docs/protocol/callbacks.md §6.3).
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
-
-/// `refreshInstance` scenes (docs/protocol/callbacks.md §6.3). A scene this release does not know
-/// is kept by name: it still sets the expiry (docs/protocol/decisions.md §11), since refusing it
-/// could get a renewed customer released.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RefreshScene {
-    TrialToFormal,
-    Renewal,
-    UnsubscribeRenewalPeriod,
-    RenewalChange,
-    Other(String),
-}
-
-impl RefreshScene {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::TrialToFormal => "TRIAL_TO_FORMAL",
-            Self::Renewal => "RENEWAL",
-            Self::UnsubscribeRenewalPeriod => "UNSUBSCRIBE_RENEWAL_PERIOD",
-            Self::RenewalChange => "RENEWAL_CHANGE",
-            Self::Other(name) => name,
-        }
-    }
-
-    pub fn parse(name: &str) -> Self {
-        match name.trim() {
-            "TRIAL_TO_FORMAL" => Self::TrialToFormal,
-            "RENEWAL" => Self::Renewal,
-            "UNSUBSCRIBE_RENEWAL_PERIOD" => Self::UnsubscribeRenewalPeriod,
-            "RENEWAL_CHANGE" => Self::RenewalChange,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for RefreshScene {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Self::parse(&String::deserialize(d)?))
-    }
-}
+pub use crate::refresh_scene::RefreshScene;
 
 /// `refreshInstance` (docs/protocol/callbacks.md §6.3): renewal, trial→formal, renewal
 /// cancellation, change on renewal.
