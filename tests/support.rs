@@ -274,6 +274,7 @@ impl Vendor {
         c.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
             url: self.url.clone(),
             timeout: Duration::from_secs(10),
+            event_version: 2,
         };
         c.secrets.webhook = Some(koogallery::security::SecretKey::new(WEBHOOK_SECRET));
         c
@@ -298,6 +299,7 @@ pub fn webhook_config(url: &str) -> Config {
     c.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
         url: url.to_owned(),
         timeout: Duration::from_secs(10),
+        event_version: 2,
     };
     c.secrets.webhook = Some(koogallery::security::SecretKey::new(WEBHOOK_SECRET));
     c

@@ -248,6 +248,7 @@ async fn duplicate_deliveries_make_one_provision_call_and_never_fail_the_order()
     cfg.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
         url: vendor.url.clone(),
         timeout: Duration::from_secs(60),
+        event_version: 2,
     };
     // Longer than a delivery of 60 s calls can take (2 x (3 tries x 60 s + pauses) + 5 s), as
     // start-up requires of the settings.

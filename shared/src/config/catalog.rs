@@ -141,6 +141,12 @@ pub const WEBHOOK_TIMEOUT_SECS: Setting = operator(
     "webhook: per try (at least 1)",
 );
 
+pub const WEBHOOK_EVENT_VERSION: Setting = operator(
+    "KOOGALLERY_WEBHOOK_EVENT_VERSION",
+    Some("2"),
+    "webhook: the event contract sent (2; 1 for a receiver written for version 1, which gets no quotaExhausted, order or directory events)",
+);
+
 // The worker.
 pub const PROVISIONING_DEADLINE_SECS: Setting = operator(
     "KOOGALLERY_PROVISIONING_DEADLINE_SECS",
@@ -375,6 +381,7 @@ pub const ALL: &[&Setting] = &[
     &ADMIN_USER,
     &WEBHOOK_URL,
     &WEBHOOK_TIMEOUT_SECS,
+    &WEBHOOK_EVENT_VERSION,
     &PROVISIONING_DEADLINE_SECS,
     &NOTICE_DEADLINE_SECS,
     &WORKER_BACKOFF_SECS,

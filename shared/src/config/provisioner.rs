@@ -18,7 +18,12 @@ pub enum ProvisionerSettings {
         memo: String,
     },
     /// POST a signed JSON event to the vendor's URL and take the credentials from its answer.
-    Webhook { url: String, timeout: Duration },
+    Webhook {
+        url: String,
+        timeout: Duration,
+        /// The webhook event contract version sent (1 or 2).
+        event_version: u32,
+    },
 }
 
 impl Default for ProvisionerSettings {
@@ -46,6 +51,10 @@ impl ProvisionerSettings {
                 Ok(Self::Webhook {
                     url,
                     timeout: env.secs(&catalog::WEBHOOK_TIMEOUT_SECS, 1)?,
+                    event_version: match env.choice(&catalog::WEBHOOK_EVENT_VERSION, &["1", "2"])? {
+                        "1" => 1,
+                        _ => 2,
+                    },
                 })
             }
             _ => {

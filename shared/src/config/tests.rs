@@ -120,10 +120,36 @@ fn bad_settings_name_the_variable() {
             ],
             "KOOGALLERY_WEBHOOK_TIMEOUT_SECS",
         ),
+        (
+            vec![
+                ("KOOGALLERY_PROVISIONER", "webhook"),
+                ("KOOGALLERY_WEBHOOK_URL", "https://v.example"),
+                ("KOOGALLERY_WEBHOOK_EVENT_VERSION", "3"),
+            ],
+            "KOOGALLERY_WEBHOOK_EVENT_VERSION",
+        ),
     ] {
         let e = cfg(&vars).unwrap_err();
         assert!(e.to_string().contains(name), "{vars:?}: {e}");
     }
+}
+
+#[test]
+fn the_webhook_sends_version_2_unless_a_version_1_receiver_is_named() {
+    let version = |extra: &[(&'static str, &'static str)]| {
+        let mut vars = vec![
+            ("KOOGALLERY_PROVISIONER", "webhook"),
+            ("KOOGALLERY_WEBHOOK_URL", "https://v.example"),
+        ];
+        vars.extend_from_slice(extra);
+        match cfg(&vars).unwrap().settings.provisioner {
+            ProvisionerSettings::Webhook { event_version, .. } => event_version,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(version(&[]), 2);
+    assert_eq!(version(&[("KOOGALLERY_WEBHOOK_EVENT_VERSION", "1")]), 1);
+    assert_eq!(version(&[("KOOGALLERY_WEBHOOK_EVENT_VERSION", "2")]), 2);
 }
 
 #[test]

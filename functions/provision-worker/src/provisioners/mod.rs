@@ -37,18 +37,23 @@ pub fn from_settings(
             admin_url: admin_url.clone(),
             memo: memo.clone(),
         }),
-        ProvisionerSettings::Webhook { url, timeout } => {
+        ProvisionerSettings::Webhook {
+            url,
+            timeout,
+            event_version,
+        } => {
             let secret = webhook_secret.ok_or_else(|| {
                 ConfigError::invalid(
                     "KOOGALLERY_WEBHOOK_SECRET",
                     "required when KOOGALLERY_PROVISIONER=webhook (it signs each event; on AWS: \"webhookSecret\" in the webhook secret, KOOGALLERY_WEBHOOK_SECRET_ID)",
                 )
             })?;
-            Arc::new(
+            let mut webhook =
                 WebhookProvisioner::new(url.clone(), secret, *timeout).map_err(|e| {
                     ConfigError::invalid("KOOGALLERY_WEBHOOK_URL", format!("webhook client: {e}"))
-                })?,
-            )
+                })?;
+            webhook.event_version = *event_version;
+            Arc::new(webhook)
         }
     })
 }

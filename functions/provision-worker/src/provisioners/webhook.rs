@@ -18,7 +18,18 @@ use koogallery::{
 };
 use serde::Deserialize;
 
-use super::WebhookEvent;
+use super::{WebhookEvent, webhook_event::WEBHOOK_EVENT_VERSION};
+
+/// An event the receiver's contract version does not have: not sent, and counted as delivered
+/// (a version-1 receiver may refuse an event it does not know, and would hold up the queue).
+fn not_in_version(event: &str, version: u32) -> Result<(), ProvisionError> {
+    tracing::info!(
+        event,
+        version,
+        "not in the webhook contract version the receiver takes; not sent"
+    );
+    Ok(())
+}
 
 /// The vendor's answer. Provisioning: `frontEndUrl` (and optional `adminUrl`, `userName`, `password`,
 /// `memo`), or `resultCode` other than `000000` to refuse with that KooGallery code.
@@ -42,6 +53,8 @@ pub struct WebhookProvisioner {
     pub tries: u32,
     /// The pause before each of those tries after the first.
     pub retry: koogallery::retry::Backoff,
+    /// The event contract version the receiver takes (`KOOGALLERY_WEBHOOK_EVENT_VERSION`).
+    pub event_version: u32,
 }
 
 impl WebhookProvisioner {
@@ -59,6 +72,7 @@ impl WebhookProvisioner {
             secret,
             tries: WEBHOOK_TRIES,
             retry: WEBHOOK_BACKOFF,
+            event_version: WEBHOOK_EVENT_VERSION,
         })
     }
 
@@ -188,7 +202,9 @@ impl HasEventId for super::webhook_event::DirectoryWebhookEvent {
 #[async_trait]
 impl Provisioner for WebhookProvisioner {
     async fn provision(&self, request: &ProvisionRequest) -> Result<AccessInfo, ProvisionError> {
-        let event = WebhookEvent::provision(request);
+        // Every contract version has `provision`.
+        let mut event = WebhookEvent::provision(request);
+        event.version = self.event_version;
         let bytes = self.post(&event).await?;
         let answer: WebhookAnswer = serde_json::from_slice(&bytes).map_err(|e| {
             ProvisionError::Transient(
@@ -216,12 +232,19 @@ impl Provisioner for WebhookProvisioner {
     }
 
     async fn order_paid(&self, paid: &OrderPaid) -> Result<(), ProvisionError> {
-        let bytes = self.post(&WebhookEvent::order(paid)).await?;
+        let Some(event) = WebhookEvent::order(paid).in_version(self.event_version) else {
+            return not_in_version("order", self.event_version);
+        };
+        let bytes = self.post(&event).await?;
         refused_in_answer(&bytes)
     }
 
     async fn notify(&self, notice: &LifecycleNotice) -> Result<(), ProvisionError> {
         let event = WebhookEvent::notice(notice);
+        let name = event.event;
+        let Some(event) = event.in_version(self.event_version) else {
+            return not_in_version(name, self.event_version);
+        };
         let bytes = self.post(&event).await?;
         refused_in_answer(&bytes)
     }
@@ -231,6 +254,9 @@ impl Provisioner for WebhookProvisioner {
         notice: &koogallery::provisioning::DirectoryNotice,
     ) -> Result<(), ProvisionError> {
         let event = super::webhook_event::DirectoryWebhookEvent::from_notice(notice);
+        let Some(event) = event.in_version(self.event_version) else {
+            return not_in_version(notice.event.body.name(), self.event_version);
+        };
         let bytes = self.post(&event).await?;
         refused_in_answer(&bytes)
     }

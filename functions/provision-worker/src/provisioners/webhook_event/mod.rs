@@ -2,13 +2,21 @@
 //! independent of the domain types, so a rename in the domain cannot silently break a vendor's
 //! integration. `tests/golden/webhook_*.json` pins it and the README shows the same JSON.
 //!
-//! Version 1: camelCase; `version`, `event`, `eventId` (stable across our retries: the vendor's
+//! Version 2 (sent unless `KOOGALLERY_WEBHOOK_EVENT_VERSION=1`): camelCase; `version`, `event`, `eventId` (stable across our retries: the vendor's
 //! idempotency key), `seq` (the instance history position the event reports: `provision` carries
 //! the creation's, 0; a lifecycle notice its own), `state` (the instance's state as a result of
 //! this event, not its state when sent), `expireTime` and `order` when known, and `detail` for the
 //! events that carry more (refreshed, upgraded, released, quotaExhausted). The top-level
 //! `expireTime` and `order` are the instance's as known when the event is sent; `detail` holds what
 //! the event itself set (a refresh's own expiry, an upgrade's own order). Times are RFC 3339 UTC.
+//! Events: `provision`, the lifecycle notices (`refreshed`, `frozen`, `unfrozen`, `upgraded`,
+//! `released`, `quotaExhausted`), `order` (a paid order line) and the tenant directory's events.
+//!
+//! Version 1 is the same JSON with `"version": 1` and fewer events: `provision` and the first five
+//! lifecycle notices. `quotaExhausted`, `order` and the directory events came later, and a receiver
+//! written for version 1 may refuse an event it does not know (and be retried until the job is
+//! dead-lettered), so a provisioner set to version 1 does not send them: they are logged and count
+//! as delivered. Golden files pin both versions.
 
 use chrono::{DateTime, Utc};
 use koogallery::{
@@ -18,8 +26,18 @@ use koogallery::{
 };
 use serde::Serialize;
 
-/// The contract version this release sends.
-pub const WEBHOOK_EVENT_VERSION: u32 = 1;
+/// The contract version this release sends unless told otherwise.
+pub const WEBHOOK_EVENT_VERSION: u32 = 2;
+
+/// The events contract version 1 has (every other event is version 2's).
+const VERSION_1_EVENTS: [&str; 6] = [
+    "provision",
+    "refreshed",
+    "frozen",
+    "unfrozen",
+    "upgraded",
+    "released",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,7 +84,27 @@ pub struct DirectoryWebhookEvent {
     pub body: koogallery::directory::EventBody,
 }
 
+impl WebhookEvent {
+    /// The event as contract `version` has it; `None` when that version has no such event.
+    pub fn in_version(mut self, version: u32) -> Option<Self> {
+        if version < 2 && !VERSION_1_EVENTS.contains(&self.event) {
+            return None;
+        }
+        self.version = version;
+        Some(self)
+    }
+}
+
 impl DirectoryWebhookEvent {
+    /// The event as contract `version` has it; version 1 has no directory events.
+    pub fn in_version(mut self, version: u32) -> Option<Self> {
+        if version < 2 {
+            return None;
+        }
+        self.version = version;
+        Some(self)
+    }
+
     pub fn from_notice(notice: &koogallery::provisioning::DirectoryNotice) -> Self {
         Self {
             version: WEBHOOK_EVENT_VERSION,

@@ -1,4 +1,5 @@
-//! Golden files pin the webhook JSON (version 1); the README must show the same JSON.
+//! Golden files pin the webhook JSON (version 2, and version 1's `webhook_v1_*`); the README must
+//! show the same JSON.
 
 use chrono::TimeZone;
 use koogallery::instance::{AccessInfo, Instance, Outcome, RefreshScene};
@@ -59,6 +60,9 @@ fn provision_event_is_pinned_and_documented() {
         readme().contains(text.trim_end()),
         "README must show the provision event as sent"
     );
+    // A receiver written for version 1 gets the JSON version 1 always had.
+    let v1 = WebhookEvent::provision(&request).in_version(1).unwrap();
+    golden("webhook_v1_provision.json", &v1);
 }
 
 #[test]
@@ -108,13 +112,18 @@ fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
         "webhook_refreshed.json",
         &WebhookEvent::notice(&LifecycleNotice {
             instance: i.clone(),
-            event: refreshed,
+            event: refreshed.clone(),
         }),
     );
     assert!(
         readme().contains(text.trim_end()),
         "README must show the refreshed event as sent"
     );
+    let v1 = WebhookEvent::notice(&LifecycleNotice {
+        instance: i.clone(),
+        event: refreshed,
+    });
+    golden("webhook_v1_refreshed.json", &v1.in_version(1).unwrap());
     golden(
         "webhook_released.json",
         &WebhookEvent::notice(&LifecycleNotice {
@@ -225,6 +234,36 @@ fn the_order_event_is_pinned() {
     assert_eq!(v["order"]["quantity"], 50.0);
 }
 
+/// Version 1 has no quotaExhausted, order or directory events: a provisioner set to version 1 does
+/// not send them; every other event keeps its JSON, with `"version": 1`.
+#[test]
+fn version_1_has_only_the_first_events() {
+    let paid = OrderPaid {
+        order_id: "CS2211181819B4LVS".into(),
+        order_line_id: "CS2211181819B4LVS-000001".into(),
+        order: order(),
+    };
+    assert!(WebhookEvent::order(&paid).in_version(1).is_none());
+    let v2 = WebhookEvent::order(&paid).in_version(2).unwrap();
+    assert_eq!((v2.event, v2.version), ("order", 2));
+    assert_eq!(WebhookEvent::order(&paid).version, WEBHOOK_EVENT_VERSION);
+    for event in [
+        "provision",
+        "refreshed",
+        "frozen",
+        "unfrozen",
+        "upgraded",
+        "released",
+    ] {
+        let mut e = WebhookEvent::order(&paid);
+        e.event = event;
+        assert_eq!(e.in_version(1).map(|e| e.version), Some(1), "{event}");
+    }
+    let mut quota = WebhookEvent::order(&paid);
+    quota.event = "quotaExhausted";
+    assert!(quota.in_version(1).is_none());
+}
+
 #[test]
 fn directory_events_are_pinned_and_documented() {
     use koogallery::directory::{Department, DirectoryEvent, EventBody, EventUser, TenantKey};
@@ -296,8 +335,12 @@ fn directory_events_are_pinned_and_documented() {
             },
         ],
     };
-    golden(
-        "webhook_orgs_replaced.json",
-        &DirectoryWebhookEvent::from_notice(&notice(4, orgs)),
+    let event = DirectoryWebhookEvent::from_notice(&notice(4, orgs));
+    golden("webhook_orgs_replaced.json", &event);
+    assert_eq!(event.version, WEBHOOK_EVENT_VERSION);
+    assert!(
+        event.clone().in_version(1).is_none(),
+        "version 1 has no directory events"
     );
+    assert_eq!(event.in_version(2).map(|e| e.version), Some(2));
 }
