@@ -675,6 +675,7 @@ async fn a_failed_order_answers_a_fixed_message_that_never_carries_the_webhook_u
     cfg.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
         url,
         timeout: Duration::from_secs(1),
+        event_version: 2,
     };
     cfg.secrets.webhook = Some(koogallery::security::SecretKey::new("w"));
     // Set directly (start-up would refuse under 60 s) so the deadline passes within the test.
