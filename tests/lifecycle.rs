@@ -3,9 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use koogallery::{
-    ResultCode,
-    protocol::v2_basic::InstanceInfo,
-    security::verify_body_sign,
+    ResultCode, protocol::v2_basic::InstanceInfo, security::verify_body_sign,
     testing::ScriptedProvisioner,
 };
 use koogallery_e2e::{KEY, config, host, simulator, sixteen_concurrent_duplicates, wait_for};
