@@ -248,13 +248,7 @@ impl Vendor {
     /// Settings and secrets that point the local host's webhook provisioner here, with fast
     /// retries for a test.
     pub fn config(&self) -> Config {
-        let mut c = config();
-        c.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
-            url: self.url.clone(),
-            timeout: Duration::from_secs(10),
-        };
-        c.secrets.webhook = Some(koogallery::security::SecretKey::new(WEBHOOK_SECRET));
-        c
+        webhook_config(&self.url)
     }
 }
 
