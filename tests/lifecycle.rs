@@ -3,14 +3,10 @@
 use std::{sync::Arc, time::Duration};
 
 use koogallery::{
-    ResultCode,
-    protocol::v2_basic::InstanceInfo,
-    security::verify_body_sign,
-    testing::{Scripted, ScriptedProvisioner},
+    ResultCode, protocol::v2_basic::InstanceInfo, security::verify_body_sign,
+    testing::ScriptedProvisioner,
 };
-use koogallery_e2e::{
-    KEY, config, eventually, host, simulator, sixteen_concurrent_duplicates, wait_for,
-};
+use koogallery_e2e::{KEY, config, host, simulator, sixteen_concurrent_duplicates, wait_for};
 use koogallery_sim::{CallOptions, LifecycleOptions};
 use serde_json::json;
 
@@ -100,47 +96,6 @@ async fn sixteen_concurrent_duplicates_make_one_instance() {
     let id = sixteen_concurrent_duplicates(sim.clone(), "CSCONC").await;
     wait_for(&sim, &id, ResultCode::Success).await;
     assert_eq!(provisioner.provision_calls(), 1, "provisioned exactly once");
-    h.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_failures_retry_until_the_deadline_then_dead_letter_and_the_order_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config();
-    cfg.settings.worker.provisioning_deadline = Duration::from_millis(1500);
-    let provisioner = Arc::new(ScriptedProvisioner::new(vec![Scripted::Transient; 1000]));
-    let h = host(dir.path(), cfg, Some(provisioner.clone())).await;
-    let sim = simulator(&h);
-    let a = sim
-        .call(&json!({"activity":"newInstance","orderId":"CSFAIL","orderLineId":"CSFAIL-000001","businessId":"fail-1"}))
-        .await
-        .unwrap();
-    assert_eq!(a.reply.result_code, ResultCode::Processing);
-    let reply = wait_for(&sim, "fail-1", ResultCode::InternalError).await;
-    // A fixed text: the cause (here the provisioner's transient error) is in the log only.
-    assert_eq!(
-        reply.result_msg,
-        provision_worker::PROVISIONING_DEADLINE_PASSED
-    );
-    let calls = provisioner.provision_calls();
-    assert!(calls >= 3, "retried until the deadline: {calls} calls");
-    // The job is not lost: it waits in the dead-letter table with its reason. Dead-lettering is
-    // the last thing its last delivery does, and then no delivery is left that could call the
-    // provisioner again.
-    eventually(Duration::from_secs(30), "the job dead-lettered", || {
-        !h.backend.queue.dead_letters().unwrap().is_empty()
-    })
-    .await;
-    let dead = h.backend.queue.dead_letters().unwrap();
-    assert_eq!(dead.len(), 1);
-    let depth = h.backend.queue.depth(chrono::Utc::now()).unwrap();
-    assert_eq!((depth.ready, depth.in_flight), (0, 0), "no delivery left");
-    assert_eq!(
-        provisioner.provision_calls(),
-        calls,
-        "nothing after the order failed"
-    );
-    assert_eq!(dead[0].attempts as usize, calls);
     h.shutdown().await;
 }
 

@@ -2,7 +2,9 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use koogallery::{ResultCode, config::Config, protocol::Reply, provisioning::Provisioner};
+use koogallery::{
+    ResultCode, config::Config, protocol::Reply, provisioning::Provisioner, testing::SignedVendor,
+};
 use koogallery_local::{LocalSettings, RunningHost, start_with};
 use koogallery_sim::Simulator;
 
@@ -134,104 +136,67 @@ pub struct VendorScript {
     pub hold_provisions: bool,
 }
 
-/// The vendor's webhook, inside the test: records everything it receives, answers a request whose
-/// signature does not verify with 401 and the others from its script (credentials for a
-/// provision). Its readers ([`Vendor::all`], [`Vendor::received_for`], [`Vendor::accepted`]) fail
-/// the test if any request so far was not signed: the check runs in the test, where a failure
-/// counts, not in the HTTP handler, where a panic would only drop the connection.
+/// The vendor's webhook, inside the test (a [`SignedVendor`]): records everything it receives,
+/// answers a request whose signature does not verify with 401 and the others from its script
+/// (credentials for a provision). Its readers ([`Vendor::all`], [`Vendor::received_for`],
+/// [`Vendor::accepted`]) fail the test if any request so far was not signed.
 pub struct Vendor {
     pub url: String,
     /// Requests that reached the vendor, counted on arrival (before any delay).
     pub arrived: Arc<std::sync::atomic::AtomicUsize>,
     pub script: Arc<std::sync::Mutex<VendorScript>>,
-    /// Read through [`Vendor::all`], which checks every request was signed.
-    received: Arc<std::sync::Mutex<Vec<Received>>>,
+    endpoint: SignedVendor,
 }
 
 pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 
 impl Vendor {
     pub async fn start() -> Self {
-        use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
-        use koogallery::security::webhook::{
-            HEADER_SIGNATURE, HEADER_TIMESTAMP, webhook_signature,
-        };
         let script = Arc::new(std::sync::Mutex::new(VendorScript::default()));
-        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (s, r, a) = (script.clone(), received.clone(), arrived.clone());
-        let app = Router::new().route(
-            "/hook",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let (script, received) = (s.clone(), r.clone());
-                a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    let (ts, sig) = (header(HEADER_TIMESTAMP), header(HEADER_SIGNATURE));
-                    let signed = sig == webhook_signature(WEBHOOK_SECRET, &ts, &body);
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    let event = v["event"].as_str().unwrap_or_default().to_owned();
-                    let (status, delay) = if signed {
-                        let mut sc = script.lock().unwrap();
-                        let down = sc.down;
-                        let failing = sc.fail_next.get_mut(&event).filter(|n| **n > 0);
-                        let status = if down {
-                            503
-                        } else if let Some(n) = failing {
-                            *n -= 1;
-                            500
-                        } else {
-                            200
-                        };
-                        let delay = if event == "provision" { sc.provision_delay } else { Duration::ZERO };
-                        (status, delay)
+        let s = script.clone();
+        let endpoint = SignedVendor::start(WEBHOOK_SECRET, move |v| {
+            let script = s.clone();
+            async move {
+                let event = v["event"].as_str().unwrap_or_default().to_owned();
+                let (status, delay) = {
+                    let mut sc = script.lock().unwrap();
+                    let down = sc.down;
+                    let failing = sc.fail_next.get_mut(&event).filter(|n| **n > 0);
+                    let status = if down {
+                        503
+                    } else if let Some(n) = failing {
+                        *n -= 1;
+                        500
                     } else {
-                        (401, Duration::ZERO)
+                        200
                     };
-                    tokio::time::sleep(delay).await;
-                    while signed && event == "provision" && script.lock().unwrap().hold_provisions {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    let instance_id = v["instanceId"].as_str().unwrap_or_default().to_owned();
-                    received.lock().unwrap().push(Received {
-                        signed,
-                        event: event.clone(),
-                        event_id: v["eventId"].as_str().unwrap_or_default().to_owned(),
-                        seq: v["seq"].as_u64().unwrap_or_default(),
-                        instance_id: instance_id.clone(),
-                        state: v["state"].as_str().unwrap_or_default().to_owned(),
-                        status,
-                        body: v.clone(),
-                    });
-                    let answer = if status == 401 {
-                        serde_json::json!({"error": "bad signature"})
-                    } else if event == "provision" {
-                        serde_json::json!({"frontEndUrl": format!("https://vendor.example/{instance_id}"),
-                            "userName": "owner", "password": format!("pw-{instance_id}")})
+                    let delay = if event == "provision" {
+                        sc.provision_delay
                     } else {
-                        serde_json::json!({"resultCode": "000000"})
+                        Duration::ZERO
                     };
-                    (StatusCode::from_u16(status).unwrap(), answer.to_string())
+                    (status, delay)
+                };
+                tokio::time::sleep(delay).await;
+                while event == "provision" && script.lock().unwrap().hold_provisions {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind vendor");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("vendor serves") });
+                let instance_id = v["instanceId"].as_str().unwrap_or_default();
+                let answer = if event == "provision" {
+                    serde_json::json!({"frontEndUrl": format!("https://vendor.example/{instance_id}"),
+                        "userName": "owner", "password": format!("pw-{instance_id}")})
+                } else {
+                    serde_json::json!({"resultCode": "000000"})
+                };
+                (status, answer.to_string())
+            }
+        })
+        .await;
         Self {
-            url,
-            arrived,
+            url: endpoint.url.clone(),
+            arrived: endpoint.arrived.clone(),
             script,
-            received,
+            endpoint,
         }
     }
 
@@ -242,11 +207,24 @@ impl Vendor {
     /// Everything the vendor received so far, in the order it answered. Fails the test if a
     /// request was not signed.
     pub fn all(&self) -> Vec<Received> {
-        let all = self.received.lock().unwrap().clone();
-        if let Some(unsigned) = all.iter().find(|r| !r.signed) {
-            panic!("the vendor received an event that is not signed: {unsigned:?}");
-        }
-        all
+        self.endpoint
+            .requests()
+            .into_iter()
+            .map(|r| {
+                let v = r.event.unwrap_or_default();
+                let text = |field: &str| v[field].as_str().unwrap_or_default().to_owned();
+                Received {
+                    signed: r.signed,
+                    event: text("event"),
+                    event_id: text("eventId"),
+                    seq: v["seq"].as_u64().unwrap_or_default(),
+                    instance_id: text("instanceId"),
+                    state: text("state"),
+                    status: r.status,
+                    body: v,
+                }
+            })
+            .collect()
     }
 
     /// What the vendor received for one instance, in the order it answered ([`Vendor::all`]'s
@@ -270,14 +248,7 @@ impl Vendor {
     /// Settings and secrets that point the local host's webhook provisioner here, with fast
     /// retries for a test.
     pub fn config(&self) -> Config {
-        let mut c = config();
-        c.settings.provisioner = koogallery::config::ProvisionerSettings::Webhook {
-            url: self.url.clone(),
-            timeout: Duration::from_secs(10),
-            event_version: 2,
-        };
-        c.secrets.webhook = Some(koogallery::security::SecretKey::new(WEBHOOK_SECRET));
-        c
+        webhook_config(&self.url)
     }
 }
 

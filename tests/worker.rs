@@ -14,8 +14,11 @@ use koogallery::{
     ResultCode,
     jobs::consume::{QueueMessage, Receive, Settle},
     jobs::{Job, JobQueue, QueueError},
+    testing::{Scripted, ScriptedProvisioner},
 };
-use koogallery_e2e::{ChildHost, Vendor, eventually, host, simulator, with_openapi};
+use koogallery_e2e::{
+    ChildHost, Vendor, config, eventually, host, simulator, wait_for, with_openapi,
+};
 use serde_json::json;
 
 async fn query(sim: &koogallery_sim::Simulator, id: &str) -> ResultCode {
@@ -711,5 +714,48 @@ async fn a_failed_order_answers_a_fixed_message_that_never_carries_the_webhook_u
         provision_worker::PROVISIONING_DEADLINE_PASSED
     );
     assert!(tries.load(Ordering::SeqCst) > 0, "the webhook was tried");
+    h.shutdown().await;
+}
+
+/// A provisioner that keeps failing is retried until the provisioning deadline; then the order
+/// fails with a fixed message and the job waits in the dead-letter table, called no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_failures_retry_until_the_deadline_then_dead_letter_and_the_order_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.settings.worker.provisioning_deadline = Duration::from_millis(1500);
+    let provisioner = Arc::new(ScriptedProvisioner::new(vec![Scripted::Transient; 1000]));
+    let h = host(dir.path(), cfg, Some(provisioner.clone())).await;
+    let sim = simulator(&h);
+    let a = sim
+        .call(&json!({"activity":"newInstance","orderId":"CSFAIL","orderLineId":"CSFAIL-000001","businessId":"fail-1"}))
+        .await
+        .unwrap();
+    assert_eq!(a.reply.result_code, ResultCode::Processing);
+    let reply = wait_for(&sim, "fail-1", ResultCode::InternalError).await;
+    // A fixed text: the cause (here the provisioner's transient error) is in the log only.
+    assert_eq!(
+        reply.result_msg,
+        provision_worker::PROVISIONING_DEADLINE_PASSED
+    );
+    let calls = provisioner.provision_calls();
+    assert!(calls >= 3, "retried until the deadline: {calls} calls");
+    // The job is not lost: it waits in the dead-letter table with its reason. Dead-lettering is
+    // the last thing its last delivery does, and then no delivery is left that could call the
+    // provisioner again.
+    eventually(Duration::from_secs(30), "the job dead-lettered", || {
+        !h.backend.queue.dead_letters().unwrap().is_empty()
+    })
+    .await;
+    let dead = h.backend.queue.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    let depth = h.backend.queue.depth(chrono::Utc::now()).unwrap();
+    assert_eq!((depth.ready, depth.in_flight), (0, 0), "no delivery left");
+    assert_eq!(
+        provisioner.provision_calls(),
+        calls,
+        "nothing after the order failed"
+    );
+    assert_eq!(dead[0].attempts as usize, calls);
     h.shutdown().await;
 }

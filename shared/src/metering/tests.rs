@@ -497,46 +497,6 @@ fn totals_follow_the_windows_they_sum() {
     );
 }
 
-/// The memory store drops keys past their retention too: until then a key is the report it was
-/// first used for; after, it is forgotten (a repeat would be refused as too old anyway).
-#[tokio::test]
-async fn the_memory_store_forgets_keys_past_their_retention() {
-    use crate::{metering::UsageStore, testing::MemoryStore};
-    let store = MemoryStore::new();
-    let none = PackageQuotas::new();
-    let t0 = t("2026-11-01T10:00:00Z");
-    store
-        .ingest(
-            &[report("i-1", "1", "2026-11-01T10:00:00Z", "k")],
-            &none,
-            t0,
-        )
-        .await
-        .unwrap();
-    let other = |at: &str| report("i-1", "2", at, "k");
-    let kept = t0 + Duration::days(22) - Duration::seconds(1);
-    let err = store
-        .ingest(&[other("2026-11-23T09:00:00Z")], &none, kept)
-        .await
-        .unwrap_err();
-    assert_eq!(refusal(err), (0, Refusal::KeyReused("k".into())));
-    // The first batch past it drops the key; the one after may use it afresh.
-    let later = t0 + Duration::days(22);
-    store
-        .ingest(
-            &[report("i-1", "1", "2026-11-23T09:00:00Z", "x")],
-            &none,
-            later,
-        )
-        .await
-        .unwrap();
-    let outcome = store
-        .ingest(&[other("2026-11-23T09:00:00Z")], &none, later)
-        .await
-        .unwrap();
-    assert_eq!(outcome.applied, 1);
-}
-
 mod packages {
     //! Ingestion with packages: quotas read from the package order, deducted, refused beyond,
     //! and `quotaExhausted` recorded once (healed by the next batch naming the package).

@@ -110,6 +110,24 @@ pub enum KeyUsed {
 }
 
 impl KeyRing {
+    /// Which key of the ring, current first, made `tag` over a payload in `form`: each key's MAC
+    /// (`mac` of the key) is compared with it in constant time (`Mac::verify_slice`). `None` if no
+    /// key did. Every signature a ring verifies goes through here (docs/protocol/decisions.md §2).
+    pub(crate) fn matching(
+        &self,
+        tag: &[u8],
+        form: PayloadForm,
+        mac: impl Fn(&str) -> HmacSha256,
+    ) -> Option<Matched> {
+        use hmac::Mac;
+        self.keys()
+            .position(|key| mac(key.expose()).verify_slice(tag).is_ok())
+            .map(|index| Matched {
+                previous_key: index > 0,
+                payload: form,
+            })
+    }
+
     /// The key `used` names (the current one when the ring has no previous key).
     #[must_use]
     pub fn key(&self, used: KeyUsed) -> &SecretKey {

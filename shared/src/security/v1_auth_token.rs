@@ -69,15 +69,8 @@ pub fn verify_v1_auth_token(
     let tag = BASE64
         .decode(auth_token.replace(' ', "+"))
         .map_err(|_| SignatureError::Malformed)?;
-    keys.keys()
-        .position(|key| {
-            v1_mac(key.expose(), time_stamp, params)
-                .verify_slice(&tag)
-                .is_ok()
-        })
-        .map(|index| Matched {
-            previous_key: index > 0,
-            payload: PayloadForm::Canonical,
-        })
-        .ok_or(SignatureError::Mismatch)
+    keys.matching(&tag, PayloadForm::Canonical, |key| {
+        v1_mac(key, time_stamp, params)
+    })
+    .ok_or(SignatureError::Mismatch)
 }

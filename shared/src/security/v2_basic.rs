@@ -219,32 +219,26 @@ pub(super) fn verify_hex(
     }
     // `hex` accepts both cases (§3.1: compare case-insensitively).
     let tag = hex::decode(signature).map_err(|_| SignatureError::Malformed)?;
-    let matches = |payload: &[u8]| {
-        keys.keys()
-            .position(|key| mac(key.expose(), payload).verify_slice(&tag).is_ok())
-    };
-    let matched = |index: usize, payload: PayloadForm| Matched {
-        previous_key: index > 0,
-        payload,
-    };
+    let matches =
+        |form: PayloadForm, payload: &[u8]| keys.matching(&tag, form, |key| mac(key, payload));
 
     let canonical = canonical.map(String::into_bytes);
     if let Some(c) = &canonical
-        && let Some(i) = matches(c)
+        && let Some(m) = matches(PayloadForm::Canonical, c)
     {
-        return Ok(matched(i, PayloadForm::Canonical));
+        return Ok(m);
     }
     let mut tried: Vec<Vec<u8>> = canonical.into_iter().collect();
     for (form, payload) in fallbacks() {
-        if let Some(i) = matches(&payload) {
-            return Ok(matched(i, form));
+        if let Some(m) = matches(form, &payload) {
+            return Ok(m);
         }
         tried.push(payload);
     }
     if tried.iter().all(|p| p.as_slice() != raw_body)
-        && let Some(i) = matches(raw_body)
+        && let Some(m) = matches(PayloadForm::RawBody, raw_body)
     {
-        return Ok(matched(i, PayloadForm::RawBody));
+        return Ok(m);
     }
     Err(SignatureError::Mismatch)
 }

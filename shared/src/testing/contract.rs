@@ -630,59 +630,152 @@ async fn assert_totals_sum_windows(
 /// Every usage store: batches applied all or nothing, each idempotency key once, windows read
 /// back as written, the unsettled ones listed oldest first, compare-and-set saves, no report
 /// ever added to a sealed window, and each instance's usage total the sum of its windows after
-/// every step.
+/// every step. Each case names instances of its own, so they share the store in any order.
 pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
-    use crate::metering::{
-        IngestError, PackageQuotas, UsageReport, WindowKey, WindowState, ingest::Refusal,
-    };
-    let (a, b) = (unique("usage-a"), unique("usage-b"));
-    let none = PackageQuotas::new();
-    let h = |n: i64| t0() + Duration::hours(n);
-    let report = |id: &str, q: &str, at: DateTime<Utc>, key: &str| UsageReport {
-        instance_id: id.to_owned(),
-        quantity: q.parse().unwrap(),
-        occurred_at: at,
-        idempotency_key: format!("{id}/{key}"),
-        package_instance_id: None,
-    };
-    let now = h(5);
-    let batch = vec![
-        report(&a, "1.5", h(1) + Duration::minutes(10), "1"),
-        report(&a, "2", h(1) + Duration::minutes(50), "2"),
-        report(&a, "0.25", h(2), "3"),
-        report(&b, "7", h(1) + Duration::minutes(5), "4"),
-    ];
-    let outcome = store.ingest(&batch, &none, now).await.unwrap();
-    assert_eq!((outcome.applied, outcome.duplicates), (4, 0));
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "first batch").await;
-    let key = |id: &str, n: i64| WindowKey {
-        instance_id: id.to_owned(),
-        start: h(n),
-        package: None,
-    };
-    let w = store
-        .window(&key(&a, 1))
-        .await
-        .unwrap()
-        .expect("window a@1");
+    usage_a_batch_is_applied_once_and_read_back(&store).await;
+    usage_a_reused_key_refuses_the_whole_batch(&store).await;
+    usage_due_lists_ended_hours_oldest_first(&store).await;
+    usage_sealing_is_a_compare_and_set_and_a_sealed_window_takes_nothing_more(&store).await;
+    usage_settled_windows_leave_the_due_list(&store).await;
+    usage_several_saves_are_each_a_compare_and_set(&store).await;
+    usage_a_save_never_changes_what_a_window_adds_up_to(&store).await;
+    usage_a_stop_when_used_up_package_is_a_window_dimension_of_its_own(&store).await;
+    usage_a_package_refuses_more_than_is_left_and_is_used_up_once(&store).await;
+    usage_push_claim_has_one_holder_at_a_time(&store).await;
+}
+
+/// Two instances of one usage case, named for it alone, and the reports, keys and hours its
+/// steps share.
+struct UsageCase {
+    store: Arc<dyn crate::metering::UsageStore>,
+    a: String,
+    b: String,
+}
+
+impl UsageCase {
+    fn new(store: &Arc<dyn crate::metering::UsageStore>) -> Self {
+        Self {
+            store: store.clone(),
+            a: unique("usage-a"),
+            b: unique("usage-b"),
+        }
+    }
+
+    /// `n` hours after the contract's epoch.
+    fn h(n: i64) -> DateTime<Utc> {
+        t0() + Duration::hours(n)
+    }
+
+    /// When every case ingests and settles.
+    fn now() -> DateTime<Utc> {
+        Self::h(5)
+    }
+
+    fn report(id: &str, q: &str, at: DateTime<Utc>, key: &str) -> crate::metering::UsageReport {
+        crate::metering::UsageReport {
+            instance_id: id.to_owned(),
+            quantity: q.parse().unwrap(),
+            occurred_at: at,
+            idempotency_key: format!("{id}/{key}"),
+            package_instance_id: None,
+        }
+    }
+
+    fn key(id: &str, n: i64) -> crate::metering::WindowKey {
+        crate::metering::WindowKey {
+            instance_id: id.to_owned(),
+            start: Self::h(n),
+            package: None,
+        }
+    }
+
+    /// `a`: 1.5 and 2 in hour 1, 0.25 in hour 2; `b`: 7 in hour 1.
+    fn first_batch(&self) -> Vec<crate::metering::UsageReport> {
+        let (a, b, h) = (&self.a, &self.b, Self::h);
+        vec![
+            Self::report(a, "1.5", h(1) + Duration::minutes(10), "1"),
+            Self::report(a, "2", h(1) + Duration::minutes(50), "2"),
+            Self::report(a, "0.25", h(2), "3"),
+            Self::report(b, "7", h(1) + Duration::minutes(5), "4"),
+        ]
+    }
+
+    /// A case whose instances have the first batch stored: windows a@1, a@2 and b@1, open.
+    async fn after_first_batch(store: &Arc<dyn crate::metering::UsageStore>) -> Self {
+        let case = Self::new(store);
+        let outcome = store
+            .ingest(
+                &case.first_batch(),
+                &crate::metering::PackageQuotas::new(),
+                Self::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((outcome.applied, outcome.duplicates), (4, 0));
+        case
+    }
+
+    async fn window(&self, id: &str, n: i64) -> Option<crate::metering::UsageWindow> {
+        self.store.window(&Self::key(id, n)).await.unwrap()
+    }
+
+    /// The case's windows among those due at `at`, as (instance, hour).
+    async fn due(&self, at: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
+        self.store
+            .due(at, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|w| w.instance_id == self.a || w.instance_id == self.b)
+            .map(|w| (w.instance_id, w.start))
+            .collect()
+    }
+
+    /// Window a@1 sealed and saved, as read back.
+    async fn seal_a1(&self) -> crate::metering::UsageWindow {
+        let mut sealed = self.window(&self.a, 1).await.unwrap();
+        assert!(sealed.seal(Self::now()));
+        self.store.save_window(&sealed).await.unwrap();
+        self.window(&self.a, 1).await.unwrap()
+    }
+
+    async fn assert_totals(&self, stop_packages: &[&str], step: &str) {
+        assert_totals_sum_windows(&self.store, &[&self.a, &self.b], stop_packages, step).await;
+    }
+}
+
+/// A batch is applied once: windows read back as written, the same batch again all duplicates.
+async fn usage_a_batch_is_applied_once_and_read_back(store: &Arc<dyn crate::metering::UsageStore>) {
+    use crate::metering::{PackageQuotas, WindowState};
+    let c = UsageCase::after_first_batch(store).await;
+    c.assert_totals(&[], "first batch").await;
+    let w = c.window(&c.a, 1).await.expect("window a@1");
     assert_eq!((w.total, w.reports), ("3.5".parse().unwrap(), 2));
     assert_eq!(w.state, WindowState::Open);
 
     // The same batch again: every report a duplicate, nothing added.
-    let again = store.ingest(&batch, &none, now).await.unwrap();
+    let again = store
+        .ingest(&c.first_batch(), &PackageQuotas::new(), UsageCase::now())
+        .await
+        .unwrap();
     assert_eq!((again.applied, again.duplicates), (0, 4));
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "the batch again").await;
-    assert_eq!(
-        store.window(&key(&a, 1)).await.unwrap().unwrap().total,
-        w.total
-    );
+    c.assert_totals(&[], "the batch again").await;
+    assert_eq!(c.window(&c.a, 1).await.unwrap().total, w.total);
+}
 
-    // A reused key with other content refuses the whole batch: the new report is not stored.
+/// A reused key with other content refuses the whole batch: the new report is not stored.
+async fn usage_a_reused_key_refuses_the_whole_batch(store: &Arc<dyn crate::metering::UsageStore>) {
+    use crate::metering::{IngestError, PackageQuotas, ingest::Refusal};
+    let c = UsageCase::after_first_batch(store).await;
+    let h = UsageCase::h;
     let mixed = vec![
-        report(&a, "5", h(3), "5"),
-        report(&a, "9", h(1) + Duration::minutes(10), "1"),
+        UsageCase::report(&c.a, "5", h(3), "5"),
+        UsageCase::report(&c.a, "9", h(1) + Duration::minutes(10), "1"),
     ];
-    let err = store.ingest(&mixed, &none, now).await.unwrap_err();
+    let err = store
+        .ingest(&mixed, &PackageQuotas::new(), UsageCase::now())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -693,28 +786,31 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         ),
         "{err}"
     );
-    assert!(
-        store.window(&key(&a, 3)).await.unwrap().is_none(),
-        "all or nothing"
-    );
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "a refused batch").await;
+    assert!(c.window(&c.a, 3).await.is_none(), "all or nothing");
+    c.assert_totals(&[], "a refused batch").await;
+}
 
-    // Due: windows whose hour ended, oldest first, then by instance.
-    let ours = |ws: Vec<crate::metering::UsageWindow>| -> Vec<(String, DateTime<Utc>)> {
-        ws.into_iter()
-            .filter(|w| w.instance_id == a || w.instance_id == b)
-            .map(|w| (w.instance_id, w.start))
-            .collect()
-    };
-    let mut first_hour = vec![(a.clone(), h(1)), (b.clone(), h(1))];
+/// Due: windows whose hour ended, oldest first, then by instance.
+async fn usage_due_lists_ended_hours_oldest_first(store: &Arc<dyn crate::metering::UsageStore>) {
+    let c = UsageCase::after_first_batch(store).await;
+    let h = UsageCase::h;
+    let mut first_hour = vec![(c.a.clone(), h(1)), (c.b.clone(), h(1))];
     first_hour.sort();
-    assert_eq!(ours(store.due(h(2), 10_000).await.unwrap()), first_hour);
-    let all = ours(store.due(h(3), 10_000).await.unwrap());
+    assert_eq!(c.due(h(2)).await, first_hour);
+    let all = c.due(h(3)).await;
     assert_eq!(all.len(), 3);
-    assert_eq!(all[2], (a.clone(), h(2)));
+    assert_eq!(all[2], (c.a.clone(), h(2)));
+}
 
-    // Sealing is a compare-and-set; a stale copy loses.
-    let mut sealed = store.window(&key(&a, 1)).await.unwrap().unwrap();
+/// Sealing is a compare-and-set (a stale copy loses), and a sealed window takes nothing more: the
+/// batch around a late report is not stored.
+async fn usage_sealing_is_a_compare_and_set_and_a_sealed_window_takes_nothing_more(
+    store: &Arc<dyn crate::metering::UsageStore>,
+) {
+    use crate::metering::{IngestError, PackageQuotas, ingest::Refusal};
+    let c = UsageCase::after_first_batch(store).await;
+    let (h, now) = (UsageCase::h, UsageCase::now());
+    let mut sealed = c.window(&c.a, 1).await.unwrap();
     let stale = sealed.clone();
     assert!(sealed.seal(now));
     store.save_window(&sealed).await.unwrap();
@@ -722,17 +818,19 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         store.save_window(&stale).await,
         Err(StoreError::Conflict)
     ));
-    let read = store.window(&key(&a, 1)).await.unwrap().unwrap();
+    let read = c.window(&c.a, 1).await.unwrap();
     assert_eq!(read.sealed(), sealed.sealed());
     assert_eq!(read.version, sealed.version + 1);
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "sealed").await;
+    c.assert_totals(&[], "sealed").await;
 
-    // A sealed window takes nothing more, and the batch around the late report is not stored.
     let late = vec![
-        report(&b, "1", h(4), "6"),
-        report(&a, "1", h(1) + Duration::minutes(59), "7"),
+        UsageCase::report(&c.b, "1", h(4), "6"),
+        UsageCase::report(&c.a, "1", h(1) + Duration::minutes(59), "7"),
     ];
-    let err = store.ingest(&late, &none, now).await.unwrap_err();
+    let err = store
+        .ingest(&late, &PackageQuotas::new(), now)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -743,16 +841,21 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         ),
         "{err}"
     );
-    assert!(store.window(&key(&b, 4)).await.unwrap().is_none());
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "a late report refused").await;
+    assert!(c.window(&c.b, 4).await.is_none());
+    c.assert_totals(&[], "a late report refused").await;
+}
 
-    // Settled windows leave the due list.
-    let mut accepted = read;
-    accepted.accept(now);
+/// Settled windows leave the due list (its limit holds); an instance's windows still list them.
+async fn usage_settled_windows_leave_the_due_list(store: &Arc<dyn crate::metering::UsageStore>) {
+    use crate::metering::WindowState;
+    let c = UsageCase::after_first_batch(store).await;
+    let h = UsageCase::h;
+    let mut accepted = c.seal_a1().await;
+    accepted.accept(UsageCase::now());
     store.save_window(&accepted).await.unwrap();
-    let left = ours(store.due(h(3), 10_000).await.unwrap());
-    assert!(!left.contains(&(a.clone(), h(1))), "{left:?}");
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "accepted").await;
+    let left = c.due(h(3)).await;
+    assert!(!left.contains(&(c.a.clone(), h(1))), "{left:?}");
+    c.assert_totals(&[], "accepted").await;
     assert_eq!(left.len(), 2);
     assert_eq!(
         store.due(h(3), 1).await.unwrap().len(),
@@ -760,29 +863,40 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         "the limit holds"
     );
 
-    let of_a = store.windows_of(&a).await.unwrap();
+    let of_a = store.windows_of(&c.a).await.unwrap();
     assert_eq!(
         of_a.iter().map(|w| w.start).collect::<Vec<_>>(),
         vec![h(1), h(2)]
     );
     assert!(matches!(of_a[0].state, WindowState::Accepted { .. }));
+}
 
-    // Several saves at once: each its own compare-and-set.
-    let fresh = store.window(&key(&a, 2)).await.unwrap().unwrap();
+/// Several saves at once: each its own compare-and-set.
+async fn usage_several_saves_are_each_a_compare_and_set(
+    store: &Arc<dyn crate::metering::UsageStore>,
+) {
+    let c = UsageCase::after_first_batch(store).await;
+    let fresh = c.window(&c.a, 2).await.unwrap();
     let mut sealed_fresh = fresh.clone();
-    assert!(sealed_fresh.seal(now));
-    let stale = read_again_stale(&store, &key(&b, 1)).await;
+    assert!(sealed_fresh.seal(UsageCase::now()));
+    let stale = read_again_stale(store, &UsageCase::key(&c.b, 1)).await;
     assert_eq!(
         store.save_windows(&[sealed_fresh, stale]).await.unwrap(),
         [true, false]
     );
-    let w = store.window(&key(&a, 2)).await.unwrap().unwrap();
+    let w = c.window(&c.a, 2).await.unwrap();
     assert_eq!((w.version, w.sealed().is_some()), (fresh.version + 1, true));
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "saved several").await;
+    c.assert_totals(&[], "saved several").await;
+}
 
-    // A save never changes what a window adds up to: that is ingestion's, with the total. A
-    // copy whose usage differs from the stored one is refused as a stale copy is.
-    let mut rejected = store.window(&key(&a, 2)).await.unwrap().unwrap();
+/// A save never changes what a window adds up to: that is ingestion's, with the total. A copy
+/// whose usage differs from the stored one is refused as a stale copy is; a sealed window's
+/// settlement (here a rejection) saves.
+async fn usage_a_save_never_changes_what_a_window_adds_up_to(
+    store: &Arc<dyn crate::metering::UsageStore>,
+) {
+    let c = UsageCase::after_first_batch(store).await;
+    let mut rejected = c.seal_a1().await;
     let mut inflated = rejected.clone();
     inflated.total += rust_decimal::Decimal::ONE;
     inflated.reports += 1;
@@ -791,34 +905,75 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         Err(StoreError::Conflict)
     ));
     assert_eq!(store.save_windows(&[inflated]).await.unwrap(), [false]);
-    rejected.reject("MKT.9001", "instance not found", now);
+    rejected.reject("MKT.9001", "instance not found", UsageCase::now());
     store.save_window(&rejected).await.unwrap();
-    assert_totals_sum_windows(&store, &[&a, &b], &[], "rejected").await;
+    c.assert_totals(&[], "rejected").await;
+}
 
-    // Packages. A stop-when-used-up package (quota 10) is a window dimension of its own; an
-    // on-demand package (no quota) only keeps what was used of it.
-    let (stop, pkg) = (unique("pkg-stop"), unique("pkg-od"));
-    let quotas: PackageQuotas = [
-        (stop.clone(), Some("10".parse().unwrap())),
-        (pkg.clone(), None),
-    ]
-    .into();
-    let with = |r: UsageReport, p: &str| UsageReport {
-        package_instance_id: Some(p.to_owned()),
-        ..r
-    };
-    let first = vec![
-        with(report(&a, "4", h(4), "p1"), &stop),
-        with(report(&b, "5", h(4) + Duration::minutes(1), "p2"), &stop),
-        with(report(&a, "2", h(4), "p3"), &pkg),
-        report(&a, "1", h(4), "p4"),
-    ];
-    let o = store.ingest(&first, &quotas, now).await.unwrap();
-    assert_eq!((o.applied, o.exhausted_packages.len()), (4, 0));
-    assert_totals_sum_windows(&store, &[&a, &b], &[&stop], "packages").await;
+/// A stop-when-used-up package (quota 10) and an on-demand one (no quota), unique to a case.
+struct Packages {
+    stop: String,
+    on_demand: String,
+    quotas: crate::metering::PackageQuotas,
+}
+
+impl Packages {
+    fn new() -> Self {
+        let (stop, on_demand) = (unique("pkg-stop"), unique("pkg-od"));
+        let quotas = [
+            (stop.clone(), Some("10".parse().unwrap())),
+            (on_demand.clone(), None),
+        ]
+        .into();
+        Self {
+            stop,
+            on_demand,
+            quotas,
+        }
+    }
+
+    fn with(r: crate::metering::UsageReport, p: &str) -> crate::metering::UsageReport {
+        crate::metering::UsageReport {
+            package_instance_id: Some(p.to_owned()),
+            ..r
+        }
+    }
+
+    /// In hour 4: `a` uses 4 of the stop package, `b` 5 of it; `a` 2 of the on-demand package and
+    /// 1 on its own.
+    async fn first_used(&self, c: &UsageCase) {
+        let h = UsageCase::h;
+        let first = vec![
+            Self::with(UsageCase::report(&c.a, "4", h(4), "p1"), &self.stop),
+            Self::with(
+                UsageCase::report(&c.b, "5", h(4) + Duration::minutes(1), "p2"),
+                &self.stop,
+            ),
+            Self::with(UsageCase::report(&c.a, "2", h(4), "p3"), &self.on_demand),
+            UsageCase::report(&c.a, "1", h(4), "p4"),
+        ];
+        let o = c
+            .store
+            .ingest(&first, &self.quotas, UsageCase::now())
+            .await
+            .unwrap();
+        assert_eq!((o.applied, o.exhausted_packages.len()), (4, 0));
+    }
+}
+
+/// A stop-when-used-up package is a window dimension of its own, due like any other; an on-demand
+/// package only keeps what was used of it, the usage staying in the instance's own window.
+async fn usage_a_stop_when_used_up_package_is_a_window_dimension_of_its_own(
+    store: &Arc<dyn crate::metering::UsageStore>,
+) {
+    use crate::metering::WindowKey;
+    let c = UsageCase::after_first_batch(store).await;
+    let p = Packages::new();
+    p.first_used(&c).await;
+    c.assert_totals(&[&p.stop], "packages").await;
     let in_pkg = WindowKey {
-        package: Some(stop.clone()),
-        ..key(&a, 4)
+        package: Some(p.stop.clone()),
+        ..UsageCase::key(&c.a, 4)
     };
     let w = store
         .window(&in_pkg)
@@ -827,45 +982,59 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         .expect("a@4 in the package");
     assert_eq!(
         (w.total, w.package.as_deref()),
-        ("4".parse().unwrap(), Some(stop.as_str()))
+        ("4".parse().unwrap(), Some(p.stop.as_str()))
     );
     assert_eq!(
-        store.window(&key(&a, 4)).await.unwrap().unwrap().total,
+        c.window(&c.a, 4).await.unwrap().total,
         "3".parse().unwrap(),
         "an on-demand package's usage stays in the instance's own window"
     );
     let used = store
-        .package(&stop)
+        .package(&p.stop)
         .await
         .unwrap()
         .expect("the package's usage");
-    assert_eq!(used.used[&a], "4".parse().unwrap());
-    assert_eq!(used.used[&b], "5".parse().unwrap());
+    assert_eq!(used.used[&c.a], "4".parse().unwrap());
+    assert_eq!(used.used[&c.b], "5".parse().unwrap());
     assert_eq!(used.remaining(), Some("1".parse().unwrap()));
-    let od = store.package(&pkg).await.unwrap().unwrap();
-    assert_eq!((od.used[&a], od.remaining()), ("2".parse().unwrap(), None));
+    let od = store.package(&p.on_demand).await.unwrap().unwrap();
+    assert_eq!(
+        (od.used[&c.a], od.remaining()),
+        ("2".parse().unwrap(), None)
+    );
     assert!(store.package("no-such-package").await.unwrap().is_none());
     assert_eq!(
-        store.windows_of(&a).await.unwrap().len(),
+        store.windows_of(&c.a).await.unwrap().len(),
         4,
         "its own and its package's"
     );
     assert!(
         store
-            .due(h(5), 10_000)
+            .due(UsageCase::h(5), 10_000)
             .await
             .unwrap()
             .iter()
             .any(|w| w.key() == in_pkg),
         "a package window is due like any other"
     );
+}
 
-    // More than is left refuses the batch; exactly what is left uses the package up.
+/// More than is left of a package refuses the batch; exactly what is left uses the package up,
+/// said again by a repeat of that batch, and nothing more is taken.
+async fn usage_a_package_refuses_more_than_is_left_and_is_used_up_once(
+    store: &Arc<dyn crate::metering::UsageStore>,
+) {
+    use crate::metering::{IngestError, ingest::Refusal};
+    let c = UsageCase::after_first_batch(store).await;
+    let (h, now) = (UsageCase::h, UsageCase::now());
+    let p = Packages::new();
+    p.first_used(&c).await;
+    let (stop, quotas) = (&p.stop, &p.quotas);
     let over = vec![
-        report(&b, "1", h(4), "p5"),
-        with(report(&a, "1.5", h(4), "p6"), &stop),
+        UsageCase::report(&c.b, "1", h(4), "p5"),
+        Packages::with(UsageCase::report(&c.a, "1.5", h(4), "p6"), stop),
     ];
-    let err = store.ingest(&over, &quotas, now).await.unwrap_err();
+    let err = store.ingest(&over, quotas, now).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -876,28 +1045,35 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         ),
         "{err}"
     );
-    assert!(
-        store.window(&key(&b, 4)).await.unwrap().is_none(),
-        "all or nothing"
-    );
-    assert_totals_sum_windows(&store, &[&a, &b], &[&stop], "over the quota").await;
-    let last = vec![with(report(&a, "1", h(4), "p7"), &stop)];
-    let o = store.ingest(&last, &quotas, now).await.unwrap();
+    assert!(c.window(&c.b, 4).await.is_none(), "all or nothing");
+    c.assert_totals(&[stop], "over the quota").await;
+    let last = vec![Packages::with(
+        UsageCase::report(&c.a, "1", h(4), "p7"),
+        stop,
+    )];
+    let o = store.ingest(&last, quotas, now).await.unwrap();
     assert_eq!(o.exhausted_packages, vec![stop.clone()]);
-    let used = store.package(&stop).await.unwrap().unwrap();
+    let used = store.package(stop).await.unwrap().unwrap();
     assert_eq!(
         (used.remaining(), used.exhausted_at),
         (Some(rust_decimal::Decimal::ZERO), Some(now))
     );
     // A repeat of the last batch is a duplicate, and still says the package is used up.
-    let o = store.ingest(&last, &quotas, now).await.unwrap();
+    let o = store.ingest(&last, quotas, now).await.unwrap();
     assert_eq!(
         (o.duplicates, o.exhausted_packages.clone()),
         (1, vec![stop.clone()])
     );
-    assert_totals_sum_windows(&store, &[&a, &b], &[&stop], "used up").await;
+    c.assert_totals(&[stop], "used up").await;
     let err = store
-        .ingest(&[with(report(&a, "0.1", h(4), "p8"), &stop)], &quotas, now)
+        .ingest(
+            &[Packages::with(
+                UsageCase::report(&c.a, "0.1", h(4), "p8"),
+                stop,
+            )],
+            quotas,
+            now,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -910,8 +1086,12 @@ pub async fn usage_store_contract(store: Arc<dyn crate::metering::UsageStore>) {
         ),
         "{err}"
     );
-    // The push claim: one holder at a time, extended by its holder, free once it lapses, and
-    // given up only by its holder.
+}
+
+/// The push claim: one holder at a time, extended by its holder, free once it lapses, and given
+/// up only by its holder. It is no window.
+async fn usage_push_claim_has_one_holder_at_a_time(store: &Arc<dyn crate::metering::UsageStore>) {
+    let now = UsageCase::now();
     let claim = |holder: &'static str, at: DateTime<Utc>| {
         let store = store.clone();
         async move {

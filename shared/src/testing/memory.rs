@@ -612,3 +612,6 @@ impl crate::metrics::Metrics for RecordedMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -37,3 +37,32 @@ impl Provisioner for StaticProvisioner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn static_provisioner_fills_templates_and_never_hands_out_a_credential() {
+        let p = StaticProvisioner {
+            front_end_url: "https://app.example.com/t/{instanceId}".into(),
+            admin_url: Some("https://admin.example.com/{instanceId}".into()),
+            memo: "Sign up at app.example.com/t/{instanceId}".into(),
+        };
+        let req = ProvisionRequest {
+            instance_id: "abc".into(),
+            order_id: "o".into(),
+            order_line_id: "l".into(),
+            order: Default::default(),
+        };
+        let a = p.provision(&req).await.unwrap();
+        assert_eq!(a.front_end_url, "https://app.example.com/t/abc");
+        assert_eq!(
+            a.admin_url.as_deref(),
+            Some("https://admin.example.com/abc")
+        );
+        assert_eq!(a.memo.as_deref(), Some("Sign up at app.example.com/t/abc"));
+        // A password made up here is one the vendor's application would never accept.
+        assert!(a.user_name.is_none() && a.password.is_none(), "{a:?}");
+    }
+}

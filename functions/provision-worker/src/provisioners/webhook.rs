@@ -261,3 +261,6 @@ impl Provisioner for WebhookProvisioner {
         refused_in_answer(&bytes)
     }
 }
+
+#[cfg(test)]
+mod tests;
