@@ -200,3 +200,37 @@ async fn persistent_outage_is_transient_and_unreachable_too() {
         "each try reached the endpoint"
     );
 }
+
+/// A receiver written for version 1 gets version-1 JSON, and no event version 1 does not have:
+/// an order notice counts as delivered without a POST, so it cannot hold up the queue.
+#[tokio::test]
+async fn a_version_1_receiver_hears_only_version_1_events() {
+    let seen = vendor(vec![(200, r#"{"frontEndUrl":"https://v/i9"}"#)]).await;
+    let mut p = provisioner(seen.url.clone());
+    p.event_version = 1;
+    p.provision(&request()).await.unwrap();
+    let paid = OrderPaid {
+        order_id: "o".into(),
+        order_line_id: "l".into(),
+        order: Default::default(),
+    };
+    p.order_paid(&paid).await.unwrap();
+    let events = seen.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (&events[0]["event"], &events[0]["version"]),
+        (&"provision".into(), &1.into())
+    );
+
+    let seen = vendor(vec![]).await;
+    provisioner(seen.url.clone())
+        .order_paid(&paid)
+        .await
+        .unwrap();
+    let events = seen.events();
+    assert_eq!(events.len(), 1, "version 2 sends the order event");
+    assert_eq!(
+        (&events[0]["event"], &events[0]["version"]),
+        (&"order".into(), &2.into())
+    );
+}
