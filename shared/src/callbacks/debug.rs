@@ -4,22 +4,49 @@
 //! plausible data, whatever state its debug record is in and for IDs never seen, and nothing
 //! outside the table is created: no provisioning, no notice to the vendor.
 //!
-//! Debug records live in their own keyspace: `debug:` precedes every instance, order and order-line
-//! ID they are stored under. A debug call therefore can neither read nor change a real record,
-//! whatever ID it names, and a real call never meets a debug record.
+//! Debug records live in their own [`Keyspace`]: `debug:` precedes every instance, order and
+//! order-line ID they are stored under (a stored form, kept across releases). A debug call therefore
+//! can neither read nor change a real record, whatever ID it names, and a real call never meets a
+//! debug record. Only [`Keyspace`] writes or reads that prefix.
 
 use crate::instance::{AccessInfo, Credential};
 
 const PREFIX: &str = "debug:";
 
-/// The stored ID of a debug record (instance, order or order line) for the ID on the wire.
-pub(crate) fn record_id(wire_id: &str) -> String {
-    format!("{PREFIX}{wire_id}")
+/// Where a call's records live: KooGallery's real calls, or the debugger's and the probes'
+/// (`testFlag=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keyspace {
+    Real,
+    Debug,
 }
 
-/// The ID KooGallery knows for a stored debug record.
+impl Keyspace {
+    /// The keyspace of a call with this `testFlag`.
+    pub(crate) fn of(test_flag: bool) -> Self {
+        if test_flag { Self::Debug } else { Self::Real }
+    }
+
+    /// The ID a record (instance, order or order line) is stored under for the ID on the wire.
+    pub(crate) fn record_id(self, wire_id: &str) -> String {
+        match self {
+            Self::Real => wire_id.to_owned(),
+            Self::Debug => format!("{PREFIX}{wire_id}"),
+        }
+    }
+
+    /// The keyspace of a stored ID, and the ID KooGallery knows for it.
+    pub(crate) fn of_record(record_id: &str) -> (Self, &str) {
+        match record_id.strip_prefix(PREFIX) {
+            Some(wire_id) => (Self::Debug, wire_id),
+            None => (Self::Real, record_id),
+        }
+    }
+}
+
+/// The ID KooGallery knows for a stored record, of either keyspace.
 pub(crate) fn wire_id(record_id: &str) -> &str {
-    record_id.strip_prefix(PREFIX).unwrap_or(record_id)
+    Keyspace::of_record(record_id).1
 }
 
 /// Plausible access information for a debug instance, built like the static provisioner's from the
@@ -44,6 +71,19 @@ mod tests {
         protocol::v2_basic::InstanceInfo,
         testing::{TestBed, sample_access},
     };
+
+    /// The stored form of a debug ID is kept across releases: `debug:` and the wire ID; a real ID is
+    /// stored as sent, and each reads back to its keyspace.
+    #[test]
+    fn the_keyspaces_store_ids_apart_and_read_back() {
+        assert_eq!(Keyspace::Debug.record_id("i-1"), "debug:i-1");
+        assert_eq!(Keyspace::Real.record_id("i-1"), "i-1");
+        assert_eq!(Keyspace::of(true), Keyspace::Debug);
+        assert_eq!(Keyspace::of(false), Keyspace::Real);
+        assert_eq!(Keyspace::of_record("debug:i-1"), (Keyspace::Debug, "i-1"));
+        assert_eq!(Keyspace::of_record("i-1"), (Keyspace::Real, "i-1"));
+        assert_eq!(wire_id("debug:i-1"), "i-1");
+    }
 
     fn debug(mut body: Value) -> Value {
         body["testFlag"] = json!("1");
@@ -159,7 +199,7 @@ mod tests {
 
     #[test]
     fn debug_ids_round_trip_and_never_equal_a_wire_id() {
-        let stored = record_id("87b94795-0603-4e24-8ae5-69420d60e3c8");
+        let stored = Keyspace::Debug.record_id("87b94795-0603-4e24-8ae5-69420d60e3c8");
         assert_ne!(stored, "87b94795-0603-4e24-8ae5-69420d60e3c8");
         assert_eq!(wire_id(&stored), "87b94795-0603-4e24-8ae5-69420d60e3c8");
     }

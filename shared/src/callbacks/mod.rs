@@ -264,7 +264,7 @@ impl InstanceChanger {
         F: FnMut(&mut Instance, DateTime<Utc>) -> Result<Outcome, DomainError> + Send,
     {
         let now = self.clock.now();
-        let record = debug::record_id(instance_id);
+        let record = debug::Keyspace::Debug.record_id(instance_id);
         if let Err(e) = mutate(self.store.as_ref(), &record, |i| change(i, now)).await {
             tracing::debug!(instance_id, error = %e, "debug call changed nothing");
         }

@@ -13,7 +13,10 @@ use async_trait::async_trait;
 
 use chrono::{DateTime, Utc};
 
-use super::{Callback, CallbackError, Resources, debug};
+use super::{
+    Callback, CallbackError, Resources,
+    debug::{self, Keyspace},
+};
 use crate::{
     ResultCode,
     clock::Clock,
@@ -79,8 +82,8 @@ impl Callback for NewInstance {
     /// instance was released restarts it, so the probes' whole sequence passes every day.
     async fn handle_debug(&self, req: NewInstanceRequest, _key: KeyUsed) -> Reply {
         let now = self.clock.now();
-        let order_id = debug::record_id(&req.order_id);
-        let order_line_id = debug::record_id(&req.order_line_id);
+        let order_id = Keyspace::Debug.record_id(&req.order_id);
+        let order_line_id = Keyspace::Debug.record_id(&req.order_line_id);
         let instance_id = match self
             .create(&order_id, &order_line_id, &req.business_id, true, now)
             .await
@@ -100,7 +103,7 @@ impl Callback for NewInstance {
                 // Still a success for the debugger: the answer needs no record
                 // (docs/protocol/decisions.md §7).
                 tracing::warn!(error = %e, "debug record not stored");
-                debug::record_id(&req.business_id)
+                Keyspace::Debug.record_id(&req.business_id)
             }
         };
         Reply::success().with("instanceId", debug::wire_id(&instance_id))
@@ -123,11 +126,7 @@ impl NewInstance {
     ) -> Result<(Instance, bool), CallbackError> {
         let derived = derived_instance_id(order_id, order_line_id);
         for id in [business_id, derived.as_str()] {
-            let id = if test {
-                debug::record_id(id)
-            } else {
-                id.to_owned()
-            };
+            let id = Keyspace::of(test).record_id(id);
             let (mut instance, mut created) =
                 Instance::new_provisioning(order_id, order_line_id, &id, test, now);
             // The history keeps the businessId KooGallery sent, whatever ID the instance got.

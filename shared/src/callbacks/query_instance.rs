@@ -111,7 +111,10 @@ impl Callback for QueryInstance {
     /// are never read.
     async fn handle_debug(&self, req: QueryInstanceRequest, key: KeyUsed) -> Reply {
         let ids = req.instance_ids();
-        let record_ids: Vec<String> = ids.iter().map(|id| debug::record_id(id)).collect();
+        let record_ids: Vec<String> = ids
+            .iter()
+            .map(|id| debug::Keyspace::Debug.record_id(id))
+            .collect();
         let refs: Vec<&str> = record_ids.iter().map(String::as_str).collect();
         let found = self.store.get_many(&refs).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "debug records unreadable; answering plausible appInfo");
