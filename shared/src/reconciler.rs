@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use crate::{
     clock::Clock,
     config::WorkerSettings,
-    instance::{InstanceState, InstanceStore},
+    instance::{InstanceId, InstanceState, InstanceStore},
     jobs::{Job, JobQueue, QueueError},
     metrics::{Metric, Metrics},
     storage::StoreError,
@@ -30,9 +30,9 @@ pub enum ReconcileError {
 /// What one pass found (and re-queued), by instance ID.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
-    pub stuck_provisioning: Vec<String>,
-    pub undelivered_notices: Vec<String>,
-    pub parked_outboxes: Vec<String>,
+    pub stuck_provisioning: Vec<InstanceId>,
+    pub undelivered_notices: Vec<InstanceId>,
+    pub parked_outboxes: Vec<InstanceId>,
 }
 
 impl Report {

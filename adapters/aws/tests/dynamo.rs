@@ -119,7 +119,7 @@ async fn items_follow_the_documented_key_schema() {
     .await;
     assert_eq!(
         line.get("instance_id"),
-        Some(&AttributeValue::S(inst.instance_id.clone()))
+        Some(&AttributeValue::S(inst.instance_id.clone().into()))
     );
     let event = get(
         format!("INSTANCE#{}", inst.instance_id),
@@ -211,7 +211,7 @@ async fn get_many_chunks_dedupes_and_keeps_the_callers_order() {
         store.create_for_order_line(&inst, &[ev]).await.unwrap();
         ids.push(inst.instance_id);
     }
-    let mut ask: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    let mut ask: Vec<&str> = ids.iter().rev().map(|i| i.as_str()).collect();
     ask.insert(5, "unknown-id");
     ask.push(ids[0].as_str());
     let got = store.get_many(&ask).await.unwrap();
@@ -350,7 +350,7 @@ async fn events_paginate_past_one_megabyte() {
     let mut requests = Vec::new();
     for seq in 1..=400u64 {
         let event = InstanceEvent {
-            instance_id: inst.instance_id.clone(),
+            instance_id: inst.instance_id.clone().into(),
             seq,
             at: t0(),
             actor: Actor::Worker,
@@ -412,7 +412,7 @@ async fn unsettled_ids(store: &DynamoStore) -> std::collections::BTreeSet<String
         .await
         .unwrap()
         .into_iter()
-        .map(|i| i.instance_id)
+        .map(|i| i.instance_id.into_string())
         .collect()
 }
 
@@ -475,7 +475,7 @@ async fn unsettled_instances_are_spread_over_shards_of_a_keys_only_index() {
     // 48 IDs over 16 shards: about 15 in use; all in one would be the hot partition again.
     assert!(shards.len() >= 8, "{shards:?}");
     let listed = unsettled_ids(&store).await;
-    assert!(ids.iter().all(|id| listed.contains(id)));
+    assert!(ids.iter().all(|id| listed.contains(id.as_str())));
 
     // One shard's query answers keys only: the table's and the index's.
     let shard = keys::unsettled_shard(&ids[0]);
@@ -520,7 +520,11 @@ async fn instances_under_the_legacy_key_are_found_until_saved_again() {
         .send()
         .await
         .unwrap();
-    assert!(unsettled_ids(&store).await.contains(&inst.instance_id));
+    assert!(
+        unsettled_ids(&store)
+            .await
+            .contains(inst.instance_id.as_str())
+    );
 
     let mut loaded = store.get(&inst.instance_id).await.unwrap().unwrap();
     loaded.provisioning.enqueued = true;

@@ -43,7 +43,7 @@ async fn queues(max_receive_count: u32) -> (SqsQueue, SqsQueue) {
 
 fn job() -> Job {
     Job::Provision {
-        instance_id: unique("biz"),
+        instance_id: (unique("biz")).into(),
     }
 }
 

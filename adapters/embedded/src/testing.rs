@@ -227,7 +227,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|i| i.instance_id)
+            .map(|i| i.instance_id.into_string())
             .collect();
         assert_eq!(ids, ["inst-1", "inst-2", "inst-3"]);
         drop(store);

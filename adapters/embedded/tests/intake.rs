@@ -81,7 +81,7 @@ async fn a_new_instance_is_exactly_one_durable_commit_and_a_repeat_none() {
     }
     let expected: Vec<Job> = (0..5)
         .map(|n| Job::Provision {
-            instance_id: format!("one-{n}"),
+            instance_id: format!("one-{n}").into(),
         })
         .collect();
     assert_eq!(jobs, expected);

@@ -96,6 +96,12 @@ pub enum JobError {
     /// The tenant directory (Kit syncs) could not be read or updated.
     #[error("tenant directory: {0}")]
     Directory(#[source] koogallery::StoreError),
+    /// An order-notice job names an order line with no recorded notice: retrying cannot help.
+    #[error("no order notice recorded for {order_id}/{order_line_id}")]
+    NoOrderNotice {
+        order_id: String,
+        order_line_id: String,
+    },
     /// A directory notice reached a worker built without the tenant directory: a wiring error.
     #[error("this worker has no tenant directory to deliver directory events from")]
     NoDirectory,
@@ -106,7 +112,7 @@ impl JobError {
         match self {
             Self::Domain(e) => e.is_retryable(),
             Self::Directory(e) => e.is_retryable(),
-            Self::NoDirectory => false,
+            Self::NoDirectory | Self::NoOrderNotice { .. } => false,
             Self::Provisioner(e) => e.is_retryable(),
             Self::Marketplace(e) => e.is_retryable(),
             Self::AtRest(e) => e.is_retryable(),
@@ -254,7 +260,7 @@ impl Worker {
                         // The order failed for good: tell the vendor now if we can (a release
                         // notice); if not, the notice stays in the outbox for the reconciler.
                         if let Err(notice) = self.drain(instance_id, &token, &mut budget).await {
-                            tracing::warn!(instance_id, error = %koogallery::callbacks::error_chain(&notice), "release notice not delivered yet; the reconciler will retry it");
+                            tracing::warn!(instance_id = %instance_id, error = %koogallery::callbacks::error_chain(&notice), "release notice not delivered yet; the reconciler will retry it");
                         }
                         Err(e)
                     }

@@ -22,9 +22,10 @@ impl Worker {
             .await
             .map_err(DomainError::from)?
         else {
-            return Err(
-                DomainError::NotFound(format!("order notice {order_id}/{order_line_id}")).into(),
-            );
+            return Err(JobError::NoOrderNotice {
+                order_id: order_id.to_owned(),
+                order_line_id: order_line_id.to_owned(),
+            });
         };
         if notice.delivered_at.is_some() {
             return Ok(JobOutcome::AlreadyDone);

@@ -87,7 +87,7 @@ impl Worker {
         let Some(event) = events.into_iter().find(|e| e.seq == seq) else {
             // A pending notice without its event would block the outbox for ever: drop it, loudly.
             tracing::error!(
-                instance_id,
+                instance_id = %instance_id,
                 seq,
                 "pending notice has no event in the history; skipped"
             );
@@ -130,7 +130,7 @@ impl Worker {
                 }
                 Err(e) if e.is_retryable() => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!(instance_id, order_id, error = %e, "changed order unreadable; notifying without it")
+                    tracing::warn!(instance_id = %instance_id, order_id, error = %e, "changed order unreadable; notifying without it")
                 }
             }
         }
@@ -143,12 +143,12 @@ impl Worker {
         match sent {
             Ok(()) => {}
             Err(ProvisionError::Rejected { code, message }) => {
-                tracing::warn!(instance_id, seq, %code, message, "vendor refused a lifecycle notice; not retried");
+                tracing::warn!(instance_id = %instance_id, seq, %code, message, "vendor refused a lifecycle notice; not retried");
             }
             Err(e) => {
                 if let ProvisionError::Misconfigured(why) = &e {
                     tracing::error!(
-                        instance_id,
+                        instance_id = %instance_id,
                         why = %why,
                         "the vendor's endpoint is misconfigured; notices keep retrying"
                     );
@@ -169,7 +169,7 @@ impl Worker {
                 .await?;
                 if parked {
                     tracing::error!(
-                        instance_id,
+                        instance_id = %instance_id,
                         seq,
                         "notice not delivered before its deadline; the job is dead-lettered and the outbox parked until it is redriven"
                     );

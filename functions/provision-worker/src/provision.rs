@@ -96,7 +96,7 @@ impl Worker {
         let instance_id = instance.instance_id.clone();
         let instance = self.ensure_order_details(instance).await?;
         let request = ProvisionRequest {
-            instance_id: instance.instance_id.clone(),
+            instance_id: instance.instance_id.clone().into(),
             order_id: instance.order_id.clone(),
             order_line_id: instance.order_line_id.clone(),
             order: instance.order.clone().unwrap_or_default(),
@@ -122,7 +122,7 @@ impl Worker {
                     // `problem` names the field and its length only, never its value.
                     let message =
                         format!("the vendor's answer cannot be sent to KooGallery: {problem}");
-                    tracing::error!(instance_id, %message, "provisioning refused");
+                    tracing::error!(instance_id = %instance_id, %message, "provisioning refused");
                     fail(ResultCode::InternalError, message).await?;
                     return Ok(JobOutcome::ProvisioningRefused(ResultCode::InternalError));
                 }

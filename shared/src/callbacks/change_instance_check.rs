@@ -39,7 +39,7 @@ impl Callback for ChangeInstanceCheck {
             .get(&req.instance_id)
             .await
             .map_err(DomainError::from)?
-            .ok_or_else(|| DomainError::NotFound(req.instance_id.clone()))?;
+            .ok_or_else(|| DomainError::NotFound(req.instance_id.clone().into()))?;
         instance.ensure_not_released()?;
         if instance.state == InstanceState::Failed {
             return Err(DomainError::ProvisioningFailed {

@@ -103,7 +103,7 @@ impl Callback for NewInstance {
                 // Still a success for the debugger: the answer needs no record
                 // (docs/protocol/decisions.md §7).
                 tracing::warn!(error = %e, "debug record not stored");
-                Keyspace::Debug.record_id(&req.business_id)
+                Keyspace::Debug.record_id(&req.business_id).into()
             }
         };
         Reply::success().with("instanceId", debug::wire_id(&instance_id))
@@ -150,7 +150,7 @@ impl NewInstance {
                     .map_err(DomainError::from)?
             } else {
                 let job = Job::Provision {
-                    instance_id: id.clone(),
+                    instance_id: id.clone().into(),
                 };
                 match self
                     .intake
@@ -188,7 +188,7 @@ impl NewInstance {
         // repeat enqueues.
         self.queue
             .enqueue(&Job::Provision {
-                instance_id: instance_id.to_owned(),
+                instance_id: instance_id.to_owned().into(),
             })
             .await?;
         let marked = mutate(self.store.as_ref(), instance_id, |i| {

@@ -91,9 +91,9 @@ impl Callback for QueryInstance {
                 None => None,
             };
             info.push(InstanceInfo {
-                instance_id: inst.instance_id.clone(),
+                instance_id: inst.instance_id.clone().into(),
                 app_info,
-                usage_info: usage.remove(&inst.instance_id),
+                usage_info: usage.remove(inst.instance_id.as_str()),
             });
         }
         if info.is_empty() {
@@ -322,7 +322,7 @@ pub fn check_presentable(
 
 fn not_ready_reply(id: &str, inst: Option<&Instance>) -> Reply {
     let Some(i) = inst else {
-        return CallbackError::from(DomainError::NotFound(id.to_owned())).to_reply();
+        return CallbackError::from(DomainError::NotFound(id.to_owned().into())).to_reply();
     };
     if let Err(released) = i.ensure_not_released() {
         return CallbackError::from(released).to_reply();

@@ -2,6 +2,7 @@
 //! the callbacks map these once to KooGallery result codes (`crate::callbacks::CallbackError`), the
 //! worker once to retry or dead-letter. Retryable or not is decided here, by the error's own kind.
 
+use super::InstanceId;
 use super::InstanceState;
 use crate::storage::StoreError;
 
@@ -26,14 +27,14 @@ impl std::fmt::Display for Change {
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("instance {0} does not exist")]
-    NotFound(String),
+    NotFound(InstanceId),
     /// Released instances are gone for KooGallery (docs/protocol/callbacks.md §6.5).
     #[error("instance {0} has been released")]
-    Released(String),
+    Released(InstanceId),
     /// The change is valid but must wait (e.g. freezing while still provisioning): retry later.
     #[error("instance {instance_id} is {state}; cannot {action} yet, retry later")]
     NotYet {
-        instance_id: String,
+        instance_id: InstanceId,
         state: InstanceState,
         action: &'static str,
     },

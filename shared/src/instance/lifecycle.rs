@@ -30,7 +30,7 @@ impl Instance {
             }
             InstanceState::Active | InstanceState::Frozen => Ok(Outcome::Unchanged),
             other => Err(DomainError::Invariant {
-                instance_id: self.instance_id.clone(),
+                instance_id: self.instance_id.clone().into(),
                 state: other,
                 action: "activate",
             }),

@@ -22,6 +22,7 @@ use crate::order::OrderDetails;
 mod access;
 pub mod error;
 pub mod event;
+mod id;
 mod lifecycle;
 mod outbox;
 mod provisioning;
@@ -31,6 +32,7 @@ pub mod store;
 pub use access::{AccessInfo, Credential, Failure};
 pub use error::{Change, DomainError};
 pub use event::{Actor, EventKind, InstanceEvent, RefreshScene};
+pub use id::InstanceId;
 pub use outbox::{NoticeStep, Outbox};
 pub use provisioning::{Claim, ProvisioningProgress};
 pub use store::{
@@ -67,7 +69,7 @@ impl std::fmt::Display for InstanceState {
 /// The record of one purchased instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     pub order_id: String,
     pub order_line_id: String,
     pub state: InstanceState,
@@ -113,7 +115,7 @@ impl Instance {
         now: DateTime<Utc>,
     ) -> (Instance, InstanceEvent) {
         let mut inst = Instance {
-            instance_id: business_id.to_owned(),
+            instance_id: business_id.to_owned().into(),
             order_id: order_id.to_owned(),
             order_line_id: order_line_id.to_owned(),
             state: InstanceState::Provisioning,
@@ -151,7 +153,7 @@ impl Instance {
         from: Option<InstanceState>,
     ) -> InstanceEvent {
         let ev = InstanceEvent {
-            instance_id: self.instance_id.clone(),
+            instance_id: self.instance_id.clone().into(),
             seq: self.next_seq,
             at,
             actor,
@@ -197,7 +199,7 @@ impl Instance {
 
     fn failed_to_provision(&self, change: Change) -> DomainError {
         DomainError::ProvisioningFailed {
-            instance_id: self.instance_id.clone(),
+            instance_id: self.instance_id.clone().into(),
             change,
         }
     }

@@ -143,7 +143,7 @@ where
     const ATTEMPTS: usize = 8;
     for _ in 0..ATTEMPTS {
         let Some(mut inst) = store.get(instance_id).await? else {
-            return Err(DomainError::NotFound(instance_id.to_owned()));
+            return Err(DomainError::NotFound(instance_id.to_owned().into()));
         };
         let expected = inst.version;
         let outcome = change(&mut inst)?;

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::failure::Detail;
+use crate::{failure::Detail, instance::InstanceId};
 
 pub mod consume;
 
@@ -32,9 +32,9 @@ impl QueueError {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Job {
     /// Provision a newly ordered instance.
-    Provision { instance_id: String },
+    Provision { instance_id: InstanceId },
     /// Tell the provisioner about lifecycle event `seq` (renewal, freeze, upgrade, release, …).
-    Notify { instance_id: String, seq: u64 },
+    Notify { instance_id: InstanceId, seq: u64 },
     /// Read a paid order line (an `orderNotify`, docs/protocol/callbacks.md §6.8) and tell the
     /// vendor.
     OrderNotice {

@@ -22,7 +22,7 @@ use super::{
     window_start,
 };
 use crate::{
-    instance::{Instance, InstanceState, Outcome},
+    instance::{Instance, InstanceId, InstanceState, Outcome},
     jobs::{Job, JobQueue},
     storage::StoreError,
 };
@@ -225,13 +225,13 @@ pub fn check_batch(reports: &[UsageReport], now: DateTime<Utc>) -> Result<(), In
 /// included), and the packages' quotas (`quota_list`).
 pub fn check_instances(
     reports: &[UsageReport],
-    instances: &HashMap<String, Instance>,
+    instances: &HashMap<InstanceId, Instance>,
     quota_list: &PackageQuotaList,
 ) -> Result<PackageQuotas, IngestError> {
     let mut quotas = PackageQuotas::new();
     for (index, r) in reports.iter().enumerate() {
         let refuse = |reason| Err(IngestError::Invalid { index, reason });
-        let Some(instance) = instances.get(&r.instance_id) else {
+        let Some(instance) = instances.get(r.instance_id.as_str()) else {
             return refuse(Refusal::UnknownInstance(r.instance_id.clone()));
         };
         if instance.test {
@@ -254,7 +254,7 @@ pub fn check_instances(
         let Some(package_id) = &r.package_instance_id else {
             continue;
         };
-        let Some(package) = instances.get(package_id) else {
+        let Some(package) = instances.get(package_id.as_str()) else {
             return refuse(Refusal::UnknownInstance(package_id.clone()));
         };
         if package.test {

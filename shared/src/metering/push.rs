@@ -504,7 +504,7 @@ impl UsagePusher {
                     started_at: i.created_at,
                     released_at: i.released_at(),
                 };
-                lifetimes.insert(i.instance_id, lifetime);
+                lifetimes.insert(i.instance_id.into(), lifetime);
             }
         }
         Ok(lifetimes)

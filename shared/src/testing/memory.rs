@@ -114,16 +114,18 @@ impl InstanceStore for MemoryStore {
             })?;
             return Ok(CreateOutcome::Existing(Box::new(existing)));
         }
-        if t.instances.contains_key(&instance.instance_id) {
+        if t.instances.contains_key(instance.instance_id.as_str()) {
             // A businessId reused across orders: never overwrite another order's instance.
             return Ok(CreateOutcome::InstanceIdTaken);
         }
         let mut stored = instance.clone();
         stored.version = 1;
-        t.order_lines.insert(key, instance.instance_id.clone());
-        t.instances.insert(instance.instance_id.clone(), stored);
+        t.order_lines
+            .insert(key, instance.instance_id.clone().into());
+        t.instances
+            .insert(instance.instance_id.clone().into(), stored);
         t.events
-            .insert(instance.instance_id.clone(), events.to_vec());
+            .insert(instance.instance_id.clone().into(), events.to_vec());
         Ok(CreateOutcome::Created)
     }
 
@@ -146,15 +148,19 @@ impl InstanceStore for MemoryStore {
         events: &[InstanceEvent],
     ) -> Result<(), StoreError> {
         let mut t = self.lock()?;
-        let current = t.instances.get(&instance.instance_id).map(|i| i.version);
+        let current = t
+            .instances
+            .get(instance.instance_id.as_str())
+            .map(|i| i.version);
         if current != Some(expected_version) {
             return Err(StoreError::Conflict);
         }
         let mut stored = instance.clone();
         stored.version = expected_version + 1;
-        t.instances.insert(instance.instance_id.clone(), stored);
+        t.instances
+            .insert(instance.instance_id.clone().into(), stored);
         t.events
-            .entry(instance.instance_id.clone())
+            .entry(instance.instance_id.clone().into())
             .or_default()
             .extend_from_slice(events);
         Ok(())

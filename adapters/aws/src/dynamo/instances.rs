@@ -58,7 +58,7 @@ impl InstanceStore for DynamoStore {
         let mut found: HashMap<String, Instance> = HashMap::with_capacity(unique.len());
         for item in self.table.batch_get(keys, BATCH_GET).await? {
             let instance = decode_instance(&item)?;
-            found.insert(instance.instance_id.clone(), instance);
+            found.insert(instance.instance_id.clone().into(), instance);
         }
         Ok(instance_ids
             .iter()

@@ -92,7 +92,7 @@ impl From<&Instance> for InstanceRecord {
     fn from(i: &Instance) -> Self {
         Self {
             schema: SCHEMA,
-            instance_id: i.instance_id.clone(),
+            instance_id: i.instance_id.clone().into(),
             order_id: i.order_id.clone(),
             order_line_id: i.order_line_id.clone(),
             state: i.state.into(),
@@ -129,7 +129,7 @@ impl InstanceRecord {
     pub(super) fn into_domain(self) -> Result<Instance, StoreError> {
         check_schema(self.schema, "instance record")?;
         Ok(Instance {
-            instance_id: self.instance_id,
+            instance_id: self.instance_id.into(),
             order_id: self.order_id,
             order_line_id: self.order_line_id,
             state: self.state.into(),

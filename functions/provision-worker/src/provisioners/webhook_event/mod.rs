@@ -325,7 +325,7 @@ impl WebhookEvent {
             event: event_name(&e.kind),
             event_id: format!("{}:{}", i.instance_id, e.seq),
             seq: e.seq,
-            instance_id: Some(i.instance_id.clone()),
+            instance_id: Some(i.instance_id.clone().into()),
             order_id: i.order_id.clone(),
             order_line_id: i.order_line_id.clone(),
             state: state_name(e.to),
