@@ -133,11 +133,15 @@ def main():
     with open(os.path.join(ROOT, "template.yaml")) as f:
         template = plain(cfn_yaml.loads(f.read()))
     resources = expand(template)
-    session = boto3.session.Session()
-    clients = [session.client(s) for s in ("dynamodb", "sqs", "secretsmanager", "kms")]
+    # The emulator's endpoint and region, as scripts/emulator.sh exports them.
+    session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
+    clients = [session.client(s, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+               for s in ("dynamodb", "sqs", "secretsmanager", "kms")]
     refs = create(template, resources, *clients)
     common = template["Globals"]["Function"]["Environment"]["Variables"]
-    rows = []
+    # Every function's environment and files first: a template value this script cannot give
+    # locally, or a missing binary, stops it before any measurement.
+    plan = []
     for name, r in sorted(resources.items()):
         if r.get("Type") != "AWS::Serverless::Function":
             continue
@@ -152,6 +156,13 @@ def main():
                                               "AWS_SECRET_ACCESS_KEY", "PATH") if k in os.environ})
         binary = os.path.join(bin_dir, crate)
         event = os.path.join(HERE, "events", f"{crate}.json")
+        for path in (binary, event):
+            if not os.path.isfile(path):
+                print(f"{name}: {path} missing", file=sys.stderr)
+                return 1
+        plan.append((name, crate, env, binary, event))
+    rows = []
+    for name, crate, env, binary, event in plan:
         out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "coldstart.py"), binary, event, runs],
                              env=env, capture_output=True, text=True)
         if out.returncode != 0:
