@@ -12,7 +12,19 @@ MOTO_PORT ?= 5055
 # cargo-lambda finds zig with `python3 -m ziglang`: the venv's python3 must come first.
 TOOLS_PATH := PATH="$(VENV)/bin:$$PATH"
 
-.PHONY: run test lint unit validate tools bench simulate run-aws-local build deploy fmt clean
+# The Lambda functions: one crate, and one binary of the same name, per directory under functions/.
+ROOT := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
+FUNCTIONS := $(notdir $(wildcard $(ROOT)/functions/*))
+# Where `cargo lambda build` leaves each function's binary (<crate>/bootstrap). Exported, so the
+# build-% rule, which SAM runs from a scratch copy of a function's directory, reads the same one.
+LAMBDA_DIR ?= $(abspath $(or $(CARGO_TARGET_DIR),$(ROOT)/target))/lambda
+export LAMBDA_DIR
+# Extra flags of that build, e.g. --timings (scripts/bundle-report.sh).
+LAMBDA_BUILD_FLAGS ?=
+# Its cargo profile (Cargo.toml says why this one).
+LAMBDA_PROFILE := lambda-release
+
+.PHONY: run test lint unit validate tools bench simulate run-aws-local build deploy fmt clean print-lambda-profile
 
 ## run: build optimised and serve the production interface on 127.0.0.1:$(PORT)/produce (data in .data/)
 run:
@@ -45,9 +57,27 @@ run-aws-local: tools
 	MOTO_PORT=$(MOTO_PORT) bash scripts/emulator.sh run \
 	  env KOOGALLERY_BACKEND=aws $(CARGO) run --release --locked -p koogallery-local --features aws
 
-## build: the Lambda bundle (cargo lambda, arm64) through SAM
+## build: the Lambda bundle: every function in one `cargo lambda build` (arm64), then SAM packages
+## each function's own binary (.aws-sam/build)
 build: tools
-	$(TOOLS_PATH) sam build --beta-features --language-extensions
+	$(TOOLS_PATH) $(CARGO) lambda build --locked --profile $(LAMBDA_PROFILE) --arm64 --lambda-dir "$(LAMBDA_DIR)" \
+	  $(LAMBDA_BUILD_FLAGS) $(addprefix -p ,$(FUNCTIONS))
+	$(TOOLS_PATH) sam build --language-extensions
+
+# scripts/coldstart-all.sh builds its native binaries with the same profile.
+print-lambda-profile:
+	@echo $(LAMBDA_PROFILE)
+
+# SAM's makefile build method (template.yaml: BuildMethod makefile, ContextPath .) runs
+# `make build-<LogicalId>` in a copy of the function's CodeUri, functions/<crate>, with ARTIFACTS_DIR
+# set. The rule copies that crate's binary from the build above: the code a function gets follows its
+# CodeUri, so the Fn::ForEach loops need nothing more than their CodeUri lookup.
+build-%:
+	@crate="$$(sed -n 's/^name = "\(.*\)"$$/\1/p' Cargo.toml 2>/dev/null | head -n 1)"; \
+	test -n "$$crate" || { echo "build-$*: no crate in $$PWD (CodeUri is functions/<crate>)" >&2; exit 1; }; \
+	bin="$(LAMBDA_DIR)/$$crate/bootstrap"; \
+	test -f "$$bin" || { echo "build-$*: $$bin missing: run make build, not sam build alone" >&2; exit 1; }; \
+	cp "$$bin" "$(ARTIFACTS_DIR)/bootstrap"
 
 ## deploy: sam deploy (guided the first time, until samconfig.toml holds a region)
 deploy: build

@@ -1601,3 +1601,160 @@ fn every_method_and_kit_path_of_the_production_url_reaches_the_edge() {
         );
     }
 }
+
+/// The crates under `functions/`: each directory's package name and its binaries' names.
+fn function_crates() -> Vec<(String, String, Vec<String>)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions");
+    let mut crates: Vec<(String, String, Vec<String>)> = std::fs::read_dir(dir)
+        .expect("functions/")
+        .map(|e| e.expect("functions/ entry").path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .map(|p| {
+            let text = std::fs::read_to_string(p.join("Cargo.toml")).expect("Cargo.toml");
+            // The `name` of each table: [package] first, then every [[bin]].
+            let mut section = "";
+            let (mut package, mut bins) = (String::new(), Vec::new());
+            for line in text.lines().map(str::trim) {
+                if line.starts_with('[') {
+                    section = line;
+                } else if let Some(name) = line
+                    .strip_prefix("name = \"")
+                    .and_then(|n| n.strip_suffix('"'))
+                {
+                    match section {
+                        "[package]" => package = name.to_owned(),
+                        "[[bin]]" => bins.push(name.to_owned()),
+                        _ => {}
+                    }
+                }
+            }
+            let dir = p.file_name().unwrap().to_string_lossy().into_owned();
+            (dir, package, bins)
+        })
+        .collect();
+    crates.sort();
+    crates
+}
+
+/// Every way a function could deploy other code than its own crate's binary, in words. `make build`
+/// compiles every crate under `functions/` in one `cargo lambda build`; `sam build` then runs the
+/// Makefile's `build-%` rule (BuildMethod makefile, the Makefile in ContextPath `.`) in a copy of the
+/// function's CodeUri, which copies the binary named after the crate found there. So each function
+/// must have its own CodeUri, `functions/<crate>`, whose crate builds one binary of its own name, and
+/// every crate must be some function's.
+fn packaging_problems(template: &Value, makefile: &str) -> Vec<String> {
+    let resources = template["Resources"].as_object().expect("Resources");
+    let crates = function_crates();
+    let mut out = Vec::new();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    for (id, function) in resources {
+        if function["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let metadata = &function["Metadata"];
+        if metadata["BuildMethod"] != "makefile" || metadata["ContextPath"] != "." {
+            out.push(format!(
+                "{id} is not packaged by the Makefile's build-% rule (Metadata {metadata})"
+            ));
+        }
+        let code_uri = &function["Properties"]["CodeUri"];
+        let Some(dir) = code_uri.as_str().and_then(|c| c.strip_prefix("functions/")) else {
+            out.push(format!(
+                "{id}'s CodeUri {code_uri} is not a functions/<crate>"
+            ));
+            continue;
+        };
+        match crates.iter().find(|(d, _, _)| d == dir) {
+            None => out.push(format!("{id}'s CodeUri functions/{dir} is no crate")),
+            Some((_, package, bins)) if package != dir || bins != &vec![dir.to_owned()] => {
+                out.push(format!(
+                    "functions/{dir} ({id}) is package {package} with binaries {bins:?}, not one binary {dir}"
+                ))
+            }
+            Some(_) => {}
+        }
+        if !used.insert(dir.to_owned()) {
+            out.push(format!("{id} shares functions/{dir} with another function"));
+        }
+    }
+    for (dir, _, _) in &crates {
+        if !used.contains(dir) {
+            out.push(format!("functions/{dir} is built but no function runs it"));
+        }
+    }
+    let rule = makefile
+        .split("\n\n")
+        .find(|block| block.lines().any(|l| l.starts_with("build-%:")))
+        .unwrap_or_default();
+    if !rule.contains("Cargo.toml") || !rule.contains("$(LAMBDA_DIR)/$$crate/bootstrap") {
+        out.push(format!(
+            "the Makefile's build-% rule does not copy the CodeUri crate's binary: {rule:?}"
+        ));
+    }
+    let build = makefile
+        .split("\n\n")
+        .find(|block| block.lines().any(|l| l.starts_with("build:")))
+        .unwrap_or_default();
+    if !build.contains("lambda build") || !build.contains("$(addprefix -p ,$(FUNCTIONS))") {
+        out.push(format!(
+            "`make build` does not compile every function in one cargo lambda build: {build:?}"
+        ));
+    }
+    if !makefile.contains("FUNCTIONS := $(notdir $(wildcard $(ROOT)/functions/*))") {
+        out.push("the Makefile's FUNCTIONS is not every directory under functions/".into());
+    }
+    out
+}
+
+fn makefile() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Makefile")).expect("Makefile")
+}
+
+#[test]
+fn every_function_deploys_its_own_crate_from_the_single_build() {
+    let found = packaging_problems(&load(), &makefile());
+    assert!(
+        found.is_empty(),
+        "template.yaml and the Makefile, packaging:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Each check of [`packaging_problems`] catches the edit that would break it.
+#[test]
+fn packaging_drift_is_reported() {
+    let template = load();
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = template.clone();
+        f(&mut t);
+        packaging_problems(&t, &makefile()).join("\n")
+    };
+    // A static CodeUri in a loop: every function of the loop would run the first one's code.
+    let r = |t: &mut Value| {
+        t["Resources"]["RefreshInstanceFunction"]["Properties"]["CodeUri"] =
+            json!("functions/new-instance");
+    };
+    let found = broken(&r);
+    assert!(found.contains("shares functions/new-instance"), "{found}");
+    assert!(
+        found.contains("functions/refresh-instance is built but no function runs it"),
+        "{found}"
+    );
+    let r = |t: &mut Value| {
+        t["Resources"]["EdgeFunction"]["Metadata"]["BuildMethod"] = json!("rust-cargolambda");
+    };
+    assert!(broken(&r).contains("EdgeFunction is not packaged by the Makefile"));
+    let r = |t: &mut Value| {
+        t["Resources"]["UsagePushFunction"]["Properties"]["CodeUri"] = json!("target/lambda");
+    };
+    assert!(broken(&r).contains("UsagePushFunction's CodeUri"));
+    let r = |t: &mut Value| {
+        t["Resources"]["ReconcilerFunction"]["Properties"]["CodeUri"] = json!("functions/gone");
+    };
+    assert!(broken(&r).contains("functions/gone is no crate"));
+    let found = packaging_problems(&template, &makefile().replace("build-%:", "build-x:"));
+    assert!(
+        found.iter().any(|p| p.contains("build-% rule")),
+        "{found:?}"
+    );
+}

@@ -47,16 +47,30 @@ pub use aws_config::SdkConfig;
 /// usual AWS configuration chain. `AWS_ENDPOINT_URL` (e.g. `http://127.0.0.1:5055`) sends every
 /// client to the emulator.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
 }
 
 /// [`sdk_config`] with `endpoint` instead of `AWS_ENDPOINT_URL` (a test's proxy in front of the
 /// emulator).
 pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .endpoint_url(endpoint)
         .load()
         .await
+}
+
+/// The SDK's HTTPS client on rustls with ring, not the SDK's default (aws-lc-rs: a long C build and
+/// a larger binary). Certificates are verified against the system's roots, as the default does.
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// Whole seconds for an SQS time parameter: rounds a fraction up (a visibility timeout never hides

@@ -65,6 +65,14 @@ impl From<ClientBuildError> for ConfigError {
     }
 }
 
+/// Makes ring the process's rustls crypto provider unless one is installed already. reqwest is built
+/// without a provider of its own (its default, aws-lc-rs, is a long C build and a larger binary; the
+/// AWS SDK uses ring too); every reqwest client a deployed function builds calls this first.
+pub fn install_tls_provider() {
+    // Err: a provider is installed already (an earlier call, or the process chose one); it stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// KooGallery's open API client as `settings` configure it (Query Order, the usage push), or
 /// `None` when the marketplace is offline.
 pub fn client_for(
@@ -96,6 +104,7 @@ enum Try {
 
 impl OpenApiClient {
     pub fn new(settings: OpenApiSettings, keys: OpenApiKeys) -> Result<Self, ClientBuildError> {
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)

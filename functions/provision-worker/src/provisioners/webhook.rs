@@ -59,6 +59,7 @@ pub struct WebhookProvisioner {
 
 impl WebhookProvisioner {
     pub fn new(url: String, secret: SecretKey, timeout: Duration) -> Result<Self, ProvisionError> {
+        koogallery_openapi::install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             // A redirect would turn the POST into a body-less GET (301/302/303) whose 2xx page
