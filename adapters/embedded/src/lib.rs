@@ -332,13 +332,19 @@ impl EmbeddedStore {
     ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()).into())
+                StoreError::Unavailable(Detail::caused_by(
+                    format!("cannot create {}", parent.display()),
+                    e,
+                ))
             })?;
         }
         owner_only(path)?;
         let db = Db::with_opener(
             opener().map_err(|e| {
-                StoreError::Unavailable(format!("cannot open {}: {e}", path.display()).into())
+                StoreError::Unavailable(Detail::caused_by(
+                    format!("cannot open {}", path.display()),
+                    e,
+                ))
             })?,
             Some(opener),
         );
@@ -430,7 +436,10 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let denied = |e: std::io::Error| {
-            StoreError::Unavailable(format!("cannot secure {}: {e}", path.display()).into())
+            StoreError::Unavailable(Detail::caused_by(
+                format!("cannot secure {}", path.display()),
+                e,
+            ))
         };
         std::fs::OpenOptions::new()
             .create(true)

@@ -48,8 +48,14 @@ where
 
 /// A request that could not be built (a required field missing): a bug, reported as
 /// `Unavailable`.
-pub(crate) fn build_error(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("cannot build DynamoDB {what}: {e}").into())
+pub(crate) fn build_error(
+    what: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError::Unavailable(Detail::caused_by(
+        format!("cannot build DynamoDB {what}"),
+        e,
+    ))
 }
 
 /// The reasons of a cancelled transaction, one per action in its order: the code (`None` when
