@@ -38,11 +38,6 @@ impl RefreshScene {
             other => Self::Other(other.to_owned()),
         }
     }
-
-    /// A scene this release does not know.
-    pub fn is_unknown(&self) -> bool {
-        matches!(self, Self::Other(_))
-    }
 }
 
 impl<'de> Deserialize<'de> for RefreshScene {
@@ -64,11 +59,9 @@ mod tests {
             RefreshScene::RenewalChange,
         ] {
             assert_eq!(RefreshScene::from_name(scene.as_str()), scene);
-            assert!(!scene.is_unknown());
         }
         let other = RefreshScene::from_name(" SOMETHING_NEW ");
         assert_eq!(other, RefreshScene::Other("SOMETHING_NEW".into()));
-        assert!(other.is_unknown());
         let wire: RefreshScene = serde_json::from_str("\"RENEWAL\"").unwrap();
         assert_eq!(wire, RefreshScene::Renewal);
     }
