@@ -2,19 +2,23 @@
 //! invocation of the function that serves its `activity`; the function's answer is the callback's
 //! [`Reply`]. Any failure on the way (SDK error, function error, unparsable answer) answers
 //! `000005` "temporary internal error; please retry" and logs the cause — never the request body,
-//! which may carry credentials.
+//! which may carry credentials. The invocation is Lambda's `Invoke` through [`SignedClient`], not
+//! the Lambda SDK crate ([`crate::signed`] says why).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_lambda::{Client, error::DisplayErrorContext, primitives::Blob, types::InvocationType};
+use bytes::Bytes;
 use koogallery::{
     ResultCode,
     callbacks::{Dispatcher, REGISTRY, Registration, registry::invocation},
     protocol::Reply,
     security::KeyUsed,
 };
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
+
+use crate::signed::{Call, DEFAULT_ATTEMPT_TIMEOUT, SignedClient, SignedError, header};
 
 /// The dispatcher's configuration is incomplete.
 #[derive(Debug, thiserror::Error)]
@@ -25,9 +29,9 @@ pub struct DispatcherConfigError {
 }
 
 /// Dispatches each activity to its own Lambda function.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LambdaDispatcher {
-    client: Client,
+    client: SignedClient,
     functions: HashMap<&'static str, String>,
 }
 
@@ -69,20 +73,20 @@ pub(crate) fn describe_function_error(payload: &[u8]) -> String {
 
 impl LambdaDispatcher {
     /// `functions` maps each registered callback's `function` to its Lambda function's name.
-    pub fn new(client: Client, functions: HashMap<&'static str, String>) -> Self {
+    pub fn new(client: SignedClient, functions: HashMap<&'static str, String>) -> Self {
         Self { client, functions }
     }
 
     /// Function names from `KOOGALLERY_FN_NEW_INSTANCE`, `KOOGALLERY_FN_QUERY_INSTANCE`, … (one per
     /// registered callback, [`Registration::function_env_var`]); the error lists every unset one.
-    pub fn from_env(client: Client) -> Result<Self, DispatcherConfigError> {
+    pub fn from_env(client: SignedClient) -> Result<Self, DispatcherConfigError> {
         let env = koogallery::config::Env::process();
         Self::from_lookup(client, |name| env.derived(name))
     }
 
     /// As [`Self::from_env`] with another source of settings.
     pub fn from_lookup(
-        client: Client,
+        client: SignedClient,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, DispatcherConfigError> {
         let mut functions = HashMap::new();
@@ -109,6 +113,41 @@ impl LambdaDispatcher {
     }
 }
 
+/// The header of an invocation whose function failed (`Unhandled`, or `Handled` for an error the
+/// runtime reported); the payload is then the error object.
+const FUNCTION_ERROR: &str = "x-amz-function-error";
+
+/// What a function name may hold unescaped in Invoke's path: a name, an ARN (`:`) or a qualified
+/// name are all escaped but for these.
+const NAME_IN_PATH: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+/// Invoke's path for `function` (its name, partial or full ARN).
+pub(crate) fn invoke_path(function: &str) -> String {
+    format!(
+        "/2015-03-31/functions/{}/invocations",
+        utf8_percent_encode(function, NAME_IN_PATH)
+    )
+}
+
+impl LambdaDispatcher {
+    /// A synchronous invocation of `function` with `payload`.
+    async fn invoke(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+    ) -> Result<crate::signed::Answer, SignedError> {
+        self.client
+            .call(&Call {
+                path: &invoke_path(function),
+                content_type: "application/json",
+                headers: &[("x-amz-invocation-type", "RequestResponse")],
+                body: Bytes::from(payload),
+                timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl Dispatcher for LambdaDispatcher {
     async fn dispatch(&self, callback: &'static Registration, body: &Value, key: KeyUsed) -> Reply {
@@ -124,23 +163,15 @@ impl Dispatcher for LambdaDispatcher {
                 return retry_later();
             }
         };
-        let out = match self
-            .client
-            .invoke()
-            .function_name(function)
-            .invocation_type(InvocationType::RequestResponse)
-            .payload(Blob::new(payload))
-            .send()
-            .await
-        {
+        let out = match self.invoke(function, payload).await {
             Ok(out) => out,
             Err(e) => {
-                tracing::error!(%activity, function, error = %DisplayErrorContext(&e), "callback invocation failed");
+                tracing::error!(%activity, function, error = %e, "callback invocation failed");
                 return retry_later();
             }
         };
-        let answer = out.payload().map(Blob::as_ref).unwrap_or_default();
-        if let Some(kind) = out.function_error() {
+        let answer = out.body.as_ref();
+        if let Some(kind) = header(&out.headers, FUNCTION_ERROR) {
             tracing::error!(
                 %activity,
                 function,
@@ -162,17 +193,31 @@ impl Dispatcher for LambdaDispatcher {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_lambda::config::{BehaviorVersion, Region};
-
     use super::*;
+    use crate::signed::Service;
 
-    fn offline_client() -> Client {
-        Client::from_conf(
-            aws_sdk_lambda::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .build(),
-        )
+    fn offline_client() -> SignedClient {
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::for_tests(),
+                ),
+            )
+            .build();
+        SignedClient::new(&sdk, Service::Lambda).unwrap()
+    }
+
+    #[test]
+    fn invoke_paths_escape_arns_and_qualifiers() {
+        assert_eq!(
+            invoke_path("kg-new-instance"),
+            "/2015-03-31/functions/kg-new-instance/invocations"
+        );
+        assert_eq!(
+            invoke_path("arn:aws:lambda:eu-west-1:123456789012:function:kg_x:live"),
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Akg_x%3Alive/invocations"
+        );
     }
 
     #[test]

@@ -8,16 +8,21 @@
 //! Opening unwraps the data key with KMS Decrypt once per execution environment (a small cache
 //! keyed by the wrapped key), so a polled queryInstance costs KMS one call per instance, not per
 //! poll. The worker needs `kms:GenerateDataKey`, queryInstance `kms:Decrypt`, nothing else does.
+//! Both are KMS's JSON API (`TrentService.*`) through [`SignedClient`], not the KMS SDK crate
+//! ([`crate::signed`] says why).
 
 use std::{collections::HashMap, sync::Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_kms::{primitives::Blob, types::DataKeySpec};
+use bytes::Bytes;
 use koogallery::failure::Detail;
 use koogallery::security::at_rest::{
     CredentialSealer, SealError, aead_open, aead_seal, bound_to, decode_base64, encode_base64,
     unbound_v1,
 };
+use serde::{Deserialize, Serialize};
+
+use crate::signed::{Call, DEFAULT_ATTEMPT_TIMEOUT, SignedClient, SignedError};
 
 pub const KMS_PREFIX: &str = "kms2.";
 /// Sealed before values were bound to their instance; opened without an encryption context.
@@ -28,14 +33,14 @@ pub const CONTEXT_INSTANCE_ID: &str = "instanceId";
 const CACHE_LIMIT: usize = 10_000;
 
 pub struct KmsSealer {
-    client: aws_sdk_kms::Client,
+    client: SignedClient,
     key_id: String,
     cache: Mutex<HashMap<Vec<u8>, [u8; 32]>>,
 }
 
 impl KmsSealer {
     /// Seals under `key_id` (a key ID, ARN or alias: `KOOGALLERY_CREDENTIALS_KEY_ID`).
-    pub fn new(client: aws_sdk_kms::Client, key_id: impl Into<String>) -> Self {
+    pub fn new(client: SignedClient, key_id: impl Into<String>) -> Self {
         Self {
             client,
             key_id: key_id.into(),
@@ -63,31 +68,115 @@ fn data_key(bytes: &[u8]) -> Result<[u8; 32], SealError> {
         .map_err(|_| SealError::Corrupt(format!("data key of {} bytes", bytes.len()).into()))
 }
 
+/// The one request shape of both operations (KMS's JSON: fields in PascalCase, blobs in base64).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KmsRequest<'a> {
+    key_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_spec: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ciphertext_blob: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_context: Option<Context<'a>>,
+}
+
+/// The encryption context that binds a data key to its instance.
+#[derive(Serialize)]
+struct Context<'a> {
+    #[serde(rename = "instanceId")]
+    instance_id: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GenerateDataKeyAnswer {
+    ciphertext_blob: Option<String>,
+    plaintext: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DecryptAnswer {
+    plaintext: Option<String>,
+}
+
+/// Why a KMS call gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+enum KmsCallError {
+    #[error(transparent)]
+    Call(#[from] SignedError),
+    #[error("KMS answer is not the operation's JSON")]
+    Answer(#[source] serde_json::Error),
+}
+
+impl KmsCallError {
+    fn code(&self) -> Option<&str> {
+        match self {
+            KmsCallError::Call(e) => e.code(),
+            KmsCallError::Answer(_) => None,
+        }
+    }
+}
+
+impl KmsSealer {
+    /// One KMS operation (`TrentService.{operation}`).
+    async fn kms<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+        request: &KmsRequest<'_>,
+    ) -> Result<T, KmsCallError> {
+        let target = format!("TrentService.{operation}");
+        let body = serde_json::to_vec(request).map_err(KmsCallError::Answer)?;
+        let answer = self
+            .client
+            .call(&Call {
+                path: "/",
+                content_type: "application/x-amz-json-1.1",
+                headers: &[("x-amz-target", &target)],
+                body: Bytes::from(body),
+                timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            })
+            .await?;
+        serde_json::from_slice(&answer.body).map_err(KmsCallError::Answer)
+    }
+}
+
 #[async_trait]
 impl CredentialSealer for KmsSealer {
     async fn seal(&self, instance_id: &str, plaintext: &str) -> Result<String, SealError> {
-        let out = self
-            .client
-            .generate_data_key()
-            .key_id(&self.key_id)
-            .key_spec(DataKeySpec::Aes256)
-            .encryption_context(CONTEXT_INSTANCE_ID, instance_id)
-            .send()
+        let out: GenerateDataKeyAnswer = self
+            .kms(
+                "GenerateDataKey",
+                &KmsRequest {
+                    key_id: &self.key_id,
+                    key_spec: Some("AES_256"),
+                    ciphertext_blob: None,
+                    encryption_context: Some(Context { instance_id }),
+                },
+            )
             .await
             .map_err(|e| {
                 SealError::Unavailable(Detail::caused_by("KMS GenerateDataKey failed", e))
             })?;
-        let (Some(plain_key), Some(wrapped)) = (out.plaintext(), out.ciphertext_blob()) else {
+        let (Some(plain_key), Some(wrapped)) = (out.plaintext, out.ciphertext_blob) else {
             return Err(SealError::Unavailable(
                 "KMS GenerateDataKey answered without a key".into(),
             ));
         };
+        let plain_key = decode_base64("KMS data key", &plain_key).map_err(|_| {
+            SealError::Unavailable("KMS answered a data key that is not base64".into())
+        })?;
+        let wrapped = decode_base64("KMS wrapped key", &wrapped).map_err(|_| {
+            SealError::Unavailable("KMS answered a wrapped key that is not base64".into())
+        })?;
         let key = data_key(plain_key.as_ref())?;
         let sealed = aead_seal(&key, &bound_to(instance_id), plaintext.as_bytes());
-        self.remember(wrapped.as_ref().to_vec(), key);
+        let sealed_key = encode_base64(&wrapped);
+        self.remember(wrapped, key);
         Ok(format!(
             "{KMS_PREFIX}{}.{}",
-            encode_base64(wrapped.as_ref()),
+            sealed_key,
             encode_base64(&sealed)
         ))
     }
@@ -108,32 +197,37 @@ impl CredentialSealer for KmsSealer {
         let key = match self.cached(&wrapped) {
             Some(key) => key,
             None => {
-                let mut decrypt = self
-                    .client
-                    .decrypt()
-                    .key_id(&self.key_id)
-                    .ciphertext_blob(Blob::new(wrapped.clone()));
-                if bound {
-                    decrypt = decrypt.encryption_context(CONTEXT_INSTANCE_ID, instance_id);
-                }
-                let out = decrypt.send().await.map_err(|e| {
-                    let wrong = e.as_service_error().is_some_and(|s| {
-                        s.is_invalid_ciphertext_exception() || s.is_incorrect_key_exception()
-                    });
-                    let detail = Detail::caused_by("KMS Decrypt failed", e);
-                    if wrong {
-                        SealError::Corrupt(detail)
-                    } else {
-                        SealError::Unavailable(detail)
-                    }
-                })?;
-                let key = data_key(
-                    out.plaintext()
-                        .ok_or_else(|| {
-                            SealError::Unavailable("KMS Decrypt answered no key".into())
-                        })?
-                        .as_ref(),
-                )?;
+                let wrapped_text = encode_base64(&wrapped);
+                let out: DecryptAnswer = self
+                    .kms(
+                        "Decrypt",
+                        &KmsRequest {
+                            key_id: &self.key_id,
+                            key_spec: None,
+                            ciphertext_blob: Some(&wrapped_text),
+                            encryption_context: bound.then_some(Context { instance_id }),
+                        },
+                    )
+                    .await
+                    .map_err(|e| {
+                        // The wrong key, or a value whose context (instance) is not this one.
+                        let wrong = matches!(
+                            e.code(),
+                            Some("InvalidCiphertextException" | "IncorrectKeyException")
+                        );
+                        let detail = Detail::caused_by("KMS Decrypt failed", e);
+                        if wrong {
+                            SealError::Corrupt(detail)
+                        } else {
+                            SealError::Unavailable(detail)
+                        }
+                    })?;
+                let plain = out
+                    .plaintext
+                    .ok_or_else(|| SealError::Unavailable("KMS Decrypt answered no key".into()))?;
+                let key = data_key(&decode_base64("KMS data key", &plain).map_err(|_| {
+                    SealError::Unavailable("KMS answered a data key that is not base64".into())
+                })?)?;
                 self.remember(wrapped, key);
                 key
             }

@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod dynamo;
 pub mod kms;
 pub mod secrets;
+pub mod signed;
 pub mod sqs;
 pub mod usage;
 
@@ -51,6 +52,54 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .http_client(https_client())
         .load()
         .await
+}
+
+/// The SDK configuration of a Lambda function, from its environment alone: the region
+/// (`AWS_REGION`) and the execution role's credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), which Lambda always sets, and `AWS_ENDPOINT_URL`
+/// when set (the emulator). [`sdk_config`]'s chain also reads profile files and knows the instance
+/// metadata service, web identity and STS, none of which a function uses: they cost it start-up
+/// time and their code (STS's client among it). Retries and the connection timeout are
+/// `aws_config`'s defaults (standard retries, 3.1 s).
+pub fn lambda_sdk_config(env: &koogallery::config::Env) -> Result<SdkConfig, LambdaSdkConfigError> {
+    use aws_types::sdk_config::{RetryConfig, SharedAsyncSleep, TimeoutConfig};
+    let region = env
+        .derived("AWS_REGION")
+        .or_else(|| env.derived("AWS_DEFAULT_REGION"))
+        .filter(|r| !r.trim().is_empty())
+        .ok_or(LambdaSdkConfigError::NoRegion)?;
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ),
+        )
+        .http_client(https_client())
+        .sleep_impl(SharedAsyncSleep::new(
+            aws_smithy_async::rt::sleep::TokioSleep::new(),
+        ))
+        .retry_config(RetryConfig::standard())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(3100))
+                .build(),
+        );
+    if let Some(url) = env
+        .derived("AWS_ENDPOINT_URL")
+        .filter(|u| !u.trim().is_empty())
+    {
+        config = config.endpoint_url(url);
+    }
+    Ok(config.build())
+}
+
+/// A Lambda function's environment lacks what the SDK needs.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaSdkConfigError {
+    #[error("AWS_REGION is not set (Lambda sets it; set it when running a function elsewhere)")]
+    NoRegion,
 }
 
 /// [`sdk_config`] with `endpoint` instead of `AWS_ENDPOINT_URL` (a test's proxy in front of the
@@ -84,7 +133,34 @@ pub(crate) fn whole_secs(d: std::time::Duration, max_secs: i32) -> i32 {
 mod tests {
     use std::time::Duration;
 
-    use super::whole_secs;
+    use koogallery::config::Env;
+
+    use super::{LambdaSdkConfigError, lambda_sdk_config, whole_secs};
+
+    #[test]
+    fn a_function_s_sdk_configuration_comes_from_its_environment() {
+        let env = Env::from_fn(|k| match k {
+            "AWS_REGION" => Some("eu-west-1".into()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5055".into()),
+            _ => None,
+        });
+        let config = lambda_sdk_config(&env).unwrap();
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5055"));
+        assert!(config.credentials_provider().is_some());
+        assert!(config.sleep_impl().is_some());
+        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(3));
+
+        let fallback = Env::from_fn(|k| (k == "AWS_DEFAULT_REGION").then(|| "cn-north-1".into()));
+        let config = lambda_sdk_config(&fallback).unwrap();
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("cn-north-1"));
+        assert_eq!(config.endpoint_url(), None);
+
+        assert!(matches!(
+            lambda_sdk_config(&Env::empty()),
+            Err(LambdaSdkConfigError::NoRegion)
+        ));
+    }
 
     #[test]
     fn whole_secs_rounds_up_and_caps() {

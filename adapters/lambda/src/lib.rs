@@ -87,8 +87,8 @@ impl Deployment {
 /// DynamoDB adapter. A missing or bad setting stops the function's start-up with the variable's
 /// name; a missing or bad secret with the secret's and the field's.
 pub async fn load(load: Load) -> Result<Deployment, Error> {
-    let sdk = koogallery_aws::sdk_config().await;
     let env = Env::process();
+    let sdk = koogallery_aws::lambda_sdk_config(&env)?;
     let secrets = if load.secrets.is_empty() {
         HeldSecrets::default()
     } else {
@@ -121,7 +121,7 @@ pub async fn load(load: Load) -> Result<Deployment, Error> {
     };
     let sealer = if load.sealer {
         Some(Arc::new(koogallery_aws::KmsSealer::new(
-            aws_sdk_kms::Client::new(&sdk),
+            koogallery_aws::signed::SignedClient::new(&sdk, koogallery_aws::signed::Service::Kms)?,
             env.required(&catalog::CREDENTIALS_KEY_ID)?,
         ))
             as Arc<dyn koogallery::security::at_rest::CredentialSealer>)

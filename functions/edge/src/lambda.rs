@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use koogallery::config::SecretPart;
-use koogallery_aws::LambdaDispatcher;
+use koogallery_aws::{
+    LambdaDispatcher,
+    signed::{Service, SignedClient},
+};
 use koogallery_lambda::{Deployment, Error, Load};
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -18,7 +21,8 @@ pub const LOAD: Load = Load {
 
 /// Serves API Gateway: `POST /produce` and the Kit paths. Always HTTP 200 + `Body-Sign`.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
-    let dispatcher = LambdaDispatcher::from_env(aws_sdk_lambda::Client::new(&deployment.sdk))?;
+    let dispatcher =
+        LambdaDispatcher::from_env(SignedClient::new(&deployment.sdk, Service::Lambda)?)?;
     let keys = deployment.secrets.keys()?.clone();
     let edge = Edge::new(
         &deployment.settings.edge,
