@@ -205,7 +205,12 @@ mod tests {
                 ),
             )
             .build();
-        SignedClient::new(&sdk, Service::Lambda).unwrap()
+        SignedClient::new(
+            &sdk,
+            &crate::AwsHttp::new(crate::Roots::System),
+            Service::Lambda,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -20,13 +20,17 @@
 //!   table, one partition per tenant (key schema in [`directory`]).
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
-//! Every client is built from [`sdk_config`], which honours `AWS_ENDPOINT_URL` and `AWS_REGION`:
-//! that is how tests and local runs point the adapters at the emulator (`scripts/emulator.sh`).
+//! - [`AwsHttp`]: the one HTTPS client of every AWS call (the SDK's and the signed ones, [`signed`]).
+//!
+//! Every client is built from [`sdk_config`] (a host's) or [`lambda_sdk_config`] (a function's),
+//! which honour `AWS_ENDPOINT_URL` and `AWS_REGION`: that is how tests and local runs point the
+//! adapters at the emulator (`scripts/emulator.sh`).
 
 pub mod bootstrap;
 pub mod directory;
 pub mod dispatch;
 pub mod dynamo;
+pub mod http;
 pub mod kms;
 pub mod secrets;
 pub mod signed;
@@ -43,13 +47,14 @@ pub use usage::DynamoUsageStore;
 
 use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
+pub use http::{AwsHttp, Roots};
 
 /// The shared SDK configuration: region, credentials and endpoint from the environment and the
 /// usual AWS configuration chain. `AWS_ENDPOINT_URL` (e.g. `http://127.0.0.1:5055`) sends every
 /// client to the emulator.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
+        .http_client(AwsHttp::new(Roots::System).sdk_client())
         .load()
         .await
 }
@@ -61,7 +66,11 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// metadata service, web identity and STS, none of which a function uses: they cost it start-up
 /// time and their code (STS's client among it). Retries and the connection timeout are
 /// `aws_config`'s defaults (standard retries, 3.1 s).
-pub fn lambda_sdk_config(env: &koogallery::config::Env) -> Result<SdkConfig, LambdaSdkConfigError> {
+/// Its calls go through `http` (a function's: [`Roots::Bundled`]).
+pub fn lambda_sdk_config(
+    env: &koogallery::config::Env,
+    http: &AwsHttp,
+) -> Result<SdkConfig, LambdaSdkConfigError> {
     use aws_types::sdk_config::{RetryConfig, SharedAsyncSleep, TimeoutConfig};
     let region = env
         .derived("AWS_REGION")
@@ -76,7 +85,7 @@ pub fn lambda_sdk_config(env: &koogallery::config::Env) -> Result<SdkConfig, Lam
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             ),
         )
-        .http_client(https_client())
+        .http_client(http.sdk_client())
         .sleep_impl(SharedAsyncSleep::new(
             aws_smithy_async::rt::sleep::TokioSleep::new(),
         ))
@@ -106,20 +115,10 @@ pub enum LambdaSdkConfigError {
 /// emulator).
 pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
+        .http_client(AwsHttp::new(Roots::System).sdk_client())
         .endpoint_url(endpoint)
         .load()
         .await
-}
-
-/// The SDK's HTTPS client on rustls with ring, not the SDK's default (aws-lc-rs: a long C build and
-/// a larger binary). Certificates are verified against the system's roots, as the default does.
-fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
 }
 
 /// Whole seconds for an SQS time parameter: rounds a fraction up (a visibility timeout never hides
@@ -135,7 +134,7 @@ mod tests {
 
     use koogallery::config::Env;
 
-    use super::{LambdaSdkConfigError, lambda_sdk_config, whole_secs};
+    use super::{AwsHttp, LambdaSdkConfigError, Roots, lambda_sdk_config, whole_secs};
 
     #[test]
     fn a_function_s_sdk_configuration_comes_from_its_environment() {
@@ -144,7 +143,7 @@ mod tests {
             "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5055".into()),
             _ => None,
         });
-        let config = lambda_sdk_config(&env).unwrap();
+        let config = lambda_sdk_config(&env, &AwsHttp::new(Roots::Bundled)).unwrap();
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5055"));
         assert!(config.credentials_provider().is_some());
@@ -152,12 +151,12 @@ mod tests {
         assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(3));
 
         let fallback = Env::from_fn(|k| (k == "AWS_DEFAULT_REGION").then(|| "cn-north-1".into()));
-        let config = lambda_sdk_config(&fallback).unwrap();
+        let config = lambda_sdk_config(&fallback, &AwsHttp::new(Roots::Bundled)).unwrap();
         assert_eq!(config.region().map(|r| r.as_ref()), Some("cn-north-1"));
         assert_eq!(config.endpoint_url(), None);
 
         assert!(matches!(
-            lambda_sdk_config(&Env::empty()),
+            lambda_sdk_config(&Env::empty(), &AwsHttp::new(Roots::Bundled)),
             Err(LambdaSdkConfigError::NoRegion)
         ));
     }

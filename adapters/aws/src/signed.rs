@@ -7,15 +7,11 @@
 //! KMS's client. What they did for these three operations is small and kept here: Signature
 //! Version 4 by `aws-sigv4` (the SDK's own signer), credentials and region from the deployment's
 //! [`SdkConfig`] (cached until five minutes before they expire, as the SDK's identity cache does),
-//! the endpoint from `AWS_ENDPOINT_URL` or the service's regional name, HTTPS on rustls with ring
-//! against the system's roots (loaded on the first HTTPS call, not at start-up), a timeout per
-//! attempt, and the SDK's standard retry of transient failures (3 attempts; connection failures,
+//! the endpoint from `AWS_ENDPOINT_URL` or the service's regional name, the same HTTPS client as
+//! the SDK's clients ([`AwsHttp`]), a timeout per attempt, and the SDK's standard retry of transient failures (3 attempts; connection failures,
 //! throttling and 5xx answers) with [`Backoff`]'s jitter.
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_credential_types::{
@@ -26,16 +22,16 @@ use aws_sigv4::{
     http_request::{SignableBody, SignableRequest, SigningSettings, sign},
     sign::v4,
 };
+use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, header::CONTENT_TYPE};
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use http_body_util::BodyExt;
 use koogallery::{
     failure::Detail,
     retry::{Backoff, Jitter},
 };
 
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+use crate::http::{AwsHttp, HttpError};
 
 /// An AWS service called through [`SignedClient`]: its signing name, which is also the first label
 /// of its regional endpoint (`kms.eu-west-1.amazonaws.com`).
@@ -138,7 +134,7 @@ pub struct SignedClient {
     endpoint: String,
     credentials: SharedCredentialsProvider,
     cached: tokio::sync::Mutex<Option<Credentials>>,
-    http: OnceLock<Result<Client<Https, Full<Bytes>>, String>>,
+    http: AwsHttp,
 }
 
 impl std::fmt::Debug for SignedClient {
@@ -164,8 +160,9 @@ pub fn regional_endpoint(service: Service, region: &str) -> String {
 
 impl SignedClient {
     /// The client of `service` with `sdk`'s region and credentials, at `AWS_ENDPOINT_URL` when
-    /// `sdk` has one (the emulator) and at the regional endpoint otherwise.
-    pub fn new(sdk: &SdkConfig, service: Service) -> Result<Self, SignedError> {
+    /// `sdk` has one (the emulator) and at the regional endpoint otherwise, over `http` (the
+    /// client `sdk` was built with, so that both share one connection pool).
+    pub fn new(sdk: &SdkConfig, http: &AwsHttp, service: Service) -> Result<Self, SignedError> {
         let region = sdk
             .region()
             .map(|r| r.as_ref().to_owned())
@@ -183,7 +180,7 @@ impl SignedClient {
             endpoint,
             credentials,
             cached: tokio::sync::Mutex::new(None),
-            http: OnceLock::new(),
+            http: http.clone(),
         })
     }
 
@@ -208,20 +205,32 @@ impl SignedClient {
 
     async fn attempt(&self, call: &Call<'_>) -> Result<Answer, SignedError> {
         let request = self.signed_request(call).await?;
-        let http = self.http()?;
         let service = self.service.signing_name();
+        // The whole exchange, head and body, within the attempt's limit.
         let exchange = async {
-            let response = http
-                .request(request)
+            let response = self
+                .http
+                .send(request, None, None)
                 .await
-                .map_err(|e| Detail::caused_by(format!("{service} request failed"), e))?;
+                .map_err(|e| match e {
+                    HttpError::Tls(_) => SignedError::Config(Detail::caused_by("HTTPS", e)),
+                    e => SignedError::Transport(Detail::caused_by(
+                        format!("{service} request failed"),
+                        e,
+                    )),
+                })?;
             let (parts, body) = response.into_parts();
             let body = body
                 .collect()
                 .await
-                .map_err(|e| Detail::caused_by(format!("{service} answer unreadable"), e))?
+                .map_err(|e| {
+                    SignedError::Transport(Detail::caused_by(
+                        format!("{service} answer unreadable"),
+                        e,
+                    ))
+                })?
                 .to_bytes();
-            Ok::<_, Detail>((parts, body))
+            Ok::<_, SignedError>((parts, body))
         };
         let (parts, body) = tokio::time::timeout(call.timeout, exchange)
             .await
@@ -229,8 +238,7 @@ impl SignedClient {
                 SignedError::Transport(
                     format!("{service} did not answer within {:?}", call.timeout).into(),
                 )
-            })?
-            .map_err(SignedError::Transport)?;
+            })??;
         if parts.status.is_success() {
             Ok(Answer {
                 headers: parts.headers,
@@ -247,7 +255,7 @@ impl SignedClient {
         }
     }
 
-    async fn signed_request(&self, call: &Call<'_>) -> Result<Request<Full<Bytes>>, SignedError> {
+    async fn signed_request(&self, call: &Call<'_>) -> Result<Request<SdkBody>, SignedError> {
         let credentials = self.credentials().await?;
         let uri = format!("{}{}", self.endpoint, call.path);
         let mut request = Request::builder()
@@ -258,7 +266,7 @@ impl SignedClient {
             request = request.header(*name, *value);
         }
         let mut request = request
-            .body(Full::new(call.body.clone()))
+            .body(SdkBody::from(call.body.clone()))
             .map_err(|e| SignedError::Config(Detail::caused_by("request not buildable", e)))?;
         let identity = credentials.into();
         let params = v4::SigningParams::builder()
@@ -299,48 +307,6 @@ impl SignedClient {
         *cached = Some(fresh.clone());
         Ok(fresh)
     }
-
-    fn http(&self) -> Result<&Client<Https, Full<Bytes>>, SignedError> {
-        self.http
-            .get_or_init(|| {
-                https_connector().map(|c| Client::builder(TokioExecutor::new()).build(c))
-            })
-            .as_ref()
-            .map_err(|e| SignedError::Config(e.clone().into()))
-    }
-}
-
-/// HTTP/1.1 over rustls with ring, certificates verified against the system's roots; plain HTTP
-/// only where the endpoint says so (the emulator).
-fn https_connector() -> Result<Https, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?;
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(
-            config
-                .with_root_certificates(system_roots()?)
-                .with_no_client_auth(),
-        )
-        .https_or_http()
-        .enable_http1();
-    Ok(builder.build())
-}
-
-fn system_roots() -> Result<rustls::RootCertStore, String> {
-    let found = rustls_native_certs::load_native_certs();
-    if !found.errors.is_empty() {
-        tracing::warn!(errors = ?found.errors, "some system root certificates could not be read");
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        return Err(
-            "no system root certificates found: HTTPS calls to AWS cannot be verified".into(),
-        );
-    }
-    Ok(roots)
 }
 
 /// The error's type and message from an AWS JSON error answer: the type from `x-amzn-ErrorType`

@@ -27,7 +27,7 @@ use koogallery::{
     security::KeyUsed,
 };
 use koogallery_aws::{
-    LambdaDispatcher,
+    AwsHttp, LambdaDispatcher, Roots,
     signed::{Service, SignedClient},
 };
 use serde_json::{Value, json};
@@ -89,7 +89,10 @@ async fn dispatcher(lambda: Arc<Lambda>) -> LambdaDispatcher {
             )
         })
         .collect();
-    LambdaDispatcher::new(SignedClient::new(&sdk, Service::Lambda).unwrap(), names)
+    LambdaDispatcher::new(
+        SignedClient::new(&sdk, &AwsHttp::new(Roots::System), Service::Lambda).unwrap(),
+        names,
+    )
 }
 
 /// The request's signature recomputed from what arrived, with the test's secret: equal only if

@@ -11,13 +11,13 @@ use koogallery::security::at_rest::{
 };
 use koogallery::testing::contract::credential_sealer_contract;
 use koogallery_aws::{
-    KmsSealer,
+    AwsHttp, KmsSealer, Roots,
     signed::{Call, DEFAULT_ATTEMPT_TIMEOUT, Service, SignedClient, SignedError},
 };
 use serde_json::{Value, json};
 
 fn kms(config: &aws_config::SdkConfig) -> SignedClient {
-    SignedClient::new(config, Service::Kms).unwrap()
+    SignedClient::new(config, &AwsHttp::new(Roots::System), Service::Kms).unwrap()
 }
 
 /// One KMS operation on the emulator, as a test sets it up (`CreateKey`, a version-1 data key).

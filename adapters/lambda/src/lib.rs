@@ -54,6 +54,8 @@ pub struct Deployment {
     pub sealer: Option<Arc<dyn koogallery::security::at_rest::CredentialSealer>>,
     pub clock: Arc<dyn Clock>,
     pub sdk: aws_config::SdkConfig,
+    /// The HTTPS client `sdk`'s clients use, for the signed calls ([`koogallery_aws::signed`]).
+    pub http: koogallery_aws::AwsHttp,
 }
 
 impl Deployment {
@@ -88,7 +90,8 @@ impl Deployment {
 /// name; a missing or bad secret with the secret's and the field's.
 pub async fn load(load: Load) -> Result<Deployment, Error> {
     let env = Env::process();
-    let sdk = koogallery_aws::lambda_sdk_config(&env)?;
+    let http = koogallery_aws::AwsHttp::new(koogallery_aws::Roots::Bundled);
+    let sdk = koogallery_aws::lambda_sdk_config(&env, &http)?;
     let secrets = if load.secrets.is_empty() {
         HeldSecrets::default()
     } else {
@@ -121,7 +124,11 @@ pub async fn load(load: Load) -> Result<Deployment, Error> {
     };
     let sealer = if load.sealer {
         Some(Arc::new(koogallery_aws::KmsSealer::new(
-            koogallery_aws::signed::SignedClient::new(&sdk, koogallery_aws::signed::Service::Kms)?,
+            koogallery_aws::signed::SignedClient::new(
+                &sdk,
+                &http,
+                koogallery_aws::signed::Service::Kms,
+            )?,
             env.required(&catalog::CREDENTIALS_KEY_ID)?,
         ))
             as Arc<dyn koogallery::security::at_rest::CredentialSealer>)
@@ -136,6 +143,7 @@ pub async fn load(load: Load) -> Result<Deployment, Error> {
         sealer,
         clock: Arc::new(SystemClock),
         sdk,
+        http,
     })
 }
 

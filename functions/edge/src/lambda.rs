@@ -21,8 +21,11 @@ pub const LOAD: Load = Load {
 
 /// Serves API Gateway: `POST /produce` and the Kit paths. Always HTTP 200 + `Body-Sign`.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
-    let dispatcher =
-        LambdaDispatcher::from_env(SignedClient::new(&deployment.sdk, Service::Lambda)?)?;
+    let dispatcher = LambdaDispatcher::from_env(SignedClient::new(
+        &deployment.sdk,
+        &deployment.http,
+        Service::Lambda,
+    )?)?;
     let keys = deployment.secrets.keys()?.clone();
     let edge = Edge::new(
         &deployment.settings.edge,
