@@ -45,8 +45,8 @@ impl Edge {
     ) -> Result<Verified, Reply> {
         let CredentialNames {
             signature: sig_name,
-            timestamp: ts_name,
             nonce: nonce_name,
+            ..
         } = auth.names;
 
         if body.len() > auth.max_body_bytes {
@@ -61,24 +61,7 @@ impl Edge {
         if auth.signature_checked_first && credentials.signature.is_none() {
             return Err(auth_failed(&format!("{sig_name} is missing")));
         }
-        let Some(ts_raw) = credentials.timestamp else {
-            return Err(invalid(format!("{ts_name} is missing")));
-        };
-        let Some(ts_ms) = parse_request_timestamp(&ts_raw) else {
-            return Err(invalid(format!(
-                "{ts_name} {:?} is not epoch milliseconds",
-                ts_raw.chars().take(32).collect::<String>()
-            )));
-        };
-        let now = self.clock.now();
-        // Unsigned distance: no overflow whatever the parser lets through (today at most 13
-        // digits).
-        if now.timestamp_millis().abs_diff(ts_ms) > auth.window_ms.unsigned_abs() {
-            return Err(invalid(format!(
-                "{ts_name} is outside the accepted window of {} s",
-                auth.window_ms / 1000
-            )));
-        }
+        let (ts_raw, now) = self.fresh(auth, credentials.timestamp)?;
         let Some(nonce) = credentials.nonce else {
             return Err(invalid(format!("{nonce_name} is missing")));
         };
@@ -112,6 +95,36 @@ impl Edge {
             matched,
             parsed,
         })
+    }
+
+    /// The request's timestamp: present, epoch milliseconds, and within the family's window of
+    /// this host's clock. Returns it as received (the signature covers that string) and the time
+    /// it was checked at.
+    fn fresh(
+        &self,
+        auth: &Authenticator,
+        timestamp: Option<String>,
+    ) -> Result<(String, DateTime<Utc>), Reply> {
+        let ts_name = auth.names.timestamp;
+        let Some(ts_raw) = timestamp else {
+            return Err(invalid(format!("{ts_name} is missing")));
+        };
+        let Some(ts_ms) = parse_request_timestamp(&ts_raw) else {
+            return Err(invalid(format!(
+                "{ts_name} {:?} is not epoch milliseconds",
+                ts_raw.chars().take(32).collect::<String>()
+            )));
+        };
+        let now = self.clock.now();
+        // Unsigned distance: no overflow whatever the parser lets through (today at most 13
+        // digits).
+        if now.timestamp_millis().abs_diff(ts_ms) > auth.window_ms.unsigned_abs() {
+            return Err(invalid(format!(
+                "{ts_name} is outside the accepted window of {} s",
+                auth.window_ms / 1000
+            )));
+        }
+        Ok((ts_raw, now))
     }
 
     /// The replay guard: remembers the nonce in the family's namespace, within `deadline`.
