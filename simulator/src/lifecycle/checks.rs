@@ -104,12 +104,22 @@ pub(crate) fn check_instance_info(
     .into_iter()
     .filter_map(|(name, v)| v.map(|v| (name, v)))
     .collect();
-    match answer.reply.fields.get("encryptType") {
-        None | Some(Value::Null) => {
-            if !credentials.is_empty() {
-                notes.push("credentials in plain text (no encryptType)".to_owned());
-            }
-        }
+    if let Some(note) = credentials_note(answer, &credentials, access_key)? {
+        notes.push(note);
+    }
+    Ok(notes.join(", "))
+}
+
+/// What `encryptType` says of the credentials, checked: each must decrypt with the access key
+/// (docs/protocol/callbacks.md §6.2). `None`: no note (no `encryptType`, no credentials).
+fn credentials_note(
+    answer: &Answer,
+    credentials: &[(&str, &str)],
+    access_key: &str,
+) -> Result<Option<String>, String> {
+    let note = match answer.reply.fields.get("encryptType") {
+        None | Some(Value::Null) => (!credentials.is_empty())
+            .then(|| "credentials in plain text (no encryptType)".to_owned()),
         Some(raw) => {
             let wire = match raw {
                 Value::String(s) => s.clone(),
@@ -117,12 +127,12 @@ pub(crate) fn check_instance_info(
             };
             let kind = credentials::KeySize::from_wire(&wire)
                 .ok_or_else(|| format!("encryptType {wire:?} is neither \"1\" nor \"2\""))?;
-            for (name, value) in &credentials {
+            for (name, value) in credentials {
                 credentials::decrypt(access_key, value, kind).map_err(|e| {
                     format!("appInfo.{name} does not decrypt with the access key ({kind:?}): {e}")
                 })?;
             }
-            notes.push(format!(
+            Some(format!(
                 "encryptType {wire}: {} decrypted",
                 if credentials.is_empty() {
                     "no credentials".to_owned()
@@ -133,8 +143,8 @@ pub(crate) fn check_instance_info(
                         .collect::<Vec<_>>()
                         .join(" and ")
                 }
-            ));
+            ))
         }
-    }
-    Ok(notes.join(", "))
+    };
+    Ok(note)
 }

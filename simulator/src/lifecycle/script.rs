@@ -82,11 +82,16 @@ impl Run<'_> {
 
     /// §6.3–§6.7 on the ready instance: renew, freeze and unfreeze, upgrade, check a change.
     async fn change(&mut self, instance_id: &str) -> Result<(), SimError> {
+        self.renew(instance_id).await?;
+        self.freeze(instance_id).await?;
+        self.upgrade(instance_id).await
+    }
+
+    /// §6.3 refreshInstance RENEWAL, and KooGallery's retry of it.
+    async fn renew(&mut self, instance_id: &str) -> Result<(), SimError> {
         use ResultCode::Success;
         let none = CallOptions::default;
         let id = || ("instanceId", Value::from(instance_id));
-
-        // §6.3 refreshInstance RENEWAL, and KooGallery's retry of it.
         let renewal_order = new_order_id();
         let expire_time = crate::openapi::time_14(
             Utc::now()
@@ -111,8 +116,14 @@ impl Run<'_> {
         self.note_last(format!("expireTime {expire_time}"));
         self.expect("refreshInstance RENEWAL (repeat)", &b, none(), &[Success])
             .await?;
+        Ok(())
+    }
 
-        // §6.4 updateInstanceStatus: freeze, freeze again (idempotent), unfreeze.
+    /// §6.4 updateInstanceStatus: freeze, freeze again (idempotent), unfreeze.
+    async fn freeze(&mut self, instance_id: &str) -> Result<(), SimError> {
+        use ResultCode::Success;
+        let none = CallOptions::default;
+        let id = || ("instanceId", Value::from(instance_id));
         let status = |s: &Self, action: &str| {
             s.body(
                 Activity::UpdateInstanceStatus,
@@ -132,7 +143,15 @@ impl Run<'_> {
         let b = status(self, "UNFREEZE");
         self.expect("updateInstanceStatus UNFREEZE", &b, none(), &[Success])
             .await?;
+        Ok(())
+    }
 
+    /// §6.6 upgradeInstance with a new order, §6.7 changeInstanceCheck, and the instance still
+    /// there.
+    async fn upgrade(&mut self, instance_id: &str) -> Result<(), SimError> {
+        use ResultCode::Success;
+        let none = CallOptions::default;
+        let id = || ("instanceId", Value::from(instance_id));
         // §6.6 upgradeInstance with a new order.
         let upgrade_order = new_order_id();
         let b = self.body(
@@ -166,7 +185,6 @@ impl Run<'_> {
         let query = self.body(Activity::QueryInstance, &[id()]);
         self.expect("queryInstance (still there)", &query, none(), &[Success])
             .await?;
-
         Ok(())
     }
 

@@ -142,6 +142,30 @@ fn check_records(records: &[UsageRecord]) -> Option<Response> {
     None
 }
 
+/// Whether the push's body signature (`ts`, `nonce`, `signature` headers) verifies with the
+/// seller's interconnection key (docs/protocol/openapi.md §3).
+fn body_signed(state: &HostState, headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let key = state
+        .inner
+        .interconnection_key
+        .lock()
+        .map(|k| k.clone())
+        .unwrap_or_default();
+    usage_sign::verify(
+        &key,
+        header("ts"),
+        header("nonce"),
+        body,
+        header("signature"),
+    )
+}
+
 pub(super) async fn usage_push(
     State(state): State<HostState>,
     method: Method,
@@ -164,25 +188,7 @@ pub(super) async fn usage_push(
     {
         return refused;
     }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    };
-    let key = state
-        .inner
-        .interconnection_key
-        .lock()
-        .map(|k| k.clone())
-        .unwrap_or_default();
-    if !usage_sign::verify(
-        &key,
-        header("ts"),
-        header("nonce"),
-        &body,
-        header("signature"),
-    ) {
+    if !body_signed(&state, &headers, &body) {
         return usage_error("MKT.0102", "Invalid body sign");
     }
     #[derive(Deserialize)]
