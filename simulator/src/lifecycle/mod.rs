@@ -6,10 +6,6 @@ mod report;
 mod run;
 mod script;
 
-#[cfg(test)]
-pub(crate) use checks::{body, check_instance_info};
-#[cfg(test)]
-pub(crate) use report::fmt_elapsed;
 pub use report::{LifecycleReport, Step};
 pub(crate) use run::run;
 
@@ -62,3 +58,9 @@ impl Default for LifecycleOptions {
         }
     }
 }
+
+// What the crate's tests check directly.
+#[cfg(test)]
+pub(crate) use checks::{body, check_instance_info};
+#[cfg(test)]
+pub(crate) use report::fmt_elapsed;
