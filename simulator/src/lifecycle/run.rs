@@ -145,87 +145,102 @@ impl Run<'_> {
 
     /// Polls queryInstance until `000000` (while `000004`), then checks the instance info.
     pub(super) async fn poll_ready(&mut self, instance_id: &str) -> Result<(), SimError> {
-        const NAME: &str = "queryInstance until ready";
         let body = self.body(
             Activity::QueryInstance,
             &[("instanceId", Value::from(instance_id))],
         );
-        let started = Instant::now();
-        let mut polls = 0u32;
-        let mut slowest = Duration::ZERO;
-        let step = |code: Option<ResultCode>, ok: bool, note: String, polls: u32, slowest| Step {
-            name: NAME.to_owned(),
-            activity: Activity::QueryInstance,
-            result_code: code,
-            elapsed: started.elapsed(),
-            ok,
-            note: join_notes([
-                slow_note(slowest).unwrap_or_default(),
-                format!("{polls} poll(s)"),
-                note,
-            ]),
+        let mut poll = Poll {
+            started: Instant::now(),
+            polls: 0,
+            slowest: Duration::ZERO,
         };
         loop {
-            polls += 1;
+            poll.polls += 1;
             let answer = match self
                 .sim
-                .exchange(NAME, &body.body, &CallOptions::default())
+                .exchange(POLL, &body.body, &CallOptions::default())
                 .await
             {
                 Ok(a) => a,
                 Err(e) => {
-                    self.push(step(None, false, e.to_string(), polls, slowest));
+                    self.push(poll.step(None, false, e.to_string()));
                     return Err(e);
                 }
             };
-            slowest = slowest.max(answer.elapsed);
+            poll.slowest = poll.slowest.max(answer.elapsed);
             let code = answer.reply.result_code;
             let problem = transport_problem(&answer);
             match (problem, code) {
                 (Some(problem), _) => {
-                    self.push(step(Some(code), true, String::new(), polls, slowest));
+                    self.push(poll.step(Some(code), true, String::new()));
                     return Err(self.fail_last(problem));
                 }
-                (None, ResultCode::Success) => {
-                    let checked = check_instance_info(&answer, instance_id, &self.sim.access_key);
-                    self.push(step(Some(code), true, String::new(), polls, slowest));
-                    return match checked {
-                        Ok(note) => {
-                            self.note_last(note);
-                            Ok(())
-                        }
-                        Err(detail) => Err(self.fail_last(detail)),
-                    };
-                }
+                (None, ResultCode::Success) => return self.ready(&poll, &answer, instance_id),
                 (None, ResultCode::Processing) => {
-                    if started.elapsed() + self.opts.poll_interval > self.opts.poll_timeout {
-                        let waited = started.elapsed();
-                        self.push(step(
-                            Some(code),
-                            false,
-                            format!(
-                                "still {} after {}",
-                                ResultCode::Processing,
-                                fmt_elapsed(waited)
-                            ),
-                            polls,
-                            slowest,
-                        ));
+                    if poll.started.elapsed() + self.opts.poll_interval > self.opts.poll_timeout {
+                        let waited = poll.started.elapsed();
+                        let note = format!(
+                            "still {} after {}",
+                            ResultCode::Processing,
+                            fmt_elapsed(waited)
+                        );
+                        self.push(poll.step(Some(code), false, note));
                         return Err(SimError::Timeout {
-                            step: NAME.to_owned(),
+                            step: POLL.to_owned(),
                             waited,
                         });
                     }
                     tokio::time::sleep(self.opts.poll_interval).await;
                 }
                 (None, other) => {
-                    self.push(step(Some(other), true, String::new(), polls, slowest));
+                    self.push(poll.step(Some(other), true, String::new()));
                     return Err(self.fail_last(format!(
                         "expected 000000 (or 000004 while provisioning), got {other} {:?}",
                         answer.reply.result_msg
                     )));
                 }
             }
+        }
+    }
+
+    /// The poll's last step, for a ready `queryInstance` answer: its instance info checked.
+    fn ready(&mut self, poll: &Poll, answer: &Answer, instance_id: &str) -> Result<(), SimError> {
+        let checked = check_instance_info(answer, instance_id, &self.sim.access_key);
+        self.push(poll.step(Some(answer.reply.result_code), true, String::new()));
+        match checked {
+            Ok(note) => {
+                self.note_last(note);
+                Ok(())
+            }
+            Err(detail) => Err(self.fail_last(detail)),
+        }
+    }
+}
+
+/// The name of the `queryInstance` poll's step.
+const POLL: &str = "queryInstance until ready";
+
+/// The `queryInstance` poll so far: when it began, how many polls, the slowest answer.
+struct Poll {
+    started: Instant,
+    polls: u32,
+    slowest: Duration,
+}
+
+impl Poll {
+    /// The poll's step of the report, as it stands.
+    fn step(&self, code: Option<ResultCode>, ok: bool, note: String) -> Step {
+        Step {
+            name: POLL.to_owned(),
+            activity: Activity::QueryInstance,
+            result_code: code,
+            elapsed: self.started.elapsed(),
+            ok,
+            note: join_notes([
+                slow_note(self.slowest).unwrap_or_default(),
+                format!("{} poll(s)", self.polls),
+                note,
+            ]),
         }
     }
 }
