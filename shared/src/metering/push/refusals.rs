@@ -48,6 +48,49 @@ struct Suspect {
     message: String,
 }
 
+/// Where the isolation of a batch's refused records stands.
+struct Isolation {
+    /// The parts left to push: the last is pushed next.
+    stack: Vec<Part>,
+    /// Refused alone, not yet judged: pushed again (`recheck`) after KooGallery next accepts.
+    suspects: Vec<Suspect>,
+    /// The last record KooGallery accepted: pushed again, unchanged (a duplicate KooGallery
+    /// drops, docs/protocol/openapi.md §3 rule 5, as for any retry), it shows whether KooGallery
+    /// still accepts records when nothing else is left to compare the suspects with.
+    witness: Option<UsageWindow>,
+    /// Refused pushes since the last accepted one.
+    streak: u32,
+}
+
+impl Isolation {
+    /// The part a probe pushes: the newest record left alone, as far from the refusals as the
+    /// batch goes, or else the witness (`true`). `Err`: every record tried was refused, nothing
+    /// singles one out.
+    fn probe_part(&mut self) -> Result<(Part, bool), Halt> {
+        if let Some(w) = self.stack.first_mut().and_then(|p| p.windows.pop()) {
+            let part = Part {
+                windows: vec![w],
+                recheck: false,
+            };
+            self.stack.retain(|p| !p.windows.is_empty());
+            Ok((part, false))
+        } else if let Some(w) = self.witness.take() {
+            let part = Part {
+                windows: vec![w],
+                recheck: false,
+            };
+            Ok((part, true))
+        } else {
+            let (code, message) = self
+                .suspects
+                .last()
+                .map(|s| (s.code.clone(), s.message.clone()))
+                .unwrap_or_default();
+            Err(Halt::Systemic { code, message })
+        }
+    }
+}
+
 impl UsagePusher {
     /// Pushes `batch` (oldest first); a refusal splits it in halves until the records at fault
     /// are alone, and a record refused alone is rejected only when KooGallery refuses it alone
@@ -60,27 +103,24 @@ impl UsagePusher {
         now: DateTime<Utc>,
     ) -> Result<Result<(), Halt>, StoreError> {
         let limit = refusal_limit(batch.len());
-        let mut stack = vec![Part {
-            windows: batch,
-            recheck: false,
-        }];
-        // Refused alone, not yet judged: pushed again (`recheck`) after KooGallery next accepts.
-        let mut suspects: Vec<Suspect> = Vec::new();
-        // The last record KooGallery accepted: pushed again, unchanged (a duplicate KooGallery
-        // drops, docs/protocol/openapi.md §3 rule 5, as for any retry), it shows whether KooGallery
-        // still accepts records when nothing else is left to compare the suspects with.
-        let mut witness: Option<UsageWindow> = None;
-        // Refused pushes since the last accepted one.
-        let mut streak = 0u32;
+        let mut iso = Isolation {
+            stack: vec![Part {
+                windows: batch,
+                recheck: false,
+            }],
+            suspects: Vec::new(),
+            witness: None,
+            streak: 0,
+        };
         let halt = loop {
-            let probe = streak >= limit || (stack.is_empty() && !suspects.is_empty());
-            let (mut part, is_witness) = if probe {
-                match probe_part(&mut stack, &mut witness, &suspects) {
+            let probe = iso.streak >= limit || (iso.stack.is_empty() && !iso.suspects.is_empty());
+            let (part, is_witness) = if probe {
+                match iso.probe_part() {
                     Ok(probed) => probed,
                     Err(halt) => break Some(halt),
                 }
             } else {
-                match stack.pop() {
+                match iso.stack.pop() {
                     Some(part) => (part, false),
                     None => break None,
                 }
@@ -89,57 +129,20 @@ impl UsagePusher {
             report.pushes += 1;
             match self.sink.push(&records).await {
                 Ok(PushAnswer::Accepted) => {
-                    streak = 0;
-                    if !is_witness {
-                        for w in &mut part.windows {
-                            w.accept(now);
-                        }
-                        part.windows = self.save_all(&mut part.windows).await?;
-                        report.accepted += part.windows.len();
-                    }
-                    witness = part.windows.pop().or(witness);
-                    if !suspects.is_empty() {
-                        // Refused alone before this acceptance: once more, now.
-                        stack.push(Part {
-                            windows: suspects.drain(..).map(|s| s.window).collect(),
-                            recheck: true,
-                        });
-                    }
+                    self.accepted(&mut iso, part, is_witness, report, now)
+                        .await?;
                 }
                 Ok(PushAnswer::Refused { code, message }) => {
-                    streak += 1;
-                    if part.windows.len() > 1 {
-                        let second = part.windows.split_off(part.windows.len() / 2);
-                        // The older half first: the stack pops the last pushed.
-                        stack.push(Part {
-                            windows: second,
-                            recheck: part.recheck,
-                        });
-                        stack.push(part);
-                    } else if part.recheck {
-                        // Refused alone before and after KooGallery accepted other records.
-                        let w = &mut part.windows[0];
-                        tracing::error!(instance_id = %w.instance_id, start = %w.start, %code, %message,
-                            "KooGallery refused a usage record; kept as rejected");
-                        w.reject(&code, &message, now);
-                        if self.save(w).await? {
-                            report.rejected += 1;
-                            self.metrics.record(Metric::UsageRejected);
-                        }
-                    } else if !is_witness {
-                        suspects.extend(part.windows.drain(..).map(|window| Suspect {
-                            window,
-                            code: code.clone(),
-                            message: message.clone(),
-                        }));
-                    }
+                    let refusal = (code.as_str(), message.as_str());
+                    self.refused(&mut iso, part, is_witness, refusal, report, now)
+                        .await?;
                     if probe {
                         break Some(Halt::Systemic { code, message });
                     }
                 }
                 Err(e) => {
                     if !is_witness {
-                        stack.push(part);
+                        iso.stack.push(part);
                     }
                     break Some(Halt::Failed(e));
                 }
@@ -148,8 +151,79 @@ impl UsagePusher {
         let Some(halt) = halt else {
             return Ok(Ok(()));
         };
-        self.defer(&halt, suspects, stack, report).await?;
+        self.defer(&halt, iso.suspects, iso.stack, report).await?;
         Ok(Err(halt))
+    }
+
+    /// KooGallery accepted `part`: its windows are accepted (unless it was the witness, accepted
+    /// before), its newest is the witness, and the suspects are pushed again.
+    async fn accepted(
+        &self,
+        iso: &mut Isolation,
+        mut part: Part,
+        is_witness: bool,
+        report: &mut PushReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        iso.streak = 0;
+        if !is_witness {
+            for w in &mut part.windows {
+                w.accept(now);
+            }
+            part.windows = self.save_all(&mut part.windows).await?;
+            report.accepted += part.windows.len();
+        }
+        iso.witness = part.windows.pop().or(iso.witness.take());
+        if !iso.suspects.is_empty() {
+            // Refused alone before this acceptance: once more, now.
+            iso.stack.push(Part {
+                windows: iso.suspects.drain(..).map(|s| s.window).collect(),
+                recheck: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// KooGallery refused `part` (`refusal`: its code and message): a part of several records is
+    /// split in halves; a record refused alone before and after another acceptance is rejected;
+    /// one refused alone for the first time is a suspect.
+    async fn refused(
+        &self,
+        iso: &mut Isolation,
+        mut part: Part,
+        is_witness: bool,
+        (code, message): (&str, &str),
+        report: &mut PushReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        iso.streak += 1;
+        if part.windows.len() > 1 {
+            let second = part.windows.split_off(part.windows.len() / 2);
+            // The older half first: the stack pops the last pushed.
+            iso.stack.push(Part {
+                windows: second,
+                recheck: part.recheck,
+            });
+            iso.stack.push(part);
+        } else if part.recheck {
+            // Refused alone before and after KooGallery accepted other records.
+            let w = &mut part.windows[0];
+            tracing::error!(instance_id = %w.instance_id, start = %w.start, %code, %message,
+                "KooGallery refused a usage record; kept as rejected");
+            w.reject(code, message, now);
+            if self.save(w).await? {
+                report.rejected += 1;
+                self.metrics.record(Metric::UsageRejected);
+            }
+        } else if !is_witness {
+            iso.suspects
+                .extend(part.windows.drain(..).map(|window| Suspect {
+                    window,
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                }));
+        }
+        Ok(())
     }
 
     /// After `halt`: every window not settled (the suspects, then the parts left) is marked with
@@ -183,35 +257,5 @@ impl UsagePusher {
         report.deferred += left.len();
         self.save_all(&mut left).await?;
         Ok(())
-    }
-}
-
-/// The part a probe pushes: the newest record left alone, as far from the refusals as the batch
-/// goes, or else the witness (`true`). `Err`: every record tried was refused, nothing singles one
-/// out.
-fn probe_part(
-    stack: &mut Vec<Part>,
-    witness: &mut Option<UsageWindow>,
-    suspects: &[Suspect],
-) -> Result<(Part, bool), Halt> {
-    if let Some(w) = stack.first_mut().and_then(|p| p.windows.pop()) {
-        let part = Part {
-            windows: vec![w],
-            recheck: false,
-        };
-        stack.retain(|p| !p.windows.is_empty());
-        Ok((part, false))
-    } else if let Some(w) = witness.take() {
-        let part = Part {
-            windows: vec![w],
-            recheck: false,
-        };
-        Ok((part, true))
-    } else {
-        let (code, message) = suspects
-            .last()
-            .map(|s| (s.code.clone(), s.message.clone()))
-            .unwrap_or_default();
-        Err(Halt::Systemic { code, message })
     }
 }
