@@ -8,21 +8,28 @@
 //! request. Always HTTP 200 with a JSON result code (docs/protocol/decisions.md §3); nothing is
 //! written before the checks pass.
 
+mod authenticator;
+mod dispatch;
+mod recognise;
+mod verify;
+
 use std::{sync::Arc, time::Instant};
 
 use chrono::Duration;
 use koogallery::{
     ResultCode,
-    callbacks::{Family, Registration, registry},
+    callbacks::Family,
     clock::Clock,
     config::{EdgeSettings, Keys},
-    protocol::{Reply, kit, request::test_flag_of, time::parse_request_timestamp},
+    protocol::Reply,
     security::{
-        CanonicalError, KeyRing, KeyUsed, body_sign_header, parse_body, replay::NonceStore,
-        verify_basic_parsed, verify_kit_parsed,
+        KeyUsed, body_sign_header, replay::NonceStore, verify_basic_parsed, verify_kit_parsed,
     },
 };
-use serde_json::Value;
+
+use authenticator::{Authenticator, CredentialNames, Credentials};
+use dispatch::Seen;
+use recognise::{Recognised, kit_name, recognise};
 
 pub use koogallery::callbacks::Dispatcher;
 
@@ -69,151 +76,6 @@ pub struct Inbound<'a> {
     pub headers: &'a http::HeaderMap,
     pub body: &'a [u8],
 }
-
-/// Which family a request belongs to, from its method and path alone
-/// (docs/protocol/callbacks.md §6, §9, §11).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Recognised<'a> {
-    /// `POST {production URL}`: the V2 basic interfaces, routed by `activity`.
-    V2Basic,
-    /// `POST {production URL}/produceAPI/v2/{name}`.
-    Kit(&'a str),
-    /// A family this release does not serve yet (the V1 GET interface, the V1 Kit paths with their
-    /// `authToken` header): a clear, signed refusal. The V1 family routes these to the same
-    /// callbacks when it comes.
-    NotServed(String),
-}
-
-/// The Kit interface a path names, if it is a V2 Kit path (`…/produceAPI/v2/{name}`).
-fn kit_name(path: &str) -> Option<&str> {
-    path.rsplit_once(kit::V2_PATH_PREFIX).map(|(_, name)| name)
-}
-
-fn recognise<'a>(method: &http::Method, path: &'a str) -> Recognised<'a> {
-    let clip = |s: &str| s.chars().take(64).collect::<String>();
-    if let Some(name) = kit_name(path) {
-        return if method == http::Method::POST {
-            Recognised::Kit(name.trim_end_matches('/'))
-        } else {
-            Recognised::NotServed(format!("Kit interface {} takes POST", clip(name)))
-        };
-    }
-    if let Some((_, name)) = path.rsplit_once(kit::V1_PATH_PREFIX) {
-        return Recognised::NotServed(format!(
-            "the V1 Kit interface {} is not served by this deployment",
-            clip(name)
-        ));
-    }
-    if method == http::Method::GET {
-        return Recognised::NotServed(
-            "the V1 GET interface is not served by this deployment".into(),
-        );
-    }
-    if method != http::Method::POST {
-        return Recognised::NotServed(format!(
-            "the production URL takes POST, not {}",
-            clip(method.as_str())
-        ));
-    }
-    Recognised::V2Basic
-}
-
-/// How one family authenticates and answers (docs/protocol/callbacks.md §3.1, §3.2;
-/// docs/protocol/decisions.md §1–3, §13, §18): its key ring (current and previous), its timestamp
-/// window, its nonce namespace, its body limit.
-struct Authenticator {
-    family: Family,
-    keys: KeyRing,
-    window_ms: i64,
-    max_body_bytes: usize,
-    /// Prepended to the family's nonces: each family has its own replay namespace
-    /// (docs/protocol/decisions.md §2).
-    nonce_namespace: &'static str,
-    /// The names of its signature, timestamp and nonce, for the messages.
-    names: CredentialNames,
-    /// Its official sample refuses a missing signature (`000001`) before it looks at the timestamp
-    /// and the nonce (§3.1); the Kit sample checks them first (§3.2).
-    signature_checked_first: bool,
-    /// Its signature scheme, on the raw body and the body parsed once.
-    verify: Verify,
-}
-
-/// The names a family gives its signature, timestamp and nonce.
-struct CredentialNames {
-    signature: &'static str,
-    timestamp: &'static str,
-    nonce: &'static str,
-}
-
-/// A signature scheme (`security::verify_basic_parsed`, `security::verify_kit_parsed`): key ring,
-/// nonce, timestamp, signature, raw body, parsed body.
-type Verify = fn(
-    &KeyRing,
-    &str,
-    &str,
-    &str,
-    &[u8],
-    Option<&serde_json::Map<String, Value>>,
-) -> Result<koogallery::security::Matched, koogallery::security::SignatureError>;
-
-/// The signature parameters of a request: the query of a basic call
-/// (docs/protocol/callbacks.md §3.1), the `x-…` headers of a Kit call (§3.2).
-#[derive(Debug, Default)]
-struct Credentials {
-    signature: Option<String>,
-    timestamp: Option<String>,
-    nonce: Option<String>,
-}
-
-impl Credentials {
-    fn from_query(query: &str) -> Self {
-        let mut p = Self::default();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            let slot = match k.as_ref() {
-                "signature" => &mut p.signature,
-                "timestamp" => &mut p.timestamp,
-                "nonce" => &mut p.nonce,
-                _ => continue,
-            };
-            if slot.is_none() && !v.trim().is_empty() {
-                *slot = Some(v.trim().to_owned());
-            }
-        }
-        p
-    }
-
-    fn from_headers(headers: &http::HeaderMap) -> Self {
-        let get = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        Self {
-            signature: get("x-sign"),
-            timestamp: get("x-timestamp"),
-            nonce: get("x-nonce"),
-        }
-    }
-}
-
-/// What the log line reports about a verified request (identifiers only, never credentials).
-#[derive(Debug, Default)]
-struct Seen {
-    callback: Option<&'static Registration>,
-    /// The key that verified the request: the answer is signed with it
-    /// (docs/protocol/decisions.md §13).
-    key: KeyUsed,
-    instance_id: Option<String>,
-    order_id: Option<String>,
-    tenant_id: Option<String>,
-    test: bool,
-}
-
-/// Longest accepted nonce: documented ones are 16–64 characters.
-const MAX_NONCE_LEN: usize = 128;
 
 pub struct Edge {
     basic: Authenticator,
@@ -387,6 +249,7 @@ impl Edge {
         );
     }
 
+    /// The steps after recognition, for every family: verify, remember the nonce, route, dispatch.
     async fn verify_and_dispatch(
         &self,
         auth: &Authenticator,
@@ -399,164 +262,12 @@ impl Edge {
         // KooGallery a signed, retryable 000005 in time, not a silent timeout
         // (docs/protocol/callbacks.md §5).
         let deadline = tokio::time::Instant::now() + self.dispatch_deadline;
-        let invalid = |msg: String| Reply::new(ResultCode::InvalidParameter, msg);
-        let auth_failed = |msg: &str| Reply::new(ResultCode::AuthenticationFailed, msg);
-        let CredentialNames {
-            signature: sig_name,
-            timestamp: ts_name,
-            nonce: nonce_name,
-        } = auth.names;
-
-        if body.len() > auth.max_body_bytes {
-            return Err(invalid(format!(
-                "request body exceeds {} bytes",
-                auth.max_body_bytes
-            )));
-        }
-        // Each family's own order of checks, as its official sample has it: a basic call without
-        // a signature is 000001 first (§3.1); a Kit call checks its timestamp and nonce, then
-        // x-sign (§3.2). Missing or stale timestamps and missing nonces are 000002 in both.
-        if auth.signature_checked_first && credentials.signature.is_none() {
-            return Err(auth_failed(&format!("{sig_name} is missing")));
-        }
-        let Some(ts_raw) = credentials.timestamp else {
-            return Err(invalid(format!("{ts_name} is missing")));
-        };
-        let Some(ts_ms) = parse_request_timestamp(&ts_raw) else {
-            return Err(invalid(format!(
-                "{ts_name} {:?} is not epoch milliseconds",
-                ts_raw.chars().take(32).collect::<String>()
-            )));
-        };
-        let now = self.clock.now();
-        // Unsigned distance: no overflow whatever the parser lets through (today at most 13
-        // digits).
-        if now.timestamp_millis().abs_diff(ts_ms) > auth.window_ms.unsigned_abs() {
-            return Err(invalid(format!(
-                "{ts_name} is outside the accepted window of {} s",
-                auth.window_ms / 1000
-            )));
-        }
-        let Some(nonce) = credentials.nonce else {
-            return Err(invalid(format!("{nonce_name} is missing")));
-        };
-        if nonce.len() > MAX_NONCE_LEN {
-            return Err(invalid(format!("{nonce_name} is too long")));
-        }
-        let Some(signature) = credentials.signature else {
-            return Err(auth_failed(&format!("{sig_name} is missing")));
-        };
-        // One parse serves the canonical payload and, once the signature matched, the dispatch.
-        // The signature covers the exact timestamp string received, not its parsed value.
-        let parsed = parse_body(body);
-        let matched = (auth.verify)(
-            &auth.keys,
-            &nonce,
-            &ts_raw,
-            &signature,
-            body,
-            parsed.as_ref().ok(),
-        )
-        .map_err(|e| auth_failed(&format!("signature verification failed: {e}")))?;
-        if matched.previous_key {
-            tracing::warn!(
-                family = auth.family.name(),
-                "request signed with the previous key; finish the key rotation"
-            );
-        }
-        // The basic family's namespace is empty: its nonces are remembered as received, with no
-        // copy on the hot path.
-        let nonce_key = if auth.nonce_namespace.is_empty() {
-            std::borrow::Cow::Borrowed(nonce.as_str())
-        } else {
-            std::borrow::Cow::Owned(format!("{}{nonce}", auth.nonce_namespace))
-        };
-        let remembered = tokio::time::timeout_at(
-            deadline,
-            self.nonces.remember(&nonce_key, now, now + self.nonce_ttl),
-        )
-        .await;
-        match remembered {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => return Err(auth_failed("nonce has been used already (replay)")),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "nonce store unavailable");
-                return Err(retry_later());
-            }
-            Err(_) => {
-                tracing::warn!(
-                    deadline_ms = self.dispatch_deadline.as_millis() as u64,
-                    "nonce store did not answer in time"
-                );
-                return Err(retry_later());
-            }
-        }
-
-        let value = match parsed {
-            Ok(map) => Value::Object(map),
-            Err(CanonicalError::InvalidJson(e)) => {
-                return Err(invalid(format!("body is not valid JSON: {e}")));
-            }
-            Err(CanonicalError::NotAnObject) => {
-                return Err(invalid("body must be a JSON object".into()));
-            }
-        };
-        let callback = match (auth.family, path_name) {
-            (Family::Kit, Some(name)) => {
-                registry::by_route(Family::Kit, name).ok_or_else(|| {
-                    invalid(format!(
-                        "unknown Kit interface {:?}",
-                        name.chars().take(64).collect::<String>()
-                    ))
-                })?
-            }
-            _ => match value.get("activity") {
-                None | Some(Value::Null) => return Err(invalid("activity is missing".into())),
-                Some(Value::String(s)) => registry::by_activity(s.trim())
-                    .ok_or_else(|| invalid(format!("unknown activity {s:?}")))?,
-                Some(other) => {
-                    return Err(invalid(format!("activity must be a string, got {other}")));
-                }
-            },
-        };
-        let text = |k: &str| {
-            value
-                .get(k)
-                .and_then(Value::as_str)
-                .map(|s| s.chars().take(200).collect::<String>())
-        };
-        let seen = Seen {
-            callback: Some(callback),
-            key: matched.key_used(),
-            instance_id: text("instanceId"),
-            order_id: text("orderId"),
-            tenant_id: text("tenantId"),
-            // The same reading as the callbacks' (an invalid flag is theirs to refuse).
-            test: test_flag_of(value.get("testFlag")).unwrap_or(false),
-        };
-        // A callback that does not answer in time gets a signed, retryable 000005 from the edge:
-        // KooGallery retries, and never sees the gateway's unsigned timeout. The deadline ends the
-        // wait, not the callback: it runs on as a task of its own, so a write and its enqueue
-        // (newInstance's record, then its job) are never cut apart, and the retry finds the work
-        // done (or under way) instead of a record whose job was never sent.
-        let (dispatcher, key) = (self.dispatcher.clone(), seen.key);
-        let dispatched =
-            tokio::spawn(async move { dispatcher.dispatch(callback, &value, key).await });
-        let reply = match tokio::time::timeout_at(deadline, dispatched).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => {
-                tracing::error!(activity = callback.route.name(), error = %e, "callback failed");
-                retry_later()
-            }
-            Err(_) => {
-                tracing::warn!(
-                    activity = callback.route.name(),
-                    deadline_ms = self.dispatch_deadline.as_millis() as u64,
-                    "callback did not answer in time; it runs on"
-                );
-                retry_later()
-            }
-        };
+        let verified = self.verify(auth, credentials, body)?;
+        self.remember_nonce(auth, &verified.nonce, verified.now, deadline)
+            .await?;
+        let (callback, value) = dispatch::route(auth.family, path_name, verified.parsed)?;
+        let seen = dispatch::seen(callback, verified.matched.key_used(), &value);
+        let reply = self.dispatch(callback, value, seen.key, deadline).await;
         Ok((reply, seen))
     }
 }

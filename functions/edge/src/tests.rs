@@ -3,11 +3,12 @@ use std::sync::Mutex;
 use koogallery::{
     callbacks::Registration,
     config::Config,
-    security::{basic_signature, canonical_payload, verify_body_sign},
+    security::{KeyRing, basic_signature, canonical_payload, verify_body_sign},
     testing::{ManualClock, MemoryStore},
 };
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use super::*;
 

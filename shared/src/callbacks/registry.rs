@@ -9,26 +9,25 @@
 //! * a test that holds `template.yaml` to it (a function per callback, its environment, the edge's
 //!   permission to invoke it, no permission it does not need).
 
-use std::{collections::HashMap, sync::Arc};
+mod dispatch;
+mod needs;
+mod resources;
 
-use async_trait::async_trait;
-use serde_json::Value;
+pub use dispatch::{
+    Dispatcher, Handler, InProcessDispatcher, Invocation, from_invocation, invocation,
+};
+pub use needs::{Needs, StoreAccess};
+pub use resources::Resources;
 
 use super::{
-    Callback, all_org_sync::AllOrgSync, application_sync::ApplicationSync, auth_sync::AuthSync,
+    all_org_sync::AllOrgSync, application_sync::ApplicationSync, auth_sync::AuthSync,
     change_instance_check::ChangeInstanceCheck, new_instance::NewInstance,
     order_notify::OrderNotify, query_instance::QueryInstance, refresh_instance::RefreshInstance,
     release_instance::ReleaseInstance, single_org_sync::SingleOrgSync, tenant_sync::TenantSync,
     update_instance_status::UpdateInstanceStatus, upgrade_instance::UpgradeInstance,
 };
-use crate::{
-    clock::Clock,
-    config::{CallbackSettings, Config, ConfigError, Keys},
-    instance::InstanceStore,
-    jobs::JobQueue,
-    protocol::Reply,
-    security::KeyUsed,
-};
+use crate::config::ConfigError;
+use dispatch::{Build, build};
 
 /// Every callback served: the V2 basic interfaces in the order of docs/protocol/callbacks.md §6,
 /// then the Kit syncs in the order of §9.
@@ -162,87 +161,6 @@ impl Route {
     }
 }
 
-/// How a callback uses the instance store; each adapter grants exactly what it implies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreAccess {
-    /// Reads one instance.
-    ReadOne,
-    /// Reads up to 100 instances at once, and their usage (queryInstance's `usageInfo`).
-    ReadMany,
-    /// Reads and changes existing instances.
-    Update,
-    /// Creates instances (conditionally, per order line) and changes them.
-    Create,
-    /// Records order notices (one per order line) and reads them; never an instance.
-    Notices,
-    /// Keeps the tenant directory (the Kit syncs); never an instance.
-    Directory,
-}
-
-/// What a callback's function is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Needs {
-    pub store: StoreAccess,
-    /// Enqueues jobs (provisioning, lifecycle notices).
-    pub queue: bool,
-    /// Reads the callback keys (credential encryption; on AWS the callback keys secret).
-    pub keys: bool,
-    /// Opens the passwords sealed at rest (`security::at_rest`; on AWS, KMS Decrypt).
-    pub open_credentials: bool,
-    /// Decrypts applicationSync's `clientSecret` with the deployment's RSA key and seals it at rest
-    /// (on AWS: the Kit RSA key secret, and KMS GenerateDataKey).
-    pub client_secret: bool,
-}
-
-impl Needs {
-    pub const DIRECTORY_SYNC: Self = Self {
-        store: StoreAccess::Directory,
-        queue: true,
-        keys: false,
-        open_credentials: false,
-        client_secret: false,
-    };
-    pub const DIRECTORY_SYNC_WITH_CLIENT_SECRET: Self = Self {
-        client_secret: true,
-        ..Self::DIRECTORY_SYNC
-    };
-    pub const CREATE_AND_QUEUE: Self = Self {
-        store: StoreAccess::Create,
-        queue: true,
-        keys: false,
-        open_credentials: false,
-        client_secret: false,
-    };
-    pub const UPDATE_AND_QUEUE: Self = Self {
-        store: StoreAccess::Update,
-        queue: true,
-        keys: false,
-        open_credentials: false,
-        client_secret: false,
-    };
-    pub const READ_MANY_WITH_KEYS: Self = Self {
-        store: StoreAccess::ReadMany,
-        queue: false,
-        keys: true,
-        open_credentials: true,
-        client_secret: false,
-    };
-    pub const RECORD_NOTICE_AND_QUEUE: Self = Self {
-        store: StoreAccess::Notices,
-        queue: true,
-        keys: false,
-        open_credentials: false,
-        client_secret: false,
-    };
-    pub const READ_ONE: Self = Self {
-        store: StoreAccess::ReadOne,
-        queue: false,
-        keys: false,
-        open_credentials: false,
-        client_secret: false,
-    };
-}
-
 /// One line of the registry.
 pub struct Registration {
     pub route: Route,
@@ -331,280 +249,11 @@ pub fn by_function(function: &str) -> Option<&'static Registration> {
     REGISTRY.iter().find(|r| r.function == function)
 }
 
-/// A callback behind the registry: a verified body in, the reply out.
-#[async_trait]
-pub trait Handler: Send + Sync {
-    /// `key` is the key that verified the request (docs/protocol/decisions.md §13).
-    async fn call(&self, body: &Value, key: KeyUsed) -> Reply;
-}
-
-struct Served<C> {
-    name: &'static str,
-    callback: C,
-}
-
-#[async_trait]
-impl<C: Callback> Handler for Served<C> {
-    async fn call(&self, body: &Value, key: KeyUsed) -> Reply {
-        super::serve(self.name, &self.callback, body, key).await
-    }
-}
-
-type Build = fn(&'static str, &Resources) -> Result<Box<dyn Handler>, ConfigError>;
-
-fn build<C: Callback>(
-    name: &'static str,
-    resources: &Resources,
-) -> Result<Box<dyn Handler>, ConfigError> {
-    let callback = C::from_resources(resources)?;
-    Ok(Box::new(Served { name, callback }))
-}
-
-/// What a process has built for its callbacks. Each callback takes only what it uses; a function on
-/// AWS builds only what its [`Needs`] say.
-#[derive(Clone)]
-pub struct Resources {
-    pub store: Arc<dyn InstanceStore>,
-    pub queue: Option<Arc<dyn JobQueue>>,
-    pub clock: Arc<dyn Clock>,
-    pub keys: Option<Keys>,
-    pub settings: CallbackSettings,
-    /// Opens the passwords kept sealed at rest (queryInstance).
-    pub sealer: Option<Arc<dyn crate::security::at_rest::CredentialSealer>>,
-    /// Order notices (orderNotify).
-    pub order_notices: Option<Arc<dyn crate::order::notice::OrderNoticeStore>>,
-    /// newInstance's single write, where the backend has one (the embedded store); otherwise
-    /// [`Self::intake`] composes `store` and `queue`.
-    pub intake: Option<Arc<dyn crate::instance::OrderLineIntake>>,
-    /// Usage windows (queryInstance's `usageInfo`), where the backend keeps them.
-    pub usage: Option<Arc<dyn crate::metering::UsageStore>>,
-    /// The tenant directory (the Kit syncs).
-    pub directory: Option<Arc<dyn crate::directory::TenantDirectory>>,
-    /// The RSA key applicationSync's `clientSecret` is encrypted for
-    /// (docs/protocol/decisions.md §14).
-    pub client_secret_key: Option<Arc<crate::security::kit_client_secret::ClientSecretKey>>,
-}
-
-impl Resources {
-    /// Everything a process holding the whole [`Config`] (the local host, tests, benchmarks) hands
-    /// its callbacks. A Lambda function builds only what its [`Needs`] name instead.
-    pub fn from_config(
-        store: Arc<dyn InstanceStore>,
-        queue: Arc<dyn JobQueue>,
-        clock: Arc<dyn Clock>,
-        config: &Config,
-    ) -> Self {
-        Self {
-            store,
-            queue: Some(queue),
-            clock,
-            keys: Some(config.secrets.keys.clone()),
-            settings: config.settings.callbacks.clone(),
-            sealer: None,
-            order_notices: None,
-            intake: None,
-            usage: None,
-            directory: None,
-            client_secret_key: None,
-        }
-    }
-
-    /// With the tenant directory the Kit syncs keep.
-    pub fn with_directory(mut self, directory: Arc<dyn crate::directory::TenantDirectory>) -> Self {
-        self.directory = Some(directory);
-        self
-    }
-
-    /// With the RSA key that decrypts applicationSync's `clientSecret`.
-    pub fn with_client_secret_key(
-        mut self,
-        key: Arc<crate::security::kit_client_secret::ClientSecretKey>,
-    ) -> Self {
-        self.client_secret_key = Some(key);
-        self
-    }
-
-    pub fn directory(&self) -> Result<Arc<dyn crate::directory::TenantDirectory>, ConfigError> {
-        self.directory.clone().ok_or_else(|| {
-            ConfigError::invalid(
-                "KOOGALLERY_TABLE",
-                "this callback keeps the tenant directory",
-            )
-        })
-    }
-
-    pub fn client_secret_key(
-        &self,
-    ) -> Result<Arc<crate::security::kit_client_secret::ClientSecretKey>, ConfigError> {
-        self.client_secret_key.clone().ok_or_else(|| {
-            ConfigError::invalid(
-                crate::config::catalog::KIT_RSA_KEY.name,
-                "applicationSync decrypts clientSecret with the Kit RSA key",
-            )
-        })
-    }
-
-    pub fn sealer(
-        &self,
-    ) -> Result<Arc<dyn crate::security::at_rest::CredentialSealer>, ConfigError> {
-        self.sealer.clone().ok_or_else(|| {
-            ConfigError::invalid(
-                "KOOGALLERY_CREDENTIALS_KEY_ID",
-                "this callback seals or opens credentials at rest",
-            )
-        })
-    }
-
-    /// With the usage store queryInstance reports `usageInfo` from.
-    pub fn with_usage(mut self, usage: Arc<dyn crate::metering::UsageStore>) -> Self {
-        self.usage = Some(usage);
-        self
-    }
-
-    /// With a store that records an instance and queues its job in one write.
-    pub fn with_intake(mut self, intake: Arc<dyn crate::instance::OrderLineIntake>) -> Self {
-        self.intake = Some(intake);
-        self
-    }
-
-    /// newInstance's write: the configured intake, or the create then the enqueue.
-    pub fn intake(&self) -> Result<Arc<dyn crate::instance::OrderLineIntake>, ConfigError> {
-        match &self.intake {
-            Some(i) => Ok(i.clone()),
-            None => Ok(Arc::new(crate::instance::StoreThenQueue {
-                store: self.store.clone(),
-                queue: self.queue()?,
-            })),
-        }
-    }
-
-    /// With the store of order notices.
-    pub fn with_order_notices(
-        mut self,
-        notices: Arc<dyn crate::order::notice::OrderNoticeStore>,
-    ) -> Self {
-        self.order_notices = Some(notices);
-        self
-    }
-
-    pub fn order_notices(
-        &self,
-    ) -> Result<Arc<dyn crate::order::notice::OrderNoticeStore>, ConfigError> {
-        self.order_notices.clone().ok_or_else(|| {
-            ConfigError::invalid("KOOGALLERY_TABLE", "this callback records order notices")
-        })
-    }
-
-    /// With the sealer that opens stored passwords.
-    pub fn with_sealer(
-        mut self,
-        sealer: Arc<dyn crate::security::at_rest::CredentialSealer>,
-    ) -> Self {
-        self.sealer = Some(sealer);
-        self
-    }
-
-    pub fn queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {
-        self.queue.clone().ok_or_else(|| {
-            ConfigError::invalid(
-                "KOOGALLERY_QUEUE_URL",
-                "this callback enqueues jobs: set the queue",
-            )
-        })
-    }
-
-    pub fn keys(&self) -> Result<&Keys, ConfigError> {
-        self.keys.as_ref().ok_or_else(|| {
-            ConfigError::invalid(
-                crate::config::SecretPart::CallbackKeys.env_var(),
-                "this callback needs the callback keys secret",
-            )
-        })
-    }
-}
-
-/// Hands a verified request to the callback that serves it: an in-process call locally, a
-/// synchronous invocation of that callback's own function on AWS.
-#[async_trait]
-pub trait Dispatcher: Send + Sync {
-    /// `key` is the key that verified the request: the callback answers with it
-    /// (docs/protocol/decisions.md §13).
-    async fn dispatch(&self, callback: &'static Registration, body: &Value, key: KeyUsed) -> Reply;
-}
-
-/// The payload the edge invokes a callback's function with on AWS: the verified body as it came,
-/// or, for a request verified with the previous key, `{"verifiedWith":"previous","body":…}` so the
-/// callback answers with that key (docs/protocol/decisions.md §13). The bare form is what earlier
-/// releases sent, so a function and an edge of different releases understand each other during a
-/// deployment. It borrows the body: serialising it sends the request without copying it first.
-pub fn invocation(body: &Value, key: KeyUsed) -> Invocation<'_> {
-    match key {
-        KeyUsed::Current => Invocation::Bare(body),
-        KeyUsed::Previous => Invocation::VerifiedWithPrevious {
-            verified_with: "previous",
-            body,
-        },
-    }
-}
-
-/// An invocation payload, see [`invocation`].
-#[derive(Debug, serde::Serialize)]
-#[serde(untagged)]
-pub enum Invocation<'a> {
-    Bare(&'a Value),
-    VerifiedWithPrevious {
-        #[serde(rename = "verifiedWith")]
-        verified_with: &'static str,
-        body: &'a Value,
-    },
-}
-
-/// The verified body and the key that verified it, from an invocation payload of either form.
-pub fn from_invocation(payload: Value) -> (Value, KeyUsed) {
-    match payload {
-        Value::Object(mut m)
-            if m.get("verifiedWith").and_then(Value::as_str) == Some("previous")
-                && m.get("body").is_some_and(Value::is_object) =>
-        {
-            let body = m.remove("body").unwrap_or(Value::Null);
-            (body, KeyUsed::Previous)
-        }
-        other => (other, KeyUsed::Current),
-    }
-}
-
-/// Every registered callback in this process (the local host, tests, benchmarks).
-pub struct InProcessDispatcher {
-    handlers: HashMap<&'static str, Box<dyn Handler>>,
-}
-
-impl InProcessDispatcher {
-    pub fn build(resources: &Resources) -> Result<Self, ConfigError> {
-        let handlers = REGISTRY
-            .iter()
-            .map(|r| Ok((r.function, r.handler(resources)?)))
-            .collect::<Result<_, ConfigError>>()?;
-        Ok(Self { handlers })
-    }
-}
-
-#[async_trait]
-impl Dispatcher for InProcessDispatcher {
-    async fn dispatch(&self, callback: &'static Registration, body: &Value, key: KeyUsed) -> Reply {
-        match self.handlers.get(callback.function) {
-            Some(h) => h.call(body, key).await,
-            None => Reply::new(
-                crate::ResultCode::InternalError,
-                "temporary internal error; please retry",
-            ),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::v2_basic::Activity;
+    use crate::security::KeyUsed;
 
     #[test]
     fn invocations_carry_the_key_and_read_back_in_either_form() {

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::{
-    metering::{UsageReport, WindowKey, window_start},
+    metering::{UsageReport, WINDOW, WindowKey, WindowState, window_start},
+    metrics::Metric,
     testing::{ManualClock, MemoryStore, RecordedMetrics},
 };
 

@@ -1,0 +1,115 @@
+//! Routing a verified request through the callback registry (family and name → callback,
+//! docs/protocol/callbacks.md §6, §9) and dispatching it under the edge's deadline: a callback
+//! that does not answer in time gets KooGallery a signed, retryable `000005` (§5).
+
+use koogallery::{
+    callbacks::{Family, Registration, registry},
+    protocol::{Reply, request::test_flag_of},
+    security::{CanonicalError, KeyUsed},
+};
+use serde_json::{Map, Value};
+
+use crate::verify::invalid;
+use crate::{Edge, retry_later};
+
+/// What the log line reports about a verified request (identifiers only, never credentials).
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) callback: Option<&'static Registration>,
+    /// The key that verified the request: the answer is signed with it
+    /// (docs/protocol/decisions.md §13).
+    pub(crate) key: KeyUsed,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) order_id: Option<String>,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) test: bool,
+}
+
+/// The callback a verified body goes to: by Kit path for the Kit family, by `activity` otherwise.
+pub(crate) fn route(
+    family: Family,
+    path_name: Option<&str>,
+    parsed: Result<Map<String, Value>, CanonicalError>,
+) -> Result<(&'static Registration, Value), Reply> {
+    let value = match parsed {
+        Ok(map) => Value::Object(map),
+        Err(CanonicalError::InvalidJson(e)) => {
+            return Err(invalid(format!("body is not valid JSON: {e}")));
+        }
+        Err(CanonicalError::NotAnObject) => {
+            return Err(invalid("body must be a JSON object".into()));
+        }
+    };
+    let callback = match (family, path_name) {
+        (Family::Kit, Some(name)) => registry::by_route(Family::Kit, name).ok_or_else(|| {
+            invalid(format!(
+                "unknown Kit interface {:?}",
+                name.chars().take(64).collect::<String>()
+            ))
+        })?,
+        _ => match value.get("activity") {
+            None | Some(Value::Null) => return Err(invalid("activity is missing".into())),
+            Some(Value::String(s)) => registry::by_activity(s.trim())
+                .ok_or_else(|| invalid(format!("unknown activity {s:?}")))?,
+            Some(other) => {
+                return Err(invalid(format!("activity must be a string, got {other}")));
+            }
+        },
+    };
+    Ok((callback, value))
+}
+
+/// What the log line reports of a routed request: its callback, the key that verified it, and
+/// its identifiers.
+pub(crate) fn seen(callback: &'static Registration, key: KeyUsed, value: &Value) -> Seen {
+    let text = |k: &str| {
+        value
+            .get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(200).collect::<String>())
+    };
+    Seen {
+        callback: Some(callback),
+        key,
+        instance_id: text("instanceId"),
+        order_id: text("orderId"),
+        tenant_id: text("tenantId"),
+        // The same reading as the callbacks' (an invalid flag is theirs to refuse).
+        test: test_flag_of(value.get("testFlag")).unwrap_or(false),
+    }
+}
+
+impl Edge {
+    /// Hands the request to its callback and waits for the reply until `deadline`.
+    pub(crate) async fn dispatch(
+        &self,
+        callback: &'static Registration,
+        value: Value,
+        key: KeyUsed,
+        deadline: tokio::time::Instant,
+    ) -> Reply {
+        // A callback that does not answer in time gets a signed, retryable 000005 from the edge:
+        // KooGallery retries, and never sees the gateway's unsigned timeout. The deadline ends the
+        // wait, not the callback: it runs on as a task of its own, so a write and its enqueue
+        // (newInstance's record, then its job) are never cut apart, and the retry finds the work
+        // done (or under way) instead of a record whose job was never sent.
+        let dispatcher = self.dispatcher.clone();
+        let dispatched =
+            tokio::spawn(async move { dispatcher.dispatch(callback, &value, key).await });
+        match tokio::time::timeout_at(deadline, dispatched).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                tracing::error!(activity = callback.route.name(), error = %e, "callback failed");
+                retry_later()
+            }
+            Err(_) => {
+                tracing::warn!(
+                    activity = callback.route.name(),
+                    deadline_ms = self.dispatch_deadline.as_millis() as u64,
+                    "callback did not answer in time; it runs on"
+                );
+                retry_later()
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The local host's settings: its port, data directory, backend, table and queue.
+
+use super::{Setting, operator};
+
+pub const PORT: Setting = operator("PORT", Some("8080"), "the local host's port (on 127.0.0.1)");
+pub const DATA_DIR: Setting = operator(
+    "KOOGALLERY_DATA_DIR",
+    Some(".data"),
+    "where the local host keeps its store and key files",
+);
+pub const BACKEND: Setting = operator(
+    "KOOGALLERY_BACKEND",
+    Some("embedded"),
+    "embedded, or aws (DynamoDB/SQS at AWS_ENDPOINT_URL)",
+);
+pub const TABLE: Setting = operator(
+    "KOOGALLERY_TABLE",
+    Some("koogallery-local"),
+    "the DynamoDB table (the aws backend; on Lambda the template sets it)",
+);
+pub const QUEUE: Setting = operator(
+    "KOOGALLERY_QUEUE",
+    Some("koogallery-jobs"),
+    "the jobs queue's name (the aws backend)",
+);
