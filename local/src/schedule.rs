@@ -29,8 +29,8 @@ pub(crate) fn reconciler(
     }
 }
 
-/// The same usage pusher as the Lambda function's, over the worker's clock and metrics. Without
-/// the open API's credentials there is none, and the log says so: offline, usage is kept, unpushed.
+/// The same usage pusher as the Lambda function's, over the worker's clock and metrics. With the
+/// marketplace offline there is none, and the log says so: usage is kept, unpushed.
 pub(crate) fn usage_pusher(
     config: &Config,
     usage: Arc<dyn UsageStore>,
