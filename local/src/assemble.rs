@@ -43,23 +43,84 @@ where
         + koogallery::security::replay::NonceStore
         + 'static,
 {
-    let mut resources = Resources::from_config(store.clone(), queue, clock.clone(), config)
-        .with_sealer(sealer.clone())
-        .with_order_notices(store.clone());
+    let directory = extras.directory.clone();
+    let resources = resources(
+        store.clone(),
+        queue,
+        extras,
+        clock.clone(),
+        config,
+        sealer.clone(),
+    );
+    let dispatcher = InProcessDispatcher::build(&resources)?;
+    let metrics = local_metrics();
+    let worker = worker(
+        store.clone(),
+        directory,
+        clock.clone(),
+        config,
+        provisioner,
+        sealer,
+        metrics.clone(),
+    )?;
+    let edge = Arc::new(
+        Edge::new(
+            &config.settings.edge,
+            config.secrets.keys.clone(),
+            store,
+            clock,
+            Arc::new(dispatcher),
+        )
+        .with_metrics(metrics),
+    );
+    Ok((worker, edge))
+}
+
+/// What the callbacks work with: the store, the queue and the order notices on every backend,
+/// and whichever [`Extras`] this one offers.
+fn resources<S>(
+    store: Arc<S>,
+    queue: Arc<dyn JobQueue>,
+    extras: Extras,
+    clock: Arc<dyn Clock>,
+    config: &Config,
+    sealer: Arc<dyn CredentialSealer>,
+) -> Resources
+where
+    S: koogallery::instance::InstanceStore + koogallery::order::notice::OrderNoticeStore + 'static,
+{
+    let mut resources = Resources::from_config(store.clone(), queue, clock, config)
+        .with_sealer(sealer)
+        .with_order_notices(store);
     if let Some(intake) = extras.intake {
         resources = resources.with_intake(intake);
     }
     if let Some(usage) = extras.usage {
         resources = resources.with_usage(usage);
     }
-    if let Some(directory) = extras.directory.clone() {
+    if let Some(directory) = extras.directory {
         resources = resources.with_directory(directory);
     }
     if let Some(key) = extras.kit_key {
         resources = resources.with_client_secret_key(key);
     }
-    let dispatcher = InProcessDispatcher::build(&resources)?;
-    let metrics = local_metrics();
+    resources
+}
+
+/// The provisioning worker: the test's provisioner or the configured one, and KooGallery's
+/// marketplace API for the notices it sends back.
+fn worker<S>(
+    store: Arc<S>,
+    directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
+    clock: Arc<dyn Clock>,
+    config: &Config,
+    provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
+    sealer: Arc<dyn CredentialSealer>,
+    metrics: Arc<dyn koogallery::metrics::Metrics>,
+) -> Result<Arc<Worker>, StartError>
+where
+    S: koogallery::instance::InstanceStore + koogallery::order::notice::OrderNoticeStore + 'static,
+{
     let provisioner = match provisioner {
         Some(p) => p,
         None => provision_worker::provisioners::from_settings(
@@ -76,25 +137,14 @@ where
         store.clone(),
         provisioner,
         marketplace,
-        clock.clone(),
+        clock,
         &config.settings,
-        metrics.clone(),
+        metrics,
         sealer,
-        store.clone(),
+        store,
     );
-    if let Some(directory) = extras.directory {
+    if let Some(directory) = directory {
         worker = worker.with_directory(directory);
     }
-    let worker = Arc::new(worker);
-    let edge = Arc::new(
-        Edge::new(
-            &config.settings.edge,
-            config.secrets.keys.clone(),
-            store,
-            clock,
-            Arc::new(dispatcher),
-        )
-        .with_metrics(metrics),
-    );
-    Ok((worker, edge))
+    Ok(Arc::new(worker))
 }

@@ -13,6 +13,8 @@ use koogallery::{
     provisioning::Provisioner,
 };
 use koogallery_aws::{DynamoStore, DynamoUsageStore, SqsConsumer, SqsQueue, bootstrap};
+use provision_worker::Worker;
+use tokio::{sync::watch, task::JoinHandle};
 
 use super::{LocalSettings, Running, StartError, UsageApi, assemble, serve};
 
@@ -67,33 +69,14 @@ pub async fn start_aws_with(
     provisioner: Option<Arc<dyn Provisioner>>,
     sdk: koogallery_aws::SdkConfig,
 ) -> Result<RunningAwsHost, StartError> {
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs_client = aws_sdk_sqs::Client::new(&sdk);
-    bootstrap::ensure_table(&dynamo, &aws.table)
-        .await
-        .map_err(|e| StartError::Aws(e.to_string()))?;
-    let (queue_url, dlq_url) =
-        bootstrap::ensure_queues(&sqs_client, &aws.queue, bootstrap::REDRIVE_MAX_RECEIVES)
-            .await
-            .map_err(|e| StartError::Aws(e.to_string()))?;
-    let store = Arc::new(DynamoStore::new(dynamo, aws.table.clone()));
-    let usage = Arc::new(DynamoUsageStore::from(store.as_ref()));
-    let sqs = SqsQueue::new(sqs_client, queue_url);
+    let backend = Aws::bootstrap(&sdk, &aws).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sealer = super::local_sealer(&settings)?;
     let kit_key = super::local_kit_key(&config, &settings)?;
     let (worker, edge) = assemble(
-        store.clone(),
-        Arc::new(sqs.clone()),
-        super::Extras {
-            // DynamoDB then SQS, as the Lambda function does.
-            intake: None,
-            usage: Some(usage.clone()),
-            directory: Some(Arc::new(koogallery_aws::DynamoDirectory::from(
-                store.as_ref(),
-            ))),
-            kit_key: Some(kit_key.clone()),
-        },
+        backend.store.clone(),
+        Arc::new(backend.sqs.clone()),
+        backend.extras(kit_key.clone()),
         clock,
         &config,
         provisioner,
@@ -101,9 +84,9 @@ pub async fn start_aws_with(
     )?;
     let usage_api = UsageApi::new(
         &config,
-        store.clone(),
-        usage.clone(),
-        Arc::new(sqs.clone()),
+        backend.store.clone(),
+        backend.usage.clone(),
+        Arc::new(backend.sqs.clone()),
         worker.clock.clone(),
     );
     let (addr, stop, stopped, server) = serve(
@@ -113,47 +96,100 @@ pub async fn start_aws_with(
         Some(kit_key.public_key_pem()),
     )
     .await?;
-    let pusher = usage_push::pusher(
-        &config.settings,
-        &config.secrets,
-        usage.clone() as Arc<dyn UsageStore>,
-        store.clone(),
-        worker.clock.clone(),
-        worker.metrics.clone(),
-    )?;
-    if pusher.is_none() {
-        tracing::warn!("{}", usage_push::NOT_CONFIGURED);
-    }
-    let push_task = tokio::spawn(super::push_every(
-        pusher,
-        config.settings.metering.push_every,
-        stopped.clone(),
-    ));
-    let consumer = SqsConsumer {
-        queue: sqs.clone(),
-        dlq_url: dlq_url.clone(),
-        // A poller deletes what it settles (on Lambda the event source does).
-        delete_on_ack: true,
-    };
-    let reconciler = super::reconciler(store.clone(), Arc::new(sqs.clone()), &worker, &config);
-    let reconcile_task = tokio::spawn(super::reconcile_every(
-        reconciler,
-        config.settings.worker.reconcile_every,
-        stopped.clone(),
-    ));
-    let worker_task = tokio::spawn(async move {
-        provision_worker::consume::poll(&worker, &consumer, stopped).await;
-    });
+    let [worker_task, reconcile_task, push_task] = backend.spawn_work(worker, &config, stopped)?;
     tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST http://{addr}/produce");
     Ok(Running {
         addr,
-        backend: Aws {
+        backend,
+        stop,
+        tasks: vec![server, worker_task, reconcile_task, push_task],
+    })
+}
+
+impl Aws {
+    /// Creates the table and the queues if needed (SAM does this on AWS) and opens the store, the
+    /// usage store and the jobs queue on them.
+    async fn bootstrap(
+        sdk: &koogallery_aws::SdkConfig,
+        aws: &AwsSettings,
+    ) -> Result<Self, StartError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs_client = aws_sdk_sqs::Client::new(sdk);
+        bootstrap::ensure_table(&dynamo, &aws.table)
+            .await
+            .map_err(|e| StartError::Aws(e.to_string()))?;
+        let (queue_url, dlq_url) =
+            bootstrap::ensure_queues(&sqs_client, &aws.queue, bootstrap::REDRIVE_MAX_RECEIVES)
+                .await
+                .map_err(|e| StartError::Aws(e.to_string()))?;
+        let store = Arc::new(DynamoStore::new(dynamo, aws.table.clone()));
+        let usage = Arc::new(DynamoUsageStore::from(store.as_ref()));
+        let sqs = SqsQueue::new(sqs_client, queue_url);
+        Ok(Self {
             store,
             usage,
             sqs,
             dlq_url,
-        },
-        stop,
-        tasks: vec![server, worker_task, reconcile_task, push_task],
-    })
+        })
+    }
+
+    /// What the AWS adapters offer the callbacks beyond the store: usage windows and the tenant
+    /// directory on the table, and the Kit key.
+    fn extras(
+        &self,
+        kit_key: Arc<koogallery::security::kit_client_secret::ClientSecretKey>,
+    ) -> super::Extras {
+        super::Extras {
+            // DynamoDB then SQS, as the Lambda function does.
+            intake: None,
+            usage: Some(self.usage.clone()),
+            directory: Some(Arc::new(koogallery_aws::DynamoDirectory::from(
+                self.store.as_ref(),
+            ))),
+            kit_key: Some(kit_key),
+        }
+    }
+
+    /// The work beside the HTTP server, until `stopped`: the usage push and the reconciler on
+    /// their timers (EventBridge Scheduler's on AWS), and the worker long-polling SQS. Returns
+    /// the worker's, the reconciler's and the push's tasks.
+    fn spawn_work(
+        &self,
+        worker: Arc<Worker>,
+        config: &Config,
+        stopped: watch::Receiver<bool>,
+    ) -> Result<[JoinHandle<()>; 3], StartError> {
+        let pusher = super::usage_pusher(
+            config,
+            self.usage.clone() as Arc<dyn UsageStore>,
+            self.store.clone(),
+            &worker,
+        )?;
+        let push_task = tokio::spawn(super::push_every(
+            pusher,
+            config.settings.metering.push_every,
+            stopped.clone(),
+        ));
+        let consumer = SqsConsumer {
+            queue: self.sqs.clone(),
+            dlq_url: self.dlq_url.clone(),
+            // A poller deletes what it settles (on Lambda the event source does).
+            delete_on_ack: true,
+        };
+        let reconciler = super::reconciler(
+            self.store.clone(),
+            Arc::new(self.sqs.clone()),
+            &worker,
+            config,
+        );
+        let reconcile_task = tokio::spawn(super::reconcile_every(
+            reconciler,
+            config.settings.worker.reconcile_every,
+            stopped.clone(),
+        ));
+        let worker_task = tokio::spawn(async move {
+            provision_worker::consume::poll(&worker, &consumer, stopped).await;
+        });
+        Ok([worker_task, reconcile_task, push_task])
+    }
 }

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use crate::{
     Extras, LocalSettings, Running, StartError, UsageApi, assemble, local_kit_key, local_sealer,
-    push_every, reconcile_every, reconciler, serve,
+    push_every, reconcile_every, reconciler, serve, usage_pusher,
 };
 use koogallery::{
     clock::{Clock, SystemClock},
     config::Config,
 };
 use koogallery_embedded::{EmbeddedConsumer, EmbeddedQueue, EmbeddedStore};
+use provision_worker::Worker;
+use tokio::{sync::watch, task::JoinHandle};
 
 /// The embedded backend: the redb store and its queue.
 pub struct Embedded {
@@ -78,37 +80,49 @@ pub async fn start_on(
     );
     let (addr, stop, stopped, server) =
         serve(edge, Some(usage), &settings, Some(kit_key.public_key_pem())).await?;
-    let reconciler = reconciler(store.clone(), Arc::new(queue.clone()), &worker, &config);
-    // The same pusher as the Lambda function's; offline, usage is kept, unpushed, and said so.
-    let pusher = usage_push::pusher(
-        &config.settings,
-        &config.secrets,
-        store.clone(),
-        store.clone(),
-        worker.clock.clone(),
-        worker.metrics.clone(),
-    )?;
-    if pusher.is_none() {
-        tracing::warn!("{}", usage_push::NOT_CONFIGURED);
-    }
-    let reconcile_task = tokio::spawn(reconcile_every(
-        reconciler,
-        config.settings.worker.reconcile_every,
-        stopped.clone(),
-    ));
-    let push_task = tokio::spawn(push_every(
-        pusher,
-        config.settings.metering.push_every,
-        stopped.clone(),
-    ));
-    let worker_task = tokio::spawn(async move {
-        provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
-    });
+    let backend = Embedded { store, queue };
+    let [worker_task, reconcile_task, push_task] =
+        backend.spawn_work(worker, jobs, &config, stopped)?;
     tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce (Kit: /produce/produceAPI/v2/…; public key: GET /kit/public-key)");
     Ok(Running {
         addr,
-        backend: Embedded { store, queue },
+        backend,
         stop,
         tasks: vec![server, worker_task, reconcile_task, push_task],
     })
+}
+
+impl Embedded {
+    /// The work beside the HTTP server, until `stopped`: the reconciler and the usage push on
+    /// their timers (EventBridge Scheduler's on AWS), and the worker polling `jobs`. Returns the
+    /// worker's, the reconciler's and the push's tasks.
+    fn spawn_work(
+        &self,
+        worker: Arc<Worker>,
+        jobs: Arc<EmbeddedConsumer>,
+        config: &Config,
+        stopped: watch::Receiver<bool>,
+    ) -> Result<[JoinHandle<()>; 3], StartError> {
+        let reconciler = reconciler(
+            self.store.clone(),
+            Arc::new(self.queue.clone()),
+            &worker,
+            config,
+        );
+        let pusher = usage_pusher(config, self.store.clone(), self.store.clone(), &worker)?;
+        let reconcile_task = tokio::spawn(reconcile_every(
+            reconciler,
+            config.settings.worker.reconcile_every,
+            stopped.clone(),
+        ));
+        let push_task = tokio::spawn(push_every(
+            pusher,
+            config.settings.metering.push_every,
+            stopped.clone(),
+        ));
+        let worker_task = tokio::spawn(async move {
+            provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
+        });
+        Ok([worker_task, reconcile_task, push_task])
+    }
 }

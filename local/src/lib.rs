@@ -20,7 +20,7 @@ pub(crate) use http::serve;
 pub use keys::{local_kit_key, local_sealer, print_kit_public_key};
 pub use process::{local_metrics, main_from_env, run_from_env};
 pub use running::Running;
-pub(crate) use schedule::{push_every, reconcile_every, reconciler};
+pub(crate) use schedule::{push_every, reconcile_every, reconciler, usage_pusher};
 pub use settings::{LocalSettings, StartError};
 pub(crate) use usage_api::json_answer;
 pub use usage_api::{UsageApi, usage_router};

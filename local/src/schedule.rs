@@ -2,9 +2,16 @@
 
 use std::sync::Arc;
 
-use koogallery::{config::Config, jobs::JobQueue, metering::UsagePusher};
+use koogallery::{
+    config::Config,
+    instance::InstanceStore,
+    jobs::JobQueue,
+    metering::{UsagePusher, UsageStore},
+};
 use provision_worker::Worker;
 use tokio::sync::watch;
+
+use crate::StartError;
 
 /// The reconciler over the same store, queue, clock and metrics as the worker.
 pub(crate) fn reconciler(
@@ -20,6 +27,28 @@ pub(crate) fn reconciler(
         settings: config.settings.worker,
         metrics: worker.metrics.clone(),
     }
+}
+
+/// The same usage pusher as the Lambda function's, over the worker's clock and metrics. With the
+/// marketplace offline there is none, and the log says so: usage is kept, unpushed.
+pub(crate) fn usage_pusher(
+    config: &Config,
+    usage: Arc<dyn UsageStore>,
+    instances: Arc<dyn InstanceStore>,
+    worker: &Worker,
+) -> Result<Option<UsagePusher>, StartError> {
+    let pusher = usage_push::pusher(
+        &config.settings,
+        &config.secrets,
+        usage,
+        instances,
+        worker.clock.clone(),
+        worker.metrics.clone(),
+    )?;
+    if pusher.is_none() {
+        tracing::warn!("{}", usage_push::NOT_CONFIGURED);
+    }
+    Ok(pusher)
 }
 
 /// The local host's stand-in for an EventBridge schedule: `pass` right away (it finds what a stop

@@ -79,85 +79,16 @@ impl Metrics for NoMetrics {
     fn record(&self, _metric: Metric) {}
 }
 
-/// The EMF line of one observation at `timestamp_ms`.
+/// The EMF line of one observation at `timestamp_ms`: the metadata CloudWatch reads (namespace,
+/// dimension sets, metric names and units), then every dimension's and metric's value as a key of
+/// the line.
 pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
-    let mut dims: Vec<(&str, Value)> = Vec::new();
-    // Extra dimension sets beyond the one of every dimension (CloudWatch keeps each as a metric).
-    let mut rollups: Vec<Vec<&str>> = Vec::new();
-    let mut values: Vec<(&str, &str, Value)> = Vec::new();
-    // Keys of the line that are in a rollup only, not in the set of every dimension: added later,
-    // they leave the metrics alarms and dashboards already watch unchanged.
-    let mut rollup_only: Vec<(&str, Value)> = Vec::new();
-    match metric {
-        Metric::Callback {
-            family,
-            activity,
-            result_code,
-        } => {
-            dims.push(("Activity", json!(activity)));
-            dims.push(("ResultCode", json!(result_code.as_str())));
-            rollups.push(vec!["ResultCode"]);
-            rollup_only.push(("Family", json!(family)));
-            rollups.push(vec!["Family", "ResultCode"]);
-            values.push(("Callbacks", "Count", json!(1)));
-        }
-        Metric::ProvisioningSeconds { seconds } => {
-            values.push(("ProvisioningTime", "Seconds", json!(seconds)))
-        }
-        Metric::ProvisioningRetries => values.push(("ProvisioningRetries", "Count", json!(1))),
-        Metric::ProvisionerMisconfigured => {
-            values.push(("ProvisionerMisconfigured", "Count", json!(1)))
-        }
-        Metric::ProvisioningDeadlinePassed => {
-            values.push(("ProvisioningDeadlinePassed", "Count", json!(1)))
-        }
-        Metric::NoticeDelivered => values.push(("NoticesDelivered", "Count", json!(1))),
-        Metric::NoticeRetries => values.push(("NoticeRetries", "Count", json!(1))),
-        Metric::NoticeDeadlinePassed => values.push(("NoticeDeadlinePassed", "Count", json!(1))),
-        Metric::Reconciled {
-            stuck_provisioning,
-            undelivered_notices,
-            parked_outboxes,
-        } => {
-            values.push(("StuckProvisioning", "Count", json!(stuck_provisioning)));
-            values.push(("UndeliveredNotices", "Count", json!(undelivered_notices)));
-            values.push(("ParkedOutboxes", "Count", json!(parked_outboxes)));
-        }
-        Metric::UsagePass {
-            accepted,
-            rejected,
-            deferred,
-            near_horizon,
-        } => {
-            values.push(("UsageAccepted", "Count", json!(accepted)));
-            values.push(("UsageRejected", "Count", json!(rejected)));
-            values.push(("UsageDeferred", "Count", json!(deferred)));
-            values.push(("UsageNearHorizon", "Count", json!(near_horizon)));
-        }
-        Metric::UsageRejected => values.push(("UsageRecordsRejected", "Count", json!(1))),
-        Metric::UsageBatchRefused => values.push(("UsageBatchesRefused", "Count", json!(1))),
-        Metric::UsagePushFailed => values.push(("UsagePushFailures", "Count", json!(1))),
-        Metric::UsagePushMisconfigured => {
-            values.push(("UsagePushMisconfigured", "Count", json!(1)))
-        }
-        Metric::UsagePushSystemicRefusal => {
-            values.push(("UsagePushSystemicRefusals", "Count", json!(1)))
-        }
-    }
-    if dims.is_empty() {
-        // Every line has one dimension set with at least one dimension: the component.
-        let component = match metric {
-            Metric::Reconciled { .. } => "reconciler",
-            Metric::UsagePass { .. }
-            | Metric::UsageRejected
-            | Metric::UsageBatchRefused
-            | Metric::UsagePushFailed
-            | Metric::UsagePushMisconfigured
-            | Metric::UsagePushSystemicRefusal => "metering",
-            _ => "worker",
-        };
-        dims.push(("Component", json!(component)));
-    }
+    let Dimensions {
+        all,
+        rollups,
+        rollup_only,
+    } = dimensions(metric);
+    let values = values(metric);
     let mut line = Map::new();
     line.insert(
         "_aws".into(),
@@ -165,18 +96,110 @@ pub fn emf_line(namespace: &str, metric: &Metric, timestamp_ms: i64) -> String {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
-                "Dimensions": std::iter::once(dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()).chain(rollups).collect::<Vec<_>>(),
+                "Dimensions": std::iter::once(all.iter().map(|(k, _)| *k).collect::<Vec<_>>()).chain(rollups).collect::<Vec<_>>(),
                 "Metrics": values.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }],
         }),
     );
-    for (k, v) in dims.into_iter().chain(rollup_only) {
+    for (k, v) in all.into_iter().chain(rollup_only) {
         line.insert(k.into(), v);
     }
     for (name, _, v) in values {
         line.insert(name.into(), v);
     }
     Value::Object(line).to_string()
+}
+
+/// The dimensions of one line, which the alarms and dashboards select metrics by.
+struct Dimensions {
+    /// The set of every dimension, with their values.
+    all: Vec<(&'static str, Value)>,
+    /// Extra dimension sets beyond the one of every dimension (CloudWatch keeps each as a metric).
+    rollups: Vec<Vec<&'static str>>,
+    /// Keys of the line that are in a rollup only, not in the set of every dimension: added later,
+    /// they leave the metrics alarms and dashboards already watch unchanged.
+    rollup_only: Vec<(&'static str, Value)>,
+}
+
+/// A callback's activity and result code, rolled up by result code and by family; the component
+/// alone for every other observation.
+fn dimensions(metric: &Metric) -> Dimensions {
+    match metric {
+        Metric::Callback {
+            family,
+            activity,
+            result_code,
+        } => Dimensions {
+            all: vec![
+                ("Activity", json!(activity)),
+                ("ResultCode", json!(result_code.as_str())),
+            ],
+            rollups: vec![vec!["ResultCode"], vec!["Family", "ResultCode"]],
+            rollup_only: vec![("Family", json!(family))],
+        },
+        // Every line has one dimension set with at least one dimension: the component.
+        _ => Dimensions {
+            all: vec![("Component", json!(component(metric)))],
+            rollups: Vec::new(),
+            rollup_only: Vec::new(),
+        },
+    }
+}
+
+/// The part of the vendor's side an observation without dimensions of its own comes from.
+fn component(metric: &Metric) -> &'static str {
+    match metric {
+        Metric::Reconciled { .. } => "reconciler",
+        Metric::UsagePass { .. }
+        | Metric::UsageRejected
+        | Metric::UsageBatchRefused
+        | Metric::UsagePushFailed
+        | Metric::UsagePushMisconfigured
+        | Metric::UsagePushSystemicRefusal => "metering",
+        _ => "worker",
+    }
+}
+
+/// The metrics one observation carries: name, unit and value, the names the alarms watch.
+fn values(metric: &Metric) -> Vec<(&'static str, &'static str, Value)> {
+    let count = |name| vec![(name, "Count", json!(1))];
+    match metric {
+        Metric::Callback { .. } => count("Callbacks"),
+        Metric::ProvisioningSeconds { seconds } => {
+            vec![("ProvisioningTime", "Seconds", json!(seconds))]
+        }
+        Metric::ProvisioningRetries => count("ProvisioningRetries"),
+        Metric::ProvisionerMisconfigured => count("ProvisionerMisconfigured"),
+        Metric::ProvisioningDeadlinePassed => count("ProvisioningDeadlinePassed"),
+        Metric::NoticeDelivered => count("NoticesDelivered"),
+        Metric::NoticeRetries => count("NoticeRetries"),
+        Metric::NoticeDeadlinePassed => count("NoticeDeadlinePassed"),
+        Metric::Reconciled {
+            stuck_provisioning,
+            undelivered_notices,
+            parked_outboxes,
+        } => vec![
+            ("StuckProvisioning", "Count", json!(stuck_provisioning)),
+            ("UndeliveredNotices", "Count", json!(undelivered_notices)),
+            ("ParkedOutboxes", "Count", json!(parked_outboxes)),
+        ],
+        Metric::UsagePass {
+            accepted,
+            rejected,
+            deferred,
+            near_horizon,
+        } => vec![
+            ("UsageAccepted", "Count", json!(accepted)),
+            ("UsageRejected", "Count", json!(rejected)),
+            ("UsageDeferred", "Count", json!(deferred)),
+            ("UsageNearHorizon", "Count", json!(near_horizon)),
+        ],
+        Metric::UsageRejected => count("UsageRecordsRejected"),
+        Metric::UsageBatchRefused => count("UsageBatchesRefused"),
+        Metric::UsagePushFailed => count("UsagePushFailures"),
+        Metric::UsagePushMisconfigured => count("UsagePushMisconfigured"),
+        Metric::UsagePushSystemicRefusal => count("UsagePushSystemicRefusals"),
+    }
 }
 
 /// Writes EMF lines to stdout, one `write` per line so lines of concurrent tasks never interleave.

@@ -158,7 +158,8 @@ pub async fn ready_instance(sim: &Simulator) -> Result<String, SimError> {
     )))
 }
 
-/// Runs the load against `url` signed with `key`.
+/// Runs the load against `url` signed with `key`: per connection, a signer keeping freshly
+/// signed requests ahead and a sender timing each one, until `opts.duration` is up.
 pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadReport, SimError> {
     if opts.connections == 0 {
         return Err(SimError::InvalidOptions("at least one connection".into()));
@@ -171,10 +172,7 @@ pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadRe
         (None, _) => ready_instance(&sim).await?,
     };
 
-    // Signing time and count, across the signers (one per connection, each keeping a small
-    // queue of freshly signed requests ahead of its connection).
-    let signing_ns = Arc::new(AtomicU64::new(0));
-    let signed_count = Arc::new(AtomicU64::new(0));
+    let signing = Arc::new(SigningTime::default());
     let instance_id: Arc<str> = instance_id.into();
     let deadline = Instant::now() + opts.duration;
     let pace = opts
@@ -184,117 +182,198 @@ pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadRe
     let mut tasks = Vec::new();
     let mut signers = Vec::new();
     for connection in 0..opts.connections as u64 {
-        let (tx, mut rx) = mpsc::channel::<Prepared>(64);
-        let (key, activity, base, instance_id) = (
-            key.to_owned(),
-            opts.activity,
-            base.clone(),
-            instance_id.clone(),
-        );
-        let (ns, count) = (signing_ns.clone(), signed_count.clone());
-        let stride = opts.connections as u64;
-        signers.push(tokio::spawn(async move {
-            let mut n = connection;
-            loop {
-                let (body, expected) = body_for(activity, n, &instance_id);
-                n += stride;
-                let started = std::time::Instant::now();
-                let signed = sign_request(
-                    &base,
-                    &key,
-                    &body,
-                    &random_nonce(),
-                    chrono::Utc::now().timestamp_millis(),
-                );
-                ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                count.fetch_add(1, Ordering::Relaxed);
-                let Ok(signed) = signed else { return };
-                let prepared = Prepared {
-                    url: signed.url,
-                    body: signed.body,
-                    expected,
-                };
-                if tx.send(prepared).await.is_err() {
-                    return;
-                }
-            }
-        }));
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(SimError::Client)?;
-        tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                .expect("valid histogram bounds");
-            let mut by_code: BTreeMap<String, u64> = BTreeMap::new();
-            let mut unexpected = 0u64;
-            let mut ticker = pace.map(tokio::time::interval);
-            while Instant::now() < deadline {
-                if let Some(t) = ticker.as_mut() {
-                    t.tick().await;
-                }
-                let Some(p) = rx.recv().await else {
-                    break;
-                };
-                let sent = Instant::now();
-                let answer = client
-                    .post(p.url)
-                    .header("content-type", "application/json")
-                    .body(p.body)
-                    .send()
-                    .await;
-                let code = match answer {
-                    Ok(r) if r.status().is_success() => match r.bytes().await {
-                        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
-                            .ok()
-                            .and_then(|v| v["resultCode"].as_str().map(str::to_owned))
-                            .unwrap_or_else(|| "unparsable".into()),
-                        Err(_) => "error".into(),
-                    },
-                    Ok(r) => format!("http {}", r.status().as_u16()),
-                    Err(_) => "error".into(),
-                };
-                let micros = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
-                let _ = latency.record(micros.max(1));
-                if !p.expected.contains(&code.as_str()) {
-                    unexpected += 1;
-                }
-                *by_code.entry(code).or_default() += 1;
-            }
-            (latency, by_code, unexpected)
-        }));
+        let (tx, rx) = mpsc::channel::<Prepared>(64);
+        let signer = Signer {
+            first: connection,
+            stride: opts.connections as u64,
+            key: key.to_owned(),
+            activity: opts.activity,
+            base: base.clone(),
+            instance_id: instance_id.clone(),
+            signing: signing.clone(),
+        };
+        signers.push(tokio::spawn(signer.run(tx)));
+        let client = connection_client()?;
+        tasks.push(tokio::spawn(send_until(client, rx, pace, deadline)));
     }
-    let mut latency =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
-    let mut by_code = BTreeMap::new();
-    let mut unexpected = 0;
+    let mut total = Tally::new();
     for task in tasks {
-        let Ok((h, codes, bad)) = task.await else {
+        let Ok(tally) = task.await else {
             continue;
         };
-        let _ = latency.add(&h);
-        for (code, n) in codes {
-            *by_code.entry(code).or_default() += n;
-        }
-        unexpected += bad;
+        total.add(tally);
     }
     let elapsed = started.elapsed();
     for signer in signers {
         signer.abort();
     }
-    let (spent, signed) = (
-        Duration::from_nanos(signing_ns.load(Ordering::Relaxed)),
-        signed_count.load(Ordering::Relaxed),
-    );
     Ok(LoadReport {
-        requests: latency.len(),
+        requests: total.latency.len(),
         elapsed,
-        latency_us: latency,
-        by_code,
-        unexpected,
-        signing: spent / u32::try_from(signed.max(1)).unwrap_or(u32::MAX),
+        latency_us: total.latency,
+        by_code: total.by_code,
+        unexpected: total.unexpected,
+        signing: signing.mean(),
     })
+}
+
+/// Signing time and count, across the signers: kept apart so the report's latency is the
+/// server's alone.
+#[derive(Default)]
+struct SigningTime {
+    nanos: AtomicU64,
+    signed: AtomicU64,
+}
+
+impl SigningTime {
+    fn add(&self, spent: Duration) {
+        self.nanos
+            .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+        self.signed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The mean time to sign one request.
+    fn mean(&self) -> Duration {
+        let (spent, signed) = (
+            Duration::from_nanos(self.nanos.load(Ordering::Relaxed)),
+            self.signed.load(Ordering::Relaxed),
+        );
+        spent / u32::try_from(signed.max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+/// One connection's signer: it signs the requests numbered `first`, `first + stride`, … (so no
+/// two connections send the same order), each with a nonce and timestamp of its own.
+struct Signer {
+    first: u64,
+    stride: u64,
+    key: String,
+    activity: LoadActivity,
+    base: Url,
+    instance_id: Arc<str>,
+    signing: Arc<SigningTime>,
+}
+
+impl Signer {
+    /// Signs requests into `tx` until its connection stops taking them; the channel's bound
+    /// keeps it a small queue ahead of the connection.
+    async fn run(self, tx: mpsc::Sender<Prepared>) {
+        let mut n = self.first;
+        loop {
+            let (body, expected) = body_for(self.activity, n, &self.instance_id);
+            n += self.stride;
+            let started = std::time::Instant::now();
+            let signed = sign_request(
+                &self.base,
+                &self.key,
+                &body,
+                &random_nonce(),
+                chrono::Utc::now().timestamp_millis(),
+            );
+            self.signing.add(started.elapsed());
+            let Ok(signed) = signed else { return };
+            let prepared = Prepared {
+                url: signed.url,
+                body: signed.body,
+                expected,
+            };
+            if tx.send(prepared).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// What one connection, or the whole run, measured.
+struct Tally {
+    latency: Histogram<u64>,
+    by_code: BTreeMap<String, u64>,
+    unexpected: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+            by_code: BTreeMap::new(),
+            unexpected: 0,
+        }
+    }
+
+    /// Counts one answer `code`, which took `micros`, to a request expecting one of `expected`.
+    fn record(&mut self, code: String, micros: u64, expected: &[&str]) {
+        let _ = self.latency.record(micros.max(1));
+        if !expected.contains(&code.as_str()) {
+            self.unexpected += 1;
+        }
+        *self.by_code.entry(code).or_default() += 1;
+    }
+
+    fn add(&mut self, other: Self) {
+        let _ = self.latency.add(&other.latency);
+        for (code, n) in other.by_code {
+            *self.by_code.entry(code).or_default() += n;
+        }
+        self.unexpected += other.unexpected;
+    }
+}
+
+/// The client of one connection: it sends one request at a time, so it keeps one connection
+/// alive; an answer later than 10 s counts as `error`.
+fn connection_client() -> Result<reqwest::Client, SimError> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(SimError::Client)
+}
+
+/// One connection: sends the signed requests from `rx` over `client`, at most one each `pace`,
+/// until `deadline`, timing each from send to the last byte of its answer.
+async fn send_until(
+    client: reqwest::Client,
+    mut rx: mpsc::Receiver<Prepared>,
+    pace: Option<Duration>,
+    deadline: Instant,
+) -> Tally {
+    let mut tally = Tally::new();
+    let mut ticker = pace.map(tokio::time::interval);
+    while Instant::now() < deadline {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let Some(p) = rx.recv().await else {
+            break;
+        };
+        let sent = Instant::now();
+        let code = answer_code(&client, p.url, p.body).await;
+        let micros = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        tally.record(code, micros, p.expected);
+    }
+    tally
+}
+
+/// Sends one request and reads its answer to the end: the answer's `resultCode`, `http <status>`
+/// for a non-200, `error` for a transport failure, `unparsable` for a body without one.
+async fn answer_code(client: &reqwest::Client, url: Url, body: Vec<u8>) -> String {
+    let answer = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    match answer {
+        Ok(r) if r.status().is_success() => match r.bytes().await {
+            Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["resultCode"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unparsable".into()),
+            Err(_) => "error".into(),
+        },
+        Ok(r) => format!("http {}", r.status().as_u16()),
+        Err(_) => "error".into(),
+    }
 }
 
 /// The latency line both load reports print: p50, p90, p99 and max of a histogram of microseconds.

@@ -28,146 +28,88 @@ pub struct BootstrapError(pub String);
 /// How long [`ensure_table`] waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The table's string attributes that key it or one of its indexes: DynamoDB wants a definition
+/// for each of them, and for no other attribute.
+const KEY_ATTRIBUTES: [&str; 6] = [PK, SK, UNSETTLED_SHARD, LEGACY_UNSETTLED, DUE, DUE_AT];
+
+/// One of the table's global secondary indexes, as the template declares it.
+struct Index {
+    name: &'static str,
+    /// The partition key: present only on the items the index is for, so every index is sparse.
+    hash: &'static str,
+    range: Option<&'static str>,
+    projection: ProjectionType,
+}
+
+/// The table's indexes, in the template's order.
+const INDEXES: [Index; 3] = [
+    // The reconciler's sparse index: only unsettled instances carry the attribute, their
+    // shard; keys only (as the template's table).
+    Index {
+        name: UNSETTLED_INDEX,
+        hash: UNSETTLED_SHARD,
+        range: None,
+        projection: ProjectionType::KeysOnly,
+    },
+    // The legacy index of earlier releases, which the template keeps for now: the reconciler
+    // still queries it for instances not saved since (see `dynamo::keys`).
+    Index {
+        name: LEGACY_UNSETTLED_INDEX,
+        hash: LEGACY_UNSETTLED,
+        range: None,
+        projection: ProjectionType::All,
+    },
+    // The usage pusher's sparse index: only unsettled usage windows carry its keys (see
+    // `crate::usage`), keys only.
+    Index {
+        name: DUE_INDEX,
+        hash: DUE,
+        range: Some(DUE_AT),
+        projection: ProjectionType::KeysOnly,
+    },
+];
+
 /// Creates the single table (on-demand, `pk`/`sk` string keys) if it does not exist, waits until it
 /// is active, and turns on time to live on `ttl`.
 pub async fn ensure_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
 ) -> Result<(), BootstrapError> {
-    let err = |step: &str, e: &dyn std::fmt::Display| {
-        BootstrapError(format!("{step} for table {name}: {e}"))
-    };
-    let build = |e: aws_sdk_dynamodb::error::BuildError| err("building CreateTable", &e);
-    let created = client
+    create_table(client, name).await?;
+    wait_until_active(client, name).await?;
+    ensure_ttl(client, name).await
+}
+
+/// A failed `step` on table `name`, as [`BootstrapError`] reports it.
+fn table_error(step: &str, name: &str, e: &dyn std::fmt::Display) -> BootstrapError {
+    BootstrapError(format!("{step} for table {name}: {e}"))
+}
+
+/// Sends CreateTable with [`KEY_ATTRIBUTES`], the `pk`/`sk` key schema and [`INDEXES`]. A table
+/// that already exists is left as it is, so running the bootstrap again is harmless.
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BootstrapError> {
+    let build =
+        |e: aws_sdk_dynamodb::error::BuildError| table_error("building CreateTable", name, &e);
+    let mut request = client
         .create_table()
         .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
+        .billing_mode(BillingMode::PayPerRequest);
+    for attribute in KEY_ATTRIBUTES {
+        request = request.attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name(PK)
+                .attribute_name(attribute)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .map_err(build)?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(SK)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build)?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(PK)
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(build)?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(SK)
-                .key_type(KeyType::Range)
-                .build()
-                .map_err(build)?,
-        )
-        // The reconciler's sparse index: only unsettled instances carry the attribute, their
-        // shard; keys only (as the template's table).
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(UNSETTLED_SHARD)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build)?,
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(UNSETTLED_INDEX)
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(UNSETTLED_SHARD)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(build)?,
-                )
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .map_err(build)?,
-        )
-        // The legacy index of earlier releases, which the template keeps for now: the reconciler
-        // still queries it for instances not saved since (see `dynamo::keys`).
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(LEGACY_UNSETTLED)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build)?,
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(LEGACY_UNSETTLED_INDEX)
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(LEGACY_UNSETTLED)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(build)?,
-                )
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .map_err(build)?,
-        )
-        // The usage pusher's sparse index: only unsettled usage windows carry its keys (see
-        // `crate::usage`), keys only.
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(DUE)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build)?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(DUE_AT)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build)?,
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(DUE_INDEX)
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(DUE)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(build)?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(DUE_AT)
-                        .key_type(KeyType::Range)
-                        .build()
-                        .map_err(build)?,
-                )
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .map_err(build)?,
-        )
-        .send()
-        .await;
-    match created {
+        );
+    }
+    request = request
+        .key_schema(key(PK, KeyType::Hash).map_err(build)?)
+        .key_schema(key(SK, KeyType::Range).map_err(build)?);
+    for index in &INDEXES {
+        request = request.global_secondary_indexes(global_index(index).map_err(build)?);
+    }
+    match request.send().await {
         Ok(_) => tracing::info!(table = name, "table created"),
         Err(e)
             if matches!(
@@ -175,13 +117,52 @@ pub async fn ensure_table(
                 Some(CreateTableError::ResourceInUseException(_))
             ) => {}
         Err(e) => {
-            return Err(err(
+            return Err(table_error(
                 "CreateTable",
+                name,
                 &aws_sdk_dynamodb::error::DisplayErrorContext(e),
             ));
         }
     }
+    Ok(())
+}
 
+/// One element of a key schema: `attribute` as the partition (`Hash`) or sort (`Range`) key.
+fn key(
+    attribute: &str,
+    key_type: KeyType,
+) -> Result<KeySchemaElement, aws_sdk_dynamodb::error::BuildError> {
+    KeySchemaElement::builder()
+        .attribute_name(attribute)
+        .key_type(key_type)
+        .build()
+}
+
+/// `index` as CreateTable declares it.
+fn global_index(
+    index: &Index,
+) -> Result<GlobalSecondaryIndex, aws_sdk_dynamodb::error::BuildError> {
+    let mut builder = GlobalSecondaryIndex::builder()
+        .index_name(index.name)
+        .key_schema(key(index.hash, KeyType::Hash)?);
+    if let Some(range) = index.range {
+        builder = builder.key_schema(key(range, KeyType::Range)?);
+    }
+    builder
+        .projection(
+            Projection::builder()
+                .projection_type(index.projection.clone())
+                .build(),
+        )
+        .build()
+}
+
+/// Polls DescribeTable until the table is active, for at most [`TABLE_ACTIVE_TIMEOUT`]: a new
+/// table takes writes only once it is.
+async fn wait_until_active(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), BootstrapError> {
     let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
     loop {
         let out = client
@@ -190,14 +171,15 @@ pub async fn ensure_table(
             .send()
             .await
             .map_err(|e| {
-                err(
+                table_error(
                     "DescribeTable",
+                    name,
                     &aws_sdk_dynamodb::error::DisplayErrorContext(e),
                 )
             })?;
         let status = out.table().and_then(|t| t.table_status());
         if status == Some(&TableStatus::Active) {
-            break;
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(BootstrapError(format!(
@@ -206,44 +188,51 @@ pub async fn ensure_table(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
+/// Turns on time to live on [`TTL`] unless it is on or turning on already: DynamoDB refuses to
+/// enable it twice.
+async fn ensure_ttl(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BootstrapError> {
     let ttl = client
         .describe_time_to_live()
         .table_name(name)
         .send()
         .await
         .map_err(|e| {
-            err(
+            table_error(
                 "DescribeTimeToLive",
+                name,
                 &aws_sdk_dynamodb::error::DisplayErrorContext(e),
             )
         })?;
     let status = ttl
         .time_to_live_description()
         .and_then(|d| d.time_to_live_status());
-    if !matches!(
+    if matches!(
         status,
         Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
     ) {
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(TTL)
-                    .enabled(true)
-                    .build()
-                    .map_err(|e| err("building UpdateTimeToLive", &e))?,
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                err(
-                    "UpdateTimeToLive",
-                    &aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+        return Ok(());
     }
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL)
+                .enabled(true)
+                .build()
+                .map_err(|e| table_error("building UpdateTimeToLive", name, &e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            table_error(
+                "UpdateTimeToLive",
+                name,
+                &aws_sdk_dynamodb::error::DisplayErrorContext(e),
+            )
+        })?;
     Ok(())
 }
 

@@ -7,13 +7,15 @@
 //! windows it sums. A file written before totals were kept gets them when it is opened: one pass
 //! over its windows, once ([`build_usage_totals`]).
 
+mod ingest;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
     metering::{
         IngestError, IngestOutcome, PackageQuotas, PackageUsage, UsageReport, UsageStore,
-        UsageTotal, UsageWindow, WINDOW, WindowKey, ingest, record, series_range, store::PushClaim,
+        UsageTotal, UsageWindow, WINDOW, WindowKey, record, series_range, store::PushClaim,
     },
 };
 use redb::{ReadableTable, ReadableTableMetadata};
@@ -22,6 +24,7 @@ use crate::{
     EmbeddedStore, Fault, USAGE_DUE, USAGE_KEY_EXPIRY, USAGE_KEYS, USAGE_PACKAGES, USAGE_TOTALS,
     USAGE_WINDOWS, Write, millis,
 };
+use ingest::ingest_in;
 
 /// Indexes the retention of keys stored before the index existed (files written before it; once).
 pub(crate) fn index_key_expiry(txn: &Write<'_>) -> Result<(), Fault> {
@@ -118,87 +121,6 @@ fn load_totals(
         }
     }
     Ok(out)
-}
-
-fn ingest_in(
-    txn: Write<'_>,
-    reports: &[UsageReport],
-    quotas: &PackageQuotas,
-    now: DateTime<Utc>,
-) -> Result<Result<IngestOutcome, IngestError>, Fault> {
-    let (window_keys, keys, packages) = ingest::touched(reports, quotas);
-    let mut loaded = ingest::Loaded::default();
-    {
-        let table = txn.open_table(USAGE_WINDOWS)?;
-        for key in window_keys {
-            if let Some(w) = load_window(&table, &key.series(), millis(key.start))? {
-                loaded.windows.insert(key, w);
-            }
-        }
-        let table = txn.open_table(USAGE_KEYS)?;
-        for k in keys {
-            if let Some(v) = table.get(k.as_str())? {
-                let rec = record::decode_key(v.value()).map_err(corrupt)?;
-                loaded.keys.insert(k, rec);
-            }
-        }
-        let table = txn.open_table(USAGE_PACKAGES)?;
-        for p in packages {
-            if let Some(v) = table.get(p.as_str())? {
-                let usage = record::decode_package(v.value()).map_err(corrupt)?;
-                loaded.packages.insert(p, usage);
-            }
-        }
-        let table = txn.open_table(USAGE_TOTALS)?;
-        for t in load_totals(&table, ingest::instances_of(reports))? {
-            loaded.totals.insert(t.instance_id.clone(), t);
-        }
-    }
-    let applied = match ingest::apply(reports, quotas, &mut loaded, now) {
-        Ok(a) => a,
-        // Nothing written: dropping the transaction aborts it.
-        Err(refused) => return Ok(Err(refused)),
-    };
-    for key in &applied.changed {
-        if let Some(w) = loaded.windows.get_mut(key) {
-            w.version += 1;
-            put_window(&txn, w)?;
-        }
-    }
-    {
-        let mut table = txn.open_table(USAGE_TOTALS)?;
-        for id in &applied.changed_totals {
-            if let Some(t) = loaded.totals.get_mut(id) {
-                t.version += 1;
-                let bytes = record::encode_total(t).map_err(corrupt)?;
-                table.insert(id.as_str(), bytes.as_slice())?;
-            }
-        }
-    }
-    {
-        let mut table = txn.open_table(USAGE_PACKAGES)?;
-        for id in &applied.changed_packages {
-            if let Some(p) = loaded.packages.get_mut(id) {
-                p.version += 1;
-                let bytes = record::encode_package(p).map_err(corrupt)?;
-                table.insert(id.as_str(), bytes.as_slice())?;
-            }
-        }
-        let mut keys = txn.open_table(USAGE_KEYS)?;
-        let mut expiry = txn.open_table(USAGE_KEY_EXPIRY)?;
-        for (k, rec) in &applied.new_keys {
-            let bytes: Vec<u8> = record::encode_key(rec).map_err(corrupt)?;
-            keys.insert(k.as_str(), bytes.as_slice())?;
-            expiry.insert((millis(rec.keep_until()), k.as_str()), ())?;
-        }
-        // The keys past their retention, as many as the batch adds and a few more, so purging
-        // keeps pace with ingestion (ingest's module docs: a repeat of one is refused as too old
-        // before any key is read).
-        let purge = applied.new_keys.len() + ingest::KEY_PURGE_BATCH;
-        crate::purge_expired(&mut expiry, &mut keys, millis(now), purge)?;
-    }
-    txn.commit()?;
-    Ok(Ok(applied.outcome))
 }
 
 impl EmbeddedStore {

@@ -99,7 +99,19 @@ pub async fn estimate(args: EstimateArgs) -> ExitCode {
     let (Some(openapi), Some(pricing)) = (openapi, pricing) else {
         return ExitCode::SUCCESS;
     };
-    let pricing: koogallery_sim::usage::Price = match serde_json::from_str(&pricing)
+    koogallery_bill(&answer.body, &instance, &openapi, &pricing).await
+}
+
+/// KooGallery's own bill, beside the vendor's estimate: the usage records the simulated open API
+/// (`openapi`) accepted for `instance` over the period the estimate names, priced with
+/// `pricing` (the SKU's pricing as JSON).
+async fn koogallery_bill(
+    estimate: &serde_json::Value,
+    instance: &str,
+    openapi: &str,
+    pricing: &str,
+) -> ExitCode {
+    let pricing: koogallery_sim::usage::Price = match serde_json::from_str(pricing)
         .map_err(|e| e.to_string())
         .and_then(|p: koogallery_sim::usage::Price| p.check().map(|()| p))
     {
@@ -108,7 +120,7 @@ pub async fn estimate(args: EstimateArgs) -> ExitCode {
     };
     // The period the vendor's answer names (`to` exclusive), so both cover the same records.
     let time = |k: &str| {
-        answer.body[k]
+        estimate[k]
             .as_str()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.to_utc())
@@ -116,11 +128,11 @@ pub async fn estimate(args: EstimateArgs) -> ExitCode {
     let (Some(from), Some(to)) = (time("from"), time("to")) else {
         return problem(&"the estimate names no period");
     };
-    let accepted = match koogallery_sim::usage::accepted(&openapi).await {
+    let accepted = match koogallery_sim::usage::accepted(openapi).await {
         Ok(a) => a,
         Err(e) => return problem(&e),
     };
-    match koogallery_sim::usage::koogallery_bill(&accepted, &instance, from, to, &pricing) {
+    match koogallery_sim::usage::koogallery_bill(&accepted, instance, from, to, &pricing) {
         Ok((quantity, amount)) => {
             println!(
                 "KooGallery's bill from the records it accepted: quantity {quantity}, amount {amount}"

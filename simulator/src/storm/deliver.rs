@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::StormOptions;
-use crate::{KOOGALLERY_TIMEOUT, Simulator};
+use crate::{Answer, KOOGALLERY_TIMEOUT, SimError, Simulator};
 
 /// What one attempt of a delivery got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,34 +68,7 @@ pub(super) async fn deliver(
     let mut attempts = Vec::new();
     loop {
         let sent = Instant::now();
-        let outcome = match sim.call(body).await {
-            Err(e) => Outcome::NoAnswer(e.to_string()),
-            Ok(a) if a.is_slow() => Outcome::NoAnswer(format!(
-                "answered after {} ms, past KooGallery's {} s",
-                a.elapsed.as_millis(),
-                KOOGALLERY_TIMEOUT.as_secs()
-            )),
-            Ok(a) if a.http_status != 200 || !a.body_sign_valid => Outcome::Wrong(format!(
-                "HTTP {}, Body-Sign {}: {:?}",
-                a.http_status,
-                if a.body_sign_valid {
-                    "valid"
-                } else {
-                    "invalid"
-                },
-                a.reply
-            )),
-            Ok(a) => match (a.reply.result_code, a.reply.field::<String>("instanceId")) {
-                (ResultCode::InternalError, _) => Outcome::Retryable,
-                (code @ (ResultCode::Success | ResultCode::Processing), Some(id)) => {
-                    Outcome::Answered {
-                        code,
-                        instance_id: id,
-                    }
-                }
-                _ => Outcome::Wrong(format!("{:?}", a.reply)),
-            },
-        };
+        let outcome = Outcome::of(sim.call(body).await);
         let attempt = Attempt {
             delivery: index,
             sent_at: sent - t0,
@@ -126,6 +99,40 @@ pub(super) async fn deliver(
                 }
                 tokio::time::sleep(opts.retry_pause).await;
             }
+        }
+    }
+}
+
+impl Outcome {
+    /// What KooGallery would make of one newInstance call's answer.
+    fn of(answer: Result<Answer, SimError>) -> Self {
+        match answer {
+            Err(e) => Self::NoAnswer(e.to_string()),
+            Ok(a) if a.is_slow() => Self::NoAnswer(format!(
+                "answered after {} ms, past KooGallery's {} s",
+                a.elapsed.as_millis(),
+                KOOGALLERY_TIMEOUT.as_secs()
+            )),
+            Ok(a) if a.http_status != 200 || !a.body_sign_valid => Self::Wrong(format!(
+                "HTTP {}, Body-Sign {}: {:?}",
+                a.http_status,
+                if a.body_sign_valid {
+                    "valid"
+                } else {
+                    "invalid"
+                },
+                a.reply
+            )),
+            Ok(a) => match (a.reply.result_code, a.reply.field::<String>("instanceId")) {
+                (ResultCode::InternalError, _) => Self::Retryable,
+                (code @ (ResultCode::Success | ResultCode::Processing), Some(id)) => {
+                    Self::Answered {
+                        code,
+                        instance_id: id,
+                    }
+                }
+                _ => Self::Wrong(format!("{:?}", a.reply)),
+            },
         }
     }
 }

@@ -19,23 +19,37 @@ pub(super) fn judge_provisionings(
             seen.bad_signatures
         ));
     }
-    let order_prefix = format!("CS{run}");
+    violations.extend(never_provisioned(seen, instances));
+    violations.extend(provisioned_twice(seen, instances));
+    violations.extend(stray_provisionings(seen, instances, run));
+    violations
+}
+
+/// Instances answered that no provisioning reached; when none reached the webhook at all, how
+/// to point the host at it.
+fn never_provisioned(seen: &Provisionings, instances: &BTreeSet<String>) -> Option<String> {
     let never: Vec<&String> = instances
         .iter()
         .filter(|id| !seen.by_instance.contains_key(*id))
         .collect();
-    if !never.is_empty() {
-        violations.push(if seen.by_instance.is_empty() {
-            "no provisioning reached the webhook at all: start the host with KOOGALLERY_PROVISIONER=webhook KOOGALLERY_WEBHOOK_URL=<this receiver's URL> KOOGALLERY_WEBHOOK_SECRET=<the same secret>"
-                .to_owned()
-        } else {
-            format!(
-                "{} instances never provisioned, e.g. {}",
-                never.len(),
-                never[0]
-            )
-        });
+    if never.is_empty() {
+        return None;
     }
+    Some(if seen.by_instance.is_empty() {
+        "no provisioning reached the webhook at all: start the host with KOOGALLERY_PROVISIONER=webhook KOOGALLERY_WEBHOOK_URL=<this receiver's URL> KOOGALLERY_WEBHOOK_SECRET=<the same secret>"
+            .to_owned()
+    } else {
+        format!(
+            "{} instances never provisioned, e.g. {}",
+            never.len(),
+            never[0]
+        )
+    })
+}
+
+/// Instances answered that were provisioned under more than one eventId: a duplicate delivery
+/// that reached the vendor's provisioning twice.
+fn provisioned_twice(seen: &Provisionings, instances: &BTreeSet<String>) -> Option<String> {
     let twice: Vec<String> = seen
         .by_instance
         .iter()
@@ -45,29 +59,36 @@ pub(super) fn judge_provisionings(
             (distinct.len() > 1).then(|| format!("{id}: {} provisionings", distinct.len()))
         })
         .collect();
-    if !twice.is_empty() {
-        violations.push(format!(
+    (!twice.is_empty()).then(|| {
+        format!(
             "{} instances provisioned more than once, e.g. {}",
             twice.len(),
             twice[0]
-        ));
-    }
-    // An instance for one of this storm's orders that no delivery was answered with: a second
-    // instance for a line.
+        )
+    })
+}
+
+/// An instance for one of this storm's orders (`run`) that no delivery was answered with: a
+/// second instance for a line.
+fn stray_provisionings(
+    seen: &Provisionings,
+    instances: &BTreeSet<String>,
+    run: &str,
+) -> Option<String> {
+    let order_prefix = format!("CS{run}");
     let stray: Vec<&String> = seen
         .by_instance
         .iter()
         .filter(|(id, p)| p.order_id.starts_with(&order_prefix) && !instances.contains(*id))
         .map(|(id, _)| id)
         .collect();
-    if !stray.is_empty() {
-        violations.push(format!(
+    (!stray.is_empty()).then(|| {
+        format!(
             "{} instances provisioned that no delivery was answered with, e.g. {}",
             stray.len(),
             stray[0]
-        ));
-    }
-    violations
+        )
+    })
 }
 
 #[cfg(test)]

@@ -85,19 +85,9 @@ impl Plan {
     /// # Errors
     /// [`SimError::InvalidOptions`] for no deliveries or a share outside `[0, 1)`.
     pub fn new(opts: &StormOptions) -> Result<Self, SimError> {
-        if opts.deliveries == 0 {
-            return Err(SimError::InvalidOptions("at least one delivery".into()));
-        }
-        if !(0.0..1.0).contains(&opts.duplicate_share) {
-            return Err(SimError::InvalidOptions(format!(
-                "the duplicate share must be in [0, 1), got {}",
-                opts.duplicate_share
-            )));
-        }
+        check(opts)?;
         let mut rng = StdRng::seed_from_u64(opts.seed);
-        let run: String = (0..8)
-            .map(|_| char::from(b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[rng.random_range(0..32)]))
-            .collect();
+        let run = run_name(&mut rng);
         let repeats = ((opts.deliveries as f64) * opts.duplicate_share).round() as usize;
         let repeats = repeats.min(opts.deliveries - 1);
         let lines = opts.deliveries - repeats;
@@ -117,31 +107,7 @@ impl Plan {
             })
             .collect();
         for n in 1..=repeats {
-            let line = rng.random_range(0..lines);
-            let business_id = if rng.random_bool(0.5) {
-                business_id(&run, line, 0)
-            } else {
-                business_id(&run, line, n)
-            };
-            let (place, kind) = if rng.random_bool(0.5) {
-                (
-                    line as f64 + rng.random_range(0.0001..0.001),
-                    DeliveryKind::WithOriginal,
-                )
-            } else {
-                (
-                    rng.random_range(line as f64 + 0.001..lines as f64 + 1.0),
-                    DeliveryKind::Later,
-                )
-            };
-            placed.push((
-                place,
-                Delivery {
-                    line,
-                    business_id,
-                    kind,
-                },
-            ));
+            placed.push(place_repeat(&mut rng, &run, lines, n));
         }
         // Ties (none in practice) in a random order rather than by line.
         placed.shuffle(&mut rng);
@@ -151,6 +117,22 @@ impl Plan {
             lines,
             deliveries: placed.into_iter().map(|(_, d)| d).collect(),
         })
+    }
+
+    /// How many repeats are sent right after their original, both in flight together.
+    pub(super) fn with_original(&self) -> usize {
+        self.deliveries
+            .iter()
+            .filter(|d| d.kind == DeliveryKind::WithOriginal)
+            .count()
+    }
+
+    /// How many deliveries carry a businessId other than their line's first one.
+    pub(super) fn new_business_ids(&self) -> usize {
+        self.deliveries
+            .iter()
+            .filter(|d| d.business_id != business_id(&self.run, d.line, 0))
+            .count()
     }
 
     /// KooGallery's order ID of a line: `CS` and 15 characters, like real ones.
@@ -166,6 +148,59 @@ impl Plan {
     }
 }
 
+/// At least one delivery, and a share of repeats that leaves at least one order line.
+fn check(opts: &StormOptions) -> Result<(), SimError> {
+    if opts.deliveries == 0 {
+        return Err(SimError::InvalidOptions("at least one delivery".into()));
+    }
+    if !(0.0..1.0).contains(&opts.duplicate_share) {
+        return Err(SimError::InvalidOptions(format!(
+            "the duplicate share must be in [0, 1), got {}",
+            opts.duplicate_share
+        )));
+    }
+    Ok(())
+}
+
+/// The storm's run: 8 characters that name its orders, without the look-alikes `I`, `O`, `0`
+/// and `1`.
+fn run_name(rng: &mut StdRng) -> String {
+    (0..8)
+        .map(|_| char::from(b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[rng.random_range(0..32)]))
+        .collect()
+}
+
+/// Repeat `n` of the plan, at its place: a line at random, its first businessId or a new one
+/// (even odds), right after the original or at a random later place (even odds).
+fn place_repeat(rng: &mut StdRng, run: &str, lines: usize, n: usize) -> (f64, Delivery) {
+    let line = rng.random_range(0..lines);
+    let business_id = if rng.random_bool(0.5) {
+        business_id(run, line, 0)
+    } else {
+        business_id(run, line, n)
+    };
+    let (place, kind) = if rng.random_bool(0.5) {
+        (
+            line as f64 + rng.random_range(0.0001..0.001),
+            DeliveryKind::WithOriginal,
+        )
+    } else {
+        (
+            rng.random_range(line as f64 + 0.001..lines as f64 + 1.0),
+            DeliveryKind::Later,
+        )
+    };
+    (
+        place,
+        Delivery {
+            line,
+            business_id,
+            kind,
+        },
+    )
+}
+
+/// The businessId of a line's first delivery (`repeat` 0), or of a repeat that gets a new one.
 pub(super) fn business_id(run: &str, line: usize, repeat: usize) -> String {
     if repeat == 0 {
         format!("storm-{run}-{line}")

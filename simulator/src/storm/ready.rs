@@ -38,44 +38,15 @@ pub(super) async fn wait_ready(
         let mut tasks = Vec::new();
         for _ in 0..connections.clamp(1, POLL_CONNECTIONS) {
             let (sim, next, list) = (sim.clone(), next.clone(), list.clone());
-            tasks.push(tokio::spawn(async move {
-                let (mut still, mut done, mut wrong) = (Vec::new(), 0usize, Vec::new());
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(id) = list.get(i) else { break };
-                    let body = json!({"activity":"queryInstance","instanceId":id,"testFlag":"0"});
-                    match sim.call(&body).await {
-                        Ok(a) if a.http_status == 200 && a.body_sign_valid => {
-                            match a.reply.result_code {
-                                ResultCode::Success => done += 1,
-                                ResultCode::Processing | ResultCode::InternalError => {
-                                    still.push(id.clone());
-                                }
-                                _ => {
-                                    wrong.push(format!("queryInstance {id}: {:?}", a.reply));
-                                    still.push(id.clone());
-                                }
-                            }
-                        }
-                        Ok(a) => {
-                            wrong.push(format!(
-                                "queryInstance {id}: HTTP {}, Body-Sign {}",
-                                a.http_status, a.body_sign_valid
-                            ));
-                            still.push(id.clone());
-                        }
-                        // KooGallery keeps polling through a failed poll.
-                        Err(_) => still.push(id.clone()),
-                    }
-                }
-                (still, done, wrong)
-            }));
+            tasks.push(tokio::spawn(
+                async move { poll_share(&sim, &next, &list).await },
+            ));
         }
         for t in tasks {
-            if let Ok((still, done, w)) = t.await {
-                pending.extend(still);
-                ready += done;
-                wrong.extend(w);
+            if let Ok(round) = t.await {
+                pending.extend(round.still);
+                ready += round.done;
+                wrong.extend(round.wrong);
             }
         }
         if pending.is_empty() {
@@ -86,4 +57,50 @@ pub(super) async fn wait_ready(
         }
         tokio::time::sleep(POLL_PAUSE).await;
     }
+}
+
+/// What one connection's polls of a round found.
+#[derive(Default)]
+struct Round {
+    /// Instances to poll again next round.
+    still: Vec<String>,
+    /// Instances answered ready.
+    done: usize,
+    /// Wrong answers, each described.
+    wrong: Vec<String>,
+}
+
+/// One connection's share of a round: it polls the next instance of `list` not yet taken
+/// (`next`) until none is left.
+async fn poll_share(sim: &Simulator, next: &AtomicUsize, list: &[String]) -> Round {
+    let mut round = Round::default();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(id) = list.get(i) else { break };
+        let body = json!({"activity":"queryInstance","instanceId":id,"testFlag":"0"});
+        match sim.call(&body).await {
+            Ok(a) if a.http_status == 200 && a.body_sign_valid => match a.reply.result_code {
+                ResultCode::Success => round.done += 1,
+                ResultCode::Processing | ResultCode::InternalError => {
+                    round.still.push(id.clone());
+                }
+                _ => {
+                    round
+                        .wrong
+                        .push(format!("queryInstance {id}: {:?}", a.reply));
+                    round.still.push(id.clone());
+                }
+            },
+            Ok(a) => {
+                round.wrong.push(format!(
+                    "queryInstance {id}: HTTP {}, Body-Sign {}",
+                    a.http_status, a.body_sign_valid
+                ));
+                round.still.push(id.clone());
+            }
+            // KooGallery keeps polling through a failed poll.
+            Err(_) => round.still.push(id.clone()),
+        }
+    }
+    round
 }

@@ -55,25 +55,7 @@ impl StormReport {
 
 impl fmt::Display for StormReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "storm {}: {} newInstance deliveries for {} order lines: {} duplicates ({} in flight with their original, {} with a new businessId) over {} connections",
-            self.plan_run,
-            self.deliveries,
-            self.lines,
-            self.duplicates,
-            self.with_original,
-            self.new_business_ids,
-            self.connections
-        )?;
-        writeln!(
-            f,
-            "answered in {:.1} s: {:.0} deliveries/s; {} requests ({} repeats after a 000005 or no answer)",
-            self.elapsed.as_secs_f64(),
-            self.rate(),
-            self.latency_us.len(),
-            self.latency_us.len().saturating_sub(self.deliveries as u64)
-        )?;
+        self.write_plan(f)?;
         crate::load::write_latency(f, &self.latency_us)?;
         let outcomes: Vec<String> = self
             .by_outcome
@@ -93,6 +75,41 @@ impl fmt::Display for StormReport {
             self.provisionings.calls(),
             self.provisionings.by_instance.len()
         )?;
+        self.write_ready(f)?;
+        writeln!(f, "wrong answers: {}", self.wrong)?;
+        for w in &self.wrong_examples {
+            writeln!(f, "  {w}")?;
+        }
+        self.write_violations(f)
+    }
+}
+
+impl StormReport {
+    /// What was sent (lines, duplicates, connections) and how fast it was answered.
+    fn write_plan(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "storm {}: {} newInstance deliveries for {} order lines: {} duplicates ({} in flight with their original, {} with a new businessId) over {} connections",
+            self.plan_run,
+            self.deliveries,
+            self.lines,
+            self.duplicates,
+            self.with_original,
+            self.new_business_ids,
+            self.connections
+        )?;
+        writeln!(
+            f,
+            "answered in {:.1} s: {:.0} deliveries/s; {} requests ({} repeats after a 000005 or no answer)",
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.latency_us.len(),
+            self.latency_us.len().saturating_sub(self.deliveries as u64)
+        )
+    }
+
+    /// How many lines queryInstance answered ready, and when the last one was, if all were.
+    fn write_ready(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.all_ready_after {
             Some(t) => writeln!(
                 f,
@@ -100,17 +117,17 @@ impl fmt::Display for StormReport {
                 self.ready,
                 self.lines,
                 t.as_secs_f64()
-            )?,
+            ),
             None => writeln!(
                 f,
                 "ready via queryInstance: {}/{} lines",
                 self.ready, self.lines
-            )?,
+            ),
         }
-        writeln!(f, "wrong answers: {}", self.wrong)?;
-        for w in &self.wrong_examples {
-            writeln!(f, "  {w}")?;
-        }
+    }
+
+    /// The verdict, last: none, or every violation on a line of its own.
+    fn write_violations(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.violations.is_empty() {
             write!(
                 f,

@@ -15,9 +15,8 @@ use tokio::time::Instant;
 
 use super::deliver::{Delivered, deliver};
 use super::judge::judge_provisionings;
-use super::plan::business_id;
 use super::ready::wait_ready;
-use super::{Attempt, DeliveryKind, Outcome, Plan, StormOptions, StormReport, WebhookReceiver};
+use super::{Attempt, Outcome, Plan, StormOptions, StormReport, WebhookReceiver};
 use crate::{SimError, Simulator};
 
 /// Runs a storm against `url` signed with `key`; `webhook` is the receiver the host provisions
@@ -50,20 +49,7 @@ pub async fn run_storm(
         opts.ready_timeout,
     )
     .await;
-    if ready < instances.len() {
-        violations.push(format!(
-            "{} of {} instances not ready within {} s",
-            instances.len() - ready,
-            instances.len(),
-            opts.ready_timeout.as_secs()
-        ));
-    }
-    if let Some(w) = poll_wrong.first() {
-        violations.push(format!(
-            "{} wrong queryInstance answers, e.g. {w}",
-            poll_wrong.len()
-        ));
-    }
+    violations.extend(ready_violations(instances.len(), ready, &poll_wrong, opts));
     tokio::time::sleep(opts.settle).await;
     let provisionings = webhook.provisionings();
     violations.extend(judge_provisionings(&provisionings, &instances, &plan.run));
@@ -72,16 +58,8 @@ pub async fn run_storm(
         deliveries: plan.deliveries.len(),
         lines: plan.lines,
         duplicates: plan.deliveries.len() - plan.lines,
-        with_original: plan
-            .deliveries
-            .iter()
-            .filter(|d| d.kind == DeliveryKind::WithOriginal)
-            .count(),
-        new_business_ids: plan
-            .deliveries
-            .iter()
-            .filter(|d| d.business_id != business_id(&plan.run, d.line, 0))
-            .count(),
+        with_original: plan.with_original(),
+        new_business_ids: plan.new_business_ids(),
         connections: opts.connections,
         elapsed,
         latency_us: tally.latency,
@@ -95,6 +73,32 @@ pub async fn run_storm(
         violations,
         attempts: tally.attempts,
     })
+}
+
+/// What must hold once the deliveries are done: every one of the `instances` answered ready by
+/// queryInstance within the ready timeout (`ready` were), and no queryInstance answered wrongly.
+fn ready_violations(
+    instances: usize,
+    ready: usize,
+    poll_wrong: &[String],
+    opts: &StormOptions,
+) -> Vec<String> {
+    let mut violations = Vec::new();
+    if ready < instances {
+        violations.push(format!(
+            "{} of {} instances not ready within {} s",
+            instances - ready,
+            instances,
+            opts.ready_timeout.as_secs()
+        ));
+    }
+    if let Some(w) = poll_wrong.first() {
+        violations.push(format!(
+            "{} wrong queryInstance answers, e.g. {w}",
+            poll_wrong.len()
+        ));
+    }
+    violations
 }
 
 /// What the deliveries of a storm got, counted as they ended.

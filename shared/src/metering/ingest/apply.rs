@@ -107,13 +107,7 @@ pub fn apply(
             Ok(new_window) => new_window,
             Err(reason) => return refuse(reason),
         };
-        let sum = totals
-            .entry(r.instance_id.clone())
-            .or_insert_with(|| UsageTotal::new(&r.instance_id, now));
-        sum.total += r.quantity;
-        sum.reports += 1;
-        sum.windows += u64::from(new_window);
-        sum.last_reported_at = sum.last_reported_at.max(now);
+        add_to_total(totals, r, new_window, now);
         if changed_totals.insert(r.instance_id.clone()) {
             applied.changed_totals.push(r.instance_id.clone());
         }
@@ -124,13 +118,40 @@ pub fn apply(
         applied.new_keys.push((r.idempotency_key.clone(), record));
         applied.outcome.applied += 1;
     }
-    applied.outcome.exhausted_packages = quotas
+    applied.outcome.exhausted_packages = exhausted_packages(quotas, packages);
+    Ok(applied)
+}
+
+/// Adds `r` to its instance's total (opened if missing), with one window more when `r` opened
+/// its window.
+fn add_to_total(
+    totals: &mut HashMap<String, UsageTotal>,
+    r: &UsageReport,
+    new_window: bool,
+    now: DateTime<Utc>,
+) {
+    let sum = totals
+        .entry(r.instance_id.clone())
+        .or_insert_with(|| UsageTotal::new(&r.instance_id, now));
+    sum.total += r.quantity;
+    sum.reports += 1;
+    sum.windows += u64::from(new_window);
+    sum.last_reported_at = sum.last_reported_at.max(now);
+}
+
+/// The packages the batch names (`quotas`) whose quota is used up, by this batch or before,
+/// sorted: the service they pay for stops.
+fn exhausted_packages(
+    quotas: &PackageQuotas,
+    packages: &HashMap<String, PackageUsage>,
+) -> Vec<String> {
+    let mut exhausted: Vec<String> = quotas
         .keys()
         .filter(|p| packages.get(*p).is_some_and(|u| u.exhausted_at.is_some()))
         .cloned()
         .collect();
-    applied.outcome.exhausted_packages.sort();
-    Ok(applied)
+    exhausted.sort();
+    exhausted
 }
 
 /// Deducts `r` from its package's quota (the package opened if missing); notes when the package

@@ -183,62 +183,16 @@ pub fn verify(
     now: DateTime<Utc>,
     secret_of: impl Fn(&str) -> Option<String>,
 ) -> Result<(), Refused> {
-    let authorization = header(req.headers, "authorization").ok_or_else(|| {
-        refused("Incorrect app authentication information: authorization missing")
-    })?;
-    let rest = authorization.strip_prefix(ALGORITHM).ok_or_else(|| {
-        refused("Incorrect app authentication information: unsupported algorithm")
-    })?;
-    let mut access = None;
-    let mut signed = None;
-    let mut given = None;
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(v) = part.strip_prefix("Access=") {
-            access = Some(v);
-        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-            signed = Some(v);
-        } else if let Some(v) = part.strip_prefix("Signature=") {
-            given = Some(v);
-        }
-    }
-    let (Some(access), Some(signed), Some(given)) = (access, signed, given) else {
-        return Err(refused(
-            "Incorrect app authentication information: malformed authorization",
-        ));
-    };
-    let sk = secret_of(access)
+    let authorization = Authorization::of(req.headers)?;
+    let sk = secret_of(authorization.access)
         .ok_or_else(|| refused("Incorrect app authentication information: app not found"))?;
-    let sdk_date = header(req.headers, HEADER_SDK_DATE)
-        .ok_or_else(|| refused("Incorrect app authentication information: x-sdk-date missing"))?;
-    let at = NaiveDateTime::parse_from_str(sdk_date, SDK_DATE_FORMAT)
-        .map_err(|_| refused("Incorrect app authentication information: bad x-sdk-date"))?
-        .and_utc();
-    if (now - at).num_seconds().abs() > MAX_SKEW_SECS {
-        return Err(refused(
-            "Incorrect app authentication information: signature expired",
-        ));
-    }
-    let names: Vec<&str> = signed.split(';').collect();
-    if !names.contains(&"host") || !names.contains(&HEADER_SDK_DATE) {
-        return Err(refused(
-            "Incorrect app authentication information: host and x-sdk-date must be signed",
-        ));
-    }
-    let mut chosen = Vec::with_capacity(names.len());
-    for name in &names {
-        let value = header(req.headers, name).ok_or_else(|| {
-            refused(format!(
-                "Incorrect app authentication information: signed header {name} missing"
-            ))
-        })?;
-        chosen.push((*name, value));
-    }
+    let sdk_date = fresh_sdk_date(req.headers, now)?;
+    let chosen = signed_headers(req.headers, authorization.signed_headers)?;
     let (canonical, _) = canonical_request(&Request {
         headers: &chosen,
         ..*req
     });
-    let matches = hex::decode(given)
+    let matches = hex::decode(authorization.signature)
         .is_ok_and(|tag| mac_of(&sk, sdk_date, &canonical).verify_slice(&tag).is_ok());
     if matches {
         Ok(())
@@ -248,6 +202,91 @@ pub fn verify(
             canonical.replace('\n', "|")
         )))
     }
+}
+
+/// The parts of an `Authorization` header: `SDK-HMAC-SHA256 Access=…, SignedHeaders=…,
+/// Signature=…`.
+struct Authorization<'a> {
+    access: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Authorization<'a> {
+    /// The request's `Authorization`, refused when missing, of another algorithm, or without one
+    /// of its three parts.
+    fn of(headers: &[(&str, &'a str)]) -> Result<Self, Refused> {
+        let authorization = header(headers, "authorization").ok_or_else(|| {
+            refused("Incorrect app authentication information: authorization missing")
+        })?;
+        let rest = authorization.strip_prefix(ALGORITHM).ok_or_else(|| {
+            refused("Incorrect app authentication information: unsupported algorithm")
+        })?;
+        let mut access = None;
+        let mut signed = None;
+        let mut given = None;
+        for part in rest.split(',') {
+            let part = part.trim();
+            if let Some(v) = part.strip_prefix("Access=") {
+                access = Some(v);
+            } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+                signed = Some(v);
+            } else if let Some(v) = part.strip_prefix("Signature=") {
+                given = Some(v);
+            }
+        }
+        let (Some(access), Some(signed_headers), Some(signature)) = (access, signed, given) else {
+            return Err(refused(
+                "Incorrect app authentication information: malformed authorization",
+            ));
+        };
+        Ok(Self {
+            access,
+            signed_headers,
+            signature,
+        })
+    }
+}
+
+/// The request's `X-Sdk-Date`, refused when missing, unreadable, or more than
+/// [`MAX_SKEW_SECS`] from `now`: the gateway's guard against a replayed request.
+fn fresh_sdk_date<'a>(headers: &[(&str, &'a str)], now: DateTime<Utc>) -> Result<&'a str, Refused> {
+    let sdk_date = header(headers, HEADER_SDK_DATE)
+        .ok_or_else(|| refused("Incorrect app authentication information: x-sdk-date missing"))?;
+    let at = NaiveDateTime::parse_from_str(sdk_date, SDK_DATE_FORMAT)
+        .map_err(|_| refused("Incorrect app authentication information: bad x-sdk-date"))?
+        .and_utc();
+    if (now - at).num_seconds().abs() > MAX_SKEW_SECS {
+        return Err(refused(
+            "Incorrect app authentication information: signature expired",
+        ));
+    }
+    Ok(sdk_date)
+}
+
+/// The headers the client says it signed (`SignedHeaders`, `;`-separated), with their values:
+/// the signature is recomputed over exactly these. `host` and `x-sdk-date` must be among them,
+/// and every one must be present.
+fn signed_headers<'a>(
+    headers: &[(&str, &'a str)],
+    signed: &'a str,
+) -> Result<Vec<(&'a str, &'a str)>, Refused> {
+    let names: Vec<&str> = signed.split(';').collect();
+    if !names.contains(&"host") || !names.contains(&HEADER_SDK_DATE) {
+        return Err(refused(
+            "Incorrect app authentication information: host and x-sdk-date must be signed",
+        ));
+    }
+    let mut chosen = Vec::with_capacity(names.len());
+    for name in names {
+        let value = header(headers, name).ok_or_else(|| {
+            refused(format!(
+                "Incorrect app authentication information: signed header {name} missing"
+            ))
+        })?;
+        chosen.push((name, value));
+    }
+    Ok(chosen)
 }
 
 #[cfg(test)]
