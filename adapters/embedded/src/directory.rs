@@ -17,7 +17,7 @@ use koogallery::{
     StoreError,
     directory::{
         App, Applied, Department, DirectoryChange, DirectoryEvent, EventBody, Tenant,
-        TenantDirectory, TenantKey, User, record,
+        TenantDirectory, TenantId, TenantKey, User, record,
     },
 };
 use redb::{AccessGuard, ReadableTable, StorageError};
@@ -37,7 +37,7 @@ fn after(s: &str) -> String {
 /// One tenant's key parts, owned so they move into the blocking task.
 struct Scope {
     instance_id: String,
-    tenant_id: String,
+    tenant_id: TenantId,
     /// [`after`] the tenant id: the exclusive end of the tenant's ranges.
     tenant_end: String,
 }

@@ -5,6 +5,7 @@ use crate::{JobError, JobOutcome, Worker};
 use koogallery::{
     instance::DomainError,
     metrics::Metric,
+    order::{OrderId, OrderLineId},
     provisioning::{OrderPaid, ProvisionError},
 };
 
@@ -13,8 +14,8 @@ impl Worker {
     /// like a lifecycle notice, until the notice deadline from when KooGallery told us.
     pub(crate) async fn order_notice(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<JobOutcome, JobError> {
         let Some(mut notice) = self
             .notices
@@ -23,8 +24,8 @@ impl Worker {
             .map_err(DomainError::from)?
         else {
             return Err(JobError::NoOrderNotice {
-                order_id: order_id.to_owned(),
-                order_line_id: order_line_id.to_owned(),
+                order_id: order_id.clone(),
+                order_line_id: order_line_id.clone(),
             });
         };
         if notice.delivered_at.is_some() {
@@ -46,14 +47,14 @@ impl Worker {
             }
         };
         let paid = OrderPaid {
-            order_id: order_id.to_owned(),
-            order_line_id: order_line_id.to_owned(),
+            order_id: order_id.clone(),
+            order_line_id: order_line_id.clone(),
             order,
         };
         match self.provisioner.order_paid(&paid).await {
             Ok(()) => {}
             Err(ProvisionError::Rejected { code, message }) => {
-                tracing::warn!(order_id, order_line_id, %code, message, "vendor refused an order notice; not retried");
+                tracing::warn!(order_id = order_id.as_str(), order_line_id = order_line_id.as_str(), %code, message, "vendor refused an order notice; not retried");
             }
             Err(e) => {
                 self.metrics.record(Metric::NoticeRetries);

@@ -7,6 +7,7 @@ use crate::{Budget, JobError, JobOutcome, Worker};
 use koogallery::{
     instance::{DomainError, EventKind, Instance, NoticeStep, Outcome, RefreshScene, mutate},
     metrics::Metric,
+    order::OrderLineId,
     provisioning::{LifecycleNotice, ProvisionError},
 };
 
@@ -111,7 +112,7 @@ impl Worker {
                 scene: RefreshScene::TrialToFormal | RefreshScene::RenewalChange,
                 order_id,
                 ..
-            } => Some((order_id.clone(), String::new())),
+            } => Some((order_id.clone(), OrderLineId::default())),
             _ => None,
         };
         if let Some((order_id, order_line_id)) = reread {
@@ -130,7 +131,7 @@ impl Worker {
                 }
                 Err(e) if e.is_retryable() => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!(instance_id = %instance_id, order_id, error = %e, "changed order unreadable; notifying without it")
+                    tracing::warn!(instance_id = %instance_id, order_id = order_id.as_str(), error = %e, "changed order unreadable; notifying without it")
                 }
             }
         }
