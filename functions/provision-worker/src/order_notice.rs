@@ -5,7 +5,7 @@ use crate::{JobError, JobOutcome, Worker};
 use koogallery::{
     instance::DomainError,
     metrics::Metric,
-    order::{OrderId, OrderLineId},
+    order::{OrderDetails, OrderId, OrderLineId, notice::OrderNotice},
     provisioning::{OrderPaid, ProvisionError},
 };
 
@@ -31,21 +31,7 @@ impl Worker {
         if notice.delivered_at.is_some() {
             return Ok(JobOutcome::AlreadyDone);
         }
-        let order = match notice.order.clone() {
-            Some(order) => order,
-            None => {
-                let order = self
-                    .marketplace
-                    .query_order(order_id, order_line_id)
-                    .await?;
-                notice.order = Some(order.clone());
-                self.notices
-                    .update_notice(&notice)
-                    .await
-                    .map_err(DomainError::from)?;
-                order
-            }
-        };
+        let order = self.order_of(&mut notice).await?;
         let paid = OrderPaid {
             order_id: order_id.clone(),
             order_line_id: order_line_id.clone(),
@@ -75,5 +61,23 @@ impl Worker {
             .map_err(DomainError::from)?;
         self.metrics.record(Metric::NoticeDelivered);
         Ok(JobOutcome::Notified(1))
+    }
+
+    /// The notice's order: read through Query Order the first time, then kept on the notice, so a
+    /// retried delivery tells the vendor what was read then.
+    async fn order_of(&self, notice: &mut OrderNotice) -> Result<OrderDetails, JobError> {
+        if let Some(order) = &notice.order {
+            return Ok(order.clone());
+        }
+        let order = self
+            .marketplace
+            .query_order(&notice.order_id, &notice.order_line_id)
+            .await?;
+        notice.order = Some(order.clone());
+        self.notices
+            .update_notice(notice)
+            .await
+            .map_err(DomainError::from)?;
+        Ok(order)
     }
 }
