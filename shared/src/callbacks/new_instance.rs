@@ -22,8 +22,8 @@ use crate::{
     clock::Clock,
     config::ConfigError,
     instance::{
-        CreateOutcome, DomainError, EventKind, Instance, InstanceState, InstanceStore, IntakeError,
-        OrderLineIntake, Outcome, mutate,
+        CreateOutcome, DomainError, EventKind, Instance, InstanceEvent, InstanceState,
+        InstanceStore, IntakeError, OrderLineIntake, Outcome, mutate,
     },
     jobs::{Job, JobQueue},
     order::{OrderId, OrderLineId},
@@ -144,26 +144,7 @@ impl NewInstance {
                     events.push(ev);
                 }
             }
-            let outcome = if test {
-                self.store
-                    .create_for_order_line(&instance, &events)
-                    .await
-                    .map_err(DomainError::from)?
-            } else {
-                let job = Job::Provision {
-                    instance_id: id.clone().into(),
-                };
-                match self
-                    .intake
-                    .create_and_enqueue(&instance, &events, &job)
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(IntakeError::Store(e)) => return Err(DomainError::from(e).into()),
-                    Err(IntakeError::Queue(e)) => return Err(e.into()),
-                }
-            };
-            match outcome {
+            match self.write(&instance, &events, test).await? {
                 CreateOutcome::Created => return Ok((instance, true)),
                 CreateOutcome::Existing(existing) => return Ok((*existing, false)),
                 CreateOutcome::InstanceIdTaken => tracing::warn!(
@@ -181,6 +162,30 @@ impl NewInstance {
             action: "be created: both its businessId and its derived ID are taken",
         }
         .into())
+    }
+
+    /// The new record's one write: a debug record alone, any other with its provisioning job.
+    async fn write(
+        &self,
+        instance: &Instance,
+        events: &[InstanceEvent],
+        test: bool,
+    ) -> Result<CreateOutcome, CallbackError> {
+        if test {
+            return Ok(self
+                .store
+                .create_for_order_line(instance, events)
+                .await
+                .map_err(DomainError::from)?);
+        }
+        let job = Job::Provision {
+            instance_id: instance.instance_id.clone(),
+        };
+        match self.intake.create_and_enqueue(instance, events, &job).await {
+            Ok(outcome) => Ok(outcome),
+            Err(IntakeError::Store(e)) => Err(DomainError::from(e).into()),
+            Err(IntakeError::Queue(e)) => Err(e.into()),
+        }
     }
 
     async fn enqueue_provisioning(&self, instance_id: &str) -> Result<(), CallbackError> {
