@@ -26,8 +26,8 @@ async fn usage_is_ingested_into_dynamodb_and_pushed() {
     let hour = window_start(chrono::Utc::now());
     let id = format!("use-aws-{}", unique());
     let (instance, event) = Instance::new_provisioning(
-        &format!("CS{id}"),
-        &format!("CS{id}-1"),
+        &format!("CS{id}").into(),
+        &format!("CS{id}-1").into(),
         &id,
         false,
         hour - chrono::Duration::hours(5),

@@ -46,7 +46,7 @@ async fn a_full_disk_answers_a_signed_retryable_000005_and_everything_completes_
     // A pay-per-use instance of the app, created an hour ago.
     let created = chrono::Utc::now() - chrono::Duration::hours(1);
     let (mut metered, created_ev) =
-        Instance::new_provisioning("CSUSE", "CSUSE-1", "use-1", false, created);
+        Instance::new_provisioning(&"CSUSE".into(), &"CSUSE-1".into(), "use-1", false, created);
     let Ok(Outcome::Changed(active_ev)) =
         metered.activate(koogallery::testing::sample_access("use-1"), created)
     else {

@@ -19,8 +19,13 @@ const USAGE_KEY: &str = "e2e-usage-key";
 
 /// Seeds an active instance created `hours` ago (usage may not predate its instance).
 async fn seed(store: &dyn InstanceStore, id: &str, created: DateTime<Utc>) {
-    let (mut inst, created_ev) =
-        Instance::new_provisioning(&format!("CS{id}"), &format!("CS{id}-1"), id, false, created);
+    let (mut inst, created_ev) = Instance::new_provisioning(
+        &format!("CS{id}").into(),
+        &format!("CS{id}-1").into(),
+        id,
+        false,
+        created,
+    );
     let activated = inst.activate(koogallery::testing::sample_access(id), created);
     let Ok(koogallery::instance::Outcome::Changed(active_ev)) = activated else {
         panic!("{id} activates: {activated:?}")

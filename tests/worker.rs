@@ -640,7 +640,7 @@ async fn order_notify_reaches_the_vendor_once_with_the_order_read_from_the_marke
     assert!(
         h.backend
             .store
-            .notice("CSDEBUG01", "CSDEBUG01-000001")
+            .notice(&"CSDEBUG01".into(), &"CSDEBUG01-000001".into())
             .await
             .unwrap()
             .is_none(),

@@ -143,8 +143,13 @@ fn bench(c: &mut Criterion) {
         // One active instance to query, as the worker leaves it after provisioning. (Debug calls
         // keep their records apart, so a real query must find a real record.)
         let now = chrono::Utc::now();
-        let (mut inst, created) =
-            Instance::new_provisioning("CSQ", "CSQ-000001", "bench-query", false, now);
+        let (mut inst, created) = Instance::new_provisioning(
+            &"CSQ".into(),
+            &"CSQ-000001".into(),
+            "bench-query",
+            false,
+            now,
+        );
         let Ok(Outcome::Changed(provisioned)) = inst.activate(sample_access("bench-query"), now)
         else {
             panic!("a new instance activates")

@@ -30,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod failure;
+mod id;
 pub mod instance;
 pub mod jobs;
 pub mod logging;

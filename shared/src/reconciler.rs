@@ -150,7 +150,7 @@ mod tests {
     }
 
     async fn create(b: &Bed, id: &str, test: bool) {
-        let (i, ev) = Instance::new_provisioning(id, "L", id, test, b.clock.now());
+        let (i, ev) = Instance::new_provisioning(&id.into(), &"L".into(), id, test, b.clock.now());
         b.store.create_for_order_line(&i, &[ev]).await.unwrap();
     }
 

@@ -44,9 +44,14 @@ fn instance(
     id: &str,
     created: DateTime<Utc>,
 ) -> (Instance, Vec<koogallery::instance::InstanceEvent>) {
-    let order = format!("O-{id}");
-    let (mut inst, created_ev) =
-        Instance::new_provisioning(&order, &format!("{order}-000001"), id, false, created);
+    let order = koogallery::order::OrderId::new(format!("O-{id}"));
+    let (mut inst, created_ev) = Instance::new_provisioning(
+        &order,
+        &format!("{order}-000001").into(),
+        id,
+        false,
+        created,
+    );
     inst.order = Some(OrderDetails {
         charging_mode: Some(ChargingMode::OnDemand),
         ..Default::default()

@@ -38,7 +38,8 @@ async fn main() {
     let first = window_start(now) - Duration::hours(hours);
     let ids: Vec<String> = (0..instances).map(|i| format!("bench-{i:03}")).collect();
     for id in &ids {
-        let (inst, ev) = Instance::new_provisioning(&format!("O{id}"), "1", id, false, first);
+        let (inst, ev) =
+            Instance::new_provisioning(&format!("O{id}").into(), &"1".into(), id, false, first);
         store.create_for_order_line(&inst, &[ev]).await.unwrap();
     }
     let started = Instant::now();

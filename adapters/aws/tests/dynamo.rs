@@ -11,6 +11,7 @@ use common::{emulator_config, unique};
 use koogallery::{
     StoreError,
     instance::{CreateOutcome, Instance, InstanceStore, Outcome},
+    order::OrderId,
     security::replay::NonceStore,
     testing::contract::{
         concurrent_create_contract, instance_store_contract, nonce_store_contract,
@@ -36,10 +37,10 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn new_instance() -> (Instance, koogallery::instance::InstanceEvent) {
-    let order = unique("CS");
+    let order = OrderId::new(unique("CS"));
     Instance::new_provisioning(
         &order,
-        &format!("{order}-000001"),
+        &format!("{order}-000001").into(),
         &unique("biz"),
         false,
         t0(),
@@ -109,7 +110,7 @@ async fn items_follow_the_documented_key_schema() {
     );
     assert_eq!(
         item.get("order_id"),
-        Some(&AttributeValue::S(inst.order_id.clone()))
+        Some(&AttributeValue::S(inst.order_id.to_string()))
     );
     assert!(matches!(item.get("data"), Some(AttributeValue::S(_))));
     let line = get(
@@ -152,7 +153,7 @@ async fn instance_id_reused_by_another_order_line_is_reported_not_written() {
         .await
         .unwrap();
     let mut other = inst.clone();
-    other.order_line_id = format!("{}-000002", inst.order_id);
+    other.order_line_id = format!("{}-000002", inst.order_id).into();
     // The caller is told, so that newInstance can derive another ID
     // (docs/protocol/decisions.md §6).
     assert!(matches!(
@@ -355,7 +356,7 @@ async fn events_paginate_past_one_megabyte() {
             at: t0(),
             actor: Actor::Worker,
             kind: EventKind::Released {
-                order_id: Some(big.clone()),
+                order_id: Some(big.clone().into()),
             },
             from: Some(InstanceState::Active),
             to: InstanceState::Released,

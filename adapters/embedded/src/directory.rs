@@ -17,7 +17,7 @@ use koogallery::{
     StoreError,
     directory::{
         App, Applied, Department, DirectoryChange, DirectoryEvent, EventBody, Tenant,
-        TenantDirectory, TenantKey, User, record,
+        TenantDirectory, TenantId, TenantKey, User, record,
     },
 };
 use redb::{AccessGuard, ReadableTable, StorageError};
@@ -37,7 +37,7 @@ fn after(s: &str) -> String {
 /// One tenant's key parts, owned so they move into the blocking task.
 struct Scope {
     instance_id: String,
-    tenant_id: String,
+    tenant_id: TenantId,
     /// [`after`] the tenant id: the exclusive end of the tenant's ranges.
     tenant_end: String,
 }
@@ -121,17 +121,7 @@ fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(),
             txn.open_table(DIR_TENANTS)?
                 .insert(s.key(), record::encode_tenant(tenant).as_slice())?;
         }
-        DirectoryChange::DeleteTenant => {
-            // Range deletes of this (instanceId, tenantId) only; its event numbering and
-            // undelivered events stay (the `tenantDeleted` event is among them).
-            txn.open_table(DIR_TENANTS)?.remove(s.key())?;
-            txn.open_table(DIR_APPS)?
-                .retain_in(s.range3(), |_, _| false)?;
-            txn.open_table(DIR_USERS)?
-                .retain_in(s.range4(), |_, _| false)?;
-            txn.open_table(DIR_DEPARTMENTS)?
-                .retain_in(s.range3(), |_, _| false)?;
-        }
+        DirectoryChange::DeleteTenant => delete_tenant_in(txn, s)?,
         DirectoryChange::PutApp(app) => {
             txn.open_table(DIR_APPS)?.insert(
                 (i, t, app.app_id.as_str()),
@@ -146,31 +136,9 @@ fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(),
                 |_, _| false,
             )?;
         }
-        DirectoryChange::PutUsers { app_id, users } => {
-            let mut table = txn.open_table(DIR_USERS)?;
-            for u in users {
-                table.insert(
-                    (i, t, app_id.as_str(), u.user_name.as_str()),
-                    record::encode_user(u).as_slice(),
-                )?;
-            }
-        }
+        DirectoryChange::PutUsers { app_id, users } => put_users_in(txn, s, app_id, users)?,
         DirectoryChange::RevokeUsers { app_id, user_names } => {
-            // The record is kept, marked revoked; an unknown user gets none
-            // (docs/protocol/decisions.md §16).
-            let mut table = txn.open_table(DIR_USERS)?;
-            for name in user_names {
-                let k = (i, t, app_id.as_str(), name.as_str());
-                let stored = table
-                    .get(k)?
-                    .map(|v| record::decode_user(v.value()))
-                    .transpose()
-                    .map_err(|e| s.corrupt(e))?;
-                if let Some(mut u) = stored {
-                    u.revoked = true;
-                    table.insert(k, record::encode_user(&u).as_slice())?;
-                }
-            }
+            revoke_users_in(txn, s, app_id, user_names)?;
         }
         DirectoryChange::DeleteUsers { app_id, user_names } => {
             let mut table = txn.open_table(DIR_USERS)?;
@@ -188,18 +156,70 @@ fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(),
             txn.open_table(DIR_DEPARTMENTS)?
                 .remove((i, t, org_code.as_str()))?;
         }
-        DirectoryChange::ReplaceDepartments(all) => {
-            // allOrgSync (docs/protocol/callbacks.md §9.5): the whole set, replaced in this one
-            // transaction.
-            let mut table = txn.open_table(DIR_DEPARTMENTS)?;
-            table.retain_in(s.range3(), |_, _| false)?;
-            for d in all {
-                table.insert(
-                    (i, t, d.org_code.as_str()),
-                    record::encode_department(d).as_slice(),
-                )?;
-            }
+        DirectoryChange::ReplaceDepartments(all) => replace_departments_in(txn, s, all)?,
+    }
+    Ok(())
+}
+
+/// Range deletes of this (instanceId, tenantId) only; its event numbering and undelivered events
+/// stay (the `tenantDeleted` event is among them).
+fn delete_tenant_in(txn: &Write<'_>, s: &Scope) -> Result<(), Fault> {
+    txn.open_table(DIR_TENANTS)?.remove(s.key())?;
+    txn.open_table(DIR_APPS)?
+        .retain_in(s.range3(), |_, _| false)?;
+    txn.open_table(DIR_USERS)?
+        .retain_in(s.range4(), |_, _| false)?;
+    txn.open_table(DIR_DEPARTMENTS)?
+        .retain_in(s.range3(), |_, _| false)?;
+    Ok(())
+}
+
+fn put_users_in(txn: &Write<'_>, s: &Scope, app_id: &str, users: &[User]) -> Result<(), Fault> {
+    let (i, t) = s.key();
+    let mut table = txn.open_table(DIR_USERS)?;
+    for u in users {
+        table.insert(
+            (i, t, app_id, u.user_name.as_str()),
+            record::encode_user(u).as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The record is kept, marked revoked; an unknown user gets none (docs/protocol/decisions.md §16).
+fn revoke_users_in(
+    txn: &Write<'_>,
+    s: &Scope,
+    app_id: &str,
+    user_names: &[String],
+) -> Result<(), Fault> {
+    let (i, t) = s.key();
+    let mut table = txn.open_table(DIR_USERS)?;
+    for name in user_names {
+        let k = (i, t, app_id, name.as_str());
+        let stored = table
+            .get(k)?
+            .map(|v| record::decode_user(v.value()))
+            .transpose()
+            .map_err(|e| s.corrupt(e))?;
+        if let Some(mut u) = stored {
+            u.revoked = true;
+            table.insert(k, record::encode_user(&u).as_slice())?;
         }
+    }
+    Ok(())
+}
+
+/// allOrgSync (docs/protocol/callbacks.md §9.5): the whole set, replaced in this one transaction.
+fn replace_departments_in(txn: &Write<'_>, s: &Scope, all: &[Department]) -> Result<(), Fault> {
+    let (i, t) = s.key();
+    let mut table = txn.open_table(DIR_DEPARTMENTS)?;
+    table.retain_in(s.range3(), |_, _| false)?;
+    for d in all {
+        table.insert(
+            (i, t, d.org_code.as_str()),
+            record::encode_department(d).as_slice(),
+        )?;
     }
     Ok(())
 }

@@ -10,7 +10,10 @@ use koogallery::{
         CreateOutcome, Instance, InstanceEvent, InstanceStore, IntakeError, OrderLineIntake, record,
     },
     jobs::Job,
-    order::notice::{OrderNotice, OrderNoticeStore, record as notice_record},
+    order::{
+        OrderId, OrderLineId,
+        notice::{OrderNotice, OrderNoticeStore, record as notice_record},
+    },
     security::replay::NonceStore,
 };
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -295,10 +298,10 @@ impl OrderNoticeStore for EmbeddedStore {
 
     async fn notice(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<Option<OrderNotice>, StoreError> {
-        let (order, line) = (order_id.to_owned(), order_line_id.to_owned());
+        let (order, line) = (order_id.clone(), order_line_id.clone());
         Ok(self
             .blocking(move |db| {
                 let table = db.begin_read()?.open_table(ORDER_NOTICES)?;
@@ -374,7 +377,8 @@ mod tests {
     #[tokio::test]
     async fn corrupt_instance_json_is_a_corrupt_error_not_a_panic() {
         let (_dir, store) = fresh();
-        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        let (inst, ev) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, t0());
         store.create_for_order_line(&inst, &[ev]).await.unwrap();
         write_raw(&store, |txn| {
             let mut t = txn.open_table(INSTANCES).unwrap();
@@ -394,7 +398,8 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         // A retried newInstance for the same order line meets the damaged record too.
-        let (dup, dup_ev) = Instance::new_provisioning("O", "O-1", "inst-2", false, t0());
+        let (dup, dup_ev) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-2", false, t0());
         assert!(matches!(
             store.create_for_order_line(&dup, &[dup_ev]).await,
             Err(StoreError::Corrupt(_))
@@ -408,7 +413,8 @@ mod tests {
     #[tokio::test]
     async fn corrupt_event_json_is_a_corrupt_error() {
         let (_dir, store) = fresh();
-        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        let (inst, ev) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, t0());
         store.create_for_order_line(&inst, &[ev]).await.unwrap();
         write_raw(&store, |txn| {
             let mut t = txn.open_table(EVENTS).unwrap();
@@ -428,7 +434,8 @@ mod tests {
             let mut t = txn.open_table(ORDER_LINES).unwrap();
             t.insert(("O", "O-1"), "gone").unwrap();
         });
-        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        let (inst, ev) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, t0());
         assert!(matches!(
             store.create_for_order_line(&inst, &[ev]).await,
             Err(StoreError::Corrupt(_))
@@ -442,7 +449,8 @@ mod tests {
     #[tokio::test]
     async fn a_duplicate_event_seq_is_refused_without_touching_history() {
         let (_dir, store) = fresh();
-        let (inst, ev) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        let (inst, ev) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, t0());
         store
             .create_for_order_line(&inst, std::slice::from_ref(&ev))
             .await

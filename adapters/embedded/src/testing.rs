@@ -171,8 +171,8 @@ mod tests {
 
     fn order(n: u32) -> (Instance, koogallery::instance::InstanceEvent) {
         Instance::new_provisioning(
-            &format!("O{n}"),
-            &format!("O{n}-1"),
+            &format!("O{n}").into(),
+            &format!("O{n}-1").into(),
             &format!("inst-{n}"),
             false,
             Utc::now(),

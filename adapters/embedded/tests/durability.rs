@@ -31,7 +31,8 @@ async fn a_restart_loses_nothing_and_in_flight_jobs_come_back_after_their_lease(
 
     let (in_flight, dead, ready) = {
         let store = EmbeddedStore::open(&path).unwrap();
-        let (inst, created) = Instance::new_provisioning("O", "O-1", "inst-1", false, t0());
+        let (inst, created) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, t0());
         store
             .create_for_order_line(&inst, &[created])
             .await
@@ -81,7 +82,8 @@ async fn a_restart_loses_nothing_and_in_flight_jobs_come_back_after_their_lease(
         .map(|e| e.kind.name())
         .collect();
     assert_eq!(kinds, ["created", "provisioned"]);
-    let (dup, dup_ev) = Instance::new_provisioning("O", "O-1", "inst-other", false, t0());
+    let (dup, dup_ev) =
+        Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-other", false, t0());
     assert!(matches!(
         store.create_for_order_line(&dup, &[dup_ev]).await.unwrap(),
         koogallery::instance::CreateOutcome::Existing(e) if e.instance_id == "inst-1"

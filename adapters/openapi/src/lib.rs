@@ -15,7 +15,9 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use koogallery::{
     config::{ConfigError, MarketplaceSettings, OpenApiKeys, catalog},
-    order::{ChargingMode, MarketplaceClient, MarketplaceError, OrderDetails},
+    order::{
+        ChargingMode, MarketplaceClient, MarketplaceError, OrderDetails, OrderId, OrderLineId,
+    },
     protocol::{
         openapi::{
             MKT_SUCCESS, is_retryable_code, is_retryable_gateway_code,
@@ -327,20 +329,23 @@ pub fn order_details(
 impl MarketplaceClient for OpenApiClient {
     async fn query_order(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<OrderDetails, MarketplaceError> {
         let (status, body) = self
             .get(
                 query_order::PATH,
                 // An empty line ID asks for the whole order (a renewal's own order, whose line
                 // the callback does not name); its first line is read.
-                &query_order::query(order_id, Some(order_line_id).filter(|l| !l.is_empty())),
+                &query_order::query(
+                    order_id,
+                    Some(order_line_id.as_str()).filter(|l| !l.is_empty()),
+                ),
             )
             .await?;
         if let Some(e) = classify(status, &body) {
             if matches!(e, MarketplaceError::Misconfigured(_)) {
-                tracing::error!(order_id, error = %e, "KooGallery refused our open API credentials; fix KOOGALLERY_AK/KOOGALLERY_SK");
+                tracing::error!(order_id = order_id.as_str(), error = %e, "KooGallery refused our open API credentials; fix KOOGALLERY_AK/KOOGALLERY_SK");
             }
             return Err(e);
         }

@@ -47,7 +47,7 @@ async fn a_yearly_fifty_seat_order_is_read_with_every_field() {
     let now = chrono::Utc::now();
     s.place(SimOrder::yearly("CSYEAR50", 50, now));
     let order = client(&s)
-        .query_order("CSYEAR50", "CSYEAR50-000001")
+        .query_order(&"CSYEAR50".into(), &"CSYEAR50-000001".into())
         .await
         .unwrap();
     assert_eq!(order.order_type.as_deref(), Some("NEW"));
@@ -76,7 +76,7 @@ async fn a_yearly_fifty_seat_order_is_read_with_every_field() {
     );
     // The documented mock orders are served too.
     let mock = client(&s)
-        .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+        .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
         .await
         .unwrap();
     assert_eq!(mock.charging_mode, Some(ChargingMode::OnDemand));
@@ -87,7 +87,10 @@ async fn the_primary_down_falls_back_to_the_other_host_signed_again() {
     let s = sim().await;
     s.set_primary_down(true);
     let order = client(&s)
-        .query_order("MOCKPERIODYEARNEW", "MOCKPERIODYEARNEW-000001")
+        .query_order(
+            &"MOCKPERIODYEARNEW".into(),
+            &"MOCKPERIODYEARNEW-000001".into(),
+        )
         .await
         .unwrap();
     assert_eq!(order.period_type.as_deref(), Some("year"));
@@ -115,7 +118,7 @@ async fn the_primary_down_falls_back_to_the_other_host_signed_again() {
     );
     assert!(
         refused
-            .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
             .await
             .is_ok()
     );
@@ -128,7 +131,7 @@ async fn the_primary_down_falls_back_to_the_other_host_signed_again() {
     s.inject(Fault::Status { status: 502 });
     assert!(
         client(&s)
-            .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
             .await
             .is_ok()
     );
@@ -145,14 +148,14 @@ async fn a_timeout_is_retried_on_the_fallback_and_both_down_is_retryable() {
         Duration::from_millis(500),
     );
     assert!(
-        c.query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+        c.query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
             .await
             .is_ok()
     );
     s.inject(Fault::Status { status: 503 });
     s.inject(Fault::Status { status: 504 });
     let e = client(&s)
-        .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+        .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
         .await
         .unwrap_err();
     assert!(
@@ -198,7 +201,7 @@ async fn each_error_class_is_told_apart() {
     ] {
         s.inject(fault.clone());
         let e = c
-            .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
             .await
             .unwrap_err();
         assert_eq!(e.is_retryable(), retryable, "{fault:?}: {e}");
@@ -206,7 +209,7 @@ async fn each_error_class_is_told_apart() {
     }
     // An order KooGallery does not know.
     let e = c
-        .query_order("CSNOSUCH", "CSNOSUCH-000001")
+        .query_order(&"CSNOSUCH".into(), &"CSNOSUCH-000001".into())
         .await
         .unwrap_err();
     assert!(matches!(e, MarketplaceError::NotFound(_)), "{e}");
@@ -218,7 +221,7 @@ async fn each_error_class_is_told_apart() {
         Duration::from_secs(2),
     );
     let e = wrong
-        .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+        .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
         .await
         .unwrap_err();
     assert!(matches!(e, MarketplaceError::Misconfigured(_)), "{e}");

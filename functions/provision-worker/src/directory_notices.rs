@@ -36,7 +36,7 @@ impl Worker {
                 match self.provisioner.directory_changed(&notice).await {
                     Ok(()) => {}
                     Err(ProvisionError::Rejected { code, message }) => {
-                        tracing::warn!(tenant_id = key.tenant_id, seq, %code, message, "vendor refused a directory event; not retried");
+                        tracing::warn!(tenant_id = key.tenant_id.as_str(), seq, %code, message, "vendor refused a directory event; not retried");
                     }
                     Err(e) => {
                         self.metrics.record(Metric::NoticeRetries);

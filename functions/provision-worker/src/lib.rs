@@ -41,7 +41,7 @@ use koogallery::{
     jobs::Job,
     metrics::Metrics,
     order::notice::OrderNoticeStore,
-    order::{MarketplaceClient, MarketplaceError},
+    order::{MarketplaceClient, MarketplaceError, OrderId, OrderLineId},
     provisioning::{ProvisionError, Provisioner},
     security::{
         at_rest::{CredentialSealer, SealError},
@@ -99,8 +99,8 @@ pub enum JobError {
     /// An order-notice job names an order line with no recorded notice: retrying cannot help.
     #[error("no order notice recorded for {order_id}/{order_line_id}")]
     NoOrderNotice {
-        order_id: String,
-        order_line_id: String,
+        order_id: OrderId,
+        order_line_id: OrderLineId,
     },
     /// A directory notice reached a worker built without the tenant directory: a wiring error.
     #[error("this worker has no tenant directory to deliver directory events from")]

@@ -5,6 +5,7 @@ use crate::{JobError, JobOutcome, Worker};
 use koogallery::{
     instance::DomainError,
     metrics::Metric,
+    order::{OrderDetails, OrderId, OrderLineId, notice::OrderNotice},
     provisioning::{OrderPaid, ProvisionError},
 };
 
@@ -13,8 +14,8 @@ impl Worker {
     /// like a lifecycle notice, until the notice deadline from when KooGallery told us.
     pub(crate) async fn order_notice(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<JobOutcome, JobError> {
         let Some(mut notice) = self
             .notices
@@ -23,37 +24,23 @@ impl Worker {
             .map_err(DomainError::from)?
         else {
             return Err(JobError::NoOrderNotice {
-                order_id: order_id.to_owned(),
-                order_line_id: order_line_id.to_owned(),
+                order_id: order_id.clone(),
+                order_line_id: order_line_id.clone(),
             });
         };
         if notice.delivered_at.is_some() {
             return Ok(JobOutcome::AlreadyDone);
         }
-        let order = match notice.order.clone() {
-            Some(order) => order,
-            None => {
-                let order = self
-                    .marketplace
-                    .query_order(order_id, order_line_id)
-                    .await?;
-                notice.order = Some(order.clone());
-                self.notices
-                    .update_notice(&notice)
-                    .await
-                    .map_err(DomainError::from)?;
-                order
-            }
-        };
+        let order = self.order_of(&mut notice).await?;
         let paid = OrderPaid {
-            order_id: order_id.to_owned(),
-            order_line_id: order_line_id.to_owned(),
+            order_id: order_id.clone(),
+            order_line_id: order_line_id.clone(),
             order,
         };
         match self.provisioner.order_paid(&paid).await {
             Ok(()) => {}
             Err(ProvisionError::Rejected { code, message }) => {
-                tracing::warn!(order_id, order_line_id, %code, message, "vendor refused an order notice; not retried");
+                tracing::warn!(order_id = order_id.as_str(), order_line_id = order_line_id.as_str(), %code, message, "vendor refused an order notice; not retried");
             }
             Err(e) => {
                 self.metrics.record(Metric::NoticeRetries);
@@ -74,5 +61,23 @@ impl Worker {
             .map_err(DomainError::from)?;
         self.metrics.record(Metric::NoticeDelivered);
         Ok(JobOutcome::Notified(1))
+    }
+
+    /// The notice's order: read through Query Order the first time, then kept on the notice, so a
+    /// retried delivery tells the vendor what was read then.
+    async fn order_of(&self, notice: &mut OrderNotice) -> Result<OrderDetails, JobError> {
+        if let Some(order) = &notice.order {
+            return Ok(order.clone());
+        }
+        let order = self
+            .marketplace
+            .query_order(&notice.order_id, &notice.order_line_id)
+            .await?;
+        notice.order = Some(order.clone());
+        self.notices
+            .update_notice(notice)
+            .await
+            .map_err(DomainError::from)?;
+        Ok(order)
     }
 }

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use crate::{Budget, JobError, JobOutcome, Worker};
 use koogallery::{
-    instance::{DomainError, EventKind, Instance, NoticeStep, Outcome, RefreshScene, mutate},
+    instance::{
+        DomainError, EventKind, Instance, InstanceEvent, NoticeStep, Outcome, RefreshScene, mutate,
+    },
     metrics::Metric,
+    order::OrderLineId,
     provisioning::{LifecycleNotice, ProvisionError},
 };
 
@@ -97,11 +100,36 @@ impl Worker {
             .await?;
             return Ok(());
         };
-        let mut instance = instance;
-        // The orders that change what the buyer has are read again before the vendor is told
-        // (docs/protocol/callbacks.md §6.3, §6.6): an upgrade's order, a trial turned paid, a
-        // renewal that changes the spec. The instance keeps the new expiry, SKU and quantity; the
-        // event carries them.
+        let instance = self.reread_changed_order(instance, &event).await?;
+        let was_final = event.kind.is_final_notice();
+        let sent = self
+            .provisioner
+            .notify(&LifecycleNotice { instance, event })
+            .await;
+        match sent {
+            Ok(()) => {}
+            Err(ProvisionError::Rejected { code, message }) => {
+                tracing::warn!(instance_id = %instance_id, seq, %code, message, "vendor refused a lifecycle notice; not retried");
+            }
+            Err(e) => return Err(self.notice_failed(&instance_id, seq, token, e).await),
+        }
+        mutate(self.store.as_ref(), &instance_id, |i| {
+            Ok(i.notice_delivered(seq, was_final))
+        })
+        .await?;
+        self.metrics.record(Metric::NoticeDelivered);
+        Ok(())
+    }
+
+    /// The orders that change what the buyer has are read again before the vendor is told
+    /// (docs/protocol/callbacks.md §6.3, §6.6): an upgrade's order, a trial turned paid, a renewal
+    /// that changes the spec. The instance keeps the new expiry, SKU and quantity; the event carries
+    /// them.
+    async fn reread_changed_order(
+        &self,
+        instance: Instance,
+        event: &InstanceEvent,
+    ) -> Result<Instance, JobError> {
         let reread = match &event.kind {
             EventKind::Upgraded {
                 order_id,
@@ -111,79 +139,76 @@ impl Worker {
                 scene: RefreshScene::TrialToFormal | RefreshScene::RenewalChange,
                 order_id,
                 ..
-            } => Some((order_id.clone(), String::new())),
+            } => Some((order_id.clone(), OrderLineId::default())),
             _ => None,
         };
-        if let Some((order_id, order_line_id)) = reread {
-            match self
-                .marketplace
-                .query_order(&order_id, &order_line_id)
-                .await
-            {
-                Ok(order) => {
-                    let (updated, _) = mutate(self.store.as_ref(), &instance_id, |i| {
-                        i.order = Some(order.clone());
-                        Ok(Outcome::Quiet)
-                    })
-                    .await?;
-                    instance = updated;
-                }
-                Err(e) if e.is_retryable() => return Err(e.into()),
-                Err(e) => {
-                    tracing::warn!(instance_id = %instance_id, order_id, error = %e, "changed order unreadable; notifying without it")
-                }
-            }
-        }
-        let was_final = event.kind.is_final_notice();
-        let sent = self
-            .provisioner
-            .notify(&LifecycleNotice { instance, event })
-            .await;
-        let now = self.now();
-        match sent {
-            Ok(()) => {}
-            Err(ProvisionError::Rejected { code, message }) => {
-                tracing::warn!(instance_id = %instance_id, seq, %code, message, "vendor refused a lifecycle notice; not retried");
-            }
-            Err(e) => {
-                if let ProvisionError::Misconfigured(why) = &e {
-                    tracing::error!(
-                        instance_id = %instance_id,
-                        why = %why,
-                        "the vendor's endpoint is misconfigured; notices keep retrying"
-                    );
-                    self.metrics.record(Metric::ProvisionerMisconfigured);
-                }
-                self.metrics.record(Metric::NoticeRetries);
-                let deadline = self.config.notice_deadline;
-                let mut parked = false;
-                mutate(self.store.as_ref(), &instance_id, |i| {
-                    let since = i.notice_failed(token, now);
-                    parked = (now - since).to_std().unwrap_or_default() >= deadline;
-                    Ok(if parked {
-                        i.park_outbox()
-                    } else {
-                        Outcome::Quiet
-                    })
+        let Some((order_id, order_line_id)) = reread else {
+            return Ok(instance);
+        };
+        match self
+            .marketplace
+            .query_order(&order_id, &order_line_id)
+            .await
+        {
+            Ok(order) => {
+                let (updated, _) = mutate(self.store.as_ref(), &instance.instance_id, |i| {
+                    i.order = Some(order.clone());
+                    Ok(Outcome::Quiet)
                 })
                 .await?;
-                if parked {
-                    tracing::error!(
-                        instance_id = %instance_id,
-                        seq,
-                        "notice not delivered before its deadline; the job is dead-lettered and the outbox parked until it is redriven"
-                    );
-                    self.metrics.record(Metric::NoticeDeadlinePassed);
-                    return Err(JobError::NoticeDeadline { seq, source: e });
-                }
-                return Err(JobError::Provisioner(e));
+                Ok(updated)
+            }
+            Err(e) if e.is_retryable() => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(instance_id = %instance.instance_id, order_id = order_id.as_str(), error = %e, "changed order unreadable; notifying without it");
+                Ok(instance)
             }
         }
-        mutate(self.store.as_ref(), &instance_id, |i| {
-            Ok(i.notice_delivered(seq, was_final))
+    }
+
+    /// A notice the vendor could not take: retried, until the notice deadline parks the outbox and
+    /// dead-letters the job. Returns the job's error.
+    async fn notice_failed(
+        &self,
+        instance_id: &str,
+        seq: u64,
+        token: &str,
+        e: ProvisionError,
+    ) -> JobError {
+        let now = self.now();
+        if let ProvisionError::Misconfigured(why) = &e {
+            tracing::error!(
+                instance_id = %instance_id,
+                why = %why,
+                "the vendor's endpoint is misconfigured; notices keep retrying"
+            );
+            self.metrics.record(Metric::ProvisionerMisconfigured);
+        }
+        self.metrics.record(Metric::NoticeRetries);
+        let deadline = self.config.notice_deadline;
+        let mut parked = false;
+        let stored = mutate(self.store.as_ref(), instance_id, |i| {
+            let since = i.notice_failed(token, now);
+            parked = (now - since).to_std().unwrap_or_default() >= deadline;
+            Ok(if parked {
+                i.park_outbox()
+            } else {
+                Outcome::Quiet
+            })
         })
-        .await?;
-        self.metrics.record(Metric::NoticeDelivered);
-        Ok(())
+        .await;
+        if let Err(e) = stored {
+            return e.into();
+        }
+        if parked {
+            tracing::error!(
+                instance_id = %instance_id,
+                seq,
+                "notice not delivered before its deadline; the job is dead-lettered and the outbox parked until it is redriven"
+            );
+            self.metrics.record(Metric::NoticeDeadlinePassed);
+            return JobError::NoticeDeadline { seq, source: e };
+        }
+        JobError::Provisioner(e)
     }
 }

@@ -49,8 +49,8 @@ fn bed(script: Vec<Scripted>) -> Bed {
 
 async fn order(b: &Bed, id: &str) {
     let (i, ev) = Instance::new_provisioning(
-        &format!("CS-{id}"),
-        &format!("CS-{id}-000001"),
+        &format!("CS-{id}").into(),
+        &format!("CS-{id}-000001").into(),
         id,
         false,
         b.bed.clock.now(),
@@ -368,7 +368,7 @@ async fn lifecycle_notices_are_delivered_once_and_leave_the_outbox() {
     b.worker.process(&delivery("i1", 1)).await.unwrap();
     let now = b.bed.clock.now();
     mutate(b.bed.store.as_ref(), "i1", |i| {
-        i.upgrade("UP1", "UP1-000001", now)
+        i.upgrade(&"UP1".into(), &"UP1-000001".into(), now)
     })
     .await
     .unwrap();
@@ -549,7 +549,7 @@ async fn no_notice_overtakes_provisioning() {
     mutate(b.bed.store.as_ref(), "i1", |i| {
         i.refresh(
             koogallery::instance::RefreshScene::Renewal,
-            "R1",
+            &"R1".into(),
             None,
             now + chrono::Duration::days(30),
             now,
@@ -696,13 +696,13 @@ struct RecordingMarketplace(Mutex<Vec<(String, String)>>);
 impl koogallery::order::MarketplaceClient for RecordingMarketplace {
     async fn query_order(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &koogallery::order::OrderId,
+        order_line_id: &koogallery::order::OrderLineId,
     ) -> Result<koogallery::order::OrderDetails, koogallery::order::MarketplaceError> {
         self.0
             .lock()
             .unwrap()
-            .push((order_id.to_owned(), order_line_id.to_owned()));
+            .push((order_id.to_string(), order_line_id.to_string()));
         Ok(koogallery::order::OrderDetails {
             sku_code: Some(format!("sku-of-{order_id}")),
             quantity: Some(99.0),
@@ -727,7 +727,7 @@ async fn a_trial_turned_paid_reads_its_order_again_before_the_vendor_hears() {
     mutate(b.bed.store.as_ref(), "t1", |i| {
         i.refresh(
             koogallery::instance::RefreshScene::TrialToFormal,
-            "FORMAL1",
+            &"FORMAL1".into(),
             None,
             now + chrono::Duration::days(365),
             now,
@@ -759,7 +759,7 @@ fn order_notice_delivery(order_id: &str, attempt: u32) -> JobDelivery {
     JobDelivery {
         job: Job::OrderNotice {
             order_id: order_id.into(),
-            order_line_id: format!("{order_id}-000001"),
+            order_line_id: format!("{order_id}-000001").into(),
         },
         attempt,
         delivery_id: format!("order-{order_id}"),
@@ -772,8 +772,11 @@ fn order_notice_delivery(order_id: &str, attempt: u32) -> JobDelivery {
 async fn a_paid_order_line_is_read_kept_and_told_once_through_an_outage() {
     use koogallery::order::notice::{OrderNotice, OrderNoticeStore};
     let b = bed(vec![Scripted::Transient]);
-    let received =
-        OrderNotice::received("MOCKONETIMENEW", "MOCKONETIMENEW-000001", b.bed.clock.now());
+    let received = OrderNotice::received(
+        &"MOCKONETIMENEW".into(),
+        &"MOCKONETIMENEW-000001".into(),
+        b.bed.clock.now(),
+    );
     assert!(b.bed.store.record_notice(&received).await.unwrap());
     let first = order_notice_delivery("MOCKONETIMENEW", 1);
     let r = b.worker.process(&first).await;
@@ -784,7 +787,7 @@ async fn a_paid_order_line_is_read_kept_and_told_once_through_an_outage() {
     let kept = b
         .bed
         .store
-        .notice("MOCKONETIMENEW", "MOCKONETIMENEW-000001")
+        .notice(&"MOCKONETIMENEW".into(), &"MOCKONETIMENEW-000001".into())
         .await
         .unwrap()
         .unwrap();

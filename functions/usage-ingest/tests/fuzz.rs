@@ -532,8 +532,13 @@ async fn seed(
     order: Option<OrderDetails>,
 ) {
     let created = now() - Duration::hours(3);
-    let (mut inst, ev) =
-        Instance::new_provisioning(&format!("O-{id}"), &format!("O-{id}-1"), id, test, created);
+    let (mut inst, ev) = Instance::new_provisioning(
+        &format!("O-{id}").into(),
+        &format!("O-{id}-1").into(),
+        id,
+        test,
+        created,
+    );
     let mut events = vec![ev];
     if active && let Ok(Outcome::Changed(ev)) = inst.activate(sample_access(id), created) {
         events.push(ev);

@@ -123,7 +123,8 @@ struct Bed {
 async fn bed() -> Bed {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::at(Utc::now()));
-    let (instance, event) = Instance::new_provisioning("O-1", "O-1-1", "biz-1", false, clock.now());
+    let (instance, event) =
+        Instance::new_provisioning(&"O-1".into(), &"O-1-1".into(), "biz-1", false, clock.now());
     store
         .create_for_order_line(&instance, &[event])
         .await

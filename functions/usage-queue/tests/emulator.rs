@@ -61,8 +61,8 @@ impl Bed {
         let usage = Arc::new(DynamoUsageStore::from(store.as_ref()));
         // An instance created ten minutes ago, to report usage for.
         let (instance, event) = Instance::new_provisioning(
-            "O-1",
-            "O-1-1",
+            &"O-1".into(),
+            &"O-1-1".into(),
             "biz-1",
             false,
             Utc::now() - chrono::Duration::minutes(10),
@@ -262,7 +262,8 @@ async fn a_used_up_package_queues_its_notice_on_the_jobs_queue() {
     };
     let b = Bed::new().await;
     let created = Utc::now() - chrono::Duration::minutes(10);
-    let (mut package, event) = Instance::new_provisioning("O-2", "O-2-1", "pkg-1", false, created);
+    let (mut package, event) =
+        Instance::new_provisioning(&"O-2".into(), &"O-2-1".into(), "pkg-1", false, created);
     package.order = Some(OrderDetails {
         charging_mode: Some(ChargingMode::OnDemandPkg),
         sku_code: Some("sku-pkg".into()),

@@ -51,7 +51,7 @@ impl Callback for ApplicationSync {
             .decrypt(&ciphertext)
             .map_err(CallbackError::ClientSecret)?;
         tracing::info!(
-            tenant_id = key.tenant_id,
+            tenant_id = key.tenant_id.as_str(),
             app_id = req.app_id,
             oaep = variant.as_str(),
             "clientSecret decrypted"

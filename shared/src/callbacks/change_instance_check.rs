@@ -82,7 +82,8 @@ mod tests {
             bed.call("changeInstanceCheck", &body).await.result_code,
             ResultCode::InstanceNotFound
         );
-        let (i, ev) = Instance::new_provisioning("O", "O-1", "i1", false, chrono::Utc::now());
+        let (i, ev) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "i1", false, chrono::Utc::now());
         bed.store.create_for_order_line(&i, &[ev]).await.unwrap();
         assert_eq!(
             bed.call("changeInstanceCheck", &body).await.result_code,

@@ -44,7 +44,7 @@ impl DirectorySync {
             .map_err(CallbackError::Directory)?;
         tracing::info!(
             instance_id = key.instance_id,
-            tenant_id = key.tenant_id,
+            tenant_id = key.tenant_id.as_str(),
             change = change.name(),
             first_seq = applied.first_seq,
             last_seq = applied.last_seq,

@@ -22,10 +22,11 @@ use crate::{
     clock::Clock,
     config::ConfigError,
     instance::{
-        CreateOutcome, DomainError, EventKind, Instance, InstanceState, InstanceStore, IntakeError,
-        OrderLineIntake, Outcome, mutate,
+        CreateOutcome, DomainError, EventKind, Instance, InstanceEvent, InstanceState,
+        InstanceStore, IntakeError, OrderLineIntake, Outcome, mutate,
     },
     jobs::{Job, JobQueue},
+    order::{OrderId, OrderLineId},
     protocol::{Reply, v2_basic::NewInstanceRequest},
     security::KeyUsed,
 };
@@ -59,8 +60,8 @@ impl Callback for NewInstance {
         let now = self.clock.now();
         let (instance, created) = self
             .create(
-                &req.order_id,
-                &req.order_line_id,
+                &OrderId::from(&req.order_id),
+                &OrderLineId::from(&req.order_line_id),
                 &req.business_id,
                 false,
                 now,
@@ -82,8 +83,8 @@ impl Callback for NewInstance {
     /// instance was released restarts it, so the probes' whole sequence passes every day.
     async fn handle_debug(&self, req: NewInstanceRequest, _key: KeyUsed) -> Reply {
         let now = self.clock.now();
-        let order_id = Keyspace::Debug.record_id(&req.order_id);
-        let order_line_id = Keyspace::Debug.record_id(&req.order_line_id);
+        let order_id = OrderId::from(Keyspace::Debug.record_id(&req.order_id));
+        let order_line_id = OrderLineId::from(Keyspace::Debug.record_id(&req.order_line_id));
         let instance_id = match self
             .create(&order_id, &order_line_id, &req.business_id, true, now)
             .await
@@ -118,8 +119,8 @@ impl NewInstance {
     /// records (`test`) go to the debug keyspace and are complete at once.
     async fn create(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
         business_id: &str,
         test: bool,
         now: DateTime<Utc>,
@@ -143,32 +144,13 @@ impl NewInstance {
                     events.push(ev);
                 }
             }
-            let outcome = if test {
-                self.store
-                    .create_for_order_line(&instance, &events)
-                    .await
-                    .map_err(DomainError::from)?
-            } else {
-                let job = Job::Provision {
-                    instance_id: id.clone().into(),
-                };
-                match self
-                    .intake
-                    .create_and_enqueue(&instance, &events, &job)
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(IntakeError::Store(e)) => return Err(DomainError::from(e).into()),
-                    Err(IntakeError::Queue(e)) => return Err(e.into()),
-                }
-            };
-            match outcome {
+            match self.write(&instance, &events, test).await? {
                 CreateOutcome::Created => return Ok((instance, true)),
                 CreateOutcome::Existing(existing) => return Ok((*existing, false)),
                 CreateOutcome::InstanceIdTaken => tracing::warn!(
                     business_id,
-                    order_id,
-                    order_line_id,
+                    order_id = order_id.as_str(),
+                    order_line_id = order_line_id.as_str(),
                     instance_id = %id,
                     "the businessId already names another order line's instance; deriving one (docs/protocol/decisions.md §6)"
                 ),
@@ -180,6 +162,30 @@ impl NewInstance {
             action: "be created: both its businessId and its derived ID are taken",
         }
         .into())
+    }
+
+    /// The new record's one write: a debug record alone, any other with its provisioning job.
+    async fn write(
+        &self,
+        instance: &Instance,
+        events: &[InstanceEvent],
+        test: bool,
+    ) -> Result<CreateOutcome, CallbackError> {
+        if test {
+            return Ok(self
+                .store
+                .create_for_order_line(instance, events)
+                .await
+                .map_err(DomainError::from)?);
+        }
+        let job = Job::Provision {
+            instance_id: instance.instance_id.clone(),
+        };
+        match self.intake.create_and_enqueue(instance, events, &job).await {
+            Ok(outcome) => Ok(outcome),
+            Err(IntakeError::Store(e)) => Err(DomainError::from(e).into()),
+            Err(IntakeError::Queue(e)) => Err(e.into()),
+        }
     }
 
     async fn enqueue_provisioning(&self, instance_id: &str) -> Result<(), CallbackError> {
@@ -209,7 +215,7 @@ impl NewInstance {
 
 /// docs/protocol/decisions.md §6: the instanceId of an order line whose `businessId` is taken:
 /// UUIDv5 of (`orderId`, `orderLineId`), stable across KooGallery's repeats.
-pub fn derived_instance_id(order_id: &str, order_line_id: &str) -> String {
+pub fn derived_instance_id(order_id: &OrderId, order_line_id: &OrderLineId) -> String {
     /// This product's UUIDv5 namespace for derived instance IDs (fixed: changing it would change
     /// the IDs of orders already derived).
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b6f_6f67_616c_6c65_7279_2d69_6e73_7431);
@@ -396,7 +402,7 @@ mod tests {
         bed.call("newInstance", &body("CS7", "biz-same")).await;
         let r = bed.call("newInstance", &body("CS8", "biz-same")).await;
         assert_eq!(r.result_code, ResultCode::Processing, "{}", r.result_msg);
-        let derived = derived_instance_id("CS8", "CS8-000001");
+        let derived = derived_instance_id(&"CS8".into(), &"CS8-000001".into());
         assert_eq!(r.field::<String>("instanceId"), Some(derived.clone()));
         let again = bed.call("newInstance", &body("CS8", "biz-other")).await;
         assert_eq!(again.field::<String>("instanceId"), Some(derived.clone()));

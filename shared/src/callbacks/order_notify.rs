@@ -15,7 +15,10 @@ use crate::{
     config::ConfigError,
     instance::DomainError,
     jobs::{Job, JobQueue},
-    order::notice::{OrderNotice, OrderNoticeStore},
+    order::{
+        OrderId, OrderLineId,
+        notice::{OrderNotice, OrderNoticeStore},
+    },
     protocol::{Reply, v2_basic::OrderNotifyRequest},
     security::KeyUsed,
 };
@@ -39,7 +42,11 @@ impl Callback for OrderNotify {
     }
 
     async fn handle(&self, req: OrderNotifyRequest, _key: KeyUsed) -> Result<Reply, CallbackError> {
-        let received = OrderNotice::received(&req.order_id, &req.order_line_id, self.clock.now());
+        let (order_id, order_line_id) = (
+            OrderId::new(req.order_id),
+            OrderLineId::new(req.order_line_id),
+        );
+        let received = OrderNotice::received(&order_id, &order_line_id, self.clock.now());
         let created = self
             .notices
             .record_notice(&received)
@@ -49,7 +56,7 @@ impl Callback for OrderNotify {
             false
         } else {
             self.notices
-                .notice(&req.order_id, &req.order_line_id)
+                .notice(&order_id, &order_line_id)
                 .await
                 .map_err(DomainError::from)?
                 .is_some_and(|n| n.delivered_at.is_some())
@@ -57,8 +64,8 @@ impl Callback for OrderNotify {
         if !delivered {
             self.queue
                 .enqueue(&Job::OrderNotice {
-                    order_id: req.order_id.clone(),
-                    order_line_id: req.order_line_id.clone(),
+                    order_id,
+                    order_line_id,
                 })
                 .await?;
         }
@@ -101,7 +108,7 @@ mod tests {
         assert_eq!(bed.queue.take_all(), [job]);
         let mut notice = bed
             .store
-            .notice("CSN1", "CSN1-000001")
+            .notice(&"CSN1".into(), &"CSN1-000001".into())
             .await
             .unwrap()
             .unwrap();
@@ -138,7 +145,7 @@ mod tests {
         assert!(bed.queue.is_empty());
         assert!(
             bed.store
-                .notice("CSN1", "CSN1-000001")
+                .notice(&"CSN1".into(), &"CSN1-000001".into())
                 .await
                 .unwrap()
                 .is_none()

@@ -9,6 +9,7 @@ use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
     instance::{DomainError, Instance, Outcome, RefreshScene},
+    order::OrderId,
     protocol::{Reply, time::parse_compact, v2_basic::RefreshInstanceRequest},
     security::KeyUsed,
 };
@@ -62,7 +63,7 @@ fn requested_change(
     Some(move |i: &mut Instance, now| {
         i.refresh(
             scene.clone(),
-            &req.order_id,
+            &OrderId::from(&req.order_id),
             req.product_id.clone(),
             expire_time,
             now,

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
+    order::OrderId,
     protocol::{Reply, v2_basic::ReleaseInstanceRequest},
     security::KeyUsed,
 };
@@ -28,7 +29,7 @@ impl Callback for ReleaseInstance {
     ) -> Result<Reply, CallbackError> {
         self.0
             .change(&req.instance_id, |i, now| {
-                Ok(i.release(req.order_id.clone(), now))
+                Ok(i.release(req.order_id.clone().map(OrderId::new), now))
             })
             .await
     }
@@ -38,7 +39,7 @@ impl Callback for ReleaseInstance {
     async fn handle_debug(&self, req: ReleaseInstanceRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| {
-                Ok(i.release(req.order_id.clone(), now))
+                Ok(i.release(req.order_id.clone().map(OrderId::new), now))
             })
             .await
     }

@@ -30,7 +30,7 @@ impl Callback for TenantSync {
             DirectoryChange::DeleteTenant
         } else {
             DirectoryChange::PutTenant(Tenant {
-                order_id: req.order_id,
+                order_id: req.order_id.into(),
                 tenant_code: req.tenant_code.unwrap_or_default(),
                 name: req.name.unwrap_or_default(),
                 domain_name: req.domain_name.unwrap_or_default(),

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
+    order::{OrderId, OrderLineId},
     protocol::{Reply, v2_basic::UpgradeInstanceRequest},
     security::KeyUsed,
 };
@@ -28,7 +29,11 @@ impl Callback for UpgradeInstance {
     ) -> Result<Reply, CallbackError> {
         self.0
             .change(&req.instance_id, |i, now| {
-                i.upgrade(&req.order_id, &req.order_line_id, now)
+                i.upgrade(
+                    &OrderId::from(&req.order_id),
+                    &OrderLineId::from(&req.order_line_id),
+                    now,
+                )
             })
             .await
     }
@@ -38,7 +43,11 @@ impl Callback for UpgradeInstance {
     async fn handle_debug(&self, req: UpgradeInstanceRequest, _key: KeyUsed) -> Reply {
         self.0
             .change_debug(&req.instance_id, |i, now| {
-                i.upgrade(&req.order_id, &req.order_line_id, now)
+                i.upgrade(
+                    &OrderId::from(&req.order_id),
+                    &OrderLineId::from(&req.order_line_id),
+                    now,
+                )
             })
             .await
     }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Department, User};
+use crate::order::OrderId;
 
 /// A numbered event of one tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +33,7 @@ pub struct DirectoryEvent {
 pub enum EventBody {
     /// tenantSync add or modify.
     TenantSynced {
-        order_id: String,
+        order_id: OrderId,
         tenant_code: String,
         name: String,
         domain_name: String,

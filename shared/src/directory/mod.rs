@@ -16,23 +16,25 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::StoreError;
+use crate::{order::OrderId, storage::StoreError};
 
 pub mod event;
+mod id;
 pub mod record;
 
 pub use event::{DirectoryEvent, EventBody, EventUser};
+pub use id::TenantId;
 
 /// One tenant of one instance (docs/protocol/decisions.md §16). `instance_id` is empty for the
 /// seller's own credential (docs/protocol/callbacks.md §9).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantKey {
     pub instance_id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 impl TenantKey {
-    pub fn new(instance_id: impl Into<String>, tenant_id: impl Into<String>) -> Self {
+    pub fn new(instance_id: impl Into<String>, tenant_id: impl Into<TenantId>) -> Self {
         Self {
             instance_id: instance_id.into(),
             tenant_id: tenant_id.into(),
@@ -57,7 +59,7 @@ impl TenantKey {
 /// The buyer's enterprise (tenantSync, docs/protocol/callbacks.md §9.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub tenant_code: String,
     pub name: String,
     /// The base URL of the tenant's auth centre (docs/protocol/callbacks.md §10).

@@ -113,7 +113,7 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T,
 pub fn encode_tenant(t: &Tenant) -> Vec<u8> {
     encode(&TenantV1 {
         v: DIRECTORY_RECORD_VERSION,
-        order_id: t.order_id.clone(),
+        order_id: t.order_id.clone().into(),
         tenant_code: t.tenant_code.clone(),
         name: t.name.clone(),
         domain_name: t.domain_name.clone(),
@@ -124,7 +124,7 @@ pub fn encode_tenant(t: &Tenant) -> Vec<u8> {
 pub fn decode_tenant(bytes: &[u8]) -> Result<Tenant, StoreError> {
     let r: TenantV1 = decode("tenant", bytes)?;
     Ok(Tenant {
-        order_id: r.order_id,
+        order_id: r.order_id.into(),
         tenant_code: r.tenant_code,
         name: r.name,
         domain_name: r.domain_name,

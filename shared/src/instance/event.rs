@@ -5,8 +5,11 @@
 use chrono::{DateTime, Utc};
 
 use super::InstanceState;
-use crate::ResultCode;
 pub use crate::refresh_scene::RefreshScene;
+use crate::{
+    ResultCode,
+    order::{OrderId, OrderLineId},
+};
 
 /// Who caused a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +38,18 @@ pub enum EventKind {
     },
     Refreshed {
         scene: RefreshScene,
-        order_id: String,
+        order_id: OrderId,
         expire_time: DateTime<Utc>,
         product_id: Option<String>,
     },
     Frozen,
     Unfrozen,
     Upgraded {
-        order_id: String,
-        order_line_id: String,
+        order_id: OrderId,
+        order_line_id: OrderLineId,
     },
     Released {
-        order_id: Option<String>,
+        order_id: Option<OrderId>,
     },
     /// A debug newInstance replayed a released debug instance (the daily probes replay whole
     /// cases).

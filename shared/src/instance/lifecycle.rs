@@ -8,7 +8,10 @@ use super::{
     AccessInfo, Actor, Change, DomainError, EventKind, Failure, Instance, InstanceEvent,
     InstanceState, Outcome, RefreshScene,
 };
-use crate::ResultCode;
+use crate::{
+    ResultCode,
+    order::{OrderId, OrderLineId},
+};
 
 impl Instance {
     /// The worker finished provisioning.
@@ -127,7 +130,7 @@ impl Instance {
 
     /// releaseInstance (docs/protocol/callbacks.md §6.5): a repeat is success and does nothing
     /// again.
-    pub fn release(&mut self, order_id: Option<String>, now: DateTime<Utc>) -> Outcome {
+    pub fn release(&mut self, order_id: Option<OrderId>, now: DateTime<Utc>) -> Outcome {
         if self.state == InstanceState::Released {
             return Outcome::Unchanged;
         }
@@ -147,7 +150,7 @@ impl Instance {
     pub fn refresh(
         &mut self,
         scene: RefreshScene,
-        order_id: &str,
+        order_id: &OrderId,
         product_id: Option<String>,
         expire_time: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -164,7 +167,7 @@ impl Instance {
         }
         let kind = EventKind::Refreshed {
             scene,
-            order_id: order_id.to_owned(),
+            order_id: order_id.clone(),
             expire_time,
             product_id,
         };
@@ -177,8 +180,8 @@ impl Instance {
     /// orderId, orderLineId).
     pub fn upgrade(
         &mut self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
         now: DateTime<Utc>,
     ) -> Result<Outcome, DomainError> {
         match self.state {
@@ -195,8 +198,8 @@ impl Instance {
         }
         self.applied.insert(key);
         let kind = EventKind::Upgraded {
-            order_id: order_id.to_owned(),
-            order_line_id: order_line_id.to_owned(),
+            order_id: order_id.clone(),
+            order_line_id: order_line_id.clone(),
         };
         let state = self.state;
         Ok(self.transition(state, now, koo("upgradeInstance"), kind))

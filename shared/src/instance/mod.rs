@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::order::OrderDetails;
+use crate::order::{OrderDetails, OrderId, OrderLineId};
 
 mod access;
 pub mod error;
@@ -70,8 +70,8 @@ impl std::fmt::Display for InstanceState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
     pub instance_id: InstanceId,
-    pub order_id: String,
-    pub order_line_id: String,
+    pub order_id: OrderId,
+    pub order_line_id: OrderLineId,
     pub state: InstanceState,
     /// Created by a debug call: answered like a real one, nothing created outside the table
     /// (docs/protocol/decisions.md §7).
@@ -108,16 +108,16 @@ impl Instance {
     /// A new record for a newInstance call; the instanceId is the first call's `businessId`
     /// (docs/protocol/decisions.md §6).
     pub fn new_provisioning(
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
         business_id: &str,
         test: bool,
         now: DateTime<Utc>,
     ) -> (Instance, InstanceEvent) {
         let mut inst = Instance {
             instance_id: business_id.to_owned().into(),
-            order_id: order_id.to_owned(),
-            order_line_id: order_line_id.to_owned(),
+            order_id: order_id.clone(),
+            order_line_id: order_line_id.clone(),
             state: InstanceState::Provisioning,
             test,
             failure: None,

@@ -13,7 +13,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn active() -> Instance {
-    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    let (mut i, _) = Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, now());
     let app = AccessInfo {
         front_end_url: "https://x".into(),
         admin_url: None,
@@ -51,7 +51,7 @@ fn freeze_unfreeze_round_trip_is_idempotent_and_recorded() {
 
 #[test]
 fn provisioning_instance_cannot_be_frozen_yet_but_can_be_released() {
-    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    let (mut i, _) = Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, now());
     let err = i.freeze(now()).unwrap_err();
     assert!(err.is_retryable());
     assert!(matches!(i.release(None, now()), Outcome::Changed(_)));
@@ -68,19 +68,19 @@ fn refresh_is_idempotent_per_order_and_scene_and_moves_expiry_absolutely() {
     let later = crate::protocol::time::parse_compact("20270101000000").unwrap();
     let earlier = crate::protocol::time::parse_compact("20261201000000").unwrap();
     assert!(matches!(
-        i.refresh(RefreshScene::Renewal, "R1", None, later, now())
+        i.refresh(RefreshScene::Renewal, &"R1".into(), None, later, now())
             .unwrap(),
         Outcome::Changed(_)
     ));
     assert_eq!(
-        i.refresh(RefreshScene::Renewal, "R1", None, later, now())
+        i.refresh(RefreshScene::Renewal, &"R1".into(), None, later, now())
             .unwrap(),
         Outcome::Unchanged
     );
     assert!(matches!(
         i.refresh(
             RefreshScene::UnsubscribeRenewalPeriod,
-            "R1",
+            &"R1".into(),
             None,
             earlier,
             now()
@@ -93,7 +93,7 @@ fn refresh_is_idempotent_per_order_and_scene_and_moves_expiry_absolutely() {
 
 #[test]
 fn failed_is_terminal_except_release() {
-    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    let (mut i, _) = Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, now());
     assert!(matches!(
         i.fail(ResultCode::NoResource, "full".into(), now()),
         Outcome::Changed(_)
@@ -105,7 +105,7 @@ fn failed_is_terminal_except_release() {
     );
     assert!(i.activate(active().access.unwrap(), now()).is_err());
     assert_eq!(
-        code(i.upgrade("U", "U-1", now()).unwrap_err()),
+        code(i.upgrade(&"U".into(), &"U-1".into(), now()).unwrap_err()),
         ResultCode::NoResource
     );
     assert!(matches!(i.release(None, now()), Outcome::Changed(_)));
@@ -113,14 +113,15 @@ fn failed_is_terminal_except_release() {
 
 #[test]
 fn a_success_code_never_becomes_a_failure_code() {
-    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", false, now());
+    let (mut i, _) = Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, now());
     i.fail(ResultCode::Success, "odd".into(), now());
     assert_eq!(i.failure.unwrap().code, ResultCode::InternalError);
 }
 
 #[test]
 fn only_released_debug_records_restart() {
-    let (mut debug, _) = Instance::new_provisioning("O", "O-1", "inst-1", true, now());
+    let (mut debug, _) =
+        Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", true, now());
     debug.activate(active().access.unwrap(), now()).unwrap();
     assert_eq!(
         debug.restart_debug("b2", now()),
@@ -151,7 +152,7 @@ fn only_released_debug_records_restart() {
 
 #[test]
 fn test_records_queue_no_notices() {
-    let (mut i, _) = Instance::new_provisioning("O", "O-1", "inst-1", true, now());
+    let (mut i, _) = Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", true, now());
     let app = active().access.unwrap();
     i.activate(app, now()).unwrap();
     i.freeze(now()).unwrap();

@@ -6,7 +6,12 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{failure::Detail, instance::InstanceId};
+use crate::{
+    directory::TenantId,
+    failure::Detail,
+    instance::InstanceId,
+    order::{OrderId, OrderLineId},
+};
 
 pub mod consume;
 
@@ -38,14 +43,14 @@ pub enum Job {
     /// Read a paid order line (an `orderNotify`, docs/protocol/callbacks.md §6.8) and tell the
     /// vendor.
     OrderNotice {
-        order_id: String,
-        order_line_id: String,
+        order_id: OrderId,
+        order_line_id: OrderLineId,
     },
     /// Deliver the tenant's pending directory events (the Kit syncs, docs/protocol/callbacks.md §9)
     /// in `seq` order.
     DirectoryNotice {
         instance_id: String,
-        tenant_id: String,
+        tenant_id: TenantId,
     },
 }
 

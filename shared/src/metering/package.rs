@@ -133,7 +133,8 @@ mod tests {
     #[test]
     fn a_huge_order_quantity_gives_a_huge_quota_not_a_panic() {
         let list = PackageQuotaList::from_json(r#"{"sku-pkg":"1000"}"#).unwrap();
-        let (mut package, _) = Instance::new_provisioning("O", "O-1", "pkg", false, Utc::now());
+        let (mut package, _) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "pkg", false, Utc::now());
         package.order = Some(crate::order::OrderDetails {
             charging_mode: Some(ChargingMode::OnDemandPkg),
             sku_code: Some("sku-pkg".into()),

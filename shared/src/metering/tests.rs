@@ -138,9 +138,12 @@ fn a_batch_is_checked_before_anything_is_applied() {
 fn reports_must_name_a_live_real_instance_that_existed_then() {
     let created = t("2026-11-21T12:30:00Z");
     let mut instances = HashMap::new();
-    let (live, _) = Instance::new_provisioning("O1", "O1-1", "i-live", false, created);
-    let (debug, _) = Instance::new_provisioning("O2", "O2-1", "i-debug", true, created);
-    let (mut gone, _) = Instance::new_provisioning("O3", "O3-1", "i-gone", false, created);
+    let (live, _) =
+        Instance::new_provisioning(&"O1".into(), &"O1-1".into(), "i-live", false, created);
+    let (debug, _) =
+        Instance::new_provisioning(&"O2".into(), &"O2-1".into(), "i-debug", true, created);
+    let (mut gone, _) =
+        Instance::new_provisioning(&"O3".into(), &"O3-1".into(), "i-gone", false, created);
     let _ = gone.release(None, t("2026-11-21T12:50:00Z"));
     for i in [live, debug, gone] {
         instances.insert(i.instance_id.clone(), i);
@@ -527,8 +530,8 @@ mod packages {
         params: Vec<(String, String)>,
     ) {
         let (mut i, created) = Instance::new_provisioning(
-            &format!("O-{id}"),
-            "1",
+            &format!("O-{id}").into(),
+            &"1".into(),
             id,
             false,
             t("2026-11-21T12:00:00Z"),

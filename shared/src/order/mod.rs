@@ -7,8 +7,11 @@ use crate::failure::Detail;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+mod id;
 pub mod notice;
 pub mod offline;
+
+pub use id::{OrderId, OrderLineId};
 
 /// Billing mode of an order line (Query Order `chargingMode`, docs/protocol/openapi.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +69,7 @@ impl MarketplaceError {
 pub trait MarketplaceClient: Send + Sync {
     async fn query_order(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<OrderDetails, MarketplaceError>;
 }

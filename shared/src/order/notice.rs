@@ -6,13 +6,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::OrderDetails;
+use super::{OrderDetails, OrderId, OrderLineId};
 use crate::storage::StoreError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderNotice {
-    pub order_id: String,
-    pub order_line_id: String,
+    pub order_id: OrderId,
+    pub order_line_id: OrderLineId,
     pub received_at: DateTime<Utc>,
     /// What Query Order answered, once read.
     pub order: Option<OrderDetails>,
@@ -21,10 +21,10 @@ pub struct OrderNotice {
 }
 
 impl OrderNotice {
-    pub fn received(order_id: &str, order_line_id: &str, now: DateTime<Utc>) -> Self {
+    pub fn received(order_id: &OrderId, order_line_id: &OrderLineId, now: DateTime<Utc>) -> Self {
         Self {
-            order_id: order_id.to_owned(),
-            order_line_id: order_line_id.to_owned(),
+            order_id: order_id.clone(),
+            order_line_id: order_line_id.clone(),
             received_at: now,
             order: None,
             delivered_at: None,
@@ -41,8 +41,8 @@ pub trait OrderNoticeStore: Send + Sync {
 
     async fn notice(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<Option<OrderNotice>, StoreError>;
 
     /// Replaces a recorded notice (the worker's progress: the order read, the delivery).
@@ -76,8 +76,8 @@ pub mod record {
     pub fn encode(notice: &OrderNotice) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(&NoticeRecord {
             schema: SCHEMA,
-            order_id: notice.order_id.clone(),
-            order_line_id: notice.order_line_id.clone(),
+            order_id: notice.order_id.clone().into(),
+            order_line_id: notice.order_line_id.clone().into(),
             received_at: notice.received_at,
             order: notice.order.as_ref().map(OrderRecord::from),
             delivered_at: notice.delivered_at,
@@ -99,8 +99,8 @@ pub mod record {
             ));
         }
         Ok(OrderNotice {
-            order_id: r.order_id,
-            order_line_id: r.order_line_id,
+            order_id: r.order_id.into(),
+            order_line_id: r.order_line_id.into(),
             received_at: r.received_at,
             order: r.order.map(Into::into),
             delivered_at: r.delivered_at,

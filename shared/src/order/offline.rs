@@ -8,7 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Months, Utc};
 
-use super::{ChargingMode, MarketplaceClient, MarketplaceError, OrderDetails};
+use super::{
+    ChargingMode, MarketplaceClient, MarketplaceError, OrderDetails, OrderId, OrderLineId,
+};
 use crate::clock::Clock;
 
 pub struct OfflineMarketplace {
@@ -64,8 +66,8 @@ fn expiry(now: DateTime<Utc>, period_type: Option<&str>, n: Option<u32>) -> Opti
 impl MarketplaceClient for OfflineMarketplace {
     async fn query_order(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<OrderDetails, MarketplaceError> {
         let now = self.clock.now();
         // Anything that is not a mock order looks like an ordinary monthly subscription.
@@ -87,8 +89,8 @@ impl MarketplaceClient for OfflineMarketplace {
             offline: true,
         };
         tracing::info!(
-            order_id,
-            order_line_id,
+            order_id = order_id.as_str(),
+            order_line_id = order_line_id.as_str(),
             charging_mode = ?mode,
             "marketplace client is OFFLINE: synthesised order details instead of calling Query Order"
         );
@@ -108,7 +110,10 @@ mod tests {
         ));
         let m = OfflineMarketplace::new(clock);
         let year = m
-            .query_order("MOCKPERIODYEARNEW", "MOCKPERIODYEARNEW-000001")
+            .query_order(
+                &"MOCKPERIODYEARNEW".into(),
+                &"MOCKPERIODYEARNEW-000001".into(),
+            )
             .await
             .unwrap();
         assert_eq!(year.charging_mode, Some(ChargingMode::Period));
@@ -117,15 +122,21 @@ mod tests {
             crate::protocol::time::parse_compact("20270101000000")
         );
         let od = m
-            .query_order("MOCKONDEMAND", "MOCKONDEMAND-000001")
+            .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
             .await
             .unwrap();
         assert_eq!(od.charging_mode, Some(ChargingMode::OnDemand));
         assert_eq!(od.expire_time, None);
-        let trial = m.query_order("MOCKPERIODDAYTRIAL", "x").await.unwrap();
+        let trial = m
+            .query_order(&"MOCKPERIODDAYTRIAL".into(), &"x".into())
+            .await
+            .unwrap();
         assert_eq!(trial.order_type.as_deref(), Some("TRIAL"));
         let plain = m
-            .query_order("CS2211181819B4LVS", "CS2211181819B4LVS-000001")
+            .query_order(
+                &"CS2211181819B4LVS".into(),
+                &"CS2211181819B4LVS-000001".into(),
+            )
             .await
             .unwrap();
         assert!(plain.offline);

@@ -9,15 +9,15 @@ use async_trait::async_trait;
 use crate::{
     ResultCode,
     instance::{AccessInfo, Instance, InstanceEvent},
-    order::OrderDetails,
+    order::{OrderDetails, OrderId, OrderLineId},
 };
 
 /// What the provisioner needs to create an instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProvisionRequest {
     pub instance_id: String,
-    pub order_id: String,
-    pub order_line_id: String,
+    pub order_id: OrderId,
+    pub order_line_id: OrderLineId,
     pub order: OrderDetails,
 }
 
@@ -41,8 +41,8 @@ pub struct DirectoryNotice {
 /// hears.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPaid {
-    pub order_id: String,
-    pub order_line_id: String,
+    pub order_id: OrderId,
+    pub order_line_id: OrderLineId,
     pub order: OrderDetails,
 }
 
@@ -84,7 +84,7 @@ pub trait Provisioner: Send + Sync {
     /// directory through the port instead.
     async fn directory_changed(&self, notice: &DirectoryNotice) -> Result<(), ProvisionError> {
         tracing::info!(
-            tenant_id = notice.tenant.tenant_id,
+            tenant_id = notice.tenant.tenant_id.as_str(),
             seq = notice.event.seq,
             event = notice.event.body.name(),
             "directory changed; this provisioner has nobody to tell"
@@ -94,8 +94,8 @@ pub trait Provisioner: Send + Sync {
 
     async fn order_paid(&self, paid: &OrderPaid) -> Result<(), ProvisionError> {
         tracing::info!(
-            order_id = paid.order_id,
-            order_line_id = paid.order_line_id,
+            order_id = paid.order_id.as_str(),
+            order_line_id = paid.order_line_id.as_str(),
             "order paid; this provisioner has nobody to tell"
         );
         Ok(())

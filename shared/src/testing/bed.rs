@@ -12,6 +12,7 @@ use crate::{
     clock::Clock,
     config::Config,
     instance::{CreateOutcome, Instance, InstanceStore, Outcome},
+    order::OrderId,
     protocol::Reply,
     security::KeyUsed,
 };
@@ -109,9 +110,14 @@ impl TestBed {
     /// `active`, as the worker leaves it after provisioning with [`sample_access`]. Returns it as stored.
     pub async fn seed(&self, instance_id: &str, active: bool) -> Instance {
         let now = self.clock.now();
-        let order = format!("O-{instance_id}");
-        let (mut inst, created) =
-            Instance::new_provisioning(&order, &format!("{order}-000001"), instance_id, false, now);
+        let order = OrderId::new(format!("O-{instance_id}"));
+        let (mut inst, created) = Instance::new_provisioning(
+            &order,
+            &format!("{order}-000001").into(),
+            instance_id,
+            false,
+            now,
+        );
         let mut events = vec![created];
         if active {
             match inst.activate(sample_access(instance_id), now) {

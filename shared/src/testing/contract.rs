@@ -15,6 +15,7 @@ use crate::{
         Job, JobQueue,
         consume::{QueueMessage, Receive, Settle},
     },
+    order::{OrderId, OrderLineId},
     security::replay::NonceStore,
     storage::StoreError,
 };
@@ -29,8 +30,8 @@ fn unique(prefix: &str) -> String {
 
 /// Conditional create, duplicates, reads, compare-and-set saves and the event history.
 pub async fn instance_store_contract(store: Arc<dyn InstanceStore>) {
-    let order = unique("CS");
-    let line = format!("{order}-000001");
+    let order = OrderId::new(unique("CS"));
+    let line = OrderLineId::new(format!("{order}-000001"));
     let first_id = unique("biz");
     let (inst, created) = Instance::new_provisioning(&order, &line, &first_id, false, t0());
     assert_eq!(
@@ -50,7 +51,7 @@ pub async fn instance_store_contract(store: Arc<dyn InstanceStore>) {
 
     // Another order line with the same instance ID: nothing written, the caller is told.
     let (other, other_ev) =
-        Instance::new_provisioning(&unique("CS"), "L-2", &first_id, false, t0());
+        Instance::new_provisioning(&unique("CS").into(), &"L-2".into(), &first_id, false, t0());
     assert_eq!(
         store
             .create_for_order_line(&other, &[other_ev])
@@ -114,7 +115,13 @@ pub async fn instance_store_contract(store: Arc<dyn InstanceStore>) {
     assert_eq!(events[1].seq, events[0].seq + 1);
 
     // Saving against a missing record is a conflict, never a blind create.
-    let (ghost, _) = Instance::new_provisioning(&unique("O"), "L", &unique("ghost"), false, t0());
+    let (ghost, _) = Instance::new_provisioning(
+        &unique("O").into(),
+        &"L".into(),
+        &unique("ghost"),
+        false,
+        t0(),
+    );
     assert!(matches!(
         store.save(&ghost, 1, &[]).await,
         Err(StoreError::Conflict)
@@ -130,7 +137,8 @@ pub async fn instance_store_contract(store: Arc<dyn InstanceStore>) {
 async fn unsettled_contract(store: &dyn InstanceStore) {
     let create = |test: bool| {
         let id = unique("uns");
-        let (i, ev) = Instance::new_provisioning(&unique("CS"), "L-1", &id, test, t0());
+        let (i, ev) =
+            Instance::new_provisioning(&unique("CS").into(), &"L-1".into(), &id, test, t0());
         (id, i, ev)
     };
     let listed = || async {
@@ -195,8 +203,13 @@ pub async fn order_line_intake_contract<Q: Receive + Settle + ?Sized>(
 ) {
     let visibility = std::time::Duration::from_secs(30);
     let new_line = |order: &str, id: &str| {
-        let (mut inst, ev) =
-            Instance::new_provisioning(order, &format!("{order}-000001"), id, false, t0());
+        let (mut inst, ev) = Instance::new_provisioning(
+            &order.into(),
+            &format!("{order}-000001").into(),
+            id,
+            false,
+            t0(),
+        );
         inst.provisioning.enqueued = true;
         let job = Job::Provision {
             instance_id: id.to_owned().into(),
@@ -269,8 +282,8 @@ pub async fn order_line_intake_contract<Q: Receive + Settle + ?Sized>(
 
 /// Sixteen concurrent creates for one order line: exactly one wins, all see the same instance.
 pub async fn concurrent_create_contract(store: Arc<dyn InstanceStore>) {
-    let order = unique("CS");
-    let line = format!("{order}-000001");
+    let order = OrderId::new(unique("CS"));
+    let line = OrderLineId::new(format!("{order}-000001"));
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let store = store.clone();
@@ -520,8 +533,8 @@ mod local_sealer {
 /// written, updated in place.
 pub async fn order_notice_store_contract(store: Arc<dyn crate::order::notice::OrderNoticeStore>) {
     use crate::order::{OrderDetails, notice::OrderNotice};
-    let order = unique("CS");
-    let line = format!("{order}-000001");
+    let order = OrderId::new(unique("CS"));
+    let line = OrderLineId::new(format!("{order}-000001"));
     let first = OrderNotice::received(&order, &line, t0());
     assert!(store.record_notice(&first).await.unwrap());
     let again = OrderNotice::received(&order, &line, t0() + Duration::hours(1));
@@ -533,7 +546,13 @@ pub async fn order_notice_store_contract(store: Arc<dyn crate::order::notice::Or
         store.notice(&order, &line).await.unwrap(),
         Some(first.clone())
     );
-    assert!(store.notice(&order, "other-line").await.unwrap().is_none());
+    assert!(
+        store
+            .notice(&order, &"other-line".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let mut read = first;
     read.order = Some(OrderDetails {
         sku_code: Some("sku-1".into()),
@@ -543,13 +562,13 @@ pub async fn order_notice_store_contract(store: Arc<dyn crate::order::notice::Or
     store.update_notice(&read).await.unwrap();
     assert_eq!(store.notice(&order, &line).await.unwrap(), Some(read));
     // Concurrent first notices: exactly one records.
-    let order = unique("CS");
+    let order = OrderId::new(unique("CS"));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (store, order) = (store.clone(), order.clone());
         tasks.push(tokio::spawn(async move {
             store
-                .record_notice(&OrderNotice::received(&order, "L", t0()))
+                .record_notice(&OrderNotice::received(&order, &"L".into(), t0()))
                 .await
                 .unwrap()
         }));

@@ -15,6 +15,7 @@ use crate::{
     clock::Clock,
     instance::{AccessInfo, CreateOutcome, Instance, InstanceEvent, InstanceStore},
     jobs::{Job, JobQueue, QueueError},
+    order::{OrderId, OrderLineId},
     provisioning::{LifecycleNotice, ProvisionError, ProvisionRequest, Provisioner},
     security::replay::NonceStore,
     storage::StoreError,
@@ -23,12 +24,12 @@ use crate::{
 #[derive(Debug, Default)]
 struct Tables {
     instances: HashMap<String, Instance>,
-    order_lines: HashMap<(String, String), String>,
+    order_lines: HashMap<(OrderId, OrderLineId), String>,
     events: HashMap<String, Vec<InstanceEvent>>,
     nonces: HashMap<String, DateTime<Utc>>,
     /// (expiry, nonce), so expired nonces are dropped from the front in O(log n) each.
     nonce_expiry: std::collections::BTreeSet<(DateTime<Utc>, String)>,
-    notices: HashMap<(String, String), crate::order::notice::OrderNotice>,
+    notices: HashMap<(OrderId, OrderLineId), crate::order::notice::OrderNotice>,
     usage_windows:
         std::collections::BTreeMap<crate::metering::WindowKey, crate::metering::UsageWindow>,
     usage_keys: HashMap<String, crate::metering::ingest::KeyRecord>,
@@ -109,7 +110,11 @@ impl InstanceStore for MemoryStore {
         if let Some(id) = t.order_lines.get(&key) {
             let existing = t.instances.get(id).cloned().ok_or_else(|| {
                 StoreError::Corrupt(
-                    format!("order line {key:?} points at missing instance {id}").into(),
+                    format!(
+                        "order line {:?} points at missing instance {id}",
+                        (key.0.as_str(), key.1.as_str())
+                    )
+                    .into(),
                 )
             })?;
             return Ok(CreateOutcome::Existing(Box::new(existing)));
@@ -203,13 +208,13 @@ impl crate::order::notice::OrderNoticeStore for MemoryStore {
 
     async fn notice(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<Option<crate::order::notice::OrderNotice>, StoreError> {
         Ok(self
             .lock()?
             .notices
-            .get(&(order_id.to_owned(), order_line_id.to_owned()))
+            .get(&(order_id.clone(), order_line_id.clone()))
             .cloned())
     }
 

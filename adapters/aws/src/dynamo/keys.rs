@@ -1,5 +1,7 @@
 //! Item keys and attribute names of the single-table design (see the [module docs](super)).
 
+use koogallery::order::{OrderId, OrderLineId};
+
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const VERSION: &str = "version";
@@ -53,7 +55,7 @@ pub fn instance_id_of(pk: &str) -> Option<&str> {
 }
 
 /// `ORDERLINE#{orderId}#{orderLineId}`, with `%` and `#` in the IDs percent-escaped.
-pub fn order_line_pk(order_id: &str, order_line_id: &str) -> String {
+pub fn order_line_pk(order_id: &OrderId, order_line_id: &OrderLineId) -> String {
     format!(
         "ORDERLINE#{}#{}",
         escape_component(order_id),
@@ -69,7 +71,7 @@ pub fn event_sk(seq: u64) -> String {
 pub const ORDER_NOTICE_SK: &str = "NOTICE";
 
 /// `ORDERNOTICE#{orderId}#{orderLineId}`, escaped as order lines are.
-pub fn order_notice_pk(order_id: &str, order_line_id: &str) -> String {
+pub fn order_notice_pk(order_id: &OrderId, order_line_id: &OrderLineId) -> String {
     format!(
         "ORDERNOTICE#{}#{}",
         escape_component(order_id),

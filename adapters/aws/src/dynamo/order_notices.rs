@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use koogallery::{
     StoreError,
-    order::notice::{OrderNotice, OrderNoticeStore},
+    order::{
+        OrderId, OrderLineId,
+        notice::{OrderNotice, OrderNoticeStore},
+    },
 };
 
 use super::{
@@ -30,8 +33,8 @@ impl OrderNoticeStore for DynamoStore {
 
     async fn notice(
         &self,
-        order_id: &str,
-        order_line_id: &str,
+        order_id: &OrderId,
+        order_line_id: &OrderLineId,
     ) -> Result<Option<OrderNotice>, StoreError> {
         let Some(item) = self
             .table

@@ -30,7 +30,10 @@ fn keys_follow_the_documented_schema() {
     assert_eq!(instance_id_of("INSTANCE#biz-1"), Some("biz-1"));
     assert_eq!(instance_id_of("NONCE#x"), None);
     assert_eq!(
-        order_line_pk("CS1906666666ABCDE", "CS1906666666ABCDE-000001"),
+        order_line_pk(
+            &"CS1906666666ABCDE".into(),
+            &"CS1906666666ABCDE-000001".into()
+        ),
         "ORDERLINE#CS1906666666ABCDE#CS1906666666ABCDE-000001"
     );
     assert_eq!(event_sk(7), "EVENT#00000000000000000007");
@@ -40,9 +43,18 @@ fn keys_follow_the_documented_schema() {
 
 #[test]
 fn order_line_keys_are_unambiguous() {
-    assert_ne!(order_line_pk("A#B", "C"), order_line_pk("A", "B#C"));
-    assert_eq!(order_line_pk("A#B", "C"), "ORDERLINE#A%23B#C");
-    assert_ne!(order_line_pk("A%23", "B"), order_line_pk("A#", "B"));
+    assert_ne!(
+        order_line_pk(&"A#B".into(), &"C".into()),
+        order_line_pk(&"A".into(), &"B#C".into())
+    );
+    assert_eq!(
+        order_line_pk(&"A#B".into(), &"C".into()),
+        "ORDERLINE#A%23B#C"
+    );
+    assert_ne!(
+        order_line_pk(&"A%23".into(), &"B".into()),
+        order_line_pk(&"A#".into(), &"B".into())
+    );
 }
 
 #[test]
@@ -70,7 +82,8 @@ fn ttl_rounds_up_to_whole_seconds() {
 
 #[test]
 fn instance_items_round_trip_with_the_version_attribute() {
-    let (mut inst, ev) = Instance::new_provisioning("O-1", "O-1-000001", "biz-1", false, t0());
+    let (mut inst, ev) =
+        Instance::new_provisioning(&"O-1".into(), &"O-1-000001".into(), "biz-1", false, t0());
     inst.version = 3;
     let item = instance_item(&inst).unwrap();
     assert_eq!(item.get(PK), Some(&s("INSTANCE#biz-1")));
@@ -97,7 +110,7 @@ fn instance_items_round_trip_with_the_version_attribute() {
 
 #[test]
 fn damaged_items_are_corrupt_not_panics() {
-    let (inst, _) = Instance::new_provisioning("O-1", "L", "biz-1", false, t0());
+    let (inst, _) = Instance::new_provisioning(&"O-1".into(), &"L".into(), "biz-1", false, t0());
     let good = instance_item(&inst).unwrap();
     let cases: Vec<Item> = vec![
         {

@@ -45,8 +45,13 @@ impl Settle for FakeSettle {
 async fn setup(script: Vec<Scripted>, provisioning_deadline: Duration) -> (TestBed, Worker) {
     let bed = TestBed::new(Config::with_keys("k", "kk"));
     for id in ["i1", "i2"] {
-        let (i, ev) =
-            Instance::new_provisioning(&format!("O-{id}"), "L", id, false, bed.clock.now());
+        let (i, ev) = Instance::new_provisioning(
+            &format!("O-{id}").into(),
+            &"L".into(),
+            id,
+            false,
+            bed.clock.now(),
+        );
         bed.store.create_for_order_line(&i, &[ev]).await.unwrap();
     }
     let worker = Worker {

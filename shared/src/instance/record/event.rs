@@ -153,7 +153,7 @@ impl From<&EventKind> for KindRecord {
                 product_id,
             } => KindRecord::Refreshed {
                 scene: scene.as_str().to_owned(),
-                order_id: order_id.clone(),
+                order_id: order_id.clone().into(),
                 expire_time: *expire_time,
                 product_id: product_id.clone(),
             },
@@ -163,11 +163,11 @@ impl From<&EventKind> for KindRecord {
                 order_id,
                 order_line_id,
             } => KindRecord::Upgraded {
-                order_id: order_id.clone(),
-                order_line_id: order_line_id.clone(),
+                order_id: order_id.clone().into(),
+                order_line_id: order_line_id.clone().into(),
             },
             EventKind::Released { order_id } => KindRecord::Released {
-                order_id: order_id.clone(),
+                order_id: order_id.clone().map(Into::into),
             },
             EventKind::DebugRestarted { business_id } => KindRecord::DebugRestarted {
                 business_id: business_id.clone(),
@@ -195,7 +195,7 @@ impl From<KindRecord> for EventKind {
                 product_id,
             } => EventKind::Refreshed {
                 scene: RefreshScene::from_name(&scene),
-                order_id,
+                order_id: order_id.into(),
                 expire_time,
                 product_id,
             },
@@ -205,10 +205,12 @@ impl From<KindRecord> for EventKind {
                 order_id,
                 order_line_id,
             } => EventKind::Upgraded {
-                order_id,
-                order_line_id,
+                order_id: order_id.into(),
+                order_line_id: order_line_id.into(),
             },
-            KindRecord::Released { order_id } => EventKind::Released { order_id },
+            KindRecord::Released { order_id } => EventKind::Released {
+                order_id: order_id.map(Into::into),
+            },
             KindRecord::DebugRestarted { business_id } => EventKind::DebugRestarted { business_id },
             KindRecord::QuotaExhausted { quota } => EventKind::QuotaExhausted { quota },
         }

@@ -93,8 +93,8 @@ impl From<&Instance> for InstanceRecord {
         Self {
             schema: SCHEMA,
             instance_id: i.instance_id.clone().into(),
-            order_id: i.order_id.clone(),
-            order_line_id: i.order_line_id.clone(),
+            order_id: i.order_id.clone().into(),
+            order_line_id: i.order_line_id.clone().into(),
             state: i.state.into(),
             test: i.test,
             failure: i.failure.as_ref().map(|f| FailureRecord {
@@ -130,8 +130,8 @@ impl InstanceRecord {
         check_schema(self.schema, "instance record")?;
         Ok(Instance {
             instance_id: self.instance_id.into(),
-            order_id: self.order_id,
-            order_line_id: self.order_line_id,
+            order_id: self.order_id.into(),
+            order_line_id: self.order_line_id.into(),
             state: self.state.into(),
             test: self.test,
             failure: self.failure.map(|f| Failure {

@@ -221,7 +221,7 @@ async fn an_instance_first_record_begins_at_its_start() {
     use crate::instance::{Instance, InstanceStore};
     let b = bed(Sink::default());
     let created = t0() + Duration::minutes(59) + Duration::milliseconds(8_300);
-    let (inst, ev) = Instance::new_provisioning("O1", "1", "i-new", false, created);
+    let (inst, ev) = Instance::new_provisioning(&"O1".into(), &"1".into(), "i-new", false, created);
     b.store.create_for_order_line(&inst, &[ev]).await.unwrap();
     let quotas: crate::metering::PackageQuotas =
         [("pkg".to_owned(), Some(Decimal::from(100)))].into();
@@ -279,7 +279,8 @@ async fn an_instance_started_and_released_within_the_hour_has_one_record_between
     use crate::instance::{Instance, InstanceStore};
     let b = bed(Sink::default());
     let created = t0() + Duration::minutes(10);
-    let (inst, ev) = Instance::new_provisioning("O1", "1", "i-brief", false, created);
+    let (inst, ev) =
+        Instance::new_provisioning(&"O1".into(), &"1".into(), "i-brief", false, created);
     b.store.create_for_order_line(&inst, &[ev]).await.unwrap();
     report(&b, "i-brief", 0, "1").await;
     let released = t0() + Duration::minutes(40);
@@ -301,7 +302,7 @@ async fn an_instance_started_and_released_within_the_hour_has_one_record_between
 async fn a_released_instance_last_record_ends_at_its_release() {
     use crate::instance::{Instance, InstanceStore};
     let b = bed(Sink::default());
-    let (inst, ev) = Instance::new_provisioning("O1", "1", "i-rel", false, t0());
+    let (inst, ev) = Instance::new_provisioning(&"O1".into(), &"1".into(), "i-rel", false, t0());
     b.store.create_for_order_line(&inst, &[ev]).await.unwrap();
     report(&b, "i-rel", 0, "1").await;
     report(&b, "i-rel", 1, "2").await;

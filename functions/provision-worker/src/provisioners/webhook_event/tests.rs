@@ -69,8 +69,8 @@ fn provision_event_is_pinned_and_documented() {
 fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
     let now = t("20261121000000");
     let (mut i, _) = Instance::new_provisioning(
-        "CS2211181819B4LVS",
-        "CS2211181819B4LVS-000001",
+        &"CS2211181819B4LVS".into(),
+        &"CS2211181819B4LVS-000001".into(),
         "87b94795-0603-4e24-8ae5-69420d60e3c8",
         false,
         now,
@@ -87,7 +87,7 @@ fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
     let Outcome::Changed(refreshed) = i
         .refresh(
             RefreshScene::Renewal,
-            "CS2311181819RENEW",
+            &"CS2311181819RENEW".into(),
             None,
             t("20281121000000"),
             now,
@@ -139,8 +139,8 @@ fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
 fn a_used_up_package_is_heard_as_quota_exhausted() {
     let now = t("20261121000000");
     let (mut i, _) = Instance::new_provisioning(
-        "CS2611211200PKG01",
-        "CS2611211200PKG01-000001",
+        &"CS2611211200PKG01".into(),
+        &"CS2611211200PKG01-000001".into(),
         "5b0d8f3e-pkg-0001",
         false,
         now,
@@ -188,7 +188,8 @@ fn a_used_up_package_is_heard_as_quota_exhausted() {
 #[test]
 fn a_failed_order_after_a_provision_call_is_sent_as_released_with_state_failed() {
     let now = t("20261121000000");
-    let (mut i, _) = Instance::new_provisioning("CSF", "CSF-000001", "f-1", false, now);
+    let (mut i, _) =
+        Instance::new_provisioning(&"CSF".into(), &"CSF-000001".into(), "f-1", false, now);
     i.claim_provisioning("token", now, chrono::Duration::minutes(2))
         .unwrap();
     let Outcome::Changed(failed) = i.fail(
