@@ -209,11 +209,15 @@ impl SecretsManagerSecrets {
 #[async_trait]
 impl Secrets for SecretsManagerSecrets {
     async fn read_parts(&self, parts: &[SecretPart]) -> Result<HeldSecrets, SecretsError> {
-        let mut held = HeldSecrets::default();
-        for part in parts {
-            held = held.merge(self.load(*part).await?.clone());
-        }
-        Ok(held)
+        // Each part is its own secret: fetched side by side, so a function that needs two waits
+        // for one round trip at start-up, not two.
+        let loaded =
+            futures_util::future::try_join_all(parts.iter().map(|part| self.load(*part))).await?;
+        Ok(loaded
+            .into_iter()
+            .fold(HeldSecrets::default(), |held, part| {
+                held.merge(part.clone())
+            }))
     }
 }
 
