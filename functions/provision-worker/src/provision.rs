@@ -2,10 +2,11 @@
 //! answered; retries until the provisioning deadline, measured from the order.
 
 use crate::{Budget, JobError, JobOutcome, PROVISIONING_DEADLINE_PASSED, Worker};
+use chrono::{DateTime, Utc};
 use koogallery::{
     ResultCode,
     callbacks::query_instance::check_presentable,
-    instance::{Credential, DomainError, Instance, Outcome, mutate},
+    instance::{AccessInfo, Credential, DomainError, Instance, Outcome, mutate},
     metrics::Metric,
     provisioning::{ProvisionError, ProvisionRequest},
 };
@@ -103,56 +104,75 @@ impl Worker {
         };
         let answer = self.provisioner.provision(&request).await;
         let now = self.now();
-        let fail = |code: ResultCode, message: String| {
-            let store = self.store.clone();
-            let instance_id = instance_id.clone();
-            async move {
-                mutate(store.as_ref(), &instance_id, |i| {
-                    i.ensure_provisioning_claim(token, now)?;
-                    Ok(i.fail(code, message.clone(), now))
-                })
-                .await
-            }
-        };
         match answer {
             Ok(access) => {
-                if let Err(problem) = check_presentable(&access, self.credential_encryption) {
-                    // Refuse now, clearly, rather than fail every queryInstance poll later; the
-                    // vendor hears `released` and removes what it created.
-                    // `problem` names the field and its length only, never its value.
-                    let message =
-                        format!("the vendor's answer cannot be sent to KooGallery: {problem}");
-                    tracing::error!(instance_id = %instance_id, %message, "provisioning refused");
-                    fail(ResultCode::InternalError, message).await?;
-                    return Ok(JobOutcome::ProvisioningRefused(ResultCode::InternalError));
-                }
-                // The password is stored sealed; only queryInstance opens it.
-                let mut access = access;
-                if let Some(Credential::Plain(password)) = &access.password {
-                    access.password = Some(Credential::Sealed(
-                        self.sealer.seal(&instance_id, password).await?,
-                    ));
-                }
-                let (_, outcome) = mutate(self.store.as_ref(), &instance_id, |i| {
-                    if i.state == koogallery::instance::InstanceState::Released {
-                        // Released while the call was in flight: drop the claim, and the outbox
-                        // tells the vendor `released` (the drain that follows this job).
-                        return Ok(i.end_provisioning_claim(token));
-                    }
-                    i.activate(access.clone(), now)
-                })
-                .await?;
-                Ok(match outcome {
-                    Outcome::Changed(_) => JobOutcome::Provisioned,
-                    _ => JobOutcome::AlreadyDone,
-                })
+                self.activate_claimed(&instance_id, access, token, now)
+                    .await
             }
             Err(ProvisionError::Rejected { code, message }) => {
-                fail(code, message).await?;
+                self.fail_claimed(&instance_id, token, now, code, message)
+                    .await?;
                 Ok(JobOutcome::ProvisioningRefused(code))
             }
             Err(e) => Err(JobError::Provisioner(e)),
         }
+    }
+
+    /// Stores what the vendor answered (its password sealed) on the instance this job holds the
+    /// claim of, unless the answer cannot be sent to KooGallery: then the order fails now.
+    async fn activate_claimed(
+        &self,
+        instance_id: &str,
+        mut access: AccessInfo,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<JobOutcome, JobError> {
+        if let Err(problem) = check_presentable(&access, self.credential_encryption) {
+            // Refuse now, clearly, rather than fail every queryInstance poll later; the
+            // vendor hears `released` and removes what it created.
+            // `problem` names the field and its length only, never its value.
+            let message = format!("the vendor's answer cannot be sent to KooGallery: {problem}");
+            tracing::error!(%instance_id, %message, "provisioning refused");
+            self.fail_claimed(instance_id, token, now, ResultCode::InternalError, message)
+                .await?;
+            return Ok(JobOutcome::ProvisioningRefused(ResultCode::InternalError));
+        }
+        // The password is stored sealed; only queryInstance opens it.
+        if let Some(Credential::Plain(password)) = &access.password {
+            access.password = Some(Credential::Sealed(
+                self.sealer.seal(instance_id, password).await?,
+            ));
+        }
+        let (_, outcome) = mutate(self.store.as_ref(), instance_id, |i| {
+            if i.state == koogallery::instance::InstanceState::Released {
+                // Released while the call was in flight: drop the claim, and the outbox
+                // tells the vendor `released` (the drain that follows this job).
+                return Ok(i.end_provisioning_claim(token));
+            }
+            i.activate(access.clone(), now)
+        })
+        .await?;
+        Ok(match outcome {
+            Outcome::Changed(_) => JobOutcome::Provisioned,
+            _ => JobOutcome::AlreadyDone,
+        })
+    }
+
+    /// Fails the order of the instance this job holds the claim of, with KooGallery's `code`.
+    async fn fail_claimed(
+        &self,
+        instance_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+        code: ResultCode,
+        message: String,
+    ) -> Result<(), JobError> {
+        mutate(self.store.as_ref(), instance_id, |i| {
+            i.ensure_provisioning_claim(token, now)?;
+            Ok(i.fail(code, message.clone(), now))
+        })
+        .await?;
+        Ok(())
     }
 
     /// Reads the order once per instance; the answer is kept on the record.

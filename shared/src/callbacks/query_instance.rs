@@ -154,21 +154,14 @@ impl QueryInstance {
         &self,
         instances: &[&Instance],
     ) -> Result<HashMap<String, Vec<UsageInfo>>, CallbackError> {
-        use crate::{metering::package::is_package, order::ChargingMode};
+        use crate::metering::package::is_package;
         let Some(usage) = self.usage.as_ref() else {
             return Ok(HashMap::new());
         };
         let on_demand: Vec<&Instance> = instances
             .iter()
             .copied()
-            .filter(|i| {
-                i.order.as_ref().is_some_and(|o| {
-                    matches!(
-                        o.charging_mode,
-                        Some(ChargingMode::OnDemand | ChargingMode::OnDemandPkg)
-                    )
-                })
-            })
+            .filter(|i| is_on_demand(i))
             .collect();
         if on_demand.is_empty() {
             return Ok(HashMap::new());
@@ -196,14 +189,8 @@ impl QueryInstance {
             .zip(used.map_err(DomainError::from)?)
             .filter_map(|(id, p)| Some((id, p.filter(|p| !p.used.is_empty())?)))
             .collect();
-        let entry = |inst: &Instance, related: Option<&str>, value: Decimal, at| UsageInfo {
-            related_instance_id: related.map(str::to_owned),
-            usage_value: rust_decimal::prelude::ToPrimitive::to_f64(&value).unwrap_or_default(),
-            statistical_time: crate::protocol::time::format_17(at),
-            dashboard_url: self
-                .usage_dashboard_url
-                .as_ref()
-                .map(|u| u.replace("{instanceId}", &inst.instance_id)),
+        let entry = |inst: &Instance, related: Option<&str>, value: Decimal, at| {
+            self.usage_info(inst, related, value, at)
         };
         let mut out = HashMap::with_capacity(on_demand.len());
         for inst in on_demand {
@@ -220,6 +207,26 @@ impl QueryInstance {
             out.insert(id.to_owned(), entries);
         }
         Ok(out)
+    }
+
+    /// One `usageInfo` entry: `value` used by `inst` (for `related`, a package's consumer) as of
+    /// `at`, with the vendor's dashboard link when one is configured.
+    fn usage_info(
+        &self,
+        inst: &Instance,
+        related: Option<&str>,
+        value: Decimal,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> UsageInfo {
+        UsageInfo {
+            related_instance_id: related.map(str::to_owned),
+            usage_value: rust_decimal::prelude::ToPrimitive::to_f64(&value).unwrap_or_default(),
+            statistical_time: crate::protocol::time::format_17(at),
+            dashboard_url: self
+                .usage_dashboard_url
+                .as_ref()
+                .map(|u| u.replace("{instanceId}", &inst.instance_id)),
+        }
     }
 
     /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when
@@ -334,6 +341,18 @@ fn not_ready_reply(id: &str, inst: Option<&Instance>) -> Reply {
         (InstanceState::Failed, Some(f)) => Reply::new(f.code, f.message.clone()),
         _ => Reply::code(ResultCode::InternalError),
     }
+}
+
+/// Paid by use (with or without a package): the instances whose `usageInfo` queryInstance
+/// reports.
+fn is_on_demand(instance: &Instance) -> bool {
+    use crate::order::ChargingMode;
+    instance.order.as_ref().is_some_and(|o| {
+        matches!(
+            o.charging_mode,
+            Some(ChargingMode::OnDemand | ChargingMode::OnDemandPkg)
+        )
+    })
 }
 
 #[cfg(test)]

@@ -90,66 +90,87 @@ impl WebhookProvisioner {
             if attempt > 0 {
                 tokio::time::sleep(self.retry.delay(attempt)).await;
             }
-            let ts = chrono::Utc::now().timestamp_millis().to_string();
-            let sent = self
-                .client
-                .post(&self.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(HEADER_TIMESTAMP, &ts)
-                .header(HEADER_EVENT_ID, event.event_id())
-                .header(
-                    HEADER_SIGNATURE,
-                    webhook_signature(self.secret.expose(), &ts, &body),
-                )
-                .body(body.clone())
-                .send()
-                .await;
-            let resp = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    // Without the URL: its query string may hold the vendor's token.
-                    last = format!("webhook unreachable: {}", e.without_url());
-                    continue;
-                }
-            };
-            let status = resp.status();
-            let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-            if status.is_success() {
-                return Ok(bytes);
+            match self.send_signed(event.event_id(), &body).await {
+                Ok((status, bytes)) => match self.judge(status, bytes) {
+                    Judged::Delivered(bytes) => return Ok(bytes),
+                    Judged::Refused(e) => return Err(e),
+                    Judged::Retry(why) => last = why,
+                },
+                Err(unreachable) => last = unreachable,
             }
-            let retryable =
-                status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
-            if !retryable {
-                // Only an explicit KooGallery result code is the vendor's "no". Any other 4xx
-                // (401/403 from a WAF or a rotated secret, 404 from a wrong path, a proxy's 400)
-                // is a misconfiguration: it must not refund the order, and retrying now will not
-                // help, so the job backs off and an alarm is raised.
-                let answer: Option<WebhookAnswer> = serde_json::from_slice(&bytes).ok();
-                if answer
-                    .as_ref()
-                    .and_then(|a| a.result_code.as_deref())
-                    .and_then(ResultCode::parse)
-                    .is_some_and(|c| c.is_failure())
-                {
-                    return Err(refusal(answer, &format!("webhook answered HTTP {status}")));
-                }
-                let what = if status.is_redirection() {
-                    "a redirect (not followed: the event would arrive as a body-less GET)"
-                } else {
-                    "no KooGallery resultCode"
-                };
-                return Err(ProvisionError::Misconfigured(
-                    format!(
-                        "webhook {} answered HTTP {status} with {what}",
-                        without_query(&self.url)
-                    )
-                    .into(),
-                ));
-            }
-            last = format!("webhook answered HTTP {status}");
         }
         Err(ProvisionError::Transient(last.into()))
     }
+
+    /// One signed POST of `body`: the status and the answer's bytes, or why no answer came
+    /// (without the URL: its query string may hold the vendor's token).
+    async fn send_signed(
+        &self,
+        event_id: &str,
+        body: &[u8],
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), String> {
+        let ts = chrono::Utc::now().timestamp_millis().to_string();
+        let resp = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(HEADER_TIMESTAMP, &ts)
+            .header(HEADER_EVENT_ID, event_id)
+            .header(
+                HEADER_SIGNATURE,
+                webhook_signature(self.secret.expose(), &ts, body),
+            )
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| format!("webhook unreachable: {}", e.without_url()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        Ok((status, bytes))
+    }
+
+    /// What an answer means: delivered (2xx), worth another try (5xx, 408, 429), or a refusal
+    /// that retrying now will not change.
+    fn judge(&self, status: reqwest::StatusCode, bytes: Vec<u8>) -> Judged {
+        if status.is_success() {
+            return Judged::Delivered(bytes);
+        }
+        if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+            return Judged::Retry(format!("webhook answered HTTP {status}"));
+        }
+        // Only an explicit KooGallery result code is the vendor's "no". Any other 4xx
+        // (401/403 from a WAF or a rotated secret, 404 from a wrong path, a proxy's 400)
+        // is a misconfiguration: it must not refund the order, and retrying now will not
+        // help, so the job backs off and an alarm is raised.
+        let answer: Option<WebhookAnswer> = serde_json::from_slice(&bytes).ok();
+        if answer
+            .as_ref()
+            .and_then(|a| a.result_code.as_deref())
+            .and_then(ResultCode::parse)
+            .is_some_and(|c| c.is_failure())
+        {
+            return Judged::Refused(refusal(answer, &format!("webhook answered HTTP {status}")));
+        }
+        let what = if status.is_redirection() {
+            "a redirect (not followed: the event would arrive as a body-less GET)"
+        } else {
+            "no KooGallery resultCode"
+        };
+        Judged::Refused(ProvisionError::Misconfigured(
+            format!(
+                "webhook {} answered HTTP {status} with {what}",
+                without_query(&self.url)
+            )
+            .into(),
+        ))
+    }
+}
+
+/// One answer of the vendor's webhook, judged.
+enum Judged {
+    Delivered(Vec<u8>),
+    Retry(String),
+    Refused(ProvisionError),
 }
 
 /// The URL as it may be logged: no query string or fragment (a vendor may put a token there).
