@@ -152,7 +152,9 @@ fn tls_config(roots: Roots) -> Result<rustls::ClientConfig, String> {
             let mut store = rustls::RootCertStore::empty();
             let (added, _) = store.add_parsable_certificates(found.certs);
             if added == 0 {
-                return Err("no system root certificates found".into());
+                // Plain HTTP (the emulator) still works; an HTTPS call fails its handshake,
+                // naming the unknown issuer.
+                tracing::warn!("no system root certificates found: HTTPS calls to AWS will fail");
             }
             store
         }
@@ -243,10 +245,8 @@ mod tests {
     #[test]
     fn both_root_sets_make_a_tls_configuration() {
         assert!(tls_config(Roots::Bundled).is_ok());
-        // The system's may be empty on a bare machine: then it says so, by name.
-        if let Err(e) = tls_config(Roots::System) {
-            assert!(e.contains("no system root certificates"), "{e}");
-        }
+        // Even with no system roots (a bare machine): plain HTTP must keep working.
+        assert!(tls_config(Roots::System).is_ok());
     }
 
     #[tokio::test]
