@@ -130,7 +130,9 @@ pub(crate) fn invoke_path(function: &str) -> String {
 }
 
 impl LambdaDispatcher {
-    /// A synchronous invocation of `function` with `payload`.
+    /// A synchronous invocation of `function` with `payload`. A transport failure or a 5xx is
+    /// retried even if the request may have reached the function, as the SDK retries Invoke: every
+    /// callback is idempotent (KooGallery itself resends each call until it has an answer).
     async fn invoke(
         &self,
         function: &str,

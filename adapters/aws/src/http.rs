@@ -32,7 +32,52 @@ use hyper_util::{
 };
 
 type Https = hyper_rustls::HttpsConnector<TcpConnector>;
-type Pooled = Client<Https, SdkBody>;
+type Pooled = Client<Bounded, SdkBody>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The connector with the connection timeout over the whole of connecting: name resolution, TCP
+/// and the TLS handshake, as the SDK's own client bounds it (hyper-util's own limit covers the TCP
+/// connect only).
+#[derive(Clone)]
+struct Bounded {
+    inner: Https,
+    limit: Option<Duration>,
+}
+
+impl tower_service::Service<http::Uri> for Bounded {
+    type Response = <Https as tower_service::Service<http::Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match limit {
+                Some(limit) => {
+                    tokio::time::timeout(limit, connecting)
+                        .await
+                        .map_err(|_| -> BoxError {
+                            Box::new(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("not connected within {limit:?}"),
+                            ))
+                        })?
+                }
+                None => connecting.await,
+            }
+        })
+    }
+}
 
 /// Which certificates an HTTPS connection's server must chain to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +178,11 @@ impl AwsHttp {
                     .https_or_http()
                     .enable_http1()
                     .wrap_connector(tcp);
-                Client::builder(TokioExecutor::new()).build(https)
+                let bounded = Bounded {
+                    inner: https,
+                    limit: connect_timeout,
+                };
+                Client::builder(TokioExecutor::new()).build(bounded)
             })
             .clone())
     }
@@ -262,6 +311,27 @@ mod tests {
         let err = http
             .send(request, Some(Duration::from_secs(5)), None)
             .await
+            .unwrap_err();
+        assert!(connector_error(err).is_io());
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_never_completes_is_bounded_by_the_connection_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts the TCP connection and never answers the client's hello.
+        let _held = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await
+        });
+        let http = AwsHttp::new(Roots::Bundled);
+        let request = http::Request::get(format!("https://{addr}/"))
+            .body(SdkBody::empty())
+            .unwrap();
+        let sent = http.send(request, Some(Duration::from_millis(100)), None);
+        let err = tokio::time::timeout(Duration::from_secs(10), sent)
+            .await
+            .expect("the handshake was not bounded by the connection timeout")
             .unwrap_err();
         assert!(connector_error(err).is_io());
     }

@@ -58,6 +58,9 @@ const RETRY_BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(1),
     jitter: Jitter::Equal,
 };
+/// The connection's limit: `aws_config`'s default, which the SDK's clients use too, so that the
+/// signed calls share their connection pool.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// Credentials closer than this to their expiry are fetched again.
 const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 /// Each attempt's limit when the caller gives none: above Lambda's 5 s callback budget, so a
@@ -119,11 +122,20 @@ pub struct Call<'a> {
     pub timeout: Duration,
 }
 
-/// A successful (2xx) answer.
-#[derive(Debug)]
+/// A successful (2xx) answer. Its body may hold a plaintext data key: `Debug` prints its length
+/// only.
 pub struct Answer {
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// A signing client of one AWS service, built once per execution environment.
@@ -210,7 +222,7 @@ impl SignedClient {
         let exchange = async {
             let response = self
                 .http
-                .send(request, None, None)
+                .send(request, Some(CONNECT_TIMEOUT), None)
                 .await
                 .map_err(|e| match e {
                     HttpError::Tls(_) => SignedError::Config(Detail::caused_by("HTTPS", e)),
@@ -320,12 +332,17 @@ pub(crate) fn service_error(headers: &HeaderMap, body: &[u8]) -> (String, String
             .find_map(|n| json.get(n).and_then(serde_json::Value::as_str))
             .map(str::to_owned)
     };
+    // Either source may carry a namespace (`aws.protocols#`) or a URI suffix (`:http://…`): the
+    // type is what lies between.
     let code = headers
         .get("x-amzn-errortype")
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(':').next().unwrap_or(v).to_owned())
+        .map(str::to_owned)
         .or_else(|| field(&["__type", "code", "Code"]))
-        .map(|c| c.rsplit('#').next().unwrap_or(&c).to_owned())
+        .map(|c| {
+            let c = c.split(':').next().unwrap_or(&c);
+            c.rsplit('#').next().unwrap_or(c).to_owned()
+        })
         .unwrap_or_else(|| "UnknownError".to_owned());
     let message = field(&["message", "Message"]).unwrap_or_default();
     (code, message)
@@ -361,6 +378,14 @@ mod tests {
         assert_eq!(
             service_error(&headers, body),
             ("InvalidCiphertextException".into(), "bad".into())
+        );
+        assert_eq!(
+            service_error(
+                &headers,
+                br#"{"__type":"aws.protocols#ThrottlingException:http://x/"}"#
+            )
+            .0,
+            "ThrottlingException"
         );
         headers.insert(
             "x-amzn-ErrorType",
