@@ -62,6 +62,13 @@ impl KmsSealer {
     }
 }
 
+/// A blob KMS answered, decoded: one that is not base64 is KMS's fault, not the stored value's.
+fn answered(what: &str, text: &str) -> Result<Vec<u8>, SealError> {
+    decode_base64(what, text).map_err(|_| {
+        SealError::Unavailable(format!("KMS answered {what} that is not base64").into())
+    })
+}
+
 fn data_key(bytes: &[u8]) -> Result<[u8; 32], SealError> {
     bytes
         .try_into()
@@ -164,13 +171,8 @@ impl CredentialSealer for KmsSealer {
                 "KMS GenerateDataKey answered without a key".into(),
             ));
         };
-        let plain_key = decode_base64("KMS data key", &plain_key).map_err(|_| {
-            SealError::Unavailable("KMS answered a data key that is not base64".into())
-        })?;
-        let wrapped = decode_base64("KMS wrapped key", &wrapped).map_err(|_| {
-            SealError::Unavailable("KMS answered a wrapped key that is not base64".into())
-        })?;
-        let key = data_key(plain_key.as_ref())?;
+        let key = data_key(&answered("a data key", &plain_key)?)?;
+        let wrapped = answered("a wrapped key", &wrapped)?;
         let sealed = aead_seal(&key, &bound_to(instance_id), plaintext.as_bytes());
         let sealed_key = encode_base64(&wrapped);
         self.remember(wrapped, key);
@@ -225,9 +227,7 @@ impl CredentialSealer for KmsSealer {
                 let plain = out
                     .plaintext
                     .ok_or_else(|| SealError::Unavailable("KMS Decrypt answered no key".into()))?;
-                let key = data_key(&decode_base64("KMS data key", &plain).map_err(|_| {
-                    SealError::Unavailable("KMS answered a data key that is not base64".into())
-                })?)?;
+                let key = data_key(&answered("a data key", &plain)?)?;
                 self.remember(wrapped, key);
                 key
             }
