@@ -291,6 +291,21 @@ fn find_source<'a, E: std::error::Error + 'static>(
 mod tests {
     use super::*;
 
+    /// A loopback server that accepts one connection and never says a word.
+    async fn silent_server() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await
+        });
+        addr
+    }
+
+    fn get(url: String) -> http::Request<SdkBody> {
+        http::Request::get(url).body(SdkBody::empty()).unwrap()
+    }
+
     #[test]
     fn both_root_sets_make_a_tls_configuration() {
         assert!(tls_config(Roots::Bundled).is_ok());
@@ -304,12 +319,12 @@ mod tests {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = socket.local_addr().unwrap();
-        let http = AwsHttp::new(Roots::Bundled);
-        let request = http::Request::get(format!("http://{addr}/"))
-            .body(SdkBody::empty())
-            .unwrap();
-        let err = http
-            .send(request, Some(Duration::from_secs(5)), None)
+        let err = AwsHttp::new(Roots::Bundled)
+            .send(
+                get(format!("http://{addr}/")),
+                Some(Duration::from_secs(5)),
+                None,
+            )
             .await
             .unwrap_err();
         assert!(connector_error(err).is_io());
@@ -317,18 +332,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_tls_handshake_that_never_completes_is_bounded_by_the_connection_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         // Accepts the TCP connection and never answers the client's hello.
-        let _held = tokio::spawn(async move {
-            let (_socket, _) = listener.accept().await.unwrap();
-            std::future::pending::<()>().await
-        });
+        let addr = silent_server().await;
         let http = AwsHttp::new(Roots::Bundled);
-        let request = http::Request::get(format!("https://{addr}/"))
-            .body(SdkBody::empty())
-            .unwrap();
-        let sent = http.send(request, Some(Duration::from_millis(100)), None);
+        let sent = http.send(
+            get(format!("https://{addr}/")),
+            Some(Duration::from_millis(100)),
+            None,
+        );
         let err = tokio::time::timeout(Duration::from_secs(10), sent)
             .await
             .expect("the handshake was not bounded by the connection timeout")
@@ -338,19 +349,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_slower_than_the_read_timeout_is_a_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        // Accepts and never answers.
-        let _held = tokio::spawn(async move {
-            let (_socket, _) = listener.accept().await.unwrap();
-            std::future::pending::<()>().await
-        });
-        let http = AwsHttp::new(Roots::Bundled);
-        let request = http::Request::get(format!("http://{addr}/"))
-            .body(SdkBody::empty())
-            .unwrap();
-        let err = http
-            .send(request, None, Some(Duration::from_millis(50)))
+        let addr = silent_server().await;
+        let err = AwsHttp::new(Roots::Bundled)
+            .send(
+                get(format!("http://{addr}/")),
+                None,
+                Some(Duration::from_millis(50)),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, HttpError::Timeout(_)));

@@ -3,13 +3,15 @@
 //! becomes (the callback's reply; `000005` for a function error, a refused call or a garbled
 //! answer; throttling retried).
 
+mod common;
+
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
     time::SystemTime,
 };
 
-use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use aws_sigv4::{
     http_request::{SignableBody, SignableRequest, SigningSettings, sign},
     sign::v4,
@@ -27,7 +29,7 @@ use koogallery::{
     security::KeyUsed,
 };
 use koogallery_aws::{
-    AwsHttp, LambdaDispatcher, Roots,
+    LambdaDispatcher,
     signed::{Service, SignedClient},
 };
 use serde_json::{Value, json};
@@ -69,17 +71,11 @@ const KEY_ID: &str = "AKIDTESTDISPATCH";
 const SECRET: &str = "dispatch-test-secret";
 
 async fn dispatcher(lambda: Arc<Lambda>) -> LambdaDispatcher {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new().fallback(invoke).with_state(lambda);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let sdk = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            KEY_ID, SECRET, None, None, "test",
-        )))
-        .build();
+    let (sdk, http) = common::stand_in(
+        Router::new().fallback(invoke).with_state(lambda),
+        Credentials::new(KEY_ID, SECRET, None, None, "test"),
+    )
+    .await;
     let names = REGISTRY
         .iter()
         .map(|r| {
@@ -90,7 +86,7 @@ async fn dispatcher(lambda: Arc<Lambda>) -> LambdaDispatcher {
         })
         .collect();
     LambdaDispatcher::new(
-        SignedClient::new(&sdk, &AwsHttp::new(Roots::System), Service::Lambda).unwrap(),
+        SignedClient::new(&sdk, &http, Service::Lambda).unwrap(),
         names,
     )
 }

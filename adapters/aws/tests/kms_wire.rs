@@ -3,9 +3,11 @@
 //! header, the key, the key spec and the encryption context that binds a data key to its instance;
 //! a wrong key opening as `Corrupt`, an outage as `Unavailable`; one Decrypt per wrapped key.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use axum::{
     Router,
     body::Bytes,
@@ -14,7 +16,7 @@ use axum::{
 };
 use koogallery::security::at_rest::{CredentialSealer, SealError, encode_base64};
 use koogallery_aws::{
-    AwsHttp, KmsSealer, Roots,
+    KmsSealer,
     signed::{Service, SignedClient},
 };
 use serde_json::{Value, json};
@@ -48,16 +50,12 @@ async fn kms(State(k): State<Arc<Kms>>, headers: HeaderMap, body: Bytes) -> (Sta
 }
 
 async fn sealer(k: Arc<Kms>) -> KmsSealer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new().fallback(kms).with_state(k);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let sdk = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::for_tests()))
-        .build();
-    let client = SignedClient::new(&sdk, &AwsHttp::new(Roots::System), Service::Kms).unwrap();
+    let (sdk, http) = common::stand_in(
+        Router::new().fallback(kms).with_state(k),
+        Credentials::for_tests(),
+    )
+    .await;
+    let client = SignedClient::new(&sdk, &http, Service::Kms).unwrap();
     KmsSealer::new(client, "alias/credentials")
 }
 

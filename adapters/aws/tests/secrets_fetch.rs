@@ -3,6 +3,8 @@
 //! Manager on loopback holds each `GetSecretValue` until a second one is in flight (or 5 s have
 //! passed), and notes how many it held at once.
 
+mod common;
+
 use std::{
     sync::{
         Arc,
@@ -11,10 +13,10 @@ use std::{
     time::Duration,
 };
 
-use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use axum::{Router, body::Bytes, extract::State};
 use koogallery::config::{SecretPart, Secrets};
-use koogallery_aws::{AwsHttp, Roots, SecretsManagerSecrets};
+use koogallery_aws::SecretsManagerSecrets;
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -47,19 +49,13 @@ async fn get_secret_value(State(s): State<Arc<Stand>>, body: Bytes) -> String {
 #[tokio::test]
 async fn the_parts_are_fetched_side_by_side() {
     let stand = Arc::new(Stand::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new()
-        .fallback(get_secret_value)
-        .with_state(stand.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::for_tests()))
-        .http_client(AwsHttp::new(Roots::System).sdk_client())
-        .build();
+    let (sdk, _) = common::stand_in(
+        Router::new()
+            .fallback(get_secret_value)
+            .with_state(stand.clone()),
+        Credentials::for_tests(),
+    )
+    .await;
     let secrets = SecretsManagerSecrets::new(
         aws_sdk_secretsmanager::Client::new(&sdk),
         [

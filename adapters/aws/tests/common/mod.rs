@@ -50,3 +50,26 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Serves `app` on loopback, a stand-in for one AWS service, and the SDK configuration pointed at
+/// it (region eu-west-1, `credentials`, the adapters' HTTP client, which is also returned for the
+/// signed calls).
+pub async fn stand_in(
+    app: axum::Router,
+    credentials: aws_credential_types::Credentials,
+) -> (aws_config::SdkConfig, koogallery_aws::AwsHttp) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = koogallery_aws::AwsHttp::new(koogallery_aws::Roots::System);
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+        )
+        .http_client(http.sdk_client())
+        .build();
+    (sdk, http)
+}
