@@ -79,6 +79,10 @@ impl tower_service::Service<http::Uri> for Bounded {
     }
 }
 
+/// The connection timeout of a Lambda function's AWS calls, SDK and signed alike (`aws_config`'s
+/// default): one value, so that both use one connection pool.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
 /// Which certificates an HTTPS connection's server must chain to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Roots {

@@ -92,7 +92,7 @@ pub fn lambda_sdk_config(
         .retry_config(RetryConfig::standard())
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_millis(3100))
+                .connect_timeout(http::CONNECT_TIMEOUT)
                 .build(),
         );
     if let Some(url) = env

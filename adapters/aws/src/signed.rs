@@ -31,7 +31,7 @@ use koogallery::{
     retry::{Backoff, Jitter},
 };
 
-use crate::http::{AwsHttp, HttpError};
+use crate::http::{AwsHttp, CONNECT_TIMEOUT, HttpError};
 
 /// An AWS service called through [`SignedClient`]: its signing name, which is also the first label
 /// of its regional endpoint (`kms.eu-west-1.amazonaws.com`).
@@ -58,9 +58,6 @@ const RETRY_BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(1),
     jitter: Jitter::Equal,
 };
-/// The connection's limit: `aws_config`'s default, which the SDK's clients use too, so that the
-/// signed calls share their connection pool.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// Credentials closer than this to their expiry are fetched again.
 const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 /// Each attempt's limit when the caller gives none: above Lambda's 5 s callback budget, so a
@@ -194,10 +191,6 @@ impl SignedClient {
             cached: tokio::sync::Mutex::new(None),
             http: http.clone(),
         })
-    }
-
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
     }
 
     /// Sends `call`, retrying transient failures; a non-2xx answer is [`SignedError::Service`].
