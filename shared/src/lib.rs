@@ -44,6 +44,7 @@ pub mod refresh_scene;
 pub mod result_code;
 pub mod retry;
 pub mod security;
+pub mod sso;
 pub mod storage;
 
 #[cfg(any(test, feature = "testing"))]

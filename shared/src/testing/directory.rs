@@ -243,3 +243,15 @@ impl TenantDirectory for MemoryDirectory {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::sso::TenantLocator for MemoryDirectory {
+    async fn tenants_by_id(&self, tenant_id: &str) -> Result<Vec<(TenantKey, Tenant)>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants
+            .iter()
+            .filter(|(k, _)| k.tenant_id.as_str() == tenant_id)
+            .filter_map(|(k, d)| d.tenant.clone().map(|t| (k.clone(), t)))
+            .collect())
+    }
+}

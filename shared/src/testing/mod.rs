@@ -6,6 +6,7 @@ pub mod bed;
 pub mod contract;
 pub mod directory;
 pub mod memory;
+pub mod sso;
 pub mod vendor;
 
 pub use bed::{TestBed, test_client_secret_key, with_kit};
@@ -14,4 +15,5 @@ pub use memory::{
     ManualClock, MemoryQueue, MemoryStore, RecordedMetrics, Scripted, ScriptedProvisioner,
     sample_access,
 };
+pub use sso::{MemorySso, ScriptedAuthCentre};
 pub use vendor::{SignedVendor, VendorRequest};
