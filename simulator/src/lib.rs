@@ -22,6 +22,7 @@ pub mod load;
 pub mod openapi;
 pub mod platform;
 pub mod request;
+pub mod sso;
 pub mod storm;
 pub mod usage;
 

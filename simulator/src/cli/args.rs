@@ -95,6 +95,14 @@ pub enum Command {
     /// Serve KooGallery's open API (Query Order) on two loopback ports, the primary and the
     /// fallback host, verifying every request's APIG signature; until Ctrl-C. Place orders with
     /// `POST /_sim/orders`, inject faults with `POST /_sim/faults` (see docs in the README).
+    ///
+    /// Also plays 联营 SSO: KooGallery's unified login page at
+    /// `/unified-login/portal-login?ind=UNOP&appId=…` (the service's login-URL template) and
+    /// every tenant's auth centre at `/api/v1/oauth2/token`, `/api/v1/oauth2/userinfo` and
+    /// `/api/v1/logout` on the primary URL (a tenant's domainName). Register apps, tenants and
+    /// users with `POST /_sim/sso/apps` and `/_sim/sso/tenants` (or `kit … --openapi`), change
+    /// lifetimes with `/_sim/sso/settings`, inject faults with `/_sim/sso/faults`, read what was
+    /// received at `GET /_sim/sso/seen`.
     ServeOpenapi(ServeOpenapiArgs),
 }
 
@@ -151,6 +159,13 @@ pub struct KitCallArgs {
     /// Send the same call this many times in a row and report latency percentiles.
     #[arg(long, default_value_t = 1)]
     pub repeat: u64,
+    /// A running `serve-openapi` (its primary URL) to play this tenant's auth centre:
+    /// tenant-sync sends it as domainName, and after an answered add or modify,
+    /// application-sync registers the tenant's client there (`client-{app}`, the plaintext
+    /// secret) and auth-sync the same with its users, so they can log in through its unified
+    /// login.
+    #[arg(long, value_name = "URL")]
+    pub openapi: Option<String>,
 }
 
 // `koogallery-sim call`.
@@ -311,6 +326,13 @@ pub struct ServeOpenapiArgs {
     /// access key).
     #[arg(long = "key", env = "KOOGALLERY_ACCESS_KEY", default_value = koogallery::config::DEV_ACCESS_KEY, hide_env_values = true)]
     pub interconnection_key: String,
+    /// Register this 联营 SSO app at start (with --sso-login-address): the unified login then
+    /// sends its users to that address with `?code=…&tenant=…`.
+    #[arg(long, requires = "sso_login_address", value_name = "APP_ID")]
+    pub sso_app_id: Option<String>,
+    /// The app's registered login address (应用登录地址), e.g. the service's SSO callback.
+    #[arg(long, requires = "sso_app_id", value_name = "URL")]
+    pub sso_login_address: Option<String>,
 }
 
 #[cfg(test)]
@@ -459,5 +481,34 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn serve_openapi_registers_an_sso_app_only_with_its_login_address() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "serve-openapi",
+            "--sso-app-id",
+            "app-1",
+            "--sso-login-address",
+            "http://127.0.0.1:8080/sso/callback",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::ServeOpenapi(ServeOpenapiArgs {
+                sso_app_id,
+                sso_login_address,
+                ..
+            }) => {
+                assert_eq!(sso_app_id.as_deref(), Some("app-1"));
+                assert_eq!(
+                    sso_login_address.as_deref(),
+                    Some("http://127.0.0.1:8080/sso/callback")
+                );
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let alone = Cli::try_parse_from(["koogallery-sim", "serve-openapi", "--sso-app-id", "a"]);
+        assert!(alone.is_err());
     }
 }

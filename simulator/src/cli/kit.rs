@@ -11,6 +11,9 @@ use serde_json::Value;
 use super::args::{KitArgs, KitCallArgs, Target};
 use super::problem;
 
+/// The plaintext clientSecret `kit application-sync` encrypts and sends.
+const SIM_CLIENT_SECRET: &str = "sim-client-secret";
+
 /// `koogallery-sim lifecycle --kit`.
 pub async fn joint_purchase(
     target: &Target,
@@ -91,7 +94,10 @@ pub async fn kit_call(args: KitCallArgs) -> ExitCode {
             );
             if a.http_status == 200 && a.body_sign_valid && a.reply.result_code.as_str() == "000000"
             {
-                ExitCode::SUCCESS
+                match &args.openapi {
+                    Some(openapi) => register_sso(openapi, &args, &body).await,
+                    None => ExitCode::SUCCESS,
+                }
             } else {
                 ExitCode::FAILURE
             }
@@ -121,7 +127,9 @@ async fn sync_body(
                 instance_id,
                 "CS-SIM",
                 tenant_id,
-                "https://idaas.example.com",
+                args.openapi
+                    .as_deref()
+                    .unwrap_or("https://idaas.example.com"),
                 flag,
             ),
         ),
@@ -131,7 +139,7 @@ async fn sync_body(
                 instance_id,
                 tenant_id,
                 app_id,
-                "sim-client-secret",
+                SIM_CLIENT_SECRET,
                 &pem,
                 flag,
             ) {
@@ -162,4 +170,46 @@ async fn sync_body(
             ),
         ),
     })
+}
+
+/// After an answered application-sync or auth-sync add or modify: registers the tenant, its
+/// client (`client-{app}`, [`SIM_CLIENT_SECRET`]) and the synced users at the `serve-openapi`
+/// playing its auth centre. Other syncs register nothing.
+async fn register_sso(openapi: &str, args: &KitCallArgs, body: &Value) -> ExitCode {
+    if !matches!(args.interface.as_str(), "application-sync" | "auth-sync")
+        || !matches!(args.flag, 1 | 2)
+    {
+        return ExitCode::SUCCESS;
+    }
+    let users = body
+        .get("userList")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    let tenant = serde_json::json!({
+        "tenantId": args.tenant_id, "name": koogallery_sim::sso::KIT_TENANT_NAME,
+        "appId": args.app_id, "clientId": format!("client-{}", args.app_id),
+        "clientSecret": SIM_CLIENT_SECRET, "users": users,
+    });
+    let sent = reqwest::Client::new()
+        .post(format!(
+            "{}/_sim/sso/tenants",
+            openapi.trim_end_matches('/')
+        ))
+        .json(&tenant)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {
+            println!(
+                "registered tenant {} (app {}) at {openapi} for SSO",
+                args.tenant_id, args.app_id
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => problem(&format!(
+            "cannot register the tenant at {openapi}: HTTP {}",
+            r.status()
+        )),
+        Err(e) => problem(&format!("cannot register the tenant at {openapi}: {e}")),
+    }
 }

@@ -12,15 +12,29 @@ pub async fn serve_openapi(args: ServeOpenapiArgs) -> ExitCode {
         ak,
         sk,
         interconnection_key,
+        sso_app_id,
+        sso_login_address,
     } = args;
     let keys = std::collections::HashMap::from([(ak.clone(), sk)]);
     match koogallery_sim::openapi::OpenApiSim::start(keys, listen, fallback_listen).await {
         Ok(sim) => {
             sim.set_interconnection_key(&interconnection_key);
+            if let (Some(app), Some(address)) = (sso_app_id, sso_login_address) {
+                if let Err(e) = sim.register_sso_app(&app, &address) {
+                    eprintln!("koogallery-sim: --sso-login-address: {e}");
+                    return ExitCode::FAILURE;
+                }
+                println!("联营 SSO app {app}: logins land at {address}");
+            }
             println!(
                 "KooGallery open API: primary {} fallback {} (AK {ak}); Ctrl-C stops",
                 sim.primary_url(),
                 sim.fallback_url()
+            );
+            println!(
+                "联营 SSO: unified login {0}/unified-login/portal-login?ind=UNOP&appId={{appId}}, \
+                 auth centre {0}/api/v1/…",
+                sim.primary_url()
             );
             let _ = tokio::signal::ctrl_c().await;
             ExitCode::SUCCESS

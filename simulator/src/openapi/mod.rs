@@ -8,6 +8,10 @@
 //! Faults are injected on demand, one per request in order ([`Fault`], or `POST /_sim/faults`),
 //! and the primary host can be taken down ([`OpenApiSim::set_primary_down`]): it then answers 503,
 //! which a client must treat as a host to fall back from.
+//!
+//! Both listeners also serve 联营 SSO ([`crate::sso`]): KooGallery's unified login page at
+//! `/unified-login/portal-login` and every tenant's auth centre at `/api/v1/…`, so a tenant's
+//! `domainName` is this simulator's primary URL.
 
 mod gateway;
 mod query_order;
@@ -37,6 +41,8 @@ use axum::{
 use chrono::Utc;
 use serde_json::Value;
 
+use crate::sso::{Sso, SsoFault, SsoSeen, SsoSettings, SsoTenantRegistration};
+
 use query_order::{place_order, query_order};
 use usage_push::{Usage, usage_push, usage_received};
 
@@ -56,6 +62,9 @@ struct Inner {
     answers_held: std::sync::atomic::AtomicUsize,
     /// Set by a `MktFor` fault: the code every request meets until when.
     refusing: Mutex<Option<(String, std::time::Instant)>>,
+    /// The unified login page and the tenants' auth centre (docs/protocol/callbacks.md §10),
+    /// served beside the open API on both listeners.
+    sso: Arc<Sso>,
 }
 
 impl Inner {
@@ -109,6 +118,7 @@ impl OpenApiSim {
             hold_answer_ms: std::sync::atomic::AtomicU64::new(0),
             answers_held: std::sync::atomic::AtomicUsize::new(0),
             refusing: Mutex::new(None),
+            sso: Arc::new(Sso::default()),
         });
         let mut addrs = Vec::new();
         for (name, addr) in [("primary", primary), ("fallback", fallback)] {
@@ -117,7 +127,8 @@ impl OpenApiSim {
             let app = router(HostState {
                 inner: inner.clone(),
                 name,
-            });
+            })
+            .merge(crate::sso::router(inner.sso.clone()));
             tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             });
@@ -182,6 +193,44 @@ impl OpenApiSim {
     /// begins: their records are accepted and the answer is not sent yet (the push is in flight).
     pub fn answers_held(&self) -> usize {
         self.inner.answers_held.load(Ordering::SeqCst)
+    }
+
+    /// Registers (or replaces) SSO app `app_id` and its login address (应用登录地址), where the
+    /// unified login sends the browser with `code` and `tenant`.
+    ///
+    /// # Errors
+    /// An empty `app_id`, or a login address that is not an http(s) URL.
+    pub fn register_sso_app(&self, app_id: &str, login_address: &str) -> Result<(), String> {
+        self.inner.sso.register_app(app_id, login_address)
+    }
+
+    /// Registers an SSO tenant with its client for one app and its users (see
+    /// [`SsoTenantRegistration::kit`] for the tenant a kit run syncs).
+    ///
+    /// # Errors
+    /// An empty id, client or secret, or a user without `userName`.
+    pub fn register_sso_tenant(&self, tenant: SsoTenantRegistration) -> Result<(), String> {
+        self.inner.sso.register_tenant(tenant)
+    }
+
+    /// Changes the SSO lifetimes given (access token, refresh token, code).
+    pub fn sso_settings(&self, settings: SsoSettings) {
+        self.inner.sso.settings(settings);
+    }
+
+    /// Queues an SSO fault for the first later request it applies to.
+    pub fn push_sso_fault(&self, fault: SsoFault) {
+        self.inner.sso.push_fault(fault);
+    }
+
+    /// Drops every queued SSO fault.
+    pub fn clear_sso_faults(&self) {
+        self.inner.sso.clear_faults();
+    }
+
+    /// Every SSO request received so far (never a code, token or secret).
+    pub fn sso_seen(&self) -> Vec<SsoSeen> {
+        self.inner.sso.seen()
     }
 
     pub fn seen(&self) -> Vec<Seen> {
