@@ -10,7 +10,11 @@
 //!   uses.
 //! - [`EmbeddedStore`] also implements [`TenantDirectory`](koogallery::directory::TenantDirectory)
 //!   (the Kit syncs' tenant directory, docs/protocol/decisions.md §16) with the semantics of
-//!   [`koogallery::testing::MemoryDirectory`].
+//!   [`koogallery::testing::MemoryDirectory`], and
+//!   [`TenantLocator`](koogallery::sso::TenantLocator) over it.
+//! - [`EmbeddedStore`] implements the SSO stores ([`SsoStore`](koogallery::sso::SsoStore):
+//!   sessions, grants, OIDC clients, signing keys; docs/protocol/decisions.md §19) with the
+//!   semantics of [`koogallery::testing::MemorySso`] (see [`sso`]).
 //!
 //! # Key layout
 //!
@@ -36,6 +40,13 @@
 //! | `dir_departments`  | (instanceId, tenantId, orgCode) | department (`directory::record`)              |
 //! | `dir_last_seq`     | (instanceId, tenantId)     | the last event seq numbered, u64 (kept after the tenant's deletion) |
 //! | `dir_events`       | (instanceId, tenantId, seq) | undelivered `DirectoryEvent` (`directory::record`) |
+//! | `sso_sessions`     | session key (SHA-256 of the cookie) | SSO session (`sso::record`, `schema` 1)   |
+//! | `sso_session_index` | (instanceId, tenantId, appId, userName, session key) | `()` — sessions by user, by tenant |
+//! | `sso_session_expiry` | (refresh_expires_at ms, session key) | `()` — index for bounded purging       |
+//! | `sso_grants`       | (kind, key: SHA-256 of the opaque value) | (encoded grant, expires_at ms)        |
+//! | `sso_grant_expiry` | (expires_at ms, kind, key) | `()` — index for bounded purging                   |
+//! | `sso_clients`      | clientId                   | OIDC client (`sso::record`)                        |
+//! | `sso_signing_keys` | kid                        | signing key, private key sealed (`sso::record`)    |
 //!
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
@@ -46,6 +57,7 @@ mod nonces;
 #[cfg(test)]
 mod purge_tests;
 mod queue;
+pub mod sso;
 mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -125,6 +137,25 @@ pub(crate) const DIR_LAST_SEQ: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("dir_last_seq");
 pub(crate) const DIR_EVENTS: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("dir_events");
+
+// SSO (docs/protocol/decisions.md §19; `sso`). Values are `koogallery::sso::record`'s JSON.
+pub(crate) const SSO_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sso_sessions");
+/// (instanceId, tenantId, appId, userName, session key): a user's or a tenant's sessions are a
+/// range; written in the session's transaction.
+pub(crate) const SSO_SESSION_INDEX: TableDefinition<(&str, &str, &str, &str, &str), ()> =
+    TableDefinition::new("sso_session_index");
+/// (refresh_expires_at ms, session key): the ended sessions, oldest first, for the purge.
+pub(crate) const SSO_SESSION_EXPIRY: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("sso_session_expiry");
+/// (kind, key) → (the encoded grant, expires_at ms).
+pub(crate) const SSO_GRANTS: TableDefinition<(&str, &str), (&str, i64)> =
+    TableDefinition::new("sso_grants");
+/// (expires_at ms, kind, key): the expired grants, oldest first, for the purge.
+pub(crate) const SSO_GRANT_EXPIRY: TableDefinition<(i64, &str, &str), ()> =
+    TableDefinition::new("sso_grant_expiry");
+pub(crate) const SSO_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("sso_clients");
+pub(crate) const SSO_SIGNING_KEYS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("sso_signing_keys");
 
 /// How a [`Db`] (re)opens its file: redb latches an I/O failure (a full disk, say) and refuses
 /// every later transaction until the file is closed and opened again.
@@ -375,6 +406,13 @@ impl EmbeddedStore {
             txn.open_table(DIR_DEPARTMENTS).map_err(Fault::from)?;
             txn.open_table(DIR_LAST_SEQ).map_err(Fault::from)?;
             txn.open_table(DIR_EVENTS).map_err(Fault::from)?;
+            txn.open_table(SSO_SESSIONS).map_err(Fault::from)?;
+            txn.open_table(SSO_SESSION_INDEX).map_err(Fault::from)?;
+            txn.open_table(SSO_SESSION_EXPIRY).map_err(Fault::from)?;
+            txn.open_table(SSO_GRANTS).map_err(Fault::from)?;
+            txn.open_table(SSO_GRANT_EXPIRY).map_err(Fault::from)?;
+            txn.open_table(SSO_CLIENTS).map_err(Fault::from)?;
+            txn.open_table(SSO_SIGNING_KEYS).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);
