@@ -18,6 +18,9 @@
 //! - [`DynamoDirectory`]: the [`TenantDirectory`](koogallery::directory::TenantDirectory) port
 //!   (the Kit syncs' tenants, apps, users, departments and their numbered events) on the same
 //!   table, one partition per tenant (key schema in [`directory`]).
+//! - [`DynamoSso`]: the SSO stores ([`SsoStore`](koogallery::sso::SsoStore): sessions, grants,
+//!   OIDC clients, signing keys; docs/protocol/decisions.md §19) on the same table (key schema in
+//!   [`sso`]); [`DynamoDirectory`] is also the [`TenantLocator`](koogallery::sso::TenantLocator).
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
 //! - [`AwsHttp`]: the one HTTPS client of every AWS call (the SDK's and the signed ones, [`signed`]).
@@ -35,6 +38,7 @@ pub mod kms;
 pub mod secrets;
 pub mod signed;
 pub mod sqs;
+pub mod sso;
 pub mod usage;
 
 pub use directory::DynamoDirectory;
@@ -43,6 +47,7 @@ pub use dynamo::DynamoStore;
 pub use kms::KmsSealer;
 pub use secrets::{SecretsManagerSecrets, part_from_secret_json};
 pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
+pub use sso::DynamoSso;
 pub use usage::DynamoUsageStore;
 
 use aws_config::BehaviorVersion;

@@ -54,7 +54,7 @@ impl DynamoDirectory {
         let mut attempt = 0;
         let (applied, state, edited) = loop {
             let contended = match self
-                .attempt(&pk, change, events, now, replacement.as_ref())
+                .attempt(key, &pk, change, events, now, replacement.as_ref())
                 .await?
             {
                 Attempt::Done {
@@ -118,6 +118,7 @@ impl DynamoDirectory {
     /// for a transaction that lost is discarded.
     async fn attempt(
         &self,
+        key: &TenantKey,
         pk: &str,
         change: &DirectoryChange,
         events: &[EventBody],
@@ -150,7 +151,7 @@ impl DynamoDirectory {
             _ => None,
         };
         let set = replacement.or(edited.as_ref());
-        let planned = self.plan(pk, change, events, now, &state, set)?;
+        let planned = self.plan(key, change, events, now, &state, set)?;
         let applied = planned.applied;
         if planned.items.is_empty() {
             // Nothing to number and no record to write (an empty authSync).

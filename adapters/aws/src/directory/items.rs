@@ -5,13 +5,13 @@
 use aws_sdk_dynamodb::types::WriteRequest;
 use koogallery::{
     StoreError,
-    directory::{App, Department, DirectoryEvent, Tenant, User, record},
+    directory::{App, Department, DirectoryEvent, Tenant, TenantKey, User, record},
 };
 
 use super::{MAX_ITEM_BYTES, departments::SetRef, keys::*};
 use crate::dynamo::{
     attr::{Item, item_bytes, json_text, key_of, n, number_attr, s, string_attr},
-    keys::{DATA, PK, SEQ, SK},
+    keys::{DATA, INSTANCE_ID, PK, SEQ, SK},
     sdk,
 };
 
@@ -21,6 +21,36 @@ pub(super) fn record_item(pk: &str, sk: String, bytes: Vec<u8>) -> Result<Item, 
     let mut item = key_of(pk, sk);
     item.insert(DATA.to_owned(), s(json_text(bytes)?));
     Ok(item)
+}
+
+/// A tenant's locator item (module docs): its instanceId and its record, so the tenants of a
+/// tenantId are one `Query`.
+pub(super) fn locator_item(key: &TenantKey, tenant: &Tenant) -> Result<Item, StoreError> {
+    let mut item = record_item(
+        &locator_pk(&key.tenant_id),
+        locator_sk(&key.instance_id),
+        record::encode_tenant(tenant),
+    )?;
+    item.insert(INSTANCE_ID.to_owned(), s(&key.instance_id));
+    Ok(item)
+}
+
+/// A locator item back: the tenant's key and record. Filed under another key than its
+/// instanceId and `tenant_id` give, it is corrupt.
+pub(super) fn decode_locator_item(
+    tenant_id: &str,
+    item: &Item,
+) -> Result<(TenantKey, Tenant), StoreError> {
+    let (sk, data) = parts(item, "tenant locator")?;
+    let instance_id =
+        string_attr(item, INSTANCE_ID).map_err(|m| corrupt(item, "tenant locator", m))?;
+    let expected = locator_sk(instance_id);
+    if sk != expected {
+        return Err(misfiled(item, "tenant locator", &expected));
+    }
+    let tenant =
+        record::decode_tenant(data.as_bytes()).map_err(|e| corrupt(item, "tenant locator", e))?;
+    Ok((TenantKey::new(instance_id, tenant_id), tenant))
 }
 
 pub(super) fn event_item(pk: &str, event: &DirectoryEvent) -> Result<Item, StoreError> {

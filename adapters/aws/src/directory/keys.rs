@@ -24,6 +24,9 @@ pub const GENERATION: &str = "generation";
 pub const CHUNKS: &str = "chunks";
 /// The generation of a tenant that has no `ORGSET` item (no allOrgSync yet).
 pub const FIRST_GENERATION: &str = "0";
+/// The sort key prefix of a tenant's locator item: `TENANT#{instanceId}` (an instanceId may be
+/// empty, a sort key may not).
+pub const LOCATOR_SK_PREFIX: &str = "TENANT#";
 /// The partition keys the directory lives under (for an IAM `dynamodb:LeadingKeys` condition).
 pub const LEADING_KEYS: &[&str] = &["DIR#*"];
 
@@ -34,6 +37,18 @@ pub fn tenant_pk(key: &TenantKey) -> String {
         esc(&key.instance_id),
         esc(&key.tenant_id)
     )
+}
+
+/// `DIR#{tenantId}`, escaped: the tenant's locator partition, one item per instance the tenant
+/// is stored under (`TenantLocator`). It holds one `#` where a tenant's partition holds two, so
+/// the two never meet, and it is under `DIR#`, so the directory's IAM condition covers it.
+pub fn locator_pk(tenant_id: &str) -> String {
+    format!("{DIR_PK_PREFIX}{}", esc(tenant_id))
+}
+
+/// `TENANT#{instanceId}`, escaped.
+pub fn locator_sk(instance_id: &str) -> String {
+    format!("{LOCATOR_SK_PREFIX}{}", esc(instance_id))
 }
 
 /// `APP#{appId}`.

@@ -1,4 +1,4 @@
-//! [`TenantDirectory`] on DynamoDB: the tenant directory of the Kit syncs
+//! [`TenantDirectory`] and [`TenantLocator`] on DynamoDB: the tenant directory of the Kit syncs
 //! (docs/protocol/callbacks.md §9; docs/protocol/decisions.md §15–17) in the single table of
 //! [`crate::dynamo`], with the semantics of the memory directory
 //! (`koogallery::testing::MemoryDirectory`).
@@ -17,11 +17,18 @@
 //! | department (read only) | `DIR#{instanceId}#{tenantId}` | `ORG#{generation}#{orgCode}`      | `data` (S, [`record::encode_department`]) |
 //! | event numbering   | `DIR#{instanceId}#{tenantId}`    | `SEQ`                               | `seq` (N): the last `seq` numbered |
 //! | pending event     | `DIR#{instanceId}#{tenantId}`    | `EVENT#{seq:020}`                   | `seq` (N), `data` (S, [`record::encode_event`]) |
+//! | tenant locator    | `DIR#{tenantId}`                 | `TENANT#{instanceId}`               | `instance_id` (S), `data` (S, [`record::encode_tenant`]) |
 //!
 //! - Every ID in a key (instanceId, tenantId, appId, userName, orgCode) has `%` and `#`
 //!   percent-escaped (`%25`, `%23`), so `#` only ever separates components and no two IDs share a
 //!   key. An empty instanceId (the seller's own credential, docs/protocol/callbacks.md §9) is
 //!   valid: `DIR##{tenantId}`.
+//! - The **tenant locator** answers [`TenantLocator`] (the unified login names only the tenantId,
+//!   docs/protocol/callbacks.md §10) with one `Query`, never a `Scan`: a copy of the tenant record
+//!   per instance the tenant is stored under, put in the same transaction as `TENANT` and deleted
+//!   with it. Its partition holds one `#` where a tenant's holds two, so the two never meet, and
+//!   it is under `DIR#`, the directory's IAM condition. A tenant stored by a release before the
+//!   locator has none until its next tenantSync (or a one-off backfill from its `TENANT` item).
 //! - The department set is read as a whole (`departments()`), never one department at a time, so
 //!   a generation's departments are stored in **chunks**: JSON arrays of departments sorted by
 //!   orgCode, split by encoded size (at most [`MAX_CHUNK_BYTES`], well under DynamoDB's 400 KB
@@ -108,6 +115,7 @@ use koogallery::{
         App, Applied, Department, DirectoryChange, DirectoryEvent, Tenant, TenantDirectory,
         TenantKey, User,
     },
+    sso::TenantLocator,
 };
 
 use crate::dynamo::{DynamoStore, sdk::Table};
@@ -144,7 +152,8 @@ pub const MAX_CHUNK_BYTES: usize = 300 * 1024;
 pub const MAX_INLINE_BYTES: usize = 3 * 1024 * 1024;
 /// The chunk keys of one `BatchGetItem`: 40 chunks of at most 400 KB stay under its 16 MB answer.
 const CHUNKS_PER_GET: usize = 40;
-/// The actions of the numbering transaction besides the events: `SEQ`, `ORGSET`, one record.
+/// The actions of the numbering transaction besides the events: `SEQ` with `ORGSET`, or with one
+/// record (an app), or with a tenant's record and its locator.
 const FIXED_ACTIONS: usize = 3;
 
 /// The tenant directory in the single DynamoDB table; cheap to clone (clones share their
@@ -220,6 +229,13 @@ impl TenantDirectory for DynamoDirectory {
 
     async fn events_delivered(&self, key: &TenantKey, seq: u64) -> Result<(), StoreError> {
         self.drop_delivered(key, seq).await
+    }
+}
+
+#[async_trait]
+impl TenantLocator for DynamoDirectory {
+    async fn tenants_by_id(&self, tenant_id: &str) -> Result<Vec<(TenantKey, Tenant)>, StoreError> {
+        self.read_tenants_by_id(tenant_id).await
     }
 }
 

@@ -6,13 +6,16 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
-    directory::{Applied, DirectoryChange, DirectoryEvent, EventBody, record},
+    directory::{Applied, DirectoryChange, DirectoryEvent, EventBody, TenantKey, record},
 };
 
 use super::{
     DynamoDirectory, FIXED_ACTIONS,
     departments::{NewSet, SetRef},
-    items::{decode_orgset_item, decode_seq_item, event_item, orgset_item, record_item, seq_item},
+    items::{
+        decode_orgset_item, decode_seq_item, event_item, locator_item, orgset_item, record_item,
+        seq_item,
+    },
     keys::*,
 };
 use crate::dynamo::{
@@ -134,13 +137,14 @@ impl DynamoDirectory {
     /// Step 2 (module docs): the numbering transaction on `state`.
     pub(super) fn plan(
         &self,
-        pk: &str,
+        key: &TenantKey,
         change: &DirectoryChange,
         events: &[EventBody],
         now: DateTime<Utc>,
         state: &State,
         set: Option<&NewSet>,
     ) -> Result<Planned, StoreError> {
+        let pk = &tenant_pk(key);
         let first_seq = state.last_seq + 1;
         let last_seq = state.last_seq + events.len() as u64;
         let mut items = Vec::with_capacity(events.len() + FIXED_ACTIONS);
@@ -166,7 +170,7 @@ impl DynamoDirectory {
             );
         }
         let guards = items.len();
-        items.extend(self.record_action(pk, change)?);
+        items.extend(self.record_actions(key, pk, change)?);
         // A new generation's chunks: no reader reads them before ORGSET names it.
         if let Some(set) = set.filter(|s| s.inline) {
             for chunk in &set.chunks {
@@ -194,31 +198,40 @@ impl DynamoDirectory {
         })
     }
 
-    /// The change's single record, if it has one: a tenant or an app put or deleted.
-    fn record_action(
+    /// The change's single record, if it has one: a tenant or an app put or deleted; a tenant's
+    /// locator item (`TenantLocator`) with its record.
+    fn record_actions(
         &self,
+        key: &TenantKey,
         pk: &str,
         change: &DirectoryChange,
-    ) -> Result<Option<TransactWriteItem>, StoreError> {
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let locator = || key_of(locator_pk(&key.tenant_id), locator_sk(&key.instance_id));
         Ok(match change {
-            DirectoryChange::PutTenant(t) => Some(self.tx_put(
-                record_item(pk, TENANT_SK.to_owned(), record::encode_tenant(t))?,
-                None,
-            )?),
-            DirectoryChange::DeleteTenant => Some(self.table.tx_delete(key_of(pk, TENANT_SK))?),
-            DirectoryChange::PutApp(a) => Some(self.tx_put(
+            DirectoryChange::PutTenant(t) => vec![
+                self.tx_put(
+                    record_item(pk, TENANT_SK.to_owned(), record::encode_tenant(t))?,
+                    None,
+                )?,
+                self.tx_put(locator_item(key, t)?, None)?,
+            ],
+            DirectoryChange::DeleteTenant => vec![
+                self.table.tx_delete(key_of(pk, TENANT_SK))?,
+                self.table.tx_delete(locator())?,
+            ],
+            DirectoryChange::PutApp(a) => vec![self.tx_put(
                 record_item(pk, app_sk(&a.app_id), record::encode_app(a))?,
                 None,
-            )?),
+            )?],
             DirectoryChange::DeleteApp { app_id } => {
-                Some(self.table.tx_delete(key_of(pk, app_sk(app_id)))?)
+                vec![self.table.tx_delete(key_of(pk, app_sk(app_id)))?]
             }
             DirectoryChange::PutUsers { .. }
             | DirectoryChange::RevokeUsers { .. }
             | DirectoryChange::DeleteUsers { .. }
             | DirectoryChange::PutDepartment(_)
             | DirectoryChange::DeleteDepartment { .. }
-            | DirectoryChange::ReplaceDepartments(_) => None,
+            | DirectoryChange::ReplaceDepartments(_) => vec![],
         })
     }
 

@@ -10,7 +10,10 @@ use koogallery::{
 
 use super::{
     DynamoDirectory,
-    items::{decode_app_item, decode_tenant_item, decode_user_item, put_request, record_item},
+    items::{
+        decode_app_item, decode_locator_item, decode_tenant_item, decode_user_item, put_request,
+        record_item,
+    },
     keys::*,
     requests::SkRange,
 };
@@ -108,6 +111,25 @@ impl DynamoDirectory {
             .await?
             .map(|item| decode_tenant_item(&item))
             .transpose()
+    }
+
+    /// `TenantLocator::tenants_by_id`: one `Query` of the locator partition.
+    pub(super) async fn read_tenants_by_id(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<(TenantKey, Tenant)>, StoreError> {
+        let items = self
+            .query(
+                &locator_pk(tenant_id),
+                SkRange::Prefix(LOCATOR_SK_PREFIX),
+                false,
+                None,
+            )
+            .await?;
+        items
+            .iter()
+            .map(|item| decode_locator_item(tenant_id, item))
+            .collect()
     }
 
     pub(super) async fn read_apps(&self, key: &TenantKey) -> Result<Vec<App>, StoreError> {

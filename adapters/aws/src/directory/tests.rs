@@ -45,9 +45,29 @@ fn keys_follow_the_documented_schema() {
     assert_eq!(event_sk(u64::MAX), "EVENT#18446744073709551615");
     assert_eq!(LEADING_KEYS, [format!("{DIR_PK_PREFIX}*").as_str()]);
     // No other partition starts like a tenant's.
-    for other in crate::usage::keys::LEADING_KEYS {
+    for other in crate::usage::keys::LEADING_KEYS
+        .iter()
+        .chain(crate::sso::keys::LEADING_KEYS)
+    {
+        let other = other.trim_end_matches('*');
         assert!(!other.starts_with(DIR_PK_PREFIX) && !DIR_PK_PREFIX.starts_with(other));
     }
+}
+
+/// A locator partition (one `#`) is never a tenant's (two), whatever the IDs hold, and it is
+/// under the directory's leading key.
+#[test]
+fn a_locator_never_shares_a_key_with_a_tenant() {
+    assert_eq!(locator_pk("t#1"), "DIR#t%231");
+    assert_eq!(locator_sk(""), "TENANT#");
+    assert_eq!(locator_sk("i%1"), "TENANT#i%251");
+    for (i, t) in [("", "t"), ("a", "b"), ("a#b", "c"), ("", "")] {
+        let tenant = tenant_pk(&TenantKey::new(i, t));
+        for id in [t, i, "a#b", "t#", ""] {
+            assert_ne!(locator_pk(id), tenant);
+        }
+    }
+    assert!(locator_pk("x").starts_with(DIR_PK_PREFIX));
 }
 
 #[test]

@@ -181,6 +181,23 @@ impl Table {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// A transaction's delete of the item under `key`, on `condition`.
+    pub(crate) fn tx_delete_if(
+        &self,
+        key: Item,
+        condition: Condition,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .condition_expression(condition.expression())
+            .set_expression_attribute_names(condition.names())
+            .set_expression_attribute_values(condition.values())
+            .build()
+            .map_err(|e| build_error("Delete", e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
     /// A transaction's check of `condition` on the item under `key`.
     pub(crate) fn tx_check(
         &self,
