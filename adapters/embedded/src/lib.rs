@@ -14,7 +14,7 @@
 //!   [`TenantLocator`](koogallery::sso::TenantLocator) over it.
 //! - [`EmbeddedStore`] implements the SSO stores ([`SsoStore`](koogallery::sso::SsoStore):
 //!   sessions, grants, OIDC clients, signing keys; docs/protocol/decisions.md §19) with the
-//!   semantics of [`koogallery::testing::MemorySso`] (see [`sso`]).
+//!   semantics of `koogallery::testing::MemorySso` (see [`sso`]).
 //!
 //! # Key layout
 //!
