@@ -39,6 +39,7 @@ async fn host_with(
         queue: format!("e2e-{unique}"),
     };
     let settings = LocalSettings {
+        sso: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.path().to_path_buf(),
     };

@@ -51,6 +51,7 @@ pub async fn host(
     provisioner: Option<Arc<dyn Provisioner>>,
 ) -> RunningHost {
     let settings = LocalSettings {
+        sso: None,
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.to_path_buf(),
     };
@@ -308,6 +309,7 @@ pub async fn aws_host(
         queue: name,
     };
     let settings = LocalSettings {
+        sso: None,
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: data.path().to_path_buf(),
     };

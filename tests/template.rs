@@ -9,8 +9,9 @@ use koogallery::{callbacks::REGISTRY, config::SecretPart};
 use serde_json::{Map, Value, json};
 
 /// Functions that are not callbacks.
-const NOT_CALLBACKS: [&str; 6] = [
+const NOT_CALLBACKS: [&str; 7] = [
     "EdgeFunction",
+    "SsoFunction",
     "ProvisionWorkerFunction",
     "ReconcilerFunction",
     "UsageIngestFunction",
@@ -863,6 +864,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
         koogallery::metrics::Metric::UsagePushFailed,
         koogallery::metrics::Metric::UsagePushMisconfigured,
         koogallery::metrics::Metric::UsagePushSystemicRefusal,
+        koogallery::metrics::Metric::SsoAuthCentreFailure,
     ]
     .iter()
     .map(|m| serde_json::from_str(&koogallery::metrics::emf_line("N", m, 0)).unwrap())
@@ -908,7 +910,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             "{id} watches {name} {dims:?}, which no metric line carries"
         );
     }
-    assert_eq!(custom, 14);
+    assert_eq!(custom, 15);
     let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
     assert_eq!(
         namespace,
@@ -1345,7 +1347,8 @@ fn secret_parts(function: &str) -> Option<Vec<SecretPart>> {
         "UsagePushFunction" => vec![CallbackKeys, OpenApi],
         // Internet-facing: the usage key, and nothing else.
         "UsageIngestFunction" => vec![Usage],
-        "ReconcilerFunction" | "UsageQueueFunction" => vec![],
+        // The SSO function opens its secrets with KMS; it reads none from Secrets Manager.
+        "ReconcilerFunction" | "UsageQueueFunction" | "SsoFunction" => vec![],
         other => {
             let r = REGISTRY
                 .iter()
@@ -1757,4 +1760,84 @@ fn packaging_drift_is_reported() {
         found.iter().any(|p| p.contains("build-% rule")),
         "{found:?}"
     );
+}
+
+/// Single sign-on (docs/protocol/decisions.md §19): every route the provider serves reaches the
+/// SSO function with its method; the function is deployed only with `SsoIssuer`, reads no secret,
+/// touches only its own partitions and reads the directory; the auth-centre alarm watches what
+/// the code writes (checked above with the other alarms).
+#[test]
+fn sso_is_routed_conditional_and_least_privileged() {
+    let t = load();
+    let r = &t["Resources"];
+    let f = &r["SsoFunction"];
+    assert_eq!(f["Condition"], "HasSso");
+    assert_eq!(f["Properties"]["CodeUri"], "functions/sso");
+    let mut routed: BTreeSet<(String, String)> = f["Properties"]["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| {
+            assert_eq!(e["Type"], "HttpApi");
+            (
+                e["Properties"]["Path"].as_str().unwrap().to_owned(),
+                e["Properties"]["Method"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for path in sso::PATHS {
+        let post = matches!(*path, "/oidc/token" | "/oidc/userinfo");
+        let get = *path != "/oidc/token";
+        for (method, wanted) in [("GET", get), ("POST", post)] {
+            assert_eq!(
+                routed.remove(&((*path).to_owned(), method.to_owned())),
+                wanted,
+                "{method} {path}"
+            );
+        }
+    }
+    assert!(routed.is_empty(), "routes no path serves: {routed:?}");
+    let env = env_names(f);
+    for var in [
+        "KOOGALLERY_SSO_ISSUER",
+        "KOOGALLERY_SSO_APP_ID",
+        "KOOGALLERY_SSO_UNIFIED_LOGIN_URL",
+        "KOOGALLERY_OIDC_CLIENTS",
+        "KOOGALLERY_CREDENTIALS_KEY_ID",
+    ] {
+        assert!(env.contains(var), "{var}");
+    }
+    assert!(
+        !env.iter().any(|v| v.ends_with("_SECRET_ID")),
+        "no secret: {env:?}"
+    );
+    let statements = statements(&r["SsoRole"]);
+    let keys_of = |sid: &str| -> Vec<String> {
+        let s = statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("{sid}"));
+        strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+    };
+    let mut own = keys_of("SsoTable");
+    own.sort();
+    let mut expected: Vec<String> = koogallery_aws::sso::keys::LEADING_KEYS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(own, expected);
+    assert_eq!(keys_of("ReadDirectory"), vec!["DIR#*".to_owned()]);
+    let actions: BTreeSet<String> = statements
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.starts_with("secretsmanager:") || a.starts_with("sqs:")),
+        "{actions:?}"
+    );
+    assert!(!actions.contains("dynamodb:Scan"));
+    assert_eq!(r["SsoAuthCentreFailuresAlarm"]["Condition"], "HasSso");
 }

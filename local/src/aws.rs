@@ -89,11 +89,18 @@ pub async fn start_aws_with(
         Arc::new(backend.sqs.clone()),
         worker.clock.clone(),
     );
+    if settings.sso.is_some() {
+        return Err(StartError::Aws(
+            "KOOGALLERY_SSO_ISSUER: single sign-on is served on the embedded backend only so far"
+                .into(),
+        ));
+    }
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage_api),
         &settings,
         Some(kit_key.public_key_pem()),
+        None,
     )
     .await?;
     let [worker_task, reconcile_task, push_task] = backend.spawn_work(worker, &config, stopped)?;

@@ -69,7 +69,7 @@ pub async fn start_on(
         clock,
         &config,
         provisioner,
-        sealer,
+        sealer.clone(),
     )?;
     let usage = UsageApi::new(
         &config,
@@ -78,8 +78,31 @@ pub async fn start_on(
         Arc::new(queue.clone()),
         worker.clock.clone(),
     );
-    let (addr, stop, stopped, server) =
-        serve(edge, Some(usage), &settings, Some(kit_key.public_key_pem())).await?;
+    let sso = match &settings.sso {
+        Some(sso) => Some(
+            crate::sso_provider(
+                sso,
+                sso::build::Parts {
+                    directory: store.clone(),
+                    locator: store.clone(),
+                    store: store.clone(),
+                    sealer: sealer.clone(),
+                    clock: worker.clock.clone(),
+                    metrics: crate::local_metrics(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let (addr, stop, stopped, server) = serve(
+        edge,
+        Some(usage),
+        &settings,
+        Some(kit_key.public_key_pem()),
+        sso,
+    )
+    .await?;
     let backend = Embedded { store, queue };
     let [worker_task, reconcile_task, push_task] =
         backend.spawn_work(worker, jobs, &config, stopped)?;

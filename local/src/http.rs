@@ -22,6 +22,7 @@ pub(crate) async fn serve(
     usage: Option<UsageApi>,
     settings: &LocalSettings,
     kit_public_key: Option<String>,
+    sso: Option<Arc<sso::Provider>>,
 ) -> Result<
     (
         SocketAddr,
@@ -42,7 +43,9 @@ pub(crate) async fn serve(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let app = router(edge, kit_public_key).merge(usage_router(usage));
+    let app = router(edge, kit_public_key)
+        .merge(usage_router(usage))
+        .merge(crate::sso_router(sso));
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let graceful = async move {

@@ -11,6 +11,7 @@ mod process;
 mod running;
 mod schedule;
 mod settings;
+mod sso;
 mod usage_api;
 
 pub(crate) use assemble::{Extras, assemble};
@@ -21,6 +22,8 @@ pub use keys::{local_kit_key, local_sealer, print_kit_public_key};
 pub use process::{local_metrics, main_from_env, run_from_env};
 pub use running::Running;
 pub(crate) use schedule::{push_every, reconcile_every, reconciler, usage_pusher};
-pub use settings::{LocalSettings, StartError};
+pub use settings::{LocalSettings, SsoHostSettings, StartError};
+pub(crate) use sso::provider as sso_provider;
+pub use sso::{oidc_client_command, sso_router};
 pub(crate) use usage_api::json_answer;
 pub use usage_api::{UsageApi, usage_router};

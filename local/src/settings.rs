@@ -9,6 +9,44 @@ use koogallery::config::{ConfigError, Env, catalog};
 pub struct LocalSettings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Single sign-on for 联营 products, when `KOOGALLERY_SSO_ISSUER` is set.
+    pub sso: Option<SsoHostSettings>,
+}
+
+/// What the host needs to serve SSO (docs/protocol/decisions.md §19).
+#[derive(Debug, Clone)]
+pub struct SsoHostSettings {
+    pub provider: sso::ProviderSettings,
+    /// The OIDC clients: a file's path, or the file's JSON inline; read at start.
+    pub clients: String,
+}
+
+impl SsoHostSettings {
+    /// `KOOGALLERY_SSO_ISSUER` (unset: `None`), `KOOGALLERY_SSO_APP_ID` (then required),
+    /// `KOOGALLERY_SSO_UNIFIED_LOGIN_URL` and `KOOGALLERY_OIDC_CLIENTS`.
+    pub fn read(env: &Env<'_>, data_dir: &std::path::Path) -> Result<Option<Self>, ConfigError> {
+        let Some(issuer) = env.get(&catalog::SSO_ISSUER) else {
+            return Ok(None);
+        };
+        let app_id = env.get(&catalog::SSO_APP_ID).ok_or_else(|| {
+            ConfigError::invalid(
+                catalog::SSO_APP_ID.name,
+                "required with KOOGALLERY_SSO_ISSUER",
+            )
+        })?;
+        let login = env
+            .text(&catalog::SSO_UNIFIED_LOGIN_URL)
+            .unwrap_or_default();
+        let provider = sso::ProviderSettings::new(&issuer, &login, &app_id)
+            .map_err(|e| ConfigError::invalid(catalog::SSO_ISSUER.name, e.to_string()))?;
+        let clients = env.get(&catalog::OIDC_CLIENTS).unwrap_or_else(|| {
+            data_dir
+                .join(sso::clients::CLIENTS_FILE)
+                .display()
+                .to_string()
+        });
+        Ok(Some(Self { provider, clients }))
+    }
 }
 
 impl LocalSettings {
@@ -19,9 +57,11 @@ impl LocalSettings {
 
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let port: u16 = env.number(&catalog::PORT, 0)?;
+        let data_dir = PathBuf::from(env.text(&catalog::DATA_DIR).unwrap_or_default());
         Ok(Self {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
-            data_dir: PathBuf::from(env.text(&catalog::DATA_DIR).unwrap_or_default()),
+            sso: SsoHostSettings::read(env, &data_dir)?,
+            data_dir,
         })
     }
 }

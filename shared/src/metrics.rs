@@ -65,6 +65,16 @@ pub enum Metric {
     /// KooGallery refused every usage record a pass tried, singling none out: the pass stopped
     /// and the windows wait (`UsagePushSystemicRefusals`).
     UsagePushSystemicRefusal,
+    /// A sign-in through KooGallery ended with `outcome` (`SsoLogins`, dimension `Outcome`: `ok`,
+    /// `unknown_tenant`, `not_authorized`, `auth_centre_failed`, `bad_request`, `unavailable`).
+    SsoLogin { outcome: &'static str },
+    /// A session's access token was refreshed, or the refresh failed (`SsoRefreshes`, dimension
+    /// `Outcome`: `ok`, `failed`).
+    SsoRefresh { ok: bool },
+    /// A tenant auth centre could not be used: unreachable, 5xx, an answer not understood, an
+    /// unusable `domainName`, or our client credentials refused (`SsoAuthCentreFailures`; the
+    /// alarm's metric). A user's spent code is not one.
+    SsoAuthCentreFailure,
 }
 
 /// Where observations go.
@@ -137,6 +147,16 @@ fn dimensions(metric: &Metric) -> Dimensions {
             rollups: vec![vec!["ResultCode"], vec!["Family", "ResultCode"]],
             rollup_only: vec![("Family", json!(family))],
         },
+        Metric::SsoLogin { outcome } => Dimensions {
+            all: vec![("Outcome", json!(outcome))],
+            rollups: Vec::new(),
+            rollup_only: Vec::new(),
+        },
+        Metric::SsoRefresh { ok } => Dimensions {
+            all: vec![("Outcome", json!(if *ok { "ok" } else { "failed" }))],
+            rollups: Vec::new(),
+            rollup_only: Vec::new(),
+        },
         // Every line has one dimension set with at least one dimension: the component.
         _ => Dimensions {
             all: vec![("Component", json!(component(metric)))],
@@ -156,6 +176,7 @@ fn component(metric: &Metric) -> &'static str {
         | Metric::UsagePushFailed
         | Metric::UsagePushMisconfigured
         | Metric::UsagePushSystemicRefusal => "metering",
+        Metric::SsoLogin { .. } | Metric::SsoRefresh { .. } | Metric::SsoAuthCentreFailure => "sso",
         _ => "worker",
     }
 }
@@ -199,6 +220,9 @@ fn values(metric: &Metric) -> Vec<(&'static str, &'static str, Value)> {
         Metric::UsagePushFailed => count("UsagePushFailures"),
         Metric::UsagePushMisconfigured => count("UsagePushMisconfigured"),
         Metric::UsagePushSystemicRefusal => count("UsagePushSystemicRefusals"),
+        Metric::SsoLogin { .. } => count("SsoLogins"),
+        Metric::SsoRefresh { .. } => count("SsoRefreshes"),
+        Metric::SsoAuthCentreFailure => count("SsoAuthCentreFailures"),
     }
 }
 
@@ -319,5 +343,33 @@ mod tests {
             serde_json::from_str(&emf_line("K", &Metric::UsagePushSystemicRefusal, 1)).unwrap();
         assert_eq!(v["UsagePushSystemicRefusals"], 1);
         assert_eq!(v["Component"], "metering");
+        let v: Value = serde_json::from_str(&emf_line(
+            "K",
+            &Metric::SsoLogin {
+                outcome: "not_authorized",
+            },
+            1,
+        ))
+        .unwrap();
+        assert_eq!(
+            (v["SsoLogins"].clone(), v["Outcome"].clone()),
+            (json!(1), json!("not_authorized"))
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Outcome"]])
+        );
+        let v: Value =
+            serde_json::from_str(&emf_line("K", &Metric::SsoRefresh { ok: false }, 1)).unwrap();
+        assert_eq!(
+            (v["SsoRefreshes"].clone(), v["Outcome"].clone()),
+            (json!(1), json!("failed"))
+        );
+        let v: Value =
+            serde_json::from_str(&emf_line("K", &Metric::SsoAuthCentreFailure, 1)).unwrap();
+        assert_eq!(
+            (v["SsoAuthCentreFailures"].clone(), v["Component"].clone()),
+            (json!(1), json!("sso"))
+        );
     }
 }

@@ -61,6 +61,12 @@ impl OpenApiSettings {
 #[error("cannot build the open API's HTTP client: {0}")]
 pub struct ClientBuildError(#[source] reqwest::Error);
 
+impl ClientBuildError {
+    pub fn from_reqwest(e: reqwest::Error) -> Self {
+        Self(e)
+    }
+}
+
 impl From<ClientBuildError> for ConfigError {
     fn from(e: ClientBuildError) -> Self {
         ConfigError::invalid(catalog::OPENAPI_URL.name, e.to_string())
@@ -361,6 +367,7 @@ impl MarketplaceClient for OpenApiClient {
     }
 }
 
+pub mod sso;
 pub mod usage;
 
 #[cfg(test)]

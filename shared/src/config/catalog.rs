@@ -13,6 +13,7 @@ mod marketplace;
 mod metering;
 mod provisioner;
 mod secrets;
+mod sso;
 mod template;
 mod worker;
 
@@ -32,6 +33,7 @@ pub use secrets::{
     ACCESS_KEY, ACCESS_KEY_PREVIOUS, AK, CREDENTIALS_KEY, KIT_KEY, KIT_KEY_PREVIOUS, KIT_RSA_KEY,
     SK, USAGE_KEY, WEBHOOK_SECRET,
 };
+pub use sso::{OIDC_CLIENTS, SSO_APP_ID, SSO_ISSUER, SSO_UNIFIED_LOGIN_URL};
 pub use template::{
     CALLBACK_KEYS_SECRET_ID, CREDENTIALS_KEY_ID, DLQ_URL, KIT_RSA_SECRET_ID, OPENAPI_SECRET_ID,
     QUEUE_URL, USAGE_DLQ_URL, USAGE_KEY_SECRET_ID, USAGE_QUEUE_URL, WEBHOOK_SECRET_ID,
@@ -144,6 +146,10 @@ pub const ALL: &[&Setting] = &[
     &USAGE_HORIZON_WARNING_DAYS,
     &PACKAGE_QUOTAS,
     &PRICING,
+    &SSO_ISSUER,
+    &SSO_APP_ID,
+    &SSO_UNIFIED_LOGIN_URL,
+    &OIDC_CLIENTS,
     &LOG_FORMAT,
     &RUST_LOG,
     &METRICS_NAMESPACE,

@@ -145,6 +145,16 @@ impl AuthCentreError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, Self::Refused { .. })
     }
+
+    /// The auth centre could not be used as configured: unreachable, 5xx, not understood, an
+    /// unusable domain, or our client refused (`invalid_client`). What an operator is alerted to;
+    /// a user's spent code or expired token is not.
+    pub fn is_failure_of_the_service(&self) -> bool {
+        match self {
+            Self::Refused { error, .. } => error == "invalid_client",
+            _ => true,
+        }
+    }
 }
 
 /// The tenant's auth centre. Each adapter passes the simulator tests in `adapters/openapi`.

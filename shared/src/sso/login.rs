@@ -17,6 +17,7 @@ use super::store::TenantLocator;
 use super::{AuthCentre, AuthCentreError, Identity, Opaque, Session, SsoStore};
 use crate::clock::Clock;
 use crate::directory::{App, Tenant, TenantDirectory, TenantKey, User};
+use crate::metrics::{Metric, Metrics};
 use crate::security::at_rest::{CredentialSealer, SealError};
 use crate::storage::StoreError;
 
@@ -128,6 +129,7 @@ pub struct Sso {
     sealer: Arc<dyn CredentialSealer>,
     clock: Arc<dyn Clock>,
     settings: SsoSettings,
+    metrics: Arc<dyn Metrics>,
 }
 
 /// The tenant and app a login or a refresh works with, and the app's secret opened.
@@ -155,6 +157,19 @@ impl Sso {
             sealer,
             clock,
             settings,
+            metrics: Arc::new(crate::metrics::NoMetrics),
+        }
+    }
+
+    /// Logins, refreshes and auth-centre failures go to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn auth_centre_failed(&self, e: &AuthCentreError) {
+        if e.is_failure_of_the_service() {
+            self.metrics.record(Metric::SsoAuthCentreFailure);
         }
     }
 
@@ -234,6 +249,21 @@ impl Sso {
     /// # Errors
     /// [`LoginError`]: a refusal (403, no session) or an unavailable store or key (503).
     pub async fn login(&self, code: &str, tenant_id: &str) -> Result<LoggedIn, LoginError> {
+        let result = self.try_login(code, tenant_id).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => {
+                if let LoginError::AuthCentre(a) = e {
+                    self.auth_centre_failed(a);
+                }
+                e.outcome()
+            }
+        };
+        self.metrics.record(Metric::SsoLogin { outcome });
+        result
+    }
+
+    async fn try_login(&self, code: &str, tenant_id: &str) -> Result<LoggedIn, LoginError> {
         if code.is_empty() || code.len() > 2048 {
             return Err(LoginError::BadRequest("code is missing or too long".into()));
         }
@@ -384,6 +414,7 @@ impl Sso {
         };
         match self.auth_centre.refresh(&base, creds, &refresh_token).await {
             Ok(grant) => {
+                self.metrics.record(Metric::SsoRefresh { ok: true });
                 let mut next = session.clone();
                 next.sealed_access_token = self.sealer.seal(&binding, &grant.access_token).await?;
                 next.access_expires_at = now + access_lifetime(&grant);
@@ -409,6 +440,8 @@ impl Sso {
                 }
             }
             Err(e) => {
+                self.metrics.record(Metric::SsoRefresh { ok: false });
+                self.auth_centre_failed(&e);
                 // A rotated refresh token is refused when another request has just used it: the
                 // stored session then has a newer version, and that one is live.
                 if let Some(stored) = self.store.session(&session.key).await?
@@ -471,6 +504,23 @@ impl Sso {
             }
         }
         Ok(ended)
+    }
+
+    /// Where the browser goes after logout to end the auth centre's own session
+    /// (`{domainName}/api/v1/logout?redirect_url=…`), or `None` when the tenant or its domain is
+    /// gone or unusable.
+    ///
+    /// # Errors
+    /// A directory failure.
+    pub async fn auth_centre_logout_url(
+        &self,
+        session: &Session,
+        redirect_url: &str,
+    ) -> Result<Option<url::Url>, StoreError> {
+        let tenant = self.directory.tenant(&session.tenant_key()).await?;
+        Ok(tenant
+            .and_then(|t| AuthCentreBase::parse(&t.domain_name).ok())
+            .map(|base| base.logout_url(Some(redirect_url))))
     }
 
     /// Records that `client_id` received an ID token in the session (its back-channel logout).

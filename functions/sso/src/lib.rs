@@ -1,0 +1,168 @@
+//! Single sign-on for 联营 products (docs/protocol/callbacks.md §10; docs/protocol/decisions.md
+//! §19): KooGallery's login address (`/sso/callback`, where the unified login sends `code` and
+//! `tenant`) and an OpenID Connect provider for the vendor's own applications, so that they sign
+//! their users in with any ordinary OIDC library while the login step behind it is KooGallery's.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /.well-known/openid-configuration` | discovery ([`discovery`]) |
+//! | `GET /oidc/jwks` | the signing keys, the previous one during rotation ([`keys`]) |
+//! | `GET /oidc/authorize` | authorization code flow with PKCE S256, exact redirect URIs ([`authorize`]) |
+//! | `GET /sso/callback` | KooGallery's login address ([`authorize`]) |
+//! | `POST /oidc/token` | code → ID token and access token ([`token`]) |
+//! | `GET, POST /oidc/userinfo` | the user's claims ([`token`]) |
+//! | `GET /oidc/logout` | end-session: local session, back-channel logout, the auth centre's logout ([`logout`]) |
+//! | `GET /sso/logged-out` | where a logout lands when the app named no page |
+//!
+//! [`Provider::handle`] serves them for every host: the local host's axum router and the Lambda
+//! function call it with a [`web::Request`].
+
+pub mod authorize;
+pub mod build;
+pub mod claims;
+pub mod clients;
+pub mod discovery;
+pub mod keys;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+pub mod logout;
+pub mod settings;
+pub mod token;
+pub mod web;
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use koogallery::sso::{Current, Opaque, Session, Sso};
+
+pub use keys::KeyRing;
+pub use settings::ProviderSettings;
+pub use web::{Answer, Request};
+
+/// The session cookie: the opaque session ID, nothing else (docs/protocol/decisions.md §19).
+pub const SESSION_COOKIE: &str = "kg_sso";
+/// The cookie that ties KooGallery's callback to the login started here (the unified login
+/// carries no `state`).
+pub const LOGIN_COOKIE: &str = "kg_login";
+
+/// Every path [`Provider::handle`] serves (a host routes these to it).
+pub const PATHS: &[&str] = &[
+    "/.well-known/openid-configuration",
+    "/oidc/jwks",
+    "/oidc/authorize",
+    "/oidc/token",
+    "/oidc/userinfo",
+    "/oidc/logout",
+    "/sso/callback",
+    "/sso/logged-out",
+];
+
+/// The OIDC provider and KooGallery's login address over the SSO domain.
+pub struct Provider {
+    sso: Arc<Sso>,
+    keys: KeyRing,
+    settings: ProviderSettings,
+    backchannel: reqwest::Client,
+}
+
+impl Provider {
+    /// # Errors
+    /// The back-channel HTTP client cannot be built.
+    pub fn new(
+        sso: Arc<Sso>,
+        keys: KeyRing,
+        settings: ProviderSettings,
+    ) -> Result<Self, koogallery_openapi::ClientBuildError> {
+        koogallery_openapi::install_tls_provider();
+        let backchannel = reqwest::Client::builder()
+            .timeout(logout::BACKCHANNEL_TIMEOUT)
+            .connect_timeout(logout::BACKCHANNEL_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(koogallery_openapi::ClientBuildError::from_reqwest)?;
+        Ok(Self {
+            sso,
+            keys,
+            settings,
+            backchannel,
+        })
+    }
+
+    pub fn sso(&self) -> &Arc<Sso> {
+        &self.sso
+    }
+
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    /// Serves one request.
+    pub async fn handle(&self, req: &Request<'_>) -> Answer {
+        let m = req.method;
+        match req.path {
+            "/.well-known/openid-configuration" if m == Method::GET => {
+                discovery::discovery(&self.settings)
+            }
+            "/oidc/jwks" if m == Method::GET => discovery::jwks(self).await,
+            "/oidc/authorize" if m == Method::GET => authorize::authorize(self, req).await,
+            "/sso/callback" if m == Method::GET => authorize::callback(self, req).await,
+            "/oidc/token" if m == Method::POST => token::token(self, req).await,
+            "/oidc/userinfo" if m == Method::GET || m == Method::POST => {
+                token::userinfo(self, req).await
+            }
+            "/oidc/logout" if m == Method::GET => logout::end_session(self, req).await,
+            "/sso/logged-out" if m == Method::GET => web::page(
+                StatusCode::OK,
+                "Signed out",
+                "You have signed out. You may close this page.",
+            ),
+            p if PATHS.contains(&p) => Answer::json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &serde_json::json!({"error": format!("{m} is not served on {p}")}),
+            ),
+            p => Answer::json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"error": format!("no SSO route {p}")}),
+            ),
+        }
+    }
+
+    /// The live session of the request's cookie, if any. A session that ended on this lookup has
+    /// its clients told (back-channel logout).
+    async fn session_of(&self, req: &Request<'_>) -> Result<Option<Session>, Answer> {
+        let Some(cookie) = req.cookie(SESSION_COOKIE).and_then(|c| Opaque::parse(&c)) else {
+            return Ok(None);
+        };
+        self.session_by_key(&cookie.key()).await
+    }
+
+    async fn session_by_key(&self, key: &str) -> Result<Option<Session>, Answer> {
+        match self.sso.current(key).await {
+            Ok(Current::Live(s)) => Ok(Some(s)),
+            Ok(Current::Ended(s, _)) => {
+                logout::tell_clients(self, &s).await;
+                Ok(None)
+            }
+            Ok(Current::Absent) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "SSO session lookup failed");
+                Err(unavailable())
+            }
+        }
+    }
+
+    fn cookies(&self) -> web::CookiePolicy {
+        web::CookiePolicy {
+            secure: self.settings.secure_cookies(),
+        }
+    }
+}
+
+/// 503 page: our own store or key failed; the user may try again.
+fn unavailable() -> Answer {
+    web::page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in unavailable",
+        "The sign-in service cannot reach its store right now. Please try again in a moment.",
+    )
+}
