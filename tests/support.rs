@@ -9,6 +9,7 @@ use koogallery_local::{LocalSettings, RunningHost, start_with};
 use koogallery_sim::Simulator;
 
 pub mod proxy;
+pub mod sso_bed;
 
 pub const KEY: &str = "e2e-access-key";
 
