@@ -24,7 +24,7 @@ LAMBDA_BUILD_FLAGS ?=
 # Its cargo profile (Cargo.toml says why this one).
 LAMBDA_PROFILE := lambda-release
 
-.PHONY: run test lint unit validate tools bench simulate run-aws-local build deploy fmt clean print-lambda-profile
+.PHONY: run test lint unit validate tools browser bench simulate run-aws-local build deploy fmt clean print-lambda-profile
 
 ## run: build optimised and serve the production interface on 127.0.0.1:$(PORT)/produce (data in .data/)
 run:
@@ -46,6 +46,11 @@ unit:
 ## tools: the pinned Python-packaged tools in .venv (moto, cfn-lint, SAM CLI, cargo-lambda + zig)
 tools:
 	bash scripts/tools.sh
+
+## browser: Debian's chromium and tests/browser's Node packages, for the headless-browser SSO test
+## (tests/sso_browser.rs; `make unit` skips it)
+browser:
+	bash scripts/browser.sh
 
 ## validate: lint the SAM template
 validate: tools
