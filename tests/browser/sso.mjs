@@ -76,6 +76,8 @@ const pending = new Map();
 const sessions = new Map();
 /** Verified back-channel logout tokens' claims, in arrival order. */
 const logouts = [];
+/** The logout tokens' `jti`s seen (a replay is refused). */
+const seenJti = new Set();
 /** Back-channel requests that failed verification (each one fails the run). */
 const badLogouts = [];
 
@@ -231,9 +233,13 @@ async function route(req, res) {
         check(payload.nonce === undefined, 'a logout token must not carry a nonce');
         check(payload.sid || payload.sub, 'neither sid nor sub');
         check(typeof payload.iat === 'number', 'no iat');
+        check(typeof payload.jti === 'string' && payload.jti, 'no jti');
+        check(!seenJti.has(payload.jti), `logout token ${payload.jti} replayed`);
+        seenJti.add(payload.jti);
         let ended = 0;
         for (const [id, s] of sessions) {
           if ((payload.sid && s.sid === payload.sid) || (!payload.sid && s.sub === payload.sub)) {
+            check(!payload.sub || s.sub === payload.sub, `sid ${payload.sid} is not ${payload.sub}'s`);
             sessions.delete(id);
             ended += 1;
           }
@@ -290,6 +296,15 @@ const path = (p) => {
   return `${u.origin}${u.pathname}`;
 };
 
+/** The URLs a navigation went through, its redirects first. */
+function hops(response) {
+  const urls = [];
+  for (let r = response?.request(); r; r = r.redirectedFrom()) {
+    urls.unshift(r.url());
+  }
+  return urls;
+}
+
 async function waitFor(what, cond, ms = 5_000) {
   const until = Date.now() + ms;
   while (!cond()) {
@@ -315,6 +330,11 @@ async function signIn(p, user) {
   }
   await p.fill('#userName', user);
   const [response] = await Promise.all([p.waitForNavigation(), p.click('#login')]);
+  const through = hops(response);
+  check(
+    through.some((u) => u.startsWith(`${ISSUER}/sso/callback?code=`)),
+    `${user}: the login did not come back through the provider's /sso/callback: ${through.join(' -> ')}`,
+  );
   return response;
 }
 
@@ -343,9 +363,14 @@ async function main() {
   ok(`a. ${USER_OK} signed in through the unified login: RP/me shows ${name} of ${tenantName}`);
 
   // b. Log out: the provider's end-session, the auth centre's logout, back to RP/bye.
-  await pa.goto(`${RP}/logout`);
+  const out = hops(await pa.goto(`${RP}/logout`));
   check(path(pa) === `${RP}/bye`, `RP/logout ended on ${pa.url()}, not ${RP}/bye`);
-  ok(`b. RP/logout went through the provider and the auth centre to ${pa.url()}`);
+  check(
+    out.some((u) => u.startsWith(`${metadata.end_session_endpoint}?`)) &&
+      out.some((u) => new URL(u).pathname === '/api/v1/logout'),
+    `RP/logout did not pass the provider's end-session and the auth centre's logout: ${out.join(' -> ')}`,
+  );
+  ok(`b. RP/logout went through the provider's end-session and the auth centre's logout to ${pa.url()}`);
   await waitFor('the back-channel logout of session a', () => logouts.some((l) => l.sid === sidA));
   const la = logouts.find((l) => l.sid === sidA);
   check(la.ended === 1, `the logout token for ${sidA} ended ${la.ended} RP sessions, not 1`);
