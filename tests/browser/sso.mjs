@@ -378,6 +378,12 @@ async function main() {
   await pa.goto(`${RP}/me`);
   check((await text(pa, '#status')) === 'signed out', `RP/me after logout: ${await pa.textContent('body')}`);
   ok('b. RP/me shows signed out');
+  await pa.goto(`${RP}/login`);
+  check(
+    pa.url().includes('/unified-login/portal-login?'),
+    `RP/login after the logout did not ask for a login again but went to ${pa.url()}`,
+  );
+  ok("b. the provider's session is gone: RP/login asks for the unified login again");
   await a.close();
 
   // c. A user the auth centre knows but authSync did not authorize.
@@ -391,6 +397,8 @@ async function main() {
   check(pc.url().startsWith(`${ISSUER}/`), `${USER_REFUSED}: ended on ${pc.url()}, not the provider`);
   check(body.includes('not authorized'), `${USER_REFUSED}: the 403 page says ${JSON.stringify(body)}`);
   check(sessions.size === before, `${USER_REFUSED}: the RP has a session`);
+  const providerSession = (await c.cookies(ISSUER)).find((k) => k.name === 'kg_sso' && k.value);
+  check(!providerSession, `${USER_REFUSED}: the provider set a session cookie on its refusal`);
   await pc.goto(`${RP}/me`);
   check((await text(pc, '#status')) === 'signed out', `${USER_REFUSED}: RP/me: ${await pc.textContent('body')}`);
   ok(`c. ${USER_REFUSED} refused: the provider's 403 "not authorized", no RP session`);
