@@ -31,8 +31,9 @@ run:
 	$(CARGO) run --release --locked -p koogallery-local
 
 ## test: formatting, lints, the template lint, and every test: unit, port contracts on the embedded
-## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both
-test: lint validate
+## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both, and single sign-on in
+## headless Chromium (`browser` installs Chromium and the Node packages first)
+test: lint validate browser
 	bash scripts/emulator.sh run $(CARGO) test --locked --workspace -- --include-ignored
 
 lint:
