@@ -24,15 +24,16 @@ LAMBDA_BUILD_FLAGS ?=
 # Its cargo profile (Cargo.toml says why this one).
 LAMBDA_PROFILE := lambda-release
 
-.PHONY: run test lint unit validate tools bench simulate run-aws-local build deploy fmt clean print-lambda-profile
+.PHONY: run test lint unit validate tools browser bench simulate run-aws-local build deploy fmt clean print-lambda-profile
 
 ## run: build optimised and serve the production interface on 127.0.0.1:$(PORT)/produce (data in .data/)
 run:
 	$(CARGO) run --release --locked -p koogallery-local
 
 ## test: formatting, lints, the template lint, and every test: unit, port contracts on the embedded
-## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both
-test: lint validate
+## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both, and single sign-on in
+## headless Chromium (`browser` installs Chromium and the Node packages first)
+test: lint validate browser
 	bash scripts/emulator.sh run $(CARGO) test --locked --workspace -- --include-ignored
 
 lint:
@@ -46,6 +47,11 @@ unit:
 ## tools: the pinned Python-packaged tools in .venv (moto, cfn-lint, SAM CLI, cargo-lambda + zig)
 tools:
 	bash scripts/tools.sh
+
+## browser: Debian's chromium and tests/browser's Node packages, for the headless-browser SSO test
+## (tests/sso_browser.rs; `make unit` skips it)
+browser:
+	bash scripts/browser.sh
 
 ## validate: lint the SAM template
 validate: tools

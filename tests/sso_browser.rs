@@ -1,0 +1,259 @@
+//! Single sign-on for 联营 products in a real browser (docs/protocol/callbacks.md §10): the same
+//! setup as `sso.rs` (the simulator plays the unified login and the tenant's auth centre, the Kit
+//! syncs give the tenant, its app client and its users), but the relying party is an ordinary
+//! Node app on `openid-client` (a certified OIDC library) and the buyer is headless Chromium
+//! driven by `playwright-core`: `tests/browser/sso.mjs` signs a user in through the login page,
+//! logs out (back-channel logout verified with `jose`), is refused for a user authSync did not
+//! authorize, and sees a revoked user's session end mid-session.
+//!
+//! Needs `node`, Debian's `/usr/bin/chromium` and `tests/browser/node_modules`:
+//! `scripts/browser.sh` installs them (`make test` runs it first). Without them the test fails.
+
+use std::{
+    io::Read as _,
+    path::Path,
+    process::{Command, Output, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use koogallery_e2e::config;
+use koogallery_local::{LocalSettings, SsoHostSettings, start_with};
+use koogallery_sim::{
+    kit::{self, KitSimulator},
+    openapi::OpenApiSim,
+    sso::{KIT_TENANT_NAME, SsoTenantRegistration},
+};
+use serde_json::Value;
+use sso::clients::{ClientOptions, add_client};
+
+const KIT_KEY: &str = "e2e-kit-key";
+const APP: &str = "app-sso-1";
+const SECRET: &str = "tenant-client-secret";
+/// The whole browser run: Chromium's start, four sign-ins, the logouts.
+const NODE_TIMEOUT: Duration = Duration::from_secs(120);
+const CHROMIUM: &str = "/usr/bin/chromium";
+const HOW: &str = "run scripts/browser.sh (make test runs it)";
+
+/// A free loopback port (the issuer and the relying party must be known before they start).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `node`, Chromium and the Node packages are there, or the test fails saying how to get them.
+fn prerequisites(project: &Path) {
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        other => panic!("`node --version` failed ({other:?}): install Node.js 20+, then {HOW}"),
+    }
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: {HOW}");
+    assert!(
+        project.join("node_modules").join("openid-client").is_dir()
+            && project
+                .join("node_modules")
+                .join("playwright-core")
+                .is_dir(),
+        "{} has no openid-client/playwright-core: {HOW}",
+        project.join("node_modules").display()
+    );
+}
+
+/// What the browser script calls to revoke `USER_REVOKE` mid-session: authSync with flag 3.
+async fn control_server(kit: KitSimulator, revoke: Value) -> String {
+    use axum::{Router, extract::State, http::StatusCode, routing::post};
+    let state = Arc::new((kit, revoke));
+    let app = Router::new()
+        .route(
+            "/revoke",
+            post(|State(s): State<Arc<(KitSimulator, Value)>>| async move {
+                match s.0.call("authSync", &s.1).await {
+                    Ok(a) if a.reply.result_code.as_str() == "000000" => {
+                        (StatusCode::OK, "revoked".to_owned())
+                    }
+                    Ok(a) => (
+                        StatusCode::BAD_GATEWAY,
+                        format!("authSync: {} {}", a.reply.result_code, a.reply.result_msg),
+                    ),
+                    Err(e) => (StatusCode::BAD_GATEWAY, format!("authSync: {e}")),
+                }
+            }),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// Runs `cmd` with its output captured; past `timeout` it is killed and the test fails. (std's
+/// process on a blocking thread: tokio's `process` feature is not enabled in this workspace.)
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for node") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
+            panic!(
+                "sso.mjs took longer than {timeout:?} (killed)\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and the Node packages: scripts/browser.sh (make test runs it)"]
+async fn a_buyer_signs_in_with_a_real_browser_and_an_off_the_shelf_oidc_library() {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    prerequisites(&project);
+
+    let sim = OpenApiSim::start(
+        Default::default(),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    sim.register_sso_app(APP, &format!("{issuer}/sso/callback"))
+        .unwrap();
+    let rp_port = free_port();
+    let rp_base = format!("http://127.0.0.1:{rp_port}");
+    let dir = tempfile::tempdir().unwrap();
+    let clients_file = dir.path().join("oidc-clients.json");
+    let client = add_client(
+        &clients_file,
+        ClientOptions {
+            name: "Vendor app (browser test)".into(),
+            redirect_uris: vec![format!("{rp_base}/cb")],
+            post_logout_redirect_uris: vec![format!("{rp_base}/bye")],
+            backchannel_logout_uri: Some(format!("{rp_base}/backchannel")),
+            initiate_login_uri: None,
+        },
+    )
+    .unwrap();
+    let settings = LocalSettings {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        sso: Some(SsoHostSettings {
+            provider: sso::ProviderSettings::new(
+                &issuer,
+                &format!(
+                    "{}/unified-login/portal-login?ind=UNOP&appId={{appId}}",
+                    sim.primary_url()
+                ),
+                APP,
+            )
+            .unwrap(),
+            clients: clients_file.display().to_string(),
+        }),
+    };
+    let host = start_with(config(), settings, None)
+        .await
+        .expect("the host starts");
+
+    // The Kit syncs: the tenant, the app's client, and users 0, 1 and 3 authorized (not 2).
+    let tenant = format!("tenant-{}", koogallery_e2e::unique());
+    let instance = format!("inst-{}", koogallery_e2e::unique());
+    let kit = KitSimulator::new(&host.produce_url(), KIT_KEY).unwrap();
+    let pem = kit.public_key().await.unwrap();
+    let users = kit::users(4);
+    let authorized = [users[0].clone(), users[1].clone(), users[3].clone()];
+    for (name, body) in [
+        (
+            "tenantSync",
+            kit::tenant_sync(&instance, "CSSSO2", &tenant, &sim.primary_url(), 1),
+        ),
+        (
+            "applicationSync",
+            kit::application_sync(&instance, &tenant, APP, SECRET, &pem, 1).unwrap(),
+        ),
+        (
+            "authSync",
+            kit::auth_sync(&instance, &tenant, APP, &authorized, 1),
+        ),
+    ] {
+        let a = kit.call(name, &body).await.unwrap();
+        assert_eq!(
+            a.reply.result_code.as_str(),
+            "000000",
+            "{name}: {}",
+            a.reply.result_msg
+        );
+    }
+    // The auth centre knows all four users.
+    sim.register_sso_tenant(SsoTenantRegistration::kit(&tenant, APP, SECRET, 4))
+        .unwrap();
+
+    let user = |i: usize| users[i]["userName"].as_str().unwrap().to_owned();
+    let revoke = kit::auth_sync(&instance, &tenant, APP, &users[3..4], 3);
+    let control = control_server(
+        KitSimulator::new(&host.produce_url(), KIT_KEY).unwrap(),
+        revoke,
+    )
+    .await;
+
+    // Chromium's profile (playwright-core makes it under TMPDIR): this run's own.
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut node = Command::new("node");
+    node.arg(project.join("sso.mjs"))
+        .current_dir(&project)
+        .env("ISSUER", &issuer)
+        .env("CLIENT_ID", &client.client_id)
+        .env("CLIENT_SECRET", &client.client_secret)
+        .env("RP_PORT", rp_port.to_string())
+        .env("TENANT", &tenant)
+        .env("TENANT_NAME", KIT_TENANT_NAME)
+        .env("USER_OK", user(1))
+        .env("NAME_OK", users[1]["name"].as_str().unwrap())
+        .env("USER_REFUSED", user(2))
+        .env("USER_REVOKE", user(3))
+        .env("CONTROL_URL", &control)
+        .env("TMPDIR", tmp.path());
+    let out = tokio::task::spawn_blocking(move || run_with_timeout(node, NODE_TIMEOUT))
+        .await
+        .unwrap();
+    println!(
+        "--- sso.mjs stdout\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    println!(
+        "--- sso.mjs stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("--- sso.mjs took {:?}", started.elapsed());
+    assert!(out.status.success(), "sso.mjs failed: {}", out.status);
+    host.shutdown().await;
+}
