@@ -8,9 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use koogallery_e2e::sso_bed::{
-    APP, SsoBed, claims, location, param, verifier_and_challenge,
-};
+use koogallery_e2e::sso_bed::{APP, SsoBed, claims, location, param, verifier_and_challenge};
 use reqwest::{StatusCode, header};
 
 /// The relying party's back-channel endpoint: the logout tokens it received.
@@ -20,10 +18,12 @@ async fn relying_party() -> (String, Arc<Mutex<Vec<String>>>) {
     let app = Router::new()
         .route(
             "/backchannel",
-            post(|State(got): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
-                got.lock().unwrap().push(body);
-                ""
-            }),
+            post(
+                |State(got): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
+                    got.lock().unwrap().push(body);
+                    ""
+                },
+            ),
         )
         .with_state(got.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -47,8 +47,14 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
         .await
         .unwrap();
     assert_eq!(discovery["issuer"], issuer);
-    assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
-    assert_eq!(discovery["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
+    assert_eq!(
+        discovery["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
 
     // Sign in as user 1 (authorized).
     let (verifier, challenge) = verifier_and_challenge();
@@ -66,13 +72,19 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
     assert!(
-        set.iter().any(|c| c.starts_with("kg_sso=") && c.contains("HttpOnly") && c.contains("SameSite=Lax")),
+        set.iter().any(|c| c.starts_with("kg_sso=")
+            && c.contains("HttpOnly")
+            && c.contains("SameSite=Lax")),
         "{set:?}"
     );
     let session = signed.session.expect("the session cookie");
     let code = param(&to_rp, "code").unwrap();
     let wrong = bed.token(&code, &format!("{verifier}x")).await;
-    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST, "a wrong PKCE verifier");
+    assert_eq!(
+        wrong.status(),
+        StatusCode::BAD_REQUEST,
+        "a wrong PKCE verifier"
+    );
     // The code was spent by the failed attempt: authorize again (the session is reused, no login).
     let again = http
         .get(format!("{issuer}/oidc/authorize"))
@@ -106,7 +118,11 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
     assert_eq!(id["name"], bed.users[1]["name"]);
     assert_eq!(id["email"], bed.users[1]["email"]);
     assert_eq!(id["role"], "user");
-    assert_eq!(bed.token(&code, &verifier).await.status(), StatusCode::BAD_REQUEST, "a code works once");
+    assert_eq!(
+        bed.token(&code, &verifier).await.status(),
+        StatusCode::BAD_REQUEST,
+        "a code works once"
+    );
     let userinfo = http
         .get(format!("{issuer}/oidc/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
@@ -122,11 +138,28 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
     let refused = bed.sign_in(&bed.user(2), &challenge2).await;
     assert_eq!(refused.answer.status(), StatusCode::FORBIDDEN);
     assert!(refused.session.is_none(), "no session cookie on a refusal");
-    assert!(refused.answer.text().await.unwrap().contains("not authorized"));
+    assert!(
+        refused
+            .answer
+            .text()
+            .await
+            .unwrap()
+            .contains("not authorized")
+    );
 
     // authSync revokes user 1 mid-session: the next use ends the session, the app is told.
-    let revoke = koogallery_sim::kit::auth_sync(&bed.instance, &bed.tenant, APP, &bed.users[1..2], 3);
-    assert_eq!(bed.kit.call("authSync", &revoke).await.unwrap().reply.result_code.as_str(), "000000");
+    let revoke =
+        koogallery_sim::kit::auth_sync(&bed.instance, &bed.tenant, APP, &bed.users[1..2], 3);
+    assert_eq!(
+        bed.kit
+            .call("authSync", &revoke)
+            .await
+            .unwrap()
+            .reply
+            .result_code
+            .as_str(),
+        "000000"
+    );
     let after = http
         .get(format!("{issuer}/oidc/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
@@ -164,10 +197,16 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
     assert_eq!(logout.status(), StatusCode::FOUND);
     let to_centre = location(&logout);
     assert!(
-        to_centre.starts_with(&format!("{}/api/v1/logout?redirect_url=", bed.sim.primary_url())),
+        to_centre.starts_with(&format!(
+            "{}/api/v1/logout?redirect_url=",
+            bed.sim.primary_url()
+        )),
         "{to_centre}"
     );
-    assert_eq!(param(&to_centre, "redirect_url"), Some(format!("{bye}?state=bye-state")));
+    assert_eq!(
+        param(&to_centre, "redirect_url"),
+        Some(format!("{bye}?state=bye-state"))
+    );
     assert_eq!(backchannel.lock().unwrap().len(), 2);
     let centre = http.get(&to_centre).send().await.unwrap();
     assert_eq!(location(&centre), format!("{bye}?state=bye-state"));

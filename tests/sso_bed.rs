@@ -108,10 +108,21 @@ impl SsoBed {
                 "applicationSync",
                 kit::application_sync(&instance, &tenant, APP, SECRET, &pem, 1).expect("body"),
             ),
-            ("authSync", kit::auth_sync(&instance, &tenant, APP, &granted, 1)),
+            (
+                "authSync",
+                kit::auth_sync(&instance, &tenant, APP, &granted, 1),
+            ),
         ] {
-            let a = kit.call(name, &body).await.expect("the Kit sync is answered");
-            assert_eq!(a.reply.result_code.as_str(), "000000", "{name}: {}", a.reply.result_msg);
+            let a = kit
+                .call(name, &body)
+                .await
+                .expect("the Kit sync is answered");
+            assert_eq!(
+                a.reply.result_code.as_str(),
+                "000000",
+                "{name}: {}",
+                a.reply.result_msg
+            );
         }
         sim.register_sso_tenant(koogallery_sim::sso::SsoTenantRegistration::kit(
             &tenant, APP, SECRET, known,
@@ -143,7 +154,10 @@ impl SsoBed {
 
     /// The user name of `kit::users`' `i`th user.
     pub fn user(&self, i: usize) -> String {
-        self.users[i]["userName"].as_str().unwrap_or_default().to_owned()
+        self.users[i]["userName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Exchanges `code` at the token endpoint as the client.
@@ -190,10 +204,17 @@ impl SsoBed {
         let login_cookie = cookie(&authorize, "kg_login").expect("the pending login's cookie");
         let page = http.get(&login_page).send().await.expect("login page");
         assert_eq!(page.status(), StatusCode::OK);
-        let base = login_page.split("/unified-login/").next().unwrap_or_default();
+        let base = login_page
+            .split("/unified-login/")
+            .next()
+            .unwrap_or_default();
         let back = http
             .post(format!("{base}/unified-login/login"))
-            .form(&[("appId", APP), ("tenant", self.tenant.as_str()), ("userName", user)])
+            .form(&[
+                ("appId", APP),
+                ("tenant", self.tenant.as_str()),
+                ("userName", user),
+            ])
             .send()
             .await
             .expect("the unified login answers");
@@ -203,7 +224,10 @@ impl SsoBed {
             callback.starts_with(&format!("{}/sso/callback?code=", self.issuer)),
             "{callback}"
         );
-        assert_eq!(param(&callback, "tenant").as_deref(), Some(self.tenant.as_str()));
+        assert_eq!(
+            param(&callback, "tenant").as_deref(),
+            Some(self.tenant.as_str())
+        );
         let started = Instant::now();
         let answer = http
             .get(&callback)

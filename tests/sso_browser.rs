@@ -1,5 +1,5 @@
 //! Single sign-on for 联营 products in a real browser (docs/protocol/callbacks.md §10): the same
-//! setup as `sso.rs` (the simulator plays the unified login and the tenant's auth centre, the Kit
+//! deployment as `sso.rs` (`sso_bed.rs`) (the simulator plays the unified login and the tenant's auth centre, the Kit
 //! syncs give the tenant, its app client and its users), but the relying party is an ordinary
 //! Node app on `openid-client` (a certified OIDC library) and the buyer is headless Chromium
 //! driven by `playwright-core`: `tests/browser/sso.mjs` signs a user in through the login page,
@@ -17,32 +17,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use koogallery_e2e::config;
-use koogallery_local::{LocalSettings, SsoHostSettings, start_with};
+use koogallery_e2e::sso_bed::{APP, KIT_KEY, SsoBed, free_port};
 use koogallery_sim::{
     kit::{self, KitSimulator},
-    openapi::OpenApiSim,
-    sso::{KIT_TENANT_NAME, SsoTenantRegistration},
+    sso::KIT_TENANT_NAME,
 };
 use serde_json::Value;
-use sso::clients::{ClientOptions, add_client};
 
-const KIT_KEY: &str = "e2e-kit-key";
-const APP: &str = "app-sso-1";
-const SECRET: &str = "tenant-client-secret";
 /// The whole browser run: Chromium's start, four sign-ins, the logouts.
 const NODE_TIMEOUT: Duration = Duration::from_secs(120);
 const CHROMIUM: &str = "/usr/bin/chromium";
 const HOW: &str = "run scripts/browser.sh (make test runs it)";
-
-/// A free loopback port (the issuer and the relying party must be known before they start).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `node`, Chromium and the Node packages are there, or the test fails saying how to get them.
 fn prerequisites(project: &Path) {
@@ -137,89 +122,13 @@ async fn a_buyer_signs_in_with_a_real_browser_and_an_off_the_shelf_oidc_library(
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     prerequisites(&project);
 
-    let sim = OpenApiSim::start(
-        Default::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    sim.register_sso_app(APP, &format!("{issuer}/sso/callback"))
-        .unwrap();
+    // The relying party is the Node app on its own port; users 0, 1 and 3 are authorized by
+    // authSync (not 2), the auth centre knows all four.
     let rp_port = free_port();
-    let rp_base = format!("http://127.0.0.1:{rp_port}");
-    let dir = tempfile::tempdir().unwrap();
-    let clients_file = dir.path().join("oidc-clients.json");
-    let client = add_client(
-        &clients_file,
-        ClientOptions {
-            name: "Vendor app (browser test)".into(),
-            redirect_uris: vec![format!("{rp_base}/cb")],
-            post_logout_redirect_uris: vec![format!("{rp_base}/bye")],
-            backchannel_logout_uri: Some(format!("{rp_base}/backchannel")),
-            initiate_login_uri: None,
-        },
-    )
-    .unwrap();
-    let settings = LocalSettings {
-        listen: format!("127.0.0.1:{port}").parse().unwrap(),
-        data_dir: dir.path().to_path_buf(),
-        sso: Some(SsoHostSettings {
-            provider: sso::ProviderSettings::new(
-                &issuer,
-                &format!(
-                    "{}/unified-login/portal-login?ind=UNOP&appId={{appId}}",
-                    sim.primary_url()
-                ),
-                APP,
-            )
-            .unwrap(),
-            clients: clients_file.display().to_string(),
-        }),
-    };
-    let host = start_with(config(), settings, None)
-        .await
-        .expect("the host starts");
-
-    // The Kit syncs: the tenant, the app's client, and users 0, 1 and 3 authorized (not 2).
-    let tenant = format!("tenant-{}", koogallery_e2e::unique());
-    let instance = format!("inst-{}", koogallery_e2e::unique());
-    let kit = KitSimulator::new(&host.produce_url(), KIT_KEY).unwrap();
-    let pem = kit.public_key().await.unwrap();
-    let users = kit::users(4);
-    let authorized = [users[0].clone(), users[1].clone(), users[3].clone()];
-    for (name, body) in [
-        (
-            "tenantSync",
-            kit::tenant_sync(&instance, "CSSSO2", &tenant, &sim.primary_url(), 1),
-        ),
-        (
-            "applicationSync",
-            kit::application_sync(&instance, &tenant, APP, SECRET, &pem, 1).unwrap(),
-        ),
-        (
-            "authSync",
-            kit::auth_sync(&instance, &tenant, APP, &authorized, 1),
-        ),
-    ] {
-        let a = kit.call(name, &body).await.unwrap();
-        assert_eq!(
-            a.reply.result_code.as_str(),
-            "000000",
-            "{name}: {}",
-            a.reply.result_msg
-        );
-    }
-    // The auth centre knows all four users.
-    sim.register_sso_tenant(SsoTenantRegistration::kit(&tenant, APP, SECRET, 4))
-        .unwrap();
-
-    let user = |i: usize| users[i]["userName"].as_str().unwrap().to_owned();
-    let revoke = kit::auth_sync(&instance, &tenant, APP, &users[3..4], 3);
+    let bed = SsoBed::start(&format!("http://127.0.0.1:{rp_port}"), 4, &[0, 1, 3]).await;
+    let revoke = kit::auth_sync(&bed.instance, &bed.tenant, APP, &bed.users[3..4], 3);
     let control = control_server(
-        KitSimulator::new(&host.produce_url(), KIT_KEY).unwrap(),
+        KitSimulator::new(&bed.host.produce_url(), KIT_KEY).unwrap(),
         revoke,
     )
     .await;
@@ -230,16 +139,16 @@ async fn a_buyer_signs_in_with_a_real_browser_and_an_off_the_shelf_oidc_library(
     let mut node = Command::new("node");
     node.arg(project.join("sso.mjs"))
         .current_dir(&project)
-        .env("ISSUER", &issuer)
-        .env("CLIENT_ID", &client.client_id)
-        .env("CLIENT_SECRET", &client.client_secret)
+        .env("ISSUER", &bed.issuer)
+        .env("CLIENT_ID", &bed.client_id)
+        .env("CLIENT_SECRET", &bed.client_secret)
         .env("RP_PORT", rp_port.to_string())
-        .env("TENANT", &tenant)
+        .env("TENANT", &bed.tenant)
         .env("TENANT_NAME", KIT_TENANT_NAME)
-        .env("USER_OK", user(1))
-        .env("NAME_OK", users[1]["name"].as_str().unwrap())
-        .env("USER_REFUSED", user(2))
-        .env("USER_REVOKE", user(3))
+        .env("USER_OK", bed.user(1))
+        .env("NAME_OK", bed.users[1]["name"].as_str().unwrap())
+        .env("USER_REFUSED", bed.user(2))
+        .env("USER_REVOKE", bed.user(3))
         .env("CONTROL_URL", &control)
         .env("TMPDIR", tmp.path());
     let out = tokio::task::spawn_blocking(move || run_with_timeout(node, NODE_TIMEOUT))
@@ -255,5 +164,5 @@ async fn a_buyer_signs_in_with_a_real_browser_and_an_off_the_shelf_oidc_library(
     );
     println!("--- sso.mjs took {:?}", started.elapsed());
     assert!(out.status.success(), "sso.mjs failed: {}", out.status);
-    host.shutdown().await;
+    bed.host.shutdown().await;
 }

@@ -49,7 +49,11 @@ async fn main() {
                     .await
                     .record(signed.callback_step.as_micros() as u64)
                     .ok();
-                whole.lock().await.record(begun.elapsed().as_micros() as u64).ok();
+                whole
+                    .lock()
+                    .await
+                    .record(begun.elapsed().as_micros() as u64)
+                    .ok();
                 i += concurrency;
             }
         }));
