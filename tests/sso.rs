@@ -6,7 +6,10 @@
 //! authorize, hears a revoked user's session end on its back-channel, and logs out through the
 //! auth centre.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use koogallery_e2e::sso_bed::{APP, SsoBed, claims, location, param, verifier_and_challenge};
 use reqwest::{StatusCode, header};
@@ -147,7 +150,8 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
             .contains("not authorized")
     );
 
-    // authSync revokes user 1 mid-session: the next use ends the session, the app is told.
+    // authSync revokes user 1 mid-session: the worker ends the session as it delivers the
+    // directory event, and the app is told by back-channel logout without any further use.
     let revoke =
         koogallery_sim::kit::auth_sync(&bed.instance, &bed.tenant, APP, &bed.users[1..2], 3);
     assert_eq!(
@@ -160,6 +164,12 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
             .as_str(),
         "000000"
     );
+    koogallery_e2e::eventually(
+        Duration::from_secs(10),
+        "the revoked session's back-channel logout",
+        || backchannel.lock().unwrap().len() == 1,
+    )
+    .await;
     let after = http
         .get(format!("{issuer}/oidc/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
@@ -229,6 +239,67 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
         param(&location(&reuse), "error").as_deref(),
         Some("login_required"),
         "the session is gone"
+    );
+    bed.host.shutdown().await;
+}
+
+/// A tenant's deletion (tenantSync flag 0) ends its sessions at once: the app hears it by
+/// back-channel logout, and the session is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_delete_ends_its_sessions_and_tells_the_app() {
+    let (rp, backchannel) = relying_party().await;
+    let bed = SsoBed::start(&rp, 2, &[0, 1]).await;
+    let mut sessions = Vec::new();
+    for user in [0, 1] {
+        let (verifier, challenge) = verifier_and_challenge();
+        let signed = bed.sign_in(&bed.user(user), &challenge).await;
+        let code = param(&location(&signed.answer), "code").expect("a code");
+        assert_eq!(bed.token(&code, &verifier).await.status(), StatusCode::OK);
+        sessions.push(signed.session.expect("a session"));
+    }
+    let delete = koogallery_sim::kit::tenant_sync(
+        &bed.instance,
+        "CSSSO1",
+        &bed.tenant,
+        &bed.sim.primary_url(),
+        0,
+    );
+    assert_eq!(
+        bed.kit
+            .call("tenantSync", &delete)
+            .await
+            .unwrap()
+            .reply
+            .result_code
+            .as_str(),
+        "000000"
+    );
+    koogallery_e2e::eventually(
+        Duration::from_secs(10),
+        "both sessions' back-channel logouts",
+        || backchannel.lock().unwrap().len() == 2,
+    )
+    .await;
+    let (_, challenge) = verifier_and_challenge();
+    let after = bed
+        .http
+        .get(format!("{}/oidc/authorize", bed.issuer))
+        .header(header::COOKIE, &sessions[0])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", bed.client_id.as_str()),
+            ("redirect_uri", bed.redirect_uri().as_str()),
+            ("scope", "openid"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("prompt", "none"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        param(&location(&after), "error").as_deref(),
+        Some("login_required")
     );
     bed.host.shutdown().await;
 }

@@ -24,6 +24,8 @@ pub(crate) struct Extras {
     pub(crate) directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
     /// The Kit RSA key (applicationSync's `clientSecret`).
     pub(crate) kit_key: Option<Arc<koogallery::security::kit_client_secret::ClientSecretKey>>,
+    /// The SSO provider: the worker ends the sessions the directory events end.
+    pub(crate) sessions: Option<Arc<dyn koogallery::sso::SessionEnder>>,
 }
 
 /// Wires one backend's store and queue to the callbacks, the edge and the worker: the same for the
@@ -44,6 +46,7 @@ where
         + 'static,
 {
     let directory = extras.directory.clone();
+    let sessions = extras.sessions.clone();
     let resources = resources(
         store.clone(),
         queue,
@@ -57,6 +60,7 @@ where
     let worker = worker(
         store.clone(),
         directory,
+        sessions,
         clock.clone(),
         config,
         provisioner,
@@ -109,9 +113,11 @@ where
 
 /// The provisioning worker: the test's provisioner or the configured one, and KooGallery's
 /// marketplace API for the notices it sends back.
+#[allow(clippy::too_many_arguments)]
 fn worker<S>(
     store: Arc<S>,
     directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
+    sessions: Option<Arc<dyn koogallery::sso::SessionEnder>>,
     clock: Arc<dyn Clock>,
     config: &Config,
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
@@ -145,6 +151,9 @@ where
     );
     if let Some(directory) = directory {
         worker = worker.with_directory(directory);
+    }
+    if let Some(sessions) = sessions {
+        worker = worker.with_sessions(sessions);
     }
     Ok(Arc::new(worker))
 }

@@ -154,6 +154,7 @@ impl Aws {
                 self.store.as_ref(),
             ))),
             kit_key: Some(kit_key),
+            sessions: None,
         }
     }
 

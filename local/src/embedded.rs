@@ -56,6 +56,23 @@ pub async fn start_on(
     let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
     let sealer = local_sealer(&settings)?;
     let kit_key = local_kit_key(&config, &settings)?;
+    let sso = match &settings.sso {
+        Some(sso) => Some(
+            crate::sso_provider(
+                sso,
+                sso::build::Parts {
+                    directory: store.clone(),
+                    locator: store.clone(),
+                    store: store.clone(),
+                    sealer: sealer.clone(),
+                    clock: clock.clone(),
+                    metrics: crate::local_metrics(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let (worker, edge) = assemble(
         store.clone(),
         jobs.clone(),
@@ -65,8 +82,11 @@ pub async fn start_on(
             usage: Some(store.clone()),
             directory: Some(store.clone()),
             kit_key: Some(kit_key.clone()),
+            sessions: sso
+                .clone()
+                .map(|p| p as Arc<dyn koogallery::sso::SessionEnder>),
         },
-        clock,
+        clock.clone(),
         &config,
         provisioner,
         sealer.clone(),
@@ -78,23 +98,6 @@ pub async fn start_on(
         Arc::new(queue.clone()),
         worker.clock.clone(),
     );
-    let sso = match &settings.sso {
-        Some(sso) => Some(
-            crate::sso_provider(
-                sso,
-                sso::build::Parts {
-                    directory: store.clone(),
-                    locator: store.clone(),
-                    store: store.clone(),
-                    sealer: sealer.clone(),
-                    clock: worker.clock.clone(),
-                    metrics: crate::local_metrics(),
-                },
-            )
-            .await?,
-        ),
-        None => None,
-    };
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage),

@@ -1,4 +1,5 @@
-//! A `DirectoryNotice` job: the tenant directory's undelivered events, in sequence order.
+//! A `DirectoryNotice` job: the tenant directory's undelivered events, in sequence order; the SSO
+//! sessions an event ends are ended first (docs/protocol/decisions.md §19).
 
 use std::time::Duration;
 
@@ -29,6 +30,24 @@ impl Worker {
                     return Ok(JobOutcome::Deferred(Duration::from_secs(1)));
                 }
                 let seq = event.seq;
+                // Sessions end before the vendor hears the change: a retry of this pass ends none
+                // twice, and a vendor webhook that is down does not keep a revoked user signed in.
+                if let (Some(sessions), Some(scope)) =
+                    (&self.sessions, koogallery::sso::EndScope::of(&event.body))
+                {
+                    let ended = sessions
+                        .end_sessions(key, &scope)
+                        .await
+                        .map_err(JobError::Directory)?;
+                    if ended > 0 {
+                        tracing::info!(
+                            tenant_id = key.tenant_id.as_str(),
+                            seq,
+                            ended,
+                            "SSO sessions ended by a directory event"
+                        );
+                    }
+                }
                 let notice = koogallery::provisioning::DirectoryNotice {
                     tenant: key.clone(),
                     event,

@@ -158,6 +158,9 @@ pub struct Worker {
     /// The tenant directory whose events the worker delivers (the Kit syncs,
     /// docs/protocol/callbacks.md §9).
     pub directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
+    /// Ends the SSO sessions a directory event ends, and tells their clients
+    /// (docs/protocol/decisions.md §19); `None` without SSO.
+    pub sessions: Option<Arc<dyn koogallery::sso::SessionEnder>>,
 }
 
 /// The marketplace client `settings.marketplace` names: Query Order on KooGallery's open API
@@ -218,7 +221,14 @@ impl Worker {
             sealer,
             notices,
             directory: None,
+            sessions: None,
         }
+    }
+
+    /// Ends SSO sessions as the directory events it delivers say (with SSO on).
+    pub fn with_sessions(mut self, sessions: Arc<dyn koogallery::sso::SessionEnder>) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Delivers the tenant directory's events too.

@@ -38,6 +38,7 @@ fn bed(script: Vec<Scripted>) -> Bed {
         sealer: bed.sealer.clone(),
         notices: bed.store.clone(),
         directory: Some(bed.directory.clone()),
+        sessions: None,
     };
     Bed {
         bed,
@@ -920,6 +921,7 @@ async fn directory_events_reach_the_vendor_in_order_once_each_and_survive_a_fail
     // A worker without a directory dead-letters the job: a wiring error, named.
     let bare = Worker {
         directory: None,
+        sessions: None,
         ..worker
     };
     let r = bare.process(&d).await;

@@ -130,3 +130,18 @@ pub async fn end_session(p: &Provider, req: &Request<'_>) -> Answer {
     };
     Answer::redirect(&target).with_cookie(clear)
 }
+
+#[async_trait::async_trait]
+impl koogallery::sso::SessionEnder for Provider {
+    async fn end_sessions(
+        &self,
+        tenant: &koogallery::directory::TenantKey,
+        scope: &koogallery::sso::EndScope,
+    ) -> Result<usize, koogallery::storage::StoreError> {
+        let ended = self.sso.end_by_directory(tenant, scope).await?;
+        for session in &ended {
+            tell_clients(self, session).await;
+        }
+        Ok(ended.len())
+    }
+}

@@ -461,8 +461,12 @@ impl Sso {
         }
     }
 
+    /// Deletes the session; whoever deleted it reports it ended (and tells its clients), so a
+    /// lookup racing a Kit sync's end never tells them twice.
     async fn end(&self, session: Session, why: Ended) -> Result<Current, LoginError> {
-        self.store.delete_session(&session.key).await?;
+        if self.store.delete_session(&session.key).await?.is_none() {
+            return Ok(Current::Absent);
+        }
         tracing::info!(sid = %session.sid, reason = why.as_str(), "SSO session ended");
         Ok(Current::Ended(session, why))
     }
@@ -502,6 +506,37 @@ impl Sso {
             if let Some(s) = self.store.delete_session(&s.key).await? {
                 ended.push(s);
             }
+        }
+        Ok(ended)
+    }
+
+    /// Ends the sessions a directory change ends ([`super::EndScope`]), deleted and returned for
+    /// their clients.
+    ///
+    /// # Errors
+    /// A store failure (what was deleted before it stays deleted; a retry ends the rest).
+    pub async fn end_by_directory(
+        &self,
+        tenant: &TenantKey,
+        scope: &super::EndScope,
+    ) -> Result<Vec<Session>, StoreError> {
+        use super::EndScope as E;
+        let ended = match scope {
+            E::Tenant => self.end_sessions_of(tenant, None, None).await?,
+            E::App(app) => self.end_sessions_of(tenant, Some(app), None).await?,
+            E::Users { app_id, user_names } => {
+                let mut all = Vec::new();
+                for user in user_names {
+                    all.extend(
+                        self.end_sessions_of(tenant, Some(app_id), Some(user))
+                            .await?,
+                    );
+                }
+                all
+            }
+        };
+        for s in &ended {
+            tracing::info!(sid = %s.sid, tenant = %s.tenant_id, user = %s.identity.user_name, "SSO session ended by a Kit sync");
         }
         Ok(ended)
     }

@@ -9,6 +9,7 @@
 
 pub mod auth_centre;
 pub mod client;
+pub mod ending;
 pub mod grant;
 pub mod login;
 pub mod record;
@@ -19,6 +20,7 @@ pub mod store;
 
 pub use auth_centre::{AuthCentre, AuthCentreBase, AuthCentreError, AuthCentreUser, TokenGrant};
 pub use client::OidcClient;
+pub use ending::{EndScope, SessionEnder};
 pub use grant::{AuthorizationCode, GrantKind, IssuedAccessToken, PendingLogin};
 pub use login::{Current, Ended, LoggedIn, LoginError, Sso, SsoSettings};
 pub use secret::{Opaque, hash_opaque};

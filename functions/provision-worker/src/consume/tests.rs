@@ -68,6 +68,7 @@ async fn setup(script: Vec<Scripted>, provisioning_deadline: Duration) -> (TestB
         sealer: bed.sealer.clone(),
         notices: bed.store.clone(),
         directory: Some(bed.directory.clone()),
+        sessions: None,
     };
     (bed, worker)
 }
