@@ -40,6 +40,24 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
     let (rp, backchannel) = relying_party().await;
     // The auth centre knows three users; authSync authorized the first two.
     let bed = SsoBed::start(&rp, 3, &[0, 1]).await;
+    whole_flow(&bed, &backchannel).await;
+    bed.host.shutdown().await;
+}
+
+/// The same on the AWS adapters (DynamoDB sessions, grants, clients and keys; the tenant found by
+/// its locator item; the directory's events from SQS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the emulator: make test"]
+async fn the_same_sign_in_works_on_the_aws_adapters() {
+    let (rp, backchannel) = relying_party().await;
+    let bed = SsoBed::start_aws(&rp, 3, &[0, 1]).await;
+    whole_flow(&bed, &backchannel).await;
+    bed.host.shutdown().await;
+}
+
+/// Discovery, a sign-in with PKCE, the ID token's claims, userinfo, a refused user, a revoke
+/// mid-session told by back-channel logout, a logout through the auth centre.
+async fn whole_flow<B>(bed: &SsoBed<B>, backchannel: &Mutex<Vec<String>>) {
     let (http, issuer) = (&bed.http, bed.issuer.as_str());
     let discovery: serde_json::Value = http
         .get(format!("{issuer}/.well-known/openid-configuration"))
@@ -192,7 +210,7 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
     let t0: serde_json::Value = bed.token(&code0, &v0).await.json().await.unwrap();
     assert_eq!(claims(t0["id_token"].as_str().unwrap())["role"], "admin");
     let session0 = signed.session.unwrap();
-    let bye = format!("{rp}/bye");
+    let bye = format!("{}/bye", bed.rp);
     let logout = http
         .get(format!("{issuer}/oidc/logout"))
         .header(header::COOKIE, &session0)
@@ -240,7 +258,6 @@ async fn a_buyer_signs_in_through_koogallery_and_the_vendors_app_gets_an_oidc_id
         Some("login_required"),
         "the session is gone"
     );
-    bed.host.shutdown().await;
 }
 
 /// A tenant's deletion (tenantSync flag 0) ends its sessions at once: the app hears it by

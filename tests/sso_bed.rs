@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use koogallery_local::{LocalSettings, RunningHost, SsoHostSettings, start_with};
+use koogallery_local::{Embedded, LocalSettings, Running, SsoHostSettings, start_with};
 use koogallery_sim::{
     kit::{self, KitSimulator},
     openapi::OpenApiSim,
@@ -19,10 +19,10 @@ pub const KIT_KEY: &str = "e2e-kit-key";
 pub const APP: &str = "app-sso-1";
 pub const SECRET: &str = "tenant-client-secret";
 
-/// The whole deployment.
-pub struct SsoBed {
+/// The whole deployment, on the embedded store (`B` = `Embedded`) or the AWS adapters.
+pub struct SsoBed<B = Embedded> {
     pub sim: OpenApiSim,
-    pub host: RunningHost,
+    pub host: Running<B>,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: String,
@@ -45,53 +45,116 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-impl SsoBed {
+/// What is set up before the host starts: the simulator, the issuer and the client.
+struct Prepared {
+    sim: OpenApiSim,
+    settings: LocalSettings,
+    client: sso::clients::NewClient,
+    issuer: String,
+    rp: String,
+    dir: tempfile::TempDir,
+}
+
+async fn prepare(rp: &str) -> Prepared {
+    let sim = OpenApiSim::start(
+        Default::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("the simulator starts");
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    sim.register_sso_app(APP, &format!("{issuer}/sso/callback"))
+        .expect("app registered");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clients_file = dir.path().join("oidc-clients.json");
+    let client = add_client(
+        &clients_file,
+        ClientOptions {
+            name: "Vendor app".into(),
+            redirect_uris: vec![format!("{rp}/cb")],
+            post_logout_redirect_uris: vec![format!("{rp}/bye")],
+            backchannel_logout_uri: Some(format!("{rp}/backchannel")),
+            initiate_login_uri: None,
+        },
+    )
+    .expect("client added");
+    let settings = LocalSettings {
+        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
+        data_dir: dir.path().to_path_buf(),
+        sso: Some(SsoHostSettings {
+            provider: sso::ProviderSettings::new(
+                &issuer,
+                &format!(
+                    "{}/unified-login/portal-login?ind=UNOP&appId={{appId}}",
+                    sim.primary_url()
+                ),
+                APP,
+            )
+            .expect("provider settings"),
+            clients: clients_file.display().to_string(),
+        }),
+    };
+    Prepared {
+        sim,
+        settings,
+        client,
+        issuer,
+        rp: rp.to_owned(),
+        dir,
+    }
+}
+
+impl SsoBed<Embedded> {
     /// `known` users at the auth centre, of which the indexes in `authorized` are authorized by
     /// authSync; the relying party at `rp` (its back-channel logout at `{rp}/backchannel`).
     pub async fn start(rp: &str, known: usize, authorized: &[usize]) -> Self {
-        let sim = OpenApiSim::start(
-            Default::default(),
-            "127.0.0.1:0".parse().expect("addr"),
-            "127.0.0.1:0".parse().expect("addr"),
-        )
-        .await
-        .expect("the simulator starts");
-        let port = free_port();
-        let issuer = format!("http://127.0.0.1:{port}");
-        sim.register_sso_app(APP, &format!("{issuer}/sso/callback"))
-            .expect("app registered");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let clients_file = dir.path().join("oidc-clients.json");
-        let client = add_client(
-            &clients_file,
-            ClientOptions {
-                name: "Vendor app".into(),
-                redirect_uris: vec![format!("{rp}/cb")],
-                post_logout_redirect_uris: vec![format!("{rp}/bye")],
-                backchannel_logout_uri: Some(format!("{rp}/backchannel")),
-                initiate_login_uri: None,
-            },
-        )
-        .expect("client added");
-        let settings = LocalSettings {
-            listen: format!("127.0.0.1:{port}").parse().expect("addr"),
-            data_dir: dir.path().to_path_buf(),
-            sso: Some(SsoHostSettings {
-                provider: sso::ProviderSettings::new(
-                    &issuer,
-                    &format!(
-                        "{}/unified-login/portal-login?ind=UNOP&appId={{appId}}",
-                        sim.primary_url()
-                    ),
-                    APP,
-                )
-                .expect("provider settings"),
-                clients: clients_file.display().to_string(),
-            }),
-        };
-        let host = start_with(crate::config(), settings, None)
+        let p = prepare(rp).await;
+        let host = start_with(crate::config(), p.settings.clone(), None)
             .await
             .expect("the host starts");
+        SsoBed::finish(p, host, known, authorized).await
+    }
+}
+
+impl SsoBed<koogallery_local::aws::Aws> {
+    /// As [`SsoBed::start`], the host on the AWS adapters against the emulator (a table and
+    /// queues of its own).
+    pub async fn start_aws(rp: &str, known: usize, authorized: &[usize]) -> Self {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "AWS_ENDPOINT_URL is not set: run through `make test`, which starts the emulator"
+        );
+        let p = prepare(rp).await;
+        let name = format!("e2e-sso-{}", crate::unique());
+        let aws = koogallery_local::aws::AwsSettings {
+            table: name.clone(),
+            queue: name,
+        };
+        let host = koogallery_local::aws::start_aws_with(
+            crate::config(),
+            p.settings.clone(),
+            aws,
+            None,
+            koogallery_aws::sdk_config().await,
+        )
+        .await
+        .expect("the host on the AWS adapters starts");
+        SsoBed::finish(p, host, known, authorized).await
+    }
+}
+
+impl<B> SsoBed<B> {
+    async fn finish(p: Prepared, host: Running<B>, known: usize, authorized: &[usize]) -> Self {
+        let Prepared {
+            sim,
+            client,
+            issuer,
+            rp,
+            dir,
+            ..
+        } = p;
         let tenant = format!("tenant-{}", crate::unique());
         let instance = format!("inst-{}", crate::unique());
         let kit = KitSimulator::new(&host.produce_url(), KIT_KEY).expect("kit simulator");
@@ -138,7 +201,7 @@ impl SsoBed {
             issuer,
             client_id: client.client_id,
             client_secret: client.client_secret,
-            rp: rp.to_owned(),
+            rp,
             tenant,
             instance,
             kit,

@@ -73,10 +73,38 @@ pub async fn start_aws_with(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sealer = super::local_sealer(&settings)?;
     let kit_key = super::local_kit_key(&config, &settings)?;
+    // SSO on the table, as the Lambda function keeps it: sessions, grants, clients and keys in
+    // `DynamoSso`, the tenant directory (and its locator) in `DynamoDirectory`.
+    let sso = match &settings.sso {
+        Some(sso) => {
+            let directory = Arc::new(koogallery_aws::DynamoDirectory::from(
+                backend.store.as_ref(),
+            ));
+            Some(
+                super::sso_provider(
+                    sso,
+                    sso::build::Parts {
+                        directory: directory.clone(),
+                        locator: directory,
+                        store: Arc::new(koogallery_aws::DynamoSso::from(backend.store.as_ref())),
+                        sealer: sealer.clone(),
+                        clock: clock.clone(),
+                        metrics: super::local_metrics(),
+                    },
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    let mut extras = backend.extras(kit_key.clone());
+    extras.sessions = sso
+        .clone()
+        .map(|p| p as Arc<dyn koogallery::sso::SessionEnder>);
     let (worker, edge) = assemble(
         backend.store.clone(),
         Arc::new(backend.sqs.clone()),
-        backend.extras(kit_key.clone()),
+        extras,
         clock,
         &config,
         provisioner,
@@ -89,18 +117,12 @@ pub async fn start_aws_with(
         Arc::new(backend.sqs.clone()),
         worker.clock.clone(),
     );
-    if settings.sso.is_some() {
-        return Err(StartError::Aws(
-            "KOOGALLERY_SSO_ISSUER: single sign-on is served on the embedded backend only so far"
-                .into(),
-        ));
-    }
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage_api),
         &settings,
         Some(kit_key.public_key_pem()),
-        None,
+        sso,
     )
     .await?;
     let [worker_task, reconcile_task, push_task] = backend.spawn_work(worker, &config, stopped)?;
