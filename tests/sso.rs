@@ -11,7 +11,9 @@ use std::{
     time::Duration,
 };
 
-use koogallery_e2e::sso_bed::{APP, SsoBed, claims, location, param, verifier_and_challenge};
+use koogallery_e2e::sso_bed::{
+    APP, SsoBed, claims, cookie, location, param, verifier_and_challenge,
+};
 use reqwest::{StatusCode, header};
 
 /// The relying party's back-channel endpoint: the logout tokens it received.
@@ -124,6 +126,20 @@ async fn whole_flow<B>(bed: &SsoBed<B>, backchannel: &Mutex<Vec<String>>) {
         .unwrap();
     assert_eq!(again.status(), StatusCode::FOUND);
     let code = param(&location(&again), "code").expect("a code at once: the session is live");
+    // Basic authentication naming one client and a form naming another is refused.
+    let mixed = http
+        .post(format!("{issuer}/oidc/token"))
+        .basic_auth(&bed.client_id, Some(&bed.client_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "another-client"),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mixed.status(), StatusCode::UNAUTHORIZED);
+    assert!(mixed.headers().contains_key(header::WWW_AUTHENTICATE));
     let ok = bed.token(&code, &verifier).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let tokens: serde_json::Value = ok.json().await.unwrap();
@@ -318,5 +334,125 @@ async fn a_tenant_delete_ends_its_sessions_and_tells_the_app() {
         param(&location(&after), "error").as_deref(),
         Some("login_required")
     );
+    bed.host.shutdown().await;
+}
+
+/// A sign-in that did not start at the provider (the buyer came from KooGallery's side, or a link
+/// to someone else's callback): the browser gets no session until the user confirms on a page
+/// served to that browser; a confirmation posted from elsewhere (no `kg_confirm` cookie) or twice
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_started_at_koogallery_is_confirmed_in_the_browser_that_shows_it() {
+    let (rp, _) = relying_party().await;
+    let bed = SsoBed::start(&rp, 1, &[0]).await;
+    let http = &bed.http;
+    let back = http
+        .post(format!("{}/unified-login/login", bed.sim.primary_url()))
+        .form(&[
+            ("appId", APP),
+            ("tenant", bed.tenant.as_str()),
+            ("userName", bed.user(0).as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&back);
+    let page = http.get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        cookie(&page, "kg_sso").is_none(),
+        "no session before the user confirms"
+    );
+    let confirm = cookie(&page, "kg_confirm").expect("the confirmation's cookie");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Continue as"), "{html}");
+    let token = html
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the form's token")
+        .to_owned();
+    let continue_url = format!("{}/sso/continue", bed.issuer);
+    // Posted from another site: the form's token without this browser's cookie.
+    let forged = http
+        .post(&continue_url)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(cookie(&forged, "kg_sso").is_none());
+    let ok = http
+        .post(&continue_url)
+        .header(header::COOKIE, &confirm)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let session = cookie(&ok, "kg_sso").expect("the session, once confirmed");
+    assert!(ok.text().await.unwrap().contains("Signed in as"));
+    let again = http
+        .post(&continue_url)
+        .header(header::COOKIE, &confirm)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::FORBIDDEN,
+        "a confirmation works once"
+    );
+    let (_, challenge) = verifier_and_challenge();
+    let authorize = http
+        .get(format!("{}/oidc/authorize", bed.issuer))
+        .header(header::COOKIE, &session)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", bed.client_id.as_str()),
+            ("redirect_uri", bed.redirect_uri().as_str()),
+            ("scope", "openid"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("prompt", "none"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        param(&location(&authorize), "code").is_some(),
+        "the confirmed session is live"
+    );
+    // max_age: a session older than it signs in again (OIDC Core §3.1.2.1).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let aged = http
+        .get(format!("{}/oidc/authorize", bed.issuer))
+        .header(header::COOKIE, &session)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", bed.client_id.as_str()),
+            ("redirect_uri", bed.redirect_uri().as_str()),
+            ("scope", "openid"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("max_age", "0"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&aged).contains("/unified-login/portal-login"),
+        "{}",
+        location(&aged)
+    );
+    // A state that is not this browser's pending login is refused before any exchange.
+    let forged_state = format!(
+        "{}&state={}",
+        callback,
+        koogallery::sso::Opaque::random().expose()
+    );
+    let refused = http.get(&forged_state).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     bed.host.shutdown().await;
 }

@@ -1786,8 +1786,11 @@ fn sso_is_routed_conditional_and_least_privileged() {
         })
         .collect();
     for path in sso::PATHS {
-        let post = matches!(*path, "/oidc/token" | "/oidc/userinfo");
-        let get = *path != "/oidc/token";
+        let post = matches!(
+            *path,
+            "/oidc/token" | "/oidc/userinfo" | "/oidc/logout" | "/sso/continue"
+        );
+        let get = !matches!(*path, "/oidc/token" | "/sso/continue");
         for (method, wanted) in [("GET", get), ("POST", post)] {
             assert_eq!(
                 routed.remove(&((*path).to_owned(), method.to_owned())),

@@ -80,7 +80,11 @@ async fn read(
         AuthCentreError::Unavailable(Detail::caused_by(format!("{call} answer unreadable"), e))
     })?;
     let json: Option<Value> = serde_json::from_str(&text).ok();
-    if status.is_server_error() {
+    // 429 and 408 say "not now", not "no": a rate-limited refresh must not end sessions.
+    if status.is_server_error()
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+    {
         return Err(AuthCentreError::Unavailable(Detail::new(format!(
             "{call} answered HTTP {status}"
         ))));
@@ -214,6 +218,40 @@ impl AuthCentre for AuthCentreClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn answer(status: u16, body: &str) -> Result<Value, AuthCentreError> {
+        let resp = http::Response::builder()
+            .status(status)
+            .body(body.to_owned())
+            .unwrap();
+        read(Ok(reqwest::Response::from(resp)), "token").await
+    }
+
+    #[tokio::test]
+    async fn only_a_refusal_is_a_refusal_and_rate_limits_are_not() {
+        let e = answer(
+            400,
+            r#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.is_refusal() && !e.is_failure_of_the_service(), "{e}");
+        let e = answer(401, r#"{"error":"invalid_client"}"#)
+            .await
+            .unwrap_err();
+        assert!(e.is_refusal() && e.is_failure_of_the_service(), "{e}");
+        for status in [429, 408, 500, 503] {
+            let e = answer(status, "busy").await.unwrap_err();
+            assert!(
+                matches!(e, AuthCentreError::Unavailable(_)),
+                "{status} must not end sessions: {e}"
+            );
+        }
+        assert!(matches!(
+            answer(200, "<html>").await,
+            Err(AuthCentreError::BadAnswer(_))
+        ));
+    }
 
     #[test]
     fn token_answers_are_read_liberally() {

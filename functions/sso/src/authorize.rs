@@ -130,10 +130,24 @@ pub async fn authorize(p: &Provider, req: &Request<'_>) -> Answer {
         scope: scope.to_owned(),
         created_at: p.sso.now(),
     };
+    let Ok(max_age) = one("max_age") else {
+        return err("invalid_request", "max_age is given more than once");
+    };
+    let max_age = match max_age.map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(secs)) if secs >= 0 => Some(secs),
+        Some(_) => return err("invalid_request", "max_age must be a number of seconds"),
+    };
     let force_login = prompt.is_some_and(|v| v.split(' ').any(|x| x == "login"));
     if !force_login {
         match p.session_of(req).await {
-            Ok(Some(session)) => return issue_code(p, session, &client, &pending).await,
+            // OIDC Core §3.1.2.1: a session older than max_age signs in again.
+            Ok(Some(session))
+                if max_age.is_none_or(|m| (p.sso.now() - session.auth_time).num_seconds() <= m) =>
+            {
+                return issue_code(p, session, &client, &pending).await;
+            }
+            Ok(Some(_)) => {}
             Ok(None) => {}
             Err(answer) => return answer,
         }
@@ -158,7 +172,7 @@ pub async fn authorize(p: &Provider, req: &Request<'_>) -> Answer {
         return unavailable();
     }
     Answer::redirect(&p.settings.unified_login_url()).with_cookie(p.cookies().set(
-        LOGIN_COOKIE,
+        &p.cookie_name(LOGIN_COOKIE),
         id.expose(),
         PENDING_LOGIN_TTL.num_seconds(),
     ))
@@ -217,16 +231,21 @@ async fn pending_of(
     req: &Request<'_>,
     state: Option<&str>,
 ) -> Result<Option<PendingLogin>, Answer> {
+    let cookie = req
+        .cookie(&p.cookie_name(LOGIN_COOKIE))
+        .and_then(|c| Opaque::parse(&c));
+    // A `state` names the login this browser started: it must be the browser's own `kg_login`
+    // (a state from the URL alone would let another browser finish it).
     let id = match state {
-        Some(s) => match Opaque::parse(s) {
-            Some(id) => Some(id),
-            None => {
+        Some(s) => match (Opaque::parse(s), &cookie) {
+            (Some(id), Some(c)) if &id == c => Some(id),
+            _ => {
                 return Err(refused(
-                    "The sign-in's state is not one this service issued.",
+                    "The sign-in's state is not one this browser started here.",
                 ));
             }
         },
-        None => req.cookie(LOGIN_COOKIE).and_then(|c| Opaque::parse(&c)),
+        None => cookie,
     };
     let Some(id) = id else { return Ok(None) };
     match p
@@ -261,7 +280,7 @@ fn refused(text: &str) -> Answer {
 /// `GET /sso/callback?code=…&tenant=…[&state=…]`: KooGallery's login address.
 pub async fn callback(p: &Provider, req: &Request<'_>) -> Answer {
     let q = req.query();
-    let clear_login = p.cookies().clear(LOGIN_COOKIE);
+    let clear_login = p.cookies().clear(&p.cookie_name(LOGIN_COOKIE));
     let (Ok(Some(code)), Ok(Some(tenant)), Ok(state)) =
         (q.one("code"), q.one("tenant"), q.one("state"))
     else {
@@ -283,29 +302,60 @@ pub async fn callback(p: &Provider, req: &Request<'_>) -> Answer {
             return unavailable().with_cookie(clear_login);
         }
     };
-    let max_age = (logged_in.session.refresh_expires_at - p.sso.now()).num_seconds();
-    let session_cookie = p
-        .cookies()
-        .set(SESSION_COOKIE, logged_in.cookie.expose(), max_age);
-    let answer = match pending {
-        Some(pending) => match p.sso.store().client(&pending.client_id).await {
-            Ok(Some(client)) if client.allows_redirect(&pending.redirect_uri) => {
-                issue_code(p, logged_in.session, &client, &pending).await
-            }
-            Ok(_) => refused("The application that started this sign-in is no longer registered."),
-            Err(e) => {
-                tracing::error!(error = %e, "OIDC client lookup failed");
-                unavailable()
-            }
-        },
-        None => started_at_koogallery(p, &logged_in.session).await,
+    let Some(pending) = pending else {
+        // Not started by this browser here: nothing ties KooGallery's code to this browser (the
+        // unified login returns no state), so a link to someone else's callback could sign this
+        // browser in as them. The user confirms who they are first (confirm.rs).
+        return crate::confirm::ask(p, logged_in)
+            .await
+            .with_cookie(clear_login);
+    };
+    // The browser's previous session, if any, ends: a new sign-in replaces it.
+    end_previous(p, req, &logged_in.session.key).await;
+    let session_cookie = session_cookie(p, &logged_in);
+    let answer = match p.sso.store().client(&pending.client_id).await {
+        Ok(Some(client)) if client.allows_redirect(&pending.redirect_uri) => {
+            issue_code(p, logged_in.session, &client, &pending).await
+        }
+        Ok(_) => refused("The application that started this sign-in is no longer registered."),
+        Err(e) => {
+            tracing::error!(error = %e, "OIDC client lookup failed");
+            unavailable()
+        }
     };
     answer.with_cookie(session_cookie).with_cookie(clear_login)
 }
 
+/// The session cookie of a sign-in, for as long as its refresh token lasts.
+pub(crate) fn session_cookie(p: &Provider, logged_in: &koogallery::sso::LoggedIn) -> String {
+    let max_age = (logged_in.session.refresh_expires_at - p.sso.now()).num_seconds();
+    p.cookies().set(
+        &p.cookie_name(SESSION_COOKIE),
+        logged_in.cookie.expose(),
+        max_age,
+    )
+}
+
+/// Ends the session the browser's cookie names (unless it is `keep`), telling its clients.
+pub(crate) async fn end_previous(p: &Provider, req: &Request<'_>, keep: &str) {
+    let Some(old) = req
+        .cookie(&p.cookie_name(SESSION_COOKIE))
+        .and_then(|c| Opaque::parse(&c))
+        .map(|c| c.key())
+        .filter(|k| k != keep)
+    else {
+        return;
+    };
+    match p.sso.logout(&old).await {
+        Ok(Some(session)) => crate::logout::tell_clients(p, &session).await,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "the browser's previous session was not ended"),
+    }
+}
+
 /// A login that started at KooGallery: the app with an `initiate_login_uri` starts its own login
 /// (which finds this session), else a page says who signed in.
-async fn started_at_koogallery(p: &Provider, session: &Session) -> Answer {
+pub(crate) async fn started_at_koogallery(p: &Provider, session: &Session) -> Answer {
     let clients = p.sso.store().clients().await.unwrap_or_default();
     let mut targets = clients
         .iter()

@@ -54,6 +54,28 @@ pub async fn provider(
                 source,
             })?;
     }
+    // The configuration is the list: a client taken out of it stops working (its secret too).
+    let stored = parts
+        .store
+        .clients()
+        .await
+        .map_err(|source| BuildError::Client {
+            client_id: "(all)".into(),
+            source,
+        })?;
+    for old in stored {
+        if !clients.iter().any(|c| c.client_id == old.client_id) {
+            parts
+                .store
+                .delete_client(&old.client_id)
+                .await
+                .map_err(|source| BuildError::Client {
+                    client_id: old.client_id.clone(),
+                    source,
+                })?;
+            tracing::info!(client = %old.client_id, "OIDC client removed: no longer configured");
+        }
+    }
     let sso = Sso::new(
         parts.directory,
         parts.locator,
@@ -76,4 +98,65 @@ pub async fn provider(
         "SSO ready: the login address is what the seller console registers"
     );
     Ok(provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koogallery::sso::ClientStore as _;
+    use koogallery::testing::{MemoryDirectory, MemorySso};
+
+    fn client(id: &str) -> OidcClient {
+        OidcClient {
+            client_id: id.into(),
+            secret_hash: koogallery::sso::hash_opaque(id),
+            name: id.into(),
+            redirect_uris: vec!["https://app.example.com/cb".into()],
+            post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
+            initiate_login_uri: None,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_configured_clients_are_the_only_ones_that_work() {
+        let store = Arc::new(MemorySso::new());
+        let directory = Arc::new(MemoryDirectory::new());
+        let parts = || Parts {
+            directory: directory.clone(),
+            locator: directory.clone(),
+            store: store.clone(),
+            sealer: Arc::new(koogallery::security::at_rest::LocalKeySealer::random()),
+            clock: Arc::new(koogallery::clock::SystemClock),
+            metrics: Arc::new(koogallery::metrics::NoMetrics),
+        };
+        let settings = || {
+            ProviderSettings::new(
+                "https://sso.example.com",
+                crate::settings::UNIFIED_LOGIN,
+                "a",
+            )
+            .unwrap()
+        };
+        provider(settings(), &[client("one"), client("two")], parts())
+            .await
+            .unwrap();
+        assert_eq!(store.clients().await.unwrap().len(), 2);
+        provider(settings(), &[client("two")], parts())
+            .await
+            .unwrap();
+        let left: Vec<String> = store
+            .clients()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect();
+        assert_eq!(
+            left,
+            vec!["two".to_owned()],
+            "a client taken out of the configuration stops working"
+        );
+    }
 }

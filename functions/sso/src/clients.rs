@@ -47,6 +47,25 @@ pub fn read_clients(path: &Path) -> Result<ClientsFile, String> {
 /// # Errors
 /// What does not read or parse, in words.
 pub fn clients_from(value: &str) -> Result<Vec<OidcClient>, String> {
+    let clients = parse_clients(value)?;
+    for c in &clients {
+        let id = &c.client_id;
+        if id.trim().is_empty() || c.secret_hash.len() != 64 || c.redirect_uris.is_empty() {
+            return Err(format!(
+                "client {id:?}: needs an ID, a secretHash and a redirect URI"
+            ));
+        }
+        for u in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+            check_client_uri("redirect URI", u).map_err(|e| format!("client {id}: {e}"))?;
+        }
+        for u in c.backchannel_logout_uri.iter().chain(&c.initiate_login_uri) {
+            check_client_uri("URI", u).map_err(|e| format!("client {id}: {e}"))?;
+        }
+    }
+    Ok(clients)
+}
+
+fn parse_clients(value: &str) -> Result<Vec<OidcClient>, String> {
     if value.trim_start().starts_with('{') {
         let file: ClientsFile =
             serde_json::from_str(value).map_err(|e| format!("inline clients: {e}"))?;

@@ -43,7 +43,7 @@ pub struct KeyRing {
 }
 
 /// A fresh P-256 key: its `kid`, PKCS#8 DER and public JWK.
-fn generate(now: DateTime<Utc>) -> Result<(String, Vec<u8>, serde_json::Value), KeyError> {
+fn generate(kid: String) -> Result<(String, Vec<u8>, serde_json::Value), KeyError> {
     let bad = |what: String| KeyError::Key {
         kid: "new".into(),
         what,
@@ -55,11 +55,6 @@ fn generate(now: DateTime<Utc>) -> Result<(String, Vec<u8>, serde_json::Value), 
         .map_err(|e| bad(format!("PKCS#8: {e}")))?
         .as_bytes()
         .to_vec();
-    let kid = format!(
-        "{}-{}",
-        now.format("%Y%m%d"),
-        &koogallery::sso::Opaque::random().expose()[..8]
-    );
     let mut jwk = Jwk::from_encoding_key(&EncodingKey::from_ec_der(&der), Algorithm::ES256)
         .map_err(|e| bad(format!("JWK: {e}")))?;
     jwk.common.key_id = Some(kid.clone());
@@ -102,7 +97,12 @@ impl KeyRing {
             .last()
             .is_none_or(|k| now - k.created_at >= self.rotation)
         {
-            let (kid, der, public_jwk) = generate(now)?;
+            // One kid per rotation period: processes rotating at once add the same kid, the first
+            // one wins (`add_signing_key` is conditional) and the others read it back.
+            let period = now
+                .timestamp()
+                .div_euclid(self.rotation.num_seconds().max(1));
+            let (kid, der, public_jwk) = generate(format!("es256-{period}"))?;
             let sealed = self
                 .sealer
                 .seal(&signing_key_binding(&kid), &STANDARD.encode(&der))
@@ -114,8 +114,9 @@ impl KeyRing {
                 public_jwk,
                 created_at: now,
             };
-            self.store.add_signing_key(&key).await?;
-            tracing::info!(kid = %key.kid, "OIDC signing key created");
+            if self.store.add_signing_key(&key).await? {
+                tracing::info!(kid = %key.kid, "OIDC signing key created");
+            }
             keys = self.store.signing_keys().await?;
         }
         // Keep the newest two: the signer and the one before it (still in the JWKS).

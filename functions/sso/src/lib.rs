@@ -21,6 +21,7 @@ pub mod authorize;
 pub mod build;
 pub mod claims;
 pub mod clients;
+pub mod confirm;
 pub mod discovery;
 pub mod keys;
 #[cfg(feature = "lambda")]
@@ -54,6 +55,7 @@ pub const PATHS: &[&str] = &[
     "/oidc/userinfo",
     "/oidc/logout",
     "/sso/callback",
+    "/sso/continue",
     "/sso/logged-out",
 ];
 
@@ -96,6 +98,10 @@ impl Provider {
         &self.settings
     }
 
+    fn sealer(&self) -> &std::sync::Arc<dyn koogallery::security::at_rest::CredentialSealer> {
+        self.sso.sealer()
+    }
+
     /// Serves one request.
     pub async fn handle(&self, req: &Request<'_>) -> Answer {
         let m = req.method;
@@ -106,11 +112,14 @@ impl Provider {
             "/oidc/jwks" if m == Method::GET => discovery::jwks(self).await,
             "/oidc/authorize" if m == Method::GET => authorize::authorize(self, req).await,
             "/sso/callback" if m == Method::GET => authorize::callback(self, req).await,
+            "/sso/continue" if m == Method::POST => confirm::confirm(self, req).await,
             "/oidc/token" if m == Method::POST => token::token(self, req).await,
             "/oidc/userinfo" if m == Method::GET || m == Method::POST => {
                 token::userinfo(self, req).await
             }
-            "/oidc/logout" if m == Method::GET => logout::end_session(self, req).await,
+            "/oidc/logout" if m == Method::GET || m == Method::POST => {
+                logout::end_session(self, req).await
+            }
             "/sso/logged-out" if m == Method::GET => web::page(
                 StatusCode::OK,
                 "Signed out",
@@ -130,7 +139,10 @@ impl Provider {
     /// The live session of the request's cookie, if any. A session that ended on this lookup has
     /// its clients told (back-channel logout).
     async fn session_of(&self, req: &Request<'_>) -> Result<Option<Session>, Answer> {
-        let Some(cookie) = req.cookie(SESSION_COOKIE).and_then(|c| Opaque::parse(&c)) else {
+        let Some(cookie) = req
+            .cookie(&self.cookie_name(SESSION_COOKIE))
+            .and_then(|c| Opaque::parse(&c))
+        else {
             return Ok(None);
         };
         self.session_by_key(&cookie.key()).await
@@ -148,6 +160,16 @@ impl Provider {
                 tracing::error!(error = %e, "SSO session lookup failed");
                 Err(unavailable())
             }
+        }
+    }
+
+    /// A cookie's name: `__Host-` first when it is `Secure`, so no sibling subdomain can set
+    /// or shadow it (it then has no `Domain` and `Path=/`).
+    fn cookie_name(&self, name: &str) -> String {
+        if self.settings.secure_cookies() {
+            format!("__Host-{name}")
+        } else {
+            name.to_owned()
         }
     }
 

@@ -20,49 +20,56 @@ pub const BACKCHANNEL_TIMEOUT: Duration = Duration::from_secs(3);
 /// logged, never retried: the session is gone here either way, and a client's own session is its
 /// own to expire.
 pub async fn tell_clients(p: &Provider, session: &Session) {
+    let sends = session
+        .clients
+        .iter()
+        .map(|client_id| tell_client(p, session, client_id));
+    // Side by side: a slow client must not hold the others (each has its own 3 s limit).
+    futures_util::future::join_all(sends).await;
+}
+
+async fn tell_client(p: &Provider, session: &Session, client_id: &str) {
     let now = p.sso.now();
-    for client_id in &session.clients {
-        let client = match p.sso.store().client(client_id).await {
-            Ok(Some(c)) => c,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(client = %client_id, error = %e, "back-channel logout skipped");
-                continue;
-            }
-        };
-        let Some(uri) = client.backchannel_logout_uri.as_deref() else {
-            continue;
-        };
-        let claims = LogoutToken::new(p.settings.issuer(), client_id, session, now.timestamp());
-        let token = match p.keys.sign(&claims, "logout+jwt", now).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "logout token not signed");
-                continue;
-            }
-        };
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("logout_token", &token)
-            .finish();
-        let sent = p
-            .backchannel
-            .post(uri)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {
-                tracing::info!(client = %client_id, sid = %session.sid, "back-channel logout sent")
-            }
-            Ok(r) => {
-                tracing::warn!(client = %client_id, status = %r.status(), "back-channel logout refused")
-            }
-            Err(e) => tracing::warn!(client = %client_id, error = %e, "back-channel logout failed"),
+    let client = match p.sso.store().client(client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(client = %client_id, error = %e, "back-channel logout skipped");
+            return;
         }
+    };
+    let Some(uri) = client.backchannel_logout_uri.as_deref() else {
+        return;
+    };
+    let claims = LogoutToken::new(p.settings.issuer(), client_id, session, now.timestamp());
+    let token = match p.keys.sign(&claims, "logout+jwt", now).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "logout token not signed");
+            return;
+        }
+    };
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("logout_token", &token)
+        .finish();
+    let sent = p
+        .backchannel
+        .post(uri)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {
+            tracing::info!(client = %client_id, sid = %session.sid, "back-channel logout sent")
+        }
+        Ok(r) => {
+            tracing::warn!(client = %client_id, status = %r.status(), "back-channel logout refused")
+        }
+        Err(e) => tracing::warn!(client = %client_id, error = %e, "back-channel logout failed"),
     }
 }
 
@@ -81,12 +88,22 @@ async fn hinted_client(p: &Provider, hint: &str) -> Option<String> {
 }
 
 pub async fn end_session(p: &Provider, req: &Request<'_>) -> Answer {
-    let q = req.query();
+    // RP-Initiated Logout: GET with a query, or POST with a form.
+    let q = if req.method == http::Method::POST {
+        req.form()
+    } else {
+        req.query()
+    };
     let one = |n: &str| q.one(n).ok().flatten();
-    let client_id = match (one("client_id"), one("id_token_hint")) {
+    let hinted = match one("id_token_hint") {
+        Some(hint) => hinted_client(p, hint).await,
+        None => None,
+    };
+    let client_id = match (one("client_id"), hinted) {
+        // A hint for another client than the one named: neither is trusted for the redirect.
+        (Some(c), Some(h)) if c != h => None,
         (Some(c), _) => Some(c.to_owned()),
-        (None, Some(hint)) => hinted_client(p, hint).await,
-        (None, None) => None,
+        (None, h) => h,
     };
     // The post-logout page only if the client registered it (exactly); else ours.
     let mut after = p.settings.url("/sso/logged-out");
@@ -101,8 +118,11 @@ pub async fn end_session(p: &Provider, req: &Request<'_>) -> Answer {
             None => uri.to_owned(),
         };
     }
-    let clear = p.cookies().clear(SESSION_COOKIE);
-    let Some(cookie) = req.cookie(SESSION_COOKIE).and_then(|c| Opaque::parse(&c)) else {
+    let clear = p.cookies().clear(&p.cookie_name(SESSION_COOKIE));
+    let Some(cookie) = req
+        .cookie(&p.cookie_name(SESSION_COOKIE))
+        .and_then(|c| Opaque::parse(&c))
+    else {
         return Answer::redirect(&after).with_cookie(clear);
     };
     let ended = match p.sso.logout(&cookie.key()).await {

@@ -46,7 +46,8 @@ impl ProviderSettings {
             return Err(SettingsError("the app credential's app ID is empty".into()));
         }
         Ok(Self {
-            issuer: issuer.trim_end_matches('/').to_owned(),
+            // The parsed form: scheme and host lower-cased, so `secure_cookies` reads it right.
+            issuer: url.as_str().trim_end_matches('/').to_owned(),
             unified_login: unified_login.to_owned(),
             app_id: app_id.to_owned(),
             id_token_ttl: Duration::minutes(10),
@@ -80,7 +81,7 @@ impl ProviderSettings {
 
     /// `Secure` cookies unless the issuer is `http://` (allowed on loopback only).
     pub fn secure_cookies(&self) -> bool {
-        self.issuer.starts_with("https://")
+        Url::parse(&self.issuer).is_ok_and(|u| u.scheme() == "https")
     }
 }
 

@@ -122,8 +122,16 @@ impl Answer {
         a
     }
 
+    /// An HTML page, never framed (clickjacking).
     pub fn html(status: StatusCode, body: String) -> Self {
-        Self::new(status, "text/html; charset=utf-8", body)
+        let mut a = Self::new(status, "text/html; charset=utf-8", body);
+        a.headers.push((header::X_FRAME_OPTIONS, "DENY".to_owned()));
+        a.headers.push((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+                .to_owned(),
+        ));
+        a
     }
 
     pub fn redirect(location: &str) -> Self {

@@ -18,6 +18,9 @@ pub enum GrantKind {
     PendingLogin,
     AuthorizationCode,
     AccessToken,
+    /// A sign-in that did not start here, waiting for the user to confirm it (its session's
+    /// cookie value, sealed).
+    Confirmation,
 }
 
 impl GrantKind {
@@ -26,6 +29,7 @@ impl GrantKind {
             Self::PendingLogin => "login",
             Self::AuthorizationCode => "code",
             Self::AccessToken => "token",
+            Self::Confirmation => "confirm",
         }
     }
 }

@@ -12,7 +12,7 @@ use super::auth_centre::{
     AuthCentreBase, AuthCentreUser, ClientCredentials, DEFAULT_ACCESS_SECONDS, REFRESH_TOKEN_DAYS,
     TokenGrant,
 };
-use super::session::session_binding;
+use super::session::{REFRESH_LEASE, session_binding};
 use super::store::TenantLocator;
 use super::{AuthCentre, AuthCentreError, Identity, Opaque, Session, SsoStore};
 use crate::clock::Clock;
@@ -175,6 +175,10 @@ impl Sso {
 
     pub fn store(&self) -> &Arc<dyn SsoStore> {
         &self.store
+    }
+
+    pub fn sealer(&self) -> &Arc<dyn CredentialSealer> {
+        &self.sealer
     }
 
     pub fn settings(&self) -> &SsoSettings {
@@ -343,6 +347,7 @@ impl Sso {
             refresh_expires_at: now + Duration::days(REFRESH_TOKEN_DAYS),
             auth_time: now,
             clients: Vec::new(),
+            refreshing_until: None,
             version: 1,
         };
         self.store.create_session(&session).await?;
@@ -395,18 +400,40 @@ impl Sso {
         self.refresh(session, target, now).await
     }
 
+    /// Refreshes the access token, one request at a time: the refresher first takes a short lease
+    /// on the session (a compare-and-set), so two requests never spend the same refresh token (an
+    /// auth centre that rotates them would refuse the second and end a live session). The new
+    /// tokens are written over whatever is stored by then (an `add_client` may have changed it),
+    /// never dropped.
     async fn refresh(
         &self,
         session: Session,
         target: Target,
         now: DateTime<Utc>,
     ) -> Result<Current, LoginError> {
-        let Some(sealed) = &session.sealed_refresh_token else {
+        let Some(sealed) = session.sealed_refresh_token.clone() else {
             // No refresh token: the session lives until the access token expires.
             return Ok(Current::Live(session));
         };
+        if session.refreshing_until.is_some_and(|t| t > now) {
+            // Another request is refreshing it; the session is live meanwhile.
+            return Ok(Current::Live(session));
+        }
+        let mut leased = session.clone();
+        leased.refreshing_until = Some(now + REFRESH_LEASE);
+        leased.version = session.version + 1;
+        match self.store.replace_session(&leased, session.version).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Ok(match self.store.session(&session.key).await? {
+                    Some(s) => Current::Live(s),
+                    None => Current::Absent,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         let binding = session.binding();
-        let refresh_token = self.sealer.open(&binding, sealed).await?;
+        let refresh_token = self.sealer.open(&binding, &sealed).await?;
         let base = AuthCentreBase::parse(&target.tenant.domain_name)?;
         let creds = ClientCredentials {
             client_id: &target.app.client_id,
@@ -415,47 +442,51 @@ impl Sso {
         match self.auth_centre.refresh(&base, creds, &refresh_token).await {
             Ok(grant) => {
                 self.metrics.record(Metric::SsoRefresh { ok: true });
-                let mut next = session.clone();
-                next.sealed_access_token = self.sealer.seal(&binding, &grant.access_token).await?;
-                next.access_expires_at = now + access_lifetime(&grant);
-                // An answer without a refresh token keeps the previous one and its expiry.
-                if let Some(r) = &grant.refresh_token {
-                    next.sealed_refresh_token = Some(self.sealer.seal(&binding, r).await?);
-                    next.refresh_expires_at = now + Duration::days(REFRESH_TOKEN_DAYS);
-                }
-                next.version = session.version + 1;
-                match self.store.replace_session(&next, session.version).await {
-                    Ok(()) => {
-                        tracing::info!(sid = %next.sid, "SSO access token refreshed");
-                        Ok(Current::Live(next))
+                let access = self.sealer.seal(&binding, &grant.access_token).await?;
+                let refresh = match &grant.refresh_token {
+                    Some(r) => Some(self.sealer.seal(&binding, r).await?),
+                    None => None,
+                };
+                let access_expires_at = now + access_lifetime(&grant);
+                let mut current = leased;
+                for _ in 0..5 {
+                    let mut next = current.clone();
+                    next.sealed_access_token = access.clone();
+                    next.access_expires_at = access_expires_at;
+                    // An answer without a refresh token keeps the previous one and its expiry.
+                    if let Some(r) = &refresh {
+                        next.sealed_refresh_token = Some(r.clone());
+                        next.refresh_expires_at = now + Duration::days(REFRESH_TOKEN_DAYS);
                     }
-                    // Another request refreshed it meanwhile (or it ended): what is stored wins.
-                    Err(StoreError::Conflict) => {
-                        Ok(match self.store.session(&session.key).await? {
-                            Some(s) => Current::Live(s),
-                            None => Current::Absent,
-                        })
+                    next.refreshing_until = None;
+                    next.version = current.version + 1;
+                    match self.store.replace_session(&next, current.version).await {
+                        Ok(()) => {
+                            tracing::info!(sid = %next.sid, "SSO access token refreshed");
+                            return Ok(Current::Live(next));
+                        }
+                        Err(StoreError::Conflict) => {
+                            match self.store.session(&session.key).await? {
+                                Some(s) => current = s,
+                                None => return Ok(Current::Absent),
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(e) => Err(e.into()),
                 }
+                Err(StoreError::Conflict.into())
             }
             Err(e) => {
                 self.metrics.record(Metric::SsoRefresh { ok: false });
                 self.auth_centre_failed(&e);
-                // A rotated refresh token is refused when another request has just used it: the
-                // stored session then has a newer version, and that one is live.
-                if let Some(stored) = self.store.session(&session.key).await?
-                    && stored.version != session.version
-                {
-                    return Ok(Current::Live(stored));
-                }
                 if e.is_refusal() || now >= session.access_expires_at {
                     tracing::warn!(sid = %session.sid, error = %e, "SSO refresh failed; session ended");
-                    self.end(session, Ended::RefreshFailed).await
+                    self.end(leased, Ended::RefreshFailed).await
                 } else {
-                    // The auth centre is down but the access token still works: try on next use.
+                    // The auth centre is down but the access token still works: the lease lapses
+                    // and a later use tries again.
                     tracing::warn!(sid = %session.sid, error = %e, "SSO refresh failed; retried on next use");
-                    Ok(Current::Live(session))
+                    Ok(Current::Live(leased))
                 }
             }
         }

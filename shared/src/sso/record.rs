@@ -118,6 +118,7 @@ pub(crate) mod tests {
             refresh_expires_at: t0 + Duration::days(30),
             auth_time: t0,
             clients: vec!["vendor-app".into()],
+            refreshing_until: None,
             version: 3,
         }
     }

@@ -12,6 +12,10 @@ use crate::directory::TenantKey;
 /// (docs/protocol/decisions.md §19).
 pub const REFRESH_MARGIN: Duration = Duration::minutes(5);
 
+/// How long one request may hold the right to refresh a session's tokens (two auth-centre calls
+/// of at most 5 s each fit well inside).
+pub const REFRESH_LEASE: Duration = Duration::seconds(30);
+
 /// Who signed in: the 联营 account of the tenant, with what authSync and userinfo say of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +61,9 @@ pub struct Session {
     /// The OIDC clients that received an ID token in this session.
     #[serde(default)]
     pub clients: Vec<String>,
+    /// Until when one request holds the right to refresh the tokens (see `login.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshing_until: Option<DateTime<Utc>>,
     /// Bumped by every change: a change is written only over the version it read.
     pub version: u64,
 }

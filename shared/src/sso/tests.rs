@@ -296,6 +296,13 @@ async fn a_refused_refresh_ends_the_session_and_an_unavailable_one_waits_while_t
         matches!(b.sso.current(&s.key).await.unwrap(), Current::Live(_)),
         "still valid for 4 min"
     );
+    let calls = b.centre.calls().len();
+    assert!(
+        matches!(b.sso.current(&s.key).await.unwrap(), Current::Live(_)),
+        "within the failed attempt's lease"
+    );
+    assert_eq!(b.centre.calls().len(), calls, "no second call within 30 s");
+    b.clock.advance(Duration::seconds(31));
     b.centre.fail_next(AuthCentreError::Refused {
         status: 400,
         error: "invalid_grant".into(),
@@ -388,4 +395,40 @@ async fn the_kit_syncs_end_the_sessions_of_a_user_an_app_or_a_tenant() {
     assert!(ended.is_empty(), "another app's sessions are left");
     let ended = b.sso.end_sessions_of(&b.key, None, None).await.unwrap();
     assert_eq!(ended.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_uses_refresh_once_and_an_add_client_never_drops_the_new_tokens() {
+    let b = bed().await;
+    b.centre.code_for("c1", user("alice"));
+    let s = b.sso.login("c1", TENANT).await.unwrap().session;
+    b.clock.advance(Duration::minutes(116));
+    let (x, y, z) = tokio::join!(
+        b.sso.current(&s.key),
+        b.sso.current(&s.key),
+        b.sso.add_client(s.clone(), "vendor-app")
+    );
+    assert!(matches!(x.unwrap(), Current::Live(_)) && matches!(y.unwrap(), Current::Live(_)));
+    z.unwrap();
+    let refreshes = b
+        .centre
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, AuthCentreCall::Refresh { .. }))
+        .count();
+    assert_eq!(refreshes, 1, "one refresh for two concurrent uses");
+    let stored = b.store.session(&s.key).await.unwrap().unwrap();
+    assert_eq!(
+        b.sealer
+            .open(
+                &stored.binding(),
+                stored.sealed_refresh_token.as_ref().unwrap()
+            )
+            .await
+            .unwrap(),
+        "refresh-2",
+        "the rotated refresh token is kept"
+    );
+    assert_eq!(stored.clients, vec!["vendor-app".to_owned()]);
+    assert_eq!(stored.refreshing_until, None);
 }

@@ -314,20 +314,24 @@ impl AuthCentre for ScriptedAuthCentre {
         client: ClientCredentials<'_>,
         refresh_token: &str,
     ) -> Result<TokenGrant, AuthCentreError> {
-        let mut s = self.inner();
-        s.calls.push(AuthCentreCall::Refresh {
-            client_id: client.client_id.into(),
-            refresh_token: refresh_token.into(),
-        });
-        if let Some(e) = s.failures.pop_front() {
-            return Err(e);
-        }
-        // Rotation: a refresh token works once.
-        let user = s
-            .refresh
-            .remove(refresh_token)
-            .ok_or_else(|| invalid_grant("Invalid refresh token"))?;
-        Ok(Self::issue(&mut s, user))
+        let answer = {
+            let mut s = self.inner();
+            s.calls.push(AuthCentreCall::Refresh {
+                client_id: client.client_id.into(),
+                refresh_token: refresh_token.into(),
+            });
+            match s.failures.pop_front() {
+                Some(e) => Err(e),
+                // Rotation: a refresh token works once.
+                None => match s.refresh.remove(refresh_token) {
+                    Some(user) => Ok(Self::issue(&mut s, user)),
+                    None => Err(invalid_grant("Invalid refresh token")),
+                },
+            }
+        };
+        // As a real call would, let other requests run meanwhile (the races of a refresh).
+        tokio::task::yield_now().await;
+        answer
     }
 
     async fn user_info(
@@ -386,6 +390,7 @@ pub fn sample_session(tenant: &TenantKey, app_id: &str, user_name: &str) -> Sess
         refresh_expires_at: now + Duration::days(30),
         auth_time: now,
         clients: vec![],
+        refreshing_until: None,
         version: 1,
     }
 }
