@@ -1843,4 +1843,28 @@ fn sso_is_routed_conditional_and_least_privileged() {
     );
     assert!(!actions.contains("dynamodb:Scan"));
     assert_eq!(r["SsoAuthCentreFailuresAlarm"]["Condition"], "HasSso");
+    // The worker ends the sessions a Kit sync ends: with SSO only, on the same partitions.
+    let worker_policy = &r["SsoWorkerPolicy"];
+    assert_eq!(worker_policy["Condition"], "HasSso");
+    assert_eq!(
+        worker_policy["Properties"]["Roles"],
+        json!([{"Ref": "ProvisionWorkerRole"}])
+    );
+    let worker_statements: Vec<Value> = worker_policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut worker_keys = strings(
+        &worker_statements
+            .iter()
+            .find(|s| s["Sid"] == "SsoTable")
+            .unwrap()["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+    );
+    worker_keys.sort();
+    assert_eq!(worker_keys, expected);
+    let worker_env = env_names(&r["ProvisionWorkerFunction"]);
+    assert!(
+        worker_env.contains("KOOGALLERY_SSO_ISSUER"),
+        "{worker_env:?}"
+    );
 }

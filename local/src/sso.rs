@@ -26,7 +26,7 @@ pub(crate) async fn provider(
     let invalid = |name: &'static str, e: String| StartError::Config(ConfigError::invalid(name, e));
     let clients = sso::clients::clients_from(&settings.clients)
         .map_err(|e| invalid(koogallery::config::catalog::OIDC_CLIENTS.name, e))?;
-    sso::build::provider(settings.provider.clone(), &clients, parts)
+    sso::build::provider(settings.provider.clone(), Some(&clients), parts)
         .await
         .map(Arc::new)
         .map_err(|e| invalid(koogallery::config::catalog::SSO_ISSUER.name, e.to_string()))

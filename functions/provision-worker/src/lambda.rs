@@ -49,7 +49,11 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
 
 /// Serves the SQS event source with partial batch failures.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
-    let worker = worker(&deployment)?;
+    let mut worker = worker(&deployment)?;
+    // With SSO, the sessions the directory events end (docs/protocol/decisions.md §19).
+    if let Some(provider) = sso::lambda::for_worker(&deployment).await? {
+        worker = worker.with_sessions(std::sync::Arc::new(provider));
+    }
     let queue = deployment
         .sqs
         .clone()

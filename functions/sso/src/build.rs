@@ -35,15 +35,47 @@ pub enum BuildError {
     Http(#[from] koogallery_openapi::ClientBuildError),
 }
 
-/// The provider over `parts`, with `clients` put into the store (created or replaced).
+/// The provider over `parts`, with `clients` put into the store (created or replaced) and any
+/// other stored client removed; `None` leaves the stored clients as they are (the worker, which
+/// only ends sessions).
 ///
 /// # Errors
 /// A client not stored, or no HTTP client.
 pub async fn provider(
     settings: ProviderSettings,
-    clients: &[OidcClient],
+    clients: Option<&[OidcClient]>,
     parts: Parts,
 ) -> Result<Provider, BuildError> {
+    if let Some(clients) = clients {
+        reconcile_clients(clients, &parts).await?;
+    }
+    let sso = Sso::new(
+        parts.directory,
+        parts.locator,
+        Arc::new(AuthCentreClient::new(AUTH_CENTRE_TIMEOUT)?),
+        parts.store.clone(),
+        parts.sealer.clone(),
+        parts.clock,
+        SsoSettings {
+            app_id: Some(settings.app_id().to_owned()),
+            login_address: Some(settings.login_address()),
+        },
+    )
+    .with_metrics(parts.metrics);
+    let keys = KeyRing::new(parts.store, parts.sealer, settings.key_rotation);
+    let provider = Provider::new(Arc::new(sso), keys, settings)?;
+    tracing::info!(
+        issuer = provider.settings().issuer(),
+        login_address = %provider.settings().login_address(),
+        clients = clients.map(<[OidcClient]>::len),
+        "SSO ready: the login address is what the seller console registers"
+    );
+    Ok(provider)
+}
+
+/// Puts `clients` into the store and removes every other stored client: the configuration is the
+/// list, so a client taken out of it stops working (its secret too).
+async fn reconcile_clients(clients: &[OidcClient], parts: &Parts) -> Result<(), BuildError> {
     for client in clients {
         parts
             .store
@@ -76,28 +108,7 @@ pub async fn provider(
             tracing::info!(client = %old.client_id, "OIDC client removed: no longer configured");
         }
     }
-    let sso = Sso::new(
-        parts.directory,
-        parts.locator,
-        Arc::new(AuthCentreClient::new(AUTH_CENTRE_TIMEOUT)?),
-        parts.store.clone(),
-        parts.sealer.clone(),
-        parts.clock,
-        SsoSettings {
-            app_id: Some(settings.app_id().to_owned()),
-            login_address: Some(settings.login_address()),
-        },
-    )
-    .with_metrics(parts.metrics);
-    let keys = KeyRing::new(parts.store, parts.sealer, settings.key_rotation);
-    let provider = Provider::new(Arc::new(sso), keys, settings)?;
-    tracing::info!(
-        issuer = provider.settings().issuer(),
-        login_address = %provider.settings().login_address(),
-        clients = clients.len(),
-        "SSO ready: the login address is what the seller console registers"
-    );
-    Ok(provider)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -139,11 +150,11 @@ mod tests {
             )
             .unwrap()
         };
-        provider(settings(), &[client("one"), client("two")], parts())
+        provider(settings(), Some(&[client("one"), client("two")]), parts())
             .await
             .unwrap();
         assert_eq!(store.clients().await.unwrap().len(), 2);
-        provider(settings(), &[client("two")], parts())
+        provider(settings(), Some(&[client("two")]), parts())
             .await
             .unwrap();
         let left: Vec<String> = store

@@ -32,7 +32,28 @@ pub fn settings(env: &Env<'_>) -> Result<ProviderSettings, ConfigError> {
         .map_err(|e| ConfigError::invalid(catalog::SSO_ISSUER.name, e.to_string()))
 }
 
-/// The provider over the deployment.
+/// The stores and keys on the deployment's table, sealed with KMS.
+fn parts(deployment: &Deployment) -> Result<crate::build::Parts, Error> {
+    let sealer = deployment.sealer.clone().ok_or_else(|| {
+        ConfigError::invalid(
+            catalog::CREDENTIALS_KEY_ID.name,
+            "single sign-on seals with KMS",
+        )
+    })?;
+    let directory = Arc::new(koogallery_aws::DynamoDirectory::from(
+        deployment.store.as_ref(),
+    ));
+    Ok(crate::build::Parts {
+        directory: directory.clone(),
+        locator: directory,
+        store: Arc::new(koogallery_aws::DynamoSso::from(deployment.store.as_ref())),
+        sealer,
+        clock: deployment.clock.clone(),
+        metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
+    })
+}
+
+/// The provider over the deployment, with the configured clients (the SSO function).
 ///
 /// # Errors
 /// A setting, the clients, or the HTTP client.
@@ -44,24 +65,23 @@ pub async fn provider(deployment: &Deployment) -> Result<Provider, Error> {
             .map_err(|e| ConfigError::invalid(catalog::OIDC_CLIENTS.name, e))?,
         None => Vec::new(),
     };
-    let sealer = deployment.sealer.clone().ok_or_else(|| {
-        ConfigError::invalid(
-            catalog::CREDENTIALS_KEY_ID.name,
-            "the SSO function seals with KMS",
-        )
-    })?;
-    let directory = Arc::new(koogallery_aws::DynamoDirectory::from(
-        deployment.store.as_ref(),
-    ));
-    let parts = crate::build::Parts {
-        directory: directory.clone(),
-        locator: directory,
-        store: Arc::new(koogallery_aws::DynamoSso::from(deployment.store.as_ref())),
-        sealer,
-        clock: deployment.clock.clone(),
-        metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
-    };
-    Ok(crate::build::provider(settings, &clients, parts).await?)
+    Ok(crate::build::provider(settings, Some(&clients), parts(deployment)?).await?)
+}
+
+/// The provider the worker ends sessions with, when SSO is on (`KOOGALLERY_SSO_ISSUER` set): the
+/// clients are left as the SSO function keeps them.
+///
+/// # Errors
+/// A setting, or the HTTP client.
+pub async fn for_worker(deployment: &Deployment) -> Result<Option<Provider>, Error> {
+    let env = Env::process();
+    if env.get(&catalog::SSO_ISSUER).is_none() {
+        return Ok(None);
+    }
+    let settings = settings(&env)?;
+    Ok(Some(
+        crate::build::provider(settings, None, parts(deployment)?).await?,
+    ))
 }
 
 /// Serves API Gateway's SSO routes.
