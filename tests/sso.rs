@@ -16,6 +16,14 @@ use koogallery_e2e::sso_bed::{
 };
 use reqwest::{StatusCode, header};
 
+/// Waits until the relying party has received `n` back-channel logouts.
+async fn told(backchannel: &Mutex<Vec<String>>, n: usize, what: &str) {
+    koogallery_e2e::eventually(Duration::from_secs(10), what, || {
+        backchannel.lock().unwrap().len() == n
+    })
+    .await;
+}
+
 /// The relying party's back-channel endpoint: the logout tokens it received.
 async fn relying_party() -> (String, Arc<Mutex<Vec<String>>>) {
     use axum::{Router, extract::State, routing::post};
@@ -109,21 +117,9 @@ async fn whole_flow<B>(bed: &SsoBed<B>, backchannel: &Mutex<Vec<String>>) {
         "a wrong PKCE verifier"
     );
     // The code was spent by the failed attempt: authorize again (the session is reused, no login).
-    let again = http
-        .get(format!("{issuer}/oidc/authorize"))
-        .header(header::COOKIE, &session)
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", bed.client_id.as_str()),
-            ("redirect_uri", bed.redirect_uri().as_str()),
-            ("scope", "openid profile email"),
-            ("nonce", "n2"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let again = bed
+        .authorize(Some(&session), challenge.as_str(), &[("nonce", "n2")])
+        .await;
     assert_eq!(again.status(), StatusCode::FOUND);
     let code = param(&location(&again), "code").expect("a code at once: the session is live");
     // Basic authentication naming one client and a form naming another is refused.
@@ -188,22 +184,8 @@ async fn whole_flow<B>(bed: &SsoBed<B>, backchannel: &Mutex<Vec<String>>) {
     // directory event, and the app is told by back-channel logout without any further use.
     let revoke =
         koogallery_sim::kit::auth_sync(&bed.instance, &bed.tenant, APP, &bed.users[1..2], 3);
-    assert_eq!(
-        bed.kit
-            .call("authSync", &revoke)
-            .await
-            .unwrap()
-            .reply
-            .result_code
-            .as_str(),
-        "000000"
-    );
-    koogallery_e2e::eventually(
-        Duration::from_secs(10),
-        "the revoked session's back-channel logout",
-        || backchannel.lock().unwrap().len() == 1,
-    )
-    .await;
+    bed.sync("authSync", &revoke).await;
+    told(&backchannel, 1, "the revoked session's back-channel logout").await;
     let after = http
         .get(format!("{issuer}/oidc/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
@@ -254,21 +236,9 @@ async fn whole_flow<B>(bed: &SsoBed<B>, backchannel: &Mutex<Vec<String>>) {
     assert_eq!(backchannel.lock().unwrap().len(), 2);
     let centre = http.get(&to_centre).send().await.unwrap();
     assert_eq!(location(&centre), format!("{bye}?state=bye-state"));
-    let reuse = http
-        .get(format!("{issuer}/oidc/authorize"))
-        .header(header::COOKIE, &session0)
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", bed.client_id.as_str()),
-            ("redirect_uri", bed.redirect_uri().as_str()),
-            ("scope", "openid"),
-            ("code_challenge", c0.as_str()),
-            ("code_challenge_method", "S256"),
-            ("prompt", "none"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let reuse = bed
+        .authorize(Some(&session0), c0.as_str(), &[("prompt", "none")])
+        .await;
     assert_eq!(
         param(&location(&reuse), "error").as_deref(),
         Some("login_required"),
@@ -297,39 +267,16 @@ async fn a_tenant_delete_ends_its_sessions_and_tells_the_app() {
         &bed.sim.primary_url(),
         0,
     );
-    assert_eq!(
-        bed.kit
-            .call("tenantSync", &delete)
-            .await
-            .unwrap()
-            .reply
-            .result_code
-            .as_str(),
-        "000000"
-    );
-    koogallery_e2e::eventually(
-        Duration::from_secs(10),
-        "both sessions' back-channel logouts",
-        || backchannel.lock().unwrap().len() == 2,
-    )
-    .await;
+    bed.sync("tenantSync", &delete).await;
+    told(&backchannel, 2, "both sessions' back-channel logouts").await;
     let (_, challenge) = verifier_and_challenge();
     let after = bed
-        .http
-        .get(format!("{}/oidc/authorize", bed.issuer))
-        .header(header::COOKIE, &sessions[0])
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", bed.client_id.as_str()),
-            ("redirect_uri", bed.redirect_uri().as_str()),
-            ("scope", "openid"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("prompt", "none"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .authorize(
+            Some(&sessions[0]),
+            challenge.as_str(),
+            &[("prompt", "none")],
+        )
+        .await;
     assert_eq!(
         param(&location(&after), "error").as_deref(),
         Some("login_required")
@@ -405,42 +352,18 @@ async fn a_sign_in_started_at_koogallery_is_confirmed_in_the_browser_that_shows_
         "a confirmation works once"
     );
     let (_, challenge) = verifier_and_challenge();
-    let authorize = http
-        .get(format!("{}/oidc/authorize", bed.issuer))
-        .header(header::COOKIE, &session)
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", bed.client_id.as_str()),
-            ("redirect_uri", bed.redirect_uri().as_str()),
-            ("scope", "openid"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("prompt", "none"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let authorize = bed
+        .authorize(Some(&session), challenge.as_str(), &[("prompt", "none")])
+        .await;
     assert!(
         param(&location(&authorize), "code").is_some(),
         "the confirmed session is live"
     );
     // max_age: a session older than it signs in again (OIDC Core §3.1.2.1).
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let aged = http
-        .get(format!("{}/oidc/authorize", bed.issuer))
-        .header(header::COOKIE, &session)
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", bed.client_id.as_str()),
-            ("redirect_uri", bed.redirect_uri().as_str()),
-            ("scope", "openid"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("max_age", "0"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let aged = bed
+        .authorize(Some(&session), challenge.as_str(), &[("max_age", "0")])
+        .await;
     assert!(
         location(&aged).contains("/unified-login/portal-login"),
         "{}",

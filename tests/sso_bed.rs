@@ -223,6 +223,47 @@ impl<B> SsoBed<B> {
             .to_owned()
     }
 
+    /// Sends one Kit sync and asserts it was answered `000000`.
+    pub async fn sync(&self, name: &str, body: &serde_json::Value) {
+        let a = self
+            .kit
+            .call(name, body)
+            .await
+            .expect("the Kit sync is answered");
+        assert_eq!(
+            a.reply.result_code.as_str(),
+            "000000",
+            "{name}: {}",
+            a.reply.result_msg
+        );
+    }
+
+    /// `/oidc/authorize` as the client, with the browser's `session` cookie if any, the PKCE
+    /// `challenge`, and `extra` parameters (`prompt`, `nonce`, `max_age`, …).
+    pub async fn authorize(
+        &self,
+        session: Option<&str>,
+        challenge: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .get(format!("{}/oidc/authorize", self.issuer))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", self.client_id.as_str()),
+                ("redirect_uri", self.redirect_uri().as_str()),
+                ("scope", "openid profile email"),
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .query(extra);
+        if let Some(cookie) = session {
+            req = req.header(header::COOKIE, cookie);
+        }
+        req.send().await.expect("authorize answers")
+    }
+
     /// Exchanges `code` at the token endpoint as the client.
     pub async fn token(&self, code: &str, verifier: &str) -> reqwest::Response {
         self.http

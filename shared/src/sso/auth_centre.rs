@@ -19,11 +19,8 @@ impl AuthCentreBase {
     pub fn parse(domain_name: &str) -> Result<Self, AuthCentreError> {
         let bad = |why: &str| AuthCentreError::InvalidDomain(format!("{domain_name:?}: {why}"));
         let url = Url::parse(domain_name.trim()).map_err(|e| bad(&e.to_string()))?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => return Err(bad("no host")),
+        let Some(loopback) = super::client::loopback_host(&url) else {
+            return Err(bad("no host"));
         };
         match url.scheme() {
             "https" => {}

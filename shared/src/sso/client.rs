@@ -61,16 +61,23 @@ pub enum ClientError {
     Invalid(String),
 }
 
+/// Whether the URL's host is a loopback one (`localhost`, 127.0.0.0/8, `::1`), where plain
+/// `http://` is allowed (the simulator, tests); `None` when it has no host.
+pub(crate) fn loopback_host(url: &url::Url) -> Option<bool> {
+    Some(match url.host()? {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    })
+}
+
 /// Checks one URI a client registers: absolute, `https://` (or `http://` on a loopback host), no
 /// fragment (OIDC Core §3.1.2.1).
 pub fn check_client_uri(what: &str, uri: &str) -> Result<(), ClientError> {
     let bad = |why: &str| ClientError::Invalid(format!("{what} {uri:?}: {why}"));
     let url = url::Url::parse(uri).map_err(|e| bad(&e.to_string()))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(bad("no host")),
+    let Some(loopback) = loopback_host(&url) else {
+        return Err(bad("no host"));
     };
     match url.scheme() {
         "https" => {}
