@@ -185,7 +185,7 @@ async fn whole_flow<B>(bed: &SsoBed<B>, backchannel: &Mutex<Vec<String>>) {
     let revoke =
         koogallery_sim::kit::auth_sync(&bed.instance, &bed.tenant, APP, &bed.users[1..2], 3);
     bed.sync("authSync", &revoke).await;
-    told(&backchannel, 1, "the revoked session's back-channel logout").await;
+    told(backchannel, 1, "the revoked session's back-channel logout").await;
     let after = http
         .get(format!("{issuer}/oidc/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
