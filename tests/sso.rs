@@ -251,7 +251,8 @@ async fn whole_flow<B>(bed: &SsoBed<B>, backchannel: &Mutex<Vec<String>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_delete_ends_its_sessions_and_tells_the_app() {
     let (rp, backchannel) = relying_party().await;
-    let bed = SsoBed::start(&rp, 2, &[0, 1]).await;
+    let vendor = koogallery_e2e::Vendor::start().await;
+    let bed = SsoBed::start_with(&rp, 2, &[0, 1], vendor.config()).await;
     let mut sessions = Vec::new();
     for user in [0, 1] {
         let (verifier, challenge) = verifier_and_challenge();
@@ -269,6 +270,26 @@ async fn a_tenant_delete_ends_its_sessions_and_tells_the_app() {
     );
     bed.sync("tenantSync", &delete).await;
     told(&backchannel, 2, "both sessions' back-channel logouts").await;
+    // The vendor's webhook hears it too, in the tenant's event stream after the deletion.
+    let ended = || {
+        vendor
+            .received_for(&bed.instance)
+            .into_iter()
+            .filter(|r| r.status == 200 && r.body["event"] == "sessionsEnded")
+            .flat_map(|r| r.body["sessions"].as_array().cloned().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    koogallery_e2e::eventually(
+        Duration::from_secs(10),
+        "sessionsEnded at the webhook",
+        || ended().len() == 2,
+    )
+    .await;
+    for s in ended() {
+        assert_eq!(s["reason"], "tenant_or_app_deleted", "{s}");
+        assert_eq!(s["appId"], APP);
+        assert!(s["sid"].is_string() && s["sub"].is_string(), "{s}");
+    }
     let (_, challenge) = verifier_and_challenge();
     let after = bed
         .authorize(

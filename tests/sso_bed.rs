@@ -110,8 +110,18 @@ impl SsoBed<Embedded> {
     /// `known` users at the auth centre, of which the indexes in `authorized` are authorized by
     /// authSync; the relying party at `rp` (its back-channel logout at `{rp}/backchannel`).
     pub async fn start(rp: &str, known: usize, authorized: &[usize]) -> Self {
+        Self::start_with(rp, known, authorized, crate::config()).await
+    }
+
+    /// As [`SsoBed::start`], with the host's `config` (a webhook vendor's, say).
+    pub async fn start_with(
+        rp: &str,
+        known: usize,
+        authorized: &[usize],
+        config: koogallery::config::Config,
+    ) -> Self {
         let p = prepare(rp).await;
-        let host = start_with(crate::config(), p.settings.clone(), None)
+        let host = start_with(config, p.settings.clone(), None)
             .await
             .expect("the host starts");
         SsoBed::finish(p, host, known, authorized).await

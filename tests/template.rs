@@ -1802,6 +1802,7 @@ fn sso_is_routed_conditional_and_least_privileged() {
     assert!(routed.is_empty(), "routes no path serves: {routed:?}");
     let env = env_names(f);
     for var in [
+        "KOOGALLERY_QUEUE_URL",
         "KOOGALLERY_SSO_ISSUER",
         "KOOGALLERY_SSO_APP_ID",
         "KOOGALLERY_SSO_UNIFIED_LOGIN_URL",
@@ -1836,10 +1837,14 @@ fn sso_is_routed_conditional_and_least_privileged() {
         .flat_map(|s| strings(&s["Action"]))
         .collect();
     assert!(
-        !actions
-            .iter()
-            .any(|a| a.starts_with("secretsmanager:") || a.starts_with("sqs:")),
+        !actions.iter().any(|a| a.starts_with("secretsmanager:")),
         "{actions:?}"
+    );
+    let sqs: Vec<&String> = actions.iter().filter(|a| a.starts_with("sqs:")).collect();
+    assert_eq!(
+        sqs,
+        ["sqs:SendMessage"],
+        "it only queues the delivery of sessionsEnded"
     );
     assert!(!actions.contains("dynamodb:Scan"));
     assert_eq!(r["SsoAuthCentreFailuresAlarm"]["Condition"], "HasSso");

@@ -90,6 +90,7 @@ pub async fn start_aws_with(
                         sealer: sealer.clone(),
                         clock: clock.clone(),
                         metrics: super::local_metrics(),
+                        jobs: Some(Arc::new(backend.sqs.clone())),
                     },
                 )
                 .await?,

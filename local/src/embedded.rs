@@ -67,6 +67,7 @@ pub async fn start_on(
                     sealer: sealer.clone(),
                     clock: clock.clone(),
                     metrics: crate::local_metrics(),
+                    jobs: Some(jobs.clone()),
                 },
             )
             .await?,

@@ -157,6 +157,8 @@ fn change_in(txn: &Write<'_>, s: &Scope, change: &DirectoryChange) -> Result<(),
                 .remove((i, t, org_code.as_str()))?;
         }
         DirectoryChange::ReplaceDepartments(all) => replace_departments_in(txn, s, all)?,
+        // Only events.
+        DirectoryChange::SessionsEnded(_) => {}
     }
     Ok(())
 }

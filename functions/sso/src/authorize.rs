@@ -347,7 +347,7 @@ pub(crate) async fn end_previous(p: &Provider, req: &Request<'_>, keep: &str) {
         return;
     };
     match p.sso.logout(&old).await {
-        Ok(Some(session)) => crate::logout::tell_clients(p, &session).await,
+        Ok(Some(session)) => p.ended(&[session], "replaced").await,
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "the browser's previous session was not ended"),
     }

@@ -22,6 +22,8 @@ pub struct Parts {
     pub sealer: Arc<dyn CredentialSealer>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<dyn koogallery::metrics::Metrics>,
+    /// Where the delivery of `sessionsEnded` events is queued (the worker delivers them).
+    pub jobs: Option<Arc<dyn koogallery::jobs::JobQueue>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,10 @@ pub async fn provider(
         },
     )
     .with_metrics(parts.metrics);
+    let sso = match parts.jobs {
+        Some(jobs) => sso.with_jobs(jobs),
+        None => sso,
+    };
     let keys = KeyRing::new(parts.store, parts.sealer, settings.key_rotation);
     let provider = Provider::new(Arc::new(sso), keys, settings)?;
     tracing::info!(
@@ -141,6 +147,7 @@ mod tests {
             sealer: Arc::new(koogallery::security::at_rest::LocalKeySealer::random()),
             clock: Arc::new(koogallery::clock::SystemClock),
             metrics: Arc::new(koogallery::metrics::NoMetrics),
+            jobs: None,
         };
         let settings = || {
             ProviderSettings::new(

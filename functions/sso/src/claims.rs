@@ -2,10 +2,8 @@
 //! userinfo's claims, the stable subject, and the back-channel logout token (OpenID Connect
 //! Back-Channel Logout 1.0 §2.4).
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use koogallery::sso::Session;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 /// The claims this provider can issue (discovery's `claims_supported`).
 pub const CLAIMS: &[&str] = &[
@@ -30,18 +28,7 @@ pub const CLAIMS: &[&str] = &[
     "org_name",
 ];
 
-/// `sub`: stable per (tenant, user), the same for every client and every login, revealing
-/// neither: base64url of SHA-256 over the length-prefixed pair.
-pub fn subject(tenant_id: &str, user_name: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"koogallery-sso-sub/v1");
-    // Each part with its length first, so no two pairs share an input.
-    for part in [tenant_id, user_name] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    URL_SAFE_NO_PAD.encode(h.finalize())
-}
+pub use koogallery::sso::session::subject;
 
 /// The user's claims, by scope: the KooGallery identity always; `name` and
 /// `preferred_username` with `profile`, `email` with `email`, `phone_number` with `phone`.

@@ -11,10 +11,10 @@ use lambda_http::{Body, Request, Response};
 use crate::{Provider, ProviderSettings};
 
 /// No secret: the auth centre's client secrets are sealed in the directory, the signing keys in
-/// the table, both opened with KMS.
+/// the table, both opened with KMS. The jobs queue: the delivery of `sessionsEnded` events.
 pub const LOAD: Load = Load {
     secrets: &[],
-    queue: false,
+    queue: true,
     sealer: true,
 };
 
@@ -50,6 +50,7 @@ fn parts(deployment: &Deployment) -> Result<crate::build::Parts, Error> {
         sealer,
         clock: deployment.clock.clone(),
         metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
+        jobs: deployment.job_queue().ok(),
     })
 }
 

@@ -151,8 +151,8 @@ impl Provider {
     async fn session_by_key(&self, key: &str) -> Result<Option<Session>, Answer> {
         match self.sso.current(key).await {
             Ok(Current::Live(s)) => Ok(Some(s)),
-            Ok(Current::Ended(s, _)) => {
-                logout::tell_clients(self, &s).await;
+            Ok(Current::Ended(s, why)) => {
+                self.ended(std::slice::from_ref(&s), why.as_str()).await;
                 Ok(None)
             }
             Ok(Current::Absent) => Ok(None),
@@ -170,6 +170,16 @@ impl Provider {
             format!("__Host-{name}")
         } else {
             name.to_owned()
+        }
+    }
+
+    /// Sessions that ended here: their clients told by back-channel logout, and the vendor's
+    /// webhook by a `sessionsEnded` directory event.
+    pub(crate) async fn ended(&self, sessions: &[Session], reason: &str) {
+        futures_util::future::join_all(sessions.iter().map(|s| logout::tell_clients(self, s)))
+            .await;
+        if let Err(e) = self.sso.announce_ended(sessions, reason).await {
+            tracing::error!(error = %e, "sessionsEnded not recorded for the webhook");
         }
     }
 

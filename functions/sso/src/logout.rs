@@ -139,7 +139,7 @@ pub async fn end_session(p: &Provider, req: &Request<'_>) -> Answer {
     let Some(session) = ended else {
         return Answer::redirect(&after).with_cookie(clear);
     };
-    tell_clients(p, &session).await;
+    p.ended(std::slice::from_ref(&session), "logged_out").await;
     let target = match p.sso.auth_centre_logout_url(&session, &after).await {
         Ok(Some(url)) => url.to_string(),
         Ok(None) => after,
@@ -159,8 +159,12 @@ impl koogallery::sso::SessionEnder for Provider {
         scope: &koogallery::sso::EndScope,
     ) -> Result<usize, koogallery::storage::StoreError> {
         let ended = self.sso.end_by_directory(tenant, scope).await?;
-        for session in &ended {
-            tell_clients(self, session).await;
+        let reason = match scope {
+            koogallery::sso::EndScope::Users { .. } => "user_revoked",
+            _ => "tenant_or_app_deleted",
+        };
+        if !ended.is_empty() {
+            self.ended(&ended, reason).await;
         }
         Ok(ended.len())
     }

@@ -71,6 +71,22 @@ pub enum EventBody {
         total: u32,
         departments: Vec<Department>,
     },
+    /// 联营 single sign-on: these sessions ended (docs/protocol/decisions.md §19), for vendors that
+    /// follow sessions through their webhook as well as by back-channel logout.
+    SessionsEnded { sessions: Vec<EndedSession> },
+}
+
+/// One SSO session that ended: its OIDC `sid` and `sub` (as in the ID tokens the vendor's apps
+/// received), the app and user, and why (`logged_out`, `expired`, `refresh_failed`,
+/// `user_revoked`, `tenant_or_app_deleted`, `replaced`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndedSession {
+    pub sid: String,
+    pub sub: String,
+    pub app_id: String,
+    pub user_name: String,
+    pub reason: String,
 }
 
 impl EventBody {
@@ -87,6 +103,7 @@ impl EventBody {
             Self::OrgSynced { .. } => "orgSynced",
             Self::OrgDeleted { .. } => "orgDeleted",
             Self::OrgsReplaced { .. } => "orgsReplaced",
+            Self::SessionsEnded { .. } => "sessionsEnded",
         }
     }
 }

@@ -22,7 +22,7 @@ pub mod event;
 mod id;
 pub mod record;
 
-pub use event::{DirectoryEvent, EventBody, EventUser};
+pub use event::{DirectoryEvent, EndedSession, EventBody, EventUser};
 pub use id::TenantId;
 
 /// One tenant of one instance (docs/protocol/decisions.md §16). `instance_id` is empty for the
@@ -151,6 +151,8 @@ pub enum DirectoryChange {
     DeleteDepartment { org_code: String },
     /// allOrgSync: the tenant's whole department set, replaced atomically.
     ReplaceDepartments(Vec<Department>),
+    /// SSO sessions of the tenant ended: no record changes, only the events the vendor hears.
+    SessionsEnded(Vec<EndedSession>),
 }
 
 /// Users per `usersAuthorized`/`usersRevoked`/`usersDeleted` event, and departments per
@@ -229,6 +231,12 @@ impl DirectoryChange {
             Self::DeleteDepartment { org_code } => vec![EventBody::OrgDeleted {
                 org_code: org_code.clone(),
             }],
+            Self::SessionsEnded(sessions) => sessions
+                .chunks(USERS_PER_EVENT)
+                .map(|chunk| EventBody::SessionsEnded {
+                    sessions: chunk.to_vec(),
+                })
+                .collect(),
             Self::ReplaceDepartments(all) => {
                 let chunks = department_parts(all);
                 let parts = chunks.len() as u32;
@@ -259,6 +267,7 @@ impl DirectoryChange {
             Self::PutDepartment(_) => "put department",
             Self::DeleteDepartment { .. } => "delete department",
             Self::ReplaceDepartments(_) => "replace departments",
+            Self::SessionsEnded(_) => "sessions ended",
         }
     }
 }

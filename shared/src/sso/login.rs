@@ -17,6 +17,7 @@ use super::store::TenantLocator;
 use super::{AuthCentre, AuthCentreError, Identity, Opaque, Session, SsoStore};
 use crate::clock::Clock;
 use crate::directory::{App, Tenant, TenantDirectory, TenantKey, User};
+use crate::jobs::JobQueue;
 use crate::metrics::{Metric, Metrics};
 use crate::security::at_rest::{CredentialSealer, SealError};
 use crate::storage::StoreError;
@@ -130,6 +131,9 @@ pub struct Sso {
     clock: Arc<dyn Clock>,
     settings: SsoSettings,
     metrics: Arc<dyn Metrics>,
+    /// Where the delivery of the `sessionsEnded` directory events is queued (`None`: the events
+    /// are kept and delivered with the tenant's next ones).
+    jobs: Option<Arc<dyn JobQueue>>,
 }
 
 /// The tenant and app a login or a refresh works with, and the app's secret opened.
@@ -158,7 +162,65 @@ impl Sso {
             clock,
             settings,
             metrics: Arc::new(crate::metrics::NoMetrics),
+            jobs: None,
         }
+    }
+
+    /// Queues the delivery of the `sessionsEnded` events on `jobs`.
+    pub fn with_jobs(mut self, jobs: Arc<dyn JobQueue>) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    /// Tells the vendor's webhook that these sessions ended (`reason`): a `sessionsEnded` event in
+    /// each tenant's directory event stream, in order with the Kit syncs' events, and its
+    /// delivery queued.
+    ///
+    /// # Errors
+    /// The directory could not record the events (the caller logs it: back-channel logout has
+    /// told the clients already).
+    pub async fn announce_ended(
+        &self,
+        sessions: &[Session],
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut by_tenant: std::collections::BTreeMap<
+            TenantKey,
+            Vec<crate::directory::EndedSession>,
+        > = std::collections::BTreeMap::new();
+        for s in sessions {
+            by_tenant
+                .entry(s.tenant_key())
+                .or_default()
+                .push(crate::directory::EndedSession {
+                    sid: s.sid.clone(),
+                    sub: super::session::subject(&s.tenant_id, &s.identity.user_name),
+                    app_id: s.app_id.clone(),
+                    user_name: s.identity.user_name.clone(),
+                    reason: reason.to_owned(),
+                });
+        }
+        let now = self.clock.now();
+        for (key, ended) in by_tenant {
+            self.directory
+                .apply(
+                    &key,
+                    &crate::directory::DirectoryChange::SessionsEnded(ended),
+                    now,
+                )
+                .await?;
+            if let Some(jobs) = &self.jobs {
+                let job = crate::jobs::Job::DirectoryNotice {
+                    instance_id: key.instance_id.clone(),
+                    tenant_id: key.tenant_id.clone(),
+                };
+                if let Err(e) = jobs.enqueue(&job).await {
+                    // Stored: delivered with the tenant's next event, or by this job's retry.
+                    tracing::warn!(tenant = %key.tenant_id, error = %e, "sessionsEnded delivery not queued");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Logins, refreshes and auth-centre failures go to `metrics`.

@@ -105,6 +105,20 @@ impl Session {
     }
 }
 
+/// The OIDC `sub` of a user: stable per (tenant, user), the same for every client and every
+/// login, revealing neither: base64url of SHA-256 over the length-prefixed pair.
+pub fn subject(tenant_id: &str, user_name: &str) -> String {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"koogallery-sso-sub/v1");
+    for part in [tenant_id, user_name] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
 /// What a session's tokens are sealed to: `sso-session/{key}`.
 pub fn session_binding(key: &str) -> String {
     format!("sso-session/{key}")

@@ -134,6 +134,8 @@ fn apply_to(data: &mut TenantData, change: &DirectoryChange) {
         DirectoryChange::DeleteDepartment { org_code } => {
             data.departments.remove(org_code);
         }
+        // Only events.
+        DirectoryChange::SessionsEnded(_) => {}
         DirectoryChange::ReplaceDepartments(all) => {
             data.departments = all
                 .iter()

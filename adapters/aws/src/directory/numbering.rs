@@ -231,7 +231,8 @@ impl DynamoDirectory {
             | DirectoryChange::DeleteUsers { .. }
             | DirectoryChange::PutDepartment(_)
             | DirectoryChange::DeleteDepartment { .. }
-            | DirectoryChange::ReplaceDepartments(_) => vec![],
+            | DirectoryChange::ReplaceDepartments(_)
+            | DirectoryChange::SessionsEnded(_) => vec![],
         })
     }
 

@@ -32,7 +32,9 @@ impl DynamoDirectory {
             | DirectoryChange::PutApp(_)
             | DirectoryChange::PutDepartment(_)
             | DirectoryChange::DeleteDepartment { .. }
-            | DirectoryChange::ReplaceDepartments(_) => Ok(()),
+            | DirectoryChange::ReplaceDepartments(_)
+            // Only events.
+            | DirectoryChange::SessionsEnded(_) => Ok(()),
             // `TENANT` goes in the transaction; `SEQ` and `EVENT#` stay (numbering never
             // restarts; the tenantDeleted event must stay pending).
             DirectoryChange::DeleteTenant => {

@@ -65,7 +65,8 @@ pub struct WebhookEvent {
 
 /// A tenant directory event (the 联营 Kit syncs, docs/protocol/callbacks.md §9), version 1:
 /// `version`, `event` (`tenantSynced`, `tenantDeleted`, `appSynced`, `appDeleted`,
-/// `usersAuthorized`, `usersRevoked`, `usersDeleted`, `orgSynced`, `orgDeleted`, `orgsReplaced`),
+/// `usersAuthorized`, `usersRevoked`, `usersDeleted`, `orgSynced`, `orgDeleted`, `orgsReplaced`,
+/// and `sessionsEnded` from single sign-on),
 /// `eventId` (stable across retries), `seq` (per tenant, from 1: apply an event only if its `seq`
 /// is above the last one applied for the tenant; delivery is at least once, in order), `instanceId`
 /// (empty for the seller's own app credential), `tenantId`, `at` (when the sync was applied, RFC

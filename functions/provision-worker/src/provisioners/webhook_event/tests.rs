@@ -338,6 +338,23 @@ fn directory_events_are_pinned_and_documented() {
     };
     let event = DirectoryWebhookEvent::from_notice(&notice(4, orgs));
     golden("webhook_orgs_replaced.json", &event);
+    let ended = EventBody::SessionsEnded {
+        sessions: vec![koogallery::directory::EndedSession {
+            sid: "qkltmQnUR75ExHWuPwpLsTe2edAQQ_4q23W27739BO8".into(),
+            sub: koogallery::sso::session::subject("68cbc86abc51458880d92f36422fa0e", "zhangsan01"),
+            app_id: "app-001".into(),
+            user_name: "zhangsan01".into(),
+            reason: "user_revoked".into(),
+        }],
+    };
+    let text = golden(
+        "webhook_sessions_ended.json",
+        &DirectoryWebhookEvent::from_notice(&notice(5, ended)),
+    );
+    assert!(
+        readme().contains(text.trim_end()),
+        "README must show sessionsEnded as sent"
+    );
     assert_eq!(event.version, WEBHOOK_EVENT_VERSION);
     assert!(
         event.clone().in_version(1).is_none(),
