@@ -11,6 +11,7 @@ pub mod auth_centre;
 pub mod client;
 pub mod ending;
 pub mod grant;
+mod life;
 pub mod login;
 pub mod record;
 pub mod secret;

@@ -6,7 +6,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::directory::TenantKey;
+use super::AuthCentreUser;
+use crate::directory::{TenantKey, User};
 
 /// A token within this margin of its expiry is refreshed before use
 /// (docs/protocol/decisions.md §19).
@@ -32,6 +33,36 @@ pub struct Identity {
     pub org_code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_name: Option<String>,
+}
+
+impl Identity {
+    /// The identity: userinfo's fields where it gives them, authSync's otherwise
+    /// (docs/protocol/callbacks.md §10).
+    pub fn of_sign_in(info: &AuthCentreUser, user: &User) -> Self {
+        let pick = |a: &Option<String>, b: &str| {
+            a.as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(b)
+                .to_owned()
+        };
+        let some = |a: &Option<String>, b: &Option<String>| {
+            a.clone()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| b.clone())
+        };
+        Self {
+            user_name: user.user_name.clone(),
+            name: pick(&info.name, &user.name),
+            email: some(&info.email, &user.email),
+            mobile: some(&info.mobile, &user.mobile),
+            role: pick(&info.role, &user.role),
+            org_code: pick(&info.organization_code, &user.org_code),
+            org_name: info
+                .organization_name
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+        }
+    }
 }
 
 /// One signed-in browser. Stored as [`crate::sso::record`]'s session record.
