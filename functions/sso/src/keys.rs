@@ -69,6 +69,7 @@ impl KeyRing {
         sealer: Arc<dyn CredentialSealer>,
         rotation: Duration,
     ) -> Self {
+        crate::jose::install();
         Self {
             store,
             sealer,

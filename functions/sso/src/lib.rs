@@ -23,6 +23,7 @@ pub mod claims;
 pub mod clients;
 pub mod confirm;
 pub mod discovery;
+pub mod jose;
 pub mod keys;
 #[cfg(feature = "lambda")]
 pub mod lambda;
