@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn only_es256_is_signed_or_verified() {
         install();
-        let key = EncodingKey::from_secret(b"k");
+        let key = EncodingKey::from_secret(b"k").expect("an HMAC key");
         assert!(
             jsonwebtoken::encode(
                 &jsonwebtoken::Header::new(Algorithm::HS256),
