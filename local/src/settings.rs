@@ -25,20 +25,9 @@ impl SsoHostSettings {
     /// `KOOGALLERY_SSO_ISSUER` (unset: `None`), `KOOGALLERY_SSO_APP_ID` (then required),
     /// `KOOGALLERY_SSO_UNIFIED_LOGIN_URL` and `KOOGALLERY_OIDC_CLIENTS`.
     pub fn read(env: &Env<'_>, data_dir: &std::path::Path) -> Result<Option<Self>, ConfigError> {
-        let Some(issuer) = env.get(&catalog::SSO_ISSUER) else {
+        let Some(provider) = sso::ProviderSettings::from_env(env)? else {
             return Ok(None);
         };
-        let app_id = env.get(&catalog::SSO_APP_ID).ok_or_else(|| {
-            ConfigError::invalid(
-                catalog::SSO_APP_ID.name,
-                "required with KOOGALLERY_SSO_ISSUER",
-            )
-        })?;
-        let login = env
-            .text(&catalog::SSO_UNIFIED_LOGIN_URL)
-            .unwrap_or_default();
-        let provider = sso::ProviderSettings::new(&issuer, &login, &app_id)
-            .map_err(|e| ConfigError::invalid(catalog::SSO_ISSUER.name, e.to_string()))?;
         let clients = env.get(&catalog::OIDC_CLIENTS).unwrap_or_else(|| {
             data_dir
                 .join(sso::clients::CLIENTS_FILE)

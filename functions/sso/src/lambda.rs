@@ -18,20 +18,6 @@ pub const LOAD: Load = Load {
     sealer: true,
 };
 
-/// The provider's settings from the template's environment.
-///
-/// # Errors
-/// A setting missing or invalid, named.
-pub fn settings(env: &Env<'_>) -> Result<ProviderSettings, ConfigError> {
-    let issuer = env.required(&catalog::SSO_ISSUER)?;
-    let app_id = env.required(&catalog::SSO_APP_ID)?;
-    let login = env
-        .text(&catalog::SSO_UNIFIED_LOGIN_URL)
-        .unwrap_or_default();
-    ProviderSettings::new(&issuer, &login, &app_id)
-        .map_err(|e| ConfigError::invalid(catalog::SSO_ISSUER.name, e.to_string()))
-}
-
 /// The stores and keys on the deployment's table, sealed with KMS.
 fn parts(deployment: &Deployment) -> Result<crate::build::Parts, Error> {
     let sealer = deployment.sealer.clone().ok_or_else(|| {
@@ -60,7 +46,8 @@ fn parts(deployment: &Deployment) -> Result<crate::build::Parts, Error> {
 /// A setting, the clients, or the HTTP client.
 pub async fn provider(deployment: &Deployment) -> Result<Provider, Error> {
     let env = Env::process();
-    let settings = settings(&env)?;
+    let settings = ProviderSettings::from_env(&env)?
+        .ok_or_else(|| ConfigError::not_set(&catalog::SSO_ISSUER))?;
     let clients = match env.get(&catalog::OIDC_CLIENTS) {
         Some(value) => crate::clients::clients_from(&value)
             .map_err(|e| ConfigError::invalid(catalog::OIDC_CLIENTS.name, e))?,
@@ -75,11 +62,9 @@ pub async fn provider(deployment: &Deployment) -> Result<Provider, Error> {
 /// # Errors
 /// A setting, or the HTTP client.
 pub async fn for_worker(deployment: &Deployment) -> Result<Option<Provider>, Error> {
-    let env = Env::process();
-    if env.get(&catalog::SSO_ISSUER).is_none() {
+    let Some(settings) = ProviderSettings::from_env(&Env::process())? else {
         return Ok(None);
-    }
-    let settings = settings(&env)?;
+    };
     Ok(Some(
         crate::build::provider(settings, None, parts(deployment)?).await?,
     ))

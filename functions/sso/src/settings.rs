@@ -3,6 +3,7 @@
 //! and the token lifetimes.
 
 use chrono::Duration;
+use koogallery::config::{ConfigError, Env, catalog};
 use url::Url;
 
 /// KooGallery's unified login (docs/protocol/callbacks.md §10); `{appId}` is replaced.
@@ -13,6 +14,8 @@ pub const UNIFIED_LOGIN: &str =
 pub struct ProviderSettings {
     /// `https://…` (or `http://` on a loopback host), no path, query or fragment.
     issuer: String,
+    /// The issuer is `https://` (decided once, from its parsed scheme).
+    secure: bool,
     unified_login: String,
     app_id: String,
     pub id_token_ttl: Duration,
@@ -46,14 +49,39 @@ impl ProviderSettings {
             return Err(SettingsError("the app credential's app ID is empty".into()));
         }
         Ok(Self {
-            // The parsed form: scheme and host lower-cased, so `secure_cookies` reads it right.
+            // The parsed form: scheme and host lower-cased.
             issuer: url.as_str().trim_end_matches('/').to_owned(),
+            secure: url.scheme() == "https",
             unified_login: unified_login.to_owned(),
             app_id: app_id.to_owned(),
             id_token_ttl: Duration::minutes(10),
             access_token_ttl: koogallery::sso::grant::ACCESS_TOKEN_TTL,
             key_rotation: Duration::days(30),
         })
+    }
+
+    /// The settings the environment gives: `KOOGALLERY_SSO_ISSUER` (unset: `None`, SSO off),
+    /// `KOOGALLERY_SSO_APP_ID` (then required) and `KOOGALLERY_SSO_UNIFIED_LOGIN_URL`. The local
+    /// host and the Lambda functions read them here alike.
+    ///
+    /// # Errors
+    /// A setting missing or invalid, named.
+    pub fn from_env(env: &Env<'_>) -> Result<Option<Self>, ConfigError> {
+        let Some(issuer) = env.get(&catalog::SSO_ISSUER) else {
+            return Ok(None);
+        };
+        let app_id = env.get(&catalog::SSO_APP_ID).ok_or_else(|| {
+            ConfigError::invalid(
+                catalog::SSO_APP_ID.name,
+                "required with KOOGALLERY_SSO_ISSUER",
+            )
+        })?;
+        let login = env
+            .text(&catalog::SSO_UNIFIED_LOGIN_URL)
+            .unwrap_or_default();
+        Self::new(&issuer, &login, &app_id)
+            .map(Some)
+            .map_err(|e| ConfigError::invalid(catalog::SSO_ISSUER.name, e.to_string()))
     }
 
     pub fn issuer(&self) -> &str {
@@ -81,7 +109,7 @@ impl ProviderSettings {
 
     /// `Secure` cookies unless the issuer is `http://` (allowed on loopback only).
     pub fn secure_cookies(&self) -> bool {
-        Url::parse(&self.issuer).is_ok_and(|u| u.scheme() == "https")
+        self.secure
     }
 }
 
@@ -116,5 +144,35 @@ mod tests {
             );
         }
         assert!(ProviderSettings::new("https://x.example.com", "https://login", "a").is_err());
+    }
+
+    #[test]
+    fn the_environment_turns_sso_on_with_an_issuer_and_requires_the_app_id_then() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            Env::from_fn(move |k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert!(ProviderSettings::from_env(&env(&[])).unwrap().is_none());
+        let e = ProviderSettings::from_env(&env(&[(
+            "KOOGALLERY_SSO_ISSUER",
+            "https://sso.example.com",
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("KOOGALLERY_SSO_APP_ID"), "{e}");
+        let s = ProviderSettings::from_env(&env(&[
+            ("KOOGALLERY_SSO_ISSUER", "HTTPS://SSO.example.com"),
+            ("KOOGALLERY_SSO_APP_ID", "app-1"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.issuer(), "https://sso.example.com");
+        assert!(s.secure_cookies());
+        assert!(
+            s.unified_login_url()
+                .starts_with("https://macroverse.huaweicloud.com/")
+        );
     }
 }
