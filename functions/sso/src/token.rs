@@ -46,18 +46,12 @@ async fn client_of(
     form: &crate::web::Params,
 ) -> Result<OidcClient, Answer> {
     let posted = (form.one("client_id"), form.one("client_secret"));
-    let basic_sent = req
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
-    let (id, secret) = match (req.basic(), posted) {
+    // A Basic header that does not decode is a failed authentication, not a fallback.
+    let basic = req.basic().map_err(|_| invalid_client())?;
+    let (id, secret) = match (basic, posted) {
         // Basic, and a form `client_id` (allowed by RFC 6749) only if it names the same client.
         (Some(basic), (Ok(form_id), Ok(None))) if form_id.is_none_or(|f| f == basic.0) => basic,
-        // A Basic header that does not decode is a failed authentication, not a fallback.
-        (None, (Ok(Some(id)), Ok(Some(secret)))) if !basic_sent => {
-            (id.to_owned(), secret.to_owned())
-        }
+        (None, (Ok(Some(id)), Ok(Some(secret)))) => (id.to_owned(), secret.to_owned()),
         _ => return Err(invalid_client()),
     };
     match p.sso.store().client(&id).await {

@@ -48,23 +48,36 @@ impl Request<'_> {
     }
 
     /// HTTP Basic client credentials (`client_secret_basic`: both parts form-URL-encoded, RFC
-    /// 6749 §2.3.1).
-    pub fn basic(&self) -> Option<(String, String)> {
-        let v = self.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, b64) = v.split_once(' ')?;
+    /// 6749 §2.3.1): `Ok(None)` without a Basic `Authorization` header, `Err` when one is sent
+    /// that does not decode (a failed authentication, never a reason to look elsewhere).
+    pub fn basic(&self) -> Result<Option<(String, String)>, MalformedBasic> {
+        let Some(v) = self.headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let Some((scheme, b64)) = v.to_str().ok().and_then(|v| v.split_once(' ')) else {
+            return Ok(None);
+        };
         if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
+            return Ok(None);
         }
-        let raw = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
-        let (id, secret) = raw.split_once(':')?;
         let decode = |s: &str| {
             form_urlencoded::parse(format!("x={s}").as_bytes())
                 .next()
                 .map(|(_, v)| v.into_owned())
         };
-        Some((decode(id)?, decode(secret)?))
+        let raw = String::from_utf8(STANDARD.decode(b64.trim()).map_err(|_| MalformedBasic)?)
+            .map_err(|_| MalformedBasic)?;
+        let (id, secret) = raw.split_once(':').ok_or(MalformedBasic)?;
+        match (decode(id), decode(secret)) {
+            (Some(id), Some(secret)) => Ok(Some((id, secret))),
+            _ => Err(MalformedBasic),
+        }
     }
 }
+
+/// A Basic `Authorization` header that does not decode.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MalformedBasic;
 
 /// URL-encoded parameters.
 pub struct Params(HashMap<String, Vec<String>>);
@@ -255,7 +268,23 @@ mod tests {
         };
         assert_eq!(req.cookie("kg_sso").as_deref(), Some("xyz"));
         assert_eq!(req.cookie("kg"), None);
-        assert_eq!(req.basic(), Some(("my app".into(), "s:cret".into())));
+        assert_eq!(req.basic(), Ok(Some(("my app".into(), "s:cret".into()))));
+        for (value, expected) in [
+            ("Basic !!!", Err(MalformedBasic)),
+            ("Basic bm8tY29sb24=", Err(MalformedBasic)),
+            ("Bearer abc", Ok(None)),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            let r = Request {
+                method: &Method::POST,
+                path: "/",
+                query: "",
+                headers: &h,
+                body: b"",
+            };
+            assert_eq!(r.basic(), expected, "{value}");
+        }
         assert_eq!(req.bearer(), None);
         let q = req.query();
         assert_eq!(q.one("a"), Ok(Some("1")));
