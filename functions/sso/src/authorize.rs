@@ -347,7 +347,10 @@ pub(crate) async fn end_previous(p: &Provider, req: &Request<'_>, keep: &str) {
         return;
     };
     match p.sso.logout(&old).await {
-        Ok(Some(session)) => p.ended(&[session], "replaced").await,
+        Ok(Some(session)) => {
+            p.ended(&[session], "replaced", koogallery::sso::Delivery::Queued)
+                .await
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "the browser's previous session was not ended"),
     }

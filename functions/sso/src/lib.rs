@@ -35,7 +35,7 @@ pub mod web;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use koogallery::sso::{Current, Opaque, Session, Sso};
+use koogallery::sso::{Current, Delivery, Opaque, Session, Sso};
 
 pub use keys::KeyRing;
 pub use settings::ProviderSettings;
@@ -153,7 +153,8 @@ impl Provider {
         match self.sso.current(key).await {
             Ok(Current::Live(s)) => Ok(Some(s)),
             Ok(Current::Ended(s, why)) => {
-                self.ended(std::slice::from_ref(&s), why.as_str()).await;
+                self.ended(std::slice::from_ref(&s), why.as_str(), Delivery::Queued)
+                    .await;
                 Ok(None)
             }
             Ok(Current::Absent) => Ok(None),
@@ -176,10 +177,10 @@ impl Provider {
 
     /// Sessions that ended here: their clients told by back-channel logout, and the vendor's
     /// webhook by a `sessionsEnded` directory event.
-    pub(crate) async fn ended(&self, sessions: &[Session], reason: &str) {
+    pub(crate) async fn ended(&self, sessions: &[Session], reason: &str, delivery: Delivery) {
         futures_util::future::join_all(sessions.iter().map(|s| logout::tell_clients(self, s)))
             .await;
-        if let Err(e) = self.sso.announce_ended(sessions, reason).await {
+        if let Err(e) = self.sso.announce_ended(sessions, reason, delivery).await {
             tracing::error!(error = %e, "sessionsEnded not recorded for the webhook");
         }
     }

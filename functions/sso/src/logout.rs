@@ -139,7 +139,12 @@ pub async fn end_session(p: &Provider, req: &Request<'_>) -> Answer {
     let Some(session) = ended else {
         return Answer::redirect(&after).with_cookie(clear);
     };
-    p.ended(std::slice::from_ref(&session), "logged_out").await;
+    p.ended(
+        std::slice::from_ref(&session),
+        "logged_out",
+        koogallery::sso::Delivery::Queued,
+    )
+    .await;
     let target = match p.sso.auth_centre_logout_url(&session, &after).await {
         Ok(Some(url)) => url.to_string(),
         Ok(None) => after,
@@ -164,7 +169,9 @@ impl koogallery::sso::SessionEnder for Provider {
             _ => "tenant_or_app_deleted",
         };
         if !ended.is_empty() {
-            self.ended(&ended, reason).await;
+            // Called by the worker delivering this tenant's events: it delivers these too.
+            self.ended(&ended, reason, koogallery::sso::Delivery::ThisPass)
+                .await;
         }
         Ok(ended.len())
     }

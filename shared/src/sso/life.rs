@@ -13,10 +13,20 @@ use crate::directory::TenantKey;
 use crate::metrics::Metric;
 use crate::storage::StoreError;
 
+/// Who delivers the `sessionsEnded` events an end records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// A job is queued for them: a request ended the sessions.
+    Queued,
+    /// The worker that ended them is delivering the tenant's events and takes them in the same
+    /// pass (it reads the pending events until none is left): no job is needed.
+    ThisPass,
+}
+
 impl Sso {
     /// Tells the vendor's webhook that these sessions ended (`reason`): a `sessionsEnded` event in
-    /// each tenant's directory event stream, in order with the Kit syncs' events, and its
-    /// delivery queued.
+    /// each tenant's directory event stream, in order with the Kit syncs' events, delivered as
+    /// `delivery` says.
     ///
     /// # Errors
     /// The directory could not record the events (the caller logs it: back-channel logout has
@@ -25,6 +35,7 @@ impl Sso {
         &self,
         sessions: &[Session],
         reason: &str,
+        delivery: Delivery,
     ) -> Result<(), StoreError> {
         let mut by_tenant: std::collections::BTreeMap<
             TenantKey,
@@ -51,7 +62,7 @@ impl Sso {
                     now,
                 )
                 .await?;
-            if let Some(jobs) = &self.jobs {
+            if let (Delivery::Queued, Some(jobs)) = (delivery, &self.jobs) {
                 let job = crate::jobs::Job::DirectoryNotice {
                     instance_id: key.instance_id.clone(),
                     tenant_id: key.tenant_id.clone(),

@@ -23,6 +23,7 @@ pub use auth_centre::{AuthCentre, AuthCentreBase, AuthCentreError, AuthCentreUse
 pub use client::OidcClient;
 pub use ending::{EndScope, SessionEnder};
 pub use grant::{AuthorizationCode, GrantKind, IssuedAccessToken, PendingLogin};
+pub use life::Delivery;
 pub use login::{Current, Ended, LoggedIn, LoginError, Sso, SsoSettings};
 pub use secret::{Opaque, hash_opaque};
 pub use session::{Identity, Session};
