@@ -2,6 +2,8 @@
 //! contract: it survives a restart, a large sync is one durable commit, a tenant's key range takes
 //! in no other tenant, and a file written before the directory existed opens with an empty one.
 
+mod common;
+
 use chrono::{DateTime, Utc};
 use koogallery::directory::{
     App, Department, DirectoryChange as C, Tenant, TenantDirectory, TenantKey, User,
@@ -194,12 +196,7 @@ async fn a_tenant_range_takes_in_no_other_tenant() {
 #[tokio::test]
 async fn a_file_from_before_the_directory_opens_with_an_empty_one() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.redb");
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/written-by-5a1291d.redb"
-    );
-    std::fs::copy(fixture, &path).unwrap();
+    let path = common::copy_of_earlier_release(dir.path());
     {
         use redb::{ReadableDatabase, TableHandle};
         let db = redb::Database::open(&path).unwrap();

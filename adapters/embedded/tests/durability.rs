@@ -1,5 +1,7 @@
 //! Everything written survives closing and reopening the file.
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -177,12 +179,7 @@ fn the_store_file_is_readable_by_its_owner_only() {
 #[tokio::test]
 async fn a_file_written_by_the_previous_version_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.redb");
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/written-by-5a1291d.redb"
-    );
-    std::fs::copy(fixture, &path).unwrap();
+    let path = common::copy_of_earlier_release(dir.path());
     let store = EmbeddedStore::open(&path).unwrap();
     assert_eq!(
         store.get("inst-1").await.unwrap().unwrap().order_id,

@@ -3,6 +3,8 @@
 //! panicked on, ended sessions and grants are purged by a later take, and a file from before SSO
 //! opens with empty stores.
 
+mod common;
+
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -171,12 +173,7 @@ async fn a_take_purges_ended_sessions_and_expired_grants() {
 #[tokio::test]
 async fn a_file_from_before_sso_opens_with_empty_stores() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.redb");
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/written-by-5a1291d.redb"
-    );
-    std::fs::copy(fixture, &path).unwrap();
+    let path = common::copy_of_earlier_release(dir.path());
     let store = EmbeddedStore::open(&path).unwrap();
     let tenant = TenantKey::new("inst-1", "tenant-1");
     assert_eq!(store.sessions_of_tenant(&tenant).await.unwrap(), vec![]);
