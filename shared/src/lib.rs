@@ -9,6 +9,7 @@
 //! provisioning/  the provisioner port: create resources, hear lifecycle notices
 //! jobs/          the job queue between callbacks and worker, and its consumer port
 //! directory/     the 联营 tenant directory the Kit syncs keep, and its port
+//! license/       License codes: state, events, daily usage, the store and License open-API ports
 //! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates
 //! config/        every setting defined once (catalog), per concept; the typed secrets
 //! logging        one log set-up for every process
@@ -33,6 +34,7 @@ pub mod failure;
 mod id;
 pub mod instance;
 pub mod jobs;
+pub mod license;
 pub mod logging;
 pub mod metering;
 pub mod metrics;

@@ -5,6 +5,8 @@
 pub mod bed;
 pub mod contract;
 pub mod directory;
+pub mod golden;
+pub mod license;
 pub mod memory;
 pub mod sso;
 pub mod vendor;

@@ -1,0 +1,23 @@
+//! Golden files of the versioned contracts (`shared/tests/fixtures/`): a value's pretty JSON must
+//! equal its file; `UPDATE_GOLDEN=1` rewrites the file (review the diff: a stored record or an event
+//! that changes form is a new schema, never a silent rename).
+
+/// Compares `value`, pretty-printed, with `shared/tests/fixtures/{name}`.
+///
+/// # Panics
+/// When they differ, or the file is missing (and `UPDATE_GOLDEN` is unset).
+pub fn check(name: &str, value: &serde_json::Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let pretty = serde_json::to_string_pretty(value).expect("JSON") + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &pretty).expect("write golden file");
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert_eq!(
+        pretty, expected,
+        "{name} changed: it is a versioned contract"
+    );
+}
