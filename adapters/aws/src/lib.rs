@@ -21,6 +21,9 @@
 //! - [`DynamoSso`]: the SSO stores ([`SsoStore`](koogallery::sso::SsoStore): sessions, grants,
 //!   OIDC clients, signing keys; docs/protocol/decisions.md §19) on the same table (key schema in
 //!   [`sso`]); [`DynamoDirectory`] is also the [`TenantLocator`](koogallery::sso::TenantLocator).
+//! - [`DynamoLicenses`]: the [`LicenseStore`](koogallery::license::LicenseStore) port (license
+//!   codes and their daily usage; docs/protocol/decisions.md §21) on the same table (key schema in
+//!   [`license`]).
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
 //! - [`AwsHttp`]: the one HTTPS client of every AWS call (the SDK's and the signed ones, [`signed`]).
@@ -35,6 +38,7 @@ pub mod dispatch;
 pub mod dynamo;
 pub mod http;
 pub mod kms;
+pub mod license;
 pub mod secrets;
 pub mod signed;
 pub mod sqs;
@@ -45,6 +49,7 @@ pub use directory::DynamoDirectory;
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
 pub use dynamo::DynamoStore;
 pub use kms::KmsSealer;
+pub use license::DynamoLicenses;
 pub use secrets::{SecretsManagerSecrets, part_from_secret_json};
 pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
 pub use sso::DynamoSso;

@@ -15,6 +15,9 @@
 //! - [`EmbeddedStore`] implements the SSO stores ([`SsoStore`](koogallery::sso::SsoStore):
 //!   sessions, grants, OIDC clients, signing keys; docs/protocol/decisions.md §19) with the
 //!   semantics of `koogallery::testing::MemorySso` (see [`sso`]).
+//! - [`EmbeddedStore`] implements [`LicenseStore`](koogallery::license::LicenseStore) (license
+//!   codes and their daily usage; docs/protocol/decisions.md §21) with the semantics of
+//!   `koogallery::testing::license::MemoryLicenses` (see `license`).
 //!
 //! # Key layout
 //!
@@ -47,12 +50,16 @@
 //! | `sso_grant_expiry` | (expires_at ms, kind, key) | `()` — index for bounded purging                   |
 //! | `sso_clients`      | clientId                   | OIDC client (`sso::record`)                        |
 //! | `sso_signing_keys` | kid                        | signing key, private key sealed (`sso::record`)    |
+//! | `licenses`         | license code               | `License` as JSON (schema 1, `shared/tests/fixtures/license_record_v1.json`) |
+//! | `license_usage`    | (day: days since CE, code, clientId) | `()` — a day's clients not yet reported, oldest day first |
+//! | `license_reported` | (day, code)                | `()` — the day was reported; its later uses are not recorded |
 //!
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
 
 mod consumer;
 mod directory;
+mod license;
 mod nonces;
 #[cfg(test)]
 mod purge_tests;
@@ -156,6 +163,17 @@ pub(crate) const SSO_GRANT_EXPIRY: TableDefinition<(i64, &str, &str), ()> =
 pub(crate) const SSO_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("sso_clients");
 pub(crate) const SSO_SIGNING_KEYS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("sso_signing_keys");
+
+// License codes (docs/protocol/openapi.md §5–§6, docs/protocol/decisions.md §21; `license`).
+/// Code → the `License` JSON (`shared/tests/fixtures/license_record_v1.json`).
+pub(crate) const LICENSES: TableDefinition<&str, &[u8]> = TableDefinition::new("licenses");
+/// (day: days since the Common Era, code, clientId): the clients of a code's day not yet reported,
+/// oldest day first.
+pub(crate) const LICENSE_USAGE: TableDefinition<(i32, &str, &str), ()> =
+    TableDefinition::new("license_usage");
+/// (day, code): the code's day was reported; later uses of that day are not recorded.
+pub(crate) const LICENSE_REPORTED: TableDefinition<(i32, &str), ()> =
+    TableDefinition::new("license_reported");
 
 /// How a [`Db`] (re)opens its file: redb latches an I/O failure (a full disk, say) and refuses
 /// every later transaction until the file is closed and opened again.
@@ -413,6 +431,9 @@ impl EmbeddedStore {
             txn.open_table(SSO_GRANT_EXPIRY).map_err(Fault::from)?;
             txn.open_table(SSO_CLIENTS).map_err(Fault::from)?;
             txn.open_table(SSO_SIGNING_KEYS).map_err(Fault::from)?;
+            txn.open_table(LICENSES).map_err(Fault::from)?;
+            txn.open_table(LICENSE_USAGE).map_err(Fault::from)?;
+            txn.open_table(LICENSE_REPORTED).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);
