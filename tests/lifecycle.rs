@@ -267,9 +267,10 @@ async fn the_load_mode_reports_throughput_latency_and_unexpected_answers() {
     h.shutdown().await;
 }
 
-/// A call the host serves no interface for (a GET, the V1 interface, a V1 Kit path, another
-/// method) still reaches the edge, and KooGallery gets HTTP 200 with a signed `000002` naming
-/// what is not served, never the router's bare 405 or 404 (docs/protocol/decisions.md §3).
+/// A call the host serves no interface for (another method, a GET of a Kit path) still reaches
+/// the edge, and KooGallery gets HTTP 200 with a signed `000002` naming what is not served, never
+/// the router's bare 405 or 404; an unsigned V1 call gets a signed `000001`
+/// (docs/protocol/decisions.md §3, §20).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_no_route_serves_get_a_signed_answer_not_a_bare_status() {
     let dir = tempfile::tempdir().unwrap();
@@ -277,15 +278,7 @@ async fn calls_no_route_serves_get_a_signed_answer_not_a_bare_status() {
     let client = reqwest::Client::new();
     let base = h.produce_url();
     for (method, url) in [
-        (
-            reqwest::Method::GET,
-            format!("{base}?activity=newInstance&authToken=x&timeStamp=1"),
-        ),
         (reqwest::Method::PUT, base.clone()),
-        (
-            reqwest::Method::POST,
-            format!("{base}/produceAPI/tenantSync"),
-        ),
         (
             reqwest::Method::GET,
             format!("{base}/produceAPI/v2/tenantSync"),
@@ -309,6 +302,25 @@ async fn calls_no_route_serves_get_a_signed_answer_not_a_bare_status() {
             signed_by_either,
             "{method} {url}: Body-Sign does not verify"
         );
+    }
+    for url in [
+        format!("{base}?activity=newInstance&authToken=x&timeStamp=1"),
+        format!("{base}/produceAPI/tenantSync"),
+    ] {
+        let method = if url.contains("produceAPI") {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::GET
+        };
+        let resp = client.request(method, &url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        let sign = resp.headers()["Body-Sign"].to_str().unwrap().to_owned();
+        let body = resp.bytes().await.unwrap();
+        let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(reply["resultCode"], "000001", "{url}: {reply}");
+        assert!(koogallery::security::body_sign::verify_body_sign(
+            KEY, &body, &sign
+        ));
     }
     h.shutdown().await;
 }

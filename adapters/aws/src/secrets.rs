@@ -5,7 +5,7 @@
 //!
 //! | part | variable | JSON |
 //! |------|----------|------|
-//! | callback keys | `KOOGALLERY_CALLBACK_KEYS_SECRET_ID` | `{"accessKey", "accessKeyPrevious"?, "kitKey", "kitKeyPrevious"?}` |
+//! | callback keys | `KOOGALLERY_CALLBACK_KEYS_SECRET_ID` | `{"accessKey", "accessKeyPrevious"?, "kitKey", "kitKeyPrevious"?, "v1Key"?, "v1KeyPrevious"?}` |
 //! | open API | `KOOGALLERY_OPENAPI_SECRET_ID` | `{"ak", "sk"}` (both or neither) |
 //! | webhook | `KOOGALLERY_WEBHOOK_SECRET_ID` | `{"webhookSecret"}` |
 //! | usage key | `KOOGALLERY_USAGE_KEY_SECRET_ID` | `{"usageKey"}` |
@@ -65,7 +65,14 @@ pub fn part_from_secret_json(part: SecretPart, s: &str) -> Result<ParsedPart, Se
                 required(&map, part, "kitKey")?,
                 optional(&map, part, "kitKeyPrevious")?,
             );
-            held.keys = Some(Keys { basic, kit });
+            // The V1 key is optional: V1 calls use the basic key without it
+            // (docs/protocol/decisions.md §20).
+            let v1 = optional(&map, part, "v1Key")?
+                .map(|k| {
+                    Ok::<_, SecretsError>(KeyRing::new(k, optional(&map, part, "v1KeyPrevious")?))
+                })
+                .transpose()?;
+            held.keys = Some(Keys { basic, kit, v1 });
         }
         SecretPart::OpenApi => {
             held.open_api = OpenApiKeys::pair(

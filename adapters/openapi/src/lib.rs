@@ -328,6 +328,7 @@ pub fn order_details(
         customer_name: buyer.customer_name,
         extend_params,
         offline: false,
+        ..OrderDetails::default()
     })
 }
 

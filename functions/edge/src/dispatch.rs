@@ -32,7 +32,11 @@ pub(crate) fn route(
     parsed: Result<Map<String, Value>, CanonicalError>,
 ) -> Result<(&'static Registration, Value), Reply> {
     let value = match parsed {
-        Ok(map) => Value::Object(map),
+        // Only a V1 translation sets the V1 context (`protocol::v1::V1_CONTEXT`).
+        Ok(mut map) => {
+            map.remove(koogallery::protocol::v1::V1_CONTEXT);
+            Value::Object(map)
+        }
         Err(CanonicalError::InvalidJson(e)) => {
             return Err(invalid(format!("body is not valid JSON: {e}")));
         }

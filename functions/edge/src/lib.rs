@@ -1,6 +1,7 @@
-//! The production URL KooGallery calls (docs/protocol/callbacks.md §0, §3, §9, §12), for every
-//! protocol family: a request is recognised by method and path (the V2 basic interfaces on `POST
-//! /produce`, the Kit syncs on `POST /produce/produceAPI/v2/{name}`), then each family runs the
+//! The production URL KooGallery calls (docs/protocol/callbacks.md §0, §3, §9, §11, §12), for every
+//! protocol family: a request is recognised by method and path (the V2 basic interfaces and the
+//! License callbacks on `POST /produce`, the Kit syncs on `POST /produce/produceAPI/v2/{name}`, the
+//! V1 family on `GET /produce` and `POST /produce/produceAPI/{name}`: see `v1`), then each family runs the
 //! same steps with its own authenticator (key ring, timestamp window, nonce namespace, body limit):
 //! size limit → timestamp window → signature over the raw bytes (constant time, current or previous
 //! key) → nonce replay guard → parse once → route through the callback registry (family and name →
@@ -11,6 +12,7 @@
 mod authenticator;
 mod dispatch;
 mod recognise;
+mod v1;
 mod verify;
 
 use std::{sync::Arc, time::Instant};
@@ -30,6 +32,7 @@ use koogallery::{
 use authenticator::{Authenticator, CredentialNames, Credentials};
 use dispatch::Seen;
 use recognise::{Recognised, kit_name, recognise};
+use v1::{V1Authenticator, V1Call};
 
 pub use koogallery::callbacks::Dispatcher;
 
@@ -80,6 +83,7 @@ pub struct Inbound<'a> {
 pub struct Edge {
     basic: Authenticator,
     kit: Authenticator,
+    v1: V1Authenticator,
     nonces: Arc<dyn NonceStore>,
     clock: Arc<dyn Clock>,
     dispatcher: Arc<dyn Dispatcher>,
@@ -99,7 +103,13 @@ impl Edge {
         dispatcher: Arc<dyn Dispatcher>,
     ) -> Self {
         let window_ms = settings.timestamp_window.num_milliseconds();
+        let v1 = V1Authenticator {
+            keys: keys.v1_ring().clone(),
+            encryption: settings.v1_encryption,
+            max_body_bytes: settings.kit_max_body_bytes,
+        };
         Self {
+            v1,
             basic: Authenticator {
                 family: Family::V2Basic,
                 keys: keys.basic,
@@ -163,6 +173,16 @@ impl Edge {
                 self.serve(&self.kit, Some(name), credentials, req.body)
                     .await
             }
+            Recognised::V1Get => self.serve_v1(V1Call::Get { query: req.query }).await,
+            Recognised::V1Kit(name) => {
+                let auth_token = req.headers.get("authToken").and_then(|v| v.to_str().ok());
+                self.serve_v1(V1Call::Kit {
+                    name,
+                    auth_token,
+                    body: req.body,
+                })
+                .await
+            }
             Recognised::NotServed(msg) => {
                 let reply = Reply::new(ResultCode::InvalidParameter, msg);
                 self.log(
@@ -186,12 +206,13 @@ impl Edge {
     /// A reply to a request the host refused before the edge saw it (a body too large to read),
     /// signed with the current key of the family its path names.
     pub fn refuse(&self, path: &str, reply: &Reply) -> EdgeResponse {
-        let auth = if kit_name(path).is_some() {
-            &self.kit
+        if kit_name(path).is_some() {
+            sign_with(&self.kit, reply, KeyUsed::Current)
+        } else if path.contains(koogallery::protocol::kit::V1_PATH_PREFIX) {
+            sign_ring(&self.v1.keys, reply, KeyUsed::Current)
         } else {
-            &self.basic
-        };
-        sign_with(auth, reply, KeyUsed::Current)
+            sign_with(&self.basic, reply, KeyUsed::Current)
+        }
     }
 
     /// Signs a reply with the current basic key (docs/protocol/decisions.md §3): answers to
@@ -276,9 +297,14 @@ impl Edge {
 /// (docs/protocol/decisions.md §13), so a platform still on the previous key during a rotation can
 /// check the answer.
 fn sign_with(auth: &Authenticator, reply: &Reply, key: KeyUsed) -> EdgeResponse {
+    sign_ring(&auth.keys, reply, key)
+}
+
+/// Signs a reply with `key` of `keys` (docs/protocol/decisions.md §3, §13).
+fn sign_ring(keys: &koogallery::security::KeyRing, reply: &Reply, key: KeyUsed) -> EdgeResponse {
     let body = reply.to_bytes();
     EdgeResponse {
-        body_sign: body_sign_header(auth.keys.key(key).expose(), &body),
+        body_sign: body_sign_header(keys.key(key).expose(), &body),
         body,
         result_code: reply.result_code,
     }

@@ -1,6 +1,7 @@
 //! Which protocol family a request belongs to, from its method and path alone
 //! (docs/protocol/callbacks.md §6, §9, §11): the V2 basic interfaces on `POST /produce`, the Kit
-//! syncs on `POST /produce/produceAPI/v2/{name}`, and the families this release does not serve.
+//! syncs on `POST /produce/produceAPI/v2/{name}`, the V1 family on `GET /produce` and
+//! `POST /produce/produceAPI/{name}` (§3.6).
 
 use koogallery::protocol::kit;
 
@@ -12,9 +13,11 @@ pub(crate) enum Recognised<'a> {
     V2Basic,
     /// `POST {production URL}/produceAPI/v2/{name}`.
     Kit(&'a str),
-    /// A family this release does not serve yet (the V1 GET interface, the V1 Kit paths with their
-    /// `authToken` header): a clear, signed refusal. The V1 family routes these to the same
-    /// callbacks when it comes.
+    /// `GET {production URL}?activity=…`: the V1 family (docs/protocol/callbacks.md §11).
+    V1Get,
+    /// `POST {production URL}/produceAPI/{name}` with an `authToken` header: the V1 Kit.
+    V1Kit(&'a str),
+    /// A method the production URL does not take: a clear, signed refusal.
     NotServed(String),
 }
 
@@ -33,15 +36,14 @@ pub(crate) fn recognise<'a>(method: &http::Method, path: &'a str) -> Recognised<
         };
     }
     if let Some((_, name)) = path.rsplit_once(kit::V1_PATH_PREFIX) {
-        return Recognised::NotServed(format!(
-            "the V1 Kit interface {} is not served by this deployment",
-            clip(name)
-        ));
+        return if method == http::Method::POST {
+            Recognised::V1Kit(name.trim_end_matches('/'))
+        } else {
+            Recognised::NotServed(format!("Kit interface {} takes POST", clip(name)))
+        };
     }
     if method == http::Method::GET {
-        return Recognised::NotServed(
-            "the V1 GET interface is not served by this deployment".into(),
-        );
+        return Recognised::V1Get;
     }
     if method != http::Method::POST {
         return Recognised::NotServed(format!(

@@ -644,7 +644,7 @@ async fn the_kit_body_limit_is_its_own_and_larger_than_the_basic_one() {
 }
 
 #[tokio::test]
-async fn unknown_kit_names_v1_paths_and_get_are_refused_clearly_and_signed() {
+async fn unknown_kit_names_and_other_methods_are_refused_clearly_and_signed() {
     let b = bed();
     let ts = b.now_ms().to_string();
     let h = kit_headers(KIT, KIT_BODY, &ts, "k-unknown");
@@ -653,11 +653,11 @@ async fn unknown_kit_names_v1_paths_and_get_are_refused_clearly_and_signed() {
     assert!(r.result_msg.contains("unknown Kit interface"), "{r:?}");
     for (method, path, needle) in [
         (
-            http::Method::POST,
+            http::Method::GET,
             "/produce/produceAPI/tenantSync",
-            "V1 Kit",
+            "takes POST",
         ),
-        (http::Method::GET, "/produce", "V1 GET"),
+        (http::Method::PUT, "/produce", "takes POST"),
     ] {
         let resp = b
             .edge
@@ -688,4 +688,231 @@ async fn a_kit_call_verified_with_the_previous_kit_key_is_answered_with_it() {
     let h = kit_headers(KIT, KIT_BODY, &b.now_ms().to_string(), "k-prev");
     let r = b.kit_call_signed("tenantSync", &h, KIT_BODY, KIT).await;
     assert_eq!(r.result_code, ResultCode::Success);
+}
+
+/// The V1 family (docs/protocol/callbacks.md §3.6, §11; docs/protocol/decisions.md §20).
+mod v1 {
+    use koogallery::{protocol::time::format_17, security::v1_auth_token};
+
+    use super::*;
+
+    /// A V1 GET query with `params` (unencoded), its `timeStamp` `at`, signed with `key`.
+    fn v1_query(key: &str, params: &[(&str, &str)], at: chrono::DateTime<chrono::Utc>) -> String {
+        let ts = format_17(at);
+        let mut all: Vec<(&str, &str)> = params.to_vec();
+        all.push(("timeStamp", &ts));
+        let token = v1_auth_token(key, &ts, &all);
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &all {
+            q.append_pair(k, v);
+        }
+        q.append_pair("authToken", &token);
+        q.finish()
+    }
+
+    impl Bed {
+        async fn v1(&self, query: &str, key: &str) -> Reply {
+            let resp = self
+                .edge
+                .handle(Inbound {
+                    method: &http::Method::GET,
+                    path: "/produce",
+                    query,
+                    headers: &http::HeaderMap::new(),
+                    body: b"",
+                })
+                .await;
+            assert!(
+                verify_body_sign(key, &resp.body, &resp.body_sign),
+                "every V1 answer carries Body-Sign, errors included"
+            );
+            serde_json::from_slice(&resp.body).unwrap()
+        }
+    }
+
+    const QUERY: &[(&str, &str)] = &[("activity", "queryInstance"), ("instanceId", "i-1,i-2")];
+
+    #[tokio::test]
+    async fn a_signed_v1_get_reaches_the_callback_of_its_concept() {
+        let b = bed();
+        let now = b.clock.now();
+        let r = b.v1(&v1_query(KEY, QUERY, now), KEY).await;
+        assert_eq!(r.result_code, ResultCode::Success, "{r:?}");
+        let q = v1_query(
+            KEY,
+            &[
+                ("activity", "expireInstance"),
+                ("instanceId", "i-1"),
+                ("orderId", "CS1"),
+            ],
+            now,
+        );
+        assert_eq!(b.v1(&q, KEY).await.result_code, ResultCode::Success);
+        let calls = b.recorder.0.lock().unwrap();
+        assert_eq!(calls[0].0, "queryInstance");
+        assert_eq!(calls[0].1["instanceId"], "i-1,i-2");
+        assert!(calls[0].1.get("v1").is_some(), "V1 marks its queryInstance");
+        assert_eq!(calls[1].0, "updateInstanceStatus");
+        assert_eq!(calls[1].1["status"], "FREEZE");
+    }
+
+    /// An `authToken` with its `+` sent unescaped (a space once decoded) still verifies
+    /// (docs/protocol/decisions.md §20).
+    #[tokio::test]
+    async fn a_plus_sent_unescaped_still_verifies() {
+        let b = bed();
+        let mut now = b.clock.now();
+        // Find a time whose token holds a `+`.
+        let q = loop {
+            let q = v1_query(KEY, QUERY, now);
+            if q.contains("%2B") {
+                break q;
+            }
+            now += chrono::Duration::milliseconds(1);
+        };
+        let q = q.replace("%2B", "+");
+        assert_eq!(b.v1(&q, KEY).await.result_code, ResultCode::Success);
+    }
+
+    #[tokio::test]
+    async fn wrong_tampered_stale_or_missing_tokens_are_000001_and_signed() {
+        let b = bed();
+        let now = b.clock.now();
+        let good = v1_query(KEY, QUERY, now);
+        let cases = [
+            ("wrong key", v1_query("another-key", QUERY, now)),
+            ("tampered", good.replace("i-2", "i-3")),
+            (
+                "stale",
+                v1_query(KEY, QUERY, now - chrono::Duration::minutes(16)),
+            ),
+            (
+                "future",
+                v1_query(KEY, QUERY, now + chrono::Duration::minutes(16)),
+            ),
+            (
+                "no token",
+                good.split("&authToken").next().unwrap().to_owned(),
+            ),
+            (
+                "no timeStamp",
+                "activity=queryInstance&instanceId=i-1&authToken=abc".to_owned(),
+            ),
+        ];
+        for (what, q) in cases {
+            let r = b.v1(&q, KEY).await;
+            assert_eq!(
+                r.result_code,
+                ResultCode::AuthenticationFailed,
+                "{what}: {r:?}"
+            );
+        }
+        assert_eq!(b.calls(), 0, "nothing reached a callback");
+        // Within the window both ways.
+        let edge = v1_query(KEY, QUERY, now - chrono::Duration::minutes(14));
+        assert_eq!(b.v1(&edge, KEY).await.result_code, ResultCode::Success);
+    }
+
+    #[tokio::test]
+    async fn unknown_activities_and_bad_values_are_000002() {
+        let b = bed();
+        let now = b.clock.now();
+        for (params, needle) in [
+            (vec![("activity", "bogus")], "unknown activity"),
+            (
+                vec![
+                    ("activity", "refreshInstance"),
+                    ("instanceId", "i"),
+                    ("orderAmount", "x"),
+                ],
+                "orderAmount",
+            ),
+            (
+                vec![
+                    ("activity", "newInstance"),
+                    ("orderId", "CS1"),
+                    ("businessId", "b"),
+                    ("email", "not-encrypted"),
+                ],
+                "email",
+            ),
+        ] {
+            let r = b.v1(&v1_query(KEY, &params, now), KEY).await;
+            assert_eq!(r.result_code, ResultCode::InvalidParameter, "{r:?}");
+            assert!(r.result_msg.contains(needle), "{r:?}");
+        }
+        assert_eq!(b.calls(), 0);
+    }
+
+    /// A separate V1 key verifies and signs V1 calls; the basic key no longer does
+    /// (docs/protocol/decisions.md §20).
+    #[tokio::test]
+    async fn a_configured_v1_key_verifies_and_signs_v1_calls() {
+        let mut config = Config::with_keys(KEY, "kit");
+        config.secrets.keys.v1 = Some(KeyRing::new(
+            koogallery::security::SecretKey::new("v1-key"),
+            None,
+        ));
+        let b = bed_with(config);
+        let now = b.clock.now();
+        assert_eq!(
+            b.v1(&v1_query("v1-key", QUERY, now), "v1-key")
+                .await
+                .result_code,
+            ResultCode::Success
+        );
+        assert_eq!(
+            b.v1(&v1_query(KEY, QUERY, now), "v1-key").await.result_code,
+            ResultCode::AuthenticationFailed
+        );
+    }
+
+    /// The V1 Kit path: `authToken` header over the body's top-level fields, `timeStamp` GMT+8.
+    #[tokio::test]
+    async fn a_v1_kit_call_is_verified_by_its_header_and_routed_to_the_kit_callback() {
+        let b = bed();
+        let gmt8 = b.clock.now() + chrono::Duration::hours(8);
+        let ts = format_17(gmt8);
+        let body = serde_json::json!({"instanceId":"i-1","tenantId":"t-1","tenantCode":"c","name":"n","domainName":"https://d.example.com","flag":"1","timeStamp":ts});
+        let raw = serde_json::to_vec(&body).unwrap();
+        let params = koogallery::protocol::v1::V1Params::from_body(body.as_object().unwrap());
+        let token = v1_auth_token(KEY, &ts, &params.pairs());
+        let call = |token: String| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("authToken", token.parse().unwrap());
+            headers
+        };
+        for (token, code) in [
+            (token.clone(), ResultCode::Success),
+            (
+                v1_auth_token("other", &ts, &params.pairs()),
+                ResultCode::AuthenticationFailed,
+            ),
+        ] {
+            let resp = b
+                .edge
+                .handle(Inbound {
+                    method: &http::Method::POST,
+                    path: "/produce/produceAPI/tenantSync",
+                    query: "",
+                    headers: &call(token),
+                    body: &raw,
+                })
+                .await;
+            assert!(verify_body_sign(KEY, &resp.body, &resp.body_sign));
+            let r: Reply = serde_json::from_slice(&resp.body).unwrap();
+            assert_eq!(r.result_code, code, "{r:?}");
+        }
+        assert_eq!(b.recorder.0.lock().unwrap()[0].0, "tenantSync");
+    }
+
+    /// A V2 body cannot claim V1's context: the edge removes it.
+    #[tokio::test]
+    async fn a_v2_body_cannot_carry_the_v1_context() {
+        let b = bed();
+        let body = br#"{"activity":"queryInstance","instanceId":"i-1","v1":{}}"#;
+        let q = signed_query(KEY, body, b.now_ms(), "nonce-v1ctx");
+        assert_eq!(b.call(&q, body).await.result_code, ResultCode::Success);
+        assert!(b.recorder.0.lock().unwrap()[0].1.get("v1").is_none());
+    }
 }

@@ -145,6 +145,10 @@ impl Worker {
         let Some((order_id, order_line_id)) = reread else {
             return Ok(instance);
         };
+        // A V1 order is kept from the calls themselves (docs/protocol/callbacks.md §11).
+        if instance.order.as_ref().is_some_and(|o| o.v1) {
+            return Ok(instance);
+        }
         match self
             .marketplace
             .query_order(&order_id, &order_line_id)

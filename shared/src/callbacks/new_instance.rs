@@ -26,9 +26,9 @@ use crate::{
         InstanceStore, IntakeError, OrderLineIntake, Outcome, mutate,
     },
     jobs::{Job, JobQueue},
-    order::{OrderId, OrderLineId},
-    protocol::{Reply, v2_basic::NewInstanceRequest},
-    security::KeyUsed,
+    order::{BuyerContact, ChargingMode, OrderDetails, OrderId, OrderLineId},
+    protocol::{Reply, v1::V1Order, v2_basic::NewInstanceRequest},
+    security::{KeyRing, KeyUsed, at_rest::CredentialSealer, credential_cipher::EncryptType},
 };
 
 pub struct NewInstance {
@@ -40,6 +40,10 @@ pub struct NewInstance {
     clock: Arc<dyn Clock>,
     /// `frontEndUrl` template of debug records (docs/protocol/decisions.md §7).
     debug_front_end_url: String,
+    /// V1 answers carry the instance's appInfo once it is ready, credentials encrypted
+    /// (docs/protocol/callbacks.md §11); `None` where the process has no callback keys.
+    v1_cipher: Option<(EncryptType, KeyRing)>,
+    sealer: Option<Arc<dyn CredentialSealer>>,
 }
 
 #[async_trait]
@@ -53,17 +57,21 @@ impl Callback for NewInstance {
             queue: r.queue()?,
             clock: r.clock.clone(),
             debug_front_end_url: r.settings.debug_front_end_url.clone(),
+            v1_cipher: super::query_instance::v1_cipher(r),
+            sealer: r.sealer.clone(),
         })
     }
 
-    async fn handle(&self, req: NewInstanceRequest, _key: KeyUsed) -> Result<Reply, CallbackError> {
+    async fn handle(&self, req: NewInstanceRequest, key: KeyUsed) -> Result<Reply, CallbackError> {
         let now = self.clock.now();
+        let v1_order = req.v1.as_ref().map(|v1| v1_order(v1.order.as_ref()));
         let (instance, created) = self
             .create(
                 &OrderId::from(&req.order_id),
                 &OrderLineId::from(&req.order_line_id),
                 &req.business_id,
                 false,
+                v1_order,
                 now,
             )
             .await?;
@@ -74,6 +82,9 @@ impl Callback for NewInstance {
             // A repeat whose first call could not enqueue (queue outage) enqueues now. Two such
             // repeats may both enqueue; the worker's claim lets only one delivery provision.
             self.enqueue_provisioning(&instance.instance_id).await?;
+        }
+        if req.v1.is_some() {
+            return self.v1_reply(&instance, key).await;
         }
         Ok(reply_for(&instance))
     }
@@ -86,7 +97,7 @@ impl Callback for NewInstance {
         let order_id = OrderId::from(Keyspace::Debug.record_id(&req.order_id));
         let order_line_id = OrderLineId::from(Keyspace::Debug.record_id(&req.order_line_id));
         let instance_id = match self
-            .create(&order_id, &order_line_id, &req.business_id, true, now)
+            .create(&order_id, &order_line_id, &req.business_id, true, None, now)
             .await
         {
             Ok((instance, _)) if instance.state == InstanceState::Released => {
@@ -123,6 +134,7 @@ impl NewInstance {
         order_line_id: &OrderLineId,
         business_id: &str,
         test: bool,
+        order: Option<OrderDetails>,
         now: DateTime<Utc>,
     ) -> Result<(Instance, bool), CallbackError> {
         let derived = derived_instance_id(order_id, order_line_id);
@@ -138,6 +150,11 @@ impl NewInstance {
             // Written with the record: the intake queues the job in the same unit (or unmarks it
             // when it could not), so no write follows the enqueue.
             instance.provisioning.enqueued = !test;
+            // A V1 order comes with the call: the worker never asks Query Order about it.
+            if let Some(order) = &order {
+                instance.expire_time = order.expire_time;
+                instance.order = Some(order.clone());
+            }
             if test {
                 let access = debug::access(&self.debug_front_end_url, debug::wire_id(&id));
                 if let Outcome::Changed(ev) = instance.activate(access, now)? {
@@ -188,6 +205,29 @@ impl NewInstance {
         }
     }
 
+    /// A V1 answer (docs/protocol/callbacks.md §11): as [`reply_for`], with `encryptType` and, once
+    /// the instance is ready, its appInfo with the credentials encrypted (V1 has no queryInstance
+    /// for period products: this is where the buyer's access reaches KooGallery).
+    async fn v1_reply(&self, instance: &Instance, key: KeyUsed) -> Result<Reply, CallbackError> {
+        let mut reply = reply_for(instance);
+        let Some(cipher) = &self.v1_cipher else {
+            return Ok(reply);
+        };
+        reply = reply.with("encryptType", cipher.0.wire());
+        if let (true, Some(access)) = (instance.is_ready(), &instance.access) {
+            let app_info = super::query_instance::present(
+                &instance.instance_id,
+                access,
+                key,
+                Some(cipher),
+                self.sealer.as_deref(),
+            )
+            .await?;
+            reply = reply.with("appInfo", app_info);
+        }
+        Ok(reply)
+    }
+
     async fn enqueue_provisioning(&self, instance_id: &str) -> Result<(), CallbackError> {
         // On failure the record stays with `enqueued == false` and the answer is a retryable
         // 000005: KooGallery calls again (hourly, for 3 h; docs/protocol/callbacks.md §5) and that
@@ -224,6 +264,52 @@ pub fn derived_instance_id(order_id: &OrderId, order_line_id: &OrderLineId) -> S
         format!("{order_id}\n{order_line_id}").as_bytes(),
     )
     .to_string()
+}
+
+/// The order a V1 newInstance describes (docs/protocol/callbacks.md §11, §8.1), as the domain
+/// keeps it. Unparsable optional values are dropped (be liberal): the order is still served.
+fn v1_order(o: Option<&V1Order>) -> OrderDetails {
+    let Some(o) = o else {
+        return OrderDetails {
+            v1: true,
+            ..OrderDetails::default()
+        };
+    };
+    let charging_mode = match o.charging_mode.as_deref().map(str::trim) {
+        Some("0") => Some(ChargingMode::OnDemand),
+        Some("1") => Some(ChargingMode::Period),
+        Some("3") => Some(ChargingMode::OneTime),
+        Some("5") => Some(ChargingMode::OnDemandPkg),
+        _ => None,
+    };
+    OrderDetails {
+        order_type: Some(if o.trial { "TRIAL" } else { "NEW" }.to_owned()),
+        charging_mode,
+        period_type: o.period_type.clone(),
+        period_number: o
+            .period_number
+            .as_deref()
+            .and_then(|n| n.trim().parse().ok()),
+        product_id: o.product_id.clone(),
+        sku_code: o.sku_code.clone(),
+        product_name: None,
+        quantity: o.quantity.as_deref().and_then(|q| q.trim().parse().ok()),
+        expire_time: o
+            .expire_time
+            .as_deref()
+            .and_then(|t| crate::protocol::time::parse_compact(t.trim())),
+        customer_id: o.customer_id.clone(),
+        customer_name: o.customer_name.clone(),
+        extend_params: o.extend_params.clone(),
+        offline: false,
+        buyer: BuyerContact {
+            user_id: o.user_id.clone(),
+            user_name: o.user_name.clone(),
+            mobile_phone: o.mobile_phone.clone(),
+            email: o.email.clone(),
+        },
+        v1: true,
+    }
 }
 
 /// `000004` while provisioning, `000000` once ready, the failure's own code after a permanent

@@ -35,6 +35,9 @@ pub struct QueryInstance {
     /// basic key ring (a request verified with the previous key is answered with it,
     /// docs/protocol/decisions.md §13).
     cipher: Option<(EncryptType, KeyRing)>,
+    /// V1 calls always get credentials encrypted, with the V1 key ring
+    /// (docs/protocol/decisions.md §4, §20).
+    v1_cipher: Option<(EncryptType, KeyRing)>,
     /// `frontEndUrl` template of the plausible appInfo debug calls get
     /// (docs/protocol/decisions.md §7).
     debug_front_end_url: String,
@@ -57,6 +60,7 @@ impl Callback for QueryInstance {
         Ok(Self {
             store: r.store.clone(),
             cipher,
+            v1_cipher: v1_cipher(r),
             debug_front_end_url: r.settings.debug_front_end_url.clone(),
             sealer: r.sealer.clone(),
             usage: r.usage.clone(),
@@ -70,6 +74,7 @@ impl Callback for QueryInstance {
         key: KeyUsed,
     ) -> Result<Reply, CallbackError> {
         let ids = req.instance_ids();
+        let cipher = self.cipher_for(&req);
         let found = self.store.get_many(&ids).await.map_err(DomainError::from)?;
         // Answer in request order, whatever order the store returned.
         let in_order: Vec<Option<&Instance>> = ids
@@ -87,7 +92,9 @@ impl Callback for QueryInstance {
         let mut info = Vec::with_capacity(ready.len());
         for inst in ready {
             let app_info = match &inst.access {
-                Some(a) => Some(self.present(&inst.instance_id, a, key).await?),
+                Some(a) => {
+                    Some(present(&inst.instance_id, a, key, cipher, self.sealer.as_deref()).await?)
+                }
                 None => None,
             };
             info.push(InstanceInfo {
@@ -100,7 +107,7 @@ impl Callback for QueryInstance {
             return Ok(not_ready_reply(ids[0], in_order[0]));
         }
         let mut reply = Reply::success();
-        if let Some((kind, _)) = &self.cipher {
+        if let Some((kind, _)) = cipher {
             reply = reply.with("encryptType", kind.wire());
         }
         Ok(reply.with("info", info))
@@ -111,6 +118,7 @@ impl Callback for QueryInstance {
     /// are never read.
     async fn handle_debug(&self, req: QueryInstanceRequest, key: KeyUsed) -> Reply {
         let ids = req.instance_ids();
+        let cipher = self.cipher_for(&req);
         let record_ids: Vec<String> = ids
             .iter()
             .map(|id| debug::Keyspace::Debug.record_id(id))
@@ -129,12 +137,14 @@ impl Callback for QueryInstance {
                 .unwrap_or_else(|| debug::access(&self.debug_front_end_url, id));
             info.push(InstanceInfo {
                 instance_id: (*id).to_owned(),
-                app_info: self.present(record_id, &access, key).await.ok(),
+                app_info: present(record_id, &access, key, cipher, self.sealer.as_deref())
+                    .await
+                    .ok(),
                 usage_info: None,
             });
         }
         let mut reply = Reply::success();
-        if let Some((kind, _)) = &self.cipher {
+        if let Some((kind, _)) = cipher {
             reply = reply.with("encryptType", kind.wire());
         }
         reply.with("info", info)
@@ -229,46 +239,66 @@ impl QueryInstance {
         }
     }
 
-    /// Credentials as sent: plain text by default for V2, AES-CBC with the basic key when
-    /// configured (docs/protocol/decisions.md §4). An encrypted value over 128 characters is
-    /// refused rather than sent truncated. A password sealed at rest is opened first (for
-    /// `instance_id`, the record it was read from); the plain text exists only for this answer.
-    async fn present(
-        &self,
-        instance_id: &str,
-        access: &AccessInfo,
-        key: KeyUsed,
-    ) -> Result<AppInfo, CallbackError> {
-        let password = match &access.password {
-            None => None,
-            Some(Credential::Plain(p)) => Some(p.clone()),
-            Some(Credential::Sealed(sealed)) => {
-                let sealer = self.sealer.as_ref().ok_or_else(|| {
-                    SealError::Key(
-                        "a stored password is sealed but no credential key is configured".into(),
-                    )
-                })?;
-                Some(sealer.open(instance_id, sealed).await?)
-            }
-        };
-        let secret = |v: &Option<String>| -> Result<Option<String>, CallbackError> {
-            match (&self.cipher, v.as_deref()) {
-                (Some((kind, ring)), Some(plain)) => Ok(Some(encrypt_credential(
-                    ring.key(key).expose(),
-                    plain,
-                    *kind,
-                )?)),
-                (_, plain) => Ok(plain.map(str::to_owned)),
-            }
-        };
-        Ok(AppInfo {
-            front_end_url: access.front_end_url.clone(),
-            admin_url: access.admin_url.clone(),
-            user_name: secret(&access.user_name)?,
-            password: secret(&password)?,
-            memo: access.memo.clone(),
-        })
+    /// The credential cipher of this call: V1's (always encrypted) or V2's setting.
+    fn cipher_for(&self, req: &QueryInstanceRequest) -> Option<&(EncryptType, KeyRing)> {
+        if req.v1.is_some() {
+            self.v1_cipher.as_ref()
+        } else {
+            self.cipher.as_ref()
+        }
     }
+}
+
+/// V1's credential cipher (docs/protocol/decisions.md §4, §20): the configured size (AES-256 when
+/// unset) with the V1 key ring; `None` in a process without the callback keys.
+pub(crate) fn v1_cipher(r: &Resources) -> Option<(EncryptType, KeyRing)> {
+    let keys = r.keys.as_ref()?;
+    Some((
+        r.settings.credential_encryption.unwrap_or_default(),
+        keys.v1_ring().clone(),
+    ))
+}
+
+/// Credentials as sent: plain text by default for V2, AES-CBC with `cipher` when set
+/// (docs/protocol/decisions.md §4). An encrypted value over 128 characters is refused rather than
+/// sent truncated. A password sealed at rest is opened first (for `instance_id`, the record it was
+/// read from); the plain text exists only for this answer.
+pub(crate) async fn present(
+    instance_id: &str,
+    access: &AccessInfo,
+    key: KeyUsed,
+    cipher: Option<&(EncryptType, KeyRing)>,
+    sealer: Option<&dyn CredentialSealer>,
+) -> Result<AppInfo, CallbackError> {
+    let password = match &access.password {
+        None => None,
+        Some(Credential::Plain(p)) => Some(p.clone()),
+        Some(Credential::Sealed(sealed)) => {
+            let sealer = sealer.ok_or_else(|| {
+                SealError::Key(
+                    "a stored password is sealed but no credential key is configured".into(),
+                )
+            })?;
+            Some(sealer.open(instance_id, sealed).await?)
+        }
+    };
+    let secret = |v: &Option<String>| -> Result<Option<String>, CallbackError> {
+        match (cipher, v.as_deref()) {
+            (Some((kind, ring)), Some(plain)) => Ok(Some(encrypt_credential(
+                ring.key(key).expose(),
+                plain,
+                *kind,
+            )?)),
+            (_, plain) => Ok(plain.map(str::to_owned)),
+        }
+    };
+    Ok(AppInfo {
+        front_end_url: access.front_end_url.clone(),
+        admin_url: access.admin_url.clone(),
+        user_name: secret(&access.user_name)?,
+        password: secret(&password)?,
+        memo: access.memo.clone(),
+    })
 }
 
 /// KooGallery's limits on `appInfo` (docs/protocol/callbacks.md §6.2), in characters as sent.

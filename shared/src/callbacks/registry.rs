@@ -122,6 +122,11 @@ pub enum Family {
     /// `POST {production URL}/produceAPI/v2/{name}` with `x-sign`, `x-timestamp`, `x-nonce`
     /// headers and the Kit key (docs/protocol/callbacks.md §3.2, §9).
     Kit,
+    /// `GET {production URL}?activity=…&timeStamp=…&authToken=…`, and the V1 Kit paths
+    /// `POST {production URL}/produceAPI/{name}` with an `authToken` header
+    /// (docs/protocol/callbacks.md §3.6, §11; docs/protocol/decisions.md §20). Each V1 activity is
+    /// translated into the body of the callback that serves its concept (`protocol::v1`).
+    V1,
 }
 
 impl Family {
@@ -129,6 +134,7 @@ impl Family {
         match self {
             Self::V2Basic => "v2-basic",
             Self::Kit => "kit",
+            Self::V1 => "v1",
         }
     }
 }
@@ -141,13 +147,19 @@ pub enum Route {
     V2 { activity: &'static str },
     /// `POST /produce/produceAPI/v2/{path}` (docs/protocol/callbacks.md §9), Kit `x-sign`.
     Kit { path: &'static str },
+    /// `POST /produce` with a License 2.0 `activity` (docs/protocol/openapi.md §6), signed like the
+    /// V2 basic interfaces (docs/protocol/decisions.md §21).
+    License { activity: &'static str },
+    /// A V1 GET activity no V2 callback serves (the legacy `getLicense`,
+    /// docs/protocol/openapi.md §6.4).
+    V1 { activity: &'static str },
 }
 
 impl Route {
     /// The name KooGallery gives the call (the `activity`, or the Kit path).
     pub fn name(&self) -> &'static str {
         match self {
-            Self::V2 { activity } => activity,
+            Self::V2 { activity } | Self::License { activity } | Self::V1 { activity } => activity,
             Self::Kit { path } => path,
         }
     }
@@ -155,8 +167,9 @@ impl Route {
     /// The family the call belongs to.
     pub fn family(&self) -> Family {
         match self {
-            Self::V2 { .. } => Family::V2Basic,
+            Self::V2 { .. } | Self::License { .. } => Family::V2Basic,
             Self::Kit { .. } => Family::Kit,
+            Self::V1 { .. } => Family::V1,
         }
     }
 }
@@ -283,6 +296,14 @@ mod tests {
                 Route::Kit { path } => assert!(
                     crate::protocol::kit::KitInterface::parse(path).is_some(),
                     "{path} is not a Kit interface"
+                ),
+                Route::License { activity } => assert!(
+                    crate::protocol::license::LicenseActivity::parse(activity).is_some(),
+                    "{activity} is not a License activity"
+                ),
+                Route::V1 { activity } => assert!(
+                    crate::protocol::v1::V1Activity::parse(activity).is_some(),
+                    "{activity} is not a V1 activity"
                 ),
             }
             assert_eq!(

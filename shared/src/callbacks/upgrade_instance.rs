@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
+    instance::Outcome,
     order::{OrderId, OrderLineId},
     protocol::{Reply, v2_basic::UpgradeInstanceRequest},
     security::KeyUsed,
@@ -27,13 +28,36 @@ impl Callback for UpgradeInstance {
         req: UpgradeInstanceRequest,
         _key: KeyUsed,
     ) -> Result<Reply, CallbackError> {
+        // A V1 upgrade names the new spec itself (docs/protocol/callbacks.md §11): it goes on the
+        // stored order with the upgrade, since Query Order is never asked about a V1 order.
+        let v1_order = req.v1.as_ref().and_then(|v1| v1.order.clone());
         self.0
             .change(&req.instance_id, |i, now| {
-                i.upgrade(
+                let outcome = i.upgrade(
                     &OrderId::from(&req.order_id),
                     &OrderLineId::from(&req.order_line_id),
                     now,
-                )
+                )?;
+                if let (Outcome::Changed(_), Some(new), Some(order)) =
+                    (&outcome, &v1_order, i.order.as_mut())
+                {
+                    let quantity = new.quantity.as_deref().and_then(|q| q.trim().parse().ok());
+                    for (slot, value) in [
+                        (&mut order.sku_code, &new.sku_code),
+                        (&mut order.product_id, &new.product_id),
+                    ] {
+                        if value.is_some() {
+                            slot.clone_from(value);
+                        }
+                    }
+                    if quantity.is_some() {
+                        order.quantity = quantity;
+                    }
+                    if !new.extend_params.is_empty() {
+                        order.extend_params.clone_from(&new.extend_params);
+                    }
+                }
+                Ok(outcome)
             })
             .await
     }

@@ -35,14 +35,7 @@ impl CallbackSettings {
     /// a debug answer looks like a real one. The template does not give it to the newInstance
     /// function, which then uses the default template.
     pub fn read(env: &Env<'_>, provisioner: &ProvisionerSettings) -> Result<Self, ConfigError> {
-        let credential_encryption = match env.choice(
-            &catalog::CREDENTIAL_ENCRYPTION,
-            &["none", "off", "aes256", "1", "aes128", "2"],
-        )? {
-            "aes256" | "1" => Some(EncryptType::Aes256),
-            "aes128" | "2" => Some(EncryptType::Aes128),
-            _ => None,
-        };
+        let credential_encryption = credential_encryption(env)?;
         let debug_front_end_url = match provisioner {
             ProvisionerSettings::Static { front_end_url, .. } => front_end_url.clone(),
             ProvisionerSettings::Webhook { .. } => DEBUG_FRONT_END_URL.to_owned(),
@@ -53,4 +46,20 @@ impl CallbackSettings {
             usage_dashboard_url: env.get(&catalog::USAGE_DASHBOARD_URL),
         })
     }
+}
+
+/// `KOOGALLERY_CREDENTIAL_ENCRYPTION`: the key size of encrypted credentials
+/// (docs/protocol/decisions.md §4); `None` for plain text, the V2 default. V1 always encrypts, with
+/// this size or, unset, AES-256 (docs/protocol/decisions.md §20).
+pub fn credential_encryption(env: &Env<'_>) -> Result<Option<EncryptType>, ConfigError> {
+    Ok(
+        match env.choice(
+            &catalog::CREDENTIAL_ENCRYPTION,
+            &["none", "off", "aes256", "1", "aes128", "2"],
+        )? {
+            "aes256" | "1" => Some(EncryptType::Aes256),
+            "aes128" | "2" => Some(EncryptType::Aes128),
+            _ => None,
+        },
+    )
 }

@@ -31,7 +31,7 @@ pub use provisioner::{
 };
 pub use secrets::{
     ACCESS_KEY, ACCESS_KEY_PREVIOUS, AK, CREDENTIALS_KEY, KIT_KEY, KIT_KEY_PREVIOUS, KIT_RSA_KEY,
-    SK, USAGE_KEY, WEBHOOK_SECRET,
+    SK, USAGE_KEY, V1_KEY, V1_KEY_PREVIOUS, WEBHOOK_SECRET,
 };
 pub use sso::{OIDC_CLIENTS, SSO_APP_ID, SSO_ISSUER, SSO_UNIFIED_LOGIN_URL};
 pub use template::{
@@ -162,6 +162,8 @@ pub const ALL: &[&Setting] = &[
     &ACCESS_KEY_PREVIOUS,
     &KIT_KEY,
     &KIT_KEY_PREVIOUS,
+    &V1_KEY,
+    &V1_KEY_PREVIOUS,
     &KIT_RSA_KEY,
     &CREDENTIALS_KEY,
     &WEBHOOK_SECRET,

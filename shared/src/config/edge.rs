@@ -30,6 +30,8 @@ pub struct EdgeSettings {
     pub kit_max_body_bytes: usize,
     /// How long a callback may take before the edge answers a signed, retryable `000005` itself.
     pub dispatch_deadline: std::time::Duration,
+    /// The key size tried first on V1's encrypted buyer fields (docs/protocol/decisions.md §20).
+    pub v1_encryption: crate::security::credential_cipher::EncryptType,
 }
 
 impl Default for EdgeSettings {
@@ -78,6 +80,7 @@ impl EdgeSettings {
             max_body_bytes: env.number(&catalog::MAX_BODY_BYTES, 1024)?,
             kit_max_body_bytes,
             dispatch_deadline: std::time::Duration::from_millis(deadline_ms),
+            v1_encryption: super::callbacks::credential_encryption(env)?.unwrap_or_default(),
         })
     }
 }

@@ -227,6 +227,7 @@ impl Config {
                 keys: Keys {
                     basic: KeyRing::new(SecretKey::new(basic), None),
                     kit: KeyRing::new(SecretKey::new(kit), None),
+                    v1: None,
                 },
                 webhook: None,
                 usage: None,

@@ -29,6 +29,16 @@ pub const DEV_KIT_KEY: &str = "dev-kit-key-change-me";
 pub struct Keys {
     pub basic: KeyRing,
     pub kit: KeyRing,
+    /// The V1 GET interface's own key, where one is configured (docs/protocol/decisions.md §20).
+    pub v1: Option<KeyRing>,
+}
+
+impl Keys {
+    /// The ring that verifies and answers V1 calls: the V1 key if configured, else the basic key
+    /// (docs/protocol/decisions.md §20).
+    pub fn v1_ring(&self) -> &KeyRing {
+        self.v1.as_ref().unwrap_or(&self.basic)
+    }
 }
 
 /// Every secret of a deployment.
@@ -124,7 +134,14 @@ impl SecretPart {
     /// The JSON fields of the part's secret.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Self::CallbackKeys => &["accessKey", "accessKeyPrevious", "kitKey", "kitKeyPrevious"],
+            Self::CallbackKeys => &[
+                "accessKey",
+                "accessKeyPrevious",
+                "kitKey",
+                "kitKeyPrevious",
+                "v1Key",
+                "v1KeyPrevious",
+            ],
             Self::OpenApi => &["ak", "sk"],
             Self::Webhook => &["webhookSecret"],
             Self::Usage => &["usageKey"],
@@ -273,6 +290,12 @@ impl EnvSecrets {
             keys: Keys {
                 basic: ring(basic, DEV_ACCESS_KEY, &catalog::ACCESS_KEY_PREVIOUS),
                 kit: ring(kit, DEV_KIT_KEY, &catalog::KIT_KEY_PREVIOUS),
+                v1: env.get(&catalog::V1_KEY).map(|k| {
+                    KeyRing::new(
+                        SecretKey::new(k),
+                        env.get(&catalog::V1_KEY_PREVIOUS).map(SecretKey::new),
+                    )
+                }),
             },
             webhook: env.get(&catalog::WEBHOOK_SECRET).map(SecretKey::new),
             open_api: Self::open_api(env).ok().flatten(),

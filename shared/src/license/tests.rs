@@ -1,3 +1,5 @@
+//! Tests of the license state machine, the usage batching and the record goldens (docs/protocol/openapi.md §5, §6).
+
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;

@@ -42,6 +42,21 @@ pub struct OrderDetails {
     pub extend_params: Vec<(String, String)>,
     /// Synthesised by the offline marketplace client, not read from KooGallery.
     pub offline: bool,
+    /// Who bought it, where the call said (V1 newInstance carries it; V2 orders do not).
+    pub buyer: BuyerContact,
+    /// Carried by a V1 call (docs/protocol/callbacks.md §11): Query Order is never asked about it.
+    pub v1: bool,
+}
+
+/// The buyer's user and contact fields of a V1 newInstance (docs/protocol/callbacks.md §11), the
+/// phone and e-mail decrypted. Personal data: kept with the order for the vendor, never logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuyerContact {
+    /// The IAM sub-user, if the buyer was one.
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub mobile_phone: Option<String>,
+    pub email: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -87,6 +87,7 @@ impl MarketplaceClient for OfflineMarketplace {
             customer_name: Some("offline_buyer".to_owned()),
             extend_params: Vec::new(),
             offline: true,
+            ..OrderDetails::default()
         };
         tracing::info!(
             order_id = order_id.as_str(),

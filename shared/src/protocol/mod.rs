@@ -11,14 +11,17 @@
 //! * [`openapi`]: KooGallery's open API as the vendor calls it
 //!   (docs/protocol/openapi.md §0–§2, §8).
 //!
-//! The V1 GET interface (§11) and License (docs/protocol/openapi.md §5) each get a module beside
-//! `v2_basic` when they are served.
+//! * [`license`]: the License callbacks' requests (docs/protocol/openapi.md §6).
+//! * [`v1`]: the retired V1 GET interface and the legacy License activities, translated into the
+//!   bodies of the callbacks that serve the same concepts (docs/protocol/callbacks.md §11).
 
 pub mod kit;
+pub mod license;
 pub mod openapi;
 pub mod reply;
 pub mod request;
 pub mod time;
+pub mod v1;
 pub mod v2_basic;
 
 pub use reply::Reply;

@@ -2,6 +2,8 @@
 //! equal its file; `UPDATE_GOLDEN=1` rewrites the file (review the diff: a stored record or an event
 //! that changes form is a new schema, never a silent rename).
 
+/// Unit tests only (the environment switch is a test's, not a setting).
+#[cfg(test)]
 /// Compares `value`, pretty-printed, with `shared/tests/fixtures/{name}`.
 ///
 /// # Panics

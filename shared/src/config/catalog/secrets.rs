@@ -20,6 +20,14 @@ pub const KIT_KEY_PREVIOUS: Setting = secret(
     "KOOGALLERY_KIT_KEY_PREVIOUS",
     "the Kit key before a rotation, still accepted",
 );
+pub const V1_KEY: Setting = secret(
+    "KOOGALLERY_V1_KEY",
+    "the V1 GET interface's key, if it differs from the basic key (unset: the basic key)",
+);
+pub const V1_KEY_PREVIOUS: Setting = secret(
+    "KOOGALLERY_V1_KEY_PREVIOUS",
+    "the V1 key before a rotation, still accepted",
+);
 pub const KIT_RSA_KEY: Setting = secret(
     "KOOGALLERY_KIT_RSA_KEY",
     "PEM of the RSA private key (3072 bits or more) for applicationSync's clientSecret",

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::order::{ChargingMode, OrderDetails};
+use crate::order::{BuyerContact, ChargingMode, OrderDetails};
 
 /// The order as stored, in instance records and in order notices (`order::notice`).
 #[derive(Serialize, Deserialize)]
@@ -23,6 +23,24 @@ pub(crate) struct OrderRecord {
     extend_params: Vec<(String, String)>,
     #[serde(default)]
     offline: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    buyer: Option<BuyerRecord>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    v1: bool,
+}
+
+/// The buyer's contact fields, absent when none was given (every V2 order).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BuyerRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mobile_phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -72,6 +90,13 @@ impl From<&OrderDetails> for OrderRecord {
             customer_name: o.customer_name.clone(),
             extend_params: o.extend_params.clone(),
             offline: o.offline,
+            buyer: (o.buyer != BuyerContact::default()).then(|| BuyerRecord {
+                user_id: o.buyer.user_id.clone(),
+                user_name: o.buyer.user_name.clone(),
+                mobile_phone: o.buyer.mobile_phone.clone(),
+                email: o.buyer.email.clone(),
+            }),
+            v1: o.v1,
         }
     }
 }
@@ -92,6 +117,16 @@ impl From<OrderRecord> for OrderDetails {
             customer_name: o.customer_name,
             extend_params: o.extend_params,
             offline: o.offline,
+            buyer: o
+                .buyer
+                .map(|b| BuyerContact {
+                    user_id: b.user_id,
+                    user_name: b.user_name,
+                    mobile_phone: b.mobile_phone,
+                    email: b.email,
+                })
+                .unwrap_or_default(),
+            v1: o.v1,
         }
     }
 }

@@ -14,6 +14,9 @@ pub const MAX_QUERY_IDS: usize = 100;
 #[serde(rename_all = "camelCase")]
 pub struct QueryInstanceRequest {
     pub instance_id: String,
+    /// Set only by the edge's V1 translation (docs/protocol/callbacks.md §11).
+    #[serde(default)]
+    pub v1: Option<crate::protocol::v1::V1Context>,
     #[serde(default, deserialize_with = "test_flag")]
     pub test_flag: bool,
 }

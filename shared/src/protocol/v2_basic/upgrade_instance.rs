@@ -10,6 +10,9 @@ use super::{CallbackRequest, MAX_ID_LEN, require, test_flag};
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeInstanceRequest {
     pub instance_id: String,
+    /// Set only by the edge's V1 translation (docs/protocol/callbacks.md §11).
+    #[serde(default)]
+    pub v1: Option<crate::protocol::v1::V1Context>,
     pub order_id: String,
     pub order_line_id: String,
     #[serde(default, deserialize_with = "test_flag")]

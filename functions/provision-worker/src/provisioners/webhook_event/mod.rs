@@ -154,6 +154,24 @@ pub struct WebhookOrder {
     pub extend_params: Vec<ExtendParam>,
     /// True when the order was synthesised offline instead of read from KooGallery.
     pub offline: bool,
+    /// The buyer's user and contact fields, where the order carried them (V1 orders,
+    /// docs/protocol/callbacks.md §11); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<WebhookBuyer>,
+}
+
+/// The buyer of a V1 order, the phone and e-mail decrypted (docs/protocol/callbacks.md §3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookBuyer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mobile_phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -248,6 +266,12 @@ impl From<&OrderDetails> for WebhookOrder {
                 })
                 .collect(),
             offline: o.offline,
+            buyer: (o.buyer != koogallery::order::BuyerContact::default()).then(|| WebhookBuyer {
+                user_id: o.buyer.user_id.clone(),
+                user_name: o.buyer.user_name.clone(),
+                mobile_phone: o.buyer.mobile_phone.clone(),
+                email: o.buyer.email.clone(),
+            }),
         }
     }
 }

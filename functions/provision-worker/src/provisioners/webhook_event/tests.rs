@@ -28,6 +28,7 @@ fn order() -> OrderDetails {
         customer_name: Some("buyer_01".into()),
         extend_params: vec![("emailDomainName".into(), "example.com".into())],
         offline: false,
+        ..Default::default()
     }
 }
 
