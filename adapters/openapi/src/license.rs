@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::{
+    failure::Detail,
     license::{
         LicenseApiError, LicenseCode, LicenseInfo, LicenseMarketplace, RemoteStatus, SoftwareUsage,
         Upload, UsageReport,
@@ -40,6 +41,8 @@ pub const USAGE_V2_PATH: &str = "/api/mkp-openapi-public/global/v2/license/softw
 
 /// Most codes per v2 activation (§5.1).
 pub const MAX_CODES_PER_BATCH: usize = 100;
+/// Largest `active_num` (an integer of at most 9 digits, §5.3).
+pub const MAX_ACTIVE_NUM: u64 = 999_999_999;
 /// Longest event ID, `characters`, `file_name` (§4).
 pub const MAX_EVENT_ID_LEN: usize = 64;
 pub const MAX_CHARACTERS_LEN: usize = 1024;
@@ -244,7 +247,7 @@ pub fn batch_results(
         .iter()
         .map(|code| {
             let result = match entry(code) {
-                Some(e) => batch_entry(&e),
+                Some(e) => batch_entry(&e).map_err(|e| mask_codes(e, std::slice::from_ref(code))),
                 None => Err(LicenseApiError::Unavailable(
                     "the batch answer does not mention this code".into(),
                 )),
@@ -295,6 +298,7 @@ pub fn usage_refusals(answer: &Value) -> UsageReport {
                 let message = text(entry, &["error_msg", "message", "msg", "reason"])
                     .or_else(|| text(entry, &["error_code"]))
                     .unwrap_or_default();
+                let message = message.replace(code.as_str(), &code.masked());
                 refused.push((code, message));
             }
         }
@@ -388,14 +392,35 @@ fn too_many(what: &str, n: usize, max: usize) -> LicenseApiError {
     LicenseApiError::Invalid(format!("{n} {what}; at most {max} per call").into())
 }
 
+/// `e` with every code of `codes` masked in its words: KooGallery's `error_msg` may echo a code,
+/// and errors end in logs, which never show a whole code (`LicenseCode::masked`).
+pub fn mask_codes(e: LicenseApiError, codes: &[LicenseCode]) -> LicenseApiError {
+    let mask = |d: Detail| -> Detail {
+        codes
+            .iter()
+            .fold(d.what().to_owned(), |w, c| {
+                w.replace(c.as_str(), &c.masked())
+            })
+            .into()
+    };
+    match e {
+        LicenseApiError::Invalid(d) => LicenseApiError::Invalid(mask(d)),
+        LicenseApiError::Unauthorized(d) => LicenseApiError::Unauthorized(mask(d)),
+        LicenseApiError::Unavailable(d) => LicenseApiError::Unavailable(mask(d)),
+        other => other,
+    }
+}
+
 impl OpenApiClient {
-    /// One License call: `body` POSTed on the primary host then the fallback, classified.
+    /// One License call: `body` POSTed on the primary host then the fallback, classified; the
+    /// `codes` it names are masked in an error's words.
     async fn license_call(
         &self,
         path: &str,
         content_type: &str,
         body: &[u8],
         what: &'static str,
+        codes: &[LicenseCode],
     ) -> Result<Value, LicenseApiError> {
         let (status, answer) = self
             .send_typed(
@@ -408,7 +433,7 @@ impl OpenApiClient {
             )
             .await
             .map_err(|m| LicenseApiError::Unavailable(m.into()))?;
-        let result = classify(status, &answer);
+        let result = classify(status, &answer).map_err(|e| mask_codes(e, codes));
         if let Err(LicenseApiError::Unauthorized(e)) = &result {
             tracing::error!(call = what, error = %e, "KooGallery refused our License API credentials; fix KOOGALLERY_AK/KOOGALLERY_SK");
         }
@@ -420,9 +445,11 @@ impl OpenApiClient {
         path: &str,
         body: &Value,
         what: &'static str,
+        codes: &[LicenseCode],
     ) -> Result<Value, LicenseApiError> {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        self.license_call(path, crate::JSON, &bytes, what).await
+        self.license_call(path, crate::JSON, &bytes, what, codes)
+            .await
     }
 }
 
@@ -444,7 +471,12 @@ impl LicenseMarketplace for OpenApiClient {
     ) -> Result<LicenseInfo, LicenseApiError> {
         let body = with_effect_time(json!({"license": code.as_str()}), real_effect_time);
         let answer = self
-            .license_json(ACTIVATE_V1_PATH, &body, "activate")
+            .license_json(
+                ACTIVATE_V1_PATH,
+                &body,
+                "activate",
+                std::slice::from_ref(code),
+            )
             .await
             .inspect_err(
                 |e| tracing::info!(code = code.masked(), error = %e, "License activation failed"),
@@ -466,7 +498,7 @@ impl LicenseMarketplace for OpenApiClient {
         let list: Vec<&str> = codes.iter().map(LicenseCode::as_str).collect();
         let body = with_effect_time(json!({"license_list": list}), real_effect_time);
         let answer = self
-            .license_json(ACTIVATE_V2_PATH, &body, "activate batch")
+            .license_json(ACTIVATE_V2_PATH, &body, "activate batch", codes)
             .await?;
         Ok(batch_results(codes, &answer))
     }
@@ -477,6 +509,7 @@ impl LicenseMarketplace for OpenApiClient {
                 HEARTBEAT_V1_PATH,
                 &json!({"license": code.as_str()}),
                 "query",
+                std::slice::from_ref(code),
             )
             .await
             .inspect_err(
@@ -496,11 +529,24 @@ impl LicenseMarketplace for OpenApiClient {
                 format!("code {} must list 1 to {MAX_IDS_PER_CODE} client IDs", u.code().masked()).into(),
             ));
         }
+        if let Some(u) = usage.iter().find(
+            |u| matches!(u, SoftwareUsage::Count { active_num, .. } if *active_num > MAX_ACTIVE_NUM),
+        ) {
+            return Err(LicenseApiError::Invalid(
+                format!("code {}: active_num has at most 9 digits", u.code().masked()).into(),
+            ));
+        }
         if usage.is_empty() {
             return Ok(UsageReport::default());
         }
+        let usage_codes: Vec<LicenseCode> = usage.iter().map(|u| u.code().clone()).collect();
         let answer = self
-            .license_json(USAGE_V2_PATH, &usage_body(usage), "software usage")
+            .license_json(
+                USAGE_V2_PATH,
+                &usage_body(usage),
+                "software usage",
+                &usage_codes,
+            )
             .await?;
         Ok(usage_refusals(&answer))
     }
@@ -523,7 +569,7 @@ impl LicenseMarketplace for OpenApiClient {
             ));
         }
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        self.license_call(&path, &content_type, &body, "upload")
+        self.license_call(&path, &content_type, &body, "upload", &[])
             .await
             .map(|_| ())
     }

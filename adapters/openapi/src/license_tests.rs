@@ -442,10 +442,17 @@ async fn batch_answers_are_read_as_a_list_or_keyed_by_code() {
     assert_eq!(r[0].1.as_ref().unwrap().product_id.as_deref(), Some("P"));
     assert_eq!(r[1].1.as_ref().unwrap().status, RemoteStatus::Released);
     assert!(matches!(r[2].1, Err(LicenseApiError::NotFound)));
-    // The whole call refused.
-    script.answer(400, json!({"error_code": "92020002", "error_msg": "bad"}));
+    // The whole call refused, its words echoing a code: masked (logs never show a whole code).
+    script.answer(
+        400,
+        json!({"error_code": "92020002", "error_msg": "bad code PL-B"}),
+    );
     let e = c.activate_batch(&codes, None).await.unwrap_err();
     assert!(matches!(e, LicenseApiError::Invalid(_)), "{e}");
+    assert!(
+        e.to_string().contains("bad code PL-B…(4)") && !e.to_string().contains("PL-B\""),
+        "{e}"
+    );
     let got = script.got();
     assert_eq!(got[0].path, ACTIVATE_V2_PATH);
     assert_eq!(
@@ -488,6 +495,14 @@ async fn too_much_is_refused_before_anything_is_sent() {
             Err(LicenseApiError::Invalid(_))
         ));
     }
+    let huge = [SoftwareUsage::Count {
+        code: code("PL-1"),
+        active_num: 1_000_000_000,
+    }];
+    assert!(matches!(
+        c.report_usage(&huge).await,
+        Err(LicenseApiError::Invalid(_))
+    ));
     assert!(c.activate_batch(&[], None).await.unwrap().is_empty());
     assert!(script.got().is_empty(), "nothing sent");
 }
@@ -611,4 +626,35 @@ fn every_documented_answer_is_classed() {
     // The retry policy the domain relies on.
     assert!(!E::NotFound.is_retryable() && !E::Invalid("x".into()).is_retryable());
     assert!(E::Unauthorized("x".into()).is_retryable());
+}
+
+/// §10 V2 (the Ruby gem's License activate request) signed with the client's own path constant:
+/// the path the client calls is the path the vector signs.
+#[test]
+fn vector_v2_is_reproduced_on_the_activate_path() {
+    let headers = [
+        ("x-stage", "RELEASE"),
+        ("X-Sdk-Date", "20240317T144237Z"),
+        ("Content-Type", "application/json"),
+        ("Host", "mkt.myhuaweicloud.com"),
+    ];
+    let signature = apig::sign(
+        "test",
+        "123",
+        &apig::Request {
+            method: "POST",
+            path: ACTIVATE_V1_PATH,
+            query: "",
+            headers: &headers,
+            body: b"",
+        },
+    );
+    assert_eq!(
+        signature.signed_headers,
+        "content-type;host;x-sdk-date;x-stage"
+    );
+    assert_eq!(
+        signature.signature,
+        "77595ad624b6e4e49990b8c4e84bf1c287457fca61069c4e60b9b6765b52053d"
+    );
 }
