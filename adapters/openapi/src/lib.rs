@@ -138,7 +138,7 @@ impl OpenApiClient {
         };
         let sdk_date = apig::sdk_date(chrono::Utc::now());
         let mut headers: Vec<(&str, &str)> = vec![
-            ("content-type", "application/json"),
+            ("content-type", call.content_type),
             ("host", host.as_str()),
             (apig::HEADER_SDK_DATE, sdk_date.as_str()),
         ];
@@ -193,6 +193,21 @@ impl OpenApiClient {
         body: &[u8],
         fresh: impl Fn() -> Vec<(&'static str, String)>,
     ) -> Result<(u16, Vec<u8>), String> {
+        self.send_typed(method, path, query, JSON, body, fresh)
+            .await
+    }
+
+    /// [`Self::send`] with a body of `content_type` (the upload's multipart, signed like any
+    /// other header).
+    async fn send_typed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &str,
+        content_type: &str,
+        body: &[u8],
+        fresh: impl Fn() -> Vec<(&'static str, String)>,
+    ) -> Result<(u16, Vec<u8>), String> {
         let mut down = Vec::new();
         let hosts = std::iter::once(&self.settings.primary).chain(self.settings.fallback.as_ref());
         for base in hosts {
@@ -200,6 +215,7 @@ impl OpenApiClient {
                 method: method.clone(),
                 path,
                 query,
+                content_type,
                 body,
                 extra: fresh(),
             };
@@ -221,11 +237,15 @@ impl OpenApiClient {
     }
 }
 
+/// The `Content-Type` of every JSON call.
+const JSON: &str = "application/json";
+
 /// One request as [`OpenApiClient::send_once`] signs and sends it.
 struct Call<'a> {
     method: reqwest::Method,
     path: &'a str,
     query: &'a str,
+    content_type: &'a str,
     body: &'a [u8],
     extra: Vec<(&'static str, String)>,
 }
@@ -368,8 +388,11 @@ impl MarketplaceClient for OpenApiClient {
     }
 }
 
+pub mod license;
 pub mod sso;
 pub mod usage;
 
+#[cfg(test)]
+mod license_tests;
 #[cfg(test)]
 mod tests;

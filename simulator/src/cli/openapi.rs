@@ -32,6 +32,10 @@ pub async fn serve_openapi(args: ServeOpenapiArgs) -> ExitCode {
                 sim.fallback_url()
             );
             println!(
+                "License 2.0: PLTEST… codes are alive (30 days from activation), PLNOTYET… not yet \
+                 delivered, others unknown; POST /_sim/license/{{code}}/status, /_sim/license/faults"
+            );
+            println!(
                 "联营 SSO: unified login {0}/unified-login/portal-login?ind=UNOP&appId={{appId}}, \
                  auth centre {0}/api/v1/…",
                 sim.primary_url()

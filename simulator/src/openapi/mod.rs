@@ -9,15 +9,24 @@
 //! and the primary host can be taken down ([`OpenApiSim::set_primary_down`]): it then answers 503,
 //! which a client must treat as a host to fall back from.
 //!
+//! License 2.0 and the string / file upload (§4, §5) are served too ([`license`]): the
+//! `PLTEST…` codes are known, License faults are queued with [`OpenApiSim::inject_license_fault`]
+//! (or `POST /_sim/license/faults`).
+//!
 //! Both listeners also serve 联营 SSO ([`crate::sso`]): KooGallery's unified login page at
 //! `/unified-login/portal-login` and every tenant's auth centre at `/api/v1/…`, so a tenant's
 //! `domainName` is this simulator's primary URL.
 
 mod gateway;
+pub mod license;
 mod query_order;
 mod usage_push;
 
+#[cfg(test)]
+mod license_tests;
+
 pub use gateway::{Fault, Seen};
+pub use license::{LicenseFault, LicenseUsage, SimLicense, SimUpload};
 pub(crate) use query_order::time_14;
 pub use query_order::{QUERY_ORDER_PATH, SimOrder};
 pub use usage_push::{MAX_USAGE_RECORDS, USAGE_HORIZON_DAYS, USAGE_PATH, UsageRecord};
@@ -33,7 +42,7 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{DefaultBodyLimit, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -56,6 +65,8 @@ struct Inner {
     faults: Mutex<VecDeque<Fault>>,
     primary_down: AtomicBool,
     seen: Mutex<Vec<Seen>>,
+    /// License codes, License faults, usage reports and uploads (docs/protocol/openapi.md §4, §5).
+    licenses: Mutex<license::Licenses>,
     /// Set by a `LostAnswer` fault: how long the request now in hand holds its answer.
     hold_answer_ms: std::sync::atomic::AtomicU64,
     /// Usage pushes whose answer a `LostAnswer` fault has begun to hold.
@@ -115,6 +126,7 @@ impl OpenApiSim {
             faults: Mutex::new(VecDeque::new()),
             primary_down: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
+            licenses: Mutex::new(license::Licenses::default()),
             hold_answer_ms: std::sync::atomic::AtomicU64::new(0),
             answers_held: std::sync::atomic::AtomicUsize::new(0),
             refusing: Mutex::new(None),
@@ -233,6 +245,52 @@ impl OpenApiSim {
         self.inner.sso.seen()
     }
 
+    /// Changes a license code's status (`ALIVE`, `EXPIRED`, `RELEASED`, or any other word).
+    ///
+    /// # Errors
+    /// The code is neither kept nor a `PLTEST…` code.
+    pub fn set_license_status(&self, code: &str, status: &str) -> Result<(), String> {
+        self.inner
+            .licenses
+            .lock()
+            .map_err(|_| "poisoned".to_owned())
+            .and_then(|mut l| l.set_status(code, status))
+    }
+
+    /// A license code as KooGallery keeps it (a `PLTEST…` code before activation too).
+    pub fn license(&self, code: &str) -> Option<SimLicense> {
+        self.inner
+            .licenses
+            .lock()
+            .ok()
+            .and_then(|mut l| l.get(code))
+    }
+
+    /// Queues `fault` (`count` times) for the next License calls that pass the gateway.
+    pub fn inject_license_fault(&self, fault: LicenseFault) {
+        if let Ok(mut l) = self.inner.licenses.lock() {
+            l.inject(fault);
+        }
+    }
+
+    /// Software usage recorded so far, one entry per code per accepted report.
+    pub fn license_usage(&self) -> Vec<LicenseUsage> {
+        self.inner
+            .licenses
+            .lock()
+            .map(|l| l.usage())
+            .unwrap_or_default()
+    }
+
+    /// Uploads accepted so far.
+    pub fn uploads(&self) -> Vec<SimUpload> {
+        self.inner
+            .licenses
+            .lock()
+            .map(|l| l.uploads())
+            .unwrap_or_default()
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.inner
             .seen
@@ -249,6 +307,32 @@ fn router(state: HostState) -> Router {
         .route("/_sim/orders", post(place_order))
         .route("/_sim/faults", post(inject_fault))
         .route("/_sim/usage", get(usage_received))
+        .route(
+            license::LICENSE_ACTIVATE_V1_PATH,
+            post(license::activate_v1),
+        )
+        .route(
+            license::LICENSE_ACTIVATE_V2_PATH,
+            post(license::activate_v2),
+        )
+        .route(
+            license::LICENSE_HEARTBEAT_V1_PATH,
+            post(license::heartbeat_v1),
+        )
+        .route(
+            license::LICENSE_USAGE_V2_PATH,
+            post(license::software_usage),
+        )
+        // The gateway takes app-authenticated bodies up to 12 MB (§1.2); axum's default is 2 MB.
+        .route(
+            license::UPLOAD_ROUTE,
+            post(license::upload).layer(DefaultBodyLimit::max(license::MAX_UPLOAD_BYTES)),
+        )
+        .route("/_sim/license/faults", post(license::inject_fault))
+        .route("/_sim/license/usage", get(license::usage_received))
+        .route("/_sim/license/{code}", get(license::show))
+        .route("/_sim/license/{code}/status", post(license::set_status))
+        .route("/_sim/uploads", get(license::uploads_received))
         .with_state(state)
 }
 
