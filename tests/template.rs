@@ -729,10 +729,14 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             .collect()
     };
     assert_eq!(keys_of("EdgeRole"), [["NONCE#*"]]);
-    // The worker also delivers the Kit syncs' directory events.
+    // The worker also delivers the Kit syncs' directory events and the license codes' events.
     assert_eq!(
         keys_of("ProvisionWorkerRole"),
-        [vec!["INSTANCE#*", "ORDERNOTICE#*"], vec!["DIR#*"]]
+        [
+            vec!["INSTANCE#*", "ORDERNOTICE#*"],
+            vec!["DIR#*"],
+            vec!["LICENSE#*"]
+        ]
     );
     // Passwords at rest: the worker seals (a data key per password), queryInstance opens; the key
     // outlives the stack with the table.

@@ -26,6 +26,8 @@ pub(crate) struct Extras {
     pub(crate) kit_key: Option<Arc<koogallery::security::kit_client_secret::ClientSecretKey>>,
     /// The SSO provider: the worker ends the sessions the directory events end.
     pub(crate) sessions: Option<Arc<dyn koogallery::sso::SessionEnder>>,
+    /// License codes (the License callbacks; the worker delivers their events).
+    pub(crate) licenses: Option<Arc<dyn koogallery::license::LicenseStore>>,
 }
 
 /// Wires one backend's store and queue to the callbacks, the edge and the worker: the same for the
@@ -47,6 +49,7 @@ where
 {
     let directory = extras.directory.clone();
     let sessions = extras.sessions.clone();
+    let licenses = extras.licenses.clone();
     let resources = resources(
         store.clone(),
         queue,
@@ -61,6 +64,7 @@ where
         store.clone(),
         directory,
         sessions,
+        licenses,
         clock.clone(),
         config,
         provisioner,
@@ -108,6 +112,9 @@ where
     if let Some(key) = extras.kit_key {
         resources = resources.with_client_secret_key(key);
     }
+    if let Some(licenses) = extras.licenses {
+        resources = resources.with_licenses(licenses);
+    }
     resources
 }
 
@@ -118,6 +125,7 @@ fn worker<S>(
     store: Arc<S>,
     directory: Option<Arc<dyn koogallery::directory::TenantDirectory>>,
     sessions: Option<Arc<dyn koogallery::sso::SessionEnder>>,
+    licenses: Option<Arc<dyn koogallery::license::LicenseStore>>,
     clock: Arc<dyn Clock>,
     config: &Config,
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
@@ -154,6 +162,9 @@ where
     }
     if let Some(sessions) = sessions {
         worker = worker.with_sessions(sessions);
+    }
+    if let Some(licenses) = licenses {
+        worker = worker.with_licenses(licenses);
     }
     Ok(Arc::new(worker))
 }

@@ -178,6 +178,9 @@ impl Aws {
             ))),
             kit_key: Some(kit_key),
             sessions: None,
+            licenses: Some(Arc::new(koogallery_aws::DynamoLicenses::from(
+                self.store.as_ref(),
+            ))),
         }
     }
 

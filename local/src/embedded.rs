@@ -82,6 +82,7 @@ pub async fn start_on(
             intake: Some(store.clone()),
             usage: Some(store.clone()),
             directory: Some(store.clone()),
+            licenses: Some(store.clone()),
             kit_key: Some(kit_key.clone()),
             sessions: sso
                 .clone()

@@ -71,6 +71,11 @@ impl Deployment {
         Arc::new(koogallery_aws::DynamoDirectory::from(self.store.as_ref()))
     }
 
+    /// The license codes (`LICENSE#`, `LICUSE#` partitions).
+    pub fn licenses(&self) -> Arc<dyn koogallery::license::LicenseStore> {
+        Arc::new(koogallery_aws::DynamoLicenses::from(self.store.as_ref()))
+    }
+
     /// The jobs queue, when [`Load::queue`] asked for it (`KOOGALLERY_QUEUE_URL`).
     pub fn job_queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {
         self.sqs
@@ -168,6 +173,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
     // The Kit syncs: their role reads and writes the directory partitions (`DIR#`).
     let directory =
         (callback.needs.store == registry::StoreAccess::Directory).then(|| d.directory());
+    // The License callbacks: their role reads and writes the code records (`LICENSE#`).
+    let licenses = (callback.needs.store == registry::StoreAccess::Licenses).then(|| d.licenses());
     let resources = Resources {
         store: d.store.clone(),
         queue: d.sqs.map(|q| Arc::new(q) as Arc<dyn JobQueue>),
@@ -181,6 +188,7 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
         usage,
         directory,
         client_secret_key: d.secrets.kit_rsa.clone(),
+        licenses,
     };
     let handler = callback.handler(&resources)?;
     let handler = &handler;

@@ -44,7 +44,10 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
         deployment.store.clone(),
     );
     // The Kit syncs' directory events (partition keys `DIR#`).
-    Ok(worker.with_directory(deployment.directory()))
+    // The License callbacks' events (partition keys `LICENSE#`).
+    Ok(worker
+        .with_directory(deployment.directory())
+        .with_licenses(deployment.licenses()))
 }
 
 /// Serves the SQS event source with partial batch failures.

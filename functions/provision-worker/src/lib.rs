@@ -22,6 +22,7 @@ pub mod consume;
 mod directory_notices;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+mod license_notices;
 mod order_notice;
 mod outbox;
 mod provision;
@@ -105,14 +106,20 @@ pub enum JobError {
     /// A directory notice reached a worker built without the tenant directory: a wiring error.
     #[error("this worker has no tenant directory to deliver directory events from")]
     NoDirectory,
+    /// The license codes could not be read or updated.
+    #[error("license store: {0}")]
+    Licenses(#[source] koogallery::StoreError),
+    /// A license notice reached a worker built without the license store: a wiring error.
+    #[error("this worker has no license store to deliver license events from")]
+    NoLicenses,
 }
 
 impl JobError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Domain(e) => e.is_retryable(),
-            Self::Directory(e) => e.is_retryable(),
-            Self::NoDirectory | Self::NoOrderNotice { .. } => false,
+            Self::Directory(e) | Self::Licenses(e) => e.is_retryable(),
+            Self::NoDirectory | Self::NoLicenses | Self::NoOrderNotice { .. } => false,
             Self::Provisioner(e) => e.is_retryable(),
             Self::Marketplace(e) => e.is_retryable(),
             Self::AtRest(e) => e.is_retryable(),
@@ -161,6 +168,8 @@ pub struct Worker {
     /// Ends the SSO sessions a directory event ends, and tells their clients
     /// (docs/protocol/decisions.md §19); `None` without SSO.
     pub sessions: Option<Arc<dyn koogallery::sso::SessionEnder>>,
+    /// The license codes whose events the worker delivers (docs/protocol/openapi.md §6).
+    pub licenses: Option<Arc<dyn koogallery::license::LicenseStore>>,
 }
 
 /// The marketplace client `settings.marketplace` names: Query Order on KooGallery's open API
@@ -222,7 +231,14 @@ impl Worker {
             notices,
             directory: None,
             sessions: None,
+            licenses: None,
         }
+    }
+
+    /// Delivers the license codes' events too.
+    pub fn with_licenses(mut self, licenses: Arc<dyn koogallery::license::LicenseStore>) -> Self {
+        self.licenses = Some(licenses);
+        self
     }
 
     /// Ends SSO sessions as the directory events it delivers say (with SSO on).
@@ -288,6 +304,7 @@ impl Worker {
                 let key = koogallery::directory::TenantKey::new(instance_id, tenant_id);
                 self.directory_notices(&key, &mut budget).await
             }
+            Job::LicenseNotice { license } => self.license_notices(license, &mut budget).await,
         };
         match &result {
             Ok(outcome) => tracing::info!(job = ?d.job, attempt = d.attempt, ?outcome, "job done"),

@@ -39,6 +39,7 @@ fn bed(script: Vec<Scripted>) -> Bed {
         notices: bed.store.clone(),
         directory: Some(bed.directory.clone()),
         sessions: None,
+        licenses: None,
     };
     Bed {
         bed,
@@ -922,6 +923,7 @@ async fn directory_events_reach_the_vendor_in_order_once_each_and_survive_a_fail
     let bare = Worker {
         directory: None,
         sessions: None,
+        licenses: None,
         ..worker
     };
     let r = bare.process(&d).await;

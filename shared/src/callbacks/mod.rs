@@ -31,15 +31,20 @@ pub mod auth_sync;
 pub mod change_instance_check;
 mod debug;
 mod directory_sync;
+pub mod get_license;
+mod license_sync;
 pub mod new_instance;
 pub mod order_notify;
 pub mod query_instance;
 pub mod refresh_instance;
+pub mod refresh_license_code;
 pub mod registry;
 pub mod release_instance;
+pub mod release_license_code;
 pub mod single_org_sync;
 pub mod tenant_sync;
 pub mod update_instance_status;
+pub mod update_license_code_status;
 pub mod upgrade_instance;
 
 pub use registry::{
@@ -70,6 +75,9 @@ pub enum CallbackError {
     /// The tenant directory (Kit syncs) failed.
     #[error("tenant directory: {0}")]
     Directory(#[source] crate::storage::StoreError),
+    /// A license code could not be read or written.
+    #[error("license store: {0}")]
+    License(#[source] crate::license::MutateError),
     /// applicationSync's `clientSecret` does not decrypt with the deployment's key
     /// (docs/protocol/decisions.md §14).
     #[error("clientSecret cannot be decrypted: {0}")]
@@ -86,6 +94,7 @@ impl CallbackError {
             Self::Queue(e) => e.is_retryable(),
             Self::AtRest(e) => e.is_retryable(),
             Self::Directory(e) => e.is_retryable(),
+            Self::License(e) => e.is_retryable(),
             Self::ClientSecret(_) => false,
         }
     }
@@ -109,7 +118,8 @@ impl CallbackError {
             | Self::Queue(_)
             | Self::Credential(_)
             | Self::AtRest(_)
-            | Self::Directory(_) => ResultCode::InternalError,
+            | Self::Directory(_)
+            | Self::License(_) => ResultCode::InternalError,
         }
     }
 
@@ -118,9 +128,10 @@ impl CallbackError {
     /// domain's own refusals name only what the request named.
     pub fn to_reply(&self) -> Reply {
         match self {
-            Self::Domain(DomainError::Store(_)) | Self::Queue(_) | Self::Directory(_) => {
-                Reply::new(ResultCode::InternalError, RETRY_LATER)
-            }
+            Self::Domain(DomainError::Store(_))
+            | Self::Queue(_)
+            | Self::Directory(_)
+            | Self::License(_) => Reply::new(ResultCode::InternalError, RETRY_LATER),
             // The sample's text; which check failed stays in the logs.
             Self::ClientSecret(_) => {
                 Reply::new(ResultCode::MobileConflict, "something wrong with appSecret")

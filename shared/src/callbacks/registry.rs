@@ -21,17 +21,20 @@ pub use resources::Resources;
 
 use super::{
     all_org_sync::AllOrgSync, application_sync::ApplicationSync, auth_sync::AuthSync,
-    change_instance_check::ChangeInstanceCheck, new_instance::NewInstance,
+    change_instance_check::ChangeInstanceCheck, get_license::GetLicense, new_instance::NewInstance,
     order_notify::OrderNotify, query_instance::QueryInstance, refresh_instance::RefreshInstance,
-    release_instance::ReleaseInstance, single_org_sync::SingleOrgSync, tenant_sync::TenantSync,
-    update_instance_status::UpdateInstanceStatus, upgrade_instance::UpgradeInstance,
+    refresh_license_code::RefreshLicenseCode, release_instance::ReleaseInstance,
+    release_license_code::ReleaseLicenseCode, single_org_sync::SingleOrgSync,
+    tenant_sync::TenantSync, update_instance_status::UpdateInstanceStatus,
+    update_license_code_status::UpdateLicenseCodeStatus, upgrade_instance::UpgradeInstance,
 };
 use crate::config::ConfigError;
 use dispatch::{Build, build};
 
 /// Every callback served: the V2 basic interfaces in the order of docs/protocol/callbacks.md §6,
-/// then the Kit syncs in the order of §9.
-pub static REGISTRY: [Registration; 13] = [
+/// then the Kit syncs in the order of §9, then the License callbacks (docs/protocol/openapi.md
+/// §6.1–§6.3) and the legacy `getLicense` (§6.4).
+pub static REGISTRY: [Registration; 17] = [
     Registration::v2(
         "newInstance",
         "new-instance",
@@ -110,6 +113,32 @@ pub static REGISTRY: [Registration; 13] = [
         Needs::DIRECTORY_SYNC,
         build::<AllOrgSync>,
     ),
+    Registration::license(
+        "refreshLicenseCode",
+        "refresh-license-code",
+        Needs::LICENSE_AND_QUEUE,
+        build::<RefreshLicenseCode>,
+    ),
+    Registration::license(
+        "updateLicenseCodeStatus",
+        "update-license-code-status",
+        Needs::LICENSE_AND_QUEUE,
+        build::<UpdateLicenseCodeStatus>,
+    ),
+    Registration::license(
+        "releaseLicenseCode",
+        "release-license-code",
+        Needs::LICENSE_AND_QUEUE,
+        build::<ReleaseLicenseCode>,
+    ),
+    Registration {
+        route: Route::V1 {
+            activity: "getLicense",
+        },
+        function: "get-license",
+        needs: Needs::LICENSE_AND_QUEUE,
+        build: build::<GetLicense>,
+    },
 ];
 
 /// A family of KooGallery calls: how they are recognised, signed and answered (the edge holds one
@@ -203,6 +232,20 @@ impl Registration {
     ) -> Self {
         Self {
             route: Route::V2 { activity },
+            function,
+            needs,
+            build,
+        }
+    }
+
+    const fn license(
+        activity: &'static str,
+        function: &'static str,
+        needs: Needs,
+        build: Build,
+    ) -> Self {
+        Self {
+            route: Route::License { activity },
             function,
             needs,
             build,

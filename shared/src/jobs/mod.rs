@@ -52,6 +52,8 @@ pub enum Job {
         instance_id: String,
         tenant_id: TenantId,
     },
+    /// Deliver the license code's pending events (docs/protocol/openapi.md §6) in `seq` order.
+    LicenseNotice { license: String },
 }
 
 impl Job {
@@ -59,7 +61,9 @@ impl Job {
     pub fn instance_id(&self) -> Option<&str> {
         match self {
             Self::Provision { instance_id } | Self::Notify { instance_id, .. } => Some(instance_id),
-            Self::OrderNotice { .. } | Self::DirectoryNotice { .. } => None,
+            Self::OrderNotice { .. }
+            | Self::DirectoryNotice { .. }
+            | Self::LicenseNotice { .. } => None,
         }
     }
 
@@ -74,6 +78,10 @@ impl Job {
                 instance_id,
                 tenant_id,
             } => format!("tenant {tenant_id} of instance {instance_id:?}"),
+            Self::LicenseNotice { license } => match crate::license::LicenseCode::parse(license) {
+                Ok(code) => format!("license {}", code.masked()),
+                Err(_) => "a license".to_owned(),
+            },
             other => format!("instance {}", other.instance_id().unwrap_or_default()),
         }
     }
@@ -126,6 +134,17 @@ mod tests {
         for (line, job) in fixture.lines().zip(&jobs) {
             assert_eq!(serde_json::to_string(job).unwrap(), line);
         }
+    }
+
+    /// The license notice job, pinned.
+    #[test]
+    fn the_license_notice_job_is_pinned() {
+        let job = Job::LicenseNotice {
+            license: "PL1".into(),
+        };
+        let text = r#"{"type":"license_notice","license":"PL1"}"#;
+        assert_eq!(serde_json::to_string(&job).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Job>(text).unwrap(), job);
     }
 
     /// The directory notice job, pinned.

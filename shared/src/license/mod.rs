@@ -24,7 +24,7 @@ pub use state::{
     Activation, LegacyPurchase, License, LicenseChange, LicenseError, LicenseStatus, Origin,
     RenewScene,
 };
-pub use store::{LicenseStore, mutate_license};
+pub use store::{LicenseStore, MutateError, events_delivered, mutate_license};
 pub use usage::{DailyUsage, SoftwareUsage};
 
 #[cfg(test)]

@@ -84,3 +84,26 @@ pub async fn mutate_license(
     }
     Err(last.into())
 }
+
+/// Drops the events up to `seq` from `code`'s record once the vendor has them, retrying lost
+/// races. A record that is gone, or has no such events, is left alone.
+pub async fn events_delivered(
+    store: &dyn LicenseStore,
+    code: &LicenseCode,
+    seq: u64,
+) -> Result<(), StoreError> {
+    for _ in 0..8 {
+        let Some(mut license) = store.get(code).await? else {
+            return Ok(());
+        };
+        if !license.delivered(seq) {
+            return Ok(());
+        }
+        license.version += 1;
+        match store.put(&license).await {
+            Err(StoreError::Conflict) => continue,
+            other => return other,
+        }
+    }
+    Err(StoreError::Conflict)
+}

@@ -36,6 +36,13 @@ pub struct DirectoryNotice {
     pub event: crate::directory::DirectoryEvent,
 }
 
+/// An event of one license code (docs/protocol/openapi.md §6), in `seq` order, for the vendor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LicenseNotice {
+    pub license: crate::license::LicenseCode,
+    pub event: crate::license::LicenseEvent,
+}
+
 /// A paid order line (an `orderNotify`, docs/protocol/callbacks.md §6.8) as Query Order describes
 /// it: for products sold without the SaaS lifecycle (one-time, License, …) this is all the vendor
 /// hears.
@@ -88,6 +95,19 @@ pub trait Provisioner: Send + Sync {
             seq = notice.event.seq,
             event = notice.event.body.name(),
             "directory changed; this provisioner has nobody to tell"
+        );
+        Ok(())
+    }
+
+    /// A license code's event. Idempotent per (`license`, `event.seq`); called in `seq` order. A
+    /// provisioner with nobody to tell lets it pass: the license service answers the software
+    /// from the store either way.
+    async fn license_changed(&self, notice: &LicenseNotice) -> Result<(), ProvisionError> {
+        tracing::info!(
+            license = %notice.license.masked(),
+            seq = notice.event.seq,
+            event = notice.event.body.name(),
+            "license changed; this provisioner has nobody to tell"
         );
         Ok(())
     }

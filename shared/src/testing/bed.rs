@@ -30,11 +30,17 @@ pub struct TestBed {
     pub directory: Arc<super::MemoryDirectory>,
     /// The Kit RSA key (the 3072-bit test fixture).
     pub client_secret_key: Arc<crate::security::kit_client_secret::ClientSecretKey>,
+    /// The license codes the License callbacks keep.
+    pub licenses: Arc<super::license::MemoryLicenses>,
 }
 
-/// `resources` with what the Kit syncs need, where missing: a memory directory, the test RSA key,
-/// a random sealer. For tests and benchmarks that build their own [`Resources`].
+/// `resources` with what the Kit syncs and the License callbacks need, where missing: a memory
+/// directory, the test RSA key, a random sealer, memory license codes. For tests and benchmarks
+/// that build their own [`Resources`].
 pub fn with_kit(mut resources: Resources) -> Resources {
+    if resources.licenses.is_none() {
+        resources = resources.with_licenses(Arc::new(super::license::MemoryLicenses::default()));
+    }
     if resources.directory.is_none() {
         resources = resources.with_directory(Arc::new(super::MemoryDirectory::new()));
     }
@@ -64,13 +70,15 @@ impl TestBed {
         let sealer = Arc::new(crate::security::at_rest::LocalKeySealer::random());
         let directory = Arc::new(super::MemoryDirectory::new());
         let client_secret_key = Arc::new(test_client_secret_key());
+        let licenses = Arc::new(super::license::MemoryLicenses::default());
         let resources =
             Resources::from_config(store.clone(), queue.clone(), clock.clone(), &config)
                 .with_sealer(sealer.clone())
                 .with_order_notices(store.clone())
                 .with_usage(store.clone())
                 .with_directory(directory.clone())
-                .with_client_secret_key(client_secret_key.clone());
+                .with_client_secret_key(client_secret_key.clone())
+                .with_licenses(licenses.clone());
         let dispatcher = match InProcessDispatcher::build(&resources) {
             Ok(d) => Arc::new(d),
             Err(e) => panic!("the test bed's callbacks cannot be built: {e}"),
@@ -84,6 +92,7 @@ impl TestBed {
             sealer,
             directory,
             client_secret_key,
+            licenses,
         }
     }
 

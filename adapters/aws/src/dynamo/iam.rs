@@ -34,6 +34,8 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
             "dynamodb:PutItem",
             "dynamodb:Query",
         ],
+        // The License callbacks: one code's record, read then written conditionally.
+        StoreAccess::Licenses => &["dynamodb:GetItem", "dynamodb:PutItem"],
     }
 }
 
@@ -47,5 +49,6 @@ pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
         StoreAccess::ReadOne | StoreAccess::Update => &["INSTANCE#*"],
         StoreAccess::Notices => &["ORDERNOTICE#*"],
         StoreAccess::Directory => &["DIR#*"],
+        StoreAccess::Licenses => &["LICENSE#*"],
     }
 }

@@ -69,6 +69,7 @@ async fn setup(script: Vec<Scripted>, provisioning_deadline: Duration) -> (TestB
         notices: bed.store.clone(),
         directory: Some(bed.directory.clone()),
         sessions: None,
+        licenses: None,
     };
     (bed, worker)
 }

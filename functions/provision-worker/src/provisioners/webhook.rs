@@ -221,6 +221,12 @@ impl HasEventId for super::webhook_event::DirectoryWebhookEvent {
     }
 }
 
+impl HasEventId for super::webhook_event::LicenseWebhookEvent {
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
 #[async_trait]
 impl Provisioner for WebhookProvisioner {
     async fn provision(&self, request: &ProvisionRequest) -> Result<AccessInfo, ProvisionError> {
@@ -276,6 +282,18 @@ impl Provisioner for WebhookProvisioner {
         notice: &koogallery::provisioning::DirectoryNotice,
     ) -> Result<(), ProvisionError> {
         let event = super::webhook_event::DirectoryWebhookEvent::from_notice(notice);
+        let Some(event) = event.in_version(self.event_version) else {
+            return not_in_version(notice.event.body.name(), self.event_version);
+        };
+        let bytes = self.post(&event).await?;
+        refused_in_answer(&bytes)
+    }
+
+    async fn license_changed(
+        &self,
+        notice: &koogallery::provisioning::LicenseNotice,
+    ) -> Result<(), ProvisionError> {
+        let event = super::webhook_event::LicenseWebhookEvent::from_notice(notice);
         let Some(event) = event.in_version(self.event_version) else {
             return not_in_version(notice.event.body.name(), self.event_version);
         };

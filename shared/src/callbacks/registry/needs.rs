@@ -17,6 +17,8 @@ pub enum StoreAccess {
     Notices,
     /// Keeps the tenant directory (the Kit syncs); never an instance.
     Directory,
+    /// Keeps license codes (the License callbacks); never an instance.
+    Licenses,
 }
 
 /// What a callback's function is given.
@@ -45,6 +47,13 @@ impl Needs {
     pub const DIRECTORY_SYNC_WITH_CLIENT_SECRET: Self = Self {
         client_secret: true,
         ..Self::DIRECTORY_SYNC
+    };
+    pub const LICENSE_AND_QUEUE: Self = Self {
+        store: StoreAccess::Licenses,
+        queue: true,
+        keys: false,
+        open_credentials: false,
+        client_secret: false,
     };
     pub const CREATE_AND_QUEUE: Self = Self {
         store: StoreAccess::Create,

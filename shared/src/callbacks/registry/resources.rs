@@ -34,6 +34,8 @@ pub struct Resources {
     /// The RSA key applicationSync's `clientSecret` is encrypted for
     /// (docs/protocol/decisions.md §14).
     pub client_secret_key: Option<Arc<crate::security::kit_client_secret::ClientSecretKey>>,
+    /// License codes (the License callbacks, docs/protocol/openapi.md §6).
+    pub licenses: Option<Arc<dyn crate::license::LicenseStore>>,
 }
 
 impl Resources {
@@ -57,7 +59,20 @@ impl Resources {
             usage: None,
             directory: None,
             client_secret_key: None,
+            licenses: None,
         }
+    }
+
+    /// With the license codes the License callbacks keep.
+    pub fn with_licenses(mut self, licenses: Arc<dyn crate::license::LicenseStore>) -> Self {
+        self.licenses = Some(licenses);
+        self
+    }
+
+    pub fn licenses(&self) -> Result<Arc<dyn crate::license::LicenseStore>, ConfigError> {
+        self.licenses.clone().ok_or_else(|| {
+            ConfigError::invalid("KOOGALLERY_TABLE", "this callback keeps license codes")
+        })
     }
 
     /// With the tenant directory the Kit syncs keep.

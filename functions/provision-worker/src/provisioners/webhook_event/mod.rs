@@ -85,6 +85,45 @@ pub struct DirectoryWebhookEvent {
     pub body: koogallery::directory::EventBody,
 }
 
+/// A license code event (docs/protocol/openapi.md §6), version 2 and later: `version`, `event`
+/// (`issued`, `activated`, `renewed`, `frozen`, `unfrozen`, `released`, `checked`), `eventId`
+/// (stable across retries), `seq` (per code, from 1: apply an event only if its `seq` is above the
+/// last one applied for the code; delivery is at least once, in order), `license` (the code), `at`,
+/// then the event's own fields (`license::LicenseEventBody`, pinned by the golden files).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseWebhookEvent {
+    pub version: u32,
+    pub event_id: String,
+    pub seq: u64,
+    pub license: String,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub body: koogallery::license::LicenseEventBody,
+}
+
+impl LicenseWebhookEvent {
+    /// The event as contract `version` has it; version 1 has no license events.
+    pub fn in_version(mut self, version: u32) -> Option<Self> {
+        if version < 2 {
+            return None;
+        }
+        self.version = version;
+        Some(self)
+    }
+
+    pub fn from_notice(notice: &koogallery::provisioning::LicenseNotice) -> Self {
+        Self {
+            version: WEBHOOK_EVENT_VERSION,
+            event_id: format!("lic:{}:{}", notice.license, notice.event.seq),
+            seq: notice.event.seq,
+            license: notice.license.to_string(),
+            at: notice.event.at,
+            body: notice.event.body.clone(),
+        }
+    }
+}
+
 impl WebhookEvent {
     /// The event as contract `version` has it; `None` when that version has no such event.
     pub fn in_version(mut self, version: u32) -> Option<Self> {

@@ -363,3 +363,33 @@ fn directory_events_are_pinned_and_documented() {
     );
     assert_eq!(event.in_version(2).map(|e| e.version), Some(2));
 }
+
+#[test]
+fn license_events_are_pinned() {
+    use koogallery::license::{LicenseCode, LicenseEvent, LicenseEventBody, RenewScene};
+    use koogallery::provisioning::LicenseNotice;
+    let notice = LicenseNotice {
+        license: LicenseCode::parse("PL0000001").unwrap(),
+        event: LicenseEvent {
+            seq: 2,
+            at: t("20261205010203"),
+            body: LicenseEventBody::Renewed {
+                order_id: "CS2211181819B4LVS".into(),
+                order_line_id: Some("CS2211181819B4LVS-000001".into()),
+                scene: RenewScene::Renewal,
+                product_id: None,
+                expire_time: t("20271205000000"),
+            },
+        },
+    };
+    let event = super::LicenseWebhookEvent::from_notice(&notice);
+    golden("webhook_license_renewed.json", &event);
+    assert!(
+        event.clone().in_version(1).is_none(),
+        "version 1 has no license events"
+    );
+    assert_eq!(
+        event.in_version(2).map(|e| e.event_id),
+        Some("lic:PL0000001:2".into())
+    );
+}
