@@ -106,6 +106,31 @@ async fn v1_lifecycle_through_http() {
     h.shutdown().await;
 }
 
+/// `lifecycle --v1 --test-flag`: every V1 call carries `testFlag=1`, the debug records answer
+/// (docs/protocol/decisions.md §7) and nothing is provisioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_debug_lifecycle_provisions_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let provisioner = Arc::new(ScriptedProvisioner::default());
+    let h = host(dir.path(), config(), Some(provisioner.clone())).await;
+    let opts = LifecycleOptions {
+        v1: true,
+        ..lifecycle_options("CSE2EV1DEBUG", true)
+    };
+    let report = simulator(&h)
+        .run_lifecycle(&opts)
+        .await
+        .expect("V1 debug lifecycle passes");
+    println!("{report}");
+    assert!(report.steps.iter().all(|s| s.ok));
+    assert_eq!(
+        provisioner.provision_calls(),
+        0,
+        "testFlag=1 provisions nothing"
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_lifecycle_creates_nothing_outside_the_table() {
     let dir = tempfile::tempdir().unwrap();
