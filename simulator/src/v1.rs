@@ -7,13 +7,13 @@
 //! ```
 //!
 //! The signed string covers every parameter but `authToken`, URL-decoded, sorted by name in Java
-//! `TreeMap` order. The token is the service's own [`koogallery::security::v1_auth_token`], unlike
-//! the V2 signature ([`crate::platform`]): the brief of this caller chose reuse over a second
-//! implementation, so what keeps the two sides honest here is the spec vector (§14.5) reproduced
-//! through this module's own request building, and the round trip through the service's parser
-//! and verifier in the tests below.
+//! `TreeMap` order. Unlike the V2 signature ([`crate::platform`]), the token is the service's own
+//! [`koogallery::security::v1_auth_token`], not a second implementation: what keeps both sides
+//! honest is the spec vector (§14.5), which the tests below reproduce through this module's own
+//! request building (query string in, URL out), and the round trip of those URLs through the
+//! service's parser and verifier.
 //!
-//! Answers are read as every other answer ([`crate::read_answer`]): any KooGallery reply is `Ok`,
+//! Answers are read as every other answer (`read_answer`): any KooGallery reply is `Ok`,
 //! with `Body-Sign` checked under the access key (V1 checks it too, §3.3).
 
 use std::fmt;
