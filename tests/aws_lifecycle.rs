@@ -67,6 +67,7 @@ async fn full_lifecycle_through_the_aws_adapters() {
     let opts = LifecycleOptions {
         order_id: format!("CSAWS{}", uuid_like()),
         test_flag: false,
+        v1: false,
         poll_timeout: Duration::from_secs(30),
         poll_interval: Duration::from_millis(100),
     };

@@ -14,6 +14,7 @@ fn lifecycle_options(order: &str, test_flag: bool) -> LifecycleOptions {
     LifecycleOptions {
         order_id: order.into(),
         test_flag,
+        v1: false,
         poll_timeout: Duration::from_secs(20),
         poll_interval: Duration::from_millis(50),
     }
@@ -51,6 +52,82 @@ async fn full_lifecycle_through_http() {
     ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
+    h.shutdown().await;
+}
+
+/// The simulator's V1 purchase (docs/protocol/callbacks.md §3.6, §11) through the GET interface:
+/// a provisioner, so the ready newInstance and queryInstance answers carry encrypted credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_lifecycle_through_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(
+        dir.path(),
+        config(),
+        Some(Arc::new(ScriptedProvisioner::default())),
+    )
+    .await;
+    let opts = LifecycleOptions {
+        v1: true,
+        ..lifecycle_options("CSE2EV1LIFE01", false)
+    };
+    let report = simulator(&h)
+        .run_lifecycle(&opts)
+        .await
+        .expect("V1 lifecycle passes");
+    println!("{report}");
+    assert!(report.steps.iter().all(|s| s.ok));
+    let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    for step in [
+        "newInstance until ready",
+        "queryInstance",
+        "upgrade",
+        "queryInstance (after release)",
+        "stale token (timeStamp now - 20 min)",
+        "unknown activity",
+    ] {
+        assert!(names.contains(&step), "{step} missing from {names:?}");
+    }
+    let events =
+        koogallery::instance::InstanceStore::events(h.backend.store.as_ref(), &report.instance_id)
+            .await
+            .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    for k in [
+        "created",
+        "provisioned",
+        "refreshed",
+        "frozen",
+        "unfrozen",
+        "upgraded",
+        "released",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    h.shutdown().await;
+}
+
+/// `lifecycle --v1 --test-flag`: every V1 call carries `testFlag=1`, the debug records answer
+/// (docs/protocol/decisions.md §7) and nothing is provisioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_debug_lifecycle_provisions_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let provisioner = Arc::new(ScriptedProvisioner::default());
+    let h = host(dir.path(), config(), Some(provisioner.clone())).await;
+    let opts = LifecycleOptions {
+        v1: true,
+        ..lifecycle_options("CSE2EV1DEBUG", true)
+    };
+    let report = simulator(&h)
+        .run_lifecycle(&opts)
+        .await
+        .expect("V1 debug lifecycle passes");
+    println!("{report}");
+    assert!(report.steps.iter().all(|s| s.ok));
+    assert_eq!(
+        provisioner.provision_calls(),
+        0,
+        "testFlag=1 provisions nothing"
+    );
     h.shutdown().await;
 }
 

@@ -4,7 +4,9 @@
 //! (docs/protocol/callbacks.md §3.1: query parameters `signature` / `timestamp` / `nonce`, POST
 //! JSON body), sends it, and checks the answer's `Body-Sign` header (§3.3).
 //! [`Simulator::run_lifecycle`] walks a whole purchase — create, poll, renew, freeze, upgrade,
-//! change check, negative probes, release — asserting each answer (§6.1–§6.7).
+//! change check, negative probes, release — asserting each answer (§6.1–§6.7); with
+//! [`LifecycleOptions::v1`], the same purchase through the retired V1 GET interface (§3.6, §11).
+//! [`Simulator::call_v1`] sends one V1 GET ([`v1`]).
 //!
 //! Request building is the pure function [`request::sign_request`]; nothing here logs the key.
 
@@ -25,9 +27,11 @@ pub mod request;
 pub mod sso;
 pub mod storm;
 pub mod usage;
+pub mod v1;
 
 pub use lifecycle::{LifecycleOptions, LifecycleReport, Step, new_order_id};
 pub use request::{SignedRequest, random_nonce, sign_request};
+pub use v1::{V1CallOptions, V1Request, sign_v1_request};
 
 /// Per-call HTTP timeout of the simulator (connect + answer).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! koogallery-sim lifecycle --url URL [--key K] [--order-id ID] [--test-flag]
+//! koogallery-sim lifecycle --v1 --url URL [--key K] [--order-id ID] [--test-flag]
 //! koogallery-sim call --url URL [--key K] --activity queryInstance --field instanceId=abc
 //! koogallery-sim call --url URL [--key K] --body '{"activity":"queryInstance","instanceId":"abc"}'
+//! koogallery-sim call --v1 --url URL [--key K] --activity queryInstance --param instanceId=abc
 //! koogallery-sim storm --url URL [--key K] --webhook-secret S [--deliveries 10000] [--connections 64]
 //! koogallery-sim lifecycle --kit --url URL [--key K] [--kit-key KK] [--users 500] [--orgs 5000]
 //! koogallery-sim kit tenant-sync|application-sync|auth-sync|single-org-sync|all-org-sync|public-key

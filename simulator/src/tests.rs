@@ -757,7 +757,7 @@ fn instance_info_checks() {
 fn step(name: &str, code: Option<ResultCode>, ms: u64, ok: bool, note: &str) -> Step {
     Step {
         name: name.to_owned(),
-        activity: Activity::QueryInstance,
+        activity: Activity::QueryInstance.to_string(),
         result_code: code,
         elapsed: Duration::from_millis(ms),
         ok,

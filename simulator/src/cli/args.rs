@@ -131,6 +131,12 @@ pub struct LifecycleArgs {
     /// clientSecret, authSync, allOrgSync, single org syncs, revoke, deletes), then release.
     #[arg(long)]
     pub kit: bool,
+    /// A V1 purchase through the retired GET interface instead: newInstance (encrypted
+    /// mobilePhone and email, saasExtendParams) until ready, queryInstance, refreshInstance,
+    /// expireInstance, instanceStatus NORMAL, upgrade, releaseInstance, a stale and a forged
+    /// token, an unknown activity.
+    #[arg(long, conflicts_with_all = ["kit", "openapi"])]
+    pub v1: bool,
     #[command(flatten)]
     pub kit_args: KitArgs,
 }
@@ -177,8 +183,8 @@ pub struct CallArgs {
     #[arg(long)]
     pub activity: Option<String>,
     /// A body field: KEY=VALUE (string) or KEY:=JSON (raw JSON, e.g.
-    /// productInfo:='{"skuCode":"s"}').
-    #[arg(long = "field", value_name = "KEY=VALUE")]
+    /// productInfo:='{"skuCode":"s"}'); with --v1 a parameter (--param is the same option).
+    #[arg(long = "field", visible_alias = "param", value_name = "KEY=VALUE")]
     pub fields: Vec<String>,
     /// The whole body as a JSON object (--field and --activity are added to it).
     #[arg(long, value_name = "JSON")]
@@ -189,13 +195,19 @@ pub struct CallArgs {
     /// Send this nonce instead of a random one (replay tests).
     #[arg(long)]
     pub nonce: Option<String>,
-    /// Send this timestamp (epoch ms) instead of now (stale-timestamp tests).
+    /// Send this timestamp (epoch ms) instead of now (stale-timestamp tests); with --v1, sign
+    /// the timeStamp of that instant.
     #[arg(long, value_name = "MS")]
     pub timestamp: Option<i64>,
     /// Sign with this key instead of --key (forged-signature tests); Body-Sign is still checked
     /// with --key.
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<String>,
+    /// Send a V1 GET instead (docs/protocol/callbacks.md §3.6): the body's top-level fields
+    /// become the query parameters (strings as they are, other values as JSON), with timeStamp
+    /// and authToken; --test-flag adds testFlag=1.
+    #[arg(long, conflicts_with = "nonce")]
+    pub v1: bool,
 }
 
 // `koogallery-sim load`.
@@ -377,6 +389,57 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn v1_flags_parse_and_exclude_what_v1_has_not() {
+        let cli =
+            Cli::try_parse_from(["koogallery-sim", "lifecycle", "--v1", "--test-flag"]).unwrap();
+        match cli.command {
+            Command::Lifecycle(LifecycleArgs {
+                v1, test_flag, kit, ..
+            }) => assert!(v1 && test_flag && !kit),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["koogallery-sim", "lifecycle", "--v1", "--kit"]).is_err());
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "call",
+            "--v1",
+            "--activity",
+            "queryInstance",
+            "--param",
+            "instanceId=abc",
+            "--field",
+            "testFlag=1",
+            "--timestamp",
+            "1680508066618",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Call(CallArgs {
+                v1,
+                fields,
+                timestamp,
+                ..
+            }) => {
+                assert!(v1);
+                assert_eq!(fields, ["instanceId=abc", "testFlag=1"]);
+                assert_eq!(timestamp, Some(1_680_508_066_618));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        // V1 has no nonce.
+        let with_nonce = [
+            "koogallery-sim",
+            "call",
+            "--v1",
+            "--activity",
+            "x",
+            "--nonce",
+            "n",
+        ];
+        assert!(Cli::try_parse_from(with_nonce).is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `koogallery-sim call`: one signed call, its body built from `--body`, `--activity` and
-//! `--field`s.
+//! `--field`s; with `--v1` the same fields sent as a V1 GET (docs/protocol/callbacks.md §3.6).
 
 use std::process::ExitCode;
 
-use koogallery_sim::{CallOptions, Simulator};
+use koogallery_sim::{Answer, CallOptions, SimError, Simulator, V1CallOptions};
 use serde_json::{Map, Value};
 
 use super::args::{CallArgs, Target};
@@ -20,6 +20,7 @@ pub async fn call(args: CallArgs) -> ExitCode {
         nonce,
         timestamp,
         sign_key,
+        v1,
     } = args;
     let body = match build_body(activity.as_deref(), &fields, body.as_deref(), test_flag) {
         Ok(b) => b,
@@ -28,20 +29,54 @@ pub async fn call(args: CallArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let opts = CallOptions {
-        nonce,
-        timestamp_ms: timestamp,
-        key: sign_key,
+    let how = if v1 {
+        let at = match timestamp.map(chrono::DateTime::from_timestamp_millis) {
+            None => None,
+            Some(Some(at)) => Some(at),
+            Some(None) => {
+                eprintln!("error: --timestamp {timestamp:?} is not a time");
+                return ExitCode::from(2);
+            }
+        };
+        How::V1(V1CallOptions { at, key: sign_key })
+    } else {
+        How::V2(CallOptions {
+            nonce,
+            timestamp_ms: timestamp,
+            key: sign_key,
+        })
     };
-    send(&target, &body, opts).await
+    send(&target, &body, how).await
 }
 
-async fn send(target: &Target, body: &Value, opts: CallOptions) -> ExitCode {
+/// Which interface carries the call, with its overrides.
+enum How {
+    /// A signed POST (§3.1).
+    V2(CallOptions),
+    /// A V1 GET (§3.6): the body's top-level fields as parameters.
+    V1(V1CallOptions),
+}
+
+async fn exchange(sim: &Simulator, body: &Value, how: How) -> Result<Answer, SimError> {
+    match how {
+        How::V2(opts) => sim.call_with(body, opts).await,
+        How::V1(opts) => {
+            let params = koogallery_sim::v1::params_of_body(body)?;
+            let pairs: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            sim.call_v1_with(&pairs, opts).await
+        }
+    }
+}
+
+async fn send(target: &Target, body: &Value, how: How) -> ExitCode {
     let sim = match Simulator::new(&target.url, &target.key) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let answer = match sim.call_with(body, opts).await {
+    let answer = match exchange(&sim, body, how).await {
         Ok(a) => a,
         Err(e) => return fail(&e),
     };

@@ -1,5 +1,5 @@
-//! `koogallery-sim lifecycle`: the whole purchase lifecycle against the vendor's URL, or with
-//! `--kit` a 联营 purchase.
+//! `koogallery-sim lifecycle`: the whole purchase lifecycle against the vendor's URL, with `--kit`
+//! a 联营 purchase, with `--v1` a purchase through the V1 GET interface.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +23,7 @@ pub async fn lifecycle(args: LifecycleArgs) -> ExitCode {
         openapi,
         kit,
         kit_args,
+        v1,
     } = args;
     if kit {
         let order = order_id.unwrap_or_else(koogallery_sim::new_order_id);
@@ -36,6 +37,7 @@ pub async fn lifecycle(args: LifecycleArgs) -> ExitCode {
     }
     let mut opts = LifecycleOptions {
         test_flag,
+        v1,
         poll_timeout: Duration::from_secs(poll_timeout),
         poll_interval: Duration::from_millis(poll_interval),
         ..LifecycleOptions::default()
@@ -58,7 +60,8 @@ async fn run(target: &Target, opts: &LifecycleOptions) -> ExitCode {
         Err(e) => return fail(&e),
     };
     println!(
-        "KooGallery lifecycle against {} (order {}{})",
+        "KooGallery {}lifecycle against {} (order {}{})",
+        if opts.v1 { "V1 " } else { "" },
         sim.url(),
         opts.order_id,
         if opts.test_flag { ", testFlag 1" } else { "" }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use koogallery::ResultCode;
-use koogallery::protocol::v2_basic::{Activity, InstanceInfo};
+use koogallery::protocol::v2_basic::{Activity, AppInfo, InstanceInfo};
 use serde_json::{Map, Value};
 
 use super::SLOW;
@@ -93,8 +93,21 @@ pub(crate) fn check_instance_info(
         .app_info
         .as_ref()
         .ok_or("info[0].appInfo is missing")?;
+    check_app_info(answer, app, "info[0].appInfo", access_key)
+}
+
+/// The checks of an instance's `appInfo` in `answer` (a ready queryInstance's `info[0]`, a ready
+/// V1 newInstance's top level): `frontEndUrl` set; encrypted credentials must decrypt with the
+/// access key. `place` names where the appInfo is, for messages. Returns a note (no secrets in
+/// it).
+pub(crate) fn check_app_info(
+    answer: &Answer,
+    app: &AppInfo,
+    place: &str,
+    access_key: &str,
+) -> Result<String, String> {
     if app.front_end_url.trim().is_empty() {
-        return Err("info[0].appInfo.frontEndUrl is empty".to_owned());
+        return Err(format!("{place}.frontEndUrl is empty"));
     }
     let mut notes = vec![format!("frontEndUrl {}", app.front_end_url)];
     let credentials: Vec<(&str, &str)> = [
@@ -108,6 +121,19 @@ pub(crate) fn check_instance_info(
         notes.push(note);
     }
     Ok(notes.join(", "))
+}
+
+/// V1 answers always encrypt the credentials (docs/protocol/callbacks.md §11,
+/// docs/protocol/decisions.md §20), so a V1 answer with credentials and no `encryptType` is wrong
+/// where a V2 one is merely noted as plain text.
+pub(super) fn require_encrypt_type(answer: &Answer) -> Result<(), String> {
+    match answer.reply.fields.get("encryptType") {
+        None | Some(Value::Null) => Err(
+            "no encryptType: V1 answers carry their credentials encrypted (\"1\" or \"2\")"
+                .to_owned(),
+        ),
+        Some(_) => Ok(()),
+    }
 }
 
 /// What `encryptType` says of the credentials, checked: each must decrypt with the access key

@@ -1,10 +1,12 @@
 //! The purchase lifecycle as KooGallery drives it (docs/protocol/callbacks.md §6.1–§6.7), step by
-//! step.
+//! step; or, with [`LifecycleOptions::v1`], as it drives a V1 product through the retired GET
+//! interface (§3.6, §11).
 
 mod checks;
 mod report;
 mod run;
 mod script;
+mod script_v1;
 
 pub use report::{LifecycleReport, Step};
 pub(crate) use run::run;
@@ -21,6 +23,10 @@ const ORDER_ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// How far back the stale-timestamp probe goes (the accepted window is 60 s, §3.1).
 const STALE_BY_MS: i64 = 10 * 60 * 1000;
+
+/// How far back the V1 stale-token probe goes: the service accepts a V1 `timeStamp` within 15
+/// minutes of its clock (docs/protocol/decisions.md §20), so 20 minutes is out whatever the skew.
+const V1_STALE_BY_MINUTES: i64 = 20;
 
 /// Longest `instanceId` KooGallery accepts (§6.1).
 const MAX_INSTANCE_ID: usize = 64;
@@ -40,9 +46,14 @@ pub fn new_order_id() -> String {
 pub struct LifecycleOptions {
     /// The order of the purchase; the order line is `<orderId>-000001`.
     pub order_id: String,
-    /// Send `"testFlag":"1"` in every body (seller-console debugging, §1).
+    /// Send `"testFlag":"1"` in every body (seller-console debugging, §1); `testFlag=1` in every
+    /// V1 call.
     pub test_flag: bool,
-    /// How long to poll `queryInstance` for the instance to become ready.
+    /// Walk a V1 purchase through the GET interface instead (docs/protocol/callbacks.md §3.6,
+    /// §11): newInstance polled until ready, queryInstance, refreshInstance, expireInstance,
+    /// instanceStatus, upgrade, releaseInstance, a stale token and an unknown activity.
+    pub v1: bool,
+    /// How long to poll `queryInstance` (V1: `newInstance`) for the instance to become ready.
     pub poll_timeout: Duration,
     /// Pause between two polls.
     pub poll_interval: Duration,
@@ -53,6 +64,7 @@ impl Default for LifecycleOptions {
         Self {
             order_id: new_order_id(),
             test_flag: false,
+            v1: false,
             poll_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
         }

@@ -5,7 +5,6 @@ use std::fmt;
 use std::time::Duration;
 
 use koogallery::ResultCode;
-use koogallery::protocol::v2_basic::Activity;
 
 use super::SLOW;
 use crate::KOOGALLERY_TIMEOUT;
@@ -15,8 +14,9 @@ use crate::KOOGALLERY_TIMEOUT;
 pub struct Step {
     /// What the step does, e.g. `updateInstanceStatus FREEZE (repeat)`.
     pub name: String,
-    /// The activity called.
-    pub activity: Activity,
+    /// The activity called, as sent: a V2 activity, or a V1 one (`upgrade`, `instanceStatus`…)
+    /// in a V1 run.
+    pub activity: String,
     /// The result code answered (the last one, for polling); `None` without a usable answer.
     pub result_code: Option<ResultCode>,
     /// Time of the call (for polling: of the whole poll).
@@ -87,7 +87,7 @@ impl LifecycleReport {
                 [
                     (i + 1).to_string(),
                     s.name.clone(),
-                    s.activity.to_string(),
+                    s.activity.clone(),
                     s.result_code
                         .map_or_else(|| "-".to_owned(), |c| c.as_str().to_owned()),
                     fmt_elapsed(s.elapsed),

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::checks::{body, check_instance_info, codes, join_notes, slow_note, transport_problem};
 use super::report::{LifecycleReport, Step, fmt_elapsed};
 use super::{LifecycleOptions, MAX_INSTANCE_ID};
-use crate::{Answer, CallOptions, SimError, Simulator};
+use crate::{Answer, CallOptions, SimError, Simulator, V1CallOptions};
 
 /// One request of the lifecycle: its activity and body.
 pub(super) struct Call {
@@ -47,7 +47,7 @@ impl Run<'_> {
         }
     }
 
-    fn push(&mut self, step: Step) {
+    pub(super) fn push(&mut self, step: Step) {
         tracing::info!(
             step = %step.name,
             code = ?step.result_code.map(ResultCode::as_str),
@@ -86,14 +86,41 @@ impl Run<'_> {
         opts: CallOptions,
         expected: &[ResultCode],
     ) -> Result<Answer, SimError> {
-        let activity = call.activity;
         let started = Instant::now();
-        let answer = match self.sim.exchange(name, &call.body, &opts).await {
+        let answer = self.sim.exchange(name, &call.body, &opts).await;
+        self.checked(name, call.activity.as_str(), started, answer, expected)
+    }
+
+    /// One V1 GET (docs/protocol/callbacks.md §3.6) that must answer as [`Run::expect`] requires.
+    pub(super) async fn expect_v1(
+        &mut self,
+        name: &str,
+        params: &[(&str, &str)],
+        opts: V1CallOptions,
+        expected: &[ResultCode],
+    ) -> Result<Answer, SimError> {
+        let activity = v1_activity(params);
+        let started = Instant::now();
+        let answer = self.sim.exchange_v1(name, params, &opts).await;
+        self.checked(name, &activity, started, answer, expected)
+    }
+
+    /// The step of one call sent at `started`: a failed step for no usable answer, a bad
+    /// transport (HTTP status, `Body-Sign`) or a result code not in `expected`.
+    fn checked(
+        &mut self,
+        name: &str,
+        activity: &str,
+        started: Instant,
+        answer: Result<Answer, SimError>,
+        expected: &[ResultCode],
+    ) -> Result<Answer, SimError> {
+        let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
                 self.push(Step {
                     name: name.to_owned(),
-                    activity,
+                    activity: activity.to_owned(),
                     result_code: None,
                     elapsed: started.elapsed(),
                     ok: false,
@@ -105,7 +132,7 @@ impl Run<'_> {
         let code = answer.reply.result_code;
         self.push(Step {
             name: name.to_owned(),
-            activity,
+            activity: activity.to_owned(),
             result_code: Some(code),
             elapsed: answer.elapsed,
             ok: true,
@@ -149,11 +176,7 @@ impl Run<'_> {
             Activity::QueryInstance,
             &[("instanceId", Value::from(instance_id))],
         );
-        let mut poll = Poll {
-            started: Instant::now(),
-            polls: 0,
-            slowest: Duration::ZERO,
-        };
+        let mut poll = Poll::new(POLL, Activity::QueryInstance.as_str());
         loop {
             poll.polls += 1;
             let answer = match self
@@ -186,7 +209,7 @@ impl Run<'_> {
                         );
                         self.push(poll.step(Some(code), false, note));
                         return Err(SimError::Timeout {
-                            step: POLL.to_owned(),
+                            step: poll.name.to_owned(),
                             waited,
                         });
                     }
@@ -220,19 +243,32 @@ impl Run<'_> {
 /// The name of the `queryInstance` poll's step.
 const POLL: &str = "queryInstance until ready";
 
-/// The `queryInstance` poll so far: when it began, how many polls, the slowest answer.
-struct Poll {
-    started: Instant,
-    polls: u32,
-    slowest: Duration,
+/// A poll so far (queryInstance until ready; in a V1 run, newInstance until ready): its step's
+/// name and activity, when it began, how many polls, the slowest answer.
+pub(super) struct Poll {
+    pub(super) name: &'static str,
+    activity: &'static str,
+    pub(super) started: Instant,
+    pub(super) polls: u32,
+    pub(super) slowest: Duration,
 }
 
 impl Poll {
+    pub(super) fn new(name: &'static str, activity: &'static str) -> Self {
+        Self {
+            name,
+            activity,
+            started: Instant::now(),
+            polls: 0,
+            slowest: Duration::ZERO,
+        }
+    }
+
     /// The poll's step of the report, as it stands.
-    fn step(&self, code: Option<ResultCode>, ok: bool, note: String) -> Step {
+    pub(super) fn step(&self, code: Option<ResultCode>, ok: bool, note: String) -> Step {
         Step {
-            name: POLL.to_owned(),
-            activity: Activity::QueryInstance,
+            name: self.name.to_owned(),
+            activity: self.activity.to_owned(),
             result_code: code,
             elapsed: self.started.elapsed(),
             ok,
@@ -243,4 +279,12 @@ impl Poll {
             ]),
         }
     }
+}
+
+/// The `activity` of V1 parameters, for the report (empty when there is none).
+fn v1_activity(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .find(|(k, _)| *k == "activity")
+        .map_or_else(String::new, |(_, v)| (*v).to_owned())
 }
