@@ -6,11 +6,13 @@
 //!
 //! A code is one record: every change (a callback, an activation, a query's answer) is one
 //! versioned write together with the [`LicenseEvent`]s it produces, delivered to the vendor in
-//! `seq` order, at least once, like the tenant directory's events.
+//! `seq` order, at least once, like the tenant directory's events. [`service`] is what the
+//! vendor's software talks to: activation, daily checks, signed license tokens.
 
 mod code;
 pub mod event;
 pub mod marketplace;
+pub mod service;
 mod state;
 pub mod store;
 pub mod usage;

@@ -273,8 +273,9 @@ impl License {
                     at: now,
                     client_id: client_id.clone(),
                 });
+                // The activation's expiry is an estimate: the first check still asks the query.
                 if let Some(info) = &info {
-                    self.take_info(info, now);
+                    self.take_info(info);
                 }
                 LicenseEventBody::Activated {
                     client_id,
@@ -288,7 +289,8 @@ impl License {
                     return Ok(false);
                 }
                 let before = (self.status, self.expire_time);
-                self.take_info(&info, now);
+                self.take_info(&info);
+                self.checked_at = Some(now);
                 if (self.status, self.expire_time) == before {
                     // Only the time of the check moved: a write, no event.
                     self.touch(now);
@@ -310,7 +312,7 @@ impl License {
     /// What KooGallery's activation or query said. Its expiry is authoritative (the activation's
     /// is an estimate that the query corrects); `ALIVE` does not lift a freeze (the query has no
     /// frozen state); `RELEASED` is final.
-    fn take_info(&mut self, info: &LicenseInfo, now: DateTime<Utc>) {
+    fn take_info(&mut self, info: &LicenseInfo) {
         if let Some(p) = &info.product_id {
             self.product_id = Some(p.clone());
         }
@@ -333,7 +335,6 @@ impl License {
             }
             _ => {}
         }
-        self.checked_at = Some(now);
     }
 
     fn touch(&mut self, now: DateTime<Utc>) {
