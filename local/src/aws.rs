@@ -118,21 +118,38 @@ pub async fn start_aws_with(
         Arc::new(backend.sqs.clone()),
         worker.clock.clone(),
     );
+    let licenses: Arc<dyn koogallery::license::LicenseStore> =
+        Arc::new(koogallery_aws::DynamoLicenses::from(backend.store.as_ref()));
+    let (license, license_market) = crate::license_api(
+        &config,
+        &settings,
+        licenses.clone(),
+        backend.store.clone(),
+        Arc::new(backend.sqs.clone()),
+        worker.clock.clone(),
+    )?;
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage_api),
         &settings,
         Some(kit_key.public_key_pem()),
         sso,
+        Some(license),
     )
     .await?;
+    let license_task = tokio::spawn(crate::license_api::report_usage_every(
+        licenses,
+        license_market,
+        worker.clock.clone(),
+        stopped.clone(),
+    ));
     let [worker_task, reconcile_task, push_task] = backend.spawn_work(worker, &config, stopped)?;
     tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST http://{addr}/produce");
     Ok(Running {
         addr,
         backend,
         stop,
-        tasks: vec![server, worker_task, reconcile_task, push_task],
+        tasks: vec![server, worker_task, reconcile_task, push_task, license_task],
     })
 }
 

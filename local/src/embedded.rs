@@ -100,14 +100,29 @@ pub async fn start_on(
         Arc::new(queue.clone()),
         worker.clock.clone(),
     );
+    let (license, license_market) = crate::license_api(
+        &config,
+        &settings,
+        store.clone(),
+        store.clone(),
+        Arc::new(queue.clone()),
+        worker.clock.clone(),
+    )?;
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage),
         &settings,
         Some(kit_key.public_key_pem()),
         sso,
+        Some(license),
     )
     .await?;
+    let license_task = tokio::spawn(crate::license_api::report_usage_every(
+        store.clone(),
+        license_market,
+        worker.clock.clone(),
+        stopped.clone(),
+    ));
     let backend = Embedded { store, queue };
     let [worker_task, reconcile_task, push_task] =
         backend.spawn_work(worker, jobs, &config, stopped)?;
@@ -116,7 +131,7 @@ pub async fn start_on(
         addr,
         backend,
         stop,
-        tasks: vec![server, worker_task, reconcile_task, push_task],
+        tasks: vec![server, worker_task, reconcile_task, push_task, license_task],
     })
 }
 

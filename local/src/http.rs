@@ -23,6 +23,7 @@ pub(crate) async fn serve(
     settings: &LocalSettings,
     kit_public_key: Option<String>,
     sso: Option<Arc<sso::Provider>>,
+    license: Option<Arc<koogallery::license::api::LicenseApi>>,
 ) -> Result<
     (
         SocketAddr,
@@ -45,7 +46,8 @@ pub(crate) async fn serve(
     let (stop, stopped) = watch::channel(false);
     let app = router(edge, kit_public_key)
         .merge(usage_router(usage))
-        .merge(crate::sso_router(sso));
+        .merge(crate::sso_router(sso))
+        .merge(crate::license_router(license));
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let graceful = async move {

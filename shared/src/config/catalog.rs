@@ -7,6 +7,7 @@
 
 mod callbacks;
 mod edge;
+mod license;
 mod local;
 mod logs;
 mod marketplace;
@@ -19,6 +20,9 @@ mod worker;
 
 pub use callbacks::{CREDENTIAL_ENCRYPTION, USAGE_DASHBOARD_URL};
 pub use edge::{DISPATCH_DEADLINE_MS, KIT_MAX_BODY_BYTES, MAX_BODY_BYTES, TIMESTAMP_WINDOW_SECS};
+pub use license::{
+    LICENSE_CLIENT_KEY, LICENSE_OFFLINE_DAYS, LICENSE_SIGNING_KEY, LICENSE_SIGNING_KEY_PREVIOUS,
+};
 pub use local::{BACKEND, DATA_DIR, PORT, QUEUE, TABLE};
 pub use logs::{LOG_FORMAT, METRICS_NAMESPACE, RUST_LOG};
 pub use marketplace::{MARKETPLACE, OPENAPI_FALLBACK_URL, OPENAPI_TIMEOUT_SECS, OPENAPI_URL};
@@ -170,6 +174,10 @@ pub const ALL: &[&Setting] = &[
     &AK,
     &SK,
     &USAGE_KEY,
+    &LICENSE_CLIENT_KEY,
+    &LICENSE_SIGNING_KEY,
+    &LICENSE_SIGNING_KEY_PREVIOUS,
+    &LICENSE_OFFLINE_DAYS,
     &QUEUE_URL,
     &DLQ_URL,
     &USAGE_QUEUE_URL,

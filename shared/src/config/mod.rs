@@ -173,6 +173,8 @@ pub struct Settings {
     pub marketplace: MarketplaceSettings,
     /// How usage is pushed to KooGallery.
     pub metering: MeteringSettings,
+    /// How long a license token may be relied on offline (`KOOGALLERY_LICENSE_OFFLINE_DAYS`).
+    pub license_offline: chrono::Duration,
 }
 
 impl Default for Settings {
@@ -194,6 +196,7 @@ impl Settings {
             worker: WorkerSettings::read(env)?,
             marketplace: MarketplaceSettings::read(env, open_api)?,
             metering: MeteringSettings::read(env)?,
+            license_offline: license_offline(env)?,
         };
         settings.check_delivery()?;
         Ok(settings)
@@ -231,6 +234,7 @@ impl Config {
                 },
                 webhook: None,
                 usage: None,
+                license_client: None,
                 open_api: None,
                 kit_rsa: None,
                 dev_keys: false,
@@ -254,3 +258,16 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+/// `KOOGALLERY_LICENSE_OFFLINE_DAYS`, 1 to 90 days.
+fn license_offline(env: &Env<'_>) -> Result<chrono::Duration, ConfigError> {
+    let setting = &catalog::LICENSE_OFFLINE_DAYS;
+    let days: i64 = env.number(setting, 1)?;
+    if days > 90 {
+        return Err(ConfigError::invalid(
+            setting.name,
+            format!("at most 90 days, got {days}"),
+        ));
+    }
+    Ok(chrono::Duration::days(days))
+}

@@ -52,6 +52,9 @@ pub struct SecretBundle {
     pub open_api: Option<OpenApiKeys>,
     /// Signs the vendor's application's usage reports (`POST /usage`, `metering::api`).
     pub usage: Option<SecretKey>,
+    /// The per-product key the vendor's software signs `/license/*` requests with
+    /// (`license::api`). Locally only, for now.
+    pub license_client: Option<SecretKey>,
     /// Decrypts applicationSync's `clientSecret` (docs/protocol/decisions.md §14). Locally, when
     /// unset, the host generates one in its data directory (`kit_client_secret::load_or_generate`).
     pub kit_rsa: Option<std::sync::Arc<crate::security::kit_client_secret::ClientSecretKey>>,
@@ -300,6 +303,7 @@ impl EnvSecrets {
             webhook: env.get(&catalog::WEBHOOK_SECRET).map(SecretKey::new),
             open_api: Self::open_api(env).ok().flatten(),
             usage: env.get(&catalog::USAGE_KEY).map(SecretKey::new),
+            license_client: env.get(&catalog::LICENSE_CLIENT_KEY).map(SecretKey::new),
             kit_rsa: None,
             dev_keys,
         }

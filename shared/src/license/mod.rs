@@ -9,6 +9,7 @@
 //! `seq` order, at least once, like the tenant directory's events. [`service`] is what the
 //! vendor's software talks to: activation, daily checks, signed license tokens.
 
+pub mod api;
 mod code;
 pub mod event;
 pub mod marketplace;

@@ -114,6 +114,40 @@ impl TokenKeys {
         }
     }
 
+    /// A secret from its setting's base64 text (32 bytes).
+    pub fn secret_from_base64(text: &str) -> Result<[u8; 32], String> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| "not base64 of 32 bytes".to_owned())
+    }
+
+    /// The secret in `path`, or a new random one written there (owner-only, whole or not at all)
+    /// when there is none yet.
+    pub fn secret_from_key_file(path: &std::path::Path) -> Result<[u8; 32], String> {
+        use base64::Engine as _;
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                Self::secret_from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
+                let text = base64::engine::general_purpose::STANDARD.encode(secret);
+                match crate::security::at_rest::write_new_file_atomically(path, text.as_bytes()) {
+                    Ok(()) => Ok(secret),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::secret_from_key_file(path)
+                    }
+                    Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+                }
+            }
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
     /// `GET /license/keys`: the public keys as a JWK set.
     pub fn jwks(&self) -> serde_json::Value {
         let keys: Vec<_> = std::iter::once(&self.current)

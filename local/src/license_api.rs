@@ -1,0 +1,212 @@
+//! The license service's routes for the vendor's software (`koogallery::license::api`):
+//! `POST /license/activate`, `POST /license/check`, `GET /license/keys`, and the daily usage
+//! statistics pass the local host runs on a timer.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    response::Response,
+    routing::{get, post},
+};
+use koogallery::{
+    config::{ConfigError, Env, catalog},
+    license::{
+        LicenseApiError, LicenseCode, LicenseInfo, LicenseMarketplace, SoftwareUsage, Upload,
+        UsageReport,
+        api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, LicenseApi, MAX_BODY, Route},
+        service::TokenKeys,
+    },
+};
+
+use crate::{LocalSettings, StartError, json_answer};
+
+/// The token keys: `KOOGALLERY_LICENSE_SIGNING_KEY` (and `…_PREVIOUS`), or else
+/// `license-signing.key` in the data directory, generated on first start, owner-only. Back it up
+/// with the store: the vendor's software holds its public half.
+pub fn local_token_keys(settings: &LocalSettings) -> Result<Arc<TokenKeys>, StartError> {
+    let env = Env::process();
+    let invalid =
+        |name: &'static str| move |e: String| StartError::Config(ConfigError::invalid(name, e));
+    let current = match env.get(&catalog::LICENSE_SIGNING_KEY) {
+        Some(text) => TokenKeys::secret_from_base64(&text)
+            .map_err(invalid(catalog::LICENSE_SIGNING_KEY.name))?,
+        None => TokenKeys::secret_from_key_file(
+            &crate::keys::data_dir(settings)?.join("license-signing.key"),
+        )
+        .map_err(invalid(catalog::LICENSE_SIGNING_KEY.name))?,
+    };
+    let previous = env
+        .get(&catalog::LICENSE_SIGNING_KEY_PREVIOUS)
+        .map(|t| TokenKeys::secret_from_base64(&t))
+        .transpose()
+        .map_err(invalid(catalog::LICENSE_SIGNING_KEY_PREVIOUS.name))?;
+    Ok(Arc::new(TokenKeys::from_secrets(current, previous)))
+}
+
+/// KooGallery's License API without an AK/SK: every call says the open API is not configured
+/// (retryable, so the software is told to try later); legacy codes, which KooGallery's API does not
+/// know, still work.
+pub struct UnconfiguredLicenseApi;
+
+fn unconfigured() -> LicenseApiError {
+    LicenseApiError::Unavailable(koogallery::failure::Detail::new(
+        "KooGallery's open API is not configured (KOOGALLERY_AK, KOOGALLERY_SK)",
+    ))
+}
+
+#[async_trait::async_trait]
+impl LicenseMarketplace for UnconfiguredLicenseApi {
+    async fn activate(
+        &self,
+        _: &LicenseCode,
+        _: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<LicenseInfo, LicenseApiError> {
+        Err(unconfigured())
+    }
+    async fn activate_batch(
+        &self,
+        _: &[LicenseCode],
+        _: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<(LicenseCode, Result<LicenseInfo, LicenseApiError>)>, LicenseApiError> {
+        Err(unconfigured())
+    }
+    async fn query(&self, _: &LicenseCode) -> Result<LicenseInfo, LicenseApiError> {
+        Err(unconfigured())
+    }
+    async fn report_usage(&self, _: &[SoftwareUsage]) -> Result<UsageReport, LicenseApiError> {
+        Err(unconfigured())
+    }
+    async fn upload(&self, _: &str, _: &Upload) -> Result<(), LicenseApiError> {
+        Err(unconfigured())
+    }
+}
+
+pub fn license_router(api: Option<Arc<LicenseApi>>) -> Router {
+    Router::new()
+        .route("/license/activate", post(activate))
+        .route("/license/check", post(check))
+        .route("/license/keys", get(keys))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(api)
+}
+
+fn not_served() -> Response {
+    json_answer(
+        404,
+        serde_json::json!({"error": "not_served", "message": "licenses are not served by this host"}),
+    )
+}
+
+async fn serve(
+    api: Option<Arc<LicenseApi>>,
+    route: Route,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(api) = api else {
+        return not_served();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (status, answer) = api
+        .handle(
+            route,
+            [
+                header(HEADER_TIMESTAMP),
+                header(HEADER_NONCE),
+                header(HEADER_SIGNATURE),
+            ],
+            &body,
+        )
+        .await;
+    json_answer(status, answer)
+}
+
+async fn activate(
+    State(api): State<Option<Arc<LicenseApi>>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(api, Route::Activate, headers, body).await
+}
+
+async fn check(
+    State(api): State<Option<Arc<LicenseApi>>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(api, Route::Check, headers, body).await
+}
+
+async fn keys(State(api): State<Option<Arc<LicenseApi>>>) -> Response {
+    match api {
+        Some(api) => json_answer(200, api.keys()),
+        None => not_served(),
+    }
+}
+
+/// The license service over `licenses` on either backend: KooGallery's License API with the
+/// configured AK/SK (or [`UnconfiguredLicenseApi`]), the token keys, the replay guard and the jobs
+/// queue of the callbacks.
+pub fn license_api(
+    config: &koogallery::config::Config,
+    settings: &LocalSettings,
+    licenses: Arc<dyn koogallery::license::LicenseStore>,
+    nonces: Arc<dyn koogallery::security::replay::NonceStore>,
+    jobs: Arc<dyn koogallery::jobs::JobQueue>,
+    clock: Arc<dyn koogallery::clock::Clock>,
+) -> Result<(Arc<LicenseApi>, Arc<dyn LicenseMarketplace>), StartError> {
+    let marketplace: Arc<dyn LicenseMarketplace> = match koogallery_openapi::client_for(
+        &config.settings.marketplace,
+        config.secrets.open_api.as_ref(),
+    )? {
+        Some(client) => client,
+        None => Arc::new(UnconfiguredLicenseApi),
+    };
+    let service = koogallery::license::service::LicenseService::new(
+        licenses,
+        marketplace.clone(),
+        jobs,
+        local_token_keys(settings)?,
+        clock,
+        config.settings.license_offline,
+    );
+    let api = LicenseApi {
+        service: Arc::new(service),
+        client_key: config.secrets.license_client.clone(),
+        nonces,
+    };
+    Ok((Arc::new(api), marketplace))
+}
+
+/// The local stand-in for the daily schedule of the usage statistics
+/// (docs/protocol/openapi.md §5.3): a pass every hour reports each finished day once.
+pub(crate) async fn report_usage_every(
+    licenses: Arc<dyn koogallery::license::LicenseStore>,
+    marketplace: Arc<dyn LicenseMarketplace>,
+    clock: Arc<dyn koogallery::clock::Clock>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = std::time::Duration::from_secs(3600);
+    loop {
+        match koogallery::license::service::report_usage(
+            licenses.as_ref(),
+            marketplace.as_ref(),
+            clock.now(),
+        )
+        .await
+        {
+            Ok(pass) if pass.reported + pass.refused > 0 || pass.failed => {
+                tracing::info!(?pass, "license usage statistics pass");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "license usage statistics pass failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
+}
