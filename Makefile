@@ -92,6 +92,7 @@ deploy: build
 ## bench: criterion figures for BENCHMARKS.md
 bench:
 	$(CARGO) bench --locked -p koogallery-local --bench callbacks
+	$(CARGO) bench --locked -p koogallery-local --bench license
 
 ## simulate: walk a whole lifecycle against a running `make run` (another terminal)
 simulate:

@@ -173,7 +173,16 @@ pub struct LicenseService {
     pub offline: Duration,
     /// One first activation at a time per code in this process.
     activating: Mutex<HashMap<LicenseCode, Arc<Mutex<()>>>>,
+    /// The (code, client) pairs this process recorded today: a repeat check writes nothing.
+    seen_today: std::sync::Mutex<(
+        chrono::NaiveDate,
+        std::collections::HashSet<(LicenseCode, String)>,
+    )>,
 }
+
+/// Most (code, client) pairs remembered per day before the memory starts over (a repeat is then
+/// written again, which the store takes as a no-op).
+const MOST_SEEN: usize = 100_000;
 
 impl LicenseService {
     pub fn new(
@@ -192,7 +201,22 @@ impl LicenseService {
             clock,
             offline,
             activating: Mutex::new(HashMap::new()),
+            seen_today: std::sync::Mutex::new((
+                chrono::NaiveDate::MIN,
+                std::collections::HashSet::new(),
+            )),
         }
+    }
+
+    /// Whether (code, client) was recorded by this process on `day` already; remembers it if not.
+    fn first_today(&self, code: &LicenseCode, client_id: &str, day: chrono::NaiveDate) -> bool {
+        let Ok(mut seen) = self.seen_today.lock() else {
+            return true;
+        };
+        if seen.0 != day || seen.1.len() >= MOST_SEEN {
+            *seen = (day, std::collections::HashSet::new());
+        }
+        seen.1.insert((code.clone(), client_id.to_owned()))
     }
 
     /// `POST /license/activate`: activates the code if it is not yet, then answers its token.
@@ -295,14 +319,17 @@ impl LicenseService {
 
     async fn answer(&self, license: License, client_id: &str) -> Result<Answer, ServiceError> {
         let now = self.clock.now();
-        // The day's clients, for the usage statistics (docs/protocol/openapi.md §5.3); a store
-        // that cannot take it does not stop the software.
-        if let Err(e) = self
-            .store
-            .record_use(&license.code, now.date_naive(), client_id)
-            .await
+        // The day's clients, for the usage statistics (docs/protocol/openapi.md §5.3), written once
+        // per (code, client, day) by this process; a store that cannot take it does not stop the
+        // software (and the pair is tried again on the next check).
+        let day = now.date_naive();
+        if self.first_today(&license.code, client_id, day)
+            && let Err(e) = self.store.record_use(&license.code, day, client_id).await
         {
             tracing::warn!(license = %license.code.masked(), error = %e, "daily use not recorded");
+            if let Ok(mut seen) = self.seen_today.lock() {
+                seen.1.remove(&(license.code.clone(), client_id.to_owned()));
+            }
         }
         let claims = claims_of(&license, &self.keys.current, client_id, now, self.offline);
         Ok(Answer {
