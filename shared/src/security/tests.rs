@@ -644,3 +644,58 @@ fn decision_1_fallback_forms_match_after_the_canonical_payload() {
         Err(SignatureError::Mismatch)
     );
 }
+
+// ---- docs/protocol/openapi.md §10 V5, V6: the License callbacks' signatures ------------------
+
+/// V5: a License (or orderNotify) callback signed per openapi §6.0(a), the platform's upper-case
+/// hex, verified like the basic interfaces (docs/protocol/decisions.md §21).
+#[test]
+fn openapi_v5_inbound_license_callback_signature_verifies() {
+    let body = br#"{"activity":"orderNotify","orderId":"CS2211181819B4LVS","orderLineId":"CS2211181819B4LVS-000001","testFlag":"1"}"#;
+    let sig = "E6B164F062DC1FE6C17B649DE767441F521E99495246A5449A2CA67C93119C11";
+    let keys = ring("isv-key-example");
+    let m = verify_basic(
+        &keys,
+        "Of4lsV7H1qrzVDI52O5CFk2ofPcZRaA6",
+        "1729566664115",
+        sig,
+        body,
+    )
+    .unwrap();
+    assert!(!m.previous_key);
+    assert!(
+        verify_basic(
+            &ring("another-key"),
+            "Of4lsV7H1qrzVDI52O5CFk2ofPcZRaA6",
+            "1729566664115",
+            sig,
+            body
+        )
+        .is_err()
+    );
+}
+
+/// V6: the legacy License authToken (openapi §6.0(c)), the same scheme as V1's.
+#[test]
+fn openapi_v6_legacy_auth_token() {
+    let params = [
+        ("p1", "1"),
+        ("p2", "2"),
+        ("p3", "3"),
+        ("timeStamp", "201706211855321"),
+    ];
+    let token = "Cj997kObwWg+DebJauXXa7AncLGm/Pi/fZtSznUWtEM=";
+    assert_eq!(
+        v1_auth_token("isv-key-example", "201706211855321", &params),
+        token
+    );
+    let mut with_token = params.to_vec();
+    with_token.push(("authToken", token));
+    verify_v1_auth_token(
+        &ring("isv-key-example"),
+        "201706211855321",
+        &with_token,
+        token,
+    )
+    .unwrap();
+}
