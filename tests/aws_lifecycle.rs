@@ -80,6 +80,29 @@ async fn full_lifecycle_through_the_aws_adapters() {
     h.shutdown().await;
 }
 
+/// A V1 (GET) purchase on DynamoDB + SQS (docs/protocol/callbacks.md §11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn v1_lifecycle_through_the_aws_adapters() {
+    let provisioner = Arc::new(koogallery::testing::ScriptedProvisioner::default());
+    let (h, _data) = host(Some(provisioner)).await;
+    let sim = Simulator::new(&h.produce_url(), KEY).unwrap();
+    let opts = LifecycleOptions {
+        order_id: format!("CSAWSV1{}", uuid_like()),
+        test_flag: false,
+        v1: true,
+        poll_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(100),
+    };
+    let report = sim
+        .run_lifecycle(&opts)
+        .await
+        .expect("the V1 lifecycle passes on DynamoDB + SQS");
+    println!("{report}");
+    assert!(report.steps.iter().all(|s| s.ok));
+    h.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn sixteen_concurrent_duplicates_make_one_instance_on_dynamodb() {

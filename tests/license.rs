@@ -50,14 +50,41 @@ impl Software {
     }
 }
 
+/// The vendor's webhook, the simulator's open API, and a configuration that uses both.
+async fn setup() -> (
+    Vendor,
+    koogallery_sim::openapi::OpenApiSim,
+    koogallery::config::Config,
+) {
+    let vendor = Vendor::start().await;
+    let (openapi, mut cfg) = with_openapi(vendor.config(), false, Duration::from_secs(5)).await;
+    cfg.secrets.license_client = Some(SecretKey::new(CLIENT_KEY));
+    (vendor, openapi, cfg)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn license_codes_live_through_activation_checks_callbacks_and_release() {
-    let vendor = Vendor::start().await;
-    let (_openapi, mut cfg) = with_openapi(vendor.config(), false, Duration::from_secs(5)).await;
-    cfg.secrets.license_client = Some(SecretKey::new(CLIENT_KEY));
+    let (vendor, _openapi, cfg) = setup().await;
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path(), cfg, None).await;
-    let base = format!("http://{}", h.addr);
+    walk(h.addr, koogallery_e2e::simulator(&h), &vendor).await;
+    h.shutdown().await;
+}
+
+/// The same on DynamoDB + SQS (`make run-aws-local`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn license_codes_on_the_aws_adapters() {
+    let (vendor, _openapi, cfg) = setup().await;
+    let (h, _data) = koogallery_e2e::aws_host(cfg, None, None).await;
+    let sim = koogallery_sim::Simulator::new(&h.produce_url(), koogallery_e2e::KEY).unwrap();
+    walk(h.addr, sim, &vendor).await;
+    h.shutdown().await;
+}
+
+/// A code's life, and a legacy code's, through the routes and the callbacks of the host at `addr`.
+async fn walk(addr: std::net::SocketAddr, sim: koogallery_sim::Simulator, vendor: &Vendor) {
+    let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let jwks = http
         .get(format!("{base}/license/keys"))
@@ -94,7 +121,6 @@ async fn license_codes_live_through_activation_checks_callbacks_and_release() {
     );
 
     // KooGallery's callbacks change what the next check answers.
-    let sim = koogallery_e2e::simulator(&h);
     for (body, expect) in [
         (
             json!({"activity":"updateLicenseCodeStatus","license":"PLTEST0001","status":"FREEZE"}),
@@ -176,5 +202,4 @@ async fn license_codes_live_through_activation_checks_callbacks_and_release() {
         ]) && events.first().map(String::as_str) == Some("activated")
     })
     .await;
-    h.shutdown().await;
 }
