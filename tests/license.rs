@@ -2,13 +2,16 @@
 //! docs/protocol/decisions.md §21): the vendor's software activates and checks codes at
 //! `/license/*` and verifies the tokens offline with nothing but the published keys; KooGallery's
 //! License callbacks (and the legacy V1 GET ones) change what the next check answers; the vendor
-//! hears each change on its webhook. KooGallery's License API is the simulator's.
+//! hears each change on its webhook; `koogallery-sim license` walks a code through all of it; the
+//! vendor's back end delivers strings and files (§4) through `POST /license/upload`. KooGallery's
+//! License API is the simulator's.
 
 use std::time::Duration;
 
 use koogallery::{license::api::sign, security::SecretKey};
 use koogallery_e2e::{Vendor, eventually, host, with_openapi};
 use koogallery_license_token::{PublicKey, Status, keys_from_jwks, verify};
+use koogallery_sim::license_walk::{LicenseWalk, new_test_code};
 use serde_json::{Value, json};
 
 const CLIENT_KEY: &str = "e2e-license-client-key";
@@ -202,4 +205,147 @@ async fn walk(addr: std::net::SocketAddr, sim: koogallery_sim::Simulator, vendor
         ]) && events.first().map(String::as_str) == Some("activated")
     })
     .await;
+}
+
+/// `koogallery-sim license` against the host: the whole walk (keys, activation, checks, every
+/// callback, an unknown code, an unsigned request), each step ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn license_walk_through_http() {
+    let vendor = Vendor::start().await;
+    let (openapi, mut cfg) = with_openapi(vendor.config(), false, Duration::from_secs(5)).await;
+    cfg.secrets.license_client = Some(SecretKey::new(CLIENT_KEY));
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let walk = LicenseWalk {
+        url: h.produce_url(),
+        key: koogallery_e2e::KEY.to_owned(),
+        client_key: CLIENT_KEY.to_owned(),
+        code: new_test_code(),
+        openapi: Some(openapi.primary_url()),
+    };
+    let report = koogallery_sim::license_walk::walk(&walk)
+        .await
+        .expect("the walk runs");
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.steps.len(), 10, "{report}");
+    assert!(
+        !report.to_string().contains(&walk.code),
+        "never the whole code"
+    );
+    h.shutdown().await;
+}
+
+const USAGE_KEY: &str = "e2e-usage-key";
+
+/// POSTs `body` to `/license/upload`, signed with the usage key when `signed`.
+async fn upload(http: &reqwest::Client, base: &str, body: &Value, signed: bool) -> (u16, Value) {
+    let body = body.to_string();
+    let mut req = http
+        .post(format!("{base}/license/upload"))
+        .header("content-type", "application/json");
+    if signed {
+        for (name, value) in
+            koogallery::metering::api::sign(USAGE_KEY, body.as_bytes(), chrono::Utc::now())
+        {
+            req = req.header(name, value);
+        }
+    }
+    let resp = req.body(body).send().await.expect("answered");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The vendor's back end delivers a file and a string through `POST /license/upload`: both land
+/// at KooGallery (the simulator) under their event, the file with its SHA-256; an unsigned
+/// request and bad input are refused before anything is sent; KooGallery's refusal is a 502, its
+/// outage a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_reach_koogallery_with_their_hash() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let (openapi, mut cfg) =
+        with_openapi(koogallery_e2e::config(), false, Duration::from_secs(5)).await;
+    cfg.secrets.usage = Some(SecretKey::new(USAGE_KEY));
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let base = format!("http://{}", h.addr);
+    let http = reqwest::Client::new();
+    let b64 = base64::engine::general_purpose::STANDARD;
+
+    let file: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, answer) = upload(
+        &http,
+        &base,
+        &json!({"eventId": "ev-file-1", "fileName": "license.lic",
+            "contentBase64": b64.encode(&file)}),
+        true,
+    )
+    .await;
+    assert_eq!((status, answer.clone()), (200, json!({"uploaded": true})));
+    let (status, _) = upload(
+        &http,
+        &base,
+        &json!({"eventId": "ev-text-1", "characters": "LIC-KEY-0001"}),
+        true,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let received = openapi.uploads();
+    assert_eq!(received.len(), 2, "{received:?}");
+    let f = received
+        .iter()
+        .find(|u| u.event_id == "ev-file-1")
+        .expect("the file");
+    assert_eq!(f.kind, "FILE");
+    assert_eq!(f.file_name.as_deref(), Some("license.lic"));
+    assert_eq!(
+        f.sha256.as_deref(),
+        Some(hex_sha256(&sha2::Sha256::digest(&file)).as_str())
+    );
+    assert_eq!(f.file_base64.as_deref(), Some(b64.encode(&file).as_str()));
+    let t = received
+        .iter()
+        .find(|u| u.event_id == "ev-text-1")
+        .expect("the string");
+    assert_eq!(
+        (t.kind.as_str(), t.characters.as_deref()),
+        ("CHARACTERS", Some("LIC-KEY-0001"))
+    );
+
+    // Unsigned, or bad input: refused here, nothing sent.
+    let text = json!({"eventId": "ev-2", "characters": "x"});
+    assert_eq!(upload(&http, &base, &text, false).await.0, 401);
+    let both =
+        json!({"eventId": "ev-2", "characters": "x", "fileName": "a", "contentBase64": "eA=="});
+    assert_eq!(upload(&http, &base, &both, true).await.0, 400);
+    assert_eq!(openapi.uploads().len(), 2);
+
+    // KooGallery refuses: 502 with its words. KooGallery down: 503.
+    openapi.inject_license_fault(koogallery_sim::openapi::LicenseFault::Code {
+        code: "92020002".into(),
+        status: 400,
+        count: 1,
+    });
+    let (status, answer) = upload(&http, &base, &text, true).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (502, Some("refused")),
+        "{answer}"
+    );
+    openapi.inject_license_fault(koogallery_sim::openapi::LicenseFault::Status {
+        status: 503,
+        count: 20,
+    });
+    let (status, answer) = upload(&http, &base, &text, true).await;
+    assert_eq!(
+        (status, answer["retryable"].as_bool()),
+        (503, Some(true)),
+        "{answer}"
+    );
+    h.shutdown().await;
+}
+
+fn hex_sha256(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -23,7 +23,7 @@ pub(crate) async fn serve(
     settings: &LocalSettings,
     kit_public_key: Option<String>,
     sso: Option<Arc<sso::Provider>>,
-    license: Option<Arc<koogallery::license::api::LicenseApi>>,
+    license: Option<crate::LicenseRoutes>,
 ) -> Result<
     (
         SocketAddr,

@@ -8,6 +8,7 @@ mod embedded;
 mod http;
 mod keys;
 mod license_api;
+mod license_upload;
 mod process;
 mod running;
 mod schedule;
@@ -20,7 +21,10 @@ pub use embedded::{Embedded, RunningHost, start, start_on, start_with};
 pub use http::router;
 pub(crate) use http::serve;
 pub use keys::{local_kit_key, local_sealer, print_kit_public_key};
-pub use license_api::{UnconfiguredLicenseApi, license_api, license_router, local_token_keys};
+pub use license_api::{
+    LicenseRoutes, UnconfiguredLicenseApi, license_api, license_router, local_token_keys,
+};
+pub use license_upload::license_upload_command;
 pub use process::{local_metrics, main_from_env, run_from_env};
 pub use running::Running;
 pub(crate) use schedule::{push_every, reconcile_every, reconciler, usage_pusher};

@@ -1,13 +1,14 @@
 //! The license service's routes for the vendor's software (`koogallery::license::api`):
-//! `POST /license/activate`, `POST /license/check`, `GET /license/keys`, and the daily usage
-//! statistics pass the local host runs on a timer.
+//! `POST /license/activate`, `POST /license/check`, `GET /license/keys`; the vendor's back end's
+//! `POST /license/upload` (`koogallery::license::upload`, docs/protocol/openapi.md §4); and the
+//! daily usage statistics pass the local host runs on a timer.
 
 use std::sync::Arc;
 
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
     response::Response,
     routing::{get, post},
 };
@@ -18,6 +19,7 @@ use koogallery::{
         UsageReport,
         api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, LicenseApi, MAX_BODY, Route},
         service::TokenKeys,
+        upload::{MAX_UPLOAD_BODY, UploadApi},
     },
 };
 
@@ -84,13 +86,62 @@ impl LicenseMarketplace for UnconfiguredLicenseApi {
     }
 }
 
-pub fn license_router(api: Option<Arc<LicenseApi>>) -> Router {
-    Router::new()
+/// The state of the `/license/*` routes: the software's routes and the vendor's upload.
+#[derive(Clone)]
+pub struct LicenseRoutes {
+    pub api: Arc<LicenseApi>,
+    pub upload: Arc<UploadApi>,
+}
+
+pub fn license_router(routes: Option<LicenseRoutes>) -> Router {
+    let (api, upload) = routes.map(|r| (r.api, r.upload)).unzip();
+    // Two routers, so each body limit fits its route: a code and a client ID for the software's,
+    // a file for the upload.
+    let software = Router::new()
         .route("/license/activate", post(activate))
         .route("/license/check", post(check))
         .route("/license/keys", get(keys))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(api)
+        .with_state(api);
+    let vendor = Router::new()
+        .route("/license/upload", post(upload_route))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BODY))
+        .with_state(upload);
+    software.merge(vendor)
+}
+
+/// `POST /license/upload`, signed with the usage key (`x-usage-*`).
+async fn upload_route(
+    State(upload): State<Option<Arc<UploadApi>>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    use koogallery::metering::api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+    let Some(upload) = upload else {
+        return not_served();
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return json_answer(
+                e.status().as_u16(),
+                serde_json::json!({"error": "invalid_request",
+                    "message": format!("request body rejected: {e}"), "retryable": false}),
+            );
+        }
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (status, answer) = upload
+        .handle(
+            [
+                header(HEADER_TIMESTAMP),
+                header(HEADER_NONCE),
+                header(HEADER_SIGNATURE),
+            ],
+            &body,
+        )
+        .await;
+    json_answer(status, answer)
 }
 
 fn not_served() -> Response {
@@ -149,7 +200,8 @@ async fn keys(State(api): State<Option<Arc<LicenseApi>>>) -> Response {
 
 /// The license service over `licenses` on either backend: KooGallery's License API with the
 /// configured AK/SK (or [`UnconfiguredLicenseApi`]), the token keys, the replay guard and the jobs
-/// queue of the callbacks.
+/// queue of the callbacks; and the upload route over the same License API, authenticated with the
+/// usage key.
 pub fn license_api(
     config: &koogallery::config::Config,
     settings: &LocalSettings,
@@ -157,7 +209,7 @@ pub fn license_api(
     nonces: Arc<dyn koogallery::security::replay::NonceStore>,
     jobs: Arc<dyn koogallery::jobs::JobQueue>,
     clock: Arc<dyn koogallery::clock::Clock>,
-) -> Result<(Arc<LicenseApi>, Arc<dyn LicenseMarketplace>), StartError> {
+) -> Result<(LicenseRoutes, Arc<dyn LicenseMarketplace>), StartError> {
     let marketplace: Arc<dyn LicenseMarketplace> = match koogallery_openapi::client_for(
         &config.settings.marketplace,
         config.secrets.open_api.as_ref(),
@@ -170,15 +222,25 @@ pub fn license_api(
         marketplace.clone(),
         jobs,
         local_token_keys(settings)?,
-        clock,
+        clock.clone(),
         config.settings.license_offline,
     );
+    let upload = UploadApi {
+        marketplace: marketplace.clone(),
+        key: config.secrets.usage.clone(),
+        nonces: nonces.clone(),
+        clock,
+    };
     let api = LicenseApi {
         service: Arc::new(service),
         client_key: config.secrets.license_client.clone(),
         nonces,
     };
-    Ok((Arc::new(api), marketplace))
+    let routes = LicenseRoutes {
+        api: Arc::new(api),
+        upload: Arc::new(upload),
+    };
+    Ok((routes, marketplace))
 }
 
 /// The local stand-in for the daily schedule of the usage statistics

@@ -6,7 +6,8 @@
 //! [`Simulator::run_lifecycle`] walks a whole purchase — create, poll, renew, freeze, upgrade,
 //! change check, negative probes, release — asserting each answer (§6.1–§6.7); with
 //! [`LifecycleOptions::v1`], the same purchase through the retired V1 GET interface (§3.6, §11).
-//! [`Simulator::call_v1`] sends one V1 GET ([`v1`]).
+//! [`Simulator::call_v1`] sends one V1 GET ([`v1`]). [`license_walk::walk`] drives one License
+//! code through its life against the vendor's host.
 //!
 //! Request building is the pure function [`request::sign_request`]; nothing here logs the key.
 
@@ -19,6 +20,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 pub mod kit;
+pub mod license_walk;
 mod lifecycle;
 pub mod load;
 pub mod openapi;

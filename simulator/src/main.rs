@@ -10,6 +10,7 @@
 //! koogallery-sim lifecycle --kit --url URL [--key K] [--kit-key KK] [--users 500] [--orgs 5000]
 //! koogallery-sim kit tenant-sync|application-sync|auth-sync|single-org-sync|all-org-sync|public-key
 //!     --url URL [--kit-key KK] [--instance-id I] [--tenant-id T] [--flag F] [--users N] [--orgs N]
+//! koogallery-sim license --url URL [--key K] --client-key CK [--code PLTEST…] [--openapi URL]
 //! ```
 
 mod cli;
@@ -33,6 +34,7 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Lifecycle(args) => cli::lifecycle::lifecycle(args).await,
         Command::Kit(args) => cli::kit::kit_call(args).await,
+        Command::License(args) => cli::license::license(args).await,
         Command::Call(args) => cli::call::call(args).await,
         Command::Load(args) => cli::load::load(args).await,
         Command::Storm(args) => cli::storm::storm(args).await,

@@ -7,7 +7,8 @@
 //! A code is one record: every change (a callback, an activation, a query's answer) is one
 //! versioned write together with the [`LicenseEvent`]s it produces, delivered to the vendor in
 //! `seq` order, at least once, like the tenant directory's events. [`service`] is what the
-//! vendor's software talks to: activation, daily checks, signed license tokens.
+//! vendor's software talks to: activation, daily checks, signed license tokens; [`upload`] is the
+//! vendor's back end delivering a string or a file for a marketplace event (§4).
 
 pub mod api;
 mod code;
@@ -16,6 +17,7 @@ pub mod marketplace;
 pub mod service;
 mod state;
 pub mod store;
+pub mod upload;
 pub mod usage;
 
 pub use code::LicenseCode;

@@ -71,6 +71,12 @@ pub enum Command {
     /// Sign and send one Kit sync (docs/protocol/callbacks.md §9) with realistic data, or print the
     /// service's Kit public key; exits 1 unless 000000 with a valid Body-Sign.
     Kit(KitCallArgs),
+    /// Drive one License code through its life against the vendor's host
+    /// (docs/protocol/openapi.md §5, §6): GET /license/keys, activate (the token verified offline
+    /// with the published keys), two checks, freeze / unfreeze / renew / release callbacks each
+    /// followed by a check, an unknown code (404) and an unsigned request (401). Exits 1 unless
+    /// every step passed.
+    License(LicenseArgs),
     /// Sign and send one call, print the answer; exits 1 unless HTTP 200 with a valid Body-Sign.
     Call(CallArgs),
     /// Load the production URL with signed calls, each with its own nonce; report requests/s,
@@ -172,6 +178,24 @@ pub struct KitCallArgs {
     /// login.
     #[arg(long, value_name = "URL")]
     pub openapi: Option<String>,
+}
+
+// `koogallery-sim license`.
+#[derive(Args, Debug)]
+pub struct LicenseArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The per-product license client key the vendor's software signs with
+    /// (KOOGALLERY_LICENSE_CLIENT_KEY).
+    #[arg(long, env = "KOOGALLERY_LICENSE_CLIENT_KEY", hide_env_values = true)]
+    pub client_key: String,
+    /// The code to walk (default: PLTEST + 12 random characters, known to `serve-openapi`).
+    #[arg(long)]
+    pub code: Option<String>,
+    /// A running `serve-openapi` (its primary URL): the activation is checked there and the
+    /// release recorded there too.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8081")]
+    pub openapi: String,
 }
 
 // `koogallery-sim call`.
@@ -481,6 +505,42 @@ mod tests {
                     (kit_args.orgs, kit_args.users, kit_args.depth),
                     (50, 500, 1000)
                 );
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn license_takes_its_keys_and_code() {
+        let cli = Cli::try_parse_from([
+            "koogallery-sim",
+            "license",
+            "--url",
+            "http://h:1/produce",
+            "--key",
+            "k",
+            "--client-key",
+            "ck",
+            "--code",
+            "PLTEST42",
+            "--openapi",
+            "http://h:2",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::License(LicenseArgs {
+                target,
+                client_key,
+                code,
+                openapi,
+            }) => {
+                assert_eq!(
+                    (target.url.as_str(), target.key.as_str()),
+                    ("http://h:1/produce", "k")
+                );
+                assert_eq!(client_key, "ck");
+                assert_eq!(code.as_deref(), Some("PLTEST42"));
+                assert_eq!(openapi, "http://h:2");
             }
             other => panic!("parsed as {other:?}"),
         }

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod call;
 pub mod kit;
+pub mod license;
 pub mod lifecycle;
 pub mod load;
 pub mod openapi;

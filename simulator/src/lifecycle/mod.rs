@@ -74,5 +74,5 @@ impl Default for LifecycleOptions {
 // What the crate's tests check directly.
 #[cfg(test)]
 pub(crate) use checks::{body, check_instance_info};
-#[cfg(test)]
+// The license walk's report prints times the same way.
 pub(crate) use report::fmt_elapsed;
