@@ -738,8 +738,8 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             vec!["LICENSE#*"]
         ]
     );
-    // Passwords at rest: the worker seals (a data key per password), queryInstance opens; the key
-    // outlives the stack with the table.
+    // Passwords at rest: the worker seals (a data key per password), queryInstance and newInstance
+    // (a V1 answer's appInfo) open; the key outlives the stack with the table.
     let kms_of = |role: &str| -> Vec<String> {
         statements(&r[role])
             .into_iter()
@@ -749,7 +749,8 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
     };
     assert_eq!(kms_of("ProvisionWorkerRole"), ["kms:GenerateDataKey"]);
     assert_eq!(kms_of("QueryInstanceRole"), ["kms:Decrypt"]);
-    assert!(kms_of("EdgeRole").is_empty() && kms_of("NewInstanceRole").is_empty());
+    assert_eq!(kms_of("NewInstanceRole"), ["kms:Decrypt"]);
+    assert!(kms_of("EdgeRole").is_empty() && kms_of("RefreshInstanceRole").is_empty());
     assert_eq!(r["CredentialsKey"]["DeletionPolicy"], "Retain");
     assert_eq!(r["CredentialsKey"]["Properties"]["EnableKeyRotation"], true);
     assert_eq!(

@@ -55,11 +55,13 @@ impl Needs {
         open_credentials: false,
         client_secret: false,
     };
+    /// newInstance: a V1 answer carries the ready instance's appInfo, credentials encrypted with
+    /// the V1 key (docs/protocol/callbacks.md §11), so it reads the keys and opens passwords.
     pub const CREATE_AND_QUEUE: Self = Self {
         store: StoreAccess::Create,
         queue: true,
-        keys: false,
-        open_credentials: false,
+        keys: true,
+        open_credentials: true,
         client_secret: false,
     };
     pub const UPDATE_AND_QUEUE: Self = Self {
