@@ -141,6 +141,7 @@ pub async fn start_aws_with(
         licenses,
         license_market,
         worker.clock.clone(),
+        worker.metrics.clone(),
         stopped.clone(),
     ));
     let [worker_task, reconcile_task, push_task] = backend.spawn_work(worker, &config, stopped)?;

@@ -121,6 +121,7 @@ pub async fn start_on(
         store.clone(),
         license_market,
         worker.clock.clone(),
+        worker.metrics.clone(),
         stopped.clone(),
     ));
     let backend = Embedded { store, queue };

@@ -15,8 +15,7 @@ use axum::{
 use koogallery::{
     config::{ConfigError, Env, catalog},
     license::{
-        LicenseApiError, LicenseCode, LicenseInfo, LicenseMarketplace, SoftwareUsage, Upload,
-        UsageReport,
+        LicenseMarketplace,
         api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, LicenseApi, MAX_BODY, Route},
         service::TokenKeys,
         upload::{MAX_UPLOAD_BODY, UploadApi},
@@ -46,44 +45,6 @@ pub fn local_token_keys(settings: &LocalSettings) -> Result<Arc<TokenKeys>, Star
         .transpose()
         .map_err(invalid(catalog::LICENSE_SIGNING_KEY_PREVIOUS.name))?;
     Ok(Arc::new(TokenKeys::from_secrets(current, previous)))
-}
-
-/// KooGallery's License API without an AK/SK: every call says the open API is not configured
-/// (retryable, so the software is told to try later); legacy codes, which KooGallery's API does not
-/// know, still work.
-pub struct UnconfiguredLicenseApi;
-
-fn unconfigured() -> LicenseApiError {
-    LicenseApiError::Unavailable(koogallery::failure::Detail::new(
-        "KooGallery's open API is not configured (KOOGALLERY_AK, KOOGALLERY_SK)",
-    ))
-}
-
-#[async_trait::async_trait]
-impl LicenseMarketplace for UnconfiguredLicenseApi {
-    async fn activate(
-        &self,
-        _: &LicenseCode,
-        _: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<LicenseInfo, LicenseApiError> {
-        Err(unconfigured())
-    }
-    async fn activate_batch(
-        &self,
-        _: &[LicenseCode],
-        _: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<Vec<(LicenseCode, Result<LicenseInfo, LicenseApiError>)>, LicenseApiError> {
-        Err(unconfigured())
-    }
-    async fn query(&self, _: &LicenseCode) -> Result<LicenseInfo, LicenseApiError> {
-        Err(unconfigured())
-    }
-    async fn report_usage(&self, _: &[SoftwareUsage]) -> Result<UsageReport, LicenseApiError> {
-        Err(unconfigured())
-    }
-    async fn upload(&self, _: &str, _: &Upload) -> Result<(), LicenseApiError> {
-        Err(unconfigured())
-    }
 }
 
 /// The state of the `/license/*` routes: the software's routes and the vendor's upload.
@@ -215,7 +176,7 @@ pub fn license_api(
         config.secrets.open_api.as_ref(),
     )? {
         Some(client) => client,
-        None => Arc::new(UnconfiguredLicenseApi),
+        None => Arc::new(koogallery::license::marketplace::NotConfigured),
     };
     let service = koogallery::license::service::LicenseService::new(
         licenses,
@@ -224,7 +185,8 @@ pub fn license_api(
         local_token_keys(settings)?,
         clock.clone(),
         config.settings.license_offline,
-    );
+    )
+    .with_metrics(crate::local_metrics());
     let upload = UploadApi {
         marketplace: marketplace.clone(),
         key: config.secrets.usage.clone(),
@@ -249,23 +211,19 @@ pub(crate) async fn report_usage_every(
     licenses: Arc<dyn koogallery::license::LicenseStore>,
     marketplace: Arc<dyn LicenseMarketplace>,
     clock: Arc<dyn koogallery::clock::Clock>,
+    metrics: Arc<dyn koogallery::metrics::Metrics>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let every = std::time::Duration::from_secs(3600);
     loop {
-        match koogallery::license::service::report_usage(
+        // Logged and counted inside; the next pass retries whatever this one left.
+        let _ = koogallery::license::service::usage_pass(
             licenses.as_ref(),
             marketplace.as_ref(),
             clock.now(),
+            metrics.as_ref(),
         )
-        .await
-        {
-            Ok(pass) if pass.reported + pass.refused > 0 || pass.failed => {
-                tracing::info!(?pass, "license usage statistics pass");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "license usage statistics pass failed"),
-        }
+        .await;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stopped.wait_for(|s| *s) => return,

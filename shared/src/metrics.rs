@@ -75,6 +75,12 @@ pub enum Metric {
     /// unusable `domainName`, or our client credentials refused (`SsoAuthCentreFailures`; the
     /// alarm's metric). A user's spent code is not one.
     SsoAuthCentreFailure,
+    /// A license code could not be activated or checked because KooGallery's License API failed
+    /// or refused our credentials (`LicenseActivationFailures`; an unknown code is not one).
+    LicenseActivationFailure,
+    /// A daily usage statistics pass failed or KooGallery refused some of its codes
+    /// (`LicenseUsagePushFailures`).
+    LicenseUsagePushFailure,
 }
 
 /// Where observations go.
@@ -177,6 +183,7 @@ fn component(metric: &Metric) -> &'static str {
         | Metric::UsagePushMisconfigured
         | Metric::UsagePushSystemicRefusal => "metering",
         Metric::SsoLogin { .. } | Metric::SsoRefresh { .. } | Metric::SsoAuthCentreFailure => "sso",
+        Metric::LicenseActivationFailure | Metric::LicenseUsagePushFailure => "license",
         _ => "worker",
     }
 }
@@ -223,6 +230,8 @@ fn values(metric: &Metric) -> Vec<(&'static str, &'static str, Value)> {
         Metric::SsoLogin { .. } => count("SsoLogins"),
         Metric::SsoRefresh { .. } => count("SsoRefreshes"),
         Metric::SsoAuthCentreFailure => count("SsoAuthCentreFailures"),
+        Metric::LicenseActivationFailure => count("LicenseActivationFailures"),
+        Metric::LicenseUsagePushFailure => count("LicenseUsagePushFailures"),
     }
 }
 

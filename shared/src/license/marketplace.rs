@@ -113,3 +113,40 @@ pub trait LicenseMarketplace: Send + Sync {
     /// Delivers a string or a file for marketplace event `event_id` (docs/protocol/openapi.md §4).
     async fn upload(&self, event_id: &str, upload: &Upload) -> Result<(), LicenseApiError>;
 }
+
+/// KooGallery's License API where no AK/SK is configured: every call says so (retryable, so the
+/// software is told to try later). Legacy codes, which KooGallery's API does not know, still work.
+pub struct NotConfigured;
+
+fn not_configured() -> LicenseApiError {
+    LicenseApiError::Unavailable(Detail::new(
+        "KooGallery's open API is not configured (the seller's AK/SK)",
+    ))
+}
+
+#[async_trait]
+impl LicenseMarketplace for NotConfigured {
+    async fn activate(
+        &self,
+        _: &LicenseCode,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<LicenseInfo, LicenseApiError> {
+        Err(not_configured())
+    }
+    async fn activate_batch(
+        &self,
+        _: &[LicenseCode],
+        _: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(LicenseCode, Result<LicenseInfo, LicenseApiError>)>, LicenseApiError> {
+        Err(not_configured())
+    }
+    async fn query(&self, _: &LicenseCode) -> Result<LicenseInfo, LicenseApiError> {
+        Err(not_configured())
+    }
+    async fn report_usage(&self, _: &[SoftwareUsage]) -> Result<UsageReport, LicenseApiError> {
+        Err(not_configured())
+    }
+    async fn upload(&self, _: &str, _: &Upload) -> Result<(), LicenseApiError> {
+        Err(not_configured())
+    }
+}

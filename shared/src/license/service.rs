@@ -173,6 +173,8 @@ pub struct LicenseService {
     pub offline: Duration,
     /// One first activation at a time per code in this process.
     activating: Mutex<HashMap<LicenseCode, Arc<Mutex<()>>>>,
+    /// Where activation failures are counted (`LicenseActivationFailures`).
+    metrics: Arc<dyn crate::metrics::Metrics>,
     /// The (code, client) pairs this process recorded today: a repeat check writes nothing.
     seen_today: std::sync::Mutex<(
         chrono::NaiveDate,
@@ -201,11 +203,18 @@ impl LicenseService {
             clock,
             offline,
             activating: Mutex::new(HashMap::new()),
+            metrics: Arc::new(crate::metrics::NoMetrics),
             seen_today: std::sync::Mutex::new((
                 chrono::NaiveDate::MIN,
                 std::collections::HashSet::new(),
             )),
         }
+    }
+
+    /// Counts activation failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Whether (code, client) was recorded by this process on `day` already; remembers it if not.
@@ -268,6 +277,13 @@ impl LicenseService {
                 Ok(info) => Some(info),
                 Err(e) => {
                     tracing::warn!(license = %code.masked(), error = %e, "activation refused or failed");
+                    if !matches!(
+                        e,
+                        LicenseApiError::NotFound | LicenseApiError::NotYetDelivered
+                    ) {
+                        self.metrics
+                            .record(crate::metrics::Metric::LicenseActivationFailure);
+                    }
                     return Err(api_error(e));
                 }
             },
@@ -448,6 +464,30 @@ pub async fn report_usage(
         }
     }
     Ok(pass)
+}
+
+/// One scheduled pass of [`report_usage`], logged, with `LicenseUsagePushFailures` counted when it
+/// failed or KooGallery refused codes (the alarm's metric): what every host's schedule runs.
+pub async fn usage_pass(
+    store: &dyn LicenseStore,
+    marketplace: &dyn LicenseMarketplace,
+    now: DateTime<Utc>,
+    metrics: &dyn crate::metrics::Metrics,
+) -> Result<UsagePass, StoreError> {
+    let pass = report_usage(store, marketplace, now).await;
+    match &pass {
+        Ok(p) if p.failed || p.refused > 0 => {
+            tracing::warn!(?p, "license usage statistics pass incomplete");
+            metrics.record(crate::metrics::Metric::LicenseUsagePushFailure);
+        }
+        Ok(p) if p.reported > 0 => tracing::info!(?p, "license usage statistics reported"),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "license usage statistics pass failed");
+            metrics.record(crate::metrics::Metric::LicenseUsagePushFailure);
+        }
+    }
+    pass
 }
 
 #[cfg(test)]
