@@ -21,9 +21,7 @@ pub use embedded::{Embedded, RunningHost, start, start_on, start_with};
 pub use http::router;
 pub(crate) use http::serve;
 pub use keys::{local_kit_key, local_sealer, print_kit_public_key};
-pub use license_api::{
-    LicenseRoutes, license_api, license_router, local_token_keys,
-};
+pub use license_api::{LicenseRoutes, license_api, license_router, local_token_keys};
 pub use license_upload::license_upload_command;
 pub use process::{local_metrics, main_from_env, run_from_env};
 pub use running::Running;

@@ -264,6 +264,19 @@ impl LicenseService {
             map.entry(code.clone()).or_default().clone()
         };
         let _held = gate.lock().await;
+        let activated = self.activate_held(code, client_id).await;
+        // Gone on every path, failures included: a code that never activates leaves nothing
+        // behind (a waiter still holding the old gate re-reads the record first).
+        self.activating.lock().await.remove(code);
+        activated
+    }
+
+    /// The first activation, with this process's gate for `code` held.
+    async fn activate_held(
+        &self,
+        code: &LicenseCode,
+        client_id: &str,
+    ) -> Result<License, ServiceError> {
         let existing = self.store.get(code).await?;
         if let Some(l) = &existing
             && l.activation.is_some()
@@ -295,7 +308,6 @@ impl LicenseService {
         };
         let (license, _) =
             mutate_license(self.store.as_ref(), code, Some(&new), change, now).await?;
-        self.activating.lock().await.remove(code);
         self.deliver(&license).await;
         tracing::info!(license = %code.masked(), "license activated");
         Ok(license)
@@ -339,7 +351,9 @@ impl LicenseService {
         // per (code, client, day) by this process; a store that cannot take it does not stop the
         // software (and the pair is tried again on the next check).
         let day = now.date_naive();
-        if self.first_today(&license.code, client_id, day)
+        // Legacy codes are ours alone: KooGallery's usage statistics do not know them.
+        if license.origin == Origin::Marketplace
+            && self.first_today(&license.code, client_id, day)
             && let Err(e) = self.store.record_use(&license.code, day, client_id).await
         {
             tracing::warn!(license = %license.code.masked(), error = %e, "daily use not recorded");

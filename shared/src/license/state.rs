@@ -228,9 +228,12 @@ impl License {
                 if product_id.is_some() {
                     self.product_id.clone_from(&product_id);
                 }
-                // A renewal of an expired code makes it usable again; a frozen one waits for its
-                // UNFREEZE (docs/protocol/openapi.md §6.2).
-                if self.status == LicenseStatus::Expired {
+                // A renewal of an expired code makes it usable again; a frozen License 2.0 code
+                // waits for its UNFREEZE (docs/protocol/openapi.md §6.2). The legacy family has no
+                // unfreeze (§6.4: its expireLicense freezes), so there the renewal lifts it.
+                if self.status == LicenseStatus::Expired
+                    || (self.status == LicenseStatus::Frozen && self.origin == Origin::Legacy)
+                {
                     self.status = LicenseStatus::Active;
                 }
                 LicenseEventBody::Renewed {

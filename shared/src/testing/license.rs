@@ -153,6 +153,8 @@ impl LicenseMarketplace for ScriptedLicenseMarketplace {
         code: &LicenseCode,
         _real_effect_time: Option<DateTime<Utc>>,
     ) -> Result<LicenseInfo, LicenseApiError> {
+        // A network call yields: concurrent first activations overlap here, as they would.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         self.answer(LicenseCall::Activate(code.clone()), code)
     }
 

@@ -74,7 +74,7 @@ fn verified(b: &Bed, token: &str) -> koogallery_license_token::Claims {
     verify(token, &keys, now).unwrap().into_claims()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_calls_activate_once_and_every_answer_verifies_offline() {
     let b = bed();
     let mut calls = Vec::new();
@@ -281,4 +281,64 @@ fn the_published_keys_name_the_signing_key_and_a_previous_one() {
     assert_eq!(parsed[0].0, keys.current.kid());
     assert!(parsed[0].0.starts_with("kgl-") && parsed[0].0.len() == 20);
     assert_ne!(parsed[0].0, parsed[1].0);
+}
+
+/// A legacy code frozen by expireLicense is usable again after refreshLicense: the legacy family
+/// has no unfreeze. Its checks are not reported to KooGallery's usage statistics.
+#[tokio::test]
+async fn a_legacy_renewal_lifts_its_freeze_and_legacy_use_is_not_reported() {
+    let b = bed();
+    let code = crate::callbacks::get_license::legacy_code("CS1");
+    let mut l = License::issue_legacy(
+        code.clone(),
+        crate::license::LegacyPurchase {
+            order_id: "CS1".into(),
+            product_id: "p".into(),
+            customer_id: "c".into(),
+            amount: None,
+            expire_time: None,
+        },
+        false,
+        b.clock.now(),
+    );
+    l.version = 1;
+    b.store.put(&l).await.unwrap();
+    let now = b.clock.now();
+    mutate_license(b.store.as_ref(), &code, None, LicenseChange::Freeze, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.service
+            .check(code.as_str(), "h")
+            .await
+            .unwrap()
+            .claims
+            .status,
+        Status::Frozen
+    );
+    let renew = LicenseChange::Renew {
+        order_id: "R1".into(),
+        order_line_id: None,
+        scene: crate::license::RenewScene::Renewal,
+        product_id: None,
+        expire_time: now + Duration::days(30),
+    };
+    mutate_license(b.store.as_ref(), &code, None, renew, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.service
+            .check(code.as_str(), "h")
+            .await
+            .unwrap()
+            .claims
+            .status,
+        Status::Active
+    );
+    let due = b
+        .store
+        .usage_due(now.date_naive() + Duration::days(1), 10)
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "{due:?}");
 }
