@@ -71,8 +71,9 @@ pub fn router(edge: Arc<Edge>, kit_public_key: Option<String>) -> Router {
         let pem = kit_public_key.clone();
         async move { kit_public_key_answer(pem) }
     });
-    // Every method reaches the edge: what it does not serve (a GET of the V1 interface, a V1 Kit
-    // path, another method) gets a signed 000002, never the router's bare 405 or 404.
+    // Every method reaches the edge: a GET is the V1 interface, a POST to a V1 Kit path the V1 Kit;
+    // what it does not serve (another method) gets a signed 000002, never the router's bare 405 or
+    // 404.
     Router::new()
         .route("/produce", axum::routing::any(produce))
         .route("/produce/produceAPI/{*rest}", axum::routing::any(produce))

@@ -46,12 +46,16 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
 /// and path.
 pub async fn serve(edge: &Edge, req: Request) -> Response<Body> {
     let path = req.raw_http_path().to_owned();
-    // Rebuild the query from API Gateway's decoded parameters; only the signature parameters are
-    // read from it.
-    let params = req.query_string_parameters();
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter())
-        .finish();
+    // The query as KooGallery sent it (an HTTP API payload 2.0 carries `rawQueryString` in the
+    // URI): a V1 `authToken` covers every parameter as URL-decoded from it, so a query rebuilt from
+    // API Gateway's decoded parameters (repeated names joined, `+` re-encoded) would not verify.
+    // Only an event without a raw query (a REST API or a test event) is rebuilt from them.
+    let query = match req.uri().query() {
+        Some(raw) => raw.to_owned(),
+        None => form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(req.query_string_parameters().iter())
+            .finish(),
+    };
     edge.handle(Inbound {
         method: req.method(),
         path: &path,

@@ -249,6 +249,10 @@ impl Edge {
         body_bytes: usize,
         started: Instant,
     ) {
+        let issued = match seen.instance_id {
+            Some(_) => None,
+            None => issued_id(&seen, reply),
+        };
         self.metrics.record(koogallery::metrics::Metric::Callback {
             family: family.map_or("-", Family::name),
             activity: seen.callback.map_or("unknown", |c| c.route.name()),
@@ -260,7 +264,7 @@ impl Edge {
             activity = seen.callback.map_or("-", |c| c.route.name()),
             result_code = reply.result_code.as_str(),
             result_msg = %reply.result_msg,
-            instance_id = seen.instance_id.or_else(|| reply.field::<String>("instanceId")).as_deref().unwrap_or("-"),
+            instance_id = seen.instance_id.or(issued).as_deref().unwrap_or("-"),
             order_id = seen.order_id.as_deref().unwrap_or("-"),
             tenant_id = seen.tenant_id.as_deref().unwrap_or("-"),
             test = seen.test,
@@ -307,6 +311,15 @@ fn sign_ring(keys: &koogallery::security::KeyRing, reply: &Reply, key: KeyUsed) 
         body_sign: body_sign_header(keys.key(key).expose(), &body),
         body,
         result_code: reply.result_code,
+    }
+}
+
+/// The instance ID an answer gave (a new instance's), for the log line: never a legacy
+/// `getLicense`'s, whose `instanceId` is the license code, a buyer's secret.
+fn issued_id(seen: &Seen, reply: &Reply) -> Option<String> {
+    match seen.callback.map(|c| c.route) {
+        Some(koogallery::callbacks::Route::V1 { .. }) => None,
+        _ => reply.field::<String>("instanceId"),
     }
 }
 

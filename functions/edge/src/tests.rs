@@ -774,6 +774,29 @@ mod v1 {
         assert_eq!(b.v1(&q, KEY).await.result_code, ResultCode::Success);
     }
 
+    /// A captured V1 URL cannot be replayed: its token is remembered (V1 has no nonce).
+    #[tokio::test]
+    async fn a_replayed_v1_url_is_refused() {
+        let b = bed();
+        let q = v1_query(
+            KEY,
+            &[
+                ("activity", "instanceStatus"),
+                ("instanceId", "i-1"),
+                ("instanceStatus", "FREEZE"),
+            ],
+            b.clock.now(),
+        );
+        assert_eq!(b.v1(&q, KEY).await.result_code, ResultCode::Success);
+        let again = b.v1(&q, KEY).await;
+        assert_eq!(
+            again.result_code,
+            ResultCode::AuthenticationFailed,
+            "{again:?}"
+        );
+        assert_eq!(b.calls(), 1);
+    }
+
     #[tokio::test]
     async fn wrong_tampered_stale_or_missing_tokens_are_000001_and_signed() {
         let b = bed();

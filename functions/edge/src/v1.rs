@@ -3,7 +3,8 @@
 //! `timeStamp` within 15 minutes → `authToken` over the URL-decoded parameters in constant time
 //! (current or previous key; a space read back as `+`) → translate the activity into its callback's
 //! body (`protocol::v1`) → dispatch → `Body-Sign` with the key that verified it, on every answer.
-//! V1 has no nonce: a replayed URL within the window repeats an idempotent call.
+//! V1 has no nonce: the verified token is remembered for twice the window instead, so a captured
+//! URL cannot be replayed.
 
 use std::time::Instant;
 
@@ -127,6 +128,11 @@ impl Edge {
         let matched = verify_v1_auth_token(&self.v1.keys, &ts, &params.pairs(), &token)
             .map_err(|e| auth_failed(&format!("authToken verification failed: {e}")))?;
         let key = matched.key_used();
+        // V1 has no nonce: the token itself is remembered for twice the window, so a captured URL
+        // cannot be replayed within it (a repeat would undo a later change: a FREEZE replayed
+        // after its NORMAL, an authSync add after its delete). KooGallery's own retries are hours
+        // apart, with fresh timeStamps.
+        self.remember_v1_token(&token, now, deadline).await?;
         if matched.previous_key {
             tracing::warn!(
                 family = "v1",
@@ -144,15 +150,47 @@ impl Edge {
                 (callback, Value::Object(map))
             }
             _ => {
-                let (activity, body) =
-                    translate(&params, self.v1.keys.key(key).expose(), self.v1.encryption)
-                        .map_err(invalid)?;
+                let (activity, body) = translate(
+                    &params,
+                    self.v1.keys.key(key).expose(),
+                    self.v1.keys.current.expose(),
+                    self.v1.encryption,
+                )
+                .map_err(invalid)?;
                 (served_by(activity.served_by())?, body)
             }
         };
         let seen = dispatch::seen(callback, key, &value);
         let reply = self.dispatch(callback, value, key, deadline).await;
         Ok((reply, seen))
+    }
+}
+
+impl Edge {
+    async fn remember_v1_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Reply> {
+        let key = format!("v1:{}", token.trim().replace(' ', "+"));
+        let remembered = tokio::time::timeout_at(
+            deadline,
+            self.nonces.remember(&key, now, now + V1_WINDOW * 2),
+        )
+        .await;
+        match remembered {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(auth_failed("authToken has been used already (replay)")),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "nonce store unavailable");
+                Err(crate::retry_later())
+            }
+            Err(_) => {
+                tracing::warn!("nonce store did not answer in time");
+                Err(crate::retry_later())
+            }
+        }
     }
 }
 

@@ -304,7 +304,7 @@ impl Worker {
                 let key = koogallery::directory::TenantKey::new(instance_id, tenant_id);
                 self.directory_notices(&key, &mut budget).await
             }
-            Job::LicenseNotice { license } => self.license_notices(license, &mut budget).await,
+            Job::LicenseNotice { license } => self.license_notices(&license.0, &mut budget).await,
         };
         match &result {
             Ok(outcome) => tracing::info!(job = ?d.job, attempt = d.attempt, ?outcome, "job done"),

@@ -1,8 +1,9 @@
 //! The legacy `getLicense` (V1 GET, docs/protocol/openapi.md §6.4): this service issues the
 //! license code for a purchase and answers it as both `license` and `instanceId`, so the later
 //! `refreshLicense`, `expireLicense` and `releaseLicense` (which name the instance) reach the same
-//! record. Idempotent per `orderId`: the code is derived from it (UUIDv5), so every repeat, a
-//! concurrent one included, answers the same code.
+//! record. Idempotent per `orderId`: the V1 translation derives the code from it with the V1 key
+//! (`protocol::v1::legacy_license_code`), so every repeat, a concurrent one included, answers the
+//! same code.
 
 use async_trait::async_trait;
 
@@ -16,20 +17,6 @@ use crate::{
 };
 
 pub struct GetLicense(LicenseSync);
-
-/// The code issued for a legacy purchase: `LG` and 32 hex digits of UUIDv5(`orderId`) (34
-/// characters: within the 64 of `instanceId` and of a license code, globally unique).
-pub fn legacy_code(order_id: &str) -> LicenseCode {
-    /// This product's UUIDv5 namespace for legacy license codes (fixed: changing it would change
-    /// the codes already issued).
-    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b6f_6f67_616c_6c65_7279_2d6c_6963_3031);
-    let id = uuid::Uuid::new_v5(&NAMESPACE, order_id.trim().as_bytes());
-    LicenseCode::parse(&format!(
-        "LG{}",
-        id.simple().to_string().to_ascii_uppercase()
-    ))
-    .expect("34 ASCII characters")
-}
 
 fn answer(code: &LicenseCode) -> Reply {
     Reply::success()
@@ -46,7 +33,7 @@ impl Callback for GetLicense {
     }
 
     async fn handle(&self, req: GetLicenseRequest, _key: KeyUsed) -> Result<Reply, CallbackError> {
-        let code = legacy_code(&req.order_id);
+        let code = LicenseCode::parse(&req.license).map_err(CallbackError::InvalidParameter)?;
         let store = self.0.licenses.as_ref();
         let existing = store
             .get(&code)
@@ -85,6 +72,9 @@ impl Callback for GetLicense {
 
     /// docs/protocol/decisions.md §7: a stable code, nothing stored.
     async fn handle_debug(&self, req: GetLicenseRequest, _key: KeyUsed) -> Reply {
-        answer(&legacy_code(&format!("debug:{}", req.order_id.trim())))
+        match LicenseCode::parse(&req.license) {
+            Ok(code) => answer(&code),
+            Err(msg) => Reply::new(crate::ResultCode::InvalidParameter, msg),
+        }
     }
 }

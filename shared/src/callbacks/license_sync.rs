@@ -58,7 +58,7 @@ impl LicenseSync {
         if !license.pending.is_empty() {
             self.queue
                 .enqueue(&Job::LicenseNotice {
-                    license: license.code.to_string(),
+                    license: license.code.to_string().into(),
                 })
                 .await?;
         }
@@ -79,6 +79,11 @@ mod tests {
 
     fn code(s: &str) -> LicenseCode {
         LicenseCode::parse(s).unwrap()
+    }
+
+    /// The code the V1 translation derives for a legacy order.
+    fn legacy(order: &str) -> String {
+        crate::protocol::v1::legacy_license_code("test-access-key", order)
     }
 
     fn renew(order: &str, expire: &str) -> serde_json::Value {
@@ -207,7 +212,7 @@ mod tests {
         let r = bed
             .call(
                 "getLicense",
-                &json!({"activity":"getLicense","orderId":"CS9","businessId":"b","productId":"p","customerId":"c","testFlag":"1"}),
+                &json!({"activity":"getLicense","license":legacy("CS9"),"orderId":"CS9","businessId":"b","productId":"p","customerId":"c","testFlag":"1"}),
             )
             .await;
         assert_eq!(r.result_code, ResultCode::Success);
@@ -218,9 +223,11 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        let issued = super::super::get_license::legacy_code("CS9");
-        assert!(bed.licenses.get(&issued).await.unwrap().is_none());
-        assert_ne!(r.field::<String>("license"), Some(issued.to_string()));
+        let issued = code(&legacy("CS9"));
+        assert!(
+            bed.licenses.get(&issued).await.unwrap().is_none(),
+            "nothing stored"
+        );
         assert!(bed.queue.jobs().is_empty());
     }
 
@@ -229,8 +236,8 @@ mod tests {
     async fn get_license_issues_one_code_per_order() {
         let bed = TestBed::default_keys();
         let body = |order: &str, biz: &str| {
-            json!({"activity":"getLicense","orderId":order,"businessId":biz,"productId":"p-1",
-                "customerId":"c-1","expireTime":"20271205000000","amount":"3"})
+            json!({"activity":"getLicense","license":legacy(order),"orderId":order,"businessId":biz,
+                "productId":"p-1","customerId":"c-1","expireTime":"20271205000000","amount":"3"})
         };
         let a = bed.call("getLicense", &body("CS1", "b-1")).await;
         let b = bed.call("getLicense", &body("CS1", "b-2")).await;
@@ -248,7 +255,7 @@ mod tests {
         assert_eq!(l.origin, crate::license::Origin::Legacy);
         assert_eq!(l.amount, Some(3));
         assert_eq!(l.pending.len(), 1, "issued once");
-        let bad = json!({"activity":"getLicense","orderId":"CS3","businessId":"b","productId":"p","customerId":"c","amount":"x"});
+        let bad = json!({"activity":"getLicense","license":legacy("CS3"),"orderId":"CS3","businessId":"b","productId":"p","customerId":"c","amount":"x"});
         assert_eq!(
             bed.call("getLicense", &bad).await.result_code,
             ResultCode::InvalidParameter

@@ -1,6 +1,6 @@
 //! The one list of callbacks this product serves. Each line names the callback's route (its
-//! protocol [`Family`] and its name in that family: a V2 `activity`, a Kit path; a V1 or a License
-//! activity later), the function that serves it on AWS, what that function needs, and how to build
+//! protocol [`Family`] and its name in that family: a V2 `activity`, a Kit path, a License
+//! `activity`, a V1-only activity), the function that serves it on AWS, what that function needs, and how to build
 //! it. Everything that routes reads this list:
 //!
 //! * the edge, to accept or refuse a call (by family and name) and to name it in its log line;
@@ -142,7 +142,7 @@ pub static REGISTRY: [Registration; 17] = [
 ];
 
 /// A family of KooGallery calls: how they are recognised, signed and answered (the edge holds one
-/// authenticator per family). The V1 GET interface and the License callbacks join here.
+/// authenticator per family). The License callbacks are signed like the V2 basic interfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     /// `POST {production URL}?signature=…&timestamp=…&nonce=…`, dispatched on `activity`

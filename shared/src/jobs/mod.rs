@@ -53,7 +53,32 @@ pub enum Job {
         tenant_id: TenantId,
     },
     /// Deliver the license code's pending events (docs/protocol/openapi.md §6) in `seq` order.
-    LicenseNotice { license: String },
+    LicenseNotice { license: LicenseRef },
+}
+
+/// A license code as a job carries it: the plain string on the wire, masked in `Debug` (jobs are
+/// logged with `{:?}`; a code is a buyer's secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LicenseRef(pub String);
+
+impl std::fmt::Debug for LicenseRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head: String = self.0.chars().take(4).collect();
+        write!(f, "\"{head}…({})\"", self.0.len())
+    }
+}
+
+impl From<String> for LicenseRef {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for LicenseRef {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
 }
 
 impl Job {
@@ -78,7 +103,8 @@ impl Job {
                 instance_id,
                 tenant_id,
             } => format!("tenant {tenant_id} of instance {instance_id:?}"),
-            Self::LicenseNotice { license } => match crate::license::LicenseCode::parse(license) {
+            Self::LicenseNotice { license } => match crate::license::LicenseCode::parse(&license.0)
+            {
                 Ok(code) => format!("license {}", code.masked()),
                 Err(_) => "a license".to_owned(),
             },
@@ -142,6 +168,7 @@ mod tests {
         let job = Job::LicenseNotice {
             license: "PL1".into(),
         };
+        assert!(!format!("{job:?}").contains("\"PL1\""), "masked in logs");
         let text = r#"{"type":"license_notice","license":"PL1"}"#;
         assert_eq!(serde_json::to_string(&job).unwrap(), text);
         assert_eq!(serde_json::from_str::<Job>(text).unwrap(), job);

@@ -375,7 +375,7 @@ impl LicenseService {
             return;
         }
         let job = Job::LicenseNotice {
-            license: license.code.to_string(),
+            license: license.code.to_string().into(),
         };
         if let Err(e) = self.jobs.enqueue(&job).await {
             tracing::warn!(license = %license.code.masked(), error = %e, "license events not queued yet");

@@ -145,6 +145,9 @@ impl CallbackRequest for ReleaseLicenseCodeRequest {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetLicenseRequest {
+    /// The code to issue, derived by the V1 translation (`protocol::v1::legacy_license_code`).
+    #[serde(default)]
+    pub license: String,
     #[serde(default)]
     pub order_id: String,
     #[serde(default)]
@@ -163,6 +166,7 @@ pub struct GetLicenseRequest {
 
 impl CallbackRequest for GetLicenseRequest {
     fn validate(&self) -> Result<(), String> {
+        require("license", &self.license, MAX_LICENSE_LEN)?;
         require("orderId", &self.order_id, MAX_ID_LEN)?;
         require("businessId", &self.business_id, MAX_ID_LEN)?;
         require("productId", &self.product_id, MAX_ID_LEN)?;

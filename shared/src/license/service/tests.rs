@@ -206,7 +206,7 @@ async fn callbacks_change_what_the_next_check_answers() {
 #[tokio::test]
 async fn a_legacy_code_activates_without_koogallery() {
     let b = bed();
-    let code = crate::callbacks::get_license::legacy_code("CS1");
+    let code = LicenseCode::parse(&crate::protocol::v1::legacy_license_code("k", "CS1")).unwrap();
     let mut l = License::issue_legacy(
         code.clone(),
         crate::license::LegacyPurchase {
@@ -288,7 +288,7 @@ fn the_published_keys_name_the_signing_key_and_a_previous_one() {
 #[tokio::test]
 async fn a_legacy_renewal_lifts_its_freeze_and_legacy_use_is_not_reported() {
     let b = bed();
-    let code = crate::callbacks::get_license::legacy_code("CS1");
+    let code = LicenseCode::parse(&crate::protocol::v1::legacy_license_code("k", "CS1")).unwrap();
     let mut l = License::issue_legacy(
         code.clone(),
         crate::license::LegacyPurchase {

@@ -208,9 +208,13 @@ pub use credential_cipher::EncryptType;
 ///
 /// # Errors
 /// A `resultMsg` for `000002`: an unknown activity, a missing or malformed parameter.
+///
+/// `issue_key` is the V1 ring's current key: the legacy `getLicense` code is derived from it
+/// ([`legacy_license_code`]).
 pub fn translate(
     params: &V1Params,
     access_key: &str,
+    issue_key: &str,
     encryption: EncryptType,
 ) -> Result<(V1Activity, Value), String> {
     let name = params.required("activity")?;
@@ -280,6 +284,11 @@ pub fn translate(
             body.insert(V1_CONTEXT.into(), json!(V1Context { order: Some(order) }));
         }
         V1Activity::GetLicense => {
+            let order_id = params.required("orderId")?;
+            body.insert(
+                "license".into(),
+                legacy_license_code(issue_key, order_id).into(),
+            );
             for name in [
                 "orderId",
                 "businessId",
@@ -312,6 +321,22 @@ pub fn translate(
         }
     }
     Ok((activity, Value::Object(body)))
+}
+
+/// The license code issued for a legacy purchase (docs/protocol/openapi.md §6.4): `LG` and 32 hex
+/// digits of HMAC-SHA256(the V1 key, `orderId`). Deterministic, so every repeat of `getLicense`
+/// for the order (concurrent ones included) answers the same code; keyed, so knowing an `orderId`
+/// does not give the code (it is the buyer's secret). A rotation of the V1 key between an order's
+/// first `getLicense` and a repeat (KooGallery repeats for at most 3 hours) would issue a second
+/// code; the first stays valid.
+pub fn legacy_license_code(issue_key: &str, order_id: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(issue_key.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"koogallery legacy license\n");
+    mac.update(order_id.trim().as_bytes());
+    let tag = mac.finalize().into_bytes();
+    format!("LG{}", hex::encode_upper(&tag[..16]))
 }
 
 /// The order line a V1 order stands for: the order, or (order, product) on demand.

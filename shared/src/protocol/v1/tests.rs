@@ -92,7 +92,7 @@ fn buyer_fields_decrypt_with_the_configured_size_then_the_other() {
 }
 
 fn translated(query: &str) -> Value {
-    translate(&V1Params::from_query(query), KEY, EncryptType::Aes256)
+    translate(&V1Params::from_query(query), KEY, KEY, EncryptType::Aes256)
         .unwrap()
         .1
 }
@@ -169,7 +169,8 @@ fn each_activity_goes_to_the_callback_of_its_concept() {
         "FREEZE"
     );
 
-    let err = |q: &str| translate(&V1Params::from_query(q), KEY, EncryptType::Aes256).unwrap_err();
+    let err =
+        |q: &str| translate(&V1Params::from_query(q), KEY, KEY, EncryptType::Aes256).unwrap_err();
     assert!(err("activity=bogus").contains("unknown activity"));
     assert!(err("instanceId=i").contains("activity is missing"));
     assert!(err("activity=newInstance&businessId=b").contains("orderId"));
@@ -189,4 +190,18 @@ fn kit_bodies_sign_their_top_level_fields_as_text() {
             ("userList", "[{\"userName\":\"u\"}]")
         ]
     );
+}
+
+/// The legacy code is keyed: the same order gives the same code under one key, another under
+/// another key, and the order alone does not give it.
+#[test]
+fn legacy_license_codes_are_keyed_per_order() {
+    let a = legacy_license_code(KEY, "CS1");
+    assert_eq!(a, legacy_license_code(KEY, " CS1 "));
+    assert_eq!(a.len(), 34);
+    assert!(a.starts_with("LG"));
+    assert_ne!(a, legacy_license_code(KEY, "CS2"));
+    assert_ne!(a, legacy_license_code("another key", "CS1"));
+    let body = translated("activity=getLicense&orderId=CS1&businessId=b&productId=p&customerId=c");
+    assert_eq!(body["license"], a.as_str());
 }
