@@ -9,8 +9,10 @@ use koogallery::{callbacks::REGISTRY, config::SecretPart};
 use serde_json::{Map, Value, json};
 
 /// Functions that are not callbacks.
-const NOT_CALLBACKS: [&str; 7] = [
+const NOT_CALLBACKS: [&str; 9] = [
     "EdgeFunction",
+    "LicenseApiFunction",
+    "LicenseUsageFunction",
     "SsoFunction",
     "ProvisionWorkerFunction",
     "ReconcilerFunction",
@@ -870,6 +872,8 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
         koogallery::metrics::Metric::UsagePushMisconfigured,
         koogallery::metrics::Metric::UsagePushSystemicRefusal,
         koogallery::metrics::Metric::SsoAuthCentreFailure,
+        koogallery::metrics::Metric::LicenseActivationFailure,
+        koogallery::metrics::Metric::LicenseUsagePushFailure,
     ]
     .iter()
     .map(|m| serde_json::from_str(&koogallery::metrics::emf_line("N", m, 0)).unwrap())
@@ -915,7 +919,7 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             "{id} watches {name} {dims:?}, which no metric line carries"
         );
     }
-    assert_eq!(custom, 15);
+    assert_eq!(custom, 17);
     let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
     assert_eq!(
         namespace,
@@ -1352,6 +1356,11 @@ fn secret_parts(function: &str) -> Option<Vec<SecretPart>> {
         "UsagePushFunction" => vec![CallbackKeys, OpenApi],
         // Internet-facing: the usage key, and nothing else.
         "UsageIngestFunction" => vec![Usage],
+        // The license service: its keys, the AK/SK (KooGallery's License API), the usage key
+        // (the vendor's upload route).
+        "LicenseApiFunction" => vec![License, OpenApi, Usage],
+        // The daily usage statistics: the AK/SK.
+        "LicenseUsageFunction" => vec![OpenApi],
         // The SSO function opens its secrets with KMS; it reads none from Secrets Manager.
         "ReconcilerFunction" | "UsageQueueFunction" | "SsoFunction" => vec![],
         other => {
@@ -1370,12 +1379,13 @@ fn secret_parts(function: &str) -> Option<Vec<SecretPart>> {
 }
 
 /// The secret resource of each part.
-const SECRETS: [(SecretPart, &str); 5] = [
+const SECRETS: [(SecretPart, &str); 6] = [
     (SecretPart::CallbackKeys, "KeysSecret"),
     (SecretPart::OpenApi, "OpenApiSecret"),
     (SecretPart::Webhook, "WebhookSecret"),
     (SecretPart::Usage, "UsageKeySecret"),
     (SecretPart::KitRsa, "KitRsaSecret"),
+    (SecretPart::License, "LicenseSecret"),
 ];
 
 fn secret_of(part: SecretPart) -> &'static str {

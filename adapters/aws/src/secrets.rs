@@ -84,6 +84,13 @@ pub fn part_from_secret_json(part: SecretPart, s: &str) -> Result<ParsedPart, Se
         }
         SecretPart::Webhook => held.webhook = optional(&map, part, "webhookSecret")?,
         SecretPart::Usage => held.usage = optional(&map, part, "usageKey")?,
+        SecretPart::License => {
+            held.license = Some(koogallery::config::LicenseKeys {
+                client: optional(&map, part, "licenseClientKey")?,
+                signing: required(&map, part, "licenseSigningKey")?,
+                signing_previous: optional(&map, part, "licenseSigningKeyPrevious")?,
+            });
+        }
         SecretPart::KitRsa => {
             let pem = required(&map, part, "kitRsaPrivateKey")?;
             // The key's own error names the problem (too small, not PEM), never its bytes.

@@ -24,8 +24,8 @@ pub use marketplace::{MarketplaceSettings, OpenApiAccess};
 pub use metering::MeteringSettings;
 pub use provisioner::ProvisionerSettings;
 pub use secrets::{
-    DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, HeldSecrets, Keys, OpenApiKeys, SecretBundle,
-    SecretPart, Secrets, SecretsError, StaticSecrets,
+    DEV_ACCESS_KEY, DEV_KIT_KEY, EnvSecrets, HeldSecrets, Keys, LicenseKeys, OpenApiKeys,
+    SecretBundle, SecretPart, Secrets, SecretsError, StaticSecrets,
 };
 pub use worker::{QueueLimits, WorkerSettings};
 

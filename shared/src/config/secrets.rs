@@ -106,15 +106,20 @@ pub enum SecretPart {
     /// The Kit RSA private key (PEM) that decrypts applicationSync's `clientSecret`
     /// (docs/protocol/decisions.md §14).
     KitRsa,
+    /// The license service's keys: the per-product key the vendor's software signs with, and the
+    /// Ed25519 key (base64 of 32 bytes) that signs license tokens, with the previous one during a
+    /// rotation (`license::service`).
+    License,
 }
 
 impl SecretPart {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::CallbackKeys,
         Self::OpenApi,
         Self::Webhook,
         Self::Usage,
         Self::KitRsa,
+        Self::License,
     ];
 
     /// The variable that names the part's secret (its ARN or name) to a function.
@@ -126,6 +131,7 @@ impl SecretPart {
             Self::Webhook => &catalog::WEBHOOK_SECRET_ID,
             Self::Usage => &catalog::USAGE_KEY_SECRET_ID,
             Self::KitRsa => &catalog::KIT_RSA_SECRET_ID,
+            Self::License => &catalog::LICENSE_SECRET_ID,
         }
     }
 
@@ -149,6 +155,11 @@ impl SecretPart {
             Self::Webhook => &["webhookSecret"],
             Self::Usage => &["usageKey"],
             Self::KitRsa => &["kitRsaPrivateKey"],
+            Self::License => &[
+                "licenseClientKey",
+                "licenseSigningKey",
+                "licenseSigningKeyPrevious",
+            ],
         }
     }
 
@@ -160,6 +171,7 @@ impl SecretPart {
             Self::Webhook => "the webhook secret",
             Self::Usage => "the usage key secret",
             Self::KitRsa => "the Kit RSA key secret",
+            Self::License => "the license keys secret",
         }
     }
 
@@ -178,6 +190,18 @@ pub struct HeldSecrets {
     pub webhook: Option<SecretKey>,
     pub usage: Option<SecretKey>,
     pub kit_rsa: Option<std::sync::Arc<crate::security::kit_client_secret::ClientSecretKey>>,
+    pub license: Option<LicenseKeys>,
+}
+
+/// The license service's keys as held ([`SecretPart::License`]).
+#[derive(Debug, Clone)]
+pub struct LicenseKeys {
+    /// The per-product key the vendor's software signs `/license/*` requests with.
+    pub client: Option<SecretKey>,
+    /// Base64 of the 32-byte Ed25519 secret that signs license tokens.
+    pub signing: SecretKey,
+    /// The signing key before a rotation, still published.
+    pub signing_previous: Option<SecretKey>,
 }
 
 impl HeldSecrets {
@@ -199,6 +223,7 @@ impl HeldSecrets {
             webhook: other.webhook.or(self.webhook),
             usage: other.usage.or(self.usage),
             kit_rsa: other.kit_rsa.or(self.kit_rsa),
+            license: other.license.or(self.license),
         }
     }
 
@@ -211,6 +236,7 @@ impl HeldSecrets {
             webhook: self.webhook.filter(|_| has(SecretPart::Webhook)),
             usage: self.usage.filter(|_| has(SecretPart::Usage)),
             kit_rsa: self.kit_rsa.filter(|_| has(SecretPart::KitRsa)),
+            license: self.license.filter(|_| has(SecretPart::License)),
         }
     }
 }
@@ -224,6 +250,8 @@ impl SecretBundle {
             webhook: self.webhook.clone(),
             usage: self.usage.clone(),
             kit_rsa: self.kit_rsa.clone(),
+            // Locally the license keys come from the environment or the data directory.
+            license: None,
         }
     }
 }

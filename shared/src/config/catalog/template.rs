@@ -27,6 +27,10 @@ pub const USAGE_KEY_SECRET_ID: Setting = template(
     "KOOGALLERY_USAGE_KEY_SECRET_ID",
     "the secret with the usage key",
 );
+pub const LICENSE_SECRET_ID: Setting = template(
+    "KOOGALLERY_LICENSE_SECRET_ID",
+    "the secret with the license service's keys",
+);
 pub const KIT_RSA_SECRET_ID: Setting = template(
     "KOOGALLERY_KIT_RSA_SECRET_ID",
     "the secret with the Kit RSA private key",
