@@ -10,6 +10,26 @@ use koogallery_e2e::{KEY, config, host, simulator, sixteen_concurrent_duplicates
 use koogallery_sim::{CallOptions, LifecycleOptions};
 use serde_json::json;
 
+/// The instance's history holds every step of a purchase's life, in KooGallery's terms.
+async fn assert_history(h: &koogallery_local::RunningHost, instance_id: &str) {
+    let events = koogallery::instance::InstanceStore::events(h.backend.store.as_ref(), instance_id)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    for k in [
+        "created",
+        "provisioning_started",
+        "provisioned",
+        "refreshed",
+        "frozen",
+        "unfrozen",
+        "upgraded",
+        "released",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+}
+
 fn lifecycle_options(order: &str, test_flag: bool) -> LifecycleOptions {
     LifecycleOptions {
         order_id: order.into(),
@@ -35,23 +55,7 @@ async fn full_lifecycle_through_http() {
         "every activity and probe was walked"
     );
     // The history tells the whole story.
-    let events =
-        koogallery::instance::InstanceStore::events(h.backend.store.as_ref(), &report.instance_id)
-            .await
-            .unwrap();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
-    for k in [
-        "created",
-        "provisioning_started",
-        "provisioned",
-        "refreshed",
-        "frozen",
-        "unfrozen",
-        "upgraded",
-        "released",
-    ] {
-        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
-    }
+    assert_history(&h, &report.instance_id).await;
     h.shutdown().await;
 }
 
@@ -87,22 +91,7 @@ async fn v1_lifecycle_through_http() {
     ] {
         assert!(names.contains(&step), "{step} missing from {names:?}");
     }
-    let events =
-        koogallery::instance::InstanceStore::events(h.backend.store.as_ref(), &report.instance_id)
-            .await
-            .unwrap();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
-    for k in [
-        "created",
-        "provisioned",
-        "refreshed",
-        "frozen",
-        "unfrozen",
-        "upgraded",
-        "released",
-    ] {
-        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
-    }
+    assert_history(&h, &report.instance_id).await;
     h.shutdown().await;
 }
 

@@ -202,10 +202,8 @@ async fn callbacks_change_what_the_next_check_answers() {
     assert_eq!(l.status, LicenseStatus::Released);
 }
 
-/// A legacy code (issued on getLicense) is activated here only: KooGallery's API does not know it.
-#[tokio::test]
-async fn a_legacy_code_activates_without_koogallery() {
-    let b = bed();
+/// A legacy code as getLicense issues it, stored.
+async fn legacy(b: &Bed) -> LicenseCode {
     let code = LicenseCode::parse(&crate::protocol::v1::legacy_license_code("k", "CS1")).unwrap();
     let mut l = License::issue_legacy(
         code.clone(),
@@ -221,6 +219,14 @@ async fn a_legacy_code_activates_without_koogallery() {
     );
     l.version = 1;
     b.store.put(&l).await.unwrap();
+    code
+}
+
+/// A legacy code (issued on getLicense) is activated here only: KooGallery's API does not know it.
+#[tokio::test]
+async fn a_legacy_code_activates_without_koogallery() {
+    let b = bed();
+    let code = legacy(&b).await;
     let a = b.service.check(code.as_str(), "h").await.unwrap();
     assert_eq!(a.claims.status, Status::Active);
     assert!(b.market.calls().is_empty(), "{:?}", b.market.calls());
@@ -288,21 +294,7 @@ fn the_published_keys_name_the_signing_key_and_a_previous_one() {
 #[tokio::test]
 async fn a_legacy_renewal_lifts_its_freeze_and_legacy_use_is_not_reported() {
     let b = bed();
-    let code = LicenseCode::parse(&crate::protocol::v1::legacy_license_code("k", "CS1")).unwrap();
-    let mut l = License::issue_legacy(
-        code.clone(),
-        crate::license::LegacyPurchase {
-            order_id: "CS1".into(),
-            product_id: "p".into(),
-            customer_id: "c".into(),
-            amount: None,
-            expire_time: None,
-        },
-        false,
-        b.clock.now(),
-    );
-    l.version = 1;
-    b.store.put(&l).await.unwrap();
+    let code = legacy(&b).await;
     let now = b.clock.now();
     mutate_license(b.store.as_ref(), &code, None, LicenseChange::Freeze, now)
         .await
