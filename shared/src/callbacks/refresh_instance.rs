@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
-    instance::{DomainError, Instance, Outcome, RefreshScene},
+    instance::{DomainError, Instance, InstanceState, Outcome, RefreshScene},
     order::OrderId,
     protocol::{Reply, time::parse_compact, v2_basic::RefreshInstanceRequest},
     security::KeyUsed,
@@ -35,7 +35,20 @@ impl Callback for RefreshInstance {
                 req.expire_time
             ))
         })?;
-        self.0.change(&req.instance_id, change).await
+        let reply = self.0.change(&req.instance_id, change).await?;
+        // V1 has no unfreeze for period products (its instanceStatus is for on-demand and
+        // packages, docs/protocol/callbacks.md §11): a renewal of an instance that expireInstance
+        // froze lifts the freeze. A refunded renewal period does not.
+        if req.v1.is_some() && req.scene != RefreshScene::UnsubscribeRenewalPeriod {
+            return self
+                .0
+                .change(&req.instance_id, |i, now| match i.state {
+                    InstanceState::Frozen => i.unfreeze(now),
+                    _ => Ok(Outcome::Unchanged),
+                })
+                .await;
+        }
+        Ok(reply)
     }
 
     /// docs/protocol/decisions.md §7: sets the debug record's expiry, if there is one; never a real
@@ -179,5 +192,38 @@ mod tests {
             &refreshed[0].kind,
             crate::instance::EventKind::Refreshed { scene, .. } if scene.as_str() == "RENEWAL_PLUS"
         ));
+    }
+
+    /// A V1 renewal of an instance expireInstance froze lifts the freeze (V1 period products get
+    /// no unfreeze); a V2 renewal does not (updateInstanceStatus UNFREEZE does that).
+    #[tokio::test]
+    async fn a_v1_renewal_lifts_the_freeze_of_expiry_and_a_v2_one_does_not() {
+        for (v1, expect) in [
+            (true, InstanceState::Active),
+            (false, InstanceState::Frozen),
+        ] {
+            let bed = TestBed::default_keys();
+            active(&bed).await;
+            let freeze =
+                json!({"activity":"updateInstanceStatus","instanceId":"i1","status":"FREEZE"});
+            assert_eq!(
+                bed.call("updateInstanceStatus", &freeze).await.result_code,
+                ResultCode::Success
+            );
+            let mut renew = json!({"activity":"refreshInstance","instanceId":"i1","orderId":"R1",
+                "scene":"RENEWAL","expireTime":"20991231000000"});
+            if v1 {
+                renew["v1"] = json!({});
+            }
+            assert_eq!(
+                bed.call("refreshInstance", &renew).await.result_code,
+                ResultCode::Success
+            );
+            let i = crate::instance::InstanceStore::get(bed.store.as_ref(), "i1")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(i.state, expect, "v1 = {v1}");
+        }
     }
 }

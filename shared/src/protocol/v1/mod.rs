@@ -259,6 +259,7 @@ pub fn translate(
             copy(&mut body, "productId", "productId");
             copy(&mut body, "expireTime", "expireTime");
             body.insert("scene".into(), refresh_scene(params)?.into());
+            body.insert(V1_CONTEXT.into(), json!(V1Context::default()));
         }
         V1Activity::ExpireInstance => {
             copy(&mut body, "instanceId", "instanceId");

@@ -11,6 +11,9 @@ pub use crate::refresh_scene::RefreshScene;
 #[serde(rename_all = "camelCase")]
 pub struct RefreshInstanceRequest {
     pub instance_id: String,
+    /// Set only by the edge's V1 translation (docs/protocol/callbacks.md §11).
+    #[serde(default)]
+    pub v1: Option<crate::protocol::v1::V1Context>,
     pub order_id: String,
     /// Mandatory in the table; accepted when absent (be liberal) since nothing here depends on it.
     #[serde(default)]
