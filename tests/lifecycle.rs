@@ -390,3 +390,27 @@ async fn calls_no_route_serves_get_a_signed_answer_not_a_bare_status() {
     }
     h.shutdown().await;
 }
+
+/// A load balancer's probes: `/healthz` live, `/readyz` ready once the worker runs (the store takes
+/// a write, the reconciler has passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_answers_health_and_readiness_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), config(), None).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", h.addr);
+    let live = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..100 {
+        let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+        last = (r.status().as_u16(), r.json().await.unwrap());
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last.0, 200, "{}", last.1);
+    assert_eq!(last.1["checks"]["store"], "ok");
+    h.shutdown().await;
+}

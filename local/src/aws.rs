@@ -128,12 +128,18 @@ pub async fn start_aws_with(
         Arc::new(backend.sqs.clone()),
         worker.clock.clone(),
     )?;
+    let health = crate::Health::new(
+        backend.store.clone(),
+        worker.clock.clone(),
+        config.settings.worker.reconcile_every,
+    );
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage_api),
         &settings,
         Some(kit_key.public_key_pem()),
         sso,
+        Some(health.clone()),
         Some(license),
     )
     .await?;
@@ -144,7 +150,8 @@ pub async fn start_aws_with(
         worker.metrics.clone(),
         stopped.clone(),
     ));
-    let [worker_task, reconcile_task, push_task] = backend.spawn_work(worker, &config, stopped)?;
+    let [worker_task, reconcile_task, push_task] =
+        backend.spawn_work(worker, &config, health, stopped)?;
     tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST http://{addr}/produce");
     Ok(Running {
         addr,
@@ -209,6 +216,7 @@ impl Aws {
         &self,
         worker: Arc<Worker>,
         config: &Config,
+        health: Arc<crate::Health>,
         stopped: watch::Receiver<bool>,
     ) -> Result<[JoinHandle<()>; 3], StartError> {
         let pusher = super::usage_pusher(
@@ -237,10 +245,13 @@ impl Aws {
         let reconcile_task = tokio::spawn(super::reconcile_every(
             reconciler,
             config.settings.worker.reconcile_every,
+            health.clone(),
             stopped.clone(),
         ));
         let worker_task = tokio::spawn(async move {
+            health.worker_running(true);
             provision_worker::consume::poll(&worker, &consumer, stopped).await;
+            health.worker_running(false);
         });
         Ok([worker_task, reconcile_task, push_task])
     }

@@ -108,12 +108,18 @@ pub async fn start_on(
         Arc::new(queue.clone()),
         worker.clock.clone(),
     )?;
+    let health = crate::Health::new(
+        store.clone(),
+        worker.clock.clone(),
+        config.settings.worker.reconcile_every,
+    );
     let (addr, stop, stopped, server) = serve(
         edge,
         Some(usage),
         &settings,
         Some(kit_key.public_key_pem()),
         sso,
+        Some(health.clone()),
         Some(license),
     )
     .await?;
@@ -126,7 +132,7 @@ pub async fn start_on(
     ));
     let backend = Embedded { store, queue };
     let [worker_task, reconcile_task, push_task] =
-        backend.spawn_work(worker, jobs, &config, stopped)?;
+        backend.spawn_work(worker, jobs, &config, health, stopped)?;
     tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce (Kit: /produce/produceAPI/v2/…; public key: GET /kit/public-key)");
     Ok(Running {
         addr,
@@ -145,6 +151,7 @@ impl Embedded {
         worker: Arc<Worker>,
         jobs: Arc<EmbeddedConsumer>,
         config: &Config,
+        health: Arc<crate::Health>,
         stopped: watch::Receiver<bool>,
     ) -> Result<[JoinHandle<()>; 3], StartError> {
         let reconciler = reconciler(
@@ -157,6 +164,7 @@ impl Embedded {
         let reconcile_task = tokio::spawn(reconcile_every(
             reconciler,
             config.settings.worker.reconcile_every,
+            health.clone(),
             stopped.clone(),
         ));
         let push_task = tokio::spawn(push_every(
@@ -165,7 +173,9 @@ impl Embedded {
             stopped.clone(),
         ));
         let worker_task = tokio::spawn(async move {
+            health.worker_running(true);
             provision_worker::consume::poll(&worker, jobs.as_ref(), stopped).await;
+            health.worker_running(false);
         });
         Ok([worker_task, reconcile_task, push_task])
     }

@@ -23,6 +23,7 @@ pub(crate) async fn serve(
     settings: &LocalSettings,
     kit_public_key: Option<String>,
     sso: Option<Arc<sso::Provider>>,
+    health: Option<Arc<crate::Health>>,
     license: Option<crate::LicenseRoutes>,
 ) -> Result<
     (
@@ -47,7 +48,8 @@ pub(crate) async fn serve(
     let app = router(edge, kit_public_key)
         .merge(usage_router(usage))
         .merge(crate::sso_router(sso))
-        .merge(crate::license_router(license));
+        .merge(crate::license_router(license))
+        .merge(crate::health_router(health));
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let graceful = async move {

@@ -5,6 +5,7 @@ mod assemble;
 #[cfg(feature = "aws")]
 pub mod aws;
 mod embedded;
+mod health;
 mod http;
 mod keys;
 mod license_api;
@@ -18,6 +19,7 @@ mod usage_api;
 
 pub(crate) use assemble::{Extras, assemble};
 pub use embedded::{Embedded, RunningHost, start, start_on, start_with};
+pub use health::{Health, health_router};
 pub use http::router;
 pub(crate) use http::serve;
 pub use keys::{local_kit_key, local_sealer, print_kit_public_key};

@@ -94,12 +94,16 @@ pub(crate) async fn push_every(
 pub(crate) async fn reconcile_every(
     reconciler: koogallery::reconciler::Reconciler,
     period: std::time::Duration,
+    health: Arc<crate::Health>,
     stopped: watch::Receiver<bool>,
 ) {
-    let reconciler = &reconciler;
+    let (reconciler, health) = (&reconciler, &health);
     every(period, stopped, move || async move {
-        if let Err(e) = reconciler.run_once().await {
-            tracing::error!(error = %koogallery::callbacks::error_chain(&e), "reconciler pass failed; next pass as scheduled");
+        match reconciler.run_once().await {
+            Ok(_) => health.reconciled(),
+            Err(e) => {
+                tracing::error!(error = %koogallery::callbacks::error_chain(&e), "reconciler pass failed; next pass as scheduled")
+            }
         }
     })
     .await

@@ -39,7 +39,8 @@ impl SsoHostSettings {
 }
 
 impl LocalSettings {
-    /// `PORT` (default 8080) on 127.0.0.1 and `KOOGALLERY_DATA_DIR` (default `.data/`).
+    /// `KOOGALLERY_LISTEN`, else `PORT` (default 8080) on 127.0.0.1, and `KOOGALLERY_DATA_DIR`
+    /// (default `.data/`).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::read(&Env::process())
     }
@@ -47,8 +48,18 @@ impl LocalSettings {
     pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let port: u16 = env.number(&catalog::PORT, 0)?;
         let data_dir = PathBuf::from(env.text(&catalog::DATA_DIR).unwrap_or_default());
+        // Loopback unless an address is given: a server opts in to being reachable.
+        let listen = match env.get(&catalog::LISTEN) {
+            Some(addr) => addr.trim().parse().map_err(|e| {
+                ConfigError::invalid(
+                    catalog::LISTEN.name,
+                    format!("{addr:?} is not an address and port such as 0.0.0.0:8080: {e}"),
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], port)),
+        };
         Ok(Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            listen,
             sso: SsoHostSettings::read(env, &data_dir)?,
             data_dir,
         })
@@ -71,4 +82,31 @@ pub enum StartError {
     Aws(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_listens_on_loopback_unless_an_address_is_given() {
+        let read = |vars: &[(&str, &str)]| {
+            let env = Env::from_fn(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            });
+            LocalSettings::read(&env).map(|s| s.listen.to_string())
+        };
+        assert_eq!(read(&[]).unwrap(), "127.0.0.1:8080");
+        assert_eq!(read(&[("PORT", "9000")]).unwrap(), "127.0.0.1:9000");
+        assert_eq!(
+            read(&[("KOOGALLERY_LISTEN", "0.0.0.0:8443")]).unwrap(),
+            "0.0.0.0:8443"
+        );
+        let e = read(&[("KOOGALLERY_LISTEN", "everywhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KOOGALLERY_LISTEN"), "{e}");
+    }
 }

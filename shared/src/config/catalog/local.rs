@@ -3,6 +3,11 @@
 use super::{Setting, operator};
 
 pub const PORT: Setting = operator("PORT", Some("8080"), "the local host's port (on 127.0.0.1)");
+pub const LISTEN: Setting = operator(
+    "KOOGALLERY_LISTEN",
+    None,
+    "the address the host listens on, e.g. 0.0.0.0:8080 on a server (unset: 127.0.0.1 and PORT)",
+);
 pub const DATA_DIR: Setting = operator(
     "KOOGALLERY_DATA_DIR",
     Some(".data"),
