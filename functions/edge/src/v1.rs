@@ -122,7 +122,7 @@ impl Edge {
                 V1_WINDOW.num_minutes()
             )));
         }
-        let Some(token) = token.filter(|t| !t.trim().is_empty()) else {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
             return Err(auth_failed("authToken is missing"));
         };
         let matched = verify_v1_auth_token(&self.v1.keys, &ts, &params.pairs(), &token)
@@ -173,7 +173,7 @@ impl Edge {
         now: DateTime<Utc>,
         deadline: tokio::time::Instant,
     ) -> Result<(), Reply> {
-        let key = format!("v1:{}", token.trim().replace(' ', "+"));
+        let key = format!("v1:{}", token.replace(' ', "+").trim());
         let remembered = tokio::time::timeout_at(
             deadline,
             self.nonces.remember(&key, now, now + V1_WINDOW * 2),

@@ -62,12 +62,15 @@ pub fn verify_v1_auth_token(
     params: &[(&str, &str)],
     auth_token: &str,
 ) -> Result<Matched, SignatureError> {
+    // Spaces back to `+` before trimming: a token that starts with a `+` sent unescaped arrives
+    // with a leading space, which a trim would drop.
+    let auth_token = auth_token.replace(' ', "+");
     let auth_token = auth_token.trim();
     if auth_token.is_empty() {
         return Err(SignatureError::Missing);
     }
     let tag = BASE64
-        .decode(auth_token.replace(' ', "+"))
+        .decode(auth_token)
         .map_err(|_| SignatureError::Malformed)?;
     keys.matching(&tag, PayloadForm::Canonical, |key| {
         v1_mac(key, time_stamp, params)
