@@ -26,6 +26,8 @@ async fn v1_call(
     params: &[(&str, &str)],
     at: chrono::DateTime<Utc>,
 ) -> Value {
+    // KooGallery never sends one V1 call twice; the service refuses a repeated token as a replay.
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let ts = format_17(at);
     let mut all: Vec<(&str, &str)> = params.to_vec();
     all.push(("timeStamp", &ts));

@@ -182,7 +182,7 @@ impl Simulator {
         params: &[(&str, &str)],
         opts: &V1CallOptions,
     ) -> Result<Answer, SimError> {
-        let at = opts.at.unwrap_or_else(Utc::now);
+        let at = opts.at.unwrap_or_else(unique_now);
         let key = opts.key.as_deref().unwrap_or(&self.access_key);
         let req = sign_v1_request(&self.url, key, params, &time_stamp(at))?;
 
@@ -197,6 +197,21 @@ impl Simulator {
             .map_err(|e| transport_error(step, e))?;
         read_answer(step, response, &self.access_key, started).await
     }
+}
+
+/// Now, at least a millisecond after the previous V1 call's `timeStamp` in this process: KooGallery
+/// never sends one V1 call twice, and the service refuses a repeated `authToken` as a replay, so two
+/// identical calls in one millisecond (a poll right after its call) must differ.
+fn unique_now() -> chrono::DateTime<Utc> {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_MS: AtomicI64 = AtomicI64::new(0);
+    let now = Utc::now().timestamp_millis();
+    let ms = LAST_MS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .map_or(now, |last| now.max(last + 1));
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_else(Utc::now)
 }
 
 #[cfg(test)]
