@@ -171,13 +171,10 @@ pub fn license_api(
     jobs: Arc<dyn koogallery::jobs::JobQueue>,
     clock: Arc<dyn koogallery::clock::Clock>,
 ) -> Result<(LicenseRoutes, Arc<dyn LicenseMarketplace>), StartError> {
-    let marketplace: Arc<dyn LicenseMarketplace> = match koogallery_openapi::client_for(
+    let marketplace = koogallery_openapi::license_marketplace(
         &config.settings.marketplace,
         config.secrets.open_api.as_ref(),
-    )? {
-        Some(client) => client,
-        None => Arc::new(koogallery::license::marketplace::NotConfigured),
-    };
+    )?;
     let service = koogallery::license::service::LicenseService::new(
         licenses,
         marketplace.clone(),

@@ -96,6 +96,19 @@ pub fn client_for(
     Ok(Some(Arc::new(OpenApiClient::new(settings, keys)?)))
 }
 
+/// KooGallery's License API as `settings` and `keys` configure it: this client, or, with no open
+/// API configured, one that says so on every call (legacy codes, which it does not know, still work).
+/// Every host of the license service builds it this one way.
+pub fn license_marketplace(
+    settings: &MarketplaceSettings,
+    keys: Option<&OpenApiKeys>,
+) -> Result<Arc<dyn koogallery::license::LicenseMarketplace>, ConfigError> {
+    Ok(match client_for(settings, keys)? {
+        Some(client) => client,
+        None => Arc::new(koogallery::license::marketplace::NotConfigured),
+    })
+}
+
 pub struct OpenApiClient {
     http: reqwest::Client,
     settings: OpenApiSettings,

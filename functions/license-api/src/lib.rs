@@ -9,9 +9,7 @@ use std::sync::Arc;
 use koogallery::{
     config::SecretPart,
     license::{
-        LicenseMarketplace,
         api::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, LicenseApi, Route},
-        marketplace::NotConfigured,
         service::{LicenseService, TokenKeys},
         upload::UploadApi,
     },
@@ -54,13 +52,10 @@ pub fn routes(deployment: &Deployment) -> Result<Routes, Error> {
         secret(&license.signing)?,
         license.signing_previous.as_ref().map(secret).transpose()?,
     );
-    let marketplace: Arc<dyn LicenseMarketplace> = match koogallery_openapi::client_for(
+    let marketplace = koogallery_openapi::license_marketplace(
         &deployment.settings.marketplace,
         secrets.open_api.as_ref(),
-    )? {
-        Some(client) => client,
-        None => Arc::new(NotConfigured),
-    };
+    )?;
     let service = LicenseService::new(
         deployment.licenses(),
         marketplace.clone(),

@@ -2,12 +2,7 @@
 //! scheduled invocation runs one pass (`koogallery::license::service::usage_pass`), which reports
 //! every finished day not yet reported and answers what it did.
 
-use std::sync::Arc;
-
-use koogallery::{
-    config::SecretPart,
-    license::{LicenseMarketplace, marketplace::NotConfigured, service::usage_pass},
-};
+use koogallery::{config::SecretPart, license::service::usage_pass};
 use koogallery_lambda::{Error, Load, init_tracing, load};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -23,12 +18,10 @@ const LOAD: Load = Load {
 async fn main() -> Result<(), Error> {
     init_tracing()?;
     let d = load(LOAD).await?;
-    let marketplace: Arc<dyn LicenseMarketplace> =
-        match koogallery_openapi::client_for(&d.settings.marketplace, d.secrets.open_api.as_ref())?
-        {
-            Some(client) => client,
-            None => Arc::new(NotConfigured),
-        };
+    let marketplace = koogallery_openapi::license_marketplace(
+        &d.settings.marketplace,
+        d.secrets.open_api.as_ref(),
+    )?;
     let (licenses, clock) = (d.licenses(), d.clock.clone());
     let metrics = koogallery::metrics::EmfStdout::from_env();
     let (licenses, marketplace, clock, metrics) = (&licenses, &marketplace, &clock, &metrics);
