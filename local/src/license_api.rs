@@ -209,21 +209,22 @@ pub(crate) async fn report_usage_every(
     marketplace: Arc<dyn LicenseMarketplace>,
     clock: Arc<dyn koogallery::clock::Clock>,
     metrics: Arc<dyn koogallery::metrics::Metrics>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
+    stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let every = std::time::Duration::from_secs(3600);
-    loop {
-        // Logged and counted inside; the next pass retries whatever this one left.
-        let _ = koogallery::license::service::usage_pass(
-            licenses.as_ref(),
-            marketplace.as_ref(),
-            clock.now(),
-            metrics.as_ref(),
-        )
-        .await;
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stopped.wait_for(|s| *s) => return,
-        }
-    }
+    let (licenses, marketplace, clock, metrics) = (&licenses, &marketplace, &clock, &metrics);
+    crate::schedule::every(
+        std::time::Duration::from_secs(3600),
+        stopped,
+        move || async move {
+            // Logged and counted inside; the next pass retries whatever this one left.
+            let _ = koogallery::license::service::usage_pass(
+                licenses.as_ref(),
+                marketplace.as_ref(),
+                clock.now(),
+                metrics.as_ref(),
+            )
+            .await;
+        },
+    )
+    .await
 }
