@@ -38,11 +38,7 @@ async fn host_with(
         table: format!("e2e-{unique}"),
         queue: format!("e2e-{unique}"),
     };
-    let settings = LocalSettings {
-        sso: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().to_path_buf(),
-    };
+    let settings = LocalSettings::on_loopback(data.path());
     let host = start_aws(config, settings, aws, provisioner)
         .await
         .expect("host on the AWS adapters starts");

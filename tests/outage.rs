@@ -33,11 +33,7 @@ async fn a_full_disk_answers_a_signed_retryable_000005_and_everything_completes_
     let dir = tempfile::tempdir().unwrap();
     let disk = LimitedDisk::new();
     let store = EmbeddedStore::open_on(dir.path().join("koogallery.redb"), &disk).unwrap();
-    let settings = LocalSettings {
-        sso: None,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_path_buf(),
-    };
+    let settings = LocalSettings::on_loopback(dir.path());
     let mut cfg = config();
     cfg.secrets.usage = Some(koogallery::security::SecretKey::new(USAGE_KEY));
     let h = start_on(store, cfg, settings, None).await.unwrap();

@@ -82,7 +82,6 @@ async fn prepare(rp: &str) -> Prepared {
     .expect("client added");
     let settings = LocalSettings {
         listen: format!("127.0.0.1:{port}").parse().expect("addr"),
-        data_dir: dir.path().to_path_buf(),
         sso: Some(SsoHostSettings {
             provider: sso::ProviderSettings::new(
                 &issuer,
@@ -95,6 +94,7 @@ async fn prepare(rp: &str) -> Prepared {
             .expect("provider settings"),
             clients: clients_file.display().to_string(),
         }),
+        ..LocalSettings::on_loopback(dir.path())
     };
     Prepared {
         sim,

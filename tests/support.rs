@@ -51,11 +51,7 @@ pub async fn host(
     config: Config,
     provisioner: Option<Arc<dyn Provisioner>>,
 ) -> RunningHost {
-    let settings = LocalSettings {
-        sso: None,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.to_path_buf(),
-    };
+    let settings = LocalSettings::on_loopback(dir);
     start_with(config, settings, provisioner)
         .await
         .expect("local host starts")
@@ -309,11 +305,7 @@ pub async fn aws_host(
         table: name.clone(),
         queue: name,
     };
-    let settings = LocalSettings {
-        sso: None,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: data.path().to_path_buf(),
-    };
+    let settings = LocalSettings::on_loopback(data.path());
     let sdk = match endpoint {
         Some(url) => koogallery_aws::sdk_config_at(url).await,
         None => koogallery_aws::sdk_config().await,

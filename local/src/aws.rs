@@ -155,11 +155,16 @@ pub async fn start_aws_with(
     tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST http://{addr}/produce");
     Ok(Running {
         addr,
+        https: settings.tls.is_some(),
         backend,
         stop,
         tasks: vec![server, worker_task, reconcile_task, push_task, license_task],
+        grace: settings.shutdown_grace,
     })
 }
+
+/// DynamoDB and SQS keep nothing in the process.
+impl crate::running::Backend for Aws {}
 
 impl Aws {
     /// Creates the table and the queues if needed (SAM does this on AWS) and opens the store, the

@@ -136,10 +136,21 @@ pub async fn start_on(
     tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce (Kit: /produce/produceAPI/v2/…; public key: GET /kit/public-key)");
     Ok(Running {
         addr,
+        https: settings.tls.is_some(),
         backend,
         stop,
         tasks: vec![server, worker_task, reconcile_task, push_task, license_task],
+        grace: settings.shutdown_grace,
     })
+}
+
+impl crate::running::Backend for Embedded {
+    /// The replay guard's nonces not yet on disk go there now: a restart still refuses them.
+    fn close(&self) {
+        if let Err(e) = self.store.flush_nonces() {
+            tracing::error!(error = %e, "cannot write the last nonces to the store");
+        }
+    }
 }
 
 impl Embedded {

@@ -34,6 +34,15 @@ pub(crate) async fn serve(
     ),
     StartError,
 > {
+    // The certificate first: a host does not start on files it cannot use.
+    let tls = match &settings.tls {
+        Some(files) => {
+            let slot = crate::server::CertSlot::load(files.clone())?;
+            let config = slot.server_config()?;
+            Some((slot, config))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -45,25 +54,32 @@ pub(crate) async fn serve(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
+    let listen = crate::server::ListenSettings {
+        addr,
+        tls: settings.tls.clone(),
+        max_connections: settings.max_connections,
+        // The calls in flight answer within the dispatch deadline; the margin covers the answer.
+        drain: edge.dispatch_deadline() + DRAIN_MARGIN,
+    };
     let app = router(edge, kit_public_key)
         .merge(usage_router(usage))
         .merge(crate::sso_router(sso))
         .merge(crate::license_router(license))
         .merge(crate::health_router(health));
-    let mut server_stop = stopped.clone();
-    let server = tokio::spawn(async move {
-        let graceful = async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let (slot, config) = tls.unzip();
+    tokio::spawn(crate::server::reload_on_sighup(slot, stopped.clone()));
+    let server = tokio::spawn(crate::server::serve_connections(
+        listener,
+        app,
+        listen,
+        config,
+        stopped.clone(),
+    ));
     Ok((addr, stop, stopped, server))
 }
+
+/// What a stop waits beyond the dispatch deadline for the last answers to be written.
+const DRAIN_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The HTTP surface: the production URL with its Kit sub-paths (every family goes through the
 /// edge, which recognises it by method and path), the Kit public key, and a health check.

@@ -4,6 +4,7 @@
 mod assemble;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod cli;
 mod embedded;
 mod health;
 mod http;
@@ -13,6 +14,7 @@ mod license_upload;
 mod process;
 mod running;
 mod schedule;
+pub mod server;
 mod settings;
 mod sso;
 mod usage_api;
@@ -26,7 +28,7 @@ pub use keys::{local_kit_key, local_sealer, print_kit_public_key};
 pub use license_api::{LicenseRoutes, license_api, license_router, local_token_keys};
 pub use license_upload::license_upload_command;
 pub use process::{local_metrics, main_from_env, run_from_env};
-pub use running::Running;
+pub use running::{Backend, Running};
 pub(crate) use schedule::{push_every, reconcile_every, reconciler, usage_pusher};
 pub use settings::{LocalSettings, SsoHostSettings, StartError};
 pub(crate) use sso::provider as sso_provider;

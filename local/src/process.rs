@@ -42,9 +42,9 @@ pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
         return run_aws_from_env(config, settings).await;
     }
     let host = start(config, settings).await?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
+    until_stopped().await?;
     host.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -55,9 +55,9 @@ pub(crate) async fn run_aws_from_env(
 ) -> Result<(), Box<dyn std::error::Error>> {
     use crate::aws::{AwsSettings, start_aws};
     let host = start_aws(config, settings, AwsSettings::from_env(), None).await?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
+    until_stopped().await?;
     host.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -67,6 +67,20 @@ pub(crate) async fn run_aws_from_env(
     _: LocalSettings,
 ) -> Result<(), Box<dyn std::error::Error>> {
     Err("KOOGALLERY_BACKEND=aws needs the `aws` feature: use `make run-aws-local`".into())
+}
+
+/// Until Ctrl-C (a terminal) or SIGTERM (systemd, a container runtime).
+pub(crate) async fn until_stopped() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        got = tokio::signal::ctrl_c() => got?,
+        _ = term.recv() => {}
+    }
+    tracing::info!(
+        "stopping: no new connections; finishing the calls in flight and the current job"
+    );
+    Ok(())
 }
 
 /// Metrics as the logs are written: EMF lines with JSON logs (as on AWS), debug lines otherwise.

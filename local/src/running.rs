@@ -1,6 +1,6 @@
 //! A started host: its address, its backend's handles, and how it stops.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use tokio::sync::watch;
 
@@ -8,22 +8,45 @@ use tokio::sync::watch;
 /// [`Running::shutdown`].
 pub struct Running<B> {
     pub addr: SocketAddr,
+    /// Whether it serves HTTPS (`KOOGALLERY_TLS_CERT`).
+    pub https: bool,
     pub backend: B,
     pub(crate) stop: watch::Sender<bool>,
+    /// The HTTP server's task first: it stops accepting at once and drains on its own deadline.
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// How long the other tasks (the worker's job, above all) may take once told to stop.
+    pub(crate) grace: Duration,
+}
+
+/// What a backend does last when the host stops.
+pub trait Backend {
+    /// Puts on disk what the backend holds only in memory (the embedded store's recent nonces).
+    fn close(&self) {}
 }
 
 impl<B> Running<B> {
     /// The production URL to paste into the simulator (or, behind HTTPS, into KooGallery).
     pub fn produce_url(&self) -> String {
-        format!("http://{}/produce", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/produce", self.addr)
     }
+}
 
-    /// Stops accepting calls and lets the worker finish its current job.
+impl<B: Backend> Running<B> {
+    /// Stops accepting calls, lets those in flight answer (within the dispatch deadline), lets the
+    /// worker finish its current job (within the grace), and closes the backend. A job still
+    /// running when the grace ends is left leased: it is received again once its lease expires,
+    /// after a restart, so nothing is lost, only delayed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        let deadline = tokio::time::Instant::now() + self.grace;
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(grace = ?self.grace, "a task did not stop within the grace: left to its lease");
+                abort.abort();
+            }
         }
+        self.backend.close();
     }
 }

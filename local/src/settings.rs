@@ -1,6 +1,8 @@
 //! The local host's own settings (where to listen, where the data lives) and why a start failed.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::server::TlsFiles;
 
 use koogallery::config::{ConfigError, Env, catalog};
 
@@ -8,6 +10,12 @@ use koogallery::config::{ConfigError, Env, catalog};
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
     pub listen: SocketAddr,
+    /// HTTPS from these PEM files (`KOOGALLERY_TLS_CERT`, `KOOGALLERY_TLS_KEY`); `None`: HTTP.
+    pub tls: Option<TlsFiles>,
+    /// Connections open at once (`KOOGALLERY_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// On SIGTERM, how long the worker may take to finish (`KOOGALLERY_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
     pub data_dir: PathBuf,
     /// Single sign-on for 联营 products, when `KOOGALLERY_SSO_ISSUER` is set.
     pub sso: Option<SsoHostSettings>,
@@ -39,6 +47,15 @@ impl SsoHostSettings {
 }
 
 impl LocalSettings {
+    /// Plain HTTP on 127.0.0.1 and a port the OS picks, data in `data_dir`, every other setting at
+    /// its default (tests, examples).
+    pub fn on_loopback(data_dir: impl Into<PathBuf>) -> Self {
+        let mut settings = Self::read(&Env::empty()).expect("the catalog's defaults are valid");
+        settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.data_dir = data_dir.into();
+        settings
+    }
+
     /// `KOOGALLERY_LISTEN`, else `PORT` (default 8080) on 127.0.0.1, and `KOOGALLERY_DATA_DIR`
     /// (default `.data/`).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -58,8 +75,30 @@ impl LocalSettings {
             })?,
             None => SocketAddr::from(([127, 0, 0, 1], port)),
         };
+        let tls = match (env.get(&catalog::TLS_CERT), env.get(&catalog::TLS_KEY)) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    catalog::TLS_KEY.name,
+                    "is not set, but KOOGALLERY_TLS_CERT is: set both or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    catalog::TLS_CERT.name,
+                    "is not set, but KOOGALLERY_TLS_KEY is: set both or neither",
+                ));
+            }
+        };
         Ok(Self {
             listen,
+            tls,
+            max_connections: env.number(&catalog::MAX_CONNECTIONS, 1)?,
+            shutdown_grace: env.secs(&catalog::SHUTDOWN_GRACE_SECS, 0)?,
             sso: SsoHostSettings::read(env, &data_dir)?,
             data_dir,
         })
@@ -78,6 +117,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::server::TlsError),
     #[error("AWS resources: {0}")]
     Aws(String),
     #[error(transparent)]

@@ -155,6 +155,12 @@ impl Edge {
     }
 
     /// The largest body any family accepts: what a host lets through to [`Self::handle`].
+    /// How long a call may wait on the store and its callback before the edge answers `000005`:
+    /// a host that stops waits this long (and a margin) for the calls in flight.
+    pub fn dispatch_deadline(&self) -> std::time::Duration {
+        self.dispatch_deadline
+    }
+
     pub fn max_body_bytes(&self) -> usize {
         self.basic.max_body_bytes.max(self.kit.max_body_bytes)
     }

@@ -58,9 +58,27 @@ pub struct Env<'a>(Box<Lookup<'a>>);
 
 type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
+/// Values given on a host's command line (`--listen …`), which win over the environment; set
+/// once, before anything reads a setting ([`Env::use_command_line`]).
+static COMMAND_LINE: std::sync::OnceLock<std::collections::HashMap<String, String>> =
+    std::sync::OnceLock::new();
+
 impl<'a> Env<'a> {
+    /// The process's settings: its command line's values ([`Env::use_command_line`]), else its
+    /// environment.
     pub fn process() -> Self {
-        Self(Box::new(|k| std::env::var(k).ok()))
+        Self(Box::new(|k| {
+            COMMAND_LINE
+                .get()
+                .and_then(|given| given.get(k).cloned())
+                .or_else(|| std::env::var(k).ok())
+        }))
+    }
+
+    /// Makes `values` (variable name → value, from a command line) win over the environment in
+    /// every later [`Env::process`]. Only the first call counts; later ones return `false`.
+    pub fn use_command_line(values: std::collections::HashMap<String, String>) -> bool {
+        COMMAND_LINE.set(values).is_ok()
     }
 
     /// Nothing set: every setting at its default.

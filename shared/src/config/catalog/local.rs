@@ -28,3 +28,23 @@ pub const QUEUE: Setting = operator(
     Some("koogallery-jobs"),
     "the jobs queue's name (the aws backend)",
 );
+pub const TLS_CERT: Setting = operator(
+    "KOOGALLERY_TLS_CERT",
+    None,
+    "a PEM certificate chain: the host serves HTTPS (TLS 1.2/1.3) with it, reloaded on SIGHUP (unset: plain HTTP)",
+);
+pub const TLS_KEY: Setting = operator(
+    "KOOGALLERY_TLS_KEY",
+    None,
+    "the PEM private key of KOOGALLERY_TLS_CERT (set both or neither)",
+);
+pub const MAX_CONNECTIONS: Setting = operator(
+    "KOOGALLERY_MAX_CONNECTIONS",
+    Some("1024"),
+    "connections the host keeps open at once; more wait in the kernel's backlog",
+);
+pub const SHUTDOWN_GRACE_SECS: Setting = operator(
+    "KOOGALLERY_SHUTDOWN_GRACE_SECS",
+    Some("20"),
+    "on SIGTERM, how long the worker may take to finish its job before the host exits anyway",
+);
