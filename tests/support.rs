@@ -324,6 +324,8 @@ pub struct ChildHost {
     child: std::process::Child,
     /// Where it listens.
     pub addr: std::net::SocketAddr,
+    /// Every line it has written to its stdout so far.
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ChildHost {
@@ -338,6 +340,8 @@ impl ChildHost {
         let mut child = command.spawn().expect("host starts");
         let stdout = child.stdout.take().expect("the host's stdout is piped");
         let (ready, reported) = tokio::sync::oneshot::channel();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
             let mut ready = Some(ready);
@@ -349,6 +353,7 @@ impl ChildHost {
                 {
                     let _ = ready.send(addr);
                 }
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
         let addr = match tokio::time::timeout(Duration::from_secs(60), reported).await {
@@ -356,7 +361,40 @@ impl ChildHost {
             Ok(Err(_)) => panic!("the host exited before it was ready (its stderr says why)"),
             Err(_) => panic!("the host did not report its address within 60 s"),
         };
-        Self { child, addr }
+        Self { child, addr, lines }
+    }
+
+    /// Its log so far, one JSON line per entry.
+    pub fn log(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// Sends it a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{name}");
+    }
+
+    /// Waits (up to `limit`) for it to exit on its own, after a signal; its exit status.
+    pub async fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("did not exit within {limit:?}:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Kills it with SIGKILL, and reaps it.

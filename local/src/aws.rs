@@ -152,7 +152,12 @@ pub async fn start_aws_with(
     ));
     let [worker_task, reconcile_task, push_task] =
         backend.spawn_work(worker, &config, health, stopped)?;
-    tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST http://{addr}/produce");
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, table = %aws.table, queue = %aws.queue, "local host ready on the AWS adapters: POST {scheme}://{addr}/produce");
     Ok(Running {
         addr,
         https: settings.tls.is_some(),

@@ -133,7 +133,12 @@ pub async fn start_on(
     let backend = Embedded { store, queue };
     let [worker_task, reconcile_task, push_task] =
         backend.spawn_work(worker, jobs, &config, health, stopped)?;
-    tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST http://{addr}/produce (Kit: /produce/produceAPI/v2/…; public key: GET /kit/public-key)");
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, data = %settings.data_dir.display(), "local host ready: POST {scheme}://{addr}/produce (Kit: /produce/produceAPI/v2/…; public key: GET /kit/public-key)");
     Ok(Running {
         addr,
         https: settings.tls.is_some(),

@@ -158,6 +158,35 @@ impl fmt::Debug for Simulator {
     }
 }
 
+/// Certificate authorities the simulator trusts besides the system's: a vendor's host serving
+/// its own TLS with a private CA (`koogallery-sim --ca-cert FILE`, a test's CA).
+static EXTRA_ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+
+/// Trusts the PEM certificates in `pem` (one or more) for every HTTPS call the simulator makes
+/// from now on. The first call counts; later ones are refused.
+///
+/// # Errors
+/// A message naming the problem when `pem` holds no certificate, or when roots were set already.
+pub fn trust_roots(pem: &[u8]) -> Result<(), String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".to_owned());
+    }
+    EXTRA_ROOTS
+        .set(certs)
+        .map_err(|_| "the trusted roots were set already".to_owned())
+}
+
+/// Every client of the simulator starts here: the system's roots and [`trust_roots`]'.
+#[must_use]
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let mut builder = reqwest::Client::builder();
+    for root in EXTRA_ROOTS.get().into_iter().flatten() {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder
+}
+
 impl Simulator {
     /// A simulator for the production URL `url` and the basic-interface access key.
     /// Calls time out after [`CALL_TIMEOUT`].
@@ -180,7 +209,7 @@ impl Simulator {
         if access_key.is_empty() {
             return Err(SimError::EmptyKey);
         }
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .timeout(CALL_TIMEOUT)
             .build()
             .map_err(SimError::Client)?;

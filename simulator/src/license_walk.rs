@@ -360,7 +360,7 @@ impl Walker<'_> {
 /// [`SimError`] for a production URL or access key the simulator cannot use.
 pub async fn walk(opts: &LicenseWalk) -> Result<LicenseWalkReport, SimError> {
     let sim = Simulator::new(&opts.url, &opts.key)?;
-    let http = reqwest::Client::builder()
+    let http = crate::client_builder()
         .timeout(CALL_TIMEOUT)
         .build()
         .map_err(SimError::Client)?;

@@ -322,7 +322,7 @@ impl Tally {
 /// The client of one connection: it sends one request at a time, so it keeps one connection
 /// alive; an answer later than 10 s counts as `error`.
 fn connection_client() -> Result<reqwest::Client, SimError> {
-    reqwest::Client::builder()
+    crate::client_builder()
         .pool_max_idle_per_host(1)
         .timeout(Duration::from_secs(10))
         .build()

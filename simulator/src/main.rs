@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! koogallery-sim lifecycle --url URL [--key K] [--order-id ID] [--test-flag]
+//! koogallery-sim --ca-cert ca.pem lifecycle --url https://HOST/produce   (a host with its own CA)
 //! koogallery-sim lifecycle --v1 --url URL [--key K] [--order-id ID] [--test-flag]
 //! koogallery-sim call --url URL [--key K] --activity queryInstance --field instanceId=abc
 //! koogallery-sim call --url URL [--key K] --body '{"activity":"queryInstance","instanceId":"abc"}'
@@ -31,7 +32,17 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.ca_cert {
+        let trusted = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| koogallery_sim::trust_roots(&pem));
+        if let Err(e) = trusted {
+            eprintln!("koogallery-sim: --ca-cert {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    match cli.command {
         Command::Lifecycle(args) => cli::lifecycle::lifecycle(args).await,
         Command::Kit(args) => cli::kit::kit_call(args).await,
         Command::License(args) => cli::license::license(args).await,

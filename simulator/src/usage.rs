@@ -23,7 +23,7 @@ impl UsageClient {
     /// `url`: the host's `…/usage`; `key`: the shared usage key (`KOOGALLERY_USAGE_KEY`).
     pub fn new(url: &str, key: &str) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: reqwest::Client::builder()
+            http: crate::client_builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
             url: url.to_owned(),

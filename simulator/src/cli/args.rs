@@ -10,6 +10,15 @@ use koogallery_sim::{DEFAULT_ACCESS_KEY, DEFAULT_URL};
     about = "Plays KooGallery against a vendor's production URL: signed calls and the whole purchase lifecycle"
 )]
 pub struct Cli {
+    /// Also trust the certificate authorities in this PEM file, for a host serving its own TLS
+    /// with a private CA (the system's roots are trusted as well).
+    #[arg(
+        long,
+        global = true,
+        env = "KOOGALLERY_SIM_CA_CERT",
+        value_name = "FILE"
+    )]
+    pub ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
