@@ -178,7 +178,6 @@ pub fn trust_roots(pem: &[u8]) -> Result<(), String> {
 }
 
 /// Every client of the simulator starts here: the system's roots and [`trust_roots`]'.
-#[must_use]
 pub fn client_builder() -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder();
     for root in EXTRA_ROOTS.get().into_iter().flatten() {
