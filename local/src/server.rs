@@ -258,3 +258,169 @@ async fn serve_one<I>(
     // A closed or reset connection is the client's business, not an error of ours.
     let _ = watcher.watch(conn).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn issue(dir: &Path, name: &str) -> TlsFiles {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let files = TlsFiles {
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&files.cert, cert.pem()).expect("write");
+        std::fs::write(&files.key, key.serialize_pem()).expect("write");
+        files
+    }
+
+    #[test]
+    fn a_certificate_that_cannot_be_used_is_refused_with_its_file_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (a, b) = (issue(dir.path(), "a"), issue(dir.path(), "b"));
+        CertSlot::load(a.clone()).expect("a matching pair loads");
+        let crossed = TlsFiles {
+            cert: a.cert.clone(),
+            key: b.key.clone(),
+        };
+        let e = CertSlot::load(crossed).expect_err("a key of another certificate");
+        assert!(matches!(e, TlsError::Key { .. }), "{e}");
+        let missing = TlsFiles {
+            cert: dir.path().join("none.crt"),
+            key: a.key.clone(),
+        };
+        let e = CertSlot::load(missing).expect_err("no file").to_string();
+        assert!(e.contains("none.crt"), "{e}");
+        std::fs::write(dir.path().join("empty.crt"), "").expect("write");
+        let empty = TlsFiles {
+            cert: dir.path().join("empty.crt"),
+            key: a.key.clone(),
+        };
+        let e = CertSlot::load(empty).expect_err("no certificate");
+        assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_reload_that_fails_keeps_the_certificate_in_use() {
+        let dir = tempfile::tempdir().expect("dir");
+        let a = issue(dir.path(), "a");
+        let slot = CertSlot::load(a.clone()).expect("loads");
+        let before = slot.current.read().unwrap().cert.clone();
+        std::fs::write(&a.cert, "garbage").expect("write");
+        assert!(slot.reload().is_err());
+        assert_eq!(slot.current.read().unwrap().cert, before);
+        let b = issue(dir.path(), "b");
+        std::fs::copy(&b.cert, &a.cert).expect("copy");
+        std::fs::copy(&b.key, &a.key).expect("copy");
+        slot.reload().expect("a good pair reloads");
+        assert_ne!(slot.current.read().unwrap().cert, before);
+    }
+
+    /// A plain listener on loopback serving `app` with `max_connections`; its stop sender.
+    async fn listen(
+        app: Router,
+        max_connections: usize,
+    ) -> (SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = watch::channel(false);
+        let settings = ListenSettings {
+            addr,
+            tls: None,
+            max_connections,
+            drain: Duration::from_secs(5),
+        };
+        let task = tokio::spawn(serve_connections(listener, app, settings, None, stopped));
+        (addr, stop, task)
+    }
+
+    async fn exchange(stream: &mut TcpStream, request: &str, limit: Duration) -> Option<String> {
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut buf = vec![0; 4096];
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => None,
+        }
+    }
+
+    const GET: &str = "GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+
+    #[tokio::test]
+    async fn past_the_connection_cap_a_connection_waits_until_one_closes() {
+        let (addr, stop, task) = listen(Router::new().route("/", get(|| async { "ok" })), 1).await;
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        assert!(
+            exchange(&mut first, GET, Duration::from_secs(2))
+                .await
+                .is_some()
+        );
+        // The kernel accepts the second, but the host does not serve it while the first is open.
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(
+            exchange(&mut second, GET, Duration::from_millis(300)).await,
+            None
+        );
+        drop(first);
+        let mut buf = vec![0; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), second.read(&mut buf))
+            .await
+            .expect("served once the first closed")
+            .expect("read");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        let _ = stop.send(true);
+        task.await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn too_many_headers_are_refused_with_431() {
+        let (addr, stop, task) = listen(Router::new().route("/", get(|| async { "ok" })), 8).await;
+        let mut request = String::from("GET / HTTP/1.1\r\nhost: x\r\n");
+        for i in 0..MAX_HEADERS + 1 {
+            request.push_str(&format!("x-h{i}: v\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let answer = exchange(&mut stream, &request, Duration::from_secs(2))
+            .await
+            .expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        let _ = stop.send(true);
+        task.await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn a_stop_lets_the_call_in_flight_answer_and_refuses_new_connections() {
+        let slow = Router::new().route(
+            "/",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "done"
+            }),
+        );
+        let (addr, stop, task) = listen(slow, 8).await;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(GET.as_bytes()).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = stop.send(true);
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(3), stream.read_to_string(&mut answer))
+            .await
+            .expect("answered before the drain ends")
+            .expect("read");
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"),
+            "{answer}"
+        );
+        task.await.expect("stops");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "no longer listening"
+        );
+    }
+}
