@@ -37,6 +37,11 @@ pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let settings = LocalSettings::from_env()?;
+    if running_as_root() {
+        tracing::warn!(
+            "running as root: run the host as an unprivileged user (the systemd unit and the container image do)"
+        );
+    }
     let backend = Env::process().choice(&catalog::BACKEND, &["embedded", "aws"])?;
     if backend == "aws" {
         return run_aws_from_env(config, settings).await;
@@ -67,6 +72,12 @@ pub(crate) async fn run_aws_from_env(
     _: LocalSettings,
 ) -> Result<(), Box<dyn std::error::Error>> {
     Err("KOOGALLERY_BACKEND=aws needs the `aws` feature: use `make run-aws-local`".into())
+}
+
+/// Whether the process runs as root (the owner of `/proc/self` is the effective user).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Until Ctrl-C (a terminal) or SIGTERM (systemd, a container runtime).
