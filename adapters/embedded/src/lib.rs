@@ -57,6 +57,7 @@
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
 
+mod backup;
 mod consumer;
 mod directory;
 mod license;
@@ -84,6 +85,7 @@ use koogallery::{StoreError, failure::Detail, jobs::QueueError};
 use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 use tokio::sync::Notify;
 
+pub use backup::BackupSummary;
 pub use consumer::EmbeddedConsumer;
 pub use nonces::{MAX_UNPERSISTED, MAX_UNPERSISTED_FOR};
 pub use queue::{DeadLetter, Delivery, EmbeddedQueue, QueueDepth};
