@@ -12,8 +12,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use koogallery::{StoreError, failure::Detail};
 use redb::{
-    Database, MultimapTableHandle, ReadTransaction, ReadableTableMetadata, TableDefinition,
-    TableHandle, WriteTransaction,
+    Database, MultimapTableHandle, ReadTransaction, TableDefinition, TableHandle, WriteTransaction,
 };
 
 use crate::{EmbeddedStore, Fault};
@@ -185,7 +184,7 @@ impl EmbeddedStore {
 mod tests {
     use super::*;
     use crate::{INSTANCES, META};
-    use redb::ReadableDatabase;
+    use redb::{ReadableDatabase, ReadableTableMetadata};
     use std::{
         collections::BTreeSet,
         sync::{
