@@ -189,7 +189,7 @@ mod tests {
         collections::BTreeSet,
         sync::{
             Arc,
-            atomic::{AtomicBool, Ordering},
+            atomic::{AtomicBool, AtomicU64, Ordering},
         },
     };
 
@@ -318,8 +318,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path().join("koogallery.redb")).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
+        let committed = Arc::new(AtomicU64::new(0));
         let writer = {
-            let (store, stop) = (store.clone(), stop.clone());
+            let (store, stop, committed) = (store.clone(), stop.clone(), committed.clone());
             std::thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -336,12 +337,13 @@ mod tests {
                     }
                     txn.commit().unwrap();
                     n += 1;
+                    committed.store(n, Ordering::Relaxed);
                 }
                 n
             })
         };
         // Some commits before the backup, and more while it runs.
-        while store.durable_commits() < 20 {
+        while committed.load(Ordering::Relaxed) < 20 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let mut copies = Vec::new();
