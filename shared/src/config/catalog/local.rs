@@ -28,3 +28,8 @@ pub const QUEUE: Setting = operator(
     Some("koogallery-jobs"),
     "the jobs queue's name (the aws backend)",
 );
+pub const ADMIN_API_URL: Setting = operator(
+    "KOOGALLERY_ADMIN_API_URL",
+    None,
+    "where koogallery-admin reaches the host (unset: http://127.0.0.1 and PORT)",
+);

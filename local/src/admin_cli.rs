@@ -1,0 +1,400 @@
+//! `koogallery-admin`: backups of the local host's data directory.
+//!
+//! - `backup --to FILE` asks the running host for an archive (`POST /admin/backup`), verifies
+//!   every checksum of its manifest, and writes FILE atomically, owner-only.
+//! - `restore --from FILE --data-dir DIR [--force]` verifies the archive whole before writing
+//!   anything, refuses a store in use by a running host (redb's lock) and, without `--force`, a
+//!   data directory that already holds a store or key files; with `--force` those are moved aside
+//!   to `DIR/pre-restore-<timestamp>/`, never deleted.
+//!
+//! `--json` gives machine-readable output on stdout (an error as `{"error": …}`); any failure
+//! exits with status 1.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use clap::{Parser, Subcommand};
+use koogallery::config::{Env, catalog};
+use serde::Serialize;
+
+use crate::{
+    AdminToken,
+    backup_archive::{ArchiveError, KEY_FILES, Manifest, STORE_FILE, read_archive},
+};
+
+/// Backups of the local host's store and key files.
+#[derive(Debug, Parser)]
+#[command(name = "koogallery-admin", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Takes a backup from the running host and writes it to FILE (owner-only).
+    Backup(BackupArgs),
+    /// Restores a backup into a data directory (the host stopped).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the archive (a tar).
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+    /// The host's URL (default: KOOGALLERY_ADMIN_API_URL, else http://127.0.0.1:$PORT).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The host's data directory, to read its admin-token file (default: KOOGALLERY_ADMIN_TOKEN,
+    /// else the admin-token of KOOGALLERY_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A PEM CA certificate to trust, for a host serving TLS with its own CA.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestoreArgs {
+    /// The archive to restore.
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// The data directory to restore into.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Restore over an existing store: its files are moved to DIR/pre-restore-<timestamp>/.
+    #[arg(long)]
+    pub force: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("no admin token: {0}")]
+    Token(String),
+    #[error("cannot reach the host at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("the host refused the backup (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the store in {0} is in use (a running host holds it): stop the host before restoring")]
+    InUse(String),
+    #[error("{dir} already holds {files}: restore refused (--force moves them aside first)")]
+    NotEmpty { dir: String, files: String },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AdminError {
+    let what = what.into();
+    move |source| AdminError::Io { what, source }
+}
+
+/// What `backup` wrote.
+#[derive(Debug, Serialize)]
+pub struct BackupReport {
+    pub file: PathBuf,
+    pub bytes: u64,
+    pub manifest: Manifest,
+}
+
+/// What `restore` wrote.
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    pub data_dir: PathBuf,
+    pub files: Vec<String>,
+    /// Where the data directory's earlier files went (`--force`).
+    pub moved_aside: Option<PathBuf>,
+    pub manifest: Manifest,
+}
+
+/// The host's URL: `--url`, else `KOOGALLERY_ADMIN_API_URL`, else loopback on `PORT`.
+fn host_url(args: &BackupArgs, env: &Env<'_>) -> Result<String, AdminError> {
+    if let Some(url) = args
+        .url
+        .clone()
+        .or_else(|| env.get(&catalog::ADMIN_API_URL))
+    {
+        return Ok(url.trim().trim_end_matches('/').to_owned());
+    }
+    let port: u16 = env
+        .number(&catalog::PORT, 1)
+        .map_err(|e| AdminError::Usage(e.to_string()))?;
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// The token: the `admin-token` of `--data-dir`, else `KOOGALLERY_ADMIN_TOKEN`, else the
+/// `admin-token` of `KOOGALLERY_DATA_DIR`.
+fn token(args: &BackupArgs, env: &Env<'_>) -> Result<AdminToken, AdminError> {
+    let from_file = |dir: &Path| {
+        let path = dir.join(crate::admin::TOKEN_FILE);
+        AdminToken::read(&path)
+            .map_err(|e| AdminError::Token(format!("cannot read {}: {e}", path.display())))
+    };
+    if let Some(dir) = &args.data_dir {
+        return from_file(dir);
+    }
+    if let Some(token) = env.get(&catalog::ADMIN_TOKEN) {
+        return AdminToken::read_str(&token)
+            .ok_or_else(|| AdminError::Token(format!("{} is empty", catalog::ADMIN_TOKEN.name)));
+    }
+    from_file(&PathBuf::from(
+        env.text(&catalog::DATA_DIR).unwrap_or_default(),
+    ))
+}
+
+/// `koogallery-admin backup`: downloads an archive, verifies it, writes it to `--to`.
+pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, AdminError> {
+    let url = host_url(args, env)?;
+    let token = token(args, env)?;
+    koogallery_openapi::install_tls_provider();
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(3600));
+    if let Some(pem) = &args.ca_cert {
+        let bytes = std::fs::read(pem).map_err(io(format!("cannot read {}", pem.display())))?;
+        let cert = reqwest::Certificate::from_pem(&bytes).map_err(|e| {
+            AdminError::Usage(format!("{} is not a PEM certificate: {e}", pem.display()))
+        })?;
+        client = client.tls_certs_merge([cert]);
+    }
+    let client = client
+        .build()
+        .map_err(|e| AdminError::Usage(format!("cannot build the HTTP client: {e}")))?;
+    let endpoint = format!("{url}/admin/backup");
+    let unreachable = |e: reqwest::Error| AdminError::Unreachable {
+        url: endpoint.clone(),
+        detail: error_chain(&e),
+    };
+    let answer = client
+        .post(&endpoint)
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = answer.status();
+    let body = answer.bytes().await.map_err(unreachable)?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+        return Err(AdminError::Refused {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    let verified = read_archive(body.as_ref())?;
+    write_file_atomically(&args.to, &body, true)?;
+    Ok(BackupReport {
+        file: args.to.clone(),
+        bytes: body.len() as u64,
+        manifest: verified.manifest,
+    })
+}
+
+/// A reqwest error with its causes (the TLS or connection reason is in a source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Writes `contents` to `path` through a synced temporary file of the same directory, owner-only
+/// (0600), renamed into place (`replace`) or linked only if nothing is there (not `replace`).
+fn write_file_atomically(path: &Path, contents: &[u8], replace: bool) -> Result<(), AdminError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let what = || format!("cannot write {}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io(what()))?;
+    tmp.write_all(contents).map_err(io(what()))?;
+    tmp.as_file().sync_all().map_err(io(what()))?;
+    if replace {
+        tmp.persist(path).map_err(|e| io(what())(e.error))?;
+    } else {
+        tmp.persist_noclobber(path)
+            .map_err(|e| io(what())(e.error))?;
+    }
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("cannot sync {}", dir.display())))?;
+    Ok(())
+}
+
+/// Whether the store file at `path` is held by a running host: redb locks an open file, so
+/// opening it fails with `DatabaseAlreadyOpen`.
+fn store_in_use(path: &Path) -> Result<bool, AdminError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    match redb::Database::open(path) {
+        Ok(db) => {
+            drop(db);
+            Ok(false)
+        }
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Ok(true),
+        // Not a store redb can open (damaged, another file): it is moved aside like any other.
+        Err(_) => Ok(false),
+    }
+}
+
+/// `koogallery-admin restore`: verifies the archive whole, then writes its files into
+/// `--data-dir`.
+pub fn restore(args: &RestoreArgs) -> Result<RestoreReport, AdminError> {
+    let archive = std::fs::File::open(&args.from)
+        .map_err(io(format!("cannot read {}", args.from.display())))?;
+    let verified = read_archive(std::io::BufReader::new(archive))?;
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    let store = dir.join(STORE_FILE);
+    if store_in_use(&store)? {
+        return Err(AdminError::InUse(dir.display().to_string()));
+    }
+    // Everything a restore would write or that belongs to the store it replaces.
+    let present: Vec<&str> = std::iter::once(STORE_FILE)
+        .chain(KEY_FILES.iter().copied())
+        .filter(|name| dir.join(name).exists())
+        .collect();
+    let mut moved_aside = None;
+    if !present.is_empty() {
+        if !args.force {
+            return Err(AdminError::NotEmpty {
+                dir: dir.display().to_string(),
+                files: present.join(", "),
+            });
+        }
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let aside = dir.join(format!("pre-restore-{stamp}"));
+        std::fs::create_dir(&aside).map_err(io(format!("cannot create {}", aside.display())))?;
+        for name in &present {
+            std::fs::rename(dir.join(name), aside.join(name)).map_err(io(format!(
+                "cannot move {} to {}",
+                dir.join(name).display(),
+                aside.display()
+            )))?;
+        }
+        moved_aside = Some(aside);
+    }
+    let mut files = Vec::new();
+    for (name, bytes) in &verified.files {
+        write_file_atomically(&dir.join(name), bytes, false)?;
+        files.push(name.clone());
+    }
+    Ok(RestoreReport {
+        data_dir: dir.clone(),
+        files,
+        moved_aside,
+        manifest: verified.manifest,
+    })
+}
+
+/// Prints the outcome (as JSON with `--json`) and returns the exit status.
+fn finish<T: Serialize>(
+    json: bool,
+    outcome: Result<T, AdminError>,
+    human: impl FnOnce(&T) -> String,
+) -> ExitCode {
+    match outcome {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                println!("{}", human(&report));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "error": e.to_string() }));
+            }
+            eprintln!("koogallery-admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn summary(manifest: &Manifest) -> String {
+    let files: Vec<String> = manifest
+        .files
+        .iter()
+        .map(|f| format!("{} ({} bytes)", f.name, f.size))
+        .collect();
+    format!(
+        "{}; {} rows in {} tables, taken {} by host {}",
+        files.join(", "),
+        manifest.tables.values().sum::<u64>(),
+        manifest.tables.len(),
+        manifest.created_at,
+        manifest.host_version
+    )
+}
+
+/// The `koogallery-admin` program.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run(cli, &Env::process())
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli, env: &Env<'_>) -> ExitCode {
+    match cli.command {
+        Command::Backup(args) => {
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(io("cannot start the runtime"))
+                .and_then(|rt| rt.block_on(backup(&args, env)));
+            finish(args.json, outcome, |r| {
+                format!(
+                    "backup written to {} ({} bytes): {}\nit holds the store and its keys: keep it as secret as they are",
+                    r.file.display(),
+                    r.bytes,
+                    summary(&r.manifest)
+                )
+            })
+        }
+        Command::Restore(args) => finish(args.json, restore(&args), |r| {
+            let aside = r
+                .moved_aside
+                .as_ref()
+                .map(|p| format!("\nthe earlier files are in {}", p.display()))
+                .unwrap_or_default();
+            format!(
+                "restored into {}: {}{aside}",
+                r.data_dir.display(),
+                summary(&r.manifest)
+            )
+        }),
+    }
+}
