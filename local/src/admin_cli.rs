@@ -250,12 +250,13 @@ fn write_file_atomically(path: &Path, contents: &[u8], replace: bool) -> Result<
 }
 
 /// Whether the store file at `path` is held by a running host: redb locks an open file, so
-/// opening it fails with `DatabaseAlreadyOpen`.
+/// opening it fails with `DatabaseAlreadyOpen`. Opened read-only, so the probe never writes to a
+/// store it then moves aside.
 fn store_in_use(path: &Path) -> Result<bool, AdminError> {
     if !path.exists() {
         return Ok(false);
     }
-    match redb::Database::open(path) {
+    match redb::ReadOnlyDatabase::open(path) {
         Ok(db) => {
             drop(db);
             Ok(false)
