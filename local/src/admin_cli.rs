@@ -361,10 +361,20 @@ fn summary(manifest: &Manifest) -> String {
     )
 }
 
-/// The `koogallery-admin` program.
+/// The `koogallery-admin` program. A command line it cannot read exits with status 1 as any
+/// other failure (`--help` and `--version` with 0).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    run(cli, &Env::process())
+    match Cli::try_parse() {
+        Ok(cli) => run(cli, &Env::process()),
+        Err(e) => {
+            let _ = e.print();
+            if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
 }
 
 /// Runs a parsed command line.
