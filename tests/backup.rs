@@ -6,7 +6,7 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use koogallery::{ResultCode, config::Env};
-use koogallery_e2e::{config, host, simulator, wait_for};
+use koogallery_e2e::{config, eventually, host, simulator, wait_for};
 use koogallery_local::admin_cli::{AdminError, BackupArgs, RestoreArgs, backup, restore};
 use koogallery_local::backup_archive::{ArchiveError, STORE_FILE};
 use serde_json::json;
@@ -130,13 +130,18 @@ async fn a_backup_taken_while_calls_arrive_restores_into_a_host_that_answers_the
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the archive holds secrets: owner-only");
     }
-    // The temporary copy in the data directory is gone.
-    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".backup-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The temporary files in the data directory (the copy, the archive) are gone once sent.
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".backup-"))
+            .collect()
+    };
+    eventually(Duration::from_secs(5), "no temporary file left", || {
+        leftovers().is_empty()
+    })
+    .await;
 
     let restored_report = restore(&restore_args(&file, restored.path(), false)).expect("restored");
     assert!(restored_report.moved_aside.is_none());

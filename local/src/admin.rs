@@ -185,14 +185,20 @@ impl AdminRoutes {
         }
     }
 
-    /// The archive: the store copied into a temporary file of the data directory (removed when
-    /// done), then archived with the key files present.
-    fn archive(&self) -> Result<(Vec<u8>, crate::backup_archive::Manifest), BackupFailure> {
-        let copy = tempfile::Builder::new()
-            .prefix(".backup-")
-            .suffix(".redb")
-            .tempfile_in(&self.data_dir)
-            .map_err(|e| BackupFailure::Io(format!("cannot create a temporary file: {e}")))?;
+    /// The archive, in a temporary file of the data directory (owner-only, removed when
+    /// dropped): the store copied into another temporary file (removed once archived), then
+    /// archived with the key files present.
+    fn archive(
+        &self,
+    ) -> Result<(tempfile::NamedTempFile, crate::backup_archive::Manifest), BackupFailure> {
+        let temporary = |suffix: &str| {
+            tempfile::Builder::new()
+                .prefix(".backup-")
+                .suffix(suffix)
+                .tempfile_in(&self.data_dir)
+                .map_err(|e| BackupFailure::Io(format!("cannot create a temporary file: {e}")))
+        };
+        let copy = temporary(".redb")?;
         let summary = self
             .store
             .backup_to(copy.path())
@@ -204,17 +210,47 @@ impl AdminRoutes {
                 files.push(((*name).to_owned(), path));
             }
         }
-        let mut out = Vec::new();
+        let archive = temporary(".tar")?;
         let manifest = write_archive(
-            &mut out,
+            std::io::BufWriter::new(archive.as_file()),
             &files,
             summary.tables,
             chrono::Utc::now(),
             env!("CARGO_PKG_VERSION"),
         )
         .map_err(|e| BackupFailure::Io(e.to_string()))?;
-        Ok((out, manifest))
+        Ok((archive, manifest))
     }
+}
+
+/// The archive's bytes, read off the runtime in chunks; the temporary file goes when the last
+/// chunk is sent or the client goes away.
+fn stream(archive: tempfile::NamedTempFile) -> Result<Body, std::io::Error> {
+    use std::io::Read;
+    let mut file = archive.reopen()?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let _archive = archive;
+        loop {
+            let mut buf = vec![0u8; 256 * 1024];
+            let chunk = match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(bytes::Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if tx.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Ok(Body::from_stream(chunks))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,8 +280,19 @@ async fn backup(State(routes): State<AdminRoutes>, headers: HeaderMap) -> Respon
     let work = routes.clone();
     match tokio::task::spawn_blocking(move || work.archive()).await {
         Ok(Ok((archive, manifest))) => {
+            let size = archive.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+            let body = match stream(archive) {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::error!(error = %e, "backup failed");
+                    return json_answer(
+                        500,
+                        serde_json::json!({"error": format!("backup failed: {e}")}),
+                    );
+                }
+            };
             tracing::info!(
-                bytes = archive.len(),
+                bytes = size,
                 files = manifest.files.len(),
                 rows = manifest.tables.values().sum::<u64>(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
@@ -261,8 +308,9 @@ async fn backup(State(routes): State<AdminRoutes>, headers: HeaderMap) -> Respon
                         format!("attachment; filename=\"koogallery-backup-{stamp}.tar\""),
                     ),
                     (header::CACHE_CONTROL, "no-store".to_owned()),
+                    (header::CONTENT_LENGTH, size.to_string()),
                 ],
-                Body::from(archive),
+                body,
             )
                 .into_response()
         }

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::{
     AdminToken,
-    backup_archive::{ArchiveError, KEY_FILES, Manifest, STORE_FILE, read_archive},
+    backup_archive::{ArchiveError, KEY_FILES, Manifest, STORE_FILE, read_archive, verify_archive},
 };
 
 /// Backups of the local host's store and key files.
@@ -183,15 +183,15 @@ pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, Ad
         url: endpoint.clone(),
         detail: error_chain(&e),
     };
-    let answer = client
+    let mut answer = client
         .post(&endpoint)
         .bearer_auth(token.expose())
         .send()
         .await
         .map_err(unreachable)?;
     let status = answer.status();
-    let body = answer.bytes().await.map_err(unreachable)?;
     if !status.is_success() {
+        let body = answer.bytes().await.map_err(unreachable)?;
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
@@ -201,13 +201,47 @@ pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, Ad
             message,
         });
     }
-    let verified = read_archive(body.as_ref())?;
-    write_file_atomically(&args.to, &body, true)?;
+    // Streamed into a temporary file beside FILE (owner-only), verified from there, then renamed.
+    let dir = parent_dir(&args.to);
+    let what = || format!("cannot write {}", args.to.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io(what()))?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = answer.chunk().await.map_err(unreachable)? {
+        tmp.write_all(&chunk).map_err(io(what()))?;
+        bytes += chunk.len() as u64;
+    }
+    tmp.flush().map_err(io(what()))?;
+    let written = tmp.reopen().map_err(io(what()))?;
+    let manifest = verify_archive(std::io::BufReader::new(written))?;
+    tmp.as_file().sync_all().map_err(io(what()))?;
+    tmp.persist(&args.to).map_err(|e| io(what())(e.error))?;
+    sync_dir(dir)?;
     Ok(BackupReport {
         file: args.to.clone(),
-        bytes: body.len() as u64,
-        manifest: verified.manifest,
+        bytes,
+        manifest,
     })
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes the names created in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), AdminError> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("cannot sync {}", dir.display())))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// A reqwest error with its causes (the TLS or connection reason is in a source).
@@ -220,33 +254,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// Writes `contents` to `path` through a synced temporary file of the same directory, owner-only
-/// (0600), renamed into place (`replace`) or linked only if nothing is there (not `replace`).
-fn write_file_atomically(path: &Path, contents: &[u8], replace: bool) -> Result<(), AdminError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let what = || format!("cannot write {}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io(what()))?;
-    tmp.write_all(contents).map_err(io(what()))?;
-    tmp.as_file().sync_all().map_err(io(what()))?;
-    if replace {
-        tmp.persist(path).map_err(|e| io(what())(e.error))?;
-    } else {
-        tmp.persist_noclobber(path)
-            .map_err(|e| io(what())(e.error))?;
-    }
-    #[cfg(unix)]
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(format!("cannot sync {}", dir.display())))?;
-    Ok(())
 }
 
 /// Whether the store file at `path` is held by a running host: redb locks an open file, so
@@ -270,9 +277,13 @@ fn store_in_use(path: &Path) -> Result<bool, AdminError> {
 /// `koogallery-admin restore`: verifies the archive whole, then writes its files into
 /// `--data-dir`.
 pub fn restore(args: &RestoreArgs) -> Result<RestoreReport, AdminError> {
-    let archive = std::fs::File::open(&args.from)
-        .map_err(io(format!("cannot read {}", args.from.display())))?;
-    let verified = read_archive(std::io::BufReader::new(archive))?;
+    let open = || {
+        std::fs::File::open(&args.from)
+            .map(std::io::BufReader::new)
+            .map_err(io(format!("cannot read {}", args.from.display())))
+    };
+    // First pass: the whole archive verified before anything is written.
+    let manifest = verify_archive(open()?)?;
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let store = dir.join(STORE_FILE);
@@ -284,14 +295,40 @@ pub fn restore(args: &RestoreArgs) -> Result<RestoreReport, AdminError> {
         .chain(KEY_FILES.iter().copied())
         .filter(|name| dir.join(name).exists())
         .collect();
+    if !present.is_empty() && !args.force {
+        return Err(AdminError::NotEmpty {
+            dir: dir.display().to_string(),
+            files: present.join(", "),
+        });
+    }
+    // Second pass: each file into a temporary file of DIR (owner-only), checked again as it is
+    // read; only when all are there and match are they renamed into place.
+    let mut extracted: Vec<(String, tempfile::NamedTempFile)> = Vec::new();
+    let again = read_archive(open()?, |name, chunk| {
+        if extracted.last().is_none_or(|(last, _)| last != name) {
+            let tmp = tempfile::Builder::new()
+                .prefix(".restore-")
+                .tempfile_in(dir)?;
+            extracted.push((name.to_owned(), tmp));
+        }
+        match extracted.last_mut() {
+            Some((_, tmp)) => tmp.write_all(chunk),
+            None => Ok(()),
+        }
+    })?;
+    if again != manifest {
+        return Err(AdminError::Usage(format!(
+            "{} changed while it was restored",
+            args.from.display()
+        )));
+    }
+    for (name, tmp) in &mut extracted {
+        tmp.flush()
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(io(format!("cannot write {name} in {}", dir.display())))?;
+    }
     let mut moved_aside = None;
     if !present.is_empty() {
-        if !args.force {
-            return Err(AdminError::NotEmpty {
-                dir: dir.display().to_string(),
-                files: present.join(", "),
-            });
-        }
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let aside = dir.join(format!("pre-restore-{stamp}"));
         std::fs::create_dir(&aside).map_err(io(format!("cannot create {}", aside.display())))?;
@@ -302,18 +339,22 @@ pub fn restore(args: &RestoreArgs) -> Result<RestoreReport, AdminError> {
                 aside.display()
             )))?;
         }
+        sync_dir(&aside)?;
         moved_aside = Some(aside);
     }
     let mut files = Vec::new();
-    for (name, bytes) in &verified.files {
-        write_file_atomically(&dir.join(name), bytes, false)?;
-        files.push(name.clone());
+    for (name, tmp) in extracted {
+        let path = dir.join(&name);
+        tmp.persist_noclobber(&path)
+            .map_err(|e| io(format!("cannot write {}", path.display()))(e.error))?;
+        files.push(name);
     }
+    sync_dir(dir)?;
     Ok(RestoreReport {
         data_dir: dir.clone(),
         files,
         moved_aside,
-        manifest: verified.manifest,
+        manifest,
     })
 }
 

@@ -172,16 +172,15 @@ pub fn write_archive(
     Ok(manifest)
 }
 
-/// An archive whose manifest and every checksum were verified: its files, in archive order.
-#[derive(Debug)]
-pub struct Verified {
-    pub manifest: Manifest,
-    pub files: Vec<(String, Vec<u8>)>,
-}
-
 /// Reads and verifies an archive: the manifest first and of this [`FORMAT`], then exactly the
-/// files it names (known names only, no duplicates), each of its size and SHA-256.
-pub fn read_archive(input: impl Read) -> Result<Verified, ArchiveError> {
+/// files it names (known names only, no duplicates), each of its size and SHA-256. Each file's
+/// bytes go to `sink` as they are read, chunk by chunk (an empty chunk first, so an empty file is
+/// seen too): nothing is held in memory, and whoever keeps them must not trust them before this
+/// returns `Ok`. Returns the manifest.
+pub fn read_archive(
+    input: impl Read,
+    mut sink: impl FnMut(&str, &[u8]) -> std::io::Result<()>,
+) -> Result<Manifest, ArchiveError> {
     let mut tar = tar::Archive::new(input);
     let mut entries = tar
         .entries()
@@ -198,7 +197,10 @@ pub fn read_archive(input: impl Read) -> Result<Verified, ArchiveError> {
         )));
     }
     let mut json = Vec::new();
-    first.read_to_end(&mut json).map_err(bad)?;
+    (&mut first)
+        .take(MAX_MANIFEST_BYTES)
+        .read_to_end(&mut json)
+        .map_err(bad)?;
     let value: serde_json::Value = serde_json::from_slice(&json)
         .map_err(|e| ArchiveError::NotAnArchive(format!("{MANIFEST} is not JSON: {e}")))?;
     let found = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
@@ -212,39 +214,57 @@ pub fn read_archive(input: impl Read) -> Result<Verified, ArchiveError> {
     if manifest.files.first().map(|f| f.name.as_str()) != Some(STORE_FILE) {
         return Err(ArchiveError::Missing(STORE_FILE.to_owned()));
     }
-    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(manifest.files.len());
+    let mut seen: Vec<String> = Vec::with_capacity(manifest.files.len());
+    let mut buf = vec![0u8; 64 * 1024];
     for entry in entries {
         let mut entry = entry.map_err(bad)?;
         let name = entry_name(&entry)?;
         let Some(expected) = manifest.files.iter().find(|f| f.name == name) else {
             return Err(ArchiveError::Unexpected(name));
         };
-        if !allowed_name(&name) || files.iter().any(|(n, _)| *n == name) {
+        if !allowed_name(&name) || seen.contains(&name) {
             return Err(ArchiveError::Unexpected(name));
         }
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(bad)?;
-        if bytes.len() as u64 != expected.size {
+        let sink_failed = |source| ArchiveError::Io {
+            what: format!("cannot keep {name}"),
+            source,
+        };
+        sink(&name, &[]).map_err(sink_failed)?;
+        let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        loop {
+            let n = entry.read(&mut buf).map_err(bad)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            sink(&name, &buf[..n]).map_err(sink_failed)?;
+        }
+        if size != expected.size {
             return Err(ArchiveError::Size {
                 name,
-                found: bytes.len() as u64,
+                found: size,
                 expected: expected.size,
             });
         }
-        if hex::encode(Sha256::digest(&bytes)) != expected.sha256 {
+        if hex::encode(hasher.finalize()) != expected.sha256 {
             return Err(ArchiveError::Checksum { name });
         }
-        files.push((name, bytes));
+        seen.push(name);
     }
-    if let Some(missing) = manifest
-        .files
-        .iter()
-        .find(|f| !files.iter().any(|(n, _)| *n == f.name))
-    {
+    if let Some(missing) = manifest.files.iter().find(|f| !seen.contains(&f.name)) {
         return Err(ArchiveError::Missing(missing.name.clone()));
     }
-    Ok(Verified { manifest, files })
+    Ok(manifest)
 }
+
+/// [`read_archive`] for verification alone.
+pub fn verify_archive(input: impl Read) -> Result<Manifest, ArchiveError> {
+    read_archive(input, |_, _| Ok(()))
+}
+
+/// A manifest is a few kilobytes; a larger one is not ours.
+const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
 
 fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, ArchiveError> {
     let path = entry
@@ -256,6 +276,22 @@ fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, ArchiveError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files by name, with their bytes.
+    type Files = Vec<(String, Vec<u8>)>;
+
+    /// The archive's manifest and files, read whole.
+    fn read_all(archive: &[u8]) -> Result<(Manifest, Files), ArchiveError> {
+        let mut files: Files = Vec::new();
+        let manifest = read_archive(archive, |name, chunk| {
+            match files.last_mut() {
+                Some((last, bytes)) if last == name => bytes.extend_from_slice(chunk),
+                _ => files.push((name.to_owned(), chunk.to_vec())),
+            }
+            Ok(())
+        })?;
+        Ok((manifest, files))
+    }
 
     /// A data directory's files with fixed contents, and the archive of them.
     fn sample() -> (tempfile::TempDir, Vec<u8>, Manifest) {
@@ -300,8 +336,7 @@ mod tests {
             "the backup manifest changed: it is a versioned contract"
         );
         // The archive's own manifest is that one, and a stored archive of it reads back.
-        let verified = read_archive(archive.as_slice()).unwrap();
-        assert_eq!(verified.manifest, manifest);
+        assert_eq!(verify_archive(archive.as_slice()).unwrap(), manifest);
         assert_eq!(
             serde_json::from_str::<Manifest>(&expected).unwrap(),
             manifest
@@ -311,10 +346,10 @@ mod tests {
     #[test]
     fn an_archive_reads_back_whole_with_its_files_in_order() {
         let (_dir, archive, _) = sample();
-        let verified = read_archive(archive.as_slice()).unwrap();
-        let names: Vec<&str> = verified.files.iter().map(|(n, _)| n.as_str()).collect();
+        let (_, files) = read_all(&archive).unwrap();
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, [STORE_FILE, "credentials.key", "kit-rsa-key.pem"]);
-        assert_eq!(verified.files[0].1, b"not really redb, but bytes");
+        assert_eq!(files[0].1, b"not really redb, but bytes");
     }
 
     #[test]
@@ -333,7 +368,7 @@ mod tests {
                 + offset;
             let mut damaged = archive.clone();
             damaged[at] ^= 0x20;
-            let e = read_archive(damaged.as_slice()).unwrap_err();
+            let e = verify_archive(damaged.as_slice()).unwrap_err();
             assert!(
                 matches!(&e, ArchiveError::Checksum { name: n } if n == name),
                 "{e}"
@@ -354,11 +389,11 @@ mod tests {
         damaged[other + FORMAT.len() - 1] = b'9';
         // The tar header's checksum covers the header only: the manifest reads, its format not.
         assert!(matches!(
-            read_archive(damaged.as_slice()),
+            verify_archive(damaged.as_slice()),
             Err(ArchiveError::Format { .. })
         ));
         assert!(matches!(
-            read_archive(b"hello".as_slice()),
+            verify_archive(b"hello".as_slice()),
             Err(ArchiveError::NotAnArchive(_))
         ));
         // A tar without the manifest first.
@@ -370,7 +405,7 @@ mod tests {
             tar.finish().unwrap();
         }
         assert!(matches!(
-            read_archive(out.as_slice()),
+            verify_archive(out.as_slice()),
             Err(ArchiveError::NotAnArchive(_))
         ));
         let _ = manifest;
@@ -380,13 +415,13 @@ mod tests {
     fn an_entry_the_manifest_does_not_name_is_refused() {
         let (_dir, archive, manifest) = sample();
         let json = serde_json::to_vec_pretty(&manifest).unwrap();
-        let verified = read_archive(archive.as_slice()).unwrap();
+        let (_, files) = read_all(&archive).unwrap();
         let mut out = Vec::new();
         {
             let mut tar = tar::Builder::new(&mut out);
             tar.append_data(&mut header(json.len() as u64), MANIFEST, json.as_slice())
                 .unwrap();
-            for (name, bytes) in &verified.files {
+            for (name, bytes) in &files {
                 tar.append_data(&mut header(bytes.len() as u64), name, bytes.as_slice())
                     .unwrap();
             }
@@ -395,7 +430,7 @@ mod tests {
             tar.finish().unwrap();
         }
         assert!(matches!(
-            read_archive(out.as_slice()),
+            verify_archive(out.as_slice()),
             Err(ArchiveError::Unexpected(n)) if n == "notes.txt"
         ));
     }
