@@ -53,7 +53,8 @@ pub struct BackupArgs {
     /// else the admin-token of KOOGALLERY_DATA_DIR).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// A PEM CA certificate to trust, for a host serving TLS with its own CA.
+    /// A PEM CA certificate (or bundle) to trust besides the system's, for a host serving TLS
+    /// with its own CA.
     #[arg(long, value_name = "PEM")]
     pub ca_cert: Option<PathBuf>,
     /// Machine-readable output.
@@ -170,10 +171,16 @@ pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, Ad
         .timeout(std::time::Duration::from_secs(3600));
     if let Some(pem) = &args.ca_cert {
         let bytes = std::fs::read(pem).map_err(io(format!("cannot read {}", pem.display())))?;
-        let cert = reqwest::Certificate::from_pem(&bytes).map_err(|e| {
-            AdminError::Usage(format!("{} is not a PEM certificate: {e}", pem.display()))
-        })?;
-        client = client.tls_certs_merge([cert]);
+        let certs = reqwest::Certificate::from_pem_bundle(&bytes)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| {
+                AdminError::Usage(format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    pem.display()
+                ))
+            })?;
+        client = client.tls_certs_merge(certs);
     }
     let client = client
         .build()
@@ -448,5 +455,73 @@ pub fn run(cli: Cli, env: &Env<'_>) -> ExitCode {
                 summary(&r.manifest)
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(to: &Path) -> BackupArgs {
+        BackupArgs {
+            to: to.to_owned(),
+            url: None,
+            data_dir: None,
+            ca_cert: None,
+            json: true,
+        }
+    }
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> Env<'static> {
+        Env::from_fn(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_url_is_the_flag_else_the_setting_else_loopback_on_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(&dir.path().join("b.tar"));
+        assert_eq!(host_url(&a, &env(&[])).unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(
+            host_url(&a, &env(&[("PORT", "9001")])).unwrap(),
+            "http://127.0.0.1:9001"
+        );
+        let set = env(&[("KOOGALLERY_ADMIN_API_URL", "https://host.example:8443/")]);
+        assert_eq!(host_url(&a, &set).unwrap(), "https://host.example:8443");
+        a.url = Some("http://10.0.0.5:8080".into());
+        assert_eq!(host_url(&a, &set).unwrap(), "http://10.0.0.5:8080");
+    }
+
+    #[test]
+    fn the_token_is_the_data_dirs_file_else_the_setting_else_the_default_dirs_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin-token"), "from-the-file\n").unwrap();
+        let mut a = args(&dir.path().join("b.tar"));
+        let set = env(&[("KOOGALLERY_ADMIN_TOKEN", "from-the-setting")]);
+        assert_eq!(token(&a, &set).unwrap().expose(), "from-the-setting");
+        a.data_dir = Some(dir.path().to_owned());
+        assert_eq!(token(&a, &set).unwrap().expose(), "from-the-file");
+        a.data_dir = Some(dir.path().join("missing"));
+        let e = token(&a, &set).unwrap_err().to_string();
+        assert!(e.contains("admin-token"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_ca_cert_that_is_not_a_certificate_is_refused_before_any_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, "not a certificate").unwrap();
+        let mut a = args(&dir.path().join("b.tar"));
+        a.ca_cert = Some(pem);
+        // Port 9 (discard) on loopback: never reached, the certificate fails first.
+        a.url = Some("https://127.0.0.1:9".into());
+        let e = backup(&a, &env(&[("KOOGALLERY_ADMIN_TOKEN", "some-token-value")]))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AdminError::Usage(_)), "{e}");
+        assert!(!dir.path().join("b.tar").exists());
     }
 }
