@@ -18,6 +18,8 @@
 //! - [`EmbeddedStore`] implements [`LicenseStore`](koogallery::license::LicenseStore) (license
 //!   codes and their daily usage; docs/protocol/decisions.md §21) with the semantics of
 //!   `koogallery::testing::license::MemoryLicenses` (see `license`).
+//! - [`EmbeddedStore::backup_to`] copies every table, as of one read transaction, into a fresh
+//!   file while the store serves (see `backup`).
 //!
 //! # Key layout
 //!
