@@ -141,6 +141,7 @@ pub async fn start_aws_with(
         sso,
         Some(health.clone()),
         Some(license),
+        None,
     )
     .await?;
     let license_task = tokio::spawn(crate::license_api::report_usage_every(

@@ -121,6 +121,7 @@ pub async fn start_on(
         sso,
         Some(health.clone()),
         Some(license),
+        Some(crate::AdminRoutes::new(store.clone(), &settings)?),
     )
     .await?;
     let license_task = tokio::spawn(crate::license_api::report_usage_every(

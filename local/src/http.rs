@@ -17,6 +17,7 @@ use koogallery::{ResultCode, protocol::Reply};
 use tokio::sync::watch;
 
 /// Binds the listener and serves the router until the returned sender says stop.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     edge: Arc<Edge>,
     usage: Option<UsageApi>,
@@ -25,6 +26,7 @@ pub(crate) async fn serve(
     sso: Option<Arc<sso::Provider>>,
     health: Option<Arc<crate::Health>>,
     license: Option<crate::LicenseRoutes>,
+    admin: Option<crate::AdminRoutes>,
 ) -> Result<
     (
         SocketAddr,
@@ -65,7 +67,8 @@ pub(crate) async fn serve(
         .merge(usage_router(usage))
         .merge(crate::sso_router(sso))
         .merge(crate::license_router(license))
-        .merge(crate::health_router(health));
+        .merge(crate::health_router(health))
+        .merge(crate::admin_router(admin));
     let (slot, config) = tls.unzip();
     tokio::spawn(crate::server::reload_on_sighup(slot, stopped.clone()));
     let server = tokio::spawn(crate::server::serve_connections(

@@ -1,9 +1,12 @@
 //! The local host: the same edge, callbacks and worker as on AWS, in one process on the embedded,
 //! file-backed store and queue. `make run` starts it; the end-to-end tests start it in-process.
 
+mod admin;
+pub mod admin_cli;
 mod assemble;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod backup_archive;
 pub mod cli;
 mod embedded;
 mod health;
@@ -19,6 +22,7 @@ mod settings;
 mod sso;
 mod usage_api;
 
+pub use admin::{AdminRoutes, AdminToken, admin_router};
 pub(crate) use assemble::{Extras, assemble};
 pub use embedded::{Embedded, RunningHost, start, start_on, start_with};
 pub use health::{Health, health_router};

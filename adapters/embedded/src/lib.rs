@@ -18,6 +18,8 @@
 //! - [`EmbeddedStore`] implements [`LicenseStore`](koogallery::license::LicenseStore) (license
 //!   codes and their daily usage; docs/protocol/decisions.md §21) with the semantics of
 //!   `koogallery::testing::license::MemoryLicenses` (see `license`).
+//! - [`EmbeddedStore::backup_to`] copies every table, as of one read transaction, into a fresh
+//!   file while the store serves (see `backup`).
 //!
 //! # Key layout
 //!
@@ -57,6 +59,7 @@
 //! Every write is one redb write transaction committed with the default (immediate, fsync'd)
 //! durability: when a call returns `Ok`, a crash or restart loses nothing.
 
+mod backup;
 mod consumer;
 mod directory;
 mod license;
@@ -84,6 +87,7 @@ use koogallery::{StoreError, failure::Detail, jobs::QueueError};
 use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 use tokio::sync::Notify;
 
+pub use backup::BackupSummary;
 pub use consumer::EmbeddedConsumer;
 pub use nonces::{MAX_UNPERSISTED, MAX_UNPERSISTED_FOR};
 pub use queue::{DeadLetter, Delivery, EmbeddedQueue, QueueDepth};

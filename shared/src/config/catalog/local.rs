@@ -48,3 +48,8 @@ pub const SHUTDOWN_GRACE_SECS: Setting = operator(
     Some("20"),
     "on SIGTERM, how long the worker may take to finish its job before the host exits anyway",
 );
+pub const ADMIN_API_URL: Setting = operator(
+    "KOOGALLERY_ADMIN_API_URL",
+    None,
+    "where koogallery-admin reaches the host (unset: http://127.0.0.1 and PORT)",
+);

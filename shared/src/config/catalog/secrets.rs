@@ -36,6 +36,10 @@ pub const CREDENTIALS_KEY: Setting = secret(
     "KOOGALLERY_CREDENTIALS_KEY",
     "base64 of 32 bytes sealing stored passwords (unset: credentials.key in the data directory)",
 );
+pub const ADMIN_TOKEN: Setting = secret(
+    "KOOGALLERY_ADMIN_TOKEN",
+    "the local host's admin API bearer token, POST /admin/backup (unset: admin-token in the data directory)",
+);
 pub const WEBHOOK_SECRET: Setting = secret(
     "KOOGALLERY_WEBHOOK_SECRET",
     "webhook: signs each event (required)",
