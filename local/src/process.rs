@@ -1,5 +1,5 @@
 //! `make run`'s process: settings and secrets from the environment, logs, the chosen backend,
-//! until Ctrl-C.
+//! until Ctrl-C or SIGTERM.
 
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ pub async fn main_from_env(program: &str) -> std::process::ExitCode {
 
 /// The whole local host as `make run` starts it: tracing, settings and secrets from the
 /// environment, the embedded store (or, with `KOOGALLERY_BACKEND=aws`, the AWS adapters), until
-/// Ctrl-C.
+/// Ctrl-C or SIGTERM (then it shuts the host down and returns `Ok`: exit status 0).
 pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
     let log = LogSettings::read(&Env::process())?;
     koogallery::logging::init(&log);
@@ -42,7 +42,7 @@ pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
         return run_aws_from_env(config, settings).await;
     }
     let host = start(config, settings).await?;
-    tokio::signal::ctrl_c().await?;
+    stop_signal().await?;
     tracing::info!("shutting down");
     host.shutdown().await;
     Ok(())
@@ -55,7 +55,7 @@ pub(crate) async fn run_aws_from_env(
 ) -> Result<(), Box<dyn std::error::Error>> {
     use crate::aws::{AwsSettings, start_aws};
     let host = start_aws(config, settings, AwsSettings::from_env(), None).await?;
-    tokio::signal::ctrl_c().await?;
+    stop_signal().await?;
     tracing::info!("shutting down");
     host.shutdown().await;
     Ok(())
@@ -67,6 +67,21 @@ pub(crate) async fn run_aws_from_env(
     _: LocalSettings,
 ) -> Result<(), Box<dyn std::error::Error>> {
     Err("KOOGALLERY_BACKEND=aws needs the `aws` feature: use `make run-aws-local`".into())
+}
+
+/// Ctrl-C, or SIGTERM: how systemd (`systemctl stop`) and a container runtime stop the host.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            ctrl_c = tokio::signal::ctrl_c() => ctrl_c,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 /// Metrics as the logs are written: EMF lines with JSON logs (as on AWS), debug lines otherwise.
