@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make image`: the container image of the host (local/dist/Containerfile) from the x86_64 tarball
+# of `make dist`, with buildah. The build context is made here: the tarball's bin/, this machine's
+# CA bundle (Debian's ca-certificates) and an empty data/ for the volume.
+# Environment: DIST_DIR (default dist/), IMAGE (default koogallery:latest), BUILDAH (default
+# buildah), BUILDAH_ARGS (global buildah flags; default --storage-driver vfs, which works without
+# overlayfs, e.g. inside another container).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIST_DIR="${DIST_DIR:-$ROOT/dist}"
+IMAGE="${IMAGE:-koogallery:latest}"
+BUILDAH="${BUILDAH:-buildah}"
+read -r -a buildah_args <<<"${BUILDAH_ARGS:---storage-driver vfs}"
+CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
+name="koogallery-$version-x86_64-linux-musl"
+tarball="$DIST_DIR/$name.tar.gz"
+[[ -f "$tarball" ]] || { echo "image: $tarball missing: make dist-host" >&2; exit 1; }
+[[ -f "$CA_BUNDLE" ]] || { echo "image: no CA bundle at $CA_BUNDLE (apt-get install ca-certificates)" >&2; exit 1; }
+command -v "$BUILDAH" >/dev/null || { echo "image: $BUILDAH not found (apt-get install buildah)" >&2; exit 1; }
+
+context="$(mktemp -d)"
+trap 'rm -rf "$context"' EXIT
+tar -xzf "$tarball" -C "$context" --strip-components=1 "$name/bin"
+install -m 0644 "$CA_BUNDLE" "$context/ca-certificates.crt"
+mkdir -m 0700 "$context/data"
+install -m 0644 "$ROOT/local/dist/Containerfile" "$context/Containerfile"
+
+"$BUILDAH" "${buildah_args[@]}" bud --isolation chroot --layers=false -f "$context/Containerfile" \
+  -t "$IMAGE" "$context"
+echo "image: built $IMAGE from $tarball" >&2
