@@ -36,8 +36,11 @@ DIST_OPTIONAL_BINS ?= koogallery-admin
 DIST_PROFILE := release
 DIST_ENV := CARGO="$(CARGO)" DIST_DIR="$(DIST_DIR)" DIST_BINS="$(DIST_BINS)" \
   DIST_OPTIONAL_BINS="$(DIST_OPTIONAL_BINS)" DIST_PROFILE="$(DIST_PROFILE)"
-# `make image`: the container image of the x86_64 tarball (local/dist/Containerfile).
+# `make image`: the container image of the x86_64 tarball (local/dist/Containerfile), built with
+# buildah into its vfs store (no overlayfs needed, e.g. inside another container; podman sees it
+# with the same --storage-driver).
 IMAGE ?= koogallery:latest
+BUILDAH_ARGS ?= --storage-driver vfs
 
 .PHONY: run test lint unit validate tools browser bench simulate run-aws-local build deploy fmt clean print-lambda-profile dist dist-host image
 
@@ -48,9 +51,11 @@ run:
 ## test: formatting, lints, the template lint, and every test: unit, port contracts on the embedded
 ## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both, single sign-on in
 ## headless Chromium (`browser` installs Chromium and the Node packages first), and the x86_64
-## tarball of `make dist` started and stopped (`dist-host` builds it, a no-op when up to date)
-test: lint validate browser dist-host
-	KOOGALLERY_DIST_DIR="$(DIST_DIR)" bash scripts/emulator.sh run $(CARGO) test --locked --workspace -- --include-ignored
+## tarball of `make dist` and its image started and stopped (`dist-host` and `image` build them;
+## cargo's no-op when they are up to date)
+test: lint validate browser dist-host image
+	KOOGALLERY_DIST_DIR="$(DIST_DIR)" KOOGALLERY_IMAGE="$(IMAGE)" BUILDAH_ARGS="$(BUILDAH_ARGS)" \
+	  bash scripts/emulator.sh run $(CARGO) test --locked --workspace -- --include-ignored
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -123,9 +128,10 @@ dist: tools
 dist-host: tools
 	$(TOOLS_PATH) $(DIST_ENV) bash scripts/dist.sh x86_64
 
-## image: the container image $(IMAGE) from the x86_64 tarball (buildah; local/dist/Containerfile)
+## image: the container image $(IMAGE) of the x86_64 tarball (buildah, installed from Debian if
+## missing; local/dist/Containerfile: scratch, user 65532, the data in the volume /data)
 image: dist-host
-	DIST_DIR="$(DIST_DIR)" IMAGE="$(IMAGE)" bash scripts/image.sh
+	DIST_DIR="$(DIST_DIR)" IMAGE="$(IMAGE)" BUILDAH_ARGS="$(BUILDAH_ARGS)" bash scripts/image.sh
 
 fmt:
 	$(CARGO) fmt --all

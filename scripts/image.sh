@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make image`: the container image of the host (local/dist/Containerfile) from the x86_64 tarball
-# of `make dist`, with buildah. The build context is made here: the tarball's bin/, this machine's
-# CA bundle (Debian's ca-certificates) and an empty data/ for the volume.
+# of `make dist`, with buildah (installed from Debian when missing). The build context is made
+# here: the tarball's bin/, this machine's CA bundle (Debian's ca-certificates) and an empty data/
+# for the volume. tests/dist.rs runs the image with `buildah run --isolation chroot`.
 # Environment: DIST_DIR (default dist/), IMAGE (default koogallery:latest), BUILDAH (default
 # buildah), BUILDAH_ARGS (global buildah flags; default --storage-driver vfs, which works without
 # overlayfs, e.g. inside another container).
@@ -19,7 +20,17 @@ name="koogallery-$version-x86_64-linux-musl"
 tarball="$DIST_DIR/$name.tar.gz"
 [[ -f "$tarball" ]] || { echo "image: $tarball missing: make dist-host" >&2; exit 1; }
 [[ -f "$CA_BUNDLE" ]] || { echo "image: no CA bundle at $CA_BUNDLE (apt-get install ca-certificates)" >&2; exit 1; }
-command -v "$BUILDAH" >/dev/null || { echo "image: $BUILDAH not found (apt-get install buildah)" >&2; exit 1; }
+# Debian's buildah, as scripts/browser.sh installs chromium.
+if [[ "$BUILDAH" == buildah ]] && ! command -v buildah >/dev/null; then
+  if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "image: install buildah (Debian: apt-get install buildah)" >&2
+    exit 1
+  fi
+  echo "image: installing Debian's buildah" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
+fi
+command -v "$BUILDAH" >/dev/null || { echo "image: $BUILDAH not found" >&2; exit 1; }
 
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT

@@ -20,8 +20,8 @@ mod template;
 mod worker;
 
 pub use callbacks::{CREDENTIAL_ENCRYPTION, USAGE_DASHBOARD_URL};
-pub use env_file::{FAMILIES, Family, SERVER_VALUES, env_template};
 pub use edge::{DISPATCH_DEADLINE_MS, KIT_MAX_BODY_BYTES, MAX_BODY_BYTES, TIMESTAMP_WINDOW_SECS};
+pub use env_file::{FAMILIES, Family, SERVER_VALUES, env_template};
 pub use license::{
     LICENSE_CLIENT_KEY, LICENSE_OFFLINE_DAYS, LICENSE_SIGNING_KEY, LICENSE_SIGNING_KEY_PREVIOUS,
 };

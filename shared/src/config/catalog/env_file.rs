@@ -110,7 +110,12 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         title: "Single sign-on (联营 products)",
-        settings: &[&SSO_ISSUER, &SSO_APP_ID, &SSO_UNIFIED_LOGIN_URL, &OIDC_CLIENTS],
+        settings: &[
+            &SSO_ISSUER,
+            &SSO_APP_ID,
+            &SSO_UNIFIED_LOGIN_URL,
+            &OIDC_CLIENTS,
+        ],
     },
     Family {
         title: "License products",
@@ -192,8 +197,8 @@ mod tests {
     /// rewrites it (review the diff).
     #[test]
     fn the_packaged_environment_file_is_the_template() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../local/dist/koogallery.env");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../local/dist/koogallery.env");
         let text = env_template();
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(&path, &text).expect("write local/dist/koogallery.env");
