@@ -1,5 +1,6 @@
 //! The packaged host (`make dist`): the tarball of this machine's architecture is unpacked, checked
-//! against SHA256SUMS, and its binary, a static one, started as a server would start it (a data
+//! against SHA256SUMS, its systemd unit verified (`systemd-analyze verify`, and `security` for its
+//! sandbox), and its binary, a static one, started as a server would start it (a data
 //! directory of its own, a port from the environment). It must answer `/healthz` and `/readyz`,
 //! and stop on SIGTERM with exit status 0. `make test` builds the tarball (`make dist-host`) and
 //! names its folder in `KOOGALLERY_DIST_DIR`. The container image of that tarball (`make image`,
@@ -83,6 +84,66 @@ fn elf_machine_and_interpreter(path: &Path) -> (u16, bool) {
     (machine, interpreter)
 }
 
+/// The packaged unit, installed with the packaged binary in a scratch root beside this machine's
+/// systemd units, must pass `systemd-analyze verify` and score an exposure of 1.5 or less on
+/// `systemd-analyze security` (its sandbox; 10 is none).
+fn check_unit(unpacked: &Path, scratch: &Path) {
+    let root = scratch.join("root");
+    for dir in [
+        "usr/local/bin",
+        "etc/systemd/system",
+        "bin",
+        "usr/lib/systemd",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg("/usr/lib/systemd/system")
+        .arg(root.join("usr/lib/systemd"))
+        .status()
+        .expect("run cp");
+    assert!(copied.success(), "cp -a /usr/lib/systemd/system failed");
+    std::fs::copy(
+        unpacked.join("bin/koogallery-local"),
+        root.join("usr/local/bin/koogallery-local"),
+    )
+    .expect("copy the binary");
+    std::fs::copy("/bin/kill", root.join("bin/kill")).expect("copy /bin/kill (ExecReload)");
+    let unit = root.join("etc/systemd/system/koogallery.service");
+    std::fs::copy(unpacked.join("koogallery.service"), &unit).expect("copy the unit");
+    let analyze = |args: &[&str]| {
+        let out = Command::new("systemd-analyze")
+            .args(args)
+            .arg(format!("--root={}", root.display()))
+            .output()
+            .expect("systemd-analyze (Debian's systemd package) must be installed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = analyze(&["verify", unit.to_str().expect("UTF-8 path")]);
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify koogallery.service:\n{text}"
+    );
+    let (ok, text) = analyze(&[
+        "security",
+        "--offline=true",
+        "--threshold=15",
+        "koogallery.service",
+    ]);
+    let score = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or("no overall exposure level");
+    assert!(ok, "systemd-analyze security: above 1.5: {score}\n{text}");
+    println!(
+        "dist: koogallery.service: {}",
+        score.trim_start_matches("→ ")
+    );
+}
+
 /// The status code of `GET path`, or `None` while nothing answers.
 fn get_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
@@ -152,6 +213,7 @@ fn the_packaged_host_starts_answers_its_probes_and_stops_on_sigterm() {
         koogallery::config::catalog::env_template(),
         "the packaged koogallery.env is not the catalog's template"
     );
+    check_unit(&unpacked, work.path());
 
     let binary = unpacked.join("bin/koogallery-local");
     let (machine, interpreter) = elf_machine_and_interpreter(&binary);
