@@ -34,9 +34,10 @@ DIST_BINS ?= koogallery-local
 # Packed when koogallery-local has them, else left out with a warning: koogallery-admin is on its way.
 DIST_OPTIONAL_BINS ?= koogallery-admin
 DIST_PROFILE := release
+DIST_HOST_ARCH := $(shell uname -m)
 DIST_ENV := CARGO="$(CARGO)" DIST_DIR="$(DIST_DIR)" DIST_BINS="$(DIST_BINS)" \
   DIST_OPTIONAL_BINS="$(DIST_OPTIONAL_BINS)" DIST_PROFILE="$(DIST_PROFILE)"
-# `make image`: the container image of the x86_64 tarball (local/dist/Containerfile), built with
+# `make image`: the container image of dist-host's tarball (local/dist/Containerfile), built with
 # buildah into its vfs store (no overlayfs needed, e.g. inside another container; podman sees it
 # with the same --storage-driver).
 IMAGE ?= koogallery:latest
@@ -50,7 +51,7 @@ run:
 
 ## test: formatting, lints, the template lint, and every test: unit, port contracts on the embedded
 ## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both, single sign-on in
-## headless Chromium (`browser` installs Chromium and the Node packages first), and the x86_64
+## headless Chromium (`browser` installs Chromium and the Node packages first), and this machine's
 ## tarball of `make dist` and its image started and stopped (`dist-host` and `image` build them;
 ## cargo's no-op when they are up to date)
 test: lint validate browser dist-host image
@@ -124,14 +125,16 @@ simulate:
 dist: tools
 	$(TOOLS_PATH) $(DIST_ENV) bash scripts/dist.sh $(DIST_TARGETS)
 
-## dist-host: the x86_64 tarball only (what `make test` and `make image` use)
+## dist-host: the tarball of this machine's architecture only (x86_64 here; what `make test` and
+## `make image` use)
 dist-host: tools
-	$(TOOLS_PATH) $(DIST_ENV) bash scripts/dist.sh x86_64
+	$(TOOLS_PATH) $(DIST_ENV) bash scripts/dist.sh $(DIST_HOST_ARCH)
 
-## image: the container image $(IMAGE) of the x86_64 tarball (buildah, installed from Debian if
+## image: the container image $(IMAGE) of dist-host's tarball (buildah, installed from Debian if
 ## missing; local/dist/Containerfile: scratch, user 65532, the data in the volume /data)
 image: dist-host
-	DIST_DIR="$(DIST_DIR)" IMAGE="$(IMAGE)" BUILDAH_ARGS="$(BUILDAH_ARGS)" bash scripts/image.sh
+	DIST_DIR="$(DIST_DIR)" DIST_ARCH="$(DIST_HOST_ARCH)" IMAGE="$(IMAGE)" BUILDAH_ARGS="$(BUILDAH_ARGS)" \
+	  bash scripts/image.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `make image`: the container image of the host (local/dist/Containerfile) from the x86_64 tarball
-# of `make dist`, with buildah (installed from Debian when missing). The build context is made
+# `make image`: the container image of the host (local/dist/Containerfile) from a tarball of
+# `make dist` (DIST_ARCH's, default this machine's), with buildah (installed from Debian when missing). The build context is made
 # here: the tarball's bin/, this machine's CA bundle (Debian's ca-certificates) and an empty data/
 # for the volume. tests/dist.rs runs the image with `buildah run --isolation chroot`.
-# Environment: DIST_DIR (default dist/), IMAGE (default koogallery:latest), BUILDAH (default
+# Environment: DIST_DIR (default dist/), DIST_ARCH (x86_64 or aarch64), IMAGE (default koogallery:latest), BUILDAH (default
 # buildah), BUILDAH_ARGS (global buildah flags; default --storage-driver vfs, which works without
 # overlayfs, e.g. inside another container).
 set -euo pipefail
@@ -16,9 +16,9 @@ read -r -a buildah_args <<<"${BUILDAH_ARGS:---storage-driver vfs}"
 CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
-name="koogallery-$version-x86_64-linux-musl"
+name="koogallery-$version-${DIST_ARCH:-$(uname -m)}-linux-musl"
 tarball="$DIST_DIR/$name.tar.gz"
-[[ -f "$tarball" ]] || { echo "image: $tarball missing: make dist-host" >&2; exit 1; }
+[[ -f "$tarball" ]] || { echo "image: $tarball missing: make dist" >&2; exit 1; }
 [[ -f "$CA_BUNDLE" ]] || { echo "image: no CA bundle at $CA_BUNDLE (apt-get install ca-certificates)" >&2; exit 1; }
 # Debian's buildah, as scripts/browser.sh installs chromium.
 if [[ "$BUILDAH" == buildah ]] && ! command -v buildah >/dev/null; then
