@@ -33,7 +33,7 @@ DIST_TARGETS ?= x86_64 aarch64
 DIST_BINS ?= koogallery-local
 # Packed when koogallery-local has them, else left out with a warning: koogallery-admin is on its way.
 DIST_OPTIONAL_BINS ?= koogallery-admin
-DIST_PROFILE := release
+DIST_PROFILE ?= release
 DIST_HOST_ARCH := $(shell uname -m)
 DIST_ENV := CARGO="$(CARGO)" DIST_DIR="$(DIST_DIR)" DIST_BINS="$(DIST_BINS)" \
   DIST_OPTIONAL_BINS="$(DIST_OPTIONAL_BINS)" DIST_PROFILE="$(DIST_PROFILE)"
