@@ -39,6 +39,13 @@ install -m 0644 "$CA_BUNDLE" "$context/ca-certificates.crt"
 mkdir -m 0700 "$context/data"
 install -m 0644 "$ROOT/local/dist/Containerfile" "$context/Containerfile"
 
+# The image IMAGE named before: removed after the build if the new one replaced it (else every
+# `make image` would leave one untagged copy behind).
+previous="$("$BUILDAH" "${buildah_args[@]}" images -q --no-trunc "$IMAGE" 2>/dev/null || true)"
 "$BUILDAH" "${buildah_args[@]}" bud --isolation chroot --layers=false -f "$context/Containerfile" \
   -t "$IMAGE" "$context"
+current="$("$BUILDAH" "${buildah_args[@]}" images -q --no-trunc "$IMAGE")"
+if [[ -n "$previous" && "$previous" != "$current" ]]; then
+  "$BUILDAH" "${buildah_args[@]}" rmi "$previous" >/dev/null 2>&1 || true
+fi
 echo "image: built $IMAGE from $tarball" >&2
