@@ -24,17 +24,39 @@ LAMBDA_BUILD_FLAGS ?=
 # Its cargo profile (Cargo.toml says why this one).
 LAMBDA_PROFILE := lambda-release
 
-.PHONY: run test lint unit validate tools browser bench simulate run-aws-local build deploy fmt clean print-lambda-profile
+# `make dist`: the host for a Linux server (scripts/dist.sh): static musl binaries built with
+# cargo-zigbuild (zig from the venv), one tarball per architecture in DIST_DIR with the systemd unit,
+# the environment file and INSTALL.md of local/dist/, and SHA256SUMS. DIST_TARGETS=x86_64 builds one
+# architecture only. The release profile (thin LTO, stripped) is the one `make run` uses.
+DIST_DIR ?= $(ROOT)/dist
+DIST_TARGETS ?= x86_64 aarch64
+DIST_BINS ?= koogallery-local koogallery-admin
+# Packed when the crate has them, else left out with a warning (none today).
+DIST_OPTIONAL_BINS ?=
+DIST_PROFILE ?= release
+DIST_HOST_ARCH := $(shell uname -m)
+DIST_ENV := CARGO="$(CARGO)" DIST_DIR="$(DIST_DIR)" DIST_BINS="$(DIST_BINS)" \
+  DIST_OPTIONAL_BINS="$(DIST_OPTIONAL_BINS)" DIST_PROFILE="$(DIST_PROFILE)"
+# `make image`: the container image of dist-host's tarball (local/dist/Containerfile), built with
+# buildah into its vfs store (no overlayfs needed, e.g. inside another container; podman sees it
+# with the same --storage-driver).
+IMAGE ?= koogallery:latest
+BUILDAH_ARGS ?= --storage-driver vfs
+
+.PHONY: run test lint unit validate tools browser bench simulate run-aws-local build deploy fmt clean print-lambda-profile dist dist-host image
 
 ## run: build optimised and serve the production interface on 127.0.0.1:$(PORT)/produce (data in .data/)
 run:
 	$(CARGO) run --release --locked -p koogallery-local
 
 ## test: formatting, lints, the template lint, and every test: unit, port contracts on the embedded
-## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both, and single sign-on in
-## headless Chromium (`browser` installs Chromium and the Node packages first)
-test: lint validate browser
-	bash scripts/emulator.sh run $(CARGO) test --locked --workspace -- --include-ignored
+## store and on DynamoDB/SQS (emulator), end-to-end over HTTP on both, single sign-on in
+## headless Chromium (`browser` installs Chromium and the Node packages first), and this machine's
+## tarball of `make dist` and its image started and stopped (`dist-host` and `image` build them;
+## cargo's no-op when they are up to date)
+test: lint validate browser dist-host image
+	KOOGALLERY_DIST_DIR="$(DIST_DIR)" KOOGALLERY_IMAGE="$(IMAGE)" BUILDAH_ARGS="$(BUILDAH_ARGS)" \
+	  bash scripts/emulator.sh run $(CARGO) test --locked --workspace -- --include-ignored
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -98,9 +120,25 @@ bench:
 simulate:
 	$(CARGO) run --release --locked -p koogallery-sim -- lifecycle --url http://127.0.0.1:$(PORT)/produce
 
+## dist: static (musl) tarballs of the host for a Linux server, x86_64 and aarch64, in dist/ with
+## SHA256SUMS (DIST_TARGETS=aarch64 for one; local/dist/INSTALL.md is what a server needs)
+dist: tools
+	$(TOOLS_PATH) $(DIST_ENV) bash scripts/dist.sh $(DIST_TARGETS)
+
+## dist-host: the tarball of this machine's architecture only (x86_64 here; what `make test` and
+## `make image` use)
+dist-host: tools
+	$(TOOLS_PATH) $(DIST_ENV) bash scripts/dist.sh $(DIST_HOST_ARCH)
+
+## image: the container image $(IMAGE) of dist-host's tarball (buildah, installed from Debian if
+## missing; local/dist/Containerfile: scratch, user 65532, the data in the volume /data)
+image: dist-host
+	DIST_DIR="$(DIST_DIR)" DIST_ARCH="$(DIST_HOST_ARCH)" IMAGE="$(IMAGE)" BUILDAH_ARGS="$(BUILDAH_ARGS)" \
+	  bash scripts/image.sh
+
 fmt:
 	$(CARGO) fmt --all
 
 clean:
 	$(CARGO) clean
-	rm -rf .data .aws-sam
+	rm -rf .data .aws-sam dist

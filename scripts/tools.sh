@@ -3,6 +3,7 @@
 #   moto[server]  DynamoDB + SQS emulator for the adapter tests (scripts/emulator.sh runs it)
 #   cfn-lint, aws-sam-cli   template validation (`sam validate --lint`) and `sam build`
 #   cargo-lambda  Lambda builds (prebuilt binary, brings zig)
+#   cargo-zigbuild  the static musl binaries of `make dist` (x86_64 and aarch64), linked by that zig
 # Idempotent: does nothing when the venv's stamp matches the pinned list below.
 # Usage: scripts/tools.sh            then e.g. PATH="$PWD/.venv/bin:$PATH"
 set -euo pipefail
@@ -18,6 +19,7 @@ PINNED=(
   "cfn-lint==1.58.0"
   "aws-sam-cli==1.170.0"
   "cargo-lambda==1.9.2"
+  "cargo-zigbuild==0.24.0"
 )
 
 STAMP="$VENV/.koogallery-tools-stamp"
@@ -38,7 +40,7 @@ start=$SECONDS
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input "${PINNED[@]}"
 
 # Sanity: the entry points the Makefile and the other scripts use.
-for tool in moto_server cfn-lint sam cargo-lambda; do
+for tool in moto_server cfn-lint sam cargo-lambda cargo-zigbuild; do
   if [[ ! -x "$VENV/bin/$tool" ]]; then
     echo "tools: $tool missing from $VENV/bin after install" >&2
     exit 1

@@ -23,54 +23,16 @@ use serde_json::json;
 /// The folder the tarball is unpacked in, once per test process.
 static UNPACKED: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
 
-/// `bin/koogallery-local` from the x86_64 tarball `make dist` left in `KOOGALLERY_DIST_DIR`,
-/// unpacked here after its checksum is checked against `SHA256SUMS`.
+/// `bin/koogallery-local` of the tarball `make dist` built for this machine.
 fn packaged_host() -> PathBuf {
     UNPACKED
         .get_or_init(|| {
-            let dist = std::env::var("KOOGALLERY_DIST_DIR").expect(
-                "KOOGALLERY_DIST_DIR is not set: run through `make test`, which builds the tarball with `make dist`",
-            );
-            let dist = PathBuf::from(dist);
-            let tarball = std::fs::read_dir(&dist)
-                .expect("the dist folder")
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.ends_with("x86_64-linux-musl.tar.gz"))
-                })
-                .expect("an x86_64 tarball in KOOGALLERY_DIST_DIR");
-            let check = Command::new("sha256sum")
-                .args(["-c", "--ignore-missing", "SHA256SUMS"])
-                .current_dir(&dist)
-                .output()
-                .expect("sha256sum runs");
-            assert!(
-                check.status.success(),
-                "checksums: {}",
-                String::from_utf8_lossy(&check.stdout)
-            );
             let dir = tempfile::tempdir().expect("temp dir");
-            let unpacked = Command::new("tar")
-                .arg("-xzf")
-                .arg(&tarball)
-                .arg("-C")
-                .arg(dir.path())
-                .status()
-                .expect("tar runs");
-            assert!(unpacked.success(), "cannot unpack {}", tarball.display());
-            let bin = std::fs::read_dir(dir.path())
-                .expect("unpacked")
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .map(|p| p.join("bin/koogallery-local"))
-                .chain([dir.path().join("bin/koogallery-local")])
-                .find(|p| p.is_file())
-                .expect("bin/koogallery-local in the tarball");
-            (dir, bin)
+            let (unpacked, _, _) = koogallery_e2e::packaged::unpack(dir.path());
+            (dir, unpacked.join("bin"))
         })
         .1
-        .clone()
+        .join("koogallery-local")
 }
 
 /// A certificate authority of this test process, trusted by its simulator.
@@ -187,6 +149,32 @@ async fn the_packaged_host_serves_koogallery_over_tls_and_swaps_its_certificate_
     let (report, outcome) = sim.run_lifecycle_report(&opts).await;
     assert!(outcome.is_ok(), "lifecycle over TLS: {outcome:?}\n{report}");
     assert_eq!(presented_certificate(port).await, der_a);
+
+    // An operator's backup over the same TLS, with the packaged admin command trusting the CA.
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("write the CA");
+    let archive = dir.path().join("backup.tar");
+    let backup = Command::new(packaged_host().with_file_name("koogallery-admin"))
+        .env_clear()
+        .arg("backup")
+        .arg("--url")
+        .arg(format!("https://localhost:{port}"))
+        .arg("--ca-cert")
+        .arg(&ca_file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--to")
+        .arg(&archive)
+        .arg("--json")
+        .output()
+        .expect("koogallery-admin runs");
+    assert!(
+        backup.status.success(),
+        "backup over TLS: {}{}",
+        String::from_utf8_lossy(&backup.stdout),
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(std::fs::metadata(&archive).expect("the archive").len() > 0);
 
     // A client that does not trust the CA is refused: the host does not fall back to anything.
     let untrusting = reqwest::Client::builder().build().expect("client");

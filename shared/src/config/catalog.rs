@@ -2,11 +2,12 @@
 //! would write it, its range and what it does. The readers in this folder take a [`Setting`], so
 //! a default lives here and nowhere else (the `Default` impls read an empty environment); the
 //! README's settings table is held to this list by `tests/docs.rs`, and a command-line `--help`
-//! can be built from it. The settings are defined by family, one file each under `catalog/`, and
+//! can be built from it, and so is the server's environment file ([`env_template`], `make dist`). The settings are defined by family, one file each under `catalog/`, and
 //! named here: `catalog::NAME` and [`ALL`].
 
 mod callbacks;
 mod edge;
+mod env_file;
 mod license;
 mod local;
 mod logs;
@@ -20,6 +21,7 @@ mod worker;
 
 pub use callbacks::{CREDENTIAL_ENCRYPTION, USAGE_DASHBOARD_URL};
 pub use edge::{DISPATCH_DEADLINE_MS, KIT_MAX_BODY_BYTES, MAX_BODY_BYTES, TIMESTAMP_WINDOW_SECS};
+pub use env_file::{FAMILIES, Family, SERVER_VALUES, env_template};
 pub use license::{
     LICENSE_CLIENT_KEY, LICENSE_OFFLINE_DAYS, LICENSE_SIGNING_KEY, LICENSE_SIGNING_KEY_PREVIOUS,
 };

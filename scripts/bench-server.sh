@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The host as a server, measured in one run (BENCHMARKS.md, "The host as a server"):
+#   1. start-up time: process start to GET /readyz answering 200, median of 5 starts on a fresh
+#      data directory each;
+#   2. signed queryInstance load over plain HTTP, then over the host's own TLS (a CA and a
+#      certificate made here with openssl), same binary, same load generator, same settings.
+# Usage: scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+#        give dist's bin/koogallery-local to measure the packaged one)
+# Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HOST_BIN="${1:-$ROOT/target/release/koogallery-local}"
+SIM_BIN="${SIM_BIN:-$ROOT/target/release/koogallery-sim}"
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-32}"
+KEY=bench-key
+WORK="$(mktemp -d)"
+HOST_PID=""
+cleanup() {
+  [[ -n "$HOST_PID" ]] && kill "$HOST_PID" 2>/dev/null && wait "$HOST_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start DATA_DIR PORT [extra env…]: starts the host in the background (HOST_PID) and waits for
+# /readyz; STARTED_MS is how long that took.
+start() {
+  local data="$1" port="$2" scheme=http curl_tls=()
+  shift 2
+  local t0
+  t0=$(date +%s%N)
+  env -i PATH="$PATH" KOOGALLERY_DATA_DIR="$data" KOOGALLERY_LISTEN="127.0.0.1:$port" \
+    KOOGALLERY_ACCESS_KEY="$KEY" KOOGALLERY_KIT_KEY=bench-kit RUST_LOG=warn "$@" \
+    "$HOST_BIN" >"$data.log" 2>&1 &
+  HOST_PID=$!
+  if [[ " $* " == *KOOGALLERY_TLS_CERT* ]]; then scheme=https; curl_tls=(--cacert "$WORK/ca.pem"); fi
+  until curl -fsS "${curl_tls[@]}" -o /dev/null "$scheme://localhost:$port/readyz" 2>/dev/null; do
+    kill -0 "$HOST_PID" 2>/dev/null || { cat "$data.log" >&2; exit 1; }
+    sleep 0.002
+  done
+  STARTED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
+stop() {
+  kill -TERM "$HOST_PID"
+  wait "$HOST_PID" || true
+  HOST_PID=""
+}
+
+echo "# binary: $HOST_BIN ($(stat -c %s "$HOST_BIN") bytes; $(file -b "$HOST_BIN" | cut -d, -f1-2))"
+
+times=()
+for i in 1 2 3 4 5; do
+  start "$WORK/start$i" "$(free_port)"
+  times+=("$STARTED_MS")
+  stop
+done
+sorted=($(printf '%s\n' "${times[@]}" | sort -n))
+echo "# first start to /readyz 200 (ms; it generates the key files), 5 fresh data dirs: ${times[*]} (median ${sorted[2]})"
+times=()
+for i in 1 2 3 4 5; do
+  start "$WORK/start1" "$(free_port)"
+  times+=("$STARTED_MS")
+  stop
+done
+sorted=($(printf '%s\n' "${times[@]}" | sort -n))
+echo "# restart to /readyz 200 (ms), 5 starts on one data dir: ${times[*]} (median ${sorted[2]})"
+
+# A CA and a server certificate for localhost (P-256, as a public CA would issue).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+  -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+  -keyout "$WORK/key.pem" -out "$WORK/req.pem" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/ext.cnf"
+openssl x509 -req -in "$WORK/req.pem" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
+  -days 2 -extfile "$WORK/ext.cnf" -out "$WORK/cert.pem" 2>/dev/null
+
+for mode in plain tls; do
+  port="$(free_port)"
+  if [[ "$mode" == tls ]]; then
+    start "$WORK/$mode" "$port" KOOGALLERY_TLS_CERT="$WORK/cert.pem" KOOGALLERY_TLS_KEY="$WORK/key.pem"
+    url="https://localhost:$port/produce"
+  else
+    start "$WORK/$mode" "$port"
+    url="http://localhost:$port/produce"
+  fi
+  echo "# queryInstance over $mode: $CONNECTIONS connections, ${DURATION}s"
+  "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity queryInstance \
+    --connections "$CONNECTIONS" --duration "$DURATION" || echo "# ($mode: unexpected answers above)"
+  stop
+done
