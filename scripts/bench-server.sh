@@ -4,7 +4,7 @@
 #      data directory each;
 #   2. signed queryInstance load over plain HTTP, then over the host's own TLS (a CA and a
 #      certificate made here with openssl), same binary, same load generator, same settings.
-# Usage: scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+# Usage: [MODES="plain tls"] [DURATION=10] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
 #        give dist's bin/koogallery-local to measure the packaged one)
 # Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
 set -euo pipefail
@@ -39,6 +39,7 @@ start() {
   if [[ " $* " == *KOOGALLERY_TLS_CERT* ]]; then scheme=https; curl_tls=(--cacert "$WORK/ca.pem"); fi
   until curl -fsS "${curl_tls[@]}" -o /dev/null "$scheme://localhost:$port/readyz" 2>/dev/null; do
     kill -0 "$HOST_PID" 2>/dev/null || { cat "$data.log" >&2; exit 1; }
+    (( $(date +%s%N) - t0 < 30000000000 )) || { echo "not ready in 30 s" >&2; cat "$data.log" >&2; exit 1; }
     sleep 0.002
   done
   STARTED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -78,7 +79,7 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/ext.cnf"
 openssl x509 -req -in "$WORK/req.pem" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
   -days 2 -extfile "$WORK/ext.cnf" -out "$WORK/cert.pem" 2>/dev/null
 
-for mode in plain tls; do
+for mode in ${MODES:-plain tls}; do
   port="$(free_port)"
   if [[ "$mode" == tls ]]; then
     start "$WORK/$mode" "$port" KOOGALLERY_TLS_CERT="$WORK/cert.pem" KOOGALLERY_TLS_KEY="$WORK/key.pem"
