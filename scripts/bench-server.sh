@@ -53,22 +53,20 @@ stop() {
 
 echo "# binary: $HOST_BIN ($(stat -c %s "$HOST_BIN") bytes; $(file -b "$HOST_BIN" | cut -d, -f1-2))"
 
-times=()
-for i in 1 2 3 4 5; do
-  start "$WORK/start$i" "$(free_port)"
-  times+=("$STARTED_MS")
-  stop
-done
-sorted=($(printf '%s\n' "${times[@]}" | sort -n))
-echo "# first start to /readyz 200 (ms; it generates the key files), 5 fresh data dirs: ${times[*]} (median ${sorted[2]})"
-times=()
-for i in 1 2 3 4 5; do
-  start "$WORK/start1" "$(free_port)"
-  times+=("$STARTED_MS")
-  stop
-done
-sorted=($(printf '%s\n' "${times[@]}" | sort -n))
-echo "# restart to /readyz 200 (ms), 5 starts on one data dir: ${times[*]} (median ${sorted[2]})"
+# five_starts LABEL DIR_PREFIX SAME_DIR: five starts, each stopped at once; prints their times and
+# the median. SAME_DIR=1 starts on one data directory (restarts), 0 on a new one each time.
+five_starts() {
+  local label="$1" same="$2" times=() i sorted
+  for i in 1 2 3 4 5; do
+    start "$WORK/start$(( same ? 1 : i ))" "$(free_port)"
+    times+=("$STARTED_MS")
+    stop
+  done
+  sorted=($(printf '%s\n' "${times[@]}" | sort -n))
+  echo "# $label: ${times[*]} (median ${sorted[2]})"
+}
+five_starts "first start to /readyz 200 (ms; it generates the key files), 5 fresh data dirs" 0
+five_starts "restart to /readyz 200 (ms), 5 starts on one data dir" 1
 
 # A CA and a server certificate for localhost (P-256, as a public CA would issue).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
