@@ -348,3 +348,33 @@ async fn a_sigterm_while_the_packaged_host_provisions_loses_nothing_across_a_res
         .count();
     assert_eq!(provisions, 1, "provisioned once, finished before the stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the tarball of `make dist` (make test builds it)"]
+async fn a_sighup_while_the_packaged_host_starts_does_not_end_it() {
+    // `systemctl reload` may come while the host still generates its keys (a first start takes
+    // a few hundred milliseconds): SIGHUP's default action would end the process, and systemd
+    // would take that for a clean exit and not restart it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        // The shell's pid becomes the host's at exec; the signal comes 30 ms later.
+        .arg(r#"(sleep 0.03; kill -HUP $$) & exec "$0""#)
+        .arg(packaged_host())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("KOOGALLERY_DATA_DIR", dir.path().join("data"))
+        .env("KOOGALLERY_ACCESS_KEY", KEY)
+        .env("KOOGALLERY_KIT_KEY", "e2e-kit-key");
+    let mut host = ChildHost::start(command).await;
+    let sim = Simulator::new(&format!("http://{}/produce", host.addr), KEY).expect("simulator");
+    let answer = sim
+        .call(&json!({"activity": "queryInstance", "instanceId": "none-such"}))
+        .await
+        .expect("it serves after the SIGHUP");
+    assert!(answer.body_sign_valid);
+    host.signal("TERM");
+    let status = host.exit_within(Duration::from_secs(10)).await;
+    assert!(status.success(), "exit on SIGTERM: {status}");
+}

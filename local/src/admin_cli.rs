@@ -276,6 +276,11 @@ fn store_in_use(path: &Path) -> Result<bool, AdminError> {
             Ok(false)
         }
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Ok(true),
+        // Cannot tell (no permission, a failing disk): not a reason to write over it.
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => Err(io(format!(
+            "cannot tell whether {} is in use",
+            path.display()
+        ))(e)),
         // Not a store redb can open (damaged, another file): it is moved aside like any other.
         Err(_) => Ok(false),
     }
@@ -335,16 +340,35 @@ pub fn restore(args: &RestoreArgs) -> Result<RestoreReport, AdminError> {
             .map_err(io(format!("cannot write {name} in {}", dir.display())))?;
     }
     let mut moved_aside = None;
+    // What this restore changed in DIR so far, undone if a later step fails: DIR is then as it
+    // was, never half the backup and half what was there.
+    let mut moved: Vec<&str> = Vec::new();
+    let mut written: Vec<String> = Vec::new();
+    let undo = |aside: Option<&Path>, moved: &[&str], written: &[String]| {
+        for name in written {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        if let Some(aside) = aside {
+            for name in moved {
+                let _ = std::fs::rename(aside.join(name), dir.join(name));
+            }
+            let _ = std::fs::remove_dir(aside);
+        }
+    };
     if !present.is_empty() {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let aside = dir.join(format!("pre-restore-{stamp}"));
         std::fs::create_dir(&aside).map_err(io(format!("cannot create {}", aside.display())))?;
         for name in &present {
-            std::fs::rename(dir.join(name), aside.join(name)).map_err(io(format!(
-                "cannot move {} to {}",
-                dir.join(name).display(),
-                aside.display()
-            )))?;
+            if let Err(e) = std::fs::rename(dir.join(name), aside.join(name)) {
+                undo(Some(&aside), &moved, &written);
+                return Err(io(format!(
+                    "cannot move {} to {} (nothing restored; what was moved is back)",
+                    dir.join(name).display(),
+                    aside.display()
+                ))(e));
+            }
+            moved.push(name);
         }
         sync_dir(&aside)?;
         moved_aside = Some(aside);
@@ -352,8 +376,15 @@ pub fn restore(args: &RestoreArgs) -> Result<RestoreReport, AdminError> {
     let mut files = Vec::new();
     for (name, tmp) in extracted {
         let path = dir.join(&name);
-        tmp.persist_noclobber(&path)
-            .map_err(|e| io(format!("cannot write {}", path.display()))(e.error))?;
+        if let Err(e) = tmp.persist_noclobber(&path) {
+            // A host restarted meanwhile (and wrote a key file), a full disk: back to the start.
+            undo(moved_aside.as_deref(), &moved, &written);
+            return Err(io(format!(
+                "cannot write {} (nothing restored; the files that were there are back)",
+                path.display()
+            ))(e.error));
+        }
+        written.push(name.clone());
         files.push(name);
     }
     sync_dir(dir)?;

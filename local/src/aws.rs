@@ -164,7 +164,8 @@ pub async fn start_aws_with(
         https: settings.tls.is_some(),
         backend,
         stop,
-        tasks: vec![server, worker_task, reconcile_task, push_task, license_task],
+        server,
+        tasks: vec![worker_task, reconcile_task, push_task, license_task],
         grace: settings.shutdown_grace,
     })
 }

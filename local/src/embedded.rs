@@ -145,7 +145,8 @@ pub async fn start_on(
         https: settings.tls.is_some(),
         backend,
         stop,
-        tasks: vec![server, worker_task, reconcile_task, push_task, license_task],
+        server,
+        tasks: vec![worker_task, reconcile_task, push_task, license_task],
         grace: settings.shutdown_grace,
     })
 }
@@ -195,5 +196,41 @@ impl Embedded {
             health.worker_running(false);
         });
         Ok([worker_task, reconcile_task, push_task])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::running::Backend;
+    use koogallery::security::replay::NonceStore;
+
+    /// A stop writes the replay guard's last nonces before the process ends: a group still being
+    /// gathered would otherwise wait for its timer, which the exit does not.
+    #[tokio::test]
+    async fn closing_the_backend_puts_the_nonces_not_yet_on_disk_there() {
+        let dir = tempfile::tempdir().expect("dir");
+        // A group that would not be written for an hour on its own.
+        let store = Arc::new(
+            EmbeddedStore::open_with(
+                dir.path().join("s.redb"),
+                std::time::Duration::from_secs(3600),
+            )
+            .expect("store"),
+        );
+        let now = chrono::Utc::now();
+        assert!(
+            store
+                .remember("n-1", now, now + chrono::Duration::minutes(2))
+                .await
+                .expect("remembered")
+        );
+        assert!(store.unflushed_nonces() > 0, "the nonce is not on disk yet");
+        let backend = Embedded {
+            queue: store.queue(),
+            store: store.clone(),
+        };
+        backend.close();
+        assert_eq!(store.unflushed_nonces(), 0, "close() wrote them");
     }
 }

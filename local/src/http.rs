@@ -62,6 +62,7 @@ pub(crate) async fn serve(
         max_connections: settings.max_connections,
         // The calls in flight answer within the dispatch deadline; the margin covers the answer.
         drain: edge.dispatch_deadline() + DRAIN_MARGIN,
+        body_timeout: crate::server::BODY_READ_TIMEOUT,
     };
     let app = router(edge, kit_public_key)
         .merge(usage_router(usage))

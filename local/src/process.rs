@@ -28,6 +28,10 @@ pub async fn main_from_env(program: &str) -> std::process::ExitCode {
 /// environment, the embedded store (or, with `KOOGALLERY_BACKEND=aws`, the AWS adapters), until
 /// Ctrl-C.
 pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
+    // First of all, before keys are generated or the store opened: a SIGTERM or a SIGHUP
+    // (`systemctl reload` as soon as the process exists) must never take the default action of
+    // ending the process, which systemd would count as a clean exit and not restart.
+    let stop = Stop::listen()?;
     let log = LogSettings::read(&Env::process())?;
     koogallery::logging::init(&log);
     let config = Config::from_env()?;
@@ -44,10 +48,10 @@ pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
     }
     let backend = Env::process().choice(&catalog::BACKEND, &["embedded", "aws"])?;
     if backend == "aws" {
-        return run_aws_from_env(config, settings).await;
+        return run_aws_from_env(config, settings, stop).await;
     }
     let host = start(config, settings).await?;
-    until_stopped().await?;
+    stop.wait().await?;
     host.shutdown().await;
     tracing::info!("stopped");
     Ok(())
@@ -57,10 +61,11 @@ pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
 pub(crate) async fn run_aws_from_env(
     config: Config,
     settings: LocalSettings,
+    stop: Stop,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use crate::aws::{AwsSettings, start_aws};
     let host = start_aws(config, settings, AwsSettings::from_env(), None).await?;
-    until_stopped().await?;
+    stop.wait().await?;
     host.shutdown().await;
     tracing::info!("stopped");
     Ok(())
@@ -70,6 +75,7 @@ pub(crate) async fn run_aws_from_env(
 pub(crate) async fn run_aws_from_env(
     _: Config,
     _: LocalSettings,
+    _: Stop,
 ) -> Result<(), Box<dyn std::error::Error>> {
     Err("KOOGALLERY_BACKEND=aws needs the `aws` feature: use `make run-aws-local`".into())
 }
@@ -80,18 +86,34 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// Until Ctrl-C (a terminal) or SIGTERM (systemd, a container runtime).
-pub(crate) async fn until_stopped() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        got = tokio::signal::ctrl_c() => got?,
-        _ = term.recv() => {}
+/// The signals that stop the host (SIGTERM from systemd or a container runtime, Ctrl-C), taken
+/// over at the start of the process; SIGHUP is taken over at the same moment (the listener
+/// reloads its certificate on it once it runs; until then it is ignored).
+pub(crate) struct Stop {
+    term: tokio::signal::unix::Signal,
+    _hangup: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    pub(crate) fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            _hangup: signal(SignalKind::hangup())?,
+        })
     }
-    tracing::info!(
-        "stopping: no new connections; finishing the calls in flight and the current job"
-    );
-    Ok(())
+
+    /// Until Ctrl-C or SIGTERM.
+    pub(crate) async fn wait(mut self) -> std::io::Result<()> {
+        tokio::select! {
+            got = tokio::signal::ctrl_c() => got?,
+            _ = self.term.recv() => {}
+        }
+        tracing::info!(
+            "stopping: no new connections; finishing the calls in flight and the current job"
+        );
+        Ok(())
+    }
 }
 
 /// Metrics as the logs are written: EMF lines with JSON logs (as on AWS), debug lines otherwise.

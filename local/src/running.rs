@@ -12,7 +12,10 @@ pub struct Running<B> {
     pub https: bool,
     pub backend: B,
     pub(crate) stop: watch::Sender<bool>,
-    /// The HTTP server's task first: it stops accepting at once and drains on its own deadline.
+    /// The HTTP server's task: it stops accepting at once and ends its connections by its own
+    /// drain deadline (the dispatch deadline and a margin).
+    pub(crate) server: tokio::task::JoinHandle<()>,
+    /// The worker, the timers and the usage passes.
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     /// How long the other tasks (the worker's job, above all) may take once told to stop.
     pub(crate) grace: Duration,
@@ -34,12 +37,18 @@ impl<B> Running<B> {
 
 impl<B: Backend> Running<B> {
     /// Stops accepting calls, lets those in flight answer (within the dispatch deadline), lets the
-    /// worker finish its current job (within the grace), and closes the backend. A job still
+    /// worker finish its current job (within the grace, counted from then), and closes the
+    /// backend. A job still
     /// running when the grace ends is left leased: it is received again once its lease expires,
     /// after a restart, so nothing is lost, only delayed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let deadline = tokio::time::Instant::now() + self.grace;
+        // Not under the grace: the server is bounded by its drain, and a shorter grace must not
+        // cut off a call that is still being answered.
+        let _ = self.server.await;
+        let deadline = tokio::time::Instant::now()
+            .checked_add(self.grace)
+            .unwrap_or_else(tokio::time::Instant::now);
         for task in self.tasks {
             let abort = task.abort_handle();
             if tokio::time::timeout_at(deadline, task).await.is_err() {

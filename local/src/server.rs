@@ -36,6 +36,9 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// A client that has not sent its headers (or finished its TLS handshake) by then is dropped: a
 /// slow client cannot hold a connection slot.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// And it has this long for the body: past it the body reads as an error, which the edge answers
+/// with a signed `000002`, and the slot is free again.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the certificate and its key are read from (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub struct ListenSettings {
     pub max_connections: usize,
     /// How long a stop waits for the calls in flight (the edge's dispatch deadline and a margin).
     pub drain: Duration,
+    /// How long a request's body may take to arrive ([`BODY_READ_TIMEOUT`]).
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +194,12 @@ pub(crate) async fn serve_connections(
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let service = TowerToHyperService::new(app);
+    let service = TowerToHyperService::new(app.layer(
+        tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout),
+    ));
+    // Every connection's task, so that those still open when the drain ends are ended here, not
+    // left running past the stop.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let slot = tokio::select! {
             _ = stopped.wait_for(|s| *s) => break,
@@ -212,7 +222,9 @@ pub(crate) async fn serve_connections(
         let service = service.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        // Finished connections leave the set as new ones come.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             let _slot = slot;
             match acceptor {
                 None => serve_one(TokioIo::new(tcp), service, watcher).await,
@@ -227,9 +239,10 @@ pub(crate) async fn serve_connections(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(settings.drain) => {
-            tracing::warn!(drain = ?settings.drain, "calls still open after the drain time: closing them");
+            tracing::warn!(drain = ?settings.drain, open = connections.len(), "calls still open after the drain time: closing them");
         }
     }
+    connections.shutdown().await;
 }
 
 async fn handshake(
@@ -335,6 +348,7 @@ mod tests {
             tls: None,
             max_connections,
             drain: Duration::from_secs(5),
+            body_timeout: Duration::from_millis(300),
         };
         let task = tokio::spawn(serve_connections(listener, app, settings, None, stopped));
         (addr, stop, task)
@@ -373,6 +387,43 @@ mod tests {
             .expect("served once the first closed")
             .expect("read");
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        let _ = stop.send(true);
+        task.await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_trickles_in_is_cut_off_and_frees_its_slot() {
+        let echo = Router::new().route(
+            "/",
+            axum::routing::post(|body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>| async move {
+                match body {
+                    Ok(b) => format!("read {}", b.len()),
+                    Err(e) => format!("refused: {e}"),
+                }
+            }),
+        );
+        let (addr, stop, task) = listen(echo, 1).await;
+        let mut slow = TcpStream::connect(addr).await.expect("connect");
+        // Headers promise 100 bytes; one arrives.
+        let answer = exchange(
+            &mut slow,
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nx",
+            Duration::from_secs(3),
+        )
+        .await
+        .expect("an answer once the body times out");
+        assert!(answer.contains("refused"), "{answer}");
+        drop(slow);
+        // The only slot is free again.
+        let mut next = TcpStream::connect(addr).await.expect("connect");
+        let answer = exchange(
+            &mut next,
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nok",
+            Duration::from_secs(3),
+        )
+        .await
+        .expect("served");
+        assert!(answer.contains("read 2"), "{answer}");
         let _ = stop.send(true);
         task.await.expect("stops");
     }

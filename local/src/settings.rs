@@ -6,6 +6,11 @@ use crate::server::TlsFiles;
 
 use koogallery::config::{ConfigError, Env, catalog};
 
+/// More open connections than a process can have file descriptors for is a typing error.
+const MAX_CONNECTIONS: usize = 1_000_000;
+/// A stop that waits longer than an hour for a job is not a stop.
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+
 /// Local-only settings: where to listen and where the data lives.
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
@@ -94,11 +99,29 @@ impl LocalSettings {
                 ));
             }
         };
+        let max_connections: usize = env.number(&catalog::MAX_CONNECTIONS, 1)?;
+        if max_connections > MAX_CONNECTIONS {
+            return Err(ConfigError::invalid(
+                catalog::MAX_CONNECTIONS.name,
+                format!("at most {MAX_CONNECTIONS}, got {max_connections}"),
+            ));
+        }
+        let shutdown_grace = env.secs(&catalog::SHUTDOWN_GRACE_SECS, 0)?;
+        if shutdown_grace > MAX_SHUTDOWN_GRACE {
+            return Err(ConfigError::invalid(
+                catalog::SHUTDOWN_GRACE_SECS.name,
+                format!(
+                    "at most {} s (systemd's stop timeout must exceed it), got {}",
+                    MAX_SHUTDOWN_GRACE.as_secs(),
+                    shutdown_grace.as_secs()
+                ),
+            ));
+        }
         Ok(Self {
             listen,
             tls,
-            max_connections: env.number(&catalog::MAX_CONNECTIONS, 1)?,
-            shutdown_grace: env.secs(&catalog::SHUTDOWN_GRACE_SECS, 0)?,
+            max_connections,
+            shutdown_grace,
             sso: SsoHostSettings::read(env, &data_dir)?,
             data_dir,
         })
@@ -149,5 +172,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("KOOGALLERY_LISTEN"), "{e}");
+    }
+
+    #[test]
+    fn limits_out_of_range_are_refused_at_start_not_at_the_first_stop() {
+        let read = |name: &str, value: &str| {
+            let (name, value) = (name.to_owned(), value.to_owned());
+            LocalSettings::read(&Env::from_fn(move |k| (k == name).then(|| value.clone())))
+        };
+        for (name, value) in [
+            ("KOOGALLERY_SHUTDOWN_GRACE_SECS", "18446744073709551615"),
+            ("KOOGALLERY_SHUTDOWN_GRACE_SECS", "3601"),
+            ("KOOGALLERY_MAX_CONNECTIONS", "2305843009213693952"),
+            ("KOOGALLERY_MAX_CONNECTIONS", "0"),
+        ] {
+            let e = read(name, value).expect_err(value).to_string();
+            assert!(e.contains(name), "{e}");
+        }
+        let ok = read("KOOGALLERY_SHUTDOWN_GRACE_SECS", "3600").expect("an hour");
+        assert_eq!(ok.shutdown_grace, Duration::from_secs(3600));
     }
 }
