@@ -323,18 +323,13 @@ mod tests {
     #[test]
     fn the_manifest_keeps_its_form() {
         let (_dir, archive, manifest) = sample();
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/backup_manifest_v1.json");
-        let pretty = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, &pretty).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-        assert_eq!(
-            pretty, expected,
-            "the backup manifest changed: it is a versioned contract"
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        koogallery::testing::golden::check_in(
+            &fixtures,
+            "backup_manifest_v1.json",
+            &serde_json::to_value(&manifest).unwrap(),
         );
+        let expected = std::fs::read_to_string(fixtures.join("backup_manifest_v1.json")).unwrap();
         // The archive's own manifest is that one, and a stored archive of it reads back.
         assert_eq!(verify_archive(archive.as_slice()).unwrap(), manifest);
         assert_eq!(

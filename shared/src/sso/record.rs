@@ -130,23 +130,7 @@ pub(crate) mod tests {
     }
 
     fn golden(name: &str, actual: &str) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let pretty = serde_json::to_string_pretty(
-            &serde_json::from_str::<serde_json::Value>(actual).unwrap(),
-        )
-        .unwrap()
-            + "\n";
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, &pretty).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-        assert_eq!(
-            pretty, expected,
-            "{name} changed: a stored record is a contract"
-        );
+        crate::testing::golden::check(name, &serde_json::from_str(actual).unwrap());
     }
 
     #[test]

@@ -2,16 +2,26 @@
 //! equal its file; `UPDATE_GOLDEN=1` rewrites the file (review the diff: a stored record or an event
 //! that changes form is a new schema, never a silent rename).
 
-/// Unit tests only (the environment switch is a test's, not a setting).
-#[cfg(test)]
-/// Compares `value`, pretty-printed, with `shared/tests/fixtures/{name}`.
+/// Compares `value`, pretty-printed, with `shared/tests/fixtures/{name}` (this crate's unit tests).
 ///
 /// # Panics
 /// When they differ, or the file is missing (and `UPDATE_GOLDEN` is unset).
+#[cfg(test)]
 pub fn check(name: &str, value: &serde_json::Value) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    check_in(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+        name,
+        value,
+    );
+}
+
+/// [`check`] against `{fixtures}/{name}`, for another crate's contracts (its own fixtures folder).
+/// The switch is the test's environment (`UPDATE_GOLDEN`), never a setting of the service.
+///
+/// # Panics
+/// When they differ, or the file is missing (and `UPDATE_GOLDEN` is unset).
+pub fn check_in(fixtures: &std::path::Path, name: &str, value: &serde_json::Value) {
+    let path = fixtures.join(name);
     let pretty = serde_json::to_string_pretty(value).expect("JSON") + "\n";
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &pretty).expect("write golden file");
