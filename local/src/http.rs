@@ -57,8 +57,6 @@ pub(crate) async fn serve(
     })?;
     let (stop, stopped) = watch::channel(false);
     let listen = crate::server::ListenSettings {
-        addr,
-        tls: settings.tls.clone(),
         max_connections: settings.max_connections,
         // The calls in flight answer within the dispatch deadline; the margin covers the answer.
         drain: edge.dispatch_deadline() + DRAIN_MARGIN,

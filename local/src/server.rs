@@ -7,7 +7,6 @@
 //! missing file, a key that does not match) keeps the certificate in use and says why in the log.
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
     time::Duration,
@@ -49,12 +48,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// How the listener serves.
+/// How the listener serves (the listener itself and the TLS configuration are passed beside it).
 #[derive(Debug, Clone)]
 pub struct ListenSettings {
-    pub addr: SocketAddr,
-    /// `None`: plain HTTP (behind a load balancer that ends TLS, or on loopback).
-    pub tls: Option<TlsFiles>,
     /// Connections open at once; the next waits in the kernel's backlog.
     pub max_connections: usize,
     /// How long a stop waits for the calls in flight (the edge's dispatch deadline and a margin).
@@ -339,13 +335,15 @@ mod tests {
     async fn listen(
         app: Router,
         max_connections: usize,
-    ) -> (SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    ) -> (
+        std::net::SocketAddr,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = watch::channel(false);
         let settings = ListenSettings {
-            addr,
-            tls: None,
             max_connections,
             drain: Duration::from_secs(5),
             body_timeout: Duration::from_millis(300),
