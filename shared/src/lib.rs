@@ -9,6 +9,7 @@
 //! provisioning/  the provisioner port: create resources, hear lifecycle notices
 //! jobs/          the job queue between callbacks and worker, and its consumer port
 //! directory/     the 联营 tenant directory the Kit syncs keep, and its port
+//! exchange/     the exchange log: every call KooGallery made and every call we made, redacted
 //! license/       License codes: state, events, daily usage, the store and License open-API ports
 //! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates
 //! config/        every setting defined once (catalog), per concept; the typed secrets
@@ -30,6 +31,7 @@ pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod exchange;
 pub mod failure;
 mod id;
 pub mod instance;

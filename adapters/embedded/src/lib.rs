@@ -18,6 +18,8 @@
 //! - [`EmbeddedStore`] implements [`LicenseStore`](koogallery::license::LicenseStore) (license
 //!   codes and their daily usage; docs/protocol/decisions.md §21) with the semantics of
 //!   `koogallery::testing::license::MemoryLicenses` (see `license`).
+//! - [`EmbeddedExchangeLog`] keeps the exchange log ([`ExchangeLog`](koogallery::exchange::ExchangeLog))
+//!   in a file of its own beside the store's (see `exchange`).
 //! - [`EmbeddedStore::backup_to`] copies every table, as of one read transaction, into a fresh
 //!   file while the store serves (see `backup`).
 //!
@@ -62,6 +64,7 @@
 mod backup;
 mod consumer;
 mod directory;
+mod exchange;
 mod license;
 mod nonces;
 #[cfg(test)]
@@ -89,6 +92,7 @@ use tokio::sync::Notify;
 
 pub use backup::BackupSummary;
 pub use consumer::EmbeddedConsumer;
+pub use exchange::EmbeddedExchangeLog;
 pub use nonces::{MAX_UNPERSISTED, MAX_UNPERSISTED_FOR};
 pub use queue::{DeadLetter, Delivery, EmbeddedQueue, QueueDepth};
 

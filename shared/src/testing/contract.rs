@@ -1364,3 +1364,126 @@ pub async fn directory_contract(dir: Arc<dyn crate::directory::TenantDirectory>)
     dir.events_delivered(&key, deleted.last_seq).await.unwrap();
     assert_eq!(dir.pending_events(&key, 10).await.unwrap(), []);
 }
+
+/// The exchange log: appended exchanges come back whole, newest first, by instance, by order and
+/// by time, page after page; a re-appended exchange is not doubled; an expired one is never
+/// answered.
+pub async fn exchange_log_contract(log: Arc<dyn crate::exchange::ExchangeLog>) {
+    use crate::exchange::{Direction, Exchange, ExchangeFilter, ExchangeQuery, ExchangeQuery as Q};
+    use serde_json::json;
+
+    // A day of 2026 of this call's own, so a shared emulator's other runs do not interleave.
+    let base = t0() + chrono::Duration::days(rand::random_range(0..365));
+    let now = base + chrono::Duration::hours(1);
+    let (instance_a, instance_b, order) = (unique("i"), unique("i"), unique("CS"));
+    let exchange = |secs: i64, instance: Option<&str>, order: Option<&str>| {
+        let at = base + chrono::Duration::seconds(secs);
+        Exchange {
+            id: crate::exchange::new_id(at),
+            at,
+            direction: if secs % 2 == 0 {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            },
+            family: "v2_basic".into(),
+            activity: "newInstance".into(),
+            instance_id: instance.map(str::to_owned),
+            order_id: order.map(str::to_owned),
+            tenant_id: (secs == 3).then(|| "t-1".to_owned()),
+            request: json!({"activity": "newInstance", "n": secs, "nested": {"list": [1, "two"]}}),
+            response: json!({"resultCode": "000000", "resultMsg": "成功"}),
+            result_code: Some("000000".into()),
+            http_status: (secs % 2 == 1).then_some(200),
+            latency_ms: 1.25 * secs as f64,
+            key: (secs % 2 == 0).then(|| "current".to_owned()),
+            attempt: (secs % 2 == 1).then_some(2),
+            test: secs == 4,
+            expires_at: at + chrono::Duration::days(14),
+            error: (secs == 3).then(|| "timed out".to_owned()),
+        }
+    };
+    let a1 = exchange(1, Some(&instance_a), Some(&order));
+    let a2 = exchange(2, Some(&instance_a), None);
+    let b1 = exchange(3, Some(&instance_b), Some(&order));
+    let n1 = exchange(4, None, None);
+    log.append(&[a1.clone(), a2.clone(), b1.clone(), n1.clone()])
+        .await
+        .expect("append");
+
+    let find = |q: ExchangeQuery| {
+        let log = log.clone();
+        async move { log.find(&q, now).await.expect("find") }
+    };
+    assert_eq!(
+        find(Q::newest(ExchangeFilter::Instance(instance_a.clone()), 10)).await,
+        [a2.clone(), a1.clone()],
+        "by instance, newest first, whole"
+    );
+    assert_eq!(
+        find(Q::newest(ExchangeFilter::Order(order.clone()), 10)).await,
+        [b1.clone(), a1.clone()],
+        "by order"
+    );
+    assert_eq!(
+        find(Q::newest(ExchangeFilter::Instance(instance_b.clone()), 10)).await,
+        std::slice::from_ref(&b1)
+    );
+
+    // By time, a page at a time, from just after the newest.
+    let after = crate::exchange::new_id(base + chrono::Duration::seconds(5));
+    let page1 = find(ExchangeQuery {
+        filter: ExchangeFilter::All,
+        before: Some(after),
+        limit: 2,
+    })
+    .await;
+    assert_eq!(page1, [n1.clone(), b1.clone()], "the newest page");
+    let page2 = find(ExchangeQuery {
+        filter: ExchangeFilter::All,
+        before: Some(b1.id.clone()),
+        limit: 2,
+    })
+    .await;
+    assert_eq!(page2, [a2.clone(), a1.clone()], "the next page");
+    let page = find(ExchangeQuery {
+        filter: ExchangeFilter::Instance(instance_a.clone()),
+        before: Some(a2.id.clone()),
+        limit: 10,
+    })
+    .await;
+    assert_eq!(page, std::slice::from_ref(&a1), "`before` pages a filtered query too");
+    assert_eq!(
+        find(Q::newest(ExchangeFilter::Instance(instance_a.clone()), 0))
+            .await
+            .len(),
+        1,
+        "a limit of 0 is taken as 1"
+    );
+
+    // A retried batch is not doubled, nor does it change what is kept.
+    let mut again = a1.clone();
+    again.result_code = Some("000005".into());
+    log.append(&[again]).await.expect("append again");
+    assert_eq!(
+        find(Q::newest(ExchangeFilter::Instance(instance_a.clone()), 10)).await,
+        [a2.clone(), a1.clone()]
+    );
+
+    // Expired: never answered, whether or not the store deleted it.
+    let instance_c = unique("i");
+    let mut old = exchange(1, Some(&instance_c), None);
+    old.expires_at = now - chrono::Duration::seconds(1);
+    let fresh = exchange(2, Some(&instance_c), None);
+    log.append(&[old, fresh.clone()]).await.expect("append");
+    assert_eq!(
+        find(Q::newest(ExchangeFilter::Instance(instance_c.clone()), 10)).await,
+        [fresh]
+    );
+    assert!(
+        find(Q::newest(ExchangeFilter::Instance(unique("i")), 10))
+            .await
+            .is_empty(),
+        "an unknown instance has nothing"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod bed;
 pub mod contract;
 pub mod directory;
+pub mod exchange;
 pub mod golden;
 pub mod license;
 pub mod memory;
@@ -13,6 +14,7 @@ pub mod vendor;
 
 pub use bed::{TestBed, test_client_secret_key, with_kit};
 pub use directory::MemoryDirectory;
+pub use exchange::MemoryExchangeLog;
 pub use memory::{
     ManualClock, MemoryQueue, MemoryStore, RecordedMetrics, Scripted, ScriptedProvisioner,
     sample_access,

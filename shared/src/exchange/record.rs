@@ -1,0 +1,117 @@
+//! How an [`Exchange`] is kept (the embedded log file, the DynamoDB item's `data`): a versioned
+//! contract, schema 1, held by the golden file `shared/tests/fixtures/exchange_record_v1.json`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Direction, Exchange};
+use crate::storage::{Detail, StoreError};
+
+const SCHEMA: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct RecordV1 {
+    v: u32,
+    id: String,
+    at: DateTime<Utc>,
+    direction: String,
+    family: String,
+    activity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    request: serde_json::Value,
+    response: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+    latency_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(default)]
+    test: bool,
+    expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The stored bytes of `e`.
+pub fn encode(e: &Exchange) -> Vec<u8> {
+    serde_json::to_vec(&to_record(e)).expect("an exchange always serialises")
+}
+
+/// The stored form as JSON (the golden test, the operator API's raw view).
+pub fn to_json(e: &Exchange) -> serde_json::Value {
+    serde_json::to_value(to_record(e)).expect("an exchange always serialises")
+}
+
+fn to_record(e: &Exchange) -> RecordV1 {
+    RecordV1 {
+        v: SCHEMA,
+        id: e.id.clone(),
+        at: e.at,
+        direction: e.direction.as_str().to_owned(),
+        family: e.family.clone(),
+        activity: e.activity.clone(),
+        instance_id: e.instance_id.clone(),
+        order_id: e.order_id.clone(),
+        tenant_id: e.tenant_id.clone(),
+        request: e.request.clone(),
+        response: e.response.clone(),
+        result_code: e.result_code.clone(),
+        http_status: e.http_status,
+        latency_ms: (e.latency_ms * 1000.0).round() / 1000.0,
+        key: e.key.clone(),
+        attempt: e.attempt,
+        test: e.test,
+        expires_at: e.expires_at,
+        error: e.error.clone(),
+    }
+}
+
+/// An exchange from its stored bytes.
+pub fn decode(bytes: &[u8]) -> Result<Exchange, StoreError> {
+    let r: RecordV1 = serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(Detail::caused_by("exchange record", e)))?;
+    if r.v != SCHEMA {
+        return Err(StoreError::Corrupt(Detail::new(format!(
+            "exchange record schema {} is not {SCHEMA}",
+            r.v
+        ))));
+    }
+    let direction = match r.direction.as_str() {
+        "inbound" => Direction::Inbound,
+        "outbound" => Direction::Outbound,
+        other => {
+            return Err(StoreError::Corrupt(Detail::new(format!(
+                "exchange direction {other:?}"
+            ))));
+        }
+    };
+    Ok(Exchange {
+        id: r.id,
+        at: r.at,
+        direction,
+        family: r.family,
+        activity: r.activity,
+        instance_id: r.instance_id,
+        order_id: r.order_id,
+        tenant_id: r.tenant_id,
+        request: r.request,
+        response: r.response,
+        result_code: r.result_code,
+        http_status: r.http_status,
+        latency_ms: r.latency_ms,
+        key: r.key,
+        attempt: r.attempt,
+        test: r.test,
+        expires_at: r.expires_at,
+        error: r.error,
+    })
+}

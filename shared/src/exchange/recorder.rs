@@ -1,0 +1,252 @@
+//! Writing the exchange log off the request's path: a caller hands a [`Capture`] (raw bytes, a
+//! copy and a channel send) to [`ExchangeRecorder::record`], which never waits; a writer task
+//! ([`RecorderTask`]) redacts, batches and appends.
+//!
+//! What can be lost, and is said: a capture that finds the channel full (the store is slower
+//! than the traffic for longer than [`CAPACITY`] calls) is dropped and counted, with a warning at
+//! most every [`WARN_EVERY`]; a batch the store refuses [`ATTEMPTS`] times is dropped with a
+//! warning; a crash loses what the channel holds (at most [`CAPACITY`] calls, the last fraction
+//! of a second under load). The protocol never reads the log, so none of this touches an order.
+
+use std::{
+    borrow::Cow,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Direction, Exchange, ExchangeLog, new_id, redact::Redaction};
+
+/// Captures the channel holds before `record` drops them.
+pub const CAPACITY: usize = 8192;
+/// Exchanges appended in one call to the store.
+pub const BATCH: usize = 256;
+/// Appends of one batch before it is dropped.
+pub const ATTEMPTS: u32 = 3;
+/// Warnings about dropped captures, at most one per this.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// One call as its caller saw it, before redaction.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub at: DateTime<Utc>,
+    pub direction: Direction,
+    pub family: Cow<'static, str>,
+    pub activity: Cow<'static, str>,
+    pub instance_id: Option<String>,
+    pub order_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub request: Vec<u8>,
+    pub response: Vec<u8>,
+    pub result_code: Option<String>,
+    pub http_status: Option<u16>,
+    pub latency: Duration,
+    pub key: Option<&'static str>,
+    pub attempt: Option<u32>,
+    pub test: bool,
+    pub error: Option<String>,
+}
+
+impl Capture {
+    /// An outbound call's capture with what every one has; the caller fills in the rest.
+    pub fn outbound(
+        at: DateTime<Utc>,
+        family: &'static str,
+        activity: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            at,
+            direction: Direction::Outbound,
+            family: family.into(),
+            activity: activity.into(),
+            instance_id: None,
+            order_id: None,
+            tenant_id: None,
+            request: Vec::new(),
+            response: Vec::new(),
+            result_code: None,
+            http_status: None,
+            latency: Duration::ZERO,
+            key: None,
+            attempt: None,
+            test: false,
+            error: None,
+        }
+    }
+
+    /// The exchange kept for this call: bodies redacted, expiring `retention` after it.
+    pub fn into_exchange(self, retention: chrono::Duration) -> Exchange {
+        let redaction = Redaction::for_call(&self.family, &self.activity);
+        Exchange {
+            id: new_id(self.at),
+            at: self.at,
+            direction: self.direction,
+            request: redaction.body(&self.request),
+            response: redaction.body(&self.response),
+            family: self.family.into_owned(),
+            activity: self.activity.into_owned(),
+            instance_id: self.instance_id,
+            order_id: self.order_id,
+            tenant_id: self.tenant_id,
+            result_code: self.result_code,
+            http_status: self.http_status,
+            latency_ms: self.latency.as_secs_f64() * 1000.0,
+            key: self.key.map(str::to_owned),
+            attempt: self.attempt,
+            test: self.test,
+            expires_at: self.at + retention,
+            error: self.error,
+        }
+    }
+}
+
+enum Message {
+    Record(Box<Capture>),
+    Flush(oneshot::Sender<()>),
+}
+
+struct Inner {
+    tx: mpsc::Sender<Message>,
+    dropped: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+/// The handle callers record through; cheap to clone. [`ExchangeRecorder::off`] records nothing
+/// (`KOOGALLERY_EXCHANGE_LOG_DAYS=0`).
+#[derive(Clone, Default)]
+pub struct ExchangeRecorder {
+    inner: Option<Arc<Inner>>,
+}
+
+impl std::fmt::Debug for ExchangeRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeRecorder")
+            .field("on", &self.is_on())
+            .finish()
+    }
+}
+
+impl ExchangeRecorder {
+    /// A recorder that keeps nothing.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    /// A recorder appending to `log`, each exchange kept for `retention`, and the writer task
+    /// the host runs (it ends once every clone of the recorder is dropped, after writing what
+    /// it holds).
+    pub fn start(log: Arc<dyn ExchangeLog>, retention: chrono::Duration) -> (Self, RecorderTask) {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        let recorder = Self {
+            inner: Some(Arc::new(Inner {
+                tx,
+                dropped: AtomicU64::new(0),
+                last_warning: Mutex::new(None),
+            })),
+        };
+        (recorder, RecorderTask { rx, log, retention })
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Hands `capture` to the writer; never waits. A full channel drops it (counted).
+    pub fn record(&self, capture: Capture) {
+        let Some(inner) = &self.inner else { return };
+        if inner
+            .tx
+            .try_send(Message::Record(Box::new(capture)))
+            .is_err()
+        {
+            let dropped = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut last = inner.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                *last = Some(Instant::now());
+                tracing::warn!(
+                    dropped,
+                    "exchange log behind: calls not kept in it (the calls themselves were served)"
+                );
+            }
+        }
+    }
+
+    /// Captures dropped so far because the channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |i| i.dropped.load(Ordering::Relaxed))
+    }
+
+    /// Waits until everything recorded before this call has been appended (or given up on): a
+    /// host stopping, a Lambda invocation ending.
+    pub async fn flush(&self) {
+        let Some(inner) = &self.inner else { return };
+        let (tx, rx) = oneshot::channel();
+        if inner.tx.send(Message::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// The writer: redacts, batches and appends what the recorder is handed.
+pub struct RecorderTask {
+    rx: mpsc::Receiver<Message>,
+    log: Arc<dyn ExchangeLog>,
+    retention: chrono::Duration,
+}
+
+impl RecorderTask {
+    /// Runs until every recorder clone is dropped and the channel is drained.
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut flushes = Vec::new();
+        while let Some(first) = self.rx.recv().await {
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Record(c) => batch.push(c.into_exchange(self.retention)),
+                    Message::Flush(done) => flushes.push(done),
+                }
+                if batch.len() >= BATCH {
+                    self.append(&mut batch).await;
+                }
+                next = self.rx.try_recv().ok();
+            }
+            self.append(&mut batch).await;
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn append(&self, batch: &mut Vec<Exchange>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=ATTEMPTS {
+            match self.log.append(batch).await {
+                Ok(()) => break,
+                Err(e) if attempt < ATTEMPTS && e.is_retryable() => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        exchanges = batch.len(),
+                        error = %e,
+                        "exchange log: a batch could not be appended and is dropped"
+                    );
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,209 @@
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{record, *};
+use crate::testing::{MemoryExchangeLog, contract::exchange_log_contract, golden};
+
+fn at() -> DateTime<Utc> {
+    crate::protocol::time::parse_compact("20260301120000").unwrap()
+}
+
+fn sample() -> Exchange {
+    Exchange {
+        id: "1772366400000-00000000000000ff".into(),
+        at: at(),
+        direction: Direction::Inbound,
+        family: "v2_basic".into(),
+        activity: "newInstance".into(),
+        instance_id: Some("i-1".into()),
+        order_id: Some("CS1".into()),
+        tenant_id: None,
+        request: json!({"activity": "newInstance", "orderId": "CS1", "customerName": redact::REDACTED}),
+        response: json!({"resultCode": "000000", "resultMsg": "success", "instanceId": "i-1"}),
+        result_code: Some("000000".into()),
+        http_status: None,
+        latency_ms: 3.5,
+        key: Some("current".into()),
+        attempt: None,
+        test: false,
+        expires_at: at() + chrono::Duration::days(14),
+        error: None,
+    }
+}
+
+/// The stored form is a versioned contract: the same bytes read back, and the same shape written.
+#[test]
+fn the_stored_record_is_pinned() {
+    let e = sample();
+    golden::check("exchange_record_v1.json", &record::to_json(&e));
+    assert_eq!(record::decode(&record::encode(&e)).unwrap(), e);
+    let mut outbound = sample();
+    outbound.direction = Direction::Outbound;
+    outbound.http_status = Some(503);
+    outbound.attempt = Some(3);
+    outbound.error = Some("connection refused".into());
+    assert_eq!(
+        record::decode(&record::encode(&outbound)).unwrap(),
+        outbound
+    );
+}
+
+#[test]
+fn a_record_of_another_schema_is_corrupt_not_misread() {
+    let mut v = record::to_json(&sample());
+    v["v"] = json!(2);
+    let err = record::decode(v.to_string().as_bytes()).unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(record::decode(b"{}").is_err());
+}
+
+#[test]
+fn ids_sort_by_time() {
+    let a = new_id(at());
+    let b = new_id(at() + chrono::Duration::milliseconds(1));
+    let c = new_id(at() + chrono::Duration::days(400));
+    assert!(a < b && b < c, "{a} {b} {c}");
+}
+
+#[tokio::test]
+async fn the_memory_log_passes_the_contract() {
+    exchange_log_contract(Arc::new(MemoryExchangeLog::new())).await;
+}
+
+fn capture(n: u8) -> Capture {
+    Capture {
+        direction: Direction::Inbound,
+        family: "v2_basic".into(),
+        instance_id: Some(format!("i-{n}")),
+        request: format!(r#"{{"activity":"newInstance","mobilePhone":"138{n}"}}"#).into_bytes(),
+        response: br#"{"resultCode":"000000"}"#.to_vec(),
+        result_code: Some("000000".into()),
+        key: Some("current"),
+        latency: Duration::from_micros(1500),
+        ..Capture::outbound(at(), "v2_basic", "newInstance")
+    }
+}
+
+#[tokio::test]
+async fn recorded_calls_are_redacted_and_appended_by_the_writer() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(14));
+    let writer = tokio::spawn(task.run());
+    for n in 0..3 {
+        recorder.record(capture(n));
+    }
+    recorder.flush().await;
+    let kept = log.all();
+    assert_eq!(kept.len(), 3);
+    let first = kept
+        .iter()
+        .find(|e| e.instance_id.as_deref() == Some("i-0"))
+        .unwrap();
+    assert_eq!(first.request["mobilePhone"], redact::REDACTED);
+    assert_eq!(first.response, json!({"resultCode": "000000"}));
+    assert_eq!(first.latency_ms, 1.5);
+    assert_eq!(first.expires_at, at() + chrono::Duration::days(14));
+    assert_eq!(first.key.as_deref(), Some("current"));
+    // The writer ends, having written everything, once the last recorder is gone.
+    recorder.record(capture(9));
+    drop(recorder);
+    tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .expect("the writer ends")
+        .unwrap();
+    assert_eq!(log.all().len(), 4);
+}
+
+#[tokio::test]
+async fn an_off_recorder_keeps_nothing_and_never_waits() {
+    let recorder = ExchangeRecorder::off();
+    assert!(!recorder.is_on());
+    recorder.record(capture(1));
+    recorder.flush().await;
+    assert_eq!(recorder.dropped(), 0);
+}
+
+/// A log that never answers: the channel fills, and `record` drops and counts rather than wait.
+#[tokio::test]
+async fn a_full_channel_drops_and_counts_without_waiting() {
+    struct Stuck;
+    #[async_trait::async_trait]
+    impl ExchangeLog for Stuck {
+        async fn append(&self, _: &[Exchange]) -> Result<(), crate::StoreError> {
+            std::future::pending().await
+        }
+        async fn find(
+            &self,
+            _: &ExchangeQuery,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<Exchange>, crate::StoreError> {
+            Ok(Vec::new())
+        }
+    }
+    let (recorder, task) = ExchangeRecorder::start(Arc::new(Stuck), chrono::Duration::days(1));
+    let writer = tokio::spawn(task.run());
+    let extra = 10;
+    for n in 0..(recorder::CAPACITY + recorder::BATCH + extra) {
+        recorder.record(capture((n % 200) as u8));
+    }
+    // The writer holds at most one batch; the channel holds CAPACITY.
+    assert!(recorder.dropped() >= extra as u64, "{}", recorder.dropped());
+    writer.abort();
+}
+
+/// A batch the store refuses is retried, then dropped; the writer goes on with the next.
+#[tokio::test(start_paused = true)]
+async fn a_refused_batch_is_retried_then_dropped() {
+    struct Flaky {
+        fails: std::sync::Mutex<u32>,
+        inner: MemoryExchangeLog,
+    }
+    #[async_trait::async_trait]
+    impl ExchangeLog for Flaky {
+        async fn append(&self, e: &[Exchange]) -> Result<(), crate::StoreError> {
+            {
+                let mut f = self.fails.lock().unwrap();
+                if *f > 0 {
+                    *f -= 1;
+                    return Err(crate::StoreError::Unavailable("down".into()));
+                }
+            }
+            self.inner.append(e).await
+        }
+        async fn find(
+            &self,
+            q: &ExchangeQuery,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<Exchange>, crate::StoreError> {
+            self.inner.find(q, now).await
+        }
+    }
+    let log = Arc::new(Flaky {
+        fails: std::sync::Mutex::new(recorder::ATTEMPTS - 1),
+        inner: MemoryExchangeLog::new(),
+    });
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    tokio::spawn(task.run());
+    recorder.record(capture(1));
+    recorder.flush().await;
+    assert_eq!(log.inner.all().len(), 1, "kept after retries");
+    *log.fails.lock().unwrap() = recorder::ATTEMPTS;
+    recorder.record(capture(2));
+    recorder.flush().await;
+    recorder.record(capture(3));
+    recorder.flush().await;
+    let ids: Vec<_> = log
+        .inner
+        .all()
+        .into_iter()
+        .filter_map(|e| e.instance_id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "{ids:?}: the refused batch dropped, the next kept"
+    );
+    assert!(ids.contains(&"i-3".to_owned()));
+}
