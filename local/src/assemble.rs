@@ -28,6 +28,8 @@ pub(crate) struct Extras {
     pub(crate) sessions: Option<Arc<dyn koogallery::sso::SessionEnder>>,
     /// License codes (the License callbacks; the worker delivers their events).
     pub(crate) licenses: Option<Arc<dyn koogallery::license::LicenseStore>>,
+    /// The exchange log's recorder (off unless the backend keeps one).
+    pub(crate) exchanges: koogallery::exchange::ExchangeRecorder,
 }
 
 /// Wires one backend's store and queue to the callbacks, the edge and the worker: the same for the
@@ -50,6 +52,7 @@ where
     let directory = extras.directory.clone();
     let sessions = extras.sessions.clone();
     let licenses = extras.licenses.clone();
+    let exchanges = extras.exchanges.clone();
     let resources = resources(
         store.clone(),
         queue,
@@ -79,7 +82,8 @@ where
             clock,
             Arc::new(dispatcher),
         )
-        .with_metrics(metrics),
+        .with_metrics(metrics)
+        .with_exchange_log(exchanges),
     );
     Ok((worker, edge))
 }

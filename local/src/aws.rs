@@ -167,6 +167,7 @@ pub async fn start_aws_with(
         server,
         tasks: vec![worker_task, reconcile_task, push_task, license_task],
         grace: settings.shutdown_grace,
+        exchanges: koogallery::exchange::ExchangeRecorder::off(),
     })
 }
 
@@ -218,6 +219,7 @@ impl Aws {
             licenses: Some(Arc::new(koogallery_aws::DynamoLicenses::from(
                 self.store.as_ref(),
             ))),
+            exchanges: koogallery::exchange::ExchangeRecorder::off(),
         }
     }
 

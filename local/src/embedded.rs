@@ -10,7 +10,7 @@ use koogallery::{
     clock::{Clock, SystemClock},
     config::Config,
 };
-use koogallery_embedded::{EmbeddedConsumer, EmbeddedQueue, EmbeddedStore};
+use koogallery_embedded::{EmbeddedConsumer, EmbeddedExchangeLog, EmbeddedQueue, EmbeddedStore};
 use provision_worker::Worker;
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -55,6 +55,7 @@ pub async fn start_on(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
     let sealer = local_sealer(&settings)?;
+    let exchanges = crate::exchanges::recorder(&config, exchange_log(&config, &settings)?);
     let kit_key = local_kit_key(&config, &settings)?;
     let sso = match &settings.sso {
         Some(sso) => Some(
@@ -87,6 +88,7 @@ pub async fn start_on(
             sessions: sso
                 .clone()
                 .map(|p| p as Arc<dyn koogallery::sso::SessionEnder>),
+            exchanges: exchanges.clone(),
         },
         clock.clone(),
         &config,
@@ -148,7 +150,24 @@ pub async fn start_on(
         server,
         tasks: vec![worker_task, reconcile_task, push_task, license_task],
         grace: settings.shutdown_grace,
+        exchanges,
     })
+}
+
+/// The exchange log's own file in the data directory, unless the log is off.
+fn exchange_log(
+    config: &Config,
+    settings: &LocalSettings,
+) -> Result<Option<Arc<dyn koogallery::exchange::ExchangeLog>>, StartError> {
+    if config.settings.exchange_log.is_none() {
+        return Ok(None);
+    }
+    let path = settings.data_dir.join(EmbeddedExchangeLog::FILE);
+    let log = EmbeddedExchangeLog::open(&path).map_err(|source| StartError::Store {
+        dir: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    Ok(Some(Arc::new(log)))
 }
 
 impl crate::running::Backend for Embedded {

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod backup_archive;
 pub mod cli;
 mod embedded;
+mod exchanges;
 mod health;
 mod http;
 mod keys;

@@ -19,6 +19,8 @@ pub struct Running<B> {
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     /// How long the other tasks (the worker's job, above all) may take once told to stop.
     pub(crate) grace: Duration,
+    /// The exchange log's recorder: its last batch is written before the backend closes.
+    pub(crate) exchanges: koogallery::exchange::ExchangeRecorder,
 }
 
 /// What a backend does last when the host stops.
@@ -56,6 +58,7 @@ impl<B: Backend> Running<B> {
                 abort.abort();
             }
         }
+        crate::exchanges::flush(&self.exchanges).await;
         self.backend.close();
     }
 }

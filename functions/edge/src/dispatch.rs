@@ -23,6 +23,8 @@ pub(crate) struct Seen {
     pub(crate) order_id: Option<String>,
     pub(crate) tenant_id: Option<String>,
     pub(crate) test: bool,
+    /// The path of a request no family serves (the exchange log keeps it as its activity).
+    pub(crate) path: Option<String>,
 }
 
 /// The callback a verified body goes to: by Kit path for the Kit family, by `activity` otherwise.
@@ -80,6 +82,7 @@ pub(crate) fn seen(callback: &'static Registration, key: KeyUsed, value: &Value)
         tenant_id: text("tenantId"),
         // The same reading as the callbacks' (an invalid flag is theirs to refuse).
         test: test_flag_of(value.get("testFlag")).unwrap_or(false),
+        path: None,
     }
 }
 

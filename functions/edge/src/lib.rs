@@ -23,6 +23,7 @@ use koogallery::{
     callbacks::Family,
     clock::Clock,
     config::{EdgeSettings, Keys},
+    exchange::{Capture, Direction, ExchangeRecorder},
     protocol::Reply,
     security::{
         KeyUsed, body_sign_header, replay::NonceStore, verify_basic_parsed, verify_kit_parsed,
@@ -90,6 +91,7 @@ pub struct Edge {
     nonce_ttl: Duration,
     dispatch_deadline: std::time::Duration,
     metrics: Arc<dyn koogallery::metrics::Metrics>,
+    exchanges: ExchangeRecorder,
 }
 
 impl Edge {
@@ -145,7 +147,15 @@ impl Edge {
             nonce_ttl: settings.nonce_ttl,
             dispatch_deadline: settings.dispatch_deadline,
             metrics: Arc::new(koogallery::metrics::NoMetrics),
+            exchanges: ExchangeRecorder::off(),
         }
+    }
+
+    /// Keeps every call and its answer in the exchange log (docs/operations.md): a copy of the
+    /// bytes handed to the recorder's writer, never awaited.
+    pub fn with_exchange_log(mut self, exchanges: ExchangeRecorder) -> Self {
+        self.exchanges = exchanges;
+        self
     }
 
     /// Counts every answer by activity and result code (`Callbacks`, docs/operations.md).
@@ -190,15 +200,15 @@ impl Edge {
                 .await
             }
             Recognised::NotServed(msg) => {
+                let started = Instant::now();
                 let reply = Reply::new(ResultCode::InvalidParameter, msg);
-                self.log(
-                    None,
-                    &reply,
-                    Seen::default(),
-                    req.body.len(),
-                    Instant::now(),
-                );
-                self.refuse(req.path, &reply)
+                let response = self.refuse(req.path, &reply);
+                let seen = Seen {
+                    path: Some(req.path.chars().take(200).collect()),
+                    ..Seen::default()
+                };
+                self.log(None, &reply, seen, req.body, &response, started);
+                response
             }
         }
     }
@@ -243,20 +253,23 @@ impl Edge {
             Err(reply) => (reply, Seen::default()),
         };
         let response = sign_with(auth, &reply, seen.key);
-        self.log(Some(auth.family), &reply, seen, body.len(), started);
+        self.log(Some(auth.family), &reply, seen, body, &response, started);
         response
     }
 
+    /// The log line, the metric and the exchange log's capture of one answered call.
     fn log(
         &self,
         family: Option<Family>,
         reply: &Reply,
         seen: Seen,
-        body_bytes: usize,
+        request: &[u8],
+        response: &EdgeResponse,
         started: Instant,
     ) {
-        let issued = match seen.instance_id {
-            Some(_) => None,
+        let body_bytes = request.len();
+        let instance_id = match seen.instance_id {
+            Some(id) => Some(id),
             None => issued_id(&seen, reply),
         };
         self.metrics.record(koogallery::metrics::Metric::Callback {
@@ -270,7 +283,7 @@ impl Edge {
             activity = seen.callback.map_or("-", |c| c.route.name()),
             result_code = reply.result_code.as_str(),
             result_msg = %reply.result_msg,
-            instance_id = seen.instance_id.or(issued).as_deref().unwrap_or("-"),
+            instance_id = instance_id.as_deref().unwrap_or("-"),
             order_id = seen.order_id.as_deref().unwrap_or("-"),
             tenant_id = seen.tenant_id.as_deref().unwrap_or("-"),
             test = seen.test,
@@ -278,6 +291,34 @@ impl Edge {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "callback"
         );
+        if self.exchanges.is_on() {
+            self.exchanges.record(Capture {
+                at: self.clock.now(),
+                direction: Direction::Inbound,
+                family: family.map_or("-", Family::name).into(),
+                // A request no family serves is kept under its path.
+                activity: match (seen.callback, seen.path) {
+                    (Some(c), _) => c.route.name().into(),
+                    (None, Some(path)) => path.into(),
+                    (None, None) => "-".into(),
+                },
+                key: seen.callback.map(|_| match seen.key {
+                    KeyUsed::Current => "current",
+                    KeyUsed::Previous => "previous",
+                }),
+                instance_id,
+                order_id: seen.order_id,
+                tenant_id: seen.tenant_id,
+                request: request.to_vec(),
+                response: response.body.clone(),
+                result_code: Some(reply.result_code.as_str().to_owned()),
+                http_status: None,
+                latency: started.elapsed(),
+                attempt: None,
+                test: seen.test,
+                error: None,
+            });
+        }
     }
 
     /// The steps after recognition, for every family: verify, remember the nonce, route, dispatch.

@@ -945,3 +945,78 @@ mod v1 {
         assert!(b.recorder.0.lock().unwrap()[0].1.get("v1").is_none());
     }
 }
+
+/// Every answered call reaches the exchange log: a verified one with its callback, identifiers,
+/// key and answer, personal fields redacted; a forged one with its result code and no key; a
+/// path no family serves under that path.
+#[tokio::test]
+async fn every_call_is_kept_in_the_exchange_log_redacted() {
+    use koogallery::exchange::{ExchangeFilter, ExchangeLog, ExchangeQuery, redact::REDACTED};
+    let log = Arc::new(koogallery::testing::MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(14));
+    tokio::spawn(task.run());
+    let Bed { edge, clock, .. } = bed();
+    let edge = edge.with_exchange_log(recorder.clone());
+    let body = br#"{"activity":"newInstance","orderId":"CS9","orderLineId":"CS9-000001","businessId":"b-9","mobilePhone":"13800000000","testFlag":"1"}"#;
+    let now = clock.now().timestamp_millis();
+    let signed = signed_query(KEY, body, now, "nonce-x1");
+    edge.handle_basic(&signed, body).await;
+    let forged = signed_query("someone-else", body, now, "nonce-x2");
+    edge.handle_basic(&forged, body).await;
+    let headers = http::HeaderMap::new();
+    edge.handle(Inbound {
+        method: &http::Method::DELETE,
+        path: "/produce/elsewhere",
+        query: "",
+        headers: &headers,
+        body: b"",
+    })
+    .await;
+    recorder.flush().await;
+
+    let newest_first = log
+        .find(&ExchangeQuery::newest(ExchangeFilter::All, 10), clock.now())
+        .await
+        .unwrap();
+    assert_eq!(newest_first.len(), 3, "{newest_first:#?}");
+    let mut kept = newest_first.clone();
+    kept.sort_by_key(|e| e.request.get("mobilePhone").is_none());
+    let verified = kept
+        .iter()
+        .find(|e| e.key.is_some())
+        .expect("the verified call");
+    assert_eq!(verified.activity, "newInstance");
+    assert_eq!(verified.family, "v2-basic");
+    assert_eq!(verified.key.as_deref(), Some("current"));
+    assert_eq!(verified.order_id.as_deref(), Some("CS9"));
+    assert_eq!(
+        verified.instance_id.as_deref(),
+        Some("i-1"),
+        "the issued ID"
+    );
+    assert_eq!(verified.result_code.as_deref(), Some("000000"));
+    assert!(verified.test);
+    assert_eq!(verified.request["mobilePhone"], REDACTED);
+    assert_eq!(verified.request["orderId"], "CS9");
+    assert_eq!(verified.response["instanceId"], "i-1");
+
+    let forged = kept
+        .iter()
+        .find(|e| e.key.is_none() && e.family == "v2-basic")
+        .expect("the forged call");
+    assert_eq!(forged.result_code.as_deref(), Some("000001"), "{forged:?}");
+    assert!(
+        forged.response["resultMsg"]
+            .as_str()
+            .unwrap()
+            .contains("signature")
+    );
+    assert_eq!(forged.request["mobilePhone"], REDACTED, "kept, redacted");
+
+    let unrouted = kept
+        .iter()
+        .find(|e| e.family == "-")
+        .expect("the unrouted call");
+    assert_eq!(unrouted.activity, "/produce/elsewhere");
+    assert_eq!(unrouted.result_code.as_deref(), Some("000002"));
+}

@@ -53,16 +53,17 @@ fn auth_failed(msg: &str) -> Reply {
 impl Edge {
     pub(crate) async fn serve_v1(&self, call: V1Call<'_>) -> EdgeResponse {
         let started = Instant::now();
-        let body_len = match &call {
-            V1Call::Get { .. } => 0,
-            V1Call::Kit { body, .. } => body.len(),
+        // What the exchange log keeps of the request: the query of a GET, the body of a POST.
+        let request: &[u8] = match &call {
+            V1Call::Get { query } => query.as_bytes(),
+            V1Call::Kit { body, .. } => body,
         };
         let (reply, seen) = match self.v1_verify_and_dispatch(call).await {
             Ok(done) => done,
             Err(reply) => (reply, dispatch::Seen::default()),
         };
         let response = sign_ring(&self.v1.keys, &reply, seen.key);
-        self.log(Some(Family::V1), &reply, seen, body_len, started);
+        self.log(Some(Family::V1), &reply, seen, request, &response, started);
         response
     }
 

@@ -193,6 +193,8 @@ pub struct Settings {
     pub metering: MeteringSettings,
     /// How long a license token may be relied on offline (`KOOGALLERY_LICENSE_OFFLINE_DAYS`).
     pub license_offline: chrono::Duration,
+    /// How long the exchange log keeps a call (`KOOGALLERY_EXCHANGE_LOG_DAYS`); `None`: no log.
+    pub exchange_log: Option<chrono::Duration>,
 }
 
 impl Default for Settings {
@@ -215,6 +217,7 @@ impl Settings {
             marketplace: MarketplaceSettings::read(env, open_api)?,
             metering: MeteringSettings::read(env)?,
             license_offline: license_offline(env)?,
+            exchange_log: crate::exchange::retention(env)?,
         };
         settings.check_delivery()?;
         Ok(settings)

@@ -140,6 +140,24 @@ pub trait ExchangeLog: Send + Sync {
     ) -> Result<Vec<Exchange>, StoreError>;
 }
 
+/// The longest retention `KOOGALLERY_EXCHANGE_LOG_DAYS` takes.
+pub const MAX_RETENTION_DAYS: i64 = 400;
+
+/// `KOOGALLERY_EXCHANGE_LOG_DAYS`: how long an exchange is kept, or `None` for no log (0).
+pub fn retention(
+    env: &crate::config::Env<'_>,
+) -> Result<Option<chrono::Duration>, crate::config::ConfigError> {
+    let setting = &crate::config::catalog::EXCHANGE_LOG_DAYS;
+    let days: i64 = env.number(setting, 0)?;
+    if days > MAX_RETENTION_DAYS {
+        return Err(crate::config::ConfigError::invalid(
+            setting.name,
+            format!("at most {MAX_RETENTION_DAYS} days, got {days}"),
+        ));
+    }
+    Ok((days > 0).then(|| chrono::Duration::days(days)))
+}
+
 /// An exchange ID: the time in milliseconds, zero-padded so IDs sort by time, and 64 random bits.
 pub fn new_id(at: DateTime<Utc>) -> String {
     format!(

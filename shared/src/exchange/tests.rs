@@ -207,3 +207,25 @@ async fn a_refused_batch_is_retried_then_dropped() {
     );
     assert!(ids.contains(&"i-3".to_owned()));
 }
+
+#[test]
+fn the_retention_is_read_bounded_and_zero_turns_the_log_off() {
+    use crate::config::Env;
+    let env = |v: &'static str| {
+        move |name: &str| (name == "KOOGALLERY_EXCHANGE_LOG_DAYS").then(|| v.to_owned())
+    };
+    assert_eq!(
+        retention(&Env::empty()).unwrap(),
+        Some(chrono::Duration::days(14))
+    );
+    assert_eq!(
+        retention(&Env::from_fn(env("3"))).unwrap(),
+        Some(chrono::Duration::days(3))
+    );
+    assert_eq!(retention(&Env::from_fn(env("0"))).unwrap(), None);
+    let err = retention(&Env::from_fn(env("401")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("KOOGALLERY_EXCHANGE_LOG_DAYS"), "{err}");
+    assert!(retention(&Env::from_fn(env("-1"))).is_err());
+}

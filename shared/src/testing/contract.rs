@@ -1452,7 +1452,11 @@ pub async fn exchange_log_contract(log: Arc<dyn crate::exchange::ExchangeLog>) {
         limit: 10,
     })
     .await;
-    assert_eq!(page, std::slice::from_ref(&a1), "`before` pages a filtered query too");
+    assert_eq!(
+        page,
+        std::slice::from_ref(&a1),
+        "`before` pages a filtered query too"
+    );
     assert_eq!(
         find(Q::newest(ExchangeFilter::Instance(instance_a.clone()), 0))
             .await

@@ -39,8 +39,13 @@ pub const FAMILIES: &[Family] = &[
         ],
     },
     Family {
-        title: "Logs and metrics",
-        settings: &[&LOG_FORMAT, &RUST_LOG, &METRICS_NAMESPACE],
+        title: "Logs, metrics and the exchange log",
+        settings: &[
+            &LOG_FORMAT,
+            &RUST_LOG,
+            &METRICS_NAMESPACE,
+            &EXCHANGE_LOG_DAYS,
+        ],
     },
     Family {
         title: "Keys and passwords (secrets: without ACCESS_KEY and KIT_KEY the host runs on development keys)",

@@ -17,3 +17,8 @@ pub const METRICS_NAMESPACE: Setting = operator(
     Some("KooGallery"),
     "CloudWatch namespace of the EMF metric lines",
 );
+pub const EXCHANGE_LOG_DAYS: Setting = operator(
+    "KOOGALLERY_EXCHANGE_LOG_DAYS",
+    Some("14"),
+    "days the exchange log keeps each call KooGallery made and each call we made (0 = no log; at most 400)",
+);
