@@ -1916,8 +1916,10 @@ fn holds(template: &Value, c: &Value, params: &Params) -> bool {
 }
 
 /// `v` as CloudFormation sees it with `params`: each `Ref` to a parameter replaced by its value,
-/// each `Fn::If` decided; other references kept as they are.
+/// each `Fn::If` decided, and what became `AWS::NoValue` left out of its list or object; other
+/// references kept as they are.
 fn resolve(template: &Value, v: &Value, params: &Params) -> Value {
+    let no_value = json!({"Ref": "AWS::NoValue"});
     match v {
         Value::Object(m) if m.len() == 1 && m.contains_key("Ref") => {
             let name = m["Ref"].as_str().unwrap_or_default();
@@ -1943,9 +1945,15 @@ fn resolve(template: &Value, v: &Value, params: &Params) -> Value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| (k.clone(), resolve(template, v, params)))
+                .filter(|(_, v)| *v != no_value)
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(|v| resolve(template, v, params)).collect()),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|v| resolve(template, v, params))
+                .filter(|v| *v != no_value)
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -1959,58 +1967,35 @@ fn created(template: &Value, id: &str, params: &Params) -> bool {
             .is_none_or(|c| condition(template, c, params))
 }
 
-/// `v` resolved, with `!GetAtt <parameter>.Value` of an SSM parameter of the stack replaced by
-/// that parameter's value (the template keeps the alarms' topic ARN in one); `None` for a property
-/// left out (`AWS::NoValue`).
-fn value_of(template: &Value, v: &Value, params: &Params, out: &mut Vec<String>) -> Option<Value> {
-    fn deref(template: &Value, v: Value, params: &Params, out: &mut Vec<String>) -> Value {
-        match v {
-            Value::Object(m) if m.len() == 1 && m.contains_key("Fn::GetAtt") => {
-                let att = &m["Fn::GetAtt"];
-                let id = att[0].as_str().unwrap_or_default();
-                let r = &template["Resources"][id];
-                if att[1] == "Value" && r["Type"] == "AWS::SSM::Parameter" {
-                    if !created(template, id, params) {
-                        out.push(format!("{id} is read but not created with {params:?}"));
-                    }
-                    resolve(template, &r["Properties"]["Value"], params)
-                } else {
-                    Value::Object(m)
-                }
-            }
-            Value::Array(a) => Value::Array(
-                a.into_iter()
-                    .map(|v| deref(template, v, params, out))
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
+/// `v` resolved with `params`; `None` for a property left out (absent or `AWS::NoValue`).
+fn value_of(template: &Value, v: &Value, params: &Params) -> Option<Value> {
     let v = resolve(template, v, params);
-    if v.is_null() || v == json!({"Ref": "AWS::NoValue"}) {
-        return None;
-    }
-    Some(deref(template, v, params, out))
+    (!v.is_null() && v != json!({"Ref": "AWS::NoValue"})).then_some(v)
 }
 
 const GIVEN_TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:ops";
 const EMAIL: &str = "ops@example.com";
 
-/// Every way the alarms' notifications differ from this, in words: the stack creates the topic
-/// `AlarmTopic`, with `AlarmEmail` subscribed, exactly when `AlarmTopicArn` is empty and
-/// `AlarmEmail` set; every alarm (and OK) notifies `AlarmTopicArn` when it is given, else the
-/// created topic, else nobody; the output `AlarmTopicArn` names the topic in use.
+/// Every way the alarms' notifications differ from this, in words: the stack creates the SNS topic
+/// `AlarmTopic` exactly when `AlarmTopicArn` is empty (and no other topic), and subscribes
+/// `AlarmEmail` to it, and nothing else, exactly when it is set too; every alarm (and OK) notifies
+/// `AlarmTopicArn` when it is given, else `AlarmTopic`; the output `AlarmTopicArn` always names
+/// the topic in use.
 fn alarm_topic_problems(template: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let resources = template["Resources"].as_object().expect("Resources");
-    let alarms: Vec<&String> = resources
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
-        .map(|(id, _)| id)
-        .collect();
+    let of_type = |t: &str| -> Vec<&String> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == t)
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let alarms = of_type("AWS::CloudWatch::Alarm");
     if alarms.len() < 20 {
         out.push(format!("only {} alarms in the template", alarms.len()));
     }
+    let topic_ref = json!({"Ref": "AlarmTopic"});
     for given in ["", GIVEN_TOPIC] {
         for email in ["", EMAIL] {
             let params: Params = [
@@ -2020,40 +2005,64 @@ fn alarm_topic_problems(template: &Value) -> Vec<String> {
             .into_iter()
             .collect();
             let case = format!("AlarmTopicArn={given:?} AlarmEmail={email:?}");
-            let creates = given.is_empty() && !email.is_empty();
-            let topic = &template["Resources"]["AlarmTopic"];
-            if created(template, "AlarmTopic", &params) != creates
-                || topic["Type"] != "AWS::SNS::Topic"
-            {
+            let creates = given.is_empty();
+            let topics: Vec<&String> = of_type("AWS::SNS::Topic")
+                .into_iter()
+                .filter(|id| created(template, id, &params))
+                .collect();
+            let wanted_topics: Vec<&str> = if creates { vec!["AlarmTopic"] } else { vec![] };
+            if topics != wanted_topics {
                 out.push(format!(
-                    "{case}: the stack should {}create the SNS topic AlarmTopic",
-                    if creates { "" } else { "not " }
+                    "{case}: the stack creates the SNS topics {topics:?}, not {wanted_topics:?}"
                 ));
             }
-            if creates {
-                let subscriptions =
-                    resolve(template, &topic["Properties"]["Subscription"], &params);
-                if subscriptions != json!([{"Protocol": "email", "Endpoint": EMAIL}]) {
-                    out.push(format!(
-                        "{case}: AlarmTopic subscribes {subscriptions}, not AlarmEmail alone"
-                    ));
+            // Every subscription created, as (topic, protocol, endpoint): the topics' own
+            // `Subscription` lists and the `AWS::SNS::Subscription` resources.
+            let mut subscriptions: Vec<Value> = Vec::new();
+            for id in &topics {
+                let listed = value_of(
+                    template,
+                    &resources[id.as_str()]["Properties"]["Subscription"],
+                    &params,
+                );
+                for s in listed
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    subscriptions.push(json!([{"Ref": id}, s["Protocol"], s["Endpoint"]]));
                 }
             }
-            let in_use = if !given.is_empty() {
-                Some(json!(given))
-            } else if creates {
-                Some(json!({"Ref": "AlarmTopic"}))
+            for id in of_type("AWS::SNS::Subscription") {
+                if created(template, id, &params) {
+                    let p = resolve(template, &resources[id.as_str()]["Properties"], &params);
+                    subscriptions.push(json!([p["TopicArn"], p["Protocol"], p["Endpoint"]]));
+                }
+            }
+            let wanted_subscriptions = if creates && !email.is_empty() {
+                vec![json!([topic_ref, "email", EMAIL])]
             } else {
-                None
+                vec![]
             };
+            if subscriptions != wanted_subscriptions {
+                out.push(format!(
+                    "{case}: the stack subscribes {subscriptions:?}, not {wanted_subscriptions:?}"
+                ));
+            }
+            let in_use = if creates {
+                topic_ref.clone()
+            } else {
+                json!(given)
+            };
+            let wanted = Some(json!([in_use]));
             for id in &alarms {
                 if !created(template, id, &params) {
                     continue;
                 }
                 for property in ["AlarmActions", "OKActions"] {
                     let v = &resources[id.as_str()]["Properties"][property];
-                    let actions = value_of(template, v, &params, &mut out);
-                    let wanted = in_use.as_ref().map(|t| json!([t]));
+                    let actions = value_of(template, v, &params);
                     if actions != wanted {
                         out.push(format!(
                             "{case}: {id} {property} is {actions:?}, not {wanted:?} (the topic in use)"
@@ -2069,11 +2078,11 @@ fn alarm_topic_problems(template: &Value) -> Vec<String> {
             {
                 None
             } else {
-                value_of(template, &output["Value"], &params, &mut out)
+                value_of(template, &output["Value"], &params)
             };
-            if shown != in_use {
+            if shown.as_ref() != Some(&in_use) {
                 out.push(format!(
-                    "{case}: the output AlarmTopicArn is {shown:?}, not {in_use:?} (the topic in use)"
+                    "{case}: the output AlarmTopicArn is {shown:?}, not {in_use} (the topic in use)"
                 ));
             }
         }
@@ -2082,7 +2091,7 @@ fn alarm_topic_problems(template: &Value) -> Vec<String> {
 }
 
 #[test]
-fn alarms_notify_the_given_topic_or_the_one_created_for_alarm_email() {
+fn alarms_notify_the_given_topic_or_the_stacks_own() {
     let found = alarm_topic_problems(&load());
     assert!(
         found.is_empty(),
@@ -2100,49 +2109,106 @@ fn alarm_topic_drift_is_reported() {
         f(&mut t);
         alarm_topic_problems(&t).join("\n")
     };
-    // An alarm written the old way notifies nobody when the topic is the created one.
+    let given = format!("AlarmTopicArn={GIVEN_TOPIC:?}");
+    // An alarm that notifies only a given topic, and one that notifies only the stack's.
     let r = &|t: &mut Value| {
-        t["Resources"]["EdgeErrorsAlarm"]["Properties"]["AlarmActions"] = json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+        t["Resources"]["EdgeErrorsAlarm"]["Properties"]["AlarmActions"] = json!({"Fn::If": ["GivesAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
     };
     let found = broken(r);
     assert!(
-        found.contains("AlarmEmail=\"ops@example.com\": EdgeErrorsAlarm AlarmActions"),
+        found.contains("AlarmTopicArn=\"\" AlarmEmail=\"\": EdgeErrorsAlarm AlarmActions is None"),
         "{found}"
     );
+    let r = &|t: &mut Value| {
+        t["Resources"]["EdgeDurationAlarm"]["Properties"]["OKActions"] =
+            json!([{"Ref": "AlarmTopic"}]);
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(&format!(
+            "{given} AlarmEmail=\"\": EdgeDurationAlarm OKActions"
+        )),
+        "{found}"
+    );
+    // A missing OKActions, and a new alarm without actions.
     let r = &|t: &mut Value| {
         t["Resources"]["WorkerErrorsAlarm"]["Properties"]
             .as_object_mut()
             .unwrap()
             .remove("OKActions");
     };
-    assert!(broken(r).contains("WorkerErrorsAlarm OKActions"));
-    // A new alarm without actions.
+    assert!(broken(r).contains("WorkerErrorsAlarm OKActions is None"));
     let r = &|t: &mut Value| {
         t["Resources"]["ExtraAlarm"] =
             json!({"Type": "AWS::CloudWatch::Alarm", "Properties": {"MetricName": "Errors"}});
     };
-    assert!(broken(r).contains("ExtraAlarm AlarmActions"));
-    // A topic created beside the given one.
+    assert!(broken(r).contains("ExtraAlarm AlarmActions is None"));
+    // A topic created beside the given one, another topic, and no topic without a given one.
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmTopic"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Condition");
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(&format!(
+            "{given} AlarmEmail=\"\": the stack creates the SNS topics [\"AlarmTopic\"], not []"
+        )),
+        "{found}"
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["OtherTopic"] = json!({"Type": "AWS::SNS::Topic"});
+    };
+    assert!(broken(r).contains("the SNS topics [\"AlarmTopic\", \"OtherTopic\"]"));
     let r = &|t: &mut Value| {
         t["Conditions"]["CreatesAlarmTopic"] =
             json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]});
     };
     let found = broken(r);
     assert!(
+        found.contains(
+            "AlarmTopicArn=\"\" AlarmEmail=\"\": the stack creates the SNS topics [], not [\"AlarmTopic\"]"
+        ),
+        "{found}"
+    );
+    // A wrong subscription: another protocol or address, with no AlarmEmail, to a given topic, or
+    // a second one on the topic itself.
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Properties"]["Protocol"] = json!("sms");
+    };
+    assert!(broken(r).contains("\"sms\""));
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Properties"]["Endpoint"] =
+            json!("ops@example.org");
+    };
+    assert!(broken(r).contains("ops@example.org"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Condition"] = json!("CreatesAlarmTopic");
+    };
+    let found = broken(r);
+    assert!(
+        found.contains("AlarmTopicArn=\"\" AlarmEmail=\"\": the stack subscribes"),
+        "{found}"
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Condition"] = json!("GivesAlarmTopic");
+        t["Resources"]["AlarmEmailSubscription"]["Properties"]["TopicArn"] =
+            json!({"Ref": "AlarmTopicArn"});
+    };
+    let found = broken(r);
+    assert!(
         found.contains(&format!(
-            "AlarmTopicArn={GIVEN_TOPIC:?} AlarmEmail={EMAIL:?}: the stack should not create"
+            "{given} AlarmEmail={EMAIL:?}: the stack subscribes"
         )),
         "{found}"
     );
-    // Alarms that notify only a given topic.
     let r = &|t: &mut Value| {
-        t["Conditions"]["HasAlarmTopic"] = json!({"Condition": "GivesAlarmTopic"});
+        t["Resources"]["AlarmTopic"]["Properties"]["Subscription"] =
+            json!([{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]);
     };
-    assert!(broken(r).contains("DeadLetterQueueAlarm AlarmActions is None"));
-    let r = &|t: &mut Value| {
-        t["Resources"]["AlarmTopic"]["Properties"]["Subscription"][0]["Protocol"] = json!("sms");
-    };
-    assert!(broken(r).contains("not AlarmEmail alone"));
+    assert!(broken(r).contains(&format!("AlarmEmail={EMAIL:?}: the stack subscribes")));
+    // A missing output, and one only when the stack creates the topic.
     let r = &|t: &mut Value| {
         t["Outputs"]
             .as_object_mut()
@@ -2150,6 +2216,17 @@ fn alarm_topic_drift_is_reported() {
             .remove("AlarmTopicArn");
     };
     assert!(broken(r).contains("the output AlarmTopicArn is None"));
+    let r = &|t: &mut Value| {
+        t["Outputs"]["AlarmTopicArn"] =
+            json!({"Condition": "CreatesAlarmTopic", "Value": {"Ref": "AlarmTopic"}});
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(&format!(
+            "{given} AlarmEmail=\"\": the output AlarmTopicArn is None"
+        )),
+        "{found}"
+    );
 }
 
 /// One observation of every kind the code records.
