@@ -1888,3 +1888,741 @@ fn sso_is_routed_conditional_and_least_privileged() {
         "{worker_env:?}"
     );
 }
+
+/// The parameters a check sets, the others keeping their defaults.
+type Params = Map<String, Value>;
+
+/// Whether the template's condition `name` holds with `params`.
+fn condition(template: &Value, name: &str, params: &Params) -> bool {
+    let c = &template["Conditions"][name];
+    assert!(!c.is_null(), "no condition {name}");
+    holds(template, c, params)
+}
+
+fn holds(template: &Value, c: &Value, params: &Params) -> bool {
+    let (function, args) = c
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .unwrap_or_else(|| panic!("not a condition: {c}"));
+    let all = || args.as_array().into_iter().flatten();
+    match function.as_str() {
+        "Fn::Not" => !holds(template, &args[0], params),
+        "Fn::And" => all().all(|a| holds(template, a, params)),
+        "Fn::Or" => all().any(|a| holds(template, a, params)),
+        "Fn::Equals" => resolve(template, &args[0], params) == resolve(template, &args[1], params),
+        "Condition" | "Fn::Condition" => condition(template, args.as_str().unwrap(), params),
+        other => panic!("condition function {other} not evaluated here"),
+    }
+}
+
+/// `v` as CloudFormation sees it with `params`: each `Ref` to a parameter replaced by its value,
+/// each `Fn::If` decided, and what became `AWS::NoValue` left out of its list or object; other
+/// references kept as they are.
+fn resolve(template: &Value, v: &Value, params: &Params) -> Value {
+    let no_value = json!({"Ref": "AWS::NoValue"});
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("Ref") => {
+            let name = m["Ref"].as_str().unwrap_or_default();
+            let default = &template["Parameters"][name]["Default"];
+            match params.get(name) {
+                Some(value) => value.clone(),
+                None if !default.is_null() => default.clone(),
+                None => v.clone(),
+            }
+        }
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::If") => {
+            let args = m["Fn::If"]
+                .as_array()
+                .expect("Fn::If takes [condition, then, else]");
+            let name = args[0].as_str().expect("Fn::If's condition");
+            let branch = if condition(template, name, params) {
+                &args[1]
+            } else {
+                &args[2]
+            };
+            resolve(template, branch, params)
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), resolve(template, v, params)))
+                .filter(|(_, v)| *v != no_value)
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|v| resolve(template, v, params))
+                .filter(|v| *v != no_value)
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Whether resource `id` is created with `params` (it exists, and its condition, if any, holds).
+fn created(template: &Value, id: &str, params: &Params) -> bool {
+    let r = &template["Resources"][id];
+    !r.is_null()
+        && r["Condition"]
+            .as_str()
+            .is_none_or(|c| condition(template, c, params))
+}
+
+/// `v` resolved with `params`; `None` for a property left out (absent or `AWS::NoValue`).
+fn value_of(template: &Value, v: &Value, params: &Params) -> Option<Value> {
+    let v = resolve(template, v, params);
+    (!v.is_null() && v != json!({"Ref": "AWS::NoValue"})).then_some(v)
+}
+
+const GIVEN_TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:ops";
+const EMAIL: &str = "ops@example.com";
+
+/// Every way the alarms' notifications differ from this, in words: the stack creates the SNS topic
+/// `AlarmTopic` exactly when `AlarmTopicArn` is empty (and no other topic), and subscribes
+/// `AlarmEmail` to it, and nothing else, exactly when it is set too; every alarm (and OK) notifies
+/// `AlarmTopicArn` when it is given, else `AlarmTopic`; the output `AlarmTopicArn` always names
+/// the topic in use.
+fn alarm_topic_problems(template: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let resources = template["Resources"].as_object().expect("Resources");
+    let of_type = |t: &str| -> Vec<&String> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == t)
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let alarms = of_type("AWS::CloudWatch::Alarm");
+    if alarms.len() < 20 {
+        out.push(format!("only {} alarms in the template", alarms.len()));
+    }
+    let topic_ref = json!({"Ref": "AlarmTopic"});
+    for given in ["", GIVEN_TOPIC] {
+        for email in ["", EMAIL] {
+            let params: Params = [
+                ("AlarmTopicArn".to_owned(), json!(given)),
+                ("AlarmEmail".to_owned(), json!(email)),
+            ]
+            .into_iter()
+            .collect();
+            let case = format!("AlarmTopicArn={given:?} AlarmEmail={email:?}");
+            let creates = given.is_empty();
+            let topics: Vec<&String> = of_type("AWS::SNS::Topic")
+                .into_iter()
+                .filter(|id| created(template, id, &params))
+                .collect();
+            let wanted_topics: Vec<&str> = if creates { vec!["AlarmTopic"] } else { vec![] };
+            if topics != wanted_topics {
+                out.push(format!(
+                    "{case}: the stack creates the SNS topics {topics:?}, not {wanted_topics:?}"
+                ));
+            }
+            // Every subscription created, as (topic, protocol, endpoint): the topics' own
+            // `Subscription` lists and the `AWS::SNS::Subscription` resources.
+            let mut subscriptions: Vec<Value> = Vec::new();
+            for id in &topics {
+                let listed = value_of(
+                    template,
+                    &resources[id.as_str()]["Properties"]["Subscription"],
+                    &params,
+                );
+                for s in listed
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    subscriptions.push(json!([{"Ref": id}, s["Protocol"], s["Endpoint"]]));
+                }
+            }
+            for id in of_type("AWS::SNS::Subscription") {
+                if created(template, id, &params) {
+                    let p = resolve(template, &resources[id.as_str()]["Properties"], &params);
+                    subscriptions.push(json!([p["TopicArn"], p["Protocol"], p["Endpoint"]]));
+                }
+            }
+            let wanted_subscriptions = if creates && !email.is_empty() {
+                vec![json!([topic_ref, "email", EMAIL])]
+            } else {
+                vec![]
+            };
+            if subscriptions != wanted_subscriptions {
+                out.push(format!(
+                    "{case}: the stack subscribes {subscriptions:?}, not {wanted_subscriptions:?}"
+                ));
+            }
+            let in_use = if creates {
+                topic_ref.clone()
+            } else {
+                json!(given)
+            };
+            let wanted = Some(json!([in_use]));
+            for id in &alarms {
+                if !created(template, id, &params) {
+                    continue;
+                }
+                for property in ["AlarmActions", "OKActions"] {
+                    let v = &resources[id.as_str()]["Properties"][property];
+                    let actions = value_of(template, v, &params);
+                    if actions != wanted {
+                        out.push(format!(
+                            "{case}: {id} {property} is {actions:?}, not {wanted:?} (the topic in use)"
+                        ));
+                    }
+                }
+            }
+            let output = &template["Outputs"]["AlarmTopicArn"];
+            let shown = if output.is_null()
+                || output["Condition"]
+                    .as_str()
+                    .is_some_and(|c| !condition(template, c, &params))
+            {
+                None
+            } else {
+                value_of(template, &output["Value"], &params)
+            };
+            if shown.as_ref() != Some(&in_use) {
+                out.push(format!(
+                    "{case}: the output AlarmTopicArn is {shown:?}, not {in_use} (the topic in use)"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn alarms_notify_the_given_topic_or_the_stacks_own() {
+    let found = alarm_topic_problems(&load());
+    assert!(
+        found.is_empty(),
+        "template.yaml, alarm notifications:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Each check of [`alarm_topic_problems`] catches the edit that would break it.
+#[test]
+fn alarm_topic_drift_is_reported() {
+    let template = load();
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = template.clone();
+        f(&mut t);
+        alarm_topic_problems(&t).join("\n")
+    };
+    let given = format!("AlarmTopicArn={GIVEN_TOPIC:?}");
+    // An alarm that notifies only a given topic, and one that notifies only the stack's.
+    let r = &|t: &mut Value| {
+        t["Resources"]["EdgeErrorsAlarm"]["Properties"]["AlarmActions"] = json!({"Fn::If": ["GivesAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    };
+    let found = broken(r);
+    assert!(
+        found.contains("AlarmTopicArn=\"\" AlarmEmail=\"\": EdgeErrorsAlarm AlarmActions is None"),
+        "{found}"
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["EdgeDurationAlarm"]["Properties"]["OKActions"] =
+            json!([{"Ref": "AlarmTopic"}]);
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(&format!(
+            "{given} AlarmEmail=\"\": EdgeDurationAlarm OKActions"
+        )),
+        "{found}"
+    );
+    // A missing OKActions, and a new alarm without actions.
+    let r = &|t: &mut Value| {
+        t["Resources"]["WorkerErrorsAlarm"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("OKActions");
+    };
+    assert!(broken(r).contains("WorkerErrorsAlarm OKActions is None"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["ExtraAlarm"] =
+            json!({"Type": "AWS::CloudWatch::Alarm", "Properties": {"MetricName": "Errors"}});
+    };
+    assert!(broken(r).contains("ExtraAlarm AlarmActions is None"));
+    // A topic created beside the given one, another topic, and no topic without a given one.
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmTopic"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Condition");
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(&format!(
+            "{given} AlarmEmail=\"\": the stack creates the SNS topics [\"AlarmTopic\"], not []"
+        )),
+        "{found}"
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["OtherTopic"] = json!({"Type": "AWS::SNS::Topic"});
+    };
+    assert!(broken(r).contains("the SNS topics [\"AlarmTopic\", \"OtherTopic\"]"));
+    let r = &|t: &mut Value| {
+        t["Conditions"]["CreatesAlarmTopic"] =
+            json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]});
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(
+            "AlarmTopicArn=\"\" AlarmEmail=\"\": the stack creates the SNS topics [], not [\"AlarmTopic\"]"
+        ),
+        "{found}"
+    );
+    // A wrong subscription: another protocol or address, with no AlarmEmail, to a given topic, or
+    // a second one on the topic itself.
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Properties"]["Protocol"] = json!("sms");
+    };
+    assert!(broken(r).contains("\"sms\""));
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Properties"]["Endpoint"] =
+            json!("ops@example.org");
+    };
+    assert!(broken(r).contains("ops@example.org"));
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Condition"] = json!("CreatesAlarmTopic");
+    };
+    let found = broken(r);
+    assert!(
+        found.contains("AlarmTopicArn=\"\" AlarmEmail=\"\": the stack subscribes"),
+        "{found}"
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmEmailSubscription"]["Condition"] = json!("GivesAlarmTopic");
+        t["Resources"]["AlarmEmailSubscription"]["Properties"]["TopicArn"] =
+            json!({"Ref": "AlarmTopicArn"});
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(&format!(
+            "{given} AlarmEmail={EMAIL:?}: the stack subscribes"
+        )),
+        "{found}"
+    );
+    let r = &|t: &mut Value| {
+        t["Resources"]["AlarmTopic"]["Properties"]["Subscription"] =
+            json!([{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]);
+    };
+    assert!(broken(r).contains(&format!("AlarmEmail={EMAIL:?}: the stack subscribes")));
+    // A missing output, and one only when the stack creates the topic.
+    let r = &|t: &mut Value| {
+        t["Outputs"]
+            .as_object_mut()
+            .unwrap()
+            .remove("AlarmTopicArn");
+    };
+    assert!(broken(r).contains("the output AlarmTopicArn is None"));
+    let r = &|t: &mut Value| {
+        t["Outputs"]["AlarmTopicArn"] =
+            json!({"Condition": "CreatesAlarmTopic", "Value": {"Ref": "AlarmTopic"}});
+    };
+    let found = broken(r);
+    assert!(
+        found.contains(&format!(
+            "{given} AlarmEmail=\"\": the output AlarmTopicArn is None"
+        )),
+        "{found}"
+    );
+}
+
+/// One observation of every kind the code records.
+fn every_metric() -> Vec<koogallery::metrics::Metric> {
+    use koogallery::{ResultCode, metrics::Metric::*};
+    let all = vec![
+        Callback {
+            family: "v2-basic",
+            activity: "newInstance",
+            result_code: ResultCode::Success,
+        },
+        ProvisioningSeconds { seconds: 1.0 },
+        ProvisioningRetries,
+        ProvisionerMisconfigured,
+        ProvisioningDeadlinePassed,
+        NoticeDelivered,
+        NoticeRetries,
+        NoticeDeadlinePassed,
+        Reconciled {
+            stuck_provisioning: 1,
+            undelivered_notices: 1,
+            parked_outboxes: 1,
+        },
+        UsagePass {
+            accepted: 1,
+            rejected: 1,
+            deferred: 1,
+            near_horizon: 1,
+        },
+        UsageRejected,
+        UsageBatchRefused,
+        UsagePushFailed,
+        UsagePushMisconfigured,
+        UsagePushSystemicRefusal,
+        SsoLogin { outcome: "ok" },
+        SsoRefresh { ok: true },
+        SsoAuthCentreFailure,
+        LicenseActivationFailure,
+        LicenseUsagePushFailure,
+    ];
+    // A new kind of observation stops the build here until it is listed above.
+    for m in &all {
+        match m {
+            Callback { .. }
+            | ProvisioningSeconds { .. }
+            | ProvisioningRetries
+            | ProvisionerMisconfigured
+            | ProvisioningDeadlinePassed
+            | NoticeDelivered
+            | NoticeRetries
+            | NoticeDeadlinePassed
+            | Reconciled { .. }
+            | UsagePass { .. }
+            | UsageRejected
+            | UsageBatchRefused
+            | UsagePushFailed
+            | UsagePushMisconfigured
+            | UsagePushSystemicRefusal
+            | SsoLogin { .. }
+            | SsoRefresh { .. }
+            | SsoAuthCentreFailure
+            | LicenseActivationFailure
+            | LicenseUsagePushFailure => {}
+        }
+    }
+    all
+}
+
+/// The metrics the code emits, from its own EMF lines: each metric name with each dimension set it
+/// is published under, and the `Component` it carries (the one dimension value fixed per metric).
+fn emitted_metrics() -> BTreeSet<(String, BTreeSet<String>, Option<String>)> {
+    let mut out = BTreeSet::new();
+    for metric in every_metric() {
+        let line: Value =
+            serde_json::from_str(&koogallery::metrics::emf_line("N", &metric, 0)).unwrap();
+        let meta = &line["_aws"]["CloudWatchMetrics"][0];
+        for set in meta["Dimensions"].as_array().unwrap() {
+            let keys: BTreeSet<String> = strings(set).into_iter().collect();
+            let component = keys
+                .contains("Component")
+                .then(|| line["Component"].as_str().unwrap().to_owned());
+            for m in meta["Metrics"].as_array().unwrap() {
+                let name = m["Name"].as_str().unwrap().to_owned();
+                out.insert((name, keys.clone(), component.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The namespace the functions publish in (Globals), which the dashboard charts.
+const NAMESPACE: &str = "KooGallery/${AWS::StackName}";
+
+/// What the dashboard must show: (namespace, metric name, dimension key and value).
+const CHARTED: [(&str, &str, &str, &str); 10] = [
+    (NAMESPACE, "Callbacks", "ResultCode", "*"),
+    (NAMESPACE, "ProvisioningTime", "Component", "worker"),
+    (NAMESPACE, "NoticesDelivered", "Component", "worker"),
+    (NAMESPACE, "NoticeRetries", "Component", "worker"),
+    (NAMESPACE, "UsageAccepted", "Component", "metering"),
+    (NAMESPACE, "UsageRejected", "Component", "metering"),
+    (NAMESPACE, "UsageDeferred", "Component", "metering"),
+    // Every dead-letter queue's depth is required below, from the queues' redrive policies.
+    (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        "*",
+    ),
+    ("AWS/Lambda", "Duration", "FunctionName", "${EdgeFunction}"),
+    ("AWS/Lambda", "Errors", "FunctionName", "${EdgeFunction}"),
+];
+
+/// Every way the operations dashboard differs from what the stack emits, in words: each chart of
+/// the functions' namespace is of a metric `shared/src/metrics.rs` emits, with a dimension set it
+/// is published under (and its `Component`); the AWS metrics are of this stack's dead-letter
+/// queues and functions; the charts of [`CHARTED`] and of every dead-letter queue are there; and an
+/// output gives the dashboard's address.
+fn dashboard_problems(template: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let resources = template["Resources"].as_object().expect("Resources");
+    let emitted = emitted_metrics();
+    let namespace = &template["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"];
+    if *namespace != json!({"Fn::Sub": NAMESPACE}) {
+        out.push(format!(
+            "the functions publish in {namespace}, not {NAMESPACE}"
+        ));
+    }
+    let of_type = |t: &str| -> BTreeSet<String> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == t)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let dead_letter_queues: BTreeSet<String> = resources
+        .values()
+        .filter_map(|r| {
+            r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    let functions = of_type("AWS::Serverless::Function");
+    let dashboards = of_type("AWS::CloudWatch::Dashboard");
+    if dashboards.len() != 1 {
+        out.push(format!("{} dashboards, not one", dashboards.len()));
+    }
+    // (namespace, metric, dimension key, dimension value) of every chart.
+    let mut charted: BTreeSet<(String, String, String, String)> = BTreeSet::new();
+    for id in &dashboards {
+        let body = &resources[id]["Properties"]["DashboardBody"];
+        let text = body["Fn::Sub"]
+            .as_str()
+            .or(body.as_str())
+            .unwrap_or_default();
+        let body: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(format!("{id}'s body is not JSON: {e}"));
+                continue;
+            }
+        };
+        let widgets = body["widgets"].as_array().cloned().unwrap_or_default();
+        for w in widgets.iter().filter(|w| w["type"] == "metric") {
+            let title = w["properties"]["title"].as_str().unwrap_or("untitled");
+            let mut previous: Vec<String> = Vec::new();
+            for entry in w["properties"]["metrics"].as_array().into_iter().flatten() {
+                let items = entry.as_array().cloned().unwrap_or_default();
+                let (ns, name, dims) = if let Some(e) = items[0]["expression"].as_str() {
+                    // SEARCH('{"<namespace>",<key>,...} MetricName="<name>"', ...)
+                    // The namespace is quoted: it holds `}` (`${AWS::StackName}`).
+                    let schema = e
+                        .split_once("{\"")
+                        .and_then(|(_, rest)| rest.split_once('"'))
+                        .and_then(|(ns, rest)| {
+                            let (keys, _) = rest.split_once('}')?;
+                            let keys = keys
+                                .split(',')
+                                .skip(1)
+                                .map(|k| k.trim_matches('"').to_owned());
+                            Some(
+                                std::iter::once(ns.to_owned())
+                                    .chain(keys)
+                                    .collect::<Vec<_>>(),
+                            )
+                        });
+                    let name = e
+                        .split_once("MetricName=\"")
+                        .and_then(|(_, rest)| rest.split_once('"'))
+                        .map(|(n, _)| n.to_owned());
+                    match (e.starts_with("SEARCH("), schema, name) {
+                        (true, Some(schema), Some(name)) => (
+                            schema[0].clone(),
+                            name,
+                            schema[1..]
+                                .iter()
+                                .map(|k| (k.clone(), "*".to_owned()))
+                                .collect::<Vec<_>>(),
+                        ),
+                        _ => {
+                            out.push(format!("{title}: expression not understood: {e}"));
+                            continue;
+                        }
+                    }
+                } else {
+                    // [namespace, name, key, value, ..., {options}], "." repeating the entry above.
+                    let parts: Vec<String> = items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .enumerate()
+                        .map(|(i, s)| match s {
+                            "." => previous.get(i).cloned().unwrap_or_default(),
+                            s => s.to_owned(),
+                        })
+                        .collect();
+                    previous = parts.clone();
+                    if parts.len() < 2 || !parts.len().is_multiple_of(2) {
+                        out.push(format!("{title}: metric not understood: {entry}"));
+                        continue;
+                    }
+                    let dims = parts[2..]
+                        .chunks(2)
+                        .map(|kv| (kv[0].clone(), kv[1].clone()))
+                        .collect();
+                    (parts[0].clone(), parts[1].clone(), dims)
+                };
+                let keys: BTreeSet<String> = dims.iter().map(|(k, _)| k.clone()).collect();
+                match ns.as_str() {
+                    NAMESPACE => {
+                        let component = dims
+                            .iter()
+                            .find(|(k, _)| k == "Component")
+                            .map(|(_, v)| v.clone());
+                        if !emitted.contains(&(name.clone(), keys.clone(), component.clone())) {
+                            out.push(format!(
+                                "{title}: {name} {dims:?} is not emitted (shared/src/metrics.rs)"
+                            ));
+                        }
+                    }
+                    "AWS/SQS" => {
+                        let queue = dims
+                            .iter()
+                            .find(|(k, _)| k == "QueueName")
+                            .and_then(|(_, v)| v.strip_prefix("${")?.strip_suffix(".QueueName}"));
+                        if name != "ApproximateNumberOfMessagesVisible"
+                            || dims.len() != 1
+                            || !queue.is_some_and(|q| dead_letter_queues.contains(q))
+                        {
+                            out.push(format!(
+                                "{title}: {name} {dims:?} is not the depth of a dead-letter queue of the stack"
+                            ));
+                        }
+                    }
+                    "AWS/Lambda" => {
+                        let function = dims
+                            .iter()
+                            .find(|(k, _)| k == "FunctionName")
+                            .and_then(|(_, v)| v.strip_prefix("${")?.strip_suffix('}'));
+                        if !["Duration", "Errors", "Invocations", "Throttles"]
+                            .contains(&name.as_str())
+                            || dims.len() != 1
+                            || !function.is_some_and(|f| functions.contains(f))
+                        {
+                            out.push(format!(
+                                "{title}: {name} {dims:?} is not a Lambda metric of a function of the stack"
+                            ));
+                        }
+                    }
+                    other => out.push(format!("{title}: {name} in namespace {other}")),
+                }
+                for (k, v) in dims {
+                    charted.insert((ns.clone(), name.clone(), k, v));
+                }
+            }
+        }
+    }
+    let shown = |ns: &str, name: &str, key: &str, value: &str| {
+        charted
+            .iter()
+            .any(|(n, m, k, v)| n == ns && m == name && k == key && (value == "*" || v == value))
+    };
+    for (ns, name, key, value) in CHARTED {
+        if !shown(ns, name, key, value) {
+            out.push(format!(
+                "the dashboard does not chart {name} ({key}={value})"
+            ));
+        }
+    }
+    for queue in &dead_letter_queues {
+        let value = format!("${{{queue}.QueueName}}");
+        if !shown(
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "QueueName",
+            &value,
+        ) {
+            out.push(format!("the dashboard does not chart the depth of {queue}"));
+        }
+    }
+    for id in &dashboards {
+        let url = template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_default();
+        if !url.contains(&format!("#dashboards:name=${{{id}}}")) {
+            out.push(format!("no output DashboardUrl opens {id}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_charts_only_metrics_that_are_emitted() {
+    let found = dashboard_problems(&load());
+    assert!(
+        found.is_empty(),
+        "template.yaml, dashboard:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Each check of [`dashboard_problems`] catches the edit that would break it.
+#[test]
+fn dashboard_drift_is_reported() {
+    let template = load();
+    let edited = |from: &str, to: &str| {
+        let mut t = template.clone();
+        let body =
+            &mut t["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"];
+        let text = body.as_str().unwrap();
+        assert!(text.contains(from), "{from}");
+        *body = json!(text.replace(from, to));
+        dashboard_problems(&t).join("\n")
+    };
+    // A metric the code does not emit, or under a dimension it does not carry.
+    assert!(edited("\"NoticesDelivered\"", "\"NoticesSent\"").contains("NoticesSent"));
+    let found = edited(
+        "\"UsageDeferred\", \"Component\", \"metering\"",
+        "\"UsageDeferred\", \"Component\", \"worker\"",
+    );
+    assert!(
+        found.contains("UsageDeferred [(\"Component\", \"worker\")] is not emitted"),
+        "{found}"
+    );
+    assert!(found.contains("does not chart UsageDeferred"), "{found}");
+    let found = edited(
+        "MetricName=\\\"Callbacks\\\"",
+        "MetricName=\\\"Callback\\\"",
+    );
+    assert!(
+        found.contains("Callback [(\"ResultCode\", \"*\")] is not emitted"),
+        "{found}"
+    );
+    assert!(edited(",ResultCode}", ",Activity,ResultCode,Tenant}").contains("is not emitted"));
+    assert!(
+        edited(
+            "KooGallery/${AWS::StackName}\", \"ProvisioningTime",
+            "KooGallery\", \"ProvisioningTime"
+        )
+        .contains("ProvisioningTime in namespace KooGallery")
+    );
+    // A queue that is not a dead-letter queue, and a dead-letter queue no longer charted.
+    let found = edited(
+        "${UsageDeadLetterQueue.QueueName}",
+        "${UsageQueue.QueueName}",
+    );
+    assert!(
+        found.contains("is not the depth of a dead-letter queue"),
+        "{found}"
+    );
+    assert!(
+        found.contains("does not chart the depth of UsageDeadLetterQueue"),
+        "{found}"
+    );
+    assert!(
+        edited(
+            "${EdgeFunction}\", {\"stat\": \"p99\"",
+            "${EdgeLambda}\", {\"stat\": \"p99\""
+        )
+        .contains("is not a Lambda metric of a function of the stack")
+    );
+    assert!(edited("\"widgets\": [", "\"widgets\": [[").contains("is not JSON"));
+    // The functions told another namespace than the one charted.
+    let mut t = template.clone();
+    t["Globals"]["Function"]["Environment"]["Variables"]["KOOGALLERY_METRICS_NAMESPACE"] =
+        json!({"Fn::Sub": "KooGallery/${AWS::StackName}/v2"});
+    assert!(
+        dashboard_problems(&t)
+            .join("\n")
+            .contains("the functions publish in")
+    );
+    let mut t = template.clone();
+    t["Outputs"].as_object_mut().unwrap().remove("DashboardUrl");
+    assert!(
+        dashboard_problems(&t)
+            .join("\n")
+            .contains("no output DashboardUrl")
+    );
+}
