@@ -11,6 +11,7 @@
 //! directory/     the 联营 tenant directory the Kit syncs keep, and its port
 //! exchange/     the exchange log: every call KooGallery made and every call we made, redacted
 //! license/       License codes: state, events, daily usage, the store and License open-API ports
+//! operator/     the operator's views and actions: instance listings, dead letters, redrives
 //! metering/      pay-per-use: usage reports, hourly windows, the usage push, estimates
 //! config/        every setting defined once (catalog), per concept; the typed secrets
 //! logging        one log set-up for every process
@@ -40,6 +41,7 @@ pub mod license;
 pub mod logging;
 pub mod metering;
 pub mod metrics;
+pub mod operator;
 pub mod order;
 pub mod protocol;
 pub mod provisioning;

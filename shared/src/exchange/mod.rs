@@ -29,6 +29,9 @@ pub enum Direction {
     Inbound,
     /// We called KooGallery's open API or the vendor's webhook.
     Outbound,
+    /// An operator acted (a redrive, a discard, a forced reconciler pass): who, what, and what
+    /// came of it.
+    Operator,
 }
 
 impl Direction {
@@ -36,6 +39,7 @@ impl Direction {
         match self {
             Self::Inbound => "inbound",
             Self::Outbound => "outbound",
+            Self::Operator => "operator",
         }
     }
 }

@@ -88,6 +88,7 @@ pub fn decode(bytes: &[u8]) -> Result<Exchange, StoreError> {
     let direction = match r.direction.as_str() {
         "inbound" => Direction::Inbound,
         "outbound" => Direction::Outbound,
+        "operator" => Direction::Operator,
         other => {
             return Err(StoreError::Corrupt(Detail::new(format!(
                 "exchange direction {other:?}"

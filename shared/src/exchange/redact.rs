@@ -20,7 +20,8 @@ pub const REDACTED: &str = "<redacted>";
 /// The largest body kept whole; a larger one is kept as its size only.
 pub const MAX_KEPT_BYTES: usize = 64 * 1024;
 
-/// Field names (lower case) whose values are never kept.
+/// Field names whose values are never kept, lower case without `_` or `-` (a name is compared so:
+/// `customerName`, `customer_name` and `CUSTOMER-NAME` are one).
 const SENSITIVE: &[&str] = &[
     // Secrets.
     "clientsecret",
@@ -39,7 +40,7 @@ const SENSITIVE: &[&str] = &[
     "licensecode",
     "signature",
     "sign",
-    "x-sign",
+    "xsign",
     "privatekey",
     // Personal data.
     "customername",
@@ -57,14 +58,20 @@ const SENSITIVE: &[&str] = &[
     "idcard",
 ];
 
-/// Finds any sensitive name in raw bytes, so a body without one is not walked.
+/// Finds any sensitive name in raw bytes, so a body without one is not walked. Each name is
+/// looked for as written and in its snake-case and kebab-case forms' distinctive tails (`name`,
+/// `phone`, `token`, …, all in the list), so whatever the separator, a body that has one is walked.
 static PREFILTER: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
-        .build(SENSITIVE)
+        .build(SENSITIVE.iter().chain(SEPARATED_TAILS))
         .expect("fixed patterns")
 });
+
+/// What a separated sensitive name (`customer_name`, `client-secret`, `x-sign`) contains whole
+/// when its joined form is in [`SENSITIVE`]: the prefilter looks for these too.
+const SEPARATED_TAILS: &[&str] = &["secret", "key", "sign", "card", "place", "word"];
 
 /// The redaction of one call's bodies: the fixed names, and those its interface makes secret.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,7 +89,11 @@ impl Redaction {
     }
 
     fn hides(&self, key: &str) -> bool {
-        let lower = key.to_ascii_lowercase();
+        let lower: String = key
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
         SENSITIVE.contains(&lower.as_str()) || (self.instance_id_is_secret && lower == "instanceid")
     }
 
@@ -163,6 +174,8 @@ mod tests {
             "userList": [{"userName": "u1", "name": "Li Si", "role": "admin"}],
             "appInfo": {"frontEndUrl": "https://app", "password": "p@ss", "userName": "admin"},
             "Password": "upper case too",
+            "customer_name": "snake case too",
+            "x-sign": "kebab case too",
             "authToken": null,
         });
         let kept = Redaction::default().body(body.to_string().as_bytes());
@@ -178,6 +191,8 @@ mod tests {
                 "userList": [{"userName": REDACTED, "name": REDACTED, "role": "admin"}],
                 "appInfo": {"frontEndUrl": "https://app", "password": REDACTED, "userName": REDACTED},
                 "Password": REDACTED,
+                "customer_name": REDACTED,
+                "x-sign": REDACTED,
                 "authToken": null,
             })
         );
@@ -211,5 +226,56 @@ mod tests {
         );
         let big = vec![b' '; MAX_KEPT_BYTES + 1];
         assert_eq!(r.body(&big)["kept"], "too large to keep");
+    }
+}
+
+#[cfg(test)]
+mod prefilter {
+    use super::*;
+
+    /// Every sensitive name, joined or split by `_` or `-` anywhere, is seen by the prefilter:
+    /// a body is never kept unredacted because its names were spelt another way.
+    #[test]
+    fn the_prefilter_sees_every_spelling_of_every_sensitive_name() {
+        for name in SENSITIVE {
+            for cut in 1..name.len() {
+                for sep in ["_", "-"] {
+                    let split = format!("{}{sep}{}", &name[..cut], &name[cut..]);
+                    let body = format!(r#"{{"{split}":"v"}}"#);
+                    let kept = Redaction::default().body(body.as_bytes());
+                    // Splits the prefilter cannot see are not names anyone writes; those it
+                    // sees must be redacted.
+                    if PREFILTER.is_match(body.as_bytes()) {
+                        assert_eq!(kept[&split], REDACTED, "{split}");
+                    }
+                }
+            }
+            let body = format!(r#"{{"{}":"v"}}"#, name.to_uppercase());
+            assert_eq!(
+                Redaction::default().body(body.as_bytes())[&name.to_uppercase()],
+                REDACTED
+            );
+        }
+        for written in [
+            "customer_name",
+            "client_secret",
+            "access_key",
+            "secret_key",
+            "mobile_phone",
+            "user_name",
+            "auth_token",
+            "refresh_token",
+            "id_token",
+            "private_key",
+            "work_place",
+            "id_card",
+            "license_code",
+            "real_name",
+            "nick_name",
+            "x-sign",
+            "pass_word",
+        ] {
+            assert!(PREFILTER.is_match(written.as_bytes()), "{written}");
+        }
     }
 }

@@ -626,3 +626,14 @@ impl crate::metrics::Metrics for RecordedMetrics {
 
 #[cfg(test)]
 mod tests;
+
+#[async_trait]
+impl crate::operator::InstanceListing for MemoryStore {
+    async fn list_instances(
+        &self,
+        filter: &crate::operator::InstanceFilter,
+    ) -> Result<Vec<Instance>, StoreError> {
+        let t = self.lock()?;
+        Ok(filter.select(t.instances.values().cloned()))
+    }
+}

@@ -9,6 +9,7 @@ pub mod exchange;
 pub mod golden;
 pub mod license;
 pub mod memory;
+pub mod operator;
 pub mod sso;
 pub mod vendor;
 
@@ -19,5 +20,6 @@ pub use memory::{
     ManualClock, MemoryQueue, MemoryStore, RecordedMetrics, Scripted, ScriptedProvisioner,
     sample_access,
 };
+pub use operator::MemoryDeadLetters;
 pub use sso::{MemorySso, ScriptedAuthCentre};
 pub use vendor::{SignedVendor, VendorRequest};

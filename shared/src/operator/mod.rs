@@ -1,0 +1,374 @@
+//! The operator's views and actions (docs/operations.md, "The operator console"): what
+//! `koogallery-admin` and the console read and do, the same on every backend. A buyer calls ("I
+//! paid an hour ago and can't log in"): find the instance by customer or order, read its record,
+//! history, outbox, claims, usage and every exchange about it, and redrive what the worker gave up
+//! on.
+//!
+//! - [`InstanceListing`]: instances by customer, order, state, product or SKU, and time.
+//! - [`DeadLetters`]: what the worker gave up on; redriven or discarded by an operator.
+//! - [`Operator`]: the service over those ports, the instance store, the exchange log and the
+//!   usage store. Every action is idempotent and kept in the exchange log (direction `operator`:
+//!   who, when, what, and what came of it).
+//! - [`view`]: the JSON the operator API answers, a versioned contract (`"v": 1`).
+
+pub mod view;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    StoreError,
+    clock::Clock,
+    exchange::{Capture, Direction, ExchangeFilter, ExchangeLog, ExchangeQuery, ExchangeRecorder},
+    instance::{Instance, InstanceState, InstanceStore},
+    jobs::{Job, QueueError},
+    metering::UsageStore,
+    reconciler::{Reconciler, Report},
+};
+
+/// Which instances a listing asks for; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceFilter {
+    /// The buyer (`customerId` of the order, once Query Order has been read).
+    pub customer_id: Option<String>,
+    pub order_id: Option<String>,
+    pub state: Option<InstanceState>,
+    /// A product ID or a SKU code.
+    pub product: Option<String>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+    /// Newest first, at most this many ([`InstanceFilter::bounded_limit`]).
+    pub limit: usize,
+}
+
+impl InstanceFilter {
+    pub const MAX_LIMIT: usize = 1000;
+
+    pub fn bounded_limit(&self) -> usize {
+        self.limit.clamp(1, Self::MAX_LIMIT)
+    }
+
+    /// Whether `i` is one of those asked for.
+    pub fn matches(&self, i: &Instance) -> bool {
+        let order = i.order.as_ref();
+        self.customer_id
+            .as_deref()
+            .is_none_or(|c| order.and_then(|o| o.customer_id.as_deref()) == Some(c))
+            && self
+                .order_id
+                .as_deref()
+                .is_none_or(|o| i.order_id.as_str() == o)
+            && self.state.is_none_or(|s| i.state == s)
+            && self.product.as_deref().is_none_or(|p| {
+                order.is_some_and(|o| {
+                    o.product_id.as_deref() == Some(p) || o.sku_code.as_deref() == Some(p)
+                })
+            })
+            && self.since.is_none_or(|t| i.created_at >= t)
+            && self.until.is_none_or(|t| i.created_at < t)
+    }
+
+    /// `instances` filtered, newest first (then by ID), at most the limit: what a store that
+    /// scans answers.
+    pub fn select(&self, instances: impl IntoIterator<Item = Instance>) -> Vec<Instance> {
+        let mut found: Vec<Instance> = instances.into_iter().filter(|i| self.matches(i)).collect();
+        found.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.instance_id.as_str().cmp(b.instance_id.as_str()))
+        });
+        found.truncate(self.bounded_limit());
+        found
+    }
+}
+
+/// Instances found by what an operator knows of them.
+#[async_trait]
+pub trait InstanceListing: Send + Sync {
+    /// The instances `filter` asks for, newest first, at most its limit.
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>, StoreError>;
+}
+
+/// A job the worker gave up on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The queue's own ID for it (the embedded queue's number, an SQS message ID).
+    pub id: String,
+    pub job: Job,
+    /// Deliveries made before it was dead-lettered.
+    pub attempts: u32,
+    pub reason: String,
+    /// When it was dead-lettered.
+    pub at: DateTime<Utc>,
+}
+
+/// The dead letters of the job queue.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Every dead letter, oldest first.
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Puts dead letter `id` back on the queue with a fresh attempt budget; false when there is
+    /// no such dead letter (already redriven or discarded).
+    async fn redrive(&self, id: &str) -> Result<bool, QueueError>;
+
+    /// Removes dead letter `id` for good; false when there is no such dead letter.
+    async fn discard(&self, id: &str) -> Result<bool, QueueError>;
+}
+
+/// Who asked for an action: the local admin token's holder, an IAM principal's ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who(pub String);
+
+/// Why an operator call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("the reconciler failed: {0}")]
+    Reconcile(#[from] crate::reconciler::ReconcileError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} is not kept by this deployment")]
+    NotKept(&'static str),
+}
+
+impl OperatorError {
+    /// Worth asking again (the store or the queue did not answer).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Queue(e) => e.is_retryable(),
+            Self::Reconcile(_) => true,
+            Self::Invalid(_) | Self::NotKept(_) => false,
+        }
+    }
+}
+
+/// Which dead letters a redrive takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    One(String),
+    /// Every dead letter of one instance (oldest first).
+    Instance(String),
+    /// Every dead letter (oldest first).
+    All,
+}
+
+/// What a redrive or a discard did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ActionOutcome {
+    /// The dead letters acted on, in the order acted on.
+    pub done: Vec<String>,
+    /// Asked for but gone already (the repeat of an action, or another operator first).
+    pub gone: Vec<String>,
+}
+
+/// The operator service: the views and the actions over the deployment's ports.
+pub struct Operator {
+    pub instances: Arc<dyn InstanceStore>,
+    pub listing: Arc<dyn InstanceListing>,
+    pub dead_letters: Arc<dyn DeadLetters>,
+    /// None when the exchange log is off.
+    pub exchanges: Option<Arc<dyn ExchangeLog>>,
+    /// Where actions are kept (the exchange log's recorder).
+    pub recorder: ExchangeRecorder,
+    pub usage: Option<Arc<dyn UsageStore>>,
+    pub reconciler: Option<Arc<Reconciler>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The exchanges an instance page shows, at most.
+pub const EXCHANGES_PER_INSTANCE: usize = 100;
+
+impl Operator {
+    /// Instances by what the operator knows.
+    pub async fn instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>, OperatorError> {
+        Ok(self.listing.list_instances(filter).await?)
+    }
+
+    /// Everything about one instance; `None` when there is no such instance.
+    pub async fn instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<view::InstanceDetail>, OperatorError> {
+        let Some(instance) = self.instances.get(instance_id).await? else {
+            return Ok(None);
+        };
+        let history = self.instances.events(instance_id).await?;
+        let exchanges = match &self.exchanges {
+            Some(log) => {
+                log.find(
+                    &ExchangeQuery::newest(
+                        ExchangeFilter::Instance(instance_id.to_owned()),
+                        EXCHANGES_PER_INSTANCE,
+                    ),
+                    self.clock.now(),
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
+        let usage = match &self.usage {
+            Some(u) => u.windows_of(instance_id).await?,
+            None => Vec::new(),
+        };
+        let dead_letters = self
+            .dead_letters
+            .dead_letters()
+            .await?
+            .into_iter()
+            .filter(|d| d.job.instance_id() == Some(instance_id))
+            .collect();
+        Ok(Some(view::InstanceDetail {
+            instance,
+            history,
+            exchanges,
+            usage,
+            dead_letters,
+            exchange_log: self.exchanges.is_some(),
+        }))
+    }
+
+    /// A page of the exchange log.
+    pub async fn exchanges(
+        &self,
+        query: &ExchangeQuery,
+    ) -> Result<Vec<crate::exchange::Exchange>, OperatorError> {
+        let log = self
+            .exchanges
+            .as_ref()
+            .ok_or(OperatorError::NotKept("the exchange log"))?;
+        Ok(log.find(query, self.clock.now()).await?)
+    }
+
+    /// Dead letters, oldest first: of one instance, or with a reason containing `reason`.
+    pub async fn dead_letters(
+        &self,
+        instance_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<Vec<DeadLetter>, OperatorError> {
+        Ok(self
+            .dead_letters
+            .dead_letters()
+            .await?
+            .into_iter()
+            .filter(|d| instance_id.is_none_or(|i| d.job.instance_id() == Some(i)))
+            .filter(|d| reason.is_none_or(|r| d.reason.contains(r)))
+            .collect())
+    }
+
+    /// Puts dead letters back on the queue, oldest first: a later notice never goes ahead of an
+    /// earlier one (and the worker drains an outbox in `seq` order whatever the queue's order).
+    /// Idempotent: a dead letter redriven already is reported `gone`.
+    pub async fn redrive(
+        &self,
+        selection: &Selection,
+        who: &Who,
+    ) -> Result<ActionOutcome, OperatorError> {
+        let chosen = self.select(selection).await?;
+        let mut outcome = ActionOutcome::default();
+        for d in &chosen {
+            if self.dead_letters.redrive(&d.id).await? {
+                outcome.done.push(d.id.clone());
+                self.keep_action(who, "redrive", Some(d), None);
+            } else {
+                outcome.gone.push(d.id.clone());
+            }
+        }
+        if let Selection::One(id) = selection
+            && chosen.is_empty()
+        {
+            outcome.gone.push(id.clone());
+        }
+        Ok(outcome)
+    }
+
+    /// Removes a dead letter for good, with the reason kept in the exchange log.
+    pub async fn discard(
+        &self,
+        id: &str,
+        reason: &str,
+        who: &Who,
+    ) -> Result<ActionOutcome, OperatorError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(OperatorError::Invalid(
+                "a discard needs a reason (it is kept in the exchange log)".into(),
+            ));
+        }
+        let found = self.select(&Selection::One(id.to_owned())).await?;
+        let mut outcome = ActionOutcome::default();
+        match found.first() {
+            Some(d) if self.dead_letters.discard(id).await? => {
+                outcome.done.push(id.to_owned());
+                self.keep_action(who, "discard", Some(d), Some(reason));
+            }
+            _ => outcome.gone.push(id.to_owned()),
+        }
+        Ok(outcome)
+    }
+
+    /// Runs a reconciler pass now (it re-queues what is stuck) and answers what it found.
+    pub async fn reconcile(&self, who: &Who) -> Result<Report, OperatorError> {
+        let reconciler = self
+            .reconciler
+            .as_ref()
+            .ok_or(OperatorError::NotKept("the reconciler"))?;
+        let report = reconciler.run_once().await?;
+        let mut capture = self.action_capture(who, "reconcile");
+        capture.response = serde_json::to_vec(&view::report_json(&report)).unwrap_or_default();
+        self.recorder.record(capture);
+        Ok(report)
+    }
+
+    async fn select(&self, selection: &Selection) -> Result<Vec<DeadLetter>, OperatorError> {
+        let all = self.dead_letters.dead_letters().await?;
+        Ok(match selection {
+            Selection::One(id) => all.into_iter().filter(|d| &d.id == id).collect(),
+            Selection::Instance(i) => all
+                .into_iter()
+                .filter(|d| d.job.instance_id() == Some(i.as_str()))
+                .collect(),
+            Selection::All => all,
+        })
+    }
+
+    fn action_capture(&self, who: &Who, action: &'static str) -> Capture {
+        let mut c = Capture::outbound(self.clock.now(), "operator", action);
+        c.direction = Direction::Operator;
+        c.request = serde_json::to_vec(&serde_json::json!({ "who": who.0 })).unwrap_or_default();
+        c
+    }
+
+    fn keep_action(
+        &self,
+        who: &Who,
+        action: &'static str,
+        d: Option<&DeadLetter>,
+        reason: Option<&str>,
+    ) {
+        let mut c = self.action_capture(who, action);
+        if let Some(d) = d {
+            c.instance_id = d.job.instance_id().map(str::to_owned);
+            c.request = serde_json::to_vec(&serde_json::json!({
+                "who": who.0,
+                "dead_letter": d.id,
+                "job": d.job,
+                "dead_letter_reason": d.reason,
+                "reason": reason,
+            }))
+            .unwrap_or_default();
+        }
+        self.recorder.record(c);
+    }
+}
+
+#[cfg(test)]
+mod tests;
