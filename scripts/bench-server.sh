@@ -3,8 +3,10 @@
 #   1. start-up time: process start to GET /readyz answering 200, median of 5 starts on a fresh
 #      data directory each;
 #   2. signed queryInstance load over plain HTTP, then over the host's own TLS (a CA and a
-#      certificate made here with openssl), same binary, same load generator, same settings.
-# Usage: [MODES="plain tls"] [DURATION=10] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+#      certificate made here with openssl), same binary, same load generator, same settings;
+#      mode `nolog` is plain HTTP with the exchange log off (KOOGALLERY_EXCHANGE_LOG_DAYS=0), so
+#      MODES="nolog plain nolog plain" measures what the log costs, alternated in one run.
+# Usage: [MODES="plain tls"] [DURATION=10] [STARTS=0] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
 #        give dist's bin/koogallery-local to measure the packaged one)
 # Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
 set -euo pipefail
@@ -65,8 +67,10 @@ five_starts() {
   sorted=($(printf '%s\n' "${times[@]}" | sort -n))
   echo "# $label: ${times[*]} (median ${sorted[2]})"
 }
-five_starts "first start to /readyz 200 (ms; it generates the key files), 5 fresh data dirs" 0
-five_starts "restart to /readyz 200 (ms), 5 starts on one data dir" 1
+if [[ "${STARTS:-1}" != 0 ]]; then
+  five_starts "first start to /readyz 200 (ms; it generates the key files), 5 fresh data dirs" 0
+  five_starts "restart to /readyz 200 (ms), 5 starts on one data dir" 1
+fi
 
 # A CA and a server certificate for localhost (P-256, as a public CA would issue).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
@@ -77,17 +81,25 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/ext.cnf"
 openssl x509 -req -in "$WORK/req.pem" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
   -days 2 -extfile "$WORK/ext.cnf" -out "$WORK/cert.pem" 2>/dev/null
 
+round=0
 for mode in ${MODES:-plain tls}; do
   port="$(free_port)"
-  if [[ "$mode" == tls ]]; then
-    start "$WORK/$mode" "$port" KOOGALLERY_TLS_CERT="$WORK/cert.pem" KOOGALLERY_TLS_KEY="$WORK/key.pem"
+  round=$((round + 1))
+  if [[ "$mode" == nolog ]]; then
+    start "$WORK/$mode$round" "$port" KOOGALLERY_EXCHANGE_LOG_DAYS=0
+    url="http://localhost:$port/produce"
+  elif [[ "$mode" == tls ]]; then
+    start "$WORK/$mode$round" "$port" KOOGALLERY_TLS_CERT="$WORK/cert.pem" KOOGALLERY_TLS_KEY="$WORK/key.pem"
     url="https://localhost:$port/produce"
   else
-    start "$WORK/$mode" "$port"
+    start "$WORK/$mode$round" "$port"
     url="http://localhost:$port/produce"
   fi
   echo "# queryInstance over $mode: $CONNECTIONS connections, ${DURATION}s"
   "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity queryInstance \
     --connections "$CONNECTIONS" --duration "$DURATION" || echo "# ($mode: unexpected answers above)"
   stop
+  if [[ -f "$WORK/$mode$round/exchanges.redb" ]]; then
+    echo "# exchange log: $(stat -c %s "$WORK/$mode$round/exchanges.redb") bytes; $(grep -c 'exchange log behind' "$WORK/$mode$round.log" || true) warnings of calls not kept"
+  fi
 done

@@ -292,7 +292,8 @@ impl Edge {
             "callback"
         );
         if self.exchanges.is_on() {
-            self.exchanges.record(Capture {
+            let verified = seen.callback.is_some();
+            let capture = Capture {
                 at: self.clock.now(),
                 direction: Direction::Inbound,
                 family: family.map_or("-", Family::name).into(),
@@ -317,7 +318,13 @@ impl Edge {
                 attempt: None,
                 test: seen.test,
                 error: None,
-            });
+            };
+            // Anyone can send a call that does not verify: those are kept at a bounded rate.
+            if verified {
+                self.exchanges.record(capture);
+            } else {
+                self.exchanges.record_unverified(capture);
+            }
         }
     }
 

@@ -30,6 +30,11 @@ pub const BATCH: usize = 256;
 pub const ATTEMPTS: u32 = 3;
 /// Warnings about dropped captures, at most one per this.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Calls that did not verify, kept per second at most ([`ExchangeRecorder::record_unverified`]):
+/// anyone can send them, so they must not be able to fill the disk.
+pub const UNVERIFIED_PER_SECOND: u32 = 20;
+/// The largest body of a call that did not verify kept whole; a larger one is kept as its size.
+pub const UNVERIFIED_MAX_BYTES: usize = 2048;
 
 /// One call as its caller saw it, before redaction.
 #[derive(Debug, Clone)]
@@ -114,6 +119,9 @@ struct Inner {
     tx: mpsc::Sender<Message>,
     dropped: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
+    /// (the second, calls that did not verify kept in it).
+    unverified: Mutex<(u64, u32)>,
+    started: Instant,
 }
 
 /// The handle callers record through; cheap to clone. [`ExchangeRecorder::off`] records nothing
@@ -147,6 +155,8 @@ impl ExchangeRecorder {
                 tx,
                 dropped: AtomicU64::new(0),
                 last_warning: Mutex::new(None),
+                unverified: Mutex::new((0, 0)),
+                started: Instant::now(),
             })),
         };
         (recorder, RecorderTask { rx, log, retention })
@@ -176,7 +186,34 @@ impl ExchangeRecorder {
         }
     }
 
-    /// Captures dropped so far because the channel was full.
+    /// Hands over a call that did not verify (or that no family serves): at most
+    /// [`UNVERIFIED_PER_SECOND`] a second are kept, bodies over [`UNVERIFIED_MAX_BYTES`] as their
+    /// size only; the others are counted with the dropped ones.
+    pub fn record_unverified(&self, mut capture: Capture) {
+        let Some(inner) = &self.inner else { return };
+        {
+            let second = inner.started.elapsed().as_secs();
+            let mut window = inner.unverified.lock().unwrap_or_else(|e| e.into_inner());
+            if window.0 != second {
+                *window = (second, 0);
+            }
+            if window.1 >= UNVERIFIED_PER_SECOND {
+                inner.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            window.1 += 1;
+        }
+        if capture.request.len() > UNVERIFIED_MAX_BYTES {
+            capture.request = serde_json::to_vec(&serde_json::json!({
+                "bytes": capture.request.len(),
+                "kept": "too large to keep for a call that did not verify",
+            }))
+            .unwrap_or_default();
+        }
+        self.record(capture);
+    }
+
+    /// Captures dropped so far because the channel was full, or past the unverified calls' rate.
     pub fn dropped(&self) -> u64 {
         self.inner
             .as_ref()

@@ -229,3 +229,34 @@ fn the_retention_is_read_bounded_and_zero_turns_the_log_off() {
     assert!(err.contains("KOOGALLERY_EXCHANGE_LOG_DAYS"), "{err}");
     assert!(retention(&Env::from_fn(env("-1"))).is_err());
 }
+
+/// Calls that did not verify are kept at a bounded rate, their large bodies as their size.
+#[tokio::test]
+async fn unverified_calls_are_kept_at_a_bounded_rate() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    tokio::spawn(task.run());
+    let n = recorder::UNVERIFIED_PER_SECOND as usize * 3;
+    for i in 0..n {
+        let mut c = capture((i % 200) as u8);
+        if i == 0 {
+            c.request = vec![b'x'; recorder::UNVERIFIED_MAX_BYTES + 1];
+        }
+        recorder.record_unverified(c);
+    }
+    recorder.flush().await;
+    let kept = log.all();
+    // Within one second (or two, if the loop crossed one), never all of them.
+    assert!(
+        kept.len() >= recorder::UNVERIFIED_PER_SECOND as usize
+            && kept.len() <= 2 * recorder::UNVERIFIED_PER_SECOND as usize,
+        "{}",
+        kept.len()
+    );
+    assert_eq!(recorder.dropped() as usize, n - kept.len());
+    let big = kept
+        .iter()
+        .find(|e| e.request.get("bytes").is_some())
+        .expect("the large one");
+    assert_eq!(big.request["bytes"], recorder::UNVERIFIED_MAX_BYTES + 1);
+}
