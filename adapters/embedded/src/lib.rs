@@ -20,6 +20,8 @@
 //!   `koogallery::testing::license::MemoryLicenses` (see `license`).
 //! - [`EmbeddedExchangeLog`] keeps the exchange log ([`ExchangeLog`](koogallery::exchange::ExchangeLog))
 //!   in a file of its own beside the store's (see `exchange`).
+//! - [`EmbeddedStore`] lists instances and [`EmbeddedQueue`] redrives and discards dead letters for
+//!   the operator ([`koogallery::operator`]; see `operator`).
 //! - [`EmbeddedStore::backup_to`] copies every table, as of one read transaction, into a fresh
 //!   file while the store serves (see `backup`).
 //!
@@ -67,6 +69,7 @@ mod directory;
 mod exchange;
 mod license;
 mod nonces;
+mod operator;
 #[cfg(test)]
 mod purge_tests;
 mod queue;

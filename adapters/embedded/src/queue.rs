@@ -64,7 +64,7 @@ pub struct QueueDepth {
 /// The job queue: producer ([`JobQueue`]) and consumer side. Cheap to clone (shares the database).
 #[derive(Clone)]
 pub struct EmbeddedQueue {
-    db: Arc<Db>,
+    pub(crate) db: Arc<Db>,
     clock: Arc<dyn Clock>,
 }
 
@@ -100,6 +100,11 @@ impl EmbeddedQueue {
             db,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The queue's clock's now (an operator's redrive makes a job due then).
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Uses `clock` to stamp jobs enqueued through [`JobQueue::enqueue`], so a host running on an

@@ -20,7 +20,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::{EVENTS, EmbeddedStore, Fault, INSTANCES, ORDER_LINES, ORDER_NOTICES, Write, millis};
 
-fn decode_instance(id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
+pub(crate) fn decode_instance(id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
     record::decode_instance(bytes).map_err(|e| Fault::Corrupt(format!("instance {id}: {e}")))
 }
 

@@ -75,3 +75,54 @@ async fn embedded_store_passes_the_directory_contract() {
     let (_dir, store) = fresh();
     koogallery::testing::contract::directory_contract(store).await;
 }
+
+#[tokio::test]
+async fn embedded_store_passes_the_instance_listing_contract() {
+    let (_dir, store) = fresh();
+    koogallery::testing::operator::instance_listing_contract(store.clone(), store).await;
+}
+
+#[tokio::test]
+async fn embedded_queue_passes_the_dead_letters_contract() {
+    use koogallery::jobs::Job;
+    let (_dir, store) = fresh();
+    let queue = store.queue();
+    let now = chrono::Utc::now();
+    let mut seeded = Vec::new();
+    for job in [
+        Job::Provision {
+            instance_id: "i-a".into(),
+        },
+        Job::Notify {
+            instance_id: "i-b".into(),
+            seq: 2,
+        },
+    ] {
+        let id = queue.enqueue_at(&job, now).unwrap();
+        queue.dead_letter(id, "deadline passed", now).unwrap();
+        seeded.push((id.to_string(), job));
+    }
+    let probe = queue.clone();
+    koogallery::testing::operator::dead_letters_contract(&queue, &seeded, |job| {
+        let probe = probe.clone();
+        async move {
+            // Everything due within a day, taken for a minute: is `job` among it?
+            let later = chrono::Utc::now() + chrono::Duration::days(1);
+            let mut got = Vec::new();
+            while let Some(d) = probe
+                .receive(later, std::time::Duration::from_secs(60))
+                .unwrap()
+            {
+                got.push(d);
+            }
+            let found = got.iter().any(|d| d.job == job);
+            for d in got {
+                probe
+                    .retry_later(d.id, later, std::time::Duration::ZERO)
+                    .ok();
+            }
+            found
+        }
+    })
+    .await;
+}
