@@ -55,7 +55,7 @@ impl AdminToken {
 
     /// Whether `presented` is this token, in constant time (the SHA-256 digests are compared, so
     /// not even the length leaks).
-    fn matches(&self, presented: &str) -> bool {
+    pub(crate) fn matches(&self, presented: &str) -> bool {
         let (a, b) = (
             Sha256::digest(self.0.as_bytes()),
             Sha256::digest(presented.as_bytes()),
@@ -121,6 +121,40 @@ impl AdminToken {
     }
 }
 
+/// Checks `Authorization: Bearer <token>` against `token`: the refusal, if any (none or not a
+/// bearer: 401, another token: 403).
+pub(crate) fn bearer_refusal(token: &AdminToken, headers: &HeaderMap) -> Option<Response> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        None => {
+            let mut answer = json_answer(
+                401,
+                serde_json::json!({"error": "the admin API needs Authorization: Bearer <admin token>"}),
+            );
+            answer.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            Some(answer)
+        }
+        Some(presented) if token.matches(presented) => None,
+        Some(_) => {
+            tracing::warn!("admin API call refused: wrong token");
+            Some(json_answer(
+                403,
+                serde_json::json!({"error": "the admin token is not this host's"}),
+            ))
+        }
+    }
+}
+
 /// What the admin routes need: the open store, the data directory its key files are in, and the
 /// token.
 #[derive(Clone)]
@@ -128,6 +162,9 @@ pub struct AdminRoutes {
     store: Arc<EmbeddedStore>,
     data_dir: PathBuf,
     token: AdminToken,
+    /// The operator console and its API (`console`), when the host offers them.
+    operator: Option<Arc<koogallery::operator::Operator>>,
+    https: bool,
 }
 
 impl std::fmt::Debug for AdminRoutes {
@@ -148,41 +185,20 @@ impl AdminRoutes {
             store,
             data_dir,
             token,
+            operator: None,
+            https: settings.tls.is_some(),
         })
     }
 
-    /// Checks `Authorization: Bearer <token>`: the refusal, if any (none or not a bearer: 401,
-    /// another token: 403).
+    /// Serves the operator console and its API (`/admin/api/…`, `/admin/…`) over `operator`.
+    pub fn with_operator(mut self, operator: Arc<koogallery::operator::Operator>) -> Self {
+        self.operator = Some(operator);
+        self
+    }
+
+    /// Checks `Authorization: Bearer <token>` ([`bearer_refusal`]).
     fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        match presented {
-            None => {
-                let mut answer = json_answer(
-                    401,
-                    serde_json::json!({"error": "the admin API needs Authorization: Bearer <admin token>"}),
-                );
-                answer.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-                Some(answer)
-            }
-            Some(token) if self.token.matches(token) => None,
-            Some(_) => {
-                tracing::warn!("admin API call refused: wrong token");
-                Some(json_answer(
-                    403,
-                    serde_json::json!({"error": "the admin token is not this host's"}),
-                ))
-            }
-        }
+        bearer_refusal(&self.token, headers)
     }
 
     /// The archive, in a temporary file of the data directory (owner-only, removed when
@@ -264,9 +280,23 @@ enum BackupFailure {
 /// The admin routes, or none (another backend: the route is absent).
 pub fn admin_router(routes: Option<AdminRoutes>) -> Router {
     match routes {
-        Some(routes) => Router::new()
-            .route("/admin/backup", post(backup))
-            .with_state(routes),
+        Some(routes) => {
+            let console = routes
+                .operator
+                .clone()
+                .map(|operator| crate::console::Console {
+                    operator,
+                    token: routes.token.clone(),
+                    https: routes.https,
+                });
+            let backup = Router::new()
+                .route("/admin/backup", post(backup))
+                .with_state(routes);
+            match console {
+                Some(console) => backup.merge(crate::console::routes(console)),
+                None => backup,
+            }
+        }
         None => Router::new(),
     }
 }

@@ -55,7 +55,8 @@ pub async fn start_on(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let jobs = Arc::new(EmbeddedConsumer::new(queue.clone(), clock.clone()));
     let sealer = local_sealer(&settings)?;
-    let exchanges = crate::exchanges::recorder(&config, exchange_log(&config, &settings)?);
+    let exchange_log = exchange_log(&config, &settings)?;
+    let exchanges = crate::exchanges::recorder(&config, exchange_log.clone());
     let kit_key = local_kit_key(&config, &settings)?;
     let sso = match &settings.sso {
         Some(sso) => Some(
@@ -123,7 +124,25 @@ pub async fn start_on(
         sso,
         Some(health.clone()),
         Some(license),
-        Some(crate::AdminRoutes::new(store.clone(), &settings)?),
+        Some(
+            crate::AdminRoutes::new(store.clone(), &settings)?.with_operator(Arc::new(
+                koogallery::operator::Operator {
+                    instances: store.clone(),
+                    listing: store.clone(),
+                    dead_letters: Arc::new(queue.clone()),
+                    exchanges: exchange_log,
+                    recorder: exchanges.clone(),
+                    usage: Some(store.clone()),
+                    reconciler: Some(Arc::new(reconciler(
+                        store.clone(),
+                        Arc::new(queue.clone()),
+                        &worker,
+                        &config,
+                    ))),
+                    clock: worker.clock.clone(),
+                },
+            )),
+        ),
     )
     .await?;
     let license_task = tokio::spawn(crate::license_api::report_usage_every(
