@@ -73,7 +73,23 @@ async fn full_lifecycle_through_the_aws_adapters() {
         .expect("lifecycle passes on DynamoDB + SQS");
     println!("{report}");
     assert!(report.steps.iter().all(|s| s.ok));
+    // Every call KooGallery made is in the exchange log on the table, found by its order; the
+    // host writes its last batch as it stops.
+    let log = koogallery_aws::DynamoExchangeLog::from(h.backend.store.as_ref());
     h.shutdown().await;
+    use koogallery::exchange::{ExchangeFilter, ExchangeLog, ExchangeQuery};
+    let kept = log
+        .find(
+            &ExchangeQuery::newest(ExchangeFilter::Order(opts.order_id.clone()), 500),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("the exchange log reads");
+    assert!(
+        kept.iter().any(|e| e.activity == "newInstance"),
+        "newInstance is kept by its order: {:?}",
+        kept.iter().map(|e| &e.activity).collect::<Vec<_>>()
+    );
 }
 
 /// A V1 (GET) purchase on DynamoDB + SQS (docs/protocol/callbacks.md §11).

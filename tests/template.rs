@@ -730,7 +730,13 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
             .map(|s| strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]))
             .collect()
     };
-    assert_eq!(keys_of("EdgeRole"), [["NONCE#*"]]);
+    assert_eq!(
+        keys_of("EdgeRole"),
+        [
+            vec!["NONCE#*"],
+            koogallery_aws::dynamo::EXCHANGE_LOG_LEADING_KEYS.to_vec()
+        ]
+    );
     // The worker also delivers the Kit syncs' directory events and the license codes' events.
     assert_eq!(
         keys_of("ProvisionWorkerRole"),
@@ -2624,5 +2630,59 @@ fn dashboard_drift_is_reported() {
         dashboard_problems(&t)
             .join("\n")
             .contains("no output DashboardUrl")
+    );
+}
+
+/// The edge keeps every call in the exchange log on the table: it is told the retention by a
+/// parameter bounded as the setting is (`KOOGALLERY_EXCHANGE_LOG_DAYS`, its catalog default, at
+/// most `MAX_RETENTION_DAYS`), and its role may put exactly the log's items, nothing else of the
+/// `XLOG#` partitions and no other action there.
+#[test]
+fn the_edge_keeps_the_exchange_log_on_the_table() {
+    use koogallery::config::catalog::EXCHANGE_LOG_DAYS;
+    let template = load();
+    let edge = &template["Resources"]["EdgeFunction"]["Properties"];
+    assert_eq!(
+        edge["Environment"]["Variables"][EXCHANGE_LOG_DAYS.name],
+        json!({"Ref": "ExchangeLogDays"})
+    );
+    let p = &template["Parameters"]["ExchangeLogDays"];
+    assert_eq!(p["Type"], "Number");
+    assert_eq!(
+        Some(p["Default"].to_string().as_str()),
+        EXCHANGE_LOG_DAYS.default,
+        "the catalog's default"
+    );
+    assert_eq!(p["MinValue"], json!(0));
+    assert_eq!(
+        p["MaxValue"],
+        json!(koogallery::exchange::MAX_RETENTION_DAYS)
+    );
+    // The edge starts with it: the parameter's default read as the setting.
+    let vars = resolved_env(&template, "EdgeFunction", &[]);
+    let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(
+        koogallery::exchange::retention(&koogallery::config::Env::from_fn(lookup)).unwrap(),
+        Some(chrono::Duration::days(14))
+    );
+
+    let xlog: Vec<Value> = statements(&template["Resources"]["EdgeRole"])
+        .into_iter()
+        .filter(|s| {
+            strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+                .iter()
+                .any(|k| k.starts_with("XLOG#"))
+        })
+        .collect();
+    assert_eq!(xlog.len(), 1, "one statement for the exchange log");
+    assert_eq!(
+        strings(&xlog[0]["Action"]),
+        koogallery_aws::dynamo::EXCHANGE_LOG_ACTIONS
+    );
+    assert_eq!(xlog[0]["Resource"], json!({"Fn::GetAtt": ["Table", "Arn"]}));
+    assert_eq!(
+        koogallery_aws::dynamo::exchanges::XLOG_PK_PREFIX,
+        koogallery_aws::dynamo::EXCHANGE_LOG_LEADING_KEYS[0].trim_end_matches('*'),
+        "the leading keys are the log's partitions"
     );
 }

@@ -98,7 +98,18 @@ pub async fn start_aws_with(
         }
         None => None,
     };
-    let mut extras = backend.extras(kit_key.clone());
+    // The exchange log on the table, as the edge function keeps it: one recorder for the edge
+    // and for the host's stop (its last batch written before the backend closes).
+    let exchanges = crate::exchanges::recorder(
+        &config,
+        config.settings.exchange_log.map(|retention| {
+            Arc::new(
+                koogallery_aws::DynamoExchangeLog::from(backend.store.as_ref())
+                    .with_retention(retention),
+            ) as Arc<dyn koogallery::exchange::ExchangeLog>
+        }),
+    );
+    let mut extras = backend.extras(kit_key.clone(), exchanges.clone());
     extras.sessions = sso
         .clone()
         .map(|p| p as Arc<dyn koogallery::sso::SessionEnder>);
@@ -167,7 +178,7 @@ pub async fn start_aws_with(
         server,
         tasks: vec![worker_task, reconcile_task, push_task, license_task],
         grace: settings.shutdown_grace,
-        exchanges: koogallery::exchange::ExchangeRecorder::off(),
+        exchanges,
     })
 }
 
@@ -206,6 +217,7 @@ impl Aws {
     fn extras(
         &self,
         kit_key: Arc<koogallery::security::kit_client_secret::ClientSecretKey>,
+        exchanges: koogallery::exchange::ExchangeRecorder,
     ) -> super::Extras {
         super::Extras {
             // DynamoDB then SQS, as the Lambda function does.
@@ -219,7 +231,7 @@ impl Aws {
             licenses: Some(Arc::new(koogallery_aws::DynamoLicenses::from(
                 self.store.as_ref(),
             ))),
-            exchanges: koogallery::exchange::ExchangeRecorder::off(),
+            exchanges,
         }
     }
 

@@ -24,6 +24,9 @@
 //! - [`DynamoLicenses`]: the [`LicenseStore`](koogallery::license::LicenseStore) port (license
 //!   codes and their daily usage; docs/protocol/decisions.md §21) on the same table (key schema in
 //!   [`license`]).
+//! - [`DynamoExchangeLog`]: the [`ExchangeLog`](koogallery::exchange::ExchangeLog) port (every
+//!   call KooGallery made, redacted, for a retention) on the same table, under its instance's, its
+//!   order's and its day's partitions (key schema in [`dynamo::exchanges`]).
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
 //! - [`AwsHttp`]: the one HTTPS client of every AWS call (the SDK's and the signed ones, [`signed`]).
@@ -47,7 +50,7 @@ pub mod usage;
 
 pub use directory::DynamoDirectory;
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoExchangeLog, DynamoStore};
 pub use kms::KmsSealer;
 pub use license::DynamoLicenses;
 pub use secrets::{SecretsManagerSecrets, part_from_secret_json};

@@ -52,3 +52,11 @@ pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
         StoreAccess::Licenses => &["LICENSE#*"],
     }
 }
+
+/// What the edge's role may do to keep the exchange log ([`super::DynamoExchangeLog`]'s
+/// appends: conditional puts), on [`EXCHANGE_LOG_LEADING_KEYS`] only. Reading the log is for an
+/// operator, not for a function.
+pub const EXCHANGE_LOG_ACTIONS: &[&str] = &["dynamodb:PutItem"];
+
+/// The exchange log's partitions (`XLOG#I#`, `XLOG#O#`, `XLOG#T#`).
+pub const EXCHANGE_LOG_LEADING_KEYS: &[&str] = &["XLOG#*"];

@@ -12,6 +12,9 @@
 //! | order line  | `ORDERLINE#{orderId}#{orderLineId}`    | `ORDERLINE`          | `instance_id` (S), `order_id` (S), `order_line_id` (S)        |
 //! | event       | `INSTANCE#{instanceId}`                | `EVENT#{seq:020}`    | `data` (S, the `InstanceEvent` JSON), `seq` (N)               |
 //! | nonce       | `NONCE#{nonce}`                        | `NONCE`              | `expires_ms` (N, Unix millis), `ttl` (N, Unix seconds)        |
+//! | exchange by instance | `XLOG#I#{instanceId}`         | exchange id          | `data` (S, the `Exchange` record JSON), `ttl` (N, Unix seconds) |
+//! | exchange by order    | `XLOG#O#{orderId}`            | exchange id          | as above                                                      |
+//! | exchange by time     | `XLOG#T#{yyyymmdd}#{shard}`   | exchange id          | as above; `shard` `0` to `7`, a hash of the exchange id       |
 //!
 //! - An instance and its events share a partition; the zero-padded sequence number makes the sort
 //!   key order the history order, so [`InstanceStore::events`] is one `Query` with
@@ -28,6 +31,9 @@
 //! - A nonce counts only while `expires_ms > now`; `ttl` lets DynamoDB delete it eventually (TTL
 //!   deletion lags by up to days, which is why the condition checks `expires_ms`, not presence).
 //!   `ttl` is a reserved word: expressions name it through an expression attribute name.
+//! - The exchange log ([`DynamoExchangeLog`], [`exchanges`]) keeps each exchange whole under the
+//!   partitions it is found by: its instance's, its order's, and its day's time shard. The id
+//!   sorts by time, so each is one `Query` backwards; `ttl` deletes them after the retention.
 //!
 //! # Writes
 //!
@@ -40,6 +46,8 @@
 //!   and each event if its key is new, in one transaction (a single conditional `PutItem` when
 //!   there are no events). Any failed condition is `Conflict`.
 //! - `remember`: conditional `PutItem`, `attribute_not_exists(pk) OR expires_ms <= :now`.
+//! - the exchange log's `append`: one `PutItem` per item on `attribute_not_exists(pk)`, a failed
+//!   condition being an item kept already ([`exchanges`], Appends).
 //!
 //! Reads are strongly consistent, like the in-memory reference.
 //!
@@ -54,6 +62,7 @@ use self::sdk::{BatchGet, MAX_BATCH_GET_KEYS, MAX_UNPROCESSED_RETRIES, Table};
 
 pub(crate) mod attr;
 mod create;
+pub mod exchanges;
 mod iam;
 mod instances;
 mod items;
@@ -62,7 +71,8 @@ mod nonces;
 mod order_notices;
 pub(crate) mod sdk;
 
-pub use iam::{iam_actions, leading_keys};
+pub use exchanges::DynamoExchangeLog;
+pub use iam::{EXCHANGE_LOG_ACTIONS, EXCHANGE_LOG_LEADING_KEYS, iam_actions, leading_keys};
 
 /// Instances, order lines, events and nonces in one DynamoDB table; cheap to clone.
 #[derive(Debug, Clone)]
