@@ -7,17 +7,20 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use koogallery::{ResultCode, config::Env};
 use koogallery_e2e::{config, eventually, host, simulator, wait_for};
-use koogallery_local::admin_cli::{AdminError, BackupArgs, RestoreArgs, backup, restore};
+use koogallery_local::admin_cli::{
+    AdminError, BackupArgs, HostArgs, RestoreArgs, backup, restore,
+};
 use koogallery_local::backup_archive::{ArchiveError, STORE_FILE};
 use serde_json::json;
 
 fn backup_args(h: &koogallery_local::RunningHost, data_dir: &Path, to: &Path) -> BackupArgs {
     BackupArgs {
         to: to.to_path_buf(),
-        url: Some(format!("http://{}", h.addr)),
-        data_dir: Some(data_dir.to_path_buf()),
-        ca_cert: None,
-        json: false,
+        host: HostArgs {
+            url: Some(format!("http://{}", h.addr)),
+            data_dir: Some(data_dir.to_path_buf()),
+            ..HostArgs::default()
+        },
     }
 }
 

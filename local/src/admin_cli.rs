@@ -1,4 +1,5 @@
-//! `koogallery-admin`: backups of the local host's data directory.
+//! `koogallery-admin`: backups of the local host's data directory, and the operator's commands
+//! (`operator_cli`: instances, dead letters, redrives, usage, the exchange log, the reconciler).
 //!
 //! - `backup --to FILE` asks the running host for an archive (`POST /admin/backup`), verifies
 //!   every checksum of its manifest, and writes FILE atomically, owner-only.
@@ -25,7 +26,7 @@ use crate::{
     backup_archive::{ArchiveError, KEY_FILES, Manifest, STORE_FILE, read_archive, verify_archive},
 };
 
-/// Backups of the local host's store and key files.
+/// The local host's operator tool: backups, and what the operator console shows and does.
 #[derive(Debug, Parser)]
 #[command(name = "koogallery-admin", version)]
 pub struct Cli {
@@ -39,6 +40,22 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restores a backup into a data directory (the host stopped).
     Restore(RestoreArgs),
+    /// Instances by customer, order, state, product or SKU, and time; newest first.
+    Instances(crate::operator_cli::InstancesArgs),
+    /// One instance: its record, history, outbox, claims, dead letters, usage and exchanges.
+    Instance(crate::operator_cli::InstanceArgs),
+    /// The exchange log: calls KooGallery made, calls we made, operators' actions; newest first.
+    Exchanges(crate::operator_cli::ExchangesArgs),
+    /// What the worker gave up on.
+    DeadLetters(crate::operator_cli::DeadLettersArgs),
+    /// Puts dead letters back on the queue, oldest first (one, an instance's, or all).
+    Redrive(crate::operator_cli::RedriveArgs),
+    /// Removes a dead letter for good, with a reason kept in the exchange log.
+    Discard(crate::operator_cli::DiscardArgs),
+    /// An instance's usage windows: what was ingested, pushed, and what KooGallery answered.
+    Usage(crate::operator_cli::InstanceArgs),
+    /// Runs a reconciler pass now and says what it found and re-queued.
+    Reconcile(crate::operator_cli::ReconcileArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -46,6 +63,13 @@ pub struct BackupArgs {
     /// Where to write the archive (a tar).
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// How a command reaches the running host, and how it answers.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HostArgs {
     /// The host's URL (default: KOOGALLERY_ADMIN_API_URL, else http://127.0.0.1:$PORT).
     #[arg(long)]
     pub url: Option<String>,
@@ -87,7 +111,7 @@ pub enum AdminError {
     Token(String),
     #[error("cannot reach the host at {url}: {detail}")]
     Unreachable { url: String, detail: String },
-    #[error("the host refused the backup (HTTP {status}): {message}")]
+    #[error("the host refused it (HTTP {status}): {message}")]
     Refused { status: u16, message: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
@@ -127,7 +151,7 @@ pub struct RestoreReport {
 }
 
 /// The host's URL: `--url`, else `KOOGALLERY_ADMIN_API_URL`, else loopback on `PORT`.
-fn host_url(args: &BackupArgs, env: &Env<'_>) -> Result<String, AdminError> {
+fn host_url(args: &HostArgs, env: &Env<'_>) -> Result<String, AdminError> {
     if let Some(url) = args
         .url
         .clone()
@@ -143,7 +167,7 @@ fn host_url(args: &BackupArgs, env: &Env<'_>) -> Result<String, AdminError> {
 
 /// The token: the `admin-token` of `--data-dir`, else `KOOGALLERY_ADMIN_TOKEN`, else the
 /// `admin-token` of `KOOGALLERY_DATA_DIR`.
-fn token(args: &BackupArgs, env: &Env<'_>) -> Result<AdminToken, AdminError> {
+fn token(args: &HostArgs, env: &Env<'_>) -> Result<AdminToken, AdminError> {
     let from_file = |dir: &Path| {
         let path = dir.join(crate::admin::TOKEN_FILE);
         AdminToken::read(&path)
@@ -161,14 +185,12 @@ fn token(args: &BackupArgs, env: &Env<'_>) -> Result<AdminToken, AdminError> {
     ))
 }
 
-/// `koogallery-admin backup`: downloads an archive, verifies it, writes it to `--to`.
-pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, AdminError> {
-    let url = host_url(args, env)?;
-    let token = token(args, env)?;
+/// The HTTP client a command uses: `--ca-cert` trusted besides the system's roots.
+pub(crate) fn client(args: &HostArgs, timeout: std::time::Duration) -> Result<reqwest::Client, AdminError> {
     koogallery_openapi::install_tls_provider();
     let mut client = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(3600));
+        .timeout(timeout);
     if let Some(pem) = &args.ca_cert {
         let bytes = std::fs::read(pem).map_err(io(format!("cannot read {}", pem.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&bytes)
@@ -182,9 +204,21 @@ pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, Ad
             })?;
         client = client.tls_certs_merge(certs);
     }
-    let client = client
+    client
         .build()
-        .map_err(|e| AdminError::Usage(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| AdminError::Usage(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The host's URL and token for `args` (see [`host_url`] and [`token`]).
+pub(crate) fn reach(args: &HostArgs, env: &Env<'_>) -> Result<(String, AdminToken), AdminError> {
+    Ok((host_url(args, env)?, token(args, env)?))
+}
+
+/// `koogallery-admin backup`: downloads an archive, verifies it, writes it to `--to`.
+pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, AdminError> {
+    let url = host_url(&args.host, env)?;
+    let token = token(&args.host, env)?;
+    let client = client(&args.host, std::time::Duration::from_secs(3600))?;
     let endpoint = format!("{url}/admin/backup");
     let unreachable = |e: reqwest::Error| AdminError::Unreachable {
         url: endpoint.clone(),
@@ -397,7 +431,7 @@ pub fn restore(args: &RestoreArgs) -> Result<RestoreReport, AdminError> {
 }
 
 /// Prints the outcome (as JSON with `--json`) and returns the exit status.
-fn finish<T: Serialize>(
+pub(crate) fn finish<T: Serialize>(
     json: bool,
     outcome: Result<T, AdminError>,
     human: impl FnOnce(&T) -> String,
@@ -465,7 +499,7 @@ pub fn run(cli: Cli, env: &Env<'_>) -> ExitCode {
                 .build()
                 .map_err(io("cannot start the runtime"))
                 .and_then(|rt| rt.block_on(backup(&args, env)));
-            finish(args.json, outcome, |r| {
+            finish(args.host.json, outcome, |r| {
                 format!(
                     "backup written to {} ({} bytes): {}\nit holds the store and its keys: keep it as secret as they are",
                     r.file.display(),
@@ -474,6 +508,14 @@ pub fn run(cli: Cli, env: &Env<'_>) -> ExitCode {
                 )
             })
         }
+        Command::Instances(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Instances(a)),
+        Command::Instance(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Instance(a)),
+        Command::Exchanges(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Exchanges(a)),
+        Command::DeadLetters(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::DeadLetters(a)),
+        Command::Redrive(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Redrive(a)),
+        Command::Discard(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Discard(a)),
+        Command::Usage(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Usage(a)),
+        Command::Reconcile(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Reconcile(a)),
         Command::Restore(args) => finish(args.json, restore(&args), |r| {
             let aside = r
                 .moved_aside
@@ -496,10 +538,10 @@ mod tests {
     fn args(to: &Path) -> BackupArgs {
         BackupArgs {
             to: to.to_owned(),
-            url: None,
-            data_dir: None,
-            ca_cert: None,
-            json: true,
+            host: HostArgs {
+                json: true,
+                ..HostArgs::default()
+            },
         }
     }
 
@@ -515,15 +557,15 @@ mod tests {
     fn the_url_is_the_flag_else_the_setting_else_loopback_on_port() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = args(&dir.path().join("b.tar"));
-        assert_eq!(host_url(&a, &env(&[])).unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(host_url(&a.host, &env(&[])).unwrap(), "http://127.0.0.1:8080");
         assert_eq!(
-            host_url(&a, &env(&[("PORT", "9001")])).unwrap(),
+            host_url(&a.host, &env(&[("PORT", "9001")])).unwrap(),
             "http://127.0.0.1:9001"
         );
         let set = env(&[("KOOGALLERY_ADMIN_API_URL", "https://host.example:8443/")]);
-        assert_eq!(host_url(&a, &set).unwrap(), "https://host.example:8443");
-        a.url = Some("http://10.0.0.5:8080".into());
-        assert_eq!(host_url(&a, &set).unwrap(), "http://10.0.0.5:8080");
+        assert_eq!(host_url(&a.host, &set).unwrap(), "https://host.example:8443");
+        a.host.url = Some("http://10.0.0.5:8080".into());
+        assert_eq!(host_url(&a.host, &set).unwrap(), "http://10.0.0.5:8080");
     }
 
     #[test]
@@ -532,11 +574,11 @@ mod tests {
         std::fs::write(dir.path().join("admin-token"), "from-the-file\n").unwrap();
         let mut a = args(&dir.path().join("b.tar"));
         let set = env(&[("KOOGALLERY_ADMIN_TOKEN", "from-the-setting")]);
-        assert_eq!(token(&a, &set).unwrap().expose(), "from-the-setting");
-        a.data_dir = Some(dir.path().to_owned());
-        assert_eq!(token(&a, &set).unwrap().expose(), "from-the-file");
-        a.data_dir = Some(dir.path().join("missing"));
-        let e = token(&a, &set).unwrap_err().to_string();
+        assert_eq!(token(&a.host, &set).unwrap().expose(), "from-the-setting");
+        a.host.data_dir = Some(dir.path().to_owned());
+        assert_eq!(token(&a.host, &set).unwrap().expose(), "from-the-file");
+        a.host.data_dir = Some(dir.path().join("missing"));
+        let e = token(&a.host, &set).unwrap_err().to_string();
         assert!(e.contains("admin-token"), "{e}");
     }
 
@@ -546,9 +588,9 @@ mod tests {
         let pem = dir.path().join("ca.pem");
         std::fs::write(&pem, "not a certificate").unwrap();
         let mut a = args(&dir.path().join("b.tar"));
-        a.ca_cert = Some(pem);
+        a.host.ca_cert = Some(pem);
         // Port 9 (discard) on loopback: never reached, the certificate fails first.
-        a.url = Some("https://127.0.0.1:9".into());
+        a.host.url = Some("https://127.0.0.1:9".into());
         let e = backup(&a, &env(&[("KOOGALLERY_ADMIN_TOKEN", "some-token-value")]))
             .await
             .unwrap_err();

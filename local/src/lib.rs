@@ -16,6 +16,7 @@ mod http;
 mod keys;
 mod license_api;
 mod license_upload;
+pub mod operator_cli;
 mod process;
 mod running;
 mod schedule;
