@@ -41,7 +41,9 @@
 //!   there are no events). Any failed condition is `Conflict`.
 //! - `remember`: conditional `PutItem`, `attribute_not_exists(pk) OR expires_ms <= :now`.
 //!
-//! Reads are strongly consistent, like the in-memory reference.
+//! Reads are strongly consistent, like the in-memory reference. The operator's listing
+//! ([`InstanceListing`](koogallery::operator::InstanceListing)) is a consistent `Scan` of the
+//! instance items (`listing.rs` says why, what it costs, and what would index customers).
 //!
 //! [`InstanceStore`]: koogallery::instance::InstanceStore
 //! [`InstanceStore::events`]: koogallery::instance::InstanceStore::events
@@ -58,11 +60,12 @@ mod iam;
 mod instances;
 mod items;
 pub mod keys;
+mod listing;
 mod nonces;
 mod order_notices;
 pub(crate) mod sdk;
 
-pub use iam::{iam_actions, leading_keys};
+pub use iam::{iam_actions, leading_keys, operator_iam_actions};
 
 /// Instances, order lines, events and nonces in one DynamoDB table; cheap to clone.
 #[derive(Debug, Clone)]
