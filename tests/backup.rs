@@ -7,9 +7,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use koogallery::{ResultCode, config::Env};
 use koogallery_e2e::{config, eventually, host, simulator, wait_for};
-use koogallery_local::admin_cli::{
-    AdminError, BackupArgs, HostArgs, RestoreArgs, backup, restore,
-};
+use koogallery_local::admin_cli::{AdminError, BackupArgs, HostArgs, RestoreArgs, backup, restore};
 use koogallery_local::backup_archive::{ArchiveError, STORE_FILE};
 use serde_json::json;
 

@@ -186,7 +186,10 @@ fn token(args: &HostArgs, env: &Env<'_>) -> Result<AdminToken, AdminError> {
 }
 
 /// The HTTP client a command uses: `--ca-cert` trusted besides the system's roots.
-pub(crate) fn client(args: &HostArgs, timeout: std::time::Duration) -> Result<reqwest::Client, AdminError> {
+pub(crate) fn client(
+    args: &HostArgs,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, AdminError> {
     koogallery_openapi::install_tls_provider();
     let mut client = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -508,14 +511,38 @@ pub fn run(cli: Cli, env: &Env<'_>) -> ExitCode {
                 )
             })
         }
-        Command::Instances(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Instances(a)),
-        Command::Instance(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Instance(a)),
-        Command::Exchanges(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Exchanges(a)),
-        Command::DeadLetters(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::DeadLetters(a)),
-        Command::Redrive(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Redrive(a)),
-        Command::Discard(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Discard(a)),
-        Command::Usage(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Usage(a)),
-        Command::Reconcile(a) => crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Reconcile(a)),
+        Command::Instances(a) => crate::operator_cli::run(
+            &a.host.clone(),
+            env,
+            crate::operator_cli::Call::Instances(a),
+        ),
+        Command::Instance(a) => {
+            crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Instance(a))
+        }
+        Command::Exchanges(a) => crate::operator_cli::run(
+            &a.host.clone(),
+            env,
+            crate::operator_cli::Call::Exchanges(a),
+        ),
+        Command::DeadLetters(a) => crate::operator_cli::run(
+            &a.host.clone(),
+            env,
+            crate::operator_cli::Call::DeadLetters(a),
+        ),
+        Command::Redrive(a) => {
+            crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Redrive(a))
+        }
+        Command::Discard(a) => {
+            crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Discard(a))
+        }
+        Command::Usage(a) => {
+            crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Usage(a))
+        }
+        Command::Reconcile(a) => crate::operator_cli::run(
+            &a.host.clone(),
+            env,
+            crate::operator_cli::Call::Reconcile(a),
+        ),
         Command::Restore(args) => finish(args.json, restore(&args), |r| {
             let aside = r
                 .moved_aside
@@ -557,13 +584,19 @@ mod tests {
     fn the_url_is_the_flag_else_the_setting_else_loopback_on_port() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = args(&dir.path().join("b.tar"));
-        assert_eq!(host_url(&a.host, &env(&[])).unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(
+            host_url(&a.host, &env(&[])).unwrap(),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(
             host_url(&a.host, &env(&[("PORT", "9001")])).unwrap(),
             "http://127.0.0.1:9001"
         );
         let set = env(&[("KOOGALLERY_ADMIN_API_URL", "https://host.example:8443/")]);
-        assert_eq!(host_url(&a.host, &set).unwrap(), "https://host.example:8443");
+        assert_eq!(
+            host_url(&a.host, &set).unwrap(),
+            "https://host.example:8443"
+        );
         a.host.url = Some("http://10.0.0.5:8080".into());
         assert_eq!(host_url(&a.host, &set).unwrap(), "http://10.0.0.5:8080");
     }

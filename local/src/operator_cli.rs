@@ -128,9 +128,17 @@ pub enum Call {
 
 /// The operator's name sent with every call, kept with its actions: `$USER@host`.
 fn operator_name() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "someone".into());
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    if host.is_empty() { user } else { format!("{user}@{host}") }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "someone".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    if host.is_empty() {
+        user
+    } else {
+        format!("{user}@{host}")
+    }
 }
 
 fn query(pairs: &[(&str, Option<String>)]) -> String {
@@ -152,7 +160,13 @@ fn path_segment(s: &str) -> String {
 }
 
 /// Calls the operator API: `GET path` or `POST path` with `body`; the answer's JSON.
-pub async fn call(host: &HostArgs, env: &Env<'_>, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, AdminError> {
+pub async fn call(
+    host: &HostArgs,
+    env: &Env<'_>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, AdminError> {
     let (url, token) = reach(host, env)?;
     let client = client(host, TIMEOUT)?;
     let endpoint = format!("{url}{path}");
@@ -176,7 +190,11 @@ pub async fn call(host: &HostArgs, env: &Env<'_>, method: reqwest::Method, path:
     if !status.is_success() {
         return Err(AdminError::Refused {
             status: status.as_u16(),
-            message: value.get("error").and_then(Value::as_str).unwrap_or("no reason given").to_owned(),
+            message: value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given")
+                .to_owned(),
         });
     }
     Ok(value)
@@ -205,13 +223,34 @@ async fn answer(host: &HostArgs, env: &Env<'_>, c: &Call) -> Result<Value, Admin
                 ("until", a.until.clone()),
                 ("limit", Some(a.limit.to_string())),
             ]);
-            call(host, env, Method::GET, &format!("/admin/api/instances?{q}"), None).await
+            call(
+                host,
+                env,
+                Method::GET,
+                &format!("/admin/api/instances?{q}"),
+                None,
+            )
+            .await
         }
         Call::Instance(a) => {
-            call(host, env, Method::GET, &format!("/admin/api/instances/{}", path_segment(&a.instance_id)), None).await
+            call(
+                host,
+                env,
+                Method::GET,
+                &format!("/admin/api/instances/{}", path_segment(&a.instance_id)),
+                None,
+            )
+            .await
         }
         Call::Usage(a) => {
-            let page = call(host, env, Method::GET, &format!("/admin/api/instances/{}", path_segment(&a.instance_id)), None).await?;
+            let page = call(
+                host,
+                env,
+                Method::GET,
+                &format!("/admin/api/instances/{}", path_segment(&a.instance_id)),
+                None,
+            )
+            .await?;
             Ok(json!({ "v": page["v"], "instance_id": a.instance_id, "usage": page["usage"] }))
         }
         Call::Exchanges(a) => {
@@ -221,11 +260,28 @@ async fn answer(host: &HostArgs, env: &Env<'_>, c: &Call) -> Result<Value, Admin
                 ("before", a.before.clone()),
                 ("limit", Some(a.limit.to_string())),
             ]);
-            call(host, env, Method::GET, &format!("/admin/api/exchanges?{q}"), None).await
+            call(
+                host,
+                env,
+                Method::GET,
+                &format!("/admin/api/exchanges?{q}"),
+                None,
+            )
+            .await
         }
         Call::DeadLetters(a) => {
-            let q = query(&[("instance", a.instance.clone()), ("reason", a.reason.clone())]);
-            call(host, env, Method::GET, &format!("/admin/api/dead-letters?{q}"), None).await
+            let q = query(&[
+                ("instance", a.instance.clone()),
+                ("reason", a.reason.clone()),
+            ]);
+            call(
+                host,
+                env,
+                Method::GET,
+                &format!("/admin/api/dead-letters?{q}"),
+                None,
+            )
+            .await
         }
         Call::Redrive(a) => {
             let body = match (&a.id, &a.instance, a.all) {
@@ -233,10 +289,24 @@ async fn answer(host: &HostArgs, env: &Env<'_>, c: &Call) -> Result<Value, Admin
                 (None, Some(i), _) => json!({ "instance": i }),
                 _ => json!({ "all": true }),
             };
-            call(host, env, Method::POST, "/admin/api/dead-letters/redrive", Some(body)).await
+            call(
+                host,
+                env,
+                Method::POST,
+                "/admin/api/dead-letters/redrive",
+                Some(body),
+            )
+            .await
         }
         Call::Discard(a) => {
-            call(host, env, Method::POST, "/admin/api/dead-letters/discard", Some(json!({ "id": a.id, "reason": a.reason }))).await
+            call(
+                host,
+                env,
+                Method::POST,
+                "/admin/api/dead-letters/discard",
+                Some(json!({ "id": a.id, "reason": a.reason })),
+            )
+            .await
         }
         Call::Reconcile(_) => call(host, env, Method::POST, "/admin/api/reconcile", None).await,
     }
@@ -281,28 +351,86 @@ fn human(c: &Call, v: &Value) -> String {
         Call::Instance(_) => {
             let s = &v["summary"];
             let r = &v["instance"];
-            line(format!("instance {}  state {}{}", text(s, "instance_id"), text(s, "state"), if s["test"] == true { " (debug)" } else { "" }));
-            line(format!("order    {} / {}", text(s, "order_id"), text(s, "order_line_id")));
-            line(format!("customer {}  product {}  sku {}", text(s, "customer_id"), text(s, "product_id"), text(s, "sku_code")));
-            line(format!("created  {}  updated {}", text(s, "created_at"), text(s, "updated_at")));
+            line(format!(
+                "instance {}  state {}{}",
+                text(s, "instance_id"),
+                text(s, "state"),
+                if s["test"] == true { " (debug)" } else { "" }
+            ));
+            line(format!(
+                "order    {} / {}",
+                text(s, "order_id"),
+                text(s, "order_line_id")
+            ));
+            line(format!(
+                "customer {}  product {}  sku {}",
+                text(s, "customer_id"),
+                text(s, "product_id"),
+                text(s, "sku_code")
+            ));
+            line(format!(
+                "created  {}  updated {}",
+                text(s, "created_at"),
+                text(s, "updated_at")
+            ));
             line(format!("provisioning {}", r["provisioning"]));
-            line(format!("outbox   pending {} {}", r["pending_notices"], r["outbox"]));
+            line(format!(
+                "outbox   pending {} {}",
+                r["pending_notices"], r["outbox"]
+            ));
             if !r["failure"].is_null() {
                 line(format!("failure  {}", r["failure"]));
             }
             line("history:".into());
             for e in list("history") {
-                line(format!("  {} #{} {} {} -> {}", text(&e, "at"), e["seq"], e["kind"]["type"].as_str().unwrap_or("-"), e["from"].as_str().unwrap_or("-"), text(&e, "to")));
+                line(format!(
+                    "  {} #{} {} {} -> {}",
+                    text(&e, "at"),
+                    e["seq"],
+                    e["kind"]["type"].as_str().unwrap_or("-"),
+                    e["from"].as_str().unwrap_or("-"),
+                    text(&e, "to")
+                ));
             }
             let dead = list("dead_letters");
-            line(format!("dead letters: {}", if dead.is_empty() { "none".to_owned() } else { String::new() }));
+            line(format!(
+                "dead letters: {}",
+                if dead.is_empty() {
+                    "none".to_owned()
+                } else {
+                    String::new()
+                }
+            ));
             for d in &dead {
-                line(format!("  {} {} ({}): {}  -> koogallery-admin redrive {}", text(d, "id"), text(d, "subject"), text(d, "at"), text(d, "reason"), text(d, "id")));
+                line(format!(
+                    "  {} {} ({}): {}  -> koogallery-admin redrive {}",
+                    text(d, "id"),
+                    text(d, "subject"),
+                    text(d, "at"),
+                    text(d, "reason"),
+                    text(d, "id")
+                ));
             }
             let exchanges = list("exchanges");
-            line(format!("exchanges (newest first): {}", if v["exchange_log"] == false { "the log is off".to_owned() } else if exchanges.is_empty() { "none".to_owned() } else { String::new() }));
+            line(format!(
+                "exchanges (newest first): {}",
+                if v["exchange_log"] == false {
+                    "the log is off".to_owned()
+                } else if exchanges.is_empty() {
+                    "none".to_owned()
+                } else {
+                    String::new()
+                }
+            ));
             for x in exchanges.iter().take(20) {
-                line(format!("  {} {:<8} {:<22} {} {}", text(x, "at"), text(x, "direction"), text(x, "activity"), x["result_code"].as_str().unwrap_or(""), x["error"].as_str().unwrap_or("")));
+                line(format!(
+                    "  {} {:<8} {:<22} {} {}",
+                    text(x, "at"),
+                    text(x, "direction"),
+                    text(x, "activity"),
+                    x["result_code"].as_str().unwrap_or(""),
+                    x["error"].as_str().unwrap_or("")
+                ));
             }
         }
         Call::Usage(_) => {
@@ -311,13 +439,31 @@ fn human(c: &Call, v: &Value) -> String {
                 line("no usage reported".into());
             }
             for w in &usage {
-                line(format!("{} total {} ({} reports) {}{}", w["start"].as_str().unwrap_or("-"), w["total"], w["reports"], text(w, "window_state"),
-                    w.get("code").and_then(Value::as_str).map(|c| format!(" {c}")).unwrap_or_default()));
+                line(format!(
+                    "{} total {} ({} reports) {}{}",
+                    w["start"].as_str().unwrap_or("-"),
+                    w["total"],
+                    w["reports"],
+                    text(w, "window_state"),
+                    w.get("code")
+                        .and_then(Value::as_str)
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default()
+                ));
             }
         }
         Call::Exchanges(_) => {
             for x in list("exchanges") {
-                line(format!("{} {} {:<8} {:<22} {:<8} instance {} order {}", text(&x, "id"), text(&x, "at"), text(&x, "direction"), text(&x, "activity"), x["result_code"].as_str().unwrap_or("-"), text(&x, "instance_id"), text(&x, "order_id")));
+                line(format!(
+                    "{} {} {:<8} {:<22} {:<8} instance {} order {}",
+                    text(&x, "id"),
+                    text(&x, "at"),
+                    text(&x, "direction"),
+                    text(&x, "activity"),
+                    x["result_code"].as_str().unwrap_or("-"),
+                    text(&x, "instance_id"),
+                    text(&x, "order_id")
+                ));
             }
         }
         Call::DeadLetters(_) => {
@@ -326,11 +472,24 @@ fn human(c: &Call, v: &Value) -> String {
                 line("no dead letters".into());
             }
             for d in &dead {
-                line(format!("{} {} ({} attempts, {}): {}", text(d, "id"), text(d, "subject"), d["attempts"], text(d, "at"), text(d, "reason")));
+                line(format!(
+                    "{} {} ({} attempts, {}): {}",
+                    text(d, "id"),
+                    text(d, "subject"),
+                    d["attempts"],
+                    text(d, "at"),
+                    text(d, "reason")
+                ));
             }
         }
-        Call::Redrive(_) => line(format!("redriven: {}; already gone: {}", v["redriven"], v["gone"])),
-        Call::Discard(_) => line(format!("discarded: {}; already gone: {}", v["discarded"], v["gone"])),
+        Call::Redrive(_) => line(format!(
+            "redriven: {}; already gone: {}",
+            v["redriven"], v["gone"]
+        )),
+        Call::Discard(_) => line(format!(
+            "discarded: {}; already gone: {}",
+            v["discarded"], v["gone"]
+        )),
         Call::Reconcile(_) => line(format!(
             "re-queued: stuck provisioning {}, undelivered notices {}; parked outboxes {}",
             v["stuck_provisioning"], v["undelivered_notices"], v["parked_outboxes"]

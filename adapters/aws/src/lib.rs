@@ -2,9 +2,14 @@
 //!
 //! - [`DynamoStore`]: [`InstanceStore`](koogallery::instance::InstanceStore) and
 //!   [`NonceStore`](koogallery::security::replay::NonceStore) on one DynamoDB table (key schema in [`dynamo`]),
-//!   with the exact semantics of the memory store of `koogallery::testing`.
+//!   with the exact semantics of the memory store of `koogallery::testing`; also the operator's
+//!   [`InstanceListing`](koogallery::operator::InstanceListing) (a `Scan`, see `dynamo/listing.rs`;
+//!   its IAM actions in [`dynamo::operator_iam_actions`]).
 //! - [`SqsQueue`]: [`JobQueue`](koogallery::jobs::JobQueue) on SQS, plus the consumer helpers a
 //!   local polling loop and the tests use (on AWS the Lambda event source receives and deletes).
+//! - [`SqsDeadLetters`]: the operator's [`DeadLetters`](koogallery::operator::DeadLetters) port on
+//!   the jobs' dead-letter queue (listed, redriven to the jobs queue, discarded; each a sweep of
+//!   the DLQ, which has no access by ID).
 //! - [`SecretsManagerSecrets`]: the [`Secrets`](koogallery::config::Secrets) port on Secrets Manager,
 //!   one secret per [`SecretPart`](koogallery::config::SecretPart), each fetched once per execution
 //!   environment; [`part_from_secret_json`] is its pure parser.
@@ -54,7 +59,7 @@ pub use dynamo::{DynamoExchangeLog, DynamoStore};
 pub use kms::KmsSealer;
 pub use license::DynamoLicenses;
 pub use secrets::{SecretsManagerSecrets, part_from_secret_json};
-pub use sqs::{SqsConsumer, SqsQueue, from_lambda_event};
+pub use sqs::{SqsConsumer, SqsDeadLetters, SqsQueue, from_lambda_event};
 pub use sso::DynamoSso;
 pub use usage::DynamoUsageStore;
 

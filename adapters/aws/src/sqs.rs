@@ -2,7 +2,8 @@
 //! `SendMessage` per job, body = the [`Job`] JSON). On AWS the Lambda event source receives and
 //! deletes; the consumer helpers here serve a local polling loop, the tests, and explicit
 //! dead-lettering ([`SqsQueue::send_dead_letter`]: the body unchanged, the reason as a message
-//! attribute).
+//! attribute; the worker's [`SqsConsumer`] adds the deliveries made, in `attempts`). [`SqsDeadLetters`] is the operator's
+//! [`DeadLetters`](koogallery::operator::DeadLetters) port on the dead-letter queue.
 
 use std::time::Duration;
 
@@ -21,8 +22,16 @@ use koogallery::jobs::{
 
 use crate::whole_secs;
 
+mod dead_letters;
+
+pub use dead_letters::SqsDeadLetters;
+
 /// The message attribute a dead letter carries its reason in ([`SqsQueue::send_dead_letter`]).
 pub const REASON_ATTRIBUTE: &str = "reason";
+
+/// The message attribute a dead letter the worker sent carries its delivery count in (a number:
+/// the `ApproximateReceiveCount` of the delivery that gave up), which [`SqsDeadLetters`] reports.
+pub const ATTEMPTS_ATTRIBUTE: &str = "attempts";
 
 /// The longest reason a dead letter carries; longer ones are cut.
 pub const MAX_REASON_CHARS: usize = 1024;
@@ -193,6 +202,19 @@ impl SqsQueue {
         body: &str,
         reason: &str,
     ) -> Result<(), QueueError> {
+        self.send_dead_letter_after(queue_url, body, reason, None)
+            .await
+    }
+
+    /// [`Self::send_dead_letter`], with the deliveries made so far in [`ATTEMPTS_ATTRIBUTE`]
+    /// when known.
+    pub async fn send_dead_letter_after(
+        &self,
+        queue_url: &str,
+        body: &str,
+        reason: &str,
+        attempts: Option<u32>,
+    ) -> Result<(), QueueError> {
         let reason: String = reason.trim().chars().take(MAX_REASON_CHARS).collect();
         let reason = MessageAttributeValue::builder()
             .data_type("String")
@@ -205,12 +227,23 @@ impl SqsQueue {
             .map_err(|e| {
                 QueueError::Corrupt(Detail::caused_by("cannot build the reason attribute", e))
             })?;
-        self.client
+        let mut send = self
+            .client
             .send_message()
             .queue_url(queue_url)
             .message_body(body)
-            .message_attributes(REASON_ATTRIBUTE, reason)
-            .send()
+            .message_attributes(REASON_ATTRIBUTE, reason);
+        if let Some(attempts) = attempts {
+            let attempts = MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value(attempts.to_string())
+                .build()
+                .map_err(|e| {
+                    QueueError::Corrupt(Detail::caused_by("cannot build the attempts attribute", e))
+                })?;
+            send = send.message_attributes(ATTEMPTS_ATTRIBUTE, attempts);
+        }
+        send.send()
             .await
             .map_err(|e| failure(&format!("SendMessage (dead letter) to {queue_url}"), e))?;
         Ok(())
@@ -267,7 +300,7 @@ impl Settle for SqsConsumer {
 
     async fn dead_letter(&self, message: &QueueMessage, reason: &str) -> Result<(), QueueError> {
         self.queue
-            .send_dead_letter(&self.dlq_url, &message.body, reason)
+            .send_dead_letter_after(&self.dlq_url, &message.body, reason, Some(message.attempt))
             .await?;
         self.ack(message).await
     }

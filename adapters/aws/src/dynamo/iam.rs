@@ -39,6 +39,15 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
     }
 }
 
+/// The table actions the operator's instance views need (a future admin function's role): the
+/// listing's `Scan` ([`InstanceListing`](koogallery::operator::InstanceListing), see
+/// `listing.rs`), an instance's record (`GetItem`) and its history (`Query`). No callback is
+/// granted `Scan`; the template grants these to no function today. The exchange log, the usage
+/// windows and a reconciler pass on demand need their own stores' actions besides.
+pub fn operator_iam_actions() -> &'static [&'static str] {
+    &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
+}
+
 /// The partition keys a function with `access` may touch (the `dynamodb:LeadingKeys` condition
 /// of its role): instances (debug ones included), and order lines for the one that creates them;
 /// never the edge's nonces. `tests/template.rs` checks the template against this.

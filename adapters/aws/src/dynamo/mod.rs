@@ -49,7 +49,9 @@
 //! - the exchange log's `append`: one `PutItem` per item on `attribute_not_exists(pk)`, a failed
 //!   condition being an item kept already ([`exchanges`], Appends).
 //!
-//! Reads are strongly consistent, like the in-memory reference.
+//! Reads are strongly consistent, like the in-memory reference. The operator's listing
+//! ([`InstanceListing`](koogallery::operator::InstanceListing)) is a consistent `Scan` of the
+//! instance items (`listing.rs` says why, what it costs, and what would index customers).
 //!
 //! [`InstanceStore`]: koogallery::instance::InstanceStore
 //! [`InstanceStore::events`]: koogallery::instance::InstanceStore::events
@@ -67,12 +69,16 @@ mod iam;
 mod instances;
 mod items;
 pub mod keys;
+mod listing;
 mod nonces;
 mod order_notices;
 pub(crate) mod sdk;
 
 pub use exchanges::DynamoExchangeLog;
-pub use iam::{EXCHANGE_LOG_ACTIONS, EXCHANGE_LOG_LEADING_KEYS, iam_actions, leading_keys};
+pub use iam::{
+    EXCHANGE_LOG_ACTIONS, EXCHANGE_LOG_LEADING_KEYS, iam_actions, leading_keys,
+    operator_iam_actions,
+};
 
 /// Instances, order lines, events and nonces in one DynamoDB table; cheap to clone.
 #[derive(Debug, Clone)]
