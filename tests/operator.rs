@@ -1,0 +1,227 @@
+//! The operator API end to end on the local host (docs/operations.md, "The operator console"):
+//! a notice the vendor could not take before its deadline parks the instance's outbox and
+//! dead-letters its job; the operator finds the instance by its order, reads what happened (its
+//! history, its dead letter, what KooGallery sent), redrives it once the webhook is back, and the
+//! vendor hears the notice. Calls go through `koogallery-admin`'s transport
+//! (`operator_cli::call`), with the admin token of the data directory; the refusals without it.
+
+use std::{sync::Arc, time::Duration};
+
+use koogallery::ResultCode;
+use koogallery_e2e::{Vendor, eventually, host, simulator};
+use koogallery_local::{admin_cli::HostArgs, operator_cli::call};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_notice_is_found_by_its_order_read_and_redriven() {
+    let vendor = Vendor::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = vendor.config();
+    cfg.settings.worker.notice_deadline = Duration::from_millis(1500);
+    let h = host(dir.path(), cfg, None).await;
+    let sim = Arc::new(simulator(&h));
+    let admin = HostArgs {
+        url: Some(format!("http://{}", h.addr)),
+        data_dir: Some(dir.path().to_owned()),
+        ..HostArgs::default()
+    };
+    let api = |method: Method, path: String, body: Option<Value>| {
+        let admin = admin.clone();
+        async move {
+            call(
+                &admin,
+                &koogallery::config::Env::empty(),
+                method,
+                &path,
+                body,
+            )
+            .await
+        }
+    };
+
+    sim.call(&json!({"activity":"newInstance","orderId":"CSOPS1","orderLineId":"CSOPS1-000001","businessId":"ops-1","customerName":"Zhang San"}))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "provisioned", || {
+        vendor.accepted("ops-1") == ["provision"]
+    })
+    .await;
+    vendor.set(|s| s.down = true);
+    let frozen = sim
+        .call(&json!({"activity":"updateInstanceStatus","instanceId":"ops-1","status":"FREEZE"}))
+        .await
+        .unwrap();
+    assert_eq!(frozen.reply.result_code, ResultCode::Success);
+    eventually(Duration::from_secs(30), "the notice dead-lettered", || {
+        !h.backend.queue.dead_letters().unwrap().is_empty()
+    })
+    .await;
+
+    // 1. Which instance: by its order.
+    let list = api(
+        Method::GET,
+        "/admin/api/instances?order=CSOPS1".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(list["v"], 1);
+    let instances = list["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{list}");
+    assert_eq!(instances[0]["instance_id"], "ops-1");
+    assert_eq!(instances[0]["state"], "frozen");
+    assert_eq!(instances[0]["notices_pending"], 1);
+    assert_eq!(instances[0]["outbox_parked"], true);
+    let frozen_ones = api(
+        Method::GET,
+        "/admin/api/instances?state=frozen".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(frozen_ones["instances"].as_array().unwrap().len(), 1);
+
+    // 2. What happened: history, the dead letter, and what KooGallery sent (redacted).
+    let page = api(Method::GET, "/admin/api/instances/ops-1".into(), None)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = page["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"]["type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"frozen"), "{kinds:?}");
+    let dead = page["dead_letters"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{page}");
+    let dead_id = dead[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(dead[0]["job"]["type"], "notify");
+    let activities: Vec<String> = page["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["activity"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        activities.contains(&"newInstance".to_owned())
+            && activities.contains(&"updateInstanceStatus".to_owned()),
+        "{activities:?}"
+    );
+    let text = page.to_string();
+    assert!(!text.contains("Zhang San"), "the buyer's name is redacted");
+    assert!(
+        !text.contains("pw-ops-1"),
+        "the instance's password is redacted"
+    );
+
+    // 3. Redrive, once the webhook is back: the vendor hears the notice.
+    vendor.set(|s| s.down = false);
+    let done = api(
+        Method::POST,
+        "/admin/api/dead-letters/redrive".into(),
+        Some(json!({"instance": "ops-1"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done["redriven"], json!([dead_id]));
+    eventually(
+        Duration::from_secs(30),
+        "the frozen notice accepted",
+        || vendor.accepted("ops-1") == ["provision", "frozen"],
+    )
+    .await;
+    eventually(Duration::from_secs(10), "the outbox drained", || {
+        h.backend.queue.dead_letters().unwrap().is_empty()
+    })
+    .await;
+    let again = api(
+        Method::POST,
+        "/admin/api/dead-letters/redrive".into(),
+        Some(json!({"id": dead_id})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again["redriven"], json!([]), "idempotent");
+    assert_eq!(again["gone"], json!([dead_id]));
+
+    // The redrive is kept with who asked.
+    let log = api(
+        Method::GET,
+        "/admin/api/exchanges?instance=ops-1".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    let redrive = log["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["direction"] == "operator" && x["activity"] == "redrive")
+        .unwrap_or_else(|| panic!("no redrive kept: {log}"))
+        .clone();
+    assert!(
+        redrive["request"]["who"]
+            .as_str()
+            .unwrap()
+            .contains("admin token"),
+        "{redrive}"
+    );
+    assert_eq!(redrive["request"]["dead_letter"], dead_id);
+
+    // A reconciler pass on demand; a discard without a reason is refused.
+    let report = api(Method::POST, "/admin/api/reconcile".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(report["v"], 1);
+    let refused = api(
+        Method::POST,
+        "/admin/api/dead-letters/discard".into(),
+        Some(json!({"id": "1", "reason": " "})),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("400") && refused.contains("reason"),
+        "{refused}"
+    );
+    let missing = api(Method::GET, "/admin/api/instances/nope".into(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("404"), "{missing}");
+
+    // Without the token: 401; with another: 403; the same for the pages' actions without a
+    // session (401, the sign-in page).
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", h.addr);
+    let none = client
+        .get(format!("{base}/admin/api/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    let other = client
+        .get(format!("{base}/admin/api/instances"))
+        .bearer_auth("not-this-hosts-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    let page = client
+        .get(format!("{base}/admin/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 401);
+    assert!(page.text().await.unwrap().contains("Admin token"));
+    let post = client
+        .post(format!("{base}/admin/dead-letters/redrive"))
+        .form(&[("all", "true"), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 401);
+    h.shutdown().await;
+}
