@@ -205,7 +205,7 @@ async fn the_admin_api_refuses_a_missing_or_a_wrong_token() {
     // koogallery-admin with another host's token (KOOGALLERY_ADMIN_TOKEN) says why, writes nothing.
     let file = out.path().join("refused.tar");
     let mut args = backup_args(&h, dir.path(), &file);
-    args.data_dir = None;
+    args.host.data_dir = None;
     let env = Env::from_fn(|name| {
         (name == "KOOGALLERY_ADMIN_TOKEN").then(|| "another-hosts-admin-token".to_owned())
     });
