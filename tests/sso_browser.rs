@@ -10,9 +10,8 @@
 //! `scripts/browser.sh` installs them (`make test` runs it first). Without them the test fails.
 
 use std::{
-    io::Read as _,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -26,26 +25,6 @@ use serde_json::Value;
 
 /// The whole browser run: Chromium's start, four sign-ins, the logouts.
 const NODE_TIMEOUT: Duration = Duration::from_secs(120);
-const CHROMIUM: &str = "/usr/bin/chromium";
-const HOW: &str = "run scripts/browser.sh (make test runs it)";
-
-/// `node`, Chromium and the Node packages are there, or the test fails saying how to get them.
-fn prerequisites(project: &Path) {
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        other => panic!("`node --version` failed ({other:?}): install Node.js 20+, then {HOW}"),
-    }
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: {HOW}");
-    assert!(
-        project.join("node_modules").join("openid-client").is_dir()
-            && project
-                .join("node_modules")
-                .join("playwright-core")
-                .is_dir(),
-        "{} has no openid-client/playwright-core: {HOW}",
-        project.join("node_modules").display()
-    );
-}
 
 /// What the browser script calls to revoke `USER_REVOKE` mid-session: authSync with flag 3.
 async fn control_server(kit: KitSimulator, revoke: Value) -> String {
@@ -74,53 +53,11 @@ async fn control_server(kit: KitSimulator, revoke: Value) -> String {
     url
 }
 
-/// Runs `cmd` with its output captured; past `timeout` it is killed and the test fails. (std's
-/// process on a blocking thread: tokio's `process` feature is not enabled in this workspace.)
-fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for node") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
-            panic!(
-                "sso.mjs took longer than {timeout:?} (killed)\n--- stdout\n{}\n--- stderr\n{}",
-                String::from_utf8_lossy(&out),
-                String::from_utf8_lossy(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and the Node packages: scripts/browser.sh (make test runs it)"]
 async fn a_buyer_signs_in_with_a_real_browser_and_an_off_the_shelf_oidc_library() {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    prerequisites(&project);
+    koogallery_e2e::node::prerequisites(&project, &["openid-client", "playwright-core"]);
 
     // The relying party is the Node app on its own port; users 0, 1 and 3 are authorized by
     // authSync (not 2), the auth centre knows all four.
@@ -151,9 +88,11 @@ async fn a_buyer_signs_in_with_a_real_browser_and_an_off_the_shelf_oidc_library(
         .env("USER_REVOKE", bed.user(3))
         .env("CONTROL_URL", &control)
         .env("TMPDIR", tmp.path());
-    let out = tokio::task::spawn_blocking(move || run_with_timeout(node, NODE_TIMEOUT))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        koogallery_e2e::node::run_with_timeout(node, NODE_TIMEOUT)
+    })
+    .await
+    .unwrap();
     println!(
         "--- sso.mjs stdout\n{}",
         String::from_utf8_lossy(&out.stdout)

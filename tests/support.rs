@@ -8,6 +8,7 @@ use koogallery::{
 use koogallery_local::{LocalSettings, RunningHost, start_with};
 use koogallery_sim::Simulator;
 
+pub mod node;
 pub mod packaged;
 pub mod proxy;
 pub mod sso_bed;

@@ -307,7 +307,9 @@ impl Edge {
                     KeyUsed::Current => "current",
                     KeyUsed::Previous => "previous",
                 }),
-                instance_id,
+                // A queryInstance of several instances (`instanceId` comma-separated) is about
+                // none in particular: it is kept, found by time, not under a made-up instance.
+                instance_id: instance_id.filter(|i| !i.contains(',')),
                 order_id: seen.order_id,
                 tenant_id: seen.tenant_id,
                 request: request.to_vec(),
