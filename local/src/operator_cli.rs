@@ -127,10 +127,12 @@ pub enum Call {
 }
 
 /// The operator's name sent with every call, kept with its actions: `$USER@host`.
-fn operator_name() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "someone".into());
+/// (The login's own variables, read as any variable is, through `Env`.)
+fn operator_name(env: &Env<'_>) -> String {
+    let user = env
+        .derived("USER")
+        .or_else(|| env.derived("LOGNAME"))
+        .unwrap_or_else(|| "someone".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
@@ -177,7 +179,7 @@ pub async fn call(
     let mut request = client
         .request(method, &endpoint)
         .bearer_auth(token.expose())
-        .header(crate::console::OPERATOR_HEADER, operator_name());
+        .header(crate::console::OPERATOR_HEADER, operator_name(env));
     if let Some(body) = body {
         request = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
