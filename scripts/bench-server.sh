@@ -47,6 +47,11 @@ start() {
   STARTED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
+# The host process's CPU time so far (user + system), in milliseconds.
+host_cpu_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$HOST_PID/stat"
+}
+
 stop() {
   kill -TERM "$HOST_PID"
   wait "$HOST_PID" || true
@@ -96,8 +101,15 @@ for mode in ${MODES:-plain tls}; do
     url="http://localhost:$port/produce"
   fi
   echo "# queryInstance over $mode: $CONNECTIONS connections, ${DURATION}s"
+  cpu_before=$(host_cpu_ms)
   "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity queryInstance \
-    --connections "$CONNECTIONS" --duration "$DURATION" || echo "# ($mode: unexpected answers above)"
+    --connections "$CONNECTIONS" --duration "$DURATION" | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
+  # The host's own CPU time per request (user + system, from /proc): what the machine's noise
+  # does not move, unlike the rate.
+  sleep 1
+  cpu_ms=$(( $(host_cpu_ms) - cpu_before ))
+  requests=$(awk '/requests in/ {print $1}' "$WORK/load.out")
+  echo "# host CPU: ${cpu_ms} ms for ${requests} requests: $(awk -v c="$cpu_ms" -v n="$requests" 'BEGIN { printf "%.1f", c * 1000 / n }') µs a request"
   stop
   if [[ -f "$WORK/$mode$round/exchanges.redb" ]]; then
     echo "# exchange log: $(stat -c %s "$WORK/$mode$round/exchanges.redb") bytes; $(grep -c 'exchange log behind' "$WORK/$mode$round.log" || true) warnings of calls not kept"

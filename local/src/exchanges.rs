@@ -1,6 +1,12 @@
 //! The exchange log on the local host (docs/operations.md): the recorder the edge and the worker
-//! hand their calls to, its writer task beside the server, and its last batch written when the
-//! host stops.
+//! hand their calls to, its writer on a thread of its own at the lowest CPU priority, and its last
+//! batch written when the host stops.
+//!
+//! Why the lowest priority: the log is for people, KooGallery's calls are not. On a machine with
+//! CPU to spare (every real deployment: KooGallery calls a few times a minute) the writer keeps
+//! every call; on one saturated by a load, the calls are served first and the writer keeps what
+//! the spare CPU allows, counting (and warning about) what it could not
+//! (`exchange log behind`), rather than slowing every answer by its redaction and its writes.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,6 +14,9 @@ use koogallery::{
     config::Config,
     exchange::{ExchangeLog, ExchangeRecorder},
 };
+
+/// How often the writer appends what arrived (the calls never wake it).
+pub(crate) const WRITE_EVERY: Duration = Duration::from_millis(50);
 
 /// How long a stopping host waits for the exchange log's last batch.
 pub(crate) const FLUSH_AT_STOP: Duration = Duration::from_secs(2);
@@ -18,8 +27,13 @@ pub(crate) fn recorder(config: &Config, log: Option<Arc<dyn ExchangeLog>>) -> Ex
     match (config.settings.exchange_log, log) {
         (Some(retention), Some(log)) => {
             let (recorder, writer) = ExchangeRecorder::start(log, retention);
-            tokio::spawn(writer.run());
-            recorder
+            match spawn_low_priority(writer) {
+                Ok(()) => recorder,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the exchange log's writer: no log kept");
+                    ExchangeRecorder::off()
+                }
+            }
         }
         _ => ExchangeRecorder::off(),
     }
@@ -32,5 +46,38 @@ pub(crate) async fn flush(recorder: &ExchangeRecorder) {
         .is_err()
     {
         tracing::warn!("the exchange log's last calls were not written before the host stopped");
+    }
+}
+
+/// Runs `writer` on a thread of its own (with its own runtime, whose blocking threads do the
+/// store's writes), every one of its threads at the lowest CPU priority (nice 19).
+fn spawn_low_priority(writer: koogallery::exchange::RecorderTask) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .on_thread_start(lowest_priority)
+        .build()?;
+    std::thread::Builder::new()
+        .name("exchange-log".into())
+        .spawn(move || {
+            lowest_priority();
+            runtime.block_on(writer.run_every(WRITE_EVERY));
+        })?;
+    Ok(())
+}
+
+/// Sets the calling thread's nice value to 19 (Linux: a thread's own priority); elsewhere, or if
+/// refused, it keeps the process's.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take no pointers; they act on this thread only.
+        let refused = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
+        };
+        if refused != 0 {
+            tracing::debug!("the exchange log's writer keeps the process's priority");
+        }
     }
 }

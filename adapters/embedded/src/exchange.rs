@@ -9,8 +9,12 @@
 //! | `exchanges_by_order`   | (orderId, id)           | `()`                                      |
 //! | `exchanges_expiry`     | (expires_at ms, id)     | `()`, for the purge                       |
 //!
-//! Each append is one durable commit, and removes up to [`PURGE_PER_APPEND`] exchanges that
-//! expired by the newest one's time, so the file stays at about the retention's worth.
+//! Each append is one commit, and removes up to [`PURGE_PER_APPEND`] exchanges that expired by the
+//! newest one's time, so the file stays at about the retention's worth. A commit is durable (an
+//! fsync) when it is small or [`DURABLE_EVERY`] has passed since the last durable one, and else
+//! not (redb writes it with the next durable commit): under load the log costs one fsync a second,
+//! never the store's disk time, and a crash loses at most that second of it. Dropping the last
+//! handle makes everything durable.
 
 use std::{path::Path, sync::Arc};
 
@@ -33,11 +37,32 @@ const EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("exchanges
 
 /// Expired exchanges removed by one append, at most.
 pub const PURGE_PER_APPEND: usize = 512;
+/// The longest a batch stays not yet durable.
+pub const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// A batch this small is made durable at once (low traffic: the fsync costs nothing there).
+pub const SMALL_BATCH: usize = 16;
+
+/// The file and when its last durable commit was.
+struct LogFile {
+    db: Arc<Db>,
+    last_durable: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Drop for LogFile {
+    /// The commits not yet durable become so (an empty durable commit persists them).
+    fn drop(&mut self) {
+        if let Ok(txn) = self.db.begin_write()
+            && let Err(e) = txn.commit()
+        {
+            tracing::warn!(error = %e, "the exchange log's last commits may not be on disk");
+        }
+    }
+}
 
 /// The exchange log's own file; cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedExchangeLog {
-    db: Arc<Db>,
+    file: Arc<LogFile>,
 }
 
 impl std::fmt::Debug for EmbeddedExchangeLog {
@@ -82,12 +107,31 @@ impl EmbeddedExchangeLog {
             txn.open_table(EXPIRY).map_err(Fault::from)?;
         }
         txn.commit().map_err(Fault::from)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            file: Arc::new(LogFile {
+                db: Arc::new(db),
+                last_durable: std::sync::Mutex::new(std::time::Instant::now()),
+            }),
+        })
+    }
+
+    /// Whether this batch's commit must be durable (and if so, counts it as the last durable).
+    fn durable_now(&self, batch: usize) -> bool {
+        let mut last = self
+            .file
+            .last_durable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let due = batch <= SMALL_BATCH || last.elapsed() >= DURABLE_EVERY;
+        if due {
+            *last = std::time::Instant::now();
+        }
+        due
     }
 
     /// Exchanges kept (expired ones not yet purged included).
     pub fn len(&self) -> Result<u64, StoreError> {
-        let read = self.db.begin_read()?;
+        let read = self.file.db.begin_read()?;
         let table = read.open_table(EXCHANGES).map_err(Fault::from)?;
         Ok(table.len().map_err(Fault::from)?)
     }
@@ -115,8 +159,16 @@ impl ExchangeLog for EmbeddedExchangeLog {
                 )
             })
             .collect();
-        Ok(run_blocking(self.db.clone(), move |db| {
-            let txn = db.begin_write()?;
+        let durable = self.durable_now(encoded.len());
+        Ok(run_blocking(self.file.db.clone(), move |db| {
+            let mut txn = db.begin_write()?;
+            if !durable {
+                txn.set_durability(redb::Durability::None).map_err(|e| {
+                    Fault::Db(redb::Error::from(redb::StorageError::from(
+                        std::io::Error::other(e.to_string()),
+                    )))
+                })?;
+            }
             {
                 let mut table = txn.open_table(EXCHANGES)?;
                 let mut by_instance = txn.open_table(BY_INSTANCE)?;
@@ -155,7 +207,7 @@ impl ExchangeLog for EmbeddedExchangeLog {
         now: DateTime<Utc>,
     ) -> Result<Vec<Exchange>, StoreError> {
         let query = query.clone();
-        Ok(run_blocking(self.db.clone(), move |db| {
+        Ok(run_blocking(self.file.db.clone(), move |db| {
             let read = db.begin_read()?;
             let table = read.open_table(EXCHANGES)?;
             let limit = query.bounded_limit();
@@ -293,7 +345,7 @@ mod tests {
         let q = ExchangeQuery::newest(ExchangeFilter::Instance("i-1".into()), 10);
         let now = t0 + chrono::Duration::seconds(60);
         assert_eq!(log.find(&q, now).await.unwrap().len(), 2);
-        let read = log.db.begin_read().unwrap();
+        let read = log.file.db.begin_read().unwrap();
         assert_eq!(read.open_table(BY_INSTANCE).unwrap().len().unwrap(), 2);
         assert_eq!(read.open_table(BY_ORDER).unwrap().len().unwrap(), 2);
         assert_eq!(read.open_table(EXPIRY).unwrap().len().unwrap(), 2);

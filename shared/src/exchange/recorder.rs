@@ -239,7 +239,39 @@ pub struct RecorderTask {
 }
 
 impl RecorderTask {
-    /// Runs until every recorder clone is dropped and the channel is drained.
+    /// Wakes every `every` and appends what arrived meanwhile, until every recorder clone is
+    /// dropped and the channel is drained. Callers then never wake the writer (a cross-thread
+    /// wake per call costs more than the call's copy); a flush waits for the next tick.
+    pub async fn run_every(mut self, every: Duration) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut flushes = Vec::new();
+        loop {
+            tokio::time::sleep(every).await;
+            let closed = loop {
+                match self.rx.try_recv() {
+                    Ok(Message::Record(c)) => {
+                        batch.push(c.into_exchange(self.retention));
+                        if batch.len() >= BATCH {
+                            self.append(&mut batch).await;
+                        }
+                    }
+                    Ok(Message::Flush(done)) => flushes.push(done),
+                    Err(mpsc::error::TryRecvError::Empty) => break false,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                }
+            };
+            self.append(&mut batch).await;
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    /// Runs until every recorder clone is dropped and the channel is drained, appending as soon
+    /// as something arrives (a Lambda function, which flushes before each answer).
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut flushes = Vec::new();

@@ -38,6 +38,12 @@ fn sample() -> Exchange {
 fn the_stored_record_is_pinned() {
     let e = sample();
     golden::check("exchange_record_v1.json", &record::to_json(&e));
+    let written: serde_json::Value = serde_json::from_slice(&record::encode(&e)).unwrap();
+    assert_eq!(
+        written,
+        record::to_json(&e),
+        "the bytes written are the pinned form"
+    );
     assert_eq!(record::decode(&record::encode(&e)).unwrap(), e);
     let mut outbound = sample();
     outbound.direction = Direction::Outbound;
@@ -259,4 +265,22 @@ async fn unverified_calls_are_kept_at_a_bounded_rate() {
         .find(|e| e.request.get("bytes").is_some())
         .expect("the large one");
     assert_eq!(big.request["bytes"], recorder::UNVERIFIED_MAX_BYTES + 1);
+}
+
+/// The ticking writer: what arrives between ticks is appended at the next one, a flush answered
+/// then, and it ends, having written everything, once the last recorder is gone.
+#[tokio::test(start_paused = true)]
+async fn the_ticking_writer_appends_at_each_tick_and_ends_with_the_last_recorder() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    let writer = tokio::spawn(task.run_every(Duration::from_millis(50)));
+    for n in 0..recorder::BATCH + 10 {
+        recorder.record(capture((n % 200) as u8));
+    }
+    recorder.flush().await;
+    assert_eq!(log.all().len(), recorder::BATCH + 10);
+    recorder.record(capture(1));
+    drop(recorder);
+    writer.await.unwrap();
+    assert_eq!(log.all().len(), recorder::BATCH + 11);
 }
