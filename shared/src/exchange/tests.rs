@@ -260,3 +260,27 @@ async fn unverified_calls_are_kept_at_a_bounded_rate() {
         .expect("the large one");
     assert_eq!(big.request["bytes"], recorder::UNVERIFIED_MAX_BYTES + 1);
 }
+
+/// A stopping host closes its recorder: what was recorded is written, the writer ends and lets
+/// the log go although a clone is still held (a task winding down), and what that clone records
+/// afterwards is not kept.
+#[tokio::test]
+async fn close_writes_and_lets_the_log_go_whatever_clones_remain() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    let writer = tokio::spawn(task.run());
+    let lingering = recorder.clone();
+    recorder.record(capture(1));
+    recorder.close().await;
+    assert_eq!(log.all().len(), 1, "written before the writer ends");
+    assert_eq!(Arc::strong_count(&log), 1, "the writer let the log go");
+    writer.await.unwrap();
+    lingering.record(capture(2));
+    lingering.flush().await;
+    assert_eq!(log.all().len(), 1);
+    assert_eq!(
+        lingering.dropped(),
+        0,
+        "not counted as the log falling behind"
+    );
+}
