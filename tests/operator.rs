@@ -108,6 +108,17 @@ async fn a_parked_notice_is_found_by_its_order_read_and_redriven() {
             && activities.contains(&"updateInstanceStatus".to_owned()),
         "{activities:?}"
     );
+    // And what we sent the vendor: the provision event, answered, its password redacted.
+    let provision = page["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["direction"] == "outbound" && x["activity"] == "provision")
+        .unwrap_or_else(|| panic!("the provision call is not kept: {page}"));
+    assert_eq!(provision["family"], "webhook");
+    assert_eq!(provision["http_status"], 200);
+    assert_eq!(provision["attempt"], 1);
+    assert_eq!(provision["request"]["instanceId"], "ops-1");
     let text = page.to_string();
     assert!(!text.contains("Zhang San"), "the buyer's name is redacted");
     assert!(

@@ -743,7 +743,8 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
         [
             vec!["INSTANCE#*", "ORDERNOTICE#*"],
             vec!["DIR#*"],
-            vec!["LICENSE#*"]
+            vec!["LICENSE#*"],
+            koogallery_aws::dynamo::EXCHANGE_LOG_LEADING_KEYS.to_vec()
         ]
     );
     // Passwords at rest: the worker seals (a data key per password), queryInstance and newInstance
@@ -1134,6 +1135,10 @@ fn usage_problems(template: &Value) -> Vec<String> {
             vec![
                 (owned(&push), vec![format!("{USAGE_PK_PREFIX}*")]),
                 (owned(&["dynamodb:BatchGetItem"]), owned(&["INSTANCE#*"])),
+                (
+                    owned(koogallery_aws::dynamo::EXCHANGE_LOG_ACTIONS),
+                    owned(koogallery_aws::dynamo::EXCHANGE_LOG_LEADING_KEYS),
+                ),
             ],
         ),
     ] {
@@ -2633,19 +2638,15 @@ fn dashboard_drift_is_reported() {
     );
 }
 
-/// The edge keeps every call in the exchange log on the table: it is told the retention by a
-/// parameter bounded as the setting is (`KOOGALLERY_EXCHANGE_LOG_DAYS`, its catalog default, at
+/// The edge keeps every call KooGallery makes in the exchange log on the table, and the worker and
+/// the usage push every call they make (the webhook, the open API): each is told the retention by
+/// a parameter bounded as the setting is (`KOOGALLERY_EXCHANGE_LOG_DAYS`, its catalog default, at
 /// most `MAX_RETENTION_DAYS`), and its role may put exactly the log's items, nothing else of the
 /// `XLOG#` partitions and no other action there.
 #[test]
-fn the_edge_keeps_the_exchange_log_on_the_table() {
+fn every_caller_keeps_the_exchange_log_on_the_table() {
     use koogallery::config::catalog::EXCHANGE_LOG_DAYS;
     let template = load();
-    let edge = &template["Resources"]["EdgeFunction"]["Properties"];
-    assert_eq!(
-        edge["Environment"]["Variables"][EXCHANGE_LOG_DAYS.name],
-        json!({"Ref": "ExchangeLogDays"})
-    );
     let p = &template["Parameters"]["ExchangeLogDays"];
     assert_eq!(p["Type"], "Number");
     assert_eq!(
@@ -2658,31 +2659,49 @@ fn the_edge_keeps_the_exchange_log_on_the_table() {
         p["MaxValue"],
         json!(koogallery::exchange::MAX_RETENTION_DAYS)
     );
-    // The edge starts with it: the parameter's default read as the setting.
-    let vars = resolved_env(&template, "EdgeFunction", &[]);
-    let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    assert_eq!(
-        koogallery::exchange::retention(&koogallery::config::Env::from_fn(lookup)).unwrap(),
-        Some(chrono::Duration::days(14))
-    );
-
-    let xlog: Vec<Value> = statements(&template["Resources"]["EdgeRole"])
-        .into_iter()
-        .filter(|s| {
-            strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
-                .iter()
-                .any(|k| k.starts_with("XLOG#"))
-        })
-        .collect();
-    assert_eq!(xlog.len(), 1, "one statement for the exchange log");
-    assert_eq!(
-        strings(&xlog[0]["Action"]),
-        koogallery_aws::dynamo::EXCHANGE_LOG_ACTIONS
-    );
-    assert_eq!(xlog[0]["Resource"], json!({"Fn::GetAtt": ["Table", "Arn"]}));
     assert_eq!(
         koogallery_aws::dynamo::exchanges::XLOG_PK_PREFIX,
         koogallery_aws::dynamo::EXCHANGE_LOG_LEADING_KEYS[0].trim_end_matches('*'),
         "the leading keys are the log's partitions"
     );
+    for (function, role) in [
+        ("EdgeFunction", "EdgeRole"),
+        ("ProvisionWorkerFunction", "ProvisionWorkerRole"),
+        ("UsagePushFunction", "UsagePushRole"),
+    ] {
+        let f = &template["Resources"][function]["Properties"];
+        assert_eq!(
+            f["Environment"]["Variables"][EXCHANGE_LOG_DAYS.name],
+            json!({"Ref": "ExchangeLogDays"}),
+            "{function}"
+        );
+        // The function starts with it: the parameter's default read as the setting.
+        let vars = resolved_env(&template, function, &[]);
+        let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(
+            koogallery::exchange::retention(&koogallery::config::Env::from_fn(lookup)).unwrap(),
+            Some(chrono::Duration::days(14)),
+            "{function}"
+        );
+
+        let xlog: Vec<Value> = statements(&template["Resources"][role])
+            .into_iter()
+            .filter(|s| {
+                strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+                    .iter()
+                    .any(|k| k.starts_with("XLOG#"))
+            })
+            .collect();
+        assert_eq!(xlog.len(), 1, "{role}: one statement for the exchange log");
+        assert_eq!(
+            strings(&xlog[0]["Action"]),
+            koogallery_aws::dynamo::EXCHANGE_LOG_ACTIONS,
+            "{role}"
+        );
+        assert_eq!(
+            xlog[0]["Resource"],
+            json!({"Fn::GetAtt": ["Table", "Arn"]}),
+            "{role}"
+        );
+    }
 }

@@ -97,9 +97,16 @@ fn second_worker(
         provision_worker::provisioners::from_settings(
             &cfg.settings.provisioner,
             cfg.secrets.webhook.clone(),
+            &koogallery::exchange::ExchangeRecorder::off(),
         )
         .unwrap(),
-        provision_worker::marketplace(&cfg.settings.marketplace, None, clock.clone()).unwrap(),
+        provision_worker::marketplace(
+            &cfg.settings.marketplace,
+            None,
+            clock.clone(),
+            &koogallery::exchange::ExchangeRecorder::off(),
+        )
+        .unwrap(),
         clock,
         &cfg.settings,
         Arc::new(koogallery::metrics::NoMetrics),

@@ -73,6 +73,7 @@ where
         provisioner,
         sealer,
         metrics.clone(),
+        &exchanges,
     )?;
     let edge = Arc::new(
         Edge::new(
@@ -123,7 +124,7 @@ where
 }
 
 /// The provisioning worker: the test's provisioner or the configured one, and KooGallery's
-/// marketplace API for the notices it sends back.
+/// marketplace API for the notices it sends back; both keep their calls in `exchanges`.
 #[allow(clippy::too_many_arguments)]
 fn worker<S>(
     store: Arc<S>,
@@ -135,6 +136,7 @@ fn worker<S>(
     provisioner: Option<Arc<dyn koogallery::provisioning::Provisioner>>,
     sealer: Arc<dyn CredentialSealer>,
     metrics: Arc<dyn koogallery::metrics::Metrics>,
+    exchanges: &koogallery::exchange::ExchangeRecorder,
 ) -> Result<Arc<Worker>, StartError>
 where
     S: koogallery::instance::InstanceStore + koogallery::order::notice::OrderNoticeStore + 'static,
@@ -144,12 +146,14 @@ where
         None => provision_worker::provisioners::from_settings(
             &config.settings.provisioner,
             config.secrets.webhook.clone(),
+            exchanges,
         )?,
     };
     let marketplace = provision_worker::marketplace(
         &config.settings.marketplace,
         config.secrets.open_api.as_ref(),
         clock.clone(),
+        exchanges,
     )?;
     let mut worker = Worker::new(
         store.clone(),

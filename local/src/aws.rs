@@ -138,6 +138,7 @@ pub async fn start_aws_with(
         backend.store.clone(),
         Arc::new(backend.sqs.clone()),
         worker.clock.clone(),
+        &exchanges,
     )?;
     let health = crate::Health::new(
         backend.store.clone(),
@@ -163,7 +164,7 @@ pub async fn start_aws_with(
         stopped.clone(),
     ));
     let [worker_task, reconcile_task, push_task] =
-        backend.spawn_work(worker, &config, health, stopped)?;
+        backend.spawn_work(worker, &config, health, stopped, &exchanges)?;
     let scheme = if settings.tls.is_some() {
         "https"
     } else {
@@ -244,12 +245,14 @@ impl Aws {
         config: &Config,
         health: Arc<crate::Health>,
         stopped: watch::Receiver<bool>,
+        exchanges: &koogallery::exchange::ExchangeRecorder,
     ) -> Result<[JoinHandle<()>; 3], StartError> {
         let pusher = super::usage_pusher(
             config,
             self.usage.clone() as Arc<dyn UsageStore>,
             self.store.clone(),
             &worker,
+            exchanges,
         )?;
         let push_task = tokio::spawn(super::push_every(
             pusher,

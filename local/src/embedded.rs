@@ -110,6 +110,7 @@ pub async fn start_on(
         store.clone(),
         Arc::new(queue.clone()),
         worker.clock.clone(),
+        &exchanges,
     )?;
     let health = crate::Health::new(
         store.clone(),
@@ -154,7 +155,7 @@ pub async fn start_on(
     ));
     let backend = Embedded { store, queue };
     let [worker_task, reconcile_task, push_task] =
-        backend.spawn_work(worker, jobs, &config, health, stopped)?;
+        backend.spawn_work(worker, jobs, &config, health, stopped, &exchanges)?;
     let scheme = if settings.tls.is_some() {
         "https"
     } else {
@@ -209,6 +210,7 @@ impl Embedded {
         config: &Config,
         health: Arc<crate::Health>,
         stopped: watch::Receiver<bool>,
+        exchanges: &koogallery::exchange::ExchangeRecorder,
     ) -> Result<[JoinHandle<()>; 3], StartError> {
         let reconciler = reconciler(
             self.store.clone(),
@@ -216,7 +218,13 @@ impl Embedded {
             &worker,
             config,
         );
-        let pusher = usage_pusher(config, self.store.clone(), self.store.clone(), &worker)?;
+        let pusher = usage_pusher(
+            config,
+            self.store.clone(),
+            self.store.clone(),
+            &worker,
+            exchanges,
+        )?;
         let reconcile_task = tokio::spawn(reconcile_every(
             reconciler,
             config.settings.worker.reconcile_every,

@@ -39,9 +39,11 @@ pub(crate) fn recorder(config: &Config, log: Option<Arc<dyn ExchangeLog>>) -> Ex
     }
 }
 
-/// Writes what the recorder holds, within [`FLUSH_AT_STOP`].
+/// Writes what the recorder holds and ends its writer, within [`FLUSH_AT_STOP`]: the log's file
+/// is let go even while a task winding down (the worker's webhook or open API client) still holds
+/// a clone of the recorder, so a host started next on the same directory can open it.
 pub(crate) async fn flush(recorder: &ExchangeRecorder) {
-    if tokio::time::timeout(FLUSH_AT_STOP, recorder.flush())
+    if tokio::time::timeout(FLUSH_AT_STOP, recorder.close())
         .await
         .is_err()
     {

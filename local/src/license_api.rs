@@ -170,10 +170,12 @@ pub fn license_api(
     nonces: Arc<dyn koogallery::security::replay::NonceStore>,
     jobs: Arc<dyn koogallery::jobs::JobQueue>,
     clock: Arc<dyn koogallery::clock::Clock>,
+    exchanges: &koogallery::exchange::ExchangeRecorder,
 ) -> Result<(LicenseRoutes, Arc<dyn LicenseMarketplace>), StartError> {
     let marketplace = koogallery_openapi::license_marketplace(
         &config.settings.marketplace,
         config.secrets.open_api.as_ref(),
+        exchanges,
     )?;
     let service = koogallery::license::service::LicenseService::new(
         licenses,

@@ -101,6 +101,8 @@ pub async fn license_upload_command(program: &str, args: &[String]) -> ExitCode 
     let client = match koogallery_openapi::client_for(
         &config.settings.marketplace,
         config.secrets.open_api.as_ref(),
+        // A one-off command of its own process, with no exchange log open.
+        &koogallery::exchange::ExchangeRecorder::off(),
     ) {
         Ok(Some(c)) => c,
         Ok(None) => {

@@ -36,6 +36,7 @@ pub(crate) fn usage_pusher(
     usage: Arc<dyn UsageStore>,
     instances: Arc<dyn InstanceStore>,
     worker: &Worker,
+    exchanges: &koogallery::exchange::ExchangeRecorder,
 ) -> Result<Option<UsagePusher>, StartError> {
     let pusher = usage_push::pusher(
         &config.settings,
@@ -44,6 +45,7 @@ pub(crate) fn usage_pusher(
         instances,
         worker.clock.clone(),
         worker.metrics.clone(),
+        exchanges,
     )?;
     if pusher.is_none() {
         tracing::warn!("{}", usage_push::NOT_CONFIGURED);

@@ -62,10 +62,13 @@ async fn main() {
     }
     let ingest_secs = started.elapsed().as_secs_f64();
     eprintln!("ingested in {ingest_secs:.1} s; pushing");
-    let api =
-        koogallery_openapi::client_for(&cfg.settings.marketplace, cfg.secrets.open_api.as_ref())
-            .unwrap()
-            .unwrap();
+    let api = koogallery_openapi::client_for(
+        &cfg.settings.marketplace,
+        cfg.secrets.open_api.as_ref(),
+        &koogallery::exchange::ExchangeRecorder::off(),
+    )
+    .unwrap()
+    .unwrap();
     let pusher = koogallery::metering::UsagePusher {
         store: store.clone(),
         sink: Arc::new(koogallery_openapi::usage::UsagePushClient {

@@ -4,7 +4,7 @@
 //! environment, only the parts the function uses (each from its own secret, which the function's
 //! role alone may read); keys never pass through environment variables.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use koogallery::{
     callbacks::{Resources, registry},
@@ -13,6 +13,7 @@ use koogallery::{
         ConfigError, Env, HeldSecrets, OpenApiAccess, SecretPart, Secrets, Setting, Settings,
         catalog,
     },
+    exchange::ExchangeRecorder,
     jobs::JobQueue,
 };
 use koogallery_aws::{DynamoStore, SecretsManagerSecrets, SqsQueue};
@@ -76,6 +77,22 @@ impl Deployment {
         Arc::new(koogallery_aws::DynamoLicenses::from(self.store.as_ref()))
     }
 
+    /// The exchange log (`KOOGALLERY_EXCHANGE_LOG_DAYS`, 0 for none) on the deployment's table
+    /// (`XLOG#` partitions), its writer a task of this execution environment; every invocation
+    /// of a function that records ends with [`flush_exchanges`]. Called within the runtime.
+    pub fn exchange_recorder(&self) -> ExchangeRecorder {
+        match self.settings.exchange_log {
+            Some(retention) => {
+                let log = koogallery_aws::DynamoExchangeLog::from(self.store.as_ref())
+                    .with_retention(retention);
+                let (recorder, writer) = ExchangeRecorder::start(Arc::new(log), retention);
+                tokio::spawn(writer.run());
+                recorder
+            }
+            None => ExchangeRecorder::off(),
+        }
+    }
+
     /// The jobs queue, when [`Load::queue`] asked for it (`KOOGALLERY_QUEUE_URL`).
     pub fn job_queue(&self) -> Result<Arc<dyn JobQueue>, ConfigError> {
         self.sqs
@@ -87,6 +104,28 @@ impl Deployment {
                     "is not loaded: the function's Load must ask for the queue",
                 )
             })
+    }
+}
+
+/// How long an invocation waits, after its answer is computed, for the exchange log to take its
+/// calls: Lambda freezes the process once the handler returns, and a writer frozen mid-batch
+/// writes it only at the next invocation (or never, if the environment is reclaimed).
+pub const EXCHANGE_FLUSH: Duration = Duration::from_millis(500);
+
+/// Writes the invocation's exchanges before it returns, within [`EXCHANGE_FLUSH`]: after the
+/// answer is computed, since the process is frozen as soon as it is returned. A flush that
+/// takes longer leaves the rest to the writer at the next invocation.
+pub async fn flush_exchanges(exchanges: &ExchangeRecorder) {
+    if !exchanges.is_on() {
+        return;
+    }
+    if tokio::time::timeout(EXCHANGE_FLUSH, exchanges.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "exchange log: this invocation's calls were not written within {EXCHANGE_FLUSH:?}; they are written later if the environment is reused"
+        );
     }
 }
 

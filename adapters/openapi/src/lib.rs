@@ -15,6 +15,8 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use koogallery::{
     config::{ConfigError, MarketplaceSettings, OpenApiKeys, catalog},
+    exchange::{Capture, ExchangeRecorder},
+    license::LicenseCode,
     order::{
         ChargingMode, MarketplaceClient, MarketplaceError, OrderDetails, OrderId, OrderLineId,
     },
@@ -82,10 +84,12 @@ pub fn install_tls_provider() {
 }
 
 /// KooGallery's open API client as `settings` configure it (Query Order, the usage push), or
-/// `None` when the marketplace is offline.
+/// `None` when the marketplace is offline. Every call it makes goes to `exchanges` (the host's
+/// exchange log; [`ExchangeRecorder::off`] for none).
 pub fn client_for(
     settings: &MarketplaceSettings,
     keys: Option<&OpenApiKeys>,
+    exchanges: &ExchangeRecorder,
 ) -> Result<Option<Arc<OpenApiClient>>, ConfigError> {
     let Some(settings) = OpenApiSettings::from_marketplace(settings) else {
         return Ok(None);
@@ -93,7 +97,9 @@ pub fn client_for(
     let keys = keys
         .cloned()
         .ok_or_else(|| ConfigError::invalid(catalog::AK.name, "the open API needs the AK/SK"))?;
-    Ok(Some(Arc::new(OpenApiClient::new(settings, keys)?)))
+    Ok(Some(Arc::new(
+        OpenApiClient::new(settings, keys)?.with_exchange_log(exchanges.clone()),
+    )))
 }
 
 /// KooGallery's License API as `settings` and `keys` configure it: this client, or, with no open
@@ -102,8 +108,9 @@ pub fn client_for(
 pub fn license_marketplace(
     settings: &MarketplaceSettings,
     keys: Option<&OpenApiKeys>,
+    exchanges: &ExchangeRecorder,
 ) -> Result<Arc<dyn koogallery::license::LicenseMarketplace>, ConfigError> {
-    Ok(match client_for(settings, keys)? {
+    Ok(match client_for(settings, keys, exchanges)? {
         Some(client) => client,
         None => Arc::new(koogallery::license::marketplace::NotConfigured),
     })
@@ -113,6 +120,9 @@ pub struct OpenApiClient {
     http: reqwest::Client,
     settings: OpenApiSettings,
     keys: OpenApiKeys,
+    /// Where each try on each host is kept (family `openapi`): bodies only, never a header (the
+    /// AK/SK signature, the usage push's `signature`).
+    exchanges: ExchangeRecorder,
 }
 
 /// One failed try on one host, and whether the other host may do better.
@@ -135,19 +145,61 @@ impl OpenApiClient {
             http,
             settings,
             keys,
+            exchanges: ExchangeRecorder::off(),
         })
     }
 
+    /// Keeps every call in `exchanges` (the exchange log), one exchange per try on each host.
+    pub fn with_exchange_log(mut self, exchanges: ExchangeRecorder) -> Self {
+        self.exchanges = exchanges;
+        self
+    }
+
+    /// [`Self::try_once`], kept in the exchange log as try `attempt` (1 on the primary host, 2
+    /// on the fallback).
+    async fn send_once(&self, base: &Url, call: &Call<'_>, attempt: u32) -> Try {
+        if !self.exchanges.is_on() {
+            return self.try_once(base, call).await.0;
+        }
+        let at = chrono::Utc::now();
+        let started = std::time::Instant::now();
+        let (outcome, status) = self.try_once(base, call).await;
+        let mut capture = Capture::outbound(at, "openapi", call.activity);
+        capture.latency = started.elapsed();
+        capture.attempt = Some(attempt);
+        capture.order_id = form_urlencoded::parse(call.query.as_bytes())
+            .find(|(k, _)| k == "orderId")
+            .map(|(_, v)| v.into_owned());
+        capture.request = without_codes(
+            if call.body.is_empty() {
+                call.query.as_bytes()
+            } else {
+                call.body
+            },
+            call.masked,
+        );
+        capture.http_status = status;
+        match &outcome {
+            Try::Answered { body, .. } => {
+                capture.result_code = result_code(body);
+                capture.response = without_codes(body, call.masked);
+            }
+            Try::HostDown(why) => capture.error = Some(why.clone()),
+        }
+        self.exchanges.record(capture);
+        outcome
+    }
+
     /// One signed request on `base`: `method path?query` with `body` and `extra` headers, every
-    /// header sent also signed.
-    async fn send_once(&self, base: &Url, call: &Call<'_>) -> Try {
+    /// header sent also signed; and the HTTP status, when one came.
+    async fn try_once(&self, base: &Url, call: &Call<'_>) -> (Try, Option<u16>) {
         let mut url = base.clone();
         url.set_path(call.path);
         url.set_query((!call.query.is_empty()).then_some(call.query));
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
-            (None, _) => return Try::HostDown(format!("{base} has no host")),
+            (None, _) => return (Try::HostDown(format!("{base} has no host")), None),
         };
         let sdk_date = apig::sdk_date(chrono::Utc::now());
         let mut headers: Vec<(&str, &str)> = vec![
@@ -181,39 +233,46 @@ impl OpenApiClient {
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return Try::HostDown(format!("{host}: {e}")),
+            Err(e) => return (Try::HostDown(format!("{host}: {e}")), None),
         };
         let status = response.status().as_u16();
         if matches!(status, 502..=504) {
-            return Try::HostDown(format!("{host} answered HTTP {status}"));
+            return (
+                Try::HostDown(format!("{host} answered HTTP {status}")),
+                Some(status),
+            );
         }
-        match response.bytes().await {
+        let outcome = match response.bytes().await {
             Ok(body) => Try::Answered {
                 status,
                 body: body.to_vec(),
             },
             Err(e) => Try::HostDown(format!("{host}: reading the answer: {e}")),
-        }
+        };
+        (outcome, Some(status))
     }
 
     /// The primary host, then (re-signed) the fallback when the primary is down. `fresh` makes
     /// the per-attempt headers (the usage push's `ts`, `nonce`, `signature`).
     async fn send(
         &self,
+        logged: Logged<'_>,
         method: reqwest::Method,
         path: &str,
         query: &str,
         body: &[u8],
         fresh: impl Fn() -> Vec<(&'static str, String)>,
     ) -> Result<(u16, Vec<u8>), String> {
-        self.send_typed(method, path, query, JSON, body, fresh)
+        self.send_typed(logged, method, path, query, JSON, body, fresh)
             .await
     }
 
     /// [`Self::send`] with a body of `content_type` (the upload's multipart, signed like any
     /// other header).
+    #[allow(clippy::too_many_arguments)]
     async fn send_typed(
         &self,
+        logged: Logged<'_>,
         method: reqwest::Method,
         path: &str,
         query: &str,
@@ -223,8 +282,10 @@ impl OpenApiClient {
     ) -> Result<(u16, Vec<u8>), String> {
         let mut down = Vec::new();
         let hosts = std::iter::once(&self.settings.primary).chain(self.settings.fallback.as_ref());
-        for base in hosts {
+        for (attempt, base) in (1..).zip(hosts) {
             let call = Call {
+                activity: logged.activity,
+                masked: logged.masked,
                 method: method.clone(),
                 path,
                 query,
@@ -232,7 +293,7 @@ impl OpenApiClient {
                 body,
                 extra: fresh(),
             };
-            match self.send_once(base, &call).await {
+            match self.send_once(base, &call, attempt).await {
                 Try::Answered { status, body } => return Ok((status, body)),
                 Try::HostDown(why) => {
                     tracing::warn!(why, "KooGallery open API host unavailable");
@@ -243,8 +304,17 @@ impl OpenApiClient {
         Err(down.join("; then "))
     }
 
-    async fn get(&self, path: &str, query: &str) -> Result<(u16, Vec<u8>), MarketplaceError> {
-        self.send(reqwest::Method::GET, path, query, b"", Vec::new)
+    async fn get(
+        &self,
+        activity: &'static str,
+        path: &str,
+        query: &str,
+    ) -> Result<(u16, Vec<u8>), MarketplaceError> {
+        let logged = Logged {
+            activity,
+            masked: &[],
+        };
+        self.send(logged, reqwest::Method::GET, path, query, b"", Vec::new)
             .await
             .map_err(|m| MarketplaceError::Unavailable(m.into()))
     }
@@ -253,8 +323,53 @@ impl OpenApiClient {
 /// The `Content-Type` of every JSON call.
 const JSON: &str = "application/json";
 
+/// How a call is kept in the exchange log.
+#[derive(Debug, Clone, Copy)]
+struct Logged<'a> {
+    /// What the call is (`queryOrder`, `usagePush`, `licenseActivate`, …).
+    activity: &'static str,
+    /// License codes the call names: secrets, masked in both bodies before they are kept (the
+    /// log's redaction knows field names, and a batch answer is keyed by the codes themselves).
+    masked: &'a [LicenseCode],
+}
+
+/// `bytes` with every one of `codes` replaced by `<redacted>`.
+fn without_codes(bytes: &[u8], codes: &[LicenseCode]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for code in codes.iter().map(|c| c.as_str().as_bytes()) {
+        if code.is_empty() || out.len() < code.len() {
+            continue;
+        }
+        let mut kept = Vec::with_capacity(out.len());
+        let mut i = 0;
+        while i < out.len() {
+            if out[i..].starts_with(code) {
+                kept.extend_from_slice(koogallery::exchange::redact::REDACTED.as_bytes());
+                i += code.len();
+            } else {
+                kept.push(out[i]);
+                i += 1;
+            }
+        }
+        out = kept;
+    }
+    out
+}
+
+/// The KooGallery code of an answer (`resultCode`, or the gateway's and the License API's
+/// `error_code`), when it has one.
+fn result_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["resultCode", "error_code"]
+        .iter()
+        .find_map(|k| value.get(*k)?.as_str().filter(|c| !c.is_empty()))
+        .map(str::to_owned)
+}
+
 /// One request as [`OpenApiClient::send_once`] signs and sends it.
 struct Call<'a> {
+    activity: &'static str,
+    masked: &'a [LicenseCode],
     method: reqwest::Method,
     path: &'a str,
     query: &'a str,
@@ -374,6 +489,7 @@ impl MarketplaceClient for OpenApiClient {
     ) -> Result<OrderDetails, MarketplaceError> {
         let (status, body) = self
             .get(
+                "queryOrder",
                 query_order::PATH,
                 // An empty line ID asks for the whole order (a renewal's own order, whose line
                 // the callback does not name); its first line is read.

@@ -413,7 +413,8 @@ pub fn mask_codes(e: LicenseApiError, codes: &[LicenseCode]) -> LicenseApiError 
 
 impl OpenApiClient {
     /// One License call: `body` POSTed on the primary host then the fallback, classified; the
-    /// `codes` it names are masked in an error's words.
+    /// `codes` it names are masked in an error's words and in the exchange log, where the call
+    /// is kept as `what` (`licenseActivate`, …).
     async fn license_call(
         &self,
         path: &str,
@@ -422,8 +423,13 @@ impl OpenApiClient {
         what: &'static str,
         codes: &[LicenseCode],
     ) -> Result<Value, LicenseApiError> {
+        let logged = crate::Logged {
+            activity: what,
+            masked: codes,
+        };
         let (status, answer) = self
             .send_typed(
+                logged,
                 reqwest::Method::POST,
                 path,
                 "",
@@ -474,7 +480,7 @@ impl LicenseMarketplace for OpenApiClient {
             .license_json(
                 ACTIVATE_V1_PATH,
                 &body,
-                "activate",
+                "licenseActivate",
                 std::slice::from_ref(code),
             )
             .await
@@ -498,7 +504,7 @@ impl LicenseMarketplace for OpenApiClient {
         let list: Vec<&str> = codes.iter().map(LicenseCode::as_str).collect();
         let body = with_effect_time(json!({"license_list": list}), real_effect_time);
         let answer = self
-            .license_json(ACTIVATE_V2_PATH, &body, "activate batch", codes)
+            .license_json(ACTIVATE_V2_PATH, &body, "licenseActivateBatch", codes)
             .await?;
         Ok(batch_results(codes, &answer))
     }
@@ -508,7 +514,7 @@ impl LicenseMarketplace for OpenApiClient {
             .license_json(
                 HEARTBEAT_V1_PATH,
                 &json!({"license": code.as_str()}),
-                "query",
+                "licenseQuery",
                 std::slice::from_ref(code),
             )
             .await
@@ -544,7 +550,7 @@ impl LicenseMarketplace for OpenApiClient {
             .license_json(
                 USAGE_V2_PATH,
                 &usage_body(usage),
-                "software usage",
+                "licenseUsage",
                 &usage_codes,
             )
             .await?;
@@ -569,7 +575,7 @@ impl LicenseMarketplace for OpenApiClient {
             ));
         }
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        self.license_call(&path, &content_type, &body, "upload", &[])
+        self.license_call(&path, &content_type, &body, "licenseUpload", &[])
             .await
             .map(|_| ())
     }

@@ -658,3 +658,30 @@ fn vector_v2_is_reproduced_on_the_activate_path() {
         "77595ad624b6e4e49990b8c4e84bf1c287457fca61069c4e60b9b6765b52053d"
     );
 }
+
+/// License calls are kept in the exchange log under their names, the codes they name masked in
+/// the body sent and in the answer (a batch answer may be keyed by the codes themselves).
+#[tokio::test]
+async fn license_calls_are_kept_with_their_codes_masked() {
+    let (_s, c) = sim().await;
+    let (log, exchanges) = crate::tests::exchange_log();
+    let c = c.with_exchange_log(exchanges.clone());
+    let codes = [code("PLTEST-B1"), code("PLNOSUCH")];
+    c.activate_batch(&codes, None).await.unwrap();
+    c.query(&codes[0]).await.unwrap();
+    exchanges.flush().await;
+    let kept = log.all();
+    let mut activities: Vec<_> = kept.iter().map(|x| x.activity.as_str()).collect();
+    activities.sort_unstable();
+    assert_eq!(activities, ["licenseActivateBatch", "licenseQuery"]);
+    assert!(kept.iter().all(|x| x.family == "openapi"
+        && x.attempt == Some(1)
+        && x.http_status == Some(200)
+        && !x.request.is_null()
+        && !x.response.is_null()));
+    let text = format!("{kept:?}");
+    assert!(
+        !text.contains("PLTEST-B1") && !text.contains("PLNOSUCH"),
+        "{text}"
+    );
+}

@@ -236,3 +236,101 @@ fn plain_http_only_to_loopback() {
     assert!(e.to_string().contains("loopback"), "{e}");
     assert!(base_url("X", "ftp://x").is_err());
 }
+
+/// An exchange log in memory and a recorder writing to it.
+pub(crate) fn exchange_log() -> (
+    Arc<koogallery::testing::MemoryExchangeLog>,
+    koogallery::exchange::ExchangeRecorder,
+) {
+    let log = Arc::new(koogallery::testing::MemoryExchangeLog::new());
+    let (recorder, writer) =
+        koogallery::exchange::ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    tokio::spawn(writer.run());
+    (log, recorder)
+}
+
+/// Each try on each host is kept in the exchange log: the call's name, its order, the query it
+/// sent, the status and KooGallery's code (`resultCode`, or the gateway's `error_code`), the try's
+/// number; a host that did not answer with its reason. Never a header (the AK/SK signature).
+#[tokio::test]
+async fn every_try_on_every_host_is_kept_in_the_exchange_log() {
+    let s = sim().await;
+    let (log, exchanges) = exchange_log();
+    let c = client(&s).with_exchange_log(exchanges.clone());
+    // The primary answers 503: the fallback is tried, re-signed.
+    s.inject(Fault::Status { status: 503 });
+    c.query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
+        .await
+        .unwrap();
+    exchanges.flush().await;
+    let mut kept = log.all();
+    kept.sort_by_key(|x| x.attempt);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for x in &kept {
+        assert_eq!(
+            (x.family.as_str(), x.activity.as_str()),
+            ("openapi", "queryOrder")
+        );
+        assert_eq!(x.order_id.as_deref(), Some("MOCKONDEMAND"));
+        assert_eq!(
+            x.request,
+            serde_json::json!({"orderId": "MOCKONDEMAND", "orderLineId": "MOCKONDEMAND-000001"}),
+            "the query, as the body is empty"
+        );
+    }
+    let (down, answered) = (&kept[0], &kept[1]);
+    assert_eq!((down.attempt, down.http_status), (Some(1), Some(503)));
+    assert!(down.error.as_deref().unwrap().contains("503"), "{down:?}");
+    assert_eq!(down.result_code, None);
+    assert_eq!(
+        (answered.attempt, answered.http_status),
+        (Some(2), Some(200))
+    );
+    assert_eq!(answered.result_code.as_deref(), Some("MKT.0000"));
+    assert_eq!(answered.error, None);
+    assert_eq!(answered.response["resultCode"], "MKT.0000");
+
+    // A refusal is kept with its code.
+    s.inject(Fault::Mkt {
+        code: "MKT.0101".into(),
+    });
+    assert!(
+        c.query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
+            .await
+            .is_err()
+    );
+    // The gateway's refusal of a wrong SK: its `error_code`.
+    let wrong = client_with(
+        &s.primary_url(),
+        &s.fallback_url(),
+        "not-the-sk",
+        Duration::from_secs(2),
+    )
+    .with_exchange_log(exchanges.clone());
+    assert!(
+        wrong
+            .query_order(&"MOCKONDEMAND".into(), &"MOCKONDEMAND-000001".into())
+            .await
+            .is_err()
+    );
+    exchanges.flush().await;
+    let kept = log.all();
+    assert_eq!(kept.len(), 4, "{kept:?}");
+    let codes: Vec<_> = kept[2..]
+        .iter()
+        .map(|x| (x.attempt, x.result_code.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        codes.contains(&(Some(1), "MKT.0101".to_owned())),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&(Some(1), "APIG.0303".to_owned())),
+        "{codes:?}"
+    );
+    let text = format!("{:?}", log.all());
+    assert!(
+        !text.contains("Access=sim-ak") && !text.contains("SDK-HMAC-SHA256"),
+        "no authorization header: {text}"
+    );
+}

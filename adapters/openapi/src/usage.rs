@@ -94,7 +94,17 @@ impl UsageSink for UsagePushClient {
         };
         let (status, answer) = self
             .api
-            .send(reqwest::Method::POST, usage::PATH, "", &body, fresh)
+            .send(
+                crate::Logged {
+                    activity: "usagePush",
+                    masked: &[],
+                },
+                reqwest::Method::POST,
+                usage::PATH,
+                "",
+                &body,
+                fresh,
+            )
             .await
             .map_err(PushError::Unavailable)?;
         let result = classify(status, &answer);

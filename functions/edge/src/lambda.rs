@@ -1,13 +1,13 @@
 //! The edge on AWS Lambda behind API Gateway (HTTP API, payload 2.0).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use koogallery::{config::SecretPart, exchange::ExchangeRecorder};
+use koogallery::config::SecretPart;
 use koogallery_aws::{
-    DynamoExchangeLog, LambdaDispatcher,
+    LambdaDispatcher,
     signed::{Service, SignedClient},
 };
-use koogallery_lambda::{Deployment, Error, Load};
+use koogallery_lambda::{Deployment, Error, Load, flush_exchanges};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::{Edge, Inbound};
@@ -19,10 +19,8 @@ pub const LOAD: Load = Load {
     sealer: false,
 };
 
-/// How long an invocation waits, after its answer is computed, for the exchange log to take its
-/// call: Lambda freezes the process once the handler returns, and a writer frozen mid-batch
-/// writes it only at the next invocation (or never, if the environment is reclaimed).
-pub const EXCHANGE_FLUSH: Duration = Duration::from_millis(500);
+/// How long an invocation waits for the exchange log to take its call.
+pub use koogallery_lambda::EXCHANGE_FLUSH;
 
 /// Serves API Gateway: `POST /produce` and the Kit paths. Always HTTP 200 + `Body-Sign`.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
@@ -42,40 +40,15 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
     .with_metrics(Arc::new(koogallery::metrics::EmfStdout::from_env()));
     // The exchange log (`KOOGALLERY_EXCHANGE_LOG_DAYS`, 0 for none) on the table, its writer a
     // task of this execution environment.
-    let exchanges = match deployment.settings.exchange_log {
-        Some(retention) => {
-            let log = DynamoExchangeLog::from(deployment.store.as_ref()).with_retention(retention);
-            let (recorder, writer) = ExchangeRecorder::start(Arc::new(log), retention);
-            tokio::spawn(writer.run());
-            recorder
-        }
-        None => ExchangeRecorder::off(),
-    };
+    let exchanges = deployment.exchange_recorder();
     let edge = edge.with_exchange_log(exchanges.clone());
     let (edge, exchanges) = (&edge, &exchanges);
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let response = serve(edge, req).await;
-        flush(exchanges).await;
+        flush_exchanges(exchanges).await;
         Ok::<_, Error>(response)
     }))
     .await
-}
-
-/// Writes the invocation's exchanges before it returns, within [`EXCHANGE_FLUSH`]: after the
-/// answer is computed, since the process is frozen as soon as it is returned. A flush that
-/// takes longer leaves the rest to the writer at the next invocation.
-async fn flush(exchanges: &ExchangeRecorder) {
-    if !exchanges.is_on() {
-        return;
-    }
-    if tokio::time::timeout(EXCHANGE_FLUSH, exchanges.flush())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "exchange log: this call was not written within {EXCHANGE_FLUSH:?}; it is written later if the environment is reused"
-        );
-    }
 }
 
 /// One API Gateway request through the edge, whatever its family: the edge recognises it by method

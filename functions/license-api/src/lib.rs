@@ -55,6 +55,7 @@ pub fn routes(deployment: &Deployment) -> Result<Routes, Error> {
     let marketplace = koogallery_openapi::license_marketplace(
         &deployment.settings.marketplace,
         secrets.open_api.as_ref(),
+        &koogallery::exchange::ExchangeRecorder::off(),
     )?;
     let service = LicenseService::new(
         deployment.licenses(),

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
     let marketplace = koogallery_openapi::license_marketplace(
         &d.settings.marketplace,
         d.secrets.open_api.as_ref(),
+        &koogallery::exchange::ExchangeRecorder::off(),
     )?;
     let (licenses, clock) = (d.licenses(), d.clock.clone());
     let metrics = koogallery::metrics::EmfStdout::from_env();

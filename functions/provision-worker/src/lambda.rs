@@ -2,8 +2,9 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use koogallery::config::{ConfigError, SecretPart, catalog};
+use koogallery::exchange::ExchangeRecorder;
 use koogallery_aws::{SqsConsumer, from_lambda_event, sqs::batch_response};
-use koogallery_lambda::{Deployment, Error, Load, required};
+use koogallery_lambda::{Deployment, Error, Load, flush_exchanges, required};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::{Worker, consume::settle_batch, provisioners};
@@ -16,8 +17,9 @@ pub const LOAD: Load = Load {
     sealer: true,
 };
 
-/// The worker built from the deployment: the configured provisioner, the marketplace client.
-pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
+/// The worker built from the deployment: the configured provisioner, the marketplace client, both
+/// keeping their calls in `exchanges`.
+pub fn worker(deployment: &Deployment, exchanges: &ExchangeRecorder) -> Result<Worker, Error> {
     let webhook_secret = deployment.secrets.webhook.clone();
     let keys = deployment.secrets.open_api.as_ref();
     let settings = &deployment.settings;
@@ -32,8 +34,13 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
     }
     let worker = Worker::new(
         deployment.store.clone(),
-        provisioners::from_settings(&deployment.settings.provisioner, webhook_secret)?,
-        crate::marketplace(&settings.marketplace, keys, deployment.clock.clone())?,
+        provisioners::from_settings(&deployment.settings.provisioner, webhook_secret, exchanges)?,
+        crate::marketplace(
+            &settings.marketplace,
+            keys,
+            deployment.clock.clone(),
+            exchanges,
+        )?,
         deployment.clock.clone(),
         &deployment.settings,
         std::sync::Arc::new(koogallery::metrics::EmfStdout::from_env()),
@@ -52,7 +59,9 @@ pub fn worker(deployment: &Deployment) -> Result<Worker, Error> {
 
 /// Serves the SQS event source with partial batch failures.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
-    let mut worker = worker(&deployment)?;
+    // The exchange log of the calls the worker makes (the webhook, Query Order), on the table.
+    let exchanges = deployment.exchange_recorder();
+    let mut worker = worker(&deployment, &exchanges)?;
     // With SSO, the sessions the directory events end (docs/protocol/decisions.md §19).
     if let Some(provider) = sso::lambda::for_worker(&deployment).await? {
         worker = worker.with_sessions(std::sync::Arc::new(provider));
@@ -67,9 +76,10 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
         // The event source deletes what the batch response does not name.
         delete_on_ack: false,
     };
-    let (worker, settle) = (&worker, &settle);
+    let (worker, settle, exchanges) = (&worker, &settle, &exchanges);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let keep = settle_batch(worker, settle, from_lambda_event(event.payload)).await;
+        flush_exchanges(exchanges).await;
         Ok::<_, Error>(batch_response(keep))
     }))
     .await

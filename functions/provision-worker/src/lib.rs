@@ -173,13 +173,15 @@ pub struct Worker {
 }
 
 /// The marketplace client `settings.marketplace` names: Query Order on KooGallery's open API
-/// (signed with `keys`), or the offline client, which makes orders up and says so in every answer.
+/// (signed with `keys`, each call kept in `exchanges`), or the offline client, which makes orders
+/// up and says so in every answer.
 pub fn marketplace(
     settings: &MarketplaceSettings,
     keys: Option<&OpenApiKeys>,
     clock: Arc<dyn Clock>,
+    exchanges: &koogallery::exchange::ExchangeRecorder,
 ) -> Result<Arc<dyn MarketplaceClient>, ConfigError> {
-    match koogallery_openapi::client_for(settings, keys)? {
+    match koogallery_openapi::client_for(settings, keys, exchanges)? {
         Some(client) => Ok(client),
         None => {
             tracing::warn!("marketplace offline: orders are made up, not read from KooGallery");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use koogallery::{config::SecretPart, metering::UsageStore};
-use koogallery_lambda::{Deployment, Error, Load};
+use koogallery_lambda::{Deployment, Error, Load, flush_exchanges};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -21,6 +21,8 @@ pub const LOAD: Load = Load {
 /// function's errors alarm); push failures are in the answer and the metrics.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
     let secrets = &deployment.secrets;
+    // The exchange log of the pushes, on the table.
+    let exchanges = deployment.exchange_recorder();
     let pusher = pusher_from(
         &deployment.settings,
         secrets,
@@ -28,11 +30,12 @@ pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(
         deployment.store.clone(),
         deployment.clock.clone(),
         Arc::new(koogallery::metrics::EmfStdout::from_env()),
+        &exchanges,
     )?;
     if pusher.is_none() {
         tracing::warn!("{NOT_CONFIGURED}");
     }
-    let pusher = pusher.as_ref();
+    let (pusher, exchanges) = (pusher.as_ref(), &exchanges);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // The invocation's deadline (Unix millis): the pass holds the push until then, and the
         // function cannot outlive it, so passes never overlap (`UsagePusher::run_until`).
@@ -40,7 +43,10 @@ pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(
             .ok()
             .filter(|ms| *ms > 0)
             .and_then(chrono::DateTime::from_timestamp_millis);
-        Ok::<_, Error>(pass(pusher, deadline).await?)
+        // The pass starts no round in its last 10 s (`ROUND_RESERVE`): the flush fits.
+        let report = pass(pusher, deadline).await;
+        flush_exchanges(exchanges).await;
+        Ok::<_, Error>(report?)
     }))
     .await
 }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use koogallery::{
     clock::Clock,
     config::{ConfigError, HeldSecrets, SecretBundle, Settings},
+    exchange::ExchangeRecorder,
     instance::InstanceStore,
     metering::{UsagePusher, UsageStore, push::PassError},
     metrics::Metrics,
@@ -26,7 +27,8 @@ pub const NOT_CONFIGURED: &str = "usage is recorded but not pushed: the open API
 
 /// The pusher over `usage` (and `instances`, for released instances' release times), when usage
 /// can reach KooGallery: the open API configured (`settings.marketplace`, with the AK/SK of
-/// `secrets`). `None` when the marketplace is offline: usage is then kept, unpushed.
+/// `secrets`). `None` when the marketplace is offline: usage is then kept, unpushed. Each push
+/// is kept in `exchanges` (the exchange log).
 pub fn pusher(
     settings: &Settings,
     secrets: &SecretBundle,
@@ -34,8 +36,17 @@ pub fn pusher(
     instances: Arc<dyn InstanceStore>,
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
+    exchanges: &ExchangeRecorder,
 ) -> Result<Option<UsagePusher>, ConfigError> {
-    pusher_from(settings, &secrets.held(), usage, instances, clock, metrics)
+    pusher_from(
+        settings,
+        &secrets.held(),
+        usage,
+        instances,
+        clock,
+        metrics,
+        exchanges,
+    )
 }
 
 /// [`pusher`] from the parts of the secrets a function holds (on AWS: the callback keys and the
@@ -47,9 +58,13 @@ pub fn pusher_from(
     instances: Arc<dyn InstanceStore>,
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
+    exchanges: &ExchangeRecorder,
 ) -> Result<Option<UsagePusher>, ConfigError> {
-    let Some(api) =
-        koogallery_openapi::client_for(&settings.marketplace, secrets.open_api.as_ref())?
+    let Some(api) = koogallery_openapi::client_for(
+        &settings.marketplace,
+        secrets.open_api.as_ref(),
+        exchanges,
+    )?
     else {
         return Ok(None);
     };

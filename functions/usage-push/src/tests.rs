@@ -52,6 +52,7 @@ async fn bed() -> Bed {
         store.clone(),
         Arc::new(ManualClock::at(Utc::now())),
         metrics.clone(),
+        &koogallery::exchange::ExchangeRecorder::off(),
     )
     .unwrap()
     .expect("the open API is configured");
@@ -148,6 +149,7 @@ fn pusher_over_fresh_stores(config: &Config) -> Result<Option<UsagePusher>, Conf
         Arc::new(MemoryStore::new()),
         Arc::new(ManualClock::at(Utc::now())),
         Arc::new(RecordedMetrics::default()),
+        &koogallery::exchange::ExchangeRecorder::off(),
     )
 }
 

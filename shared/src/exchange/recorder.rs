@@ -113,6 +113,8 @@ impl Capture {
 enum Message {
     Record(Box<Capture>),
     Flush(oneshot::Sender<()>),
+    /// Write what is held, then end the writer (letting the log go) whatever clones remain.
+    Close(oneshot::Sender<()>),
 }
 
 struct Inner {
@@ -169,11 +171,12 @@ impl ExchangeRecorder {
     /// Hands `capture` to the writer; never waits. A full channel drops it (counted).
     pub fn record(&self, capture: Capture) {
         let Some(inner) = &self.inner else { return };
-        if inner
-            .tx
-            .try_send(Message::Record(Box::new(capture)))
-            .is_err()
-        {
+        if let Err(e) = inner.tx.try_send(Message::Record(Box::new(capture))) {
+            if matches!(e, mpsc::error::TrySendError::Closed(_)) {
+                // The host has stopped its log ([`Self::close`]): a call still finishing then
+                // is not kept.
+                return;
+            }
             let dropped = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             let mut last = inner.last_warning.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
@@ -229,6 +232,18 @@ impl ExchangeRecorder {
             let _ = rx.await;
         }
     }
+
+    /// Writes everything recorded before this call, then ends the writer, which lets the log go
+    /// (an embedded log's file is closed once nothing else holds it), whatever clones of the
+    /// recorder remain (a task still winding down holds one): a host stopping. What is recorded
+    /// afterwards is not kept.
+    pub async fn close(&self) {
+        let Some(inner) = &self.inner else { return };
+        let (tx, rx) = oneshot::channel();
+        if inner.tx.send(Message::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
 }
 
 /// The writer: redacts, batches and appends what the recorder is handed.
@@ -245,9 +260,10 @@ impl RecorderTask {
     pub async fn run_every(mut self, every: Duration) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut flushes = Vec::new();
+        let mut closed = None;
         loop {
             tokio::time::sleep(every).await;
-            let closed = loop {
+            let ended = loop {
                 match self.rx.try_recv() {
                     Ok(Message::Record(c)) => {
                         batch.push(c.into_exchange(self.retention));
@@ -256,6 +272,10 @@ impl RecorderTask {
                         }
                     }
                     Ok(Message::Flush(done)) => flushes.push(done),
+                    Ok(Message::Close(done)) => {
+                        closed = Some(done);
+                        break true;
+                    }
                     Err(mpsc::error::TryRecvError::Empty) => break false,
                     Err(mpsc::error::TryRecvError::Disconnected) => break true,
                 }
@@ -264,9 +284,14 @@ impl RecorderTask {
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
-            if closed {
-                return;
+            if ended {
+                break;
             }
+        }
+        // The log (and the channel) go before the closer hears it is done.
+        drop(self);
+        if let Some(done) = closed {
+            let _ = done.send(());
         }
     }
 
@@ -275,22 +300,34 @@ impl RecorderTask {
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut flushes = Vec::new();
+        let mut closed = None;
         while let Some(first) = self.rx.recv().await {
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
                     Message::Record(c) => batch.push(c.into_exchange(self.retention)),
                     Message::Flush(done) => flushes.push(done),
+                    Message::Close(done) => closed = Some(done),
                 }
                 if batch.len() >= BATCH {
                     self.append(&mut batch).await;
                 }
-                next = self.rx.try_recv().ok();
+                if closed.is_none() {
+                    next = self.rx.try_recv().ok();
+                }
             }
             self.append(&mut batch).await;
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
+            if closed.is_some() {
+                break;
+            }
+        }
+        // The log (and the channel) go before the closer hears it is done.
+        drop(self);
+        if let Some(done) = closed {
+            let _ = done.send(());
         }
     }
 

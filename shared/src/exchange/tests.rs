@@ -284,3 +284,41 @@ async fn the_ticking_writer_appends_at_each_tick_and_ends_with_the_last_recorder
     writer.await.unwrap();
     assert_eq!(log.all().len(), recorder::BATCH + 11);
 }
+
+/// A stopping host closes its recorder: what was recorded is written, the writer ends and lets
+/// the log go although a clone is still held (a task winding down), and what that clone records
+/// afterwards is not kept.
+#[tokio::test]
+async fn close_writes_and_lets_the_log_go_whatever_clones_remain() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    let writer = tokio::spawn(task.run());
+    let lingering = recorder.clone();
+    recorder.record(capture(1));
+    recorder.close().await;
+    assert_eq!(log.all().len(), 1, "written before the writer ends");
+    assert_eq!(Arc::strong_count(&log), 1, "the writer let the log go");
+    writer.await.unwrap();
+    lingering.record(capture(2));
+    lingering.flush().await;
+    assert_eq!(log.all().len(), 1);
+    assert_eq!(
+        lingering.dropped(),
+        0,
+        "not counted as the log falling behind"
+    );
+}
+
+/// The ticking writer closes as the other does: it writes what it holds and lets the log go.
+#[tokio::test(start_paused = true)]
+async fn the_ticking_writer_closes_too() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    let writer = tokio::spawn(task.run_every(Duration::from_millis(50)));
+    let _lingering = recorder.clone();
+    recorder.record(capture(1));
+    recorder.close().await;
+    assert_eq!(log.all().len(), 1);
+    assert_eq!(Arc::strong_count(&log), 1, "the writer let the log go");
+    writer.await.unwrap();
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use koogallery::{
     config::{ConfigError, ProvisionerSettings},
+    exchange::ExchangeRecorder,
     provisioning::Provisioner,
     security::SecretKey,
 };
@@ -22,10 +23,12 @@ pub use static_app::StaticProvisioner;
 pub use webhook::WebhookProvisioner;
 pub use webhook_event::{WEBHOOK_EVENT_VERSION, WebhookEvent};
 
-/// Builds the configured provisioner. The webhook needs its signing secret from the secrets bundle.
+/// Builds the configured provisioner. The webhook needs its signing secret from the secrets bundle;
+/// it keeps each of its calls in `exchanges` (the exchange log).
 pub fn from_settings(
     settings: &ProvisionerSettings,
     webhook_secret: Option<SecretKey>,
+    exchanges: &ExchangeRecorder,
 ) -> Result<Arc<dyn Provisioner>, ConfigError> {
     Ok(match settings {
         ProvisionerSettings::Static {
@@ -53,7 +56,7 @@ pub fn from_settings(
                     ConfigError::invalid("KOOGALLERY_WEBHOOK_URL", format!("webhook client: {e}"))
                 })?;
             webhook.event_version = *event_version;
-            Arc::new(webhook)
+            Arc::new(webhook.with_exchange_log(exchanges.clone()))
         }
     })
 }

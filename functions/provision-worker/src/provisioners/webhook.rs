@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use koogallery::{
     ResultCode,
     config::worker::{WEBHOOK_BACKOFF, WEBHOOK_TRIES},
+    exchange::{Capture, ExchangeRecorder},
     instance::AccessInfo,
     provisioning::{LifecycleNotice, OrderPaid, ProvisionError, ProvisionRequest, Provisioner},
     security::{
@@ -55,6 +56,9 @@ pub struct WebhookProvisioner {
     pub retry: koogallery::retry::Backoff,
     /// The event contract version the receiver takes (`KOOGALLERY_WEBHOOK_EVENT_VERSION`).
     pub event_version: u32,
+    /// Where each try is kept (family `webhook`): the body sent and the answer, never a header
+    /// (the signature) nor the URL (its query may hold the vendor's token).
+    exchanges: ExchangeRecorder,
 }
 
 impl WebhookProvisioner {
@@ -74,7 +78,14 @@ impl WebhookProvisioner {
             tries: WEBHOOK_TRIES,
             retry: WEBHOOK_BACKOFF,
             event_version: WEBHOOK_EVENT_VERSION,
+            exchanges: ExchangeRecorder::off(),
         })
+    }
+
+    /// Keeps every try in `exchanges` (the exchange log).
+    pub fn with_exchange_log(mut self, exchanges: ExchangeRecorder) -> Self {
+        self.exchanges = exchanges;
+        self
     }
 
     /// POSTs one event, retrying transient failures with backoff; returns the 2xx answer body.
@@ -85,12 +96,36 @@ impl WebhookProvisioner {
         let body = serde_json::to_vec(event).map_err(|e| {
             ProvisionError::Transient(Detail::caused_by("cannot encode the webhook event", e))
         })?;
+        let logged = self.exchanges.is_on().then(|| Logged::of(&body));
         let mut last = String::new();
         for attempt in 0..self.tries.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.retry.delay(attempt)).await;
             }
-            match self.send_signed(event.event_id(), &body).await {
+            let at = chrono::Utc::now();
+            let started = std::time::Instant::now();
+            let sent = self.send_signed(event.event_id(), &body).await;
+            if let Some(logged) = &logged {
+                let mut capture = Capture::outbound(at, "webhook", logged.activity.clone());
+                capture.instance_id = logged.instance_id.clone();
+                capture.order_id = logged.order_id.clone();
+                capture.tenant_id = logged.tenant_id.clone();
+                capture.attempt = Some(attempt + 1);
+                capture.latency = started.elapsed();
+                capture.request = body.clone();
+                match &sent {
+                    Ok((status, bytes)) => {
+                        capture.http_status = Some(status.as_u16());
+                        capture.response = bytes.clone();
+                        capture.result_code = serde_json::from_slice::<WebhookAnswer>(bytes)
+                            .ok()
+                            .and_then(|a| a.result_code);
+                    }
+                    Err(why) => capture.error = Some(why.clone()),
+                }
+                self.exchanges.record(capture);
+            }
+            match sent {
                 Ok((status, bytes)) => match self.judge(status, bytes) {
                     Judged::Delivered(bytes) => return Ok(bytes),
                     Judged::Refused(e) => return Err(e),
@@ -163,6 +198,35 @@ impl WebhookProvisioner {
             )
             .into(),
         ))
+    }
+}
+
+/// What the exchange log keeps of an event besides its body: its name and what it is found by.
+struct Logged {
+    activity: String,
+    instance_id: Option<String>,
+    order_id: Option<String>,
+    tenant_id: Option<String>,
+}
+
+impl Logged {
+    /// From the event as sent: its `event` (`provision`, `frozen`, …), `instanceId`, `orderId`
+    /// and `tenantId`.
+    fn of(body: &[u8]) -> Self {
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let text = |k: &str| {
+            value
+                .get(k)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        Self {
+            activity: text("event").unwrap_or_else(|| "-".to_owned()),
+            instance_id: text("instanceId"),
+            order_id: text("orderId"),
+            tenant_id: text("tenantId"),
+        }
     }
 }
 

@@ -234,3 +234,81 @@ async fn a_version_1_receiver_hears_only_version_1_events() {
         (&"order".into(), &2.into())
     );
 }
+
+/// Each try is kept in the exchange log: the event's name and instance, the body sent, the
+/// answer (its password redacted), the status and the try's number; a try without an answer says
+/// why, and never the URL (its query holds the vendor's token here).
+#[tokio::test]
+async fn every_try_is_kept_in_the_exchange_log_redacted() {
+    use koogallery::{exchange::redact::REDACTED, testing::MemoryExchangeLog};
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (exchanges, writer) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    tokio::spawn(writer.run());
+    let seen = vendor(vec![
+        (503, r#"{"resultMsg":"busy"}"#),
+        (
+            200,
+            r#"{"frontEndUrl":"https://v/i9","userName":"root","password":"pw-1"}"#,
+        ),
+    ])
+    .await;
+    let url = format!("{}?token=vendor-token", seen.url);
+    let app = provisioner(url)
+        .with_exchange_log(exchanges.clone())
+        .provision(&request())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.password,
+        Some("pw-1".into()),
+        "the call itself is served"
+    );
+    exchanges.flush().await;
+    let mut kept = log.all();
+    // Kept by time to the millisecond: two tries within one are ordered by their number.
+    kept.sort_by_key(|x| x.attempt);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for (x, (attempt, status)) in kept.iter().zip([(1, 503), (2, 200)]) {
+        assert_eq!(x.direction, koogallery::exchange::Direction::Outbound);
+        assert_eq!(
+            (x.family.as_str(), x.activity.as_str()),
+            ("webhook", "provision")
+        );
+        assert_eq!(x.instance_id.as_deref(), Some("i9"));
+        assert_eq!(x.order_id.as_deref(), Some("o"));
+        assert_eq!((x.attempt, x.http_status), (Some(attempt), Some(status)));
+        assert_eq!(x.request["eventId"], "i9:provision");
+        assert_eq!(x.error, None);
+    }
+    assert_eq!(kept[0].response["resultMsg"], "busy");
+    assert_eq!(kept[1].response["frontEndUrl"], "https://v/i9");
+    assert_eq!(kept[1].response["password"], REDACTED);
+    let text = format!("{kept:?}");
+    assert!(
+        !text.contains("pw-1") && !text.contains("vendor-token"),
+        "{text}"
+    );
+    assert!(
+        !text.to_ascii_lowercase().contains(HEADER_SIGNATURE),
+        "no header is kept"
+    );
+
+    // No answer at all: the error is kept, without the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut p = provisioner(format!("http://127.0.0.1:{port}/hook?token=vendor-token"))
+        .with_exchange_log(exchanges.clone());
+    p.tries = 1;
+    assert!(p.provision(&request()).await.is_err());
+    exchanges.flush().await;
+    let kept = log.all();
+    assert_eq!(kept.len(), 3);
+    let down = kept.iter().find(|x| x.error.is_some()).unwrap();
+    assert_eq!((down.attempt, down.http_status), (Some(1), None));
+    let why = down.error.as_deref().unwrap();
+    assert!(
+        why.contains("unreachable") && !why.contains("vendor-token"),
+        "{why}"
+    );
+}
