@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 
 import * as jose from 'jose';
 import * as client from 'openid-client';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const env = (name) => {
   const v = process.env[name];
@@ -275,20 +275,7 @@ await new Promise((resolve, reject) => {
 // ---------------------------------------------------------------------------------------------
 // The buyer: headless Chromium.
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-  timeout: 30_000,
-});
+const browser = await launchChromium();
 
 const text = async (p, selector) => (await p.locator(selector).textContent({ timeout: 5_000 }))?.trim();
 const path = (p) => {

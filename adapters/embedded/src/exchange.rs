@@ -23,11 +23,10 @@ use chrono::{DateTime, Utc};
 use koogallery::{
     StoreError,
     exchange::{Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, record},
-    failure::Detail,
 };
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::{Db, Fault, millis, owner_only, run_blocking};
+use crate::{Db, Fault, millis, open_file, run_blocking};
 
 const EXCHANGES: TableDefinition<&str, &[u8]> = TableDefinition::new("exchanges");
 const BY_INSTANCE: TableDefinition<(&str, &str), ()> =
@@ -79,26 +78,8 @@ impl EmbeddedExchangeLog {
     /// Opens (or creates, owner-only) the log file at `path`, with its tables.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(Detail::caused_by(
-                    format!("cannot create {}", parent.display()),
-                    e,
-                ))
-            })?;
-        }
-        owner_only(path)?;
         let owned = path.to_owned();
-        let opener: crate::Opener = Box::new(move || Database::create(&owned));
-        let db = Db::with_opener(
-            opener().map_err(|e| {
-                StoreError::Unavailable(Detail::caused_by(
-                    format!("cannot open {}", path.display()),
-                    e,
-                ))
-            })?,
-            Some(opener),
-        );
+        let db = open_file(path, Box::new(move || Database::create(&owned)))?;
         let txn = db.begin_write()?;
         {
             txn.open_table(EXCHANGES).map_err(Fault::from)?;

@@ -390,24 +390,7 @@ impl EmbeddedStore {
         nonce_group: std::time::Duration,
         opener: Opener,
     ) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(Detail::caused_by(
-                    format!("cannot create {}", parent.display()),
-                    e,
-                ))
-            })?;
-        }
-        owner_only(path)?;
-        let db = Db::with_opener(
-            opener().map_err(|e| {
-                StoreError::Unavailable(Detail::caused_by(
-                    format!("cannot open {}", path.display()),
-                    e,
-                ))
-            })?,
-            Some(opener),
-        );
+        let db = open_file(path, opener)?;
         let txn = db.begin_write()?;
         {
             txn.open_table(INSTANCES).map_err(Fault::from)?;
@@ -496,6 +479,27 @@ impl EmbeddedStore {
     pub(crate) fn database_ref(&self) -> &Db {
         &self.db
     }
+}
+
+/// The file at `path` (its parent directories created, owner-only), opened by `opener`, which
+/// also reopens it after an I/O failure: the store's file and the exchange log's.
+pub(crate) fn open_file(path: &Path, opener: Opener) -> Result<Db, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Unavailable(Detail::caused_by(
+                format!("cannot create {}", parent.display()),
+                e,
+            ))
+        })?;
+    }
+    owner_only(path)?;
+    let db = opener().map_err(|e| {
+        StoreError::Unavailable(Detail::caused_by(
+            format!("cannot open {}", path.display()),
+            e,
+        ))
+    })?;
+    Ok(Db::with_opener(db, Some(opener)))
 }
 
 /// See [`EmbeddedStore::blocking`].
