@@ -8,7 +8,6 @@ mod assemble;
 pub mod aws;
 pub mod backup_archive;
 pub mod cli;
-mod console;
 mod embedded;
 mod exchanges;
 mod health;

@@ -179,7 +179,7 @@ pub async fn call(
     let mut request = client
         .request(method, &endpoint)
         .bearer_auth(token.expose())
-        .header(crate::console::OPERATOR_HEADER, operator_name(env));
+        .header(::admin::OPERATOR_HEADER, operator_name(env));
     if let Some(body) = body {
         request = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
