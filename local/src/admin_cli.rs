@@ -84,6 +84,10 @@ pub struct HostArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// The admin function on AWS (`--url` is the stack output AdminUrl): every call signed with
+    /// the caller's AWS credentials (SigV4, the default credential chain), no admin token.
+    #[arg(long)]
+    pub aws: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -151,7 +155,7 @@ pub struct RestoreReport {
 }
 
 /// The host's URL: `--url`, else `KOOGALLERY_ADMIN_API_URL`, else loopback on `PORT`.
-fn host_url(args: &HostArgs, env: &Env<'_>) -> Result<String, AdminError> {
+pub(crate) fn host_url(args: &HostArgs, env: &Env<'_>) -> Result<String, AdminError> {
     if let Some(url) = args
         .url
         .clone()
@@ -219,6 +223,12 @@ pub(crate) fn reach(args: &HostArgs, env: &Env<'_>) -> Result<(String, AdminToke
 
 /// `koogallery-admin backup`: downloads an archive, verifies it, writes it to `--to`.
 pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, AdminError> {
+    if args.host.aws {
+        return Err(AdminError::Usage(
+            "--aws: backups are the local host's (on AWS the table has its own: docs/deploy.md)"
+                .into(),
+        ));
+    }
     let url = host_url(&args.host, env)?;
     let token = token(&args.host, env)?;
     let client = client(&args.host, std::time::Duration::from_secs(3600))?;

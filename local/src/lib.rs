@@ -6,6 +6,8 @@ pub mod admin_cli;
 mod assemble;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
+pub mod aws_signing;
 pub mod backup_archive;
 pub mod cli;
 mod embedded;
