@@ -10,6 +10,8 @@ pub mod aws;
 pub mod aws_signing;
 pub mod backup_archive;
 pub mod cli;
+#[cfg(feature = "aws")]
+pub mod console_proxy;
 mod embedded;
 mod exchanges;
 mod health;

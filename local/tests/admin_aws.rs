@@ -196,3 +196,167 @@ async fn the_signature_covers_the_time() {
             .unwrap()
     );
 }
+
+/// `koogallery-admin console --aws`: the proxy lets in only the browser that opened its one-time
+/// link, only from its own origin and host, and forwards `/admin/…` signed, without its cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_proxy_signs_for_the_browser_that_opened_its_link_only() {
+    use std::io::BufRead;
+    let (upstream, seen) = stand_in().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_koogallery-admin"))
+        .args(["console", "--aws", "--url", &upstream])
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("koogallery-admin console starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Stop(child);
+    let start = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.trim().starts_with("http://").then(|| l.trim().to_owned()))
+    })
+    .await
+    .unwrap()
+    .expect("the start link is printed");
+    let base = start.split("/.proxy/").next().unwrap().to_owned();
+    koogallery_openapi::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let no_session = client
+        .get(format!("{base}/admin/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_session.status(), 401);
+    let wrong = client
+        .get(format!("{base}/.proxy/start?token=guessed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let started = client.get(&start).send().await.unwrap();
+    assert_eq!(started.status(), 303);
+    let cookie = started.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    assert_eq!(
+        client.get(&start).send().await.unwrap().status(),
+        403,
+        "the link works once"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing forwarded yet");
+
+    let page = client
+        .get(format!("{base}/admin/instances?state=active"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    {
+        let seen = seen.lock().unwrap();
+        let (method, path, headers, body) = seen.last().unwrap();
+        assert_eq!(
+            (method.as_str(), path.as_str()),
+            ("GET", "/admin/instances?state=active")
+        );
+        assert!(
+            headers.get("cookie").is_none(),
+            "the proxy's cookie stays home"
+        );
+        assert_eq!(
+            headers["authorization"]
+                .to_str()
+                .unwrap()
+                .split("Signature=")
+                .nth(1)
+                .unwrap(),
+            expected_signature(&upstream, method, path, headers, body)
+        );
+    }
+
+    let form = |origin: Option<&str>, host: Option<&str>| {
+        let mut r = client
+            .post(format!("{base}/admin/dead-letters/redrive"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("csrf=&all=true");
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        r.send()
+    };
+    let before = seen.lock().unwrap().len();
+    assert_eq!(
+        form(Some("http://evil.example"), None)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        form(None, None).await.unwrap().status(),
+        403,
+        "no origin at all"
+    );
+    assert_eq!(
+        form(Some(&base), Some("rebound.example"))
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "another host"
+    );
+    assert_eq!(seen.lock().unwrap().len(), before, "none forwarded");
+    assert_eq!(form(Some(&base), None).await.unwrap().status(), 200);
+    let (method, _, headers, body) = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(method, "POST");
+    assert_eq!(&body[..], b"csrf=&all=true");
+    assert!(
+        headers["authorization"]
+            .to_str()
+            .unwrap()
+            .starts_with("AWS4-HMAC-SHA256 ")
+    );
+    let outside = client
+        .get(format!("{base}/produce"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), 404);
+
+    child.0.kill().unwrap();
+}
+
+/// The proxy's process, stopped however the test ends.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
