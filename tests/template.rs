@@ -9,7 +9,8 @@ use koogallery::{callbacks::REGISTRY, config::SecretPart};
 use serde_json::{Map, Value, json};
 
 /// Functions that are not callbacks.
-const NOT_CALLBACKS: [&str; 9] = [
+const NOT_CALLBACKS: [&str; 10] = [
+    "AdminFunction",
     "EdgeFunction",
     "LicenseApiFunction",
     "LicenseUsageFunction",
@@ -1373,7 +1374,8 @@ fn secret_parts(function: &str) -> Option<Vec<SecretPart>> {
         // The daily usage statistics: the AK/SK.
         "LicenseUsageFunction" => vec![OpenApi],
         // The SSO function opens its secrets with KMS; it reads none from Secrets Manager.
-        "ReconcilerFunction" | "UsageQueueFunction" | "SsoFunction" => vec![],
+        // The admin function reads the table and the queues only.
+        "ReconcilerFunction" | "UsageQueueFunction" | "SsoFunction" | "AdminFunction" => vec![],
         other => {
             let r = REGISTRY
                 .iter()
@@ -2704,4 +2706,232 @@ fn every_caller_keeps_the_exchange_log_on_the_table() {
             "{role}"
         );
     }
+}
+
+/// Every way the admin function could be reachable without IAM or do more than the operator
+/// needs, in words: a function URL with `AuthType: AWS_IAM` and the `AdminUrl` output; its role
+/// exactly the operator's table actions on the instances ([`operator_iam_actions`]), `Query` on
+/// the usage windows, the exchange log read and written ([`OPERATOR_EXCHANGE_LOG_ACTIONS`]), a
+/// reconciler pass as the reconciler's role allows it, the DLQ received, made visible again and
+/// deleted, jobs sent; no secret, nothing on a wildcard resource; and its environment exactly
+/// the settings it reads, each in the catalog, which read as settings at the template's defaults.
+///
+/// [`operator_iam_actions`]: koogallery_aws::dynamo::operator_iam_actions
+/// [`OPERATOR_EXCHANGE_LOG_ACTIONS`]: koogallery_aws::dynamo::OPERATOR_EXCHANGE_LOG_ACTIONS
+fn admin_problems(template: &Value) -> Vec<String> {
+    use koogallery::config::catalog;
+    use koogallery_aws::dynamo::{
+        EXCHANGE_LOG_LEADING_KEYS, OPERATOR_EXCHANGE_LOG_ACTIONS, OPERATOR_LEADING_KEYS,
+        keys::{LEGACY_UNSETTLED_INDEX, UNSETTLED_INDEX},
+        operator_iam_actions,
+    };
+    let r = &template["Resources"];
+    let mut out = Vec::new();
+    let function = &r["AdminFunction"];
+    let properties = &function["Properties"];
+    if properties["FunctionUrlConfig"]["AuthType"] != "AWS_IAM" {
+        out.push(format!(
+            "AdminFunction's function URL is not AuthType AWS_IAM: {}",
+            properties["FunctionUrlConfig"]
+        ));
+    }
+    if template["Outputs"]["AdminUrl"]["Value"]
+        != json!({"Fn::GetAtt": ["AdminFunctionUrl", "FunctionUrl"]})
+    {
+        out.push("the AdminUrl output is not AdminFunction's function URL".into());
+    }
+    if properties["Role"] != json!({"Fn::GetAtt": ["AdminRole", "Arn"]}) {
+        out.push(format!(
+            "AdminFunction does not run as AdminRole: {}",
+            properties["Role"]
+        ));
+    }
+    if properties["CodeUri"] != "functions/admin" {
+        out.push(format!(
+            "AdminFunction is built from {}",
+            properties["CodeUri"]
+        ));
+    }
+    let table = json!({"Fn::GetAtt": ["Table", "Arn"]});
+    let index = |name: &str| json!({"Fn::Sub": format!("${{Table.Arn}}/index/{name}")});
+    let sorted = |v: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = v.iter().map(|s| (*s).to_owned()).collect();
+        v.sort();
+        v
+    };
+    // (actions, resource, leading keys), each sorted.
+    let mut expected: Vec<(Vec<String>, Value, Vec<String>)> = vec![
+        (
+            sorted(&["logs:CreateLogStream", "logs:PutLogEvents"]),
+            json!({"Fn::GetAtt": ["AdminLogGroup", "Arn"]}),
+            vec![],
+        ),
+        (
+            sorted(operator_iam_actions()),
+            table.clone(),
+            sorted(OPERATOR_LEADING_KEYS),
+        ),
+        (
+            sorted(&["dynamodb:Query"]),
+            table.clone(),
+            sorted(&["USAGE#*"]),
+        ),
+        (
+            sorted(OPERATOR_EXCHANGE_LOG_ACTIONS),
+            table.clone(),
+            sorted(EXCHANGE_LOG_LEADING_KEYS),
+        ),
+        (
+            sorted(&["dynamodb:Query"]),
+            json!([index(UNSETTLED_INDEX), index(LEGACY_UNSETTLED_INDEX)]),
+            vec![],
+        ),
+        (
+            sorted(&["dynamodb:BatchGetItem"]),
+            table.clone(),
+            sorted(&["INSTANCE#*"]),
+        ),
+        (
+            sorted(&[
+                "sqs:ReceiveMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+            ]),
+            json!({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}),
+            vec![],
+        ),
+        (
+            sorted(&["sqs:SendMessage"]),
+            json!({"Fn::GetAtt": ["JobsQueue", "Arn"]}),
+            vec![],
+        ),
+    ];
+    expected.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    let mut granted: Vec<(Vec<String>, Value, Vec<String>)> = statements(&r["AdminRole"])
+        .iter()
+        .map(|s| {
+            let mut actions = strings(&s["Action"]);
+            actions.sort();
+            let mut keys =
+                strings(&s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+            keys.sort();
+            if s["Effect"] != "Allow" {
+                out.push(format!(
+                    "AdminRole has a statement that does not Allow: {s}"
+                ));
+            }
+            (actions, s["Resource"].clone(), keys)
+        })
+        .collect();
+    granted.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    for g in &granted {
+        if !expected.contains(g) {
+            out.push(format!(
+                "AdminRole grants {g:?} beyond the operator's needs"
+            ));
+        }
+    }
+    for e in &expected {
+        if !granted.contains(e) {
+            out.push(format!("AdminRole lacks {e:?}"));
+        }
+    }
+    let env = env_names(function);
+    let wanted: BTreeSet<String> = [
+        &catalog::QUEUE_URL,
+        &catalog::DLQ_URL,
+        &catalog::EXCHANGE_LOG_DAYS,
+        &catalog::WORKER_BACKOFF_MAX_SECS,
+    ]
+    .iter()
+    .map(|s| s.name.to_owned())
+    .collect();
+    if env != wanted {
+        out.push(format!(
+            "AdminFunction's environment is {env:?}, not {wanted:?}"
+        ));
+    }
+    for name in &env {
+        if !catalog::ALL.iter().any(|s| s.name == name) {
+            out.push(format!(
+                "AdminFunction's {name} is not a setting (config::catalog)"
+            ));
+        }
+    }
+    if env.iter().any(|n| n.ends_with("_SECRET_ID")) {
+        out.push("AdminFunction is named a secret".into());
+    }
+    {
+        let vars = resolved_env(template, "AdminFunction", &[]);
+        let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let offline = koogallery::config::OpenApiAccess {
+            held: false,
+            offline_by_default: true,
+        };
+        if let Err(e) =
+            koogallery::config::Settings::read(&koogallery::config::Env::from_fn(lookup), offline)
+        {
+            out.push(format!(
+                "AdminFunction's environment does not read as settings: {e}"
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_admin_function_is_behind_iam_and_least_privileged() {
+    let found = admin_problems(&load());
+    assert!(
+        found.is_empty(),
+        "template.yaml, the admin function:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Each check of [`admin_problems`] catches the edit that would break it.
+#[test]
+fn admin_drift_is_reported() {
+    let template = load();
+    let broken = |f: &dyn Fn(&mut Value)| {
+        let mut t = template.clone();
+        f(&mut t);
+        admin_problems(&t).join("\n")
+    };
+    let r = |t: &mut Value| {
+        t["Resources"]["AdminFunction"]["Properties"]["FunctionUrlConfig"]["AuthType"] =
+            json!("NONE");
+    };
+    assert!(broken(&r).contains("not AuthType AWS_IAM"));
+    let r = |t: &mut Value| {
+        t["Outputs"].as_object_mut().unwrap().remove("AdminUrl");
+    };
+    assert!(broken(&r).contains("AdminUrl"));
+    // A write to the instances, or the DLQ's messages sent anywhere.
+    let r = |t: &mut Value| {
+        t["Resources"]["AdminRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][1]
+            ["Action"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("dynamodb:PutItem"));
+    };
+    let found = broken(&r);
+    assert!(found.contains("beyond the operator's needs"), "{found}");
+    assert!(found.contains("AdminRole lacks"), "{found}");
+    let r = |t: &mut Value| {
+        t["Resources"]["AdminRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            [1]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] = json!(["*"]);
+    };
+    assert!(broken(&r).contains("beyond the operator's needs"));
+    let r = |t: &mut Value| {
+        t["Resources"]["AdminFunction"]["Properties"]["Environment"]["Variables"]["KOOGALLERY_CALLBACK_KEYS_SECRET_ID"] =
+            json!({"Ref": "KeysSecret"});
+    };
+    let found = broken(&r);
+    assert!(found.contains("named a secret"), "{found}");
+    let r = |t: &mut Value| {
+        t["Resources"]["AdminFunction"]["Properties"]["Environment"]["Variables"]["KOOGALLERY_EXCHANGE_LOG_DAYS"] =
+            json!("forever");
+    };
+    assert!(broken(&r).contains("does not read as settings"));
 }

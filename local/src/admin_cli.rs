@@ -56,6 +56,18 @@ pub enum Command {
     Usage(crate::operator_cli::InstanceArgs),
     /// Runs a reconciler pass now and says what it found and re-queued.
     Reconcile(crate::operator_cli::ReconcileArgs),
+    /// The admin function's console in a browser (`--aws --url <AdminUrl>`): a proxy on
+    /// 127.0.0.1 that signs each request with your AWS credentials, opened by a one-time link.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsoleArgs {
+    /// The port on 127.0.0.1 (default: one the OS picks).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -84,6 +96,10 @@ pub struct HostArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// The admin function on AWS (`--url` is the stack output AdminUrl): every call signed with
+    /// the caller's AWS credentials (SigV4, the default credential chain), no admin token.
+    #[arg(long)]
+    pub aws: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -151,7 +167,7 @@ pub struct RestoreReport {
 }
 
 /// The host's URL: `--url`, else `KOOGALLERY_ADMIN_API_URL`, else loopback on `PORT`.
-fn host_url(args: &HostArgs, env: &Env<'_>) -> Result<String, AdminError> {
+pub(crate) fn host_url(args: &HostArgs, env: &Env<'_>) -> Result<String, AdminError> {
     if let Some(url) = args
         .url
         .clone()
@@ -217,8 +233,44 @@ pub(crate) fn reach(args: &HostArgs, env: &Env<'_>) -> Result<(String, AdminToke
     Ok((host_url(args, env)?, token(args, env)?))
 }
 
+/// `koogallery-admin console --aws`: the signing proxy in front of the admin function
+/// (`console_proxy`), until interrupted.
+pub async fn console(args: &ConsoleArgs, env: &Env<'_>) -> Result<(), AdminError> {
+    if !args.host.aws {
+        return Err(AdminError::Usage(format!(
+            "console --aws --url <AdminUrl> serves the admin function's console; the local host serves its own at {}/admin/",
+            host_url(&args.host, env)?
+        )));
+    }
+    if args.host.url.is_none() && env.get(&catalog::ADMIN_API_URL).is_none() {
+        return Err(AdminError::Usage(
+            "console --aws needs --url: the stack output AdminUrl".into(),
+        ));
+    }
+    #[cfg(feature = "aws")]
+    {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        koogallery_openapi::install_tls_provider();
+        let client = client
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| AdminError::Usage(format!("cannot build the HTTP client: {e}")))?;
+        crate::console_proxy::serve(&host_url(&args.host, env)?, args.port, client).await
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        Err(AdminError::Usage(crate::operator_cli::NO_AWS.into()))
+    }
+}
+
 /// `koogallery-admin backup`: downloads an archive, verifies it, writes it to `--to`.
 pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, AdminError> {
+    if args.host.aws {
+        return Err(AdminError::Usage(
+            "--aws: backups are the local host's (on AWS the table has its own: docs/deploy.md)"
+                .into(),
+        ));
+    }
     let url = host_url(&args.host, env)?;
     let token = token(&args.host, env)?;
     let client = client(&args.host, std::time::Duration::from_secs(3600))?;
@@ -496,6 +548,16 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli, env: &Env<'_>) -> ExitCode {
     match cli.command {
+        Command::Console(args) => {
+            let outcome = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(io("cannot start the runtime"))
+                .and_then(|rt| rt.block_on(console(&args, env)));
+            finish(args.host.json, outcome, |()| {
+                "console proxy stopped".to_owned()
+            })
+        }
         Command::Backup(args) => {
             let outcome = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -6,9 +6,12 @@ pub mod admin_cli;
 mod assemble;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
+pub mod aws_signing;
 pub mod backup_archive;
 pub mod cli;
-mod console;
+#[cfg(feature = "aws")]
+pub mod console_proxy;
 mod embedded;
 mod exchanges;
 mod health;

@@ -169,7 +169,21 @@ pub async fn call(
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, AdminError> {
-    let (url, token) = reach(host, env)?;
+    let (url, token) = if host.aws {
+        if host.url.is_none()
+            && env
+                .get(&koogallery::config::catalog::ADMIN_API_URL)
+                .is_none()
+        {
+            return Err(AdminError::Usage(
+                "--aws needs --url: the stack output AdminUrl (the admin function's URL)".into(),
+            ));
+        }
+        (crate::admin_cli::host_url(host, env)?, None)
+    } else {
+        let (url, token) = reach(host, env)?;
+        (url, Some(token))
+    };
     let client = client(host, TIMEOUT)?;
     let endpoint = format!("{url}{path}");
     let unreachable = |e: reqwest::Error| AdminError::Unreachable {
@@ -178,14 +192,21 @@ pub async fn call(
     };
     let mut request = client
         .request(method, &endpoint)
-        .bearer_auth(token.expose())
-        .header(crate::console::OPERATOR_HEADER, operator_name(env));
-    if let Some(body) = body {
+        .header(::admin::OPERATOR_HEADER, operator_name(env));
+    if let Some(token) = &token {
+        request = request.bearer_auth(token.expose());
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    if !body.is_empty() {
         request = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string());
+            .body(body.clone());
     }
-    let answer = request.send().await.map_err(unreachable)?;
+    let mut request = request.build().map_err(unreachable)?;
+    if host.aws {
+        sign(&url, &mut request, body.as_bytes()).await?;
+    }
+    let answer = client.execute(request).await.map_err(unreachable)?;
     let status = answer.status();
     let bytes = answer.bytes().await.map_err(unreachable)?;
     let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "error": String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>() }));
@@ -201,6 +222,24 @@ pub async fn call(
     }
     Ok(value)
 }
+
+/// Signs `request` with the caller's AWS credentials (`--aws`).
+#[cfg(feature = "aws")]
+async fn sign(url: &str, request: &mut reqwest::Request, body: &[u8]) -> Result<(), AdminError> {
+    crate::aws_signing::Signer::for_url(url)
+        .await?
+        .sign(request, body)
+        .await
+}
+
+#[cfg(not(feature = "aws"))]
+async fn sign(_: &str, _: &mut reqwest::Request, _: &[u8]) -> Result<(), AdminError> {
+    Err(AdminError::Usage(NO_AWS.into()))
+}
+
+/// What `--aws` answers in a build without it.
+#[cfg(not(feature = "aws"))]
+pub(crate) const NO_AWS: &str = "--aws: this koogallery-admin is built without AWS support; build it with `cargo build --release -p koogallery-local --features aws`";
 
 /// Runs one operator command and prints its answer.
 pub fn run(host: &HostArgs, env: &Env<'_>, c: Call) -> ExitCode {

@@ -39,11 +39,12 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
     }
 }
 
-/// The table actions the operator's instance views need (a future admin function's role): the
-/// listing's `Scan` ([`InstanceListing`](koogallery::operator::InstanceListing), see
-/// `listing.rs`), an instance's record (`GetItem`) and its history (`Query`). No callback is
-/// granted `Scan`; the template grants these to no function today. The exchange log, the usage
-/// windows and a reconciler pass on demand need their own stores' actions besides.
+/// The table actions the operator's instance views need (the admin function's role, on
+/// [`OPERATOR_LEADING_KEYS`]): the listing's `Scan` ([`InstanceListing`](koogallery::operator::InstanceListing),
+/// see `listing.rs`), an instance's record (`GetItem`) and its history (`Query`). No callback is
+/// granted `Scan`. The exchange log ([`OPERATOR_EXCHANGE_LOG_ACTIONS`]), the usage windows
+/// (`Query` on `USAGE#`) and a reconciler pass on demand (the reconciler's own) need their
+/// stores' actions besides; `tests/template.rs` checks the role against these.
 pub fn operator_iam_actions() -> &'static [&'static str] {
     &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
 }
@@ -66,6 +67,13 @@ pub fn leading_keys(access: StoreAccess) -> &'static [&'static str] {
 /// appends: conditional puts), on [`EXCHANGE_LOG_LEADING_KEYS`] only. Reading the log is for an
 /// operator, not for a function.
 pub const EXCHANGE_LOG_ACTIONS: &[&str] = &["dynamodb:PutItem"];
+
+/// The partitions of the operator's instance views.
+pub const OPERATOR_LEADING_KEYS: &[&str] = &["INSTANCE#*"];
+
+/// What the admin function's role may do to the exchange log: read it (`Query`) and keep the
+/// operator's actions in it (conditional puts, as the edge's).
+pub const OPERATOR_EXCHANGE_LOG_ACTIONS: &[&str] = &["dynamodb:Query", "dynamodb:PutItem"];
 
 /// The exchange log's partitions (`XLOG#I#`, `XLOG#O#`, `XLOG#T#`).
 pub const EXCHANGE_LOG_LEADING_KEYS: &[&str] = &["XLOG#*"];

@@ -18,7 +18,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::{
-    Console,
+    Auth, Console,
     api::{DeadLetterParams, ExchangeParams, InstanceQuery, RedriveRequest},
     charts,
     session::Session,
@@ -60,13 +60,15 @@ fn page(title: &str, here: &str, session: Option<(&Session, &str)>, body: Markup
             body {
                 header {
                     strong { "KooGallery operator" }
-                    @if let Some((_, csrf)) = session {
+                    @if let Some((s, csrf)) = session {
                         @for (href, label) in [("/admin/instances", "Instances"), ("/admin/dead-letters", "Dead letters"), ("/admin/exchanges", "Exchanges")] {
                             a href=(href) class=@if href == here { "here" } { (label) }
                         }
-                        form method="post" action="/admin/logout" {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button type="submit" { "Sign out" }
+                        @if !s.iam {
+                            form method="post" action="/admin/logout" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button type="submit" { "Sign out" }
+                            }
                         }
                     }
                 }
@@ -118,7 +120,7 @@ fn now() -> i64 {
 /// The request's session, or the 401 sign-in page.
 /// (Boxed: a response is large, and most requests have a session.)
 fn session(c: &Console, headers: &HeaderMap) -> Result<Session, Box<Response>> {
-    Session::from_headers(headers, &c.token, now())
+    c.session(headers, now())
         .ok_or_else(|| Box::new(login_page(StatusCode::UNAUTHORIZED, None)))
 }
 
@@ -132,7 +134,7 @@ fn failure_page(c: &Console, s: &Session, e: &OperatorError) -> Response {
         page(
             "Not available",
             "",
-            Some((s, &s.csrf(&c.token))),
+            Some((s, &c.csrf(s))),
             html! { p.error { (e.to_string()) } },
         ),
     )
@@ -143,7 +145,7 @@ pub(crate) async fn home() -> Redirect {
 }
 
 pub(crate) async fn login_form(State(c): State<Console>, headers: HeaderMap) -> Response {
-    if Session::from_headers(&headers, &c.token, now()).is_some() {
+    if c.session(&headers, now()).is_some() {
         return Redirect::to("/admin/instances").into_response();
     }
     login_page(StatusCode::OK, None)
@@ -155,14 +157,17 @@ pub(crate) struct LoginForm {
 }
 
 pub(crate) async fn login(State(c): State<Console>, Form(form): Form<LoginForm>) -> Response {
-    if !c.token.matches(form.token.trim()) {
+    let Auth::Token { token, https } = &c.auth else {
+        return Redirect::to("/admin/instances").into_response();
+    };
+    if !token.matches(form.token.trim()) {
         tracing::warn!("console sign-in refused: wrong token");
         return login_page(
             StatusCode::FORBIDDEN,
             Some("That is not this host's admin token."),
         );
     }
-    let cookie = Session::start(now()).cookie(&c.token, c.https);
+    let cookie = Session::start(now()).cookie(token, *https);
     let mut r = Redirect::to("/admin/instances").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -185,11 +190,14 @@ pub(crate) async fn logout(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !s.csrf_matches(&c.token, &form.csrf) {
+    if !c.csrf_matches(&s, &form.csrf) {
         return forbidden_csrf();
     }
+    let Auth::Token { https, .. } = &c.auth else {
+        return Redirect::to("/admin/instances").into_response();
+    };
     let mut r = Redirect::to("/admin/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&Session::ended(c.https)) {
+    if let Ok(v) = HeaderValue::from_str(&Session::ended(*https)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
@@ -233,7 +241,7 @@ pub(crate) async fn instances(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let csrf = s.csrf(&c.token);
+    let csrf = c.csrf(&s);
     let (list, error) = match q.filter() {
         Ok(f) => match c.operator.instances(&f).await {
             Ok(list) => (list, None),
@@ -307,7 +315,7 @@ pub(crate) async fn instance(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let csrf = s.csrf(&c.token);
+    let csrf = c.csrf(&s);
     let detail = match c.operator.instance(&id).await {
         Ok(Some(d)) => d,
         Ok(None) => {
@@ -506,7 +514,7 @@ pub(crate) async fn dead_letters(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let csrf = s.csrf(&c.token);
+    let csrf = c.csrf(&s);
     let letters = match c
         .operator
         .dead_letters(
@@ -554,7 +562,7 @@ pub(crate) async fn exchanges(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let csrf = s.csrf(&c.token);
+    let csrf = c.csrf(&s);
     let list = match c.operator.exchanges(&p.query()).await {
         Ok(l) => l,
         Err(e) => return failure_page(&c, &s, &e),
@@ -618,7 +626,7 @@ fn back_to(back: &Option<String>, note: &str) -> Response {
 
 fn checked(c: &Console, headers: &HeaderMap, csrf: &str) -> Result<Session, Box<Response>> {
     let s = session(c, headers)?;
-    if !s.csrf_matches(&c.token, csrf) {
+    if !c.csrf_matches(&s, csrf) {
         tracing::warn!("console action refused: CSRF token not this session's");
         return Err(Box::new(forbidden_csrf()));
     }

@@ -34,12 +34,23 @@ fn verify(token: &AdminToken, purpose: &str, expires: i64, presented: &str) -> b
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Session {
     pub(crate) expires: i64,
+    /// IAM mode's: no cookie, nothing to sign out of.
+    pub(crate) iam: bool,
 }
 
 impl Session {
     pub(crate) fn start(now: i64) -> Self {
         Self {
             expires: now + LIFETIME_SECS,
+            iam: false,
+        }
+    }
+
+    /// IAM mode's session: the function URL authenticated the request.
+    pub(crate) fn iam() -> Self {
+        Self {
+            expires: i64::MAX,
+            iam: true,
         }
     }
 
@@ -73,7 +84,10 @@ impl Session {
             .map(|(_, value)| value)?;
         let (expires, tag) = value.split_once('.')?;
         let expires: i64 = expires.parse().ok()?;
-        (expires > now && verify(token, "session", expires, tag)).then_some(Self { expires })
+        (expires > now && verify(token, "session", expires, tag)).then_some(Self {
+            expires,
+            iam: false,
+        })
     }
 
     /// The CSRF token every form of this session carries.

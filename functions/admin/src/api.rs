@@ -1,5 +1,5 @@
 //! The operator API: `/admin/api/…`, JSON in `koogallery::operator::view`'s versioned shapes,
-//! behind the admin token. Errors answer `{"error": …}` with 400 (a bad query), 404 (no such
+//! behind the [`Auth`](crate::Auth) mode. Errors answer `{"error": …}` with 400 (a bad query), 404 (no such
 //! instance), 501 (not kept by this deployment) or 503 (the store or the queue did not answer).
 
 use axum::{
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Console;
-use crate::{admin::bearer_refusal, json_answer};
+use crate::json_answer;
 
 /// The instance listing's query: `customer`, `order`, `state`, `product` (a product ID or a SKU
 /// code), `since` and `until` (RFC 3339), `limit` (default 100).
@@ -163,7 +163,7 @@ fn bad_request(message: String) -> Response {
 
 macro_rules! authorised {
     ($console:expr, $headers:expr) => {
-        if let Some(refused) = bearer_refusal(&$console.token, &$headers) {
+        if let Some(refused) = $console.api_refusal(&$headers) {
             return refused;
         }
     };
