@@ -1,3 +1,5 @@
+//! Tests of the exchange log: the pinned record, the retention setting, the memory log's contract, and the recorder (redaction, batching, drops, closing).
+
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};

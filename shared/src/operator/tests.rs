@@ -1,3 +1,5 @@
+//! Tests of the operator's views and actions on the memory ports: the contracts, the redacted instance page, redrives and discards kept with who asked.
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
