@@ -9,7 +9,8 @@ use crate::storage::{Detail, StoreError};
 
 const SCHEMA: u32 = 1;
 
-#[derive(Serialize, Deserialize)]
+/// The stored record as read (written as [`RecordV1Ref`]).
+#[derive(Deserialize)]
 struct RecordV1 {
     v: u32,
     id: String,
@@ -17,31 +18,31 @@ struct RecordV1 {
     direction: String,
     family: String,
     activity: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     instance_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     order_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     tenant_id: Option<String>,
     request: serde_json::Value,
     response: serde_json::Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     result_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     http_status: Option<u16>,
     latency_ms: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     attempt: Option<u32>,
     #[serde(default)]
     test: bool,
     expires_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     error: Option<String>,
 }
 
-/// [`RecordV1`] borrowed from an exchange: what is written, without a copy of its bodies.
+/// The record as written, borrowed from an exchange (no copy of its bodies).
 #[derive(Serialize)]
 struct RecordV1Ref<'a> {
     v: u32,
@@ -73,9 +74,9 @@ struct RecordV1Ref<'a> {
     error: Option<&'a str>,
 }
 
-/// The stored bytes of `e` (the same JSON as [`to_json`], field for field).
-pub fn encode(e: &Exchange) -> Vec<u8> {
-    serde_json::to_vec(&RecordV1Ref {
+/// What is written for `e`, borrowed from it.
+fn written(e: &Exchange) -> RecordV1Ref<'_> {
+    RecordV1Ref {
         v: SCHEMA,
         id: &e.id,
         at: &e.at,
@@ -95,37 +96,17 @@ pub fn encode(e: &Exchange) -> Vec<u8> {
         test: e.test,
         expires_at: &e.expires_at,
         error: e.error.as_deref(),
-    })
-    .expect("an exchange always serialises")
+    }
+}
+
+/// The stored bytes of `e`.
+pub fn encode(e: &Exchange) -> Vec<u8> {
+    serde_json::to_vec(&written(e)).expect("an exchange always serialises")
 }
 
 /// The stored form as JSON (the golden test, the operator API's raw view).
 pub fn to_json(e: &Exchange) -> serde_json::Value {
-    serde_json::to_value(to_record(e)).expect("an exchange always serialises")
-}
-
-fn to_record(e: &Exchange) -> RecordV1 {
-    RecordV1 {
-        v: SCHEMA,
-        id: e.id.clone(),
-        at: e.at,
-        direction: e.direction.as_str().to_owned(),
-        family: e.family.clone(),
-        activity: e.activity.clone(),
-        instance_id: e.instance_id.clone(),
-        order_id: e.order_id.clone(),
-        tenant_id: e.tenant_id.clone(),
-        request: e.request.clone(),
-        response: e.response.clone(),
-        result_code: e.result_code.clone(),
-        http_status: e.http_status,
-        latency_ms: (e.latency_ms * 1000.0).round() / 1000.0,
-        key: e.key.clone(),
-        attempt: e.attempt,
-        test: e.test,
-        expires_at: e.expires_at,
-        error: e.error.clone(),
-    }
+    serde_json::to_value(written(e)).expect("an exchange always serialises")
 }
 
 /// An exchange from its stored bytes.
