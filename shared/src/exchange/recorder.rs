@@ -257,14 +257,33 @@ impl RecorderTask {
     /// Wakes every `every` and appends what arrived meanwhile, until every recorder clone is
     /// dropped and the channel is drained. Callers then never wake the writer (a cross-thread
     /// wake per call costs more than the call's copy); a flush waits for the next tick.
-    pub async fn run_every(mut self, every: Duration) {
+    pub async fn run_every(self, every: Duration) {
+        self.drive(Some(every)).await
+    }
+
+    /// Runs until every recorder clone is dropped and the channel is drained, appending as soon
+    /// as something arrives (a Lambda function, which flushes before each answer).
+    pub async fn run(self) {
+        self.drive(None).await
+    }
+
+    /// Waits for the next `tick` (or, without one, for the first message), takes everything that
+    /// arrived, appends it, answers the flushes; until closed or every recorder is gone.
+    async fn drive(mut self, tick: Option<Duration>) {
+        use mpsc::error::TryRecvError;
         let mut batch = Vec::with_capacity(BATCH);
         let mut flushes = Vec::new();
         let mut closed = None;
         loop {
-            tokio::time::sleep(every).await;
+            let mut next = match tick {
+                Some(every) => {
+                    tokio::time::sleep(every).await;
+                    self.rx.try_recv()
+                }
+                None => self.rx.recv().await.ok_or(TryRecvError::Disconnected),
+            };
             let ended = loop {
-                match self.rx.try_recv() {
+                match next {
                     Ok(Message::Record(c)) => {
                         batch.push(c.into_exchange(self.retention));
                         if batch.len() >= BATCH {
@@ -276,51 +295,16 @@ impl RecorderTask {
                         closed = Some(done);
                         break true;
                     }
-                    Err(mpsc::error::TryRecvError::Empty) => break false,
-                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
                 }
+                next = self.rx.try_recv();
             };
             self.append(&mut batch).await;
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
             if ended {
-                break;
-            }
-        }
-        // The log (and the channel) go before the closer hears it is done.
-        drop(self);
-        if let Some(done) = closed {
-            let _ = done.send(());
-        }
-    }
-
-    /// Runs until every recorder clone is dropped and the channel is drained, appending as soon
-    /// as something arrives (a Lambda function, which flushes before each answer).
-    pub async fn run(mut self) {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut flushes = Vec::new();
-        let mut closed = None;
-        while let Some(first) = self.rx.recv().await {
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Record(c) => batch.push(c.into_exchange(self.retention)),
-                    Message::Flush(done) => flushes.push(done),
-                    Message::Close(done) => closed = Some(done),
-                }
-                if batch.len() >= BATCH {
-                    self.append(&mut batch).await;
-                }
-                if closed.is_none() {
-                    next = self.rx.try_recv().ok();
-                }
-            }
-            self.append(&mut batch).await;
-            for done in flushes.drain(..) {
-                let _ = done.send(());
-            }
-            if closed.is_some() {
                 break;
             }
         }
