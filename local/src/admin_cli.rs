@@ -277,7 +277,8 @@ pub async fn backup(args: &BackupArgs, env: &Env<'_>) -> Result<BackupReport, Ad
     let endpoint = format!("{url}/admin/backup");
     let unreachable = |e: reqwest::Error| AdminError::Unreachable {
         url: endpoint.clone(),
-        detail: error_chain(&e),
+        // The TLS or connection reason is in a source.
+        detail: koogallery::callbacks::error_chain(&e),
     };
     let mut answer = client
         .post(&endpoint)
@@ -338,18 +339,6 @@ fn sync_dir(dir: &Path) -> Result<(), AdminError> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
-}
-
-/// A reqwest error with its causes (the TLS or connection reason is in a source).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Whether the store file at `path` is held by a running host: redb locks an open file, so

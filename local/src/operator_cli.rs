@@ -188,7 +188,7 @@ pub async fn call(
     let endpoint = format!("{url}{path}");
     let unreachable = |e: reqwest::Error| AdminError::Unreachable {
         url: endpoint.clone(),
-        detail: e.to_string(),
+        detail: koogallery::callbacks::error_chain(&e),
     };
     let mut request = client
         .request(method, &endpoint)
