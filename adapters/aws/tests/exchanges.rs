@@ -5,18 +5,17 @@
 
 mod common;
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
-use common::{emulator_config, unique};
+use common::{client_and_table, raw, unique};
 use koogallery::{
     exchange::{Direction, Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, new_id, record},
     testing::contract::exchange_log_contract,
 };
 use koogallery_aws::{
     DynamoExchangeLog,
-    bootstrap::ensure_table,
     dynamo::{
         exchanges::{day_of, instance_pk, order_pk, time_pk, time_shard},
         keys::{DATA, PK, SK, TTL},
@@ -24,33 +23,12 @@ use koogallery_aws::{
 };
 
 async fn fresh() -> (DynamoExchangeLog, aws_sdk_dynamodb::Client, String) {
-    let config = emulator_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("koogallery-xlog-test");
-    ensure_table(&client, &table).await.unwrap();
+    let (client, table) = client_and_table("koogallery-xlog-test").await;
     (
         DynamoExchangeLog::new(client.clone(), table.clone()),
         client,
         table,
     )
-}
-
-async fn raw(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    pk: &str,
-    sk: &str,
-) -> Option<HashMap<String, AttributeValue>> {
-    client
-        .get_item()
-        .table_name(table)
-        .key(PK, AttributeValue::S(pk.into()))
-        .key(SK, AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
 }
 
 fn t0() -> DateTime<Utc> {

@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{NaiveDate, TimeZone, Utc};
-use common::{emulator_config, unique};
+use common::{client_and_table, raw};
 use koogallery::{
     StoreError,
     license::{License, LicenseCode, LicenseStore, Origin},
@@ -18,39 +18,17 @@ use koogallery::{
 };
 use koogallery_aws::{
     DynamoLicenses,
-    bootstrap::ensure_table,
     dynamo::keys::{DATA, PK, SK, TTL, VERSION},
     license::keys::{CLIENTS, DAYS_PK, LICENSE_SK, REPORTED, usage_ttl},
 };
 
 async fn fresh() -> (DynamoLicenses, aws_sdk_dynamodb::Client, String) {
-    let config = emulator_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("koogallery-license-test");
-    ensure_table(&client, &table).await.unwrap();
+    let (client, table) = client_and_table("koogallery-license-test").await;
     (
         DynamoLicenses::new(client.clone(), table.clone()),
         client,
         table,
     )
-}
-
-async fn raw(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    pk: &str,
-    sk: &str,
-) -> Option<HashMap<String, AttributeValue>> {
-    client
-        .get_item()
-        .table_name(table)
-        .key(PK, AttributeValue::S(pk.into()))
-        .key(SK, AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
 }
 
 fn code(s: &str) -> LicenseCode {

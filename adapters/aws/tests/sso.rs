@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Duration;
-use common::{emulator_config, unique};
+use common::{client_and_table, raw};
 use koogallery::{
     StoreError,
     directory::{DirectoryChange as C, TenantDirectory, TenantKey},
@@ -22,40 +22,13 @@ use koogallery::{
 };
 use koogallery_aws::{
     DynamoDirectory, DynamoSso,
-    bootstrap::ensure_table,
     dynamo::keys::{DATA, PK, SK, TTL, VERSION},
     sso::keys::{INDEX_PK, INDEX_SK},
 };
 
-async fn client_and_table(prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
-    let config = emulator_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique(prefix);
-    ensure_table(&client, &table).await.unwrap();
-    (client, table)
-}
-
 async fn fresh_sso() -> (DynamoSso, aws_sdk_dynamodb::Client) {
     let (client, table) = client_and_table("koogallery-sso-test").await;
     (DynamoSso::new(client.clone(), table), client)
-}
-
-async fn raw(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    pk: &str,
-    sk: &str,
-) -> Option<std::collections::HashMap<String, AttributeValue>> {
-    client
-        .get_item()
-        .table_name(table)
-        .key(PK, AttributeValue::S(pk.into()))
-        .key(SK, AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
 }
 
 #[tokio::test]

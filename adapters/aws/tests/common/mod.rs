@@ -73,3 +73,37 @@ pub async fn stand_in(
         .build();
     (sdk, http)
 }
+
+/// A DynamoDB client on the emulator and a new table named after `prefix`, created as the
+/// template creates it (a table per test: no other run's items share its partitions).
+pub async fn client_and_table(prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
+    let config = emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique(prefix);
+    koogallery_aws::bootstrap::ensure_table(&client, &table)
+        .await
+        .unwrap();
+    (client, table)
+}
+
+/// The item at (`pk`, `sk`) as stored, read consistently: what a test checks the documented
+/// item layout against.
+pub async fn raw(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use koogallery_aws::dynamo::keys::{PK, SK};
+    client
+        .get_item()
+        .table_name(table)
+        .key(PK, AttributeValue::S(pk.into()))
+        .key(SK, AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
