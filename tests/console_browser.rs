@@ -11,7 +11,7 @@
 //! Needs `node`, Debian's `/usr/bin/chromium` and `tests/browser/node_modules`:
 //! `scripts/browser.sh` installs them (`make test` runs it first). Without them the test fails.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, time::Duration};
 
 use chrono::{DateTime, Utc};
 use koogallery::metering::api::UsageRecordIn;
@@ -136,32 +136,20 @@ async fn an_operator_finds_reads_and_redrives_in_a_real_browser() {
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut node = Command::new("node");
-    node.arg(project.join("console.mjs"))
-        .current_dir(&project)
-        .env("BASE_URL", format!("http://{}", h.addr))
-        .env("TOKEN", token.trim())
-        .env("INSTANCE", INSTANCE)
-        .env("CUSTOMER", CUSTOMER)
-        .env("HOURS", HOURS.to_string())
-        .env("SHOTS", &shots)
-        .env("TMPDIR", tmp.path());
-    let out = tokio::task::spawn_blocking(move || {
-        koogallery_e2e::node::run_with_timeout(node, Duration::from_secs(120))
-    })
-    .await
-    .unwrap();
-    println!(
-        "--- console.mjs stdout\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    println!(
-        "--- console.mjs stderr\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "console.mjs failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = koogallery_e2e::node::run_script(
+        &project,
+        "console.mjs",
+        &[
+            ("BASE_URL", format!("http://{}", h.addr)),
+            ("TOKEN", token.trim().to_owned()),
+            ("INSTANCE", INSTANCE.to_owned()),
+            ("CUSTOMER", CUSTOMER.to_owned()),
+            ("HOURS", HOURS.to_string()),
+            ("SHOTS", shots.display().to_string()),
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok ")).count(),
         9,

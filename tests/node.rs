@@ -70,3 +70,33 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// Runs `script` of `project` (`tests/browser`) with `node`, its settings in `envs` and a
+/// Chromium profile of its own (playwright-core makes it under `TMPDIR`), killed past `timeout`.
+/// Prints what it printed and how long it took; fails the test if it failed. Its stdout.
+pub async fn run_script(
+    project: &Path,
+    script: &str,
+    envs: &[(&str, String)],
+    timeout: Duration,
+) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut node = Command::new("node");
+    node.arg(project.join(script))
+        .current_dir(project)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("TMPDIR", tmp.path());
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || run_with_timeout(node, timeout))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("--- {script} stdout\n{stdout}");
+    println!(
+        "--- {script} stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("--- {script} took {:?}", started.elapsed());
+    assert!(out.status.success(), "{script} failed: {}", out.status);
+    stdout
+}

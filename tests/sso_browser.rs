@@ -9,12 +9,7 @@
 //! Needs `node`, Debian's `/usr/bin/chromium` and `tests/browser/node_modules`:
 //! `scripts/browser.sh` installs them (`make test` runs it first). Without them the test fails.
 
-use std::{
-    path::Path,
-    process::Command,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use koogallery_e2e::sso_bed::{APP, KIT_KEY, SsoBed, free_port};
 use koogallery_sim::{
@@ -70,38 +65,24 @@ async fn a_buyer_signs_in_with_a_real_browser_and_an_off_the_shelf_oidc_library(
     )
     .await;
 
-    // Chromium's profile (playwright-core makes it under TMPDIR): this run's own.
-    let tmp = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let mut node = Command::new("node");
-    node.arg(project.join("sso.mjs"))
-        .current_dir(&project)
-        .env("ISSUER", &bed.issuer)
-        .env("CLIENT_ID", &bed.client_id)
-        .env("CLIENT_SECRET", &bed.client_secret)
-        .env("RP_PORT", rp_port.to_string())
-        .env("TENANT", &bed.tenant)
-        .env("TENANT_NAME", KIT_TENANT_NAME)
-        .env("USER_OK", bed.user(1))
-        .env("NAME_OK", bed.users[1]["name"].as_str().unwrap())
-        .env("USER_REFUSED", bed.user(2))
-        .env("USER_REVOKE", bed.user(3))
-        .env("CONTROL_URL", &control)
-        .env("TMPDIR", tmp.path());
-    let out = tokio::task::spawn_blocking(move || {
-        koogallery_e2e::node::run_with_timeout(node, NODE_TIMEOUT)
-    })
-    .await
-    .unwrap();
-    println!(
-        "--- sso.mjs stdout\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    println!(
-        "--- sso.mjs stderr\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("--- sso.mjs took {:?}", started.elapsed());
-    assert!(out.status.success(), "sso.mjs failed: {}", out.status);
+    koogallery_e2e::node::run_script(
+        &project,
+        "sso.mjs",
+        &[
+            ("ISSUER", bed.issuer.clone()),
+            ("CLIENT_ID", bed.client_id.clone()),
+            ("CLIENT_SECRET", bed.client_secret.clone()),
+            ("RP_PORT", rp_port.to_string()),
+            ("TENANT", bed.tenant.clone()),
+            ("TENANT_NAME", KIT_TENANT_NAME.to_owned()),
+            ("USER_OK", bed.user(1)),
+            ("NAME_OK", bed.users[1]["name"].as_str().unwrap().to_owned()),
+            ("USER_REFUSED", bed.user(2)),
+            ("USER_REVOKE", bed.user(3)),
+            ("CONTROL_URL", control.clone()),
+        ],
+        NODE_TIMEOUT,
+    )
+    .await;
     bed.host.shutdown().await;
 }

@@ -10,15 +10,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { launchChromium } from './chromium.mjs';
+import { check, env, ok, stepsDone } from './steps.mjs';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`FAIL: environment variable ${name} is not set (tests/console_browser.rs sets them all)`);
-    process.exit(1);
-  }
-  return v;
-};
 
 const BASE = env('BASE_URL');
 const TOKEN = env('TOKEN');
@@ -28,16 +21,6 @@ const HOURS = Number(env('HOURS'));
 const SHOTS = env('SHOTS');
 mkdirSync(SHOTS, { recursive: true });
 
-let step = 0;
-function ok(line) {
-  step += 1;
-  console.log(`ok ${step} - ${line}`);
-}
-function check(cond, message) {
-  if (!cond) {
-    throw new Error(message);
-  }
-}
 
 const browser = await launchChromium();
 
@@ -134,7 +117,7 @@ try {
   check(response.status() === 401, `after signing out the page answered ${response.status()}`);
   ok('signed out: the console answers 401 again');
 } catch (e) {
-  console.error(`FAIL: step ${step + 1}: ${e.message}`);
+  console.error(`FAIL: step ${stepsDone() + 1}: ${e.message}`);
   await browser.close();
   process.exit(1);
 }

@@ -15,19 +15,8 @@ import { createRequire } from 'node:module';
 import * as jose from 'jose';
 import * as client from 'openid-client';
 import { launchChromium } from './chromium.mjs';
+import { check, env, ok, stepsDone } from './steps.mjs';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) {
-    fail(`environment variable ${name} is not set (tests/sso_browser.rs sets them all)`);
-  }
-  return v;
-};
-
-function fail(message) {
-  console.error(`FAIL: ${message}`);
-  process.exit(1);
-}
 
 const ISSUER = env('ISSUER');
 const CLIENT_ID = env('CLIENT_ID');
@@ -49,16 +38,6 @@ const require = createRequire(import.meta.url);
 const versionOf = (pkg) =>
   JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), 'utf8')).version;
 
-let step = 0;
-function ok(line) {
-  step += 1;
-  console.log(`ok ${step} - ${line}`);
-}
-function check(cond, message) {
-  if (!cond) {
-    throw new Error(message);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The relying party.
@@ -428,7 +407,7 @@ async function main() {
 let code = 0;
 try {
   await main();
-  console.log(`sso.mjs: all ${step} steps passed`);
+  console.log(`sso.mjs: all ${stepsDone()} steps passed`);
 } catch (e) {
   console.error(`FAIL: ${e.message}`);
   if (e.stack) {
