@@ -113,6 +113,18 @@ pub(crate) struct DeadLetterParams {
     pub(crate) reason: Option<String>,
 }
 
+impl DeadLetterParams {
+    /// The instance asked for; blank is none.
+    pub(crate) fn instance(&self) -> Option<String> {
+        blank_is_none(&self.instance)
+    }
+
+    /// The words the reason must contain; blank is none.
+    pub(crate) fn reason(&self) -> Option<String> {
+        blank_is_none(&self.reason)
+    }
+}
+
 /// What a redrive takes: one `id`, an `instance`'s, or `all`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RedriveRequest {
@@ -218,10 +230,7 @@ pub(crate) async fn dead_letters(
     authorised!(c, headers);
     match c
         .operator
-        .dead_letters(
-            blank_is_none(&p.instance).as_deref(),
-            blank_is_none(&p.reason).as_deref(),
-        )
+        .dead_letters(p.instance().as_deref(), p.reason().as_deref())
         .await
     {
         Ok(list) => json_answer(200, view::dead_letter_list(&list)),

@@ -4,7 +4,8 @@
 
 use axum::{
     Form,
-    extract::{Path, Query, State},
+    extract::{FromRequestParts, Path, Query, State},
+    http::request::Parts,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
@@ -117,11 +118,18 @@ fn now() -> i64 {
     Utc::now().timestamp()
 }
 
-/// The request's session, or the 401 sign-in page.
-/// (Boxed: a response is large, and most requests have a session.)
-fn session(c: &Console, headers: &HeaderMap) -> Result<Session, Box<Response>> {
-    c.session(headers, now())
-        .ok_or_else(|| Box::new(login_page(StatusCode::UNAUTHORIZED, None)))
+/// The request's session: a handler that takes it serves only a signed-in caller; anyone else
+/// gets the 401 sign-in page.
+pub(crate) struct SignedIn(Session);
+
+impl FromRequestParts<Console> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Console) -> Result<Self, Response> {
+        c.session(&parts.headers, now())
+            .map(SignedIn)
+            .ok_or_else(|| login_page(StatusCode::UNAUTHORIZED, None))
+    }
 }
 
 fn failure_page(c: &Console, s: &Session, e: &OperatorError) -> Response {
@@ -183,13 +191,9 @@ pub(crate) struct CsrfForm {
 
 pub(crate) async fn logout(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let s = match session(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     if !c.csrf_matches(&s, &form.csrf) {
         return forbidden_csrf();
     }
@@ -234,13 +238,9 @@ fn note(n: &Option<String>) -> Markup {
 
 pub(crate) async fn instances(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(q): Query<InstanceQuery>,
 ) -> Response {
-    let s = match session(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let csrf = c.csrf(&s);
     let (list, error) = match q.filter() {
         Ok(f) => match c.operator.instances(&f).await {
@@ -307,14 +307,10 @@ fn urlencode(s: &str) -> String {
 
 pub(crate) async fn instance(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Path(id): Path<String>,
     Query(n): Query<Note>,
 ) -> Response {
-    let s = match session(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let csrf = c.csrf(&s);
     let detail = match c.operator.instance(&id).await {
         Ok(Some(d)) => d,
@@ -506,21 +502,14 @@ fn exchange_table(exchanges: &[Exchange]) -> Markup {
 
 pub(crate) async fn dead_letters(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(p): Query<DeadLetterParams>,
     Query(n): Query<Note>,
 ) -> Response {
-    let s = match session(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let csrf = c.csrf(&s);
     let letters = match c
         .operator
-        .dead_letters(
-            p.instance.as_deref().filter(|v| !v.is_empty()),
-            p.reason.as_deref().filter(|v| !v.is_empty()),
-        )
+        .dead_letters(p.instance().as_deref(), p.reason().as_deref())
         .await
     {
         Ok(l) => l,
@@ -555,13 +544,9 @@ pub(crate) async fn dead_letters(
 
 pub(crate) async fn exchanges(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(p): Query<ExchangeParams>,
 ) -> Response {
-    let s = match session(&c, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let csrf = c.csrf(&s);
     let list = match c.operator.exchanges(&p.query()).await {
         Ok(l) => l,
@@ -624,24 +609,24 @@ fn back_to(back: &Option<String>, note: &str) -> Response {
     Redirect::to(&format!("{path}?note={}", urlencode(note))).into_response()
 }
 
-fn checked(c: &Console, headers: &HeaderMap, csrf: &str) -> Result<Session, Box<Response>> {
-    let s = session(c, headers)?;
-    if !c.csrf_matches(&s, csrf) {
-        tracing::warn!("console action refused: CSRF token not this session's");
-        return Err(Box::new(forbidden_csrf()));
+/// The refusal of a form whose CSRF token is not the session's, if it is not.
+fn csrf_refusal(c: &Console, s: &Session, presented: &str) -> Option<Response> {
+    if c.csrf_matches(s, presented) {
+        return None;
     }
-    Ok(s)
+    tracing::warn!("console action refused: CSRF token not this session's");
+    Some(forbidden_csrf())
 }
 
 pub(crate) async fn redrive(
     State(c): State<Console>,
     headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let s = match checked(&c, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    if let Some(refused) = csrf_refusal(&c, &s, &f.csrf) {
+        return refused;
+    }
     let request = RedriveRequest {
         id: f.id.clone(),
         instance: f.instance.clone(),
@@ -679,12 +664,12 @@ pub(crate) async fn redrive(
 pub(crate) async fn discard(
     State(c): State<Console>,
     headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let s = match checked(&c, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    if let Some(refused) = csrf_refusal(&c, &s, &f.csrf) {
+        return refused;
+    }
     let id = f.id.clone().unwrap_or_default();
     match c
         .operator
@@ -705,12 +690,12 @@ pub(crate) async fn discard(
 pub(crate) async fn reconcile(
     State(c): State<Console>,
     headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let s = match checked(&c, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    if let Some(refused) = csrf_refusal(&c, &s, &f.csrf) {
+        return refused;
+    }
     match c.operator.reconcile(&c.who(&headers, "console")).await {
         Ok(r) => back_to(
             &None,
