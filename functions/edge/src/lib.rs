@@ -268,18 +268,20 @@ impl Edge {
         started: Instant,
     ) {
         let body_bytes = request.len();
+        let family_name = family.map_or("-", Family::name);
+        let elapsed = started.elapsed();
         let instance_id = match seen.instance_id {
             Some(id) => Some(id),
             None => issued_id(&seen, reply),
         };
         self.metrics.record(koogallery::metrics::Metric::Callback {
-            family: family.map_or("-", Family::name),
+            family: family_name,
             activity: seen.callback.map_or("unknown", |c| c.route.name()),
             result_code: reply.result_code,
         });
         tracing::info!(
             target: "koogallery::callback",
-            family = family.map_or("-", Family::name),
+            family = family_name,
             activity = seen.callback.map_or("-", |c| c.route.name()),
             result_code = reply.result_code.as_str(),
             result_msg = %reply.result_msg,
@@ -288,7 +290,7 @@ impl Edge {
             tenant_id = seen.tenant_id.as_deref().unwrap_or("-"),
             test = seen.test,
             body_bytes,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
             "callback"
         );
         if self.exchanges.is_on() {
@@ -296,7 +298,7 @@ impl Edge {
             let capture = Capture {
                 at: self.clock.now(),
                 direction: Direction::Inbound,
-                family: family.map_or("-", Family::name).into(),
+                family: family_name.into(),
                 // A request no family serves is kept under its path.
                 activity: match (seen.callback, seen.path) {
                     (Some(c), _) => c.route.name().into(),
@@ -316,7 +318,7 @@ impl Edge {
                 response: response.body.clone(),
                 result_code: Some(reply.result_code.as_str().to_owned()),
                 http_status: None,
-                latency: started.elapsed(),
+                latency: elapsed,
                 attempt: None,
                 test: seen.test,
                 error: None,
