@@ -51,8 +51,11 @@ async fn stand_in() -> (String, Seen) {
     (url, seen)
 }
 
-fn admin(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_koogallery-admin"))
+/// `koogallery-admin` with this test's credentials and region, and nothing from the settings,
+/// files or instance of whoever runs the tests.
+fn admin_command(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_koogallery-admin"));
+    command
         .args(args)
         .env_remove("KOOGALLERY_ADMIN_TOKEN")
         .env_remove("KOOGALLERY_ADMIN_API_URL")
@@ -67,9 +70,12 @@ fn admin(args: &[&str]) -> Output {
             "AWS_SHARED_CREDENTIALS_FILE",
             "/nonexistent/aws-credentials",
         )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("koogallery-admin runs")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command
+}
+
+fn admin(args: &[&str]) -> Output {
+    admin_command(args).output().expect("koogallery-admin runs")
 }
 
 /// The signature the request should carry, recomputed from what was received: its signed
@@ -203,19 +209,7 @@ async fn the_signature_covers_the_time() {
 async fn the_console_proxy_signs_for_the_browser_that_opened_its_link_only() {
     use std::io::BufRead;
     let (upstream, seen) = stand_in().await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_koogallery-admin"))
-        .args(["console", "--aws", "--url", &upstream])
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let mut child = admin_command(&["console", "--aws", "--url", &upstream])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -123,6 +123,16 @@ async fn sqs_dead_letters_pass_the_dead_letters_contract() {
     dead_letters_contract(&dead, &[(a, first), (b, second)], requeued).await;
 }
 
+/// The IDs a listing of `dead` gives.
+async fn listed_ids(dead: &SqsDeadLetters) -> HashSet<String> {
+    dead.dead_letters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn a_listing_reaches_past_the_first_ten_and_leaves_every_message_visible() {
@@ -131,22 +141,10 @@ async fn a_listing_reaches_past_the_first_ten_and_leaves_every_message_visible()
     for _ in 0..23 {
         ids.insert(seed(&client, &dead.dlq_url, &body(&job()), None).await);
     }
-    let listed: HashSet<String> = dead
-        .dead_letters()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let listed: HashSet<String> = listed_ids(&dead).await;
     assert_eq!(listed, ids);
     // Looked at, not taken: a second look sees them all at once.
-    let again: HashSet<String> = dead
-        .dead_letters()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let again: HashSet<String> = listed_ids(&dead).await;
     assert_eq!(again, ids);
     // Any one is found among the others, which stay.
     let last = ids.iter().next().unwrap().clone();
