@@ -5,7 +5,7 @@
 //! queue (`KOOGALLERY_QUEUE_URL`). Every action is kept in the exchange log, written before the
 //! invocation returns.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::Router;
 use http_body_util::BodyExt;
@@ -27,9 +27,6 @@ pub const LOAD: Load = Load {
     queue: true,
     sealer: false,
 };
-
-/// How long an invocation waits, after its answer, for the exchange log to take its actions.
-pub const EXCHANGE_FLUSH: Duration = Duration::from_millis(500);
 
 /// The operator over the deployment's adapters, the recorder its actions go to, and the
 /// recorder's writer (to be spawned).
@@ -97,7 +94,8 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
     let (router, recorder) = (&router, &recorder);
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let response = handle(router, req).await;
-        flush(recorder).await;
+        // The process is frozen once the answer is returned: the actions are written first.
+        koogallery_lambda::flush_exchanges(recorder).await;
         Ok::<_, Error>(response)
     }))
     .await
@@ -150,22 +148,6 @@ pub async fn handle(router: &Router, request: Request) -> Response<Body> {
         Err(e) => Body::Binary(e.into_bytes()),
     };
     Response::from_parts(parts, body)
-}
-
-/// Writes the invocation's actions to the exchange log before it returns (the process is frozen
-/// once it has), within [`EXCHANGE_FLUSH`].
-async fn flush(recorder: &ExchangeRecorder) {
-    if !recorder.is_on() {
-        return;
-    }
-    if tokio::time::timeout(EXCHANGE_FLUSH, recorder.flush())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "exchange log: an action was not written within {EXCHANGE_FLUSH:?}; it is written later if the environment is reused"
-        );
-    }
 }
 
 #[cfg(test)]
