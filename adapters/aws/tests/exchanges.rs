@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use common::{client_and_table, raw, unique};
 use koogallery::{
-    exchange::{Direction, Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, new_id, record},
+    exchange::{
+        Direction, Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, Kept, new_id, record,
+    },
     testing::contract::exchange_log_contract,
 };
 use koogallery_aws::{
@@ -82,9 +84,11 @@ async fn an_exchange_is_kept_under_each_partition_it_is_found_by() {
     let (instance, order) = (unique("i#%"), unique("CS"));
     let e = exchange(t0(), Some(&instance), Some(&order));
     let bare = exchange(t0() + Duration::seconds(1), None, None);
-    log.append(&[e.clone(), bare.clone()]).await.unwrap();
+    log.append(&Kept::all(&[e.clone(), bare.clone()]))
+        .await
+        .unwrap();
 
-    let time = time_pk(day_of(&e), time_shard(&e.id));
+    let time = time_pk(day_of(&Kept::of(&e)), time_shard(&e.id));
     assert!(time.starts_with("XLOG#T#20260601#"), "{time}");
     assert!(instance_pk(&instance).contains("i%23%25"), "escaped");
     for pk in [instance_pk(&instance), order_pk(&order), time] {
@@ -105,7 +109,7 @@ async fn an_exchange_is_kept_under_each_partition_it_is_found_by() {
         raw(
             &client,
             &table,
-            &time_pk(day_of(&bare), time_shard(&bare.id)),
+            &time_pk(day_of(&Kept::of(&bare)), time_shard(&bare.id)),
             &bare.id
         )
         .await
@@ -135,7 +139,7 @@ async fn pages_by_time_cross_day_partitions() {
         .chain([&three_days_ago, &ancient])
         .cloned()
         .collect();
-    log.append(&every).await.unwrap();
+    log.append(&Kept::all(&every)).await.unwrap();
     every.pop();
     every.sort_by(|a, b| b.id.cmp(&a.id));
 
@@ -162,7 +166,9 @@ async fn an_expired_item_not_yet_deleted_is_never_answered() {
     let older = exchange(t0(), Some(&instance), None);
     let mut expired = exchange(t0() + Duration::seconds(1), Some(&instance), None);
     expired.expires_at = now - Duration::milliseconds(1);
-    log.append(&[older.clone(), expired.clone()]).await.unwrap();
+    log.append(&Kept::all(&[older.clone(), expired.clone()]))
+        .await
+        .unwrap();
     assert!(
         raw(&client, &table, &instance_pk(&instance), &expired.id)
             .await
@@ -188,8 +194,10 @@ async fn a_retried_append_completes_a_partly_written_exchange() {
     let (log, client, table) = fresh().await;
     let instance = unique("i");
     let e = exchange(t0(), Some(&instance), None);
-    log.append(std::slice::from_ref(&e)).await.unwrap();
-    let time = time_pk(day_of(&e), time_shard(&e.id));
+    log.append(&Kept::all(std::slice::from_ref(&e)))
+        .await
+        .unwrap();
+    let time = time_pk(day_of(&Kept::of(&e)), time_shard(&e.id));
     client
         .delete_item()
         .table_name(&table)
@@ -200,7 +208,7 @@ async fn a_retried_append_completes_a_partly_written_exchange() {
         .unwrap();
     let mut retried = e.clone();
     retried.result_code = Some("000005".into());
-    log.append(&[retried]).await.unwrap();
+    log.append(&Kept::all(&[retried])).await.unwrap();
     let now = t0() + Duration::hours(1);
     assert_eq!(
         log.find(&all(None, 1), now).await.unwrap()[0]

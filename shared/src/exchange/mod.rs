@@ -9,6 +9,8 @@
 //!
 //! - [`Exchange`]: one stored call; its on-disk form is [`record`] (a versioned contract).
 //! - [`Capture`]: what a caller hands the recorder on its path: raw bytes, not yet redacted.
+//! - [`Kept`]: an exchange as written (its record's bytes and the keys it is found by): what a
+//!   store appends.
 //! - [`ExchangeLog`]: the port (memory, embedded, DynamoDB), held to `exchange_log_contract`.
 
 pub mod record;
@@ -20,6 +22,7 @@ use chrono::{DateTime, Utc};
 
 use crate::storage::StoreError;
 
+pub use record::Kept;
 pub use recorder::{Capture, ExchangeRecorder, RecorderTask};
 
 /// Who called whom.
@@ -131,9 +134,9 @@ impl ExchangeQuery {
 /// Where exchanges are kept.
 #[async_trait]
 pub trait ExchangeLog: Send + Sync {
-    /// Keeps `exchanges`. Appending an exchange whose `id` is kept already changes nothing (a
-    /// retried batch is not doubled).
-    async fn append(&self, exchanges: &[Exchange]) -> Result<(), StoreError>;
+    /// Keeps `records`. Appending an exchange whose `id` is kept already changes nothing (a
+    /// retried batch is not doubled): the first kept is the one answered.
+    async fn append(&self, records: &[Kept]) -> Result<(), StoreError>;
 
     /// One page, newest first ([`ExchangeQuery`]); expired exchanges are never answered, whether
     /// or not the store has deleted them yet.
@@ -169,6 +172,14 @@ pub fn new_id(at: DateTime<Utc>) -> String {
         at.timestamp_millis().max(0),
         rand::random::<u64>()
     )
+}
+
+/// The milliseconds an exchange id starts with ([`new_id`]), if it does.
+pub fn id_millis(id: &str) -> Option<i64> {
+    let (ms, _) = id.split_once('-')?;
+    (ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| ms.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]

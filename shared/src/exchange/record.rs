@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Direction, Exchange};
 use crate::storage::{Detail, StoreError};
 
-const SCHEMA: u32 = 1;
+pub(super) const SCHEMA: u32 = 1;
 
 /// The stored record as read (written as [`RecordV1Ref`]).
 #[derive(Deserialize)]
@@ -42,9 +42,32 @@ struct RecordV1 {
     error: Option<String>,
 }
 
-/// The record as written, borrowed from an exchange (no copy of its bodies).
+/// The record as written, without its bodies, borrowed (from an exchange, or from a capture by
+/// the recorder): [`assemble`] writes its members before and after the bodies, in the order the
+/// pinned form has them.
+pub(super) struct RecordV1Head<'a> {
+    pub(super) v: u32,
+    pub(super) id: &'a str,
+    pub(super) at: &'a DateTime<Utc>,
+    pub(super) direction: &'static str,
+    pub(super) family: &'a str,
+    pub(super) activity: &'a str,
+    pub(super) instance_id: Option<&'a str>,
+    pub(super) order_id: Option<&'a str>,
+    pub(super) tenant_id: Option<&'a str>,
+    pub(super) result_code: Option<&'a str>,
+    pub(super) http_status: Option<u16>,
+    pub(super) latency_ms: f64,
+    pub(super) key: Option<&'a str>,
+    pub(super) attempt: Option<u32>,
+    pub(super) test: bool,
+    pub(super) expires_at: &'a DateTime<Utc>,
+    pub(super) error: Option<&'a str>,
+}
+
+/// The members before the bodies.
 #[derive(Serialize)]
-struct RecordV1Ref<'a> {
+struct Before<'a> {
     v: u32,
     id: &'a str,
     at: &'a DateTime<Utc>,
@@ -57,8 +80,11 @@ struct RecordV1Ref<'a> {
     order_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tenant_id: Option<&'a str>,
-    request: &'a serde_json::Value,
-    response: &'a serde_json::Value,
+}
+
+/// The members after the bodies.
+#[derive(Serialize)]
+struct After<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     result_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,9 +100,45 @@ struct RecordV1Ref<'a> {
     error: Option<&'a str>,
 }
 
+/// The record of `head` with its two bodies, each already one JSON value.
+pub(super) fn assemble(head: &RecordV1Head<'_>, request: &[u8], response: &[u8]) -> Vec<u8> {
+    let before = Before {
+        v: head.v,
+        id: head.id,
+        at: head.at,
+        direction: head.direction,
+        family: head.family,
+        activity: head.activity,
+        instance_id: head.instance_id,
+        order_id: head.order_id,
+        tenant_id: head.tenant_id,
+    };
+    let after = After {
+        result_code: head.result_code,
+        http_status: head.http_status,
+        latency_ms: head.latency_ms,
+        key: head.key,
+        attempt: head.attempt,
+        test: head.test,
+        expires_at: head.expires_at,
+        error: head.error,
+    };
+    let mut out = Vec::with_capacity(320 + request.len() + response.len());
+    serde_json::to_writer(&mut out, &before).expect("an exchange always serialises");
+    out.pop(); // `}`: both halves always have members, so commas join them
+    out.extend_from_slice(br#","request":"#);
+    out.extend_from_slice(request);
+    out.extend_from_slice(br#","response":"#);
+    out.extend_from_slice(response);
+    let rest = out.len();
+    serde_json::to_writer(&mut out, &after).expect("an exchange always serialises");
+    out[rest] = b','; // `{`
+    out
+}
+
 /// What is written for `e`, borrowed from it.
-fn written(e: &Exchange) -> RecordV1Ref<'_> {
-    RecordV1Ref {
+fn head(e: &Exchange) -> RecordV1Head<'_> {
+    RecordV1Head {
         v: SCHEMA,
         id: &e.id,
         at: &e.at,
@@ -86,11 +148,9 @@ fn written(e: &Exchange) -> RecordV1Ref<'_> {
         instance_id: e.instance_id.as_deref(),
         order_id: e.order_id.as_deref(),
         tenant_id: e.tenant_id.as_deref(),
-        request: &e.request,
-        response: &e.response,
         result_code: e.result_code.as_deref(),
         http_status: e.http_status,
-        latency_ms: (e.latency_ms * 1000.0).round() / 1000.0,
+        latency_ms: round_latency(e.latency_ms),
         key: e.key.as_deref(),
         attempt: e.attempt,
         test: e.test,
@@ -99,14 +159,59 @@ fn written(e: &Exchange) -> RecordV1Ref<'_> {
     }
 }
 
+/// Latencies are kept to the microsecond.
+pub(super) fn round_latency(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
 /// The stored bytes of `e`.
 pub fn encode(e: &Exchange) -> Vec<u8> {
-    serde_json::to_vec(&written(e)).expect("an exchange always serialises")
+    let request = serde_json::to_vec(&e.request).expect("a JSON value always serialises");
+    let response = serde_json::to_vec(&e.response).expect("a JSON value always serialises");
+    assemble(&head(e), &request, &response)
 }
 
 /// The stored form as JSON (the golden test, the operator API's raw view).
 pub fn to_json(e: &Exchange) -> serde_json::Value {
-    serde_json::to_value(written(e)).expect("an exchange always serialises")
+    serde_json::from_slice(&encode(e)).expect("an encoded exchange is JSON")
+}
+
+/// An exchange as the log writes it: its stored record and the keys a store files it under.
+/// The recorder makes one from a capture without building the exchange's JSON bodies
+/// ([`crate::exchange::Capture::into_kept`]); readers decode the record ([`Kept::exchange`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub instance_id: Option<String>,
+    pub order_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    /// The record, `v` 1 ([`encode`]).
+    pub record: Vec<u8>,
+}
+
+impl Kept {
+    /// How `e` is kept.
+    pub fn of(e: &Exchange) -> Self {
+        Self {
+            id: e.id.clone(),
+            at: e.at,
+            instance_id: e.instance_id.clone(),
+            order_id: e.order_id.clone(),
+            expires_at: e.expires_at,
+            record: encode(e),
+        }
+    }
+
+    /// How each of `exchanges` is kept.
+    pub fn all(exchanges: &[Exchange]) -> Vec<Self> {
+        exchanges.iter().map(Self::of).collect()
+    }
+
+    /// The exchange its record holds.
+    pub fn exchange(&self) -> Result<Exchange, StoreError> {
+        decode(&self.record)
+    }
 }
 
 /// An exchange from its stored bytes.

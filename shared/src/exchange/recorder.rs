@@ -20,7 +20,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Direction, Exchange, ExchangeLog, new_id, redact::Redaction};
+use super::{Direction, ExchangeLog, Kept, new_id, record, redact::Redaction};
 
 /// Captures the channel holds before `record` drops them.
 pub const CAPACITY: usize = 8192;
@@ -84,28 +84,43 @@ impl Capture {
         }
     }
 
-    /// The exchange kept for this call: bodies redacted, expiring `retention` after it.
-    pub fn into_exchange(self, retention: chrono::Duration) -> Exchange {
+    /// The record kept for this call: bodies redacted, expiring `retention` after it. Written
+    /// straight from the capture's bytes: no JSON tree of either body is built.
+    pub fn into_kept(self, retention: chrono::Duration) -> Kept {
         let redaction = Redaction::for_call(&self.family, &self.activity);
-        Exchange {
-            id: new_id(self.at),
-            at: self.at,
-            direction: self.direction,
-            request: redaction.body(&self.request),
-            response: redaction.body(&self.response),
-            family: self.family.into_owned(),
-            activity: self.activity.into_owned(),
-            instance_id: self.instance_id,
-            order_id: self.order_id,
-            tenant_id: self.tenant_id,
-            result_code: self.result_code,
+        let mut request = Vec::with_capacity(self.request.len() + 2);
+        redaction.write_body(&self.request, &mut request);
+        let mut response = Vec::with_capacity(self.response.len() + 2);
+        redaction.write_body(&self.response, &mut response);
+        let id = new_id(self.at);
+        let expires_at = self.at + retention;
+        let head = record::RecordV1Head {
+            v: record::SCHEMA,
+            id: &id,
+            at: &self.at,
+            direction: self.direction.as_str(),
+            family: &self.family,
+            activity: &self.activity,
+            instance_id: self.instance_id.as_deref(),
+            order_id: self.order_id.as_deref(),
+            tenant_id: self.tenant_id.as_deref(),
+            result_code: self.result_code.as_deref(),
             http_status: self.http_status,
-            latency_ms: self.latency.as_secs_f64() * 1000.0,
-            key: self.key.map(str::to_owned),
+            latency_ms: record::round_latency(self.latency.as_secs_f64() * 1000.0),
+            key: self.key,
             attempt: self.attempt,
             test: self.test,
-            expires_at: self.at + retention,
-            error: self.error,
+            expires_at: &expires_at,
+            error: self.error.as_deref(),
+        };
+        let record = record::assemble(&head, &request, &response);
+        Kept {
+            id,
+            at: self.at,
+            instance_id: self.instance_id,
+            order_id: self.order_id,
+            expires_at,
+            record,
         }
     }
 }
@@ -285,7 +300,7 @@ impl RecorderTask {
             let ended = loop {
                 match next {
                     Ok(Message::Record(c)) => {
-                        batch.push(c.into_exchange(self.retention));
+                        batch.push(c.into_kept(self.retention));
                         if batch.len() >= BATCH {
                             self.append(&mut batch).await;
                         }
@@ -315,7 +330,7 @@ impl RecorderTask {
         }
     }
 
-    async fn append(&self, batch: &mut Vec<Exchange>) {
+    async fn append(&self, batch: &mut Vec<Kept>) {
         if batch.is_empty() {
             return;
         }

@@ -10,9 +10,11 @@
 //! Bodies that are not JSON are kept as `application/x-www-form-urlencoded` pairs, redacted the
 //! same way, when they parse as such, else described by their size only.
 
+use std::{borrow::Cow, fmt, sync::LazyLock};
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use serde_json::{Map, Value};
-use std::sync::LazyLock;
+use serde::de::{MapAccess, Visitor};
+use serde_json::{Map, Value, value::RawValue};
 
 /// What a redacted value becomes.
 pub const REDACTED: &str = "<redacted>";
@@ -88,28 +90,50 @@ impl Redaction {
         }
     }
 
+    /// Whether `key` is one of the names this redaction hides: compared without case and without
+    /// `_` or `-`, and without allocating (it runs for every member of a body that may hide one).
     fn hides(&self, key: &str) -> bool {
-        let lower: String = key
-            .chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        SENSITIVE.contains(&lower.as_str()) || (self.instance_id_is_secret && lower == "instanceid")
+        let mut joined = [0u8; 24];
+        let mut len = 0;
+        for b in key.bytes().filter(|b| *b != b'_' && *b != b'-') {
+            if len == joined.len() {
+                return false; // longer than every sensitive name
+            }
+            joined[len] = b.to_ascii_lowercase();
+            len += 1;
+        }
+        let joined = &joined[..len];
+        SENSITIVE.iter().any(|s| s.as_bytes() == joined)
+            || (self.instance_id_is_secret && joined == b"instanceid")
+    }
+
+    /// Whether a JSON text may hold a name to hide, so that it must be walked: the prefilter saw
+    /// one, or a `\u` escape may spell one the prefilter cannot see.
+    fn may_hide(&self, text: &str) -> bool {
+        self.instance_id_is_secret || PREFILTER.is_match(text) || text.contains("\\u")
     }
 
     /// What the log keeps of `bytes`: redacted JSON, redacted form pairs, or a description.
     pub fn body(&self, bytes: &[u8]) -> Value {
+        let mut out = Vec::new();
+        self.write_body(bytes, &mut out);
+        serde_json::from_slice(&out).expect("write_body writes one JSON value")
+    }
+
+    /// Writes what the log keeps of `bytes` to `out`, as one JSON value: a JSON body as it came
+    /// (its whitespace and order kept) with the values of names to hide replaced, walking only
+    /// the objects and arrays whose text may hold such a name (no tree is built); form pairs as a
+    /// redacted object; anything else as a description of its size.
+    pub fn write_body(&self, bytes: &[u8], out: &mut Vec<u8>) {
         if bytes.is_empty() {
-            return Value::Null;
+            out.extend_from_slice(b"null");
+            return;
         }
         if bytes.len() > MAX_KEPT_BYTES {
-            return describe(bytes.len(), "too large to keep");
+            return write_value(out, &describe(bytes.len(), "too large to keep"));
         }
-        if let Ok(mut value) = serde_json::from_slice::<Value>(bytes) {
-            if self.instance_id_is_secret || PREFILTER.is_match(bytes) {
-                self.value(&mut value);
-            }
-            return value;
+        if let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes) {
+            return self.write_raw(raw, out);
         }
         match std::str::from_utf8(bytes) {
             Ok(text) if looks_like_form(text) => {
@@ -122,9 +146,56 @@ impl Redaction {
                     };
                     map.insert(k.into_owned(), Value::String(kept));
                 }
-                Value::Object(map)
+                write_value(out, &Value::Object(map))
             }
-            _ => describe(bytes.len(), "not JSON"),
+            _ => write_value(out, &describe(bytes.len(), "not JSON")),
+        }
+    }
+
+    /// Writes `raw`, redacted: as it is when it cannot hold a name to hide, else member by member.
+    fn write_raw(&self, raw: &RawValue, out: &mut Vec<u8>) {
+        let text = raw.get();
+        if !self.may_hide(text) {
+            out.extend_from_slice(text.as_bytes());
+            return;
+        }
+        match text.as_bytes().first() {
+            Some(b'{') => {
+                let Ok(Members(members)) = serde_json::from_str::<Members>(text) else {
+                    // Valid JSON that serde_json will not take apart (nested past its depth limit):
+                    // nothing of it is kept.
+                    return write_value(out, &describe(text.len(), "too deep to redact"));
+                };
+                out.push(b'{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_value(out, key.as_ref());
+                    out.push(b':');
+                    if self.hides(key) && value.get() != "null" {
+                        write_value(out, REDACTED);
+                    } else {
+                        self.write_raw(value, out);
+                    }
+                }
+                out.push(b'}');
+            }
+            Some(b'[') => {
+                let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text) else {
+                    return write_value(out, &describe(text.len(), "too deep to redact"));
+                };
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.write_raw(item, out);
+                }
+                out.push(b']');
+            }
+            // A string or a number: only a member's name makes a value secret.
+            _ => out.extend_from_slice(text.as_bytes()),
         }
     }
 
@@ -151,6 +222,53 @@ impl Redaction {
 /// `k=v&k=v`, printable: a V1 query string or a form body.
 fn looks_like_form(text: &str) -> bool {
     text.contains('=') && !text.chars().any(|c| c.is_control() || c == ' ')
+}
+
+fn write_value(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("writing JSON to memory cannot fail");
+}
+
+/// An object's members in their order: names unescaped (borrowed when they hold no escape),
+/// values as their raw text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name<'a>(Cow<'a, str>);
+        impl<'de> serde::Deserialize<'de> for Name<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Name<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a member's name")
+                    }
+                    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Borrowed(v)))
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Owned(v.to_owned())))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((name, value)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
+                    members.push((name.0, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn describe(bytes: usize, why: &str) -> Value {
@@ -202,6 +320,35 @@ mod tests {
     fn a_body_without_sensitive_names_is_kept_as_it_is() {
         let body = json!({"activity": "queryInstance", "instanceIds": ["i-1"], "testFlag": "0"});
         assert_eq!(Redaction::default().body(body.to_string().as_bytes()), body);
+    }
+
+    #[test]
+    fn a_body_is_written_as_it_came_except_the_values_hidden() {
+        let r = Redaction::default();
+        let mut out = Vec::new();
+        let plain = b"{ \"instanceId\": \"i-1\",\n  \"list\": [1, 2.50, \"x\"] }";
+        r.write_body(plain, &mut out);
+        assert_eq!(out, plain, "nothing to hide: the bytes as they came");
+        out.clear();
+        r.write_body(
+            br#"{"a": {"b": [ {"password": "p", "keep": 1.0} ]}, "z": "\u00e9"}"#,
+            &mut out,
+        );
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"a":{"b":[{"password":"<redacted>","keep":1.0}]},"z":"\u00e9"}"#,
+            "only the walked objects are rewritten; values are kept as written"
+        );
+    }
+
+    #[test]
+    fn a_name_spelt_with_escapes_is_still_hidden() {
+        let kept = Redaction::default()
+            .body(br#"{"customer\u004eame": "Zhang San", "pass\u0077ord": "p"}"#);
+        assert_eq!(
+            kept,
+            json!({"customerName": REDACTED, "password": REDACTED})
+        );
     }
 
     #[test]

@@ -139,7 +139,7 @@ async fn a_full_channel_drops_and_counts_without_waiting() {
     struct Stuck;
     #[async_trait::async_trait]
     impl ExchangeLog for Stuck {
-        async fn append(&self, _: &[Exchange]) -> Result<(), crate::StoreError> {
+        async fn append(&self, _: &[Kept]) -> Result<(), crate::StoreError> {
             std::future::pending().await
         }
         async fn find(
@@ -170,7 +170,7 @@ async fn a_refused_batch_is_retried_then_dropped() {
     }
     #[async_trait::async_trait]
     impl ExchangeLog for Flaky {
-        async fn append(&self, e: &[Exchange]) -> Result<(), crate::StoreError> {
+        async fn append(&self, e: &[Kept]) -> Result<(), crate::StoreError> {
             {
                 let mut f = self.fails.lock().unwrap();
                 if *f > 0 {

@@ -1369,7 +1369,9 @@ pub async fn directory_contract(dir: Arc<dyn crate::directory::TenantDirectory>)
 /// by time, page after page; a re-appended exchange is not doubled; an expired one is never
 /// answered.
 pub async fn exchange_log_contract(log: Arc<dyn crate::exchange::ExchangeLog>) {
-    use crate::exchange::{Direction, Exchange, ExchangeFilter, ExchangeQuery, ExchangeQuery as Q};
+    use crate::exchange::{
+        Direction, Exchange, ExchangeFilter, ExchangeQuery, ExchangeQuery as Q, Kept,
+    };
     use serde_json::json;
 
     // A day of 2026 of this call's own, so a shared emulator's other runs do not interleave.
@@ -1407,9 +1409,14 @@ pub async fn exchange_log_contract(log: Arc<dyn crate::exchange::ExchangeLog>) {
     let a2 = exchange(2, Some(&instance_a), None);
     let b1 = exchange(3, Some(&instance_b), Some(&order));
     let n1 = exchange(4, None, None);
-    log.append(&[a1.clone(), a2.clone(), b1.clone(), n1.clone()])
-        .await
-        .expect("append");
+    log.append(&Kept::all(&[
+        a1.clone(),
+        a2.clone(),
+        b1.clone(),
+        n1.clone(),
+    ]))
+    .await
+    .expect("append");
 
     let find = |q: ExchangeQuery| {
         let log = log.clone();
@@ -1468,7 +1475,9 @@ pub async fn exchange_log_contract(log: Arc<dyn crate::exchange::ExchangeLog>) {
     // A retried batch is not doubled, nor does it change what is kept.
     let mut again = a1.clone();
     again.result_code = Some("000005".into());
-    log.append(&[again]).await.expect("append again");
+    log.append(&Kept::all(&[again]))
+        .await
+        .expect("append again");
     assert_eq!(
         find(Q::newest(ExchangeFilter::Instance(instance_a.clone()), 10)).await,
         [a2.clone(), a1.clone()]
@@ -1479,7 +1488,9 @@ pub async fn exchange_log_contract(log: Arc<dyn crate::exchange::ExchangeLog>) {
     let mut old = exchange(1, Some(&instance_c), None);
     old.expires_at = now - chrono::Duration::seconds(1);
     let fresh = exchange(2, Some(&instance_c), None);
-    log.append(&[old, fresh.clone()]).await.expect("append");
+    log.append(&Kept::all(&[old, fresh.clone()]))
+        .await
+        .expect("append");
     assert_eq!(
         find(Q::newest(ExchangeFilter::Instance(instance_c.clone()), 10)).await,
         [fresh]

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     StoreError,
-    exchange::{Exchange, ExchangeLog, ExchangeQuery},
+    exchange::{Exchange, ExchangeLog, ExchangeQuery, Kept},
 };
 
-/// Exchanges by ID (which sorts by time).
+/// Exchanges by ID (which sorts by time), decoded from the records appended (so a test reads
+/// what a store would).
 #[derive(Debug, Default)]
 pub struct MemoryExchangeLog {
     exchanges: Mutex<BTreeMap<String, Exchange>>,
@@ -30,10 +31,14 @@ impl MemoryExchangeLog {
 
 #[async_trait]
 impl ExchangeLog for MemoryExchangeLog {
-    async fn append(&self, exchanges: &[Exchange]) -> Result<(), StoreError> {
+    async fn append(&self, records: &[Kept]) -> Result<(), StoreError> {
+        let decoded = records
+            .iter()
+            .map(Kept::exchange)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut kept = self.exchanges.lock().unwrap();
-        for e in exchanges {
-            kept.entry(e.id.clone()).or_insert_with(|| e.clone());
+        for e in decoded {
+            kept.entry(e.id.clone()).or_insert(e);
         }
         Ok(())
     }

@@ -58,7 +58,10 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use koogallery::{
     StoreError,
-    exchange::{Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, MAX_RETENTION_DAYS, record},
+    exchange::{
+        Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, Kept, MAX_RETENTION_DAYS, id_millis,
+        record,
+    },
     failure::Detail,
 };
 
@@ -97,14 +100,6 @@ pub fn time_shard(id: &str) -> u8 {
     sha2::Sha256::digest(id.as_bytes())[0] % TIME_SHARDS
 }
 
-/// The milliseconds an exchange id starts with (`koogallery::exchange::new_id`), if it does.
-fn id_millis(id: &str) -> Option<i64> {
-    let (ms, _) = id.split_once('-')?;
-    (ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| ms.parse().ok())
-        .flatten()
-}
-
 fn day_of_millis(ms: i64) -> Option<NaiveDate> {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -112,7 +107,7 @@ fn day_of_millis(ms: i64) -> Option<NaiveDate> {
 }
 
 /// The day whose time partitions hold `e`.
-pub fn day_of(e: &Exchange) -> NaiveDate {
+pub fn day_of(e: &Kept) -> NaiveDate {
     id_millis(&e.id)
         .and_then(day_of_millis)
         .unwrap_or_else(|| e.at.date_naive())
@@ -150,8 +145,8 @@ impl DynamoExchangeLog {
     }
 
     /// The items of `e`: the time partition's, then the instance's and the order's if it has them.
-    fn items(e: &Exchange) -> Result<Vec<Item>, StoreError> {
-        let data = json_text(record::encode(e))?;
+    fn items(e: &Kept) -> Result<Vec<Item>, StoreError> {
+        let data = json_text(e.record.clone())?;
         let ttl = ttl_secs(e.expires_at.timestamp_millis());
         let mut pks = vec![time_pk(day_of(e), time_shard(&e.id))];
         pks.extend(e.instance_id.as_deref().map(instance_pk));
@@ -291,7 +286,7 @@ fn decode(item: &Item) -> Result<Exchange, StoreError> {
 
 #[async_trait]
 impl ExchangeLog for DynamoExchangeLog {
-    async fn append(&self, exchanges: &[Exchange]) -> Result<(), StoreError> {
+    async fn append(&self, exchanges: &[Kept]) -> Result<(), StoreError> {
         let mut items = Vec::with_capacity(exchanges.len() * 3);
         for e in exchanges {
             items.extend(Self::items(e)?);
