@@ -236,3 +236,65 @@ async fn a_parked_notice_is_found_by_its_order_read_and_redriven() {
     assert_eq!(post.status(), 401);
     h.shutdown().await;
 }
+
+/// The reconciler's passes are kept, the host's scheduled ones and a forced one, and listed
+/// newest first with who ran them (`koogallery-admin passes`, the dead-letter page's table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcilers_passes_are_listed_scheduled_and_forced() {
+    let vendor = Vendor::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = vendor.config();
+    cfg.settings.worker.reconcile_every = Duration::from_millis(200);
+    let h = host(dir.path(), cfg, None).await;
+    let admin = HostArgs {
+        url: Some(format!("http://{}", h.addr)),
+        data_dir: Some(dir.path().to_owned()),
+        ..HostArgs::default()
+    };
+    let env = koogallery::config::Env::empty();
+    let passes = || async {
+        call(
+            &admin,
+            &env,
+            Method::GET,
+            "/admin/api/reconcile?limit=50",
+            None,
+        )
+        .await
+        .unwrap()
+    };
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = passes().await;
+        if listed["passes"].as_array().is_some_and(|p| !p.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed["v"], 1);
+    assert_eq!(listed["passes"][0]["who"], "schedule", "{listed}");
+    assert_eq!(listed["passes"][0]["stuck_provisioning"], json!([]));
+
+    call(&admin, &env, Method::POST, "/admin/api/reconcile", None)
+        .await
+        .unwrap();
+    // Scheduled passes go on every 200 ms: the forced one is among the newest.
+    let mut forced = None;
+    for _ in 0..100 {
+        forced = passes().await["passes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["who"] != "schedule")
+            .cloned();
+        if forced.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let forced = forced.expect("the forced pass is listed");
+    assert!(
+        forced["who"].as_str().unwrap().contains("API"),
+        "the forced pass, with who asked: {forced}"
+    );
+}

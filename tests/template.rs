@@ -768,7 +768,8 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
         json!({"Ref": "CredentialsKey"})
     );
     // The reconciler queries the unsettled index's shards (and the legacy index), then reads the
-    // instances it names: nothing else, and no write.
+    // instances it names, and keeps each pass in the exchange log: nothing else, and no other
+    // write.
     use koogallery_aws::dynamo::keys::{
         LEGACY_UNSETTLED, LEGACY_UNSETTLED_INDEX, UNSETTLED_INDEX, UNSETTLED_SHARD,
     };
@@ -801,6 +802,11 @@ fn keys_are_partitioned_per_function_and_the_reconciler_is_scheduled_and_alarmed
                 vec!["dynamodb:BatchGetItem".to_owned()],
                 json!({"Fn::GetAtt": ["Table", "Arn"]}),
                 vec!["INSTANCE#*".to_owned()]
+            ),
+            (
+                vec!["dynamodb:PutItem".to_owned()],
+                json!({"Fn::GetAtt": ["Table", "Arn"]}),
+                vec!["XLOG#*".to_owned()]
             ),
         ]
     );
@@ -2640,8 +2646,9 @@ fn dashboard_drift_is_reported() {
     );
 }
 
-/// The edge keeps every call KooGallery makes in the exchange log on the table, and the worker and
-/// the usage push every call they make (the webhook, the open API): each is told the retention by
+/// The edge keeps every call KooGallery makes in the exchange log on the table, the worker and
+/// the usage push every call they make (the webhook, the open API), and the reconciler each
+/// pass: each is told the retention by
 /// a parameter bounded as the setting is (`KOOGALLERY_EXCHANGE_LOG_DAYS`, its catalog default, at
 /// most `MAX_RETENTION_DAYS`), and its role may put exactly the log's items, nothing else of the
 /// `XLOG#` partitions and no other action there.
@@ -2670,6 +2677,7 @@ fn every_caller_keeps_the_exchange_log_on_the_table() {
         ("EdgeFunction", "EdgeRole"),
         ("ProvisionWorkerFunction", "ProvisionWorkerRole"),
         ("UsagePushFunction", "UsagePushRole"),
+        ("ReconcilerFunction", "ReconcilerRole"),
     ] {
         let f = &template["Resources"][function]["Properties"];
         assert_eq!(

@@ -56,6 +56,8 @@ pub enum Command {
     Usage(crate::operator_cli::InstanceArgs),
     /// Runs a reconciler pass now and says what it found and re-queued.
     Reconcile(crate::operator_cli::ReconcileArgs),
+    /// The reconciler's last passes, scheduled or forced: when, by whom, what each found.
+    Passes(crate::operator_cli::PassesArgs),
     /// The admin function's console in a browser (`--aws --url <AdminUrl>`): a proxy on
     /// 127.0.0.1 that signs each request with your AWS credentials, opened by a one-time link.
     Console(ConsoleArgs),
@@ -594,6 +596,9 @@ pub fn run(cli: Cli, env: &Env<'_>) -> ExitCode {
             env,
             crate::operator_cli::Call::Reconcile(a),
         ),
+        Command::Passes(a) => {
+            crate::operator_cli::run(&a.host.clone(), env, crate::operator_cli::Call::Passes(a))
+        }
         Command::Restore(args) => finish(args.json, restore(&args), |r| {
             let aside = r
                 .moved_aside

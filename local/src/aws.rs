@@ -276,6 +276,7 @@ impl Aws {
             config.settings.worker.reconcile_every,
             health.clone(),
             stopped.clone(),
+            exchanges.clone(),
         ));
         let worker_task = tokio::spawn(async move {
             health.worker_running(true);

@@ -230,6 +230,7 @@ impl Embedded {
             config.settings.worker.reconcile_every,
             health.clone(),
             stopped.clone(),
+            exchanges.clone(),
         ));
         let push_task = tokio::spawn(push_every(
             pusher,

@@ -56,6 +56,7 @@ pub(crate) async fn flush(recorder: &ExchangeRecorder) {
 fn spawn_low_priority(writer: koogallery::exchange::RecorderTask) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_name("exchange-log-io")
         .max_blocking_threads(2)
         .on_thread_start(lowest_priority)
         .build()?;

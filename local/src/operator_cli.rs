@@ -113,6 +113,15 @@ pub struct ReconcileArgs {
     pub host: HostArgs,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct PassesArgs {
+    /// Passes to show, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
 /// One operator command.
 #[derive(Debug)]
 pub enum Call {
@@ -124,6 +133,7 @@ pub enum Call {
     Discard(DiscardArgs),
     Usage(InstanceArgs),
     Reconcile(ReconcileArgs),
+    Passes(PassesArgs),
 }
 
 /// The operator's name sent with every call, kept with its actions: `$USER@host`.
@@ -350,6 +360,17 @@ async fn answer(host: &HostArgs, env: &Env<'_>, c: &Call) -> Result<Value, Admin
             .await
         }
         Call::Reconcile(_) => call(host, env, Method::POST, "/admin/api/reconcile", None).await,
+        Call::Passes(a) => {
+            let q = query(&[("limit", Some(a.limit.to_string()))]);
+            call(
+                host,
+                env,
+                Method::GET,
+                &format!("/admin/api/reconcile?{q}"),
+                None,
+            )
+            .await
+        }
     }
 }
 
@@ -535,6 +556,25 @@ fn human(c: &Call, v: &Value) -> String {
             "re-queued: stuck provisioning {}, undelivered notices {}; parked outboxes {}",
             v["stuck_provisioning"], v["undelivered_notices"], v["parked_outboxes"]
         )),
+        Call::Passes(_) => {
+            let passes = v["passes"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if passes.is_empty() {
+                line("no reconciler pass kept".into());
+            }
+            for p in passes {
+                line(format!(
+                    "{}  by {}  stuck provisioning {}  undelivered notices {}  parked outboxes {}",
+                    text(p, "at"),
+                    text(p, "who"),
+                    p["stuck_provisioning"],
+                    p["undelivered_notices"],
+                    p["parked_outboxes"]
+                ));
+            }
+        }
     }
     out.trim_end().to_owned()
 }

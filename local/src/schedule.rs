@@ -92,17 +92,28 @@ pub(crate) async fn push_every(
     .await
 }
 
-/// The reconciler's schedule (EventBridge Scheduler's job on AWS).
+/// Who runs the reconciler's scheduled passes, as the exchange log keeps it.
+pub const SCHEDULE: &str = "schedule";
+
+/// The reconciler's schedule (EventBridge Scheduler's job on AWS); each pass is kept in the
+/// exchange log ([`koogallery::operator::pass_captures`]).
 pub(crate) async fn reconcile_every(
     reconciler: koogallery::reconciler::Reconciler,
     period: std::time::Duration,
     health: Arc<crate::Health>,
     stopped: watch::Receiver<bool>,
+    exchanges: koogallery::exchange::ExchangeRecorder,
 ) {
-    let (reconciler, health) = (&reconciler, &health);
+    let (reconciler, health, exchanges) = (&reconciler, &health, &exchanges);
     every(period, stopped, move || async move {
         match reconciler.run_once().await {
-            Ok(_) => health.reconciled(),
+            Ok(report) => {
+                health.reconciled();
+                let now = reconciler.clock.now();
+                for capture in koogallery::operator::pass_captures(&report, SCHEDULE, now) {
+                    exchanges.record(capture);
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %koogallery::callbacks::error_chain(&e), "reconciler pass failed; next pass as scheduled")
             }

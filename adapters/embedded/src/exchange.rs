@@ -16,11 +16,12 @@
 //! | `exchange_batches`            | (bucket, seq)               | a batch (below)   |
 //! | `exchange_batches_by_instance`| (instanceId, bucket, seq)   | `()`              |
 //! | `exchange_batches_by_order`   | (orderId, bucket, seq)      | `()`              |
+//! | `exchange_batches_of_actions` | (bucket, seq)               | `()`: the batch holds an operator's action or a reconciler pass |
 //!
 //! `seq` orders a bucket's batches by when they were appended. A batch, framing 1 (pinned by
 //! `adapters/embedded/tests/fixtures/exchange_batch_v1.bin`): `XB1\n`, a header of JSON
-//! (`{"records":n,"expires_at_ms":…,"instances":[…],"orders":[…]}`: the latest expiry in it and
-//! what it is indexed under), `\n`, then each record (`koogallery::exchange::record`, `v` 1) as
+//! (`{"records":n,"expires_at_ms":…,"instances":[…],"orders":[…],"actions":bool}`: the latest
+//! expiry in it and what it is indexed under), `\n`, then each record (`koogallery::exchange::record`, `v` 1) as
 //! its length (u32, little-endian) and its bytes.
 //!
 //! # Reads
@@ -32,8 +33,9 @@
 //!
 //! # Retention
 //!
-//! Each append removes up to [`PURGE_PER_APPEND`] of the oldest batches whose exchanges have all
-//! expired by the newest appended one's time, so the file stays at about the retention's worth;
+//! Each durable commit (below) also removes up to [`PURGE_PER_APPEND`] of the oldest batches whose
+//! exchanges have all expired by the newest appended one's time, so the file stays at about the
+//! retention's worth;
 //! expired exchanges not yet removed are never answered. A commit is durable (an fsync) when it is
 //! small or [`DURABLE_EVERY`] has passed since the last durable one, and else not (redb writes it
 //! with the next durable commit): under load the log costs one fsync a second, never the store's
@@ -69,6 +71,7 @@ const BY_INSTANCE: TableDefinition<(&str, i64, u64), ()> =
     TableDefinition::new("exchange_batches_by_instance");
 const BY_ORDER: TableDefinition<(&str, i64, u64), ()> =
     TableDefinition::new("exchange_batches_by_order");
+const ACTIONS: TableDefinition<BatchKey, ()> = TableDefinition::new("exchange_batches_of_actions");
 
 /// The tables of a file written before batches, moved into batches when it is opened.
 mod legacy {
@@ -83,8 +86,9 @@ mod legacy {
 
 /// The span of time one bucket holds, in milliseconds.
 pub const BUCKET_MS: i64 = 100;
-/// Batches of expired exchanges removed by one append, at most.
-pub const PURGE_PER_APPEND: usize = 64;
+/// Batches of expired exchanges removed by one purge, at most (a purge runs with each durable
+/// commit: at least once a second under load, more often than batches are written).
+pub const PURGE_PER_APPEND: usize = 256;
 /// The longest a batch stays not yet durable.
 pub const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// An append this small is made durable at once (low traffic: the fsync costs nothing there).
@@ -100,6 +104,8 @@ struct Header {
     expires_at_ms: i64,
     instances: Vec<String>,
     orders: Vec<String>,
+    /// It holds an operator's action or a reconciler pass.
+    actions: bool,
 }
 
 /// The bucket an exchange is kept in: its id's milliseconds (its time for an id not made by
@@ -111,16 +117,11 @@ fn bucket_of(id: &str, at: DateTime<Utc>) -> i64 {
 }
 
 /// The batch of `records` (one bucket's).
-fn encode_batch(records: &[&Kept]) -> Vec<u8> {
-    let mut instances: Vec<String> = records
-        .iter()
-        .filter_map(|k| k.instance_id.clone())
-        .collect();
-    instances.sort_unstable();
-    instances.dedup();
-    let mut orders: Vec<String> = records.iter().filter_map(|k| k.order_id.clone()).collect();
-    orders.sort_unstable();
-    orders.dedup();
+fn encode_batch(records: &[&Kept]) -> (Header, Vec<u8>) {
+    let distinct = |of: fn(&Kept) -> Option<&str>| -> Vec<String> {
+        let set: std::collections::BTreeSet<&str> = records.iter().filter_map(|k| of(k)).collect();
+        set.into_iter().map(str::to_owned).collect()
+    };
     let header = Header {
         records: records.len(),
         expires_at_ms: records
@@ -128,8 +129,9 @@ fn encode_batch(records: &[&Kept]) -> Vec<u8> {
             .map(|k| millis(k.expires_at))
             .max()
             .unwrap_or(0),
-        instances,
-        orders,
+        instances: distinct(|k| k.instance_id.as_deref()),
+        orders: distinct(|k| k.order_id.as_deref()),
+        actions: records.iter().any(|k| k.action),
     };
     let size: usize = records.iter().map(|k| k.record.len() + 4).sum();
     let mut out = Vec::with_capacity(size + 128);
@@ -141,7 +143,7 @@ fn encode_batch(records: &[&Kept]) -> Vec<u8> {
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&k.record);
     }
-    out
+    (header, out)
 }
 
 /// A batch's header and its records' bytes.
@@ -175,29 +177,45 @@ fn decode_batch(bytes: &[u8]) -> Result<(Header, Vec<&[u8]>), Fault> {
     Ok((header, records))
 }
 
-/// Writes `records` as batches, one per bucket, with their index entries.
-fn write_batches(
-    txn: &redb::WriteTransaction,
-    records: &[Kept],
-    seq: &AtomicU64,
-) -> Result<(), Fault> {
+/// One batch ready to be written: its bucket, header and bytes.
+type Encoded = (i64, Header, Vec<u8>);
+
+/// `records` as batches, one per bucket.
+fn batches_of(records: &[Kept]) -> Vec<Encoded> {
     let mut buckets: BTreeMap<i64, Vec<&Kept>> = BTreeMap::new();
     for k in records {
         buckets.entry(bucket_of(&k.id, k.at)).or_default().push(k);
     }
-    let mut batches = txn.open_table(BATCHES)?;
+    buckets
+        .into_iter()
+        .map(|(bucket, records)| {
+            let (header, bytes) = encode_batch(&records);
+            (bucket, header, bytes)
+        })
+        .collect()
+}
+
+/// Writes `batches`, each under the next `seq`, with their index entries.
+fn insert_batches(
+    txn: &redb::WriteTransaction,
+    batches: &[Encoded],
+    seq: &AtomicU64,
+) -> Result<(), Fault> {
+    let mut table = txn.open_table(BATCHES)?;
     let mut by_instance = txn.open_table(BY_INSTANCE)?;
     let mut by_order = txn.open_table(BY_ORDER)?;
-    for (bucket, records) in buckets {
+    let mut actions = txn.open_table(ACTIONS)?;
+    for (bucket, header, bytes) in batches {
         let seq = seq.fetch_add(1, Ordering::Relaxed);
-        let batch = encode_batch(&records);
-        let (header, _) = decode_batch(&batch)?;
-        batches.insert((bucket, seq), batch.as_slice())?;
+        table.insert((*bucket, seq), bytes.as_slice())?;
         for i in &header.instances {
-            by_instance.insert((i.as_str(), bucket, seq), ())?;
+            by_instance.insert((i.as_str(), *bucket, seq), ())?;
         }
         for o in &header.orders {
-            by_order.insert((o.as_str(), bucket, seq), ())?;
+            by_order.insert((o.as_str(), *bucket, seq), ())?;
+        }
+        if header.actions {
+            actions.insert((*bucket, seq), ())?;
         }
     }
     Ok(())
@@ -255,6 +273,7 @@ impl EmbeddedExchangeLog {
             txn.open_table(BATCHES).map_err(Fault::from)?;
             txn.open_table(BY_INSTANCE).map_err(Fault::from)?;
             txn.open_table(BY_ORDER).map_err(Fault::from)?;
+            txn.open_table(ACTIONS).map_err(Fault::from)?;
         }
         move_legacy(&txn, &next_seq)?;
         txn.commit().map_err(Fault::from)?;
@@ -322,6 +341,7 @@ fn move_legacy(txn: &redb::WriteTransaction, seq: &AtomicU64) -> Result<(), Faul
                     at: e.at,
                     instance_id: e.instance_id,
                     order_id: e.order_id,
+                    action: e.direction == koogallery::exchange::Direction::Operator,
                     expires_at: e.expires_at,
                     record: bytes.value().to_vec(),
                 });
@@ -329,7 +349,7 @@ fn move_legacy(txn: &redb::WriteTransaction, seq: &AtomicU64) -> Result<(), Faul
         }
     }
     for chunk in moved.chunks(koogallery::exchange::recorder::BATCH) {
-        write_batches(txn, chunk, seq)?;
+        insert_batches(txn, &batches_of(chunk), seq)?;
     }
     for table in legacy_tables {
         txn.delete_table(table)?;
@@ -347,7 +367,9 @@ impl ExchangeLog for EmbeddedExchangeLog {
         let Some(newest) = records.iter().map(|k| k.at).max() else {
             return Ok(());
         };
-        let records = records.to_vec();
+        // Encoded here, on the writer's thread: the blocking task gets the bytes, not a copy of
+        // the records.
+        let batches = batches_of(records);
         let durable = self.durable_now(records.len());
         let file = self.file.clone();
         Ok(run_blocking(self.file.db.clone(), move |db| {
@@ -359,8 +381,12 @@ impl ExchangeLog for EmbeddedExchangeLog {
                     )))
                 })?;
             }
-            write_batches(&txn, &records, &file.next_seq)?;
-            purge(&txn, millis(newest))?;
+            insert_batches(&txn, &batches, &file.next_seq)?;
+            // With the durable commits only (at most once a second under load): what expired
+            // reads the oldest batches, which is no work for every append.
+            if durable {
+                purge(&txn, millis(newest))?;
+            }
             txn.commit()?;
             Ok(())
         })
@@ -400,6 +426,19 @@ impl ExchangeLog for EmbeddedExchangeLog {
                             break;
                         }
                         page.take(seq, batch.value())?;
+                    }
+                }
+                ExchangeFilter::Actions => {
+                    let index = read.open_table(ACTIONS)?;
+                    for entry in index.range(..=(last, u64::MAX))?.rev() {
+                        let (key, _) = entry?;
+                        let (bucket, seq) = key.value();
+                        if page.enter(bucket)? {
+                            break;
+                        }
+                        if let Some(batch) = batches.get((bucket, seq))? {
+                            page.take(seq, batch.value())?;
+                        }
                     }
                 }
                 ExchangeFilter::Instance(owner) | ExchangeFilter::Order(owner) => {
@@ -500,6 +539,7 @@ fn purge(txn: &redb::WriteTransaction, now_ms: i64) -> Result<(), Fault> {
     }
     let mut by_instance = txn.open_table(BY_INSTANCE)?;
     let mut by_order = txn.open_table(BY_ORDER)?;
+    let mut actions = txn.open_table(ACTIONS)?;
     for ((bucket, seq), header) in expired {
         batches.remove((bucket, seq))?;
         if let Some(h) = header {
@@ -508,6 +548,9 @@ fn purge(txn: &redb::WriteTransaction, now_ms: i64) -> Result<(), Fault> {
             }
             for o in &h.orders {
                 by_order.remove((o.as_str(), bucket, seq))?;
+            }
+            if h.actions {
+                actions.remove((bucket, seq))?;
             }
         }
     }
@@ -650,8 +693,9 @@ mod tests {
         let mut second = make(at, "i-2", chrono::Duration::days(15));
         second.id = "1767225600000-0000000000000002".into();
         second.order_id = None;
+        second.direction = Direction::Operator;
         let kept = Kept::all(&[first, second]);
-        let batch = encode_batch(&kept.iter().collect::<Vec<_>>());
+        let (_, batch) = encode_batch(&kept.iter().collect::<Vec<_>>());
         let fixture =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exchange_batch_v1.bin");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -670,6 +714,7 @@ mod tests {
                 expires_at_ms: millis(at + chrono::Duration::days(15)),
                 instances: vec!["i-1".into(), "i-2".into()],
                 orders: vec!["CS-i-1".into()],
+                actions: true,
             }
         );
         assert_eq!(records, [&kept[0].record[..], &kept[1].record[..]]);

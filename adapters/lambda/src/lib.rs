@@ -239,7 +239,8 @@ pub async fn serve_callback(function: &str) -> Result<(), Error> {
 }
 
 /// Serves the reconciler: each scheduled invocation (any payload) runs one pass over the table's
-/// unsettled instances and answers what it found (also logged, and written as metrics).
+/// unsettled instances and answers what it found (also logged, written as metrics, and kept in
+/// the exchange log).
 pub async fn serve_reconciler() -> Result<(), Error> {
     let d = load(Load {
         secrets: &[],
@@ -247,6 +248,7 @@ pub async fn serve_reconciler() -> Result<(), Error> {
         sealer: false,
     })
     .await?;
+    let exchanges = d.exchange_recorder();
     let queue = d
         .sqs
         .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
@@ -257,9 +259,15 @@ pub async fn serve_reconciler() -> Result<(), Error> {
         settings: d.settings.worker,
         metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
     };
-    let reconciler = &reconciler;
+    let (reconciler, exchanges) = (&reconciler, &exchanges);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
         let report = reconciler.run_once().await?;
+        // Kept as the local host's scheduled passes are (the console's "last passes").
+        let now = reconciler.clock.now();
+        for capture in koogallery::operator::pass_captures(&report, "schedule", now) {
+            exchanges.record(capture);
+        }
+        flush_exchanges(exchanges).await;
         Ok::<_, Error>(serde_json::json!({
             "stuckProvisioning": report.stuck_provisioning,
             "undeliveredNotices": report.undelivered_notices,

@@ -284,6 +284,42 @@ pub(crate) async fn discard(State(c): State<Console>, headers: HeaderMap, body: 
     }
 }
 
+/// The reconciler's last passes, newest first (`?limit=`, 20 by default).
+pub(crate) async fn passes(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Query(p): Query<PassParams>,
+) -> Response {
+    authorised!(c, headers);
+    match c.operator.reconciler_passes(p.limit()).await {
+        Ok(passes) => json_answer(
+            200,
+            json!({
+                "v": view::VERSION,
+                "passes": passes.iter().map(view::pass_json).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(e) => failure(&e),
+    }
+}
+
+/// `?limit=` of the reconciler's passes.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct PassParams {
+    limit: Option<usize>,
+}
+
+impl PassParams {
+    /// The passes a page shows.
+    pub(crate) const DEFAULT: usize = 20;
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+            .unwrap_or(Self::DEFAULT)
+            .clamp(1, ExchangeQuery::MAX_LIMIT)
+    }
+}
+
 pub(crate) async fn reconcile(State(c): State<Console>, headers: HeaderMap) -> Response {
     authorised!(c, headers);
     match c.operator.reconcile(&c.who(&headers, "API")).await {

@@ -203,7 +203,10 @@ pub fn routes(console: Console) -> Router {
         .route("/admin/api/dead-letters", get(api::dead_letters))
         .route("/admin/api/dead-letters/redrive", post(api::redrive))
         .route("/admin/api/dead-letters/discard", post(api::discard))
-        .route("/admin/api/reconcile", post(api::reconcile))
+        .route(
+            "/admin/api/reconcile",
+            get(api::passes).post(api::reconcile),
+        )
         .route("/admin", get(pages::home))
         .route("/admin/", get(pages::home))
         .route("/admin/login", get(pages::login_form).post(pages::login))

@@ -515,6 +515,12 @@ pub(crate) async fn dead_letters(
         Ok(l) => l,
         Err(e) => return failure_page(&c, &s, &e),
     };
+    // Without an exchange log there are no passes to show; the page says so.
+    let passes = c
+        .operator
+        .reconciler_passes(crate::api::PassParams::DEFAULT)
+        .await
+        .ok();
     html_response(
         StatusCode::OK,
         page(
@@ -537,9 +543,39 @@ pub(crate) async fn dead_letters(
                     input type="hidden" name="csrf" value=(csrf);
                     " " button #reconcile type="submit" { "Run a reconciler pass now" }
                 }
+                h2 { "Reconciler passes" }
+                (passes_table(passes.as_deref()))
             },
         ),
     )
+}
+
+/// The reconciler's last passes: when, who, what each found.
+fn passes_table(passes: Option<&[koogallery::exchange::Exchange]>) -> Markup {
+    let Some(passes) = passes else {
+        return html! { p { "Passes are kept in the exchange log, which this deployment does not keep." } };
+    };
+    if passes.is_empty() {
+        return html! { p { "No pass kept yet." } };
+    }
+    let count = |v: &serde_json::Value, k: &str| v[k].as_array().map_or(0, Vec::len);
+    html! {
+        table #passes {
+            thead { tr { th { "at" } th { "by" } th { "stuck provisioning" } th { "undelivered notices" } th { "parked outboxes" } } }
+            tbody {
+                @for p in passes {
+                    @let v = koogallery::operator::view::pass_json(p);
+                    tr {
+                        td { (p.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                        td { (v["who"].as_str().unwrap_or("-")) }
+                        td { (count(&v, "stuck_provisioning")) }
+                        td { (count(&v, "undelivered_notices")) }
+                        td { (count(&v, "parked_outboxes")) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub(crate) async fn exchanges(

@@ -92,6 +92,8 @@ pub enum ExchangeFilter {
     All,
     Instance(String),
     Order(String),
+    /// What operators did and the reconciler's passes (direction [`Direction::Operator`]).
+    Actions,
 }
 
 /// A page of the log, newest first: at most `limit` exchanges strictly older than `before` (the
@@ -126,6 +128,7 @@ impl ExchangeQuery {
             ExchangeFilter::All => true,
             ExchangeFilter::Instance(id) => e.instance_id.as_deref() == Some(id),
             ExchangeFilter::Order(id) => e.order_id.as_deref() == Some(id),
+            ExchangeFilter::Actions => e.direction == Direction::Operator,
         };
         filtered && self.before.as_deref().is_none_or(|b| e.id.as_str() < b)
     }

@@ -185,6 +185,9 @@ pub struct Kept {
     pub at: DateTime<Utc>,
     pub instance_id: Option<String>,
     pub order_id: Option<String>,
+    /// An operator's action or a reconciler pass ([`Direction::Operator`]): found by
+    /// [`super::ExchangeFilter::Actions`].
+    pub action: bool,
     pub expires_at: DateTime<Utc>,
     /// The record, `v` 1 ([`encode`]).
     pub record: Vec<u8>,
@@ -198,6 +201,7 @@ impl Kept {
             at: e.at,
             instance_id: e.instance_id.clone(),
             order_id: e.order_id.clone(),
+            action: e.direction == Direction::Operator,
             expires_at: e.expires_at,
             record: encode(e),
         }

@@ -24,8 +24,9 @@ use super::{Direction, ExchangeLog, Kept, new_id, record, redact::Redaction};
 
 /// Captures the channel holds before `record` drops them.
 pub const CAPACITY: usize = 8192;
-/// Exchanges appended in one call to the store.
-pub const BATCH: usize = 256;
+/// Exchanges appended in one call to the store, at most: a writer that wakes on a tick appends
+/// what arrived meanwhile in one call (one commit of the embedded file) up to this.
+pub const BATCH: usize = 2048;
 /// Appends of one batch before it is dropped.
 pub const ATTEMPTS: u32 = 3;
 /// Warnings about dropped captures, at most one per this.
@@ -119,6 +120,7 @@ impl Capture {
             at: self.at,
             instance_id: self.instance_id,
             order_id: self.order_id,
+            action: self.direction == Direction::Operator,
             expires_at,
             record,
         }

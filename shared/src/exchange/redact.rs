@@ -12,7 +12,7 @@
 
 use std::{borrow::Cow, fmt, sync::LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::de::{MapAccess, Visitor};
 use serde_json::{Map, Value, value::RawValue};
 
@@ -63,11 +63,20 @@ const SENSITIVE: &[&str] = &[
 /// Finds any sensitive name in raw bytes, so a body without one is not walked. Each name is
 /// looked for as written and in its snake-case and kebab-case forms' distinctive tails (`name`,
 /// `phone`, `token`, …, all in the list), so whatever the separator, a body that has one is walked.
+/// A name that contains another (`customername` holds `name`) adds nothing to what is found, so
+/// only the shortest are looked for, by a DFA: it reads every byte of every body the log keeps.
 static PREFILTER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    let all: Vec<&str> = SENSITIVE.iter().chain(SEPARATED_TAILS).copied().collect();
+    let shortest: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|p| !all.iter().any(|q| q != p && p.contains(q)))
+        .collect();
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostFirst)
-        .build(SENSITIVE.iter().chain(SEPARATED_TAILS))
+        .kind(Some(AhoCorasickKind::DFA))
+        .match_kind(MatchKind::Standard)
+        .build(shortest)
         .expect("fixed patterns")
 });
 
@@ -107,10 +116,13 @@ impl Redaction {
             || (self.instance_id_is_secret && joined == b"instanceid")
     }
 
-    /// Whether a JSON text may hold a name to hide, so that it must be walked: the prefilter saw
-    /// one, or a `\u` escape may spell one the prefilter cannot see.
-    fn may_hide(&self, text: &str) -> bool {
-        self.instance_id_is_secret || PREFILTER.is_match(text) || text.contains("\\u")
+    /// Where in `text` a name to hide may be: every place the prefilter sees one, or anywhere
+    /// when a `\u` escape may spell one it cannot see (or the call hides its `instanceId`).
+    fn hits(&self, text: &str) -> Hits {
+        if self.instance_id_is_secret || text.contains("\\u") {
+            return Hits::Anywhere;
+        }
+        Hits::At(PREFILTER.find_iter(text).map(|m| m.start()).collect())
     }
 
     /// What the log keeps of `bytes`: redacted JSON, redacted form pairs, or a description.
@@ -133,7 +145,8 @@ impl Redaction {
             return write_value(out, &describe(bytes.len(), "too large to keep"));
         }
         if let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes) {
-            return self.write_raw(raw, out);
+            let text = raw.get();
+            return self.write_raw(text, &self.hits(text), raw, out);
         }
         match std::str::from_utf8(bytes) {
             Ok(text) if looks_like_form(text) => {
@@ -152,10 +165,14 @@ impl Redaction {
         }
     }
 
-    /// Writes `raw`, redacted: as it is when it cannot hold a name to hide, else member by member.
-    fn write_raw(&self, raw: &RawValue, out: &mut Vec<u8>) {
+    /// Writes `raw`, a part of the body `whole`, redacted: as it is when it cannot hold a name to
+    /// hide (no hit within it), else member by member. The body's text is searched once; each
+    /// part walked is parsed once.
+    fn write_raw(&self, whole: &str, hits: &Hits, raw: &RawValue, out: &mut Vec<u8>) {
         let text = raw.get();
-        if !self.may_hide(text) {
+        // `text` is a slice of `whole` (serde_json borrows raw values from its input).
+        let start = (text.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        if !hits.within(start, text.len(), whole.len()) {
             out.extend_from_slice(text.as_bytes());
             return;
         }
@@ -176,7 +193,7 @@ impl Redaction {
                     if self.hides(key) && value.get() != "null" {
                         write_value(out, REDACTED);
                     } else {
-                        self.write_raw(value, out);
+                        self.write_raw(whole, hits, value, out);
                     }
                 }
                 out.push(b'}');
@@ -190,7 +207,7 @@ impl Redaction {
                     if i > 0 {
                         out.push(b',');
                     }
-                    self.write_raw(item, out);
+                    self.write_raw(whole, hits, item, out);
                 }
                 out.push(b']');
             }
@@ -222,6 +239,28 @@ impl Redaction {
 /// `k=v&k=v`, printable: a V1 query string or a form body.
 fn looks_like_form(text: &str) -> bool {
     text.contains('=') && !text.chars().any(|c| c.is_control() || c == ' ')
+}
+
+/// Where the prefilter saw a name to hide in a body.
+enum Hits {
+    Anywhere,
+    /// The byte offsets of its matches, ascending.
+    At(Vec<usize>),
+}
+
+impl Hits {
+    /// Whether a hit starts within the `len` bytes at `start` of a body of `whole` bytes.
+    fn within(&self, start: usize, len: usize, whole: usize) -> bool {
+        match self {
+            Self::Anywhere => true,
+            // Not a part of the body: walked, to be safe.
+            Self::At(_) if start > whole => true,
+            Self::At(at) => {
+                let first = at.partition_point(|&h| h < start);
+                at.get(first).is_some_and(|&h| h < start + len)
+            }
+        }
+    }
 }
 
 fn write_value(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {

@@ -322,10 +322,37 @@ impl Operator {
             .as_ref()
             .ok_or(OperatorError::NotKept("the reconciler"))?;
         let report = reconciler.run_once().await?;
-        let mut capture = self.action_capture(who, "reconcile");
-        capture.response = serde_json::to_vec(&view::report_json(&report)).unwrap_or_default();
-        self.recorder.record(capture);
+        for capture in pass_captures(&report, &who.0, self.clock.now()) {
+            self.recorder.record(capture);
+        }
         Ok(report)
+    }
+
+    /// The reconciler's last passes (forced or scheduled), newest first, at most `limit`, from
+    /// the exchange log's actions.
+    pub async fn reconciler_passes(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::exchange::Exchange>, OperatorError> {
+        let log = self
+            .exchanges
+            .as_ref()
+            .ok_or(OperatorError::NotKept("the exchange log"))?;
+        let now = self.clock.now();
+        let mut query = ExchangeQuery::newest(ExchangeFilter::Actions, ExchangeQuery::MAX_LIMIT);
+        let mut passes = Vec::new();
+        // Actions are few beside the passes; a bound keeps a log of only redrives cheap to read.
+        for _ in 0..PASS_PAGES {
+            let page = log.find(&query, now).await?;
+            let Some(last) = page.last() else { break };
+            query.before = Some(last.id.clone());
+            passes.extend(page.into_iter().filter(is_pass));
+            if passes.len() >= limit {
+                break;
+            }
+        }
+        passes.truncate(limit);
+        Ok(passes)
     }
 
     async fn select(&self, selection: &Selection) -> Result<Vec<DeadLetter>, OperatorError> {
@@ -368,6 +395,47 @@ impl Operator {
         }
         self.recorder.record(c);
     }
+}
+
+/// Pages of actions read for [`Operator::reconciler_passes`], at most.
+const PASS_PAGES: usize = 4;
+
+/// The family and activity a reconciler pass is kept under.
+pub const PASS_FAMILY: &str = "reconciler";
+pub const PASS_ACTIVITY: &str = "pass";
+
+/// Whether `e` is a reconciler pass (not one of its per-instance entries, nor an operator's
+/// other action).
+fn is_pass(e: &crate::exchange::Exchange) -> bool {
+    e.family == PASS_FAMILY && e.activity == PASS_ACTIVITY && e.instance_id.is_none()
+}
+
+/// What a reconciler pass is kept as in the exchange log (direction `operator`): the pass, with
+/// who ran it (an operator, or `schedule`) and what it found; and for each instance it
+/// re-queued a job for, one exchange under that instance, so the instance's timeline shows it.
+/// Parked outboxes are in the pass only: every pass finds them again until an operator acts.
+pub fn pass_captures(report: &Report, who: &str, at: DateTime<Utc>) -> Vec<Capture> {
+    let capture = |instance: Option<&str>, response: serde_json::Value| {
+        let mut c = Capture::outbound(at, PASS_FAMILY, PASS_ACTIVITY);
+        c.direction = Direction::Operator;
+        c.instance_id = instance.map(str::to_owned);
+        c.request = serde_json::to_vec(&serde_json::json!({ "who": who })).unwrap_or_default();
+        c.response = serde_json::to_vec(&response).unwrap_or_default();
+        c
+    };
+    let mut captures = vec![capture(None, view::report_json(report))];
+    for (found, ids) in [
+        ("stuck_provisioning", &report.stuck_provisioning),
+        ("undelivered_notices", &report.undelivered_notices),
+    ] {
+        for id in ids {
+            captures.push(capture(
+                Some(id.as_str()),
+                serde_json::json!({ "found": found, "requeued": true }),
+            ));
+        }
+    }
+    captures
 }
 
 #[cfg(test)]

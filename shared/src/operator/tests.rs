@@ -217,3 +217,66 @@ async fn redrives_go_oldest_first_are_idempotent_and_kept_with_who_asked() {
     let _ = b.log;
     let _ = json!(null);
 }
+
+/// Every reconciler pass is kept, scheduled or forced, with who ran it and what it found; the
+/// passes are listed newest first, and an instance a pass re-queued a job for shows it.
+#[tokio::test]
+async fn reconciler_passes_are_kept_with_who_ran_them() {
+    let b = bed();
+    let i = seed(&b.store).await; // provisioning since t0, with no claim: stuck two days later
+    let clock = Arc::new(ManualClock::at(t0() + chrono::Duration::days(2)));
+    let reconciler = Arc::new(Reconciler {
+        store: b.store.clone(),
+        queue: Arc::new(crate::testing::MemoryQueue::new()),
+        clock: clock.clone(),
+        settings: crate::config::WorkerSettings::default(),
+        metrics: Arc::new(crate::testing::RecordedMetrics::default()),
+    });
+    let mut operator = b.operator;
+    operator.reconciler = Some(reconciler.clone());
+    operator.clock = clock.clone();
+
+    let scheduled = reconciler.run_once().await.unwrap();
+    for c in pass_captures(&scheduled, "schedule", clock.now()) {
+        operator.recorder.record(c);
+    }
+    clock.advance(chrono::Duration::minutes(5));
+    operator
+        .reconcile(&Who("ops@example.com".into()))
+        .await
+        .unwrap();
+    operator.recorder.flush().await;
+
+    let passes = operator.reconciler_passes(10).await.unwrap();
+    let who: Vec<_> = passes.iter().map(|p| p.request["who"].clone()).collect();
+    assert_eq!(
+        who,
+        [json!("ops@example.com"), json!("schedule")],
+        "newest first"
+    );
+    assert_eq!(
+        view::pass_json(&passes[1])["stuck_provisioning"],
+        json!([i.instance_id.as_str()])
+    );
+    assert_eq!(operator.reconciler_passes(1).await.unwrap(), passes[..1]);
+
+    let page = operator
+        .instance(i.instance_id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    let requeued: Vec<_> = page
+        .exchanges
+        .iter()
+        .filter(|e| e.family == PASS_FAMILY)
+        .map(|e| (e.request["who"].clone(), e.response["found"].clone()))
+        .collect();
+    assert_eq!(
+        requeued,
+        [
+            (json!("ops@example.com"), json!("stuck_provisioning")),
+            (json!("schedule"), json!("stuck_provisioning")),
+        ],
+        "the instance's timeline shows both re-queues"
+    );
+}

@@ -131,6 +131,20 @@ pub fn report_json(r: &Report) -> Value {
     })
 }
 
+/// A reconciler pass as the operator API answers it: when, who ran it (`schedule` or an
+/// operator) and what it found ([`report_json`]'s lists).
+pub fn pass_json(e: &Exchange) -> Value {
+    let found = |k: &str| e.response.get(k).cloned().unwrap_or(json!([]));
+    json!({
+        "id": e.id,
+        "at": e.at,
+        "who": e.request.get("who").cloned().unwrap_or(Value::Null),
+        "stuck_provisioning": found("stuck_provisioning"),
+        "undelivered_notices": found("undelivered_notices"),
+        "parked_outboxes": found("parked_outboxes"),
+    })
+}
+
 impl InstanceDetail {
     /// The instance page's JSON.
     pub fn to_json(&self) -> Value {

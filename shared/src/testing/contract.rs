@@ -1501,4 +1501,42 @@ pub async fn exchange_log_contract(log: Arc<dyn crate::exchange::ExchangeLog>) {
             .is_empty(),
         "an unknown instance has nothing"
     );
+
+    // Operators' actions and reconciler passes, found as such, newest first (after the pages by
+    // time above: those end at 5 s).
+    let mut pass = exchange(6, None, None);
+    pass.direction = Direction::Operator;
+    pass.family = "reconciler".into();
+    let mut redrive = exchange(7, Some(&instance_a), None);
+    redrive.direction = Direction::Operator;
+    log.append(&Kept::all(&[
+        pass.clone(),
+        exchange(8, None, None),
+        redrive.clone(),
+    ]))
+    .await
+    .expect("append");
+    let actions = find(ExchangeQuery {
+        filter: ExchangeFilter::Actions,
+        before: Some(crate::exchange::new_id(base + chrono::Duration::seconds(9))),
+        limit: 2,
+    })
+    .await;
+    assert_eq!(
+        actions,
+        [redrive.clone(), pass.clone()],
+        "actions only, newest first"
+    );
+    let older = find(ExchangeQuery {
+        filter: ExchangeFilter::Actions,
+        before: Some(redrive.id.clone()),
+        limit: 1,
+    })
+    .await;
+    assert_eq!(older, [pass], "`before` pages actions too");
+    assert_eq!(
+        find(Q::newest(ExchangeFilter::Instance(instance_a.clone()), 1)).await,
+        [redrive],
+        "an action about an instance is found by it too"
+    );
 }

@@ -1,5 +1,5 @@
 //! [`ExchangeLog`] on the table (docs/operations.md, "What KooGallery sent"): every exchange kept
-//! under up to three partitions, one per way it is found, with the semantics of
+//! under up to three partitions (four for an action), one per way it is found, with the semantics of
 //! `koogallery::testing::MemoryExchangeLog` (held to `exchange_log_contract`).
 //!
 //! # Items
@@ -9,6 +9,7 @@
 //! | by instance       | `XLOG#I#{instanceId}`            | exchange id   | `data` (S, the record, `koogallery::exchange::record` `v` 1), `ttl` (N) |
 //! | by order          | `XLOG#O#{orderId}`               | exchange id   | as above |
 //! | by time           | `XLOG#T#{yyyymmdd}#{shard}`      | exchange id   | as above |
+//! | an action         | `XLOG#A`                         | exchange id   | as above: operators' actions and reconciler passes (a few a day, and a pass per schedule) |
 //!
 //! - The exchange id (`{ms:013}-{random}`) sorts by time, so a partition queried backwards
 //!   (`ScanIndexForward = false`, `sk < before`) answers newest first. The day of the time
@@ -74,6 +75,8 @@ use super::{
 
 /// How many time partitions a day is spread over.
 pub const TIME_SHARDS: u8 = 8;
+/// The partition of operators' actions and reconciler passes.
+pub const ACTIONS_PK: &str = "XLOG#A";
 /// Conditional puts of one append in flight at once.
 pub const IN_FLIGHT: usize = 16;
 /// Prefix of every partition of the exchange log (the edge's `dynamodb:LeadingKeys`).
@@ -151,6 +154,9 @@ impl DynamoExchangeLog {
         let mut pks = vec![time_pk(day_of(e), time_shard(&e.id))];
         pks.extend(e.instance_id.as_deref().map(instance_pk));
         pks.extend(e.order_id.as_deref().map(order_pk));
+        if e.action {
+            pks.push(ACTIONS_PK.to_owned());
+        }
         Ok(pks
             .into_iter()
             .map(|pk| {
@@ -311,6 +317,7 @@ impl ExchangeLog for DynamoExchangeLog {
                 self.newest_in(&instance_pk(id), before, want, now).await
             }
             ExchangeFilter::Order(id) => self.newest_in(&order_pk(id), before, want, now).await,
+            ExchangeFilter::Actions => self.newest_in(ACTIONS_PK, before, want, now).await,
         }
     }
 }
