@@ -112,6 +112,7 @@ for mode in ${MODES:-plain tls}; do
   echo "# host CPU: ${cpu_ms} ms for ${requests} requests: $(awk -v c="$cpu_ms" -v n="$requests" 'BEGIN { printf "%.1f", c * 1000 / n }') µs a request"
   stop
   if [[ -f "$WORK/$mode$round/exchanges.redb" ]]; then
-    echo "# exchange log: $(stat -c %s "$WORK/$mode$round/exchanges.redb") bytes; $(grep -c 'exchange log behind' "$WORK/$mode$round.log" || true) warnings of calls not kept"
+    # The index and the segments (the log's records), on disk.
+    echo "# exchange log: $(du -scb "$WORK/$mode$round"/exchanges.* | tail -1 | cut -f1) bytes; $(grep -c 'exchange log behind' "$WORK/$mode$round.log" || true) warnings of calls not kept"
   fi
 done

@@ -1,28 +1,32 @@
-//! The exchange log ([`ExchangeLog`], docs/operations.md) in a redb file of its own, beside the
-//! store file (`exchanges.redb` in the data directory): its writes never wait for the store's
-//! writer, which KooGallery's calls use, and it can be deleted without touching an order.
+//! The exchange log ([`ExchangeLog`], docs/operations.md) in files of its own beside the store
+//! file: an index (`exchanges.redb`) and the records, appended to segment files
+//! (`exchanges.segments/`). Its writes never wait for the store's writer, which KooGallery's
+//! calls use, and it can be deleted without touching an order.
 //!
-//! # Batches
+//! # Batches and segments
 //!
-//! Records are kept a batch to a value: an append writes one batch per *bucket* it touches (the
-//! 100 ms of time an exchange id's milliseconds fall in, [`BUCKET_MS`]), and one index entry per
-//! instance and per order in that batch. An exchange thus costs a copy of its record, not the
-//! four B-tree inserts a record per key would (the log is written for every call KooGallery
-//! makes, so its cost is the load figure's: BENCHMARKS.md, "The exchange log's cost on
-//! queryInstance").
+//! Records are written a batch at a time: an append writes one batch per *bucket* it touches (the
+//! 100 ms of time an exchange id's milliseconds fall in, [`BUCKET_MS`]) to the end of the segment
+//! being written, and files it in the index with one entry per instance, per order and (for an
+//! operator's action or a reconciler pass) in the actions. An exchange thus costs a copy of its
+//! record to a file, not a B-tree insert per key, nor the copy-on-write pages a B-tree value
+//! would cost (the log is written for every call KooGallery makes, so its cost is the load
+//! figure's: BENCHMARKS.md, "The exchange log's cost on queryInstance").
 //!
 //! | table                         | key                         | value             |
 //! |-------------------------------|-----------------------------|-------------------|
-//! | `exchange_batches`            | (bucket, seq)               | a batch (below)   |
+//! | `exchange_batches`            | (bucket, seq)               | where the batch is (segment, offset, length: u64 little-endian each) and its header |
 //! | `exchange_batches_by_instance`| (instanceId, bucket, seq)   | `()`              |
 //! | `exchange_batches_by_order`   | (orderId, bucket, seq)      | `()`              |
-//! | `exchange_batches_of_actions` | (bucket, seq)               | `()`: the batch holds an operator's action or a reconciler pass |
+//! | `exchange_batches_of_actions` | (bucket, seq)               | `()`              |
+//! | `exchange_segments`           | segment number              | batches filed in it |
 //!
 //! `seq` orders a bucket's batches by when they were appended. A batch, framing 1 (pinned by
 //! `adapters/embedded/tests/fixtures/exchange_batch_v1.bin`): `XB1\n`, a header of JSON
 //! (`{"records":n,"expires_at_ms":…,"instances":[…],"orders":[…],"actions":bool}`: the latest
-//! expiry in it and what it is indexed under), `\n`, then each record (`koogallery::exchange::record`, `v` 1) as
-//! its length (u32, little-endian) and its bytes.
+//! expiry in it and what it is filed under), `\n`, then each record (`koogallery::exchange::record`,
+//! `v` 1) as its length (u32, little-endian) and its bytes. A segment (`{number:020}.seg`) is
+//! batches end to end; each opening starts a new one, as does one past [`SEGMENT_BYTES`].
 //!
 //! # Reads
 //!
@@ -31,23 +35,26 @@
 //! doubled). Every id of a bucket sorts after every id of the buckets before it, so a page ends
 //! at the first bucket that fills it.
 //!
-//! # Retention
+//! # Durability and retention
 //!
-//! Each durable commit (below) also removes up to [`PURGE_PER_APPEND`] of the oldest batches whose
-//! exchanges have all expired by the newest appended one's time, so the file stays at about the
-//! retention's worth;
-//! expired exchanges not yet removed are never answered. A commit is durable (an fsync) when it is
-//! small or [`DURABLE_EVERY`] has passed since the last durable one, and else not (redb writes it
-//! with the next durable commit): under load the log costs one fsync a second, never the store's
-//! disk time, and a crash loses at most that second of it. Dropping the last handle makes
-//! everything durable.
+//! A commit is durable when its append is small or [`DURABLE_EVERY`] has passed since the last
+//! durable one, and else not: under load the log costs one fsync of the segment and one of the
+//! index a second, never the store's disk time. The segment is synced before every durable
+//! commit, so what the index holds after a crash (its last durable commit) is on disk; a crash
+//! loses at most the last second, and bytes a crash left unfiled are never read. Dropping the
+//! last handle makes everything durable.
+//!
+//! Each durable commit also removes up to [`PURGE_PER_APPEND`] of the oldest batches whose
+//! exchanges have all expired by the newest appended one's time, and deletes a segment once none
+//! of its batches is filed, so the files hold about the retention's worth; expired exchanges not
+//! yet removed are never answered. An opening deletes the segments nothing is filed in.
 //!
 //! A file written before batches (one record per key, tables `exchanges`, `exchanges_by_*`,
 //! `exchanges_expiry`) is moved into batches when opened.
 
 use std::{
     collections::BTreeMap,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -72,6 +79,8 @@ const BY_INSTANCE: TableDefinition<(&str, i64, u64), ()> =
 const BY_ORDER: TableDefinition<(&str, i64, u64), ()> =
     TableDefinition::new("exchange_batches_by_order");
 const ACTIONS: TableDefinition<BatchKey, ()> = TableDefinition::new("exchange_batches_of_actions");
+/// Segment → batches filed in it: a segment no batch is filed in any more is deleted.
+const SEGMENTS: TableDefinition<u64, u64> = TableDefinition::new("exchange_segments");
 
 /// The tables of a file written before batches, moved into batches when it is opened.
 mod legacy {
@@ -93,6 +102,8 @@ pub const PURGE_PER_APPEND: usize = 256;
 pub const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// An append this small is made durable at once (low traffic: the fsync costs nothing there).
 pub const SMALL_BATCH: usize = 16;
+/// A segment file is closed and a new one started past this size.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// What a batch starts with: its framing's version.
 const MAGIC: &[u8] = b"XB1\n";
@@ -195,19 +206,68 @@ fn batches_of(records: &[Kept]) -> Vec<Encoded> {
         .collect()
 }
 
-/// Writes `batches`, each under the next `seq`, with their index entries.
+/// Where a batch's bytes are: its segment, offset and length (the value of `exchange_batches`,
+/// followed by the batch's header, so that the purge and the indexes need no segment read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Locator {
+    segment: u64,
+    offset: u64,
+    len: u64,
+}
+
+impl Locator {
+    const SIZE: usize = 24;
+
+    /// The value stored for a batch at `self` with `header` (its JSON).
+    fn value(&self, header: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::SIZE + header.len());
+        for n in [self.segment, self.offset, self.len] {
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+        v.extend_from_slice(header);
+        v
+    }
+
+    /// A stored value's locator and header.
+    fn read(value: &[u8]) -> Result<(Self, Header), Fault> {
+        let corrupt = |why: String| Fault::Corrupt(format!("exchange batch locator: {why}"));
+        if value.len() < Self::SIZE {
+            return Err(corrupt("cut".into()));
+        }
+        let n = |i: usize| u64::from_le_bytes(value[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let header = serde_json::from_slice(&value[Self::SIZE..])
+            .map_err(|e| corrupt(format!("header: {e}")))?;
+        Ok((
+            Self {
+                segment: n(0),
+                offset: n(1),
+                len: n(2),
+            },
+            header,
+        ))
+    }
+}
+
+/// Appends `batches` to the segment being written, then files each under the next `seq` with
+/// its index entries and counts it in its segment's live batches.
 fn insert_batches(
     txn: &redb::WriteTransaction,
     batches: &[Encoded],
     seq: &AtomicU64,
+    segments: &Segments,
 ) -> Result<(), Fault> {
     let mut table = txn.open_table(BATCHES)?;
     let mut by_instance = txn.open_table(BY_INSTANCE)?;
     let mut by_order = txn.open_table(BY_ORDER)?;
     let mut actions = txn.open_table(ACTIONS)?;
+    let mut live = txn.open_table(SEGMENTS)?;
     for (bucket, header, bytes) in batches {
+        let at = segments.append(bytes)?;
         let seq = seq.fetch_add(1, Ordering::Relaxed);
-        table.insert((*bucket, seq), bytes.as_slice())?;
+        let header_json = serde_json::to_vec(header).expect("a header always serialises");
+        table.insert((*bucket, seq), at.value(&header_json).as_slice())?;
+        let count = live.get(at.segment)?.map_or(0, |c| c.value());
+        live.insert(at.segment, count + 1)?;
         for i in &header.instances {
             by_instance.insert((i.as_str(), *bucket, seq), ())?;
         }
@@ -221,19 +281,155 @@ fn insert_batches(
     Ok(())
 }
 
+/// The segment files beside the index: one written at a time (a new one per opening and per
+/// [`SEGMENT_BYTES`]), each read by offset.
+struct Segments {
+    dir: PathBuf,
+    /// [`SEGMENT_BYTES`], but in tests.
+    max_bytes: u64,
+    current: std::sync::Mutex<Current>,
+    next_id: AtomicU64,
+}
+
+/// The segment being written.
+struct Current {
+    id: u64,
+    file: std::fs::File,
+    len: u64,
+    /// Segments written up to a rotation and not yet synced with a durable commit.
+    unsynced: Vec<std::fs::File>,
+}
+
+impl Segments {
+    fn name(id: u64) -> String {
+        format!("{id:020}.seg")
+    }
+
+    fn create(dir: &Path, id: u64) -> Result<std::fs::File, Fault> {
+        let mut options = std::fs::OpenOptions::new();
+        options.create_new(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(dir.join(Self::name(id))).map_err(io_fault)
+    }
+
+    /// Opens the segments' directory and starts a new segment numbered from `first_id`.
+    fn open(dir: PathBuf, first_id: u64, max_bytes: u64) -> Result<Self, Fault> {
+        std::fs::create_dir_all(&dir).map_err(io_fault)?;
+        let file = Self::create(&dir, first_id)?;
+        Ok(Self {
+            dir,
+            max_bytes,
+            current: std::sync::Mutex::new(Current {
+                id: first_id,
+                file,
+                len: 0,
+                unsynced: Vec::new(),
+            }),
+            next_id: AtomicU64::new(first_id + 1),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `bytes` to the current segment (rotating first when it is full); where they are.
+    fn append(&self, bytes: &[u8]) -> Result<Locator, Fault> {
+        use std::io::Write;
+        let mut c = self.lock();
+        if c.len >= self.max_bytes {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let file = Self::create(&self.dir, id)?;
+            let full = std::mem::replace(&mut c.file, file);
+            c.unsynced.push(full);
+            c.id = id;
+            c.len = 0;
+        }
+        let at = Locator {
+            segment: c.id,
+            offset: c.len,
+            len: bytes.len() as u64,
+        };
+        c.file.write_all(bytes).map_err(io_fault)?;
+        c.len += at.len;
+        Ok(at)
+    }
+
+    /// Makes what was appended durable (before a durable commit that refers to it).
+    fn sync(&self) -> Result<(), Fault> {
+        let mut c = self.lock();
+        for f in c.unsynced.drain(..) {
+            f.sync_data().map_err(io_fault)?;
+        }
+        c.file.sync_data().map_err(io_fault)
+    }
+
+    /// The bytes at `at`.
+    fn read(&self, at: &Locator) -> Result<Vec<u8>, Fault> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(self.dir.join(Self::name(at.segment))).map_err(io_fault)?;
+        f.seek(SeekFrom::Start(at.offset)).map_err(io_fault)?;
+        let mut bytes =
+            vec![0; usize::try_from(at.len).map_err(|_| Fault::Corrupt("batch length".into()))?];
+        f.read_exact(&mut bytes).map_err(io_fault)?;
+        Ok(bytes)
+    }
+
+    /// Deletes segment `id` (none of its batches is filed any more), unless it is being written.
+    fn remove(&self, id: u64) {
+        if self.lock().id == id {
+            return;
+        }
+        if let Err(e) = std::fs::remove_file(self.dir.join(Self::name(id)))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, segment = id, "exchange log: an expired segment could not be deleted");
+        }
+    }
+
+    /// Deletes the segment files no batch refers to (left by a purge whose deletion did not
+    /// happen, or by appends a crash undid), except the one being written.
+    fn remove_unreferenced(&self, live: &std::collections::BTreeSet<u64>) -> Result<(), Fault> {
+        for entry in std::fs::read_dir(&self.dir).map_err(io_fault)? {
+            let name = entry.map_err(io_fault)?.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".seg"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if !live.contains(&id) {
+                self.remove(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io_fault(e: std::io::Error) -> Fault {
+    Fault::Db(redb::Error::Io(e))
+}
+
 /// The file and when its last durable commit was.
 struct LogFile {
     db: Arc<Db>,
+    segments: Segments,
     last_durable: std::sync::Mutex<std::time::Instant>,
     /// The next batch's `seq`: from the clock at opening, so it grows across restarts too.
     next_seq: AtomicU64,
 }
 
 impl Drop for LogFile {
-    /// The commits not yet durable become so (an empty durable commit persists them).
+    /// The commits not yet durable become so (the segments synced, then an empty durable commit
+    /// persists them).
     fn drop(&mut self) {
-        if let Ok(txn) = self.db.begin_write()
-            && let Err(e) = txn.commit()
+        let synced = self.segments.sync();
+        if let Err(e) = synced
+            .map_err(StoreError::from)
+            .and_then(|()| self.db.begin_write().map_err(StoreError::from))
+            .and_then(|txn| txn.commit().map_err(|e| StoreError::from(Fault::from(e))))
         {
             tracing::warn!(error = %e, "the exchange log's last commits may not be on disk");
         }
@@ -260,7 +456,15 @@ impl EmbeddedExchangeLog {
     /// Opens (or creates, owner-only) the log file at `path`, with its tables; a file written
     /// before batches has its exchanges moved into batches.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), SEGMENT_BYTES)
+    }
+
+    /// The segments' folder beside the index file at `path` (`exchanges.segments`).
+    pub fn segments_dir(path: impl AsRef<Path>) -> PathBuf {
+        path.as_ref().with_extension("segments")
+    }
+
+    fn open_with(path: &Path, segment_bytes: u64) -> Result<Self, StoreError> {
         let owned = path.to_owned();
         let db = open_file(path, Box::new(move || Database::create(&owned)))?;
         let next_seq = AtomicU64::new(
@@ -268,18 +472,37 @@ impl EmbeddedExchangeLog {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2)),
         );
+        let segments = Segments::open(
+            Self::segments_dir(path),
+            next_seq.load(Ordering::Relaxed),
+            segment_bytes,
+        )?;
         let txn = db.begin_write()?;
         {
             txn.open_table(BATCHES).map_err(Fault::from)?;
             txn.open_table(BY_INSTANCE).map_err(Fault::from)?;
             txn.open_table(BY_ORDER).map_err(Fault::from)?;
             txn.open_table(ACTIONS).map_err(Fault::from)?;
+            txn.open_table(SEGMENTS).map_err(Fault::from)?;
         }
-        move_legacy(&txn, &next_seq)?;
+        // Batch numbers after the segment just created's (each a number of the same clock).
+        next_seq.fetch_add(1 << 20, Ordering::Relaxed);
+        move_legacy(&txn, &next_seq, &segments)?;
+        let live = txn
+            .open_table(SEGMENTS)
+            .map_err(Fault::from)?
+            .iter()
+            .map_err(Fault::from)?
+            .map(|e| e.map(|(k, _)| k.value()))
+            .collect::<Result<std::collections::BTreeSet<u64>, _>>()
+            .map_err(Fault::from)?;
+        segments.sync()?;
         txn.commit().map_err(Fault::from)?;
+        segments.remove_unreferenced(&live)?;
         Ok(Self {
             file: Arc::new(LogFile {
                 db: Arc::new(db),
+                segments,
                 last_durable: std::sync::Mutex::new(std::time::Instant::now()),
                 next_seq,
             }),
@@ -307,7 +530,7 @@ impl EmbeddedExchangeLog {
         let mut n = 0;
         for entry in table.iter().map_err(Fault::from)? {
             let (_, batch) = entry.map_err(Fault::from)?;
-            n += decode_batch(batch.value())?.0.records as u64;
+            n += Locator::read(batch.value())?.1.records as u64;
         }
         Ok(n)
     }
@@ -318,7 +541,11 @@ impl EmbeddedExchangeLog {
 }
 
 /// Moves the exchanges of a file written before batches into batches, and drops its tables.
-fn move_legacy(txn: &redb::WriteTransaction, seq: &AtomicU64) -> Result<(), Fault> {
+fn move_legacy(
+    txn: &redb::WriteTransaction,
+    seq: &AtomicU64,
+    segments: &Segments,
+) -> Result<(), Fault> {
     let legacy_tables: Vec<_> = txn
         .list_tables()?
         .filter(|t| t.name() == legacy::EXCHANGES.name() || legacy::INDEXES.contains(&t.name()))
@@ -349,7 +576,7 @@ fn move_legacy(txn: &redb::WriteTransaction, seq: &AtomicU64) -> Result<(), Faul
         }
     }
     for chunk in moved.chunks(koogallery::exchange::recorder::BATCH) {
-        insert_batches(txn, &batches_of(chunk), seq)?;
+        insert_batches(txn, &batches_of(chunk), seq, segments)?;
     }
     for table in legacy_tables {
         txn.delete_table(table)?;
@@ -381,13 +608,19 @@ impl ExchangeLog for EmbeddedExchangeLog {
                     )))
                 })?;
             }
-            insert_batches(&txn, &batches, &file.next_seq)?;
+            insert_batches(&txn, &batches, &file.next_seq, &file.segments)?;
             // With the durable commits only (at most once a second under load): what expired
             // reads the oldest batches, which is no work for every append.
-            if durable {
-                purge(&txn, millis(newest))?;
-            }
+            let emptied = if durable {
+                file.segments.sync()?;
+                purge(&txn, millis(newest))?
+            } else {
+                Vec::new()
+            };
             txn.commit()?;
+            for id in emptied {
+                file.segments.remove(id);
+            }
             Ok(())
         })
         .await?)
@@ -399,6 +632,7 @@ impl ExchangeLog for EmbeddedExchangeLog {
         now: DateTime<Utc>,
     ) -> Result<Vec<Exchange>, StoreError> {
         let query = query.clone();
+        let file = self.file.clone();
         Ok(run_blocking(self.file.db.clone(), move |db| {
             let read = db.begin_read()?;
             let batches = read.open_table(BATCHES)?;
@@ -411,6 +645,7 @@ impl ExchangeLog for EmbeddedExchangeLog {
                 .map_or(i64::MAX, |ms| ms.div_euclid(BUCKET_MS));
             let mut page = Page {
                 query: &query,
+                segments: &file.segments,
                 now,
                 limit,
                 found: Vec::with_capacity(limit.min(64)),
@@ -469,6 +704,7 @@ impl ExchangeLog for EmbeddedExchangeLog {
 /// A page being gathered, a bucket at a time.
 struct Page<'q> {
     query: &'q ExchangeQuery,
+    segments: &'q Segments,
     now: DateTime<Utc>,
     limit: usize,
     found: Vec<Exchange>,
@@ -503,8 +739,17 @@ impl Page<'_> {
     }
 
     /// The exchanges of one batch of the current bucket that the query asks for.
-    fn take(&mut self, seq: u64, batch: &[u8]) -> Result<(), Fault> {
-        let (_, records) = decode_batch(batch)?;
+    fn take(&mut self, seq: u64, value: &[u8]) -> Result<(), Fault> {
+        let (at, _) = Locator::read(value)?;
+        let batch = match self.segments.read(&at) {
+            Ok(batch) => batch,
+            // Purged (expired) since this read's snapshot was taken.
+            Err(Fault::Db(redb::Error::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let (_, records) = decode_batch(&batch)?;
         for bytes in records {
             let e = record::decode(bytes).map_err(|e| Fault::Corrupt(e.to_string()))?;
             if e.expires_at > self.now && self.query.matches(&e) {
@@ -518,43 +763,51 @@ impl Page<'_> {
 /// Removes up to [`PURGE_PER_APPEND`] of the oldest batches whose exchanges all expired at or
 /// before `now_ms`, with their index entries. Batches go by time, and with them (a retention
 /// being one length for all) their expiry: the first one not yet expired ends the purge.
-fn purge(txn: &redb::WriteTransaction, now_ms: i64) -> Result<(), Fault> {
+fn purge(txn: &redb::WriteTransaction, now_ms: i64) -> Result<Vec<u64>, Fault> {
     let mut batches = txn.open_table(BATCHES)?;
     let mut expired = Vec::new();
     for entry in batches.iter()?.take(PURGE_PER_APPEND) {
-        let (key, batch) = entry?;
-        let header = match decode_batch(batch.value()) {
-            Ok((header, _)) => Some(header),
-            // A batch that no longer decodes goes; index entries may stay behind (they point
-            // at nothing and are skipped).
-            Err(_) => None,
-        };
-        if header.as_ref().is_some_and(|h| h.expires_at_ms > now_ms) {
+        let (key, value) = entry?;
+        let found = Locator::read(value.value()).ok();
+        if found
+            .as_ref()
+            .is_some_and(|(_, h)| h.expires_at_ms > now_ms)
+        {
             break;
         }
-        expired.push((key.value(), header));
+        // A locator that no longer decodes goes too; its index entries may stay behind (they
+        // point at nothing and are skipped).
+        expired.push((key.value(), found));
     }
+    let mut emptied = Vec::new();
     if expired.is_empty() {
-        return Ok(());
+        return Ok(emptied);
     }
     let mut by_instance = txn.open_table(BY_INSTANCE)?;
     let mut by_order = txn.open_table(BY_ORDER)?;
     let mut actions = txn.open_table(ACTIONS)?;
-    for ((bucket, seq), header) in expired {
+    let mut live = txn.open_table(SEGMENTS)?;
+    for ((bucket, seq), found) in expired {
         batches.remove((bucket, seq))?;
-        if let Some(h) = header {
-            for i in &h.instances {
-                by_instance.remove((i.as_str(), bucket, seq))?;
-            }
-            for o in &h.orders {
-                by_order.remove((o.as_str(), bucket, seq))?;
-            }
-            if h.actions {
-                actions.remove((bucket, seq))?;
-            }
+        let Some((at, h)) = found else { continue };
+        for i in &h.instances {
+            by_instance.remove((i.as_str(), bucket, seq))?;
+        }
+        for o in &h.orders {
+            by_order.remove((o.as_str(), bucket, seq))?;
+        }
+        if h.actions {
+            actions.remove((bucket, seq))?;
+        }
+        let count = live.get(at.segment)?.map_or(0, |c| c.value());
+        if count <= 1 {
+            live.remove(at.segment)?;
+            emptied.push(at.segment);
+        } else {
+            live.insert(at.segment, count - 1)?;
         }
     }
-    Ok(())
+    Ok(emptied)
 }
 
 #[cfg(test)]
@@ -681,6 +934,60 @@ mod tests {
         assert_eq!(read.open_table(BATCHES).unwrap().len().unwrap(), 2);
         assert_eq!(read.open_table(BY_INSTANCE).unwrap().len().unwrap(), 2);
         assert_eq!(read.open_table(BY_ORDER).unwrap().len().unwrap(), 2);
+    }
+
+    /// A segment goes once none of its batches is filed any more; what is filed survives a
+    /// reopening, and a reopening deletes the segments nothing refers to.
+    #[tokio::test]
+    async fn expired_segments_are_deleted_and_the_rest_read_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        let segment_files = || {
+            std::fs::read_dir(EmbeddedExchangeLog::segments_dir(&path))
+                .unwrap()
+                .count()
+        };
+        let secs = chrono::Duration::seconds;
+        let at = |s: i64| t0() + secs(s);
+        let kept = {
+            // One byte a segment: each append starts a new one.
+            let log = EmbeddedExchangeLog::open_with(&path, 1).unwrap();
+            for (s, keep) in [(0, 10), (1, 10), (2, 100)] {
+                log.append(&Kept::all(&[make(at(s), "i-1", secs(keep))]))
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(segment_files(), 3);
+            let last = make(at(50), "i-1", secs(100));
+            log.append(&Kept::all(std::slice::from_ref(&last)))
+                .await
+                .unwrap();
+            assert_eq!(segment_files(), 2, "the two expired segments are gone");
+            log.find(&ExchangeQuery::newest(ExchangeFilter::All, 10), at(60))
+                .await
+                .unwrap()
+        };
+        assert_eq!(kept.len(), 2);
+        let log = EmbeddedExchangeLog::open(&path).unwrap();
+        assert_eq!(
+            log.find(&ExchangeQuery::newest(ExchangeFilter::All, 10), at(60))
+                .await
+                .unwrap(),
+            kept
+        );
+        assert_eq!(segment_files(), 3, "the two kept and the one being written");
+        drop(log);
+        std::fs::write(
+            EmbeddedExchangeLog::segments_dir(&path).join("00000000000000000001.seg"),
+            b"x",
+        )
+        .unwrap();
+        let _log = EmbeddedExchangeLog::open(&path).unwrap();
+        assert_eq!(
+            segment_files(),
+            3,
+            "the empty one and the stray one deleted; a new one"
+        );
     }
 
     /// The batch framing is a versioned contract: the bytes written are the pinned ones, and
