@@ -6,12 +6,17 @@
 //!
 //! - [`InstanceListing`]: instances by customer, order, state, product or SKU, and time.
 //! - [`DeadLetters`]: what the worker gave up on; redriven or discarded by an operator.
+//! - [`accounts`]: the buyer's 联营 tenants, their SSO sessions and the License codes of the
+//!   instance's order ([`KitTenants`], [`SsoSessions`], [`OrderLicenses`]), read only.
 //! - [`Operator`]: the service over those ports, the instance store, the exchange log and the
 //!   usage store. Every action is idempotent and kept in the exchange log (direction `operator`:
 //!   who, when, what, and what came of it).
 //! - [`view`]: the JSON the operator API answers, a versioned contract (`"v": 1`).
 
+pub mod accounts;
 pub mod view;
+
+pub use accounts::{KitTenant, KitTenants, OrderLicenses, SsoSessions};
 
 use std::sync::Arc;
 

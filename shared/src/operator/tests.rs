@@ -11,8 +11,10 @@ use crate::{
     instance::{AccessInfo, Credential, InstanceId},
     order::{OrderDetails, OrderId, OrderLineId},
     testing::{
-        ManualClock, MemoryDeadLetters, MemoryExchangeLog, MemoryStore, golden,
-        operator::{dead_letters_contract, instance_listing_contract},
+        ManualClock, MemoryDeadLetters, MemoryDirectory, MemoryExchangeLog, MemorySso, MemoryStore,
+        golden,
+        license::MemoryLicenses,
+        operator::{dead_letters_contract, instance_accounts_contract, instance_listing_contract},
     },
 };
 
@@ -100,6 +102,12 @@ async fn the_memory_store_and_dead_letters_pass_the_contracts() {
         let queued = dead.redriven.lock().unwrap().contains(&job);
         async move { queued }
     })
+    .await;
+    instance_accounts_contract(
+        Arc::new(MemoryDirectory::new()),
+        Arc::new(MemorySso::new()),
+        Arc::new(MemoryLicenses::default()),
+    )
     .await;
 }
 
