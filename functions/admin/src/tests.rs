@@ -15,7 +15,10 @@ use koogallery::{
     jobs::Job,
     operator::Operator,
     order::{OrderId, OrderLineId},
-    testing::{ManualClock, MemoryDeadLetters, MemoryExchangeLog, MemoryStore},
+    testing::{
+        ManualClock, MemoryDeadLetters, MemoryDirectory, MemoryExchangeLog, MemorySso, MemoryStore,
+        license::MemoryLicenses,
+    },
 };
 
 use super::*;
@@ -58,6 +61,9 @@ async fn bed(auth: Auth) -> Bed {
         recorder,
         usage: Some(store),
         reconciler: None,
+        kit_tenants: Arc::new(MemoryDirectory::new()),
+        sso_sessions: Arc::new(MemorySso::new()),
+        licenses: Arc::new(MemoryLicenses::default()),
         clock: Arc::new(ManualClock::at(now)),
     });
     Bed {
