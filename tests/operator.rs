@@ -4,6 +4,9 @@
 //! history, its dead letter, what KooGallery sent), redrives it once the webhook is back, and the
 //! vendor hears the notice. Calls go through `koogallery-admin`'s transport
 //! (`operator_cli::call`), with the admin token of the data directory; the refusals without it.
+//! And "I can't log in" on a 联营 product: the Kit syncs and a License activation through the
+//! simulator, then the instance's page (the API's and the console's) shows the tenant, its users
+//! and the code masked, and no secret.
 
 use std::{sync::Arc, time::Duration};
 
@@ -297,4 +300,177 @@ async fn the_reconcilers_passes_are_listed_scheduled_and_forced() {
         forced["who"].as_str().unwrap().contains("API"),
         "the forced pass, with who asked: {forced}"
     );
+}
+
+/// A joint purchase's instance as the operator reads it: KooGallery creates the instance, the Kit
+/// syncs its tenant, app (with a client secret) and two users, the vendor's software activates the
+/// order's License code; the instance page, through the API and in the console, shows the tenant,
+/// its app's client, its users by login ID, and the code masked; never the client secret, the whole
+/// code, nor the users' names, phones or e-mail addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joint_purchase_shows_its_tenant_users_and_license_code_masked() {
+    use koogallery_sim::kit::{self, KitSimulator};
+    const KIT_KEY: &str = "e2e-kit-key";
+    const LICENSE_CLIENT_KEY: &str = "e2e-operator-license-key";
+    const APP: &str = "app-ops-1";
+    const CLIENT_SECRET: &str = "the-tenants-client-secret";
+
+    let vendor = Vendor::start().await;
+    let (openapi, mut cfg) =
+        koogallery_e2e::with_openapi(vendor.config(), false, Duration::from_secs(5)).await;
+    cfg.secrets.license_client = Some(koogallery::security::SecretKey::new(LICENSE_CLIENT_KEY));
+    // A License 2.0 test code: the simulator knows it, and its order is `CSTEST` + the rest.
+    let suffix = koogallery_sim::license_walk::new_test_code()["PLTEST".len()..].to_owned();
+    let (code, order) = (format!("PLTEST{suffix}"), format!("CSTEST{suffix}"));
+    openapi.place(koogallery_sim::openapi::SimOrder::yearly(
+        &order,
+        1,
+        chrono::Utc::now(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), cfg, None).await;
+    let sim = simulator(&h);
+    let instance = "ops-kit-1";
+    let created = sim
+        .call(&json!({"activity":"newInstance","orderId": order,"orderLineId": format!("{order}-000001"),"businessId": instance}))
+        .await
+        .unwrap();
+    assert!(created.body_sign_valid);
+
+    // The Kit syncs: the tenant, its app and its users.
+    let kit = KitSimulator::new(&h.produce_url(), KIT_KEY).unwrap();
+    let pem = kit.public_key().await.unwrap();
+    let tenant = format!("tenant-ops-{}", koogallery_e2e::unique());
+    let users = kit::users(2);
+    for (name, body) in [
+        (
+            "tenantSync",
+            kit::tenant_sync(instance, &order, &tenant, "https://idaas.example.com", 1),
+        ),
+        (
+            "applicationSync",
+            kit::application_sync(instance, &tenant, APP, CLIENT_SECRET, &pem, 1).unwrap(),
+        ),
+        (
+            "authSync",
+            kit::auth_sync(instance, &tenant, APP, &users, 1),
+        ),
+    ] {
+        let a = kit.call(name, &body).await.unwrap();
+        assert_eq!(
+            a.reply.result_code.as_str(),
+            "000000",
+            "{name}: {}",
+            a.reply.result_msg
+        );
+    }
+
+    // The vendor's software activates the order's code.
+    let base = format!("http://{}", h.addr);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let body = json!({"license": code, "clientId": "host-ops-1"}).to_string();
+    let mut activate = http
+        .post(format!("{base}/license/activate"))
+        .header("content-type", "application/json");
+    for (name, value) in
+        koogallery::license::api::sign(LICENSE_CLIENT_KEY, body.as_bytes(), chrono::Utc::now())
+    {
+        activate = activate.header(name, value);
+    }
+    let activated = activate.body(body).send().await.unwrap();
+    assert_eq!(
+        activated.status(),
+        200,
+        "{}",
+        activated.text().await.unwrap()
+    );
+
+    // The API's instance page.
+    let admin = HostArgs {
+        url: Some(base.clone()),
+        data_dir: Some(dir.path().to_owned()),
+        ..HostArgs::default()
+    };
+    let page = call(
+        &admin,
+        &koogallery::config::Env::empty(),
+        Method::GET,
+        &format!("/admin/api/instances/{instance}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(page["v"], 1);
+    let tenants = page["kit_tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 1, "{page}");
+    assert_eq!(tenants[0]["tenant_id"], tenant.as_str());
+    assert_eq!(tenants[0]["apps"][0]["app_id"], APP);
+    let logins: Vec<&str> = tenants[0]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(logins, ["user00000@tenant", "user00001@tenant"]);
+    assert_eq!(tenants[0]["users"][0]["may_use_app"], true);
+    let codes = page["license_codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 1, "{page}");
+    assert_eq!(codes[0]["code"], "PLTE…(18)");
+    assert_eq!(codes[0]["status"], "ACTIVE");
+    assert_eq!(codes[0]["activation"]["client_id"], "host-ops-1");
+    assert_eq!(page["sso_sessions"], json!([]), "no one signed in");
+
+    // The console's instance page, signed in with the admin token.
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let signed_in = http
+        .post(format!("{base}/admin/login"))
+        .form(&[("token", token.trim())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let html = http
+        .get(format!("{base}/admin/instances/{instance}"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        tenant.as_str(),
+        "user00000@tenant",
+        "may sign in",
+        "PLTE…(18)",
+        "host-ops-1",
+        "No live SSO session",
+    ] {
+        assert!(html.contains(shown), "{shown} is not on the page: {html}");
+    }
+
+    let api_text = page.to_string();
+    let mut never = vec![code.clone(), CLIENT_SECRET.to_owned()];
+    for u in &users {
+        for field in ["name", "mobile", "email"] {
+            never.push(u[field].as_str().unwrap().to_owned());
+        }
+    }
+    for secret in &never {
+        assert!(
+            !api_text.contains(secret.as_str()),
+            "the API shows {secret}"
+        );
+        assert!(!html.contains(secret.as_str()), "the page shows {secret}");
+    }
+    h.shutdown().await;
 }

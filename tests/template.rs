@@ -2719,17 +2719,21 @@ fn every_caller_keeps_the_exchange_log_on_the_table() {
 /// Every way the admin function could be reachable without IAM or do more than the operator
 /// needs, in words: a function URL with `AuthType: AWS_IAM` and the `AdminUrl` output; its role
 /// exactly the operator's table actions on the instances ([`operator_iam_actions`]), `Query` on
-/// the usage windows, the exchange log read and written ([`OPERATOR_EXCHANGE_LOG_ACTIONS`]), a
-/// reconciler pass as the reconciler's role allows it, the DLQ received, made visible again and
+/// the usage windows, the exchange log read and written ([`OPERATOR_EXCHANGE_LOG_ACTIONS`]), the
+/// tenant directory and the SSO session indexes read ([`OPERATOR_DIRECTORY_ACTIONS`],
+/// [`OPERATOR_SESSION_ACTIONS`]), a reconciler pass as the reconciler's role allows it, the DLQ received, made visible again and
 /// deleted, jobs sent; no secret, nothing on a wildcard resource; and its environment exactly
 /// the settings it reads, each in the catalog, which read as settings at the template's defaults.
 ///
 /// [`operator_iam_actions`]: koogallery_aws::dynamo::operator_iam_actions
 /// [`OPERATOR_EXCHANGE_LOG_ACTIONS`]: koogallery_aws::dynamo::OPERATOR_EXCHANGE_LOG_ACTIONS
+/// [`OPERATOR_DIRECTORY_ACTIONS`]: koogallery_aws::dynamo::OPERATOR_DIRECTORY_ACTIONS
+/// [`OPERATOR_SESSION_ACTIONS`]: koogallery_aws::dynamo::OPERATOR_SESSION_ACTIONS
 fn admin_problems(template: &Value) -> Vec<String> {
     use koogallery::config::catalog;
     use koogallery_aws::dynamo::{
-        EXCHANGE_LOG_LEADING_KEYS, OPERATOR_EXCHANGE_LOG_ACTIONS, OPERATOR_LEADING_KEYS,
+        EXCHANGE_LOG_LEADING_KEYS, OPERATOR_DIRECTORY_ACTIONS, OPERATOR_EXCHANGE_LOG_ACTIONS,
+        OPERATOR_LEADING_KEYS, OPERATOR_SESSION_ACTIONS, OPERATOR_SESSION_LEADING_KEYS,
         keys::{LEGACY_UNSETTLED_INDEX, UNSETTLED_INDEX},
         operator_iam_actions,
     };
@@ -2788,6 +2792,16 @@ fn admin_problems(template: &Value) -> Vec<String> {
             sorted(OPERATOR_EXCHANGE_LOG_ACTIONS),
             table.clone(),
             sorted(EXCHANGE_LOG_LEADING_KEYS),
+        ),
+        (
+            sorted(OPERATOR_DIRECTORY_ACTIONS),
+            table.clone(),
+            sorted(koogallery_aws::directory::keys::LEADING_KEYS),
+        ),
+        (
+            sorted(OPERATOR_SESSION_ACTIONS),
+            table.clone(),
+            sorted(OPERATOR_SESSION_LEADING_KEYS),
         ),
         (
             sorted(&["dynamodb:Query"]),

@@ -42,7 +42,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Instances by customer, order, state, product or SKU, and time; newest first.
     Instances(crate::operator_cli::InstancesArgs),
-    /// One instance: its record, history, outbox, claims, dead letters, usage and exchanges.
+    /// One instance: its record, history, outbox, claims, dead letters, usage and exchanges; its
+    /// 联营 tenants (apps, users), their SSO sessions and its order's License codes (masked).
     Instance(crate::operator_cli::InstanceArgs),
     /// The exchange log: calls KooGallery made, calls we made, operators' actions; newest first.
     Exchanges(crate::operator_cli::ExchangesArgs),

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! koogallery-admin instances --customer <customerId>    # which instance, in which state
-//! koogallery-admin instance <instanceId>                # what happened, what is owed, what KooGallery sent
+//! koogallery-admin instance <instanceId>                # what happened, what is owed, what KooGallery sent,
+//!                                                       # its 联营 tenants and users, SSO sessions, License codes
 //! koogallery-admin redrive --instance <instanceId>      # what the worker gave up on goes again, in order
 //! ```
 
@@ -378,6 +379,93 @@ fn text<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
 
+/// `none` for an empty list, else nothing (the rows follow).
+fn none_if_empty(list: &[Value]) -> &'static str {
+    if list.is_empty() { "none" } else { "" }
+}
+
+/// An instance page's 联营 tenants, SSO sessions and License codes, as the API shows them (login
+/// IDs, `sid`s, masked codes; never a secret).
+fn accounts(v: &Value) -> Vec<String> {
+    let empty = Vec::new();
+    let list = |v: &Value, k: &str| v.get(k).and_then(Value::as_array).unwrap_or(&empty).clone();
+    let mut out = Vec::new();
+    let tenants = list(v, "kit_tenants");
+    out.push(format!("kit tenants: {}", none_if_empty(&tenants)));
+    for t in &tenants {
+        out.push(format!(
+            "  tenant {}  code {}  order {}  auth centre {}  departments {}",
+            text(t, "tenant_id"),
+            text(t, "tenant_code"),
+            text(t, "order_id"),
+            text(t, "domain_name"),
+            t["department_count"]
+        ));
+        for a in list(t, "apps") {
+            out.push(format!(
+                "    app {}  client {}",
+                text(&a, "app_id"),
+                text(&a, "client_id")
+            ));
+        }
+        for u in list(t, "users") {
+            let status = if u["revoked"] == true {
+                "revoked"
+            } else if u["enabled"] == false {
+                "disabled"
+            } else {
+                "may sign in"
+            };
+            out.push(format!(
+                "    user {}  app {}{}  org {}  role {}  {status}",
+                text(&u, "user_name"),
+                text(&u, "app_id"),
+                if u["app_synced"] == false {
+                    " (not synced)"
+                } else {
+                    ""
+                },
+                text(&u, "org_code"),
+                text(&u, "role"),
+            ));
+        }
+    }
+    let sessions = list(v, "sso_sessions");
+    out.push(format!("sso sessions: {}", none_if_empty(&sessions)));
+    for s in &sessions {
+        out.push(format!(
+            "  {}  tenant {}  app {}  user {}  signed in {}  ends {}",
+            text(s, "sid"),
+            text(s, "tenant_id"),
+            text(s, "app_id"),
+            text(s, "user_name"),
+            text(s, "auth_time"),
+            text(s, "refresh_expires_at")
+        ));
+    }
+    let codes = list(v, "license_codes");
+    out.push(format!("license codes: {}", none_if_empty(&codes)));
+    for l in &codes {
+        let activation = &l["activation"];
+        out.push(format!(
+            "  {}  {}  expires {}  {}",
+            text(l, "code"),
+            text(l, "status"),
+            text(l, "expire_time"),
+            if activation.is_null() {
+                "not activated".to_owned()
+            } else {
+                format!(
+                    "activated {} by {}",
+                    text(activation, "at"),
+                    text(activation, "client_id")
+                )
+            }
+        ));
+    }
+    out
+}
+
 /// What a person reads.
 fn human(c: &Call, v: &Value) -> String {
     let mut out = String::new();
@@ -472,6 +560,9 @@ fn human(c: &Call, v: &Value) -> String {
                     text(d, "reason"),
                     text(d, "id")
                 ));
+            }
+            for l in accounts(v) {
+                line(l);
             }
             let exchanges = list("exchanges");
             line(format!(

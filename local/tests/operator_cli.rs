@@ -90,6 +90,15 @@ async fn the_buyer_calls_and_three_commands_find_read_and_redrive() {
         page.contains("newInstance"),
         "the exchange KooGallery made: {page}"
     );
+    for none in [
+        "kit tenants: none",
+        "sso sessions: none",
+        "license codes: none",
+    ] {
+        assert!(page.contains(none), "{none}: {page}");
+    }
+    let detail = json(&run(&["instance", "cli-1", "--json"]).await);
+    assert_eq!(detail["kit_tenants"], serde_json::json!([]), "{detail}");
     let dead = json(&run(&["dead-letters", "--instance", "cli-1", "--json"]).await);
     let id = dead["dead_letters"][0]["id"].as_str().unwrap().to_owned();
 

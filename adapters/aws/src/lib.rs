@@ -25,10 +25,13 @@
 //!   table, one partition per tenant (key schema in [`directory`]).
 //! - [`DynamoSso`]: the SSO stores ([`SsoStore`](koogallery::sso::SsoStore): sessions, grants,
 //!   OIDC clients, signing keys; docs/protocol/decisions.md §19) on the same table (key schema in
-//!   [`sso`]); [`DynamoDirectory`] is also the [`TenantLocator`](koogallery::sso::TenantLocator).
+//!   [`sso`]); [`DynamoDirectory`] is also the [`TenantLocator`](koogallery::sso::TenantLocator),
+//!   and the operator's [`KitTenants`](koogallery::operator::KitTenants) (a `Scan`, see
+//!   `directory/instance_tenants.rs`).
 //! - [`DynamoLicenses`]: the [`LicenseStore`](koogallery::license::LicenseStore) port (license
 //!   codes and their daily usage; docs/protocol/decisions.md §21) on the same table (key schema in
-//!   [`license`]).
+//!   [`license`]); also the operator's [`OrderLicenses`](koogallery::operator::OrderLicenses) (a
+//!   `Scan`, see `license/orders.rs`).
 //! - [`DynamoExchangeLog`]: the [`ExchangeLog`](koogallery::exchange::ExchangeLog) port (every
 //!   call KooGallery made, redacted, for a retention) on the same table, under its instance's, its
 //!   order's and its day's partitions (key schema in [`dynamo::exchanges`]).

@@ -1,5 +1,7 @@
 //! The operator's ports on the emulator: `DynamoStore` as the instance listing, `SqsDeadLetters`
-//! on a jobs queue's DLQ; each passes its contract.
+//! on a jobs queue's DLQ, and the directory, SSO and License stores on one table as the reads of
+//! an instance's 联营 tenants, their sessions and its order's License codes; each passes its
+//! contract.
 
 mod common;
 
@@ -9,10 +11,12 @@ use common::{emulator_config, unique};
 use koogallery::{
     jobs::Job,
     operator::DeadLetters,
-    testing::operator::{dead_letters_contract, instance_listing_contract},
+    testing::operator::{
+        dead_letters_contract, instance_accounts_contract, instance_listing_contract,
+    },
 };
 use koogallery_aws::{
-    DynamoStore, SqsDeadLetters, SqsQueue,
+    DynamoDirectory, DynamoLicenses, DynamoSso, DynamoStore, SqsDeadLetters, SqsQueue,
     bootstrap::{ensure_queues, ensure_table},
     sqs::{ATTEMPTS_ATTRIBUTE, REASON_ATTRIBUTE},
 };
@@ -26,6 +30,22 @@ async fn dynamo_store_passes_the_instance_listing_contract() {
     ensure_table(&client, &table).await.unwrap();
     let store = DynamoStore::new(client, table);
     instance_listing_contract(Arc::new(store.clone()), Arc::new(store)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn the_directory_sso_and_license_stores_pass_the_instance_accounts_contract() {
+    let config = emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("koogallery-accounts");
+    ensure_table(&client, &table).await.unwrap();
+    let store = DynamoStore::new(client, table);
+    instance_accounts_contract(
+        Arc::new(DynamoDirectory::from(&store)),
+        Arc::new(DynamoSso::from(&store)),
+        Arc::new(DynamoLicenses::from(&store)),
+    )
+    .await;
 }
 
 /// A fresh jobs queue, its DLQ, and the dead letters on it.

@@ -9,7 +9,9 @@
 //! at a time, so two syncs of a tenant never number the same seq.
 //!
 //! A tenant's records are a key range: its (instanceId, tenantId) tuple is compared element by
-//! element, never as a string prefix (see [`Scope`]).
+//! element, never as a string prefix (see [`Scope`]). So are an instance's tenants: the operator's
+//! [`KitTenants`] reads them, each with its apps, users and departments, in one read transaction
+//! (one snapshot), by key ranges, without a scan.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +21,7 @@ use koogallery::{
         App, Applied, Department, DirectoryChange, DirectoryEvent, EventBody, Tenant,
         TenantDirectory, TenantId, TenantKey, User, record,
     },
+    operator::{KitTenant, KitTenants},
 };
 use redb::{AccessGuard, ReadableTable, StorageError};
 
@@ -377,6 +380,45 @@ impl TenantDirectory for EmbeddedStore {
                     .retain_in(s.events_to(seq), |_, _| false)?;
                 txn.commit()?;
                 Ok(())
+            })
+            .await?)
+    }
+}
+
+#[async_trait]
+impl KitTenants for EmbeddedStore {
+    async fn kit_tenants(&self, instance_id: &str) -> Result<Vec<KitTenant>, StoreError> {
+        let instance_id = instance_id.to_owned();
+        Ok(self
+            .blocking(move |db| {
+                let txn = db.begin_read()?;
+                let tenants = txn.open_table(DIR_TENANTS)?;
+                let apps = txn.open_table(DIR_APPS)?;
+                let users = txn.open_table(DIR_USERS)?;
+                let departments = txn.open_table(DIR_DEPARTMENTS)?;
+                let end = after(&instance_id);
+                let mut found = Vec::new();
+                for entry in tenants.range((instance_id.as_str(), "")..(end.as_str(), ""))? {
+                    let (k, v) = entry?;
+                    let (i, t) = k.value();
+                    let s = Scope::of(&TenantKey::new(i, t));
+                    let tenant = record::decode_tenant(v.value()).map_err(|e| s.corrupt(e))?;
+                    found.push(
+                        KitTenant {
+                            tenant,
+                            apps: decode_all(&s, apps.range(s.range3())?, record::decode_app)?,
+                            users: decode_all(&s, users.range(s.range4())?, record::decode_user)?,
+                            departments: decode_all(
+                                &s,
+                                departments.range(s.range3())?,
+                                record::decode_department,
+                            )?,
+                            key: TenantKey::new(s.instance_id, s.tenant_id),
+                        }
+                        .sorted(),
+                    );
+                }
+                Ok(found)
             })
             .await?)
     }

@@ -13,6 +13,10 @@
 //!   day's client rows are deleted in the transaction that marks it reported, and its
 //!   `license_reported` row is what makes a later `record_use` of that day do nothing.
 //! - `record_use` and `usage_reported` are one write transaction each.
+//! - The operator's [`OrderLicenses`] (the codes of an order) has no index: it reads every record
+//!   of `licenses` in one read transaction and keeps those naming the order. A local host holds a
+//!   handful of codes (a few hundred bytes each), so this is a read of some kilobytes, on an
+//!   operator's look at one instance, never on a path KooGallery's calls take.
 //!
 //! Known limits: a day's client set is not bounded (one small row per distinct client, so a use is
 //! O(log n) whatever the count; `DailyUsage` carries the whole set); the `license_reported` rows
@@ -24,6 +28,7 @@ use chrono::{Datelike, NaiveDate};
 use koogallery::{
     StoreError,
     license::{DailyUsage, License, LicenseCode, LicenseStore},
+    operator::OrderLicenses,
 };
 use redb::ReadableTable;
 
@@ -50,6 +55,28 @@ fn decode(code: &str, bytes: &[u8]) -> Result<License, Fault> {
         let masked = LicenseCode::parse(code).map_or_else(|_| "?".to_owned(), |c| c.masked());
         Fault::Corrupt(format!("license record {masked}: {e}"))
     })
+}
+
+#[async_trait]
+impl OrderLicenses for EmbeddedStore {
+    async fn licenses_of_order(&self, order_id: &str) -> Result<Vec<License>, StoreError> {
+        let order_id = order_id.to_owned();
+        Ok(self
+            .blocking(move |db| {
+                let table = db.begin_read()?.open_table(LICENSES)?;
+                let mut found = Vec::new();
+                // In key order: by code.
+                for entry in table.iter()? {
+                    let (code, bytes) = entry?;
+                    let license = decode(code.value(), bytes.value())?;
+                    if license.order_id.as_deref() == Some(order_id.as_str()) {
+                        found.push(license);
+                    }
+                }
+                Ok(found)
+            })
+            .await?)
+    }
 }
 
 #[async_trait]

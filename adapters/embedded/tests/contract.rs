@@ -82,6 +82,15 @@ async fn embedded_store_passes_the_instance_listing_contract() {
     koogallery::testing::operator::instance_listing_contract(store.clone(), store).await;
 }
 
+/// The operator's reads of an instance's 联营 tenants, their SSO sessions and its order's License
+/// codes, all on the one file.
+#[tokio::test]
+async fn embedded_store_passes_the_instance_accounts_contract() {
+    let (_dir, store) = fresh();
+    koogallery::testing::operator::instance_accounts_contract(store.clone(), store.clone(), store)
+        .await;
+}
+
 #[tokio::test]
 async fn embedded_queue_passes_the_dead_letters_contract() {
     use koogallery::jobs::Job;

@@ -1,7 +1,8 @@
 //! The admin function on AWS Lambda: the console's routes in [`Auth::Iam`] mode behind a
 //! function URL with `AuthType: AWS_IAM` (payload 2.0). The operator reads and acts on the
 //! deployment's own resources: the table (instances, their listing, usage windows, the exchange
-//! log), the jobs queue's dead letters (`KOOGALLERY_DLQ_URL`), and a reconciler pass on the jobs
+//! log, an instance's 联营 tenants, their SSO sessions and its order's License codes), the jobs
+//! queue's dead letters (`KOOGALLERY_DLQ_URL`), and a reconciler pass on the jobs
 //! queue (`KOOGALLERY_QUEUE_URL`). Every action is kept in the exchange log, written before the
 //! invocation returns.
 
@@ -15,7 +16,10 @@ use koogallery::{
     exchange::{ExchangeRecorder, RecorderTask},
     operator::Operator,
 };
-use koogallery_aws::{DynamoExchangeLog, DynamoStore, DynamoUsageStore, SqsDeadLetters, SqsQueue};
+use koogallery_aws::{
+    DynamoDirectory, DynamoExchangeLog, DynamoLicenses, DynamoSso, DynamoStore, DynamoUsageStore,
+    SqsDeadLetters, SqsQueue,
+};
 use koogallery_lambda::{Deployment, Error, Load};
 use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
 
@@ -66,6 +70,9 @@ pub fn operator(
         recorder: recorder.clone(),
         usage: Some(Arc::new(DynamoUsageStore::from(store.as_ref()))),
         reconciler: Some(Arc::new(reconciler)),
+        kit_tenants: Arc::new(DynamoDirectory::from(store.as_ref())),
+        sso_sessions: Arc::new(DynamoSso::from(store.as_ref())),
+        licenses: Arc::new(DynamoLicenses::from(store.as_ref())),
         clock,
     };
     (operator, recorder, writer)

@@ -33,6 +33,7 @@
 //! own origin (`Origin`/`Sec-Fetch-Site`). A CSRF token under a per-deployment secret would
 //! have needed a secret (and its rotation) for no gain the signature does not already give.
 
+mod accounts;
 mod api;
 mod charts;
 mod pages;

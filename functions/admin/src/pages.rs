@@ -19,7 +19,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::{
-    Auth, Console,
+    Auth, Console, accounts,
     api::{DeadLetterParams, ExchangeParams, InstanceQuery, RedriveRequest},
     charts,
     session::Session,
@@ -349,6 +349,7 @@ pub(crate) async fn instance(
                         button #redrive-instance type="submit" { "Redrive all of this instance's, oldest first" }
                     }
                 }
+                (accounts::sections(&detail))
                 h2 { "Usage per hour" }
                 (charts::usage(&detail.usage))
                 h2 { "Exchanges" }

@@ -15,7 +15,10 @@ use koogallery::{
     jobs::Job,
     operator::Operator,
     order::{OrderId, OrderLineId},
-    testing::{ManualClock, MemoryDeadLetters, MemoryExchangeLog, MemoryStore},
+    testing::{
+        ManualClock, MemoryDeadLetters, MemoryDirectory, MemoryExchangeLog, MemorySso, MemoryStore,
+        license::MemoryLicenses,
+    },
 };
 
 use super::*;
@@ -26,12 +29,18 @@ struct Bed {
     router: Router,
     operator: Arc<Operator>,
     dead: Arc<MemoryDeadLetters>,
+    directory: Arc<MemoryDirectory>,
+    sso: Arc<MemorySso>,
+    licenses: Arc<MemoryLicenses>,
 }
 
 async fn bed(auth: Auth) -> Bed {
     let store = Arc::new(MemoryStore::new());
     let dead = Arc::new(MemoryDeadLetters::new());
     let log = Arc::new(MemoryExchangeLog::new());
+    let directory = Arc::new(MemoryDirectory::new());
+    let sso = Arc::new(MemorySso::new());
+    let licenses = Arc::new(MemoryLicenses::default());
     let (recorder, writer) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(14));
     tokio::spawn(writer.run());
     let now = chrono::Utc::now();
@@ -58,6 +67,9 @@ async fn bed(auth: Auth) -> Bed {
         recorder,
         usage: Some(store),
         reconciler: None,
+        kit_tenants: directory.clone(),
+        sso_sessions: sso.clone(),
+        licenses: licenses.clone(),
         clock: Arc::new(ManualClock::at(now)),
     });
     Bed {
@@ -67,6 +79,9 @@ async fn bed(auth: Auth) -> Bed {
         }),
         operator,
         dead,
+        directory,
+        sso,
+        licenses,
     }
 }
 
@@ -212,4 +227,99 @@ async fn token_mode_is_the_local_hosts_whatever_the_caller_extension() {
     assert_eq!(call(&b.router, redrive).await.0, StatusCode::OK);
     let kept = actions(&b.operator).await;
     assert_eq!(kept[0].request["who"], "ops (admin token, API)");
+}
+
+/// The instance page's 联营 and License sections: empty ones say so in words; filled ones show the
+/// tenant's app client, its users by login ID with their status, the live session by `sid`, and
+/// the code masked; never a secret, a token, the session key, the whole code or a personal field.
+#[tokio::test]
+async fn the_instance_page_shows_the_buyers_tenant_session_and_license_code_without_secrets() {
+    use koogallery::{
+        directory::{DirectoryChange, TenantDirectory, TenantKey},
+        license::{License, LicenseCode, LicenseStore, Origin},
+        sso::SessionStore,
+        testing::directory::{sample_app, sample_department, sample_tenant, sample_user},
+    };
+    let b = bed(Auth::Iam).await;
+    let (status, _, empty) =
+        call(&b.router, as_caller(get("/admin/instances/i-buyer-1"), ARN)).await;
+    assert_eq!(status, StatusCode::OK);
+    for words in [
+        "No Kit tenant",
+        "No live SSO session",
+        "No License code names this instance",
+    ] {
+        assert!(empty.contains(words), "{words}: {empty}");
+    }
+
+    let now = chrono::Utc::now();
+    let key = TenantKey::new("i-buyer-1", "tenant-1");
+    let mut revoked = sample_user("app-1", "lisi", now);
+    revoked.revoked = true;
+    for change in [
+        DirectoryChange::PutTenant(sample_tenant("Acme 有限公司", now)),
+        DirectoryChange::PutApp(sample_app("app-1", now)),
+        DirectoryChange::PutUsers {
+            app_id: "app-1".into(),
+            users: vec![sample_user("app-1", "zhangsan", now), revoked],
+        },
+        DirectoryChange::ReplaceDepartments(vec![sample_department("10000", None)]),
+    ] {
+        b.directory.apply(&key, &change, now).await.unwrap();
+    }
+    let mut session = koogallery::testing::sso::sample_session(&key, "app-1", "zhangsan");
+    session.auth_time = now;
+    session.access_expires_at = now + chrono::Duration::hours(2);
+    session.refresh_expires_at = now + chrono::Duration::days(30);
+    b.sso.create_session(&session).await.unwrap();
+    let code = "PLWHOLECODE0123456789";
+    let mut license = License::new(
+        LicenseCode::parse(code).unwrap(),
+        Origin::Marketplace,
+        false,
+        now,
+    );
+    license.order_id = Some("CS2603010800ABC".into());
+    license.version = 1;
+    b.licenses.put(&license).await.unwrap();
+
+    let (status, _, page) =
+        call(&b.router, as_caller(get("/admin/instances/i-buyer-1"), ARN)).await;
+    assert_eq!(status, StatusCode::OK);
+    for shown in [
+        "tenant-1",
+        "client-app-1",
+        "zhangsan",
+        "may sign in",
+        "lisi",
+        "revoked (authSync)",
+        session.sid.as_str(),
+        "PLWH…(21)",
+        "not activated",
+    ] {
+        assert!(page.contains(shown), "{shown} is not shown: {page}");
+    }
+    for hidden in [
+        code,
+        session.key.as_str(),
+        "sealed",
+        "Acme",
+        "张三",
+        "王伟",
+        "13800000000",
+    ] {
+        assert!(!page.contains(hidden), "{hidden} is shown: {page}");
+    }
+    let (status, _, api) = call(
+        &b.router,
+        as_caller(get("/admin/api/instances/i-buyer-1"), ARN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["v"], 1);
+    assert_eq!(api["kit_tenants"][0]["users"][1]["user_name"], "zhangsan");
+    assert_eq!(api["sso_sessions"][0]["sid"], session.sid.as_str());
+    assert_eq!(api["license_codes"][0]["code"], "PLWH…(21)");
+    assert!(!api.to_string().contains(code));
 }

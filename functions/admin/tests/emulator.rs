@@ -1,7 +1,8 @@
 //! The admin function's handler on the DynamoDB/SQS emulator: a function URL's event, as Lambda
 //! hands it over with the IAM caller in its request context, lists an instance from the table and
 //! redrives a dead letter from the jobs queue's DLQ back onto the queue; the redrive is kept in
-//! the exchange log with the caller's ARN.
+//! the exchange log with the caller's ARN. The instance's page carries its 联营 tenant and its
+//! order's License code (masked), read from the same table.
 #![cfg(feature = "lambda")]
 
 use std::sync::Arc;
@@ -102,6 +103,35 @@ async fn the_handler_lists_an_instance_and_redrives_a_dead_letter() {
         },
     )
     .unwrap();
+    // A Kit tenant of the instance and a License code of its order, on the same table.
+    {
+        use koogallery::{
+            directory::{DirectoryChange, TenantDirectory, TenantKey},
+            license::{License, LicenseCode, LicenseStore, Origin},
+            testing::directory::{sample_app, sample_tenant},
+        };
+        let now = chrono::Utc::now();
+        let directory = koogallery_aws::DynamoDirectory::from(store.as_ref());
+        let key = TenantKey::new(instance_id.as_str(), "tenant-adm");
+        for change in [
+            DirectoryChange::PutTenant(sample_tenant("Acme", now)),
+            DirectoryChange::PutApp(sample_app("app-adm", now)),
+        ] {
+            directory.apply(&key, &change, now).await.unwrap();
+        }
+        let mut license = License::new(
+            LicenseCode::parse("PLADMIN000000001").unwrap(),
+            Origin::Marketplace,
+            false,
+            now,
+        );
+        license.order_id = Some("CS2612052200ADM".into());
+        license.version = 1;
+        koogallery_aws::DynamoLicenses::from(store.as_ref())
+            .put(&license)
+            .await
+            .unwrap();
+    }
     let (operator, recorder, writer) = operator(
         store,
         sqs.clone(),
@@ -126,6 +156,29 @@ async fn the_handler_lists_an_instance_and_redrives_a_dead_letter() {
         listed.to_string().contains(&instance_id),
         "the instance is listed: {listed}"
     );
+
+    let detail = handle(
+        &router,
+        event(
+            "GET",
+            &format!("/admin/api/instances/{instance_id}"),
+            "",
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(detail.status(), 200, "{:?}", detail.body());
+    let detail = json(&detail);
+    assert_eq!(
+        detail["kit_tenants"][0]["tenant_id"], "tenant-adm",
+        "{detail}"
+    );
+    assert_eq!(
+        detail["kit_tenants"][0]["apps"][0]["client_id"],
+        "client-app-adm"
+    );
+    assert_eq!(detail["license_codes"][0]["code"], "PLAD…(16)", "{detail}");
+    assert!(!detail.to_string().contains("PLADMIN000000001"));
 
     let page = handle(&router, event("GET", "/admin/dead-letters", "", "")).await;
     assert_eq!(page.status(), 200);

@@ -6,12 +6,17 @@
 //!
 //! - [`InstanceListing`]: instances by customer, order, state, product or SKU, and time.
 //! - [`DeadLetters`]: what the worker gave up on; redriven or discarded by an operator.
+//! - [`accounts`]: the buyer's 联营 tenants, their SSO sessions and the License codes of the
+//!   instance's order ([`KitTenants`], [`SsoSessions`], [`OrderLicenses`]), read only.
 //! - [`Operator`]: the service over those ports, the instance store, the exchange log and the
 //!   usage store. Every action is idempotent and kept in the exchange log (direction `operator`:
 //!   who, when, what, and what came of it).
 //! - [`view`]: the JSON the operator API answers, a versioned contract (`"v": 1`).
 
+pub mod accounts;
 pub mod view;
+
+pub use accounts::{KitTenant, KitTenants, OrderLicenses, SsoSessions};
 
 use std::sync::Arc;
 
@@ -181,6 +186,12 @@ pub struct Operator {
     pub recorder: ExchangeRecorder,
     pub usage: Option<Arc<dyn UsageStore>>,
     pub reconciler: Option<Arc<Reconciler>>,
+    /// The 联营 tenants stored under an instance (the Kit syncs' directory).
+    pub kit_tenants: Arc<dyn KitTenants>,
+    /// The SSO sessions of those tenants.
+    pub sso_sessions: Arc<dyn SsoSessions>,
+    /// The License codes of an instance's order.
+    pub licenses: Arc<dyn OrderLicenses>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -226,6 +237,13 @@ impl Operator {
             .into_iter()
             .filter(|d| d.job.instance_id() == Some(instance_id))
             .collect();
+        let now = self.clock.now();
+        let (kit_tenants, license_codes) = futures_util::future::try_join(
+            self.kit_tenants.kit_tenants(instance_id),
+            self.licenses.licenses_of_order(instance.order_id.as_str()),
+        )
+        .await?;
+        let sso_sessions = self.sso_sessions_of(&kit_tenants, now).await?;
         Ok(Some(view::InstanceDetail {
             instance,
             history,
@@ -233,7 +251,37 @@ impl Operator {
             usage,
             dead_letters,
             exchange_log: self.exchanges.is_some(),
+            kit_tenants,
+            sso_sessions,
+            license_codes,
+            read_at: now,
         }))
+    }
+
+    /// The live SSO sessions of `tenants` (an ended one the store has not purged yet is left
+    /// out), newest sign-in first.
+    async fn sso_sessions_of(
+        &self,
+        tenants: &[KitTenant],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::sso::Session>, OperatorError> {
+        let per_tenant = futures_util::future::try_join_all(
+            tenants
+                .iter()
+                .map(|t| self.sso_sessions.tenant_sessions(&t.key)),
+        )
+        .await?;
+        let mut sessions: Vec<_> = per_tenant
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_over(now))
+            .collect();
+        sessions.sort_by(|a, b| {
+            b.auth_time
+                .cmp(&a.auth_time)
+                .then_with(|| a.sid.cmp(&b.sid))
+        });
+        Ok(sessions)
     }
 
     /// A page of the exchange log.

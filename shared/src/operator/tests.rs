@@ -1,4 +1,4 @@
-//! Tests of the operator's views and actions on the memory ports: the contracts, the redacted instance page, redrives and discards kept with who asked.
+//! Tests of the operator's views and actions on the memory ports: the contracts, the redacted instance page (its 联营 tenants, SSO sessions and License codes shown without a secret), redrives and discards kept with who asked.
 
 use std::sync::Arc;
 
@@ -11,8 +11,10 @@ use crate::{
     instance::{AccessInfo, Credential, InstanceId},
     order::{OrderDetails, OrderId, OrderLineId},
     testing::{
-        ManualClock, MemoryDeadLetters, MemoryExchangeLog, MemoryStore, golden,
-        operator::{dead_letters_contract, instance_listing_contract},
+        ManualClock, MemoryDeadLetters, MemoryDirectory, MemoryExchangeLog, MemorySso, MemoryStore,
+        golden,
+        license::MemoryLicenses,
+        operator::{dead_letters_contract, instance_accounts_contract, instance_listing_contract},
     },
 };
 
@@ -25,12 +27,18 @@ struct Bed {
     store: Arc<MemoryStore>,
     dead: Arc<MemoryDeadLetters>,
     log: Arc<MemoryExchangeLog>,
+    directory: Arc<MemoryDirectory>,
+    sso: Arc<MemorySso>,
+    licenses: Arc<MemoryLicenses>,
 }
 
 fn bed() -> Bed {
     let store = Arc::new(MemoryStore::new());
     let dead = Arc::new(MemoryDeadLetters::new());
     let log = Arc::new(MemoryExchangeLog::new());
+    let directory = Arc::new(MemoryDirectory::new());
+    let sso = Arc::new(MemorySso::new());
+    let licenses = Arc::new(MemoryLicenses::default());
     let (recorder, writer) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(14));
     tokio::spawn(writer.run());
     let operator = Operator {
@@ -41,6 +49,9 @@ fn bed() -> Bed {
         recorder,
         usage: Some(store.clone()),
         reconciler: None,
+        kit_tenants: directory.clone(),
+        sso_sessions: sso.clone(),
+        licenses: licenses.clone(),
         clock: Arc::new(ManualClock::at(t0() + chrono::Duration::hours(1))),
     };
     Bed {
@@ -48,6 +59,9 @@ fn bed() -> Bed {
         store,
         dead,
         log,
+        directory,
+        sso,
+        licenses,
     }
 }
 
@@ -101,6 +115,12 @@ async fn the_memory_store_and_dead_letters_pass_the_contracts() {
         async move { queued }
     })
     .await;
+    instance_accounts_contract(
+        Arc::new(MemoryDirectory::new()),
+        Arc::new(MemorySso::new()),
+        Arc::new(MemoryLicenses::default()),
+    )
+    .await;
 }
 
 /// The instance page: the record with its credentials and the buyer's name redacted, its history,
@@ -123,6 +143,7 @@ async fn an_instance_page_shows_everything_kept_about_it_redacted() {
         "other",
         t0(),
     );
+    seed_accounts(&b).await;
     let detail = b.operator.instance("i-buyer-1").await.unwrap().unwrap();
     assert_eq!(
         detail.instance.instance_id,
@@ -139,9 +160,246 @@ async fn an_instance_page_shows_everything_kept_about_it_redacted() {
         "{text}"
     );
     assert_eq!(page["instance"]["order"]["customer_name"], REDACTED);
+    assert_accounts_shown_without_secrets(&page);
     golden::check("operator_instance_v1.json", &page);
     assert!(b.operator.instance("nope").await.unwrap().is_none());
     let _ = i;
+}
+
+/// The buyer's whole License code, its session cookie's key, and what must never show.
+const CODE: &str = "PLAB12345678WXYZ9876";
+const SESSION_KEY: &str = "5e55105e55105e55105e55105e55105e55105e55105e55105e55105e55105e55";
+const NEVER_SHOWN: &[&str] = &[
+    CODE,
+    SESSION_KEY,
+    "sealed-CLIENT-SECRET",
+    "sealed-ACCESS-TOKEN",
+    "sealed-REFRESH-TOKEN",
+    "Acme 有限公司",
+    "张三",
+    "13800000000",
+    "zhangsan@example.com",
+    "工程师",
+    "E-0042",
+];
+
+/// A synced Kit tenant of `i-buyer-1` (an app, two users, two departments), a tenant of another
+/// instance, a live SSO session and an ended one, a License code of its order and one of another
+/// order.
+async fn seed_accounts(b: &Bed) {
+    use crate::{
+        directory::{App, Department, DirectoryChange, Tenant, TenantDirectory, TenantKey, User},
+        license::{Activation, License, LicenseCode, LicenseStore, Origin},
+        sso::{Identity, Session, SessionStore},
+    };
+    let at = t0() + chrono::Duration::minutes(10);
+    let tenant = TenantKey::new("i-buyer-1", "tenant-1");
+    let user = |user_name: &str, enabled: bool| User {
+        app_id: "app-1".into(),
+        user_name: user_name.into(),
+        name: "张三".into(),
+        org_code: "10001".into(),
+        role: "admin".into(),
+        enabled,
+        revoked: false,
+        position: Some("工程师".into()),
+        employee_code: Some("E-0042".into()),
+        employee_type: None,
+        mobile: Some("13800000000".into()),
+        email: Some("zhangsan@example.com".into()),
+        work_place: None,
+        entry_date: None,
+        synced_at: at,
+    };
+    let department = |code: &str| Department {
+        org_code: code.into(),
+        org_name: format!("部门{code}"),
+        parent_code: None,
+    };
+    for (key, change) in [
+        (
+            &tenant,
+            DirectoryChange::PutTenant(Tenant {
+                order_id: "CS2603010800ABC".into(),
+                tenant_code: "acme".into(),
+                name: "Acme 有限公司".into(),
+                domain_name: "https://idaas.example.com".into(),
+                synced_at: at,
+            }),
+        ),
+        (
+            &tenant,
+            DirectoryChange::PutApp(App {
+                app_id: "app-1".into(),
+                client_id: "client-app-1".into(),
+                sealed_client_secret: "sealed-CLIENT-SECRET".into(),
+                synced_at: at,
+            }),
+        ),
+        (
+            &tenant,
+            DirectoryChange::PutUsers {
+                app_id: "app-1".into(),
+                users: vec![user("zhangsan", true), user("lisi", false)],
+            },
+        ),
+        (
+            &tenant,
+            DirectoryChange::ReplaceDepartments(vec![department("10001"), department("10002")]),
+        ),
+        (
+            &TenantKey::new("someone-else", "tenant-1"),
+            DirectoryChange::PutTenant(crate::testing::directory::sample_tenant("other", at)),
+        ),
+    ] {
+        b.directory.apply(key, &change, at).await.unwrap();
+    }
+    let session = |sid: &str, key: &str, ends: chrono::Duration| Session {
+        key: key.into(),
+        sid: sid.into(),
+        instance_id: "i-buyer-1".into(),
+        tenant_id: "tenant-1".into(),
+        tenant_name: "Acme 有限公司".into(),
+        app_id: "app-1".into(),
+        identity: Identity {
+            user_name: "zhangsan".into(),
+            name: "张三".into(),
+            email: Some("zhangsan@example.com".into()),
+            mobile: Some("13800000000".into()),
+            role: "admin".into(),
+            org_code: "10001".into(),
+            org_name: Some("部门10001".into()),
+        },
+        sealed_access_token: "sealed-ACCESS-TOKEN".into(),
+        sealed_refresh_token: Some("sealed-REFRESH-TOKEN".into()),
+        access_expires_at: at + chrono::Duration::hours(2),
+        refresh_expires_at: at + ends,
+        auth_time: at,
+        clients: vec!["vendor-app".into()],
+        refreshing_until: None,
+        version: 1,
+    };
+    b.sso
+        .create_session(&session(
+            "sid-live",
+            SESSION_KEY,
+            chrono::Duration::days(30),
+        ))
+        .await
+        .unwrap();
+    b.sso
+        .create_session(&session(
+            "sid-ended",
+            "ended-key",
+            chrono::Duration::minutes(20),
+        ))
+        .await
+        .unwrap();
+    let license = |code: &str, order: &str| {
+        let mut l = License::new(
+            LicenseCode::parse(code).unwrap(),
+            Origin::Marketplace,
+            false,
+            at,
+        );
+        l.order_id = Some(order.into());
+        l.product_id = Some("00301-1".into());
+        l.customer_id = Some("cust-1".into());
+        l.amount = Some(1);
+        l.expire_time = Some(t0() + chrono::Duration::days(365));
+        l.activation = Some(Activation {
+            at: at + chrono::Duration::minutes(5),
+            client_id: "host-1".into(),
+        });
+        l.version = 1;
+        l
+    };
+    b.licenses
+        .put(&license(CODE, "CS2603010800ABC"))
+        .await
+        .unwrap();
+    b.licenses
+        .put(&license("PLOTHERORDER0001", "CSOTHER"))
+        .await
+        .unwrap();
+}
+
+/// What [`seed_accounts`] shows: the tenant with its app's client, its users by login ID and
+/// status, its departments counted; the live session by `sid`; the code masked; and nothing that
+/// would let anyone act as the buyer, nor the buyer's personal fields.
+fn assert_accounts_shown_without_secrets(page: &serde_json::Value) {
+    let tenants = page["kit_tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 1, "only the instance's own: {page}");
+    let t = &tenants[0];
+    assert_eq!(t["tenant_id"], "tenant-1");
+    assert_eq!(
+        t["apps"],
+        json!([{"app_id": "app-1", "client_id": "client-app-1", "synced_at": "2026-03-01T08:10:00Z"}])
+    );
+    assert_eq!(t["department_count"], 2);
+    let users: Vec<_> = t["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["user_name"].as_str().unwrap(),
+                u["may_use_app"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(users, [("lisi", false), ("zhangsan", true)]);
+    let sessions = page["sso_sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "the ended one left out: {page}");
+    assert_eq!(sessions[0]["sid"], "sid-live");
+    assert_eq!(sessions[0]["user_name"], "zhangsan");
+    let codes = page["license_codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 1, "only the order's: {page}");
+    assert_eq!(codes[0]["code"], "PLAB…(20)");
+    assert_eq!(codes[0]["status"], "ACTIVE");
+    assert_eq!(codes[0]["activation"]["client_id"], "host-1");
+    let text = page.to_string();
+    for secret in NEVER_SHOWN {
+        assert!(!text.contains(secret), "{secret} is shown: {text}");
+    }
+    assert!(!text.contains("sealed"), "{text}");
+}
+
+/// An instance with no 联营 tenant and no License code says so with empty lists; an expired code
+/// reads as expired before KooGallery says so.
+#[tokio::test]
+async fn an_instance_without_accounts_has_empty_lists_and_expiry_is_read_at_the_time() {
+    use crate::license::{License, LicenseCode, LicenseStore, Origin};
+    let b = bed();
+    seed(&b.store).await;
+    let page = b
+        .operator
+        .instance("i-buyer-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .to_json();
+    for list in ["kit_tenants", "sso_sessions", "license_codes"] {
+        assert_eq!(page[list], json!([]), "{list}");
+    }
+    let mut l = License::new(
+        LicenseCode::parse(CODE).unwrap(),
+        Origin::Marketplace,
+        false,
+        t0(),
+    );
+    l.order_id = Some("CS2603010800ABC".into());
+    l.expire_time = Some(t0() + chrono::Duration::minutes(30));
+    l.version = 1;
+    b.licenses.put(&l).await.unwrap();
+    let page = b
+        .operator
+        .instance("i-buyer-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .to_json();
+    assert_eq!(page["license_codes"][0]["status"], "EXPIRED", "{page}");
 }
 
 /// Redrive: oldest first, each action kept with who asked; a repeat finds them gone.

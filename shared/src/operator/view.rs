@@ -5,15 +5,24 @@
 //! the buyer's personal fields redacted as the exchange log redacts bodies; its history, its
 //! exchanges and its usage windows as they are stored too, so the console shows exactly what the
 //! service keeps.
+//!
+//! Its 联营 tenants, SSO sessions and License codes (`kit_tenants`, `sso_sessions`,
+//! `license_codes`, fields added within `"v": 1`: a reader of the earlier page ignores them) are
+//! shown by what the operator needs to answer "I can't log in", never by what would let anyone
+//! act as the buyer: no client secret, no token, no session key (the SHA-256 of the cookie), no
+//! whole License code, no personal field ([`kit_tenant`], [`sso_session`], [`license_code`]).
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::DeadLetter;
+use super::{DeadLetter, KitTenant};
 use crate::{
     exchange::{Exchange, record as exchange_record, redact::Redaction},
     instance::{Instance, InstanceEvent, record},
+    license::License,
     metering::{UsageWindow, WindowState, record as usage_record},
     reconciler::Report,
+    sso::Session,
 };
 
 /// The version of every view.
@@ -31,6 +40,14 @@ pub struct InstanceDetail {
     pub dead_letters: Vec<DeadLetter>,
     /// Whether the deployment keeps an exchange log (an empty list means nothing either way).
     pub exchange_log: bool,
+    /// The 联营 tenants stored under the instance, by tenant ID.
+    pub kit_tenants: Vec<KitTenant>,
+    /// The live SSO sessions of those tenants, newest sign-in first.
+    pub sso_sessions: Vec<Session>,
+    /// The License codes of the instance's order, by code.
+    pub license_codes: Vec<License>,
+    /// When it was read: a License code's status is what its software is told at this time.
+    pub read_at: DateTime<Utc>,
 }
 
 /// A stored record's JSON, redacted.
@@ -118,6 +135,89 @@ pub fn usage_window(w: &UsageWindow) -> Value {
     value
 }
 
+/// A 联营 tenant: its apps by `app_id` and `client_id` (never the client secret, sealed or not),
+/// its users, and how many departments it has.
+///
+/// Not the tenant's `name` nor a user's `name`, phone, e-mail, position, employee fields, work
+/// place or entry date: personal data, which the exchange log hides too. A user's `user_name` (the
+/// login ID) and `org_code` *are* shown, by choice: "I can't log in" is answered by finding the
+/// login ID the unified login sends, whether authSync authorized it for this app (`enabled`,
+/// `revoked`, `may_use_app`) and where it sits; neither lets anyone sign in.
+pub fn kit_tenant(t: &KitTenant) -> Value {
+    let synced = |app_id: &str| t.apps.iter().any(|a| a.app_id == app_id);
+    json!({
+        "tenant_id": t.key.tenant_id.as_str(),
+        "order_id": t.tenant.order_id.as_str(),
+        "tenant_code": t.tenant.tenant_code,
+        "domain_name": t.tenant.domain_name,
+        "synced_at": t.tenant.synced_at,
+        "apps": t.apps.iter().map(|a| json!({
+            "app_id": a.app_id,
+            "client_id": a.client_id,
+            "synced_at": a.synced_at,
+        })).collect::<Vec<_>>(),
+        "users": t.users.iter().map(|u| json!({
+            "app_id": u.app_id,
+            "user_name": u.user_name,
+            "org_code": u.org_code,
+            "role": u.role,
+            "enabled": u.enabled,
+            "revoked": u.revoked,
+            "may_use_app": u.may_use_app(),
+            "app_synced": synced(&u.app_id),
+            "synced_at": u.synced_at,
+        })).collect::<Vec<_>>(),
+        "department_count": t.departments.len(),
+    })
+}
+
+/// An SSO session by its public `sid`: never its key (the SHA-256 of the cookie value, which finds
+/// the session) nor its sealed tokens; the user by login ID, org code and role (see
+/// [`kit_tenant`]), never the name, phone or e-mail the session holds.
+pub fn sso_session(s: &Session) -> Value {
+    json!({
+        "sid": s.sid,
+        "tenant_id": s.tenant_id,
+        "app_id": s.app_id,
+        "user_name": s.identity.user_name,
+        "org_code": s.identity.org_code,
+        "role": s.identity.role,
+        "auth_time": s.auth_time,
+        "access_expires_at": s.access_expires_at,
+        "refresh_expires_at": s.refresh_expires_at,
+        "refreshable": s.sealed_refresh_token.is_some(),
+        "clients": s.clients,
+    })
+}
+
+/// A License code, masked as the logs show it ([`LicenseCode::masked`]: its first four characters
+/// and its length), never whole: the code is the buyer's bearer secret. `status` is what the
+/// vendor's software is told at `at` (an expiry passed reads as `EXPIRED` before KooGallery says
+/// so).
+///
+/// [`LicenseCode::masked`]: crate::license::LicenseCode::masked
+pub fn license_code(l: &License, at: DateTime<Utc>) -> Value {
+    json!({
+        "code": l.code.masked(),
+        "origin": l.origin,
+        "status": l.status_at(at).as_str(),
+        "order_id": l.order_id,
+        "product_id": l.product_id,
+        "customer_id": l.customer_id,
+        "amount": l.amount,
+        "expire_time": l.expire_time,
+        "activation": l.activation.as_ref().map(|a| json!({
+            "at": a.at,
+            "client_id": a.client_id,
+        })),
+        "checked_at": l.checked_at,
+        "test": l.test,
+        "events_pending": l.pending.len(),
+        "created_at": l.created_at,
+        "updated_at": l.updated_at,
+    })
+}
+
 /// What a reconciler pass found.
 pub fn report_json(r: &Report) -> Value {
     let ids = |v: &[crate::instance::InstanceId]| {
@@ -158,6 +258,9 @@ impl InstanceDetail {
             "exchanges": self.exchanges.iter().map(exchange_record::to_json).collect::<Vec<_>>(),
             "usage": self.usage.iter().map(usage_window).collect::<Vec<_>>(),
             "dead_letters": self.dead_letters.iter().map(dead_letter).collect::<Vec<_>>(),
+            "kit_tenants": self.kit_tenants.iter().map(kit_tenant).collect::<Vec<_>>(),
+            "sso_sessions": self.sso_sessions.iter().map(sso_session).collect::<Vec<_>>(),
+            "license_codes": self.license_codes.iter().map(|l| license_code(l, self.read_at)).collect::<Vec<_>>(),
         })
     }
 }

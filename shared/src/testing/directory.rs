@@ -257,3 +257,30 @@ impl crate::sso::TenantLocator for MemoryDirectory {
             .collect())
     }
 }
+
+#[async_trait]
+impl crate::operator::KitTenants for MemoryDirectory {
+    async fn kit_tenants(
+        &self,
+        instance_id: &str,
+    ) -> Result<Vec<crate::operator::KitTenant>, StoreError> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(tenants
+            .iter()
+            .filter(|(k, _)| k.instance_id == instance_id)
+            .filter_map(|(k, d)| {
+                let tenant = d.tenant.clone()?;
+                Some(
+                    crate::operator::KitTenant {
+                        key: k.clone(),
+                        tenant,
+                        apps: d.apps.values().cloned().collect(),
+                        users: d.users.values().cloned().collect(),
+                        departments: d.departments.values().cloned().collect(),
+                    }
+                    .sorted(),
+                )
+            })
+            .collect())
+    }
+}

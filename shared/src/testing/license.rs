@@ -84,6 +84,22 @@ impl LicenseStore for MemoryLicenses {
     }
 }
 
+#[async_trait]
+impl crate::operator::OrderLicenses for MemoryLicenses {
+    async fn licenses_of_order(&self, order_id: &str) -> Result<Vec<License>, StoreError> {
+        let mut found: Vec<License> = self
+            .records
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|l| l.order_id.as_deref() == Some(order_id))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.code.cmp(&b.code));
+        Ok(found)
+    }
+}
+
 /// What the scripted marketplace was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LicenseCall {

@@ -1,5 +1,7 @@
 //! The operator's ports in memory ([`MemoryDeadLetters`]) and their contracts: every adapter of
-//! [`InstanceListing`] and [`DeadLetters`] passes them.
+//! [`InstanceListing`] and [`DeadLetters`] passes them, and every backend's directory, SSO and
+//! License stores pass [`instance_accounts_contract`] as the operator's [`KitTenants`],
+//! [`SsoSessions`] and [`OrderLicenses`].
 
 use std::{collections::BTreeMap, sync::Arc, sync::Mutex};
 
@@ -7,10 +9,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
+    directory::{DirectoryChange, TenantDirectory, TenantKey},
     instance::{Instance, InstanceState, InstanceStore},
     jobs::{Job, QueueError},
-    operator::{DeadLetter, DeadLetters, InstanceFilter, InstanceListing},
+    license::{License, LicenseCode, LicenseStore, Origin},
+    operator::{
+        DeadLetter, DeadLetters, InstanceFilter, InstanceListing, KitTenant, KitTenants,
+        OrderLicenses, SsoSessions,
+    },
     order::{OrderDetails, OrderId, OrderLineId},
+    sso::SessionStore,
 };
 
 /// Dead letters by ID; redriven ones are kept in [`MemoryDeadLetters::redriven`].
@@ -238,4 +246,189 @@ pub async fn dead_letters_contract<F, Fut>(
         .collect();
     assert!(!left.contains(first) && !left.contains(second), "{left:?}");
     assert!(!dead.redrive("no-such-dead-letter").await.expect("unknown"));
+}
+
+/// An instance's 联营 tenants, their sessions and its order's License codes, as the operator
+/// reads them from what the Kit syncs, the sign-ins and the License calls wrote: `directory` as
+/// [`KitTenants`], `sessions` as [`SsoSessions`], `licenses` as [`OrderLicenses`]. IDs are unique
+/// per call and hold `#` and `%` (the key separator and escape of the DynamoDB table), so the
+/// stores may hold others' records.
+///
+/// - Only the instance's own tenants, each whole (apps, users of every app, an app not synced yet
+///   included, revoked ones marked, departments), by tenant ID; not a tenant of another instance
+///   (one whose ID is this one's with more after it, or with the same tenant ID), not a deleted
+///   tenant, not records without their tenantSync.
+/// - A tenant's sessions, every app; none of the same tenant ID under another instance.
+/// - The codes whose record names the order, by code; not another order's (one whose ID starts
+///   with this one's included), nor a code with no order known.
+pub async fn instance_accounts_contract<D, S, L>(
+    directory: Arc<D>,
+    sessions: Arc<S>,
+    licenses: Arc<L>,
+) where
+    D: TenantDirectory + KitTenants + ?Sized,
+    S: SessionStore + ?Sized,
+    L: LicenseStore + OrderLicenses + ?Sized,
+{
+    use super::directory::{sample_app, sample_department, sample_tenant, sample_user};
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let at = t0();
+    let instance = format!("i#{tag}%");
+    let key = |instance: &str, tenant: &str| TenantKey::new(instance, tenant);
+    let (t1, t2) = (
+        key(&instance, &format!("t1#{tag}")),
+        key(&instance, &format!("t2%{tag}")),
+    );
+    let deleted = key(&instance, &format!("t3-{tag}"));
+    let no_tenant_sync = key(&instance, &format!("t4-{tag}"));
+    let longer_instance = key(&format!("{instance}#t1"), &format!("x-{tag}"));
+    let same_tenant_elsewhere = key(&format!("other-{tag}"), &t1.tenant_id);
+    let apply = |k: &TenantKey, change: DirectoryChange| {
+        let (directory, k) = (directory.clone(), k.clone());
+        async move { directory.apply(&k, &change, at).await.expect("apply") }
+    };
+    for k in [&t1, &t2, &deleted, &longer_instance, &same_tenant_elsewhere] {
+        apply(k, DirectoryChange::PutTenant(sample_tenant("租户", at))).await;
+    }
+    for app in ["a2", "a1"] {
+        apply(&t1, DirectoryChange::PutApp(sample_app(app, at))).await;
+    }
+    apply(
+        &t1,
+        DirectoryChange::PutUsers {
+            app_id: "a1".into(),
+            users: vec![sample_user("a1", "zoe", at), sample_user("a1", "amy", at)],
+        },
+    )
+    .await;
+    apply(
+        &t1,
+        DirectoryChange::PutUsers {
+            app_id: "a0-not-synced".into(),
+            users: vec![sample_user("a0-not-synced", "bob", at)],
+        },
+    )
+    .await;
+    apply(
+        &t1,
+        DirectoryChange::RevokeUsers {
+            app_id: "a1".into(),
+            user_names: vec!["zoe".into()],
+        },
+    )
+    .await;
+    apply(
+        &t1,
+        DirectoryChange::ReplaceDepartments(vec![
+            sample_department("D2", Some("D1")),
+            sample_department("D1", None),
+        ]),
+    )
+    .await;
+    apply(&deleted, DirectoryChange::DeleteTenant).await;
+    apply(
+        &no_tenant_sync,
+        DirectoryChange::PutApp(sample_app("a1", at)),
+    )
+    .await;
+    apply(
+        &same_tenant_elsewhere,
+        DirectoryChange::PutApp(sample_app("a-elsewhere", at)),
+    )
+    .await;
+
+    let found = KitTenants::kit_tenants(directory.as_ref(), &instance)
+        .await
+        .expect("kit tenants");
+    let mut zoe = sample_user("a1", "zoe", at);
+    zoe.revoked = true;
+    let expected = vec![
+        KitTenant {
+            key: t1.clone(),
+            tenant: sample_tenant("租户", at),
+            apps: vec![sample_app("a1", at), sample_app("a2", at)],
+            users: vec![
+                sample_user("a0-not-synced", "bob", at),
+                sample_user("a1", "amy", at),
+                zoe,
+            ],
+            departments: vec![
+                sample_department("D1", None),
+                sample_department("D2", Some("D1")),
+            ],
+        },
+        KitTenant {
+            key: t2.clone(),
+            tenant: sample_tenant("租户", at),
+            apps: vec![],
+            users: vec![],
+            departments: vec![],
+        },
+    ];
+    assert_eq!(
+        found, expected,
+        "the instance's tenants, each whole, by tenant ID"
+    );
+    assert_eq!(
+        KitTenants::kit_tenants(directory.as_ref(), &format!("none-{tag}"))
+            .await
+            .expect("none"),
+        []
+    );
+
+    // Sessions: a tenant's, every app; not the same tenant ID's under another instance.
+    let mine = [
+        super::sso::sample_session(&t1, "a1", "amy"),
+        super::sso::sample_session(&t1, "a2", "amy"),
+    ];
+    let theirs = super::sso::sample_session(&same_tenant_elsewhere, "a1", "amy");
+    let t2s = super::sso::sample_session(&t2, "a1", "amy");
+    for s in mine.iter().chain([&theirs, &t2s]) {
+        sessions.create_session(s).await.expect("create session");
+    }
+    let mut got = SsoSessions::tenant_sessions(sessions.as_ref(), &t1)
+        .await
+        .expect("sessions");
+    got.sort_by(|a, b| a.sid.cmp(&b.sid));
+    let mut want = mine.to_vec();
+    want.sort_by(|a, b| a.sid.cmp(&b.sid));
+    assert_eq!(got, want, "the tenant's sessions, every app, no other's");
+    assert_eq!(
+        SsoSessions::tenant_sessions(sessions.as_ref(), &deleted)
+            .await
+            .expect("none"),
+        []
+    );
+
+    // License codes of an order.
+    let order = format!("CS{tag}");
+    let put = |code: &str, order_id: Option<String>| {
+        let licenses = licenses.clone();
+        let mut l = License::new(
+            LicenseCode::parse(code).expect("code"),
+            Origin::Marketplace,
+            false,
+            at,
+        );
+        l.order_id = order_id;
+        l.version = 1;
+        async move {
+            licenses.put(&l).await.expect("put license");
+            l
+        }
+    };
+    let second = put(&format!("PL{tag}B"), Some(order.clone())).await;
+    let first = put(&format!("PL{tag}A%#"), Some(order.clone())).await;
+    put(&format!("PL{tag}C"), Some(format!("{order}1"))).await;
+    put(&format!("PL{tag}D"), None).await;
+    let codes = OrderLicenses::licenses_of_order(licenses.as_ref(), &order)
+        .await
+        .expect("licenses of order");
+    assert_eq!(codes, [first, second], "the order's codes, by code");
+    assert_eq!(
+        OrderLicenses::licenses_of_order(licenses.as_ref(), &format!("CS-none-{tag}"))
+            .await
+            .expect("none"),
+        []
+    );
 }

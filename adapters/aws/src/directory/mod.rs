@@ -98,6 +98,9 @@
 //! tenant or app sync is a `GetItem` and a `TransactWriteItems`.
 //! [`DynamoDirectory::take_calls`] counts them.
 //!
+//! The operator's look at an instance's tenants (`koogallery::operator::KitTenants`) has no
+//! key of its own: it scans the table (`instance_tenants.rs` says why and what it costs).
+//!
 //! [`record::encode_tenant`]: koogallery::directory::record::encode_tenant
 //! [`record::encode_app`]: koogallery::directory::record::encode_app
 //! [`record::encode_user`]: koogallery::directory::record::encode_user
@@ -124,6 +127,7 @@ mod apply;
 mod calls;
 mod departments;
 mod events;
+mod instance_tenants;
 mod items;
 pub mod keys;
 mod numbering;

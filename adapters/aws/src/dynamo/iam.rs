@@ -41,10 +41,14 @@ pub fn iam_actions(access: StoreAccess) -> &'static [&'static str] {
 
 /// The table actions the operator's instance views need (the admin function's role, on
 /// [`OPERATOR_LEADING_KEYS`]): the listing's `Scan` ([`InstanceListing`](koogallery::operator::InstanceListing),
-/// see `listing.rs`), an instance's record (`GetItem`) and its history (`Query`). No callback is
-/// granted `Scan`. The exchange log ([`OPERATOR_EXCHANGE_LOG_ACTIONS`]), the usage windows
-/// (`Query` on `USAGE#`) and a reconciler pass on demand (the reconciler's own) need their
-/// stores' actions besides; `tests/template.rs` checks the role against these.
+/// see `listing.rs`), an instance's record (`GetItem`) and its history (`Query`). The same `Scan`
+/// finds an instance's 联营 tenants (`directory/instance_tenants.rs`) and its order's License codes
+/// (`license/orders.rs`): a `Scan` names no partition key, so the leading-keys condition does not
+/// narrow it. No callback is granted `Scan`. The exchange log ([`OPERATOR_EXCHANGE_LOG_ACTIONS`]),
+/// the usage windows (`Query` on `USAGE#`), the tenants' records
+/// ([`OPERATOR_DIRECTORY_ACTIONS`]), their SSO sessions ([`OPERATOR_SESSION_ACTIONS`]) and a
+/// reconciler pass on demand (the reconciler's own) need their stores' actions besides;
+/// `tests/template.rs` checks the role against these.
 pub fn operator_iam_actions() -> &'static [&'static str] {
     &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
 }
@@ -77,3 +81,20 @@ pub const OPERATOR_EXCHANGE_LOG_ACTIONS: &[&str] = &["dynamodb:Query", "dynamodb
 
 /// The exchange log's partitions (`XLOG#I#`, `XLOG#O#`, `XLOG#T#`).
 pub const EXCHANGE_LOG_LEADING_KEYS: &[&str] = &["XLOG#*"];
+
+/// What the admin function's role may read of the tenant directory (on the directory's
+/// `DIR#` partitions, [`crate::directory::keys::LEADING_KEYS`]): an instance's tenants' apps and
+/// users (`Query`), their department set (`GetItem` of `ORGSET`, `BatchGetItem` of its chunks, a
+/// `Query` of a set written before the chunks). Read only: no client secret is opened.
+pub const OPERATOR_DIRECTORY_ACTIONS: &[&str] = &[
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+];
+
+/// What the admin function's role may read of SSO: a tenant's session index (`Query`), on
+/// [`OPERATOR_SESSION_LEADING_KEYS`]. Its tokens stay sealed: the role has no key to open them.
+pub const OPERATOR_SESSION_ACTIONS: &[&str] = &["dynamodb:Query"];
+
+/// The partitions of the tenants' session indexes (`SSO#{instanceId}#{tenantId}`).
+pub const OPERATOR_SESSION_LEADING_KEYS: &[&str] = &["SSO#*"];

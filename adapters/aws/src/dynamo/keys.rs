@@ -99,3 +99,44 @@ pub fn escape_component(s: &str) -> std::borrow::Cow<'_, str> {
         s.into()
     }
 }
+
+/// The component back from [`escape_component`]; `None` when it is not one `escape_component`
+/// wrote (a `#`, or a `%` not followed by `25` or `23`).
+pub fn unescape_component(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if s.contains('#') {
+        return None;
+    }
+    if !s.contains('%') {
+        return Some(s.into());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        match rest.get(at..at + 3) {
+            Some("%25") => out.push('%'),
+            Some("%23") => out.push('#'),
+            _ => return None,
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Some(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_comes_back_from_its_escape_whatever_it_holds() {
+        for id in ["", "plain", "a#b", "100%", "%23", "%25#%", "#", "租户#1%"] {
+            let escaped = escape_component(id);
+            assert!(!escaped.contains('#'), "{escaped}");
+            assert_eq!(unescape_component(&escaped).as_deref(), Some(id), "{id}");
+        }
+        for not_escaped in ["a#b", "%", "%2", "%24", "50%x"] {
+            assert_eq!(unescape_component(not_escaped), None, "{not_escaped}");
+        }
+    }
+}

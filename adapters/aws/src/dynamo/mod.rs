@@ -76,8 +76,9 @@ pub(crate) mod sdk;
 
 pub use exchanges::DynamoExchangeLog;
 pub use iam::{
-    EXCHANGE_LOG_ACTIONS, EXCHANGE_LOG_LEADING_KEYS, OPERATOR_EXCHANGE_LOG_ACTIONS,
-    OPERATOR_LEADING_KEYS, iam_actions, leading_keys, operator_iam_actions,
+    EXCHANGE_LOG_ACTIONS, EXCHANGE_LOG_LEADING_KEYS, OPERATOR_DIRECTORY_ACTIONS,
+    OPERATOR_EXCHANGE_LOG_ACTIONS, OPERATOR_LEADING_KEYS, OPERATOR_SESSION_ACTIONS,
+    OPERATOR_SESSION_LEADING_KEYS, iam_actions, leading_keys, operator_iam_actions,
 };
 
 /// Instances, order lines, events and nonces in one DynamoDB table; cheap to clone.

@@ -30,6 +30,9 @@
 //! - `ttl` (the table's time to live) is [`keys::USAGE_KEEP_DAYS`] after the day; records never
 //!   expire.
 //!
+//! The operator's look at the codes of an order (`koogallery::operator::OrderLicenses`) has no key
+//! of its own: it scans the table (`orders.rs` says why and what it costs).
+//!
 //! Reads are strongly consistent. Known limits: a day's clients of one code are one item, at most
 //! DynamoDB's 400 KB (about 6 000 IDs of 64 characters; a use beyond it fails as `Unavailable`);
 //! a day's usage of every code is one partition (DynamoDB's per-partition write throughput).
@@ -59,6 +62,7 @@ use crate::dynamo::{
 };
 
 pub mod keys;
+mod orders;
 #[cfg(test)]
 mod tests;
 
