@@ -2646,9 +2646,9 @@ fn dashboard_drift_is_reported() {
     );
 }
 
-/// The edge keeps every call KooGallery makes in the exchange log on the table, the worker and
-/// the usage push every call they make (the webhook, the open API), and the reconciler each
-/// pass: each is told the retention by
+/// The edge keeps every call KooGallery makes in the exchange log on the table, the worker, the
+/// usage push and the License functions every call they make (the webhook, the open API), and
+/// the reconciler each pass: each is told the retention by
 /// a parameter bounded as the setting is (`KOOGALLERY_EXCHANGE_LOG_DAYS`, its catalog default, at
 /// most `MAX_RETENTION_DAYS`), and its role may put exactly the log's items, nothing else of the
 /// `XLOG#` partitions and no other action there.
@@ -2678,6 +2678,8 @@ fn every_caller_keeps_the_exchange_log_on_the_table() {
         ("ProvisionWorkerFunction", "ProvisionWorkerRole"),
         ("UsagePushFunction", "UsagePushRole"),
         ("ReconcilerFunction", "ReconcilerRole"),
+        ("LicenseApiFunction", "LicenseApiRole"),
+        ("LicenseUsageFunction", "LicenseUsageRole"),
     ] {
         let f = &template["Resources"][function]["Properties"];
         assert_eq!(

@@ -34,6 +34,8 @@ pub const LOAD: Load = Load {
 pub struct Routes {
     pub api: LicenseApi,
     pub upload: UploadApi,
+    /// Where the calls to KooGallery's License API are kept; written before each answer.
+    pub exchanges: koogallery::exchange::ExchangeRecorder,
 }
 
 /// The service over the deployment: license codes and nonces on the table, KooGallery's License
@@ -52,10 +54,11 @@ pub fn routes(deployment: &Deployment) -> Result<Routes, Error> {
         secret(&license.signing)?,
         license.signing_previous.as_ref().map(secret).transpose()?,
     );
+    let exchanges = deployment.exchange_recorder();
     let marketplace = koogallery_openapi::license_marketplace(
         &deployment.settings.marketplace,
         secrets.open_api.as_ref(),
-        &koogallery::exchange::ExchangeRecorder::off(),
+        &exchanges,
     )?;
     let service = LicenseService::new(
         deployment.licenses(),
@@ -83,6 +86,7 @@ pub fn routes(deployment: &Deployment) -> Result<Routes, Error> {
             nonces: deployment.store.clone(),
             clock: deployment.clock.clone(),
         },
+        exchanges,
     })
 }
 
@@ -90,7 +94,9 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
     let routes = routes(&deployment)?;
     let routes = &routes;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        Ok::<_, Error>(route(routes, req).await)
+        let response = route(routes, req).await;
+        koogallery_lambda::flush_exchanges(&routes.exchanges).await;
+        Ok::<_, Error>(response)
     }))
     .await
 }
@@ -196,6 +202,7 @@ mod tests {
                 nonces,
                 clock: Arc::new(SystemClock),
             },
+            exchanges: koogallery::exchange::ExchangeRecorder::off(),
         }
     }
 

@@ -18,14 +18,16 @@ const LOAD: Load = Load {
 async fn main() -> Result<(), Error> {
     init_tracing()?;
     let d = load(LOAD).await?;
+    let exchanges = d.exchange_recorder();
     let marketplace = koogallery_openapi::license_marketplace(
         &d.settings.marketplace,
         d.secrets.open_api.as_ref(),
-        &koogallery::exchange::ExchangeRecorder::off(),
+        &exchanges,
     )?;
     let (licenses, clock) = (d.licenses(), d.clock.clone());
     let metrics = koogallery::metrics::EmfStdout::from_env();
-    let (licenses, marketplace, clock, metrics) = (&licenses, &marketplace, &clock, &metrics);
+    let (licenses, marketplace, clock, metrics, exchanges) =
+        (&licenses, &marketplace, &clock, &metrics, &exchanges);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
         let pass = usage_pass(
             licenses.as_ref(),
@@ -34,7 +36,10 @@ async fn main() -> Result<(), Error> {
             metrics,
         )
         .await
-        .map_err(|e| Error::from(format!("license usage pass: {e}")))?;
+        .map_err(|e| Error::from(format!("license usage pass: {e}")));
+        // Its calls to KooGallery are kept whatever came of the pass.
+        koogallery_lambda::flush_exchanges(exchanges).await;
+        let pass = pass?;
         Ok::<_, Error>(json!({
             "reported": pass.reported,
             "refused": pass.refused,
