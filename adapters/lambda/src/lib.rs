@@ -83,9 +83,8 @@ impl Deployment {
     pub fn exchange_recorder(&self) -> ExchangeRecorder {
         match self.settings.exchange_log {
             Some(retention) => {
-                let log = koogallery_aws::DynamoExchangeLog::from(self.store.as_ref())
-                    .with_retention(retention);
-                let (recorder, writer) = ExchangeRecorder::start(Arc::new(log), retention);
+                let (_, recorder, writer) =
+                    koogallery_aws::DynamoExchangeLog::recording(&self.store, retention);
                 tokio::spawn(writer.run());
                 recorder
             }

@@ -44,8 +44,8 @@ pub fn operator(
 ) -> (Operator, ExchangeRecorder, Option<RecorderTask>) {
     let (exchanges, recorder, writer) = match settings.exchange_log {
         Some(retention) => {
-            let log = Arc::new(DynamoExchangeLog::from(store.as_ref()).with_retention(retention));
-            let (recorder, writer) = ExchangeRecorder::start(log.clone(), retention);
+            // As `Deployment::exchange_recorder`, keeping the log too: the console reads it.
+            let (log, recorder, writer) = DynamoExchangeLog::recording(&store, retention);
             (
                 Some(log as Arc<dyn koogallery::exchange::ExchangeLog>),
                 recorder,

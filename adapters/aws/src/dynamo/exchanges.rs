@@ -60,8 +60,8 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use koogallery::{
     StoreError,
     exchange::{
-        Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, Kept, MAX_RETENTION_DAYS, id_millis,
-        record,
+        Exchange, ExchangeFilter, ExchangeLog, ExchangeQuery, ExchangeRecorder, Kept,
+        MAX_RETENTION_DAYS, RecorderTask, id_millis, record,
     },
     failure::Detail,
 };
@@ -132,6 +132,18 @@ impl From<&DynamoStore> for DynamoExchangeLog {
 }
 
 impl DynamoExchangeLog {
+    /// The log on `store`'s table, kept for `retention` (`KOOGALLERY_EXCHANGE_LOG_DAYS`), and a
+    /// recorder appending to it with its writer (for the caller to run): the one place the
+    /// retention is given to both the log's reads and the recorder's expiries.
+    pub fn recording(
+        store: &DynamoStore,
+        retention: Duration,
+    ) -> (std::sync::Arc<Self>, ExchangeRecorder, RecorderTask) {
+        let log = std::sync::Arc::new(Self::from(store).with_retention(retention));
+        let (recorder, writer) = ExchangeRecorder::start(log.clone(), retention);
+        (log, recorder, writer)
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             table: Table::new(client, table),
