@@ -109,11 +109,16 @@ async fn sqs_dead_letters_pass_the_dead_letters_contract() {
     // SentTimestamp orders them: a clear step between the two.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let b = seed(&client, &dead.dlq_url, &body(&second), None).await;
+    let (third, fourth) = (job(), job());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let c = seed(&client, &dead.dlq_url, &body(&third), None).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let d = seed(&client, &dead.dlq_url, &body(&fourth), None).await;
     // Not a job: left out of the listing, never in the way.
     seed(&client, &dead.dlq_url, "{oops", None).await;
 
     let listed = dead.dead_letters().await.unwrap();
-    assert_eq!(listed.len(), 2, "the undecodable one left out: {listed:?}");
+    assert_eq!(listed.len(), 4, "the undecodable one left out: {listed:?}");
     assert_eq!(
         (listed[0].reason.as_str(), listed[0].attempts),
         ("provisioning deadline passed", 4),
@@ -126,8 +131,9 @@ async fn sqs_dead_letters_pass_the_dead_letters_contract() {
         let queue = queue.clone();
         async move {
             for _ in 0..3 {
+                // Visible again at once: a later look (another job) sees them too.
                 let got = queue
-                    .receive(10, Duration::from_secs(1), Duration::from_secs(30))
+                    .receive(10, Duration::from_secs(1), Duration::ZERO)
                     .await
                     .unwrap();
                 if got
@@ -140,7 +146,8 @@ async fn sqs_dead_letters_pass_the_dead_letters_contract() {
             false
         }
     };
-    dead_letters_contract(&dead, &[(a, first), (b, second)], requeued).await;
+    let seeded = [(a, first), (b, second), (c, third), (d, fourth)];
+    dead_letters_contract(&dead, &seeded, requeued).await;
 }
 
 /// The IDs a listing of `dead` gives.

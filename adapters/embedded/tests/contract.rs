@@ -106,6 +106,12 @@ async fn embedded_queue_passes_the_dead_letters_contract() {
             instance_id: "i-b".into(),
             seq: 2,
         },
+        Job::Provision {
+            instance_id: "i-c".into(),
+        },
+        Job::Provision {
+            instance_id: "i-d".into(),
+        },
     ] {
         let id = queue.enqueue_at(&job, now).unwrap();
         queue.dead_letter(id, "deadline passed", now).unwrap();

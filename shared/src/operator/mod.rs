@@ -123,6 +123,30 @@ pub trait DeadLetters: Send + Sync {
 
     /// Removes dead letter `id` for good; false when there is no such dead letter.
     async fn discard(&self, id: &str) -> Result<bool, QueueError>;
+
+    /// Redrives `ids` in their order, as [`DeadLetters::redrive`] each, stopping at the first
+    /// failure. A queue without access by ID (SQS) overrides it to look for them all at once.
+    async fn redrive_each(&self, ids: &[String]) -> Redrives {
+        let mut done = Redrives::default();
+        for id in ids {
+            match self.redrive(id).await {
+                Ok(found) => done.redriven.push(found),
+                Err(e) => {
+                    done.failed = Some(e);
+                    break;
+                }
+            }
+        }
+        done
+    }
+}
+
+/// What [`DeadLetters::redrive_each`] did: for the first `redriven.len()` IDs asked, whether each
+/// went back on the queue (false: it was gone already); then the failure that stopped it.
+#[derive(Debug, Default)]
+pub struct Redrives {
+    pub redriven: Vec<bool>,
+    pub failed: Option<QueueError>,
 }
 
 /// Who asked for an action: the local admin token's holder, an IAM principal's ARN.
@@ -322,13 +346,18 @@ impl Operator {
     ) -> Result<ActionOutcome, OperatorError> {
         let chosen = self.select(selection).await?;
         let mut outcome = ActionOutcome::default();
-        for d in &chosen {
-            if self.dead_letters.redrive(&d.id).await? {
+        let ids: Vec<String> = chosen.iter().map(|d| d.id.clone()).collect();
+        let redrives = self.dead_letters.redrive_each(&ids).await;
+        for (d, redriven) in chosen.iter().zip(&redrives.redriven) {
+            if *redriven {
                 outcome.done.push(d.id.clone());
                 self.keep_action(who, "redrive", Some(d), None);
             } else {
                 outcome.gone.push(d.id.clone());
             }
+        }
+        if let Some(e) = redrives.failed {
+            return Err(e.into());
         }
         if let Selection::One(id) = selection
             && chosen.is_empty()

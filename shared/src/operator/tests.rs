@@ -105,6 +105,12 @@ async fn the_memory_store_and_dead_letters_pass_the_contracts() {
             instance_id: "i-b".into(),
             seq: 2,
         },
+        Job::Provision {
+            instance_id: "i-c".into(),
+        },
+        Job::Provision {
+            instance_id: "i-d".into(),
+        },
     ];
     let seeded: Vec<_> = jobs
         .iter()

@@ -211,7 +211,7 @@ pub async fn dead_letters_contract<F, Fut>(
     F: Fn(Job) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    assert!(seeded.len() >= 2, "seed two dead letters at least");
+    assert!(seeded.len() >= 4, "seed four dead letters at least");
     let listed = dead.dead_letters().await.expect("list");
     let ours: Vec<_> = listed
         .iter()
@@ -246,6 +246,21 @@ pub async fn dead_letters_contract<F, Fut>(
         .collect();
     assert!(!left.contains(first) && !left.contains(second), "{left:?}");
     assert!(!dead.redrive("no-such-dead-letter").await.expect("unknown"));
+
+    // Several at once, in the order asked; one gone already among them.
+    let (third, third_job) = &seeded[2];
+    let (fourth, fourth_job) = &seeded[3];
+    let asked = [fourth.clone(), first.clone(), third.clone()];
+    let redrives = dead.redrive_each(&asked).await;
+    assert!(redrives.failed.is_none(), "{:?}", redrives.failed);
+    assert_eq!(redrives.redriven, [true, false, true]);
+    assert!(requeued(fourth_job.clone()).await && requeued(third_job.clone()).await);
+    let again = dead.redrive_each(&asked).await;
+    assert_eq!(
+        again.redriven,
+        [false, false, false],
+        "a repeat finds them gone"
+    );
 }
 
 /// An instance's 联营 tenants, their sessions and its order's License codes, as the operator

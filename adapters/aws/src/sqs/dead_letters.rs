@@ -34,6 +34,8 @@
 //!   job is queued and still a dead letter: a repeat redrives it twice, which jobs, idempotent,
 //!   allow.
 //! - [`DeadLetters::discard`]: the same sweep, then `DeleteMessage`.
+//! - [`DeadLetters::redrive_each`] (an operator's *Redrive all*, or an instance's): one sweep for
+//!   them all, then each as `redrive` does, in the order asked; not a sweep each.
 
 use std::collections::HashMap;
 
@@ -45,7 +47,7 @@ use aws_sdk_sqs::{
 use chrono::{DateTime, Utc};
 use koogallery::{
     jobs::{Job, QueueError},
-    operator::{DeadLetter, DeadLetters},
+    operator::{DeadLetter, DeadLetters, Redrives},
 };
 
 use super::{ATTEMPTS_ATTRIBUTE, MAX_MESSAGES, REASON_ATTRIBUTE, failure};
@@ -307,6 +309,44 @@ impl DeadLetters for SqsDeadLetters {
 
     async fn discard(&self, id: &str) -> Result<bool, QueueError> {
         self.take(id, false).await
+    }
+
+    /// One sweep for all of them (not one each), then each redriven in the order asked; what is
+    /// seen and not redriven is made visible again.
+    async fn redrive_each(&self, ids: &[String]) -> Redrives {
+        let mut done = Redrives::default();
+        let mut seen = match self.sweep(None).await {
+            Ok(Sweep { seen, .. }) => seen,
+            Err(e) => {
+                done.failed = Some(e);
+                return done;
+            }
+        };
+        for id in ids {
+            let Some(k) = seen
+                .iter()
+                .position(|m| m.message_id() == Some(id.as_str()))
+            else {
+                done.redriven.push(false);
+                continue;
+            };
+            let m = seen.remove(k);
+            let result = async {
+                self.requeue(&m).await?;
+                self.delete(&m).await
+            }
+            .await;
+            match result {
+                Ok(()) => done.redriven.push(true),
+                Err(e) => {
+                    seen.push(m);
+                    done.failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.release(&seen).await;
+        done
     }
 }
 
