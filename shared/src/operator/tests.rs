@@ -371,6 +371,16 @@ fn assert_accounts_shown_without_secrets(page: &serde_json::Value) {
     assert!(!text.contains("sealed"), "{text}");
 }
 
+/// The seeded buyer's instance page, as the API answers it.
+async fn buyer_page(b: &Bed) -> serde_json::Value {
+    b.operator
+        .instance("i-buyer-1")
+        .await
+        .unwrap()
+        .expect("the seeded instance")
+        .to_json()
+}
+
 /// An instance with no 联营 tenant and no License code says so with empty lists; an expired code
 /// reads as expired before KooGallery says so.
 #[tokio::test]
@@ -378,13 +388,7 @@ async fn an_instance_without_accounts_has_empty_lists_and_expiry_is_read_at_the_
     use crate::license::{License, LicenseCode, LicenseStore, Origin};
     let b = bed();
     seed(&b.store).await;
-    let page = b
-        .operator
-        .instance("i-buyer-1")
-        .await
-        .unwrap()
-        .unwrap()
-        .to_json();
+    let page = buyer_page(&b).await;
     for list in ["kit_tenants", "sso_sessions", "license_codes"] {
         assert_eq!(page[list], json!([]), "{list}");
     }
@@ -398,13 +402,7 @@ async fn an_instance_without_accounts_has_empty_lists_and_expiry_is_read_at_the_
     l.expire_time = Some(t0() + chrono::Duration::minutes(30));
     l.version = 1;
     b.licenses.put(&l).await.unwrap();
-    let page = b
-        .operator
-        .instance("i-buyer-1")
-        .await
-        .unwrap()
-        .unwrap()
-        .to_json();
+    let page = buyer_page(&b).await;
     assert_eq!(page["license_codes"][0]["status"], "EXPIRED", "{page}");
 }
 

@@ -37,10 +37,9 @@ use koogallery::{
 
 use super::{
     DynamoStore,
-    attr::{Item, s},
+    attr::s,
     items::decode_instance,
     keys::{DATA, INSTANCE_SK, ORDER_ID, PK, SK, STATE, VERSION},
-    sdk::unavailable,
 };
 
 /// The scan's filter expression and its values: the instance items, and the plain attributes
@@ -86,28 +85,18 @@ impl InstanceListing for DynamoStore {
             scan = scan.expression_attribute_values(name, s(value));
         }
         let mut kept: Vec<Instance> = Vec::new();
-        let mut start: Option<Item> = None;
-        let mut pages = 0u32;
-        loop {
-            let out = scan
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Scan (instance listing)", e))?;
-            pages += 1;
-            let found = out
-                .items()
-                .iter()
-                .map(decode_instance)
-                .collect::<Result<Vec<_>, _>>()?;
-            // At most the limit is kept between pages, newest first.
-            kept = filter.select(kept.into_iter().chain(found));
-            match out.last_evaluated_key().filter(|k| !k.is_empty()) {
-                Some(key) => start = Some(key.clone()),
-                None => break,
-            }
-        }
+        let pages = self
+            .table
+            .scan_pages(scan, "Scan (instance listing)", |items| {
+                let found = items
+                    .iter()
+                    .map(decode_instance)
+                    .collect::<Result<Vec<_>, _>>()?;
+                // At most the limit is kept between pages, newest first.
+                kept = filter.select(std::mem::take(&mut kept).into_iter().chain(found));
+                Ok(())
+            })
+            .await?;
         tracing::debug!(
             pages,
             found = kept.len(),

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::{
     Client,
-    operation::{put_item::builders::PutItemFluentBuilder, query::builders::QueryFluentBuilder},
+    operation::{
+        put_item::builders::PutItemFluentBuilder, query::builders::QueryFluentBuilder,
+        scan::builders::ScanFluentBuilder,
+    },
     types::{ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem},
 };
 use koogallery::StoreError;
@@ -162,6 +165,24 @@ impl Table {
             .expression_attribute_values(":prefix", s(pk_prefix))
             .expression_attribute_values(":sk", s(sk));
         let mut items = Vec::new();
+        let pages = self
+            .scan_pages(scan, what, |page| {
+                items.extend(page);
+                Ok(())
+            })
+            .await?;
+        tracing::debug!(pages, found = items.len(), what, "scanned the table");
+        Ok(items)
+    }
+
+    /// Sends `scan` page after page until the table ends, handing each page's items to `each`
+    /// (which may stop it with an error); the pages read.
+    pub(crate) async fn scan_pages(
+        &self,
+        scan: ScanFluentBuilder,
+        what: &str,
+        mut each: impl FnMut(Vec<Item>) -> Result<(), StoreError>,
+    ) -> Result<u32, StoreError> {
         let mut start: Option<Item> = None;
         let mut pages = 0u32;
         loop {
@@ -173,14 +194,12 @@ impl Table {
                 .map_err(|e| unavailable(what, e))?;
             pages += 1;
             let next = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
-            items.extend(out.items.unwrap_or_default());
+            each(out.items.unwrap_or_default())?;
             match next {
                 Some(key) => start = Some(key),
-                None => break,
+                None => return Ok(pages),
             }
         }
-        tracing::debug!(pages, found = items.len(), what, "scanned the table");
-        Ok(items)
     }
 
     /// Sends a `PutItem` built by [`Self::put_item`], counted with its item's size: true when
