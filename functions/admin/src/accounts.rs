@@ -43,7 +43,8 @@ fn user_status(u: &Value) -> String {
 /// The three sections, with their headings.
 pub(crate) fn sections(d: &InstanceDetail) -> Markup {
     html! {
-        h2 { "Kit tenants (联营)" }
+        // No CJK in headings: a machine without CJK fonts draws 联营 as boxes.
+        h2 { "Kit tenants" }
         (tenants(d))
         h2 { "SSO sessions" }
         (sessions(d))
