@@ -19,6 +19,7 @@ use koogallery::protocol::Reply;
 use reqwest::Url;
 use serde_json::Value;
 
+pub mod ceiling;
 pub mod kit;
 pub mod license_walk;
 mod lifecycle;

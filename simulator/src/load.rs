@@ -74,6 +74,19 @@ impl LoadReport {
     pub fn requests_per_second(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
+
+    /// The 99th percentile latency, in microseconds.
+    pub fn p99_us(&self) -> u64 {
+        self.latency_us.value_at_quantile(0.99)
+    }
+
+    /// This run as a share of `ceiling`'s, same requests: (requests/s ratio, p99 ratio).
+    pub fn against(&self, ceiling: &LoadReport) -> (f64, f64) {
+        (
+            self.requests_per_second() / ceiling.requests_per_second().max(f64::EPSILON),
+            self.p99_us() as f64 / ceiling.p99_us().max(1) as f64,
+        )
+    }
 }
 
 impl fmt::Display for LoadReport {

@@ -48,6 +48,7 @@ async fn main() -> ExitCode {
         Command::License(args) => cli::license::license(args).await,
         Command::Call(args) => cli::call::call(args).await,
         Command::Load(args) => cli::load::load(args).await,
+        Command::CeilingServer(args) => cli::load::ceiling_server(args).await,
         Command::Storm(args) => cli::storm::storm(args).await,
         Command::Usage(args) => cli::usage::usage(args).await,
         Command::Estimate(args) => cli::usage::estimate(args).await,

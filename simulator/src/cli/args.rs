@@ -91,6 +91,9 @@ pub enum Command {
     /// Load the production URL with signed calls, each with its own nonce; report requests/s,
     /// latency percentiles and answers by result code. Exits 1 on any unexpected answer.
     Load(LoadArgs),
+    /// The load's ceiling: a bare server answering every request with a fixed 300-byte
+    /// queryInstance answer and a Body-Sign header, and nothing else (`load --ceiling` starts it).
+    CeilingServer(CeilingServerArgs),
     /// newInstance deliveries with KooGallery's repeats (a share of them for order lines already
     /// sent, some in flight with their original), then checks one instance and one provisioning
     /// per order line: every repeat answered with the same instanceId, every line ready through
@@ -263,6 +266,19 @@ pub struct LoadArgs {
     /// The instance to query (default: one is bought first).
     #[arg(long)]
     pub instance_id: Option<String>,
+    /// Load a bare server first (`ceiling-server`, started here: same tokio and axum, a fixed
+    /// 300-byte answer) with the same requests, then the URL, and report the URL's requests/s
+    /// and p99 as a share of the bare server's.
+    #[arg(long)]
+    pub ceiling: bool,
+}
+
+// `koogallery-sim ceiling-server`.
+#[derive(Args, Debug)]
+pub struct CeilingServerArgs {
+    /// Where to listen; it prints `listening on http://ADDR` once it does.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }
 
 // `koogallery-sim storm`.

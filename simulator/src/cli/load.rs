@@ -1,10 +1,21 @@
-//! `koogallery-sim load`: signed calls at a steady rate, and the report of what was answered.
+//! `koogallery-sim load`: signed calls at a steady rate, and the report of what was answered;
+//! with `--ceiling`, the same calls to a bare server first, and the URL's figures as a share of
+//! its (`ceiling-server`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::args::LoadArgs;
+use koogallery_sim::load::{LoadActivity, LoadOptions, LoadReport, ready_instance, run_load};
+use tokio::io::AsyncBufReadExt;
+
+use super::args::{CeilingServerArgs, LoadArgs};
 use super::fail;
+
+/// A failure that is not the simulator's own error.
+fn failed(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
 
 /// `koogallery-sim load`: runs the load and prints its report.
 pub async fn load(args: LoadArgs) -> ExitCode {
@@ -15,23 +26,131 @@ pub async fn load(args: LoadArgs) -> ExitCode {
         duration,
         rate,
         instance_id,
+        ceiling,
     } = args;
-    let opts = koogallery_sim::load::LoadOptions {
+    let mut opts = LoadOptions {
         activity,
         connections,
         duration: Duration::from_secs(duration),
         rate,
         instance_id,
     };
-    match koogallery_sim::load::run_load(&target.url, &target.key, &opts).await {
-        Ok(report) => {
-            println!("{report}");
-            if report.unexpected == 0 && report.requests > 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+    if !ceiling {
+        return match run_load(&target.url, &target.key, &opts).await {
+            Ok(report) => {
+                println!("{report}");
+                verdict(&report)
             }
+            Err(e) => fail(&e),
+        };
+    }
+    // One instance for both runs: the same requests to each.
+    if opts.instance_id.is_none() && activity != LoadActivity::NewInstance {
+        let sim = match koogallery_sim::Simulator::new(&target.url, &target.key) {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        match ready_instance(&sim).await {
+            Ok(id) => opts.instance_id = Some(id),
+            Err(e) => return fail(&e),
         }
-        Err(e) => fail(&e),
+    }
+    let bare = match Bare::start().await {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    let ceiling_url = match bare.url_like(&target.url) {
+        Ok(u) => u,
+        Err(e) => return failed(e),
+    };
+    let ceiling = match run_load(&ceiling_url, &target.key, &opts).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    drop(bare);
+    let service = match run_load(&target.url, &target.key, &opts).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    println!("# ceiling: a bare server, same requests (koogallery-sim ceiling-server)\n{ceiling}");
+    println!("# service: {}\n{service}", target.url);
+    let (rate, p99) = service.against(&ceiling);
+    println!(
+        "ratio: service/ceiling {:.1} % of the requests/s, p99 {:.2} x",
+        rate * 100.0,
+        p99
+    );
+    verdict(&service)
+}
+
+fn verdict(report: &LoadReport) -> ExitCode {
+    if report.unexpected == 0 && report.requests > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `koogallery-sim ceiling-server`: serves the fixed answer until stopped.
+pub async fn ceiling_server(args: CeilingServerArgs) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => return failed(format!("cannot listen on {}: {e}", args.listen)),
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("listening on http://{addr}"),
+        Err(e) => return failed(e),
+    }
+    match koogallery_sim::ceiling::serve(listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(e),
+    }
+}
+
+/// The bare server, a process of its own as the host is (this binary's `ceiling-server`);
+/// stopped when dropped.
+struct Bare {
+    child: tokio::process::Child,
+    addr: String,
+}
+
+impl Bare {
+    async fn start() -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
+        let mut child = tokio::process::Command::new(exe)
+            .args(["ceiling-server", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the ceiling server: {e}"))?;
+        let stdout = child.stdout.take().ok_or("the ceiling server's output")?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| format!("the ceiling server's address: {e}"))?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .ok_or_else(|| format!("the ceiling server said {line:?}"))?
+            .to_owned();
+        Ok(Self { child, addr })
+    }
+
+    /// `url` with its scheme, host and port replaced by the bare server's (path and query kept).
+    fn url_like(&self, url: &str) -> Result<String, String> {
+        let mut u = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let bare =
+            reqwest::Url::parse(&format!("http://{}", self.addr)).map_err(|e| e.to_string())?;
+        u.set_scheme("http").map_err(|()| "scheme")?;
+        u.set_host(bare.host_str()).map_err(|e| e.to_string())?;
+        u.set_port(bare.port()).map_err(|()| "port")?;
+        Ok(u.to_string())
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
     }
 }

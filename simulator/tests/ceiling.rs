@@ -1,0 +1,33 @@
+//! `koogallery-sim load --ceiling` as a person runs it: the bare server started as a process of its
+//! own, loaded with the same requests as the URL, and the URL's figures reported as a share of its.
+//! The URL here is a second bare server, so the run needs no host.
+
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(koogallery_sim::ceiling::serve(listener));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_koogallery-sim"))
+            .args(["load", "--ceiling", "--duration", "1", "--connections", "2"])
+            .args(["--instance-id", "i-1", "--url"])
+            .arg(format!("http://{addr}/produce/v2"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("# ceiling: a bare server"), "{stdout}");
+    assert!(stdout.contains(&format!("# service: http://{addr}/produce/v2")), "{stdout}");
+    let ratio = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ratio: service/ceiling "))
+        .unwrap_or_else(|| panic!("no ratio: {stdout}"));
+    let share: f64 = ratio.split(" %").next().unwrap().parse().unwrap();
+    assert!(share > 0.0, "{ratio}");
+    assert!(stdout.matches("answers: 000000:").count() == 2, "both runs answered: {stdout}");
+}
