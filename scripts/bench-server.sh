@@ -6,7 +6,7 @@
 #      certificate made here with openssl), same binary, same load generator, same settings;
 #      mode `nolog` is plain HTTP with the exchange log off (KOOGALLERY_EXCHANGE_LOG_DAYS=0), so
 #      MODES="nolog plain nolog plain" measures what the log costs, alternated in one run.
-# Usage: [MODES="plain tls"] [DURATION=10] [STARTS=0] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+# Usage: [MODES="plain tls"] [DURATION=10] [STARTS=0] [CEILING=1] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
 #        give dist's bin/koogallery-local to measure the packaged one)
 # Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
 set -euo pipefail
@@ -102,13 +102,15 @@ for mode in ${MODES:-plain tls}; do
   fi
   echo "# queryInstance over $mode: $CONNECTIONS connections, ${DURATION}s"
   cpu_before=$(host_cpu_ms)
+  # CEILING=1: the same requests to a bare server first, and the ratio (koogallery-sim load --ceiling).
   "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity queryInstance \
-    --connections "$CONNECTIONS" --duration "$DURATION" | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
+    --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
   # The host's own CPU time per request (user + system, from /proc): what the machine's noise
   # does not move, unlike the rate.
   sleep 1
   cpu_ms=$(( $(host_cpu_ms) - cpu_before ))
-  requests=$(awk '/requests in/ {print $1}' "$WORK/load.out")
+  # The host's run: the last one (with CEILING=1 the bare server's comes first).
+  requests=$(awk '/requests in/ {n = $1} END {print n}' "$WORK/load.out")
   echo "# host CPU: ${cpu_ms} ms for ${requests} requests: $(awk -v c="$cpu_ms" -v n="$requests" 'BEGIN { printf "%.1f", c * 1000 / n }') µs a request"
   stop
   if [[ -f "$WORK/$mode$round/exchanges.redb" ]]; then
