@@ -20,14 +20,24 @@ async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("# ceiling: a bare server"), "{stdout}");
-    assert!(stdout.contains(&format!("# service: http://{addr}/produce/v2")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("# service: http://{addr}/produce/v2")),
+        "{stdout}"
+    );
     let ratio = stdout
         .lines()
         .find_map(|l| l.strip_prefix("ratio: service/ceiling "))
         .unwrap_or_else(|| panic!("no ratio: {stdout}"));
     let share: f64 = ratio.split(" %").next().unwrap().parse().unwrap();
     assert!(share > 0.0, "{ratio}");
-    assert!(stdout.matches("answers: 000000:").count() == 2, "both runs answered: {stdout}");
+    assert!(
+        stdout.matches("answers: 000000:").count() == 2,
+        "both runs answered: {stdout}"
+    );
 }
