@@ -43,86 +43,49 @@ struct RecordV1 {
 }
 
 /// The record as written, without its bodies, borrowed (from an exchange, or from a capture by
-/// the recorder): [`assemble`] writes its members before and after the bodies, in the order the
-/// pinned form has them.
-pub(super) struct RecordV1Head<'a> {
+/// the recorder), in two halves: [`assemble`] writes the bodies between them, in the order the
+/// pinned form has its members. The members before the bodies:
+#[derive(Serialize)]
+pub(super) struct Before<'a> {
     pub(super) v: u32,
     pub(super) id: &'a str,
     pub(super) at: &'a DateTime<Utc>,
     pub(super) direction: &'static str,
     pub(super) family: &'a str,
     pub(super) activity: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) instance_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) order_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) tenant_id: Option<&'a str>,
-    pub(super) result_code: Option<&'a str>,
-    pub(super) http_status: Option<u16>,
-    pub(super) latency_ms: f64,
-    pub(super) key: Option<&'a str>,
-    pub(super) attempt: Option<u32>,
-    pub(super) test: bool,
-    pub(super) expires_at: &'a DateTime<Utc>,
-    pub(super) error: Option<&'a str>,
-}
-
-/// The members before the bodies.
-#[derive(Serialize)]
-struct Before<'a> {
-    v: u32,
-    id: &'a str,
-    at: &'a DateTime<Utc>,
-    direction: &'static str,
-    family: &'a str,
-    activity: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    instance_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    order_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tenant_id: Option<&'a str>,
 }
 
 /// The members after the bodies.
 #[derive(Serialize)]
-struct After<'a> {
+pub(super) struct After<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    result_code: Option<&'a str>,
+    pub(super) result_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    http_status: Option<u16>,
-    latency_ms: f64,
+    pub(super) http_status: Option<u16>,
+    pub(super) latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
+    pub(super) key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    attempt: Option<u32>,
-    test: bool,
-    expires_at: &'a DateTime<Utc>,
+    pub(super) attempt: Option<u32>,
+    pub(super) test: bool,
+    pub(super) expires_at: &'a DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    pub(super) error: Option<&'a str>,
 }
 
-/// The record of `head` with its two bodies, each already one JSON value.
-pub(super) fn assemble(head: &RecordV1Head<'_>, request: &[u8], response: &[u8]) -> Vec<u8> {
-    let before = Before {
-        v: head.v,
-        id: head.id,
-        at: head.at,
-        direction: head.direction,
-        family: head.family,
-        activity: head.activity,
-        instance_id: head.instance_id,
-        order_id: head.order_id,
-        tenant_id: head.tenant_id,
-    };
-    let after = After {
-        result_code: head.result_code,
-        http_status: head.http_status,
-        latency_ms: head.latency_ms,
-        key: head.key,
-        attempt: head.attempt,
-        test: head.test,
-        expires_at: head.expires_at,
-        error: head.error,
-    };
+/// The record of its two halves with its two bodies, each already one JSON value.
+pub(super) fn assemble(
+    before: &Before<'_>,
+    after: &After<'_>,
+    request: &[u8],
+    response: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(320 + request.len() + response.len());
     serde_json::to_writer(&mut out, &before).expect("an exchange always serialises");
     out.pop(); // `}`: both halves always have members, so commas join them
@@ -137,26 +100,30 @@ pub(super) fn assemble(head: &RecordV1Head<'_>, request: &[u8], response: &[u8])
 }
 
 /// What is written for `e`, borrowed from it.
-fn head(e: &Exchange) -> RecordV1Head<'_> {
-    RecordV1Head {
-        v: SCHEMA,
-        id: &e.id,
-        at: &e.at,
-        direction: e.direction.as_str(),
-        family: &e.family,
-        activity: &e.activity,
-        instance_id: e.instance_id.as_deref(),
-        order_id: e.order_id.as_deref(),
-        tenant_id: e.tenant_id.as_deref(),
-        result_code: e.result_code.as_deref(),
-        http_status: e.http_status,
-        latency_ms: round_latency(e.latency_ms),
-        key: e.key.as_deref(),
-        attempt: e.attempt,
-        test: e.test,
-        expires_at: &e.expires_at,
-        error: e.error.as_deref(),
-    }
+fn halves(e: &Exchange) -> (Before<'_>, After<'_>) {
+    (
+        Before {
+            v: SCHEMA,
+            id: &e.id,
+            at: &e.at,
+            direction: e.direction.as_str(),
+            family: &e.family,
+            activity: &e.activity,
+            instance_id: e.instance_id.as_deref(),
+            order_id: e.order_id.as_deref(),
+            tenant_id: e.tenant_id.as_deref(),
+        },
+        After {
+            result_code: e.result_code.as_deref(),
+            http_status: e.http_status,
+            latency_ms: round_latency(e.latency_ms),
+            key: e.key.as_deref(),
+            attempt: e.attempt,
+            test: e.test,
+            expires_at: &e.expires_at,
+            error: e.error.as_deref(),
+        },
+    )
 }
 
 /// Latencies are kept to the microsecond.
@@ -168,7 +135,8 @@ pub(super) fn round_latency(ms: f64) -> f64 {
 pub fn encode(e: &Exchange) -> Vec<u8> {
     let request = serde_json::to_vec(&e.request).expect("a JSON value always serialises");
     let response = serde_json::to_vec(&e.response).expect("a JSON value always serialises");
-    assemble(&head(e), &request, &response)
+    let (before, after) = halves(e);
+    assemble(&before, &after, &request, &response)
 }
 
 /// The stored form as JSON (the golden test, the operator API's raw view).

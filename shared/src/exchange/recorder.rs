@@ -95,7 +95,7 @@ impl Capture {
         redaction.write_body(&self.response, &mut response);
         let id = new_id(self.at);
         let expires_at = self.at + retention;
-        let head = record::RecordV1Head {
+        let before = record::Before {
             v: record::SCHEMA,
             id: &id,
             at: &self.at,
@@ -105,6 +105,8 @@ impl Capture {
             instance_id: self.instance_id.as_deref(),
             order_id: self.order_id.as_deref(),
             tenant_id: self.tenant_id.as_deref(),
+        };
+        let after = record::After {
             result_code: self.result_code.as_deref(),
             http_status: self.http_status,
             latency_ms: record::round_latency(self.latency.as_secs_f64() * 1000.0),
@@ -114,7 +116,7 @@ impl Capture {
             expires_at: &expires_at,
             error: self.error.as_deref(),
         };
-        let record = record::assemble(&head, &request, &response);
+        let record = record::assemble(&before, &after, &request, &response);
         Kept {
             id,
             at: self.at,
