@@ -127,8 +127,8 @@ fn bucket_of(id: &str, at: DateTime<Utc>) -> i64 {
         .div_euclid(BUCKET_MS)
 }
 
-/// The batch of `records` (one bucket's).
-fn encode_batch(records: &[&Kept]) -> (Header, Vec<u8>) {
+/// The batch of `records` (one bucket's), its header, and where the header's JSON ends in it.
+fn encode_batch(records: &[&Kept]) -> (Header, Vec<u8>, usize) {
     let distinct = |of: fn(&Kept) -> Option<&str>| -> Vec<String> {
         let set: std::collections::BTreeSet<&str> = records.iter().filter_map(|k| of(k)).collect();
         set.into_iter().map(str::to_owned).collect()
@@ -148,13 +148,14 @@ fn encode_batch(records: &[&Kept]) -> (Header, Vec<u8>) {
     let mut out = Vec::with_capacity(size + 128);
     out.extend_from_slice(MAGIC);
     serde_json::to_writer(&mut out, &header).expect("a header always serialises");
+    let header_end = out.len();
     out.push(b'\n');
     for k in records {
         let len = u32::try_from(k.record.len()).expect("a record is far under 4 GiB");
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&k.record);
     }
-    (header, out)
+    (header, out, header_end)
 }
 
 /// A batch's header and its records' bytes.
@@ -189,7 +190,19 @@ fn decode_batch(bytes: &[u8]) -> Result<(Header, Vec<&[u8]>), Fault> {
 }
 
 /// One batch ready to be written: its bucket, header and bytes.
-type Encoded = (i64, Header, Vec<u8>);
+struct Encoded {
+    bucket: i64,
+    header: Header,
+    bytes: Vec<u8>,
+    /// The header's JSON is `bytes[MAGIC.len()..header_end]` (the index keeps it too).
+    header_end: usize,
+}
+
+impl Encoded {
+    fn header_json(&self) -> &[u8] {
+        &self.bytes[MAGIC.len()..self.header_end]
+    }
+}
 
 /// `records` as batches, one per bucket.
 fn batches_of(records: &[Kept]) -> Vec<Encoded> {
@@ -200,8 +213,13 @@ fn batches_of(records: &[Kept]) -> Vec<Encoded> {
     buckets
         .into_iter()
         .map(|(bucket, records)| {
-            let (header, bytes) = encode_batch(&records);
-            (bucket, header, bytes)
+            let (header, bytes, header_end) = encode_batch(&records);
+            Encoded {
+                bucket,
+                header,
+                bytes,
+                header_end,
+            }
         })
         .collect()
 }
@@ -261,11 +279,11 @@ fn insert_batches(
     let mut by_order = txn.open_table(BY_ORDER)?;
     let mut actions = txn.open_table(ACTIONS)?;
     let mut live = txn.open_table(SEGMENTS)?;
-    for (bucket, header, bytes) in batches {
-        let at = segments.append(bytes)?;
+    for batch in batches {
+        let (bucket, header) = (&batch.bucket, &batch.header);
+        let at = segments.append(&batch.bytes)?;
         let seq = seq.fetch_add(1, Ordering::Relaxed);
-        let header_json = serde_json::to_vec(header).expect("a header always serialises");
-        table.insert((*bucket, seq), at.value(&header_json).as_slice())?;
+        table.insert((*bucket, seq), at.value(batch.header_json()).as_slice())?;
         let count = live.get(at.segment)?.map_or(0, |c| c.value());
         live.insert(at.segment, count + 1)?;
         for i in &header.instances {
@@ -652,46 +670,43 @@ impl ExchangeLog for EmbeddedExchangeLog {
                 bucket: None,
                 pending: Vec::new(),
             };
-            match &query.filter {
-                ExchangeFilter::All => {
-                    for entry in batches.range(..=(last, u64::MAX))?.rev() {
-                        let (key, batch) = entry?;
-                        let (bucket, seq) = key.value();
-                        if page.enter(bucket)? {
-                            break;
-                        }
-                        page.take(seq, batch.value())?;
+            // The batches to read, newest first: every one, or those an index names.
+            let actions = read.open_table(ACTIONS)?;
+            let by_owner = read.open_table(match &query.filter {
+                ExchangeFilter::Order(_) => BY_ORDER,
+                _ => BY_INSTANCE,
+            })?;
+            let keys: Box<dyn Iterator<Item = Result<BatchKey, redb::StorageError>>> =
+                match &query.filter {
+                    ExchangeFilter::All => Box::new(
+                        batches
+                            .range(..=(last, u64::MAX))?
+                            .rev()
+                            .map(|e| e.map(|(k, _)| k.value())),
+                    ),
+                    ExchangeFilter::Actions => Box::new(
+                        actions
+                            .range(..=(last, u64::MAX))?
+                            .rev()
+                            .map(|e| e.map(|(k, _)| k.value())),
+                    ),
+                    ExchangeFilter::Instance(owner) | ExchangeFilter::Order(owner) => {
+                        let owner = owner.as_str();
+                        Box::new(
+                            by_owner
+                                .range((owner, i64::MIN, 0)..=(owner, last, u64::MAX))?
+                                .rev()
+                                .map(|e| e.map(|(k, _)| (k.value().1, k.value().2))),
+                        )
                     }
+                };
+            for key in keys {
+                let (bucket, seq) = key?;
+                if page.enter(bucket)? {
+                    break;
                 }
-                ExchangeFilter::Actions => {
-                    let index = read.open_table(ACTIONS)?;
-                    for entry in index.range(..=(last, u64::MAX))?.rev() {
-                        let (key, _) = entry?;
-                        let (bucket, seq) = key.value();
-                        if page.enter(bucket)? {
-                            break;
-                        }
-                        if let Some(batch) = batches.get((bucket, seq))? {
-                            page.take(seq, batch.value())?;
-                        }
-                    }
-                }
-                ExchangeFilter::Instance(owner) | ExchangeFilter::Order(owner) => {
-                    let index = read.open_table(match &query.filter {
-                        ExchangeFilter::Instance(_) => BY_INSTANCE,
-                        _ => BY_ORDER,
-                    })?;
-                    let range = (owner.as_str(), i64::MIN, 0)..=(owner.as_str(), last, u64::MAX);
-                    for entry in index.range(range)?.rev() {
-                        let (key, _) = entry?;
-                        let (_, bucket, seq) = key.value();
-                        if page.enter(bucket)? {
-                            break;
-                        }
-                        if let Some(batch) = batches.get((bucket, seq))? {
-                            page.take(seq, batch.value())?;
-                        }
-                    }
+                if let Some(batch) = batches.get((bucket, seq))? {
+                    page.take(seq, batch.value())?;
                 }
             }
             page.enter(i64::MIN)?;
@@ -1002,7 +1017,7 @@ mod tests {
         second.order_id = None;
         second.direction = Direction::Operator;
         let kept = Kept::all(&[first, second]);
-        let (_, batch) = encode_batch(&kept.iter().collect::<Vec<_>>());
+        let (_, batch, _) = encode_batch(&kept.iter().collect::<Vec<_>>());
         let fixture =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exchange_batch_v1.bin");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
