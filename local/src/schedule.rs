@@ -92,11 +92,8 @@ pub(crate) async fn push_every(
     .await
 }
 
-/// Who runs the reconciler's scheduled passes, as the exchange log keeps it.
-pub const SCHEDULE: &str = "schedule";
-
 /// The reconciler's schedule (EventBridge Scheduler's job on AWS); each pass is kept in the
-/// exchange log ([`koogallery::operator::pass_captures`]).
+/// exchange log ([`koogallery::operator::keep_pass`]).
 pub(crate) async fn reconcile_every(
     reconciler: koogallery::reconciler::Reconciler,
     period: std::time::Duration,
@@ -110,9 +107,12 @@ pub(crate) async fn reconcile_every(
             Ok(report) => {
                 health.reconciled();
                 let now = reconciler.clock.now();
-                for capture in koogallery::operator::pass_captures(&report, SCHEDULE, now) {
-                    exchanges.record(capture);
-                }
+                koogallery::operator::keep_pass(
+                    exchanges,
+                    &report,
+                    koogallery::operator::SCHEDULE,
+                    now,
+                );
             }
             Err(e) => {
                 tracing::error!(error = %koogallery::callbacks::error_chain(&e), "reconciler pass failed; next pass as scheduled")

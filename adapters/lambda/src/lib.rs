@@ -263,9 +263,7 @@ pub async fn serve_reconciler() -> Result<(), Error> {
         let report = reconciler.run_once().await?;
         // Kept as the local host's scheduled passes are (the console's "last passes").
         let now = reconciler.clock.now();
-        for capture in koogallery::operator::pass_captures(&report, "schedule", now) {
-            exchanges.record(capture);
-        }
+        koogallery::operator::keep_pass(exchanges, &report, koogallery::operator::SCHEDULE, now);
         flush_exchanges(exchanges).await;
         Ok::<_, Error>(serde_json::json!({
             "stuckProvisioning": report.stuck_provisioning,

@@ -399,9 +399,7 @@ impl Operator {
             .as_ref()
             .ok_or(OperatorError::NotKept("the reconciler"))?;
         let report = reconciler.run_once().await?;
-        for capture in pass_captures(&report, &who.0, self.clock.now()) {
-            self.recorder.record(capture);
-        }
+        keep_pass(&self.recorder, &report, &who.0, self.clock.now());
         Ok(report)
     }
 
@@ -477,6 +475,18 @@ impl Operator {
 /// Pages of actions read for [`Operator::reconciler_passes`], at most.
 const PASS_PAGES: usize = 4;
 
+/// Who runs the reconciler's scheduled passes, as the exchange log keeps it (the local host's
+/// timer, EventBridge Scheduler on AWS).
+pub const SCHEDULE: &str = "schedule";
+
+/// Keeps reconciler pass `report`, run by `who` at `at`, in the exchange log: the pass, and an
+/// entry under each instance it re-queued a job for (below).
+pub fn keep_pass(recorder: &ExchangeRecorder, report: &Report, who: &str, at: DateTime<Utc>) {
+    for capture in pass_captures(report, who, at) {
+        recorder.record(capture);
+    }
+}
+
 /// The family and activity a reconciler pass is kept under.
 pub const PASS_FAMILY: &str = "reconciler";
 pub const PASS_ACTIVITY: &str = "pass";
@@ -491,7 +501,7 @@ fn is_pass(e: &crate::exchange::Exchange) -> bool {
 /// who ran it (an operator, or `schedule`) and what it found; and for each instance it
 /// re-queued a job for, one exchange under that instance, so the instance's timeline shows it.
 /// Parked outboxes are in the pass only: every pass finds them again until an operator acts.
-pub fn pass_captures(report: &Report, who: &str, at: DateTime<Utc>) -> Vec<Capture> {
+fn pass_captures(report: &Report, who: &str, at: DateTime<Utc>) -> Vec<Capture> {
     let capture = |instance: Option<&str>, response: serde_json::Value| {
         let mut c = Capture::outbound(at, PASS_FAMILY, PASS_ACTIVITY);
         c.direction = Direction::Operator;

@@ -499,9 +499,7 @@ async fn reconciler_passes_are_kept_with_who_ran_them() {
     operator.clock = clock.clone();
 
     let scheduled = reconciler.run_once().await.unwrap();
-    for c in pass_captures(&scheduled, "schedule", clock.now()) {
-        operator.recorder.record(c);
-    }
+    keep_pass(&operator.recorder, &scheduled, SCHEDULE, clock.now());
     clock.advance(chrono::Duration::minutes(5));
     operator
         .reconcile(&Who("ops@example.com".into()))
