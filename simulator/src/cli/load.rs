@@ -11,12 +11,6 @@ use tokio::io::AsyncBufReadExt;
 use super::args::{CeilingServerArgs, LoadArgs};
 use super::fail;
 
-/// A failure that is not the simulator's own error.
-fn failed(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::FAILURE
-}
-
 /// `koogallery-sim load`: runs the load and prints its report.
 pub async fn load(args: LoadArgs) -> ExitCode {
     let LoadArgs {
@@ -57,11 +51,11 @@ pub async fn load(args: LoadArgs) -> ExitCode {
     }
     let bare = match Bare::start().await {
         Ok(b) => b,
-        Err(e) => return failed(e),
+        Err(e) => return fail(&e),
     };
     let ceiling_url = match bare.url_like(&target.url) {
         Ok(u) => u,
-        Err(e) => return failed(e),
+        Err(e) => return fail(&e),
     };
     let ceiling = match run_load(&ceiling_url, &target.key, &opts).await {
         Ok(r) => r,
@@ -95,15 +89,15 @@ fn verdict(report: &LoadReport) -> ExitCode {
 pub async fn ceiling_server(args: CeilingServerArgs) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
-        Err(e) => return failed(format!("cannot listen on {}: {e}", args.listen)),
+        Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
     };
     match listener.local_addr() {
         Ok(addr) => println!("listening on http://{addr}"),
-        Err(e) => return failed(e),
+        Err(e) => return fail(&e),
     }
     match koogallery_sim::ceiling::serve(listener).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => failed(e),
+        Err(e) => fail(&e),
     }
 }
 

@@ -13,15 +13,13 @@ pub mod usage;
 
 use std::process::ExitCode;
 
-use koogallery_sim::SimError;
-
 /// Prints a failure of a command other than a KooGallery call.
 fn problem(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("koogallery-sim: {e}");
     ExitCode::FAILURE
 }
 
-fn fail(e: &SimError) -> ExitCode {
+fn fail(e: &impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::FAILURE
 }

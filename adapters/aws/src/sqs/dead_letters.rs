@@ -227,6 +227,15 @@ impl SqsDeadLetters {
         Ok(())
     }
 
+    /// Takes a received dead letter off the DLQ: sent back to the jobs queue first when
+    /// `redrive`, else discarded.
+    async fn settle(&self, m: &Message, redrive: bool) -> Result<(), QueueError> {
+        if redrive {
+            self.requeue(m).await?;
+        }
+        self.delete(m).await
+    }
+
     /// Sweeps for `id`, then applies `act` to it; the others seen are made visible again (and it
     /// too, when `act` failed). False when not found.
     async fn take(&self, id: &str, redrive: bool) -> Result<bool, QueueError> {
@@ -235,13 +244,7 @@ impl SqsDeadLetters {
             self.release(&seen).await;
             return Ok(false);
         };
-        let done = async {
-            if redrive {
-                self.requeue(&m).await?;
-            }
-            self.delete(&m).await
-        }
-        .await;
+        let done = self.settle(&m, redrive).await;
         if done.is_err() {
             seen.push(m);
         }
@@ -331,12 +334,7 @@ impl DeadLetters for SqsDeadLetters {
                 continue;
             };
             let m = seen.remove(k);
-            let result = async {
-                self.requeue(&m).await?;
-                self.delete(&m).await
-            }
-            .await;
-            match result {
+            match self.settle(&m, true).await {
                 Ok(()) => done.redriven.push(true),
                 Err(e) => {
                     seen.push(m);
