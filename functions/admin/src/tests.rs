@@ -10,14 +10,14 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use koogallery::{
-    exchange::{Direction, ExchangeFilter, ExchangeQuery, ExchangeRecorder},
+    exchange::{Direction, ExchangeFilter, ExchangeQuery},
     instance::{Instance, InstanceStore},
     jobs::Job,
     operator::Operator,
     order::{OrderId, OrderLineId},
     testing::{
-        ManualClock, MemoryDeadLetters, MemoryDirectory, MemoryExchangeLog, MemorySso, MemoryStore,
-        license::MemoryLicenses,
+        ManualClock, MemoryDeadLetters, MemoryDirectory, MemorySso, license::MemoryLicenses,
+        operator::MemoryOperator,
     },
 };
 
@@ -35,15 +35,8 @@ struct Bed {
 }
 
 async fn bed(auth: Auth) -> Bed {
-    let store = Arc::new(MemoryStore::new());
-    let dead = Arc::new(MemoryDeadLetters::new());
-    let log = Arc::new(MemoryExchangeLog::new());
-    let directory = Arc::new(MemoryDirectory::new());
-    let sso = Arc::new(MemorySso::new());
-    let licenses = Arc::new(MemoryLicenses::default());
-    let (recorder, writer) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(14));
-    tokio::spawn(writer.run());
     let now = chrono::Utc::now();
+    let m = MemoryOperator::start(Arc::new(ManualClock::at(now)));
     let (i, ev) = Instance::new_provisioning(
         &OrderId::new("CS2603010800ABC"),
         &OrderLineId::new("CS2603010800ABC-000001"),
@@ -51,37 +44,25 @@ async fn bed(auth: Auth) -> Bed {
         false,
         now,
     );
-    store.create_for_order_line(&i, &[ev]).await.unwrap();
-    dead.add(
+    m.store.create_for_order_line(&i, &[ev]).await.unwrap();
+    m.dead.add(
         Job::Provision {
             instance_id: "i-buyer-1".into(),
         },
         "provisioning deadline passed",
         now,
     );
-    let operator = Arc::new(Operator {
-        instances: store.clone(),
-        listing: store.clone(),
-        dead_letters: dead.clone(),
-        exchanges: Some(log),
-        recorder,
-        usage: Some(store),
-        reconciler: None,
-        kit_tenants: directory.clone(),
-        sso_sessions: sso.clone(),
-        licenses: licenses.clone(),
-        clock: Arc::new(ManualClock::at(now)),
-    });
+    let operator = Arc::new(m.operator);
     Bed {
         router: routes(Console {
             operator: operator.clone(),
             auth,
         }),
         operator,
-        dead,
-        directory,
-        sso,
-        licenses,
+        dead: m.dead,
+        directory: m.directory,
+        sso: m.sso,
+        licenses: m.licenses,
     }
 }
 

@@ -11,10 +11,12 @@ use crate::{
     instance::{AccessInfo, Credential, InstanceId},
     order::{OrderDetails, OrderId, OrderLineId},
     testing::{
-        ManualClock, MemoryDeadLetters, MemoryDirectory, MemoryExchangeLog, MemorySso, MemoryStore,
-        golden,
+        ManualClock, MemoryDeadLetters, MemoryDirectory, MemorySso, MemoryStore, golden,
         license::MemoryLicenses,
-        operator::{dead_letters_contract, instance_accounts_contract, instance_listing_contract},
+        operator::{
+            MemoryOperator, dead_letters_contract, instance_accounts_contract,
+            instance_listing_contract,
+        },
     },
 };
 
@@ -22,47 +24,10 @@ fn t0() -> DateTime<Utc> {
     crate::protocol::time::parse_compact("20260301080000").unwrap()
 }
 
-struct Bed {
-    operator: Operator,
-    store: Arc<MemoryStore>,
-    dead: Arc<MemoryDeadLetters>,
-    log: Arc<MemoryExchangeLog>,
-    directory: Arc<MemoryDirectory>,
-    sso: Arc<MemorySso>,
-    licenses: Arc<MemoryLicenses>,
-}
+type Bed = MemoryOperator;
 
 fn bed() -> Bed {
-    let store = Arc::new(MemoryStore::new());
-    let dead = Arc::new(MemoryDeadLetters::new());
-    let log = Arc::new(MemoryExchangeLog::new());
-    let directory = Arc::new(MemoryDirectory::new());
-    let sso = Arc::new(MemorySso::new());
-    let licenses = Arc::new(MemoryLicenses::default());
-    let (recorder, writer) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(14));
-    tokio::spawn(writer.run());
-    let operator = Operator {
-        instances: store.clone(),
-        listing: store.clone(),
-        dead_letters: dead.clone(),
-        exchanges: Some(log.clone()),
-        recorder,
-        usage: Some(store.clone()),
-        reconciler: None,
-        kit_tenants: directory.clone(),
-        sso_sessions: sso.clone(),
-        licenses: licenses.clone(),
-        clock: Arc::new(ManualClock::at(t0() + chrono::Duration::hours(1))),
-    };
-    Bed {
-        operator,
-        store,
-        dead,
-        log,
-        directory,
-        sso,
-        licenses,
-    }
+    MemoryOperator::start(Arc::new(ManualClock::at(t0() + chrono::Duration::hours(1))))
 }
 
 async fn seed(store: &MemoryStore) -> Instance {

@@ -1,4 +1,5 @@
-//! The operator's ports in memory ([`MemoryDeadLetters`]) and their contracts: every adapter of
+//! The operator's ports in memory ([`MemoryDeadLetters`]), an operator over all of them
+//! ([`MemoryOperator`]), and their contracts: every adapter of
 //! [`InstanceListing`] and [`DeadLetters`] passes them, and every backend's directory, SSO and
 //! License stores pass [`instance_accounts_contract`] as the operator's [`KitTenants`],
 //! [`SsoSessions`] and [`OrderLicenses`].
@@ -14,12 +15,61 @@ use crate::{
     jobs::{Job, QueueError},
     license::{License, LicenseCode, LicenseStore, Origin},
     operator::{
-        DeadLetter, DeadLetters, InstanceFilter, InstanceListing, KitTenant, KitTenants,
+        DeadLetter, DeadLetters, InstanceFilter, InstanceListing, KitTenant, KitTenants, Operator,
         OrderLicenses, SsoSessions,
     },
     order::{OrderDetails, OrderId, OrderLineId},
     sso::SessionStore,
 };
+
+/// An [`Operator`] over the memory ports, its recorder's writer running (start it within a tokio
+/// runtime), and those ports, for a test to seed and read.
+pub struct MemoryOperator {
+    pub operator: Operator,
+    pub store: Arc<super::MemoryStore>,
+    pub dead: Arc<MemoryDeadLetters>,
+    pub log: Arc<super::MemoryExchangeLog>,
+    pub directory: Arc<super::MemoryDirectory>,
+    pub sso: Arc<super::MemorySso>,
+    pub licenses: Arc<super::license::MemoryLicenses>,
+}
+
+impl MemoryOperator {
+    /// Exchanges kept 14 days; no reconciler (set `operator.reconciler` for one).
+    pub fn start(clock: Arc<dyn crate::clock::Clock>) -> Self {
+        let store = Arc::new(super::MemoryStore::new());
+        let dead = Arc::new(MemoryDeadLetters::new());
+        let log = Arc::new(super::MemoryExchangeLog::new());
+        let directory = Arc::new(super::MemoryDirectory::new());
+        let sso = Arc::new(super::MemorySso::new());
+        let licenses = Arc::new(super::license::MemoryLicenses::default());
+        let (recorder, writer) =
+            crate::exchange::ExchangeRecorder::start(log.clone(), chrono::Duration::days(14));
+        tokio::spawn(writer.run());
+        let operator = Operator {
+            instances: store.clone(),
+            listing: store.clone(),
+            dead_letters: dead.clone(),
+            exchanges: Some(log.clone()),
+            recorder,
+            usage: Some(store.clone()),
+            reconciler: None,
+            kit_tenants: directory.clone(),
+            sso_sessions: sso.clone(),
+            licenses: licenses.clone(),
+            clock,
+        };
+        Self {
+            operator,
+            store,
+            dead,
+            log,
+            directory,
+            sso,
+            licenses,
+        }
+    }
+}
 
 /// Dead letters by ID; redriven ones are kept in [`MemoryDeadLetters::redriven`].
 #[derive(Debug, Default)]
