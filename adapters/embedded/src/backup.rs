@@ -82,8 +82,8 @@ tables!(
     INSTANCES,
     ORDER_LINES,
     EVENTS,
-    NONCES,
-    NONCE_EXPIRY,
+    NONCE_GROUPS,
+    NONCE_GROUP_EXPIRY,
     JOBS,
     JOBS_DUE,
     JOBS_DEAD,
@@ -269,7 +269,7 @@ mod tests {
         );
         assert!(summary.tables["instances"] >= 1, "{summary:?}");
         assert!(summary.tables["jobs"] >= 1, "{summary:?}");
-        assert!(summary.tables["nonces"] >= 1, "{summary:?}");
+        assert!(summary.tables["nonce_groups"] >= 1, "{summary:?}");
         drop(copy_db);
 
         // The copy is a store file: it opens as one and holds the instance.

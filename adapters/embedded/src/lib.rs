@@ -32,8 +32,8 @@
 //! | `instances`        | instanceId                 | `Instance` as JSON                                 |
 //! | `order_lines`      | (orderId, orderLineId)     | instanceId                                         |
 //! | `events`           | (instanceId, seq)          | `InstanceEvent` as JSON                            |
-//! | `nonces`           | nonce                      | expiry, Unix millis                                |
-//! | `nonce_expiry`     | (expiry millis, nonce)     | `()` — index for bounded purging                   |
+//! | `nonce_groups`     | group number               | a group commit's nonces and their expiries (`nonces`) |
+//! | `nonce_group_expiry` | (latest expiry ms, group number) | `()` — index for bounded purging           |
 //! | `jobs`             | job id                     | (receives, enqueued_at ms, visible_at ms, job JSON) |
 //! | `jobs_due`         | (visible_at ms, job id)    | `()` — index, so `receive` is a range scan         |
 //! | `jobs_dead`        | job id                     | (attempts, enqueued_at ms, at ms, reason, job JSON) |
@@ -103,9 +103,10 @@ pub(crate) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub(crate) const ORDER_LINES: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("order_lines");
 pub(crate) const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
-pub(crate) const NONCES: TableDefinition<&str, i64> = TableDefinition::new("nonces");
-pub(crate) const NONCE_EXPIRY: TableDefinition<(i64, &str), ()> =
-    TableDefinition::new("nonce_expiry");
+/// The replay guard's nonces, a group commit's worth per row (see `nonces`).
+pub(crate) const NONCE_GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("nonce_groups");
+pub(crate) const NONCE_GROUP_EXPIRY: TableDefinition<(i64, u64), ()> =
+    TableDefinition::new("nonce_group_expiry");
 /// A queued message: (receive count, enqueued_at ms, visible_at ms, job JSON). Binary metadata
 /// keeps a message manageable (ack, dead-letter) even when its JSON cannot be decoded.
 pub(crate) type JobRecord = (u32, i64, i64, &'static [u8]);
@@ -396,8 +397,8 @@ impl EmbeddedStore {
             txn.open_table(INSTANCES).map_err(Fault::from)?;
             txn.open_table(ORDER_LINES).map_err(Fault::from)?;
             txn.open_table(EVENTS).map_err(Fault::from)?;
-            txn.open_table(NONCES).map_err(Fault::from)?;
-            txn.open_table(NONCE_EXPIRY).map_err(Fault::from)?;
+            txn.open_table(NONCE_GROUPS).map_err(Fault::from)?;
+            txn.open_table(NONCE_GROUP_EXPIRY).map_err(Fault::from)?;
             txn.open_table(JOBS).map_err(Fault::from)?;
             txn.open_table(JOBS_DUE).map_err(Fault::from)?;
             txn.open_table(JOBS_DEAD).map_err(Fault::from)?;

@@ -6,6 +6,14 @@
 //! one per request. On open, the unexpired nonces on disk are loaded back (the expiry index is
 //! read from now on: expired ones cost nothing).
 //!
+//! A group is one row (`nonce_groups`, its encoding pinned by
+//! `adapters/embedded/tests/fixtures/nonce_group_v1.bin`), filed under its latest expiry
+//! (`nonce_group_expiry`): a commit costs two B-tree inserts and the copy of one value, however
+//! many nonces the group holds. A row per nonce (and one more per nonce in an expiry index) made
+//! the flusher a third of the host's CPU at full rate (BENCHMARKS.md, "Close to the machine's
+//! ceiling"). A file of one row per nonce (`nonces`, `nonce_expiry`) has its unexpired nonces moved
+//! into a group when opened.
+//!
 //! What a crash can forget: the nonces not yet on disk, those of the group being gathered (`every`,
 //! 2 ms by default) and of the commit in flight. The guard bounds them whatever the disk does: at
 //! most [`MAX_UNPERSISTED`] nonces, none accepted more than [`MAX_UNPERSISTED_FOR`] ago, and
@@ -17,8 +25,10 @@
 //! everything (`Drop`).
 //!
 //! Expired nonces leave as fast as new ones arrive: each check drops up to [`PURGE_BATCH`] of them
-//! from memory against the one it adds, and each commit drops from disk as many as it writes plus
-//! [`DISK_PURGE_SLACK`] (which also clears, commit by commit, those left by an earlier run).
+//! from memory against the one it adds, and each commit drops from disk up to
+//! [`DISK_PURGE_GROUPS`] groups whose every nonce has expired, against the one it adds (which also
+//! clears, commit by commit, those left by an earlier run). A group stays on disk until its last
+//! nonce expires.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -27,14 +37,23 @@ use std::{
 };
 
 use koogallery::StoreError;
+use redb::{ReadableTable, TableDefinition, TableHandle};
 
-use crate::{Db, Fault, NONCE_EXPIRY, NONCES};
+use crate::{Db, Fault, NONCE_GROUP_EXPIRY, NONCE_GROUPS};
+
+/// A file's nonces before groups: one row per nonce, and an expiry index.
+const LEGACY_NONCES: TableDefinition<&str, i64> = TableDefinition::new("nonces");
+const LEGACY_NONCE_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("nonce_expiry");
+
+/// The version byte a group's encoding starts with.
+const GROUP_V1: u8 = 1;
 
 /// Expired nonces dropped from memory per check, so no request does unbounded work.
 const PURGE_BATCH: usize = 64;
 
-/// Expired nonces a commit drops from disk beyond the number it writes.
-pub(crate) const DISK_PURGE_SLACK: usize = 256;
+/// Expired groups a commit drops from disk, against the one it writes: more than one, so what an
+/// earlier run left is cleared too.
+pub(crate) const DISK_PURGE_GROUPS: usize = 4;
 
 /// The most nonces accepted and not yet on disk (the group gathered and the commit in flight):
 /// about 140 ms of the local host's full rate, far above a group behind a long write.
@@ -65,12 +84,17 @@ impl Limits {
     }
 }
 
+/// A nonce, held once for the map, the expiry order and the group that writes it.
+type Nonce = Arc<str>;
+
 #[derive(Default)]
 struct State {
-    live: HashMap<String, i64>,
-    expiry: BTreeSet<(i64, String)>,
+    live: HashMap<Nonce, i64>,
+    expiry: BTreeSet<(i64, Nonce)>,
     /// Accepted since the last group was taken: (nonce, expiry ms).
-    pending: Vec<(String, i64)>,
+    pending: Vec<(Nonce, i64)>,
+    /// The key of the next group written.
+    next_group: u64,
     /// When the first of `pending` was accepted.
     pending_since: Option<Instant>,
     /// The commit in flight: how many nonces it writes, and when the first of them was accepted.
@@ -88,6 +112,22 @@ struct State {
 }
 
 impl State {
+    /// Holds `nonce` until `exp_ms` (a later expiry than one it already has wins).
+    fn keep(&mut self, nonce: Nonce, exp_ms: i64) {
+        match self.live.get(&nonce).copied() {
+            Some(known) if known >= exp_ms => {}
+            Some(known) => {
+                self.expiry.remove(&(known, nonce.clone()));
+                self.live.insert(nonce.clone(), exp_ms);
+                self.expiry.insert((exp_ms, nonce));
+            }
+            None => {
+                self.live.insert(nonce.clone(), exp_ms);
+                self.expiry.insert((exp_ms, nonce));
+            }
+        }
+    }
+
     /// Why a new nonce cannot be taken now, if it cannot.
     fn refusal(&self, limits: &Limits) -> Option<String> {
         if self.failed {
@@ -135,7 +175,8 @@ pub(crate) struct NonceGuard {
 }
 
 impl NonceGuard {
-    /// Loads the unexpired nonces of `db` and starts the flusher.
+    /// Loads the unexpired nonces of `db` (moving those of a file written before groups into
+    /// one) and starts the flusher.
     pub(crate) fn start(db: Arc<Db>, limits: Limits) -> Result<Arc<Self>, Fault> {
         let now_ms = now_ms();
         let mut state = State {
@@ -145,15 +186,24 @@ impl NonceGuard {
         };
         {
             let read = db.begin_read()?;
-            let index = read.open_table(NONCE_EXPIRY)?;
-            // Only those expiring after now: "" sorts before every nonce.
-            for entry in index.range((now_ms.saturating_add(1), "")..)? {
+            let groups = read.open_table(NONCE_GROUPS)?;
+            state.next_group = groups.last()?.map_or(0, |(k, _)| k.value() + 1);
+            let index = read.open_table(NONCE_GROUP_EXPIRY)?;
+            // Only the groups with a nonce expiring after now.
+            for entry in index.range((now_ms.saturating_add(1), 0)..)? {
                 let (key, _) = entry?;
-                let (exp, nonce) = key.value();
-                state.expiry.insert((exp, nonce.to_owned()));
-                state.live.insert(nonce.to_owned(), exp);
+                let (_, group) = key.value();
+                let Some(bytes) = groups.get(group)? else {
+                    continue;
+                };
+                for (nonce, exp) in decode_group(bytes.value())? {
+                    if exp > now_ms {
+                        state.keep(nonce.into(), exp);
+                    }
+                }
             }
         }
+        move_legacy(&db, &mut state, now_ms)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
@@ -200,12 +250,9 @@ impl NonceGuard {
         if let Some(why) = s.refusal(&self.shared.limits) {
             return Err(StoreError::Unavailable(why.into()));
         }
-        if let Some(exp) = known {
-            s.expiry.remove(&(exp, nonce.to_owned()));
-        }
-        s.live.insert(nonce.to_owned(), exp_ms);
-        s.expiry.insert((exp_ms, nonce.to_owned()));
-        s.pending.push((nonce.to_owned(), exp_ms));
+        let nonce: Nonce = nonce.into();
+        s.keep(nonce.clone(), exp_ms);
+        s.pending.push((nonce, exp_ms));
         if s.pending.len() == 1 {
             s.pending_since = Some(Instant::now());
             self.shared.wake.notify_one();
@@ -233,7 +280,7 @@ impl NonceGuard {
 
 fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
     let _one = shared.committing.lock().unwrap_or_else(|p| p.into_inner());
-    let (group, now_ms) = {
+    let (group, key, now_ms) = {
         let mut s = shared.lock();
         let group = std::mem::take(&mut s.pending);
         if group.is_empty() {
@@ -241,14 +288,15 @@ fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
         }
         s.committing = group.len();
         s.committing_since = s.pending_since.take();
-        (group, s.clock_ms)
+        (group, s.next_group, s.clock_ms)
     };
-    let written = commit(db, &group, now_ms);
+    let written = commit(db, key, &group, now_ms);
     let mut s = shared.lock();
     s.committing = 0;
     let since = s.committing_since.take();
     match written {
         Ok(()) => {
+            s.next_group = key + 1;
             if std::mem::take(&mut s.failed) {
                 tracing::warn!("nonces persisted again; the replay guard takes new ones");
             }
@@ -267,27 +315,129 @@ fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
     }
 }
 
-/// `group` in one durable commit, with as many expired nonces dropped as it adds, and more.
-fn commit(db: &Db, group: &[(String, i64)], now_ms: i64) -> Result<(), Fault> {
+/// `group` as row `key` in one durable commit, with up to [`DISK_PURGE_GROUPS`] groups whose
+/// nonces have all expired dropped.
+fn commit(db: &Db, key: u64, group: &[(Nonce, i64)], now_ms: i64) -> Result<(), Fault> {
     let txn = db.begin_write()?;
     {
-        let mut nonces = txn.open_table(NONCES)?;
-        let mut index = txn.open_table(NONCE_EXPIRY)?;
-        crate::purge_expired(
-            &mut index,
-            &mut nonces,
-            now_ms,
-            group.len() + DISK_PURGE_SLACK,
-        )?;
-        for (nonce, exp) in group {
-            if let Some(old) = nonces.insert(nonce.as_str(), *exp)?.map(|g| g.value()) {
-                index.remove((old, nonce.as_str()))?;
-            }
-            index.insert((*exp, nonce.as_str()), ())?;
+        let mut groups = txn.open_table(NONCE_GROUPS)?;
+        let mut index = txn.open_table(NONCE_GROUP_EXPIRY)?;
+        // Every group filed below (now+1, 0) has expired at or before now.
+        let expired: Vec<(i64, u64)> = index
+            .range(..(now_ms.saturating_add(1), 0))?
+            .take(DISK_PURGE_GROUPS)
+            .map(|r| r.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        for (exp, old) in expired {
+            index.remove((exp, old))?;
+            groups.remove(old)?;
         }
+        let latest = group.iter().map(|(_, exp)| *exp).max().unwrap_or(i64::MIN);
+        groups.insert(
+            key,
+            encode_group(group.iter().map(|(n, e)| (&**n, *e))).as_slice(),
+        )?;
+        index.insert((latest, key), ())?;
     }
     txn.commit()?;
     Ok(())
+}
+
+/// A group's row, encoding 1: the version byte, the count (u32), then each nonce as its expiry
+/// (Unix ms, i64), its length (u32) and its UTF-8 bytes; integers little-endian.
+fn encode_group<'a>(group: impl ExactSizeIterator<Item = (&'a str, i64)>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(5 + group.len() * 48);
+    bytes.push(GROUP_V1);
+    bytes.extend_from_slice(&(group.len() as u32).to_le_bytes());
+    for (nonce, exp) in group {
+        bytes.extend_from_slice(&exp.to_le_bytes());
+        bytes.extend_from_slice(&(nonce.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(nonce.as_bytes());
+    }
+    bytes
+}
+
+/// The nonces of a group's row, with their expiries.
+fn decode_group(bytes: &[u8]) -> Result<Vec<(&str, i64)>, Fault> {
+    let corrupt = |what: &str| Fault::Corrupt(format!("a nonce group: {what}"));
+    let mut rest = match bytes.split_first() {
+        Some((&GROUP_V1, rest)) => rest,
+        Some((v, _)) => return Err(corrupt(&format!("unknown encoding {v}"))),
+        None => return Err(corrupt("empty")),
+    };
+    let mut take = |n: usize| -> Result<&[u8], Fault> {
+        if rest.len() < n {
+            return Err(corrupt("truncated"));
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| corrupt("count"))?);
+    let mut group = Vec::with_capacity(count.min(1 << 16) as usize);
+    for _ in 0..count {
+        let exp = i64::from_le_bytes(take(8)?.try_into().map_err(|_| corrupt("expiry"))?);
+        let len = u32::from_le_bytes(take(4)?.try_into().map_err(|_| corrupt("length"))?);
+        let nonce = std::str::from_utf8(take(len as usize)?).map_err(|_| corrupt("not UTF-8"))?;
+        group.push((nonce, exp));
+    }
+    Ok(group)
+}
+
+/// A file written before groups: its unexpired nonces become one group (and are held), and its
+/// two tables are deleted, in one durable commit. Nothing to do on any other file.
+fn move_legacy(db: &Db, state: &mut State, now_ms: i64) -> Result<(), Fault> {
+    let read = db.begin_read()?;
+    let has_legacy = read
+        .list_tables()?
+        .any(|t| t.name() == LEGACY_NONCES.name() || t.name() == LEGACY_NONCE_EXPIRY.name());
+    if !has_legacy {
+        return Ok(());
+    }
+    let mut moved: Vec<(String, i64)> = Vec::new();
+    if let Ok(index) = read.open_table(LEGACY_NONCE_EXPIRY) {
+        // Only those expiring after now: "" sorts before every nonce.
+        for entry in index.range((now_ms.saturating_add(1), "")..)? {
+            let (key, _) = entry?;
+            let (exp, nonce) = key.value();
+            moved.push((nonce.to_owned(), exp));
+        }
+    }
+    drop(read);
+    let txn = db.begin_write()?;
+    if !moved.is_empty() {
+        let mut groups = txn.open_table(NONCE_GROUPS)?;
+        let mut index = txn.open_table(NONCE_GROUP_EXPIRY)?;
+        let latest = moved.iter().map(|(_, exp)| *exp).max().unwrap_or(i64::MIN);
+        let key = state.next_group;
+        groups.insert(
+            key,
+            encode_group(moved.iter().map(|(n, e)| (n.as_str(), *e))).as_slice(),
+        )?;
+        index.insert((latest, key), ())?;
+        state.next_group = key + 1;
+    }
+    txn.delete_table(LEGACY_NONCES)?;
+    txn.delete_table(LEGACY_NONCE_EXPIRY)?;
+    txn.commit()?;
+    for (nonce, exp) in moved {
+        state.keep(nonce.into(), exp);
+    }
+    Ok(())
+}
+
+/// The nonces on disk (every group's, expired or not), with their expiries.
+#[cfg(test)]
+pub(crate) fn on_disk(read: &redb::ReadTransaction) -> Vec<(String, i64)> {
+    let groups = read.open_table(NONCE_GROUPS).unwrap();
+    let mut all = Vec::new();
+    for entry in groups.iter().unwrap() {
+        let (_, bytes) = entry.unwrap();
+        for (nonce, exp) in decode_group(bytes.value()).unwrap() {
+            all.push((nonce.to_owned(), exp));
+        }
+    }
+    all
 }
 
 fn now_ms() -> i64 {
@@ -389,8 +539,8 @@ mod tests {
     fn with_tables(db: redb::Database, opener: Option<crate::Opener>) -> Arc<Db> {
         let db = Db::with_opener(db, opener);
         let txn = db.begin_write().unwrap();
-        txn.open_table(NONCES).unwrap();
-        txn.open_table(NONCE_EXPIRY).unwrap();
+        txn.open_table(NONCE_GROUPS).unwrap();
+        txn.open_table(NONCE_GROUP_EXPIRY).unwrap();
         txn.commit().unwrap();
         Arc::new(db)
     }
@@ -406,13 +556,19 @@ mod tests {
         with_tables(redb::Database::create(path).unwrap(), None)
     }
 
-    /// (nonces, index entries) on disk; they always agree.
+    /// The nonces on disk; the groups and their expiry index agree.
     fn on_disk(db: &Db) -> u64 {
         let read = db.begin_read().unwrap();
-        let n = read.open_table(NONCES).unwrap().len().unwrap();
-        let i = read.open_table(NONCE_EXPIRY).unwrap().len().unwrap();
-        assert_eq!(n, i, "the nonces and their expiry index agree");
-        n
+        let g = read.open_table(NONCE_GROUPS).unwrap().len().unwrap();
+        let i = read.open_table(NONCE_GROUP_EXPIRY).unwrap().len().unwrap();
+        assert_eq!(g, i, "the groups and their expiry index agree");
+        super::on_disk(&read).len() as u64
+    }
+
+    fn nonce_on_disk(db: &Db, nonce: &str) -> bool {
+        super::on_disk(&db.begin_read().unwrap())
+            .iter()
+            .any(|(n, _)| n == nonce)
     }
 
     /// A close wakes a flusher that is gathering a group, however the two interleave. CI once
@@ -437,10 +593,8 @@ mod tests {
             closed
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("round {round}: closing the guard hung"));
-            let read = db.begin_read().unwrap();
-            let nonces = read.open_table(NONCES).unwrap();
             assert!(
-                nonces.get("n").unwrap().is_some(),
+                nonce_on_disk(&db, "n"),
                 "round {round}: the group is on disk"
             );
         }
@@ -450,9 +604,10 @@ mod tests {
     /// the edge's nonce lifetime (5 × 60 s): groups of 100 nonces, about what a group holds at
     /// the local host's full rate (2 ms of gathering plus the commit at ~29 000 calls/s), one per
     /// simulated second (the rate itself does not matter here: what must hold is that a commit
-    /// drops as many as it writes). Once the first nonces expire, disk and memory hold exactly
-    /// the nonces of the last 5 minutes, and the file stops growing. The old purge, 32 per commit,
-    /// left 4 080 too many on disk a minute after the first expiries, and 4 080 more each minute.
+    /// drops at least the group it writes). Once the first nonces expire, disk and memory hold
+    /// exactly the nonces of the last 5 minutes, and the file stops growing. (A purge of a fixed
+    /// 32 nonces per commit, in the days of a row per nonce, left 4 080 too many on disk a minute
+    /// after the first expiries, and 4 080 more each minute.)
     #[test]
     fn at_steady_state_as_many_nonces_leave_as_arrive_in_memory_and_on_disk() {
         const TTL_MS: i64 = 300_000;
@@ -493,15 +648,62 @@ mod tests {
         );
     }
 
-    /// Only the unexpired nonces of a file are loaded on open (all of them were, expired or not).
+    /// Only the groups with an unexpired nonce are read on open, and only the unexpired nonces
+    /// held; the expired groups leave the disk with the next commits, a few per commit.
     #[test]
     fn only_unexpired_nonces_are_loaded_on_open() {
         let db = memory_db();
         let now = now_ms();
+        let group = |prefix: &str, n: usize, exp: i64| -> Vec<(Nonce, i64)> {
+            (0..n)
+                .map(|i| (format!("{prefix}-{i}").into(), exp))
+                .collect()
+        };
+        for g in 0..10 {
+            commit(
+                &db,
+                g,
+                &group(&format!("old{g}"), 100, now - 1000 - g as i64),
+                i64::MIN,
+            )
+            .unwrap();
+        }
+        // A group with one nonce still live holds the expired ones beside it on disk, never in
+        // memory.
+        let mut mixed = group("gone", 5, now - 1000);
+        mixed.push(("live-mixed".into(), now + 300_000));
+        commit(&db, 10, &mixed, i64::MIN).unwrap();
+        commit(&db, 11, &group("live", 10, now + 300_000), i64::MIN).unwrap();
+        assert_eq!(on_disk(&db), 1016);
+
+        let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+        assert_eq!(guard.in_memory(), 11);
+        assert!(!guard.remember("live-3", now, now + 300_000).unwrap());
+        assert!(!guard.remember("live-mixed", now, now + 300_000).unwrap());
+        assert!(guard.remember("old3-3", now, now + 300_000).unwrap());
+        assert!(guard.remember("gone-1", now, now + 300_000).unwrap());
+        guard.flush().unwrap();
+        // Two written (a group of its own, numbered after the file's last), the oldest
+        // DISK_PURGE_GROUPS groups of 100 dropped.
+        assert_eq!(on_disk(&db), 1016 + 2 - 100 * DISK_PURGE_GROUPS as u64);
+        let read = db.begin_read().unwrap();
+        let groups = read.open_table(NONCE_GROUPS).unwrap();
+        assert_eq!(groups.last().unwrap().unwrap().0.value(), 12);
+    }
+
+    /// A file of one row per nonce, as written before groups: its unexpired nonces are moved into
+    /// a group when it is opened (and held), its two tables deleted; a replay of one of them is
+    /// still refused after another restart.
+    #[test]
+    fn a_file_of_one_row_per_nonce_has_its_unexpired_nonces_moved_into_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.redb");
+        let now = now_ms();
         {
+            let db = redb::Database::create(&path).unwrap();
             let txn = db.begin_write().unwrap();
-            let mut nonces = txn.open_table(NONCES).unwrap();
-            let mut index = txn.open_table(NONCE_EXPIRY).unwrap();
+            let mut nonces = txn.open_table(LEGACY_NONCES).unwrap();
+            let mut index = txn.open_table(LEGACY_NONCE_EXPIRY).unwrap();
             for i in 0..1000 {
                 let (nonce, exp) = (format!("old-{i}"), now - 1000 - i);
                 nonces.insert(nonce.as_str(), exp).unwrap();
@@ -515,14 +717,58 @@ mod tests {
             drop((nonces, index));
             txn.commit().unwrap();
         }
-        let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
-        assert_eq!(guard.in_memory(), 10);
-        assert!(!guard.remember("live-3", now, now + 300_000).unwrap());
-        assert!(guard.remember("old-3", now, now + 300_000).unwrap());
-        // The expired ones leave the disk with the next commits.
-        guard.flush().unwrap();
-        // One written (old-3 again, in place), one plus the slack of the oldest dropped.
-        assert_eq!(on_disk(&db), 1010 - (1 + DISK_PURGE_SLACK as u64));
+        for opening in 0..2 {
+            let db = file_db(&path);
+            let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+            assert_eq!(guard.in_memory(), 10, "opening {opening}");
+            assert_eq!(on_disk(&db), 10, "opening {opening}");
+            assert!(!guard.remember("live-3", now, now + 300_000).unwrap());
+            let read = db.begin_read().unwrap();
+            let names: Vec<String> = read
+                .list_tables()
+                .unwrap()
+                .map(|t| t.name().to_owned())
+                .collect();
+            assert!(
+                !names.iter().any(|n| n == "nonces" || n == "nonce_expiry"),
+                "{names:?}"
+            );
+        }
+    }
+
+    /// A group's row is a versioned contract: what a file holds must open after an upgrade.
+    #[test]
+    fn a_group_row_is_pinned_by_its_golden_file() {
+        let row = encode_group(
+            [
+                ("a1b2c3d4-nonce", 1_800_000_300_000_i64),
+                ("\u{4e91}\u{5546}\u{5e97}", -1),
+            ]
+            .into_iter(),
+        );
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/nonce_group_v1.bin");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&fixture, &row).unwrap();
+        }
+        let pinned = std::fs::read(&fixture).unwrap();
+        assert_eq!(
+            row, pinned,
+            "nonce_group_v1.bin changed: it is a versioned contract"
+        );
+        assert_eq!(
+            decode_group(&pinned).unwrap(),
+            vec![
+                ("a1b2c3d4-nonce", 1_800_000_300_000),
+                ("\u{4e91}\u{5546}\u{5e97}", -1)
+            ]
+        );
+        // A row cut short, or of an encoding this build does not know, is refused, not misread.
+        assert!(decode_group(&pinned[..pinned.len() - 1]).is_err());
+        let mut unknown = pinned.clone();
+        unknown[0] = 2;
+        assert!(decode_group(&unknown).is_err());
+        assert!(decode_group(&[]).is_err());
     }
 
     /// A commit stuck behind a long write (here, a write transaction held open) lets nonces wait
