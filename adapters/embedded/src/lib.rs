@@ -342,6 +342,7 @@ pub const NONCE_GROUP_EVERY: std::time::Duration = std::time::Duration::from_mil
 pub struct EmbeddedStore {
     db: Arc<Db>,
     nonces: Arc<nonces::NonceGuard>,
+    decoded: Arc<store::DecodedInstances>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -433,7 +434,11 @@ impl EmbeddedStore {
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);
         let nonces = nonces::NonceGuard::start(db.clone(), nonces::Limits::every(nonce_group))?;
-        Ok(Self { db, nonces })
+        Ok(Self {
+            db,
+            nonces,
+            decoded: Arc::default(),
+        })
     }
 
     /// Writes the nonces accepted since the last group commit now (tests, and a shutdown that

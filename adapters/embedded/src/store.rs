@@ -1,6 +1,8 @@
 //! [`InstanceStore`], [`OrderNoticeStore`] and [`NonceStore`] over redb, mirroring `koogallery::testing::MemoryStore`. Records are encoded by
 //! `koogallery::instance::record` (the versioned on-disk contract).
 
+use std::{collections::HashMap, sync::Arc};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use koogallery::failure::Detail;
@@ -22,6 +24,48 @@ use crate::{EVENTS, EmbeddedStore, Fault, INSTANCES, ORDER_LINES, ORDER_NOTICES,
 
 pub(crate) fn decode_instance(id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
     record::decode_instance(bytes).map_err(|e| Fault::Corrupt(format!("instance {id}: {e}")))
+}
+
+/// The records last decoded on queryInstance's path, by instanceId, each with the bytes it was
+/// decoded from. A read still takes the record from the file every time; when its bytes are the
+/// ones decoded before, the decoded instance is cloned instead of the JSON parsed again (that
+/// parse was a tenth of the host's CPU on polled queryInstance: BENCHMARKS.md, "Close to the
+/// machine's ceiling"). The bytes decide, not any notice of a write, so nothing that changes the
+/// file (another handle, a restore) can leave a stale instance answered.
+#[derive(Default)]
+pub(crate) struct DecodedInstances {
+    by_id: std::sync::Mutex<Decoded>,
+}
+
+/// By instanceId: the bytes decoded, and what they decoded to.
+type Decoded = HashMap<String, (Box<[u8]>, Arc<Instance>)>;
+
+/// Records kept decoded; past this the cache starts afresh (a few MB at most).
+const DECODED_LIMIT: usize = 4096;
+
+impl DecodedInstances {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Decoded> {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Instance `id` as stored in `bytes`.
+    pub(crate) fn decode(&self, id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
+        let known = self
+            .lock()
+            .get(id)
+            .filter(|(decoded_from, _)| **decoded_from == *bytes)
+            .map(|(_, instance)| instance.clone());
+        if let Some(instance) = known {
+            return Ok(Instance::clone(&instance));
+        }
+        let instance = decode_instance(id, bytes)?;
+        let mut cache = self.lock();
+        if cache.len() >= DECODED_LIMIT && !cache.contains_key(id) {
+            cache.clear();
+        }
+        cache.insert(id.to_owned(), (bytes.into(), Arc::new(instance.clone())));
+        Ok(instance)
+    }
 }
 
 fn corrupt(e: StoreError) -> Fault {
@@ -183,7 +227,7 @@ impl InstanceStore for EmbeddedStore {
             let mut out = Vec::with_capacity(instance_ids.len());
             for id in instance_ids {
                 if let Some(bytes) = table.get(*id)? {
-                    out.push(decode_instance(id, bytes.value())?);
+                    out.push(self.decoded.decode(id, bytes.value())?);
                 }
             }
             Ok(out)
@@ -371,6 +415,51 @@ mod tests {
         let txn = store.database_ref().begin_write().unwrap();
         f(&txn);
         txn.commit().unwrap();
+    }
+
+    /// queryInstance's reads keep the instances they decoded, but answer what the file holds:
+    /// after every kind of change (a save through the store, a write straight to the file, a
+    /// damaged record) the next read answers the change, never the instance decoded before.
+    #[tokio::test]
+    async fn a_read_answers_what_the_file_holds_not_what_it_decoded_before() {
+        let (_dir, store) = fresh();
+        let (mut inst, ev) =
+            Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, t0());
+        store.create_for_order_line(&inst, &[ev]).await.unwrap();
+        let first = store.get_many(&["inst-1"]).await.unwrap();
+        assert_eq!(first[0].version, 1);
+        // Answered again from what was decoded: the same instance.
+        assert_eq!(store.get_many(&["inst-1"]).await.unwrap(), first);
+
+        inst.version = 1;
+        let Ok(koogallery::instance::Outcome::Changed(active)) =
+            inst.activate(koogallery::testing::sample_access("inst-1"), t0())
+        else {
+            panic!("activated")
+        };
+        store.save(&inst, 1, &[active]).await.unwrap();
+        let saved = store.get_many(&["inst-1"]).await.unwrap();
+        assert_eq!(saved[0].version, 2);
+        assert_eq!(saved[0].state, inst.state);
+
+        // A write that bypasses the store's methods (another handle, a restore).
+        let mut other = saved[0].clone();
+        other.version = 7;
+        write_raw(&store, |txn| {
+            let mut t = txn.open_table(INSTANCES).unwrap();
+            let bytes = record::encode_instance(&other).unwrap();
+            t.insert("inst-1", bytes.as_slice()).unwrap();
+        });
+        assert_eq!(store.get_many(&["inst-1"]).await.unwrap()[0].version, 7);
+
+        write_raw(&store, |txn| {
+            let mut t = txn.open_table(INSTANCES).unwrap();
+            t.insert("inst-1", b"{not json".as_slice()).unwrap();
+        });
+        assert!(matches!(
+            store.get_many(&["inst-1"]).await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[tokio::test]

@@ -96,24 +96,42 @@ impl Edge {
         deadline: tokio::time::Instant,
     ) -> Reply {
         // A callback that does not answer in time gets a signed, retryable 000005 from the edge:
-        // KooGallery retries, and never sees the gateway's unsigned timeout. The deadline ends the
-        // wait, not the callback: it runs on as a task of its own, so a write and its enqueue
-        // (newInstance's record, then its job) are never cut apart, and the retry finds the work
-        // done (or under way) instead of a record whose job was never sent.
-        let dispatcher = self.dispatcher.clone();
-        let dispatched =
-            tokio::spawn(async move { dispatcher.dispatch(callback, &value, key).await });
-        match tokio::time::timeout_at(deadline, dispatched).await {
+        // KooGallery retries, and never sees the gateway's unsigned timeout. For a callback that
+        // writes, the deadline ends the wait, not the callback: it runs on as a task of its own,
+        // so a write and its enqueue (newInstance's record, then its job) are never cut apart,
+        // and the retry finds the work done (or under way) instead of a record whose job was
+        // never sent. A callback that only reads (queryInstance, KooGallery's poll) leaves
+        // nothing half-done when dropped at the deadline, so it runs on the request's own task:
+        // no task to spawn and join on every poll. Either way a panic is a signed 000005 too.
+        let activity = callback.route.name();
+        let answered = if callback.needs.store.writes() {
+            let dispatcher = self.dispatcher.clone();
+            let dispatched =
+                tokio::spawn(async move { dispatcher.dispatch(callback, &value, key).await });
+            tokio::time::timeout_at(deadline, dispatched)
+                .await
+                .map(|joined| joined.map_err(|e| e.to_string()))
+        } else {
+            use futures_util::FutureExt;
+            let inline =
+                std::panic::AssertUnwindSafe(self.dispatcher.dispatch(callback, &value, key))
+                    .catch_unwind();
+            tokio::time::timeout_at(deadline, inline)
+                .await
+                .map(|caught| caught.map_err(|_| "the callback panicked".to_owned()))
+        };
+        match answered {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => {
-                tracing::error!(activity = callback.route.name(), error = %e, "callback failed");
+                tracing::error!(activity, error = %e, "callback failed");
                 retry_later()
             }
             Err(_) => {
                 tracing::warn!(
-                    activity = callback.route.name(),
+                    activity,
                     deadline_ms = self.dispatch_deadline.as_millis() as u64,
-                    "callback did not answer in time; it runs on"
+                    writes = callback.needs.store.writes(),
+                    "callback did not answer in time"
                 );
                 retry_later()
             }

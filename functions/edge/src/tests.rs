@@ -334,6 +334,82 @@ async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
     assert!(config.settings.edge.dispatch_deadline < std::time::Duration::from_secs(5));
 }
 
+/// Panics, as a callback with a bug would.
+struct Panics;
+
+#[async_trait]
+impl Dispatcher for Panics {
+    async fn dispatch(
+        &self,
+        _callback: &'static Registration,
+        _body: &Value,
+        _key: koogallery::security::KeyUsed,
+    ) -> Reply {
+        panic!("a callback with a bug")
+    }
+}
+
+const QUERY_BODY: &[u8] = br#"{"activity":"queryInstance","instanceId":"b-1"}"#;
+
+fn edge_with(dispatcher: Arc<dyn Dispatcher>) -> (Edge, Arc<ManualClock>) {
+    let config = Config::with_keys(KEY, "kit");
+    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+    let edge = Edge::new(
+        &config.settings.edge,
+        config.secrets.keys.clone(),
+        Arc::new(MemoryStore::new()),
+        clock.clone(),
+        dispatcher,
+    );
+    (edge, clock)
+}
+
+/// A callback that only reads (queryInstance) runs on the request's own task, and is answered
+/// as one that writes is: a signed, retryable `000005` at the deadline when it is stuck.
+#[tokio::test(start_paused = true)]
+async fn a_reading_callback_past_the_deadline_gets_a_signed_retryable_answer() {
+    let (edge, clock) = edge_with(Arc::new(Stuck));
+    let q = signed_query(
+        KEY,
+        QUERY_BODY,
+        clock.now().timestamp_millis(),
+        "slow-read-1",
+    );
+    let started = tokio::time::Instant::now();
+    let resp = edge.handle_basic(&q, QUERY_BODY).await;
+    assert_eq!(resp.result_code, ResultCode::InternalError);
+    assert!(verify_body_sign(KEY, &resp.body, &resp.body_sign));
+    assert_eq!(
+        started.elapsed(),
+        Config::with_keys(KEY, "kit")
+            .settings
+            .edge
+            .dispatch_deadline,
+        "answered at the deadline"
+    );
+}
+
+/// A callback that panics, whether it writes (its own task) or only reads (the request's task),
+/// gets KooGallery a signed, retryable `000005`: never a dropped connection, never a 500.
+#[tokio::test]
+async fn a_callback_that_panics_gets_a_signed_retryable_answer() {
+    for (n, body) in [BODY, QUERY_BODY].into_iter().enumerate() {
+        let (edge, clock) = edge_with(Arc::new(Panics));
+        let q = signed_query(
+            KEY,
+            body,
+            clock.now().timestamp_millis(),
+            &format!("panic-{n}"),
+        );
+        let resp = edge.handle_basic(&q, body).await;
+        assert_eq!(resp.result_code, ResultCode::InternalError, "body {n}");
+        assert!(
+            verify_body_sign(KEY, &resp.body, &resp.body_sign),
+            "body {n}"
+        );
+    }
+}
+
 /// A nonce store that answers after `delay`, or never (`None`): a store that stopped, reached
 /// through an SDK with no timeout of its own.
 struct SlowNonces(Option<std::time::Duration>);

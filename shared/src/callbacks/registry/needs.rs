@@ -21,6 +21,14 @@ pub enum StoreAccess {
     Licenses,
 }
 
+impl StoreAccess {
+    /// True when the callback may change what is stored (and so must never be cut off between
+    /// two of its writes); false for the reads alone (queryInstance, changeInstanceCheck).
+    pub const fn writes(self) -> bool {
+        !matches!(self, Self::ReadOne | Self::ReadMany)
+    }
+}
+
 /// What a callback's function is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
