@@ -5,8 +5,11 @@
 #   2. signed queryInstance load over plain HTTP, then over the host's own TLS (a CA and a
 #      certificate made here with openssl), same binary, same load generator, same settings;
 #      mode `nolog` is plain HTTP with the exchange log off (KOOGALLERY_EXCHANGE_LOG_DAYS=0), so
-#      MODES="nolog plain nolog plain" measures what the log costs, alternated in one run.
-# Usage: [MODES="plain tls"] [DURATION=10] [STARTS=0] [CEILING=1] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+#      MODES="nolog plain nolog plain" measures what the log costs, alternated in one run;
+#      ACTIVITY=newInstance loads newInstance instead (a distinct order per request);
+#   3. mode `usage`: POST /usage, 100 000 distinct reports in batches of 1 000 over 4 connections
+#      (koogallery-sim usage), plain HTTP.
+# Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1] [RATE=requests/s] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
 #        give dist's bin/koogallery-local to measure the packaged one)
 # Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
 set -euo pipefail
@@ -90,7 +93,17 @@ round=0
 for mode in ${MODES:-plain tls}; do
   port="$(free_port)"
   round=$((round + 1))
-  if [[ "$mode" == nolog ]]; then
+  if [[ "$mode" == usage ]]; then
+    start "$WORK/$mode$round" "$port" KOOGALLERY_USAGE_KEY=bench-usage-key
+    echo "# usage ingestion: 100000 reports, batches of 1000, 4 connections"
+    cpu_before=$(host_cpu_ms)
+    "$SIM_BIN" usage --url "http://localhost:$port/produce" --key "$KEY" --usage-key bench-usage-key \
+      --records 100000 --batch 1000 --connections 4 || echo "# (usage: failed above)"
+    sleep 1
+    echo "# host CPU: $(( $(host_cpu_ms) - cpu_before )) ms for 100000 reports"
+    stop
+    continue
+  elif [[ "$mode" == nolog ]]; then
     start "$WORK/$mode$round" "$port" KOOGALLERY_EXCHANGE_LOG_DAYS=0
     url="http://localhost:$port/produce"
   elif [[ "$mode" == tls ]]; then
@@ -100,11 +113,11 @@ for mode in ${MODES:-plain tls}; do
     start "$WORK/$mode$round" "$port"
     url="http://localhost:$port/produce"
   fi
-  echo "# queryInstance over $mode: $CONNECTIONS connections, ${DURATION}s"
+  echo "# ${ACTIVITY:-queryInstance} over $mode: $CONNECTIONS connections, ${DURATION}s"
   cpu_before=$(host_cpu_ms)
   # CEILING=1: the same requests to a bare server first, and the ratio (koogallery-sim load --ceiling).
-  "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity queryInstance \
-    --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
+  "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity "${ACTIVITY:-queryInstance}" \
+    --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} ${RATE:+--rate "$RATE"} | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
   # The host's own CPU time per request (user + system, from /proc): what the machine's noise
   # does not move, unlike the rate.
   sleep 1

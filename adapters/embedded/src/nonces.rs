@@ -87,9 +87,15 @@ impl Limits {
 /// A nonce, held once for the map, the expiry order and the group that writes it.
 type Nonce = Arc<str>;
 
-#[derive(Default)]
+/// Nonces the map is made for before it first grows: a map growing under load moves every entry
+/// while the guard's lock is held (a stall of every call), and this spares the first several
+/// times; at a steady rate the map stops growing once the first nonces expire.
+const INITIAL_CAPACITY: usize = 1 << 16;
+
 struct State {
-    live: HashMap<Nonce, i64>,
+    /// Hashed with foldhash (seeded per process): a nonce is only remembered once its call's
+    /// signature is verified, so the keys are not an attacker's to choose freely.
+    live: HashMap<Nonce, i64, foldhash::fast::RandomState>,
     expiry: BTreeSet<(i64, Nonce)>,
     /// Accepted since the last group was taken: (nonce, expiry ms).
     pending: Vec<(Nonce, i64)>,
@@ -109,6 +115,23 @@ struct State {
     /// the lock can land between the flusher's check and its wait, and that wake-up is lost
     /// (the close then waits out a whole group interval).
     closed: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            live: HashMap::with_capacity_and_hasher(INITIAL_CAPACITY, Default::default()),
+            expiry: BTreeSet::new(),
+            pending: Vec::new(),
+            next_group: 0,
+            pending_since: None,
+            committing: 0,
+            committing_since: None,
+            failed: false,
+            clock_ms: 0,
+            closed: false,
+        }
+    }
 }
 
 impl State {
