@@ -31,7 +31,7 @@ use koogallery_aws::{
     calls::Counted,
     signed::{Call, DEFAULT_ATTEMPT_TIMEOUT, Service, SignedClient},
 };
-use koogallery_lambda::{CallbackFunction, load_from};
+use koogallery_lambda::{CallbackFunction, ReconcilerFunction, load_from};
 use serde_json::{Value, json};
 
 /// The basic and Kit keys of the deployment's secret.
@@ -709,4 +709,49 @@ async fn the_edge_makes_the_fewest_aws_calls_cold_and_warm() {
     );
     wrong.dedup();
     assert!(wrong.is_empty(), "counts differ:\n{}", wrong.join("\n"));
+}
+
+/// A pass of the reconciler (the scheduled function), cold and warm, over a table holding one
+/// instance being provisioned: unsettled, and too recent to be re-queued.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_reconciler_pass_makes_the_fewest_aws_calls_cold_and_warm() {
+    let d = Deployment::new().await;
+    let id = unique("i");
+    d.set_up("new-instance", prepare(&d, "new-instance", &id).await)
+        .await;
+    let vars = d.env.clone();
+    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let calls = AwsCalls::new();
+    let http = AwsHttp::counting(Roots::System, &calls);
+    let pass = ReconcilerFunction::new(
+        load_from(ReconcilerFunction::LOAD, &env, http)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let report = pass.invoke().await.unwrap();
+    assert_eq!(report["stuckProvisioning"], json!([]), "{report}");
+    let cold = calls.take();
+    pass.invoke().await.unwrap();
+    let warm = calls.take();
+    let expected = reconciler_case();
+    assert_eq!(
+        (cold.to_string(), warm.to_string()),
+        (expected.cold.to_string(), expected.warm.to_string())
+    );
+}
+
+/// The reconciler's calls: the same cold and warm (it holds no secret).
+fn reconciler_case() -> Case {
+    // Every shard of the sparse unsettled index, and the legacy index of earlier releases' records.
+    let queries = u64::from(koogallery_aws::dynamo::keys::UNSETTLED_SHARDS) + 1;
+    let pass = [
+        (DDB, "Query", queries),
+        // The unsettled instances found, by one batched read.
+        (DDB, "BatchGetItem", 1),
+        // The pass kept in the exchange log: under the actions' and the day's partitions.
+        (DDB, "PutItem", 2),
+    ];
+    case("reconciler", pass, pass)
 }

@@ -280,35 +280,62 @@ impl CallbackFunction {
 /// unsettled instances and answers what it found (also logged, written as metrics, and kept in
 /// the exchange log).
 pub async fn serve_reconciler() -> Result<(), Error> {
-    let d = load(Load {
+    let reconciler = ReconcilerFunction::new(load(ReconcilerFunction::LOAD).await?)?;
+    let reconciler = &reconciler;
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
+        reconciler.invoke().await
+    }))
+    .await
+}
+
+/// The reconciler's function, loaded: what [`serve_reconciler`] runs each invocation of.
+pub struct ReconcilerFunction {
+    reconciler: koogallery::reconciler::Reconciler,
+    exchanges: ExchangeRecorder,
+}
+
+impl ReconcilerFunction {
+    /// What it loads: no secret, the jobs queue it re-queues on.
+    pub const LOAD: Load = Load {
         secrets: &[],
         queue: true,
         sealer: false,
-    })
-    .await?;
-    let exchanges = d.exchange_recorder();
-    let queue = d
-        .sqs
-        .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
-    let reconciler = koogallery::reconciler::Reconciler {
-        store: d.store,
-        queue: Arc::new(queue),
-        clock: d.clock,
-        settings: d.settings.worker,
-        metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
     };
-    let (reconciler, exchanges) = (&reconciler, &exchanges);
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-        let report = reconciler.run_once().await?;
-        // Kept as the local host's scheduled passes are (the console's "last passes").
-        let now = reconciler.clock.now();
-        koogallery::operator::keep_pass(exchanges, &report, koogallery::operator::SCHEDULE, now);
-        flush_exchanges(exchanges).await;
-        Ok::<_, Error>(serde_json::json!({
+
+    /// The reconciler on `deployment` (loaded with [`Self::LOAD`]); called within the runtime
+    /// (the exchange log's writer is a task of it).
+    pub fn new(deployment: Deployment) -> Result<Self, Error> {
+        let exchanges = deployment.exchange_recorder();
+        let queue = deployment
+            .sqs
+            .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
+        Ok(Self {
+            reconciler: koogallery::reconciler::Reconciler {
+                store: deployment.store,
+                queue: Arc::new(queue),
+                clock: deployment.clock,
+                settings: deployment.settings.worker,
+                metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
+            },
+            exchanges,
+        })
+    }
+
+    /// One pass, kept as the local host's scheduled passes are (the console's "last passes").
+    pub async fn invoke(&self) -> Result<Value, Error> {
+        let report = self.reconciler.run_once().await?;
+        let now = self.reconciler.clock.now();
+        koogallery::operator::keep_pass(
+            &self.exchanges,
+            &report,
+            koogallery::operator::SCHEDULE,
+            now,
+        );
+        flush_exchanges(&self.exchanges).await;
+        Ok(serde_json::json!({
             "stuckProvisioning": report.stuck_provisioning,
             "undeliveredNotices": report.undelivered_notices,
             "parkedOutboxes": report.parked_outboxes,
         }))
-    }))
-    .await
+    }
 }
