@@ -42,6 +42,9 @@ const ACCESS_KEY: &str = "test-access-key";
 /// template gives a callback function.
 struct Deployment {
     env: HashMap<String, String>,
+    /// The jobs queue, for taking the jobs the worker is given (not counted).
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
     /// The deployment's table, for setting up what a call finds (its calls are not counted).
     store: DynamoStore,
     /// Seals a password as the worker does (not counted).
@@ -65,7 +68,7 @@ fn emulator_env() -> HashMap<String, String> {
     assert!(
         vars.contains_key("AWS_ENDPOINT_URL") && vars.contains_key("AWS_REGION"),
         "these tests need the AWS emulator: run them with `bash scripts/emulator.sh run cargo test \
-         -p koogallery-lambda --test calls -- --include-ignored`"
+         -p koogallery-e2e --test aws_calls -- --include-ignored`"
     );
     vars
 }
@@ -78,10 +81,11 @@ impl Deployment {
         koogallery_aws::bootstrap::ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
             .await
             .unwrap();
-        let (queue_url, _) = koogallery_aws::bootstrap::ensure_queues(
-            &aws_sdk_sqs::Client::new(&sdk),
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let (queue_url, dlq_url) = koogallery_aws::bootstrap::ensure_queues(
+            &sqs,
             &unique("calls"),
-            10,
+            koogallery_aws::bootstrap::REDRIVE_MAX_RECEIVES,
         )
         .await
         .unwrap();
@@ -121,16 +125,42 @@ impl Deployment {
             .unwrap();
         let created: Value = serde_json::from_slice(&created.body).unwrap();
         let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+        let open_api = secret(json!({"ak": "test-ak", "sk": "test-sk"}).to_string()).await;
+        let webhook = secret(json!({"webhookSecret": "test-webhook-secret"}).to_string()).await;
         for (setting, value) in [
             (&catalog::TABLE, table.clone()),
-            (&catalog::QUEUE_URL, queue_url),
+            (&catalog::QUEUE_URL, queue_url.clone()),
+            (&catalog::DLQ_URL, dlq_url),
             (&catalog::CREDENTIALS_KEY_ID, key_id.clone()),
+            // The worker's, as the template sets them; the static provisioner (the default) and
+            // no marketplace to call (its AK/SK held all the same, as on AWS).
+            (&catalog::WORKER_TIMEOUT_SECS, "120".to_owned()),
+            (
+                &catalog::JOBS_MAX_RECEIVE_COUNT,
+                koogallery_aws::bootstrap::REDRIVE_MAX_RECEIVES.to_string(),
+            ),
+            (
+                &catalog::JOBS_RETENTION_SECS,
+                koogallery_aws::bootstrap::JOBS_RETENTION_SECS.to_string(),
+            ),
+            // The template's default (its WorkerBackoffMaxSecs): the catalog's own is a host's,
+            // with no queue limits to fit.
+            (&catalog::WORKER_BACKOFF_MAX_SECS, "600".to_owned()),
+            (&catalog::MARKETPLACE, "offline".to_owned()),
         ] {
             env.insert(setting.name.to_owned(), value);
         }
-        env.insert(SecretPart::CallbackKeys.env_var().to_owned(), keys);
-        env.insert(SecretPart::KitRsa.env_var().to_owned(), kit_rsa);
+        for (part, secret) in [
+            (SecretPart::CallbackKeys, keys),
+            (SecretPart::KitRsa, kit_rsa),
+            (SecretPart::OpenApi, open_api),
+            (SecretPart::Webhook, webhook),
+        ] {
+            env.insert(part.env_var().to_owned(), secret);
+        }
         Self {
+            sqs,
+            queue_url,
             env,
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
             sealer: KmsSealer::new(kms(), key_id),
@@ -754,4 +784,84 @@ fn reconciler_case() -> Case {
         (DDB, "PutItem", 2),
     ];
     case("reconciler", pass, pass)
+}
+
+impl Deployment {
+    /// The next job on the queue as the SQS event source hands it to the worker (one record).
+    async fn next_job(&self) -> aws_lambda_events::event::sqs::SqsEvent {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap();
+        let message = received.messages().first().expect("a job on the queue");
+        let attributes: HashMap<String, String> = message
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+            .collect();
+        serde_json::from_value(json!({"Records": [{
+            "messageId": message.message_id(),
+            "receiptHandle": message.receipt_handle(),
+            "body": message.body(),
+            "attributes": attributes,
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+        }]}))
+        .unwrap()
+    }
+}
+
+/// The provision worker's job (the SQS event source's batch of one), cold and warm: a new
+/// instance provisioned by the static provisioner, its `provision` notice drained.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn the_provision_worker_makes_the_fewest_aws_calls_cold_and_warm() {
+    let d = Deployment::new().await;
+    let vars = d.env.clone();
+    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let calls = AwsCalls::new();
+    let mut counted = Vec::new();
+    let mut worker = None;
+    for _ in 0..2 {
+        let id = unique("i");
+        d.set_up("new-instance", prepare(&d, "new-instance", &id).await)
+            .await;
+        let job = d.next_job().await;
+        calls.take();
+        if worker.is_none() {
+            let http = AwsHttp::counting(Roots::System, &calls);
+            let deployment = load_from(provision_worker::lambda::LOAD, &env, http)
+                .await
+                .unwrap();
+            worker = Some(
+                provision_worker::lambda::WorkerFunction::new(&deployment, &env)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let answer = worker.as_ref().unwrap().invoke(job).await;
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+        counted.push(calls.take().to_string());
+    }
+    let job = [
+        // The claim read, then saved with its event; the order kept on the record; the answer
+        // saved with its event and the `provision` notice; the outbox read to drain it.
+        (DDB, "GetItem", 2),
+        (DDB, "TransactWriteItems", 2),
+        (DDB, "PutItem", 1),
+    ];
+    let warm: Counted = job.into();
+    let mut cold = warm.clone();
+    // The open API's AK/SK and the webhook's secret, once per execution environment.
+    cold.0.insert(
+        ("secretsmanager".to_owned(), "GetSecretValue".to_owned()),
+        2,
+    );
+    assert_eq!(counted, [cold.to_string(), warm.to_string()]);
 }
