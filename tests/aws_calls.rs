@@ -36,6 +36,8 @@ use serde_json::{Value, json};
 
 /// The basic and Kit keys of the deployment's secret.
 const ACCESS_KEY: &str = "test-access-key";
+/// The key the vendor's app signs its usage reports with.
+const USAGE_KEY: &str = "test-usage-key";
 
 /// A deployment on the emulator as the template makes one: the table, the jobs queue, the
 /// callback keys' and the Kit RSA key's secrets, the credentials key; and the environment the
@@ -127,6 +129,7 @@ impl Deployment {
         let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
         let open_api = secret(json!({"ak": "test-ak", "sk": "test-sk"}).to_string()).await;
         let webhook = secret(json!({"webhookSecret": "test-webhook-secret"}).to_string()).await;
+        let usage = secret(json!({"usageKey": USAGE_KEY}).to_string()).await;
         for (setting, value) in [
             (&catalog::TABLE, table.clone()),
             (&catalog::QUEUE_URL, queue_url.clone()),
@@ -155,6 +158,7 @@ impl Deployment {
             (SecretPart::KitRsa, kit_rsa),
             (SecretPart::OpenApi, open_api),
             (SecretPart::Webhook, webhook),
+            (SecretPart::Usage, usage),
         ] {
             env.insert(part.env_var().to_owned(), secret);
         }
@@ -864,4 +868,60 @@ async fn the_provision_worker_makes_the_fewest_aws_calls_cold_and_warm() {
         2,
     );
     assert_eq!(counted, [cold.to_string(), warm.to_string()]);
+}
+
+/// The usage ingestion function (`POST /usage`, the vendor's app reporting usage), cold and warm:
+/// a signed batch of one report, for one instance, then for the same instance again.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn usage_ingestion_makes_the_fewest_aws_calls_cold_and_warm() {
+    let d = Deployment::new().await;
+    let vars = d.env.clone();
+    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let calls = AwsCalls::new();
+    let http = AwsHttp::counting(Roots::System, &calls);
+    let deployment = load_from(usage_ingest::LOAD, &env, http).await.unwrap();
+    // As its main.rs builds it.
+    let ingestion = usage_ingest::ingestion(&deployment, deployment.usage_store()).unwrap();
+    let estimates = ingestion.estimates(deployment.settings.metering.pricing.clone());
+    let mut counted = Vec::new();
+    let id = unique("i");
+    d.active_instance(&id).await;
+    for _ in 0..2 {
+        let body = json!({"records": [{
+            "instanceId": id,
+            "quantity": "1.5",
+            "occurredAt": chrono::Utc::now().to_rfc3339(),
+            "idempotencyKey": unique("report"),
+        }]})
+        .to_string();
+        let mut request = http::Request::post("https://api.example.com/usage");
+        for (name, value) in
+            koogallery::metering::api::sign(USAGE_KEY, body.as_bytes(), chrono::Utc::now())
+        {
+            request = request.header(name, value);
+        }
+        let request = request.body(lambda_http::Body::from(body)).unwrap();
+        let answer = usage_ingest::route(&ingestion, &estimates, request).await;
+        let answer: Value = serde_json::from_slice(answer.body().as_ref()).unwrap();
+        assert_eq!(answer, json!({"applied": 1, "duplicates": 0}));
+        counted.push(calls.take().to_string());
+    }
+    let report: Counted = [
+        // The instances named (their packages decide which windows count), then the windows,
+        // idempotency keys and usage totals the batch touches.
+        (DDB, "BatchGetItem", 2),
+        // The nonce.
+        (DDB, "PutItem", 1),
+        // The windows, keys and total written together.
+        (DDB, "TransactWriteItems", 1),
+    ]
+    .into();
+    let mut first = report.clone();
+    // The usage key, once per execution environment; and an instance's first report, whose total
+    // is not stored yet: built from its windows (a table from before totals has some).
+    for (op, n) in [("secretsmanager", "GetSecretValue"), (DDB, "Query")] {
+        first.0.insert((op.to_owned(), n.to_owned()), 1);
+    }
+    assert_eq!(counted, [first.to_string(), report.to_string()]);
 }
