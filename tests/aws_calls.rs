@@ -21,7 +21,7 @@ use lambda_http::RequestExt;
 
 use koogallery::{
     ResultCode,
-    config::{SecretPart, catalog},
+    config::{Env, SecretPart, catalog},
     instance::{Credential, Instance, InstanceStore, Outcome},
     security::at_rest::CredentialSealer,
     testing::sample_access,
@@ -61,11 +61,7 @@ fn unique(prefix: &str) -> String {
 fn emulator_env() -> HashMap<String, String> {
     let vars: HashMap<String, String> = ["AWS_ENDPOINT_URL", "AWS_REGION"]
         .into_iter()
-        .filter_map(|k| {
-            koogallery::config::Env::process()
-                .derived(k)
-                .map(|v| (k.to_owned(), v))
-        })
+        .filter_map(|k| Env::process().derived(k).map(|v| (k.to_owned(), v)))
         .collect();
     assert!(
         vars.contains_key("AWS_ENDPOINT_URL") && vars.contains_key("AWS_REGION"),
@@ -205,15 +201,49 @@ impl Deployment {
     /// Calls `function` as set-up, in an execution environment of its own whose calls are not
     /// counted.
     async fn set_up(&self, function: &str, body: Value) {
-        let vars = self.env.clone();
-        let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
-        let loaded = CallbackFunction::load(function, |load| {
-            load_from(load, &env, AwsHttp::new(Roots::System))
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{function} does not load: {e}"));
+        let loaded = load_function(&self.env, function, &AwsCalls::new()).await;
         answered(function, &loaded.invoke(body).await);
     }
+
+    /// The next job on the queue as the SQS event source hands it to the worker (one record).
+    async fn next_job(&self) -> aws_lambda_events::event::sqs::SqsEvent {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap();
+        let message = received.messages().first().expect("a job on the queue");
+        let attributes: HashMap<String, String> = message
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+            .collect();
+        serde_json::from_value(json!({"Records": [{
+            "messageId": message.message_id(),
+            "receiptHandle": message.receipt_handle(),
+            "body": message.body(),
+            "attributes": attributes,
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+        }]}))
+        .unwrap()
+    }
+
+    /// The environment the template gives a function.
+    fn environment(&self) -> Env<'static> {
+        env_of(&self.env)
+    }
+}
+
+/// `vars` as a function's environment.
+fn env_of(vars: &HashMap<String, String>) -> Env<'static> {
+    let vars = vars.clone();
+    Env::from_fn(move |k| vars.get(k).cloned())
 }
 
 /// The callback function `function` on the environment `vars`, every AWS call counted in `calls`.
@@ -222,8 +252,7 @@ async fn load_function(
     function: &str,
     calls: &AwsCalls,
 ) -> CallbackFunction {
-    let vars = vars.clone();
-    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let env = env_of(vars);
     let http = AwsHttp::counting(Roots::System, calls);
     CallbackFunction::load(function, |load| load_from(load, &env, http))
         .await
@@ -692,7 +721,7 @@ async fn the_edge_makes_the_fewest_aws_calls_cold_and_warm() {
     for callback in koogallery::callbacks::registry::REGISTRY.iter() {
         vars.insert(callback.function_env_var(), callback.function.to_owned());
     }
-    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let env = env_of(&vars);
     let calls = AwsCalls::new();
     let deployment = load_from(
         edge::lambda::LOAD,
@@ -754,8 +783,7 @@ async fn a_reconciler_pass_makes_the_fewest_aws_calls_cold_and_warm() {
     let id = unique("i");
     d.set_up("new-instance", prepare(&d, "new-instance", &id).await)
         .await;
-    let vars = d.env.clone();
-    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let env = d.environment();
     let calls = AwsCalls::new();
     let http = AwsHttp::counting(Roots::System, &calls);
     let pass = ReconcilerFunction::new(
@@ -790,45 +818,13 @@ fn reconciler_case() -> Case {
     case("reconciler", pass, pass)
 }
 
-impl Deployment {
-    /// The next job on the queue as the SQS event source hands it to the worker (one record).
-    async fn next_job(&self) -> aws_lambda_events::event::sqs::SqsEvent {
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .wait_time_seconds(5)
-            .send()
-            .await
-            .unwrap();
-        let message = received.messages().first().expect("a job on the queue");
-        let attributes: HashMap<String, String> = message
-            .attributes()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-            .collect();
-        serde_json::from_value(json!({"Records": [{
-            "messageId": message.message_id(),
-            "receiptHandle": message.receipt_handle(),
-            "body": message.body(),
-            "attributes": attributes,
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-        }]}))
-        .unwrap()
-    }
-}
-
 /// The provision worker's job (the SQS event source's batch of one), cold and warm: a new
 /// instance provisioned by the static provisioner, its `provision` notice drained.
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn the_provision_worker_makes_the_fewest_aws_calls_cold_and_warm() {
     let d = Deployment::new().await;
-    let vars = d.env.clone();
-    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let env = d.environment();
     let calls = AwsCalls::new();
     let mut counted = Vec::new();
     let mut worker = None;
@@ -876,8 +872,7 @@ async fn the_provision_worker_makes_the_fewest_aws_calls_cold_and_warm() {
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn usage_ingestion_makes_the_fewest_aws_calls_cold_and_warm() {
     let d = Deployment::new().await;
-    let vars = d.env.clone();
-    let env = koogallery::config::Env::from_fn(move |k| vars.get(k).cloned());
+    let env = d.environment();
     let calls = AwsCalls::new();
     let http = AwsHttp::counting(Roots::System, &calls);
     let deployment = load_from(usage_ingest::LOAD, &env, http).await.unwrap();
