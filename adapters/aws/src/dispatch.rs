@@ -77,14 +77,9 @@ impl LambdaDispatcher {
         Self { client, functions }
     }
 
-    /// Function names from `KOOGALLERY_FN_NEW_INSTANCE`, `KOOGALLERY_FN_QUERY_INSTANCE`, … (one per
-    /// registered callback, [`Registration::function_env_var`]); the error lists every unset one.
-    pub fn from_env(client: SignedClient) -> Result<Self, DispatcherConfigError> {
-        let env = koogallery::config::Env::process();
-        Self::from_lookup(client, |name| env.derived(name))
-    }
-
-    /// As [`Self::from_env`] with another source of settings.
+    /// Function names as `lookup` gives `KOOGALLERY_FN_NEW_INSTANCE`, `KOOGALLERY_FN_QUERY_INSTANCE`,
+    /// … (one per registered callback, [`Registration::function_env_var`]; the edge's environment
+    /// on Lambda); the error lists every unset one.
     pub fn from_lookup(
         client: SignedClient,
         lookup: impl Fn(&str) -> Option<String>,

@@ -9,6 +9,9 @@
 //! on the first HTTPS connection, and a Lambda function takes Mozilla's roots compiled in
 //! ([`Roots::Bundled`], `webpki-roots`: no files to read at all); the other hosts keep the
 //! system's ([`Roots::System`]).
+//!
+//! Being the one path of every AWS call, it is also where they are counted, by service and
+//! operation, when a test installs an [`AwsCalls`] ([`AwsHttp::counting`], `calls.rs`).
 
 use std::{
     collections::HashMap,
@@ -30,6 +33,8 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector as TcpConnector},
     rt::TokioExecutor,
 };
+
+use crate::calls::AwsCalls;
 
 type Https = hyper_rustls::HttpsConnector<TcpConnector>;
 type Pooled = Client<Bounded, SdkBody>;
@@ -103,6 +108,8 @@ struct Inner {
     roots: Roots,
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
     pools: Mutex<HashMap<Option<Duration>, Pooled>>,
+    /// Counts every request sent, when installed (tests and measurements only).
+    calls: Option<AwsCalls>,
 }
 
 impl std::fmt::Debug for AwsHttp {
@@ -126,11 +133,21 @@ pub enum HttpError {
 
 impl AwsHttp {
     pub fn new(roots: Roots) -> Self {
+        Self::with_calls(roots, None)
+    }
+
+    /// A client that counts every request it sends in `calls`.
+    pub fn counting(roots: Roots, calls: &AwsCalls) -> Self {
+        Self::with_calls(roots, Some(calls.clone()))
+    }
+
+    fn with_calls(roots: Roots, calls: Option<AwsCalls>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 roots,
                 tls: OnceLock::new(),
                 pools: Mutex::new(HashMap::new()),
+                calls,
             }),
         }
     }
@@ -148,6 +165,9 @@ impl AwsHttp {
         read_timeout: Option<Duration>,
     ) -> Result<http::Response<hyper::body::Incoming>, HttpError> {
         let pool = self.pool(connect_timeout)?;
+        if let Some(calls) = &self.inner.calls {
+            calls.sent(&request);
+        }
         let answer = pool.request(request);
         match read_timeout {
             Some(limit) => tokio::time::timeout(limit, answer)

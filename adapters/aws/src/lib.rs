@@ -37,13 +37,15 @@
 //!   order's and its day's partitions (key schema in [`dynamo::exchanges`]).
 //! - [`bootstrap`]: creates the table and queues on the emulator (SAM creates them on AWS).
 //!
-//! - [`AwsHttp`]: the one HTTPS client of every AWS call (the SDK's and the signed ones, [`signed`]).
+//! - [`AwsHttp`]: the one HTTPS client of every AWS call (the SDK's and the signed ones, [`signed`]),
+//!   which counts them by service and operation when a test installs [`AwsCalls`] ([`calls`]).
 //!
 //! Every client is built from [`sdk_config`] (a host's) or [`lambda_sdk_config`] (a function's),
 //! which honour `AWS_ENDPOINT_URL` and `AWS_REGION`: that is how tests and local runs point the
 //! adapters at the emulator (`scripts/emulator.sh`).
 
 pub mod bootstrap;
+pub mod calls;
 pub mod directory;
 pub mod dispatch;
 pub mod dynamo;
@@ -56,6 +58,7 @@ pub mod sqs;
 pub mod sso;
 pub mod usage;
 
+pub use calls::AwsCalls;
 pub use directory::DynamoDirectory;
 pub use dispatch::{DispatcherConfigError, LambdaDispatcher};
 pub use dynamo::{DynamoExchangeLog, DynamoStore};

@@ -434,6 +434,30 @@ fn long_dept(i: usize, len: usize) -> Department {
 /// Long names: the set split into chunks by their encoded size, each under DynamoDB's item
 /// limit; in the numbering transaction while they fit, else written ahead; a singleOrgSync
 /// rewrites the set as a new generation either way.
+/// A tenant's first department change a singleOrgSync: its read of generation 0 (which an
+/// earlier release may have written without an `ORGSET`) found nothing, so nothing is left to drop
+/// after the flip, and that generation is not looked for a second time.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_first_single_org_sync_looks_for_generation_0_once() {
+    let dir = fresh_directory().await;
+    let key = TenantKey::new(unique("inst"), unique("tenant"));
+    dir.take_calls();
+    let single = apply(&dir, &key, C::PutDepartment(dept("a", None))).await;
+    assert_eq!(single.first_seq, 1);
+    assert_eq!(
+        dir.take_calls(),
+        DirectoryCalls {
+            batch_get_item: 1,
+            query: 1,
+            transact_write_items: 1,
+            ..DirectoryCalls::default()
+        },
+        "SEQ and ORGSET, generation 0 read, the transaction"
+    );
+    assert_eq!(dir.departments(&key).await.unwrap(), [dept("a", None)]);
+}
+
 #[tokio::test]
 #[ignore = "needs the AWS emulator; `make test` starts it"]
 async fn long_department_names_take_several_chunks() {

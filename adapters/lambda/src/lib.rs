@@ -2,12 +2,14 @@
 //! [`serve_callback`] (a callback function, by its registry name) or the edge's and the worker's own
 //! `lambda::run` with [`load`]. Settings are read and the secrets fetched once per execution
 //! environment, only the parts the function uses (each from its own secret, which the function's
-//! role alone may read); keys never pass through environment variables.
+//! role alone may read); keys never pass through environment variables. [`load_from`] and
+//! [`CallbackFunction`] are the same wiring without Lambda's runtime: a test builds a function
+//! there, on its own environment and a counting HTTPS client, and invokes it in process.
 
 use std::{sync::Arc, time::Duration};
 
 use koogallery::{
-    callbacks::{Resources, registry},
+    callbacks::{Resources, registry, registry::Handler},
     clock::{Clock, SystemClock},
     config::{
         ConfigError, Env, HeldSecrets, OpenApiAccess, SecretPart, Secrets, Setting, Settings,
@@ -15,8 +17,9 @@ use koogallery::{
     },
     exchange::ExchangeRecorder,
     jobs::JobQueue,
+    protocol::Reply,
 };
-use koogallery_aws::{DynamoStore, SecretsManagerSecrets, SqsQueue};
+use koogallery_aws::{AwsHttp, DynamoStore, Roots, SecretsManagerSecrets, SqsQueue};
 pub use lambda_runtime::Error;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -132,16 +135,20 @@ pub async fn flush_exchanges(exchanges: &ExchangeRecorder) {
 /// DynamoDB adapter. A missing or bad setting stops the function's start-up with the variable's
 /// name; a missing or bad secret with the secret's and the field's.
 pub async fn load(load: Load) -> Result<Deployment, Error> {
-    let env = Env::process();
-    let http = koogallery_aws::AwsHttp::new(koogallery_aws::Roots::Bundled);
-    let sdk = koogallery_aws::lambda_sdk_config(&env, &http)?;
+    load_from(load, &Env::process(), AwsHttp::new(Roots::Bundled)).await
+}
+
+/// [`load`] from `env` instead of the process's environment, every AWS call sent through `http`
+/// (a test's, counting them: `AwsHttp::counting`).
+pub async fn load_from(load: Load, env: &Env<'_>, http: AwsHttp) -> Result<Deployment, Error> {
+    let sdk = koogallery_aws::lambda_sdk_config(env, &http)?;
     let secrets = if load.secrets.is_empty() {
         HeldSecrets::default()
     } else {
         SecretsManagerSecrets::from_env(
             aws_sdk_secretsmanager::Client::new(&sdk),
             load.secrets,
-            &env,
+            env,
         )?
         .read_parts(load.secrets)
         .await?
@@ -152,7 +159,7 @@ pub async fn load(load: Load) -> Result<Deployment, Error> {
         held: secrets.open_api.is_some(),
         offline_by_default: !load.secrets.contains(&SecretPart::OpenApi),
     };
-    let settings = Settings::read(&env, open_api)?;
+    let settings = Settings::read(env, open_api)?;
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         env.required(&catalog::TABLE)?,
@@ -193,83 +200,142 @@ pub async fn load(load: Load) -> Result<Deployment, Error> {
 /// Serves one registered callback (`function` as in the registry, e.g. `new-instance`): the edge
 /// invokes it with the verified body and the answer is the callback's reply.
 pub async fn serve_callback(function: &str) -> Result<(), Error> {
-    let callback = registry::by_function(function)
-        .ok_or_else(|| format!("no callback named {function} is registered"))?;
-    let d = load(Load {
-        secrets: match (callback.needs.keys, callback.needs.client_secret) {
-            (true, true) => &[SecretPart::CallbackKeys, SecretPart::KitRsa],
-            (true, false) => &[SecretPart::CallbackKeys],
-            (false, true) => &[SecretPart::KitRsa],
-            (false, false) => &[],
-        },
-        queue: callback.needs.queue,
-        sealer: callback.needs.open_credentials || callback.needs.client_secret,
-    })
-    .await?;
-    // queryInstance's `usageInfo`: its role reads the usage partitions (`StoreAccess::ReadMany`).
-    let usage = (callback.needs.store == registry::StoreAccess::ReadMany).then(|| d.usage_store());
-    // The Kit syncs: their role reads and writes the directory partitions (`DIR#`).
-    let directory =
-        (callback.needs.store == registry::StoreAccess::Directory).then(|| d.directory());
-    // The License callbacks: their role reads and writes the code records (`LICENSE#`).
-    let licenses = (callback.needs.store == registry::StoreAccess::Licenses).then(|| d.licenses());
-    let resources = Resources {
-        store: d.store.clone(),
-        queue: d.sqs.map(|q| Arc::new(q) as Arc<dyn JobQueue>),
-        clock: d.clock,
-        keys: d.secrets.keys,
-        settings: d.settings.callbacks,
-        sealer: d.sealer,
-        order_notices: Some(d.store.clone()),
-        // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
-        intake: None,
-        usage,
-        directory,
-        client_secret_key: d.secrets.kit_rsa.clone(),
-        licenses,
-    };
-    let handler = callback.handler(&resources)?;
-    let handler = &handler;
+    let callback = CallbackFunction::load(function, load).await?;
+    let callback = &callback;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let (body, key) = registry::from_invocation(event.payload);
-        Ok::<_, Error>(handler.call(&body, key).await)
+        Ok::<_, Error>(callback.invoke(event.payload).await)
     }))
     .await
+}
+
+/// A registered callback's function, loaded: what [`serve_callback`] runs each invocation of.
+pub struct CallbackFunction {
+    handler: Box<dyn Handler>,
+}
+
+impl CallbackFunction {
+    /// What the function of `callback` loads: the parts of the secrets, the queue and the sealer
+    /// its registry `Needs` name, nothing else.
+    pub fn needs(callback: &registry::Registration) -> Load {
+        Load {
+            secrets: match (callback.needs.keys, callback.needs.client_secret) {
+                (true, true) => &[SecretPart::CallbackKeys, SecretPart::KitRsa],
+                (true, false) => &[SecretPart::CallbackKeys],
+                (false, true) => &[SecretPart::KitRsa],
+                (false, false) => &[],
+            },
+            queue: callback.needs.queue,
+            sealer: callback.needs.open_credentials || callback.needs.client_secret,
+        }
+    }
+
+    /// The function of the callback registered as `function`, its deployment loaded by `loader`
+    /// ([`load`] on Lambda; a test's [`load_from`]).
+    pub async fn load<F, Fut>(function: &str, loader: F) -> Result<Self, Error>
+    where
+        F: FnOnce(Load) -> Fut,
+        Fut: std::future::Future<Output = Result<Deployment, Error>>,
+    {
+        let callback = registry::by_function(function)
+            .ok_or_else(|| format!("no callback named {function} is registered"))?;
+        let d = loader(Self::needs(callback)).await?;
+        // queryInstance's `usageInfo`: its role reads the usage partitions (`StoreAccess::ReadMany`).
+        let usage =
+            (callback.needs.store == registry::StoreAccess::ReadMany).then(|| d.usage_store());
+        // The Kit syncs: their role reads and writes the directory partitions (`DIR#`).
+        let directory =
+            (callback.needs.store == registry::StoreAccess::Directory).then(|| d.directory());
+        // The License callbacks: their role reads and writes the code records (`LICENSE#`).
+        let licenses =
+            (callback.needs.store == registry::StoreAccess::Licenses).then(|| d.licenses());
+        let resources = Resources {
+            store: d.store.clone(),
+            queue: d.sqs.map(|q| Arc::new(q) as Arc<dyn JobQueue>),
+            clock: d.clock,
+            keys: d.secrets.keys,
+            settings: d.settings.callbacks,
+            sealer: d.sealer,
+            order_notices: Some(d.store.clone()),
+            // DynamoDB then SQS: one conditional transaction and one enqueue (`StoreThenQueue`).
+            intake: None,
+            usage,
+            directory,
+            client_secret_key: d.secrets.kit_rsa.clone(),
+            licenses,
+        };
+        Ok(Self {
+            handler: callback.handler(&resources)?,
+        })
+    }
+
+    /// One invocation: the edge's payload (the verified body, or it and the key that verified
+    /// it) in, the callback's reply out.
+    pub async fn invoke(&self, payload: Value) -> Reply {
+        let (body, key) = registry::from_invocation(payload);
+        self.handler.call(&body, key).await
+    }
 }
 
 /// Serves the reconciler: each scheduled invocation (any payload) runs one pass over the table's
 /// unsettled instances and answers what it found (also logged, written as metrics, and kept in
 /// the exchange log).
 pub async fn serve_reconciler() -> Result<(), Error> {
-    let d = load(Load {
+    let reconciler = ReconcilerFunction::new(load(ReconcilerFunction::LOAD).await?)?;
+    let reconciler = &reconciler;
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
+        reconciler.invoke().await
+    }))
+    .await
+}
+
+/// The reconciler's function, loaded: what [`serve_reconciler`] runs each invocation of.
+pub struct ReconcilerFunction {
+    reconciler: koogallery::reconciler::Reconciler,
+    exchanges: ExchangeRecorder,
+}
+
+impl ReconcilerFunction {
+    /// What it loads: no secret, the jobs queue it re-queues on.
+    pub const LOAD: Load = Load {
         secrets: &[],
         queue: true,
         sealer: false,
-    })
-    .await?;
-    let exchanges = d.exchange_recorder();
-    let queue = d
-        .sqs
-        .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
-    let reconciler = koogallery::reconciler::Reconciler {
-        store: d.store,
-        queue: Arc::new(queue),
-        clock: d.clock,
-        settings: d.settings.worker,
-        metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
     };
-    let (reconciler, exchanges) = (&reconciler, &exchanges);
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-        let report = reconciler.run_once().await?;
-        // Kept as the local host's scheduled passes are (the console's "last passes").
-        let now = reconciler.clock.now();
-        koogallery::operator::keep_pass(exchanges, &report, koogallery::operator::SCHEDULE, now);
-        flush_exchanges(exchanges).await;
-        Ok::<_, Error>(serde_json::json!({
+
+    /// The reconciler on `deployment` (loaded with [`Self::LOAD`]); called within the runtime
+    /// (the exchange log's writer is a task of it).
+    pub fn new(deployment: Deployment) -> Result<Self, Error> {
+        let exchanges = deployment.exchange_recorder();
+        let queue = deployment
+            .sqs
+            .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
+        Ok(Self {
+            reconciler: koogallery::reconciler::Reconciler {
+                store: deployment.store,
+                queue: Arc::new(queue),
+                clock: deployment.clock,
+                settings: deployment.settings.worker,
+                metrics: Arc::new(koogallery::metrics::EmfStdout::from_env()),
+            },
+            exchanges,
+        })
+    }
+
+    /// One pass, kept as the local host's scheduled passes are (the console's "last passes").
+    pub async fn invoke(&self) -> Result<Value, Error> {
+        let report = self.reconciler.run_once().await?;
+        let now = self.reconciler.clock.now();
+        koogallery::operator::keep_pass(
+            &self.exchanges,
+            &report,
+            koogallery::operator::SCHEDULE,
+            now,
+        );
+        flush_exchanges(&self.exchanges).await;
+        Ok(serde_json::json!({
             "stuckProvisioning": report.stuck_provisioning,
             "undeliveredNotices": report.undelivered_notices,
             "parkedOutboxes": report.parked_outboxes,
         }))
-    }))
-    .await
+    }
 }

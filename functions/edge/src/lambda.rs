@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use koogallery::config::SecretPart;
+use koogallery::{
+    config::{Env, SecretPart},
+    exchange::ExchangeRecorder,
+};
 use koogallery_aws::{
     LambdaDispatcher,
     signed::{Service, SignedClient},
@@ -24,12 +27,24 @@ pub use koogallery_lambda::EXCHANGE_FLUSH;
 
 /// Serves API Gateway: `POST /produce` and the Kit paths. Always HTTP 200 + `Body-Sign`.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
-    let dispatcher = LambdaDispatcher::from_env(SignedClient::new(
-        &deployment.sdk,
-        &deployment.http,
-        Service::Lambda,
-    )?)?;
+    let (edge, exchanges) = build(&deployment, &Env::process())?;
+    let (edge, exchanges) = (&edge, &exchanges);
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        Ok::<_, Error>(invoke(edge, exchanges, req).await)
+    }))
+    .await
+}
+
+/// The edge [`run`] serves, the callbacks' functions named in `env` (`KOOGALLERY_FN_<NAME>`),
+/// and the recorder of its exchange log (`KOOGALLERY_EXCHANGE_LOG_DAYS`, 0 for none) on the
+/// table, its writer a task of this execution environment: called within the runtime.
+pub fn build(deployment: &Deployment, env: &Env) -> Result<(Edge, ExchangeRecorder), Error> {
+    let dispatcher = LambdaDispatcher::from_lookup(
+        SignedClient::new(&deployment.sdk, &deployment.http, Service::Lambda)?,
+        |name| env.derived(name),
+    )?;
     let keys = deployment.secrets.keys()?.clone();
+    let exchanges = deployment.exchange_recorder();
     let edge = Edge::new(
         &deployment.settings.edge,
         keys,
@@ -37,18 +52,17 @@ pub async fn run(deployment: Deployment) -> Result<(), Error> {
         deployment.clock.clone(),
         Arc::new(dispatcher),
     )
-    .with_metrics(Arc::new(koogallery::metrics::EmfStdout::from_env()));
-    // The exchange log (`KOOGALLERY_EXCHANGE_LOG_DAYS`, 0 for none) on the table, its writer a
-    // task of this execution environment.
-    let exchanges = deployment.exchange_recorder();
-    let edge = edge.with_exchange_log(exchanges.clone());
-    let (edge, exchanges) = (&edge, &exchanges);
-    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        let response = serve(edge, req).await;
-        flush_exchanges(exchanges).await;
-        Ok::<_, Error>(response)
-    }))
-    .await
+    .with_metrics(Arc::new(koogallery::metrics::EmfStdout::from_env()))
+    .with_exchange_log(exchanges.clone());
+    Ok((edge, exchanges))
+}
+
+/// One invocation of [`run`]: the request through the edge, then its exchanges written before
+/// the answer is returned (Lambda freezes the process then).
+pub async fn invoke(edge: &Edge, exchanges: &ExchangeRecorder, req: Request) -> Response<Body> {
+    let response = serve(edge, req).await;
+    flush_exchanges(exchanges).await;
+    response
 }
 
 /// One API Gateway request through the edge, whatever its family: the edge recognises it by method

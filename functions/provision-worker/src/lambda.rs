@@ -1,10 +1,10 @@
 //! The worker on AWS Lambda: the SQS event source with partial batch failures.
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use koogallery::config::{ConfigError, SecretPart, catalog};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use koogallery::config::{ConfigError, Env, SecretPart, catalog};
 use koogallery::exchange::ExchangeRecorder;
 use koogallery_aws::{SqsConsumer, from_lambda_event, sqs::batch_response};
-use koogallery_lambda::{Deployment, Error, Load, flush_exchanges, required};
+use koogallery_lambda::{Deployment, Error, Load, flush_exchanges};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::{Worker, consume::settle_batch, provisioners};
@@ -59,28 +59,54 @@ pub fn worker(deployment: &Deployment, exchanges: &ExchangeRecorder) -> Result<W
 
 /// Serves the SQS event source with partial batch failures.
 pub async fn run(deployment: Deployment) -> Result<(), Error> {
-    // The exchange log of the calls the worker makes (the webhook, Query Order), on the table.
-    let exchanges = deployment.exchange_recorder();
-    let mut worker = worker(&deployment, &exchanges)?;
-    // With SSO, the sessions the directory events end (docs/protocol/decisions.md §19).
-    if let Some(provider) = sso::lambda::for_worker(&deployment).await? {
-        worker = worker.with_sessions(std::sync::Arc::new(provider));
-    }
-    let queue = deployment
-        .sqs
-        .clone()
-        .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
-    let settle = SqsConsumer {
-        queue,
-        dlq_url: required(&catalog::DLQ_URL)?,
-        // The event source deletes what the batch response does not name.
-        delete_on_ack: false,
-    };
-    let (worker, settle, exchanges) = (&worker, &settle, &exchanges);
+    let function = WorkerFunction::new(&deployment, &Env::process()).await?;
+    let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let keep = settle_batch(worker, settle, from_lambda_event(event.payload)).await;
-        flush_exchanges(exchanges).await;
-        Ok::<_, Error>(batch_response(keep))
+        Ok::<_, Error>(function.invoke(event.payload).await)
     }))
     .await
+}
+
+/// The worker's function, loaded: what [`run`] runs each batch of.
+pub struct WorkerFunction {
+    worker: Worker,
+    settle: SqsConsumer,
+    exchanges: ExchangeRecorder,
+}
+
+impl WorkerFunction {
+    /// The worker on `deployment` (loaded with [`LOAD`]), the dead-letter queue and SSO's settings
+    /// read from `env` (the process's on Lambda); called within the runtime (the exchange log's
+    /// writer is a task of it).
+    pub async fn new(deployment: &Deployment, env: &Env<'_>) -> Result<Self, Error> {
+        // The exchange log of the calls the worker makes (the webhook, Query Order), on the table.
+        let exchanges = deployment.exchange_recorder();
+        let mut worker = worker(deployment, &exchanges)?;
+        // With SSO, the sessions the directory events end (docs/protocol/decisions.md §19).
+        if let Some(provider) = sso::lambda::for_worker(deployment, env).await? {
+            worker = worker.with_sessions(std::sync::Arc::new(provider));
+        }
+        let queue = deployment
+            .sqs
+            .clone()
+            .ok_or("KOOGALLERY_QUEUE_URL is not set (the SAM template sets it)")?;
+        let settle = SqsConsumer {
+            queue,
+            dlq_url: env.required(&catalog::DLQ_URL)?,
+            // The event source deletes what the batch response does not name.
+            delete_on_ack: false,
+        };
+        Ok(Self {
+            worker,
+            settle,
+            exchanges,
+        })
+    }
+
+    /// One batch of the event source: the messages to leave on the queue.
+    pub async fn invoke(&self, event: SqsEvent) -> SqsBatchResponse {
+        let keep = settle_batch(&self.worker, &self.settle, from_lambda_event(event)).await;
+        flush_exchanges(&self.exchanges).await;
+        batch_response(keep)
+    }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use koogallery::{
     ResultCode,
     callbacks::query_instance::check_presentable,
-    instance::{AccessInfo, Credential, DomainError, Instance, Outcome, mutate},
+    instance::{AccessInfo, Credential, DomainError, Instance, Outcome, mutate, mutate_from},
     metrics::Metric,
     provisioning::{ProvisionError, ProvisionRequest},
 };
@@ -94,7 +94,6 @@ impl Worker {
         instance: Instance,
         token: &str,
     ) -> Result<JobOutcome, JobError> {
-        let instance_id = instance.instance_id.clone();
         let instance = self.ensure_order_details(instance).await?;
         let request = ProvisionRequest {
             instance_id: instance.instance_id.clone().into(),
@@ -105,12 +104,9 @@ impl Worker {
         let answer = self.provisioner.provision(&request).await;
         let now = self.now();
         match answer {
-            Ok(access) => {
-                self.activate_claimed(&instance_id, access, token, now)
-                    .await
-            }
+            Ok(access) => self.activate_claimed(instance, access, token, now).await,
             Err(ProvisionError::Rejected { code, message }) => {
-                self.fail_claimed(&instance_id, token, now, code, message)
+                self.fail_claimed(&instance.instance_id, token, now, code, message)
                     .await?;
                 Ok(JobOutcome::ProvisioningRefused(code))
             }
@@ -120,13 +116,15 @@ impl Worker {
 
     /// Stores what the vendor answered (its password sealed) on the instance this job holds the
     /// claim of, unless the answer cannot be sent to KooGallery: then the order fails now.
+    /// `instance` is the record as this job last saved it: the save needs no read before it.
     async fn activate_claimed(
         &self,
-        instance_id: &str,
+        instance: Instance,
         mut access: AccessInfo,
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<JobOutcome, JobError> {
+        let instance_id = instance.instance_id.as_str();
         if let Err(problem) = check_presentable(&access, self.credential_encryption) {
             // Refuse now, clearly, rather than fail every queryInstance poll later; the
             // vendor hears `released` and removes what it created.
@@ -143,7 +141,7 @@ impl Worker {
                 self.sealer.seal(instance_id, password).await?,
             ));
         }
-        let (_, outcome) = mutate(self.store.as_ref(), instance_id, |i| {
+        let (_, outcome) = mutate_from(self.store.as_ref(), instance.clone(), |i| {
             if i.state == koogallery::instance::InstanceState::Released {
                 // Released while the call was in flight: drop the claim, and the outbox
                 // tells the vendor `released` (the drain that follows this job).
@@ -202,7 +200,8 @@ impl Worker {
                 return Err(e.into());
             }
         };
-        let (instance, _) = mutate(self.store.as_ref(), &instance.instance_id, |i| {
+        // The record as the claim saved it: no read before the save.
+        let (instance, _) = mutate_from(self.store.as_ref(), instance, |i| {
             if i.order.is_some() {
                 return Ok(Outcome::Unchanged);
             }

@@ -61,8 +61,8 @@ pub async fn provider(deployment: &Deployment) -> Result<Provider, Error> {
 ///
 /// # Errors
 /// A setting, or the HTTP client.
-pub async fn for_worker(deployment: &Deployment) -> Result<Option<Provider>, Error> {
-    let Some(settings) = ProviderSettings::from_env(&Env::process())? else {
+pub async fn for_worker(deployment: &Deployment, env: &Env<'_>) -> Result<Option<Provider>, Error> {
+    let Some(settings) = ProviderSettings::from_env(env)? else {
         return Ok(None);
     };
     Ok(Some(

@@ -36,7 +36,7 @@ pub use id::InstanceId;
 pub use outbox::{NoticeStep, Outbox};
 pub use provisioning::{Claim, ProvisioningProgress};
 pub use store::{
-    CreateOutcome, InstanceStore, IntakeError, OrderLineIntake, StoreThenQueue, mutate,
+    CreateOutcome, InstanceStore, IntakeError, OrderLineIntake, StoreThenQueue, mutate, mutate_from,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

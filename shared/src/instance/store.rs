@@ -135,6 +135,34 @@ impl OrderLineIntake for StoreThenQueue {
 pub async fn mutate<F>(
     store: &dyn InstanceStore,
     instance_id: &str,
+    change: F,
+) -> Result<(Instance, Outcome), DomainError>
+where
+    F: FnMut(&mut Instance) -> Result<Outcome, DomainError> + Send,
+{
+    apply(store, instance_id, None, change).await
+}
+
+/// [`mutate`] starting from `known`, the record as this process last read or saved it (as
+/// `mutate` returns it): no read first. The save's compare-and-set still holds it to the stored
+/// version, and anything but a save (no change, or the change refused) is decided again on a fresh
+/// read, so the outcome is `mutate`'s; only the read of a record just saved is spared.
+pub async fn mutate_from<F>(
+    store: &dyn InstanceStore,
+    known: Instance,
+    change: F,
+) -> Result<(Instance, Outcome), DomainError>
+where
+    F: FnMut(&mut Instance) -> Result<Outcome, DomainError> + Send,
+{
+    let instance_id = known.instance_id.clone();
+    apply(store, &instance_id, Some(known), change).await
+}
+
+async fn apply<F>(
+    store: &dyn InstanceStore,
+    instance_id: &str,
+    mut known: Option<Instance>,
     mut change: F,
 ) -> Result<(Instance, Outcome), DomainError>
 where
@@ -142,12 +170,22 @@ where
 {
     const ATTEMPTS: usize = 8;
     for _ in 0..ATTEMPTS {
-        let Some(mut inst) = store.get(instance_id).await? else {
-            return Err(DomainError::NotFound(instance_id.to_owned().into()));
+        let (mut inst, read) = match known.take() {
+            Some(inst) => (inst, false),
+            None => match store.get(instance_id).await? {
+                Some(inst) => (inst, true),
+                None => return Err(DomainError::NotFound(instance_id.to_owned().into())),
+            },
         };
         let expected = inst.version;
-        let outcome = change(&mut inst)?;
+        let outcome = match change(&mut inst) {
+            Ok(outcome) => outcome,
+            // Refused on a record not read here: it may be out of date.
+            Err(_) if !read => continue,
+            Err(e) => return Err(e),
+        };
         let events: &[InstanceEvent] = match &outcome {
+            Outcome::Unchanged if !read => continue,
             Outcome::Unchanged => return Ok((inst, outcome)),
             Outcome::Quiet => &[],
             Outcome::Changed(ev) => std::slice::from_ref(ev),

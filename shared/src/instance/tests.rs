@@ -171,3 +171,62 @@ fn event_sequence_numbers_increase() {
     assert_eq!(b.seq, a.seq + 1);
     assert_eq!(i.next_seq, b.seq + 1);
 }
+
+/// `mutate_from` ends as `mutate` would whatever the record it starts from: a save on an out-of-date
+/// record fails its compare-and-set and is applied again to a fresh read, and no change (or a
+/// refusal) on a record it did not read is decided again on one.
+#[tokio::test]
+async fn mutate_from_a_known_record_ends_as_a_fresh_read_would() {
+    use crate::testing::MemoryStore;
+    let store = MemoryStore::new();
+    async fn stored(store: &MemoryStore) -> Instance {
+        store.get("inst-1").await.unwrap().unwrap()
+    }
+    let (created, event) =
+        Instance::new_provisioning(&"O".into(), &"O-1".into(), "inst-1", false, now());
+    store
+        .create_for_order_line(&created, &[event])
+        .await
+        .unwrap();
+    let known = stored(&store).await;
+
+    // Up to date: saved, and returned as saved.
+    let (saved, outcome) = mutate_from(&store, known.clone(), |i| {
+        i.activate(active().access.unwrap(), now())
+    })
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Outcome::Changed(_)));
+    assert_eq!(saved.version, stored(&store).await.version);
+
+    // Out of date (the activation above is not in it): a freeze is refused on it (still
+    // provisioning), so it is decided on a fresh read, which freezes.
+    let (frozen, outcome) = mutate_from(&store, known.clone(), |i| i.freeze(now()))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Changed(_)));
+    assert_eq!(frozen.state, InstanceState::Frozen);
+    assert_eq!(stored(&store).await.state, InstanceState::Frozen);
+
+    // Another writer unfreezes it. On the record as frozen, a freeze changes nothing; decided
+    // again on a fresh read, it freezes.
+    mutate(&store, "inst-1", |i| i.unfreeze(now()))
+        .await
+        .unwrap();
+    let (_, outcome) = mutate_from(&store, frozen, |i| i.freeze(now()))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Changed(_)), "{outcome:?}");
+    assert_eq!(stored(&store).await.state, InstanceState::Frozen);
+    // On the record as activated, a freeze is a save, whose compare-and-set fails: applied again
+    // to the stored record, frozen already, it changes nothing.
+    let (_, outcome) = mutate_from(&store, saved, |i| i.freeze(now()))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Unchanged);
+    assert_eq!(
+        store.events("inst-1").await.unwrap().len(),
+        5,
+        "created, activated, frozen, unfrozen, frozen: each once"
+    );
+}

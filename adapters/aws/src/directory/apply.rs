@@ -21,12 +21,12 @@ use crate::dynamo::sdk::{MAX_TRANSACTION_ITEMS, backoff};
 
 /// What one attempt at the numbering transaction came to.
 enum Attempt {
-    /// Committed, or nothing to send: what was numbered, the state it was built on, and the
-    /// generation of a singleOrgSync's new set when it wrote one.
+    /// Committed, or nothing to send: what was numbered, the state it was built on, and whether
+    /// a singleOrgSync replaced a set that holds departments (to be dropped).
     Done {
         applied: Applied,
         state: State,
-        edited: Option<String>,
+        edited: bool,
     },
     /// A concurrent apply won (the cancellation codes): read again.
     Contended(String),
@@ -78,8 +78,9 @@ impl DynamoDirectory {
             tokio::time::sleep(backoff(attempt)).await;
         };
 
-        if replacement.is_some() || edited.is_some() {
-            // Step 3, best effort: the previous set is no longer read.
+        if replacement.is_some() || edited {
+            // Step 3, best effort: the previous set is no longer read. An allOrgSync never read
+            // it; a singleOrgSync that found it empty has nothing to drop (`edited` is false).
             self.drop_set(&pk, state.set.as_ref()).await;
         }
         Ok(applied)
@@ -142,15 +143,18 @@ impl DynamoDirectory {
                         ));
                     }
                     Edit::Unchanged => None,
-                    Edit::Changed(set) => {
+                    Edit::Changed {
+                        set,
+                        replaced_empty,
+                    } => {
                         self.write_ahead(&set).await?;
-                        Some(set)
+                        Some((set, replaced_empty))
                     }
                 }
             }
             _ => None,
         };
-        let set = replacement.or(edited.as_ref());
+        let set = replacement.or(edited.as_ref().map(|(set, _)| set));
         let planned = self.plan(key, change, events, now, &state, set)?;
         let applied = planned.applied;
         if planned.items.is_empty() {
@@ -158,17 +162,17 @@ impl DynamoDirectory {
             return Ok(Attempt::Done {
                 applied,
                 state,
-                edited: None,
+                edited: false,
             });
         }
         match self.transact(pk, planned).await? {
             None => Ok(Attempt::Done {
                 applied,
                 state,
-                edited: edited.map(|s| s.generation),
+                edited: edited.is_some_and(|(_, replaced_empty)| !replaced_empty),
             }),
             Some(codes) => {
-                if let Some(set) = &edited {
+                if let Some((set, _)) = &edited {
                     self.discard(pk, set).await;
                 }
                 Ok(Attempt::Contended(codes))

@@ -54,7 +54,9 @@ pub(super) enum Edit {
     /// The change changes nothing (a department deleted that is not there, or put as it is):
     /// `ORGSET` is only checked.
     Unchanged,
-    Changed(NewSet),
+    /// `replaced_empty`: the set read held no department, so nothing is left to drop once
+    /// `ORGSET` names the new one (generation 0 was just read whole: it is not looked for again).
+    Changed { set: NewSet, replaced_empty: bool },
 }
 
 impl DynamoDirectory {
@@ -223,6 +225,7 @@ impl DynamoDirectory {
         let Some(departments) = self.read_set(pk, state.set.as_ref()).await? else {
             return Ok(Edit::Stale);
         };
+        let replaced_empty = departments.is_empty();
         let mut by_code: std::collections::BTreeMap<String, Department> = departments
             .into_iter()
             .map(|d| (d.org_code.clone(), d))
@@ -238,12 +241,10 @@ impl DynamoDirectory {
             return Ok(Edit::Unchanged);
         }
         let departments: Vec<Department> = by_code.into_values().collect();
-        Ok(Edit::Changed(self.new_set(
-            pk,
-            &departments,
-            events,
-            now,
-        )?))
+        Ok(Edit::Changed {
+            set: self.new_set(pk, &departments, events, now)?,
+            replaced_empty,
+        })
     }
 
     /// `ORGSET`, then the set it names: its chunks (a generation's chunks never change, so all of

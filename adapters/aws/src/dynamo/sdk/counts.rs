@@ -1,5 +1,8 @@
 //! The requests a table was sent, by kind, and what its writes put: counted across the clones of
-//! a store, taken (and reset) by the store's `take_calls`.
+//! a store, taken (and reset) by the store's `take_calls`. One store's requests, each once
+//! whatever the SDK's retries, with the items written and their sizes; every request of the
+//! process on the wire, of every service, is `crate::calls`'s to count (the wire cannot tell two
+//! stores on one client apart, nor see items).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
