@@ -24,11 +24,14 @@
 //! every callback is idempotent, so the replay changes nothing. A clean shutdown flushes
 //! everything (`Drop`).
 //!
-//! Expired nonces leave as fast as new ones arrive: each check drops up to [`PURGE_BATCH`] of them
-//! from memory against the one it adds, and each commit drops from disk up to
+//! Expired nonces leave as fast as new ones arrive, off the calls' path: each commit first drops
+//! from memory every nonce expired by the latest request's time, and from disk up to
 //! [`DISK_PURGE_GROUPS`] groups whose every nonce has expired, against the one it adds (which also
 //! clears, commit by commit, those left by an earlier run). A group stays on disk until its last
 //! nonce expires.
+//!
+//! The nonces held are in [`SHARDS`] maps, each under a lock of its own, so a map's growth holds
+//! up only the calls whose nonce falls in its shard.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -47,9 +50,6 @@ const LEGACY_NONCE_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::n
 
 /// The version byte a group's encoding starts with.
 const GROUP_V1: u8 = 1;
-
-/// Expired nonces dropped from memory per check, so no request does unbounded work.
-const PURGE_BATCH: usize = 64;
 
 /// Expired groups a commit drops from disk, against the one it writes: more than one, so what an
 /// earlier run left is cleared too.
@@ -87,16 +87,103 @@ impl Limits {
 /// A nonce, held once for the map, the expiry order and the group that writes it.
 type Nonce = Arc<str>;
 
-/// Nonces the map is made for before it first grows: a map growing under load moves every entry
-/// while the guard's lock is held (a stall of every call), and this spares the first several
-/// times; at a steady rate the map stops growing once the first nonces expire.
-const INITIAL_CAPACITY: usize = 1 << 16;
+/// The nonces held are split in this many shards, each under a lock of its own. A map that grows
+/// moves every entry it holds while its lock is held; one map for all of them stalled every call
+/// for 30 ms at 100 000 nonces (and would for far longer at a full `nonce_ttl` of a busy host).
+/// A shard's growth moves a sixty-fourth of them, and holds up only the calls whose nonce falls
+/// in that shard.
+const SHARDS: usize = 64;
 
-struct State {
-    /// Hashed with foldhash (seeded per process): a nonce is only remembered once its call's
-    /// signature is verified, so the keys are not an attacker's to choose freely.
-    live: HashMap<Nonce, i64, foldhash::fast::RandomState>,
+/// Nonces a shard is made for before it first grows (65 536 in all): at a steady rate the shards
+/// stop growing once the first nonces expire.
+const SHARD_CAPACITY: usize = 1024;
+
+/// Hashed with foldhash (seeded per process): a nonce is only remembered once its call's
+/// signature is verified, so the keys are not an attacker's to choose freely.
+type Hasher = foldhash::fast::RandomState;
+
+/// One shard of the nonces held, and their expiries.
+struct Held {
+    live: HashMap<Nonce, i64, Hasher>,
     expiry: BTreeSet<(i64, Nonce)>,
+}
+
+impl Held {
+    /// Holds `nonce` until `exp_ms` (a later expiry than one it already has wins).
+    fn keep(&mut self, nonce: Nonce, exp_ms: i64) {
+        match self.live.get(&nonce).copied() {
+            Some(known) if known >= exp_ms => {}
+            Some(known) => {
+                self.expiry.remove(&(known, nonce.clone()));
+                self.live.insert(nonce.clone(), exp_ms);
+                self.expiry.insert((exp_ms, nonce));
+            }
+            None => {
+                self.live.insert(nonce.clone(), exp_ms);
+                self.expiry.insert((exp_ms, nonce));
+            }
+        }
+    }
+
+    /// Drops the nonces expired at `now_ms`.
+    fn purge(&mut self, now_ms: i64) {
+        while let Some((exp, _)) = self.expiry.first() {
+            if *exp > now_ms {
+                break;
+            }
+            if let Some((_, old)) = self.expiry.pop_first() {
+                self.live.remove(&old);
+            }
+        }
+    }
+}
+
+/// The nonces held, by shard. A nonce's shard is chosen with a hasher of its own, not the maps'
+/// (whose low bits pick a bucket: a shard of nonces alike in those bits would use a
+/// sixty-fourth of its buckets).
+struct Nonces {
+    choose: Hasher,
+    shards: Box<[Mutex<Held>]>,
+}
+
+impl Nonces {
+    fn new() -> Self {
+        Self {
+            choose: Hasher::default(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Held {
+                        live: HashMap::with_capacity_and_hasher(SHARD_CAPACITY, Hasher::default()),
+                        expiry: BTreeSet::new(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn shard(&self, nonce: &str) -> std::sync::MutexGuard<'_, Held> {
+        use std::hash::BuildHasher;
+        let i = (self.choose.hash_one(nonce) % SHARDS as u64) as usize;
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn keep(&self, nonce: Nonce, exp_ms: i64) {
+        self.shard(&nonce).keep(nonce, exp_ms);
+    }
+
+    /// Drops every nonce expired at `now_ms`, a shard at a time.
+    fn purge(&self, now_ms: i64) {
+        for shard in self.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .purge(now_ms);
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
     /// Accepted since the last group was taken: (nonce, expiry ms).
     pending: Vec<(Nonce, i64)>,
     /// The key of the next group written.
@@ -117,40 +204,7 @@ struct State {
     closed: bool,
 }
 
-impl Default for State {
-    fn default() -> Self {
-        Self {
-            live: HashMap::with_capacity_and_hasher(INITIAL_CAPACITY, Default::default()),
-            expiry: BTreeSet::new(),
-            pending: Vec::new(),
-            next_group: 0,
-            pending_since: None,
-            committing: 0,
-            committing_since: None,
-            failed: false,
-            clock_ms: 0,
-            closed: false,
-        }
-    }
-}
-
 impl State {
-    /// Holds `nonce` until `exp_ms` (a later expiry than one it already has wins).
-    fn keep(&mut self, nonce: Nonce, exp_ms: i64) {
-        match self.live.get(&nonce).copied() {
-            Some(known) if known >= exp_ms => {}
-            Some(known) => {
-                self.expiry.remove(&(known, nonce.clone()));
-                self.live.insert(nonce.clone(), exp_ms);
-                self.expiry.insert((exp_ms, nonce));
-            }
-            None => {
-                self.live.insert(nonce.clone(), exp_ms);
-                self.expiry.insert((exp_ms, nonce));
-            }
-        }
-    }
-
     /// Why a new nonce cannot be taken now, if it cannot.
     fn refusal(&self, limits: &Limits) -> Option<String> {
         if self.failed {
@@ -176,6 +230,8 @@ impl State {
 /// What the flusher thread shares with the store: never the database itself, which it borrows
 /// (a `Weak`) only for the moment of a commit, so closing the store closes the file at once.
 struct Shared {
+    /// The nonces held. A call locks its nonce's shard, then `state`, never the other way round.
+    held: Nonces,
     state: Mutex<State>,
     wake: Condvar,
     /// One commit at a time (the flusher's, a forced flush, the close's), so the commit in flight
@@ -207,6 +263,7 @@ impl NonceGuard {
             clock_ms: i64::MIN,
             ..State::default()
         };
+        let held = Nonces::new();
         {
             let read = db.begin_read()?;
             let groups = read.open_table(NONCE_GROUPS)?;
@@ -221,13 +278,14 @@ impl NonceGuard {
                 };
                 for (nonce, exp) in decode_group(bytes.value())? {
                     if exp > now_ms {
-                        state.keep(nonce.into(), exp);
+                        held.keep(nonce.into(), exp);
                     }
                 }
             }
         }
-        move_legacy(&db, &mut state, now_ms)?;
+        move_legacy(&db, &mut state, &held, now_ms)?;
         let shared = Arc::new(Shared {
+            held,
             state: Mutex::new(state),
             wake: Condvar::new(),
             committing: Mutex::new(()),
@@ -253,33 +311,24 @@ impl NonceGuard {
         now_ms: i64,
         exp_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut s = self.shared.lock();
-        s.clock_ms = s.clock_ms.max(now_ms);
-        for _ in 0..PURGE_BATCH {
-            let Some((exp, _)) = s.expiry.first() else {
-                break;
-            };
-            if *exp > now_ms {
-                break;
-            }
-            if let Some((_, old)) = s.expiry.pop_first() {
-                s.live.remove(&old);
-            }
-        }
-        let known = s.live.get(nonce).copied();
-        if known.is_some_and(|exp| exp > now_ms) {
+        let mut held = self.shared.held.shard(nonce);
+        if held.live.get(nonce).is_some_and(|exp| *exp > now_ms) {
             return Ok(false);
         }
-        if let Some(why) = s.refusal(&self.shared.limits) {
-            return Err(StoreError::Unavailable(why.into()));
-        }
         let nonce: Nonce = nonce.into();
-        s.keep(nonce.clone(), exp_ms);
-        s.pending.push((nonce, exp_ms));
-        if s.pending.len() == 1 {
-            s.pending_since = Some(Instant::now());
-            self.shared.wake.notify_one();
+        {
+            let mut s = self.shared.lock();
+            s.clock_ms = s.clock_ms.max(now_ms);
+            if let Some(why) = s.refusal(&self.shared.limits) {
+                return Err(StoreError::Unavailable(why.into()));
+            }
+            s.pending.push((nonce.clone(), exp_ms));
+            if s.pending.len() == 1 {
+                s.pending_since = Some(Instant::now());
+                self.shared.wake.notify_one();
+            }
         }
+        held.keep(nonce, exp_ms);
         Ok(true)
     }
 
@@ -297,12 +346,20 @@ impl NonceGuard {
     /// Nonces held in memory (live, and expired ones not yet dropped).
     #[cfg(test)]
     pub(crate) fn in_memory(&self) -> usize {
-        self.shared.lock().live.len()
+        self.shared
+            .held
+            .shards
+            .iter()
+            .map(|h| h.lock().unwrap_or_else(|p| p.into_inner()).live.len())
+            .sum()
     }
 }
 
 fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
     let _one = shared.committing.lock().unwrap_or_else(|p| p.into_inner());
+    // Expired nonces leave memory here, off the calls' path, as they leave the disk below.
+    let clock_ms = shared.lock().clock_ms;
+    shared.held.purge(clock_ms);
     let (group, key, now_ms) = {
         let mut s = shared.lock();
         let group = std::mem::take(&mut s.pending);
@@ -409,7 +466,7 @@ fn decode_group(bytes: &[u8]) -> Result<Vec<(&str, i64)>, Fault> {
 
 /// A file written before groups: its unexpired nonces become one group (and are held), and its
 /// two tables are deleted, in one durable commit. Nothing to do on any other file.
-fn move_legacy(db: &Db, state: &mut State, now_ms: i64) -> Result<(), Fault> {
+fn move_legacy(db: &Db, state: &mut State, held: &Nonces, now_ms: i64) -> Result<(), Fault> {
     let read = db.begin_read()?;
     let has_legacy = read
         .list_tables()?
@@ -444,7 +501,7 @@ fn move_legacy(db: &Db, state: &mut State, now_ms: i64) -> Result<(), Fault> {
     txn.delete_table(LEGACY_NONCE_EXPIRY)?;
     txn.commit()?;
     for (nonce, exp) in moved {
-        state.keep(nonce.into(), exp);
+        held.keep(nonce.into(), exp);
     }
     Ok(())
 }
@@ -757,6 +814,72 @@ mod tests {
                 "{names:?}"
             );
         }
+    }
+
+    /// The nonces held spread over every shard, none holding far more than its share: a shard
+    /// chosen by the maps' own hash bits (or a hash that ignores part of the nonce) would pile
+    /// them into a few, and a growth would stall most calls again.
+    #[test]
+    fn nonces_held_spread_evenly_over_the_shards() {
+        let limits = Limits {
+            every: HOUR,
+            max_unpersisted: usize::MAX,
+            max_unpersisted_for: HOUR,
+        };
+        let guard = NonceGuard::start(memory_db(), limits).unwrap();
+        let now = 1_800_000_000_000;
+        // Nonces as KooGallery's differ: a common prefix, a counter.
+        for i in 0..(SHARDS * 1000) {
+            assert!(
+                guard
+                    .remember(&format!("nonce-{i:08}"), now, now + 1000)
+                    .unwrap()
+            );
+        }
+        let sizes: Vec<usize> = guard
+            .shared
+            .held
+            .shards
+            .iter()
+            .map(|h| h.lock().unwrap().live.len())
+            .collect();
+        let (least, most) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(*least >= 800 && *most <= 1200, "{sizes:?}");
+        assert!(
+            !guard.remember("nonce-00000042", now, now + 1000).unwrap(),
+            "a replay"
+        );
+    }
+
+    /// A shard whose lock is held for long (its map growing: every entry moved) holds up only the
+    /// calls whose nonce falls in it: another nonce is remembered meanwhile. With one lock for
+    /// all nonces, that call waited out the whole growth (30 ms at 100 000 nonces).
+    #[test]
+    fn a_shard_held_for_long_holds_up_no_other_shard() {
+        let guard = NonceGuard::start(memory_db(), Limits::every(HOUR)).unwrap();
+        let now = 1_800_000_000_000;
+        let shard_of = |n: &str| {
+            use std::hash::BuildHasher;
+            (guard.shared.held.choose.hash_one(n) % SHARDS as u64) as usize
+        };
+        let busy = shard_of("busy");
+        let other = (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|n| shard_of(n) != busy)
+            .unwrap();
+        let (done, remembered) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            // Taken in the scope, so a failure below lets the blocked call go before the join.
+            let growing = guard.shared.held.shard("busy");
+            scope.spawn(|| {
+                let _ = done.send(guard.remember(&other, now, now + 1000));
+            });
+            let answer = remembered
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a nonce of another shard is remembered while one shard is held");
+            assert!(answer.unwrap());
+            drop(growing);
+        });
     }
 
     /// A group's row is a versioned contract: what a file holds must open after an upgrade.
