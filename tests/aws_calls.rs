@@ -920,3 +920,74 @@ async fn usage_ingestion_makes_the_fewest_aws_calls_cold_and_warm() {
     }
     assert_eq!(counted, [first.to_string(), report.to_string()]);
 }
+
+/// A usage batch of `n` reports for `id` as a message body of the usage queue (`UsageBatch`,
+/// unsigned: IAM on the queue decides who may send).
+fn usage_batch(id: &str, n: usize, at: chrono::DateTime<chrono::Utc>) -> String {
+    let records: Vec<Value> = (0..n)
+        .map(|_| {
+            json!({"instanceId": id, "quantity": "1.5", "occurredAt": at.to_rfc3339(),
+                   "idempotencyKey": unique("report")})
+        })
+        .collect();
+    json!({ "records": records }).to_string()
+}
+
+/// The usage queue's function (the SQS event source's batch: one message, a usage batch of three
+/// reports for one instance), cold and warm: then another such message for the same instance.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn the_usage_queue_makes_the_fewest_aws_calls_cold_and_warm() {
+    let d = Deployment::new().await;
+    let (queue_url, dlq_url) = koogallery_aws::bootstrap::ensure_queues(
+        &d.sqs,
+        &unique("usage"),
+        koogallery_aws::bootstrap::REDRIVE_MAX_RECEIVES,
+    )
+    .await
+    .unwrap();
+    let mut vars = d.env.clone();
+    vars.insert(catalog::USAGE_QUEUE_URL.name.to_owned(), queue_url);
+    vars.insert(catalog::USAGE_DLQ_URL.name.to_owned(), dlq_url);
+    let env = env_of(&vars);
+    let id = unique("i");
+    d.active_instance(&id).await;
+    let calls = AwsCalls::new();
+    let http = AwsHttp::counting(Roots::System, &calls);
+    let deployment = load_from(usage_queue::lambda::LOAD, &env, http)
+        .await
+        .unwrap();
+    // As its main.rs builds it.
+    let function =
+        usage_queue::lambda::QueueFunction::new(&deployment, deployment.usage_store(), &env)
+            .unwrap();
+    let mut counted = Vec::new();
+    for _ in 0..2 {
+        let event = serde_json::from_value(json!({"Records": [{
+            "messageId": unique("m"),
+            "receiptHandle": unique("r"),
+            "body": usage_batch(&id, 3, chrono::Utc::now()),
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+        }]}))
+        .unwrap();
+        let answer = function.invoke(event).await;
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+        counted.push(calls.take().to_string());
+    }
+    let batch: Counted = [
+        // As usage-ingest's batch, without the nonce: the instances named, then the windows,
+        // idempotency keys and total the batch touches; all written in one transaction.
+        (DDB, "BatchGetItem", 2),
+        (DDB, "TransactWriteItems", 1),
+    ]
+    .into();
+    let mut first = batch.clone();
+    // No secret to load (IAM on the queue authorizes senders); the instance's first reports, its
+    // total built from its windows (a table from before totals has some).
+    first.0.insert((DDB.to_owned(), "Query".to_owned()), 1);
+    // A refused batch would add the dead letter's SendMessage; an ingested one is acknowledged by
+    // leaving it out of the answer (the event source deletes it).
+    assert_eq!(counted, [first.to_string(), batch.to_string()]);
+}
