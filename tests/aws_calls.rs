@@ -920,3 +920,207 @@ async fn usage_ingestion_makes_the_fewest_aws_calls_cold_and_warm() {
     }
     assert_eq!(counted, [first.to_string(), report.to_string()]);
 }
+
+/// A usage batch of `n` reports for `id` as a message body of the usage queue (`UsageBatch`,
+/// unsigned: IAM on the queue decides who may send).
+fn usage_batch(id: &str, n: usize, at: chrono::DateTime<chrono::Utc>) -> String {
+    let records: Vec<Value> = (0..n)
+        .map(|_| {
+            json!({"instanceId": id, "quantity": "1.5", "occurredAt": at.to_rfc3339(),
+                   "idempotencyKey": unique("report")})
+        })
+        .collect();
+    json!({ "records": records }).to_string()
+}
+
+/// The usage queue's function (the SQS event source's batch: one message, a usage batch of three
+/// reports for one instance), cold and warm: then another such message for the same instance.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn the_usage_queue_makes_the_fewest_aws_calls_cold_and_warm() {
+    let d = Deployment::new().await;
+    let (queue_url, dlq_url) = koogallery_aws::bootstrap::ensure_queues(
+        &d.sqs,
+        &unique("usage"),
+        koogallery_aws::bootstrap::REDRIVE_MAX_RECEIVES,
+    )
+    .await
+    .unwrap();
+    let mut vars = d.env.clone();
+    vars.insert(catalog::USAGE_QUEUE_URL.name.to_owned(), queue_url);
+    vars.insert(catalog::USAGE_DLQ_URL.name.to_owned(), dlq_url);
+    let env = env_of(&vars);
+    let id = unique("i");
+    d.active_instance(&id).await;
+    let calls = AwsCalls::new();
+    let http = AwsHttp::counting(Roots::System, &calls);
+    let deployment = load_from(usage_queue::lambda::LOAD, &env, http)
+        .await
+        .unwrap();
+    // As its main.rs builds it.
+    let function =
+        usage_queue::lambda::QueueFunction::new(&deployment, deployment.usage_store(), &env)
+            .unwrap();
+    let mut counted = Vec::new();
+    for _ in 0..2 {
+        let event = serde_json::from_value(json!({"Records": [{
+            "messageId": unique("m"),
+            "receiptHandle": unique("r"),
+            "body": usage_batch(&id, 3, chrono::Utc::now()),
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+        }]}))
+        .unwrap();
+        let answer = function.invoke(event).await;
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+        counted.push(calls.take().to_string());
+    }
+    let batch: Counted = [
+        // As usage-ingest's batch, without the nonce: the instances named, then the windows,
+        // idempotency keys and total the batch touches; all written in one transaction.
+        (DDB, "BatchGetItem", 2),
+        (DDB, "TransactWriteItems", 1),
+    ]
+    .into();
+    let mut first = batch.clone();
+    // No secret to load (IAM on the queue authorizes senders); the instance's first reports, its
+    // total built from its windows (a table from before totals has some).
+    first.0.insert((DDB.to_owned(), "Query".to_owned()), 1);
+    // A refused batch would add the dead letter's SendMessage; an ingested one is acknowledged by
+    // leaving it out of the answer (the event source deletes it).
+    assert_eq!(counted, [first.to_string(), batch.to_string()]);
+}
+
+impl Deployment {
+    /// A pay-per-use instance started five hours ago, with usage reported in its hour two hours
+    /// ago: closed, past its grace, due to be pushed. Reported as the app would have then, not
+    /// counted.
+    async fn closed_hour(&self, id: &str) {
+        let hour = koogallery::metering::window_start(chrono::Utc::now());
+        let (instance, created) = Instance::new_provisioning(
+            &format!("P-{id}").as_str().into(),
+            &format!("P-{id}-000001").into(),
+            id,
+            false,
+            hour - chrono::Duration::hours(5),
+        );
+        self.store
+            .create_for_order_line(&instance, &[created])
+            .await
+            .unwrap();
+        let at = hour - chrono::Duration::minutes(90);
+        let reports =
+            koogallery::metering::api::UsageBatch::parse(usage_batch(id, 1, at).as_bytes())
+                .unwrap()
+                .into_reports();
+        koogallery::metering::ingest::ingest_batch(
+            &self.store,
+            &koogallery_aws::DynamoUsageStore::from(&self.store),
+            &koogallery_aws::SqsQueue::new(self.sqs.clone(), self.queue_url.clone()),
+            &Default::default(),
+            &reports,
+            at + chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// A pass of the usage push (the scheduled function), cold and warm, each finding one closed hour
+/// of one pay-per-use instance due: sealed, pushed to the open API (the simulator's, not counted)
+/// and accepted; then a pass finding nothing due.
+#[tokio::test]
+#[ignore = "needs the AWS emulator; `make test` starts it"]
+async fn a_usage_push_pass_makes_the_fewest_aws_calls_cold_and_warm() {
+    let d = Deployment::new().await;
+    let openapi = koogallery_sim::openapi::OpenApiSim::start(
+        HashMap::from([("test-ak".to_owned(), "test-sk".to_owned())]),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    // The push's body is signed with the basic interfaces' key.
+    openapi.set_interconnection_key(ACCESS_KEY);
+    let mut vars = d.env.clone();
+    for (setting, value) in [
+        (&catalog::MARKETPLACE, "openapi".to_owned()),
+        (&catalog::OPENAPI_URL, openapi.primary_url()),
+        (&catalog::OPENAPI_FALLBACK_URL, "none".to_owned()),
+    ] {
+        vars.insert(setting.name.to_owned(), value);
+    }
+    let env = env_of(&vars);
+    let calls = AwsCalls::new();
+    let mut function = None;
+    let mut counted = Vec::new();
+    let mut pushed = Vec::new();
+    for _ in 0..2 {
+        let id = unique("i");
+        d.closed_hour(&id).await;
+        if function.is_none() {
+            let http = AwsHttp::counting(Roots::System, &calls);
+            let deployment = load_from(usage_push::lambda::LOAD, &env, http)
+                .await
+                .unwrap();
+            // As its main.rs builds it.
+            function = Some(
+                usage_push::lambda::PushFunction::new(&deployment, deployment.usage_store())
+                    .unwrap(),
+            );
+        }
+        // An invocation's deadline: a minute away.
+        let deadline = chrono::Utc::now() + chrono::Duration::minutes(1);
+        let report = function
+            .as_ref()
+            .unwrap()
+            .invoke(Some(deadline))
+            .await
+            .unwrap();
+        assert_eq!(
+            [&report["sealed"], &report["pushes"], &report["accepted"]],
+            [&json!(1), &json!(1), &json!(1)],
+            "{report}"
+        );
+        counted.push(calls.take().to_string());
+        pushed.push(id);
+    }
+    // Then a pass with nothing due, as most are: the claim, the index found empty, the release.
+    let function = function.unwrap();
+    let report = function
+        .invoke(Some(chrono::Utc::now() + chrono::Duration::minutes(1)))
+        .await
+        .unwrap();
+    assert_eq!(report["pushes"], 0, "{report}");
+    let idle: Counted = [(DDB, "PutItem", 2), (DDB, "Query", 1)].into();
+    counted.push(calls.take().to_string());
+    let accepted: Vec<String> = openapi
+        .usage()
+        .0
+        .into_iter()
+        .map(|r| r.instance_id)
+        .collect();
+    assert_eq!(accepted, pushed);
+    let pass: Counted = [
+        // The due index (keys only), then the windows it names and their instances (the record
+        // of an instance's first or last hour begins at its start or ends at its release).
+        (DDB, "Query", 1),
+        (DDB, "BatchGetItem", 2),
+        // The push claimed and given up; the window sealed before the push (a retry sends the
+        // same record), then accepted; the push kept in the exchange log under its day.
+        (DDB, "PutItem", 5),
+    ]
+    .into();
+    let mut cold = pass.clone();
+    // The callback keys (the basic key signs the push's body) and the open API's AK/SK, once per
+    // execution environment.
+    cold.0.insert(
+        ("secretsmanager".to_owned(), "GetSecretValue".to_owned()),
+        2,
+    );
+    assert_eq!(
+        counted,
+        [cold.to_string(), pass.to_string(), idle.to_string()]
+    );
+}

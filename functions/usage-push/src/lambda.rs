@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use koogallery::{config::SecretPart, metering::UsageStore};
+use chrono::{DateTime, Utc};
+use koogallery::{
+    config::SecretPart,
+    exchange::ExchangeRecorder,
+    metering::{UsagePusher, UsageStore},
+};
 use koogallery_lambda::{Deployment, Error, Load, flush_exchanges};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -20,22 +25,8 @@ pub const LOAD: Load = Load {
 /// Serves the schedule: any payload runs one pass. A store failure fails the invocation (the
 /// function's errors alarm); push failures are in the answer and the metrics.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
-    let secrets = &deployment.secrets;
-    // The exchange log of the pushes, on the table.
-    let exchanges = deployment.exchange_recorder();
-    let pusher = pusher_from(
-        &deployment.settings,
-        secrets,
-        usage,
-        deployment.store.clone(),
-        deployment.clock.clone(),
-        Arc::new(koogallery::metrics::EmfStdout::from_env()),
-        &exchanges,
-    )?;
-    if pusher.is_none() {
-        tracing::warn!("{NOT_CONFIGURED}");
-    }
-    let (pusher, exchanges) = (pusher.as_ref(), &exchanges);
+    let function = PushFunction::new(&deployment, usage)?;
+    let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // The invocation's deadline (Unix millis): the pass holds the push until then, and the
         // function cannot outlive it, so passes never overlap (`UsagePusher::run_until`).
@@ -43,10 +34,44 @@ pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(
             .ok()
             .filter(|ms| *ms > 0)
             .and_then(chrono::DateTime::from_timestamp_millis);
-        // The pass starts no round in its last 10 s (`ROUND_RESERVE`): the flush fits.
-        let report = pass(pusher, deadline).await;
-        flush_exchanges(exchanges).await;
-        Ok::<_, Error>(report?)
+        function.invoke(deadline).await
     }))
     .await
+}
+
+/// The usage push's function, loaded: what [`run`] runs each invocation of.
+pub struct PushFunction {
+    /// `None` when the marketplace is offline: usage is kept, unpushed.
+    pusher: Option<UsagePusher>,
+    exchanges: ExchangeRecorder,
+}
+
+impl PushFunction {
+    /// The pusher on `deployment` (loaded with [`LOAD`]) over `usage`; called within the runtime
+    /// (the exchange log's writer is a task of it).
+    pub fn new(deployment: &Deployment, usage: Arc<dyn UsageStore>) -> Result<Self, Error> {
+        // The exchange log of the pushes, on the table.
+        let exchanges = deployment.exchange_recorder();
+        let pusher = pusher_from(
+            &deployment.settings,
+            &deployment.secrets,
+            usage,
+            deployment.store.clone(),
+            deployment.clock.clone(),
+            Arc::new(koogallery::metrics::EmfStdout::from_env()),
+            &exchanges,
+        )?;
+        if pusher.is_none() {
+            tracing::warn!("{NOT_CONFIGURED}");
+        }
+        Ok(Self { pusher, exchanges })
+    }
+
+    /// One pass holding the push until `deadline` (the invocation's); its report is the answer.
+    pub async fn invoke(&self, deadline: Option<DateTime<Utc>>) -> Result<Value, Error> {
+        // The pass starts no round in its last 10 s (`ROUND_RESERVE`): the flush fits.
+        let report = pass(self.pusher.as_ref(), deadline).await;
+        flush_exchanges(&self.exchanges).await;
+        Ok(report?)
+    }
 }

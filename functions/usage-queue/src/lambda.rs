@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use koogallery::{config::catalog, metering::UsageStore};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use koogallery::{
+    config::{Env, catalog},
+    metering::UsageStore,
+};
 use koogallery_aws::{SqsConsumer, SqsQueue, from_lambda_event, sqs::batch_response};
-use koogallery_lambda::{Deployment, Error, Load, required};
+use koogallery_lambda::{Deployment, Error, Load};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::{QueuedUsage, settle_batch};
@@ -37,20 +40,44 @@ pub fn usage_queue(
 /// Serves the usage queue's event source (`KOOGALLERY_USAGE_QUEUE_URL`), dead-lettering refused
 /// batches to `KOOGALLERY_USAGE_DLQ_URL`.
 pub async fn run(deployment: Deployment, usage: Arc<dyn UsageStore>) -> Result<(), Error> {
-    let queue = usage_queue(&deployment, usage)?;
-    let settle = SqsConsumer {
-        queue: SqsQueue::new(
-            aws_sdk_sqs::Client::new(&deployment.sdk),
-            required(&catalog::USAGE_QUEUE_URL)?,
-        ),
-        dlq_url: required(&catalog::USAGE_DLQ_URL)?,
-        // The event source deletes what the batch response does not name.
-        delete_on_ack: false,
-    };
-    let (queue, settle) = (&queue, &settle);
+    let function = QueueFunction::new(&deployment, usage, &Env::process())?;
+    let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let keep = settle_batch(queue, settle, from_lambda_event(event.payload)).await;
-        Ok::<_, Error>(batch_response(keep))
+        Ok::<_, Error>(function.invoke(event.payload).await)
     }))
     .await
+}
+
+/// The usage queue's function, loaded: what [`run`] runs each batch of.
+pub struct QueueFunction {
+    queue: QueuedUsage,
+    settle: SqsConsumer,
+}
+
+impl QueueFunction {
+    /// The ingestion on `deployment` (loaded with [`LOAD`]) over `usage`, the usage queue and its
+    /// dead-letter queue read from `env` (the process's on Lambda).
+    pub fn new(
+        deployment: &Deployment,
+        usage: Arc<dyn UsageStore>,
+        env: &Env<'_>,
+    ) -> Result<Self, Error> {
+        let queue = usage_queue(deployment, usage)?;
+        let settle = SqsConsumer {
+            queue: SqsQueue::new(
+                aws_sdk_sqs::Client::new(&deployment.sdk),
+                env.required(&catalog::USAGE_QUEUE_URL)?,
+            ),
+            dlq_url: env.required(&catalog::USAGE_DLQ_URL)?,
+            // The event source deletes what the batch response does not name.
+            delete_on_ack: false,
+        };
+        Ok(Self { queue, settle })
+    }
+
+    /// One batch of the event source: the messages to leave on the queue.
+    pub async fn invoke(&self, event: SqsEvent) -> SqsBatchResponse {
+        let keep = settle_batch(&self.queue, &self.settle, from_lambda_event(event)).await;
+        batch_response(keep)
+    }
 }

@@ -36,7 +36,8 @@ pub trait UsageStore: Send + Sync {
     ) -> Result<IngestOutcome, IngestError>;
 
     /// Unsettled windows (open, or sealed and not yet accepted or rejected) whose hour ended at
-    /// or before `ended_by`, oldest first (then by instance), at most `limit`.
+    /// or before `ended_by`, oldest first (then by instance), at most `limit`; fewer than
+    /// `limit` are every one the store holds.
     async fn due(
         &self,
         ended_by: DateTime<Utc>,

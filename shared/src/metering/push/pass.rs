@@ -37,6 +37,7 @@ impl UsagePusher {
             if due.is_empty() {
                 break;
             }
+            let read = due.len();
             // A round that settles nothing (every write lost a race) ends the pass: the next
             // pass reads the windows again.
             let progress = (report.sealed, report.accepted, report.rejected);
@@ -59,6 +60,13 @@ impl UsagePusher {
                 break;
             }
             if progress == (report.sealed, report.accepted, report.rejected) {
+                break;
+            }
+            // Fewer windows than asked for are all the store had due, and each one settled: a
+            // next round would read nothing. (One that turns due since is the next pass's, as
+            // one the index lags on is.)
+            let settled = report.accepted + report.rejected - progress.1 - progress.2;
+            if read < MAX_RECORDS_PER_PUSH && settled == read {
                 break;
             }
         }
