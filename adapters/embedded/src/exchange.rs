@@ -1018,15 +1018,10 @@ mod tests {
         second.direction = Direction::Operator;
         let kept = Kept::all(&[first, second]);
         let (_, batch, _) = encode_batch(&kept.iter().collect::<Vec<_>>());
-        let fixture =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exchange_batch_v1.bin");
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&fixture, &batch).unwrap();
-        }
-        let pinned = std::fs::read(&fixture).unwrap();
-        assert_eq!(
-            batch, pinned,
-            "exchange_batch_v1.bin changed: it is a versioned contract"
+        let pinned = koogallery::testing::golden::check_bytes_in(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+            "exchange_batch_v1.bin",
+            &batch,
         );
         let (header, records) = decode_batch(&pinned).unwrap();
         assert_eq!(

@@ -892,15 +892,10 @@ mod tests {
             ]
             .into_iter(),
         );
-        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/nonce_group_v1.bin");
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&fixture, &row).unwrap();
-        }
-        let pinned = std::fs::read(&fixture).unwrap();
-        assert_eq!(
-            row, pinned,
-            "nonce_group_v1.bin changed: it is a versioned contract"
+        let pinned = koogallery::testing::golden::check_bytes_in(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+            "nonce_group_v1.bin",
+            &row,
         );
         assert_eq!(
             decode_group(&pinned).unwrap(),

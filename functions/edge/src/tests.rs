@@ -313,14 +313,7 @@ impl Dispatcher for Stuck {
 #[tokio::test(start_paused = true)]
 async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
     let config = Config::with_keys(KEY, "kit");
-    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
-    let edge = Edge::new(
-        &config.settings.edge,
-        config.secrets.keys.clone(),
-        Arc::new(MemoryStore::new()),
-        clock.clone(),
-        Arc::new(Stuck),
-    );
+    let (edge, clock) = edge_with(Arc::new(Stuck));
     let q = signed_query(KEY, BODY, clock.now().timestamp_millis(), "slow-1");
     let started = tokio::time::Instant::now();
     let resp = edge.handle_basic(&q, BODY).await;

@@ -33,3 +33,22 @@ pub fn check_in(fixtures: &std::path::Path, name: &str, value: &serde_json::Valu
         "{name} changed: it is a versioned contract"
     );
 }
+
+/// [`check_in`] for a contract that is bytes, not JSON (a file's framing): `bytes` must equal
+/// `{fixtures}/{name}`. Returns the file's bytes, for the test to decode what is pinned.
+///
+/// # Panics
+/// When they differ, or the file is missing (and `UPDATE_GOLDEN` is unset).
+pub fn check_bytes_in(fixtures: &std::path::Path, name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = fixtures.join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, bytes).expect("write golden file");
+    }
+    let pinned = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert!(
+        pinned == bytes,
+        "{name} changed: it is a versioned contract"
+    );
+    pinned
+}
