@@ -49,6 +49,7 @@ struct RecordV1 {
 pub(super) struct Before<'a> {
     pub(super) v: u32,
     pub(super) id: &'a str,
+    #[serde(serialize_with = "rfc3339")]
     pub(super) at: &'a DateTime<Utc>,
     pub(super) direction: &'static str,
     pub(super) family: &'a str,
@@ -74,9 +75,61 @@ pub(super) struct After<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) attempt: Option<u32>,
     pub(super) test: bool,
+    #[serde(serialize_with = "rfc3339")]
     pub(super) expires_at: &'a DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) error: Option<&'a str>,
+}
+
+/// `t` exactly as chrono serialises a `DateTime<Utc>` (RFC 3339 with `Z`, the fraction in 0, 3,
+/// 6 or 9 digits as its nanoseconds need), written by hand: through the formatting machinery the
+/// record's two times were a tenth of the exchange log's writer. Years outside 0–9999 and leap
+/// seconds, which no call has, go to chrono itself.
+fn rfc3339<S: serde::Serializer>(t: &&DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.serialize(s);
+    }
+    let mut out = [0u8; 30];
+    let mut at = 0;
+    for (value, width, then) in [
+        (year as u32, 4, b'-'),
+        (t.month(), 2, b'-'),
+        (t.day(), 2, b'T'),
+        (t.hour(), 2, b':'),
+        (t.minute(), 2, b':'),
+    ] {
+        put_digits(&mut out, &mut at, value, width);
+        out[at] = then;
+        at += 1;
+    }
+    put_digits(&mut out, &mut at, t.second(), 2);
+    if nanos != 0 {
+        let (value, width) = if nanos % 1_000_000 == 0 {
+            (nanos / 1_000_000, 3)
+        } else if nanos % 1_000 == 0 {
+            (nanos / 1_000, 6)
+        } else {
+            (nanos, 9)
+        };
+        out[at] = b'.';
+        at += 1;
+        put_digits(&mut out, &mut at, value, width);
+    }
+    out[at] = b'Z';
+    at += 1;
+    s.serialize_str(std::str::from_utf8(&out[..at]).expect("ASCII digits"))
+}
+
+/// `value` in `width` decimal digits (zero-padded) at `out[*at..]`.
+fn put_digits(out: &mut [u8], at: &mut usize, value: u32, width: usize) {
+    let mut v = value;
+    for i in (0..width).rev() {
+        out[*at + i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    *at += width;
 }
 
 /// The record of its two halves with its two bodies, each already one JSON value.
@@ -226,4 +279,50 @@ pub fn decode(bytes: &[u8]) -> Result<Exchange, StoreError> {
         expires_at: r.expires_at,
         error: r.error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Written<'a>(#[serde(serialize_with = "rfc3339")] &'a DateTime<Utc>);
+
+    proptest! {
+        /// The record's times are written exactly as chrono writes them (the pinned form): every
+        /// second from 1970 to 9999, with no fraction and with fractions of 3, 6 and 9 digits.
+        #[test]
+        fn times_are_written_as_chrono_writes_them(
+            secs in 0i64..253_402_300_799,
+            nanos in prop_oneof![
+                Just(0u32),
+                (1u32..1000).prop_map(|ms| ms * 1_000_000),
+                (1u32..1_000_000).prop_map(|us| us * 1_000),
+                1u32..1_000_000_000,
+            ],
+        ) {
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            prop_assert_eq!(
+                serde_json::to_string(&Written(&t)).unwrap(),
+                serde_json::to_string(&t).unwrap()
+            );
+        }
+    }
+
+    /// Times no call has still come out as chrono writes them.
+    #[test]
+    fn times_outside_the_usual_are_chrono_s() {
+        for t in [
+            DateTime::from_timestamp(-62_167_219_200 - 86_400, 0).unwrap(),
+            DateTime::from_timestamp(253_402_300_800, 5).unwrap(),
+            DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap(),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&Written(&t)).unwrap(),
+                serde_json::to_string(&t).unwrap()
+            );
+        }
+    }
 }
