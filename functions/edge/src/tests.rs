@@ -309,21 +309,33 @@ impl Dispatcher for Stuck {
 }
 
 /// A callback that does not answer within the dispatch deadline gets a signed,
-/// retryable `000005` from the edge, inside KooGallery's 5 s, never the gateway's unsigned 5xx.
+/// retryable `000005` from the edge, inside KooGallery's 5 s, never the gateway's unsigned 5xx:
+/// one that writes (newInstance, its own task) and one that only reads (queryInstance, the
+/// request's task) alike.
 #[tokio::test(start_paused = true)]
 async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
     let config = Config::with_keys(KEY, "kit");
-    let (edge, clock) = edge_with(Arc::new(Stuck));
-    let q = signed_query(KEY, BODY, clock.now().timestamp_millis(), "slow-1");
-    let started = tokio::time::Instant::now();
-    let resp = edge.handle_basic(&q, BODY).await;
-    assert_eq!(resp.result_code, ResultCode::InternalError);
-    assert!(verify_body_sign(KEY, &resp.body, &resp.body_sign));
-    assert_eq!(
-        started.elapsed(),
-        config.settings.edge.dispatch_deadline,
-        "answered at the deadline"
-    );
+    for (n, body) in [BODY, QUERY_BODY].into_iter().enumerate() {
+        let (edge, clock) = edge_with(Arc::new(Stuck));
+        let q = signed_query(
+            KEY,
+            body,
+            clock.now().timestamp_millis(),
+            &format!("slow-{n}"),
+        );
+        let started = tokio::time::Instant::now();
+        let resp = edge.handle_basic(&q, body).await;
+        assert_eq!(resp.result_code, ResultCode::InternalError, "body {n}");
+        assert!(
+            verify_body_sign(KEY, &resp.body, &resp.body_sign),
+            "body {n}"
+        );
+        assert_eq!(
+            started.elapsed(),
+            config.settings.edge.dispatch_deadline,
+            "body {n}: answered at the deadline"
+        );
+    }
     assert!(config.settings.edge.dispatch_deadline < std::time::Duration::from_secs(5));
 }
 
@@ -355,31 +367,6 @@ fn edge_with(dispatcher: Arc<dyn Dispatcher>) -> (Edge, Arc<ManualClock>) {
         dispatcher,
     );
     (edge, clock)
-}
-
-/// A callback that only reads (queryInstance) runs on the request's own task, and is answered
-/// as one that writes is: a signed, retryable `000005` at the deadline when it is stuck.
-#[tokio::test(start_paused = true)]
-async fn a_reading_callback_past_the_deadline_gets_a_signed_retryable_answer() {
-    let (edge, clock) = edge_with(Arc::new(Stuck));
-    let q = signed_query(
-        KEY,
-        QUERY_BODY,
-        clock.now().timestamp_millis(),
-        "slow-read-1",
-    );
-    let started = tokio::time::Instant::now();
-    let resp = edge.handle_basic(&q, QUERY_BODY).await;
-    assert_eq!(resp.result_code, ResultCode::InternalError);
-    assert!(verify_body_sign(KEY, &resp.body, &resp.body_sign));
-    assert_eq!(
-        started.elapsed(),
-        Config::with_keys(KEY, "kit")
-            .settings
-            .edge
-            .dispatch_deadline,
-        "answered at the deadline"
-    );
 }
 
 /// A callback that panics, whether it writes (its own task) or only reads (the request's task),
