@@ -412,14 +412,25 @@ fn commit(db: &Db, key: u64, group: &[(Nonce, i64)], now_ms: i64) -> Result<(), 
             index.remove((exp, old))?;
             groups.remove(old)?;
         }
-        let latest = group.iter().map(|(_, exp)| *exp).max().unwrap_or(i64::MIN);
-        groups.insert(
-            key,
-            encode_group(group.iter().map(|(n, e)| (&**n, *e))).as_slice(),
-        )?;
-        index.insert((latest, key), ())?;
+        file_group(&mut groups, &mut index, key, group)?;
     }
     txn.commit()?;
+    Ok(())
+}
+
+/// Writes `group` as row `key`, filed under its latest expiry.
+fn file_group(
+    groups: &mut redb::Table<u64, &[u8]>,
+    index: &mut redb::Table<(i64, u64), ()>,
+    key: u64,
+    group: &[(Nonce, i64)],
+) -> Result<(), Fault> {
+    let latest = group.iter().map(|(_, exp)| *exp).max().unwrap_or(i64::MIN);
+    groups.insert(
+        key,
+        encode_group(group.iter().map(|(n, e)| (&**n, *e))).as_slice(),
+    )?;
+    index.insert((latest, key), ())?;
     Ok(())
 }
 
@@ -474,13 +485,13 @@ fn move_legacy(db: &Db, state: &mut State, held: &Nonces, now_ms: i64) -> Result
     if !has_legacy {
         return Ok(());
     }
-    let mut moved: Vec<(String, i64)> = Vec::new();
+    let mut moved: Vec<(Nonce, i64)> = Vec::new();
     if let Ok(index) = read.open_table(LEGACY_NONCE_EXPIRY) {
         // Only those expiring after now: "" sorts before every nonce.
         for entry in index.range((now_ms.saturating_add(1), "")..)? {
             let (key, _) = entry?;
             let (exp, nonce) = key.value();
-            moved.push((nonce.to_owned(), exp));
+            moved.push((nonce.into(), exp));
         }
     }
     drop(read);
@@ -488,20 +499,14 @@ fn move_legacy(db: &Db, state: &mut State, held: &Nonces, now_ms: i64) -> Result
     if !moved.is_empty() {
         let mut groups = txn.open_table(NONCE_GROUPS)?;
         let mut index = txn.open_table(NONCE_GROUP_EXPIRY)?;
-        let latest = moved.iter().map(|(_, exp)| *exp).max().unwrap_or(i64::MIN);
-        let key = state.next_group;
-        groups.insert(
-            key,
-            encode_group(moved.iter().map(|(n, e)| (n.as_str(), *e))).as_slice(),
-        )?;
-        index.insert((latest, key), ())?;
-        state.next_group = key + 1;
+        file_group(&mut groups, &mut index, state.next_group, &moved)?;
+        state.next_group += 1;
     }
     txn.delete_table(LEGACY_NONCES)?;
     txn.delete_table(LEGACY_NONCE_EXPIRY)?;
     txn.commit()?;
     for (nonce, exp) in moved {
-        held.keep(nonce.into(), exp);
+        held.keep(nonce, exp);
     }
     Ok(())
 }
