@@ -316,15 +316,8 @@ impl Dispatcher for Stuck {
 async fn a_callback_past_the_deadline_gets_a_signed_retryable_answer() {
     let config = Config::with_keys(KEY, "kit");
     for (n, body) in [BODY, QUERY_BODY].into_iter().enumerate() {
-        let (edge, clock) = edge_with(Arc::new(Stuck));
-        let q = signed_query(
-            KEY,
-            body,
-            clock.now().timestamp_millis(),
-            &format!("slow-{n}"),
-        );
         let started = tokio::time::Instant::now();
-        let resp = edge.handle_basic(&q, body).await;
+        let resp = answered_by(Arc::new(Stuck), body, &format!("slow-{n}")).await;
         assert_eq!(resp.result_code, ResultCode::InternalError, "body {n}");
         assert!(
             verify_body_sign(KEY, &resp.body, &resp.body_sign),
@@ -356,7 +349,8 @@ impl Dispatcher for Panics {
 
 const QUERY_BODY: &[u8] = br#"{"activity":"queryInstance","instanceId":"b-1"}"#;
 
-fn edge_with(dispatcher: Arc<dyn Dispatcher>) -> (Edge, Arc<ManualClock>) {
+/// The edge's answer to `body`, signed with `nonce`, when its callbacks are `dispatcher`.
+async fn answered_by(dispatcher: Arc<dyn Dispatcher>, body: &[u8], nonce: &str) -> EdgeResponse {
     let config = Config::with_keys(KEY, "kit");
     let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
     let edge = Edge::new(
@@ -366,7 +360,8 @@ fn edge_with(dispatcher: Arc<dyn Dispatcher>) -> (Edge, Arc<ManualClock>) {
         clock.clone(),
         dispatcher,
     );
-    (edge, clock)
+    let q = signed_query(KEY, body, clock.now().timestamp_millis(), nonce);
+    edge.handle_basic(&q, body).await
 }
 
 /// A callback that panics, whether it writes (its own task) or only reads (the request's task),
@@ -374,14 +369,7 @@ fn edge_with(dispatcher: Arc<dyn Dispatcher>) -> (Edge, Arc<ManualClock>) {
 #[tokio::test]
 async fn a_callback_that_panics_gets_a_signed_retryable_answer() {
     for (n, body) in [BODY, QUERY_BODY].into_iter().enumerate() {
-        let (edge, clock) = edge_with(Arc::new(Panics));
-        let q = signed_query(
-            KEY,
-            body,
-            clock.now().timestamp_millis(),
-            &format!("panic-{n}"),
-        );
-        let resp = edge.handle_basic(&q, body).await;
+        let resp = answered_by(Arc::new(Panics), body, &format!("panic-{n}")).await;
         assert_eq!(resp.result_code, ResultCode::InternalError, "body {n}");
         assert!(
             verify_body_sign(KEY, &resp.body, &resp.body_sign),
