@@ -25,7 +25,8 @@
 //! everything (`Drop`).
 //!
 //! Expired nonces leave as fast as new ones arrive, off the calls' path: each commit first drops
-//! from memory every nonce expired by the latest request's time, and from disk up to
+//! from memory the nonces expired by the latest request's time (in arrival order, see `Held`),
+//! and from disk up to
 //! [`DISK_PURGE_GROUPS`] groups whose every nonce has expired, against the one it adds (which also
 //! clears, commit by commit, those left by an earlier run). A group stays on disk until its last
 //! nonce expires.
@@ -34,7 +35,7 @@
 //! up only the calls whose nonce falls in its shard.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{HashMap, VecDeque},
     sync::{Arc, Condvar, Mutex, Weak},
     time::{Duration, Instant},
 };
@@ -103,36 +104,48 @@ const SHARD_CAPACITY: usize = 1024;
 type Hasher = foldhash::fast::RandomState;
 
 /// One shard of the nonces held, and their expiries.
+///
+/// A nonce's expiry is its acceptance time plus one fixed `nonce_ttl`, so nonces expire in about
+/// the order they arrive: they queue in arrival order (`by_arrival`) and leave from its front,
+/// which costs a push and a pop, where an ordered set cost a B-tree insert with string
+/// comparisons on every call. The order can be off (calls racing for a shard, the clock stepped
+/// back, a nonce kept again with a later expiry, the groups loaded at start): the front then
+/// holds back, until it expires, some nonces expired behind it. Those stay in memory longer
+/// than needed, never less: a nonce leaves only once the map's expiry for it is past.
 struct Held {
     live: HashMap<Nonce, i64, Hasher>,
-    expiry: BTreeSet<(i64, Nonce)>,
+    by_arrival: VecDeque<(i64, Nonce)>,
 }
 
 impl Held {
     /// Holds `nonce` until `exp_ms` (a later expiry than one it already has wins).
     fn keep(&mut self, nonce: Nonce, exp_ms: i64) {
-        match self.live.get(&nonce).copied() {
-            Some(known) if known >= exp_ms => {}
+        match self.live.get_mut(&nonce) {
+            Some(known) if *known >= exp_ms => {}
             Some(known) => {
-                self.expiry.remove(&(known, nonce.clone()));
-                self.live.insert(nonce.clone(), exp_ms);
-                self.expiry.insert((exp_ms, nonce));
+                // Its earlier place in the queue is left: popped, it finds this later expiry.
+                *known = exp_ms;
+                self.by_arrival.push_back((exp_ms, nonce));
             }
             None => {
                 self.live.insert(nonce.clone(), exp_ms);
-                self.expiry.insert((exp_ms, nonce));
+                self.by_arrival.push_back((exp_ms, nonce));
             }
         }
     }
 
-    /// Drops the nonces expired at `now_ms`.
+    /// Drops the nonces expired at `now_ms` (up to the first in arrival order that is not).
     fn purge(&mut self, now_ms: i64) {
-        while let Some((exp, _)) = self.expiry.first() {
-            if *exp > now_ms {
+        while self
+            .by_arrival
+            .front()
+            .is_some_and(|(exp, _)| *exp <= now_ms)
+        {
+            let Some((_, nonce)) = self.by_arrival.pop_front() else {
                 break;
-            }
-            if let Some((_, old)) = self.expiry.pop_first() {
-                self.live.remove(&old);
+            };
+            if self.live.get(&nonce).is_some_and(|exp| *exp <= now_ms) {
+                self.live.remove(&nonce);
             }
         }
     }
@@ -154,7 +167,7 @@ impl Nonces {
                 .map(|_| {
                     Mutex::new(Held {
                         live: HashMap::with_capacity_and_hasher(SHARD_CAPACITY, Hasher::default()),
-                        expiry: BTreeSet::new(),
+                        by_arrival: VecDeque::with_capacity(SHARD_CAPACITY),
                     })
                 })
                 .collect(),
@@ -854,6 +867,48 @@ mod tests {
             !guard.remember("nonce-00000042", now, now + 1000).unwrap(),
             "a replay"
         );
+    }
+
+    fn held() -> Held {
+        Held {
+            live: HashMap::default(),
+            by_arrival: VecDeque::new(),
+        }
+    }
+
+    /// Nonces that arrive out of their expiries' order (calls racing for a shard, a clock
+    /// stepped back) are each held until their own expiry, never less; once every one has
+    /// expired, none is left.
+    #[test]
+    fn a_nonce_queued_behind_a_later_expiry_is_held_until_its_own() {
+        let mut h = held();
+        h.keep("late".into(), 2_000);
+        h.keep("early".into(), 1_000);
+        h.keep("last".into(), 3_000);
+        h.purge(1_500);
+        // "early" has expired but waits behind "late"; nothing unexpired left.
+        assert!(h.live.contains_key("late") && h.live.contains_key("last"));
+        h.purge(2_000);
+        assert!(!h.live.contains_key("late") && !h.live.contains_key("early"));
+        assert!(h.live.contains_key("last"), "not expired yet");
+        h.purge(3_000);
+        assert!(h.live.is_empty() && h.by_arrival.is_empty());
+    }
+
+    /// A nonce kept again with a later expiry outlives its first one: its first place in the
+    /// queue, reached, does not drop it.
+    #[test]
+    fn a_nonce_kept_again_with_a_later_expiry_outlives_the_first() {
+        let mut h = held();
+        h.keep("n".into(), 1_000);
+        h.keep("other".into(), 1_500);
+        h.keep("n".into(), 5_000);
+        h.keep("n".into(), 4_000); // an earlier expiry changes nothing
+        h.purge(2_000);
+        assert_eq!(h.live.get("n"), Some(&5_000));
+        assert!(!h.live.contains_key("other"));
+        h.purge(5_000);
+        assert!(h.live.is_empty() && h.by_arrival.is_empty());
     }
 
     /// A shard whose lock is held for long (its map growing: every entry moved) holds up only the
