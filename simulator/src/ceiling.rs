@@ -3,6 +3,13 @@
 //! doing no other work. `koogallery-sim load --ceiling` loads it and the vendor's host with the
 //! same requests in one run, so the host's figure is read as a share of what the machine can do
 //! over HTTP at all (BENCHMARKS.md, "Close to the machine's ceiling").
+//!
+//! With `--work-us N` it also spends N µs of its own CPU on every request before answering: a
+//! server of known cost, to tell how much of a server's latency under this load comes from its CPU
+//! a request alone (the host's, measured the same way, is then compared with a bare server that
+//! costs as much).
+
+use std::time::Duration;
 
 use axum::{
     Router,
@@ -28,11 +35,52 @@ const BODY_SIGN: &str =
 
 /// Every path, every method: the fixed answer.
 pub fn router() -> Router {
+    router_with(Duration::ZERO)
+}
+
+/// [`router`], spending `work` of the thread's CPU on every request before it answers.
+pub fn router_with(work: Duration) -> Router {
     let body = answer();
     Router::new().fallback(move || {
         let body = body.clone();
-        async move { fixed(body) }
+        async move {
+            spend_cpu(work);
+            fixed(body)
+        }
     })
+}
+
+/// Works on the calling thread until it has used `work` of CPU time (its own CPU clock, so time
+/// spent preempted does not count): a fixed cost whatever else runs on the machine.
+pub fn spend_cpu(work: Duration) {
+    if work.is_zero() {
+        return;
+    }
+    let start = thread_cpu();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    while thread_cpu().saturating_sub(start) < work {
+        // A few hundred ns of arithmetic between two reads of the clock.
+        for _ in 0..256 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+        }
+        std::hint::black_box(state);
+    }
+}
+
+/// The calling thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec this call writes; the clock is the calling thread's.
+    let failed = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0;
+    if failed {
+        return Duration::MAX; // no clock: spend nothing rather than spin for ever
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 fn fixed(body: Bytes) -> Response {
@@ -54,12 +102,30 @@ fn fixed(body: Bytes) -> Response {
 
 /// Serves [`router`] on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router()).await
+    serve_with(listener, Duration::ZERO).await
+}
+
+/// Serves [`router_with`] `work` on `listener` until the process ends.
+pub async fn serve_with(listener: tokio::net::TcpListener, work: Duration) -> std::io::Result<()> {
+    axum::serve(listener, router_with(work)).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spend_cpu_uses_at_least_the_cpu_time_asked_of_the_thread() {
+        let before = thread_cpu();
+        spend_cpu(Duration::from_millis(20));
+        assert!(thread_cpu() - before >= Duration::from_millis(20));
+        let before = thread_cpu();
+        spend_cpu(Duration::ZERO);
+        assert!(
+            thread_cpu() - before < Duration::from_millis(5),
+            "no work asked"
+        );
+    }
 
     #[tokio::test]
     async fn every_request_gets_the_fixed_answer_of_300_bytes_with_a_body_sign() {

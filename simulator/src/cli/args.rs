@@ -279,6 +279,10 @@ pub struct CeilingServerArgs {
     /// Where to listen; it prints `listening on http://ADDR` once it does.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// CPU time (µs) spent on every request before answering: a server of known cost, to compare
+    /// a host's latency with a bare server's that costs as much (BENCHMARKS.md).
+    #[arg(long, default_value_t = 0)]
+    pub work_us: u64,
 }
 
 // `koogallery-sim storm`.

@@ -95,7 +95,8 @@ pub async fn ceiling_server(args: CeilingServerArgs) -> ExitCode {
         Ok(addr) => println!("listening on http://{addr}"),
         Err(e) => return fail(&e),
     }
-    match koogallery_sim::ceiling::serve(listener).await {
+    let work = std::time::Duration::from_micros(args.work_us);
+    match koogallery_sim::ceiling::serve_with(listener, work).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
