@@ -4,9 +4,10 @@
 //!
 //! Why the lowest priority: the log is for people, KooGallery's calls are not. On a machine with
 //! CPU to spare (every real deployment: KooGallery calls a few times a minute) the writer keeps
-//! every call; on one saturated by a load, the calls are served first and the writer keeps what
-//! the spare CPU allows, counting (and warning about) what it could not
-//! (`exchange log behind`), rather than slowing every answer by its redaction and its writes.
+//! every call at once. On one saturated by a load it falls behind; a KooGallery call that finds
+//! it a full channel behind waits for room (at most `koogallery::exchange::recorder::KEEP_WAIT`),
+//! which leaves the writer the CPU: the host slows down rather than lose calls from its log. Only
+//! a writer stuck past that wait loses calls, counted and warned about (`exchange log behind`).
 
 use std::{sync::Arc, time::Duration};
 

@@ -207,7 +207,8 @@ impl Edge {
                     path: Some(req.path.chars().take(200).collect()),
                     ..Seen::default()
                 };
-                self.log(None, &reply, seen, req.body, &response, started);
+                self.log(None, &reply, seen, req.body, &response, started)
+                    .await;
                 response
             }
         }
@@ -253,12 +254,14 @@ impl Edge {
             Err(reply) => (reply, Seen::default()),
         };
         let response = sign_with(auth, &reply, seen.key);
-        self.log(Some(auth.family), &reply, seen, body, &response, started);
+        self.log(Some(auth.family), &reply, seen, body, &response, started)
+            .await;
         response
     }
 
-    /// The log line, the metric and the exchange log's capture of one answered call.
-    fn log(
+    /// The log line, the metric and the exchange log's capture of one answered call (a verified
+    /// one waits, briefly, for a writer far behind: `ExchangeRecorder::keep`).
+    async fn log(
         &self,
         family: Option<Family>,
         reply: &Reply,
@@ -325,7 +328,7 @@ impl Edge {
             };
             // Anyone can send a call that does not verify: those are kept at a bounded rate.
             if verified {
-                self.exchanges.record(capture);
+                self.exchanges.keep(capture).await;
             } else {
                 self.exchanges.record_unverified(capture);
             }

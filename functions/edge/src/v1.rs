@@ -63,7 +63,8 @@ impl Edge {
             Err(reply) => (reply, dispatch::Seen::default()),
         };
         let response = sign_ring(&self.v1.keys, &reply, seen.key);
-        self.log(Some(Family::V1), &reply, seen, request, &response, started);
+        self.log(Some(Family::V1), &reply, seen, request, &response, started)
+            .await;
         response
     }
 

@@ -1,10 +1,17 @@
 //! Writing the exchange log off the request's path: a caller hands a [`Capture`] (raw bytes, a
-//! copy and a channel send) to [`ExchangeRecorder::record`], which never waits; a writer task
-//! ([`RecorderTask`]) redacts, batches and appends.
+//! copy and a channel send) to [`ExchangeRecorder::keep`] (KooGallery's calls: it waits, up to
+//! [`KEEP_WAIT`], for room when the writer is [`CAPACITY`] calls behind) or
+//! [`ExchangeRecorder::record`] (which never waits); a writer task ([`RecorderTask`]) redacts,
+//! batches and appends.
 //!
-//! What can be lost, and is said: a capture that finds the channel full (the store is slower
-//! than the traffic for longer than [`CAPACITY`] calls) is dropped and counted, with a warning at
-//! most every [`WARN_EVERY`]; a batch the store refuses [`ATTEMPTS`] times is dropped with a
+//! Why `keep` waits: on a host whose CPU is saturated the writer, at the lowest priority, falls
+//! behind; a call that waits for it leaves it the CPU, so the host slows down instead of losing
+//! calls from the log. The bound keeps a writer stuck on its disk from holding the calls up for
+//! longer: after it the capture is dropped.
+//!
+//! What can be lost, and is said: a capture that still finds the channel full after its wait
+//! (the store slower than the traffic for longer than [`CAPACITY`] calls and [`KEEP_WAIT`]) or at
+//! once (`record`) is dropped and counted, with a warning at most every [`WARN_EVERY`]; a batch the store refuses [`ATTEMPTS`] times is dropped with a
 //! warning; a crash loses what the channel holds (at most [`CAPACITY`] calls, the last fraction
 //! of a second under load). The protocol never reads the log, so none of this touches an order.
 
@@ -22,8 +29,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Direction, ExchangeLog, Kept, new_id, record, redact::Redaction};
 
-/// Captures the channel holds before `record` drops them.
+/// Captures the channel holds before `record` drops them (and `keep` waits for room).
 pub const CAPACITY: usize = 8192;
+/// How long [`ExchangeRecorder::keep`] waits for room in a full channel before it drops the
+/// capture: far under KooGallery's 5 s, long enough for a writer that only lacked CPU.
+pub const KEEP_WAIT: Duration = Duration::from_millis(100);
 /// Exchanges appended in one call to the store, at most: a writer that wakes on a tick appends
 /// what arrived meanwhile in one call (one commit of the embedded file) up to this.
 pub const BATCH: usize = 2048;
@@ -136,6 +146,21 @@ enum Message {
     Close(oneshot::Sender<()>),
 }
 
+impl Inner {
+    /// Counts a capture not kept, and warns at most every [`WARN_EVERY`].
+    fn dropped_one(&self) {
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                dropped,
+                "exchange log behind: calls not kept in it (the calls themselves were served)"
+            );
+        }
+    }
+}
+
 struct Inner {
     tx: mpsc::Sender<Message>,
     dropped: AtomicU64,
@@ -190,21 +215,28 @@ impl ExchangeRecorder {
     /// Hands `capture` to the writer; never waits. A full channel drops it (counted).
     pub fn record(&self, capture: Capture) {
         let Some(inner) = &self.inner else { return };
-        if let Err(e) = inner.tx.try_send(Message::Record(Box::new(capture))) {
-            if matches!(e, mpsc::error::TrySendError::Closed(_)) {
-                // The host has stopped its log ([`Self::close`]): a call still finishing then
-                // is not kept.
-                return;
-            }
-            let dropped = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let mut last = inner.last_warning.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-                *last = Some(Instant::now());
-                tracing::warn!(
-                    dropped,
-                    "exchange log behind: calls not kept in it (the calls themselves were served)"
-                );
-            }
+        match inner.tx.try_send(Message::Record(Box::new(capture))) {
+            Ok(()) => {}
+            // The host has stopped its log ([`Self::close`]): a call still finishing then is
+            // not kept.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => inner.dropped_one(),
+        }
+    }
+
+    /// Hands `capture` to the writer, waiting up to [`KEEP_WAIT`] for room when the writer is
+    /// [`CAPACITY`] calls behind, then dropping it (counted): a verified KooGallery call, which
+    /// the host would rather answer a little later than leave out of the log (module docs).
+    pub async fn keep(&self, capture: Capture) {
+        let Some(inner) = &self.inner else { return };
+        let message = match inner.tx.try_send(Message::Record(Box::new(capture))) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
+        if let Err(mpsc::error::SendTimeoutError::Timeout(_)) =
+            inner.tx.send_timeout(message, KEEP_WAIT).await
+        {
+            inner.dropped_one();
         }
     }
 

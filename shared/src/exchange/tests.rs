@@ -324,3 +324,43 @@ async fn the_ticking_writer_closes_too() {
     assert_eq!(Arc::strong_count(&log), 1, "the writer let the log go");
     writer.await.unwrap();
 }
+
+/// A verified call that finds the writer a full channel behind waits for room rather than
+/// leaving the log: a writer that only lacked CPU (here: one that starts 30 ms late) keeps every
+/// call. `record` would have dropped it.
+#[tokio::test(start_paused = true)]
+async fn keep_waits_for_a_writer_that_catches_up_and_loses_nothing() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    for n in 0..recorder::CAPACITY {
+        recorder.record(capture((n % 200) as u8));
+    }
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        task.run_every(Duration::from_millis(5)).await
+    });
+    let started = tokio::time::Instant::now();
+    recorder.keep(capture(7)).await;
+    assert!(started.elapsed() >= Duration::from_millis(30), "it waited");
+    assert!(started.elapsed() < recorder::KEEP_WAIT);
+    recorder.flush().await;
+    assert_eq!(recorder.dropped(), 0);
+    assert_eq!(log.all().len(), recorder::CAPACITY + 1);
+    drop(recorder);
+    writer.await.unwrap();
+}
+
+/// A writer stuck (here: never started) holds a verified call up for `KEEP_WAIT` at most; then
+/// the call is dropped from the log and counted, and answered all the same.
+#[tokio::test(start_paused = true)]
+async fn keep_gives_up_on_a_stuck_writer_after_its_wait() {
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (recorder, _task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    for n in 0..recorder::CAPACITY {
+        recorder.record(capture((n % 200) as u8));
+    }
+    let started = tokio::time::Instant::now();
+    recorder.keep(capture(7)).await;
+    assert_eq!(started.elapsed(), recorder::KEEP_WAIT);
+    assert_eq!(recorder.dropped(), 1);
+}
