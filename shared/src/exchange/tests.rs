@@ -325,16 +325,26 @@ async fn the_ticking_writer_closes_too() {
     writer.await.unwrap();
 }
 
-/// A verified call that finds the writer a full channel behind waits for room rather than
-/// leaving the log: a writer that only lacked CPU (here: one that starts 30 ms late) keeps every
-/// call. `record` would have dropped it.
-#[tokio::test(start_paused = true)]
-async fn keep_waits_for_a_writer_that_catches_up_and_loses_nothing() {
+/// A recorder whose channel is full, its writer not started.
+fn a_full_channel() -> (
+    Arc<MemoryExchangeLog>,
+    ExchangeRecorder,
+    recorder::RecorderTask,
+) {
     let log = Arc::new(MemoryExchangeLog::new());
     let (recorder, task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
     for n in 0..recorder::CAPACITY {
         recorder.record(capture((n % 200) as u8));
     }
+    (log, recorder, task)
+}
+
+/// A verified call that finds the writer a full channel behind waits for room rather than
+/// leaving the log: a writer that only lacked CPU (here: one that starts 30 ms late) keeps every
+/// call. `record` would have dropped it.
+#[tokio::test(start_paused = true)]
+async fn keep_waits_for_a_writer_that_catches_up_and_loses_nothing() {
+    let (log, recorder, task) = a_full_channel();
     let writer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(30)).await;
         task.run_every(Duration::from_millis(5)).await
@@ -354,11 +364,7 @@ async fn keep_waits_for_a_writer_that_catches_up_and_loses_nothing() {
 /// the call is dropped from the log and counted, and answered all the same.
 #[tokio::test(start_paused = true)]
 async fn keep_gives_up_on_a_stuck_writer_after_its_wait() {
-    let log = Arc::new(MemoryExchangeLog::new());
-    let (recorder, _task) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
-    for n in 0..recorder::CAPACITY {
-        recorder.record(capture((n % 200) as u8));
-    }
+    let (_log, recorder, _task) = a_full_channel();
     let started = tokio::time::Instant::now();
     recorder.keep(capture(7)).await;
     assert_eq!(started.elapsed(), recorder::KEEP_WAIT);
