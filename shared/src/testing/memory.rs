@@ -44,11 +44,18 @@ struct Tables {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    /// Reads of the due usage windows so far (what a push pass's reads are counted by).
+    due_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Test helper: how many times the due usage windows were read (`UsageStore::due`).
+    pub fn due_reads(&self) -> usize {
+        self.due_reads.load(Ordering::SeqCst)
     }
 
     /// Test helper: the stored instance, or `None`.
@@ -302,6 +309,7 @@ impl crate::metering::UsageStore for MemoryStore {
         ended_by: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<crate::metering::UsageWindow>, StoreError> {
+        self.due_reads.fetch_add(1, Ordering::SeqCst);
         let t = self.lock()?;
         let mut due: Vec<_> = t
             .usage_windows
