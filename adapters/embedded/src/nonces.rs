@@ -136,14 +136,7 @@ impl Held {
 
     /// Drops the nonces expired at `now_ms` (up to the first in arrival order that is not).
     fn purge(&mut self, now_ms: i64) {
-        while self
-            .by_arrival
-            .front()
-            .is_some_and(|(exp, _)| *exp <= now_ms)
-        {
-            let Some((_, nonce)) = self.by_arrival.pop_front() else {
-                break;
-            };
+        while let Some((_, nonce)) = self.by_arrival.pop_front_if(|(exp, _)| *exp <= now_ms) {
             if self.live.get(&nonce).is_some_and(|exp| *exp <= now_ms) {
                 self.live.remove(&nonce);
             }
