@@ -11,9 +11,10 @@
 //!
 //! What can be lost, and is said: a capture that still finds the channel full after its wait
 //! (the store slower than the traffic for longer than [`CAPACITY`] calls and [`KEEP_WAIT`]) or at
-//! once (`record`) is dropped and counted, with a warning at most every [`WARN_EVERY`]; a batch the store refuses [`ATTEMPTS`] times is dropped with a
-//! warning; a crash loses what the channel holds (at most [`CAPACITY`] calls, the last fraction
-//! of a second under load). The protocol never reads the log, so none of this touches an order.
+//! once (`record`) is dropped and counted, with a warning at most every [`WARN_EVERY`]; a batch
+//! the store refuses [`ATTEMPTS`] times is dropped with a warning; a crash loses what the channel
+//! holds (at most [`CAPACITY`] calls, the last fraction of a second under load). The protocol
+//! never reads the log, so none of this touches an order.
 
 use std::{
     borrow::Cow,
@@ -146,6 +147,15 @@ enum Message {
     Close(oneshot::Sender<()>),
 }
 
+struct Inner {
+    tx: mpsc::Sender<Message>,
+    dropped: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+    /// (the second, calls that did not verify kept in it).
+    unverified: Mutex<(u64, u32)>,
+    started: Instant,
+}
+
 impl Inner {
     /// Counts a capture not kept, and warns at most every [`WARN_EVERY`].
     fn dropped_one(&self) {
@@ -159,15 +169,6 @@ impl Inner {
             );
         }
     }
-}
-
-struct Inner {
-    tx: mpsc::Sender<Message>,
-    dropped: AtomicU64,
-    last_warning: Mutex<Option<Instant>>,
-    /// (the second, calls that did not verify kept in it).
-    unverified: Mutex<(u64, u32)>,
-    started: Instant,
 }
 
 /// The handle callers record through; cheap to clone. [`ExchangeRecorder::off`] records nothing
