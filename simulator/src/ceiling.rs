@@ -33,13 +33,8 @@ pub fn answer() -> Bytes {
 const BODY_SIGN: &str =
     "sign_type=\"HMAC-SHA256\", signature=\"Y2VpbGluZy1zZXJ2ZXItZml4ZWQtc2lnbmF0dXJlLTAwMDA=\"";
 
-/// Every path, every method: the fixed answer.
-pub fn router() -> Router {
-    router_with(Duration::ZERO)
-}
-
-/// [`router`], spending `work` of the thread's CPU on every request before it answers.
-pub fn router_with(work: Duration) -> Router {
+/// Every path, every method: the fixed answer, after spending `work` of the thread's CPU.
+pub fn router(work: Duration) -> Router {
     let body = answer();
     Router::new().fallback(move || {
         let body = body.clone();
@@ -56,9 +51,10 @@ pub fn spend_cpu(work: Duration) {
     if work.is_zero() {
         return;
     }
-    let start = thread_cpu();
+    // No clock: nothing is spent, rather than a spin that never ends.
+    let Some(start) = thread_cpu() else { return };
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    while thread_cpu().saturating_sub(start) < work {
+    while thread_cpu().is_some_and(|now| now.saturating_sub(start) < work) {
         // A few hundred ns of arithmetic between two reads of the clock.
         for _ in 0..256 {
             state ^= state << 13;
@@ -69,18 +65,15 @@ pub fn spend_cpu(work: Duration) {
     }
 }
 
-/// The calling thread's CPU time so far.
-fn thread_cpu() -> Duration {
+/// The calling thread's CPU time so far, or `None` where the clock cannot be read.
+fn thread_cpu() -> Option<Duration> {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid timespec this call writes; the clock is the calling thread's.
     let failed = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0;
-    if failed {
-        return Duration::MAX; // no clock: spend nothing rather than spin for ever
-    }
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+    (!failed).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
 }
 
 fn fixed(body: Bytes) -> Response {
@@ -100,14 +93,14 @@ fn fixed(body: Bytes) -> Response {
         .into_response()
 }
 
-/// Serves [`router`] on `listener` until the process ends.
+/// Serves [`router`] (no work) on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     serve_with(listener, Duration::ZERO).await
 }
 
-/// Serves [`router_with`] `work` on `listener` until the process ends.
+/// Serves [`router`] with `work` on `listener` until the process ends.
 pub async fn serve_with(listener: tokio::net::TcpListener, work: Duration) -> std::io::Result<()> {
-    axum::serve(listener, router_with(work)).await
+    axum::serve(listener, router(work)).await
 }
 
 #[cfg(test)]
@@ -116,13 +109,13 @@ mod tests {
 
     #[test]
     fn spend_cpu_uses_at_least_the_cpu_time_asked_of_the_thread() {
-        let before = thread_cpu();
+        let before = thread_cpu().unwrap();
         spend_cpu(Duration::from_millis(20));
-        assert!(thread_cpu() - before >= Duration::from_millis(20));
-        let before = thread_cpu();
+        assert!(thread_cpu().unwrap() - before >= Duration::from_millis(20));
+        let before = thread_cpu().unwrap();
         spend_cpu(Duration::ZERO);
         assert!(
-            thread_cpu() - before < Duration::from_millis(5),
+            thread_cpu().unwrap() - before < Duration::from_millis(5),
             "no work asked"
         );
     }
