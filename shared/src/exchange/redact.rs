@@ -7,13 +7,16 @@
 //! (`instanceId`, `orderId`, `customerId`, `tenantId`) are kept, except where the protocol makes one
 //! a secret (a V1 `getLicense`'s `instanceId` is the license code).
 //!
-//! Bodies that are not JSON are kept as `application/x-www-form-urlencoded` pairs, redacted the
-//! same way, when they parse as such, else described by their size only.
+//! A JSON body is kept byte for byte but for the values hidden, found in one walk of its text; a
+//! body that walk cannot take apart (nested past serde_json's depth limit, a number past f64's
+//! range) is described by its size only. Bodies that are not JSON are kept as
+//! `application/x-www-form-urlencoded` pairs, redacted the same way, when they parse as such, else
+//! described by their size only.
 
 use std::{borrow::Cow, fmt, sync::LazyLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use serde::de::{MapAccess, Visitor};
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, value::RawValue};
 
 /// What a redacted value becomes.
@@ -116,13 +119,10 @@ impl Redaction {
             || (self.instance_id_is_secret && joined == b"instanceid")
     }
 
-    /// Where in `text` a name to hide may be: every place the prefilter sees one, or anywhere
-    /// when a `\u` escape may spell one it cannot see (or the call hides its `instanceId`).
-    fn hits(&self, text: &str) -> Hits {
-        if self.instance_id_is_secret || text.contains("\\u") {
-            return Hits::Anywhere;
-        }
-        Hits::At(PREFILTER.find_iter(text).map(|m| m.start()).collect())
+    /// Whether `text` may hold a name to hide: the prefilter sees one, or a `\u` escape may spell
+    /// one it cannot see, or the call hides its `instanceId`.
+    fn may_hide(&self, text: &str) -> bool {
+        self.instance_id_is_secret || text.contains("\\u") || PREFILTER.is_match(text)
     }
 
     /// What the log keeps of `bytes`: redacted JSON, redacted form pairs, or a description.
@@ -133,8 +133,7 @@ impl Redaction {
     }
 
     /// Writes what the log keeps of `bytes` to `out`, as one JSON value: a JSON body as it came
-    /// (its whitespace and order kept) with the values of names to hide replaced, walking only
-    /// the objects and arrays whose text may hold such a name (no tree is built); form pairs as a
+    /// (its whitespace and order kept) with the values of names to hide replaced; form pairs as a
     /// redacted object; anything else as a description of its size.
     pub fn write_body(&self, bytes: &[u8], out: &mut Vec<u8>) {
         if bytes.is_empty() {
@@ -144,12 +143,26 @@ impl Redaction {
         if bytes.len() > MAX_KEPT_BYTES {
             return write_value(out, &describe(bytes.len(), "too large to keep"));
         }
-        if let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes) {
-            let text = raw.get();
-            return self.write_raw(text, &self.hits(text), raw, out);
-        }
-        match std::str::from_utf8(bytes) {
-            Ok(text) if looks_like_form(text) => {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            if !self.may_hide(text) {
+                // Nothing to hide: one parse that checks it is JSON, and the bytes as they came.
+                if let Ok(raw) = serde_json::from_str::<&RawValue>(text) {
+                    out.extend_from_slice(raw.get().as_bytes());
+                    return;
+                }
+            } else {
+                let mut hidden = Vec::new();
+                match walk(self, text, &mut hidden) {
+                    Ok(()) => return splice(text, &hidden, out),
+                    // Valid JSON the walk cannot take apart (nested past serde_json's depth
+                    // limit, a number past f64's range): nothing of it is kept.
+                    Err(_) if serde_json::from_str::<&RawValue>(text).is_ok() => {
+                        return write_value(out, &describe(bytes.len(), "not redactable"));
+                    }
+                    Err(_) => {}
+                }
+            }
+            if looks_like_form(text) {
                 let mut map = Map::new();
                 for (k, v) in form_urlencoded::parse(text.as_bytes()) {
                     let kept = if self.hides(&k) {
@@ -159,61 +172,10 @@ impl Redaction {
                     };
                     map.insert(k.into_owned(), Value::String(kept));
                 }
-                write_value(out, &Value::Object(map))
+                return write_value(out, &Value::Object(map));
             }
-            _ => write_value(out, &describe(bytes.len(), "not JSON")),
         }
-    }
-
-    /// Writes `raw`, a part of the body `whole`, redacted: as it is when it cannot hold a name to
-    /// hide (no hit within it), else member by member. The body's text is searched once; each
-    /// part walked is parsed once.
-    fn write_raw(&self, whole: &str, hits: &Hits, raw: &RawValue, out: &mut Vec<u8>) {
-        let text = raw.get();
-        // `text` is a slice of `whole` (serde_json borrows raw values from its input).
-        let start = (text.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-        if !hits.within(start, text.len(), whole.len()) {
-            out.extend_from_slice(text.as_bytes());
-            return;
-        }
-        match text.as_bytes().first() {
-            Some(b'{') => {
-                let Ok(Members(members)) = serde_json::from_str::<Members>(text) else {
-                    // Valid JSON that serde_json will not take apart (nested past its depth limit):
-                    // nothing of it is kept.
-                    return write_value(out, &describe(text.len(), "too deep to redact"));
-                };
-                out.push(b'{');
-                for (i, (key, value)) in members.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_value(out, key.as_ref());
-                    out.push(b':');
-                    if self.hides(key) && value.get() != "null" {
-                        write_value(out, REDACTED);
-                    } else {
-                        self.write_raw(whole, hits, value, out);
-                    }
-                }
-                out.push(b'}');
-            }
-            Some(b'[') => {
-                let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(text) else {
-                    return write_value(out, &describe(text.len(), "too deep to redact"));
-                };
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.write_raw(whole, hits, item, out);
-                }
-                out.push(b']');
-            }
-            // A string or a number: only a member's name makes a value secret.
-            _ => out.extend_from_slice(text.as_bytes()),
-        }
+        write_value(out, &describe(bytes.len(), "not JSON"))
     }
 
     /// Redacts `value` in place, at any depth.
@@ -241,72 +203,148 @@ fn looks_like_form(text: &str) -> bool {
     text.contains('=') && !text.chars().any(|c| c.is_control() || c == ' ')
 }
 
-/// Where the prefilter saw a name to hide in a body.
-enum Hits {
-    Anywhere,
-    /// The byte offsets of its matches, ascending.
-    At(Vec<usize>),
-}
-
-impl Hits {
-    /// Whether a hit starts within the `len` bytes at `start` of a body of `whole` bytes.
-    fn within(&self, start: usize, len: usize, whole: usize) -> bool {
-        match self {
-            Self::Anywhere => true,
-            // Not a part of the body: walked, to be safe.
-            Self::At(_) if start > whole => true,
-            Self::At(at) => {
-                let first = at.partition_point(|&h| h < start);
-                at.get(first).is_some_and(|&h| h < start + len)
-            }
-        }
-    }
-}
-
 fn write_value(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("writing JSON to memory cannot fail");
 }
 
-/// An object's members in their order: names unescaped (borrowed when they hold no escape),
-/// values as their raw text.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// Walks `text`, one JSON value, once, and pushes to `hidden` the span (start, end) of every
+/// value `redaction` hides that is not `null`, in the order they come. Fails where serde_json
+/// cannot take `text` apart.
+fn walk(
+    redaction: &Redaction,
+    text: &str,
+    hidden: &mut Vec<(usize, usize)>,
+) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(
+        Walk {
+            redaction,
+            whole: text,
+            hidden,
+        },
+        &mut de,
+    )?;
+    de.end()
+}
 
-impl<'de> serde::Deserialize<'de> for Members<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Name<'a>(Cow<'a, str>);
-        impl<'de> serde::Deserialize<'de> for Name<'de> {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = Name<'de>;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("a member's name")
-                    }
-                    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
-                        Ok(Name(Cow::Borrowed(v)))
-                    }
-                    fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
-                        Ok(Name(Cow::Owned(v.to_owned())))
-                    }
-                }
-                d.deserialize_str(V)
-            }
+/// Writes `text` trimmed of its outer whitespace, with each span of `hidden` (ascending, none
+/// overlapping: a hidden value is not walked into) replaced by [`REDACTED`] as a JSON string.
+fn splice(text: &str, hidden: &[(usize, usize)], out: &mut Vec<u8>) {
+    let first = text.len() - text.trim_start_matches(JSON_WHITESPACE).len();
+    let last = text.trim_end_matches(JSON_WHITESPACE).len();
+    let mut at = first;
+    for &(start, end) in hidden {
+        out.extend_from_slice(&text.as_bytes()[at..start]);
+        write_value(out, REDACTED);
+        at = end;
+    }
+    out.extend_from_slice(&text.as_bytes()[at..last]);
+}
+
+const JSON_WHITESPACE: &[char] = &[' ', '\t', '\n', '\r'];
+
+/// The walk through one value of the body `whole`: objects and arrays are walked into, each
+/// member a name to hide has is kept as its span in `whole` without being walked.
+struct Walk<'r, 'h, 'de> {
+    redaction: &'r Redaction,
+    whole: &'de str,
+    hidden: &'h mut Vec<(usize, usize)>,
+}
+
+impl<'r, 'de> Walk<'r, '_, 'de> {
+    /// The walk into a member or an item.
+    fn deeper(&mut self) -> Walk<'r, '_, 'de> {
+        Walk {
+            redaction: self.redaction,
+            whole: self.whole,
+            hidden: self.hidden,
         }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            if !self.redaction.hides(&name) {
+                map.next_value_seed(self.deeper())?;
+                continue;
+            }
+            let raw: &'de RawValue = map.next_value()?;
+            let value = raw.get();
+            if value == "null" {
+                continue;
+            }
+            // serde_json borrows a raw value from its input: `value` is a slice of `whole`.
+            let start = (value.as_ptr() as usize).wrapping_sub(self.whole.as_ptr() as usize);
+            if start
+                .checked_add(value.len())
+                .is_none_or(|end| end > self.whole.len())
+            {
+                return Err(serde::de::Error::custom("a raw value outside the body"));
+            }
+            self.hidden.push((start, start + value.len()));
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self.deeper())?.is_some() {}
+        Ok(())
+    }
+
+    // A string, a number, a boolean or `null`: only a member's name makes a value secret.
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A member's name, unescaped: borrowed from the body when it holds no escape.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
+            type Value = Name<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
+                f.write_str("a member's name")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((name, value)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
-                    members.push((name.0, value));
-                }
-                Ok(Members(members))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_str(V)
     }
 }
 
@@ -375,9 +413,27 @@ mod tests {
         );
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
-            r#"{"a":{"b":[{"password":"<redacted>","keep":1.0}]},"z":"\u00e9"}"#,
-            "only the walked objects are rewritten; values are kept as written"
+            r#"{"a": {"b": [ {"password": "<redacted>", "keep": 1.0} ]}, "z": "\u00e9"}"#,
+            "only the hidden value is rewritten; the rest is kept as written"
         );
+    }
+
+    /// A body the walk cannot take apart is not kept, even when it is valid JSON: its secrets
+    /// cannot be found.
+    #[test]
+    fn a_body_too_deep_to_walk_keeps_nothing_of_it() {
+        let r = Redaction::default();
+        let deep = format!(
+            r#"{}{{"password":"hunter2"}}{}"#,
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        let kept = r.body(deep.as_bytes()).to_string();
+        assert!(!kept.contains("hunter2"), "{kept}");
+        let huge = br#"{"password":"hunter2","n":1e400}"#;
+        let kept = r.body(huge).to_string();
+        assert!(!kept.contains("hunter2"), "{kept}");
+        assert_eq!(r.body(huge)["bytes"], huge.len());
     }
 
     #[test]
@@ -462,6 +518,76 @@ mod prefilter {
             "pass_word",
         ] {
             assert!(PREFILTER.is_match(written.as_bytes()), "{written}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod against_the_tree {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Names a body may have: some to hide (in several spellings), some to keep.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "password",
+                "userName",
+                "customer_name",
+                "X-Sign",
+                "authToken",
+                "email",
+                "instanceId",
+                "orderId",
+                "activity",
+                "appInfo",
+                "info",
+                "memo",
+                "keep",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z_]{1,12}",
+        ]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e12f64..1e12).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((name(), inner), 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The walk over the raw bytes hides exactly what redacting the parsed tree hides,
+        /// however the body is laid out, for every call's redaction.
+        #[test]
+        fn the_walk_hides_what_the_tree_redaction_hides(
+            body in json(),
+            pretty in any::<bool>(),
+            secret_instance in any::<bool>(),
+        ) {
+            let redaction = Redaction { instance_id_is_secret: secret_instance };
+            let bytes = if pretty {
+                serde_json::to_vec_pretty(&body).unwrap()
+            } else {
+                serde_json::to_vec(&body).unwrap()
+            };
+            // Parsed from the same bytes: a float read back may differ in its last digit.
+            let mut expected: Value = serde_json::from_slice(&bytes).unwrap();
+            redaction.value(&mut expected);
+            prop_assert_eq!(redaction.body(&bytes), expected);
         }
     }
 }
