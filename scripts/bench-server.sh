@@ -9,7 +9,7 @@
 #      ACTIVITY=newInstance loads newInstance instead (a distinct order per request);
 #   3. mode `usage`: POST /usage, 100 000 distinct reports in batches of 1 000 over 4 connections
 #      (koogallery-sim usage), plain HTTP.
-# Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1] [RATE=requests/s] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+# Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1 [ROUNDS=n]] [RATE=requests/s] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
 #        give dist's bin/koogallery-local to measure the packaged one)
 # Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
 set -euo pipefail
@@ -115,15 +115,16 @@ for mode in ${MODES:-plain tls}; do
   fi
   echo "# ${ACTIVITY:-queryInstance} over $mode: $CONNECTIONS connections, ${DURATION}s"
   cpu_before=$(host_cpu_ms)
-  # CEILING=1: the same requests to a bare server first, and the ratio (koogallery-sim load --ceiling).
+  # CEILING=1: the same requests to a bare server first, and the ratio (koogallery-sim load --ceiling);
+  # ROUNDS=n: the two loaded in turn n times, the ratio the median of the rounds'.
   "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity "${ACTIVITY:-queryInstance}" \
-    --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} ${RATE:+--rate "$RATE"} | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
+    --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} ${CEILING:+${ROUNDS:+--rounds "$ROUNDS"}} ${RATE:+--rate "$RATE"} | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
   # The host's own CPU time per request (user + system, from /proc): what the machine's noise
   # does not move, unlike the rate.
   sleep 1
   cpu_ms=$(( $(host_cpu_ms) - cpu_before ))
-  # The host's run: the last one (with CEILING=1 the bare server's comes first).
-  requests=$(awk '/requests in/ {n = $1} END {print n}' "$WORK/load.out")
+  # The host's runs: every run but the bare server's (with CEILING=1 each round has one of each).
+  requests=$(awk '/^# ceiling/ {c = 1; s = 0} /^# service/ {s = 1} /requests in/ {if (!c || s) n += $1} END {print n}' "$WORK/load.out")
   echo "# host CPU: ${cpu_ms} ms for ${requests} requests: $(awk -v c="$cpu_ms" -v n="$requests" 'BEGIN { printf "%.1f", c * 1000 / n }') µs a request"
   stop
   if [[ -f "$WORK/$mode$round/exchanges.redb" ]]; then

@@ -89,6 +89,29 @@ impl LoadReport {
     }
 }
 
+/// Rounds of the same load against a ceiling and a service, alternated (`load --ceiling
+/// --rounds`): the median of each round's ratios (requests/s, p99), so that a round the machine
+/// slowed for one server and not the other does not decide the figure.
+pub fn median_against(rounds: &[(LoadReport, LoadReport)]) -> Option<(f64, f64)> {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        }
+    };
+    if rounds.is_empty() {
+        return None;
+    }
+    let (rates, p99s) = rounds
+        .iter()
+        .map(|(ceiling, service)| service.against(ceiling))
+        .unzip();
+    Some((median(rates), median(p99s)))
+}
+
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -403,4 +426,40 @@ pub(crate) fn write_latency(
         ms(0.99),
         us.max() as f64 / 1000.0
     )
+}
+
+#[cfg(test)]
+mod ratio_tests {
+    use super::*;
+
+    fn report(requests: u64, p99_us: u64) -> LoadReport {
+        let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        latency_us.record_n(p99_us, 100).unwrap();
+        LoadReport {
+            requests,
+            elapsed: Duration::from_secs(1),
+            latency_us,
+            by_code: BTreeMap::new(),
+            unexpected: 0,
+            signing: Duration::ZERO,
+        }
+    }
+
+    /// The median of the rounds' ratios: one round in which the ceiling ran slow moves it no
+    /// further than the round next to it.
+    #[test]
+    fn the_rounds_report_the_median_of_their_ratios() {
+        let rounds = [
+            (report(1000, 1000), report(700, 2000)),
+            (report(1000, 1000), report(800, 1500)),
+            (report(400, 4000), report(780, 1600)), // the ceiling slowed this round
+        ];
+        let (rate, p99) = median_against(&rounds).unwrap();
+        assert!((rate - 0.8).abs() < 0.01, "{rate}");
+        assert!((p99 - 1.5).abs() < 0.01, "{p99}");
+        let (rate, p99) = median_against(&rounds[..2]).unwrap();
+        assert!((rate - 0.75).abs() < 0.01, "{rate}");
+        assert!((p99 - 1.75).abs() < 0.01, "{p99}");
+        assert!(median_against(&[]).is_none());
+    }
 }

@@ -1,6 +1,7 @@
 //! `koogallery-sim load --ceiling` as a person runs it: the bare server started as a process of its
 //! own, loaded with the same requests as the URL, and the URL's figures reported as a share of its.
-//! The URL here is a second bare server, so the run needs no host.
+//! The URL here is a second bare server, so the run needs no host. Two rounds: each printed, the
+//! ratio their median.
 
 use std::process::Command;
 
@@ -12,6 +13,7 @@ async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_koogallery-sim"))
             .args(["load", "--ceiling", "--duration", "1", "--connections", "2"])
+            .args(["--rounds", "2"])
             .args(["--instance-id", "i-1", "--url"])
             .arg(format!("http://{addr}/produce/v2"))
             .output()
@@ -25,10 +27,20 @@ async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("# ceiling: a bare server"), "{stdout}");
-    assert!(
-        stdout.contains(&format!("# service: http://{addr}/produce/v2")),
-        "{stdout}"
+    for round in ["round 1 of 2", "round 2 of 2"] {
+        assert!(
+            stdout.contains(&format!("# ceiling ({round}): a bare server")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("# service ({round}): http://{addr}/produce/v2")),
+            "{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("\nround ").count(),
+        2,
+        "each round's ratio: {stdout}"
     );
     let ratio = stdout
         .lines()
@@ -36,8 +48,9 @@ async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
         .unwrap_or_else(|| panic!("no ratio: {stdout}"));
     let share: f64 = ratio.split(" %").next().unwrap().parse().unwrap();
     assert!(share > 0.0, "{ratio}");
+    assert!(ratio.ends_with("(the median of 2 rounds)"), "{ratio}");
     assert!(
-        stdout.matches("answers: 000000:").count() == 2,
-        "both runs answered: {stdout}"
+        stdout.matches("answers: 000000:").count() == 4,
+        "every run answered: {stdout}"
     );
 }

@@ -271,6 +271,11 @@ pub struct LoadArgs {
     /// and p99 as a share of the bare server's.
     #[arg(long)]
     pub ceiling: bool,
+    /// With `--ceiling`: the bare server and the URL loaded in turn this many times, each round's
+    /// figures printed, and the ratio the median of the rounds' (a shared machine's noise moves
+    /// one run by a third).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
 }
 
 // `koogallery-sim ceiling-server`.

@@ -21,6 +21,7 @@ pub async fn load(args: LoadArgs) -> ExitCode {
         rate,
         instance_id,
         ceiling,
+        rounds,
     } = args;
     let mut opts = LoadOptions {
         activity,
@@ -57,24 +58,54 @@ pub async fn load(args: LoadArgs) -> ExitCode {
         Ok(u) => u,
         Err(e) => return fail(&e),
     };
-    let ceiling = match run_load(&ceiling_url, &target.key, &opts).await {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
+    let mut done = Vec::new();
+    for round in 1..=rounds {
+        let ceiling = match run_load(&ceiling_url, &target.key, &opts).await {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        };
+        let service = match run_load(&target.url, &target.key, &opts).await {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        };
+        let of = if rounds > 1 {
+            format!(" (round {round} of {rounds})")
+        } else {
+            String::new()
+        };
+        println!(
+            "# ceiling{of}: a bare server, same requests (koogallery-sim ceiling-server)\n{ceiling}"
+        );
+        println!("# service{of}: {}\n{service}", target.url);
+        if rounds > 1 {
+            let (rate, p99) = service.against(&ceiling);
+            println!(
+                "round {round}: service/ceiling {:.1} % of the requests/s, p99 {:.2} x",
+                rate * 100.0,
+                p99
+            );
+        }
+        done.push((ceiling, service));
+    }
     drop(bare);
-    let service = match run_load(&target.url, &target.key, &opts).await {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
+    let Some((rate, p99)) = koogallery_sim::load::median_against(&done) else {
+        return fail(&"no round ran");
     };
-    println!("# ceiling: a bare server, same requests (koogallery-sim ceiling-server)\n{ceiling}");
-    println!("# service: {}\n{service}", target.url);
-    let (rate, p99) = service.against(&ceiling);
+    let median = if rounds > 1 {
+        format!(" (the median of {rounds} rounds)")
+    } else {
+        String::new()
+    };
     println!(
-        "ratio: service/ceiling {:.1} % of the requests/s, p99 {:.2} x",
+        "ratio: service/ceiling {:.1} % of the requests/s, p99 {:.2} x{median}",
         rate * 100.0,
         p99
     );
-    verdict(&service)
+    // Every round's answers count: one with an unexpected answer fails the run.
+    done.iter()
+        .map(|(_, service)| verdict(service))
+        .find(|code| *code != ExitCode::SUCCESS)
+        .unwrap_or(ExitCode::SUCCESS)
 }
 
 fn verdict(report: &LoadReport) -> ExitCode {
