@@ -10,12 +10,12 @@
 //! A JSON body is kept byte for byte but for the values hidden, found in one walk of its text; a
 //! body that walk cannot take apart (nested past serde_json's depth limit, a number past f64's
 //! range) is described by its size only. Bodies that are not JSON are kept as
-//! `application/x-www-form-urlencoded` pairs, redacted the same way, when they parse as such, else
-//! described by their size only.
+//! `application/x-www-form-urlencoded` pairs, redacted the same way, when they parse as such and
+//! do not start as JSON does (JSON cut short would otherwise keep its secrets in a pair's name),
+//! else described by their size only.
 
-use std::{borrow::Cow, fmt, sync::LazyLock};
+use std::{borrow::Cow, fmt};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, value::RawValue};
 
@@ -63,30 +63,6 @@ const SENSITIVE: &[&str] = &[
     "idcard",
 ];
 
-/// Finds any sensitive name in raw bytes, so a body without one is not walked. Each name is
-/// looked for as written and in its snake-case and kebab-case forms' distinctive tails (`name`,
-/// `phone`, `token`, …, all in the list), so whatever the separator, a body that has one is walked.
-/// A name that contains another (`customername` holds `name`) adds nothing to what is found, so
-/// only the shortest are looked for, by a DFA: it reads every byte of every body the log keeps.
-static PREFILTER: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    let all: Vec<&str> = SENSITIVE.iter().chain(SEPARATED_TAILS).copied().collect();
-    let shortest: Vec<&str> = all
-        .iter()
-        .copied()
-        .filter(|p| !all.iter().any(|q| q != p && p.contains(q)))
-        .collect();
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .kind(Some(AhoCorasickKind::DFA))
-        .match_kind(MatchKind::Standard)
-        .build(shortest)
-        .expect("fixed patterns")
-});
-
-/// What a separated sensitive name (`customer_name`, `client-secret`, `x-sign`) contains whole
-/// when its joined form is in [`SENSITIVE`]: the prefilter looks for these too.
-const SEPARATED_TAILS: &[&str] = &["secret", "key", "sign", "card", "place", "word"];
-
 /// The redaction of one call's bodies: the fixed names, and those its interface makes secret.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Redaction {
@@ -103,7 +79,7 @@ impl Redaction {
     }
 
     /// Whether `key` is one of the names this redaction hides: compared without case and without
-    /// `_` or `-`, and without allocating (it runs for every member of a body that may hide one).
+    /// `_` or `-`, and without allocating (it runs for every member of every body kept).
     fn hides(&self, key: &str) -> bool {
         let mut joined = [0u8; 24];
         let mut len = 0;
@@ -119,12 +95,6 @@ impl Redaction {
             || (self.instance_id_is_secret && joined == b"instanceid")
     }
 
-    /// Whether `text` may hold a name to hide: the prefilter sees one, or a `\u` escape may spell
-    /// one it cannot see, or the call hides its `instanceId`.
-    fn may_hide(&self, text: &str) -> bool {
-        self.instance_id_is_secret || text.contains("\\u") || PREFILTER.is_match(text)
-    }
-
     /// What the log keeps of `bytes`: redacted JSON, redacted form pairs, or a description.
     pub fn body(&self, bytes: &[u8]) -> Value {
         let mut out = Vec::new();
@@ -135,6 +105,11 @@ impl Redaction {
     /// Writes what the log keeps of `bytes` to `out`, as one JSON value: a JSON body as it came
     /// (its whitespace and order kept) with the values of names to hide replaced; form pairs as a
     /// redacted object; anything else as a description of its size.
+    ///
+    /// Every JSON body is walked, whatever names it seems to hold: a name is compared as
+    /// [`Self::hides`] compares it, so no spelling (`e-mail`, `pass_word`, an escape) can pass a
+    /// cheaper test and be kept. The walk takes what serde_json takes as a JSON value, so what is
+    /// written can always be read back (the record's reader parses it).
     pub fn write_body(&self, bytes: &[u8], out: &mut Vec<u8>) {
         if bytes.is_empty() {
             out.extend_from_slice(b"null");
@@ -143,39 +118,47 @@ impl Redaction {
         if bytes.len() > MAX_KEPT_BYTES {
             return write_value(out, &describe(bytes.len(), "too large to keep"));
         }
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            if !self.may_hide(text) {
-                // Nothing to hide: one parse that checks it is JSON, and the bytes as they came.
-                if let Ok(raw) = serde_json::from_str::<&RawValue>(text) {
-                    out.extend_from_slice(raw.get().as_bytes());
-                    return;
-                }
-            } else {
-                let mut hidden = Vec::new();
-                match walk(self, text, &mut hidden) {
-                    Ok(()) => return splice(text, &hidden, out),
-                    // Valid JSON the walk cannot take apart (nested past serde_json's depth
-                    // limit, a number past f64's range): nothing of it is kept.
-                    Err(_) if serde_json::from_str::<&RawValue>(text).is_ok() => {
-                        return write_value(out, &describe(bytes.len(), "not redactable"));
-                    }
-                    Err(_) => {}
-                }
-            }
-            if looks_like_form(text) {
-                let mut map = Map::new();
-                for (k, v) in form_urlencoded::parse(text.as_bytes()) {
-                    let kept = if self.hides(&k) {
-                        REDACTED.to_owned()
-                    } else {
-                        v.into_owned()
-                    };
-                    map.insert(k.into_owned(), Value::String(kept));
-                }
-                return write_value(out, &Value::Object(map));
-            }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return write_value(out, &describe(bytes.len(), "not JSON"));
+        };
+        let mut hidden = Vec::new();
+        if walk(self, text, &mut hidden).is_ok() {
+            return splice(text, &hidden, out);
         }
-        write_value(out, &describe(bytes.len(), "not JSON"))
+        if serde_json::from_str::<&RawValue>(text).is_ok() {
+            // Valid JSON the walk cannot take apart (nested past serde_json's depth limit, a
+            // number past f64's range): nothing of it is kept.
+            return write_value(out, &describe(bytes.len(), "not redactable"));
+        }
+        if looks_like_json(text) || !looks_like_form(text) {
+            // JSON cut short or with a fault: read as form pairs, its secrets would be kept in
+            // a pair's name.
+            return write_value(out, &describe(bytes.len(), "not JSON"));
+        }
+        let mut map = Map::new();
+        for (k, v) in form_urlencoded::parse(text.as_bytes()) {
+            let kept = if self.hides_form_name(&k) {
+                REDACTED.to_owned()
+            } else if looks_like_json(&v) {
+                // A pair whose value is JSON (`payload={...}`): that JSON, redacted.
+                let mut json = Vec::new();
+                self.write_body(v.as_bytes(), &mut json);
+                String::from_utf8(json).expect("write_body writes UTF-8")
+            } else {
+                v.into_owned()
+            };
+            map.insert(k.into_owned(), Value::String(kept));
+        }
+        write_value(out, &Value::Object(map))
+    }
+
+    /// Whether a form pair's name hides its value: the name itself, or any part of a nested
+    /// name (`user[password]`, `user.password`).
+    fn hides_form_name(&self, name: &str) -> bool {
+        self.hides(name)
+            || name
+                .split(['[', ']', '.'])
+                .any(|part| !part.is_empty() && self.hides(part))
     }
 
     /// Redacts `value` in place, at any depth.
@@ -196,6 +179,13 @@ impl Redaction {
             _ => {}
         }
     }
+}
+
+/// Text whose first character (after whitespace and a byte-order mark) opens a JSON object,
+/// array or string.
+fn looks_like_json(text: &str) -> bool {
+    text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+        .starts_with(['{', '[', '"'])
 }
 
 /// `k=v&k=v`, printable: a V1 query string or a form body.
@@ -458,6 +448,80 @@ mod tests {
         assert_eq!(other, json!({"instanceId": "i-1"}));
     }
 
+    /// Names spelt with a separator anywhere are hidden, however the body reads otherwise.
+    #[test]
+    fn every_spelling_of_a_name_is_hidden() {
+        let r = Redaction::default();
+        for name in [
+            "e-mail",
+            "E_Mail",
+            "p_wd",
+            "passwo_rd",
+            "Pass-Word",
+            "x-sign",
+            "CLIENT_SECRET",
+        ] {
+            let body = format!(r#"{{"{name}":"secret value","keep":1}}"#);
+            assert_eq!(
+                r.body(body.as_bytes()),
+                json!({name: REDACTED, "keep": 1}),
+                "{name}"
+            );
+        }
+    }
+
+    /// JSON with a fault is not read as form pairs, which would keep its secrets in a pair's name.
+    #[test]
+    fn json_with_a_fault_is_described_not_kept_as_pairs() {
+        for body in [
+            &br#"{"password":"hunter2"}x=1"#[..],
+            br#"{"password":"hunter2","sign":"YWJj=",}"#,
+            br#"{"clientSecret":"hunter2","sign":"YWJj=""#,
+            b"\xef\xbb\xbf{\"password\":\"hunter2\",\"a\":\"b=c\"}",
+            br#"  ["password=hunter2""#,
+        ] {
+            let kept = Redaction::default().body(body);
+            assert_eq!(
+                kept,
+                json!({"bytes": body.len(), "kept": "not JSON"}),
+                "{kept}"
+            );
+        }
+    }
+
+    /// A form pair hides its value by any part of a nested name, and a value that is JSON is
+    /// kept redacted.
+    #[test]
+    fn form_pairs_hide_nested_names_and_json_values() {
+        let r = Redaction::default();
+        assert_eq!(
+            r.body(b"user[password]=hunter2&user.name=li&id=1"),
+            json!({"user[password]": REDACTED, "user.name": REDACTED, "id": "1"})
+        );
+        let kept = r.body(br#"payload={"password":"hunter2","orderId":"CS1"}"#);
+        let inner: Value = serde_json::from_str(kept["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(inner, json!({"password": REDACTED, "orderId": "CS1"}));
+    }
+
+    /// What is written can always be read back: valid JSON serde_json will not read into a value
+    /// (a number past f64's range, nesting past its limit) is described, not copied.
+    #[test]
+    fn json_that_cannot_be_read_back_is_described() {
+        let r = Redaction::default();
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for body in [
+            &b"1e400"[..],
+            b"[1e400]",
+            br#"{"a":-1e400}"#,
+            deep.as_bytes(),
+        ] {
+            assert_eq!(
+                r.body(body),
+                json!({"bytes": body.len(), "kept": "not redactable"})
+            );
+        }
+    }
+
     #[test]
     fn other_bodies_are_described_not_kept() {
         let r = Redaction::default();
@@ -468,57 +532,6 @@ mod tests {
         );
         let big = vec![b' '; MAX_KEPT_BYTES + 1];
         assert_eq!(r.body(&big)["kept"], "too large to keep");
-    }
-}
-
-#[cfg(test)]
-mod prefilter {
-    use super::*;
-
-    /// Every sensitive name, joined or split by `_` or `-` anywhere, is seen by the prefilter:
-    /// a body is never kept unredacted because its names were spelt another way.
-    #[test]
-    fn the_prefilter_sees_every_spelling_of_every_sensitive_name() {
-        for name in SENSITIVE {
-            for cut in 1..name.len() {
-                for sep in ["_", "-"] {
-                    let split = format!("{}{sep}{}", &name[..cut], &name[cut..]);
-                    let body = format!(r#"{{"{split}":"v"}}"#);
-                    let kept = Redaction::default().body(body.as_bytes());
-                    // Splits the prefilter cannot see are not names anyone writes; those it
-                    // sees must be redacted.
-                    if PREFILTER.is_match(body.as_bytes()) {
-                        assert_eq!(kept[&split], REDACTED, "{split}");
-                    }
-                }
-            }
-            let body = format!(r#"{{"{}":"v"}}"#, name.to_uppercase());
-            assert_eq!(
-                Redaction::default().body(body.as_bytes())[&name.to_uppercase()],
-                REDACTED
-            );
-        }
-        for written in [
-            "customer_name",
-            "client_secret",
-            "access_key",
-            "secret_key",
-            "mobile_phone",
-            "user_name",
-            "auth_token",
-            "refresh_token",
-            "id_token",
-            "private_key",
-            "work_place",
-            "id_card",
-            "license_code",
-            "real_name",
-            "nick_name",
-            "x-sign",
-            "pass_word",
-        ] {
-            assert!(PREFILTER.is_match(written.as_bytes()), "{written}");
-        }
     }
 }
 
