@@ -491,8 +491,8 @@ impl MarketplaceClient for OpenApiClient {
             .get(
                 "queryOrder",
                 query_order::PATH,
-                // An empty line ID asks for the whole order (a renewal's own order, whose line
-                // the callback does not name); its first line is read.
+                // An empty line ID asks for the whole order (a refresh that named no line, or
+                // one stored before its line was kept); its first line is read.
                 &query_order::query(
                     order_id,
                     Some(order_line_id.as_str()).filter(|l| !l.is_empty()),

@@ -9,7 +9,6 @@ use koogallery::{
         DomainError, EventKind, Instance, InstanceEvent, NoticeStep, Outcome, RefreshScene, mutate,
     },
     metrics::Metric,
-    order::OrderLineId,
     provisioning::{LifecycleNotice, ProvisionError},
 };
 
@@ -135,11 +134,14 @@ impl Worker {
                 order_id,
                 order_line_id,
             } => Some((order_id.clone(), order_line_id.clone())),
+            // The refresh's own line; without one (an event kept before lines were), the
+            // order's first line.
             EventKind::Refreshed {
                 scene: RefreshScene::TrialToFormal | RefreshScene::RenewalChange,
                 order_id,
+                order_line_id,
                 ..
-            } => Some((order_id.clone(), OrderLineId::default())),
+            } => Some((order_id.clone(), order_line_id.clone().unwrap_or_default())),
             _ => None,
         };
         let Some((order_id, order_line_id)) = reread else {

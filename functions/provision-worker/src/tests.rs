@@ -553,6 +553,7 @@ async fn no_notice_overtakes_provisioning() {
             koogallery::instance::RefreshScene::Renewal,
             &"R1".into(),
             None,
+            None,
             now + chrono::Duration::days(30),
             now,
         )
@@ -713,8 +714,9 @@ impl koogallery::order::MarketplaceClient for RecordingMarketplace {
     }
 }
 
-/// A trial turned paid (and a renewal that changes the spec) reads its order again; the
-/// instance keeps the new SKU and quantity and the vendor's notice carries them.
+/// A trial turned paid (and a renewal that changes the spec) reads its order again, the line
+/// KooGallery named; the instance keeps the new SKU and quantity and the vendor's notice carries
+/// them.
 #[tokio::test]
 async fn a_trial_turned_paid_reads_its_order_again_before_the_vendor_hears() {
     let b = bed(vec![]);
@@ -730,6 +732,7 @@ async fn a_trial_turned_paid_reads_its_order_again_before_the_vendor_hears() {
         i.refresh(
             koogallery::instance::RefreshScene::TrialToFormal,
             &"FORMAL1".into(),
+            Some(&"FORMAL1-000002".into()),
             None,
             now + chrono::Duration::days(365),
             now,
@@ -746,7 +749,8 @@ async fn a_trial_turned_paid_reads_its_order_again_before_the_vendor_hears() {
             .0
             .lock()
             .unwrap()
-            .contains(&("FORMAL1".to_owned(), String::new()))
+            .contains(&("FORMAL1".to_owned(), "FORMAL1-000002".to_owned())),
+        "the refresh's own line, not the order's first"
     );
     let stored = b.bed.store.get_instance("t1").await.order.unwrap();
     assert_eq!(stored.sku_code.as_deref(), Some("sku-of-FORMAL1"));

@@ -9,7 +9,7 @@ use super::{Callback, CallbackError, InstanceChanger, Resources};
 use crate::{
     config::ConfigError,
     instance::{DomainError, Instance, InstanceState, Outcome, RefreshScene},
-    order::OrderId,
+    order::{OrderId, OrderLineId},
     protocol::{Reply, time::parse_compact, v2_basic::RefreshInstanceRequest},
     security::KeyUsed,
 };
@@ -73,10 +73,16 @@ fn requested_change(
         tracing::warn!(scene = %name, "unknown refreshInstance scene; expiry set as for a renewal");
     }
     let scene = req.scene.clone();
+    let order_line_id = req
+        .order_line_id
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .map(OrderLineId::from);
     Some(move |i: &mut Instance, now| {
         i.refresh(
             scene.clone(),
             &OrderId::from(&req.order_id),
+            order_line_id.as_ref(),
             req.product_id.clone(),
             expire_time,
             now,
@@ -141,6 +147,33 @@ mod tests {
             .filter(|j| matches!(j, Job::Notify { .. }))
             .count();
         assert!(notices >= 4);
+    }
+
+    /// The history keeps the order line KooGallery named (the worker reads that line of a
+    /// changed order); a call that names none keeps none.
+    #[tokio::test]
+    async fn the_refresh_keeps_its_order_line() {
+        let bed = TestBed::default_keys();
+        active(&bed).await;
+        let named = body("TRIAL_TO_FORMAL", "F1", "20270101000000");
+        let mut unnamed = body("RENEWAL", "R1", "20280101000000");
+        unnamed.as_object_mut().unwrap().remove("orderLineId");
+        for b in [&named, &unnamed] {
+            assert_eq!(
+                bed.call("refreshInstance", b).await.result_code,
+                ResultCode::Success
+            );
+        }
+        let lines: Vec<_> = crate::instance::InstanceStore::events(bed.store.as_ref(), "i1")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                crate::instance::EventKind::Refreshed { order_line_id, .. } => Some(order_line_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines, [Some("F1-1".into()), None]);
     }
 
     #[tokio::test]

@@ -39,6 +39,9 @@ pub enum EventKind {
     Refreshed {
         scene: RefreshScene,
         order_id: OrderId,
+        /// The refresh's order line; `None` when the call named none (a V1 call, or an event
+        /// stored before it was kept).
+        order_line_id: Option<OrderLineId>,
         expire_time: DateTime<Utc>,
         product_id: Option<String>,
     },

@@ -146,11 +146,13 @@ impl Instance {
 
     /// refreshInstance (docs/protocol/callbacks.md §6.3): sets the expiry to the absolute
     /// `expire_time`, also when a cancelled renewal moves it backwards. Idempotent per (instanceId,
-    /// orderId, scene).
+    /// orderId, scene). The order line is kept with the event (the worker reads that line of a
+    /// changed order), not in the idempotency key.
     pub fn refresh(
         &mut self,
         scene: RefreshScene,
         order_id: &OrderId,
+        order_line_id: Option<&OrderLineId>,
         product_id: Option<String>,
         expire_time: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -168,6 +170,7 @@ impl Instance {
         let kind = EventKind::Refreshed {
             scene,
             order_id: order_id.clone(),
+            order_line_id: order_line_id.cloned(),
             expire_time,
             product_id,
         };

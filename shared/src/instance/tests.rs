@@ -68,19 +68,34 @@ fn refresh_is_idempotent_per_order_and_scene_and_moves_expiry_absolutely() {
     let later = crate::protocol::time::parse_compact("20270101000000").unwrap();
     let earlier = crate::protocol::time::parse_compact("20261201000000").unwrap();
     assert!(matches!(
-        i.refresh(RefreshScene::Renewal, &"R1".into(), None, later, now())
-            .unwrap(),
+        i.refresh(
+            RefreshScene::Renewal,
+            &"R1".into(),
+            None,
+            None,
+            later,
+            now()
+        )
+        .unwrap(),
         Outcome::Changed(_)
     ));
     assert_eq!(
-        i.refresh(RefreshScene::Renewal, &"R1".into(), None, later, now())
-            .unwrap(),
+        i.refresh(
+            RefreshScene::Renewal,
+            &"R1".into(),
+            None,
+            None,
+            later,
+            now()
+        )
+        .unwrap(),
         Outcome::Unchanged
     );
     assert!(matches!(
         i.refresh(
             RefreshScene::UnsubscribeRenewalPeriod,
             &"R1".into(),
+            None,
             None,
             earlier,
             now()

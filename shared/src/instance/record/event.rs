@@ -56,6 +56,9 @@ enum KindRecord {
         /// KooGallery's own name of the scene (`RENEWAL`, …; an unknown one as received).
         scene: String,
         order_id: String,
+        /// Added within the schema (older releases did not keep it): absent when unknown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_line_id: Option<String>,
         expire_time: DateTime<Utc>,
         product_id: Option<String>,
     },
@@ -149,11 +152,13 @@ impl From<&EventKind> for KindRecord {
             EventKind::Refreshed {
                 scene,
                 order_id,
+                order_line_id,
                 expire_time,
                 product_id,
             } => KindRecord::Refreshed {
                 scene: scene.as_str().to_owned(),
                 order_id: order_id.clone().into(),
+                order_line_id: order_line_id.clone().map(Into::into),
                 expire_time: *expire_time,
                 product_id: product_id.clone(),
             },
@@ -191,11 +196,13 @@ impl From<KindRecord> for EventKind {
             KindRecord::Refreshed {
                 scene,
                 order_id,
+                order_line_id,
                 expire_time,
                 product_id,
             } => EventKind::Refreshed {
                 scene: RefreshScene::from_name(&scene),
                 order_id: order_id.into(),
+                order_line_id: order_line_id.map(Into::into),
                 expire_time,
                 product_id,
             },

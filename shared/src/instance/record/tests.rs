@@ -166,3 +166,24 @@ fn a_newer_schema_is_refused_not_misread() {
     assert!(e.to_string().contains("newer"), "{e}");
     assert!(!e.is_retryable());
 }
+
+/// A refresh's order line is kept within schema 2: written when known, absent (and read as
+/// unknown) in events stored before it was kept.
+#[test]
+fn a_refresh_keeps_its_order_line_within_the_schema() {
+    let events = fixture("instance_events_v2.json");
+    let old = events
+        .iter()
+        .find(|e| e["kind"]["type"] == "refreshed")
+        .expect("the fixture has a refresh");
+    let mut event = decode_event(&bytes(old)).unwrap();
+    let crate::instance::EventKind::Refreshed { order_line_id, .. } = &mut event.kind else {
+        panic!("not a refresh")
+    };
+    assert_eq!(*order_line_id, None, "stored before the line was kept");
+    *order_line_id = Some("CS-RENEW-1-000001".into());
+    let written: serde_json::Value =
+        serde_json::from_slice(&encode_event(&event).unwrap()).unwrap();
+    assert_eq!(written["kind"]["order_line_id"], "CS-RENEW-1-000001");
+    assert_eq!(decode_event(&bytes(&written)).unwrap(), event);
+}

@@ -15,7 +15,8 @@ pub struct RefreshInstanceRequest {
     #[serde(default)]
     pub v1: Option<crate::protocol::v1::V1Context>,
     pub order_id: String,
-    /// Mandatory in the table; accepted when absent (be liberal) since nothing here depends on it.
+    /// Mandatory in the table; accepted when absent (be liberal): it is kept with the event, and
+    /// without it the worker reads a changed order's first line.
     #[serde(default)]
     pub order_line_id: Option<String>,
     pub scene: RefreshScene,

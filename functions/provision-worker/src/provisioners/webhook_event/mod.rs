@@ -13,7 +13,7 @@
 //! `released`, `quotaExhausted`), `order` (a paid order line) and the tenant directory's events.
 //!
 //! Version 1 is the same JSON with `"version": 1` and fewer events: `provision` and the first five
-//! lifecycle notices. `quotaExhausted`, `order` and the directory events came later, and a receiver
+//! lifecycle notices, a refresh's `detail` without its `orderLineId`. `quotaExhausted`, `order` and the directory events came later, and a receiver
 //! written for version 1 may refuse an event it does not know (and be retried until the job is
 //! dead-lettered), so a provisioner set to version 1 does not send them: they are logged and count
 //! as delivered. Golden files pin both versions.
@@ -130,6 +130,12 @@ impl WebhookEvent {
         if version < 2 && !VERSION_1_EVENTS.contains(&self.event) {
             return None;
         }
+        if version < 2
+            && let Some(WebhookDetail::Refreshed { order_line_id, .. }) = &mut self.detail
+        {
+            // Version 1's refreshed detail is pinned without it.
+            *order_line_id = None;
+        }
         self.version = version;
         Some(self)
     }
@@ -228,6 +234,9 @@ pub enum WebhookDetail {
         /// KooGallery added since, by its name.
         scene: String,
         order_id: String,
+        /// Absent when KooGallery named no order line (a V1 call).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_line_id: Option<String>,
         expire_time: DateTime<Utc>,
         #[serde(skip_serializing_if = "Option::is_none")]
         product_id: Option<String>,
@@ -358,11 +367,13 @@ impl WebhookEvent {
             EventKind::Refreshed {
                 scene,
                 order_id,
+                order_line_id,
                 expire_time,
                 product_id,
             } => Some(WebhookDetail::Refreshed {
                 scene: scene.as_str().to_owned(),
                 order_id: order_id.clone().into(),
+                order_line_id: order_line_id.clone().map(Into::into),
                 expire_time: *expire_time,
                 product_id: product_id.clone(),
             }),

@@ -89,6 +89,7 @@ fn lifecycle_notices_carry_their_own_seq_and_resulting_state() {
         .refresh(
             RefreshScene::Renewal,
             &"CS2311181819RENEW".into(),
+            Some(&"CS2311181819RENEW-000001".into()),
             None,
             t("20281121000000"),
             now,
