@@ -19,6 +19,14 @@ use std::{borrow::Cow, fmt};
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, value::RawValue};
 
+/// The V1 activities whose `instanceId` is a license code.
+const V1_LICENSE_ACTIVITIES: &[&str] = &[
+    "getLicense",
+    "refreshLicense",
+    "expireLicense",
+    "releaseLicense",
+];
+
 /// What a redacted value becomes.
 pub const REDACTED: &str = "<redacted>";
 
@@ -31,6 +39,7 @@ const SENSITIVE: &[&str] = &[
     // Secrets.
     "clientsecret",
     "password",
+    "passwordsealed",
     "pwd",
     "authtoken",
     "accesskey",
@@ -50,6 +59,7 @@ const SENSITIVE: &[&str] = &[
     // Personal data.
     "customername",
     "username",
+    "usernames",
     "mobilephone",
     "mobile",
     "phone",
@@ -135,9 +145,20 @@ impl Redaction {
             // a pair's name.
             return write_value(out, &describe(bytes.len(), "not JSON"));
         }
+        // A V1 License call's `instanceId` is its license code (docs/protocol/callbacks.md §11),
+        // whatever the call is kept as (a call that did not verify has no callback's name).
+        let pairs = form_urlencoded::parse(text.as_bytes());
+        let license_call = pairs.clone().any(|(k, v)| {
+            k == "activity"
+                && V1_LICENSE_ACTIVITIES
+                    .iter()
+                    .any(|a| v.eq_ignore_ascii_case(a))
+        });
         let mut map = Map::new();
-        for (k, v) in form_urlencoded::parse(text.as_bytes()) {
-            let kept = if self.hides_form_name(&k) {
+        for (k, v) in pairs {
+            let kept = if self.hides_form_name(&k)
+                || (license_call && k.eq_ignore_ascii_case("instanceId"))
+            {
                 REDACTED.to_owned()
             } else if looks_like_json(&v) {
                 // A pair whose value is JSON (`payload={...}`): that JSON, redacted.
@@ -357,6 +378,7 @@ mod tests {
             "mobilePhone": "13800000000",
             "email": "z@example.com",
             "userList": [{"userName": "u1", "name": "Li Si", "role": "admin"}],
+            "userNames": ["u1", "u2"],
             "appInfo": {"frontEndUrl": "https://app", "password": "p@ss", "userName": "admin"},
             "Password": "upper case too",
             "customer_name": "snake case too",
@@ -374,6 +396,7 @@ mod tests {
                 "mobilePhone": REDACTED,
                 "email": REDACTED,
                 "userList": [{"userName": REDACTED, "name": REDACTED, "role": "admin"}],
+                "userNames": REDACTED,
                 "appInfo": {"frontEndUrl": "https://app", "password": REDACTED, "userName": REDACTED},
                 "Password": REDACTED,
                 "customer_name": REDACTED,
@@ -520,6 +543,27 @@ mod tests {
                 json!({"bytes": body.len(), "kept": "not redactable"})
             );
         }
+    }
+
+    /// Every V1 License call's query hides its `instanceId` (the license code), whatever the
+    /// call is kept as: a call that did not verify is kept without a callback's name.
+    #[test]
+    fn a_v1_license_query_hides_its_code_whatever_the_call_is_kept_as() {
+        for activity in [
+            "getLicense",
+            "refreshLicense",
+            "expireLicense",
+            "releaseLicense",
+        ] {
+            let query = format!("activity={activity}&instanceId=LGSECRET0123&orderId=CS1");
+            for r in [Redaction::default(), Redaction::for_call("v1", "-")] {
+                let kept = r.body(query.as_bytes());
+                assert_eq!(kept["instanceId"], REDACTED, "{activity}");
+                assert_eq!(kept["orderId"], "CS1");
+            }
+        }
+        let basic = Redaction::for_call("v1", "-").body(b"activity=refreshInstance&instanceId=i-1");
+        assert_eq!(basic["instanceId"], "i-1", "an instance's ID is kept");
     }
 
     #[test]

@@ -505,3 +505,23 @@ async fn reconciler_passes_are_kept_with_who_ran_them() {
         "the instance's timeline shows both re-queues"
     );
 }
+
+/// A dead-lettered License notice is shown without its license code (the operator redrives it by
+/// its ID; its subject names the code masked).
+#[test]
+fn a_dead_letter_shows_no_license_code() {
+    let code = "PL0123456789ABCDEF0123456789ABCDEF";
+    let letter = DeadLetter {
+        id: "7".into(),
+        job: crate::jobs::Job::LicenseNotice {
+            license: code.into(),
+        },
+        attempts: 5,
+        reason: "the vendor refused".into(),
+        at: t0(),
+    };
+    let shown = view::dead_letter(&letter);
+    assert!(!shown.to_string().contains(code), "{shown}");
+    assert_eq!(shown["job"]["license"], REDACTED);
+    assert_eq!(shown["job"]["type"], "license_notice");
+}

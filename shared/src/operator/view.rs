@@ -94,9 +94,12 @@ pub fn instance_list(instances: &[Instance]) -> Value {
 }
 
 pub fn dead_letter(d: &DeadLetter) -> Value {
+    // Redacted as a stored record is: a License notice's job holds the license code.
+    let mut job = serde_json::to_value(&d.job).unwrap_or(Value::Null);
+    Redaction::default().value(&mut job);
     json!({
         "id": d.id,
-        "job": d.job,
+        "job": job,
         "subject": d.job.subject(),
         "instance_id": d.job.instance_id(),
         "attempts": d.attempts,
