@@ -237,9 +237,39 @@ enum Judged {
     Refused(ProvisionError),
 }
 
-/// The URL as it may be logged: no query string or fragment (a vendor may put a token there).
-fn without_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+/// What is wrong with a provision answer, without any of its values: the answer carries the
+/// instance's password, and this text is logged and kept as a dead letter's reason. A missing or
+/// unknown field is named (its name is ours); a value of the wrong type is only placed.
+fn answer_fault(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match e.classify() {
+        serde_json::error::Category::Data
+            if !(text.starts_with("missing field") || text.starts_with("unknown field")) =>
+        {
+            format!(
+                "a value of the wrong type or out of range at line {} column {}",
+                e.line(),
+                e.column()
+            )
+        }
+        _ => text,
+    }
+}
+
+/// The URL as it may be logged: no query string, fragment, user or password (a vendor may put a
+/// token in any of them).
+fn without_query(url: &str) -> String {
+    let bare = url.split(['?', '#']).next().unwrap_or(url);
+    match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => bare.to_owned(),
+    }
 }
 
 /// An explicit non-success code in a 2xx answer to a notice is a refusal too.
@@ -300,7 +330,11 @@ impl Provisioner for WebhookProvisioner {
         let bytes = self.post(&event).await?;
         let answer: WebhookAnswer = serde_json::from_slice(&bytes).map_err(|e| {
             ProvisionError::Transient(
-                format!("webhook answer is not the expected JSON: {e}").into(),
+                format!(
+                    "webhook answer is not the expected JSON: {}",
+                    answer_fault(&e)
+                )
+                .into(),
             )
         })?;
         if let Some(code) = answer.result_code.as_deref()

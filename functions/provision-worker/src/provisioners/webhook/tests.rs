@@ -62,6 +62,25 @@ async fn credentials_come_from_the_answer_after_retrying_a_5xx() {
     assert_eq!(seen[1]["eventId"], "i9:provision");
 }
 
+/// An answer with a password of the wrong type is a transient fault whose message (logged, kept
+/// as a dead letter's reason) does not hold the password.
+#[tokio::test]
+async fn a_malformed_answer_is_reported_without_its_values() {
+    let seen = vendor(vec![(
+        200,
+        r#"{"frontEndUrl":"https://v/i9","password":987654321}"#,
+    )])
+    .await;
+    let e = provisioner(seen.url.clone())
+        .provision(&request())
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ProvisionError::Transient(_)), "{text}");
+    assert!(!text.contains("987654321"), "{text}");
+    assert!(text.contains("line 1 column"), "{text}");
+}
+
 #[tokio::test]
 async fn only_a_result_code_is_a_refusal_and_other_4xx_are_misconfigurations() {
     let seen = vendor(vec![(
@@ -311,4 +330,18 @@ async fn every_try_is_kept_in_the_exchange_log_redacted() {
         why.contains("unreachable") && !why.contains("vendor-token"),
         "{why}"
     );
+}
+
+/// A webhook URL as errors name it: no user, password, query or fragment.
+#[test]
+fn a_webhook_url_is_named_without_its_credentials() {
+    assert_eq!(
+        without_query("https://user:s3cret@vendor.example.com:8443/hook?token=t0k#x"),
+        "https://vendor.example.com:8443/hook"
+    );
+    assert_eq!(
+        without_query("https://vendor.example.com"),
+        "https://vendor.example.com"
+    );
+    assert_eq!(without_query("not a url?token=t"), "not a url");
 }
