@@ -69,7 +69,10 @@ async fn tell_client(p: &Provider, session: &Session, client_id: &str) {
         Ok(r) => {
             tracing::warn!(client = %client_id, status = %r.status(), "back-channel logout refused")
         }
-        Err(e) => tracing::warn!(client = %client_id, error = %e, "back-channel logout failed"),
+        // Without the URL: a client's back-channel logout URI may carry a token in its query.
+        Err(e) => {
+            tracing::warn!(client = %client_id, error = %e.without_url(), "back-channel logout failed")
+        }
     }
 }
 
