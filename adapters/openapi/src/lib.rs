@@ -335,25 +335,7 @@ struct Logged<'a> {
 
 /// `bytes` with every one of `codes` replaced by `<redacted>`.
 fn without_codes(bytes: &[u8], codes: &[LicenseCode]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    for code in codes.iter().map(|c| c.as_str().as_bytes()) {
-        if code.is_empty() || out.len() < code.len() {
-            continue;
-        }
-        let mut kept = Vec::with_capacity(out.len());
-        let mut i = 0;
-        while i < out.len() {
-            if out[i..].starts_with(code) {
-                kept.extend_from_slice(koogallery::exchange::redact::REDACTED.as_bytes());
-                i += code.len();
-            } else {
-                kept.push(out[i]);
-                i += 1;
-            }
-        }
-        out = kept;
-    }
-    out
+    koogallery::exchange::redact::without_values(bytes, codes.iter().map(|c| c.as_str().as_bytes()))
 }
 
 /// The KooGallery code of an answer (`resultCode`, or the gateway's and the License API's

@@ -345,3 +345,42 @@ fn a_webhook_url_is_named_without_its_credentials() {
     );
     assert_eq!(without_query("not a url?token=t"), "not a url");
 }
+
+/// A license event's code is its secret, and its `eventId` holds it: the exchange log keeps
+/// neither (the log's redaction by field name hides `license` only).
+#[tokio::test]
+async fn a_license_event_is_kept_without_its_code() {
+    use koogallery::{
+        license::{LicenseCode, LicenseEvent, LicenseEventBody},
+        provisioning::LicenseNotice,
+        testing::MemoryExchangeLog,
+    };
+    let log = Arc::new(MemoryExchangeLog::new());
+    let (exchanges, writer) = ExchangeRecorder::start(log.clone(), chrono::Duration::days(1));
+    tokio::spawn(writer.run());
+    let seen = vendor(vec![]).await;
+    let code = "PL0123456789SECRET";
+    provisioner(seen.url.clone())
+        .with_exchange_log(exchanges.clone())
+        .license_changed(&LicenseNotice {
+            license: LicenseCode::parse(code).unwrap(),
+            event: LicenseEvent {
+                seq: 1,
+                at: chrono::Utc::now(),
+                body: LicenseEventBody::Released {
+                    order_id: Some("CS1".into()),
+                },
+            },
+        })
+        .await
+        .unwrap();
+    assert!(
+        seen.events()[0]["eventId"].as_str().unwrap().contains(code),
+        "the vendor gets the code"
+    );
+    exchanges.flush().await;
+    let kept = log.all();
+    assert_eq!(kept.len(), 1);
+    let text = format!("{:?} {:?}", kept[0].request, kept[0].response);
+    assert!(!text.contains(code), "{text}");
+}
