@@ -67,30 +67,19 @@ fn refresh_is_idempotent_per_order_and_scene_and_moves_expiry_absolutely() {
     let mut i = active();
     let later = crate::protocol::time::parse_compact("20270101000000").unwrap();
     let earlier = crate::protocol::time::parse_compact("20261201000000").unwrap();
-    assert!(matches!(
+    let renew = |i: &mut Instance| {
         i.refresh(
             RefreshScene::Renewal,
             &"R1".into(),
             None,
             None,
             later,
-            now()
+            now(),
         )
-        .unwrap(),
-        Outcome::Changed(_)
-    ));
-    assert_eq!(
-        i.refresh(
-            RefreshScene::Renewal,
-            &"R1".into(),
-            None,
-            None,
-            later,
-            now()
-        )
-        .unwrap(),
-        Outcome::Unchanged
-    );
+        .unwrap()
+    };
+    assert!(matches!(renew(&mut i), Outcome::Changed(_)));
+    assert_eq!(renew(&mut i), Outcome::Unchanged);
     assert!(matches!(
         i.refresh(
             RefreshScene::UnsubscribeRenewalPeriod,
