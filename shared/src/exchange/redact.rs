@@ -154,16 +154,17 @@ impl Redaction {
                     .iter()
                     .any(|a| v.eq_ignore_ascii_case(a))
         });
+        let redaction = Self {
+            instance_id_is_secret: self.instance_id_is_secret || license_call,
+        };
         let mut map = Map::new();
         for (k, v) in pairs {
-            let kept = if self.hides_form_name(&k)
-                || (license_call && k.eq_ignore_ascii_case("instanceId"))
-            {
+            let kept = if redaction.hides_form_name(&k) {
                 REDACTED.to_owned()
             } else if looks_like_json(&v) {
                 // A pair whose value is JSON (`payload={...}`): that JSON, redacted.
                 let mut json = Vec::new();
-                self.write_body(v.as_bytes(), &mut json);
+                redaction.write_body(v.as_bytes(), &mut json);
                 String::from_utf8(json).expect("write_body writes UTF-8")
             } else {
                 v.into_owned()
