@@ -1,6 +1,6 @@
-//! The embedded, file-backed adapter: one [redb] database file holds the instance store, the nonce
-//! replay guard and a durable job queue, so the local host keeps everything across restarts without
-//! any external service.
+//! The embedded, file-backed adapter: one [redb] database file holds the instance store and a
+//! durable job queue, and the nonce replay guard keeps a journal beside it (`store.nonces/`, see
+//! `nonces`), so the local host keeps everything across restarts without any external service.
 //!
 //! - [`EmbeddedStore`] implements [`InstanceStore`](koogallery::ports::InstanceStore) and
 //!   [`NonceStore`](koogallery::ports::NonceStore) with the exact semantics of
@@ -32,8 +32,6 @@
 //! | `instances`        | instanceId                 | `Instance` as JSON                                 |
 //! | `order_lines`      | (orderId, orderLineId)     | instanceId                                         |
 //! | `events`           | (instanceId, seq)          | `InstanceEvent` as JSON                            |
-//! | `nonce_groups`     | group number               | a group commit's nonces and their expiries (`nonces`) |
-//! | `nonce_group_expiry` | (latest expiry ms, group number) | `()` — index for bounded purging           |
 //! | `jobs`             | job id                     | (receives, enqueued_at ms, visible_at ms, job JSON) |
 //! | `jobs_due`         | (visible_at ms, job id)    | `()` — index, so `receive` is a range scan         |
 //! | `jobs_dead`        | job id                     | (attempts, enqueued_at ms, at ms, reason, job JSON) |
@@ -103,10 +101,6 @@ pub(crate) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub(crate) const ORDER_LINES: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("order_lines");
 pub(crate) const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
-/// The replay guard's nonces, a group commit's worth per row (see `nonces`).
-pub(crate) const NONCE_GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("nonce_groups");
-pub(crate) const NONCE_GROUP_EXPIRY: TableDefinition<(i64, u64), ()> =
-    TableDefinition::new("nonce_group_expiry");
 /// A queued message: (receive count, enqueued_at ms, visible_at ms, job JSON). Binary metadata
 /// keeps a message manageable (ack, dead-letter) even when its JSON cannot be decoded.
 pub(crate) type JobRecord = (u32, i64, i64, &'static [u8]);
@@ -330,11 +324,12 @@ impl DerefMut for Write<'_> {
     }
 }
 
-/// How long the replay guard gathers nonces before one durable commit (see `nonces`).
+/// How long the replay guard gathers nonces before one durable append to its journal (see
+/// `nonces`).
 pub const NONCE_GROUP_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Instances, order lines, events and nonces in one redb file; cheap to clone (shares the
-/// database).
+/// Instances, order lines, events, jobs and the rest in one redb file, and the replay guard's
+/// nonces in a journal beside it (`<file>.nonces/`); cheap to clone (shares the database).
 ///
 /// redb allows a file to be open once per process: open it once and clone the handle (or call
 /// [`EmbeddedStore::queue`]) wherever it is needed.
@@ -359,7 +354,7 @@ impl EmbeddedStore {
     }
 
     /// [`Self::open`], with the replay guard gathering nonces for `nonce_group` before each
-    /// durable commit.
+    /// durable append.
     pub fn open_with(
         path: impl AsRef<Path>,
         nonce_group: std::time::Duration,
@@ -369,6 +364,7 @@ impl EmbeddedStore {
             path.as_ref(),
             nonce_group,
             Box::new(move || Database::create(&owned)),
+            nonces::files(),
         )
     }
 
@@ -378,11 +374,12 @@ impl EmbeddedStore {
         path: impl AsRef<Path>,
         disk: &testing::LimitedDisk,
     ) -> Result<Self, StoreError> {
-        let (owned, disk) = (path.as_ref().to_owned(), disk.clone());
+        let (owned, segments, disk) = (path.as_ref().to_owned(), disk.segments(), disk.clone());
         Self::open_by(
             path.as_ref(),
             NONCE_GROUP_EVERY,
             Box::new(move || redb::Builder::new().create_with_backend(disk.backend(&owned)?)),
+            segments,
         )
     }
 
@@ -391,6 +388,7 @@ impl EmbeddedStore {
         path: &Path,
         nonce_group: std::time::Duration,
         opener: Opener,
+        segments: nonces::SegmentOpener,
     ) -> Result<Self, StoreError> {
         let db = open_file(path, opener)?;
         let txn = db.begin_write()?;
@@ -398,8 +396,6 @@ impl EmbeddedStore {
             txn.open_table(INSTANCES).map_err(Fault::from)?;
             txn.open_table(ORDER_LINES).map_err(Fault::from)?;
             txn.open_table(EVENTS).map_err(Fault::from)?;
-            txn.open_table(NONCE_GROUPS).map_err(Fault::from)?;
-            txn.open_table(NONCE_GROUP_EXPIRY).map_err(Fault::from)?;
             txn.open_table(JOBS).map_err(Fault::from)?;
             txn.open_table(JOBS_DUE).map_err(Fault::from)?;
             txn.open_table(JOBS_DEAD).map_err(Fault::from)?;
@@ -433,7 +429,12 @@ impl EmbeddedStore {
         }
         txn.commit().map_err(Fault::from)?;
         let db = Arc::new(db);
-        let nonces = nonces::NonceGuard::start(db.clone(), nonces::Limits::every(nonce_group))?;
+        let nonces = nonces::NonceGuard::start(
+            &db,
+            &nonces::journal_dir(path),
+            segments,
+            nonces::Limits::every(nonce_group),
+        )?;
         Ok(Self {
             db,
             nonces,
@@ -441,7 +442,7 @@ impl EmbeddedStore {
         })
     }
 
-    /// Writes the nonces accepted since the last group commit now (tests, and a shutdown that
+    /// Writes the nonces accepted since the last group append now (tests, and a shutdown that
     /// cannot wait for the last clone to drop).
     pub fn flush_nonces(&self) -> Result<usize, StoreError> {
         Ok(self.nonces.flush()?)
@@ -551,6 +552,11 @@ pub(crate) enum Fault {
     Db(redb::Error),
     /// A stored record cannot be decoded (or a record cannot be encoded).
     Corrupt(String),
+    /// A file outside redb (the replay guard's journal) failed: worth retrying.
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
     /// A conditional write found the record changed or taken.
     Conflict,
     /// The blocking task panicked or was cancelled.
@@ -587,6 +593,7 @@ impl From<Fault> for StoreError {
         match f {
             Fault::Db(e) => StoreError::Unavailable(Detail::caused_by("redb failed", e)),
             Fault::Corrupt(m) => StoreError::Corrupt(m.into()),
+            Fault::Io { what, source } => StoreError::Unavailable(Detail::caused_by(what, source)),
             Fault::Conflict => StoreError::Conflict,
             Fault::Task(m) => StoreError::Unavailable(format!("storage task failed: {m}").into()),
         }
@@ -598,6 +605,7 @@ impl From<Fault> for QueueError {
         match f {
             Fault::Db(e) => QueueError::Unavailable(Detail::caused_by("redb failed", e)),
             Fault::Corrupt(m) => QueueError::Corrupt(m.into()),
+            Fault::Io { what, source } => QueueError::Unavailable(Detail::caused_by(what, source)),
             // The queue's writes are not conditional: a conflict is a race worth retrying.
             Fault::Conflict => QueueError::Unavailable("queue write conflict".into()),
             Fault::Task(m) => QueueError::Unavailable(format!("queue task failed: {m}").into()),

@@ -1,60 +1,63 @@
 //! The replay guard's nonces on the embedded store, checked in memory and persisted in groups.
 //!
 //! A request's nonce is checked and recorded in memory, and the answer does not wait for the
-//! disk. A flusher thread writes the nonces recorded since its last pass in one durable commit, at
-//! most [`NonceGuard::every`] after the first of them, which is one fsync per group instead of
-//! one per request. On open, the unexpired nonces on disk are loaded back (the expiry index is
-//! read from now on: expired ones cost nothing).
+//! disk. A flusher thread writes the nonces recorded since its last pass as one group, at most
+//! [`NonceGuard::every`] after the first of them: one record appended to the guard's journal and
+//! one `fdatasync` per group instead of one per request (see `journal`: files of their own beside
+//! the store's, `store.nonces/`). On open, the journal's unexpired nonces are loaded back.
 //!
-//! A group is one row (`nonce_groups`, its encoding pinned by
-//! `adapters/embedded/tests/fixtures/nonce_group_v1.bin`), filed under its latest expiry
-//! (`nonce_group_expiry`): a commit costs two B-tree inserts and the copy of one value, however
-//! many nonces the group holds. A row per nonce (and one more per nonce in an expiry index) made
-//! the flusher a third of the host's CPU at full rate (BENCHMARKS.md, "Close to the machine's
-//! ceiling"). A file of one row per nonce (`nonces`, `nonce_expiry`) has its unexpired nonces moved
-//! into a group when opened.
+//! The nonces were once rows of the store's redb file: a group a row (`nonce_groups`, its
+//! encoding pinned by `adapters/embedded/tests/fixtures/nonce_group_v1.bin` and still a journal
+//! record's), and before that a row per nonce (`nonces`). A file with either has its unexpired
+//! nonces moved into the journal when opened, and those tables deleted. A redb commit per group
+//! cost about four times the journal's append (BENCHMARKS.md, "The replay guard's journal").
 //!
 //! What a crash can forget: the nonces not yet on disk, those of the group being gathered (`every`,
-//! 2 ms by default) and of the commit in flight. The guard bounds them whatever the disk does: at
+//! 2 ms by default) and of the append in flight. The guard bounds them whatever the disk does: at
 //! most [`MAX_UNPERSISTED`] nonces, none accepted more than [`MAX_UNPERSISTED_FOR`] ago, and
-//! after a failed commit none new until a commit succeeds again. A nonce it cannot take so is
+//! after a failed append none new until an append succeeds again. A nonce it cannot take so is
 //! refused (`StoreError::Unavailable`: the edge answers a signed, retryable `000005`, and
 //! KooGallery retries) rather than accepted unpersisted. A replay of a forgotten nonce is still
 //! refused by the timestamp window once it passes (±60 s). Until then it reaches a callback, and
 //! every callback is idempotent, so the replay changes nothing. A clean shutdown flushes
 //! everything (`Drop`).
 //!
-//! Expired nonces leave as fast as new ones arrive, off the calls' path: each commit first drops
+//! Expired nonces leave as fast as new ones arrive, off the calls' path: each append first drops
 //! from memory the nonces expired by the latest request's time (in arrival order, see `Held`),
-//! and from disk up to
-//! [`DISK_PURGE_GROUPS`] groups whose every nonce has expired, against the one it adds (which also
-//! clears, commit by commit, those left by an earlier run). A group stays on disk until its last
-//! nonce expires.
+//! and deletes the journal's segments whose every nonce has expired.
 //!
 //! The nonces held are in [`SHARDS`] maps, each under a lock of its own, so a map's growth holds
 //! up only the calls whose nonce falls in its shard.
 
+mod journal;
+
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Condvar, Mutex, Weak},
+    sync::{Arc, Condvar, Mutex},
     time::{Duration, Instant},
 };
 
 use koogallery::StoreError;
-use redb::{ReadableTable, TableDefinition, TableHandle};
+use redb::{TableDefinition, TableHandle};
 
-use crate::{Db, Fault, NONCE_GROUP_EXPIRY, NONCE_GROUPS};
+use self::journal::Journal;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use self::journal::SegmentFile;
+#[cfg(test)]
+pub(crate) use self::journal::on_disk;
+pub(crate) use self::journal::{SegmentOpener, dir_for as journal_dir, files};
+use crate::{Db, Fault};
 
+/// A file's nonces before the journal: one row per group, and an index by latest expiry.
+const LEGACY_GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("nonce_groups");
+const LEGACY_GROUP_EXPIRY: TableDefinition<(i64, u64), ()> =
+    TableDefinition::new("nonce_group_expiry");
 /// A file's nonces before groups: one row per nonce, and an expiry index.
 const LEGACY_NONCES: TableDefinition<&str, i64> = TableDefinition::new("nonces");
 const LEGACY_NONCE_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("nonce_expiry");
 
 /// The version byte a group's encoding starts with.
 const GROUP_V1: u8 = 1;
-
-/// Expired groups a commit drops from disk, against the one it writes: more than one, so what an
-/// earlier run left is cleared too.
-pub(crate) const DISK_PURGE_GROUPS: usize = 4;
 
 /// The most nonces accepted and not yet on disk (the group gathered and the commit in flight):
 /// about 140 ms of the local host's full rate, far above a group behind a long write.
@@ -192,14 +195,12 @@ impl Nonces {
 struct State {
     /// Accepted since the last group was taken: (nonce, expiry ms).
     pending: Vec<(Nonce, i64)>,
-    /// The key of the next group written.
-    next_group: u64,
     /// When the first of `pending` was accepted.
     pending_since: Option<Instant>,
-    /// The commit in flight: how many nonces it writes, and when the first of them was accepted.
+    /// The append in flight: how many nonces it writes, and when the first of them was accepted.
     committing: usize,
     committing_since: Option<Instant>,
-    /// The last commit failed: no new nonce is taken until one succeeds.
+    /// The last append failed: no new nonce is taken until one succeeds.
     failed: bool,
     /// The latest request time seen (ms): expiry is judged on the requests' clock, so the disk
     /// is purged on it too.
@@ -214,7 +215,7 @@ impl State {
     /// Why a new nonce cannot be taken now, if it cannot.
     fn refusal(&self, limits: &Limits) -> Option<String> {
         if self.failed {
-            return Some("the replay guard cannot persist nonces: its last commit failed".into());
+            return Some("the replay guard cannot persist nonces: its last append failed".into());
         }
         let waiting = self.pending.len() + self.committing;
         if waiting >= limits.max_unpersisted {
@@ -233,16 +234,15 @@ impl State {
     }
 }
 
-/// What the flusher thread shares with the store: never the database itself, which it borrows
-/// (a `Weak`) only for the moment of a commit, so closing the store closes the file at once.
+/// What the flusher thread shares with the store.
 struct Shared {
     /// The nonces held. A call locks its nonce's shard, then `state`, never the other way round.
     held: Nonces,
     state: Mutex<State>,
     wake: Condvar,
-    /// One commit at a time (the flusher's, a forced flush, the close's), so the commit in flight
-    /// is one group.
-    committing: Mutex<()>,
+    /// The nonces' durable copy; one append at a time (the flusher's, a forced flush, the
+    /// close's), so the append in flight is one group.
+    journal: Mutex<Journal>,
     limits: Limits,
 }
 
@@ -253,57 +253,44 @@ impl Shared {
 }
 
 pub(crate) struct NonceGuard {
-    db: Arc<Db>,
     shared: Arc<Shared>,
-    /// Joined on drop, so the file is closed when the last store clone is gone.
+    /// Joined on drop, so the journal is closed when the last store clone is gone.
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl NonceGuard {
-    /// Loads the unexpired nonces of `db` (moving those of a file written before groups into
-    /// one) and starts the flusher.
-    pub(crate) fn start(db: Arc<Db>, limits: Limits) -> Result<Arc<Self>, Fault> {
+    /// Opens the journal at `dir` and loads its unexpired nonces, moves into it those `db` holds
+    /// from before the journal, and starts the flusher.
+    pub(crate) fn start(
+        db: &Db,
+        dir: &std::path::Path,
+        open: SegmentOpener,
+        limits: Limits,
+    ) -> Result<Arc<Self>, Fault> {
         let now_ms = now_ms();
-        let mut state = State {
-            // Nothing is purged from disk before the first request says what time it is.
-            clock_ms: i64::MIN,
-            ..State::default()
-        };
+        let (mut journal, live) = Journal::open(dir, open, now_ms)?;
         let held = Nonces::new();
-        {
-            let read = db.begin_read()?;
-            let groups = read.open_table(NONCE_GROUPS)?;
-            state.next_group = groups.last()?.map_or(0, |(k, _)| k.value() + 1);
-            let index = read.open_table(NONCE_GROUP_EXPIRY)?;
-            // Only the groups with a nonce expiring after now.
-            for entry in index.range((now_ms.saturating_add(1), 0)..)? {
-                let (key, _) = entry?;
-                let (_, group) = key.value();
-                let Some(bytes) = groups.get(group)? else {
-                    continue;
-                };
-                for (nonce, exp) in decode_group(bytes.value())? {
-                    if exp > now_ms {
-                        held.keep(nonce.into(), exp);
-                    }
-                }
-            }
+        for (nonce, exp) in live {
+            held.keep(nonce, exp);
         }
-        move_legacy(&db, &mut state, &held, now_ms)?;
+        move_from_store(db, &mut journal, &held, now_ms)?;
         let shared = Arc::new(Shared {
             held,
-            state: Mutex::new(state),
+            state: Mutex::new(State {
+                // Nothing is dropped from disk before the first request says what time it is.
+                clock_ms: i64::MIN,
+                ..State::default()
+            }),
             wake: Condvar::new(),
-            committing: Mutex::new(()),
+            journal: Mutex::new(journal),
             limits,
         });
-        let (thread_shared, thread_db) = (shared.clone(), Arc::downgrade(&db));
+        let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("nonce-flusher".into())
-            .spawn(move || flusher(thread_shared, thread_db))
+            .spawn(move || flusher(thread_shared))
             .map_err(|e| Fault::Task(format!("cannot start the nonce flusher: {e}")))?;
         Ok(Arc::new(Self {
-            db,
             shared,
             flusher: Mutex::new(Some(handle)),
         }))
@@ -338,9 +325,9 @@ impl NonceGuard {
         Ok(true)
     }
 
-    /// Writes the pending group in one durable commit, dropping expired ones from disk as it goes.
+    /// Appends the pending group to the journal durably, dropping expired segments as it goes.
     pub(crate) fn flush(&self) -> Result<usize, Fault> {
-        flush(&self.shared, &self.db)
+        flush(&self.shared)
     }
 
     /// Nonces accepted and not yet on disk.
@@ -361,12 +348,12 @@ impl NonceGuard {
     }
 }
 
-fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
-    let _one = shared.committing.lock().unwrap_or_else(|p| p.into_inner());
+fn flush(shared: &Shared) -> Result<usize, Fault> {
+    let mut journal = shared.journal.lock().unwrap_or_else(|p| p.into_inner());
     // Expired nonces leave memory here, off the calls' path, as they leave the disk below.
     let clock_ms = shared.lock().clock_ms;
     shared.held.purge(clock_ms);
-    let (group, key, now_ms) = {
+    let (group, now_ms) = {
         let mut s = shared.lock();
         let group = std::mem::take(&mut s.pending);
         if group.is_empty() {
@@ -374,22 +361,21 @@ fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
         }
         s.committing = group.len();
         s.committing_since = s.pending_since.take();
-        (group, s.next_group, s.clock_ms)
+        (group, s.clock_ms)
     };
-    let written = commit(db, key, &group, now_ms);
+    let written = journal.append(&group, now_ms);
     let mut s = shared.lock();
     s.committing = 0;
     let since = s.committing_since.take();
     match written {
         Ok(()) => {
-            s.next_group = key + 1;
             if std::mem::take(&mut s.failed) {
                 tracing::warn!("nonces persisted again; the replay guard takes new ones");
             }
             Ok(group.len())
         }
         Err(e) => {
-            // Kept for the next pass: nothing accepted is dropped for a failed commit, and
+            // Kept for the next pass: nothing accepted is dropped for a failed append, and
             // nothing new is taken until one succeeds.
             let mut again = group;
             again.append(&mut s.pending);
@@ -401,47 +387,9 @@ fn flush(shared: &Shared, db: &Db) -> Result<usize, Fault> {
     }
 }
 
-/// `group` as row `key` in one durable commit, with up to [`DISK_PURGE_GROUPS`] groups whose
-/// nonces have all expired dropped.
-fn commit(db: &Db, key: u64, group: &[(Nonce, i64)], now_ms: i64) -> Result<(), Fault> {
-    let txn = db.begin_write()?;
-    {
-        let mut groups = txn.open_table(NONCE_GROUPS)?;
-        let mut index = txn.open_table(NONCE_GROUP_EXPIRY)?;
-        // Every group filed below (now+1, 0) has expired at or before now.
-        let expired: Vec<(i64, u64)> = index
-            .range(..(now_ms.saturating_add(1), 0))?
-            .take(DISK_PURGE_GROUPS)
-            .map(|r| r.map(|(k, _)| k.value()))
-            .collect::<Result<_, _>>()?;
-        for (exp, old) in expired {
-            index.remove((exp, old))?;
-            groups.remove(old)?;
-        }
-        file_group(&mut groups, &mut index, key, group)?;
-    }
-    txn.commit()?;
-    Ok(())
-}
-
-/// Writes `group` as row `key`, filed under its latest expiry.
-fn file_group(
-    groups: &mut redb::Table<u64, &[u8]>,
-    index: &mut redb::Table<(i64, u64), ()>,
-    key: u64,
-    group: &[(Nonce, i64)],
-) -> Result<(), Fault> {
-    let latest = group.iter().map(|(_, exp)| *exp).max().unwrap_or(i64::MIN);
-    groups.insert(
-        key,
-        encode_group(group.iter().map(|(n, e)| (&**n, *e))).as_slice(),
-    )?;
-    index.insert((latest, key), ())?;
-    Ok(())
-}
-
 /// A group's row, encoding 1: the version byte, the count (u32), then each nonce as its expiry
-/// (Unix ms, i64), its length (u32) and its UTF-8 bytes; integers little-endian.
+/// (Unix ms, i64), its length (u32) and its UTF-8 bytes; integers little-endian. A journal
+/// record's payload.
 fn encode_group<'a>(group: impl ExactSizeIterator<Item = (&'a str, i64)>) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(5 + group.len() * 48);
     bytes.push(GROUP_V1);
@@ -481,17 +429,50 @@ fn decode_group(bytes: &[u8]) -> Result<Vec<(&str, i64)>, Fault> {
     Ok(group)
 }
 
-/// A file written before groups: its unexpired nonces become one group (and are held), and its
-/// two tables are deleted, in one durable commit. Nothing to do on any other file.
-fn move_legacy(db: &Db, state: &mut State, held: &Nonces, now_ms: i64) -> Result<(), Fault> {
+/// A store file written before the journal: its unexpired nonces (groups, or before them a row
+/// per nonce) are appended to the journal as one group and held, then its nonce tables are
+/// deleted in one durable commit. Nothing to do on any other file. A crash between the two leaves
+/// the nonces in both, and the next open moves them again.
+fn move_from_store(
+    db: &Db,
+    journal: &mut Journal,
+    held: &Nonces,
+    now_ms: i64,
+) -> Result<(), Fault> {
     let read = db.begin_read()?;
-    let has_legacy = read
+    let legacy: Vec<redb::UntypedTableHandle> = read
         .list_tables()?
-        .any(|t| t.name() == LEGACY_NONCES.name() || t.name() == LEGACY_NONCE_EXPIRY.name());
-    if !has_legacy {
+        .filter(|t| {
+            [
+                LEGACY_GROUPS.name(),
+                LEGACY_GROUP_EXPIRY.name(),
+                LEGACY_NONCES.name(),
+                LEGACY_NONCE_EXPIRY.name(),
+            ]
+            .contains(&t.name())
+        })
+        .collect();
+    if legacy.is_empty() {
         return Ok(());
     }
     let mut moved: Vec<(Nonce, i64)> = Vec::new();
+    if let (Ok(groups), Ok(index)) = (
+        read.open_table(LEGACY_GROUPS),
+        read.open_table(LEGACY_GROUP_EXPIRY),
+    ) {
+        // Only the groups with a nonce expiring after now.
+        for entry in index.range((now_ms.saturating_add(1), 0)..)? {
+            let (key, _) = entry?;
+            let Some(bytes) = groups.get(key.value().1)? else {
+                continue;
+            };
+            for (nonce, exp) in decode_group(bytes.value())? {
+                if exp > now_ms {
+                    moved.push((nonce.into(), exp));
+                }
+            }
+        }
+    }
     if let Ok(index) = read.open_table(LEGACY_NONCE_EXPIRY) {
         // Only those expiring after now: "" sorts before every nonce.
         for entry in index.range((now_ms.saturating_add(1), "")..)? {
@@ -501,15 +482,13 @@ fn move_legacy(db: &Db, state: &mut State, held: &Nonces, now_ms: i64) -> Result
         }
     }
     drop(read);
-    let txn = db.begin_write()?;
     if !moved.is_empty() {
-        let mut groups = txn.open_table(NONCE_GROUPS)?;
-        let mut index = txn.open_table(NONCE_GROUP_EXPIRY)?;
-        file_group(&mut groups, &mut index, state.next_group, &moved)?;
-        state.next_group += 1;
+        journal.append(&moved, now_ms)?;
     }
-    txn.delete_table(LEGACY_NONCES)?;
-    txn.delete_table(LEGACY_NONCE_EXPIRY)?;
+    let txn = db.begin_write()?;
+    for table in legacy {
+        txn.delete_table(table)?;
+    }
     txn.commit()?;
     for (nonce, exp) in moved {
         held.keep(nonce, exp);
@@ -517,27 +496,13 @@ fn move_legacy(db: &Db, state: &mut State, held: &Nonces, now_ms: i64) -> Result
     Ok(())
 }
 
-/// The nonces on disk (every group's, expired or not), with their expiries.
-#[cfg(test)]
-pub(crate) fn on_disk(read: &redb::ReadTransaction) -> Vec<(String, i64)> {
-    let groups = read.open_table(NONCE_GROUPS).unwrap();
-    let mut all = Vec::new();
-    for entry in groups.iter().unwrap() {
-        let (_, bytes) = entry.unwrap();
-        for (nonce, exp) in decode_group(bytes.value()).unwrap() {
-            all.push((nonce.to_owned(), exp));
-        }
-    }
-    all
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Waits for a group to start, gathers it for `every`, commits it; ends with the store. After a
-/// failed commit it waits (longer each time, up to [`RETRY_MAX`]) and commits the kept group again.
-fn flusher(shared: Arc<Shared>, db: Weak<Db>) {
+/// Waits for a group to start, gathers it for `every`, appends it; ends with the store. After a
+/// failed append it waits (longer each time, up to [`RETRY_MAX`]) and appends the kept group again.
+fn flusher(shared: Arc<Shared>) {
     let every = shared.limits.every;
     let mut retry = RETRY_FIRST;
     loop {
@@ -569,13 +534,10 @@ fn flusher(shared: Arc<Shared>, db: Weak<Db>) {
                 return;
             }
         }
-        let Some(db) = db.upgrade() else { return };
-        let flushed = flush(&shared, &db);
-        drop(db);
-        match flushed {
+        match flush(&shared) {
             Ok(_) => retry = RETRY_FIRST,
             Err(e) => {
-                tracing::error!(error = ?e, retry_in = ?retry, "cannot persist nonces; new ones are refused until a commit succeeds");
+                tracing::error!(error = ?e, retry_in = ?retry, "cannot persist nonces; new ones are refused until an append succeeds");
                 let s = shared.lock();
                 let (s, _) = shared
                     .wake
@@ -600,7 +562,7 @@ impl Drop for NonceGuard {
         }
         let handle = self.flusher.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {
-            // It stops within one wait (it holds the database only while committing).
+            // It stops within one wait.
             let _ = handle.join();
         }
         if let Err(e) = self.flush() {
@@ -612,8 +574,6 @@ impl Drop for NonceGuard {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
-
-    use redb::ReadableTableMetadata;
 
     use super::*;
 
@@ -627,39 +587,49 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    fn with_tables(db: redb::Database, opener: Option<crate::Opener>) -> Arc<Db> {
-        let db = Db::with_opener(db, opener);
-        let txn = db.begin_write().unwrap();
-        txn.open_table(NONCE_GROUPS).unwrap();
-        txn.open_table(NONCE_GROUP_EXPIRY).unwrap();
-        txn.commit().unwrap();
-        Arc::new(db)
-    }
-
     fn memory_db() -> Arc<Db> {
         let db = redb::Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .unwrap();
-        with_tables(db, None)
+        Arc::new(Db::with_opener(db, None))
     }
 
-    fn file_db(path: &std::path::Path) -> Arc<Db> {
-        with_tables(redb::Database::create(path).unwrap(), None)
+    /// A guard's store and journal, in a directory of their own.
+    struct Files {
+        _dir: tempfile::TempDir,
+        db: Arc<Db>,
+        journal: std::path::PathBuf,
     }
 
-    /// The nonces on disk; the groups and their expiry index agree.
-    fn on_disk(db: &Db) -> u64 {
-        let read = db.begin_read().unwrap();
-        let g = read.open_table(NONCE_GROUPS).unwrap().len().unwrap();
-        let i = read.open_table(NONCE_GROUP_EXPIRY).unwrap().len().unwrap();
-        assert_eq!(g, i, "the groups and their expiry index agree");
-        super::on_disk(&read).len() as u64
-    }
+    impl Files {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let journal = dir.path().join("s.nonces");
+            Self {
+                _dir: dir,
+                db: memory_db(),
+                journal,
+            }
+        }
 
-    fn nonce_on_disk(db: &Db, nonce: &str) -> bool {
-        super::on_disk(&db.begin_read().unwrap())
-            .iter()
-            .any(|(n, _)| n == nonce)
+        fn start(&self, limits: Limits) -> Arc<NonceGuard> {
+            self.start_on(limits, files())
+        }
+
+        fn start_on(&self, limits: Limits, open: SegmentOpener) -> Arc<NonceGuard> {
+            NonceGuard::start(&self.db, &self.journal, open, limits).unwrap()
+        }
+
+        /// The nonces in the journal, expired or not.
+        fn on_disk(&self) -> u64 {
+            journal::on_disk(&self.journal).len() as u64
+        }
+
+        fn nonce_on_disk(&self, nonce: &str) -> bool {
+            journal::on_disk(&self.journal)
+                .iter()
+                .any(|(n, _)| n == nonce)
+        }
     }
 
     /// A close wakes a flusher that is gathering a group, however the two interleave. CI once
@@ -671,8 +641,8 @@ mod tests {
     fn a_close_always_wakes_the_flusher_and_keeps_the_last_group() {
         LINGER_MS.store(20, Ordering::SeqCst);
         for round in 0..10 {
-            let db = memory_db();
-            let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+            let files = Files::new();
+            let guard = files.start(Limits::every(HOUR));
             assert!(guard.remember("n", 0, i64::MAX).unwrap());
             // The flusher is now in (or about to enter) the window.
             std::thread::sleep(Duration::from_millis(5));
@@ -685,34 +655,31 @@ mod tests {
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("round {round}: closing the guard hung"));
             assert!(
-                nonce_on_disk(&db, "n"),
+                files.nonce_on_disk("n"),
                 "round {round}: the group is on disk"
             );
         }
     }
 
     /// Ten simulated minutes of steady load on the store's own clock (the requests' time), with
-    /// the edge's nonce lifetime (5 × 60 s): groups of 100 nonces, about what a group holds at
-    /// the local host's full rate (2 ms of gathering plus the commit at ~29 000 calls/s), one per
-    /// simulated second (the rate itself does not matter here: what must hold is that a commit
-    /// drops at least the group it writes). Once the first nonces expire, disk and memory hold
-    /// exactly the nonces of the last 5 minutes, and the file stops growing. (A purge of a fixed
-    /// 32 nonces per commit, in the days of a row per nonce, left 4 080 too many on disk a minute
-    /// after the first expiries, and 4 080 more each minute.)
+    /// the edge's nonce lifetime (5 × 60 s): groups of 100 nonces, one per simulated second.
+    /// Once the first nonces expire, memory holds exactly the nonces of the last 5 minutes, and
+    /// the journal all of them and at most one segment more (a segment goes once its every nonce
+    /// has expired): it stops growing. (A purge of a fixed 32 nonces per commit, in the days of a
+    /// redb row per nonce, left 4 080 too many on disk a minute after the first expiries, and
+    /// 4 080 more each minute.)
     #[test]
     fn at_steady_state_as_many_nonces_leave_as_arrive_in_memory_and_on_disk() {
         const TTL_MS: i64 = 300_000;
         const GROUP: usize = 100;
         const GROUP_MS: i64 = 1000;
         const PER_MINUTE: i64 = 60_000 / GROUP_MS;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nonces.redb");
-        let db = file_db(&path);
-        let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+        let files = Files::new();
+        let guard = files.start(Limits::every(HOUR));
         let t0: i64 = 1_800_000_000_000;
         // Accepted within the last TTL: what the guard must keep, and all it may keep.
         let live = (TTL_MS / GROUP_MS) as u64 * GROUP as u64;
-        let mut file_sizes = Vec::new();
+        let mut disk_sizes = Vec::new();
         for g in 0..10 * PER_MINUTE {
             let now = t0 + g * GROUP_MS;
             for i in 0..GROUP {
@@ -725,68 +692,101 @@ mod tests {
             assert_eq!(guard.flush().unwrap(), GROUP);
             let minute = (g + 1) / PER_MINUTE;
             if (g + 1) % PER_MINUTE == 0 && minute >= 5 {
-                assert_eq!(on_disk(&db), live, "minute {minute}: on disk");
+                let on_disk = journal::on_disk(&files.journal);
+                let first_live = g + 1 - TTL_MS / GROUP_MS;
+                for live_group in [first_live, g] {
+                    assert!(
+                        on_disk.iter().any(|(n, _)| *n == format!("{live_group}-0")),
+                        "minute {minute}: group {live_group} on disk"
+                    );
+                }
+                // One segment holds under a minute of these groups (it is sized so).
+                let extra = on_disk.len() as u64 - live;
+                assert!(
+                    extra <= 60 * GROUP as u64,
+                    "minute {minute}: {extra} more on disk"
+                );
                 assert_eq!(guard.in_memory() as u64, live, "minute {minute}: in memory");
-                file_sizes.push(std::fs::metadata(&path).unwrap().len());
+                disk_sizes.push(
+                    std::fs::read_dir(&files.journal)
+                        .unwrap()
+                        .map(|e| e.unwrap().metadata().unwrap().len())
+                        .sum::<u64>(),
+                );
             }
         }
-        // The file grows while the live set does (the first 5 minutes), then no more: freed
-        // pages are reused.
-        let (at_6, at_10) = (file_sizes[1], file_sizes[5]);
+        // The journal grows while the live set does (the first 5 minutes), then no more than a
+        // segment's worth of give.
+        let (at_6, at_10) = (disk_sizes[1], disk_sizes[5]);
         assert!(
-            at_10 <= at_6,
-            "the file kept growing at steady state: {file_sizes:?}"
+            at_10 <= at_6 + journal::SEGMENT_MIN,
+            "the journal kept growing at steady state: {disk_sizes:?}"
         );
     }
 
-    /// Only the groups with an unexpired nonce are read on open, and only the unexpired nonces
-    /// held; the expired groups leave the disk with the next commits, a few per commit.
+    /// A store file of nonce groups (as written before the journal): its unexpired nonces are
+    /// moved into the journal when it is opened (and held), its two tables deleted; a replay of
+    /// one of them is still refused after another restart. Expired ones are left behind.
     #[test]
-    fn only_unexpired_nonces_are_loaded_on_open() {
-        let db = memory_db();
+    fn a_file_of_nonce_groups_has_its_unexpired_nonces_moved_into_the_journal() {
+        let files = Files::new();
         let now = now_ms();
-        let group = |prefix: &str, n: usize, exp: i64| -> Vec<(Nonce, i64)> {
-            (0..n)
-                .map(|i| (format!("{prefix}-{i}").into(), exp))
-                .collect()
+        let put = |key: u64, group: &[(String, i64)]| {
+            let txn = files.db.begin_write().unwrap();
+            {
+                let mut groups = txn.open_table(LEGACY_GROUPS).unwrap();
+                let mut index = txn.open_table(LEGACY_GROUP_EXPIRY).unwrap();
+                let latest = group.iter().map(|(_, e)| *e).max().unwrap();
+                let row = encode_group(group.iter().map(|(n, e)| (n.as_str(), *e)));
+                groups.insert(key, row.as_slice()).unwrap();
+                index.insert((latest, key), ()).unwrap();
+            }
+            txn.commit().unwrap();
+        };
+        let group = |prefix: &str, n: usize, exp: i64| -> Vec<(String, i64)> {
+            (0..n).map(|i| (format!("{prefix}-{i}"), exp)).collect()
         };
         for g in 0..10 {
-            commit(
-                &db,
-                g,
-                &group(&format!("old{g}"), 100, now - 1000 - g as i64),
-                i64::MIN,
-            )
-            .unwrap();
+            put(g, &group(&format!("old{g}"), 100, now - 1000 - g as i64));
         }
-        // A group with one nonce still live holds the expired ones beside it on disk, never in
-        // memory.
+        // A group with one nonce still live holds expired ones beside it: only the live one moves.
         let mut mixed = group("gone", 5, now - 1000);
         mixed.push(("live-mixed".into(), now + 300_000));
-        commit(&db, 10, &mixed, i64::MIN).unwrap();
-        commit(&db, 11, &group("live", 10, now + 300_000), i64::MIN).unwrap();
-        assert_eq!(on_disk(&db), 1016);
+        put(10, &mixed);
+        put(11, &group("live", 10, now + 300_000));
 
-        let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
-        assert_eq!(guard.in_memory(), 11);
-        assert!(!guard.remember("live-3", now, now + 300_000).unwrap());
-        assert!(!guard.remember("live-mixed", now, now + 300_000).unwrap());
-        assert!(guard.remember("old3-3", now, now + 300_000).unwrap());
-        assert!(guard.remember("gone-1", now, now + 300_000).unwrap());
-        guard.flush().unwrap();
-        // Two written (a group of its own, numbered after the file's last), the oldest
-        // DISK_PURGE_GROUPS groups of 100 dropped.
-        assert_eq!(on_disk(&db), 1016 + 2 - 100 * DISK_PURGE_GROUPS as u64);
-        let read = db.begin_read().unwrap();
-        let groups = read.open_table(NONCE_GROUPS).unwrap();
-        assert_eq!(groups.last().unwrap().unwrap().0.value(), 12);
+        // The second opening also holds the two taken in the first (the close wrote them).
+        for (opening, held) in [(0, 11), (1, 13)] {
+            let guard = files.start(Limits::every(HOUR));
+            assert_eq!(guard.in_memory(), held, "opening {opening}");
+            assert!(!guard.remember("live-3", now, now + 300_000).unwrap());
+            assert!(!guard.remember("live-mixed", now, now + 300_000).unwrap());
+            assert_eq!(
+                files.on_disk(),
+                held as u64,
+                "opening {opening}: moved once"
+            );
+            let read = files.db.begin_read().unwrap();
+            assert_eq!(read.list_tables().unwrap().count(), 0, "opening {opening}");
+            drop(read);
+            if opening == 0 {
+                assert!(
+                    guard.remember("gone-1", now, now + 300_000).unwrap(),
+                    "expired"
+                );
+                assert!(
+                    guard.remember("old3-3", now, now + 300_000).unwrap(),
+                    "expired"
+                );
+            }
+        }
     }
 
     /// A file of one row per nonce, as written before groups: its unexpired nonces are moved into
-    /// a group when it is opened (and held), its two tables deleted; a replay of one of them is
-    /// still refused after another restart.
+    /// the journal when it is opened (and held), its two tables deleted; a replay of one of them
+    /// is still refused after another restart.
     #[test]
-    fn a_file_of_one_row_per_nonce_has_its_unexpired_nonces_moved_into_a_group() {
+    fn a_file_of_one_row_per_nonce_has_its_unexpired_nonces_moved_into_the_journal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.redb");
         let now = now_ms();
@@ -808,11 +808,12 @@ mod tests {
             drop((nonces, index));
             txn.commit().unwrap();
         }
+        let journal = journal_dir(&path);
         for opening in 0..2 {
-            let db = file_db(&path);
-            let guard = NonceGuard::start(db.clone(), Limits::every(HOUR)).unwrap();
+            let db = Db::with_opener(redb::Database::create(&path).unwrap(), None);
+            let guard = NonceGuard::start(&db, &journal, files(), Limits::every(HOUR)).unwrap();
             assert_eq!(guard.in_memory(), 10, "opening {opening}");
-            assert_eq!(on_disk(&db), 10, "opening {opening}");
+            assert_eq!(journal::on_disk(&journal).len(), 10, "opening {opening}");
             assert!(!guard.remember("live-3", now, now + 300_000).unwrap());
             let read = db.begin_read().unwrap();
             let names: Vec<String> = read
@@ -820,10 +821,7 @@ mod tests {
                 .unwrap()
                 .map(|t| t.name().to_owned())
                 .collect();
-            assert!(
-                !names.iter().any(|n| n == "nonces" || n == "nonce_expiry"),
-                "{names:?}"
-            );
+            assert!(names.is_empty(), "{names:?}");
         }
     }
 
@@ -837,7 +835,8 @@ mod tests {
             max_unpersisted: usize::MAX,
             max_unpersisted_for: HOUR,
         };
-        let guard = NonceGuard::start(memory_db(), limits).unwrap();
+        let files = Files::new();
+        let guard = files.start(limits);
         let now = 1_800_000_000_000;
         // Nonces as KooGallery's differ: a common prefix, a counter.
         for i in 0..(SHARDS * 1000) {
@@ -909,7 +908,8 @@ mod tests {
     /// all nonces, that call waited out the whole growth (30 ms at 100 000 nonces).
     #[test]
     fn a_shard_held_for_long_holds_up_no_other_shard() {
-        let guard = NonceGuard::start(memory_db(), Limits::every(HOUR)).unwrap();
+        let files = Files::new();
+        let guard = files.start(Limits::every(HOUR));
         let now = 1_800_000_000_000;
         let shard_of = |n: &str| {
             use std::hash::BuildHasher;
@@ -965,9 +965,30 @@ mod tests {
         assert!(decode_group(&[]).is_err());
     }
 
-    /// A commit stuck behind a long write (here, a write transaction held open) lets nonces wait
-    /// for the disk; the guard takes no more than it promises, then refuses until the commit is
-    /// through. A replay is still told apart.
+    /// Journal files whose writes wait while the gate is held: a disk that stalls.
+    fn gated(gate: &Arc<Mutex<()>>) -> SegmentOpener {
+        struct Gated(std::fs::File, Arc<Mutex<()>>);
+        impl SegmentFile for Gated {
+            fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+                let _wait = self.1.lock().unwrap_or_else(|p| p.into_inner());
+                SegmentFile::write_at(&self.0, offset, data)
+            }
+            fn sync_data(&self) -> std::io::Result<()> {
+                self.0.sync_data()
+            }
+        }
+        let gate = gate.clone();
+        Arc::new(move |path| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            Ok(Box::new(Gated(file, gate.clone())))
+        })
+    }
+
+    /// An append stuck behind a stalled disk lets nonces wait for it; the guard takes no more
+    /// than it promises, then refuses until the append is through. A replay is still told apart.
     ///
     /// Each bound has a guard of its own, the other bound out of reach: the count is checked with
     /// no age bound that a slow machine could reach mid-way (which would refuse early, for the
@@ -977,17 +998,16 @@ mod tests {
         let now = 1_800_000_000_000;
 
         // By number: ten wait, the eleventh is refused.
-        let db = memory_db();
-        let guard = NonceGuard::start(
-            db.clone(),
+        let (files, gate) = (Files::new(), Arc::new(Mutex::new(())));
+        let guard = files.start_on(
             Limits {
                 every: Duration::from_millis(1),
                 max_unpersisted: 10,
                 max_unpersisted_for: HOUR,
             },
-        )
-        .unwrap();
-        let long_write = db.begin_write().unwrap();
+            gated(&gate),
+        );
+        let long_write = gate.lock().unwrap();
         for i in 0..10 {
             assert!(guard.remember(&format!("n{i}"), now, now + 1000).unwrap());
         }
@@ -1006,18 +1026,18 @@ mod tests {
         wait_until(|| guard.pending() == 0);
         assert!(guard.remember("n10", now, now + 1000).unwrap());
         wait_until(|| guard.pending() == 0);
-        assert_eq!(on_disk(&db), 11);
+        assert_eq!(files.on_disk(), 11);
 
         // By age: one nonce waits longer than the bound (the sleep is a lower bound: load only
         // makes it wait longer).
-        let db = memory_db();
+        let (files, gate) = (Files::new(), Arc::new(Mutex::new(())));
         let limits = Limits {
             every: Duration::from_millis(1),
             max_unpersisted: MAX_UNPERSISTED,
             max_unpersisted_for: Duration::from_millis(300),
         };
-        let guard = NonceGuard::start(db.clone(), limits).unwrap();
-        let long_write = db.begin_write().unwrap();
+        let guard = files.start_on(limits, gated(&gate));
+        let long_write = gate.lock().unwrap();
         assert!(guard.remember("a", now, now + 1000).unwrap());
         std::thread::sleep(limits.max_unpersisted_for);
         match guard.remember("b", now, now + 1000) {
@@ -1031,7 +1051,7 @@ mod tests {
         wait_until(|| guard.pending() == 0);
         assert!(guard.remember("b", now, now + 1000).unwrap());
         wait_until(|| guard.pending() == 0);
-        assert_eq!(on_disk(&db), 2);
+        assert_eq!(files.on_disk(), 2);
     }
 
     pub(crate) fn wait_until(mut done: impl FnMut() -> bool) {

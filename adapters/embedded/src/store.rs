@@ -556,8 +556,8 @@ mod tests {
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
     /// A replay is refused across a clean restart (the last group is written when the
-    /// store closes), and a crash forgets at most the group not yet committed: what is on disk is
-    /// exactly what was accepted up to the last group commit.
+    /// store closes), and a crash forgets at most the group not yet appended: what is on disk is
+    /// exactly what was accepted up to the last group appended to the journal.
     #[tokio::test]
     async fn a_replay_is_refused_across_a_restart_and_a_crash_forgets_only_the_last_group() {
         let dir = tempfile::tempdir().unwrap();
@@ -571,8 +571,7 @@ mod tests {
             assert!(store.remember("last-group", now, exp).await.unwrap());
             assert_eq!(store.unflushed_nonces(), 1);
             // A crash now would lose only "last-group": the disk holds "committed".
-            let txn = store.database_ref().begin_read().unwrap();
-            let on_disk = crate::nonces::on_disk(&txn);
+            let on_disk = crate::nonces::on_disk(&crate::nonces::journal_dir(&path));
             assert!(on_disk.iter().any(|(n, _)| n == "committed"));
             assert!(!on_disk.iter().any(|(n, _)| n == "last-group"));
         }
@@ -581,14 +580,14 @@ mod tests {
         assert!(!store.remember("committed", now, exp).await.unwrap());
         assert!(!store.remember("last-group", now, exp).await.unwrap());
         assert!(store.remember("new", now, exp).await.unwrap());
-        // The flusher commits a group by itself (no close, no explicit flush). It gathers for
-        // 2 ms (NONCE_GROUP_EVERY), then commits with an fsync; the bound is far beyond that so
+        // The flusher appends a group by itself (no close, no explicit flush). It gathers for
+        // 2 ms (NONCE_GROUP_EVERY), then appends with an fdatasync; the bound is far beyond that so
         // that only a flusher that never commits reaches it, not a slow disk on a loaded machine.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while store.unflushed_nonces() != 0 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the flusher never committed the group by itself"
+                "the flusher never appended the group by itself"
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }

@@ -91,6 +91,40 @@ impl LimitedDisk {
     }
 }
 
+/// A nonce journal segment on a [`LimitedDisk`].
+struct SegmentOnDisk {
+    file: std::fs::File,
+    disk: LimitedDisk,
+}
+
+impl crate::nonces::SegmentFile for SegmentOnDisk {
+    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.disk.take(data.len())?;
+        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+impl LimitedDisk {
+    /// The replay guard's journal segments on this disk.
+    pub(crate) fn segments(&self) -> crate::nonces::SegmentOpener {
+        let disk = self.clone();
+        std::sync::Arc::new(move |path| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            Ok(Box::new(SegmentOnDisk {
+                file,
+                disk: disk.clone(),
+            }))
+        })
+    }
+}
+
 /// A file on a [`LimitedDisk`]: redb's own file backend, with writes counted against the room.
 #[derive(Debug)]
 struct OnDisk {
