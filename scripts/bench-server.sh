@@ -126,6 +126,12 @@ for mode in ${MODES:-plain tls}; do
   # The host's runs: every run but the bare server's (with CEILING=1 each round has one of each).
   requests=$(awk '/^# ceiling/ {c = 1; s = 0} /^# service/ {s = 1} /requests in/ {if (!c || s) n += $1} END {print n}' "$WORK/load.out")
   echo "# host CPU: ${cpu_ms} ms for ${requests} requests: $(awk -v c="$cpu_ms" -v n="$requests" 'BEGIN { printf "%.1f", c * 1000 / n }') µs a request"
+  # The same by thread name (the process's whole life; its start is a few ms): which of the
+  # host's threads spend it (tokio's workers, the replay guard's flusher, the exchange log's).
+  echo "# host CPU by thread, µs a request: $(for t in /proc/"$HOST_PID"/task/*; do
+      printf '%s\t%s\n' "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+    done | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v n="$requests" '{ c[$1] += $2 } END {
+      for (k in c) if (c[k] > 0) printf "%s %.1f; ", k, c[k] * 1e6 / hz / n }')"
   stop
   if [[ -f "$WORK/$mode$round/exchanges.redb" ]]; then
     # The index and the segments (the log's records), on disk.

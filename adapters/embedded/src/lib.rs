@@ -1,6 +1,7 @@
 //! The embedded, file-backed adapter: one [redb] database file holds the instance store and a
-//! durable job queue, and the nonce replay guard keeps a journal beside it (`store.nonces/`, see
-//! `nonces`), so the local host keeps everything across restarts without any external service.
+//! durable job queue, and the nonce replay guard keeps a journal beside it
+//! (`koogallery.redb.nonces/`, see `nonces`), so the local host keeps everything across restarts
+//! without any external service.
 //!
 //! - [`EmbeddedStore`] implements [`InstanceStore`](koogallery::ports::InstanceStore) and
 //!   [`NonceStore`](koogallery::ports::NonceStore) with the exact semantics of
@@ -329,7 +330,8 @@ impl DerefMut for Write<'_> {
 pub const NONCE_GROUP_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Instances, order lines, events, jobs and the rest in one redb file, and the replay guard's
-/// nonces in a journal beside it (`<file>.nonces/`); cheap to clone (shares the database).
+/// nonces in a journal beside it (`koogallery.redb.nonces/`); cheap to clone (shares the
+/// database).
 ///
 /// redb allows a file to be open once per process: open it once and clone the handle (or call
 /// [`EmbeddedStore::queue`]) wherever it is needed.

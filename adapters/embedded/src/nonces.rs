@@ -2,9 +2,10 @@
 //!
 //! A request's nonce is checked and recorded in memory, and the answer does not wait for the
 //! disk. A flusher thread writes the nonces recorded since its last pass as one group, at most
-//! [`NonceGuard::every`] after the first of them: one record appended to the guard's journal and
+//! `every` after the first of them: one record appended to the guard's journal and
 //! one `fdatasync` per group instead of one per request (see `journal`: files of their own beside
-//! the store's, `store.nonces/`). On open, the journal's unexpired nonces are loaded back.
+//! the store's, `koogallery.redb.nonces/`). On open, the journal's unexpired nonces are loaded
+//! back.
 //!
 //! The nonces were once rows of the store's redb file: a group a row (`nonce_groups`, its
 //! encoding pinned by `adapters/embedded/tests/fixtures/nonce_group_v1.bin` and still a journal
@@ -38,7 +39,7 @@ use std::{
 };
 
 use koogallery::StoreError;
-use redb::{TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 
 use self::journal::Journal;
 #[cfg(any(test, feature = "testing"))]
@@ -455,17 +456,12 @@ fn move_from_store(
     if legacy.is_empty() {
         return Ok(());
     }
+    // Every row is read, not the expiry indexes: this runs once, and a row is then moved even
+    // if its index were lost.
     let mut moved: Vec<(Nonce, i64)> = Vec::new();
-    if let (Ok(groups), Ok(index)) = (
-        read.open_table(LEGACY_GROUPS),
-        read.open_table(LEGACY_GROUP_EXPIRY),
-    ) {
-        // Only the groups with a nonce expiring after now.
-        for entry in index.range((now_ms.saturating_add(1), 0)..)? {
-            let (key, _) = entry?;
-            let Some(bytes) = groups.get(key.value().1)? else {
-                continue;
-            };
+    if let Some(groups) = legacy_table(&read, LEGACY_GROUPS)? {
+        for entry in groups.iter()? {
+            let (_, bytes) = entry?;
             for (nonce, exp) in decode_group(bytes.value())? {
                 if exp > now_ms {
                     moved.push((nonce.into(), exp));
@@ -473,12 +469,12 @@ fn move_from_store(
             }
         }
     }
-    if let Ok(index) = read.open_table(LEGACY_NONCE_EXPIRY) {
-        // Only those expiring after now: "" sorts before every nonce.
-        for entry in index.range((now_ms.saturating_add(1), "")..)? {
-            let (key, _) = entry?;
-            let (exp, nonce) = key.value();
-            moved.push((nonce.into(), exp));
+    if let Some(nonces) = legacy_table(&read, LEGACY_NONCES)? {
+        for entry in nonces.iter()? {
+            let (nonce, exp) = entry?;
+            if exp.value() > now_ms {
+                moved.push((nonce.value().into(), exp.value()));
+            }
         }
     }
     drop(read);
@@ -494,6 +490,19 @@ fn move_from_store(
         held.keep(nonce, exp);
     }
     Ok(())
+}
+
+/// `table` of `read`, or none when the file does not have it; any other failure is an error
+/// (the tables are deleted after the move: a table not read must not be).
+fn legacy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    read: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, Fault> {
+    match read.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn now_ms() -> i64 {

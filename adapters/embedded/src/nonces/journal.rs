@@ -86,9 +86,13 @@ pub(crate) fn files() -> SegmentOpener {
     })
 }
 
-/// The journal's directory for the store file at `store`: `store.redb` → `store.nonces/`.
+/// The journal's directory for the store file at `store`: `koogallery.redb` →
+/// `koogallery.redb.nonces/`. The store's whole name, so two store files never share one (redb
+/// locks the store file, so one process at a time has the journal).
 pub(crate) fn dir_for(store: &Path) -> PathBuf {
-    store.with_extension("nonces")
+    let mut name = store.as_os_str().to_owned();
+    name.push(".nonces");
+    PathBuf::from(name)
 }
 
 /// A segment being appended to.
@@ -126,11 +130,11 @@ impl Journal {
         open: SegmentOpener,
         now_ms: i64,
     ) -> Result<(Self, Vec<(Nonce, i64)>), Fault> {
-        if !dir.is_dir() {
-            std::fs::create_dir_all(dir).map_err(io_fault("cannot make the nonce journal"))?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
+        std::fs::create_dir_all(dir).map_err(io_fault("cannot make the nonce journal"))?;
+        // On every open: an earlier one may have made the directory and failed before this.
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
         }
         let mut segments = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io_fault("cannot list the nonce journal"))? {
@@ -145,7 +149,21 @@ impl Journal {
         let mut sealed = VecDeque::new();
         for (seq, path) in &segments {
             let bytes = std::fs::read(path).map_err(io_fault("cannot read the nonce journal"))?;
-            let (groups, cut) = read_segment(*seq, &bytes);
+            let (groups, cut) = match read_segment(*seq, &bytes) {
+                Segment::Unwritten => {
+                    // Its making was cut short (a crash): nothing in it was ever acknowledged.
+                    remove(path);
+                    continue;
+                }
+                Segment::Foreign(why) => {
+                    return Err(Fault::Corrupt(format!(
+                        "the nonce journal's {}: {why}; move it out of {} to start without it",
+                        path.display(),
+                        dir.display()
+                    )));
+                }
+                Segment::Records(groups, cut) => (groups, cut),
+            };
             if let Some(why) = cut {
                 // A torn last write after a crash reads so; anything else is worth a look.
                 tracing::warn!(segment = %path.display(), why, "nonce journal segment read up to a damaged record");
@@ -166,12 +184,18 @@ impl Journal {
                 });
             }
         }
+        let next_seq = match segments.last() {
+            None => 0,
+            Some((seq, path)) => seq.checked_add(1).ok_or_else(|| {
+                Fault::Corrupt(format!("{}: no segment can follow it", path.display()))
+            })?,
+        };
         let journal = Self {
             dir: dir.to_owned(),
             open,
             current: None,
             sealed,
-            next_seq: segments.last().map_or(0, |(seq, _)| seq + 1),
+            next_seq,
             next_size: SEGMENT_MIN,
         };
         Ok((journal, live))
@@ -181,6 +205,12 @@ impl Journal {
     /// the segment is left as it is (a torn record ends it) and the next append starts another.
     pub(crate) fn append(&mut self, group: &[(Nonce, i64)], now_ms: i64) -> Result<(), Fault> {
         let payload = encode_group(group.iter().map(|(n, e)| (&**n, *e)));
+        let Ok(len) = u32::try_from(payload.len()) else {
+            return Err(Fault::Corrupt(format!(
+                "a nonce group of {} bytes is beyond a journal record's 4 GiB",
+                payload.len()
+            )));
+        };
         let need = (RECORD_HEADER + payload.len()) as u64;
         if let Some(full) = self.current.as_ref().filter(|c| c.end + need > c.size) {
             let took = full
@@ -189,7 +219,7 @@ impl Journal {
             self.next_size = if took < FILLED_FAST_MS {
                 (full.size * 2).min(SEGMENT_MAX)
             } else if took > FILLED_SLOW_MS {
-                (full.size / 2).max(SEGMENT_MIN)
+                (full.size / 2).clamp(SEGMENT_MIN, SEGMENT_MAX)
             } else {
                 full.size.clamp(SEGMENT_MIN, SEGMENT_MAX)
             };
@@ -200,8 +230,8 @@ impl Journal {
         }
         let current = self.current.as_mut().expect("made above");
         let mut record = Vec::with_capacity(need as usize);
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&checksum(current.seq, &payload).to_le_bytes());
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&checksum(current.seq, len, &payload).to_le_bytes());
         record.extend_from_slice(&payload);
         current.latest = group.iter().map(|(_, e)| *e).fold(current.latest, i64::max);
         let written = current
@@ -253,8 +283,10 @@ impl Journal {
         self.next_seq += 1;
         let size = self.next_size.max(HEADER as u64 + need);
         let path = self.path(seq);
+        let mut created = false;
         let made = (|| -> io::Result<Box<dyn SegmentFile>> {
             let file = (self.open)(&path)?;
+            created = true;
             let mut header = Vec::with_capacity(HEADER);
             header.extend_from_slice(MAGIC);
             header.extend_from_slice(&VERSION.to_le_bytes());
@@ -282,7 +314,11 @@ impl Journal {
                 last_ms: i64::MIN,
             }),
             Err(e) => {
-                remove(&path);
+                // Only a file this made: one already there (`create_new`) is not the journal's
+                // to delete.
+                if created {
+                    remove(&path);
+                }
                 Err(io_fault("cannot make a nonce journal segment")(e))
             }
         }
@@ -297,43 +333,60 @@ fn segment_seq(name: &str) -> Option<u64> {
         .flatten()
 }
 
-fn checksum(seq: u64, payload: &[u8]) -> u32 {
+fn checksum(seq: u64, len: u32, payload: &[u8]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&seq.to_le_bytes());
+    crc.update(&len.to_le_bytes());
     crc.update(payload);
     crc.finalize()
 }
 
-/// The nonces of a segment's records, and why it was read no further if not for its end.
-fn read_segment(seq: u64, bytes: &[u8]) -> (Vec<(&str, i64)>, Option<&'static str>) {
+/// What a segment file holds.
+#[derive(Debug, PartialEq)]
+enum Segment<'a> {
+    /// Shorter than its header, or a header of zeros: a segment whose making a crash cut short.
+    Unwritten,
+    /// A header this build does not read (another version, another segment's number).
+    Foreign(&'static str),
+    /// The nonces of its records, and why it was read no further if not for its end.
+    Records(Vec<(&'a str, i64)>, Option<&'static str>),
+}
+
+fn read_segment(seq: u64, bytes: &[u8]) -> Segment<'_> {
     let mut nonces = Vec::new();
-    if bytes.len() < HEADER
-        || &bytes[..8] != MAGIC
-        || bytes[8..12] != VERSION.to_le_bytes()
-        || bytes[12..20] != seq.to_le_bytes()
-    {
-        return (nonces, Some("not a segment of this journal's version 1"));
+    if bytes.len() < HEADER || bytes[..HEADER].iter().all(|b| *b == 0) {
+        return Segment::Unwritten;
+    }
+    if &bytes[..8] != MAGIC {
+        return Segment::Foreign("not a nonce journal segment");
+    }
+    if bytes[8..12] != VERSION.to_le_bytes() {
+        return Segment::Foreign("a segment of another version of the journal");
+    }
+    if bytes[12..20] != seq.to_le_bytes() {
+        return Segment::Foreign("its header names another segment");
     }
     let mut at = HEADER;
     while at + RECORD_HEADER <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         if len == 0 {
-            return (nonces, None);
+            return Segment::Records(nonces, None);
         }
         let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        let Some(payload) = bytes.get(at + RECORD_HEADER..at + RECORD_HEADER + len) else {
-            return (nonces, Some("a record cut short"));
+        let end = (at + RECORD_HEADER).saturating_add(len as usize);
+        let Some(payload) = bytes.get(at + RECORD_HEADER..end) else {
+            return Segment::Records(nonces, Some("a record cut short"));
         };
-        if checksum(seq, payload) != crc {
-            return (nonces, Some("a record fails its checksum"));
+        if checksum(seq, len, payload) != crc {
+            return Segment::Records(nonces, Some("a record fails its checksum"));
         }
         match decode_group(payload) {
             Ok(group) => nonces.extend(group),
-            Err(_) => return (nonces, Some("a record is not a nonce group")),
+            Err(_) => return Segment::Records(nonces, Some("a record is not a nonce group")),
         }
-        at += RECORD_HEADER + len;
+        at = end;
     }
-    (nonces, None)
+    Segment::Records(nonces, None)
 }
 
 /// Every nonce in the journal at `dir`, expired or not (tests).
@@ -352,8 +405,9 @@ pub(crate) fn on_disk(dir: &Path) -> Vec<(String, i64)> {
     segments.sort();
     for (seq, path) in segments {
         let bytes = std::fs::read(&path).unwrap();
-        let (nonces, cut) = read_segment(seq, &bytes);
-        assert_eq!(cut, None, "{}", path.display());
+        let Segment::Records(nonces, None) = read_segment(seq, &bytes) else {
+            panic!("{} is not read whole", path.display());
+        };
         all.extend(nonces.into_iter().map(|(n, e)| (n.to_owned(), e)));
     }
     all
@@ -518,10 +572,67 @@ mod tests {
             let (j, live) = Journal::open(&jdir, files(), 0).unwrap();
             let names: Vec<&str> = live.iter().map(|(n, _)| &**n).collect();
             assert_eq!(names, ["kept-0", "kept-1"], "damage {damage}");
+            assert_eq!(
+                j.segments(),
+                1,
+                "damage {damage}: kept until its nonces expire"
+            );
             drop(j);
+            assert_eq!(
+                std::fs::read_dir(&jdir).unwrap().count(),
+                1,
+                "damage {damage}"
+            );
             // The next open made no segment: appends go to a new one, the damaged one stays.
             std::fs::write(&path, &pristine).unwrap();
         }
+    }
+
+    /// A segment whose making a crash cut short (shorter than its header, or a header of
+    /// zeros) held nothing acknowledged and is deleted on open; one this build cannot read (a
+    /// later version's, say) stops the open rather than being taken for empty and deleted.
+    #[test]
+    fn open_deletes_a_segment_cut_short_and_refuses_one_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("s.nonces");
+        std::fs::create_dir_all(&jdir).unwrap();
+        let name = |seq: u64| jdir.join(format!("{seq:020}.nonces"));
+        std::fs::write(name(5), [b'K'; 10]).unwrap();
+        std::fs::write(name(6), [0u8; 64]).unwrap();
+        let (mut j, live) = Journal::open(&jdir, files(), 0).unwrap();
+        assert!(live.is_empty());
+        assert_eq!(std::fs::read_dir(&jdir).unwrap().count(), 0);
+        j.append(&group("a", 1, 9000), 0).unwrap();
+        assert!(name(7).exists(), "numbered after the ones deleted");
+        drop(j);
+
+        let mut later = std::fs::read(name(7)).unwrap();
+        later[8..12].copy_from_slice(&2u32.to_le_bytes());
+        std::fs::write(name(7), &later).unwrap();
+        let refused = Journal::open(&jdir, files(), 0).err().expect("refused");
+        assert!(
+            format!("{refused:?}").contains("another version"),
+            "{refused:?}"
+        );
+        assert!(name(7).exists(), "not deleted");
+
+        std::fs::remove_file(name(7)).unwrap();
+        std::fs::write(name(u64::MAX), [0u8; 64]).unwrap();
+        let refused = Journal::open(&jdir, files(), 0).err().expect("refused");
+        assert!(
+            format!("{refused:?}").contains("no segment can follow"),
+            "{refused:?}"
+        );
+    }
+
+    /// Each store file has a journal of its own, named after its whole name.
+    #[test]
+    fn a_journal_is_named_after_the_whole_store_file_name() {
+        assert_eq!(
+            dir_for(Path::new("/data/koogallery.redb")),
+            Path::new("/data/koogallery.redb.nonces")
+        );
+        assert_ne!(dir_for(Path::new("a.redb")), dir_for(Path::new("a.db")));
     }
 
     /// After a failed write the journal starts a new segment: what was durable stays readable,
@@ -564,7 +675,10 @@ mod tests {
         );
         failing.store(false, Ordering::SeqCst);
         j.append(&group("b", 2, 9000), 0).unwrap();
+        // Not over the torn record: in a segment of its own.
+        assert_eq!(j.segments(), 2);
         drop(j);
+        assert_eq!(std::fs::read_dir(&jdir).unwrap().count(), 2);
         let (_, live) = Journal::open(&jdir, files(), 0).unwrap();
         let names: Vec<&str> = live.iter().map(|(n, _)| &**n).collect();
         assert_eq!(names, ["a-0", "a-1", "b-0", "b-1"]);
@@ -591,25 +705,27 @@ mod tests {
             "nonce_segment_v1.bin",
             &bytes[..used],
         );
-        let (nonces, cut) = read_segment(0, &pinned);
-        assert_eq!(cut, None);
         assert_eq!(
-            nonces,
-            [
-                ("a1b2c3d4-nonce", 1_800_000_300_000),
-                ("\u{4e91}\u{5546}\u{5e97}", 1_800_000_300_001)
-            ]
+            read_segment(0, &pinned),
+            Segment::Records(
+                vec![
+                    ("a1b2c3d4-nonce", 1_800_000_300_000),
+                    ("\u{4e91}\u{5546}\u{5e97}", 1_800_000_300_001)
+                ],
+                None
+            )
         );
-        // Read as another segment's (a file renamed), its records fail their checksums.
+        // A file renamed is refused; with its header renumbered too, its records fail their
+        // checksums.
         assert_eq!(
-            read_segment(1, &pinned).1,
-            Some("not a segment of this journal's version 1")
+            read_segment(1, &pinned),
+            Segment::Foreign("its header names another segment")
         );
         let mut renumbered = pinned.clone();
         renumbered[12..20].copy_from_slice(&1u64.to_le_bytes());
         assert_eq!(
-            read_segment(1, &renumbered).1,
-            Some("a record fails its checksum")
+            read_segment(1, &renumbered),
+            Segment::Records(vec![], Some("a record fails its checksum"))
         );
     }
 }
