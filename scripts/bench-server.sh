@@ -55,6 +55,14 @@ host_cpu_ms() {
   awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$HOST_PID/stat"
 }
 
+# Each of the host's threads: its id, its name (one word), its CPU time so far in clock ticks.
+thread_cpu() {
+  local t
+  for t in /proc/"$HOST_PID"/task/*; do
+    printf '%s %s %s\n' "${t##*/}" "$(tr -c 'A-Za-z0-9_\n-' _ <"$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
+  done
+}
+
 stop() {
   kill -TERM "$HOST_PID"
   wait "$HOST_PID" || true
@@ -115,6 +123,7 @@ for mode in ${MODES:-plain tls}; do
   fi
   echo "# ${ACTIVITY:-queryInstance} over $mode: $CONNECTIONS connections, ${DURATION}s"
   cpu_before=$(host_cpu_ms)
+  thread_cpu >"$WORK/threads.before"
   # CEILING=1: the same requests to a bare server first, and the ratio (koogallery-sim load --ceiling);
   # ROUNDS=n: the two loaded in turn n times, the ratio the median of the rounds'.
   "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity "${ACTIVITY:-queryInstance}" \
@@ -126,12 +135,12 @@ for mode in ${MODES:-plain tls}; do
   # The host's runs: every run but the bare server's (with CEILING=1 each round has one of each).
   requests=$(awk '/^# ceiling/ {c = 1; s = 0} /^# service/ {s = 1} /requests in/ {if (!c || s) n += $1} END {print n}' "$WORK/load.out")
   echo "# host CPU: ${cpu_ms} ms for ${requests} requests: $(awk -v c="$cpu_ms" -v n="$requests" 'BEGIN { printf "%.1f", c * 1000 / n }') µs a request"
-  # The same by thread name (the process's whole life; its start is a few ms): which of the
-  # host's threads spend it (tokio's workers, the replay guard's flusher, the exchange log's).
-  echo "# host CPU by thread, µs a request: $(for t in /proc/"$HOST_PID"/task/*; do
-      printf '%s\t%s\n' "$(cat "$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"
-    done | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v n="$requests" '{ c[$1] += $2 } END {
-      for (k in c) if (c[k] > 0) printf "%s %.1f; ", k, c[k] * 1e6 / hz / n }')"
+  # The same by thread name (tokio's workers, the replay guard's flusher, the exchange log's):
+  # which of the host's threads spend it.
+  echo "# host CPU by thread, µs a request: $(thread_cpu | awk -v hz="$(getconf CLK_TCK)" -v n="$requests" '
+      NR == FNR { before[$1] = $3; next }
+      { c[$2] += $3 - before[$1] }
+      END { for (k in c) if (c[k] > 0) printf "%s %.1f; ", k, c[k] * 1e6 / hz / n }' "$WORK/threads.before" -)"
   stop
   if [[ -f "$WORK/$mode$round/exchanges.redb" ]]; then
     # The index and the segments (the log's records), on disk.

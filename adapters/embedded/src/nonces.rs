@@ -11,7 +11,7 @@
 //! encoding pinned by `adapters/embedded/tests/fixtures/nonce_group_v1.bin` and still a journal
 //! record's), and before that a row per nonce (`nonces`). A file with either has its unexpired
 //! nonces moved into the journal when opened, and those tables deleted. A redb commit per group
-//! cost about four times the journal's append (BENCHMARKS.md, "The replay guard's journal").
+//! cost about three times the journal's append (BENCHMARKS.md, "The replay guard's journal").
 //!
 //! What a crash can forget: the nonces not yet on disk, those of the group being gathered (`every`,
 //! 2 ms by default) and of the append in flight. The guard bounds them whatever the disk does: at

@@ -2,7 +2,7 @@
 //! store's (docs/architecture.md, "The replay guard").
 //!
 //! A group of nonces is one record appended to the current segment and made durable by one
-//! `fdatasync`. A redb commit of the same group cost about four times the CPU (its B-tree pages,
+//! `fdatasync`. A redb commit of the same group cost about three times the CPU (its B-tree pages,
 //! written and synced, and the kernel's work for them): the nonce flusher was an eighth of the
 //! host's CPU at full rate (BENCHMARKS.md, "The replay guard's journal").
 //!
