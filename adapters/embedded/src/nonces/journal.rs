@@ -75,12 +75,15 @@ impl SegmentFile for std::fs::File {
 pub(crate) type SegmentOpener =
     Arc<dyn Fn(&Path) -> io::Result<Box<dyn SegmentFile>> + Send + Sync>;
 
-/// The file system's own files.
+/// The file system's own files, readable by their owner only, as every file of the data
+/// directory.
 pub(crate) fn files() -> SegmentOpener {
     Arc::new(|path| {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)?;
         Ok(Box::new(file))
     })
@@ -464,6 +467,15 @@ mod tests {
         let (_, live) = Journal::open(&jdir, files(), 1500).unwrap();
         let names: Vec<&str> = live.iter().map(|(n, _)| &**n).collect();
         assert_eq!(names, ["a-0", "a-1", "a-2", "b-0", "b-1"]);
+        for segment in std::fs::read_dir(&jdir).unwrap() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = segment.unwrap().metadata().unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "owner only, as the data directory's files"
+            );
+        }
         let (_, live) = Journal::open(&jdir, files(), 2000).unwrap();
         assert_eq!(live.len(), 3, "b's expired at 2000");
     }
