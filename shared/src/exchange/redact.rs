@@ -19,13 +19,7 @@ use std::{borrow::Cow, fmt};
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, value::RawValue};
 
-/// The V1 activities whose `instanceId` is a license code.
-const V1_LICENSE_ACTIVITIES: &[&str] = &[
-    "getLicense",
-    "refreshLicense",
-    "expireLicense",
-    "releaseLicense",
-];
+use crate::protocol::v1::V1Activity;
 
 /// What a redacted value becomes.
 pub const REDACTED: &str = "<redacted>";
@@ -150,9 +144,9 @@ impl Redaction {
         let pairs = form_urlencoded::parse(text.as_bytes());
         let license_call = pairs.clone().any(|(k, v)| {
             k == "activity"
-                && V1_LICENSE_ACTIVITIES
-                    .iter()
-                    .any(|a| v.eq_ignore_ascii_case(a))
+                && V1Activity::ALL
+                    .into_iter()
+                    .any(|a| a.is_license() && v.eq_ignore_ascii_case(a.as_str()))
         });
         let redaction = Self {
             instance_id_is_secret: self.instance_id_is_secret || license_call,

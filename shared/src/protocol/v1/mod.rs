@@ -70,6 +70,15 @@ impl V1Activity {
         Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
+    /// A License activity: its `instanceId` (in the query, or getLicense's answer) is a license
+    /// code (docs/protocol/callbacks.md §11).
+    pub fn is_license(self) -> bool {
+        matches!(
+            self,
+            Self::GetLicense | Self::RefreshLicense | Self::ExpireLicense | Self::ReleaseLicense
+        )
+    }
+
     /// The activity of the callback that serves it (a V2 basic activity, a License activity).
     pub fn served_by(self) -> &'static str {
         match self {

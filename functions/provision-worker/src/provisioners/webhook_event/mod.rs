@@ -13,10 +13,11 @@
 //! `released`, `quotaExhausted`), `order` (a paid order line) and the tenant directory's events.
 //!
 //! Version 1 is the same JSON with `"version": 1` and fewer events: `provision` and the first five
-//! lifecycle notices, a refresh's `detail` without its `orderLineId`. `quotaExhausted`, `order` and the directory events came later, and a receiver
-//! written for version 1 may refuse an event it does not know (and be retried until the job is
-//! dead-lettered), so a provisioner set to version 1 does not send them: they are logged and count
-//! as delivered. Golden files pin both versions.
+//! lifecycle notices, a refresh's `detail` without its `orderLineId`. `quotaExhausted`, `order`
+//! and the directory events came later, and a receiver written for version 1 may refuse an event
+//! it does not know (and be retried until the job is dead-lettered), so a provisioner set to
+//! version 1 does not send them: they are logged and count as delivered. Golden files pin both
+//! versions.
 
 use chrono::{DateTime, Utc};
 use koogallery::{
