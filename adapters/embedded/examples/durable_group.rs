@@ -3,7 +3,8 @@
 //! before the journal), durable or not, against an append to a file written with zeros beforehand
 //! and one `fdatasync` (the journal's way).
 //!
-//! `cargo run --release -p koogallery-embedded --example durable_group -- [redb|redb-none|append|idle] DIR`
+//! `cargo run --release -p koogallery-embedded --example durable_group -- WAY DIR`, WAY one of
+//! `redb`, `redb-none`, `append`, `idle`.
 //!
 //! Prints the whole machine's CPU (every process and the kernel's threads, from `/proc/stat`) a
 //! group: the fsync's work is the kernel's, much of it outside the process. `idle` only sleeps

@@ -42,10 +42,10 @@ use koogallery::StoreError;
 use redb::{ReadableTable, TableDefinition, TableHandle};
 
 use self::journal::Journal;
-#[cfg(any(test, feature = "testing"))]
-pub(crate) use self::journal::SegmentFile;
 #[cfg(test)]
 pub(crate) use self::journal::on_disk;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use self::journal::{SegmentFile, create as create_segment};
 pub(crate) use self::journal::{SegmentOpener, dir_for as journal_dir, files};
 use crate::{Db, Fault};
 
@@ -60,14 +60,14 @@ const LEGACY_NONCE_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::n
 /// The version byte a group's encoding starts with.
 const GROUP_V1: u8 = 1;
 
-/// The most nonces accepted and not yet on disk (the group gathered and the commit in flight):
+/// The most nonces accepted and not yet on disk (the group gathered and the append in flight):
 /// about 140 ms of the local host's full rate, far above a group behind a long write.
 pub const MAX_UNPERSISTED: usize = 4096;
 
 /// The longest a nonce accepted may wait for the disk before the guard takes no new one.
 pub const MAX_UNPERSISTED_FOR: Duration = Duration::from_secs(1);
 
-/// After a failed commit the flusher tries again after this, doubling up to [`RETRY_MAX`].
+/// After a failed append the flusher tries again after this, doubling up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 
@@ -199,8 +199,8 @@ struct State {
     /// When the first of `pending` was accepted.
     pending_since: Option<Instant>,
     /// The append in flight: how many nonces it writes, and when the first of them was accepted.
-    committing: usize,
-    committing_since: Option<Instant>,
+    appending: usize,
+    appending_since: Option<Instant>,
     /// The last append failed: no new nonce is taken until one succeeds.
     failed: bool,
     /// The latest request time seen (ms): expiry is judged on the requests' clock, so the disk
@@ -218,13 +218,13 @@ impl State {
         if self.failed {
             return Some("the replay guard cannot persist nonces: its last append failed".into());
         }
-        let waiting = self.pending.len() + self.committing;
+        let waiting = self.pending.len() + self.appending;
         if waiting >= limits.max_unpersisted {
             return Some(format!(
                 "the replay guard has {waiting} nonces waiting for the disk"
             ));
         }
-        let oldest = self.committing_since.or(self.pending_since);
+        let oldest = self.appending_since.or(self.pending_since);
         if oldest.is_some_and(|t| t.elapsed() >= limits.max_unpersisted_for) {
             return Some(format!(
                 "the replay guard's nonces have waited for the disk over {:?}",
@@ -334,7 +334,7 @@ impl NonceGuard {
     /// Nonces accepted and not yet on disk.
     pub(crate) fn pending(&self) -> usize {
         let s = self.shared.lock();
-        s.pending.len() + s.committing
+        s.pending.len() + s.appending
     }
 
     /// Nonces held in memory (live, and expired ones not yet dropped).
@@ -360,14 +360,14 @@ fn flush(shared: &Shared) -> Result<usize, Fault> {
         if group.is_empty() {
             return Ok(0);
         }
-        s.committing = group.len();
-        s.committing_since = s.pending_since.take();
+        s.appending = group.len();
+        s.appending_since = s.pending_since.take();
         (group, s.clock_ms)
     };
     let written = journal.append(&group, now_ms);
     let mut s = shared.lock();
-    s.committing = 0;
-    let since = s.committing_since.take();
+    s.appending = 0;
+    let since = s.appending_since.take();
     match written {
         Ok(()) => {
             if std::mem::take(&mut s.failed) {
@@ -987,13 +987,7 @@ mod tests {
             }
         }
         let gate = gate.clone();
-        Arc::new(move |path| {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)?;
-            Ok(Box::new(Gated(file, gate.clone())))
-        })
+        Arc::new(move |path| Ok(Box::new(Gated(journal::create(path)?, gate.clone()))))
     }
 
     /// An append stuck behind a stalled disk lets nonces wait for it; the guard takes no more

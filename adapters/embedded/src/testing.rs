@@ -100,11 +100,11 @@ struct SegmentOnDisk {
 impl crate::nonces::SegmentFile for SegmentOnDisk {
     fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         self.disk.take(data.len())?;
-        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
+        crate::nonces::SegmentFile::write_at(&self.file, offset, data)
     }
 
     fn sync_data(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        crate::nonces::SegmentFile::sync_data(&self.file)
     }
 }
 
@@ -113,12 +113,8 @@ impl LimitedDisk {
     pub(crate) fn segments(&self) -> crate::nonces::SegmentOpener {
         let disk = self.clone();
         std::sync::Arc::new(move |path| {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)?;
             Ok(Box::new(SegmentOnDisk {
-                file,
+                file: crate::nonces::create_segment(path)?,
                 disk: disk.clone(),
             }))
         })

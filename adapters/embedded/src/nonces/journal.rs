@@ -23,8 +23,8 @@
 //!
 //! A segment `{seq:020}.nonces` is a header, [`MAGIC`] then the version (u32) and the segment's
 //! sequence number (u64), followed by records, each its payload's length (u32, never 0), a CRC-32
-//! of the sequence number and the payload (u32), and the payload: a nonce group in the encoding
-//! of `nonce_groups` rows (`nonce_group_v1.bin`). Integers are little-endian. The first length of
+//! of the sequence number, that length and the payload (u32), and the payload: a nonce group in
+//! the encoding of `nonce_groups` rows (`nonce_group_v1.bin`). Integers are little-endian. The first length of
 //! 0 (the zeros the segment was made with) ends it. So does a record that is cut short or fails
 //! its checksum: a write torn by a crash, whose group was never acknowledged as durable.
 
@@ -75,18 +75,20 @@ impl SegmentFile for std::fs::File {
 pub(crate) type SegmentOpener =
     Arc<dyn Fn(&Path) -> io::Result<Box<dyn SegmentFile>> + Send + Sync>;
 
-/// The file system's own files, readable by their owner only, as every file of the data
-/// directory.
+/// The file system's own files.
 pub(crate) fn files() -> SegmentOpener {
-    Arc::new(|path| {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
-        Ok(Box::new(file))
-    })
+    Arc::new(|path| Ok(Box::new(create(path)?)))
+}
+
+/// A new segment file at `path` (it must not exist), readable by its owner only, as every file of
+/// the data directory: what every opener writes through.
+pub(crate) fn create(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// The journal's directory for the store file at `store`: `koogallery.redb` →
@@ -112,7 +114,7 @@ struct Current {
 
 /// A segment no longer appended to, kept until its latest nonce expires.
 struct Sealed {
-    path: PathBuf,
+    seq: u64,
     latest: i64,
 }
 
@@ -139,23 +141,16 @@ impl Journal {
             Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
             _ => sync_dir(Path::new("."))?,
         }
-        let mut segments = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io_fault("cannot list the nonce journal"))? {
-            let entry = entry.map_err(io_fault("cannot list the nonce journal"))?;
-            let name = entry.file_name();
-            if let Some(seq) = name.to_str().and_then(segment_seq) {
-                segments.push((seq, entry.path()));
-            }
-        }
-        segments.sort();
+        let segments = list_segments(dir).map_err(io_fault("cannot list the nonce journal"))?;
         let mut live = Vec::new();
         let mut sealed = VecDeque::new();
-        for (seq, path) in &segments {
-            let bytes = std::fs::read(path).map_err(io_fault("cannot read the nonce journal"))?;
-            let (groups, cut) = match read_segment(*seq, &bytes) {
+        for &seq in &segments {
+            let path = segment_path(dir, seq);
+            let bytes = std::fs::read(&path).map_err(io_fault("cannot read the nonce journal"))?;
+            let (groups, cut) = match read_segment(seq, &bytes) {
                 Segment::Unwritten => {
                     // Its making was cut short (a crash): nothing in it was ever acknowledged.
-                    remove(path);
+                    remove(&path);
                     continue;
                 }
                 Segment::Foreign(why) => {
@@ -179,18 +174,18 @@ impl Journal {
                 }
             }
             if latest <= now_ms {
-                remove(path);
+                remove(&path);
             } else {
-                sealed.push_back(Sealed {
-                    path: path.clone(),
-                    latest,
-                });
+                sealed.push_back(Sealed { seq, latest });
             }
         }
         let next_seq = match segments.last() {
             None => 0,
-            Some((seq, path)) => seq.checked_add(1).ok_or_else(|| {
-                Fault::Corrupt(format!("{}: no segment can follow it", path.display()))
+            Some(&seq) => seq.checked_add(1).ok_or_else(|| {
+                Fault::Corrupt(format!(
+                    "{}: no segment can follow it",
+                    segment_path(dir, seq).display()
+                ))
             })?,
         };
         let journal = Self {
@@ -261,7 +256,7 @@ impl Journal {
     fn seal(&mut self) {
         if let Some(c) = self.current.take() {
             self.sealed.push_back(Sealed {
-                path: self.path(c.seq),
+                seq: c.seq,
                 latest: c.latest,
             });
         }
@@ -270,12 +265,8 @@ impl Journal {
     fn drop_expired(&mut self, now_ms: i64) {
         while self.sealed.front().is_some_and(|s| s.latest <= now_ms) {
             let gone = self.sealed.pop_front().expect("checked");
-            remove(&gone.path);
+            remove(&segment_path(&self.dir, gone.seq));
         }
-    }
-
-    fn path(&self, seq: u64) -> PathBuf {
-        self.dir.join(format!("{seq:020}.nonces"))
     }
 
     /// A new segment, written with zeros to its size (at least `need` past its header) and
@@ -285,7 +276,7 @@ impl Journal {
         // Taken whatever happens: a name whose file could not be removed is not tried again.
         self.next_seq += 1;
         let size = self.next_size.max(HEADER as u64 + need);
-        let path = self.path(seq);
+        let path = segment_path(&self.dir, seq);
         let mut created = false;
         let made = (|| -> io::Result<Box<dyn SegmentFile>> {
             let file = (self.open)(&path)?;
@@ -326,6 +317,23 @@ impl Journal {
             }
         }
     }
+}
+
+/// The file of segment `seq` in the journal at `dir`.
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.nonces"))
+}
+
+/// The segments in the journal at `dir`, by sequence number (other files are not the journal's).
+fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        if let Some(seq) = entry?.file_name().to_str().and_then(segment_seq) {
+            segments.push(seq);
+        }
+    }
+    segments.sort_unstable();
+    Ok(segments)
 }
 
 /// The sequence number of a segment's file name.
@@ -396,17 +404,9 @@ fn read_segment(seq: u64, bytes: &[u8]) -> Segment<'_> {
 #[cfg(test)]
 pub(crate) fn on_disk(dir: &Path) -> Vec<(String, i64)> {
     let mut all = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return all;
-    };
-    let mut segments: Vec<(u64, PathBuf)> = entries
-        .filter_map(|e| {
-            let e = e.ok()?;
-            Some((segment_seq(e.file_name().to_str()?)?, e.path()))
-        })
-        .collect();
-    segments.sort();
-    for (seq, path) in segments {
+    // No journal yet: nothing on disk.
+    for seq in list_segments(dir).unwrap_or_default() {
+        let path = segment_path(dir, seq);
         let bytes = std::fs::read(&path).unwrap();
         let Segment::Records(nonces, None) = read_segment(seq, &bytes) else {
             panic!("{} is not read whole", path.display());
@@ -565,7 +565,7 @@ mod tests {
         j.append(&group("kept", 2, 9000), 0).unwrap();
         j.append(&group("torn", 2, 9000), 0).unwrap();
         drop(j);
-        let path = jdir.join(format!("{:020}.nonces", 0));
+        let path = segment_path(&jdir, 0);
         let pristine = std::fs::read(&path).unwrap();
         let second = HEADER
             + RECORD_HEADER
@@ -608,7 +608,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let jdir = dir.path().join("s.nonces");
         std::fs::create_dir_all(&jdir).unwrap();
-        let name = |seq: u64| jdir.join(format!("{seq:020}.nonces"));
+        let name = |seq: u64| segment_path(&jdir, seq);
         std::fs::write(name(5), [b'K'; 10]).unwrap();
         std::fs::write(name(6), [0u8; 64]).unwrap();
         let (mut j, live) = Journal::open(&jdir, files(), 0).unwrap();
@@ -668,13 +668,8 @@ mod tests {
         }
         let failing = Arc::new(AtomicBool::new(false));
         let f = failing.clone();
-        let opener: SegmentOpener = Arc::new(move |path| {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)?;
-            Ok(Box::new(Flaky(file, f.clone())))
-        });
+        let opener: SegmentOpener =
+            Arc::new(move |path| Ok(Box::new(Flaky(create(path)?, f.clone()))));
         let dir = tempfile::tempdir().unwrap();
         let jdir = dir.path().join("s.nonces");
         let (mut j, _) = Journal::open(&jdir, opener, 0).unwrap();
@@ -708,7 +703,7 @@ mod tests {
         j.append(&[("\u{4e91}\u{5546}\u{5e97}".into(), 1_800_000_300_001)], 0)
             .unwrap();
         drop(j);
-        let bytes = std::fs::read(jdir.join(format!("{:020}.nonces", 0))).unwrap();
+        let bytes = std::fs::read(segment_path(&jdir, 0)).unwrap();
         // The records and their end; the rest of the segment is zeros.
         let used = HEADER + 2 * RECORD_HEADER + 2 * 5 + 2 * 12 + 14 + 9 + RECORD_HEADER;
         assert!(bytes[used..].iter().all(|b| *b == 0));
