@@ -271,7 +271,7 @@ mod tests {
             parse_reply(br#"{"resultCode":"000000","resultMsg":"success.","instanceId":"i-1"}"#)
                 .unwrap();
         assert_eq!(reply.result_code, ResultCode::Success);
-        assert_eq!(reply.fields.get("instanceId"), Some(&Value::from("i-1")));
+        assert_eq!(reply.field::<String>("instanceId").as_deref(), Some("i-1"));
         let err = parse_reply(br#"{"resultCode":"secret-ish"}"#).unwrap_err();
         assert!(!err.contains("secret-ish"), "{err}");
         assert!(parse_reply(b"").is_err());

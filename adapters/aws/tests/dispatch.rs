@@ -162,7 +162,7 @@ async fn invokes_the_activity_s_function_synchronously_with_a_signed_request() {
     let body = json!({"activity": "queryInstance", "instanceId": "i-1"});
     let reply = d.dispatch(query_instance(), &body, KeyUsed::Previous).await;
     assert_eq!(reply.result_code, ResultCode::Success);
-    assert_eq!(reply.fields.get("instanceId"), Some(&Value::from("i-1")));
+    assert_eq!(reply.field::<String>("instanceId").as_deref(), Some("i-1"));
 
     let received = lambda.received.lock().unwrap();
     let (path, headers, payload) = &received[0];

@@ -48,22 +48,22 @@ impl DecodedInstances {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Instance `id` as stored in `bytes`.
-    pub(crate) fn decode(&self, id: &str, bytes: &[u8]) -> Result<Instance, Fault> {
+    /// Instance `id` as stored in `bytes`: the one decoded before when the bytes are the same.
+    pub(crate) fn decode(&self, id: &str, bytes: &[u8]) -> Result<Arc<Instance>, Fault> {
         let known = self
             .lock()
             .get(id)
             .filter(|(decoded_from, _)| **decoded_from == *bytes)
             .map(|(_, instance)| instance.clone());
         if let Some(instance) = known {
-            return Ok(Instance::clone(&instance));
+            return Ok(instance);
         }
-        let instance = decode_instance(id, bytes)?;
+        let instance = Arc::new(decode_instance(id, bytes)?);
         let mut cache = self.lock();
         if cache.len() >= DECODED_LIMIT && !cache.contains_key(id) {
             cache.clear();
         }
-        cache.insert(id.to_owned(), (bytes.into(), Arc::new(instance.clone())));
+        cache.insert(id.to_owned(), (bytes.into(), instance.clone()));
         Ok(instance)
     }
 }
@@ -220,8 +220,8 @@ impl InstanceStore for EmbeddedStore {
     /// queryInstance's read, KooGallery's hot path: inline on the runtime, without the hop to a
     /// blocking thread that writes take. A redb read never waits for a writer (it reads the last
     /// committed snapshot), and the records it touches are recent, hence in the page cache.
-    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Instance>, StoreError> {
-        let read = || -> Result<Vec<Instance>, Fault> {
+    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Arc<Instance>>, StoreError> {
+        let read = || -> Result<Vec<Arc<Instance>>, Fault> {
             // One snapshot for the whole batch; unknown IDs are left out, order kept.
             let table = self.database_ref().begin_read()?.open_table(INSTANCES)?;
             let mut out = Vec::with_capacity(instance_ids.len());
@@ -428,8 +428,9 @@ mod tests {
         store.create_for_order_line(&inst, &[ev]).await.unwrap();
         let first = store.get_many(&["inst-1"]).await.unwrap();
         assert_eq!(first[0].version, 1);
-        // Answered again from what was decoded: the same instance.
-        assert_eq!(store.get_many(&["inst-1"]).await.unwrap(), first);
+        // Answered again from what was decoded: the same instance, shared, not a copy.
+        let again = store.get_many(&["inst-1"]).await.unwrap();
+        assert!(Arc::ptr_eq(&again[0], &first[0]));
 
         inst.version = 1;
         let Ok(koogallery::instance::Outcome::Changed(active)) =
@@ -441,9 +442,10 @@ mod tests {
         let saved = store.get_many(&["inst-1"]).await.unwrap();
         assert_eq!(saved[0].version, 2);
         assert_eq!(saved[0].state, inst.state);
+        assert!(!Arc::ptr_eq(&saved[0], &first[0]));
 
         // A write that bypasses the store's methods (another handle, a restore).
-        let mut other = saved[0].clone();
+        let mut other = Instance::clone(&saved[0]);
         other.version = 7;
         write_raw(&store, |txn| {
             let mut t = txn.open_table(INSTANCES).unwrap();

@@ -72,7 +72,11 @@ pub(crate) fn seen(callback: &'static Registration, key: KeyUsed, value: &Value)
         value
             .get(k)
             .and_then(Value::as_str)
-            .map(|s| s.chars().take(200).collect::<String>())
+            // The first 200 characters, copied at once.
+            .map(|s| match s.char_indices().nth(200) {
+                Some((end, _)) => s[..end].to_owned(),
+                None => s.to_owned(),
+            })
     };
     Seen {
         callback: Some(callback),

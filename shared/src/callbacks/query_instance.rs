@@ -79,7 +79,7 @@ impl Callback for QueryInstance {
         // Answer in request order, whatever order the store returned.
         let in_order: Vec<Option<&Instance>> = ids
             .iter()
-            .map(|id| found.iter().find(|i| i.instance_id == *id))
+            .map(|id| found.iter().find(|i| i.instance_id == *id).map(Arc::as_ref))
             .collect();
 
         let ready: Vec<&Instance> = in_order
@@ -479,7 +479,7 @@ mod tests {
             )
             .await;
         assert_eq!(r.result_code, ResultCode::Processing);
-        assert!(!r.fields.contains_key("info"));
+        assert!(!r.has_field("info"));
     }
 
     /// An active instance whose order was bought in `mode`.
@@ -776,7 +776,7 @@ mod tests {
             info[0].app_info.as_ref().unwrap().password.as_deref(),
             Some("S3cret!pass")
         );
-        assert!(!r.fields.contains_key("encryptType"));
+        assert!(!r.has_field("encryptType"));
     }
 
     #[tokio::test]

@@ -40,7 +40,8 @@ pub trait InstanceStore: Send + Sync {
     async fn get(&self, instance_id: &str) -> Result<Option<Instance>, StoreError>;
 
     /// Reads several instances at once (queryInstance takes up to 100); unknown IDs are left out.
-    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Instance>, StoreError>;
+    /// Shared, read-only: a store that keeps records decoded hands out its own, not copies.
+    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Arc<Instance>>, StoreError>;
 
     /// Writes `instance` if the stored version is still `expected_version` (bumping it by one) and
     /// appends `events`, all or nothing. `StoreError::Conflict` when another writer was first.

@@ -217,10 +217,19 @@ pub(super) fn verify_hex(
     if signature.is_empty() {
         return Err(SignatureError::Missing);
     }
-    // `hex` accepts both cases (§3.1: compare case-insensitively).
-    let tag = hex::decode(signature).map_err(|_| SignatureError::Malformed)?;
+    // `hex` accepts both cases (§3.1: compare case-insensitively). A SHA-256 tag (64 digits) is
+    // decoded onto the stack; any other length is decoded only to tell malformed from mismatched.
+    let mut tag = [0u8; 32];
+    let other_length;
+    let tag: &[u8] = if signature.len() == 2 * tag.len() {
+        hex::decode_to_slice(signature, &mut tag).map_err(|_| SignatureError::Malformed)?;
+        &tag
+    } else {
+        other_length = hex::decode(signature).map_err(|_| SignatureError::Malformed)?;
+        &other_length
+    };
     let matches =
-        |form: PayloadForm, payload: &[u8]| keys.matching(&tag, form, |key| mac(key, payload));
+        |form: PayloadForm, payload: &[u8]| keys.matching(tag, form, |key| mac(key, payload));
 
     let canonical = canonical.map(String::into_bytes);
     if let Some(c) = &canonical

@@ -3,7 +3,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -145,11 +145,11 @@ impl InstanceStore for MemoryStore {
         Ok(self.lock()?.instances.get(instance_id).cloned())
     }
 
-    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Instance>, StoreError> {
+    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Arc<Instance>>, StoreError> {
         let t = self.lock()?;
         Ok(instance_ids
             .iter()
-            .filter_map(|id| t.instances.get(*id).cloned())
+            .filter_map(|id| t.instances.get(*id).cloned().map(Arc::new))
             .collect())
     }
 

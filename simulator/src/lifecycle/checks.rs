@@ -77,11 +77,10 @@ pub(crate) fn check_instance_info(
 ) -> Result<String, String> {
     let info = answer
         .reply
-        .fields
-        .get("info")
+        .field::<Value>("info")
         .ok_or("the answer has no info")?;
     let infos: Vec<InstanceInfo> =
-        serde_json::from_value(info.clone()).map_err(|e| format!("info is malformed: {e}"))?;
+        serde_json::from_value(info).map_err(|e| format!("info is malformed: {e}"))?;
     let first = infos.first().ok_or("info is empty")?;
     if first.instance_id != instance_id {
         return Err(format!(
@@ -127,7 +126,7 @@ pub(crate) fn check_app_info(
 /// docs/protocol/decisions.md §20), so a V1 answer with credentials and no `encryptType` is wrong
 /// where a V2 one is merely noted as plain text.
 pub(super) fn require_encrypt_type(answer: &Answer) -> Result<(), String> {
-    match answer.reply.fields.get("encryptType") {
+    match answer.reply.field::<Value>("encryptType") {
         None | Some(Value::Null) => Err(
             "no encryptType: V1 answers carry their credentials encrypted (\"1\" or \"2\")"
                 .to_owned(),
@@ -143,7 +142,7 @@ fn credentials_note(
     credentials: &[(&str, &str)],
     access_key: &str,
 ) -> Result<Option<String>, String> {
-    let note = match answer.reply.fields.get("encryptType") {
+    let note = match answer.reply.field::<Value>("encryptType") {
         None | Some(Value::Null) => (!credentials.is_empty())
             .then(|| "credentials in plain text (no encryptType)".to_owned()),
         Some(raw) => {

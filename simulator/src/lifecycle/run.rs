@@ -153,7 +153,7 @@ impl Run<'_> {
 
     /// `instanceId` of a newInstance answer.
     pub(super) fn instance_id_of(&mut self, answer: &Answer) -> Result<String, SimError> {
-        match answer.reply.fields.get("instanceId") {
+        match answer.reply.field::<Value>("instanceId") {
             Some(Value::String(id)) if !id.trim().is_empty() => {
                 if id.chars().count() > MAX_INSTANCE_ID {
                     return Err(self.fail_last(format!(

@@ -189,12 +189,8 @@ impl Run<'_> {
                     return self.v1_ready(&answer);
                 }
                 (None, ResultCode::Processing) => {
-                    let id = answer
-                        .reply
-                        .fields
-                        .get("instanceId")
-                        .and_then(Value::as_str);
-                    if id != Some(instance_id) {
+                    let id = answer.reply.field::<String>("instanceId");
+                    if id.as_deref() != Some(instance_id) {
                         self.push(poll.step(Some(code), true, String::new()));
                         return self.same_instance(&answer, instance_id);
                     }
@@ -228,7 +224,7 @@ impl Run<'_> {
     /// credentials decrypting with the key. A debug call (`testFlag=1`) answers an instanceId
     /// alone (docs/protocol/decisions.md §7), so there they are checked only when present.
     fn v1_ready(&mut self, answer: &Answer) -> Result<(), SimError> {
-        let app = match answer.reply.fields.get("appInfo") {
+        let app = match answer.reply.field::<Value>("appInfo") {
             None | Some(Value::Null) if self.opts.test_flag => {
                 self.note_last("debug call: no appInfo".to_owned());
                 return Ok(());

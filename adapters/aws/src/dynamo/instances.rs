@@ -1,7 +1,10 @@
 //! [`InstanceStore`] on the table: the order line, the instance and its events, written
 //! conditionally (module docs, Writes), and read back consistently.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use koogallery::{
@@ -43,7 +46,7 @@ impl InstanceStore for DynamoStore {
             .transpose()
     }
 
-    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Instance>, StoreError> {
+    async fn get_many(&self, instance_ids: &[&str]) -> Result<Vec<Arc<Instance>>, StoreError> {
         // BatchGetItem refuses duplicate keys: ask once per ID, answer in the caller's order.
         let mut seen = HashSet::new();
         let unique: Vec<&str> = instance_ids
@@ -55,10 +58,10 @@ impl InstanceStore for DynamoStore {
             .iter()
             .map(|id| key_of(instance_pk(id), INSTANCE_SK))
             .collect();
-        let mut found: HashMap<String, Instance> = HashMap::with_capacity(unique.len());
+        let mut found: HashMap<String, Arc<Instance>> = HashMap::with_capacity(unique.len());
         for item in self.table.batch_get(keys, BATCH_GET).await? {
             let instance = decode_instance(&item)?;
-            found.insert(instance.instance_id.clone().into(), instance);
+            found.insert(instance.instance_id.clone().into(), Arc::new(instance));
         }
         Ok(instance_ids
             .iter()
@@ -174,7 +177,8 @@ impl InstanceStore for DynamoStore {
             .get_many(&ids)
             .await?
             .into_iter()
-            .filter(Instance::is_unsettled)
+            .filter(|i| i.is_unsettled())
+            .map(Arc::unwrap_or_clone)
             .collect())
     }
 }

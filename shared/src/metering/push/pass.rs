@@ -191,7 +191,7 @@ impl UsagePusher {
                     started_at: i.created_at,
                     released_at: i.released_at(),
                 };
-                lifetimes.insert(i.instance_id.into(), lifetime);
+                lifetimes.insert(i.instance_id.clone().into(), lifetime);
             }
         }
         Ok(lifetimes)
