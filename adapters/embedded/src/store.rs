@@ -28,10 +28,10 @@ pub(crate) fn decode_instance(id: &str, bytes: &[u8]) -> Result<Instance, Fault>
 
 /// The records last decoded on queryInstance's path, by instanceId, each with the bytes it was
 /// decoded from. A read still takes the record from the file every time; when its bytes are the
-/// ones decoded before, the decoded instance is cloned instead of the JSON parsed again (that
-/// parse was a tenth of the host's CPU on polled queryInstance: BENCHMARKS.md, "Close to the
-/// machine's ceiling"). The bytes decide, not any notice of a write, so nothing that changes the
-/// file (another handle, a restore) can leave a stale instance answered.
+/// ones decoded before, the decoded instance is shared (an `Arc`) instead of the JSON parsed
+/// again (that parse was a tenth of the host's CPU on polled queryInstance: BENCHMARKS.md, "Close
+/// to the machine's ceiling"). The bytes decide, not any notice of a write, so nothing that
+/// changes the file (another handle, a restore) can leave a stale instance answered.
 #[derive(Default)]
 pub(crate) struct DecodedInstances {
     by_id: std::sync::Mutex<Decoded>,

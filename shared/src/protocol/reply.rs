@@ -44,7 +44,8 @@ impl Reply {
     }
 
     /// Adds a field (or replaces the one of that name, where it stood); `None`-like values are
-    /// the caller's business (skip them before calling).
+    /// the caller's business (skip them before calling). The value is written as serde_json
+    /// writes it, with nothing in between: an `f32` in its shortest form, not widened to `f64`.
     pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
         // Serialising our own wire structs cannot fail; fall back to null rather than panic.
         let raw = serde_json::value::to_raw_value(&value).unwrap_or_else(|_| null());
