@@ -271,16 +271,17 @@ fn answer_fault(e: &serde_json::Error) -> String {
 /// The URL as it may be logged: no query string, fragment, user or password (a vendor may put a
 /// token in any of them).
 fn without_query(url: &str) -> String {
-    let bare = url.split(['?', '#']).next().unwrap_or(url);
-    match bare.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host);
-            format!("{scheme}://{host}{path}")
+    match reqwest::Url::parse(url) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            // Only a URL that cannot have them refuses these: then it has none to hide.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
         }
-        None => bare.to_owned(),
+        // Nothing of a URL that does not parse is named: where its token is cannot be told.
+        Err(_) => "(a URL that does not parse)".to_owned(),
     }
 }
 

@@ -341,9 +341,16 @@ fn a_webhook_url_is_named_without_its_credentials() {
     );
     assert_eq!(
         without_query("https://vendor.example.com"),
-        "https://vendor.example.com"
+        "https://vendor.example.com/"
     );
-    assert_eq!(without_query("not a url?token=t"), "not a url");
+    assert_eq!(
+        without_query("https://token@vendor.example.com/h#t0k"),
+        "https://vendor.example.com/h"
+    );
+    assert_eq!(
+        without_query("not a url?token=t"),
+        "(a URL that does not parse)"
+    );
 }
 
 /// A license event's code is its secret, and its `eventId` holds it: the exchange log keeps
