@@ -1,6 +1,6 @@
 //! Metering domain tests: the batch rules, windows, sealing and the stored form.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
@@ -146,7 +146,7 @@ fn reports_must_name_a_live_real_instance_that_existed_then() {
         Instance::new_provisioning(&"O3".into(), &"O3-1".into(), "i-gone", false, created);
     let _ = gone.release(None, t("2026-11-21T12:50:00Z"));
     for i in [live, debug, gone] {
-        instances.insert(i.instance_id.clone(), i);
+        instances.insert(i.instance_id.clone(), Arc::new(i));
     }
     let at = "2026-11-21T13:00:00Z";
     assert!(
@@ -503,8 +503,6 @@ fn totals_follow_the_windows_they_sum() {
 mod packages {
     //! Ingestion with packages: quotas read from the package order, deducted, refused beyond,
     //! and `quotaExhausted` recorded once (healed by the next batch naming the package).
-
-    use std::sync::Arc;
 
     use super::*;
     use crate::{

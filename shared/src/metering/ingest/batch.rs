@@ -2,7 +2,7 @@
 //! store's atomic apply, and each used-up package's `quotaExhausted` notice, recorded once and its
 //! outbox drain queued.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -37,7 +37,7 @@ pub async fn ingest_batch(
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(100) {
         for instance in instances.get_many(chunk).await? {
-            found.insert(instance.instance_id.clone(), Arc::unwrap_or_clone(instance));
+            found.insert(instance.instance_id.clone(), instance);
         }
     }
     let quotas = check_instances(reports, &found, quota_list)?;

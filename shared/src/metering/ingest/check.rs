@@ -2,7 +2,7 @@
 //! the batch and the clock (size, idempotency key, quantity, time, KooGallery's 21-day horizon,
 //! docs/protocol/openapi.md §3), then those against the instances and packages it names.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -53,7 +53,7 @@ pub fn check_batch(reports: &[UsageReport], now: DateTime<Utc>) -> Result<(), In
 /// included), and the packages' quotas (`quota_list`).
 pub fn check_instances(
     reports: &[UsageReport],
-    instances: &HashMap<InstanceId, Instance>,
+    instances: &HashMap<InstanceId, Arc<Instance>>,
     quota_list: &PackageQuotaList,
 ) -> Result<PackageQuotas, IngestError> {
     let mut quotas = PackageQuotas::new();
