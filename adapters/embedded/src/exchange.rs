@@ -324,11 +324,10 @@ impl Segments {
     }
 
     fn create(dir: &Path, id: u64) -> Result<std::fs::File, Fault> {
-        let mut options = std::fs::OpenOptions::new();
-        options.create_new(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(dir.join(Self::name(id))).map_err(io_fault)
+        crate::new_private_file()
+            .append(true)
+            .open(dir.join(Self::name(id)))
+            .map_err(io_fault)
     }
 
     /// Opens the segments' directory and starts a new segment numbered from `first_id`.

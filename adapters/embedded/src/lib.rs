@@ -537,6 +537,16 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How a new file beside the store is opened (a journal's segment, the exchange log's): it must
+/// not exist yet, and it is readable and writable by its owner only, as the store file is.
+pub(crate) fn new_private_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 pub(crate) async fn run_blocking<T, F>(db: Arc<Db>, work: F) -> Result<T, Fault>
 where
     T: Send + 'static,

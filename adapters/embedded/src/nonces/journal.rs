@@ -24,9 +24,10 @@
 //! A segment `{seq:020}.nonces` is a header, [`MAGIC`] then the version (u32) and the segment's
 //! sequence number (u64), followed by records, each its payload's length (u32, never 0), a CRC-32
 //! of the sequence number, that length and the payload (u32), and the payload: a nonce group in
-//! the encoding of `nonce_groups` rows (`nonce_group_v1.bin`). Integers are little-endian. The first length of
-//! 0 (the zeros the segment was made with) ends it. So does a record that is cut short or fails
-//! its checksum: a write torn by a crash, whose group was never acknowledged as durable.
+//! the encoding of `nonce_groups` rows (`nonce_group_v1.bin`). Integers are little-endian. The
+//! first length of 0 (the zeros the segment was made with) ends it. So does a record that is cut
+//! short or fails its checksum: a write torn by a crash, whose group was never acknowledged as
+//! durable.
 
 use std::{
     collections::VecDeque,
@@ -83,12 +84,7 @@ pub(crate) fn files() -> SegmentOpener {
 /// A new segment file at `path` (it must not exist), readable by its owner only, as every file of
 /// the data directory: what every opener writes through.
 pub(crate) fn create(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    crate::new_private_file().write(true).open(path)
 }
 
 /// The journal's directory for the store file at `store`: `koogallery.redb` →
