@@ -147,7 +147,7 @@ fn credentials_note(
             .then(|| "credentials in plain text (no encryptType)".to_owned()),
         Some(raw) => {
             let wire = match raw {
-                Value::String(s) => s.clone(),
+                Value::String(s) => s,
                 other => other.to_string(),
             };
             let kind = credentials::KeySize::from_wire(&wire)

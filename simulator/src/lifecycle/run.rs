@@ -161,7 +161,7 @@ impl Run<'_> {
                         id.chars().count()
                     )));
                 }
-                Ok(id.clone())
+                Ok(id)
             }
             Some(other) => Err(self.fail_last(format!(
                 "instanceId must be a non-empty string, got {other}"

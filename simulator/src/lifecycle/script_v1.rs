@@ -235,7 +235,7 @@ impl Run<'_> {
                         .to_owned(),
                 ));
             }
-            Some(raw) => serde_json::from_value::<AppInfo>(raw.clone()),
+            Some(raw) => serde_json::from_value::<AppInfo>(raw),
         };
         let checked = app
             .map_err(|e| format!("appInfo is malformed: {e}"))
