@@ -230,7 +230,11 @@ pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadRe
         };
         signers.push(tokio::spawn(signer.run(tx)));
         let client = connection_client()?;
-        tasks.push(tokio::spawn(send_until(client, rx, pace, deadline)));
+        let schedule = pace.map(|every| {
+            let first = started + first_send_offset(every, connection, opts.connections);
+            (first, every)
+        });
+        tasks.push(tokio::spawn(send_until(client, rx, schedule, deadline)));
     }
     let mut total = Tally::new();
     for task in tasks {
@@ -365,16 +369,26 @@ fn connection_client() -> Result<reqwest::Client, SimError> {
         .map_err(SimError::Client)
 }
 
-/// One connection: sends the signed requests from `rx` over `client`, at most one each `pace`,
-/// until `deadline`, timing each from send to the last byte of its answer.
+/// When connection `connection` of `connections`, each sending one request `every`, sends its
+/// first: the connections take turns, one after another through `every`, so that a steady rate
+/// arrives as a steady rate. Had they all started at once, each `every` would bring one burst of
+/// `connections` requests, and the latency measured would be the time to answer a burst.
+fn first_send_offset(every: Duration, connection: u64, connections: usize) -> Duration {
+    let nanos = every.as_nanos() * u128::from(connection) / connections.max(1) as u128;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// One connection: sends the signed requests from `rx` over `client` (with a `schedule`, one each
+/// period from its first instant on), until `deadline`, timing each from send to the last byte of
+/// its answer.
 async fn send_until(
     client: reqwest::Client,
     mut rx: mpsc::Receiver<Prepared>,
-    pace: Option<Duration>,
+    schedule: Option<(Instant, Duration)>,
     deadline: Instant,
 ) -> Tally {
     let mut tally = Tally::new();
-    let mut ticker = pace.map(tokio::time::interval);
+    let mut ticker = schedule.map(|(first, every)| tokio::time::interval_at(first, every));
     while Instant::now() < deadline {
         if let Some(t) = ticker.as_mut() {
             t.tick().await;
@@ -461,5 +475,25 @@ mod ratio_tests {
         assert!((rate - 0.75).abs() < 0.01, "{rate}");
         assert!((p99 - 1.75).abs() < 0.01, "{p99}");
         assert!(median_against(&[]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    /// At a fixed rate the connections' sends are spread evenly through each period: 32
+    /// connections at 10 000/s send one every 100 µs, not 32 at once every 3.2 ms.
+    #[test]
+    fn connections_at_a_fixed_rate_take_turns_through_the_period() {
+        let every = Duration::from_micros(3200);
+        let offsets: Vec<Duration> = (0..32).map(|c| first_send_offset(every, c, 32)).collect();
+        assert_eq!(offsets[0], Duration::ZERO);
+        for pair in offsets.windows(2) {
+            assert_eq!(pair[1] - pair[0], Duration::from_micros(100));
+        }
+        assert!(*offsets.last().unwrap() < every);
+        // One connection sends at once.
+        assert_eq!(first_send_offset(every, 0, 1), Duration::ZERO);
     }
 }
