@@ -9,7 +9,9 @@
 #      ACTIVITY=newInstance loads newInstance instead (a distinct order per request);
 #   3. mode `usage`: POST /usage, 100 000 distinct reports in batches of 1 000 over 4 connections
 #      (koogallery-sim usage), plain HTTP.
-# Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1 [ROUNDS=n]] [RATE=requests/s] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+# PIN=1 puts the servers (the host, and with CEILING=1 the bare server) on the last CPU and the
+# load generator on the others (taskset), so that neither takes the other's CPU.
+# Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1 [ROUNDS=n]] [RATE=requests/s] [PIN=1] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
 #        give dist's bin/koogallery-local to measure the packaged one)
 # Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
 set -euo pipefail
@@ -22,11 +24,23 @@ CONNECTIONS="${CONNECTIONS:-32}"
 KEY=bench-key
 WORK="$(mktemp -d)"
 HOST_PID=""
+BARE_PID=""
 cleanup() {
+  [[ -n "$BARE_PID" ]] && kill "$BARE_PID" 2>/dev/null && wait "$BARE_PID" 2>/dev/null
   [[ -n "$HOST_PID" ]] && kill "$HOST_PID" 2>/dev/null && wait "$HOST_PID" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+SERVER_PIN=()
+LOAD_PIN=()
+if [[ "${PIN:-0}" != 0 ]]; then
+  cpus=$(nproc)
+  (( cpus >= 2 )) || { echo "PIN=1 needs two CPUs or more; this machine has $cpus" >&2; exit 1; }
+  SERVER_PIN=(taskset -c "$((cpus - 1))")
+  LOAD_PIN=(taskset -c "0-$((cpus - 2))")
+  echo "# pinned: the servers on CPU $((cpus - 1)), the load generator on CPUs 0-$((cpus - 2))"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -37,7 +51,7 @@ start() {
   shift 2
   local t0
   t0=$(date +%s%N)
-  env -i PATH="$PATH" KOOGALLERY_DATA_DIR="$data" KOOGALLERY_LISTEN="127.0.0.1:$port" \
+  "${SERVER_PIN[@]}" env -i PATH="$PATH" KOOGALLERY_DATA_DIR="$data" KOOGALLERY_LISTEN="127.0.0.1:$port" \
     KOOGALLERY_ACCESS_KEY="$KEY" KOOGALLERY_KIT_KEY=bench-kit RUST_LOG=warn "$@" \
     "$HOST_BIN" >"$data.log" 2>&1 &
   HOST_PID=$!
@@ -125,9 +139,24 @@ for mode in ${MODES:-plain tls}; do
   cpu_before=$(host_cpu_ms)
   thread_cpu >"$WORK/threads.before"
   # CEILING=1: the same requests to a bare server first, and the ratio (koogallery-sim load --ceiling);
-  # ROUNDS=n: the two loaded in turn n times, the ratio the median of the rounds'.
-  "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity "${ACTIVITY:-queryInstance}" \
-    --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} ${CEILING:+${ROUNDS:+--rounds "$ROUNDS"}} ${RATE:+--rate "$RATE"} | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
+  # ROUNDS=n: the two loaded in turn n times, the ratio the median of the rounds'. With PIN=1 the
+  # bare server is started here, on the servers' CPU, and the load is given its address.
+  bare=()
+  if [[ -n "${CEILING:-}" && ${#SERVER_PIN[@]} -gt 0 ]]; then
+    "${SERVER_PIN[@]}" "$SIM_BIN" ceiling-server --listen 127.0.0.1:0 >"$WORK/bare.out" 2>&1 &
+    BARE_PID=$!
+    until grep -q '^listening on http://' "$WORK/bare.out"; do
+      kill -0 "$BARE_PID" 2>/dev/null || { cat "$WORK/bare.out" >&2; exit 1; }
+      sleep 0.01
+    done
+    bare=(--ceiling-server "$(sed -n 's|^listening on http://||p' "$WORK/bare.out")")
+  fi
+  "${LOAD_PIN[@]}" "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity "${ACTIVITY:-queryInstance}" \
+    --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} ${CEILING:+${ROUNDS:+--rounds "$ROUNDS"}} ${RATE:+--rate "$RATE"} "${bare[@]}" | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
+  if [[ -n "$BARE_PID" ]]; then
+    kill "$BARE_PID" 2>/dev/null && wait "$BARE_PID" 2>/dev/null
+    BARE_PID=""
+  fi
   # The host's own CPU time per request (user + system, from /proc): what the machine's noise
   # does not move, unlike the rate.
   sleep 1

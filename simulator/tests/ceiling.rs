@@ -54,3 +54,67 @@ async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
         "every run answered: {stdout}"
     );
 }
+
+/// `--ceiling-server ADDR` loads the bare server already running there (a process the caller
+/// placed, on CPUs of its own, say) in place of one started by the load, and leaves it running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_uses_a_bare_server_already_running_when_given_one() {
+    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bare_addr = bare.local_addr().unwrap();
+    tokio::spawn(koogallery_sim::ceiling::serve(bare));
+    let service = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = service.local_addr().unwrap();
+    tokio::spawn(koogallery_sim::ceiling::serve(service));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_koogallery-sim"))
+            .args(["load", "--ceiling", "--duration", "1", "--connections", "2"])
+            .args(["--ceiling-server", &bare_addr.to_string()])
+            .args(["--instance-id", "i-1", "--url"])
+            .arg(format!("http://{addr}/produce/v2"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "# ceiling: a bare server, same requests (koogallery-sim ceiling-server): http://{bare_addr}/produce/v2"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("answers: 000000:").count(),
+        2,
+        "both runs answered: {stdout}"
+    );
+    // Still running: the load stops only a bare server it started.
+    let still = reqwest::Client::new()
+        .post(format!("http://{bare_addr}/produce/v2"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(still.status().is_success());
+}
+
+/// `--ceiling-server` without `--ceiling` is refused, not silently ignored.
+#[test]
+fn a_bare_server_address_without_the_ceiling_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_koogallery-sim"))
+        .args(["load", "--ceiling-server", "127.0.0.1:9", "--key", "k"])
+        .args(["--url", "http://127.0.0.1:9/produce"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--ceiling"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

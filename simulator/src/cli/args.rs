@@ -276,6 +276,10 @@ pub struct LoadArgs {
     /// one run by a third).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
+    /// With `--ceiling`: load the bare server already listening at this address (one that
+    /// `koogallery-sim ceiling-server` runs, on CPUs of its own, say) instead of starting one.
+    #[arg(long, requires = "ceiling")]
+    pub ceiling_server: Option<std::net::SocketAddr>,
 }
 
 // `koogallery-sim ceiling-server`.

@@ -22,6 +22,7 @@ pub async fn load(args: LoadArgs) -> ExitCode {
         instance_id,
         ceiling,
         rounds,
+        ceiling_server,
     } = args;
     let mut opts = LoadOptions {
         activity,
@@ -50,7 +51,11 @@ pub async fn load(args: LoadArgs) -> ExitCode {
             Err(e) => return fail(&e),
         }
     }
-    let bare = match Bare::start().await {
+    let bare = match ceiling_server {
+        Some(addr) => Ok(Bare::at(addr)),
+        None => Bare::start().await,
+    };
+    let bare = match bare {
         Ok(b) => b,
         Err(e) => return fail(&e),
     };
@@ -74,7 +79,7 @@ pub async fn load(args: LoadArgs) -> ExitCode {
             String::new()
         };
         println!(
-            "# ceiling{of}: a bare server, same requests (koogallery-sim ceiling-server)\n{ceiling}"
+            "# ceiling{of}: a bare server, same requests (koogallery-sim ceiling-server): {ceiling_url}\n{ceiling}"
         );
         println!("# service{of}: {}\n{service}", target.url);
         if rounds > 1 {
@@ -133,10 +138,10 @@ pub async fn ceiling_server(args: CeilingServerArgs) -> ExitCode {
     }
 }
 
-/// The bare server, a process of its own as the host is (this binary's `ceiling-server`);
-/// stopped when dropped.
+/// The bare server, a process of its own as the host is (this binary's `ceiling-server`): one
+/// started here, stopped when dropped, or one already running at an address given.
 struct Bare {
-    child: tokio::process::Child,
+    child: Option<tokio::process::Child>,
     addr: String,
 }
 
@@ -160,7 +165,18 @@ impl Bare {
             .strip_prefix("listening on http://")
             .ok_or_else(|| format!("the ceiling server said {line:?}"))?
             .to_owned();
-        Ok(Self { child, addr })
+        Ok(Self {
+            child: Some(child),
+            addr,
+        })
+    }
+
+    /// The bare server already listening at `addr`, left running.
+    fn at(addr: std::net::SocketAddr) -> Self {
+        Self {
+            child: None,
+            addr: addr.to_string(),
+        }
     }
 
     /// `url` with its scheme, host and port replaced by the bare server's (path and query kept).
@@ -177,6 +193,8 @@ impl Bare {
 
 impl Drop for Bare {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
     }
 }
