@@ -25,9 +25,14 @@ KEY=bench-key
 WORK="$(mktemp -d)"
 HOST_PID=""
 BARE_PID=""
+# stop_process PID: stops it and waits for it; a server stopped by the signal is not a failure.
+stop_process() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  [[ -n "$BARE_PID" ]] && kill "$BARE_PID" 2>/dev/null && wait "$BARE_PID" 2>/dev/null
-  [[ -n "$HOST_PID" ]] && kill "$HOST_PID" 2>/dev/null && wait "$HOST_PID" 2>/dev/null
+  [[ -n "$BARE_PID" ]] && stop_process "$BARE_PID"
+  [[ -n "$HOST_PID" ]] && stop_process "$HOST_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -35,11 +40,18 @@ trap cleanup EXIT
 SERVER_PIN=()
 LOAD_PIN=()
 if [[ "${PIN:-0}" != 0 ]]; then
-  cpus=$(nproc)
-  (( cpus >= 2 )) || { echo "PIN=1 needs two CPUs or more; this machine has $cpus" >&2; exit 1; }
-  SERVER_PIN=(taskset -c "$((cpus - 1))")
-  LOAD_PIN=(taskset -c "0-$((cpus - 2))")
-  echo "# pinned: the servers on CPU $((cpus - 1)), the load generator on CPUs 0-$((cpus - 2))"
+  # The CPUs this script may use (a container's cpuset or a taskset may allow fewer than all).
+  allowed=()
+  IFS=, read -ra spans < <(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
+  for span in "${spans[@]}"; do
+    allowed+=($(seq "${span%-*}" "${span#*-}"))
+  done
+  (( ${#allowed[@]} >= 2 )) || { echo "PIN=1 needs two CPUs or more; this script may use ${#allowed[@]}" >&2; exit 1; }
+  server_cpu=${allowed[-1]}
+  load_cpus=$(IFS=,; echo "${allowed[*]:0:${#allowed[@]}-1}")
+  SERVER_PIN=(taskset -c "$server_cpu")
+  LOAD_PIN=(taskset -c "$load_cpus")
+  echo "# pinned: the servers on CPU $server_cpu, the load generator on CPUs $load_cpus"
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -119,7 +131,7 @@ for mode in ${MODES:-plain tls}; do
     start "$WORK/$mode$round" "$port" KOOGALLERY_USAGE_KEY=bench-usage-key
     echo "# usage ingestion: 100000 reports, batches of 1000, 4 connections"
     cpu_before=$(host_cpu_ms)
-    "$SIM_BIN" usage --url "http://localhost:$port/produce" --key "$KEY" --usage-key bench-usage-key \
+    "${LOAD_PIN[@]}" "$SIM_BIN" usage --url "http://localhost:$port/produce" --key "$KEY" --usage-key bench-usage-key \
       --records 100000 --batch 1000 --connections 4 || echo "# (usage: failed above)"
     sleep 1
     echo "# host CPU: $(( $(host_cpu_ms) - cpu_before )) ms for 100000 reports"
@@ -143,18 +155,19 @@ for mode in ${MODES:-plain tls}; do
   # bare server is started here, on the servers' CPU, and the load is given its address.
   bare=()
   if [[ -n "${CEILING:-}" && ${#SERVER_PIN[@]} -gt 0 ]]; then
-    "${SERVER_PIN[@]}" "$SIM_BIN" ceiling-server --listen 127.0.0.1:0 >"$WORK/bare.out" 2>&1 &
+    bare_out="$WORK/bare$round.out"
+    "${SERVER_PIN[@]}" "$SIM_BIN" ceiling-server --listen 127.0.0.1:0 >"$bare_out" 2>&1 &
     BARE_PID=$!
-    until grep -q '^listening on http://' "$WORK/bare.out"; do
-      kill -0 "$BARE_PID" 2>/dev/null || { cat "$WORK/bare.out" >&2; exit 1; }
+    until grep -qs '^listening on http://[0-9.]*:[0-9]*$' "$bare_out"; do
+      kill -0 "$BARE_PID" 2>/dev/null || { cat "$bare_out" >&2; exit 1; }
       sleep 0.01
     done
-    bare=(--ceiling-server "$(sed -n 's|^listening on http://||p' "$WORK/bare.out")")
+    bare=(--ceiling-server "$(sed -n 's|^listening on http://||p' "$bare_out")")
   fi
   "${LOAD_PIN[@]}" "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity "${ACTIVITY:-queryInstance}" \
     --connections "$CONNECTIONS" --duration "$DURATION" ${CEILING:+--ceiling} ${CEILING:+${ROUNDS:+--rounds "$ROUNDS"}} ${RATE:+--rate "$RATE"} "${bare[@]}" | tee "$WORK/load.out" || echo "# ($mode: unexpected answers above)"
   if [[ -n "$BARE_PID" ]]; then
-    kill "$BARE_PID" 2>/dev/null && wait "$BARE_PID" 2>/dev/null
+    stop_process "$BARE_PID"
     BARE_PID=""
   fi
   # The host's own CPU time per request (user + system, from /proc): what the machine's noise

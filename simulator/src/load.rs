@@ -210,14 +210,19 @@ pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadRe
 
     let signing = Arc::new(SigningTime::default());
     let instance_id: Arc<str> = instance_id.into();
-    let deadline = Instant::now() + opts.duration;
     let pace = opts
         .rate
         .map(|r| Duration::from_secs_f64(opts.connections as f64 / r.max(1) as f64));
+    // Every client is built before the clock starts: a connection whose first turn had passed
+    // while the others were built would send its missed turns at once.
+    let clients = (0..opts.connections)
+        .map(|_| connection_client())
+        .collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
+    let deadline = started + opts.duration;
     let mut tasks = Vec::new();
     let mut signers = Vec::new();
-    for connection in 0..opts.connections as u64 {
+    for (connection, client) in (0..opts.connections as u64).zip(clients) {
         let (tx, rx) = mpsc::channel::<Prepared>(64);
         let signer = Signer {
             first: connection,
@@ -229,7 +234,6 @@ pub async fn run_load(url: &str, key: &str, opts: &LoadOptions) -> Result<LoadRe
             signing: signing.clone(),
         };
         signers.push(tokio::spawn(signer.run(tx)));
-        let client = connection_client()?;
         let schedule = pace.map(|every| {
             let first = started + first_send_offset(every, connection, opts.connections);
             (first, every)
@@ -390,8 +394,11 @@ async fn send_until(
     let mut tally = Tally::new();
     let mut ticker = schedule.map(|(first, every)| tokio::time::interval_at(first, every));
     while Instant::now() < deadline {
-        if let Some(t) = ticker.as_mut() {
-            t.tick().await;
+        // A turn due after the deadline is not waited for.
+        if let Some(t) = ticker.as_mut()
+            && tokio::time::timeout_at(deadline, t.tick()).await.is_err()
+        {
+            break;
         }
         let Some(p) = rx.recv().await else {
             break;
@@ -493,7 +500,29 @@ mod schedule_tests {
             assert_eq!(pair[1] - pair[0], Duration::from_micros(100));
         }
         assert!(*offsets.last().unwrap() < every);
-        // One connection sends at once.
-        assert_eq!(first_send_offset(every, 0, 1), Duration::ZERO);
+        // Two connections: the second half a period after the first.
+        assert_eq!(first_send_offset(every, 1, 2), Duration::from_micros(1600));
+    }
+
+    /// A connection whose turn falls after the run's end does not send: 4 connections at 1/s
+    /// take their first turns at 0, 1, 2 and 3 s, so a run of 1.5 s sends two requests. (Waiting
+    /// for each turn whatever the deadline, it sent six and ran 5 s.)
+    #[tokio::test]
+    async fn a_turn_after_the_deadline_is_not_taken() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(crate::ceiling::serve(listener));
+        let opts = LoadOptions {
+            activity: LoadActivity::QueryInstance,
+            connections: 4,
+            duration: Duration::from_millis(1500),
+            rate: Some(1),
+            instance_id: Some("i-1".into()),
+        };
+        let report = run_load(&format!("http://{addr}/produce"), "k", &opts)
+            .await
+            .unwrap();
+        assert_eq!(report.requests, 2, "{report}");
+        assert_eq!(report.unexpected, 0, "{report}");
     }
 }
