@@ -42,9 +42,10 @@ LOAD_PIN=()
 if [[ "${PIN:-0}" != 0 ]]; then
   # The CPUs this script may use (a container's cpuset or a taskset may allow fewer than all).
   allowed=()
-  IFS=, read -ra spans < <(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
+  spans=()
+  IFS=, read -ra spans < <(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status) || true
   for span in "${spans[@]}"; do
-    allowed+=($(seq "${span%-*}" "${span#*-}"))
+    allowed+=($(seq "${span%-*}" "${span#*-}" 2>/dev/null || true))
   done
   (( ${#allowed[@]} >= 2 )) || { echo "PIN=1 needs two CPUs or more; this script may use ${#allowed[@]}" >&2; exit 1; }
   server_cpu=${allowed[-1]}
@@ -90,8 +91,7 @@ thread_cpu() {
 }
 
 stop() {
-  kill -TERM "$HOST_PID"
-  wait "$HOST_PID" || true
+  stop_process "$HOST_PID"
   HOST_PID=""
 }
 
@@ -158,8 +158,10 @@ for mode in ${MODES:-plain tls}; do
     bare_out="$WORK/bare$round.out"
     "${SERVER_PIN[@]}" "$SIM_BIN" ceiling-server --listen 127.0.0.1:0 >"$bare_out" 2>&1 &
     BARE_PID=$!
+    t0=$(date +%s%N)
     until grep -qs '^listening on http://[0-9.]*:[0-9]*$' "$bare_out"; do
       kill -0 "$BARE_PID" 2>/dev/null || { cat "$bare_out" >&2; exit 1; }
+      (( $(date +%s%N) - t0 < 30000000000 )) || { echo "the bare server did not listen in 30 s" >&2; exit 1; }
       sleep 0.01
     done
     bare=(--ceiling-server "$(sed -n 's|^listening on http://||p' "$bare_out")")

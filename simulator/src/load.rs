@@ -394,11 +394,12 @@ async fn send_until(
     let mut tally = Tally::new();
     let mut ticker = schedule.map(|(first, every)| tokio::time::interval_at(first, every));
     while Instant::now() < deadline {
-        // A turn due after the deadline is not waited for.
-        if let Some(t) = ticker.as_mut()
-            && tokio::time::timeout_at(deadline, t.tick()).await.is_err()
-        {
-            break;
+        // A turn due after the deadline is not taken, nor waited for.
+        if let Some(t) = ticker.as_mut() {
+            match tokio::time::timeout_at(deadline, t.tick()).await {
+                Ok(due) if due < deadline => {}
+                _ => break,
+            }
         }
         let Some(p) = rx.recv().await else {
             break;

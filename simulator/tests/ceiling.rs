@@ -3,17 +3,25 @@
 //! The URL here is a second bare server, so the run needs no host. Two rounds: each printed, the
 //! ratio their median.
 
+use std::net::SocketAddr;
 use std::process::Command;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
+/// A bare server in this process (the service the load is pointed at, or its ceiling).
+async fn bare_server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(koogallery_sim::ceiling::serve(listener));
+    addr
+}
+
+/// `koogallery-sim load --ceiling` for one second over two connections against `addr`, with
+/// `extra` arguments; its output, once it has exited successfully.
+async fn load(addr: SocketAddr, extra: &[&str]) -> String {
+    let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_koogallery-sim"))
             .args(["load", "--ceiling", "--duration", "1", "--connections", "2"])
-            .args(["--rounds", "2"])
+            .args(&extra)
             .args(["--instance-id", "i-1", "--url"])
             .arg(format!("http://{addr}/produce/v2"))
             .output()
@@ -21,12 +29,19 @@ async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
+    let addr = bare_server().await;
+    let stdout = load(addr, &["--rounds", "2"]).await;
     for round in ["round 1 of 2", "round 2 of 2"] {
         assert!(
             stdout.contains(&format!("# ceiling ({round}): a bare server")),
@@ -59,29 +74,9 @@ async fn the_load_reports_the_service_as_a_share_of_the_bare_servers_figures() {
 /// placed, on CPUs of its own, say) in place of one started by the load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_uses_a_bare_server_already_running_when_given_one() {
-    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let bare_addr = bare.local_addr().unwrap();
-    tokio::spawn(koogallery_sim::ceiling::serve(bare));
-    let service = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = service.local_addr().unwrap();
-    tokio::spawn(koogallery_sim::ceiling::serve(service));
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_koogallery-sim"))
-            .args(["load", "--ceiling", "--duration", "1", "--connections", "2"])
-            .args(["--ceiling-server", &bare_addr.to_string()])
-            .args(["--instance-id", "i-1", "--url"])
-            .arg(format!("http://{addr}/produce/v2"))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let bare_addr = bare_server().await;
+    let addr = bare_server().await;
+    let stdout = load(addr, &["--ceiling-server", &bare_addr.to_string()]).await;
     assert!(
         stdout.contains(&format!(
             "# ceiling: a bare server, same requests (koogallery-sim ceiling-server): http://{bare_addr}/produce/v2"
