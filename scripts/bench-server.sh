@@ -57,6 +57,19 @@ fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# wait_for PID LOG EVERY COMMAND…: runs COMMAND every EVERY seconds until it succeeds; if the
+# process PID ends first, or 30 s pass, shows LOG and stops the script.
+wait_for() {
+  local pid="$1" log="$2" every="$3" t0
+  shift 3
+  t0=$(date +%s%N)
+  until "$@" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    (( $(date +%s%N) - t0 < 30000000000 )) || { echo "not ready in 30 s" >&2; cat "$log" >&2; exit 1; }
+    sleep "$every"
+  done
+}
+
 # start DATA_DIR PORT [extra env…]: starts the host in the background (HOST_PID) and waits for
 # /readyz; STARTED_MS is how long that took.
 start() {
@@ -69,11 +82,7 @@ start() {
     "$HOST_BIN" >"$data.log" 2>&1 &
   HOST_PID=$!
   if [[ " $* " == *KOOGALLERY_TLS_CERT* ]]; then scheme=https; curl_tls=(--cacert "$WORK/ca.pem"); fi
-  until curl -fsS "${curl_tls[@]}" -o /dev/null "$scheme://localhost:$port/readyz" 2>/dev/null; do
-    kill -0 "$HOST_PID" 2>/dev/null || { cat "$data.log" >&2; exit 1; }
-    (( $(date +%s%N) - t0 < 30000000000 )) || { echo "not ready in 30 s" >&2; cat "$data.log" >&2; exit 1; }
-    sleep 0.002
-  done
+  wait_for "$HOST_PID" "$data.log" 0.002 curl -fsS "${curl_tls[@]}" -o /dev/null "$scheme://localhost:$port/readyz"
   STARTED_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
@@ -158,12 +167,7 @@ for mode in ${MODES:-plain tls}; do
     bare_out="$WORK/bare$round.out"
     "${SERVER_PIN[@]}" "$SIM_BIN" ceiling-server --listen 127.0.0.1:0 >"$bare_out" 2>&1 &
     BARE_PID=$!
-    t0=$(date +%s%N)
-    until grep -qs '^listening on http://[0-9.]*:[0-9]*$' "$bare_out"; do
-      kill -0 "$BARE_PID" 2>/dev/null || { cat "$bare_out" >&2; exit 1; }
-      (( $(date +%s%N) - t0 < 30000000000 )) || { echo "the bare server did not listen in 30 s" >&2; exit 1; }
-      sleep 0.01
-    done
+    wait_for "$BARE_PID" "$bare_out" 0.01 grep -qs '^listening on http://[0-9.]*:[0-9]*$' "$bare_out"
     bare=(--ceiling-server "$(sed -n 's|^listening on http://||p' "$bare_out")")
   fi
   "${LOAD_PIN[@]}" "$SIM_BIN" --ca-cert "$WORK/ca.pem" load --url "$url" --key "$KEY" --activity "${ACTIVITY:-queryInstance}" \
