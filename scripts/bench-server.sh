@@ -9,9 +9,11 @@
 #      ACTIVITY=newInstance loads newInstance instead (a distinct order per request);
 #   3. mode `usage`: POST /usage, 100 000 distinct reports in batches of 1 000 over 4 connections
 #      (koogallery-sim usage), plain HTTP.
+# HOST_ENV="NAME=VALUE …" gives every host the script starts these settings as well (words split on
+# spaces, so no value may hold one), e.g. a measurement build's switch or an allocator's option.
 # PIN=1 puts the servers (the host, and with CEILING=1 the bare server) on the last CPU and the
 # load generator on the others (taskset), so that neither takes the other's CPU.
-# Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1 [ROUNDS=n]] [RATE=requests/s] [PIN=1] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
+# Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1 [ROUNDS=n]] [RATE=requests/s] [PIN=1] [HOST_ENV="NAME=VALUE …"] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
 #        give dist's bin/koogallery-local to measure the packaged one)
 # Needs target/release/koogallery-sim (cargo build --release -p koogallery-sim), openssl, curl.
 set -euo pipefail
@@ -36,6 +38,12 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+HOST_SETTINGS=()
+read -ra HOST_SETTINGS <<<"${HOST_ENV:-}"
+for setting in "${HOST_SETTINGS[@]}"; do
+  [[ "$setting" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "HOST_ENV: $setting is not NAME=VALUE" >&2; exit 1; }
+done
 
 SERVER_PIN=()
 LOAD_PIN=()
@@ -78,7 +86,7 @@ start() {
   local t0
   t0=$(date +%s%N)
   "${SERVER_PIN[@]}" env -i PATH="$PATH" KOOGALLERY_DATA_DIR="$data" KOOGALLERY_LISTEN="127.0.0.1:$port" \
-    KOOGALLERY_ACCESS_KEY="$KEY" KOOGALLERY_KIT_KEY=bench-kit RUST_LOG=warn "$@" \
+    KOOGALLERY_ACCESS_KEY="$KEY" KOOGALLERY_KIT_KEY=bench-kit RUST_LOG=warn "$@" "${HOST_SETTINGS[@]}" \
     "$HOST_BIN" >"$data.log" 2>&1 &
   HOST_PID=$!
   if [[ " $* " == *KOOGALLERY_TLS_CERT* ]]; then scheme=https; curl_tls=(--cacert "$WORK/ca.pem"); fi
