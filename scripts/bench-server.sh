@@ -10,7 +10,10 @@
 #   3. mode `usage`: POST /usage, 100 000 distinct reports in batches of 1 000 over 4 connections
 #      (koogallery-sim usage), plain HTTP.
 # HOST_ENV="NAME=VALUE …" gives every host the script starts these settings as well (words split on
-# spaces, so no value may hold one), e.g. a measurement build's switch or an allocator's option.
+# spaces, tabs and newlines, so no value may hold one), e.g. a measurement build's switch or an
+# allocator's option. They come after the mode's own settings, so one of the same name wins (as
+# with env): KOOGALLERY_EXCHANGE_LOG_DAYS here changes what `nolog` measures. The names the script
+# sets itself (KOOGALLERY_LISTEN, _DATA_DIR, _ACCESS_KEY, _KIT_KEY, _USAGE_KEY, _TLS_*) are refused.
 # PIN=1 puts the servers (the host, and with CEILING=1 the bare server) on the last CPU and the
 # load generator on the others (taskset), so that neither takes the other's CPU.
 # Usage: [MODES="plain tls usage"] [ACTIVITY=newInstance] [DURATION=10] [STARTS=0] [CEILING=1 [ROUNDS=n]] [RATE=requests/s] [PIN=1] [HOST_ENV="NAME=VALUE …"] scripts/bench-server.sh [HOST_BINARY]   (default: target/release/koogallery-local;
@@ -40,9 +43,15 @@ cleanup() {
 trap cleanup EXIT
 
 HOST_SETTINGS=()
-read -ra HOST_SETTINGS <<<"${HOST_ENV:-}"
+read -ra HOST_SETTINGS -d '' <<<"${HOST_ENV:-}" || true
 for setting in "${HOST_SETTINGS[@]}"; do
   [[ "$setting" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "HOST_ENV: $setting is not NAME=VALUE" >&2; exit 1; }
+  case "${setting%%=*}" in
+    KOOGALLERY_LISTEN | KOOGALLERY_DATA_DIR | KOOGALLERY_ACCESS_KEY | KOOGALLERY_KIT_KEY | KOOGALLERY_USAGE_KEY | KOOGALLERY_TLS_*)
+      echo "HOST_ENV: ${setting%%=*} is set by this script" >&2
+      exit 1
+      ;;
+  esac
 done
 
 SERVER_PIN=()
